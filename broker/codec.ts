@@ -1,0 +1,123 @@
+import { Decoder, Encoder, ExtensionCodec } from "@msgpack/msgpack";
+import { Data } from "effect";
+
+/**
+ * msgpack codec for message bodies and results. It accepts exactly the values
+ * that survive a round trip unchanged: null, undefined, booleans, numbers,
+ * strings, Uint8Array, Date, arrays and plain objects of those. Anything else
+ * (functions, symbols, bigint, Map, Set, class instances, cycles) is rejected
+ * with a CodecError that names where the value sits.
+ *
+ * @example
+ * const codec = new Codec();
+ * codec.decode(codec.encode({ xs: [1, 2, undefined] })); // { xs: [1, 2, undefined] }
+ */
+export class CodecError extends Data.TaggedError("CodecError")<{
+  readonly path: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `cannot serialize ${this.path}: ${this.reason}`;
+  }
+}
+
+export class DecodeError extends Data.TaggedError("DecodeError")<{
+  readonly size: number;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `malformed message body (${this.size} bytes): ${this.reason}`;
+  }
+}
+
+const UNDEFINED_EXT = 0;
+
+/** Stands in for `undefined` inside arrays and objects, where msgpack would otherwise turn it into null. */
+class UndefinedMarker {}
+const undefinedMarker = new UndefinedMarker();
+
+const extensionCodec = new ExtensionCodec();
+extensionCodec.register({
+  type: UNDEFINED_EXT,
+  encode: (value) => (value instanceof UndefinedMarker ? new Uint8Array(0) : null),
+  decode: () => undefined,
+});
+
+const MAX_DEPTH = 100;
+
+const describe = (value: unknown): string => {
+  if (typeof value === "function") return "a function cannot be sent";
+  if (typeof value === "symbol") return "a symbol cannot be sent";
+  if (typeof value === "bigint") return "a bigint cannot be sent (pass it as a string)";
+  const name = (value as object)?.constructor?.name ?? "object";
+  return `a ${name} instance cannot be sent (use plain objects, arrays, strings, numbers, booleans, null, Date or Uint8Array)`;
+};
+
+/**
+ * Checks that `value` can be encoded, and returns it with `undefined`s nested
+ * in arrays and objects swapped for a marker. Returns the input itself (no copy)
+ * when nothing needs swapping, which is the common case.
+ */
+const prepare = (value: unknown, path: string, depth: number, seen: Set<object> | undefined): unknown => {
+  switch (typeof value) {
+    case "string":
+    case "number":
+    case "boolean":
+    case "undefined":
+      return value;
+    case "object":
+      break;
+    default:
+      throw new CodecError({ path, reason: describe(value) });
+  }
+  if (value === null || value instanceof Uint8Array || value instanceof Date) return value;
+  if (depth > MAX_DEPTH) throw new CodecError({ path, reason: `nested deeper than ${MAX_DEPTH} levels (is it circular?)` });
+  if (seen?.has(value)) throw new CodecError({ path, reason: "circular reference" });
+  const visiting = seen ?? new Set<object>();
+  visiting.add(value);
+  try {
+    if (Array.isArray(value)) {
+      let out: unknown[] | undefined;
+      for (let i = 0; i < value.length; i++) {
+        const item = value[i];
+        const prepared = item === undefined ? undefinedMarker : prepare(item, `${path}[${i}]`, depth + 1, visiting);
+        if (prepared !== item && out === undefined) out = value.slice(0, i);
+        if (out !== undefined) out.push(prepared);
+      }
+      return out ?? value;
+    }
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) throw new CodecError({ path, reason: describe(value) });
+    let out: Record<string, unknown> | undefined;
+    const record = value as Record<string, unknown>;
+    for (const key in record) {
+      const item = record[key];
+      const prepared = item === undefined ? undefinedMarker : prepare(item, `${path}.${key}`, depth + 1, visiting);
+      if (prepared !== item && out === undefined) out = { ...record };
+      if (out !== undefined) out[key] = prepared;
+    }
+    return out ?? value;
+  } finally {
+    visiting.delete(value);
+  }
+};
+
+export class Codec {
+  private readonly encoder = new Encoder({ extensionCodec });
+  private readonly decoder = new Decoder({ extensionCodec });
+
+  /** Encode `value`; `path` names it in errors (e.g. "args of add"). Throws CodecError. */
+  encode(value: unknown, path = "value"): Uint8Array {
+    const prepared = prepare(value, path, 0, undefined);
+    return this.encoder.encode(prepared);
+  }
+
+  /** Decode bytes produced by `encode`. Throws DecodeError on malformed input. */
+  decode(bytes: Uint8Array): unknown {
+    try {
+      return this.decoder.decode(bytes);
+    } catch (cause) {
+      throw new DecodeError({ size: bytes.byteLength, reason: cause instanceof Error ? cause.message : String(cause) });
+    }
+  }
+}

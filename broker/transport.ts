@@ -1,0 +1,76 @@
+import type { DeadLetter, Delivery, Envelope } from "./envelope.ts";
+
+/**
+ * The contract every broker implements: the embedded in-process broker, the
+ * TCP node client, and adapters to existing brokers. The runtime talks to
+ * nothing else, so a conformance suite over this interface (conformance.ts)
+ * proves a transport fit for the runtime.
+ */
+export type ExchangeType = "direct" | "topic" | "fanout";
+
+export interface QueueOptions {
+  /** Queue that receives messages rejected without requeue, expired, or redelivered too often. Default: `${name}.dlq`. */
+  readonly deadLetterQueue?: string;
+  /** A message delivered this many times without an ack is dead-lettered instead of redelivered. Default 16. */
+  readonly maxDeliveries?: number;
+}
+
+export interface ConsumeOptions {
+  /** At most this many unacknowledged deliveries are outstanding to the consumer at once. */
+  readonly prefetch: number;
+}
+
+/** A consumer's receiving callback; called with one delivery at a time. */
+export type DeliveryHandler = (delivery: Delivery) => void;
+
+export interface Consumer {
+  readonly tag: string;
+  readonly queue: string;
+  /** Acknowledge: the message is done and will never be delivered again. */
+  ack(deliveryTag: number): void;
+  /**
+   * Negative acknowledgement. With `requeue` the message goes back to its queue
+   * (redelivered, delivery count kept); without, it goes to the dead-letter queue with `reason`.
+   */
+  nack(deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void;
+  /**
+   * Stop receiving. Deliveries not yet acknowledged are returned to the queue and
+   * redelivered to another consumer, so stopping never loses a message.
+   */
+  cancel(): Promise<void>;
+}
+
+export interface RevocationOptions {
+  /** Forget the revocation after this many ms (bounded memory). Default one day. */
+  readonly ttlMs?: number;
+}
+
+export interface QueueStats {
+  readonly ready: number;
+  readonly delayed: number;
+  readonly unacked: number;
+  readonly consumers: number;
+}
+
+export interface Transport {
+  /** Create a queue if it does not exist (idempotent). Publishing to the default exchange with a routing key that names no queue declares it. */
+  declareQueue(name: string, options?: QueueOptions): Promise<void>;
+  declareExchange(name: string, type: ExchangeType): Promise<void>;
+  /** Route messages published to `exchange` into `queue`: for topic exchanges `pattern` may use `*` (one word) and `#` (zero or more words). */
+  bindQueue(queue: string, exchange: string, pattern: string): Promise<void>;
+  /** Publish; resolves once the broker has accepted the message (publisher confirm). */
+  publish(envelope: Envelope): Promise<void>;
+  /** Start consuming `queue`; the handler receives deliveries until the consumer is cancelled. */
+  consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer>;
+  /** Record a revocation: a revoked message still queued or delayed is never delivered, and consumers that start later see it too. */
+  revoke(ids: readonly string[], options?: RevocationOptions): Promise<void>;
+  /** Whether `id` is revoked, as this transport currently knows it (a synchronous look-up on the delivery path). */
+  isRevoked(id: string): boolean;
+  /** Subscribe to revocations as they happen (to abort a task already running); returns an unsubscribe function. */
+  onRevoke(listener: (id: string) => void): () => void;
+  /** Read a dead-letter queue's messages without removing them. */
+  deadLetters(queue: string): Promise<readonly DeadLetter[]>;
+  stats(queue: string): Promise<QueueStats>;
+  /** Stop: unacknowledged deliveries are kept for redelivery where the transport is durable. */
+  close(): Promise<void>;
+}
