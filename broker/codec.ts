@@ -4,8 +4,9 @@ import { Data } from "effect";
 /**
  * msgpack codec for message bodies and results. It accepts exactly the values
  * that survive a round trip unchanged: null, undefined, booleans, numbers,
- * strings, Uint8Array, Date, arrays and plain objects of those. Anything else
- * (functions, symbols, bigint, Map, Set, class instances, cycles) is rejected
+ * strings, Uint8Array, Date, arrays and plain objects of those (-0 arrives as 0). Anything else
+ * (functions, symbols, bigint, Map, Set, class instances, cycles, invalid
+ * Dates, `__proto__` keys) is rejected
  * with a CodecError that names where the value sits.
  *
  * @example
@@ -70,7 +71,11 @@ const prepare = (value: unknown, path: string, depth: number, seen: Set<object> 
     default:
       throw new CodecError({ path, reason: describe(value) });
   }
-  if (value === null || value instanceof Uint8Array || value instanceof Date) return value;
+  if (value === null || value instanceof Uint8Array) return value;
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw new CodecError({ path, reason: "an invalid Date cannot be sent" });
+    return value;
+  }
   if (depth > MAX_DEPTH) throw new CodecError({ path, reason: `nested deeper than ${MAX_DEPTH} levels (is it circular?)` });
   if (seen?.has(value)) throw new CodecError({ path, reason: "circular reference" });
   const visiting = seen ?? new Set<object>();
@@ -91,6 +96,7 @@ const prepare = (value: unknown, path: string, depth: number, seen: Set<object> 
     let out: Record<string, unknown> | undefined;
     const record = value as Record<string, unknown>;
     for (const key in record) {
+      if (key === "__proto__") throw new CodecError({ path, reason: "a key named __proto__ cannot be sent" });
       const item = record[key];
       const prepared = item === undefined ? undefinedMarker : prepare(item, `${path}.${key}`, depth + 1, visiting);
       if (prepared !== item && out === undefined) out = { ...record };
@@ -103,12 +109,13 @@ const prepare = (value: unknown, path: string, depth: number, seen: Set<object> 
 };
 
 export class Codec {
-  private readonly encoder = new Encoder({ extensionCodec });
+  // msgpack's own depth limit sits above ours, so ours (with a path) is the one users meet.
+  private readonly encoder = new Encoder({ extensionCodec, maxDepth: MAX_DEPTH + 10 });
   private readonly decoder = new Decoder({ extensionCodec });
 
   /** Encode `value`; `path` names it in errors (e.g. "args of add"). Throws CodecError. */
   encode(value: unknown, path = "value"): Uint8Array {
-    const prepared = prepare(value, path, 0, undefined);
+    const prepared = value === undefined ? undefinedMarker : prepare(value, path, 0, undefined);
     return this.encoder.encode(prepared);
   }
 

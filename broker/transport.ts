@@ -43,6 +43,8 @@ export interface Consumer {
 export interface RevocationOptions {
   /** Forget the revocation after this many ms (bounded memory). Default one day. */
   readonly ttlMs?: number;
+  /** Also abort the task where it is already running. Default false: a running task finishes. */
+  readonly terminate?: boolean;
 }
 
 export interface QueueStats {
@@ -67,7 +69,7 @@ export interface Transport {
   /** Whether `id` is revoked, as this transport currently knows it (a synchronous look-up on the delivery path). */
   isRevoked(id: string): boolean;
   /** Subscribe to revocations as they happen (to abort a task already running); returns an unsubscribe function. */
-  onRevoke(listener: (id: string) => void): () => void;
+  onRevoke(listener: (id: string, options: { readonly terminate: boolean }) => void): () => void;
   /** Read a dead-letter queue's messages without removing them. */
   deadLetters(queue: string): Promise<readonly DeadLetter[]>;
   stats(queue: string): Promise<QueueStats>;
