@@ -1,0 +1,64 @@
+import type { CallOptions } from "./options.ts";
+
+/**
+ * The compiled, serializable form of a canvas: task nodes with their
+ * dependencies and join counters. The runtime stores it once per workflow and
+ * advances it as results arrive; nothing in it refers back to the canvas.
+ */
+
+/** Where a value comes from: one node's result, or the ordered list of several (a group's result). */
+export type ValueRef = { readonly node: number } | { readonly list: readonly ValueRef[] };
+
+export interface GraphNode {
+  readonly index: number;
+  /** Task id (UUID), fixed at compile time so results can be awaited before anything runs. */
+  readonly id: string;
+  readonly task: string;
+  readonly args: readonly unknown[];
+  readonly options: CallOptions;
+  /** For the built-in map / starmap tasks: the task applied to each item. */
+  readonly target?: string;
+  /** The value this node waits for (its parent's result, or a group's list). Absent for a first step. */
+  readonly after?: ValueRef;
+  /** Prepend the `after` value to `args` (false for immutable signatures, which only wait). */
+  readonly passInput: boolean;
+  /** Join counter target: how many node results `after` is made of. 0: ready at once. */
+  readonly waitsFor: number;
+  /** Nodes whose `after` includes this node. */
+  readonly next: readonly number[];
+  /** Error callbacks (indexes into MessageGraph.errbacks) to fire if this node fails. */
+  readonly errbacks: readonly number[];
+}
+
+/** An error callback: sent once, with a TaskFailure prepended, when any node watching it fails. */
+export interface Errback {
+  readonly index: number;
+  readonly id: string;
+  readonly task: string;
+  readonly args: readonly unknown[];
+  readonly options: CallOptions;
+  readonly target?: string;
+}
+
+export interface MessageGraph {
+  /** Workflow id (UUID). */
+  readonly id: string;
+  readonly nodes: readonly GraphNode[];
+  readonly errbacks: readonly Errback[];
+  /** The workflow's value: what `apply()`'s result resolves to. */
+  readonly output: ValueRef;
+}
+
+/** The node indexes a value is made of, in order. */
+export const leavesOf = (ref: ValueRef, into: number[] = []): number[] => {
+  if ("node" in ref) into.push(ref.node);
+  else for (const item of ref.list) leavesOf(item, into);
+  return into;
+};
+
+/** Build a value from per-node results (`valueOf(index)`). */
+export const materialize = (ref: ValueRef, valueOf: (index: number) => unknown): unknown =>
+  "node" in ref ? valueOf(ref.node) : ref.list.map((item) => materialize(item, valueOf));
+
+/** Nodes with nothing to wait for: the ones sent when the workflow starts. */
+export const startNodes = (graph: MessageGraph): GraphNode[] => graph.nodes.filter((node) => node.waitsFor === 0);

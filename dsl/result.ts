@@ -1,0 +1,67 @@
+/**
+ * The shape of a handle on a sent task or workflow. The DSL only names it (so
+ * `apply()` can be typed); the runtime implements it against a result store.
+ */
+export type TaskState =
+  | "UNKNOWN"
+  | "PENDING"
+  | "RECEIVED"
+  | "STARTED"
+  | "RETRY"
+  | "SUCCESS"
+  | "FAILURE"
+  | "REVOKED";
+
+export const READY_STATES: ReadonlySet<TaskState> = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
+
+/** A remote failure, as stored with the result: the error's name, message and stack (the traceback). */
+export interface RemoteErrorInfo {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+}
+
+/** Prepended to an error callback's arguments (see `onError`). */
+export interface TaskFailure {
+  readonly id: string;
+  readonly task: string;
+  readonly error: RemoteErrorInfo;
+}
+
+export interface Progress {
+  readonly total: number;
+  readonly completed: number;
+  readonly succeeded: number;
+  readonly failed: number;
+}
+
+export interface GetOptions {
+  /** Reject with a TimeoutError after this many ms (the task keeps running). Default: wait indefinitely. */
+  readonly timeout?: number;
+}
+
+export interface RevokeOptions {
+  /** Also abort the task if it is running (its AbortSignal fires and the worker abandons it). */
+  readonly terminate?: boolean;
+}
+
+export interface AsyncResult<R> {
+  /** The task id (UUID); for a group, the id of the group. */
+  readonly id: string;
+  /** For a group: its members' results, in order. Empty for a single task. */
+  readonly children: readonly AsyncResult<unknown>[];
+  /** Wait for the value; rejects with the remote error if the task failed. */
+  get(options?: GetOptions): Promise<R>;
+  state(): Promise<TaskState>;
+  ready(): Promise<boolean>;
+  successful(): Promise<boolean>;
+  failed(): Promise<boolean>;
+  /** Counts of finished members (a single task counts as one), for progress bars. */
+  progress(): Promise<Progress>;
+  /** The stored failure (name, message, traceback), if the task failed. */
+  error(): Promise<RemoteErrorInfo | undefined>;
+  /** Drop the stored result. */
+  forget(): Promise<void>;
+  /** Revoke the task (and, for a group, every member) wherever it is: queued, delayed or running. */
+  revoke(options?: RevokeOptions): Promise<void>;
+}

@@ -1,0 +1,141 @@
+import { randomUUID } from "node:crypto";
+import { Codec } from "../broker/codec.ts";
+import { EmbeddedBroker } from "../broker/embedded-broker.ts";
+import type { Transport } from "../broker/transport.ts";
+import type { AnyCanvas, Canvas, Dispatcher } from "../dsl/canvas.ts";
+import { compile } from "../dsl/compile.ts";
+import type { ValueRef, MessageGraph } from "../dsl/graph.ts";
+
+import type { CallOptions } from "../dsl/options.ts";
+import type { AsyncResult, RevokeOptions } from "../dsl/result.ts";
+import { GroupResult, TaskResult, WorkflowResult, type ResultContext } from "./async-result.ts";
+import { TaskRegistrationError, TaskRevokedError, toErrorInfo } from "./errors.ts";
+import { Publisher, callDefaults } from "./publisher.ts";
+import { MemoryResultStore, type ResultStore } from "./result-store.ts";
+import { Task, type HandlerResult, type TaskContext, type TaskDefinition, type TaskOptions } from "./task.ts";
+import { Worker, type WorkerOptions } from "./worker.ts";
+import { WorkflowExecutor } from "./workflow.ts";
+
+/**
+ * The app: a registry of tasks bound to a broker and a result store. With no
+ * options it runs everything in this process (an embedded broker and an
+ * in-memory result store): no infrastructure for tests and small apps.
+ */
+export interface AppOptions {
+  /** A Transport to use instead of the embedded broker. */
+  readonly broker?: Transport;
+  /** A result store to use instead of the in-memory one. */
+  readonly results?: ResultStore;
+  /** Where the runtime reports messages it had to reject or requeue. Default: console.error. */
+  readonly log?: (message: string) => void;
+}
+
+export interface App {
+  readonly broker: Transport;
+  readonly results: ResultStore;
+  /**
+   * Register a task. The handler may be sync, async or return an Effect; `this`
+   * inside a `function` handler is its TaskContext (id, retries, signal, retry()).
+   *
+   * @example
+   * const add = app.task("add", (x: number, y: number) => x + y);
+   */
+  task<F extends (this: TaskContext, ...args: any[]) => unknown>(
+    name: string,
+    handler: F,
+    options?: TaskOptions,
+  ): Task<Parameters<F>, HandlerResult<ReturnType<F>>>;
+  /** A worker consuming this app's broker in this process. */
+  worker(options?: WorkerOptions): Worker;
+  /** The handle on any task id (sent from this process or any other sharing the result store). */
+  result<R = unknown>(id: string): AsyncResult<R>;
+  /** Send a task by name (it need not be registered in this process). */
+  sendTask<R = unknown>(name: string, args: readonly unknown[], options?: CallOptions): Promise<AsyncResult<R>>;
+  /** Revoke tasks by id: queued or delayed ones never run; with `terminate`, running ones are aborted. */
+  revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
+  /** Stop this app's workers (gracefully) and close the broker and result store. */
+  close(): Promise<void>;
+}
+
+export const createApp = (options: AppOptions = {}): App => {
+  const broker = options.broker ?? new EmbeddedBroker();
+  const results = options.results ?? new MemoryResultStore();
+  const log = options.log ?? ((message: string) => console.error(message));
+  const codec = new Codec();
+  const tasks = new Map<string, TaskDefinition>();
+  const workers: Worker[] = [];
+  const publisher = new Publisher(broker, results, codec, (name) => callDefaults(tasks.get(name)?.options));
+  const workflows = new WorkflowExecutor(results, publisher, codec);
+
+  const revoke = async (ids: readonly string[], revokeOptions: RevokeOptions = {}): Promise<void> => {
+    await broker.revoke(ids, { terminate: revokeOptions.terminate ?? false });
+    await Promise.all(
+      ids.map(async (id) => {
+        const record = await results.get(id);
+        if (record === undefined) return;
+        const error = toErrorInfo(new TaskRevokedError({ id, task: record.task }));
+        await results.complete(id, record.task, { state: "REVOKED", error });
+      }),
+    );
+  };
+
+  const context: ResultContext = { store: results, codec, revoke };
+
+  const send = async <R>(task: string, args: readonly unknown[], callOptions: CallOptions | undefined): Promise<AsyncResult<R>> => {
+    const id = randomUUID();
+    await publisher.publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 });
+    return new TaskResult<R>(id, context);
+  };
+
+  const resultOf = (graph: MessageGraph, ref: ValueRef, top: boolean): AsyncResult<unknown> =>
+    "node" in ref
+      ? new TaskResult(graph.nodes[ref.node].id, context)
+      : new GroupResult(top ? graph.id : randomUUID(), ref.list.map((item) => resultOf(graph, item, false)), context);
+
+  const dispatcher: Dispatcher = {
+    async dispatch<R>(canvas: Canvas<any, R>, overrides?: CallOptions): Promise<AsyncResult<R>> {
+      const graph = compile(canvas as AnyCanvas, {
+        newId: randomUUID,
+        shapeOf: (name) => {
+          const definition = tasks.get(name);
+          return definition === undefined ? undefined : { minArgs: definition.minArgs };
+        },
+        ...(overrides !== undefined ? { overrides } : {}),
+      });
+      await workflows.start(graph);
+      const output = resultOf(graph, graph.output, true);
+      return new WorkflowResult(output as AsyncResult<R>, graph.nodes.map((node) => node.id), context);
+    },
+  };
+
+  const app: App = {
+    broker,
+    results,
+    task(name, handler, taskOptions = {}) {
+      if (typeof name !== "string" || name.length === 0) throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
+      if (typeof handler !== "function") throw new TaskRegistrationError({ task: name, reason: "the handler is not a function" });
+      if (tasks.has(name)) throw new TaskRegistrationError({ task: name, reason: "a task with this name is already registered" });
+      if (name.startsWith("celerity.")) throw new TaskRegistrationError({ task: name, reason: "names starting with 'celerity.' are reserved" });
+      const definition: TaskDefinition = { name, handler, options: taskOptions, minArgs: handler.length };
+      tasks.set(name, definition);
+      return new Task(definition, { send }, dispatcher);
+    },
+    worker(workerOptions) {
+      const worker = new Worker({ transport: broker, store: results, codec, publisher, workflows, tasks, log }, workerOptions);
+      workers.push(worker);
+      return worker;
+    },
+    result<R>(id: string) {
+      return new TaskResult<R>(id, context);
+    },
+    sendTask: send,
+    revoke,
+    async close() {
+      await Promise.all(workers.map((worker) => worker.stop()));
+      await broker.close();
+      await results.close();
+    },
+  };
+  return app;
+};
+

@@ -1,0 +1,148 @@
+import { Data } from "effect";
+import type { RemoteErrorInfo } from "../dsl/result.ts";
+
+/**
+ * Errors the runtime raises or stores. Each is a tagged value carrying the
+ * facts needed to act, and a real Error whose message says what to do.
+ */
+
+export class UnknownTaskError extends Data.TaggedError("UnknownTaskError")<{
+  readonly task: string;
+  readonly queue: string;
+  readonly worker: string;
+  readonly registered: readonly string[];
+}> {
+  override get message(): string {
+    const known = this.registered.length > 0 ? this.registered.join(", ") : "(none)";
+    return `task '${this.task}' is not registered on worker ${this.worker} (queue '${this.queue}'); registered: ${known}`;
+  }
+}
+
+export class TimeoutError extends Data.TaggedError("TimeoutError")<{
+  readonly id: string;
+  readonly timeoutMs: number;
+}> {
+  override get message(): string {
+    return `result of task ${this.id} not ready after ${this.timeoutMs} ms (the task keeps running)`;
+  }
+}
+
+/** A task failed on a worker; `remote` holds the original error's name, message and stack. */
+export class RemoteTaskError extends Data.TaggedError("RemoteTaskError")<{
+  readonly id: string;
+  readonly task: string;
+  readonly remote: RemoteErrorInfo;
+}> {
+  override get message(): string {
+    return `task '${this.task}' (${this.id}) failed: ${this.remote.name}: ${this.remote.message}`;
+  }
+  /** The traceback captured on the worker. */
+  get traceback(): string | undefined {
+    return this.remote.stack;
+  }
+}
+
+export class TaskRevokedError extends Data.TaggedError("TaskRevokedError")<{
+  readonly id: string;
+  readonly task: string;
+  /** Revoked because it had not started before its `expires` time. */
+  readonly expired?: boolean;
+}> {
+  override get message(): string {
+    return `task '${this.task}' (${this.id}) was revoked${this.expired ? " (expired before it started)" : ""}`;
+  }
+}
+
+export class UnknownResultError extends Data.TaggedError("UnknownResultError")<{
+  readonly id: string;
+}> {
+  override get message(): string {
+    return `no task with id ${this.id} is known: it was never sent, its result was forgotten or expired, or it ignores its result`;
+  }
+}
+
+export class SoftTimeLimitExceeded extends Data.TaggedError("SoftTimeLimitExceeded")<{
+  readonly task: string;
+  readonly limitMs: number;
+}> {
+  override get message(): string {
+    return `task '${this.task}' exceeded its soft time limit of ${this.limitMs} ms`;
+  }
+}
+
+export class TimeLimitExceeded extends Data.TaggedError("TimeLimitExceeded")<{
+  readonly task: string;
+  readonly limitMs: number;
+}> {
+  override get message(): string {
+    return `task '${this.task}' exceeded its time limit of ${this.limitMs} ms and was abandoned`;
+  }
+}
+
+export class MalformedMessageError extends Data.TaggedError("MalformedMessageError")<{
+  readonly id: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `message ${this.id} is malformed: ${this.reason}`;
+  }
+}
+
+export class TaskRegistrationError extends Data.TaggedError("TaskRegistrationError")<{
+  readonly task: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `cannot register task '${this.task}': ${this.reason}`;
+  }
+}
+
+export class WorkerError extends Data.TaggedError("WorkerError")<{
+  readonly worker: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `worker ${this.worker}: ${this.reason}`;
+  }
+}
+
+/** Thrown by `this.retry()` inside a task to ask for a retry. */
+export class RetryRequest extends Data.TaggedError("RetryRequest")<{
+  readonly countdown?: number;
+  readonly max?: number;
+  readonly cause?: unknown;
+}> {
+  override get message(): string {
+    return `retry requested${this.cause instanceof Error ? `: ${this.cause.message}` : ""}`;
+  }
+}
+
+/** A step of a workflow did not run because one it depends on failed. */
+export class UpstreamFailure extends Data.TaggedError("UpstreamFailure")<{
+  readonly kind: "chain" | "chord";
+  readonly failedId: string;
+  readonly failedTask: string;
+  readonly cause: RemoteErrorInfo;
+}> {
+  override get message(): string {
+    const what = this.kind === "chord" ? "chord member" : "previous step";
+    return `${what} '${this.failedTask}' (${this.failedId}) failed: ${this.cause.name}: ${this.cause.message}`;
+  }
+}
+
+/** Name, message and stack of anything thrown, ready to store. */
+export const toErrorInfo = (error: unknown): RemoteErrorInfo => {
+  if (error instanceof Error) {
+    const tag = (error as { _tag?: unknown })._tag;
+    return { name: typeof tag === "string" ? tag : error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) };
+  }
+  return { name: "NonError", message: typeof error === "string" ? error : safeString(error) };
+};
+
+const safeString = (value: unknown): string => {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+};

@@ -1,0 +1,159 @@
+import { LRUCache } from "lru-cache";
+import type { MessageGraph } from "../dsl/graph.ts";
+import type { RemoteErrorInfo, TaskState } from "../dsl/result.ts";
+import { READY_STATES } from "../dsl/result.ts";
+
+/**
+ * Where task states, results and workflow bookkeeping live. The interface is
+ * asynchronous so a remote store (the broker node's) can implement it; the
+ * in-memory store below answers at once. Values are stored encoded (msgpack),
+ * so every reader gets its own copy and a value that cannot cross a process
+ * boundary fails the task that produced it, here as it would over a network.
+ */
+export interface ResultRecord {
+  readonly id: string;
+  readonly task: string;
+  readonly state: TaskState;
+  /** Encoded value, on SUCCESS. */
+  readonly value?: Uint8Array;
+  /** On FAILURE (and REVOKED): what went wrong, with the remote stack. */
+  readonly error?: RemoteErrorInfo;
+  readonly retries: number;
+  readonly updatedAt: number;
+}
+
+export type FinalOutcome =
+  | { readonly state: "SUCCESS"; readonly value: Uint8Array }
+  | { readonly state: "FAILURE"; readonly error: RemoteErrorInfo }
+  | { readonly state: "REVOKED"; readonly error: RemoteErrorInfo };
+
+export interface ResultStore {
+  /** Record a non-final state (PENDING when sent, STARTED, RETRY). Never overwrites a final state. */
+  setState(id: string, task: string, state: TaskState, retries?: number): Promise<void>;
+  /** Record a final state. The first final state wins: returns false (and changes nothing) if one is already recorded. */
+  complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean>;
+  get(id: string): Promise<ResultRecord | undefined>;
+  /** Resolve with the record once it is final; reject with `onTimeout()` after `timeoutMs`. */
+  waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord>;
+  forget(id: string): Promise<void>;
+  saveGraph(graph: MessageGraph): Promise<void>;
+  graph(id: string): Promise<MessageGraph | undefined>;
+  /** Advance a join counter by one and return the new count (atomic). */
+  arrive(key: string): Promise<number>;
+  /** True the first time `key` is claimed, false ever after (for once-only actions such as error callbacks). */
+  claim(key: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface MemoryResultStoreOptions {
+  /** Most records kept; the least recently used go first. Default 100,000. */
+  readonly maxResults?: number;
+  /** Records (and workflow bookkeeping) expire after this many ms. Default one day. */
+  readonly ttlMs?: number;
+  readonly now?: () => number;
+}
+
+type Waiter = (record: ResultRecord) => void;
+
+/**
+ * The in-memory result store: bounded (LRU) and expiring. Waiters are woken by
+ * the write that finishes a task, never by polling.
+ *
+ * @example
+ * const store = new MemoryResultStore({ maxResults: 10_000, ttlMs: 60_000 });
+ */
+export class MemoryResultStore implements ResultStore {
+  private readonly records: LRUCache<string, ResultRecord>;
+  private readonly graphs: LRUCache<string, MessageGraph>;
+  private readonly counters: LRUCache<string, number>;
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly now: () => number;
+
+  constructor(options: MemoryResultStoreOptions = {}) {
+    const max = options.maxResults ?? 100_000;
+    const ttl = options.ttlMs ?? 24 * 60 * 60 * 1000;
+    this.now = options.now ?? Date.now;
+    this.records = new LRUCache({ max, ttl, ttlAutopurge: false });
+    this.graphs = new LRUCache({ max: Math.max(1, Math.ceil(max / 10)), ttl });
+    this.counters = new LRUCache({ max, ttl });
+  }
+
+  setState(id: string, task: string, state: TaskState, retries = 0): Promise<void> {
+    const current = this.records.get(id);
+    if (current === undefined || !READY_STATES.has(current.state)) {
+      this.records.set(id, { id, task, state, retries, updatedAt: this.now() });
+    }
+    return Promise.resolve();
+  }
+
+  complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
+    const current = this.records.get(id);
+    if (current !== undefined && READY_STATES.has(current.state)) return Promise.resolve(false);
+    const record: ResultRecord = { id, task, retries: current?.retries ?? 0, updatedAt: this.now(), ...outcome };
+    this.records.set(id, record);
+    const waiting = this.waiters.get(id);
+    if (waiting !== undefined) {
+      this.waiters.delete(id);
+      for (const wake of waiting) wake(record);
+    }
+    return Promise.resolve(true);
+  }
+
+  get(id: string): Promise<ResultRecord | undefined> {
+    return Promise.resolve(this.records.get(id));
+  }
+
+  waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord> {
+    const current = this.records.get(id);
+    if (current !== undefined && READY_STATES.has(current.state)) return Promise.resolve(current);
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const wake: Waiter = (record) => {
+        if (timer !== undefined) clearTimeout(timer);
+        resolve(record);
+      };
+      let set = this.waiters.get(id);
+      if (set === undefined) this.waiters.set(id, (set = new Set()));
+      set.add(wake);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          const waiting = this.waiters.get(id);
+          waiting?.delete(wake);
+          if (waiting?.size === 0) this.waiters.delete(id);
+          reject(onTimeout());
+        }, timeoutMs);
+      }
+    });
+  }
+
+  forget(id: string): Promise<void> {
+    this.records.delete(id);
+    return Promise.resolve();
+  }
+
+  saveGraph(graph: MessageGraph): Promise<void> {
+    this.graphs.set(graph.id, graph);
+    return Promise.resolve();
+  }
+
+  graph(id: string): Promise<MessageGraph | undefined> {
+    return Promise.resolve(this.graphs.get(id));
+  }
+
+  arrive(key: string): Promise<number> {
+    const count = (this.counters.get(key) ?? 0) + 1;
+    this.counters.set(key, count);
+    return Promise.resolve(count);
+  }
+
+  claim(key: string): Promise<boolean> {
+    if (this.counters.has(key)) return Promise.resolve(false);
+    this.counters.set(key, 1);
+    return Promise.resolve(true);
+  }
+
+  close(): Promise<void> {
+    this.waiters.clear();
+    return Promise.resolve();
+  }
+}

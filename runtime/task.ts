@@ -1,0 +1,114 @@
+import type { Effect } from "effect";
+import { Signature, type Dispatcher } from "../dsl/canvas.ts";
+import { chunksGroup, mapSignature, starmapSignature } from "../dsl/combinators.ts";
+import type { Group } from "../dsl/canvas.ts";
+import type { CallOptions, RetryOptions } from "../dsl/options.ts";
+import type { AsyncResult } from "../dsl/result.ts";
+
+/**
+ * A registered task: a name, a handler and default options. Calling it sends
+ * a message (`delay`, `applyAsync`); `s` / `si` make signatures for canvases.
+ */
+
+/** What a handler sees as `this`: the running task's facts, its AbortSignal and `retry()`. */
+export interface TaskContext {
+  readonly id: string;
+  readonly name: string;
+  /** How many times this task has been retried so far (0 on the first attempt). */
+  readonly retries: number;
+  /** Fires on the soft time limit, the hard time limit, revocation with terminate, and worker shutdown past its grace period. */
+  readonly signal: AbortSignal;
+  /** Ask for a retry (throws; use as `throw this.retry()` or just `this.retry()`). Counts against the retry maximum. */
+  retry(options?: { readonly countdown?: number; readonly max?: number; readonly cause?: unknown }): never;
+}
+
+/** Handlers may be synchronous, async, or return an Effect (run with the task's AbortSignal). */
+export type Handler<A extends readonly unknown[], R> = (this: TaskContext, ...args: A) => R | Promise<R> | Effect.Effect<R, unknown, never>;
+
+export interface RetryPolicy extends RetryOptions {
+  /** Retry only errors for which this returns true. Default: every error. */
+  readonly retryOn?: (error: unknown) => boolean;
+}
+
+/** Defaults for every call of a task (per-call options override them). */
+export interface TaskOptions extends Omit<CallOptions, "retry"> {
+  readonly retry?: RetryPolicy;
+}
+
+/** Drop the first `P`'s length elements of `A` (partial application). */
+export type Remaining<A extends readonly unknown[], P extends readonly unknown[]> = P extends readonly [unknown, ...infer PRest]
+  ? A extends readonly [unknown?, ...infer ARest]
+    ? Remaining<ARest, PRest>
+    : []
+  : A;
+
+export interface TaskDefinition {
+  readonly name: string;
+  readonly handler: Handler<any, any>;
+  readonly options: TaskOptions;
+  /** Fewest arguments the handler takes (its declared parameters before the first default). */
+  readonly minArgs: number;
+}
+
+export interface TaskSender {
+  send<R>(task: string, args: readonly unknown[], options: CallOptions | undefined): Promise<AsyncResult<R>>;
+}
+
+export class Task<A extends readonly unknown[], R> {
+  constructor(
+    readonly definition: TaskDefinition,
+    private readonly sender: TaskSender,
+    private readonly dispatcher: Dispatcher,
+  ) {}
+
+  get name(): string {
+    return this.definition.name;
+  }
+
+  /**
+   * Send the task with these arguments and the task's default options.
+   *
+   * @example
+   * const r = await add.delay(2, 2); // AsyncResult<number>
+   */
+  delay(...args: A): Promise<AsyncResult<R>> {
+    return this.sender.send(this.definition.name, args, undefined);
+  }
+
+  /** Send with per-call options (queue, priority, countdown, eta, expires, retry, time limits, ...). */
+  applyAsync(args: A, options?: CallOptions): Promise<AsyncResult<R>> {
+    return this.sender.send(this.definition.name, args, options);
+  }
+
+  /** A mutable signature: the arguments given now; the rest (first, the parent's result) come later. */
+  s<const P extends Partial<A>>(...args: P): Signature<Remaining<A, P>, R> {
+    return new Signature(this.definition.name, args, {}, false, this.dispatcher);
+  }
+
+  /** An immutable signature: complete arguments, and it ignores a parent's result. */
+  si(...args: A): Signature<[_?: unknown], R> {
+    return new Signature(this.definition.name, args, {}, true, this.dispatcher);
+  }
+
+  /** Apply the task to each item, in one message; the items may also come from the previous step. */
+  map(items: readonly A[0][]): Signature<[], R[]>;
+  map(): Signature<[items: readonly A[0][]], R[]>;
+  map(items?: readonly A[0][]): Signature<any, R[]> {
+    return mapSignature<A[0], R>(this.definition.name, items, this.dispatcher);
+  }
+
+  /** Apply the task to each argument tuple, in one message. */
+  starmap(argsList: readonly A[]): Signature<[], R[]>;
+  starmap(): Signature<[argsList: readonly A[]], R[]>;
+  starmap(argsList?: readonly A[]): Signature<any, R[]> {
+    return starmapSignature<A, R>(this.definition.name, argsList, this.dispatcher);
+  }
+
+  /** Split the argument tuples into chunks of `size`, one message per chunk: a group of lists. */
+  chunks(argsList: readonly A[], size: number): Group<[], R[][]> {
+    return chunksGroup<A, R>(this.definition.name, argsList, size, this.dispatcher);
+  }
+}
+
+/** The value a handler's return type stands for: an Effect's success, a Promise's value, or the value itself. */
+export type HandlerResult<Ret> = Ret extends Effect.Effect<infer X, any, any> ? X : Awaited<Ret>;

@@ -1,0 +1,117 @@
+import type { Codec } from "../broker/codec.ts";
+import { leavesOf, materialize, startNodes, type GraphNode, type MessageGraph } from "../dsl/graph.ts";
+import type { RemoteErrorInfo, TaskFailure } from "../dsl/result.ts";
+import { LRUCache } from "lru-cache";
+import { UpstreamFailure, toErrorInfo } from "./errors.ts";
+import type { Publisher } from "./publisher.ts";
+import type { ResultStore } from "./result-store.ts";
+import type { TaskMessage } from "./task-message.ts";
+
+/**
+ * Advances compiled workflows. When a step succeeds, each step waiting on it
+ * advances its join counter by one (an O(1) step); the step that completes a
+ * join is sent with its input. When a step fails, every step downstream is
+ * failed with an error naming the step that failed, and the error callbacks
+ * watching them fire once each.
+ */
+export class WorkflowExecutor {
+  private readonly graphs = new LRUCache<string, MessageGraph>({ max: 1_000 });
+
+  constructor(
+    private readonly store: ResultStore,
+    private readonly publisher: Publisher,
+    private readonly codec: Codec,
+  ) {}
+
+  /** Store the graph, mark every step PENDING, and send the steps that wait for nothing. */
+  async start(graph: MessageGraph): Promise<void> {
+    this.graphs.set(graph.id, graph);
+    await this.store.saveGraph(graph);
+    await Promise.all(graph.nodes.map((node) => this.store.setState(node.id, node.task, "PENDING")));
+    // A start node that still has an `after` waits on an empty group: its input is that empty list.
+    await Promise.all(startNodes(graph).map((node) => this.send(graph, node, node.after && materialize(node.after, () => undefined))));
+  }
+
+  /** `message` (a step of a workflow) succeeded with `value`. */
+  async succeeded(message: TaskMessage, value: unknown): Promise<void> {
+    const graph = await this.graphOf(message);
+    const node = graph.nodes[message.node as number];
+    for (const nextIndex of node.next) {
+      const next = graph.nodes[nextIndex];
+      const arrived = next.waitsFor === 1 ? 1 : await this.store.arrive(`${graph.id}:${nextIndex}`);
+      if (arrived !== next.waitsFor) continue;
+      const input = next.passInput ? await this.inputOf(graph, next, node.index, value) : undefined;
+      await this.send(graph, next, input);
+    }
+  }
+
+  /** `message` (a step of a workflow) failed for good (after retries) with `error`. */
+  async failed(message: TaskMessage, error: RemoteErrorInfo): Promise<void> {
+    const graph = await this.graphOf(message);
+    const origin = graph.nodes[message.node as number];
+    await this.fireErrbacks(graph, origin, error);
+    const queue: GraphNode[] = origin.next.map((index) => graph.nodes[index]);
+    while (queue.length > 0) {
+      const node = queue.shift() as GraphNode;
+      const kind = node.after !== undefined && "list" in node.after ? "chord" : "chain";
+      const upstream = toErrorInfo(new UpstreamFailure({ kind, failedId: origin.id, failedTask: origin.task, cause: error }));
+      // First failure wins: a step already failed by another member has already propagated.
+      if (!(await this.store.complete(node.id, node.task, { state: "FAILURE", error: upstream }))) continue;
+      await this.fireErrbacks(graph, node, upstream);
+      for (const index of node.next) queue.push(graph.nodes[index]);
+    }
+  }
+
+  private async fireErrbacks(graph: MessageGraph, node: GraphNode, error: RemoteErrorInfo): Promise<void> {
+    for (const index of node.errbacks) {
+      if (!(await this.store.claim(`${graph.id}:errback:${index}`))) continue;
+      const errback = graph.errbacks[index];
+      const failure: TaskFailure = { id: node.id, task: node.task, error };
+      await this.publisher.publish({
+        id: errback.id,
+        task: errback.task,
+        args: [failure, ...errback.args],
+        options: this.publisher.optionsFor(errback.task, errback.options),
+        retries: 0,
+        ...(errback.target !== undefined ? { target: errback.target } : {}),
+      });
+    }
+  }
+
+  private async inputOf(graph: MessageGraph, node: GraphNode, finished: number, value: unknown): Promise<unknown> {
+    const after = node.after!;
+    if ("node" in after && after.node === finished) return value;
+    const values = new Map<number, unknown>([[finished, value]]);
+    for (const leaf of leavesOf(after)) {
+      if (values.has(leaf)) continue;
+      const record = await this.store.get(graph.nodes[leaf].id);
+      if (record?.state !== "SUCCESS") throw new Error(`workflow ${graph.id}: result of step ${graph.nodes[leaf].id} is missing (expired or forgotten)`);
+      values.set(leaf, record.value === undefined ? undefined : this.codec.decode(record.value));
+    }
+    return materialize(after, (index) => values.get(index));
+  }
+
+  private send(graph: MessageGraph, node: GraphNode, input: unknown): Promise<void> {
+    const args = node.passInput ? [input, ...node.args] : node.args;
+    return this.publisher.publish({
+      id: node.id,
+      task: node.task,
+      args,
+      options: this.publisher.optionsFor(node.task === "celerity.map" || node.task === "celerity.starmap" ? node.target ?? node.task : node.task, node.options),
+      retries: 0,
+      workflow: graph.id,
+      node: node.index,
+      ...(node.target !== undefined ? { target: node.target } : {}),
+    });
+  }
+
+  private async graphOf(message: TaskMessage): Promise<MessageGraph> {
+    const id = message.workflow as string;
+    const cached = this.graphs.get(id);
+    if (cached !== undefined) return cached;
+    const graph = await this.store.graph(id);
+    if (graph === undefined) throw new Error(`workflow ${id} of task ${message.id} is unknown to the result store (expired?)`);
+    this.graphs.set(id, graph);
+    return graph;
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * celerity: a distributed task queue for TypeScript.
+ *
+ * @example
+ * import { createApp, chain } from "celerity";
+ * const app = createApp();
+ * const add = app.task("add", (x: number, y: number) => x + y);
+ * await app.worker().start();
+ * await (await chain(add.s(2, 2), add.s(4)).apply()).get(); // 8
+ */
+export { createApp, type App, type AppOptions } from "../runtime/app.ts";
+export { Task, type TaskContext, type TaskOptions, type RetryPolicy, type HandlerResult } from "../runtime/task.ts";
+export { Worker, type WorkerOptions, type WorkerStats, type StopOptions } from "../runtime/worker.ts";
+export { MemoryResultStore, type ResultStore, type ResultRecord, type MemoryResultStoreOptions } from "../runtime/result-store.ts";
+export { TaskResult, GroupResult } from "../runtime/async-result.ts";
+export {
+  UnknownTaskError,
+  TimeoutError,
+  RemoteTaskError,
+  TaskRevokedError,
+  UnknownResultError,
+  SoftTimeLimitExceeded,
+  TimeLimitExceeded,
+  MalformedMessageError,
+  TaskRegistrationError,
+  RetryRequest,
+  UpstreamFailure,
+  WorkerError,
+} from "../runtime/errors.ts";
+export { chain, group, chord } from "../dsl/combinators.ts";
+export { Signature, Chain, Group, Chord, type Canvas, type AnyCanvas } from "../dsl/canvas.ts";
+export { CanvasError } from "../dsl/errors.ts";
+export { compile, type CompileOptions } from "../dsl/compile.ts";
+export type { MessageGraph, GraphNode, ValueRef } from "../dsl/graph.ts";
+export type { CallOptions, RetryOptions } from "../dsl/options.ts";
+export type { AsyncResult, TaskState, TaskFailure, RemoteErrorInfo, Progress, GetOptions, RevokeOptions } from "../dsl/result.ts";
+export type { ResultOf, InputOf } from "../dsl/inference.ts";
+export { EmbeddedBroker, createEmbeddedBroker } from "../broker/embedded-broker.ts";
+export type { Transport, Consumer, ExchangeType, QueueOptions, ConsumeOptions, QueueStats } from "../broker/transport.ts";
+export type { Envelope, Delivery, DeadLetter } from "../broker/envelope.ts";
+export { Codec, CodecError, DecodeError } from "../broker/codec.ts";
