@@ -364,6 +364,16 @@ export function transportConformance(name: string, make: () => Promise<Transport
           assert.equal((await t.stats(queue)).ready, 0);
         }));
 
+      it("refuses a mandatory message its exchange routes to no queue, naming the exchange and key", () =>
+        withTransport(async (t) => {
+          const exchange = uniqueName("mandatory");
+          await t.declareExchange(exchange, "topic");
+          await assert.rejects(t.publish(envelope("nobody.listens", { exchange }), { mandatory: true }), (error: Error) => {
+            assert.ok(error.message.includes(exchange) && error.message.includes("nobody.listens"), error.message);
+            return true;
+          });
+        }));
+
       it("rejects publishing to an exchange that was never declared, naming it", () =>
         withTransport(async (t) => {
           const exchange = uniqueName("missing");

@@ -8,6 +8,7 @@ import {
   ExchangeNotFoundError,
   InvalidArgumentError,
   QueueNotFoundError,
+  UnroutableError,
 } from "./errors.ts";
 import { Exchange } from "./exchange.ts";
 import { QueuedMessage, QueueState } from "./queue-state.ts";
@@ -17,6 +18,7 @@ import type {
   Consumer,
   DeliveryHandler,
   ExchangeType,
+  PublishOptions,
   QueueOptions,
   QueueStats,
   RevocationOptions,
@@ -193,7 +195,7 @@ export class EmbeddedBroker implements Transport {
     target.bind(state, pattern);
   }
 
-  publish(envelope: Envelope): Promise<void> {
+  publish(envelope: Envelope, options?: PublishOptions): Promise<void> {
     if (this.closed) return Promise.reject(new BrokerClosedError({ operation: "publish" }));
     const invalid = checkEnvelope(envelope);
     if (invalid !== undefined) return Promise.reject(invalid);
@@ -205,7 +207,10 @@ export class EmbeddedBroker implements Transport {
       const exchange = this.exchanges.get(accepted.exchange);
       if (exchange === undefined) return Promise.reject(new ExchangeNotFoundError({ exchange: accepted.exchange }));
       const targets = exchange.route(accepted.routingKey);
-      if (targets.length === 0) this.counts.unroutable++;
+      if (targets.length === 0) {
+        this.counts.unroutable++;
+        if (options?.mandatory) return Promise.reject(new UnroutableError({ exchange: accepted.exchange, routingKey: accepted.routingKey }));
+      }
       for (let i = 0; i < targets.length; i++) this.enqueue(targets[i], accepted, priority);
     }
     this.counts.published++;

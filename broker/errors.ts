@@ -71,3 +71,13 @@ export class UnknownDeliveryError extends Data.TaggedError("UnknownDeliveryError
     return `cannot ${this.operation} delivery ${this.deliveryTag} on consumer ${this.consumer} (queue "${this.queue}"): ${this.reason}`;
   }
 }
+
+/** A mandatory publish that its exchange routes to no queue: nothing was enqueued. */
+export class UnroutableError extends Data.TaggedError("UnroutableError")<{
+  readonly exchange: string;
+  readonly routingKey: string;
+}> {
+  override get message(): string {
+    return `exchange "${this.exchange}" routes routing key "${this.routingKey}" to no queue (bind a queue to it), so the message was not accepted`;
+  }
+}

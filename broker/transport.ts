@@ -1,8 +1,8 @@
 import type { DeadLetter, Delivery, Envelope } from "./envelope.ts";
 
 /**
- * The contract every broker implements: the embedded in-process broker, the
- * TCP node client, and adapters to existing brokers. The runtime talks to
+ * The contract every broker implements: the embedded in-process broker today,
+ * and every network transport or adapter to an existing broker after it. The runtime talks to
  * nothing else, so a conformance suite over this interface (conformance.ts)
  * proves a transport fit for the runtime.
  */
@@ -13,6 +13,11 @@ export interface QueueOptions {
   readonly deadLetterQueue?: string;
   /** A message delivered this many times without an ack is dead-lettered instead of redelivered. Default 16. */
   readonly maxDeliveries?: number;
+}
+
+export interface PublishOptions {
+  /** Refuse (UnroutableError) rather than drop a message that no queue receives. Default false, as in AMQP. */
+  readonly mandatory?: boolean;
 }
 
 export interface ConsumeOptions {
@@ -60,9 +65,16 @@ export interface Transport {
   declareExchange(name: string, type: ExchangeType): Promise<void>;
   /** Route messages published to `exchange` into `queue`: for topic exchanges `pattern` may use `*` (one word) and `#` (zero or more words). */
   bindQueue(queue: string, exchange: string, pattern: string): Promise<void>;
-  /** Publish; resolves once the broker has accepted the message (publisher confirm). */
-  publish(envelope: Envelope): Promise<void>;
-  /** Start consuming `queue`; the handler receives deliveries until the consumer is cancelled. */
+  /**
+   * Publish; resolves once the broker has accepted the message (publisher confirm).
+   * With `mandatory`, a message its exchange routes to no queue is refused
+   * (UnroutableError) instead of dropped.
+   */
+  publish(envelope: Envelope, options?: PublishOptions): Promise<void>;
+  /**
+   * Start consuming `queue`; the handler receives deliveries until the consumer is cancelled.
+   * No delivery is made before the returned promise resolves, so the handler can always ack through the Consumer.
+   */
   consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer>;
   /** Record a revocation: a revoked message still queued or delayed is never delivered, and consumers that start later see it too. */
   revoke(ids: readonly string[], options?: RevocationOptions): Promise<void>;
@@ -70,7 +82,7 @@ export interface Transport {
   isRevoked(id: string): boolean;
   /** Subscribe to revocations as they happen (to abort a task already running); returns an unsubscribe function. */
   onRevoke(listener: (id: string, options: { readonly terminate: boolean }) => void): () => void;
-  /** Read a dead-letter queue's messages without removing them. */
+  /** Read the messages of a dead-letter queue (by its name, e.g. "celery.dlq") without removing them. */
   deadLetters(queue: string): Promise<readonly DeadLetter[]>;
   stats(queue: string): Promise<QueueStats>;
   /** Stop: unacknowledged deliveries are kept for redelivery where the transport is durable. */

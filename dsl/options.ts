@@ -1,7 +1,7 @@
 /**
  * Options that travel with a message: per task (as defaults) and per call.
- * Everything here is serializable; policies holding functions (retryOn) are
- * part of a task's definition on the worker instead (see TaskDefinitionOptions in runtime).
+ * Everything here is serializable; a policy holding a function (`retryOn`)
+ * belongs to the task's definition instead (TaskOptions in runtime/task.ts).
  * All durations are milliseconds.
  */
 export interface RetryOptions {
@@ -30,14 +30,14 @@ export interface CallOptions {
   readonly countdown?: number;
   /** Run no sooner than this time (Date or epoch ms). */
   readonly eta?: Date | number;
-  /** Discard the message (result: FAILURE, expired) if it has not started by then: ms from now, or a Date. */
+  /** If the task has not started by then it is not run and its result is REVOKED: ms from now (unlike `eta`), or a Date. */
   readonly expires?: Date | number;
   readonly retry?: RetryOptions;
   /** After this many ms the task's AbortSignal fires; the task may still finish. */
   readonly softTimeLimit?: number;
   /** After this many ms the task is abandoned and fails with TimeLimitExceeded. */
   readonly timeLimit?: number;
-  /** Store no result (state and value); workflows still pass the value on. */
+  /** Store no PENDING/STARTED states and no value (a failure is still recorded); workflow steps keep theirs, since the next step needs them. */
   readonly ignoreResult?: boolean;
   /** Acknowledge after the task finishes (at-least-once) rather than when it starts (at-most-once). Default true. */
   readonly acksLate?: boolean;

@@ -56,12 +56,12 @@ export interface AsyncResult<R> {
   ready(): Promise<boolean>;
   successful(): Promise<boolean>;
   failed(): Promise<boolean>;
-  /** Counts of finished members (a single task counts as one), for progress bars. */
+  /** Counts of finished members (a single task counts as one; `failed` counts failed and revoked), for progress bars. */
   progress(): Promise<Progress>;
   /** The stored failure (name, message, traceback), if the task failed. */
   error(): Promise<RemoteErrorInfo | undefined>;
   /** Drop the stored result. */
   forget(): Promise<void>;
-  /** Revoke the task (and, for a group, every member) wherever it is: queued, delayed or running. */
+  /** Revoke the task (for a group or workflow, every member): queued or delayed, it never runs; running, it finishes unless `terminate` is set. */
   revoke(options?: RevokeOptions): Promise<void>;
 }

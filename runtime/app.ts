@@ -7,14 +7,15 @@ import { compile } from "../dsl/compile.ts";
 import type { ValueRef, MessageGraph } from "../dsl/graph.ts";
 
 import type { CallOptions } from "../dsl/options.ts";
-import type { AsyncResult, RevokeOptions } from "../dsl/result.ts";
+import type { AsyncResult, RemoteErrorInfo, RevokeOptions } from "../dsl/result.ts";
 import { GroupResult, TaskResult, WorkflowResult, type ResultContext } from "./async-result.ts";
 import { TaskRegistrationError, TaskRevokedError, toErrorInfo } from "./errors.ts";
 import { Publisher, callDefaults } from "./publisher.ts";
 import { MemoryResultStore, type ResultStore } from "./result-store.ts";
 import { Task, type HandlerResult, type TaskContext, type TaskDefinition, type TaskOptions } from "./task.ts";
-import { Worker, type WorkerOptions } from "./worker.ts";
+import { Worker, type StopOptions, type WorkerOptions } from "./worker.ts";
 import { WorkflowExecutor } from "./workflow.ts";
+import { TaskCompletion } from "./task-completion.ts";
 
 /**
  * The app: a registry of tasks bound to a broker and a result store. With no
@@ -53,8 +54,8 @@ export interface App {
   sendTask<R = unknown>(name: string, args: readonly unknown[], options?: CallOptions): Promise<AsyncResult<R>>;
   /** Revoke tasks by id: queued or delayed ones never run; with `terminate`, running ones are aborted. */
   revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
-  /** Stop this app's workers (gracefully) and close the broker and result store. */
-  close(): Promise<void>;
+  /** Stop this app's workers (gracefully, waiting at most `timeout` ms for running tasks if given) and close the broker and result store. */
+  close(options?: StopOptions): Promise<void>;
 }
 
 export const createApp = (options: AppOptions = {}): App => {
@@ -66,17 +67,26 @@ export const createApp = (options: AppOptions = {}): App => {
   const workers: Worker[] = [];
   const publisher = new Publisher(broker, results, codec, (name) => callDefaults(tasks.get(name)?.options));
   const workflows = new WorkflowExecutor(results, publisher, codec);
+  const completion = new TaskCompletion(results, publisher, workflows, codec);
 
+  /**
+   * Record the revocation with the broker (queued and delayed copies are never
+   * delivered; workers started later see it too), then mark each task that has
+   * not started REVOKED and fail the workflow steps after it. A running task
+   * finishes unless `terminate` is set, in which case its worker aborts it.
+   */
   const revoke = async (ids: readonly string[], revokeOptions: RevokeOptions = {}): Promise<void> => {
     await broker.revoke(ids, { terminate: revokeOptions.terminate ?? false });
-    await Promise.all(
-      ids.map(async (id) => {
-        const record = await results.get(id);
-        if (record === undefined) return;
-        const error = toErrorInfo(new TaskRevokedError({ id, task: record.task }));
-        await results.complete(id, record.task, { state: "REVOKED", error });
-      }),
-    );
+    const steps: { workflow: string; node: number; error: RemoteErrorInfo }[] = [];
+    for (const id of ids) {
+      const record = await results.get(id);
+      if (record === undefined || record.state === "STARTED") continue;
+      const error = toErrorInfo(new TaskRevokedError({ id, task: record.task }));
+      const first = await results.complete(id, record.task, { state: "REVOKED", error });
+      if (first && record.workflow !== undefined) steps.push({ workflow: record.workflow, node: record.node as number, error });
+    }
+    // Only after every named task is REVOKED: steps revoked together stay REVOKED instead of failing as each other's downstream.
+    for (const step of steps) await workflows.failed(step.workflow, step.node, step.error);
   };
 
   const context: ResultContext = { store: results, codec, revoke };
@@ -121,7 +131,7 @@ export const createApp = (options: AppOptions = {}): App => {
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const worker = new Worker({ transport: broker, store: results, codec, publisher, workflows, tasks, log }, workerOptions);
+      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log }, workerOptions);
       workers.push(worker);
       return worker;
     },
@@ -130,8 +140,8 @@ export const createApp = (options: AppOptions = {}): App => {
     },
     sendTask: send,
     revoke,
-    async close() {
-      await Promise.all(workers.map((worker) => worker.stop()));
+    async close(stopOptions) {
+      await Promise.all(workers.map((worker) => worker.stop(stopOptions)));
       await broker.close();
       await results.close();
     },

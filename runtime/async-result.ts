@@ -124,8 +124,7 @@ export class GroupResult<R> implements AsyncResult<R> {
     return (await this.state()) === "SUCCESS";
   }
   async failed(): Promise<boolean> {
-    const state = await this.state();
-    return state === "FAILURE" || state === "REVOKED";
+    return (await this.state()) === "FAILURE";
   }
   async progress(): Promise<Progress> {
     const parts = await Promise.all(this.children.map((child) => child.progress()));

@@ -117,6 +117,17 @@ export class RetryRequest extends Data.TaggedError("RetryRequest")<{
   }
 }
 
+/** `this.retry()` was called once too often, without a `cause` to report instead. */
+export class MaxRetriesExceededError extends Data.TaggedError("MaxRetriesExceededError")<{
+  readonly task: string;
+  readonly id: string;
+  readonly retries: number;
+}> {
+  override get message(): string {
+    return `task '${this.task}' (${this.id}) asked for another retry after ${this.retries} retries, its maximum`;
+  }
+}
+
 /** A step of a workflow did not run because one it depends on failed. */
 export class UpstreamFailure extends Data.TaggedError("UpstreamFailure")<{
   readonly kind: "chain" | "chord";

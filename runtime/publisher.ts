@@ -5,6 +5,9 @@ import type { ResultStore } from "./result-store.ts";
 import { toEnvelope, type TaskMessage } from "./task-message.ts";
 import type { TaskOptions } from "./task.ts";
 
+// A task message that no queue receives would leave its result pending forever: refuse it instead.
+const MANDATORY = { mandatory: true } as const;
+
 /** The serializable part of a task's default options (what may ride in a message). */
 export const callDefaults = (options: TaskOptions | undefined): CallOptions => {
   if (options === undefined) return {};
@@ -35,10 +38,10 @@ export class Publisher {
   async publish(message: TaskMessage): Promise<void> {
     const envelope = toEnvelope(message, this.codec, this.now());
     if (!message.options.ignoreResult || message.workflow !== undefined) {
-      await this.store.setState(message.id, message.task, message.retries > 0 ? "RETRY" : "PENDING", message.retries);
+      await this.store.setState(message.id, message.task, message.retries > 0 ? "RETRY" : "PENDING", detailsOf(message));
     }
     try {
-      await this.transport.publish(envelope);
+      await this.transport.publish(envelope, MANDATORY);
     } catch (error) {
       // Not sent, so not pending: leave no record that would wait forever.
       await this.store.forget(message.id);
@@ -46,3 +49,6 @@ export class Publisher {
     }
   }
 }
+
+const detailsOf = (message: TaskMessage) =>
+  message.workflow === undefined ? { retries: message.retries } : { retries: message.retries, workflow: message.workflow, node: message.node as number };

@@ -20,6 +20,15 @@ export interface ResultRecord {
   readonly error?: RemoteErrorInfo;
   readonly retries: number;
   readonly updatedAt: number;
+  /** For a step of a workflow: the workflow id and the step's node index. */
+  readonly workflow?: string;
+  readonly node?: number;
+}
+
+export interface StateDetails {
+  readonly retries?: number;
+  readonly workflow?: string;
+  readonly node?: number;
 }
 
 export type FinalOutcome =
@@ -29,7 +38,7 @@ export type FinalOutcome =
 
 export interface ResultStore {
   /** Record a non-final state (PENDING when sent, STARTED, RETRY). Never overwrites a final state. */
-  setState(id: string, task: string, state: TaskState, retries?: number): Promise<void>;
+  setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void>;
   /** Record a final state. The first final state wins: returns false (and changes nothing) if one is already recorded. */
   complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean>;
   get(id: string): Promise<ResultRecord | undefined>;
@@ -38,8 +47,8 @@ export interface ResultStore {
   forget(id: string): Promise<void>;
   saveGraph(graph: MessageGraph): Promise<void>;
   graph(id: string): Promise<MessageGraph | undefined>;
-  /** Advance a join counter by one and return the new count (atomic). */
-  arrive(key: string): Promise<number>;
+  /** Count `member` as arrived at the join `key` and return how many distinct members have (atomic; a member counted twice counts once). */
+  arrive(key: string, member: number): Promise<number>;
   /** True the first time `key` is claimed, false ever after (for once-only actions such as error callbacks). */
   claim(key: string): Promise<boolean>;
   close(): Promise<void>;
@@ -66,6 +75,7 @@ export class MemoryResultStore implements ResultStore {
   private readonly records: LRUCache<string, ResultRecord>;
   private readonly graphs: LRUCache<string, MessageGraph>;
   private readonly counters: LRUCache<string, number>;
+  private readonly joins: LRUCache<string, Set<number>>;
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly now: () => number;
 
@@ -76,12 +86,21 @@ export class MemoryResultStore implements ResultStore {
     this.records = new LRUCache({ max, ttl, ttlAutopurge: false });
     this.graphs = new LRUCache({ max: Math.max(1, Math.ceil(max / 10)), ttl });
     this.counters = new LRUCache({ max, ttl });
+    this.joins = new LRUCache({ max, ttl });
   }
 
-  setState(id: string, task: string, state: TaskState, retries = 0): Promise<void> {
+  setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> {
     const current = this.records.get(id);
     if (current === undefined || !READY_STATES.has(current.state)) {
-      this.records.set(id, { id, task, state, retries, updatedAt: this.now() });
+      const workflow = details?.workflow ?? current?.workflow;
+      this.records.set(id, {
+        id,
+        task,
+        state,
+        retries: details?.retries ?? current?.retries ?? 0,
+        updatedAt: this.now(),
+        ...(workflow !== undefined ? { workflow, node: details?.node ?? current?.node } : {}),
+      });
     }
     return Promise.resolve();
   }
@@ -89,7 +108,14 @@ export class MemoryResultStore implements ResultStore {
   complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
     const current = this.records.get(id);
     if (current !== undefined && READY_STATES.has(current.state)) return Promise.resolve(false);
-    const record: ResultRecord = { id, task, retries: current?.retries ?? 0, updatedAt: this.now(), ...outcome };
+    const record: ResultRecord = {
+      id,
+      task,
+      retries: current?.retries ?? 0,
+      updatedAt: this.now(),
+      ...(current?.workflow !== undefined ? { workflow: current.workflow, node: current.node } : {}),
+      ...outcome,
+    };
     this.records.set(id, record);
     const waiting = this.waiters.get(id);
     if (waiting !== undefined) {
@@ -140,10 +166,11 @@ export class MemoryResultStore implements ResultStore {
     return Promise.resolve(this.graphs.get(id));
   }
 
-  arrive(key: string): Promise<number> {
-    const count = (this.counters.get(key) ?? 0) + 1;
-    this.counters.set(key, count);
-    return Promise.resolve(count);
+  arrive(key: string, member: number): Promise<number> {
+    let members = this.joins.get(key);
+    if (members === undefined) this.joins.set(key, (members = new Set()));
+    members.add(member);
+    return Promise.resolve(members.size);
   }
 
   claim(key: string): Promise<boolean> {

@@ -18,7 +18,10 @@ export interface TaskContext {
   readonly retries: number;
   /** Fires on the soft time limit, the hard time limit, revocation with terminate, and worker shutdown past its grace period. */
   readonly signal: AbortSignal;
-  /** Ask for a retry (throws; use as `throw this.retry()` or just `this.retry()`). Counts against the retry maximum. */
+  /**
+   * Ask for a retry (throws; call as `this.retry()` or `throw this.retry()`). Counts against the retry maximum:
+   * `max` here, else the task's retry policy, else 3. When it is used up, the task fails with `cause` (or MaxRetriesExceededError).
+   */
   retry(options?: { readonly countdown?: number; readonly max?: number; readonly cause?: unknown }): never;
 }
 
@@ -35,12 +38,21 @@ export interface TaskOptions extends Omit<CallOptions, "retry"> {
   readonly retry?: RetryPolicy;
 }
 
-/** Drop the first `P`'s length elements of `A` (partial application). */
-export type Remaining<A extends readonly unknown[], P extends readonly unknown[]> = P extends readonly [unknown, ...infer PRest]
-  ? A extends readonly [unknown?, ...infer ARest]
-    ? Remaining<ARest, PRest>
+/**
+ * Partial application, Celery's way: arguments given to `s()` are the
+ * trailing ones, and the parent's result (prepended at run time) fills the
+ * first. `Suffixes<A>` are the argument lists `s()` accepts; `Leading<A, P>`
+ * is what is left for the parent to supply.
+ */
+export type Suffixes<A extends readonly unknown[]> = A extends readonly [unknown, ...infer Rest] ? A | Suffixes<Rest> : A;
+
+type DropLast<A extends readonly unknown[], P extends readonly unknown[]> = P extends readonly [unknown, ...infer PRest]
+  ? A extends readonly [...infer Head, unknown]
+    ? DropLast<Head, PRest>
     : []
   : A;
+
+export type Leading<A extends readonly unknown[], P extends readonly unknown[]> = P extends readonly [] ? A : DropLast<Required<A>, P>;
 
 export interface TaskDefinition {
   readonly name: string;
@@ -80,8 +92,15 @@ export class Task<A extends readonly unknown[], R> {
     return this.sender.send(this.definition.name, args, options);
   }
 
-  /** A mutable signature: the arguments given now; the rest (first, the parent's result) come later. */
-  s<const P extends Partial<A>>(...args: P): Signature<Remaining<A, P>, R> {
+  /**
+   * A mutable signature. The arguments given now are the last ones; in a
+   * chain, the parent's result is prepended as the first.
+   *
+   * @example
+   * const label = app.task("label", (n: number, unit: string) => `${n} ${unit}`);
+   * chain(add.s(1, 1), label.s("kg")); // label(2, "kg")
+   */
+  s<const P extends Suffixes<Required<A>> | Suffixes<A>>(...args: P): Signature<Leading<A, P>, R> {
     return new Signature(this.definition.name, args, {}, false, this.dispatcher);
   }
 

@@ -3,15 +3,16 @@ import type { Codec } from "../broker/codec.ts";
 import type { Delivery } from "../broker/envelope.ts";
 import type { Consumer, Transport } from "../broker/transport.ts";
 import { MAP_TASK, STARMAP_TASK } from "../dsl/combinators.ts";
-import { mergeOptions, type CallOptions } from "../dsl/options.ts";
-import { TaskRevokedError, RetryRequest, UnknownTaskError, WorkerError, toErrorInfo } from "./errors.ts";
-import { callDefaults, type Publisher } from "./publisher.ts";
+import { mergeOptions } from "../dsl/options.ts";
+import { CodecError } from "../broker/codec.ts";
+import { READY_STATES } from "../dsl/result.ts";
+import { TaskRevokedError, UnknownTaskError, WorkerError, toErrorInfo } from "./errors.ts";
+import { callDefaults } from "./publisher.ts";
 import type { ResultStore } from "./result-store.ts";
-import { mayRetry, retryDelay } from "./retry-policy.ts";
+import type { Completed, TaskCompletion } from "./task-completion.ts";
 import { invoke, type Invocation } from "./task-invocation.ts";
 import { DEFAULT_QUEUE, fromEnvelope, type TaskMessage } from "./task-message.ts";
 import type { TaskContext, TaskDefinition } from "./task.ts";
-import type { WorkflowExecutor } from "./workflow.ts";
 
 /**
  * A worker consumes queues and runs tasks, at most `concurrency` at a time.
@@ -41,6 +42,7 @@ export interface WorkerStats {
   readonly succeeded: number;
   readonly failed: number;
   readonly retried: number;
+  readonly revoked: number;
   readonly rejected: number;
 }
 
@@ -49,8 +51,7 @@ export interface WorkerEnvironment {
   readonly transport: Transport;
   readonly store: ResultStore;
   readonly codec: Codec;
-  readonly publisher: Publisher;
-  readonly workflows: WorkflowExecutor;
+  readonly completion: TaskCompletion;
   readonly tasks: ReadonlyMap<string, TaskDefinition>;
   readonly log: (message: string) => void;
 }
@@ -76,7 +77,7 @@ export class Worker {
   private drained: (() => void) | undefined;
   private unsubscribeRevoke: (() => void) | undefined;
   private readonly mappers = new Map<string, TaskDefinition>();
-  private counts = { succeeded: 0, failed: 0, retried: 0, rejected: 0 };
+  private counts = { succeeded: 0, failed: 0, retried: 0, revoked: 0, rejected: 0 };
 
   constructor(
     private readonly env: WorkerEnvironment,
@@ -147,8 +148,16 @@ export class Worker {
   }
 
   private receive(delivery: Delivery, consumer: Consumer): void {
-    if (this.state === "running" && this.runningCount < this.concurrency) this.run(delivery, consumer);
-    else this.waiting.push({ delivery, consumer });
+    if (this.state === "running" && this.runningCount < this.concurrency) return this.run(delivery, consumer);
+    this.waiting.push({ delivery, consumer });
+    this.markReceived(delivery);
+  }
+
+  /** A message held for a free slot shows RECEIVED (best effort: the header is read without decoding the body). */
+  private markReceived(delivery: Delivery): void {
+    const { task } = delivery.envelope.headers;
+    if (typeof task !== "string") return;
+    this.env.store.setState(delivery.envelope.id, task, "RECEIVED").catch((error) => this.env.log(`${this.name}: ${toErrorInfo(error).message}`));
   }
 
   private next(): void {
@@ -186,6 +195,7 @@ export class Worker {
 
   private async execute(delivery: Delivery, consumer: Consumer): Promise<void> {
     const { env } = this;
+    const { completion } = env;
     let message: TaskMessage;
     try {
       message = fromEnvelope(delivery.envelope, env.codec);
@@ -198,8 +208,17 @@ export class Worker {
       await env.store.complete(delivery.envelope.id, task, { state: "FAILURE", error: info });
       return;
     }
-    if (env.transport.isRevoked(message.id) || (message.expires !== undefined && message.expires < Date.now())) {
-      await this.finishRevoked(message, env.transport.isRevoked(message.id) ? "revoked" : "expired");
+    if (delivery.redelivered) {
+      const record = await env.store.get(message.id);
+      if (record !== undefined && READY_STATES.has(record.state)) {
+        await completion.resume(message, record);
+        this.settle(consumer, delivery, "ack");
+        return;
+      }
+    }
+    const revoked = env.transport.isRevoked(message.id);
+    if (revoked || (message.expires !== undefined && message.expires < Date.now())) {
+      await completion.revoked(message, !revoked);
       this.settle(consumer, delivery, "ack");
       return;
     }
@@ -209,14 +228,14 @@ export class Worker {
       this.counts.rejected++;
       env.log(`${this.name}: ${error.message}`);
       this.settle(consumer, delivery, { reject: error.message });
-      await this.finishFailed(message, toErrorInfo(error));
+      await completion.failed(message, toErrorInfo(error));
       return;
     }
     const options = mergeOptions(callDefaults(definition.options), message.options);
     const acksLate = options.acksLate ?? true;
     if (!acksLate) this.settle(consumer, delivery, "ack");
     const keepsResult = !options.ignoreResult || message.workflow !== undefined;
-    if (keepsResult) await env.store.setState(message.id, message.task, "STARTED", message.retries);
+    if (keepsResult) await env.store.setState(message.id, message.task, "STARTED", { retries: message.retries });
 
     const invocation = invoke({
       definition,
@@ -230,57 +249,27 @@ export class Worker {
     const outcome = await invocation.outcome;
     this.running.delete(message.id);
 
-    if (this.state === "stopping" && !outcome.ok && outcome.error instanceof WorkerError) return; // cancel() requeues it
-    if (!outcome.ok && outcome.error instanceof TaskRevokedError) {
-      await this.finishRevoked(message);
+    let completed: Completed;
+    if (!outcome.ok && outcome.error instanceof WorkerError) {
+      // Abandoned by stop(): a late-acked message goes back to the queue on cancel; an early-acked one is gone, so say so.
+      if (acksLate) return;
+      completed = await completion.failed(message, toErrorInfo(outcome.error));
+    } else if (!outcome.ok && outcome.error instanceof TaskRevokedError) {
+      completed = await completion.revoked(message);
     } else if (outcome.ok) {
       let encoded: Uint8Array | undefined;
       try {
         encoded = keepsResult ? env.codec.encode(outcome.value, `result of task '${message.task}'`) : undefined;
+        completed = await completion.succeeded(message, outcome.value, encoded);
       } catch (error) {
-        await this.failOrRetry(message, options, delivery, error, definition);
-        if (acksLate) this.settle(consumer, delivery, "ack");
-        return;
+        if (!(error instanceof CodecError)) throw error;
+        completed = await completion.failedOrRetry(message, options, delivery.envelope.priority, error, definition);
       }
-      if (encoded !== undefined) await env.store.complete(message.id, message.task, { state: "SUCCESS", value: encoded });
-      this.counts.succeeded++;
-      if (message.workflow !== undefined) await env.workflows.succeeded(message, outcome.value);
     } else {
-      await this.failOrRetry(message, options, delivery, outcome.error, definition);
+      completed = await completion.failedOrRetry(message, options, delivery.envelope.priority, outcome.error, definition);
     }
+    this.counts[completed]++;
     if (acksLate) this.settle(consumer, delivery, "ack");
-  }
-
-  private async failOrRetry(message: TaskMessage, options: CallOptions, delivery: Delivery, error: unknown, definition: TaskDefinition): Promise<void> {
-    const policy = options.retry;
-    const requested = error instanceof RetryRequest ? error : undefined;
-    const retryOn = definition.options.retry?.retryOn;
-    const wanted = requested !== undefined || (policy !== undefined && (retryOn === undefined || retryOn(error)));
-    const max = requested?.max ?? (requested !== undefined ? (policy?.max ?? 3) : undefined);
-    if (wanted && mayRetry(policy, message.retries, max)) {
-      const countdown = requested?.countdown ?? retryDelay(policy ?? { max: max ?? 0 }, message.retries);
-      this.counts.retried++;
-      await this.env.publisher.publish({
-        ...message,
-        retries: message.retries + 1,
-        options: { ...message.options, countdown, priority: delivery.envelope.priority },
-      });
-      return;
-    }
-    const cause = requested !== undefined && requested.cause !== undefined ? requested.cause : error;
-    await this.finishFailed(message, toErrorInfo(cause));
-  }
-
-  private async finishFailed(message: TaskMessage, error: ReturnType<typeof toErrorInfo>): Promise<void> {
-    this.counts.failed++;
-    await this.env.store.complete(message.id, message.task, { state: "FAILURE", error });
-    if (message.workflow !== undefined) await this.env.workflows.failed(message, error);
-  }
-
-  private async finishRevoked(message: TaskMessage, why: "revoked" | "expired" = "revoked"): Promise<void> {
-    const error = toErrorInfo(new TaskRevokedError({ id: message.id, task: message.task, ...(why === "expired" ? { expired: true } : {}) }));
-    await this.env.store.complete(message.id, message.task, { state: "REVOKED", error });
-    if (message.workflow !== undefined) await this.env.workflows.failed(message, error);
   }
 
   private terminate(id: string): void {

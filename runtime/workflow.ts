@@ -5,7 +5,6 @@ import { LRUCache } from "lru-cache";
 import { UpstreamFailure, toErrorInfo } from "./errors.ts";
 import type { Publisher } from "./publisher.ts";
 import type { ResultStore } from "./result-store.ts";
-import type { TaskMessage } from "./task-message.ts";
 
 /**
  * Advances compiled workflows. When a step succeeds, each step waiting on it
@@ -27,28 +26,28 @@ export class WorkflowExecutor {
   async start(graph: MessageGraph): Promise<void> {
     this.graphs.set(graph.id, graph);
     await this.store.saveGraph(graph);
-    await Promise.all(graph.nodes.map((node) => this.store.setState(node.id, node.task, "PENDING")));
+    await Promise.all(graph.nodes.map((node) => this.store.setState(node.id, node.task, "PENDING", { workflow: graph.id, node: node.index })));
     // A start node that still has an `after` waits on an empty group: its input is that empty list.
     await Promise.all(startNodes(graph).map((node) => this.send(graph, node, node.after && materialize(node.after, () => undefined))));
   }
 
-  /** `message` (a step of a workflow) succeeded with `value`. */
-  async succeeded(message: TaskMessage, value: unknown): Promise<void> {
-    const graph = await this.graphOf(message);
-    const node = graph.nodes[message.node as number];
+  /** Step `nodeIndex` of workflow `workflow` succeeded with `value`. Safe to repeat: a step counts once per join. */
+  async succeeded(workflow: string, nodeIndex: number, value: unknown): Promise<void> {
+    const graph = await this.graphOf(workflow);
+    const node = graph.nodes[nodeIndex];
     for (const nextIndex of node.next) {
       const next = graph.nodes[nextIndex];
-      const arrived = next.waitsFor === 1 ? 1 : await this.store.arrive(`${graph.id}:${nextIndex}`);
+      const arrived = next.waitsFor === 1 ? 1 : await this.store.arrive(`${graph.id}:${nextIndex}`, node.index);
       if (arrived !== next.waitsFor) continue;
       const input = next.passInput ? await this.inputOf(graph, next, node.index, value) : undefined;
       await this.send(graph, next, input);
     }
   }
 
-  /** `message` (a step of a workflow) failed for good (after retries) with `error`. */
-  async failed(message: TaskMessage, error: RemoteErrorInfo): Promise<void> {
-    const graph = await this.graphOf(message);
-    const origin = graph.nodes[message.node as number];
+  /** Step `nodeIndex` of workflow `workflow` failed for good (after retries, or revoked) with `error`. */
+  async failed(workflow: string, nodeIndex: number, error: RemoteErrorInfo): Promise<void> {
+    const graph = await this.graphOf(workflow);
+    const origin = graph.nodes[nodeIndex];
     await this.fireErrbacks(graph, origin, error);
     const queue: GraphNode[] = origin.next.map((index) => graph.nodes[index]);
     while (queue.length > 0) {
@@ -105,12 +104,11 @@ export class WorkflowExecutor {
     });
   }
 
-  private async graphOf(message: TaskMessage): Promise<MessageGraph> {
-    const id = message.workflow as string;
+  private async graphOf(id: string): Promise<MessageGraph> {
     const cached = this.graphs.get(id);
     if (cached !== undefined) return cached;
     const graph = await this.store.graph(id);
-    if (graph === undefined) throw new Error(`workflow ${id} of task ${message.id} is unknown to the result store (expired?)`);
+    if (graph === undefined) throw new Error(`workflow ${id} is unknown to the result store (expired or forgotten)`);
     this.graphs.set(id, graph);
     return graph;
   }

@@ -26,6 +26,7 @@ export {
   RetryRequest,
   UpstreamFailure,
   WorkerError,
+  MaxRetriesExceededError,
 } from "../runtime/errors.ts";
 export { chain, group, chord } from "../dsl/combinators.ts";
 export { Signature, Chain, Group, Chord, type Canvas, type AnyCanvas } from "../dsl/canvas.ts";
@@ -35,7 +36,25 @@ export type { MessageGraph, GraphNode, ValueRef } from "../dsl/graph.ts";
 export type { CallOptions, RetryOptions } from "../dsl/options.ts";
 export type { AsyncResult, TaskState, TaskFailure, RemoteErrorInfo, Progress, GetOptions, RevokeOptions } from "../dsl/result.ts";
 export type { ResultOf, InputOf } from "../dsl/inference.ts";
-export { EmbeddedBroker, createEmbeddedBroker } from "../broker/embedded-broker.ts";
-export type { Transport, Consumer, ExchangeType, QueueOptions, ConsumeOptions, QueueStats } from "../broker/transport.ts";
+export { EmbeddedBroker, createEmbeddedBroker, type EmbeddedBrokerOptions, type BrokerTotals } from "../broker/embedded-broker.ts";
+export {
+  BrokerClosedError,
+  InvalidArgumentError,
+  ExchangeNotFoundError,
+  QueueNotFoundError,
+  DeclarationConflictError,
+  UnknownDeliveryError,
+  UnroutableError,
+} from "../broker/errors.ts";
+export type {
+  Transport,
+  Consumer,
+  ExchangeType,
+  QueueOptions,
+  ConsumeOptions,
+  PublishOptions,
+  QueueStats,
+  RevocationOptions,
+} from "../broker/transport.ts";
 export type { Envelope, Delivery, DeadLetter } from "../broker/envelope.ts";
 export { Codec, CodecError, DecodeError } from "../broker/codec.ts";

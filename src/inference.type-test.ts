@@ -4,7 +4,7 @@
  * Nothing here runs.
  */
 import { Effect } from "effect";
-import { chain, chord, createApp, group, type AsyncResult, type ResultOf } from "./index.ts";
+import { chain, chord, createApp, group, type AsyncResult, type ResultOf, type TaskFailure } from "./index.ts";
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 const expectType = <T extends true>(_proof?: T) => {};
@@ -79,6 +79,20 @@ const mapped = len.map(["a", "bb"]);
 expectType<Equal<ResultOf<typeof mapped>, number[]>>();
 // @ts-expect-error len maps strings, not numbers
 len.map([1, 2]);
+
+// Partial signatures: the given arguments are the trailing ones, the parent's result comes first.
+const label = app.task("label", (n: number, unit: string) => `${n} ${unit}`);
+const labelled = chain(add.s(1, 1), label.s("kg"));
+expectType<Equal<ResultOf<typeof labelled>, string>>();
+// @ts-expect-error label's last parameter is a string: s(5) does not fit it
+label.s(5);
+// @ts-expect-error greet yields a string but label's first parameter is a number
+chain(greet.s("x"), label.s("kg"));
+chain(add.s(1, 2), optional.s(3));
+const notify = app.task("notify", (failure: TaskFailure, channel: string) => `${failure.task} -> ${channel}`);
+add.s(1, 2).onError(notify.s("#ops"));
+// @ts-expect-error an error callback receives a TaskFailure first
+add.s(1, 2).onError(label.s("kg"));
 
 // link: the callback must accept the result.
 add.s(1, 2).link(add.s(1));

@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Codec } from "../broker/codec.ts";
+import { EmbeddedBroker } from "../broker/embedded-broker.ts";
+import { chain, chord, group } from "../dsl/combinators.ts";
+import { createApp } from "./app.ts";
+import { MemoryResultStore } from "./result-store.ts";
+import { deferred, eventually } from "./test-support.ts";
+
+describe("redelivery and revocation inside workflows", () => {
+  it("counts a chord member once even if its completion is reported twice", async () => {
+    const store = new MemoryResultStore();
+    assert.equal(await store.arrive("wf:3", 0), 1);
+    assert.equal(await store.arrive("wf:3", 0), 1);
+    assert.equal(await store.arrive("wf:3", 1), 2);
+  });
+
+  it("skips a redelivered message whose task already finished", async () => {
+    const broker = new EmbeddedBroker();
+    const app = createApp({ broker, log: () => {} });
+    let runs = 0;
+    const started = deferred();
+    const gate = deferred();
+    const job = app.task("job", async () => {
+      runs++;
+      started.resolve();
+      await gate.promise;
+      return "done";
+    });
+    const first = app.worker({ name: "first" });
+    await first.start();
+    const r = await job.delay();
+    await started.promise;
+    // The result is stored, but the worker is stopped before it could ack: the message is redelivered.
+    await app.results.complete(r.id, "job", { state: "SUCCESS", value: new Codec().encode("done") });
+    await first.stop({ timeout: 1 });
+    const second = app.worker({ name: "second" });
+    await second.start();
+    await eventually(() => second.stats().succeeded + broker.totals().acked >= 1, 2_000, "the redelivery to be handled");
+    assert.equal(runs, 1);
+    assert.equal(await r.get(), "done");
+    gate.resolve();
+    await app.close();
+  });
+
+  it("fails the later steps of a workflow when one step is revoked on its own, and fires its error callback", async () => {
+    const app = createApp({ log: () => {} });
+    const ran: string[] = [];
+    const step = app.task("step", (label: string) => ran.push(label));
+    const notified = deferred<string>();
+    const notify = app.task("notify", (failure: { error: { message: string } }) => notified.resolve(failure.error.message));
+    const r = await chain(step.si("a"), step.si("b"), step.si("c")).onError(notify.s()).apply();
+    const firstStepId = (await app.results.get(r.id))!;
+    const graph = (await app.results.graph(firstStepId.workflow!))!;
+    await app.result(graph.nodes[1].id).revoke();
+    await app.worker().start();
+    await assert.rejects(r.get({ timeout: 2_000 }), /previous step 'step' .* was revoked/);
+    await app.result(graph.nodes[0].id).get({ timeout: 2_000 });
+    assert.deepEqual(ran, ["a"]);
+    assert.equal(await app.result(graph.nodes[1].id).state(), "REVOKED");
+    assert.match(await notified.promise, /was revoked/);
+    await app.close();
+  });
+
+  it("lets a running task finish when revoked without terminate", async () => {
+    const app = createApp({ log: () => {} });
+    const started = deferred();
+    const gate = deferred();
+    const job = app.task("job", async () => {
+      started.resolve();
+      await gate.promise;
+      return "finished anyway";
+    });
+    await app.worker().start();
+    const r = await job.delay();
+    await started.promise;
+    await r.revoke();
+    assert.equal(await r.state(), "STARTED");
+    gate.resolve();
+    assert.equal(await r.get({ timeout: 2_000 }), "finished anyway");
+    await app.close();
+  });
+
+  it("refuses a task routed to no queue instead of leaving it pending forever", async () => {
+    const app = createApp({ log: () => {} });
+    await app.broker.declareExchange("nowhere", "direct");
+    const job = app.task("job", () => 1);
+    await assert.rejects(job.applyAsync([], { exchange: "nowhere", routingKey: "x" }), /routes routing key "x" to no queue/);
+    await app.close();
+  });
+
+  it("shows RECEIVED for a message a busy worker holds for a free slot", async () => {
+    const app = createApp({ log: () => {} });
+    const gate = deferred();
+    const started = deferred();
+    const job = app.task("job", async (n: number) => {
+      started.resolve();
+      await gate.promise;
+      return n;
+    });
+    await app.worker({ concurrency: 1, prefetch: 2 }).start();
+    const a = await job.delay(1);
+    await started.promise;
+    const b = await job.delay(2);
+    await eventually(async () => (await b.state()) === "RECEIVED", 2_000, "RECEIVED");
+    gate.resolve();
+    assert.deepEqual([await a.get(), await b.get()], [1, 2]);
+    await app.close();
+  });
+
+  it("records an early-acked task abandoned by a stopping worker as failed, not started forever", async () => {
+    const app = createApp({ log: () => {} });
+    const started = deferred();
+    const job = app.task("job", () => {
+      started.resolve();
+      return new Promise<never>(() => {});
+    }, { acksLate: false });
+    const worker = app.worker();
+    await worker.start();
+    const r = await job.delay();
+    await started.promise;
+    await worker.stop({ timeout: 5 });
+    assert.equal(await r.state(), "FAILURE");
+    assert.equal((await r.error())?.name, "WorkerError");
+    await app.close();
+  });
+
+  it("fails with MaxRetriesExceededError when this.retry() is used up without a cause", async () => {
+    const app = createApp({ log: () => {} });
+    const stubborn = app.task("stubborn", function () {
+      this.retry({ countdown: 1, max: 2 });
+    });
+    await app.worker().start();
+    await assert.rejects((await stubborn.delay()).get({ timeout: 2_000 }), /asked for another retry after 2 retries/);
+    await app.close();
+  });
+
+  it("runs partial signatures with the parent's result first", async () => {
+    const app = createApp({ log: () => {} });
+    const add = app.task("add", (x: number, y: number) => x + y);
+    const label = app.task("label", (n: number, unit: string) => `${n} ${unit}`);
+    await app.worker().start();
+    assert.equal(await (await chain(add.s(1, 1), label.s("kg")).apply()).get(), "2 kg");
+    assert.deepEqual(await (await chord(group(add.s(1, 1)), add.si(0, 0)).apply()).get(), 0);
+    await app.close();
+  });
+});
