@@ -4,9 +4,10 @@ import { Data } from "effect";
 /**
  * msgpack codec for message bodies and results. It accepts exactly the values
  * that survive a round trip unchanged: null, undefined, booleans, numbers,
- * strings, Uint8Array, Date, arrays and plain objects of those (-0 arrives as 0). Anything else
+ * strings, Uint8Array, Date, arrays and plain objects of those (-0 arrives as 0,
+ * a Buffer as a plain Uint8Array). Anything else
  * (functions, symbols, bigint, Map, Set, class instances, cycles, invalid
- * Dates, `__proto__` keys) is rejected
+ * Dates, `__proto__` or symbol keys, strings with lone surrogates) is rejected
  * with a CodecError that names where the value sits.
  *
  * @example
@@ -55,13 +56,38 @@ const describe = (value: unknown): string => {
 };
 
 /**
+ * Where the value being checked sits, as keys from the root. Kept as a stack
+ * and turned into a string ("args[1].when") only for an error: building a path
+ * string per element was most of the codec's allocation.
+ */
+const pathStack: (string | number)[] = [];
+
+const LONE_SURROGATE = "a lone surrogate (not well-formed UTF-16) cannot be sent";
+/** UTF-8 cannot carry a lone surrogate; msgpack would silently replace it with U+FFFD. */
+const isWellFormed = (text: string): boolean =>
+  (text as string & { isWellFormed(): boolean }).isWellFormed();
+/** The objects on the way from the root to the value being checked; reused across calls (encoding is synchronous). */
+const visiting = new Set<object>();
+
+const pathOf = (root: string): string => {
+  let path = root;
+  for (const key of pathStack) path += typeof key === "number" ? `[${key}]` : `.${key}`;
+  return path;
+};
+
+const fail = (root: string, reason: string): never => {
+  throw new CodecError({ path: pathOf(root), reason });
+};
+
+/**
  * Checks that `value` can be encoded, and returns it with `undefined`s nested
  * in arrays and objects swapped for a marker. Returns the input itself (no copy)
  * when nothing needs swapping, which is the common case.
  */
-const prepare = (value: unknown, path: string, depth: number, seen: Set<object> | undefined): unknown => {
+const prepare = (value: unknown, root: string, depth: number): unknown => {
   switch (typeof value) {
     case "string":
+      return isWellFormed(value) ? value : fail(root, LONE_SURROGATE);
     case "number":
     case "boolean":
     case "undefined":
@@ -69,36 +95,44 @@ const prepare = (value: unknown, path: string, depth: number, seen: Set<object> 
     case "object":
       break;
     default:
-      throw new CodecError({ path, reason: describe(value) });
+      return fail(root, describe(value));
   }
   if (value === null || value instanceof Uint8Array) return value;
-  if (value instanceof Date) {
-    if (Number.isNaN(value.getTime())) throw new CodecError({ path, reason: "an invalid Date cannot be sent" });
-    return value;
-  }
-  if (depth > MAX_DEPTH) throw new CodecError({ path, reason: `nested deeper than ${MAX_DEPTH} levels (is it circular?)` });
-  if (seen?.has(value)) throw new CodecError({ path, reason: "circular reference" });
-  const visiting = seen ?? new Set<object>();
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? fail(root, "an invalid Date cannot be sent") : value;
+  if (depth > MAX_DEPTH) fail(root, `nested deeper than ${MAX_DEPTH} levels`);
+  if (visiting.has(value)) fail(root, "circular reference");
   visiting.add(value);
   try {
     if (Array.isArray(value)) {
       let out: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
         const item = value[i];
-        const prepared = item === undefined ? undefinedMarker : prepare(item, `${path}[${i}]`, depth + 1, visiting);
+        let prepared: unknown = undefinedMarker;
+        if (item !== undefined) {
+          pathStack.push(i);
+          prepared = prepare(item, root, depth + 1);
+          pathStack.pop();
+        }
         if (prepared !== item && out === undefined) out = value.slice(0, i);
         if (out !== undefined) out.push(prepared);
       }
       return out ?? value;
     }
     const proto = Object.getPrototypeOf(value);
-    if (proto !== Object.prototype && proto !== null) throw new CodecError({ path, reason: describe(value) });
+    if (proto !== Object.prototype && proto !== null) fail(root, describe(value));
+    if (Object.getOwnPropertySymbols(value).length > 0) fail(root, "a property keyed by a symbol cannot be sent");
     let out: Record<string, unknown> | undefined;
     const record = value as Record<string, unknown>;
     for (const key in record) {
-      if (key === "__proto__") throw new CodecError({ path, reason: "a key named __proto__ cannot be sent" });
+      if (key === "__proto__") fail(root, "a key named __proto__ cannot be sent");
+      if (!isWellFormed(key)) fail(root, `a key with ${LONE_SURROGATE}`);
       const item = record[key];
-      const prepared = item === undefined ? undefinedMarker : prepare(item, `${path}.${key}`, depth + 1, visiting);
+      let prepared: unknown = undefinedMarker;
+      if (item !== undefined) {
+        pathStack.push(key);
+        prepared = prepare(item, root, depth + 1);
+        pathStack.pop();
+      }
       if (prepared !== item && out === undefined) out = { ...record };
       if (out !== undefined) out[key] = prepared;
     }
@@ -115,7 +149,9 @@ export class Codec {
 
   /** Encode `value`; `path` names it in errors (e.g. "args of add"). Throws CodecError. */
   encode(value: unknown, path = "value"): Uint8Array {
-    const prepared = value === undefined ? undefinedMarker : prepare(value, path, 0, undefined);
+    pathStack.length = 0;
+    visiting.clear();
+    const prepared = value === undefined ? undefinedMarker : prepare(value, path, 0);
     return this.encoder.encode(prepared);
   }
 

@@ -17,6 +17,9 @@ export function chain<const T extends readonly [AnyCanvas, ...AnyCanvas[]]>(
   return new Chain(flattenChains(steps as readonly AnyCanvas[]));
 }
 
+/** What a group's members take from a parent; an empty group takes anything and needs nothing. */
+type MembersInput<T extends readonly AnyCanvas[]> = T extends readonly [] ? [_?: unknown] : InputOf<T[number]>;
+
 /** Nested chains without callbacks are the same chain; flattening keeps graphs and errors simple. */
 const flattenChains = (steps: readonly AnyCanvas[]): AnyCanvas[] =>
   steps.flatMap((step) =>
@@ -31,8 +34,8 @@ const flattenChains = (steps: readonly AnyCanvas[]): AnyCanvas[] =>
  * await (await group(add.s(1, 1), add.s(2, 2)).apply()).get(); // [2, 4]
  * await (await group([1, 2, 3].map((n) => add.s(n, n))).apply()).get(); // [2, 4, 6]
  */
-export function group<const T extends readonly AnyCanvas[]>(members: T): Group<InputOf<T[number]>, GroupResults<T>>;
-export function group<const T extends readonly AnyCanvas[]>(...members: T): Group<InputOf<T[number]>, GroupResults<T>>;
+export function group<const T extends readonly AnyCanvas[]>(members: T): Group<MembersInput<T>, GroupResults<T>>;
+export function group<const T extends readonly AnyCanvas[]>(...members: T): Group<MembersInput<T>, GroupResults<T>>;
 export function group(...members: unknown[]): Group<any, any> {
   const list = members.length === 1 && Array.isArray(members[0]) ? (members[0] as AnyCanvas[]) : (members as AnyCanvas[]);
   return new Group([...list]);

@@ -76,7 +76,8 @@ export const compile = (canvas: AnyCanvas, options: CompileOptions): MessageGrap
     const passInput = !sig.immutable && after !== undefined;
     check(sig, path, passInput);
     const index = nodes.length;
-    const waits = after === undefined ? [] : leavesOf(after);
+    // Distinct: two empty groups gated on the same step name it twice, but it finishes once.
+    const waits = after === undefined ? [] : [...new Set(leavesOf(after))];
     nodes.push({
       index,
       id: options.newId(),
@@ -134,7 +135,10 @@ export const compile = (canvas: AnyCanvas, options: CompileOptions): MessageGrap
         break;
       }
       case "group":
-        out = { list: canvas.members.map((member, i) => visit(member, after, `${path}[${i}]`)) };
+        out =
+          canvas.members.length === 0 && after !== undefined
+            ? { list: [], gate: after }
+            : { list: canvas.members.map((member, i) => visit(member, after, `${path}[${i}]`)) };
         break;
       case "chord": {
         const header = visit(canvas.header, after, `${path}.header`);

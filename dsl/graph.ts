@@ -6,8 +6,13 @@ import type { CallOptions } from "./options.ts";
  * advances it as results arrive; nothing in it refers back to the canvas.
  */
 
-/** Where a value comes from: one node's result, or the ordered list of several (a group's result). */
-export type ValueRef = { readonly node: number } | { readonly list: readonly ValueRef[] };
+/**
+ * Where a value comes from: one node's result, or the ordered list of several
+ * (a group's result). An empty group that follows a step has no members to
+ * wait for, so it keeps that step as `gate`: whatever comes after it still
+ * waits for the step (and fails with it), though the value is [].
+ */
+export type ValueRef = { readonly node: number } | { readonly list: readonly ValueRef[]; readonly gate?: ValueRef };
 
 export interface GraphNode {
   readonly index: number;
@@ -49,9 +54,10 @@ export interface MessageGraph {
   readonly output: ValueRef;
 }
 
-/** The node indexes a value is made of, in order. */
+/** The node indexes a value is made of (what must finish before it exists), in order. */
 export const leavesOf = (ref: ValueRef, into: number[] = []): number[] => {
   if ("node" in ref) into.push(ref.node);
+  else if (ref.list.length === 0 && ref.gate !== undefined) leavesOf(ref.gate, into);
   else for (const item of ref.list) leavesOf(item, into);
   return into;
 };

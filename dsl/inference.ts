@@ -17,7 +17,7 @@ type TakesEach<In, P> = In extends readonly unknown[] ? ([P] extends In ? true :
 type TakesNothingEach<In> = In extends readonly unknown[] ? ([] extends In ? true : false) : false;
 
 /** Whether canvas C can receive a parent's result of type P. */
-export type Accepts<C, P> = false extends TakesEach<InputOf<C>, P> ? false : true;
+export type Accepts<C, P> = 0 extends 1 & InputOf<C> ? true : false extends TakesEach<InputOf<C>, P> ? false : true;
 /** Whether canvas C can run first, with nothing prepended. */
 export type Standalone<C> = false extends TakesNothingEach<InputOf<C>> ? false : true;
 

@@ -46,7 +46,10 @@ export interface CallOptions {
 /** Later options win; undefined fields never override defined ones. */
 export const mergeOptions = (base: CallOptions, override: CallOptions | undefined): CallOptions => {
   if (override === undefined) return base;
-  const merged: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(override)) if (value !== undefined) merged[key] = value;
-  return merged as CallOptions;
+  let merged: Record<string, unknown> | undefined;
+  for (const key in override) {
+    const value = (override as Record<string, unknown>)[key];
+    if (value !== undefined) (merged ??= { ...base })[key] = value;
+  }
+  return (merged ?? base) as CallOptions;
 };

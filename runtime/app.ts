@@ -58,6 +58,8 @@ export interface App {
   close(options?: StopOptions): Promise<void>;
 }
 
+const NO_DEFAULTS: CallOptions = Object.freeze({});
+
 export const createApp = (options: AppOptions = {}): App => {
   const broker = options.broker ?? new EmbeddedBroker();
   const results = options.results ?? new MemoryResultStore();
@@ -65,7 +67,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const codec = new Codec();
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
-  const publisher = new Publisher(broker, results, codec, (name) => callDefaults(tasks.get(name)?.options));
+  const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS);
   const workflows = new WorkflowExecutor(results, publisher, codec);
   const completion = new TaskCompletion(results, publisher, workflows, codec);
 
@@ -91,16 +93,21 @@ export const createApp = (options: AppOptions = {}): App => {
 
   const context: ResultContext = { store: results, codec, revoke };
 
-  const send = async <R>(task: string, args: readonly unknown[], callOptions: CallOptions | undefined): Promise<AsyncResult<R>> => {
+  const send = <R>(task: string, args: readonly unknown[], callOptions: CallOptions | undefined): Promise<AsyncResult<R>> => {
     const id = randomUUID();
-    await publisher.publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 });
-    return new TaskResult<R>(id, context);
+    const result = new TaskResult<R>(id, context);
+    return publisher.publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 }).then(() => result);
   };
 
   const resultOf = (graph: MessageGraph, ref: ValueRef, top: boolean): AsyncResult<unknown> =>
     "node" in ref
       ? new TaskResult(graph.nodes[ref.node].id, context)
-      : new GroupResult(top ? graph.id : randomUUID(), ref.list.map((item) => resultOf(graph, item, false)), context);
+      : new GroupResult(
+          top ? graph.id : randomUUID(),
+          ref.list.map((item) => resultOf(graph, item, false)),
+          context,
+          ref.gate === undefined ? undefined : resultOf(graph, ref.gate, false),
+        );
 
   const dispatcher: Dispatcher = {
     async dispatch<R>(canvas: Canvas<any, R>, overrides?: CallOptions): Promise<AsyncResult<R>> {
@@ -126,7 +133,7 @@ export const createApp = (options: AppOptions = {}): App => {
       if (typeof handler !== "function") throw new TaskRegistrationError({ task: name, reason: "the handler is not a function" });
       if (tasks.has(name)) throw new TaskRegistrationError({ task: name, reason: "a task with this name is already registered" });
       if (name.startsWith("celerity.")) throw new TaskRegistrationError({ task: name, reason: "names starting with 'celerity.' are reserved" });
-      const definition: TaskDefinition = { name, handler, options: taskOptions, minArgs: handler.length };
+      const definition: TaskDefinition = { name, handler, options: taskOptions, defaults: callDefaults(taskOptions), minArgs: handler.length };
       tasks.set(name, definition);
       return new Task(definition, { send }, dispatcher);
     },

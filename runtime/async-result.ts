@@ -89,9 +89,15 @@ export class GroupResult<R> implements AsyncResult<R> {
     readonly id: string,
     readonly children: readonly AsyncResult<unknown>[],
     private readonly context: ResultContext,
+    /** For an empty group after a step: that step, whose failure is the group's. */
+    private readonly gate?: AsyncResult<unknown>,
   ) {}
 
   async get(options: GetOptions = {}): Promise<R> {
+    if (this.gate !== undefined) {
+      await this.gate.get(options);
+      return [] as R;
+    }
     if (options.timeout === undefined) return (await Promise.all(this.children.map((child) => child.get()))) as R;
     const deadline = Date.now() + options.timeout;
     const values: unknown[] = [];
@@ -109,6 +115,7 @@ export class GroupResult<R> implements AsyncResult<R> {
   }
 
   async state(): Promise<TaskState> {
+    if (this.gate !== undefined) return this.gate.state();
     const states = await Promise.all(this.children.map((child) => child.state()));
     if (states.some((s) => s === "FAILURE")) return "FAILURE";
     if (states.some((s) => s === "REVOKED")) return "REVOKED";
@@ -118,6 +125,7 @@ export class GroupResult<R> implements AsyncResult<R> {
     return "PENDING";
   }
   async ready(): Promise<boolean> {
+    if (this.gate !== undefined) return this.gate.ready();
     return (await Promise.all(this.children.map((child) => child.ready()))).every(Boolean);
   }
   async successful(): Promise<boolean> {

@@ -114,6 +114,22 @@ describe("canvas: chains, groups and chords", () => {
     await app.close();
   });
 
+  it("runs the step after a group of two empty groups once the step before finishes (found by a property test)", async () => {
+    const { app, add, flat } = await setup();
+    const r = await chain(add.s(1, 1), group(group([]), group([])), flat.s()).apply();
+    assert.deepEqual(await r.get({ timeout: 2_000 }), []);
+    await app.close();
+  });
+
+  it("fails a chain through an empty group when the step before it fails", async () => {
+    const { app, failWith, tsum } = await setup();
+    const r = await chain(failWith.si("before the empty group"), group([]), tsum.s()).apply();
+    await assert.rejects(r.get({ timeout: 2_000 }), /before the empty group/);
+    const bare = await chain(failWith.si("bare"), group([])).apply();
+    await assert.rejects(bare.get({ timeout: 2_000 }), /bare/);
+    await app.close();
+  });
+
   it("gives a group nested in a group a nested list", async () => {
     const { app, add } = await setup();
     const r = await group(group(add.s(1, 1), add.s(2, 2)), add.s(3, 3)).apply();

@@ -1,4 +1,5 @@
 import type { Codec } from "../broker/codec.ts";
+import type { Envelope } from "../broker/envelope.ts";
 import type { Transport } from "../broker/transport.ts";
 import { mergeOptions, type CallOptions } from "../dsl/options.ts";
 import type { ResultStore } from "./result-store.ts";
@@ -35,20 +36,38 @@ export class Publisher {
     return mergeOptions(this.defaultsOf(task), options);
   }
 
-  async publish(message: TaskMessage): Promise<void> {
-    const envelope = toEnvelope(message, this.codec, this.now());
-    if (!message.options.ignoreResult || message.workflow !== undefined) {
-      await this.store.setState(message.id, message.task, message.retries > 0 ? "RETRY" : "PENDING", detailsOf(message));
-    }
+  /**
+   * Record PENDING (or RETRY), then publish. The record is written before the
+   * publish so that a fast worker's STARTED and SUCCESS always land after it.
+   * Resolves once the broker confirms; throws CodecError synchronously-rejected
+   * before anything is recorded or sent.
+   */
+  publish(message: TaskMessage): Promise<void> {
+    let envelope: Envelope;
     try {
-      await this.transport.publish(envelope, MANDATORY);
+      envelope = toEnvelope(message, this.codec, this.now());
     } catch (error) {
-      // Not sent, so not pending: leave no record that would wait forever.
-      await this.store.forget(message.id);
-      throw error;
+      return Promise.reject(error);
     }
+    if (message.options.ignoreResult && message.workflow === undefined) return this.send(envelope, message.id, false);
+    const recorded = this.store.setState(message.id, message.task, message.retries > 0 ? "RETRY" : "PENDING", detailsOf(message));
+    return recorded instanceof Promise ? recorded.then(() => this.send(envelope, message.id, true)) : this.send(envelope, message.id, true);
+  }
+
+  private send(envelope: Envelope, id: string, recorded: boolean): Promise<void> {
+    const confirmed = this.transport.publish(envelope, MANDATORY);
+    if (!recorded) return confirmed;
+    return confirmed.catch(async (error: unknown) => {
+      // Not sent, so not pending: leave no record that would wait forever.
+      await this.store.forget(id);
+      throw error;
+    });
   }
 }
 
 const detailsOf = (message: TaskMessage) =>
-  message.workflow === undefined ? { retries: message.retries } : { retries: message.retries, workflow: message.workflow, node: message.node as number };
+  message.workflow !== undefined
+    ? { retries: message.retries, workflow: message.workflow, node: message.node as number }
+    : message.retries === 0
+      ? undefined
+      : { retries: message.retries };

@@ -1,4 +1,5 @@
 import { LRUCache } from "lru-cache";
+import { GenerationalMap } from "./generational-map.ts";
 import type { MessageGraph } from "../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskState } from "../dsl/result.ts";
 import { READY_STATES } from "../dsl/result.ts";
@@ -36,11 +37,18 @@ export type FinalOutcome =
   | { readonly state: "FAILURE"; readonly error: RemoteErrorInfo }
   | { readonly state: "REVOKED"; readonly error: RemoteErrorInfo };
 
+/**
+ * A store that can answer at once may return a plain value instead of a
+ * promise from the two writes made for every task; callers on the dispatch
+ * path then go on without waiting a turn.
+ */
+export type MaybePromise<T> = T | Promise<T>;
+
 export interface ResultStore {
   /** Record a non-final state (PENDING when sent, STARTED, RETRY). Never overwrites a final state. */
-  setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void>;
+  setState(id: string, task: string, state: TaskState, details?: StateDetails): MaybePromise<void>;
   /** Record a final state. The first final state wins: returns false (and changes nothing) if one is already recorded. */
-  complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean>;
+  complete(id: string, task: string, outcome: FinalOutcome): MaybePromise<boolean>;
   get(id: string): Promise<ResultRecord | undefined>;
   /** Resolve with the record once it is final; reject with `onTimeout()` after `timeoutMs`. */
   waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord>;
@@ -64,74 +72,89 @@ export interface MemoryResultStoreOptions {
 
 type Waiter = (record: ResultRecord) => void;
 
+/** The store's own, mutable copy of a record; readers get snapshots. */
+type StoredRecord = { -readonly [K in keyof ResultRecord]: ResultRecord[K] };
+
+
 /**
- * The in-memory result store: bounded (LRU) and expiring. Waiters are woken by
+ * The in-memory result store: bounded (the least recently written records go
+ * first once `maxResults` is reached) and expiring. Waiters are woken by
  * the write that finishes a task, never by polling.
  *
  * @example
  * const store = new MemoryResultStore({ maxResults: 10_000, ttlMs: 60_000 });
  */
 export class MemoryResultStore implements ResultStore {
-  private readonly records: LRUCache<string, ResultRecord>;
+  private readonly records: GenerationalMap<string, StoredRecord>;
   private readonly graphs: LRUCache<string, MessageGraph>;
   private readonly counters: LRUCache<string, number>;
   private readonly joins: LRUCache<string, Set<number>>;
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly now: () => number;
+  private readonly ttl: number;
 
   constructor(options: MemoryResultStoreOptions = {}) {
     const max = options.maxResults ?? 100_000;
     const ttl = options.ttlMs ?? 24 * 60 * 60 * 1000;
     this.now = options.now ?? Date.now;
-    this.records = new LRUCache({ max, ttl, ttlAutopurge: false });
+    this.ttl = ttl;
+    // Expiry of records is checked here (fresh()) from the age each record carries.
+    this.records = new GenerationalMap(Math.max(2, max));
     this.graphs = new LRUCache({ max: Math.max(1, Math.ceil(max / 10)), ttl });
     this.counters = new LRUCache({ max, ttl });
     this.joins = new LRUCache({ max, ttl });
   }
 
-  setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> {
-    const current = this.records.get(id);
-    if (current === undefined || !READY_STATES.has(current.state)) {
-      const workflow = details?.workflow ?? current?.workflow;
-      this.records.set(id, {
-        id,
-        task,
-        state,
-        retries: details?.retries ?? current?.retries ?? 0,
-        updatedAt: this.now(),
-        ...(workflow !== undefined ? { workflow, node: details?.node ?? current?.node } : {}),
-      });
+  setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
+    const current = this.fresh(this.records.get(id));
+    if (current === undefined) {
+      const record: StoredRecord = { id, task, state, retries: details?.retries ?? 0, updatedAt: this.now() };
+      if (details?.workflow !== undefined) {
+        record.workflow = details.workflow;
+        record.node = details.node;
+      }
+      this.records.set(id, record);
+    } else if (!READY_STATES.has(current.state)) {
+      // In place: a state change of a record already held needs no second cache write.
+      current.state = state;
+      current.task = task;
+      current.updatedAt = this.now();
+      if (details?.retries !== undefined) current.retries = details.retries;
+      if (details?.workflow !== undefined) {
+        current.workflow = details.workflow;
+        current.node = details.node;
+      }
     }
-    return Promise.resolve();
   }
 
-  complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
-    const current = this.records.get(id);
-    if (current !== undefined && READY_STATES.has(current.state)) return Promise.resolve(false);
-    const record: ResultRecord = {
-      id,
-      task,
-      retries: current?.retries ?? 0,
-      updatedAt: this.now(),
-      ...(current?.workflow !== undefined ? { workflow: current.workflow, node: current.node } : {}),
-      ...outcome,
-    };
+  complete(id: string, task: string, outcome: FinalOutcome): boolean {
+    let record = this.fresh(this.records.get(id));
+    if (record !== undefined && READY_STATES.has(record.state)) return false;
+    if (record === undefined) record = { id, task, state: outcome.state, retries: 0, updatedAt: 0 };
+    record.task = task;
+    record.state = outcome.state;
+    record.updatedAt = this.now();
+    if (outcome.state === "SUCCESS") record.value = outcome.value;
+    else record.error = outcome.error;
+    // Written again so the record's time to live counts from its completion.
     this.records.set(id, record);
     const waiting = this.waiters.get(id);
     if (waiting !== undefined) {
       this.waiters.delete(id);
-      for (const wake of waiting) wake(record);
+      const snapshot = { ...record };
+      for (const wake of waiting) wake(snapshot);
     }
-    return Promise.resolve(true);
+    return true;
   }
 
   get(id: string): Promise<ResultRecord | undefined> {
-    return Promise.resolve(this.records.get(id));
+    const record = this.fresh(this.records.get(id));
+    return Promise.resolve(record === undefined ? undefined : { ...record });
   }
 
   waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord> {
-    const current = this.records.get(id);
-    if (current !== undefined && READY_STATES.has(current.state)) return Promise.resolve(current);
+    const current = this.fresh(this.records.get(id));
+    if (current !== undefined && READY_STATES.has(current.state)) return Promise.resolve({ ...current });
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const wake: Waiter = (record) => {
@@ -150,6 +173,13 @@ export class MemoryResultStore implements ResultStore {
         }, timeoutMs);
       }
     });
+  }
+
+  /** The record unless it has outlived the time to live (then it is dropped). */
+  private fresh(record: StoredRecord | undefined): StoredRecord | undefined {
+    if (record === undefined || this.now() - record.updatedAt <= this.ttl) return record;
+    this.records.delete(record.id);
+    return undefined;
   }
 
   forget(id: string): Promise<void> {

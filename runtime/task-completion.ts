@@ -28,10 +28,19 @@ export class TaskCompletion {
     private readonly codec: Codec,
   ) {}
 
-  /** Store the value (unless the result is ignored outside a workflow) and advance the workflow. */
-  async succeeded(message: TaskMessage, value: unknown, encoded: Uint8Array | undefined): Promise<"succeeded"> {
-    if (encoded !== undefined) await this.store.complete(message.id, message.task, { state: "SUCCESS", value: encoded });
-    if (message.workflow !== undefined) await this.workflows.succeeded(message.workflow, message.node as number, value);
+  /**
+   * Store the value (unless the result is ignored outside a workflow) and
+   * advance the workflow. Synchronous when the store is: this is the hot path.
+   */
+  succeeded(message: TaskMessage, value: unknown, encoded: Uint8Array | undefined): "succeeded" | Promise<"succeeded"> {
+    const stored = encoded === undefined ? undefined : this.store.complete(message.id, message.task, { state: "SUCCESS", value: encoded });
+    if (message.workflow === undefined) return stored instanceof Promise ? stored.then(() => "succeeded" as const) : "succeeded";
+    return this.advance(stored, message.workflow, message.node as number, value);
+  }
+
+  private async advance(stored: unknown, workflow: string, node: number, value: unknown): Promise<"succeeded"> {
+    await stored;
+    await this.workflows.succeeded(workflow, node, value);
     return "succeeded";
   }
 

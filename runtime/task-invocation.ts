@@ -7,66 +7,96 @@ import type { TaskContext, TaskDefinition } from "./task.ts";
  * hard time limits, and a way to abandon it from outside (revoke with
  * terminate, shutdown). JavaScript cannot kill a running function, so a hard
  * limit abandons the handler: its result is ignored and the slot is freed.
+ *
+ * A handler that returns a plain value gives its outcome at once; only an
+ * asynchronous one gets an AsyncInvocation. This is the dispatch path, so it
+ * makes as few objects as it can.
  */
 export type InvocationOutcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
 
-export interface Invocation {
-  readonly outcome: Promise<InvocationOutcome> | InvocationOutcome;
+/**
+ * The handler's `this`. The AbortController is made on first use: most tasks
+ * never look at their signal, and creating one per task was a tenth of the
+ * dispatch path's time.
+ */
+class RunningTask implements TaskContext {
+  private controller: AbortController | undefined;
+  constructor(
+    readonly id: string,
+    readonly name: string,
+    readonly retries: number,
+  ) {}
+  get signal(): AbortSignal {
+    return (this.controller ??= new AbortController()).signal;
+  }
+  abort(reason: unknown): void {
+    this.controller ??= new AbortController();
+    if (!this.controller.signal.aborted) this.controller.abort(reason);
+  }
+  retry(options?: Parameters<TaskContext["retry"]>[0]): never {
+    throw new RetryRequest(options ?? {});
+  }
+}
+
+/** A handler still running: its outcome to come, and the means to give up on it. */
+export class AsyncInvocation {
+  readonly outcome: Promise<InvocationOutcome>;
+  private settle!: (outcome: InvocationOutcome) => void;
+  private timers: NodeJS.Timeout[] | undefined;
+
+  constructor(
+    private readonly context: RunningTask,
+    running: PromiseLike<unknown>,
+  ) {
+    this.outcome = new Promise<InvocationOutcome>((resolve) => (this.settle = resolve));
+    running.then(
+      (value) => this.finish({ ok: true, value }),
+      (error) => this.finish({ ok: false, error }),
+    );
+  }
+
   /** Abort the signal and settle the outcome with `reason` at once (if it has not settled yet). */
-  abandon(reason: unknown): void;
-}
+  abandon(reason: unknown): void {
+    this.context.abort(reason);
+    this.finish({ ok: false, error: reason });
+  }
 
-export interface InvocationRequest {
-  readonly definition: TaskDefinition;
-  readonly id: string;
-  readonly retries: number;
-  readonly args: readonly unknown[];
-  readonly softTimeLimit?: number;
-  readonly timeLimit?: number;
-}
+  limit(task: string, softTimeLimit: number | undefined, timeLimit: number | undefined): void {
+    if (softTimeLimit !== undefined) {
+      (this.timers ??= []).push(setTimeout(() => this.context.abort(new SoftTimeLimitExceeded({ task, limitMs: softTimeLimit })), softTimeLimit));
+    }
+    if (timeLimit !== undefined) {
+      (this.timers ??= []).push(setTimeout(() => this.abandon(new TimeLimitExceeded({ task, limitMs: timeLimit })), timeLimit));
+    }
+  }
 
-const retry: TaskContext["retry"] = (options) => {
-  throw new RetryRequest(options ?? {});
-};
+  private finish(outcome: InvocationOutcome): void {
+    if (this.timers !== undefined) for (const timer of this.timers) clearTimeout(timer);
+    this.settle(outcome);
+  }
+}
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
   value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as PromiseLike<unknown>).then === "function";
 
-export const invoke = (request: InvocationRequest): Invocation => {
-  const { definition } = request;
-  const controller = new AbortController();
-  const context: TaskContext = { id: request.id, name: definition.name, retries: request.retries, signal: controller.signal, retry };
+export const invoke = (
+  definition: TaskDefinition,
+  id: string,
+  retries: number,
+  args: readonly unknown[],
+  softTimeLimit: number | undefined,
+  timeLimit: number | undefined,
+): InvocationOutcome | AsyncInvocation => {
+  const context = new RunningTask(id, definition.name, retries);
   let returned: unknown;
   try {
-    returned = definition.handler.apply(context, request.args as unknown[]);
+    returned = definition.handler.apply(context, args as unknown[]);
   } catch (error) {
-    return { outcome: { ok: false, error }, abandon: () => controller.abort() };
+    return { ok: false, error };
   }
-  if (Effect.isEffect(returned)) returned = Effect.runPromise(returned as Effect.Effect<unknown, unknown, never>, { signal: controller.signal });
-  if (!isThenable(returned)) return { outcome: { ok: true, value: returned }, abandon: () => controller.abort() };
-
-  let settle!: (outcome: InvocationOutcome) => void;
-  const outcome = new Promise<InvocationOutcome>((resolve) => (settle = resolve));
-  const timers: NodeJS.Timeout[] = [];
-  const finish = (result: InvocationOutcome) => {
-    for (const timer of timers) clearTimeout(timer);
-    settle(result);
-  };
-  const abandon = (reason: unknown) => {
-    if (!controller.signal.aborted) controller.abort(reason);
-    finish({ ok: false, error: reason });
-  };
-  returned.then(
-    (value) => finish({ ok: true, value }),
-    (error) => finish({ ok: false, error }),
-  );
-  if (request.softTimeLimit !== undefined) {
-    const limitMs = request.softTimeLimit;
-    timers.push(setTimeout(() => controller.abort(new SoftTimeLimitExceeded({ task: definition.name, limitMs })), limitMs));
-  }
-  if (request.timeLimit !== undefined) {
-    const limitMs = request.timeLimit;
-    timers.push(setTimeout(() => abandon(new TimeLimitExceeded({ task: definition.name, limitMs })), limitMs));
-  }
-  return { outcome, abandon };
+  if (Effect.isEffect(returned)) returned = Effect.runPromise(returned as Effect.Effect<unknown, unknown, never>, { signal: context.signal });
+  if (!isThenable(returned)) return { ok: true, value: returned };
+  const invocation = new AsyncInvocation(context, returned);
+  invocation.limit(definition.name, softTimeLimit, timeLimit);
+  return invocation;
 };

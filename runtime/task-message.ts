@@ -1,4 +1,4 @@
-import type { Envelope } from "../broker/envelope.ts";
+import type { Envelope, HeaderValue } from "../broker/envelope.ts";
 import { CodecError, type Codec } from "../broker/codec.ts";
 import { clampPriority } from "../broker/envelope.ts";
 import type { CallOptions } from "../dsl/options.ts";
@@ -29,23 +29,35 @@ export interface TaskMessage {
 
 export const DEFAULT_QUEUE = "celery";
 
+const NO_OPTIONS: CallOptions = Object.freeze({});
+
 export const queueOf = (options: CallOptions): string => options.queue ?? DEFAULT_QUEUE;
 
 const toEpoch = (at: Date | number): number => (at instanceof Date ? at.getTime() : at);
 
-/** Absolute eta / expiry (epoch ms) from the relative or absolute forms in options. */
-export const timingOf = (options: CallOptions, now: number): { eta?: number; expires?: number } => {
-  const eta = options.eta !== undefined ? toEpoch(options.eta) : options.countdown !== undefined ? now + options.countdown : undefined;
-  const expires =
-    options.expires === undefined ? undefined : options.expires instanceof Date ? options.expires.getTime() : now + options.expires;
-  return { ...(eta !== undefined && eta > now ? { eta } : {}), ...(expires !== undefined ? { expires } : {}) };
-};
+const PUBLISH_TIME_ONLY = new Set(["countdown", "eta", "expires", "priority"]);
 
 /** Options that must ride along in the body (the rest are routing facts, used up at publish time). */
 const bodyOptions = (options: CallOptions): CallOptions | undefined => {
-  const { countdown: _c, eta: _e, expires: _x, priority: _p, ...rest } = options;
-  for (const key in rest) if ((rest as Record<string, unknown>)[key] !== undefined) return rest;
-  return undefined;
+  let carried: Record<string, unknown> | undefined;
+  for (const key in options) {
+    const value = (options as Record<string, unknown>)[key];
+    if (value === undefined || PUBLISH_TIME_ONLY.has(key)) continue;
+    (carried ??= {})[key] = value;
+  }
+  return carried as CallOptions | undefined;
+};
+
+/** The message headers, built in one object (this runs once per publish). */
+const headersOf = (message: TaskMessage, expiresAt: number | undefined): Record<string, HeaderValue> => {
+  const headers: Record<string, HeaderValue> = { task: message.task, retries: message.retries };
+  if (message.workflow !== undefined) {
+    headers.workflow = message.workflow;
+    headers.node = message.node;
+  }
+  if (message.target !== undefined) headers.target = message.target;
+  if (expiresAt !== undefined) headers.expires = expiresAt;
+  return headers;
 };
 
 /** Encode `[args]` or `[args, options]`, naming the argument (not the body's layout) when one cannot be sent. */
@@ -66,57 +78,62 @@ export const toEnvelope = (message: TaskMessage, codec: Codec, now: number): Env
   const { options } = message;
   const carried = bodyOptions(options);
   const body = encodeBody(codec, message, carried);
-  const { eta, expires } = timingOf(options, now);
-  const expiresAt = message.expires ?? expires;
-  return {
+  const eta = options.eta !== undefined ? toEpoch(options.eta) : options.countdown !== undefined ? now + options.countdown : undefined;
+  const expiresAt =
+    message.expires ?? (options.expires === undefined ? undefined : options.expires instanceof Date ? options.expires.getTime() : now + options.expires);
+  const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = {
     id: message.id,
     exchange: options.exchange ?? "",
     routingKey: options.exchange !== undefined ? (options.routingKey ?? message.task) : queueOf(options),
     priority: clampPriority(options.priority),
-    ...(eta !== undefined ? { eta } : {}),
-    headers: {
-      task: message.task,
-      retries: message.retries,
-      ...(message.workflow !== undefined ? { workflow: message.workflow, node: message.node } : {}),
-      ...(message.target !== undefined ? { target: message.target } : {}),
-      ...(expiresAt !== undefined ? { expires: expiresAt } : {}),
-    },
+    headers: headersOf(message, expiresAt),
     body,
   };
+  if (eta !== undefined && eta > now) envelope.eta = eta;
+  return envelope;
+};
+
+const malformed = (envelope: Envelope, reason: string): MalformedMessageError => new MalformedMessageError({ id: envelope.id, reason });
+
+const decodeBody = (envelope: Envelope, codec: Codec): unknown => {
+  try {
+    return codec.decode(envelope.body);
+  } catch (error) {
+    throw malformed(envelope, error instanceof Error ? error.message : String(error));
+  }
 };
 
 /** Read a TaskMessage out of an envelope; throws MalformedMessageError naming what is wrong. */
 export const fromEnvelope = (envelope: Envelope, codec: Codec): TaskMessage => {
   const { headers } = envelope;
-  const fail = (reason: string): never => {
-    throw new MalformedMessageError({ id: envelope.id, reason });
-  };
-  if (typeof headers.task !== "string" || headers.task.length === 0) fail("header 'task' is missing");
+  const task = headers.task;
+  if (typeof task !== "string" || task.length === 0) throw malformed(envelope, "header 'task' is missing");
   const retries = headers.retries ?? 0;
-  if (typeof retries !== "number" || !Number.isInteger(retries) || retries < 0) fail("header 'retries' is not a non-negative integer");
-  let decoded: unknown;
-  try {
-    decoded = codec.decode(envelope.body);
-  } catch (error) {
-    return fail(error instanceof Error ? error.message : String(error));
-  }
+  if (typeof retries !== "number" || !Number.isInteger(retries) || retries < 0) throw malformed(envelope, "header 'retries' is not a non-negative integer");
+  const decoded = decodeBody(envelope, codec);
   if (!Array.isArray(decoded) || decoded.length < 1 || decoded.length > 2 || !Array.isArray(decoded[0])) {
-    fail("body is not [args] or [args, options]");
+    throw malformed(envelope, "body is not [args] or [args, options]");
   }
-  const [args, options] = decoded as [unknown[], unknown];
-  if (options !== undefined && (options === null || typeof options !== "object" || Array.isArray(options))) fail("options in the body are not an object");
-  if (headers.expires !== undefined && typeof headers.expires !== "number") fail("header 'expires' is not a number");
-  const workflow = headers.workflow;
-  const node = headers.node;
-  if (workflow !== undefined && (typeof workflow !== "string" || typeof node !== "number")) fail("workflow headers are malformed");
-  return {
+  const args = decoded[0] as unknown[];
+  const options = decoded[1] as unknown;
+  if (options !== undefined && (options === null || typeof options !== "object" || Array.isArray(options))) {
+    throw malformed(envelope, "options in the body are not an object");
+  }
+  const { expires, workflow, node, target } = headers;
+  if (expires !== undefined && typeof expires !== "number") throw malformed(envelope, "header 'expires' is not a number");
+  if (workflow !== undefined && (typeof workflow !== "string" || typeof node !== "number")) throw malformed(envelope, "workflow headers are malformed");
+  const message: { -readonly [K in keyof TaskMessage]: TaskMessage[K] } = {
     id: envelope.id,
-    task: headers.task as string,
+    task,
     args,
-    options: (options ?? {}) as CallOptions,
-    retries: retries as number,
-    ...(typeof workflow === "string" ? { workflow, node: node as number } : {}),
-    ...(typeof headers.target === "string" ? { target: headers.target } : {}),
-    ...(typeof headers.expires === "number" ? { expires: headers.expires } : {}),
+    options: (options ?? NO_OPTIONS) as CallOptions,
+    retries,
   };
+  if (typeof workflow === "string") {
+    message.workflow = workflow;
+    message.node = node as number;
+  }
+  if (typeof target === "string") message.target = target;
+  if (typeof expires === "number") message.expires = expires;
+  return message;
 };

@@ -58,6 +58,8 @@ export interface TaskDefinition {
   readonly name: string;
   readonly handler: Handler<any, any>;
   readonly options: TaskOptions;
+  /** The serializable part of `options`: what a message of this task is sent with by default. */
+  readonly defaults: CallOptions;
   /** Fewest arguments the handler takes (its declared parameters before the first default). */
   readonly minArgs: number;
 }

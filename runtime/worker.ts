@@ -1,18 +1,8 @@
-import { Effect } from "effect";
-import type { Codec } from "../broker/codec.ts";
 import type { Delivery } from "../broker/envelope.ts";
-import type { Consumer, Transport } from "../broker/transport.ts";
-import { MAP_TASK, STARMAP_TASK } from "../dsl/combinators.ts";
-import { mergeOptions } from "../dsl/options.ts";
-import { CodecError } from "../broker/codec.ts";
-import { READY_STATES } from "../dsl/result.ts";
-import { TaskRevokedError, UnknownTaskError, WorkerError, toErrorInfo } from "./errors.ts";
-import { callDefaults } from "./publisher.ts";
-import type { ResultStore } from "./result-store.ts";
-import type { Completed, TaskCompletion } from "./task-completion.ts";
-import { invoke, type Invocation } from "./task-invocation.ts";
-import { DEFAULT_QUEUE, fromEnvelope, type TaskMessage } from "./task-message.ts";
-import type { TaskContext, TaskDefinition } from "./task.ts";
+import type { Consumer } from "../broker/transport.ts";
+import { TaskRevokedError, WorkerError, toErrorInfo } from "./errors.ts";
+import { DEFAULT_QUEUE } from "./task-message.ts";
+import { TaskRunner, type RunnerEnvironment, type Settlement } from "./task-runner.ts";
 
 /**
  * A worker consumes queues and runs tasks, at most `concurrency` at a time.
@@ -47,18 +37,12 @@ export interface WorkerStats {
 }
 
 /** What a worker needs from its app. */
-export interface WorkerEnvironment {
-  readonly transport: Transport;
-  readonly store: ResultStore;
-  readonly codec: Codec;
-  readonly completion: TaskCompletion;
-  readonly tasks: ReadonlyMap<string, TaskDefinition>;
-  readonly log: (message: string) => void;
-}
+export type WorkerEnvironment = RunnerEnvironment;
 
 interface Pending {
   readonly delivery: Delivery;
   readonly consumer: Consumer;
+  marked?: boolean;
 }
 
 let workerCount = 0;
@@ -71,12 +55,14 @@ export class Worker {
   private consumers: Consumer[] = [];
   private readonly waiting: Pending[] = [];
   private waitingHead = 0;
-  private readonly running = new Map<string, { readonly task: string; readonly invocation: Invocation }>();
   private runningCount = 0;
   private state: "idle" | "running" | "stopping" | "stopped" = "idle";
   private drained: (() => void) | undefined;
+  private sweepScheduled = false;
+  /** True while `next()` is starting held messages. */
+  private starting = false;
+  private readonly runner: TaskRunner;
   private unsubscribeRevoke: (() => void) | undefined;
-  private readonly mappers = new Map<string, TaskDefinition>();
   private counts = { succeeded: 0, failed: 0, retried: 0, revoked: 0, rejected: 0 };
 
   constructor(
@@ -90,6 +76,11 @@ export class Worker {
       throw new WorkerError({ worker: this.name, reason: `concurrency must be a positive integer, got ${options.concurrency}` });
     }
     this.prefetch = options.prefetch ?? this.concurrency * 4;
+    this.runner = new TaskRunner(env, {
+      name: this.name,
+      settle: (consumer, delivery, how) => this.settle(consumer, delivery, how),
+      count: (outcome) => this.counts[outcome]++,
+    });
     if (this.queues.length === 0) throw new WorkerError({ worker: this.name, reason: "no queues to consume" });
   }
 
@@ -129,7 +120,7 @@ export class Worker {
         const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), options.timeout)));
         if ((await Promise.race([drained, timedOut])) === "timeout") {
           const reason = new WorkerError({ worker: this.name, reason: "stopped before the task finished; its message goes back to the queue" });
-          for (const { invocation } of this.running.values()) invocation.abandon(reason);
+          for (const { invocation } of this.runner.running.values()) invocation.abandon(reason);
         }
         clearTimeout(timer);
       }
@@ -150,158 +141,87 @@ export class Worker {
   private receive(delivery: Delivery, consumer: Consumer): void {
     if (this.state === "running" && this.runningCount < this.concurrency) return this.run(delivery, consumer);
     this.waiting.push({ delivery, consumer });
-    this.markReceived(delivery);
+    if (!this.sweepScheduled) {
+      this.sweepScheduled = true;
+      setImmediate(() => this.markReceived());
+    }
   }
 
-  /** A message held for a free slot shows RECEIVED (best effort: the header is read without decoding the body). */
-  private markReceived(delivery: Delivery): void {
-    const { task } = delivery.envelope.headers;
-    if (typeof task !== "string") return;
-    this.env.store.setState(delivery.envelope.id, task, "RECEIVED").catch((error) => this.env.log(`${this.name}: ${toErrorInfo(error).message}`));
+  /**
+   * Messages still held for a free slot once the event loop turns show
+   * RECEIVED. Swept once per turn rather than written per message: on a busy
+   * worker most held messages start within the same turn, and a store write
+   * for each cost an eighth of the dispatch path.
+   */
+  private markReceived(): void {
+    this.sweepScheduled = false;
+    for (let i = this.waitingHead; i < this.waiting.length; i++) {
+      const pending = this.waiting[i];
+      if (pending.marked) continue;
+      pending.marked = true;
+      const { id, headers } = pending.delivery.envelope;
+      if (typeof headers.task !== "string") continue;
+      Promise.resolve(this.env.store.setState(id, headers.task, "RECEIVED")).catch((error: unknown) => this.env.log(`${this.name}: ${toErrorInfo(error).message}`));
+    }
   }
 
+  /** Start held messages while slots are free. Tasks that finish synchronously free their slot inside the loop, which goes on (no recursion). */
   private next(): void {
-    if (this.state !== "running") return;
-    while (this.runningCount < this.concurrency && this.waitingHead < this.waiting.length) {
-      const pending = this.waiting[this.waitingHead++];
-      if (this.waitingHead === this.waiting.length) {
-        this.waiting.length = 0;
-        this.waitingHead = 0;
+    if (this.state !== "running" || this.starting) return;
+    this.starting = true;
+    try {
+      while (this.runningCount < this.concurrency && this.waitingHead < this.waiting.length) {
+        const pending = this.waiting[this.waitingHead++];
+        if (this.waitingHead === this.waiting.length) {
+          this.waiting.length = 0;
+          this.waitingHead = 0;
+        }
+        this.run(pending.delivery, pending.consumer);
       }
-      this.run(pending.delivery, pending.consumer);
+    } finally {
+      this.starting = false;
     }
   }
 
   private run(delivery: Delivery, consumer: Consumer): void {
     this.runningCount++;
-    this.execute(delivery, consumer)
-      .catch((error) => {
-        this.env.log(`${this.name}: message ${delivery.envelope.id} could not be completed and goes back to the queue: ${toErrorInfo(error).message}`);
-        this.settle(consumer, delivery, "requeue");
-      })
-      .finally(() => {
-        this.runningCount--;
-        if (this.state === "stopping" && this.runningCount === 0) this.drained?.();
-        else this.next();
-      });
+    let pending: void | Promise<void>;
+    try {
+      pending = this.runner.run(delivery, consumer);
+    } catch (error) {
+      this.failedToComplete(delivery, consumer, error);
+      return this.finished();
+    }
+    if (pending === undefined) return this.finished();
+    pending.then(
+      () => this.finished(),
+      (error: unknown) => {
+        this.failedToComplete(delivery, consumer, error);
+        this.finished();
+      },
+    );
   }
 
-  private settle(consumer: Consumer, delivery: Delivery, how: "ack" | "requeue" | { reject: string }): void {
+  private failedToComplete(delivery: Delivery, consumer: Consumer, error: unknown): void {
+    this.env.log(`${this.name}: message ${delivery.envelope.id} could not be completed and goes back to the queue: ${toErrorInfo(error).message}`);
+    this.settle(consumer, delivery, "requeue");
+  }
+
+  private finished(): void {
+    this.runningCount--;
+    if (this.state === "stopping" && this.runningCount === 0) this.drained?.();
+    else if (!this.starting) this.next();
+  }
+
+  private settle(consumer: Consumer, delivery: Delivery, how: Settlement): void {
     if (!this.consumers.includes(consumer)) return; // cancelled: the broker has already taken the message back
     if (how === "ack") consumer.ack(delivery.deliveryTag);
     else if (how === "requeue") consumer.nack(delivery.deliveryTag, { requeue: true });
     else consumer.nack(delivery.deliveryTag, { requeue: false, reason: how.reject });
   }
 
-  private async execute(delivery: Delivery, consumer: Consumer): Promise<void> {
-    const { env } = this;
-    const { completion } = env;
-    let message: TaskMessage;
-    try {
-      message = fromEnvelope(delivery.envelope, env.codec);
-    } catch (error) {
-      const info = toErrorInfo(error);
-      this.counts.rejected++;
-      env.log(`${this.name}: rejected to the dead-letter queue: ${info.message}`);
-      this.settle(consumer, delivery, { reject: info.message });
-      const task = typeof delivery.envelope.headers.task === "string" ? delivery.envelope.headers.task : "(unknown)";
-      await env.store.complete(delivery.envelope.id, task, { state: "FAILURE", error: info });
-      return;
-    }
-    if (delivery.redelivered) {
-      const record = await env.store.get(message.id);
-      if (record !== undefined && READY_STATES.has(record.state)) {
-        await completion.resume(message, record);
-        this.settle(consumer, delivery, "ack");
-        return;
-      }
-    }
-    const revoked = env.transport.isRevoked(message.id);
-    if (revoked || (message.expires !== undefined && message.expires < Date.now())) {
-      await completion.revoked(message, !revoked);
-      this.settle(consumer, delivery, "ack");
-      return;
-    }
-    const definition = this.definitionOf(message);
-    if (definition === undefined) {
-      const error = new UnknownTaskError({ task: message.target ?? message.task, queue: delivery.queue, worker: this.name, registered: [...env.tasks.keys()] });
-      this.counts.rejected++;
-      env.log(`${this.name}: ${error.message}`);
-      this.settle(consumer, delivery, { reject: error.message });
-      await completion.failed(message, toErrorInfo(error));
-      return;
-    }
-    const options = mergeOptions(callDefaults(definition.options), message.options);
-    const acksLate = options.acksLate ?? true;
-    if (!acksLate) this.settle(consumer, delivery, "ack");
-    const keepsResult = !options.ignoreResult || message.workflow !== undefined;
-    if (keepsResult) await env.store.setState(message.id, message.task, "STARTED", { retries: message.retries });
-
-    const invocation = invoke({
-      definition,
-      id: message.id,
-      retries: message.retries,
-      args: message.args,
-      ...(options.softTimeLimit !== undefined ? { softTimeLimit: options.softTimeLimit } : {}),
-      ...(options.timeLimit !== undefined ? { timeLimit: options.timeLimit } : {}),
-    });
-    this.running.set(message.id, { task: message.task, invocation });
-    const outcome = await invocation.outcome;
-    this.running.delete(message.id);
-
-    let completed: Completed;
-    if (!outcome.ok && outcome.error instanceof WorkerError) {
-      // Abandoned by stop(): a late-acked message goes back to the queue on cancel; an early-acked one is gone, so say so.
-      if (acksLate) return;
-      completed = await completion.failed(message, toErrorInfo(outcome.error));
-    } else if (!outcome.ok && outcome.error instanceof TaskRevokedError) {
-      completed = await completion.revoked(message);
-    } else if (outcome.ok) {
-      let encoded: Uint8Array | undefined;
-      try {
-        encoded = keepsResult ? env.codec.encode(outcome.value, `result of task '${message.task}'`) : undefined;
-        completed = await completion.succeeded(message, outcome.value, encoded);
-      } catch (error) {
-        if (!(error instanceof CodecError)) throw error;
-        completed = await completion.failedOrRetry(message, options, delivery.envelope.priority, error, definition);
-      }
-    } else {
-      completed = await completion.failedOrRetry(message, options, delivery.envelope.priority, outcome.error, definition);
-    }
-    this.counts[completed]++;
-    if (acksLate) this.settle(consumer, delivery, "ack");
-  }
-
   private terminate(id: string): void {
-    const running = this.running.get(id);
+    const running = this.runner.running.get(id);
     running?.invocation.abandon(new TaskRevokedError({ id, task: running.task }));
   }
-
-  private definitionOf(message: TaskMessage): TaskDefinition | undefined {
-    if (message.task !== MAP_TASK && message.task !== STARMAP_TASK) return this.env.tasks.get(message.task);
-    const target = message.target === undefined ? undefined : this.env.tasks.get(message.target);
-    if (target === undefined) return undefined;
-    const key = `${message.task}:${target.name}`;
-    let mapper = this.mappers.get(key);
-    if (mapper === undefined) this.mappers.set(key, (mapper = mapperOf(target, message.task === STARMAP_TASK)));
-    return mapper;
-  }
 }
-
-/** The built-in map / starmap: the target's handler over each item, one after another, in one task. */
-const mapperOf = (target: TaskDefinition, star: boolean): TaskDefinition => ({
-  name: `${star ? STARMAP_TASK : MAP_TASK}(${target.name})`,
-  options: target.options,
-  minArgs: 1,
-  async handler(this: TaskContext, items: unknown) {
-    if (!Array.isArray(items)) throw new TypeError(`${star ? "starmap" : "map"} of '${target.name}' expects a list, got ${typeof items}`);
-    const results: unknown[] = [];
-    for (const item of items) {
-      if (star && !Array.isArray(item)) throw new TypeError(`starmap of '${target.name}' expects argument tuples, got ${typeof item}`);
-      let value = target.handler.apply(this, star ? (item as unknown[]) : [item]);
-      if (Effect.isEffect(value)) value = Effect.runPromise(value as Effect.Effect<unknown, unknown, never>, { signal: this.signal });
-      results.push(await value);
-    }
-    return results;
-  },
-});

@@ -27,7 +27,7 @@ export class WorkflowExecutor {
     this.graphs.set(graph.id, graph);
     await this.store.saveGraph(graph);
     await Promise.all(graph.nodes.map((node) => this.store.setState(node.id, node.task, "PENDING", { workflow: graph.id, node: node.index })));
-    // A start node that still has an `after` waits on an empty group: its input is that empty list.
+    // A start node that still has an `after` waits on an empty group with nothing before it: its input is that empty list.
     await Promise.all(startNodes(graph).map((node) => this.send(graph, node, node.after && materialize(node.after, () => undefined))));
   }
 
