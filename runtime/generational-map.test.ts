@@ -47,3 +47,24 @@ describe("GenerationalMap", () => {
     assert.throws(() => new GenerationalMap(1), /at least 2/);
   });
 });
+
+describe("GenerationalMap.add and touch", () => {
+  it("adds a key known to be absent and keeps the bound", () => {
+    const map = new GenerationalMap<number, number>(6);
+    for (let i = 0; i < 100; i++) map.add(i, i);
+    assert.ok(map.size <= 6);
+    assert.equal(map.get(99), 99);
+  });
+
+  it("moves a touched entry out of the old generation so it outlives newer writes", () => {
+    const map = new GenerationalMap<string, number>(4);
+    map.set("a", 1);
+    map.set("b", 2);
+    map.set("c", 3); // a, b old
+    map.touch("a", 1);
+    map.set("d", 4);
+    map.set("e", 5); // rotation: b dropped, a survives in old
+    assert.equal(map.get("a"), 1);
+    assert.equal(map.get("b"), undefined);
+  });
+});

@@ -37,12 +37,26 @@ export class GenerationalMap<K, V> {
 
   /** Write `key`; it now counts as the most recently written. */
   set(key: K, value: V): void {
+    if (this.young.has(key)) {
+      this.young.set(key, value);
+      return;
+    }
     if (this.old.size > 0) this.old.delete(key);
-    if (!this.young.has(key) && this.young.size >= this.half) {
+    this.add(key, value);
+  }
+
+  /** Write a key the caller has just found absent (one hash look-up fewer than `set`). */
+  add(key: K, value: V): void {
+    if (this.young.size >= this.half) {
       this.old = this.young;
       this.young = new Map();
     }
     this.young.set(key, value);
+  }
+
+  /** Count `key` (already holding `value`) as recently written, moving it to the young generation if it has aged. */
+  touch(key: K, value: V): void {
+    if (!this.young.has(key)) this.set(key, value);
   }
 
   delete(key: K): boolean {

@@ -113,7 +113,7 @@ export class MemoryResultStore implements ResultStore {
         record.workflow = details.workflow;
         record.node = details.node;
       }
-      this.records.set(id, record);
+      this.records.add(id, record);
     } else if (!READY_STATES.has(current.state)) {
       // In place: a state change of a record already held needs no second cache write.
       current.state = state;
@@ -136,8 +136,8 @@ export class MemoryResultStore implements ResultStore {
     record.updatedAt = this.now();
     if (outcome.state === "SUCCESS") record.value = outcome.value;
     else record.error = outcome.error;
-    // Written again so the record's time to live counts from its completion.
-    this.records.set(id, record);
+    // Its time to live counts from updatedAt; touching keeps a finished record among the recently written.
+    this.records.touch(id, record);
     const waiting = this.waiters.get(id);
     if (waiting !== undefined) {
       this.waiters.delete(id);
