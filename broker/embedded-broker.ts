@@ -37,6 +37,27 @@ export interface EmbeddedBrokerOptions {
   readonly maxRevocations?: number;
   /** Receives failures of consumer handlers and revocation listeners. Default: console.error. */
   readonly onError?: (error: unknown, context: string) => void;
+  /** Told of every change of state (see BrokerJournal); used by the durable node. */
+  readonly journal?: BrokerJournal;
+}
+
+/**
+ * Told of every change to what the broker holds, so a durable node can log it
+ * and rebuild the same state after a restart. Messages are named by an opaque
+ * reference, one per copy in a queue. Calls are synchronous, made before the
+ * operation that caused them returns.
+ */
+export interface BrokerJournal {
+  queueDeclared(name: string, options: QueueOptions): void;
+  exchangeDeclared(name: string, type: ExchangeType): void;
+  queueBound(queue: string, exchange: string, pattern: string): void;
+  /** A published message entered `queue` (ready or delayed). */
+  enqueued(ref: object, queue: string, envelope: Envelope): void;
+  /** A message left its queue for good: acknowledged, or discarded because it was revoked. */
+  removed(ref: object): void;
+  /** A message moved to a dead-letter queue: `ref` is gone, `deadRef` now holds it. */
+  deadLettered(ref: object, deadRef: object, dlq: string, letter: DeadLetter): void;
+  revoked(ids: readonly string[], options: RevocationOptions): void;
 }
 
 /** Broker-wide counters, for monitoring and tests. */
@@ -99,9 +120,11 @@ export class EmbeddedBroker implements Transport {
   private closed = false;
   private readonly counts = { published: 0, unroutable: 0, delivered: 0, acked: 0, deadLettered: 0, discardedRevoked: 0 };
   private readonly host: ConsumerHost;
+  private readonly journal: BrokerJournal | undefined;
 
   constructor(options: EmbeddedBrokerOptions = {}) {
     this.now = options.now ?? Date.now;
+    this.journal = options.journal;
     this.defaultMaxDeliveries = checkMaxDeliveries(options.defaultMaxDeliveries ?? DEFAULT_MAX_DELIVERIES, "defaultMaxDeliveries");
     const revocationTtlMs = checkTtl(options.revocationTtlMs ?? DEFAULT_REVOCATION_TTL_MS, "revocationTtlMs");
     const maxRevocations = options.maxRevocations ?? 100_000;
@@ -140,6 +163,7 @@ export class EmbeddedBroker implements Transport {
     const existing = this.queues.get(name);
     if (existing === undefined) {
       this.createQueue(name, true, deadLetterQueue, maxDeliveries);
+      this.journal?.queueDeclared(name, options);
       return;
     }
     if (existing.explicit) {
@@ -155,6 +179,7 @@ export class EmbeddedBroker implements Transport {
       }
       return;
     }
+    this.journal?.queueDeclared(name, options);
     // Created implicitly by a publish or a dead letter: the first explicit declaration sets its options.
     existing.explicit = true;
     if (deadLetterQueue !== undefined) {
@@ -173,8 +198,10 @@ export class EmbeddedBroker implements Transport {
       throw new InvalidArgumentError({ argument: "exchange type", reason: `must be "direct", "topic" or "fanout", got ${JSON.stringify(type)}` });
     }
     const existing = this.exchanges.get(name);
-    if (existing === undefined) this.exchanges.set(name, new Exchange<Queue>(name, type));
-    else if (existing.type !== type) {
+    if (existing === undefined) {
+      this.exchanges.set(name, new Exchange<Queue>(name, type));
+      this.journal?.exchangeDeclared(name, type);
+    } else if (existing.type !== type) {
       throw new DeclarationConflictError({ kind: "exchange", name, reason: `it is a ${existing.type} exchange, not ${type}` });
     }
   }
@@ -193,6 +220,7 @@ export class EmbeddedBroker implements Transport {
     const state = this.queues.get(queue);
     if (state === undefined) throw new QueueNotFoundError({ queue });
     target.bind(state, pattern);
+    this.journal?.queueBound(queue, exchange, pattern);
   }
 
   publish(envelope: Envelope, options?: PublishOptions): Promise<void> {
@@ -247,11 +275,17 @@ export class EmbeddedBroker implements Transport {
     }
     const ttlMs = options.ttlMs === undefined ? undefined : checkTtl(options.ttlMs, "ttlMs");
     const terminate = options.terminate === true;
+    this.journal?.revoked(ids, { ...(ttlMs !== undefined ? { ttlMs } : {}), terminate });
     for (const id of ids) this.revocations.revoke(id, ttlMs, terminate);
   }
 
   isRevoked(id: string): boolean {
     return this.revocations.has(id);
+  }
+
+  /** The revocations in force, with the ms each has left (what a remote client mirrors on connect). */
+  activeRevocations(): [id: string, ttlMs: number][] {
+    return this.revocations.active();
   }
 
   onRevoke(listener: RevocationListener): () => void {
@@ -329,15 +363,37 @@ export class EmbeddedBroker implements Transport {
     return state;
   }
 
-  private enqueue(state: Queue, envelope: Envelope, priority: number): void {
+  /**
+   * Put a message straight into `queue` (declaring it if needed), as it was
+   * before a restart: with its delivery count, or as a dead letter. For the
+   * durable node's recovery; the journal is told as for a publish.
+   */
+  restore(queue: string, envelope: Envelope, state: { readonly deliveryCount?: number; readonly deadLetter?: DeadLetter } = {}): void {
+    this.assertOpen("restore");
+    const target = this.ensureQueue(queue, state.deadLetter === undefined);
+    if (state.deadLetter !== undefined) {
+      target.isDeadLetterQueue = true;
+      const message = new QueuedMessage(envelope, clampPriority(envelope.priority));
+      message.deadLetter = state.deadLetter;
+      this.journal?.enqueued(message, queue, envelope);
+      this.enqueueReady(target, message);
+      return;
+    }
+    const message = this.enqueue(target, envelope, clampPriority(envelope.priority));
+    message.deliveryCount = state.deliveryCount ?? 0;
+  }
+
+  private enqueue(state: Queue, envelope: Envelope, priority: number): QueuedMessage {
     const message = new QueuedMessage(envelope, priority);
+    this.journal?.enqueued(message, state.name, envelope);
     const eta = envelope.eta;
     if (eta !== undefined && eta > this.now()) {
       state.delayed++;
       this.delays.add(eta, { queue: state, message });
-      return;
+      return message;
     }
     this.enqueueReady(state, message);
+    return message;
   }
 
   private enqueueReady(state: Queue, message: QueuedMessage): void {
@@ -394,6 +450,7 @@ export class EmbeddedBroker implements Transport {
       const envelope = message.envelope;
       if (this.revocations.has(envelope.id)) {
         this.counts.discardedRevoked++;
+        this.journal?.removed(message);
         continue;
       }
       // A dead letter stays readable in its dead-letter queue after it expires.
@@ -419,6 +476,7 @@ export class EmbeddedBroker implements Transport {
     const dead = new QueuedMessage(message.envelope, message.priority);
     dead.deadLetter = { envelope: message.envelope, queue: state.name, reason, at: this.now() };
     this.counts.deadLettered++;
+    this.journal?.deadLettered(message, dead, target.name, dead.deadLetter);
     this.enqueueReady(target, dead);
   }
 
@@ -433,6 +491,7 @@ export class EmbeddedBroker implements Transport {
         if (messages.length > 0) this.markPending(state);
       },
       deadLetter: (state, message, reason) => this.deadLetter(state, message, reason),
+      acked: (_state, message) => this.journal?.removed(message),
       settled: (state, acked) => {
         if (acked) this.counts.acked++;
         this.markPending(state);

@@ -11,6 +11,8 @@ export interface ConsumerHost {
   /** Put messages back at the head of `queue` (in the order given) and schedule a drain. */
   requeue(queue: QueueState<EmbeddedConsumer>, messages: readonly QueuedMessage[]): void;
   deadLetter(queue: QueueState<EmbeddedConsumer>, message: QueuedMessage, reason: string): void;
+  /** A message was acknowledged: it is gone for good. */
+  acked(queue: QueueState<EmbeddedConsumer>, message: QueuedMessage): void;
   /** A delivery was settled: the queue may have capacity again. */
   settled(queue: QueueState<EmbeddedConsumer>, acked: boolean): void;
   handlerFailed(consumer: EmbeddedConsumer, deliveryTag: number, message: QueuedMessage, error: unknown): void;
@@ -84,7 +86,8 @@ export class EmbeddedConsumer implements Consumer {
   }
 
   ack(deliveryTag: number): void {
-    this.take("ack", deliveryTag);
+    const message = this.take("ack", deliveryTag);
+    this.host.acked(this.state, message);
     this.host.settled(this.state, true);
   }
 

@@ -78,6 +78,14 @@ export class Revocations {
     return false;
   }
 
+  /** Every revocation still in force, with the ms it has left. */
+  active(): [id: string, ttlMs: number][] {
+    const now = this.now();
+    const out: [string, number][] = [];
+    for (const [id, expiry] of this.expiries) if (expiry >= now) out.push([id, expiry - now]);
+    return out;
+  }
+
   /** Call `listener` with each id revoked from now on; returns the unsubscribe function. */
   onRevoke(listener: RevocationListener): () => void {
     // Wrapped so the same function subscribed twice is two subscriptions, each removed by its own unsubscribe.

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { Codec } from "../broker/codec.ts";
 import { EmbeddedBroker } from "../broker/embedded-broker.ts";
+import { NodeTransport } from "../broker/node-transport.ts";
+import { RemoteResultStore } from "./remote-result-store.ts";
 import type { Transport } from "../broker/transport.ts";
 import type { AnyCanvas, Canvas, Dispatcher } from "../dsl/canvas.ts";
 import { compile } from "../dsl/compile.ts";
@@ -23,8 +25,14 @@ import { TaskCompletion } from "./task-completion.ts";
  * in-memory result store): no infrastructure for tests and small apps.
  */
 export interface AppOptions {
-  /** A Transport to use instead of the embedded broker. */
-  readonly broker?: Transport;
+  /**
+   * The broker: a Transport, or the url of a broker node (`celerity://host:port`),
+   * whose result store the app then uses too. Default: the environment variable
+   * CELERITY_BROKER_URL if set, else an embedded broker in this process.
+   */
+  readonly broker?: Transport | string;
+  /** Token for a broker node that requires one. Default: the environment variable CELERITY_TOKEN. */
+  readonly token?: string;
   /** A result store to use instead of the in-memory one. */
   readonly results?: ResultStore;
   /** Where the runtime reports messages it had to reject or requeue. Default: console.error. */
@@ -60,9 +68,17 @@ export interface App {
 
 const NO_DEFAULTS: CallOptions = Object.freeze({});
 
+/** The transport and result store an app's options ask for. */
+const connectBroker = (options: AppOptions): { broker: Transport; results: ResultStore } => {
+  const target = options.broker ?? process.env.CELERITY_BROKER_URL;
+  if (typeof target !== "string") return { broker: target ?? new EmbeddedBroker(), results: options.results ?? new MemoryResultStore() };
+  const token = options.token ?? process.env.CELERITY_TOKEN;
+  const transport = NodeTransport.create(target, { ...(token !== undefined ? { token } : {}), name: `app@${process.pid}` });
+  return { broker: transport, results: options.results ?? new RemoteResultStore(transport.client) };
+};
+
 export const createApp = (options: AppOptions = {}): App => {
-  const broker = options.broker ?? new EmbeddedBroker();
-  const results = options.results ?? new MemoryResultStore();
+  const { broker, results } = connectBroker(options);
   const log = options.log ?? ((message: string) => console.error(message));
   const codec = new Codec();
   const tasks = new Map<string, TaskDefinition>();

@@ -6,6 +6,8 @@ const HELP = `celerity: a distributed task queue for TypeScript
 
 Usage:
   celerity run <file.ts|file.js> [args...]   Run a workflow module (TypeScript loads directly).
+  celerity broker [options]                  Run a standalone broker node (celerity broker --help).
+  celerity worker --app <file> [options]     Run a worker for an app module (celerity worker --help).
   celerity --help                            Show this help.
   celerity --version                         Show the version.
 
@@ -31,6 +33,14 @@ export const main = async (argv: readonly string[]): Promise<number> => {
     }
     case "run":
       return run(rest);
+    case "broker":
+    case "worker":
+      try {
+        return command === "broker" ? await (await import("./cli-broker.ts")).runBroker(rest) : await (await import("./cli-worker.ts")).runWorker(rest);
+      } catch (error) {
+        process.stderr.write(`celerity ${command}: ${error instanceof Error ? error.message : String(error)}\n`);
+        return 2;
+      }
     default:
       process.stderr.write(`celerity: unknown command '${command}'\n\n${HELP}`);
       return 2;

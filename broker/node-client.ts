@@ -1,0 +1,296 @@
+import { connect, type Socket } from "node:net";
+import { Data } from "effect";
+import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, RemoteBrokerError, ConnectionRefusedError, type WireError } from "./protocol.ts";
+import { FrameParser, FrameWriter, DEFAULT_MAX_FRAME_BYTES } from "./wire-frame.ts";
+
+/**
+ * The client's connection to a broker node: handshake, heartbeats, requests
+ * matched to responses, and reconnection with exponential backoff. Requests
+ * made while disconnected wait for the next connection (up to
+ * `requestTimeoutMs`); requests in flight when a connection dies are rejected
+ * with ConnectionLostError, since the client cannot know whether the node
+ * acted on them. After each (re)connection the `onConnected` hooks run first,
+ * so consumers are re-established before anything else is sent.
+ */
+export class ConnectionLostError extends Data.TaggedError("ConnectionLostError")<{
+  readonly url: string;
+  readonly op: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `connection to ${this.url} was lost before '${this.op}' was answered (${this.reason}); it may or may not have been applied`;
+  }
+}
+
+export class RequestTimeoutError extends Data.TaggedError("RequestTimeoutError")<{
+  readonly url: string;
+  readonly op: string;
+  readonly timeoutMs: number;
+}> {
+  override get message(): string {
+    return `'${this.op}' to ${this.url} got no answer within ${this.timeoutMs} ms (is the node running and reachable?)`;
+  }
+}
+
+export class ClientClosedError extends Data.TaggedError("ClientClosedError")<{
+  readonly url: string;
+}> {
+  override get message(): string {
+    return `the connection to ${this.url} is closed`;
+  }
+}
+
+export interface NodeClientOptions {
+  readonly token?: string;
+  /** Shown in the node's logs. */
+  readonly name?: string;
+  readonly heartbeatMs?: number;
+  /** First reconnection delay, doubled per failed attempt up to `reconnectMaxMs`. Default 50 ms. */
+  readonly reconnectMinMs?: number;
+  readonly reconnectMaxMs?: number;
+  /** A request not answered (or not sendable) within this is rejected. Default 30 s. */
+  readonly requestTimeoutMs?: number;
+  /** Requests awaiting an answer at most; more wait for room (flow control). Default 10,000. */
+  readonly maxInFlight?: number;
+  readonly log?: (message: string) => void;
+}
+
+interface Pending {
+  readonly op: string;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  readonly timer: NodeJS.Timeout | undefined;
+}
+
+/** Parse `celerity://host:port`. */
+export const parseNodeUrl = (url: string): { host: string; port: number } => {
+  const match = /^celerity:\/\/([^:/]+|\[[^\]]+\]):(\d+)\/?$/.exec(url);
+  if (match === null) throw new ProtocolError({ reason: `broker url must look like celerity://host:port, got '${url}'` });
+  return { host: match[1].replace(/^\[|\]$/g, ""), port: Number(match[2]) };
+};
+
+export class NodeClient {
+  private socket: Socket | undefined;
+  private writer: FrameWriter | undefined;
+  private readonly codec = new FrameCodec();
+  private state: "connecting" | "ready" | "waiting" | "closed" = "waiting";
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private attempt = 0;
+  private ready: Promise<void>;
+  private markReady!: () => void;
+  private failReady!: (error: unknown) => void;
+  private lastHeard = Date.now();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly onConnectedHooks: (() => Promise<void>)[] = [];
+  private readonly frameHandlers = new Map<number, (payload: unknown) => void>();
+  private inFlight = 0;
+  private readonly roomWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly url: string,
+    private readonly options: NodeClientOptions = {},
+  ) {
+    ({ host: this.host, port: this.port } = parseNodeUrl(url));
+    this.ready = this.newReadyPromise();
+  }
+
+  /** Connect (resolves after the handshake) and keep reconnecting whenever the connection drops, until close(). */
+  async start(): Promise<void> {
+    this.open();
+    await this.waitReady("connect");
+  }
+
+  /** Run `hook` after every (re)connection, before queued requests are sent. */
+  onConnected(hook: () => Promise<void>): void {
+    this.onConnectedHooks.push(hook);
+  }
+
+  /** Receive frames of `type` (Deliver, Revoked, Notify). */
+  onFrame(type: number, handler: (payload: unknown) => void): void {
+    this.frameHandlers.set(type, handler);
+  }
+
+  get connected(): boolean {
+    return this.state === "ready";
+  }
+
+  /** Send a request and wait for its answer. */
+  async request(op: string, args: readonly unknown[]): Promise<unknown> {
+    if (this.state === "closed") throw new ClientClosedError({ url: this.url });
+    if (this.state !== "ready") await this.waitReady(op);
+    if (this.inFlight >= (this.options.maxInFlight ?? 10_000)) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+    return this.send(op, args);
+  }
+
+  /** Send a request that wants no answer (acks on the hot path); dropped if not connected (the node requeues on its side). */
+  tell(op: string, args: readonly unknown[]): void {
+    if (this.state !== "ready") return;
+    this.writer!.send(FrameType.Request, this.codec.encode([0, op, args]));
+  }
+
+  /** For requests made by onConnected hooks, which run before the client counts as ready. */
+  requestNow(op: string, args: readonly unknown[]): Promise<unknown> {
+    return this.send(op, args);
+  }
+
+  private send(op: string, args: readonly unknown[]): Promise<unknown> {
+    const id = this.nextId++;
+    const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.pending.delete(id)) {
+          this.released();
+          reject(new RequestTimeoutError({ url: this.url, op, timeoutMs }));
+        }
+      }, timeoutMs);
+      timer.unref();
+      this.pending.set(id, { op, resolve, reject, timer });
+      this.inFlight++;
+      this.writer!.send(FrameType.Request, this.codec.encode([id, op, args]));
+    });
+  }
+
+  private released(): void {
+    this.inFlight--;
+    this.roomWaiters.shift()?.();
+  }
+
+  private async waitReady(op: string): Promise<void> {
+    const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RequestTimeoutError({ url: this.url, op, timeoutMs })), timeoutMs);
+    });
+    try {
+      await Promise.race([this.ready, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private newReadyPromise(): Promise<void> {
+    const promise = new Promise<void>((resolve, reject) => {
+      this.markReady = resolve;
+      this.failReady = reject;
+    });
+    promise.catch(() => {});
+    return promise;
+  }
+
+  private open(): void {
+    if (this.state === "closed") return;
+    this.state = "connecting";
+    const socket = connect({ host: this.host, port: this.port });
+    this.socket = socket;
+    socket.setNoDelay(true);
+    const writer = new FrameWriter(socket);
+    this.writer = writer;
+    const parser = new FrameParser(DEFAULT_MAX_FRAME_BYTES, (type, payload) => this.onFrameReceived(type, payload));
+    socket.on("connect", () => {
+      writer.send(FrameType.Hello, this.codec.encode({ version: PROTOCOL_VERSION, token: this.options.token, name: this.options.name }));
+    });
+    socket.on("data", (chunk: Buffer) => {
+      this.lastHeard = Date.now();
+      try {
+        parser.push(chunk);
+      } catch (error) {
+        this.dropped(socket, error instanceof Error ? error.message : String(error));
+      }
+    });
+    socket.on("error", (error) => this.dropped(socket, error.message));
+    socket.on("close", () => this.dropped(socket, "the node closed the connection"));
+  }
+
+  private onFrameReceived(type: number, payload: Uint8Array): void {
+    switch (type) {
+      case FrameType.Welcome:
+        return void this.welcomed(this.codec.decode(payload) as { heartbeatMs: number });
+      case FrameType.Refused: {
+        const refusal = this.codec.decode(payload) as { code: string; message: string };
+        const error = new ConnectionRefusedError({ code: refusal.code, reason: refusal.message });
+        this.failReady(error);
+        this.close();
+        return;
+      }
+      case FrameType.Response: {
+        const [id, ok, value] = this.codec.decode(payload) as [number, number, unknown];
+        const pending = this.pending.get(id);
+        if (pending === undefined) return;
+        this.pending.delete(id);
+        clearTimeout(pending.timer);
+        this.released();
+        if (ok === 1) pending.resolve(value);
+        else {
+          const error = value as WireError;
+          pending.reject(new RemoteBrokerError({ tag: error.tag, reason: error.message, op: pending.op }));
+        }
+        return;
+      }
+      case FrameType.Ping:
+        return this.writer?.send(FrameType.Pong);
+      case FrameType.Pong:
+        return;
+      default: {
+        const handler = this.frameHandlers.get(type);
+        if (handler === undefined) throw new ProtocolError({ reason: `unexpected frame type ${type} from the node` });
+        handler(this.codec.decode(payload));
+      }
+    }
+  }
+
+  private async welcomed(welcome: { heartbeatMs: number }): Promise<void> {
+    this.attempt = 0;
+    const interval = this.options.heartbeatMs ?? welcome.heartbeatMs ?? 5_000;
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastHeard > interval * 3) this.dropped(this.socket!, "heartbeat timeout");
+      else this.writer?.send(FrameType.Ping);
+    }, interval);
+    this.heartbeat.unref();
+    try {
+      for (const hook of this.onConnectedHooks) await hook();
+    } catch (error) {
+      this.options.log?.(`after connecting to ${this.url}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (this.state !== "connecting") return;
+    this.state = "ready";
+    this.markReady();
+  }
+
+  private dropped(socket: Socket, reason: string): void {
+    if (socket !== this.socket || this.state === "closed" || this.state === "waiting") return;
+    const wasReady = this.state === "ready";
+    this.state = "waiting";
+    clearInterval(this.heartbeat);
+    socket.destroy();
+    if (wasReady) this.options.log?.(`lost the connection to ${this.url} (${reason}); reconnecting`);
+    for (const [id, pending] of this.pending) {
+      this.pending.delete(id);
+      clearTimeout(pending.timer);
+      this.released();
+      pending.reject(new ConnectionLostError({ url: this.url, op: pending.op, reason }));
+    }
+    if (wasReady) this.ready = this.newReadyPromise();
+    const delay = Math.min(this.options.reconnectMaxMs ?? 2_000, (this.options.reconnectMinMs ?? 50) * 2 ** this.attempt++);
+    this.reconnectTimer = setTimeout(() => this.open(), delay);
+  }
+
+  /** Close for good: pending requests are rejected, no reconnection. */
+  close(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    clearInterval(this.heartbeat);
+    clearTimeout(this.reconnectTimer);
+    this.writer?.flush();
+    this.socket?.end();
+    for (const pending of this.pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(new ClientClosedError({ url: this.url }));
+    }
+    this.pending.clear();
+    this.failReady(new ClientClosedError({ url: this.url }));
+  }
+}

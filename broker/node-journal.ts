@@ -1,0 +1,173 @@
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import type { DeadLetter, Envelope } from "./envelope.ts";
+import type { BrokerJournal, EmbeddedBroker } from "./embedded-broker.ts";
+import { envelopeFromWire, envelopeToWire } from "./protocol.ts";
+import type { ExchangeType, QueueOptions, RevocationOptions } from "./transport.ts";
+
+/**
+ * The durable node's record of everything its broker holds, as a sequence of
+ * small msgpack records in the durable log: declarations, each message copy
+ * that entered a queue (with a sequence number), each copy that left for good,
+ * dead-lettering, revocations. Replaying the records rebuilds the broker; the
+ * live state is then written back compactly.
+ */
+const Kind = {
+  Queue: 1,
+  Exchange: 2,
+  Bind: 3,
+  Enqueue: 4,
+  Remove: 5,
+  Dead: 6,
+  Revoke: 7,
+} as const;
+
+type JournalRecord =
+  | [typeof Kind.Queue, string, QueueOptions]
+  | [typeof Kind.Exchange, string, ExchangeType]
+  | [typeof Kind.Bind, string, string, string]
+  | [typeof Kind.Enqueue, number, string, unknown]
+  | [typeof Kind.Remove, number]
+  | [typeof Kind.Dead, number, number, string, string, string, number]
+  | [typeof Kind.Revoke, readonly string[], number, boolean];
+
+/** Where records go: the durable log's append, which resolves once the record is durable. */
+export type RecordSink = (record: Uint8Array) => Promise<void>;
+
+export class NodeJournal implements BrokerJournal {
+  private readonly encoder = new Encoder();
+  private readonly seqs = new WeakMap<object, number>();
+  private nextSeq = 1;
+  /** The append made by the last journalled change (what a confirm must wait for). */
+  lastWrite: Promise<void> | undefined;
+
+  constructor(private sink: RecordSink) {}
+
+  /** Send records elsewhere from now on (recovery collects them, then the node appends). */
+  redirect(sink: RecordSink): void {
+    this.sink = sink;
+  }
+
+  private write(record: JournalRecord): void {
+    this.lastWrite = this.sink(this.encoder.encode(record));
+  }
+
+  queueDeclared(name: string, options: QueueOptions): void {
+    this.write([Kind.Queue, name, options]);
+  }
+  exchangeDeclared(name: string, type: ExchangeType): void {
+    this.write([Kind.Exchange, name, type]);
+  }
+  queueBound(queue: string, exchange: string, pattern: string): void {
+    this.write([Kind.Bind, queue, exchange, pattern]);
+  }
+  enqueued(ref: object, queue: string, envelope: Envelope): void {
+    const seq = this.nextSeq++;
+    this.seqs.set(ref, seq);
+    this.write([Kind.Enqueue, seq, queue, envelopeToWire(envelope)]);
+  }
+  removed(ref: object): void {
+    const seq = this.seqs.get(ref);
+    if (seq !== undefined) this.write([Kind.Remove, seq]);
+  }
+  deadLettered(ref: object, deadRef: object, dlq: string, letter: DeadLetter): void {
+    const seq = this.seqs.get(ref);
+    const deadSeq = this.nextSeq++;
+    this.seqs.set(deadRef, deadSeq);
+    if (seq !== undefined) this.write([Kind.Dead, seq, deadSeq, dlq, letter.queue, letter.reason, letter.at]);
+  }
+  revoked(ids: readonly string[], options: RevocationOptions): void {
+    const expiresAt = Date.now() + (options.ttlMs ?? 24 * 60 * 60 * 1000);
+    this.write([Kind.Revoke, ids, expiresAt, options.terminate === true]);
+  }
+}
+
+interface LiveMessage {
+  queue: string;
+  envelope: Envelope;
+  deadLetter?: DeadLetter;
+}
+
+export interface ReplaySummary {
+  readonly messages: number;
+  readonly queues: number;
+  readonly revocations: number;
+}
+
+/**
+ * Rebuild `broker` from `records` (oldest first): declarations, revocations
+ * that have not expired, and every message copy not removed, in its queue or
+ * dead-letter queue. A record that cannot be read is reported and skipped.
+ */
+export const replay = async (
+  records: readonly Uint8Array[],
+  broker: EmbeddedBroker,
+  report: (reason: string) => void,
+  now: number = Date.now(),
+): Promise<ReplaySummary> => {
+  const decoder = new Decoder();
+  const queues = new Map<string, QueueOptions>();
+  const exchanges = new Map<string, ExchangeType>();
+  const bindings = new Map<string, [string, string, string]>();
+  const live = new Map<number, LiveMessage>();
+  const revocations = new Map<string, { expiresAt: number; terminate: boolean }>();
+  for (let i = 0; i < records.length; i++) {
+    let record: JournalRecord;
+    try {
+      record = decoder.decode(records[i]) as JournalRecord;
+      switch (record[0]) {
+        case Kind.Queue:
+          queues.set(record[1], { ...(queues.get(record[1]) ?? {}), ...record[2] });
+          break;
+        case Kind.Exchange:
+          exchanges.set(record[1], record[2]);
+          break;
+        case Kind.Bind:
+          bindings.set(`${record[1]}\u0000${record[2]}\u0000${record[3]}`, [record[1], record[2], record[3]]);
+          break;
+        case Kind.Enqueue: {
+          // Records are views into the log's read buffers: keep a copy of the body, not the whole buffer.
+          const envelope = envelopeFromWire(record[3]);
+          live.set(record[1], { queue: record[2], envelope: { ...envelope, body: envelope.body.slice() } });
+          break;
+        }
+        case Kind.Remove:
+          live.delete(record[1]);
+          break;
+        case Kind.Dead: {
+          const [, seq, deadSeq, dlq, from, reason, at] = record;
+          const message = live.get(seq);
+          live.delete(seq);
+          if (message !== undefined) {
+            live.set(deadSeq, { queue: dlq, envelope: message.envelope, deadLetter: { envelope: message.envelope, queue: from, reason, at } });
+          }
+          break;
+        }
+        case Kind.Revoke:
+          for (const id of record[1]) revocations.set(id, { expiresAt: record[2], terminate: record[3] });
+          break;
+        default:
+          report(`record ${i}: unknown kind ${String((record as unknown[])[0])}`);
+      }
+    } catch (error) {
+      report(`record ${i} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  for (const [name, options] of queues) await broker.declareQueue(name, options);
+  for (const [name, type] of exchanges) await broker.declareExchange(name, type);
+  for (const [queue, exchange, pattern] of bindings.values()) {
+    if (!queues.has(queue)) await broker.declareQueue(queue);
+    await broker.bindQueue(queue, exchange, pattern);
+  }
+  let revoked = 0;
+  for (const [id, { expiresAt, terminate }] of revocations) {
+    if (expiresAt <= now) continue;
+    await broker.revoke([id], { ttlMs: expiresAt - now, terminate });
+    revoked++;
+  }
+  const seqs = [...live.keys()].sort((a, b) => a - b);
+  for (const seq of seqs) {
+    const message = live.get(seq) as LiveMessage;
+    broker.restore(message.queue, message.envelope, message.deadLetter === undefined ? {} : { deadLetter: message.deadLetter });
+  }
+  return { messages: seqs.length, queues: queues.size, revocations: revoked };
+};

@@ -1,0 +1,190 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type AddressInfo, type Server } from "node:net";
+import { DurableLog, type DurableLogOptions } from "./durable-log.ts";
+import { EmbeddedBroker } from "./embedded-broker.ts";
+import { NodeConnection, type ConnectionContext } from "./node-connection.ts";
+import { NodeJournal, replay } from "./node-journal.ts";
+import { ProtocolError, envelopeFromWire } from "./protocol.ts";
+import type { ExchangeType, QueueOptions, RevocationOptions } from "./transport.ts";
+import { DEFAULT_MAX_FRAME_BYTES } from "./wire-frame.ts";
+
+/**
+ * The standalone broker node: an embedded broker served over TCP, made
+ * durable by a journal in an append-only log. A publish is confirmed only
+ * once the record holding it is durable (fsync before confirm by default,
+ * with group commit); on restart the log is replayed, so every confirmed
+ * and unacknowledged message is back and none that was acknowledged is.
+ *
+ * @example
+ * const node = await BrokerNode.start({ port: 5690, dataDir: "./data" });
+ * // createApp({ broker: "celerity://127.0.0.1:5690" }) in producers and workers
+ * await node.stop();
+ */
+export const DEFAULT_NODE_PORT = 5690;
+
+export interface BrokerNodeOptions {
+  /** TCP port; 0 picks a free one. Default 5690. */
+  readonly port?: number;
+  /** Address to listen on. Default 127.0.0.1. */
+  readonly host?: string;
+  /** Directory of the durable log. Without it the node keeps everything in memory (nothing survives a restart). */
+  readonly dataDir?: string;
+  /** Clients must present this token in their handshake. */
+  readonly token?: string;
+  /** Fsync policy of the log (see DurableLogOptions). Default "always". */
+  readonly fsync?: DurableLogOptions["fsync"];
+  /** Heartbeat interval; a connection silent for three intervals is closed. Default 5000 ms. */
+  readonly heartbeatMs?: number;
+  readonly maxFrameBytes?: number;
+  readonly log?: (message: string) => void;
+}
+
+/** A service the node also serves, under ops named `${prefix}.${name}` (the runtime's result store is one). */
+export type ServiceHandler = (op: string, args: readonly unknown[], connection: NodeConnection) => unknown | Promise<unknown>;
+
+export class BrokerNode {
+  readonly id = randomUUID();
+  private readonly connections = new Set<NodeConnection>();
+  private readonly services = new Map<string, ServiceHandler>();
+  private server: Server | undefined;
+  private stopRevocations: (() => void) | undefined;
+
+  private constructor(
+    readonly broker: EmbeddedBroker,
+    private readonly journal: NodeJournal | undefined,
+    private readonly durableLog: DurableLog | undefined,
+    private readonly options: BrokerNodeOptions,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  /** Open the log (recovering what it holds), then listen. */
+  static async start(options: BrokerNodeOptions = {}): Promise<BrokerNode> {
+    const log = options.log ?? ((message: string) => console.error(`celerity broker: ${message}`));
+    let node: BrokerNode;
+    if (options.dataDir === undefined) {
+      node = new BrokerNode(new EmbeddedBroker({ onError: (error, context) => log(`${context}: ${String(error)}`) }), undefined, undefined, options, log);
+    } else {
+      const { log: durableLog, records, report } = await DurableLog.open(options.dataDir, {
+        ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+        onCorruption: (info: { segment: string; offset: number; reason: string; droppedBytes: number }) => log(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
+      });
+      const collected: Uint8Array[] = [];
+      const journal = new NodeJournal((record) => {
+        collected.push(record);
+        return Promise.resolve();
+      });
+      const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
+      const summary = await replay(records, broker, (reason) => log(`log: ${reason}`));
+      await durableLog.compact(collected);
+      journal.redirect((record) => durableLog.append(record));
+      log(
+        `recovered ${summary.messages} messages in ${summary.queues} declared queues and ${summary.revocations} revocations from ${records.length} records` +
+          (report.corrupted.length > 0 ? ` (${report.corrupted.length} corrupted records reported)` : ""),
+      );
+      node = new BrokerNode(broker, journal, durableLog, options, log);
+    }
+    await node.listen();
+    return node;
+  }
+
+  /** Serve ops named `${prefix}.*` with `handler`. */
+  serve(prefix: string, handler: ServiceHandler): void {
+    this.services.set(prefix, handler);
+  }
+
+  get address(): AddressInfo {
+    return this.server?.address() as AddressInfo;
+  }
+
+  get url(): string {
+    return `celerity://${this.address.address}:${this.address.port}`;
+  }
+
+  private async listen(): Promise<void> {
+    const context: ConnectionContext = {
+      broker: this.broker,
+      nodeId: this.id,
+      token: this.options.token,
+      heartbeatMs: this.options.heartbeatMs ?? 5_000,
+      maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      handle: (op, args, connection) => this.handle(op, args, connection),
+      log: this.log,
+      closed: (connection) => this.connections.delete(connection),
+    };
+    this.stopRevocations = this.broker.onRevoke((id, { terminate }) => {
+      for (const connection of this.connections) connection.sendRevoked(id, terminate);
+    });
+    const server = createServer((socket) => this.connections.add(new NodeConnection(socket, context)));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.options.port ?? DEFAULT_NODE_PORT, this.options.host ?? "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    this.log(`listening on ${this.url}${this.durableLog ? ` with data in ${this.options.dataDir}` : " (in memory only)"}`);
+  }
+
+  /**
+   * `done` once the journal record of the change just made is durable. Called
+   * right after the (synchronously journalled) change, so the write it waits
+   * for is that change's; the log makes records durable in order.
+   */
+  private durable(done: Promise<unknown> | undefined): Promise<void> {
+    const write = this.journal?.lastWrite;
+    return Promise.all([done, write]).then(() => undefined);
+  }
+
+  private handle(op: string, args: readonly unknown[], connection: NodeConnection): unknown {
+    const { broker } = this;
+    switch (op) {
+      case "publish": {
+        const envelope = envelopeFromWire(args[0]);
+        // The body arrived as a view into a socket chunk: keep a copy of its own, not the whole chunk.
+        const owned = { ...envelope, body: envelope.body.slice() };
+        return this.durable(broker.publish(owned, { mandatory: args[1] === true }));
+      }
+      case "ack":
+        connection.consumer(String(args[0])).ack(Number(args[1]));
+        return this.durable(undefined);
+      case "nack":
+        connection.consumer(String(args[0])).nack(Number(args[1]), { requeue: args[2] === true, ...(typeof args[3] === "string" ? { reason: args[3] } : {}) });
+        return this.durable(undefined);
+      case "consume":
+        return connection.consume(String(args[0]), Number(args[1]));
+      case "cancel":
+        return connection.cancel(String(args[0]));
+      case "declareQueue":
+        return this.durable(broker.declareQueue(String(args[0]), (args[1] ?? {}) as QueueOptions));
+      case "declareExchange":
+        return this.durable(broker.declareExchange(String(args[0]), args[1] as ExchangeType));
+      case "bindQueue":
+        return this.durable(broker.bindQueue(String(args[0]), String(args[1]), String(args[2])));
+      case "revoke":
+        return this.durable(broker.revoke(args[0] as string[], (args[1] ?? {}) as RevocationOptions));
+      case "revocations":
+        return broker.activeRevocations();
+      case "deadLetters":
+        return broker.deadLetters(String(args[0])).then((letters) => letters.map((l) => [l.queue, l.reason, l.at, [l.envelope.id, l.envelope.exchange, l.envelope.routingKey, l.envelope.priority, l.envelope.eta ?? null, l.envelope.expires ?? null, l.envelope.headers, l.envelope.body]]));
+      case "stats":
+        return broker.stats(String(args[0]));
+      default: {
+        const dot = op.indexOf(".");
+        const service = dot > 0 ? this.services.get(op.slice(0, dot)) : undefined;
+        if (service === undefined) throw new ProtocolError({ reason: `unknown op '${op}'` });
+        return service(op.slice(dot + 1), args, connection);
+      }
+    }
+  }
+
+  /** Stop listening, close every connection (their unacked deliveries are requeued and logged), flush and close the log. */
+  async stop(): Promise<void> {
+    this.stopRevocations?.();
+    for (const connection of [...this.connections]) connection.close("the node is stopping");
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.broker.close();
+    await this.durableLog?.close();
+    this.log("stopped");
+  }
+}

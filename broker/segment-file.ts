@@ -1,0 +1,91 @@
+import * as fs from "node:fs";
+
+/**
+ * One open file of the log, written at explicit positions. The log reaches the
+ * disk only through this interface, so a test can put a failing disk behind it.
+ *
+ * @example
+ * const file = await openSegmentFile("/var/lib/celerity/0000000000000001.log");
+ * await file.write(frame, 0);
+ * await file.datasync();
+ * await file.close();
+ */
+export interface SegmentFile {
+  /** Write all of `data` at byte `position`; rejects if the OS stops short (ENOSPC, EIO, ...). */
+  write(data: Uint8Array, position: number): Promise<void>;
+  /** fdatasync: the data written so far (and the size) reaches stable storage. */
+  datasync(): Promise<void>;
+  /** Cut the file to `length` bytes. */
+  truncate(length: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens `path` for writing, creating it if missing and never truncating it.
+ *
+ * @example
+ * const open: OpenSegment = async (path) => countingWrapper(await openSegmentFile(path));
+ */
+export type OpenSegment = (path: string) => Promise<SegmentFile>;
+
+const call = <T>(run: (done: (error: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> =>
+  new Promise((resolve, reject) => run((error, value) => (error ? reject(error) : resolve(value as T))));
+
+// The callback API on a raw descriptor, not FileHandle: measured the same speed
+// for write + fdatasync, with one allocation less per call and no handle to leak.
+class NodeSegmentFile implements SegmentFile {
+  constructor(private readonly fd: number) {}
+
+  async write(data: Uint8Array, position: number): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const written = await call<number>((cb) => fs.write(this.fd, data, done, data.length - done, position + done, cb));
+      // A regular file only writes short when the device is full; the next call reports why.
+      if (written === 0) {
+        throw Object.assign(new Error("ENOSPC: no space left on device, write returned 0 bytes"), { code: "ENOSPC" });
+      }
+      done += written;
+    }
+  }
+
+  datasync(): Promise<void> {
+    return call((cb) => fs.fdatasync(this.fd, cb));
+  }
+
+  truncate(length: number): Promise<void> {
+    return call((cb) => fs.ftruncate(this.fd, length, cb));
+  }
+
+  close(): Promise<void> {
+    return call((cb) => fs.close(this.fd, cb));
+  }
+}
+
+/**
+ * Open a segment file with Node's fs: write-only, created when missing (mode
+ * 0644), never truncated.
+ *
+ * @example
+ * const file = await openSegmentFile(join(dir, segmentName(1)));
+ */
+export const openSegmentFile: OpenSegment = async (path) => {
+  const fd = await call<number>((cb) => fs.open(path, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644, cb));
+  return new NodeSegmentFile(fd);
+};
+
+/**
+ * fsync a directory, so that files created, renamed or removed in it stay so
+ * after a power loss.
+ *
+ * @example
+ * await rename(join(dir, "a.tmp"), join(dir, "a"));
+ * await syncDirectory(dir);
+ */
+export const syncDirectory = async (dir: string): Promise<void> => {
+  const fd = await call<number>((cb) => fs.open(dir, fs.constants.O_RDONLY, cb));
+  try {
+    await call((cb) => fs.fsync(fd, cb));
+  } finally {
+    await call((cb) => fs.close(fd, cb));
+  }
+};

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { FrameParser, FrameTooLargeError, FrameWriter, MalformedFrameError, encodeFrame } from "./wire-frame.ts";
+
+const collect = (max = 1 << 20) => {
+  const frames: [number, number[]][] = [];
+  const parser = new FrameParser(max, (type, payload) => frames.push([type, [...payload]]));
+  return { frames, parser };
+};
+
+describe("wire frames", () => {
+  it("parses frames split at every possible byte boundary", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 40 })), { maxLength: 10 }),
+        fc.array(fc.integer({ min: 1, max: 17 }), { minLength: 1, maxLength: 20 }),
+        (frames, cuts) => {
+          const bytes = Buffer.concat(frames.map(([type, payload]) => encodeFrame(type, payload)));
+          const { frames: seen, parser } = collect();
+          let offset = 0;
+          for (let i = 0; offset < bytes.length; i++) {
+            const size = cuts[i % cuts.length];
+            parser.push(bytes.subarray(offset, offset + size));
+            offset += size;
+          }
+          assert.deepEqual(seen, frames.map(([type, payload]) => [type, [...payload]]));
+          assert.equal(parser.buffered, 0);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("refuses a frame larger than the maximum before reading its body", () => {
+    const { parser } = collect(64);
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(1_000_000);
+    assert.throws(() => parser.push(header), (e: unknown) => e instanceof FrameTooLargeError && e.size === 1_000_004 && e.max === 64);
+  });
+
+  it("refuses a zero-length frame", () => {
+    const { parser } = collect();
+    assert.throws(() => parser.push(new Uint8Array([0, 0, 0, 0])), MalformedFrameError);
+  });
+
+  it("writes a burst of frames as one batch on the next turn", async () => {
+    const writes: Uint8Array[] = [];
+    const writer = new FrameWriter({ write: (bytes) => (writes.push(bytes), true) });
+    for (let i = 0; i < 100; i++) writer.send(7, new Uint8Array([i]));
+    assert.equal(writes.length, 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(writes.length, 1);
+    const { frames, parser } = collect();
+    parser.push(writes[0]);
+    assert.equal(frames.length, 100);
+    assert.deepEqual(frames[42], [7, [42]]);
+  });
+
+  it("reports backpressure when the sink's buffer is full", async () => {
+    let pressed = 0;
+    const writer = new FrameWriter({ write: () => false }, () => pressed++);
+    writer.send(1);
+    writer.flush();
+    assert.equal(pressed, 1);
+  });
+});

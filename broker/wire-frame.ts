@@ -1,0 +1,124 @@
+import { Data } from "effect";
+
+/**
+ * The wire frame: `[u32 length, big-endian][u8 type][payload]`, where length
+ * counts the type byte and the payload. The parser is hand-written and
+ * allocation-aware: it reads frames straight out of the socket's chunks and
+ * copies only a frame that straddles two chunks.
+ *
+ * @example
+ * const parser = new FrameParser(1 << 20, (type, payload) => handle(type, payload));
+ * socket.on("data", (chunk) => parser.push(chunk));
+ */
+export class FrameTooLargeError extends Data.TaggedError("FrameTooLargeError")<{
+  readonly size: number;
+  readonly max: number;
+}> {
+  override get message(): string {
+    return `frame of ${this.size} bytes exceeds the maximum of ${this.max} bytes`;
+  }
+}
+
+export class MalformedFrameError extends Data.TaggedError("MalformedFrameError")<{
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `malformed frame: ${this.reason}`;
+  }
+}
+
+export const FRAME_HEADER_BYTES = 5;
+export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+export type FrameHandler = (type: number, payload: Uint8Array) => void;
+
+export class FrameParser {
+  private pending: Uint8Array | undefined;
+
+  constructor(
+    private readonly maxFrameBytes: number,
+    private readonly onFrame: FrameHandler,
+  ) {}
+
+  /** Bytes received but not yet part of a whole frame. */
+  get buffered(): number {
+    return this.pending?.byteLength ?? 0;
+  }
+
+  /** Feed bytes; calls the handler once per whole frame. Throws FrameTooLargeError or MalformedFrameError (the connection should close). */
+  push(chunk: Uint8Array): void {
+    let bytes = chunk;
+    if (this.pending !== undefined) {
+      const joined = new Uint8Array(this.pending.byteLength + chunk.byteLength);
+      joined.set(this.pending, 0);
+      joined.set(chunk, this.pending.byteLength);
+      bytes = joined;
+      this.pending = undefined;
+    }
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let offset = 0;
+    const end = bytes.byteLength;
+    while (end - offset >= 4) {
+      const length = view.getUint32(offset);
+      if (length < 1) throw new MalformedFrameError({ reason: "zero length (a frame holds at least its type byte)" });
+      if (length + 4 > this.maxFrameBytes) throw new FrameTooLargeError({ size: length + 4, max: this.maxFrameBytes });
+      if (end - offset - 4 < length) break;
+      const type = bytes[offset + 4];
+      this.onFrame(type, bytes.subarray(offset + 5, offset + 4 + length));
+      offset += 4 + length;
+    }
+    if (offset < end) this.pending = bytes.slice(offset);
+  }
+}
+
+/** One frame's bytes: header and payload in a single buffer. */
+export const encodeFrame = (type: number, payload: Uint8Array | undefined): Uint8Array => {
+  const size = payload?.byteLength ?? 0;
+  const frame = new Uint8Array(FRAME_HEADER_BYTES + size);
+  new DataView(frame.buffer).setUint32(0, size + 1);
+  frame[4] = type;
+  if (payload !== undefined) frame.set(payload, FRAME_HEADER_BYTES);
+  return frame;
+};
+
+/** Where a FrameWriter sends its batches (a socket). */
+export interface FrameSink {
+  write(bytes: Uint8Array): boolean;
+}
+
+/**
+ * Collects frames and writes them in one batch per event-loop turn, so a
+ * burst of publishes or deliveries costs one syscall rather than one each.
+ * `write` returning false (the socket's buffer is full) is reported through
+ * `onBackpressure` so the owner can stop producing until it drains.
+ */
+export class FrameWriter {
+  private queued: Uint8Array[] = [];
+  private queuedBytes = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly sink: FrameSink,
+    private readonly onBackpressure: () => void = () => {},
+  ) {}
+
+  send(type: number, payload?: Uint8Array): void {
+    const frame = encodeFrame(type, payload);
+    this.queued.push(frame);
+    this.queuedBytes += frame.byteLength;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Write everything queued now. */
+  flush(): void {
+    this.scheduled = false;
+    if (this.queued.length === 0) return;
+    const batch = this.queued.length === 1 ? this.queued[0] : Buffer.concat(this.queued, this.queuedBytes);
+    this.queued = [];
+    this.queuedBytes = 0;
+    if (!this.sink.write(batch)) this.onBackpressure();
+  }
+}

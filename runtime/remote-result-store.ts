@@ -1,0 +1,84 @@
+import { FrameType } from "../broker/protocol.ts";
+import type { NodeClient } from "../broker/node-client.ts";
+import type { MessageGraph } from "../dsl/graph.ts";
+import type { TaskState } from "../dsl/result.ts";
+import { READY_STATES } from "../dsl/result.ts";
+import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
+import { RESULT_TOPIC } from "./result-service.ts";
+
+/**
+ * The result store of a broker node, from a client: every call is a request
+ * to the node, and waiting for a result subscribes to the node's push, so
+ * `app.result(id).get()` works from any process connected to the node.
+ */
+export class RemoteResultStore implements ResultStore {
+  private readonly waiters = new Map<string, Set<(record: ResultRecord) => void>>();
+
+  constructor(private readonly client: NodeClient) {
+    client.onFrame(FrameType.Notify, (payload) => {
+      const [topic, body] = payload as [string, unknown];
+      if (topic !== RESULT_TOPIC) return;
+      const [id, record] = body as [string, ResultRecord];
+      const waiting = this.waiters.get(id);
+      if (waiting === undefined) return;
+      this.waiters.delete(id);
+      for (const wake of waiting) wake(record);
+    });
+    // Subscriptions live on a connection: renew them after a reconnection.
+    client.onConnected(async () => {
+      for (const id of this.waiters.keys()) await client.requestNow("results.watch", [id]);
+    });
+  }
+
+  async setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> {
+    await this.client.request("results.setState", [id, task, state, details ?? null]);
+  }
+  async complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
+    return (await this.client.request("results.complete", [id, task, outcome])) as boolean;
+  }
+  async get(id: string): Promise<ResultRecord | undefined> {
+    return ((await this.client.request("results.get", [id])) as ResultRecord | null) ?? undefined;
+  }
+  async waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord> {
+    const current = await this.get(id);
+    if (current !== undefined && READY_STATES.has(current.state)) return current;
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const wake = (record: ResultRecord) => {
+        clearTimeout(timer);
+        resolve(record);
+      };
+      let set = this.waiters.get(id);
+      const first = set === undefined;
+      if (set === undefined) this.waiters.set(id, (set = new Set()));
+      set.add(wake);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          const waiting = this.waiters.get(id);
+          waiting?.delete(wake);
+          if (waiting?.size === 0) this.waiters.delete(id);
+          reject(onTimeout());
+        }, timeoutMs);
+      }
+      if (first) this.client.request("results.watch", [id]).catch(reject);
+    });
+  }
+  async forget(id: string): Promise<void> {
+    await this.client.request("results.forget", [id]);
+  }
+  async saveGraph(graph: MessageGraph): Promise<void> {
+    await this.client.request("results.saveGraph", [graph]);
+  }
+  async graph(id: string): Promise<MessageGraph | undefined> {
+    return ((await this.client.request("results.graph", [id])) as MessageGraph | null) ?? undefined;
+  }
+  async arrive(key: string, member: number): Promise<number> {
+    return (await this.client.request("results.arrive", [key, member])) as number;
+  }
+  async claim(key: string): Promise<boolean> {
+    return (await this.client.request("results.claim", [key])) as boolean;
+  }
+  async close(): Promise<void> {
+    this.waiters.clear();
+  }
+}

@@ -1,0 +1,65 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { BrokerNode, DEFAULT_NODE_PORT } from "../broker/node-server.ts";
+import { serveResults } from "../runtime/result-service.ts";
+
+export const BROKER_HELP = `celerity broker: run a standalone broker node
+
+Options:
+  --port <n>          TCP port (default ${DEFAULT_NODE_PORT}; 0 picks a free one)
+  --host <addr>       address to listen on (default 127.0.0.1)
+  --data-dir <dir>    keep messages in a durable log there (default: memory only)
+  --fsync <policy>    "always" (default: fsync before every confirm, group commit)
+                      or "interval:<ms>" (faster; may lose <ms> of confirmed
+                      messages on power loss, see docs/broker-node.md)
+  --token-file <f>    clients must present the token in this file
+                      (or set CELERITY_TOKEN)
+`;
+
+/** Run a node until SIGINT or SIGTERM; resolves to the exit code. */
+export const runBroker = async (argv: readonly string[]): Promise<number> => {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      port: { type: "string" },
+      host: { type: "string" },
+      "data-dir": { type: "string" },
+      fsync: { type: "string" },
+      "token-file": { type: "string" },
+      help: { type: "boolean" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(BROKER_HELP);
+    return 0;
+  }
+  const port = values.port === undefined ? DEFAULT_NODE_PORT : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`--port must be a port number, got '${values.port}'`);
+  const token = values["token-file"] !== undefined ? readFileSync(values["token-file"], "utf8").trim() : process.env.CELERITY_TOKEN;
+  const node = await BrokerNode.start({
+    port,
+    ...(values.host !== undefined ? { host: values.host } : {}),
+    ...(values["data-dir"] !== undefined ? { dataDir: values["data-dir"] } : {}),
+    ...(values.fsync !== undefined ? { fsync: parseFsync(values.fsync) } : {}),
+    ...(token !== undefined && token !== "" ? { token } : {}),
+  });
+  serveResults(node);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      console.error(`celerity broker: ${signal} received, stopping`);
+      resolve();
+    };
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("SIGTERM"));
+  });
+  await node.stop();
+  return 0;
+};
+
+const parseFsync = (policy: string): "always" | { intervalMs: number } => {
+  if (policy === "always") return "always";
+  const match = /^interval:(\d+)$/.exec(policy);
+  if (match === null) throw new Error(`--fsync must be "always" or "interval:<ms>", got '${policy}'`);
+  return { intervalMs: Number(match[1]) };
+};
