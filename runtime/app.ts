@@ -12,6 +12,7 @@ import type { CallOptions } from "../dsl/options.ts";
 import type { AsyncResult, RemoteErrorInfo, RevokeOptions } from "../dsl/result.ts";
 import { GroupResult, TaskResult, WorkflowResult, type ResultContext } from "./async-result.ts";
 import { TaskRegistrationError, TaskRevokedError, toErrorInfo } from "./errors.ts";
+import { checkArguments } from "./task-message.ts";
 import { Publisher, callDefaults } from "./publisher.ts";
 import { MemoryResultStore, type ResultStore } from "./result-store.ts";
 import { Task, type HandlerResult, type TaskContext, type TaskDefinition, type TaskOptions } from "./task.ts";
@@ -85,7 +86,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const workers: Worker[] = [];
   const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS);
   const workflows = new WorkflowExecutor(results, publisher, codec);
-  const completion = new TaskCompletion(results, publisher, workflows, codec);
+  const completion = new TaskCompletion(results, publisher, workflows, codec, (id) => broker.isRevoked(id));
 
   /**
    * Record the revocation with the broker (queued and delayed copies are never
@@ -135,6 +136,9 @@ export const createApp = (options: AppOptions = {}): App => {
         },
         ...(overrides !== undefined ? { overrides } : {}),
       });
+      // Every step's own arguments must be sendable before the first step goes out.
+      for (const node of graph.nodes) checkArguments(codec, node.task, node.args);
+      for (const errback of graph.errbacks) checkArguments(codec, errback.task, errback.args);
       await workflows.start(graph);
       const output = resultOf(graph, graph.output, true);
       return new WorkflowResult(output as AsyncResult<R>, graph.nodes.map((node) => node.id), context);

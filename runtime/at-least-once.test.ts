@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Codec } from "../broker/codec.ts";
 import { EmbeddedBroker } from "../broker/embedded-broker.ts";
+import type { Transport } from "../broker/transport.ts";
 import { chain, chord, group } from "../dsl/combinators.ts";
 import { createApp } from "./app.ts";
 import { MemoryResultStore } from "./result-store.ts";
@@ -142,6 +143,117 @@ describe("redelivery and revocation inside workflows", () => {
     await app.worker().start();
     assert.equal(await (await chain(add.s(1, 1), label.s("kg")).apply()).get(), "2 kg");
     assert.deepEqual(await (await chord(group(add.s(1, 1)), add.si(0, 0)).apply()).get(), 0);
+    await app.close();
+  });
+});
+
+describe("workflow sends and refusals", () => {
+  it("sends a step only once even when the step before it is re-advanced by a redelivery", async () => {
+    const broker = new EmbeddedBroker();
+    // Lose the first ack of task 'a', as if its worker died after advancing the workflow but before acking.
+    const transport: Transport = Object.create(broker);
+    transport.consume = async (queue, handler, options) => {
+      const dropped = new Set<number>();
+      const consumer = await broker.consume(
+        queue,
+        (delivery) => {
+          if (delivery.envelope.headers.task === "a" && !delivery.redelivered) dropped.add(delivery.deliveryTag);
+          handler(delivery);
+        },
+        options,
+      );
+      return Object.assign(Object.create(consumer), {
+        ack: (tag: number) => (dropped.has(tag) ? undefined : consumer.ack(tag)),
+        cancel: () => consumer.cancel(),
+      });
+    };
+    const app = createApp({ broker: transport, log: () => {} });
+    let aRuns = 0;
+    let bRuns = 0;
+    const a = app.task("a", () => ++aRuns);
+    const b = app.task("b", (x: number) => {
+      bRuns++;
+      return x + 1;
+    });
+    const first = app.worker({ name: "first" });
+    await first.start();
+    const r = await chain(a.s(), b.s()).apply();
+    assert.equal(await r.get({ timeout: 2_000 }), 2);
+    await first.stop(); // the unacked 'a' goes back to the queue
+    const second = app.worker({ name: "second" });
+    await second.start();
+    await eventually(async () => (await broker.stats("celery")).unacked + (await broker.stats("celery")).ready === 0, 2_000, "the redelivery to be handled");
+    assert.equal(aRuns, 1, "a finished task is not run again");
+    assert.equal(bRuns, 1, "the next step is not sent again");
+    await app.close();
+  });
+
+  it("refuses a canvas whose later step has arguments that cannot be sent, before sending anything", async () => {
+    const app = createApp({ log: () => {} });
+    const add = app.task("add", (x: number, y: number) => x + y);
+    const take = app.task("take", (_x: number, _f: unknown) => 1);
+    await assert.rejects(chain(add.s(1, 1), take.s(() => 1)).apply(), /argument 1 of task 'take': a function cannot be sent/);
+    const stats = await app.broker.stats("celery").catch(() => ({ ready: 0, unacked: 0 }));
+    assert.equal(stats.ready + stats.unacked, 0);
+    await app.close();
+  });
+
+  it("fails a later step routed to no queue, instead of retrying the step before it for ever", async () => {
+    const app = createApp({ log: () => {} });
+    await app.broker.declareExchange("void", "direct");
+    const add = app.task("add", (x: number, y: number) => x + y);
+    await app.worker().start();
+    const r = await chain(add.s(1, 1), add.s(1).set({ exchange: "void", routingKey: "nobody" })).apply();
+    await assert.rejects(r.get({ timeout: 2_000 }), /routes routing key "nobody" to no queue/);
+    await app.close();
+  });
+
+  it("does not retry a task revoked while it ran, and records it REVOKED", async () => {
+    const app = createApp({ log: () => {} });
+    const started = deferred();
+    const gate = deferred();
+    const flaky = app.task(
+      "flaky",
+      async () => {
+        started.resolve();
+        await gate.promise;
+        throw new Error("fails after its revocation");
+      },
+      { retry: { max: 5, delay: 1 } },
+    );
+    await app.worker().start();
+    const r = await flaky.delay();
+    await started.promise;
+    await r.revoke();
+    gate.resolve();
+    await assert.rejects(r.get({ timeout: 2_000 }), /was revoked/);
+    assert.equal(await r.state(), "REVOKED");
+    await app.close();
+  });
+
+  it("leaves no record for a task that ignores its result, even when it waited for a slot", async () => {
+    const app = createApp({ log: () => {} });
+    const gate = deferred();
+    const started = deferred();
+    const done: number[] = [];
+    const quiet = app.task(
+      "quiet",
+      async (n: number) => {
+        started.resolve();
+        await gate.promise;
+        done.push(n);
+      },
+      { ignoreResult: true },
+    );
+    await app.worker({ concurrency: 1, prefetch: 4 }).start();
+    await quiet.delay(1);
+    await started.promise;
+    const second = await quiet.delay(2);
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    gate.resolve();
+    await eventually(() => done.length === 2, 2_000, "both tasks");
+    assert.equal(await second.state(), "UNKNOWN");
     await app.close();
   });
 });

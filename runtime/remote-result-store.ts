@@ -78,6 +78,9 @@ export class RemoteResultStore implements ResultStore {
   async claim(key: string): Promise<boolean> {
     return (await this.client.request("results.claim", [key])) as boolean;
   }
+  async release(key: string): Promise<void> {
+    await this.client.request("results.release", [key]);
+  }
   async close(): Promise<void> {
     this.waiters.clear();
   }

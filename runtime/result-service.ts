@@ -40,6 +40,8 @@ export const serveResults = (node: BrokerNode, store: MemoryResultStore = new Me
         return store.arrive(args[0] as string, args[1] as number);
       case "claim":
         return store.claim(args[0] as string);
+      case "release":
+        return store.release(args[0] as string);
       default:
         throw new Error(`unknown results op '${op}'`);
     }

@@ -59,11 +59,13 @@ export interface ResultStore {
   arrive(key: string, member: number): Promise<number>;
   /** True the first time `key` is claimed, false ever after (for once-only actions such as error callbacks). */
   claim(key: string): Promise<boolean>;
+  /** Undo a claim whose action failed, so it can be tried again. */
+  release(key: string): Promise<void>;
   close(): Promise<void>;
 }
 
 export interface MemoryResultStoreOptions {
-  /** Most records kept; the least recently used go first. Default 100,000. */
+  /** Most records kept; the least recently written go first, in bulk (see GenerationalMap). Default 100,000. */
   readonly maxResults?: number;
   /** Records (and workflow bookkeeping) expire after this many ms. Default one day. */
   readonly ttlMs?: number;
@@ -207,6 +209,11 @@ export class MemoryResultStore implements ResultStore {
     if (this.counters.has(key)) return Promise.resolve(false);
     this.counters.set(key, 1);
     return Promise.resolve(true);
+  }
+
+  release(key: string): Promise<void> {
+    this.counters.delete(key);
+    return Promise.resolve();
   }
 
   close(): Promise<void> {

@@ -26,6 +26,7 @@ export class TaskCompletion {
     private readonly publisher: Publisher,
     private readonly workflows: WorkflowExecutor,
     private readonly codec: Codec,
+    private readonly isRevoked: (id: string) => boolean,
   ) {}
 
   /**
@@ -51,6 +52,8 @@ export class TaskCompletion {
     const retryOn = definition.options.retry?.retryOn;
     const wanted = requested !== undefined || (policy !== undefined && (retryOn === undefined || retryOn(error)));
     const max = requested !== undefined ? (requested.max ?? policy?.max ?? DEFAULT_EXPLICIT_RETRIES) : policy?.max;
+    // A revoked task is not retried: the broker would discard the retry and leave the result at RETRY for ever.
+    if (wanted && this.isRevoked(message.id)) return this.revoked(message);
     if (wanted && mayRetry(policy, message.retries, max)) {
       const countdown = requested?.countdown ?? retryDelay(policy ?? { max: max ?? 0 }, message.retries);
       await this.publisher.publish({

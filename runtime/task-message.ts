@@ -74,6 +74,11 @@ const encodeBody = (codec: Codec, message: TaskMessage, carried: CallOptions | u
   }
 };
 
+/** Throw the CodecError a send of `task` with `args` would, without sending (to refuse a canvas before any step goes out). */
+export const checkArguments = (codec: Codec, task: string, args: readonly unknown[]): void => {
+  encodeBody(codec, { id: "", task, args, options: NO_OPTIONS, retries: 0 }, undefined);
+};
+
 export const toEnvelope = (message: TaskMessage, codec: Codec, now: number): Envelope => {
   const { options } = message;
   const carried = bodyOptions(options);

@@ -91,6 +91,19 @@ export class Worker {
     this.unsubscribeRevoke = this.env.transport.onRevoke((id, revocation) => {
       if (revocation.terminate) this.terminate(id);
     });
+    try {
+      await this.consumeAll();
+    } catch (error) {
+      // Nothing half-started: cancel what did start and let start() be called again.
+      const started = this.consumers.splice(0);
+      await Promise.all(started.map((consumer) => consumer.cancel().catch(() => {})));
+      this.unsubscribeRevoke?.();
+      this.state = "idle";
+      throw error;
+    }
+  }
+
+  private async consumeAll(): Promise<void> {
     for (const queue of this.queues) {
       // A transport may deliver before consume() resolves; hold those until the consumer is known.
       let consumer: Consumer | undefined;
@@ -160,8 +173,12 @@ export class Worker {
       if (pending.marked) continue;
       pending.marked = true;
       const { id, headers } = pending.delivery.envelope;
-      if (typeof headers.task !== "string") continue;
-      Promise.resolve(this.env.store.setState(id, headers.task, "RECEIVED")).catch((error: unknown) => this.env.log(`${this.name}: ${toErrorInfo(error).message}`));
+      const task = headers.task;
+      if (typeof task !== "string") continue;
+      // Only a task whose result is kept has a PENDING record to advance (one that ignores its result must not get one).
+      Promise.resolve(this.env.store.get(id))
+        .then((record) => (record?.state === "PENDING" ? this.env.store.setState(id, task, "RECEIVED") : undefined))
+        .catch((error: unknown) => this.env.log(`${this.name}: ${toErrorInfo(error).message}`));
     }
   }
 

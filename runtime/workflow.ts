@@ -28,7 +28,7 @@ export class WorkflowExecutor {
     await this.store.saveGraph(graph);
     await Promise.all(graph.nodes.map((node) => this.store.setState(node.id, node.task, "PENDING", { workflow: graph.id, node: node.index })));
     // A start node that still has an `after` waits on an empty group with nothing before it: its input is that empty list.
-    await Promise.all(startNodes(graph).map((node) => this.send(graph, node, node.after && materialize(node.after, () => undefined))));
+    await Promise.all(startNodes(graph).map((node) => this.publish(graph, node, node.after && materialize(node.after, () => undefined))));
   }
 
   /** Step `nodeIndex` of workflow `workflow` succeeded with `value`. Safe to repeat: a step counts once per join. */
@@ -52,7 +52,8 @@ export class WorkflowExecutor {
     const queue: GraphNode[] = origin.next.map((index) => graph.nodes[index]);
     while (queue.length > 0) {
       const node = queue.shift() as GraphNode;
-      const kind = node.after !== undefined && "list" in node.after ? "chord" : "chain";
+      // A chord member failed only if the node waits on a non-empty list; an empty group's gate is a plain previous step.
+      const kind = node.after !== undefined && "list" in node.after && node.after.list.length > 0 ? "chord" : "chain";
       const upstream = toErrorInfo(new UpstreamFailure({ kind, failedId: origin.id, failedTask: origin.task, cause: error }));
       // First failure wins: a step already failed by another member has already propagated.
       if (!(await this.store.complete(node.id, node.task, { state: "FAILURE", error: upstream }))) continue;
@@ -90,13 +91,35 @@ export class WorkflowExecutor {
     return materialize(after, (index) => values.get(index));
   }
 
-  private send(graph: MessageGraph, node: GraphNode, input: unknown): Promise<void> {
+  /**
+   * Send a step once: a step re-advanced by a redelivered message is not sent
+   * again. A send that can never succeed (arguments that cannot be encoded, no
+   * queue to route to) fails the step and what follows it; any other error
+   * (a lost connection) is thrown, so the message that advanced it is
+   * redelivered and the send tried again.
+   */
+  private async send(graph: MessageGraph, node: GraphNode, input: unknown): Promise<void> {
+    const key = `${graph.id}:sent:${node.index}`;
+    if (!(await this.store.claim(key))) return;
+    try {
+      await this.publish(graph, node, input);
+    } catch (error) {
+      if (!isPermanent(error)) {
+        await this.store.release(key);
+        throw error;
+      }
+      const info = toErrorInfo(error);
+      if (await this.store.complete(node.id, node.task, { state: "FAILURE", error: info })) await this.failed(graph.id, node.index, info);
+    }
+  }
+
+  private publish(graph: MessageGraph, node: GraphNode, input: unknown): Promise<void> {
     const args = node.passInput ? [input, ...node.args] : node.args;
     return this.publisher.publish({
       id: node.id,
       task: node.task,
       args,
-      options: this.publisher.optionsFor(node.task === "celerity.map" || node.task === "celerity.starmap" ? node.target ?? node.task : node.task, node.options),
+      options: this.publisher.optionsFor(node.target ?? node.task, node.options),
       retries: 0,
       workflow: graph.id,
       node: node.index,
@@ -113,3 +136,14 @@ export class WorkflowExecutor {
     return graph;
   }
 }
+
+const PERMANENT = new Set(["CodecError", "UnroutableError", "ExchangeNotFoundError"]);
+
+/** Errors that sending again would only repeat. */
+const isPermanent = (error: unknown): boolean => {
+  const tag = (error as { _tag?: unknown; tag?: unknown } | null)?._tag;
+  if (typeof tag === "string" && PERMANENT.has(tag)) return true;
+  // Refused by a broker node: the node's own tag travels in `tag`.
+  const remoteTag = (error as { tag?: unknown } | null)?.tag;
+  return tag === "RemoteBrokerError" && typeof remoteTag === "string" && PERMANENT.has(remoteTag);
+};
