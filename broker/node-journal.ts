@@ -39,6 +39,10 @@ export class NodeJournal implements BrokerJournal {
   private nextSeq = 1;
   /** The append made by the last journalled change (what a confirm must wait for). */
   lastWrite: Promise<void> | undefined;
+  /** Message copies the broker holds (ready, delayed, unacknowledged or dead-lettered). */
+  held = 0;
+  /** Called when a message copy leaves for good (flow control waits on it). */
+  onRemoved: (() => void) | undefined;
 
   constructor(private sink: RecordSink) {}
 
@@ -61,13 +65,16 @@ export class NodeJournal implements BrokerJournal {
     this.write([Kind.Bind, queue, exchange, pattern]);
   }
   enqueued(ref: object, queue: string, envelope: Envelope): void {
+    this.held++;
     const seq = this.nextSeq++;
     this.seqs.set(ref, seq);
     this.write([Kind.Enqueue, seq, queue, envelopeToWire(envelope)]);
   }
   removed(ref: object): void {
+    this.held--;
     const seq = this.seqs.get(ref);
     if (seq !== undefined) this.write([Kind.Remove, seq]);
+    this.onRemoved?.();
   }
   deadLettered(ref: object, deadRef: object, dlq: string, letter: DeadLetter): void {
     const seq = this.seqs.get(ref);

@@ -36,6 +36,12 @@ export interface BrokerNodeOptions {
   /** Heartbeat interval; a connection silent for three intervals is closed. Default 5000 ms. */
   readonly heartbeatMs?: number;
   readonly maxFrameBytes?: number;
+  /**
+   * Flow control: past this many messages held, publishes wait (unconfirmed)
+   * until consumers have taken some away, so producers slow down instead of
+   * the node's memory growing without bound. Default 2,000,000.
+   */
+  readonly maxMessages?: number;
   readonly log?: (message: string) => void;
 }
 
@@ -62,7 +68,10 @@ export class BrokerNode {
     const log = options.log ?? ((message: string) => console.error(`celerity broker: ${message}`));
     let node: BrokerNode;
     if (options.dataDir === undefined) {
-      node = new BrokerNode(new EmbeddedBroker({ onError: (error, context) => log(`${context}: ${String(error)}`) }), undefined, undefined, options, log);
+      // Journalled to nowhere: the journal still counts what the node holds, for flow control.
+      const journal = new NodeJournal(() => Promise.resolve());
+      const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
+      node = new BrokerNode(broker, journal, undefined, options, log);
     } else {
       const { log: durableLog, records, report } = await DurableLog.open(options.dataDir, {
         ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
@@ -131,6 +140,23 @@ export class BrokerNode {
    * right after the (synchronously journalled) change, so the write it waits
    * for is that change's; the log makes records durable in order.
    */
+  private readonly roomWaiters: (() => void)[] = [];
+
+  /** Resolves when the node holds fewer messages than its maximum (at once if it does already). */
+  private room(): Promise<void> | undefined {
+    const journal = this.journal;
+    const max = this.options.maxMessages ?? 2_000_000;
+    if (journal === undefined || journal.held < max) return undefined;
+    if (journal.onRemoved === undefined) {
+      journal.onRemoved = () => {
+        // Let producers in again once a tenth of the room is free, not on every single ack.
+        if (journal.held > max * 0.9) return;
+        for (const wake of this.roomWaiters.splice(0)) wake();
+      };
+    }
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
   private durable(done: Promise<unknown> | undefined): Promise<void> {
     const write = this.journal?.lastWrite;
     return Promise.all([done, write]).then(() => undefined);
@@ -143,7 +169,10 @@ export class BrokerNode {
         const envelope = envelopeFromWire(args[0]);
         // The body arrived as a view into a socket chunk: keep a copy of its own, not the whole chunk.
         const owned = { ...envelope, body: envelope.body.slice() };
-        return this.durable(broker.publish(owned, { mandatory: args[1] === true }));
+        const mandatory = args[1] === true;
+        const room = this.room();
+        if (room === undefined) return this.durable(broker.publish(owned, { mandatory }));
+        return room.then(() => this.durable(broker.publish(owned, { mandatory })));
       }
       case "ack":
         connection.consumer(String(args[0])).ack(Number(args[1]));

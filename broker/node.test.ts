@@ -108,6 +108,27 @@ describe("broker node: durability", () => {
   });
 });
 
+describe("broker node: flow control", () => {
+  it("holds back publish confirms while the node is full, and confirms them as consumers make room", async () => {
+    const node = await BrokerNode.start({ port: 0, maxMessages: 10, log: () => {} });
+    const producer = await NodeTransport.connect(node.url);
+    let confirmed = 0;
+    const publishes = Array.from({ length: 30 }, (_, i) => producer.publish(envelope(`f${i}`)).then(() => confirmed++));
+    await Promise.all(publishes.slice(0, 10));
+    // A stats round trip is answered after every publish ahead of it was handled: the rest are held back.
+    assert.equal((await producer.stats("q")).ready, 10);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(confirmed, 10);
+    const consumerSide = await NodeTransport.connect(node.url);
+    const consumer = await consumerSide.consume("q", (d) => consumer.ack(d.deliveryTag), { prefetch: 5 });
+    await Promise.all(publishes);
+    assert.equal(confirmed, 30);
+    await consumerSide.close();
+    await producer.close();
+    await node.stop();
+  });
+});
+
 describe("broker node: connections", () => {
   it("redelivers a message whose consumer's connection dies to another consumer", async () => {
     const node = await BrokerNode.start({ port: 0, log: () => {} });
