@@ -5,6 +5,7 @@ import type { TaskState } from "../dsl/result.ts";
 import { READY_STATES } from "../dsl/result.ts";
 import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
 import { RESULT_TOPIC } from "./result-service.ts";
+import { ResultWaiters } from "./result-waiters.ts";
 
 /**
  * The result store of a broker node, from a client: every call is a request
@@ -12,21 +13,18 @@ import { RESULT_TOPIC } from "./result-service.ts";
  * `app.result(id).get()` works from any process connected to the node.
  */
 export class RemoteResultStore implements ResultStore {
-  private readonly waiters = new Map<string, Set<(record: ResultRecord) => void>>();
+  private readonly waiters = new ResultWaiters();
 
   constructor(private readonly client: NodeClient) {
     client.onFrame(FrameType.Notify, (payload) => {
       const [topic, body] = payload as [string, unknown];
       if (topic !== RESULT_TOPIC) return;
       const [id, record] = body as [string, ResultRecord];
-      const waiting = this.waiters.get(id);
-      if (waiting === undefined) return;
-      this.waiters.delete(id);
-      for (const wake of waiting) wake(record);
+      this.waiters.wake(id, record);
     });
     // Subscriptions live on a connection: renew them after a reconnection.
     client.onConnected(async () => {
-      for (const id of this.waiters.keys()) await client.requestNow("results.watch", [id]);
+      for (const id of this.waiters.ids()) await client.requestNow("results.watch", [id]);
     });
   }
 
@@ -42,26 +40,9 @@ export class RemoteResultStore implements ResultStore {
   async waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord> {
     const current = await this.get(id);
     if (current !== undefined && READY_STATES.has(current.state)) return current;
-    return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const wake = (record: ResultRecord) => {
-        clearTimeout(timer);
-        resolve(record);
-      };
-      let set = this.waiters.get(id);
-      const first = set === undefined;
-      if (set === undefined) this.waiters.set(id, (set = new Set()));
-      set.add(wake);
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          const waiting = this.waiters.get(id);
-          waiting?.delete(wake);
-          if (waiting?.size === 0) this.waiters.delete(id);
-          reject(onTimeout());
-        }, timeoutMs);
-      }
-      if (first) this.client.request("results.watch", [id]).catch(reject);
-    });
+    const { promise, first } = this.waiters.wait(id, timeoutMs, onTimeout);
+    if (first) await this.client.request("results.watch", [id]);
+    return promise;
   }
   async forget(id: string): Promise<void> {
     await this.client.request("results.forget", [id]);

@@ -1,5 +1,6 @@
 import { LRUCache } from "lru-cache";
 import { GenerationalMap } from "./generational-map.ts";
+import { ResultWaiters } from "./result-waiters.ts";
 import type { MessageGraph } from "../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskState } from "../dsl/result.ts";
 import { READY_STATES } from "../dsl/result.ts";
@@ -72,8 +73,6 @@ export interface MemoryResultStoreOptions {
   readonly now?: () => number;
 }
 
-type Waiter = (record: ResultRecord) => void;
-
 /** The store's own, mutable copy of a record; readers get snapshots. */
 type StoredRecord = { -readonly [K in keyof ResultRecord]: ResultRecord[K] };
 
@@ -91,7 +90,7 @@ export class MemoryResultStore implements ResultStore {
   private readonly graphs: LRUCache<string, MessageGraph>;
   private readonly counters: LRUCache<string, number>;
   private readonly joins: LRUCache<string, Set<number>>;
-  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly waiters = new ResultWaiters();
   private readonly now: () => number;
   private readonly ttl: number;
 
@@ -140,12 +139,7 @@ export class MemoryResultStore implements ResultStore {
     else record.error = outcome.error;
     // Its time to live counts from updatedAt; touching keeps a finished record among the recently written.
     this.records.touch(id, record);
-    const waiting = this.waiters.get(id);
-    if (waiting !== undefined) {
-      this.waiters.delete(id);
-      const snapshot = { ...record };
-      for (const wake of waiting) wake(snapshot);
-    }
+    if (this.waiters.has(id)) this.waiters.wake(id, { ...record });
     return true;
   }
 
@@ -157,24 +151,7 @@ export class MemoryResultStore implements ResultStore {
   waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord> {
     const current = this.fresh(this.records.get(id));
     if (current !== undefined && READY_STATES.has(current.state)) return Promise.resolve({ ...current });
-    return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const wake: Waiter = (record) => {
-        if (timer !== undefined) clearTimeout(timer);
-        resolve(record);
-      };
-      let set = this.waiters.get(id);
-      if (set === undefined) this.waiters.set(id, (set = new Set()));
-      set.add(wake);
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          const waiting = this.waiters.get(id);
-          waiting?.delete(wake);
-          if (waiting?.size === 0) this.waiters.delete(id);
-          reject(onTimeout());
-        }, timeoutMs);
-      }
-    });
+    return this.waiters.wait(id, timeoutMs, onTimeout).promise;
   }
 
   /** The record unless it has outlived the time to live (then it is dropped). */
