@@ -51,8 +51,8 @@ export interface BrokerJournal {
   queueDeclared(name: string, options: QueueOptions): void;
   exchangeDeclared(name: string, type: ExchangeType): void;
   queueBound(queue: string, exchange: string, pattern: string): void;
-  /** A published message entered `queue` (ready or delayed). */
-  enqueued(ref: object, queue: string, envelope: Envelope): void;
+  /** A message entered `queue` (ready or delayed); `deadLetter` when it was restored as one. */
+  enqueued(ref: object, queue: string, envelope: Envelope, deadLetter?: DeadLetter): void;
   /** A message left its queue for good: acknowledged, or discarded because it was revoked. */
   removed(ref: object): void;
   /** A message moved to a dead-letter queue: `ref` is gone, `deadRef` now holds it. */
@@ -365,8 +365,8 @@ export class EmbeddedBroker implements Transport {
 
   /**
    * Put a message straight into `queue` (declaring it if needed), as it was
-   * before a restart: with its delivery count, or as a dead letter. For the
-   * durable node's recovery; the journal is told as for a publish.
+   * before a restart: with the delivery count given, or as a dead letter. For
+   * the durable node's recovery; the journal is told as for a publish.
    */
   restore(queue: string, envelope: Envelope, state: { readonly deliveryCount?: number; readonly deadLetter?: DeadLetter } = {}): void {
     this.assertOpen("restore");
@@ -375,7 +375,7 @@ export class EmbeddedBroker implements Transport {
       target.isDeadLetterQueue = true;
       const message = new QueuedMessage(envelope, clampPriority(envelope.priority));
       message.deadLetter = state.deadLetter;
-      this.journal?.enqueued(message, queue, envelope);
+      this.journal?.enqueued(message, queue, envelope, state.deadLetter);
       this.enqueueReady(target, message);
       return;
     }

@@ -1,7 +1,7 @@
 import { connect, type Socket } from "node:net";
 import { Data } from "effect";
 import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, RemoteBrokerError, ConnectionRefusedError, type WireError } from "./protocol.ts";
-import { FrameParser, FrameWriter, DEFAULT_MAX_FRAME_BYTES } from "./wire-frame.ts";
+import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameParser, FrameTooLargeError, FrameWriter } from "./wire-frame.ts";
 
 /**
  * The client's connection to a broker node: handshake, heartbeats, requests
@@ -120,9 +120,13 @@ export class NodeClient {
 
   /** Send a request and wait for its answer. */
   async request(op: string, args: readonly unknown[]): Promise<unknown> {
-    if (this.state === "closed") throw new ClientClosedError({ url: this.url });
+    if (this.state === "closed") throw this.refusal ?? new ClientClosedError({ url: this.url });
     if (this.state !== "ready") await this.waitReady(op);
-    if (this.inFlight >= (this.options.maxInFlight ?? 10_000)) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+    if (this.inFlight >= (this.options.maxInFlight ?? 10_000)) {
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+      // The connection may have dropped while this request waited for room.
+      if (this.state !== "ready") await this.waitReady(op);
+    }
     return this.send(op, args);
   }
 
@@ -132,6 +136,11 @@ export class NodeClient {
     this.writer!.send(FrameType.Request, this.codec.encode([0, op, args]));
   }
 
+  /** The node's frame limit (from its Welcome). */
+  private maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
+  /** Why the node refused us, for every later call. */
+  private refusal: ConnectionRefusedError | undefined;
+
   /** For requests made by onConnected hooks, which run before the client counts as ready. */
   requestNow(op: string, args: readonly unknown[]): Promise<unknown> {
     return this.send(op, args);
@@ -140,6 +149,11 @@ export class NodeClient {
   private send(op: string, args: readonly unknown[]): Promise<unknown> {
     const id = this.nextId++;
     const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
+    const payload = this.codec.encode([id, op, args]);
+    // Refused here rather than sent: the node would close the whole connection over it.
+    if (payload.byteLength + FRAME_HEADER_BYTES > this.maxFrameBytes) {
+      return Promise.reject(new FrameTooLargeError({ size: payload.byteLength + FRAME_HEADER_BYTES, max: this.maxFrameBytes }));
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.pending.delete(id)) {
@@ -150,7 +164,7 @@ export class NodeClient {
       timer.unref();
       this.pending.set(id, { op, resolve, reject, timer });
       this.inFlight++;
-      this.writer!.send(FrameType.Request, this.codec.encode([id, op, args]));
+      this.writer!.send(FrameType.Request, payload);
     });
   }
 
@@ -208,10 +222,11 @@ export class NodeClient {
   private onFrameReceived(type: number, payload: Uint8Array): void {
     switch (type) {
       case FrameType.Welcome:
-        return void this.welcomed(this.codec.decode(payload) as { heartbeatMs: number });
+        return void this.welcomed(this.codec.decode(payload) as { heartbeatMs: number; maxFrameBytes?: number });
       case FrameType.Refused: {
         const refusal = this.codec.decode(payload) as { code: string; message: string };
         const error = new ConnectionRefusedError({ code: refusal.code, reason: refusal.message });
+        this.refusal = error;
         this.failReady(error);
         this.close();
         return;
@@ -242,8 +257,9 @@ export class NodeClient {
     }
   }
 
-  private async welcomed(welcome: { heartbeatMs: number }): Promise<void> {
+  private async welcomed(welcome: { heartbeatMs: number; maxFrameBytes?: number }): Promise<void> {
     this.attempt = 0;
+    if (typeof welcome.maxFrameBytes === "number") this.maxFrameBytes = welcome.maxFrameBytes;
     const interval = this.options.heartbeatMs ?? welcome.heartbeatMs ?? 5_000;
     this.heartbeat = setInterval(() => {
       if (Date.now() - this.lastHeard > interval * 3) this.dropped(this.socket!, "heartbeat timeout");
@@ -288,9 +304,9 @@ export class NodeClient {
     this.socket?.end();
     for (const pending of this.pending.values()) {
       clearTimeout(pending.timer);
-      pending.reject(new ClientClosedError({ url: this.url }));
+      pending.reject(this.refusal ?? new ClientClosedError({ url: this.url }));
     }
     this.pending.clear();
-    this.failReady(new ClientClosedError({ url: this.url }));
+    this.failReady(this.refusal ?? new ClientClosedError({ url: this.url }));
   }
 }

@@ -77,8 +77,8 @@ export class NodeConnection {
     if (this.state === "ready") this.writer.send(FrameType.Notify, this.codec.encode([topic, payload]));
   }
 
-  sendRevoked(id: string, terminate: boolean): void {
-    if (this.state === "ready") this.writer.send(FrameType.Revoked, this.codec.encode([id, terminate]));
+  sendRevoked(id: string, terminate: boolean, ttlMs: number): void {
+    if (this.state === "ready") this.writer.send(FrameType.Revoked, this.codec.encode([id, terminate, ttlMs]));
   }
 
   /** Register a consumer this connection opened; deliveries are framed to the client. */

@@ -26,6 +26,7 @@ type JournalRecord =
   | [typeof Kind.Exchange, string, ExchangeType]
   | [typeof Kind.Bind, string, string, string]
   | [typeof Kind.Enqueue, number, string, unknown]
+  | [typeof Kind.Enqueue, number, string, unknown, [from: string, reason: string, at: number]]
   | [typeof Kind.Remove, number]
   | [typeof Kind.Dead, number, number, string, string, string, number]
   | [typeof Kind.Revoke, readonly string[], number, boolean];
@@ -64,11 +65,12 @@ export class NodeJournal implements BrokerJournal {
   queueBound(queue: string, exchange: string, pattern: string): void {
     this.write([Kind.Bind, queue, exchange, pattern]);
   }
-  enqueued(ref: object, queue: string, envelope: Envelope): void {
+  enqueued(ref: object, queue: string, envelope: Envelope, deadLetter?: DeadLetter): void {
     this.held++;
     const seq = this.nextSeq++;
     this.seqs.set(ref, seq);
-    this.write([Kind.Enqueue, seq, queue, envelopeToWire(envelope)]);
+    const wire = envelopeToWire(envelope);
+    this.write(deadLetter === undefined ? [Kind.Enqueue, seq, queue, wire] : [Kind.Enqueue, seq, queue, wire, [deadLetter.queue, deadLetter.reason, deadLetter.at]]);
   }
   removed(ref: object): void {
     this.held--;
@@ -133,8 +135,14 @@ export const replay = async (
           break;
         case Kind.Enqueue: {
           // Records are views into the log's read buffers: keep a copy of the body, not the whole buffer.
-          const envelope = envelopeFromWire(record[3]);
-          live.set(record[1], { queue: record[2], envelope: { ...envelope, body: envelope.body.slice() } });
+          const wire = envelopeFromWire(record[3]);
+          const envelope = { ...wire, body: wire.body.slice() };
+          const dead = record[4];
+          live.set(record[1], {
+            queue: record[2],
+            envelope,
+            ...(dead === undefined ? {} : { deadLetter: { envelope, queue: dead[0], reason: dead[1], at: dead[2] } }),
+          });
           break;
         }
         case Kind.Remove:
@@ -174,7 +182,9 @@ export const replay = async (
   const seqs = [...live.keys()].sort((a, b) => a - b);
   for (const seq of seqs) {
     const message = live.get(seq) as LiveMessage;
-    broker.restore(message.queue, message.envelope, message.deadLetter === undefined ? {} : { deadLetter: message.deadLetter });
+    // Whether it was delivered before the restart is not logged: count it as delivered once, so it arrives
+    // marked redelivered and a worker checks for a result stored by an earlier run before running it again.
+    broker.restore(message.queue, message.envelope, message.deadLetter === undefined ? { deliveryCount: 1 } : { deadLetter: message.deadLetter });
   }
   return { messages: seqs.length, queues: queues.size, revocations: revoked };
 };

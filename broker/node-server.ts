@@ -120,8 +120,8 @@ export class BrokerNode {
       log: this.log,
       closed: (connection) => this.connections.delete(connection),
     };
-    this.stopRevocations = this.broker.onRevoke((id, { terminate }) => {
-      for (const connection of this.connections) connection.sendRevoked(id, terminate);
+    this.stopRevocations = this.broker.onRevoke((id, { terminate, ttlMs }) => {
+      for (const connection of this.connections) connection.sendRevoked(id, terminate, ttlMs ?? 24 * 60 * 60 * 1000);
     });
     const server = createServer((socket) => this.connections.add(new NodeConnection(socket, context)));
     this.server = server;
@@ -135,11 +135,6 @@ export class BrokerNode {
     this.log(`listening on ${this.url}${this.durableLog ? ` with data in ${this.options.dataDir}` : " (in memory only)"}`);
   }
 
-  /**
-   * `done` once the journal record of the change just made is durable. Called
-   * right after the (synchronously journalled) change, so the write it waits
-   * for is that change's; the log makes records durable in order.
-   */
   private readonly roomWaiters: (() => void)[] = [];
 
   /** Resolves when the node holds fewer messages than its maximum (at once if it does already). */
@@ -157,6 +152,11 @@ export class BrokerNode {
     return new Promise((resolve) => this.roomWaiters.push(resolve));
   }
 
+  /**
+   * `done` once the journal record of the change just made is durable. Called
+   * right after the (synchronously journalled) change, so the write it waits
+   * for is that change's; the log makes records durable in order.
+   */
   private durable(done: Promise<unknown> | undefined): Promise<void> {
     const write = this.journal?.lastWrite;
     return Promise.all([done, write]).then(() => undefined);

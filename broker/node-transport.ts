@@ -34,14 +34,14 @@ export class NodeTransport implements Transport {
   private constructor(readonly client: NodeClient) {
     client.onFrame(FrameType.Deliver, (payload) => this.onDeliver(payload as [string, number, number, string, unknown]));
     client.onFrame(FrameType.Revoked, (payload) => {
-      const [id, terminate] = payload as [string, boolean];
-      this.revoked.set(id, Number.POSITIVE_INFINITY);
+      const [id, terminate, ttlMs] = payload as [string, boolean, number];
+      this.remember(id, Date.now() + ttlMs);
       for (const listener of this.revokeListeners) listener(id, { terminate });
     });
     client.onConnected(async () => {
       const active = (await client.requestNow("revocations", [])) as [string, number][];
       const now = Date.now();
-      for (const [id, ttlMs] of active) this.revoked.set(id, now + ttlMs);
+      for (const [id, ttlMs] of active) this.remember(id, now + ttlMs);
       for (const consumer of this.consumers.values()) await consumer.reopen();
     });
   }
@@ -100,8 +100,20 @@ export class NodeTransport implements Transport {
   async revoke(ids: readonly string[], options: RevocationOptions = {}): Promise<void> {
     await this.client.request("revoke", [ids, options]);
     const until = Date.now() + (options.ttlMs ?? 24 * 60 * 60 * 1000);
-    for (const id of ids) this.revoked.set(id, until);
+    for (const id of ids) this.remember(id, until);
   }
+
+  /** Mirror a revocation until `until`; expired ones are swept as the mirror grows. */
+  private remember(id: string, until: number): void {
+    this.revoked.set(id, Math.max(until, this.revoked.get(id) ?? 0));
+    if (this.revoked.size > this.sweepAt) {
+      const now = Date.now();
+      for (const [known, expiry] of this.revoked) if (expiry < now) this.revoked.delete(known);
+      this.sweepAt = Math.max(1_024, this.revoked.size * 2);
+    }
+  }
+
+  private sweepAt = 1_024;
 
   isRevoked(id: string): boolean {
     if (this.revoked.size === 0) return false;

@@ -108,6 +108,85 @@ describe("broker node: durability", () => {
   });
 });
 
+describe("broker node: what survives, what expires", () => {
+  it("keeps a dead letter's reason through two restarts", async () => {
+    const dir = tempDir();
+    try {
+      let node = await BrokerNode.start({ port: 0, dataDir: dir.path, log: () => {} });
+      let t = await NodeTransport.connect(node.url);
+      await t.publish(envelope("poison", "jobs"));
+      const { deliveries, consumer } = await take(t, "jobs", 1);
+      consumer.nack(deliveries[0].deliveryTag, { requeue: false, reason: "cannot parse" });
+      assert.equal((await t.deadLetters("jobs.dlq")).length, 1);
+      for (let restart = 0; restart < 2; restart++) {
+        await t.close();
+        await node.stop();
+        node = await BrokerNode.start({ port: 0, dataDir: dir.path, log: () => {} });
+        t = await NodeTransport.connect(node.url);
+        const dead = await t.deadLetters("jobs.dlq");
+        assert.deepEqual(dead.map((d) => [d.envelope.id, d.queue, d.reason]), [["poison", "jobs", "cannot parse"]], `after restart ${restart + 1}`);
+      }
+      await t.close();
+      await node.stop();
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("marks a message recovered after a restart as redelivered", async () => {
+    const dir = tempDir();
+    try {
+      const node = await BrokerNode.start({ port: 0, dataDir: dir.path, log: () => {} });
+      const t = await NodeTransport.connect(node.url);
+      await t.publish(envelope("maybe-ran"));
+      await t.close();
+      await node.stop();
+      const restarted = await BrokerNode.start({ port: 0, dataDir: dir.path, log: () => {} });
+      const t2 = await NodeTransport.connect(restarted.url);
+      const { deliveries } = await take(t2, "q", 1);
+      assert.equal(deliveries[0].redelivered, true);
+      await t2.close();
+      await restarted.stop();
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("lets a revocation expire on every client, not only the one that made it", async () => {
+    const node = await BrokerNode.start({ port: 0, log: () => {} });
+    const a = await NodeTransport.connect(node.url);
+    const b = await NodeTransport.connect(node.url);
+    const told = new Promise<void>((resolve) => b.onRevoke(() => resolve()));
+    await a.revoke(["brief"], { ttlMs: 30 });
+    await told;
+    assert.equal(b.isRevoked("brief"), true);
+    const expiry = Date.now() + 30;
+    while (Date.now() <= expiry + 5) await new Promise((resolve) => setTimeout(resolve, 5)); // the behaviour under test is time passing
+    assert.equal(b.isRevoked("brief"), false);
+    await a.close();
+    await b.close();
+    await node.stop();
+  });
+
+  it("refuses an oversized publish locally and keeps the connection", async () => {
+    const node = await BrokerNode.start({ port: 0, maxFrameBytes: 4_096, log: () => {} });
+    const t = await NodeTransport.connect(node.url);
+    await assert.rejects(t.publish({ ...envelope("huge"), body: new Uint8Array(10_000) }), /exceeds the maximum of 4096 bytes/);
+    await t.publish(envelope("small"));
+    assert.equal((await t.stats("q")).ready, 1);
+    await t.close();
+    await node.stop();
+  });
+
+  it("keeps saying why the node refused the connection on every later call", async () => {
+    const node = await BrokerNode.start({ port: 0, token: "right", log: () => {} });
+    const t = NodeTransport.create(node.url, { token: "wrong" });
+    await assert.rejects(t.ready, /unauthorized/);
+    await assert.rejects(t.declareQueue("x"), /unauthorized/);
+    await node.stop();
+  });
+});
+
 describe("broker node: flow control", () => {
   it("holds back publish confirms while the node is full, and confirms them as consumers make room", async () => {
     const node = await BrokerNode.start({ port: 0, maxMessages: 10, log: () => {} });

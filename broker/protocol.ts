@@ -26,7 +26,7 @@ export const FrameType = {
   Response: 7,
   /** node → client: `[consumerTag, deliveryTag, deliveryCount, queue, envelope]`. */
   Deliver: 8,
-  /** node → client: `[id, terminate]`, a revocation as it happens. */
+  /** node → client: `[id, terminate, ttlMs]`, a revocation as it happens. */
   Revoked: 9,
   /** node → client: `[topic, payload]`, an event of a service the client subscribed to (e.g. a result became final). */
   Notify: 10,

@@ -10,7 +10,7 @@ export interface RevocationsOptions {
 }
 
 /** Told about each revocation as it is made; `terminate` asks to abort the task where it already runs. */
-export type RevocationListener = (id: string, options: { readonly terminate: boolean }) => void;
+export type RevocationListener = (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void;
 
 /** How long a revocation is remembered when nobody says otherwise: one day. */
 export const DEFAULT_REVOCATION_TTL_MS = 24 * 60 * 60 * 1000;
@@ -58,7 +58,7 @@ export class Revocations {
     this.expiries.set(id, previous === undefined ? expiry : Math.max(previous, expiry));
     if (expiry < this.earliestExpiry) this.earliestExpiry = expiry;
     if (this.expiries.size > this.maxEntries) this.shrink();
-    const options = { terminate };
+    const options = { terminate, ttlMs };
     for (const listener of this.listeners) {
       try {
         listener(id, options);

@@ -81,7 +81,7 @@ export interface Transport {
   /** Whether `id` is revoked, as this transport currently knows it (a synchronous look-up on the delivery path). */
   isRevoked(id: string): boolean;
   /** Subscribe to revocations as they happen (to abort a task already running); returns an unsubscribe function. */
-  onRevoke(listener: (id: string, options: { readonly terminate: boolean }) => void): () => void;
+  onRevoke(listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void): () => void;
   /** Read the messages of a dead-letter queue (by its name, e.g. "celery.dlq") without removing them. */
   deadLetters(queue: string): Promise<readonly DeadLetter[]>;
   stats(queue: string): Promise<QueueStats>;

@@ -70,17 +70,17 @@ export interface App {
 const NO_DEFAULTS: CallOptions = Object.freeze({});
 
 /** The transport and result store an app's options ask for. */
-const connectBroker = (options: AppOptions): { broker: Transport; results: ResultStore } => {
+const connectBroker = (options: AppOptions, log: (message: string) => void): { broker: Transport; results: ResultStore } => {
   const target = options.broker ?? process.env.CELERITY_BROKER_URL;
   if (typeof target !== "string") return { broker: target ?? new EmbeddedBroker(), results: options.results ?? new MemoryResultStore() };
   const token = options.token ?? process.env.CELERITY_TOKEN;
-  const transport = NodeTransport.create(target, { ...(token !== undefined ? { token } : {}), name: `app@${process.pid}` });
+  const transport = NodeTransport.create(target, { ...(token !== undefined ? { token } : {}), name: `app@${process.pid}`, log });
   return { broker: transport, results: options.results ?? new RemoteResultStore(transport.client) };
 };
 
 export const createApp = (options: AppOptions = {}): App => {
-  const { broker, results } = connectBroker(options);
   const log = options.log ?? ((message: string) => console.error(message));
+  const { broker, results } = connectBroker(options, log);
   const codec = new Codec();
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];

@@ -58,8 +58,9 @@ export class Publisher {
     const confirmed = this.transport.publish(envelope, MANDATORY);
     if (!recorded) return confirmed;
     return confirmed.catch(async (error: unknown) => {
-      // Not sent, so not pending: leave no record that would wait forever.
-      await this.store.forget(id);
+      // Refused, so never sent: leave no record that would wait for ever. A lost connection is
+      // different: the publish may have gone through and its task may even have finished.
+      if (!isConnectionLoss(error)) await this.store.forget(id);
       throw error;
     });
   }
@@ -71,3 +72,8 @@ const detailsOf = (message: TaskMessage) =>
     : message.retries === 0
       ? undefined
       : { retries: message.retries };
+
+const isConnectionLoss = (error: unknown): boolean => {
+  const tag = (error as { _tag?: unknown } | null)?._tag;
+  return tag === "ConnectionLostError" || tag === "RequestTimeoutError";
+};

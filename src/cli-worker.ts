@@ -42,6 +42,9 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const path = resolve(values.app);
   if (!existsSync(path)) throw new Error(`--app: no such file: ${path}`);
   if (values.broker !== undefined) process.env.CELERITY_BROKER_URL = values.broker;
+  if (process.env.CELERITY_BROKER_URL === undefined) {
+    throw new Error("no broker to consume from: pass --broker celerity://host:port or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)");
+  }
   if (values["token-file"] !== undefined) process.env.CELERITY_TOKEN = readFileSync(values["token-file"], "utf8").trim();
   const module = (await import(pathToFileURL(path).href)) as { default?: unknown; app?: unknown };
   const app = (isApp(module.default) ? module.default : module.app) as App | undefined;

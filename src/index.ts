@@ -58,3 +58,10 @@ export type {
 } from "../broker/transport.ts";
 export type { Envelope, Delivery, DeadLetter } from "../broker/envelope.ts";
 export { Codec, CodecError, DecodeError } from "../broker/codec.ts";
+export { BrokerNode, DEFAULT_NODE_PORT, type BrokerNodeOptions } from "../broker/node-server.ts";
+export { NodeTransport } from "../broker/node-transport.ts";
+export { ConnectionLostError, RequestTimeoutError, ClientClosedError, type NodeClientOptions } from "../broker/node-client.ts";
+export { ConnectionRefusedError, RemoteBrokerError, ProtocolError, PROTOCOL_VERSION } from "../broker/protocol.ts";
+export { FrameTooLargeError, MalformedFrameError } from "../broker/wire-frame.ts";
+export { serveResults } from "../runtime/result-service.ts";
+export { RemoteResultStore } from "../runtime/remote-result-store.ts";
