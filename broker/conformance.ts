@@ -231,8 +231,9 @@ export function transportConformance(name: string, make: () => Promise<Transport
       it("delivers delayed messages in eta order, not publish order", () =>
         withTransport(async (t) => {
           const queue = uniqueName("eta-order");
-          const later = envelope(queue, { eta: Date.now() + 60 });
-          const sooner = envelope(queue, { eta: Date.now() + 30 });
+          // Far enough apart that a loaded machine publishing both still beats the earlier eta.
+          const later = envelope(queue, { eta: Date.now() + 400 });
+          const sooner = envelope(queue, { eta: Date.now() + 200 });
           await t.publish(later);
           await t.publish(sooner);
           const inbox = await subscribe(t, queue, { prefetch: 2 });
@@ -275,8 +276,9 @@ export function transportConformance(name: string, make: () => Promise<Transport
         withTransport(async (t) => {
           const queue = uniqueName("revoke-delayed");
           await t.declareQueue(queue);
-          const revoked = envelope(queue, { eta: Date.now() + 30 });
-          const kept = envelope(queue, { eta: Date.now() + 60 });
+          // The revocation must land before the eta even on a loaded machine over a network transport.
+          const revoked = envelope(queue, { eta: Date.now() + 300 });
+          const kept = envelope(queue, { eta: Date.now() + 400 });
           await t.publish(revoked);
           await t.publish(kept);
           await t.revoke([revoked.id]);
