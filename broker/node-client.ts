@@ -132,7 +132,8 @@ export class NodeClient {
 
   /** Send a request that wants no answer (acks on the hot path); dropped if not connected (the node requeues on its side). */
   tell(op: string, args: readonly unknown[]): void {
-    if (this.state !== "ready") return;
+    // Welcomed is enough: acks made while consumers are being reopened must go out.
+    if (!this.welcomedOnSocket) return;
     this.writer!.send(FrameType.Request, this.codec.encode([0, op, args]));
   }
 
@@ -257,8 +258,12 @@ export class NodeClient {
     }
   }
 
+  /** True from the node's Welcome until this connection drops. */
+  private welcomedOnSocket = false;
+
   private async welcomed(welcome: { heartbeatMs: number; maxFrameBytes?: number }): Promise<void> {
     this.attempt = 0;
+    this.welcomedOnSocket = true;
     if (typeof welcome.maxFrameBytes === "number") this.maxFrameBytes = welcome.maxFrameBytes;
     const interval = this.options.heartbeatMs ?? welcome.heartbeatMs ?? 5_000;
     this.heartbeat = setInterval(() => {
@@ -280,6 +285,7 @@ export class NodeClient {
     if (socket !== this.socket || this.state === "closed" || this.state === "waiting") return;
     const wasReady = this.state === "ready";
     this.state = "waiting";
+    this.welcomedOnSocket = false;
     clearInterval(this.heartbeat);
     socket.destroy();
     if (wasReady) this.options.log?.(`lost the connection to ${this.url} (${reason}); reconnecting`);
@@ -298,6 +304,7 @@ export class NodeClient {
   close(): void {
     if (this.state === "closed") return;
     this.state = "closed";
+    this.welcomedOnSocket = false;
     clearInterval(this.heartbeat);
     clearTimeout(this.reconnectTimer);
     this.writer?.flush();

@@ -157,6 +157,11 @@ export class BrokerNode {
    * right after the (synchronously journalled) change, so the write it waits
    * for is that change's; the log makes records durable in order.
    */
+  private afterDurable<T>(value: Promise<T>): Promise<T> {
+    const write = this.journal?.lastWrite;
+    return write === undefined ? value : Promise.all([value, write]).then(([result]) => result);
+  }
+
   private durable(done: Promise<unknown> | undefined): Promise<void> {
     const write = this.journal?.lastWrite;
     return Promise.all([done, write]).then(() => undefined);
@@ -194,10 +199,11 @@ export class BrokerNode {
         return this.durable(broker.revoke(args[0] as string[], (args[1] ?? {}) as RevocationOptions));
       case "revocations":
         return broker.activeRevocations();
+      // Reads answer only once every change before them is durable: a reply then proves, say, that earlier acks are on disk.
       case "deadLetters":
-        return broker.deadLetters(String(args[0])).then((letters) => letters.map((l) => [l.queue, l.reason, l.at, [l.envelope.id, l.envelope.exchange, l.envelope.routingKey, l.envelope.priority, l.envelope.eta ?? null, l.envelope.expires ?? null, l.envelope.headers, l.envelope.body]]));
+        return this.afterDurable(broker.deadLetters(String(args[0])).then((letters) => letters.map((l) => [l.queue, l.reason, l.at, [l.envelope.id, l.envelope.exchange, l.envelope.routingKey, l.envelope.priority, l.envelope.eta ?? null, l.envelope.expires ?? null, l.envelope.headers, l.envelope.body]])));
       case "stats":
-        return broker.stats(String(args[0]));
+        return this.afterDurable(broker.stats(String(args[0])));
       default: {
         const dot = op.indexOf(".");
         const service = dot > 0 ? this.services.get(op.slice(0, dot)) : undefined;

@@ -42,6 +42,9 @@ export class NodeTransport implements Transport {
       const active = (await client.requestNow("revocations", [])) as [string, number][];
       const now = Date.now();
       for (const [id, ttlMs] of active) this.remember(id, now + ttlMs);
+      // A new connection: the node's consumer tags start afresh, and nothing of the old one can still arrive.
+      this.byRemoteTag.clear();
+      this.early.clear();
       for (const consumer of this.consumers.values()) await consumer.reopen();
     });
   }
@@ -159,7 +162,8 @@ export class NodeTransport implements Transport {
 
   /** Called by a consumer once the node has given it `remoteTag`. */
   private adopt(consumer: RemoteConsumer, previousTag: string): void {
-    this.byRemoteTag.delete(previousTag);
+    // Only if still ours: after a node restart another consumer may have been given that tag.
+    if (this.byRemoteTag.get(previousTag) === consumer) this.byRemoteTag.delete(previousTag);
     this.byRemoteTag.set(consumer.remoteTag, consumer);
     const early = this.early.get(consumer.remoteTag);
     if (early === undefined) return;

