@@ -130,12 +130,23 @@ export class NodeClient {
     return this.send(op, args);
   }
 
-  /** Send a request that wants no answer (acks on the hot path); dropped if not connected (the node requeues on its side). */
-  tell(op: string, args: readonly unknown[]): void {
+  /**
+   * Send a request that wants no answer. Without a connection it is dropped
+   * (right for acks: the node has requeued those deliveries, and their tags
+   * mean nothing on a new connection), unless `keep` asks to send it, in
+   * order, once connected.
+   */
+  tell(op: string, args: readonly unknown[], keep = false): void {
     // Welcomed is enough: acks made while consumers are being reopened must go out.
-    if (!this.welcomedOnSocket) return;
-    this.writer!.send(FrameType.Request, this.codec.encode([0, op, args]));
+    if (this.welcomedOnSocket) {
+      this.writer!.send(FrameType.Request, this.codec.encode([0, op, args]));
+    } else if (keep && this.state !== "closed") {
+      this.kept.push([op, args]);
+    }
   }
+
+  /** Tells kept for the next connection, sent before anything else once it is ready. */
+  private kept: [string, readonly unknown[]][] = [];
 
   /** The node's frame limit (from its Welcome). */
   private maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
@@ -278,6 +289,7 @@ export class NodeClient {
     }
     if (this.state !== "connecting") return;
     this.state = "ready";
+    for (const [op, args] of this.kept.splice(0)) this.writer!.send(FrameType.Request, this.codec.encode([0, op, args]));
     this.markReady();
   }
 

@@ -89,12 +89,14 @@ export interface FrameSink {
 /**
  * Collects frames and writes them in one batch per event-loop turn, so a
  * burst of publishes or deliveries costs one syscall rather than one each.
+ * Frames are written straight into the batch's buffer (no buffer per frame).
  * `write` returning false (the socket's buffer is full) is reported through
  * `onBackpressure` so the owner can stop producing until it drains.
  */
 export class FrameWriter {
-  private queued: Uint8Array[] = [];
-  private queuedBytes = 0;
+  private batch = new Uint8Array(INITIAL_BATCH_BYTES);
+  private view = new DataView(this.batch.buffer);
+  private length = 0;
   private scheduled = false;
 
   constructor(
@@ -103,9 +105,13 @@ export class FrameWriter {
   ) {}
 
   send(type: number, payload?: Uint8Array): void {
-    const frame = encodeFrame(type, payload);
-    this.queued.push(frame);
-    this.queuedBytes += frame.byteLength;
+    const size = payload?.byteLength ?? 0;
+    const needed = this.length + FRAME_HEADER_BYTES + size;
+    if (needed > this.batch.byteLength) this.grow(needed);
+    this.view.setUint32(this.length, size + 1);
+    this.batch[this.length + 4] = type;
+    if (payload !== undefined) this.batch.set(payload, this.length + FRAME_HEADER_BYTES);
+    this.length = needed;
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
@@ -115,10 +121,22 @@ export class FrameWriter {
   /** Write everything queued now. */
   flush(): void {
     this.scheduled = false;
-    if (this.queued.length === 0) return;
-    const batch = this.queued.length === 1 ? this.queued[0] : Buffer.concat(this.queued, this.queuedBytes);
-    this.queued = [];
-    this.queuedBytes = 0;
-    if (!this.sink.write(batch)) this.onBackpressure();
+    if (this.length === 0) return;
+    const bytes = this.batch.subarray(0, this.length);
+    // The socket keeps the bytes until they are sent: the next batch gets a buffer of its own.
+    this.batch = new Uint8Array(Math.max(INITIAL_BATCH_BYTES, Math.min(this.batch.byteLength, MAX_KEPT_BATCH_BYTES)));
+    this.view = new DataView(this.batch.buffer);
+    this.length = 0;
+    if (!this.sink.write(bytes)) this.onBackpressure();
+  }
+
+  private grow(needed: number): void {
+    const bigger = new Uint8Array(Math.max(needed, this.batch.byteLength * 2));
+    bigger.set(this.batch.subarray(0, this.length));
+    this.batch = bigger;
+    this.view = new DataView(bigger.buffer);
   }
 }
+
+const INITIAL_BATCH_BYTES = 16 * 1024;
+const MAX_KEPT_BATCH_BYTES = 1024 * 1024;

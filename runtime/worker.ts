@@ -42,10 +42,15 @@ export type WorkerEnvironment = RunnerEnvironment;
 interface Pending {
   readonly delivery: Delivery;
   readonly consumer: Consumer;
+  seen?: boolean;
   marked?: boolean;
+  started?: boolean;
 }
 
 let workerCount = 0;
+
+/** A held message shows RECEIVED once it has waited through a full sweep interval. */
+const RECEIVED_SWEEP_MS = 10;
 
 export class Worker {
   readonly name: string;
@@ -154,41 +159,54 @@ export class Worker {
   private receive(delivery: Delivery, consumer: Consumer): void {
     if (this.state === "running" && this.runningCount < this.concurrency) return this.run(delivery, consumer);
     this.waiting.push({ delivery, consumer });
-    if (!this.sweepScheduled) {
-      this.sweepScheduled = true;
-      setImmediate(() => this.markReceived());
-    }
+    this.scheduleSweep();
   }
 
   /**
-   * Messages still held for a free slot once the event loop turns show
-   * RECEIVED. Swept once per turn rather than written per message: on a busy
-   * worker most held messages start within the same turn, and a store write
-   * for each cost an eighth of the dispatch path.
+   * Messages held for a free slot for a while show RECEIVED. Swept every
+   * RECEIVED_SWEEP_MS rather than written per message: on a busy worker most
+   * held messages start within moments, and a store write for each cost an
+   * eighth of the dispatch path (and two requests per task over a network).
    */
   private markReceived(): void {
     this.sweepScheduled = false;
+    let unmarked = false;
     for (let i = this.waitingHead; i < this.waiting.length; i++) {
       const pending = this.waiting[i];
       if (pending.marked) continue;
+      // Marked on the second sweep it is still waiting in: most held messages start within a turn or two,
+      // and over a network each mark is a read and a write on the result store.
+      if (!pending.seen) {
+        pending.seen = true;
+        unmarked = true;
+        continue;
+      }
       pending.marked = true;
       const { id, headers } = pending.delivery.envelope;
       const task = headers.task;
       if (typeof task !== "string") continue;
       // Only a task whose result is kept has a PENDING record to advance (one that ignores its result must not get one).
       Promise.resolve(this.env.store.get(id))
-        .then((record) => (record?.state === "PENDING" ? this.env.store.setState(id, task, "RECEIVED") : undefined))
+        .then((record) => (record?.state === "PENDING" && !pending.started ? this.env.store.setState(id, task, "RECEIVED") : undefined))
         .catch((error: unknown) => this.env.log(`${this.name}: ${toErrorInfo(error).message}`));
     }
+    if (unmarked) this.scheduleSweep();
   }
 
   /** Start held messages while slots are free. Tasks that finish synchronously free their slot inside the loop, which goes on (no recursion). */
+  private scheduleSweep(): void {
+    if (this.sweepScheduled) return;
+    this.sweepScheduled = true;
+    setTimeout(() => this.markReceived(), RECEIVED_SWEEP_MS).unref();
+  }
+
   private next(): void {
     if (this.state !== "running" || this.starting) return;
     this.starting = true;
     try {
       while (this.runningCount < this.concurrency && this.waitingHead < this.waiting.length) {
         const pending = this.waiting[this.waitingHead++];
+        pending.started = true;
         if (this.waitingHead === this.waiting.length) {
           this.waiting.length = 0;
           this.waitingHead = 0;
