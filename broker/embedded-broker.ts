@@ -11,6 +11,9 @@ import {
   UnroutableError,
 } from "./errors.ts";
 import { Exchange } from "./exchange.ts";
+import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "./broker-arguments.ts";
+import type { BrokerJournal } from "./broker-journal.ts";
+import type { EmbeddedBrokerOptions } from "./embedded-broker-options.ts";
 import { QueuedMessage, QueueState } from "./queue-state.ts";
 import { DEFAULT_REVOCATION_TTL_MS, Revocations, type RevocationListener } from "./revocations.ts";
 import type {
@@ -25,40 +28,8 @@ import type {
   Transport,
 } from "./transport.ts";
 
-/** Settings of an EmbeddedBroker; every field is optional. */
-export interface EmbeddedBrokerOptions {
-  /** Clock for eta, expiry, revocation ttl and dead-letter timestamps (epoch ms). Default `Date.now`. */
-  readonly now?: () => number;
-  /** `maxDeliveries` of a queue declared without one. Default 16. */
-  readonly defaultMaxDeliveries?: number;
-  /** How long a revocation is remembered when `revoke` names no ttl. Default one day. */
-  readonly revocationTtlMs?: number;
-  /** At most this many revocations are remembered (oldest forgotten first). Default 100 000. */
-  readonly maxRevocations?: number;
-  /** Receives failures of consumer handlers and revocation listeners. Default: console.error. */
-  readonly onError?: (error: unknown, context: string) => void;
-  /** Told of every change of state (see BrokerJournal); used by the durable node. */
-  readonly journal?: BrokerJournal;
-}
-
-/**
- * Told of every change to what the broker holds, so a durable node can log it
- * and rebuild the same state after a restart. Messages are named by an opaque
- * reference, one per copy in a queue. Calls are synchronous, made before the
- * operation that caused them returns.
- */
-export interface BrokerJournal {
-  queueDeclared(name: string, options: QueueOptions): void;
-  exchangeDeclared(name: string, type: ExchangeType): void;
-  queueBound(queue: string, exchange: string, pattern: string): void;
-  /** A message entered `queue` (ready or delayed); `deadLetter` when it was restored as one. */
-  enqueued(ref: object, queue: string, envelope: Envelope, deadLetter?: DeadLetter): void;
-  /** A message left its queue for good: acknowledged, or discarded because it was revoked. */
-  removed(ref: object): void;
-  /** A message moved to a dead-letter queue: `ref` is gone, `deadRef` now holds it. */
-  deadLettered(ref: object, deadRef: object, dlq: string, letter: DeadLetter): void;
-  revoked(ids: readonly string[], options: RevocationOptions): void;
-}
+export type { EmbeddedBrokerOptions } from "./embedded-broker-options.ts";
+export type { BrokerJournal } from "./broker-journal.ts";
 
 /** Broker-wide counters, for monitoring and tests. */
 export interface BrokerTotals {
@@ -515,41 +486,3 @@ export class EmbeddedBroker implements Transport {
  * const broker = createEmbeddedBroker({ defaultMaxDeliveries: 5 });
  */
 export const createEmbeddedBroker = (options?: EmbeddedBrokerOptions): EmbeddedBroker => new EmbeddedBroker(options);
-
-const checkQueueName = (name: unknown, argument: string): void => {
-  if (typeof name !== "string" || name === "") {
-    throw new InvalidArgumentError({ argument, reason: `must be a non-empty string, got ${JSON.stringify(name)}` });
-  }
-};
-
-const checkMaxDeliveries = (value: number, argument: string): number => {
-  if (value !== Number.POSITIVE_INFINITY && (!Number.isInteger(value) || value < 1)) {
-    throw new InvalidArgumentError({ argument, reason: `must be an integer of at least 1 (or Infinity), got ${value}` });
-  }
-  return value;
-};
-
-const checkTtl = (value: number, argument: string): number => {
-  if (typeof value !== "number" || Number.isNaN(value) || value <= 0) {
-    throw new InvalidArgumentError({ argument, reason: `must be a positive number of milliseconds, got ${value}` });
-  }
-  return value;
-};
-
-const checkEnvelope = (envelope: Envelope): InvalidArgumentError | undefined => {
-  if (typeof envelope !== "object" || envelope === null) return invalidEnvelope("envelope", "must be an object");
-  if (typeof envelope.id !== "string" || envelope.id === "") return invalidEnvelope("envelope.id", "must be a non-empty string");
-  if (typeof envelope.exchange !== "string") return invalidEnvelope("envelope.exchange", "must be a string");
-  if (typeof envelope.routingKey !== "string") return invalidEnvelope("envelope.routingKey", "must be a string");
-  if (envelope.exchange === "" && envelope.routingKey === "") {
-    return invalidEnvelope("envelope.routingKey", 'must name a queue when publishing to the default exchange ""');
-  }
-  if (envelope.eta !== undefined && !Number.isFinite(envelope.eta)) return invalidEnvelope("envelope.eta", "must be epoch milliseconds");
-  if (envelope.expires !== undefined && !Number.isFinite(envelope.expires)) {
-    return invalidEnvelope("envelope.expires", "must be epoch milliseconds");
-  }
-  if (!(envelope.body instanceof Uint8Array)) return invalidEnvelope("envelope.body", "must be a Uint8Array");
-  return undefined;
-};
-
-const invalidEnvelope = (argument: string, reason: string): InvalidArgumentError => new InvalidArgumentError({ argument, reason });

@@ -1,0 +1,17 @@
+import type { BrokerJournal } from "./broker-journal.ts";
+
+/** Settings of an EmbeddedBroker; every field is optional. */
+export interface EmbeddedBrokerOptions {
+  /** Clock for eta, expiry, revocation ttl and dead-letter timestamps (epoch ms). Default `Date.now`. */
+  readonly now?: () => number;
+  /** `maxDeliveries` of a queue declared without one. Default 16. */
+  readonly defaultMaxDeliveries?: number;
+  /** How long a revocation is remembered when `revoke` names no ttl. Default one day. */
+  readonly revocationTtlMs?: number;
+  /** At most this many revocations are remembered (oldest forgotten first). Default 100 000. */
+  readonly maxRevocations?: number;
+  /** Receives failures of consumer handlers and revocation listeners. Default: console.error. */
+  readonly onError?: (error: unknown, context: string) => void;
+  /** Told of every change of state (see BrokerJournal); used by the durable node. */
+  readonly journal?: BrokerJournal;
+}
