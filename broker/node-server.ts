@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type AddressInfo, type Server } from "node:net";
+import { lockDataDir } from "./data-dir-lock.ts";
 import { DurableLog, type DurableLogOptions } from "./durable-log.ts";
 import { EmbeddedBroker } from "./embedded-broker.ts";
 import { NodeConnection, type ConnectionContext } from "./node-connection.ts";
@@ -53,6 +54,7 @@ export class BrokerNode {
   private readonly connections = new Set<NodeConnection>();
   private readonly services = new Map<string, ServiceHandler>();
   private server: Server | undefined;
+  private releaseLock: (() => void) | undefined;
   private stopRevocations: (() => void) | undefined;
 
   private constructor(
@@ -73,6 +75,7 @@ export class BrokerNode {
       const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
       node = new BrokerNode(broker, journal, undefined, options, log);
     } else {
+      const lock = lockDataDir(options.dataDir);
       const { log: durableLog, records, report } = await DurableLog.open(options.dataDir, {
         ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
         onCorruption: (info: { segment: string; offset: number; reason: string; droppedBytes: number }) => log(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
@@ -91,6 +94,7 @@ export class BrokerNode {
           (report.corrupted.length > 0 ? ` (${report.corrupted.length} corrupted records reported)` : ""),
       );
       node = new BrokerNode(broker, journal, durableLog, options, log);
+      node.releaseLock = () => lock.release();
     }
     await node.listen();
     return node;
@@ -220,6 +224,7 @@ export class BrokerNode {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.broker.close();
     await this.durableLog?.close();
+    this.releaseLock?.();
     this.log("stopped");
   }
 }

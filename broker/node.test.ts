@@ -187,6 +187,27 @@ describe("broker node: what survives, what expires", () => {
   });
 });
 
+describe("broker node: one node per data directory", () => {
+  it("refuses a second node on a data directory a live node holds, and takes over one left by a dead process", async () => {
+    const dir = tempDir();
+    try {
+      const node = await BrokerNode.start({ port: 0, dataDir: dir.path, log: () => {} });
+      const { lockDataDir } = await import("./data-dir-lock.ts");
+      const { writeFileSync } = await import("node:fs");
+      const { join } = await import("node:path");
+      // The test process itself would be the holder here, so pose as another live process: our parent.
+      writeFileSync(join(dir.path, "LOCK"), String(process.ppid));
+      assert.throws(() => lockDataDir(dir.path), /is in use by process \d+: run one node per data directory/);
+      await node.stop();
+      writeFileSync(join(dir.path, "LOCK"), "2147483646"); // no such process: a node killed with SIGKILL
+      const restarted = await BrokerNode.start({ port: 0, dataDir: dir.path, log: () => {} });
+      await restarted.stop();
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
 describe("broker node: flow control", () => {
   it("holds back publish confirms while the node is full, and confirms them as consumers make room", async () => {
     const node = await BrokerNode.start({ port: 0, maxMessages: 10, log: () => {} });

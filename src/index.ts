@@ -59,6 +59,7 @@ export type {
 export type { Envelope, Delivery, DeadLetter } from "../broker/envelope.ts";
 export { Codec, CodecError, DecodeError } from "../broker/codec.ts";
 export { BrokerNode, DEFAULT_NODE_PORT, type BrokerNodeOptions } from "../broker/node-server.ts";
+export { DataDirLockedError } from "../broker/data-dir-lock.ts";
 export { NodeTransport } from "../broker/node-transport.ts";
 export { ConnectionLostError, RequestTimeoutError, ClientClosedError, type NodeClientOptions } from "../broker/node-client.ts";
 export { ConnectionRefusedError, RemoteBrokerError, ProtocolError, PROTOCOL_VERSION } from "../broker/protocol.ts";
