@@ -220,7 +220,8 @@ export function transportConformance(name: string, make: () => Promise<Transport
         withTransport(async (t) => {
           const queue = uniqueName("eta");
           await t.declareQueue(queue);
-          const eta = Date.now() + 30;
+          // Far enough ahead that a confirm waiting on a loaded disk still returns before it.
+          const eta = Date.now() + 300;
           await t.publish(envelope(queue, { eta }));
           assert.deepEqual(await t.stats(queue), { ready: 0, delayed: 1, unacked: 0, consumers: 0 });
           const inbox = await subscribe(t, queue, { prefetch: 1 });
