@@ -282,9 +282,9 @@ describe("revocation", () => {
     const ran: number[] = [];
     const job = app.task("job", (n: number) => ran.push(n));
     await app.worker().start();
-    const r = await job.applyAsync([1], { countdown: 30 });
+    const r = await job.applyAsync([1], { countdown: 200 });
     await r.revoke();
-    const later = await job.applyAsync([2], { countdown: 40 });
+    const later = await job.applyAsync([2], { countdown: 250 });
     await later.get({ timeout: 2_000 });
     assert.deepEqual(ran, [2]);
     await app.close();
