@@ -257,3 +257,28 @@ describe("workflow sends and refusals", () => {
     await app.close();
   });
 });
+
+describe("a workflow whose graph is gone", () => {
+  it("keeps the finished step's result, logs what is lost, and does not redeliver it for ever", async () => {
+    const broker = new EmbeddedBroker();
+    const store = new MemoryResultStore();
+    const producer = createApp({ broker, results: store, log: () => {} });
+    const logs: string[] = [];
+    const workerSide = createApp({ broker, results: store, log: (line) => logs.push(line) });
+    const a = producer.task("a", () => 1);
+    const b = producer.task("b", (x: number) => x + 1);
+    workerSide.task("a", () => 1);
+    workerSide.task("b", (x: number) => x + 1);
+    const r = await chain(a.s(), b.s()).apply();
+    const first = (await store.get(r.id))!;
+    const graph = (await store.graph(first.workflow!))!;
+    store.graph = async () => undefined; // the store lost it (expired, or restarted) before the worker needs it
+    await workerSide.worker().start();
+    await eventually(() => logs.some((line) => line.includes("later steps cannot be sent")), 2_000, "the log line");
+    assert.equal(await workerSide.result(graph.nodes[0].id).get(), 1);
+    const stats = await broker.stats("celery");
+    assert.equal(stats.ready + stats.unacked, 0);
+    await producer.close();
+    await workerSide.close();
+  });
+});

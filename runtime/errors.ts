@@ -157,3 +157,12 @@ const safeString = (value: unknown): string => {
     return String(value);
   }
 };
+
+/** A workflow step finished but its workflow's graph is gone from the result store (expired, forgotten, or a store restarted). */
+export class WorkflowNotFoundError extends Data.TaggedError("WorkflowNotFoundError")<{
+  readonly workflow: string;
+}> {
+  override get message(): string {
+    return `workflow ${this.workflow} is unknown to the result store (expired, forgotten, or the store restarted): its later steps cannot be sent`;
+  }
+}

@@ -1,6 +1,6 @@
 import type { Delivery } from "../broker/envelope.ts";
 import type { Consumer } from "../broker/transport.ts";
-import { TaskRevokedError, WorkerError, toErrorInfo } from "./errors.ts";
+import { TaskRevokedError, WorkerError, WorkflowNotFoundError, toErrorInfo } from "./errors.ts";
 import { DEFAULT_QUEUE } from "./task-message.ts";
 import { TaskRunner, type RunnerEnvironment, type Settlement } from "./task-runner.ts";
 
@@ -238,6 +238,12 @@ export class Worker {
   }
 
   private failedToComplete(delivery: Delivery, consumer: Consumer, error: unknown): void {
+    if (error instanceof WorkflowNotFoundError) {
+      // Redelivering cannot bring the graph back: keep the task's own result, say what is lost, and move on.
+      this.env.log(`${this.name}: task ${delivery.envelope.id} finished, but ${error.message}`);
+      this.settle(consumer, delivery, "ack");
+      return;
+    }
     this.env.log(`${this.name}: message ${delivery.envelope.id} could not be completed and goes back to the queue: ${toErrorInfo(error).message}`);
     this.settle(consumer, delivery, "requeue");
   }

@@ -2,7 +2,7 @@ import type { Codec } from "../broker/codec.ts";
 import { leavesOf, materialize, startNodes, type GraphNode, type MessageGraph } from "../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskFailure } from "../dsl/result.ts";
 import { LRUCache } from "lru-cache";
-import { UpstreamFailure, toErrorInfo } from "./errors.ts";
+import { UpstreamFailure, WorkflowNotFoundError, toErrorInfo } from "./errors.ts";
 import type { Publisher } from "./publisher.ts";
 import type { ResultStore } from "./result-store.ts";
 
@@ -131,7 +131,7 @@ export class WorkflowExecutor {
     const cached = this.graphs.get(id);
     if (cached !== undefined) return cached;
     const graph = await this.store.graph(id);
-    if (graph === undefined) throw new Error(`workflow ${id} is unknown to the result store (expired or forgotten)`);
+    if (graph === undefined) throw new WorkflowNotFoundError({ workflow: id });
     this.graphs.set(id, graph);
     return graph;
   }

@@ -27,6 +27,7 @@ export {
   UpstreamFailure,
   WorkerError,
   MaxRetriesExceededError,
+  WorkflowNotFoundError,
 } from "../runtime/errors.ts";
 export { chain, group, chord } from "../dsl/combinators.ts";
 export { Signature, Chain, Group, Chord, type Canvas, type AnyCanvas } from "../dsl/canvas.ts";
