@@ -52,41 +52,75 @@ export class NodeJournal implements BrokerJournal {
     this.sink = sink;
   }
 
-  private write(record: JournalRecord): void {
-    this.lastWrite = this.sink(this.encoder.encode(record));
+  private write(record: JournalRecord): Uint8Array {
+    const bytes = this.encoder.encode(record);
+    this.lastWrite = this.sink(bytes);
+    return bytes;
   }
 
+  /**
+   * The records that rebuild the current state, for compaction: declarations,
+   * revocations still in force, and the record of every message copy held
+   * (the very bytes appended for it, so its sequence number stays the same and
+   * an ack appended after the compaction still names it).
+   */
+  snapshot(now: number = Date.now()): Uint8Array[] {
+    const revocations = new Set<Uint8Array>();
+    for (const [id, [bytes, expiresAt]] of this.revocations) {
+      if (expiresAt > now) revocations.add(bytes);
+      else this.revocations.delete(id);
+    }
+    return [...this.structure.values(), ...revocations, ...this.live.values()];
+  }
+
+  /** Declarations and bindings, one record each (a repeat replaces the earlier one). */
+  private readonly structure = new Map<string, Uint8Array>();
+  private readonly revocations = new Map<string, [bytes: Uint8Array, expiresAt: number]>();
+  /** seq → the record of a message copy still held, in sequence order. */
+  private readonly live = new Map<number, Uint8Array>();
+
   queueDeclared(name: string, options: QueueOptions): void {
-    this.write([Kind.Queue, name, options]);
+    const key = `q\u0000${name}`;
+    this.structure.delete(key);
+    this.structure.set(key, this.write([Kind.Queue, name, options]));
   }
   exchangeDeclared(name: string, type: ExchangeType): void {
-    this.write([Kind.Exchange, name, type]);
+    this.structure.set(`x\u0000${name}`, this.write([Kind.Exchange, name, type]));
   }
   queueBound(queue: string, exchange: string, pattern: string): void {
-    this.write([Kind.Bind, queue, exchange, pattern]);
+    this.structure.set(`b\u0000${queue}\u0000${exchange}\u0000${pattern}`, this.write([Kind.Bind, queue, exchange, pattern]));
   }
   enqueued(ref: object, queue: string, envelope: Envelope, deadLetter?: DeadLetter): void {
     this.held++;
     const seq = this.nextSeq++;
     this.seqs.set(ref, seq);
     const wire = envelopeToWire(envelope);
-    this.write(deadLetter === undefined ? [Kind.Enqueue, seq, queue, wire] : [Kind.Enqueue, seq, queue, wire, [deadLetter.queue, deadLetter.reason, deadLetter.at]]);
+    const letter = deadLetter === undefined ? undefined : ([deadLetter.queue, deadLetter.reason, deadLetter.at] as [string, string, number]);
+    this.live.set(seq, this.write(letter === undefined ? [Kind.Enqueue, seq, queue, wire] : [Kind.Enqueue, seq, queue, wire, letter]));
   }
   removed(ref: object): void {
     this.held--;
     const seq = this.seqs.get(ref);
-    if (seq !== undefined) this.write([Kind.Remove, seq]);
+    if (seq !== undefined) {
+      this.live.delete(seq);
+      this.write([Kind.Remove, seq]);
+    }
     this.onRemoved?.();
   }
   deadLettered(ref: object, deadRef: object, dlq: string, letter: DeadLetter): void {
     const seq = this.seqs.get(ref);
     const deadSeq = this.nextSeq++;
     this.seqs.set(deadRef, deadSeq);
-    if (seq !== undefined) this.write([Kind.Dead, seq, deadSeq, dlq, letter.queue, letter.reason, letter.at]);
+    if (seq === undefined) return;
+    this.live.delete(seq);
+    this.write([Kind.Dead, seq, deadSeq, dlq, letter.queue, letter.reason, letter.at]);
+    // What a compaction keeps for it: the dead letter as a message of its own (not appended now).
+    this.live.set(deadSeq, this.encoder.encode([Kind.Enqueue, deadSeq, dlq, envelopeToWire(letter.envelope), [letter.queue, letter.reason, letter.at]]));
   }
   revoked(ids: readonly string[], options: RevocationOptions): void {
     const expiresAt = Date.now() + (options.ttlMs ?? 24 * 60 * 60 * 1000);
-    this.write([Kind.Revoke, ids, expiresAt, options.terminate === true]);
+    const bytes = this.write([Kind.Revoke, ids, expiresAt, options.terminate === true]);
+    for (const id of ids) this.revocations.set(id, [bytes, expiresAt]);
   }
 }
 

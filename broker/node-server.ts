@@ -32,6 +32,11 @@ export interface BrokerNodeOptions {
   readonly dataDir?: string;
   /** Clients must present this token in their handshake. */
   readonly token?: string;
+  /**
+   * Compact the log while running once it is larger than this and than four
+   * times its size after the last compaction. Default 64 MiB.
+   */
+  readonly compactAtBytes?: number;
   /** Fsync policy of the log (see DurableLogOptions). Default "always". */
   readonly fsync?: DurableLogOptions["fsync"];
   /** Heartbeat interval; a connection silent for three intervals is closed. Default 5000 ms. */
@@ -95,6 +100,7 @@ export class BrokerNode {
       );
       node = new BrokerNode(broker, journal, durableLog, options, log);
       node.releaseLock = () => lock.release();
+      node.compactedSize = durableLog.size;
     }
     await node.listen();
     return node;
@@ -166,7 +172,32 @@ export class BrokerNode {
     return write === undefined ? value : Promise.all([value, write]).then(([result]) => result);
   }
 
+  private writesSinceCheck = 0;
+  private compactedSize = 0;
+  private compacting: Promise<void> | undefined;
+
+  /** Every so many writes, see whether the log has grown enough to compact (appends go on meanwhile). */
+  private maybeCompact(): void {
+    const log = this.durableLog;
+    if (log === undefined || this.compacting !== undefined || ++this.writesSinceCheck < 1_024) return;
+    this.writesSinceCheck = 0;
+    const threshold = Math.max(this.options.compactAtBytes ?? 64 * 1024 * 1024, this.compactedSize * 4);
+    if (log.size < threshold) return;
+    const before = log.size;
+    this.compacting = log
+      .compact(this.journal!.snapshot())
+      .then(
+        () => {
+          this.compactedSize = log.size;
+          this.log(`compacted the log from ${before} to ${log.size} bytes`);
+        },
+        (error: unknown) => this.log(`compaction failed (the log is unchanged): ${error instanceof Error ? error.message : String(error)}`),
+      )
+      .finally(() => (this.compacting = undefined));
+  }
+
   private durable(done: Promise<unknown> | undefined): Promise<void> {
+    this.maybeCompact();
     const write = this.journal?.lastWrite;
     return Promise.all([done, write]).then(() => undefined);
   }
@@ -220,6 +251,7 @@ export class BrokerNode {
   /** Stop listening, close every connection (their unacked deliveries are requeued and logged), flush and close the log. */
   async stop(): Promise<void> {
     this.stopRevocations?.();
+    await this.compacting;
     for (const connection of [...this.connections]) connection.close("the node is stopping");
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.broker.close();

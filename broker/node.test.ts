@@ -187,6 +187,41 @@ describe("broker node: what survives, what expires", () => {
   });
 });
 
+describe("broker node: compaction while running", () => {
+  it("compacts a growing log while it runs, and a restart still recovers exactly what is held", async () => {
+    const dir = tempDir();
+    const logs: string[] = [];
+    try {
+      const node = await BrokerNode.start({ port: 0, dataDir: dir.path, compactAtBytes: 64 * 1024, log: (line) => logs.push(line) });
+      const t = await NodeTransport.connect(node.url);
+      await t.declareQueue("keep");
+      await t.declareQueue("churn");
+      await t.publish(envelope("kept-1", "keep"));
+      // Churn: many messages published and acked, which only grow the log.
+      for (let round = 0; round < 6; round++) {
+        await Promise.all(Array.from({ length: 300 }, (_, i) => t.publish(envelope(`churn-${round}-${i}`, "churn"))));
+        const { deliveries, consumer } = await take(t, "churn", 300);
+        for (const d of deliveries) consumer.ack(d.deliveryTag);
+        await consumer.cancel();
+        assert.equal((await t.stats("churn")).ready + (await t.stats("churn")).unacked, 0);
+      }
+      await t.publish(envelope("kept-2", "keep"));
+      assert.ok(logs.some((line) => /compacted the log from \d+ to \d+ bytes/.test(line)), logs.join("\n"));
+      await t.close();
+      await node.stop();
+      const restarted = await BrokerNode.start({ port: 0, dataDir: dir.path, log: () => {} });
+      const t2 = await NodeTransport.connect(restarted.url);
+      const { deliveries } = await take(t2, "keep", 2);
+      assert.deepEqual(deliveries.map((d) => d.envelope.id).sort(), ["kept-1", "kept-2"]);
+      assert.equal((await t2.stats("churn")).ready, 0);
+      await t2.close();
+      await restarted.stop();
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
 describe("broker node: one node per data directory", () => {
   it("refuses a second node on a data directory a live node holds, and takes over one left by a dead process", async () => {
     const dir = tempDir();
