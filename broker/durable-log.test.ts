@@ -560,7 +560,7 @@ describe("DurableLog", () => {
       let budget = 0;
       const disk = instrumentedDisk({
         // Like the kernel on a full disk: write what fits, then fail with ENOSPC.
-        write: async (file, path, data, position) => {
+        write: async (file, _path, data, position) => {
           if (data.length <= budget) {
             budget -= data.length;
             return file.write(data, position);

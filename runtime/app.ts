@@ -122,7 +122,6 @@ export const createApp = (options: AppOptions = {}): App => {
       : new GroupResult(
           top ? graph.id : randomUUID(),
           ref.list.map((item) => resultOf(graph, item, false)),
-          context,
           ref.gate === undefined ? undefined : resultOf(graph, ref.gate, false),
         );
 

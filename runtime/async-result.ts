@@ -88,7 +88,6 @@ export class GroupResult<R> implements AsyncResult<R> {
   constructor(
     readonly id: string,
     readonly children: readonly AsyncResult<unknown>[],
-    private readonly context: ResultContext,
     /** For an empty group after a step: that step, whose failure is the group's. */
     private readonly gate?: AsyncResult<unknown>,
   ) {}

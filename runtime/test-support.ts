@@ -1,13 +1,3 @@
-import { createApp, type App, type AppOptions } from "./app.ts";
-import type { WorkerOptions } from "./worker.ts";
-
-/** An app with a started worker; `close()` stops both. For tests. */
-export const startApp = async (options: AppOptions & { readonly worker?: WorkerOptions; readonly start?: boolean } = {}) => {
-  const logs: string[] = [];
-  const app: App = createApp({ log: (line) => logs.push(line), ...options });
-  return { app, logs };
-};
-
 /** Resolve when `predicate` holds, checking after each event-loop turn; fail loudly after `timeoutMs`. */
 export const eventually = async (predicate: () => boolean | Promise<boolean>, timeoutMs = 2_000, what = "condition"): Promise<void> => {
   const deadline = Date.now() + timeoutMs;
