@@ -5,6 +5,7 @@ import type { EmbeddedBroker } from "./embedded-broker.ts";
 import { FrameParser, FrameWriter } from "./wire-frame.ts";
 import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, envelopeToWire, type WireError } from "./protocol.ts";
 import type { Consumer } from "./transport.ts";
+import { DEFAULT_LEASE_MS, LeaseTable } from "./lease-table.ts";
 
 /**
  * One client connection to the node, from the node's side: the handshake,
@@ -38,7 +39,7 @@ export class NodeConnection {
   private state: "hello" | "ready" | "closed" = "hello";
   private lastHeard = Date.now();
   private readonly heartbeat: NodeJS.Timeout;
-  private readonly consumers = new Map<string, Consumer>();
+  private readonly consumers = new Map<string, LeasedConsumer>();
   /** Cleanups to run when the connection ends (subscriptions made on its behalf). */
   private readonly cleanups: (() => void)[] = [];
 
@@ -81,25 +82,74 @@ export class NodeConnection {
     if (this.state === "ready") this.writer.send(FrameType.Revoked, this.codec.encode([id, terminate, ttlMs]));
   }
 
-  /** Register a consumer this connection opened; deliveries are framed to the client. */
-  async consume(queue: string, prefetch: number): Promise<string> {
+  /** Register a consumer this connection opened; deliveries are framed to the client and leased for `leaseMs`. */
+  async consume(queue: string, prefetch: number, leaseMs: number = DEFAULT_LEASE_MS): Promise<string> {
+    if (!Number.isFinite(leaseMs) || leaseMs < 1) throw new ProtocolError({ reason: `a lease must be a positive number of ms, got ${leaseMs}` });
+    const leases = new LeaseTable(leaseMs);
     let tag = "";
-    const consumer = await this.context.broker.consume(queue, (delivery) => this.deliver(tag, delivery), { prefetch });
+    const consumer = await this.context.broker.consume(
+      queue,
+      (delivery) => {
+        leases.lease(delivery.deliveryTag, Date.now());
+        this.deliver(tag, delivery);
+      },
+      { prefetch },
+    );
     tag = consumer.tag;
-    this.consumers.set(tag, consumer);
+    const sweep = setInterval(() => this.expireLeases(tag), Math.max(20, Math.floor(leaseMs / 4)));
+    sweep.unref();
+    this.consumers.set(tag, { consumer, leases, sweep });
     return tag;
   }
 
-  consumer(tag: string): Consumer {
-    const consumer = this.consumers.get(tag);
-    if (consumer === undefined) throw new ProtocolError({ reason: `no consumer ${tag} on this connection` });
-    return consumer;
+  ack(tag: string, deliveryTag: number): void {
+    const { consumer, leases } = this.leased(tag);
+    if (leases.wasExpired(deliveryTag)) return this.lateSettle("ack", consumer, deliveryTag);
+    consumer.ack(deliveryTag);
+    leases.release(deliveryTag);
+  }
+
+  nack(tag: string, deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void {
+    const { consumer, leases } = this.leased(tag);
+    if (leases.wasExpired(deliveryTag)) return this.lateSettle("nack", consumer, deliveryTag);
+    consumer.nack(deliveryTag, options);
+    leases.release(deliveryTag);
+  }
+
+  /** Extend the leases of deliveries the client still holds; returns how many it did hold. */
+  renew(tag: string, deliveryTags: readonly number[]): number {
+    return this.leased(tag).leases.renew(deliveryTags, Date.now());
   }
 
   async cancel(tag: string): Promise<void> {
-    const consumer = this.consumer(tag);
+    const { consumer, sweep } = this.leased(tag);
     this.consumers.delete(tag);
+    clearInterval(sweep);
     await consumer.cancel();
+  }
+
+  private leased(tag: string): LeasedConsumer {
+    const leased = this.consumers.get(tag);
+    if (leased === undefined) throw new ProtocolError({ reason: `no consumer ${tag} on this connection` });
+    return leased;
+  }
+
+  /** Take back every delivery of consumer `tag` whose lease ran out: it goes back to its queue, marked redelivered. */
+  private expireLeases(tag: string): void {
+    const leased = this.consumers.get(tag);
+    if (leased === undefined || leased.leases.size === 0) return;
+    const expired = leased.leases.expire(Date.now());
+    if (expired.length === 0) return;
+    for (const deliveryTag of expired) leased.consumer.nack(deliveryTag, { requeue: true });
+    this.context.log(
+      `${this.name}: lease of ${expired.length} ${expired.length === 1 ? "delivery" : "deliveries"} on ${leased.consumer.queue} ran out after ${leased.leases.leaseMs} ms without renewal; requeued for redelivery`,
+    );
+  }
+
+  private lateSettle(operation: "ack" | "nack", consumer: Consumer, deliveryTag: number): void {
+    this.context.log(
+      `${this.name}: ${operation} of delivery ${deliveryTag} on ${consumer.queue} came after its lease ran out; the message was already requeued for redelivery, so this ${operation} changes nothing`,
+    );
   }
 
   private deliver(tag: string, delivery: Delivery): void {
@@ -191,11 +241,20 @@ export class NodeConnection {
     this.writer.flush();
     this.socket.end();
     this.socket.destroySoon?.();
-    for (const consumer of this.consumers.values()) consumer.cancel().catch(() => {});
+    for (const { consumer, sweep } of this.consumers.values()) {
+      clearInterval(sweep);
+      consumer.cancel().catch(() => {});
+    }
     this.consumers.clear();
     for (const cleanup of this.cleanups.splice(0)) cleanup();
     this.context.closed(this);
   }
+}
+
+interface LeasedConsumer {
+  readonly consumer: Consumer;
+  readonly leases: LeaseTable;
+  readonly sweep: NodeJS.Timeout;
 }
 
 const errorOf = (error: unknown): WireError => {

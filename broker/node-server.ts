@@ -215,13 +215,16 @@ export class BrokerNode {
         return room.then(() => this.durable(broker.publish(owned, { mandatory })));
       }
       case "ack":
-        connection.consumer(String(args[0])).ack(Number(args[1]));
+        connection.ack(String(args[0]), Number(args[1]));
         return this.durable(undefined);
       case "nack":
-        connection.consumer(String(args[0])).nack(Number(args[1]), { requeue: args[2] === true, ...(typeof args[3] === "string" ? { reason: args[3] } : {}) });
+        connection.nack(String(args[0]), Number(args[1]), { requeue: args[2] === true, ...(typeof args[3] === "string" ? { reason: args[3] } : {}) });
         return this.durable(undefined);
       case "consume":
-        return connection.consume(String(args[0]), Number(args[1]));
+        return connection.consume(String(args[0]), Number(args[1]), args[2] === undefined || args[2] === null ? undefined : Number(args[2]));
+      case "renew":
+        if (!Array.isArray(args[1])) throw new ProtocolError({ reason: "renew takes [consumerTag, deliveryTags[]]" });
+        return connection.renew(String(args[0]), args[1] as number[]);
       case "cancel":
         return connection.cancel(String(args[0]));
       case "declareQueue":

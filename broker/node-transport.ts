@@ -1,6 +1,7 @@
 import type { DeadLetter, Delivery } from "./envelope.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";
 import { FrameType, envelopeFromWire, envelopeToWire } from "./protocol.ts";
+import { DEFAULT_LEASE_MS } from "./lease-table.ts";
 import type {
   ConsumeOptions,
   Consumer,
@@ -86,6 +87,7 @@ export class NodeTransport implements Transport {
       queue,
       handler,
       options.prefetch,
+      options.leaseMs ?? DEFAULT_LEASE_MS,
       this.client,
       (previousTag) => this.adopt(consumer, previousTag),
       () => {
@@ -189,23 +191,35 @@ class RemoteConsumer implements Consumer {
   private readonly nodeTags = new Map<number, number>();
   private nextLocalTag = 1;
   private held: Delivery[] | undefined = [];
+  private readonly renewal: NodeJS.Timeout;
 
   constructor(
     readonly tag: string,
     readonly queue: string,
     private readonly handler: DeliveryHandler,
     private readonly prefetch: number,
+    private readonly leaseMs: number,
     private readonly client: NodeClient,
     private readonly adopted: (previousTag: string) => void,
     private readonly forget: () => void,
-  ) {}
+  ) {
+    // Three renewals per lease: one lost or late renewal never costs a delivery.
+    this.renewal = setInterval(() => this.renewLeases(), Math.max(10, Math.floor(leaseMs / 3)));
+    this.renewal.unref();
+  }
+
+  /** Extend, on the node, the lease of every delivery this process still holds (however long its task runs). */
+  private renewLeases(): void {
+    if (this.nodeTags.size === 0 || this.remoteTag === "") return;
+    this.client.tell("renew", [this.remoteTag, [...this.nodeTags.values()]]);
+  }
 
   /** Open (again) on the node. `reconnecting`: called while the connection is being set up, before it counts as ready. */
   async reopen(reconnecting = true): Promise<void> {
     if (this.cancelled) return;
     this.nodeTags.clear();
     const previousTag = this.remoteTag;
-    const args = [this.queue, this.prefetch];
+    const args = [this.queue, this.prefetch, this.leaseMs];
     this.remoteTag = (await (reconnecting ? this.client.requestNow("consume", args) : this.client.request("consume", args))) as string;
     this.adopted(previousTag);
   }
@@ -240,6 +254,7 @@ class RemoteConsumer implements Consumer {
   async cancel(): Promise<void> {
     if (this.cancelled) return;
     this.cancelled = true;
+    clearInterval(this.renewal);
     this.forget();
     if (this.client.connected) await this.client.request("cancel", [this.remoteTag]);
   }

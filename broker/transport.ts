@@ -23,6 +23,13 @@ export interface PublishOptions {
 export interface ConsumeOptions {
   /** At most this many unacknowledged deliveries are outstanding to the consumer at once. */
   readonly prefetch: number;
+  /**
+   * Where the consumer is in another process (a broker node): each delivery is
+   * leased for this long, and the lease of every delivery still held is renewed
+   * while the consumer's process is alive. A delivery whose lease runs out is
+   * redelivered to another consumer. Default 30 s. In-process brokers ignore it.
+   */
+  readonly leaseMs?: number;
 }
 
 /** A consumer's receiving callback; called with one delivery at a time. */

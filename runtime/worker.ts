@@ -19,6 +19,13 @@ export interface WorkerOptions {
   readonly concurrency?: number;
   /** Unacknowledged messages held per queue (running plus waiting). Default concurrency x 4. */
   readonly prefetch?: number;
+  /**
+   * On a broker node: how long each delivery is leased to this worker. The
+   * worker renews the leases of what it holds while its process is alive, so
+   * a long task keeps its message; a worker that stops renewing (its event
+   * loop blocked that long) loses it to another worker. Default 30 s.
+   */
+  readonly leaseMs?: number;
 }
 
 export interface StopOptions {
@@ -57,6 +64,7 @@ export class Worker {
   private readonly queues: readonly string[];
   private readonly concurrency: number;
   private readonly prefetch: number;
+  private readonly leaseMs: number | undefined;
   private consumers: Consumer[] = [];
   private readonly waiting: Pending[] = [];
   private waitingHead = 0;
@@ -81,6 +89,7 @@ export class Worker {
       throw new WorkerError({ worker: this.name, reason: `concurrency must be a positive integer, got ${options.concurrency}` });
     }
     this.prefetch = options.prefetch ?? this.concurrency * 4;
+    this.leaseMs = options.leaseMs;
     this.runner = new TaskRunner(env, {
       name: this.name,
       settle: (consumer, delivery, how) => this.settle(consumer, delivery, how),
@@ -116,7 +125,7 @@ export class Worker {
       consumer = await this.env.transport.consume(
         queue,
         (delivery) => (consumer === undefined ? early.push(delivery) : this.receive(delivery, consumer)),
-        { prefetch: this.prefetch },
+        this.leaseMs === undefined ? { prefetch: this.prefetch } : { prefetch: this.prefetch, leaseMs: this.leaseMs },
       );
       this.consumers.push(consumer);
       for (const delivery of early) this.receive(delivery, consumer);
