@@ -48,6 +48,17 @@ const within = <T>(promise: Promise<T>, ms: number, what: string, detail: () => 
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 };
 
+/** Resolve once `read()` gives `expected` (a state written by another process lands a moment later), or fail naming what was seen. */
+const until = async <T>(read: () => Promise<T>, expected: T, ms: number, what: string): Promise<void> => {
+  const deadline = Date.now() + ms;
+  let seen = await read();
+  while (seen !== expected) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} to be ${String(expected)}; last seen ${String(seen)}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    seen = await read();
+  }
+};
+
 const deferred = <T = void>() => {
   let resolve!: (value: T) => void;
   let reject!: (error: unknown) => void;
@@ -409,7 +420,8 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
         detail,
       );
       const survivor = started === first ? second : first;
-      assert.equal(await result.state(), "STARTED");
+      // The worker prints before its STARTED write (on its own connection) has reached the node.
+      await until(() => result.state(), "STARTED", 5_000, "the task's state");
 
       const exit = await started.kill("SIGKILL");
       assert.equal(exit.signal, "SIGKILL");
