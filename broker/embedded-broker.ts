@@ -47,7 +47,8 @@ export interface BrokerTotals {
 
 const DEFAULT_MAX_DELIVERIES = 16;
 const EXCHANGE_TYPES: ReadonlySet<string> = new Set<ExchangeType>(["direct", "topic", "fanout"]);
-const RESOLVED: Promise<void> = Promise.resolve();
+/** What an operation applied at once returns (shared, so callers can tell it apart without awaiting). */
+export const RESOLVED: Promise<void> = Promise.resolve();
 
 type Queue = QueueState<EmbeddedConsumer>;
 

@@ -19,8 +19,8 @@ export interface ConnectionContext {
   readonly token: string | undefined;
   readonly heartbeatMs: number;
   readonly maxFrameBytes: number;
-  /** Run a request; throws a tagged error to refuse it. */
-  handle(op: string, args: readonly unknown[], connection: NodeConnection): unknown | Promise<unknown>;
+  /** Run a request; throws a tagged error to refuse it. `replyWanted` is false for requests with id 0. */
+  handle(op: string, args: readonly unknown[], connection: NodeConnection, replyWanted: boolean): unknown | Promise<unknown>;
   log(message: string): void;
   closed(connection: NodeConnection): void;
 }
@@ -214,12 +214,13 @@ export class NodeConnection {
     const [id, op, args] = request as [number, string, unknown[]];
     let result: unknown;
     try {
-      result = this.context.handle(op, args, this);
+      result = this.context.handle(op, args, this, id !== NO_REPLY);
     } catch (error) {
       return this.reply(id, op, false, error);
     }
-    if (result instanceof Promise) result.then((value) => this.reply(id, op, true, value), (error: unknown) => this.reply(id, op, false, error));
-    else this.reply(id, op, true, result);
+    if (!(result instanceof Promise)) this.reply(id, op, true, result);
+    else if (id === NO_REPLY) result.then(undefined, (error: unknown) => this.reply(id, op, false, error));
+    else result.then((value) => this.reply(id, op, true, value), (error: unknown) => this.reply(id, op, false, error));
   }
 
   private reply(id: number, op: string, ok: boolean, value: unknown): void {

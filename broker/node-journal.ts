@@ -31,6 +31,8 @@ type JournalRecord =
   | [typeof Kind.Dead, number, number, string, string, string, number]
   | [typeof Kind.Revoke, readonly string[], number, boolean];
 
+const ignore = (): void => {};
+
 /** Where records go: the durable log's append, which resolves once the record is durable. */
 export type RecordSink = (record: Uint8Array) => Promise<void>;
 
@@ -54,7 +56,12 @@ export class NodeJournal implements BrokerJournal {
 
   private write(record: JournalRecord): Uint8Array {
     const bytes = this.encoder.encode(record);
-    this.lastWrite = this.sink(bytes);
+    const write = this.sink(bytes);
+    // A group commit's records share one promise; a failed write is answered to
+    // each publish that waits on it, and must not be an unhandled rejection
+    // when only unanswered acks wait on it.
+    if (write !== this.lastWrite) write.catch(ignore);
+    this.lastWrite = write;
     return bytes;
   }
 

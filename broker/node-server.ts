@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { DurableLog, type DurableLogOptions } from "./durable-log.ts";
-import { EmbeddedBroker } from "./embedded-broker.ts";
+import { EmbeddedBroker, RESOLVED } from "./embedded-broker.ts";
 import { NodeConnection, type ConnectionContext } from "./node-connection.ts";
 import { NodeJournal, replay } from "./node-journal.ts";
 import { ProtocolError, envelopeFromWire } from "./protocol.ts";
@@ -76,7 +76,7 @@ export class BrokerNode {
     let node: BrokerNode;
     if (options.dataDir === undefined) {
       // Journalled to nowhere: the journal still counts what the node holds, for flow control.
-      const journal = new NodeJournal(() => Promise.resolve());
+      const journal = new NodeJournal(() => RESOLVED);
       const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
       node = new BrokerNode(broker, journal, undefined, options, log);
     } else {
@@ -88,7 +88,7 @@ export class BrokerNode {
       const collected: Uint8Array[] = [];
       const journal = new NodeJournal((record) => {
         collected.push(record);
-        return Promise.resolve();
+        return RESOLVED;
       });
       const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
       const summary = await replay(records, broker, (reason) => log(`log: ${reason}`));
@@ -126,7 +126,7 @@ export class BrokerNode {
       token: this.options.token,
       heartbeatMs: this.options.heartbeatMs ?? 5_000,
       maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-      handle: (op, args, connection) => this.handle(op, args, connection),
+      handle: (op, args, connection, replyWanted) => this.handle(op, args, connection, replyWanted),
       log: this.log,
       closed: (connection) => this.connections.delete(connection),
     };
@@ -196,13 +196,20 @@ export class BrokerNode {
       .finally(() => (this.compacting = undefined));
   }
 
-  private durable(done: Promise<unknown> | undefined): Promise<void> {
+  /**
+   * `done` once the change just made is durable. A change the broker applied
+   * at once (`done` is the broker's shared resolved promise) answers with the
+   * write's own promise, which every record of a group commit shares: no
+   * promise of its own per publish.
+   */
+  private durable(done: Promise<unknown> | undefined): Promise<void> | undefined {
     this.maybeCompact();
     const write = this.journal?.lastWrite;
+    if (done === undefined || done === RESOLVED) return write;
     return Promise.all([done, write]).then(() => undefined);
   }
 
-  private handle(op: string, args: readonly unknown[], connection: NodeConnection): unknown {
+  private handle(op: string, args: readonly unknown[], connection: NodeConnection, replyWanted: boolean): unknown {
     const { broker } = this;
     switch (op) {
       case "publish": {
@@ -214,12 +221,13 @@ export class BrokerNode {
         if (room === undefined) return this.durable(broker.publish(owned, { mandatory }));
         return room.then(() => this.durable(broker.publish(owned, { mandatory })));
       }
+      // Settled without an answer (the hot path): a later read's answer proves them durable (see afterDurable).
       case "ack":
         connection.ack(String(args[0]), Number(args[1]));
-        return this.durable(undefined);
+        return replyWanted ? this.durable(undefined) : this.maybeCompact();
       case "nack":
         connection.nack(String(args[0]), Number(args[1]), { requeue: args[2] === true, ...(typeof args[3] === "string" ? { reason: args[3] } : {}) });
-        return this.durable(undefined);
+        return replyWanted ? this.durable(undefined) : this.maybeCompact();
       case "consume":
         return connection.consume(String(args[0]), Number(args[1]), args[2] === undefined || args[2] === null ? undefined : Number(args[2]));
       case "renew":
