@@ -87,13 +87,13 @@ describe("broker node: delivery leases", () => {
     let held: Delivery | undefined;
     let arrived: () => void = () => {};
     const first = new Promise<void>((resolve) => (arrived = resolve));
-    const consumer = await worker.consume("q", (d) => ((held = d), arrived()), { prefetch: 1, leaseMs: 120 });
+    const consumer = await worker.consume("q", (d) => ((held = d), arrived()), { prefetch: 1, leaseMs: 400 });
     await producer.publish(envelope("long"));
     await within(first, 3_000, "the delivery");
     const stolen: Delivery[] = [];
-    await other.consume("q", (d) => stolen.push(d), { prefetch: 1, leaseMs: 120 });
-    // Eight lease lengths, while the "task" runs.
-    await new Promise((resolve) => setTimeout(resolve, 960));
+    await other.consume("q", (d) => stolen.push(d), { prefetch: 1, leaseMs: 400 });
+    // Four lease lengths, while the "task" runs.
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
     assert.deepEqual(stolen, [], "no other consumer got the message while its holder was alive");
     consumer.ack(held!.deliveryTag);
     const stats = await producer.stats("q");
