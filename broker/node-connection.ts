@@ -6,6 +6,7 @@ import { FrameParser, FrameWriter } from "./wire-frame.ts";
 import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, envelopeToWire, type WireError } from "./protocol.ts";
 import type { Consumer } from "./transport.ts";
 import { DEFAULT_LEASE_MS, LeaseTable } from "./lease-table.ts";
+import { encodingOf } from "./encoded-envelope.ts";
 
 /**
  * One client connection to the node, from the node's side: the handshake,
@@ -20,7 +21,7 @@ export interface ConnectionContext {
   readonly heartbeatMs: number;
   readonly maxFrameBytes: number;
   /** Run a request; throws a tagged error to refuse it. `replyWanted` is false for requests with id 0. */
-  handle(op: string, args: readonly unknown[], connection: NodeConnection, replyWanted: boolean): unknown | Promise<unknown>;
+  handle(op: string, args: readonly unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown | Promise<unknown>;
   log(message: string): void;
   closed(connection: NodeConnection): void;
 }
@@ -153,6 +154,13 @@ export class NodeConnection {
   }
 
   private deliver(tag: string, delivery: Delivery): void {
+    const encoded = encodingOf(delivery.envelope);
+    if (encoded !== undefined) {
+      // The envelope as it was published: only the four fields before it are encoded here.
+      const head = this.codec.encode([tag, delivery.deliveryTag, delivery.deliveryCount, delivery.queue]);
+      head[0] = 0x95;
+      return this.writer.sendParts(FrameType.Deliver, head, encoded);
+    }
     this.writer.send(
       FrameType.Deliver,
       this.codec.encode([tag, delivery.deliveryTag, delivery.deliveryCount, delivery.queue, envelopeToWire(delivery.envelope)]),
@@ -214,7 +222,7 @@ export class NodeConnection {
     const [id, op, args] = request as [number, string, unknown[]];
     let result: unknown;
     try {
-      result = this.context.handle(op, args, this, id !== NO_REPLY);
+      result = this.context.handle(op, args, this, id !== NO_REPLY, payload);
     } catch (error) {
       return this.reply(id, op, false, error);
     }

@@ -2,6 +2,7 @@ import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { DeadLetter, Envelope } from "./envelope.ts";
 import type { BrokerJournal, EmbeddedBroker } from "./embedded-broker.ts";
 import { envelopeFromWire, envelopeToWire } from "./protocol.ts";
+import { encodeWithEnvelope, encodingOf, withEncoding } from "./encoded-envelope.ts";
 import type { ExchangeType, QueueOptions, RevocationOptions } from "./transport.ts";
 
 /**
@@ -56,13 +57,17 @@ export class NodeJournal implements BrokerJournal {
 
   private write(record: JournalRecord): Uint8Array {
     const bytes = this.encoder.encode(record);
+    this.lastWrite = this.sinkWrite(bytes);
+    return bytes;
+  }
+
+  private sinkWrite(bytes: Uint8Array): Promise<void> {
     const write = this.sink(bytes);
     // A group commit's records share one promise; a failed write is answered to
     // each publish that waits on it, and must not be an unhandled rejection
     // when only unanswered acks wait on it.
     if (write !== this.lastWrite) write.catch(ignore);
-    this.lastWrite = write;
-    return bytes;
+    return write;
   }
 
   /**
@@ -101,6 +106,15 @@ export class NodeJournal implements BrokerJournal {
     this.held++;
     const seq = this.nextSeq++;
     this.seqs.set(ref, seq);
+    const encoded = deadLetter === undefined ? encodingOf(envelope) : undefined;
+    if (encoded !== undefined) {
+      const bytes = encodeWithEnvelope(this.encoder, [Kind.Enqueue, seq, queue], encoded);
+      this.lastWrite = this.sinkWrite(bytes);
+      this.live.set(seq, bytes);
+      // From now on the envelope's bytes are the record's (the published ones were a view into a socket read).
+      withEncoding(envelope, bytes.subarray(bytes.length - encoded.length));
+      return;
+    }
     const wire = envelopeToWire(envelope);
     const letter = deadLetter === undefined ? undefined : ([deadLetter.queue, deadLetter.reason, deadLetter.at] as [string, string, number]);
     this.live.set(seq, this.write(letter === undefined ? [Kind.Enqueue, seq, queue, wire] : [Kind.Enqueue, seq, queue, wire, letter]));

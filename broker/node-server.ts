@@ -3,6 +3,8 @@ import { createServer, type AddressInfo, type Server } from "node:net";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { DurableLog, type DurableLogOptions } from "./durable-log.ts";
 import { EmbeddedBroker, RESOLVED } from "./embedded-broker.ts";
+import { publishedEnvelopeBytes, withEncoding } from "./encoded-envelope.ts";
+import { clampPriority } from "./envelope.ts";
 import { NodeConnection, type ConnectionContext } from "./node-connection.ts";
 import { NodeJournal, replay } from "./node-journal.ts";
 import { ProtocolError, envelopeFromWire } from "./protocol.ts";
@@ -126,7 +128,7 @@ export class BrokerNode {
       token: this.options.token,
       heartbeatMs: this.options.heartbeatMs ?? 5_000,
       maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-      handle: (op, args, connection, replyWanted) => this.handle(op, args, connection, replyWanted),
+      handle: (op, args, connection, replyWanted, payload) => this.handle(op, args, connection, replyWanted, payload),
       log: this.log,
       closed: (connection) => this.connections.delete(connection),
     };
@@ -209,13 +211,17 @@ export class BrokerNode {
     return Promise.all([done, write]).then(() => undefined);
   }
 
-  private handle(op: string, args: readonly unknown[], connection: NodeConnection, replyWanted: boolean): unknown {
+  private handle(op: string, args: readonly unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown {
     const { broker } = this;
     switch (op) {
       case "publish": {
         const envelope = envelopeFromWire(args[0]);
         // The body arrived as a view into a socket chunk: keep a copy of its own, not the whole chunk.
         const owned = { ...envelope, body: envelope.body.slice() };
+        // Its encoded bytes, also a view into the chunk, are used at once by the journal (which keeps its own copy).
+        // (Not when the broker will change a field: a priority out of range is clamped.)
+        const encoded = clampPriority(owned.priority) === owned.priority ? publishedEnvelopeBytes(payload) : undefined;
+        if (encoded !== undefined) withEncoding(owned, encoded);
         const mandatory = args[1] === true;
         const room = this.room();
         if (room === undefined) return this.durable(broker.publish(owned, { mandatory }));
