@@ -16,6 +16,7 @@
  *   node --import tsx bench/node.bench.ts                  # every scenario (a few minutes)
  *   node --import tsx bench/node.bench.ts --skip-backlog   # all but the 1M backlog
  *   node --import tsx bench/node.bench.ts --runs 3 --only latency
+ *   node --import tsx bench/node.bench.ts --only flood      # memory under a flood against --max-messages
  *   node --import tsx bench/node.bench.ts --scale 0.2      # smaller runs, for a quick look
  *   node --import tsx bench/node.bench.ts --profile        # CPU profiles of node, worker and producer
  *   node --import tsx bench/node.bench.ts --echo           # show the children's stderr
@@ -32,6 +33,7 @@ import { createApp, type App } from "../src/index.ts";
 import { defineTasks, wallClock, type BenchTasks } from "./node/task-defs.ts";
 import { cpuMsOf, dirBytes, machineCpuMs, makeDataDir, memoryOf, removeDir, startNode, startWorker, type Child } from "./node/processes.ts";
 import { printSelfTimes } from "./node/profile-summary.ts";
+import { flood } from "./node/flood.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -39,6 +41,7 @@ const { values: opts } = parseArgs({
     only: { type: "string" },
     "skip-backlog": { type: "boolean", default: false },
     "backlog-size": { type: "string", default: "1000000" },
+    "flood-size": { type: "string", default: "1000000" },
     profile: { type: "boolean", default: false },
     echo: { type: "boolean", default: false },
     scale: { type: "string", default: "1" },
@@ -398,6 +401,9 @@ const main = async () => {
     report.push(await runScenario(scenario));
   }
   if (!opts["skip-backlog"] && (opts.only === undefined || "backlog".includes(opts.only))) report.push(await backlog());
+  if (!opts["skip-backlog"] && (opts.only === undefined || "flood".includes(opts.only))) {
+    report.push(await flood({ total: Number(opts["flood-size"]), maxMessages: 100_000, window: 5_000, pressMs: 10_000, concurrency: CONCURRENCY, echo: opts.echo }));
+  }
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
   const file = new URL(`./results/node-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url);
   writeFileSync(

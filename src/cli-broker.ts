@@ -14,6 +14,8 @@ Options:
                       messages on power loss, see docs/broker-node.md)
   --token-file <f>    clients must present the token in this file
                       (or set CELERITY_TOKEN)
+  --max-messages <n>  past this many messages held, hold back publish
+                      confirms until consumers make room (default 2000000)
 `;
 
 /** Run a node until SIGINT or SIGTERM; resolves to the exit code. */
@@ -26,6 +28,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
       "data-dir": { type: "string" },
       fsync: { type: "string" },
       "token-file": { type: "string" },
+      "max-messages": { type: "string" },
       help: { type: "boolean" },
     },
     strict: true,
@@ -36,6 +39,10 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
   }
   const port = values.port === undefined ? DEFAULT_NODE_PORT : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`--port must be a port number, got '${values.port}'`);
+  const maxMessages = values["max-messages"] === undefined ? undefined : Number(values["max-messages"]);
+  if (maxMessages !== undefined && (!Number.isInteger(maxMessages) || maxMessages < 1)) {
+    throw new Error(`--max-messages must be a positive integer, got '${values["max-messages"]}'`);
+  }
   const token = values["token-file"] !== undefined ? readFileSync(values["token-file"], "utf8").trim() : process.env.CELERITY_TOKEN;
   const node = await BrokerNode.start({
     port,
@@ -43,6 +50,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     ...(values["data-dir"] !== undefined ? { dataDir: values["data-dir"] } : {}),
     ...(values.fsync !== undefined ? { fsync: parseFsync(values.fsync) } : {}),
     ...(token !== undefined && token !== "" ? { token } : {}),
+    ...(maxMessages !== undefined ? { maxMessages } : {}),
   });
   serveResults(node);
   await new Promise<void>((resolve) => {

@@ -131,6 +131,8 @@ export interface NodeConfig {
   readonly dataDir?: string;
   /** The --fsync policy ("always" when not given, the node's default). */
   readonly fsync?: string;
+  /** --max-messages (flow control); the node's default when not given. */
+  readonly maxMessages?: number;
 }
 
 /** Start a broker node on a free port; resolves with its url once it listens. */
@@ -138,6 +140,7 @@ export const startNode = async (config: NodeConfig, options: SpawnOptions = {}):
   const args = ["broker", "--port", "0"];
   if (config.dataDir !== undefined) args.push("--data-dir", config.dataDir);
   if (config.fsync !== undefined) args.push("--fsync", config.fsync);
+  if (config.maxMessages !== undefined) args.push("--max-messages", String(config.maxMessages));
   const { child, match } = await start(args, /listening on (celerity:\/\/\S+)/, options);
   return { child, url: match[1] };
 };
