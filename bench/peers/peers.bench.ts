@@ -10,6 +10,7 @@
  *   npm run bench:peers                                   # everything (installs bench/peers first if needed)
  *   npm run bench:peers -- --runs 5 --only celerity-node,bullmq --workloads backlog,latency
  *   npm run bench:peers -- --profile                      # CPU profiles of celerity's node and worker during the backlog workload
+ *   npm run bench:peers -- --profile --workloads chord    # ... or during another workload
  *
  * Writes bench/results/peers-<time>.{json,md,svg}; a full run (no --only,
  * no --workloads) also updates docs/peers.svg.
@@ -52,6 +53,8 @@ const WAIT_MS = 300_000;
 interface Workload {
   readonly id: string;
   readonly label: string;
+  /** For the chart, a line break where it should wrap. */
+  readonly short: string;
   /** Base task count (before the system's speed factor), or a fixed one. */
   readonly base: number;
   readonly fixed?: boolean;
@@ -74,6 +77,7 @@ const timed = async (count: number, work: () => Promise<unknown>) => {
 const WORKLOADS: readonly Workload[] = [
   {
     id: "enqueue-single",
+    short: "enqueue only\none at a time",
     label: "enqueue only, one call at a time",
     base: 20_000,
     min: 300,
@@ -86,6 +90,7 @@ const WORKLOADS: readonly Workload[] = [
   },
   {
     id: "enqueue-bulk",
+    short: "enqueue only\nbulk",
     label: `enqueue only, bulk (${BATCH.toLocaleString("en")} a call)`,
     base: 200_000,
     min: 3_000,
@@ -98,6 +103,7 @@ const WORKLOADS: readonly Workload[] = [
   },
   {
     id: "backlog",
+    short: "process\na backlog",
     label: "process a backlog of no-op tasks",
     base: 200_000,
     min: 3_000,
@@ -114,6 +120,7 @@ const WORKLOADS: readonly Workload[] = [
   },
   {
     id: "concurrent",
+    short: "enqueue and\nprocess",
     label: "enqueue and process concurrently",
     base: 150_000,
     min: 3_000,
@@ -128,6 +135,7 @@ const WORKLOADS: readonly Workload[] = [
   },
   {
     id: "chain",
+    short: "chains\nof 10",
     label: `chain of ${CHAIN_LENGTH} (many in flight)`,
     base: 1_000,
     min: 20,
@@ -142,21 +150,25 @@ const WORKLOADS: readonly Workload[] = [
   },
   {
     id: "chord",
+    short: "fan-out 1,000\n+ fan-in",
     label: `fan-out of ${CHORD_SIZE.toLocaleString("en")} + fan-in`,
-    base: CHORD_SIZE,
-    fixed: true,
-    min: CHORD_SIZE,
+    // Chords a run, one after the other: one alone is over too soon on a fast system to be timed well.
+    base: 10,
+    min: 1,
     worker: true,
-    async run(inst, n) {
+    async run(inst, chords) {
       await inst.reset();
-      return timed(n + 1, async () => {
-        await inst.chord(n);
-        await inst.waitFor(n + 1, WAIT_MS);
+      return timed(chords * (CHORD_SIZE + 1), async () => {
+        for (let i = 1; i <= chords; i++) {
+          await inst.chord(CHORD_SIZE);
+          await inst.waitFor(i * (CHORD_SIZE + 1), WAIT_MS);
+        }
       });
     },
   },
   {
     id: "latency",
+    short: "latency",
     label: `send-to-start latency at ${LATENCY_RATE}/s`,
     base: LATENCY_TASKS,
     fixed: true,
@@ -190,7 +202,11 @@ if (!Number.isInteger(RUNS) || RUNS < 1) fail(`--runs must be a positive integer
 if (!Number.isInteger(CONCURRENCY) || CONCURRENCY < 1) fail(`--concurrency must be a positive integer, got '${opts.concurrency}'`);
 if (!(SCALE > 0)) fail(`--scale must be a positive number, got '${opts.scale}'`);
 
-const sizeFor = (w: Workload, s: System) => (w.fixed ? w.base : Math.max(w.min, Math.round((w.base * s.speed * SCALE) / 10) * 10));
+const sizeFor = (w: Workload, s: System) => {
+  if (w.fixed) return w.base;
+  const n = w.base * s.speed * SCALE;
+  return Math.max(w.min, n < 100 ? Math.round(n) : Math.round(n / 10) * 10);
+};
 
 const runWorkload = async (system: System, inst: Instance, w: Workload, state: { worker: boolean }): Promise<Cell> => {
   const unsupported = system.unsupported[w.id];
@@ -200,8 +216,8 @@ const runWorkload = async (system: System, inst: Instance, w: Workload, state: {
     state.worker = w.worker;
   }
   const n = sizeFor(w, system);
-  const warm = w.fixed ? Math.max(1, Math.round(n / 4)) : Math.max(w.min, Math.round(n / 4 / 10) * 10);
-  await w.run(inst, w.id === "chord" ? n : warm); // warm-up: excluded from count and time
+  const warm = w.fixed ? Math.max(1, Math.round(n / 4)) : Math.max(w.min, Math.round(n / 4));
+  await w.run(inst, warm); // warm-up: excluded from count and time
   const figures: (number | number[])[] = [];
   for (let i = 0; i < RUNS; i++) figures.push(await w.run(inst, n));
   if (w.id === "latency") {
@@ -209,7 +225,7 @@ const runWorkload = async (system: System, inst: Instance, w: Workload, state: {
     return { kind: "latency", tasksPerRun: n, rate: LATENCY_RATE, p50: stat(p(0.5)), p99: stat(p(0.99)) };
   }
   const runs = (figures as number[]).map((x) => Math.round(x));
-  return { kind: "rate", tasksPerRun: w.id === "chain" ? n * CHAIN_LENGTH : w.id === "chord" ? n + 1 : n, runs, stat: stat(runs) };
+  return { kind: "rate", tasksPerRun: w.id === "chain" ? n * CHAIN_LENGTH : w.id === "chord" ? n * (CHORD_SIZE + 1) : n, runs, stat: stat(runs) };
 };
 
 const show = (cell: Cell) =>
@@ -248,22 +264,27 @@ const runSystem = async (system: System, workloads: readonly Workload[], config:
   return { ...base, versions, cells };
 };
 
-/** The backlog workload on celerity's node (in memory) with node and worker under `node --cpu-prof`; prints the top self-time functions of each. */
-const profile = async (root: string) => {
-  const dir = join(root, `profiles-peers-${stamp()}`);
+/**
+ * One workload (backlog unless --workloads names another) on celerity's node
+ * (in memory) with node and worker under `node --cpu-prof`; prints the top
+ * self-time functions of each.
+ */
+const profile = async (root: string, workload: Workload) => {
+  const dir = join(root, `profiles-peers-${workload.id}-${stamp()}`);
   mkdirSync(dir, { recursive: true });
   const nodeArgs = (who: "node" | "worker") => ["--cpu-prof", "--cpu-prof-dir", dir, "--cpu-prof-name", `${who}.cpuprofile`];
-  const backlog = WORKLOADS.find((w) => w.id === "backlog")!;
-  const n = sizeFor(backlog, celerityNodeMemory) * 2;
+  const n = workload.fixed ? workload.base : sizeFor(workload, celerityNodeMemory) * 2;
   const inst = await celerityNodeMemory.start({ concurrency: CONCURRENCY, echo: opts.echo, nodeArgs });
   try {
-    await backlog.run(inst, Math.round(n / 4)); // warm-up
-    const figure = await backlog.run(inst, n);
-    console.log(`\nprofiled backlog of ${n.toLocaleString("en")} on celerity node (in memory): ${Math.round(figure as number).toLocaleString("en")} tasks/s`);
+    if (workload.worker) await inst.startWorker();
+    await workload.run(inst, Math.max(workload.min, Math.round(n / 4))); // warm-up
+    const figure = await workload.run(inst, n);
+    const shown = typeof figure === "number" ? `${Math.round(figure).toLocaleString("en")} tasks/s` : `${figure.length} latencies`;
+    console.log(`\nprofiled ${workload.label} (${n.toLocaleString("en")}) on celerity node (in memory): ${shown}`);
   } finally {
     await inst.close(); // node and worker write their profiles as they exit
   }
-  console.log("(the profiles cover each process's whole life: start-up, filling the backlog and draining it)");
+  console.log("(the profiles cover each process's whole life: start-up, warm-up and the profiled run)");
   printSelfTimes("node (celerity broker)", join(dir, "node.cpuprofile"), 15);
   printSelfTimes("worker (celerity worker)", join(dir, "worker.cpuprofile"), 15);
 };
@@ -286,7 +307,10 @@ const main = async () => {
   );
   const results = new URL("../results/", import.meta.url).pathname;
   mkdirSync(results, { recursive: true });
-  if (opts.profile) return profile(results);
+  if (opts.profile) {
+    if (workloads.length > 1 && opts.workloads !== undefined) fail("--profile takes one workload (--workloads backlog, say)");
+    return profile(results, opts.workloads === undefined ? WORKLOADS.find((w) => w.id === "backlog")! : workloads[0]);
+  }
   const config: SystemConfig = { concurrency: CONCURRENCY, echo: opts.echo };
   const report: SystemResult[] = [];
   for (const system of systems) report.push(await runSystem(system, workloads, config));
@@ -308,7 +332,7 @@ const main = async () => {
   ].join("\n");
   console.log(`\n${markdown}`);
   const base = join(results, `peers-${stamp()}`);
-  writeFileSync(`${base}.json`, JSON.stringify({ when, machine, loadAtStart, loadAtEnd, runs: RUNS, concurrency: CONCURRENCY, batch: BATCH, scale: SCALE, latencyRate: LATENCY_RATE, workloads: workloads.map(({ id, label }) => ({ id, label })), systems: report, targets }, null, 2));
+  writeFileSync(`${base}.json`, JSON.stringify({ when, machine, loadAtStart, loadAtEnd, runs: RUNS, concurrency: CONCURRENCY, batch: BATCH, scale: SCALE, latencyRate: LATENCY_RATE, workloads: workloads.map(({ id, label, short }) => ({ id, label, short })), systems: report, targets }, null, 2));
   writeFileSync(`${base}.md`, `${markdown}\n`);
   const svg = svgChart(report, workloads, subtitle);
   writeFileSync(`${base}.svg`, svg);

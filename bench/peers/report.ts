@@ -27,6 +27,8 @@ export interface SystemResult {
 export interface WorkloadInfo {
   readonly id: string;
   readonly label: string;
+  /** A label of a few words for the chart. */
+  readonly short?: string;
 }
 
 export const median = (xs: readonly number[]): number => {
@@ -56,6 +58,7 @@ const cellText = (cell: Cell | undefined): string => {
 /** One row per workload, one column per system; throughput in tasks/s (median, min–max), latency in ms. */
 export const markdownTable = (systems: readonly SystemResult[], workloads: readonly WorkloadInfo[]): string => {
   const shown = systems.filter((s) => s.skipped === undefined);
+  if (shown.length === 0) return ["No system ran.", ...systems.map((s) => `${s.label}: skipped, ${s.skipped}`)].join("\n");
   const lines = [`| workload | ${shown.map((s) => s.label).join(" | ")} |`, `|---|${shown.map(() => "---|").join("")}`];
   for (const w of workloads) lines.push(`| ${w.label} | ${shown.map((s) => cellText(s.cells[w.id])).join(" | ")} |`);
   for (const s of systems) if (s.skipped !== undefined) lines.push(`\n${s.label}: skipped, ${s.skipped}`);
@@ -114,12 +117,12 @@ export const svgChart = (systems: readonly SystemResult[], workloads: readonly W
   const groupW = (620 - left) / Math.max(1, rateWorkloads.length);
   const barW = Math.max(3, (groupW - 12) / Math.max(1, shown.length));
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${top + plotH + 150}" font-family="sans-serif" font-size="11">`);
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${top + plotH + 120}" font-family="sans-serif" font-size="11">`);
   out.push(`<rect width="100%" height="100%" fill="white"/>`);
   out.push(`<text x="10" y="20" font-size="15" font-weight="bold">celerity and its peers: throughput and latency</text>`);
   out.push(`<text x="10" y="38" fill="#555">${esc(subtitle)}</text>`);
-  // Throughput panel, log10 from 10 to 10^7.
-  const [lo, hi] = [1, 7];
+  // Throughput panel, log10 from 10 to 10^6.
+  const [lo, hi] = [1, 6];
   const yRate = (v: number) => top + plotH - ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * plotH;
   out.push(`<text x="${left}" y="${top - 12}" font-weight="bold">tasks/s (median; whiskers min–max; log scale)</text>`);
   for (let e = lo; e <= hi; e++) {
@@ -137,7 +140,9 @@ export const svgChart = (systems: readonly SystemResult[], workloads: readonly W
       const cx = x + (barW - 1) / 2;
       out.push(`<line x1="${cx.toFixed(1)}" x2="${cx.toFixed(1)}" y1="${yRate(cell.stat.max).toFixed(1)}" y2="${yRate(cell.stat.min).toFixed(1)}" stroke="#333"/>`);
     });
-    out.push(`<text transform="translate(${(gx + groupW / 2 - 6).toFixed(1)},${top + plotH + 12}) rotate(30)" >${esc(w.label)}</text>`);
+    (w.short ?? w.label).split("\n").forEach((line, li) => {
+      out.push(`<text x="${(gx + groupW / 2 - 6).toFixed(1)}" y="${top + plotH + 16 + li * 13}" text-anchor="middle">${esc(line)}</text>`);
+    });
   });
   // Latency panel, log10 from 0.01 ms to 10 s.
   const lx = 690;
@@ -166,7 +171,7 @@ export const svgChart = (systems: readonly SystemResult[], workloads: readonly W
   // Legend.
   shown.forEach((s, si) => {
     const x = 10 + (si % 4) * 240;
-    const y = top + plotH + 100 + Math.floor(si / 4) * 18;
+    const y = top + plotH + 70 + Math.floor(si / 4) * 18;
     out.push(`<rect x="${x}" y="${y - 9}" width="12" height="10" fill="${COLORS[si % COLORS.length]}"/><text x="${x + 16}" y="${y}">${esc(s.label)}</text>`);
   });
   out.push("</svg>");

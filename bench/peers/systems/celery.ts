@@ -76,7 +76,8 @@ const startWorker = (env: NodeJS.ProcessEnv, echo: boolean): Promise<ChildProces
   new Promise((resolve, reject) => {
     const args = ["-m", "celery", "-A", "peers_celery", "worker", "--pool", "prefork", "--concurrency", String(PROCESSES), "--prefetch-multiplier", "64", "-O", "fair",
       "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING", "--hostname", `peers-${process.pid}@%h`];
-    const proc = spawn(PYTHON, args, { cwd: DIR, env, stdio: ["ignore", "inherit", "pipe"] });
+    // Its banner goes to stdout: left out; warnings and errors come on stderr.
+    const proc = spawn(PYTHON, args, { cwd: DIR, env, stdio: ["ignore", "ignore", "pipe"] });
     live.add(proc);
     proc.once("exit", () => live.delete(proc));
     let stderr = "";
@@ -118,12 +119,12 @@ const celery = (broker: "rabbitmq" | "redis"): System => ({
   async unavailable() {
     const python = await pythonUnavailable();
     if (python !== undefined) return python;
-    const redis = await redisUnavailable();
-    if (redis !== undefined) return `${redis} (Celery's result backend)`;
     if (broker === "rabbitmq") {
       const amqp = await tcpUnreachable(AMQP.host, AMQP.port);
       if (amqp !== undefined) return `RabbitMQ ${amqp}`;
     }
+    const redis = await redisUnavailable();
+    if (redis !== undefined) return broker === "redis" ? redis : `${redis} (Celery's result backend)`;
     return undefined;
   },
   async versions() {
@@ -176,6 +177,7 @@ const celery = (broker: "rabbitmq" | "redis"): System => ({
 const environment = (broker: "rabbitmq" | "redis", probeDir: string): NodeJS.ProcessEnv => ({
   ...process.env,
   PYTHONPATH: DIR,
+  PYTHONDONTWRITEBYTECODE: "1",
   CELERITY_PEERS_BROKER: broker === "rabbitmq" ? `amqp://guest:guest@${AMQP.host}:${AMQP.port}//` : `redis://${REDIS.host}:${REDIS.port}/12`,
   CELERITY_PEERS_BACKEND: `redis://${REDIS.host}:${REDIS.port}/13`,
   CELERITY_PEERS_PROBE: join(probeDir, "probe"),
