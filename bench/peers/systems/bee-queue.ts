@@ -16,7 +16,7 @@ export const BEE_SETTINGS = { redis: { host: REDIS.host, port: REDIS.port, db: 1
 const PRODUCER = { ...BEE_SETTINGS, isWorker: false, getEvents: false, sendEvents: false, storeJobs: false, activateDelayedJobs: false };
 
 const WORKER_MODULE = fileURLToPath(new URL("./bee-queue-worker.ts", import.meta.url));
-const NO_WORKFLOWS = "bee-queue has no workflow primitives (no chains, flows or chords)";
+const NO_WORKFLOWS = "no workflow primitives";
 
 export const beeQueue: System = {
   id: "bee-queue",
