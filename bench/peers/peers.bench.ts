@@ -245,7 +245,14 @@ const runSystem = async (system: System, workloads: readonly Workload[], config:
   const versions = await system.versions();
   console.log(`\n${system.label} (${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(", ")}): ${system.setup}`);
   const cells: Record<string, Cell> = {};
-  const inst = await system.start(config);
+  let inst: Instance;
+  try {
+    inst = await system.start(config);
+  } catch (error) {
+    const reason = `failed to start: ${(error instanceof Error ? error.message : String(error)).split("\n")[0]}`;
+    console.log(`  SKIPPED, ${reason}`);
+    return { ...base, versions, skipped: reason, cells: {} };
+  }
   const state = { worker: false };
   try {
     for (const w of workloads) {
@@ -259,7 +266,7 @@ const runSystem = async (system: System, workloads: readonly Workload[], config:
       console.log(`  ${w.label.padEnd(42)} ${show(cells[w.id])}  [${((performance.now() - t0) / 1000).toFixed(1)} s]`);
     }
   } finally {
-    await inst.close();
+    await inst.close().catch((error: unknown) => console.log(`  ! closing ${system.label} failed: ${error instanceof Error ? error.message : String(error)}`));
   }
   return { ...base, versions, cells };
 };
@@ -302,7 +309,7 @@ const main = async () => {
   const loadAtStart = loadavg();
   console.log(
     `celerity peers bench: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, node ${machine.node}; ` +
-      `${RUNS} runs a workload after a warm-up; worker concurrency ${CONCURRENCY} where the system has one; bulk batches of ${BATCH.toLocaleString("en")}; ` +
+      `${RUNS} run${RUNS === 1 ? "" : "s"} a workload after a warm-up; worker concurrency ${CONCURRENCY} where the system has one; bulk batches of ${BATCH.toLocaleString("en")}; ` +
       `load average ${loadAtStart.map((x) => x.toFixed(2)).join(" ")}`,
   );
   const results = new URL("../results/", import.meta.url).pathname;
@@ -321,7 +328,7 @@ const main = async () => {
   const subtitle = `${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, node ${machine.node}; ${RUNS} runs, medians; ${when.slice(0, 16).replace("T", " ")} UTC, load ${loadAtStart[0].toFixed(2)}→${loadAtEnd[0].toFixed(2)}`;
   const markdown = [
     `Measured ${when} on ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, ${machine.platform}, node ${machine.node}; load average ${loadAtStart.map((x) => x.toFixed(2)).join(" ")} at the start, ${loadAtEnd.map((x) => x.toFixed(2)).join(" ")} at the end.`,
-    `${RUNS} runs each after a warm-up; tasks/s as median (min–max); latency as the median over runs of each run's p50 and p99.`,
+    `${RUNS} run${RUNS === 1 ? "" : "s"} each after a warm-up; tasks/s as median (min–max); latency as the median over runs of each run's p50 and p99.`,
     "",
     table,
     "",
