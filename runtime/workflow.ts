@@ -15,6 +15,7 @@ import type { ResultStore } from "./result-store.ts";
  */
 export class WorkflowExecutor {
   private readonly graphs = new LRUCache<string, MessageGraph>({ max: 1_000 });
+  private readonly loading = new Map<string, Promise<MessageGraph>>();
 
   constructor(
     private readonly store: ResultStore,
@@ -82,12 +83,14 @@ export class WorkflowExecutor {
     const after = node.after!;
     if ("node" in after && after.node === finished) return value;
     const values = new Map<number, unknown>([[finished, value]]);
-    for (const leaf of leavesOf(after)) {
-      if (values.has(leaf)) continue;
-      const record = await this.store.get(graph.nodes[leaf].id);
+    // All at once: with a remote result store each read is a round trip, and a chord of 1,000 read one by one waited for 999 of them in turn.
+    const leaves = [...new Set(leavesOf(after))].filter((leaf) => leaf !== finished);
+    const records = await Promise.all(leaves.map((leaf) => this.store.get(graph.nodes[leaf].id)));
+    leaves.forEach((leaf, i) => {
+      const record = records[i];
       if (record?.state !== "SUCCESS") throw new Error(`workflow ${graph.id}: result of step ${graph.nodes[leaf].id} is missing (expired or forgotten)`);
       values.set(leaf, record.value === undefined ? undefined : this.codec.decode(record.value));
-    }
+    });
     return materialize(after, (index) => values.get(index));
   }
 
@@ -127,13 +130,23 @@ export class WorkflowExecutor {
     });
   }
 
-  private async graphOf(id: string): Promise<MessageGraph> {
+  private graphOf(id: string): Promise<MessageGraph> {
     const cached = this.graphs.get(id);
-    if (cached !== undefined) return cached;
-    const graph = await this.store.graph(id);
-    if (graph === undefined) throw new WorkflowNotFoundError({ workflow: id });
-    this.graphs.set(id, graph);
-    return graph;
+    if (cached !== undefined) return Promise.resolve(cached);
+    // One read per graph however many of its steps finish meanwhile: a worker running 64 steps of a new chord of 1,000 read its graph 64 times.
+    let loading = this.loading.get(id);
+    if (loading === undefined) {
+      loading = this.store
+        .graph(id)
+        .then((graph) => {
+          if (graph === undefined) throw new WorkflowNotFoundError({ workflow: id });
+          this.graphs.set(id, graph);
+          return graph;
+        })
+        .finally(() => this.loading.delete(id));
+      this.loading.set(id, loading);
+    }
+    return loading;
   }
 }
 
