@@ -7,6 +7,7 @@ import { publishedEnvelopeBytes, withEncoding } from "./encoded-envelope.ts";
 import { clampPriority } from "./envelope.ts";
 import { NodeConnection, type ConnectionContext } from "./node-connection.ts";
 import { NodeJournal, replay } from "./node-journal.ts";
+import { HeldCount, type HeldMessages } from "./held-count.ts";
 import { ProtocolError, envelopeFromWire } from "./protocol.ts";
 import type { ExchangeType, QueueOptions, RevocationOptions } from "./transport.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "./wire-frame.ts";
@@ -66,7 +67,7 @@ export class BrokerNode {
 
   private constructor(
     readonly broker: EmbeddedBroker,
-    private readonly journal: NodeJournal | undefined,
+    private readonly journal: HeldMessages,
     private readonly durableLog: DurableLog | undefined,
     private readonly options: BrokerNodeOptions,
     private readonly log: (message: string) => void,
@@ -77,8 +78,7 @@ export class BrokerNode {
     const log = options.log ?? ((message: string) => console.error(`celerity broker: ${message}`));
     let node: BrokerNode;
     if (options.dataDir === undefined) {
-      // Journalled to nowhere: the journal still counts what the node holds, for flow control.
-      const journal = new NodeJournal(() => RESOLVED);
+      const journal = new HeldCount();
       const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
       node = new BrokerNode(broker, journal, undefined, options, log);
     } else {
@@ -153,7 +153,7 @@ export class BrokerNode {
   private room(): Promise<void> | undefined {
     const journal = this.journal;
     const max = this.options.maxMessages ?? 2_000_000;
-    if (journal === undefined || journal.held < max) return undefined;
+    if (journal.held < max) return undefined;
     if (journal.onRemoved === undefined) {
       journal.onRemoved = () => {
         // Let producers in again once a tenth of the room is free, not on every single ack.
@@ -170,7 +170,7 @@ export class BrokerNode {
    * for is that change's; the log makes records durable in order.
    */
   private afterDurable<T>(value: Promise<T>): Promise<T> {
-    const write = this.journal?.lastWrite;
+    const write = this.journal.lastWrite;
     return write === undefined ? value : Promise.all([value, write]).then(([result]) => result);
   }
 
@@ -187,7 +187,7 @@ export class BrokerNode {
     if (log.size < threshold) return;
     const before = log.size;
     this.compacting = log
-      .compact(this.journal!.snapshot())
+      .compact((this.journal as NodeJournal).snapshot())
       .then(
         () => {
           this.compactedSize = log.size;
@@ -206,7 +206,7 @@ export class BrokerNode {
    */
   private durable(done: Promise<unknown> | undefined): Promise<void> | undefined {
     this.maybeCompact();
-    const write = this.journal?.lastWrite;
+    const write = this.journal.lastWrite;
     if (done === undefined || done === RESOLVED) return write;
     return Promise.all([done, write]).then(() => undefined);
   }
