@@ -1,11 +1,18 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import { BrokerNode } from "../broker/node-server.ts";
 import { NodeTransport } from "../broker/node-transport.ts";
 import { createApp, type App } from "./app.ts";
 import { serveRateLimits } from "./rate-limit-service.ts";
 import { serveResults } from "./result-service.ts";
 import { eventually } from "./test-support.ts";
+
+/** The running test's node and apps, closed after it even when it fails. */
+let closeSetup: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await closeSetup?.();
+  closeSetup = undefined;
+});
 
 /** A node (serving results, and rate limits unless told not to) and apps connected to it, each standing for a process. */
 const setup = async (options: { rateLimits?: boolean } = {}) => {
@@ -18,10 +25,14 @@ const setup = async (options: { rateLimits?: boolean } = {}) => {
     apps.push(app);
     return app;
   };
+  let closed = false;
   const close = async () => {
+    if (closed) return;
+    closed = true;
     for (const app of apps) await app.close();
     await node.stop();
   };
+  closeSetup = close;
   return { node, connect, close };
 };
 
