@@ -262,7 +262,7 @@ export class RateGate {
     const line = this.lines.get(lineId);
     const ahead = line === undefined ? 0 : line.items.length - line.head;
     const due = Math.ceil(Math.max(this.handedBackUntil.get(lineId) ?? 0, now + ahead * tokenMs) + tokenMs);
-    const eta = Math.min(due, now + (this.options.maxHandBackMs ?? 5_000));
+    const eta = Math.min(due, now + (this.options.maxHandBackMs ?? 1_000));
     this.handedBackUntil.set(lineId, eta);
     if (this.handedBackUntil.size > 1_024) for (const [id, until] of this.handedBackUntil) if (until < now) this.handedBackUntil.delete(id);
     const copy = { ...delivery.envelope, exchange: "", routingKey: delivery.queue, eta };
