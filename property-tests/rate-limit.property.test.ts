@@ -9,7 +9,8 @@
  *   per worker with scope "worker"; across all workers with scope "global")
  *   never exceed burst + rate x T.
  * - With demand always present, each bucket's starts reach burst + rate x H
- *   over a horizon H, within a small tolerance: no starvation, no lost tokens.
+ *   over a horizon H, within a small tolerance (a timer may fire a tick late,
+ *   which a bucket of one token cannot bank): no starvation, no lost tokens.
  * - A limit changed mid-run: windows that start after the change never
  *   exceed the new burst + new rate x T.
  */
@@ -190,12 +191,16 @@ describe("rate limiting (property)", () => {
           assert.equal(groups.length, (keyed ? 2 : 1) * (scope === "worker" ? workers : 1));
           for (const group of groups) {
             assertUnderLimit(group, limit);
-            // The horizon's last token may fall a tick short of being taken.
-            assert.ok(group.length >= Math.floor(expected) - 1, `${group.length} starts in ${horizon} ms; the limit allows ${expected}`);
+            // A timer fires up to a tick late, and a bucket holding a single token cannot bank that tick:
+            // at worst one ms per token is lost. And the horizon's last token may fall a tick short of being taken.
+            const tokenMs = limit.periodMs / limit.count;
+            const atWorst = limit.burst + horizon / (tokenMs + 1);
+            assert.ok(group.length >= Math.floor(atWorst) - 1, `${group.length} starts in ${horizon} ms; the limit allows ${expected}, at worst ${atWorst}`);
           }
         },
       ),
-      { numRuns: 40 },
+      // Found once: 29/s with a burst of 1 ran every 35 ms instead of 34.5 (timer lateness, see above).
+      { numRuns: 40, examples: [[{ count: 29, periodMs: 1_000, burst: 1 }, "global", false, 1, 0]] },
     );
   });
 

@@ -184,6 +184,7 @@ export class RateGate {
         grant.then(
           (answer) => {
             line.asking = false;
+            if (this.stopped) return source.refund(line.task, line.key, answer.granted);
             if (this.granted(line, answer, source)) this.pump();
           },
           (error: unknown) => {
@@ -208,6 +209,11 @@ export class RateGate {
       this.host.start(delivery, consumer);
     }
     if (tokens > 0) source.refund(line.task, line.key, tokens);
+    if (tokens < grant.granted && line.head < line.items.length && this.lines.get(line.id) === line) {
+      // Served: to the back, so that when slots are scarce every key's line gets its turn.
+      this.lines.delete(line.id);
+      this.lines.set(line.id, line);
+    }
     this.tidy(line);
     if (line.head >= line.items.length) return false;
     if (grant.waitMs > 0) {
@@ -221,6 +227,7 @@ export class RateGate {
     if (this.stopped) return;
     line.timer = setTimeout(() => {
       line.timer = undefined;
+      this.tidy(line);
       this.pump();
     }, ms);
   }
@@ -279,7 +286,7 @@ export class RateGate {
   private keyOf(task: string, limit: RateLimit, delivery: Delivery): string | undefined {
     try {
       const message = fromEnvelope(delivery.envelope, this.host.codec);
-      const key = limit.key!(...message.args);
+      const key: unknown = (limit.key as (...args: readonly unknown[]) => unknown)(...message.args);
       if (typeof key === "string") return key;
       this.host.log(`${this.host.name}: the rate limit key of task '${task}' returned ${typeof key}, not a string; task ${delivery.envelope.id} uses the task's shared bucket`);
     } catch (error) {

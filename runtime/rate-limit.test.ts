@@ -20,7 +20,7 @@ describe("rate limit options", () => {
     const full = resolveRateLimit("t", { rate: "10/s", burst: 20, scope: "worker", key: (host: string) => host });
     assert.equal(full.burst, 20);
     assert.equal(full.scope, "worker");
-    assert.equal(full.key?.("a"), "a");
+    assert.equal((full.key as (host: string) => string)("a"), "a");
   });
 
   for (const bad of ["10/x", "10/sec", " 10/s", "-1/s", "0/s", "ten/s", "10/", "/s", "1e3/s", ""]) {

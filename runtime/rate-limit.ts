@@ -24,7 +24,7 @@ export interface RateLimitOptions {
    */
   readonly scope?: RateScope;
   /** A bucket per key of the task's arguments (per customer, per host). */
-  readonly key?: (...args: any[]) => string;
+  readonly key?: (...args: never[]) => string;
 }
 
 /** What `rateLimit` accepts: a rate, or the full form. */
@@ -35,7 +35,7 @@ export interface RateLimit extends BucketLimit {
   /** The rate as given, for messages. */
   readonly rate: string;
   readonly scope: RateScope;
-  readonly key?: (...args: any[]) => string;
+  readonly key?: (...args: never[]) => string;
 }
 
 export class RateLimitError extends Data.TaggedError("RateLimitError")<{

@@ -143,6 +143,27 @@ describe("rate limits on a worker", () => {
     await app.close();
   });
 
+  it("gives every key its turn when slots are scarce, not one key's backlog first", async () => {
+    const app = createApp();
+    const order: string[] = [];
+    const fetch = app.task(
+      "fetch",
+      async (host: string) => {
+        order.push(host);
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+      { rateLimit: { rate: "1000/s", burst: 1_000, key: (host: string) => host } },
+    );
+    const sent = [];
+    for (let i = 0; i < 30; i++) sent.push(await fetch.delay("a"));
+    sent.push(await fetch.delay("b"));
+    // Room to hold all 31: the order is the gate's, not the hand-backs'.
+    await app.worker({ concurrency: 1, prefetch: 80 }).start();
+    for (const r of sent) await r.get({ timeout: 5_000 });
+    // b arrives while a's first few run; from then on a and b alternate, so b does not wait for a's 30.
+    assert.ok(order.indexOf("b") < 10, `host b ran ${order.indexOf("b") + 1}th of ${order.length}: ${order.join(" ")}`);
+  });
+
   it("reports a key function that throws, and limits the task by its shared bucket", async () => {
     const logs: string[] = [];
     const app = createApp({ log: (line) => logs.push(line) });
