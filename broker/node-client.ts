@@ -109,9 +109,18 @@ export class NodeClient {
     this.onConnectedHooks.push(hook);
   }
 
-  /** Receive frames of `type` (Deliver, Revoked, Notify). */
+  /** Receive frames of `type` (Deliver, Revoked, Notify). Several handlers of one type are called in the order added. */
   onFrame(type: number, handler: (payload: unknown) => void): void {
-    this.frameHandlers.set(type, handler);
+    const previous = this.frameHandlers.get(type);
+    this.frameHandlers.set(
+      type,
+      previous === undefined
+        ? handler
+        : (payload) => {
+            previous(payload);
+            handler(payload);
+          },
+    );
   }
 
   get connected(): boolean {

@@ -19,6 +19,8 @@ import { Task, type HandlerResult, type TaskContext, type TaskDefinition, type T
 import { Worker, type StopOptions, type WorkerOptions } from "./worker.ts";
 import { WorkflowExecutor } from "./workflow.ts";
 import { TaskCompletion } from "./task-completion.ts";
+import { resolveRateLimit } from "./rate-limit.ts";
+import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limiting.ts";
 
 /**
  * The app: a registry of tasks bound to a broker and a result store. With no
@@ -63,6 +65,17 @@ export interface App {
   sendTask<R = unknown>(name: string, args: readonly unknown[], options?: CallOptions): Promise<AsyncResult<R>>;
   /** Revoke tasks by id: queued or delayed ones never run; with `terminate`, running ones are aborted. */
   revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
+  /** Control of the workers at run time. */
+  readonly control: {
+    /**
+     * Change a task's rate limit on every worker, without a restart ("5/s",
+     * { rate: "5/s", burst: 2 }, or null to remove it). Its scope and key stay as registered.
+     *
+     * @example
+     * await app.control.rateLimit("fetch", "5/s");
+     */
+    rateLimit(task: string, limit: RateLimitChange): Promise<void>;
+  };
   /** Stop this app's workers (gracefully, waiting at most `timeout` ms for running tasks if given) and close the broker and result store. */
   close(options?: StopOptions): Promise<void>;
 }
@@ -87,6 +100,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS);
   const workflows = new WorkflowExecutor(results, publisher, codec);
   const completion = new TaskCompletion(results, publisher, workflows, codec, (id) => broker.isRevoked(id));
+  const rateLimits = rateLimitingFor(broker, log);
 
   /**
    * Record the revocation with the broker (queued and delayed copies are never
@@ -153,11 +167,12 @@ export const createApp = (options: AppOptions = {}): App => {
       if (tasks.has(name)) throw new TaskRegistrationError({ task: name, reason: "a task with this name is already registered" });
       if (name.startsWith("celerity.")) throw new TaskRegistrationError({ task: name, reason: "names starting with 'celerity.' are reserved" });
       const definition: TaskDefinition = { name, handler, options: taskOptions, defaults: callDefaults(taskOptions), minArgs: handler.length };
+      if (taskOptions.rateLimit !== undefined) rateLimits.table.register(name, resolveRateLimit(name, taskOptions.rateLimit));
       tasks.set(name, definition);
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log }, workerOptions);
+      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits }, workerOptions);
       workers.push(worker);
       return worker;
     },
@@ -166,6 +181,9 @@ export const createApp = (options: AppOptions = {}): App => {
     },
     sendTask: send,
     revoke,
+    control: {
+      rateLimit: async (task, limit) => rateLimits.change(task, resolveChange(task, limit)),
+    },
     async close(stopOptions) {
       await Promise.all(workers.map((worker) => worker.stop(stopOptions)));
       await broker.close();

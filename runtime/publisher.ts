@@ -12,9 +12,11 @@ const MANDATORY = { mandatory: true } as const;
 /** The serializable part of a task's default options (what may ride in a message). */
 export const callDefaults = (options: TaskOptions | undefined): CallOptions => {
   if (options === undefined) return {};
-  if (options.retry?.retryOn === undefined) return options as CallOptions;
-  const { retryOn: _retryOn, ...retry } = options.retry;
-  return { ...options, retry };
+  // A rate limit is the worker's to enforce: it never rides in a message (its key may be a function).
+  const { rateLimit: _rateLimit, ...callable } = options;
+  if (callable.retry?.retryOn === undefined) return callable as CallOptions;
+  const { retryOn: _retryOn, ...retry } = callable.retry;
+  return { ...callable, retry };
 };
 
 /**

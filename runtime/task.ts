@@ -4,6 +4,7 @@ import { chunksGroup, mapSignature, starmapSignature } from "../dsl/combinators.
 import type { Group } from "../dsl/canvas.ts";
 import type { CallOptions, RetryOptions } from "../dsl/options.ts";
 import type { AsyncResult } from "../dsl/result.ts";
+import type { RateLimitSetting } from "./rate-limit.ts";
 
 /**
  * A registered task: a name, a handler and default options. Calling it sends
@@ -36,6 +37,8 @@ export interface RetryPolicy extends RetryOptions {
 /** Defaults for every call of a task (per-call options override them). */
 export interface TaskOptions extends Omit<CallOptions, "retry"> {
   readonly retry?: RetryPolicy;
+  /** Most executions per second, minute or hour ("10/s", "100/m", "1000/h"), across every worker by default: see docs/rate-limiting.md. */
+  readonly rateLimit?: RateLimitSetting;
 }
 
 /**

@@ -1,6 +1,8 @@
 import type { Delivery } from "../broker/envelope.ts";
 import type { Consumer } from "../broker/transport.ts";
 import { TaskRevokedError, WorkerError, WorkflowNotFoundError, toErrorInfo } from "./errors.ts";
+import { RateGate } from "./rate-gate.ts";
+import type { RateLimiting } from "./rate-limiting.ts";
 import { DEFAULT_QUEUE } from "./task-message.ts";
 import { TaskRunner, type RunnerEnvironment, type Settlement } from "./task-runner.ts";
 
@@ -44,7 +46,7 @@ export interface WorkerStats {
 }
 
 /** What a worker needs from its app. */
-export type WorkerEnvironment = RunnerEnvironment;
+export type WorkerEnvironment = RunnerEnvironment & { readonly rateLimits?: RateLimiting };
 
 interface Pending {
   readonly delivery: Delivery;
@@ -75,6 +77,8 @@ export class Worker {
   /** True while `next()` is starting held messages. */
   private starting = false;
   private readonly runner: TaskRunner;
+  /** Holds deliveries of rate-limited tasks until a token is theirs (outside the concurrency count). */
+  private readonly gate: RateGate | undefined;
   private unsubscribeRevoke: (() => void) | undefined;
   private counts = { succeeded: 0, failed: 0, retried: 0, revoked: 0, rejected: 0 };
 
@@ -96,6 +100,22 @@ export class Worker {
       count: (outcome) => this.counts[outcome]++,
     });
     if (this.queues.length === 0) throw new WorkerError({ worker: this.name, reason: "no queues to consume" });
+    const limits = env.rateLimits;
+    this.gate =
+      limits &&
+      new RateGate(
+        { table: limits.table, global: limits.global, maxHeld: Math.max(1, Math.floor(this.prefetch / 2)) },
+        {
+          name: this.name,
+          transport: env.transport,
+          codec: env.codec,
+          log: env.log,
+          freeSlots: () => (this.state === "running" ? Math.max(0, this.concurrency - this.runningCount) : 0),
+          start: (delivery, consumer) => this.run(delivery, consumer),
+          admit: (delivery, consumer) => this.receive(delivery, consumer),
+          settle: (consumer, delivery, how) => this.settle(consumer, delivery, how),
+        },
+      );
   }
 
   /** Start consuming. Resolves once every queue is being consumed. */
@@ -139,6 +159,7 @@ export class Worker {
   async stop(options: StopOptions = {}): Promise<void> {
     if (this.state !== "running") return;
     this.state = "stopping";
+    this.gate?.stop();
     if (this.runningCount > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
       if (options.timeout === undefined) await drained;
@@ -166,6 +187,7 @@ export class Worker {
   }
 
   private receive(delivery: Delivery, consumer: Consumer): void {
+    if (this.gate?.hold(delivery, consumer)) return;
     if (this.state === "running" && this.runningCount < this.concurrency) return this.run(delivery, consumer);
     this.waiting.push({ delivery, consumer });
     this.scheduleSweep();
@@ -222,6 +244,7 @@ export class Worker {
         }
         this.run(pending.delivery, pending.consumer);
       }
+      this.gate?.pump();
     } finally {
       this.starting = false;
     }

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { BrokerNode, DEFAULT_NODE_PORT } from "../broker/node-server.ts";
 import { serveResults } from "../runtime/result-service.ts";
+import { serveRateLimits } from "../runtime/rate-limit-service.ts";
 
 export const BROKER_HELP = `celerity broker: run a standalone broker node
 
@@ -53,6 +54,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     ...(maxMessages !== undefined ? { maxMessages } : {}),
   });
   serveResults(node);
+  serveRateLimits(node);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       console.error(`celerity broker: ${signal} received, stopping`);

@@ -67,3 +67,6 @@ export { ConnectionRefusedError, RemoteBrokerError, ProtocolError, PROTOCOL_VERS
 export { FrameTooLargeError, MalformedFrameError } from "../broker/wire-frame.ts";
 export { serveResults } from "../runtime/result-service.ts";
 export { RemoteResultStore } from "../runtime/remote-result-store.ts";
+export { RateLimitError, type RateLimitSetting, type RateLimitOptions, type RateScope } from "../runtime/rate-limit.ts";
+export type { RateLimitChange } from "../runtime/rate-limiting.ts";
+export { serveRateLimits } from "../runtime/rate-limit-service.ts";
