@@ -2,7 +2,7 @@ import { lockDataDir } from "../broker/data-dir-lock.ts";
 import { DurableLog, type DurableLogOptions } from "../broker/durable-log.ts";
 import type { MessageGraph } from "../dsl/graph.ts";
 import type { TaskState } from "../dsl/result.ts";
-import { ResultLogEncoder, replayResultLog } from "./result-log.ts";
+import { logEntry, ResultLogEncoder, replayResultLog, type LogEntry } from "./result-log.ts";
 import {
   MemoryResultStore,
   type FinalOutcome,
@@ -33,8 +33,30 @@ export interface DurableResultStoreOptions extends MemoryResultStoreOptions {
   readonly log?: (message: string) => void;
 }
 
-/** Writes between two looks at the log's size (a look is cheap; this keeps it off every write). */
-const COMPACTION_CHECK_EVERY = 1_024;
+/** A result can be as large as a frame (16 MiB): its entry must still fit in a record. */
+const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+
+/** The answers to the writes gathered for one hand-over to the log. */
+class Batch {
+  readonly promise: Promise<void>;
+  resolve!: () => void;
+  reject!: (error: unknown) => void;
+
+  constructor() {
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // A write nobody waits for (a state sent without a reply) must not leave an unhandled rejection.
+    this.promise.catch(() => undefined);
+  }
+}
+
+/**
+ * A write waiting for its hand-over: the id of a task whose record (as it is
+ * then) is to be logged, or an entry of workflow bookkeeping.
+ */
+type Change = string | LogEntry;
 
 /**
  * A result store that survives a crash of its process: a MemoryResultStore
@@ -49,7 +71,10 @@ const COMPACTION_CHECK_EVERY = 1_024;
  *
  * Writes change the store at once, as in memory; what waits for the disk is
  * every answer, reads and pushes to waiters included, so nobody acts on a
- * state that a crash could take back.
+ * state that a crash could take back. Writes are handed to the log one batch
+ * at a time, a batch gathering while the one before is written and fsynced,
+ * and a task's record is encoded at the hand-over: the states a task goes
+ * through within one batch (PENDING, STARTED, SUCCESS) cost one entry.
  *
  * @example
  * const results = await DurableResultStore.open("./data/results");
@@ -58,10 +83,16 @@ const COMPACTION_CHECK_EVERY = 1_024;
  * await results.close();
  */
 export class DurableResultStore implements ResultStore {
-  private readonly records = new ResultLogEncoder();
-  /** The append of the last write: the log makes appends durable in order, so every answer waits for this one. */
-  private lastWrite: Promise<void> | undefined;
-  private writesSinceCheck = 0;
+  private readonly encoder = new ResultLogEncoder();
+  /** Writes since the last hand-over, in order; a task's id is one key however often it was written. */
+  private readonly changes = new Map<string, Change>();
+  private nextChange = 0;
+  /** The answers waiting for `changes`. */
+  private gathering: Batch | undefined;
+  /** The hand-over being written: settles once its batch is durable (or has failed). */
+  private writing: Promise<void> | undefined;
+  /** Why the log failed, if it did: every answer from then on fails with it. */
+  private failure: unknown;
   private compactedSize: number;
   private compacting: Promise<void> | undefined;
 
@@ -93,6 +124,7 @@ export class DurableResultStore implements ResultStore {
       const opened = await DurableLog.open(dir, {
         ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
         ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
+        maxRecordBytes: MAX_RECORD_BYTES,
         onCorruption: (info) => say(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
       });
       log = opened.log;
@@ -118,17 +150,13 @@ export class DurableResultStore implements ResultStore {
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> {
     this.memory.setState(id, task, state, details);
-    const record = this.memory.peek(id);
-    // A final record is left as it was: nothing to log.
-    if (record !== undefined && record.state === state) this.append(this.records.record(record));
-    return this.settled(undefined);
+    // A final record is left as it was: nothing to log, only wait as any answer does.
+    return this.memory.peek(id)?.state === state ? this.record(id) : this.settled(undefined);
   }
 
   complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
     const first = this.memory.complete(id, task, outcome);
-    const record = first ? this.memory.peek(id) : undefined;
-    if (record !== undefined) this.append(this.records.record(record));
-    return this.settled(first);
+    return (first ? this.record(id) : this.settled(undefined)).then(() => first);
   }
 
   get(id: string): Promise<ResultRecord | undefined> {
@@ -136,20 +164,19 @@ export class DurableResultStore implements ResultStore {
   }
 
   waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord> {
-    // The write that finishes the task has been appended by the time its waiters run: wait for it to be durable.
+    // The write that finishes the task is gathered by the time its waiters run: wait for it to be durable.
     return this.memory.waitFinal(id, timeoutMs, onTimeout).then((record) => this.settled(record));
   }
 
   forget(id: string): Promise<void> {
     void this.memory.forget(id);
-    this.append(this.records.forget(id));
-    return this.settled(undefined);
+    // Logged as the record's absence at the hand-over (a write after the forget is logged instead).
+    return this.record(id);
   }
 
   saveGraph(graph: MessageGraph): Promise<void> {
     void this.memory.saveGraph(graph);
-    this.append(this.records.graph(graph, this.now()));
-    return this.settled(undefined);
+    return this.write(logEntry.graph(graph, this.now()));
   }
 
   graph(id: string): Promise<MessageGraph | undefined> {
@@ -159,21 +186,20 @@ export class DurableResultStore implements ResultStore {
   arrive(key: string, member: number): Promise<number> {
     // Applied by the call itself; the promise only carries the count.
     const arrived = this.memory.arrive(key, member);
-    this.append(this.records.arrive(key, [member], this.now()));
-    return arrived.then((count) => this.settled(count));
+    const written = this.write(logEntry.arrive(key, [member], this.now()));
+    return arrived.then((count) => written.then(() => count));
   }
 
   claim(key: string): Promise<boolean> {
     // Logged whether or not it is the first: the replay applies the same rule, in the same order.
     const first = this.memory.claim(key);
-    this.append(this.records.claim(key, this.now()));
-    return first.then((claimed) => this.settled(claimed));
+    const written = this.write(logEntry.claim(key, this.now()));
+    return first.then((claimed) => written.then(() => claimed));
   }
 
   release(key: string): Promise<void> {
     void this.memory.release(key);
-    this.append(this.records.release(key));
-    return this.settled(undefined);
+    return this.write(logEntry.release(key));
   }
 
   /**
@@ -199,8 +225,9 @@ export class DurableResultStore implements ResultStore {
     return this.compacting;
   }
 
-  /** Flush the log and close it; waiters are dropped. */
+  /** Write what is gathered, flush the log and close it; waiters are dropped. */
   async close(): Promise<void> {
+    while (this.gathering !== undefined || this.writing !== undefined) await (this.writing ?? this.gathering?.promise)?.catch(() => undefined);
     await this.compacting;
     await this.memory.close();
     try {
@@ -212,26 +239,71 @@ export class DurableResultStore implements ResultStore {
 
   /** The records that rebuild the store as it is now (taken at once: writes made after it follow it in the log). */
   private snapshot(): Uint8Array[] {
-    const live: Uint8Array[] = [];
-    for (const entry of this.memory.contents()) live.push(this.records.entry(entry));
-    return live;
+    const entries: LogEntry[] = [];
+    for (const entry of this.memory.contents()) entries.push(logEntry.of(entry));
+    return this.encoder.encode(entries);
   }
 
-  private append(bytes: Uint8Array): void {
-    const write = this.log.append(bytes);
-    // A failed append fails every answer that waits for it (see settled); the log is unusable from then on.
-    write.catch(() => undefined);
-    this.lastWrite = write;
-    if (++this.writesSinceCheck >= COMPACTION_CHECK_EVERY) {
-      this.writesSinceCheck = 0;
-      const threshold = Math.max(this.options.compactAtBytes ?? 64 * 1024 * 1024, this.compactedSize * 4);
-      if (this.compacting === undefined && this.log.size >= threshold) void this.compact();
+  /** Log task `id`'s record as it is at the next hand-over. */
+  private record(id: string): Promise<void> {
+    // Keyed by id: a task written again before the hand-over keeps its one place.
+    this.changes.set(`r${id}`, id);
+    return this.gather();
+  }
+
+  private write(entry: LogEntry): Promise<void> {
+    this.changes.set(`w${this.nextChange++}`, entry);
+    return this.gather();
+  }
+
+  /** The batch the latest write belongs to; handed over at once if the log is idle, else when it is. */
+  private gather(): Promise<void> {
+    if (this.gathering === undefined) {
+      this.gathering = new Batch();
+      // A microtask, not at once: the writes of one event-loop turn share the hand-over.
+      if (this.writing === undefined) queueMicrotask(() => this.handOver());
     }
+    return this.gathering.promise;
+  }
+
+  private handOver(): void {
+    const batch = this.gathering;
+    if (batch === undefined) return;
+    this.gathering = undefined;
+    const entries: LogEntry[] = [];
+    for (const change of this.changes.values()) {
+      if (typeof change !== "string") entries.push(change);
+      else {
+        const record = this.memory.peek(change);
+        entries.push(record === undefined ? logEntry.forget(change) : logEntry.record(record));
+      }
+    }
+    this.changes.clear();
+    this.writing = this.log.appendMany(this.encoder.encode(entries)).then(
+      () => {
+        batch.resolve();
+        this.afterWrite();
+      },
+      (error: unknown) => {
+        // The log is unusable from now on: every later answer fails with it too.
+        this.failure ??= error;
+        batch.reject(error);
+        this.afterWrite();
+      },
+    );
+  }
+
+  private afterWrite(): void {
+    this.writing = undefined;
+    const threshold = Math.max(this.options.compactAtBytes ?? 64 * 1024 * 1024, this.compactedSize * 4);
+    if (this.compacting === undefined && this.log.size >= threshold) void this.compact();
+    if (this.gathering !== undefined) this.handOver();
   }
 
   /** `value` once every write made so far is durable. */
   private settled<T>(value: T): Promise<T> {
-    const write = this.lastWrite;
-    return write === undefined ? Promise.resolve(value) : write.then(() => value);
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const pending = this.gathering?.promise ?? this.writing;
+    return pending === undefined ? Promise.resolve(value) : pending.then(() => value);
   }
 }

@@ -4,16 +4,17 @@ import type { RemoteErrorInfo, TaskState } from "../dsl/result.ts";
 import type { ResultRecord, StoreEntry } from "./result-store.ts";
 
 /**
- * The records a durable result store appends to its log, one small msgpack
- * array per write, and the replay that folds them back into store entries.
+ * The log of a durable result store: each log record is a msgpack array of
+ * entries, the writes one group commit carries, and the replay folds the
+ * entries back into store entries.
  *
- * A task's record is logged as what the write left (the whole record), not as
- * the call: replaying it never depends on what the store held before, so a
- * record the store had evicted or expired comes back exactly as it was last
- * written, and a final state logged once is only ever replaced by a record
- * that was also written live. Workflow bookkeeping (graphs, join arrivals,
- * claims) is logged as the call with its time, and the replay applies the
- * same rules as the in-memory store, expiry included.
+ * A task's entry is what the writes left (the whole record), not the calls:
+ * replaying it never depends on what the store held before, so a record the
+ * store had evicted or expired comes back exactly as it was last written,
+ * and a final state logged once is only ever replaced by a record that was
+ * also written live. Workflow bookkeeping (graphs, join arrivals, claims) is
+ * logged as the call with its time, and the replay applies the same rules as
+ * the in-memory store, expiry included.
  */
 const Kind = {
   Record: 1,
@@ -26,7 +27,8 @@ const Kind = {
 
 type Nullable<T> = T | null;
 
-type LogRecord =
+/** One write, as logged. */
+export type LogEntry =
   | [
       typeof Kind.Record,
       id: string,
@@ -45,63 +47,72 @@ type LogRecord =
   | [typeof Kind.Claim, key: string, at: number]
   | [typeof Kind.Release, key: string];
 
+/** The entries of each kind of write. */
+export const logEntry = {
+  record: (record: ResultRecord): LogEntry => [
+    Kind.Record,
+    record.id,
+    record.task,
+    record.state,
+    record.retries,
+    record.updatedAt,
+    record.workflow ?? null,
+    record.node ?? null,
+    record.value ?? null,
+    record.error ?? null,
+  ],
+  forget: (id: string): LogEntry => [Kind.Forget, id],
+  graph: (graph: MessageGraph, at: number): LogEntry => [Kind.Graph, graph, at],
+  arrive: (key: string, members: readonly number[], at: number): LogEntry => [Kind.Arrive, key, members, at],
+  claim: (key: string, at: number): LogEntry => [Kind.Claim, key, at],
+  release: (key: string): LogEntry => [Kind.Release, key],
+  /** The entry that puts `entry` back (what a compaction writes). */
+  of: (entry: StoreEntry): LogEntry => {
+    switch (entry.kind) {
+      case "record":
+        return logEntry.record(entry.record);
+      case "graph":
+        return logEntry.graph(entry.graph, entry.at);
+      case "join":
+        return logEntry.arrive(entry.key, entry.members, entry.at);
+      case "claim":
+        return logEntry.claim(entry.key, entry.at);
+    }
+  },
+};
+
+/** A log record holds entries up to about this many bytes (a larger single entry gets a record of its own). */
+const RECORD_BYTES = 1024 * 1024;
+
 /**
- * Encodes log records; one per store, reused (each call returns bytes of its own).
+ * Encodes entries into log records; one per store, reused.
  *
  * @example
- * const records = new ResultLogEncoder();
- * await log.append(records.claim("wf:sent:2", Date.now()));
+ * const encoder = new ResultLogEncoder();
+ * await log.appendMany(encoder.encode([logEntry.claim("wf:sent:2", Date.now())]));
  */
 export class ResultLogEncoder {
   // Fields left undefined are left out, as on the wire, so a graph reads back exactly as it was saved.
   private readonly encoder = new Encoder({ ignoreUndefined: true });
 
-  record(record: ResultRecord): Uint8Array {
-    return this.encode([
-      Kind.Record,
-      record.id,
-      record.task,
-      record.state,
-      record.retries,
-      record.updatedAt,
-      record.workflow ?? null,
-      record.node ?? null,
-      record.value ?? null,
-      record.error ?? null,
-    ]);
-  }
-  forget(id: string): Uint8Array {
-    return this.encode([Kind.Forget, id]);
-  }
-  graph(graph: MessageGraph, at: number): Uint8Array {
-    return this.encode([Kind.Graph, graph, at]);
-  }
-  arrive(key: string, members: readonly number[], at: number): Uint8Array {
-    return this.encode([Kind.Arrive, key, members, at]);
-  }
-  claim(key: string, at: number): Uint8Array {
-    return this.encode([Kind.Claim, key, at]);
-  }
-  release(key: string): Uint8Array {
-    return this.encode([Kind.Release, key]);
-  }
-
-  /** The record that puts `entry` back (what a compaction writes). */
-  entry(entry: StoreEntry): Uint8Array {
-    switch (entry.kind) {
-      case "record":
-        return this.record(entry.record);
-      case "graph":
-        return this.graph(entry.graph, entry.at);
-      case "join":
-        return this.arrive(entry.key, entry.members, entry.at);
-      case "claim":
-        return this.claim(entry.key, entry.at);
+  /** `entries` as log records, in order, each about RECORD_BYTES at most. */
+  encode(entries: readonly LogEntry[]): Uint8Array[] {
+    const records: Uint8Array[] = [];
+    let from = 0;
+    let bytes = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i];
+      // A rough size: what dominates is a result's value; everything else is small.
+      const size = 64 + (entry[0] === Kind.Record && entry[8] !== null ? entry[8].length : 0);
+      if (i > from && bytes + size > RECORD_BYTES) {
+        records.push(this.encoder.encode(entries.slice(from, i)));
+        from = i;
+        bytes = 0;
+      }
+      bytes += size;
     }
-  }
-
-  private encode(record: LogRecord): Uint8Array {
-    return this.encoder.encode(record);
+    if (from < entries.length) records.push(this.encoder.encode(from === 0 ? entries : entries.slice(from)));
+    return records;
   }
 }
 
@@ -113,7 +124,7 @@ export interface ResultLogSummary {
   readonly claims: number;
 }
 
-const recordOf = (r: Extract<LogRecord, { 0: typeof Kind.Record }>): ResultRecord => {
+const recordOf = (r: Extract<LogEntry, { 0: typeof Kind.Record }>): ResultRecord => {
   const [, id, task, state, retries, updatedAt, workflow, node, value, error] = r;
   if (typeof id !== "string" || typeof task !== "string" || typeof state !== "string" || typeof updatedAt !== "number") {
     throw new TypeError("a task record needs an id, a task, a state and a time");
@@ -152,9 +163,18 @@ export const replayResultLog = (
   const claims = new Map<string, number>();
   const expired = (at: number, by: number) => by - at > ttlMs;
   for (let i = 0; i < records.length; i++) {
+    let entries: LogEntry[];
     try {
       // A copy: what is decoded (a result's bytes) must not hold on to the whole segment read at start.
-      const record = decoder.decode(records[i].slice()) as LogRecord;
+      entries = decoder.decode(records[i].slice()) as LogEntry[];
+      if (!Array.isArray(entries)) throw new TypeError("not an array of entries");
+    } catch (error) {
+      report(`record ${i} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+      continue;
+    }
+    for (let j = 0; j < entries.length; j++) {
+      const record = entries[j];
+      try {
       if (!Array.isArray(record)) throw new TypeError("not an array");
       switch (record[0]) {
         case Kind.Record: {
@@ -192,10 +212,11 @@ export const replayResultLog = (
           claims.delete(record[1]);
           break;
         default:
-          report(`record ${i}: unknown kind ${String((record as unknown[])[0])}`);
+          report(`record ${i}, entry ${j}: unknown kind ${String((record as unknown[])[0])}`);
       }
-    } catch (error) {
-      report(`record ${i} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+      } catch (error) {
+        report(`record ${i}, entry ${j} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+      }
     }
   }
   const entries: StoreEntry[] = [];
