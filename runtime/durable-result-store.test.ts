@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { decode } from "@msgpack/msgpack";
-import { appendFile, readdir, stat, truncate } from "node:fs/promises";
+import { appendFile, mkdir, readdir, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { DataDirLockedError } from "../broker/data-dir-lock.ts";
 import { DurableLog } from "../broker/durable-log.ts";
 import { tempDir } from "../broker/node-test-support.ts";
 import type { MessageGraph } from "../dsl/graph.ts";
@@ -224,6 +225,22 @@ describe("DurableResultStore", () => {
       const lines = f.logs.length;
       await f.open();
       assert.ok(!f.logs.slice(lines).some((line) => line.includes("corrupted")), f.logs.slice(lines).join("\n"));
+    } finally {
+      await f.done();
+    }
+  });
+
+  it("refuses a directory another live process holds, naming the directory and the process", async () => {
+    const f = await fixture();
+    try {
+      await mkdir(f.path, { recursive: true });
+      // The test runner's parent stands for a node that is still running on this directory.
+      await writeFile(join(f.path, "LOCK"), String(process.ppid));
+      await assert.rejects(f.open(), (error: unknown) => {
+        assert.ok(error instanceof DataDirLockedError);
+        assert.match(error.message, new RegExp(`data directory .*results is in use by process ${process.ppid}: run one node per data directory`));
+        return true;
+      });
     } finally {
       await f.done();
     }
