@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DataDirLockedError } from "../broker/data-dir-lock.ts";
 import { DurableLog } from "../broker/durable-log.ts";
+import { openSegmentFile, type OpenSegment } from "../broker/segment-file.ts";
 import { tempDir } from "../broker/node-test-support.ts";
 import type { MessageGraph } from "../dsl/graph.ts";
 import { DurableResultStore, type DurableResultStoreOptions } from "./durable-result-store.ts";
@@ -225,6 +226,31 @@ describe("DurableResultStore", () => {
       const lines = f.logs.length;
       await f.open();
       assert.ok(!f.logs.slice(lines).some((line) => line.includes("corrupted")), f.logs.slice(lines).join("\n"));
+    } finally {
+      await f.done();
+    }
+  });
+
+  it("fails the answer to a write the disk refused, and every answer after it, naming the failure", async () => {
+    const f = await fixture();
+    let failing = false;
+    const openSegment: OpenSegment = async (path) => {
+      const file = await openSegmentFile(path);
+      return {
+        write: (data, position) => file.write(data, position),
+        datasync: () => (failing ? Promise.reject(Object.assign(new Error("EIO: i/o error"), { code: "EIO" })) : file.datasync()),
+        truncate: (length) => file.truncate(length),
+        close: () => file.close(),
+      };
+    };
+    try {
+      const store = await DurableResultStore.open(f.path, { log: () => {} }, { openSegment });
+      await store.complete("before", "add", { state: "SUCCESS", value: bytes("1") });
+      failing = true;
+      await assert.rejects(store.complete("refused", "add", { state: "SUCCESS", value: bytes("2") }), /fsync.*EIO/);
+      await assert.rejects(store.get("before"), /fsync.*EIO/, "a read after the failure must not answer as if all were well");
+      await assert.rejects(store.claim("later"), /EIO|unusable/);
+      await store.close().catch(() => undefined);
     } finally {
       await f.done();
     }

@@ -1,5 +1,5 @@
 import { lockDataDir } from "../broker/data-dir-lock.ts";
-import { DurableLog, type DurableLogOptions } from "../broker/durable-log.ts";
+import { openDurableLog, type DurableLog, type DurableLogInternals, type DurableLogOptions } from "../broker/durable-log.ts";
 import type { MessageGraph } from "../dsl/graph.ts";
 import type { TaskState } from "../dsl/result.ts";
 import { logEntry, ResultLogEncoder, replayResultLog, type LogEntry } from "./result-log.ts";
@@ -112,21 +112,24 @@ export class DurableResultStore implements ResultStore {
    * the log (a torn or corrupted tail is reported and cut away, the records
    * before it kept), put back what it holds, then compact it.
    *
+   * `internals` are the log's test seams (a failing disk).
+   *
    * @example
    * const results = await DurableResultStore.open(join(dataDir, "results"), { log: (m) => console.error(m) });
    */
-  static async open(dir: string, options: DurableResultStoreOptions = {}): Promise<DurableResultStore> {
+  static async open(dir: string, options: DurableResultStoreOptions = {}, internals: DurableLogInternals = {}): Promise<DurableResultStore> {
     const say = options.log ?? ((message: string) => console.error(`celerity results: ${message}`));
     const now = options.now ?? Date.now;
     const lock = lockDataDir(dir);
     let log: DurableLog | undefined;
     try {
-      const opened = await DurableLog.open(dir, {
+      const logOptions: DurableLogOptions = {
         ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
         ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
         maxRecordBytes: MAX_RECORD_BYTES,
         onCorruption: (info) => say(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
-      });
+      };
+      const opened = await openDurableLog(dir, logOptions, internals);
       log = opened.log;
       const memory = new MemoryResultStore({ ...options, now });
       const ttl = options.ttlMs ?? 24 * 60 * 60 * 1000;
