@@ -115,7 +115,7 @@ const fixture = async (config: Config, profileDir?: string): Promise<Fixture> =>
 };
 
 /** What node and worker say when all goes well; anything else they wrote is shown after the scenario. */
-const ROUTINE = /recovered \d+ messages|listening on|consuming with concurrency|stopping|stopped|closed: the client closed the connection|SIGTERM received/;
+const ROUTINE = /recovered \d+ (messages|task results)|listening on|consuming with concurrency|stopping|stopped|closed: the client closed the connection|SIGTERM received/;
 
 const showUnexpected = (who: string, child: Child) => {
   const lines = child.output().split("\n").filter((line) => line.trim() !== "" && !ROUTINE.test(line));

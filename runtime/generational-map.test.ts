@@ -67,4 +67,13 @@ describe("GenerationalMap.add and touch", () => {
     assert.equal(map.get("a"), 1);
     assert.equal(map.get("b"), undefined);
   });
+
+  it("lists its values least recently written first", () => {
+    const map = new GenerationalMap<string, number>(4);
+    map.set("a", 1);
+    map.set("b", 2);
+    map.set("c", 3); // a, b old
+    map.set("a", 10); // written again: young, after c
+    assert.deepEqual([...map.values()], [2, 3, 10]);
+  });
 });

@@ -64,6 +64,12 @@ export class GenerationalMap<K, V> {
     return this.old.delete(key) || inYoung;
   }
 
+  /** Every value, the least recently written first (the old generation, then the young). */
+  *values(): IterableIterator<V> {
+    yield* this.old.values();
+    yield* this.young.values();
+  }
+
   clear(): void {
     this.young.clear();
     this.old.clear();

@@ -1,17 +1,18 @@
 import type { BrokerNode } from "../broker/node-server.ts";
 import type { MessageGraph } from "../dsl/graph.ts";
 import type { TaskState } from "../dsl/result.ts";
-import { MemoryResultStore, type FinalOutcome, type ResultRecord, type StateDetails } from "./result-store.ts";
+import { MemoryResultStore, type FinalOutcome, type ResultRecord, type ResultStore, type StateDetails } from "./result-store.ts";
 
 /**
  * The result store a broker node serves to every process connected to it
- * (ops `results.*`): a MemoryResultStore on the node, and a push (Notify
+ * (ops `results.*`): a MemoryResultStore on the node (a DurableResultStore
+ * when the node has a data directory), and a push (Notify
  * frame, topic "result") to each connection waiting for a task to finish,
  * so a `get()` from any process wakes on the write, never by polling.
  */
 export const RESULT_TOPIC = "result";
 
-export const serveResults = (node: BrokerNode, store: MemoryResultStore = new MemoryResultStore()): MemoryResultStore => {
+export const serveResults = <S extends ResultStore = MemoryResultStore>(node: BrokerNode, store: S = new MemoryResultStore() as ResultStore as S): S => {
   node.serve("results", (op, args, connection) => {
     switch (op) {
       case "setState":

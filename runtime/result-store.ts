@@ -73,6 +73,17 @@ export interface MemoryResultStoreOptions {
   readonly now?: () => number;
 }
 
+/**
+ * One thing a MemoryResultStore holds, with the time it was written: what a
+ * durable store (see durable-result-store.ts) compacts its log to and puts
+ * back after a restart.
+ */
+export type StoreEntry =
+  | { readonly kind: "record"; readonly record: ResultRecord }
+  | { readonly kind: "graph"; readonly graph: MessageGraph; readonly at: number }
+  | { readonly kind: "join"; readonly key: string; readonly members: readonly number[]; readonly at: number }
+  | { readonly kind: "claim"; readonly key: string; readonly at: number };
+
 /** The store's own, mutable copy of a record; readers get snapshots. */
 type StoredRecord = { -readonly [K in keyof ResultRecord]: ResultRecord[K] };
 
@@ -196,5 +207,37 @@ export class MemoryResultStore implements ResultStore {
   close(): Promise<void> {
     this.waiters.clear();
     return Promise.resolve();
+  }
+
+  /** The record of `id` as it is now, without waiting a turn (a durable store logs what a write left). */
+  peek(id: string): ResultRecord | undefined {
+    return this.fresh(this.records.get(id));
+  }
+
+  /** Everything held that has not expired, with its write time; records and bookkeeping each least recently written first. */
+  *contents(): IterableIterator<StoreEntry> {
+    const now = this.now();
+    for (const record of this.records.values()) if (now - record.updatedAt <= this.ttl) yield { kind: "record", record };
+    // The caches know how long an entry has left, so its write time is ttl - remaining before now.
+    const at = (cache: { getRemainingTTL(key: string): number }, key: string) => now - (this.ttl - cache.getRemainingTTL(key));
+    for (const [id, graph] of this.graphs.rentries() as IterableIterator<[string, MessageGraph]>) yield { kind: "graph", graph, at: at(this.graphs, id) };
+    for (const [key, members] of this.joins.rentries() as IterableIterator<[string, Set<number>]>) yield { kind: "join", key, members: [...members], at: at(this.joins, key) };
+    for (const key of this.counters.rkeys()) yield { kind: "claim", key, at: at(this.counters, key) };
+  }
+
+  /** Put back an entry of `contents()` as written at its time: it expires when it would have (at once if it has). Oldest first. */
+  restore(entry: StoreEntry): void {
+    const left = this.ttl - (this.now() - (entry.kind === "record" ? entry.record.updatedAt : entry.at));
+    if (left <= 0) return;
+    switch (entry.kind) {
+      case "record":
+        return this.records.set(entry.record.id, { ...entry.record });
+      case "graph":
+        return void this.graphs.set(entry.graph.id, entry.graph, { ttl: left });
+      case "join":
+        return void this.joins.set(entry.key, new Set(entry.members), { ttl: left });
+      case "claim":
+        return void this.counters.set(entry.key, 1, { ttl: left });
+    }
   }
 }

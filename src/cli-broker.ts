@@ -1,18 +1,23 @@
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BrokerNode, DEFAULT_NODE_PORT } from "../broker/node-server.ts";
+import { DurableResultStore } from "../runtime/durable-result-store.ts";
 import { serveResults } from "../runtime/result-service.ts";
 import { serveRateLimits } from "../runtime/rate-limit-service.ts";
+import { MemoryResultStore } from "../runtime/result-store.ts";
 
 export const BROKER_HELP = `celerity broker: run a standalone broker node
 
 Options:
   --port <n>          TCP port (default ${DEFAULT_NODE_PORT}; 0 picks a free one)
   --host <addr>       address to listen on (default 127.0.0.1)
-  --data-dir <dir>    keep messages in a durable log there (default: memory only)
+  --data-dir <dir>    keep messages, task results and workflow state in durable
+                      logs there (default: memory only)
   --fsync <policy>    "always" (default: fsync before every confirm, group commit)
                       or "interval:<ms>" (faster; may lose <ms> of confirmed
-                      messages on power loss, see docs/broker-node.md)
+                      messages and stored results on power loss, see
+                      docs/broker-node.md)
   --token-file <f>    clients must present the token in this file
                       (or set CELERITY_TOKEN)
   --max-messages <n>  past this many messages held, hold back publish
@@ -45,15 +50,25 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     throw new Error(`--max-messages must be a positive integer, got '${values["max-messages"]}'`);
   }
   const token = values["token-file"] !== undefined ? readFileSync(values["token-file"], "utf8").trim() : process.env.CELERITY_TOKEN;
+  const dataDir = values["data-dir"];
+  const fsync = values.fsync !== undefined ? { fsync: parseFsync(values.fsync) } : {};
+  // Opened before the node listens, so no client ever finds the results ops missing; its own lock guards it meanwhile.
+  const results =
+    dataDir === undefined
+      ? new MemoryResultStore()
+      : await DurableResultStore.open(join(dataDir, "results"), { ...fsync, log: (message) => console.error(`celerity broker: results: ${message}`) });
   const node = await BrokerNode.start({
     port,
     ...(values.host !== undefined ? { host: values.host } : {}),
-    ...(values["data-dir"] !== undefined ? { dataDir: values["data-dir"] } : {}),
-    ...(values.fsync !== undefined ? { fsync: parseFsync(values.fsync) } : {}),
+    ...(dataDir !== undefined ? { dataDir } : {}),
+    ...fsync,
     ...(token !== undefined && token !== "" ? { token } : {}),
     ...(maxMessages !== undefined ? { maxMessages } : {}),
+  }).catch(async (error: unknown) => {
+    await results.close();
+    throw error;
   });
-  serveResults(node);
+  serveResults(node, results);
   serveRateLimits(node);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -64,6 +79,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
   await node.stop();
+  await results.close();
   return 0;
 };
 

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +22,7 @@ import { ConnectionLostError } from "../broker/node-client.ts";
 import { BrokerNode } from "../broker/node-server.ts";
 import { NodeTransport } from "../broker/node-transport.ts";
 import type { Consumer } from "../broker/transport.ts";
+import { chain, chord } from "../dsl/combinators.ts";
 import { createApp, type App } from "../runtime/app.ts";
 import { serveResults } from "../runtime/result-service.ts";
 
@@ -860,6 +861,51 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
         await workerApp.broker.stats("celery");
         const { unacked } = await producer.broker.stats("celery");
         assert.equal(unacked, 0, `the node still counts ${unacked} of the tasks the worker ran as unacked: their acks were dropped`);
+      } finally {
+        await scope.close();
+      }
+    },
+  );
+});
+
+describe("durable results across a node crash", { concurrency: false }, () => {
+  it(
+    "a chain and a chord in flight when the node is killed with SIGKILL finish with the right result after it restarts, and a result stored before the crash is still there",
+    { timeout: 90_000 },
+    async () => {
+      const scope = new Scope();
+      try {
+        const dataDir = scope.tempDir();
+        const gate = join(scope.tempDir(), "gate");
+        const broker = await startBroker(scope, "broker", { dataDir });
+        const port = Number(/:(\d+)$/.exec(broker.url)?.[1]);
+        const worker = await startWorker(scope, "w1", broker.url, ["--concurrency", "4"]);
+        const logs: string[] = [];
+        const producer = producerApp(scope, broker.url, logs);
+        // The producer's own definitions only give the signatures their types; the worker process runs them.
+        const add = producer.task("fault.add", (a: number, b: number) => a + b);
+        const tsum = producer.task("fault.tsum", (xs: number[]) => xs.reduce((sum, x) => sum + x, 0));
+        const waitFile = producer.task("fault.wait-file", (value: number, _path: string) => value);
+        const detail = tails(broker.child, worker);
+
+        const before = await producer.sendTask<string>("fault.echo", ["before the crash"]);
+        assert.equal(await within(before.get({ timeout: 10_000 }), 12_000, "the task before the crash", detail), `before the crash from pid ${worker.pid}`);
+
+        const chained = await chain(add.s(1, 2), waitFile.s(gate), add.s(10)).apply();
+        const chorded = await chord([add.s(1, 1), waitFile.s(5, gate)], tsum.s()).apply();
+        // Both waiting steps are running: the chain's first step is done and its graph, like the chord's, is stored.
+        await within(Promise.all([worker.waitFor("stdout", /^waiting 3$/), worker.waitFor("stdout", /^waiting 5$/)]), 15_000, "both workflows to reach their waiting step", detail);
+
+        assert.equal((await broker.child.kill("SIGKILL")).signal, "SIGKILL");
+        writeFileSync(gate, "");
+        const restarted = await startBroker(scope, "broker-restarted", { dataDir, port });
+        const after = tails(restarted.child, worker);
+        assert.equal(await within(chained.get({ timeout: 30_000 }), 32_000, "the chain to finish after the restart", after), 13);
+        assert.equal(await within(chorded.get({ timeout: 30_000 }), 32_000, "the chord to finish after the restart", after), 7);
+        // A process that connects only now reads the result stored before the crash.
+        const reader = producerApp(scope, restarted.url, logs);
+        assert.equal(await within(reader.result<string>(before.id).get({ timeout: 10_000 }), 12_000, "the result stored before the crash", after), `before the crash from pid ${worker.pid}`);
+        assert.match(restarted.child.output.map(({ line }) => line).join("\n"), /results: recovered \d+ task results, 2 workflow graphs/);
       } finally {
         await scope.close();
       }
