@@ -19,6 +19,7 @@ import { Task, type HandlerResult, type TaskContext, type TaskDefinition, type T
 import { Worker, type StopOptions, type WorkerOptions } from "./worker.ts";
 import { WorkflowExecutor } from "./workflow.ts";
 import { TaskCompletion } from "./task-completion.ts";
+import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
 
 /**
  * The app: a registry of tasks bound to a broker and a result store. With no
@@ -38,6 +39,8 @@ export interface AppOptions {
   readonly results?: ResultStore;
   /** Where the runtime reports messages it had to reject or requeue. Default: console.error. */
   readonly log?: (message: string) => void;
+  /** Sign what this app publishes and run only what trusted keys signed (docs/security.md). */
+  readonly signing?: SigningOptions;
 }
 
 export interface App {
@@ -80,7 +83,8 @@ const connectBroker = (options: AppOptions, log: (message: string) => void): { b
 
 export const createApp = (options: AppOptions = {}): App => {
   const log = options.log ?? ((message: string) => console.error(message));
-  const { broker, results } = connectBroker(options, log);
+  const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
+  const { broker, results } = signed === undefined ? connectBroker(options, log) : signed(connectBroker(options, log), log);
   const codec = new Codec();
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];

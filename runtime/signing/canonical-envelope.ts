@@ -1,0 +1,117 @@
+import type { Envelope, HeaderValue } from "../../broker/envelope.ts";
+
+/**
+ * The bytes a signature covers: every field of an envelope, in one
+ * unambiguous encoding. That is the routing fields (id, exchange, routing
+ * key, priority, eta, expires), every header (task, retries, workflow and
+ * node, expires, the signing time...) and the body, so a broker that
+ * re-targets, re-times or re-prioritizes a signed message breaks its
+ * signature. Only the signature headers themselves (`sig.key`, `sig.root`,
+ * `sig.proof`) are left out, since they are what is computed from these bytes.
+ *
+ * Layout (all lengths u32 big-endian, numbers float64 big-endian):
+ *   "celerity/envelope/1" 0x00
+ *   str id, str exchange, str routingKey, f64 priority,
+ *   opt eta, opt expires                 (opt: 0x00 absent | 0x01 f64)
+ *   u32 header count, then per header in code-unit order of its key:
+ *     str key, then 0x73 str | 0x6e f64 | 0x74 (true) | 0x66 (false)
+ *   u32 body length, body
+ * A header whose value is null or undefined counts as absent: msgpack on the
+ * wire turns one into the other.
+ */
+export const SIGNATURE_HEADERS: ReadonlySet<string> = new Set(["sig.key", "sig.root", "sig.proof"]);
+
+const MAGIC = Buffer.from("celerity/envelope/1\0", "latin1");
+
+// One growable buffer reused across calls: encoding runs once per message on
+// both the publishing and the verifying side, and is synchronous.
+let scratch = Buffer.allocUnsafe(4096);
+let at = 0;
+
+const ensure = (n: number): void => {
+  if (at + n <= scratch.length) return;
+  const bigger = Buffer.allocUnsafe(Math.max(scratch.length * 2, at + n));
+  scratch.copy(bigger, 0, 0, at);
+  scratch = bigger;
+};
+
+const u32 = (n: number): void => {
+  ensure(4);
+  scratch.writeUInt32BE(n, at);
+  at += 4;
+};
+
+const f64 = (n: number): void => {
+  ensure(8);
+  scratch.writeDoubleBE(n, at);
+  at += 8;
+};
+
+const byte = (b: number): void => {
+  ensure(1);
+  scratch[at++] = b;
+};
+
+const str = (s: string): void => {
+  const max = s.length * 3;
+  ensure(4 + max);
+  const written = scratch.write(s, at + 4, "utf8");
+  scratch.writeUInt32BE(written, at);
+  at += 4 + written;
+};
+
+const opt = (n: number | undefined | null): void => {
+  if (n === undefined || n === null) return byte(0);
+  byte(1);
+  f64(n);
+};
+
+const value = (v: HeaderValue): void => {
+  if (typeof v === "string") {
+    byte(0x73);
+    str(v);
+  } else if (typeof v === "number") {
+    byte(0x6e);
+    f64(v);
+  } else if (v === true) byte(0x74);
+  else if (v === false) byte(0x66);
+  else throw new TypeError(`header value of type ${typeof v} cannot be signed`);
+};
+
+const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The canonical bytes of `envelope`, with `extra` headers treated as if they
+ * were in it (the publisher adds `sig.at` without copying the headers twice).
+ * The returned buffer is a view of shared scratch space: hash it before the next call.
+ */
+export const canonicalBytes = (envelope: Envelope, extra?: Readonly<Record<string, HeaderValue>>): Buffer => {
+  at = 0;
+  ensure(MAGIC.length);
+  MAGIC.copy(scratch, 0);
+  at = MAGIC.length;
+  str(envelope.id);
+  str(envelope.exchange);
+  str(envelope.routingKey);
+  f64(envelope.priority);
+  opt(envelope.eta);
+  opt(envelope.expires);
+  const headers = extra === undefined ? envelope.headers : { ...envelope.headers, ...extra };
+  const keys: string[] = [];
+  for (const key in headers) {
+    const v = headers[key];
+    if (v !== undefined && v !== null && !SIGNATURE_HEADERS.has(key)) keys.push(key);
+  }
+  keys.sort(byCodeUnit);
+  u32(keys.length);
+  for (const key of keys) {
+    str(key);
+    value(headers[key]);
+  }
+  const body = envelope.body;
+  u32(body.length);
+  ensure(body.length);
+  scratch.set(body, at);
+  at += body.length;
+  return scratch.subarray(0, at);
+};
