@@ -66,4 +66,7 @@ export { ConnectionLostError, RequestTimeoutError, ClientClosedError, type NodeC
 export { ConnectionRefusedError, RemoteBrokerError, ProtocolError, PROTOCOL_VERSION } from "../broker/protocol.ts";
 export { FrameTooLargeError, MalformedFrameError } from "../broker/wire-frame.ts";
 export { serveResults } from "../runtime/result-service.ts";
+export { SignatureError, SigningConfigError } from "../runtime/signing/signing-errors.ts";
+export type { SigningOptions } from "../runtime/signing/signing-options.ts";
+export { generateKeyPair, writeKeyPair, keyIdOf, type KeyPair } from "../runtime/signing/signing-keys.ts";
 export { RemoteResultStore } from "../runtime/remote-result-store.ts";

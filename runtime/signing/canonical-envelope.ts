@@ -9,7 +9,8 @@ import type { Envelope, HeaderValue } from "../../broker/envelope.ts";
  * signature. Only the signature headers themselves (`sig.key`, `sig.root`,
  * `sig.proof`) are left out, since they are what is computed from these bytes.
  *
- * Layout (all lengths u32 big-endian, numbers float64 big-endian):
+ * Layout (lengths u32 big-endian, numbers float64 big-endian, strings as
+ * their byte length then UTF-16LE code units):
  *   "celerity/envelope/1" 0x00
  *   str id, str exchange, str routingKey, f64 priority,
  *   opt eta, opt expires                 (opt: 0x00 absent | 0x01 f64)
@@ -20,6 +21,9 @@ import type { Envelope, HeaderValue } from "../../broker/envelope.ts";
  * wire turns one into the other.
  */
 export const SIGNATURE_HEADERS: ReadonlySet<string> = new Set(["sig.key", "sig.root", "sig.proof"]);
+
+/** A header holds something other than a string, number, boolean or null (possible only from outside the runtime). */
+export class UnsignableHeaderError extends TypeError {}
 
 const MAGIC = Buffer.from("celerity/envelope/1\0", "latin1");
 
@@ -52,12 +56,13 @@ const byte = (b: number): void => {
   scratch[at++] = b;
 };
 
+// UTF-16 code units rather than UTF-8: every JavaScript string, lone surrogates included, then has its own bytes.
 const str = (s: string): void => {
-  const max = s.length * 3;
-  ensure(4 + max);
-  const written = scratch.write(s, at + 4, "utf8");
-  scratch.writeUInt32BE(written, at);
-  at += 4 + written;
+  const bytes = s.length * 2;
+  ensure(4 + bytes);
+  scratch.writeUInt32BE(bytes, at);
+  scratch.write(s, at + 4, "utf16le");
+  at += 4 + bytes;
 };
 
 const opt = (n: number | undefined | null): void => {
@@ -75,17 +80,15 @@ const value = (v: HeaderValue): void => {
     f64(v);
   } else if (v === true) byte(0x74);
   else if (v === false) byte(0x66);
-  else throw new TypeError(`header value of type ${typeof v} cannot be signed`);
+  else throw new UnsignableHeaderError(`a header value of type ${Array.isArray(v) ? "array" : typeof v} cannot be signed`);
 };
 
 const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * The canonical bytes of `envelope`, with `extra` headers treated as if they
- * were in it (the publisher adds `sig.at` without copying the headers twice).
- * The returned buffer is a view of shared scratch space: hash it before the next call.
+ * The canonical bytes of `envelope`. The returned buffer is a view of shared scratch space: hash it before the next call.
  */
-export const canonicalBytes = (envelope: Envelope, extra?: Readonly<Record<string, HeaderValue>>): Buffer => {
+export const canonicalBytes = (envelope: Envelope): Buffer => {
   at = 0;
   ensure(MAGIC.length);
   MAGIC.copy(scratch, 0);
@@ -96,7 +99,7 @@ export const canonicalBytes = (envelope: Envelope, extra?: Readonly<Record<strin
   f64(envelope.priority);
   opt(envelope.eta);
   opt(envelope.expires);
-  const headers = extra === undefined ? envelope.headers : { ...envelope.headers, ...extra };
+  const headers = envelope.headers;
   const keys: string[] = [];
   for (const key in headers) {
     const v = headers[key];

@@ -33,20 +33,39 @@ export class BatchSigner {
     this.signRoot = backend.signer(key.secretKey);
   }
 
-  /** The envelopes, each with its signature headers added (a new envelope; the given ones are not changed). */
-  sign(envelopes: readonly Envelope[]): Envelope[] {
-    const at = this.now();
-    const stamp = { "sig.at": at };
-    const leaves = envelopes.map((envelope) => leafHash(canonicalBytes(envelope, stamp)));
-    const { root, proofs } = buildBatch(leaves);
+  /**
+   * Stamp an envelope with its signing time and hash it: the per-message half
+   * of signing, done as each message is published (so a message that cannot
+   * be signed fails its own publish, not its batch).
+   */
+  prepare(envelope: Envelope): Prepared {
+    const headers: Record<string, HeaderValue> = { ...envelope.headers };
+    headers["sig.at"] = this.now();
+    const stamped = { ...envelope, headers };
+    return { envelope: stamped, leaf: leafHash(canonicalBytes(stamped)) };
+  }
+
+  /** Sign prepared envelopes as one batch: each gets the key id, the root's signature and its proof. */
+  signBatch(batch: readonly Prepared[]): Envelope[] {
+    const { root, proofs } = buildBatch(batch.map((p) => p.leaf));
     const signature = Buffer.from(this.signRoot(rootMessage(root))).toString("base64");
-    return envelopes.map((envelope, i) => {
-      const headers: Record<string, HeaderValue> = { ...envelope.headers };
-      headers["sig.at"] = at;
+    return batch.map(({ envelope }, i) => {
+      const headers = envelope.headers as Record<string, HeaderValue>;
       headers["sig.key"] = this.keyId;
       headers["sig.root"] = signature;
       headers["sig.proof"] = proofs[i].toString("base64");
-      return { ...envelope, headers };
+      return envelope;
     });
   }
+
+  /** The envelopes signed as one batch (new envelopes; the given ones are not changed). */
+  sign(envelopes: readonly Envelope[]): Envelope[] {
+    return this.signBatch(envelopes.map((envelope) => this.prepare(envelope)));
+  }
+}
+
+/** An envelope stamped with its signing time, and its leaf hash. */
+export interface Prepared {
+  readonly envelope: Envelope;
+  readonly leaf: Buffer;
 }

@@ -1,6 +1,6 @@
 import { LRUCache } from "lru-cache";
 import type { Envelope } from "../../broker/envelope.ts";
-import { canonicalBytes } from "./canonical-envelope.ts";
+import { UnsignableHeaderError, canonicalBytes } from "./canonical-envelope.ts";
 import type { Ed25519 } from "./ed25519.ts";
 import { leafHash, rootFromProof } from "./merkle-batch.ts";
 import { rootMessage } from "./message-signer.ts";
@@ -93,7 +93,14 @@ export class MessageVerifier {
     if (typeof signatureText !== "string" || typeof proofText !== "string") return { ok: false, keyId, reason: "the signature or the proof header is missing" };
     const proof = strictBase64(proofText);
     if (proof === undefined) return { ok: false, keyId, reason: "the proof is not valid base64" };
-    const leaf = leafHash(canonicalBytes(envelope));
+    let canonical: Buffer;
+    try {
+      canonical = canonicalBytes(envelope);
+    } catch (error) {
+      if (!(error instanceof UnsignableHeaderError)) throw error;
+      return { ok: false, keyId, reason: error.message };
+    }
+    const leaf = leafHash(canonical);
     const root = rootFromProof(leaf, proof);
     if (root === undefined) return { ok: false, keyId, reason: "the proof is malformed" };
     const rootKey = root.toString("latin1");

@@ -10,7 +10,7 @@ import type {
   RevocationOptions,
   Transport,
 } from "../../broker/transport.ts";
-import type { BatchSigner } from "./message-signer.ts";
+import type { BatchSigner, Prepared } from "./message-signer.ts";
 import type { MessageVerifier } from "./message-verifier.ts";
 import type { PayloadBox } from "./payload-box.ts";
 import type { ReplayGuard } from "./replay-guard.ts";
@@ -46,7 +46,7 @@ export interface SignedTransportOptions {
 }
 
 interface Queued {
-  readonly envelope: Envelope;
+  readonly prepared: Prepared;
   readonly options: PublishOptions | undefined;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
@@ -69,8 +69,14 @@ export class SignedTransport implements Transport {
       return Promise.reject(new SigningConfigError({ reason: "this app has trusted keys but no signing key (signing.key), so it cannot publish in signed mode" }));
     }
     const sealed = this.options.box === undefined ? envelope : { ...envelope, body: this.options.box.seal(envelope.body) };
+    let prepared: Prepared;
+    try {
+      prepared = this.options.signer.prepare(sealed);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise<void>((resolve, reject) => {
-      this.queued.push({ envelope: sealed, options, resolve, reject });
+      this.queued.push({ prepared, options, resolve, reject });
       if (this.queued.length >= this.batchSize) this.flush();
       else if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -89,7 +95,7 @@ export class SignedTransport implements Transport {
     this.queued = [];
     let signed: Envelope[];
     try {
-      signed = (this.options.signer as BatchSigner).sign(batch.map((q) => q.envelope));
+      signed = (this.options.signer as BatchSigner).signBatch(batch.map((q) => q.prepared));
     } catch (error) {
       for (const q of batch) q.reject(error);
       return;
