@@ -1,4 +1,6 @@
 import type { Envelope, HeaderValue } from "../../broker/envelope.ts";
+import { sha256 } from "./digest.ts";
+import { LEAF_PREFIX } from "./merkle-batch.ts";
 
 /**
  * The bytes a signature covers: every field of an envelope, in one
@@ -86,13 +88,24 @@ const value = (v: HeaderValue): void => {
 const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * The canonical bytes of `envelope`. The returned buffer is a view of shared scratch space: hash it before the next call.
+ * The canonical bytes of `envelope`. The returned buffer is a view of shared
+ * scratch space: hash it before the next call.
  */
-export const canonicalBytes = (envelope: Envelope): Buffer => {
+export const canonicalBytes = (envelope: Envelope): Buffer => encode(envelope).subarray(1);
+
+/**
+ * The envelope's leaf hash in a signed batch: SHA-256 of the leaf prefix and
+ * its canonical bytes, hashed in place (this runs for every message on both sides).
+ */
+export const envelopeLeaf = (envelope: Envelope): Buffer => sha256(encode(envelope));
+
+/** The leaf prefix byte, then the canonical bytes. */
+const encode = (envelope: Envelope): Buffer => {
   at = 0;
-  ensure(MAGIC.length);
-  MAGIC.copy(scratch, 0);
-  at = MAGIC.length;
+  ensure(1 + MAGIC.length);
+  scratch[0] = LEAF_PREFIX;
+  MAGIC.copy(scratch, 1);
+  at = 1 + MAGIC.length;
   str(envelope.id);
   str(envelope.exchange);
   str(envelope.routingKey);

@@ -19,14 +19,14 @@ import { DIGEST_BYTES, sha256 } from "./digest.ts";
  * const { root, proofs } = buildBatch(leaves);
  * rootFromProof(leaves[3], proofs[3]); // equals root
  */
-const LEAF = 0x00;
+export const LEAF_PREFIX = 0x00;
 const INNER = 0x01;
 export const PROOF_STEP_BYTES = 1 + DIGEST_BYTES;
 
 /** The leaf hash of a message's canonical bytes. */
 export const leafHash = (canonical: Uint8Array): Buffer => {
   const input = Buffer.allocUnsafe(1 + canonical.length);
-  input[0] = LEAF;
+  input[0] = LEAF_PREFIX;
   input.set(canonical, 1);
   return sha256(input);
 };
@@ -83,16 +83,17 @@ const writeStep = (proof: Buffer, offset: number, side: number, sibling: Buffer)
   return offset + PROOF_STEP_BYTES;
 };
 
+/** The node one step of `proof` (at byte `offset`) leads to from `node`; undefined for a side byte other than 0 or 1. */
+export const stepUp = (node: Buffer, proof: Uint8Array, offset: number): Buffer | undefined => {
+  const side = proof[offset];
+  const sibling = proof.subarray(offset + 1, offset + PROOF_STEP_BYTES);
+  return side === 1 ? innerHash(node, sibling) : side === 0 ? innerHash(sibling, node) : undefined;
+};
+
 /** The root that `leaf` and `proof` lead to, or undefined when the proof is not a whole number of well-formed steps. */
 export const rootFromProof = (leaf: Buffer, proof: Uint8Array): Buffer | undefined => {
   if (proof.length % PROOF_STEP_BYTES !== 0) return undefined;
-  let node = leaf;
-  for (let offset = 0; offset < proof.length; offset += PROOF_STEP_BYTES) {
-    const side = proof[offset];
-    const sibling = proof.subarray(offset + 1, offset + PROOF_STEP_BYTES);
-    if (side === 1) node = innerHash(node, sibling);
-    else if (side === 0) node = innerHash(sibling, node);
-    else return undefined;
-  }
+  let node: Buffer | undefined = leaf;
+  for (let offset = 0; offset < proof.length && node !== undefined; offset += PROOF_STEP_BYTES) node = stepUp(node, proof, offset);
   return node;
 };

@@ -1,7 +1,7 @@
 import type { Envelope, HeaderValue } from "../../broker/envelope.ts";
-import { canonicalBytes } from "./canonical-envelope.ts";
+import { envelopeLeaf } from "./canonical-envelope.ts";
 import type { Ed25519 } from "./ed25519.ts";
-import { buildBatch, leafHash } from "./merkle-batch.ts";
+import { buildBatch } from "./merkle-batch.ts";
 import type { KeyPair } from "./signing-keys.ts";
 
 /**
@@ -41,8 +41,12 @@ export class BatchSigner {
   prepare(envelope: Envelope): Prepared {
     const headers: Record<string, HeaderValue> = { ...envelope.headers };
     headers["sig.at"] = this.now();
+    // Placeholders (not covered by the signature), so that signBatch only overwrites properties the object already has.
+    headers["sig.key"] = this.keyId;
+    headers["sig.root"] = "";
+    headers["sig.proof"] = "";
     const stamped = { ...envelope, headers };
-    return { envelope: stamped, leaf: leafHash(canonicalBytes(stamped)) };
+    return { envelope: stamped, leaf: envelopeLeaf(stamped) };
   }
 
   /** Sign prepared envelopes as one batch: each gets the key id, the root's signature and its proof. */
@@ -51,7 +55,6 @@ export class BatchSigner {
     const signature = Buffer.from(this.signRoot(rootMessage(root))).toString("base64");
     return batch.map(({ envelope }, i) => {
       const headers = envelope.headers as Record<string, HeaderValue>;
-      headers["sig.key"] = this.keyId;
       headers["sig.root"] = signature;
       headers["sig.proof"] = proofs[i].toString("base64");
       return envelope;

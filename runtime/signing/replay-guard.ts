@@ -1,4 +1,4 @@
-import { LRUCache } from "lru-cache";
+import { GenerationalMap } from "../generational-map.ts";
 
 /**
  * Remembers which signed messages this process has settled (acknowledged or
@@ -12,16 +12,17 @@ import { LRUCache } from "lru-cache";
  * come back, and one flagged redelivered may arrive while this process still
  * holds the earlier delivery that the broker took back.
  *
- * Memory is bounded: at most `size` settled digests are kept, the oldest
- * forgotten first; a message older than the verifier's window is refused
+ * Memory is bounded: at most `size` settled digests are kept, forgotten in
+ * bulk oldest first (each survives at least `size / 2` later ones; see
+ * GenerationalMap, cheaper on this per-message path than an LRU); a message older than the verifier's window is refused
  * on its time alone, so the set needs to cover only that window.
  */
 export class ReplayGuard {
-  private readonly settled: LRUCache<string, true>;
+  private readonly settled: GenerationalMap<string, true>;
   private readonly holding = new Map<string, number>();
 
   constructor(size = 250_000) {
-    this.settled = new LRUCache({ max: size });
+    this.settled = new GenerationalMap(Math.max(2, size));
   }
 
   /** Admit a delivery of `digest`; false when it is a replay. */
