@@ -61,6 +61,11 @@ export class BatchSigner {
     });
   }
 
+  /** A signature of `message` on its own (for what is signed whole, such as a workflow graph). */
+  signDetached(message: Uint8Array): Uint8Array {
+    return this.signRoot(message);
+  }
+
   /** The envelopes signed as one batch (new envelopes; the given ones are not changed). */
   sign(envelopes: readonly Envelope[]): Envelope[] {
     return this.signBatch(envelopes.map((envelope) => this.prepare(envelope)));

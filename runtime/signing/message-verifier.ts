@@ -88,6 +88,12 @@ export class MessageVerifier {
     this.trusted = next;
   }
 
+  /** Whether `signature` is `keyId`'s signature of `message` (for what is signed whole, such as a workflow graph); false for an untrusted key. */
+  verifyDetached(keyId: string, message: Uint8Array, signature: Uint8Array): boolean {
+    const trusted = this.trusted.get(keyId);
+    return trusted !== undefined && trusted.verify(message, signature);
+  }
+
   get trustedKeyIds(): string[] {
     return [...this.trusted.keys()];
   }
@@ -125,6 +131,8 @@ export class MessageVerifier {
       if (step > 0 || steps === 0) {
         const known = this.nodes.get(node.toString("latin1"));
         if (known !== undefined && known.keyId === keyId && known.signature === signatureText && known.above === proofText.slice(step * STEP_CHARS)) {
+          // Verified through this node: the nodes walked below it are verified too, so the next message of the batch stops lower.
+          this.remember(path, keyId, signatureText, proofText);
           return { ok: true, keyId, digest: leaf.toString("latin1") };
         }
         path.push(node);
@@ -138,8 +146,13 @@ export class MessageVerifier {
     if (signature === undefined || !trusted.verify(rootMessage(node), signature)) {
       return { ok: false, keyId, reason: `the signature does not match the message (altered in transit, or not signed by key ${keyId})` };
     }
-    const first = steps === 0 ? 0 : 1;
-    path.forEach((verified, i) => this.nodes.add(verified.toString("latin1"), { keyId, signature: signatureText, above: proofText.slice((i + first) * STEP_CHARS) }));
+    this.remember(path, keyId, signatureText, proofText);
     return { ok: true, keyId, digest: leaf.toString("latin1") };
+  }
+
+  /** Cache the nodes of a verified walk: path[i] is the node i + 1 steps up (or the leaf itself, alone, for a batch of one). */
+  private remember(path: readonly Buffer[], keyId: string, signature: string, proofText: string): void {
+    const first = proofText.length === 0 ? 0 : 1;
+    for (let i = 0; i < path.length; i++) this.nodes.add(path[i].toString("latin1"), { keyId, signature, above: proofText.slice((i + first) * STEP_CHARS) });
   }
 }

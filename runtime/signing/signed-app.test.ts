@@ -10,7 +10,7 @@ import { chain, chord, group } from "../../dsl/combinators.ts";
 import { createApp, type App, type AppOptions } from "../app.ts";
 import { RemoteTaskError } from "../errors.ts";
 import { MemoryResultStore } from "../result-store.ts";
-import { eventually } from "../test-support.ts";
+import { deferred, eventually } from "../test-support.ts";
 import { generateBoxKey } from "./payload-box.ts";
 import { SigningConfigError } from "./signing-errors.ts";
 import { readSecretKey, writeKeyPair } from "./signing-keys.ts";
@@ -190,6 +190,25 @@ describe("signed mode", () => {
     await worker.app.worker().start();
     await refusedWith(await clear.echo.delay("x"), /not encrypted/);
     await refusedWith(await otherKey.echo.delay("x"), /encrypted with key [0-9a-f]{16}, which this app does not hold/);
+    await d.close();
+  });
+
+  it("does not send the next step of a workflow whose graph was altered in the result store", async () => {
+    const keys = keyRing();
+    const d = deployment();
+    const gate = deferred();
+    const producer = d.app({ signing: { key: keys.producer.secretPath, trusted: keys.trusted } });
+    const worker = d.app({ signing: { key: keys.worker.secretPath, trusted: keys.trusted } });
+    worker.app.task("slow", async (x: number) => (await gate.promise, x));
+    const slow = producer.app.task("slow", (x: number) => x);
+    await worker.app.worker().start();
+    const r = await chain(slow.s(1), producer.add.s(1)).apply();
+    const workflow = (await d.results.get(r.id))?.workflow as string;
+    const stored = (await d.results.graph(workflow)) as unknown as { signed: { body: Uint8Array } };
+    stored.signed.body[stored.signed.body.length - 1] ^= 1;
+    gate.resolve();
+    await eventually(() => d.logs.some((line) => /workflow graph in the result store is not signed by a trusted key, or was altered/.test(line)), 5_000, "the refusal of the graph");
+    assert.equal(d.ran(), 0);
     await d.close();
   });
 

@@ -8,7 +8,7 @@ import { BatchSigner } from "./message-signer.ts";
 import { MessageVerifier } from "./message-verifier.ts";
 import { PayloadBox, readBoxKey } from "./payload-box.ts";
 import { ReplayGuard } from "./replay-guard.ts";
-import { SealedResultStore } from "./sealed-result-store.ts";
+import { ProtectedResultStore } from "./protected-result-store.ts";
 import { SignedTransport } from "./signed-transport.ts";
 import type { SignatureError } from "./signing-errors.ts";
 import { SigningConfigError } from "./signing-errors.ts";
@@ -85,14 +85,13 @@ export const prepareSigning = (
       ? undefined
       : new PayloadBox(options.encryption.map((entry) => (typeof entry === "string" ? readBoxKey(entry) : entry)));
   return (connected, log) => {
-    const results = box === undefined ? connected.results : new SealedResultStore(connected.results, box);
+    const signer = key === undefined ? undefined : new BatchSigner(key, backend);
+    const verifier = trusted.length === 0 ? undefined : new MessageVerifier(trusted, backend, { maxAgeMs: options.maxAgeMs, maxSkewMs: options.maxSkewMs });
+    const parts = { ...(signer !== undefined ? { signer } : {}), ...(verifier !== undefined ? { verifier } : {}), ...(box !== undefined ? { box } : {}) };
+    const results = new ProtectedResultStore(connected.results, parts);
     const broker = new SignedTransport(connected.broker, {
-      ...(key !== undefined ? { signer: new BatchSigner(key, backend) } : {}),
-      ...(trusted.length > 0
-        ? { verifier: new MessageVerifier(trusted, backend, { maxAgeMs: options.maxAgeMs, maxSkewMs: options.maxSkewMs }) }
-        : {}),
+      ...parts,
       replay: new ReplayGuard(options.replayCacheSize),
-      ...(box !== undefined ? { box } : {}),
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       log,
       refused: (envelope, error) => failRecord(results, envelope, error, log),
