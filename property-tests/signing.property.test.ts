@@ -1,7 +1,7 @@
 /**
  * Signed envelopes: every message of any batch verifies, and any single bit
  * flipped anywhere in a signed message (a routing field, a header's name or
- * value, the body, the proof, the signature) makes it fail, including after
+ * value, the body, the proof or the signature in the body's trailer) makes it fail, including after
  * its batch's root was verified and cached.
  */
 import assert from "node:assert/strict";
@@ -71,17 +71,14 @@ const placesOf = (e: Envelope): Place[] => {
   places.push({ where: "priority", bits: 64, flip: (i) => ({ ...e, priority: flipNumber(e.priority, i) }) });
   if (e.eta !== undefined) places.push({ where: "eta", bits: 64, flip: (i) => ({ ...e, eta: flipNumber(e.eta as number, i) }) });
   if (e.expires !== undefined) places.push({ where: "expires", bits: 64, flip: (i) => ({ ...e, expires: flipNumber(e.expires as number, i) }) });
-  places.push({ where: "body", bits: e.body.length * 8, flip: (i) => ({ ...e, body: flipBytes(e.body, i) }) });
+  // The signed body: the body as published, then the trailer with the proof and the batch signature.
+  places.push({ where: "body or its signature trailer", bits: e.body.length * 8, flip: (i) => ({ ...e, body: flipBytes(e.body, i) }) });
   for (const [key, value] of Object.entries(e.headers)) {
     const rest = Object.fromEntries(Object.entries(e.headers).filter(([k]) => k !== key));
     places.push({ where: `header name '${key}'`, bits: key.length * 16, flip: (i) => ({ ...e, headers: { ...rest, [flipString(key, i)]: value } }) });
     const withValue = (v: HeaderValue): Envelope => ({ ...e, headers: { ...e.headers, [key]: v } });
     if (typeof value === "string") {
       places.push({ where: `header '${key}'`, bits: value.length * 16, flip: (i) => withValue(flipString(value, i)) });
-      if (key === "sig.root" || key === "sig.proof") {
-        const raw = Buffer.from(value, "base64");
-        places.push({ where: `decoded '${key}'`, bits: raw.length * 8, flip: (i) => withValue(Buffer.from(flipBytes(raw, i)).toString("base64")) });
-      }
     } else if (typeof value === "number") places.push({ where: `header '${key}'`, bits: 64, flip: (i) => withValue(flipNumber(value, i)) });
     else if (typeof value === "boolean") places.push({ where: `header '${key}'`, bits: 1, flip: () => withValue(!value) });
   }

@@ -8,8 +8,8 @@ import { LEAF_PREFIX } from "./merkle-batch.ts";
  * key, priority, eta, expires), every header (task, retries, workflow and
  * node, expires, the signing time...) and the body, so a broker that
  * re-targets, re-times or re-prioritizes a signed message breaks its
- * signature. Only the signature headers themselves (`sig.key`, `sig.root`,
- * `sig.proof`) are left out, since they are what is computed from these bytes.
+ * signature. The proof and the batch signature travel after the body (see
+ * signature-trailer.ts) and are not part of these bytes.
  *
  * Layout (lengths u32 big-endian, numbers float64 big-endian, strings as
  * their byte length then UTF-16LE code units):
@@ -22,7 +22,6 @@ import { LEAF_PREFIX } from "./merkle-batch.ts";
  * A header whose value is null or undefined counts as absent: msgpack on the
  * wire turns one into the other.
  */
-export const SIGNATURE_HEADERS: ReadonlySet<string> = new Set(["sig.key", "sig.root", "sig.proof"]);
 
 /** A header holds something other than a string, number, boolean or null (possible only from outside the runtime). */
 export class UnsignableHeaderError extends TypeError {}
@@ -91,16 +90,16 @@ const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0
  * The canonical bytes of `envelope`. The returned buffer is a view of shared
  * scratch space: hash it before the next call.
  */
-export const canonicalBytes = (envelope: Envelope): Buffer => encode(envelope).subarray(1);
+export const canonicalBytes = (envelope: Envelope, body: Uint8Array = envelope.body): Buffer => encode(envelope, body).subarray(1);
 
 /**
  * The envelope's leaf hash in a signed batch: SHA-256 of the leaf prefix and
  * its canonical bytes, hashed in place (this runs for every message on both sides).
  */
-export const envelopeLeaf = (envelope: Envelope): Buffer => sha256(encode(envelope));
+export const envelopeLeaf = (envelope: Envelope, body: Uint8Array = envelope.body): Buffer => sha256(encode(envelope, body));
 
 /** The leaf prefix byte, then the canonical bytes. */
-const encode = (envelope: Envelope): Buffer => {
+const encode = (envelope: Envelope, body: Uint8Array): Buffer => {
   at = 0;
   ensure(1 + MAGIC.length);
   scratch[0] = LEAF_PREFIX;
@@ -116,7 +115,7 @@ const encode = (envelope: Envelope): Buffer => {
   const keys: string[] = [];
   for (const key in headers) {
     const v = headers[key];
-    if (v !== undefined && v !== null && !SIGNATURE_HEADERS.has(key)) keys.push(key);
+    if (v !== undefined && v !== null) keys.push(key);
   }
   keys.sort(byCodeUnit);
   u32(keys.length);
@@ -124,7 +123,6 @@ const encode = (envelope: Envelope): Buffer => {
     str(key);
     value(headers[key]);
   }
-  const body = envelope.body;
   u32(body.length);
   ensure(body.length);
   scratch.set(body, at);

@@ -2,14 +2,16 @@ import type { Envelope, HeaderValue } from "../../broker/envelope.ts";
 import { envelopeLeaf } from "./canonical-envelope.ts";
 import type { Ed25519 } from "./ed25519.ts";
 import { buildBatch } from "./merkle-batch.ts";
+import { withTrailer } from "./signature-trailer.ts";
 import type { KeyPair } from "./signing-keys.ts";
 
 /**
- * Signs envelopes a batch at a time: each envelope gets its signing time
- * (`sig.at`, covered by the signature), the tree over the batch's canonical
- * bytes is built, and its root is signed once. Each envelope then carries the
- * key id (`sig.key`), the root's signature (`sig.root`) and its own inclusion
- * proof (`sig.proof`), so it verifies on its own, in any order, on any worker.
+ * Signs envelopes a batch at a time: each envelope gets its key id
+ * (`sig.key`) and signing time (`sig.at`) as headers, both covered by the
+ * signature; the tree over the batch's canonical bytes is built, and its
+ * root is signed once. Each envelope then carries the root's signature and
+ * its own inclusion proof in a trailer after its body (signature-trailer.ts),
+ * so it verifies on its own, in any order, on any worker.
  *
  * @example
  * const signer = new BatchSigner(readSecretKey("./keys/producer.secret"), defaultEd25519());
@@ -41,24 +43,16 @@ export class BatchSigner {
   prepare(envelope: Envelope): Prepared {
     const headers: Record<string, HeaderValue> = { ...envelope.headers };
     headers["sig.at"] = this.now();
-    // Placeholders (not covered by the signature), so that signBatch only overwrites properties the object already has.
     headers["sig.key"] = this.keyId;
-    headers["sig.root"] = "";
-    headers["sig.proof"] = "";
     const stamped = { ...envelope, headers };
     return { envelope: stamped, leaf: envelopeLeaf(stamped) };
   }
 
-  /** Sign prepared envelopes as one batch: each gets the key id, the root's signature and its proof. */
+  /** Sign prepared envelopes as one batch: each body gets the trailer with the root's signature and its proof. */
   signBatch(batch: readonly Prepared[]): Envelope[] {
     const { root, proofs } = buildBatch(batch.map((p) => p.leaf));
-    const signature = Buffer.from(this.signRoot(rootMessage(root))).toString("base64");
-    return batch.map(({ envelope }, i) => {
-      const headers = envelope.headers as Record<string, HeaderValue>;
-      headers["sig.root"] = signature;
-      headers["sig.proof"] = proofs[i].toString("base64");
-      return envelope;
-    });
+    const signature = this.signRoot(rootMessage(root));
+    return batch.map(({ envelope }, i) => ({ ...envelope, body: withTrailer(envelope.body, proofs[i], signature) }));
   }
 
   /** A signature of `message` on its own (for what is signed whole, such as a workflow graph). */

@@ -4,6 +4,7 @@ import type { Envelope } from "../../broker/envelope.ts";
 import { naclEd25519, nativeEd25519 } from "./ed25519.ts";
 import { BatchSigner } from "./message-signer.ts";
 import { MessageVerifier } from "./message-verifier.ts";
+import { readTrailer } from "./signature-trailer.ts";
 import { freshKeys, sampleEnvelope } from "./test-keys.ts";
 
 const NOW = 1_750_000_000_000;
@@ -59,24 +60,31 @@ describe("signed envelopes", () => {
       { ...signed, headers: { ...signed.headers, node: 3 } },
       { ...signed, headers: { ...signed.headers, extra: "added" } },
       { ...signed, headers: { ...signed.headers, "sig.at": NOW - 1 } },
-      { ...signed, body: Uint8Array.from([...signed.body.subarray(0, 3), 9]) },
+      { ...signed, body: Uint8Array.from([9, ...signed.body.subarray(1)]) },
     ];
     for (const envelope of changed) rejects(verifier, envelope, /does not match/);
   });
 
-  it("are refused when the proof or the signature is changed, even after their batch's root was verified", () => {
+  it("are refused when the proof, the signature or the trailer is changed, even after their batch's root was verified", () => {
     const { signer, verifier } = setup();
     const signed = signer.sign(batchOf(4));
     assert.equal(verifier.check(signed[0]).ok, true); // the root is now cached
-    const proof = Buffer.from(signed[1].headers["sig.proof"] as string, "base64");
-    proof[5] ^= 1;
-    rejects(verifier, { ...signed[1], headers: { ...signed[1].headers, "sig.proof": proof.toString("base64") } }, /does not match/);
-    const signature = Buffer.from(signed[1].headers["sig.root"] as string, "base64");
-    signature[10] ^= 1;
-    rejects(verifier, { ...signed[1], headers: { ...signed[1].headers, "sig.root": signature.toString("base64") } }, /does not match/);
-    rejects(verifier, { ...signed[1], headers: { ...signed[1].headers, "sig.proof": "!!" } }, /not valid base64/);
-    rejects(verifier, { ...signed[1], headers: { ...signed[1].headers, "sig.proof": "AAAA" } }, /malformed/);
-    assert.equal(verifier.check(signed[1]).ok, true);
+    const target = signed[1];
+    const { proof, signature } = readTrailer(target.body)!;
+    const at = (view: Uint8Array) => view.byteOffset - target.body.byteOffset;
+    const flipped = (offset: number) => {
+      const body = Uint8Array.from(target.body);
+      body[offset] ^= 1;
+      return { ...target, body };
+    };
+    rejects(verifier, flipped(at(proof) + 5), /does not match/);
+    rejects(verifier, flipped(at(signature) + 10), /does not match/);
+    rejects(verifier, flipped(at(proof)), /malformed|does not match/); // a side byte
+    rejects(verifier, flipped(target.body.length - 1), /no signature trailer/);
+    rejects(verifier, flipped(target.body.length - 3), /no signature trailer|does not match/); // the step count
+    rejects(verifier, { ...target, body: target.body.subarray(0, target.body.length - 70) }, /no signature trailer/);
+    rejects(verifier, { ...target, headers: { ...target.headers, "sig.key": undefined } }, /not signed/);
+    assert.equal(verifier.check(target).ok, true);
   });
 
   it("are refused when unsigned, or signed by a key that is not trusted", () => {

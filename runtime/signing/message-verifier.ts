@@ -2,6 +2,7 @@ import type { Envelope } from "../../broker/envelope.ts";
 import { UnsignableHeaderError, envelopeLeaf } from "./canonical-envelope.ts";
 import type { Ed25519 } from "./ed25519.ts";
 import { PROOF_STEP_BYTES, stepUp } from "./merkle-batch.ts";
+import { readTrailer } from "./signature-trailer.ts";
 import { rootMessage } from "./message-signer.ts";
 import type { PublicKey } from "./signing-keys.ts";
 import { GenerationalMap } from "../generational-map.ts";
@@ -26,39 +27,38 @@ export interface VerifierOptions {
   readonly maxAgeMs?: number;
   /** A message signed this far in the future (clock skew) is still accepted. Default 30 s. */
   readonly maxSkewMs?: number;
-  /** Verified tree nodes remembered (a batch of N leaves has N - 1 inner nodes). Default 100,000. */
+  /** Verified tree nodes remembered (a batch of N leaves has N - 1 inner nodes; only batches still being consumed need to be held). Default 16,384. */
   readonly nodeCacheSize?: number;
   readonly now?: () => number;
 }
 
 export type Checked =
-  | { readonly ok: true; readonly keyId: string; /** The message's leaf hash (latin1): what the replay guard remembers. */ readonly digest: string }
+  | {
+      readonly ok: true;
+      readonly keyId: string;
+      /** The message's leaf hash (latin1): what the replay guard remembers. */
+      readonly digest: string;
+      /** The body as published, without the signature trailer. */
+      readonly body: Uint8Array;
+    }
   | { readonly ok: false; readonly keyId: string; readonly reason: string };
 
 interface VerifiedNode {
   readonly keyId: string;
-  readonly signature: string;
-  readonly above: string;
+  readonly signature: Buffer;
+  /** The proof of the walk that verified the node; its steps from `from` on lead from the node to the root. */
+  readonly proof: Buffer;
+  readonly from: number;
 }
+
+/** Whether `proof` from byte `at` on is the proof above `known`, byte for byte. */
+const sameSteps = (known: VerifiedNode, proof: Uint8Array, at: number): boolean =>
+  known.proof.length - known.from === proof.length - at && known.proof.compare(proof, at, proof.length, known.from) === 0;
 
 interface TrustedKey {
   readonly key: PublicKey;
   readonly verify: (message: Uint8Array, signature: Uint8Array) => boolean;
 }
-
-/** A proof step (33 bytes) is exactly 44 base64 characters, so the text of the proof above step k starts at 44 k. */
-const STEP_CHARS = (PROOF_STEP_BYTES / 3) * 4;
-
-/**
- * Decode base64 strictly: a string that is not the canonical encoding of its
- * bytes (a character outside the alphabet, which Buffer.from skips; a
- * url-safe one; stray bits in the last character) is refused, so no
- * character of it can change unnoticed.
- */
-const strictBase64 = (text: string): Buffer | undefined => {
-  const bytes = Buffer.from(text, "base64");
-  return bytes.toString("base64") === text ? bytes : undefined;
-};
 
 export class MessageVerifier {
   readonly maxAgeMs: number;
@@ -77,7 +77,7 @@ export class MessageVerifier {
     this.maxSkewMs = options.maxSkewMs ?? 30_000;
     this.now = options.now ?? Date.now;
     // Forgotten in bulk, oldest first (see GenerationalMap): a cache miss costs only a longer walk and one signature check.
-    this.nodes = new GenerationalMap(Math.max(2, options.nodeCacheSize ?? 100_000));
+    this.nodes = new GenerationalMap(Math.max(2, options.nodeCacheSize ?? 16_384));
     this.trust(keys);
   }
 
@@ -110,15 +110,12 @@ export class MessageVerifier {
     if (at - now > this.maxSkewMs) return { ok: false, keyId, reason: `signed ${at - now} ms in the future, beyond the allowed clock skew of ${this.maxSkewMs} ms` };
     const since = Math.max(at, envelope.eta ?? at);
     if (now - since > this.maxAgeMs) return { ok: false, keyId, reason: `signed ${now - since} ms ago, outside the window of ${this.maxAgeMs} ms` };
-    const signatureText = headers["sig.root"];
-    const proofText = headers["sig.proof"];
-    if (typeof signatureText !== "string" || typeof proofText !== "string") return { ok: false, keyId, reason: "the signature or the proof header is missing" };
-    const proof = strictBase64(proofText);
-    if (proof === undefined) return { ok: false, keyId, reason: "the proof is not valid base64" };
-    if (proof.length % PROOF_STEP_BYTES !== 0) return { ok: false, keyId, reason: "the proof is malformed" };
+    const trailer = readTrailer(envelope.body);
+    if (trailer === undefined) return { ok: false, keyId, reason: "the body carries no signature trailer" };
+    const { body, proof, signature } = trailer;
     let leaf: Buffer;
     try {
-      leaf = envelopeLeaf(envelope);
+      leaf = envelopeLeaf(envelope, body);
     } catch (error) {
       if (!(error instanceof UnsignableHeaderError)) throw error;
       return { ok: false, keyId, reason: error.message };
@@ -130,10 +127,10 @@ export class MessageVerifier {
     for (let step = 0; ; step++) {
       if (step > 0 || steps === 0) {
         const known = this.nodes.get(node.toString("latin1"));
-        if (known !== undefined && known.keyId === keyId && known.signature === signatureText && known.above === proofText.slice(step * STEP_CHARS)) {
+        if (known !== undefined && known.keyId === keyId && known.signature.equals(signature) && sameSteps(known, proof, step * PROOF_STEP_BYTES)) {
           // Verified through this node: the nodes walked below it are verified too, so the next message of the batch stops lower.
-          this.remember(path, keyId, signatureText, proofText);
-          return { ok: true, keyId, digest: leaf.toString("latin1") };
+          this.remember(path, keyId, signature, proof);
+          return { ok: true, keyId, digest: leaf.toString("latin1"), body };
         }
         path.push(node);
       }
@@ -142,17 +139,21 @@ export class MessageVerifier {
       if (up === undefined) return { ok: false, keyId, reason: "the proof is malformed" };
       node = up;
     }
-    const signature = strictBase64(signatureText);
-    if (signature === undefined || !trusted.verify(rootMessage(node), signature)) {
+    if (!trusted.verify(rootMessage(node), signature)) {
       return { ok: false, keyId, reason: `the signature does not match the message (altered in transit, or not signed by key ${keyId})` };
     }
-    this.remember(path, keyId, signatureText, proofText);
-    return { ok: true, keyId, digest: leaf.toString("latin1") };
+    this.remember(path, keyId, signature, proof);
+    return { ok: true, keyId, digest: leaf.toString("latin1"), body };
   }
 
   /** Cache the nodes of a verified walk: path[i] is the node i + 1 steps up (or the leaf itself, alone, for a batch of one). */
-  private remember(path: readonly Buffer[], keyId: string, signature: string, proofText: string): void {
-    const first = proofText.length === 0 ? 0 : 1;
-    for (let i = 0; i < path.length; i++) this.nodes.add(path[i].toString("latin1"), { keyId, signature, above: proofText.slice((i + first) * STEP_CHARS) });
+  private remember(path: readonly Buffer[], keyId: string, signature: Uint8Array, proof: Uint8Array): void {
+    const first = proof.length === 0 ? 0 : 1;
+    // One copy per walk, shared by its nodes: the delivered body the views point into is not kept alive.
+    const signatureCopy = Buffer.from(signature);
+    const proofCopy = Buffer.from(proof);
+    for (let i = 0; i < path.length; i++) {
+      this.nodes.add(path[i].toString("latin1"), { keyId, signature: signatureCopy, proof: proofCopy, from: (i + first) * PROOF_STEP_BYTES });
+    }
   }
 }

@@ -127,17 +127,17 @@ export class SignedTransport implements Transport {
         return refuse(delivery, checked.keyId, "a replay: this worker has already received this exact signed message");
       }
       digests.set(delivery.deliveryTag, checked.digest);
-      let handed = delivery;
+      let body = checked.body;
       if (this.options.box !== undefined) {
-        const plain = this.options.box.open(delivery.envelope.body);
+        const plain = this.options.box.open(body);
         if (!(plain instanceof Uint8Array)) {
           digests.delete(delivery.deliveryTag);
           this.options.replay.release(checked.digest, true);
           return refuse(delivery, checked.keyId, plain.reason);
         }
-        handed = { ...delivery, envelope: { ...delivery.envelope, body: plain } };
+        body = plain;
       }
-      handler(handed);
+      handler({ ...delivery, envelope: { ...delivery.envelope, body } });
     };
     const inner = await this.inner.consume(queue, receive, options);
     const settle = (deliveryTag: number, final: boolean) => {
