@@ -40,15 +40,25 @@ const ensure = (n: number): void => {
   scratch = bigger;
 };
 
+// Written by hand rather than with Buffer's write methods: their per-call checks cost more than the
+// few bytes they write, and this runs a dozen times per message on each side.
 const u32 = (n: number): void => {
   ensure(4);
-  scratch.writeUInt32BE(n, at);
+  scratch[at] = n >>> 24;
+  scratch[at + 1] = n >>> 16;
+  scratch[at + 2] = n >>> 8;
+  scratch[at + 3] = n;
   at += 4;
 };
 
+const float = new Float64Array(1);
+const floatBytes = new Uint8Array(float.buffer);
+const bigEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;
+
 const f64 = (n: number): void => {
   ensure(8);
-  scratch.writeDoubleBE(n, at);
+  float[0] = n;
+  for (let i = 0; i < 8; i++) scratch[at + i] = floatBytes[bigEndian ? i : 7 - i];
   at += 8;
 };
 
@@ -60,10 +70,17 @@ const byte = (b: number): void => {
 // UTF-16 code units rather than UTF-8: every JavaScript string, lone surrogates included, then has its own bytes.
 const str = (s: string): void => {
   const bytes = s.length * 2;
-  ensure(4 + bytes);
-  scratch.writeUInt32BE(bytes, at);
-  scratch.write(s, at + 4, "utf16le");
-  at += 4 + bytes;
+  u32(bytes);
+  ensure(bytes);
+  if (s.length > 64) scratch.write(s, at, "utf16le");
+  else {
+    for (let i = 0, o = at; i < s.length; i++, o += 2) {
+      const c = s.charCodeAt(i);
+      scratch[o] = c;
+      scratch[o + 1] = c >>> 8;
+    }
+  }
+  at += bytes;
 };
 
 const opt = (n: number | undefined | null): void => {

@@ -49,38 +49,29 @@ export interface Batch {
 /** Build the tree over `leaves` (at least one) and every leaf's proof. */
 export const buildBatch = (leaves: readonly Buffer[]): Batch => {
   if (leaves.length === 0) throw new RangeError("a batch needs at least one message");
-  const depth = Math.ceil(Math.log2(leaves.length));
-  const proofs = leaves.map(() => Buffer.allocUnsafe(depth * PROOF_STEP_BYTES));
-  const lengths = new Array<number>(leaves.length).fill(0);
-  // members[j]: the leaves under node j of the current level; each takes the sibling of that node as its next step.
-  let level: Buffer[] = [...leaves];
-  let members: number[][] = leaves.map((_, i) => [i]);
-  while (level.length > 1) {
+  const levels: Buffer[][] = [leaves as Buffer[]];
+  for (let level = levels[0]; level.length > 1; ) {
     const next: Buffer[] = [];
-    const nextMembers: number[][] = [];
-    for (let i = 0; i < level.length; i += 2) {
-      if (i + 1 === level.length) {
-        next.push(level[i]);
-        nextMembers.push(members[i]);
-        continue;
-      }
-      const left = level[i];
-      const right = level[i + 1];
-      for (const leaf of members[i]) lengths[leaf] = writeStep(proofs[leaf], lengths[leaf], 1, right);
-      for (const leaf of members[i + 1]) lengths[leaf] = writeStep(proofs[leaf], lengths[leaf], 0, left);
-      next.push(innerHash(left, right));
-      nextMembers.push(members[i].concat(members[i + 1]));
-    }
+    for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? innerHash(level[i], level[i + 1]) : level[i]);
+    levels.push(next);
     level = next;
-    members = nextMembers;
   }
-  return { root: level[0], proofs: proofs.map((proof, i) => proof.subarray(0, lengths[i])) };
-};
-
-const writeStep = (proof: Buffer, offset: number, side: number, sibling: Buffer): number => {
-  proof[offset] = side;
-  sibling.copy(proof, offset + 1);
-  return offset + PROOF_STEP_BYTES;
+  // A node's sibling is at index ^ 1 and its parent at index >> 1; a last node without a sibling is carried up.
+  const depth = levels.length - 1;
+  const space = Buffer.allocUnsafe(leaves.length * depth * PROOF_STEP_BYTES);
+  const proofs: Buffer[] = [];
+  for (let leaf = 0, offset = 0; leaf < leaves.length; leaf++) {
+    const start = offset;
+    for (let level = 0, index = leaf; level < depth; level++, index >>= 1) {
+      const sibling = index ^ 1;
+      if (sibling >= levels[level].length) continue;
+      space[offset] = index & 1 ? 0 : 1;
+      levels[level][sibling].copy(space, offset + 1);
+      offset += PROOF_STEP_BYTES;
+    }
+    proofs.push(space.subarray(start, offset));
+  }
+  return { root: levels[depth][0], proofs };
 };
 
 /** The node one step of `proof` (at byte `offset`) leads to from `node`; undefined for a side byte other than 0 or 1. */

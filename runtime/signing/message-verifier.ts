@@ -148,6 +148,7 @@ export class MessageVerifier {
 
   /** Cache the nodes of a verified walk: path[i] is the node i + 1 steps up (or the leaf itself, alone, for a batch of one). */
   private remember(path: readonly Buffer[], keyId: string, signature: Uint8Array, proof: Uint8Array): void {
+    if (path.length === 0) return;
     const first = proof.length === 0 ? 0 : 1;
     // One copy per walk, shared by its nodes: the delivered body the views point into is not kept alive.
     const signatureCopy = Buffer.from(signature);
