@@ -24,6 +24,7 @@ import { NodeTransport } from "../broker/node-transport.ts";
 import type { Consumer } from "../broker/transport.ts";
 import { createApp, type App } from "../runtime/app.ts";
 import { serveResults } from "../runtime/result-service.ts";
+import { eventually } from "../runtime/test-support.ts";
 
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const FAULT_APP = fileURLToPath(new URL("./fixtures/fault-app.ts", import.meta.url));
@@ -409,7 +410,8 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
         detail,
       );
       const survivor = started === first ? second : first;
-      assert.equal(await result.state(), "STARTED");
+      // STARTED is written without a reply and leaves the worker at the end of its turn, after the handler printed.
+      await eventually(async () => (await result.state()) === "STARTED", 5_000, "the STARTED state to reach the node");
 
       const exit = await started.kill("SIGKILL");
       assert.equal(exit.signal, "SIGKILL");
