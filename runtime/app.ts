@@ -21,6 +21,7 @@ import { WorkflowExecutor } from "./workflow.ts";
 import { TaskCompletion } from "./task-completion.ts";
 import { resolveRateLimit } from "./rate-limit.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limiting.ts";
+import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
 
 /**
  * The app: a registry of tasks bound to a broker and a result store. With no
@@ -40,6 +41,8 @@ export interface AppOptions {
   readonly results?: ResultStore;
   /** Where the runtime reports messages it had to reject or requeue. Default: console.error. */
   readonly log?: (message: string) => void;
+  /** Sign what this app publishes and run only what trusted keys signed (docs/security.md). */
+  readonly signing?: SigningOptions;
 }
 
 export interface App {
@@ -93,14 +96,17 @@ const connectBroker = (options: AppOptions, log: (message: string) => void): { b
 
 export const createApp = (options: AppOptions = {}): App => {
   const log = options.log ?? ((message: string) => console.error(message));
-  const { broker, results } = connectBroker(options, log);
+  const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
+  const connected = connectBroker(options, log);
+  const { broker, results } = signed === undefined ? connected : signed(connected, log);
   const codec = new Codec();
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
   const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS);
   const workflows = new WorkflowExecutor(results, publisher, codec);
   const completion = new TaskCompletion(results, publisher, workflows, codec, (id) => broker.isRevoked(id));
-  const rateLimits = rateLimitingFor(broker, log);
+  // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
+  const rateLimits = rateLimitingFor(connected.broker, log);
 
   /**
    * Record the revocation with the broker (queued and delayed copies are never

@@ -6,6 +6,11 @@ import { createApp, type App } from "./app.ts";
 import { serveRateLimits } from "./rate-limit-service.ts";
 import { serveResults } from "./result-service.ts";
 import { eventually } from "./test-support.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { SigningOptions } from "./signing/signing-options.ts";
+import { writeKeyPair } from "./signing/signing-keys.ts";
 
 /** The running test's node and apps, closed after it even when it fails. */
 let closeSetup: (() => Promise<void>) | undefined;
@@ -15,13 +20,13 @@ afterEach(async () => {
 });
 
 /** A node (serving results, and rate limits unless told not to) and apps connected to it, each standing for a process. */
-const setup = async (options: { rateLimits?: boolean } = {}) => {
+const setup = async (options: { rateLimits?: boolean; signing?: SigningOptions } = {}) => {
   const node = await BrokerNode.start({ port: 0, log: () => {} });
   serveResults(node);
   if (options.rateLimits !== false) serveRateLimits(node);
   const apps: App[] = [];
   const connect = (logs: string[] = []) => {
-    const app = createApp({ broker: node.url, log: (line) => logs.push(line) });
+    const app = createApp({ broker: node.url, log: (line) => logs.push(line), ...(options.signing ? { signing: options.signing } : {}) });
     apps.push(app);
     return app;
   };
@@ -60,6 +65,29 @@ describe("rate limits over a broker node", () => {
     for (const r of results) await r.get({ timeout: 5_000 });
     assert.equal(started, 6);
     await close();
+  });
+
+  it("keeps the one node bucket when the apps sign their messages", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "celerity-rate-signed-"));
+    try {
+      const key = writeKeyPair(join(dir, "app"));
+      const { connect } = await setup({ signing: { key: key.secretPath, trusted: [join(dir, "*.pub")] } });
+      let started = 0;
+      for (const app of [connect(), connect()]) {
+        app.task("t", () => void started++, { rateLimit: { rate: "1/h", burst: 2 } });
+        await app.worker({ concurrency: 2, prefetch: 8 }).start();
+      }
+      const producer = connect();
+      for (let i = 0; i < 6; i++) await producer.sendTask("t", []);
+      await eventually(async () => started === 2 && (await inBroker(producer)) === 4, 5_000, "two started in all, four waiting");
+      // A bucket per process would have let each worker start two.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(started, 2);
+    } finally {
+      await closeSetup?.();
+      closeSetup = undefined;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("pushes a changed limit to the workers connected now and hands it to those that connect later", async () => {

@@ -8,6 +8,7 @@ Usage:
   celerity run <file.ts|file.js> [args...]   Run a workflow module (TypeScript loads directly).
   celerity broker [options]                  Run a standalone broker node (celerity broker --help).
   celerity worker --app <file> [options]     Run a worker for an app module (celerity worker --help).
+  celerity keygen --out <path>               Write an ed25519 key pair for signed messages (celerity keygen --help).
   celerity --help                            Show this help.
   celerity --version                         Show the version.
 
@@ -39,6 +40,13 @@ export const main = async (argv: readonly string[]): Promise<number> => {
         return command === "broker" ? await (await import("./cli-broker.ts")).runBroker(rest) : await (await import("./cli-worker.ts")).runWorker(rest);
       } catch (error) {
         process.stderr.write(`celerity ${command}: ${error instanceof Error ? error.message : String(error)}\n`);
+        return 2;
+      }
+    case "keygen":
+      try {
+        return await (await import("./cli-keygen.ts")).runKeygen(rest);
+      } catch (error) {
+        process.stderr.write(`celerity keygen: ${error instanceof Error ? error.message : String(error)}\n`);
         return 2;
       }
     default:

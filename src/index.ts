@@ -66,6 +66,9 @@ export { ConnectionLostError, RequestTimeoutError, ClientClosedError, type NodeC
 export { ConnectionRefusedError, RemoteBrokerError, ProtocolError, PROTOCOL_VERSION } from "../broker/protocol.ts";
 export { FrameTooLargeError, MalformedFrameError } from "../broker/wire-frame.ts";
 export { serveResults } from "../runtime/result-service.ts";
+export { SignatureError, SigningConfigError } from "../runtime/signing/signing-errors.ts";
+export type { SigningOptions } from "../runtime/signing/signing-options.ts";
+export { generateKeyPair, writeKeyPair, keyIdOf, type KeyPair } from "../runtime/signing/signing-keys.ts";
 export { RemoteResultStore } from "../runtime/remote-result-store.ts";
 export { RateLimitError, type RateLimitSetting, type RateLimitOptions, type RateScope } from "../runtime/rate-limit.ts";
 export type { RateLimitChange } from "../runtime/rate-limiting.ts";

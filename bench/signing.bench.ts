@@ -1,0 +1,231 @@
+/**
+ * Signed against unsigned, side by side in one run: the same scenarios on
+ * an app without signing options and on one that signs every message
+ * (ed25519 over a Merkle root per publish batch) and verifies every delivery,
+ * first embedded (one process), then over a broker node (producer, node and
+ * worker as three processes, the node durable with fsync before confirm).
+ * Runs of the two modes alternate, so load from the rest of the machine
+ * falls on both alike; medians are reported with min and max, and the
+ * signed/unsigned ratio of the medians.
+ *
+ *   npm run bench:signing                      # both parts, 5 runs each
+ *   npm run bench:signing -- --runs 3 --only tcp
+ *   npm run bench:signing -- --encryption      # signed mode also seals bodies and results
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createApp, writeKeyPair, type App, type SigningOptions } from "../src/index.ts";
+import { generateBoxKey } from "../runtime/signing/payload-box.ts";
+import { defineTasks, wallClock, type BenchTasks } from "./node/task-defs.ts";
+import { makeDataDir, removeDir, startNode, startWorker, type Child } from "./node/processes.ts";
+
+const { values: opts } = parseArgs({
+  options: {
+    runs: { type: "string", default: "5" },
+    only: { type: "string" },
+    scale: { type: "string", default: "1" },
+    encryption: { type: "boolean", default: false },
+  },
+  strict: true,
+});
+const RUNS = Number(opts.runs);
+const sized = (n: number) => Math.max(1_000, Math.round((n * Number(opts.scale)) / 1_000) * 1_000);
+const SEND_BATCH = 1_000;
+const GET_TIMEOUT = 300_000;
+const CONCURRENCY = 64;
+
+const keyDir = mkdtempSync(join(tmpdir(), "celerity-signing-bench-"));
+process.on("exit", () => rmSync(keyDir, { recursive: true, force: true }));
+const producerKey = writeKeyPair(join(keyDir, "producer"));
+const workerKey = writeKeyPair(join(keyDir, "worker"));
+const trusted = [join(keyDir, "*.pub")];
+const encryption = opts.encryption ? [Buffer.from(generateBoxKey()).toString("base64")] : undefined;
+/** Signing options as JSON-safe values (the worker process gets them in an environment variable). */
+const signingFor = (key: string): SigningOptions => ({
+  key,
+  trusted,
+  ...(encryption !== undefined ? { encryption: encryption.map((k) => new Uint8Array(Buffer.from(k, "base64"))) } : {}),
+});
+
+type Mode = "unsigned" | "signed";
+type Figure = number | { p50: number; p99: number };
+
+interface Fixture {
+  readonly app: App;
+  readonly tasks: BenchTasks;
+  sent: number;
+  close(): Promise<void>;
+}
+
+interface Scenario {
+  readonly name: string;
+  readonly unit: "tasks/s" | "ms";
+  run(f: Fixture): Promise<Figure>;
+}
+
+const rate = (count: number, ms: number) => Math.round((count / ms) * 1000);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const percentile = (sorted: readonly number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+
+const allRun = async (f: Fixture) => {
+  await (await f.tasks.reached.delay(f.sent)).get({ timeout: GET_TIMEOUT });
+};
+
+const fireAndForget = (n: number, quiet: boolean) => async (f: Fixture) => {
+  const task = quiet ? f.tasks.quiet : f.tasks.count;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += SEND_BATCH) {
+    const sends = [];
+    for (let j = 0; j < SEND_BATCH && i + j < n; j++) sends.push(task.delay(i + j));
+    await Promise.all(sends);
+    f.sent += sends.length;
+  }
+  await allRun(f);
+  return rate(n, performance.now() - t0);
+};
+
+const withResults = (n: number) => async (f: Fixture) => {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += SEND_BATCH) {
+    const sends = [];
+    for (let j = 0; j < SEND_BATCH; j++) sends.push(f.tasks.add.delay(i, j).then((r) => r.get({ timeout: GET_TIMEOUT })));
+    await Promise.all(sends);
+  }
+  return rate(n, performance.now() - t0);
+};
+
+/** `total` stamp tasks at `perSecond`, paced by the clock; send-to-start times. */
+const latency = (perSecond: number, total: number) => async (f: Fixture) => {
+  const toStart: number[] = [];
+  const sends: Promise<void>[] = [];
+  const perMs = perSecond / 1000;
+  const t0 = performance.now();
+  for (let sent = 0; sent < total; ) {
+    const due = Math.min(total, Math.floor((performance.now() - t0) * perMs) + 1);
+    for (; sent < due; sent++) {
+      const sentAt = wallClock();
+      sends.push(
+        f.tasks.stamp
+          .delay(sentAt)
+          .then((r) => r.get({ timeout: GET_TIMEOUT }))
+          .then((startedAt) => void toStart.push(startedAt - sentAt)),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all(sends);
+  toStart.sort((a, b) => a - b);
+  return { p50: percentile(toStart, 0.5), p99: percentile(toStart, 0.99) };
+};
+
+const embeddedScenarios: Scenario[] = [
+  { name: "fire-and-forget, results stored", unit: "tasks/s", run: fireAndForget(sized(100_000), false) },
+  { name: "fire-and-forget, ignoreResult", unit: "tasks/s", run: fireAndForget(sized(150_000), true) },
+  { name: "with results awaited (delay + get)", unit: "tasks/s", run: withResults(sized(50_000)) },
+  { name: "send-to-start latency at 5,000/s", unit: "ms", run: latency(5_000, 5_000) },
+];
+
+const tcpScenarios: Scenario[] = [
+  { name: "fire-and-forget, results stored", unit: "tasks/s", run: fireAndForget(sized(40_000), false) },
+  { name: "fire-and-forget, ignoreResult", unit: "tasks/s", run: fireAndForget(sized(80_000), true) },
+  { name: "with results awaited (delay + get)", unit: "tasks/s", run: withResults(sized(30_000)) },
+  { name: "send-to-start latency at 2,000/s", unit: "ms", run: latency(2_000, 4_000) },
+];
+
+const embedded = async (mode: Mode): Promise<Fixture> => {
+  const app = createApp({ log: (line) => console.error(`embedded ${mode}: ${line}`), ...(mode === "signed" ? { signing: signingFor(producerKey.secretPath) } : {}) });
+  const tasks = defineTasks(app);
+  await app.worker({ concurrency: CONCURRENCY }).start();
+  return { app, tasks, sent: 0, close: () => app.close() };
+};
+
+const overNode = async (mode: Mode): Promise<Fixture> => {
+  const dataDir = makeDataDir();
+  const node = await startNode({ dataDir });
+  let worker: Child;
+  try {
+    const env = { ...process.env };
+    if (mode === "signed") env.CELERITY_BENCH_SIGNING = JSON.stringify({ key: workerKey.secretPath, trusted, ...(encryption !== undefined ? { encryption: [] } : {}) });
+    if (mode === "signed" && encryption !== undefined) {
+      const boxFile = join(keyDir, "payload.key");
+      writeFileSync(boxFile, `${encryption[0]}\n`, { mode: 0o600 });
+      env.CELERITY_BENCH_SIGNING = JSON.stringify({ key: workerKey.secretPath, trusted, encryption: [boxFile] });
+    }
+    worker = await startWorker(node.url, CONCURRENCY, { env });
+  } catch (error) {
+    await node.child.stop();
+    throw error;
+  }
+  const app = createApp({ broker: node.url, log: (line) => console.error(`tcp ${mode} producer: ${line}`), ...(mode === "signed" ? { signing: signingFor(producerKey.secretPath) } : {}) });
+  return {
+    app,
+    tasks: defineTasks(app),
+    sent: 0,
+    async close() {
+      await app.close();
+      await worker.stop();
+      await node.child.stop();
+      removeDir(dataDir);
+    },
+  };
+};
+
+const fmt = (figure: number) => String(figure).padStart(8);
+const ms = (x: number) => `${x.toFixed(3)} ms`;
+
+const part = async (label: string, scenarios: readonly Scenario[], make: (mode: Mode) => Promise<Fixture>) => {
+  console.log(`\n${label}`);
+  const rows: Record<string, unknown>[] = [];
+  for (const scenario of scenarios) {
+    const fixtures = { unsigned: await make("unsigned"), signed: await make("signed") };
+    try {
+      const figures: Record<Mode, Figure[]> = { unsigned: [], signed: [] };
+      for (const mode of ["unsigned", "signed"] as const) await scenario.run(fixtures[mode]); // warm-up, excluded
+      for (let i = 0; i < RUNS; i++) {
+        // Alternate which mode goes first, so neither always runs after the other.
+        const order: Mode[] = i % 2 === 0 ? ["unsigned", "signed"] : ["signed", "unsigned"];
+        for (const mode of order) figures[mode].push(await scenario.run(fixtures[mode]));
+      }
+      if (scenario.unit === "tasks/s") {
+        const stat = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+        const u = stat(figures.unsigned as number[]);
+        const s = stat(figures.signed as number[]);
+        const ratio = Math.round((s.median / u.median) * 100);
+        console.log(`  ${scenario.name.padEnd(40)} unsigned ${fmt(u.median)} (${u.min}–${u.max})  signed ${fmt(s.median)} (${s.min}–${s.max})  tasks/s  signed/unsigned ${ratio}%`);
+        rows.push({ scenario: scenario.name, unit: "tasks/s", unsigned: u, signed: s, ratioPercent: ratio });
+      } else {
+        const pick = (mode: Mode, key: "p50" | "p99") => median((figures[mode] as { p50: number; p99: number }[]).map((x) => x[key]));
+        const row = { scenario: scenario.name, unit: "ms", unsigned: { p50: pick("unsigned", "p50"), p99: pick("unsigned", "p99") }, signed: { p50: pick("signed", "p50"), p99: pick("signed", "p99") } };
+        console.log(`  ${scenario.name.padEnd(40)} unsigned p50 ${ms(row.unsigned.p50)} p99 ${ms(row.unsigned.p99)}  signed p50 ${ms(row.signed.p50)} p99 ${ms(row.signed.p99)}`);
+        rows.push(row);
+      }
+    } finally {
+      await fixtures.unsigned.close();
+      await fixtures.signed.close();
+    }
+  }
+  return rows;
+};
+
+const main = async () => {
+  console.log(
+    `celerity signing bench: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}); ${RUNS} runs per mode, alternating; ` +
+      `worker concurrency ${CONCURRENCY}; publishes in batches of ${SEND_BATCH} confirms; signed mode: ed25519 (node:crypto) per batch of up to 128` +
+      `${encryption !== undefined ? ", bodies and results sealed (secretbox)" : ""}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`,
+  );
+  const report: Record<string, unknown> = { node: process.version, cores: cpus().length, runs: RUNS, encryption: encryption !== undefined, loadAverageAtStart: loadavg() };
+  if (opts.only === undefined || opts.only === "embedded") report.embedded = await part("embedded broker, one process", embeddedScenarios, embedded);
+  if (opts.only === undefined || opts.only === "tcp") report.tcp = await part("broker node over TCP (durable, fsync always), three processes", tcpScenarios, overNode);
+  report.loadAverageAtEnd = loadavg();
+  mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
+  const file = new URL(`./results/signing-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url);
+  writeFileSync(file, JSON.stringify(report, null, 2));
+  console.log(`\nwrote ${file.pathname}; load average now ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+};
+
+await main();

@@ -1,0 +1,85 @@
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import nacl from "tweetnacl";
+import { SigningConfigError } from "./signing-errors.ts";
+
+/**
+ * Payload encryption with tweetnacl's secretbox (XSalsa20-Poly1305): task
+ * arguments and result values cross the broker sealed, so the broker (and
+ * anyone reading its log) never sees them in the clear. Secretbox is
+ * authenticated, so a sealed value also cannot be forged or altered without
+ * the key. Every app that sends or runs the tasks shares the key.
+ *
+ * Several keys may be held at once for rotation: the first seals, every one
+ * opens. A sealed payload is
+ *   "cbx1" | key id (8 bytes) | nonce (24 bytes) | box
+ * where the key id is a hash of the key (it does not reveal it).
+ *
+ * @example
+ * const box = new PayloadBox([readBoxKey("./keys/payload.key")]);
+ * const sealed = box.seal(bytes);
+ * box.open(sealed); // bytes
+ */
+const MAGIC = Buffer.from("cbx1", "latin1");
+const ID_BYTES = 8;
+const HEADER_BYTES = MAGIC.length + ID_BYTES + nacl.secretbox.nonceLength;
+export const BOX_KEY_BYTES = nacl.secretbox.keyLength;
+
+export const boxKeyIdOf = (key: Uint8Array): Buffer =>
+  createHash("sha256").update("celerity/box-key-id\0").update(key).digest().subarray(0, ID_BYTES);
+
+export const isSealed = (bytes: Uint8Array): boolean =>
+  bytes.length >= HEADER_BYTES && MAGIC.equals(Buffer.from(bytes.buffer, bytes.byteOffset, MAGIC.length));
+
+export class PayloadBox {
+  private readonly keys: Map<string, Uint8Array>;
+  private readonly sealing: { readonly id: Buffer; readonly key: Uint8Array };
+
+  constructor(keys: readonly Uint8Array[]) {
+    if (keys.length === 0) throw new SigningConfigError({ reason: "encryption needs at least one key" });
+    for (const key of keys) {
+      if (key.length !== BOX_KEY_BYTES) throw new SigningConfigError({ reason: `an encryption key is ${key.length} bytes; secretbox keys are ${BOX_KEY_BYTES}` });
+    }
+    this.keys = new Map(keys.map((key) => [boxKeyIdOf(key).toString("hex"), Uint8Array.from(key)]));
+    this.sealing = { id: boxKeyIdOf(keys[0]), key: Uint8Array.from(keys[0]) };
+  }
+
+  seal(plain: Uint8Array): Uint8Array {
+    const nonce = nacl.randomBytes(nacl.secretbox.nonceLength);
+    const box = nacl.secretbox(plain, nonce, this.sealing.key);
+    const out = new Uint8Array(HEADER_BYTES + box.length);
+    out.set(MAGIC, 0);
+    out.set(this.sealing.id, MAGIC.length);
+    out.set(nonce, MAGIC.length + ID_BYTES);
+    out.set(box, HEADER_BYTES);
+    return out;
+  }
+
+  /** The plain bytes, or a reason they cannot be had. */
+  open(sealed: Uint8Array): Uint8Array | { readonly reason: string } {
+    if (!isSealed(sealed)) return { reason: "the payload is not encrypted, and this app requires encryption" };
+    const id = Buffer.from(sealed.subarray(MAGIC.length, MAGIC.length + ID_BYTES)).toString("hex");
+    const key = this.keys.get(id);
+    if (key === undefined) return { reason: `the payload is encrypted with key ${id}, which this app does not hold` };
+    const plain = nacl.secretbox.open(sealed.subarray(HEADER_BYTES), sealed.subarray(MAGIC.length + ID_BYTES, HEADER_BYTES), key);
+    return plain ?? { reason: "the encrypted payload does not open (altered, or sealed with another key of the same id)" };
+  }
+}
+
+export const generateBoxKey = (): Uint8Array => nacl.randomBytes(BOX_KEY_BYTES);
+
+/** Read a 32-byte secretbox key (base64 on one line); refuses a file others can read. */
+export const readBoxKey = (path: string): Uint8Array => {
+  const full = resolve(path);
+  if (!existsSync(full)) throw new SigningConfigError({ reason: `cannot read the encryption key ${full}: no such file` });
+  if (process.platform !== "win32" && (statSync(full).mode & 0o077) !== 0) {
+    throw new SigningConfigError({ reason: `encryption key ${full} is readable by others (mode ${(statSync(full).mode & 0o777).toString(8)}); run chmod 600 on it` });
+  }
+  const text = readFileSync(full, "utf8").trim();
+  const bytes = /^[A-Za-z0-9+/]+={0,2}$/.test(text) ? Buffer.from(text, "base64") : undefined;
+  if (bytes === undefined || bytes.length !== BOX_KEY_BYTES) {
+    throw new SigningConfigError({ reason: `${full} is not an encryption key: expected ${BOX_KEY_BYTES} bytes in base64 on one line (celerity keygen --encryption)` });
+  }
+  return new Uint8Array(bytes);
+};

@@ -1,0 +1,30 @@
+import { Data } from "effect";
+
+/**
+ * Errors of message signing. A SignatureError is what a worker records for a
+ * message it refused to run; a SigningConfigError is a setup mistake (a key
+ * file that is missing, malformed or readable by others, a worker with
+ * nothing to trust), raised before anything is sent or consumed.
+ */
+
+/** A delivered message was refused: no signature, a bad one, an untrusted key, a replay, or outside the time window. */
+export class SignatureError extends Data.TaggedError("SignatureError")<{
+  readonly id: string;
+  readonly task: string;
+  /** The key id the message names, or "(none)". */
+  readonly keyId: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `message ${this.id} (task '${this.task}', key ${this.keyId}) was refused and not run: ${this.reason}`;
+  }
+}
+
+/** The signing options cannot be used as given. */
+export class SigningConfigError extends Data.TaggedError("SigningConfigError")<{
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `signing: ${this.reason}`;
+  }
+}
