@@ -1,25 +1,14 @@
 import type { Encoder } from "@msgpack/msgpack";
-import type { Envelope } from "./envelope.ts";
 
 /**
- * An envelope's msgpack bytes, kept beside it on the node so that the same
- * bytes go into its log record and every Deliver frame: the node decodes a
- * published envelope once (it must read the routing fields) and never
- * encodes it again. The bytes are exactly the wire form (protocol.ts,
- * `WireEnvelope`), so a record or frame built from them reads back the
- * same as one encoded from the fields.
+ * A published envelope's msgpack bytes, found in the publish request, so
+ * the node's log record can take them as they are: the node decodes a
+ * published envelope once (it must read the routing fields) and does not
+ * encode it again for the log. The bytes are exactly the wire form
+ * (protocol.ts, `WireEnvelope`), so a record built from them reads back the
+ * same as one encoded from the fields. They are a view into a socket read,
+ * used at once and never kept (a kept view would keep the whole read).
  */
-export const ENCODED = Symbol("celerity.encodedEnvelope");
-
-export type WithEncoding = Envelope & { [ENCODED]?: Uint8Array };
-
-export const encodingOf = (envelope: Envelope): Uint8Array | undefined => (envelope as WithEncoding)[ENCODED];
-
-export const withEncoding = <E extends Envelope>(envelope: E, bytes: Uint8Array): E => {
-  (envelope as WithEncoding)[ENCODED] = bytes;
-  return envelope;
-};
-
 const FIXARRAY_3 = 0x93;
 const FIXARRAY_2 = 0x92;
 const FIXARRAY_8 = 0x98;

@@ -6,7 +6,6 @@ import { FrameParser, FrameWriter } from "./wire-frame.ts";
 import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, envelopeToWire, type WireError } from "./protocol.ts";
 import type { Consumer } from "./transport.ts";
 import { DEFAULT_LEASE_MS, LeaseTable } from "./lease-table.ts";
-import { encodingOf } from "./encoded-envelope.ts";
 
 /**
  * One client connection to the node, from the node's side: the handshake,
@@ -154,13 +153,6 @@ export class NodeConnection {
   }
 
   private deliver(tag: string, delivery: Delivery): void {
-    const encoded = encodingOf(delivery.envelope);
-    if (encoded !== undefined) {
-      // The envelope as it was published: only the four fields before it are encoded here.
-      const head = this.codec.encode([tag, delivery.deliveryTag, delivery.deliveryCount, delivery.queue]);
-      head[0] = 0x95;
-      return this.writer.sendParts(FrameType.Deliver, head, encoded);
-    }
     this.writer.send(
       FrameType.Deliver,
       this.codec.encode([tag, delivery.deliveryTag, delivery.deliveryCount, delivery.queue, envelopeToWire(delivery.envelope)]),

@@ -2,7 +2,7 @@ import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { DeadLetter, Envelope } from "./envelope.ts";
 import type { BrokerJournal, EmbeddedBroker } from "./embedded-broker.ts";
 import { envelopeFromWire, envelopeToWire } from "./protocol.ts";
-import { encodeWithEnvelope, encodingOf, withEncoding } from "./encoded-envelope.ts";
+import { encodeWithEnvelope } from "./encoded-envelope.ts";
 import type { ExchangeType, QueueOptions, RevocationOptions } from "./transport.ts";
 
 /**
@@ -49,6 +49,18 @@ export class NodeJournal implements BrokerJournal {
   onRemoved: (() => void) | undefined;
 
   constructor(private sink: RecordSink) {}
+
+  private encodedEnvelope: Envelope | undefined;
+  private encodedBytes: Uint8Array | undefined;
+
+  /**
+   * For the publish being made now: `envelope`'s msgpack bytes as they came
+   * in, which its records take instead of encoding it again (cleared after).
+   */
+  encodedAs(envelope: Envelope | undefined, bytes: Uint8Array | undefined): void {
+    this.encodedEnvelope = envelope;
+    this.encodedBytes = bytes;
+  }
 
   /** Send records elsewhere from now on (recovery collects them, then the node appends). */
   redirect(sink: RecordSink): void {
@@ -106,13 +118,10 @@ export class NodeJournal implements BrokerJournal {
     this.held++;
     const seq = this.nextSeq++;
     this.seqs.set(ref, seq);
-    const encoded = deadLetter === undefined ? encodingOf(envelope) : undefined;
-    if (encoded !== undefined) {
-      const bytes = encodeWithEnvelope(this.encoder, [Kind.Enqueue, seq, queue], encoded);
+    if (deadLetter === undefined && envelope === this.encodedEnvelope) {
+      const bytes = encodeWithEnvelope(this.encoder, [Kind.Enqueue, seq, queue], this.encodedBytes!);
       this.lastWrite = this.sinkWrite(bytes);
       this.live.set(seq, bytes);
-      // From now on the envelope's bytes are the record's (the published ones were a view into a socket read).
-      withEncoding(envelope, bytes.subarray(bytes.length - encoded.length));
       return;
     }
     const wire = envelopeToWire(envelope);

@@ -3,8 +3,8 @@ import { createServer, type AddressInfo, type Server } from "node:net";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { DurableLog, type DurableLogOptions } from "./durable-log.ts";
 import { EmbeddedBroker, RESOLVED } from "./embedded-broker.ts";
-import { publishedEnvelopeBytes, withEncoding } from "./encoded-envelope.ts";
-import { clampPriority } from "./envelope.ts";
+import { publishedEnvelopeBytes } from "./encoded-envelope.ts";
+import { clampPriority, type Envelope } from "./envelope.ts";
 import { NodeConnection, type ConnectionContext } from "./node-connection.ts";
 import { NodeJournal, replay } from "./node-journal.ts";
 import { HeldCount, type HeldMessages } from "./held-count.ts";
@@ -211,6 +211,23 @@ export class BrokerNode {
     return Promise.all([done, write]).then(() => undefined);
   }
 
+  /**
+   * Publish, letting the journal take the envelope's bytes from the request
+   * `payload` (when given) rather than encode the envelope again; a priority
+   * the broker clamps changes the envelope, so it is encoded afresh.
+   */
+  private publish(envelope: Envelope, mandatory: boolean, payload: Uint8Array | undefined): Promise<void> {
+    const journal = this.journal;
+    const encoded = payload !== undefined && clampPriority(envelope.priority) === envelope.priority ? publishedEnvelopeBytes(payload) : undefined;
+    if (encoded === undefined || !(journal instanceof NodeJournal)) return this.broker.publish(envelope, { mandatory });
+    journal.encodedAs(envelope, encoded);
+    try {
+      return this.broker.publish(envelope, { mandatory });
+    } finally {
+      journal.encodedAs(undefined, undefined);
+    }
+  }
+
   private handle(op: string, args: readonly unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown {
     const { broker } = this;
     switch (op) {
@@ -218,14 +235,11 @@ export class BrokerNode {
         const envelope = envelopeFromWire(args[0]);
         // The body arrived as a view into a socket chunk: keep a copy of its own, not the whole chunk.
         const owned = { ...envelope, body: envelope.body.slice() };
-        // Its encoded bytes, also a view into the chunk, are used at once by the journal (which keeps its own copy).
-        // (Not when the broker will change a field: a priority out of range is clamped.)
-        const encoded = clampPriority(owned.priority) === owned.priority ? publishedEnvelopeBytes(payload) : undefined;
-        if (encoded !== undefined) withEncoding(owned, encoded);
         const mandatory = args[1] === true;
         const room = this.room();
-        if (room === undefined) return this.durable(broker.publish(owned, { mandatory }));
-        return room.then(() => this.durable(broker.publish(owned, { mandatory })));
+        if (room === undefined) return this.durable(this.publish(owned, mandatory, payload));
+        // By then the payload, a view into a socket read, may have been reused: the envelope is encoded again.
+        return room.then(() => this.durable(this.publish(owned, mandatory, undefined)));
       }
       // Settled without an answer (the hot path): a later read's answer proves them durable (see afterDurable).
       case "ack":

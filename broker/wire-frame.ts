@@ -118,22 +118,6 @@ export class FrameWriter {
     }
   }
 
-  /** Queue a frame whose payload is `head` followed by `tail` (copied straight into the batch). */
-  sendParts(type: number, head: Uint8Array, tail: Uint8Array): void {
-    const size = head.byteLength + tail.byteLength;
-    const needed = this.length + FRAME_HEADER_BYTES + size;
-    if (needed > this.batch.byteLength) this.grow(needed);
-    this.view.setUint32(this.length, size + 1);
-    this.batch[this.length + 4] = type;
-    this.batch.set(head, this.length + FRAME_HEADER_BYTES);
-    this.batch.set(tail, this.length + FRAME_HEADER_BYTES + head.byteLength);
-    this.length = needed;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-
   /** Write everything queued now. */
   flush(): void {
     this.scheduled = false;
