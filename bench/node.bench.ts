@@ -34,6 +34,7 @@ import { defineTasks, wallClock, type BenchTasks } from "./node/task-defs.ts";
 import { cpuMsOf, dirBytes, machineCpuMs, makeDataDir, memoryOf, removeDir, startNode, startWorker, type Child } from "./node/processes.ts";
 import { printSelfTimes } from "./node/profile-summary.ts";
 import { flood } from "./node/flood.ts";
+import { GET_TIMEOUT, SEND_BATCH, fireAndForget, percentile, rate, withResults } from "./node/workloads.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -59,12 +60,9 @@ const FIRE_AND_FORGET = sized(60_000);
 const FIRE_AND_FORGET_QUIET = sized(150_000);
 /** Tasks per run with results awaited. */
 const WITH_RESULTS = sized(40_000);
-/** Publishes awaited together (Promise.all), as in the dispatch bench. */
-const SEND_BATCH = 1_000;
 const LATENCY_RATE = 2_000;
 const LATENCY_TASKS = 6_000;
 const BACKLOG = Number(opts["backlog-size"]);
-const GET_TIMEOUT = 300_000;
 
 type Figure = number | { p50: number; p99: number; roundTripP50: number; roundTripP99: number; min: number };
 
@@ -97,7 +95,6 @@ const DURABLE: Config = { label: "durable, fsync always", durable: true };
 const INTERVAL: Config = { label: "durable, fsync interval:100", durable: true, fsync: "interval:100" };
 const MEMORY: Config = { label: "in memory", durable: false };
 
-const rate = (count: number, ms: number) => Math.round((count / ms) * 1000);
 
 const fixture = async (config: Config, profileDir?: string): Promise<Fixture> => {
   const dataDir = config.durable ? makeDataDir() : undefined;
@@ -133,37 +130,6 @@ const teardown = async (f: Fixture) => {
   showUnexpected("node", f.node);
 };
 
-/** Wait until the worker has run every counted task sent so far. */
-const allRun = async (f: Fixture) => {
-  const r = await f.tasks.reached.delay(f.sent);
-  await r.get({ timeout: GET_TIMEOUT });
-};
-
-/** Send `n` tasks in batches of SEND_BATCH confirms; done when the worker has run them all. */
-const fireAndForget = async (f: Fixture, task: BenchTasks["count"], n: number) => {
-  const t0 = performance.now();
-  for (let i = 0; i < n; i += SEND_BATCH) {
-    const sends = [];
-    for (let j = 0; j < SEND_BATCH && i + j < n; j++) sends.push(task.delay(i + j));
-    await Promise.all(sends);
-    f.sent += sends.length;
-  }
-  await allRun(f);
-  return rate(n, performance.now() - t0);
-};
-
-const withResults = async (f: Fixture) => {
-  const t0 = performance.now();
-  for (let i = 0; i < WITH_RESULTS; i += SEND_BATCH) {
-    const sends = [];
-    for (let j = 0; j < SEND_BATCH; j++) sends.push(f.tasks.add.delay(i, j).then((r) => r.get({ timeout: GET_TIMEOUT })));
-    await Promise.all(sends);
-  }
-  return rate(WITH_RESULTS, performance.now() - t0);
-};
-
-const percentile = (sorted: readonly number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
-
 /** LATENCY_TASKS stamp tasks at LATENCY_RATE/s (paced by the clock, checked every millisecond); each result is awaited. */
 const latency = async (f: Fixture) => {
   const toStart: number[] = [];
@@ -197,7 +163,7 @@ const latency = async (f: Fixture) => {
 const scenarios: Scenario[] = [
   { name: "fire-and-forget, results stored", unit: "tasks/s", config: DURABLE, tasks: FIRE_AND_FORGET, run: (f) => fireAndForget(f, f.tasks.count, FIRE_AND_FORGET) },
   { name: "fire-and-forget, ignoreResult", unit: "tasks/s", config: DURABLE, tasks: FIRE_AND_FORGET_QUIET, run: (f) => fireAndForget(f, f.tasks.quiet, FIRE_AND_FORGET_QUIET) },
-  { name: "with results awaited (delay + get)", unit: "tasks/s", config: DURABLE, tasks: WITH_RESULTS, run: withResults },
+  { name: "with results awaited (delay + get)", unit: "tasks/s", config: DURABLE, tasks: WITH_RESULTS, run: (f) => withResults(f, WITH_RESULTS) },
   { name: `send-to-start latency at ${LATENCY_RATE.toLocaleString("en")}/s`, unit: "ms", config: DURABLE, run: latency },
   { name: "fire-and-forget, results stored", unit: "tasks/s", config: INTERVAL, tasks: FIRE_AND_FORGET, run: (f) => fireAndForget(f, f.tasks.count, FIRE_AND_FORGET) },
   { name: "fire-and-forget, ignoreResult", unit: "tasks/s", config: INTERVAL, tasks: FIRE_AND_FORGET_QUIET, run: (f) => fireAndForget(f, f.tasks.quiet, FIRE_AND_FORGET_QUIET) },

@@ -20,6 +20,7 @@ import { createApp, writeKeyPair, type App, type SigningOptions } from "../src/i
 import { generateBoxKey } from "../runtime/signing/payload-box.ts";
 import { defineTasks, wallClock, type BenchTasks } from "./node/task-defs.ts";
 import { makeDataDir, removeDir, startNode, startWorker, type Child } from "./node/processes.ts";
+import { GET_TIMEOUT, SEND_BATCH, fireAndForget, percentile, withResults } from "./node/workloads.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -32,8 +33,6 @@ const { values: opts } = parseArgs({
 });
 const RUNS = Number(opts.runs);
 const sized = (n: number) => Math.max(1_000, Math.round((n * Number(opts.scale)) / 1_000) * 1_000);
-const SEND_BATCH = 1_000;
-const GET_TIMEOUT = 300_000;
 const CONCURRENCY = 64;
 
 const keyDir = mkdtempSync(join(tmpdir(), "celerity-signing-bench-"));
@@ -65,39 +64,13 @@ interface Scenario {
   run(f: Fixture): Promise<Figure>;
 }
 
-const rate = (count: number, ms: number) => Math.round((count / ms) * 1000);
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const percentile = (sorted: readonly number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 
-const allRun = async (f: Fixture) => {
-  await (await f.tasks.reached.delay(f.sent)).get({ timeout: GET_TIMEOUT });
-};
-
-const fireAndForget = (n: number, quiet: boolean) => async (f: Fixture) => {
-  const task = quiet ? f.tasks.quiet : f.tasks.count;
-  const t0 = performance.now();
-  for (let i = 0; i < n; i += SEND_BATCH) {
-    const sends = [];
-    for (let j = 0; j < SEND_BATCH && i + j < n; j++) sends.push(task.delay(i + j));
-    await Promise.all(sends);
-    f.sent += sends.length;
-  }
-  await allRun(f);
-  return rate(n, performance.now() - t0);
-};
-
-const withResults = (n: number) => async (f: Fixture) => {
-  const t0 = performance.now();
-  for (let i = 0; i < n; i += SEND_BATCH) {
-    const sends = [];
-    for (let j = 0; j < SEND_BATCH; j++) sends.push(f.tasks.add.delay(i, j).then((r) => r.get({ timeout: GET_TIMEOUT })));
-    await Promise.all(sends);
-  }
-  return rate(n, performance.now() - t0);
-};
+const fireAndForgetOf = (n: number, quiet: boolean) => (f: Fixture) => fireAndForget(f, quiet ? f.tasks.quiet : f.tasks.count, n);
+const withResultsOf = (n: number) => (f: Fixture) => withResults(f, n);
 
 /** `total` stamp tasks at `perSecond`, paced by the clock; send-to-start times. */
 const latency = (perSecond: number, total: number) => async (f: Fixture) => {
@@ -124,16 +97,16 @@ const latency = (perSecond: number, total: number) => async (f: Fixture) => {
 };
 
 const embeddedScenarios: Scenario[] = [
-  { name: "fire-and-forget, results stored", unit: "tasks/s", run: fireAndForget(sized(100_000), false) },
-  { name: "fire-and-forget, ignoreResult", unit: "tasks/s", run: fireAndForget(sized(150_000), true) },
-  { name: "with results awaited (delay + get)", unit: "tasks/s", run: withResults(sized(50_000)) },
+  { name: "fire-and-forget, results stored", unit: "tasks/s", run: fireAndForgetOf(sized(100_000), false) },
+  { name: "fire-and-forget, ignoreResult", unit: "tasks/s", run: fireAndForgetOf(sized(150_000), true) },
+  { name: "with results awaited (delay + get)", unit: "tasks/s", run: withResultsOf(sized(50_000)) },
   { name: "send-to-start latency at 5,000/s", unit: "ms", run: latency(5_000, 5_000) },
 ];
 
 const tcpScenarios: Scenario[] = [
-  { name: "fire-and-forget, results stored", unit: "tasks/s", run: fireAndForget(sized(40_000), false) },
-  { name: "fire-and-forget, ignoreResult", unit: "tasks/s", run: fireAndForget(sized(80_000), true) },
-  { name: "with results awaited (delay + get)", unit: "tasks/s", run: withResults(sized(30_000)) },
+  { name: "fire-and-forget, results stored", unit: "tasks/s", run: fireAndForgetOf(sized(40_000), false) },
+  { name: "fire-and-forget, ignoreResult", unit: "tasks/s", run: fireAndForgetOf(sized(80_000), true) },
+  { name: "with results awaited (delay + get)", unit: "tasks/s", run: withResultsOf(sized(30_000)) },
   { name: "send-to-start latency at 2,000/s", unit: "ms", run: latency(2_000, 4_000) },
 ];
 

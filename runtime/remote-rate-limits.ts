@@ -22,7 +22,7 @@ export class RemoteRateLimits implements TokenSource {
 
   constructor(
     private readonly client: NodeClient,
-    private readonly table: RateLimitTable,
+    table: RateLimitTable,
     private readonly log: (message: string) => void,
   ) {
     client.onFrame(FrameType.Notify, (payload) => {

@@ -1,0 +1,49 @@
+/**
+ * The throughput workloads the TCP benches share (bench:node, bench:signing):
+ * a producer process sends through an app connected to a node, and a worker
+ * process runs the tasks of task-defs.ts.
+ */
+import type { BenchTasks } from "./task-defs.ts";
+
+/** Publishes awaited together (Promise.all), as in the dispatch bench. */
+export const SEND_BATCH = 1_000;
+export const GET_TIMEOUT = 300_000;
+
+/** What a workload needs of a bench's fixture: the tasks, and how many counted ones were sent so far. */
+export interface WorkloadFixture {
+  readonly tasks: BenchTasks;
+  sent: number;
+}
+
+export const rate = (count: number, ms: number): number => Math.round((count / ms) * 1000);
+
+export const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+
+/** Wait until the worker has run every counted task sent so far. */
+export const allRun = async (f: WorkloadFixture): Promise<void> => {
+  await (await f.tasks.reached.delay(f.sent)).get({ timeout: GET_TIMEOUT });
+};
+
+/** Send `n` counted tasks in batches of SEND_BATCH confirms; tasks/s once the worker has run them all. */
+export const fireAndForget = async (f: WorkloadFixture, task: BenchTasks["count"], n: number): Promise<number> => {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += SEND_BATCH) {
+    const sends = [];
+    for (let j = 0; j < SEND_BATCH && i + j < n; j++) sends.push(task.delay(i + j));
+    await Promise.all(sends);
+    f.sent += sends.length;
+  }
+  await allRun(f);
+  return rate(n, performance.now() - t0);
+};
+
+/** `n` tasks, SEND_BATCH at a time, each result awaited; tasks/s. */
+export const withResults = async (f: WorkloadFixture, n: number): Promise<number> => {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += SEND_BATCH) {
+    const sends = [];
+    for (let j = 0; j < SEND_BATCH; j++) sends.push(f.tasks.add.delay(i, j).then((r) => r.get({ timeout: GET_TIMEOUT })));
+    await Promise.all(sends);
+  }
+  return rate(n, performance.now() - t0);
+};
