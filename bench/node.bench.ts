@@ -30,11 +30,11 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createApp, type App } from "../src/index.ts";
-import { defineTasks, wallClock, type BenchTasks } from "./node/task-defs.ts";
+import { defineTasks, type BenchTasks } from "./node/task-defs.ts";
 import { cpuMsOf, dirBytes, machineCpuMs, makeDataDir, memoryOf, removeDir, startNode, startWorker, type Child } from "./node/processes.ts";
 import { printSelfTimes } from "./node/profile-summary.ts";
 import { flood } from "./node/flood.ts";
-import { GET_TIMEOUT, SEND_BATCH, fireAndForget, percentile, rate, withResults } from "./node/workloads.ts";
+import { GET_TIMEOUT, SEND_BATCH, fireAndForget, pacedLatencies, percentile, rate, withResults } from "./node/workloads.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -132,30 +132,7 @@ const teardown = async (f: Fixture) => {
 
 /** LATENCY_TASKS stamp tasks at LATENCY_RATE/s (paced by the clock, checked every millisecond); each result is awaited. */
 const latency = async (f: Fixture) => {
-  const toStart: number[] = [];
-  const roundTrip: number[] = [];
-  const perMs = LATENCY_RATE / 1000;
-  const sends: Promise<void>[] = [];
-  const t0 = performance.now();
-  for (let sent = 0; sent < LATENCY_TASKS; ) {
-    const due = Math.min(LATENCY_TASKS, Math.floor((performance.now() - t0) * perMs) + 1);
-    for (; sent < due; sent++) {
-      const sentAt = wallClock();
-      sends.push(
-        f.tasks.stamp
-          .delay(sentAt)
-          .then((r) => r.get({ timeout: GET_TIMEOUT }))
-          .then((startedAt) => {
-            roundTrip.push(wallClock() - sentAt);
-            toStart.push(startedAt - sentAt);
-          }),
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-  await Promise.all(sends);
-  toStart.sort((a, b) => a - b);
-  roundTrip.sort((a, b) => a - b);
+  const { toStart, roundTrip } = await pacedLatencies(f, LATENCY_RATE, LATENCY_TASKS);
   // min: a check on the clocks of the two processes (it must stay above zero).
   return { p50: percentile(toStart, 0.5), p99: percentile(toStart, 0.99), roundTripP50: percentile(roundTrip, 0.5), roundTripP99: percentile(roundTrip, 0.99), min: toStart[0] };
 };

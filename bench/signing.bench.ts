@@ -18,9 +18,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createApp, writeKeyPair, type App, type SigningOptions } from "../src/index.ts";
 import { generateBoxKey } from "../runtime/signing/payload-box.ts";
-import { defineTasks, wallClock, type BenchTasks } from "./node/task-defs.ts";
+import { defineTasks, type BenchTasks } from "./node/task-defs.ts";
 import { makeDataDir, removeDir, startNode, startWorker, type Child } from "./node/processes.ts";
-import { GET_TIMEOUT, SEND_BATCH, fireAndForget, percentile, withResults } from "./node/workloads.ts";
+import { SEND_BATCH, fireAndForget, pacedLatencies, percentile, withResults } from "./node/workloads.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -74,25 +74,7 @@ const withResultsOf = (n: number) => (f: Fixture) => withResults(f, n);
 
 /** `total` stamp tasks at `perSecond`, paced by the clock; send-to-start times. */
 const latency = (perSecond: number, total: number) => async (f: Fixture) => {
-  const toStart: number[] = [];
-  const sends: Promise<void>[] = [];
-  const perMs = perSecond / 1000;
-  const t0 = performance.now();
-  for (let sent = 0; sent < total; ) {
-    const due = Math.min(total, Math.floor((performance.now() - t0) * perMs) + 1);
-    for (; sent < due; sent++) {
-      const sentAt = wallClock();
-      sends.push(
-        f.tasks.stamp
-          .delay(sentAt)
-          .then((r) => r.get({ timeout: GET_TIMEOUT }))
-          .then((startedAt) => void toStart.push(startedAt - sentAt)),
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-  await Promise.all(sends);
-  toStart.sort((a, b) => a - b);
+  const { toStart } = await pacedLatencies(f, perSecond, total);
   return { p50: percentile(toStart, 0.5), p99: percentile(toStart, 0.99) };
 };
 

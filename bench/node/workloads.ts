@@ -3,7 +3,7 @@
  * a producer process sends through an app connected to a node, and a worker
  * process runs the tasks of task-defs.ts.
  */
-import type { BenchTasks } from "./task-defs.ts";
+import { wallClock, type BenchTasks } from "./task-defs.ts";
 
 /** Publishes awaited together (Promise.all), as in the dispatch bench. */
 export const SEND_BATCH = 1_000;
@@ -46,4 +46,37 @@ export const withResults = async (f: WorkloadFixture, n: number): Promise<number
     await Promise.all(sends);
   }
   return rate(n, performance.now() - t0);
+};
+
+/**
+ * `total` stamp tasks at `perSecond` (paced by the clock, checked every
+ * millisecond), each result awaited: the send-to-start and send-to-result
+ * times in ms, each sorted.
+ */
+export const pacedLatencies = async (f: WorkloadFixture, perSecond: number, total: number): Promise<{ toStart: number[]; roundTrip: number[] }> => {
+  const toStart: number[] = [];
+  const roundTrip: number[] = [];
+  const perMs = perSecond / 1000;
+  const sends: Promise<void>[] = [];
+  const t0 = performance.now();
+  for (let sent = 0; sent < total; ) {
+    const due = Math.min(total, Math.floor((performance.now() - t0) * perMs) + 1);
+    for (; sent < due; sent++) {
+      const sentAt = wallClock();
+      sends.push(
+        f.tasks.stamp
+          .delay(sentAt)
+          .then((r) => r.get({ timeout: GET_TIMEOUT }))
+          .then((startedAt) => {
+            roundTrip.push(wallClock() - sentAt);
+            toStart.push(startedAt - sentAt);
+          }),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all(sends);
+  toStart.sort((a, b) => a - b);
+  roundTrip.sort((a, b) => a - b);
+  return { toStart, roundTrip };
 };

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Probe } from "./probe.ts";
-import type { Window } from "./system.ts";
+import type { Instance, Window } from "./system.ts";
 
 /** The worker side of a system, as the child process runs it. */
 export interface WorkerSide {
@@ -44,6 +44,15 @@ export interface WorkerLink {
   /** Close the worker side and let the process exit (a clean exit, so a --cpu-prof profile gets written). */
   exit(): Promise<void>;
 }
+
+/** The parts of an Instance that a worker process behind `link` answers. */
+export const workerControls = (link: WorkerLink): Pick<Instance, "startWorker" | "stopWorker" | "reset" | "waitFor" | "latencies"> => ({
+  startWorker: () => link.start(),
+  stopWorker: () => link.stop(),
+  reset: () => link.reset(),
+  waitFor: (count, timeoutMs) => link.waitFor(count, timeoutMs),
+  latencies: () => link.latencies(),
+});
 
 /** Start a worker process for `module` (a file exporting `createWorker`); resolves once it is ready (not yet consuming). */
 export const spawnWorker = (module: string, options: Record<string, unknown>, spawnOptions: { nodeArgs?: readonly string[]; echo?: boolean } = {}): Promise<WorkerLink> => {

@@ -10,7 +10,7 @@ import BeeQueue from "bee-queue";
 import { packageVersion, REDIS, redisUnavailable, redisVersion } from "../reachable.ts";
 import { wallClock } from "../probe.ts";
 import { IDLE_QUEUE, WORK_QUEUE, type Instance, type System, type SystemConfig } from "../system.ts";
-import { spawnWorker } from "../worker-link.ts";
+import { spawnWorker, workerControls } from "../worker-link.ts";
 
 export const BEE_SETTINGS = { redis: { host: REDIS.host, port: REDIS.port, db: 11 }, prefix: "celerity-peers-bq" };
 const PRODUCER = { ...BEE_SETTINGS, isWorker: false, getEvents: false, sendEvents: false, storeJobs: false, activateDelayedJobs: false };
@@ -47,11 +47,7 @@ export const beeQueue: System = {
       },
       purgeIdle: () => idle.destroy(),
       fill: (n, batch) => bulk(work, n, batch),
-      startWorker: () => link.start(),
-      stopWorker: () => link.stop(),
-      reset: () => link.reset(),
-      waitFor: (count, timeoutMs) => link.waitFor(count, timeoutMs),
-      latencies: () => link.latencies(),
+      ...workerControls(link),
       async send(n, inFlight) {
         for (let i = 0; i < n; i += inFlight) {
           const sends = [];

@@ -11,7 +11,7 @@ import { FlowProducer, Queue, type FlowJob } from "bullmq";
 import { packageVersion, REDIS, redisUnavailable, redisVersion } from "../reachable.ts";
 import { wallClock } from "../probe.ts";
 import { CHAIN_LENGTH, IDLE_QUEUE, WORK_QUEUE, type Instance, type System, type SystemConfig } from "../system.ts";
-import { spawnWorker } from "../worker-link.ts";
+import { spawnWorker, workerControls } from "../worker-link.ts";
 
 /** A database of its own on the shared Redis, and a key prefix, so that nothing else's keys are touched. */
 export const BULLMQ_CONNECTION = { host: REDIS.host, port: REDIS.port, db: 11 };
@@ -49,11 +49,7 @@ export const bullmq: System = {
       },
       purgeIdle: () => idle.obliterate({ force: true }),
       fill: (n, batch) => bulk(work, n, batch),
-      startWorker: () => link.start(),
-      stopWorker: () => link.stop(),
-      reset: () => link.reset(),
-      waitFor: (count, timeoutMs) => link.waitFor(count, timeoutMs),
-      latencies: () => link.latencies(),
+      ...workerControls(link),
       async send(n, inFlight) {
         for (let i = 0; i < n; i += inFlight) {
           const sends = [];

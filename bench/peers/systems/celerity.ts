@@ -10,7 +10,7 @@ import { chain, chord, createApp, type App, type Worker } from "../../../src/ind
 import { makeDataDir, removeDir, startNode, type Child } from "../../node/processes.ts";
 import { Probe, wallClock } from "../probe.ts";
 import { CHAIN_LENGTH, IDLE_QUEUE, WORK_QUEUE, type EnqueueMode, type Instance, type System, type SystemConfig } from "../system.ts";
-import { spawnWorker, type WorkerLink } from "../worker-link.ts";
+import { spawnWorker, workerControls, type WorkerLink } from "../worker-link.ts";
 import { defineTasks, type PeerTasks } from "./celerity-tasks.ts";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -137,11 +137,7 @@ const celerityNode = (durable: boolean): System => ({
     const tasks = defineTasks(app);
     return {
       ...producer(app, tasks),
-      startWorker: () => link.start(),
-      stopWorker: () => link.stop(),
-      reset: () => link.reset(),
-      waitFor: (count, timeoutMs) => link.waitFor(count, timeoutMs),
-      latencies: () => link.latencies(),
+      ...workerControls(link),
       async close() {
         await app.close();
         await link.exit();
