@@ -2,6 +2,7 @@ import type { DeadLetter, Delivery } from "./envelope.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";
 import { FrameType, envelopeFromWire, envelopeToWire } from "./protocol.ts";
 import { DEFAULT_LEASE_MS } from "./lease-table.ts";
+import { Revocations } from "./revocations.ts";
 import type {
   ConsumeOptions,
   Consumer,
@@ -28,7 +29,8 @@ export class NodeTransport implements Transport {
   private readonly consumers = new Map<string, RemoteConsumer>();
   private readonly byRemoteTag = new Map<string, RemoteConsumer>();
   private readonly early = new Map<string, Delivery[]>();
-  private readonly revoked = new Map<string, number>();
+  /** The node's revocations, mirrored for the synchronous `isRevoked` (its own listeners stay empty: ours are told only of new ones). */
+  private readonly revoked = new Revocations();
   private readonly revokeListeners = new Set<(id: string, options: { readonly terminate: boolean }) => void>();
   private localTags = 0;
 
@@ -36,13 +38,12 @@ export class NodeTransport implements Transport {
     client.onFrame(FrameType.Deliver, (payload) => this.onDeliver(payload as [string, number, number, string, unknown]));
     client.onFrame(FrameType.Revoked, (payload) => {
       const [id, terminate, ttlMs] = payload as [string, boolean, number];
-      this.remember(id, Date.now() + ttlMs);
+      this.revoked.revoke(id, ttlMs);
       for (const listener of this.revokeListeners) listener(id, { terminate });
     });
     client.onConnected(async () => {
       const active = (await client.requestNow("revocations", [])) as [string, number][];
-      const now = Date.now();
-      for (const [id, ttlMs] of active) this.remember(id, now + ttlMs);
+      for (const [id, ttlMs] of active) this.revoked.revoke(id, ttlMs);
       // A new connection: the node's consumer tags start afresh, and nothing of the old one can still arrive.
       this.byRemoteTag.clear();
       this.early.clear();
@@ -104,29 +105,11 @@ export class NodeTransport implements Transport {
 
   async revoke(ids: readonly string[], options: RevocationOptions = {}): Promise<void> {
     await this.client.request("revoke", [ids, options]);
-    const until = Date.now() + (options.ttlMs ?? 24 * 60 * 60 * 1000);
-    for (const id of ids) this.remember(id, until);
+    for (const id of ids) this.revoked.revoke(id, options.ttlMs);
   }
-
-  /** Mirror a revocation until `until`; expired ones are swept as the mirror grows. */
-  private remember(id: string, until: number): void {
-    this.revoked.set(id, Math.max(until, this.revoked.get(id) ?? 0));
-    if (this.revoked.size > this.sweepAt) {
-      const now = Date.now();
-      for (const [known, expiry] of this.revoked) if (expiry < now) this.revoked.delete(known);
-      this.sweepAt = Math.max(1_024, this.revoked.size * 2);
-    }
-  }
-
-  private sweepAt = 1_024;
 
   isRevoked(id: string): boolean {
-    if (this.revoked.size === 0) return false;
-    const until = this.revoked.get(id);
-    if (until === undefined) return false;
-    if (until >= Date.now()) return true;
-    this.revoked.delete(id);
-    return false;
+    return this.revoked.has(id);
   }
 
   onRevoke(listener: (id: string, options: { readonly terminate: boolean }) => void): () => void {
