@@ -14,7 +14,7 @@ const WAIT_MS = 2_000;
  * use `Date.now`, so the transport must run on the real clock.
  *
  * @example
- * // broker/embedded-broker.test.ts
+ * // broker/embedded/embedded-broker.test.ts
  * transportConformance("embedded", () => createEmbeddedBroker());
  */
 export function transportConformance(name: string, make: () => Promise<Transport> | Transport): void {

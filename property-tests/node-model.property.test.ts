@@ -24,8 +24,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { Delivery, Envelope } from "../broker/envelope.ts";
-import { BrokerNode } from "../broker/node-server.ts";
-import { NodeTransport } from "../broker/node-transport.ts";
+import { BrokerNode } from "../broker/node/node-server.ts";
+import { NodeTransport } from "../broker/node/node-transport.ts";
 import type { Consumer } from "../broker/transport.ts";
 
 const QUEUE = "q";

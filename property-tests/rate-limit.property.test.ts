@@ -20,13 +20,13 @@ import fc from "fast-check";
 import { Codec } from "../broker/codec.ts";
 import type { Delivery } from "../broker/envelope.ts";
 import type { Consumer, Transport } from "../broker/transport.ts";
-import { BucketTable } from "../runtime/bucket-table.ts";
-import { RateGate } from "../runtime/rate-gate.ts";
-import type { RateScope } from "../runtime/rate-limit.ts";
-import { RateLimitTable } from "../runtime/rate-limit-table.ts";
+import { BucketTable } from "../runtime/rate-limit/bucket-table.ts";
+import { RateGate } from "../runtime/rate-limit/rate-gate.ts";
+import type { RateScope } from "../runtime/rate-limit/rate-setting.ts";
+import { RateLimitTable } from "../runtime/rate-limit/limits-in-force.ts";
 import { toEnvelope } from "../runtime/task-message.ts";
-import type { BucketLimit } from "../runtime/token-bucket.ts";
-import { LocalTokenSource } from "../runtime/token-source.ts";
+import type { BucketLimit } from "../runtime/rate-limit/token-bucket.ts";
+import { LocalTokenSource } from "../runtime/rate-limit/token-source.ts";
 
 interface Start {
   readonly at: number;

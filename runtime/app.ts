@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { Codec } from "../broker/codec.ts";
-import { EmbeddedBroker } from "../broker/embedded-broker.ts";
-import { NodeTransport } from "../broker/node-transport.ts";
-import { RemoteResultStore } from "./remote-result-store.ts";
+import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
+import { NodeTransport } from "../broker/node/node-transport.ts";
+import { RemoteResultStore } from "./results/remote-result-store.ts";
 import type { Transport } from "../broker/transport.ts";
 import type { AnyCanvas, Canvas, Dispatcher } from "../dsl/canvas.ts";
 import { compile } from "../dsl/compile.ts";
@@ -10,17 +10,17 @@ import type { ValueRef, MessageGraph } from "../dsl/graph.ts";
 
 import type { CallOptions } from "../dsl/options.ts";
 import type { AsyncResult, RemoteErrorInfo, RevokeOptions } from "../dsl/result.ts";
-import { GroupResult, TaskResult, WorkflowResult, type ResultContext } from "./async-result.ts";
+import { GroupResult, TaskResult, WorkflowResult, type ResultContext } from "./results/async-result.ts";
 import { TaskRegistrationError, TaskRevokedError, toErrorInfo } from "./errors.ts";
 import { checkArguments } from "./task-message.ts";
 import { Publisher, callDefaults } from "./publisher.ts";
-import { MemoryResultStore, type ResultStore } from "./result-store.ts";
+import { MemoryResultStore, type ResultStore } from "./results/result-store.ts";
 import { Task, type HandlerResult, type TaskContext, type TaskDefinition, type TaskOptions } from "./task.ts";
-import { Worker, type StopOptions, type WorkerOptions } from "./worker.ts";
-import { WorkflowExecutor } from "./workflow.ts";
-import { TaskCompletion } from "./task-completion.ts";
-import { resolveRateLimit } from "./rate-limit.ts";
-import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limiting.ts";
+import { Worker, type StopOptions, type WorkerOptions } from "./worker/worker.ts";
+import { WorkflowExecutor } from "./workflow/workflow.ts";
+import { TaskCompletion } from "./worker/task-completion.ts";
+import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
+import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
 
 /**

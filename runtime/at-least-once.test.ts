@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Codec } from "../broker/codec.ts";
-import { EmbeddedBroker } from "../broker/embedded-broker.ts";
+import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
 import type { Transport } from "../broker/transport.ts";
 import { chain, chord, group } from "../dsl/combinators.ts";
 import { createApp } from "./app.ts";
-import { MemoryResultStore } from "./result-store.ts";
+import { MemoryResultStore } from "./results/result-store.ts";
 import { deferred, eventually } from "./test-support.ts";
 
 describe("redelivery and revocation inside workflows", () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createApp } from "./app.ts";
 import { RemoteTaskError, TaskRevokedError } from "./errors.ts";
-import { retryDelay } from "./retry-policy.ts";
+import { retryDelay } from "./worker/retry-policy.ts";
 import { deferred, eventually } from "./test-support.ts";
 
 const quietApp = () => createApp({ log: () => {} });

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { BrokerNode } from "../broker/node-server.ts";
+import { BrokerNode } from "../broker/node/node-server.ts";
 import { chain, chord, group } from "../dsl/combinators.ts";
 import { createApp } from "./app.ts";
 import { RemoteTaskError } from "./errors.ts";
-import { serveResults } from "./result-service.ts";
+import { serveResults } from "./results/result-service.ts";
 import { deferred } from "./test-support.ts";
 
 /** A node serving results, and a factory of apps connected to it (each stands for a separate process). */

@@ -2,7 +2,7 @@ import type { Codec } from "../broker/codec.ts";
 import type { Envelope } from "../broker/envelope.ts";
 import type { Transport } from "../broker/transport.ts";
 import { mergeOptions, type CallOptions } from "../dsl/options.ts";
-import type { ResultStore } from "./result-store.ts";
+import type { ResultStore } from "./results/result-store.ts";
 import { toEnvelope, type TaskMessage } from "./task-message.ts";
 import type { TaskOptions } from "./task.ts";
 

@@ -4,7 +4,7 @@ import { chunksGroup, mapSignature, starmapSignature } from "../dsl/combinators.
 import type { Group } from "../dsl/canvas.ts";
 import type { CallOptions, RetryOptions } from "../dsl/options.ts";
 import type { AsyncResult } from "../dsl/result.ts";
-import type { RateLimitSetting } from "./rate-limit.ts";
+import type { RateLimitSetting } from "./rate-limit/rate-setting.ts";
 
 /**
  * A registered task: a name, a handler and default options. Calling it sends

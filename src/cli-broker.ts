@@ -1,11 +1,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { BrokerNode, DEFAULT_NODE_PORT } from "../broker/node-server.ts";
-import { DurableResultStore } from "../runtime/durable-result-store.ts";
-import { serveResults } from "../runtime/result-service.ts";
-import { serveRateLimits } from "../runtime/rate-limit-service.ts";
-import { MemoryResultStore } from "../runtime/result-store.ts";
+import { BrokerNode, DEFAULT_NODE_PORT } from "../broker/node/node-server.ts";
+import { DurableResultStore } from "../runtime/results/durable-result-store.ts";
+import { serveResults } from "../runtime/results/result-service.ts";
+import { serveRateLimits } from "../runtime/rate-limit/node-rate-limit-service.ts";
+import { MemoryResultStore } from "../runtime/results/result-store.ts";
 
 export const BROKER_HELP = `celerity broker: run a standalone broker node
 

@@ -10,9 +10,9 @@
  */
 export { createApp, type App, type AppOptions } from "../runtime/app.ts";
 export { Task, type TaskContext, type TaskOptions, type RetryPolicy, type HandlerResult } from "../runtime/task.ts";
-export { Worker, type WorkerOptions, type WorkerStats, type StopOptions } from "../runtime/worker.ts";
-export { MemoryResultStore, type ResultStore, type ResultRecord, type MemoryResultStoreOptions } from "../runtime/result-store.ts";
-export { TaskResult, GroupResult } from "../runtime/async-result.ts";
+export { Worker, type WorkerOptions, type WorkerStats, type StopOptions } from "../runtime/worker/worker.ts";
+export { MemoryResultStore, type ResultStore, type ResultRecord, type MemoryResultStoreOptions } from "../runtime/results/result-store.ts";
+export { TaskResult, GroupResult } from "../runtime/results/async-result.ts";
 export {
   UnknownTaskError,
   TimeoutError,
@@ -37,7 +37,7 @@ export type { MessageGraph, GraphNode, ValueRef } from "../dsl/graph.ts";
 export type { CallOptions, RetryOptions } from "../dsl/options.ts";
 export type { AsyncResult, TaskState, TaskFailure, RemoteErrorInfo, Progress, GetOptions, RevokeOptions } from "../dsl/result.ts";
 export type { ResultOf, InputOf } from "../dsl/inference.ts";
-export { EmbeddedBroker, createEmbeddedBroker, type EmbeddedBrokerOptions, type BrokerTotals } from "../broker/embedded-broker.ts";
+export { EmbeddedBroker, createEmbeddedBroker, type EmbeddedBrokerOptions, type BrokerTotals } from "../broker/embedded/embedded-broker.ts";
 export {
   BrokerClosedError,
   InvalidArgumentError,
@@ -59,17 +59,17 @@ export type {
 } from "../broker/transport.ts";
 export type { Envelope, Delivery, DeadLetter } from "../broker/envelope.ts";
 export { Codec, CodecError, DecodeError } from "../broker/codec.ts";
-export { BrokerNode, DEFAULT_NODE_PORT, type BrokerNodeOptions } from "../broker/node-server.ts";
-export { DataDirLockedError } from "../broker/data-dir-lock.ts";
-export { NodeTransport } from "../broker/node-transport.ts";
-export { ConnectionLostError, RequestTimeoutError, ClientClosedError, type NodeClientOptions } from "../broker/node-client.ts";
-export { ConnectionRefusedError, RemoteBrokerError, ProtocolError, PROTOCOL_VERSION } from "../broker/protocol.ts";
-export { FrameTooLargeError, MalformedFrameError } from "../broker/wire-frame.ts";
-export { serveResults } from "../runtime/result-service.ts";
+export { BrokerNode, DEFAULT_NODE_PORT, type BrokerNodeOptions } from "../broker/node/node-server.ts";
+export { DataDirLockedError } from "../broker/log/data-dir-lock.ts";
+export { NodeTransport } from "../broker/node/node-transport.ts";
+export { ConnectionLostError, RequestTimeoutError, ClientClosedError, type NodeClientOptions } from "../broker/node/node-client.ts";
+export { ConnectionRefusedError, RemoteBrokerError, ProtocolError, PROTOCOL_VERSION } from "../broker/node/protocol.ts";
+export { FrameTooLargeError, MalformedFrameError } from "../broker/node/wire-frame.ts";
+export { serveResults } from "../runtime/results/result-service.ts";
 export { SignatureError, SigningConfigError } from "../runtime/signing/signing-errors.ts";
 export type { SigningOptions } from "../runtime/signing/signing-options.ts";
 export { generateKeyPair, writeKeyPair, keyIdOf, type KeyPair } from "../runtime/signing/signing-keys.ts";
-export { RemoteResultStore } from "../runtime/remote-result-store.ts";
-export { RateLimitError, type RateLimitSetting, type RateLimitOptions, type RateScope } from "../runtime/rate-limit.ts";
-export type { RateLimitChange } from "../runtime/rate-limiting.ts";
-export { serveRateLimits } from "../runtime/rate-limit-service.ts";
+export { RemoteResultStore } from "../runtime/results/remote-result-store.ts";
+export { RateLimitError, type RateLimitSetting, type RateLimitOptions, type RateScope } from "../runtime/rate-limit/rate-setting.ts";
+export type { RateLimitChange } from "../runtime/rate-limit/app-rate-limits.ts";
+export { serveRateLimits } from "../runtime/rate-limit/node-rate-limit-service.ts";

@@ -18,13 +18,13 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Delivery, Envelope } from "../broker/envelope.ts";
-import { ConnectionLostError } from "../broker/node-client.ts";
-import { BrokerNode } from "../broker/node-server.ts";
-import { NodeTransport } from "../broker/node-transport.ts";
+import { ConnectionLostError } from "../broker/node/node-client.ts";
+import { BrokerNode } from "../broker/node/node-server.ts";
+import { NodeTransport } from "../broker/node/node-transport.ts";
 import type { Consumer } from "../broker/transport.ts";
 import { chain, chord } from "../dsl/combinators.ts";
 import { createApp, type App } from "../runtime/app.ts";
-import { serveResults } from "../runtime/result-service.ts";
+import { serveResults } from "../runtime/results/result-service.ts";
 
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const FAULT_APP = fileURLToPath(new URL("./fixtures/fault-app.ts", import.meta.url));

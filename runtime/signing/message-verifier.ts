@@ -5,7 +5,7 @@ import { PROOF_STEP_BYTES, stepUp } from "./merkle-batch.ts";
 import { readTrailer } from "./signature-trailer.ts";
 import { rootMessage } from "./message-signer.ts";
 import type { PublicKey } from "./signing-keys.ts";
-import { GenerationalMap } from "../generational-map.ts";
+import { GenerationalMap } from "../results/generational-map.ts";
 
 /**
  * Checks a signed envelope: a trusted key id, a signing time inside the

@@ -1,7 +1,7 @@
 import { Codec } from "../../broker/codec.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
-import type { FinalOutcome, MaybePromise, ResultRecord, ResultStore, StateDetails } from "../result-store.ts";
+import type { FinalOutcome, MaybePromise, ResultRecord, ResultStore, StateDetails } from "../results/result-store.ts";
 import type { BatchSigner } from "./message-signer.ts";
 import type { MessageVerifier } from "./message-verifier.ts";
 import type { PayloadBox } from "./payload-box.ts";

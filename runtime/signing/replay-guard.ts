@@ -1,4 +1,4 @@
-import { GenerationalMap } from "../generational-map.ts";
+import { GenerationalMap } from "../results/generational-map.ts";
 
 /**
  * Remembers which signed messages this process has settled (acknowledged or

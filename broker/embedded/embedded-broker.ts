@@ -1,0 +1,489 @@
+import { DelayScheduler } from "./delay-scheduler.ts";
+import { DrainScheduler } from "./drain-scheduler.ts";
+import { EmbeddedConsumer, type ConsumerHost } from "./embedded-consumer.ts";
+import { clampPriority, type DeadLetter, type Envelope } from "../envelope.ts";
+import {
+  BrokerClosedError,
+  DeclarationConflictError,
+  ExchangeNotFoundError,
+  InvalidArgumentError,
+  QueueNotFoundError,
+  UnroutableError,
+} from "../errors.ts";
+import { Exchange } from "./exchange.ts";
+import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "./broker-arguments.ts";
+import type { BrokerJournal } from "./broker-journal.ts";
+import type { EmbeddedBrokerOptions } from "./embedded-broker-options.ts";
+import { QueuedMessage, QueueState } from "./queue-state.ts";
+import { DEFAULT_REVOCATION_TTL_MS, Revocations, type RevocationListener } from "../revocations.ts";
+import type {
+  ConsumeOptions,
+  Consumer,
+  DeliveryHandler,
+  ExchangeType,
+  PublishOptions,
+  QueueOptions,
+  QueueStats,
+  RevocationOptions,
+  Transport,
+} from "../transport.ts";
+
+export type { EmbeddedBrokerOptions } from "./embedded-broker-options.ts";
+export type { BrokerJournal } from "./broker-journal.ts";
+
+/** Broker-wide counters, for monitoring and tests. */
+export interface BrokerTotals {
+  /** Messages accepted by publish (a message routed to several queues counts once). */
+  readonly published: number;
+  /** Messages published to an exchange that routed them to no queue, and so dropped. */
+  readonly unroutable: number;
+  readonly delivered: number;
+  readonly acked: number;
+  /** Messages moved to a dead-letter queue (rejected, expired, or delivered too often). */
+  readonly deadLettered: number;
+  /** Revoked messages discarded instead of delivered. */
+  readonly discardedRevoked: number;
+}
+
+const DEFAULT_MAX_DELIVERIES = 16;
+const EXCHANGE_TYPES: ReadonlySet<string> = new Set<ExchangeType>(["direct", "topic", "fanout"]);
+/** What an operation applied at once returns (shared, so callers can tell it apart without awaiting). */
+export const RESOLVED: Promise<void> = Promise.resolve();
+
+type Queue = QueueState<EmbeddedConsumer>;
+
+interface DelayedMessage {
+  readonly queue: Queue;
+  readonly message: QueuedMessage;
+}
+
+/**
+ * The in-process broker: named queues with priorities, delayed delivery by
+ * eta, expiry, dead-letter queues, direct / topic / fanout exchanges,
+ * revocations, and consumers with prefetch served round-robin. Everything
+ * lives in memory (nothing survives the process). `publish` only enqueues;
+ * deliveries are made in batches on the microtask after, calling each
+ * handler synchronously, so throughput is bounded by the handlers. A new
+ * consumer's first delivery comes on the event-loop turn after `consume`
+ * resolves. The delay timer keeps the process alive only while some consumer
+ * is attached.
+ *
+ * @example
+ * const broker = createEmbeddedBroker();
+ * const consumer = await broker.consume("tasks", (d) => {
+ *   run(d.envelope);
+ *   consumer.ack(d.deliveryTag);
+ * }, { prefetch: 8 });
+ * await broker.publish({ id: randomUUID(), exchange: "", routingKey: "tasks", priority: 0, headers: {}, body });
+ */
+export class EmbeddedBroker implements Transport {
+  private readonly now: () => number;
+  private readonly defaultMaxDeliveries: number;
+  private readonly onError: (error: unknown, context: string) => void;
+  private readonly queues = new Map<string, Queue>();
+  private readonly exchanges = new Map<string, Exchange<Queue>>();
+  private readonly revocations: Revocations;
+  private readonly delays: DelayScheduler<DelayedMessage>;
+  private readonly drains: DrainScheduler;
+  /** Queues that may have deliveries to make; each is in here at most once (see QueueState.pending). */
+  private pendingQueues: Queue[] = [];
+  private consumerCount = 0;
+  private activeConsumers = 0;
+  private closed = false;
+  private readonly counts = { published: 0, unroutable: 0, delivered: 0, acked: 0, deadLettered: 0, discardedRevoked: 0 };
+  private readonly host: ConsumerHost;
+  private readonly journal: BrokerJournal | undefined;
+
+  constructor(options: EmbeddedBrokerOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.journal = options.journal;
+    this.defaultMaxDeliveries = checkMaxDeliveries(options.defaultMaxDeliveries ?? DEFAULT_MAX_DELIVERIES, "defaultMaxDeliveries");
+    const revocationTtlMs = checkTtl(options.revocationTtlMs ?? DEFAULT_REVOCATION_TTL_MS, "revocationTtlMs");
+    const maxRevocations = options.maxRevocations ?? 100_000;
+    if (!Number.isInteger(maxRevocations) || maxRevocations < 1) {
+      throw new InvalidArgumentError({ argument: "maxRevocations", reason: `must be a positive integer, got ${maxRevocations}` });
+    }
+    this.onError = options.onError ?? ((error, context) => console.error(`celerity embedded broker: ${context}`, error));
+    this.revocations = new Revocations({
+      now: this.now,
+      defaultTtlMs: revocationTtlMs,
+      maxEntries: maxRevocations,
+      onListenerError: (error) => this.onError(error, "a revocation listener threw"),
+    });
+    this.delays = new DelayScheduler(this.now, ({ queue, message }) => {
+      queue.delayed--;
+      this.enqueueReady(queue, message);
+    });
+    this.drains = new DrainScheduler(
+      (budget) => this.drain(budget),
+      () => this.pendingQueues.length > 0,
+    );
+    this.host = this.consumerHost();
+  }
+
+  async declareQueue(name: string, options: QueueOptions = {}): Promise<void> {
+    this.assertOpen("declare a queue");
+    checkQueueName(name, "queue name");
+    const deadLetterQueue = options.deadLetterQueue;
+    if (deadLetterQueue !== undefined) {
+      checkQueueName(deadLetterQueue, "deadLetterQueue");
+      if (deadLetterQueue === name) {
+        throw new InvalidArgumentError({ argument: "deadLetterQueue", reason: `queue "${name}" cannot be its own dead-letter queue` });
+      }
+    }
+    const maxDeliveries = options.maxDeliveries === undefined ? undefined : checkMaxDeliveries(options.maxDeliveries, "maxDeliveries");
+    const existing = this.queues.get(name);
+    if (existing === undefined) {
+      this.createQueue(name, true, deadLetterQueue, maxDeliveries);
+      this.journal?.queueDeclared(name, options);
+      return;
+    }
+    if (existing.explicit) {
+      if (deadLetterQueue !== undefined && deadLetterQueue !== existing.deadLetterQueue) {
+        throw new DeclarationConflictError({
+          kind: "queue",
+          name,
+          reason: `its dead-letter queue is "${existing.deadLetterQueue}", not "${deadLetterQueue}"`,
+        });
+      }
+      if (maxDeliveries !== undefined && maxDeliveries !== existing.maxDeliveries) {
+        throw new DeclarationConflictError({ kind: "queue", name, reason: `its maxDeliveries is ${existing.maxDeliveries}, not ${maxDeliveries}` });
+      }
+      return;
+    }
+    this.journal?.queueDeclared(name, options);
+    // Created implicitly by a publish or a dead letter: the first explicit declaration sets its options.
+    existing.explicit = true;
+    if (deadLetterQueue !== undefined) {
+      existing.deadLetterQueue = deadLetterQueue;
+      this.ensureQueue(deadLetterQueue, false).isDeadLetterQueue = true;
+    }
+    if (maxDeliveries !== undefined) existing.maxDeliveries = maxDeliveries;
+  }
+
+  async declareExchange(name: string, type: ExchangeType): Promise<void> {
+    this.assertOpen("declare an exchange");
+    if (typeof name !== "string" || name === "") {
+      throw new InvalidArgumentError({ argument: "exchange name", reason: 'must be a non-empty string (the default exchange "" always exists)' });
+    }
+    if (!EXCHANGE_TYPES.has(type)) {
+      throw new InvalidArgumentError({ argument: "exchange type", reason: `must be "direct", "topic" or "fanout", got ${JSON.stringify(type)}` });
+    }
+    const existing = this.exchanges.get(name);
+    if (existing === undefined) {
+      this.exchanges.set(name, new Exchange<Queue>(name, type));
+      this.journal?.exchangeDeclared(name, type);
+    } else if (existing.type !== type) {
+      throw new DeclarationConflictError({ kind: "exchange", name, reason: `it is a ${existing.type} exchange, not ${type}` });
+    }
+  }
+
+  async bindQueue(queue: string, exchange: string, pattern: string): Promise<void> {
+    this.assertOpen("bind a queue");
+    checkQueueName(queue, "queue name");
+    if (exchange === "") {
+      throw new InvalidArgumentError({ argument: "exchange", reason: 'queues cannot be bound to the default exchange "" (it routes by queue name already)' });
+    }
+    if (typeof pattern !== "string") {
+      throw new InvalidArgumentError({ argument: "binding pattern", reason: `must be a string, got ${typeof pattern}` });
+    }
+    const target = this.exchanges.get(exchange);
+    if (target === undefined) throw new ExchangeNotFoundError({ exchange });
+    const state = this.queues.get(queue);
+    if (state === undefined) throw new QueueNotFoundError({ queue });
+    target.bind(state, pattern);
+    this.journal?.queueBound(queue, exchange, pattern);
+  }
+
+  publish(envelope: Envelope, options?: PublishOptions): Promise<void> {
+    if (this.closed) return Promise.reject(new BrokerClosedError({ operation: "publish" }));
+    const invalid = checkEnvelope(envelope);
+    if (invalid !== undefined) return Promise.reject(invalid);
+    const priority = clampPriority(envelope.priority);
+    const accepted = priority === envelope.priority ? envelope : { ...envelope, priority };
+    if (accepted.exchange === "") {
+      this.enqueue(this.ensureQueue(accepted.routingKey), accepted, priority);
+    } else {
+      const exchange = this.exchanges.get(accepted.exchange);
+      if (exchange === undefined) return Promise.reject(new ExchangeNotFoundError({ exchange: accepted.exchange }));
+      const targets = exchange.route(accepted.routingKey);
+      if (targets.length === 0) {
+        this.counts.unroutable++;
+        if (options?.mandatory) return Promise.reject(new UnroutableError({ exchange: accepted.exchange, routingKey: accepted.routingKey }));
+      }
+      for (let i = 0; i < targets.length; i++) this.enqueue(targets[i], accepted, priority);
+    }
+    this.counts.published++;
+    return RESOLVED;
+  }
+
+  async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
+    this.assertOpen("consume");
+    checkQueueName(queue, "queue name");
+    if (typeof handler !== "function") {
+      throw new InvalidArgumentError({ argument: "handler", reason: `must be a function, got ${typeof handler}` });
+    }
+    const prefetch = options?.prefetch;
+    if (typeof prefetch !== "number" || !Number.isInteger(prefetch) || prefetch < 1) {
+      throw new InvalidArgumentError({ argument: "prefetch", reason: `must be an integer of at least 1, got ${String(prefetch)}` });
+    }
+    const state = this.ensureQueue(queue);
+    const consumer = new EmbeddedConsumer(`ctag-${++this.consumerCount}`, state, handler, prefetch, this.host);
+    state.addConsumer(consumer);
+    // Like an open connection to a remote broker: while someone consumes, a delayed message is work the process waits for.
+    if (++this.activeConsumers === 1) this.delays.keepAlive(true);
+    // A macrotask, so the caller's `await consume(...)` has its consumer before the first delivery.
+    setImmediate(() => {
+      consumer.start();
+      this.markPending(state);
+    });
+    return consumer;
+  }
+
+  async revoke(ids: readonly string[], options: RevocationOptions = {}): Promise<void> {
+    this.assertOpen("revoke");
+    if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string" || id === "")) {
+      throw new InvalidArgumentError({ argument: "ids", reason: "must be an array of non-empty message id strings" });
+    }
+    const ttlMs = options.ttlMs === undefined ? undefined : checkTtl(options.ttlMs, "ttlMs");
+    const terminate = options.terminate === true;
+    this.journal?.revoked(ids, { ...(ttlMs !== undefined ? { ttlMs } : {}), terminate });
+    for (const id of ids) this.revocations.revoke(id, ttlMs, terminate);
+  }
+
+  isRevoked(id: string): boolean {
+    return this.revocations.has(id);
+  }
+
+  /** The revocations in force, with the ms each has left (what a remote client mirrors on connect). */
+  activeRevocations(): [id: string, ttlMs: number][] {
+    return this.revocations.active();
+  }
+
+  onRevoke(listener: RevocationListener): () => void {
+    return this.revocations.onRevoke(listener);
+  }
+
+  /**
+   * The messages in a dead-letter queue, with why and when each got there,
+   * oldest first, including ones a consumer of that queue holds
+   * unacknowledged; nothing is removed. `queue` names the dead-letter queue
+   * (`"tasks.dlq"`); naming an ordinary queue instead (`"tasks"`) reads that
+   * queue's dead-letter queue.
+   */
+  async deadLetters(queue: string): Promise<readonly DeadLetter[]> {
+    this.assertOpen("read dead letters");
+    const named = this.queues.get(queue);
+    if (named === undefined) throw new QueueNotFoundError({ queue });
+    const dlq = named.isDeadLetterQueue ? named : this.queues.get(named.deadLetterQueue);
+    if (dlq === undefined) return [];
+    const letters: DeadLetter[] = [];
+    for (const consumer of dlq.consumers) {
+      for (const message of consumer.unackedMessages()) if (message.deadLetter) letters.push(message.deadLetter);
+    }
+    for (const message of dlq.ready) if (message.deadLetter) letters.push(message.deadLetter);
+    return letters;
+  }
+
+  async stats(queue: string): Promise<QueueStats> {
+    this.assertOpen("read queue stats");
+    const state = this.queues.get(queue);
+    if (state === undefined) throw new QueueNotFoundError({ queue });
+    return { ready: state.ready.length, delayed: state.delayed, unacked: state.unacked, consumers: state.consumers.length };
+  }
+
+  /** Broker-wide counters since creation, including messages dropped as unroutable. */
+  totals(): BrokerTotals {
+    return { ...this.counts };
+  }
+
+  /**
+   * Stop: consumers are cancelled (their unacknowledged deliveries go back to
+   * their queues), the delay timer is cleared, and every later call rejects
+   * with BrokerClosedError. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const state of this.queues.values()) {
+      for (const consumer of state.consumers) void consumer.cancel();
+    }
+    this.delays.stop();
+    this.drains.stop();
+  }
+
+  private assertOpen(operation: string): void {
+    if (this.closed) throw new BrokerClosedError({ operation });
+  }
+
+  /** The queue named `name`, created with default options if it does not exist yet. */
+  private ensureQueue(name: string, withDeadLetterQueue = true): Queue {
+    return this.queues.get(name) ?? this.createQueue(name, false, undefined, undefined, withDeadLetterQueue);
+  }
+
+  private createQueue(
+    name: string,
+    explicit: boolean,
+    deadLetterQueue: string | undefined,
+    maxDeliveries: number | undefined,
+    withDeadLetterQueue = true,
+  ): Queue {
+    const state: Queue = new QueueState(name, explicit, deadLetterQueue ?? `${name}.dlq`, maxDeliveries ?? this.defaultMaxDeliveries);
+    this.queues.set(name, state);
+    // Created with its queue so it can be consumed and inspected at once; a dead-letter queue's own one waits for first use.
+    if (withDeadLetterQueue) this.ensureQueue(state.deadLetterQueue, false).isDeadLetterQueue = true;
+    return state;
+  }
+
+  /**
+   * Put a message straight into `queue` (declaring it if needed), as it was
+   * before a restart: with the delivery count given, or as a dead letter. For
+   * the durable node's recovery; the journal is told as for a publish.
+   */
+  restore(queue: string, envelope: Envelope, state: { readonly deliveryCount?: number; readonly deadLetter?: DeadLetter } = {}): void {
+    this.assertOpen("restore");
+    const target = this.ensureQueue(queue, state.deadLetter === undefined);
+    if (state.deadLetter !== undefined) {
+      target.isDeadLetterQueue = true;
+      const message = new QueuedMessage(envelope, clampPriority(envelope.priority));
+      message.deadLetter = state.deadLetter;
+      this.journal?.enqueued(message, queue, envelope, state.deadLetter);
+      this.enqueueReady(target, message);
+      return;
+    }
+    const message = this.enqueue(target, envelope, clampPriority(envelope.priority));
+    message.deliveryCount = state.deliveryCount ?? 0;
+  }
+
+  private enqueue(state: Queue, envelope: Envelope, priority: number): QueuedMessage {
+    const message = new QueuedMessage(envelope, priority);
+    this.journal?.enqueued(message, state.name, envelope);
+    const eta = envelope.eta;
+    if (eta !== undefined && eta > this.now()) {
+      state.delayed++;
+      this.delays.add(eta, { queue: state, message });
+      return message;
+    }
+    this.enqueueReady(state, message);
+    return message;
+  }
+
+  private enqueueReady(state: Queue, message: QueuedMessage): void {
+    state.ready.push(message, message.priority);
+    this.markPending(state);
+  }
+
+  private markPending(state: Queue): void {
+    // A queue without consumers has nobody to deliver to; adding a consumer marks it again.
+    if (state.pending || state.consumers.length === 0) return;
+    state.pending = true;
+    this.pendingQueues.push(state);
+    this.drains.schedule();
+  }
+
+  /** Make up to `budget` deliveries across the pending queues; returns how many were made. */
+  private drain(budget: number): number {
+    if (this.closed) return 0;
+    let delivered = 0;
+    while (this.pendingQueues.length > 0 && delivered < budget) {
+      const queues = this.pendingQueues;
+      this.pendingQueues = [];
+      for (let i = 0; i < queues.length; i++) {
+        const state = queues[i];
+        // Still flagged pending while drained, so acks and publishes made by its handlers do not re-list it.
+        if (delivered < budget) delivered += this.drainQueue(state, budget - delivered);
+        state.pending = false;
+        if (delivered >= budget && state.ready.length > 0) this.markPending(state);
+      }
+    }
+    this.counts.delivered += delivered;
+    return delivered;
+  }
+
+  private drainQueue(state: Queue, budget: number): number {
+    let delivered = 0;
+    while (delivered < budget && state.ready.length > 0) {
+      const consumer = state.nextConsumerWithCapacity();
+      if (consumer === undefined) break;
+      const message = this.nextDeliverable(state);
+      if (message === undefined) break;
+      consumer.deliver(message);
+      delivered++;
+      if (this.closed) break;
+    }
+    return delivered;
+  }
+
+  /** The next message of `state` fit for delivery, discarding revoked ones and dead-lettering expired or exhausted ones on the way. */
+  private nextDeliverable(state: Queue): QueuedMessage | undefined {
+    for (;;) {
+      const message = state.ready.shift();
+      if (message === undefined) return undefined;
+      const envelope = message.envelope;
+      if (this.revocations.has(envelope.id)) {
+        this.counts.discardedRevoked++;
+        this.journal?.removed(message);
+        continue;
+      }
+      // A dead letter stays readable in its dead-letter queue after it expires.
+      if (envelope.expires !== undefined && message.deadLetter === undefined && envelope.expires < this.now()) {
+        this.deadLetter(state, message, "expired");
+        continue;
+      }
+      if (message.deliveryCount >= state.maxDeliveries) {
+        this.deadLetter(
+          state,
+          message,
+          `delivered ${message.deliveryCount} times without an ack (maxDeliveries is ${state.maxDeliveries})`,
+        );
+        continue;
+      }
+      return message;
+    }
+  }
+
+  private deadLetter(state: Queue, message: QueuedMessage, reason: string): void {
+    const target = this.ensureQueue(state.deadLetterQueue, false);
+    target.isDeadLetterQueue = true;
+    const dead = new QueuedMessage(message.envelope, message.priority);
+    dead.deadLetter = { envelope: message.envelope, queue: state.name, reason, at: this.now() };
+    this.counts.deadLettered++;
+    this.journal?.deadLettered(message, dead, target.name, dead.deadLetter);
+    this.enqueueReady(target, dead);
+  }
+
+  private consumerHost(): ConsumerHost {
+    return {
+      isClosed: () => this.closed,
+      detached: () => {
+        if (--this.activeConsumers === 0) this.delays.keepAlive(false);
+      },
+      requeue: (state, messages) => {
+        for (let i = messages.length - 1; i >= 0; i--) state.ready.unshift(messages[i], messages[i].priority);
+        if (messages.length > 0) this.markPending(state);
+      },
+      deadLetter: (state, message, reason) => this.deadLetter(state, message, reason),
+      acked: (_state, message) => this.journal?.removed(message),
+      settled: (state, acked) => {
+        if (acked) this.counts.acked++;
+        this.markPending(state);
+      },
+      handlerFailed: (consumer, deliveryTag, message, error) => {
+        const requeued = !this.closed && consumer.requeueFailed(deliveryTag);
+        this.onError(
+          error,
+          `the handler of consumer ${consumer.tag} (queue "${consumer.queue}") failed on message ${message.envelope.id}` +
+            (requeued ? "; the message was returned to the queue" : ""),
+        );
+      },
+    };
+  }
+}
+
+/**
+ * Create an in-process broker; see EmbeddedBroker.
+ *
+ * @example
+ * const broker = createEmbeddedBroker({ defaultMaxDeliveries: 5 });
+ */
+export const createEmbeddedBroker = (options?: EmbeddedBrokerOptions): EmbeddedBroker => new EmbeddedBroker(options);

@@ -1,0 +1,69 @@
+import type { DeadLetter, Envelope } from "../envelope.ts";
+import { ReadyQueue } from "./ready-queue.ts";
+
+/** One copy of a published message as it sits in one queue. */
+export class QueuedMessage {
+  /** How many times this copy has been handed to a consumer. */
+  deliveryCount = 0;
+  /** Set when the message was moved into this queue by dead-lettering. */
+  deadLetter: DeadLetter | undefined = undefined;
+
+  constructor(
+    readonly envelope: Envelope,
+    readonly priority: number,
+  ) {}
+}
+
+/** What the queue needs to know about a consumer to hand it messages. */
+export interface QueueConsumer {
+  /** True while the consumer is attached and has fewer unacknowledged deliveries than its prefetch. */
+  hasCapacity(): boolean;
+  deliver(message: QueuedMessage): void;
+}
+
+/**
+ * A named queue's state inside the embedded broker: its ready messages, its
+ * counts, its consumers in round-robin order, and where its dead letters go.
+ */
+export class QueueState<C extends QueueConsumer = QueueConsumer> {
+  readonly ready = new ReadyQueue<QueuedMessage>();
+  /** Messages routed here that wait in the delay heap for their eta. */
+  delayed = 0;
+  /** Deliveries handed out and not yet acked or nacked. */
+  unacked = 0;
+  /** Replaced, never mutated, so a drain iterating the old array is unaffected by a cancel. */
+  consumers: readonly C[] = [];
+  private nextConsumer = 0;
+  /** Some queue dead-letters into this one. */
+  isDeadLetterQueue = false;
+  /** Whether the queue is in the broker's list of queues to drain. */
+  pending = false;
+
+  constructor(
+    readonly name: string,
+    /** False while the queue exists only because something was published or dead-lettered to it. */
+    public explicit: boolean,
+    public deadLetterQueue: string,
+    public maxDeliveries: number,
+  ) {}
+
+  /** The next consumer in round-robin order that can take a delivery, or undefined when none can. */
+  nextConsumerWithCapacity(): C | undefined {
+    const consumers = this.consumers;
+    const n = consumers.length;
+    for (let tried = 0; tried < n; tried++) {
+      if (this.nextConsumer >= n) this.nextConsumer = 0;
+      const consumer = consumers[this.nextConsumer++];
+      if (consumer.hasCapacity()) return consumer;
+    }
+    return undefined;
+  }
+
+  addConsumer(consumer: C): void {
+    this.consumers = [...this.consumers, consumer];
+  }
+
+  removeConsumer(consumer: C): void {
+    this.consumers = this.consumers.filter((c) => c !== consumer);
+  }
+}

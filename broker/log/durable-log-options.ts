@@ -1,0 +1,90 @@
+import { InvalidArgumentError } from "../errors.ts";
+import type { CorruptionReport } from "./log-recovery.ts";
+import { type OpenSegment, openSegmentFile } from "./segment-file.ts";
+
+/**
+ * How a durable log writes: when an append counts as durable, how large
+ * segments and records may grow, and who hears about corruption found on open.
+ *
+ * @example
+ * await DurableLog.open(dir, { fsync: { intervalMs: 100 }, segmentBytes: 8 * 1024 * 1024 });
+ */
+export interface DurableLogOptions {
+  /**
+   * "always" (default): an append resolves only after the write holding it is
+   * fsynced (fdatasync), with group commit so one fsync covers every record
+   * that arrived meanwhile. `{ intervalMs }`: appends resolve once written and
+   * an fsync runs every intervalMs. Risk: up to intervalMs of acknowledged
+   * records are lost on power loss or a kernel crash; a process crash loses
+   * nothing, since the OS already has the writes.
+   */
+  readonly fsync?: "always" | { readonly intervalMs: number };
+  /** Start a new segment file past this size. Default 64 MiB. */
+  readonly segmentBytes?: number;
+  /** Largest record accepted; default 16 MiB. */
+  readonly maxRecordBytes?: number;
+  /** Called for each corrupted or torn record found on open (also counted in the report). */
+  readonly onCorruption?: (info: CorruptionReport) => void;
+}
+
+/**
+ * Seams for tests: how segment files are opened (to put a failing or counting
+ * disk behind the log) and a hook awaited after each durable step of a
+ * compaction (to copy the directory as a crash would leave it).
+ *
+ * @example
+ * await openDurableLog(dir, {}, { onCompactionStep: (step) => snapshot(dir, step) });
+ */
+export interface DurableLogInternals {
+  readonly openSegment?: OpenSegment;
+  readonly onCompactionStep?: (step: string) => void | Promise<void>;
+}
+
+const MIB = 1024 * 1024;
+
+/** The options with defaults filled in and checked, plus the seams. */
+export interface Settings {
+  readonly always: boolean;
+  readonly intervalMs: number;
+  readonly segmentBytes: number;
+  readonly maxRecordBytes: number;
+  readonly onCorruption?: (info: CorruptionReport) => void;
+  readonly openSegment: OpenSegment;
+  readonly step: (name: string) => Promise<void>;
+}
+
+const positiveInteger = (argument: string, value: number, max = Number.MAX_SAFE_INTEGER): number => {
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new InvalidArgumentError({ argument, reason: `expected a whole number from 1 to ${max}, got ${value}` });
+  }
+  return value;
+};
+
+/**
+ * Fill in defaults and check `options`, throwing InvalidArgumentError naming a
+ * nonsensical one.
+ *
+ * @example
+ * settingsOf({ segmentBytes: 0 }, {}); // throws: invalid segmentBytes: expected a whole number from 1 to ...
+ */
+export const settingsOf = (options: DurableLogOptions, internals: DurableLogInternals): Settings => {
+  const fsync = options.fsync ?? "always";
+  const always = fsync === "always";
+  const intervalMs = always ? 0 : fsync.intervalMs;
+  if (!always && !(Number.isFinite(intervalMs) && intervalMs > 0)) {
+    throw new InvalidArgumentError({ argument: "fsync.intervalMs", reason: `expected a positive number, got ${intervalMs}` });
+  }
+  const hook = internals.onCompactionStep;
+  return {
+    always,
+    intervalMs,
+    segmentBytes: positiveInteger("segmentBytes", options.segmentBytes ?? 64 * MIB),
+    // The header stores the length in 32 bits.
+    maxRecordBytes: positiveInteger("maxRecordBytes", options.maxRecordBytes ?? 16 * MIB, 0xffffffff),
+    onCorruption: options.onCorruption,
+    openSegment: internals.openSegment ?? openSegmentFile,
+    step: async (name) => {
+      await hook?.(name);
+    },
+  };
+};

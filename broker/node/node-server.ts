@@ -1,0 +1,293 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type AddressInfo, type Server } from "node:net";
+import { lockDataDir } from "../log/data-dir-lock.ts";
+import { DurableLog, type DurableLogOptions } from "../log/durable-log.ts";
+import { EmbeddedBroker, RESOLVED } from "../embedded/embedded-broker.ts";
+import { publishedEnvelopeBytes } from "./encoded-envelope.ts";
+import { clampPriority, type Envelope } from "../envelope.ts";
+import { NodeConnection, type ConnectionContext } from "./node-connection.ts";
+import { NodeJournal, replay } from "./node-journal.ts";
+import { HeldCount, type HeldMessages } from "./held-count.ts";
+import { ProtocolError, envelopeFromWire } from "./protocol.ts";
+import type { ExchangeType, QueueOptions, RevocationOptions } from "../transport.ts";
+import { DEFAULT_MAX_FRAME_BYTES } from "./wire-frame.ts";
+
+/**
+ * The standalone broker node: an embedded broker served over TCP, made
+ * durable by a journal in an append-only log. A publish is confirmed only
+ * once the record holding it is durable (fsync before confirm by default,
+ * with group commit); on restart the log is replayed, so every confirmed
+ * and unacknowledged message is back and none that was acknowledged is.
+ *
+ * @example
+ * const node = await BrokerNode.start({ port: 5690, dataDir: "./data" });
+ * // createApp({ broker: "celerity://127.0.0.1:5690" }) in producers and workers
+ * await node.stop();
+ */
+export const DEFAULT_NODE_PORT = 5690;
+
+export interface BrokerNodeOptions {
+  /** TCP port; 0 picks a free one. Default 5690. */
+  readonly port?: number;
+  /** Address to listen on. Default 127.0.0.1. */
+  readonly host?: string;
+  /** Directory of the durable log. Without it the node keeps everything in memory (nothing survives a restart). */
+  readonly dataDir?: string;
+  /** Clients must present this token in their handshake. */
+  readonly token?: string;
+  /**
+   * Compact the log while running once it is larger than this and than four
+   * times its size after the last compaction. Default 64 MiB.
+   */
+  readonly compactAtBytes?: number;
+  /** Fsync policy of the log (see DurableLogOptions). Default "always". */
+  readonly fsync?: DurableLogOptions["fsync"];
+  /** Heartbeat interval; a connection silent for three intervals is closed. Default 5000 ms. */
+  readonly heartbeatMs?: number;
+  readonly maxFrameBytes?: number;
+  /**
+   * Flow control: past this many messages held, publishes wait (unconfirmed)
+   * until consumers have taken some away, so producers slow down instead of
+   * the node's memory growing without bound. Default 2,000,000.
+   */
+  readonly maxMessages?: number;
+  readonly log?: (message: string) => void;
+}
+
+/** A service the node also serves, under ops named `${prefix}.${name}` (the runtime's result store is one). */
+export type ServiceHandler = (op: string, args: readonly unknown[], connection: NodeConnection) => unknown | Promise<unknown>;
+
+export class BrokerNode {
+  readonly id = randomUUID();
+  private readonly connections = new Set<NodeConnection>();
+  private readonly services = new Map<string, ServiceHandler>();
+  private server: Server | undefined;
+  private releaseLock: (() => void) | undefined;
+  private stopRevocations: (() => void) | undefined;
+
+  private constructor(
+    readonly broker: EmbeddedBroker,
+    private readonly journal: HeldMessages,
+    private readonly durableLog: DurableLog | undefined,
+    private readonly options: BrokerNodeOptions,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  /** Open the log (recovering what it holds), then listen. */
+  static async start(options: BrokerNodeOptions = {}): Promise<BrokerNode> {
+    const log = options.log ?? ((message: string) => console.error(`celerity broker: ${message}`));
+    let node: BrokerNode;
+    if (options.dataDir === undefined) {
+      const journal = new HeldCount();
+      const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
+      node = new BrokerNode(broker, journal, undefined, options, log);
+    } else {
+      const lock = lockDataDir(options.dataDir);
+      const { log: durableLog, records, report } = await DurableLog.open(options.dataDir, {
+        ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+        onCorruption: (info: { segment: string; offset: number; reason: string; droppedBytes: number }) => log(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
+      });
+      const collected: Uint8Array[] = [];
+      const journal = new NodeJournal((record) => {
+        collected.push(record);
+        return RESOLVED;
+      });
+      const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
+      const summary = await replay(records, broker, (reason) => log(`log: ${reason}`));
+      await durableLog.compact(collected);
+      journal.redirect((record) => durableLog.append(record));
+      log(
+        `recovered ${summary.messages} messages in ${summary.queues} declared queues and ${summary.revocations} revocations from ${records.length} records` +
+          (report.corrupted.length > 0 ? ` (${report.corrupted.length} corrupted records reported)` : ""),
+      );
+      node = new BrokerNode(broker, journal, durableLog, options, log);
+      node.releaseLock = () => lock.release();
+      node.compactedSize = durableLog.size;
+    }
+    await node.listen();
+    return node;
+  }
+
+  /** Serve ops named `${prefix}.*` with `handler`. */
+  serve(prefix: string, handler: ServiceHandler): void {
+    this.services.set(prefix, handler);
+  }
+
+  get address(): AddressInfo {
+    return this.server?.address() as AddressInfo;
+  }
+
+  get url(): string {
+    return `celerity://${this.address.address}:${this.address.port}`;
+  }
+
+  private async listen(): Promise<void> {
+    const context: ConnectionContext = {
+      broker: this.broker,
+      nodeId: this.id,
+      token: this.options.token,
+      heartbeatMs: this.options.heartbeatMs ?? 5_000,
+      maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      handle: (op, args, connection, replyWanted, payload) => this.handle(op, args, connection, replyWanted, payload),
+      log: this.log,
+      closed: (connection) => this.connections.delete(connection),
+    };
+    this.stopRevocations = this.broker.onRevoke((id, { terminate, ttlMs }) => {
+      for (const connection of this.connections) connection.sendRevoked(id, terminate, ttlMs ?? 24 * 60 * 60 * 1000);
+    });
+    const server = createServer((socket) => this.connections.add(new NodeConnection(socket, context)));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.options.port ?? DEFAULT_NODE_PORT, this.options.host ?? "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    this.log(`listening on ${this.url}${this.durableLog ? ` with data in ${this.options.dataDir}` : " (in memory only)"}`);
+  }
+
+  private readonly roomWaiters: (() => void)[] = [];
+
+  /** Resolves when the node holds fewer messages than its maximum (at once if it does already). */
+  private room(): Promise<void> | undefined {
+    const journal = this.journal;
+    const max = this.options.maxMessages ?? 2_000_000;
+    if (journal.held < max) return undefined;
+    if (journal.onRemoved === undefined) {
+      journal.onRemoved = () => {
+        // Let producers in again once a tenth of the room is free, not on every single ack.
+        if (journal.held > max * 0.9) return;
+        for (const wake of this.roomWaiters.splice(0)) wake();
+      };
+    }
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  /**
+   * `done` once the journal record of the change just made is durable. Called
+   * right after the (synchronously journalled) change, so the write it waits
+   * for is that change's; the log makes records durable in order.
+   */
+  private afterDurable<T>(value: Promise<T>): Promise<T> {
+    const write = this.journal.lastWrite;
+    return write === undefined ? value : Promise.all([value, write]).then(([result]) => result);
+  }
+
+  private writesSinceCheck = 0;
+  private compactedSize = 0;
+  private compacting: Promise<void> | undefined;
+
+  /** Every so many writes, see whether the log has grown enough to compact (appends go on meanwhile). */
+  private maybeCompact(): void {
+    const log = this.durableLog;
+    if (log === undefined || this.compacting !== undefined || ++this.writesSinceCheck < 1_024) return;
+    this.writesSinceCheck = 0;
+    const threshold = Math.max(this.options.compactAtBytes ?? 64 * 1024 * 1024, this.compactedSize * 4);
+    if (log.size < threshold) return;
+    const before = log.size;
+    this.compacting = log
+      .compact((this.journal as NodeJournal).snapshot())
+      .then(
+        () => {
+          this.compactedSize = log.size;
+          this.log(`compacted the log from ${before} to ${log.size} bytes`);
+        },
+        (error: unknown) => this.log(`compaction failed (the log is unchanged): ${error instanceof Error ? error.message : String(error)}`),
+      )
+      .finally(() => (this.compacting = undefined));
+  }
+
+  /**
+   * `done` once the change just made is durable. A change the broker applied
+   * at once (`done` is the broker's shared resolved promise) answers with the
+   * write's own promise, which every record of a group commit shares: no
+   * promise of its own per publish.
+   */
+  private durable(done: Promise<unknown> | undefined): Promise<void> | undefined {
+    this.maybeCompact();
+    const write = this.journal.lastWrite;
+    if (done === undefined || done === RESOLVED) return write;
+    return Promise.all([done, write]).then(() => undefined);
+  }
+
+  /**
+   * Publish, letting the journal take the envelope's bytes from the request
+   * `payload` (when given) rather than encode the envelope again; a priority
+   * the broker clamps changes the envelope, so it is encoded afresh.
+   */
+  private publish(envelope: Envelope, mandatory: boolean, payload: Uint8Array | undefined): Promise<void> {
+    const journal = this.journal;
+    const encoded = payload !== undefined && clampPriority(envelope.priority) === envelope.priority ? publishedEnvelopeBytes(payload) : undefined;
+    if (encoded === undefined || !(journal instanceof NodeJournal)) return this.broker.publish(envelope, { mandatory });
+    journal.encodedAs(envelope, encoded);
+    try {
+      return this.broker.publish(envelope, { mandatory });
+    } finally {
+      journal.encodedAs(undefined, undefined);
+    }
+  }
+
+  private handle(op: string, args: readonly unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown {
+    const { broker } = this;
+    switch (op) {
+      case "publish": {
+        const envelope = envelopeFromWire(args[0]);
+        // The body arrived as a view into a socket chunk: keep a copy of its own, not the whole chunk.
+        const owned = { ...envelope, body: envelope.body.slice() };
+        const mandatory = args[1] === true;
+        const room = this.room();
+        if (room === undefined) return this.durable(this.publish(owned, mandatory, payload));
+        // By then the payload, a view into a socket read, may have been reused: the envelope is encoded again.
+        return room.then(() => this.durable(this.publish(owned, mandatory, undefined)));
+      }
+      // Settled without an answer (the hot path): a later read's answer proves them durable (see afterDurable).
+      case "ack":
+        connection.ack(String(args[0]), Number(args[1]));
+        return replyWanted ? this.durable(undefined) : this.maybeCompact();
+      case "nack":
+        connection.nack(String(args[0]), Number(args[1]), { requeue: args[2] === true, ...(typeof args[3] === "string" ? { reason: args[3] } : {}) });
+        return replyWanted ? this.durable(undefined) : this.maybeCompact();
+      case "consume":
+        return connection.consume(String(args[0]), Number(args[1]), args[2] === undefined || args[2] === null ? undefined : Number(args[2]));
+      case "renew":
+        if (!Array.isArray(args[1])) throw new ProtocolError({ reason: "renew takes [consumerTag, deliveryTags[]]" });
+        return connection.renew(String(args[0]), args[1] as number[]);
+      case "cancel":
+        return connection.cancel(String(args[0]));
+      case "declareQueue":
+        return this.durable(broker.declareQueue(String(args[0]), (args[1] ?? {}) as QueueOptions));
+      case "declareExchange":
+        return this.durable(broker.declareExchange(String(args[0]), args[1] as ExchangeType));
+      case "bindQueue":
+        return this.durable(broker.bindQueue(String(args[0]), String(args[1]), String(args[2])));
+      case "revoke":
+        return this.durable(broker.revoke(args[0] as string[], (args[1] ?? {}) as RevocationOptions));
+      case "revocations":
+        return broker.activeRevocations();
+      // Reads answer only once every change before them is durable: a reply then proves, say, that earlier acks are on disk.
+      case "deadLetters":
+        return this.afterDurable(broker.deadLetters(String(args[0])).then((letters) => letters.map((l) => [l.queue, l.reason, l.at, [l.envelope.id, l.envelope.exchange, l.envelope.routingKey, l.envelope.priority, l.envelope.eta ?? null, l.envelope.expires ?? null, l.envelope.headers, l.envelope.body]])));
+      case "stats":
+        return this.afterDurable(broker.stats(String(args[0])));
+      default: {
+        const dot = op.indexOf(".");
+        const service = dot > 0 ? this.services.get(op.slice(0, dot)) : undefined;
+        if (service === undefined) throw new ProtocolError({ reason: `unknown op '${op}'` });
+        return service(op.slice(dot + 1), args, connection);
+      }
+    }
+  }
+
+  /** Stop listening, close every connection (their unacked deliveries are requeued and logged), flush and close the log. */
+  async stop(): Promise<void> {
+    this.stopRevocations?.();
+    await this.compacting;
+    for (const connection of [...this.connections]) connection.close("the node is stopping");
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.broker.close();
+    await this.durableLog?.close();
+    this.releaseLock?.();
+    this.log("stopped");
+  }
+}

@@ -1,0 +1,251 @@
+import type { DeadLetter, Delivery } from "../envelope.ts";
+import { NodeClient, type NodeClientOptions } from "./node-client.ts";
+import { FrameType, envelopeFromWire, envelopeToWire } from "./protocol.ts";
+import { DEFAULT_LEASE_MS } from "./lease-table.ts";
+import { Revocations } from "../revocations.ts";
+import type {
+  ConsumeOptions,
+  Consumer,
+  DeliveryHandler,
+  ExchangeType,
+  PublishOptions,
+  QueueOptions,
+  QueueStats,
+  RevocationOptions,
+  Transport,
+} from "../transport.ts";
+
+/**
+ * The Transport of a broker node over TCP: the same contract as the
+ * embedded broker, so the runtime works unchanged. Consumers survive
+ * reconnection: after the node comes back (or the connection recovers) each
+ * consumer is opened again on the node under a new tag; deliveries of the
+ * lost connection were requeued by the node, and acking them is a no-op.
+ *
+ * @example
+ * const transport = await NodeTransport.connect("celerity://127.0.0.1:5690", { token });
+ */
+export class NodeTransport implements Transport {
+  private readonly consumers = new Map<string, RemoteConsumer>();
+  private readonly byRemoteTag = new Map<string, RemoteConsumer>();
+  private readonly early = new Map<string, Delivery[]>();
+  /** The node's revocations, mirrored for the synchronous `isRevoked` (its own listeners stay empty: ours are told only of new ones). */
+  private readonly revoked = new Revocations();
+  private readonly revokeListeners = new Set<(id: string, options: { readonly terminate: boolean }) => void>();
+  private localTags = 0;
+
+  private constructor(readonly client: NodeClient) {
+    client.onFrame(FrameType.Deliver, (payload) => this.onDeliver(payload as [string, number, number, string, unknown]));
+    client.onFrame(FrameType.Revoked, (payload) => {
+      const [id, terminate, ttlMs] = payload as [string, boolean, number];
+      this.revoked.revoke(id, ttlMs);
+      for (const listener of this.revokeListeners) listener(id, { terminate });
+    });
+    client.onConnected(async () => {
+      const active = (await client.requestNow("revocations", [])) as [string, number][];
+      for (const [id, ttlMs] of active) this.revoked.revoke(id, ttlMs);
+      // A new connection: the node's consumer tags start afresh, and nothing of the old one can still arrive.
+      this.byRemoteTag.clear();
+      this.early.clear();
+      for (const consumer of this.consumers.values()) await consumer.reopen();
+    });
+  }
+
+  /** Connect (with the handshake) and return the transport; it reconnects by itself afterwards. */
+  static async connect(url: string, options: NodeClientOptions = {}): Promise<NodeTransport> {
+    const transport = NodeTransport.create(url, options);
+    await transport.ready;
+    return transport;
+  }
+
+  /** Start connecting and return at once; calls wait for the connection. `ready` settles with the first handshake. */
+  static create(url: string, options: NodeClientOptions = {}): NodeTransport {
+    const transport = new NodeTransport(new NodeClient(url, options));
+    transport.ready = transport.client.start();
+    transport.ready.catch(() => {});
+    return transport;
+  }
+
+  /** Settles once the first connection is made (or refused). */
+  ready: Promise<void> = Promise.resolve();
+
+  async declareQueue(name: string, options: QueueOptions = {}): Promise<void> {
+    await this.client.request("declareQueue", [name, options]);
+  }
+  async declareExchange(name: string, type: ExchangeType): Promise<void> {
+    await this.client.request("declareExchange", [name, type]);
+  }
+  async bindQueue(queue: string, exchange: string, pattern: string): Promise<void> {
+    await this.client.request("bindQueue", [queue, exchange, pattern]);
+  }
+  async publish(envelope: Parameters<Transport["publish"]>[0], options?: PublishOptions): Promise<void> {
+    await this.client.request("publish", [envelopeToWire(envelope), options?.mandatory === true]);
+  }
+
+  async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
+    const consumer: RemoteConsumer = new RemoteConsumer(
+      `remote-${++this.localTags}`,
+      queue,
+      handler,
+      options.prefetch,
+      options.leaseMs ?? DEFAULT_LEASE_MS,
+      this.client,
+      (previousTag) => this.adopt(consumer, previousTag),
+      () => {
+        this.consumers.delete(consumer.tag);
+        this.byRemoteTag.delete(consumer.remoteTag);
+      },
+    );
+    // Listed for reopening only once open: a first connection made meanwhile would otherwise open it twice.
+    await consumer.reopen(false);
+    this.consumers.set(consumer.tag, consumer);
+    setImmediate(() => consumer.start());
+    return consumer;
+  }
+
+  async revoke(ids: readonly string[], options: RevocationOptions = {}): Promise<void> {
+    await this.client.request("revoke", [ids, options]);
+    for (const id of ids) this.revoked.revoke(id, options.ttlMs);
+  }
+
+  isRevoked(id: string): boolean {
+    return this.revoked.has(id);
+  }
+
+  onRevoke(listener: (id: string, options: { readonly terminate: boolean }) => void): () => void {
+    const subscription = (id: string, options: { readonly terminate: boolean }) => listener(id, options);
+    this.revokeListeners.add(subscription);
+    return () => {
+      this.revokeListeners.delete(subscription);
+    };
+  }
+
+  async deadLetters(queue: string): Promise<readonly DeadLetter[]> {
+    const letters = (await this.client.request("deadLetters", [queue])) as [string, string, number, unknown][];
+    return letters.map(([from, reason, at, envelope]) => ({ queue: from, reason, at, envelope: envelopeFromWire(envelope) }));
+  }
+
+  async stats(queue: string): Promise<QueueStats> {
+    return (await this.client.request("stats", [queue])) as QueueStats;
+  }
+
+  async close(): Promise<void> {
+    for (const consumer of [...this.consumers.values()]) await consumer.cancel().catch(() => {});
+    this.client.close();
+  }
+
+  private onDeliver([remoteTag, deliveryTag, deliveryCount, queue, envelope]: [string, number, number, string, unknown]): void {
+    const delivery: Delivery = { envelope: envelopeFromWire(envelope), queue, deliveryTag, redelivered: deliveryCount > 1, deliveryCount };
+    const consumer = this.byRemoteTag.get(remoteTag);
+    if (consumer !== undefined) return consumer.receive(delivery);
+    // The node's answer to `consume` and its first deliveries can arrive in one read, before the
+    // consumer learns its tag: hold them for it.
+    let early = this.early.get(remoteTag);
+    if (early === undefined) this.early.set(remoteTag, (early = []));
+    early.push(delivery);
+  }
+
+  /** Called by a consumer once the node has given it `remoteTag`. */
+  private adopt(consumer: RemoteConsumer, previousTag: string): void {
+    // Only if still ours: after a node restart another consumer may have been given that tag.
+    if (this.byRemoteTag.get(previousTag) === consumer) this.byRemoteTag.delete(previousTag);
+    this.byRemoteTag.set(consumer.remoteTag, consumer);
+    const early = this.early.get(consumer.remoteTag);
+    if (early === undefined) return;
+    this.early.delete(consumer.remoteTag);
+    for (const delivery of early) consumer.receive(delivery);
+  }
+}
+
+/**
+ * A consumer on the node, seen from the client. Delivery tags are the node's,
+ * qualified by the connection they came on: after a reconnection, a tag of
+ * the old connection is stale and settling it does nothing (the node has
+ * already requeued that delivery).
+ */
+class RemoteConsumer implements Consumer {
+  remoteTag = "";
+  private cancelled = false;
+  /**
+   * Tags handed to the runtime are local numbers mapped to the node's tags of
+   * the current connection; the map is emptied on reconnection, so a stale
+   * tag cannot ack some other delivery that reused its number.
+   */
+  private readonly nodeTags = new Map<number, number>();
+  private nextLocalTag = 1;
+  private held: Delivery[] | undefined = [];
+  private readonly renewal: NodeJS.Timeout;
+
+  constructor(
+    readonly tag: string,
+    readonly queue: string,
+    private readonly handler: DeliveryHandler,
+    private readonly prefetch: number,
+    private readonly leaseMs: number,
+    private readonly client: NodeClient,
+    private readonly adopted: (previousTag: string) => void,
+    private readonly forget: () => void,
+  ) {
+    // Three renewals per lease: one lost or late renewal never costs a delivery.
+    this.renewal = setInterval(() => this.renewLeases(), Math.max(10, Math.floor(leaseMs / 3)));
+    this.renewal.unref();
+  }
+
+  /** Extend, on the node, the lease of every delivery this process still holds (however long its task runs). */
+  private renewLeases(): void {
+    if (this.nodeTags.size === 0 || this.remoteTag === "") return;
+    this.client.tell("renew", [this.remoteTag, [...this.nodeTags.values()]]);
+  }
+
+  /** Open (again) on the node. `reconnecting`: called while the connection is being set up, before it counts as ready. */
+  async reopen(reconnecting = true): Promise<void> {
+    if (this.cancelled) return;
+    this.nodeTags.clear();
+    const previousTag = this.remoteTag;
+    const args = [this.queue, this.prefetch, this.leaseMs];
+    this.remoteTag = (await (reconnecting ? this.client.requestNow("consume", args) : this.client.request("consume", args))) as string;
+    this.adopted(previousTag);
+  }
+
+  /** Let deliveries through; until then they are held (the contract: none before consume() has resolved). */
+  start(): void {
+    const held = this.held;
+    this.held = undefined;
+    for (const delivery of held ?? []) this.receive(delivery);
+  }
+
+  receive(delivery: Delivery): void {
+    if (this.held !== undefined) {
+      this.held.push(delivery);
+      return;
+    }
+    const local = this.nextLocalTag++;
+    this.nodeTags.set(local, delivery.deliveryTag);
+    this.handler({ ...delivery, deliveryTag: local });
+  }
+
+  ack(deliveryTag: number): void {
+    const tag = this.current(deliveryTag);
+    if (tag !== undefined) this.client.tell("ack", [this.remoteTag, tag]);
+  }
+
+  nack(deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void {
+    const tag = this.current(deliveryTag);
+    if (tag !== undefined) this.client.tell("nack", [this.remoteTag, tag, options.requeue, options.reason ?? null]);
+  }
+
+  async cancel(): Promise<void> {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    clearInterval(this.renewal);
+    this.forget();
+    if (this.client.connected) await this.client.request("cancel", [this.remoteTag]);
+  }
+
+  /** The node's tag for a delivery made on the current connection, or undefined for a stale one. */
+  private current(deliveryTag: number): number | undefined {
+    const nodeTag = this.nodeTags.get(deliveryTag);
+    if (nodeTag !== undefined) this.nodeTags.delete(deliveryTag);
+    return nodeTag;
+  }
+}

@@ -1,0 +1,206 @@
+import type { Codec } from "../../broker/codec.ts";
+import type { AsyncResult, GetOptions, Progress, RemoteErrorInfo, RevokeOptions, TaskState } from "../../dsl/result.ts";
+import { READY_STATES } from "../../dsl/result.ts";
+import { RemoteTaskError, TaskRevokedError, TimeoutError, UnknownResultError } from "../errors.ts";
+import type { ResultRecord, ResultStore } from "./result-store.ts";
+
+/** What a result handle needs from its app. */
+export interface ResultContext {
+  readonly store: ResultStore;
+  readonly codec: Codec;
+  revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
+}
+
+/** The value of a final record, or the error it stands for. */
+export const settle = (record: ResultRecord, codec: Codec): unknown => {
+  switch (record.state) {
+    case "SUCCESS":
+      return record.value === undefined ? undefined : codec.decode(record.value);
+    case "REVOKED":
+      throw new TaskRevokedError({ id: record.id, task: record.task });
+    default:
+      throw new RemoteTaskError({ id: record.id, task: record.task, remote: record.error ?? { name: "Error", message: "unknown failure" } });
+  }
+};
+
+/**
+ * The handle on one sent task.
+ *
+ * @example
+ * const r = await add.delay(2, 2);
+ * await r.get({ timeout: 5_000 }); // 4
+ */
+export class TaskResult<R> implements AsyncResult<R> {
+  readonly children: readonly AsyncResult<unknown>[] = [];
+  constructor(
+    readonly id: string,
+    private readonly context: ResultContext,
+  ) {}
+
+  async get(options: GetOptions = {}): Promise<R> {
+    const { store, codec } = this.context;
+    const current = await store.get(this.id);
+    if (current === undefined) throw new UnknownResultError({ id: this.id });
+    const record = READY_STATES.has(current.state)
+      ? current
+      : await store.waitFinal(this.id, options.timeout, () => new TimeoutError({ id: this.id, timeoutMs: options.timeout ?? 0 }));
+    return settle(record, codec) as R;
+  }
+
+  async state(): Promise<TaskState> {
+    return (await this.context.store.get(this.id))?.state ?? "UNKNOWN";
+  }
+  async ready(): Promise<boolean> {
+    return READY_STATES.has(await this.state());
+  }
+  async successful(): Promise<boolean> {
+    return (await this.state()) === "SUCCESS";
+  }
+  async failed(): Promise<boolean> {
+    return (await this.state()) === "FAILURE";
+  }
+  async progress(): Promise<Progress> {
+    const state = await this.state();
+    return {
+      total: 1,
+      completed: READY_STATES.has(state) ? 1 : 0,
+      succeeded: state === "SUCCESS" ? 1 : 0,
+      failed: state === "FAILURE" || state === "REVOKED" ? 1 : 0,
+    };
+  }
+  async error(): Promise<RemoteErrorInfo | undefined> {
+    return (await this.context.store.get(this.id))?.error;
+  }
+  forget(): Promise<void> {
+    return this.context.store.forget(this.id);
+  }
+  revoke(options?: RevokeOptions): Promise<void> {
+    return this.context.revoke([this.id], options);
+  }
+}
+
+/**
+ * The handle on a group: its members' handles, in order. `get()` resolves to
+ * the list of values (rejecting with the first failure); `progress()` counts
+ * finished members for a progress bar.
+ */
+export class GroupResult<R> implements AsyncResult<R> {
+  constructor(
+    readonly id: string,
+    readonly children: readonly AsyncResult<unknown>[],
+    /** For an empty group after a step: that step, whose failure is the group's. */
+    private readonly gate?: AsyncResult<unknown>,
+  ) {}
+
+  async get(options: GetOptions = {}): Promise<R> {
+    if (this.gate !== undefined) {
+      await this.gate.get(options);
+      return [] as R;
+    }
+    if (options.timeout === undefined) return (await Promise.all(this.children.map((child) => child.get()))) as R;
+    const deadline = Date.now() + options.timeout;
+    const values: unknown[] = [];
+    for (const child of this.children) {
+      const left = deadline - Date.now();
+      if (left <= 0 && !(await child.ready())) throw new TimeoutError({ id: this.id, timeoutMs: options.timeout });
+      try {
+        values.push(await child.get({ timeout: Math.max(left, 0) }));
+      } catch (error) {
+        if (error instanceof TimeoutError) throw new TimeoutError({ id: this.id, timeoutMs: options.timeout });
+        throw error;
+      }
+    }
+    return values as R;
+  }
+
+  async state(): Promise<TaskState> {
+    if (this.gate !== undefined) return this.gate.state();
+    const states = await Promise.all(this.children.map((child) => child.state()));
+    if (states.some((s) => s === "FAILURE")) return "FAILURE";
+    if (states.some((s) => s === "REVOKED")) return "REVOKED";
+    if (states.every((s) => s === "SUCCESS")) return "SUCCESS";
+    if (states.some((s) => s === "UNKNOWN")) return "UNKNOWN";
+    if (states.some((s) => s === "STARTED" || s === "SUCCESS" || s === "RETRY")) return "STARTED";
+    return "PENDING";
+  }
+  async ready(): Promise<boolean> {
+    if (this.gate !== undefined) return this.gate.ready();
+    return (await Promise.all(this.children.map((child) => child.ready()))).every(Boolean);
+  }
+  async successful(): Promise<boolean> {
+    return (await this.state()) === "SUCCESS";
+  }
+  async failed(): Promise<boolean> {
+    return (await this.state()) === "FAILURE";
+  }
+  async progress(): Promise<Progress> {
+    const parts = await Promise.all(this.children.map((child) => child.progress()));
+    return parts.reduce(
+      (sum, p) => ({
+        total: sum.total + p.total,
+        completed: sum.completed + p.completed,
+        succeeded: sum.succeeded + p.succeeded,
+        failed: sum.failed + p.failed,
+      }),
+      { total: 0, completed: 0, succeeded: 0, failed: 0 },
+    );
+  }
+  async error(): Promise<RemoteErrorInfo | undefined> {
+    for (const child of this.children) {
+      const error = await child.error();
+      if (error !== undefined) return error;
+    }
+    return undefined;
+  }
+  async forget(): Promise<void> {
+    await Promise.all(this.children.map((child) => child.forget()));
+  }
+  async revoke(options?: RevokeOptions): Promise<void> {
+    await Promise.all(this.children.map((child) => child.revoke(options)));
+  }
+}
+
+/**
+ * A workflow's result: it reads as its output (one task or a group) but
+ * revoking or forgetting it covers every step of the workflow.
+ */
+export class WorkflowResult<R> implements AsyncResult<R> {
+  constructor(
+    private readonly output: AsyncResult<R>,
+    private readonly stepIds: readonly string[],
+    private readonly context: ResultContext,
+  ) {}
+  get id(): string {
+    return this.output.id;
+  }
+  get children(): readonly AsyncResult<unknown>[] {
+    return this.output.children;
+  }
+  get(options?: GetOptions): Promise<R> {
+    return this.output.get(options);
+  }
+  state(): Promise<TaskState> {
+    return this.output.state();
+  }
+  ready(): Promise<boolean> {
+    return this.output.ready();
+  }
+  successful(): Promise<boolean> {
+    return this.output.successful();
+  }
+  failed(): Promise<boolean> {
+    return this.output.failed();
+  }
+  progress(): Promise<Progress> {
+    return this.output.progress();
+  }
+  error(): Promise<RemoteErrorInfo | undefined> {
+    return this.output.error();
+  }
+  async forget(): Promise<void> {
+    await Promise.all(this.stepIds.map((id) => this.context.store.forget(id)));
+  }
+  revoke(options?: RevokeOptions): Promise<void> {
+    return this.context.revoke(this.stepIds, options);
+  }
+}

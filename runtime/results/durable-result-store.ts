@@ -1,0 +1,312 @@
+import { lockDataDir } from "../../broker/log/data-dir-lock.ts";
+import { openDurableLog, type DurableLog, type DurableLogInternals, type DurableLogOptions } from "../../broker/log/durable-log.ts";
+import type { MessageGraph } from "../../dsl/graph.ts";
+import type { TaskState } from "../../dsl/result.ts";
+import { logEntry, ResultLogEncoder, replayResultLog, type LogEntry } from "./result-log.ts";
+import {
+  MemoryResultStore,
+  type FinalOutcome,
+  type MemoryResultStoreOptions,
+  type ResultRecord,
+  type ResultStore,
+  type StateDetails,
+} from "./result-store.ts";
+
+/**
+ * How a durable result store keeps its log: the in-memory store's bounds and
+ * expiry, plus the log's fsync policy and when it is compacted.
+ *
+ * @example
+ * await DurableResultStore.open("./data/results", { fsync: { intervalMs: 100 }, maxResults: 50_000 });
+ */
+export interface DurableResultStoreOptions extends MemoryResultStoreOptions {
+  /** Fsync policy of the log (see DurableLogOptions). Default "always": a write is answered once it is on disk. */
+  readonly fsync?: DurableLogOptions["fsync"];
+  /** Segment size of the log. Default 64 MiB. */
+  readonly segmentBytes?: number;
+  /**
+   * Compact the log while running once it is larger than this and than four
+   * times its size after the last compaction. Default 64 MiB.
+   */
+  readonly compactAtBytes?: number;
+  /** Where recovery, corruption and compaction are reported. Default: stderr. */
+  readonly log?: (message: string) => void;
+}
+
+/** A result can be as large as a frame (16 MiB): its entry must still fit in a record. */
+const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+
+/** The answers to the writes gathered for one hand-over to the log. */
+class Batch {
+  readonly promise: Promise<void>;
+  resolve!: () => void;
+  reject!: (error: unknown) => void;
+
+  constructor() {
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // A write nobody waits for (a state sent without a reply) must not leave an unhandled rejection.
+    this.promise.catch(() => undefined);
+  }
+}
+
+/**
+ * A write waiting for its hand-over: the id of a task whose record (as it is
+ * then) is to be logged, or an entry of workflow bookkeeping.
+ */
+type Change = string | LogEntry;
+
+/**
+ * A result store that survives a crash of its process: a MemoryResultStore
+ * whose every write (task states and results, forgets, workflow graphs, join
+ * arrivals, once-only claims and their release) is appended to a durable log
+ * before it is answered, and replayed when the store is opened again. The log
+ * is the broker's (CRC-checked records, group commit, fsync before the answer
+ * by default, crash-safe compaction), in a directory of its own, so the node's
+ * queue journal knows nothing of tasks. The log stays bounded: it is compacted
+ * to the records the store still holds, which the store itself bounds and
+ * expires.
+ *
+ * Writes change the store at once, as in memory; what waits for the disk is
+ * every answer, reads and pushes to waiters included, so nobody acts on a
+ * state that a crash could take back. Writes are handed to the log one batch
+ * at a time, a batch gathering while the one before is written and fsynced,
+ * and a task's record is encoded at the hand-over: the states a task goes
+ * through within one batch (PENDING, STARTED, SUCCESS) cost one entry.
+ *
+ * @example
+ * const results = await DurableResultStore.open("./data/results");
+ * serveResults(node, results);
+ * // ...
+ * await results.close();
+ */
+export class DurableResultStore implements ResultStore {
+  private readonly encoder = new ResultLogEncoder();
+  /** Writes since the last hand-over, in order; a task's id is one key however often it was written. */
+  private readonly changes = new Map<string, Change>();
+  private nextChange = 0;
+  /** The answers waiting for `changes`. */
+  private gathering: Batch | undefined;
+  /** The hand-over being written: settles once its batch is durable (or has failed). */
+  private writing: Promise<void> | undefined;
+  /** Why the log failed, if it did: every answer from then on fails with it. */
+  private failure: unknown;
+  private compactedSize: number;
+  private compacting: Promise<void> | undefined;
+
+  private constructor(
+    private readonly memory: MemoryResultStore,
+    private readonly log: DurableLog,
+    private readonly now: () => number,
+    private readonly options: DurableResultStoreOptions,
+    private readonly say: (message: string) => void,
+    private readonly releaseLock: () => void,
+  ) {
+    this.compactedSize = log.size;
+  }
+
+  /**
+   * Open (creating it if needed) the store in `dir`: lock the directory, read
+   * the log (a torn or corrupted tail is reported and cut away, the records
+   * before it kept), put back what it holds, then compact it.
+   *
+   * `internals` are the log's test seams (a failing disk).
+   *
+   * @example
+   * const results = await DurableResultStore.open(join(dataDir, "results"), { log: (m) => console.error(m) });
+   */
+  static async open(dir: string, options: DurableResultStoreOptions = {}, internals: DurableLogInternals = {}): Promise<DurableResultStore> {
+    const say = options.log ?? ((message: string) => console.error(`celerity results: ${message}`));
+    const now = options.now ?? Date.now;
+    const lock = lockDataDir(dir);
+    let log: DurableLog | undefined;
+    try {
+      const logOptions: DurableLogOptions = {
+        ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+        ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
+        maxRecordBytes: MAX_RECORD_BYTES,
+        onCorruption: (info) => say(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
+      };
+      const opened = await openDurableLog(dir, logOptions, internals);
+      log = opened.log;
+      const memory = new MemoryResultStore({ ...options, now });
+      const ttl = options.ttlMs ?? 24 * 60 * 60 * 1000;
+      const { entries, summary } = replayResultLog(opened.records, ttl, now(), (reason) => say(`log: ${reason}`));
+      for (const entry of entries) memory.restore(entry);
+      const store = new DurableResultStore(memory, log, now, options, say, () => lock.release());
+      await log.compact(store.snapshot());
+      store.compactedSize = log.size;
+      const corrupted = opened.report.corrupted.length;
+      say(
+        `recovered ${summary.records} task results, ${summary.graphs} workflow graphs, ${summary.joins} joins and ${summary.claims} claims from ${opened.records.length} records` +
+          (corrupted > 0 ? ` (${corrupted} corrupted records reported)` : ""),
+      );
+      return store;
+    } catch (error) {
+      await log?.close().catch(() => undefined);
+      lock.release();
+      throw error;
+    }
+  }
+
+  setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> {
+    this.memory.setState(id, task, state, details);
+    // A final record is left as it was: nothing to log, only wait as any answer does.
+    return this.memory.peek(id)?.state === state ? this.record(id) : this.settled(undefined);
+  }
+
+  complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
+    const first = this.memory.complete(id, task, outcome);
+    return (first ? this.record(id) : this.settled(undefined)).then(() => first);
+  }
+
+  get(id: string): Promise<ResultRecord | undefined> {
+    return this.memory.get(id).then((record) => this.settled(record));
+  }
+
+  waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord> {
+    // The write that finishes the task is gathered by the time its waiters run: wait for it to be durable.
+    return this.memory.waitFinal(id, timeoutMs, onTimeout).then((record) => this.settled(record));
+  }
+
+  forget(id: string): Promise<void> {
+    void this.memory.forget(id);
+    // Logged as the record's absence at the hand-over (a write after the forget is logged instead).
+    return this.record(id);
+  }
+
+  saveGraph(graph: MessageGraph): Promise<void> {
+    void this.memory.saveGraph(graph);
+    return this.write(logEntry.graph(graph, this.now()));
+  }
+
+  graph(id: string): Promise<MessageGraph | undefined> {
+    return this.memory.graph(id).then((graph) => this.settled(graph));
+  }
+
+  arrive(key: string, member: number): Promise<number> {
+    // Applied by the call itself; the promise only carries the count.
+    const arrived = this.memory.arrive(key, member);
+    const written = this.write(logEntry.arrive(key, [member], this.now()));
+    return arrived.then((count) => written.then(() => count));
+  }
+
+  claim(key: string): Promise<boolean> {
+    // Logged whether or not it is the first: the replay applies the same rule, in the same order.
+    const first = this.memory.claim(key);
+    const written = this.write(logEntry.claim(key, this.now()));
+    return first.then((claimed) => written.then(() => claimed));
+  }
+
+  release(key: string): Promise<void> {
+    void this.memory.release(key);
+    return this.write(logEntry.release(key));
+  }
+
+  /**
+   * Replace the log by the records of what the store holds now; appends go on
+   * meanwhile. Also runs by itself once the log has grown (compactAtBytes).
+   *
+   * @example
+   * await results.compact();
+   */
+  compact(): Promise<void> {
+    if (this.compacting !== undefined) return this.compacting;
+    const before = this.log.size;
+    this.compacting = this.log
+      .compact(this.snapshot())
+      .then(
+        () => {
+          this.compactedSize = this.log.size;
+          this.say(`compacted the results log from ${before} to ${this.log.size} bytes`);
+        },
+        (error: unknown) => this.say(`compaction of the results log failed (the log is unchanged): ${error instanceof Error ? error.message : String(error)}`),
+      )
+      .finally(() => (this.compacting = undefined));
+    return this.compacting;
+  }
+
+  /** Write what is gathered, flush the log and close it; waiters are dropped. */
+  async close(): Promise<void> {
+    while (this.gathering !== undefined || this.writing !== undefined) await (this.writing ?? this.gathering?.promise)?.catch(() => undefined);
+    await this.compacting;
+    await this.memory.close();
+    try {
+      await this.log.close();
+    } finally {
+      this.releaseLock();
+    }
+  }
+
+  /** The records that rebuild the store as it is now (taken at once: writes made after it follow it in the log). */
+  private snapshot(): Uint8Array[] {
+    const entries: LogEntry[] = [];
+    for (const entry of this.memory.contents()) entries.push(logEntry.of(entry));
+    return this.encoder.encode(entries);
+  }
+
+  /** Log task `id`'s record as it is at the next hand-over. */
+  private record(id: string): Promise<void> {
+    // Keyed by id: a task written again before the hand-over keeps its one place.
+    this.changes.set(`r${id}`, id);
+    return this.gather();
+  }
+
+  private write(entry: LogEntry): Promise<void> {
+    this.changes.set(`w${this.nextChange++}`, entry);
+    return this.gather();
+  }
+
+  /** The batch the latest write belongs to; handed over at once if the log is idle, else when it is. */
+  private gather(): Promise<void> {
+    if (this.gathering === undefined) {
+      this.gathering = new Batch();
+      // A microtask, not at once: the writes of one event-loop turn share the hand-over.
+      if (this.writing === undefined) queueMicrotask(() => this.handOver());
+    }
+    return this.gathering.promise;
+  }
+
+  private handOver(): void {
+    const batch = this.gathering;
+    if (batch === undefined) return;
+    this.gathering = undefined;
+    const entries: LogEntry[] = [];
+    for (const change of this.changes.values()) {
+      if (typeof change !== "string") entries.push(change);
+      else {
+        const record = this.memory.peek(change);
+        entries.push(record === undefined ? logEntry.forget(change) : logEntry.record(record));
+      }
+    }
+    this.changes.clear();
+    this.writing = this.log.appendMany(this.encoder.encode(entries)).then(
+      () => {
+        batch.resolve();
+        this.afterWrite();
+      },
+      (error: unknown) => {
+        // The log is unusable from now on: every later answer fails with it too.
+        this.failure ??= error;
+        batch.reject(error);
+        this.afterWrite();
+      },
+    );
+  }
+
+  private afterWrite(): void {
+    this.writing = undefined;
+    const threshold = Math.max(this.options.compactAtBytes ?? 64 * 1024 * 1024, this.compactedSize * 4);
+    if (this.compacting === undefined && this.log.size >= threshold) void this.compact();
+    if (this.gathering !== undefined) this.handOver();
+  }
+
+  /** `value` once every write made so far is durable. */
+  private settled<T>(value: T): Promise<T> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const pending = this.gathering?.promise ?? this.writing;
+    return pending === undefined ? Promise.resolve(value) : pending.then(() => value);
+  }
+}

@@ -1,0 +1,243 @@
+import { LRUCache } from "lru-cache";
+import { GenerationalMap } from "./generational-map.ts";
+import { ResultWaiters } from "./result-waiters.ts";
+import type { MessageGraph } from "../../dsl/graph.ts";
+import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
+import { READY_STATES } from "../../dsl/result.ts";
+
+/**
+ * Where task states, results and workflow bookkeeping live. The interface is
+ * asynchronous so a remote store (the broker node's) can implement it; the
+ * in-memory store below answers at once. Values are stored encoded (msgpack),
+ * so every reader gets its own copy and a value that cannot cross a process
+ * boundary fails the task that produced it, here as it would over a network.
+ */
+export interface ResultRecord {
+  readonly id: string;
+  readonly task: string;
+  readonly state: TaskState;
+  /** Encoded value, on SUCCESS. */
+  readonly value?: Uint8Array;
+  /** On FAILURE (and REVOKED): what went wrong, with the remote stack. */
+  readonly error?: RemoteErrorInfo;
+  readonly retries: number;
+  readonly updatedAt: number;
+  /** For a step of a workflow: the workflow id and the step's node index. */
+  readonly workflow?: string;
+  readonly node?: number;
+}
+
+export interface StateDetails {
+  readonly retries?: number;
+  readonly workflow?: string;
+  readonly node?: number;
+}
+
+export type FinalOutcome =
+  | { readonly state: "SUCCESS"; readonly value: Uint8Array }
+  | { readonly state: "FAILURE"; readonly error: RemoteErrorInfo }
+  | { readonly state: "REVOKED"; readonly error: RemoteErrorInfo };
+
+/**
+ * A store that can answer at once may return a plain value instead of a
+ * promise from the two writes made for every task; callers on the dispatch
+ * path then go on without waiting a turn.
+ */
+export type MaybePromise<T> = T | Promise<T>;
+
+export interface ResultStore {
+  /** Record a non-final state (PENDING when sent, STARTED, RETRY). Never overwrites a final state. */
+  setState(id: string, task: string, state: TaskState, details?: StateDetails): MaybePromise<void>;
+  /** Record a final state. The first final state wins: returns false (and changes nothing) if one is already recorded. */
+  complete(id: string, task: string, outcome: FinalOutcome): MaybePromise<boolean>;
+  get(id: string): Promise<ResultRecord | undefined>;
+  /** Resolve with the record once it is final; reject with `onTimeout()` after `timeoutMs`. */
+  waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord>;
+  forget(id: string): Promise<void>;
+  saveGraph(graph: MessageGraph): Promise<void>;
+  graph(id: string): Promise<MessageGraph | undefined>;
+  /** Count `member` as arrived at the join `key` and return how many distinct members have (atomic; a member counted twice counts once). */
+  arrive(key: string, member: number): Promise<number>;
+  /** True the first time `key` is claimed, false ever after (for once-only actions such as error callbacks). */
+  claim(key: string): Promise<boolean>;
+  /** Undo a claim whose action failed, so it can be tried again. */
+  release(key: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface MemoryResultStoreOptions {
+  /** Most records kept; the least recently written go first, in bulk (see GenerationalMap). Default 100,000. */
+  readonly maxResults?: number;
+  /** Records (and workflow bookkeeping) expire after this many ms. Default one day. */
+  readonly ttlMs?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * One thing a MemoryResultStore holds, with the time it was written: what a
+ * durable store (see durable-result-store.ts) compacts its log to and puts
+ * back after a restart.
+ */
+export type StoreEntry =
+  | { readonly kind: "record"; readonly record: ResultRecord }
+  | { readonly kind: "graph"; readonly graph: MessageGraph; readonly at: number }
+  | { readonly kind: "join"; readonly key: string; readonly members: readonly number[]; readonly at: number }
+  | { readonly kind: "claim"; readonly key: string; readonly at: number };
+
+/** The store's own, mutable copy of a record; readers get snapshots. */
+type StoredRecord = { -readonly [K in keyof ResultRecord]: ResultRecord[K] };
+
+
+/**
+ * The in-memory result store: bounded (the least recently written records go
+ * first once `maxResults` is reached) and expiring. Waiters are woken by
+ * the write that finishes a task, never by polling.
+ *
+ * @example
+ * const store = new MemoryResultStore({ maxResults: 10_000, ttlMs: 60_000 });
+ */
+export class MemoryResultStore implements ResultStore {
+  private readonly records: GenerationalMap<string, StoredRecord>;
+  private readonly graphs: LRUCache<string, MessageGraph>;
+  private readonly counters: LRUCache<string, number>;
+  private readonly joins: LRUCache<string, Set<number>>;
+  private readonly waiters = new ResultWaiters();
+  private readonly now: () => number;
+  private readonly ttl: number;
+
+  constructor(options: MemoryResultStoreOptions = {}) {
+    const max = options.maxResults ?? 100_000;
+    const ttl = options.ttlMs ?? 24 * 60 * 60 * 1000;
+    this.now = options.now ?? Date.now;
+    this.ttl = ttl;
+    // Expiry of records is checked here (fresh()) from the age each record carries.
+    this.records = new GenerationalMap(Math.max(2, max));
+    this.graphs = new LRUCache({ max: Math.max(1, Math.ceil(max / 10)), ttl });
+    this.counters = new LRUCache({ max, ttl });
+    this.joins = new LRUCache({ max, ttl });
+  }
+
+  setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
+    const current = this.fresh(this.records.get(id));
+    if (current === undefined) {
+      const record: StoredRecord = { id, task, state, retries: details?.retries ?? 0, updatedAt: this.now() };
+      if (details?.workflow !== undefined) {
+        record.workflow = details.workflow;
+        record.node = details.node;
+      }
+      this.records.add(id, record);
+    } else if (!READY_STATES.has(current.state)) {
+      // In place: a state change of a record already held needs no second cache write.
+      current.state = state;
+      current.task = task;
+      current.updatedAt = this.now();
+      if (details?.retries !== undefined) current.retries = details.retries;
+      if (details?.workflow !== undefined) {
+        current.workflow = details.workflow;
+        current.node = details.node;
+      }
+    }
+  }
+
+  complete(id: string, task: string, outcome: FinalOutcome): boolean {
+    let record = this.fresh(this.records.get(id));
+    if (record !== undefined && READY_STATES.has(record.state)) return false;
+    if (record === undefined) record = { id, task, state: outcome.state, retries: 0, updatedAt: 0 };
+    record.task = task;
+    record.state = outcome.state;
+    record.updatedAt = this.now();
+    if (outcome.state === "SUCCESS") record.value = outcome.value;
+    else record.error = outcome.error;
+    // Its time to live counts from updatedAt; touching keeps a finished record among the recently written.
+    this.records.touch(id, record);
+    if (this.waiters.has(id)) this.waiters.wake(id, { ...record });
+    return true;
+  }
+
+  get(id: string): Promise<ResultRecord | undefined> {
+    const record = this.fresh(this.records.get(id));
+    return Promise.resolve(record === undefined ? undefined : { ...record });
+  }
+
+  waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord> {
+    const current = this.fresh(this.records.get(id));
+    if (current !== undefined && READY_STATES.has(current.state)) return Promise.resolve({ ...current });
+    return this.waiters.wait(id, timeoutMs, onTimeout).promise;
+  }
+
+  /** The record unless it has outlived the time to live (then it is dropped). */
+  private fresh(record: StoredRecord | undefined): StoredRecord | undefined {
+    if (record === undefined || this.now() - record.updatedAt <= this.ttl) return record;
+    this.records.delete(record.id);
+    return undefined;
+  }
+
+  forget(id: string): Promise<void> {
+    this.records.delete(id);
+    return Promise.resolve();
+  }
+
+  saveGraph(graph: MessageGraph): Promise<void> {
+    this.graphs.set(graph.id, graph);
+    return Promise.resolve();
+  }
+
+  graph(id: string): Promise<MessageGraph | undefined> {
+    return Promise.resolve(this.graphs.get(id));
+  }
+
+  arrive(key: string, member: number): Promise<number> {
+    let members = this.joins.get(key);
+    if (members === undefined) this.joins.set(key, (members = new Set()));
+    members.add(member);
+    return Promise.resolve(members.size);
+  }
+
+  claim(key: string): Promise<boolean> {
+    if (this.counters.has(key)) return Promise.resolve(false);
+    this.counters.set(key, 1);
+    return Promise.resolve(true);
+  }
+
+  release(key: string): Promise<void> {
+    this.counters.delete(key);
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.waiters.clear();
+    return Promise.resolve();
+  }
+
+  /** The record of `id` as it is now, without waiting a turn (a durable store logs what a write left). */
+  peek(id: string): ResultRecord | undefined {
+    return this.fresh(this.records.get(id));
+  }
+
+  /** Everything held that has not expired, with its write time; records and bookkeeping each least recently written first. */
+  *contents(): IterableIterator<StoreEntry> {
+    const now = this.now();
+    for (const record of this.records.values()) if (now - record.updatedAt <= this.ttl) yield { kind: "record", record };
+    // The caches know how long an entry has left, so its write time is ttl - remaining before now.
+    const at = (cache: { getRemainingTTL(key: string): number }, key: string) => now - (this.ttl - cache.getRemainingTTL(key));
+    for (const [id, graph] of this.graphs.rentries() as IterableIterator<[string, MessageGraph]>) yield { kind: "graph", graph, at: at(this.graphs, id) };
+    for (const [key, members] of this.joins.rentries() as IterableIterator<[string, Set<number>]>) yield { kind: "join", key, members: [...members], at: at(this.joins, key) };
+    for (const key of this.counters.rkeys()) yield { kind: "claim", key, at: at(this.counters, key) };
+  }
+
+  /** Put back an entry of `contents()` as written at its time: it expires when it would have (at once if it has). Oldest first. */
+  restore(entry: StoreEntry): void {
+    const left = this.ttl - (this.now() - (entry.kind === "record" ? entry.record.updatedAt : entry.at));
+    if (left <= 0) return;
+    switch (entry.kind) {
+      case "record":
+        return this.records.set(entry.record.id, { ...entry.record });
+      case "graph":
+        return void this.graphs.set(entry.graph.id, entry.graph, { ttl: left });
+      case "join":
+        return void this.joins.set(entry.key, new Set(entry.members), { ttl: left });
+      case "claim":
+        return void this.counters.set(entry.key, 1, { ttl: left });
+    }
+  }
+}

@@ -1,0 +1,222 @@
+import { Effect } from "effect";
+import { CodecError, type Codec } from "../../broker/codec.ts";
+import type { Delivery } from "../../broker/envelope.ts";
+import type { Consumer, Transport } from "../../broker/transport.ts";
+import { MAP_TASK, STARMAP_TASK } from "../../dsl/combinators.ts";
+import { mergeOptions, type CallOptions } from "../../dsl/options.ts";
+import { READY_STATES } from "../../dsl/result.ts";
+import { TaskRevokedError, UnknownTaskError, WorkerError, toErrorInfo } from "../errors.ts";
+import type { ResultStore } from "../results/result-store.ts";
+import type { Completed, TaskCompletion } from "./task-completion.ts";
+import { AsyncInvocation, invoke, type InvocationOutcome } from "./task-invocation.ts";
+import { fromEnvelope, type TaskMessage } from "../task-message.ts";
+import type { TaskContext, TaskDefinition } from "../task.ts";
+
+/**
+ * Runs one delivery from receipt to acknowledgement: decode, refuse what
+ * cannot run (malformed, unknown task, revoked, expired), call the handler,
+ * record the outcome, settle with the broker.
+ *
+ * The common case (a handler that returns a value, an in-memory result store)
+ * completes synchronously, with no promise made: this path is what bounds a
+ * worker's throughput. Anything asynchronous continues in `finishLater`.
+ */
+export interface RunnerEnvironment {
+  readonly transport: Transport;
+  readonly store: ResultStore;
+  readonly codec: Codec;
+  readonly completion: TaskCompletion;
+  readonly tasks: ReadonlyMap<string, TaskDefinition>;
+  readonly log: (message: string) => void;
+}
+
+/** How a delivery is settled with the broker. */
+export type Settlement = "ack" | "requeue" | { readonly reject: string };
+
+/** What the runner needs from its worker. */
+export interface RunnerHost {
+  readonly name: string;
+  settle(consumer: Consumer, delivery: Delivery, how: Settlement): void;
+  count(outcome: Completed | "rejected"): void;
+}
+
+interface Running {
+  readonly task: string;
+  readonly invocation: AsyncInvocation;
+}
+
+const isPromise = (value: unknown): value is Promise<unknown> => value instanceof Promise;
+
+export class TaskRunner {
+  /** Tasks whose handler is still running asynchronously, by task id (for terminate and shutdown). */
+  readonly running = new Map<string, Running>();
+  private readonly mappers = new Map<string, TaskDefinition>();
+
+  constructor(
+    private readonly env: RunnerEnvironment,
+    private readonly host: RunnerHost,
+  ) {}
+
+  /** Run `delivery`; returns a promise only when something asynchronous is left to do. */
+  run(delivery: Delivery, consumer: Consumer): void | Promise<void> {
+    const { env, host } = this;
+    let message: TaskMessage;
+    try {
+      message = fromEnvelope(delivery.envelope, env.codec);
+    } catch (error) {
+      return this.rejectMalformed(delivery, consumer, error);
+    }
+    if (delivery.redelivered) return this.runRedelivered(message, delivery, consumer);
+    const revoked = env.transport.isRevoked(message.id);
+    if (revoked || (message.expires !== undefined && message.expires < Date.now())) {
+      return env.completion.revoked(message, !revoked).then((completed) => {
+        host.count(completed);
+        host.settle(consumer, delivery, "ack");
+      });
+    }
+    const definition = this.definitionOf(message);
+    if (definition === undefined) return this.rejectUnknown(message, delivery, consumer);
+
+    const options = mergeOptions(definition.defaults, message.options);
+    const acksLate = options.acksLate ?? true;
+    if (!acksLate) host.settle(consumer, delivery, "ack");
+    const keepsResult = !options.ignoreResult || message.workflow !== undefined;
+    const started = keepsResult
+      ? env.store.setState(message.id, message.task, "STARTED", message.retries === 0 ? undefined : { retries: message.retries })
+      : undefined;
+    if (isPromise(started)) return started.then(() => this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer));
+    return this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer);
+  }
+
+  private invokeAndFinish(
+    message: TaskMessage,
+    definition: TaskDefinition,
+    options: CallOptions,
+    keepsResult: boolean,
+    acksLate: boolean,
+    delivery: Delivery,
+    consumer: Consumer,
+  ): void | Promise<void> {
+    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit);
+    if (!(invocation instanceof AsyncInvocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
+    this.running.set(message.id, { task: message.task, invocation });
+    return invocation.outcome.then((outcome) => {
+      this.running.delete(message.id);
+      return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, outcome);
+    });
+  }
+
+  private finish(
+    message: TaskMessage,
+    definition: TaskDefinition,
+    options: CallOptions,
+    keepsResult: boolean,
+    acksLate: boolean,
+    delivery: Delivery,
+    consumer: Consumer,
+    outcome: InvocationOutcome,
+  ): void | Promise<void> {
+    const completed = this.complete(message, definition, options, keepsResult, acksLate, delivery, outcome);
+    if (completed === undefined) return; // abandoned by shutdown: the broker takes a late-acked message back
+    if (completed instanceof Promise) return completed.then((done) => this.settled(done, acksLate, consumer, delivery));
+    this.settled(completed, acksLate, consumer, delivery);
+  }
+
+  private settled(completed: Completed, acksLate: boolean, consumer: Consumer, delivery: Delivery): void {
+    this.host.count(completed);
+    if (acksLate) this.host.settle(consumer, delivery, "ack");
+  }
+
+  /** Record the outcome; undefined when the task was abandoned by a stopping worker and must be left to redelivery. */
+  private complete(
+    message: TaskMessage,
+    definition: TaskDefinition,
+    options: CallOptions,
+    keepsResult: boolean,
+    acksLate: boolean,
+    delivery: Delivery,
+    outcome: InvocationOutcome,
+  ): Completed | Promise<Completed> | undefined {
+    const { completion, codec } = this.env;
+    const priority = delivery.envelope.priority;
+    if (outcome.ok) {
+      let encoded: Uint8Array | undefined;
+      try {
+        encoded = keepsResult ? codec.encode(outcome.value, `result of task '${message.task}'`) : undefined;
+      } catch (error) {
+        if (!(error instanceof CodecError)) throw error;
+        return completion.failedOrRetry(message, options, priority, error, definition);
+      }
+      return completion.succeeded(message, outcome.value, encoded);
+    }
+    const { error } = outcome;
+    if (error instanceof WorkerError) return acksLate ? undefined : completion.failed(message, toErrorInfo(error));
+    if (error instanceof TaskRevokedError) return completion.revoked(message);
+    return completion.failedOrRetry(message, options, priority, error, definition);
+  }
+
+  /**
+   * A redelivered message whose task already finished (its worker died
+   * between storing the result and acknowledging) is not run again.
+   */
+  private async runRedelivered(message: TaskMessage, delivery: Delivery, consumer: Consumer): Promise<void> {
+    const record = await this.env.store.get(message.id);
+    if (record !== undefined && READY_STATES.has(record.state)) {
+      await this.env.completion.resume(message, record);
+      this.host.settle(consumer, delivery, "ack");
+      return;
+    }
+    await this.run({ ...delivery, redelivered: false }, consumer);
+  }
+
+  private async rejectMalformed(delivery: Delivery, consumer: Consumer, error: unknown): Promise<void> {
+    const info = toErrorInfo(error);
+    this.host.count("rejected");
+    this.env.log(`${this.host.name}: rejected to the dead-letter queue: ${info.message}`);
+    this.host.settle(consumer, delivery, { reject: info.message });
+    const task = typeof delivery.envelope.headers.task === "string" ? delivery.envelope.headers.task : "(unknown)";
+    await this.env.store.complete(delivery.envelope.id, task, { state: "FAILURE", error: info });
+  }
+
+  private async rejectUnknown(message: TaskMessage, delivery: Delivery, consumer: Consumer): Promise<void> {
+    const error = new UnknownTaskError({
+      task: message.target ?? message.task,
+      queue: delivery.queue,
+      worker: this.host.name,
+      registered: [...this.env.tasks.keys()],
+    });
+    this.host.count("rejected");
+    this.env.log(`${this.host.name}: ${error.message}`);
+    this.host.settle(consumer, delivery, { reject: error.message });
+    await this.env.completion.failed(message, toErrorInfo(error));
+  }
+
+  private definitionOf(message: TaskMessage): TaskDefinition | undefined {
+    if (message.task !== MAP_TASK && message.task !== STARMAP_TASK) return this.env.tasks.get(message.task);
+    const target = message.target === undefined ? undefined : this.env.tasks.get(message.target);
+    if (target === undefined) return undefined;
+    const key = `${message.task}:${target.name}`;
+    let mapper = this.mappers.get(key);
+    if (mapper === undefined) this.mappers.set(key, (mapper = mapperOf(target, message.task === STARMAP_TASK)));
+    return mapper;
+  }
+}
+
+/** The built-in map / starmap: the target's handler over each item, one after another, in one task. */
+const mapperOf = (target: TaskDefinition, star: boolean): TaskDefinition => ({
+  name: `${star ? STARMAP_TASK : MAP_TASK}(${target.name})`,
+  options: target.options,
+  defaults: target.defaults,
+  minArgs: 1,
+  async handler(this: TaskContext, items: unknown) {
+    if (!Array.isArray(items)) throw new TypeError(`${star ? "starmap" : "map"} of '${target.name}' expects a list, got ${typeof items}`);
+    const results: unknown[] = [];
+    for (const item of items) {
+      if (star && !Array.isArray(item)) throw new TypeError(`starmap of '${target.name}' expects argument tuples, got ${typeof item}`);
+      let value = target.handler.apply(this, star ? (item as unknown[]) : [item]);
+      if (Effect.isEffect(value)) value = Effect.runPromise(value as Effect.Effect<unknown, unknown, never>, { signal: this.signal });
+      results.push(await value);
+    }
+    return results;
+  },
+});
