@@ -1,6 +1,8 @@
 import { connect, type Socket } from "node:net";
 import { Data } from "effect";
-import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, RemoteBrokerError, ConnectionRefusedError, type WireError } from "./protocol.ts";
+import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, ConnectionRefusedError, type WireError } from "./protocol.ts";
+import type { AnswerOf, AnyOperation, SentOf } from "./operations.ts";
+import { errorFromWire } from "./wire-errors.ts";
 import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameParser, FrameTooLargeError, FrameWriter } from "./wire-frame.ts";
 
 /**
@@ -127,16 +129,17 @@ export class NodeClient {
     return this.state === "ready";
   }
 
-  /** Send a request and wait for its answer. */
-  async request(op: string, args: readonly unknown[]): Promise<unknown> {
+  /** Call operation `op` (declared in operations.ts or by a service) and wait for its answer. */
+  async call<O extends AnyOperation>(op: O, args: SentOf<O>): Promise<AnswerOf<O>> {
+    const name = op.name;
     if (this.state === "closed") throw this.refusal ?? new ClientClosedError({ url: this.url });
-    if (this.state !== "ready") await this.waitReady(op);
+    if (this.state !== "ready") await this.waitReady(name);
     if (this.inFlight >= (this.options.maxInFlight ?? 10_000)) {
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
       // The connection may have dropped while this request waited for room.
-      if (this.state !== "ready") await this.waitReady(op);
+      if (this.state !== "ready") await this.waitReady(name);
     }
-    return this.send(op, args);
+    return this.send(name, args) as Promise<AnswerOf<O>>;
   }
 
   /**
@@ -145,12 +148,12 @@ export class NodeClient {
    * mean nothing on a new connection), unless `keep` asks to send it, in
    * order, once connected.
    */
-  tell(op: string, args: readonly unknown[], keep = false): void {
+  tell<O extends AnyOperation>(op: O, args: SentOf<O>, keep = false): void {
     // Welcomed is enough: acks made while consumers are being reopened must go out.
     if (this.welcomedOnSocket) {
-      this.writer!.send(FrameType.Request, this.codec.encode([0, op, args]));
+      this.writer!.send(FrameType.Request, this.codec.encode([0, op.name, args]));
     } else if (keep && this.state !== "closed") {
-      this.kept.push([op, args]);
+      this.kept.push([op.name, args]);
     }
   }
 
@@ -162,9 +165,9 @@ export class NodeClient {
   /** Why the node refused us, for every later call. */
   private refusal: ConnectionRefusedError | undefined;
 
-  /** For requests made by onConnected hooks, which run before the client counts as ready. */
-  requestNow(op: string, args: readonly unknown[]): Promise<unknown> {
-    return this.send(op, args);
+  /** For calls made by onConnected hooks, which run before the client counts as ready. */
+  callNow<O extends AnyOperation>(op: O, args: SentOf<O>): Promise<AnswerOf<O>> {
+    return this.send(op.name, args) as Promise<AnswerOf<O>>;
   }
 
   private send(op: string, args: readonly unknown[]): Promise<unknown> {
@@ -260,10 +263,7 @@ export class NodeClient {
         clearTimeout(pending.timer);
         this.released();
         if (ok === 1) pending.resolve(value);
-        else {
-          const error = value as WireError;
-          pending.reject(new RemoteBrokerError({ tag: error.tag, reason: error.message, op: pending.op }));
-        }
+        else pending.reject(errorFromWire(value as WireError, pending.op));
         return;
       }
       case FrameType.Ping:

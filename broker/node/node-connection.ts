@@ -3,7 +3,8 @@ import type { Socket } from "node:net";
 import type { Delivery } from "../envelope.ts";
 import type { EmbeddedBroker } from "../embedded/embedded-broker.ts";
 import { FrameParser, FrameWriter } from "./wire-frame.ts";
-import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, envelopeToWire, type WireError } from "./protocol.ts";
+import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, envelopeToWire } from "./protocol.ts";
+import { errorToWire } from "./wire-errors.ts";
 import type { Consumer } from "../transport.ts";
 import { DEFAULT_LEASE_MS, LeaseTable } from "./lease-table.ts";
 
@@ -20,7 +21,7 @@ export interface ConnectionContext {
   readonly heartbeatMs: number;
   readonly maxFrameBytes: number;
   /** Run a request; throws a tagged error to refuse it. `replyWanted` is false for requests with id 0. */
-  handle(op: string, args: readonly unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown | Promise<unknown>;
+  handle(op: string, args: unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown | Promise<unknown>;
   log(message: string): void;
   closed(connection: NodeConnection): void;
 }
@@ -226,10 +227,10 @@ export class NodeConnection {
   private reply(id: number, op: string, ok: boolean, value: unknown): void {
     if (this.state !== "ready") return;
     if (id === NO_REPLY) {
-      if (!ok) this.context.log(`${this.name}: ${op} failed: ${errorOf(value).message}`);
+      if (!ok) this.context.log(`${this.name}: ${op} failed: ${errorToWire(value).message}`);
       return;
     }
-    this.writer.send(FrameType.Response, this.codec.encode(ok ? [id, 1, value ?? null] : [id, 0, errorOf(value)]));
+    this.writer.send(FrameType.Response, this.codec.encode(ok ? [id, 1, value ?? null] : [id, 0, errorToWire(value)]));
   }
 
   /** End the connection (idempotent): log why, cancel its consumers so their unacked deliveries are requeued. */
@@ -257,14 +258,6 @@ interface LeasedConsumer {
   readonly leases: LeaseTable;
   readonly sweep: NodeJS.Timeout;
 }
-
-const errorOf = (error: unknown): WireError => {
-  if (error instanceof Error) {
-    const tag = (error as { _tag?: unknown })._tag;
-    return { tag: typeof tag === "string" ? tag : error.name, message: error.message };
-  }
-  return { tag: "Error", message: String(error) };
-};
 
 const tokenMatches = (expected: string | undefined, given: unknown): boolean => {
   if (expected === undefined) return true;
