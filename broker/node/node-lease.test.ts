@@ -7,11 +7,9 @@ import { NodeClient } from "./node-client.ts";
 import { BrokerNode } from "./node-server.ts";
 import { NodeTransport } from "./node-transport.ts";
 import { FrameType } from "./protocol.ts";
+import { within } from "../../tests/support/waits.ts";
 
 const envelope = (id: string, queue = "q"): Envelope => ({ id, exchange: "", routingKey: queue, priority: 0, headers: { task: "t" }, body: new Uint8Array([1]) });
-
-const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
-  Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref())]);
 
 /** A client that consumes over the raw protocol and never renews a lease (a stuck or foreign consumer). */
 const silentConsumer = async (url: string, queue: string, leaseMs: number) => {
