@@ -3,6 +3,7 @@ import { Data } from "effect";
 import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, ConnectionRefusedError, type WireError } from "./protocol.ts";
 import type { AnswerOf, AnyOperation, SentOf } from "./operations.ts";
 import { errorFromWire } from "./wire-errors.ts";
+import { Heartbeat } from "./heartbeat.ts";
 import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameParser, FrameTooLargeError, FrameWriter } from "./wire-frame.ts";
 
 /**
@@ -82,8 +83,7 @@ export class NodeClient {
   private ready: Promise<void>;
   private markReady!: () => void;
   private failReady!: (error: unknown) => void;
-  private lastHeard = Date.now();
-  private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeat: Heartbeat | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly host: string;
   private readonly port: number;
@@ -232,7 +232,7 @@ export class NodeClient {
       writer.send(FrameType.Hello, this.codec.encode({ version: PROTOCOL_VERSION, token: this.options.token, name: this.options.name }));
     });
     socket.on("data", (chunk: Buffer) => {
-      this.lastHeard = Date.now();
+      this.heartbeat?.heard();
       try {
         parser.push(chunk);
       } catch (error) {
@@ -285,12 +285,12 @@ export class NodeClient {
     this.attempt = 0;
     this.welcomedOnSocket = true;
     if (typeof welcome.maxFrameBytes === "number") this.maxFrameBytes = welcome.maxFrameBytes;
-    const interval = this.options.heartbeatMs ?? welcome.heartbeatMs ?? 5_000;
-    this.heartbeat = setInterval(() => {
-      if (Date.now() - this.lastHeard > interval * 3) this.dropped(this.socket!, "heartbeat timeout");
-      else this.writer?.send(FrameType.Ping);
-    }, interval);
-    this.heartbeat.unref();
+    const socket = this.socket!;
+    this.heartbeat = new Heartbeat(this.options.heartbeatMs ?? welcome.heartbeatMs ?? 5_000, {
+      ping: () => this.writer?.send(FrameType.Ping),
+      silent: () => this.dropped(socket, "heartbeat timeout"),
+    });
+    this.heartbeat.start();
     try {
       for (const hook of this.onConnectedHooks) await hook();
     } catch (error) {
@@ -307,7 +307,7 @@ export class NodeClient {
     const wasReady = this.state === "ready";
     this.state = "waiting";
     this.welcomedOnSocket = false;
-    clearInterval(this.heartbeat);
+    this.heartbeat?.stop();
     socket.destroy();
     if (wasReady) this.options.log?.(`lost the connection to ${this.url} (${reason}); reconnecting`);
     for (const [id, pending] of this.pending) {
@@ -326,7 +326,7 @@ export class NodeClient {
     if (this.state === "closed") return;
     this.state = "closed";
     this.welcomedOnSocket = false;
-    clearInterval(this.heartbeat);
+    this.heartbeat?.stop();
     clearTimeout(this.reconnectTimer);
     this.writer?.flush();
     this.socket?.end();

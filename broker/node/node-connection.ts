@@ -7,6 +7,7 @@ import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, envelopeToWire 
 import { errorToWire } from "./wire-errors.ts";
 import type { Consumer } from "../transport.ts";
 import { DEFAULT_LEASE_MS, LeaseTable } from "./lease-table.ts";
+import { Heartbeat } from "./heartbeat.ts";
 
 /**
  * One client connection to the node, from the node's side: the handshake,
@@ -38,8 +39,7 @@ export class NodeConnection {
   private readonly writer: FrameWriter;
   private readonly codec = new FrameCodec();
   private state: "hello" | "ready" | "closed" = "hello";
-  private lastHeard = Date.now();
-  private readonly heartbeat: NodeJS.Timeout;
+  private readonly heartbeat: Heartbeat;
   private readonly consumers = new Map<string, LeasedConsumer>();
   /** Cleanups to run when the connection ends (subscriptions made on its behalf). */
   private readonly cleanups: (() => void)[] = [];
@@ -56,7 +56,7 @@ export class NodeConnection {
       socket.once("drain", () => socket.resume());
     });
     socket.on("data", (chunk: Buffer) => {
-      this.lastHeard = Date.now();
+      this.heartbeat.heard();
       try {
         this.parser.push(chunk);
       } catch (error) {
@@ -65,8 +65,11 @@ export class NodeConnection {
     });
     socket.on("error", (error) => this.close(`socket error: ${error.message}`));
     socket.on("close", () => this.close("the client closed the connection"));
-    this.heartbeat = setInterval(() => this.beat(), context.heartbeatMs);
-    this.heartbeat.unref();
+    this.heartbeat = new Heartbeat(context.heartbeatMs, {
+      ping: () => this.writer.send(FrameType.Ping),
+      silent: (silentMs) => this.close(`no frame from the client for ${silentMs} ms (heartbeat timeout)`),
+    });
+    this.heartbeat.start();
   }
 
   /** Run `cleanup` when the connection ends. */
@@ -160,14 +163,6 @@ export class NodeConnection {
     );
   }
 
-  private beat(): void {
-    if (Date.now() - this.lastHeard > this.context.heartbeatMs * 3) {
-      this.close(`no frame from the client for ${Date.now() - this.lastHeard} ms (heartbeat timeout)`);
-      return;
-    }
-    this.writer.send(FrameType.Ping);
-  }
-
   private onFrame(type: number, payload: Uint8Array): void {
     if (this.state === "closed") return;
     if (this.state === "hello") return this.onHello(type, payload);
@@ -238,7 +233,7 @@ export class NodeConnection {
     if (this.state === "closed") return;
     const wasReady = this.state === "ready";
     this.state = "closed";
-    clearInterval(this.heartbeat);
+    this.heartbeat.stop();
     if (wasReady || reason !== "the client closed the connection") this.context.log(`${this.name} closed: ${reason}`);
     this.writer.flush();
     this.socket.end();
