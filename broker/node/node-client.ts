@@ -4,6 +4,7 @@ import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, ConnectionRefus
 import type { AnswerOf, AnyOperation, SentOf } from "./operations.ts";
 import { errorFromWire } from "./wire-errors.ts";
 import { Heartbeat } from "./heartbeat.ts";
+import { DEFAULT_HEARTBEAT_MS, nodeClientSettings, type NodeClientSettings } from "./node-settings.ts";
 import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameParser, FrameTooLargeError, FrameWriter } from "./wire-frame.ts";
 
 /**
@@ -92,10 +93,13 @@ export class NodeClient {
   private inFlight = 0;
   private readonly roomWaiters: (() => void)[] = [];
 
+  private readonly settings: NodeClientSettings;
+
   constructor(
     readonly url: string,
-    private readonly options: NodeClientOptions = {},
+    options: NodeClientOptions = {},
   ) {
+    this.settings = nodeClientSettings(options);
     ({ host: this.host, port: this.port } = parseNodeUrl(url));
     this.ready = this.newReadyPromise();
   }
@@ -134,7 +138,7 @@ export class NodeClient {
     const name = op.name;
     if (this.state === "closed") throw this.refusal ?? new ClientClosedError({ url: this.url });
     if (this.state !== "ready") await this.waitReady(name);
-    if (this.inFlight >= (this.options.maxInFlight ?? 10_000)) {
+    if (this.inFlight >= this.settings.maxInFlight) {
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
       // The connection may have dropped while this request waited for room.
       if (this.state !== "ready") await this.waitReady(name);
@@ -172,7 +176,7 @@ export class NodeClient {
 
   private send(op: string, args: readonly unknown[]): Promise<unknown> {
     const id = this.nextId++;
-    const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
+    const timeoutMs = this.settings.requestTimeoutMs;
     const payload = this.codec.encode([id, op, args]);
     // Refused here rather than sent: the node would close the whole connection over it.
     if (payload.byteLength + FRAME_HEADER_BYTES > this.maxFrameBytes) {
@@ -198,7 +202,7 @@ export class NodeClient {
   }
 
   private async waitReady(op: string): Promise<void> {
-    const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
+    const timeoutMs = this.settings.requestTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new RequestTimeoutError({ url: this.url, op, timeoutMs })), timeoutMs);
@@ -229,7 +233,7 @@ export class NodeClient {
     this.writer = writer;
     const parser = new FrameParser(DEFAULT_MAX_FRAME_BYTES, (type, payload) => this.onFrameReceived(type, payload));
     socket.on("connect", () => {
-      writer.send(FrameType.Hello, this.codec.encode({ version: PROTOCOL_VERSION, token: this.options.token, name: this.options.name }));
+      writer.send(FrameType.Hello, this.codec.encode({ version: PROTOCOL_VERSION, token: this.settings.token, name: this.settings.name }));
     });
     socket.on("data", (chunk: Buffer) => {
       this.heartbeat?.heard();
@@ -286,7 +290,7 @@ export class NodeClient {
     this.welcomedOnSocket = true;
     if (typeof welcome.maxFrameBytes === "number") this.maxFrameBytes = welcome.maxFrameBytes;
     const socket = this.socket!;
-    this.heartbeat = new Heartbeat(this.options.heartbeatMs ?? welcome.heartbeatMs ?? 5_000, {
+    this.heartbeat = new Heartbeat(this.settings.heartbeatMs ?? welcome.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, {
       ping: () => this.writer?.send(FrameType.Ping),
       silent: () => this.dropped(socket, "heartbeat timeout"),
     });
@@ -294,7 +298,7 @@ export class NodeClient {
     try {
       for (const hook of this.onConnectedHooks) await hook();
     } catch (error) {
-      this.options.log?.(`after connecting to ${this.url}: ${error instanceof Error ? error.message : String(error)}`);
+      this.settings.log?.(`after connecting to ${this.url}: ${error instanceof Error ? error.message : String(error)}`);
     }
     if (this.state !== "connecting") return;
     this.state = "ready";
@@ -309,7 +313,7 @@ export class NodeClient {
     this.welcomedOnSocket = false;
     this.heartbeat?.stop();
     socket.destroy();
-    if (wasReady) this.options.log?.(`lost the connection to ${this.url} (${reason}); reconnecting`);
+    if (wasReady) this.settings.log?.(`lost the connection to ${this.url} (${reason}); reconnecting`);
     for (const [id, pending] of this.pending) {
       this.pending.delete(id);
       clearTimeout(pending.timer);
@@ -317,7 +321,7 @@ export class NodeClient {
       pending.reject(new ConnectionLostError({ url: this.url, op: pending.op, reason }));
     }
     if (wasReady) this.ready = this.newReadyPromise();
-    const delay = Math.min(this.options.reconnectMaxMs ?? 2_000, (this.options.reconnectMinMs ?? 50) * 2 ** this.attempt++);
+    const delay = Math.min(this.settings.reconnectMaxMs, this.settings.reconnectMinMs * 2 ** this.attempt++);
     this.reconnectTimer = setTimeout(() => this.open(), delay);
   }
 

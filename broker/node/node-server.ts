@@ -11,7 +11,8 @@ import { HeldCount, type HeldMessages } from "./held-count.ts";
 import { envelopeToWire } from "./protocol.ts";
 import { type AnyOperation, brokerOperations, type WireDeadLetter } from "./operations.ts";
 import { OperationTable, type OperationHandlers } from "./operation-table.ts";
-import { DEFAULT_MAX_FRAME_BYTES } from "./wire-frame.ts";
+import { brokerNodeSettings, DEFAULT_NODE_PORT, type BrokerNodeSettings } from "./node-settings.ts";
+import { DEFAULT_REVOCATION_TTL_MS } from "../revocations.ts";
 
 /**
  * The standalone broker node: an embedded broker served over TCP, made
@@ -25,7 +26,7 @@ import { DEFAULT_MAX_FRAME_BYTES } from "./wire-frame.ts";
  * // createApp({ broker: "celerity://127.0.0.1:5690" }) in producers and workers
  * await node.stop();
  */
-export const DEFAULT_NODE_PORT = 5690;
+export { DEFAULT_NODE_PORT };
 
 export interface BrokerNodeOptions {
   /** TCP port; 0 picks a free one. Default 5690. */
@@ -62,29 +63,31 @@ export class BrokerNode {
   private server: Server | undefined;
   private releaseLock: (() => void) | undefined;
   private stopRevocations: (() => void) | undefined;
+  private readonly log: (message: string) => void;
 
   private constructor(
     readonly broker: EmbeddedBroker,
     private readonly journal: HeldMessages,
     private readonly durableLog: DurableLog | undefined,
-    private readonly options: BrokerNodeOptions,
-    private readonly log: (message: string) => void,
+    private readonly settings: BrokerNodeSettings,
   ) {
+    this.log = settings.log;
     this.serveBroker();
   }
 
   /** Open the log (recovering what it holds), then listen. */
   static async start(options: BrokerNodeOptions = {}): Promise<BrokerNode> {
-    const log = options.log ?? ((message: string) => console.error(`celerity broker: ${message}`));
+    const settings = brokerNodeSettings(options);
+    const log = settings.log;
     let node: BrokerNode;
     if (options.dataDir === undefined) {
       const journal = new HeldCount();
       const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
-      node = new BrokerNode(broker, journal, undefined, options, log);
+      node = new BrokerNode(broker, journal, undefined, settings);
     } else {
       const lock = lockDataDir(options.dataDir);
       const { log: durableLog, records, report } = await DurableLog.open(options.dataDir, {
-        ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+        fsync: settings.fsync,
         onCorruption: (info: { segment: string; offset: number; reason: string; droppedBytes: number }) => log(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
       });
       const collected: Uint8Array[] = [];
@@ -100,7 +103,7 @@ export class BrokerNode {
         `recovered ${summary.messages} messages in ${summary.queues} declared queues and ${summary.revocations} revocations from ${records.length} records` +
           (report.corrupted.length > 0 ? ` (${report.corrupted.length} corrupted records reported)` : ""),
       );
-      node = new BrokerNode(broker, journal, durableLog, options, log);
+      node = new BrokerNode(broker, journal, durableLog, settings);
       node.releaseLock = () => lock.release();
       node.compactedSize = durableLog.size;
     }
@@ -128,26 +131,26 @@ export class BrokerNode {
     const context: ConnectionContext = {
       broker: this.broker,
       nodeId: this.id,
-      token: this.options.token,
-      heartbeatMs: this.options.heartbeatMs ?? 5_000,
-      maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      token: this.settings.token,
+      heartbeatMs: this.settings.heartbeatMs,
+      maxFrameBytes: this.settings.maxFrameBytes,
       handle: (op, args, connection, replyWanted, payload) => this.operations.run(op, args, connection, replyWanted, payload),
       log: this.log,
       closed: (connection) => this.connections.delete(connection),
     };
     this.stopRevocations = this.broker.onRevoke((id, { terminate, ttlMs }) => {
-      for (const connection of this.connections) connection.sendRevoked(id, terminate, ttlMs ?? 24 * 60 * 60 * 1000);
+      for (const connection of this.connections) connection.sendRevoked(id, terminate, ttlMs ?? DEFAULT_REVOCATION_TTL_MS);
     });
     const server = createServer((socket) => this.connections.add(new NodeConnection(socket, context)));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.options.port ?? DEFAULT_NODE_PORT, this.options.host ?? "127.0.0.1", () => {
+      server.listen(this.settings.port, this.settings.host, () => {
         server.off("error", reject);
         resolve();
       });
     });
-    this.log(`listening on ${this.url}${this.durableLog ? ` with data in ${this.options.dataDir}` : " (in memory only)"}`);
+    this.log(`listening on ${this.url}${this.durableLog ? ` with data in ${this.settings.dataDir}` : " (in memory only)"}`);
   }
 
   private readonly roomWaiters: (() => void)[] = [];
@@ -155,7 +158,7 @@ export class BrokerNode {
   /** Resolves when the node holds fewer messages than its maximum (at once if it does already). */
   private room(): Promise<void> | undefined {
     const journal = this.journal;
-    const max = this.options.maxMessages ?? 2_000_000;
+    const max = this.settings.maxMessages;
     if (journal.held < max) return undefined;
     if (journal.onRemoved === undefined) {
       journal.onRemoved = () => {
@@ -186,7 +189,7 @@ export class BrokerNode {
     const log = this.durableLog;
     if (log === undefined || this.compacting !== undefined || ++this.writesSinceCheck < 1_024) return;
     this.writesSinceCheck = 0;
-    const threshold = Math.max(this.options.compactAtBytes ?? 64 * 1024 * 1024, this.compactedSize * 4);
+    const threshold = Math.max(this.settings.compactAtBytes, this.compactedSize * 4);
     if (log.size < threshold) return;
     const before = log.size;
     this.compacting = log

@@ -11,6 +11,7 @@ import {
   type ResultRecord,
   type ResultStore,
   type StateDetails,
+  DEFAULT_RESULT_TTL_MS,
 } from "./result-store.ts";
 
 /**
@@ -118,7 +119,7 @@ export class DurableResultStore implements ResultStore {
       const opened = await openDurableLog(dir, logOptions, internals);
       log = opened.log;
       const memory = new MemoryResultStore({ ...options, now });
-      const ttl = options.ttlMs ?? 24 * 60 * 60 * 1000;
+      const ttl = options.ttlMs ?? DEFAULT_RESULT_TTL_MS;
       const { entries, summary } = replayResultLog(opened.records, ttl, now(), (reason) => say(`log: ${reason}`));
       for (const entry of entries) memory.restore(entry);
       const store = new DurableResultStore(memory, log, now, options, say, () => lock.release());
