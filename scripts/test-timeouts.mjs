@@ -24,3 +24,14 @@ const withTimeout = (define) => {
 nodeTest.it = withTimeout(nodeTest.it);
 nodeTest.test = withTimeout(nodeTest.test);
 syncBuiltinESMExports();
+
+// A test that failed before its cleanup can leave a server or socket open, and
+// the file's process would then never end: once every test of the file is
+// done, give open handles a few seconds, then end the process with the
+// result it has.
+nodeTest.after(() => {
+  setTimeout(() => {
+    console.error(`${process.argv[1]}: handles left open after the last test kept the process alive; ending it`);
+    process.exit(process.exitCode ?? 0);
+  }, 5_000).unref();
+});
