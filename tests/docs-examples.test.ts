@@ -145,7 +145,7 @@ const exportedEntries = (): Record<string, string[]> => {
   return paths;
 };
 
-describe("the examples in README.md and docs/", () => {
+describe("the examples in README.md and docs/", { concurrency: 2 }, () => {
   const examples = extract();
 
   it("type-check against the package's public entry points", () => {
