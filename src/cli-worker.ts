@@ -56,7 +56,7 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const connectTimeoutS =
     values["connect-timeout"] === undefined ? DEFAULT_CONNECT_TIMEOUT_S : integerOption("connect-timeout", values["connect-timeout"], 0);
   const brokerUrl = values.broker ?? process.env.CELERITY_BROKER_URL;
-  if (brokerUrl === undefined) {
+  if (brokerUrl === undefined || brokerUrl === "") {
     throw new UsageError("no broker to consume from: pass --broker celerity://host:port or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)");
   }
   process.env.CELERITY_BROKER_URL = brokerUrl;
