@@ -5,7 +5,12 @@ import { serveResults } from "./results/result-service.ts";
 import { MemoryResultStore, type MemoryResultStoreOptions, type ResultStore } from "./results/result-store.ts";
 import { serveRateLimits } from "./rate-limit/node-rate-limit-service.ts";
 
-/** What a full node is made of: the broker node's options, and how the results it serves are kept. */
+/**
+ * What a full node is made of: the broker node's options, and how the results it serves are kept.
+ *
+ * @example
+ * await startFullNode({ port: 5690, dataDir: "./data", results: { maxResults: 1_000_000 } });
+ */
 export interface FullNodeOptions extends BrokerNodeOptions {
   /**
    * Bounds and expiry of the result store. With `dataDir`, results and
@@ -15,7 +20,13 @@ export interface FullNodeOptions extends BrokerNodeOptions {
   readonly results?: MemoryResultStoreOptions & Pick<DurableResultStoreOptions, "segmentBytes" | "compactAtBytes">;
 }
 
-/** A running full node: the broker node and the result store it serves. */
+/**
+ * A running full node: the broker node and the result store it serves.
+ *
+ * @example
+ * const full: FullNode = await startFullNode({ port: 0 });
+ * const app = createApp({ broker: full.url });
+ */
 export interface FullNode {
   readonly node: BrokerNode;
   readonly results: ResultStore;

@@ -76,12 +76,12 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     await closeWithin(app, CLOSE_AFTER_FAILURE_MS);
     throw error;
   }
-  log(`${worker.name} consuming with concurrency ${concurrency}`);
+  console.error(`celerity worker ${worker.name}: consuming with concurrency ${concurrency}`);
   await new Promise<void>((done) => {
     process.once("SIGINT", done);
     process.once("SIGTERM", done);
   });
-  log(`${worker.name} stopping (finishing running tasks)`);
+  console.error(`celerity worker ${worker.name}: stopping (finishing running tasks)`);
   await worker.stop();
   await app.close();
   return 0;

@@ -12,6 +12,14 @@ import { MemoryResultStore, type FinalOutcome, type ResultRecord, type ResultSto
  */
 export const RESULT_TOPIC = "result";
 
+/**
+ * Serve a result store on a broker node (ops `results.*`) to every process
+ * connected to it; returns the store. Default: a new MemoryResultStore.
+ *
+ * @example
+ * const node = await BrokerNode.start({ port: 5690, dataDir: "./data" });
+ * serveResults(node, await DurableResultStore.open("./data/results"));
+ */
 export const serveResults = <S extends ResultStore = MemoryResultStore>(node: BrokerNode, store: S = new MemoryResultStore() as ResultStore as S): S => {
   node.serve("results", (op, args, connection) => {
     switch (op) {
