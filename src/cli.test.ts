@@ -8,12 +8,13 @@ import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { BrokerNode } from "../broker/node/node-server.ts";
-import { WatchedProcess } from "../tests/watched-process.ts";
+import { scaled } from "../tests/support/waits.ts";
+import { WatchedProcess } from "../tests/support/watched-process.ts";
 
 const CLI = fileURLToPath(new URL("./cli.js", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`../tests/fixtures/${name}`, import.meta.url));
-const EXIT_TIMEOUT_MS = 20_000;
+const EXIT_TIMEOUT_MS = scaled(20_000);
 
 /** The CLI with this test's environment only: no broker url or token inherited from the shell. */
 const celerity = (args: readonly string[], env: NodeJS.ProcessEnv = {}) => {

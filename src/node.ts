@@ -19,7 +19,7 @@
  * @module
  */
 export { startFullNode, type FullNode, type FullNodeOptions } from "../runtime/full-node.ts";
-export { BrokerNode, DEFAULT_NODE_PORT, type BrokerNodeOptions, type ServiceHandler } from "../broker/node/node-server.ts";
+export { BrokerNode, DEFAULT_NODE_PORT, type BrokerNodeOptions } from "../broker/node/node-server.ts";
 export { DurableResultStore, type DurableResultStoreOptions } from "../runtime/results/durable-result-store.ts";
 export { MemoryResultStore, type ResultStore, type MemoryResultStoreOptions } from "../runtime/results/result-store.ts";
 export { serveResults } from "../runtime/results/result-service.ts";

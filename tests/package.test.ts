@@ -16,14 +16,15 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { WatchedProcess } from "./watched-process.ts";
+import { WatchedProcess } from "./support/watched-process.ts";
+import { scaled } from "./support/waits.ts";
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const FIXTURES = fileURLToPath(new URL("./fixtures/scratch-project/", import.meta.url));
 const TSC = join(ROOT, "node_modules", "typescript", "bin", "tsc");
-const STEP_TIMEOUT_MS = 60_000;
-const PROCESS_TIMEOUT_MS = 20_000;
+const STEP_TIMEOUT_MS = scaled(60_000);
+const PROCESS_TIMEOUT_MS = scaled(20_000);
 
 let scratch = "";
 let project = "";
@@ -69,7 +70,7 @@ const scratchLockfile = (tarballName: string): { manifest: object; lockfile: obj
   };
 };
 
-describe("the installed package", { timeout: 180_000 }, () => {
+describe("the installed package", { timeout: scaled(180_000) }, () => {
   before(async () => {
     scratch = mkdtempSync(join(tmpdir(), "celerity-package-"));
     const packed = await run("npm", ["pack", "--json", "--pack-destination", scratch], { cwd: ROOT, timeout: STEP_TIMEOUT_MS });
