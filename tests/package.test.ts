@@ -36,8 +36,8 @@ const bin = () => join(project, "node_modules", ".bin", "celerity");
 
 /**
  * The scratch project's lockfile: the tarball, plus every package the
- * repository's lockfile pins except its build and test tools, so `npm ci
- * --offline` finds each one in the cache by its integrity.
+ * repository's lockfile pins for it (its dependencies, and Node's types), so
+ * `npm ci --offline` finds each one in the cache by its integrity.
  */
 const scratchLockfile = (tarballName: string): { manifest: object; lockfile: object } => {
   const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
@@ -59,10 +59,20 @@ const scratchLockfile = (tarballName: string): { manifest: object; lockfile: obj
       peerDependenciesMeta: pkg.peerDependenciesMeta,
     },
   };
-  for (const [path, entry] of Object.entries(lock.packages as Record<string, { dev?: boolean }>)) {
-    if (path === "" || /node_modules\/(typescript|@typescript\/|fast-check|pure-rand)/.test(path)) continue;
-    const { dev: _dev, ...pinned } = entry;
-    packages[path] = pinned;
+  type Entry = { dev?: boolean; devOptional?: boolean; dependencies?: Record<string, string> };
+  const pinned = lock.packages as Record<string, Entry>;
+  // Node's types and what they need, though the repository has them as development tools only.
+  const types = new Set<string>();
+  const addTypes = (path: string) => {
+    if (types.has(path) || pinned[path] === undefined) return;
+    types.add(path);
+    for (const name of Object.keys(pinned[path].dependencies ?? {})) addTypes(`node_modules/${name}`);
+  };
+  addTypes("node_modules/@types/node");
+  for (const [path, entry] of Object.entries(pinned)) {
+    if (path === "" || ((entry.dev === true || entry.devOptional === true) && !types.has(path))) continue;
+    const { dev: _dev, devOptional: _devOptional, ...kept } = entry;
+    packages[path] = kept;
   }
   return {
     manifest: { name: "scratch", private: true, type: "module", dependencies },
@@ -74,7 +84,8 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
   before(async () => {
     scratch = mkdtempSync(join(tmpdir(), "celerity-package-"));
     const packed = await run("npm", ["pack", "--json", "--pack-destination", scratch], { cwd: ROOT, timeout: STEP_TIMEOUT_MS });
-    tarball = (JSON.parse(packed.stdout) as { filename: string }[])[0].filename;
+    // The JSON report follows whatever the prepack build printed.
+    tarball = (JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[/m))) as { filename: string }[])[0].filename;
     project = join(scratch, "project");
     mkdirSync(project);
     cpSync(FIXTURES, project, { recursive: true });
