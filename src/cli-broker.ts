@@ -1,7 +1,6 @@
-import { readFileSync } from "node:fs";
 import { DEFAULT_NODE_PORT } from "../broker/node/node-server.ts";
 import { startFullNode } from "../runtime/full-node.ts";
-import { integerOption, parseCommandLine, UsageError } from "./cli-options.ts";
+import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./cli-options.ts";
 
 export const BROKER_HELP = `celerity broker: run a standalone broker node
 
@@ -40,7 +39,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
   }
   const port = values.port === undefined ? DEFAULT_NODE_PORT : integerOption("port", values.port, 0, 65_535);
   const maxMessages = values["max-messages"] === undefined ? undefined : integerOption("max-messages", values["max-messages"], 1);
-  const token = values["token-file"] !== undefined ? readFileSync(values["token-file"], "utf8").trim() : process.env.CELERITY_TOKEN;
+  const token = values["token-file"] !== undefined ? readTokenFile(values["token-file"]) : process.env.CELERITY_TOKEN;
   const full = await startFullNode({
     port,
     ...(values.host !== undefined ? { host: values.host } : {}),

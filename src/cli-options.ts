@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /**
@@ -49,4 +51,13 @@ export const integerOption = (option: string, raw: string, min: number, max = Nu
     throw new UsageError(`--${option} must be ${range}, got '${raw}'`);
   }
   return value;
+};
+
+/** The token in the file given to `--token-file` (surrounding whitespace trimmed), or a UsageError saying why it cannot be read. */
+export const readTokenFile = (file: string): string => {
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch (error) {
+    throw new UsageError(`--token-file: cannot read ${resolve(file)}: ${error instanceof Error ? error.message : String(error)}`);
+  }
 };

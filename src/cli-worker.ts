@@ -1,8 +1,8 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import type { App } from "../runtime/app.ts";
-import { integerOption, parseCommandLine, UsageError } from "./cli-options.ts";
+import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./cli-options.ts";
 import { importUserModule } from "./user-module.ts";
 
 export const WORKER_HELP = `celerity worker: run a worker process for an app module
@@ -85,14 +85,6 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   await worker.stop();
   await app.close();
   return 0;
-};
-
-const readTokenFile = (file: string): string => {
-  try {
-    return readFileSync(file, "utf8").trim();
-  } catch (error) {
-    throw new UsageError(`--token-file: cannot read ${resolve(file)}: ${error instanceof Error ? error.message : String(error)}`);
-  }
 };
 
 const closeWithin = async (app: App, ms: number): Promise<void> => {

@@ -100,6 +100,17 @@ describe("celerity on bad input", () => {
     assert.match(malformed.output, /broker url must look like celerity:\/\/host:port, got 'amqp:\/\/localhost'/);
   });
 
+  for (const args of [
+    ["broker", "--port", "0"],
+    ["worker", "--app", fixture("cli-app.ts"), "--broker", "celerity://127.0.0.1:1"],
+  ]) {
+    it(`celerity ${args[0]} exits 2 naming a --token-file it cannot read`, async () => {
+      const { code, output } = await finished([...args, "--token-file", "./no-such-token"]);
+      assert.equal(code, 2, output);
+      assert.match(output, new RegExp(`celerity ${args[0]}: --token-file: cannot read .*no-such-token: ENOENT`));
+    });
+  }
+
   it("celerity broker exits 2 on a port out of range or a bad fsync policy", async () => {
     const port = await finished(["broker", "--port", "70000"]);
     assert.equal(port.code, 2);
