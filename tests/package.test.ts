@@ -128,10 +128,12 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
     });
   }
 
-  it("answers npx celerity --help", async () => {
+  it("answers npx celerity --help and --version", async () => {
     const { stdout } = await run("npx", ["--offline", "celerity", "--help"], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
     assert.match(stdout, /^celerity: a distributed task queue/);
     assert.match(stdout, /celerity worker --app <file>/);
+    const version = await run("npx", ["--offline", "celerity", "--version"], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
+    assert.equal(version.stdout.trim(), JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version);
   });
 
   it("runs a .mjs app's worker against celerity broker, fed by a .mjs producer", async (t) => {
