@@ -222,7 +222,7 @@ export class EmbeddedBroker implements Transport {
     return RESOLVED;
   }
 
-  async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
+  async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<EmbeddedConsumer> {
     this.assertOpen("consume");
     checkQueueName(queue, "queue name");
     if (typeof handler !== "function") {
@@ -233,7 +233,7 @@ export class EmbeddedBroker implements Transport {
       throw new InvalidArgumentError({ argument: "prefetch", reason: `must be an integer of at least 1, got ${String(prefetch)}` });
     }
     const state = this.ensureQueue(queue);
-    const consumer = new EmbeddedConsumer(`ctag-${++this.consumerCount}`, state, handler, prefetch, this.host);
+    const consumer = new EmbeddedConsumer(`ctag-${++this.consumerCount}`, state, handler, prefetch, this.host, options.marksStarted === true);
     state.addConsumer(consumer);
     // Like an open connection to a remote broker: while someone consumes, a delayed message is work the process waits for.
     if (++this.activeConsumers === 1) this.delays.keepAlive(true);

@@ -21,6 +21,14 @@ export interface ConsumerHost {
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
   typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
 
+/** A delivery that goes back unstarted leaves no mark against its message. */
+const uncountIfUnstarted = (message: QueuedMessage): void => {
+  if (!message.started) {
+    message.deliveryCount--;
+    message.started = true;
+  }
+};
+
 /**
  * A consumer of the embedded broker: receives deliveries while it has fewer
  * than `prefetch` unacknowledged, names each with a tag unique to it, and
@@ -30,7 +38,7 @@ export class EmbeddedConsumer implements Consumer {
   private readonly unacked = new Map<number, QueuedMessage>();
   private nextTag = 1;
   /** Deliveries start on the turn after `consume` resolves, so a handler can use the consumer it was given. */
-  private started = false;
+  private attached = false;
   private cancelled = false;
 
   constructor(
@@ -39,6 +47,8 @@ export class EmbeddedConsumer implements Consumer {
     private readonly handler: DeliveryHandler,
     readonly prefetch: number,
     private readonly host: ConsumerHost,
+    /** Deliveries count towards maxDeliveries only once marked started (ConsumeOptions.marksStarted). */
+    private readonly marksStarted = false,
   ) {}
 
   get queue(): string {
@@ -56,15 +66,16 @@ export class EmbeddedConsumer implements Consumer {
   }
 
   start(): void {
-    this.started = true;
+    this.attached = true;
   }
 
   hasCapacity(): boolean {
-    return this.started && !this.cancelled && this.unacked.size < this.prefetch;
+    return this.attached && !this.cancelled && this.unacked.size < this.prefetch;
   }
 
   deliver(message: QueuedMessage): void {
     const deliveryCount = ++message.deliveryCount;
+    message.started = !this.marksStarted;
     const deliveryTag = this.nextTag++;
     this.unacked.set(deliveryTag, message);
     this.state.unacked++;
@@ -83,6 +94,12 @@ export class EmbeddedConsumer implements Consumer {
     } catch (error) {
       this.host.handlerFailed(this, deliveryTag, message, error);
     }
+  }
+
+  /** The holder began processing `deliveryTag` (ignored once it is settled or taken back). */
+  started(deliveryTag: number): void {
+    const message = this.unacked.get(deliveryTag);
+    if (message !== undefined) message.started = true;
   }
 
   ack(deliveryTag: number): void {
@@ -110,9 +127,26 @@ export class EmbeddedConsumer implements Consumer {
       const returned = [...this.unacked.values()];
       this.unacked.clear();
       this.state.unacked -= returned.length;
+      for (let i = 0; i < returned.length; i++) uncountIfUnstarted(returned[i]);
       this.host.requeue(this.state, returned);
     }
     return Promise.resolve();
+  }
+
+  /**
+   * Take one delivery back from a holder that stopped answering for it (its
+   * lease ran out): back to the queue, counted as a delivery only if it was
+   * started. Returns whether the delivery was still held.
+   */
+  takeBack(deliveryTag: number): boolean {
+    const message = this.unacked.get(deliveryTag);
+    if (message === undefined) return false;
+    this.unacked.delete(deliveryTag);
+    this.state.unacked--;
+    uncountIfUnstarted(message);
+    this.host.requeue(this.state, [message]);
+    this.host.settled(this.state, false);
+    return true;
   }
 
   /**

@@ -188,6 +188,11 @@ export class NodeClient {
     }
   }
 
+  /** Write every frame queued now, rather than at the end of this event-loop turn. */
+  flush(): void {
+    if (this.welcomedOnSocket) this.writer!.flush();
+  }
+
   /** Tells kept for the next connection, sent before anything else once it is ready. */
   private kept: [string, readonly unknown[]][] = [];
 

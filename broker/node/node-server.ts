@@ -324,7 +324,8 @@ export class BrokerNode {
         connection.nack(tag, deliveryTag, { requeue, ...(reason !== null ? { reason } : {}) });
         return replyWanted ? this.durable(undefined) : this.maybeCompact();
       },
-      consume: ([queue, prefetch, leaseMs], connection) => connection.consume(queue, prefetch, leaseMs ?? undefined),
+      consume: ([queue, prefetch, leaseMs, marksStarted], connection) => connection.consume(queue, prefetch, leaseMs ?? undefined, marksStarted === true),
+      started: ([tag, deliveryTags], connection) => connection.started(tag, deliveryTags),
       renew: ([tag, deliveryTags], connection) => connection.renew(tag, deliveryTags),
       cancel: ([tag], connection) => connection.cancel(tag),
       declareQueue: ([name, options]) => this.durable(broker.declareQueue(name, options ?? {})),

@@ -90,6 +90,7 @@ export class NodeTransport implements Transport {
       handler,
       options.prefetch,
       options.leaseMs ?? DEFAULT_LEASE_MS,
+      options.marksStarted === true,
       this.client,
       (previousTag) => this.adopt(consumer, previousTag),
       () => {
@@ -183,6 +184,7 @@ class RemoteConsumer implements Consumer {
     private readonly handler: DeliveryHandler,
     private readonly prefetch: number,
     private readonly leaseMs: number,
+    private readonly marksStarted: boolean,
     private readonly client: NodeClient,
     private readonly adopted: (previousTag: string) => void,
     private readonly forget: () => void,
@@ -203,7 +205,7 @@ class RemoteConsumer implements Consumer {
     if (this.cancelled) return;
     this.nodeTags.clear();
     const previousTag = this.remoteTag;
-    const args: [string, number, number] = [this.queue, this.prefetch, this.leaseMs];
+    const args: [string, number, number, boolean] = [this.queue, this.prefetch, this.leaseMs, this.marksStarted];
     this.remoteTag = await (reconnecting ? this.client.callNow(ops.consume, args) : this.client.call(ops.consume, args));
     this.adopted(previousTag);
   }
@@ -223,6 +225,18 @@ class RemoteConsumer implements Consumer {
     const local = this.nextLocalTag++;
     this.nodeTags.set(local, delivery.deliveryTag);
     this.handler({ ...delivery, deliveryTag: local });
+  }
+
+  /**
+   * Sent at once, not at the end of the turn: the task it precedes may kill
+   * this process before the turn ends, and a lost mark would let a poison
+   * message come back uncounted for ever.
+   */
+  started(deliveryTag: number): void {
+    const nodeTag = this.nodeTags.get(deliveryTag);
+    if (nodeTag === undefined || !this.marksStarted) return;
+    this.client.tell(ops.started, [this.remoteTag, [nodeTag]]);
+    this.client.flush();
   }
 
   ack(deliveryTag: number): void {

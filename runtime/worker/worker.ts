@@ -171,7 +171,7 @@ export class Worker {
       consumer = await this.env.transport.consume(
         queue,
         (delivery) => (consumer === undefined ? early.push(delivery) : this.receive(delivery, consumer)),
-        this.leaseMs === undefined ? { prefetch: this.prefetch } : { prefetch: this.prefetch, leaseMs: this.leaseMs },
+        this.leaseMs === undefined ? { prefetch: this.prefetch, marksStarted: true } : { prefetch: this.prefetch, leaseMs: this.leaseMs, marksStarted: true },
       );
       this.consumers.push(consumer);
       for (const delivery of early) this.receive(delivery, consumer);
@@ -278,6 +278,8 @@ export class Worker {
 
   private run(delivery: Delivery, consumer: Consumer): void {
     this.runningCount++;
+    // Only what was begun counts against a message if this process dies: a poison task is dead-lettered alone.
+    consumer.started?.(delivery.deliveryTag);
     let pending: void | Promise<void>;
     try {
       pending = this.runner.run(delivery, consumer);
