@@ -164,6 +164,13 @@ export interface Transport {
   isRevoked(id: string): boolean;
   /** Subscribe to revocations as they happen (to abort a task already running); returns an unsubscribe function. */
   onRevoke(listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void): () => void;
+  /**
+   * For a transport to a broker in another process: subscribe to the loss of
+   * its connection, after which every delivery its consumers held is back in
+   * its queue (and settling it does nothing). Returns an unsubscribe function.
+   * Optional: an in-process broker never loses its consumers' deliveries so.
+   */
+  onConnectionLost?(listener: (reason: string) => void): () => void;
   /** Read the messages of a dead-letter queue (by its name, e.g. "celery.dlq") without removing them. */
   deadLetters(queue: string): Promise<readonly DeadLetter[]>;
   stats(queue: string): Promise<QueueStats>;

@@ -31,6 +31,9 @@ const DEFAULT_CONNECT_TIMEOUT_S = 60;
 /** How long a worker that failed to start may take to close its app before the process exits anyway. */
 const CLOSE_AFTER_FAILURE_MS = 5_000;
 
+/** How long a stopped worker's process may linger for handles its tasks left open before it exits anyway. */
+const EXIT_AFTER_STOP_MS = 2_000;
+
 /** Run a worker until SIGINT or SIGTERM (then stop gracefully); resolves to the exit code. */
 export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const { values } = parseCommandLine("worker", argv, {
@@ -84,6 +87,9 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   console.error(`celerity worker ${worker.name}: stopping (finishing running tasks)`);
   await worker.stop();
   await app.close();
+  // A handler abandoned on the way (its node was lost) may still hold a timer or a socket of its own:
+  // the process ends soon after a stop whatever such leftovers would keep it alive for.
+  setTimeout(() => process.exit(0), EXIT_AFTER_STOP_MS).unref();
   return 0;
 };
 

@@ -51,6 +51,8 @@ export interface BrokerTotals {
 }
 
 const DEFAULT_MAX_DELIVERIES = 16;
+/** How many unstarted returns (see ConsumeOptions.marksStarted) weigh as much as one delivery. */
+const UNSTARTED_RETURNS_PER_DELIVERY = 4;
 const EXCHANGE_TYPES: ReadonlySet<string> = new Set<ExchangeType>(["direct", "topic", "fanout"]);
 /** What an operation applied at once returns (shared, so callers can tell it apart without awaiting). */
 export const RESOLVED: Promise<void> = Promise.resolve();
@@ -440,6 +442,16 @@ export class EmbeddedBroker implements Transport {
           state,
           message,
           `delivered ${message.deliveryCount} times without an ack (maxDeliveries is ${state.maxDeliveries})`,
+        );
+        continue;
+      }
+      // A bound for when start marks are lost (a process killed mid-turn, before its marks went out):
+      // a poison message then comes back uncounted, and must not do so for ever.
+      if (message.unstartedReturns >= state.maxDeliveries * UNSTARTED_RETURNS_PER_DELIVERY) {
+        this.deadLetter(
+          state,
+          message,
+          `returned ${message.unstartedReturns} times by consumers that ended without starting it (at most maxDeliveries x ${UNSTARTED_RETURNS_PER_DELIVERY})`,
         );
         continue;
       }

@@ -25,6 +25,7 @@ const isThenable = (value: unknown): value is PromiseLike<unknown> =>
 const uncountIfUnstarted = (message: QueuedMessage): void => {
   if (!message.started) {
     message.deliveryCount--;
+    message.unstartedReturns++;
     message.started = true;
   }
 };

@@ -7,6 +7,8 @@ export class QueuedMessage {
   deliveryCount = 0;
   /** Whether the consumer holding this copy began processing it (see ConsumeOptions.marksStarted). */
   started = true;
+  /** Times this copy came back from a consumer that never started it (those do not count as deliveries). */
+  unstartedReturns = 0;
   /** Set when the message was moved into this queue by dead-lettering. */
   deadLetter: DeadLetter | undefined = undefined;
 

@@ -122,6 +122,10 @@ export class NodeTransport implements Transport {
     };
   }
 
+  onConnectionLost(listener: (reason: string) => void): () => void {
+    return this.client.onDisconnected(listener);
+  }
+
   async deadLetters(queue: string): Promise<readonly DeadLetter[]> {
     const letters = await this.client.call(ops.deadLetters, [queue]);
     return letters.map(([from, reason, at, envelope]) => ({ queue: from, reason, at, envelope: envelopeFromWire(envelope) }));
@@ -189,6 +193,7 @@ class RemoteConsumer implements Consumer {
     private readonly adopted: (previousTag: string) => void,
     private readonly forget: () => void,
   ) {
+    if (marksStarted) this.forgetExitHook = client.beforeExit(this.sendStartMarks);
     // Three renewals per lease: one lost or late renewal never costs a delivery.
     this.renewal = setInterval(() => this.renewLeases(), Math.max(10, Math.floor(leaseMs / 3)));
     this.renewal.unref();
@@ -227,17 +232,23 @@ class RemoteConsumer implements Consumer {
     this.handler({ ...delivery, deliveryTag: local });
   }
 
-  /**
-   * Sent at once, not at the end of the turn: the task it precedes may kill
-   * this process before the turn ends, and a lost mark would let a poison
-   * message come back uncounted for ever.
-   */
+  /** Start marks not yet sent: one request per event-loop turn carries them all. */
+  private startMarks: number[] = [];
+
   started(deliveryTag: number): void {
     const nodeTag = this.nodeTags.get(deliveryTag);
     if (nodeTag === undefined || !this.marksStarted) return;
-    this.client.tell(ops.started, [this.remoteTag, [nodeTag]]);
-    this.client.flush();
+    // Sent with the acks of the turn; the client also sends them if a task ends the process first (see NodeClient.beforeExit).
+    if (this.startMarks.length === 0) queueMicrotask(this.sendStartMarks);
+    this.startMarks.push(nodeTag);
   }
+
+  private readonly sendStartMarks = (): void => {
+    if (this.startMarks.length === 0) return;
+    const marks = this.startMarks;
+    this.startMarks = [];
+    this.client.tell(ops.started, [this.remoteTag, marks]);
+  };
 
   ack(deliveryTag: number): void {
     const tag = this.current(deliveryTag);
@@ -249,10 +260,13 @@ class RemoteConsumer implements Consumer {
     if (tag !== undefined) this.client.tell(ops.nack, [this.remoteTag, tag, options.requeue, options.reason ?? null]);
   }
 
+  private forgetExitHook: (() => void) | undefined;
+
   async cancel(): Promise<void> {
     if (this.cancelled) return;
     this.cancelled = true;
     clearInterval(this.renewal);
+    this.forgetExitHook?.();
     this.forget();
     if (this.client.connected) await this.client.call(ops.cancel, [this.remoteTag]);
   }

@@ -130,4 +130,37 @@ describe("poison isolation", () => {
     await consumer.cancel();
     for (const d of seen) if (d.envelope.id === "held") assert.equal(d.deliveryCount, 1, "the unstarted delivery never counts");
   });
+
+  it("dead-letters a message returned unstarted maxDeliveries x 4 times, so a lost start mark cannot loop for ever", async () => {
+    const broker = createEmbeddedBroker();
+    const queue = "unstarted";
+    await broker.declareQueue(queue, { maxDeliveries: 2 });
+    await broker.publish(envelope(queue, "x"));
+    for (let round = 1; round <= 8; round++) {
+      const got: Delivery[] = [];
+      const consumer = await broker.consume(queue, (d) => got.push(d), { prefetch: 1, marksStarted: true });
+      await within(
+        (async () => {
+          while (got.length === 0) await new Promise((resolve) => setImmediate(resolve));
+        })(),
+        2_000,
+        `delivery ${round}`,
+      );
+      assert.equal(got[0].deliveryCount, 1, "never counted: it was never started");
+      await consumer.cancel();
+    }
+    const late: Delivery[] = [];
+    await broker.consume(queue, (d) => late.push(d), { prefetch: 1, marksStarted: true });
+    await within(
+      (async () => {
+        while ((await broker.deadLetters(`${queue}.dlq`)).length === 0) await new Promise((resolve) => setImmediate(resolve));
+      })(),
+      2_000,
+      "the dead letter",
+    );
+    assert.equal(late.length, 0, "not delivered a ninth time");
+    const letters = await broker.deadLetters(`${queue}.dlq`);
+    assert.match(letters[0].reason, /returned 8 times by consumers that ended without starting it/);
+    await broker.close();
+  });
 });

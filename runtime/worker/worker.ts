@@ -186,6 +186,10 @@ export class Worker {
     if (this.state !== "running") return;
     this.state = "stopping";
     this.gate?.stop();
+    // A broker that lost this worker took back every message it held: finishing those tasks can settle nothing.
+    const unsubscribeLost = this.env.transport.onConnectionLost?.(() =>
+      this.abandonRunning("lost its broker connection while stopping; the broker has returned the message to the queue"),
+    );
     if (this.runningCount > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
       if (options.timeout === undefined) await drained;
@@ -199,6 +203,7 @@ export class Worker {
         clearTimeout(timer);
       }
     }
+    unsubscribeLost?.();
     this.unsubscribeRevoke?.();
     const consumers = this.consumers;
     this.consumers = [];
@@ -206,6 +211,11 @@ export class Worker {
     this.waiting.length = 0;
     this.waitingHead = 0;
     this.state = "stopped";
+  }
+
+  private abandonRunning(reason: string): void {
+    const error = new WorkerError({ worker: this.name, reason });
+    for (const { invocation } of this.runner.running.values()) invocation.abandon(error);
   }
 
   stats(): WorkerStats {
