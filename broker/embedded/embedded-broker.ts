@@ -364,8 +364,45 @@ export class EmbeddedBroker implements Transport {
 
   private enqueue(state: Queue, envelope: Envelope, priority: number): QueuedMessage {
     const message = new QueuedMessage(envelope, priority);
-    this.journal?.enqueued(message, state.name, envelope);
-    const eta = envelope.eta;
+    const journal = this.journal;
+    if (journal !== undefined) {
+      journal.enqueued(message, state.name, envelope);
+      const write = journal.lastWrite;
+      if (write !== undefined && write !== RESOLVED) {
+        this.holdUntilDurable(write, state, message);
+        return message;
+      }
+    }
+    return this.place(state, message);
+  }
+
+  /** Messages whose record is being written, grouped by the write (a group commit shares one). */
+  private awaitingWrite: { readonly write: Promise<void>; readonly messages: [Queue, QueuedMessage][] } | undefined;
+
+  private holdUntilDurable(write: Promise<void>, state: Queue, message: QueuedMessage): void {
+    let group = this.awaitingWrite;
+    if (group === undefined || group.write !== write) {
+      const held: [Queue, QueuedMessage][] = [];
+      group = this.awaitingWrite = { write, messages: held };
+      write.then(
+        () => {
+          if (this.awaitingWrite?.messages === held) this.awaitingWrite = undefined;
+          if (this.closed) return;
+          for (let i = 0; i < held.length; i++) this.place(held[i][0], held[i][1]);
+        },
+        () => {
+          if (this.awaitingWrite?.messages === held) this.awaitingWrite = undefined;
+          // Never durable, so never confirmed: it must never run either.
+          for (let i = 0; i < held.length; i++) this.journal?.removed(held[i][1]);
+        },
+      );
+    }
+    group.messages.push([state, message]);
+  }
+
+  /** Into the ready queue, or the delay heap until its eta. */
+  private place(state: Queue, message: QueuedMessage): QueuedMessage {
+    const eta = message.envelope.eta;
     if (eta !== undefined && eta > this.now()) {
       state.delayed++;
       this.delays.add(eta, { queue: state, message });
