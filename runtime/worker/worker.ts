@@ -73,6 +73,9 @@ interface Pending {
 
 let workerCount = 0;
 
+/** Longest wait before a message whose completion failed goes back to its queue. */
+const MAX_COMPLETION_BACKOFF_MS = 2_000;
+
 /** A held message shows RECEIVED once it has waited through a full sweep interval. */
 const RECEIVED_SWEEP_MS = 10;
 
@@ -107,6 +110,8 @@ export class Worker {
   private readonly gate: RateGate | undefined;
   private unsubscribeRevoke: (() => void) | undefined;
   private counts = { succeeded: 0, failed: 0, retried: 0, revoked: 0, rejected: 0 };
+  /** Completions that failed in a row (see run): the next one waits longer before its message goes back. */
+  private completionFailures = 0;
 
   constructor(
     private readonly env: WorkerEnvironment,
@@ -299,10 +304,18 @@ export class Worker {
     }
     if (pending === undefined) return this.finished();
     pending.then(
-      () => this.finished(),
-      (error: unknown) => {
-        this.failedToComplete(delivery, consumer, error);
+      () => {
+        this.completionFailures = 0;
         this.finished();
+      },
+      (error: unknown) => {
+        // The store or broker cannot take outcomes (a full disk, say): hold the slot a while before the
+        // message goes back, rather than spin on its redelivery.
+        const backoffMs = Math.min(MAX_COMPLETION_BACKOFF_MS, 50 * 2 ** Math.min(16, this.completionFailures++));
+        setTimeout(() => {
+          this.failedToComplete(delivery, consumer, error);
+          this.finished();
+        }, backoffMs);
       },
     );
   }
