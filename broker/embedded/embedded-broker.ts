@@ -425,9 +425,21 @@ export class EmbeddedBroker implements Transport {
     this.drains.schedule();
   }
 
+  private delivering = true;
+
+  /**
+   * Make no more deliveries (for good): messages stay where they are, and
+   * everything else goes on. The durable node stops so when its log fails,
+   * since an ack could no longer be recorded and the task would run again.
+   */
+  stopDelivering(): void {
+    this.delivering = false;
+    this.drains.stop();
+  }
+
   /** Make up to `budget` deliveries across the pending queues; returns how many were made. */
   private drain(budget: number): number {
-    if (this.closed) return 0;
+    if (this.closed || !this.delivering) return 0;
     let delivered = 0;
     while (this.pendingQueues.length > 0 && delivered < budget) {
       const queues = this.pendingQueues;

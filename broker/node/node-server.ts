@@ -118,9 +118,20 @@ export class BrokerNode {
       node = new BrokerNode(broker, journal, undefined, settings);
     } else {
       const lock = lockDataDir(options.dataDir);
+      let broker: EmbeddedBroker | undefined;
       const { log: durableLog, records, report } = await openDurableLog(
         options.dataDir,
-        { fsync: settings.fsync, onCorruption: (info) => log(describeCorruption(info)) },
+        {
+          fsync: settings.fsync,
+          onCorruption: (info) => log(describeCorruption(info)),
+          onFailure: (error) => {
+            broker?.stopDelivering();
+            log(
+              `the log failed and is not retried (${error.message}): publishes are refused and nothing more is delivered, since acks can no longer be recorded; ` +
+                "free the disk (or replace it) and restart the node, which recovers everything that reached the disk",
+            );
+          },
+        },
         internals,
       );
       const collected: Uint8Array[] = [];
@@ -128,7 +139,7 @@ export class BrokerNode {
         collected.push(record);
         return RESOLVED;
       });
-      const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
+      broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
       const summary = await replay(records, broker, (reason) => log(`log: ${reason}`), Date.now(), journal);
       // Rewriting the log needs free space the size of what it holds: on a full disk, start from the log as it is.
       await durableLog.compact(collected).catch((error: unknown) => {
