@@ -5,6 +5,7 @@ import { BrokerNode, DEFAULT_NODE_PORT } from "../broker/node/node-server.ts";
 import { DurableResultStore } from "../runtime/results/durable-result-store.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
 import { serveRateLimits } from "../runtime/rate-limit/node-rate-limit-service.ts";
+import { serveSchedules } from "../runtime/schedule/schedule-service.ts";
 import { MemoryResultStore } from "../runtime/results/result-store.ts";
 
 export const BROKER_HELP = `celerity broker: run a standalone broker node
@@ -70,6 +71,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
   });
   serveResults(node, results);
   serveRateLimits(node);
+  serveSchedules(node);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       console.error(`celerity broker: ${signal} received, stopping`);

@@ -108,6 +108,14 @@ export class BrokerNode {
     return node;
   }
 
+  /**
+   * Publish from a service running on the node (the beat's `beat.fire`), as a
+   * client's publish is: journaled, and resolved once durable.
+   */
+  publishDurably(envelope: Envelope, mandatory: boolean): Promise<void> {
+    return this.durable(this.publish(envelope, mandatory, undefined)) ?? RESOLVED;
+  }
+
   /** Serve ops named `${prefix}.*` with `handler`. */
   serve(prefix: string, handler: ServiceHandler): void {
     this.services.set(prefix, handler);

@@ -1,0 +1,245 @@
+import { hostname } from "node:os";
+import { randomUUID } from "node:crypto";
+import type { Codec } from "../../broker/codec.ts";
+import type { Envelope } from "../../broker/envelope.ts";
+import { toEnvelope } from "../task-message.ts";
+import { systemClock, type BeatClock } from "./beat-clock.ts";
+import type { ScheduleEntry } from "./schedule-definition.ts";
+import { LeaseLostError } from "./schedule-errors.ts";
+import { dueRuns, nextInstant } from "./schedule-instants.ts";
+import type { ScheduledRun, ScheduleStore } from "./schedule-store.ts";
+import type { StoredSchedule } from "./schedule-table.ts";
+import { runId } from "./run-id.ts";
+
+/**
+ * How a beat runs. Defaults suit a production beat; tests shorten the lease
+ * and pass a ManualClock.
+ */
+export interface BeatOptions {
+  /** This beat's name in the lease and the log. Default `beat@<host>:<pid>:<random>`. */
+  readonly id?: string;
+  /** How long a lease lasts unless renewed: after a leader dies, another takes over within this long. Default 10 s. */
+  readonly leaseMs?: number;
+  /** A run found due more than this long after its instant counts as missed (the schedule's catchUp decides). Default 30 s. */
+  readonly graceMs?: number;
+  /** Look at the schedules (and renew the lease) at least this often. Default: a third of the lease, at most 5 s. */
+  readonly maxIntervalMs?: number;
+  /** Runs recorded and sent per request to the store. Default 500. */
+  readonly batchSize?: number;
+  readonly clock?: BeatClock;
+  /** Where leadership changes, skipped runs and refusals are reported. Default: the app's log. */
+  readonly log?: (message: string) => void;
+}
+
+/** What one tick did. */
+export interface TickReport {
+  readonly leader: boolean;
+  /** Runs sent in this tick (recorded and confirmed by the broker). */
+  readonly sent: readonly { readonly schedule: string; readonly instant: number; readonly id: string }[];
+  /** Missed runs passed over by their schedule's catch-up policy. */
+  readonly skipped: number;
+  /** When the next run is due (epoch ms), if any schedule has one. */
+  readonly nextDue: number | undefined;
+}
+
+/** What a beat needs from its app. */
+export interface BeatContext {
+  readonly store: ScheduleStore;
+  readonly codec: Codec;
+  /** The schedules declared with `app.schedule`, put into the store when the beat starts. */
+  readonly declared: () => readonly ScheduleEntry[];
+  readonly log: (message: string) => void;
+}
+
+const DEFAULT_LEASE_MS = 10_000;
+
+/**
+ * The process that sends periodic tasks: it leads through a lease held in the
+ * broker (one leader at a time, however many beats run), finds each
+ * schedule's due runs from its last run kept in the broker, applies the
+ * catch-up policy to runs it missed, and sends each run as a task whose id is
+ * derived from the schedule's name and the run's instant. Sending a run and
+ * recording it as the schedule's last run are one step in the broker, taken
+ * only while this beat's fencing token is current: a beat paused past its
+ * lease, or a new leader after a crash, sends every run once.
+ *
+ * @example
+ * const beat = app.beat();
+ * await beat.start();
+ * // ...
+ * await beat.stop();
+ */
+export class Beat {
+  readonly id: string;
+  private readonly leaseMs: number;
+  private readonly graceMs: number;
+  private readonly maxIntervalMs: number;
+  private readonly batchSize: number;
+  private readonly clock: BeatClock;
+  private readonly log: (message: string) => void;
+  private token: number | undefined;
+  private loop: Promise<void> | undefined;
+  private stopping: AbortController | undefined;
+  /** Each schedule's next instant, keyed by the stored record it was computed from (records are replaced, never changed). */
+  private readonly nextOf = new Map<string, { readonly from: string; readonly next: number | undefined }>();
+
+  constructor(
+    private readonly context: BeatContext,
+    options: BeatOptions = {},
+  ) {
+    this.id = options.id ?? `beat@${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.leaseMs = positive("leaseMs", options.leaseMs ?? DEFAULT_LEASE_MS);
+    this.graceMs = positive("graceMs", options.graceMs ?? 30_000, true);
+    this.maxIntervalMs = positive("maxIntervalMs", options.maxIntervalMs ?? Math.min(5_000, Math.floor(this.leaseMs / 3)));
+    this.batchSize = positive("batchSize", options.batchSize ?? 500);
+    this.clock = options.clock ?? systemClock;
+    this.log = options.log ?? context.log;
+  }
+
+  /** Whether this beat held the lease at its last tick. */
+  get leading(): boolean {
+    return this.token !== undefined;
+  }
+
+  /**
+   * Put the app's declared schedules into the store, run a first tick, then
+   * keep ticking in the background until `stop`.
+   */
+  async start(): Promise<void> {
+    if (this.loop !== undefined) return;
+    for (const entry of this.context.declared()) await this.context.store.put(entry);
+    const stopping = (this.stopping = new AbortController());
+    const first = await this.tickSafely();
+    this.loop = this.run(first, stopping.signal);
+  }
+
+  /** Stop ticking and give the lease up, so another beat leads at once. */
+  async stop(): Promise<void> {
+    this.stopping?.abort();
+    await this.loop;
+    this.loop = undefined;
+    const token = this.token;
+    this.token = undefined;
+    if (token !== undefined) await this.context.store.release(this.id, token).catch((error: unknown) => this.log(`beat ${this.id}: could not release the lease: ${messageOf(error)}`));
+  }
+
+  private async run(report: TickReport | undefined, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const now = this.clock.now();
+      const wake = report?.leader === true && report.nextDue !== undefined ? Math.min(report.nextDue - now, this.maxIntervalMs) : this.maxIntervalMs;
+      await this.clock.sleep(wake, signal);
+      if (signal.aborted) break;
+      report = await this.tickSafely();
+    }
+  }
+
+  private async tickSafely(): Promise<TickReport | undefined> {
+    try {
+      return await this.tick();
+    } catch (error) {
+      this.log(`beat ${this.id}: tick failed, trying again: ${messageOf(error)}`);
+      return undefined;
+    }
+  }
+
+  /**
+   * One step: take or renew the lease; as leader, send every run due now (or
+   * record it as passed, as its catch-up policy says). Exposed for tests on a
+   * virtual clock; `start` calls it on its own.
+   */
+  async tick(): Promise<TickReport> {
+    const { store } = this.context;
+    const lease = await store.acquire(this.id, this.leaseMs);
+    if (lease.holder !== this.id) {
+      if (this.token !== undefined) this.log(`beat ${this.id}: no longer leads; ${lease.holder} leads with token ${lease.token}`);
+      this.token = undefined;
+      return { leader: false, sent: [], skipped: 0, nextDue: undefined };
+    }
+    if (this.token !== lease.token) this.log(`beat ${this.id}: leads (lease token ${lease.token})`);
+    this.token = lease.token;
+    const now = this.clock.now();
+    const schedules = await store.list();
+    const runs: ScheduledRun[] = [];
+    let skipped = 0;
+    for (const schedule of schedules) skipped += this.collect(schedule, now, runs);
+    const sent: { schedule: string; instant: number; id: string }[] = [];
+    for (let i = 0; i < runs.length; i += this.batchSize) {
+      const batch = runs.slice(i, i + this.batchSize);
+      let results;
+      try {
+        results = await store.fire(this.id, lease.token, batch);
+      } catch (error) {
+        if (!(error instanceof LeaseLostError)) throw error;
+        this.log(`beat ${this.id}: ${error.message}; sending nothing more`);
+        this.token = undefined;
+        return { leader: false, sent, skipped, nextDue: undefined };
+      }
+      for (let j = 0; j < batch.length; j++) {
+        const run = batch[j];
+        const result = results[j];
+        if (result.error !== undefined) this.log(`beat ${this.id}: schedule '${run.schedule}': the broker refused the run at ${iso(run.instant)} (it is not sent again): ${result.error}`);
+        else if (result.outcome === "sent") sent.push({ schedule: run.schedule, instant: run.instant, id: run.envelope!.id });
+      }
+    }
+    let nextDue: number | undefined;
+    for (const schedule of schedules) {
+      const next = this.nextOf.get(schedule.entry.name)?.next;
+      if (next !== undefined && (nextDue === undefined || next < nextDue)) nextDue = next;
+    }
+    return { leader: true, sent, skipped, nextDue };
+  }
+
+  /** Add `schedule`'s due runs to `runs`; returns how many missed runs it passes over. */
+  private collect(schedule: StoredSchedule, now: number, runs: ScheduledRun[]): number {
+    const { entry } = schedule;
+    const since = schedule.lastRun ?? schedule.addedAt;
+    const key = `${schedule.revision}:${since}`;
+    let cached = this.nextOf.get(entry.name);
+    if (cached === undefined || cached.from !== key) this.nextOf.set(entry.name, (cached = { from: key, next: nextInstant(entry, since) }));
+    if (cached.next === undefined || cached.next > now) return 0;
+    const due = dueRuns(entry, since, now, this.graceMs);
+    if (due.last === undefined) return 0;
+    if (due.skipped > 0) {
+      this.log(
+        `beat ${this.id}: schedule '${entry.name}': ${due.estimated ? "about " : ""}${due.skipped} missed run${due.skipped === 1 ? "" : "s"} from ${iso(due.skippedFrom!)} not sent (catchUp: ${entry.catchUp})`,
+      );
+    }
+    for (const instant of due.send) runs.push({ schedule: entry.name, instant, send: true, envelope: this.envelopeOf(entry, instant, now) });
+    if (due.send.length === 0 || due.send[due.send.length - 1] !== due.last) runs.push({ schedule: entry.name, instant: due.last, send: false, envelope: undefined });
+    this.nextOf.set(entry.name, { from: `${schedule.revision}:${due.last}`, next: nextInstant(entry, due.last) });
+    return due.skipped;
+  }
+
+  private envelopeOf(entry: ScheduleEntry, instant: number, now: number): Envelope {
+    const options = entry.jitterMs > 0 ? { ...entry.options, eta: instant + jitterOf(entry.name, instant, entry.jitterMs) } : entry.options;
+    return toEnvelope(
+      {
+        id: runId(entry.name, instant),
+        task: entry.task,
+        args: entry.args,
+        options,
+        retries: 0,
+        ...(entry.target !== undefined ? { target: entry.target } : {}),
+        ...(entry.expiresMs !== undefined ? { expires: instant + entry.expiresMs } : {}),
+      },
+      this.context.codec,
+      now,
+    );
+  }
+}
+
+/** A run's jitter: spread over [0, maxMs], the same on every beat (a hash of the run, not a random draw). */
+const jitterOf = (name: string, instant: number, maxMs: number): number => {
+  let hash = 2166136261;
+  const key = `${name}\u0000${instant}`;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 16777619);
+  return (hash >>> 0) % (maxMs + 1);
+};
+
+const positive = (name: string, value: number, allowZero = false): number => {
+  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) throw new RangeError(`beat option ${name} must be a positive number of ms, got ${value}`);
+  return value;
+};
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
