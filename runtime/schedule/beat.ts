@@ -78,6 +78,7 @@ export class Beat {
   private readonly clock: BeatClock;
   private readonly log: (message: string) => void;
   private token: number | undefined;
+  private declaredPut = false;
   private loop: Promise<void> | undefined;
   private stopping: AbortController | undefined;
   /** Each schedule's next instant, keyed by the stored record it was computed from (records are replaced, never changed). */
@@ -107,7 +108,7 @@ export class Beat {
    */
   async start(): Promise<void> {
     if (this.loop !== undefined) return;
-    for (const entry of this.context.declared()) await this.context.store.put(entry);
+    await this.putDeclared();
     const stopping = (this.stopping = new AbortController());
     const first = await this.tickSafely();
     this.loop = this.run(first, stopping.signal);
@@ -121,6 +122,13 @@ export class Beat {
     const token = this.token;
     this.token = undefined;
     if (token !== undefined) await this.context.store.release(this.id, token).catch((error: unknown) => this.log(`beat ${this.id}: could not release the lease: ${messageOf(error)}`));
+  }
+
+  /** The app's declared schedules go into the store once, before this beat's first tick. */
+  private async putDeclared(): Promise<void> {
+    if (this.declaredPut) return;
+    for (const entry of this.context.declared()) await this.context.store.put(entry);
+    this.declaredPut = true;
   }
 
   private async run(report: TickReport | undefined, signal: AbortSignal): Promise<void> {
@@ -149,6 +157,7 @@ export class Beat {
    */
   async tick(): Promise<TickReport> {
     const { store } = this.context;
+    await this.putDeclared();
     const lease = await store.acquire(this.id, this.leaseMs);
     if (lease.holder !== this.id) {
       if (this.token !== undefined) this.log(`beat ${this.id}: no longer leads; ${lease.holder} leads with token ${lease.token}`);
