@@ -6,6 +6,7 @@ import { DurableResultStore } from "../runtime/results/durable-result-store.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
 import { serveRateLimits } from "../runtime/rate-limit/node-rate-limit-service.ts";
 import { serveSchedules } from "../runtime/schedule/schedule-service.ts";
+import { ScheduleLog } from "../runtime/schedule/schedule-log.ts";
 import { MemoryResultStore } from "../runtime/results/result-store.ts";
 
 export const BROKER_HELP = `celerity broker: run a standalone broker node
@@ -13,8 +14,8 @@ export const BROKER_HELP = `celerity broker: run a standalone broker node
 Options:
   --port <n>          TCP port (default ${DEFAULT_NODE_PORT}; 0 picks a free one)
   --host <addr>       address to listen on (default 127.0.0.1)
-  --data-dir <dir>    keep messages, task results and workflow state in durable
-                      logs there (default: memory only)
+  --data-dir <dir>    keep messages, task results, workflow state and periodic
+                      task schedules in durable logs there (default: memory only)
   --fsync <policy>    "always" (default: fsync before every confirm, group commit)
                       or "interval:<ms>" (faster; may lose <ms> of confirmed
                       messages and stored results on power loss, see
@@ -58,6 +59,13 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     dataDir === undefined
       ? new MemoryResultStore()
       : await DurableResultStore.open(join(dataDir, "results"), { ...fsync, log: (message) => console.error(`celerity broker: results: ${message}`) });
+  const schedules =
+    dataDir === undefined
+      ? undefined
+      : await ScheduleLog.open(join(dataDir, "schedules"), { ...fsync, log: (message) => console.error(`celerity broker: schedules: ${message}`) }).catch(async (error: unknown) => {
+          await results.close();
+          throw error;
+        });
   const node = await BrokerNode.start({
     port,
     ...(values.host !== undefined ? { host: values.host } : {}),
@@ -67,11 +75,12 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     ...(maxMessages !== undefined ? { maxMessages } : {}),
   }).catch(async (error: unknown) => {
     await results.close();
+    await schedules?.close();
     throw error;
   });
   serveResults(node, results);
   serveRateLimits(node);
-  serveSchedules(node);
+  serveSchedules(node, schedules !== undefined ? { log: schedules } : {});
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       console.error(`celerity broker: ${signal} received, stopping`);
@@ -82,6 +91,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
   });
   await node.stop();
   await results.close();
+  await schedules?.close();
   return 0;
 };
 

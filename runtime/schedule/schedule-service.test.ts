@@ -16,7 +16,7 @@ const setup = async (t: TestContext, options: { schedules?: boolean } = {}) => {
   const clock = new ManualClock(Date.parse("2026-03-02T00:00:00Z"));
   const node = await BrokerNode.start({ port: 0, log: () => {} });
   serveResults(node);
-  if (options.schedules !== false) serveSchedules(node, () => clock.now());
+  if (options.schedules !== false) serveSchedules(node, { now: () => clock.now() });
   const apps: App[] = [];
   const connect = (logs: string[] = []) => {
     const app = createApp({ broker: node.url, log: (line) => logs.push(line) });

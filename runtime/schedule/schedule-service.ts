@@ -5,6 +5,7 @@ import type { ScheduleEntry } from "./schedule-definition.ts";
 import { LeaseLostError } from "./schedule-errors.ts";
 import { settleAll } from "./schedule-store.ts";
 import { ScheduleTable, type RunRequest } from "./schedule-table.ts";
+import type { ScheduleLog } from "./schedule-log.ts";
 
 /**
  * Keep the schedules, their last runs and the beat lease on a broker node, for
@@ -26,9 +27,21 @@ import { ScheduleTable, type RunRequest } from "./schedule-table.ts";
  * const node = await BrokerNode.start({ port: 5690 });
  * serveSchedules(node);
  */
-export const serveSchedules = (node: BrokerNode, now: () => number = Date.now): ScheduleTable => {
-  const table = new ScheduleTable();
-  node.serve("beat", (op, args) => {
+export interface ScheduleServiceOptions {
+  /** Keep the schedules in this durable log (a node with a data directory); default: in the node's memory. */
+  readonly log?: ScheduleLog;
+  /** The node's clock, for lease expiry and when a schedule was added. Default Date.now. */
+  readonly now?: () => number;
+}
+
+export const serveSchedules = (node: BrokerNode, options: ScheduleServiceOptions = {}): ScheduleTable => {
+  const now = options.now ?? Date.now;
+  const log = options.log;
+  const table = log?.table ?? new ScheduleTable();
+  // A change is answered once it is durable: a beat must not send what a node restart would take back.
+  const answer = (value: unknown): unknown => (log === undefined ? value : log.durable().then(() => value));
+  node.serve("beat", (op, args) => answer(handle(op, args)));
+  const handle = (op: string, args: readonly unknown[]): unknown => {
     switch (op) {
       case "put":
         return table.put(checkedEntry(args[0]), now());
@@ -64,12 +77,12 @@ export const serveSchedules = (node: BrokerNode, now: () => number = Date.now): 
           if (error instanceof LeaseLostError) return ["fenced", error.current];
           throw error;
         }
-        return settleAll(runs, outcomes, published).then((results) => ["ok", results.map((r) => [r.outcome, r.error ?? null])]);
+        return settleAll(runs, outcomes, published).then((results) => answer(["ok", results.map((r) => [r.outcome, r.error ?? null])]));
       }
       default:
         throw new Error(`unknown beat op '${op}'`);
     }
-  });
+  };
   return table;
 };
 
