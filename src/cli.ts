@@ -8,6 +8,8 @@ Usage:
   celerity run <file.ts|file.js> [args...]   Run a workflow module (TypeScript loads directly).
   celerity broker [options]                  Run a standalone broker node (celerity broker --help).
   celerity worker --app <file> [options]     Run a worker for an app module (celerity worker --help).
+  celerity beat --app <file> [options]       Send an app's periodic tasks (celerity beat --help).
+  celerity beat list [--broker <url>]        List the schedules kept in the broker.
   celerity keygen --out <path>               Write an ed25519 key pair for signed messages (celerity keygen --help).
   celerity --help                            Show this help.
   celerity --version                         Show the version.
@@ -40,6 +42,13 @@ export const main = async (argv: readonly string[]): Promise<number> => {
         return command === "broker" ? await (await import("./cli-broker.ts")).runBroker(rest) : await (await import("./cli-worker.ts")).runWorker(rest);
       } catch (error) {
         process.stderr.write(`celerity ${command}: ${error instanceof Error ? error.message : String(error)}\n`);
+        return 2;
+      }
+    case "beat":
+      try {
+        return await (await import("./cli-beat.ts")).runBeat(rest);
+      } catch (error) {
+        process.stderr.write(`celerity beat: ${error instanceof Error ? error.message : String(error)}\n`);
         return 2;
       }
     case "keygen":

@@ -27,6 +27,8 @@ export interface BeatOptions {
   /** Runs recorded and sent per request to the store. Default 500. */
   readonly batchSize?: number;
   readonly clock?: BeatClock;
+  /** Log every run sent, with its task id. Default false. */
+  readonly logRuns?: boolean;
   /** Where leadership changes, skipped runs and refusals are reported. Default: the app's log. */
   readonly log?: (message: string) => void;
 }
@@ -77,6 +79,7 @@ export class Beat {
   private readonly batchSize: number;
   private readonly clock: BeatClock;
   private readonly log: (message: string) => void;
+  private readonly logRuns: boolean;
   private token: number | undefined;
   private declaredPut = false;
   private loop: Promise<void> | undefined;
@@ -95,6 +98,7 @@ export class Beat {
     this.batchSize = positive("batchSize", options.batchSize ?? 500);
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? context.log;
+    this.logRuns = options.logRuns ?? false;
   }
 
   /** Whether this beat held the lease at its last tick. */
@@ -187,7 +191,10 @@ export class Beat {
         const run = batch[j];
         const result = results[j];
         if (result.error !== undefined) this.log(`beat ${this.id}: schedule '${run.schedule}': the broker refused the run at ${iso(run.instant)} (it is not sent again): ${result.error}`);
-        else if (result.outcome === "sent") sent.push({ schedule: run.schedule, instant: run.instant, id: run.envelope!.id });
+        else if (result.outcome === "sent") {
+          sent.push({ schedule: run.schedule, instant: run.instant, id: run.envelope!.id });
+          if (this.logRuns) this.log(`beat ${this.id}: sent '${run.schedule}' run at ${iso(run.instant)} as task ${run.envelope!.id}`);
+        }
       }
     }
     let nextDue: number | undefined;
