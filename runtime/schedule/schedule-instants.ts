@@ -63,7 +63,8 @@ export const dueRuns = (entry: ScheduleEntry, since: number, now: number, graceM
   if (entry.every !== undefined && first < lateBefore) {
     // An interval's missed instants are counted, not walked: a beat back after a year must not loop a year's worth.
     const every = entry.every;
-    newestMissed = first + Math.floor((lateBefore - 1 - first) / every) * every;
+    const highest = entry.endAt !== undefined ? Math.min(lateBefore - 1, entry.endAt) : lateBefore - 1;
+    newestMissed = first + Math.floor((highest - first) / every) * every;
     missedCount = (newestMissed - first) / every + 1;
     for (let i = Math.max(0, missedCount - keep); i < missedCount; i++) send.push(first + i * every);
     cursor = nextInstant(entry, newestMissed);
@@ -77,7 +78,7 @@ export const dueRuns = (entry: ScheduleEntry, since: number, now: number, graceM
       }
       if (missedCount % MAX_SCAN === 0) {
         // Jump close to the end of the missed stretch, keeping room for the newest `keep` (estimating how many were passed over).
-        const gap = (cursor - first) / missedCount;
+        const gap = (cursor - first) / (missedCount - 1);
         const target = lateBefore - gap * (keep + 2);
         if (target > cursor) {
           missedCount += Math.floor((target - cursor) / gap);
