@@ -23,6 +23,7 @@ import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
 import { schedulingFor, type Schedules } from "./schedule/app-schedules.ts";
+import { sealRunsWith } from "./schedule/sealed-runs.ts";
 import type { Beat, BeatOptions } from "./schedule/beat.ts";
 import type { ScheduledSignature, ScheduleOptions, When } from "./schedule/schedule-definition.ts";
 
@@ -123,7 +124,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const completion = new TaskCompletion(results, publisher, workflows, codec, (id) => broker.isRevoked(id));
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
   const rateLimits = rateLimitingFor(connected.broker, log);
-  const scheduling = schedulingFor(connected.broker, codec, log);
+  const scheduling = schedulingFor(connected.broker, codec, log, signed === undefined ? undefined : sealRunsWith(signed, connected.results, log));
 
   /**
    * Record the revocation with the broker (queued and delayed copies are never

@@ -16,11 +16,12 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createApp, type App } from "../runtime/app.ts";
 import { runId } from "../runtime/schedule/run-id.ts";
+import { scaled } from "./support/waits.ts";
 
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const BEAT_APP = fileURLToPath(new URL("./fixtures/beat-app.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const START_TIMEOUT_MS = 20_000;
+const START_TIMEOUT_MS = scaled(20_000);
 const LEASE_MS = 2_000;
 const QUEUE = "beat-failover";
 
@@ -122,16 +123,16 @@ describe("beat processes for availability", () => {
         end: instants[9],
       });
 
-      await until(() => received.length >= 5, 15_000, "five runs before the kill", detail);
+      await until(() => received.length >= 5, scaled(15_000), "five runs before the kill", detail);
       await first.kill("SIGKILL");
-      await second.waitFor(/beat b: leads/, LEASE_MS * 5);
-      await until(() => new Set(received).size >= 10, 20_000, "the ten runs", detail);
+      await second.waitFor(/beat b: leads/, scaled(LEASE_MS * 5));
+      await until(() => new Set(received).size >= 10, scaled(20_000), "the ten runs", detail);
       // Stopped, the second beat has sent all it ever will: once the node's queue is drained, `received` is complete.
       await second.kill("SIGTERM");
       await until(async () => {
         const stats = await app!.broker.stats(QUEUE);
         return stats.ready === 0 && stats.unacked === 0 && stats.delayed === 0;
-      }, 5_000, "the queue to drain", detail);
+      }, scaled(5_000), "the queue to drain", detail);
       await consumer.cancel();
 
       const expected = instants.map((instant) => runId("every-second", instant));

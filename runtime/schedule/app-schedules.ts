@@ -7,6 +7,7 @@ import { ScheduleError } from "./schedule-errors.ts";
 import { nextInstant } from "./schedule-instants.ts";
 import { MemoryScheduleStore, type ScheduleStore } from "./schedule-store.ts";
 import { RemoteScheduleStore } from "./remote-schedule-store.ts";
+import type { SealRun } from "./sealed-runs.ts";
 
 /** A schedule as `app.schedules.list()` shows it. */
 export interface ScheduleInfo {
@@ -43,7 +44,7 @@ export interface AppScheduling {
   close(): Promise<void>;
 }
 
-export const schedulingFor = (broker: Transport, codec: Codec, log: (message: string) => void): AppScheduling => {
+export const schedulingFor = (broker: Transport, codec: Codec, log: (message: string) => void, seal?: SealRun): AppScheduling => {
   const store: ScheduleStore = broker instanceof NodeTransport ? new RemoteScheduleStore(broker.client) : MemoryScheduleStore.of(broker);
   const declared = new Map<string, ScheduleEntry>();
   const beats: Beat[] = [];
@@ -75,7 +76,7 @@ export const schedulingFor = (broker: Transport, codec: Codec, log: (message: st
       },
     },
     beat(options) {
-      const beat = new Beat({ store, codec, declared: () => [...declared.values()], log }, options);
+      const beat = new Beat({ store, codec, declared: () => [...declared.values()], log, ...(seal !== undefined ? { seal } : {}) }, options);
       beats.push(beat);
       return beat;
     },

@@ -7,6 +7,8 @@ import { ManualClock } from "./beat-clock.ts";
 import { MemoryScheduleStore } from "./schedule-store.ts";
 import { runId } from "./run-id.ts";
 import { LeaseLostError, ScheduleError } from "./schedule-errors.ts";
+import { generateKeyPair } from "../signing/signing-keys.ts";
+import { generateBoxKey } from "../signing/payload-box.ts";
 
 const T0 = Date.parse("2026-03-02T00:00:00Z");
 
@@ -57,6 +59,23 @@ describe("beat", () => {
     const id = runId("tick", T0 + 60_000);
     await eventually(async () => (await app.result(id).state()) === "SUCCESS", 2_000, "the scheduled run to succeed");
     assert.equal(await app.result(id).get(), 7);
+  });
+
+  it("signs (and encrypts) each run in a signed app, so signed workers run it", async (t) => {
+    const clock = new ManualClock(T0);
+    const broker = new EmbeddedBroker();
+    MemoryScheduleStore.of(broker, () => clock.now());
+    const { publicKey, secretKey } = generateKeyPair();
+    const app = createApp({ broker, log: () => {}, signing: { key: secretKey, trusted: [publicKey], encryption: [generateBoxKey()] } });
+    t.after(() => app.close());
+    const ping = app.task("ping", (n: number) => n + 1);
+    app.schedule("signed", { every: "1m" }, ping.s(41));
+    await app.worker().start();
+    const beat = app.beat({ clock });
+    await beat.tick();
+    await clock.advance(60_000);
+    const [run] = (await beat.tick()).sent;
+    assert.equal(await app.result(run.id).get({ timeout: 2_000 }), 42);
   });
 
   it("lets one beat lead among several, and another take over when the leader stops", async (t) => {

@@ -10,6 +10,7 @@ import { dueRuns, nextInstant } from "./schedule-instants.ts";
 import type { ScheduledRun, ScheduleStore } from "./schedule-store.ts";
 import type { StoredSchedule } from "./schedule-table.ts";
 import { runId } from "./run-id.ts";
+import type { SealRun } from "./sealed-runs.ts";
 
 /**
  * How a beat runs. Defaults suit a production beat; tests shorten the lease
@@ -51,6 +52,8 @@ export interface BeatContext {
   /** The schedules declared with `app.schedule`, put into the store when the beat starts. */
   readonly declared: () => readonly ScheduleEntry[];
   readonly log: (message: string) => void;
+  /** Signs (and encrypts) each run's message for an app in signed mode. */
+  readonly seal?: SealRun;
 }
 
 const DEFAULT_LEASE_MS = 10_000;
@@ -175,6 +178,13 @@ export class Beat {
     const runs: ScheduledRun[] = [];
     let skipped = 0;
     for (const schedule of schedules) skipped += this.collect(schedule, now, runs);
+    const { seal } = this.context;
+    if (seal !== undefined) {
+      for (let i = 0; i < runs.length; i++) {
+        const envelope = runs[i].envelope;
+        if (envelope !== undefined) runs[i] = { ...runs[i], envelope: await seal(envelope) };
+      }
+    }
     const sent: { schedule: string; instant: number; id: string }[] = [];
     for (let i = 0; i < runs.length; i += this.batchSize) {
       const batch = runs.slice(i, i + this.batchSize);
