@@ -101,6 +101,7 @@ const crashing = (inner: ScheduleStore, fires: number): ScheduleStore => ({
   put: (entry) => inner.put(entry),
   remove: (name) => inner.remove(name),
   list: () => inner.list(),
+  changes: (epoch, since) => inner.changes(epoch, since),
   acquire: (holder, ttl) => inner.acquire(holder, ttl),
   release: (holder, token) => inner.release(holder, token),
   fire: (holder, token, runs) => (fires-- <= 0 ? Promise.reject(new Crash("killed")) : inner.fire(holder, token, runs)),

@@ -85,6 +85,9 @@ export class Beat {
   private readonly logRuns: boolean;
   private token: number | undefined;
   private declaredPut = false;
+  /** The schedules as of the last changes read, and where those changes ended. */
+  private readonly known = new Map<string, StoredSchedule>();
+  private cursor: { readonly epoch: string; readonly version: number } | undefined;
   private loop: Promise<void> | undefined;
   private stopping: AbortController | undefined;
   /** Each schedule's next instant, keyed by the stored record it was computed from (records are replaced, never changed). */
@@ -174,7 +177,7 @@ export class Beat {
     if (this.token !== lease.token) this.log(`beat ${this.id}: leads (lease token ${lease.token})`);
     this.token = lease.token;
     const now = this.clock.now();
-    const schedules = await store.list();
+    const schedules = await this.refresh();
     const runs: ScheduledRun[] = [];
     let skipped = 0;
     for (const schedule of schedules) skipped += this.collect(schedule, now, runs);
@@ -208,11 +211,25 @@ export class Beat {
       }
     }
     let nextDue: number | undefined;
-    for (const schedule of schedules) {
+    for (const schedule of this.known.values()) {
       const next = this.nextOf.get(schedule.entry.name)?.next;
       if (next !== undefined && (nextDue === undefined || next < nextDue)) nextDue = next;
     }
     return { leader: true, sent, skipped, nextDue };
+  }
+
+  /** The schedules as the store has them now, from the changes since the last look. */
+  private async refresh(): Promise<Iterable<StoredSchedule>> {
+    const changes = await this.context.store.changes(this.cursor?.epoch, this.cursor?.version ?? 0);
+    if (changes.full) this.known.clear();
+    for (const name of changes.removed) {
+      this.known.delete(name);
+      this.nextOf.delete(name);
+    }
+    for (const schedule of changes.schedules) this.known.set(schedule.entry.name, schedule);
+    if (changes.full) for (const name of this.nextOf.keys()) if (!this.known.has(name)) this.nextOf.delete(name);
+    this.cursor = { epoch: changes.epoch, version: changes.version };
+    return this.known.values();
   }
 
   /** Add `schedule`'s due runs to `runs`; returns how many missed runs it passes over. */

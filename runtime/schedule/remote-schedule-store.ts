@@ -4,7 +4,7 @@ import { envelopeToWire } from "../../broker/node/protocol.ts";
 import type { ScheduleEntry } from "./schedule-definition.ts";
 import { scheduleOperations as ops, type WireRun } from "./schedule-operations.ts";
 import type { FireResult, ScheduledRun, ScheduleStore } from "./schedule-store.ts";
-import type { Lease, StoredSchedule } from "./schedule-table.ts";
+import type { Lease, StoredSchedule, TableChanges } from "./schedule-table.ts";
 
 /**
  * The schedule store of an app connected to a broker node: every call is a
@@ -25,6 +25,11 @@ export class RemoteScheduleStore implements ScheduleStore {
 
   async list(): Promise<StoredSchedule[]> {
     return (await this.call(ops.list, [])).map(withLastRun);
+  }
+
+  async changes(epoch: string | undefined, since: number): Promise<TableChanges> {
+    const changes = await this.call(ops.changes, [epoch ?? null, since]);
+    return { ...changes, schedules: changes.schedules.map(withLastRun) };
   }
 
   async acquire(holder: string, ttlMs: number): Promise<Lease> {

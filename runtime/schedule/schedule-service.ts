@@ -40,6 +40,7 @@ export const serveSchedules = (node: BrokerNode, options: ScheduleServiceOptions
     put: ([entry]) => durable(table.put(checkedEntry(entry), now())),
     remove: ([name]) => durable(table.remove(name)),
     list: () => table.list(),
+    changes: ([epoch, since]) => table.changesSince(epoch ?? undefined, since),
     acquire: ([holder, ttlMs]) => {
       if (!(ttlMs > 0)) throw new InvalidArgumentError({ argument: "lease ms", reason: `beat.acquire needs a positive lease, got ${ttlMs}` });
       const lease = table.acquire(holder, ttlMs, now());

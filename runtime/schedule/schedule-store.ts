@@ -1,7 +1,7 @@
 import type { Envelope } from "../../broker/envelope.ts";
 import type { Transport } from "../../broker/transport.ts";
 import type { ScheduleEntry } from "./schedule-definition.ts";
-import { ScheduleTable, type Lease, type RunOutcome, type RunRequest, type StoredSchedule } from "./schedule-table.ts";
+import { ScheduleTable, type Lease, type RunOutcome, type RunRequest, type StoredSchedule, type TableChanges } from "./schedule-table.ts";
 
 /**
  * Where schedules, their last runs and the beat lease are kept, shared by
@@ -17,6 +17,12 @@ export interface ScheduleStore {
   /** Remove a schedule; false if there was none by that name. */
   remove(name: string): Promise<boolean>;
   list(): Promise<StoredSchedule[]>;
+  /**
+   * What changed since a reader's cursor (the epoch and version of the last
+   * changes it read; none at first): a beat keeps the schedules in memory and
+   * asks only for this, not the whole table, at every tick.
+   */
+  changes(epoch: string | undefined, since: number): Promise<TableChanges>;
   /** Lead or go on leading for `ttlMs`: the lease in force afterwards (held by `holder` or by another beat). */
   acquire(holder: string, ttlMs: number): Promise<Lease>;
   /** Give the lease up if `holder` still holds it with `token`. */
@@ -77,6 +83,10 @@ export class MemoryScheduleStore implements ScheduleStore {
 
   async list(): Promise<StoredSchedule[]> {
     return this.table.list();
+  }
+
+  async changes(epoch: string | undefined, since: number): Promise<TableChanges> {
+    return this.table.changesSince(epoch, since);
   }
 
   async acquire(holder: string, ttlMs: number): Promise<Lease> {

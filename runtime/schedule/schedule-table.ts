@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { LeaseLostError } from "./schedule-errors.ts";
 import type { ScheduleEntry } from "./schedule-definition.ts";
 
@@ -20,6 +21,18 @@ export interface StoredSchedule {
   readonly lastRun: number | undefined;
   /** Changes with every `put`: a beat recomputes what it derived from the definition. */
   readonly revision: number;
+  /** The table's version at this schedule's last change (put or run): what `changesSince` compares. */
+  readonly changed: number;
+}
+
+/** What changed in a table since a version a reader had: all of it (`full`) when the reader is too far behind. */
+export interface TableChanges {
+  /** Which table the versions count in: a node restarted (or a new table) starts a new epoch. */
+  readonly epoch: string;
+  readonly version: number;
+  readonly full: boolean;
+  readonly schedules: readonly StoredSchedule[];
+  readonly removed: readonly string[];
 }
 
 /** Who leads, with which fencing token, until when (the keeper's clock). */
@@ -49,14 +62,22 @@ export class ScheduleTable {
   private readonly schedules = new Map<string, StoredSchedule>();
   private lease: Lease | undefined;
   private lastToken = 0;
-  private revision = 0;
+  /** Bumped by every change to a schedule. */
+  private version = 0;
+  /** Removed schedules by the version that removed them, so readers of changes learn of removals. */
+  private readonly removedAt = new Map<string, number>();
+  /** Readers behind this version get the whole table (their removals may have been forgotten). */
+  private fullBelow = 1;
+  private readonly epoch = randomUUID();
 
   constructor(private readonly onChange: (change: TableChange) => void = () => undefined) {}
 
   /** Add a schedule, or replace its definition keeping when it was added and its last run. */
   put(entry: ScheduleEntry, now: number): StoredSchedule {
     const existing = this.schedules.get(entry.name);
-    const schedule: StoredSchedule = { entry, addedAt: existing?.addedAt ?? now, lastRun: existing?.lastRun, revision: ++this.revision };
+    const version = ++this.version;
+    const schedule: StoredSchedule = { entry, addedAt: existing?.addedAt ?? now, lastRun: existing?.lastRun, revision: version, changed: version };
+    this.removedAt.delete(entry.name);
     this.schedules.set(entry.name, schedule);
     this.onChange({ kind: "put", schedule });
     return schedule;
@@ -64,6 +85,12 @@ export class ScheduleTable {
 
   remove(name: string): boolean {
     if (!this.schedules.delete(name)) return false;
+    this.removedAt.set(name, ++this.version);
+    if (this.removedAt.size > 10_000) {
+      const [oldest, at] = this.removedAt.entries().next().value as [string, number];
+      this.removedAt.delete(oldest);
+      this.fullBelow = at + 1;
+    }
     this.onChange({ kind: "remove", name });
     return true;
   }
@@ -74,6 +101,21 @@ export class ScheduleTable {
 
   list(): StoredSchedule[] {
     return [...this.schedules.values()];
+  }
+
+  /**
+   * The schedules changed (added, replaced, run) and removed after version
+   * `since`; everything, with `full`, for a reader at 0 or too far behind.
+   */
+  changesSince(epoch: string | undefined, since: number): TableChanges {
+    if (epoch !== this.epoch || since < this.fullBelow || since > this.version) {
+      return { epoch: this.epoch, version: this.version, full: true, schedules: this.list(), removed: [] };
+    }
+    const schedules: StoredSchedule[] = [];
+    for (const schedule of this.schedules.values()) if (schedule.changed > since) schedules.push(schedule);
+    const removed: string[] = [];
+    for (const [name, at] of this.removedAt) if (at > since) removed.push(name);
+    return { epoch: this.epoch, version: this.version, full: false, schedules, removed };
   }
 
   get size(): number {
@@ -127,7 +169,7 @@ export class ScheduleTable {
         outcomes.push("stale");
         continue;
       }
-      this.schedules.set(run.schedule, { ...schedule, lastRun: run.instant });
+      this.schedules.set(run.schedule, { ...schedule, lastRun: run.instant, changed: ++this.version });
       this.onChange({ kind: "run", name: run.schedule, instant: run.instant });
       if (run.send) publish(run);
       outcomes.push(run.send ? "sent" : "passed");
@@ -139,15 +181,15 @@ export class ScheduleTable {
   restore(change: TableChange): void {
     switch (change.kind) {
       case "put":
-        this.schedules.set(change.schedule.entry.name, change.schedule);
-        this.revision = Math.max(this.revision, change.schedule.revision);
+        this.version = Math.max(this.version, change.schedule.changed ?? 0, change.schedule.revision);
+        this.schedules.set(change.schedule.entry.name, { ...change.schedule, changed: this.version });
         break;
       case "remove":
         this.schedules.delete(change.name);
         break;
       case "run": {
         const schedule = this.schedules.get(change.name);
-        if (schedule !== undefined) this.schedules.set(change.name, { ...schedule, lastRun: change.instant });
+        if (schedule !== undefined) this.schedules.set(change.name, { ...schedule, lastRun: change.instant, changed: ++this.version });
         break;
       }
       case "lease":
