@@ -21,9 +21,26 @@ export const nextInstant = (entry: ScheduleEntry, after: number): number | undef
     const base = entry.startAt ?? 0;
     next = base + (Math.floor((from - base) / entry.every) + 1) * entry.every;
   } else {
-    next = Cron.next(cronOf(entry.cron as string, entry.tz), from).getTime();
+    next = nextCronInstant(entry.cron as string, entry.tz, from);
   }
   return entry.endAt !== undefined && next > entry.endAt ? undefined : next;
+};
+
+/**
+ * Effect's Cron.next with a time zone costs 0.1 to 0.4 ms; schedules sharing
+ * an expression (every hour, every night at 3) usually ask it the same
+ * question after the same last run, so answers are kept (a bounded memo).
+ */
+const answers = new Map<string, number>();
+const nextCronInstant = (expression: string, tz: string | undefined, after: number): number => {
+  const key = `${after}\u0000${tz ?? "UTC"}\u0000${expression}`;
+  let next = answers.get(key);
+  if (next === undefined) {
+    next = Cron.next(cronOf(expression, tz), after).getTime();
+    if (answers.size >= 50_000) answers.clear();
+    answers.set(key, next);
+  }
+  return next;
 };
 
 /** What a beat finds due for one schedule at one tick. */
