@@ -95,7 +95,7 @@ const cpuPerSecond = async (load: Load, overNode: boolean): Promise<number> => {
 const rows: { scenario: string; unit: string; median: number; min: number; max: number }[] = [];
 const report = (name: string, unit: string, xs: readonly number[]) => {
   rows.push({ scenario: name, unit, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
-  console.log(`${name.padEnd(52)} ${median(xs).toFixed(unit === "µs" ? 2 : 0).padStart(9)} ${unit}  (min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)})`);
+  console.log(`${name.padEnd(52)} ${median(xs).toFixed(unit === "µs" ? 2 : 1).padStart(9)} ${unit}  (min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)})`);
 };
 
 console.log(`beat bench: ${SCHEDULES} schedules, ${RUNS} rounds, ${cpus().length} cpus, load ${loadavg()[0].toFixed(2)}`);

@@ -8,8 +8,9 @@ import type { ScheduleEntry } from "./schedule-definition.ts";
 import { LeaseLostError } from "./schedule-errors.ts";
 import { dueRuns, nextInstant } from "./schedule-instants.ts";
 import type { ScheduledRun, ScheduleStore } from "./schedule-store.ts";
-import type { StoredSchedule } from "./schedule-table.ts";
+import type { RunOutcome, StoredSchedule } from "./schedule-table.ts";
 import { runId } from "./run-id.ts";
+import { DueQueue } from "./due-queue.ts";
 import type { SealRun } from "./sealed-runs.ts";
 
 /**
@@ -88,10 +89,14 @@ export class Beat {
   /** The schedules as of the last changes read, and where those changes ended. */
   private readonly known = new Map<string, StoredSchedule>();
   private cursor: { readonly epoch: string; readonly version: number } | undefined;
+  private refreshedAt = -Infinity;
+  private renewedAt = -Infinity;
   private loop: Promise<void> | undefined;
   private stopping: AbortController | undefined;
-  /** Each schedule's next instant, keyed by the stored record it was computed from (records are replaced, never changed). */
+  /** Each schedule's next instant, with the definition and last run it was computed from. */
   private readonly nextOf = new Map<string, { readonly from: string; readonly next: number | undefined }>();
+  /** The schedules by next instant: a tick looks only at those due. */
+  private readonly queue = new DueQueue();
 
   constructor(
     private readonly context: BeatContext,
@@ -168,19 +173,33 @@ export class Beat {
   async tick(): Promise<TickReport> {
     const { store } = this.context;
     await this.putDeclared();
-    const lease = await store.acquire(this.id, this.leaseMs);
-    if (lease.holder !== this.id) {
-      if (this.token !== undefined) this.log(`beat ${this.id}: no longer leads; ${lease.holder} leads with token ${lease.token}`);
-      this.token = undefined;
-      return { leader: false, sent: [], skipped: 0, nextDue: undefined };
+    // The lease is renewed at a third of its length, not at every tick: the fire's fencing is what keeps a run to one send.
+    const started = this.clock.now();
+    if (this.token === undefined || started - this.renewedAt >= this.leaseMs / 3) {
+      const lease = await store.acquire(this.id, this.leaseMs);
+      if (lease.holder !== this.id) {
+        if (this.token !== undefined) this.log(`beat ${this.id}: no longer leads; ${lease.holder} leads with token ${lease.token}`);
+        this.token = undefined;
+        return { leader: false, sent: [], skipped: 0, nextDue: undefined };
+      }
+      if (this.token !== lease.token) {
+        this.log(`beat ${this.id}: leads (lease token ${lease.token})`);
+        // What this beat knew may have moved on while another led: read the whole table again.
+        this.cursor = undefined;
+      }
+      this.token = lease.token;
+      this.renewedAt = started;
     }
-    if (this.token !== lease.token) this.log(`beat ${this.id}: leads (lease token ${lease.token})`);
-    this.token = lease.token;
+    const token = this.token;
     const now = this.clock.now();
-    const schedules = await this.refresh();
+    // Changes made elsewhere (schedules added, replaced, removed) are read at least every maxIntervalMs.
+    if (this.cursor === undefined || now - this.refreshedAt >= this.maxIntervalMs) {
+      await this.refresh();
+      this.refreshedAt = now;
+    }
     const runs: ScheduledRun[] = [];
     let skipped = 0;
-    for (const schedule of schedules) skipped += this.collect(schedule, now, runs);
+    for (const name of this.queue.takeDue(now)) skipped += this.collect(name, now, runs);
     const { seal } = this.context;
     if (seal !== undefined) {
       for (let i = 0; i < runs.length; i++) {
@@ -193,16 +212,18 @@ export class Beat {
       const batch = runs.slice(i, i + this.batchSize);
       let results;
       try {
-        results = await store.fire(this.id, lease.token, batch);
+        results = await store.fire(this.id, token, batch);
       } catch (error) {
         if (!(error instanceof LeaseLostError)) throw error;
         this.log(`beat ${this.id}: ${error.message}; sending nothing more`);
         this.token = undefined;
+        this.cursor = undefined;
         return { leader: false, sent, skipped, nextDue: undefined };
       }
       for (let j = 0; j < batch.length; j++) {
         const run = batch[j];
         const result = results[j];
+        this.recorded(run, result.outcome);
         if (result.error !== undefined) this.log(`beat ${this.id}: schedule '${run.schedule}': the broker refused the run at ${iso(run.instant)} (it is not sent again): ${result.error}`);
         else if (result.outcome === "sent") {
           sent.push({ schedule: run.schedule, instant: run.instant, id: run.envelope!.id });
@@ -210,46 +231,71 @@ export class Beat {
         }
       }
     }
-    let nextDue: number | undefined;
-    for (const schedule of this.known.values()) {
-      const next = this.nextOf.get(schedule.entry.name)?.next;
-      if (next !== undefined && (nextDue === undefined || next < nextDue)) nextDue = next;
-    }
-    return { leader: true, sent, skipped, nextDue };
+    return { leader: true, sent, skipped, nextDue: this.queue.peek() };
   }
 
-  /** The schedules as the store has them now, from the changes since the last look. */
-  private async refresh(): Promise<Iterable<StoredSchedule>> {
+  /** Bring the schedules and their next instants up to date with the changes in the store since the last look. */
+  private async refresh(): Promise<void> {
     const changes = await this.context.store.changes(this.cursor?.epoch, this.cursor?.version ?? 0);
-    if (changes.full) this.known.clear();
+    if (changes.full) {
+      this.known.clear();
+      this.queue.clear();
+    }
     for (const name of changes.removed) {
       this.known.delete(name);
       this.nextOf.delete(name);
+      this.queue.set(name, undefined);
     }
-    for (const schedule of changes.schedules) this.known.set(schedule.entry.name, schedule);
+    for (const schedule of changes.schedules) {
+      this.known.set(schedule.entry.name, schedule);
+      this.queue.set(schedule.entry.name, this.nextAfterLastRun(schedule));
+    }
     if (changes.full) for (const name of this.nextOf.keys()) if (!this.known.has(name)) this.nextOf.delete(name);
     this.cursor = { epoch: changes.epoch, version: changes.version };
-    return this.known.values();
   }
 
-  /** Add `schedule`'s due runs to `runs`; returns how many missed runs it passes over. */
-  private collect(schedule: StoredSchedule, now: number, runs: ScheduledRun[]): number {
-    const { entry } = schedule;
+  /** A schedule's next instant after its last run (or after it was added), computed once per last run and definition. */
+  private nextAfterLastRun(schedule: StoredSchedule): number | undefined {
     const since = schedule.lastRun ?? schedule.addedAt;
-    const key = `${schedule.revision}:${since}`;
-    let cached = this.nextOf.get(entry.name);
-    if (cached === undefined || cached.from !== key) this.nextOf.set(entry.name, (cached = { from: key, next: nextInstant(entry, since) }));
-    if (cached.next === undefined || cached.next > now) return 0;
-    const due = dueRuns(entry, since, now, this.graceMs);
-    if (due.last === undefined) return 0;
+    const from = `${schedule.revision}:${since}`;
+    const cached = this.nextOf.get(schedule.entry.name);
+    if (cached !== undefined && cached.from === from) return cached.next;
+    const next = nextInstant(schedule.entry, since);
+    this.nextOf.set(schedule.entry.name, { from, next });
+    return next;
+  }
+
+  /** Keep what this beat knows in step with what a fire recorded; anything unexpected is read back at the next tick. */
+  private recorded(run: ScheduledRun, outcome: RunOutcome): void {
+    const schedule = this.known.get(run.schedule);
+    if ((outcome === "sent" || outcome === "passed") && schedule !== undefined) {
+      if (schedule.lastRun === undefined || run.instant > schedule.lastRun) this.known.set(run.schedule, { ...schedule, lastRun: run.instant });
+    } else {
+      this.refreshedAt = -Infinity;
+    }
+  }
+
+  /** Add the due runs of schedule `name` to `runs`; returns how many missed runs it passes over. */
+  private collect(name: string, now: number, runs: ScheduledRun[]): number {
+    const schedule = this.known.get(name);
+    if (schedule === undefined) return 0;
+    const { entry } = schedule;
+    const due = dueRuns(entry, schedule.lastRun ?? schedule.addedAt, now, this.graceMs);
+    if (due.last === undefined) {
+      this.queue.set(name, this.nextAfterLastRun(schedule));
+      return 0;
+    }
     if (due.skipped > 0) {
       this.log(
-        `beat ${this.id}: schedule '${entry.name}': ${due.estimated ? "about " : ""}${due.skipped} missed run${due.skipped === 1 ? "" : "s"} from ${iso(due.skippedFrom!)} not sent (catchUp: ${entry.catchUp})`,
+        `beat ${this.id}: schedule '${name}': ${due.estimated ? "about " : ""}${due.skipped} missed run${due.skipped === 1 ? "" : "s"} from ${iso(due.skippedFrom!)} not sent (catchUp: ${entry.catchUp})`,
       );
     }
-    for (const instant of due.send) runs.push({ schedule: entry.name, instant, send: true, envelope: this.envelopeOf(entry, instant, now) });
-    if (due.send.length === 0 || due.send[due.send.length - 1] !== due.last) runs.push({ schedule: entry.name, instant: due.last, send: false, envelope: undefined });
-    this.nextOf.set(entry.name, { from: `${schedule.revision}:${due.last}`, next: nextInstant(entry, due.last) });
+    for (const instant of due.send) runs.push({ schedule: name, instant, send: true, envelope: this.envelopeOf(entry, instant, now) });
+    if (due.send.length === 0 || due.send[due.send.length - 1] !== due.last) runs.push({ schedule: name, instant: due.last, send: false, envelope: undefined });
+    // As the store will have it once these runs are fired (a refused fire makes the next tick read the whole table again).
+    const next = nextInstant(entry, due.last);
+    this.nextOf.set(name, { from: `${schedule.revision}:${due.last}`, next });
+    this.queue.set(name, next);
     return due.skipped;
   }
 

@@ -21,8 +21,6 @@ export interface StoredSchedule {
   readonly lastRun: number | undefined;
   /** Changes with every `put`: a beat recomputes what it derived from the definition. */
   readonly revision: number;
-  /** The table's version at this schedule's last change (put or run): what `changesSince` compares. */
-  readonly changed: number;
 }
 
 /** What changed in a table since a version a reader had: all of it (`full`) when the reader is too far behind. */
@@ -64,10 +62,11 @@ export class ScheduleTable {
   private lastToken = 0;
   /** Bumped by every change to a schedule. */
   private version = 0;
-  /** Removed schedules by the version that removed them, so readers of changes learn of removals. */
-  private readonly removedAt = new Map<string, number>();
-  /** Readers behind this version get the whole table (their removals may have been forgotten). */
-  private fullBelow = 1;
+  /** The schedules changed (put, run, removed) by version, oldest first, from `changedFrom` on. */
+  private readonly changed: { readonly version: number; readonly name: string }[] = [];
+  private changedFrom = 0;
+  /** The log up to this version was dropped: a reader behind it gets the whole table. */
+  private forgottenUpTo = 0;
   private readonly epoch = randomUUID();
 
   constructor(private readonly onChange: (change: TableChange) => void = () => undefined) {}
@@ -75,9 +74,7 @@ export class ScheduleTable {
   /** Add a schedule, or replace its definition keeping when it was added and its last run. */
   put(entry: ScheduleEntry, now: number): StoredSchedule {
     const existing = this.schedules.get(entry.name);
-    const version = ++this.version;
-    const schedule: StoredSchedule = { entry, addedAt: existing?.addedAt ?? now, lastRun: existing?.lastRun, revision: version, changed: version };
-    this.removedAt.delete(entry.name);
+    const schedule: StoredSchedule = { entry, addedAt: existing?.addedAt ?? now, lastRun: existing?.lastRun, revision: this.note(entry.name) };
     this.schedules.set(entry.name, schedule);
     this.onChange({ kind: "put", schedule });
     return schedule;
@@ -85,12 +82,7 @@ export class ScheduleTable {
 
   remove(name: string): boolean {
     if (!this.schedules.delete(name)) return false;
-    this.removedAt.set(name, ++this.version);
-    if (this.removedAt.size > 10_000) {
-      const [oldest, at] = this.removedAt.entries().next().value as [string, number];
-      this.removedAt.delete(oldest);
-      this.fullBelow = at + 1;
-    }
+    this.note(name);
     this.onChange({ kind: "remove", name });
     return true;
   }
@@ -108,14 +100,44 @@ export class ScheduleTable {
    * `since`; everything, with `full`, for a reader at 0 or too far behind.
    */
   changesSince(epoch: string | undefined, since: number): TableChanges {
-    if (epoch !== this.epoch || since < this.fullBelow || since > this.version) {
+    if (epoch !== this.epoch || since < this.forgottenUpTo || since > this.version) {
       return { epoch: this.epoch, version: this.version, full: true, schedules: this.list(), removed: [] };
     }
+    const log = this.changed;
+    let low = this.changedFrom;
+    let high = log.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (log[middle].version > since) high = middle;
+      else low = middle + 1;
+    }
+    const names = new Set<string>();
+    for (let i = low; i < log.length; i++) names.add(log[i].name);
     const schedules: StoredSchedule[] = [];
-    for (const schedule of this.schedules.values()) if (schedule.changed > since) schedules.push(schedule);
     const removed: string[] = [];
-    for (const [name, at] of this.removedAt) if (at > since) removed.push(name);
+    for (const name of names) {
+      const schedule = this.schedules.get(name);
+      if (schedule === undefined) removed.push(name);
+      else schedules.push(schedule);
+    }
     return { epoch: this.epoch, version: this.version, full: false, schedules, removed };
+  }
+
+  /** Log a change to `name` under a new version; the log keeps at least twice the table's size of the newest changes. */
+  private note(name: string): number {
+    const version = ++this.version;
+    this.changed.push({ version, name });
+    const live = this.changed.length - this.changedFrom;
+    if (live > Math.max(4_096, this.schedules.size * 4)) {
+      const drop = live >>> 1;
+      this.forgottenUpTo = this.changed[this.changedFrom + drop - 1].version;
+      this.changedFrom += drop;
+      if (this.changedFrom * 2 > this.changed.length) {
+        this.changed.splice(0, this.changedFrom);
+        this.changedFrom = 0;
+      }
+    }
+    return version;
   }
 
   get size(): number {
@@ -169,7 +191,8 @@ export class ScheduleTable {
         outcomes.push("stale");
         continue;
       }
-      this.schedules.set(run.schedule, { ...schedule, lastRun: run.instant, changed: ++this.version });
+      this.schedules.set(run.schedule, { ...schedule, lastRun: run.instant });
+      this.note(run.schedule);
       this.onChange({ kind: "run", name: run.schedule, instant: run.instant });
       if (run.send) publish(run);
       outcomes.push(run.send ? "sent" : "passed");
@@ -181,15 +204,15 @@ export class ScheduleTable {
   restore(change: TableChange): void {
     switch (change.kind) {
       case "put":
-        this.version = Math.max(this.version, change.schedule.changed ?? 0, change.schedule.revision);
-        this.schedules.set(change.schedule.entry.name, { ...change.schedule, changed: this.version });
+        this.version = Math.max(this.version, change.schedule.revision);
+        this.schedules.set(change.schedule.entry.name, change.schedule);
         break;
       case "remove":
         this.schedules.delete(change.name);
         break;
       case "run": {
         const schedule = this.schedules.get(change.name);
-        if (schedule !== undefined) this.schedules.set(change.name, { ...schedule, lastRun: change.instant, changed: ++this.version });
+        if (schedule !== undefined) this.schedules.set(change.name, { ...schedule, lastRun: change.instant });
         break;
       }
       case "lease":
