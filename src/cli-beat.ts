@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { createApp, type App } from "../runtime/app.ts";
+import type { BeatOptions } from "../runtime/schedule/beat.ts";
 import { describeWhen, parseDuration } from "../runtime/schedule/schedule-definition.ts";
 import { ScheduleError } from "../runtime/schedule/schedule-errors.ts";
 
@@ -50,20 +51,26 @@ export const runBeat = async (argv: readonly string[]): Promise<number> => {
   }
   if (values.broker !== undefined) process.env.CELERITY_BROKER_URL = values.broker;
   if (values["token-file"] !== undefined) process.env.CELERITY_TOKEN = readFileSync(values["token-file"], "utf8").trim();
-  if (process.env.CELERITY_BROKER_URL === undefined) {
+  if (!process.env.CELERITY_BROKER_URL) {
     throw new Error("no broker: pass --broker celerity://host:port or set CELERITY_BROKER_URL (schedules live in the broker every beat shares)");
   }
   if (listing) return list(values.app === undefined ? createApp() : await loadApp(values.app), values.json === true);
   if (values.app === undefined) throw new Error("--app is required: the module that exports the app");
-  const app = await loadApp(values.app);
-  const beat = app.beat({
+  const options: BeatOptions = {
     ...(values.id !== undefined ? { id: values.id } : {}),
     ...(values.lease !== undefined ? { leaseMs: duration("--lease", values.lease, false) } : {}),
     ...(values.grace !== undefined ? { graceMs: duration("--grace", values.grace, true) } : {}),
     logRuns: values["log-runs"] === true,
     log: (message) => console.error(`celerity ${message}`),
-  });
-  await beat.start();
+  };
+  const app = await loadApp(values.app);
+  const beat = app.beat(options);
+  try {
+    await beat.start();
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
   console.error(`celerity beat ${beat.id}: started (${beat.leading ? "leading" : "standing by"})`);
   await new Promise<void>((done) => {
     process.once("SIGINT", done);
