@@ -24,6 +24,7 @@ import { ManualClock } from "../runtime/schedule/beat-clock.ts";
 import { cronOf, defineSchedule, type CatchUp, type ScheduleEntry } from "../runtime/schedule/schedule-definition.ts";
 import { MemoryScheduleStore, type ScheduleStore } from "../runtime/schedule/schedule-store.ts";
 import { runId } from "../runtime/schedule/run-id.ts";
+import { scaled } from "../tests/support/waits.ts";
 
 const LEASE_MS = 30_000;
 const ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"];
@@ -176,7 +177,7 @@ const run = async ({ entry, origin, graceMs, ops }: Scenario): Promise<void> => 
 };
 
 describe("beat (property)", () => {
-  it("sends exactly the schedule's instants, each once, as the catch-up policy says, across advances, restarts and crashes mid-tick", async () => {
+  it("sends exactly the schedule's instants, each once, as the catch-up policy says, across advances, restarts and crashes mid-tick", { timeout: scaled(180_000) }, async () => {
     await fc.assert(fc.asyncProperty(scenario, run), { numRuns: 150 });
   });
 });

@@ -19,11 +19,11 @@ const celerity = (args: readonly string[], env: NodeJS.ProcessEnv = {}) => {
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   const exited = new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => child.once("exit", (status) => resolve({ status, stdout, stderr })));
-  return within(exited, scaled(20_000), `celerity ${args.join(" ")} to exit`, () => `${stdout}\n${stderr}`).finally(() => child.kill("SIGKILL"));
+  return within(exited, scaled(60_000), `celerity ${args.join(" ")} to exit`, () => `${stdout}\n${stderr}`).finally(() => child.kill("SIGKILL"));
 };
 
 describe("celerity beat", () => {
-  it("lists the schedules kept on a node, with their last and next runs, as a table or JSON", async (t) => {
+  it("lists the schedules kept on a node, with their last and next runs, as a table or JSON", { timeout: scaled(120_000) }, async (t) => {
     const node = await BrokerNode.start({ port: 0, log: () => {} });
     serveSchedules(node, { now: () => Date.parse("2026-03-02T00:00:00Z") });
     const app = createApp({ broker: node.url, log: () => {} });
@@ -52,14 +52,16 @@ describe("celerity beat", () => {
     );
   });
 
-  it("exits 2 naming what is missing or wrong", async () => {
-    const noBroker = await celerity(["beat", "--app", BEAT_APP]);
+  it("exits 2 naming what is missing or wrong", { timeout: scaled(120_000) }, async () => {
+    const [noBroker, noApp, badLease] = await Promise.all([
+      celerity(["beat", "--app", BEAT_APP]),
+      celerity(["beat", "--broker", "celerity://127.0.0.1:1"]),
+      celerity(["beat", "--app", BEAT_APP, "--broker", "celerity://127.0.0.1:1", "--lease", "soon"]),
+    ]);
     assert.equal(noBroker.status, 2);
     assert.match(noBroker.stderr, /celerity beat: no broker: pass --broker celerity:\/\/host:port or set CELERITY_BROKER_URL/);
-    const noApp = await celerity(["beat", "--broker", "celerity://127.0.0.1:1"]);
     assert.equal(noApp.status, 2);
     assert.match(noApp.stderr, /celerity beat: --app is required/);
-    const badLease = await celerity(["beat", "--app", BEAT_APP, "--broker", "celerity://127.0.0.1:1", "--lease", "soon"]);
     assert.equal(badLease.status, 2);
     assert.match(badLease.stderr, /celerity beat: --lease must be a positive whole number of ms or a duration like "30s".*got "soon"/);
   });

@@ -80,5 +80,6 @@ export type { When, CatchUp, ScheduleOptions, ScheduleEntry, ScheduledSignature 
 export { ScheduleError, LeaseLostError } from "../runtime/schedule/schedule-errors.ts";
 export type { Schedules, ScheduleInfo } from "../runtime/schedule/app-schedules.ts";
 export { MemoryScheduleStore, type ScheduleStore } from "../runtime/schedule/schedule-store.ts";
-export { serveSchedules } from "../runtime/schedule/schedule-service.ts";
+export { serveSchedules, type ScheduleServiceOptions } from "../runtime/schedule/schedule-service.ts";
+export { ScheduleLog } from "../runtime/schedule/schedule-log.ts";
 export { runId as scheduledRunId } from "../runtime/schedule/run-id.ts";

@@ -92,7 +92,7 @@ const until = async (predicate: () => boolean | Promise<boolean>, ms: number, wh
 };
 
 describe("beat processes for availability", () => {
-  it("sends every instant of a schedule once when the leading beat is killed with SIGKILL halfway", async () => {
+  it("sends every instant of a schedule once when the leading beat is killed with SIGKILL halfway", { timeout: scaled(150_000) }, async () => {
     const children: Child[] = [];
     const dataDir = mkdtempSync(join(tmpdir(), "celerity-beat-"));
     let app: App | undefined;
