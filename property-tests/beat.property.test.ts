@@ -32,7 +32,7 @@ const CRONS = ["*/5 * * * *", "30 2 * * *", "0 3 * * 1-5", "15 1,2,3 * * *", "0 
 /** Around the daylight-saving changes of 2026 in the zones above. */
 const ORIGINS = ["2026-03-07T20:00:00Z", "2026-03-28T20:00:00Z", "2026-04-04T10:00:00Z", "2026-10-03T10:00:00Z", "2026-10-24T20:00:00Z", "2026-10-31T20:00:00Z"].map(Date.parse);
 
-type Op = { readonly advance: number } | { readonly restart: true } | { readonly crashAfter: number };
+type Op = { readonly advance: number } | { readonly restart: true } | { readonly crashAfter: number } | { readonly lostAnswer: true } | { readonly pauseMidTick: true };
 
 interface Scenario {
   readonly entry: ScheduleEntry;
@@ -58,6 +58,8 @@ const scenario: fc.Arbitrary<Scenario> = fc
         { weight: 6, arbitrary: fc.oneof(fc.integer({ min: 1, max: 120_000 }), fc.integer({ min: 1, max: 8 * 3_600_000 })).map((advance): Op => ({ advance })) },
         { weight: 1, arbitrary: fc.constant<Op>({ restart: true }) },
         { weight: 1, arbitrary: fc.integer({ min: 0, max: 3 }).map((crashAfter): Op => ({ crashAfter })) },
+        { weight: 1, arbitrary: fc.constant<Op>({ lostAnswer: true }) },
+        { weight: 1, arbitrary: fc.constant<Op>({ pauseMidTick: true }) },
       ),
       { minLength: 1, maxLength: 25 },
     ),
@@ -98,6 +100,33 @@ const instantsBetween = (entry: ScheduleEntry, after: number, until: number): nu
 
 /** A store that dies (throws) on the fire after `fires` more, as a process killed mid-tick would. */
 class Crash extends Error {}
+/** The answer to a fire that was recorded lost on the way back (a connection cut after the request). */
+class LostAnswer extends Error {}
+interface Faults {
+  /** Lose the answer to the next fire. */
+  loseNext: boolean;
+  /** Run this before the next fire goes out (the beat is paused past its lease while another takes over). */
+  pause: (() => Promise<void>) | undefined;
+}
+const faultyStore = (inner: ScheduleStore, faults: Faults): ScheduleStore => ({
+  put: (entry) => inner.put(entry),
+  remove: (name) => inner.remove(name),
+  list: () => inner.list(),
+  changes: (epoch, since) => inner.changes(epoch, since),
+  acquire: (holder, ttl) => inner.acquire(holder, ttl),
+  release: (holder, token) => inner.release(holder, token),
+  fire: async (holder, token, runs) => {
+    const pause = faults.pause;
+    faults.pause = undefined;
+    await pause?.();
+    return inner.fire(holder, token, runs).then((results) => {
+      if (!faults.loseNext) return results;
+      faults.loseNext = false;
+      throw new LostAnswer("connection lost");
+    });
+  },
+  close: () => inner.close(),
+});
 const crashing = (inner: ScheduleStore, fires: number): ScheduleStore => ({
   put: (entry) => inner.put(entry),
   remove: (name) => inner.remove(name),
@@ -116,6 +145,8 @@ const run = async ({ entry, origin, graceMs, ops }: Scenario): Promise<void> => 
   const store = new MemoryScheduleStore(transport, () => clock.now());
   const codec = new Codec();
   let incarnation = 0;
+  const faults: Faults = { loseNext: false, pause: undefined };
+  const faulty = faultyStore(store, faults);
   const beatOn = (on: ScheduleStore) =>
     new Beat({ store: on, codec, declared: () => [entry], log: () => {} }, { id: `beat-${++incarnation}`, clock, leaseMs: LEASE_MS, graceMs, batchSize: 1 });
 
@@ -137,7 +168,7 @@ const run = async ({ entry, origin, graceMs, ops }: Scenario): Promise<void> => 
     }
   };
 
-  let beat = beatOn(store);
+  let beat = beatOn(faulty);
   await beat.tick(); // puts the schedule (added now) and takes the lease
   for (const op of ops) {
     if ("advance" in op) {
@@ -146,7 +177,36 @@ const run = async ({ entry, origin, graceMs, ops }: Scenario): Promise<void> => 
       await beat.tick();
     } else if ("restart" in op) {
       await beat.stop();
-      beat = beatOn(store);
+      beat = beatOn(faulty);
+    } else if ("lostAnswer" in op) {
+      // The answer to the tick's first fire is lost; the beat goes on, and must neither repeat nor drop a run.
+      await clock.advance(1_000);
+      faults.loseNext = true;
+      await beat.tick().catch((error: unknown) => (error instanceof LostAnswer ? undefined : Promise.reject(error)));
+      if (clock.now() >= deadUntil) modelTick(clock.now(), faults.loseNext ? undefined : 1);
+      faults.loseNext = false;
+    } else if ("pauseMidTick" in op) {
+      // The leader stalls (a long GC pause) just before it fires, past its lease; another beat takes over and sends meanwhile.
+      await clock.advance(1_000);
+      const now = clock.now();
+      let other: Beat | undefined;
+      let otherAt = 0;
+      faults.pause = async () => {
+        await clock.advance(LEASE_MS + 1_000);
+        otherAt = clock.now();
+        other = beatOn(faulty);
+        await other.tick();
+      };
+      const report = await beat.tick();
+      faults.pause = undefined;
+      if (other === undefined) {
+        if (now >= deadUntil) modelTick(now, undefined);
+      } else {
+        assert.equal(report.leader, false, "a beat that lost its lease mid-tick is fenced off");
+        assert.deepEqual(report.sent, []);
+        modelTick(otherAt, undefined);
+        beat = other;
+      }
     } else {
       // The leader is killed with SIGKILL after `crashAfter` of its tick's runs (or after the tick, if it had fewer).
       await clock.advance(1_000);
@@ -158,7 +218,7 @@ const run = async ({ entry, origin, graceMs, ops }: Scenario): Promise<void> => 
         modelTick(now, op.crashAfter);
         deadUntil = now + LEASE_MS;
       }
-      beat = beatOn(store);
+      beat = beatOn(faulty);
     }
   }
 

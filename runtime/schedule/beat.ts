@@ -171,6 +171,16 @@ export class Beat {
    * virtual clock; `start` calls it on its own.
    */
   async tick(): Promise<TickReport> {
+    try {
+      return await this.step();
+    } catch (error) {
+      // A fire whose answer was lost may or may not have been recorded: read the whole table again.
+      this.cursor = undefined;
+      throw error;
+    }
+  }
+
+  private async step(): Promise<TickReport> {
     const { store } = this.context;
     await this.putDeclared();
     // The lease is renewed at a third of its length, not at every tick: the fire's fencing is what keeps a run to one send.
