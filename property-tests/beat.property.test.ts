@@ -2,9 +2,11 @@
  * Property tests of the beat, on a virtual clock: random schedules (intervals
  * and cron expressions in time zones with daylight-saving changes, catch-up
  * policies, grace periods, start and end dates) and random sequences of clock
- * advances, graceful beat restarts, and crashes of the leading beat in the
+ * advances, graceful beat restarts, crashes of the leading beat in the
  * middle of a tick (after it recorded and sent some of its runs, before the
- * rest), after which a new beat takes over once the dead one's lease expires.
+ * rest), after which a new beat takes over once the dead one's lease
+ * expires, fires whose answer is lost, and a leader stalled just before it
+ * fires, past its lease, while another beat takes over.
  *
  * What was published is compared with a naive model that walks the
  * schedule's instants one by one: at each tick a leader makes, the instants
