@@ -21,7 +21,8 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { BrokerNode, createApp, serveResults, serveSchedules, type App, type ScheduleEntry } from "../src/index.ts";
+import { createApp, type App, type ScheduleEntry } from "../src/index.ts";
+import { BrokerNode, serveResults, serveSchedules } from "../src/node.ts";
 import { defineSchedule, type When } from "../runtime/schedule/schedule-definition.ts";
 import { nextInstant } from "../runtime/schedule/schedule-instants.ts";
 
