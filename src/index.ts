@@ -67,6 +67,4 @@ export { ManualClock, type BeatClock } from "../runtime/schedule/beat-clock.ts";
 export type { When, CatchUp, ScheduleOptions, ScheduleEntry, ScheduledSignature } from "../runtime/schedule/schedule-definition.ts";
 export { ScheduleError, LeaseLostError } from "../runtime/schedule/schedule-errors.ts";
 export type { Schedules, ScheduleInfo } from "../runtime/schedule/app-schedules.ts";
-export { MemoryScheduleStore, type ScheduleStore, type ScheduledRun, type FireResult } from "../runtime/schedule/schedule-store.ts";
-export type { StoredSchedule, Lease, RunOutcome, TableChanges } from "../runtime/schedule/schedule-table.ts";
 export { runId as scheduledRunId } from "../runtime/schedule/run-id.ts";

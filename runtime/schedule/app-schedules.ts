@@ -9,7 +9,12 @@ import { MemoryScheduleStore, type ScheduleStore } from "./schedule-store.ts";
 import { RemoteScheduleStore } from "./remote-schedule-store.ts";
 import type { SealRun } from "./sealed-runs.ts";
 
-/** A schedule as `app.schedules.list()` shows it. */
+/**
+ * A schedule as `app.schedules.list()` shows it.
+ *
+ * @example
+ * for (const info of await app.schedules.list()) console.log(info.name, info.lastRun, info.nextRun);
+ */
 export interface ScheduleInfo {
   readonly name: string;
   readonly entry: ScheduleEntry;
@@ -19,7 +24,13 @@ export interface ScheduleInfo {
   readonly nextRun: number | undefined;
 }
 
-/** The schedules kept in the broker, changed at run time by any process connected to it. */
+/**
+ * The schedules kept in the broker, changed at run time by any process connected to it.
+ *
+ * @example
+ * await app.schedules.add("cleanup", { every: "10m" }, cleanup.s());
+ * await app.schedules.remove("cleanup");
+ */
 export interface Schedules {
   /**
    * Add a schedule, or replace one of the same name (keeping its last run).

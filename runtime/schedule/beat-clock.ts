@@ -1,6 +1,10 @@
 /**
  * The time a beat runs on: the wall clock by default, a virtual one in tests
  * (advanced by hand, so a test of a daily schedule takes no day).
+ *
+ * @example
+ * const clock: BeatClock = new ManualClock(Date.parse("2026-03-29T00:00:00Z"));
+ * app.beat({ clock });
  */
 export interface BeatClock {
   now(): number;

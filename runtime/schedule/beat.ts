@@ -16,6 +16,9 @@ import type { SealRun } from "./sealed-runs.ts";
 /**
  * How a beat runs. Defaults suit a production beat; tests shorten the lease
  * and pass a ManualClock.
+ *
+ * @example
+ * const beat = app.beat({ id: "beat-eu-1", leaseMs: 5_000, graceMs: 60_000, logRuns: true });
  */
 export interface BeatOptions {
   /** This beat's name in the lease and the log. Default `beat@<host>:<pid>:<random>`. */
@@ -35,7 +38,13 @@ export interface BeatOptions {
   readonly log?: (message: string) => void;
 }
 
-/** What one tick did. */
+/**
+ * What one tick did.
+ *
+ * @example
+ * const report = await beat.tick();
+ * if (report.leader) for (const run of report.sent) console.log(run.schedule, new Date(run.instant), run.id);
+ */
 export interface TickReport {
   readonly leader: boolean;
   /** Runs sent in this tick (recorded and confirmed by the broker). */

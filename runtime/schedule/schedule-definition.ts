@@ -26,9 +26,19 @@ export type When =
  * - "once" (default): send one run, for the newest of them;
  * - "all": send each of them (the newest `catchUpLimit` at most).
  * The runs not sent are recorded as passed and logged.
+ *
+ * @example
+ * app.schedule("sync", { every: "5m" }, sync.s(), { catchUp: "all", catchUpLimit: 12 }); // an hour's worth at most
  */
 export type CatchUp = "skip" | "once" | "all";
 
+/**
+ * A schedule's options: catch-up of missed runs, jitter, per-run expiry, and
+ * the dates it runs between.
+ *
+ * @example
+ * const options: ScheduleOptions = { catchUp: "skip", jitter: "10s", expires: "5m", start: new Date("2026-04-01"), end: new Date("2026-12-31") };
+ */
 export interface ScheduleOptions {
   /** What to do with runs missed while no beat ran. Default "once". */
   readonly catchUp?: CatchUp;
@@ -44,7 +54,14 @@ export interface ScheduleOptions {
   readonly end?: Date | number;
 }
 
-/** A schedule as stored and read by every beat: plain, serializable values only. */
+/**
+ * A schedule as stored and read by every beat: plain, serializable values only.
+ *
+ * @example
+ * const [info] = await app.schedules.list();
+ * info.entry.cron; // "0 3 * * 1-5"
+ * info.entry.tz; // "Europe/Berlin"
+ */
 export interface ScheduleEntry {
   readonly name: string;
   readonly task: string;
@@ -65,7 +82,14 @@ export interface ScheduleEntry {
   readonly endAt?: number;
 }
 
-/** The part of a task signature a schedule sends (any `task.s(...)`). */
+/**
+ * The part of a task signature a schedule sends (any `task.s(...)`, or a
+ * plain object naming a task registered in another process).
+ *
+ * @example
+ * app.schedule("nightly", { cron: "0 2 * * *" }, report.s("daily").set({ queue: "reports" }));
+ * await app.schedules.add("remote", { every: "1h" }, { task: "billing.invoice", args: [], options: {} });
+ */
 export interface ScheduledSignature {
   readonly task: string;
   readonly args: readonly unknown[];

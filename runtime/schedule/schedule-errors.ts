@@ -20,6 +20,9 @@ export class ScheduleError extends Data.TaggedError("ScheduleError")<{
  * The beat's lease was taken over (it expired, or another beat holds a newer
  * fencing token): the runs it tried to send were refused and not recorded.
  * The beat stops sending and tries to lead again.
+ *
+ * @example
+ * await store.fire(holder, staleToken, runs).catch((error) => error instanceof LeaseLostError); // true: nothing recorded or sent
  */
 export class LeaseLostError extends Data.TaggedError("LeaseLostError")<{
   readonly holder: string;

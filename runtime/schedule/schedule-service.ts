@@ -8,6 +8,12 @@ import { scheduleOperations } from "./schedule-operations.ts";
 import { settleAll } from "./schedule-store.ts";
 import { ScheduleTable, type RunRequest } from "./schedule-table.ts";
 
+/**
+ * Where a node keeps its schedules, and its clock.
+ *
+ * @example
+ * serveSchedules(node, { log: await ScheduleLog.open("./data/schedules") });
+ */
 export interface ScheduleServiceOptions {
   /** Keep the schedules in this durable log (a node with a data directory); default: in the node's memory. */
   readonly log?: ScheduleLog;
