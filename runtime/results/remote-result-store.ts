@@ -36,6 +36,10 @@ export class RemoteResultStore implements ResultStore {
   setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
     this.client.tell("results.setState", [id, task, state, details ?? null], true);
   }
+  /** A request, not a tell: the worker must know whether it may run the task. */
+  async start(id: string, task: string, details?: StateDetails): Promise<boolean> {
+    return (await this.client.request("results.start", [id, task, details ?? null])) as boolean;
+  }
   async complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
     return (await this.client.request("results.complete", [id, task, outcome])) as boolean;
   }

@@ -17,6 +17,8 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(node: Br
     switch (op) {
       case "setState":
         return store.setState(args[0] as string, args[1] as string, args[2] as TaskState, (args[3] ?? undefined) as StateDetails | undefined);
+      case "start":
+        return store.start(args[0] as string, args[1] as string, (args[2] ?? undefined) as StateDetails | undefined);
       case "complete":
         return store.complete(args[0] as string, args[1] as string, args[2] as FinalOutcome);
       case "get":
