@@ -33,7 +33,16 @@ export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 export type FrameHandler = (type: number, payload: Uint8Array) => void;
 
 export class FrameParser {
+  /** The first bytes of a frame header (fewer than 4), kept until the next chunk. */
   private pending: Uint8Array | undefined;
+  /**
+   * A frame whose header has arrived but not all of its bytes, filled in
+   * place as chunks come: a large frame arrives in many chunks (64 KiB each
+   * from a socket), and joining what was kept to each new chunk copied an
+   * 8 MiB frame about 128 times.
+   */
+  private partial: Uint8Array | undefined;
+  private filled = 0;
 
   constructor(
     private readonly maxFrameBytes: number,
@@ -42,13 +51,24 @@ export class FrameParser {
 
   /** Bytes received but not yet part of a whole frame. */
   get buffered(): number {
-    return this.pending?.byteLength ?? 0;
+    return (this.pending?.byteLength ?? 0) + this.filled;
   }
 
   /** Feed bytes; calls the handler once per whole frame. Throws FrameTooLargeError or MalformedFrameError (the connection should close). */
   push(chunk: Uint8Array): void {
     let bytes = chunk;
-    if (this.pending !== undefined) {
+    if (this.partial !== undefined) {
+      const frame = this.partial;
+      const take = Math.min(frame.byteLength - this.filled, chunk.byteLength);
+      frame.set(take === chunk.byteLength ? chunk : chunk.subarray(0, take), this.filled);
+      this.filled += take;
+      if (this.filled < frame.byteLength) return;
+      this.partial = undefined;
+      this.filled = 0;
+      this.onFrame(frame[4], frame.subarray(5));
+      if (take === chunk.byteLength) return;
+      bytes = chunk.subarray(take);
+    } else if (this.pending !== undefined) {
       const joined = new Uint8Array(this.pending.byteLength + chunk.byteLength);
       joined.set(this.pending, 0);
       joined.set(chunk, this.pending.byteLength);
@@ -62,7 +82,13 @@ export class FrameParser {
       const length = view.getUint32(offset);
       if (length < 1) throw new MalformedFrameError({ reason: "zero length (a frame holds at least its type byte)" });
       if (length + 4 > this.maxFrameBytes) throw new FrameTooLargeError({ size: length + 4, max: this.maxFrameBytes });
-      if (end - offset - 4 < length) break;
+      if (end - offset - 4 < length) {
+        // The header is whole and checked: keep the frame's bytes in a buffer of its full size.
+        this.partial = new Uint8Array(length + 4);
+        this.partial.set(bytes.subarray(offset, end));
+        this.filled = end - offset;
+        return;
+      }
       const type = bytes[offset + 4];
       this.onFrame(type, bytes.subarray(offset + 5, offset + 4 + length));
       offset += 4 + length;
