@@ -17,21 +17,13 @@ import { chain } from "../dsl/combinators.ts";
 import { createApp } from "../runtime/app.ts";
 import { TaskRevokedError } from "../runtime/errors.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
+import { scaled, within } from "./support/waits.ts";
 
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const CANVAS_APP = fileURLToPath(new URL("./fixtures/canvas-app.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** Startup of a child (tsx compiles on the fly) takes about a second; allow for a loaded machine. */
-const START_TIMEOUT_MS = 20_000;
-
-/** `promise`, or a rejection naming `what` and the worker's last lines after `ms`. */
-const within = <T>(promise: Promise<T>, ms: number, what: string, detail: () => string): Promise<T> => {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}\n${detail()}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-};
+const START_TIMEOUT_MS = scaled(20_000);
 
 /** A `celerity worker` child for the canvas app, its output kept line by line. */
 class WorkerProcess {
@@ -75,7 +67,7 @@ class WorkerProcess {
   /** Stop gracefully (the worker finishes its running tasks) and wait for the exit: all its output is then read. */
   async stop(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGTERM");
-    await within(this.exited, 15_000, "the worker to exit", () => this.tail()).catch(() => {
+    await within(this.exited, scaled(15_000), "the worker to exit", () => this.tail()).catch(() => {
       this.child.kill("SIGKILL");
       return this.exited;
     });
@@ -136,7 +128,7 @@ describe("revoking workflow steps while a worker in another process runs them", 
           await app.revoke([first]);
           await within(
             r.get().catch(() => undefined),
-            20_000,
+            scaled(20_000),
             `chain ${b * BATCH + i} to settle`,
             () => worker.tail(),
           );
@@ -174,12 +166,12 @@ describe("revoking workflow steps while a worker in another process runs them", 
     const dir = mkdtempSync(join(tmpdir(), "celerity-canvas-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const r = await chain(hold.s(join(dir, "never")), next.s(), next.s()).apply();
-    await within(worker.waitFor("stdout", new RegExp(`holding ${r.parent!.parent!.id}`)), 10_000, "the first step to run", () => worker.tail());
+    await within(worker.waitFor("stdout", new RegExp(`holding ${r.parent!.parent!.id}`)), scaled(10_000), "the first step to run", () => worker.tail());
     await r.revoke({ terminate: true });
-    await assert.rejects(within(r.get(), 10_000, "the chain to settle", () => worker.tail()), TaskRevokedError);
+    await assert.rejects(within(r.get(), scaled(10_000), "the chain to settle", () => worker.tail()), TaskRevokedError);
     for (const id of [r.parent!.parent!.id, r.parent!.id, r.id]) {
       // The running step is recorded by its worker once it has abandoned it: wait for that write.
-      await assert.rejects(within(app.result(id).get(), 10_000, `step ${id} to settle`, () => worker.tail()), TaskRevokedError);
+      await assert.rejects(within(app.result(id).get(), scaled(10_000), `step ${id} to settle`, () => worker.tail()), TaskRevokedError);
       assert.equal(await app.result(id).state(), "REVOKED", `step ${id}`);
     }
     writeFileSync(join(dir, "never"), "");
