@@ -14,7 +14,7 @@ import type { AnyCanvas } from "../dsl/canvas.ts";
 import type { TaskFailure } from "../dsl/result.ts";
 import { createApp, type App } from "./app.ts";
 import { MAX_ERROR_TEXT, RemoteTaskError, TaskRevokedError } from "./errors.ts";
-import { MemoryResultStore } from "./results/result-store.ts";
+import { MemoryResultStore, type ResultStore } from "./results/result-store.ts";
 import { serveResults } from "./results/result-service.ts";
 import { deferred, eventually } from "./test-support.ts";
 import { MAX_RESULT_BYTES } from "./worker/task-completion.ts";
@@ -247,6 +247,45 @@ describe("a step whose result is refused because it was revoked while it ran", (
     assert.equal(await r.parent!.state(), "REVOKED");
     assert.equal(await r.state(), "FAILURE");
     assert.deepEqual(ran, ["slow"]);
+  });
+});
+
+/** A memory store whose answer to `start` reaches the worker only when the test says, as over a round trip. */
+const slowStart = () => {
+  const asked = deferred();
+  const answer = deferred();
+  const inner = new MemoryResultStore();
+  const store = new Proxy(inner, {
+    get(target, key) {
+      if (key === "start") {
+        return (id: string, task: string) => {
+          // Recorded at once, answered later: the answer is what travels back over the wire.
+          const started = target.start(id, task);
+          asked.resolve();
+          return answer.promise.then(() => started);
+        };
+      }
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  }) as ResultStore;
+  return { store, asked, answer };
+};
+
+describe("a task revoked with terminate while its worker waits for the store to confirm STARTED", () => {
+  it("does not run, and reads REVOKED", async (t) => {
+    const { store, asked, answer } = slowStart();
+    const app = createApp({ results: store, log: () => {} });
+    t.after(() => app.close());
+    let runs = 0;
+    const job = app.task("job", () => ++runs);
+    await app.worker().start();
+    const r = await job.delay();
+    await asked.promise;
+    await app.revoke([r.id], { terminate: true });
+    answer.resolve();
+    await assert.rejects(r.get(GET), TaskRevokedError);
+    assert.equal(runs, 0);
   });
 });
 

@@ -82,9 +82,17 @@ export class TaskRunner {
     const started = keepsResult ? env.store.start(message.id, message.task, message.retries === 0 ? undefined : { retries: message.retries }) : true;
     if (started === true) return this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer);
     if (started === false) return this.skipFinished(message, acksLate, delivery, consumer);
-    return started.then((ok) =>
-      ok ? this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer) : this.skipFinished(message, acksLate, delivery, consumer),
-    );
+    return started.then((ok) => {
+      if (!ok) return this.skipFinished(message, acksLate, delivery, consumer);
+      // Revoked while the store answered: the task has not run, and a terminate sent meanwhile found nothing to abort.
+      if (env.transport.isRevoked(message.id)) return this.revokedBeforeRun(message, acksLate, delivery, consumer);
+      return this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer);
+    });
+  }
+
+  private async revokedBeforeRun(message: TaskMessage, acksLate: boolean, delivery: Delivery, consumer: Consumer): Promise<void> {
+    this.host.count(await this.env.completion.revoked(message));
+    if (acksLate) this.host.settle(consumer, delivery, "ack");
   }
 
   /**
