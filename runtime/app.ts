@@ -54,6 +54,8 @@ export interface AppOptions {
 export interface App {
   readonly broker: Transport;
   readonly results: ResultStore;
+  /** The clock this app's time-dependent parts read (AppOptions.clock): give it to anything else that schedules for the app. */
+  readonly clock: Clock;
   /**
    * Register a task. The handler may be sync, async or return an Effect; `this`
    * inside a `function` handler is its TaskContext (id, retries, signal, retry()).
@@ -176,6 +178,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const app: App = {
     broker,
     results,
+    clock,
     task(name, handler, taskOptions = {}) {
       if (typeof name !== "string" || name.length === 0) throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
       if (typeof handler !== "function") throw new TaskRegistrationError({ task: name, reason: "the handler is not a function" });

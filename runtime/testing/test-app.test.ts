@@ -98,6 +98,16 @@ describe("createTestApp: time that passes only when the test says", () => {
     assert.equal(t.clock.now(), start + HOUR);
   });
 
+  it("gives the app its clock, for anything else that schedules for the app", async (c) => {
+    const t = await testApp(c);
+    assert.equal(t.app.clock, t.clock);
+    const fired: number[] = [];
+    const start = t.app.clock.now();
+    t.app.clock.setTimeout(() => fired.push(t.app.clock.now() - start), 5 * MINUTE);
+    await t.clock.advance("10m");
+    assert.deepEqual(fired, [5 * MINUTE]);
+  });
+
   it("revokes a task that expires before its countdown lets it start", async (c) => {
     const t = await testApp(c);
     const ran: number[] = [];

@@ -108,10 +108,11 @@ export class TestApp<T = undefined> {
     this.patience = options.patience ?? 25;
     const virtual = (this.virtual = new VirtualClock(options.startAt ?? Date.now()));
     this.sentLog = new SentLog(new Codec(), virtual.now);
-    const broker = new RecordingTransport(new EmbeddedBroker({ clock: virtual }), (envelope) => this.sentLog.record(envelope));
+    // The app is given the TestClock, so that app.clock handed on (to a scheduler, say) advances with the drains between timers.
+    const clock = (this.clock = new TestClock(virtual, (duration) => this.exclusive("clock.advance()", () => virtual.advance(duration, this.settleOrWait))));
+    const broker = new RecordingTransport(new EmbeddedBroker({ clock }), (envelope) => this.sentLog.record(envelope));
     this.activity = new AppActivity(broker, virtual, this.stubs);
-    this.clock = new TestClock(virtual, (duration) => this.exclusive("clock.advance()", () => virtual.advance(duration, this.settleOrWait)));
-    const app = createApp({ broker, clock: virtual, ...(options.log !== undefined ? { log: options.log } : {}) });
+    const app = createApp({ broker, clock, ...(options.log !== undefined ? { log: options.log } : {}) });
     this.app = this.wrap(app, options.eager === true);
     this.tasks = (options.tasks?.(this.app) ?? undefined) as T;
   }
