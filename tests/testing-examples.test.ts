@@ -9,9 +9,10 @@ import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { scaled } from "./support/waits.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const RUN_TIMEOUT_MS = 90_000;
+const RUN_TIMEOUT_MS = scaled(90_000);
 const require = createRequire(import.meta.url);
 
 interface Run {

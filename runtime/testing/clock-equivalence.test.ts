@@ -4,6 +4,7 @@ import { chain, chord, group } from "../../dsl/combinators.ts";
 import type { AsyncResult, TaskFailure } from "../../dsl/result.ts";
 import { createApp, type App } from "../app.ts";
 import { createTestApp } from "./test-app.ts";
+import { scaled } from "../../tests/support/waits.ts";
 
 const withoutIds = (text: string): string => text.replace(/\([0-9a-f-]{36}\)/g, "(id)");
 
@@ -83,7 +84,7 @@ describe("the virtual clock runs work as the real clock does", () => {
     await real.worker({ concurrency: 8 }).start();
     const onReal = await scenario(real, Date.now);
     // Waits on each result's own completion (a failure or revocation settles it too).
-    await Promise.all(Object.values(onReal.results).map((result) => result.get({ timeout: 5_000 }).catch(() => undefined)));
+    await Promise.all(Object.values(onReal.results).map((result) => result.get({ timeout: scaled(5_000) }).catch(() => undefined)));
     const realOutcome = await outcomes(onReal.results);
 
     const t = await createTestApp({ log: () => {} });
@@ -113,6 +114,6 @@ describe("the virtual clock runs work as the real clock does", () => {
     onReal.starts.flaky.forEach((at, i) => assert.ok(at >= [0, 50, 150][i], `flaky attempt ${i + 1} at ${at} ms`));
     assert.ok(onReal.starts.later[0] >= 150, `countdown task at ${onReal.starts.later[0]} ms`);
     onReal.starts.limited.forEach((at, i) => assert.ok(at >= i * 100 - 5, `rate-limited start ${i + 1} at ${at} ms`));
-    assert.ok(virtualElapsed < 1_000, `a virtual second took ${virtualElapsed} ms`);
+    assert.ok(virtualElapsed < scaled(1_000), `a virtual second took ${virtualElapsed} ms`);
   });
 });
