@@ -8,6 +8,7 @@ import { RemoteTaskError } from "../errors.ts";
 import { deferred } from "../test-support.ts";
 import { scaled } from "../../tests/support/waits.ts";
 import { createTestApp, type TestAppOptions } from "./test-app.ts";
+import { DurationError } from "./duration.ts";
 import { DrainTimeoutError, ReentrantDrainError, StubError } from "./testing-errors.ts";
 
 const MINUTE = 60_000;
@@ -311,6 +312,25 @@ describe("t.stub(): replace a handler for a test", () => {
     t.app.task("known", () => 1);
     assert.throws(() => t.stub("unknown", () => 1), (error: unknown) => error instanceof StubError && /'unknown'.*registered: known/.test(error.message));
     assert.throws(() => t.stub("known", 42 as never), /the stub must be a function, got number/);
+  });
+});
+
+describe("bad input to the toolkit", () => {
+  it("refuses options that are not what they should be, naming the option", async () => {
+    await assert.rejects(createTestApp({ settleTimeout: -1 }), /'settleTimeout' must be a number of real milliseconds \(0 or more\), got -1/);
+    await assert.rejects(createTestApp({ patience: Number.NaN }), /'patience' must be a number of real milliseconds \(0 or more\), got NaN/);
+    await assert.rejects(createTestApp({ tasks: {} as never }), /'tasks' must be a function of the app that registers its tasks, got object/);
+    await assert.rejects(createTestApp({ startAt: Number.NaN }), /a virtual clock starts at a finite epoch time, got NaN/);
+  });
+
+  it("refuses a duration it cannot read, and leaves the clock where it was", async (c) => {
+    const t = await testApp(c);
+    const before = t.clock.now();
+    await assert.rejects(t.clock.advance("soon"), (error: unknown) => error instanceof DurationError && /invalid duration "soon"/.test(error.message));
+    await assert.rejects(t.clock.advance(-5), DurationError);
+    assert.equal(t.clock.now(), before);
+    await t.clock.advance("1s");
+    assert.equal(t.clock.now(), before + 1_000);
   });
 });
 

@@ -83,6 +83,14 @@ type HandlerOf<A extends readonly unknown[], R> = (this: TaskContext, ...args: A
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+const realMs = (option: string, value: number | undefined, fallback: number): number => {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new RangeError(`createTestApp: '${option}' must be a number of real milliseconds (0 or more), got ${String(value)}`);
+  }
+  return value;
+};
+
 /**
  * A test app. `app` is an ordinary App (register tasks on it, or pass your
  * app's task definitions as `tasks`); its broker is embedded and its clock
@@ -104,8 +112,11 @@ export class TestApp<T = undefined> {
 
   /** @internal Use createTestApp. */
   constructor(options: TestAppOptions<T>) {
-    this.settleTimeout = options.settleTimeout ?? 5_000;
-    this.patience = options.patience ?? 25;
+    this.settleTimeout = realMs("settleTimeout", options.settleTimeout, 5_000);
+    this.patience = realMs("patience", options.patience, 25);
+    if (options.tasks !== undefined && typeof options.tasks !== "function") {
+      throw new TypeError(`createTestApp: 'tasks' must be a function of the app that registers its tasks, got ${typeof options.tasks}`);
+    }
     const virtual = (this.virtual = new VirtualClock(options.startAt ?? Date.now()));
     this.sentLog = new SentLog(new Codec(), virtual.now);
     // The app is given the TestClock, so that app.clock handed on (to a scheduler, say) advances with the drains between timers.
