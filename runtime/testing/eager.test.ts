@@ -84,6 +84,22 @@ describe("eager mode: delay runs the task before it resolves", () => {
     );
   });
 
+  it("runs a task that ignores its result, retries included, before resolving", async (c) => {
+    const t = await eagerApp(c);
+    const calls: number[] = [];
+    const notify = t.app.task(
+      "notify",
+      (n: number) => {
+        calls.push(n);
+        if (calls.length < 2) throw new Error("busy");
+      },
+      { ignoreResult: true, retry: { max: 2, delay: 60_000 } },
+    );
+    const result = await notify.delay(1);
+    assert.deepEqual(calls, [1, 1]);
+    assert.equal(await result.state(), "UNKNOWN");
+  });
+
   it("keeps the serialization of a worker: an argument that cannot be sent is refused", async (c) => {
     const t = await eagerApp(c);
     const save = t.app.task("save", (_value: unknown) => "saved");

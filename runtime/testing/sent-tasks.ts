@@ -102,6 +102,12 @@ export class SentLog {
     return this.list.filter((sent) => sent.task === name || sent.target === name);
   }
 
+  /** The latest message sent with task id `id` (its last retry), if any. */
+  latest(id: string): SentTask | undefined {
+    for (let i = this.list.length - 1; i >= 0; i--) if (this.list[i].id === id) return this.list[i];
+    return undefined;
+  }
+
   /** Forget what was sent so far. */
   clear(): void {
     this.list.length = 0;
