@@ -58,6 +58,7 @@ export type {
   RevocationOptions,
 } from "../broker/transport.ts";
 export type { Envelope, Delivery, DeadLetter } from "../broker/envelope.ts";
+export { systemClock, type Clock, type ClockTimer } from "../broker/clock.ts";
 export { Codec, CodecError, DecodeError } from "../broker/codec.ts";
 export { BrokerNode, DEFAULT_NODE_PORT, type BrokerNodeOptions } from "../broker/node/node-server.ts";
 export { DataDirLockedError } from "../broker/log/data-dir-lock.ts";
