@@ -24,3 +24,23 @@ const withTimeout = (define) => {
 nodeTest.it = withTimeout(nodeTest.it);
 nodeTest.test = withTimeout(nodeTest.test);
 syncBuiltinESMExports();
+
+// A test that failed before its cleanup can leave a server or socket open, and
+// the file's process would then never end: once every test of the file is
+// done, give open handles a few seconds, then end the process with the
+// result it has.
+nodeTest.after(() => {
+  setTimeout(() => {
+    console.error(`${process.argv[1]}: handles left open after the last test kept the process alive; ending it`);
+    process.exit(process.exitCode ?? 0);
+  }, 5_000).unref();
+});
+
+// Replay a property test's failure: fast-check prints the seed (and path) of
+// a counterexample; run again with CELERITY_PROPERTY_SEED (and
+// CELERITY_PROPERTY_PATH) set to them.
+if (process.env.CELERITY_PROPERTY_SEED) {
+  const fc = (await import("fast-check")).default;
+  const path = process.env.CELERITY_PROPERTY_PATH;
+  fc.configureGlobal({ seed: Number(process.env.CELERITY_PROPERTY_SEED), ...(path ? { path, endOnFailure: true } : {}) });
+}
