@@ -9,6 +9,7 @@ import { isDeepStrictEqual, inspect } from "node:util";
 import type { Codec } from "../../broker/codec.ts";
 import type { Envelope } from "../../broker/envelope.ts";
 import type { CallOptions } from "../../dsl/options.ts";
+import { MalformedMessageError } from "../errors.ts";
 import { fromEnvelope } from "../task-message.ts";
 
 /** One task message sent: by the test's code, by a workflow advancing, or as a retry. */
@@ -63,7 +64,11 @@ export class SentLog {
     return this.list;
   }
 
-  /** Record `envelope` if it is a task message not seen at this retry count; other envelopes are not task messages and are left out. */
+  /**
+   * Record `envelope` if it is a task message not seen at this retry count.
+   * An envelope that is no task message (published on the broker directly)
+   * is left out: the worker refuses it to the dead-letter queue, and says so.
+   */
   record(envelope: Envelope): void {
     const retries = envelope.headers.retries;
     const key = `${envelope.id}\u0000${String(retries)}`;
@@ -71,8 +76,9 @@ export class SentLog {
     let message;
     try {
       message = fromEnvelope(envelope, this.codec);
-    } catch {
-      return;
+    } catch (error) {
+      if (error instanceof MalformedMessageError) return;
+      throw error;
     }
     this.seen.add(key);
     const sent: { -readonly [K in keyof SentTask]: SentTask[K] } = {

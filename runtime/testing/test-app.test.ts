@@ -263,6 +263,14 @@ describe("t.sent: what the app sent", () => {
     assert.throws(() => t.assertSent(add), /nothing was sent/);
   });
 
+  it("leaves out envelopes that are not task messages, which the worker refuses", async (c) => {
+    const t = await testApp(c);
+    await t.app.broker.publish({ id: "raw-1", exchange: "", routingKey: "celery", priority: 0, headers: {}, body: new Uint8Array([1, 2, 3]) });
+    await t.drain();
+    assert.equal(t.sent.length, 0);
+    assert.equal((await t.app.broker.deadLetters("celery")).length, 1);
+  });
+
   it("lists a rate-limited task handed back to its queue once", async (c) => {
     // prefetch 2: the gate holds one delivery and hands the rest back to the queue with an eta.
     const t = await testApp(c, { worker: { concurrency: 1, prefetch: 2 } });
