@@ -32,6 +32,13 @@ export const systemClock: Clock = {
   clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout),
 };
 
+/**
+ * The clock's `now` as a function to keep and call on its own: the system
+ * clock's is `Date.now` itself (no extra call on the hot path); any other
+ * clock's is called as its method, so a class clock keeps its `this`.
+ */
+export const nowOf = (clock: Clock): (() => number) => (clock === systemClock ? Date.now : () => clock.now());
+
 /** The clock named by options that may give a whole clock or only its `now` (which wins, as the older option). */
 export const clockOf = (options: { readonly clock?: Clock; readonly now?: () => number }): Clock => {
   const clock = options.clock ?? systemClock;

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Codec } from "../broker/codec.ts";
 import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
-import { systemClock, type Clock } from "../broker/clock.ts";
+import { nowOf, systemClock, type Clock } from "../broker/clock.ts";
 import { NodeTransport } from "../broker/node/node-transport.ts";
 import { RemoteResultStore } from "./results/remote-result-store.ts";
 import type { Transport } from "../broker/transport.ts";
@@ -97,7 +97,7 @@ const NO_DEFAULTS: CallOptions = Object.freeze({});
 const connectBroker = (options: AppOptions, log: (message: string) => void, clock: Clock): { broker: Transport; results: ResultStore } => {
   const target = options.broker ?? process.env.CELERITY_BROKER_URL;
   if (typeof target !== "string") {
-    return { broker: target ?? new EmbeddedBroker({ clock }), results: options.results ?? new MemoryResultStore({ now: clock.now }) };
+    return { broker: target ?? new EmbeddedBroker({ clock }), results: options.results ?? new MemoryResultStore({ now: nowOf(clock) }) };
   }
   const token = options.token ?? process.env.CELERITY_TOKEN;
   const transport = NodeTransport.create(target, { ...(token !== undefined ? { token } : {}), name: `app@${process.pid}`, log });
@@ -113,7 +113,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const codec = new Codec();
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
-  const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS, clock.now);
+  const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS, nowOf(clock));
   const workflows = new WorkflowExecutor(results, publisher, codec);
   const completion = new TaskCompletion(results, publisher, workflows, codec, (id) => broker.isRevoked(id));
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.

@@ -1,4 +1,4 @@
-import { clockOf } from "../clock.ts";
+import { clockOf, nowOf } from "../clock.ts";
 import { DelayScheduler } from "./delay-scheduler.ts";
 import { DrainScheduler } from "./drain-scheduler.ts";
 import { EmbeddedConsumer, type ConsumerHost } from "./embedded-consumer.ts";
@@ -97,7 +97,7 @@ export class EmbeddedBroker implements Transport {
 
   constructor(options: EmbeddedBrokerOptions = {}) {
     const clock = clockOf(options);
-    this.now = clock.now;
+    this.now = nowOf(clock);
     this.journal = options.journal;
     this.defaultMaxDeliveries = checkMaxDeliveries(options.defaultMaxDeliveries ?? DEFAULT_MAX_DELIVERIES, "defaultMaxDeliveries");
     const revocationTtlMs = checkTtl(options.revocationTtlMs ?? DEFAULT_REVOCATION_TTL_MS, "revocationTtlMs");

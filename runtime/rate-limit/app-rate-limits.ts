@@ -1,6 +1,6 @@
 import { NodeTransport } from "../../broker/node/node-transport.ts";
 import type { Transport } from "../../broker/transport.ts";
-import { systemClock, type Clock } from "../../broker/clock.ts";
+import { nowOf, systemClock, type Clock } from "../../broker/clock.ts";
 import { BucketTable } from "./bucket-table.ts";
 import { RateLimitTable, type LimitOverride } from "./limits-in-force.ts";
 import { RateLimitError, defaultBurst, parseRate } from "./rate-setting.ts";
@@ -41,7 +41,7 @@ export const rateLimitingFor = (broker: Transport, log: (message: string) => voi
     };
   }
   let global = localSources.get(broker);
-  if (global === undefined) localSources.set(broker, (global = new LocalTokenSource(new BucketTable({ now: clock.now }))));
+  if (global === undefined) localSources.set(broker, (global = new LocalTokenSource(new BucketTable({ now: nowOf(clock) }))));
   return {
     table,
     global,

@@ -1,7 +1,7 @@
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer, Transport } from "../../broker/transport.ts";
 import type { Codec } from "../../broker/codec.ts";
-import { clockOf, type Clock, type ClockTimer } from "../../broker/clock.ts";
+import { clockOf, nowOf, type Clock, type ClockTimer } from "../../broker/clock.ts";
 import { BucketTable } from "./bucket-table.ts";
 import { MAP_TASK, STARMAP_TASK } from "../../dsl/combinators.ts";
 import { toErrorInfo } from "../errors.ts";
@@ -94,7 +94,7 @@ export class RateGate {
     private readonly host: GateHost,
   ) {
     this.clock = clockOf(options);
-    this.now = this.clock.now;
+    this.now = nowOf(this.clock);
     this.local = options.local ?? new LocalTokenSource(new BucketTable({ now: this.now }));
     this.unsubscribe = options.table.onChange((task) => this.changed(task));
   }
