@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { lockDataDir } from "../log/data-dir-lock.ts";
 import { DurableLog, type DurableLogOptions } from "../log/durable-log.ts";
+import { describeCorruption } from "../log/log-recovery.ts";
 import { EmbeddedBroker, RESOLVED } from "../embedded/embedded-broker.ts";
 import { publishedEnvelopeBytes } from "./encoded-envelope.ts";
 import { clampPriority, type Envelope } from "../envelope.ts";
@@ -88,7 +89,7 @@ export class BrokerNode {
       const lock = lockDataDir(options.dataDir);
       const { log: durableLog, records, report } = await DurableLog.open(options.dataDir, {
         fsync: settings.fsync,
-        onCorruption: (info: { segment: string; offset: number; reason: string; droppedBytes: number }) => log(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
+        onCorruption: (info) => log(describeCorruption(info)),
       });
       const collected: Uint8Array[] = [];
       const journal = new NodeJournal((record) => {
