@@ -1,7 +1,12 @@
 import type { Clock } from "../clock.ts";
 import type { BrokerJournal } from "./broker-journal.ts";
 
-/** Settings of an EmbeddedBroker; every field is optional. */
+/**
+ * Settings of an EmbeddedBroker; every field is optional.
+ *
+ * @example
+ * const broker = createEmbeddedBroker({ defaultMaxDeliveries: 5 });
+ */
 export interface EmbeddedBrokerOptions {
   /** The clock for eta (its timer too), expiry, revocation ttl and dead-letter timestamps. Default the system clock. */
   readonly clock?: Clock;

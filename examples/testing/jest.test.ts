@@ -1,6 +1,7 @@
 // celerity/testing under jest: see docs/testing.md for running TypeScript ESM under jest.
+// (In a project of your own the import is "celerity/testing"; here it is the repository's source.)
 import { afterEach, beforeEach, describe, expect, it } from "@jest/globals";
-import { celerityMatchers, createTestApp, type CelerityMatchers, type TestApp } from "celerity/testing";
+import { celerityMatchers, createTestApp, type CelerityMatchers, type TestApp } from "../../src/testing.ts";
 import { defineTasks } from "./tasks.ts";
 
 expect.extend(celerityMatchers);

@@ -1,7 +1,8 @@
 // celerity/testing under node:test: `node --import tsx --test examples/testing/node-test.test.ts`
+// (In a project of your own the import is "celerity/testing"; here it is the repository's source.)
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createTestApp } from "celerity/testing";
+import { createTestApp } from "../../src/testing.ts";
 import { defineTasks } from "./tasks.ts";
 
 test("signup sends a welcome now and a follow-up a day later", async (c) => {

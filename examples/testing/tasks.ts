@@ -1,6 +1,6 @@
 // The tasks of an example app, written as a function of the app: production
 // calls it with createApp(), tests with createTestApp({ tasks: defineTasks }).
-import type { App } from "celerity";
+import type { App } from "../../src/index.ts";
 
 export interface Mailer {
   send(to: string, subject: string): Promise<void> | void;

@@ -1,6 +1,7 @@
 // celerity/testing under vitest 3: `npx vitest run examples/testing/vitest.test.ts`
+// (In a project of your own the import is "celerity/testing"; here it is the repository's source.)
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { celerityMatchers, createTestApp, type CelerityMatchers, type TestApp } from "celerity/testing";
+import { celerityMatchers, createTestApp, type CelerityMatchers, type TestApp } from "../../src/testing.ts";
 import { defineTasks } from "./tasks.ts";
 
 expect.extend(celerityMatchers);
