@@ -1,4 +1,6 @@
+import { nowOf, systemClock, type Clock } from "../../broker/clock.ts";
 import type { Codec } from "../../broker/codec.ts";
+import { beatClockOf } from "./beat-clock.ts";
 import { NodeTransport } from "../../broker/node/node-transport.ts";
 import type { Transport } from "../../broker/transport.ts";
 import { Beat, type BeatOptions } from "./beat.ts";
@@ -55,8 +57,9 @@ export interface AppScheduling {
   close(): Promise<void>;
 }
 
-export const schedulingFor = (broker: Transport, codec: Codec, log: (message: string) => void, seal?: SealRun): AppScheduling => {
-  const store: ScheduleStore = broker instanceof NodeTransport ? new RemoteScheduleStore(broker.client) : MemoryScheduleStore.of(broker);
+export const schedulingFor = (broker: Transport, codec: Codec, log: (message: string) => void, clock: Clock, seal?: SealRun): AppScheduling => {
+  const store: ScheduleStore = broker instanceof NodeTransport ? new RemoteScheduleStore(broker.client) : MemoryScheduleStore.of(broker, nowOf(clock));
+  const beatClock = clock === systemClock ? undefined : beatClockOf(clock);
   const declared = new Map<string, ScheduleEntry>();
   const beats: Beat[] = [];
   const check = (entry: ScheduleEntry): ScheduleEntry => {
@@ -87,7 +90,10 @@ export const schedulingFor = (broker: Transport, codec: Codec, log: (message: st
       },
     },
     beat(options) {
-      const beat = new Beat({ store, codec, declared: () => [...declared.values()], log, ...(seal !== undefined ? { seal } : {}) }, options);
+      const beat = new Beat(
+        { store, codec, declared: () => [...declared.values()], log, ...(seal !== undefined ? { seal } : {}) },
+        beatClock !== undefined && options?.clock === undefined ? { ...options, clock: beatClock } : options,
+      );
       beats.push(beat);
       return beat;
     },

@@ -1,3 +1,5 @@
+import type { Clock } from "../../broker/clock.ts";
+
 /**
  * The time a beat runs on: the wall clock by default, a virtual one in tests
  * (advanced by hand, so a test of a daily schedule takes no day).
@@ -11,6 +13,22 @@ export interface BeatClock {
   /** Resolve after `ms` (or at once when `signal` aborts). */
   sleep(ms: number, signal: AbortSignal): Promise<void>;
 }
+
+/** A beat clock on an app's clock (AppOptions.clock): a virtual one in `celerity/testing` moves the beat too. */
+export const beatClockOf = (clock: Clock): BeatClock => ({
+  now: () => clock.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      const timer = clock.setTimeout(done, Math.max(0, ms));
+      function done() {
+        clock.clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      }
+      signal.addEventListener("abort", done, { once: true });
+    }),
+});
 
 export const systemClock: BeatClock = {
   now: Date.now,

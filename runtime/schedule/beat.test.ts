@@ -4,6 +4,7 @@ import { EmbeddedBroker } from "../../broker/embedded/embedded-broker.ts";
 import { createApp, type App } from "../app.ts";
 import { eventually } from "../test-support.ts";
 import { ManualClock } from "./beat-clock.ts";
+import { createTestApp } from "../testing/test-app.ts";
 import { MemoryScheduleStore } from "./schedule-store.ts";
 import { runId } from "./run-id.ts";
 import { LeaseLostError, ScheduleError } from "./schedule-errors.ts";
@@ -76,6 +77,17 @@ describe("beat", () => {
     await clock.advance(60_000);
     const [run] = (await beat.tick()).sent;
     assert.equal(await app.result(run.id).get({ timeout: 2_000 }), 42);
+  });
+
+  it("runs on the app's virtual clock in celerity/testing, a run at each instant the clock passes", async (c) => {
+    const t = await createTestApp({ startAt: T0 });
+    c.after(() => t.close());
+    const ping = t.app.task("ping", (n: number) => n);
+    t.app.schedule("tick", { every: "1m" }, ping.s(1));
+    await t.app.beat().start();
+    await t.clock.advance("3m");
+    await t.drain();
+    assert.deepEqual(t.sentOf("ping").map((sent) => sent.id), [1, 2, 3].map((m) => runId("tick", T0 + m * 60_000)));
   });
 
   it("lets one beat lead among several, and another take over when the leader stops", async (t) => {
