@@ -1,0 +1,216 @@
+import { decode, encode } from "@msgpack/msgpack";
+import { Redis } from "ioredis";
+import { connectionLoss } from "../../broker/redis/redis-errors.ts";
+import { parseRedisUrl } from "../../broker/redis/redis-options.ts";
+import { RedisScript, text } from "../../broker/redis/redis-script.ts";
+import type { MessageGraph } from "../../dsl/graph.ts";
+import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
+import { READY_STATES } from "../../dsl/result.ts";
+import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
+import { ResultWaiters } from "./result-waiters.ts";
+
+/** Settings of a RedisResultStore; every field is optional. */
+export interface RedisResultStoreOptions {
+  /** Prefix of every key and channel; default `{celerity}:` (the url's `?prefix=` sets it too). */
+  readonly prefix?: string;
+  /** Records, graphs, joins and claims expire this long after their last write. Default one day. */
+  readonly ttlMs?: number;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * A record is a hash `P t:<id>`: s (state), t (task), r (retries), u (updated at),
+ * w and n (workflow and node), v (value bytes), e (msgpack error). The first
+ * final state wins inside the script, and the completion is published on
+ * `P done:<id>` with the whole record, so waiters in any process wake on the write.
+ */
+const FINAL = `local final = { SUCCESS = true, FAILURE = true, REVOKED = true }\n`;
+
+/** ARGV: P, id, task, state, now, ttl, retries or "", workflow or "", node or "". */
+const setStateScript = new RedisScript(`${FINAL}
+local key = ARGV[1] .. 't:' .. ARGV[2]
+local current = redis.call('HGET', key, 's')
+if current and final[current] then return 0 end
+redis.call('HSET', key, 's', ARGV[4], 't', ARGV[3], 'u', ARGV[5])
+if not current then redis.call('HSETNX', key, 'r', '0') end
+if ARGV[7] ~= '' then redis.call('HSET', key, 'r', ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', key, 'w', ARGV[8], 'n', ARGV[9]) end
+redis.call('PEXPIRE', key, ARGV[6])
+return 1
+`);
+
+/** ARGV: P, id, task, state, now, ttl, value or "", error or "" → 1 if first, else 0. */
+const completeScript = new RedisScript(`${FINAL}
+local key = ARGV[1] .. 't:' .. ARGV[2]
+local current = redis.call('HGET', key, 's')
+if current and final[current] then return 0 end
+redis.call('HSET', key, 's', ARGV[4], 't', ARGV[3], 'u', ARGV[5])
+if not current then redis.call('HSET', key, 'r', '0') end
+if ARGV[4] == 'SUCCESS' then redis.call('HSET', key, 'v', ARGV[7]) else redis.call('HSET', key, 'e', ARGV[8]) end
+redis.call('PEXPIRE', key, ARGV[6])
+redis.call('PUBLISH', ARGV[1] .. 'done:' .. ARGV[2], '')
+return 1
+`);
+
+/** ARGV: P, key, member, ttl → distinct members arrived. */
+const arriveScript = new RedisScript(`
+local key = ARGV[1] .. 'j:' .. ARGV[2]
+redis.call('SADD', key, ARGV[3])
+redis.call('PEXPIRE', key, ARGV[4])
+return redis.call('SCARD', key)
+`);
+
+/**
+ * The result store on Redis: every process pointed at the same Redis (and
+ * prefix) shares task states, results, workflow graphs, chord joins and
+ * claims. Writes that must be atomic (first final state wins, a join counts
+ * each member once) are Lua scripts; a waiter subscribes to its task's channel,
+ * so `get()` wakes on the write that finishes the task, never by polling.
+ * Everything expires `ttlMs` after its last write.
+ *
+ * @example
+ * const app = createApp({ broker: "redis://127.0.0.1:6379/0", results: "redis://127.0.0.1:6379/0" });
+ */
+export class RedisResultStore implements ResultStore {
+  private readonly redis: Redis;
+  private readonly subscriber: Redis;
+  private readonly prefix: string;
+  private readonly ttl: number;
+  private readonly waiters = new ResultWaiters();
+  private readonly url: string;
+
+  constructor(url: string, options: RedisResultStoreOptions = {}) {
+    const target = parseRedisUrl(url, options.prefix);
+    this.url = url;
+    this.prefix = target.prefix;
+    this.ttl = Math.ceil(options.ttlMs ?? DAY_MS);
+    this.redis = new Redis(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: 20 });
+    this.subscriber = new Redis(target.url, { maxRetriesPerRequest: 20 });
+    this.redis.on("error", () => {});
+    this.subscriber.on("error", () => {});
+    this.subscriber.on("message", (channel: string) => {
+      const id = channel.slice(this.prefix.length + 5);
+      if (!this.waiters.has(id)) return;
+      this.read(id).then(
+        (record) => {
+          if (record !== undefined && READY_STATES.has(record.state)) this.finished(id, record);
+        },
+        () => {},
+      );
+    });
+  }
+
+  async setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> {
+    await this.run("setState", () =>
+      setStateScript.run(this.redis, [
+        this.prefix,
+        id,
+        task,
+        state,
+        Date.now(),
+        this.ttl,
+        details?.retries ?? "",
+        details?.workflow ?? "",
+        details?.workflow === undefined ? "" : (details.node ?? 0),
+      ]),
+    );
+  }
+
+  async complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
+    const value = outcome.state === "SUCCESS" ? Buffer.from(outcome.value.buffer, outcome.value.byteOffset, outcome.value.byteLength) : "";
+    const error = outcome.state === "SUCCESS" ? "" : Buffer.from(encode(outcome.error));
+    const first = await this.run("complete", () => completeScript.run(this.redis, [this.prefix, id, task, outcome.state, Date.now(), this.ttl, value, error]));
+    return first === 1;
+  }
+
+  get(id: string): Promise<ResultRecord | undefined> {
+    return this.run("get", () => this.read(id));
+  }
+
+  async waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord> {
+    const { promise, first } = this.waiters.wait(id, timeoutMs, onTimeout);
+    // The caller holds `promise`; a timeout while the subscription is being made must not count as unhandled meanwhile.
+    promise.catch(() => {});
+    // Subscribe first, then read: a completion landing between the two is caught by one or the other.
+    if (first) await this.run("waitFinal", () => this.subscriber.subscribe(this.channel(id)));
+    const current = await this.get(id);
+    if (current !== undefined && READY_STATES.has(current.state)) this.finished(id, current);
+    return promise;
+  }
+
+  async forget(id: string): Promise<void> {
+    await this.run("forget", () => this.redis.del(`${this.prefix}t:${id}`));
+  }
+
+  async saveGraph(graph: MessageGraph): Promise<void> {
+    await this.run("saveGraph", () => this.redis.set(`${this.prefix}g:${graph.id}`, Buffer.from(encode(graph)), "PX", this.ttl));
+  }
+
+  async graph(id: string): Promise<MessageGraph | undefined> {
+    const bytes = await this.run("graph", () => this.redis.getBuffer(`${this.prefix}g:${id}`));
+    return bytes === null ? undefined : (decode(bytes) as MessageGraph);
+  }
+
+  async arrive(key: string, member: number): Promise<number> {
+    return Number(await this.run("arrive", () => arriveScript.run(this.redis, [this.prefix, key, member, this.ttl])));
+  }
+
+  async claim(key: string): Promise<boolean> {
+    return (await this.run("claim", () => this.redis.set(`${this.prefix}c:${key}`, "1", "PX", this.ttl, "NX"))) === "OK";
+  }
+
+  async release(key: string): Promise<void> {
+    await this.run("release", () => this.redis.del(`${this.prefix}c:${key}`));
+  }
+
+  async close(): Promise<void> {
+    this.waiters.clear();
+    await Promise.all([quit(this.redis), quit(this.subscriber)]);
+  }
+
+  private finished(id: string, record: ResultRecord): void {
+    if (!this.waiters.has(id)) return;
+    this.waiters.wake(id, record);
+    this.subscriber.unsubscribe(this.channel(id)).catch(() => {});
+  }
+
+  private channel(id: string): string {
+    return `${this.prefix}done:${id}`;
+  }
+
+  private async read(id: string): Promise<ResultRecord | undefined> {
+    const fields = await this.redis.hgetallBuffer(`${this.prefix}t:${id}`);
+    if (fields.s === undefined) return undefined;
+    const record: { -readonly [K in keyof ResultRecord]: ResultRecord[K] } = {
+      id,
+      task: text(fields.t),
+      state: text(fields.s) as TaskState,
+      retries: Number(text(fields.r ?? "0")),
+      updatedAt: Number(text(fields.u)),
+    };
+    if (fields.w !== undefined) {
+      record.workflow = text(fields.w);
+      record.node = Number(text(fields.n));
+    }
+    if (fields.v !== undefined) record.value = new Uint8Array(fields.v);
+    if (fields.e !== undefined) record.error = decode(fields.e) as RemoteErrorInfo;
+    return record;
+  }
+
+  private async run<T>(operation: string, command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (error) {
+      throw connectionLoss(this.url, `results.${operation}`, error);
+    }
+  }
+}
+
+const quit = async (redis: Redis): Promise<void> => {
+  try {
+    await redis.quit();
+  } catch {
+    redis.disconnect();
+  }
+};
