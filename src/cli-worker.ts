@@ -9,7 +9,10 @@ export const WORKER_HELP = `celerity worker: run a worker process for an app mod
 
 Options:
   --app <file>          module that exports the app (default export or 'app')
-  --broker <url>        broker node, celerity://host:port (or CELERITY_BROKER_URL)
+  --broker <url>        broker node celerity://host:port, or Redis redis://host:port/db
+                        (or CELERITY_BROKER_URL)
+  --results <url>       result store, if not the broker's: redis://..., postgres://...
+                        (or CELERITY_RESULTS_URL)
   --concurrency <n>     tasks run at once (default: number of CPUs)
   --queues <a,b>        queues to consume (default: celery)
   --name <name>         worker name in logs and errors
@@ -26,6 +29,7 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     options: {
       app: { type: "string" },
       broker: { type: "string" },
+      results: { type: "string" },
       concurrency: { type: "string" },
       queues: { type: "string" },
       name: { type: "string" },
@@ -42,8 +46,11 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const path = resolve(values.app);
   if (!existsSync(path)) throw new Error(`--app: no such file: ${path}`);
   if (values.broker !== undefined) process.env.CELERITY_BROKER_URL = values.broker;
+  if (values.results !== undefined) process.env.CELERITY_RESULTS_URL = values.results;
   if (process.env.CELERITY_BROKER_URL === undefined) {
-    throw new Error("no broker to consume from: pass --broker celerity://host:port or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)");
+    throw new Error(
+      "no broker to consume from: pass --broker celerity://host:port (or redis://host:port/db) or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)",
+    );
   }
   if (values["token-file"] !== undefined) process.env.CELERITY_TOKEN = readFileSync(values["token-file"], "utf8").trim();
   const module = (await import(pathToFileURL(path).href)) as { default?: unknown; app?: unknown };

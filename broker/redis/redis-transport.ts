@@ -71,6 +71,7 @@ export class RedisTransport implements Transport {
   /** Names this transport in revocation announcements, so it does not hear its own twice. */
   private readonly origin = randomUUID();
   private readonly host: ConsumerHost;
+  private readonly listeners = new Map<string, Set<(message: string) => void>>();
   private closed = false;
 
   private constructor(url: string, options: RedisTransportOptions) {
@@ -259,6 +260,25 @@ export class RedisTransport implements Transport {
     await Promise.all([quit(this.redis), quit(this.subscriber)]);
   }
 
+  /**
+   * Hear what is published on channel `name` (under this transport's prefix)
+   * over the transport's subscriber connection, for services that share the
+   * transport's Redis (an app's rate-limit changes). Returns the unsubscribe.
+   */
+  async listen(name: string, listener: (message: string) => void): Promise<() => void> {
+    const channel = `${this.prefix}${name}`;
+    let listeners = this.listeners.get(channel);
+    if (listeners === undefined) {
+      this.listeners.set(channel, (listeners = new Set()));
+      await this.run("listen", () => this.subscriber.subscribe(channel));
+    }
+    const subscription = (message: string) => listener(message);
+    listeners.add(subscription);
+    return () => {
+      listeners.delete(subscription);
+    };
+  }
+
   private channel(queue: string): string {
     return `${this.prefix}n:${queue}`;
   }
@@ -273,6 +293,11 @@ export class RedisTransport implements Transport {
   }
 
   private heard(channel: string, message: string): void {
+    const listeners = this.listeners.get(channel);
+    if (listeners !== undefined) {
+      for (const listener of listeners) listener(message);
+      return;
+    }
     if (channel === `${this.prefix}revoke`) {
       const [origin, terminate, ttl, ...rest] = message.split("\t");
       if (origin === this.origin) return;
