@@ -14,6 +14,13 @@ export interface RedisTransportOptions {
    * (a notification lost while reconnecting, a lease run out elsewhere). Default 1000 ms.
    */
   readonly pollMs?: number;
+  /**
+   * The lease of a delivery whose consumer names none (ConsumeOptions.leaseMs):
+   * how long a message held by a process that died stays unavailable. Renewed
+   * while the process lives, so it never limits how long a task runs. Default
+   * 30 s; the url's `?leaseMs=` sets it too.
+   */
+  readonly leaseMs?: number;
   /** Where the transport reports a failed acknowledgement or a lost connection. Default console.error. */
   readonly log?: (message: string) => void;
 }
@@ -22,13 +29,15 @@ export interface RedisTransportOptions {
 export interface RedisTarget {
   readonly url: string;
   readonly prefix: string;
+  /** The url's `?leaseMs=`, if given. */
+  readonly leaseMs?: number;
 }
 
 export const DEFAULT_PREFIX = "{celerity}:";
 
 /**
- * Read a `redis://[:password@]host[:port][/db][?prefix=name]` (or `rediss://`) url:
- * the url for the client and the key prefix.
+ * Read a `redis://[:password@]host[:port][/db][?prefix=name&leaseMs=n]` (or `rediss://`) url:
+ * the url for the client, the key prefix and the default lease.
  *
  * @example
  * parseRedisUrl("redis://127.0.0.1:6379/2?prefix=shop"); // { url: "redis://127.0.0.1:6379/2", prefix: "shop:" }
@@ -49,7 +58,13 @@ export const parseRedisUrl = (url: string, prefix?: string): RedisTarget => {
   }
   const named = parsed.searchParams.get("prefix");
   parsed.searchParams.delete("prefix");
+  const lease = parsed.searchParams.get("leaseMs");
+  parsed.searchParams.delete("leaseMs");
+  const leaseMs = lease === null ? undefined : Number(lease);
+  if (leaseMs !== undefined && !(Number.isInteger(leaseMs) && leaseMs > 0)) {
+    throw new InvalidArgumentError({ argument: "redis url", reason: `leaseMs in ${JSON.stringify(url)} must be a positive integer of milliseconds, got ${JSON.stringify(lease)}` });
+  }
   const chosen = prefix ?? (named === null ? DEFAULT_PREFIX : `${named}:`);
   if (chosen.length === 0) throw new InvalidArgumentError({ argument: "prefix", reason: "must not be empty" });
-  return { url: parsed.toString(), prefix: chosen };
+  return { url: parsed.toString(), prefix: chosen, ...(leaseMs !== undefined ? { leaseMs } : {}) };
 };

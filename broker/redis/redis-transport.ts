@@ -42,6 +42,8 @@ import { text } from "./redis-script.ts";
 export const DEFAULT_LEASE_MS = 30_000;
 /** maxDeliveries: Infinity is kept as this (no message is delivered 2^31 times). */
 const UNLIMITED = 2 ** 31;
+/** How long a new transport keeps trying to make its first connection before its calls fail. */
+const CONNECT_TIMEOUT_MS = 30_000;
 const EXCHANGE_TYPES: ReadonlySet<string> = new Set(["direct", "topic", "fanout"]);
 
 /**
@@ -65,6 +67,7 @@ export class RedisTransport implements Transport {
   private readonly subscriber: Redis;
   private readonly log: (message: string) => void;
   private readonly pollMs: number;
+  private readonly leaseMs: number;
   private readonly byQueue = new Map<string, Set<RedisConsumer>>();
   private readonly revoked = new Revocations();
   private readonly revokeListeners = new Set<(id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void>();
@@ -80,8 +83,9 @@ export class RedisTransport implements Transport {
     this.prefix = target.prefix;
     this.log = options.log ?? ((message) => console.error(message));
     this.pollMs = options.pollMs ?? 1_000;
-    this.redis = new Redis(target.url, { lazyConnect: true, enableAutoPipelining: true, maxRetriesPerRequest: 20 });
-    this.subscriber = new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 20 });
+    this.leaseMs = options.leaseMs ?? target.leaseMs ?? DEFAULT_LEASE_MS;
+    this.redis = new Redis(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: 20 });
+    this.subscriber = new Redis(target.url, { maxRetriesPerRequest: 20 });
     this.redis.on("error", () => {});
     this.subscriber.on("error", () => {});
     this.subscriber.on("message", (channel: string, message: string) => this.heard(channel, message));
@@ -191,7 +195,7 @@ export class RedisTransport implements Transport {
     if (typeof handler !== "function") throw new InvalidArgumentError({ argument: "handler", reason: `must be a function, got ${typeof handler}` });
     const { prefetch } = options;
     if (!Number.isInteger(prefetch) || prefetch < 1) throw new InvalidArgumentError({ argument: "prefetch", reason: `must be an integer of at least 1, got ${String(prefetch)}` });
-    const leaseMs = options.leaseMs === undefined ? DEFAULT_LEASE_MS : checkTtl(options.leaseMs, "leaseMs");
+    const leaseMs = options.leaseMs === undefined ? this.leaseMs : checkTtl(options.leaseMs, "leaseMs");
     await this.run("consume", () => this.ready);
     const consumer = new RedisConsumer(`${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, queue, handler, prefetch, leaseMs, this.host);
     let consumers = this.byQueue.get(queue);
@@ -319,10 +323,19 @@ export class RedisTransport implements Transport {
     }
   }
 
+  /** Subscribe to revocations and read those in force, trying again while the connection breaks, for at most CONNECT_TIMEOUT_MS. */
   private async start(revokeChannel: string): Promise<void> {
-    await Promise.all([this.redis.connect(), this.subscriber.connect()]);
-    await this.subscriber.subscribe(revokeChannel);
-    await this.loadRevocations();
+    const deadline = Date.now() + CONNECT_TIMEOUT_MS;
+    for (;;) {
+      try {
+        await this.subscriber.subscribe(revokeChannel);
+        await this.loadRevocations();
+        return;
+      } catch (error) {
+        if ((error instanceof Error && error.name === "ReplyError") || Date.now() > deadline || this.closed) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
   }
 
   /** Mirror the revocations in force (a transport started later sees the earlier ones). */

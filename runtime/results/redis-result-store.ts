@@ -89,15 +89,14 @@ export class RedisResultStore implements ResultStore {
     this.subscriber = new Redis(target.url, { maxRetriesPerRequest: 20 });
     this.redis.on("error", () => {});
     this.subscriber.on("error", () => {});
+    let connectedBefore = false;
+    this.subscriber.on("ready", () => {
+      // Back after a lost connection: a completion published meanwhile was missed, so read each waited task again.
+      if (connectedBefore) for (const id of [...this.waiters.ids()]) this.recheck(id);
+      connectedBefore = true;
+    });
     this.subscriber.on("message", (channel: string) => {
-      const id = channel.slice(this.prefix.length + 5);
-      if (!this.waiters.has(id)) return;
-      this.read(id).then(
-        (record) => {
-          if (record !== undefined && READY_STATES.has(record.state)) this.finished(id, record);
-        },
-        () => {},
-      );
+      this.recheck(channel.slice(this.prefix.length + 5));
     });
   }
 
@@ -167,6 +166,17 @@ export class RedisResultStore implements ResultStore {
   async close(): Promise<void> {
     this.waiters.clear();
     await Promise.all([quit(this.redis), quit(this.subscriber)]);
+  }
+
+  /** Wake the waiters of `id` if its task has finished. */
+  private recheck(id: string): void {
+    if (!this.waiters.has(id)) return;
+    this.read(id).then(
+      (record) => {
+        if (record !== undefined && READY_STATES.has(record.state)) this.finished(id, record);
+      },
+      () => {},
+    );
   }
 
   private finished(id: string, record: ResultRecord): void {
