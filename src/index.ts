@@ -70,6 +70,11 @@ export { SignatureError, SigningConfigError } from "../runtime/signing/signing-e
 export type { SigningOptions } from "../runtime/signing/signing-options.ts";
 export { generateKeyPair, writeKeyPair, keyIdOf, type KeyPair } from "../runtime/signing/signing-keys.ts";
 export { RemoteResultStore } from "../runtime/results/remote-result-store.ts";
+export { RedisTransport, DEFAULT_LEASE_MS } from "../broker/redis/redis-transport.ts";
+export type { RedisTransportOptions } from "../broker/redis/redis-options.ts";
+export { RedisConnectionLostError } from "../broker/redis/redis-errors.ts";
+export { RedisResultStore, type RedisResultStoreOptions } from "../runtime/results/redis-result-store.ts";
+export { PostgresResultStore, PostgresConnectionLostError, PostgresSchemaNameError, type PostgresResultStoreOptions } from "../runtime/results/postgres-result-store.ts";
 export { RateLimitError, type RateLimitSetting, type RateLimitOptions, type RateScope } from "../runtime/rate-limit/rate-setting.ts";
 export type { RateLimitChange } from "../runtime/rate-limit/app-rate-limits.ts";
 export { serveRateLimits } from "../runtime/rate-limit/node-rate-limit-service.ts";
