@@ -49,7 +49,7 @@ export const connect = (options: ConnectOptions): Connected => {
     case "redis":
     case "rediss": {
       const transport = RedisTransport.create(target, { log: options.log });
-      return { broker: transport, results: explicit ?? new RedisResultStore(target) };
+      return { broker: transport, results: explicit ?? new RedisResultStore(target, { connection: transport.redis, log: options.log }) };
     }
     default:
       throw new InvalidArgumentError({

@@ -18,7 +18,7 @@ import { RedisScript } from "./redis-script.ts";
  * - `P l:<queue>`    sorted set of delivered, unacknowledged messages by lease deadline
  * - `P c:<queue>`    hash: consumer → deadline of its registration (renewed with its leases)
  * - `P rv:<id>`      a revocation, expiring with its ttl; `P revocations` the same by expiry, for late joiners
- * - channels `P n:<queue>` (something became ready or delayed there) and `P revoke`
+ * - channels `P n:<queue>` (the queue's first ready message, or a delayed one, arrived) and `P revoke`
  *
  * Time is the callers' epoch milliseconds (as for eta and expires): the
  * machines' clocks must agree, as Celery also requires.
@@ -55,8 +55,10 @@ local function fresh_score(prio)
   return (9 - prio) * SHIFT + redis.call('INCR', P .. 'seq')
 end
 local function ready(q, seq, score)
-  redis.call('ZADD', P .. 'r:' .. q, num(score), seq)
-  redis.call('PUBLISH', P .. 'n:' .. q, '')
+  local key = P .. 'r:' .. q
+  redis.call('ZADD', key, num(score), seq)
+  -- Only the first ready message wakes consumers: one that finds more fetches again until a fetch comes back short.
+  if redis.call('ZCARD', key) == 1 then redis.call('PUBLISH', P .. 'n:' .. q, '') end
 end
 local function dead_letter(q, seq, reason, now)
   local m = P .. 'm:' .. seq

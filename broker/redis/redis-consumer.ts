@@ -41,6 +41,9 @@ export class RedisConsumer implements Consumer {
   private wakeAt = Number.POSITIVE_INFINITY;
   private readonly poll: NodeJS.Timeout;
   private readonly renewal: NodeJS.Timeout;
+  /** Seq and token pairs acknowledged this turn, not yet sent. */
+  private acks: string[] = [];
+  private refillQueued = false;
 
   constructor(
     readonly tag: string,
@@ -127,20 +130,42 @@ export class RedisConsumer implements Consumer {
 
   ack(deliveryTag: number): void {
     const { seq, token } = this.take("ack", deliveryTag);
-    ackScript.run(this.host.redis, [this.host.prefix, this.queue, seq, token]).catch((error: unknown) => {
-      this.host.log(`redis consumer ${this.tag} of "${this.queue}": ack failed (the message will be redelivered when its lease runs out): ${describe(error)}`);
+    // Acks of one turn go out as one script call; the transport flushes them before any other command of its own.
+    if (this.acks.length === 0) queueMicrotask(this.flushAcks);
+    this.acks.push(seq, token);
+    this.refill();
+  }
+
+  /** Send the acks gathered so far (in one script call), ahead of whatever is sent next. */
+  readonly flushAcks = (): void => {
+    if (this.acks.length === 0) return;
+    const pairs = this.acks;
+    this.acks = [];
+    ackScript.run(this.host.redis, [this.host.prefix, this.queue, ...pairs]).catch((error: unknown) => {
+      this.host.log(`redis consumer ${this.tag} of "${this.queue}": ack failed (the messages will be redelivered when their leases run out): ${describe(error)}`);
     });
-    this.pump();
+  };
+
+  /** Pull again once half the prefetch is free (or at once with the first free slot of a small prefetch), in one fetch per turn. */
+  private refill(): void {
+    if (this.refillQueued || this.held.size > this.prefetch >> 1) return;
+    this.refillQueued = true;
+    queueMicrotask(() => {
+      this.refillQueued = false;
+      this.flushAcks();
+      this.pump();
+    });
   }
 
   nack(deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void {
     const { seq, token } = this.take("nack", deliveryTag);
+    this.flushAcks();
     nackScript
       .run(this.host.redis, [this.host.prefix, this.queue, seq, token, options.requeue ? "1" : "0", options.reason ?? "rejected by consumer", Date.now()])
       .catch((error: unknown) => {
         this.host.log(`redis consumer ${this.tag} of "${this.queue}": nack failed (the message will be redelivered when its lease runs out): ${describe(error)}`);
       });
-    this.pump();
+    this.refill();
   }
 
   /** Stop pulling and return every delivery still held to the queue. */
@@ -151,6 +176,7 @@ export class RedisConsumer implements Consumer {
     clearInterval(this.renewal);
     if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
     this.host.forget(this);
+    this.flushAcks();
     await this.fetching;
     const pairs: string[] = [];
     for (const { seq, token } of this.held.values()) pairs.push(seq, token);

@@ -346,6 +346,8 @@ export class RedisTransport implements Transport {
   }
 
   private async run<T>(operation: string, command: () => Promise<T>): Promise<T> {
+    // Acks gathered this turn go first, so that a command issued after an ack sees it applied.
+    for (const consumers of this.byQueue.values()) for (const consumer of consumers) consumer.flushAcks();
     try {
       return await command();
     } catch (error) {

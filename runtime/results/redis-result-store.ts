@@ -15,6 +15,16 @@ export interface RedisResultStoreOptions {
   readonly prefix?: string;
   /** Records, graphs, joins and claims expire this long after their last write. Default one day. */
   readonly ttlMs?: number;
+  /**
+   * Write through this connection (the Redis transport's, when results live in
+   * the broker's Redis) instead of one of the store's own. Commands on one
+   * connection are applied in order, so `setState` is then sent without
+   * waiting for its answer: the PENDING written before a publish, and the
+   * STARTED before a completion, still land first. The store does not close it.
+   */
+  readonly connection?: Redis;
+  /** Where a failed unanswered write is reported. Default console.error. */
+  readonly log?: (message: string) => void;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -79,13 +89,17 @@ export class RedisResultStore implements ResultStore {
   private readonly ttl: number;
   private readonly waiters = new ResultWaiters();
   private readonly url: string;
+  private readonly shared: boolean;
+  private readonly log: (message: string) => void;
 
   constructor(url: string, options: RedisResultStoreOptions = {}) {
     const target = parseRedisUrl(url, options.prefix);
     this.url = url;
     this.prefix = target.prefix;
     this.ttl = Math.ceil(options.ttlMs ?? DAY_MS);
-    this.redis = new Redis(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: 20 });
+    this.shared = options.connection !== undefined;
+    this.log = options.log ?? ((message) => console.error(message));
+    this.redis = options.connection ?? new Redis(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: 20 });
     this.subscriber = new Redis(target.url, { maxRetriesPerRequest: 20 });
     this.redis.on("error", () => {});
     this.subscriber.on("error", () => {});
@@ -100,8 +114,8 @@ export class RedisResultStore implements ResultStore {
     });
   }
 
-  async setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> {
-    await this.run("setState", () =>
+  setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> | void {
+    const written = this.run("setState", () =>
       setStateScript.run(this.redis, [
         this.prefix,
         id,
@@ -113,7 +127,9 @@ export class RedisResultStore implements ResultStore {
         details?.workflow ?? "",
         details?.workflow === undefined ? "" : (details.node ?? 0),
       ]),
-    );
+    ).then(() => undefined);
+    if (!this.shared) return written;
+    written.catch((error: unknown) => this.log(`redis results: recording ${state} for task ${id} failed: ${error instanceof Error ? error.message : String(error)}`));
   }
 
   async complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
@@ -165,7 +181,7 @@ export class RedisResultStore implements ResultStore {
 
   async close(): Promise<void> {
     this.waiters.clear();
-    await Promise.all([quit(this.redis), quit(this.subscriber)]);
+    await Promise.all([this.shared ? undefined : quit(this.redis), quit(this.subscriber)]);
   }
 
   /** Wake the waiters of `id` if its task has finished. */
