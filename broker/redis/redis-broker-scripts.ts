@@ -302,7 +302,7 @@ end
 return {redis.call('ZCARD', P .. 'r:' .. q), redis.call('ZCARD', P .. 'd:' .. q), redis.call('ZCARD', P .. 'l:' .. q), live}
 `);
 
-/** ARGV: P, queue (a dead-letter queue or a queue whose dead letters to read) → -1 for an unknown queue, else {envelope, from, reason, at, ...}. */
+/** ARGV: P, queue (a dead-letter queue or a queue whose dead letters to read) → -1 for an unknown queue, else {envelope, from, reason, at, id, ...}. */
 export const deadLettersScript = script(`
 local d = qdef(ARGV[2])
 if not d then return -1 end
@@ -310,9 +310,9 @@ local dlq = d.isdlq and ARGV[2] or d.dlq
 local out = {}
 for _, prefix in ipairs({'l:', 'r:'}) do
   for _, seq in ipairs(redis.call('ZRANGE', P .. prefix .. dlq, 0, -1)) do
-    local f = redis.call('HMGET', P .. 'm:' .. seq, 'e', 'dq', 'dr', 'da')
+    local f = redis.call('HMGET', P .. 'm:' .. seq, 'e', 'dq', 'dr', 'da', 'i')
     if f[1] and f[2] then
-      out[#out + 1] = f[1]; out[#out + 1] = f[2]; out[#out + 1] = f[3]; out[#out + 1] = f[4]
+      out[#out + 1] = f[1]; out[#out + 1] = f[2]; out[#out + 1] = f[3]; out[#out + 1] = f[4]; out[#out + 1] = f[5]
     end
   end
 end

@@ -36,6 +36,14 @@ export interface RedisTarget {
 export const DEFAULT_PREFIX = "{celerity}:";
 
 /**
+ * How many reconnection attempts a command waits through before it fails
+ * with a connection-lost error. A cut connection comes back at the first
+ * attempt; a Redis that is down fails calls within about a second instead of
+ * holding them for a minute (consumers keep polling and resume by themselves).
+ */
+export const MAX_RETRIES_PER_REQUEST = 4;
+
+/**
  * Read a `redis://[:password@]host[:port][/db][?prefix=name&leaseMs=n]` (or `rediss://`) url:
  * the url for the client, the key prefix and the default lease.
  *

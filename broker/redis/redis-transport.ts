@@ -35,7 +35,7 @@ import {
 import { RedisConsumer, type ConsumerHost } from "./redis-consumer.ts";
 import { decodeEnvelope, encodeEnvelope } from "./redis-envelope.ts";
 import { connectionLoss } from "./redis-errors.ts";
-import { parseRedisUrl, type RedisTransportOptions } from "./redis-options.ts";
+import { MAX_RETRIES_PER_REQUEST, parseRedisUrl, type RedisTransportOptions } from "./redis-options.ts";
 import { text } from "./redis-script.ts";
 
 /** A delivery's lease when the consumer names none: 30 s, renewed while its process lives. */
@@ -84,8 +84,8 @@ export class RedisTransport implements Transport {
     this.log = options.log ?? ((message) => console.error(message));
     this.pollMs = options.pollMs ?? 1_000;
     this.leaseMs = options.leaseMs ?? target.leaseMs ?? DEFAULT_LEASE_MS;
-    this.redis = new Redis(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: 20 });
-    this.subscriber = new Redis(target.url, { maxRetriesPerRequest: 20 });
+    this.redis = new Redis(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
+    this.subscriber = new Redis(target.url, { maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
     this.redis.on("error", () => {});
     this.subscriber.on("error", () => {});
     this.subscriber.on("message", (channel: string, message: string) => this.heard(channel, message));
@@ -240,8 +240,9 @@ export class RedisTransport implements Transport {
     if (reply === -1) throw new QueueNotFoundError({ queue });
     const fields = reply as unknown[];
     const letters: DeadLetter[] = [];
-    for (let i = 0; i + 3 < fields.length; i += 4) {
-      letters.push({ envelope: decodeEnvelope(fields[i] as Buffer), queue: text(fields[i + 1]), reason: text(fields[i + 2]), at: Number(text(fields[i + 3])) });
+    for (let i = 0; i + 4 < fields.length; i += 5) {
+      const from = text(fields[i + 1]);
+      letters.push({ envelope: storedEnvelope(fields[i] as Buffer, text(fields[i + 4]), from), queue: from, reason: text(fields[i + 2]), at: Number(text(fields[i + 3])) });
     }
     return letters.sort((a, b) => a.at - b.at);
   }
@@ -360,7 +361,18 @@ export class RedisTransport implements Transport {
   }
 }
 
+/** A dead letter's envelope; bytes that are not one (written by something else) are kept whole as the body, so nothing is lost. */
+const storedEnvelope = (bytes: Buffer, id: string, queue: string): Envelope => {
+  try {
+    return decodeEnvelope(bytes);
+  } catch {
+    return { id, exchange: "", routingKey: queue, priority: 0, headers: { malformed: true }, body: new Uint8Array(bytes) };
+  }
+};
+
 const quit = async (redis: Redis): Promise<void> => {
+  // Not connected: nothing to finish, and QUIT would wait for a reconnection.
+  if (redis.status !== "ready") return void redis.disconnect();
   try {
     await redis.quit();
   } catch {

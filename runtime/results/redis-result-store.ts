@@ -1,7 +1,7 @@
 import { decode, encode } from "@msgpack/msgpack";
 import { Redis } from "ioredis";
 import { connectionLoss } from "../../broker/redis/redis-errors.ts";
-import { parseRedisUrl } from "../../broker/redis/redis-options.ts";
+import { MAX_RETRIES_PER_REQUEST, parseRedisUrl } from "../../broker/redis/redis-options.ts";
 import { RedisScript, text } from "../../broker/redis/redis-script.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
@@ -99,8 +99,8 @@ export class RedisResultStore implements ResultStore {
     this.ttl = Math.ceil(options.ttlMs ?? DAY_MS);
     this.shared = options.connection !== undefined;
     this.log = options.log ?? ((message) => console.error(message));
-    this.redis = options.connection ?? new Redis(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: 20 });
-    this.subscriber = new Redis(target.url, { maxRetriesPerRequest: 20 });
+    this.redis = options.connection ?? new Redis(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
+    this.subscriber = new Redis(target.url, { maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
     this.redis.on("error", () => {});
     this.subscriber.on("error", () => {});
     let connectedBefore = false;
@@ -234,6 +234,8 @@ export class RedisResultStore implements ResultStore {
 }
 
 const quit = async (redis: Redis): Promise<void> => {
+  // Not connected: nothing to finish, and QUIT would wait for a reconnection.
+  if (redis.status !== "ready") return void redis.disconnect();
   try {
     await redis.quit();
   } catch {
