@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Socket } from "node:net";
+import { skipUnless } from "../../tests/support/prerequisites.ts";
 import { Redis } from "ioredis";
 import { RedisTransport } from "./redis-transport.ts";
 import type { RedisTransportOptions } from "./redis-options.ts";
@@ -9,8 +10,8 @@ export const TEST_REDIS_URL = process.env.CELERITY_TEST_REDIS_URL ?? "redis://12
 
 /**
  * Whether the tests' Redis answers. When it does not, the tests that need
- * it skip with this message, unless CELERITY_REQUIRE_SERVICES=1 (CI), where
- * the absence is an error.
+ * it skip with this reason, unless CELERITY_REQUIRE_SERVICES=1 (CI), where
+ * they run and fail.
  */
 export const redisSkipReason = async (): Promise<string | false> => {
   const url = new URL(TEST_REDIS_URL);
@@ -24,11 +25,7 @@ export const redisSkipReason = async (): Promise<string | false> => {
     socket.once("error", () => done(false));
     socket.connect(Number(url.port || 6379), url.hostname, () => done(true));
   });
-  if (reachable) return false;
-  const reason = `Redis is not reachable at ${TEST_REDIS_URL} (set CELERITY_TEST_REDIS_URL)`;
-  if (process.env.CELERITY_REQUIRE_SERVICES === "1") throw new Error(`${reason}, and CELERITY_REQUIRE_SERVICES=1 requires it`);
-  console.error(`skipping: ${reason}`);
-  return reason;
+  return skipUnless(reachable, `Redis is not reachable at ${TEST_REDIS_URL} (set CELERITY_TEST_REDIS_URL)`);
 };
 
 /** A key prefix no other test shares. */

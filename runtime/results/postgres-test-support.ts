@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { Socket } from "node:net";
+import { skipUnless } from "../../tests/support/prerequisites.ts";
 import pg from "pg";
 
 /** The PostgreSQL the tests use: CELERITY_TEST_POSTGRES_URL, else database "test" on loopback (each test in a schema of its own). */
 export const TEST_POSTGRES_URL = process.env.CELERITY_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
-/** Why the PostgreSQL tests skip (it does not answer), or false; with CELERITY_REQUIRE_SERVICES=1 its absence is an error instead. */
+/** Why the PostgreSQL tests skip (it does not answer), or false; with CELERITY_REQUIRE_SERVICES=1 they run (and fail) instead. */
 export const postgresSkipReason = async (): Promise<string | false> => {
   const url = new URL(TEST_POSTGRES_URL);
   const reachable = await new Promise<boolean>((resolve) => {
@@ -18,11 +19,7 @@ export const postgresSkipReason = async (): Promise<string | false> => {
     socket.once("error", () => done(false));
     socket.connect(Number(url.port || 5432), url.hostname, () => done(true));
   });
-  if (reachable) return false;
-  const reason = `PostgreSQL is not reachable at ${TEST_POSTGRES_URL} (set CELERITY_TEST_POSTGRES_URL)`;
-  if (process.env.CELERITY_REQUIRE_SERVICES === "1") throw new Error(`${reason}, and CELERITY_REQUIRE_SERVICES=1 requires it`);
-  console.error(`skipping: ${reason}`);
-  return reason;
+  return skipUnless(reachable, `PostgreSQL is not reachable at ${TEST_POSTGRES_URL} (set CELERITY_TEST_POSTGRES_URL)`);
 };
 
 /** A schema name no other test shares. */
