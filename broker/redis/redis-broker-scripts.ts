@@ -188,7 +188,7 @@ return {'ok', #queues}
  * Move due delayed messages to ready, return lapsed leases to the queue,
  * then lease up to `want` ready messages to the consumer.
  * ARGV: P, queue, want, now, lease deadline, consumer, consumer deadline
- * → {next wake (epoch ms, or -1), seq, deliveries, envelope, seq, deliveries, envelope, ...}.
+ * → {next wake (epoch ms, or -1), ready messages left, seq, deliveries, envelope, seq, deliveries, envelope, ...}.
  */
 export const fetchScript = script(`
 local q, want, now, owner = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[6]
@@ -208,30 +208,33 @@ for _, seq in ipairs(redis.call('ZRANGEBYSCORE', lkey, '-inf', ARGV[4], 'LIMIT',
   redis.call('ZREM', lkey, seq)
   requeue(q, seq, now)
 end
-local out = {0}
+local out = {0, 0}
 local got = 0
 while got < want do
-  local popped = redis.call('ZPOPMIN', rkey)
+  local popped = redis.call('ZPOPMIN', rkey, want - got)
   if #popped == 0 then break end
-  local seq = popped[1]
-  local m = P .. 'm:' .. seq
-  local f = redis.call('HMGET', m, 'i', 'x', 'e')
-  if f[1] then
-    if redis.call('EXISTS', P .. 'rv:' .. f[1]) == 1 then
-      redis.call('DEL', m)
-    elseif f[2] ~= '' and tonumber(f[2]) < now then
-      dead_letter(q, seq, 'expired', now)
-    else
-      local n = redis.call('HINCRBY', m, 'n', 1)
-      redis.call('HSET', m, 'o', owner .. ':' .. n)
-      redis.call('ZADD', lkey, ARGV[5], seq)
-      out[#out + 1] = seq
-      out[#out + 1] = n
-      out[#out + 1] = f[3]
-      got = got + 1
+  for p = 1, #popped, 2 do
+    local seq = popped[p]
+    local m = P .. 'm:' .. seq
+    local f = redis.call('HMGET', m, 'i', 'x', 'e')
+    if f[1] then
+      if redis.call('EXISTS', P .. 'rv:' .. f[1]) == 1 then
+        redis.call('DEL', m)
+      elseif f[2] ~= '' and tonumber(f[2]) < now then
+        dead_letter(q, seq, 'expired', now)
+      else
+        local n = redis.call('HINCRBY', m, 'n', 1)
+        redis.call('HSET', m, 'o', owner .. ':' .. n)
+        redis.call('ZADD', lkey, ARGV[5], seq)
+        out[#out + 1] = seq
+        out[#out + 1] = n
+        out[#out + 1] = f[3]
+        got = got + 1
+      end
     end
   end
 end
+out[2] = redis.call('ZCARD', rkey)
 local wake = -1
 local nd = redis.call('ZRANGE', dkey, 0, 0, 'WITHSCORES')
 if nd[2] then wake = tonumber(nd[2]) end

@@ -76,8 +76,8 @@ export class RedisConsumer implements Consumer {
       .run(this.host.redis, [this.host.prefix, this.queue, want, now, deadline, this.tag, deadline])
       .then(
         (reply) => {
-          const got = this.receive(reply as unknown[]);
-          if (got === want) this.again = true;
+          // More is ready (or messages skipped as revoked or expired made this fetch short): fetch again.
+          if (this.receive(reply as unknown[]) > 0) this.again = true;
         },
         (error: unknown) => this.host.log(`redis consumer ${this.tag} of "${this.queue}": fetching failed: ${describe(error)}`),
       )
@@ -87,15 +87,14 @@ export class RedisConsumer implements Consumer {
       });
   }
 
+  /** Hand the fetched deliveries to the handler; returns how many ready messages the queue still holds. */
   private receive(reply: unknown[]): number {
     this.schedule(Number(text(reply[0])));
-    let got = 0;
-    for (let i = 1; i + 2 < reply.length; i += 3) {
+    for (let i = 2; i + 2 < reply.length; i += 3) {
       const seq = text(reply[i]);
       const deliveryCount = Number(reply[i + 1]);
       const tag = this.nextTag++;
       this.held.set(tag, { seq, token: `${this.tag}:${deliveryCount}` });
-      got++;
       // Cancelled while the fetch was in flight: held, so cancel() returns it to the queue.
       if (this.cancelled) continue;
       let delivery: Delivery;
@@ -112,7 +111,7 @@ export class RedisConsumer implements Consumer {
         if (this.held.has(tag)) this.nack(tag, { requeue: true });
       }
     }
-    return got;
+    return Number(reply[1]);
   }
 
   /** Pull again at `at` (the queue's next eta or lease deadline), unless already due sooner. */

@@ -145,8 +145,11 @@ export class RedisResultStore implements ResultStore {
 
   async waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord> {
     const { promise, first } = this.waiters.wait(id, timeoutMs, onTimeout);
-    // The caller holds `promise`; a timeout while the subscription is being made must not count as unhandled meanwhile.
-    promise.catch(() => {});
+    // On a timeout nobody may be left waiting for this task: then stop listening for it. (The caller holds `promise`,
+    // so this handler also keeps a timeout during the subscription from counting as unhandled.)
+    promise.catch(() => {
+      if (!this.waiters.has(id)) this.subscriber.unsubscribe(this.channel(id)).catch(() => {});
+    });
     // Subscribe first, then read: a completion landing between the two is caught by one or the other.
     if (first) await this.run("waitFinal", () => this.subscriber.subscribe(this.channel(id)));
     const current = await this.get(id);
