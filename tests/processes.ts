@@ -11,8 +11,8 @@ import { fileURLToPath } from "node:url";
 
 export const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
-/** Startup of a child (tsx compiles on the fly) takes about a second; allow for a loaded machine. */
-export const START_TIMEOUT_MS = 15_000;
+/** Startup of a child (tsx compiles on the fly) takes about a second, and 15 s on a machine loaded by a whole test run. */
+export const START_TIMEOUT_MS = 30_000;
 
 /** `promise`, or a rejection naming `what` (and whatever `detail` tells) after `ms`. */
 export const within = <T>(promise: Promise<T>, ms: number, what: string, detail: () => string = () => ""): Promise<T> => {
