@@ -38,17 +38,19 @@ end
 local function save(name, d)
   redis.call('HSET', P .. 'queues', name, d.dlq .. '\\t' .. d.max .. '\\t' .. (d.explicit and '1' or '0') .. '\\t' .. (d.isdlq and '1' or '0'))
 end
+local function mark_dlq(name)
+  local dd = qdef(name)
+  if not dd then save(name, { dlq = name .. '.dlq', max = 16, explicit = false, isdlq = true })
+  elseif not dd.isdlq then dd.isdlq = true; save(name, dd) end
+end
+-- A queue's dead-letter queue is made with it (declareQueue makes a new one it names); a dead-letter
+-- queue's own waits for its first dead letter.
 local function ensure(name, withdlq)
   local d = qdef(name)
-  if not d then
-    d = { dlq = name .. '.dlq', max = 16, explicit = false, isdlq = false }
-    save(name, d)
-  end
-  if withdlq then
-    local dd = qdef(d.dlq)
-    if not dd then save(d.dlq, { dlq = d.dlq .. '.dlq', max = 16, explicit = false, isdlq = true })
-    elseif not dd.isdlq then dd.isdlq = true; save(d.dlq, dd) end
-  end
+  if d then return d end
+  d = { dlq = name .. '.dlq', max = 16, explicit = false, isdlq = false }
+  save(name, d)
+  if withdlq then mark_dlq(d.dlq) end
   return d
 end
 local function fresh_score(prio)
@@ -63,6 +65,7 @@ end
 local function dead_letter(q, seq, reason, now)
   local m = P .. 'm:' .. seq
   local d = ensure(q, true)
+  mark_dlq(d.dlq)
   local prio = tonumber(redis.call('HGET', m, 'p')) or 0
   local score = fresh_score(prio)
   redis.call('HSET', m, 'q', d.dlq, 'dr', reason, 'dq', q, 'da', num(now), 'n', 0, 's', num(score), 'x', '')
@@ -98,7 +101,7 @@ d.explicit = true
 if dlq ~= '' then d.dlq = dlq end
 if max ~= '' then d.max = tonumber(max) end
 save(name, d)
-ensure(name, true)
+mark_dlq(d.dlq)
 return {'ok'}
 `);
 
@@ -171,13 +174,13 @@ end
 for _, q in ipairs(queues) do
   local seq = redis.call('INCR', P .. 'seq')
   local m = P .. 'm:' .. seq
-  redis.call('HSET', m, 'e', ARGV[8], 'q', q, 'p', prio, 'n', 0, 'i', ARGV[7], 'x', ARGV[6])
   if eta and eta > now then
+    redis.call('HSET', m, 'e', ARGV[8], 'q', q, 'p', prio, 'n', 0, 'i', ARGV[7], 'x', ARGV[6])
     redis.call('ZADD', P .. 'd:' .. q, ARGV[5], seq)
     redis.call('PUBLISH', P .. 'n:' .. q, '')
   else
-    local score = fresh_score(prio)
-    redis.call('HSET', m, 's', num(score))
+    local score = (9 - prio) * SHIFT + seq
+    redis.call('HSET', m, 'e', ARGV[8], 'q', q, 'p', prio, 'n', 0, 'i', ARGV[7], 'x', ARGV[6], 's', num(score))
     ready(q, seq, score)
   end
 end
@@ -210,21 +213,22 @@ for _, seq in ipairs(redis.call('ZRANGEBYSCORE', lkey, '-inf', ARGV[4], 'LIMIT',
 end
 local out = {0, 0}
 local got = 0
+local anyrevoked = redis.call('EXISTS', P .. 'revocations') == 1
 while got < want do
   local popped = redis.call('ZPOPMIN', rkey, want - got)
   if #popped == 0 then break end
   for p = 1, #popped, 2 do
     local seq = popped[p]
     local m = P .. 'm:' .. seq
-    local f = redis.call('HMGET', m, 'i', 'x', 'e')
+    local f = redis.call('HMGET', m, 'i', 'x', 'e', 'n')
     if f[1] then
-      if redis.call('EXISTS', P .. 'rv:' .. f[1]) == 1 then
+      if anyrevoked and redis.call('EXISTS', P .. 'rv:' .. f[1]) == 1 then
         redis.call('DEL', m)
       elseif f[2] ~= '' and tonumber(f[2]) < now then
         dead_letter(q, seq, 'expired', now)
       else
-        local n = redis.call('HINCRBY', m, 'n', 1)
-        redis.call('HSET', m, 'o', owner .. ':' .. n)
+        local n = tonumber(f[4]) + 1
+        redis.call('HSET', m, 'n', n, 'o', owner .. ':' .. n)
         redis.call('ZADD', lkey, ARGV[5], seq)
         out[#out + 1] = seq
         out[#out + 1] = n
