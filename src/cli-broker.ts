@@ -19,7 +19,9 @@ Options:
                       messages and stored results on power loss, see
                       docs/broker-node.md)
   --token-file <f>    clients must present the token in this file
-                      (or set CELERITY_TOKEN)
+                      (or set CELERITY_TOKEN); required with a --host other
+                      machines can reach
+  --allow-anonymous   let a node on such a --host run without a token
   --max-messages <n>  past this many messages held, hold back publish
                       confirms until consumers make room (default 2000000)
 `;
@@ -35,6 +37,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
       fsync: { type: "string" },
       "token-file": { type: "string" },
       "max-messages": { type: "string" },
+      "allow-anonymous": { type: "boolean" },
       help: { type: "boolean" },
     },
     strict: true,
@@ -50,6 +53,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     throw new Error(`--max-messages must be a positive integer, got '${values["max-messages"]}'`);
   }
   const token = values["token-file"] !== undefined ? readFileSync(values["token-file"], "utf8").trim() : process.env.CELERITY_TOKEN;
+  if (values["token-file"] !== undefined && token === "") throw new Error(`the token file ${values["token-file"]} is empty: put the token in it, or leave --token-file out`);
   const dataDir = values["data-dir"];
   const fsync = values.fsync !== undefined ? { fsync: parseFsync(values.fsync) } : {};
   // Opened before the node listens, so no client ever finds the results ops missing; its own lock guards it meanwhile.
@@ -64,6 +68,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     ...fsync,
     ...(token !== undefined && token !== "" ? { token } : {}),
     ...(maxMessages !== undefined ? { maxMessages } : {}),
+    ...(values["allow-anonymous"] === true ? { allowAnonymous: true } : {}),
   }).catch(async (error: unknown) => {
     await results.close();
     throw error;

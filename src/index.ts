@@ -66,6 +66,7 @@ export { ConnectionLostError, RequestTimeoutError, ClientClosedError, type NodeC
 export { ConnectionRefusedError, RemoteBrokerError, ProtocolError, PROTOCOL_VERSION } from "../broker/node/protocol.ts";
 export { FrameTooLargeError, MalformedFrameError } from "../broker/node/wire-frame.ts";
 export { serveResults } from "../runtime/results/result-service.ts";
+export { DurableResultStore, type DurableResultStoreOptions } from "../runtime/results/durable-result-store.ts";
 export { SignatureError, SigningConfigError } from "../runtime/signing/signing-errors.ts";
 export type { SigningOptions } from "../runtime/signing/signing-options.ts";
 export { generateKeyPair, writeKeyPair, keyIdOf, type KeyPair } from "../runtime/signing/signing-keys.ts";
