@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { Codec } from "../broker/codec.ts";
+import { Codec, CodecError } from "../broker/codec.ts";
 import { connect } from "./connect.ts";
 import type { Transport } from "../broker/transport.ts";
 import type { AnyCanvas, Canvas, Dispatcher } from "../dsl/canvas.ts";
@@ -25,6 +25,9 @@ import { prepareSigning, type SigningOptions } from "./signing/signing-options.t
  * The app: a registry of tasks bound to a broker and a result store. With no
  * options it runs everything in this process (an embedded broker and an
  * in-memory result store): no infrastructure for tests and small apps.
+ *
+ * @example
+ * const app = createApp({ broker: "celerity://127.0.0.1:5690", token: process.env.CELERITY_TOKEN });
  */
 export interface AppOptions {
   /**
@@ -48,6 +51,16 @@ export interface AppOptions {
   readonly signing?: SigningOptions;
 }
 
+/**
+ * An app: registers tasks, sends them, makes workers and reads results. Made by `createApp`.
+ *
+ * @example
+ * const app: App = createApp();
+ * const add = app.task("add", (x: number, y: number) => x + y);
+ * await app.worker().start();
+ * console.log(await (await add.delay(2, 2)).get()); // 4
+ * await app.close();
+ */
 export interface App {
   readonly broker: Transport;
   readonly results: ResultStore;
@@ -88,6 +101,52 @@ export interface App {
 
 const NO_DEFAULTS: CallOptions = Object.freeze({});
 
+/**
+ * Groups nested deeper than this cannot be sent: the graph is stored as
+ * msgpack (on a node, inside a frame), and each level of a group is two
+ * levels there. Checked on every transport, so one process refuses what a
+ * node would.
+ */
+const MAX_GROUP_NESTING = 32;
+
+const nestingOf = (ref: ValueRef): number => {
+  if ("node" in ref) return 0;
+  let deepest = ref.gate === undefined ? 0 : nestingOf(ref.gate);
+  for (const item of ref.list) deepest = Math.max(deepest, nestingOf(item));
+  return deepest + 1;
+};
+
+const checkDepth = (graph: MessageGraph): void => {
+  const refs = [graph.output, ...graph.nodes.flatMap((node) => (node.after === undefined ? [] : [node.after]))];
+  for (const ref of refs) {
+    const depth = nestingOf(ref);
+    if (depth > MAX_GROUP_NESTING) {
+      throw new CodecError({ path: "the workflow's graph", reason: `groups nested ${depth} deep; at most ${MAX_GROUP_NESTING} levels can be sent` });
+    }
+  }
+};
+
+/** What the value `ref` came after: a step's `after`, an empty group's gate, or what every member of a group follows. */
+const parentRef = (graph: MessageGraph, ref: ValueRef): ValueRef | undefined => {
+  if ("node" in ref) return graph.nodes[ref.node].after;
+  if (ref.gate !== undefined) return ref.gate;
+  const heads = ref.list.map((item) => ("node" in item ? graph.nodes[item.node].after : undefined));
+  const first = heads[0];
+  if (first === undefined) return undefined;
+  const key = JSON.stringify(first);
+  return heads.every((head) => head !== undefined && JSON.stringify(head) === key) ? first : undefined;
+};
+
+/**
+ * Create an app. With no options everything runs in this process (an embedded
+ * broker and an in-memory result store); given a broker's url (a node's, or
+ * Redis's), or with CELERITY_BROKER_URL set, it connects to it and uses its
+ * result store unless `results` names another (see connect.ts).
+ *
+ * @example
+ * const local = createApp();
+ * const remote = createApp({ broker: "celerity://127.0.0.1:5690" });
+ */
 export const createApp = (options: AppOptions = {}): App => {
   const log = options.log ?? ((message: string) => console.error(message));
   const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
@@ -97,8 +156,9 @@ export const createApp = (options: AppOptions = {}): App => {
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
   const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS);
-  const workflows = new WorkflowExecutor(results, publisher, codec);
-  const completion = new TaskCompletion(results, publisher, workflows, codec, (id) => broker.isRevoked(id));
+  const isRevoked = (id: string) => broker.isRevoked(id);
+  const workflows = new WorkflowExecutor(results, publisher, codec, isRevoked);
+  const completion = new TaskCompletion(results, publisher, workflows, codec, isRevoked, log);
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
   const rateLimits = rateLimitingFor(connected.broker, log);
 
@@ -115,7 +175,8 @@ export const createApp = (options: AppOptions = {}): App => {
       const record = await results.get(id);
       if (record === undefined || record.state === "STARTED") continue;
       const error = toErrorInfo(new TaskRevokedError({ id, task: record.task }));
-      const first = await results.complete(id, record.task, { state: "REVOKED", error });
+      // unlessStarted: a worker may record STARTED between the read above and this write; then the task runs on.
+      const first = await results.complete(id, record.task, { state: "REVOKED", error, unlessStarted: true });
       if (first && record.workflow !== undefined) steps.push({ workflow: record.workflow, node: record.node as number, error });
     }
     // Only after every named task is REVOKED: steps revoked together stay REVOKED instead of failing as each other's downstream.
@@ -130,14 +191,18 @@ export const createApp = (options: AppOptions = {}): App => {
     return publisher.publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 }).then(() => result);
   };
 
-  const resultOf = (graph: MessageGraph, ref: ValueRef, top: boolean): AsyncResult<unknown> =>
-    "node" in ref
-      ? new TaskResult(graph.nodes[ref.node].id, context)
+  const resultOf = (graph: MessageGraph, ref: ValueRef, top: boolean): AsyncResult<unknown> => {
+    const before = parentRef(graph, ref);
+    const parent = before === undefined ? undefined : () => resultOf(graph, before, false);
+    return "node" in ref
+      ? new TaskResult(graph.nodes[ref.node].id, context, parent)
       : new GroupResult(
           top ? graph.id : randomUUID(),
           ref.list.map((item) => resultOf(graph, item, false)),
           ref.gate === undefined ? undefined : resultOf(graph, ref.gate, false),
+          parent,
         );
+  };
 
   const dispatcher: Dispatcher = {
     async dispatch<R>(canvas: Canvas<any, R>, overrides?: CallOptions): Promise<AsyncResult<R>> {
@@ -149,6 +214,7 @@ export const createApp = (options: AppOptions = {}): App => {
         },
         ...(overrides !== undefined ? { overrides } : {}),
       });
+      checkDepth(graph);
       // Every step's own arguments must be sendable before the first step goes out.
       for (const node of graph.nodes) checkArguments(codec, node.task, node.args);
       for (const errback of graph.errbacks) checkArguments(codec, errback.task, errback.args);

@@ -29,6 +29,12 @@ import { DEFAULT_REVOCATION_TTL_MS } from "../revocations.ts";
  */
 export { DEFAULT_NODE_PORT };
 
+/**
+ * Settings of a broker node; every field is optional (defaults in node-settings.ts).
+ *
+ * @example
+ * await BrokerNode.start({ port: 5690, dataDir: "./data", fsync: { intervalMs: 100 }, token: process.env.CELERITY_TOKEN });
+ */
 export interface BrokerNodeOptions {
   /** TCP port; 0 picks a free one. Default 5690. */
   readonly port?: number;
@@ -72,6 +78,16 @@ export interface BrokerNodeOptions {
   readonly log?: (message: string) => void;
 }
 
+/**
+ * A running broker node (see above): `BrokerNode.start` listens, `stop` closes
+ * every connection and the log. `startFullNode` in `celerity/node` also serves
+ * results and rate limits, as `celerity broker` does.
+ *
+ * @example
+ * const node = await BrokerNode.start({ port: 0 });
+ * console.log(node.url); // celerity://127.0.0.1:<port>
+ * await node.stop();
+ */
 export class BrokerNode {
   readonly id = randomUUID();
   private readonly connections = new Set<NodeConnection>();

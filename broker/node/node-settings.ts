@@ -13,7 +13,12 @@ import type { NodeClientOptions } from "./node-client.ts";
 import type { BrokerNodeOptions } from "./node-server.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "./wire-frame.ts";
 
-/** The port a node listens on, and clients connect to, unless told otherwise. */
+/**
+ * The port a node listens on, and clients connect to, unless told otherwise.
+ *
+ * @example
+ * createApp({ broker: `celerity://127.0.0.1:${DEFAULT_NODE_PORT}` });
+ */
 export const DEFAULT_NODE_PORT = 5690;
 /** Heartbeat interval of node and client; three silent intervals end a connection. */
 export const DEFAULT_HEARTBEAT_MS = 5_000;

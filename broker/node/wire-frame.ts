@@ -19,6 +19,12 @@ export class FrameTooLargeError extends Data.TaggedError("FrameTooLargeError")<{
   }
 }
 
+/**
+ * A frame that cannot be read (an unknown type, a length that cannot be); the node closes that connection with this reason.
+ *
+ * @example
+ * // logged by the node: "connection-2 closed: malformed frame: <reason>"
+ */
 export class MalformedFrameError extends Data.TaggedError("MalformedFrameError")<{
   readonly reason: string;
 }> {

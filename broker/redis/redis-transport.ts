@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { newRedisClient } from "./redis-client.ts";
 import { clampPriority, type DeadLetter, type Envelope } from "../envelope.ts";
 import {
   BrokerClosedError,
@@ -84,8 +85,8 @@ export class RedisTransport implements Transport {
     this.log = options.log ?? ((message) => console.error(message));
     this.pollMs = options.pollMs ?? 1_000;
     this.leaseMs = options.leaseMs ?? target.leaseMs ?? DEFAULT_LEASE_MS;
-    this.redis = new Redis(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
-    this.subscriber = new Redis(target.url, { maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
+    this.redis = newRedisClient(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
+    this.subscriber = newRedisClient(target.url, { maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
     this.redis.on("error", () => {});
     this.subscriber.on("error", () => {});
     this.subscriber.on("message", (channel: string, message: string) => this.heard(channel, message));

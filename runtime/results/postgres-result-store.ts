@@ -1,6 +1,7 @@
 import { decode, encode } from "@msgpack/msgpack";
 import { Data } from "effect";
-import pg from "pg";
+import { createRequire } from "node:module";
+import type pg from "pg";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
@@ -37,6 +38,11 @@ export class PostgresSchemaNameError extends Data.TaggedError("PostgresSchemaNam
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+const require = createRequire(import.meta.url);
+let client: typeof pg | undefined;
+/** node-postgres, loaded on first use: an app that keeps no results in PostgreSQL does not pay for loading it. */
+const postgres = (): typeof pg => (client ??= require("pg") as typeof pg);
 const FINAL_STATES = "('SUCCESS','FAILURE','REVOKED')";
 
 /**
@@ -78,7 +84,7 @@ export class PostgresResultStore implements ResultStore {
     this.ttl = Math.ceil(options.ttlMs ?? DAY_MS);
     this.log = options.log ?? ((message) => console.error(message));
     this.connectionString = parsed.toString();
-    this.pool = new pg.Pool({ connectionString: this.connectionString, max: options.poolSize ?? 10 });
+    this.pool = new (postgres().Pool)({ connectionString: this.connectionString, max: options.poolSize ?? 10 });
     this.pool.on("error", () => {});
     this.ready = this.prepare();
     this.ready.catch(() => {});
@@ -87,9 +93,18 @@ export class PostgresResultStore implements ResultStore {
   }
 
   async setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> {
+    await this.write(id, task, state, details);
+  }
+
+  async start(id: string, task: string, details?: StateDetails): Promise<boolean> {
+    return (await this.write(id, task, "STARTED", details)) === 1;
+  }
+
+  /** Record a non-final state unless a final one is recorded (one statement: the row lock decides); resolves to the rows written. */
+  private async write(id: string, task: string, state: TaskState, details: StateDetails | undefined): Promise<number> {
     const now = Date.now();
     const t = `${this.schema}.results`;
-    await this.query(
+    const result = await this.query(
       "setState",
       `INSERT INTO ${t} AS r (id, task, state, retries, updated_at, workflow, node, expires_at)
        VALUES ($1, $2, $3, COALESCE($4::integer, 0), $5, $6, $7, $8)
@@ -97,9 +112,11 @@ export class PostgresResultStore implements ResultStore {
          expires_at = EXCLUDED.expires_at, retries = COALESCE($4::integer, r.retries),
          workflow = COALESCE($6, r.workflow), node = COALESCE($7, r.node),
          value = CASE WHEN r.expires_at < $5 THEN NULL ELSE r.value END, error = CASE WHEN r.expires_at < $5 THEN NULL ELSE r.error END
-       WHERE r.state NOT IN ${FINAL_STATES} OR r.expires_at < $5`,
+       WHERE r.state NOT IN ${FINAL_STATES} OR r.expires_at < $5
+       RETURNING id`,
       [id, task, state, details?.retries ?? null, now, details?.workflow ?? null, details?.workflow === undefined ? null : (details.node ?? 0), now + this.ttl],
     );
+    return result.rowCount ?? 0;
   }
 
   async complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
@@ -115,10 +132,10 @@ export class PostgresResultStore implements ResultStore {
          ON CONFLICT (id) DO UPDATE SET task = EXCLUDED.task, state = EXCLUDED.state, value = EXCLUDED.value, error = EXCLUDED.error,
            updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at,
            retries = CASE WHEN r.expires_at < $6 THEN 0 ELSE r.retries END
-         WHERE r.state NOT IN ${FINAL_STATES} OR r.expires_at < $6
+         WHERE (r.state NOT IN ${FINAL_STATES} AND NOT ($9::boolean AND r.state = 'STARTED')) OR r.expires_at < $6
          RETURNING id)
        SELECT pg_notify($8, id) FROM done`,
-      [id, task, outcome.state, value, error, now, now + this.ttl, this.channel],
+      [id, task, outcome.state, value, error, now, now + this.ttl, this.channel, outcome.state === "REVOKED" && outcome.unlessStarted === true],
     );
     return result.rowCount === 1;
   }
@@ -218,7 +235,7 @@ export class PostgresResultStore implements ResultStore {
   /** The connection that LISTENs for completions, opened on first wait and reopened (catching up every waiter) if it breaks. */
   private listening(): Promise<void> {
     if (this.listener !== undefined) return Promise.resolve();
-    const client = new pg.Client({ connectionString: this.connectionString });
+    const client = new (postgres().Client)({ connectionString: this.connectionString });
     this.listener = client;
     client.on("notification", (message) => {
       const id = message.payload;

@@ -1,5 +1,6 @@
 import { decode, encode } from "@msgpack/msgpack";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { newRedisClient } from "../../broker/redis/redis-client.ts";
 import { connectionLoss } from "../../broker/redis/redis-errors.ts";
 import { MAX_RETRIES_PER_REQUEST, parseRedisUrl } from "../../broker/redis/redis-options.ts";
 import { RedisScript, text } from "../../broker/redis/redis-script.ts";
@@ -37,7 +38,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  */
 const FINAL = `local final = { SUCCESS = true, FAILURE = true, REVOKED = true }\n`;
 
-/** ARGV: P, id, task, state, now, ttl, retries or "", workflow or "", node or "". */
+/** ARGV: P, id, task, state, now, ttl, retries or "", workflow or "", node or "" → 1 if written, 0 if a final state is recorded. */
 const setStateScript = new RedisScript(`${FINAL}
 local key = ARGV[1] .. 't:' .. ARGV[2]
 local current = redis.call('HGET', key, 's')
@@ -50,11 +51,12 @@ redis.call('PEXPIRE', key, ARGV[6])
 return 1
 `);
 
-/** ARGV: P, id, task, state, now, ttl, value or "", error or "" → 1 if first, else 0. */
+/** ARGV: P, id, task, state, now, ttl, value or "", error or "", unless started "1"/"0" → 1 if first, else 0. */
 const completeScript = new RedisScript(`${FINAL}
 local key = ARGV[1] .. 't:' .. ARGV[2]
 local current = redis.call('HGET', key, 's')
 if current and final[current] then return 0 end
+if current == 'STARTED' and ARGV[9] == '1' then return 0 end
 redis.call('HSET', key, 's', ARGV[4], 't', ARGV[3], 'u', ARGV[5])
 if not current then redis.call('HSET', key, 'r', '0') end
 if ARGV[4] == 'SUCCESS' then redis.call('HSET', key, 'v', ARGV[7]) else redis.call('HSET', key, 'e', ARGV[8]) end
@@ -99,8 +101,8 @@ export class RedisResultStore implements ResultStore {
     this.ttl = Math.ceil(options.ttlMs ?? DAY_MS);
     this.shared = options.connection !== undefined;
     this.log = options.log ?? ((message) => console.error(message));
-    this.redis = options.connection ?? new Redis(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
-    this.subscriber = new Redis(target.url, { maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
+    this.redis = options.connection ?? newRedisClient(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
+    this.subscriber = newRedisClient(target.url, { maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
     this.redis.on("error", () => {});
     this.subscriber.on("error", () => {});
     let connectedBefore = false;
@@ -115,7 +117,18 @@ export class RedisResultStore implements ResultStore {
   }
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> | void {
-    const written = this.run("setState", () =>
+    const written = this.write(id, task, state, details).then(() => undefined);
+    if (!this.shared) return written;
+    written.catch((error: unknown) => this.log(`redis results: recording ${state} for task ${id} failed: ${error instanceof Error ? error.message : String(error)}`));
+  }
+
+  async start(id: string, task: string, details?: StateDetails): Promise<boolean> {
+    return (await this.write(id, task, "STARTED", details)) === 1;
+  }
+
+  /** Record a non-final state unless a final one is recorded; resolves to 1 if written. */
+  private write(id: string, task: string, state: TaskState, details: StateDetails | undefined): Promise<unknown> {
+    return this.run("setState", () =>
       setStateScript.run(this.redis, [
         this.prefix,
         id,
@@ -127,15 +140,14 @@ export class RedisResultStore implements ResultStore {
         details?.workflow ?? "",
         details?.workflow === undefined ? "" : (details.node ?? 0),
       ]),
-    ).then(() => undefined);
-    if (!this.shared) return written;
-    written.catch((error: unknown) => this.log(`redis results: recording ${state} for task ${id} failed: ${error instanceof Error ? error.message : String(error)}`));
+    );
   }
 
   async complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
     const value = outcome.state === "SUCCESS" ? Buffer.from(outcome.value.buffer, outcome.value.byteOffset, outcome.value.byteLength) : "";
     const error = outcome.state === "SUCCESS" ? "" : Buffer.from(encode(outcome.error));
-    const first = await this.run("complete", () => completeScript.run(this.redis, [this.prefix, id, task, outcome.state, Date.now(), this.ttl, value, error]));
+    const unlessStarted = outcome.state === "REVOKED" && outcome.unlessStarted === true ? "1" : "0";
+    const first = await this.run("complete", () => completeScript.run(this.redis, [this.prefix, id, task, outcome.state, Date.now(), this.ttl, value, error, unlessStarted]));
     return first === 1;
   }
 

@@ -77,6 +77,31 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
         assert.equal(record?.value, undefined);
       }));
 
+    it("records a start unless the task already has a final state, and says which", () =>
+      withStore(async ({ store }) => {
+        const id = randomUUID();
+        await store.setState(id, "add", "PENDING");
+        assert.equal(await store.start(id, "add", { retries: 1 }), true);
+        assert.deepEqual(pick(await store.get(id)), { id, task: "add", state: "STARTED", retries: 1 });
+        const revoked = randomUUID();
+        await store.complete(revoked, "add", { state: "REVOKED", error: { name: "TaskRevokedError", message: "revoked" } });
+        assert.equal(await store.start(revoked, "add"), false);
+        assert.equal((await store.get(revoked))?.state, "REVOKED");
+      }));
+
+    it("refuses a revocation that must not stop a started task, and records it for one not started", () =>
+      withStore(async ({ store }) => {
+        const error = { name: "TaskRevokedError", message: "revoked" };
+        const running = randomUUID();
+        await store.start(running, "slow");
+        assert.equal(await store.complete(running, "slow", { state: "REVOKED", error, unlessStarted: true }), false);
+        assert.equal((await store.get(running))?.state, "STARTED");
+        const queued = randomUUID();
+        await store.setState(queued, "slow", "PENDING");
+        assert.equal(await store.complete(queued, "slow", { state: "REVOKED", error, unlessStarted: true }), true);
+        assert.equal((await store.get(queued))?.state, "REVOKED");
+      }));
+
     it("lets exactly one of many concurrent completions win", () =>
       withStore(async ({ store }) => {
         const id = randomUUID();
