@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Codec, CodecError } from "../broker/codec.ts";
+import { nowOf, systemClock, type Clock } from "../broker/clock.ts";
 import { connect } from "./connect.ts";
 import type { Transport } from "../broker/transport.ts";
 import type { AnyCanvas, Canvas, Dispatcher } from "../dsl/canvas.ts";
@@ -49,6 +50,11 @@ export interface AppOptions {
   readonly log?: (message: string) => void;
   /** Sign what this app publishes and run only what trusted keys signed (docs/security.md). */
   readonly signing?: SigningOptions;
+  /**
+   * The clock every time-dependent part reads: countdown and eta, retry backoff, expiry, time limits,
+   * rate-limit buckets, result expiry. Default the system clock; `celerity/testing` passes a virtual one.
+   */
+  readonly clock?: Clock;
 }
 
 /**
@@ -64,6 +70,8 @@ export interface AppOptions {
 export interface App {
   readonly broker: Transport;
   readonly results: ResultStore;
+  /** The clock this app's time-dependent parts read (AppOptions.clock): give it to anything else that schedules for the app. */
+  readonly clock: Clock;
   /**
    * Register a task. The handler may be sync, async or return an Effect; `this`
    * inside a `function` handler is its TaskContext (id, retries, signal, retry()).
@@ -150,17 +158,18 @@ const parentRef = (graph: MessageGraph, ref: ValueRef): ValueRef | undefined => 
 export const createApp = (options: AppOptions = {}): App => {
   const log = options.log ?? ((message: string) => console.error(message));
   const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
-  const connected = connect({ broker: options.broker, results: options.results, token: options.token, log });
+  const clock = options.clock ?? systemClock;
+  const connected = connect({ broker: options.broker, results: options.results, token: options.token, log, clock });
   const { broker, results } = signed === undefined ? connected : signed(connected, log);
   const codec = new Codec();
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
-  const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS);
+  const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS, nowOf(clock));
   const isRevoked = (id: string) => broker.isRevoked(id);
   const workflows = new WorkflowExecutor(results, publisher, codec, isRevoked);
   const completion = new TaskCompletion(results, publisher, workflows, codec, isRevoked, log);
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
-  const rateLimits = rateLimitingFor(connected.broker, log);
+  const rateLimits = rateLimitingFor(connected.broker, log, clock);
 
   /**
    * Record the revocation with the broker (queued and delayed copies are never
@@ -227,6 +236,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const app: App = {
     broker,
     results,
+    clock,
     task(name, handler, taskOptions = {}) {
       if (typeof name !== "string" || name.length === 0) throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
       if (typeof handler !== "function") throw new TaskRegistrationError({ task: name, reason: "the handler is not a function" });
@@ -238,7 +248,7 @@ export const createApp = (options: AppOptions = {}): App => {
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits }, workerOptions);
+      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock }, workerOptions);
       workers.push(worker);
       return worker;
     },

@@ -1,3 +1,4 @@
+import { nowOf, systemClock, type Clock } from "../broker/clock.ts";
 import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
 import { InvalidArgumentError } from "../broker/errors.ts";
 import { NodeTransport } from "../broker/node/node-transport.ts";
@@ -23,6 +24,8 @@ export interface ConnectOptions {
   readonly results?: ResultStore | string;
   readonly token?: string;
   readonly log: (message: string) => void;
+  /** The clock of the in-process broker and result store (a virtual one in tests). Default the system's. */
+  readonly clock?: Clock;
 }
 
 export interface Connected {
@@ -37,8 +40,11 @@ export const RESULT_SCHEMES = ["redis://", "rediss://", "postgres://", "postgres
 export const connect = (options: ConnectOptions): Connected => {
   const target = options.broker ?? process.env.CELERITY_BROKER_URL;
   const results = options.results ?? process.env.CELERITY_RESULTS_URL;
-  const explicit = results === undefined ? undefined : typeof results === "string" ? openResultStore(results) : results;
-  if (target === undefined || typeof target !== "string") return { broker: target ?? new EmbeddedBroker(), results: explicit ?? new MemoryResultStore() };
+  const clock = options.clock ?? systemClock;
+  const explicit = results === undefined ? undefined : typeof results === "string" ? openResultStore(results, clock) : results;
+  if (target === undefined || typeof target !== "string") {
+    return { broker: target ?? new EmbeddedBroker({ clock }), results: explicit ?? new MemoryResultStore({ now: nowOf(clock) }) };
+  }
   const scheme = schemeOf(target);
   switch (scheme) {
     case "celerity": {
@@ -60,8 +66,8 @@ export const connect = (options: ConnectOptions): Connected => {
 };
 
 /** The result store a url names. */
-export const openResultStore = (url: string): ResultStore => {
-  if (url === "memory") return new MemoryResultStore();
+export const openResultStore = (url: string, clock: Clock = systemClock): ResultStore => {
+  if (url === "memory") return new MemoryResultStore({ now: nowOf(clock) });
   switch (schemeOf(url)) {
     case "redis":
     case "rediss":
