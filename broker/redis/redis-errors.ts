@@ -6,6 +6,13 @@ import { Data } from "effect";
  * may have been stored; one that Redis refused fails with Redis's own error.
  * The tag is the one every connection-based transport uses for this case,
  * so the runtime treats it alike (it keeps the task's PENDING record).
+ *
+ * @example
+ * try {
+ *   await add.delay(1, 2);
+ * } catch (error) {
+ *   if (error instanceof RedisConnectionLostError) retryLater(); // it may have been sent: make the task idempotent
+ * }
  */
 export class RedisConnectionLostError extends Data.TaggedError("ConnectionLostError")<{
   readonly url: string;

@@ -1,6 +1,11 @@
 import { InvalidArgumentError } from "../errors.ts";
 
-/** Settings of a RedisTransport; every field is optional. */
+/**
+ * Settings of a RedisTransport; every field is optional.
+ *
+ * @example
+ * const transport = RedisTransport.create("redis://127.0.0.1:6379/0", { prefix: "shop:", leaseMs: 60_000 });
+ */
 export interface RedisTransportOptions {
   /**
    * Prefix of every key and channel the transport uses, so several apps (or

@@ -39,7 +39,12 @@ import { connectionLoss } from "./redis-errors.ts";
 import { MAX_RETRIES_PER_REQUEST, parseRedisUrl, type RedisTransportOptions } from "./redis-options.ts";
 import { text } from "./redis-script.ts";
 
-/** A delivery's lease when the consumer names none: 30 s, renewed while its process lives. */
+/**
+ * A delivery's lease when the consumer names none: 30 s, renewed while its process lives.
+ *
+ * @example
+ * app.worker({ leaseMs: DEFAULT_LEASE_MS * 2 }); // a dead worker's tasks come back after a minute
+ */
 export const DEFAULT_LEASE_MS = 30_000;
 /** maxDeliveries: Infinity is kept as this (no message is delivered 2^31 times). */
 const UNLIMITED = 2 ** 31;

@@ -8,7 +8,12 @@ import { READY_STATES } from "../../dsl/result.ts";
 import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
 import { ResultWaiters } from "./result-waiters.ts";
 
-/** Settings of a PostgresResultStore; every field is optional. */
+/**
+ * Settings of a PostgresResultStore; every field is optional.
+ *
+ * @example
+ * const results = new PostgresResultStore("postgres://postgres@127.0.0.1:5432/app", { schema: "jobs", ttlMs: 7 * 24 * 60 * 60 * 1_000 });
+ */
 export interface PostgresResultStoreOptions {
   /** The schema holding the tables (created if missing). Default "celerity"; the url's `?schema=` sets it too. */
   readonly schema?: string;
@@ -20,7 +25,15 @@ export interface PostgresResultStoreOptions {
   readonly log?: (message: string) => void;
 }
 
-/** PostgreSQL could not be reached, or the connection broke before the answer: the write may or may not have been applied. */
+/**
+ * PostgreSQL could not be reached, or the connection broke before the answer: the write may or may not have been applied.
+ *
+ * @example
+ * await results.get(id).catch((error) => {
+ *   if (error instanceof PostgresConnectionLostError) return undefined; // PostgreSQL is down: try again later
+ *   throw error;
+ * });
+ */
 export class PostgresConnectionLostError extends Data.TaggedError("ConnectionLostError")<{
   readonly operation: string;
   readonly reason: string;
@@ -30,7 +43,12 @@ export class PostgresConnectionLostError extends Data.TaggedError("ConnectionLos
   }
 }
 
-/** A schema name given in the url or the options that is not a plain identifier. */
+/**
+ * A schema name given in the url or the options that is not a plain identifier.
+ *
+ * @example
+ * new PostgresResultStore("postgres://127.0.0.1/app?schema=my-jobs"); // throws: use my_jobs
+ */
 export class PostgresSchemaNameError extends Data.TaggedError("PostgresSchemaNameError")<{ readonly schema: string }> {
   override get message(): string {
     return `schema name ${JSON.stringify(this.schema)} is not a plain identifier (letters, digits and _, not starting with a digit)`;

@@ -10,7 +10,12 @@ import { READY_STATES } from "../../dsl/result.ts";
 import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
 import { ResultWaiters } from "./result-waiters.ts";
 
-/** Settings of a RedisResultStore; every field is optional. */
+/**
+ * Settings of a RedisResultStore; every field is optional.
+ *
+ * @example
+ * const results = new RedisResultStore("redis://127.0.0.1:6379/0", { prefix: "shop:", ttlMs: 60 * 60 * 1_000 });
+ */
 export interface RedisResultStoreOptions {
   /** Prefix of every key and channel; default `{celerity}:` (the url's `?prefix=` sets it too). */
   readonly prefix?: string;
