@@ -9,6 +9,7 @@ import { ScheduleError } from "./schedule-errors.ts";
 import { nextInstant } from "./schedule-instants.ts";
 import { MemoryScheduleStore, type ScheduleStore } from "./schedule-store.ts";
 import { RemoteScheduleStore } from "./remote-schedule-store.ts";
+import { RedisTransport } from "../../broker/redis/redis-transport.ts";
 import type { SealRun } from "./sealed-runs.ts";
 
 /**
@@ -58,7 +59,12 @@ export interface AppScheduling {
 }
 
 export const schedulingFor = (broker: Transport, codec: Codec, log: (message: string) => void, clock: Clock, seal?: SealRun): AppScheduling => {
-  const store: ScheduleStore = broker instanceof NodeTransport ? new RemoteScheduleStore(broker.client) : MemoryScheduleStore.of(broker, nowOf(clock));
+  const store: ScheduleStore =
+    broker instanceof NodeTransport
+      ? new RemoteScheduleStore(broker.client)
+      : broker instanceof RedisTransport
+        ? unsupported("Redis")
+        : MemoryScheduleStore.of(broker, nowOf(clock));
   const beatClock = clock === systemClock ? undefined : beatClockOf(clock);
   const declared = new Map<string, ScheduleEntry>();
   const beats: Beat[] = [];
@@ -101,4 +107,15 @@ export const schedulingFor = (broker: Transport, codec: Codec, log: (message: st
       await Promise.all(beats.map((beat) => beat.stop()));
     },
   };
+};
+
+/**
+ * A broker whose processes share no schedule store yet: a store in this
+ * process would let a beat in every process lead, and send each run once per
+ * process, so every operation is refused instead.
+ */
+const unsupported = (broker: string): ScheduleStore => {
+  const refuse = (): Promise<never> =>
+    Promise.reject(new Error(`periodic tasks need schedules kept by the broker, and ${broker} keeps none yet: run the beat with a celerity node (celerity://) or the embedded broker`));
+  return { put: refuse, remove: refuse, list: refuse, changes: refuse, acquire: refuse, release: refuse, fire: refuse, close: async () => {} };
 };
