@@ -1,0 +1,195 @@
+/**
+ * One consumer of a RabbitMQ queue: a channel of its own with `basic.qos`
+ * set to the prefetch, manual acknowledgements, and the contract's delivery
+ * facts. RabbitMQ's classic queues keep no delivery count, so this consumer
+ * keeps it in the message: a requeue republishes the message with the number
+ * of deliveries so far (then acks the original), and a message RabbitMQ
+ * redelivers after a consumer died is counted the same way before anyone
+ * runs it. That is what makes `maxDeliveries` stop a message that crashes
+ * every worker it reaches. Revoked messages are dropped and expired ones
+ * dead-lettered here, before the handler sees them.
+ *
+ * @module
+ */
+import type { Channel, ConsumeMessage } from "amqplib";
+import type { Delivery, Envelope } from "../envelope.ts";
+import { UnknownDeliveryError } from "../errors.ts";
+import type { Consumer, DeliveryHandler } from "../transport.ts";
+import { envelopeOf } from "./amqp-message.ts";
+import type { AmqpLink } from "./amqp-link.ts";
+
+/** What a consumer needs from its transport. */
+export interface ConsumerHost {
+  readonly link: AmqpLink;
+  isRevoked(id: string): boolean;
+  /** The dead-letter queue and delivery limit of `queue`. */
+  settingsOf(queue: string): { readonly deadLetterQueue: string; readonly maxDeliveries: number };
+  /** Publish `envelope` to `queue`'s dead-letter queue with `reason`; resolves on the confirm. */
+  deadLetter(envelope: Envelope, queue: string, reason: string): Promise<void>;
+  /** Publish `envelope` to the back of `queue`, recording `deliveries` made so far; resolves on the confirm. */
+  requeue(envelope: Envelope, queue: string, deliveries: number): Promise<void>;
+  /** Count deliveries held by this process's consumers (for `stats`). */
+  held(queue: string, change: 1 | -1): void;
+  log(message: string): void;
+}
+
+interface Held {
+  readonly message: ConsumeMessage;
+  readonly channel: Channel;
+  readonly deliveryCount: number;
+  readonly envelope: Envelope;
+}
+
+export class AmqpConsumer implements Consumer {
+  private channel: Channel | undefined;
+  private consumerTag = "";
+  private cancelled = false;
+  private started = false;
+  private early: [Channel, ConsumeMessage][] = [];
+  private readonly deliveries = new Map<number, Held>();
+  private nextTag = 1;
+  /** Tags below this were issued on a channel that is gone: settling one is a no-op (RabbitMQ requeued it). */
+  private firstLiveTag = 1;
+
+  constructor(
+    readonly tag: string,
+    readonly queue: string,
+    private readonly handler: DeliveryHandler,
+    private readonly prefetch: number,
+    private readonly host: ConsumerHost,
+  ) {}
+
+  /** Open the consumer on the current connection (again, after a reconnection). */
+  async open(): Promise<void> {
+    if (this.cancelled) return;
+    this.forgetHeld();
+    const connection = await this.host.link.current("consume");
+    const channel = await connection.createChannel();
+    channel.on("error", (error: Error) => this.host.log(`consumer of "${this.queue}": channel error: ${error.message}`));
+    channel.on("close", () => {
+      if (this.channel !== channel || this.cancelled) return;
+      this.channel = undefined;
+      this.forgetHeld();
+      // A lost connection closes its channels first: its own recovery reopens every consumer. A lone
+      // channel closed on a connection that stays up is reopened here.
+      const generation = this.host.link.generation;
+      setImmediate(() => {
+        if (this.cancelled || this.channel !== undefined || !this.host.link.connected || this.host.link.generation !== generation) return;
+        this.open().catch((error) => this.host.log(`consumer of "${this.queue}" could not reopen: ${String(error)}`));
+      });
+    });
+    await channel.prefetch(this.prefetch);
+    this.channel = channel;
+    const reply = await channel.consume(this.queue, (message) => this.onMessage(channel, message), { noAck: false });
+    this.consumerTag = reply.consumerTag;
+  }
+
+  /** Let deliveries through: none reaches the handler before consume() has resolved. */
+  start(): void {
+    this.started = true;
+    const early = this.early;
+    this.early = [];
+    for (const [channel, message] of early) this.receive(channel, message);
+  }
+
+  ack(deliveryTag: number): void {
+    const held = this.take("ack", deliveryTag);
+    if (held !== undefined && this.live(held.channel)) held.channel.ack(held.message);
+  }
+
+  nack(deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void {
+    const held = this.take("nack", deliveryTag);
+    if (held === undefined) return;
+    const { maxDeliveries } = this.host.settingsOf(this.queue);
+    if (!options.requeue) return this.settleBy(held, this.host.deadLetter(held.envelope, this.queue, options.reason ?? "rejected"));
+    if (held.deliveryCount >= maxDeliveries) return this.settleBy(held, this.host.deadLetter(held.envelope, this.queue, tooManyDeliveries(held.deliveryCount, maxDeliveries)));
+    this.settleBy(held, this.host.requeue(held.envelope, this.queue, held.deliveryCount));
+  }
+
+  async cancel(): Promise<void> {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    const channel = this.channel;
+    this.channel = undefined;
+    this.forgetHeld();
+    // Closing the channel hands every unacknowledged delivery back to the queue.
+    if (channel !== undefined) await channel.close().catch(() => {});
+  }
+
+  private onMessage(channel: Channel, message: ConsumeMessage | null): void {
+    if (message === null) {
+      if (!this.cancelled) this.host.log(`RabbitMQ cancelled the consumer of "${this.queue}" (the queue was deleted?)`);
+      return;
+    }
+    if (!this.started) this.early.push([channel, message]);
+    else this.receive(channel, message);
+  }
+
+  private receive(channel: Channel, message: ConsumeMessage): void {
+    const { envelope, previousDeliveries } = envelopeOf(message);
+    if (message.fields.redelivered) {
+      // RabbitMQ gives it back after a consumer went away without acking: count that delivery before anyone runs it.
+      const deliveries = previousDeliveries + 1;
+      const { maxDeliveries } = this.host.settingsOf(this.queue);
+      const next = deliveries >= maxDeliveries
+        ? this.host.deadLetter(envelope, this.queue, tooManyDeliveries(deliveries, maxDeliveries))
+        : this.host.requeue(envelope, this.queue, deliveries);
+      return this.settleBy({ message, channel }, next, false);
+    }
+    if (this.host.isRevoked(envelope.id)) {
+      channel.ack(message);
+      return;
+    }
+    if (envelope.expires !== undefined && envelope.expires <= Date.now()) {
+      return this.settleBy({ message, channel }, this.host.deadLetter(envelope, this.queue, "expired"), false);
+    }
+    const deliveryTag = this.nextTag++;
+    const deliveryCount = previousDeliveries + 1;
+    this.deliveries.set(deliveryTag, { message, channel, deliveryCount, envelope });
+    this.host.held(this.queue, 1);
+    const delivery: Delivery = { envelope, queue: this.queue, deliveryTag, redelivered: deliveryCount > 1, deliveryCount };
+    this.handler(delivery);
+  }
+
+  /** Ack the original once its copy (requeued or dead-lettered) is confirmed; if the copy failed, give the original back. */
+  private settleBy(held: Pick<Held, "message" | "channel">, copied: Promise<void>, logFailure = true): void {
+    copied.then(
+      () => {
+        if (this.live(held.channel)) held.channel.ack(held.message);
+      },
+      (error) => {
+        if (logFailure || !(error instanceof Error && /closed/.test(error.message))) {
+          this.host.log(`consumer of "${this.queue}": could not move message ${String(held.message.properties.messageId)}: ${String(error)}; it stays in the queue`);
+        }
+        if (this.live(held.channel)) held.channel.nack(held.message, false, true);
+      },
+    );
+  }
+
+  private take(operation: "ack" | "nack", deliveryTag: number): Held | undefined {
+    const held = this.deliveries.get(deliveryTag);
+    if (held !== undefined) {
+      this.deliveries.delete(deliveryTag);
+      this.host.held(this.queue, -1);
+      return held;
+    }
+    if (Number.isInteger(deliveryTag) && deliveryTag > 0 && deliveryTag < this.firstLiveTag) return undefined;
+    const reason = deliveryTag >= 1 && deliveryTag < this.nextTag ? "it was already settled" : "no such delivery was made";
+    throw new UnknownDeliveryError({ operation, deliveryTag, consumer: this.tag, queue: this.queue, reason });
+  }
+
+  private live(channel: Channel): boolean {
+    return channel === this.channel;
+  }
+
+  /** Deliveries of a lost or closed channel: RabbitMQ requeues them, so settling them later does nothing. */
+  private forgetHeld(): void {
+    for (let i = 0; i < this.deliveries.size; i++) this.host.held(this.queue, -1);
+    this.deliveries.clear();
+    this.early = [];
+    this.firstLiveTag = this.nextTag;
+  }
+}
+
+const tooManyDeliveries = (deliveries: number, maxDeliveries: number): string =>
+  `delivered ${deliveries} times without an acknowledgement (maxDeliveries ${maxDeliveries})`;

@@ -1,0 +1,12 @@
+import { after, it } from "node:test";
+import { transportConformance } from "../conformance.ts";
+import { AmqpTransport } from "./amqp-transport.ts";
+import { testVhost } from "./amqp-test-broker.ts";
+
+const server = await testVhost("conformance");
+if ("skip" in server) {
+  it("passes the transport conformance suite on RabbitMQ", { skip: server.skip }, () => {});
+} else {
+  after(() => server.dispose());
+  transportConformance("amqp", () => AmqpTransport.connect(server.url, { log: () => {} }));
+}
