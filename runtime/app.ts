@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Codec } from "../broker/codec.ts";
 import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
 import { NodeTransport } from "../broker/node/node-transport.ts";
+import { connectAmqp, isAmqpUrl } from "../broker/amqp/connect-amqp.ts";
 import { RemoteResultStore } from "./results/remote-result-store.ts";
 import type { Transport } from "../broker/transport.ts";
 import type { AnyCanvas, Canvas, Dispatcher } from "../dsl/canvas.ts";
@@ -30,8 +31,10 @@ import { prepareSigning, type SigningOptions } from "./signing/signing-options.t
  */
 export interface AppOptions {
   /**
-   * The broker: a Transport, or the url of a broker node (`celerity://host:port`),
-   * whose result store the app then uses too. Default: the environment variable
+   * The broker: a Transport, the url of a broker node (`celerity://host:port`),
+   * whose result store the app then uses too, or of RabbitMQ
+   * (`amqp://user:password@host:5672/vhost`; give `results` a store that every
+   * process shares). Default: the environment variable
    * CELERITY_BROKER_URL if set, else an embedded broker in this process.
    */
   readonly broker?: Transport | string;
@@ -89,6 +92,7 @@ const NO_DEFAULTS: CallOptions = Object.freeze({});
 const connectBroker = (options: AppOptions, log: (message: string) => void): { broker: Transport; results: ResultStore } => {
   const target = options.broker ?? process.env.CELERITY_BROKER_URL;
   if (typeof target !== "string") return { broker: target ?? new EmbeddedBroker(), results: options.results ?? new MemoryResultStore() };
+  if (isAmqpUrl(target)) return { broker: connectAmqp(target, { log }), results: options.results ?? new MemoryResultStore() };
   const token = options.token ?? process.env.CELERITY_TOKEN;
   const transport = NodeTransport.create(target, { ...(token !== undefined ? { token } : {}), name: `app@${process.pid}`, log });
   return { broker: transport, results: options.results ?? new RemoteResultStore(transport.client) };

@@ -9,7 +9,8 @@ export const WORKER_HELP = `celerity worker: run a worker process for an app mod
 
 Options:
   --app <file>          module that exports the app (default export or 'app')
-  --broker <url>        broker node, celerity://host:port (or CELERITY_BROKER_URL)
+  --broker <url>        broker node, celerity://host:port, or RabbitMQ,
+                        amqp://user:password@host:5672/vhost (or CELERITY_BROKER_URL)
   --concurrency <n>     tasks run at once (default: number of CPUs)
   --queues <a,b>        queues to consume (default: celery)
   --name <name>         worker name in logs and errors
@@ -43,7 +44,7 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   if (!existsSync(path)) throw new Error(`--app: no such file: ${path}`);
   if (values.broker !== undefined) process.env.CELERITY_BROKER_URL = values.broker;
   if (process.env.CELERITY_BROKER_URL === undefined) {
-    throw new Error("no broker to consume from: pass --broker celerity://host:port or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)");
+    throw new Error("no broker to consume from: pass --broker celerity://host:port (or amqp://host:5672) or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)");
   }
   if (values["token-file"] !== undefined) process.env.CELERITY_TOKEN = readFileSync(values["token-file"], "utf8").trim();
   const module = (await import(pathToFileURL(path).href)) as { default?: unknown; app?: unknown };

@@ -66,6 +66,10 @@ export { ConnectionLostError, RequestTimeoutError, ClientClosedError, type NodeC
 export { ConnectionRefusedError, RemoteBrokerError, ProtocolError, PROTOCOL_VERSION } from "../broker/node/protocol.ts";
 export { FrameTooLargeError, MalformedFrameError } from "../broker/node/wire-frame.ts";
 export { serveResults } from "../runtime/results/result-service.ts";
+export { AmqpTransport } from "../broker/amqp/amqp-transport.ts";
+export { connectAmqp } from "../broker/amqp/connect-amqp.ts";
+export type { AmqpTransportOptions } from "../broker/amqp/amqp-options.ts";
+export { AmqpConnectionError, AmqpRefusedError } from "../broker/amqp/amqp-errors.ts";
 export { SignatureError, SigningConfigError } from "../runtime/signing/signing-errors.ts";
 export type { SigningOptions } from "../runtime/signing/signing-options.ts";
 export { generateKeyPair, writeKeyPair, keyIdOf, type KeyPair } from "../runtime/signing/signing-keys.ts";

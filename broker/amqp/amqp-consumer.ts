@@ -47,6 +47,8 @@ export class AmqpConsumer implements Consumer {
   private started = false;
   private early: [Channel, ConsumeMessage][] = [];
   private readonly deliveries = new Map<number, Held>();
+  /** Copies being published (requeues, dead letters) whose originals are acked once they are confirmed. */
+  private readonly moving = new Set<Promise<void>>();
   private nextTag = 1;
   /** Tags below this were issued on a channel that is gone: settling one is a no-op (RabbitMQ requeued it). */
   private firstLiveTag = 1;
@@ -109,6 +111,9 @@ export class AmqpConsumer implements Consumer {
   async cancel(): Promise<void> {
     if (this.cancelled) return;
     this.cancelled = true;
+    if (this.channel !== undefined && this.consumerTag !== "") await this.channel.cancel(this.consumerTag).catch(() => {});
+    // Let copies in flight be confirmed and their originals acked first, or closing would requeue those too.
+    await Promise.allSettled([...this.moving]);
     const channel = this.channel;
     this.channel = undefined;
     this.forgetHeld();
@@ -117,6 +122,7 @@ export class AmqpConsumer implements Consumer {
   }
 
   private onMessage(channel: Channel, message: ConsumeMessage | null): void {
+    if (this.cancelled) return; // closing the channel hands it back
     if (message === null) {
       if (!this.cancelled) this.host.log(`RabbitMQ cancelled the consumer of "${this.queue}" (the queue was deleted?)`);
       return;
@@ -153,7 +159,7 @@ export class AmqpConsumer implements Consumer {
 
   /** Ack the original once its copy (requeued or dead-lettered) is confirmed; if the copy failed, give the original back. */
   private settleBy(held: Pick<Held, "message" | "channel">, copied: Promise<void>, logFailure = true): void {
-    copied.then(
+    const settled = copied.then(
       () => {
         if (this.live(held.channel)) held.channel.ack(held.message);
       },
@@ -164,6 +170,8 @@ export class AmqpConsumer implements Consumer {
         if (this.live(held.channel)) held.channel.nack(held.message, false, true);
       },
     );
+    this.moving.add(settled);
+    void settled.finally(() => this.moving.delete(settled));
   }
 
   private take(operation: "ack" | "nack", deliveryTag: number): Held | undefined {

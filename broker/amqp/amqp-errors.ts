@@ -57,7 +57,7 @@ export type Subject =
  * 404 on a queue or exchange is its NotFound error, 406 on a declaration is a
  * DeclarationConflictError; anything else keeps RabbitMQ's code and text.
  */
-export const mapAmqpError = (error: unknown, operation: string, subject: Subject): Error => {
+export const mapAmqpError = (error: unknown, operation: string, subject: Subject): Error & { readonly _tag: string } => {
   const code = replyCode(error);
   const text = error instanceof Error ? error.message : String(error);
   if (code === ReplyCode.notFound && subject.kind === "queue") return new QueueNotFoundError({ queue: subject.name });

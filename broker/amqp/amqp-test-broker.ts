@@ -9,7 +9,7 @@
  */
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { connect } from "node:net";
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
@@ -62,3 +62,61 @@ export const testVhost = async (label: string): Promise<TestVhost | { readonly s
     },
   };
 };
+
+/**
+ * A TCP proxy in front of RabbitMQ whose connections a test can cut (both
+ * sides destroyed at once, as a network failure would), and refuse for a
+ * while, to see a client recover on its own.
+ */
+export class CutProxy {
+  private readonly sockets = new Set<Socket>();
+  private refusing = false;
+  private server: Server | undefined;
+  url = "";
+
+  /** Listen on a free loopback port and forward to the server of `target` (an amqp:// url, whose vhost the proxy's url keeps). */
+  static async start(target: string): Promise<CutProxy> {
+    const proxy = new CutProxy();
+    const upstream = new URL(target);
+    const server = createServer((client) => {
+      if (proxy.refusing) return client.destroy();
+      const remote = connect(Number(upstream.port || 5672), upstream.hostname);
+      for (const socket of [client, remote]) {
+        proxy.sockets.add(socket);
+        socket.on("close", () => proxy.sockets.delete(socket));
+        socket.on("error", () => {});
+      }
+      client.pipe(remote);
+      remote.pipe(client);
+      client.on("close", () => remote.destroy());
+      remote.on("close", () => client.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    proxy.server = server;
+    const url = new URL(target);
+    url.hostname = "127.0.0.1";
+    url.port = String((server.address() as AddressInfo).port);
+    proxy.url = url.toString();
+    return proxy;
+  }
+
+  /** Open connections right now. */
+  get connections(): number {
+    return this.sockets.size / 2;
+  }
+
+  /** Destroy every open connection; with `refuseMs`, also refuse new ones for that long. */
+  cut(refuseMs = 0): void {
+    for (const socket of this.sockets) socket.destroy();
+    if (refuseMs > 0) {
+      this.refusing = true;
+      setTimeout(() => (this.refusing = false), refuseMs).unref();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    const server = this.server;
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
