@@ -28,6 +28,8 @@ export interface ConsumerHost {
   deadLetter(envelope: Envelope, queue: string, reason: string): Promise<void>;
   /** Publish `envelope` to the back of `queue`, recording `deliveries` made so far; resolves on the confirm. */
   requeue(envelope: Envelope, queue: string, deliveries: number): Promise<void>;
+  /** Whether the queues count deliveries themselves (quorum queues): a requeue is then a plain nack. */
+  readonly countedByQueue: boolean;
   /** Count deliveries held by this process's consumers (for `stats`). */
   held(queue: string, change: 1 | -1): void;
   log(message: string): void;
@@ -105,6 +107,10 @@ export class AmqpConsumer implements Consumer {
     const { maxDeliveries } = this.host.settingsOf(this.queue);
     if (!options.requeue) return this.settleBy(held, this.host.deadLetter(held.envelope, this.queue, options.reason ?? "rejected"));
     if (held.deliveryCount >= maxDeliveries) return this.settleBy(held, this.host.deadLetter(held.envelope, this.queue, tooManyDeliveries(held.deliveryCount, maxDeliveries)));
+    if (this.host.countedByQueue) {
+      if (this.live(held.channel)) held.channel.nack(held.message, false, true);
+      return;
+    }
     this.settleBy(held, this.host.requeue(held.envelope, this.queue, held.deliveryCount));
   }
 
@@ -132,8 +138,8 @@ export class AmqpConsumer implements Consumer {
   }
 
   private receive(channel: Channel, message: ConsumeMessage): void {
-    const { envelope, previousDeliveries } = envelopeOf(message);
-    if (message.fields.redelivered) {
+    const { envelope, previousDeliveries, countedByQueue } = envelopeOf(message);
+    if (message.fields.redelivered && !countedByQueue && !this.host.countedByQueue) {
       // RabbitMQ gives it back after a consumer went away without acking: count that delivery before anyone runs it.
       const deliveries = previousDeliveries + 1;
       const { maxDeliveries } = this.host.settingsOf(this.queue);

@@ -48,8 +48,12 @@ export const publishOptions = (envelope: Envelope, persistent: boolean, extra?: 
   return { messageId: envelope.id, priority: clampPriority(envelope.priority), headers, persistent };
 };
 
-/** The envelope an AMQP message carries, and how many deliveries it had before this copy was published. */
-export const envelopeOf = (message: AmqpMessageLike): { envelope: Envelope; previousDeliveries: number } => {
+/**
+ * The envelope an AMQP message carries, and how many deliveries it had
+ * before this one: those recorded in the message by a requeue, plus those a
+ * quorum queue counted itself (`x-delivery-count`, when `countedByQueue`).
+ */
+export const envelopeOf = (message: AmqpMessageLike): { envelope: Envelope; previousDeliveries: number; countedByQueue: boolean } => {
   const raw = message.properties.headers ?? {};
   const headers: Record<string, HeaderValue> = {};
   for (const key in raw) {
@@ -61,6 +65,7 @@ export const envelopeOf = (message: AmqpMessageLike): { envelope: Envelope; prev
   const eta = raw[Header.eta];
   const expires = raw[Header.expires];
   const deliveries = raw[Header.deliveries];
+  const counted = raw["x-delivery-count"];
   const envelope: Envelope = {
     id: message.properties.messageId ?? "",
     exchange: typeof exchange === "string" ? exchange : message.fields.exchange,
@@ -71,7 +76,8 @@ export const envelopeOf = (message: AmqpMessageLike): { envelope: Envelope; prev
     headers,
     body: message.content,
   };
-  return { envelope, previousDeliveries: typeof deliveries === "number" ? deliveries : 0 };
+  const countedByQueue = typeof counted === "number";
+  return { envelope, previousDeliveries: (typeof deliveries === "number" ? deliveries : 0) + (countedByQueue ? counted : 0), countedByQueue };
 };
 
 /** A message of a dead-letter queue as the contract's DeadLetter. */
@@ -84,7 +90,7 @@ export const deadLetterOf = (message: AmqpMessageLike): DeadLetter => {
     envelope: envelopeOf(message).envelope,
     queue: typeof queue === "string" ? queue : deathQueue(raw) ?? "",
     reason: typeof reason === "string" ? reason : deathReason(raw),
-    at: typeof at === "number" ? at : 0,
+    at: typeof at === "number" ? at : deathTime(raw),
   };
 };
 
@@ -109,5 +115,13 @@ const deathQueue = (headers: Record<string, unknown>): string | undefined => {
 
 const deathReason = (headers: Record<string, unknown>): string => {
   const reason = headers["x-first-death-reason"];
+  if (reason === "delivery_limit") return "delivered more times than its queue's delivery limit (maxDeliveries) without an acknowledgement";
   return typeof reason === "string" ? `dead-lettered by RabbitMQ: ${reason}` : "dead-lettered";
+};
+
+/** When RabbitMQ dead-lettered the message: x-death's time, an AMQP timestamp in seconds. */
+const deathTime = (headers: Record<string, unknown>): number => {
+  const deaths = headers["x-death"];
+  const time = Array.isArray(deaths) ? (deaths[0] as { time?: { value?: unknown } } | undefined)?.time?.value : undefined;
+  return typeof time === "number" ? time * 1000 : 0;
 };

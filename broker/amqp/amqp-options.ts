@@ -4,6 +4,7 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
+import type { QueueType } from "./queue-arguments.ts";
 
 export interface AmqpTransportOptions {
   /**
@@ -13,6 +14,13 @@ export interface AmqpTransportOptions {
    * and revocations. Default "celerity".
    */
   readonly prefix?: string;
+  /**
+   * The type of the queues this transport declares. "classic" (default):
+   * priorities 0-9, one node. "quorum": replicated across a RabbitMQ cluster,
+   * delivery limits enforced by RabbitMQ, no priority ordering (RabbitMQ 3.x).
+   * Queues that already exist keep the type they were declared with.
+   */
+  readonly queueType?: QueueType;
   /** Write messages to disk (AMQP delivery mode 2), so a broker restart keeps them. Default true. */
   readonly persistent?: boolean;
   /** AMQP heartbeat in seconds: a silent connection is declared dead after about twice this. Default 10. */
@@ -31,6 +39,7 @@ export interface AmqpTransportOptions {
 
 export interface ResolvedAmqpOptions {
   readonly url: string;
+  readonly queueType: QueueType;
   readonly prefix: string;
   readonly persistent: boolean;
   readonly heartbeatSeconds: number;
@@ -63,8 +72,11 @@ export const resolveAmqpOptions = (url: string, options: AmqpTransportOptions = 
   if (!/^\d+[YMDhms]$/.test(retention)) {
     throw new InvalidArgumentError({ argument: "revocationRetention", reason: `must be a number and a unit among Y M D h m s (e.g. "7D"), got ${JSON.stringify(retention)}` });
   }
+  const queueType = options.queueType ?? "classic";
+  if (queueType !== "classic" && queueType !== "quorum") throw new InvalidArgumentError({ argument: "queueType", reason: `must be "classic" or "quorum", got ${JSON.stringify(queueType)}` });
   return {
     url,
+    queueType,
     prefix,
     persistent: options.persistent ?? true,
     heartbeatSeconds: positive("heartbeatSeconds", options.heartbeatSeconds, 10),

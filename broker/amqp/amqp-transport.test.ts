@@ -78,8 +78,8 @@ if ("skip" in server) {
   it("keeps the RabbitMQ transport's promises", { skip: server.skip }, () => {});
 } else {
   after(() => server.dispose());
-  const open = async (t: TestContext, url = server.url): Promise<AmqpTransport> => {
-    const transport = await AmqpTransport.connect(url, { log: () => {}, reconnectInitialMs: 20, reconnectMaxMs: 200 });
+  const open = async (t: TestContext, url = server.url, queueType: "classic" | "quorum" = "classic"): Promise<AmqpTransport> => {
+    const transport = await AmqpTransport.connect(url, { log: () => {}, reconnectInitialMs: 20, reconnectMaxMs: 200, queueType });
     t.after(() => transport.close());
     return transport;
   };
@@ -144,33 +144,37 @@ if ("skip" in server) {
       assert.equal(listening.isRevoked("task-1"), true);
     });
 
-    it("counts deliveries to consumers that died without acking, and dead-letters the message at maxDeliveries", async (t) => {
-      const queue = name("poison");
-      const sent = envelope(queue);
-      const counts: number[] = [];
-      for (let attempt = 1; attempt <= 2; attempt++) {
-        const doomed = await open(t);
-        await doomed.declareQueue(queue, { maxDeliveries: 2 });
-        if (attempt === 1) await doomed.publish(sent);
-        const [delivery] = await (await record(doomed, queue, { ack: false })).waitFor(1);
-        counts.push(delivery.deliveryCount);
-        await doomed.close(); // as a worker killed mid-task: nothing acked
-      }
-      const survivor = await open(t);
-      await survivor.declareQueue(queue, { maxDeliveries: 2 });
-      const inbox = await record(survivor, queue);
-      const deadline = Date.now() + WAIT_MS;
-      let letters = await survivor.deadLetters(`${queue}.dlq`);
-      while (letters.length === 0 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        letters = await survivor.deadLetters(`${queue}.dlq`);
-      }
-      assert.deepEqual(counts, [1, 2]);
-      assert.equal(letters.length, 1, "dead-lettered after 2 deliveries");
-      assert.equal(letters[0].envelope.id, sent.id);
-      assert.match(letters[0].reason, /delivered 2 times without an acknowledgement/);
-      assert.equal(inbox.deliveries.length, 0);
-    });
+    for (const queueType of ["classic", "quorum"] as const) {
+      it(`counts deliveries to consumers that died without acking, and dead-letters the message at maxDeliveries (${queueType} queue)`, async (t) => {
+        const queue = name(`poison-${queueType}`);
+        const sent = envelope(queue);
+        const counts: number[] = [];
+        for (let attempt = 1; attempt <= 2; attempt++) {
+          const doomed = await open(t, server.url, queueType);
+          await doomed.declareQueue(queue, { maxDeliveries: 2 });
+          if (attempt === 1) await doomed.publish(sent);
+          const [delivery] = await (await record(doomed, queue, { ack: false })).waitFor(1);
+          counts.push(delivery.deliveryCount);
+          await doomed.close(); // as a worker killed mid-task: nothing acked
+        }
+        const survivor = await open(t, server.url, queueType);
+        await survivor.declareQueue(queue, { maxDeliveries: 2 });
+        const inbox = await record(survivor, queue);
+        const deadline = Date.now() + WAIT_MS;
+        let letters = await survivor.deadLetters(`${queue}.dlq`);
+        while (letters.length === 0 && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          letters = await survivor.deadLetters(`${queue}.dlq`);
+        }
+        assert.deepEqual(counts, [1, 2]);
+        assert.equal(letters.length, 1, "dead-lettered after 2 deliveries");
+        assert.equal(letters[0].envelope.id, sent.id);
+        assert.equal(letters[0].queue, queue);
+        assert.match(letters[0].reason, /deliver.*without an acknowledgement/);
+        assert.ok(letters[0].at > 0, "dead-lettered at a time");
+        assert.equal(inbox.deliveries.length, 0);
+      });
+    }
 
     it("resumes consuming on its own after the connection is cut, losing no confirmed message", async (t) => {
       const proxy = await CutProxy.start(server.url);

@@ -26,10 +26,9 @@ import { resolveAmqpOptions, type AmqpTransportOptions, type ResolvedAmqpOptions
 import { ConfirmedPublisher } from "./confirmed-publisher.ts";
 import { DelayLadder, routeOf } from "./delay-ladder.ts";
 import { RevocationStream } from "./revocation-stream.ts";
+import { deadLetterQueueArguments, workQueueArguments } from "./queue-arguments.ts";
 
 const DEFAULT_MAX_DELIVERIES = 16;
-/** Every queue the transport declares: durable, with AMQP priorities 0 to 9 (the envelope's range). */
-const QUEUE_ARGUMENTS = { "x-max-priority": 9 } as const;
 const EXCHANGE_TYPES: readonly ExchangeType[] = ["direct", "topic", "fanout"];
 
 export class AmqpTransport implements Transport {
@@ -58,7 +57,7 @@ export class AmqpTransport implements Transport {
     this.options = resolveAmqpOptions(url, options);
     this.link = new AmqpLink(this.options);
     this.publisher = new ConfirmedPublisher(this.link);
-    this.ladder = new DelayLadder(this.options.prefix);
+    this.ladder = new DelayLadder(this.options.prefix, this.options.queueType);
     this.stream = new RevocationStream(this.link, this.publisher, `${this.options.prefix}.revocations`, this.options.revocationRetention, this.revocations, this.options.log);
     this.host = {
       link: this.link,
@@ -66,6 +65,7 @@ export class AmqpTransport implements Transport {
       settingsOf: (queue) => this.settingsOf(queue),
       deadLetter: (envelope, queue, reason) => this.deadLetter(envelope, queue, reason),
       requeue: (envelope, queue, deliveries) => this.send(envelope, queue, { ...originHeaders(envelope), [Header.deliveries]: deliveries }),
+      countedByQueue: this.options.queueType === "quorum",
       held: (queue, change) => this.heldCounts.set(queue, (this.heldCounts.get(queue) ?? 0) + change),
       log: this.options.log,
     };
@@ -99,9 +99,13 @@ export class AmqpTransport implements Transport {
     if (deadLetterQueue === name) throw new InvalidArgumentError({ argument: "deadLetterQueue", reason: `queue "${name}" cannot be its own dead-letter queue` });
     const maxDeliveries = options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES;
     if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) throw new InvalidArgumentError({ argument: "maxDeliveries", reason: `must be an integer of at least 1, got ${String(maxDeliveries)}` });
+    const type = this.options.queueType;
     await this.link.withChannel("declare a queue", async (channel) => {
-      for (const queue of [name, deadLetterQueue]) {
-        await channel.assertQueue(queue, { durable: true, arguments: QUEUE_ARGUMENTS }).catch((error) => {
+      for (const [queue, args] of [
+        [deadLetterQueue, deadLetterQueueArguments(type)],
+        [name, workQueueArguments(type, deadLetterQueue, maxDeliveries)],
+      ] as const) {
+        await channel.assertQueue(queue, { durable: true, arguments: args }).catch((error) => {
           throw mapAmqpError(error, "queue.declare", { kind: "queue", name: queue });
         });
         this.knownQueues.add(queue);
@@ -267,19 +271,27 @@ export class AmqpTransport implements Transport {
   }
 
   /** Declare `queue` with the defaults unless it exists (declared by anyone, with any settings). */
-  private async ensureQueue(queue: string): Promise<void> {
+  private async ensureQueue(queue: string, role: "work" | "dead-letter" = "work"): Promise<void> {
     if (this.knownQueues.has(queue)) return;
+    // A quorum queue dead-letters by itself: its dead-letter queue must exist before anything is dropped there.
+    if (role === "work" && this.options.queueType === "quorum") await this.ensureQueue(this.settingsOf(queue).deadLetterQueue, "dead-letter");
     try {
       await this.link.withChannel("check a queue", (channel) => channel.checkQueue(queue));
     } catch (error) {
       if (replyCode(error) !== ReplyCode.notFound) throw mapAmqpError(error, "queue.declare", { kind: "queue", name: queue });
       await this.link.withChannel("declare a queue", (channel) =>
-        channel.assertQueue(queue, { durable: true, arguments: QUEUE_ARGUMENTS }).catch((declareError) => {
+        channel.assertQueue(queue, { durable: true, arguments: this.defaultArguments(queue, role) }).catch((declareError) => {
           throw mapAmqpError(declareError, "queue.declare", { kind: "queue", name: queue });
         }),
       );
     }
     this.knownQueues.add(queue);
+  }
+
+  private defaultArguments(queue: string, role: "work" | "dead-letter"): Record<string, unknown> {
+    if (role === "dead-letter") return deadLetterQueueArguments(this.options.queueType);
+    const { deadLetterQueue, maxDeliveries } = this.settingsOf(queue);
+    return workQueueArguments(this.options.queueType, deadLetterQueue, maxDeliveries);
   }
 
   private async ensureExchange(exchange: string): Promise<void> {
@@ -322,7 +334,7 @@ export class AmqpTransport implements Transport {
 
   private async deadLetter(envelope: Envelope, queue: string, reason: string): Promise<void> {
     const { deadLetterQueue } = this.settingsOf(queue);
-    await this.ensureQueue(deadLetterQueue);
+    await this.ensureQueue(deadLetterQueue, "dead-letter");
     await this.send(envelope, deadLetterQueue, {
       ...originHeaders(envelope),
       [Header.deadReason]: reason,

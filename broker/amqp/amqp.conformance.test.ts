@@ -8,5 +8,8 @@ if ("skip" in server) {
   it("passes the transport conformance suite on RabbitMQ", { skip: server.skip }, () => {});
 } else {
   after(() => server.dispose());
-  transportConformance("amqp", () => AmqpTransport.connect(server.url, { log: () => {} }));
+  transportConformance("amqp (classic queues)", () => AmqpTransport.connect(server.url, { log: () => {} }));
+  transportConformance("amqp (quorum queues)", () => AmqpTransport.connect(server.url, { log: () => {}, queueType: "quorum" }), {
+    unsupported: { priorities: "RabbitMQ 3.x quorum queues do not order by priority (classic queues do)" },
+  });
 }

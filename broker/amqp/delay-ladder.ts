@@ -19,6 +19,7 @@
  */
 import type { Channel } from "amqplib";
 import { InvalidArgumentError } from "../errors.ts";
+import { ladderQueueArguments, type QueueType } from "./queue-arguments.ts";
 
 /** Levels 0..LEVELS-1: the longest delay is 2^LEVELS - 1 ms (about 2.2 years). */
 export const LEVELS = 36;
@@ -26,11 +27,14 @@ export const MAX_DELAY_MS = 2 ** LEVELS - 1;
 
 /** The ladder's names under a prefix. */
 export class DelayLadder {
-  constructor(readonly prefix: string) {}
+  constructor(
+    readonly prefix: string,
+    private readonly queueType: QueueType = "classic",
+  ) {}
 
   /** Level n's queue and its headers exchange share a name (RabbitMQ keeps queues and exchanges apart). */
   level(n: number): string {
-    return `${this.prefix}.delay.${n}`;
+    return `${this.prefix}.delay.${this.queueType === "quorum" ? "q" : ""}${n}`;
   }
 
   get out(): string {
@@ -62,7 +66,7 @@ export class DelayLadder {
       const next = n === 0 ? this.out : this.level(n - 1);
       pending.push(
         channel.assertExchange(name, "headers", { durable: true }),
-        channel.assertQueue(name, { durable: true, arguments: { "x-message-ttl": 2 ** n, "x-dead-letter-exchange": next } }),
+        channel.assertQueue(name, { durable: true, arguments: ladderQueueArguments(this.queueType, 2 ** n, next) }),
       );
     }
     await Promise.all(pending);
