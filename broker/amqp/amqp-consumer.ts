@@ -15,6 +15,7 @@ import type { Channel, ConsumeMessage } from "amqplib";
 import type { Delivery, Envelope } from "../envelope.ts";
 import { UnknownDeliveryError } from "../errors.ts";
 import type { Consumer, DeliveryHandler } from "../transport.ts";
+import { AckBatch } from "./ack-batch.ts";
 import { envelopeOf } from "./amqp-message.ts";
 import type { AmqpLink } from "./amqp-link.ts";
 
@@ -49,6 +50,8 @@ export class AmqpConsumer implements Consumer {
   private started = false;
   private early: [Channel, ConsumeMessage][] = [];
   private readonly deliveries = new Map<number, Held>();
+  /** The acks of the current channel, sent together at the end of each turn. */
+  private acks: AckBatch | undefined;
   /** Copies being published (requeues, dead letters) whose originals are acked once they are confirmed. */
   private readonly moving = new Set<Promise<void>>();
   private nextTag = 1;
@@ -98,7 +101,7 @@ export class AmqpConsumer implements Consumer {
 
   ack(deliveryTag: number): void {
     const held = this.take("ack", deliveryTag);
-    if (held !== undefined && this.live(held.channel)) held.channel.ack(held.message);
+    if (held !== undefined) this.ackOn(held.channel, held.message);
   }
 
   nack(deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void {
@@ -108,7 +111,7 @@ export class AmqpConsumer implements Consumer {
     if (!options.requeue) return this.settleBy(held, this.host.deadLetter(held.envelope, this.queue, options.reason ?? "rejected"));
     if (held.deliveryCount >= maxDeliveries) return this.settleBy(held, this.host.deadLetter(held.envelope, this.queue, tooManyDeliveries(held.deliveryCount, maxDeliveries)));
     if (this.host.countedByQueue) {
-      if (this.live(held.channel)) held.channel.nack(held.message, false, true);
+      this.requeueOn(held.channel, held.message);
       return;
     }
     this.settleBy(held, this.host.requeue(held.envelope, this.queue, held.deliveryCount));
@@ -121,6 +124,7 @@ export class AmqpConsumer implements Consumer {
     // Let copies in flight be confirmed and their originals acked first, or closing would requeue those too.
     await Promise.allSettled([...this.moving]);
     const channel = this.channel;
+    this.acks?.flush();
     this.channel = undefined;
     this.forgetHeld();
     // Closing the channel hands every unacknowledged delivery back to the queue.
@@ -148,10 +152,7 @@ export class AmqpConsumer implements Consumer {
         : this.host.requeue(envelope, this.queue, deliveries);
       return this.settleBy({ message, channel }, next, false);
     }
-    if (this.host.isRevoked(envelope.id)) {
-      channel.ack(message);
-      return;
-    }
+    if (this.host.isRevoked(envelope.id)) return this.ackOn(channel, message);
     if (envelope.expires !== undefined && envelope.expires <= Date.now()) {
       return this.settleBy({ message, channel }, this.host.deadLetter(envelope, this.queue, "expired"), false);
     }
@@ -167,13 +168,13 @@ export class AmqpConsumer implements Consumer {
   private settleBy(held: Pick<Held, "message" | "channel">, copied: Promise<void>, logFailure = true): void {
     const settled = copied.then(
       () => {
-        if (this.live(held.channel)) held.channel.ack(held.message);
+        this.ackOn(held.channel, held.message);
       },
       (error) => {
         if (logFailure || !(error instanceof Error && /closed/.test(error.message))) {
           this.host.log(`consumer of "${this.queue}": could not move message ${String(held.message.properties.messageId)}: ${String(error)}; it stays in the queue`);
         }
-        if (this.live(held.channel)) held.channel.nack(held.message, false, true);
+        this.requeueOn(held.channel, held.message);
       },
     );
     this.moving.add(settled);
@@ -194,6 +195,22 @@ export class AmqpConsumer implements Consumer {
 
   private live(channel: Channel): boolean {
     return channel === this.channel;
+  }
+
+  private ackOn(channel: Channel, message: ConsumeMessage): void {
+    if (this.live(channel)) this.acksOf(channel).ack(message.fields.deliveryTag);
+  }
+
+  private requeueOn(channel: Channel, message: ConsumeMessage): void {
+    if (!this.live(channel)) return;
+    this.acksOf(channel).settled(message.fields.deliveryTag);
+    channel.nack(message, false, true);
+  }
+
+  private acksOf(channel: Channel): AckBatch {
+    let batch = this.acks;
+    if (batch === undefined || batch.channel !== channel) this.acks = batch = new AckBatch(channel);
+    return batch;
   }
 
   /** Deliveries of a lost or closed channel: RabbitMQ requeues them, so settling them later does nothing. */

@@ -21,6 +21,8 @@ export class AmqpLink {
   generation = 0;
   private connection: ChannelModel | undefined;
   private publisher: Promise<ConfirmChannel> | undefined;
+  /** The publish channel once open: the publish path takes it without waiting on a promise. */
+  openPublisher: ConfirmChannel | undefined;
   private closed = false;
   private lastError = "not connected yet";
   private waiting: { resolve: (connection: ChannelModel) => void; reject: (error: Error) => void }[] = [];
@@ -77,7 +79,9 @@ export class AmqpLink {
       channel.on("error", () => {});
       channel.on("close", () => {
         if (this.publisher === opening) this.publisher = undefined;
+        if (this.openPublisher === channel) this.openPublisher = undefined;
       });
+      if (this.publisher === opening) this.openPublisher = channel;
       return channel;
     });
     this.publisher = opening;
@@ -114,6 +118,7 @@ export class AmqpLink {
     const connection = this.connection;
     this.connection = undefined;
     this.publisher = undefined;
+    this.openPublisher = undefined;
     if (connection !== undefined) await connection.close().catch(() => {});
   }
 
@@ -139,6 +144,7 @@ export class AmqpLink {
       if (this.connection !== connection) return;
       this.connection = undefined;
       this.publisher = undefined;
+      this.openPublisher = undefined;
       if (this.closed) return;
       this.options.log(`RabbitMQ connection to ${redactUrl(this.options.url)} lost (${this.lastError}); reconnecting`);
       this.retry();
@@ -146,6 +152,7 @@ export class AmqpLink {
     this.generation++;
     this.connection = connection;
     this.publisher = undefined;
+    this.openPublisher = undefined;
     try {
       for (const hook of this.hooks) await hook(this.generation);
     } catch (error) {

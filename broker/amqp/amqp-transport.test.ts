@@ -210,6 +210,24 @@ if ("skip" in server) {
       assert.ok(proxy.connections >= 1, "reconnected through the proxy");
     });
 
+    it("settles acks made out of order across turns without losing the consumer or redelivering", async (t) => {
+      const transport = await open(t);
+      const queue = name("out-of-order");
+      for (let i = 0; i < 5; i++) await transport.publish(envelope(queue));
+      const inbox = await record(transport, queue, { ack: false, prefetch: 10 });
+      const deliveries = await inbox.waitFor(5);
+      for (const i of [0, 1, 3, 4]) inbox.consumer.ack(deliveries[i].deliveryTag);
+      await new Promise((resolve) => setImmediate(resolve));
+      inbox.consumer.ack(deliveries[2].deliveryTag);
+      const marker = envelope(queue);
+      await transport.publish(marker);
+      const [, , , , , sixth] = await inbox.waitFor(6);
+      assert.equal(sixth.envelope.id, marker.id);
+      assert.equal(sixth.deliveryCount, 1, "the consumer's channel survived: nothing was redelivered");
+      inbox.consumer.ack(sixth.deliveryTag);
+      assert.deepEqual(await transport.stats(queue), { ready: 0, delayed: 0, unacked: 0, consumers: 1 });
+    });
+
     it("refuses to declare a queue that exists with other settings, naming it and the difference", async (t) => {
       const queue = name("conflict");
       const raw = await connect(server.url);

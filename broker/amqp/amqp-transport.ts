@@ -142,20 +142,35 @@ export class AmqpTransport implements Transport {
     );
   }
 
-  async publish(envelope: Envelope, options: PublishOptions = {}): Promise<void> {
-    this.open("publish");
-    checkEnvelope(envelope);
-    if (envelope.exchange === "") await this.ensureQueue(envelope.routingKey);
-    else await this.ensureExchange(envelope.exchange);
-    const delay = envelope.eta === undefined ? 0 : Math.ceil(envelope.eta - Date.now());
-    if (delay > 0) return this.publishDelayed(envelope, delay);
-    await this.publisher.send(
+  publish(envelope: Envelope, options: PublishOptions = {}): Promise<void> {
+    if (this.closed) return Promise.reject(new BrokerClosedError({ operation: "publish" }));
+    try {
+      checkEnvelope(envelope);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const known = envelope.exchange === "" ? this.knownQueues.has(envelope.routingKey) : this.knownExchanges.has(envelope.exchange);
+    // The hot path (a known destination, no delay) publishes at once; the rest first checks or declares.
+    if (!known || (envelope.eta !== undefined && envelope.eta > Date.now())) return this.publishFirst(envelope, options);
+    return this.publishNow(envelope, options);
+  }
+
+  private publishNow(envelope: Envelope, options: PublishOptions): Promise<void> {
+    return this.publisher.send(
       envelope.exchange,
       envelope.routingKey,
       bufferOf(envelope.body),
       { ...publishOptions(envelope, this.options.persistent), mandatory: options.mandatory === true },
       envelope.exchange === "" ? { kind: "queue", name: envelope.routingKey } : { kind: "exchange", name: envelope.exchange },
     );
+  }
+
+  private async publishFirst(envelope: Envelope, options: PublishOptions): Promise<void> {
+    if (envelope.exchange === "") await this.ensureQueue(envelope.routingKey);
+    else await this.ensureExchange(envelope.exchange);
+    const delay = envelope.eta === undefined ? 0 : Math.ceil(envelope.eta - Date.now());
+    if (delay > 0) return this.publishDelayed(envelope, delay);
+    await this.publishNow(envelope, options);
   }
 
   async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {

@@ -25,18 +25,44 @@ export class ConfirmedPublisher {
   constructor(private readonly link: AmqpLink) {}
 
   /** Publish and resolve on RabbitMQ's confirm; `subject` names what a refusal was about. */
-  async send(exchange: string, routingKey: string, content: Buffer, options: Options.Publish, subject: Subject): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      const channel = await this.link.publishChannel();
+  send(exchange: string, routingKey: string, content: Buffer, options: Options.Publish, subject: Subject): Promise<void> {
+    const channel = this.link.openPublisher;
+    // The common case, kept free of awaits: a channel is open, and the confirm settles the publish.
+    if (channel !== undefined) {
       const generation = this.link.generation;
-      try {
-        return await this.sendOn(channel, exchange, routingKey, content, options);
-      } catch (error) {
+      return this.sendOn(channel, exchange, routingKey, content, options).catch((error: unknown) =>
+        this.retry(error, 1, generation, exchange, routingKey, content, options, subject),
+      );
+    }
+    return this.retry(undefined, 0, this.link.generation, exchange, routingKey, content, options, subject);
+  }
+
+  /** After `error` on attempt `attempt` (none yet when 0): give up, or send again once a channel is open. */
+  private async retry(
+    error: unknown,
+    attempt: number,
+    generation: number,
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish,
+    subject: Subject,
+  ): Promise<void> {
+    for (;;) {
+      if (attempt > 0) {
         if (error instanceof UnroutableError || error instanceof BrokerClosedError) throw error;
         // A refusal (a code from the server) is the caller's to know; a lost channel or connection is retried.
         if (replyCode(error) !== undefined && !lostConnection(error)) throw mapAmqpError(error, "publish", subject);
         // The same connection losing channel after channel is not a cut that a retry outlives.
         if (generation === this.link.generation && attempt >= MAX_ATTEMPTS_PER_CONNECTION) throw mapAmqpError(error, "publish", subject);
+      }
+      attempt++;
+      const channel = await this.link.publishChannel();
+      generation = this.link.generation;
+      try {
+        return await this.sendOn(channel, exchange, routingKey, content, options);
+      } catch (failure) {
+        error = failure;
       }
     }
   }
