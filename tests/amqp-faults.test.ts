@@ -133,7 +133,7 @@ if ("skip" in server) {
   };
 
   describe("RabbitMQ faults", () => {
-    it("runs every confirmed task once a worker is killed with SIGKILL mid-task: the task it held runs on another", async (t) => {
+    it("runs every confirmed task once a worker is killed with SIGKILL mid-task: the task it held runs on another", { timeout: 120_000 }, async (t) => {
       const { producer, start, dir, tails } = await setup(t);
       const [a, b] = await start(2);
       const hang = producer.task("amqp.hang-once", (_marker: string) => "unused");
@@ -149,7 +149,7 @@ if ("skip" in server) {
       assert.deepEqual(values, Array.from({ length: 100 }, (_, i) => `e${i}`));
     });
 
-    it("loses no confirmed task when the workers' connections are cut, and the workers resume on their own", async (t) => {
+    it("loses no confirmed task when the workers' connections are cut, and the workers resume on their own", { timeout: 120_000 }, async (t) => {
       const { producer, start, tails } = await setup(t);
       const proxy = await CutProxy.start(server.url);
       t.after(() => proxy.close());
@@ -165,7 +165,7 @@ if ("skip" in server) {
       assert.ok(proxy.connections >= 2, `the workers reconnected (${proxy.connections} connections through the proxy)`);
     });
 
-    it("runs a chain, a group and a chord of 1,000 steps each across three worker processes", async (t) => {
+    it("runs a chain, a group and a chord of 1,000 steps each across three worker processes", { timeout: 180_000 }, async (t) => {
       const { producer, start, tails } = await setup(t);
       await start(3);
       const add = producer.task("amqp.add", (a: number, b: number) => a + b);
@@ -178,8 +178,8 @@ if ("skip" in server) {
       ]);
       const expectedSum = (999 * 1_000) / 2 + 1_000;
       const [chainValue, groupValue, chordValue] = await within(
-        Promise.all([chained.get({ timeout: 110_000 }), grouped.get({ timeout: 110_000 }), chorded.get({ timeout: 110_000 })]),
-        115_000,
+        Promise.all([chained.get({ timeout: 150_000 }), grouped.get({ timeout: 150_000 }), chorded.get({ timeout: 150_000 })]),
+        155_000,
         "the 1,000-step canvases",
         tails,
       );
