@@ -33,6 +33,8 @@ export interface ConsumerHost {
   readonly countedByQueue: boolean;
   /** Count deliveries held by this process's consumers (for `stats`). */
   held(queue: string, change: 1 | -1): void;
+  /** The consumer was cancelled: it is not to be reopened after a reconnection. */
+  cancelled(consumer: AmqpConsumer): void;
   log(message: string): void;
 }
 
@@ -120,6 +122,7 @@ export class AmqpConsumer implements Consumer {
   async cancel(): Promise<void> {
     if (this.cancelled) return;
     this.cancelled = true;
+    this.host.cancelled(this);
     if (this.channel !== undefined && this.consumerTag !== "") await this.channel.cancel(this.consumerTag).catch(() => {});
     // Let copies in flight be confirmed and their originals acked first, or closing would requeue those too.
     await Promise.allSettled([...this.moving]);

@@ -13,8 +13,8 @@ import { BrokerClosedError } from "../errors.ts";
 import { AmqpConnectionError } from "./amqp-errors.ts";
 import { redactUrl, type ResolvedAmqpOptions } from "./amqp-options.ts";
 
-/** How long an operation waits for a connection before failing. */
-const CONNECTION_WAIT_MS = 30_000;
+/** Attempts at work on a channel of its own before its error is the caller's. */
+const MAX_CHANNEL_ATTEMPTS = 5;
 
 export class AmqpLink {
   /** Incremented on every new connection: a delivery tag from an older one is stale. */
@@ -24,7 +24,8 @@ export class AmqpLink {
   /** The publish channel once open: the publish path takes it without waiting on a promise. */
   openPublisher: ConfirmChannel | undefined;
   private closed = false;
-  private lastError = "not connected yet";
+  /** Why the last connection attempt failed or the last connection ended, for error messages. */
+  lastError = "not connected yet";
   private waiting: { resolve: (connection: ChannelModel) => void; reject: (error: Error) => void }[] = [];
   private readonly hooks: ((generation: number) => Promise<void>)[] = [];
   private delayMs: number;
@@ -48,7 +49,7 @@ export class AmqpLink {
     this.hooks.push(hook);
   }
 
-  /** The live connection, waiting (at most 30 s) for one. */
+  /** The live connection, waiting (at most `connectTimeoutMs`) for one. */
   current(operation: string): Promise<ChannelModel> {
     if (this.closed) return Promise.reject(new BrokerClosedError({ operation }));
     if (this.connection !== undefined) return Promise.resolve(this.connection);
@@ -65,8 +66,8 @@ export class AmqpLink {
       };
       const timer = setTimeout(() => {
         this.waiting = this.waiting.filter((w) => w !== entry);
-        reject(new AmqpConnectionError({ url: redactUrl(this.options.url), reason: `no connection within ${CONNECTION_WAIT_MS / 1000} s; last error: ${this.lastError}` }));
-      }, CONNECTION_WAIT_MS);
+        reject(new AmqpConnectionError({ url: redactUrl(this.options.url), reason: `no connection within ${this.options.connectTimeoutMs} ms; last error: ${this.lastError}` }));
+      }, this.options.connectTimeoutMs);
       this.waiting.push(entry);
     });
   }
@@ -94,10 +95,24 @@ export class AmqpLink {
   /**
    * Run `use` on a channel of its own, closed afterwards. Declarations and
    * checks go here: a refusal closes the channel it happened on, and this way
-   * never one that other work shares.
+   * never one that other work shares. Work cut short by a lost connection
+   * (an error without a reply code) runs again on the next one.
    */
   async withChannel<T>(operation: string, use: (channel: Channel) => Promise<T>): Promise<T> {
-    const connection = await this.current(operation);
+    for (let attempt = 1; ; attempt++) {
+      const connection = await this.current(operation);
+      try {
+        return await this.once(connection, use);
+      } catch (error) {
+        const refused = typeof (error as { code?: unknown } | null)?.code === "number";
+        if (refused || this.closed || attempt >= MAX_CHANNEL_ATTEMPTS) throw error;
+        // Wait for the connection's loss to be noticed, then for the next one.
+        if (this.connection === connection) await new Promise((resolve) => setTimeout(resolve, this.options.reconnectInitialMs));
+      }
+    }
+  }
+
+  private async once<T>(connection: ChannelModel, use: (channel: Channel) => Promise<T>): Promise<T> {
     const channel = await connection.createChannel();
     let failed = false;
     channel.on("error", () => {

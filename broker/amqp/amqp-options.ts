@@ -31,6 +31,8 @@ export interface AmqpTransportOptions {
   readonly reconnectMaxMs?: number;
   /** How long revocations stay in the revocation stream (RabbitMQ's `x-max-age`, e.g. "7D"). Default "7D". */
   readonly revocationRetention?: string;
+  /** How long an operation waits for a connection (and for the revocations so far) before failing with AmqpConnectionError. Default 30 s. */
+  readonly connectTimeoutMs?: number;
   /** Where the transport reports what it had to recover from (a lost connection, a consumer cancelled by the server). Default console.error. */
   readonly log?: (message: string) => void;
   /** Name shown in RabbitMQ's connection list. Default `celerity@<pid>`. */
@@ -45,6 +47,7 @@ export interface ResolvedAmqpOptions {
   readonly heartbeatSeconds: number;
   readonly reconnectInitialMs: number;
   readonly reconnectMaxMs: number;
+  readonly connectTimeoutMs: number;
   readonly revocationRetention: string;
   readonly log: (message: string) => void;
   readonly connectionName: string;
@@ -82,6 +85,7 @@ export const resolveAmqpOptions = (url: string, options: AmqpTransportOptions = 
     heartbeatSeconds: positive("heartbeatSeconds", options.heartbeatSeconds, 10),
     reconnectInitialMs: positive("reconnectInitialMs", options.reconnectInitialMs, 100),
     reconnectMaxMs: positive("reconnectMaxMs", options.reconnectMaxMs, 5_000),
+    connectTimeoutMs: positive("connectTimeoutMs", options.connectTimeoutMs, 30_000),
     revocationRetention: retention,
     log: options.log ?? ((message) => console.error(message)),
     connectionName: options.connectionName ?? `celerity@${process.pid}`,

@@ -228,6 +228,19 @@ if ("skip" in server) {
       assert.deepEqual(await transport.stats(queue), { ready: 0, delayed: 0, unacked: 0, consumers: 1 });
     });
 
+    it("fails to connect to a server that is not there within its timeout, naming the url without its password", async () => {
+      const started = Date.now();
+      await assert.rejects(
+        AmqpTransport.connect("amqp://guest:secret@127.0.0.1:1/", { log: () => {}, connectTimeoutMs: 300, reconnectInitialMs: 20, reconnectMaxMs: 50 }),
+        (error: Error & { _tag?: string }) => {
+          assert.equal(error._tag, "AmqpConnectionError");
+          assert.match(error.message, /RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1\/ is unreachable: not ready within 300 ms; last error: .*ECONNREFUSED/);
+          return true;
+        },
+      );
+      assert.ok(Date.now() - started < 5_000);
+    });
+
     it("refuses to declare a queue that exists with other settings, naming it and the difference", async (t) => {
       const queue = name("conflict");
       const raw = await connect(server.url);

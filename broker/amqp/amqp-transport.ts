@@ -19,16 +19,17 @@ import { BrokerClosedError, InvalidArgumentError } from "../errors.ts";
 import { DEFAULT_REVOCATION_TTL_MS, Revocations } from "../revocations.ts";
 import type { ConsumeOptions, Consumer, DeliveryHandler, ExchangeType, PublishOptions, QueueOptions, QueueStats, RevocationOptions, Transport } from "../transport.ts";
 import { AmqpConsumer, type ConsumerHost } from "./amqp-consumer.ts";
-import { ReplyCode, mapAmqpError, replyCode } from "./amqp-errors.ts";
+import { AmqpConnectionError, ReplyCode, mapAmqpError, replyCode } from "./amqp-errors.ts";
 import { AmqpLink } from "./amqp-link.ts";
 import { Header, deadLetterOf, originHeaders, publishOptions } from "./amqp-message.ts";
-import { resolveAmqpOptions, type AmqpTransportOptions, type ResolvedAmqpOptions } from "./amqp-options.ts";
+import { redactUrl, resolveAmqpOptions, type AmqpTransportOptions, type ResolvedAmqpOptions } from "./amqp-options.ts";
 import { ConfirmedPublisher } from "./confirmed-publisher.ts";
 import { DelayLadder, routeOf } from "./delay-ladder.ts";
 import { RevocationStream } from "./revocation-stream.ts";
 import { deadLetterQueueArguments, workQueueArguments } from "./queue-arguments.ts";
 
 const DEFAULT_MAX_DELIVERIES = 16;
+
 const EXCHANGE_TYPES: readonly ExchangeType[] = ["direct", "topic", "fanout"];
 
 export class AmqpTransport implements Transport {
@@ -67,6 +68,7 @@ export class AmqpTransport implements Transport {
       requeue: (envelope, queue, deliveries) => this.send(envelope, queue, { ...originHeaders(envelope), [Header.deliveries]: deliveries }),
       countedByQueue: this.options.queueType === "quorum",
       held: (queue, change) => this.heldCounts.set(queue, (this.heldCounts.get(queue) ?? 0) + change),
+      cancelled: (consumer) => this.consumers.delete(consumer),
       log: this.options.log,
     };
     let connected!: () => void;
@@ -87,7 +89,12 @@ export class AmqpTransport implements Transport {
   /** Connect, read the revocations so far, and return the transport; it reconnects by itself afterwards. */
   static async connect(url: string, options: AmqpTransportOptions = {}): Promise<AmqpTransport> {
     const transport = new AmqpTransport(url, options);
-    await transport.whenReady("connect");
+    try {
+      await transport.whenReady("connect");
+    } catch (error) {
+      await transport.close();
+      throw error;
+    }
     return transport;
   }
 
@@ -185,11 +192,6 @@ export class AmqpTransport implements Transport {
     const consumer = new AmqpConsumer(`amqp-${++this.consumerTags}`, queue, handler, prefetch, this.host);
     await consumer.open();
     this.consumers.add(consumer);
-    const cancel = consumer.cancel.bind(consumer);
-    consumer.cancel = async () => {
-      this.consumers.delete(consumer);
-      await cancel();
-    };
     // A macrotask, so the caller's `await consume(...)` has its consumer before the first delivery.
     setImmediate(() => consumer.start());
     return consumer;
@@ -273,12 +275,22 @@ export class AmqpTransport implements Transport {
     if (this.closed) throw new BrokerClosedError({ operation });
   }
 
+  /** Wait until connected and caught up with revocations; fail with AmqpConnectionError after `connectTimeoutMs`. */
   private async whenReady(operation: string): Promise<void> {
-    const closed = new Promise<never>((_, reject) => {
-      if (this.closed) reject(new BrokerClosedError({ operation }));
+    if (this.closed) throw new BrokerClosedError({ operation });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new AmqpConnectionError({ url: redactUrl(this.options.url), reason: `not ready within ${this.options.connectTimeoutMs} ms; last error: ${this.link.lastError}` })),
+        this.options.connectTimeoutMs,
+      );
     });
-    // The link's own wait bounds this: it rejects when no connection came.
-    await Promise.race([this.ready, closed, this.link.current(operation).then(() => this.ready)]);
+    try {
+      await Promise.race([this.ready, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.closed) throw new BrokerClosedError({ operation });
   }
 
   private settingsOf(queue: string): { deadLetterQueue: string; maxDeliveries: number } {
