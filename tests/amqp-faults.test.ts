@@ -157,12 +157,12 @@ if ("skip" in server) {
       const add = producer.task("amqp.add", (a: number, b: number) => a + b);
       const results = [];
       for (let round = 0; round < 4; round++) {
+        // Cuts between rounds (the last two refusing reconnection for a while): every later round needs the workers back.
+        if (round > 0) proxy.cut(round === 1 ? 0 : 300);
         for (let i = 0; i < 50; i++) results.push(await add.delay(round, i));
-        proxy.cut(round % 2 === 0 ? 0 : 300);
       }
       const values = await within(Promise.all(results.map((r) => r.get({ timeout: 40_000 }))), 45_000, "every task after the cuts", tails);
       assert.deepEqual(values, Array.from({ length: 200 }, (_, k) => Math.floor(k / 50) + (k % 50)));
-      assert.ok(proxy.connections >= 2, `the workers reconnected (${proxy.connections} connections through the proxy)`);
     });
 
     it("runs a chain, a group and a chord of 1,000 steps each across three worker processes", { timeout: 180_000 }, async (t) => {

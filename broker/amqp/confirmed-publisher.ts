@@ -13,7 +13,7 @@
  */
 import type { ConfirmChannel, Message, Options } from "amqplib";
 import { BrokerClosedError, UnroutableError } from "../errors.ts";
-import { mapAmqpError, replyCode, type Subject } from "./amqp-errors.ts";
+import { AmqpConnectionError, mapAmqpError, replyCode, type Subject } from "./amqp-errors.ts";
 import type { AmqpLink } from "./amqp-link.ts";
 
 const MAX_ATTEMPTS_PER_CONNECTION = 5;
@@ -50,16 +50,17 @@ export class ConfirmedPublisher {
   ): Promise<void> {
     for (;;) {
       if (attempt > 0) {
-        if (error instanceof UnroutableError || error instanceof BrokerClosedError) throw error;
+        if (error instanceof UnroutableError || error instanceof BrokerClosedError || error instanceof AmqpConnectionError) throw error;
         // A refusal (a code from the server) is the caller's to know; a lost channel or connection is retried.
         if (replyCode(error) !== undefined && !lostConnection(error)) throw mapAmqpError(error, "publish", subject);
         // The same connection losing channel after channel is not a cut that a retry outlives.
         if (generation === this.link.generation && attempt >= MAX_ATTEMPTS_PER_CONNECTION) throw mapAmqpError(error, "publish", subject);
       }
       attempt++;
-      const channel = await this.link.publishChannel();
-      generation = this.link.generation;
       try {
+        // Opening the channel can fail too, when the connection drops meanwhile: that is retried like a lost publish.
+        const channel = await this.link.publishChannel();
+        generation = this.link.generation;
         return await this.sendOn(channel, exchange, routingKey, content, options);
       } catch (failure) {
         error = failure;
