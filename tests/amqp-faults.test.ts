@@ -20,22 +20,15 @@ import { chain, chord, group } from "../dsl/combinators.ts";
 import { createApp, type App } from "../runtime/app.ts";
 import { RemoteResultStore } from "../runtime/results/remote-result-store.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
+import { scaled, within } from "./support/waits.ts";
 
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const APP = fileURLToPath(new URL("./fixtures/amqp-app.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const START_TIMEOUT_MS = 20_000;
+/** A worker process compiles the app with tsx as it starts: seconds on a quiet machine, far more on a loaded one. */
+const START_TIMEOUT_MS = scaled(60_000);
 
 const server = await testVhost("faults");
-
-/** `promise`, or a rejection naming `what` (and the workers' output) after `ms`. */
-const within = <T>(promise: Promise<T>, ms: number, what: string, detail: () => string = () => ""): Promise<T> => {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}\n${detail()}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-};
 
 const children = new Set<ChildProcessWithoutNullStreams>();
 process.on("exit", () => {
@@ -133,7 +126,7 @@ if ("skip" in server) {
   };
 
   describe("RabbitMQ faults", () => {
-    it("runs every confirmed task once a worker is killed with SIGKILL mid-task: the task it held runs on another", { timeout: 120_000 }, async (t) => {
+    it("runs every confirmed task once a worker is killed with SIGKILL mid-task: the task it held runs on another", { timeout: scaled(240_000) }, async (t) => {
       const { producer, start, dir, tails } = await setup(t);
       const [a, b] = await start(2);
       const hang = producer.task("amqp.hang-once", (_marker: string) => "unused");
@@ -144,12 +137,12 @@ if ("skip" in server) {
       const victim = Number(started[1]) === a.pid ? a : b;
       const survivor = victim === a ? b : a;
       await victim.kill();
-      assert.equal(await within(held.get({ timeout: 30_000 }), 35_000, "the killed worker's task", tails), `finished by pid ${survivor.pid}`);
-      const values = await within(Promise.all(batch.map((r) => r.get({ timeout: 30_000 }))), 35_000, "the batch", tails);
+      assert.equal(await within(held.get({ timeout: scaled(60_000) }), scaled(65_000), "the killed worker's task", tails), `finished by pid ${survivor.pid}`);
+      const values = await within(Promise.all(batch.map((r) => r.get({ timeout: scaled(60_000) }))), scaled(65_000), "the batch", tails);
       assert.deepEqual(values, Array.from({ length: 100 }, (_, i) => `e${i}`));
     });
 
-    it("loses no confirmed task when the workers' connections are cut, and the workers resume on their own", { timeout: 120_000 }, async (t) => {
+    it("loses no confirmed task when the workers' connections are cut, and the workers resume on their own", { timeout: scaled(240_000) }, async (t) => {
       const { producer, start, tails } = await setup(t);
       const proxy = await CutProxy.start(server.url);
       t.after(() => proxy.close());
@@ -161,11 +154,11 @@ if ("skip" in server) {
         if (round > 0) proxy.cut(round === 1 ? 0 : 300);
         for (let i = 0; i < 50; i++) results.push(await add.delay(round, i));
       }
-      const values = await within(Promise.all(results.map((r) => r.get({ timeout: 40_000 }))), 45_000, "every task after the cuts", tails);
+      const values = await within(Promise.all(results.map((r) => r.get({ timeout: scaled(80_000) }))), scaled(85_000), "every task after the cuts", tails);
       assert.deepEqual(values, Array.from({ length: 200 }, (_, k) => Math.floor(k / 50) + (k % 50)));
     });
 
-    it("runs a chain, a group and a chord of 1,000 steps each across three worker processes", { timeout: 180_000 }, async (t) => {
+    it("runs a chain, a group and a chord of 1,000 steps each across three worker processes", { timeout: scaled(300_000) }, async (t) => {
       const { producer, start, tails } = await setup(t);
       await start(3);
       const add = producer.task("amqp.add", (a: number, b: number) => a + b);
@@ -178,8 +171,8 @@ if ("skip" in server) {
       ]);
       const expectedSum = (999 * 1_000) / 2 + 1_000;
       const [chainValue, groupValue, chordValue] = await within(
-        Promise.all([chained.get({ timeout: 150_000 }), grouped.get({ timeout: 150_000 }), chorded.get({ timeout: 150_000 })]),
-        155_000,
+        Promise.all([chained.get({ timeout: scaled(200_000) }), grouped.get({ timeout: scaled(200_000) }), chorded.get({ timeout: scaled(200_000) })]),
+        scaled(205_000),
         "the 1,000-step canvases",
         tails,
       );

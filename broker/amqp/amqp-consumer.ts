@@ -75,22 +75,32 @@ export class AmqpConsumer implements Consumer {
     const connection = await this.host.link.current("consume");
     const channel = await connection.createChannel();
     channel.on("error", (error: Error) => this.host.log(`consumer of "${this.queue}": channel error: ${error.message}`));
+    let consuming = false;
     channel.on("close", () => {
       if (this.channel !== channel || this.cancelled) return;
       this.channel = undefined;
       this.forgetHeld();
       // A lost connection closes its channels first: its own recovery reopens every consumer. A lone
-      // channel closed on a connection that stays up is reopened here.
+      // channel that was consuming, closed on a connection that stays up, is reopened here (one that
+      // failed to start consuming is the caller's error, not something to retry).
+      if (!consuming) return;
       const generation = this.host.link.generation;
-      setImmediate(() => {
+      setTimeout(() => {
         if (this.cancelled || this.channel !== undefined || !this.host.link.connected || this.host.link.generation !== generation) return;
         this.open().catch((error) => this.host.log(`consumer of "${this.queue}" could not reopen: ${String(error)}`));
-      });
+      }, REOPEN_DELAY_MS);
     });
     await channel.prefetch(this.prefetch);
+    // Set before consuming: deliveries can arrive before consume() resolves, and are settled on this channel.
     this.channel = channel;
-    const reply = await channel.consume(this.queue, (message) => this.onMessage(channel, message), { noAck: false });
-    this.consumerTag = reply.consumerTag;
+    try {
+      const reply = await channel.consume(this.queue, (message) => this.onMessage(channel, message), { noAck: false });
+      this.consumerTag = reply.consumerTag;
+      consuming = true;
+    } catch (error) {
+      if (this.channel === channel) this.channel = undefined;
+      throw error;
+    }
   }
 
   /** Let deliveries through: none reaches the handler before consume() has resolved. */
@@ -224,6 +234,9 @@ export class AmqpConsumer implements Consumer {
     this.firstLiveTag = this.nextTag;
   }
 }
+
+/** Wait before reopening a consumer whose channel alone was closed, so a persistent refusal cannot spin. */
+const REOPEN_DELAY_MS = 100;
 
 const tooManyDeliveries = (deliveries: number, maxDeliveries: number): string =>
   `delivered ${deliveries} times without an acknowledgement (maxDeliveries ${maxDeliveries})`;

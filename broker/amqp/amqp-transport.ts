@@ -76,7 +76,10 @@ export class AmqpTransport implements Transport {
     this.link.onConnected(async () => {
       await this.stream.open();
       connected();
-      for (const consumer of this.consumers) await consumer.open();
+      for (const consumer of this.consumers) {
+        // One consumer that cannot reopen (its queue was deleted) must not keep the others closed.
+        await consumer.open().catch((error) => this.options.log(`consumer of "${consumer.queue}" could not reopen after reconnecting: ${String(error)}`));
+      }
     });
     this.link.start();
   }
