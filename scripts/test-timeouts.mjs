@@ -35,3 +35,12 @@ nodeTest.after(() => {
     process.exit(process.exitCode ?? 0);
   }, 5_000).unref();
 });
+
+// Replay a property test's failure: fast-check prints the seed (and path) of
+// a counterexample; run again with CELERITY_PROPERTY_SEED (and
+// CELERITY_PROPERTY_PATH) set to them.
+if (process.env.CELERITY_PROPERTY_SEED) {
+  const fc = (await import("fast-check")).default;
+  const path = process.env.CELERITY_PROPERTY_PATH;
+  fc.configureGlobal({ seed: Number(process.env.CELERITY_PROPERTY_SEED), ...(path ? { path, endOnFailure: true } : {}) });
+}

@@ -7,8 +7,7 @@
 import type { AmqpTransportOptions } from "./amqp-options.ts";
 import { AmqpTransport } from "./amqp-transport.ts";
 
-/** Whether `url` names a RabbitMQ server (amqp:// or amqps://). */
-export const isAmqpUrl = (url: string): boolean => /^amqps?:\/\//i.test(url);
+export { isAmqpUrl } from "./amqp-url.ts";
 
 /**
  * A RabbitMQ transport for `url`, connecting in the background (operations

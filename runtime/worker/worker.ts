@@ -11,6 +11,9 @@ import { TaskRunner, type RunnerEnvironment, type Settlement } from "./task-runn
  * Acknowledgement is late by default: a message is acked only after its
  * result is stored and its workflow advanced, so a worker that dies or stops
  * mid-task leaves the message to be redelivered, never dropped.
+ *
+ * @example
+ * await app.worker({ name: "images-1", queues: ["images", "celery"], concurrency: 16 }).start();
  */
 export interface WorkerOptions {
   /** Shown in errors and logs. Default: "worker-<n>@<pid>". */
@@ -30,11 +33,23 @@ export interface WorkerOptions {
   readonly leaseMs?: number;
 }
 
+/**
+ * How long `worker.stop()` and `app.close()` wait for running tasks.
+ *
+ * @example
+ * await worker.stop({ timeout: 10_000 });
+ */
 export interface StopOptions {
   /** Wait at most this many ms for running tasks; then abort them and return their messages to the queue. Default: wait for them. */
   readonly timeout?: number;
 }
 
+/**
+ * A worker's counts since it started: tasks running and waiting for a slot, and how the finished ones ended.
+ *
+ * @example
+ * const { running, succeeded, failed } = worker.stats();
+ */
 export interface WorkerStats {
   readonly running: number;
   readonly waiting: number;
@@ -61,6 +76,17 @@ let workerCount = 0;
 /** A held message shows RECEIVED once it has waited through a full sweep interval. */
 const RECEIVED_SWEEP_MS = 10;
 
+/**
+ * A worker in this process: consumes its queues and runs tasks, at most
+ * `concurrency` at a time, acknowledging each message once its result is
+ * stored (see WorkerOptions). Made by `app.worker()`.
+ *
+ * @example
+ * const worker = app.worker({ concurrency: 8 });
+ * await worker.start();
+ * // ...
+ * await worker.stop({ timeout: 10_000 });
+ */
 export class Worker {
   readonly name: string;
   private readonly queues: readonly string[];

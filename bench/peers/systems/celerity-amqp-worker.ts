@@ -1,6 +1,7 @@
 /** The worker side of celerity on RabbitMQ in a worker process (worker-child.ts): the broker on RabbitMQ, results on a celerity node. */
 import { NodeClient } from "../../../broker/node/node-client.ts";
-import { RemoteResultStore, createApp, type Worker } from "../../../src/index.ts";
+import { createApp, type Worker } from "../../../src/index.ts";
+import { RemoteResultStore } from "../../../src/node.ts";
 import type { WorkerFactory } from "../worker-link.ts";
 import { WORK_QUEUE } from "../system.ts";
 import { defineTasks } from "./celerity-tasks.ts";
