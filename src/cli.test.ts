@@ -95,9 +95,9 @@ describe("celerity on bad input", () => {
     const none = await finished(["worker", "--app", fixture("cli-app.ts")]);
     assert.equal(none.code, 2);
     assert.match(none.output, /no broker to consume from: pass --broker/);
-    const malformed = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", "amqp://localhost"]);
+    const malformed = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", "ftp://localhost"]);
     assert.equal(malformed.code, 2);
-    assert.match(malformed.output, /broker url must look like celerity:\/\/host:port, got 'amqp:\/\/localhost'/);
+    assert.match(malformed.output, /broker url must look like celerity:\/\/host:port, got 'ftp:\/\/localhost'/);
   });
 
   for (const args of [
