@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { Codec } from "../broker/codec.ts";
+import { Codec, CodecError } from "../broker/codec.ts";
 import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
 import { NodeTransport } from "../broker/node/node-transport.ts";
 import { connectAmqp, isAmqpUrl } from "../broker/amqp/connect-amqp.ts";
@@ -101,6 +101,42 @@ export interface App {
 
 const NO_DEFAULTS: CallOptions = Object.freeze({});
 
+/**
+ * Groups nested deeper than this cannot be sent: the graph is stored as
+ * msgpack (on a node, inside a frame), and each level of a group is two
+ * levels there. Checked on every transport, so one process refuses what a
+ * node would.
+ */
+const MAX_GROUP_NESTING = 32;
+
+const nestingOf = (ref: ValueRef): number => {
+  if ("node" in ref) return 0;
+  let deepest = ref.gate === undefined ? 0 : nestingOf(ref.gate);
+  for (const item of ref.list) deepest = Math.max(deepest, nestingOf(item));
+  return deepest + 1;
+};
+
+const checkDepth = (graph: MessageGraph): void => {
+  const refs = [graph.output, ...graph.nodes.flatMap((node) => (node.after === undefined ? [] : [node.after]))];
+  for (const ref of refs) {
+    const depth = nestingOf(ref);
+    if (depth > MAX_GROUP_NESTING) {
+      throw new CodecError({ path: "the workflow's graph", reason: `groups nested ${depth} deep; at most ${MAX_GROUP_NESTING} levels can be sent` });
+    }
+  }
+};
+
+/** What the value `ref` came after: a step's `after`, an empty group's gate, or what every member of a group follows. */
+const parentRef = (graph: MessageGraph, ref: ValueRef): ValueRef | undefined => {
+  if ("node" in ref) return graph.nodes[ref.node].after;
+  if (ref.gate !== undefined) return ref.gate;
+  const heads = ref.list.map((item) => ("node" in item ? graph.nodes[item.node].after : undefined));
+  const first = heads[0];
+  if (first === undefined) return undefined;
+  const key = JSON.stringify(first);
+  return heads.every((head) => head !== undefined && JSON.stringify(head) === key) ? first : undefined;
+};
+
 /** The transport and result store an app's options ask for. */
 const connectBroker = (options: AppOptions, log: (message: string) => void): { broker: Transport; results: ResultStore } => {
   const target = options.broker ?? process.env.CELERITY_BROKER_URL;
@@ -129,8 +165,9 @@ export const createApp = (options: AppOptions = {}): App => {
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
   const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS);
-  const workflows = new WorkflowExecutor(results, publisher, codec);
-  const completion = new TaskCompletion(results, publisher, workflows, codec, (id) => broker.isRevoked(id));
+  const isRevoked = (id: string) => broker.isRevoked(id);
+  const workflows = new WorkflowExecutor(results, publisher, codec, isRevoked);
+  const completion = new TaskCompletion(results, publisher, workflows, codec, isRevoked, log);
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
   const rateLimits = rateLimitingFor(connected.broker, log);
 
@@ -147,7 +184,8 @@ export const createApp = (options: AppOptions = {}): App => {
       const record = await results.get(id);
       if (record === undefined || record.state === "STARTED") continue;
       const error = toErrorInfo(new TaskRevokedError({ id, task: record.task }));
-      const first = await results.complete(id, record.task, { state: "REVOKED", error });
+      // unlessStarted: a worker may record STARTED between the read above and this write; then the task runs on.
+      const first = await results.complete(id, record.task, { state: "REVOKED", error, unlessStarted: true });
       if (first && record.workflow !== undefined) steps.push({ workflow: record.workflow, node: record.node as number, error });
     }
     // Only after every named task is REVOKED: steps revoked together stay REVOKED instead of failing as each other's downstream.
@@ -162,14 +200,18 @@ export const createApp = (options: AppOptions = {}): App => {
     return publisher.publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 }).then(() => result);
   };
 
-  const resultOf = (graph: MessageGraph, ref: ValueRef, top: boolean): AsyncResult<unknown> =>
-    "node" in ref
-      ? new TaskResult(graph.nodes[ref.node].id, context)
+  const resultOf = (graph: MessageGraph, ref: ValueRef, top: boolean): AsyncResult<unknown> => {
+    const before = parentRef(graph, ref);
+    const parent = before === undefined ? undefined : () => resultOf(graph, before, false);
+    return "node" in ref
+      ? new TaskResult(graph.nodes[ref.node].id, context, parent)
       : new GroupResult(
           top ? graph.id : randomUUID(),
           ref.list.map((item) => resultOf(graph, item, false)),
           ref.gate === undefined ? undefined : resultOf(graph, ref.gate, false),
+          parent,
         );
+  };
 
   const dispatcher: Dispatcher = {
     async dispatch<R>(canvas: Canvas<any, R>, overrides?: CallOptions): Promise<AsyncResult<R>> {
@@ -181,6 +223,7 @@ export const createApp = (options: AppOptions = {}): App => {
         },
         ...(overrides !== undefined ? { overrides } : {}),
       });
+      checkDepth(graph);
       // Every step's own arguments must be sendable before the first step goes out.
       for (const node of graph.nodes) checkArguments(codec, node.task, node.args);
       for (const errback of graph.errbacks) checkArguments(codec, errback.task, errback.args);

@@ -34,6 +34,7 @@ export {
   WorkerError,
   MaxRetriesExceededError,
   WorkflowNotFoundError,
+  ResultTooLargeError,
 } from "../runtime/errors.ts";
 export { chain, group, chord } from "../dsl/combinators.ts";
 export { Signature, Chain, Group, Chord, type Canvas, type AnyCanvas } from "../dsl/canvas.ts";

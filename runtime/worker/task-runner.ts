@@ -5,9 +5,9 @@ import type { Consumer, Transport } from "../../broker/transport.ts";
 import { MAP_TASK, STARMAP_TASK } from "../../dsl/combinators.ts";
 import { mergeOptions, type CallOptions } from "../../dsl/options.ts";
 import { READY_STATES } from "../../dsl/result.ts";
-import { TaskRevokedError, UnknownTaskError, WorkerError, toErrorInfo } from "../errors.ts";
+import { ResultTooLargeError, TaskRevokedError, UnknownTaskError, WorkerError, toErrorInfo } from "../errors.ts";
 import type { ResultStore } from "../results/result-store.ts";
-import type { Completed, TaskCompletion } from "./task-completion.ts";
+import { MAX_RESULT_BYTES, type Completed, type TaskCompletion } from "./task-completion.ts";
 import { AsyncInvocation, invoke, type InvocationOutcome } from "./task-invocation.ts";
 import { fromEnvelope, type TaskMessage } from "../task-message.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
@@ -45,8 +45,6 @@ interface Running {
   readonly invocation: AsyncInvocation;
 }
 
-const isPromise = (value: unknown): value is Promise<unknown> => value instanceof Promise;
-
 export class TaskRunner {
   /** Tasks whose handler is still running asynchronously, by task id (for terminate and shutdown). */
   readonly running = new Map<string, Running>();
@@ -81,11 +79,33 @@ export class TaskRunner {
     const acksLate = options.acksLate ?? true;
     if (!acksLate) host.settle(consumer, delivery, "ack");
     const keepsResult = !options.ignoreResult || message.workflow !== undefined;
-    const started = keepsResult
-      ? env.store.setState(message.id, message.task, "STARTED", message.retries === 0 ? undefined : { retries: message.retries })
-      : undefined;
-    if (isPromise(started)) return started.then(() => this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer));
-    return this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer);
+    const started = keepsResult ? env.store.start(message.id, message.task, message.retries === 0 ? undefined : { retries: message.retries }) : true;
+    if (started === true) return this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer);
+    if (started === false) return this.skipFinished(message, acksLate, delivery, consumer);
+    return started.then((ok) => {
+      if (!ok) return this.skipFinished(message, acksLate, delivery, consumer);
+      // Revoked while the store answered: the task has not run, and a terminate sent meanwhile found nothing to abort.
+      if (env.transport.isRevoked(message.id)) return this.revokedBeforeRun(message, acksLate, delivery, consumer);
+      return this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer);
+    });
+  }
+
+  private async revokedBeforeRun(message: TaskMessage, acksLate: boolean, delivery: Delivery, consumer: Consumer): Promise<void> {
+    this.host.count(await this.env.completion.revoked(message));
+    if (acksLate) this.host.settle(consumer, delivery, "ack");
+  }
+
+  /**
+   * The store refused STARTED: the task already has a final state, most often
+   * REVOKED by a revocation this worker had not yet heard of when the message
+   * arrived. It does not run; its workflow is advanced from the stored state
+   * (safe to repeat), as for a redelivered message.
+   */
+  private async skipFinished(message: TaskMessage, acksLate: boolean, delivery: Delivery, consumer: Consumer): Promise<void> {
+    const record = await this.env.store.get(message.id);
+    if (record !== undefined) await this.env.completion.resume(message, record);
+    this.host.count(record?.state === "SUCCESS" ? "succeeded" : record?.state === "FAILURE" ? "failed" : "revoked");
+    if (acksLate) this.host.settle(consumer, delivery, "ack");
   }
 
   private invokeAndFinish(
@@ -146,6 +166,10 @@ export class TaskRunner {
       } catch (error) {
         if (!(error instanceof CodecError)) throw error;
         return completion.failedOrRetry(message, options, priority, error, definition);
+      }
+      // The same limit in one process as across processes: a value that could not reach a node's result store fails here too.
+      if (encoded !== undefined && encoded.byteLength > MAX_RESULT_BYTES) {
+        return completion.failed(message, toErrorInfo(new ResultTooLargeError({ task: message.task, id: message.id, size: encoded.byteLength, max: MAX_RESULT_BYTES })));
       }
       return completion.succeeded(message, outcome.value, encoded);
     }
