@@ -9,8 +9,12 @@ import { Data } from "effect";
 import { DeclarationConflictError, ExchangeNotFoundError, QueueNotFoundError } from "../errors.ts";
 
 /**
- * RabbitMQ could not be reached, or the connection was lost and the operation
- * could not be retried on the next one (the transport reconnects by itself).
+ * RabbitMQ could not be reached within `connectTimeoutMs` (the transport
+ * keeps reconnecting meanwhile); `reason` holds the last error.
+ *
+ * @example
+ * await AmqpTransport.connect("amqp://guest:secret@rabbit:5672/", { connectTimeoutMs: 5_000 });
+ * // rejects: RabbitMQ at amqp://guest:***@rabbit:5672/ is unreachable: not ready within 5000 ms; last error: ...
  */
 export class AmqpConnectionError extends Data.TaggedError("AmqpConnectionError")<{
   readonly url: string;
@@ -21,7 +25,13 @@ export class AmqpConnectionError extends Data.TaggedError("AmqpConnectionError")
   }
 }
 
-/** A refusal by RabbitMQ that the contract has no error for; `code` is its AMQP reply code. */
+/**
+ * A refusal by RabbitMQ that the contract has no error for; `code` is its AMQP reply code.
+ *
+ * @example
+ * // a user without permissions on the vhost
+ * await broker.declareQueue("tasks"); // rejects: RabbitMQ refused queue.declare (403): ACCESS_REFUSED - ...
+ */
 export class AmqpRefusedError extends Data.TaggedError("AmqpRefusedError")<{
   readonly operation: string;
   readonly code: number;

@@ -6,6 +6,12 @@
 import { InvalidArgumentError } from "../errors.ts";
 import type { QueueType } from "./queue-arguments.ts";
 
+/**
+ * The settings of an AmqpTransport; every field is optional.
+ *
+ * @example
+ * const broker = AmqpTransport.create(url, { queueType: "quorum", prefix: "billing", connectTimeoutMs: 10_000 });
+ */
 export interface AmqpTransportOptions {
   /**
    * Prefix of the names the transport creates for itself: the delay ladder

@@ -32,6 +32,17 @@ const DEFAULT_MAX_DELIVERIES = 16;
 
 const EXCHANGE_TYPES: readonly ExchangeType[] = ["direct", "topic", "fanout"];
 
+/**
+ * The transport contract on RabbitMQ: durable queues, publisher confirms,
+ * manual acks with a prefetch, delays in a ladder of TTL queues, delivery
+ * counts and dead letters, revocations on a stream, and a connection that
+ * recovers by itself and reopens its consumers (see docs/scaling.md).
+ *
+ * @example
+ * const broker = await AmqpTransport.connect("amqp://guest:guest@127.0.0.1:5672/%2F", { queueType: "quorum" });
+ * const app = createApp({ broker, results });
+ * await app.close(); // closes the transport too
+ */
 export class AmqpTransport implements Transport {
   private readonly options: ResolvedAmqpOptions;
   private readonly link: AmqpLink;

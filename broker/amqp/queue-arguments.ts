@@ -9,7 +9,12 @@
  * @module
  */
 
-/** "classic": priorities, one node. "quorum": replicated, no priorities. */
+/**
+ * "classic": priorities, one node. "quorum": replicated, no priorities.
+ *
+ * @example
+ * const broker = await AmqpTransport.connect(url, { queueType: "quorum" satisfies QueueType });
+ */
 export type QueueType = "classic" | "quorum";
 
 /** A work queue's arguments: `maxDeliveries` is enforced by RabbitMQ itself on a quorum queue. */
