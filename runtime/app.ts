@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Codec, CodecError } from "../broker/codec.ts";
 import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
+import { nowOf, systemClock, type Clock } from "../broker/clock.ts";
 import { NodeTransport } from "../broker/node/node-transport.ts";
 import { connectAmqp, isAmqpUrl } from "../broker/amqp/connect-amqp.ts";
 import { RemoteResultStore } from "./results/remote-result-store.ts";
@@ -49,6 +50,11 @@ export interface AppOptions {
   readonly log?: (message: string) => void;
   /** Sign what this app publishes and run only what trusted keys signed (docs/security.md). */
   readonly signing?: SigningOptions;
+  /**
+   * The clock every time-dependent part reads: countdown and eta, retry backoff, expiry, time limits,
+   * rate-limit buckets, result expiry. Default the system clock; `celerity/testing` passes a virtual one.
+   */
+  readonly clock?: Clock;
 }
 
 /**
@@ -64,6 +70,8 @@ export interface AppOptions {
 export interface App {
   readonly broker: Transport;
   readonly results: ResultStore;
+  /** The clock this app's time-dependent parts read (AppOptions.clock): give it to anything else that schedules for the app. */
+  readonly clock: Clock;
   /**
    * Register a task. The handler may be sync, async or return an Effect; `this`
    * inside a `function` handler is its TaskContext (id, retries, signal, retry()).
@@ -138,10 +146,12 @@ const parentRef = (graph: MessageGraph, ref: ValueRef): ValueRef | undefined => 
 };
 
 /** The transport and result store an app's options ask for. */
-const connectBroker = (options: AppOptions, log: (message: string) => void): { broker: Transport; results: ResultStore } => {
+const connectBroker = (options: AppOptions, log: (message: string) => void, clock: Clock): { broker: Transport; results: ResultStore } => {
   const target = options.broker ?? process.env.CELERITY_BROKER_URL;
-  if (typeof target !== "string") return { broker: target ?? new EmbeddedBroker(), results: options.results ?? new MemoryResultStore() };
-  if (isAmqpUrl(target)) return { broker: connectAmqp(target, { log }), results: options.results ?? new MemoryResultStore() };
+  if (typeof target !== "string") {
+    return { broker: target ?? new EmbeddedBroker({ clock }), results: options.results ?? new MemoryResultStore({ now: nowOf(clock) }) };
+  }
+  if (isAmqpUrl(target)) return { broker: connectAmqp(target, { log }), results: options.results ?? new MemoryResultStore({ now: nowOf(clock) }) };
   const token = options.token ?? process.env.CELERITY_TOKEN;
   const transport = NodeTransport.create(target, { ...(token !== undefined ? { token } : {}), name: `app@${process.pid}`, log });
   return { broker: transport, results: options.results ?? new RemoteResultStore(transport.client) };
@@ -159,17 +169,18 @@ const connectBroker = (options: AppOptions, log: (message: string) => void): { b
 export const createApp = (options: AppOptions = {}): App => {
   const log = options.log ?? ((message: string) => console.error(message));
   const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
-  const connected = connectBroker(options, log);
+  const clock = options.clock ?? systemClock;
+  const connected = connectBroker(options, log, clock);
   const { broker, results } = signed === undefined ? connected : signed(connected, log);
   const codec = new Codec();
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
-  const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS);
+  const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS, nowOf(clock));
   const isRevoked = (id: string) => broker.isRevoked(id);
   const workflows = new WorkflowExecutor(results, publisher, codec, isRevoked);
   const completion = new TaskCompletion(results, publisher, workflows, codec, isRevoked, log);
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
-  const rateLimits = rateLimitingFor(connected.broker, log);
+  const rateLimits = rateLimitingFor(connected.broker, log, clock);
 
   /**
    * Record the revocation with the broker (queued and delayed copies are never
@@ -236,6 +247,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const app: App = {
     broker,
     results,
+    clock,
     task(name, handler, taskOptions = {}) {
       if (typeof name !== "string" || name.length === 0) throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
       if (typeof handler !== "function") throw new TaskRegistrationError({ task: name, reason: "the handler is not a function" });
@@ -247,7 +259,7 @@ export const createApp = (options: AppOptions = {}): App => {
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits }, workerOptions);
+      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock }, workerOptions);
       workers.push(worker);
       return worker;
     },

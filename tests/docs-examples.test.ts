@@ -124,7 +124,7 @@ const extract = (): Example[] => {
         line: start + 1,
         file,
         // An example of compile errors is for the type checker only.
-        runnable: named === null && !needsMoreThanTheEmbeddedBroker(code) && /\bcreateApp\(/.test(code) && !/@ts-expect-error/.test(code),
+        runnable: named === null && !needsMoreThanTheEmbeddedBroker(code) && /\bcreate(Test)?App\(/.test(code) && !/@ts-expect-error/.test(code),
       });
     }
   }

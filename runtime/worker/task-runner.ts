@@ -2,6 +2,7 @@ import { Effect } from "effect";
 import { CodecError, type Codec } from "../../broker/codec.ts";
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer, Transport } from "../../broker/transport.ts";
+import { systemClock, type Clock } from "../../broker/clock.ts";
 import { MAP_TASK, STARMAP_TASK } from "../../dsl/combinators.ts";
 import { mergeOptions, type CallOptions } from "../../dsl/options.ts";
 import { READY_STATES } from "../../dsl/result.ts";
@@ -28,6 +29,8 @@ export interface RunnerEnvironment {
   readonly completion: TaskCompletion;
   readonly tasks: ReadonlyMap<string, TaskDefinition>;
   readonly log: (message: string) => void;
+  /** The clock for expiry and time limits. Default the system clock. */
+  readonly clock?: Clock;
 }
 
 /** How a delivery is settled with the broker. */
@@ -49,11 +52,14 @@ export class TaskRunner {
   /** Tasks whose handler is still running asynchronously, by task id (for terminate and shutdown). */
   readonly running = new Map<string, Running>();
   private readonly mappers = new Map<string, TaskDefinition>();
+  private readonly clock: Clock;
 
   constructor(
     private readonly env: RunnerEnvironment,
     private readonly host: RunnerHost,
-  ) {}
+  ) {
+    this.clock = env.clock ?? systemClock;
+  }
 
   /** Run `delivery`; returns a promise only when something asynchronous is left to do. */
   run(delivery: Delivery, consumer: Consumer): void | Promise<void> {
@@ -66,7 +72,7 @@ export class TaskRunner {
     }
     if (delivery.redelivered) return this.runRedelivered(message, delivery, consumer);
     const revoked = env.transport.isRevoked(message.id);
-    if (revoked || (message.expires !== undefined && message.expires < Date.now())) {
+    if (revoked || (message.expires !== undefined && message.expires < this.clock.now())) {
       return env.completion.revoked(message, !revoked).then((completed) => {
         host.count(completed);
         host.settle(consumer, delivery, "ack");
@@ -117,7 +123,7 @@ export class TaskRunner {
     delivery: Delivery,
     consumer: Consumer,
   ): void | Promise<void> {
-    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit);
+    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit, this.clock);
     if (!(invocation instanceof AsyncInvocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
     this.running.set(message.id, { task: message.task, invocation });
     return invocation.outcome.then((outcome) => {
