@@ -10,6 +10,7 @@ import { nextInstant } from "./schedule-instants.ts";
 import { MemoryScheduleStore, type ScheduleStore } from "./schedule-store.ts";
 import { RemoteScheduleStore } from "./remote-schedule-store.ts";
 import { RedisTransport } from "../../broker/redis/redis-transport.ts";
+import { AmqpTransport } from "../../broker/amqp/amqp-transport.ts";
 import type { SealRun } from "./sealed-runs.ts";
 
 /**
@@ -64,7 +65,9 @@ export const schedulingFor = (broker: Transport, codec: Codec, log: (message: st
       ? new RemoteScheduleStore(broker.client)
       : broker instanceof RedisTransport
         ? unsupported("Redis")
-        : MemoryScheduleStore.of(broker, nowOf(clock));
+        : broker instanceof AmqpTransport
+          ? unsupported("RabbitMQ")
+          : MemoryScheduleStore.of(broker, nowOf(clock));
   const beatClock = clock === systemClock ? undefined : beatClockOf(clock);
   const declared = new Map<string, ScheduleEntry>();
   const beats: Beat[] = [];
