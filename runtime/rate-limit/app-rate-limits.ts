@@ -1,5 +1,9 @@
 import { NodeTransport } from "../../broker/node/node-transport.ts";
+import { RedisTransport } from "../../broker/redis/redis-transport.ts";
+import { RedisRateLimits } from "./redis-rate-limits.ts";
 import type { Transport } from "../../broker/transport.ts";
+import { nowOf, systemClock, type Clock } from "../../broker/clock.ts";
+import { BucketTable } from "./bucket-table.ts";
 import { RateLimitTable, type LimitOverride } from "./limits-in-force.ts";
 import { RateLimitError, defaultBurst, parseRate } from "./rate-setting.ts";
 import { RemoteRateLimits } from "./node-rate-limit-client.ts";
@@ -9,7 +13,7 @@ import { LocalTokenSource, type TokenSource } from "./token-source.ts";
  * An app's rate limiting: the table of limits in force, where "global"
  * buckets live, and how a limit is changed at run time. With the embedded
  * broker the global buckets are in this process (shared by every app on the
- * same broker object); with a broker node they are on the node.
+ * same broker object); with a broker node they are on the node; with Redis, in Redis.
  */
 /**
  * A new limit for `app.control.rateLimit`: a rate ("5/s"), a rate and a burst, or null to remove the limit.
@@ -31,7 +35,7 @@ export interface RateLimiting {
 // Apps sharing one embedded broker share its global buckets, as workers sharing a node do.
 const localSources = new WeakMap<Transport, LocalTokenSource>();
 
-export const rateLimitingFor = (broker: Transport, log: (message: string) => void): RateLimiting => {
+export const rateLimitingFor = (broker: Transport, log: (message: string) => void, clock: Clock = systemClock): RateLimiting => {
   const table = new RateLimitTable();
   if (broker instanceof NodeTransport) {
     const remote = new RemoteRateLimits(broker.client, table, log);
@@ -44,8 +48,19 @@ export const rateLimitingFor = (broker: Transport, log: (message: string) => voi
       },
     };
   }
+  if (broker instanceof RedisTransport) {
+    const redis = new RedisRateLimits(broker, table, log);
+    return {
+      table,
+      global: redis,
+      async change(task, limit) {
+        table.override(task, limit);
+        await redis.change(task, limit);
+      },
+    };
+  }
   let global = localSources.get(broker);
-  if (global === undefined) localSources.set(broker, (global = new LocalTokenSource()));
+  if (global === undefined) localSources.set(broker, (global = new LocalTokenSource(new BucketTable({ now: nowOf(clock) }))));
   return {
     table,
     global,
