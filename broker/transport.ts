@@ -53,7 +53,7 @@ export interface ConsumeOptions {
    */
   readonly leaseMs?: number;
   /**
-   * The consumer calls `started(deliveryTag)` as it begins to process each
+   * The consumer calls `markStarted(deliveryTag)` as it begins to process each
    * delivery. A delivery that goes back to its queue without having been
    * started (its consumer was cancelled, or its process died, while it was
    * only held) then does not count towards its queue's `maxDeliveries`, so a
@@ -92,7 +92,7 @@ export interface Consumer {
    * mark before returning, so it reaches the broker even if the work it
    * precedes kills the process. Optional: a transport without it counts every delivery.
    */
-  started?(deliveryTag: number): void;
+  markStarted?(deliveryTag: number): void;
   /**
    * Negative acknowledgement. With `requeue` the message goes back to its queue
    * (redelivered, delivery count kept); without, it goes to the dead-letter queue with `reason`.

@@ -530,6 +530,10 @@ export class EmbeddedBroker implements Transport {
         for (let i = messages.length - 1; i >= 0; i--) state.ready.unshift(messages[i], messages[i].priority);
         if (messages.length > 0) this.markPending(state);
       },
+      requeueAtTail: (state, messages) => {
+        for (let i = 0; i < messages.length; i++) state.ready.push(messages[i], messages[i].priority);
+        if (messages.length > 0) this.markPending(state);
+      },
       deadLetter: (state, message, reason) => this.deadLetter(state, message, reason),
       acked: (_state, message) => this.journal?.removed(message),
       settled: (state, acked) => {

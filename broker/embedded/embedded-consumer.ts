@@ -10,6 +10,8 @@ export interface ConsumerHost {
   detached(): void;
   /** Put messages back at the head of `queue` (in the order given) and schedule a drain. */
   requeue(queue: QueueState<EmbeddedConsumer>, messages: readonly QueuedMessage[]): void;
+  /** Put messages back at the tail of `queue` (in the order given) and schedule a drain. */
+  requeueAtTail(queue: QueueState<EmbeddedConsumer>, messages: readonly QueuedMessage[]): void;
   deadLetter(queue: QueueState<EmbeddedConsumer>, message: QueuedMessage, reason: string): void;
   /** A message was acknowledged: it is gone for good. */
   acked(queue: QueueState<EmbeddedConsumer>, message: QueuedMessage): void;
@@ -98,7 +100,7 @@ export class EmbeddedConsumer implements Consumer {
   }
 
   /** The holder began processing `deliveryTag` (ignored once it is settled or taken back). */
-  started(deliveryTag: number): void {
+  markStarted(deliveryTag: number): void {
     const message = this.unacked.get(deliveryTag);
     if (message !== undefined) message.started = true;
   }
@@ -119,7 +121,11 @@ export class EmbeddedConsumer implements Consumer {
     this.host.settled(this.state, false);
   }
 
-  /** Stop receiving and return every unacknowledged delivery to the head of the queue, oldest first. */
+  /**
+   * Stop receiving and return every unacknowledged delivery to the head of
+   * the queue, oldest first; with marksStarted, those that were begun go to
+   * its back instead.
+   */
   cancel(): Promise<void> {
     if (!this.cancelled) {
       this.cancelled = true;
@@ -128,8 +134,17 @@ export class EmbeddedConsumer implements Consumer {
       const returned = [...this.unacked.values()];
       this.unacked.clear();
       this.state.unacked -= returned.length;
-      for (let i = 0; i < returned.length; i++) uncountIfUnstarted(returned[i]);
-      this.host.requeue(this.state, returned);
+      if (!this.marksStarted) {
+        this.host.requeue(this.state, returned);
+        return Promise.resolve();
+      }
+      // What was begun goes to the back: if one of them killed its consumer, the others running beside it
+      // must not be paired with it again on every redelivery (each pairing counts against them too).
+      const begun = returned.filter((message) => message.started);
+      const held = returned.filter((message) => !message.started);
+      for (let i = 0; i < held.length; i++) uncountIfUnstarted(held[i]);
+      this.host.requeue(this.state, held);
+      this.host.requeueAtTail(this.state, begun);
     }
     return Promise.resolve();
   }

@@ -145,7 +145,7 @@ export class NodeConnection {
   /** The client began processing these deliveries: they count as delivered if they come back. */
   started(tag: string, deliveryTags: readonly number[]): void {
     const { consumer } = this.leased(tag);
-    for (let i = 0; i < deliveryTags.length; i++) consumer.started(deliveryTags[i]);
+    for (let i = 0; i < deliveryTags.length; i++) consumer.markStarted(deliveryTags[i]);
   }
 
   /** Extend the leases of deliveries the client still holds; returns how many it did hold. */

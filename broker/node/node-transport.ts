@@ -235,7 +235,7 @@ class RemoteConsumer implements Consumer {
   /** Start marks not yet sent: one request per event-loop turn carries them all. */
   private startMarks: number[] = [];
 
-  started(deliveryTag: number): void {
+  markStarted(deliveryTag: number): void {
     const nodeTag = this.nodeTags.get(deliveryTag);
     if (nodeTag === undefined || !this.marksStarted) return;
     // Sent with the acks of the turn; the client also sends them if a task ends the process first (see NodeClient.beforeExit).

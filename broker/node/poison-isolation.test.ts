@@ -11,7 +11,7 @@ import { within } from "../../tests/support/waits.ts";
 const envelope = (queue: string, id: string): Envelope => ({ id, exchange: "", routingKey: queue, priority: 0, headers: {}, body: new Uint8Array([1]) });
 
 /** A consumer that takes `count` deliveries, marks the one of `poison` started, and returns what it got. */
-const holdWindow = async (transport: Transport, queue: string, count: number, poison: string) => {
+const holdWindow = async (transport: Transport, queue: string, count: number, poison: string, prefetch = count) => {
   const deliveries: Delivery[] = [];
   let full!: () => void;
   const filled = new Promise<void>((resolve) => (full = resolve));
@@ -19,11 +19,11 @@ const holdWindow = async (transport: Transport, queue: string, count: number, po
   const early: Delivery[] = [];
   const take = (delivery: Delivery) => {
     deliveries.push(delivery);
-    if (delivery.envelope.id === poison) consumer!.started?.(delivery.deliveryTag);
+    if (delivery.envelope.id === poison) consumer!.markStarted?.(delivery.deliveryTag);
     if (deliveries.length === count) full();
   };
   consumer = await transport.consume(queue, (delivery) => (consumer === undefined ? early.push(delivery) : take(delivery)), {
-    prefetch: count,
+    prefetch,
     marksStarted: true,
   });
   for (const delivery of early) take(delivery);
@@ -62,7 +62,15 @@ describe("poison isolation", () => {
 
     const survivor = await NodeTransport.connect(node.url);
     t.after(() => survivor.close());
-    const { deliveries } = await holdWindow(survivor, queue, 15, "none");
+    // The poison went to the back of the queue each time it was begun: it is reached after the others, and dead-lettered.
+    const { deliveries } = await holdWindow(survivor, queue, 15, "none", 16);
+    await within(
+      (async () => {
+        while ((await producer.deadLetters(`${queue}.dlq`)).length === 0) await new Promise((resolve) => setImmediate(resolve));
+      })(),
+      5_000,
+      "the poison to be dead-lettered",
+    );
     assert.deepEqual(deliveries.map((d) => d.envelope.id).sort(), ids.filter((id) => id !== poison).sort());
     assert.ok(deliveries.every((d) => !d.redelivered), "the healthy messages arrive as first deliveries");
     const letters = await producer.deadLetters(`${queue}.dlq`);
@@ -114,7 +122,7 @@ describe("poison isolation", () => {
       queue,
       (d) => {
         seen.push(d);
-        if (d.envelope.id === "begun") consumer?.started?.(d.deliveryTag);
+        if (d.envelope.id === "begun") consumer?.markStarted?.(d.deliveryTag);
       },
       { prefetch: 2, leaseMs: 1, marksStarted: true },
     );

@@ -295,7 +295,7 @@ export class Worker {
   private run(delivery: Delivery, consumer: Consumer): void {
     this.runningCount++;
     // Only what was begun counts against a message if this process dies: a poison task is dead-lettered alone.
-    consumer.started?.(delivery.deliveryTag);
+    consumer.markStarted?.(delivery.deliveryTag);
     let pending: void | Promise<void>;
     try {
       pending = this.runner.run(delivery, consumer);
