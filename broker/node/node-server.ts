@@ -174,6 +174,12 @@ export class BrokerNode {
     return write === undefined ? value : Promise.all([value, write]).then(([result]) => result);
   }
 
+  /** A change's answer, given once the records it wrote are durable. */
+  private afterDurableChange<T>(value: Promise<T>): Promise<T> {
+    this.maybeCompact();
+    return this.afterDurable(value);
+  }
+
   private writesSinceCheck = 0;
   private compactedSize = 0;
   private compacting: Promise<void> | undefined;
@@ -270,6 +276,18 @@ export class BrokerNode {
         return this.afterDurable(broker.deadLetters(String(args[0])).then((letters) => letters.map((l) => [l.queue, l.reason, l.at, [l.envelope.id, l.envelope.exchange, l.envelope.routingKey, l.envelope.priority, l.envelope.eta ?? null, l.envelope.expires ?? null, l.envelope.headers, l.envelope.body]])));
       case "stats":
         return this.afterDurable(broker.stats(String(args[0])));
+      case "listQueues":
+        return this.afterDurable(broker.listQueues());
+      case "purge":
+        return this.afterDurableChange(broker.purge(String(args[0])));
+      case "pause":
+        return this.durable(broker.pause(String(args[0])));
+      case "resume":
+        return this.durable(broker.resume(String(args[0])));
+      case "requeueDeadLetters":
+        return this.afterDurableChange(broker.requeueDeadLetters(String(args[0]), idsArgument(args[1])));
+      case "discardDeadLetters":
+        return this.afterDurableChange(broker.discardDeadLetters(String(args[0]), idsArgument(args[1])));
       default: {
         const dot = op.indexOf(".");
         const service = dot > 0 ? this.services.get(op.slice(0, dot)) : undefined;
@@ -291,3 +309,10 @@ export class BrokerNode {
     this.log("stopped");
   }
 }
+
+/** The optional id list of a dead-letter op: nil for all, else an array of strings. */
+const idsArgument = (value: unknown): readonly string[] | undefined => {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw new ProtocolError({ reason: "message ids must be an array of strings or nil" });
+  return value as string[];
+};
