@@ -22,6 +22,9 @@ import { TaskCompletion } from "./worker/task-completion.ts";
 import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
+import { EventDispatcher, processName } from "./events/event-dispatcher.ts";
+import { subscribeEvents, type EventHandler, type EventSubscription, type SubscribeOptions } from "./events/event-subscription.ts";
+import { taskSentFields } from "./events/task-events.ts";
 
 /**
  * The app: a registry of tasks bound to a broker and a result store. With no
@@ -43,6 +46,8 @@ export interface AppOptions {
   readonly log?: (message: string) => void;
   /** Sign what this app publishes and run only what trusted keys signed (docs/security.md). */
   readonly signing?: SigningOptions;
+  /** Send a task-sent event for each task this app sends (docs/monitoring.md). Default false. Workers send theirs with `worker({ events: true })`. */
+  readonly events?: boolean;
 }
 
 export interface App {
@@ -79,6 +84,18 @@ export interface App {
      */
     rateLimit(task: string, limit: RateLimitChange): Promise<void>;
   };
+  /** The cluster's event stream (docs/monitoring.md). */
+  readonly events: {
+    /**
+     * Receive events as they are published, filtered by type and task;
+     * resolves once subscribed. Close the subscription when done.
+     *
+     * @example
+     * const sub = await app.events.subscribe((e) => console.log(e.type, e.uuid), { types: ["task-failed"] });
+     * await sub.close();
+     */
+    subscribe(handler: EventHandler, options?: SubscribeOptions): Promise<EventSubscription>;
+  };
   /** Stop this app's workers (gracefully, waiting at most `timeout` ms for running tasks if given) and close the broker and result store. */
   close(options?: StopOptions): Promise<void>;
 }
@@ -107,6 +124,19 @@ export const createApp = (options: AppOptions = {}): App => {
   const completion = new TaskCompletion(results, publisher, workflows, codec, (id) => broker.isRevoked(id));
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
   const rateLimits = rateLimitingFor(connected.broker, log);
+  let eventDispatcher: EventDispatcher | undefined;
+  const events = (): EventDispatcher => (eventDispatcher ??= new EventDispatcher(broker, log));
+  const subscriptions = new Set<EventSubscription>();
+  if (options.events === true) {
+    const sender = processName();
+    publisher.beforePublish = (message, envelope) => {
+      const dispatcher = events();
+      dispatcher.send(sender, taskSentFields(message, envelope));
+      // Out before the task's message, so no worker's event about the task can overtake it.
+      dispatcher.flush();
+      return dispatcher.ready;
+    };
+  }
 
   /**
    * Record the revocation with the broker (queued and delayed copies are never
@@ -178,7 +208,7 @@ export const createApp = (options: AppOptions = {}): App => {
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits }, workerOptions);
+      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits, events }, workerOptions);
       workers.push(worker);
       return worker;
     },
@@ -190,8 +220,23 @@ export const createApp = (options: AppOptions = {}): App => {
     control: {
       rateLimit: async (task, limit) => rateLimits.change(task, resolveChange(task, limit)),
     },
+    events: {
+      async subscribe(handler, subscribeOptions = {}) {
+        const subscription = await subscribeEvents(broker, handler, subscribeOptions, log);
+        subscriptions.add(subscription);
+        return {
+          queue: subscription.queue,
+          close: async () => {
+            subscriptions.delete(subscription);
+            await subscription.close();
+          },
+        };
+      },
+    },
     async close(stopOptions) {
       await Promise.all(workers.map((worker) => worker.stop(stopOptions)));
+      await Promise.all([...subscriptions].map((subscription) => subscription.close().catch(() => {})));
+      await eventDispatcher?.close();
       await broker.close();
       await results.close();
     },
