@@ -24,7 +24,7 @@ import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-lim
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
 import { EventDispatcher, processName } from "./events/event-dispatcher.ts";
 import { subscribeEvents, type EventHandler, type EventSubscription, type SubscribeOptions } from "./events/event-subscription.ts";
-import { taskSentFields } from "./events/task-events.ts";
+import { taskSentWire } from "./events/task-events.ts";
 
 /**
  * The app: a registry of tasks bound to a broker and a result store. With no
@@ -131,7 +131,7 @@ export const createApp = (options: AppOptions = {}): App => {
     const sender = processName();
     publisher.beforePublish = (message, envelope) => {
       const dispatcher = events();
-      dispatcher.send(sender, taskSentFields(message, envelope));
+      dispatcher.sendWire(taskSentWire(sender, message, envelope));
       // Out before the task's message, so no worker's event about the task can overtake it.
       dispatcher.flush();
       return dispatcher.ready;

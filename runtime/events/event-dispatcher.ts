@@ -2,12 +2,12 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { Encoder } from "@msgpack/msgpack";
 import type { Transport } from "../../broker/transport.ts";
-import { EVENTS_EXCHANGE, type CelerityEvent, type EventBase, type EventFields } from "./event-types.ts";
+import { EVENTS_EXCHANGE, type CelerityEvent, type EventFields } from "./event-types.ts";
+import { CLOCK_AT, EVENT_WIRE_VERSION, TIMESTAMP_AT, toWire, type WireEvent } from "./event-wire.ts";
 
 /**
  * Publishes events to the events exchange. Events sent in one event-loop
- * turn go out together, in one envelope whose body is the msgpack array of
- * them: a worker emits three events per task, and one publish per event
+ * turn go out together, in one envelope (see event-wire.ts for its body): a worker emits three events per task, and one publish per event
  * would cost more than running a small task. A batch is also flushed once it
  * holds `maxBatch` events, and on `flush()` (the app flushes a task-sent
  * event before the task's own message, so no worker's event about the task
@@ -25,7 +25,8 @@ const DEFAULT_MAX_BATCH = 512;
 export const processName = (): string => `${process.pid}@${hostname()}`;
 
 export class EventDispatcher {
-  private batch: CelerityEvent[] = [];
+  private readonly utcoffset = -new Date().getTimezoneOffset() / 60;
+  private batch: unknown[] = this.newBatch();
   private flushScheduled = false;
   private clock = 0;
   private readonly encoder = new Encoder({ ignoreUndefined: true });
@@ -34,7 +35,6 @@ export class EventDispatcher {
   private failures = 0;
   private closed = false;
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly utcoffset = -new Date().getTimezoneOffset() / 60;
 
   constructor(
     private readonly transport: Transport,
@@ -44,7 +44,7 @@ export class EventDispatcher {
     this.declaring = transport.declareExchange(EVENTS_EXCHANGE, "fanout").then(
       () => {
         this.declared = true;
-        if (this.batch.length > 0) this.flush();
+        this.flush();
       },
       (error: unknown) => this.log(`events: could not declare the '${EVENTS_EXCHANGE}' exchange, so no event is sent: ${messageOf(error)}`),
     );
@@ -55,18 +55,22 @@ export class EventDispatcher {
     return this.declaring;
   }
 
-  /** Stamp `fields` (timestamp, clock, pid) and queue the event for the next batch. */
+  private newBatch(): unknown[] {
+    return [EVENT_WIRE_VERSION, process.pid, this.utcoffset];
+  }
+
+  /** Queue an event for the next batch, sent by `hostname`; the dispatcher stamps its time and clock. */
   send(hostname: string, fields: EventFields<CelerityEvent>): void {
+    this.sendWire(toWire(hostname, fields as unknown as { type: CelerityEvent["type"] } & Record<string, unknown>));
+  }
+
+  /** Queue an event already in its wire form (event-wire.ts): what a worker sends per task. */
+  sendWire(event: WireEvent): void {
     if (this.closed) return;
-    // Stamped in place: the fields object is the caller's fresh literal, and one object per event is all it costs.
-    const event = fields as unknown as { -readonly [K in keyof EventBase]: EventBase[K] };
-    event.hostname = hostname;
-    event.timestamp = Date.now() / 1000;
-    event.utcoffset = this.utcoffset;
-    event.pid = process.pid;
-    event.clock = ++this.clock;
-    this.batch.push(event as unknown as CelerityEvent);
-    if (this.batch.length >= this.maxBatch) this.flush();
+    event[TIMESTAMP_AT] = Date.now() / 1000;
+    event[CLOCK_AT] = ++this.clock;
+    this.batch.push(event);
+    if (this.batch.length >= this.maxBatch + 3) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.scheduledFlush);
@@ -80,9 +84,9 @@ export class EventDispatcher {
 
   /** Publish what is queued now (once the exchange is declared; until then it waits). */
   flush(): void {
-    if (!this.declared || this.batch.length === 0) return;
+    if (!this.declared || this.batch.length === 3) return;
     const events = this.batch;
-    this.batch = [];
+    this.batch = this.newBatch();
     const published = this.transport
       .publish({ id: randomUUID(), exchange: EVENTS_EXCHANGE, routingKey: "events", priority: 0, headers: { kind: EVENTS_HEADER }, body: this.encoder.encode(events) })
       .then(
@@ -91,7 +95,7 @@ export class EventDispatcher {
         },
         (error: unknown) => {
           // Said once per run of failures, not once per batch: a broker that is down would flood the log.
-          if (this.failures++ === 0 && !this.closed) this.log(`events: ${events.length} events could not be published (later failures are not logged until one succeeds): ${messageOf(error)}`);
+          if (this.failures++ === 0 && !this.closed) this.log(`events: ${events.length - 3} events could not be published (later failures are not logged until one succeeds): ${messageOf(error)}`);
         },
       );
     this.inFlight.add(published);

@@ -3,6 +3,7 @@ import { Decoder } from "@msgpack/msgpack";
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer, Transport } from "../../broker/transport.ts";
 import { EVENTS_EXCHANGE, EVENT_TYPES, isTaskEvent, type CelerityEvent, type EventType } from "./event-types.ts";
+import { fromWire } from "./event-wire.ts";
 
 /**
  * Receiving the event stream: each subscriber has a queue of its own (auto-
@@ -80,17 +81,18 @@ export const subscribeEvents = async (
   const receive = (delivery: Delivery): void => {
     if (consumer === undefined) return void early.push(delivery);
     consumer.ack(delivery.deliveryTag);
-    let batch: unknown;
+    let batch: CelerityEvent[];
     try {
-      batch = decoder.decode(delivery.envelope.body);
+      batch = fromWire(decoder.decode(delivery.envelope.body));
     } catch (error) {
-      return log(`events: dropped an undecodable batch ${delivery.envelope.id}: ${messageOf(error)}`);
+      return log(`events: dropped an unreadable batch ${delivery.envelope.id}: ${messageOf(error)}`);
     }
-    if (!Array.isArray(batch)) return log(`events: dropped batch ${delivery.envelope.id}: not a list of events`);
     const local_received = Date.now() / 1000;
-    for (const event of batch as CelerityEvent[]) {
-      if (event === null || typeof event !== "object" || typeof event.type !== "string") continue;
-      if (wanted(event)) deliver({ ...event, local_received });
+    for (const event of batch) {
+      if (wanted(event)) {
+        (event as { local_received?: number }).local_received = local_received;
+        deliver(event as ReceivedEvent);
+      }
     }
   };
   consumer = await transport.consume(queue, receive, { prefetch: PREFETCH });

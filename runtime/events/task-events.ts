@@ -6,7 +6,7 @@ import type { Completed } from "../worker/task-completion.ts";
 import type { InvocationOutcome } from "../worker/task-invocation.ts";
 import type { EventDispatcher } from "./event-dispatcher.ts";
 import { exceptionRepr, isoOrNull, repr } from "./event-repr.ts";
-import type { TaskSentEvent } from "./event-types.ts";
+import { EVENT_CODE, type WireEvent } from "./event-wire.ts";
 
 /**
  * A worker's task events: what its runner reports at each step of a task's
@@ -26,6 +26,11 @@ export interface TaskEventSink {
 
 const NO_KWARGS = "{}";
 
+/** Task bodies up to this size travel in task-received as they are (the subscriber formats them); larger ones are formatted here. */
+const RAW_ARGS_MAX = 4096;
+
+const CODE = EVENT_CODE;
+
 export class TaskEvents implements TaskEventSink {
   /** When each running task started (performance.now), for `runtime`. */
   private readonly startedAt = new Map<string, number>();
@@ -36,31 +41,40 @@ export class TaskEvents implements TaskEventSink {
     private readonly codec: Codec,
   ) {}
 
+  // Each event is built in its wire form (event-wire.ts) here: this runs three times per task.
+
   received(delivery: Delivery): void {
     const { envelope } = delivery;
-    let message: TaskMessage;
+    const { task, target, retries, expires, workflow } = envelope.headers;
+    if (typeof task !== "string") return; // malformed: the runner rejects it, and that is the event
+    this.dispatcher.sendWire([
+      CODE["task-received"],
+      this.hostname,
+      0,
+      0,
+      envelope.id,
+      typeof target === "string" ? `${task}(${target})` : task,
+      envelope.body.byteLength <= RAW_ARGS_MAX ? envelope.body : this.argsText(envelope),
+      NO_KWARGS,
+      typeof retries === "number" ? retries : 0,
+      isoOrNull(envelope.eta),
+      isoOrNull(typeof expires === "number" ? expires : undefined),
+      typeof workflow === "string" ? workflow : envelope.id,
+      null,
+    ]);
+  }
+
+  private argsText(envelope: Envelope): string {
     try {
-      message = fromEnvelope(envelope, this.codec);
+      return repr(fromEnvelope(envelope, this.codec).args);
     } catch {
-      return; // malformed: the runner rejects it, and that is the event
+      return `<${envelope.body.byteLength} bytes>`;
     }
-    this.dispatcher.send(this.hostname, {
-      type: "task-received",
-      uuid: message.id,
-      name: nameOf(message),
-      args: repr(message.args),
-      kwargs: NO_KWARGS,
-      retries: message.retries,
-      eta: isoOrNull(envelope.eta),
-      expires: isoOrNull(message.expires),
-      root_id: message.workflow ?? message.id,
-      parent_id: null,
-    });
   }
 
   started(message: TaskMessage): void {
     this.startedAt.set(message.id, performance.now());
-    this.dispatcher.send(this.hostname, { type: "task-started", uuid: message.id, name: nameOf(message) });
+    this.dispatcher.sendWire([CODE["task-started"], this.hostname, 0, 0, message.id, nameOf(message)]);
   }
 
   finished(message: TaskMessage, completed: Completed, outcome: InvocationOutcome): void {
@@ -71,60 +85,63 @@ export class TaskEvents implements TaskEventSink {
     switch (completed) {
       case "succeeded":
         if (!outcome.ok) return;
-        return this.dispatcher.send(this.hostname, {
-          type: "task-succeeded",
+        return this.dispatcher.sendWire([
+          CODE["task-succeeded"],
+          this.hostname,
+          0,
+          0,
           uuid,
           name,
-          result: repr(outcome.value),
-          runtime: began === undefined ? 0 : (performance.now() - began) / 1000,
-        });
+          repr(outcome.value),
+          began === undefined ? 0 : (performance.now() - began) / 1000,
+        ]);
       case "failed":
       case "retried": {
         const error = outcome.ok ? { name: "CodecError", message: "the result could not be encoded", stack: "" } : toErrorInfo(outcome.error);
-        return this.dispatcher.send(this.hostname, {
-          type: completed === "failed" ? "task-failed" : "task-retried",
+        return this.dispatcher.sendWire([
+          CODE[completed === "failed" ? "task-failed" : "task-retried"],
+          this.hostname,
+          0,
+          0,
           uuid,
           name,
-          exception: exceptionRepr(error.name, error.message),
-          traceback: error.stack ?? "",
-        });
+          exceptionRepr(error.name, error.message),
+          error.stack ?? "",
+        ]);
       }
       case "revoked":
-        return this.dispatcher.send(this.hostname, { type: "task-revoked", uuid, name, terminated: true, signum: null, expired: false });
+        return this.dispatcher.sendWire([CODE["task-revoked"], this.hostname, 0, 0, uuid, name, true, null, false]);
     }
   }
 
   skipped(message: TaskMessage, expired: boolean): void {
-    this.dispatcher.send(this.hostname, { type: "task-revoked", uuid: message.id, name: nameOf(message), terminated: false, signum: null, expired });
+    this.dispatcher.sendWire([CODE["task-revoked"], this.hostname, 0, 0, message.id, nameOf(message), false, null, expired]);
   }
 
   rejected(envelope: Envelope, reason: string): void {
     const task = envelope.headers.task;
-    this.dispatcher.send(this.hostname, {
-      type: "task-rejected",
-      uuid: envelope.id,
-      name: typeof task === "string" ? task : "(unknown)",
-      requeue: false,
-      reason,
-    });
+    this.dispatcher.sendWire([CODE["task-rejected"], this.hostname, 0, 0, envelope.id, typeof task === "string" ? task : "(unknown)", false, reason]);
   }
 }
 
 const nameOf = (message: TaskMessage): string => (message.target === undefined ? message.task : `${message.task}(${message.target})`);
 
-/** The fields of the task-sent event for a message about to be published as `envelope`. */
-export const taskSentFields = (message: TaskMessage, envelope: Envelope): Omit<TaskSentEvent, "hostname" | "timestamp" | "utcoffset" | "pid" | "clock"> => ({
-  type: "task-sent",
-  uuid: message.id,
-  name: nameOf(message),
-  args: repr(message.args),
-  kwargs: NO_KWARGS,
-  retries: message.retries,
-  eta: isoOrNull(envelope.eta),
-  expires: isoOrNull(typeof envelope.headers.expires === "number" ? envelope.headers.expires : undefined),
-  queue: envelope.exchange === "" ? envelope.routingKey : queueOf(message.options),
-  exchange: envelope.exchange,
-  routing_key: envelope.routingKey,
-  root_id: message.workflow ?? message.id,
-  parent_id: null,
-});
+/** The task-sent event, in its wire form, for a message about to be published as `envelope`. */
+export const taskSentWire = (hostname: string, message: TaskMessage, envelope: Envelope): WireEvent => [
+  CODE["task-sent"],
+  hostname,
+  0,
+  0,
+  message.id,
+  nameOf(message),
+  envelope.body.byteLength <= RAW_ARGS_MAX ? envelope.body : repr(message.args),
+  NO_KWARGS,
+  message.retries,
+  isoOrNull(envelope.eta),
+  isoOrNull(typeof envelope.headers.expires === "number" ? envelope.headers.expires : undefined),
+  envelope.exchange === "" ? envelope.routingKey : queueOf(message.options),
+  envelope.exchange,
+  envelope.routingKey,
+  message.workflow ?? message.id,
+  null,
+];
