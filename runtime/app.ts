@@ -25,6 +25,10 @@ import { prepareSigning, type SigningOptions } from "./signing/signing-options.t
 import { EventDispatcher, processName } from "./events/event-dispatcher.ts";
 import { subscribeEvents, type EventHandler, type EventSubscription, type SubscribeOptions } from "./events/event-subscription.ts";
 import { taskSentWire } from "./events/task-events.ts";
+import { ControlClient } from "./control/control-client.ts";
+import { inspectOf, remoteControlOf, type Inspect, type RemoteControl } from "./control/app-control.ts";
+import { queuesOf, type Queues } from "./control/queue-management.ts";
+import { startWorkerControl } from "./control/worker-control.ts";
 
 /**
  * The app: a registry of tasks bound to a broker and a result store. With no
@@ -73,8 +77,12 @@ export interface App {
   sendTask<R = unknown>(name: string, args: readonly unknown[], options?: CallOptions): Promise<AsyncResult<R>>;
   /** Revoke tasks by id: queued or delayed ones never run; with `terminate`, running ones are aborted. */
   revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
-  /** Control of the workers at run time. */
-  readonly control: {
+  /** Ask the workers what they run, hold and know (docs/control.md). */
+  readonly inspect: Inspect;
+  /** Manage the queues: pause, resume, purge, list with depths, dead letters (docs/control.md). */
+  readonly queues: Queues;
+  /** Control of the workers at run time (docs/control.md). */
+  readonly control: RemoteControl & {
     /**
      * Change a task's rate limit on every worker, without a restart ("5/s",
      * { rate: "5/s", burst: 2 }, or null to remove it). Its scope and key stay as registered.
@@ -83,6 +91,8 @@ export interface App {
      * await app.control.rateLimit("fetch", "5/s");
      */
     rateLimit(task: string, limit: RateLimitChange): Promise<void>;
+    /** The same as `app.revoke`: every worker learns of it through the broker. */
+    revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
   };
   /** The cluster's event stream (docs/monitoring.md). */
   readonly events: {
@@ -127,6 +137,8 @@ export const createApp = (options: AppOptions = {}): App => {
   let eventDispatcher: EventDispatcher | undefined;
   const events = (): EventDispatcher => (eventDispatcher ??= new EventDispatcher(broker, log));
   const subscriptions = new Set<EventSubscription>();
+  const controlClient = new ControlClient(broker, log);
+  const startControl = (worker: Worker) => startWorkerControl({ transport: broker, codec, tasks, rateLimits, log }, worker);
   if (options.events === true) {
     const sender = processName();
     publisher.beforePublish = (message, envelope) => {
@@ -208,7 +220,7 @@ export const createApp = (options: AppOptions = {}): App => {
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits, events }, workerOptions);
+      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits, events, startControl }, workerOptions);
       workers.push(worker);
       return worker;
     },
@@ -217,8 +229,12 @@ export const createApp = (options: AppOptions = {}): App => {
     },
     sendTask: send,
     revoke,
+    inspect: inspectOf(controlClient),
+    queues: queuesOf(broker, results),
     control: {
+      ...remoteControlOf(controlClient),
       rateLimit: async (task, limit) => rateLimits.change(task, resolveChange(task, limit)),
+      revoke,
     },
     events: {
       async subscribe(handler, subscribeOptions = {}) {
@@ -236,6 +252,7 @@ export const createApp = (options: AppOptions = {}): App => {
     async close(stopOptions) {
       await Promise.all(workers.map((worker) => worker.stop(stopOptions)));
       await Promise.all([...subscriptions].map((subscription) => subscription.close().catch(() => {})));
+      await controlClient.close().catch(() => {});
       await eventDispatcher?.close();
       await broker.close();
       await results.close();

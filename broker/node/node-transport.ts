@@ -137,6 +137,11 @@ export class NodeTransport implements Transport, QueueAdmin {
     return this.revoked.has(id);
   }
 
+  /** The revocations in force as this transport mirrors them, with the ms each has left. */
+  activeRevocations(): [id: string, ttlMs: number][] {
+    return this.revoked.active();
+  }
+
   onRevoke(listener: (id: string, options: { readonly terminate: boolean }) => void): () => void {
     const subscription = (id: string, options: { readonly terminate: boolean }) => listener(id, options);
     this.revokeListeners.add(subscription);

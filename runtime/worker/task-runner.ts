@@ -58,6 +58,8 @@ export class TaskRunner {
   private readonly mappers = new Map<string, TaskDefinition>();
   /** Where task events go while the worker sends them; undefined (nothing to do) when it does not. */
   events: TaskEventSink | undefined = undefined;
+  /** Time limits set at run time by remote control, by task name; they win over the message's. */
+  readonly timeLimits = new Map<string, { readonly soft: number | undefined; readonly hard: number | undefined }>();
 
   constructor(
     private readonly env: RunnerEnvironment,
@@ -85,7 +87,8 @@ export class TaskRunner {
     const definition = this.definitionOf(message);
     if (definition === undefined) return this.rejectUnknown(message, delivery, consumer);
 
-    const options = mergeOptions(definition.defaults, message.options);
+    let options = mergeOptions(definition.defaults, message.options);
+    if (this.timeLimits.size > 0) options = this.withTimeLimits(message.task, options);
     const acksLate = options.acksLate ?? true;
     if (!acksLate) host.settle(consumer, delivery, "ack");
     const keepsResult = !options.ignoreResult || message.workflow !== undefined;
@@ -168,6 +171,11 @@ export class TaskRunner {
     if (error instanceof WorkerError) return acksLate ? undefined : completion.failed(message, toErrorInfo(error));
     if (error instanceof TaskRevokedError) return completion.revoked(message);
     return completion.failedOrRetry(message, options, priority, error, definition);
+  }
+
+  private withTimeLimits(task: string, options: CallOptions): CallOptions {
+    const limits = this.timeLimits.get(task);
+    return limits === undefined ? options : { ...options, softTimeLimit: limits.soft, timeLimit: limits.hard };
   }
 
   /**

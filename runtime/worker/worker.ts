@@ -234,6 +234,11 @@ export class Worker {
     return this.queues;
   }
 
+  /** Unacknowledged messages held per queue at most. */
+  get prefetchCount(): number {
+    return this.prefetch;
+  }
+
   /** Tasks run at once now (see `resize`). */
   get poolSize(): number {
     return this.concurrency;
@@ -297,6 +302,19 @@ export class Worker {
     this.waiting.push(...kept);
     await Promise.all(cancelled.map((consumer) => consumer.cancel()));
     return true;
+  }
+
+  /**
+   * Change `task`'s time limits on this worker (ms, as the task options
+   * `softTimeLimit` and `timeLimit`; undefined for none), winning over those its messages carry.
+   */
+  setTimeLimits(task: string, soft: number | undefined, hard: number | undefined): void {
+    for (const [name, value] of [["soft", soft], ["hard", hard]] as const) {
+      if (value !== undefined && !(typeof value === "number" && value > 0)) {
+        throw new WorkerError({ worker: this.name, reason: `a ${name} time limit must be a positive number of ms, got ${String(value)}` });
+      }
+    }
+    this.runner.timeLimits.set(task, { soft, hard });
   }
 
   /** The tasks running now, each with its message and start time. */
