@@ -12,7 +12,9 @@ Options:
   --broker <url>        broker node, celerity://host:port (or CELERITY_BROKER_URL)
   --concurrency <n>     tasks run at once (default: number of CPUs)
   --queues <a,b>        queues to consume (default: celery)
-  --name <name>         worker name in logs and errors
+  --name <name>         worker name in logs, events and remote control (default <pid>@<host>)
+  --events              send task and worker events (celerity events)
+  --without-control     answer no remote control (celerity inspect / control)
   --token-file <f>      token for the node (or CELERITY_TOKEN)
 
 The module's createApp() picks the broker up from the environment, so the
@@ -29,6 +31,8 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
       concurrency: { type: "string" },
       queues: { type: "string" },
       name: { type: "string" },
+      events: { type: "boolean" },
+      "without-control": { type: "boolean" },
       "token-file": { type: "string" },
       help: { type: "boolean" },
     },
@@ -55,15 +59,20 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     concurrency,
     ...(values.queues !== undefined ? { queues: values.queues.split(",").map((q) => q.trim()).filter(Boolean) } : {}),
     ...(values.name !== undefined ? { name: values.name } : {}),
+    events: values.events === true,
+    control: values["without-control"] !== true,
   });
   await worker.start();
   console.error(`celerity worker ${worker.name}: consuming with concurrency ${concurrency}`);
-  await new Promise<void>((done) => {
-    process.once("SIGINT", done);
-    process.once("SIGTERM", done);
+  const signalled = await new Promise<boolean>((done) => {
+    process.once("SIGINT", () => done(true));
+    process.once("SIGTERM", () => done(true));
+    // A shutdown by remote control stops the worker itself.
+    void worker.done.then(() => done(false));
   });
-  console.error(`celerity worker ${worker.name}: stopping (finishing running tasks)`);
+  console.error(`celerity worker ${worker.name}: stopping (finishing running tasks)${signalled ? "" : ", shut down by remote control"}`);
   await worker.stop();
+  await worker.done;
   await app.close();
   return 0;
 };

@@ -9,6 +9,10 @@ Usage:
   celerity broker [options]                  Run a standalone broker node (celerity broker --help).
   celerity worker --app <file> [options]     Run a worker for an app module (celerity worker --help).
   celerity keygen --out <path>               Write an ed25519 key pair for signed messages (celerity keygen --help).
+  celerity events [options]                  Watch the cluster's events live (celerity events --help).
+  celerity inspect <command> [options]       Ask the workers: ping, active, stats, ... (celerity inspect --help).
+  celerity control <command> [options]       Steer the workers: shutdown, pool-grow, ... (celerity control --help).
+  celerity queues <command> [options]        List, pause, purge queues; dead letters (celerity queues --help).
   celerity --help                            Show this help.
   celerity --version                         Show the version.
 
@@ -47,6 +51,16 @@ export const main = async (argv: readonly string[]): Promise<number> => {
         return await (await import("./cli-keygen.ts")).runKeygen(rest);
       } catch (error) {
         process.stderr.write(`celerity keygen: ${error instanceof Error ? error.message : String(error)}\n`);
+        return 2;
+      }
+    case "events":
+    case "inspect":
+    case "control":
+    case "queues":
+      try {
+        return await (await import("./cli-monitoring.ts")).runMonitoring(command, rest);
+      } catch (error) {
+        process.stderr.write(`celerity ${command}: ${error instanceof Error ? error.message : String(error)}\n`);
         return 2;
       }
     default:
