@@ -73,3 +73,28 @@ export { RemoteResultStore } from "../runtime/results/remote-result-store.ts";
 export { RateLimitError, type RateLimitSetting, type RateLimitOptions, type RateScope } from "../runtime/rate-limit/rate-setting.ts";
 export type { RateLimitChange } from "../runtime/rate-limit/app-rate-limits.ts";
 export { serveRateLimits } from "../runtime/rate-limit/node-rate-limit-service.ts";
+export type {
+  CelerityEvent,
+  TaskEvent,
+  WorkerEvent,
+  EventType,
+  TaskSentEvent,
+  TaskReceivedEvent,
+  TaskStartedEvent,
+  TaskSucceededEvent,
+  TaskFailedEvent,
+  TaskRetriedEvent,
+  TaskRevokedEvent,
+  TaskRejectedEvent,
+  WorkerOnlineEvent,
+  WorkerHeartbeatEvent,
+  WorkerOfflineEvent,
+} from "../runtime/events/event-types.ts";
+export { EVENT_TYPES, EVENTS_EXCHANGE } from "../runtime/events/event-types.ts";
+export type { EventHandler, EventSubscription, SubscribeOptions, ReceivedEvent } from "../runtime/events/event-subscription.ts";
+export { ClusterState, type WorkerView, type FailureView } from "../runtime/events/cluster-state.ts";
+export type { Inspect, RemoteControl, ControlOptions, Replies } from "../runtime/control/app-control.ts";
+export type { TaskInfo, ScheduledInfo, WorkerStatsInfo, QueueConsumed } from "../runtime/control/worker-commands.ts";
+export { ControlError, type ControlAnswer, type ControlReply } from "../runtime/control/control-protocol.ts";
+export { QueueManagementUnsupportedError, type Queues } from "../runtime/control/queue-management.ts";
+export { queueAdminOf, type QueueAdmin, type QueueInfo } from "../broker/queue-admin.ts";
