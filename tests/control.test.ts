@@ -18,7 +18,7 @@ const START_MS = 20_000;
 const RUN_MS = 20_000;
 
 describe("watching and steering worker processes", () => {
-  it("inspects, pauses, watches and shuts down two worker processes through the CLI", async () => {
+  it("inspects, pauses, watches and shuts down two worker processes through the CLI", { timeout: 180_000 }, async () => {
     const children: CliChild[] = [];
     let app: App | undefined;
     try {

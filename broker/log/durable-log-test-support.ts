@@ -22,14 +22,7 @@ export const text = new TextEncoder();
 export const recordFor = (i: number): Uint8Array => text.encode(`record ${i} ${"x".repeat((i * 37) % 90)}`);
 export const recordsUpTo = (n: number): Uint8Array[] => Array.from({ length: n }, (_, i) => recordFor(i));
 
-/** Resolve with `promise`, or fail loudly naming `what` once `ms` pass. */
-export const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> => {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-};
+export { within } from "../../tests/support/waits.ts";
 
 export const segmentFiles = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((name) => name.endsWith(".log")).sort();
 

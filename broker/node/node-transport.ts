@@ -1,6 +1,7 @@
 import type { DeadLetter, Delivery } from "../envelope.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";
 import { FrameType, envelopeFromWire, envelopeToWire } from "./protocol.ts";
+import { brokerOperations as ops, queueAdminOperations as admin } from "./operations.ts";
 import { DEFAULT_LEASE_MS } from "./lease-table.ts";
 import { Revocations } from "../revocations.ts";
 import type { QueueAdmin, QueueInfo } from "../queue-admin.ts";
@@ -50,7 +51,7 @@ export class NodeTransport implements Transport, QueueAdmin {
       for (const listener of this.revokeListeners) listener(id, { terminate });
     });
     client.onConnected(async () => {
-      const active = (await client.requestNow("revocations", [])) as [string, number][];
+      const active = await client.callNow(ops.revocations, []);
       for (const [id, ttlMs] of active) this.revoked.revoke(id, ttlMs);
       // A new connection: the node's consumer tags start afresh, and nothing of the old one can still arrive.
       this.byRemoteTag.clear();
@@ -79,30 +80,30 @@ export class NodeTransport implements Transport, QueueAdmin {
   ready: Promise<void> = Promise.resolve();
 
   async declareQueue(name: string, options: QueueOptions = {}): Promise<void> {
-    await this.client.request("declareQueue", [name, options]);
+    await this.client.call(ops.declareQueue, [name, options]);
     if (options.autoDelete === true && !this.transientQueues.has(name)) this.transientQueues.set(name, { options, bindings: new Set() });
   }
   async declareExchange(name: string, type: ExchangeType): Promise<void> {
-    await this.client.request("declareExchange", [name, type]);
+    await this.client.call(ops.declareExchange, [name, type]);
     this.exchangesDeclared.set(name, type);
   }
   async bindQueue(queue: string, exchange: string, pattern: string): Promise<void> {
-    await this.client.request("bindQueue", [queue, exchange, pattern]);
+    await this.client.call(ops.bindQueue, [queue, exchange, pattern]);
     this.transientQueues.get(queue)?.bindings.add(`${exchange}\u0000${pattern}`);
   }
 
   private async redeclare(): Promise<void> {
-    for (const [name, type] of this.exchangesDeclared) await this.client.requestNow("declareExchange", [name, type]);
+    for (const [name, type] of this.exchangesDeclared) await this.client.callNow(ops.declareExchange, [name, type]);
     for (const [queue, { options, bindings }] of this.transientQueues) {
-      await this.client.requestNow("declareQueue", [queue, options]);
+      await this.client.callNow(ops.declareQueue, [queue, options]);
       for (const binding of bindings) {
         const [exchange, pattern] = binding.split("\u0000");
-        await this.client.requestNow("bindQueue", [queue, exchange, pattern]);
+        await this.client.callNow(ops.bindQueue, [queue, exchange, pattern]);
       }
     }
   }
   async publish(envelope: Parameters<Transport["publish"]>[0], options?: PublishOptions): Promise<void> {
-    await this.client.request("publish", [envelopeToWire(envelope), options?.mandatory === true]);
+    await this.client.call(ops.publish, [envelopeToWire(envelope), options?.mandatory === true]);
   }
 
   async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
@@ -129,7 +130,7 @@ export class NodeTransport implements Transport, QueueAdmin {
   }
 
   async revoke(ids: readonly string[], options: RevocationOptions = {}): Promise<void> {
-    await this.client.request("revoke", [ids, options]);
+    await this.client.call(ops.revoke, [ids, options]);
     for (const id of ids) this.revoked.revoke(id, options.ttlMs);
   }
 
@@ -151,31 +152,31 @@ export class NodeTransport implements Transport, QueueAdmin {
   }
 
   async deadLetters(queue: string): Promise<readonly DeadLetter[]> {
-    const letters = (await this.client.request("deadLetters", [queue])) as [string, string, number, unknown][];
+    const letters = await this.client.call(ops.deadLetters, [queue]);
     return letters.map(([from, reason, at, envelope]) => ({ queue: from, reason, at, envelope: envelopeFromWire(envelope) }));
   }
 
   async stats(queue: string): Promise<QueueStats> {
-    return (await this.client.request("stats", [queue])) as QueueStats;
+    return this.client.call(ops.stats, [queue]);
   }
 
   async listQueues(): Promise<readonly QueueInfo[]> {
-    return (await this.client.request("listQueues", [])) as QueueInfo[];
+    return this.client.call(admin.listQueues, []);
   }
   async purge(queue: string): Promise<number> {
-    return (await this.client.request("purge", [queue])) as number;
+    return this.client.call(admin.purge, [queue]);
   }
   async pause(queue: string): Promise<void> {
-    await this.client.request("pause", [queue]);
+    await this.client.call(admin.pause, [queue]);
   }
   async resume(queue: string): Promise<void> {
-    await this.client.request("resume", [queue]);
+    await this.client.call(admin.resume, [queue]);
   }
   async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    return (await this.client.request("requeueDeadLetters", [queue, ids ?? null])) as number;
+    return this.client.call(admin.requeueDeadLetters, [queue, ids ?? null]);
   }
   async discardDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    return (await this.client.request("discardDeadLetters", [queue, ids ?? null])) as number;
+    return this.client.call(admin.discardDeadLetters, [queue, ids ?? null]);
   }
 
   async close(): Promise<void> {
@@ -243,7 +244,7 @@ class RemoteConsumer implements Consumer {
   /** Extend, on the node, the lease of every delivery this process still holds (however long its task runs). */
   private renewLeases(): void {
     if (this.nodeTags.size === 0 || this.remoteTag === "") return;
-    this.client.tell("renew", [this.remoteTag, [...this.nodeTags.values()]]);
+    this.client.tell(ops.renew, [this.remoteTag, [...this.nodeTags.values()]]);
   }
 
   /** Open (again) on the node. `reconnecting`: called while the connection is being set up, before it counts as ready. */
@@ -251,8 +252,8 @@ class RemoteConsumer implements Consumer {
     if (this.cancelled) return;
     this.nodeTags.clear();
     const previousTag = this.remoteTag;
-    const args = [this.queue, this.prefetch, this.leaseMs];
-    this.remoteTag = (await (reconnecting ? this.client.requestNow("consume", args) : this.client.request("consume", args))) as string;
+    const args: [string, number, number] = [this.queue, this.prefetch, this.leaseMs];
+    this.remoteTag = await (reconnecting ? this.client.callNow(ops.consume, args) : this.client.call(ops.consume, args));
     this.adopted(previousTag);
   }
 
@@ -275,12 +276,12 @@ class RemoteConsumer implements Consumer {
 
   ack(deliveryTag: number): void {
     const tag = this.current(deliveryTag);
-    if (tag !== undefined) this.client.tell("ack", [this.remoteTag, tag]);
+    if (tag !== undefined) this.client.tell(ops.ack, [this.remoteTag, tag]);
   }
 
   nack(deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void {
     const tag = this.current(deliveryTag);
-    if (tag !== undefined) this.client.tell("nack", [this.remoteTag, tag, options.requeue, options.reason ?? null]);
+    if (tag !== undefined) this.client.tell(ops.nack, [this.remoteTag, tag, options.requeue, options.reason ?? null]);
   }
 
   async cancel(): Promise<void> {
@@ -288,7 +289,7 @@ class RemoteConsumer implements Consumer {
     this.cancelled = true;
     clearInterval(this.renewal);
     this.forget();
-    if (this.client.connected) await this.client.request("cancel", [this.remoteTag]);
+    if (this.client.connected) await this.client.call(ops.cancel, [this.remoteTag]);
   }
 
   /** The node's tag for a delivery made on the current connection, or undefined for a stale one. */

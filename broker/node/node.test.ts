@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { describe, it } from "node:test";
+import { NodeClient } from "./node-client.ts";
 import type { Delivery, Envelope } from "../envelope.ts";
 import { BrokerNode } from "./node-server.ts";
 import { tempDir } from "./node-test-support.ts";
@@ -346,5 +347,13 @@ describe("broker node: connections", () => {
     assert.equal((await bystander.stats("q")).ready, 1);
     await bystander.close();
     await node.stop();
+  });
+});
+
+describe("node and client options", () => {
+  it("refuses a nonsensical option of the node or the client, naming it", async () => {
+    await assert.rejects(BrokerNode.start({ port: 0, heartbeatMs: 0, log: () => {} }), /invalid heartbeatMs: expected a positive number, got 0/);
+    await assert.rejects(BrokerNode.start({ port: 70_000, log: () => {} }), /invalid port: expected 0 to 65535, got 70000/);
+    assert.throws(() => new NodeClient("celerity://127.0.0.1:5690", { maxInFlight: 0.5 }), /invalid maxInFlight: expected a whole number of at least 1, got 0.5/);
   });
 });
