@@ -6,6 +6,10 @@ import { createApp, type App, type AppOptions } from "../app.ts";
 import { serveResults } from "../results/result-service.ts";
 import { MemoryResultStore } from "../results/result-store.ts";
 import { deferred, eventually } from "../test-support.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { writeKeyPair } from "../signing/signing-keys.ts";
 
 const WAIT_MS = 5_000;
 
@@ -174,6 +178,20 @@ describe("remote control", () => {
     assert.equal(worker.sendsEvents, true);
     assert.deepEqual(await app.control.disableEvents(), { "ev@test": { ok: "events disabled" } });
     assert.equal(worker.sendsEvents, false);
+  });
+
+  it("works between signed apps, and a worker ignores a request its trusted keys did not sign", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "celerity-control-signed-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const keys = { admin: writeKeyPair(join(dir, "admin")), worker: writeKeyPair(join(dir, "worker")), stranger: writeKeyPair(join(dir, "other", "stranger")) };
+    const broker = new EmbeddedBroker();
+    const signed = (key: string, trusted: string) => embeddedApp(t, { broker, signing: { key, trusted: [trusted] } });
+    const workerApp = signed(keys.worker.secretPath, join(dir, "*.pub"));
+    await workerApp.worker({ name: "signed@test" }).start();
+    const admin = signed(keys.admin.secretPath, join(dir, "*.pub"));
+    assert.deepEqual(await admin.inspect.ping(), { "signed@test": "pong" });
+    const stranger = signed(keys.stranger.secretPath, join(dir, "*.pub"));
+    assert.deepEqual(await stranger.inspect.ping({ timeout: 300 }), {});
   });
 
   it("answers no remote control for a worker started with control off", async (t) => {
