@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { Codec } from "../broker/codec.ts";
 import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
 import { NodeTransport } from "../broker/node/node-transport.ts";
@@ -21,6 +20,7 @@ import { WorkflowExecutor } from "./workflow/workflow.ts";
 import { TaskCompletion } from "./worker/task-completion.ts";
 import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
+import { newTaskId } from "./task-id.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
 import { EventDispatcher, processName } from "./events/event-dispatcher.ts";
 import { subscribeEvents, type EventHandler, type EventSubscription, type SubscribeOptions } from "./events/event-subscription.ts";
@@ -173,7 +173,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const context: ResultContext = { store: results, codec, revoke };
 
   const send = <R>(task: string, args: readonly unknown[], callOptions: CallOptions | undefined): Promise<AsyncResult<R>> => {
-    const id = randomUUID();
+    const id = newTaskId();
     const result = new TaskResult<R>(id, context);
     return publisher.publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 }).then(() => result);
   };
@@ -182,7 +182,7 @@ export const createApp = (options: AppOptions = {}): App => {
     "node" in ref
       ? new TaskResult(graph.nodes[ref.node].id, context)
       : new GroupResult(
-          top ? graph.id : randomUUID(),
+          top ? graph.id : newTaskId(),
           ref.list.map((item) => resultOf(graph, item, false)),
           ref.gate === undefined ? undefined : resultOf(graph, ref.gate, false),
         );
@@ -190,7 +190,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const dispatcher: Dispatcher = {
     async dispatch<R>(canvas: Canvas<any, R>, overrides?: CallOptions): Promise<AsyncResult<R>> {
       const graph = compile(canvas as AnyCanvas, {
-        newId: randomUUID,
+        newId: newTaskId,
         shapeOf: (name) => {
           const definition = tasks.get(name);
           return definition === undefined ? undefined : { minArgs: definition.minArgs };

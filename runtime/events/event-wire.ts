@@ -10,7 +10,8 @@ import { EVENT_TYPES, type CelerityEvent, type EventType } from "./event-types.t
  * event's field names cost the worker more than everything else an event
  * does. `args` may travel as the task message's own body (msgpack bytes of
  * `[args]` or `[args, options]`), which the receiver turns into text: the
- * worker then neither decodes nor formats them.
+ * worker then neither decodes nor formats them. A nil `root_id` stands for
+ * the task's own id.
  */
 export const EVENT_WIRE_VERSION = 1;
 
@@ -76,6 +77,7 @@ export const fromWire = (batch: unknown): CelerityEvent[] => {
     const names = EVENT_FIELDS[type];
     for (let f = 0; f < names.length; f++) event[names[f]] = wire[4 + f] ?? null;
     if ("args" in event) event.args = argsText(event.args);
+    if ("root_id" in event && event.root_id === null) event.root_id = event.uuid;
     events.push(event as unknown as CelerityEvent);
   }
   return events;
