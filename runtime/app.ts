@@ -144,9 +144,8 @@ export const createApp = (options: AppOptions = {}): App => {
     publisher.beforePublish = (message, envelope) => {
       const dispatcher = events();
       dispatcher.sendWire(taskSentWire(sender, message, envelope));
-      // Out before the task's message, so no worker's event about the task can overtake it.
-      dispatcher.flush();
-      return dispatcher.ready;
+      // Out before the task's message (one batch for a burst of sends), so no worker's event about the task can overtake it.
+      return dispatcher.flushSoon();
     };
   }
 

@@ -9,9 +9,9 @@ import { EventWriter } from "./event-writer.ts";
  * Publishes events to the events exchange. Events sent in one event-loop
  * turn go out together, in one envelope (see event-wire.ts for its body): a worker emits three events per task, and one publish per event
  * would cost more than running a small task. A batch is also flushed once it
- * holds `maxBatch` events, and on `flush()` (the app flushes a task-sent
- * event before the task's own message, so no worker's event about the task
- * can overtake it).
+ * holds `maxBatch` events, and on `flush()` / `flushSoon()` (the app's
+ * task-sent events go out before the tasks' own messages, so no worker's
+ * event about a task can overtake its task-sent).
  *
  * With nobody subscribed, the exchange routes a batch to no queue and the
  * broker drops it. One dispatcher serves an app and its workers, so the
@@ -107,6 +107,21 @@ export class EventDispatcher {
     this.flushScheduled = false;
     this.flush();
   };
+
+  private flushing: Promise<void> | undefined;
+
+  /**
+   * Publish what is queued on the next microtask, once for every caller in
+   * this turn, and resolve after it: the app's task-sent events go out as one
+   * batch ahead of the burst of task messages that waits on this.
+   */
+  flushSoon(): Promise<void> {
+    if (!this.declared) return this.declaring;
+    return (this.flushing ??= Promise.resolve().then(() => {
+      this.flushing = undefined;
+      this.flush();
+    }));
+  }
 
   /** Publish what is queued now (once the exchange is declared; until then it waits). */
   flush(): void {
