@@ -12,6 +12,8 @@ describe("the test runner", () => {
   it("fails a test that never settles by its name within the timeout, instead of hanging the run", async () => {
     const child = spawn(process.execPath, (runnerArgs as (files: string[], options: { timeoutMs: number }) => string[])([NEVER_SETTLES], { timeoutMs: 500 }), {
       stdio: ["ignore", "pipe", "pipe"],
+      // A process group of its own, so the file's process (which stays alive by design) goes with it.
+      detached: true,
       // Without the parent runner's context, or the child would take itself for a nested run.
       env: { ...withoutRunnerContext(process.env), CELERITY_TEST_TIMEOUT_MS: "500" },
     });
@@ -29,7 +31,13 @@ describe("the test runner", () => {
       // The file itself stays alive (its interval), so the run would end only at the per-file backstop: the named failure is the proof.
       await within(failedByName, 20_000, "the runner to fail the test by its name", () => output);
     } finally {
-      child.kill("SIGKILL");
+      if (child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
     }
   });
 });

@@ -1,3 +1,4 @@
+import { clockOf, nowOf } from "../clock.ts";
 import { DelayScheduler } from "./delay-scheduler.ts";
 import { DrainScheduler } from "./drain-scheduler.ts";
 import { EmbeddedConsumer, type ConsumerHost } from "./embedded-consumer.ts";
@@ -32,7 +33,12 @@ import type {
 export type { EmbeddedBrokerOptions } from "./embedded-broker-options.ts";
 export type { BrokerJournal } from "./broker-journal.ts";
 
-/** Broker-wide counters, for monitoring and tests. */
+/**
+ * Broker-wide counters, for monitoring and tests.
+ *
+ * @example
+ * const { published, acked, deadLettered } = broker.totals();
+ */
 export interface BrokerTotals {
   /** Messages accepted by publish (a message routed to several queues counts once). */
   readonly published: number;
@@ -98,7 +104,8 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
   private readonly journal: BrokerJournal | undefined;
 
   constructor(options: EmbeddedBrokerOptions = {}) {
-    this.now = options.now ?? Date.now;
+    const clock = clockOf(options);
+    this.now = nowOf(clock);
     this.journal = options.journal;
     this.defaultMaxDeliveries = checkMaxDeliveries(options.defaultMaxDeliveries ?? DEFAULT_MAX_DELIVERIES, "defaultMaxDeliveries");
     const revocationTtlMs = checkTtl(options.revocationTtlMs ?? DEFAULT_REVOCATION_TTL_MS, "revocationTtlMs");
@@ -113,7 +120,7 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
       maxEntries: maxRevocations,
       onListenerError: (error) => this.onError(error, "a revocation listener threw"),
     });
-    this.delays = new DelayScheduler(this.now, ({ queue, message, generation }) => {
+    this.delays = new DelayScheduler(clock, ({ queue, message, generation }) => {
       if (generation !== queue.generation || queue.deleted) return void this.journalOf(queue)?.removed(message);
       queue.delayed--;
       this.enqueueReady(queue, message);

@@ -62,3 +62,30 @@ export const instrumentedDisk = (behaviour: DiskBehaviour = {}) => {
 
 export const osError = (code: string, detail: string): Error => Object.assign(new Error(`${code}: ${detail}`), { code });
 
+
+/**
+ * A disk that loses, at a power cut, every write not yet covered by an
+ * fsync: writes wait in memory and reach the file only on `datasync`.
+ * After `cut()` nothing more reaches the disk, as when the machine stops.
+ */
+export const powerCutDisk = () => {
+  let powered = true;
+  const openSegment: OpenSegment = async (path) => {
+    const file = await openSegmentFile(path);
+    let unsynced: { data: Uint8Array; position: number }[] = [];
+    return {
+      write: async (data, position) => {
+        if (powered) unsynced.push({ data: data.slice(), position });
+      },
+      datasync: async () => {
+        if (!powered) return;
+        for (const { data, position } of unsynced) await file.write(data, position);
+        unsynced = [];
+        await file.datasync();
+      },
+      truncate: (length) => (powered ? file.truncate(length) : Promise.resolve()),
+      close: () => file.close(),
+    };
+  };
+  return { openSegment, cut: () => (powered = false) };
+};

@@ -1,5 +1,7 @@
 import { NodeTransport } from "../../broker/node/node-transport.ts";
 import type { Transport } from "../../broker/transport.ts";
+import { nowOf, systemClock, type Clock } from "../../broker/clock.ts";
+import { BucketTable } from "./bucket-table.ts";
 import { RateLimitTable, type LimitOverride } from "./limits-in-force.ts";
 import { RateLimitError, defaultBurst, parseRate } from "./rate-setting.ts";
 import { RemoteRateLimits } from "./node-rate-limit-client.ts";
@@ -11,7 +13,13 @@ import { LocalTokenSource, type TokenSource } from "./token-source.ts";
  * broker the global buckets are in this process (shared by every app on the
  * same broker object); with a broker node they are on the node.
  */
-/** A new limit for `app.control.rateLimit`: a rate ("5/s"), a rate and a burst, or null to remove the limit. */
+/**
+ * A new limit for `app.control.rateLimit`: a rate ("5/s"), a rate and a burst, or null to remove the limit.
+ *
+ * @example
+ * await app.control.rateLimit("fetch", { rate: "5/s", burst: 2 });
+ * await app.control.rateLimit("fetch", null); // no limit
+ */
 export type RateLimitChange = string | number | { readonly rate: string | number; readonly burst?: number } | null;
 
 export interface RateLimiting {
@@ -25,7 +33,7 @@ export interface RateLimiting {
 // Apps sharing one embedded broker share its global buckets, as workers sharing a node do.
 const localSources = new WeakMap<Transport, LocalTokenSource>();
 
-export const rateLimitingFor = (broker: Transport, log: (message: string) => void): RateLimiting => {
+export const rateLimitingFor = (broker: Transport, log: (message: string) => void, clock: Clock = systemClock): RateLimiting => {
   const table = new RateLimitTable();
   if (broker instanceof NodeTransport) {
     const remote = new RemoteRateLimits(broker.client, table, log);
@@ -39,7 +47,7 @@ export const rateLimitingFor = (broker: Transport, log: (message: string) => voi
     };
   }
   let global = localSources.get(broker);
-  if (global === undefined) localSources.set(broker, (global = new LocalTokenSource()));
+  if (global === undefined) localSources.set(broker, (global = new LocalTokenSource(new BucketTable({ now: nowOf(clock) }))));
   return {
     table,
     global,

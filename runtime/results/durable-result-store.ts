@@ -1,4 +1,5 @@
 import { lockDataDir } from "../../broker/log/data-dir-lock.ts";
+import { describeCorruption } from "../../broker/log/log-recovery.ts";
 import { PendingBatch } from "../../broker/log/pending-batch.ts";
 import { openDurableLog, type DurableLog, type DurableLogInternals, type DurableLogOptions } from "../../broker/log/durable-log.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
@@ -114,7 +115,7 @@ export class DurableResultStore implements ResultStore {
         ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
         ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
         maxRecordBytes: MAX_RECORD_BYTES,
-        onCorruption: (info) => say(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
+        onCorruption: (info) => say(describeCorruption(info)),
       };
       const opened = await openDurableLog(dir, logOptions, internals);
       log = opened.log;
@@ -142,6 +143,11 @@ export class DurableResultStore implements ResultStore {
     this.memory.setState(id, task, state, details);
     // A final record is left as it was: nothing to log, only wait as any answer does.
     return this.memory.peek(id)?.state === state ? this.record(id) : this.settled(undefined);
+  }
+
+  start(id: string, task: string, details?: StateDetails): Promise<boolean> {
+    const started = this.memory.start(id, task, details);
+    return (started ? this.record(id) : this.settled(undefined)).then(() => started);
   }
 
   complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {

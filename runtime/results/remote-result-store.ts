@@ -12,6 +12,10 @@ import { ResultWaiters } from "./result-waiters.ts";
  * The result store of a broker node, from a client: every call is a request
  * to the node, and waiting for a result subscribes to the node's push, so
  * `app.result(id).get()` works from any process connected to the node.
+ *
+ * @example
+ * const transport = NodeTransport.create("celerity://127.0.0.1:5690", { requestTimeoutMs: 5_000 });
+ * const app = createApp({ broker: transport, results: new RemoteResultStore(transport.client) });
  */
 export class RemoteResultStore implements ResultStore {
   private readonly waiters = new ResultWaiters();
@@ -31,11 +35,15 @@ export class RemoteResultStore implements ResultStore {
 
   /**
    * Sent without waiting for an answer: requests on one connection are applied
-   * in order, so a PENDING sent before its publish lands before it, and a
-   * STARTED before its task's completion. Two round trips per task saved.
+   * in order, so a PENDING sent before its publish lands before it. A round
+   * trip per task saved. (STARTED is `start`, which the worker waits for.)
    */
   setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
     this.client.tell(ops.setState, [id, task, state, details ?? null], true);
+  }
+  /** A request, not a tell: the worker must know whether it may run the task. */
+  async start(id: string, task: string, details?: StateDetails): Promise<boolean> {
+    return this.client.call(ops.start, [id, task, details ?? null]);
   }
   async complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
     return this.client.call(ops.complete, [id, task, outcome]);

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer } from "../../broker/transport.ts";
+import { systemClock } from "../../broker/clock.ts";
 import { TaskRevokedError, WorkerError, WorkflowNotFoundError, toErrorInfo } from "../errors.ts";
 import { RateGate } from "../rate-limit/rate-gate.ts";
 import type { RateLimiting } from "../rate-limit/app-rate-limits.ts";
@@ -15,6 +16,9 @@ import { WorkerPresence } from "../events/worker-presence.ts";
  * Acknowledgement is late by default: a message is acked only after its
  * result is stored and its workflow advanced, so a worker that dies or stops
  * mid-task leaves the message to be redelivered, never dropped.
+ *
+ * @example
+ * await app.worker({ name: "images-1", queues: ["images", "celery"], concurrency: 16 }).start();
  */
 export interface WorkerOptions {
   /**
@@ -42,11 +46,23 @@ export interface WorkerOptions {
   readonly leaseMs?: number;
 }
 
+/**
+ * How long `worker.stop()` and `app.close()` wait for running tasks.
+ *
+ * @example
+ * await worker.stop({ timeout: 10_000 });
+ */
 export interface StopOptions {
   /** Wait at most this many ms for running tasks; then abort them and return their messages to the queue. Default: wait for them. */
   readonly timeout?: number;
 }
 
+/**
+ * A worker's counts since it started: tasks running and waiting for a slot, and how the finished ones ended.
+ *
+ * @example
+ * const { running, succeeded, failed } = worker.stats();
+ */
 export interface WorkerStats {
   readonly running: number;
   readonly waiting: number;
@@ -86,6 +102,17 @@ const defaultName = (): string => `${process.pid}${++workerCount === 1 ? "" : `-
 /** A held message shows RECEIVED once it has waited through a full sweep interval. */
 const RECEIVED_SWEEP_MS = 10;
 
+/**
+ * A worker in this process: consumes its queues and runs tasks, at most
+ * `concurrency` at a time, acknowledging each message once its result is
+ * stored (see WorkerOptions). Made by `app.worker()`.
+ *
+ * @example
+ * const worker = app.worker({ concurrency: 8 });
+ * await worker.start();
+ * // ...
+ * await worker.stop({ timeout: 10_000 });
+ */
 export class Worker {
   readonly name: string;
   private queues: readonly string[];
@@ -140,7 +167,7 @@ export class Worker {
     this.gate =
       limits &&
       new RateGate(
-        { table: limits.table, global: limits.global, maxHeld: Math.max(1, Math.floor(this.prefetch / 2)) },
+        { table: limits.table, global: limits.global, maxHeld: Math.max(1, Math.floor(this.prefetch / 2)), clock: env.clock ?? systemClock },
         {
           name: this.name,
           transport: env.transport,
@@ -377,7 +404,7 @@ export class Worker {
   private scheduleSweep(): void {
     if (this.sweepScheduled) return;
     this.sweepScheduled = true;
-    setTimeout(() => this.markReceived(), RECEIVED_SWEEP_MS).unref();
+    (this.env.clock ?? systemClock).setTimeout(() => this.markReceived(), RECEIVED_SWEEP_MS).unref();
   }
 
   private next(): void {
