@@ -20,7 +20,10 @@ Options:
                             postgres://... (or CELERITY_RESULTS_URL)
   --concurrency <n>         tasks run at once (default: number of CPUs)
   --queues <a,b>            queues to consume (default: celery)
-  --name <name>             worker name in logs and errors
+  --name <name>             worker name in logs, events and remote control
+                            (default <pid>@<host>)
+  --events                  send task and worker events (celerity events)
+  --without-control         answer no remote control (celerity inspect / control)
   --token-file <f>          token for the node (or CELERITY_TOKEN)
   --connect-timeout <s>     wait this long for a broker node to be reachable,
                             saying so while waiting, then exit with code 2
@@ -46,6 +49,8 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     name: { type: "string" },
     "token-file": { type: "string" },
     "connect-timeout": { type: "string" },
+    events: { type: "boolean" },
+    "without-control": { type: "boolean" },
   });
   if (values.help) {
     process.stdout.write(WORKER_HELP);
@@ -84,7 +89,13 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const module = await importUserModule(path);
   const app = isApp(module.default) ? module.default : isApp(module.app) ? module.app : undefined;
   if (app === undefined) throw new Error(`${values.app} exports no app: export it as the default export or as 'app'`);
-  const worker = app.worker({ concurrency, ...(queues !== undefined ? { queues } : {}), ...(values.name !== undefined ? { name: values.name } : {}) });
+  const worker = app.worker({
+    concurrency,
+    ...(queues !== undefined ? { queues } : {}),
+    ...(values.name !== undefined ? { name: values.name } : {}),
+    events: values.events === true,
+    control: values["without-control"] !== true,
+  });
   try {
     await worker.start();
   } catch (error) {
@@ -92,12 +103,15 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     throw error;
   }
   console.error(`celerity worker ${worker.name}: consuming with concurrency ${concurrency}`);
-  await new Promise<void>((done) => {
-    process.once("SIGINT", done);
-    process.once("SIGTERM", done);
+  const signalled = await new Promise<boolean>((done) => {
+    process.once("SIGINT", () => done(true));
+    process.once("SIGTERM", () => done(true));
+    // A shutdown by remote control stops the worker itself.
+    void worker.done.then(() => done(false));
   });
-  console.error(`celerity worker ${worker.name}: stopping (finishing running tasks)`);
+  console.error(`celerity worker ${worker.name}: stopping (finishing running tasks)${signalled ? "" : ", shut down by remote control"}`);
   await worker.stop();
+  await worker.done;
   await app.close();
   return 0;
 };

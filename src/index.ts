@@ -71,3 +71,28 @@ export type { When, CatchUp, ScheduleOptions, ScheduleEntry, ScheduledSignature 
 export { ScheduleError, LeaseLostError } from "../runtime/schedule/schedule-errors.ts";
 export type { Schedules, ScheduleInfo } from "../runtime/schedule/app-schedules.ts";
 export { runId as scheduledRunId } from "../runtime/schedule/run-id.ts";
+export type {
+  CelerityEvent,
+  TaskEvent,
+  WorkerEvent,
+  EventType,
+  TaskSentEvent,
+  TaskReceivedEvent,
+  TaskStartedEvent,
+  TaskSucceededEvent,
+  TaskFailedEvent,
+  TaskRetriedEvent,
+  TaskRevokedEvent,
+  TaskRejectedEvent,
+  WorkerOnlineEvent,
+  WorkerHeartbeatEvent,
+  WorkerOfflineEvent,
+} from "../runtime/events/event-types.ts";
+export { EVENT_TYPES, EVENTS_EXCHANGE } from "../runtime/events/event-types.ts";
+export type { EventHandler, EventSubscription, SubscribeOptions, ReceivedEvent } from "../runtime/events/event-subscription.ts";
+export { ClusterState, type WorkerView, type FailureView } from "../runtime/events/cluster-state.ts";
+export type { Inspect, RemoteControl, ControlOptions, Replies } from "../runtime/control/app-control.ts";
+export type { TaskInfo, ScheduledInfo, WorkerStatsInfo, QueueConsumed } from "../runtime/control/worker-commands.ts";
+export { ControlError, type ControlAnswer, type ControlReply } from "../runtime/control/control-protocol.ts";
+export { QueueManagementUnsupportedError, type Queues } from "../runtime/control/queue-management.ts";
+export { queueAdminOf, type QueueAdmin, type QueueInfo } from "../broker/queue-admin.ts";

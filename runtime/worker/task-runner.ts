@@ -12,6 +12,7 @@ import { MAX_RESULT_BYTES, type Completed, type TaskCompletion } from "./task-co
 import { AsyncInvocation, invoke, type InvocationOutcome } from "./task-invocation.ts";
 import { fromEnvelope, type TaskMessage } from "../task-message.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
+import type { TaskEventSink } from "../events/task-events.ts";
 
 /**
  * Runs one delivery from receipt to acknowledgement: decode, refuse what
@@ -43,15 +44,23 @@ export interface RunnerHost {
   count(outcome: Completed | "rejected"): void;
 }
 
-interface Running {
+export interface Running {
   readonly task: string;
   readonly invocation: AsyncInvocation;
+  readonly message: TaskMessage;
+  readonly queue: string;
+  /** Epoch ms. */
+  readonly startedAt: number;
 }
 
 export class TaskRunner {
   /** Tasks whose handler is still running asynchronously, by task id (for terminate and shutdown). */
   readonly running = new Map<string, Running>();
   private readonly mappers = new Map<string, TaskDefinition>();
+  /** Where task events go while the worker sends them; undefined (nothing to do) when it does not. */
+  events: TaskEventSink | undefined = undefined;
+  /** Time limits set at run time by remote control, by task name; they win over the message's. */
+  readonly timeLimits = new Map<string, { readonly soft: number | undefined; readonly hard: number | undefined }>();
   private readonly clock: Clock;
 
   constructor(
@@ -73,6 +82,7 @@ export class TaskRunner {
     if (delivery.redelivered) return this.runRedelivered(message, delivery, consumer);
     const revoked = env.transport.isRevoked(message.id);
     if (revoked || (message.expires !== undefined && message.expires < this.clock.now())) {
+      this.events?.skipped(message, !revoked);
       return env.completion.revoked(message, !revoked).then((completed) => {
         host.count(completed);
         host.settle(consumer, delivery, "ack");
@@ -81,7 +91,8 @@ export class TaskRunner {
     const definition = this.definitionOf(message);
     if (definition === undefined) return this.rejectUnknown(message, delivery, consumer);
 
-    const options = mergeOptions(definition.defaults, message.options);
+    let options = mergeOptions(definition.defaults, message.options);
+    if (this.timeLimits.size > 0) options = this.withTimeLimits(message.task, options);
     const acksLate = options.acksLate ?? true;
     if (!acksLate) host.settle(consumer, delivery, "ack");
     const keepsResult = !options.ignoreResult || message.workflow !== undefined;
@@ -123,9 +134,10 @@ export class TaskRunner {
     delivery: Delivery,
     consumer: Consumer,
   ): void | Promise<void> {
+    this.events?.started(message);
     const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit, this.clock);
     if (!(invocation instanceof AsyncInvocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
-    this.running.set(message.id, { task: message.task, invocation });
+    this.running.set(message.id, { task: message.task, invocation, message, queue: delivery.queue, startedAt: this.clock.now() });
     return invocation.outcome.then((outcome) => {
       this.running.delete(message.id);
       return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, outcome);
@@ -144,7 +156,13 @@ export class TaskRunner {
   ): void | Promise<void> {
     const completed = this.complete(message, definition, options, keepsResult, acksLate, delivery, outcome);
     if (completed === undefined) return; // abandoned by shutdown: the broker takes a late-acked message back
-    if (completed instanceof Promise) return completed.then((done) => this.settled(done, acksLate, consumer, delivery));
+    if (completed instanceof Promise) {
+      return completed.then((done) => {
+        this.events?.finished(message, done, outcome);
+        this.settled(done, acksLate, consumer, delivery);
+      });
+    }
+    this.events?.finished(message, completed, outcome);
     this.settled(completed, acksLate, consumer, delivery);
   }
 
@@ -185,6 +203,11 @@ export class TaskRunner {
     return completion.failedOrRetry(message, options, priority, error, definition);
   }
 
+  private withTimeLimits(task: string, options: CallOptions): CallOptions {
+    const limits = this.timeLimits.get(task);
+    return limits === undefined ? options : { ...options, softTimeLimit: limits.soft, timeLimit: limits.hard };
+  }
+
   /**
    * A redelivered message whose task already finished (its worker died
    * between storing the result and acknowledging) is not run again.
@@ -203,6 +226,7 @@ export class TaskRunner {
     const info = toErrorInfo(error);
     this.host.count("rejected");
     this.env.log(`${this.host.name}: rejected to the dead-letter queue: ${info.message}`);
+    this.events?.rejected(delivery.envelope, info.message);
     this.host.settle(consumer, delivery, { reject: info.message });
     const task = typeof delivery.envelope.headers.task === "string" ? delivery.envelope.headers.task : "(unknown)";
     await this.env.store.complete(delivery.envelope.id, task, { state: "FAILURE", error: info });
@@ -217,6 +241,7 @@ export class TaskRunner {
     });
     this.host.count("rejected");
     this.env.log(`${this.host.name}: ${error.message}`);
+    this.events?.rejected(delivery.envelope, error.message);
     this.host.settle(consumer, delivery, { reject: error.message });
     await this.env.completion.failed(message, toErrorInfo(error));
   }

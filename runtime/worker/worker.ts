@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer } from "../../broker/transport.ts";
 import { systemClock } from "../../broker/clock.ts";
@@ -5,7 +6,10 @@ import { TaskRevokedError, WorkerError, WorkflowNotFoundError, toErrorInfo } fro
 import { RateGate } from "../rate-limit/rate-gate.ts";
 import type { RateLimiting } from "../rate-limit/app-rate-limits.ts";
 import { DEFAULT_QUEUE } from "../task-message.ts";
-import { TaskRunner, type RunnerEnvironment, type Settlement } from "./task-runner.ts";
+import { TaskRunner, type Running, type RunnerEnvironment, type Settlement } from "./task-runner.ts";
+import type { EventDispatcher } from "../events/event-dispatcher.ts";
+import { TaskEvents } from "../events/task-events.ts";
+import { WorkerPresence } from "../events/worker-presence.ts";
 
 /**
  * A worker consumes queues and runs tasks, at most `concurrency` at a time.
@@ -17,8 +21,16 @@ import { TaskRunner, type RunnerEnvironment, type Settlement } from "./task-runn
  * await app.worker({ name: "images-1", queues: ["images", "celery"], concurrency: 16 }).start();
  */
 export interface WorkerOptions {
-  /** Shown in errors and logs. Default: "worker-<n>@<pid>". */
+  /**
+   * The worker's name: in errors, logs, events (`hostname`) and as the
+   * destination of remote control. Default `<pid>@<host>`, as in Celery
+   * (`<pid>-<n>@<host>` for the n-th worker of one process).
+   */
   readonly name?: string;
+  /** Send task and worker events (docs/monitoring.md). Default false: then they cost nothing. */
+  readonly events?: boolean;
+  /** Answer remote control and inspection (docs/control.md). Default true. */
+  readonly control?: boolean;
   /** Queues to consume. Default ["celery"]. */
   readonly queues?: readonly string[];
   /** Tasks run at once. Default 8. */
@@ -61,8 +73,19 @@ export interface WorkerStats {
   readonly rejected: number;
 }
 
+/** A worker's remote control, started by its app; closed when the worker stops. */
+export interface WorkerControlHandle {
+  close(): Promise<void>;
+}
+
 /** What a worker needs from its app. */
-export type WorkerEnvironment = RunnerEnvironment & { readonly rateLimits?: RateLimiting };
+export type WorkerEnvironment = RunnerEnvironment & {
+  readonly rateLimits?: RateLimiting;
+  /** The app's event dispatcher (made on first use). */
+  readonly events?: () => EventDispatcher;
+  /** Start answering remote control for `worker`. */
+  readonly startControl?: (worker: Worker) => Promise<WorkerControlHandle>;
+};
 
 interface Pending {
   readonly delivery: Delivery;
@@ -73,6 +96,8 @@ interface Pending {
 }
 
 let workerCount = 0;
+
+const defaultName = (): string => `${process.pid}${++workerCount === 1 ? "" : `-${workerCount}`}@${hostname()}`;
 
 /** A held message shows RECEIVED once it has waited through a full sweep interval. */
 const RECEIVED_SWEEP_MS = 10;
@@ -90,8 +115,8 @@ const RECEIVED_SWEEP_MS = 10;
  */
 export class Worker {
   readonly name: string;
-  private readonly queues: readonly string[];
-  private readonly concurrency: number;
+  private queues: readonly string[];
+  private concurrency: number;
   private readonly prefetch: number;
   private readonly leaseMs: number | undefined;
   private consumers: Consumer[] = [];
@@ -108,12 +133,23 @@ export class Worker {
   private readonly gate: RateGate | undefined;
   private unsubscribeRevoke: (() => void) | undefined;
   private counts = { succeeded: 0, failed: 0, retried: 0, revoked: 0, rejected: 0 };
+  private readonly eventsAtStart: boolean;
+  private readonly controlled: boolean;
+  private presence: WorkerPresence | undefined;
+  private control: WorkerControlHandle | undefined;
+  private markDone!: () => void;
+  /** Epoch ms when the worker started consuming (0 before). */
+  startedAt = 0;
+  /** Resolves once the worker has stopped, however it was stopped (a signal, `stop()`, or a shutdown by remote control). */
+  readonly done: Promise<void> = new Promise((resolve) => (this.markDone = resolve));
 
   constructor(
     private readonly env: WorkerEnvironment,
     options: WorkerOptions = {},
   ) {
-    this.name = options.name ?? `worker-${++workerCount}@${process.pid}`;
+    this.name = options.name ?? defaultName();
+    this.eventsAtStart = options.events === true;
+    this.controlled = options.control !== false;
     this.queues = options.queues ?? [DEFAULT_QUEUE];
     this.concurrency = options.concurrency ?? 8;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
@@ -154,29 +190,35 @@ export class Worker {
     });
     try {
       await this.consumeAll();
+      this.startedAt = Date.now();
+      if (this.eventsAtStart) this.enableEvents();
+      if (this.controlled && this.env.startControl !== undefined) this.control = await this.env.startControl(this);
     } catch (error) {
       // Nothing half-started: cancel what did start and let start() be called again.
       const started = this.consumers.splice(0);
       await Promise.all(started.map((consumer) => consumer.cancel().catch(() => {})));
       this.unsubscribeRevoke?.();
+      this.disableEvents(false);
       this.state = "idle";
       throw error;
     }
   }
 
   private async consumeAll(): Promise<void> {
-    for (const queue of this.queues) {
-      // A transport may deliver before consume() resolves; hold those until the consumer is known.
-      let consumer: Consumer | undefined;
-      const early: Delivery[] = [];
-      consumer = await this.env.transport.consume(
-        queue,
-        (delivery) => (consumer === undefined ? early.push(delivery) : this.receive(delivery, consumer)),
-        this.leaseMs === undefined ? { prefetch: this.prefetch } : { prefetch: this.prefetch, leaseMs: this.leaseMs },
-      );
-      this.consumers.push(consumer);
-      for (const delivery of early) this.receive(delivery, consumer);
-    }
+    for (const queue of this.queues) await this.consumeQueue(queue);
+  }
+
+  private async consumeQueue(queue: string): Promise<void> {
+    // A transport may deliver before consume() resolves; hold those until the consumer is known.
+    let consumer: Consumer | undefined;
+    const early: Delivery[] = [];
+    consumer = await this.env.transport.consume(
+      queue,
+      (delivery) => (consumer === undefined ? early.push(delivery) : this.receive(delivery, consumer)),
+      this.leaseMs === undefined ? { prefetch: this.prefetch } : { prefetch: this.prefetch, leaseMs: this.leaseMs },
+    );
+    this.consumers.push(consumer);
+    for (const delivery of early) this.receive(delivery, consumer);
   }
 
   /**
@@ -206,7 +248,113 @@ export class Worker {
     await Promise.all(consumers.map((consumer) => consumer.cancel()));
     this.waiting.length = 0;
     this.waitingHead = 0;
+    const control = this.control;
+    this.control = undefined;
+    await control?.close().catch((error: unknown) => this.env.log(`${this.name}: closing remote control: ${toErrorInfo(error).message}`));
+    this.disableEvents();
     this.state = "stopped";
+    this.markDone();
+  }
+
+  /** The queues consumed now. */
+  get consumedQueues(): readonly string[] {
+    return this.queues;
+  }
+
+  /** Unacknowledged messages held per queue at most. */
+  get prefetchCount(): number {
+    return this.prefetch;
+  }
+
+  /** Tasks run at once now (see `resize`). */
+  get poolSize(): number {
+    return this.concurrency;
+  }
+
+  /** Whether task and worker events are being sent. */
+  get sendsEvents(): boolean {
+    return this.presence !== undefined;
+  }
+
+  /** Start sending task and worker events (worker-online first). A no-op when already sending, or without an app's dispatcher. */
+  enableEvents(): void {
+    if (this.presence !== undefined || this.env.events === undefined) return;
+    const dispatcher = this.env.events();
+    this.runner.events = new TaskEvents(dispatcher, this.name, this.env.codec);
+    this.presence = new WorkerPresence(dispatcher, this.name, () => ({ active: this.runningCount, processed: this.processed() }));
+    this.presence.online();
+  }
+
+  /** Stop sending events (worker-offline last). */
+  disableEvents(sayOffline = true): void {
+    const presence = this.presence;
+    this.presence = undefined;
+    this.runner.events = undefined;
+    if (sayOffline) presence?.offline();
+  }
+
+  private processed(): number {
+    const { succeeded, failed, retried, revoked, rejected } = this.counts;
+    return succeeded + failed + retried + revoked + rejected;
+  }
+
+  /** Run `delta` more tasks at once (fewer when negative; never below 1). Returns the new size. */
+  resize(delta: number): number {
+    if (!Number.isInteger(delta)) throw new WorkerError({ worker: this.name, reason: `a pool size change must be an integer, got ${delta}` });
+    this.concurrency = Math.max(1, this.concurrency + delta);
+    this.next();
+    return this.concurrency;
+  }
+
+  /** Start consuming `queue` too. Resolves false when it was consumed already. */
+  async addConsumer(queue: string): Promise<boolean> {
+    if (this.state !== "running") throw new WorkerError({ worker: this.name, reason: `cannot add a consumer to a worker that is ${this.state}` });
+    if (typeof queue !== "string" || queue.length === 0) throw new WorkerError({ worker: this.name, reason: "a queue name is a non-empty string" });
+    if (this.queues.includes(queue)) return false;
+    await this.consumeQueue(queue);
+    this.queues = [...this.queues, queue];
+    return true;
+  }
+
+  /** Stop consuming `queue` (what this worker holds of it goes back to it). Resolves false when it was not consumed. */
+  async cancelConsumer(queue: string): Promise<boolean> {
+    const cancelled = this.consumers.filter((consumer) => consumer.queue === queue);
+    if (cancelled.length === 0) return false;
+    this.consumers = this.consumers.filter((consumer) => consumer.queue !== queue);
+    this.queues = this.queues.filter((name) => name !== queue);
+    // Held messages of that queue can no longer be settled: the broker has them back.
+    const kept = this.waiting.slice(this.waitingHead).filter((pending) => pending.consumer.queue !== queue);
+    this.waiting.length = 0;
+    this.waitingHead = 0;
+    this.waiting.push(...kept);
+    await Promise.all(cancelled.map((consumer) => consumer.cancel()));
+    return true;
+  }
+
+  /**
+   * Change `task`'s time limits on this worker (ms, as the task options
+   * `softTimeLimit` and `timeLimit`; undefined for none), winning over those its messages carry.
+   */
+  setTimeLimits(task: string, soft: number | undefined, hard: number | undefined): void {
+    for (const [name, value] of [["soft", soft], ["hard", hard]] as const) {
+      if (value !== undefined && !(typeof value === "number" && value > 0)) {
+        throw new WorkerError({ worker: this.name, reason: `a ${name} time limit must be a positive number of ms, got ${String(value)}` });
+      }
+    }
+    this.runner.timeLimits.set(task, { soft, hard });
+  }
+
+  /** The tasks running now, each with its message and start time. */
+  runningTasks(): IterableIterator<Running> {
+    return this.runner.running.values();
+  }
+
+  /** Deliveries held and not started: waiting for a free slot, and waiting for a rate-limit token. */
+  heldDeliveries(): { readonly waiting: readonly Delivery[]; readonly rateLimited: readonly Delivery[] } {
+    return {
+      waiting: this.waiting.slice(this.waitingHead).map((pending) => pending.delivery),
+      rateLimited: this.gate === undefined ? [] : [...this.gate.heldDeliveries()],
+    };
   }
 
   stats(): WorkerStats {
@@ -214,6 +362,7 @@ export class Worker {
   }
 
   private receive(delivery: Delivery, consumer: Consumer): void {
+    this.runner.events?.received(delivery);
     if (this.gate?.hold(delivery, consumer)) return;
     if (this.state === "running" && this.runningCount < this.concurrency) return this.run(delivery, consumer);
     this.waiting.push({ delivery, consumer });
