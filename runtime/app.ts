@@ -22,6 +22,9 @@ import { TaskCompletion } from "./worker/task-completion.ts";
 import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
+import { APP_TASKS } from "./pool/app-tasks.ts";
+import { DetachedTransport } from "./pool/detached-transport.ts";
+import { POOL_CHILD_ENV } from "./pool/pool-protocol.ts";
 
 /**
  * The app: a registry of tasks bound to a broker and a result store. With no
@@ -43,11 +46,18 @@ export interface AppOptions {
   readonly log?: (message: string) => void;
   /** Sign what this app publishes and run only what trusted keys signed (docs/security.md). */
   readonly signing?: SigningOptions;
+  /**
+   * This module's URL (`import.meta.url`): a worker on a threads or process
+   * pool loads it in each thread or child to run the same tasks (docs/workers.md).
+   */
+  readonly module?: string;
 }
 
 export interface App {
   readonly broker: Transport;
   readonly results: ResultStore;
+  /** The app's module, as given to createApp({ module }). */
+  readonly module: string | undefined;
   /**
    * Register a task. The handler may be sync, async or return an Effect; `this`
    * inside a `function` handler is its TaskContext (id, retries, signal, retry()).
@@ -88,7 +98,10 @@ const NO_DEFAULTS: CallOptions = Object.freeze({});
 /** The transport and result store an app's options ask for. */
 const connectBroker = (options: AppOptions, log: (message: string) => void): { broker: Transport; results: ResultStore } => {
   const target = options.broker ?? process.env.CELERITY_BROKER_URL;
-  if (typeof target !== "string") return { broker: target ?? new EmbeddedBroker(), results: options.results ?? new MemoryResultStore() };
+  if (typeof target !== "string") {
+    const broker = target ?? (process.env[POOL_CHILD_ENV] ? new DetachedTransport() : new EmbeddedBroker());
+    return { broker, results: options.results ?? new MemoryResultStore() };
+  }
   const token = options.token ?? process.env.CELERITY_TOKEN;
   const transport = NodeTransport.create(target, { ...(token !== undefined ? { token } : {}), name: `app@${process.pid}`, log });
   return { broker: transport, results: options.results ?? new RemoteResultStore(transport.client) };
@@ -167,6 +180,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const app: App = {
     broker,
     results,
+    module: options.module,
     task(name, handler, taskOptions = {}) {
       if (typeof name !== "string" || name.length === 0) throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
       if (typeof handler !== "function") throw new TaskRegistrationError({ task: name, reason: "the handler is not a function" });
@@ -178,7 +192,8 @@ export const createApp = (options: AppOptions = {}): App => {
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits }, workerOptions);
+      const env = { transport: broker, store: results, codec, completion, tasks, log, rateLimits };
+      const worker = new Worker(options.module === undefined ? env : { ...env, appModule: options.module }, workerOptions);
       workers.push(worker);
       return worker;
     },
@@ -196,6 +211,7 @@ export const createApp = (options: AppOptions = {}): App => {
       await results.close();
     },
   };
+  Object.defineProperty(app, APP_TASKS, { value: tasks });
   return app;
 };
 

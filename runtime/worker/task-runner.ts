@@ -8,9 +8,10 @@ import { READY_STATES } from "../../dsl/result.ts";
 import { TaskRevokedError, UnknownTaskError, WorkerError, toErrorInfo } from "../errors.ts";
 import type { ResultStore } from "../results/result-store.ts";
 import type { Completed, TaskCompletion } from "./task-completion.ts";
-import { AsyncInvocation, invoke, type InvocationOutcome } from "./task-invocation.ts";
+import { AsyncInvocation, invoke, type Invocation, type InvocationOutcome } from "./task-invocation.ts";
 import { fromEnvelope, type TaskMessage } from "../task-message.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
+import type { PoolCall } from "../pool/child-pool.ts";
 
 /**
  * Runs one delivery from receipt to acknowledgement: decode, refuse what
@@ -38,11 +39,21 @@ export interface RunnerHost {
   readonly name: string;
   settle(consumer: Consumer, delivery: Delivery, how: Settlement): void;
   count(outcome: Completed | "rejected"): void;
+  /** Where handlers run when not on this event loop (a thread or process pool). */
+  readonly pool?: TaskPool;
+  /** Told when a handler ran synchronously on this event loop for longer than `blockWarnMs`. */
+  readonly blockWarnMs?: number;
+  blocked?(task: string, id: string, ms: number): void;
+}
+
+/** What the runner hands a handler call to when it runs in a pool. */
+export interface TaskPool {
+  run(call: PoolCall): Invocation;
 }
 
 interface Running {
   readonly task: string;
-  readonly invocation: AsyncInvocation;
+  readonly invocation: Invocation;
 }
 
 const isPromise = (value: unknown): value is Promise<unknown> => value instanceof Promise;
@@ -97,13 +108,36 @@ export class TaskRunner {
     delivery: Delivery,
     consumer: Consumer,
   ): void | Promise<void> {
-    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit);
-    if (!(invocation instanceof AsyncInvocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
+    const invocation = this.host.pool === undefined ? this.invokeHere(message, definition, options) : this.invokeInPool(message, options, keepsResult, delivery);
+    if (!("outcome" in invocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
     this.running.set(message.id, { task: message.task, invocation });
     return invocation.outcome.then((outcome) => {
       this.running.delete(message.id);
       return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, outcome);
     });
+  }
+
+  private invokeHere(message: TaskMessage, definition: TaskDefinition, options: CallOptions): InvocationOutcome | AsyncInvocation {
+    const started = performance.now();
+    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit);
+    const ms = performance.now() - started;
+    if (ms > (this.host.blockWarnMs ?? Infinity)) this.host.blocked?.(message.task, message.id, ms);
+    return invocation;
+  }
+
+  private invokeInPool(message: TaskMessage, options: CallOptions, keepsResult: boolean, delivery: Delivery): Invocation {
+    const call: { -readonly [K in keyof PoolCall]: PoolCall[K] } = {
+      id: message.id,
+      task: message.task,
+      retries: message.retries,
+      body: delivery.envelope.body,
+      encode: keepsResult,
+      needsValue: message.workflow !== undefined,
+    };
+    if (message.target !== undefined) call.target = message.target;
+    if (options.softTimeLimit !== undefined) call.softTimeLimit = options.softTimeLimit;
+    if (options.timeLimit !== undefined) call.timeLimit = options.timeLimit;
+    return this.host.pool!.run(call);
   }
 
   private finish(
@@ -142,7 +176,7 @@ export class TaskRunner {
     if (outcome.ok) {
       let encoded: Uint8Array | undefined;
       try {
-        encoded = keepsResult ? codec.encode(outcome.value, `result of task '${message.task}'`) : undefined;
+        encoded = keepsResult ? (outcome.encoded ?? codec.encode(outcome.value, `result of task '${message.task}'`)) : undefined;
       } catch (error) {
         if (!(error instanceof CodecError)) throw error;
         return completion.failedOrRetry(message, options, priority, error, definition);
@@ -203,7 +237,7 @@ export class TaskRunner {
 }
 
 /** The built-in map / starmap: the target's handler over each item, one after another, in one task. */
-const mapperOf = (target: TaskDefinition, star: boolean): TaskDefinition => ({
+export const mapperOf = (target: TaskDefinition, star: boolean): TaskDefinition => ({
   name: `${star ? STARMAP_TASK : MAP_TASK}(${target.name})`,
   options: target.options,
   defaults: target.defaults,

@@ -5,6 +5,9 @@ import { RateGate } from "../rate-limit/rate-gate.ts";
 import type { RateLimiting } from "../rate-limit/app-rate-limits.ts";
 import { DEFAULT_QUEUE } from "../task-message.ts";
 import { TaskRunner, type RunnerEnvironment, type Settlement } from "./task-runner.ts";
+import { ChildPool, type PoolStats } from "../pool/child-pool.ts";
+import { Autoscaler } from "../pool/autoscaler.ts";
+import { resolvePoolOptions, type PoolKind, type PoolOptions } from "../pool/pool-options.ts";
 
 /**
  * A worker consumes queues and runs tasks, at most `concurrency` at a time.
@@ -12,14 +15,14 @@ import { TaskRunner, type RunnerEnvironment, type Settlement } from "./task-runn
  * result is stored and its workflow advanced, so a worker that dies or stops
  * mid-task leaves the message to be redelivered, never dropped.
  */
-export interface WorkerOptions {
+export interface WorkerOptions extends PoolOptions {
   /** Shown in errors and logs. Default: "worker-<n>@<pid>". */
   readonly name?: string;
   /** Queues to consume. Default ["celery"]. */
   readonly queues?: readonly string[];
-  /** Tasks run at once. Default 8. */
+  /** Tasks run at once (on a threads or process pool: its threads or children). Default 8; with `autoscale`, its `min`. */
   readonly concurrency?: number;
-  /** Unacknowledged messages held per queue (running plus waiting). Default concurrency x 4. */
+  /** Unacknowledged messages held per queue (running plus waiting). Default concurrency (autoscale: its max) x 4. */
   readonly prefetch?: number;
   /**
    * On a broker node: how long each delivery is leased to this worker. The
@@ -31,7 +34,12 @@ export interface WorkerOptions {
 }
 
 export interface StopOptions {
-  /** Wait at most this many ms for running tasks; then abort them and return their messages to the queue. Default: wait for them. */
+  /**
+   * Wait at most this many ms for running tasks; then abort them (stopping
+   * the threads or children running them) and return their messages to the
+   * queue. Default: wait for them. Calling stop again while stopping with a
+   * shorter timeout (0: a cold shutdown) cuts the wait short.
+   */
   readonly timeout?: number;
 }
 
@@ -43,10 +51,19 @@ export interface WorkerStats {
   readonly retried: number;
   readonly revoked: number;
   readonly rejected: number;
+  /** Tasks the worker runs at once now (grows and shrinks with autoscale, poolGrow, poolShrink). */
+  readonly concurrency: number;
+  readonly pool: PoolKind;
+  /** A threads or process pool's own counts. */
+  readonly children?: PoolStats;
 }
 
 /** What a worker needs from its app. */
-export type WorkerEnvironment = RunnerEnvironment & { readonly rateLimits?: RateLimiting };
+export type WorkerEnvironment = RunnerEnvironment & {
+  readonly rateLimits?: RateLimiting;
+  /** The app's module (createApp({ module })), loaded by each thread or child of a pool. */
+  readonly appModule?: string;
+};
 
 interface Pending {
   readonly delivery: Delivery;
@@ -64,7 +81,7 @@ const RECEIVED_SWEEP_MS = 10;
 export class Worker {
   readonly name: string;
   private readonly queues: readonly string[];
-  private readonly concurrency: number;
+  private concurrency: number;
   private readonly prefetch: number;
   private readonly leaseMs: number | undefined;
   private consumers: Consumer[] = [];
@@ -73,6 +90,12 @@ export class Worker {
   private runningCount = 0;
   private state: "idle" | "running" | "stopping" | "stopped" = "idle";
   private drained: (() => void) | undefined;
+  private stopping: Promise<void> | undefined;
+  /** Ends the wait for running tasks early: set while stopping. */
+  private hurry: ((afterMs: number) => void) | undefined;
+  private readonly poolKind: PoolKind;
+  private readonly pool: ChildPool | undefined;
+  private readonly autoscaler: Autoscaler | undefined;
   private sweepScheduled = false;
   /** True while `next()` is starting held messages. */
   private starting = false;
@@ -88,16 +111,46 @@ export class Worker {
   ) {
     this.name = options.name ?? `worker-${++workerCount}@${process.pid}`;
     this.queues = options.queues ?? [DEFAULT_QUEUE];
-    this.concurrency = options.concurrency ?? 8;
+    const pooling = resolvePoolOptions(this.name, options, env.appModule);
+    this.concurrency = pooling.autoscale?.min ?? options.concurrency ?? 8;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
       throw new WorkerError({ worker: this.name, reason: `concurrency must be a positive integer, got ${options.concurrency}` });
     }
-    this.prefetch = options.prefetch ?? this.concurrency * 4;
+    this.prefetch = options.prefetch ?? (pooling.autoscale?.max ?? this.concurrency) * 4;
     this.leaseMs = options.leaseMs;
+    this.poolKind = pooling.kind;
+    this.pool =
+      pooling.kind === "async"
+        ? undefined
+        : new ChildPool({
+            kind: pooling.kind,
+            appModule: pooling.appModule as string,
+            worker: this.name,
+            size: this.concurrency,
+            maxTasksPerChild: pooling.maxTasksPerChild,
+            maxMemoryPerChild: pooling.maxMemoryPerChild,
+            codec: env.codec,
+            log: env.log,
+          });
+    this.autoscaler =
+      pooling.autoscale &&
+      new Autoscaler(pooling.autoscale, {
+        backlog: () => this.waiting.length - this.waitingHead,
+        busy: () => this.runningCount,
+        size: () => this.concurrency,
+        resize: (size) => this.resize(size),
+      });
+    const blockWarnMs = pooling.blockWarnMs;
     this.runner = new TaskRunner(env, {
       name: this.name,
       settle: (consumer, delivery, how) => this.settle(consumer, delivery, how),
       count: (outcome) => this.counts[outcome]++,
+      ...(this.pool !== undefined ? { pool: this.pool } : {}),
+      blockWarnMs,
+      blocked: (task, id, ms) =>
+        env.log(
+          `${this.name}: task '${task}' (${id}) blocked the event loop for ${Math.round(ms)} ms (warning at ${blockWarnMs} ms): heartbeats and lease renewals wait meanwhile, and a broker node gives away deliveries whose lease runs out. Run CPU-bound tasks on a threads or process pool (docs/workers.md)`,
+        ),
     });
     if (this.queues.length === 0) throw new WorkerError({ worker: this.name, reason: "no queues to consume" });
     const limits = env.rateLimits;
@@ -122,6 +175,12 @@ export class Worker {
   async start(): Promise<void> {
     if (this.state !== "idle") throw new WorkerError({ worker: this.name, reason: `cannot start a worker that is ${this.state}` });
     this.state = "running";
+    try {
+      await this.pool?.start();
+    } catch (error) {
+      this.state = "idle";
+      throw error;
+    }
     this.unsubscribeRevoke = this.env.transport.onRevoke((id, revocation) => {
       if (revocation.terminate) this.terminate(id);
     });
@@ -132,9 +191,11 @@ export class Worker {
       const started = this.consumers.splice(0);
       await Promise.all(started.map((consumer) => consumer.cancel().catch(() => {})));
       this.unsubscribeRevoke?.();
+      await this.pool?.close();
       this.state = "idle";
       throw error;
     }
+    this.autoscaler?.start();
   }
 
   private async consumeAll(): Promise<void> {
@@ -157,21 +218,38 @@ export class Worker {
    * `timeout`), then hand every message not acknowledged back to the broker.
    */
   async stop(options: StopOptions = {}): Promise<void> {
+    if (this.state === "stopping") {
+      if (options.timeout !== undefined) this.hurry?.(options.timeout);
+      return this.stopping;
+    }
     if (this.state !== "running") return;
     this.state = "stopping";
+    this.stopping = this.shutdown(options);
+    return this.stopping;
+  }
+
+  private async shutdown(options: StopOptions): Promise<void> {
+    this.autoscaler?.stop();
     this.gate?.stop();
     if (this.runningCount > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
-      if (options.timeout === undefined) await drained;
-      else {
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), options.timeout)));
-        if ((await Promise.race([drained, timedOut])) === "timeout") {
-          const reason = new WorkerError({ worker: this.name, reason: "stopped before the task finished; its message goes back to the queue" });
-          for (const { invocation } of this.runner.running.values()) invocation.abandon(reason);
-        }
-        clearTimeout(timer);
+      let timer: NodeJS.Timeout | undefined;
+      let deadline = Infinity;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        this.hurry = (afterMs) => {
+          if (Date.now() + afterMs >= deadline) return;
+          deadline = Date.now() + afterMs;
+          clearTimeout(timer);
+          timer = setTimeout(() => resolve("timeout"), afterMs);
+        };
+      });
+      if (options.timeout !== undefined) this.hurry?.(options.timeout);
+      if ((await Promise.race([drained, timedOut])) === "timeout") {
+        const reason = new WorkerError({ worker: this.name, reason: "stopped before the task finished; its message goes back to the queue" });
+        for (const { invocation } of this.runner.running.values()) invocation.abandon(reason);
       }
+      clearTimeout(timer);
+      this.hurry = undefined;
     }
     this.unsubscribeRevoke?.();
     const consumers = this.consumers;
@@ -179,11 +257,45 @@ export class Worker {
     await Promise.all(consumers.map((consumer) => consumer.cancel()));
     this.waiting.length = 0;
     this.waitingHead = 0;
+    await this.pool?.close();
     this.state = "stopped";
   }
 
   stats(): WorkerStats {
-    return { running: this.runningCount, waiting: this.waiting.length - this.waitingHead, ...this.counts };
+    const stats = { running: this.runningCount, waiting: this.waiting.length - this.waitingHead, ...this.counts, concurrency: this.concurrency, pool: this.poolKind };
+    return this.pool === undefined ? stats : { ...stats, children: this.pool.stats() };
+  }
+
+  /**
+   * Run `n` more tasks at once (on a threads or process pool, start `n` more
+   * threads or children). Returns the new concurrency.
+   *
+   * @example
+   * worker.poolGrow(2);
+   */
+  poolGrow(n = 1): number {
+    this.resize(this.concurrency + this.checkedStep(n));
+    return this.concurrency;
+  }
+
+  /**
+   * Run `n` fewer tasks at once, never fewer than one (idle threads or children
+   * end now, busy ones after their task). Returns the new concurrency.
+   */
+  poolShrink(n = 1): number {
+    this.resize(Math.max(1, this.concurrency - this.checkedStep(n)));
+    return this.concurrency;
+  }
+
+  private checkedStep(n: number): number {
+    if (!Number.isInteger(n) || n < 1) throw new WorkerError({ worker: this.name, reason: `a pool grows or shrinks by a positive integer, got ${n}` });
+    return n;
+  }
+
+  private resize(size: number): void {
+    this.concurrency = size;
+    this.pool?.resize(size);
+    if (!this.starting) this.next();
   }
 
   private receive(delivery: Delivery, consumer: Consumer): void {
