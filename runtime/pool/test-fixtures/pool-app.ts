@@ -50,3 +50,5 @@ export const send = app.task("send", async () => {
   await add.delay(1, 1);
   return "sent";
 });
+/** Bytes the pool weighs this thread or child at (the V8 heap of a thread, the resident set of a child). */
+export const weight = app.task("weight", () => (threadId === 0 ? process.memoryUsage.rss() : process.memoryUsage().heapUsed));
