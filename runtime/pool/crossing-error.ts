@@ -53,7 +53,9 @@ export const toCrossing = (error: unknown, depth = 0): CrossingError => {
     return { name: "NonError", message: typeof error === "string" ? error : String(error), fields: { value: crossValue(error, depth) }, nonError: true };
   }
   let fields: Record<string, unknown> | undefined;
-  for (const key of Object.keys(error)) {
+  // `cause` is an own property that is not enumerable (Error's own option, and Effect's tagged errors).
+  const keys = Object.hasOwn(error, "cause") ? [...Object.keys(error), "cause"] : Object.keys(error);
+  for (const key of keys) {
     if (key === "stack" || key === "message") continue;
     const value = crossValue((error as unknown as Record<string, unknown>)[key], depth);
     if (value !== undefined) (fields ??= {})[key] = value;

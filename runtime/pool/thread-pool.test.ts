@@ -48,7 +48,7 @@ describe("a worker on a threads pool", () => {
 
   it("applies the retry policy to a task stopped by its hard time limit", async (t) => {
     await threadWorker(t, "threads.limit-retry");
-    const stuck = await spin.applyAsync([], { queue: "threads.limit-retry", timeLimit: 100, retry: { max: 1, countdown: 0 } });
+    const stuck = await spin.applyAsync([], { queue: "threads.limit-retry", timeLimit: 100, retry: { max: 1, delay: 0 } });
     const error = await failureOf(stuck.get({ timeout: RESULT_MS }));
     assert.equal(error.remote.name, "TimeLimitExceeded");
     assert.equal((await app.results.get(stuck.id))?.retries, 1, "it ran once more before failing for good");
