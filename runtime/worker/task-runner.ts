@@ -61,6 +61,9 @@ const isPromise = (value: unknown): value is Promise<unknown> => value instanceo
 export class TaskRunner {
   /** Tasks whose handler is still running asynchronously, by task id (for terminate and shutdown). */
   readonly running = new Map<string, Running>();
+  /** The last task whose handler finished asynchronously, and how many have (for the event-loop watch). */
+  lastFinished: TaskMessage | undefined;
+  finishedCount = 0;
   private readonly mappers = new Map<string, TaskDefinition>();
 
   constructor(
@@ -113,6 +116,8 @@ export class TaskRunner {
     this.running.set(message.id, { task: message.task, invocation });
     return invocation.outcome.then((outcome) => {
       this.running.delete(message.id);
+      this.lastFinished = message;
+      this.finishedCount++;
       return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, outcome);
     });
   }

@@ -7,6 +7,7 @@ import { DEFAULT_QUEUE } from "../task-message.ts";
 import { TaskRunner, type RunnerEnvironment, type Settlement } from "./task-runner.ts";
 import { ChildPool, type PoolStats } from "../pool/child-pool.ts";
 import { Autoscaler } from "../pool/autoscaler.ts";
+import { EventLoopWatch } from "../pool/event-loop-watch.ts";
 import { resolvePoolOptions, type PoolKind, type PoolOptions } from "../pool/pool-options.ts";
 
 /**
@@ -96,6 +97,8 @@ export class Worker {
   private readonly poolKind: PoolKind;
   private readonly pool: ChildPool | undefined;
   private readonly autoscaler: Autoscaler | undefined;
+  private readonly blockWatch: EventLoopWatch | undefined;
+  private lastBlockReported = -Infinity;
   private sweepScheduled = false;
   /** True while `next()` is starting held messages. */
   private starting = false;
@@ -141,17 +144,37 @@ export class Worker {
         resize: (size) => this.resize(size),
       });
     const blockWarnMs = pooling.blockWarnMs;
+    const warnBlocked = (what: string, ms: number): void => {
+      this.lastBlockReported = performance.now();
+      env.log(
+        `${this.name}: ${what} blocked the event loop for ${Math.round(ms)} ms (warning at ${blockWarnMs} ms): heartbeats and lease renewals wait meanwhile, and a broker node gives away deliveries whose lease runs out. Run CPU-bound tasks on a threads or process pool (docs/workers.md)`,
+      );
+    };
     this.runner = new TaskRunner(env, {
       name: this.name,
       settle: (consumer, delivery, how) => this.settle(consumer, delivery, how),
       count: (outcome) => this.counts[outcome]++,
       ...(this.pool !== undefined ? { pool: this.pool } : {}),
       blockWarnMs,
-      blocked: (task, id, ms) =>
-        env.log(
-          `${this.name}: task '${task}' (${id}) blocked the event loop for ${Math.round(ms)} ms (warning at ${blockWarnMs} ms): heartbeats and lease renewals wait meanwhile, and a broker node gives away deliveries whose lease runs out. Run CPU-bound tasks on a threads or process pool (docs/workers.md)`,
-        ),
+      blocked: (task, id, ms) => warnBlocked(`task '${task}' (${id})`, ms),
     });
+    this.blockWatch =
+      this.pool === undefined
+        ? new EventLoopWatch({
+            warnMs: blockWarnMs,
+            running: () => {
+              const names: string[] = [];
+              for (const [id, { task }] of this.runner.running) if (names.push(`'${task}' (${id})`) === 5) break;
+              return names;
+            },
+            lastFinished: () => {
+              const last = this.runner.lastFinished;
+              return { label: last && `'${last.task}' (${last.id})`, count: this.runner.finishedCount };
+            },
+            lastReported: () => this.lastBlockReported,
+            report: (ms, suspects) => warnBlocked(suspects.length === 1 ? `task ${suspects[0]}` : `one of the tasks ${suspects.join(", ")}`, ms),
+          })
+        : undefined;
     if (this.queues.length === 0) throw new WorkerError({ worker: this.name, reason: "no queues to consume" });
     const limits = env.rateLimits;
     this.gate =
@@ -196,6 +219,7 @@ export class Worker {
       throw error;
     }
     this.autoscaler?.start();
+    this.blockWatch?.start();
   }
 
   private async consumeAll(): Promise<void> {
@@ -230,6 +254,7 @@ export class Worker {
 
   private async shutdown(options: StopOptions): Promise<void> {
     this.autoscaler?.stop();
+    this.blockWatch?.stop();
     this.gate?.stop();
     if (this.runningCount > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
