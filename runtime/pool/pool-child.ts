@@ -17,9 +17,20 @@ import { POOL_CHILD_ENV, type FromChild, type ToChild } from "./pool-protocol.ts
  * acknowledgement stay with the worker: this side only runs handlers.
  */
 
-const send: (message: FromChild) => void = isMainThread
+const post: (message: FromChild) => void = isMainThread
   ? (message) => process.send!(message)
   : (message) => parentPort!.postMessage(message);
+
+/** Post `message`; an error whose fields cannot be cloned crosses with its name, message and stack alone. */
+const send = (message: FromChild): void => {
+  try {
+    post(message);
+  } catch (error) {
+    if (message.type !== "done" || message.ok || message.error.fields === undefined) throw error;
+    const { fields: _, ...bare } = message.error;
+    post({ ...message, error: bare });
+  }
+};
 
 const codec = new Codec();
 let tasks: ReadonlyMap<string, TaskDefinition> = new Map();

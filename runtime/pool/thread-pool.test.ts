@@ -3,7 +3,7 @@ import { after, describe, it, type TestContext } from "node:test";
 import { RemoteTaskError } from "../errors.ts";
 import { eventually } from "../test-support.ts";
 import type { WorkerOptions } from "../worker/worker.ts";
-import { add, app, exit, fail, hold, retrying, send, softly, spin, whereami } from "./test-fixtures/pool-app.ts";
+import { add, app, exit, fail, hold, retrying, send, softly, spin, unclonable, whereami } from "./test-fixtures/pool-app.ts";
 
 /** Starting a thread loads the app module through the TypeScript loader: seconds on a loaded machine. */
 const START_MS = 30_000;
@@ -71,6 +71,8 @@ describe("a worker on a threads pool", () => {
     assert.equal(error.remote.name, "RangeError");
     assert.equal(error.remote.message, "failed with E42");
     assert.equal(await (await retrying.applyAsync([], on)).get({ timeout: RESULT_MS }), 2);
+    const bare = await failureOf((await unclonable.applyAsync([], on)).get({ timeout: RESULT_MS }));
+    assert.equal(bare.remote.message, "carries a socket", "an error whose fields cannot cross still fails its task");
   });
 
   it("aborts the task's signal in its thread at the soft time limit", async (t) => {

@@ -52,3 +52,7 @@ export const send = app.task("send", async () => {
 });
 /** Bytes the pool weighs this thread or child at (the V8 heap of a thread, the resident set of a child). */
 export const weight = app.task("weight", () => (threadId === 0 ? process.memoryUsage.rss() : process.memoryUsage().heapUsed));
+/** Throws an error carrying a field structured clone refuses (a class instance holding a function). */
+export const unclonable = app.task("unclonable", () => {
+  throw Object.assign(new Error("carries a socket"), { handle: { close: () => {} } });
+});
