@@ -132,7 +132,7 @@ describe("DurableResultStore against an in-memory store that never restarts", ()
           rmSync(dir, { recursive: true, force: true });
         }
       }),
-      { numRuns: 15 },
+      { numRuns: 60 },
     );
   });
 });

@@ -27,6 +27,7 @@ import type { Delivery, Envelope } from "../broker/envelope.ts";
 import { BrokerNode } from "../broker/node/node-server.ts";
 import { NodeTransport } from "../broker/node/node-transport.ts";
 import type { Consumer } from "../broker/transport.ts";
+import { within } from "../tests/support/waits.ts";
 
 const QUEUE = "q";
 const SLOTS = 2;
@@ -42,13 +43,6 @@ const envelope = (id: string): Envelope => ({
   body: new TextEncoder().encode(id),
 });
 
-const within = <T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> => {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what()}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-};
 
 // ---------------------------------------------------------------------------
 // The model

@@ -24,8 +24,9 @@ const setup = async () => {
   const onFail = app.task("onFail", (failure: TaskFailure) => {
     failures.push(failure);
   });
-  await app.worker({ concurrency: 8 }).start();
-  return { app, add, mul, tsum, flat, record, calls, failWith, onFail, failures };
+  const worker = app.worker({ concurrency: 8 });
+  await worker.start();
+  return { app, worker, add, mul, tsum, flat, record, calls, failWith, onFail, failures };
 };
 
 describe("canvas: chains, groups and chords", () => {
@@ -179,7 +180,7 @@ describe("canvas: failure semantics", () => {
   });
 
   it("fails a chord naming the first member to fail; the callback never runs; the errback fires once", async () => {
-    const { app, add, failWith, record, calls, onFail, failures } = await setup();
+    const { app, worker, add, failWith, record, calls, onFail, failures } = await setup();
     const r = await chord(group(add.s(1, 1), failWith.s("member A broke"), failWith.s("member B broke")), record.si("callback"))
       .onError(onFail.s())
       .apply();
@@ -190,8 +191,8 @@ describe("canvas: failure semantics", () => {
     assert.match(error.message, /chord member 'failWith'/);
     assert.match(error.message, /member [AB] broke/);
     await eventually(() => failures.length >= 1, 2_000, "the error callback");
-    // Both members have failed by now; the errback must still have fired only once.
-    await eventually(async () => (await r.progress()).failed >= 1);
+    // Wait until both members have failed and the worker is idle: a second failure must not fire the errback again.
+    await eventually(() => worker.stats().failed >= 2 && worker.stats().running === 0, 2_000, "both failing members to have failed");
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(failures.length, 1);
     // The errback watches the chord's callback, which failed because a member did.

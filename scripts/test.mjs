@@ -1,8 +1,10 @@
 // Runs the whole suite: type check (including the DSL's type tests), then every
-// *.test.ts under the source folders with node's built-in test runner.
+// *.test.ts under the source folders with node's built-in test runner, each
+// test bounded in time (scripts/test-runner-args.mjs).
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { runnerArgs } from "./test-runner-args.mjs";
 
 const roots = ["dsl", "broker", "runtime", "src", "property-tests", "tests"];
 const files = [];
@@ -30,4 +32,4 @@ if (tsc !== 0) {
   process.exit(tsc);
 }
 const only = process.argv.slice(2);
-process.exit(run(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...(only.length ? only : files)]));
+process.exit(run(process.execPath, runnerArgs(only.length ? only : files)));

@@ -25,6 +25,7 @@ import type { Consumer } from "../broker/transport.ts";
 import { chain, chord } from "../dsl/combinators.ts";
 import { createApp, type App } from "../runtime/app.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
+import { within } from "./support/waits.ts";
 
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const FAULT_APP = fileURLToPath(new URL("./fixtures/fault-app.ts", import.meta.url));
@@ -36,18 +37,6 @@ const START_TIMEOUT_MS = 15_000;
 
 // ---------------------------------------------------------------------------
 // Helpers: deadlines, cleanup scopes, child processes, a connection-cutting proxy.
-
-/** `promise`, or a rejection naming `what` (and whatever `detail` tells) after `ms`. */
-const within = <T>(promise: Promise<T>, ms: number, what: string, detail: () => string = () => ""): Promise<T> => {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const more = detail();
-      reject(new Error(`timed out after ${ms} ms waiting for ${what}${more === "" ? "" : `\n${more}`}`));
-    }, ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-};
 
 /** Resolve once `read()` gives `expected` (a state written by another process lands a moment later), or fail naming what was seen. */
 const until = async <T>(read: () => Promise<T>, expected: T, ms: number, what: string): Promise<void> => {

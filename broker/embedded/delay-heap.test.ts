@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { scaled, within } from "../../tests/support/waits.ts";
 import { describe, it } from "node:test";
 import { DelayHeap } from "./delay-heap.ts";
 import { DelayScheduler } from "./delay-scheduler.ts";
@@ -42,9 +43,7 @@ describe("DelayScheduler", () => {
     scheduler.add(start + 40, "later");
     scheduler.add(start + 20, "sooner");
     assert.equal(scheduler.size, 2);
-    const timeout = setTimeout(() => assert.fail(`timed out; due so far: ${due.join(", ")}`), 2_000);
-    await bothDue;
-    clearTimeout(timeout);
+    await within(bothDue, scaled(2_000), "both items to fall due", () => `due so far: ${due.join(", ")}`);
     assert.deepEqual(due, ["sooner", "later"]);
     assert.ok(Date.now() >= start + 40);
     assert.equal(scheduler.size, 0);

@@ -22,14 +22,7 @@ export const text = new TextEncoder();
 export const recordFor = (i: number): Uint8Array => text.encode(`record ${i} ${"x".repeat((i * 37) % 90)}`);
 export const recordsUpTo = (n: number): Uint8Array[] => Array.from({ length: n }, (_, i) => recordFor(i));
 
-/** Resolve with `promise`, or fail loudly naming `what` once `ms` pass. */
-export const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> => {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-};
+export { within } from "../../tests/support/waits.ts";
 
 export const segmentFiles = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((name) => name.endsWith(".log")).sort();
 
@@ -69,3 +62,30 @@ export const instrumentedDisk = (behaviour: DiskBehaviour = {}) => {
 
 export const osError = (code: string, detail: string): Error => Object.assign(new Error(`${code}: ${detail}`), { code });
 
+
+/**
+ * A disk that loses, at a power cut, every write not yet covered by an
+ * fsync: writes wait in memory and reach the file only on `datasync`.
+ * After `cut()` nothing more reaches the disk, as when the machine stops.
+ */
+export const powerCutDisk = () => {
+  let powered = true;
+  const openSegment: OpenSegment = async (path) => {
+    const file = await openSegmentFile(path);
+    let unsynced: { data: Uint8Array; position: number }[] = [];
+    return {
+      write: async (data, position) => {
+        if (powered) unsynced.push({ data: data.slice(), position });
+      },
+      datasync: async () => {
+        if (!powered) return;
+        for (const { data, position } of unsynced) await file.write(data, position);
+        unsynced = [];
+        await file.datasync();
+      },
+      truncate: (length) => (powered ? file.truncate(length) : Promise.resolve()),
+      close: () => file.close(),
+    };
+  };
+  return { openSegment, cut: () => (powered = false) };
+};

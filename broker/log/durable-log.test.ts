@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { mkdir, rm, stat, symlink, writeFile, chmod } from "node:fs/promises";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { crc32, portableCrc32 } from "./crc32.ts";
@@ -10,6 +12,7 @@ import { DurableLog, openDurableLog } from "./durable-log.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { segmentName } from "./log-directory.ts";
 import { frameBytes } from "./log-record.ts";
+import { skipUnless } from "../../tests/support/prerequisites.ts";
 import { instrumentedDisk, osError, recordFor, recordsUpTo, reopen, segmentFiles, tempDir, text, within } from "./durable-log-test-support.ts";
 
 describe("crc32", () => {
@@ -262,7 +265,7 @@ describe("DurableLog", () => {
       await healed.log.close();
     });
 
-    it("rejects with the OS code when the disk itself reports ENOSPC (a segment on /dev/full)", { skip: !existsSync("/dev/full") }, async () => {
+    it("rejects with the OS code when the disk itself reports ENOSPC (a segment on /dev/full)", { skip: skipUnless(existsSync("/dev/full"), "/dev/full is missing on this machine") }, async () => {
       const dir = await tempDir();
       const { log } = await DurableLog.open(dir, { segmentBytes: 256 });
       await log.appendMany(recordsUpTo(2));
@@ -325,22 +328,21 @@ describe("DurableLog", () => {
       });
     });
 
-    it(
-      "refuses a log directory without write permission",
-      { skip: process.getuid?.() === 0 ? "root writes through permission bits" : false },
-      async () => {
-        const dir = await tempDir();
-        const target = join(dir, "log");
-        await mkdir(target);
-        await chmod(target, 0o555);
-        await assert.rejects(DurableLog.open(target), (error: unknown) => {
-          assert.ok(error instanceof DirectoryNotWritableError);
-          assert.equal(error.code, "EACCES");
-          return true;
-        });
+    it("refuses a log directory without write permission", async () => {
+      const dir = await tempDir();
+      const target = join(dir, "log");
+      await mkdir(target);
+      await chmod(target, 0o555);
+      try {
+        // Root writes through permission bits: as root, open the log in a child without the capabilities that allow it.
+        const outcome = process.getuid?.() === 0 ? openWithoutPrivileges(target) : await openHere(target);
+        assert.equal(outcome.tag, "DirectoryNotWritableError", JSON.stringify(outcome));
+        assert.equal(outcome.code, "EACCES");
+        assert.match(outcome.message ?? "", new RegExp(`^log directory ${target} is not writable: EACCES`));
+      } finally {
         await chmod(target, 0o755);
-      },
-    );
+      }
+    });
 
     it("rejects nonsensical options, naming the option", async () => {
       const dir = await tempDir();
@@ -350,3 +352,34 @@ describe("DurableLog", () => {
     });
   });
 });
+
+interface OpenOutcome {
+  readonly opened?: boolean;
+  readonly tag?: string;
+  readonly code?: string;
+  readonly message?: string;
+}
+
+const openHere = async (dir: string): Promise<OpenOutcome> => {
+  try {
+    const { log } = await DurableLog.open(dir);
+    await log.close();
+    return { opened: true };
+  } catch (error) {
+    const { _tag, code, message } = error as { _tag?: string; code?: string; message: string };
+    return { tag: _tag, code, message };
+  }
+};
+
+const openWithoutPrivileges = (dir: string): OpenOutcome => {
+  const fixture = fileURLToPath(new URL("./test-fixtures/open-log.ts", import.meta.url));
+  const child = spawnSync(
+    "setpriv",
+    ["--bounding-set=-dac_override,-dac_read_search,-fowner", "--", process.execPath, "--import", "tsx", fixture, dir],
+    { encoding: "utf8", timeout: 30_000 },
+  );
+  if (child.error !== undefined) throw new Error(`could not run the fixture under setpriv (util-linux): ${child.error.message}`);
+  const line = child.stdout.trim().split("\n").at(-1) ?? "";
+  if (!line.startsWith("{")) throw new Error(`the fixture printed no outcome (exit ${child.status}): ${child.stderr}`);
+  return JSON.parse(line) as OpenOutcome;
+};

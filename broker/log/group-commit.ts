@@ -1,17 +1,4 @@
-/** Items waiting for one flush; every caller that joined it shares its promise. */
-class Batch<T> {
-  readonly items: T[] = [];
-  readonly promise: Promise<void>;
-  resolve!: () => void;
-  reject!: (error: unknown) => void;
-
-  constructor() {
-    this.promise = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-  }
-}
+import { PendingBatch } from "./pending-batch.ts";
 
 /** Work that runs alone, between batches. */
 class Job {
@@ -36,8 +23,8 @@ class Job {
  */
 export class GroupCommit<T> {
   // Holds at most the batch in flight, compaction-like jobs and the batch being gathered.
-  private readonly queue: (Batch<T> | Job)[] = [];
-  private open: Batch<T> | undefined;
+  private readonly queue: (PendingBatch<T> | Job)[] = [];
+  private open: PendingBatch<T> | undefined;
   private running = false;
 
   constructor(private readonly flush: (items: T[]) => Promise<void>) {}
@@ -65,9 +52,9 @@ export class GroupCommit<T> {
     });
   }
 
-  private gathering(): Batch<T> {
+  private gathering(): PendingBatch<T> {
     if (this.open === undefined) {
-      this.open = new Batch<T>();
+      this.open = new PendingBatch<T>();
       this.queue.push(this.open);
       this.start();
     }

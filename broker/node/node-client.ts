@@ -1,6 +1,10 @@
 import { connect, type Socket } from "node:net";
 import { Data } from "effect";
-import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, RemoteBrokerError, ConnectionRefusedError, type WireError } from "./protocol.ts";
+import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, ConnectionRefusedError, type WireError } from "./protocol.ts";
+import type { AnswerOf, AnyOperation, SentOf } from "./operations.ts";
+import { errorFromWire } from "./wire-errors.ts";
+import { Heartbeat } from "./heartbeat.ts";
+import { DEFAULT_HEARTBEAT_MS, nodeClientSettings, type NodeClientSettings } from "./node-settings.ts";
 import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameParser, FrameTooLargeError, FrameWriter } from "./wire-frame.ts";
 
 /**
@@ -80,8 +84,7 @@ export class NodeClient {
   private ready: Promise<void>;
   private markReady!: () => void;
   private failReady!: (error: unknown) => void;
-  private lastHeard = Date.now();
-  private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeat: Heartbeat | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly host: string;
   private readonly port: number;
@@ -90,10 +93,13 @@ export class NodeClient {
   private inFlight = 0;
   private readonly roomWaiters: (() => void)[] = [];
 
+  private readonly settings: NodeClientSettings;
+
   constructor(
     readonly url: string,
-    private readonly options: NodeClientOptions = {},
+    options: NodeClientOptions = {},
   ) {
+    this.settings = nodeClientSettings(options);
     ({ host: this.host, port: this.port } = parseNodeUrl(url));
     this.ready = this.newReadyPromise();
   }
@@ -127,16 +133,17 @@ export class NodeClient {
     return this.state === "ready";
   }
 
-  /** Send a request and wait for its answer. */
-  async request(op: string, args: readonly unknown[]): Promise<unknown> {
+  /** Call operation `op` (declared in operations.ts or by a service) and wait for its answer. */
+  async call<O extends AnyOperation>(op: O, args: SentOf<O>): Promise<AnswerOf<O>> {
+    const name = op.name;
     if (this.state === "closed") throw this.refusal ?? new ClientClosedError({ url: this.url });
-    if (this.state !== "ready") await this.waitReady(op);
-    if (this.inFlight >= (this.options.maxInFlight ?? 10_000)) {
+    if (this.state !== "ready") await this.waitReady(name);
+    if (this.inFlight >= this.settings.maxInFlight) {
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
       // The connection may have dropped while this request waited for room.
-      if (this.state !== "ready") await this.waitReady(op);
+      if (this.state !== "ready") await this.waitReady(name);
     }
-    return this.send(op, args);
+    return this.send(name, args) as Promise<AnswerOf<O>>;
   }
 
   /**
@@ -145,12 +152,12 @@ export class NodeClient {
    * mean nothing on a new connection), unless `keep` asks to send it, in
    * order, once connected.
    */
-  tell(op: string, args: readonly unknown[], keep = false): void {
+  tell<O extends AnyOperation>(op: O, args: SentOf<O>, keep = false): void {
     // Welcomed is enough: acks made while consumers are being reopened must go out.
     if (this.welcomedOnSocket) {
-      this.writer!.send(FrameType.Request, this.codec.encode([0, op, args]));
+      this.writer!.send(FrameType.Request, this.codec.encode([0, op.name, args]));
     } else if (keep && this.state !== "closed") {
-      this.kept.push([op, args]);
+      this.kept.push([op.name, args]);
     }
   }
 
@@ -162,14 +169,14 @@ export class NodeClient {
   /** Why the node refused us, for every later call. */
   private refusal: ConnectionRefusedError | undefined;
 
-  /** For requests made by onConnected hooks, which run before the client counts as ready. */
-  requestNow(op: string, args: readonly unknown[]): Promise<unknown> {
-    return this.send(op, args);
+  /** For calls made by onConnected hooks, which run before the client counts as ready. */
+  callNow<O extends AnyOperation>(op: O, args: SentOf<O>): Promise<AnswerOf<O>> {
+    return this.send(op.name, args) as Promise<AnswerOf<O>>;
   }
 
   private send(op: string, args: readonly unknown[]): Promise<unknown> {
     const id = this.nextId++;
-    const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
+    const timeoutMs = this.settings.requestTimeoutMs;
     const payload = this.codec.encode([id, op, args]);
     // Refused here rather than sent: the node would close the whole connection over it.
     if (payload.byteLength + FRAME_HEADER_BYTES > this.maxFrameBytes) {
@@ -195,7 +202,7 @@ export class NodeClient {
   }
 
   private async waitReady(op: string): Promise<void> {
-    const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
+    const timeoutMs = this.settings.requestTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new RequestTimeoutError({ url: this.url, op, timeoutMs })), timeoutMs);
@@ -226,10 +233,10 @@ export class NodeClient {
     this.writer = writer;
     const parser = new FrameParser(DEFAULT_MAX_FRAME_BYTES, (type, payload) => this.onFrameReceived(type, payload));
     socket.on("connect", () => {
-      writer.send(FrameType.Hello, this.codec.encode({ version: PROTOCOL_VERSION, token: this.options.token, name: this.options.name }));
+      writer.send(FrameType.Hello, this.codec.encode({ version: PROTOCOL_VERSION, token: this.settings.token, name: this.settings.name }));
     });
     socket.on("data", (chunk: Buffer) => {
-      this.lastHeard = Date.now();
+      this.heartbeat?.heard();
       try {
         parser.push(chunk);
       } catch (error) {
@@ -260,10 +267,7 @@ export class NodeClient {
         clearTimeout(pending.timer);
         this.released();
         if (ok === 1) pending.resolve(value);
-        else {
-          const error = value as WireError;
-          pending.reject(new RemoteBrokerError({ tag: error.tag, reason: error.message, op: pending.op }));
-        }
+        else pending.reject(errorFromWire(value as WireError, pending.op));
         return;
       }
       case FrameType.Ping:
@@ -285,16 +289,16 @@ export class NodeClient {
     this.attempt = 0;
     this.welcomedOnSocket = true;
     if (typeof welcome.maxFrameBytes === "number") this.maxFrameBytes = welcome.maxFrameBytes;
-    const interval = this.options.heartbeatMs ?? welcome.heartbeatMs ?? 5_000;
-    this.heartbeat = setInterval(() => {
-      if (Date.now() - this.lastHeard > interval * 3) this.dropped(this.socket!, "heartbeat timeout");
-      else this.writer?.send(FrameType.Ping);
-    }, interval);
-    this.heartbeat.unref();
+    const socket = this.socket!;
+    this.heartbeat = new Heartbeat(this.settings.heartbeatMs ?? welcome.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, {
+      ping: () => this.writer?.send(FrameType.Ping),
+      silent: () => this.dropped(socket, "heartbeat timeout"),
+    });
+    this.heartbeat.start();
     try {
       for (const hook of this.onConnectedHooks) await hook();
     } catch (error) {
-      this.options.log?.(`after connecting to ${this.url}: ${error instanceof Error ? error.message : String(error)}`);
+      this.settings.log?.(`after connecting to ${this.url}: ${error instanceof Error ? error.message : String(error)}`);
     }
     if (this.state !== "connecting") return;
     this.state = "ready";
@@ -307,9 +311,9 @@ export class NodeClient {
     const wasReady = this.state === "ready";
     this.state = "waiting";
     this.welcomedOnSocket = false;
-    clearInterval(this.heartbeat);
+    this.heartbeat?.stop();
     socket.destroy();
-    if (wasReady) this.options.log?.(`lost the connection to ${this.url} (${reason}); reconnecting`);
+    if (wasReady) this.settings.log?.(`lost the connection to ${this.url} (${reason}); reconnecting`);
     for (const [id, pending] of this.pending) {
       this.pending.delete(id);
       clearTimeout(pending.timer);
@@ -317,7 +321,7 @@ export class NodeClient {
       pending.reject(new ConnectionLostError({ url: this.url, op: pending.op, reason }));
     }
     if (wasReady) this.ready = this.newReadyPromise();
-    const delay = Math.min(this.options.reconnectMaxMs ?? 2_000, (this.options.reconnectMinMs ?? 50) * 2 ** this.attempt++);
+    const delay = Math.min(this.settings.reconnectMaxMs, this.settings.reconnectMinMs * 2 ** this.attempt++);
     this.reconnectTimer = setTimeout(() => this.open(), delay);
   }
 
@@ -326,7 +330,7 @@ export class NodeClient {
     if (this.state === "closed") return;
     this.state = "closed";
     this.welcomedOnSocket = false;
-    clearInterval(this.heartbeat);
+    this.heartbeat?.stop();
     clearTimeout(this.reconnectTimer);
     this.writer?.flush();
     this.socket?.end();

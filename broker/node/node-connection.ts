@@ -3,9 +3,11 @@ import type { Socket } from "node:net";
 import type { Delivery } from "../envelope.ts";
 import type { EmbeddedBroker } from "../embedded/embedded-broker.ts";
 import { FrameParser, FrameWriter } from "./wire-frame.ts";
-import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, envelopeToWire, type WireError } from "./protocol.ts";
+import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, envelopeToWire } from "./protocol.ts";
+import { errorToWire } from "./wire-errors.ts";
 import type { Consumer } from "../transport.ts";
 import { DEFAULT_LEASE_MS, LeaseTable } from "./lease-table.ts";
+import { Heartbeat } from "./heartbeat.ts";
 
 /**
  * One client connection to the node, from the node's side: the handshake,
@@ -20,7 +22,7 @@ export interface ConnectionContext {
   readonly heartbeatMs: number;
   readonly maxFrameBytes: number;
   /** Run a request; throws a tagged error to refuse it. `replyWanted` is false for requests with id 0. */
-  handle(op: string, args: readonly unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown | Promise<unknown>;
+  handle(op: string, args: unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown | Promise<unknown>;
   log(message: string): void;
   closed(connection: NodeConnection): void;
 }
@@ -37,8 +39,7 @@ export class NodeConnection {
   private readonly writer: FrameWriter;
   private readonly codec = new FrameCodec();
   private state: "hello" | "ready" | "closed" = "hello";
-  private lastHeard = Date.now();
-  private readonly heartbeat: NodeJS.Timeout;
+  private readonly heartbeat: Heartbeat;
   private readonly consumers = new Map<string, LeasedConsumer>();
   /** Cleanups to run when the connection ends (subscriptions made on its behalf). */
   private readonly cleanups: (() => void)[] = [];
@@ -55,7 +56,7 @@ export class NodeConnection {
       socket.once("drain", () => socket.resume());
     });
     socket.on("data", (chunk: Buffer) => {
-      this.lastHeard = Date.now();
+      this.heartbeat.heard();
       try {
         this.parser.push(chunk);
       } catch (error) {
@@ -64,8 +65,11 @@ export class NodeConnection {
     });
     socket.on("error", (error) => this.close(`socket error: ${error.message}`));
     socket.on("close", () => this.close("the client closed the connection"));
-    this.heartbeat = setInterval(() => this.beat(), context.heartbeatMs);
-    this.heartbeat.unref();
+    this.heartbeat = new Heartbeat(context.heartbeatMs, {
+      ping: () => this.writer.send(FrameType.Ping),
+      silent: (silentMs) => this.close(`no frame from the client for ${silentMs} ms (heartbeat timeout)`),
+    });
+    this.heartbeat.start();
   }
 
   /** Run `cleanup` when the connection ends. */
@@ -159,14 +163,6 @@ export class NodeConnection {
     );
   }
 
-  private beat(): void {
-    if (Date.now() - this.lastHeard > this.context.heartbeatMs * 3) {
-      this.close(`no frame from the client for ${Date.now() - this.lastHeard} ms (heartbeat timeout)`);
-      return;
-    }
-    this.writer.send(FrameType.Ping);
-  }
-
   private onFrame(type: number, payload: Uint8Array): void {
     if (this.state === "closed") return;
     if (this.state === "hello") return this.onHello(type, payload);
@@ -226,10 +222,10 @@ export class NodeConnection {
   private reply(id: number, op: string, ok: boolean, value: unknown): void {
     if (this.state !== "ready") return;
     if (id === NO_REPLY) {
-      if (!ok) this.context.log(`${this.name}: ${op} failed: ${errorOf(value).message}`);
+      if (!ok) this.context.log(`${this.name}: ${op} failed: ${errorToWire(value).message}`);
       return;
     }
-    this.writer.send(FrameType.Response, this.codec.encode(ok ? [id, 1, value ?? null] : [id, 0, errorOf(value)]));
+    this.writer.send(FrameType.Response, this.codec.encode(ok ? [id, 1, value ?? null] : [id, 0, errorToWire(value)]));
   }
 
   /** End the connection (idempotent): log why, cancel its consumers so their unacked deliveries are requeued. */
@@ -237,7 +233,7 @@ export class NodeConnection {
     if (this.state === "closed") return;
     const wasReady = this.state === "ready";
     this.state = "closed";
-    clearInterval(this.heartbeat);
+    this.heartbeat.stop();
     if (wasReady || reason !== "the client closed the connection") this.context.log(`${this.name} closed: ${reason}`);
     this.writer.flush();
     this.socket.end();
@@ -257,14 +253,6 @@ interface LeasedConsumer {
   readonly leases: LeaseTable;
   readonly sweep: NodeJS.Timeout;
 }
-
-const errorOf = (error: unknown): WireError => {
-  if (error instanceof Error) {
-    const tag = (error as { _tag?: unknown })._tag;
-    return { tag: typeof tag === "string" ? tag : error.name, message: error.message };
-  }
-  return { tag: "Error", message: String(error) };
-};
 
 const tokenMatches = (expected: string | undefined, given: unknown): boolean => {
   if (expected === undefined) return true;

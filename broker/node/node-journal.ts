@@ -1,4 +1,5 @@
 import { Decoder, Encoder } from "@msgpack/msgpack";
+import { DEFAULT_REVOCATION_TTL_MS } from "../revocations.ts";
 import type { DeadLetter, Envelope } from "../envelope.ts";
 import type { BrokerJournal, EmbeddedBroker } from "../embedded/embedded-broker.ts";
 import { envelopeFromWire, envelopeToWire } from "./protocol.ts";
@@ -148,7 +149,7 @@ export class NodeJournal implements BrokerJournal {
     this.live.set(deadSeq, this.encoder.encode([Kind.Enqueue, deadSeq, dlq, envelopeToWire(letter.envelope), [letter.queue, letter.reason, letter.at]]));
   }
   revoked(ids: readonly string[], options: RevocationOptions): void {
-    const expiresAt = Date.now() + (options.ttlMs ?? 24 * 60 * 60 * 1000);
+    const expiresAt = Date.now() + (options.ttlMs ?? DEFAULT_REVOCATION_TTL_MS);
     const bytes = this.write([Kind.Revoke, ids, expiresAt, options.terminate === true]);
     for (const id of ids) this.revocations.set(id, [bytes, expiresAt]);
   }

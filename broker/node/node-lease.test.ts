@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { brokerOperations } from "./operations.ts";
 import { describe, it } from "node:test";
 import type { Delivery, Envelope } from "../envelope.ts";
 import { LeaseTable } from "./lease-table.ts";
@@ -6,11 +7,9 @@ import { NodeClient } from "./node-client.ts";
 import { BrokerNode } from "./node-server.ts";
 import { NodeTransport } from "./node-transport.ts";
 import { FrameType } from "./protocol.ts";
+import { within } from "../../tests/support/waits.ts";
 
 const envelope = (id: string, queue = "q"): Envelope => ({ id, exchange: "", routingKey: queue, priority: 0, headers: { task: "t" }, body: new Uint8Array([1]) });
-
-const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
-  Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms).unref())]);
 
 /** A client that consumes over the raw protocol and never renews a lease (a stuck or foreign consumer). */
 const silentConsumer = async (url: string, queue: string, leaseMs: number) => {
@@ -23,7 +22,7 @@ const silentConsumer = async (url: string, queue: string, leaseMs: number) => {
     deliveries.push([deliveryTag, wire[0] as string]);
     arrived?.();
   });
-  const tag = (await client.request("consume", [queue, 10, leaseMs])) as string;
+  const tag = await client.call(brokerOperations.consume, [queue, 10, leaseMs]);
   const next = () => (deliveries.length > 0 ? Promise.resolve() : new Promise<void>((resolve) => (arrived = resolve)));
   return { client, tag, deliveries, next };
 };
@@ -71,7 +70,7 @@ describe("broker node: delivery leases", () => {
     assert.equal(delivery.redelivered, true);
     assert.equal(delivery.deliveryCount, 2);
     assert.ok(logs.some((line) => /lease of 1 delivery on q ran out after 150 ms/.test(line)), logs.join("\n"));
-    silent.client.tell("ack", [silent.tag, silent.deliveries[0][0]]);
+    silent.client.tell(brokerOperations.ack, [silent.tag, silent.deliveries[0][0]]);
     await producer.stats("q"); // a round trip after the late ack
     assert.ok(logs.some((line) => /ack of delivery \d+ on q came after its lease ran out/.test(line)), logs.join("\n"));
     assert.equal((await producer.stats("q")).unacked, 1, "the redelivery is still held by the second consumer");
@@ -125,7 +124,7 @@ describe("broker node: delivery leases", () => {
     const node = await BrokerNode.start({ port: 0, log: () => {} });
     const client = new NodeClient(node.url);
     await client.start();
-    await assert.rejects(client.request("consume", ["q", 1, -5]), /a lease must be a positive number of ms, got -5/);
+    await assert.rejects(client.call(brokerOperations.consume, ["q", 1, -5]), /a lease must be a positive number of ms, got -5/);
     client.close();
     await node.stop();
   });

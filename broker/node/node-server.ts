@@ -8,9 +8,11 @@ import { clampPriority, type Envelope } from "../envelope.ts";
 import { NodeConnection, type ConnectionContext } from "./node-connection.ts";
 import { NodeJournal, replay } from "./node-journal.ts";
 import { HeldCount, type HeldMessages } from "./held-count.ts";
-import { ProtocolError, envelopeFromWire } from "./protocol.ts";
-import type { ExchangeType, QueueOptions, RevocationOptions } from "../transport.ts";
-import { DEFAULT_MAX_FRAME_BYTES } from "./wire-frame.ts";
+import { envelopeToWire } from "./protocol.ts";
+import { type AnyOperation, brokerOperations, type WireDeadLetter } from "./operations.ts";
+import { OperationTable, type OperationHandlers } from "./operation-table.ts";
+import { brokerNodeSettings, DEFAULT_NODE_PORT, type BrokerNodeSettings } from "./node-settings.ts";
+import { DEFAULT_REVOCATION_TTL_MS } from "../revocations.ts";
 
 /**
  * The standalone broker node: an embedded broker served over TCP, made
@@ -24,7 +26,7 @@ import { DEFAULT_MAX_FRAME_BYTES } from "./wire-frame.ts";
  * // createApp({ broker: "celerity://127.0.0.1:5690" }) in producers and workers
  * await node.stop();
  */
-export const DEFAULT_NODE_PORT = 5690;
+export { DEFAULT_NODE_PORT };
 
 export interface BrokerNodeOptions {
   /** TCP port; 0 picks a free one. Default 5690. */
@@ -54,37 +56,38 @@ export interface BrokerNodeOptions {
   readonly log?: (message: string) => void;
 }
 
-/** A service the node also serves, under ops named `${prefix}.${name}` (the runtime's result store is one). */
-export type ServiceHandler = (op: string, args: readonly unknown[], connection: NodeConnection) => unknown | Promise<unknown>;
-
 export class BrokerNode {
   readonly id = randomUUID();
   private readonly connections = new Set<NodeConnection>();
-  private readonly services = new Map<string, ServiceHandler>();
+  private readonly operations = new OperationTable();
   private server: Server | undefined;
   private releaseLock: (() => void) | undefined;
   private stopRevocations: (() => void) | undefined;
+  private readonly log: (message: string) => void;
 
   private constructor(
     readonly broker: EmbeddedBroker,
     private readonly journal: HeldMessages,
     private readonly durableLog: DurableLog | undefined,
-    private readonly options: BrokerNodeOptions,
-    private readonly log: (message: string) => void,
-  ) {}
+    private readonly settings: BrokerNodeSettings,
+  ) {
+    this.log = settings.log;
+    this.serveBroker();
+  }
 
   /** Open the log (recovering what it holds), then listen. */
   static async start(options: BrokerNodeOptions = {}): Promise<BrokerNode> {
-    const log = options.log ?? ((message: string) => console.error(`celerity broker: ${message}`));
+    const settings = brokerNodeSettings(options);
+    const log = settings.log;
     let node: BrokerNode;
     if (options.dataDir === undefined) {
       const journal = new HeldCount();
       const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
-      node = new BrokerNode(broker, journal, undefined, options, log);
+      node = new BrokerNode(broker, journal, undefined, settings);
     } else {
       const lock = lockDataDir(options.dataDir);
       const { log: durableLog, records, report } = await DurableLog.open(options.dataDir, {
-        ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+        fsync: settings.fsync,
         onCorruption: (info: { segment: string; offset: number; reason: string; droppedBytes: number }) => log(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
       });
       const collected: Uint8Array[] = [];
@@ -100,7 +103,7 @@ export class BrokerNode {
         `recovered ${summary.messages} messages in ${summary.queues} declared queues and ${summary.revocations} revocations from ${records.length} records` +
           (report.corrupted.length > 0 ? ` (${report.corrupted.length} corrupted records reported)` : ""),
       );
-      node = new BrokerNode(broker, journal, durableLog, options, log);
+      node = new BrokerNode(broker, journal, durableLog, settings);
       node.releaseLock = () => lock.release();
       node.compactedSize = durableLog.size;
     }
@@ -108,9 +111,12 @@ export class BrokerNode {
     return node;
   }
 
-  /** Serve ops named `${prefix}.*` with `handler`. */
-  serve(prefix: string, handler: ServiceHandler): void {
-    this.services.set(prefix, handler);
+  /**
+   * Serve a group of operations (declared with `operationGroup`) besides the
+   * node's own: the runtime's result store and rate limits are served so.
+   */
+  serve<G extends Readonly<Record<string, AnyOperation>>>(group: G, handlers: OperationHandlers<G>): void {
+    this.operations.add(group, handlers);
   }
 
   get address(): AddressInfo {
@@ -125,26 +131,26 @@ export class BrokerNode {
     const context: ConnectionContext = {
       broker: this.broker,
       nodeId: this.id,
-      token: this.options.token,
-      heartbeatMs: this.options.heartbeatMs ?? 5_000,
-      maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-      handle: (op, args, connection, replyWanted, payload) => this.handle(op, args, connection, replyWanted, payload),
+      token: this.settings.token,
+      heartbeatMs: this.settings.heartbeatMs,
+      maxFrameBytes: this.settings.maxFrameBytes,
+      handle: (op, args, connection, replyWanted, payload) => this.operations.run(op, args, connection, replyWanted, payload),
       log: this.log,
       closed: (connection) => this.connections.delete(connection),
     };
     this.stopRevocations = this.broker.onRevoke((id, { terminate, ttlMs }) => {
-      for (const connection of this.connections) connection.sendRevoked(id, terminate, ttlMs ?? 24 * 60 * 60 * 1000);
+      for (const connection of this.connections) connection.sendRevoked(id, terminate, ttlMs ?? DEFAULT_REVOCATION_TTL_MS);
     });
     const server = createServer((socket) => this.connections.add(new NodeConnection(socket, context)));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.options.port ?? DEFAULT_NODE_PORT, this.options.host ?? "127.0.0.1", () => {
+      server.listen(this.settings.port, this.settings.host, () => {
         server.off("error", reject);
         resolve();
       });
     });
-    this.log(`listening on ${this.url}${this.durableLog ? ` with data in ${this.options.dataDir}` : " (in memory only)"}`);
+    this.log(`listening on ${this.url}${this.durableLog ? ` with data in ${this.settings.dataDir}` : " (in memory only)"}`);
   }
 
   private readonly roomWaiters: (() => void)[] = [];
@@ -152,7 +158,7 @@ export class BrokerNode {
   /** Resolves when the node holds fewer messages than its maximum (at once if it does already). */
   private room(): Promise<void> | undefined {
     const journal = this.journal;
-    const max = this.options.maxMessages ?? 2_000_000;
+    const max = this.settings.maxMessages;
     if (journal.held < max) return undefined;
     if (journal.onRemoved === undefined) {
       journal.onRemoved = () => {
@@ -183,7 +189,7 @@ export class BrokerNode {
     const log = this.durableLog;
     if (log === undefined || this.compacting !== undefined || ++this.writesSinceCheck < 1_024) return;
     this.writesSinceCheck = 0;
-    const threshold = Math.max(this.options.compactAtBytes ?? 64 * 1024 * 1024, this.compactedSize * 4);
+    const threshold = Math.max(this.settings.compactAtBytes, this.compactedSize * 4);
     if (log.size < threshold) return;
     const before = log.size;
     this.compacting = log
@@ -228,55 +234,44 @@ export class BrokerNode {
     }
   }
 
-  private handle(op: string, args: readonly unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown {
+  /** The transport contract over TCP: the node's own operations. */
+  private serveBroker(): void {
     const { broker } = this;
-    switch (op) {
-      case "publish": {
-        const envelope = envelopeFromWire(args[0]);
+    this.operations.add(brokerOperations, {
+      publish: ([envelope, mandatory], _connection, _replyWanted, payload) => {
         // The body arrived as a view into a socket chunk: keep a copy of its own, not the whole chunk.
         const owned = { ...envelope, body: envelope.body.slice() };
-        const mandatory = args[1] === true;
         const room = this.room();
-        if (room === undefined) return this.durable(this.publish(owned, mandatory, payload));
+        if (room === undefined) return this.durable(this.publish(owned, mandatory === true, payload));
         // By then the payload, a view into a socket read, may have been reused: the envelope is encoded again.
-        return room.then(() => this.durable(this.publish(owned, mandatory, undefined)));
-      }
+        return room.then(() => this.durable(this.publish(owned, mandatory === true, undefined)));
+      },
       // Settled without an answer (the hot path): a later read's answer proves them durable (see afterDurable).
-      case "ack":
-        connection.ack(String(args[0]), Number(args[1]));
+      ack: ([tag, deliveryTag], connection, replyWanted) => {
+        connection.ack(tag, deliveryTag);
         return replyWanted ? this.durable(undefined) : this.maybeCompact();
-      case "nack":
-        connection.nack(String(args[0]), Number(args[1]), { requeue: args[2] === true, ...(typeof args[3] === "string" ? { reason: args[3] } : {}) });
+      },
+      nack: ([tag, deliveryTag, requeue, reason], connection, replyWanted) => {
+        connection.nack(tag, deliveryTag, { requeue, ...(reason !== null ? { reason } : {}) });
         return replyWanted ? this.durable(undefined) : this.maybeCompact();
-      case "consume":
-        return connection.consume(String(args[0]), Number(args[1]), args[2] === undefined || args[2] === null ? undefined : Number(args[2]));
-      case "renew":
-        if (!Array.isArray(args[1])) throw new ProtocolError({ reason: "renew takes [consumerTag, deliveryTags[]]" });
-        return connection.renew(String(args[0]), args[1] as number[]);
-      case "cancel":
-        return connection.cancel(String(args[0]));
-      case "declareQueue":
-        return this.durable(broker.declareQueue(String(args[0]), (args[1] ?? {}) as QueueOptions));
-      case "declareExchange":
-        return this.durable(broker.declareExchange(String(args[0]), args[1] as ExchangeType));
-      case "bindQueue":
-        return this.durable(broker.bindQueue(String(args[0]), String(args[1]), String(args[2])));
-      case "revoke":
-        return this.durable(broker.revoke(args[0] as string[], (args[1] ?? {}) as RevocationOptions));
-      case "revocations":
-        return broker.activeRevocations();
+      },
+      consume: ([queue, prefetch, leaseMs], connection) => connection.consume(queue, prefetch, leaseMs ?? undefined),
+      renew: ([tag, deliveryTags], connection) => connection.renew(tag, deliveryTags),
+      cancel: ([tag], connection) => connection.cancel(tag),
+      declareQueue: ([name, options]) => this.durable(broker.declareQueue(name, options ?? {})),
+      declareExchange: ([name, type]) => this.durable(broker.declareExchange(name, type)),
+      bindQueue: ([queue, exchange, pattern]) => this.durable(broker.bindQueue(queue, exchange, pattern)),
+      revoke: ([ids, options]) => this.durable(broker.revoke(ids, options ?? {})),
+      revocations: () => broker.activeRevocations(),
       // Reads answer only once every change before them is durable: a reply then proves, say, that earlier acks are on disk.
-      case "deadLetters":
-        return this.afterDurable(broker.deadLetters(String(args[0])).then((letters) => letters.map((l) => [l.queue, l.reason, l.at, [l.envelope.id, l.envelope.exchange, l.envelope.routingKey, l.envelope.priority, l.envelope.eta ?? null, l.envelope.expires ?? null, l.envelope.headers, l.envelope.body]])));
-      case "stats":
-        return this.afterDurable(broker.stats(String(args[0])));
-      default: {
-        const dot = op.indexOf(".");
-        const service = dot > 0 ? this.services.get(op.slice(0, dot)) : undefined;
-        if (service === undefined) throw new ProtocolError({ reason: `unknown op '${op}'` });
-        return service(op.slice(dot + 1), args, connection);
-      }
-    }
+      deadLetters: ([queue]) =>
+        this.afterDurable(
+          broker
+            .deadLetters(queue)
+            .then((letters) => letters.map((letter): WireDeadLetter => [letter.queue, letter.reason, letter.at, envelopeToWire(letter.envelope)])),
+        ),
+      stats: ([queue]) => this.afterDurable(broker.stats(queue)),
+    });
   }
 
   /** Stop listening, close every connection (their unacked deliveries are requeued and logged), flush and close the log. */

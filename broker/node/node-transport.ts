@@ -1,6 +1,7 @@
 import type { DeadLetter, Delivery } from "../envelope.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";
 import { FrameType, envelopeFromWire, envelopeToWire } from "./protocol.ts";
+import { brokerOperations as ops } from "./operations.ts";
 import { DEFAULT_LEASE_MS } from "./lease-table.ts";
 import { Revocations } from "../revocations.ts";
 import type {
@@ -42,7 +43,7 @@ export class NodeTransport implements Transport {
       for (const listener of this.revokeListeners) listener(id, { terminate });
     });
     client.onConnected(async () => {
-      const active = (await client.requestNow("revocations", [])) as [string, number][];
+      const active = await client.callNow(ops.revocations, []);
       for (const [id, ttlMs] of active) this.revoked.revoke(id, ttlMs);
       // A new connection: the node's consumer tags start afresh, and nothing of the old one can still arrive.
       this.byRemoteTag.clear();
@@ -70,16 +71,16 @@ export class NodeTransport implements Transport {
   ready: Promise<void> = Promise.resolve();
 
   async declareQueue(name: string, options: QueueOptions = {}): Promise<void> {
-    await this.client.request("declareQueue", [name, options]);
+    await this.client.call(ops.declareQueue, [name, options]);
   }
   async declareExchange(name: string, type: ExchangeType): Promise<void> {
-    await this.client.request("declareExchange", [name, type]);
+    await this.client.call(ops.declareExchange, [name, type]);
   }
   async bindQueue(queue: string, exchange: string, pattern: string): Promise<void> {
-    await this.client.request("bindQueue", [queue, exchange, pattern]);
+    await this.client.call(ops.bindQueue, [queue, exchange, pattern]);
   }
   async publish(envelope: Parameters<Transport["publish"]>[0], options?: PublishOptions): Promise<void> {
-    await this.client.request("publish", [envelopeToWire(envelope), options?.mandatory === true]);
+    await this.client.call(ops.publish, [envelopeToWire(envelope), options?.mandatory === true]);
   }
 
   async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
@@ -104,7 +105,7 @@ export class NodeTransport implements Transport {
   }
 
   async revoke(ids: readonly string[], options: RevocationOptions = {}): Promise<void> {
-    await this.client.request("revoke", [ids, options]);
+    await this.client.call(ops.revoke, [ids, options]);
     for (const id of ids) this.revoked.revoke(id, options.ttlMs);
   }
 
@@ -121,12 +122,12 @@ export class NodeTransport implements Transport {
   }
 
   async deadLetters(queue: string): Promise<readonly DeadLetter[]> {
-    const letters = (await this.client.request("deadLetters", [queue])) as [string, string, number, unknown][];
+    const letters = await this.client.call(ops.deadLetters, [queue]);
     return letters.map(([from, reason, at, envelope]) => ({ queue: from, reason, at, envelope: envelopeFromWire(envelope) }));
   }
 
   async stats(queue: string): Promise<QueueStats> {
-    return (await this.client.request("stats", [queue])) as QueueStats;
+    return this.client.call(ops.stats, [queue]);
   }
 
   async close(): Promise<void> {
@@ -194,7 +195,7 @@ class RemoteConsumer implements Consumer {
   /** Extend, on the node, the lease of every delivery this process still holds (however long its task runs). */
   private renewLeases(): void {
     if (this.nodeTags.size === 0 || this.remoteTag === "") return;
-    this.client.tell("renew", [this.remoteTag, [...this.nodeTags.values()]]);
+    this.client.tell(ops.renew, [this.remoteTag, [...this.nodeTags.values()]]);
   }
 
   /** Open (again) on the node. `reconnecting`: called while the connection is being set up, before it counts as ready. */
@@ -202,8 +203,8 @@ class RemoteConsumer implements Consumer {
     if (this.cancelled) return;
     this.nodeTags.clear();
     const previousTag = this.remoteTag;
-    const args = [this.queue, this.prefetch, this.leaseMs];
-    this.remoteTag = (await (reconnecting ? this.client.requestNow("consume", args) : this.client.request("consume", args))) as string;
+    const args: [string, number, number] = [this.queue, this.prefetch, this.leaseMs];
+    this.remoteTag = await (reconnecting ? this.client.callNow(ops.consume, args) : this.client.call(ops.consume, args));
     this.adopted(previousTag);
   }
 
@@ -226,12 +227,12 @@ class RemoteConsumer implements Consumer {
 
   ack(deliveryTag: number): void {
     const tag = this.current(deliveryTag);
-    if (tag !== undefined) this.client.tell("ack", [this.remoteTag, tag]);
+    if (tag !== undefined) this.client.tell(ops.ack, [this.remoteTag, tag]);
   }
 
   nack(deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void {
     const tag = this.current(deliveryTag);
-    if (tag !== undefined) this.client.tell("nack", [this.remoteTag, tag, options.requeue, options.reason ?? null]);
+    if (tag !== undefined) this.client.tell(ops.nack, [this.remoteTag, tag, options.requeue, options.reason ?? null]);
   }
 
   async cancel(): Promise<void> {
@@ -239,7 +240,7 @@ class RemoteConsumer implements Consumer {
     this.cancelled = true;
     clearInterval(this.renewal);
     this.forget();
-    if (this.client.connected) await this.client.request("cancel", [this.remoteTag]);
+    if (this.client.connected) await this.client.call(ops.cancel, [this.remoteTag]);
   }
 
   /** The node's tag for a delivery made on the current connection, or undefined for a stale one. */

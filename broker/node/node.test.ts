@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { eventually } from "../../tests/support/waits.ts";
 import { connect } from "node:net";
 import { describe, it } from "node:test";
+import { NodeClient } from "./node-client.ts";
 import type { Delivery, Envelope } from "../envelope.ts";
 import { BrokerNode } from "./node-server.ts";
 import { tempDir } from "./node-test-support.ts";
@@ -328,12 +330,18 @@ describe("broker node: connections", () => {
     const node = await BrokerNode.start({ port: 0, maxFrameBytes: 1024, log: (line) => logs.push(line) });
     const bystander = await NodeTransport.connect(node.url);
     const port = node.address.port;
-    await rawSession(port, Buffer.from("GET / HTTP/1.1\r\n\r\n"));
-    await rawSession(port, Buffer.from([0, 1, 0, 0, 1]));
-    const hello = Buffer.from([0, 0, 0, 1, 1]);
-    await rawSession(port, Buffer.concat([hello]));
-    assert.ok(logs.some((l) => /exceeds the maximum of 1024 bytes/.test(l)), logs.join("\n"));
-    assert.ok(logs.some((l) => /frame of .* bytes exceeds|malformed|protocol error/.test(l)));
+    const after = async (bytes: Buffer, why: RegExp) => {
+      const seen = logs.length;
+      await rawSession(port, bytes);
+      await eventually(() => logs.slice(seen).some((line) => why.test(line)), { what: `a log line matching ${why}` });
+    };
+    // Text where a frame header belongs reads as an absurd length.
+    await after(Buffer.from("GET / HTTP/1.1\r\n\r\n"), /closed: frame of 1195725860 bytes exceeds the maximum of 1024 bytes/);
+    await after(Buffer.from([0, 1, 0, 0, 1]), /closed: frame of 65540 bytes exceeds the maximum of 1024 bytes/);
+    // A Hello frame with no payload at all.
+    await after(Buffer.from([0, 0, 0, 1, 1]), /closed: protocol error: undecodable payload \(0 bytes\)/);
+    // A frame of a type no protocol version has, where the Hello belongs.
+    await after(Buffer.from([0, 0, 0, 1, 99, 0xc0]), /closed: protocol error: expected a Hello frame first, got type 99/);
     // A client that vanishes mid-frame: half a header, then gone.
     await new Promise<void>((resolve) => {
       const socket = connect({ host: "127.0.0.1", port }, () => {
@@ -346,5 +354,13 @@ describe("broker node: connections", () => {
     assert.equal((await bystander.stats("q")).ready, 1);
     await bystander.close();
     await node.stop();
+  });
+});
+
+describe("node and client options", () => {
+  it("refuses a nonsensical option of the node or the client, naming it", async () => {
+    await assert.rejects(BrokerNode.start({ port: 0, heartbeatMs: 0, log: () => {} }), /invalid heartbeatMs: expected a positive number, got 0/);
+    await assert.rejects(BrokerNode.start({ port: 70_000, log: () => {} }), /invalid port: expected 0 to 65535, got 70000/);
+    assert.throws(() => new NodeClient("celerity://127.0.0.1:5690", { maxInFlight: 0.5 }), /invalid maxInFlight: expected a whole number of at least 1, got 0.5/);
   });
 });

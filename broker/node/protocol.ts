@@ -22,7 +22,7 @@ export const FrameType = {
   Pong: 5,
   /** client → node: `[requestId, op, args]`. */
   Request: 6,
-  /** node → client: `[requestId, 1, value]` or `[requestId, 0, { tag, message }]`. */
+  /** node → client: `[requestId, 1, value]` or `[requestId, 0, { tag, message, fields }]`. */
   Response: 7,
   /** node → client: `[consumerTag, deliveryTag, deliveryCount, queue, envelope]`. */
   Deliver: 8,
@@ -37,6 +37,8 @@ export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 export interface WireError {
   readonly tag: string;
   readonly message: string;
+  /** The error's own fields, so the client can rebuild the same class (see wire-errors.ts). */
+  readonly fields?: Readonly<Record<string, unknown>>;
 }
 
 export class ProtocolError extends Data.TaggedError("ProtocolError")<{
@@ -47,7 +49,7 @@ export class ProtocolError extends Data.TaggedError("ProtocolError")<{
   }
 }
 
-/** An error the node reported for a request, rebuilt on the client with the node's tag and message. */
+/** An error the node reported for a request whose tag the client does not know: it carries the node's tag and message. */
 export class RemoteBrokerError extends Data.TaggedError("RemoteBrokerError")<{
   readonly tag: string;
   readonly reason: string;

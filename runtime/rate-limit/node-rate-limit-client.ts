@@ -3,7 +3,8 @@ import type { NodeClient } from "../../broker/node/node-client.ts";
 import { bucketId } from "./bucket-table.ts";
 import type { LimitOverride, RateLimitTable } from "./limits-in-force.ts";
 import { LocalTokenSource, type TokenSource } from "./token-source.ts";
-import { RATE_LIMIT_TOPIC, type WireLimit } from "./node-rate-limit-service.ts";
+import { RATE_LIMIT_TOPIC } from "./node-rate-limit-service.ts";
+import { rateLimitOperations as ops, type WireLimit } from "./rate-limit-operations.ts";
 import type { BucketLimit, Grant } from "./token-bucket.ts";
 
 /**
@@ -33,7 +34,7 @@ export class RemoteRateLimits implements TokenSource {
     });
     client.onConnected(async () => {
       try {
-        const changes = (await client.requestNow("rate.watch", [])) as [string, WireLimit | null][];
+        const changes = await client.callNow(ops.watch, []);
         for (const [task, limit] of changes) table.override(task, fromWire(limit));
       } catch (error) {
         if (!isUnknownOp(error)) log(`rate limits: could not subscribe to limit changes: ${error instanceof Error ? error.message : String(error)}`);
@@ -43,11 +44,8 @@ export class RemoteRateLimits implements TokenSource {
 
   take(task: string, key: string | undefined, limit: BucketLimit, want: number): Grant | Promise<Grant> {
     if (this.fallback !== undefined) return this.fallback.take(task, key, limit, want);
-    return this.client.request("rate.take", [task, key ?? null, limit.count, limit.periodMs, limit.burst, want]).then(
-      (answer) => {
-        const [granted, waitMs] = answer as [number, number];
-        return { granted, waitMs };
-      },
+    return this.client.call(ops.take, [task, key ?? null, limit.count, limit.periodMs, limit.burst, want]).then(
+      ([granted, waitMs]) => ({ granted, waitMs }),
       (error: unknown) => {
         if (!isUnknownOp(error)) throw error;
         this.log(
@@ -62,12 +60,12 @@ export class RemoteRateLimits implements TokenSource {
 
   refund(task: string, key: string | undefined, tokens: number): void {
     if (this.fallback !== undefined) return this.fallback.refund(task, key, tokens);
-    this.client.tell("rate.refund", [bucketId(task, key), tokens]);
+    this.client.tell(ops.refund, [bucketId(task, key), tokens]);
   }
 
   /** Record a change on the node, which pushes it to every subscribed process. */
   async change(task: string, limit: LimitOverride): Promise<void> {
-    await this.client.request("rate.set", [task, toWire(limit)]);
+    await this.client.call(ops.set, [task, toWire(limit)]);
   }
 }
 

@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { InvalidArgumentError } from "../../broker/errors.ts";
+import { operation, operationGroup } from "../../broker/node/operations.ts";
+import { ProtocolError } from "../../broker/node/protocol.ts";
+import { rateLimitOperations } from "./rate-limit-operations.ts";
 import { afterEach, describe, it } from "node:test";
 import { BrokerNode } from "../../broker/node/node-server.ts";
 import { NodeTransport } from "../../broker/node/node-transport.ts";
@@ -130,9 +134,19 @@ describe("rate limits over a broker node", () => {
   it("refuses a malformed limit change naming what is wrong", async () => {
     const { node, close } = await setup();
     const transport = await NodeTransport.connect(node.url);
-    await assert.rejects(transport.client.request("rate.set", ["t", [0, 1_000, 1]]), /rate\.set failed on the broker node: a rate limit needs a positive count, period and integer burst, got 0 per 1000 ms, burst 1/);
-    await assert.rejects(transport.client.request("rate.take", ["t", null, 1, 1_000, 1, 0]), /rate\.take needs \[task, key, count, periodMs, burst, want\]/);
-    await assert.rejects(transport.client.request("rate.nothing", []), /unknown rate op 'nothing'/);
+    await assert.rejects(transport.client.call(rateLimitOperations.set, ["t", [0, 1_000, 1]]), (error: Error) => {
+      assert.ok(error instanceof InvalidArgumentError, `an InvalidArgumentError, got ${error.name}`);
+      assert.match(error.message, /a rate limit needs a positive count, period and integer burst, got 0 per 1000 ms, burst 1/);
+      return true;
+    });
+    await assert.rejects(transport.client.call(rateLimitOperations.take, ["t", null, 1, 1_000, 1, 0]), /rate\.take wants at least 1 token, got 0/);
+    await assert.rejects(transport.client.call(rateLimitOperations.take, ["t", null, "1" as unknown as number, 1_000, 1, 1]), (error: Error) => {
+      assert.ok(error instanceof ProtocolError, `a ProtocolError, got ${error.name}`);
+      assert.match(error.message, /rate\.take: count must be a number, got the string '1'/);
+      return true;
+    });
+    const undeclared = operationGroup("rate", { nothing: operation<null>()() });
+    await assert.rejects(transport.client.call(undeclared.nothing, []), /unknown op 'rate\.nothing'/);
     await transport.close();
     await close();
   });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { powerCutDisk } from "../../broker/log/durable-log-test-support.ts";
 import { decode } from "@msgpack/msgpack";
 import { appendFile, mkdir, readdir, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -88,12 +89,15 @@ describe("DurableResultStore", () => {
     }
   });
 
-  it("answers a write only once it is durable: a store abandoned without closing (a crash) loses nothing answered", async () => {
+  it("answers a write only once it is durable: a power cut right after the answers loses nothing answered", async () => {
     const f = await fixture();
     try {
-      const crashed = await f.open();
+      // Writes reach the file only when fsynced: a write answered before its fsync is lost at the cut.
+      const disk = powerCutDisk();
+      const crashed = await DurableResultStore.open(f.path, { log: () => {} }, { openSegment: disk.openSegment });
       await crashed.complete("t1", "add", { state: "SUCCESS", value: bytes("1") });
       await crashed.saveGraph(graph("wf"));
+      disk.cut();
       // No close: the next open reads what the disk holds.
       const after = await f.open();
       assert.equal(text((await after.get("t1"))?.value), "1");

@@ -1,4 +1,5 @@
 import { lockDataDir } from "../../broker/log/data-dir-lock.ts";
+import { PendingBatch } from "../../broker/log/pending-batch.ts";
 import { openDurableLog, type DurableLog, type DurableLogInternals, type DurableLogOptions } from "../../broker/log/durable-log.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
@@ -10,6 +11,7 @@ import {
   type ResultRecord,
   type ResultStore,
   type StateDetails,
+  DEFAULT_RESULT_TTL_MS,
 } from "./result-store.ts";
 
 /**
@@ -35,22 +37,6 @@ export interface DurableResultStoreOptions extends MemoryResultStoreOptions {
 
 /** A result can be as large as a frame (16 MiB): its entry must still fit in a record. */
 const MAX_RECORD_BYTES = 64 * 1024 * 1024;
-
-/** The answers to the writes gathered for one hand-over to the log. */
-class Batch {
-  readonly promise: Promise<void>;
-  resolve!: () => void;
-  reject!: (error: unknown) => void;
-
-  constructor() {
-    this.promise = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-    // A write nobody waits for (a state sent without a reply) must not leave an unhandled rejection.
-    this.promise.catch(() => undefined);
-  }
-}
 
 /**
  * A write waiting for its hand-over: the id of a task whose record (as it is
@@ -88,7 +74,8 @@ export class DurableResultStore implements ResultStore {
   private readonly changes = new Map<string, Change>();
   private nextChange = 0;
   /** The answers waiting for `changes`. */
-  private gathering: Batch | undefined;
+  /** The answers to the writes gathered for one hand-over to the log. */
+  private gathering: PendingBatch<never> | undefined;
   /** The hand-over being written: settles once its batch is durable (or has failed). */
   private writing: Promise<void> | undefined;
   /** Why the log failed, if it did: every answer from then on fails with it. */
@@ -132,7 +119,7 @@ export class DurableResultStore implements ResultStore {
       const opened = await openDurableLog(dir, logOptions, internals);
       log = opened.log;
       const memory = new MemoryResultStore({ ...options, now });
-      const ttl = options.ttlMs ?? 24 * 60 * 60 * 1000;
+      const ttl = options.ttlMs ?? DEFAULT_RESULT_TTL_MS;
       const { entries, summary } = replayResultLog(opened.records, ttl, now(), (reason) => say(`log: ${reason}`));
       for (const entry of entries) memory.restore(entry);
       const store = new DurableResultStore(memory, log, now, options, say, () => lock.release());
@@ -262,7 +249,7 @@ export class DurableResultStore implements ResultStore {
   /** The batch the latest write belongs to; handed over at once if the log is idle, else when it is. */
   private gather(): Promise<void> {
     if (this.gathering === undefined) {
-      this.gathering = new Batch();
+      this.gathering = new PendingBatch<never>();
       // A microtask, not at once: the writes of one event-loop turn share the hand-over.
       if (this.writing === undefined) queueMicrotask(() => this.handOver());
     }

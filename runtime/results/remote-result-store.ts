@@ -5,6 +5,7 @@ import type { TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
 import { RESULT_TOPIC } from "./result-service.ts";
+import { resultOperations as ops } from "./result-operations.ts";
 import { ResultWaiters } from "./result-waiters.ts";
 
 /**
@@ -24,7 +25,7 @@ export class RemoteResultStore implements ResultStore {
     });
     // Subscriptions live on a connection: renew them after a reconnection.
     client.onConnected(async () => {
-      for (const id of this.waiters.ids()) await client.requestNow("results.watch", [id]);
+      for (const id of this.waiters.ids()) await client.callNow(ops.watch, [id]);
     });
   }
 
@@ -34,38 +35,38 @@ export class RemoteResultStore implements ResultStore {
    * STARTED before its task's completion. Two round trips per task saved.
    */
   setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
-    this.client.tell("results.setState", [id, task, state, details ?? null], true);
+    this.client.tell(ops.setState, [id, task, state, details ?? null], true);
   }
   async complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
-    return (await this.client.request("results.complete", [id, task, outcome])) as boolean;
+    return this.client.call(ops.complete, [id, task, outcome]);
   }
   async get(id: string): Promise<ResultRecord | undefined> {
-    return ((await this.client.request("results.get", [id])) as ResultRecord | null) ?? undefined;
+    return (await this.client.call(ops.get, [id])) ?? undefined;
   }
   async waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord> {
     const current = await this.get(id);
     if (current !== undefined && READY_STATES.has(current.state)) return current;
     const { promise, first } = this.waiters.wait(id, timeoutMs, onTimeout);
-    if (first) await this.client.request("results.watch", [id]);
+    if (first) await this.client.call(ops.watch, [id]);
     return promise;
   }
   async forget(id: string): Promise<void> {
-    await this.client.request("results.forget", [id]);
+    await this.client.call(ops.forget, [id]);
   }
   async saveGraph(graph: MessageGraph): Promise<void> {
-    await this.client.request("results.saveGraph", [graph]);
+    await this.client.call(ops.saveGraph, [graph]);
   }
   async graph(id: string): Promise<MessageGraph | undefined> {
-    return ((await this.client.request("results.graph", [id])) as MessageGraph | null) ?? undefined;
+    return (await this.client.call(ops.graph, [id])) ?? undefined;
   }
   async arrive(key: string, member: number): Promise<number> {
-    return (await this.client.request("results.arrive", [key, member])) as number;
+    return this.client.call(ops.arrive, [key, member]);
   }
   async claim(key: string): Promise<boolean> {
-    return (await this.client.request("results.claim", [key])) as boolean;
+    return this.client.call(ops.claim, [key]);
   }
   async release(key: string): Promise<void> {
-    await this.client.request("results.release", [key]);
+    await this.client.call(ops.release, [key]);
   }
   async close(): Promise<void> {
     this.waiters.clear();

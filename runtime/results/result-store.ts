@@ -65,6 +65,9 @@ export interface ResultStore {
   close(): Promise<void>;
 }
 
+/** How long a finished task's record is kept unless told otherwise: one day. */
+export const DEFAULT_RESULT_TTL_MS = 24 * 60 * 60 * 1000;
+
 export interface MemoryResultStoreOptions {
   /** Most records kept; the least recently written go first, in bulk (see GenerationalMap). Default 100,000. */
   readonly maxResults?: number;
@@ -107,7 +110,7 @@ export class MemoryResultStore implements ResultStore {
 
   constructor(options: MemoryResultStoreOptions = {}) {
     const max = options.maxResults ?? 100_000;
-    const ttl = options.ttlMs ?? 24 * 60 * 60 * 1000;
+    const ttl = options.ttlMs ?? DEFAULT_RESULT_TTL_MS;
     this.now = options.now ?? Date.now;
     this.ttl = ttl;
     // Expiry of records is checked here (fresh()) from the age each record carries.

@@ -154,9 +154,7 @@ const PERMANENT = new Set(["CodecError", "UnroutableError", "ExchangeNotFoundErr
 
 /** Errors that sending again would only repeat. */
 const isPermanent = (error: unknown): boolean => {
-  const tag = (error as { _tag?: unknown; tag?: unknown } | null)?._tag;
-  if (typeof tag === "string" && PERMANENT.has(tag)) return true;
-  // Refused by a broker node: the node's own tag travels in `tag`.
-  const remoteTag = (error as { tag?: unknown } | null)?.tag;
-  return tag === "RemoteBrokerError" && typeof remoteTag === "string" && PERMANENT.has(remoteTag);
+  // Errors keep their tag across the wire (broker/node/wire-errors.ts), so a node's refusal reads as the embedded broker's.
+  const tag = (error as { _tag?: unknown } | null)?._tag;
+  return typeof tag === "string" && PERMANENT.has(tag);
 };

@@ -1,0 +1,81 @@
+/**
+ * The defaults of the broker node's and its client's options, resolved in
+ * one place each: `brokerNodeSettings` and `nodeClientSettings` fill in every
+ * option left out and refuse a nonsensical one with an InvalidArgumentError
+ * naming it, so the code that runs reads settings, never `?? default`.
+ *
+ * @example
+ * nodeClientSettings({ requestTimeoutMs: 0 }); // throws: invalid requestTimeoutMs: expected a positive number, got 0
+ */
+import { InvalidArgumentError } from "../errors.ts";
+import type { DurableLogOptions } from "../log/durable-log.ts";
+import type { NodeClientOptions } from "./node-client.ts";
+import type { BrokerNodeOptions } from "./node-server.ts";
+import { DEFAULT_MAX_FRAME_BYTES } from "./wire-frame.ts";
+
+/** The port a node listens on, and clients connect to, unless told otherwise. */
+export const DEFAULT_NODE_PORT = 5690;
+/** Heartbeat interval of node and client; three silent intervals end a connection. */
+export const DEFAULT_HEARTBEAT_MS = 5_000;
+
+const positive = (argument: string, value: number): number => {
+  if (typeof value !== "number" || !(value > 0)) throw new InvalidArgumentError({ argument, reason: `expected a positive number, got ${value}` });
+  return value;
+};
+const positiveInteger = (argument: string, value: number): number => {
+  if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError({ argument, reason: `expected a whole number of at least 1, got ${value}` });
+  return value;
+};
+const port = (value: number): number => {
+  if (!Number.isInteger(value) || value < 0 || value > 65_535) throw new InvalidArgumentError({ argument: "port", reason: `expected 0 to 65535, got ${value}` });
+  return value;
+};
+
+export interface BrokerNodeSettings {
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string | undefined;
+  readonly token: string | undefined;
+  readonly compactAtBytes: number;
+  readonly fsync: DurableLogOptions["fsync"];
+  readonly heartbeatMs: number;
+  readonly maxFrameBytes: number;
+  readonly maxMessages: number;
+  readonly log: (message: string) => void;
+}
+
+export const brokerNodeSettings = (options: BrokerNodeOptions): BrokerNodeSettings => ({
+  port: port(options.port ?? DEFAULT_NODE_PORT),
+  host: options.host ?? "127.0.0.1",
+  dataDir: options.dataDir,
+  token: options.token,
+  compactAtBytes: positiveInteger("compactAtBytes", options.compactAtBytes ?? 64 * 1024 * 1024),
+  fsync: options.fsync ?? "always",
+  heartbeatMs: positive("heartbeatMs", options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS),
+  maxFrameBytes: positiveInteger("maxFrameBytes", options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES),
+  maxMessages: positiveInteger("maxMessages", options.maxMessages ?? 2_000_000),
+  log: options.log ?? ((message: string) => console.error(`celerity broker: ${message}`)),
+});
+
+export interface NodeClientSettings {
+  readonly token: string | undefined;
+  readonly name: string | undefined;
+  /** Undefined: the node's interval, from its Welcome. */
+  readonly heartbeatMs: number | undefined;
+  readonly reconnectMinMs: number;
+  readonly reconnectMaxMs: number;
+  readonly requestTimeoutMs: number;
+  readonly maxInFlight: number;
+  readonly log: ((message: string) => void) | undefined;
+}
+
+export const nodeClientSettings = (options: NodeClientOptions): NodeClientSettings => ({
+  token: options.token,
+  name: options.name,
+  heartbeatMs: options.heartbeatMs === undefined ? undefined : positive("heartbeatMs", options.heartbeatMs),
+  reconnectMinMs: positive("reconnectMinMs", options.reconnectMinMs ?? 50),
+  reconnectMaxMs: positive("reconnectMaxMs", options.reconnectMaxMs ?? 2_000),
+  requestTimeoutMs: positive("requestTimeoutMs", options.requestTimeoutMs ?? 30_000),
+  maxInFlight: positiveInteger("maxInFlight", options.maxInFlight ?? 10_000),
+  log: options.log,
+});

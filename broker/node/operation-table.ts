@@ -1,0 +1,53 @@
+/**
+ * The node's side of the declared operations: which handler serves each
+ * operation name, and the dispatch of one request to it, with its arguments
+ * checked against the declaration first. The broker's own operations and
+ * every service's (results, rate limits, …) live in one table.
+ */
+import type { NodeConnection } from "./node-connection.ts";
+import { type AnswerOf, type AnyOperation, type ReceivedOf, checkArguments } from "./operations.ts";
+import { ProtocolError } from "./protocol.ts";
+
+/**
+ * Serves one operation. `replyWanted` is false for requests sent without
+ * an id (acks on the hot path); `payload` is the request's raw bytes, valid
+ * only during the call.
+ */
+export type OperationHandler<O extends AnyOperation> = (
+  args: ReceivedOf<O>,
+  connection: NodeConnection,
+  replyWanted: boolean,
+  payload: Uint8Array,
+) => AnswerOf<O> | Promise<AnswerOf<O>> | (AnswerOf<O> extends void ? Promise<unknown> | undefined : never);
+
+/** A handler for every operation of a group. */
+export type OperationHandlers<G> = { readonly [K in keyof G]: G[K] extends AnyOperation ? OperationHandler<G[K]> : never };
+
+interface Entry {
+  readonly op: AnyOperation;
+  readonly handler: OperationHandler<AnyOperation>;
+}
+
+export class OperationTable {
+  private readonly entries = new Map<string, Entry>();
+
+  /** Serve every operation of `group`; an operation served twice is a programming error. */
+  add<G extends Readonly<Record<string, AnyOperation>>>(group: G, handlers: OperationHandlers<G>): void {
+    for (const key of Object.keys(group)) {
+      const op = group[key];
+      if (this.entries.has(op.name)) throw new Error(`operation '${op.name}' is already served by this node`);
+      this.entries.set(op.name, { op, handler: handlers[key] as OperationHandler<AnyOperation> });
+    }
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  /** Run the request `[name, args]`: throws ProtocolError for an unknown operation or malformed arguments. */
+  run(name: string, args: unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown {
+    const entry = this.entries.get(name);
+    if (entry === undefined) throw new ProtocolError({ reason: `unknown op '${name}'` });
+    return entry.handler(checkArguments(entry.op, args), connection, replyWanted, payload);
+  }
+}
