@@ -11,19 +11,14 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { BrokerNode } from "../broker/node/node-server.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
+import { scaled, within } from "./support/waits.ts";
 
 /** How long the task computes: 8 lease periods by default; CELERITY_POOL_LONG_TASK_MS=60000 for the full minute. */
 const TASK_MS = Number(process.env.CELERITY_POOL_LONG_TASK_MS ?? 8_000);
 const LEASE_MS = 1_000;
 
-const within = async <T>(promise: Promise<T>, ms: number, what: string): Promise<T> => {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)));
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-};
-
 describe("a pooled worker over a broker node", () => {
-  it(`keeps the lease of a ${TASK_MS / 1000}-second CPU-bound task with a ${LEASE_MS} ms lease: it runs once, never redelivered`, async (t) => {
+  it(`keeps the lease of a ${TASK_MS / 1000}-second CPU-bound task with a ${LEASE_MS} ms lease: it runs once, never redelivered`, { timeout: scaled(TASK_MS + 60_000) }, async (t) => {
     const nodeLog: string[] = [];
     const node = await BrokerNode.start({ port: 0, log: (line) => nodeLog.push(line) });
     serveResults(node);
@@ -37,10 +32,10 @@ describe("a pooled worker over a broker node", () => {
       rmSync(dir, { recursive: true, force: true });
     });
     const worker = app.worker({ pool: "threads", concurrency: 1, leaseMs: LEASE_MS });
-    await within(worker.start(), 30_000, "the pool to start");
+    await within(worker.start(), scaled(30_000), "the pool to start");
     const runs = join(dir, "runs");
     const result = await crunch.delay(TASK_MS, runs);
-    assert.equal(await result.get({ timeout: TASK_MS + 30_000 }), true);
+    assert.equal(await result.get({ timeout: TASK_MS + scaled(30_000) }), true);
     assert.equal(readFileSync(runs, "utf8").trim().split("\n").length, 1, "the task ran once");
     assert.deepEqual(
       nodeLog.filter((line) => /ran out/.test(line)),
@@ -52,7 +47,7 @@ describe("a pooled worker over a broker node", () => {
     await worker.stop();
     const blocked = app.worker({ concurrency: 1, leaseMs: LEASE_MS });
     await blocked.start();
-    await (await crunch.delay(3 * LEASE_MS, join(dir, "async-runs"))).get({ timeout: 30_000 });
+    await (await crunch.delay(3 * LEASE_MS, join(dir, "async-runs"))).get({ timeout: scaled(30_000) });
     assert.ok(
       nodeLog.some((line) => /ran out after 1000 ms without renewal/.test(line)),
       `on the async pool the lease ran out: ${nodeLog.join("\n")}`,

@@ -15,24 +15,11 @@ import { fileURLToPath } from "node:url";
 import { BrokerNode } from "../broker/node/node-server.ts";
 import { createApp } from "../runtime/app.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
+import { eventually, scaled, within } from "./support/waits.ts";
 
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const APP = fileURLToPath(new URL("./fixtures/pool-node-app.ts", import.meta.url));
-const START_MS = 30_000;
-
-const within = async <T>(promise: Promise<T>, ms: number, what: string, detail: () => string = () => ""): Promise<T> => {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}\n${detail()}`)), ms)));
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-};
-
-const until = async (check: () => Promise<boolean>, ms: number, what: string): Promise<void> => {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-};
+const START_MS = scaled(30_000);
 
 /** A node, a producer app, and a `celerity worker --pool threads` process, all stopped when the test ends. */
 const setup = async (t: TestContext) => {
@@ -85,9 +72,9 @@ describe("celerity worker stopped by signals", () => {
   it("SIGTERM finishes the running tasks and gives the held messages back", async (t) => {
     const { producer, worker, exited, runs, runCount, output } = await setup(t);
     const sent = await Promise.all([0, 1, 2, 3].map(() => producer.sendTask("crunch", [1_500, runs])));
-    await until(async () => runCount() === 2, 20_000, "two tasks running");
+    await eventually(() => runCount() === 2, { timeoutMs: scaled(20_000), what: "two tasks running", intervalMs: 20 });
     worker.kill("SIGTERM");
-    assert.equal(await within(exited, 20_000, "the worker to exit", output), 0);
+    assert.equal(await within(exited, scaled(20_000), "the worker to exit", output), 0);
     const states = await Promise.all(sent.map((r) => r.state()));
     assert.equal(states.filter((state) => state === "SUCCESS").length, 2, `the running two finished: ${states}`);
     assert.equal((await producer.broker.stats("celery")).ready, 2, "the two held messages are back in the queue");
@@ -97,11 +84,11 @@ describe("celerity worker stopped by signals", () => {
   it("a second signal aborts the running tasks and requeues them, without waiting for them", async (t) => {
     const { producer, worker, exited, waitFor, runs, runCount, output } = await setup(t);
     const sent = await Promise.all([0, 1].map(() => producer.sendTask("crunch", [120_000, runs])));
-    await until(async () => runCount() === 2, 20_000, "two tasks running");
+    await eventually(() => runCount() === 2, { timeoutMs: scaled(20_000), what: "two tasks running", intervalMs: 20 });
     worker.kill("SIGTERM");
-    await waitFor(/warm shutdown/, 10_000, "the warm shutdown to begin");
+    await waitFor(/warm shutdown/, scaled(10_000), "the warm shutdown to begin");
     worker.kill("SIGINT");
-    assert.equal(await within(exited, 20_000, "the worker to exit", output), 0);
+    assert.equal(await within(exited, scaled(20_000), "the worker to exit", output), 0);
     assert.match(output(), /cold shutdown: aborting 2 running tasks/);
     assert.deepEqual(await Promise.all(sent.map((r) => r.state())), ["STARTED", "STARTED"], "neither finished nor failed");
     assert.equal((await producer.broker.stats("celery")).ready, 2, "both messages are back in the queue");

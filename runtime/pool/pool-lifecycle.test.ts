@@ -3,18 +3,14 @@ import { after, describe, it, type TestContext } from "node:test";
 import { RemoteTaskError } from "../errors.ts";
 import { eventually } from "../test-support.ts";
 import type { Worker, WorkerOptions } from "../worker/worker.ts";
+import { scaled, within } from "../../tests/support/waits.ts";
 import { add, app, burn, exit, spin, wait, whereami } from "./test-fixtures/pool-app.ts";
 
-const START_MS = 30_000;
-const RESULT_MS = 20_000;
+/** Starting a thread or child loads the app module through the TypeScript loader: seconds on a loaded machine. */
+const START_MS = scaled(30_000);
+const RESULT_MS = scaled(20_000);
 
 after(() => app.close({ timeout: 0 }));
-
-const within = async <T>(promise: Promise<T>, ms: number, what: string): Promise<T> => {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)));
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-};
 
 const pooled = async (t: TestContext, queue: string, options: WorkerOptions): Promise<Worker> => {
   const worker = app.worker({ concurrency: 1, queues: [queue], ...options });

@@ -3,11 +3,12 @@ import { after, describe, it, type TestContext } from "node:test";
 import { RemoteTaskError } from "../errors.ts";
 import { eventually } from "../test-support.ts";
 import type { WorkerOptions } from "../worker/worker.ts";
+import { scaled, within } from "../../tests/support/waits.ts";
 import { add, app, exit, fail, hold, retrying, send, softly, spin, unclonable, whereami } from "./test-fixtures/pool-app.ts";
 
 /** Starting a thread loads the app module through the TypeScript loader: seconds on a loaded machine. */
-const START_MS = 30_000;
-const RESULT_MS = 20_000;
+const START_MS = scaled(30_000);
+const RESULT_MS = scaled(20_000);
 
 after(() => app.close({ timeout: 0 }));
 
@@ -15,10 +16,7 @@ after(() => app.close({ timeout: 0 }));
 const threadWorker = async (t: TestContext, queue: string, options: WorkerOptions = {}) => {
   const worker = app.worker({ pool: "threads", concurrency: 1, queues: [queue], ...options });
   t.after(() => worker.stop({ timeout: 0 }));
-  await Promise.race([
-    worker.start(),
-    new Promise((_, reject) => setTimeout(() => reject(new Error(`pool did not start within ${START_MS} ms`)), START_MS).unref()),
-  ]);
+  await within(worker.start(), START_MS, "the pool to start");
   return worker;
 };
 
