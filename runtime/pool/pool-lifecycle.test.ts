@@ -40,6 +40,15 @@ describe("a worker on a process pool", () => {
     const afterwards = await (await whereami.applyAsync([], on)).get({ timeout: RESULT_MS });
     assert.notEqual(afterwards.split("/")[0], before.split("/")[0]);
   });
+
+  it("replaces a child process after maxTasksPerChild tasks", async (t) => {
+    const worker = await pooled(t, "process.max-tasks", { pool: "process", maxTasksPerChild: 1 });
+    const on = { queue: "process.max-tasks" };
+    const first = await (await whereami.applyAsync([], on)).get({ timeout: RESULT_MS });
+    const second = await (await whereami.applyAsync([], on)).get({ timeout: RESULT_MS });
+    assert.notEqual(first.split("/")[0], second.split("/")[0]);
+    assert.equal(worker.stats().children?.recycled, 2);
+  });
 });
 
 describe("shutting a pooled worker down", () => {

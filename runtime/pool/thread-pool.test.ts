@@ -44,6 +44,16 @@ describe("a worker on a threads pool", () => {
     assert.equal(worker.stats().children?.killed, 1);
   });
 
+  it("stops a running task's thread when the task is revoked with terminate", async (t) => {
+    const worker = await threadWorker(t, "threads.terminate");
+    const stuck = await spin.applyAsync([], { queue: "threads.terminate" });
+    await eventually(async () => (await stuck.state()) === "STARTED", RESULT_MS, "the task to start");
+    await stuck.revoke({ terminate: true });
+    await assert.rejects(stuck.get({ timeout: RESULT_MS }), (e: unknown) => e instanceof Error && e.name === "TaskRevokedError");
+    assert.equal(worker.stats().children?.killed, 1);
+    assert.equal(await (await add.applyAsync([1, 2], { queue: "threads.terminate" })).get({ timeout: RESULT_MS }), 3);
+  });
+
   it("applies the retry policy to a task stopped by its hard time limit", async (t) => {
     await threadWorker(t, "threads.limit-retry");
     const stuck = await spin.applyAsync([], { queue: "threads.limit-retry", timeLimit: 100, retry: { max: 1, delay: 0 } });
