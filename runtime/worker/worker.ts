@@ -5,10 +5,9 @@ import { RateGate } from "../rate-limit/rate-gate.ts";
 import type { RateLimiting } from "../rate-limit/app-rate-limits.ts";
 import { DEFAULT_QUEUE } from "../task-message.ts";
 import { TaskRunner, type RunnerEnvironment, type Settlement } from "./task-runner.ts";
-import { ChildPool, type PoolStats } from "../pool/child-pool.ts";
-import { Autoscaler } from "../pool/autoscaler.ts";
-import { EventLoopWatch } from "../pool/event-loop-watch.ts";
+import type { PoolStats } from "../pool/child-pool.ts";
 import { resolvePoolOptions, type PoolKind, type PoolOptions } from "../pool/pool-options.ts";
+import { WorkerPooling } from "../pool/worker-pooling.ts";
 
 /**
  * A worker consumes queues and runs tasks, at most `concurrency` at a time.
@@ -94,11 +93,8 @@ export class Worker {
   private stopping: Promise<void> | undefined;
   /** Ends the wait for running tasks early: set while stopping. */
   private hurry: ((afterMs: number) => void) | undefined;
-  private readonly poolKind: PoolKind;
-  private readonly pool: ChildPool | undefined;
-  private readonly autoscaler: Autoscaler | undefined;
-  private readonly blockWatch: EventLoopWatch | undefined;
-  private lastBlockReported = -Infinity;
+  /** The pool's threads or children, autoscaling, the async pool's block watch. */
+  private readonly pooling: WorkerPooling;
   private sweepScheduled = false;
   /** True while `next()` is starting held messages. */
   private starting = false;
@@ -121,60 +117,24 @@ export class Worker {
     }
     this.prefetch = options.prefetch ?? (pooling.autoscale?.max ?? this.concurrency) * 4;
     this.leaseMs = options.leaseMs;
-    this.poolKind = pooling.kind;
-    this.pool =
-      pooling.kind === "async"
-        ? undefined
-        : new ChildPool({
-            kind: pooling.kind,
-            appModule: pooling.appModule as string,
-            worker: this.name,
-            size: this.concurrency,
-            maxTasksPerChild: pooling.maxTasksPerChild,
-            maxMemoryPerChild: pooling.maxMemoryPerChild,
-            codec: env.codec,
-            log: env.log,
-          });
-    this.autoscaler =
-      pooling.autoscale &&
-      new Autoscaler(pooling.autoscale, {
-        backlog: () => this.waiting.length - this.waitingHead,
-        busy: () => this.runningCount,
-        size: () => this.concurrency,
-        resize: (size) => this.resize(size),
-      });
-    const blockWarnMs = pooling.blockWarnMs;
-    const warnBlocked = (what: string, ms: number): void => {
-      this.lastBlockReported = performance.now();
-      env.log(
-        `${this.name}: ${what} blocked the event loop for ${Math.round(ms)} ms (warning at ${blockWarnMs} ms): heartbeats and lease renewals wait meanwhile, and a broker node gives away deliveries whose lease runs out. Run CPU-bound tasks on a threads or process pool (docs/workers.md)`,
-      );
-    };
+    this.pooling = new WorkerPooling(pooling, this.concurrency, {
+      name: this.name,
+      backlog: () => this.waiting.length - this.waitingHead,
+      busy: () => this.runningCount,
+      concurrency: () => this.concurrency,
+      resize: (size) => this.resize(size),
+      running: () => this.runner.running,
+      lastFinished: () => ({ task: this.runner.lastFinished, count: this.runner.finishedCount }),
+    }, env);
+    const { pool } = this.pooling;
     this.runner = new TaskRunner(env, {
       name: this.name,
       settle: (consumer, delivery, how) => this.settle(consumer, delivery, how),
       count: (outcome) => this.counts[outcome]++,
-      ...(this.pool !== undefined ? { pool: this.pool } : {}),
-      blockWarnMs,
-      blocked: (task, id, ms) => warnBlocked(`task '${task}' (${id})`, ms),
+      ...(pool !== undefined ? { pool } : {}),
+      blockWarnMs: this.pooling.blockWarnMs,
+      blocked: (task, id, ms) => this.pooling.blocked(task, id, ms),
     });
-    this.blockWatch =
-      this.pool === undefined
-        ? new EventLoopWatch({
-            warnMs: blockWarnMs,
-            running: () => {
-              const names: string[] = [];
-              for (const [id, { task }] of this.runner.running) if (names.push(`'${task}' (${id})`) === 5) break;
-              return names;
-            },
-            lastFinished: () => {
-              const last = this.runner.lastFinished;
-              return { label: last && `'${last.task}' (${last.id})`, count: this.runner.finishedCount };
-            },
-            lastReported: () => this.lastBlockReported,
-            report: (ms, suspects) => warnBlocked(suspects.length === 1 ? `task ${suspects[0]}` : `one of the tasks ${suspects.join(", ")}`, ms),
-          })
-        : undefined;
     if (this.queues.length === 0) throw new WorkerError({ worker: this.name, reason: "no queues to consume" });
     const limits = env.rateLimits;
     this.gate =
@@ -199,7 +159,7 @@ export class Worker {
     if (this.state !== "idle") throw new WorkerError({ worker: this.name, reason: `cannot start a worker that is ${this.state}` });
     this.state = "running";
     try {
-      await this.pool?.start();
+      await this.pooling.start();
     } catch (error) {
       this.state = "idle";
       throw error;
@@ -214,12 +174,11 @@ export class Worker {
       const started = this.consumers.splice(0);
       await Promise.all(started.map((consumer) => consumer.cancel().catch(() => {})));
       this.unsubscribeRevoke?.();
-      await this.pool?.close();
+      await this.pooling.close();
       this.state = "idle";
       throw error;
     }
-    this.autoscaler?.start();
-    this.blockWatch?.start();
+    this.pooling.consuming();
   }
 
   private async consumeAll(): Promise<void> {
@@ -253,8 +212,7 @@ export class Worker {
   }
 
   private async shutdown(options: StopOptions): Promise<void> {
-    this.autoscaler?.stop();
-    this.blockWatch?.stop();
+    this.pooling.stopping();
     this.gate?.stop();
     if (this.runningCount > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
@@ -282,13 +240,14 @@ export class Worker {
     await Promise.all(consumers.map((consumer) => consumer.cancel()));
     this.waiting.length = 0;
     this.waitingHead = 0;
-    await this.pool?.close();
+    await this.pooling.close();
     this.state = "stopped";
   }
 
   stats(): WorkerStats {
-    const stats = { running: this.runningCount, waiting: this.waiting.length - this.waitingHead, ...this.counts, concurrency: this.concurrency, pool: this.poolKind };
-    return this.pool === undefined ? stats : { ...stats, children: this.pool.stats() };
+    const stats = { running: this.runningCount, waiting: this.waiting.length - this.waitingHead, ...this.counts, concurrency: this.concurrency, pool: this.pooling.kind };
+    const children = this.pooling.stats();
+    return children === undefined ? stats : { ...stats, children };
   }
 
   /**
@@ -319,7 +278,7 @@ export class Worker {
 
   private resize(size: number): void {
     this.concurrency = size;
-    this.pool?.resize(size);
+    this.pooling.resize(size);
     if (!this.starting) this.next();
   }
 
