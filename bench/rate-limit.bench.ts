@@ -19,7 +19,8 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
-import { BrokerNode, createApp, serveRateLimits, serveResults, type App } from "../src/index.ts";
+import { createApp, type App } from "../src/index.ts";
+import { BrokerNode, serveRateLimits, serveResults } from "../src/node.ts";
 import type { RateLimitOptions } from "../src/index.ts";
 
 const argRuns = process.argv.indexOf("--runs");

@@ -23,6 +23,12 @@ export class CodecError extends Data.TaggedError("CodecError")<{
   }
 }
 
+/**
+ * Bytes that are not a valid encoded value (truncated, corrupted, or not msgpack).
+ *
+ * @example
+ * new Codec().decode(new Uint8Array([0xc1])); // throws DecodeError
+ */
 export class DecodeError extends Data.TaggedError("DecodeError")<{
   readonly size: number;
   readonly reason: string;
@@ -142,6 +148,14 @@ const prepare = (value: unknown, root: string, depth: number): unknown => {
   }
 };
 
+/**
+ * The strict msgpack codec (see CodecError for the values it accepts): one
+ * encoder and decoder, reused.
+ *
+ * @example
+ * const codec = new Codec();
+ * codec.decode(codec.encode({ at: new Date(0), bytes: new Uint8Array([1]) })); // the same value back
+ */
 export class Codec {
   // msgpack's own depth limit sits above ours, so ours (with a path) is the one users meet.
   private readonly encoder = new Encoder({ extensionCodec, maxDepth: MAX_DEPTH + 10 });

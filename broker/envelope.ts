@@ -2,9 +2,18 @@
  * The unit a broker moves. A broker reads only the routing fields
  * (exchange, routing key, priority, eta, expires) and the id; `headers` and
  * `body` belong to whoever published the envelope and pass through untouched.
+ *
+ * @example
+ * const headers: Record<string, HeaderValue> = { task: "add", retries: 0 };
  */
 export type HeaderValue = string | number | boolean | null | undefined;
 
+/**
+ * A message as a broker sees it: routing facts, headers and an opaque body.
+ *
+ * @example
+ * await broker.publish({ id: randomUUID(), exchange: "", routingKey: "jobs", priority: 0, headers: { kind: "resize" }, body: new Uint8Array([1]) });
+ */
 export interface Envelope {
   /** Unique message id (a UUID); also the key a revocation names. */
   readonly id: string;
@@ -23,7 +32,12 @@ export interface Envelope {
   readonly body: Uint8Array;
 }
 
-/** An envelope handed to a consumer, with the facts of this delivery. */
+/**
+ * An envelope handed to a consumer, with the facts of this delivery.
+ *
+ * @example
+ * await broker.consume("jobs", (delivery) => console.log(delivery.envelope.id, delivery.deliveryCount), { prefetch: 1 });
+ */
 export interface Delivery {
   readonly envelope: Envelope;
   readonly queue: string;
@@ -35,7 +49,12 @@ export interface Delivery {
   readonly deliveryCount: number;
 }
 
-/** Why a message ended up in a dead-letter queue. */
+/**
+ * Why a message ended up in a dead-letter queue.
+ *
+ * @example
+ * for (const letter of await broker.deadLetters("celery.dlq")) console.log(letter.envelope.id, letter.reason);
+ */
 export interface DeadLetter {
   readonly envelope: Envelope;
   readonly queue: string;
@@ -43,7 +62,19 @@ export interface DeadLetter {
   readonly at: number;
 }
 
+/**
+ * The lowest priority, and the default.
+ *
+ * @example
+ * await add.applyAsync([1, 2], { priority: MIN_PRIORITY });
+ */
 export const MIN_PRIORITY = 0;
+/**
+ * The highest priority: delivered before everything lower in its queue.
+ *
+ * @example
+ * await add.applyAsync([1, 2], { priority: MAX_PRIORITY });
+ */
 export const MAX_PRIORITY = 9;
 
 export const clampPriority = (priority: number | undefined): number =>

@@ -16,7 +16,12 @@ export class BrokerClosedError extends Data.TaggedError("BrokerClosedError")<{
   }
 }
 
-/** An argument the broker cannot act on, such as an empty queue name or a prefetch below 1; `argument` names it. */
+/**
+ * An argument the broker cannot act on, such as an empty queue name or a prefetch below 1; `argument` names it.
+ *
+ * @example
+ * await broker.declareQueue(""); // rejects with InvalidArgumentError: queue name ...
+ */
 export class InvalidArgumentError extends Data.TaggedError("InvalidArgumentError")<{
   readonly argument: string;
   readonly reason: string;
@@ -26,7 +31,12 @@ export class InvalidArgumentError extends Data.TaggedError("InvalidArgumentError
   }
 }
 
-/** Publishing to, or binding to, an exchange that was never declared. */
+/**
+ * Publishing to, or binding to, an exchange that was never declared.
+ *
+ * @example
+ * await broker.bindQueue("audit", "no-such-exchange", "#"); // rejects with ExchangeNotFoundError
+ */
 export class ExchangeNotFoundError extends Data.TaggedError("ExchangeNotFoundError")<{
   readonly exchange: string;
 }> {
@@ -35,7 +45,12 @@ export class ExchangeNotFoundError extends Data.TaggedError("ExchangeNotFoundErr
   }
 }
 
-/** Binding, or reading the stats or dead letters of, a queue that was never declared. */
+/**
+ * Binding, or reading the stats or dead letters of, a queue that was never declared.
+ *
+ * @example
+ * await broker.stats("no-such-queue"); // rejects with QueueNotFoundError
+ */
 export class QueueNotFoundError extends Data.TaggedError("QueueNotFoundError")<{
   readonly queue: string;
 }> {
@@ -44,7 +59,13 @@ export class QueueNotFoundError extends Data.TaggedError("QueueNotFoundError")<{
   }
 }
 
-/** A queue or exchange declared again with settings that contradict its first declaration. */
+/**
+ * A queue or exchange declared again with settings that contradict its first declaration.
+ *
+ * @example
+ * await broker.declareExchange("events", "topic");
+ * await broker.declareExchange("events", "fanout"); // rejects with DeclarationConflictError
+ */
 export class DeclarationConflictError extends Data.TaggedError("DeclarationConflictError")<{
   readonly kind: "queue" | "exchange";
   readonly name: string;
@@ -59,6 +80,10 @@ export class DeclarationConflictError extends Data.TaggedError("DeclarationConfl
  * `ack` or `nack` named a delivery tag the consumer has no unacknowledged
  * delivery for: settled already (a double ack), never issued, or returned to
  * the queue when the consumer was cancelled. All three are bugs in the caller.
+ *
+ * @example
+ * consumer.ack(delivery.deliveryTag);
+ * consumer.ack(delivery.deliveryTag); // throws UnknownDeliveryError
  */
 export class UnknownDeliveryError extends Data.TaggedError("UnknownDeliveryError")<{
   readonly operation: "ack" | "nack";
@@ -72,7 +97,12 @@ export class UnknownDeliveryError extends Data.TaggedError("UnknownDeliveryError
   }
 }
 
-/** A mandatory publish that its exchange routes to no queue: nothing was enqueued. */
+/**
+ * A mandatory publish that its exchange routes to no queue: nothing was enqueued.
+ *
+ * @example
+ * await add.applyAsync([1, 2], { exchange: "events", routingKey: "nobody.listens" }); // rejects with UnroutableError
+ */
 export class UnroutableError extends Data.TaggedError("UnroutableError")<{
   readonly exchange: string;
   readonly routingKey: string;

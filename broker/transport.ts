@@ -5,9 +5,19 @@ import type { DeadLetter, Delivery, Envelope } from "./envelope.ts";
  * and every network transport or adapter to an existing broker after it. The runtime talks to
  * nothing else, so a conformance suite over this interface (conformance.ts)
  * proves a transport fit for the runtime.
+ *
+ * @example
+ * await broker.declareExchange("events", "topic");
+ * await broker.bindQueue("audit", "events", "order.#");
  */
 export type ExchangeType = "direct" | "topic" | "fanout";
 
+/**
+ * Settings of a queue, fixed by its first declaration.
+ *
+ * @example
+ * await broker.declareQueue("images", { deadLetterQueue: "images.failed", maxDeliveries: 5 });
+ */
 export interface QueueOptions {
   /** Queue that receives messages rejected without requeue, expired, or redelivered too often. Default: `${name}.dlq`. */
   readonly deadLetterQueue?: string;
@@ -15,11 +25,23 @@ export interface QueueOptions {
   readonly maxDeliveries?: number;
 }
 
+/**
+ * Options for one publish.
+ *
+ * @example
+ * await broker.publish(envelope, { mandatory: true }); // UnroutableError if no queue receives it
+ */
 export interface PublishOptions {
   /** Refuse (UnroutableError) rather than drop a message that no queue receives. Default false, as in AMQP. */
   readonly mandatory?: boolean;
 }
 
+/**
+ * Options for one consumer.
+ *
+ * @example
+ * await broker.consume("jobs", handle, { prefetch: 32, leaseMs: 60_000 });
+ */
 export interface ConsumeOptions {
   /** At most this many unacknowledged deliveries are outstanding to the consumer at once. */
   readonly prefetch: number;
@@ -32,9 +54,24 @@ export interface ConsumeOptions {
   readonly leaseMs?: number;
 }
 
-/** A consumer's receiving callback; called with one delivery at a time. */
+/**
+ * A consumer's receiving callback; called with one delivery at a time.
+ *
+ * @example
+ * const consumer = await broker.consume("jobs", (delivery) => consumer.ack(delivery.deliveryTag), { prefetch: 8 });
+ */
 export type DeliveryHandler = (delivery: Delivery) => void;
 
+/**
+ * A subscription to one queue, returned by `consume`: settles its deliveries (`ack`, `nack`) and ends with `cancel`.
+ *
+ * @example
+ * const consumer = await broker.consume("jobs", (delivery) => {
+ *   if (handle(delivery.envelope)) consumer.ack(delivery.deliveryTag);
+ *   else consumer.nack(delivery.deliveryTag, { requeue: false, reason: "cannot handle it" });
+ * }, { prefetch: 8 });
+ * await consumer.cancel();
+ */
 export interface Consumer {
   readonly tag: string;
   readonly queue: string;
@@ -52,6 +89,12 @@ export interface Consumer {
   cancel(): Promise<void>;
 }
 
+/**
+ * How long a revocation is kept, and whether it aborts a running task.
+ *
+ * @example
+ * await broker.revoke([taskId], { ttlMs: 60 * 60_000, terminate: true });
+ */
 export interface RevocationOptions {
   /** Forget the revocation after this many ms (bounded memory). Default one day. */
   readonly ttlMs?: number;
@@ -59,6 +102,12 @@ export interface RevocationOptions {
   readonly terminate?: boolean;
 }
 
+/**
+ * A queue's counts at one moment.
+ *
+ * @example
+ * const { ready, unacked } = await broker.stats("celery");
+ */
 export interface QueueStats {
   readonly ready: number;
   readonly delayed: number;
@@ -66,6 +115,16 @@ export interface QueueStats {
   readonly consumers: number;
 }
 
+/**
+ * The contract between the runtime and a broker: queues, exchanges, publishing
+ * with confirms, consumers with prefetch and acknowledgements, delays,
+ * dead letters and revocations. Every transport passes the conformance suite
+ * (`celerity/transport/conformance`); `createApp({ broker })` takes any.
+ *
+ * @example
+ * const broker: Transport = createEmbeddedBroker();
+ * const app = createApp({ broker });
+ */
 export interface Transport {
   /** Create a queue if it does not exist (idempotent). Publishing to the default exchange with a routing key that names no queue declares it. */
   declareQueue(name: string, options?: QueueOptions): Promise<void>;

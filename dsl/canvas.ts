@@ -14,7 +14,19 @@ export interface Dispatcher {
   dispatch<R>(canvas: Canvas<any, R>, options?: CallOptions): Promise<AsyncResult<R>>;
 }
 
+/**
+ * Any canvas: a signature, chain, group or chord, typed by what it takes from a parent (`In`) and what it produces (`R`).
+ *
+ * @example
+ * const steps: Canvas<[], number> = chain(add.s(1, 2), add.s(3));
+ */
 export type Canvas<In extends readonly unknown[], R> = Signature<In, R> | Chain<In, R> | Group<In, R> | Chord<In, R>;
+/**
+ * A canvas of any input and result, for code that handles canvases generically.
+ *
+ * @example
+ * const all: AnyCanvas[] = [add.s(1, 2), group(add.s(1, 1), add.s(2, 2))];
+ */
 export type AnyCanvas = Canvas<any, any>;
 
 /** Callbacks attached with `link` (on success) and `onError` (on failure). */
@@ -59,6 +71,10 @@ abstract class CanvasBase<In extends readonly unknown[], R> {
  * One task call: a task name, the arguments given so far, and options.
  * A mutable signature (`task.s`) receives its parent's result as its first
  * remaining argument; an immutable one (`task.si`) ignores it.
+ *
+ * @example
+ * const partial = add.s(4);      // Signature<[number], number>: a chain supplies the first argument
+ * const fixed = add.si(2, 2);    // ignores its parent's result
  */
 export class Signature<In extends readonly unknown[], R> extends CanvasBase<In, R> {
   readonly kind = "signature" as const;
@@ -85,7 +101,13 @@ export class Signature<In extends readonly unknown[], R> extends CanvasBase<In, 
   }
 }
 
-/** Steps run one after another; each step's result is prepended to the next mutable step's arguments. */
+/**
+ * Steps run one after another; each step's result is prepended to the next mutable step's arguments.
+ *
+ * @example
+ * const steps = chain(add.s(2, 2), add.s(4), add.s(8)); // Chain<[], number>
+ * await (await steps.apply()).get(); // 16
+ */
 export class Chain<In extends readonly unknown[], R> extends CanvasBase<In, R> {
   readonly kind = "chain" as const;
   constructor(readonly steps: readonly AnyCanvas[], readonly callbacks: Callbacks = noCallbacks) {
@@ -96,7 +118,13 @@ export class Chain<In extends readonly unknown[], R> extends CanvasBase<In, R> {
   }
 }
 
-/** Members run in parallel; the result is the list of their results, in order. */
+/**
+ * Members run in parallel; the result is the list of their results, in order.
+ *
+ * @example
+ * const both = group(add.s(1, 1), shout.s("a")); // Group<[], [number, string]>
+ * await (await both.apply()).get(); // [2, "A"]
+ */
 export class Group<In extends readonly unknown[], R> extends CanvasBase<In, R> {
   readonly kind = "group" as const;
   constructor(readonly members: readonly AnyCanvas[], readonly callbacks: Callbacks = noCallbacks) {
@@ -107,7 +135,13 @@ export class Group<In extends readonly unknown[], R> extends CanvasBase<In, R> {
   }
 }
 
-/** A group (the header) whose list of results is passed to a callback (the body) once every member succeeded. */
+/**
+ * A group (the header) whose list of results is passed to a callback (the body) once every member succeeded.
+ *
+ * @example
+ * const total = chord(group(add.s(1, 1), add.s(2, 2)), tsum.s()); // Chord<[], number>
+ * await (await total.apply()).get(); // 6
+ */
 export class Chord<In extends readonly unknown[], R> extends CanvasBase<In, R> {
   readonly kind = "chord" as const;
   constructor(readonly header: Group<any, any>, readonly body: AnyCanvas, readonly callbacks: Callbacks = noCallbacks) {

@@ -10,6 +10,12 @@ export interface TaskShape {
   readonly minArgs: number;
 }
 
+/**
+ * What `compile` needs: how to make ids, and optionally the tasks to check calls against and default call options.
+ *
+ * @example
+ * compile(chain(add.s(2, 2), add.s(4)), { newId: randomUUID });
+ */
 export interface CompileOptions {
   /** Workflow and task ids. */
   readonly newId: () => string;

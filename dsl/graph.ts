@@ -11,9 +11,19 @@ import type { CallOptions } from "./options.ts";
  * (a group's result). An empty group that follows a step has no members to
  * wait for, so it keeps that step as `gate`: whatever comes after it still
  * waits for the step (and fails with it), though the value is [].
+ *
+ * @example
+ * const input: ValueRef = { list: [{ node: 0 }, { node: 1 }] }; // the results of nodes 0 and 1, as a list
  */
 export type ValueRef = { readonly node: number } | { readonly list: readonly ValueRef[]; readonly gate?: ValueRef };
 
+/**
+ * One task of a compiled workflow: its call, where its input comes from, and how many parents it waits for.
+ *
+ * @example
+ * const [first] = compile(chain(add.s(2, 2), add.s(4)), { newId: randomUUID }).nodes;
+ * first.task; // "add"
+ */
 export interface GraphNode {
   readonly index: number;
   /** Task id (UUID), fixed at compile time so results can be awaited before anything runs. */
@@ -45,6 +55,13 @@ export interface Errback {
   readonly target?: string;
 }
 
+/**
+ * A canvas compiled to plain data: the nodes to run, their joins and callbacks. What `apply()` stores and sends.
+ *
+ * @example
+ * const graph: MessageGraph = compile(chord(group(add.s(1, 1), add.s(2, 2)), tsum.s()), { newId: randomUUID });
+ * graph.nodes.length; // 3
+ */
 export interface MessageGraph {
   /** Workflow id (UUID). */
   readonly id: string;

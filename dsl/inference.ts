@@ -8,7 +8,21 @@
  */
 import type { AnyCanvas } from "./canvas.ts";
 
+/**
+ * The result type of a canvas: a chain's last step, a group's tuple, a chord's body.
+ *
+ * @example
+ * type Total = ResultOf<typeof steps>; // number for chain(add.s(2, 2), add.s(4))
+ */
 export type ResultOf<C> = C extends { readonly _out: infer R } ? R : never;
+/**
+ * What a canvas takes from a parent: the arguments a chain prepends to it.
+ *
+ * @example
+ *
+ * const partial = add.s(4);
+ * type Takes = InputOf<typeof partial>; // [number]: a chain supplies add's first argument
+ */
 export type InputOf<C> = C extends { readonly _in: infer In } ? In : never;
 
 /** `true` for every member of the `In` union that can be called with `[P]`. Distributes over `In`. */

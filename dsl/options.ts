@@ -3,6 +3,9 @@
  * Everything here is serializable; a policy holding a function (`retryOn`)
  * belongs to the task's definition instead (TaskOptions in runtime/task.ts).
  * All durations are milliseconds.
+ *
+ * @example
+ * await add.applyAsync([1, 2], { retry: { max: 3, delay: 1_000, backoff: 2, maxDelay: 30_000, jitter: true } });
  */
 export interface RetryOptions {
   /** Retries after the first attempt; 0 disables retrying. */
@@ -17,6 +20,12 @@ export interface RetryOptions {
   readonly jitter?: boolean;
 }
 
+/**
+ * Options for one call of a task (`applyAsync`, `apply`, `sendTask`); a task's own defaults fill in the rest.
+ *
+ * @example
+ * await add.applyAsync([2, 2], { queue: "fast", priority: 9, countdown: 5_000, expires: 60_000 });
+ */
 export interface CallOptions {
   /** Queue to route to (default exchange, routing key = queue). Default "celery". */
   readonly queue?: string;

@@ -1,6 +1,9 @@
 /**
  * The shape of a handle on a sent task or workflow. The DSL only names it (so
  * `apply()` can be typed); the runtime implements it against a result store.
+ *
+ * @example
+ * if ((await result.state()) === "FAILURE") console.log(await result.error());
  */
 export type TaskState =
   | "UNKNOWN"
@@ -14,20 +17,37 @@ export type TaskState =
 
 export const READY_STATES: ReadonlySet<TaskState> = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
 
-/** A remote failure, as stored with the result: the error's name, message and stack (the traceback). */
+/**
+ * A remote failure, as stored with the result: the error's name, message and stack (the traceback).
+ *
+ * @example
+ * const info = await result.error(); // { name: "Error", message: "boom", stack: "Error: boom\n    at ..." }
+ */
 export interface RemoteErrorInfo {
   readonly name: string;
   readonly message: string;
   readonly stack?: string;
 }
 
-/** Prepended to an error callback's arguments (see `onError`). */
+/**
+ * Prepended to an error callback's arguments (see `onError`).
+ *
+ * @example
+ * const report = app.task("report", (failure: TaskFailure) => console.error(failure.id, failure.error.message));
+ * await add.s(1, 2).onError(report.s()).apply();
+ */
 export interface TaskFailure {
   readonly id: string;
   readonly task: string;
   readonly error: RemoteErrorInfo;
 }
 
+/**
+ * How many members of a task, group or workflow have finished, for a progress bar.
+ *
+ * @example
+ * const { completed, total } = await result.progress();
+ */
 export interface Progress {
   readonly total: number;
   readonly completed: number;
@@ -35,16 +55,36 @@ export interface Progress {
   readonly failed: number;
 }
 
+/**
+ * How long `get()` waits.
+ *
+ * @example
+ * await result.get({ timeout: 5_000 }); // rejects with TimeoutError after 5 s
+ */
 export interface GetOptions {
   /** Reject with a TimeoutError after this many ms (the task keeps running). Default: wait indefinitely. */
   readonly timeout?: number;
 }
 
+/**
+ * What `revoke()` does to a task already running.
+ *
+ * @example
+ * await result.revoke({ terminate: true }); // aborts the running task's signal too
+ */
 export interface RevokeOptions {
   /** Also abort the task if it is running (its AbortSignal fires and the worker abandons it). */
   readonly terminate?: boolean;
 }
 
+/**
+ * The handle on a sent task, group or workflow: wait for its value, read its state, revoke or forget it.
+ *
+ * @example
+ * const result: AsyncResult<number> = await add.delay(2, 2);
+ * await result.get({ timeout: 5_000 }); // 4
+ * await result.state(); // "SUCCESS"
+ */
 export interface AsyncResult<R> {
   /** The task id (UUID); for a group, the id of the group. */
   readonly id: string;

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Codec, CodecError, DecodeError } from "../src/index.ts";
+import { Codec, CodecError, DecodeError } from "../src/transport.ts";
 
 const codec = new Codec();
 

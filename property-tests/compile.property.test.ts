@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Chain, Chord, Codec, Group, Signature, compile, type AnyCanvas, type CallOptions, type MessageGraph } from "../src/index.ts";
+import { Chain, Chord, Group, Signature, compile, type AnyCanvas, type CallOptions, type MessageGraph } from "../src/index.ts";
+import { Codec } from "../src/transport.ts";
 import { leavesOf, startNodes } from "../dsl/graph.ts";
 
 // ---------------------------------------------------------------------------

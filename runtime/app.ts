@@ -30,6 +30,9 @@ import { POOL_CHILD_ENV } from "./pool/pool-protocol.ts";
  * The app: a registry of tasks bound to a broker and a result store. With no
  * options it runs everything in this process (an embedded broker and an
  * in-memory result store): no infrastructure for tests and small apps.
+ *
+ * @example
+ * const app = createApp({ broker: "celerity://127.0.0.1:5690", token: process.env.CELERITY_TOKEN });
  */
 export interface AppOptions {
   /**
@@ -53,6 +56,16 @@ export interface AppOptions {
   readonly module?: string;
 }
 
+/**
+ * An app: registers tasks, sends them, makes workers and reads results. Made by `createApp`.
+ *
+ * @example
+ * const app: App = createApp();
+ * const add = app.task("add", (x: number, y: number) => x + y);
+ * await app.worker().start();
+ * console.log(await (await add.delay(2, 2)).get()); // 4
+ * await app.close();
+ */
 export interface App {
   readonly broker: Transport;
   readonly results: ResultStore;
@@ -107,6 +120,15 @@ const connectBroker = (options: AppOptions, log: (message: string) => void): { b
   return { broker: transport, results: options.results ?? new RemoteResultStore(transport.client) };
 };
 
+/**
+ * Create an app. With no options everything runs in this process (an embedded
+ * broker and an in-memory result store); given a broker node's url, or with
+ * CELERITY_BROKER_URL set, it connects to the node and uses the node's result store.
+ *
+ * @example
+ * const local = createApp();
+ * const remote = createApp({ broker: "celerity://127.0.0.1:5690" });
+ */
 export const createApp = (options: AppOptions = {}): App => {
   const log = options.log ?? ((message: string) => console.error(message));
   const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);

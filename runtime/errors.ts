@@ -6,6 +6,12 @@ import type { RemoteErrorInfo } from "../dsl/result.ts";
  * facts needed to act, and a real Error whose message says what to do.
  */
 
+/**
+ * A worker received a task it has no handler for; the message goes to the dead-letter queue.
+ *
+ * @example
+ * await app.sendTask("nope", []).then((r) => r.get()).catch((error) => error instanceof RemoteTaskError); // the worker stored an UnknownTaskError
+ */
 export class UnknownTaskError extends Data.TaggedError("UnknownTaskError")<{
   readonly task: string;
   readonly queue: string;
@@ -18,6 +24,16 @@ export class UnknownTaskError extends Data.TaggedError("UnknownTaskError")<{
   }
 }
 
+/**
+ * `get({ timeout })` gave up waiting; the task itself keeps running.
+ *
+ * @example
+ * try {
+ *   await result.get({ timeout: 1_000 });
+ * } catch (error) {
+ *   if (error instanceof TimeoutError) console.log(`still running: ${error.id}`);
+ * }
+ */
 export class TimeoutError extends Data.TaggedError("TimeoutError")<{
   readonly id: string;
   readonly timeoutMs: number;
@@ -27,7 +43,16 @@ export class TimeoutError extends Data.TaggedError("TimeoutError")<{
   }
 }
 
-/** A task failed on a worker; `remote` holds the original error's name, message and stack. */
+/**
+ * A task failed on a worker; `remote` holds the original error's name, message and stack.
+ *
+ * @example
+ * try {
+ *   await (await fail.delay()).get();
+ * } catch (error) {
+ *   if (error instanceof RemoteTaskError) console.log(error.remote.name, error.remote.message, error.remote.stack);
+ * }
+ */
 export class RemoteTaskError extends Data.TaggedError("RemoteTaskError")<{
   readonly id: string;
   readonly task: string;
@@ -42,6 +67,13 @@ export class RemoteTaskError extends Data.TaggedError("RemoteTaskError")<{
   }
 }
 
+/**
+ * `get()` on a task that was revoked, or that expired before it started.
+ *
+ * @example
+ * await result.revoke();
+ * await result.get().catch((error) => error instanceof TaskRevokedError); // true
+ */
 export class TaskRevokedError extends Data.TaggedError("TaskRevokedError")<{
   readonly id: string;
   readonly task: string;
@@ -53,6 +85,12 @@ export class TaskRevokedError extends Data.TaggedError("TaskRevokedError")<{
   }
 }
 
+/**
+ * `get()` on an id the result store does not know.
+ *
+ * @example
+ * await app.result("no-such-id").get().catch((error) => error instanceof UnknownResultError); // true
+ */
 export class UnknownResultError extends Data.TaggedError("UnknownResultError")<{
   readonly id: string;
 }> {
@@ -61,6 +99,16 @@ export class UnknownResultError extends Data.TaggedError("UnknownResultError")<{
   }
 }
 
+/**
+ * The reason `this.signal` aborts when a task passes its `softTimeLimit`: the task may clean up and finish.
+ *
+ * @example
+ * app.task("crawl", async function () {
+ *   this.signal.addEventListener("abort", () => {
+ *     if (this.signal.reason instanceof SoftTimeLimitExceeded) saveProgress();
+ *   });
+ * }, { softTimeLimit: 10_000 });
+ */
 export class SoftTimeLimitExceeded extends Data.TaggedError("SoftTimeLimitExceeded")<{
   readonly task: string;
   readonly limitMs: number;
@@ -70,6 +118,13 @@ export class SoftTimeLimitExceeded extends Data.TaggedError("SoftTimeLimitExceed
   }
 }
 
+/**
+ * A task passed its `timeLimit` and was abandoned: its stored failure.
+ *
+ * @example
+ * app.task("slow", () => new Promise(() => {}), { timeLimit: 1_000 });
+ * // get() rejects with a RemoteTaskError whose remote.name is "TimeLimitExceeded"
+ */
 export class TimeLimitExceeded extends Data.TaggedError("TimeLimitExceeded")<{
   readonly task: string;
   readonly limitMs: number;
@@ -79,6 +134,12 @@ export class TimeLimitExceeded extends Data.TaggedError("TimeLimitExceeded")<{
   }
 }
 
+/**
+ * A message a worker could not decode; it goes to the dead-letter queue with this reason.
+ *
+ * @example
+ * const letters = await app.broker.deadLetters("celery.dlq"); // reason: "message <id> is malformed: ..."
+ */
 export class MalformedMessageError extends Data.TaggedError("MalformedMessageError")<{
   readonly id: string;
   readonly reason: string;
@@ -88,6 +149,13 @@ export class MalformedMessageError extends Data.TaggedError("MalformedMessageErr
   }
 }
 
+/**
+ * `app.task` refused a registration (a duplicate name, an invalid option).
+ *
+ * @example
+ * app.task("add", add);
+ * app.task("add", add); // throws TaskRegistrationError: cannot register task 'add': ...
+ */
 export class TaskRegistrationError extends Data.TaggedError("TaskRegistrationError")<{
   readonly task: string;
   readonly reason: string;
@@ -97,6 +165,13 @@ export class TaskRegistrationError extends Data.TaggedError("TaskRegistrationErr
   }
 }
 
+/**
+ * A worker's own failure: options it cannot run with, or a task it abandoned when a stop timed out (the abort reason of the task's signal).
+ *
+ * @example
+ *
+ * app.worker({ concurrency: 0 }); // throws WorkerError: worker worker-1@123: concurrency must be a positive integer, got 0
+ */
 export class WorkerError extends Data.TaggedError("WorkerError")<{
   readonly worker: string;
   readonly reason: string;
@@ -106,7 +181,14 @@ export class WorkerError extends Data.TaggedError("WorkerError")<{
   }
 }
 
-/** Thrown by `this.retry()` inside a task to ask for a retry. */
+/**
+ * Thrown by `this.retry()` inside a task to ask for a retry.
+ *
+ * @example
+ * app.task("poll", function () {
+ *   if (!ready()) this.retry({ countdown: 1_000 }); // throws a RetryRequest
+ * });
+ */
 export class RetryRequest extends Data.TaggedError("RetryRequest")<{
   readonly countdown?: number;
   readonly max?: number;
@@ -117,7 +199,12 @@ export class RetryRequest extends Data.TaggedError("RetryRequest")<{
   }
 }
 
-/** `this.retry()` was called once too often, without a `cause` to report instead. */
+/**
+ * `this.retry()` was called once too often, without a `cause` to report instead.
+ *
+ * @example
+ * // get() rejects with a RemoteTaskError whose remote.name is "MaxRetriesExceededError"
+ */
 export class MaxRetriesExceededError extends Data.TaggedError("MaxRetriesExceededError")<{
   readonly task: string;
   readonly id: string;
@@ -128,7 +215,12 @@ export class MaxRetriesExceededError extends Data.TaggedError("MaxRetriesExceede
   }
 }
 
-/** A step of a workflow did not run because one it depends on failed. */
+/**
+ * A step of a workflow did not run because one it depends on failed.
+ *
+ * @example
+ * await (await chain(fail.s(), add.s(1)).apply()).get(); // rejects: the add step records an UpstreamFailure
+ */
 export class UpstreamFailure extends Data.TaggedError("UpstreamFailure")<{
   readonly kind: "chain" | "chord";
   readonly failedId: string;
@@ -158,7 +250,12 @@ const safeString = (value: unknown): string => {
   }
 };
 
-/** A workflow step finished but its workflow's graph is gone from the result store (expired, forgotten, or a store restarted). */
+/**
+ * A workflow step finished but its workflow's graph is gone from the result store (expired, forgotten, or a store restarted).
+ *
+ * @example
+ * // logged by the worker; give workflows' results a ttlMs longer than the workflows run
+ */
 export class WorkflowNotFoundError extends Data.TaggedError("WorkflowNotFoundError")<{
   readonly workflow: string;
 }> {

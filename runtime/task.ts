@@ -11,7 +11,16 @@ import type { RateLimitSetting } from "./rate-limit/rate-setting.ts";
  * a message (`delay`, `applyAsync`); `s` / `si` make signatures for canvases.
  */
 
-/** What a handler sees as `this`: the running task's facts, its AbortSignal and `retry()`. */
+/**
+ * What a handler sees as `this`: the running task's facts, its AbortSignal and `retry()`.
+ *
+ * @example
+ * app.task("fetchPage", async function (url: string) {
+ *   const response = await fetch(url, { signal: this.signal });
+ *   if (response.status === 503) this.retry({ countdown: 5_000 });
+ *   return response.text();
+ * });
+ */
 export interface TaskContext {
   readonly id: string;
   readonly name: string;
@@ -29,12 +38,23 @@ export interface TaskContext {
 /** Handlers may be synchronous, async, or return an Effect (run with the task's AbortSignal). */
 export type Handler<A extends readonly unknown[], R> = (this: TaskContext, ...args: A) => R | Promise<R> | Effect.Effect<R, unknown, never>;
 
+/**
+ * A task's retry defaults: the per-call RetryOptions, plus which errors to retry.
+ *
+ * @example
+ * app.task("charge", charge, { retry: { max: 5, delay: 1_000, backoff: 2, retryOn: (error) => !(error instanceof TypeError) } });
+ */
 export interface RetryPolicy extends RetryOptions {
   /** Retry only errors for which this returns true. Default: every error. */
   readonly retryOn?: (error: unknown) => boolean;
 }
 
-/** Defaults for every call of a task (per-call options override them). */
+/**
+ * Defaults for every call of a task (per-call options override them).
+ *
+ * @example
+ * app.task("resize", resize, { queue: "images", timeLimit: 30_000, retry: { max: 3 } });
+ */
 export interface TaskOptions extends Omit<CallOptions, "retry"> {
   readonly retry?: RetryPolicy;
   /** Most executions per second, minute or hour ("10/s", "100/m", "1000/h"), across every worker by default: see docs/rate-limiting.md. */
@@ -71,6 +91,16 @@ export interface TaskSender {
   send<R>(task: string, args: readonly unknown[], options: CallOptions | undefined): Promise<AsyncResult<R>>;
 }
 
+/**
+ * A registered task, as `app.task` returns it: send it (`delay`, `applyAsync`)
+ * or make signatures of it for canvases (`s`, `si`, `map`, `starmap`, `chunks`).
+ *
+ * @example
+ * const add = app.task("add", (x: number, y: number) => x + y);
+ * await (await add.delay(2, 2)).get(); // 4
+ * await (await add.applyAsync([2, 2], { countdown: 1_000 })).get(); // 4, a second later
+ * await (await chain(add.s(1, 2), add.s(3)).apply()).get(); // 6
+ */
 export class Task<A extends readonly unknown[], R> {
   constructor(
     readonly definition: TaskDefinition,
@@ -134,5 +164,10 @@ export class Task<A extends readonly unknown[], R> {
   }
 }
 
-/** The value a handler's return type stands for: an Effect's success, a Promise's value, or the value itself. */
+/**
+ * The value a handler's return type stands for: an Effect's success, a Promise's value, or the value itself.
+ *
+ * @example
+ * type Value = HandlerResult<Promise<number>>; // number
+ */
 export type HandlerResult<Ret> = Ret extends Effect.Effect<infer X, any, any> ? X : Awaited<Ret>;

@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { boxKeyIdOf, generateBoxKey } from "../runtime/signing/payload-box.ts";
 import { writeKeyPair } from "../runtime/signing/signing-keys.ts";
+import { parseCommandLine, UsageError } from "./cli-options.ts";
 
 export const KEYGEN_HELP = `celerity keygen: write an ed25519 key pair for signed messages
 
@@ -13,22 +13,20 @@ Usage:
                                                  writes keys/payload.key (mode 0600), a
                                                  secretbox key for payload encryption
 
+  celerity keygen --help                         show this help
+
 Give the .secret file to the app that signs (signing.key) and the .pub file
 to every worker that should trust it (signing.trusted). See docs/security.md.
 `;
 
 /** Write a key pair (or an encryption key); resolves to the exit code. */
 export const runKeygen = async (argv: readonly string[]): Promise<number> => {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: { out: { type: "string" }, encryption: { type: "boolean" }, help: { type: "boolean" } },
-    strict: true,
-  });
+  const { values } = parseCommandLine("keygen", argv, { out: { type: "string" }, encryption: { type: "boolean" } });
   if (values.help) {
     process.stdout.write(KEYGEN_HELP);
     return 0;
   }
-  if (values.out === undefined || values.out === "") throw new Error("missing --out <path> (celerity keygen --out ./keys/producer)");
+  if (values.out === undefined || values.out === "") throw new UsageError("missing --out <path> (celerity keygen --out ./keys/producer)");
   if (values.encryption) {
     const path = resolve(`${values.out}.key`);
     if (existsSync(path)) throw new Error(`${path} already exists; remove it first or choose another --out`);

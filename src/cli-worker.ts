@@ -1,77 +1,111 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
 import type { App } from "../runtime/app.ts";
+import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./cli-options.ts";
 import { POOL_FLAGS, POOL_HELP, poolOptionsOf, shutdownTimeoutOf } from "./cli-worker-pool.ts";
 import { stopOnSignals } from "./cli-worker-shutdown.ts";
+import { importUserModule } from "./user-module.ts";
 
 export const WORKER_HELP = `celerity worker: run a worker process for an app module
 
-Options:
-  --app <file>          module that exports the app (default export or 'app')
-  --broker <url>        broker node, celerity://host:port (or CELERITY_BROKER_URL)
-  --concurrency <n>     tasks run at once (default: number of CPUs)
-  --queues <a,b>        queues to consume (default: celery)
-  --name <name>         worker name in logs and errors
-  --token-file <f>      token for the node (or CELERITY_TOKEN)
+Usage:
+  celerity worker --app <file> [options]
 
+Options:
+  --app <file>              module that exports the app (default export or 'app');
+                            .ts files load directly
+  --broker <url>            broker node, celerity://host:port (or CELERITY_BROKER_URL)
+  --concurrency <n>         tasks run at once (default: number of CPUs)
+  --queues <a,b>            queues to consume (default: celery)
+  --name <name>             worker name in logs and errors
+  --token-file <f>          token for the node (or CELERITY_TOKEN)
+  --connect-timeout <s>     wait this long for the broker node to be reachable,
+                            saying so while waiting, then exit with code 2
+                            (default 60; 0 waits for ever)
+  -h, --help                show this help
 ${POOL_HELP}
 The module's createApp() picks the broker up from the environment, so the
 same module serves producers and workers.
 `;
 
+const DEFAULT_CONNECT_TIMEOUT_S = 60;
+/** How long a worker that failed to start may take to close its app before the process exits anyway. */
+const CLOSE_AFTER_FAILURE_MS = 5_000;
+
 /** Run a worker until SIGINT or SIGTERM (then stop warmly; a second signal stops it cold); resolves to the exit code. */
 export const runWorker = async (argv: readonly string[]): Promise<number> => {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      app: { type: "string" },
-      broker: { type: "string" },
-      concurrency: { type: "string" },
-      queues: { type: "string" },
-      name: { type: "string" },
-      "token-file": { type: "string" },
-      help: { type: "boolean" },
-      ...POOL_FLAGS,
-    },
-    strict: true,
+  const { values } = parseCommandLine("worker", argv, {
+    app: { type: "string" },
+    broker: { type: "string" },
+    concurrency: { type: "string" },
+    queues: { type: "string" },
+    name: { type: "string" },
+    "token-file": { type: "string" },
+    "connect-timeout": { type: "string" },
+    ...POOL_FLAGS,
   });
   if (values.help) {
     process.stdout.write(WORKER_HELP);
     return 0;
   }
-  if (values.app === undefined) throw new Error("--app is required: the module that exports the app");
+  // Everything is checked before the app module loads: once it has, its connection would keep a failed process alive.
+  if (values.app === undefined) throw new UsageError("--app is required: the module that exports the app (celerity worker --app ./tasks.ts)");
   const path = resolve(values.app);
-  if (!existsSync(path)) throw new Error(`--app: no such file: ${path}`);
-  if (values.broker !== undefined) process.env.CELERITY_BROKER_URL = values.broker;
-  if (process.env.CELERITY_BROKER_URL === undefined) {
-    throw new Error("no broker to consume from: pass --broker celerity://host:port or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)");
+  if (!existsSync(path)) throw new UsageError(`--app: no such file: ${path}`);
+  const concurrency = values.concurrency === undefined ? cpus().length : integerOption("concurrency", values.concurrency, 1);
+  const queues = values.queues?.split(",").map((q) => q.trim()).filter(Boolean);
+  if (queues !== undefined && queues.length === 0) throw new UsageError(`--queues names no queue: '${values.queues}'`);
+  const connectTimeoutS =
+    values["connect-timeout"] === undefined ? DEFAULT_CONNECT_TIMEOUT_S : integerOption("connect-timeout", values["connect-timeout"], 0);
+  const brokerUrl = values.broker ?? process.env.CELERITY_BROKER_URL;
+  if (brokerUrl === undefined || brokerUrl === "") {
+    throw new UsageError("no broker to consume from: pass --broker celerity://host:port or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)");
   }
+  process.env.CELERITY_BROKER_URL = brokerUrl;
   const pooling = poolOptionsOf(values);
   const shutdownTimeout = shutdownTimeoutOf(values);
   if (values.watch) return (await import("./cli-worker-watch.ts")).watchWorker(argv, path, (line) => console.error(line));
-  if (values["token-file"] !== undefined) process.env.CELERITY_TOKEN = readFileSync(values["token-file"], "utf8").trim();
-  const module = (await import(pathToFileURL(path).href)) as { default?: unknown; app?: unknown };
-  const app = (isApp(module.default) ? module.default : module.app) as App | undefined;
-  if (!isApp(app)) throw new Error(`${values.app} exports no app: export it as the default export or as 'app'`);
-  const concurrency = values.concurrency === undefined ? cpus().length : Number(values.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency must be a positive integer, got '${values.concurrency}'`);
+  if (values["token-file"] !== undefined) process.env.CELERITY_TOKEN = readTokenFile(values["token-file"]);
+
+  const log = (message: string) => console.error(`celerity worker: ${message}`);
+  // Loaded only now (it brings in the node's client), so that --help and usage errors answer at once.
+  const { waitForNode } = await import("./wait-for-node.ts");
+  await waitForNode(brokerUrl, { timeoutMs: connectTimeoutS * 1_000, log });
+  const module = await importUserModule(path);
+  const app = isApp(module.default) ? module.default : isApp(module.app) ? module.app : undefined;
+  if (app === undefined) throw new Error(`${values.app} exports no app: export it as the default export or as 'app'`);
   const worker = app.worker({
     concurrency,
     ...pooling,
     appModule: pathToFileURL(path).href,
-    ...(values.queues !== undefined ? { queues: values.queues.split(",").map((q) => q.trim()).filter(Boolean) } : {}),
+    ...(queues !== undefined ? { queues } : {}),
     ...(values.name !== undefined ? { name: values.name } : {}),
   });
-  await worker.start();
+  try {
+    await worker.start();
+  } catch (error) {
+    await closeWithin(app, CLOSE_AFTER_FAILURE_MS);
+    throw error;
+  }
   const { pool, concurrency: running } = worker.stats();
   console.error(`celerity worker ${worker.name}: consuming with concurrency ${running} on the ${pool} pool`);
   await stopOnSignals(worker, shutdownTimeout, (line) => console.error(line));
   await app.close();
   console.error(`celerity worker ${worker.name}: stopped`);
   return 0;
+};
+
+const closeWithin = async (app: App, ms: number): Promise<void> => {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    app.close({ timeout: ms }).catch(() => {}),
+    new Promise<void>((done) => {
+      timer = setTimeout(done, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 };
 
 const isApp = (value: unknown): value is App =>

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// The `celerity` binary: registers the TypeScript loader, then runs the CLI.
+// The `celerity` CLI run from the sources (npm start, tests, benches): registers
+// the TypeScript loader for celerity's own code, then runs the binary's entry.
+// The published package runs the compiled dist/src/bin.js instead.
 import { register } from "tsx/esm/api";
 
 register();
-const { main } = await import("./cli.ts");
-process.exitCode = await main(process.argv.slice(2));
+globalThis[Symbol.for("celerity.typescript-loader")] = true;
+await import("./bin.ts");

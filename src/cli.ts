@@ -1,11 +1,10 @@
 import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { UsageError } from "./cli-options.ts";
 
 const HELP = `celerity: a distributed task queue for TypeScript
 
 Usage:
-  celerity run <file.ts|file.js> [args...]   Run a workflow module (TypeScript loads directly).
+  celerity run <file> [args...]              Run a workflow module (.js, or .ts directly) (celerity run --help).
   celerity broker [options]                  Run a standalone broker node (celerity broker --help).
   celerity worker --app <file> [options]     Run a worker for an app module (celerity worker --help).
   celerity keygen --out <path>               Write an ed25519 key pair for signed messages (celerity keygen --help).
@@ -16,7 +15,19 @@ A workflow module creates an app, starts a worker and applies canvases at its
 top level (see docs/getting-started.md). It runs to completion like any script.
 `;
 
-/** Run the CLI with `argv` (without node and the script); resolves to the exit code. */
+/** The commands, each loaded only when it runs. */
+const COMMANDS: Record<string, () => Promise<(argv: readonly string[]) => Promise<number>>> = {
+  run: async () => (await import("./cli-run.ts")).runWorkflow,
+  broker: async () => (await import("./cli-broker.ts")).runBroker,
+  worker: async () => (await import("./cli-worker.ts")).runWorker,
+  keygen: async () => (await import("./cli-keygen.ts")).runKeygen,
+};
+
+/**
+ * Run the CLI with `argv` (without node and the script); resolves to the exit
+ * code: 0 done, 1 a workflow or command that failed, 2 a usage error or a
+ * command that could not start.
+ */
 export const main = async (argv: readonly string[]): Promise<number> => {
   const [command, ...rest] = argv;
   switch (command) {
@@ -27,51 +38,31 @@ export const main = async (argv: readonly string[]): Promise<number> => {
       process.stdout.write(HELP);
       return command === undefined ? 1 : 0;
     case "-v":
-    case "--version": {
-      const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
-      process.stdout.write(`${pkg.version}\n`);
+    case "--version":
+      process.stdout.write(`${packageVersion()}\n`);
       return 0;
-    }
-    case "run":
-      return run(rest);
-    case "broker":
-    case "worker":
-      try {
-        return command === "broker" ? await (await import("./cli-broker.ts")).runBroker(rest) : await (await import("./cli-worker.ts")).runWorker(rest);
-      } catch (error) {
-        process.stderr.write(`celerity ${command}: ${error instanceof Error ? error.message : String(error)}\n`);
-        return 2;
-      }
-    case "keygen":
-      try {
-        return await (await import("./cli-keygen.ts")).runKeygen(rest);
-      } catch (error) {
-        process.stderr.write(`celerity keygen: ${error instanceof Error ? error.message : String(error)}\n`);
-        return 2;
-      }
-    default:
-      process.stderr.write(`celerity: unknown command '${command}'\n\n${HELP}`);
-      return 2;
+  }
+  const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (load === undefined) {
+    process.stderr.write(`celerity: unknown command '${command}'\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    return await (await load())(rest);
+  } catch (error) {
+    const message = error instanceof UsageError ? error.message : error instanceof Error ? error.message : String(error);
+    process.stderr.write(`celerity ${command}: ${message}\n`);
+    return 2;
   }
 };
 
-const run = async ([file, ...args]: readonly string[]): Promise<number> => {
-  if (file === undefined) {
-    process.stderr.write("celerity run: missing the workflow file (celerity run ./workflow.ts)\n");
-    return 2;
+/** The version in celerity's package.json: two folders up once compiled (dist/src/), one up in the sources. */
+const packageVersion = (): string => {
+  for (const relative of ["../package.json", "../../package.json"]) {
+    const url = new URL(relative, import.meta.url);
+    if (!existsSync(url)) continue;
+    const pkg = JSON.parse(readFileSync(url, "utf8")) as { name?: string; version?: string };
+    if (pkg.name === "celerity" && pkg.version !== undefined) return pkg.version;
   }
-  const path = resolve(file);
-  if (!existsSync(path)) {
-    process.stderr.write(`celerity run: no such file: ${path}\n`);
-    return 2;
-  }
-  process.argv = [process.argv[0], path, ...args];
-  try {
-    const module = (await import(pathToFileURL(path).href)) as { default?: unknown };
-    if (typeof module.default === "function") await (module.default as () => unknown)();
-    return 0;
-  } catch (error) {
-    process.stderr.write(`celerity run: ${file} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    return 1;
-  }
+  return "unknown";
 };

@@ -1,5 +1,11 @@
 /**
- * celerity: a distributed task queue for TypeScript.
+ * celerity: a distributed task queue for TypeScript. This entry holds what an
+ * application needs: the app and its tasks, canvases, results, options and the
+ * errors an application catches. What embeds or extends celerity has entries
+ * of its own: `celerity/node` (the broker node, its durable stores, its
+ * client), `celerity/transport` (the transport contract, codec, embedded
+ * broker), `celerity/transport/conformance` (the suite a new transport must
+ * pass) and `celerity/signing` (keys for signed messages).
  *
  * @example
  * import { createApp, chain } from "celerity";
@@ -50,29 +56,12 @@ export {
   UnknownDeliveryError,
   UnroutableError,
 } from "../broker/errors.ts";
-export type {
-  Transport,
-  Consumer,
-  ExchangeType,
-  QueueOptions,
-  ConsumeOptions,
-  PublishOptions,
-  QueueStats,
-  RevocationOptions,
-} from "../broker/transport.ts";
-export type { Envelope, Delivery, DeadLetter } from "../broker/envelope.ts";
-export { Codec, CodecError, DecodeError } from "../broker/codec.ts";
-export { BrokerNode, DEFAULT_NODE_PORT, type BrokerNodeOptions } from "../broker/node/node-server.ts";
-export { DataDirLockedError } from "../broker/log/data-dir-lock.ts";
-export { NodeTransport } from "../broker/node/node-transport.ts";
-export { ConnectionLostError, RequestTimeoutError, ClientClosedError, type NodeClientOptions } from "../broker/node/node-client.ts";
-export { ConnectionRefusedError, RemoteBrokerError, ProtocolError, PROTOCOL_VERSION } from "../broker/node/protocol.ts";
-export { FrameTooLargeError, MalformedFrameError } from "../broker/node/wire-frame.ts";
-export { serveResults } from "../runtime/results/result-service.ts";
+export type { Transport, ExchangeType, QueueOptions, QueueStats, RevocationOptions } from "../broker/transport.ts";
+export { CodecError } from "../broker/codec.ts";
+export { ConnectionLostError, RequestTimeoutError, ClientClosedError } from "../broker/node/node-client.ts";
+export { ConnectionRefusedError, RemoteBrokerError, ProtocolError } from "../broker/node/protocol.ts";
+export { FrameTooLargeError } from "../broker/node/wire-frame.ts";
 export { SignatureError, SigningConfigError } from "../runtime/signing/signing-errors.ts";
 export type { SigningOptions } from "../runtime/signing/signing-options.ts";
-export { generateKeyPair, writeKeyPair, keyIdOf, type KeyPair } from "../runtime/signing/signing-keys.ts";
-export { RemoteResultStore } from "../runtime/results/remote-result-store.ts";
 export { RateLimitError, type RateLimitSetting, type RateLimitOptions, type RateScope } from "../runtime/rate-limit/rate-setting.ts";
 export type { RateLimitChange } from "../runtime/rate-limit/app-rate-limits.ts";
-export { serveRateLimits } from "../runtime/rate-limit/node-rate-limit-service.ts";

@@ -1,6 +1,11 @@
 import type { BrokerJournal } from "./broker-journal.ts";
 
-/** Settings of an EmbeddedBroker; every field is optional. */
+/**
+ * Settings of an EmbeddedBroker; every field is optional.
+ *
+ * @example
+ * const broker = createEmbeddedBroker({ defaultMaxDeliveries: 5 });
+ */
 export interface EmbeddedBrokerOptions {
   /** Clock for eta, expiry, revocation ttl and dead-letter timestamps (epoch ms). Default `Date.now`. */
   readonly now?: () => number;

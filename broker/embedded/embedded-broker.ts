@@ -31,7 +31,12 @@ import type {
 export type { EmbeddedBrokerOptions } from "./embedded-broker-options.ts";
 export type { BrokerJournal } from "./broker-journal.ts";
 
-/** Broker-wide counters, for monitoring and tests. */
+/**
+ * Broker-wide counters, for monitoring and tests.
+ *
+ * @example
+ * const { published, acked, deadLettered } = broker.totals();
+ */
 export interface BrokerTotals {
   /** Messages accepted by publish (a message routed to several queues counts once). */
   readonly published: number;

@@ -15,6 +15,13 @@ import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameParser, FrameTooLarge
  * with ConnectionLostError, since the client cannot know whether the node
  * acted on them. After each (re)connection the `onConnected` hooks run first,
  * so consumers are re-established before anything else is sent.
+ *
+ * @example
+ * try {
+ *   await add.delay(1, 2);
+ * } catch (error) {
+ *   if (error instanceof ConnectionLostError) console.log("the task may or may not have been sent");
+ * }
  */
 export class ConnectionLostError extends Data.TaggedError("ConnectionLostError")<{
   readonly url: string;
@@ -26,6 +33,13 @@ export class ConnectionLostError extends Data.TaggedError("ConnectionLostError")
   }
 }
 
+/**
+ * A request to the node got no answer in time (`requestTimeoutMs`, default 30 s): no connection, or a node too busy to answer.
+ *
+ * @example
+ * const transport = NodeTransport.create("celerity://127.0.0.1:5690", { requestTimeoutMs: 5_000 });
+ * await transport.stats("celery").catch((error) => error instanceof RequestTimeoutError); // true while no node answers
+ */
 export class RequestTimeoutError extends Data.TaggedError("RequestTimeoutError")<{
   readonly url: string;
   readonly op: string;
@@ -36,6 +50,13 @@ export class RequestTimeoutError extends Data.TaggedError("RequestTimeoutError")
   }
 }
 
+/**
+ * A request made after the connection was closed for good: after `app.close()`, or after the node refused the handshake.
+ *
+ * @example
+ * await app.close();
+ * await add.delay(1, 2); // rejects with ClientClosedError
+ */
 export class ClientClosedError extends Data.TaggedError("ClientClosedError")<{
   readonly url: string;
 }> {
@@ -44,6 +65,12 @@ export class ClientClosedError extends Data.TaggedError("ClientClosedError")<{
   }
 }
 
+/**
+ * Settings of a connection to a broker node (`NodeTransport.create`).
+ *
+ * @example
+ * NodeTransport.create("celerity://127.0.0.1:5690", { token: process.env.CELERITY_TOKEN, name: "billing", requestTimeoutMs: 5_000, reconnectMaxMs: 10_000 });
+ */
 export interface NodeClientOptions {
   readonly token?: string;
   /** Shown in the node's logs. */

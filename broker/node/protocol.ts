@@ -8,6 +8,13 @@ import type { Envelope, HeaderValue } from "../envelope.ts";
  * frames (publish, deliver, ack) use positional arrays: smaller and faster
  * to encode than maps.
  */
+
+/**
+ * The wire protocol's version, sent in the handshake; a node refuses a client of another version.
+ *
+ * @example
+ * console.log(`speaks protocol ${PROTOCOL_VERSION}`); // docs/protocol.md
+ */
 export const PROTOCOL_VERSION = 1;
 
 export const FrameType = {
@@ -41,6 +48,12 @@ export interface WireError {
   readonly fields?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * Input that breaks the node's protocol, or a broker url that is not `celerity://host:port`.
+ *
+ * @example
+ * createApp({ broker: "amqp://localhost" }); // throws ProtocolError: broker url must look like celerity://host:port
+ */
 export class ProtocolError extends Data.TaggedError("ProtocolError")<{
   readonly reason: string;
 }> {
@@ -49,7 +62,12 @@ export class ProtocolError extends Data.TaggedError("ProtocolError")<{
   }
 }
 
-/** An error the node reported for a request whose tag the client does not know: it carries the node's tag and message. */
+/**
+ * An error the node reported for a request whose tag the client does not know: it carries the node's tag and message.
+ *
+ * @example
+ * await add.delay(1, 2).catch((error) => error instanceof RemoteBrokerError && console.log(error.tag, error.op));
+ */
 export class RemoteBrokerError extends Data.TaggedError("RemoteBrokerError")<{
   readonly tag: string;
   readonly reason: string;
@@ -60,7 +78,13 @@ export class RemoteBrokerError extends Data.TaggedError("RemoteBrokerError")<{
   }
 }
 
-/** The node refused the connection (wrong token, unsupported version). */
+/**
+ * The node refused the connection (wrong token, unsupported version).
+ *
+ * @example
+ * const app = createApp({ broker: "celerity://127.0.0.1:5690", token: "wrong" });
+ * await add.delay(1, 2).catch((error) => error instanceof ConnectionRefusedError); // true: code "unauthorized"
+ */
 export class ConnectionRefusedError extends Data.TaggedError("ConnectionRefusedError")<{
   readonly code: string;
   readonly reason: string;

@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { Worker as Thread } from "node:worker_threads";
 import type { FromChild, ToChild } from "./pool-protocol.ts";
 import { POOL_CHILD_ENV } from "./pool-protocol.ts";
@@ -22,10 +22,36 @@ export interface ChildEvents {
   exit(code: number | null, signal: string | undefined): void;
 }
 
-const BOOT = new URL("./child-boot.mjs", import.meta.url);
+/** The child's side: this folder's pool-child, as sources (run through tsx) or as the built package's JavaScript. */
+const ENTRY = new URL(import.meta.url.endsWith(".ts") ? "./pool-child.ts" : "./pool-child.js", import.meta.url).href;
+const TYPESCRIPT = /\.[cm]?tsx?$/;
+const BOOT_ENV = "CELERITY_POOL_BOOT";
 
-export const spawnThread = (events: ChildEvents): ChildLink => {
-  const thread = new Thread(BOOT, { env: { ...process.env, [POOL_CHILD_ENV]: "threads" } });
+/**
+ * A thread or child starts here: it registers the TypeScript loader when the
+ * child's code or the app module is TypeScript (a thread does not inherit
+ * its parent's loader hooks), then loads the child. CommonJS text, so the
+ * same boot runs as an eval'd worker and as `node -e`, with no file to ship.
+ */
+const BOOT = `(async () => {
+  const boot = JSON.parse(process.env.${BOOT_ENV});
+  if (boot.loader !== undefined) (await import(boot.loader)).register();
+  await import(boot.entry);
+})().catch((error) => {
+  console.error(error);
+  process.exit(70);
+});`;
+
+/** The environment of a thread or child loading `appModule`. */
+const bootEnv = (kind: "threads" | "process", appModule: string): NodeJS.ProcessEnv => {
+  const typescript = TYPESCRIPT.test(ENTRY) || TYPESCRIPT.test(appModule);
+  const boot = { entry: ENTRY, ...(typescript ? { loader: import.meta.resolve("tsx/esm/api") } : {}) };
+  return { ...process.env, [POOL_CHILD_ENV]: kind, [BOOT_ENV]: JSON.stringify(boot) };
+};
+
+export const spawnThread = (appModule: string, events: ChildEvents): ChildLink => {
+  // No execArgv of the parent's: its preloads (a test runner's, a profiler's) are not the child's business.
+  const thread = new Thread(BOOT, { eval: true, env: bootEnv("threads", appModule), execArgv: [] });
   let exited = false;
   thread.on("message", (message: FromChild) => events.message(message));
   // An error thrown outside any task ends the thread; its exit event follows.
@@ -43,10 +69,10 @@ export const spawnThread = (events: ChildEvents): ChildLink => {
   };
 };
 
-export const spawnProcess = (events: ChildEvents): ChildLink => {
-  const child: ChildProcess = fork(BOOT, [], {
+export const spawnProcess = (appModule: string, events: ChildEvents): ChildLink => {
+  const child: ChildProcess = spawn(process.execPath, ["-e", BOOT], {
     serialization: "advanced",
-    env: { ...process.env, [POOL_CHILD_ENV]: "process" },
+    env: bootEnv("process", appModule),
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   let exited = false;

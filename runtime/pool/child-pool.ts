@@ -206,7 +206,8 @@ export class ChildPool {
       message: (message: FromChild) => this.onMessage(child, message),
       exit: (code: number | null, signal: string | undefined) => this.onExit(child, code, signal),
     };
-    const link = this.options.kind === "threads" ? spawnThread(events) : spawnProcess(events);
+    const { kind, appModule } = this.options;
+    const link = kind === "threads" ? spawnThread(appModule, events) : spawnProcess(appModule, events);
     let markExited!: () => void;
     const exited = new Promise<void>((resolve) => (markExited = resolve));
     const child: Child = { link, state: "starting", running: undefined, tasksRun: 0, ready: false, exited, markExited };

@@ -11,7 +11,13 @@ import { LocalTokenSource, type TokenSource } from "./token-source.ts";
  * broker the global buckets are in this process (shared by every app on the
  * same broker object); with a broker node they are on the node.
  */
-/** A new limit for `app.control.rateLimit`: a rate ("5/s"), a rate and a burst, or null to remove the limit. */
+/**
+ * A new limit for `app.control.rateLimit`: a rate ("5/s"), a rate and a burst, or null to remove the limit.
+ *
+ * @example
+ * await app.control.rateLimit("fetch", { rate: "5/s", burst: 2 });
+ * await app.control.rateLimit("fetch", null); // no limit
+ */
 export type RateLimitChange = string | number | { readonly rate: string | number; readonly burst?: number } | null;
 
 export interface RateLimiting {

@@ -21,6 +21,14 @@ import { rateLimitOperations } from "./rate-limit-operations.ts";
  */
 export const RATE_LIMIT_TOPIC = "rate-limit";
 
+/**
+ * Serve the cluster's shared token buckets on a broker node (ops `rate.*`), so
+ * a task's global rate limit holds across every worker connected to it.
+ *
+ * @example
+ * const node = await BrokerNode.start({ port: 5690 });
+ * serveRateLimits(node);
+ */
 export const serveRateLimits = (node: BrokerNode, options: BucketTableOptions = {}): BucketTable => {
   const buckets = new BucketTable(options);
   const changes = new Map<string, BucketLimit | null>();

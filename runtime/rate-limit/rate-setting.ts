@@ -12,6 +12,12 @@ import type { BucketLimit } from "./token-bucket.ts";
  */
 export type RateScope = "global" | "worker";
 
+/**
+ * The full form of a rate limit: rate, burst, scope and key.
+ *
+ * @example
+ * app.task("call", callApi, { rateLimit: { rate: "100/m", burst: 5, key: (host: string) => host } });
+ */
 export interface RateLimitOptions {
   /** The steady rate: "10/s", "100/m", "1000/h", or a number per second. */
   readonly rate: string | number;
@@ -27,7 +33,12 @@ export interface RateLimitOptions {
   readonly key?: (...args: never[]) => string;
 }
 
-/** What `rateLimit` accepts: a rate, or the full form. */
+/**
+ * What `rateLimit` accepts: a rate, or the full form.
+ *
+ * @example
+ * app.task("fetch", fetchPage, { rateLimit: "10/s" });
+ */
 export type RateLimitSetting = string | number | RateLimitOptions;
 
 /** A resolved limit. */
@@ -38,6 +49,12 @@ export interface RateLimit extends BucketLimit {
   readonly key?: (...args: never[]) => string;
 }
 
+/**
+ * A rate limit that cannot be used as written: the task and the value are named.
+ *
+ * @example
+ * app.task("fetch", fetchPage, { rateLimit: "ten per second" }); // throws RateLimitError
+ */
 export class RateLimitError extends Data.TaggedError("RateLimitError")<{
   readonly task: string;
   readonly value: string;

@@ -83,6 +83,11 @@ export class TaskResult<R> implements AsyncResult<R> {
  * The handle on a group: its members' handles, in order. `get()` resolves to
  * the list of values (rejecting with the first failure); `progress()` counts
  * finished members for a progress bar.
+ *
+ * @example
+ * const members = await group(add.s(1, 1), add.s(2, 2)).apply();
+ * await members.get(); // [2, 4]
+ * await members.progress(); // { total: 2, completed: 2, succeeded: 2, failed: 0 }
  */
 export class GroupResult<R> implements AsyncResult<R> {
   constructor(

@@ -12,6 +12,10 @@ import { ResultWaiters } from "./result-waiters.ts";
  * The result store of a broker node, from a client: every call is a request
  * to the node, and waiting for a result subscribes to the node's push, so
  * `app.result(id).get()` works from any process connected to the node.
+ *
+ * @example
+ * const transport = NodeTransport.create("celerity://127.0.0.1:5690", { requestTimeoutMs: 5_000 });
+ * const app = createApp({ broker: transport, results: new RemoteResultStore(transport.client) });
  */
 export class RemoteResultStore implements ResultStore {
   private readonly waiters = new ResultWaiters();

@@ -11,6 +11,14 @@ import { resultOperations } from "./result-operations.ts";
  */
 export const RESULT_TOPIC = "result";
 
+/**
+ * Serve a result store on a broker node (ops `results.*`) to every process
+ * connected to it; returns the store. Default: a new MemoryResultStore.
+ *
+ * @example
+ * const node = await BrokerNode.start({ port: 5690, dataDir: "./data" });
+ * serveResults(node, await DurableResultStore.open("./data/results"));
+ */
 export const serveResults = <S extends ResultStore = MemoryResultStore>(node: BrokerNode, store: S = new MemoryResultStore() as ResultStore as S): S => {
   node.serve(resultOperations, {
     setState: ([id, task, state, details]) => store.setState(id, task, state, details ?? undefined),

@@ -11,6 +11,9 @@ import { READY_STATES } from "../../dsl/result.ts";
  * in-memory store below answers at once. Values are stored encoded (msgpack),
  * so every reader gets its own copy and a value that cannot cross a process
  * boundary fails the task that produced it, here as it would over a network.
+ *
+ * @example
+ * const record = await app.results.get(result.id); // { state: "SUCCESS", ... } once finished
  */
 export interface ResultRecord {
   readonly id: string;
@@ -45,6 +48,13 @@ export type FinalOutcome =
  */
 export type MaybePromise<T> = T | Promise<T>;
 
+/**
+ * Where task states, results and workflow bookkeeping are kept: in memory,
+ * on a broker node, or in a store of your own passed as `createApp({ results })`.
+ *
+ * @example
+ * const app = createApp({ results: new MemoryResultStore({ maxResults: 10_000 }) });
+ */
 export interface ResultStore {
   /** Record a non-final state (PENDING when sent, STARTED, RETRY). Never overwrites a final state. */
   setState(id: string, task: string, state: TaskState, details?: StateDetails): MaybePromise<void>;
@@ -68,6 +78,12 @@ export interface ResultStore {
 /** How long a finished task's record is kept unless told otherwise: one day. */
 export const DEFAULT_RESULT_TTL_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * Bounds and expiry of an in-memory result store.
+ *
+ * @example
+ * new MemoryResultStore({ maxResults: 10_000, ttlMs: 60 * 60_000 });
+ */
 export interface MemoryResultStoreOptions {
   /** Most records kept; the least recently written go first, in bulk (see GenerationalMap). Default 100,000. */
   readonly maxResults?: number;

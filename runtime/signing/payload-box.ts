@@ -67,9 +67,20 @@ export class PayloadBox {
   }
 }
 
+/**
+ * A new 32-byte key for encrypting task arguments and results (tweetnacl secretbox).
+ *
+ * @example
+ * createApp({ signing: { key: "./keys/app.secret", trusted: ["./keys/*.pub"], encryption: [generateBoxKey()] } });
+ */
 export const generateBoxKey = (): Uint8Array => nacl.randomBytes(BOX_KEY_BYTES);
 
-/** Read a 32-byte secretbox key (base64 on one line); refuses a file others can read. */
+/**
+ * Read a 32-byte secretbox key (base64 on one line); refuses a file others can read.
+ *
+ * @example
+ * const key = readBoxKey("./keys/payload.key");
+ */
 export const readBoxKey = (path: string): Uint8Array => {
   const full = resolve(path);
   if (!existsSync(full)) throw new SigningConfigError({ reason: `cannot read the encryption key ${full}: no such file` });

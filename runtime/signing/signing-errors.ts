@@ -7,7 +7,13 @@ import { Data } from "effect";
  * nothing to trust), raised before anything is sent or consumed.
  */
 
-/** A delivered message was refused: no signature, a bad one, an untrusted key, a replay, or outside the time window. */
+/**
+ * A delivered message was refused: no signature, a bad one, an untrusted key, a replay, or outside the time window.
+ *
+ * @example
+ * // a worker records it as the refused task's failure:
+ * await result.get().catch((error) => error instanceof RemoteTaskError && error.remote.name === "SignatureError");
+ */
 export class SignatureError extends Data.TaggedError("SignatureError")<{
   readonly id: string;
   readonly task: string;
@@ -20,7 +26,12 @@ export class SignatureError extends Data.TaggedError("SignatureError")<{
   }
 }
 
-/** The signing options cannot be used as given. */
+/**
+ * The signing options cannot be used as given.
+ *
+ * @example
+ * createApp({ signing: { key: "./missing.secret" } }); // throws SigningConfigError: signing: cannot read ...
+ */
 export class SigningConfigError extends Data.TaggedError("SigningConfigError")<{
   readonly reason: string;
 }> {

@@ -25,6 +25,13 @@ export interface KeyPair {
   readonly secretKey: Uint8Array;
 }
 
+/**
+ * A trusted public key, with its key id and where it was read from.
+ *
+ * @example
+ * const [trusted] = readPublicKeys(["./keys/producer.pub"]);
+ * trusted.keyId; // 16 hex digits
+ */
 export interface PublicKey {
   readonly keyId: string;
   readonly publicKey: Uint8Array;
@@ -32,8 +39,21 @@ export interface PublicKey {
   readonly source: string;
 }
 
+/**
+ * The key id of a public key: the first 8 bytes of its SHA-256, in hex.
+ *
+ * @example
+ * keyIdOf(generateKeyPair().publicKey); // e.g. "3f2a9c0e5b7d1a48"
+ */
 export const keyIdOf = (publicKey: Uint8Array): string => createHash("sha256").update(publicKey).digest("hex").slice(0, 16);
 
+/**
+ * A new ed25519 key pair, in memory.
+ *
+ * @example
+ * const pair = generateKeyPair();
+ * createApp({ signing: { key: pair.secretKey, trusted: [pair.publicKey] } });
+ */
 export const generateKeyPair = (): KeyPair => {
   const { publicKey, secretKey } = nacl.sign.keyPair();
   return { keyId: keyIdOf(publicKey), publicKey, secretKey };
@@ -58,7 +78,12 @@ export const publicKeyOf = (publicKey: Uint8Array, source = "a trusted key"): Pu
   return { keyId: keyIdOf(publicKey), publicKey: Uint8Array.from(publicKey), source };
 };
 
-/** Write `<out>.secret` (mode 0600) and `<out>.pub`; refuses to overwrite either. */
+/**
+ * Write `<out>.secret` (mode 0600) and `<out>.pub`; refuses to overwrite either.
+ *
+ * @example
+ * const { secretPath, publicPath } = writeKeyPair("./keys/producer"); // keys/producer.secret, keys/producer.pub
+ */
 export const writeKeyPair = (out: string, pair: KeyPair = generateKeyPair()): { secretPath: string; publicPath: string; keyId: string } => {
   const secretPath = resolve(`${out}.secret`);
   const publicPath = resolve(`${out}.pub`);
@@ -85,7 +110,12 @@ const readKeyFile = (path: string, expected: number, what: string): Uint8Array =
   return new Uint8Array(bytes);
 };
 
-/** Read a secret key file; refuses one that group or others may read. */
+/**
+ * Read a secret key file; refuses one that group or others may read.
+ *
+ * @example
+ * const pair = readSecretKey("./keys/producer.secret");
+ */
 export const readSecretKey = (path: string): KeyPair => {
   const full = resolve(path);
   if (process.platform !== "win32" && existsSync(full) && (statSync(full).mode & 0o077) !== 0) {
@@ -95,6 +125,12 @@ export const readSecretKey = (path: string): KeyPair => {
   return keyPairOf(readKeyFile(full, SECRET_KEY_BYTES, "an ed25519 secret key"), full);
 };
 
+/**
+ * Read one public key file (`<name>.pub`).
+ *
+ * @example
+ * const key = readPublicKey("./keys/producer.pub");
+ */
 export const readPublicKey = (path: string): PublicKey => {
   const full = resolve(path);
   return publicKeyOf(readKeyFile(full, PUBLIC_KEY_BYTES, "an ed25519 public key"), full);
@@ -105,6 +141,9 @@ export const readPublicKey = (path: string): PublicKey => {
  * its last path segment (`./keys/*.pub`); a pattern that matches no file is
  * an error, so a typo cannot leave a worker trusting less than intended
  * without saying so.
+ *
+ * @example
+ * const trusted = readPublicKeys(["./keys/*.pub"]);
  */
 export const readPublicKeys = (patterns: readonly string[]): PublicKey[] => {
   const keys = new Map<string, PublicKey>();

@@ -14,6 +14,9 @@ import { WorkerPooling } from "../pool/worker-pooling.ts";
  * Acknowledgement is late by default: a message is acked only after its
  * result is stored and its workflow advanced, so a worker that dies or stops
  * mid-task leaves the message to be redelivered, never dropped.
+ *
+ * @example
+ * await app.worker({ name: "images-1", queues: ["images", "celery"], concurrency: 16 }).start();
  */
 export interface WorkerOptions extends PoolOptions {
   /** Shown in errors and logs. Default: "worker-<n>@<pid>". */
@@ -33,6 +36,12 @@ export interface WorkerOptions extends PoolOptions {
   readonly leaseMs?: number;
 }
 
+/**
+ * How long `worker.stop()` and `app.close()` wait for running tasks.
+ *
+ * @example
+ * await worker.stop({ timeout: 10_000 });
+ */
 export interface StopOptions {
   /**
    * Wait at most this many ms for running tasks; then abort them (stopping
@@ -43,6 +52,12 @@ export interface StopOptions {
   readonly timeout?: number;
 }
 
+/**
+ * A worker's counts since it started: tasks running and waiting for a slot, and how the finished ones ended.
+ *
+ * @example
+ * const { running, succeeded, failed } = worker.stats();
+ */
 export interface WorkerStats {
   readonly running: number;
   readonly waiting: number;
@@ -78,6 +93,17 @@ let workerCount = 0;
 /** A held message shows RECEIVED once it has waited through a full sweep interval. */
 const RECEIVED_SWEEP_MS = 10;
 
+/**
+ * A worker in this process: consumes its queues and runs tasks, at most
+ * `concurrency` at a time, acknowledging each message once its result is
+ * stored (see WorkerOptions). Made by `app.worker()`.
+ *
+ * @example
+ * const worker = app.worker({ concurrency: 8 });
+ * await worker.start();
+ * // ...
+ * await worker.stop({ timeout: 10_000 });
+ */
 export class Worker {
   readonly name: string;
   private readonly queues: readonly string[];

@@ -1,0 +1,77 @@
+import { join } from "node:path";
+import { BrokerNode, type BrokerNodeOptions } from "../broker/node/node-server.ts";
+import { DurableResultStore, type DurableResultStoreOptions } from "./results/durable-result-store.ts";
+import { serveResults } from "./results/result-service.ts";
+import { MemoryResultStore, type MemoryResultStoreOptions, type ResultStore } from "./results/result-store.ts";
+import { serveRateLimits } from "./rate-limit/node-rate-limit-service.ts";
+
+/**
+ * What a full node is made of: the broker node's options, and how the results it serves are kept.
+ *
+ * @example
+ * await startFullNode({ port: 5690, dataDir: "./data", results: { maxResults: 1_000_000 } });
+ */
+export interface FullNodeOptions extends BrokerNodeOptions {
+  /**
+   * Bounds and expiry of the result store. With `dataDir`, results and
+   * workflow state are kept in a durable log in `<dataDir>/results`, with the
+   * node's `fsync` policy; without it, in memory only.
+   */
+  readonly results?: MemoryResultStoreOptions & Pick<DurableResultStoreOptions, "segmentBytes" | "compactAtBytes">;
+}
+
+/**
+ * A running full node: the broker node and the result store it serves.
+ *
+ * @example
+ * const full: FullNode = await startFullNode({ port: 0 });
+ * const app = createApp({ broker: full.url });
+ */
+export interface FullNode {
+  readonly node: BrokerNode;
+  readonly results: ResultStore;
+  /** `celerity://host:port`: the url apps and workers connect to. */
+  readonly url: string;
+  /** Stop listening, close every connection, then flush and close the logs. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Start a broker node that serves everything apps and workers use, as
+ * `celerity broker` does: queues and exchanges, the result store (durable in
+ * `<dataDir>/results` when `dataDir` is set) and the cluster's rate limits.
+ *
+ * @example
+ * import { startFullNode } from "celerity/node";
+ * const full = await startFullNode({ port: 5690, dataDir: "./data", fsync: { intervalMs: 100 } });
+ * // createApp({ broker: full.url }) in producers and workers
+ * await full.stop();
+ */
+export const startFullNode = async (options: FullNodeOptions = {}): Promise<FullNode> => {
+  const { results: resultOptions = {}, ...nodeOptions } = options;
+  const log = nodeOptions.log ?? ((message: string) => console.error(`celerity broker: ${message}`));
+  // Opened before the node listens, so no client ever finds the results ops missing; its own lock guards it meanwhile.
+  const results =
+    nodeOptions.dataDir === undefined
+      ? new MemoryResultStore(resultOptions)
+      : await DurableResultStore.open(join(nodeOptions.dataDir, "results"), {
+          ...resultOptions,
+          ...(nodeOptions.fsync !== undefined ? { fsync: nodeOptions.fsync } : {}),
+          log: (message) => log(`results: ${message}`),
+        });
+  const node = await BrokerNode.start(nodeOptions).catch(async (error: unknown) => {
+    await results.close();
+    throw error;
+  });
+  serveResults(node, results);
+  serveRateLimits(node);
+  return {
+    node,
+    results,
+    url: node.url,
+    stop: async () => {
+      await node.stop();
+      await results.close();
+    },
+  };
+};

@@ -1,0 +1,169 @@
+/**
+ * How every `celerity` command ends: --help answers, bad input and an
+ * unreachable broker exit non-zero with a message that says what was wrong,
+ * and a failure exits at once even while a connection to a node is open.
+ */
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { BrokerNode } from "../broker/node/node-server.ts";
+import { scaled } from "../tests/support/waits.ts";
+import { WatchedProcess } from "../tests/support/watched-process.ts";
+
+const CLI = fileURLToPath(new URL("./cli.js", import.meta.url));
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const fixture = (name: string) => fileURLToPath(new URL(`../tests/fixtures/${name}`, import.meta.url));
+const EXIT_TIMEOUT_MS = scaled(20_000);
+
+/** The CLI with this test's environment only: no broker url or token inherited from the shell. */
+const celerity = (args: readonly string[], env: NodeJS.ProcessEnv = {}) => {
+  const { CELERITY_BROKER_URL: _url, CELERITY_TOKEN: _token, ...inherited } = process.env;
+  return new WatchedProcess(`celerity ${args[0] ?? ""}`, process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...inherited, ...env } });
+};
+
+/** Run the CLI to its end; a process still running after the timeout fails the test (and is killed). */
+const finished = async (args: readonly string[], env?: NodeJS.ProcessEnv) => {
+  const cli = celerity(args, env);
+  try {
+    const { code } = await cli.exit(EXIT_TIMEOUT_MS);
+    return { code, output: cli.output };
+  } finally {
+    await cli.kill();
+  }
+};
+
+/** A port nothing listens on: one the OS just handed out and took back. */
+const deadPort = async (): Promise<number> => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+};
+
+describe("celerity --help", () => {
+  for (const command of ["run", "broker", "worker", "keygen"]) {
+    it(`celerity ${command} --help prints the command's usage and exits 0`, async () => {
+      const { code, output } = await finished([command, "--help"]);
+      assert.equal(code, 0, output);
+      assert.match(output, new RegExp(`^celerity ${command}: `));
+      assert.match(output, /Usage:/);
+    });
+  }
+
+  it("celerity --help lists every command", async () => {
+    const { code, output } = await finished(["--help"]);
+    assert.equal(code, 0, output);
+    for (const command of ["run", "broker", "worker", "keygen"]) assert.match(output, new RegExp(`celerity ${command} `));
+  });
+});
+
+describe("celerity on bad input", () => {
+  for (const command of ["broker", "worker", "keygen"]) {
+    it(`celerity ${command} exits 2 naming an unknown option`, async () => {
+      const { code, output } = await finished([command, "--colour", "blue"]);
+      assert.equal(code, 2, output);
+      assert.match(output, new RegExp(`celerity ${command}: Unknown option '--colour' \\(see celerity ${command} --help\\)`));
+    });
+  }
+
+  it("exits 2 for an unknown command, and for run without a file or with a missing one", async () => {
+    assert.equal((await finished(["frobnicate"])).code, 2);
+    const none = await finished(["run"]);
+    assert.equal(none.code, 2);
+    assert.match(none.output, /celerity run: missing the workflow file/);
+    const missing = await finished(["run", "./no-such-workflow.ts"]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.output, /celerity run: no such file: .*no-such-workflow\.ts/);
+  });
+
+  for (const [flag, value, message] of [
+    ["--concurrency", "abc", /--concurrency must be an integer of at least 1, got 'abc'/],
+    ["--concurrency", "0", /--concurrency must be an integer of at least 1, got '0'/],
+    ["--connect-timeout", "soon", /--connect-timeout must be an integer of at least 0, got 'soon'/],
+    ["--queues", ",", /--queues names no queue/],
+  ] as const) {
+    it(`celerity worker ${flag} ${value} exits 2 before loading the app`, async () => {
+      const { code, output } = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", "celerity://127.0.0.1:1", flag, value]);
+      assert.equal(code, 2, output);
+      assert.match(output, message);
+    });
+  }
+
+  it("celerity worker without a broker, or with a malformed broker url, exits 2 saying so", async () => {
+    const none = await finished(["worker", "--app", fixture("cli-app.ts")]);
+    assert.equal(none.code, 2);
+    assert.match(none.output, /no broker to consume from: pass --broker/);
+    const malformed = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", "amqp://localhost"]);
+    assert.equal(malformed.code, 2);
+    assert.match(malformed.output, /broker url must look like celerity:\/\/host:port, got 'amqp:\/\/localhost'/);
+  });
+
+  for (const args of [
+    ["broker", "--port", "0"],
+    ["worker", "--app", fixture("cli-app.ts"), "--broker", "celerity://127.0.0.1:1"],
+  ]) {
+    it(`celerity ${args[0]} exits 2 naming a --token-file it cannot read`, async () => {
+      const { code, output } = await finished([...args, "--token-file", "./no-such-token"]);
+      assert.equal(code, 2, output);
+      assert.match(output, new RegExp(`celerity ${args[0]}: --token-file: cannot read .*no-such-token: ENOENT`));
+    });
+  }
+
+  it("celerity broker exits 2 on a port out of range or a bad fsync policy", async () => {
+    const port = await finished(["broker", "--port", "70000"]);
+    assert.equal(port.code, 2);
+    assert.match(port.output, /--port must be an integer from 0 to 65535, got '70000'/);
+    const fsync = await finished(["broker", "--port", "0", "--fsync", "sometimes"]);
+    assert.equal(fsync.code, 2);
+    assert.match(fsync.output, /--fsync must be "always" or "interval:<ms>", got 'sometimes'/);
+  });
+});
+
+describe("celerity worker and run against a broker node", () => {
+  let node: BrokerNode;
+  before(async () => {
+    node = await BrokerNode.start({ port: 0, token: "secret", log: () => {} });
+  });
+  after(() => node.stop());
+
+  it("a worker whose broker is down says what it waits for, then exits 2 after --connect-timeout", async () => {
+    const url = `celerity://127.0.0.1:${await deadPort()}`;
+    const { code, output } = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", url, "--connect-timeout", "1"]);
+    assert.equal(code, 2, output);
+    assert.match(output, new RegExp(`celerity worker: waiting for the broker node at ${url} \\(.*ECONNREFUSED.*\\); retrying, giving up 1 s from now`));
+    assert.match(output, new RegExp(`celerity worker: no broker node at ${url} after 1 s`));
+  });
+
+  it("a worker the node refuses (wrong token) exits 2 with the refusal", async () => {
+    const { code, output } = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", node.url], { CELERITY_TOKEN: "wrong" });
+    assert.equal(code, 2, output);
+    assert.match(output, /celerity worker: .*token/i);
+  });
+
+  it("a worker whose module exports no app exits 2, though the module's app is connected", async () => {
+    const { code, output } = await finished(["worker", "--app", fixture("cli-app-unexported.ts"), "--broker", node.url], { CELERITY_TOKEN: "secret" });
+    assert.equal(code, 2, output);
+    assert.match(output, /cli-app-unexported\.ts exports no app: export it as the default export or as 'app'/);
+  });
+
+  it("celerity run exits 1 with the stack when the workflow throws while connected", async () => {
+    const { code, output } = await finished(["run", fixture("cli-failing-workflow.ts")], { CELERITY_BROKER_URL: node.url, CELERITY_TOKEN: "secret" });
+    assert.equal(code, 1, output);
+    assert.match(output, /celerity run: .*cli-failing-workflow\.ts failed: Error: the workflow failed on purpose/);
+  });
+
+  it("a worker started before its node waits for it visibly, then consumes", async (t) => {
+    const port = await deadPort();
+    const url = `celerity://127.0.0.1:${port}`;
+    const worker = celerity(["worker", "--app", fixture("cli-app.ts"), "--broker", url, "--concurrency", "1"]);
+    t.after(() => worker.kill());
+    await worker.waitFor(/waiting for the broker node at/, EXIT_TIMEOUT_MS);
+    const late = await BrokerNode.start({ port, log: () => {} });
+    t.after(() => late.stop());
+    await worker.waitFor(/reached the broker node at/, EXIT_TIMEOUT_MS);
+    await worker.waitFor(/consuming with concurrency 1/, EXIT_TIMEOUT_MS);
+    assert.deepEqual(await worker.stop("SIGTERM", EXIT_TIMEOUT_MS), { code: 0, signal: null });
+  });
+});

@@ -1,0 +1,14 @@
+/**
+ * celerity/transport/conformance: the tests every transport must pass,
+ * registered with `node:test`. Import it only from a test file.
+ *
+ * @example
+ * // my-transport.conformance.test.ts, run with `node --test`
+ * import { transportConformance } from "celerity/transport/conformance";
+ * import { MyTransport } from "./my-transport.js";
+ *
+ * transportConformance("my", () => MyTransport.connect("my://localhost"));
+ *
+ * @module
+ */
+export { transportConformance } from "../broker/conformance.ts";

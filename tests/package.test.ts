@@ -1,0 +1,167 @@
+/**
+ * The package as a user gets it: packed with `npm pack` (which builds it),
+ * installed from the tarball into a scratch project outside the repository,
+ * then used there by plain JavaScript (ESM and CommonJS), type-checked by
+ * TypeScript under both module resolutions a project may use, and run
+ * through its `celerity` binary. The install is offline: the dependencies
+ * come from the npm cache that `npm ci` filled, pinned by the repository's
+ * own lockfile, and the type check uses the repository's TypeScript.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { WatchedProcess } from "./support/watched-process.ts";
+import { scaled } from "./support/waits.ts";
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const FIXTURES = fileURLToPath(new URL("./fixtures/scratch-project/", import.meta.url));
+const TSC = join(ROOT, "node_modules", "typescript", "bin", "tsc");
+const STEP_TIMEOUT_MS = scaled(60_000);
+const PROCESS_TIMEOUT_MS = scaled(20_000);
+
+let scratch = "";
+let project = "";
+let tarball = "";
+
+/** Node in the scratch project, as `node <file>` there. */
+const node = (file: string, ...args: string[]) => run(process.execPath, [file, ...args], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
+const bin = () => join(project, "node_modules", ".bin", "celerity");
+
+/**
+ * The scratch project's lockfile: the tarball, plus every package the
+ * repository's lockfile pins for it (its dependencies, and Node's types), so
+ * `npm ci --offline` finds each one in the cache by its integrity.
+ */
+const scratchLockfile = (tarballName: string): { manifest: object; lockfile: object } => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+  const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8"));
+  const spec = `file:../${tarballName}`;
+  const integrity = `sha512-${createHash("sha512").update(readFileSync(join(scratch, tarballName))).digest("base64")}`;
+  const dependencies = { celerity: spec, "@types/node": lock.packages["node_modules/@types/node"].version };
+  const packages: Record<string, object> = {
+    "": { name: "scratch", dependencies },
+    "node_modules/celerity": {
+      version: pkg.version,
+      resolved: spec,
+      integrity,
+      license: pkg.license,
+      dependencies: pkg.dependencies,
+      bin: pkg.bin,
+      engines: pkg.engines,
+      peerDependencies: pkg.peerDependencies,
+      peerDependenciesMeta: pkg.peerDependenciesMeta,
+    },
+  };
+  type Entry = { dev?: boolean; devOptional?: boolean; dependencies?: Record<string, string> };
+  const pinned = lock.packages as Record<string, Entry>;
+  // Node's types and what they need, though the repository has them as development tools only.
+  const types = new Set<string>();
+  const addTypes = (path: string) => {
+    if (types.has(path) || pinned[path] === undefined) return;
+    types.add(path);
+    for (const name of Object.keys(pinned[path].dependencies ?? {})) addTypes(`node_modules/${name}`);
+  };
+  addTypes("node_modules/@types/node");
+  for (const [path, entry] of Object.entries(pinned)) {
+    if (path === "" || ((entry.dev === true || entry.devOptional === true) && !types.has(path))) continue;
+    const { dev: _dev, devOptional: _devOptional, ...kept } = entry;
+    packages[path] = kept;
+  }
+  return {
+    manifest: { name: "scratch", private: true, type: "module", dependencies },
+    lockfile: { name: "scratch", lockfileVersion: 3, requires: true, packages },
+  };
+};
+
+describe("the installed package", { timeout: scaled(180_000) }, () => {
+  before(async () => {
+    scratch = mkdtempSync(join(tmpdir(), "celerity-package-"));
+    const packed = await run("npm", ["pack", "--json", "--pack-destination", scratch], { cwd: ROOT, timeout: STEP_TIMEOUT_MS });
+    // The JSON report follows whatever the prepack build printed.
+    tarball = (JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[/m))) as { filename: string }[])[0].filename;
+    project = join(scratch, "project");
+    mkdirSync(project);
+    cpSync(FIXTURES, project, { recursive: true });
+    const { manifest, lockfile } = scratchLockfile(tarball);
+    writeFileSync(join(project, "package.json"), JSON.stringify(manifest, null, 2));
+    writeFileSync(join(project, "package-lock.json"), JSON.stringify(lockfile, null, 2));
+    await run("npm", ["ci", "--offline", "--no-audit", "--no-fund"], { cwd: project, timeout: STEP_TIMEOUT_MS });
+  });
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it("ships compiled JavaScript, declarations and source maps, and no tests or sources", async () => {
+    const { stdout } = await run("tar", ["-tzf", join(scratch, tarball)]);
+    const files = stdout.split("\n").filter(Boolean);
+    for (const entry of ["index", "node", "transport", "transport-conformance", "signing"]) {
+      for (const suffix of [".js", ".d.ts", ".js.map"]) assert.ok(files.includes(`package/dist/src/${entry}${suffix}`), `missing dist/src/${entry}${suffix}`);
+    }
+    assert.ok(files.includes("package/dist/src/bin.js"));
+    assert.deepEqual(files.filter((file) => /\.test\.|test-support|fixtures|bench|property-tests|(?<!\.d)\.ts$/.test(file)), []);
+    const kb = Math.round(statSync(join(scratch, tarball)).size / 1024);
+    console.log(`package: ${tarball}, ${kb} kB, ${files.length} files`);
+  });
+
+  it("runs a plain ESM producer and worker on the embedded broker", async () => {
+    const { stdout } = await node("embedded.mjs");
+    assert.equal(stdout.trim(), "[4,16,[2,4],6]");
+  });
+
+  it("loads with require() from CommonJS, sub-path entries included", async () => {
+    const { stdout } = await node("required.cjs");
+    assert.deepEqual(JSON.parse(stdout), { sum: 6, caught: true, node: "function", codec: "function" });
+  });
+
+  for (const resolution of ["nodenext", "bundler"]) {
+    it(`type-checks strictly under ${resolution} resolution, with the DSL's inference and its errors intact`, async () => {
+      // inference.ts holds @ts-expect-error lines: a check that lost the inference fails on them as unused.
+      const check = await run(process.execPath, [TSC, "-p", `tsconfig.${resolution}.json`], { cwd: project, timeout: STEP_TIMEOUT_MS }).catch(
+        (error: { stdout?: string; stderr?: string }) => assert.fail(`tsc failed:\n${error.stdout ?? ""}${error.stderr ?? ""}`),
+      );
+      assert.equal(check.stdout, "");
+    });
+  }
+
+  it("answers npx celerity --help and --version", async () => {
+    const { stdout } = await run("npx", ["--offline", "celerity", "--help"], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
+    assert.match(stdout, /^celerity: a distributed task queue/);
+    assert.match(stdout, /celerity worker --app <file>/);
+    const version = await run("npx", ["--offline", "celerity", "--version"], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
+    assert.equal(version.stdout.trim(), JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version);
+  });
+
+  it("runs a .mjs app's worker against celerity broker, fed by a .mjs producer", async (t) => {
+    const broker = new WatchedProcess("broker", bin(), ["broker", "--port", "0"], { cwd: project });
+    t.after(() => broker.kill());
+    const [, url] = await broker.waitFor(/listening on (celerity:\/\/\S+)/, PROCESS_TIMEOUT_MS);
+    const worker = new WatchedProcess("worker", bin(), ["worker", "--app", "./tasks.mjs", "--broker", url, "--concurrency", "2"], { cwd: project });
+    t.after(() => worker.kill());
+    await worker.waitFor(/consuming with concurrency 2/, PROCESS_TIMEOUT_MS);
+    const { stdout } = await run(process.execPath, ["producer.mjs"], {
+      cwd: project,
+      timeout: PROCESS_TIMEOUT_MS,
+      env: { ...process.env, CELERITY_BROKER_URL: url },
+    });
+    assert.equal(stdout.trim(), "[42,6]");
+    assert.deepEqual(await worker.stop("SIGTERM", PROCESS_TIMEOUT_MS), { code: 0, signal: null });
+    assert.deepEqual(await broker.stop("SIGTERM", PROCESS_TIMEOUT_MS), { code: 0, signal: null });
+  });
+
+  it("runs a TypeScript workflow with celerity run, and registers no TypeScript loader for JavaScript", async () => {
+    const typescript = await run(bin(), ["run", "./workflow.ts", "a", "b"], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
+    assert.equal(typescript.stdout.trim(), "total 6 from a,b");
+    const javascript = await run(bin(), ["run", "./loader-free.mjs"], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
+    assert.equal(javascript.stdout.trim(), "typescript loader registered: false");
+  });
+
+  it("starts a durable broker node from code with public imports only, and keeps results across a restart", async () => {
+    const { stdout } = await node("durable-node.mjs", join(scratch, "data"));
+    assert.equal(stdout.trim(), "[4,4]");
+  });
+});
