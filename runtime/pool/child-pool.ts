@@ -40,7 +40,12 @@ export interface ChildPoolOptions {
   readonly log: (message: string) => void;
 }
 
-/** What a pool has done, for stats and tests. */
+/**
+ * A threads or process pool's counts, in `worker.stats().children`.
+ *
+ * @example
+ * const { size, busy, recycled, killed, lost } = worker.stats().children ?? {};
+ */
 export interface PoolStats {
   readonly kind: "threads" | "process";
   /** Threads or children the pool keeps (busy, idle or starting). */

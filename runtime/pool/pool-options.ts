@@ -6,12 +6,24 @@ import { WorkerError } from "../errors.ts";
  * gave and says what is wrong.
  */
 
-/** `"async"`: on the worker's own event loop (the default). `"threads"`: worker_threads. `"process"`: child processes. */
+/**
+ * Where a worker runs its tasks. `"async"`: on the worker's own event loop
+ * (the default). `"threads"`: worker_threads. `"process"`: child processes.
+ *
+ * @example
+ * const pool: PoolKind = "threads";
+ * app.worker({ pool, concurrency: 4 });
+ */
 export type PoolKind = "async" | "threads" | "process";
 
 export const POOL_KINDS: readonly PoolKind[] = ["async", "threads", "process"];
 
-/** Grow the pool with the backlog up to `max`, shrink it to `min` when idle. */
+/**
+ * Grow the pool with the backlog up to `max`, shrink it to `min` when idle.
+ *
+ * @example
+ * app.worker({ pool: "process", autoscale: { max: 8, min: 2, idleMs: 60_000 } });
+ */
 export interface AutoscaleOptions {
   readonly max: number;
   readonly min: number;
@@ -21,6 +33,14 @@ export interface AutoscaleOptions {
   readonly intervalMs?: number;
 }
 
+/**
+ * A worker's pool and the limits of its threads or children (part of
+ * WorkerOptions; see docs/workers.md).
+ *
+ * @example
+ * const app = createApp({ module: import.meta.url });
+ * app.worker({ pool: "threads", concurrency: 4, maxTasksPerChild: 1_000, maxMemoryPerChild: 512 * 2 ** 20 });
+ */
 export interface PoolOptions {
   /** Default "async". */
   readonly pool?: PoolKind;
