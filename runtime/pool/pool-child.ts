@@ -1,5 +1,6 @@
 import { isMainThread, parentPort } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
+import { systemClock } from "../../broker/clock.ts";
 import { Codec, CodecError } from "../../broker/codec.ts";
 import { MAP_TASK, STARMAP_TASK } from "../../dsl/combinators.ts";
 import { UnknownTaskError } from "../errors.ts";
@@ -88,7 +89,7 @@ const run = async (message: Extract<ToChild, { type: "run" }>): Promise<void> =>
   } catch (error) {
     return answer(call, task, encode, { ok: false, error });
   }
-  const invocation = invoke(definition, id, retries, args, softTimeLimit, undefined);
+  const invocation = invoke(definition, id, retries, args, softTimeLimit, undefined, systemClock);
   answer(call, task, encode, invocation instanceof AsyncInvocation ? await invocation.outcome : invocation);
 };
 
