@@ -12,7 +12,14 @@ import type { CallOptions } from "../../dsl/options.ts";
 import { MalformedMessageError } from "../errors.ts";
 import { fromEnvelope } from "../task-message.ts";
 
-/** One task message sent: by the test's code, by a workflow advancing, or as a retry. */
+/**
+ * One task message sent: by the test's code, by a workflow advancing, or as a retry.
+ *
+ * @example
+ * const [first] = t.sent;
+ * first.task; // "add"
+ * first.args; // [2, 2]
+ */
 export interface SentTask {
   /** The task's name (for map / starmap steps, the built-in task; `target` names the task applied). */
   readonly task: string;
@@ -40,7 +47,13 @@ export interface SentTask {
   readonly target?: string;
 }
 
-/** Something naming a task: its name, or the registered task. */
+/**
+ * Something naming a task: its name, or the registered task.
+ *
+ * @example
+ * t.assertSent(add);        // the registered task
+ * t.assertSent("add", [2, 2]); // or its name
+ */
 export type TaskRef = string | { readonly name: string };
 
 const nameOf = (task: TaskRef): string => (typeof task === "string" ? task : task.name);
@@ -121,7 +134,13 @@ export class SentLog {
   }
 }
 
-/** Whether a message of `task` was sent, with `args` if given (compared deeply, as decoded). */
+/**
+ * Whether a message of `task` was sent, with `args` if given (compared deeply, as decoded).
+ *
+ * @example
+ * const message = findSent(t.sent, add, [2, 2]);
+ * message?.id; // the task's id
+ */
 export const findSent = (sent: readonly SentTask[], task: TaskRef, args?: readonly unknown[]): SentTask | undefined => {
   const name = nameOf(task);
   return sent.find((s) => (s.task === name || s.target === name) && (args === undefined || isDeepStrictEqual(s.args, args)));
@@ -141,6 +160,9 @@ const wanted = (task: TaskRef, args: readonly unknown[] | undefined): string =>
 /**
  * Throw an AssertionError (which node:test, vitest and jest all report) unless
  * a message of `task` was sent, with `args` if given.
+ *
+ * @example
+ * assertSent(t.sent, "emails.send", ["ada@example.com"]);
  */
 export const assertSent = (sent: readonly SentTask[], task: TaskRef, args?: readonly unknown[]): SentTask => {
   const found = findSent(sent, task, args);
@@ -148,7 +170,12 @@ export const assertSent = (sent: readonly SentTask[], task: TaskRef, args?: read
   throw new AssertionError({ message: `expected task ${wanted(task, args)} to have been sent; ${describeSent(sent)}` });
 };
 
-/** Throw an AssertionError if a message of `task` was sent (with `args` if given). */
+/**
+ * Throw an AssertionError if a message of `task` was sent (with `args` if given).
+ *
+ * @example
+ * assertNotSent(t.sent, "emails.send");
+ */
 export const assertNotSent = (sent: readonly SentTask[], task: TaskRef, args?: readonly unknown[]): void => {
   if (findSent(sent, task, args) === undefined) return;
   throw new AssertionError({ message: `expected task ${wanted(task, args)} not to have been sent; ${describeSent(sent)}` });

@@ -23,6 +23,13 @@ import { TaskStubs, type Stub } from "./task-stubs.ts";
 import { DrainTimeoutError, EagerRunError, ReentrantDrainError } from "./testing-errors.ts";
 import { VirtualClock } from "./virtual-clock.ts";
 
+/**
+ * How a test app is made: the tasks to register (your app module's
+ * definitions), eager mode, where its clock starts, the worker's options.
+ *
+ * @example
+ * const t = await createTestApp({ tasks: (app) => defineTasks(app), eager: true });
+ */
 export interface TestAppOptions<T> {
   /**
    * Register the app's tasks: your app module written as a function of the
@@ -48,7 +55,14 @@ export interface TestAppOptions<T> {
   readonly log?: (message: string) => void;
 }
 
-/** A test app's clock: a Clock others can read and schedule on, that moves only when the test advances it. */
+/**
+ * A test app's clock: a Clock others can read and schedule on, that moves only when the test advances it.
+ *
+ * @example
+ * const t = await createTestApp({ startAt: Date.UTC(2030, 0, 1) });
+ * t.clock.now(); // 1893456000000
+ * await t.clock.advance("1h");
+ */
 export class TestClock implements Clock {
   constructor(
     /** The virtual clock underneath. */
@@ -95,6 +109,13 @@ const realMs = (option: string, value: number | undefined, fallback: number): nu
  * A test app. `app` is an ordinary App (register tasks on it, or pass your
  * app's task definitions as `tasks`); its broker is embedded and its clock
  * virtual.
+ *
+ * @example
+ * const t = await createTestApp();
+ * const add = t.app.task("add", (x: number, y: number) => x + y);
+ * const r = await add.applyAsync([2, 2], { countdown: 60_000 });
+ * await t.clock.advance("1m");
+ * await r.get(); // 4
  */
 export class TestApp<T = undefined> {
   readonly app: App;

@@ -3,7 +3,12 @@
  * can do about it.
  */
 
-/** `drain()` (or an `advance`, or an eager send) could not settle within its real-time limit: names what still runs. */
+/**
+ * `drain()` (or an `advance`, or an eager send) could not settle within its real-time limit: names what still runs.
+ *
+ * @example
+ * await t.drain(); // rejects with DrainTimeoutError naming a task that never finishes
+ */
 export class DrainTimeoutError extends Error {
   readonly _tag = "DrainTimeoutError";
   constructor(
@@ -20,7 +25,13 @@ export class DrainTimeoutError extends Error {
   }
 }
 
-/** An eager send whose task cannot finish: nothing runs and nothing is due, yet its result is not ready. */
+/**
+ * An eager send whose task cannot finish: nothing runs and nothing is due, yet its result is not ready.
+ *
+ * @example
+ * const t = await createTestApp({ eager: true });
+ * await waitsForever.delay(); // rejects with EagerRunError
+ */
 export class EagerRunError extends Error {
   readonly _tag = "EagerRunError";
   constructor(
@@ -36,7 +47,12 @@ export class EagerRunError extends Error {
   }
 }
 
-/** `stub()` named a task the test app has not registered, or was given no function. */
+/**
+ * `stub()` named a task the test app has not registered, or was given no function.
+ *
+ * @example
+ * t.stub("not-registered", () => 1); // throws StubError
+ */
 export class StubError extends Error {
   readonly _tag = "StubError";
   constructor(
@@ -48,7 +64,12 @@ export class StubError extends Error {
   }
 }
 
-/** A toolkit call that would wait for itself: `drain()` or `advance()` from inside a task the test app runs. */
+/**
+ * A toolkit call that would wait for itself: `drain()` or `advance()` from inside a task the test app runs.
+ *
+ * @example
+ * t.app.task("inner", async () => { await t.drain(); }); // the drain inside a task rejects with ReentrantDrainError
+ */
 export class ReentrantDrainError extends Error {
   readonly _tag = "ReentrantDrainError";
   constructor(readonly operation: string) {

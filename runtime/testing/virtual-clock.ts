@@ -7,7 +7,13 @@
 import type { Clock, ClockTimer } from "../../broker/clock.ts";
 import { toMilliseconds, type Duration } from "./duration.ts";
 
-/** A timer of a VirtualClock: due at a time on that clock, fired by `advance` or `runDue`. */
+/**
+ * A timer of a VirtualClock: due at a time on that clock, fired by `advance` or `runDue`.
+ *
+ * @example
+ * const timer = clock.setTimeout(() => console.log("due"), 1_000);
+ * clock.clearTimeout(timer);
+ */
 export class VirtualTimer implements ClockTimer {
   /** @internal */ cancelled = false;
   constructor(
@@ -24,7 +30,12 @@ export class VirtualTimer implements ClockTimer {
   }
 }
 
-/** What runs after each timer fires, before the next one: by default a few turns of the event loop. */
+/**
+ * What runs after each timer fires, before the next one: by default a few turns of the event loop.
+ *
+ * @example
+ * const settle: Settle = () => new Promise((resolve) => setImmediate(resolve));
+ */
 export type Settle = () => Promise<void>;
 
 const yieldTurns: Settle = async () => {
