@@ -22,6 +22,10 @@ import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
 import { APP_TASKS } from "./pool/app-tasks.ts";
+import { schedulingFor, type Schedules } from "./schedule/app-schedules.ts";
+import { sealRunsWith } from "./schedule/sealed-runs.ts";
+import type { Beat, BeatOptions } from "./schedule/beat.ts";
+import type { ScheduledSignature, ScheduleOptions, When } from "./schedule/schedule-definition.ts";
 
 /**
  * The app: a registry of tasks bound to a broker and a result store. With no
@@ -111,6 +115,19 @@ export interface App {
      */
     rateLimit(task: string, limit: RateLimitChange): Promise<void>;
   };
+  /**
+   * Declare a periodic task: sent at each instant of `when` by whichever beat
+   * leads (docs/periodic-tasks.md). Stored in the broker when a beat of this
+   * app starts; throws ScheduleError at once if it cannot be kept.
+   *
+   * @example
+   * app.schedule("report", { cron: "0 3 * * 1-5", tz: "Europe/Berlin" }, report.s("daily"), { catchUp: "once" });
+   */
+  schedule(name: string, when: When, signature: ScheduledSignature, options?: ScheduleOptions): void;
+  /** The schedules kept in the broker: add, remove and list them at run time. */
+  readonly schedules: Schedules;
+  /** A beat sending this app's periodic tasks (one leads among all beats on the broker). */
+  beat(options?: BeatOptions): Beat;
   /** Stop this app's workers (gracefully, waiting at most `timeout` ms for running tasks if given) and close the broker and result store. */
   close(options?: StopOptions): Promise<void>;
 }
@@ -178,6 +195,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const completion = new TaskCompletion(results, publisher, workflows, codec, isRevoked, log);
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
   const rateLimits = rateLimitingFor(connected.broker, log, clock);
+  const scheduling = schedulingFor(connected.broker, codec, log, clock, signed === undefined ? undefined : sealRunsWith(signed, connected.results, log));
 
   /**
    * Record the revocation with the broker (queued and delayed copies are never
@@ -270,7 +288,11 @@ export const createApp = (options: AppOptions = {}): App => {
     control: {
       rateLimit: async (task, limit) => rateLimits.change(task, resolveChange(task, limit)),
     },
+    schedule: scheduling.schedule,
+    schedules: scheduling.schedules,
+    beat: scheduling.beat,
     async close(stopOptions) {
+      await scheduling.close();
       await Promise.all(workers.map((worker) => worker.stop(stopOptions)));
       await broker.close();
       await results.close();
