@@ -21,6 +21,7 @@ import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
 import { newTaskId } from "./task-id.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
+import { APP_TASKS } from "./pool/app-tasks.ts";
 import { schedulingFor, type Schedules } from "./schedule/app-schedules.ts";
 import { sealRunsWith } from "./schedule/sealed-runs.ts";
 import type { Beat, BeatOptions } from "./schedule/beat.ts";
@@ -68,6 +69,11 @@ export interface AppOptions {
    * rate-limit buckets, result expiry. Default the system clock; `celerity/testing` passes a virtual one.
    */
   readonly clock?: Clock;
+  /**
+   * This module's URL (`import.meta.url`): a worker on a threads or process
+   * pool loads it in each thread or child to run the same tasks (docs/workers.md).
+   */
+  readonly module?: string;
 }
 
 /**
@@ -83,6 +89,8 @@ export interface AppOptions {
 export interface App {
   readonly broker: Transport;
   readonly results: ResultStore;
+  /** The app's module, as given to createApp({ module }). */
+  readonly module: string | undefined;
   /** The clock this app's time-dependent parts read (AppOptions.clock): give it to anything else that schedules for the app. */
   readonly clock: Clock;
   /**
@@ -295,6 +303,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const app: App = {
     broker,
     results,
+    module: options.module,
     clock,
     task(name, handler, taskOptions = {}) {
       if (typeof name !== "string" || name.length === 0) throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
@@ -307,7 +316,8 @@ export const createApp = (options: AppOptions = {}): App => {
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock, events, startControl }, workerOptions);
+      const env = { transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock, events, startControl };
+      const worker = new Worker(options.module === undefined ? env : { ...env, appModule: options.module }, workerOptions);
       workers.push(worker);
       return worker;
     },
@@ -349,6 +359,7 @@ export const createApp = (options: AppOptions = {}): App => {
       await results.close();
     },
   };
+  Object.defineProperty(app, APP_TASKS, { value: tasks });
   return app;
 };
 

@@ -1,8 +1,11 @@
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { App } from "../runtime/app.ts";
 import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./cli-options.ts";
+import { POOL_FLAGS, POOL_HELP, poolOptionsOf, shutdownTimeoutOf } from "./cli-worker-pool.ts";
+import { stopOnSignals } from "./cli-worker-shutdown.ts";
 import { importUserModule } from "./user-module.ts";
 
 export const WORKER_HELP = `celerity worker: run a worker process for an app module
@@ -29,7 +32,7 @@ Options:
                             saying so while waiting, then exit with code 2
                             (default 60; 0 waits for ever)
   -h, --help                show this help
-
+${POOL_HELP}
 The module's createApp() picks the broker up from the environment, so the
 same module serves producers and workers.
 `;
@@ -38,7 +41,7 @@ const DEFAULT_CONNECT_TIMEOUT_S = 60;
 /** How long a worker that failed to start may take to close its app before the process exits anyway. */
 const CLOSE_AFTER_FAILURE_MS = 5_000;
 
-/** Run a worker until SIGINT or SIGTERM (then stop gracefully); resolves to the exit code. */
+/** Run a worker until SIGINT or SIGTERM (then stop warmly; a second signal stops it cold); resolves to the exit code. */
 export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const { values } = parseCommandLine("worker", argv, {
     app: { type: "string" },
@@ -51,6 +54,7 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     "connect-timeout": { type: "string" },
     events: { type: "boolean" },
     "without-control": { type: "boolean" },
+    ...POOL_FLAGS,
   });
   if (values.help) {
     process.stdout.write(WORKER_HELP);
@@ -77,6 +81,9 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   }
   process.env.CELERITY_BROKER_URL = brokerUrl;
   if (values.results !== undefined) process.env.CELERITY_RESULTS_URL = values.results;
+  const pooling = poolOptionsOf(values);
+  const shutdownTimeout = shutdownTimeoutOf(values);
+  if (values.watch) return (await import("./cli-worker-watch.ts")).watchWorker(argv, path, (line) => console.error(line));
   if (values["token-file"] !== undefined) process.env.CELERITY_TOKEN = readTokenFile(values["token-file"]);
 
   const log = (message: string) => console.error(`celerity worker: ${message}`);
@@ -91,6 +98,8 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   if (app === undefined) throw new Error(`${values.app} exports no app: export it as the default export or as 'app'`);
   const worker = app.worker({
     concurrency,
+    ...pooling,
+    appModule: pathToFileURL(path).href,
     ...(queues !== undefined ? { queues } : {}),
     ...(values.name !== undefined ? { name: values.name } : {}),
     events: values.events === true,
@@ -102,17 +111,13 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     await closeWithin(app, CLOSE_AFTER_FAILURE_MS);
     throw error;
   }
-  console.error(`celerity worker ${worker.name}: consuming with concurrency ${concurrency}`);
-  const signalled = await new Promise<boolean>((done) => {
-    process.once("SIGINT", () => done(true));
-    process.once("SIGTERM", () => done(true));
-    // A shutdown by remote control stops the worker itself.
-    void worker.done.then(() => done(false));
-  });
-  console.error(`celerity worker ${worker.name}: stopping (finishing running tasks)${signalled ? "" : ", shut down by remote control"}`);
-  await worker.stop();
+  const { pool, concurrency: running } = worker.stats();
+  console.error(`celerity worker ${worker.name}: consuming with concurrency ${running} on the ${pool} pool`);
+  // A shutdown by remote control stops the worker itself; a signal starts a warm (then cold) shutdown.
+  await Promise.race([stopOnSignals(worker, shutdownTimeout, (line) => console.error(line)), worker.done]);
   await worker.done;
   await app.close();
+  console.error(`celerity worker ${worker.name}: stopped`);
   return 0;
 };
 

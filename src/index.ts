@@ -18,6 +18,9 @@
 export { createApp, type App, type AppOptions } from "../runtime/app.ts";
 export { Task, type TaskContext, type TaskOptions, type RetryPolicy, type HandlerResult } from "../runtime/task.ts";
 export { Worker, type WorkerOptions, type WorkerStats, type StopOptions } from "../runtime/worker/worker.ts";
+export type { PoolKind, PoolOptions, AutoscaleOptions } from "../runtime/pool/pool-options.ts";
+export type { PoolStats } from "../runtime/pool/child-pool.ts";
+export { WorkerLostError, PoolStartError } from "../runtime/pool/pool-errors.ts";
 export { MemoryResultStore, type ResultStore, type ResultRecord, type MemoryResultStoreOptions } from "../runtime/results/result-store.ts";
 export { TaskResult, GroupResult } from "../runtime/results/async-result.ts";
 export {

@@ -181,8 +181,8 @@ export const COMMANDS: { readonly [M in Method]: Command } = {
     setImmediate(() => void context.worker.stop());
     return { ok: "shutting down" };
   },
-  pool_grow: (context, args) => ({ ok: `pool will grow to ${context.worker.resize(countArgument(args))}` }),
-  pool_shrink: (context, args) => ({ ok: `pool will shrink to ${context.worker.resize(-countArgument(args))}` }),
+  pool_grow: (context, args) => ({ ok: `pool will grow to ${context.worker.poolGrow(countArgument(args))}` }),
+  pool_shrink: (context, args) => ({ ok: `pool will shrink to ${context.worker.poolShrink(countArgument(args))}` }),
   add_consumer: async (context, args) => {
     const queue = stringArgument(args, "queue");
     return (await context.worker.addConsumer(queue)) ? { ok: `add consumer ${queue}` } : { ok: `already consuming from ${queue}` };

@@ -9,10 +9,11 @@ import { READY_STATES } from "../../dsl/result.ts";
 import { ResultTooLargeError, TaskRevokedError, UnknownTaskError, WorkerError, toErrorInfo } from "../errors.ts";
 import type { ResultStore } from "../results/result-store.ts";
 import { MAX_RESULT_BYTES, type Completed, type TaskCompletion } from "./task-completion.ts";
-import { AsyncInvocation, invoke, type InvocationOutcome } from "./task-invocation.ts";
+import { AsyncInvocation, invoke, type Invocation, type InvocationOutcome } from "./task-invocation.ts";
 import { fromEnvelope, type TaskMessage } from "../task-message.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
 import type { TaskEventSink } from "../events/task-events.ts";
+import type { PoolCall } from "../pool/child-pool.ts";
 
 /**
  * Runs one delivery from receipt to acknowledgement: decode, refuse what
@@ -42,11 +43,21 @@ export interface RunnerHost {
   readonly name: string;
   settle(consumer: Consumer, delivery: Delivery, how: Settlement): void;
   count(outcome: Completed | "rejected"): void;
+  /** Where handlers run when not on this event loop (a thread or process pool). */
+  readonly pool?: TaskPool;
+  /** Told when a handler ran synchronously on this event loop for longer than `blockWarnMs`. */
+  readonly blockWarnMs?: number;
+  blocked?(task: string, id: string, ms: number): void;
+}
+
+/** What the runner hands a handler call to when it runs in a pool. */
+export interface TaskPool {
+  run(call: PoolCall): Invocation;
 }
 
 export interface Running {
   readonly task: string;
-  readonly invocation: AsyncInvocation;
+  readonly invocation: Invocation;
   readonly message: TaskMessage;
   readonly queue: string;
   /** Epoch ms. */
@@ -56,6 +67,9 @@ export interface Running {
 export class TaskRunner {
   /** Tasks whose handler is still running asynchronously, by task id (for terminate and shutdown). */
   readonly running = new Map<string, Running>();
+  /** The last task whose handler finished asynchronously, and how many have (for the event-loop watch). */
+  lastFinished: TaskMessage | undefined;
+  finishedCount = 0;
   private readonly mappers = new Map<string, TaskDefinition>();
   /** Where task events go while the worker sends them; undefined (nothing to do) when it does not. */
   events: TaskEventSink | undefined = undefined;
@@ -135,13 +149,38 @@ export class TaskRunner {
     consumer: Consumer,
   ): void | Promise<void> {
     this.events?.started(message);
-    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit, this.clock);
-    if (!(invocation instanceof AsyncInvocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
+    const invocation = this.host.pool === undefined ? this.invokeHere(message, definition, options) : this.invokeInPool(message, options, keepsResult, delivery);
+    if (!("outcome" in invocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
     this.running.set(message.id, { task: message.task, invocation, message, queue: delivery.queue, startedAt: this.clock.now() });
     return invocation.outcome.then((outcome) => {
       this.running.delete(message.id);
+      this.lastFinished = message;
+      this.finishedCount++;
       return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, outcome);
     });
+  }
+
+  private invokeHere(message: TaskMessage, definition: TaskDefinition, options: CallOptions): InvocationOutcome | AsyncInvocation {
+    const started = performance.now();
+    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit, this.clock);
+    const ms = performance.now() - started;
+    if (ms > (this.host.blockWarnMs ?? Infinity)) this.host.blocked?.(message.task, message.id, ms);
+    return invocation;
+  }
+
+  private invokeInPool(message: TaskMessage, options: CallOptions, keepsResult: boolean, delivery: Delivery): Invocation {
+    const call: { -readonly [K in keyof PoolCall]: PoolCall[K] } = {
+      id: message.id,
+      task: message.task,
+      retries: message.retries,
+      body: delivery.envelope.body,
+      encode: keepsResult,
+      needsValue: message.workflow !== undefined,
+    };
+    if (message.target !== undefined) call.target = message.target;
+    if (options.softTimeLimit !== undefined) call.softTimeLimit = options.softTimeLimit;
+    if (options.timeLimit !== undefined) call.timeLimit = options.timeLimit;
+    return this.host.pool!.run(call);
   }
 
   private finish(
@@ -186,7 +225,7 @@ export class TaskRunner {
     if (outcome.ok) {
       let encoded: Uint8Array | undefined;
       try {
-        encoded = keepsResult ? codec.encode(outcome.value, `result of task '${message.task}'`) : undefined;
+        encoded = keepsResult ? (outcome.encoded ?? codec.encode(outcome.value, `result of task '${message.task}'`)) : undefined;
       } catch (error) {
         if (!(error instanceof CodecError)) throw error;
         return completion.failedOrRetry(message, options, priority, error, definition);
@@ -258,7 +297,7 @@ export class TaskRunner {
 }
 
 /** The built-in map / starmap: the target's handler over each item, one after another, in one task. */
-const mapperOf = (target: TaskDefinition, star: boolean): TaskDefinition => ({
+export const mapperOf = (target: TaskDefinition, star: boolean): TaskDefinition => ({
   name: `${star ? STARMAP_TASK : MAP_TASK}(${target.name})`,
   options: target.options,
   defaults: target.defaults,

@@ -10,6 +10,9 @@ import { TaskRunner, type Running, type RunnerEnvironment, type Settlement } fro
 import type { EventDispatcher } from "../events/event-dispatcher.ts";
 import { TaskEvents } from "../events/task-events.ts";
 import { WorkerPresence } from "../events/worker-presence.ts";
+import type { PoolStats } from "../pool/child-pool.ts";
+import { resolvePoolOptions, type PoolKind, type PoolOptions } from "../pool/pool-options.ts";
+import { WorkerPooling } from "../pool/worker-pooling.ts";
 
 /**
  * A worker consumes queues and runs tasks, at most `concurrency` at a time.
@@ -20,7 +23,7 @@ import { WorkerPresence } from "../events/worker-presence.ts";
  * @example
  * await app.worker({ name: "images-1", queues: ["images", "celery"], concurrency: 16 }).start();
  */
-export interface WorkerOptions {
+export interface WorkerOptions extends PoolOptions {
   /**
    * The worker's name: in errors, logs, events (`hostname`) and as the
    * destination of remote control. Default `<pid>@<host>`, as in Celery
@@ -33,9 +36,9 @@ export interface WorkerOptions {
   readonly control?: boolean;
   /** Queues to consume. Default ["celery"]. */
   readonly queues?: readonly string[];
-  /** Tasks run at once. Default 8. */
+  /** Tasks run at once (on a threads or process pool: its threads or children). Default 8; with `autoscale`, its `min`. */
   readonly concurrency?: number;
-  /** Unacknowledged messages held per queue (running plus waiting). Default concurrency x 4. */
+  /** Unacknowledged messages held per queue (running plus waiting). Default concurrency (autoscale: its max) x 4. */
   readonly prefetch?: number;
   /**
    * On a broker node: how long each delivery is leased to this worker. The
@@ -53,7 +56,12 @@ export interface WorkerOptions {
  * await worker.stop({ timeout: 10_000 });
  */
 export interface StopOptions {
-  /** Wait at most this many ms for running tasks; then abort them and return their messages to the queue. Default: wait for them. */
+  /**
+   * Wait at most this many ms for running tasks; then abort them (stopping
+   * the threads or children running them) and return their messages to the
+   * queue. Default: wait for them. Calling stop again while stopping with a
+   * shorter timeout (0: a cold shutdown) cuts the wait short.
+   */
   readonly timeout?: number;
 }
 
@@ -71,6 +79,11 @@ export interface WorkerStats {
   readonly retried: number;
   readonly revoked: number;
   readonly rejected: number;
+  /** Tasks the worker runs at once now (grows and shrinks with autoscale, poolGrow, poolShrink). */
+  readonly concurrency: number;
+  readonly pool: PoolKind;
+  /** A threads or process pool's own counts. */
+  readonly children?: PoolStats;
 }
 
 /** A worker's remote control, started by its app; closed when the worker stops. */
@@ -85,6 +98,8 @@ export type WorkerEnvironment = RunnerEnvironment & {
   readonly events?: () => EventDispatcher;
   /** Start answering remote control for `worker`. */
   readonly startControl?: (worker: Worker) => Promise<WorkerControlHandle>;
+  /** The app's module (createApp({ module })), loaded by each thread or child of a pool. */
+  readonly appModule?: string;
 };
 
 interface Pending {
@@ -125,6 +140,11 @@ export class Worker {
   private runningCount = 0;
   private state: "idle" | "running" | "stopping" | "stopped" = "idle";
   private drained: (() => void) | undefined;
+  private stopping: Promise<void> | undefined;
+  /** Ends the wait for running tasks early: set while stopping. */
+  private hurry: ((afterMs: number) => void) | undefined;
+  /** The pool's threads or children, autoscaling, the async pool's block watch. */
+  private readonly pooling: WorkerPooling;
   private sweepScheduled = false;
   /** True while `next()` is starting held messages. */
   private starting = false;
@@ -151,16 +171,30 @@ export class Worker {
     this.eventsAtStart = options.events === true;
     this.controlled = options.control !== false;
     this.queues = options.queues ?? [DEFAULT_QUEUE];
-    this.concurrency = options.concurrency ?? 8;
+    const pooling = resolvePoolOptions(this.name, options, env.appModule);
+    this.concurrency = pooling.autoscale?.min ?? options.concurrency ?? 8;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
       throw new WorkerError({ worker: this.name, reason: `concurrency must be a positive integer, got ${options.concurrency}` });
     }
-    this.prefetch = options.prefetch ?? this.concurrency * 4;
+    this.prefetch = options.prefetch ?? (pooling.autoscale?.max ?? this.concurrency) * 4;
     this.leaseMs = options.leaseMs;
+    this.pooling = new WorkerPooling(pooling, this.concurrency, {
+      name: this.name,
+      backlog: () => this.waiting.length - this.waitingHead,
+      busy: () => this.runningCount,
+      concurrency: () => this.concurrency,
+      resize: (size) => this.resize(size),
+      running: () => this.runner.running,
+      lastFinished: () => ({ task: this.runner.lastFinished, count: this.runner.finishedCount }),
+    }, env);
+    const { pool } = this.pooling;
     this.runner = new TaskRunner(env, {
       name: this.name,
       settle: (consumer, delivery, how) => this.settle(consumer, delivery, how),
       count: (outcome) => this.counts[outcome]++,
+      ...(pool !== undefined ? { pool } : {}),
+      blockWarnMs: this.pooling.blockWarnMs,
+      blocked: (task, id, ms) => this.pooling.blocked(task, id, ms),
     });
     if (this.queues.length === 0) throw new WorkerError({ worker: this.name, reason: "no queues to consume" });
     const limits = env.rateLimits;
@@ -185,6 +219,12 @@ export class Worker {
   async start(): Promise<void> {
     if (this.state !== "idle") throw new WorkerError({ worker: this.name, reason: `cannot start a worker that is ${this.state}` });
     this.state = "running";
+    try {
+      await this.pooling.start();
+    } catch (error) {
+      this.state = "idle";
+      throw error;
+    }
     this.unsubscribeRevoke = this.env.transport.onRevoke((id, revocation) => {
       if (revocation.terminate) this.terminate(id);
     });
@@ -199,9 +239,11 @@ export class Worker {
       await Promise.all(started.map((consumer) => consumer.cancel().catch(() => {})));
       this.unsubscribeRevoke?.();
       this.disableEvents(false);
+      await this.pooling.close();
       this.state = "idle";
       throw error;
     }
+    this.pooling.consuming();
   }
 
   private async consumeAll(): Promise<void> {
@@ -226,21 +268,38 @@ export class Worker {
    * `timeout`), then hand every message not acknowledged back to the broker.
    */
   async stop(options: StopOptions = {}): Promise<void> {
+    if (this.state === "stopping") {
+      if (options.timeout !== undefined) this.hurry?.(options.timeout);
+      return this.stopping;
+    }
     if (this.state !== "running") return;
     this.state = "stopping";
+    this.stopping = this.shutdown(options);
+    return this.stopping;
+  }
+
+  private async shutdown(options: StopOptions): Promise<void> {
+    this.pooling.stopping();
     this.gate?.stop();
     if (this.runningCount > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
-      if (options.timeout === undefined) await drained;
-      else {
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), options.timeout)));
-        if ((await Promise.race([drained, timedOut])) === "timeout") {
-          const reason = new WorkerError({ worker: this.name, reason: "stopped before the task finished; its message goes back to the queue" });
-          for (const { invocation } of this.runner.running.values()) invocation.abandon(reason);
-        }
-        clearTimeout(timer);
+      let timer: NodeJS.Timeout | undefined;
+      let deadline = Infinity;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        this.hurry = (afterMs) => {
+          if (Date.now() + afterMs >= deadline) return;
+          deadline = Date.now() + afterMs;
+          clearTimeout(timer);
+          timer = setTimeout(() => resolve("timeout"), afterMs);
+        };
+      });
+      if (options.timeout !== undefined) this.hurry?.(options.timeout);
+      if ((await Promise.race([drained, timedOut])) === "timeout") {
+        const reason = new WorkerError({ worker: this.name, reason: "stopped before the task finished; its message goes back to the queue" });
+        for (const { invocation } of this.runner.running.values()) invocation.abandon(reason);
       }
+      clearTimeout(timer);
+      this.hurry = undefined;
     }
     this.unsubscribeRevoke?.();
     const consumers = this.consumers;
@@ -252,6 +311,7 @@ export class Worker {
     this.control = undefined;
     await control?.close().catch((error: unknown) => this.env.log(`${this.name}: closing remote control: ${toErrorInfo(error).message}`));
     this.disableEvents();
+    await this.pooling.close();
     this.state = "stopped";
     this.markDone();
   }
@@ -296,14 +356,6 @@ export class Worker {
   private processed(): number {
     const { succeeded, failed, retried, revoked, rejected } = this.counts;
     return succeeded + failed + retried + revoked + rejected;
-  }
-
-  /** Run `delta` more tasks at once (fewer when negative; never below 1). Returns the new size. */
-  resize(delta: number): number {
-    if (!Number.isInteger(delta)) throw new WorkerError({ worker: this.name, reason: `a pool size change must be an integer, got ${delta}` });
-    this.concurrency = Math.max(1, this.concurrency + delta);
-    this.next();
-    return this.concurrency;
   }
 
   /** Start consuming `queue` too. Resolves false when it was consumed already. */
@@ -358,7 +410,41 @@ export class Worker {
   }
 
   stats(): WorkerStats {
-    return { running: this.runningCount, waiting: this.waiting.length - this.waitingHead, ...this.counts };
+    const stats = { running: this.runningCount, waiting: this.waiting.length - this.waitingHead, ...this.counts, concurrency: this.concurrency, pool: this.pooling.kind };
+    const children = this.pooling.stats();
+    return children === undefined ? stats : { ...stats, children };
+  }
+
+  /**
+   * Run `n` more tasks at once (on a threads or process pool, start `n` more
+   * threads or children). Returns the new concurrency.
+   *
+   * @example
+   * worker.poolGrow(2);
+   */
+  poolGrow(n = 1): number {
+    this.resize(this.concurrency + this.checkedStep(n));
+    return this.concurrency;
+  }
+
+  /**
+   * Run `n` fewer tasks at once, never fewer than one (idle threads or children
+   * end now, busy ones after their task). Returns the new concurrency.
+   */
+  poolShrink(n = 1): number {
+    this.resize(Math.max(1, this.concurrency - this.checkedStep(n)));
+    return this.concurrency;
+  }
+
+  private checkedStep(n: number): number {
+    if (!Number.isInteger(n) || n < 1) throw new WorkerError({ worker: this.name, reason: `a pool grows or shrinks by a positive integer, got ${n}` });
+    return n;
+  }
+
+  private resize(size: number): void {
+    this.concurrency = size;
+    this.pooling.resize(size);
+    if (!this.starting) this.next();
   }
 
   private receive(delivery: Delivery, consumer: Consumer): void {
