@@ -17,7 +17,9 @@ Options:
                       messages and stored results on power loss, see
                       docs/broker-node.md)
   --token-file <f>    clients must present the token in this file
-                      (or set CELERITY_TOKEN)
+                      (or set CELERITY_TOKEN); required with a --host other
+                      machines can reach
+  --allow-anonymous   let a node on such a --host run without a token
   --max-messages <n>  past this many messages held, hold back publish
                       confirms until consumers make room (default 2000000)
   -h, --help          show this help
@@ -32,6 +34,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     fsync: { type: "string" },
     "token-file": { type: "string" },
     "max-messages": { type: "string" },
+    "allow-anonymous": { type: "boolean" },
   });
   if (values.help) {
     process.stdout.write(BROKER_HELP);
@@ -40,6 +43,9 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
   const port = values.port === undefined ? DEFAULT_NODE_PORT : integerOption("port", values.port, 0, 65_535);
   const maxMessages = values["max-messages"] === undefined ? undefined : integerOption("max-messages", values["max-messages"], 1);
   const token = values["token-file"] !== undefined ? readTokenFile(values["token-file"]) : process.env.CELERITY_TOKEN;
+  if (values["token-file"] !== undefined && token === "") {
+    throw new UsageError(`the token file ${values["token-file"]} is empty: put the token in it, or leave --token-file out`);
+  }
   const full = await startFullNode({
     port,
     ...(values.host !== undefined ? { host: values.host } : {}),
@@ -47,6 +53,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     ...(values.fsync !== undefined ? { fsync: parseFsync(values.fsync) } : {}),
     ...(token !== undefined && token !== "" ? { token } : {}),
     ...(maxMessages !== undefined ? { maxMessages } : {}),
+    ...(values["allow-anonymous"] === true ? { allowAnonymous: true } : {}),
   });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

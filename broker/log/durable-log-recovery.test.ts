@@ -43,7 +43,7 @@ describe("DurableLog", () => {
       }
     });
 
-    it("returns exactly the records before the first flipped bit, wherever the bit is", async () => {
+    it("keeps every record but the one a flipped bit damaged, wherever the bit is, and quarantines the damaged bytes", async () => {
       const root = await tempDir();
       let run = 0;
       await fc.assert(
@@ -57,6 +57,7 @@ describe("DurableLog", () => {
             await log.close();
             const path = join(dir, segmentName(1));
             const bytes = await readFile(path);
+            const original = Uint8Array.from(bytes);
             const bit = pick % (bytes.length * 8);
             bytes[bit >> 3] ^= 1 << (bit & 7);
             await writeFile(path, bytes);
@@ -68,11 +69,19 @@ describe("DurableLog", () => {
               at += frameBytes(r.length);
             }
             const damaged = offsets.findLastIndex((offset) => offset <= bit >> 3);
+            const last = damaged === written.length - 1;
             const again = await reopen(dir);
-            assert.deepEqual(again.records, written.slice(0, damaged));
+            assert.deepEqual(again.records, [...written.slice(0, damaged), ...written.slice(damaged + 1)]);
             assert.equal(again.report.corrupted.length, 1);
-            assert.equal(again.report.corrupted[0].offset, offsets[damaged]);
-            assert.equal(again.report.corrupted[0].droppedBytes, bytes.length - offsets[damaged]);
+            const [report] = again.report.corrupted;
+            assert.equal(report.offset, offsets[damaged]);
+            // The last record has nothing intact behind it: a torn tail, cut off. Any other is damage in the middle, kept aside.
+            assert.equal(report.kind, last ? "torn" : "damaged");
+            if (!last) {
+              const end = offsets[damaged] + frameBytes(written[damaged].length);
+              assert.deepEqual(Uint8Array.from(await readFile(report.quarantine as string)), Uint8Array.from(bytes.subarray(offsets[damaged], end)));
+              assert.notDeepEqual(bytes.subarray(offsets[damaged], end), original.subarray(offsets[damaged], end));
+            }
             await again.log.close();
             await rm(dir, { recursive: true, force: true });
           },
@@ -81,7 +90,37 @@ describe("DurableLog", () => {
       );
     });
 
-    it("drops only the rest of a damaged earlier segment and still reads the segments after it", async () => {
+    it("recovers every intact confirmed record after a flip in any byte of a record in the middle of 100", async () => {
+      const root = await tempDir();
+      const written = recordsUpTo(100);
+      const offsets: number[] = [];
+      let at = 0;
+      for (const r of written) {
+        offsets.push(at);
+        at += frameBytes(r.length);
+      }
+      const { log } = await DurableLog.open(join(root, "source"));
+      await log.appendMany(written);
+      await log.close();
+      const clean = await readFile(join(root, "source", segmentName(1)));
+      const middle = 50;
+      const start = offsets[middle];
+      const end = start + frameBytes(written[middle].length);
+      for (let position = start; position < end; position++) {
+        const dir = join(root, `flip-${position}`);
+        await cp(join(root, "source"), dir, { recursive: true });
+        const bytes = Uint8Array.from(clean);
+        bytes[position] ^= 0xff;
+        await writeFile(join(dir, segmentName(1)), bytes);
+        const again = await reopen(dir);
+        assert.equal(again.records.length, 99, `a flip at byte ${position - start} of record ${middle}`);
+        assert.deepEqual(again.records, [...written.slice(0, middle), ...written.slice(middle + 1)]);
+        await again.log.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it("keeps every other record of a damaged earlier segment and the segments after it", async () => {
       const dir = await tempDir();
       const written = recordsUpTo(60);
       const { log } = await DurableLog.open(dir, { segmentBytes: 512 });
@@ -99,19 +138,22 @@ describe("DurableLog", () => {
       }
       const second = join(dir, files[1]);
       const bytes = await readFile(second);
+      const size = bytes.length;
       const firstFrame = frameBytes(bytes.readUInt32LE(4));
       bytes[firstFrame + RECORD_HEADER_BYTES] ^= 0x10; // the payload of the segment's second record
       await writeFile(second, bytes);
 
       const again = await reopen(dir, { segmentBytes: 512 });
-      const keptUpTo = perSegment[0] + 1;
-      const resumesAt = perSegment[0] + perSegment[1];
-      assert.deepEqual(again.records, [...written.slice(0, keptUpTo), ...written.slice(resumesAt)]);
+      const damaged = perSegment[0] + 1;
+      assert.deepEqual(again.records, [...written.slice(0, damaged), ...written.slice(damaged + 1)]);
       assert.equal(again.report.corrupted.length, 1);
-      assert.equal(again.report.corrupted[0].segment, second);
-      assert.equal(again.report.corrupted[0].offset, firstFrame);
-      assert.match(again.report.corrupted[0].reason, /checksum mismatch/);
-      assert.equal((await stat(second)).size, firstFrame);
+      const [report] = again.report.corrupted;
+      assert.equal(report.segment, second);
+      assert.equal(report.offset, firstFrame);
+      assert.equal(report.kind, "damaged");
+      assert.match(report.reason, /checksum mismatch/);
+      assert.equal((await stat(second)).size, size, "nothing is cut from a segment with intact records after the damage");
+      assert.equal((await readFile(report.quarantine as string)).length, frameBytes(written[damaged].length));
       await again.log.close();
     });
 
@@ -128,6 +170,10 @@ describe("DurableLog", () => {
       assert.deepEqual(
         again.report.corrupted.map(({ offset, droppedBytes, reason }) => ({ offset, droppedBytes, reason })),
         [{ offset: size, droppedBytes: 4096, reason: "bad magic byte 0x00" }],
+      );
+      assert.deepEqual(
+        again.report.corrupted.map(({ kind }) => kind),
+        ["torn"],
       );
       await again.log.close();
     });

@@ -110,3 +110,60 @@ export const scanRecords = (bytes: Uint8Array, maxRecordBytes: number): ScanResu
   }
   return { records, end: at };
 };
+
+/** A stretch of bytes that holds no intact record, with an intact record after it (damage in the middle of a log). */
+export interface DamagedRegion {
+  readonly offset: number;
+  readonly length: number;
+  readonly reason: string;
+}
+
+/**
+ * Every intact record of a segment, resynchronising past damage. Where a
+ * record is damaged, the scan looks for the next offset at which an intact
+ * record starts (magic, version, a plausible length and a matching
+ * checksum): the bytes in between are a damaged region, and the records
+ * after it are kept. Damage with no intact record behind it is a torn tail:
+ * `end` is where it starts (the bytes to keep), `torn` says why.
+ *
+ * @example
+ * const { records, damaged, end, torn } = scanSegment(bytes, maxRecordBytes);
+ * // damaged: regions to quarantine; torn: a tail to cut at `end`
+ */
+export interface SegmentScan {
+  readonly records: Uint8Array[];
+  readonly damaged: readonly DamagedRegion[];
+  readonly end: number;
+  readonly torn?: RecordDamage;
+}
+
+/** Whether an intact record starts at `at`; its end offset if so, else -1. */
+const intactRecordAt = (bytes: Uint8Array, at: number, maxRecordBytes: number): number => {
+  if (bytes.length - at < RECORD_HEADER_BYTES || bytes[at] !== MAGIC || bytes[at + 1] !== VERSION) return -1;
+  const length = u32(bytes, at + 4);
+  if (length > maxRecordBytes || length > bytes.length - at - RECORD_HEADER_BYTES) return -1;
+  const start = at + RECORD_HEADER_BYTES;
+  return crc32(bytes.subarray(start, start + length), crc32(bytes.subarray(at, at + 8))) === u32(bytes, at + 8) ? start + length : -1;
+};
+
+export const scanSegment = (bytes: Uint8Array, maxRecordBytes: number): SegmentScan => {
+  const records: Uint8Array[] = [];
+  const damaged: DamagedRegion[] = [];
+  let at = 0;
+  for (;;) {
+    const scan = scanRecords(at === 0 ? bytes : bytes.subarray(at), maxRecordBytes);
+    for (const record of scan.records) records.push(record);
+    if (scan.damage === undefined) return { records, damaged, end: bytes.length };
+    const from = at + scan.damage.offset;
+    let next = -1;
+    for (let candidate = bytes.indexOf(MAGIC, from + 1); candidate !== -1; candidate = bytes.indexOf(MAGIC, candidate + 1)) {
+      if (intactRecordAt(bytes, candidate, maxRecordBytes) !== -1) {
+        next = candidate;
+        break;
+      }
+    }
+    if (next === -1) return { records, damaged, end: from, torn: { offset: from, reason: scan.damage.reason } };
+    damaged.push({ offset: from, length: next - from, reason: scan.damage.reason });
+    at = next;
+  }
+};

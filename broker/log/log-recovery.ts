@@ -1,6 +1,6 @@
 import { constants } from "node:fs";
-import { access, mkdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { access, mkdir, readFile, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
 import {
   DirectoryNotWritableError,
   errorCode,
@@ -10,16 +10,53 @@ import {
 } from "./durable-log-errors.ts";
 import { settleCompaction } from "./log-compaction.ts";
 import { listLogDirectory, segmentName } from "./log-directory.ts";
-import { scanRecords } from "./log-record.ts";
+import { scanSegment } from "./log-record.ts";
 import type { OpenSegment } from "./segment-file.ts";
 
-/** A corrupted or torn record found on open, and the bytes of its segment cut away from there. */
+/**
+ * Damage found on open. `"damaged"`: bytes in the middle of a segment that
+ * hold no intact record, with intact records after them: those records are
+ * kept, and the damaged bytes are copied to `quarantine` (they leave the
+ * segment only when a compaction rewrites it). `"torn"`: a tail with no
+ * intact record behind it (a write cut short by a crash, never confirmed):
+ * its `droppedBytes` are cut off the segment.
+ */
 export interface CorruptionReport {
+  readonly kind: "damaged" | "torn";
   readonly segment: string;
   readonly offset: number;
   readonly reason: string;
+  /** Bytes of the damaged stretch, or of the torn tail. */
+  readonly length: number;
+  /** Bytes cut off the segment: the torn tail's length; 0 for damage in the middle. */
   readonly droppedBytes: number;
+  /** Where a damaged stretch's bytes were copied. */
+  readonly quarantine?: string;
 }
+
+/** One log line for a report. */
+export const describeCorruption = (info: CorruptionReport): string =>
+  info.kind === "damaged"
+    ? `damaged record in ${info.segment} at offset ${info.offset} (${info.reason}): ${info.length} bytes skipped, every intact record after them kept; the damaged bytes are in ${info.quarantine}`
+    : `torn tail in ${info.segment} at offset ${info.offset} (${info.reason}): ${info.droppedBytes} bytes of an unfinished write cut off`;
+
+/** The folder, inside a log directory, where damaged bytes are kept for inspection. */
+export const QUARANTINE_DIR = "quarantine";
+
+const quarantine = async (dir: string, segment: string, offset: number, bytes: Uint8Array): Promise<string> => {
+  const folder = join(dir, QUARANTINE_DIR);
+  const path = join(folder, `${basename(segment)}@${offset}.damaged`);
+  try {
+    await mkdir(folder, { recursive: true });
+    // The same damage found again on a later open is the same file: written once.
+    await writeFile(path, bytes, { flag: "wx" }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "EEXIST") throw error;
+    });
+  } catch (cause) {
+    throw new LogRecoveryError({ dir, reason: `cannot keep the damaged bytes of ${segment} at offset ${offset} in ${path}: ${errorCode(cause)} (${errorDetail(cause)})` });
+  }
+  return path;
+};
 
 /** What `open` found: intact records returned, segments read, and every corruption cut away. */
 export interface RecoveryReport {
@@ -89,9 +126,10 @@ const cutTail = async (openSegment: OpenSegment, dir: string, path: string, leng
 
 /**
  * Bring `dir` to one whole log (settling an interrupted compaction), then read
- * every segment in order. A segment's scan stops at its first torn or damaged
- * record: the records before it are kept, the rest of that segment is reported
- * and truncated away, and the next segment is read as usual.
+ * every segment in order, keeping every intact record. Damage in the middle
+ * of a segment is reported and its bytes quarantined, and reading resumes at
+ * the next intact record; only a torn tail (no intact record behind it) is
+ * cut off. The next segment is read as usual.
  *
  * @example
  * const { records, report } = await recoverLog(dir, { maxRecordBytes: 1 << 24, openSegment: openSegmentFile });
@@ -119,13 +157,28 @@ export const recoverLog = async (
     } catch (cause) {
       throw new LogRecoveryError({ dir, reason: `cannot read segment ${path}: ${errorCode(cause)} (${errorDetail(cause)})` });
     }
-    const scan = scanRecords(bytes, settings.maxRecordBytes);
+    const scan = scanSegment(bytes, settings.maxRecordBytes);
     for (const record of scan.records) records.push(record);
-    if (scan.damage) {
+    for (const region of scan.damaged) {
       const info: CorruptionReport = {
+        kind: "damaged",
         segment: path,
-        offset: scan.damage.offset,
-        reason: scan.damage.reason,
+        offset: region.offset,
+        reason: region.reason,
+        length: region.length,
+        droppedBytes: 0,
+        quarantine: await quarantine(dir, path, region.offset, bytes.subarray(region.offset, region.offset + region.length)),
+      };
+      corrupted.push(info);
+      settings.onCorruption?.(info);
+    }
+    if (scan.torn) {
+      const info: CorruptionReport = {
+        kind: "torn",
+        segment: path,
+        offset: scan.torn.offset,
+        reason: scan.torn.reason,
+        length: bytes.length - scan.end,
         droppedBytes: bytes.length - scan.end,
       };
       // Cut before telling anyone, so appends never land behind bytes a later open would stop at.

@@ -7,7 +7,7 @@ import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, envelopeToWire 
 import { errorToWire } from "./wire-errors.ts";
 import type { Consumer } from "../transport.ts";
 import { DEFAULT_LEASE_MS, LeaseTable } from "./lease-table.ts";
-import { Heartbeat } from "./heartbeat.ts";
+import { Heartbeat, MISSED_BEATS } from "./heartbeat.ts";
 
 /**
  * One client connection to the node, from the node's side: the handshake,
@@ -21,6 +21,14 @@ export interface ConnectionContext {
   readonly token: string | undefined;
   readonly heartbeatMs: number;
   readonly maxFrameBytes: number;
+  /** Largest frame a client may send before its handshake completes. */
+  readonly maxHelloBytes: number;
+  /** A connection that has not completed its handshake by then is closed. */
+  readonly handshakeTimeoutMs: number;
+  /** How long a refusal for a wrong or missing token waits before it is sent (slows down guessing). */
+  readonly refusalDelayMs: number;
+  /** The handshake completed: the connection no longer counts as unauthenticated. */
+  authenticated(connection: NodeConnection): void;
   /** Run a request; throws a tagged error to refuse it. `replyWanted` is false for requests with id 0. */
   handle(op: string, args: unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown | Promise<unknown>;
   log(message: string): void;
@@ -34,12 +42,17 @@ let connectionCount = 0;
 
 export class NodeConnection {
   readonly id = ++connectionCount;
+  /** Counted by the node among the unauthenticated until its handshake completes. */
+  counted = false;
+  /** The handshake completed (and stays true once it has). */
+  handshaken = false;
   name = `connection-${this.id}`;
   private readonly parser: FrameParser;
   private readonly writer: FrameWriter;
   private readonly codec = new FrameCodec();
-  private state: "hello" | "ready" | "closed" = "hello";
+  private state: "hello" | "refusing" | "ready" | "closed" = "hello";
   private readonly heartbeat: Heartbeat;
+  private readonly handshakeDeadline: NodeJS.Timeout;
   private readonly consumers = new Map<string, LeasedConsumer>();
   /** Cleanups to run when the connection ends (subscriptions made on its behalf). */
   private readonly cleanups: (() => void)[] = [];
@@ -49,7 +62,10 @@ export class NodeConnection {
     private readonly context: ConnectionContext,
   ) {
     socket.setNoDelay(true);
-    this.parser = new FrameParser(context.maxFrameBytes, (type, payload) => this.onFrame(type, payload));
+    // Until the handshake, a stranger may send a Hello and nothing larger.
+    this.parser = new FrameParser(context.maxHelloBytes, (type, payload) => this.onFrame(type, payload));
+    this.handshakeDeadline = setTimeout(() => this.close(`no handshake within ${context.handshakeTimeoutMs} ms`), context.handshakeTimeoutMs);
+    this.handshakeDeadline.unref();
     this.writer = new FrameWriter(socket, () => {
       // The client reads too slowly: stop reading its requests until our replies drain.
       socket.pause();
@@ -66,7 +82,12 @@ export class NodeConnection {
     socket.on("error", (error) => this.close(`socket error: ${error.message}`));
     socket.on("close", () => this.close("the client closed the connection"));
     this.heartbeat = new Heartbeat(context.heartbeatMs, {
-      ping: () => this.writer.send(FrameType.Ping),
+      ping: () => {
+        // A client that keeps the connection alive with a trickle of bytes, never finishing a frame, is as good as silent.
+        const pendingMs = this.parser.pendingForMs(Date.now());
+        if (pendingMs > context.heartbeatMs * MISSED_BEATS) this.close(`a frame has been arriving for ${pendingMs} ms (${this.parser.buffered} bytes so far): too slow`);
+        else this.writer.send(FrameType.Ping);
+      },
       silent: (silentMs) => this.close(`no frame from the client for ${silentMs} ms (heartbeat timeout)`),
     });
     this.heartbeat.start();
@@ -164,7 +185,7 @@ export class NodeConnection {
   }
 
   private onFrame(type: number, payload: Uint8Array): void {
-    if (this.state === "closed") return;
+    if (this.state === "closed" || this.state === "refusing") return;
     if (this.state === "hello") return this.onHello(type, payload);
     switch (type) {
       case FrameType.Request:
@@ -186,10 +207,19 @@ export class NodeConnection {
       return this.refuse("unsupported-version", `this node speaks protocol version ${PROTOCOL_VERSION}, the client ${String(hello.version)}`);
     }
     if (!tokenMatches(this.context.token, hello.token)) {
-      return this.refuse("unauthorized", hello.token === undefined ? "this node requires a token" : "wrong token");
+      const reason = hello.token === undefined ? "this node requires a token" : "wrong token";
+      this.state = "refusing";
+      const delay = setTimeout(() => this.refuse("unauthorized", reason), this.context.refusalDelayMs);
+      delay.unref();
+      this.onClose(() => clearTimeout(delay));
+      return;
     }
     if (typeof hello.name === "string" && hello.name !== "") this.name = `${hello.name} (connection ${this.id})`;
     this.state = "ready";
+    clearTimeout(this.handshakeDeadline);
+    this.parser.maxFrameBytes = this.context.maxFrameBytes;
+    this.handshaken = true;
+    this.context.authenticated(this);
     this.writer.send(
       FrameType.Welcome,
       this.codec.encode({ version: PROTOCOL_VERSION, node: this.context.nodeId, heartbeatMs: this.context.heartbeatMs, maxFrameBytes: this.context.maxFrameBytes }),
@@ -234,6 +264,7 @@ export class NodeConnection {
     const wasReady = this.state === "ready";
     this.state = "closed";
     this.heartbeat.stop();
+    clearTimeout(this.handshakeDeadline);
     if (wasReady || reason !== "the client closed the connection") this.context.log(`${this.name} closed: ${reason}`);
     this.writer.flush();
     this.socket.end();

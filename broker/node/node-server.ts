@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { createServer, type AddressInfo, type Server } from "node:net";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { lockDataDir } from "../log/data-dir-lock.ts";
 import { DurableLog, type DurableLogOptions } from "../log/durable-log.ts";
+import { describeCorruption } from "../log/log-recovery.ts";
 import { EmbeddedBroker, RESOLVED } from "../embedded/embedded-broker.ts";
 import { publishedEnvelopeBytes } from "./encoded-envelope.ts";
 import { clampPriority, type Envelope } from "../envelope.ts";
@@ -41,8 +42,23 @@ export interface BrokerNodeOptions {
   readonly host?: string;
   /** Directory of the durable log. Without it the node keeps everything in memory (nothing survives a restart). */
   readonly dataDir?: string;
-  /** Clients must present this token in their handshake. */
+  /** Clients must present this token in their handshake. An empty token means none. */
   readonly token?: string;
+  /**
+   * Let a node listening on an address other machines can reach run without
+   * a token. Without it such a node refuses to start. Default false.
+   */
+  readonly allowAnonymous?: boolean;
+  /** Connections held at once; more are closed as they arrive. Default 10,000. */
+  readonly maxConnections?: number;
+  /** Connections held at once that have not completed their handshake. Default 256. */
+  readonly maxUnauthenticatedConnections?: number;
+  /** Largest frame accepted before the handshake completes. Default 64 KiB. */
+  readonly maxHelloBytes?: number;
+  /** A connection must complete its handshake within this. Default 10,000 ms. */
+  readonly handshakeTimeoutMs?: number;
+  /** A refusal for a wrong or missing token is sent after this delay, to slow down guessing. Default 1,000 ms. */
+  readonly refusalDelayMs?: number;
   /**
    * Compact the log while running once it is larger than this and than four
    * times its size after the last compaction. Default 64 MiB.
@@ -104,7 +120,7 @@ export class BrokerNode {
       const lock = lockDataDir(options.dataDir);
       const { log: durableLog, records, report } = await DurableLog.open(options.dataDir, {
         fsync: settings.fsync,
-        onCorruption: (info: { segment: string; offset: number; reason: string; droppedBytes: number }) => log(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
+        onCorruption: (info) => log(describeCorruption(info)),
       });
       const collected: Uint8Array[] = [];
       const journal = new NodeJournal((record) => {
@@ -150,14 +166,21 @@ export class BrokerNode {
       token: this.settings.token,
       heartbeatMs: this.settings.heartbeatMs,
       maxFrameBytes: this.settings.maxFrameBytes,
+      maxHelloBytes: Math.min(this.settings.maxHelloBytes, this.settings.maxFrameBytes),
+      handshakeTimeoutMs: this.settings.handshakeTimeoutMs,
+      refusalDelayMs: this.settings.refusalDelayMs,
+      authenticated: () => this.unauthenticated--,
       handle: (op, args, connection, replyWanted, payload) => this.operations.run(op, args, connection, replyWanted, payload),
       log: this.log,
-      closed: (connection) => this.connections.delete(connection),
+      closed: (connection) => {
+        this.connections.delete(connection);
+        if (connection.counted && !connection.handshaken) this.unauthenticated--;
+      },
     };
     this.stopRevocations = this.broker.onRevoke((id, { terminate, ttlMs }) => {
       for (const connection of this.connections) connection.sendRevoked(id, terminate, ttlMs ?? DEFAULT_REVOCATION_TTL_MS);
     });
-    const server = createServer((socket) => this.connections.add(new NodeConnection(socket, context)));
+    const server = createServer((socket) => this.accept(socket, context));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -167,6 +190,36 @@ export class BrokerNode {
       });
     });
     this.log(`listening on ${this.url}${this.durableLog ? ` with data in ${this.settings.dataDir}` : " (in memory only)"}`);
+  }
+
+  /** Connections that have not completed their handshake. */
+  private unauthenticated = 0;
+  private turnedAway = 0;
+  private turnedAwayLogged = 0;
+
+  /** Take a new connection, or close it at once when the node holds as many as it may. */
+  private accept(socket: Socket, context: ConnectionContext): void {
+    const full = this.connections.size >= this.settings.maxConnections;
+    if (full || this.unauthenticated >= this.settings.maxUnauthenticatedConnections) {
+      socket.on("error", () => {});
+      socket.destroy();
+      this.turnedAway++;
+      // Logged at most once a second: a flood must not flood the log too.
+      if (Date.now() - this.turnedAwayLogged >= 1_000) {
+        this.turnedAwayLogged = Date.now();
+        this.log(
+          full
+            ? `turned away ${this.turnedAway} connection(s): the node holds its maximum of ${this.settings.maxConnections} connections`
+            : `turned away ${this.turnedAway} connection(s): ${this.unauthenticated} connections have not completed their handshake (maximum ${this.settings.maxUnauthenticatedConnections})`,
+        );
+        this.turnedAway = 0;
+      }
+      return;
+    }
+    this.unauthenticated++;
+    const connection = new NodeConnection(socket, context);
+    connection.counted = true;
+    this.connections.add(connection);
   }
 
   private readonly roomWaiters: (() => void)[] = [];

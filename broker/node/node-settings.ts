@@ -31,6 +31,10 @@ const positiveInteger = (argument: string, value: number): number => {
   if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError({ argument, reason: `expected a whole number of at least 1, got ${value}` });
   return value;
 };
+const nonNegative = (argument: string, value: number): number => {
+  if (typeof value !== "number" || !(value >= 0)) throw new InvalidArgumentError({ argument, reason: `expected a number of at least 0, got ${value}` });
+  return value;
+};
 const port = (value: number): number => {
   if (!Number.isInteger(value) || value < 0 || value > 65_535) throw new InvalidArgumentError({ argument: "port", reason: `expected 0 to 65535, got ${value}` });
   return value;
@@ -41,6 +45,11 @@ export interface BrokerNodeSettings {
   readonly host: string;
   readonly dataDir: string | undefined;
   readonly token: string | undefined;
+  readonly maxConnections: number;
+  readonly maxUnauthenticatedConnections: number;
+  readonly maxHelloBytes: number;
+  readonly handshakeTimeoutMs: number;
+  readonly refusalDelayMs: number;
   readonly compactAtBytes: number;
   readonly fsync: DurableLogOptions["fsync"];
   readonly heartbeatMs: number;
@@ -49,11 +58,34 @@ export interface BrokerNodeSettings {
   readonly log: (message: string) => void;
 }
 
-export const brokerNodeSettings = (options: BrokerNodeOptions): BrokerNodeSettings => ({
+/** Addresses only this machine can reach. */
+const isLoopback = (host: string): boolean => host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+
+export const brokerNodeSettings = (options: BrokerNodeOptions): BrokerNodeSettings => {
+  const host = options.host ?? "127.0.0.1";
+  const token = options.token === "" ? undefined : options.token;
+  // Like Redis's protected mode: a node others can reach must ask for a token, unless told in so many words not to.
+  if (token === undefined && !isLoopback(host) && options.allowAnonymous !== true) {
+    throw new InvalidArgumentError({
+      argument: "token",
+      reason:
+        `a node listening on ${host} can be reached from other machines and must require a token: ` +
+        "give it one (celerity broker --token-file <file>, or CELERITY_TOKEN), or allow anyone in with allowAnonymous (--allow-anonymous)",
+    });
+  }
+  return resolved(options, host, token);
+};
+
+const resolved = (options: BrokerNodeOptions, host: string, token: string | undefined): BrokerNodeSettings => ({
   port: port(options.port ?? DEFAULT_NODE_PORT),
-  host: options.host ?? "127.0.0.1",
+  host,
   dataDir: options.dataDir,
-  token: options.token,
+  token,
+  maxConnections: positiveInteger("maxConnections", options.maxConnections ?? 10_000),
+  maxUnauthenticatedConnections: positiveInteger("maxUnauthenticatedConnections", options.maxUnauthenticatedConnections ?? 256),
+  maxHelloBytes: positiveInteger("maxHelloBytes", options.maxHelloBytes ?? 64 * 1024),
+  handshakeTimeoutMs: positive("handshakeTimeoutMs", options.handshakeTimeoutMs ?? 10_000),
+  refusalDelayMs: nonNegative("refusalDelayMs", options.refusalDelayMs ?? 1_000),
   compactAtBytes: positiveInteger("compactAtBytes", options.compactAtBytes ?? 64 * 1024 * 1024),
   fsync: options.fsync ?? "always",
   heartbeatMs: positive("heartbeatMs", options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS),

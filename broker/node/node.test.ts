@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { eventually } from "../../tests/support/waits.ts";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { NodeClient } from "./node-client.ts";
 import type { Delivery, Envelope } from "../envelope.ts";
@@ -51,6 +53,37 @@ const rawSession = (port: number, bytes: Uint8Array) =>
   });
 
 describe("broker node: durability", () => {
+  it("keeps every other confirmed message when one record in the middle of its journal is damaged", async (t) => {
+    const dir = tempDir();
+    t.after(() => dir.remove());
+    const logs: string[] = [];
+    const node = await BrokerNode.start({ port: 0, dataDir: dir.path, log: () => {} });
+    const producer = await NodeTransport.connect(node.url);
+    for (let i = 0; i < 100; i++) await producer.publish(envelope(`m${i}`));
+    await producer.close();
+    await node.stop();
+    const [segment] = readdirSync(dir.path).filter((name) => name.endsWith(".log"));
+    const bytes = readFileSync(join(dir.path, segment));
+    // A byte of the body of message m50 (its id is unique in the file).
+    const at = bytes.indexOf(Buffer.from("m50"));
+    assert.ok(at > 0);
+    bytes[at + 1] ^= 0xff;
+    writeFileSync(join(dir.path, segment), bytes);
+    const restarted = await BrokerNode.start({ port: 0, dataDir: dir.path, log: (line) => logs.push(line) });
+    t.after(() => restarted.stop());
+    const consumer = await NodeTransport.connect(restarted.url);
+    t.after(() => consumer.close());
+    assert.equal((await consumer.stats("q")).ready, 99);
+    const { deliveries } = await take(consumer, "q", 99);
+    assert.deepEqual(
+      deliveries.map((d) => d.envelope.id).sort(),
+      Array.from({ length: 100 }, (_, i) => `m${i}`)
+        .filter((id) => id !== "m50")
+        .sort(),
+    );
+    assert.ok(logs.some((line) => /damaged record in .* every intact record after them kept; the damaged bytes are in .*quarantine/.test(line)), logs.join("\n"));
+  });
+
   it("keeps every confirmed, unacknowledged message across a restart, and never brings back an acknowledged one", async () => {
     const dir = tempDir();
     try {

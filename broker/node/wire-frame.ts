@@ -39,41 +39,92 @@ export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 export type FrameHandler = (type: number, payload: Uint8Array) => void;
 
 export class FrameParser {
-  private pending: Uint8Array | undefined;
+  /** The frame being reassembled across chunks, sized once its length is known; `filled` bytes of it arrived. */
+  private partial: Uint8Array | undefined;
+  private filled = 0;
+  /** A length prefix split across chunks. */
+  private readonly prefix = new Uint8Array(4);
+  private prefixFilled = 0;
+  /** When the frame being reassembled began (Date.now()), or 0 when none is. */
+  private partialSince = 0;
 
   constructor(
-    private readonly maxFrameBytes: number,
+    /** Largest frame accepted, header included; may be raised once a peer is trusted (after a handshake). */
+    public maxFrameBytes: number,
     private readonly onFrame: FrameHandler,
   ) {}
 
   /** Bytes received but not yet part of a whole frame. */
   get buffered(): number {
-    return this.pending?.byteLength ?? 0;
+    return this.prefixFilled + (this.partial === undefined ? 0 : this.filled);
   }
 
-  /** Feed bytes; calls the handler once per whole frame. Throws FrameTooLargeError or MalformedFrameError (the connection should close). */
+  /** How long the frame now arriving has taken so far, in ms (0 when none is arriving). */
+  pendingForMs(now: number): number {
+    return this.partialSince === 0 ? 0 : now - this.partialSince;
+  }
+
+  /**
+   * Feed bytes; calls the handler once per whole frame. Throws
+   * FrameTooLargeError or MalformedFrameError (the connection should close).
+   * Frames within one chunk are read in place; a frame split across chunks
+   * is copied once into a buffer of its own size, so reassembly costs time
+   * linear in its bytes however small the pieces.
+   */
   push(chunk: Uint8Array): void {
-    let bytes = chunk;
-    if (this.pending !== undefined) {
-      const joined = new Uint8Array(this.pending.byteLength + chunk.byteLength);
-      joined.set(this.pending, 0);
-      joined.set(chunk, this.pending.byteLength);
-      bytes = joined;
-      this.pending = undefined;
-    }
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let offset = 0;
-    const end = bytes.byteLength;
+    const end = chunk.byteLength;
+    if (this.prefixFilled > 0 || this.partial !== undefined) {
+      if (this.partial === undefined) {
+        const take = Math.min(4 - this.prefixFilled, end);
+        this.prefix.set(chunk.subarray(0, take), this.prefixFilled);
+        this.prefixFilled += take;
+        offset = take;
+        if (this.prefixFilled < 4) return;
+        this.prefixFilled = 0;
+        this.begin(this.prefix, 0, 4);
+      }
+      const frame = this.partial as Uint8Array;
+      const take = Math.min(frame.byteLength - this.filled, end - offset);
+      frame.set(chunk.subarray(offset, offset + take), this.filled);
+      this.filled += take;
+      offset += take;
+      if (this.filled < frame.byteLength) return;
+      this.partial = undefined;
+      this.partialSince = 0;
+      this.onFrame(frame[4], frame.subarray(FRAME_HEADER_BYTES));
+    }
+    const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     while (end - offset >= 4) {
-      const length = view.getUint32(offset);
-      if (length < 1) throw new MalformedFrameError({ reason: "zero length (a frame holds at least its type byte)" });
-      if (length + 4 > this.maxFrameBytes) throw new FrameTooLargeError({ size: length + 4, max: this.maxFrameBytes });
+      const length = this.checkedLength(view.getUint32(offset));
       if (end - offset - 4 < length) break;
-      const type = bytes[offset + 4];
-      this.onFrame(type, bytes.subarray(offset + 5, offset + 4 + length));
+      this.onFrame(chunk[offset + 4], chunk.subarray(offset + FRAME_HEADER_BYTES, offset + 4 + length));
       offset += 4 + length;
     }
-    if (offset < end) this.pending = bytes.slice(offset);
+    if (offset === end) return;
+    if (end - offset < 4) {
+      this.prefix.set(chunk.subarray(offset), 0);
+      this.prefixFilled = end - offset;
+      this.partialSince ||= Date.now();
+      return;
+    }
+    this.begin(chunk, offset, end - offset);
+  }
+
+  private checkedLength(length: number): number {
+    if (length < 1) throw new MalformedFrameError({ reason: "zero length (a frame holds at least its type byte)" });
+    if (length + 4 > this.maxFrameBytes) throw new FrameTooLargeError({ size: length + 4, max: this.maxFrameBytes });
+    return length;
+  }
+
+  /** Start reassembling a frame from `count` bytes of `bytes` at `offset` (its length prefix first). */
+  private begin(bytes: Uint8Array, offset: number, count: number): void {
+    const length = this.checkedLength(new DataView(bytes.buffer, bytes.byteOffset + offset, 4).getUint32(0));
+    const frame = new Uint8Array(4 + length);
+    frame.set(bytes.subarray(offset, offset + count), 0);
+    this.partial = frame;
+    this.filled = count;
+    this.partialSince ||= Date.now();
   }
 }
 

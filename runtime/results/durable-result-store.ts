@@ -1,4 +1,5 @@
 import { lockDataDir } from "../../broker/log/data-dir-lock.ts";
+import { describeCorruption } from "../../broker/log/log-recovery.ts";
 import { PendingBatch } from "../../broker/log/pending-batch.ts";
 import { openDurableLog, type DurableLog, type DurableLogInternals, type DurableLogOptions } from "../../broker/log/durable-log.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
@@ -114,7 +115,7 @@ export class DurableResultStore implements ResultStore {
         ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
         ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
         maxRecordBytes: MAX_RECORD_BYTES,
-        onCorruption: (info) => say(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
+        onCorruption: (info) => say(describeCorruption(info)),
       };
       const opened = await openDurableLog(dir, logOptions, internals);
       log = opened.log;
