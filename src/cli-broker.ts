@@ -43,9 +43,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
   const port = values.port === undefined ? DEFAULT_NODE_PORT : integerOption("port", values.port, 0, 65_535);
   const maxMessages = values["max-messages"] === undefined ? undefined : integerOption("max-messages", values["max-messages"], 1);
   const token = values["token-file"] !== undefined ? readTokenFile(values["token-file"]) : process.env.CELERITY_TOKEN;
-  if (values["token-file"] !== undefined && token === "") {
-    throw new UsageError(`the token file ${values["token-file"]} is empty: put the token in it, or leave --token-file out`);
-  }
+  if (values["token-file"] !== undefined && token === "") throw new UsageError(`the token file ${values["token-file"]} is empty: put the token in it, or leave --token-file out`);
   const full = await startFullNode({
     port,
     ...(values.host !== undefined ? { host: values.host } : {}),
