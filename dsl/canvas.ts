@@ -2,6 +2,7 @@ import type { CallOptions } from "./options.ts";
 import { mergeOptions } from "./options.ts";
 import type { CallbackFor, StandaloneCheck } from "./inference.ts";
 import type { AsyncResult, TaskFailure } from "./result.ts";
+import { CanvasError } from "./errors.ts";
 
 /**
  * Canvases: signatures and the ways to compose them. A canvas is plain data
@@ -61,7 +62,12 @@ abstract class CanvasBase<In extends readonly unknown[], R> {
   apply(this: CanvasBase<In, R> & StandaloneCheck<In>, options?: CallOptions): Promise<AsyncResult<R>> {
     const dispatcher = findDispatcher(this as unknown as AnyCanvas);
     if (dispatcher === undefined) {
-      return Promise.reject(new Error("this canvas has no signature created by an app (task.s / task.si), so it cannot be sent"));
+      return Promise.reject(
+        new CanvasError({
+          path: this.kind,
+          reason: "it holds no signature created by an app (task.s / task.si), so there is no app to send it with (an empty group sends nothing)",
+        }),
+      );
     }
     return dispatcher.dispatch(this as unknown as Canvas<any, R>, options);
   }

@@ -90,6 +90,14 @@ export interface AsyncResult<R> {
   readonly id: string;
   /** For a group: its members' results, in order. Empty for a single task. */
   readonly children: readonly AsyncResult<unknown>[];
+  /**
+   * The handle on the step this one came after, as in Celery: in
+   * `chain(a, b, c)`, the result's parent is `b`'s and its parent `a`'s; a
+   * chord body's parent is its header. Undefined for a first step, a task
+   * sent on its own, a handle made from an id (`app.result(id)`), and a
+   * group whose members do not all follow the same step.
+   */
+  readonly parent?: AsyncResult<unknown>;
   /** Wait for the value; rejects with the remote error if the task failed. */
   get(options?: GetOptions): Promise<R>;
   state(): Promise<TaskState>;

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { Codec } from "../broker/codec.ts";
+import { Codec, CodecError } from "../broker/codec.ts";
 import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
+import { nowOf, systemClock, type Clock } from "../broker/clock.ts";
 import { NodeTransport } from "../broker/node/node-transport.ts";
 import { RemoteResultStore } from "./results/remote-result-store.ts";
 import type { Transport } from "../broker/transport.ts";
@@ -46,6 +47,11 @@ export interface AppOptions {
   readonly log?: (message: string) => void;
   /** Sign what this app publishes and run only what trusted keys signed (docs/security.md). */
   readonly signing?: SigningOptions;
+  /**
+   * The clock every time-dependent part reads: countdown and eta, retry backoff, expiry, time limits,
+   * rate-limit buckets, result expiry. Default the system clock; `celerity/testing` passes a virtual one.
+   */
+  readonly clock?: Clock;
 }
 
 /**
@@ -61,6 +67,8 @@ export interface AppOptions {
 export interface App {
   readonly broker: Transport;
   readonly results: ResultStore;
+  /** The clock this app's time-dependent parts read (AppOptions.clock): give it to anything else that schedules for the app. */
+  readonly clock: Clock;
   /**
    * Register a task. The handler may be sync, async or return an Effect; `this`
    * inside a `function` handler is its TaskContext (id, retries, signal, retry()).
@@ -98,10 +106,48 @@ export interface App {
 
 const NO_DEFAULTS: CallOptions = Object.freeze({});
 
+/**
+ * Groups nested deeper than this cannot be sent: the graph is stored as
+ * msgpack (on a node, inside a frame), and each level of a group is two
+ * levels there. Checked on every transport, so one process refuses what a
+ * node would.
+ */
+const MAX_GROUP_NESTING = 32;
+
+const nestingOf = (ref: ValueRef): number => {
+  if ("node" in ref) return 0;
+  let deepest = ref.gate === undefined ? 0 : nestingOf(ref.gate);
+  for (const item of ref.list) deepest = Math.max(deepest, nestingOf(item));
+  return deepest + 1;
+};
+
+const checkDepth = (graph: MessageGraph): void => {
+  const refs = [graph.output, ...graph.nodes.flatMap((node) => (node.after === undefined ? [] : [node.after]))];
+  for (const ref of refs) {
+    const depth = nestingOf(ref);
+    if (depth > MAX_GROUP_NESTING) {
+      throw new CodecError({ path: "the workflow's graph", reason: `groups nested ${depth} deep; at most ${MAX_GROUP_NESTING} levels can be sent` });
+    }
+  }
+};
+
+/** What the value `ref` came after: a step's `after`, an empty group's gate, or what every member of a group follows. */
+const parentRef = (graph: MessageGraph, ref: ValueRef): ValueRef | undefined => {
+  if ("node" in ref) return graph.nodes[ref.node].after;
+  if (ref.gate !== undefined) return ref.gate;
+  const heads = ref.list.map((item) => ("node" in item ? graph.nodes[item.node].after : undefined));
+  const first = heads[0];
+  if (first === undefined) return undefined;
+  const key = JSON.stringify(first);
+  return heads.every((head) => head !== undefined && JSON.stringify(head) === key) ? first : undefined;
+};
+
 /** The transport and result store an app's options ask for. */
-const connectBroker = (options: AppOptions, log: (message: string) => void): { broker: Transport; results: ResultStore } => {
+const connectBroker = (options: AppOptions, log: (message: string) => void, clock: Clock): { broker: Transport; results: ResultStore } => {
   const target = options.broker ?? process.env.CELERITY_BROKER_URL;
-  if (typeof target !== "string") return { broker: target ?? new EmbeddedBroker(), results: options.results ?? new MemoryResultStore() };
+  if (typeof target !== "string") {
+    return { broker: target ?? new EmbeddedBroker({ clock }), results: options.results ?? new MemoryResultStore({ now: nowOf(clock) }) };
+  }
   const token = options.token ?? process.env.CELERITY_TOKEN;
   const transport = NodeTransport.create(target, { ...(token !== undefined ? { token } : {}), name: `app@${process.pid}`, log });
   return { broker: transport, results: options.results ?? new RemoteResultStore(transport.client) };
@@ -119,16 +165,18 @@ const connectBroker = (options: AppOptions, log: (message: string) => void): { b
 export const createApp = (options: AppOptions = {}): App => {
   const log = options.log ?? ((message: string) => console.error(message));
   const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
-  const connected = connectBroker(options, log);
+  const clock = options.clock ?? systemClock;
+  const connected = connectBroker(options, log, clock);
   const { broker, results } = signed === undefined ? connected : signed(connected, log);
   const codec = new Codec();
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
-  const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS);
-  const workflows = new WorkflowExecutor(results, publisher, codec);
-  const completion = new TaskCompletion(results, publisher, workflows, codec, (id) => broker.isRevoked(id));
+  const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS, nowOf(clock));
+  const isRevoked = (id: string) => broker.isRevoked(id);
+  const workflows = new WorkflowExecutor(results, publisher, codec, isRevoked);
+  const completion = new TaskCompletion(results, publisher, workflows, codec, isRevoked, log);
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
-  const rateLimits = rateLimitingFor(connected.broker, log);
+  const rateLimits = rateLimitingFor(connected.broker, log, clock);
 
   /**
    * Record the revocation with the broker (queued and delayed copies are never
@@ -143,7 +191,8 @@ export const createApp = (options: AppOptions = {}): App => {
       const record = await results.get(id);
       if (record === undefined || record.state === "STARTED") continue;
       const error = toErrorInfo(new TaskRevokedError({ id, task: record.task }));
-      const first = await results.complete(id, record.task, { state: "REVOKED", error });
+      // unlessStarted: a worker may record STARTED between the read above and this write; then the task runs on.
+      const first = await results.complete(id, record.task, { state: "REVOKED", error, unlessStarted: true });
       if (first && record.workflow !== undefined) steps.push({ workflow: record.workflow, node: record.node as number, error });
     }
     // Only after every named task is REVOKED: steps revoked together stay REVOKED instead of failing as each other's downstream.
@@ -158,14 +207,18 @@ export const createApp = (options: AppOptions = {}): App => {
     return publisher.publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 }).then(() => result);
   };
 
-  const resultOf = (graph: MessageGraph, ref: ValueRef, top: boolean): AsyncResult<unknown> =>
-    "node" in ref
-      ? new TaskResult(graph.nodes[ref.node].id, context)
+  const resultOf = (graph: MessageGraph, ref: ValueRef, top: boolean): AsyncResult<unknown> => {
+    const before = parentRef(graph, ref);
+    const parent = before === undefined ? undefined : () => resultOf(graph, before, false);
+    return "node" in ref
+      ? new TaskResult(graph.nodes[ref.node].id, context, parent)
       : new GroupResult(
           top ? graph.id : randomUUID(),
           ref.list.map((item) => resultOf(graph, item, false)),
           ref.gate === undefined ? undefined : resultOf(graph, ref.gate, false),
+          parent,
         );
+  };
 
   const dispatcher: Dispatcher = {
     async dispatch<R>(canvas: Canvas<any, R>, overrides?: CallOptions): Promise<AsyncResult<R>> {
@@ -177,6 +230,7 @@ export const createApp = (options: AppOptions = {}): App => {
         },
         ...(overrides !== undefined ? { overrides } : {}),
       });
+      checkDepth(graph);
       // Every step's own arguments must be sendable before the first step goes out.
       for (const node of graph.nodes) checkArguments(codec, node.task, node.args);
       for (const errback of graph.errbacks) checkArguments(codec, errback.task, errback.args);
@@ -189,6 +243,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const app: App = {
     broker,
     results,
+    clock,
     task(name, handler, taskOptions = {}) {
       if (typeof name !== "string" || name.length === 0) throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
       if (typeof handler !== "function") throw new TaskRegistrationError({ task: name, reason: "the handler is not a function" });
@@ -200,7 +255,7 @@ export const createApp = (options: AppOptions = {}): App => {
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits }, workerOptions);
+      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock }, workerOptions);
       workers.push(worker);
       return worker;
     },

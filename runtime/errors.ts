@@ -233,22 +233,95 @@ export class UpstreamFailure extends Data.TaggedError("UpstreamFailure")<{
   }
 }
 
-/** Name, message and stack of anything thrown, ready to store. */
+/** Longest message or stack stored for a failure: an error's text is for people, and the whole record must cross the wire. */
+export const MAX_ERROR_TEXT = 64 * 1024;
+
+/**
+ * Name, message and stack of anything thrown, ready to store. Never throws:
+ * a getter that throws or a value that is not a string is reported as such
+ * instead of failing the task a second time; a class that does not set its
+ * `name` is named after its constructor; text longer than `MAX_ERROR_TEXT`
+ * is cut, saying how much was left out.
+ */
 export const toErrorInfo = (error: unknown): RemoteErrorInfo => {
-  if (error instanceof Error) {
-    const tag = (error as { _tag?: unknown })._tag;
-    return { name: typeof tag === "string" ? tag : error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) };
-  }
-  return { name: "NonError", message: typeof error === "string" ? error : safeString(error) };
+  if (!(error instanceof Error)) return { name: "NonError", message: capped(typeof error === "string" ? error : safeString(error)) };
+  const tag = read(error, "_tag");
+  const name = typeof tag.value === "string" ? tag.value : nameOf(error);
+  const message = read(error, "message");
+  const stack = read(error, "stack");
+  return {
+    name,
+    message: capped(message.ok ? textOf(message.value) : `(the error's message could not be read: ${reasonOf(message.value)})`),
+    ...(stack.ok && stack.value !== undefined && stack.value !== "" ? { stack: capped(textOf(stack.value)) } : {}),
+  };
 };
+
+const read = (error: Error, key: string): { ok: boolean; value: unknown } => {
+  try {
+    return { ok: true, value: (error as unknown as Record<string, unknown>)[key] };
+  } catch (cause) {
+    return { ok: false, value: cause };
+  }
+};
+
+/** `name` as set on the error or its class; the constructor's name when only Error.prototype's "Error" is inherited. */
+const nameOf = (error: Error): string => {
+  const name = read(error, "name");
+  if (!name.ok) return "Error";
+  if (typeof name.value !== "string") return textOf(name.value);
+  let holder: object | null = error;
+  while (holder !== null && !Object.prototype.hasOwnProperty.call(holder, "name")) holder = Object.getPrototypeOf(holder);
+  if (holder !== Error.prototype) return name.value;
+  const ctor = read(error, "constructor").value;
+  return typeof ctor === "function" && typeof ctor.name === "string" && ctor.name !== "" ? ctor.name : name.value;
+};
+
+const textOf = (value: unknown): string => (typeof value === "string" ? value : safeString(value));
+
+const reasonOf = (cause: unknown): string => {
+  if (!(cause instanceof Error)) return safeString(cause);
+  const message = read(cause, "message");
+  return message.ok && typeof message.value === "string" ? message.value : "unreadable";
+};
+
+const capped = (text: string): string =>
+  text.length <= MAX_ERROR_TEXT ? text : `${text.slice(0, MAX_ERROR_TEXT)}… (${text.length - MAX_ERROR_TEXT} more characters left out)`;
 
 const safeString = (value: unknown): string => {
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {
-    return String(value);
+    try {
+      return String(value);
+    } catch {
+      return Object.prototype.toString.call(value);
+    }
   }
 };
+
+/**
+ * A task's value is too large to store as its result: more than a broker node's frame holds.
+ *
+ * @example
+ * // stored as the task's failure; get() rejects with RemoteTaskError whose remote.name is "ResultTooLargeError"
+ */
+export class ResultTooLargeError extends Data.TaggedError("ResultTooLargeError")<{
+  readonly task: string;
+  readonly id: string;
+  /** Encoded size of the value, in bytes. */
+  readonly size: number;
+  /** The most a result may take, in bytes. */
+  readonly max: number;
+}> {
+  override get message(): string {
+    return (
+      `result of task '${this.task}' (${this.id}) is ${mib(this.size)} encoded, over the limit of ${mib(this.max)} ` +
+      `(a broker node's frame): store large data elsewhere and return a reference to it`
+    );
+  }
+}
+
+const mib = (bytes: number): string => `${bytes.toLocaleString("en")} bytes (${(bytes / 2 ** 20).toFixed(1)} MiB)`;
 
 /**
  * A workflow step finished but its workflow's graph is gone from the result store (expired, forgotten, or a store restarted).

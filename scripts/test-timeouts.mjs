@@ -9,13 +9,19 @@ import { testTimeoutMs } from "./test-runner-args.mjs";
 const require = createRequire(import.meta.url);
 const nodeTest = require("node:test");
 const timeout = testTimeoutMs();
+const raw = process.env.CELERITY_TEST_TIME_SCALE;
+const scale = raw === undefined || raw === "" ? 1 : Number(raw);
 
+// A test's own timeout is scaled like every other limit (CELERITY_TEST_TIME_SCALE).
 const withTimeout = (define) => {
   const bounded = (...args) => {
     const [first, second] = args;
     if (typeof first === "function") return define({ timeout }, first);
     if (typeof second === "function" || second === undefined) return define(first, { timeout }, ...args.slice(1));
-    if (typeof second === "object" && second !== null && second.timeout === undefined) return define(first, { ...second, timeout }, ...args.slice(2));
+    if (typeof second === "object" && second !== null) {
+      const own = second.timeout === undefined ? timeout : Number.isFinite(second.timeout) ? Math.round(second.timeout * scale) : second.timeout;
+      return define(first, { ...second, timeout: own }, ...args.slice(2));
+    }
     return define(...args);
   };
   return Object.assign(bounded, define);

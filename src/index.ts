@@ -5,7 +5,8 @@
  * of its own: `celerity/node` (the broker node, its durable stores, its
  * client), `celerity/transport` (the transport contract, codec, embedded
  * broker), `celerity/transport/conformance` (the suite a new transport must
- * pass) and `celerity/signing` (keys for signed messages).
+ * pass), `celerity/signing` (keys for signed messages) and `celerity/testing`
+ * (a test app with a virtual clock).
  *
  * @example
  * import { createApp, chain } from "celerity";
@@ -34,6 +35,7 @@ export {
   WorkerError,
   MaxRetriesExceededError,
   WorkflowNotFoundError,
+  ResultTooLargeError,
 } from "../runtime/errors.ts";
 export { chain, group, chord } from "../dsl/combinators.ts";
 export { Signature, Chain, Group, Chord, type Canvas, type AnyCanvas } from "../dsl/canvas.ts";
@@ -54,6 +56,7 @@ export {
   UnroutableError,
 } from "../broker/errors.ts";
 export type { Transport, ExchangeType, QueueOptions, QueueStats, RevocationOptions } from "../broker/transport.ts";
+export { systemClock, type Clock, type ClockTimer } from "../broker/clock.ts";
 export { CodecError } from "../broker/codec.ts";
 export { ConnectionLostError, RequestTimeoutError, ClientClosedError } from "../broker/node/node-client.ts";
 export { ConnectionRefusedError, RemoteBrokerError, ProtocolError } from "../broker/node/protocol.ts";

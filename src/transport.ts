@@ -28,6 +28,7 @@ export type {
 } from "../broker/transport.ts";
 export { MIN_PRIORITY, MAX_PRIORITY, type Envelope, type Delivery, type DeadLetter, type HeaderValue } from "../broker/envelope.ts";
 export { Codec, CodecError, DecodeError } from "../broker/codec.ts";
+export { systemClock, type Clock, type ClockTimer } from "../broker/clock.ts";
 export {
   BrokerClosedError,
   InvalidArgumentError,

@@ -124,7 +124,7 @@ const extract = (): Example[] => {
         line: start + 1,
         file,
         // An example of compile errors is for the type checker only.
-        runnable: named === null && !needsMoreThanTheEmbeddedBroker(code) && /\bcreateApp\(/.test(code) && !/@ts-expect-error/.test(code),
+        runnable: named === null && !needsMoreThanTheEmbeddedBroker(code) && /\bcreate(Test)?App\(/.test(code) && !/@ts-expect-error/.test(code),
       });
     }
   }
@@ -134,15 +134,14 @@ const extract = (): Example[] => {
 /** A continued example leaves the context's app open: close it, so the run ends. */
 const needsClose = (code: string): boolean => /\bconst app = createApp\(/.test(code) && !/\bapp\.close\(\)/.test(code);
 
+/** Each entry of package.json's exports, resolved to its source: dist/src/<name>.js is built from src/<name>.ts. */
 const exportedEntries = (): Record<string, string[]> => {
-  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { exports: Record<string, string | Record<string, string>> };
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { exports: Record<string, string | { default: string }> };
   const paths: Record<string, string[]> = {};
   for (const [subpath, target] of Object.entries(pkg.exports)) {
-    // Each entry is built from src/: ./dist/src/<entry>.js from ./src/<entry>.ts.
     const built = typeof target === "string" ? target : target.default;
-    const source = built?.replace(/^\.\/dist\//, "./").replace(/\.js$/, ".ts");
-    if (typeof source !== "string" || !source.endsWith(".ts")) continue;
-    paths[subpath === "." ? "celerity" : `celerity/${subpath.slice(2)}`] = [join(root, source)];
+    if (!built.startsWith("./dist/") || !built.endsWith(".js")) continue;
+    paths[subpath === "." ? "celerity" : `celerity/${subpath.slice(2)}`] = [join(root, built.slice("./dist/".length).replace(/\.js$/, ".ts"))];
   }
   return paths;
 };

@@ -99,7 +99,7 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
   it("ships compiled JavaScript, declarations and source maps, and no tests or sources", async () => {
     const { stdout } = await run("tar", ["-tzf", join(scratch, tarball)]);
     const files = stdout.split("\n").filter(Boolean);
-    for (const entry of ["index", "node", "transport", "transport-conformance", "signing"]) {
+    for (const entry of ["index", "node", "transport", "transport-conformance", "signing", "testing"]) {
       for (const suffix of [".js", ".d.ts", ".js.map"]) assert.ok(files.includes(`package/dist/src/${entry}${suffix}`), `missing dist/src/${entry}${suffix}`);
     }
     assert.ok(files.includes("package/dist/src/bin.js"));
@@ -127,6 +127,13 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
       assert.equal(check.stdout, "");
     });
   }
+
+  it("runs the testing toolkit's tests under node:test, from celerity/testing", async () => {
+    const { NODE_TEST_CONTEXT: _parent, ...env } = process.env;
+    const { stdout } = await run(process.execPath, ["--test", "--test-reporter=spec", "testing.test.mjs"], { cwd: project, timeout: PROCESS_TIMEOUT_MS, env });
+    assert.match(stdout, /ℹ pass 2\b/, stdout);
+    assert.match(stdout, /ℹ fail 0\b/, stdout);
+  });
 
   it("answers npx celerity --help and --version", async () => {
     const { stdout } = await run("npx", ["--offline", "celerity", "--help"], { cwd: project, timeout: PROCESS_TIMEOUT_MS });

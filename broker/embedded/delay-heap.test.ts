@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { scaled, within } from "../../tests/support/waits.ts";
 import { describe, it } from "node:test";
 import { DelayHeap } from "./delay-heap.ts";
+import { clockOf, systemClock } from "../clock.ts";
 import { DelayScheduler } from "./delay-scheduler.ts";
 
 describe("DelayHeap", () => {
@@ -35,7 +36,7 @@ describe("DelayScheduler", () => {
     const due: string[] = [];
     let wake!: () => void;
     const bothDue = new Promise<void>((resolve) => (wake = resolve));
-    const scheduler = new DelayScheduler<string>(Date.now, (item) => {
+    const scheduler = new DelayScheduler<string>(systemClock, (item) => {
       due.push(item);
       if (due.length === 2) wake();
     });
@@ -53,7 +54,7 @@ describe("DelayScheduler", () => {
   it("promotes due items when asked, following the injected clock", () => {
     let now = 100;
     const due: string[] = [];
-    const scheduler = new DelayScheduler<string>(() => now, (item) => due.push(item));
+    const scheduler = new DelayScheduler<string>(clockOf({ now: () => now }), (item) => due.push(item));
     scheduler.add(200, "a");
     scheduler.add(300, "b");
     assert.equal(scheduler.promoteDue(), 0);

@@ -1,3 +1,4 @@
+import type { Clock, ClockTimer } from "../clock.ts";
 import { DelayHeap } from "./delay-heap.ts";
 
 /** setTimeout fires after 1 ms when asked for more than this, so longer waits are taken in steps. */
@@ -11,18 +12,18 @@ const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
  * is waiting for them. Due items are passed to `onDue` in eta order.
  *
  * @example
- * const delays = new DelayScheduler<string>(Date.now, (id) => console.log("due", id));
- * delays.add(Date.now() + 30, "m1");
+ * const delays = new DelayScheduler<string>(systemClock, (id) => console.log("due", id));
+ * delays.add(systemClock.now() + 30, "m1");
  */
 export class DelayScheduler<T> {
   private readonly heap = new DelayHeap<T>();
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timer: ClockTimer | undefined;
   private armedFor = Number.POSITIVE_INFINITY;
   private stopped = false;
   private refed = false;
 
   constructor(
-    private readonly now: () => number,
+    private readonly clock: Clock,
     private readonly onDue: (item: T) => void,
   ) {}
 
@@ -43,7 +44,7 @@ export class DelayScheduler<T> {
    * this; a caller driving a fake clock may call it directly.
    */
   promoteDue(): number {
-    const now = this.now();
+    const now = this.clock.now();
     let promoted = 0;
     for (let eta = this.heap.peekEta(); eta !== undefined && eta <= now; eta = this.heap.peekEta()) {
       this.onDue(this.heap.pop() as T);
@@ -73,14 +74,14 @@ export class DelayScheduler<T> {
   private arm(eta: number): void {
     this.disarm();
     // A timer can fire a millisecond before the clock reaches eta; promoteDue then re-arms for the rest.
-    const delay = Math.min(MAX_TIMER_DELAY_MS, Math.max(1, eta - this.now()));
+    const delay = Math.min(MAX_TIMER_DELAY_MS, Math.max(1, eta - this.clock.now()));
     this.armedFor = eta;
-    this.timer = setTimeout(this.fire, delay);
+    this.timer = this.clock.setTimeout(this.fire, delay);
     if (!this.refed) this.timer.unref();
   }
 
   private disarm(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.armedFor = Number.POSITIVE_INFINITY;
   }

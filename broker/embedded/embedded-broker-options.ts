@@ -1,3 +1,4 @@
+import type { Clock } from "../clock.ts";
 import type { BrokerJournal } from "./broker-journal.ts";
 
 /**
@@ -7,7 +8,9 @@ import type { BrokerJournal } from "./broker-journal.ts";
  * const broker = createEmbeddedBroker({ defaultMaxDeliveries: 5 });
  */
 export interface EmbeddedBrokerOptions {
-  /** Clock for eta, expiry, revocation ttl and dead-letter timestamps (epoch ms). Default `Date.now`. */
+  /** The clock for eta (its timer too), expiry, revocation ttl and dead-letter timestamps. Default the system clock. */
+  readonly clock?: Clock;
+  /** Only the clock's time (epoch ms), read with the system clock's timers. Default `clock.now`. */
   readonly now?: () => number;
   /** `maxDeliveries` of a queue declared without one. Default 16. */
   readonly defaultMaxDeliveries?: number;

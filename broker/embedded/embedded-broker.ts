@@ -1,3 +1,4 @@
+import { clockOf, nowOf } from "../clock.ts";
 import { DelayScheduler } from "./delay-scheduler.ts";
 import { DrainScheduler } from "./drain-scheduler.ts";
 import { EmbeddedConsumer, type ConsumerHost } from "./embedded-consumer.ts";
@@ -100,7 +101,8 @@ export class EmbeddedBroker implements Transport {
   private readonly journal: BrokerJournal | undefined;
 
   constructor(options: EmbeddedBrokerOptions = {}) {
-    this.now = options.now ?? Date.now;
+    const clock = clockOf(options);
+    this.now = nowOf(clock);
     this.journal = options.journal;
     this.defaultMaxDeliveries = checkMaxDeliveries(options.defaultMaxDeliveries ?? DEFAULT_MAX_DELIVERIES, "defaultMaxDeliveries");
     const revocationTtlMs = checkTtl(options.revocationTtlMs ?? DEFAULT_REVOCATION_TTL_MS, "revocationTtlMs");
@@ -115,7 +117,7 @@ export class EmbeddedBroker implements Transport {
       maxEntries: maxRevocations,
       onListenerError: (error) => this.onError(error, "a revocation listener threw"),
     });
-    this.delays = new DelayScheduler(this.now, ({ queue, message }) => {
+    this.delays = new DelayScheduler(clock, ({ queue, message }) => {
       queue.delayed--;
       this.enqueueReady(queue, message);
     });

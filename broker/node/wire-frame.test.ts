@@ -32,6 +32,28 @@ describe("wire frames", () => {
     );
   });
 
+  it("parses a frame of megabytes arriving in socket-sized chunks, with the frames around it", () => {
+    const big = new Uint8Array(3 * 2 ** 20 + 7).map((_, i) => i % 251);
+    const bytes = Buffer.concat([encodeFrame(1, Uint8Array.of(9)), encodeFrame(2, big), encodeFrame(3, Uint8Array.of(8, 7))]);
+    const seen: [number, Uint8Array][] = [];
+    const parser = new FrameParser(4 * 2 ** 20, (type, payload) => seen.push([type, payload]));
+    const chunk = 64 * 1024;
+    for (let offset = 0; offset < bytes.length; offset += chunk) {
+      parser.push(bytes.subarray(offset, offset + chunk));
+      if (seen.length === 1) assert.equal(parser.buffered, Math.min(offset + chunk, bytes.length) - 6, "bytes held for the large frame");
+    }
+    assert.deepEqual(
+      seen.map(([type, payload]) => [type, payload.byteLength]),
+      [
+        [1, 1],
+        [2, big.byteLength],
+        [3, 2],
+      ],
+    );
+    assert.deepEqual(seen[1][1], big);
+    assert.equal(parser.buffered, 0);
+  });
+
   it("refuses a frame larger than the maximum before reading its body", () => {
     const { parser } = collect(64);
     const header = Buffer.alloc(4);

@@ -1,5 +1,7 @@
 import { NodeTransport } from "../../broker/node/node-transport.ts";
 import type { Transport } from "../../broker/transport.ts";
+import { nowOf, systemClock, type Clock } from "../../broker/clock.ts";
+import { BucketTable } from "./bucket-table.ts";
 import { RateLimitTable, type LimitOverride } from "./limits-in-force.ts";
 import { RateLimitError, defaultBurst, parseRate } from "./rate-setting.ts";
 import { RemoteRateLimits } from "./node-rate-limit-client.ts";
@@ -31,7 +33,7 @@ export interface RateLimiting {
 // Apps sharing one embedded broker share its global buckets, as workers sharing a node do.
 const localSources = new WeakMap<Transport, LocalTokenSource>();
 
-export const rateLimitingFor = (broker: Transport, log: (message: string) => void): RateLimiting => {
+export const rateLimitingFor = (broker: Transport, log: (message: string) => void, clock: Clock = systemClock): RateLimiting => {
   const table = new RateLimitTable();
   if (broker instanceof NodeTransport) {
     const remote = new RemoteRateLimits(broker.client, table, log);
@@ -45,7 +47,7 @@ export const rateLimitingFor = (broker: Transport, log: (message: string) => voi
     };
   }
   let global = localSources.get(broker);
-  if (global === undefined) localSources.set(broker, (global = new LocalTokenSource()));
+  if (global === undefined) localSources.set(broker, (global = new LocalTokenSource(new BucketTable({ now: nowOf(clock) }))));
   return {
     table,
     global,

@@ -1,6 +1,8 @@
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer, Transport } from "../../broker/transport.ts";
 import type { Codec } from "../../broker/codec.ts";
+import { clockOf, nowOf, type Clock, type ClockTimer } from "../../broker/clock.ts";
+import { BucketTable } from "./bucket-table.ts";
 import { MAP_TASK, STARMAP_TASK } from "../../dsl/combinators.ts";
 import { toErrorInfo } from "../errors.ts";
 import type { RateLimit } from "./rate-setting.ts";
@@ -51,7 +53,9 @@ export interface RateGateOptions {
    * token is further away: a raised limit reaches it within this time. Default 5,000 ms.
    */
   readonly maxHandBackMs?: number;
-  /** The clock (ms). Default Date.now. */
+  /** The clock for tokens due and hand-back etas. Default the system clock. */
+  readonly clock?: Clock;
+  /** Only the clock's time (ms). Default `clock.now`. */
   readonly now?: () => number;
 }
 
@@ -67,7 +71,7 @@ interface Line {
   readonly key: string | undefined;
   readonly items: Held[];
   head: number;
-  timer: NodeJS.Timeout | undefined;
+  timer: ClockTimer | undefined;
   asking: boolean;
 }
 
@@ -78,6 +82,7 @@ export class RateGate {
   /** This worker's own buckets (worker scope). */
   private readonly local: TokenSource;
   private readonly now: () => number;
+  private readonly clock: Clock;
   private heldCount = 0;
   private pumping = false;
   private pumpAgain = false;
@@ -88,8 +93,9 @@ export class RateGate {
     private readonly options: RateGateOptions,
     private readonly host: GateHost,
   ) {
-    this.now = options.now ?? Date.now;
-    this.local = options.local ?? new LocalTokenSource();
+    this.clock = clockOf(options);
+    this.now = nowOf(this.clock);
+    this.local = options.local ?? new LocalTokenSource(new BucketTable({ now: this.now }));
     this.unsubscribe = options.table.onChange((task) => this.changed(task));
   }
 
@@ -98,7 +104,7 @@ export class RateGate {
     this.handedBackUntil.clear();
     for (const line of this.lines.values()) {
       if (line.task !== task || line.timer === undefined) continue;
-      clearTimeout(line.timer);
+      this.clock.clearTimeout(line.timer);
       line.timer = undefined;
     }
     this.pump();
@@ -165,7 +171,7 @@ export class RateGate {
   stop(): void {
     this.stopped = true;
     this.unsubscribe();
-    for (const line of this.lines.values()) clearTimeout(line.timer);
+    for (const line of this.lines.values()) if (line.timer !== undefined) this.clock.clearTimeout(line.timer);
     this.lines.clear();
     this.heldCount = 0;
   }
@@ -225,7 +231,7 @@ export class RateGate {
 
   private wait(line: Line, ms: number): void {
     if (this.stopped) return;
-    line.timer = setTimeout(() => {
+    line.timer = this.clock.setTimeout(() => {
       line.timer = undefined;
       this.tidy(line);
       this.pump();

@@ -35,7 +35,13 @@ export class TaskResult<R> implements AsyncResult<R> {
   constructor(
     readonly id: string,
     private readonly context: ResultContext,
+    /** Made on first use: a chain of 5,000 steps need not build 5,000 handles up front. */
+    private readonly parentOf?: () => AsyncResult<unknown> | undefined,
   ) {}
+
+  get parent(): AsyncResult<unknown> | undefined {
+    return this.parentOf?.();
+  }
 
   async get(options: GetOptions = {}): Promise<R> {
     const { store, codec } = this.context;
@@ -95,7 +101,12 @@ export class GroupResult<R> implements AsyncResult<R> {
     readonly children: readonly AsyncResult<unknown>[],
     /** For an empty group after a step: that step, whose failure is the group's. */
     private readonly gate?: AsyncResult<unknown>,
+    private readonly parentOf?: () => AsyncResult<unknown> | undefined,
   ) {}
+
+  get parent(): AsyncResult<unknown> | undefined {
+    return this.parentOf?.();
+  }
 
   async get(options: GetOptions = {}): Promise<R> {
     if (this.gate !== undefined) {
@@ -180,6 +191,9 @@ export class WorkflowResult<R> implements AsyncResult<R> {
   }
   get children(): readonly AsyncResult<unknown>[] {
     return this.output.children;
+  }
+  get parent(): AsyncResult<unknown> | undefined {
+    return this.output.parent;
   }
   get(options?: GetOptions): Promise<R> {
     return this.output.get(options);

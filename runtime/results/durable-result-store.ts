@@ -145,6 +145,11 @@ export class DurableResultStore implements ResultStore {
     return this.memory.peek(id)?.state === state ? this.record(id) : this.settled(undefined);
   }
 
+  start(id: string, task: string, details?: StateDetails): Promise<boolean> {
+    const started = this.memory.start(id, task, details);
+    return (started ? this.record(id) : this.settled(undefined)).then(() => started);
+  }
+
   complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
     const first = this.memory.complete(id, task, outcome);
     return (first ? this.record(id) : this.settled(undefined)).then(() => first);

@@ -35,11 +35,15 @@ export class RemoteResultStore implements ResultStore {
 
   /**
    * Sent without waiting for an answer: requests on one connection are applied
-   * in order, so a PENDING sent before its publish lands before it, and a
-   * STARTED before its task's completion. Two round trips per task saved.
+   * in order, so a PENDING sent before its publish lands before it. A round
+   * trip per task saved. (STARTED is `start`, which the worker waits for.)
    */
   setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
     this.client.tell(ops.setState, [id, task, state, details ?? null], true);
+  }
+  /** A request, not a tell: the worker must know whether it may run the task. */
+  async start(id: string, task: string, details?: StateDetails): Promise<boolean> {
+    return this.client.call(ops.start, [id, task, details ?? null]);
   }
   async complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
     return this.client.call(ops.complete, [id, task, outcome]);

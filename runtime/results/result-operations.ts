@@ -18,6 +18,8 @@ export const resultOperations = operationGroup("results", {
     check.oneOf<TaskState>("state", TASK_STATES),
     check.optional(check.map<StateDetails>("state details")),
   ),
+  /** Answered: the worker runs the task only if STARTED was recorded (no final state was there first). */
+  start: operation<boolean>()(check.string("task id"), check.string("task name"), check.optional(check.map<StateDetails>("state details"))),
   complete: operation<boolean>()(check.string("task id"), check.string("task name"), check.map<FinalOutcome>("outcome")),
   get: operation<ResultRecord | null>()(check.string("task id")),
   /** Subscribe this connection to the task's final record (pushed as a Notify on topic "result"). */

@@ -22,6 +22,7 @@ export const RESULT_TOPIC = "result";
 export const serveResults = <S extends ResultStore = MemoryResultStore>(node: BrokerNode, store: S = new MemoryResultStore() as ResultStore as S): S => {
   node.serve(resultOperations, {
     setState: ([id, task, state, details]) => store.setState(id, task, state, details ?? undefined),
+    start: ([id, task, details]) => store.start(id, task, details ?? undefined),
     complete: ([id, task, outcome]) => store.complete(id, task, outcome),
     get: ([id]) => store.get(id).then((record) => record ?? null),
     watch: ([id], connection) => {

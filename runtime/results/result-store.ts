@@ -39,7 +39,18 @@ export interface StateDetails {
 export type FinalOutcome =
   | { readonly state: "SUCCESS"; readonly value: Uint8Array }
   | { readonly state: "FAILURE"; readonly error: RemoteErrorInfo }
-  | { readonly state: "REVOKED"; readonly error: RemoteErrorInfo };
+  | {
+      readonly state: "REVOKED";
+      readonly error: RemoteErrorInfo;
+      /**
+       * Refuse (return false) if the task is `STARTED`: a revocation without
+       * `terminate` lets a running task finish. Checked in the same step as the
+       * write, so a revoke racing a worker's `STARTED` has one winner: either
+       * the task is recorded REVOKED before it starts, or it runs and records
+       * its own outcome.
+       */
+      readonly unlessStarted?: boolean;
+    };
 
 /**
  * A store that can answer at once may return a plain value instead of a
@@ -56,9 +67,21 @@ export type MaybePromise<T> = T | Promise<T>;
  * const app = createApp({ results: new MemoryResultStore({ maxResults: 10_000 }) });
  */
 export interface ResultStore {
-  /** Record a non-final state (PENDING when sent, STARTED, RETRY). Never overwrites a final state. */
+  /** Record a non-final state (PENDING when sent, RECEIVED, RETRY). Never overwrites a final state. */
   setState(id: string, task: string, state: TaskState, details?: StateDetails): MaybePromise<void>;
-  /** Record a final state. The first final state wins: returns false (and changes nothing) if one is already recorded. */
+  /**
+   * Record that a worker starts the task (STARTED), unless a final state is
+   * recorded (the task was revoked, or finished, before this delivery): then
+   * change nothing and return false, and the worker does not run it. In one
+   * step with the check, like `complete` with `unlessStarted`, so a
+   * revocation racing the start has one winner.
+   */
+  start(id: string, task: string, details?: StateDetails): MaybePromise<boolean>;
+  /**
+   * Record a final state. The first final state wins: returns false (and
+   * changes nothing) if one is already recorded, or if a REVOKED outcome with
+   * `unlessStarted` finds the task STARTED.
+   */
   complete(id: string, task: string, outcome: FinalOutcome): MaybePromise<boolean>;
   get(id: string): Promise<ResultRecord | undefined>;
   /** Resolve with the record once it is final; reject with `onTimeout()` after `timeoutMs`. */
@@ -158,9 +181,16 @@ export class MemoryResultStore implements ResultStore {
     }
   }
 
+  start(id: string, task: string, details?: StateDetails): boolean {
+    const current = this.fresh(this.records.get(id));
+    if (current !== undefined && READY_STATES.has(current.state)) return false;
+    this.setState(id, task, "STARTED", details);
+    return true;
+  }
+
   complete(id: string, task: string, outcome: FinalOutcome): boolean {
     let record = this.fresh(this.records.get(id));
-    if (record !== undefined && READY_STATES.has(record.state)) return false;
+    if (record !== undefined && (READY_STATES.has(record.state) || (record.state === "STARTED" && outcome.state === "REVOKED" && outcome.unlessStarted))) return false;
     if (record === undefined) record = { id, task, state: outcome.state, retries: 0, updatedAt: 0 };
     record.task = task;
     record.state = outcome.state;

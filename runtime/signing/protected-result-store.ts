@@ -49,6 +49,10 @@ export class ProtectedResultStore implements ResultStore {
     return this.inner.setState(id, task, state, details);
   }
 
+  start(id: string, task: string, details?: StateDetails): MaybePromise<boolean> {
+    return this.inner.start(id, task, details);
+  }
+
   complete(id: string, task: string, outcome: FinalOutcome): MaybePromise<boolean> {
     const { box } = this.options;
     return this.inner.complete(id, task, box !== undefined && outcome.state === "SUCCESS" ? { state: "SUCCESS", value: box.seal(outcome.value) } : outcome);

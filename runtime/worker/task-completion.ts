@@ -1,7 +1,8 @@
 import type { Codec } from "../../broker/codec.ts";
 import type { CallOptions } from "../../dsl/options.ts";
 import type { RemoteErrorInfo } from "../../dsl/result.ts";
-import { MaxRetriesExceededError, RetryRequest, TaskRevokedError, toErrorInfo } from "../errors.ts";
+import { FrameTooLargeError, DEFAULT_MAX_FRAME_BYTES } from "../../broker/node/wire-frame.ts";
+import { MaxRetriesExceededError, ResultTooLargeError, RetryRequest, TaskRevokedError, toErrorInfo } from "../errors.ts";
 import type { Publisher } from "../publisher.ts";
 import type { ResultRecord, ResultStore } from "../results/result-store.ts";
 import { mayRetry, retryDelay } from "./retry-policy.ts";
@@ -17,6 +18,13 @@ import type { WorkflowExecutor } from "../workflow/workflow.ts";
  */
 export type Completed = "succeeded" | "failed" | "retried" | "revoked";
 
+/**
+ * The largest encoded value stored as a result: what a broker node's frame
+ * holds by default. The in-memory store keeps to it too, so a task fails in
+ * one process on the values it would fail on across processes.
+ */
+export const MAX_RESULT_BYTES = DEFAULT_MAX_FRAME_BYTES;
+
 /** Default retry maximum for `this.retry()` when the task has no retry policy (Celery's). */
 export const DEFAULT_EXPLICIT_RETRIES = 3;
 
@@ -27,22 +35,54 @@ export class TaskCompletion {
     private readonly workflows: WorkflowExecutor,
     private readonly codec: Codec,
     private readonly isRevoked: (id: string) => boolean,
+    private readonly log: (message: string) => void,
   ) {}
 
   /**
    * Store the value (unless the result is ignored outside a workflow) and
    * advance the workflow. Synchronous when the store is: this is the hot path.
+   * A workflow advances only from a step whose SUCCESS is recorded: a step
+   * revoked while it ran (the revocation was recorded first) stops it there.
    */
-  succeeded(message: TaskMessage, value: unknown, encoded: Uint8Array | undefined): "succeeded" | Promise<"succeeded"> {
+  succeeded(message: TaskMessage, value: unknown, encoded: Uint8Array | undefined): Completed | Promise<Completed> {
     const stored = encoded === undefined ? undefined : this.store.complete(message.id, message.task, { state: "SUCCESS", value: encoded });
-    if (message.workflow === undefined) return stored instanceof Promise ? stored.then(() => "succeeded" as const) : "succeeded";
-    return this.advance(stored, message.workflow, message.node as number, value);
+    if (stored instanceof Promise) return this.afterStore(stored, message, value, encoded as Uint8Array);
+    if (stored === false) return this.refused(message, value);
+    return message.workflow === undefined ? "succeeded" : this.advance(message, value);
   }
 
-  private async advance(stored: unknown, workflow: string, node: number, value: unknown): Promise<"succeeded"> {
-    await stored;
-    await this.workflows.succeeded(workflow, node, value);
+  private async afterStore(stored: Promise<boolean>, message: TaskMessage, value: unknown, encoded: Uint8Array): Promise<Completed> {
+    let first: boolean;
+    try {
+      first = await stored;
+    } catch (error) {
+      // A node whose frame limit is below MAX_RESULT_BYTES refuses the value before it is sent: fail the task once,
+      // with the sizes, rather than leave it STARTED and its message redelivered to fail the same way again.
+      if (!(error instanceof FrameTooLargeError)) throw error;
+      return this.failed(message, toErrorInfo(new ResultTooLargeError({ task: message.task, id: message.id, size: encoded.byteLength, max: error.max })));
+    }
+    if (!first) return this.refused(message, value);
+    return message.workflow === undefined ? "succeeded" : this.advance(message, value);
+  }
+
+  private async advance(message: TaskMessage, value: unknown): Promise<"succeeded"> {
+    await this.workflows.succeeded(message.workflow as string, message.node as number, value);
     return "succeeded";
+  }
+
+  /** The store refused the value: a final state was recorded first. */
+  private async refused(message: TaskMessage, value: unknown): Promise<Completed> {
+    const record = await this.store.get(message.id);
+    if (record?.state === "SUCCESS") {
+      // Recorded by an earlier delivery of this message: finish what it may not have, as a redelivery does.
+      if (message.workflow !== undefined) await this.workflows.succeeded(message.workflow, message.node as number, value);
+      return "succeeded";
+    }
+    const state = record?.state ?? "forgotten";
+    const why = state === "REVOKED" ? "after it was revoked" : `after it was recorded ${state}`;
+    const stops = message.workflow === undefined ? "" : ", and its workflow stops there";
+    this.log(`task '${message.task}' (${message.id}) ran to completion ${why}: its result is discarded${stops}`);
+    return state === "REVOKED" ? "revoked" : "failed";
   }
 
   /** Retry if the error and the policy allow it; otherwise fail for good. */

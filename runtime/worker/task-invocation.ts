@@ -1,4 +1,5 @@
 import { Effect } from "effect";
+import type { Clock, ClockTimer } from "../../broker/clock.ts";
 import { RetryRequest, SoftTimeLimitExceeded, TimeLimitExceeded } from "../errors.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
 
@@ -42,7 +43,8 @@ class RunningTask implements TaskContext {
 export class AsyncInvocation {
   readonly outcome: Promise<InvocationOutcome>;
   private settle!: (outcome: InvocationOutcome) => void;
-  private timers: NodeJS.Timeout[] | undefined;
+  private timers: ClockTimer[] | undefined;
+  private clock: Clock | undefined;
 
   constructor(
     private readonly context: RunningTask,
@@ -61,17 +63,19 @@ export class AsyncInvocation {
     this.finish({ ok: false, error: reason });
   }
 
-  limit(task: string, softTimeLimit: number | undefined, timeLimit: number | undefined): void {
+  limit(task: string, softTimeLimit: number | undefined, timeLimit: number | undefined, clock: Clock): void {
+    if (softTimeLimit === undefined && timeLimit === undefined) return;
+    this.clock = clock;
     if (softTimeLimit !== undefined) {
-      (this.timers ??= []).push(setTimeout(() => this.context.abort(new SoftTimeLimitExceeded({ task, limitMs: softTimeLimit })), softTimeLimit));
+      (this.timers ??= []).push(clock.setTimeout(() => this.context.abort(new SoftTimeLimitExceeded({ task, limitMs: softTimeLimit })), softTimeLimit));
     }
     if (timeLimit !== undefined) {
-      (this.timers ??= []).push(setTimeout(() => this.abandon(new TimeLimitExceeded({ task, limitMs: timeLimit })), timeLimit));
+      (this.timers ??= []).push(clock.setTimeout(() => this.abandon(new TimeLimitExceeded({ task, limitMs: timeLimit })), timeLimit));
     }
   }
 
   private finish(outcome: InvocationOutcome): void {
-    if (this.timers !== undefined) for (const timer of this.timers) clearTimeout(timer);
+    if (this.timers !== undefined) for (const timer of this.timers) this.clock!.clearTimeout(timer);
     this.settle(outcome);
   }
 }
@@ -86,6 +90,7 @@ export const invoke = (
   args: readonly unknown[],
   softTimeLimit: number | undefined,
   timeLimit: number | undefined,
+  clock: Clock,
 ): InvocationOutcome | AsyncInvocation => {
   const context = new RunningTask(id, definition.name, retries);
   let returned: unknown;
@@ -97,6 +102,6 @@ export const invoke = (
   if (Effect.isEffect(returned)) returned = Effect.runPromise(returned as Effect.Effect<unknown, unknown, never>, { signal: context.signal });
   if (!isThenable(returned)) return { ok: true, value: returned };
   const invocation = new AsyncInvocation(context, returned);
-  invocation.limit(definition.name, softTimeLimit, timeLimit);
+  invocation.limit(definition.name, softTimeLimit, timeLimit, clock);
   return invocation;
 };

@@ -2,12 +2,13 @@ import { Effect } from "effect";
 import { CodecError, type Codec } from "../../broker/codec.ts";
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer, Transport } from "../../broker/transport.ts";
+import { systemClock, type Clock } from "../../broker/clock.ts";
 import { MAP_TASK, STARMAP_TASK } from "../../dsl/combinators.ts";
 import { mergeOptions, type CallOptions } from "../../dsl/options.ts";
 import { READY_STATES } from "../../dsl/result.ts";
-import { TaskRevokedError, UnknownTaskError, WorkerError, toErrorInfo } from "../errors.ts";
+import { ResultTooLargeError, TaskRevokedError, UnknownTaskError, WorkerError, toErrorInfo } from "../errors.ts";
 import type { ResultStore } from "../results/result-store.ts";
-import type { Completed, TaskCompletion } from "./task-completion.ts";
+import { MAX_RESULT_BYTES, type Completed, type TaskCompletion } from "./task-completion.ts";
 import { AsyncInvocation, invoke, type InvocationOutcome } from "./task-invocation.ts";
 import { fromEnvelope, type TaskMessage } from "../task-message.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
@@ -28,6 +29,8 @@ export interface RunnerEnvironment {
   readonly completion: TaskCompletion;
   readonly tasks: ReadonlyMap<string, TaskDefinition>;
   readonly log: (message: string) => void;
+  /** The clock for expiry and time limits. Default the system clock. */
+  readonly clock?: Clock;
 }
 
 /** How a delivery is settled with the broker. */
@@ -45,17 +48,18 @@ interface Running {
   readonly invocation: AsyncInvocation;
 }
 
-const isPromise = (value: unknown): value is Promise<unknown> => value instanceof Promise;
-
 export class TaskRunner {
   /** Tasks whose handler is still running asynchronously, by task id (for terminate and shutdown). */
   readonly running = new Map<string, Running>();
   private readonly mappers = new Map<string, TaskDefinition>();
+  private readonly clock: Clock;
 
   constructor(
     private readonly env: RunnerEnvironment,
     private readonly host: RunnerHost,
-  ) {}
+  ) {
+    this.clock = env.clock ?? systemClock;
+  }
 
   /** Run `delivery`; returns a promise only when something asynchronous is left to do. */
   run(delivery: Delivery, consumer: Consumer): void | Promise<void> {
@@ -68,7 +72,7 @@ export class TaskRunner {
     }
     if (delivery.redelivered) return this.runRedelivered(message, delivery, consumer);
     const revoked = env.transport.isRevoked(message.id);
-    if (revoked || (message.expires !== undefined && message.expires < Date.now())) {
+    if (revoked || (message.expires !== undefined && message.expires < this.clock.now())) {
       return env.completion.revoked(message, !revoked).then((completed) => {
         host.count(completed);
         host.settle(consumer, delivery, "ack");
@@ -81,11 +85,33 @@ export class TaskRunner {
     const acksLate = options.acksLate ?? true;
     if (!acksLate) host.settle(consumer, delivery, "ack");
     const keepsResult = !options.ignoreResult || message.workflow !== undefined;
-    const started = keepsResult
-      ? env.store.setState(message.id, message.task, "STARTED", message.retries === 0 ? undefined : { retries: message.retries })
-      : undefined;
-    if (isPromise(started)) return started.then(() => this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer));
-    return this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer);
+    const started = keepsResult ? env.store.start(message.id, message.task, message.retries === 0 ? undefined : { retries: message.retries }) : true;
+    if (started === true) return this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer);
+    if (started === false) return this.skipFinished(message, acksLate, delivery, consumer);
+    return started.then((ok) => {
+      if (!ok) return this.skipFinished(message, acksLate, delivery, consumer);
+      // Revoked while the store answered: the task has not run, and a terminate sent meanwhile found nothing to abort.
+      if (env.transport.isRevoked(message.id)) return this.revokedBeforeRun(message, acksLate, delivery, consumer);
+      return this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer);
+    });
+  }
+
+  private async revokedBeforeRun(message: TaskMessage, acksLate: boolean, delivery: Delivery, consumer: Consumer): Promise<void> {
+    this.host.count(await this.env.completion.revoked(message));
+    if (acksLate) this.host.settle(consumer, delivery, "ack");
+  }
+
+  /**
+   * The store refused STARTED: the task already has a final state, most often
+   * REVOKED by a revocation this worker had not yet heard of when the message
+   * arrived. It does not run; its workflow is advanced from the stored state
+   * (safe to repeat), as for a redelivered message.
+   */
+  private async skipFinished(message: TaskMessage, acksLate: boolean, delivery: Delivery, consumer: Consumer): Promise<void> {
+    const record = await this.env.store.get(message.id);
+    if (record !== undefined) await this.env.completion.resume(message, record);
+    this.host.count(record?.state === "SUCCESS" ? "succeeded" : record?.state === "FAILURE" ? "failed" : "revoked");
+    if (acksLate) this.host.settle(consumer, delivery, "ack");
   }
 
   private invokeAndFinish(
@@ -97,7 +123,7 @@ export class TaskRunner {
     delivery: Delivery,
     consumer: Consumer,
   ): void | Promise<void> {
-    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit);
+    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit, this.clock);
     if (!(invocation instanceof AsyncInvocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
     this.running.set(message.id, { task: message.task, invocation });
     return invocation.outcome.then((outcome) => {
@@ -146,6 +172,10 @@ export class TaskRunner {
       } catch (error) {
         if (!(error instanceof CodecError)) throw error;
         return completion.failedOrRetry(message, options, priority, error, definition);
+      }
+      // The same limit in one process as across processes: a value that could not reach a node's result store fails here too.
+      if (encoded !== undefined && encoded.byteLength > MAX_RESULT_BYTES) {
+        return completion.failed(message, toErrorInfo(new ResultTooLargeError({ task: message.task, id: message.id, size: encoded.byteLength, max: MAX_RESULT_BYTES })));
       }
       return completion.succeeded(message, outcome.value, encoded);
     }

@@ -1,5 +1,6 @@
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer } from "../../broker/transport.ts";
+import { systemClock } from "../../broker/clock.ts";
 import { TaskRevokedError, WorkerError, WorkflowNotFoundError, toErrorInfo } from "../errors.ts";
 import { RateGate } from "../rate-limit/rate-gate.ts";
 import type { RateLimiting } from "../rate-limit/app-rate-limits.ts";
@@ -130,7 +131,7 @@ export class Worker {
     this.gate =
       limits &&
       new RateGate(
-        { table: limits.table, global: limits.global, maxHeld: Math.max(1, Math.floor(this.prefetch / 2)) },
+        { table: limits.table, global: limits.global, maxHeld: Math.max(1, Math.floor(this.prefetch / 2)), clock: env.clock ?? systemClock },
         {
           name: this.name,
           transport: env.transport,
@@ -254,7 +255,7 @@ export class Worker {
   private scheduleSweep(): void {
     if (this.sweepScheduled) return;
     this.sweepScheduled = true;
-    setTimeout(() => this.markReceived(), RECEIVED_SWEEP_MS).unref();
+    (this.env.clock ?? systemClock).setTimeout(() => this.markReceived(), RECEIVED_SWEEP_MS).unref();
   }
 
   private next(): void {

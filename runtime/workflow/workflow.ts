@@ -2,7 +2,7 @@ import type { Codec } from "../../broker/codec.ts";
 import { leavesOf, materialize, startNodes, type GraphNode, type MessageGraph } from "../../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskFailure } from "../../dsl/result.ts";
 import { LRUCache } from "lru-cache";
-import { UpstreamFailure, WorkflowNotFoundError, toErrorInfo } from "../errors.ts";
+import { TaskRevokedError, UpstreamFailure, WorkflowNotFoundError, toErrorInfo } from "../errors.ts";
 import type { Publisher } from "../publisher.ts";
 import type { ResultStore } from "../results/result-store.ts";
 
@@ -21,6 +21,8 @@ export class WorkflowExecutor {
     private readonly store: ResultStore,
     private readonly publisher: Publisher,
     private readonly codec: Codec,
+    /** Whether a task id is revoked (the broker's record, mirrored by every connected process). */
+    private readonly isRevoked: (id: string) => boolean = () => false,
   ) {}
 
   /** Store the graph, mark every step PENDING, and send the steps that wait for nothing. */
@@ -53,12 +55,14 @@ export class WorkflowExecutor {
     const queue: GraphNode[] = origin.next.map((index) => graph.nodes[index]);
     while (queue.length > 0) {
       const node = queue.shift() as GraphNode;
-      // A chord member failed only if the node waits on a non-empty list; an empty group's gate is a plain previous step.
-      const kind = node.after !== undefined && "list" in node.after && node.after.list.length > 0 ? "chord" : "chain";
-      const upstream = toErrorInfo(new UpstreamFailure({ kind, failedId: origin.id, failedTask: origin.task, cause: error }));
+      // A step revoked itself (a whole workflow revoked while one of its steps ran) reads REVOKED, not as its upstream's failure.
+      const own = this.isRevoked(node.id)
+        ? toErrorInfo(new TaskRevokedError({ id: node.id, task: node.task }))
+        : toErrorInfo(new UpstreamFailure({ kind: failedAs(node, origin.index), failedId: origin.id, failedTask: origin.task, cause: error }));
+      const outcome = own.name === "TaskRevokedError" ? { state: "REVOKED" as const, error: own } : { state: "FAILURE" as const, error: own };
       // First failure wins: a step already failed by another member has already propagated.
-      if (!(await this.store.complete(node.id, node.task, { state: "FAILURE", error: upstream }))) continue;
-      await this.fireErrbacks(graph, node, upstream);
+      if (!(await this.store.complete(node.id, node.task, outcome))) continue;
+      await this.fireErrbacks(graph, node, own);
       for (const index of node.next) queue.push(graph.nodes[index]);
     }
   }
@@ -150,7 +154,20 @@ export class WorkflowExecutor {
   }
 }
 
-const PERMANENT = new Set(["CodecError", "UnroutableError", "ExchangeNotFoundError"]);
+/**
+ * How `node` depends on the step that failed: as a chord's body on one of
+ * its header's members, or as the step after it. A node waiting on a list
+ * (a chord body) is failed by a member only if that step is one of the
+ * list's leaves; a step before the whole chord, or an empty group's gate, is
+ * a plain previous step.
+ */
+const failedAs = (node: GraphNode, failed: number): "chord" | "chain" => {
+  const after = node.after;
+  if (after === undefined || !("list" in after) || after.list.length === 0) return "chain";
+  return leavesOf(after).includes(failed) ? "chord" : "chain";
+};
+
+const PERMANENT = new Set(["CodecError", "UnroutableError", "ExchangeNotFoundError", "FrameTooLargeError"]);
 
 /** Errors that sending again would only repeat. */
 const isPermanent = (error: unknown): boolean => {

@@ -1,0 +1,49 @@
+/**
+ * Durations as tests write them: milliseconds, or a number with a unit
+ * ("500ms", "30s", "10m", "1h", "2d"), summed when several are given
+ * ("1h30m").
+ */
+
+/** A duration: milliseconds, or a string such as "10m" or "1h30m". */
+export type Duration = number | string;
+
+/** A duration that is not a finite, non-negative number of milliseconds nor a string of units ms, s, m, h, d. */
+export class DurationError extends Error {
+  readonly _tag = "DurationError";
+  constructor(readonly value: unknown) {
+    super(
+      `invalid duration ${JSON.stringify(value) ?? String(value)}: give milliseconds (a finite number of at least 0) ` +
+        `or a string of numbers with units ms, s, m, h, d, such as "500ms", "10m" or "1h30m"`,
+    );
+    this.name = "DurationError";
+  }
+}
+
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const PART = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)/y;
+
+/**
+ * The milliseconds of `duration`; throws DurationError on anything else.
+ *
+ * @example
+ * toMilliseconds("1h30m"); // 5_400_000
+ */
+export const toMilliseconds = (duration: Duration): number => {
+  if (typeof duration === "number") {
+    if (!Number.isFinite(duration) || duration < 0) throw new DurationError(duration);
+    return duration;
+  }
+  if (typeof duration !== "string") throw new DurationError(duration);
+  const text = duration.trim();
+  if (text === "") throw new DurationError(duration);
+  let total = 0;
+  PART.lastIndex = 0;
+  while (PART.lastIndex < text.length) {
+    const start = PART.lastIndex;
+    const match = PART.exec(text);
+    if (match === null || match.index !== start) throw new DurationError(duration);
+    total += Number(match[1]) * UNIT_MS[match[2]];
+    while (text[PART.lastIndex] === " ") PART.lastIndex++;
+  }
+  return Math.round(total);
+};

@@ -1,0 +1,179 @@
+/**
+ * Revocation of workflow steps with the worker in another process: a
+ * `celerity worker` child runs tests/fixtures/canvas-app.ts against a broker
+ * node in this process. Every wait is bounded by a timeout that fails with
+ * the worker's output; the worker and the node are stopped even when a test
+ * fails.
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { BrokerNode } from "../broker/node/node-server.ts";
+import { chain } from "../dsl/combinators.ts";
+import { createApp } from "../runtime/app.ts";
+import { TaskRevokedError } from "../runtime/errors.ts";
+import { serveResults } from "../runtime/results/result-service.ts";
+import { scaled, within } from "./support/waits.ts";
+
+const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
+const CANVAS_APP = fileURLToPath(new URL("./fixtures/canvas-app.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** Startup of a child (tsx compiles on the fly) takes about a second; allow for a loaded machine. */
+const START_TIMEOUT_MS = scaled(20_000);
+
+/** A `celerity worker` child for the canvas app, its output kept line by line. */
+class WorkerProcess {
+  readonly lines: { stream: "stdout" | "stderr"; line: string }[] = [];
+  readonly exited: Promise<void>;
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(url: string, concurrency: number) {
+    this.child = spawn(process.execPath, [CLI, "worker", "--app", CANVAS_APP, "--broker", url, "--concurrency", String(concurrency)], {
+      cwd: ROOT,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    for (const stream of ["stdout", "stderr"] as const) {
+      let partial = "";
+      this.child[stream].setEncoding("utf8");
+      this.child[stream].on("data", (chunk: string) => {
+        const lines = (partial + chunk).split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) this.lines.push({ stream, line });
+        for (const listener of this.listeners) listener();
+      });
+    }
+    this.exited = new Promise((resolve) => this.child.once("exit", () => resolve()));
+  }
+
+  /** Resolve once a line of `stream` matches `pattern`. */
+  waitFor(stream: "stdout" | "stderr", pattern: RegExp): Promise<void> {
+    const seen = () => this.lines.some((l) => l.stream === stream && pattern.test(l.line));
+    if (seen()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const listener = () => {
+        if (!seen()) return;
+        this.listeners.delete(listener);
+        resolve();
+      };
+      this.listeners.add(listener);
+    });
+  }
+
+  /** Stop gracefully (the worker finishes its running tasks) and wait for the exit: all its output is then read. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGTERM");
+    await within(this.exited, scaled(15_000), "the worker to exit", () => this.tail()).catch(() => {
+      this.child.kill("SIGKILL");
+      return this.exited;
+    });
+  }
+
+  tail(count = 30): string {
+    return this.lines
+      .slice(-count)
+      .map(({ stream, line }) => `  [worker ${stream}] ${line}`)
+      .join("\n");
+  }
+}
+
+const setup = async (t: { after(fn: () => unknown): void }, concurrency: number) => {
+  const node = await BrokerNode.start({ port: 0, log: () => {} });
+  serveResults(node);
+  const worker = new WorkerProcess(node.url, concurrency);
+  const logs: string[] = [];
+  const app = createApp({ broker: node.url, log: (line) => logs.push(line) });
+  t.after(async () => {
+    await worker.stop();
+    await app.close().catch(() => {});
+    await node.stop();
+  });
+  await within(worker.waitFor("stderr", /consuming with concurrency/), START_TIMEOUT_MS, "the worker to start", () => worker.tail());
+  const step = app.task("canvas.step", (tag: string) => tag);
+  const next = app.task("canvas.next", (value: string) => value);
+  const hold = app.task("canvas.hold", (path: string) => path);
+  return { app, worker, step, next, hold };
+};
+
+/** Small seeded generator (mulberry32), so a failing run can be repeated with its seed. */
+const seeded = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+};
+
+describe("revoking workflow steps while a worker in another process runs them", () => {
+  it("never runs a step it records REVOKED, and never advances a chain past a step that did not succeed, however the revocation races the step", async (t) => {
+    const { app, worker, step, next } = await setup(t, 8);
+    const seed = Number(process.env.CELERITY_TEST_SEED ?? Date.now() % 1_000_000);
+    const random = seeded(seed);
+    const chains: { first: string; second: string }[] = [];
+    const CHAINS = 400;
+    const BATCH = 20;
+    for (let b = 0; b < CHAINS / BATCH; b++) {
+      await Promise.all(
+        Array.from({ length: BATCH }, async (_, i) => {
+          const r = await chain(step.s(`c${b * BATCH + i}`), next.s()).apply();
+          const first = r.parent!.id;
+          chains.push({ first, second: r.id });
+          // Revoke at a random moment: before delivery, while held, while running, or after the step finished.
+          const wait = Math.floor(random() * 5);
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait - 1));
+          await app.revoke([first]);
+          await within(
+            r.get().catch(() => undefined),
+            scaled(20_000),
+            `chain ${b * BATCH + i} to settle`,
+            () => worker.tail(),
+          );
+        }),
+      );
+    }
+    await worker.stop();
+    const ran = new Set(worker.lines.filter((l) => l.stream === "stdout" && l.line.startsWith("ran ")).map((l) => l.line.slice(4)));
+    let revoked = 0;
+    let succeeded = 0;
+    for (const { first, second } of chains) {
+      const [one, two] = [await app.result(first).state(), await app.result(second).state()];
+      const context = `seed ${seed}, chain ${first} → ${second}: first ${one}${ran.has(first) ? " (ran)" : ""}, second ${two}${ran.has(second) ? " (ran)" : ""}`;
+      if (one === "SUCCESS") {
+        succeeded++;
+        assert.ok(ran.has(first), context);
+        assert.equal(two, "SUCCESS", context);
+        continue;
+      }
+      revoked++;
+      assert.equal(one, "REVOKED", context);
+      assert.equal(two, "FAILURE", context);
+      assert.ok(!ran.has(second), `the step after a revoked step ran: ${context}`);
+      const error = await app.result(second).error();
+      assert.match(error?.message ?? "", /TaskRevokedError/, context);
+      assert.ok(!ran.has(first), `a step recorded REVOKED ran: ${context}`);
+    }
+    t.diagnostic(`seed ${seed}: ${revoked} chains stopped at a revoked first step, ${succeeded} ran through`);
+    // Both outcomes must occur, or the revokes did not race the steps at all.
+    assert.ok(revoked > 0 && succeeded > 0, `seed ${seed}: ${revoked} revoked, ${succeeded} succeeded`);
+  });
+
+  it("revoking a running chain with terminate records every step REVOKED, and get() rejects with TaskRevokedError", async (t) => {
+    const { app, worker, hold, next } = await setup(t, 2);
+    const dir = mkdtempSync(join(tmpdir(), "celerity-canvas-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const r = await chain(hold.s(join(dir, "never")), next.s(), next.s()).apply();
+    await within(worker.waitFor("stdout", new RegExp(`holding ${r.parent!.parent!.id}`)), scaled(10_000), "the first step to run", () => worker.tail());
+    await r.revoke({ terminate: true });
+    await assert.rejects(within(r.get(), scaled(10_000), "the chain to settle", () => worker.tail()), TaskRevokedError);
+    for (const id of [r.parent!.parent!.id, r.parent!.id, r.id]) {
+      // The running step is recorded by its worker once it has abandoned it: wait for that write.
+      await assert.rejects(within(app.result(id).get(), scaled(10_000), `step ${id} to settle`, () => worker.tail()), TaskRevokedError);
+      assert.equal(await app.result(id).state(), "REVOKED", `step ${id}`);
+    }
+    writeFileSync(join(dir, "never"), "");
+  });
+});
