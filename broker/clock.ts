@@ -19,13 +19,24 @@ export interface Clock {
   clearTimeout(timer: ClockTimer): void;
 }
 
-/** A timer a clock made. Whether it keeps the process alive matters only on the system clock (Node's own timers). */
+/**
+ * A timer a clock made. Whether it keeps the process alive matters only on the system clock (Node's own timers).
+ *
+ * @example
+ * const timer: ClockTimer = systemClock.setTimeout(() => console.log("due"), 1_000);
+ * timer.unref(); // do not keep the process alive for it
+ */
 export interface ClockTimer {
   ref(): unknown;
   unref(): unknown;
 }
 
-/** Real time: `Date.now` and Node's timers. */
+/**
+ * Real time: `Date.now` and Node's timers.
+ *
+ * @example
+ * const app = createApp({ clock: systemClock }); // the default
+ */
 export const systemClock: Clock = {
   now: Date.now,
   setTimeout: (callback, ms) => setTimeout(callback, ms),

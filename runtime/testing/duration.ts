@@ -4,10 +4,20 @@
  * ("1h30m").
  */
 
-/** A duration: milliseconds, or a string such as "10m" or "1h30m". */
+/**
+ * A duration: milliseconds, or a string such as "10m" or "1h30m".
+ *
+ * @example
+ * await t.clock.advance("1h30m"); // or 5_400_000
+ */
 export type Duration = number | string;
 
-/** A duration that is not a finite, non-negative number of milliseconds nor a string of units ms, s, m, h, d. */
+/**
+ * A duration that is not a finite, non-negative number of milliseconds nor a string of units ms, s, m, h, d.
+ *
+ * @example
+ * toMilliseconds("soon"); // throws DurationError: invalid duration "soon": ...
+ */
 export class DurationError extends Error {
   readonly _tag = "DurationError";
   constructor(readonly value: unknown) {

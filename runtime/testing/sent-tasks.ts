@@ -12,7 +12,13 @@ import type { CallOptions } from "../../dsl/options.ts";
 import { MalformedMessageError } from "../errors.ts";
 import { fromEnvelope } from "../task-message.ts";
 
-/** One task message sent: by the test's code, by a workflow advancing, or as a retry. */
+/**
+ * One task message sent: by the test's code, by a workflow advancing, or as a retry.
+ *
+ * @example
+ * const [first]: readonly SentTask[] = t.sent;
+ * console.log(first.task, first.args, first.retries);
+ */
 export interface SentTask {
   /** The task's name (for map / starmap steps, the built-in task; `target` names the task applied). */
   readonly task: string;
@@ -40,7 +46,13 @@ export interface SentTask {
   readonly target?: string;
 }
 
-/** Something naming a task: its name, or the registered task. */
+/**
+ * Something naming a task: its name, or the registered task.
+ *
+ * @example
+ * t.assertSent("add");   // by name
+ * t.assertSent(add);     // or by the task itself
+ */
 export type TaskRef = string | { readonly name: string };
 
 const nameOf = (task: TaskRef): string => (typeof task === "string" ? task : task.name);
@@ -121,7 +133,12 @@ export class SentLog {
   }
 }
 
-/** Whether a message of `task` was sent, with `args` if given (compared deeply, as decoded). */
+/**
+ * Whether a message of `task` was sent, with `args` if given (compared deeply, as decoded).
+ *
+ * @example
+ * const message = findSent(t.sent, "add", [2, 2]); // undefined if none was sent
+ */
 export const findSent = (sent: readonly SentTask[], task: TaskRef, args?: readonly unknown[]): SentTask | undefined => {
   const name = nameOf(task);
   return sent.find((s) => (s.task === name || s.target === name) && (args === undefined || isDeepStrictEqual(s.args, args)));
@@ -141,6 +158,9 @@ const wanted = (task: TaskRef, args: readonly unknown[] | undefined): string =>
 /**
  * Throw an AssertionError (which node:test, vitest and jest all report) unless
  * a message of `task` was sent, with `args` if given.
+ *
+ * @example
+ * assertSent(t.sent, "add", [2, 2]); // throws an AssertionError listing what was sent
  */
 export const assertSent = (sent: readonly SentTask[], task: TaskRef, args?: readonly unknown[]): SentTask => {
   const found = findSent(sent, task, args);
@@ -148,7 +168,12 @@ export const assertSent = (sent: readonly SentTask[], task: TaskRef, args?: read
   throw new AssertionError({ message: `expected task ${wanted(task, args)} to have been sent; ${describeSent(sent)}` });
 };
 
-/** Throw an AssertionError if a message of `task` was sent (with `args` if given). */
+/**
+ * Throw an AssertionError if a message of `task` was sent (with `args` if given).
+ *
+ * @example
+ * assertNotSent(t.sent, "charge");
+ */
 export const assertNotSent = (sent: readonly SentTask[], task: TaskRef, args?: readonly unknown[]): void => {
   if (findSent(sent, task, args) === undefined) return;
   throw new AssertionError({ message: `expected task ${wanted(task, args)} not to have been sent; ${describeSent(sent)}` });

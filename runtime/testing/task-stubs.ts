@@ -10,7 +10,15 @@ import { Effect } from "effect";
 import type { TaskContext } from "../task.ts";
 import { StubError } from "./testing-errors.ts";
 
-/** A stub in place of a task's handler: the arguments of every call, and the way back to the real handler. */
+/**
+ * A stub in place of a task's handler: the arguments of every call, and the way back to the real handler.
+ *
+ * @example
+ * const stub = t.stub(charge, (amount: number) => `charged ${amount}`);
+ * await t.drain();
+ * stub.calls; // [[100]]
+ * stub.restore();
+ */
 export interface Stub<A extends readonly unknown[] = readonly unknown[]> {
   /** The arguments of each call, in order, as the handler received them (decoded from the message). */
   readonly calls: readonly A[];

@@ -23,6 +23,13 @@ import { TaskStubs, type Stub } from "./task-stubs.ts";
 import { DrainTimeoutError, EagerRunError, ReentrantDrainError } from "./testing-errors.ts";
 import { VirtualClock } from "./virtual-clock.ts";
 
+/**
+ * What `createTestApp` is given: your app's tasks, eager mode, and the real-time limits of its waits.
+ *
+ * @example
+ * const t = await createTestApp({ tasks: (app) => ({ add: app.task("add", (x: number, y: number) => x + y) }), eager: true });
+ * await (await t.tasks.add.delay(2, 2)).get(); // 4, already finished
+ */
 export interface TestAppOptions<T> {
   /**
    * Register the app's tasks: your app module written as a function of the
@@ -48,7 +55,13 @@ export interface TestAppOptions<T> {
   readonly log?: (message: string) => void;
 }
 
-/** A test app's clock: a Clock others can read and schedule on, that moves only when the test advances it. */
+/**
+ * A test app's clock: a Clock others can read and schedule on, that moves only when the test advances it.
+ *
+ * @example
+ * const t = await createTestApp();
+ * await t.clock.advance("1h30m"); // every timer due on the way fires at its own time
+ */
 export class TestClock implements Clock {
   constructor(
     /** The virtual clock underneath. */
@@ -95,6 +108,14 @@ const realMs = (option: string, value: number | undefined, fallback: number): nu
  * A test app. `app` is an ordinary App (register tasks on it, or pass your
  * app's task definitions as `tasks`); its broker is embedded and its clock
  * virtual.
+ *
+ * @example
+ * const t = await createTestApp();
+ * const add = t.app.task("add", (x: number, y: number) => x + y);
+ * await add.applyAsync([2, 2], { countdown: 60_000 });
+ * await t.clock.advance("1m");
+ * t.assertSent(add, [2, 2]);
+ * await t.close();
  */
 export class TestApp<T = undefined> {
   readonly app: App;

@@ -3,7 +3,12 @@
  * can do about it.
  */
 
-/** `drain()` (or an `advance`, or an eager send) could not settle within its real-time limit: names what still runs. */
+/**
+ * `drain()` (or an `advance`, or an eager send) could not settle within its real-time limit: names what still runs.
+ *
+ * @example
+ * await t.drain().catch((error) => error instanceof DrainTimeoutError && console.error(error.message)); // names what still runs
+ */
 export class DrainTimeoutError extends Error {
   readonly _tag = "DrainTimeoutError";
   constructor(
@@ -20,7 +25,12 @@ export class DrainTimeoutError extends Error {
   }
 }
 
-/** An eager send whose task cannot finish: nothing runs and nothing is due, yet its result is not ready. */
+/**
+ * An eager send whose task cannot finish: nothing runs and nothing is due, yet its result is not ready.
+ *
+ * @example
+ * // with createTestApp({ eager: true }): a send whose task can never finish (waiting for the clock) rejects with EagerRunError
+ */
 export class EagerRunError extends Error {
   readonly _tag = "EagerRunError";
   constructor(
@@ -36,7 +46,12 @@ export class EagerRunError extends Error {
   }
 }
 
-/** `stub()` named a task the test app has not registered, or was given no function. */
+/**
+ * `stub()` named a task the test app has not registered, or was given no function.
+ *
+ * @example
+ * t.stub("never-registered", () => 1); // throws StubError
+ */
 export class StubError extends Error {
   readonly _tag = "StubError";
   constructor(
@@ -48,7 +63,12 @@ export class StubError extends Error {
   }
 }
 
-/** A toolkit call that would wait for itself: `drain()` or `advance()` from inside a task the test app runs. */
+/**
+ * A toolkit call that would wait for itself: `drain()` or `advance()` from inside a task the test app runs.
+ *
+ * @example
+ * t.app.task("bad", async () => { await t.drain(); }); // running it rejects with ReentrantDrainError
+ */
 export class ReentrantDrainError extends Error {
   readonly _tag = "ReentrantDrainError";
   constructor(readonly operation: string) {

@@ -7,7 +7,12 @@
 import type { Clock, ClockTimer } from "../../broker/clock.ts";
 import { toMilliseconds, type Duration } from "./duration.ts";
 
-/** A timer of a VirtualClock: due at a time on that clock, fired by `advance` or `runDue`. */
+/**
+ * A timer of a VirtualClock: due at a time on that clock, fired by `advance` or `runDue`.
+ *
+ * @example
+ * const timer = new VirtualClock(0).setTimeout(() => console.log("due"), 1_000); // a VirtualTimer
+ */
 export class VirtualTimer implements ClockTimer {
   /** @internal */ cancelled = false;
   constructor(
@@ -24,7 +29,12 @@ export class VirtualTimer implements ClockTimer {
   }
 }
 
-/** What runs after each timer fires, before the next one: by default a few turns of the event loop. */
+/**
+ * What runs after each timer fires, before the next one: by default a few turns of the event loop.
+ *
+ * @example
+ * await new VirtualClock(0).advance("1s", async () => { await new Promise((resolve) => setImmediate(resolve)); });
+ */
 export type Settle = () => Promise<void>;
 
 const yieldTurns: Settle = async () => {
