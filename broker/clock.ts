@@ -23,7 +23,7 @@ export interface Clock {
  * A timer a clock made. Whether it keeps the process alive matters only on the system clock (Node's own timers).
  *
  * @example
- * const timer: ClockTimer = systemClock.setTimeout(() => console.log("due"), 1_000);
+ * const timer = clock.setTimeout(() => flush(), 100);
  * timer.unref(); // do not keep the process alive for it
  */
 export interface ClockTimer {

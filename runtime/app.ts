@@ -1,9 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Codec, CodecError } from "../broker/codec.ts";
-import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
 import { nowOf, systemClock, type Clock } from "../broker/clock.ts";
-import { NodeTransport } from "../broker/node/node-transport.ts";
-import { RemoteResultStore } from "./results/remote-result-store.ts";
+import { connect } from "./connect.ts";
 import type { Transport } from "../broker/transport.ts";
 import type { AnyCanvas, Canvas, Dispatcher } from "../dsl/canvas.ts";
 import { compile } from "../dsl/compile.ts";
@@ -15,7 +13,7 @@ import { GroupResult, TaskResult, WorkflowResult, type ResultContext } from "./r
 import { TaskRegistrationError, TaskRevokedError, toErrorInfo } from "./errors.ts";
 import { checkArguments } from "./task-message.ts";
 import { Publisher, callDefaults } from "./publisher.ts";
-import { MemoryResultStore, type ResultStore } from "./results/result-store.ts";
+import type { ResultStore } from "./results/result-store.ts";
 import { Task, type HandlerResult, type TaskContext, type TaskDefinition, type TaskOptions } from "./task.ts";
 import { Worker, type StopOptions, type WorkerOptions } from "./worker/worker.ts";
 import { WorkflowExecutor } from "./workflow/workflow.ts";
@@ -23,6 +21,10 @@ import { TaskCompletion } from "./worker/task-completion.ts";
 import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
+import { schedulingFor, type Schedules } from "./schedule/app-schedules.ts";
+import { sealRunsWith } from "./schedule/sealed-runs.ts";
+import type { Beat, BeatOptions } from "./schedule/beat.ts";
+import type { ScheduledSignature, ScheduleOptions, When } from "./schedule/schedule-definition.ts";
 
 /**
  * The app: a registry of tasks bound to a broker and a result store. With no
@@ -34,15 +36,20 @@ import { prepareSigning, type SigningOptions } from "./signing/signing-options.t
  */
 export interface AppOptions {
   /**
-   * The broker: a Transport, or the url of a broker node (`celerity://host:port`),
-   * whose result store the app then uses too. Default: the environment variable
+   * The broker: a Transport, or a url: a broker node (`celerity://host:port`) or
+   * Redis (`redis://host:port/db`), whose result store the app then uses too
+   * (see runtime/connect.ts). Default: the environment variable
    * CELERITY_BROKER_URL if set, else an embedded broker in this process.
    */
   readonly broker?: Transport | string;
   /** Token for a broker node that requires one. Default: the environment variable CELERITY_TOKEN. */
   readonly token?: string;
-  /** A result store to use instead of the in-memory one. */
-  readonly results?: ResultStore;
+  /**
+   * A result store, or its url (`redis://…`, `postgres://…`, `memory`), instead of
+   * the broker's. Default: the environment variable CELERITY_RESULTS_URL if set,
+   * else the broker's (the node's, Redis's) or, with an embedded broker, in memory.
+   */
+  readonly results?: ResultStore | string;
   /** Where the runtime reports messages it had to reject or requeue. Default: console.error. */
   readonly log?: (message: string) => void;
   /** Sign what this app publishes and run only what trusted keys signed (docs/security.md). */
@@ -100,6 +107,19 @@ export interface App {
      */
     rateLimit(task: string, limit: RateLimitChange): Promise<void>;
   };
+  /**
+   * Declare a periodic task: sent at each instant of `when` by whichever beat
+   * leads (docs/periodic-tasks.md). Stored in the broker when a beat of this
+   * app starts; throws ScheduleError at once if it cannot be kept.
+   *
+   * @example
+   * app.schedule("report", { cron: "0 3 * * 1-5", tz: "Europe/Berlin" }, report.s("daily"), { catchUp: "once" });
+   */
+  schedule(name: string, when: When, signature: ScheduledSignature, options?: ScheduleOptions): void;
+  /** The schedules kept in the broker: add, remove and list them at run time. */
+  readonly schedules: Schedules;
+  /** A beat sending this app's periodic tasks (one leads among all beats on the broker). */
+  beat(options?: BeatOptions): Beat;
   /** Stop this app's workers (gracefully, waiting at most `timeout` ms for running tasks if given) and close the broker and result store. */
   close(options?: StopOptions): Promise<void>;
 }
@@ -142,21 +162,11 @@ const parentRef = (graph: MessageGraph, ref: ValueRef): ValueRef | undefined => 
   return heads.every((head) => head !== undefined && JSON.stringify(head) === key) ? first : undefined;
 };
 
-/** The transport and result store an app's options ask for. */
-const connectBroker = (options: AppOptions, log: (message: string) => void, clock: Clock): { broker: Transport; results: ResultStore } => {
-  const target = options.broker ?? process.env.CELERITY_BROKER_URL;
-  if (typeof target !== "string") {
-    return { broker: target ?? new EmbeddedBroker({ clock }), results: options.results ?? new MemoryResultStore({ now: nowOf(clock) }) };
-  }
-  const token = options.token ?? process.env.CELERITY_TOKEN;
-  const transport = NodeTransport.create(target, { ...(token !== undefined ? { token } : {}), name: `app@${process.pid}`, log });
-  return { broker: transport, results: options.results ?? new RemoteResultStore(transport.client) };
-};
-
 /**
  * Create an app. With no options everything runs in this process (an embedded
- * broker and an in-memory result store); given a broker node's url, or with
- * CELERITY_BROKER_URL set, it connects to the node and uses the node's result store.
+ * broker and an in-memory result store); given a broker's url (a node's, or
+ * Redis's), or with CELERITY_BROKER_URL set, it connects to it and uses its
+ * result store unless `results` names another (see connect.ts).
  *
  * @example
  * const local = createApp();
@@ -166,7 +176,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const log = options.log ?? ((message: string) => console.error(message));
   const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
   const clock = options.clock ?? systemClock;
-  const connected = connectBroker(options, log, clock);
+  const connected = connect({ broker: options.broker, results: options.results, token: options.token, log, clock });
   const { broker, results } = signed === undefined ? connected : signed(connected, log);
   const codec = new Codec();
   const tasks = new Map<string, TaskDefinition>();
@@ -177,6 +187,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const completion = new TaskCompletion(results, publisher, workflows, codec, isRevoked, log);
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
   const rateLimits = rateLimitingFor(connected.broker, log, clock);
+  const scheduling = schedulingFor(connected.broker, codec, log, clock, signed === undefined ? undefined : sealRunsWith(signed, connected.results, log));
 
   /**
    * Record the revocation with the broker (queued and delayed copies are never
@@ -267,7 +278,11 @@ export const createApp = (options: AppOptions = {}): App => {
     control: {
       rateLimit: async (task, limit) => rateLimits.change(task, resolveChange(task, limit)),
     },
+    schedule: scheduling.schedule,
+    schedules: scheduling.schedules,
+    beat: scheduling.beat,
     async close(stopOptions) {
+      await scheduling.close();
       await Promise.all(workers.map((worker) => worker.stop(stopOptions)));
       await broker.close();
       await results.close();

@@ -155,10 +155,18 @@ describe("documented: WorkerOptions (docs/options.md)", () => {
 });
 
 describe("documented: app options (docs/options.md)", () => {
-  it("refuses a broker url it cannot read with a ProtocolError saying what it must look like", () => {
+  it("refuses a broker url of no scheme it knows with an InvalidArgumentError listing the schemes", () => {
     assert.throws(() => createApp({ broker: "redis//nowhere" }), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+      assert.match(error.message, /invalid broker url: "redis\/\/nowhere" has no scheme celerity knows; use one of celerity:\/\/, redis:\/\//);
+      return true;
+    });
+  });
+
+  it("refuses a node url it cannot read with a ProtocolError saying what it must look like", () => {
+    assert.throws(() => createApp({ broker: "celerity://nowhere" }), (error: unknown) => {
       assert.ok(error instanceof ProtocolError, String(error));
-      assert.match(error.message, /broker url must look like celerity:\/\/host:port, got 'redis\/\/nowhere'/);
+      assert.match(error.message, /broker url must look like celerity:\/\/host:port, got 'celerity:\/\/nowhere'/);
       return true;
     });
   });

@@ -13,12 +13,16 @@ Usage:
 Options:
   --app <file>              module that exports the app (default export or 'app');
                             .ts files load directly
-  --broker <url>            broker node, celerity://host:port (or CELERITY_BROKER_URL)
+  --broker <url>            broker node celerity://host:port, Redis
+                            redis://host:port/db, or RabbitMQ
+                            amqp://user:password@host:5672/vhost (or CELERITY_BROKER_URL)
+  --results <url>           result store, if not the broker's: redis://...,
+                            postgres://... (or CELERITY_RESULTS_URL)
   --concurrency <n>         tasks run at once (default: number of CPUs)
   --queues <a,b>            queues to consume (default: celery)
   --name <name>             worker name in logs and errors
   --token-file <f>          token for the node (or CELERITY_TOKEN)
-  --connect-timeout <s>     wait this long for the broker node to be reachable,
+  --connect-timeout <s>     wait this long for a broker node to be reachable,
                             saying so while waiting, then exit with code 2
                             (default 60; 0 waits for ever)
   -h, --help                show this help
@@ -36,6 +40,7 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const { values } = parseCommandLine("worker", argv, {
     app: { type: "string" },
     broker: { type: "string" },
+    results: { type: "string" },
     concurrency: { type: "string" },
     queues: { type: "string" },
     name: { type: "string" },
@@ -57,15 +62,25 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     values["connect-timeout"] === undefined ? DEFAULT_CONNECT_TIMEOUT_S : integerOption("connect-timeout", values["connect-timeout"], 0);
   const brokerUrl = values.broker ?? process.env.CELERITY_BROKER_URL;
   if (brokerUrl === undefined || brokerUrl === "") {
-    throw new UsageError("no broker to consume from: pass --broker celerity://host:port or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)");
+    throw new UsageError(
+      "no broker to consume from: pass --broker celerity://host:port (or redis://host:port/db, amqp://host:5672) or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)",
+    );
+  }
+  const { BROKER_SCHEMES } = await import("../runtime/connect.ts");
+  if (!BROKER_SCHEMES.some((scheme) => brokerUrl.startsWith(scheme))) {
+    throw new UsageError(`--broker: ${JSON.stringify(brokerUrl)} has no scheme celerity knows; use one of ${BROKER_SCHEMES.join(", ")}`);
   }
   process.env.CELERITY_BROKER_URL = brokerUrl;
+  if (values.results !== undefined) process.env.CELERITY_RESULTS_URL = values.results;
   if (values["token-file"] !== undefined) process.env.CELERITY_TOKEN = readTokenFile(values["token-file"]);
 
   const log = (message: string) => console.error(`celerity worker: ${message}`);
   // Loaded only now (it brings in the node's client), so that --help and usage errors answer at once.
-  const { waitForNode } = await import("./wait-for-node.ts");
-  await waitForNode(brokerUrl, { timeoutMs: connectTimeoutS * 1_000, log });
+  if (brokerUrl.startsWith("celerity://")) {
+    // Other brokers' transports keep trying to connect by themselves (Redis: for 30 s) before the worker's start fails.
+    const { waitForNode } = await import("./wait-for-node.ts");
+    await waitForNode(brokerUrl, { timeoutMs: connectTimeoutS * 1_000, log });
+  }
   const module = await importUserModule(path);
   const app = isApp(module.default) ? module.default : isApp(module.app) ? module.app : undefined;
   if (app === undefined) throw new Error(`${values.app} exports no app: export it as the default export or as 'app'`);

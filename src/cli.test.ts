@@ -98,9 +98,12 @@ describe("celerity on bad input", () => {
     const none = await finished(["worker", "--app", fixture("cli-app.ts")]);
     assert.equal(none.code, 2);
     assert.match(none.output, /no broker to consume from: pass --broker/);
-    const malformed = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", "amqp://localhost"]);
+    const unknown = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", "kafka://localhost"]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.output, /--broker: "kafka:\/\/localhost" has no scheme celerity knows; use one of celerity:\/\/, redis:\/\//);
+    const malformed = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", "celerity://localhost"]);
     assert.equal(malformed.code, 2);
-    assert.match(malformed.output, /broker url must look like celerity:\/\/host:port, got 'amqp:\/\/localhost'/);
+    assert.match(malformed.output, /broker url must look like celerity:\/\/host:port, got 'celerity:\/\/localhost'/);
   });
 
   for (const args of [

@@ -7,6 +7,8 @@ Usage:
   celerity run <file> [args...]              Run a workflow module (.js, or .ts directly) (celerity run --help).
   celerity broker [options]                  Run a standalone broker node (celerity broker --help).
   celerity worker --app <file> [options]     Run a worker for an app module (celerity worker --help).
+  celerity beat --app <file> [options]       Send an app's periodic tasks (celerity beat --help).
+  celerity beat list [--broker <url>]        List the schedules kept in the broker.
   celerity keygen --out <path>               Write an ed25519 key pair for signed messages (celerity keygen --help).
   celerity --help                            Show this help.
   celerity --version                         Show the version.
@@ -20,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<(argv: readonly string[]) => Promis
   run: async () => (await import("./cli-run.ts")).runWorkflow,
   broker: async () => (await import("./cli-broker.ts")).runBroker,
   worker: async () => (await import("./cli-worker.ts")).runWorker,
+  beat: async () => (await import("./cli-beat.ts")).runBeat,
   keygen: async () => (await import("./cli-keygen.ts")).runKeygen,
 };
 

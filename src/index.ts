@@ -65,3 +65,9 @@ export { SignatureError, SigningConfigError } from "../runtime/signing/signing-e
 export type { SigningOptions } from "../runtime/signing/signing-options.ts";
 export { RateLimitError, type RateLimitSetting, type RateLimitOptions, type RateScope } from "../runtime/rate-limit/rate-setting.ts";
 export type { RateLimitChange } from "../runtime/rate-limit/app-rate-limits.ts";
+export { Beat, type BeatOptions, type TickReport } from "../runtime/schedule/beat.ts";
+export { ManualClock, type BeatClock } from "../runtime/schedule/beat-clock.ts";
+export type { When, CatchUp, ScheduleOptions, ScheduleEntry, ScheduledSignature } from "../runtime/schedule/schedule-definition.ts";
+export { ScheduleError, LeaseLostError } from "../runtime/schedule/schedule-errors.ts";
+export type { Schedules, ScheduleInfo } from "../runtime/schedule/app-schedules.ts";
+export { runId as scheduledRunId } from "../runtime/schedule/run-id.ts";

@@ -24,10 +24,11 @@ import { markdownTable, percentile, stat, svgChart, targetLines, type Cell, type
 import { CHAIN_LENGTH, type Instance, type System, type SystemConfig } from "./system.ts";
 import { beeQueue } from "./systems/bee-queue.ts";
 import { bullmq } from "./systems/bullmq.ts";
-import { celerityEmbedded, celerityNodeDurable, celerityNodeMemory } from "./systems/celerity.ts";
+import { celerityEmbedded, celerityNodeDurable, celerityNodeMemory, celerityRedis } from "./systems/celerity.ts";
+import { celerityAmqp } from "./systems/celerity-amqp.ts";
 import { celeryRabbitmq, celeryRedis } from "./systems/celery.ts";
 
-const SYSTEMS: readonly System[] = [celerityEmbedded, celerityNodeMemory, celerityNodeDurable, bullmq, beeQueue, celeryRedis, celeryRabbitmq];
+const SYSTEMS: readonly System[] = [celerityEmbedded, celerityNodeMemory, celerityNodeDurable, celerityRedis, celerityAmqp, bullmq, beeQueue, celeryRedis, celeryRabbitmq];
 
 const { values: opts } = parseArgs({
   options: {

@@ -97,6 +97,14 @@ export const targetLines = (systems: readonly SystemResult[]): string[] => {
     if (nodeP99 === undefined || p === undefined) continue;
     lines.push(`- send-to-start p99: celerity node ${ms(nodeP99)} ms vs ${by(peer)!.label} ${ms(p)} ms: ${nodeP99 < p ? "lower" : "not lower"}`);
   }
+  const onRedis = by("celerity-redis");
+  const bull = by("bullmq");
+  for (const [workload, label] of [["backlog", "processing a backlog"], ["concurrent", "enqueue and process concurrently"]] as const) {
+    const a = rateOf(onRedis, workload);
+    const b = rateOf(bull, workload);
+    if (a === undefined || b === undefined) continue;
+    lines.push(`- ${label} on the same Redis: celerity ${(a / b).toFixed(1)}x BullMQ (target 3x): ${a / b >= 3 ? "met" : "short"}`);
+  }
   const embedded = rateOf(by("celerity-embedded"), "backlog");
   const best = Math.max(...systems.filter((s) => !s.id.startsWith("celerity")).map((s) => rateOf(s, "backlog") ?? 0));
   if (embedded !== undefined && best > 0) lines.push(`- processing a backlog: celerity embedded ${(embedded / best).toFixed(1)}x the fastest peer`);

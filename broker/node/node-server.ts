@@ -144,6 +144,14 @@ export class BrokerNode {
   }
 
   /**
+   * Publish from a service running on the node (the beat's `beat.fire`), as a
+   * client's publish is: journaled, and resolved once durable.
+   */
+  publishDurably(envelope: Envelope, mandatory: boolean): Promise<void> {
+    return this.durable(this.publish(envelope, mandatory, undefined)) ?? RESOLVED;
+  }
+
+  /**
    * Serve a group of operations (declared with `operationGroup`) besides the
    * node's own: the runtime's result store and rate limits are served so.
    */

@@ -1,4 +1,6 @@
 import { NodeTransport } from "../../broker/node/node-transport.ts";
+import { RedisTransport } from "../../broker/redis/redis-transport.ts";
+import { RedisRateLimits } from "./redis-rate-limits.ts";
 import type { Transport } from "../../broker/transport.ts";
 import { nowOf, systemClock, type Clock } from "../../broker/clock.ts";
 import { BucketTable } from "./bucket-table.ts";
@@ -11,7 +13,7 @@ import { LocalTokenSource, type TokenSource } from "./token-source.ts";
  * An app's rate limiting: the table of limits in force, where "global"
  * buckets live, and how a limit is changed at run time. With the embedded
  * broker the global buckets are in this process (shared by every app on the
- * same broker object); with a broker node they are on the node.
+ * same broker object); with a broker node they are on the node; with Redis, in Redis.
  */
 /**
  * A new limit for `app.control.rateLimit`: a rate ("5/s"), a rate and a burst, or null to remove the limit.
@@ -43,6 +45,17 @@ export const rateLimitingFor = (broker: Transport, log: (message: string) => voi
       async change(task, limit) {
         table.override(task, limit);
         await remote.change(task, limit);
+      },
+    };
+  }
+  if (broker instanceof RedisTransport) {
+    const redis = new RedisRateLimits(broker, table, log);
+    return {
+      table,
+      global: redis,
+      async change(task, limit) {
+        table.override(task, limit);
+        await redis.change(task, limit);
       },
     };
   }

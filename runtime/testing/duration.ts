@@ -8,7 +8,8 @@
  * A duration: milliseconds, or a string such as "10m" or "1h30m".
  *
  * @example
- * await t.clock.advance("1h30m"); // or 5_400_000
+ * await t.clock.advance("1h30m");
+ * await t.clock.advance(500); // ms
  */
 export type Duration = number | string;
 
@@ -16,7 +17,7 @@ export type Duration = number | string;
  * A duration that is not a finite, non-negative number of milliseconds nor a string of units ms, s, m, h, d.
  *
  * @example
- * toMilliseconds("soon"); // throws DurationError: invalid duration "soon": ...
+ * await t.clock.advance("ten minutes"); // throws DurationError
  */
 export class DurationError extends Error {
   readonly _tag = "DurationError";

@@ -16,8 +16,9 @@ import { fromEnvelope } from "../task-message.ts";
  * One task message sent: by the test's code, by a workflow advancing, or as a retry.
  *
  * @example
- * const [first]: readonly SentTask[] = t.sent;
- * console.log(first.task, first.args, first.retries);
+ * const [first] = t.sent;
+ * first.task; // "add"
+ * first.args; // [2, 2]
  */
 export interface SentTask {
   /** The task's name (for map / starmap steps, the built-in task; `target` names the task applied). */
@@ -50,8 +51,8 @@ export interface SentTask {
  * Something naming a task: its name, or the registered task.
  *
  * @example
- * t.assertSent("add");   // by name
- * t.assertSent(add);     // or by the task itself
+ * t.assertSent(add);        // the registered task
+ * t.assertSent("add", [2, 2]); // or its name
  */
 export type TaskRef = string | { readonly name: string };
 
@@ -137,7 +138,8 @@ export class SentLog {
  * Whether a message of `task` was sent, with `args` if given (compared deeply, as decoded).
  *
  * @example
- * const message = findSent(t.sent, "add", [2, 2]); // undefined if none was sent
+ * const message = findSent(t.sent, add, [2, 2]);
+ * message?.id; // the task's id
  */
 export const findSent = (sent: readonly SentTask[], task: TaskRef, args?: readonly unknown[]): SentTask | undefined => {
   const name = nameOf(task);
@@ -160,7 +162,7 @@ const wanted = (task: TaskRef, args: readonly unknown[] | undefined): string =>
  * a message of `task` was sent, with `args` if given.
  *
  * @example
- * assertSent(t.sent, "add", [2, 2]); // throws an AssertionError listing what was sent
+ * assertSent(t.sent, "emails.send", ["ada@example.com"]);
  */
 export const assertSent = (sent: readonly SentTask[], task: TaskRef, args?: readonly unknown[]): SentTask => {
   const found = findSent(sent, task, args);
@@ -172,7 +174,7 @@ export const assertSent = (sent: readonly SentTask[], task: TaskRef, args?: read
  * Throw an AssertionError if a message of `task` was sent (with `args` if given).
  *
  * @example
- * assertNotSent(t.sent, "charge");
+ * assertNotSent(t.sent, "emails.send");
  */
 export const assertNotSent = (sent: readonly SentTask[], task: TaskRef, args?: readonly unknown[]): void => {
   if (findSent(sent, task, args) === undefined) return;

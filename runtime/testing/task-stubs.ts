@@ -14,9 +14,9 @@ import { StubError } from "./testing-errors.ts";
  * A stub in place of a task's handler: the arguments of every call, and the way back to the real handler.
  *
  * @example
- * const stub = t.stub(charge, (amount: number) => `charged ${amount}`);
- * await t.drain();
- * stub.calls; // [[100]]
+ * const stub = t.stub(sendEmail, (to: string) => `sent to ${to}`);
+ * await (await sendEmail.delay("ada@example.com")).get();
+ * stub.calls; // [["ada@example.com"]]
  * stub.restore();
  */
 export interface Stub<A extends readonly unknown[] = readonly unknown[]> {

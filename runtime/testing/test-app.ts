@@ -24,11 +24,11 @@ import { DrainTimeoutError, EagerRunError, ReentrantDrainError } from "./testing
 import { VirtualClock } from "./virtual-clock.ts";
 
 /**
- * What `createTestApp` is given: your app's tasks, eager mode, and the real-time limits of its waits.
+ * How a test app is made: the tasks to register (your app module's
+ * definitions), eager mode, where its clock starts, the worker's options.
  *
  * @example
- * const t = await createTestApp({ tasks: (app) => ({ add: app.task("add", (x: number, y: number) => x + y) }), eager: true });
- * await (await t.tasks.add.delay(2, 2)).get(); // 4, already finished
+ * const t = await createTestApp({ tasks: (app) => defineTasks(app), eager: true });
  */
 export interface TestAppOptions<T> {
   /**
@@ -59,8 +59,9 @@ export interface TestAppOptions<T> {
  * A test app's clock: a Clock others can read and schedule on, that moves only when the test advances it.
  *
  * @example
- * const t = await createTestApp();
- * await t.clock.advance("1h30m"); // every timer due on the way fires at its own time
+ * const t = await createTestApp({ startAt: Date.UTC(2030, 0, 1) });
+ * t.clock.now(); // 1893456000000
+ * await t.clock.advance("1h");
  */
 export class TestClock implements Clock {
   constructor(
@@ -112,10 +113,9 @@ const realMs = (option: string, value: number | undefined, fallback: number): nu
  * @example
  * const t = await createTestApp();
  * const add = t.app.task("add", (x: number, y: number) => x + y);
- * await add.applyAsync([2, 2], { countdown: 60_000 });
+ * const r = await add.applyAsync([2, 2], { countdown: 60_000 });
  * await t.clock.advance("1m");
- * t.assertSent(add, [2, 2]);
- * await t.close();
+ * await r.get(); // 4
  */
 export class TestApp<T = undefined> {
   readonly app: App;

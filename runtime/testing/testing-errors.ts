@@ -7,7 +7,7 @@
  * `drain()` (or an `advance`, or an eager send) could not settle within its real-time limit: names what still runs.
  *
  * @example
- * await t.drain().catch((error) => error instanceof DrainTimeoutError && console.error(error.message)); // names what still runs
+ * await t.drain(); // rejects with DrainTimeoutError naming a task that never finishes
  */
 export class DrainTimeoutError extends Error {
   readonly _tag = "DrainTimeoutError";
@@ -29,7 +29,8 @@ export class DrainTimeoutError extends Error {
  * An eager send whose task cannot finish: nothing runs and nothing is due, yet its result is not ready.
  *
  * @example
- * // with createTestApp({ eager: true }): a send whose task can never finish (waiting for the clock) rejects with EagerRunError
+ * const t = await createTestApp({ eager: true });
+ * await waitsForever.delay(); // rejects with EagerRunError
  */
 export class EagerRunError extends Error {
   readonly _tag = "EagerRunError";
@@ -50,7 +51,7 @@ export class EagerRunError extends Error {
  * `stub()` named a task the test app has not registered, or was given no function.
  *
  * @example
- * t.stub("never-registered", () => 1); // throws StubError
+ * t.stub("not-registered", () => 1); // throws StubError
  */
 export class StubError extends Error {
   readonly _tag = "StubError";
@@ -67,7 +68,7 @@ export class StubError extends Error {
  * A toolkit call that would wait for itself: `drain()` or `advance()` from inside a task the test app runs.
  *
  * @example
- * t.app.task("bad", async () => { await t.drain(); }); // running it rejects with ReentrantDrainError
+ * t.app.task("inner", async () => { await t.drain(); }); // the drain inside a task rejects with ReentrantDrainError
  */
 export class ReentrantDrainError extends Error {
   readonly _tag = "ReentrantDrainError";

@@ -11,7 +11,8 @@ import { toMilliseconds, type Duration } from "./duration.ts";
  * A timer of a VirtualClock: due at a time on that clock, fired by `advance` or `runDue`.
  *
  * @example
- * const timer = new VirtualClock(0).setTimeout(() => console.log("due"), 1_000); // a VirtualTimer
+ * const timer = clock.setTimeout(() => console.log("due"), 1_000);
+ * clock.clearTimeout(timer);
  */
 export class VirtualTimer implements ClockTimer {
   /** @internal */ cancelled = false;
@@ -33,7 +34,7 @@ export class VirtualTimer implements ClockTimer {
  * What runs after each timer fires, before the next one: by default a few turns of the event loop.
  *
  * @example
- * await new VirtualClock(0).advance("1s", async () => { await new Promise((resolve) => setImmediate(resolve)); });
+ * const settle: Settle = () => new Promise((resolve) => setImmediate(resolve));
  */
 export type Settle = () => Promise<void>;
 

@@ -1,14 +1,16 @@
 /**
- * celerity itself, three ways: the embedded broker (producer, broker and
- * worker in this process), and the TCP broker node (`celerity broker`, in
- * memory or with a durable log fsynced before every confirm) with its worker
- * in a worker process and this process as the producer.
+ * celerity itself, four ways: the embedded broker (producer, broker and
+ * worker in this process), the TCP broker node (`celerity broker`, in
+ * memory or with a durable log fsynced before every confirm) and the Redis
+ * transport, each with its worker in a worker process and this process as
+ * the producer.
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { chain, chord, createApp, type App, type Worker } from "../../../src/index.ts";
 import { makeDataDir, removeDir, startNode, type Child } from "../../node/processes.ts";
 import { Probe, wallClock } from "../probe.ts";
+import { REDIS, redisUnavailable, redisVersion } from "../reachable.ts";
 import { CHAIN_LENGTH, IDLE_QUEUE, WORK_QUEUE, type EnqueueMode, type Instance, type System, type SystemConfig } from "../system.ts";
 import { spawnWorker, workerControls, type WorkerLink } from "../worker-link.ts";
 import { defineTasks, type PeerTasks } from "./celerity-tasks.ts";
@@ -16,7 +18,7 @@ import { defineTasks, type PeerTasks } from "./celerity-tasks.ts";
 const VERSION = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 /** The producer's side, the same for every celerity system. */
-const producer = (app: App, tasks: PeerTasks) => ({
+export const producer = (app: App, tasks: PeerTasks) => ({
   async enqueue(n: number, mode: EnqueueMode, batch: number) {
     if (mode === "single") {
       for (let i = 0; i < n; i++) await tasks.noop.applyAsync([i], { queue: IDLE_QUEUE });
@@ -150,3 +152,49 @@ const celerityNode = (durable: boolean): System => ({
 
 export const celerityNodeMemory = celerityNode(false);
 export const celerityNodeDurable = celerityNode(true);
+
+/** Its own database and prefix on the shared Redis (BullMQ's is db 11), emptied before and after a run. */
+const CELERITY_REDIS_DB = 12;
+
+/** Delete every key under `prefix` in the bench's Redis database. */
+const dropRedisPrefix = async (prefix: string) => {
+  const { Redis } = await import("ioredis");
+  const redis = new Redis({ host: REDIS.host, port: REDIS.port, db: CELERITY_REDIS_DB });
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+};
+
+export const celerityRedis: System = {
+  id: "celerity-redis",
+  label: "celerity on Redis",
+  setup: "the Redis transport with results in the same Redis (db 12, a prefix of its own), a worker process, this process as producer",
+  speed: 0.25,
+  unsupported: {},
+  unavailable: redisUnavailable,
+  versions: async () => ({ celerity: VERSION, redis: await redisVersion(), node: process.version }),
+  async start(config: SystemConfig): Promise<Instance> {
+    const prefix = `celerity-peers-${process.pid}`;
+    await dropRedisPrefix(`${prefix}:`);
+    const url = `redis://${REDIS.host}:${REDIS.port}/${CELERITY_REDIS_DB}?prefix=${prefix}`;
+    const link = await spawnWorker(WORKER_MODULE, { url, concurrency: config.concurrency }, { echo: config.echo, nodeArgs: config.nodeArgs?.("worker") ?? [] });
+    const app = createApp({ broker: url, log: (message) => console.error(`celerity producer: ${message}`) });
+    const tasks = defineTasks(app);
+    return {
+      ...producer(app, tasks),
+      ...workerControls(link),
+      async close() {
+        await app.close();
+        await link.exit();
+        await dropRedisPrefix(`${prefix}:`);
+      },
+    };
+  },
+};

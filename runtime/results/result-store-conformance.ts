@@ -1,0 +1,224 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { describe, it } from "node:test";
+import type { MessageGraph } from "../../dsl/graph.ts";
+import type { ResultRecord, ResultStore } from "./result-store.ts";
+
+/** What a result-store suite needs: a fresh store, and optionally a second view of the same storage (another process's). */
+export interface ResultStoreFixture {
+  readonly store: ResultStore;
+  /** A second store on the same storage, as another process would open it; only for stores shared between processes. */
+  readonly peer?: () => Promise<ResultStore>;
+  /** Close every store opened and remove what the test stored. */
+  readonly done: () => Promise<void>;
+}
+
+const WAIT_MS = 2_000;
+
+/**
+ * Registers, with `node:test`, the tests every ResultStore must pass: states
+ * never go back from final, the first final state wins, waiting wakes on the
+ * write, values keep their bytes, workflow graphs, chord joins that count each
+ * member once under concurrency, once-only claims. Stores shared between
+ * processes (a node's, Redis, PostgreSQL) also prove that a second store on
+ * the same storage sees every write and wakes on it.
+ *
+ * @example
+ * resultStoreConformance("memory", async () => ({ store: new MemoryResultStore(), done: async () => {} }));
+ */
+export function resultStoreConformance(name: string, make: () => Promise<ResultStoreFixture>): void {
+  const withStore = async (test: (fixture: ResultStoreFixture) => Promise<void>): Promise<void> => {
+    const fixture = await make();
+    try {
+      await test(fixture);
+    } finally {
+      await fixture.done();
+    }
+  };
+
+  describe(`${name} result store conformance`, () => {
+    it("reads an id never recorded as undefined", () =>
+      withStore(async ({ store }) => {
+        assert.equal(await store.get(randomUUID()), undefined);
+      }));
+
+    it("records non-final states with their retries and workflow step", () =>
+      withStore(async ({ store }) => {
+        const id = randomUUID();
+        await store.setState(id, "add", "PENDING");
+        assert.deepEqual(pick(await store.get(id)), { id, task: "add", state: "PENDING", retries: 0 });
+        await store.setState(id, "add", "STARTED", { retries: 2, workflow: "wf-1", node: 3 });
+        const record = await store.get(id);
+        assert.deepEqual(pick(record), { id, task: "add", state: "STARTED", retries: 2, workflow: "wf-1", node: 3 });
+        assert.equal(typeof record?.updatedAt, "number");
+      }));
+
+    it("keeps a result's bytes exactly and never lets a later state overwrite a final one", () =>
+      withStore(async ({ store }) => {
+        const id = randomUUID();
+        const value = new Uint8Array([0, 1, 2, 255, 0x90]);
+        await store.setState(id, "add", "STARTED");
+        assert.equal(await store.complete(id, "add", { state: "SUCCESS", value }), true);
+        await store.setState(id, "add", "STARTED");
+        const record = await store.get(id);
+        assert.equal(record?.state, "SUCCESS");
+        assert.deepEqual([...(record?.value ?? [])], [...value]);
+      }));
+
+    it("lets the first final state win and reports whether a completion was first", () =>
+      withStore(async ({ store }) => {
+        const id = randomUUID();
+        const error = { name: "ValueError", message: "bad", stack: "at handler (tasks.ts:1)" };
+        assert.equal(await store.complete(id, "div", { state: "FAILURE", error }), true);
+        assert.equal(await store.complete(id, "div", { state: "SUCCESS", value: new Uint8Array([1]) }), false);
+        const record = await store.get(id);
+        assert.equal(record?.state, "FAILURE");
+        assert.deepEqual(record?.error, error);
+        assert.equal(record?.value, undefined);
+      }));
+
+    it("records a start unless the task already has a final state, and says which", () =>
+      withStore(async ({ store }) => {
+        const id = randomUUID();
+        await store.setState(id, "add", "PENDING");
+        assert.equal(await store.start(id, "add", { retries: 1 }), true);
+        assert.deepEqual(pick(await store.get(id)), { id, task: "add", state: "STARTED", retries: 1 });
+        const revoked = randomUUID();
+        await store.complete(revoked, "add", { state: "REVOKED", error: { name: "TaskRevokedError", message: "revoked" } });
+        assert.equal(await store.start(revoked, "add"), false);
+        assert.equal((await store.get(revoked))?.state, "REVOKED");
+      }));
+
+    it("refuses a revocation that must not stop a started task, and records it for one not started", () =>
+      withStore(async ({ store }) => {
+        const error = { name: "TaskRevokedError", message: "revoked" };
+        const running = randomUUID();
+        await store.start(running, "slow");
+        assert.equal(await store.complete(running, "slow", { state: "REVOKED", error, unlessStarted: true }), false);
+        assert.equal((await store.get(running))?.state, "STARTED");
+        const queued = randomUUID();
+        await store.setState(queued, "slow", "PENDING");
+        assert.equal(await store.complete(queued, "slow", { state: "REVOKED", error, unlessStarted: true }), true);
+        assert.equal((await store.get(queued))?.state, "REVOKED");
+      }));
+
+    it("lets exactly one of many concurrent completions win", () =>
+      withStore(async ({ store }) => {
+        const id = randomUUID();
+        const wins = await Promise.all(Array.from({ length: 20 }, (_, i) => store.complete(id, "race", { state: "SUCCESS", value: new Uint8Array([i]) })));
+        assert.equal(wins.filter(Boolean).length, 1);
+        const winner = wins.indexOf(true);
+        assert.deepEqual([...((await store.get(id))?.value ?? [])], [winner]);
+      }));
+
+    it("wakes a waiter with the record when the task finishes, and answers at once for a finished one", () =>
+      withStore(async ({ store }) => {
+        const id = randomUUID();
+        await store.setState(id, "add", "PENDING");
+        const waiting = store.waitFinal(id, WAIT_MS, () => new Error(`no result for ${id} within ${WAIT_MS} ms`));
+        await store.complete(id, "add", { state: "SUCCESS", value: new Uint8Array([7]) });
+        assert.deepEqual([...((await waiting).value ?? [])], [7]);
+        const again = await store.waitFinal(id, WAIT_MS, () => new Error("a finished task must not wait"));
+        assert.equal(again.state, "SUCCESS");
+      }));
+
+    it("rejects a wait with the caller's error when it times out", () =>
+      withStore(async ({ store }) => {
+        const id = randomUUID();
+        await assert.rejects(
+          store.waitFinal(id, 50, () => new Error(`timed out waiting for ${id}`)),
+          (error: Error) => error.message === `timed out waiting for ${id}`,
+        );
+      }));
+
+    it("forgets a record", () =>
+      withStore(async ({ store }) => {
+        const id = randomUUID();
+        await store.complete(id, "add", { state: "SUCCESS", value: new Uint8Array([1]) });
+        await store.forget(id);
+        assert.equal(await store.get(id), undefined);
+      }));
+
+    it("keeps a workflow graph as it was saved", () =>
+      withStore(async ({ store }) => {
+        const saved = graph(randomUUID());
+        await store.saveGraph(saved);
+        assert.deepEqual(await store.graph(saved.id), saved);
+        assert.equal(await store.graph(randomUUID()), undefined);
+      }));
+
+    it("counts each member of a join once, however often it arrives", () =>
+      withStore(async ({ store }) => {
+        const key = `join-${randomUUID()}`;
+        assert.equal(await store.arrive(key, 0), 1);
+        assert.equal(await store.arrive(key, 0), 1);
+        assert.equal(await store.arrive(key, 5), 2);
+      }));
+
+    it("gives concurrent arrivals at a join every count from 1 to n exactly once", () =>
+      withStore(async ({ store }) => {
+        const key = `join-${randomUUID()}`;
+        const counts = await Promise.all(Array.from({ length: 50 }, (_, member) => store.arrive(key, member)));
+        assert.deepEqual(
+          counts.sort((a, b) => a - b),
+          Array.from({ length: 50 }, (_, i) => i + 1),
+        );
+      }));
+
+    it("grants a claim once among concurrent claimers, and again after a release", () =>
+      withStore(async ({ store }) => {
+        const key = `claim-${randomUUID()}`;
+        const claims = await Promise.all(Array.from({ length: 20 }, () => store.claim(key)));
+        assert.equal(claims.filter(Boolean).length, 1);
+        assert.equal(await store.claim(key), false);
+        await store.release(key);
+        assert.equal(await store.claim(key), true);
+      }));
+
+    it("is shared: a second store on the same storage sees every write and wakes on a completion made by the first", async (t) => {
+      const fixture = await make();
+      try {
+        if (fixture.peer === undefined) {
+          t.skip(`${name} keeps results in one process`);
+          return;
+        }
+        const peer = await fixture.peer();
+        const { store } = fixture;
+        const id = randomUUID();
+        await store.setState(id, "add", "STARTED", { workflow: "wf", node: 0 });
+        assert.equal((await peer.get(id))?.state, "STARTED");
+        const waiting = peer.waitFinal(id, WAIT_MS, () => new Error(`the peer store did not wake for ${id} within ${WAIT_MS} ms`));
+        // Let the peer's subscription reach the storage before the write it must hear.
+        await peer.get(id);
+        await store.complete(id, "add", { state: "SUCCESS", value: new Uint8Array([42]) });
+        assert.deepEqual([...((await waiting).value ?? [])], [42]);
+        const saved = graph(randomUUID());
+        await store.saveGraph(saved);
+        assert.deepEqual(await peer.graph(saved.id), saved);
+        const key = `join-${randomUUID()}`;
+        assert.equal(await store.arrive(key, 1), 1);
+        assert.equal(await peer.arrive(key, 2), 2);
+        assert.equal(await store.claim(`c-${key}`), true);
+        assert.equal(await peer.claim(`c-${key}`), false);
+      } finally {
+        await fixture.done();
+      }
+    });
+  });
+}
+
+const pick = (record: ResultRecord | undefined) => {
+  if (record === undefined) return undefined;
+  const { id, task, state, retries, workflow, node } = record;
+  return { id, task, state, retries, ...(workflow !== undefined ? { workflow } : {}), ...(node !== undefined ? { node } : {}) };
+};
+
+const graph = (id: string): MessageGraph => ({
+  id,
+  nodes: [
+    { index: 0, id: `${id}-a`, task: "add", args: [1, 2], options: {}, passInput: false, waitsFor: 0, next: [1], errbacks: [] },
+    { index: 1, id: `${id}-b`, task: "add", args: [3], options: { countdown: 5 }, after: { node: 0 }, passInput: true, waitsFor: 1, next: [], errbacks: [] },
+  ],
+  errbacks: [],
+  output: { node: 1 },
+});
