@@ -115,10 +115,12 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     throw error;
   }
   const { pool, concurrency: running } = worker.stats();
-  console.error(`celerity worker ${worker.name}: consuming with concurrency ${running} on the ${pool} pool`);
   // A shutdown by remote control stops the worker itself; a signal starts a warm (then cold) shutdown.
   const byControl = worker.done.then(() => "control" as const);
-  const how = await Promise.race([stopOnSignals(worker, shutdownTimeout, (line) => console.error(line)).then(() => "signal" as const), byControl]);
+  // Signals are handled before the line that says the worker consumes: a SIGTERM sent on reading it stops the worker warmly.
+  const bySignal = stopOnSignals(worker, shutdownTimeout, (line) => console.error(line)).then(() => "signal" as const);
+  console.error(`celerity worker ${worker.name}: consuming with concurrency ${running} on the ${pool} pool`);
+  const how = await Promise.race([bySignal, byControl]);
   if (how === "control") console.error(`celerity worker ${worker.name}: stopped (finishing running tasks), shut down by remote control`);
   await worker.done;
   await app.close();
