@@ -221,6 +221,21 @@ export class PostgresResultStore implements ResultStore {
     await this.query("release", `DELETE FROM ${this.schema}.claims WHERE key = $1`, [key]);
   }
 
+  async reserve(key: string, id: string, ttlMs: number): Promise<string> {
+    const now = Date.now();
+    // One statement: the row lock makes concurrent reservers of a key take turns, and each reads the holder it leaves.
+    const result = await this.query(
+      "reserve",
+      `INSERT INTO ${this.schema}.reservations AS k (key, id, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (key) DO UPDATE SET
+         id = CASE WHEN k.expires_at <= $4 THEN EXCLUDED.id ELSE k.id END,
+         expires_at = CASE WHEN k.expires_at <= $4 THEN EXCLUDED.expires_at ELSE k.expires_at END
+       RETURNING id`,
+      [key, id, now + Math.ceil(ttlMs), now],
+    );
+    return result.rows[0].id as string;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -298,7 +313,7 @@ export class PostgresResultStore implements ResultStore {
 
   private sweep(): void {
     const now = Date.now();
-    for (const table of ["results", "graphs", "joins", "claims"]) {
+    for (const table of ["results", "graphs", "joins", "claims", "reservations"]) {
       this.query("sweep", `DELETE FROM ${this.schema}.${table} WHERE expires_at < $1`, [now]).catch(() => {});
     }
   }
@@ -317,6 +332,7 @@ export class PostgresResultStore implements ResultStore {
       await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.graphs (id text PRIMARY KEY, graph bytea NOT NULL, expires_at bigint NOT NULL)`);
       await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.joins (key text PRIMARY KEY, members integer[] NOT NULL, expires_at bigint NOT NULL)`);
       await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.claims (key text PRIMARY KEY, expires_at bigint NOT NULL)`);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.reservations (key text PRIMARY KEY, id text NOT NULL, expires_at bigint NOT NULL)`);
       await client.query("COMMIT");
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {});

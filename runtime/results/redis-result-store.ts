@@ -78,6 +78,15 @@ redis.call('PEXPIRE', key, ARGV[4])
 return redis.call('SCARD', key)
 `);
 
+/** ARGV: P, key, id, ttl → the id holding the key after the call. */
+const reserveScript = new RedisScript(`
+local key = ARGV[1] .. 'k:' .. ARGV[2]
+local held = redis.call('GET', key)
+if held then return held end
+redis.call('SET', key, ARGV[3], 'PX', ARGV[4])
+return ARGV[3]
+`);
+
 /**
  * The result store on Redis: every process pointed at the same Redis (and
  * prefix) shares task states, results, workflow graphs, chord joins and
@@ -197,6 +206,10 @@ export class RedisResultStore implements ResultStore {
 
   async release(key: string): Promise<void> {
     await this.run("release", () => this.redis.del(`${this.prefix}c:${key}`));
+  }
+
+  async reserve(key: string, id: string, ttlMs: number): Promise<string> {
+    return text(await this.run("reserve", () => reserveScript.run(this.redis, [this.prefix, key, id, Math.max(1, Math.ceil(ttlMs))])));
   }
 
   async close(): Promise<void> {

@@ -95,6 +95,14 @@ export interface ResultStore {
   claim(key: string): Promise<boolean>;
   /** Undo a claim whose action failed, so it can be tried again. */
   release(key: string): Promise<void>;
+  /**
+   * Hold `key` for task `id` for `ttlMs` unless another task holds it: resolves
+   * with the id that holds it after the call (`id` itself when this call took
+   * it). Atomic: among concurrent callers, from any process, exactly one takes
+   * a free key and every other is told its id. What de-duplicated sends and
+   * caller-chosen task ids rest on.
+   */
+  reserve(key: string, id: string, ttlMs: number): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -124,7 +132,8 @@ export type StoreEntry =
   | { readonly kind: "record"; readonly record: ResultRecord }
   | { readonly kind: "graph"; readonly graph: MessageGraph; readonly at: number }
   | { readonly kind: "join"; readonly key: string; readonly members: readonly number[]; readonly at: number }
-  | { readonly kind: "claim"; readonly key: string; readonly at: number };
+  | { readonly kind: "claim"; readonly key: string; readonly at: number }
+  | { readonly kind: "reservation"; readonly key: string; readonly id: string; readonly until: number };
 
 /** The store's own, mutable copy of a record; readers get snapshots. */
 type StoredRecord = { -readonly [K in keyof ResultRecord]: ResultRecord[K] };
@@ -143,6 +152,8 @@ export class MemoryResultStore implements ResultStore {
   private readonly graphs: LRUCache<string, MessageGraph>;
   private readonly counters: LRUCache<string, number>;
   private readonly joins: LRUCache<string, Set<number>>;
+  /** Reserved keys, each with the task holding it and until when; expiry read from `now`, so a virtual clock moves it. */
+  private readonly reservations: LRUCache<string, { readonly id: string; readonly until: number }>;
   private readonly waiters = new ResultWaiters();
   private readonly now: () => number;
   private readonly ttl: number;
@@ -157,6 +168,7 @@ export class MemoryResultStore implements ResultStore {
     this.graphs = new LRUCache({ max: Math.max(1, Math.ceil(max / 10)), ttl });
     this.counters = new LRUCache({ max, ttl });
     this.joins = new LRUCache({ max, ttl });
+    this.reservations = new LRUCache({ max });
   }
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
@@ -253,6 +265,18 @@ export class MemoryResultStore implements ResultStore {
     return Promise.resolve();
   }
 
+  reserve(key: string, id: string, ttlMs: number): Promise<string> {
+    return Promise.resolve(this.reserveNow(key, id, this.now() + ttlMs));
+  }
+
+  /** `reserve` without waiting a turn, to a given time (a durable store logs it). */
+  reserveNow(key: string, id: string, until: number): string {
+    const held = this.reservations.get(key);
+    if (held !== undefined && held.until > this.now()) return held.id;
+    this.reservations.set(key, { id, until });
+    return id;
+  }
+
   close(): Promise<void> {
     this.waiters.clear();
     return Promise.resolve();
@@ -272,10 +296,17 @@ export class MemoryResultStore implements ResultStore {
     for (const [id, graph] of this.graphs.rentries() as IterableIterator<[string, MessageGraph]>) yield { kind: "graph", graph, at: at(this.graphs, id) };
     for (const [key, members] of this.joins.rentries() as IterableIterator<[string, Set<number>]>) yield { kind: "join", key, members: [...members], at: at(this.joins, key) };
     for (const key of this.counters.rkeys()) yield { kind: "claim", key, at: at(this.counters, key) };
+    for (const [key, { id, until }] of this.reservations.rentries() as IterableIterator<[string, { id: string; until: number }]>) {
+      if (until > now) yield { kind: "reservation", key, id, until };
+    }
   }
 
   /** Put back an entry of `contents()` as written at its time: it expires when it would have (at once if it has). Oldest first. */
   restore(entry: StoreEntry): void {
+    if (entry.kind === "reservation") {
+      if (entry.until > this.now()) this.reservations.set(entry.key, { id: entry.id, until: entry.until });
+      return;
+    }
     const left = this.ttl - (this.now() - (entry.kind === "record" ? entry.record.updatedAt : entry.at));
     if (left <= 0) return;
     switch (entry.kind) {
