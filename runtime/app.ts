@@ -7,7 +7,8 @@ import type { AnyCanvas, Canvas, Dispatcher } from "../dsl/canvas.ts";
 import { compile } from "../dsl/compile.ts";
 import type { ValueRef, MessageGraph } from "../dsl/graph.ts";
 
-import type { CallOptions } from "../dsl/options.ts";
+import type { CallOptions, SendOptions } from "../dsl/options.ts";
+import { reserveSend, sendFacts } from "./send-reservation.ts";
 import type { AsyncResult, RemoteErrorInfo, RevokeOptions } from "../dsl/result.ts";
 import { GroupResult, TaskResult, WorkflowResult, type ResultContext } from "./results/async-result.ts";
 import { TaskRegistrationError, TaskRevokedError, toErrorInfo } from "./errors.ts";
@@ -89,7 +90,7 @@ export interface App {
   /** The handle on any task id (sent from this process or any other sharing the result store). */
   result<R = unknown>(id: string): AsyncResult<R>;
   /** Send a task by name (it need not be registered in this process). */
-  sendTask<R = unknown>(name: string, args: readonly unknown[], options?: CallOptions): Promise<AsyncResult<R>>;
+  sendTask<R = unknown>(name: string, args: readonly unknown[], options?: SendOptions): Promise<AsyncResult<R>>;
   /** Revoke tasks by id: queued or delayed ones never run; with `terminate`, running ones are aborted. */
   revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
   /** Control of the workers at run time. */
@@ -194,10 +195,22 @@ export const createApp = (options: AppOptions = {}): App => {
 
   const context: ResultContext = { store: results, codec, revoke };
 
-  const send = <R>(task: string, args: readonly unknown[], callOptions: CallOptions | undefined): Promise<AsyncResult<R>> => {
+  const send = <R>(task: string, args: readonly unknown[], callOptions: SendOptions | undefined): Promise<AsyncResult<R>> => {
+    if (callOptions !== undefined && (callOptions.taskId !== undefined || callOptions.dedupe !== undefined)) return sendReserved(task, args, callOptions);
     const id = randomUUID();
     const result = new TaskResult<R>(id, context);
     return publisher.publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 }).then(() => result);
+  };
+
+  const sendReserved = async <R>(task: string, args: readonly unknown[], sendOptions: SendOptions): Promise<AsyncResult<R>> => {
+    const { call, taskId, dedupe } = sendFacts(task, sendOptions);
+    const options = publisher.optionsFor(task, call);
+    // Arguments that cannot be sent must not take the keys first.
+    checkArguments(codec, task, args);
+    const reservation = await reserveSend(results, taskId, dedupe);
+    const result = new TaskResult<R>(reservation.id, context);
+    if (reservation.send) await publisher.publish({ id: reservation.id, task, args, options, retries: 0 });
+    return result;
   };
 
   const resultOf = (graph: MessageGraph, ref: ValueRef, top: boolean): AsyncResult<unknown> => {

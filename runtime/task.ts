@@ -2,7 +2,7 @@ import type { Effect } from "effect";
 import { Signature, type Dispatcher } from "../dsl/canvas.ts";
 import { chunksGroup, mapSignature, starmapSignature } from "../dsl/combinators.ts";
 import type { Group } from "../dsl/canvas.ts";
-import type { CallOptions, RetryOptions } from "../dsl/options.ts";
+import type { CallOptions, RetryOptions, SendOptions } from "../dsl/options.ts";
 import type { AsyncResult } from "../dsl/result.ts";
 import type { RateLimitSetting } from "./rate-limit/rate-setting.ts";
 
@@ -88,7 +88,7 @@ export interface TaskDefinition {
 }
 
 export interface TaskSender {
-  send<R>(task: string, args: readonly unknown[], options: CallOptions | undefined): Promise<AsyncResult<R>>;
+  send<R>(task: string, args: readonly unknown[], options: SendOptions | undefined): Promise<AsyncResult<R>>;
 }
 
 /**
@@ -122,8 +122,11 @@ export class Task<A extends readonly unknown[], R> {
     return this.sender.send(this.definition.name, args, undefined);
   }
 
-  /** Send with per-call options (queue, priority, countdown, eta, expires, retry, time limits, ...). */
-  applyAsync(args: A, options?: CallOptions): Promise<AsyncResult<R>> {
+  /**
+   * Send with per-call options (queue, priority, countdown, eta, expires, retry, time limits, ...),
+   * a chosen id (`taskId`) or de-duplication (`dedupe`): see SendOptions.
+   */
+  applyAsync(args: A, options?: SendOptions): Promise<AsyncResult<R>> {
     return this.sender.send(this.definition.name, args, options);
   }
 

@@ -42,7 +42,8 @@ export { Signature, Chain, Group, Chord, type Canvas, type AnyCanvas } from "../
 export { CanvasError } from "../dsl/errors.ts";
 export { compile, type CompileOptions } from "../dsl/compile.ts";
 export type { MessageGraph, GraphNode, ValueRef } from "../dsl/graph.ts";
-export type { CallOptions, RetryOptions } from "../dsl/options.ts";
+export type { CallOptions, RetryOptions, SendOptions, DedupeOptions } from "../dsl/options.ts";
+export { SendOptionError } from "../runtime/send-reservation.ts";
 export type { AsyncResult, TaskState, TaskFailure, RemoteErrorInfo, Progress, GetOptions, RevokeOptions } from "../dsl/result.ts";
 export type { ResultOf, InputOf } from "../dsl/inference.ts";
 export { EmbeddedBroker, createEmbeddedBroker, type EmbeddedBrokerOptions, type BrokerTotals } from "../broker/embedded/embedded-broker.ts";
