@@ -5,6 +5,7 @@ import type { Group } from "../dsl/canvas.ts";
 import type { CallOptions, RetryOptions, SendOptions } from "../dsl/options.ts";
 import type { AsyncResult } from "../dsl/result.ts";
 import type { RateLimitSetting } from "./rate-limit/rate-setting.ts";
+import type { ProgressReport } from "./task-progress.ts";
 
 /**
  * A registered task: a name, a handler and default options. Calling it sends
@@ -33,6 +34,17 @@ export interface TaskContext {
    * `max` here, else the task's retry policy, else 3. When it is used up, the task fails with `cause` (or MaxRetriesExceededError).
    */
   retry(options?: { readonly countdown?: number; readonly max?: number; readonly cause?: unknown }): never;
+  /**
+   * Report how far along the task is, or a state of its own with metadata
+   * (Celery's `update_state`): read with `result.info()`, watched with
+   * `result.onProgress(...)` from any process. Resolves once recorded;
+   * rejects with a ProgressReportError for a report that cannot be recorded.
+   *
+   * @example
+   * await this.progress({ done: 40, total: 100 });
+   * await this.progress({ state: "UPLOADING", meta: { file: "a.png" } });
+   */
+  progress(report: ProgressReport): Promise<void>;
 }
 
 /** Handlers may be synchronous, async, or return an Effect (run with the task's AbortSignal). */

@@ -44,7 +44,8 @@ export { compile, type CompileOptions } from "../dsl/compile.ts";
 export type { MessageGraph, GraphNode, ValueRef } from "../dsl/graph.ts";
 export type { CallOptions, RetryOptions, SendOptions, DedupeOptions } from "../dsl/options.ts";
 export { SendOptionError } from "../runtime/send-reservation.ts";
-export type { AsyncResult, TaskState, TaskFailure, RemoteErrorInfo, Progress, GetOptions, RevokeOptions } from "../dsl/result.ts";
+export type { AsyncResult, TaskState, TaskFailure, RemoteErrorInfo, Progress, GetOptions, RevokeOptions, TaskInfo, ProgressWatchOptions } from "../dsl/result.ts";
+export { ProgressReportError, type ProgressReport } from "../runtime/task-progress.ts";
 export type { ResultOf, InputOf } from "../dsl/inference.ts";
 export { EmbeddedBroker, createEmbeddedBroker, type EmbeddedBrokerOptions, type BrokerTotals } from "../broker/embedded/embedded-broker.ts";
 export {

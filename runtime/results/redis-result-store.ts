@@ -37,13 +37,13 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * A record is a hash `P t:<id>`: s (state), t (task), r (retries), u (updated at),
- * w and n (workflow and node), v (value bytes), e (msgpack error). The first
+ * w and n (workflow and node), v (value bytes), e (msgpack error), i (the task's own progress report). The first
  * final state wins inside the script, and the completion is published on
  * `P done:<id>` with the whole record, so waiters in any process wake on the write.
  */
 const FINAL = `local final = { SUCCESS = true, FAILURE = true, REVOKED = true }\n`;
 
-/** ARGV: P, id, task, state, now, ttl, retries or "", workflow or "", node or "" → 1 if written, 0 if a final state is recorded. */
+/** ARGV: P, id, task, state, now, ttl, retries or "", workflow or "", node or "", info or "" → 1 if written, 0 if a final state is recorded. */
 const setStateScript = new RedisScript(`${FINAL}
 local key = ARGV[1] .. 't:' .. ARGV[2]
 local current = redis.call('HGET', key, 's')
@@ -52,6 +52,7 @@ redis.call('HSET', key, 's', ARGV[4], 't', ARGV[3], 'u', ARGV[5])
 if not current then redis.call('HSETNX', key, 'r', '0') end
 if ARGV[7] ~= '' then redis.call('HSET', key, 'r', ARGV[7]) end
 if ARGV[8] ~= '' then redis.call('HSET', key, 'w', ARGV[8], 'n', ARGV[9]) end
+if ARGV[10] and ARGV[10] ~= '' then redis.call('HSET', key, 'i', ARGV[10]) end
 redis.call('PEXPIRE', key, ARGV[6])
 return 1
 `);
@@ -153,6 +154,7 @@ export class RedisResultStore implements ResultStore {
         details?.retries ?? "",
         details?.workflow ?? "",
         details?.workflow === undefined ? "" : (details.node ?? 0),
+        details?.info === undefined ? "" : Buffer.from(details.info.buffer, details.info.byteOffset, details.info.byteLength),
       ]),
     );
   }
@@ -254,6 +256,7 @@ export class RedisResultStore implements ResultStore {
     }
     if (fields.v !== undefined) record.value = new Uint8Array(fields.v);
     if (fields.e !== undefined) record.error = decode(fields.e) as RemoteErrorInfo;
+    if (fields.i !== undefined) record.info = new Uint8Array(fields.i);
     return record;
   }
 

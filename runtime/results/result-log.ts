@@ -41,6 +41,8 @@ export type LogEntry =
       node: Nullable<number>,
       value: Nullable<Uint8Array>,
       error: Nullable<RemoteErrorInfo>,
+      // Absent in logs written before tasks could report progress.
+      info?: Nullable<Uint8Array>,
     ]
   | [typeof Kind.Forget, id: string]
   | [typeof Kind.Graph, graph: MessageGraph, at: number]
@@ -62,6 +64,7 @@ export const logEntry = {
     record.node ?? null,
     record.value ?? null,
     record.error ?? null,
+    record.info ?? null,
   ],
   forget: (id: string): LogEntry => [Kind.Forget, id],
   graph: (graph: MessageGraph, at: number): LogEntry => [Kind.Graph, graph, at],
@@ -132,7 +135,7 @@ export interface ResultLogSummary {
 }
 
 const recordOf = (r: Extract<LogEntry, { 0: typeof Kind.Record }>): ResultRecord => {
-  const [, id, task, state, retries, updatedAt, workflow, node, value, error] = r;
+  const [, id, task, state, retries, updatedAt, workflow, node, value, error, info] = r;
   if (typeof id !== "string" || typeof task !== "string" || typeof state !== "string" || typeof updatedAt !== "number") {
     throw new TypeError("a task record needs an id, a task, a state and a time");
   }
@@ -145,6 +148,7 @@ const recordOf = (r: Extract<LogEntry, { 0: typeof Kind.Record }>): ResultRecord
     ...(workflow !== null ? { workflow, node: node ?? undefined } : {}),
     ...(value !== null ? { value } : {}),
     ...(error !== null ? { error } : {}),
+    ...(info !== undefined && info !== null ? { info } : {}),
   };
 };
 

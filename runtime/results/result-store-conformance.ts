@@ -53,6 +53,24 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
         assert.equal(typeof record?.updatedAt, "number");
       }));
 
+    it("keeps what a running task reports of itself, replaces it with the next report, and keeps the last once the task finishes", () =>
+      withStore(async ({ store }) => {
+        const id = randomUUID();
+        await store.start(id, "resize", { workflow: "wf-2", node: 1 });
+        await store.setState(id, "resize", "STARTED", { info: new Uint8Array([1, 0, 255]) });
+        let record = await store.get(id);
+        assert.deepEqual([...(record?.info ?? [])], [1, 0, 255]);
+        assert.deepEqual(pick(record), { id, task: "resize", state: "STARTED", retries: 0, workflow: "wf-2", node: 1 });
+        await store.setState(id, "resize", "STARTED", { info: new Uint8Array([2]) });
+        await store.setState(id, "resize", "STARTED");
+        assert.deepEqual([...((await store.get(id))?.info ?? [])], [2]);
+        await store.complete(id, "resize", { state: "SUCCESS", value: new Uint8Array([9]) });
+        await store.setState(id, "resize", "STARTED", { info: new Uint8Array([3]) });
+        record = await store.get(id);
+        assert.equal(record?.state, "SUCCESS");
+        assert.deepEqual([...(record?.info ?? [])], [2]);
+      }));
+
     it("keeps a result's bytes exactly and never lets a later state overwrite a final one", () =>
       withStore(async ({ store }) => {
         const id = randomUUID();

@@ -28,12 +28,16 @@ export interface ResultRecord {
   /** For a step of a workflow: the workflow id and the step's node index. */
   readonly workflow?: string;
   readonly node?: number;
+  /** What the running task last reported of itself (`this.progress(...)`), encoded; kept once it finishes. */
+  readonly info?: Uint8Array;
 }
 
 export interface StateDetails {
   readonly retries?: number;
   readonly workflow?: string;
   readonly node?: number;
+  /** The task's own report of its progress, encoded: replaces the one recorded. */
+  readonly info?: Uint8Array;
 }
 
 export type FinalOutcome =
@@ -179,6 +183,7 @@ export class MemoryResultStore implements ResultStore {
         record.workflow = details.workflow;
         record.node = details.node;
       }
+      if (details?.info !== undefined) record.info = details.info;
       this.records.add(id, record);
     } else if (!READY_STATES.has(current.state)) {
       // In place: a state change of a record already held needs no second cache write.
@@ -190,6 +195,7 @@ export class MemoryResultStore implements ResultStore {
         current.workflow = details.workflow;
         current.node = details.node;
       }
+      if (details?.info !== undefined) current.info = details.info;
     }
   }
 

@@ -12,6 +12,7 @@ import { MAX_RESULT_BYTES, type Completed, type TaskCompletion } from "./task-co
 import { AsyncInvocation, invoke, type InvocationOutcome } from "./task-invocation.ts";
 import { fromEnvelope, type TaskMessage } from "../task-message.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
+import { ProgressRecorder } from "../task-progress.ts";
 
 /**
  * Runs one delivery from receipt to acknowledgement: decode, refuse what
@@ -53,12 +54,14 @@ export class TaskRunner {
   readonly running = new Map<string, Running>();
   private readonly mappers = new Map<string, TaskDefinition>();
   private readonly clock: Clock;
+  private readonly progress: ProgressRecorder;
 
   constructor(
     private readonly env: RunnerEnvironment,
     private readonly host: RunnerHost,
   ) {
     this.clock = env.clock ?? systemClock;
+    this.progress = new ProgressRecorder(env.store, env.codec);
   }
 
   /** Run `delivery`; returns a promise only when something asynchronous is left to do. */
@@ -123,7 +126,16 @@ export class TaskRunner {
     delivery: Delivery,
     consumer: Consumer,
   ): void | Promise<void> {
-    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit, this.clock);
+    const invocation = invoke(
+      definition,
+      message.id,
+      message.retries,
+      message.args,
+      options.softTimeLimit,
+      options.timeLimit,
+      this.clock,
+      keepsResult ? this.progress : undefined,
+    );
     if (!(invocation instanceof AsyncInvocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
     this.running.set(message.id, { task: message.task, invocation });
     return invocation.outcome.then((outcome) => {
