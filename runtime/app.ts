@@ -22,6 +22,7 @@ import { TaskCompletion } from "./worker/task-completion.ts";
 import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
+import { Hooks, type HookEvents, type HookListener } from "./hooks.ts";
 
 /**
  * The app: a registry of tasks bound to a broker and a result store. With no
@@ -93,6 +94,16 @@ export interface App {
   sendTask<R = unknown>(name: string, args: readonly unknown[], options?: SendOptions): Promise<AsyncResult<R>>;
   /** Revoke tasks by id: queued or delayed ones never run; with `terminate`, running ones are aborted. */
   revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
+  /**
+   * Register a hook around execution, run by this app's workers (Celery's
+   * signals): `workerReady`, `workerShutdown`, `taskPrerun`, `taskSuccess`,
+   * `taskFailure`, `taskRetry`, `taskPostrun`. A failing hook is logged and
+   * never affects the task. Returns a function that removes the hook.
+   *
+   * @example
+   * app.on("taskFailure", ({ task, id, error }) => console.error(`${task}[${id}] failed`, error));
+   */
+  on<K extends keyof HookEvents>(hook: K, listener: HookListener<K>): () => void;
   /** Control of the workers at run time. */
   readonly control: {
     /**
@@ -165,6 +176,7 @@ export const createApp = (options: AppOptions = {}): App => {
   const codec = new Codec();
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
+  const hooks = new Hooks(log);
   const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS, nowOf(clock));
   const isRevoked = (id: string) => broker.isRevoked(id);
   const workflows = new WorkflowExecutor(results, publisher, codec, isRevoked);
@@ -261,7 +273,7 @@ export const createApp = (options: AppOptions = {}): App => {
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock }, workerOptions);
+      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock, hooks }, workerOptions);
       workers.push(worker);
       return worker;
     },
@@ -270,6 +282,7 @@ export const createApp = (options: AppOptions = {}): App => {
     },
     sendTask: send,
     revoke,
+    on: (hook, listener) => hooks.on(hook, listener),
     control: {
       rateLimit: async (task, limit) => rateLimits.change(task, resolveChange(task, limit)),
     },

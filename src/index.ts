@@ -46,6 +46,15 @@ export type { CallOptions, RetryOptions, SendOptions, DedupeOptions } from "../d
 export { SendOptionError } from "../runtime/send-reservation.ts";
 export type { AsyncResult, TaskState, TaskFailure, RemoteErrorInfo, Progress, GetOptions, RevokeOptions, TaskInfo, ProgressWatchOptions } from "../dsl/result.ts";
 export { ProgressReportError, type ProgressReport } from "../runtime/task-progress.ts";
+export type {
+  HookEvents,
+  HookListener,
+  WorkerHookEvent,
+  TaskHookEvent,
+  TaskPostrunEvent,
+  TaskSuccessEvent,
+  TaskErrorEvent,
+} from "../runtime/hooks.ts";
 export type { ResultOf, InputOf } from "../dsl/inference.ts";
 export { EmbeddedBroker, createEmbeddedBroker, type EmbeddedBrokerOptions, type BrokerTotals } from "../broker/embedded/embedded-broker.ts";
 export {

@@ -13,6 +13,7 @@ import { AsyncInvocation, invoke, type InvocationOutcome } from "./task-invocati
 import { fromEnvelope, type TaskMessage } from "../task-message.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
 import { ProgressRecorder } from "../task-progress.ts";
+import type { Hooks } from "../hooks.ts";
 
 /**
  * Runs one delivery from receipt to acknowledgement: decode, refuse what
@@ -32,6 +33,8 @@ export interface RunnerEnvironment {
   readonly log: (message: string) => void;
   /** The clock for expiry and time limits. Default the system clock. */
   readonly clock?: Clock;
+  /** The app's hooks around execution (runtime/hooks.ts). */
+  readonly hooks?: Hooks;
 }
 
 /** How a delivery is settled with the broker. */
@@ -126,6 +129,8 @@ export class TaskRunner {
     delivery: Delivery,
     consumer: Consumer,
   ): void | Promise<void> {
+    const hooks = this.env.hooks;
+    if (hooks?.any) hooks.emit("taskPrerun", this.hookEvent(message));
     const invocation = invoke(
       definition,
       message.id,
@@ -156,8 +161,29 @@ export class TaskRunner {
   ): void | Promise<void> {
     const completed = this.complete(message, definition, options, keepsResult, acksLate, delivery, outcome);
     if (completed === undefined) return; // abandoned by shutdown: the broker takes a late-acked message back
-    if (completed instanceof Promise) return completed.then((done) => this.settled(done, acksLate, consumer, delivery));
+    if (completed instanceof Promise) {
+      return completed.then((done) => {
+        if (this.env.hooks?.any) this.afterRun(message, outcome, done);
+        this.settled(done, acksLate, consumer, delivery);
+      });
+    }
+    if (this.env.hooks?.any) this.afterRun(message, outcome, completed);
     this.settled(completed, acksLate, consumer, delivery);
+  }
+
+  private hookEvent(message: TaskMessage) {
+    return { id: message.id, task: message.task, args: message.args, retries: message.retries, worker: this.host.name };
+  }
+
+  /** The hooks after a run, once its outcome is recorded: success, failure or retry, then postrun. */
+  private afterRun(message: TaskMessage, outcome: InvocationOutcome, completed: Completed): void {
+    const hooks = this.env.hooks as Hooks;
+    const event = this.hookEvent(message);
+    const error = outcome.ok ? undefined : outcome.error;
+    if (completed === "succeeded") hooks.emit("taskSuccess", { ...event, result: outcome.ok ? outcome.value : undefined });
+    else if (completed === "failed") hooks.emit("taskFailure", { ...event, error });
+    else if (completed === "retried") hooks.emit("taskRetry", { ...event, error });
+    hooks.emit("taskPostrun", { ...event, outcome: completed });
   }
 
   private settled(completed: Completed, acksLate: boolean, consumer: Consumer, delivery: Delivery): void {

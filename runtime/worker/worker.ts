@@ -154,6 +154,7 @@ export class Worker {
     });
     try {
       await this.consumeAll();
+      this.env.hooks?.emit("workerReady", { worker: this.name });
     } catch (error) {
       // Nothing half-started: cancel what did start and let start() be called again.
       const started = this.consumers.splice(0);
@@ -207,6 +208,7 @@ export class Worker {
     this.waiting.length = 0;
     this.waitingHead = 0;
     this.state = "stopped";
+    this.env.hooks?.emit("workerShutdown", { worker: this.name });
   }
 
   stats(): WorkerStats {
