@@ -46,6 +46,15 @@ export type { CallOptions, RetryOptions, SendOptions, DedupeOptions } from "../d
 export { SendOptionError } from "../runtime/send-reservation.ts";
 export type { AsyncResult, TaskState, TaskFailure, RemoteErrorInfo, Progress, GetOptions, RevokeOptions, TaskInfo, ProgressWatchOptions } from "../dsl/result.ts";
 export { ProgressReportError, type ProgressReport } from "../runtime/task-progress.ts";
+export { httpTask, HttpTaskError, type HttpRequest, type HttpResponse, type HttpTaskOptions } from "../runtime/http/http-task.ts";
+export {
+  verifyHttpSignature,
+  signHttpBody,
+  HttpSignatureError,
+  SIGNATURE_HEADER,
+  DEFAULT_SIGNATURE_TOLERANCE_MS,
+  type HttpSignatureCheck,
+} from "../runtime/http/http-signature.ts";
 export type {
   HookEvents,
   HookListener,
