@@ -1,0 +1,44 @@
+import nodemailer from "nodemailer";
+import type SMTPTransport from "nodemailer/lib/smtp-transport";
+import { summaryOf, textOf, type FailureNotice, type NotificationChannel } from "./failure-notice.ts";
+
+/**
+ * Where failure e-mails go and through which server.
+ *
+ * @example
+ * emailChannel({ smtp: "smtps://alerts:pw@smtp.example.com", from: "celerity@example.com", to: ["ops@example.com"] });
+ */
+export interface EmailChannelOptions {
+  /** The SMTP server: a url (`smtp://user:pass@host:587`, `smtps://…`) or nodemailer's SMTP options. */
+  readonly smtp: string | SMTPTransport.Options;
+  readonly from: string;
+  readonly to: string | readonly string[];
+  /** Prefix of every subject. Default "[celerity]". */
+  readonly subjectPrefix?: string;
+}
+
+/**
+ * Failure notifications by e-mail over SMTP (through nodemailer): the
+ * subject says which task failed and why, the body has the task id, the
+ * worker, the time, the stack and how many failures like it were held back.
+ *
+ * @example
+ * notifyFailures(app, { channels: [emailChannel({ smtp: "smtp://127.0.0.1:2525", from: "celerity@example.com", to: "ops@example.com" })] });
+ */
+export const emailChannel = (options: EmailChannelOptions): NotificationChannel => {
+  if (typeof options.from !== "string" || options.from.length === 0) throw new TypeError("emailChannel: 'from' must be an address");
+  const to = typeof options.to === "string" ? [options.to] : [...options.to];
+  if (to.length === 0 || to.some((address) => typeof address !== "string" || address.length === 0)) throw new TypeError("emailChannel: 'to' must name at least one address");
+  const transport = nodemailer.createTransport(options.smtp as SMTPTransport.Options);
+  const prefix = options.subjectPrefix ?? "[celerity]";
+  return {
+    name: `email to ${to.join(", ")}`,
+    async send(notice: FailureNotice) {
+      const more = notice.suppressed > 0 ? ` (+${notice.suppressed} more)` : "";
+      await transport.sendMail({ from: options.from, to, subject: `${prefix} ${summaryOf(notice)}${more}`, text: textOf(notice) });
+    },
+    async close() {
+      transport.close();
+    },
+  };
+};
