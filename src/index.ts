@@ -49,7 +49,7 @@ export { ProgressReportError, type ProgressReport } from "../runtime/task-progre
 export { notifyFailures, FailureNotifier, type FailureNotifierOptions, type TaskFailed } from "../runtime/notifications/failure-notifier.ts";
 export type { FailureNotice, NotificationChannel } from "../runtime/notifications/failure-notice.ts";
 export type { NotificationLimits } from "../runtime/notifications/notification-gate.ts";
-export { emailChannel, type EmailChannelOptions } from "../runtime/notifications/email-channel.ts";
+export { emailChannel, type EmailChannelOptions, type SmtpServerOptions } from "../runtime/notifications/email-channel.ts";
 export { webhookChannel, type WebhookChannelOptions } from "../runtime/notifications/webhook-channel.ts";
 export { httpTask, HttpTaskError, type HttpRequest, type HttpResponse, type HttpTaskOptions } from "../runtime/http/http-task.ts";
 export {
