@@ -60,7 +60,7 @@ export interface Progress {
    */
   readonly fraction: number;
   /** For a single task: what it last reported of itself (`this.progress(...)`), if anything. */
-  readonly info?: TaskInfo;
+  readonly info?: ProgressInfo;
 }
 
 /**
@@ -71,7 +71,7 @@ export interface Progress {
  * @example
  * const info = await result.info(); // { state: "PROGRESS", done: 40, total: 100 }
  */
-export interface TaskInfo {
+export interface ProgressInfo {
   readonly state: string;
   readonly done?: number;
   readonly total?: number;
@@ -141,7 +141,7 @@ export interface AsyncResult<R> {
   /** Counts of finished members (a single task counts as one; `failed` counts failed and revoked), for progress bars. */
   progress(): Promise<Progress>;
   /** What the task last reported of itself with `this.progress(...)`; undefined if it reported nothing (and for a group). */
-  info(): Promise<TaskInfo | undefined>;
+  info(): Promise<ProgressInfo | undefined>;
   /**
    * Call `listener` with the progress each time it changes, from any process
    * sharing the result store, and a last time once finished; returns a

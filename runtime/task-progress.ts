@@ -1,6 +1,6 @@
 import { Data } from "effect";
 import { CodecError, type Codec } from "../broker/codec.ts";
-import type { Progress, ProgressWatchOptions, TaskInfo } from "../dsl/result.ts";
+import type { Progress, ProgressWatchOptions, ProgressInfo } from "../dsl/result.ts";
 import { READY_STATES } from "../dsl/result.ts";
 import type { ResultStore } from "./results/result-store.ts";
 
@@ -51,7 +51,7 @@ const checkCount = (task: string, name: string, value: unknown): void => {
 };
 
 /** The report as stored, refusing what is not a report with a ProgressReportError. */
-export const toTaskInfo = (task: string, report: ProgressReport): TaskInfo => {
+export const toTaskInfo = (task: string, report: ProgressReport): ProgressInfo => {
   if (typeof report !== "object" || report === null) throw new ProgressReportError({ task, reason: "a report is an object such as { done, total }" });
   const state = report.state ?? "PROGRESS";
   if (typeof state !== "string" || state.length === 0 || state.length > MAX_STATE_LENGTH) {
@@ -91,7 +91,7 @@ export class ProgressRecorder {
 }
 
 /** How far along a task is, from its state and its last report. */
-export const fractionOf = (state: string, info: TaskInfo | undefined): number => {
+export const fractionOf = (state: string, info: ProgressInfo | undefined): number => {
   if (READY_STATES.has(state as never)) return 1;
   if (info?.done === undefined || info.total === undefined || info.total <= 0) return 0;
   return Math.min(1, info.done / info.total);

@@ -1,5 +1,5 @@
 import type { Codec } from "../../broker/codec.ts";
-import type { AsyncResult, GetOptions, Progress, ProgressWatchOptions, RemoteErrorInfo, RevokeOptions, TaskInfo, TaskState } from "../../dsl/result.ts";
+import type { AsyncResult, GetOptions, Progress, ProgressWatchOptions, RemoteErrorInfo, RevokeOptions, ProgressInfo, TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 import { RemoteTaskError, TaskRevokedError, TimeoutError, UnknownResultError } from "../errors.ts";
 import type { ResultRecord, ResultStore } from "./result-store.ts";
@@ -79,14 +79,14 @@ export class TaskResult<R> implements AsyncResult<R> {
       ...(info !== undefined ? { info } : {}),
     };
   }
-  async info(): Promise<TaskInfo | undefined> {
+  async info(): Promise<ProgressInfo | undefined> {
     return this.infoOf(await this.context.store.get(this.id));
   }
   onProgress(listener: (progress: Progress) => void, options?: ProgressWatchOptions): () => void {
     return watchProgress(() => this.progress(), listener, options);
   }
-  private infoOf(record: ResultRecord | undefined): TaskInfo | undefined {
-    return record?.info === undefined ? undefined : (this.context.codec.decode(record.info) as TaskInfo);
+  private infoOf(record: ResultRecord | undefined): ProgressInfo | undefined {
+    return record?.info === undefined ? undefined : (this.context.codec.decode(record.info) as ProgressInfo);
   }
   async error(): Promise<RemoteErrorInfo | undefined> {
     return (await this.context.store.get(this.id))?.error;
@@ -180,7 +180,7 @@ export class GroupResult<R> implements AsyncResult<R> {
     }
     return { total, completed, succeeded, failed, fraction: total === 0 ? 1 : done / total };
   }
-  async info(): Promise<TaskInfo | undefined> {
+  async info(): Promise<ProgressInfo | undefined> {
     return undefined;
   }
   onProgress(listener: (progress: Progress) => void, options?: ProgressWatchOptions): () => void {
@@ -238,7 +238,7 @@ export class WorkflowResult<R> implements AsyncResult<R> {
   progress(): Promise<Progress> {
     return this.output.progress();
   }
-  info(): Promise<TaskInfo | undefined> {
+  info(): Promise<ProgressInfo | undefined> {
     return this.output.info();
   }
   onProgress(listener: (progress: Progress) => void, options?: ProgressWatchOptions): () => void {
