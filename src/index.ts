@@ -51,6 +51,7 @@ export type { AsyncResult, TaskState, TaskFailure, RemoteErrorInfo, Progress, Ge
 export { ProgressReportError, type ProgressReport } from "../runtime/task-progress.ts";
 export { notifyFailures, FailureNotifier, type FailureNotifierOptions, type TaskFailed } from "../runtime/notifications/failure-notifier.ts";
 export type { FailureNotice, NotificationChannel } from "../runtime/notifications/failure-notice.ts";
+export { notifyFailuresFromEvents, errorOfEvent, type EventFailureNotifications } from "../runtime/notifications/event-failures.ts";
 export type { NotificationLimits } from "../runtime/notifications/notification-gate.ts";
 export { emailChannel, type EmailChannelOptions, type SmtpServerOptions } from "../runtime/notifications/email-channel.ts";
 export { webhookChannel, type WebhookChannelOptions } from "../runtime/notifications/webhook-channel.ts";

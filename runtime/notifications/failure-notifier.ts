@@ -56,6 +56,7 @@ export class FailureNotifier {
   private readonly now: () => number;
   private readonly pending = new Set<Promise<void>>();
   private sent = 0;
+  private heard = 0;
 
   constructor(private readonly options: FailureNotifierOptions) {
     if (!Array.isArray(options.channels) || options.channels.length === 0) throw new TypeError("notifications: give at least one channel");
@@ -70,9 +71,15 @@ export class FailureNotifier {
     return this.sent;
   }
 
+  /** Failures reported to it so far (of the tasks it watches), notified or held back. */
+  get received(): number {
+    return this.heard;
+  }
+
   /** Report a failure: notified now, or counted and told with the next notice of its kind. */
   failed(failure: TaskFailed): void {
     if (this.tasks !== undefined && !this.tasks.has(failure.task)) return;
+    this.heard++;
     const at = failure.at ?? this.now();
     const suppressed = this.gate.admit(`${failure.task}\u0000${failure.error.name}\u0000${failure.error.message}`, this.now());
     if (suppressed === undefined) return;

@@ -11,6 +11,7 @@ import { verifyHttpSignature } from "../http/http-signature.ts";
 import { emailChannel } from "./email-channel.ts";
 import { FailureNotifier, notifyFailures } from "./failure-notifier.ts";
 import { NotificationGate } from "./notification-gate.ts";
+import { errorOfEvent, notifyFailuresFromEvents } from "./event-failures.ts";
 import { webhookChannel } from "./webhook-channel.ts";
 
 const SECRET = "hook-secret";
@@ -216,5 +217,59 @@ describe("notification choices and failures", () => {
     assert.equal(gate.admit("a", 150), undefined, "still no token");
     assert.equal(gate.admit("a", 600), 2, "a token is back: two 'a' were held back");
     assert.equal(gate.admit("c", 1_200), 1);
+  });
+});
+
+describe("failure notifications from the events stream", () => {
+  it("notifies the failures of two workers from one subscriber, within one cluster-wide rate limit", async (t) => {
+    const node = await BrokerNode.start({ port: 0, log: () => {} });
+    serveResults(node);
+    const apps: App[] = [];
+    t.after(async () => {
+      for (const app of apps.reverse()) await app.close();
+      await node.stop();
+    });
+    const connect = () => {
+      const app = createApp({ broker: node.url, log: () => {} });
+      apps.push(app);
+      app.task("flaky", (i: number) => {
+        throw new TypeError(`bad input ${i}`);
+      });
+      return app;
+    };
+    const hook = await receiver(t);
+    const monitor = connect();
+    const notifications = await notifyFailuresFromEvents(monitor, {
+      channels: [webhookChannel({ url: hook.url, secret: SECRET })],
+      dedupeWindowMs: 0,
+      rate: { max: 3, perMs: 60 * 60_000 },
+    });
+    t.after(() => notifications.close());
+    const first = connect();
+    const second = connect();
+    await first.worker({ name: "w-a", events: true, concurrency: 4 }).start();
+    await second.worker({ name: "w-b", events: true, concurrency: 4 }).start();
+    const producer = connect();
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => producer.sendTask("flaky", [i])));
+    await Promise.all(results.map((r) => r.get({ timeout: 30_000 }).catch(() => undefined)));
+    await eventually(() => notifications.notifier.received === 100, 10_000, "every failure event");
+    await notifications.notifier.idle();
+    assert.equal(hook.bodies.length, 3);
+    for (const body of hook.bodies) {
+      assert.equal(body.task, "flaky");
+      assert.equal((body.error as { name: string }).name, "TypeError");
+      assert.match((body.error as { message: string }).message, /^bad input \d+$/);
+      assert.match(String(body.worker), /^w-[ab]$/);
+    }
+  });
+
+  it("reads the error's name, message and stack back from an event", () => {
+    const base = { type: "task-failed" as const, uuid: "u", name: "t", hostname: "w", timestamp: 1, utcoffset: 0, pid: 1, clock: 1 };
+    assert.deepEqual(errorOfEvent({ ...base, exception: 'TypeError("bad (really) \\"input\\"")', traceback: "TypeError: bad\n  at x" }), {
+      name: "TypeError",
+      message: 'bad (really) "input"',
+      stack: "TypeError: bad\n  at x",
+    });
+    assert.deepEqual(errorOfEvent({ ...base, exception: "something else", traceback: "" }), { name: "Error", message: "something else" });
   });
 });
