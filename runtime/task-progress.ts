@@ -66,29 +66,44 @@ export const toTaskInfo = (task: string, report: ProgressReport): ProgressInfo =
   return info;
 };
 
+/** Where a running task's `this.progress(...)` goes: the result store, or (in a pool's thread or child) the worker. */
+export interface ProgressSink {
+  record(id: string, task: string, retries: number, report: ProgressReport): Promise<void>;
+}
+
+/** The report checked and encoded as stored; a ProgressReportError if it cannot be. */
+export const encodeProgress = (codec: Codec, task: string, report: ProgressReport): Uint8Array => {
+  const info = toTaskInfo(task, report);
+  try {
+    return codec.encode(info, "progress");
+  } catch (error) {
+    if (error instanceof CodecError) throw new ProgressReportError({ task, reason: `${error.path}: ${error.reason}` });
+    throw error;
+  }
+};
+
 /**
  * Records running tasks' reports in the result store; one per worker. The
  * record's state stays STARTED: a report is what the task says of itself,
  * and a report arriving after the task finished changes nothing.
  */
-export class ProgressRecorder {
+export class ProgressRecorder implements ProgressSink {
   constructor(
     private readonly store: ResultStore,
     private readonly codec: Codec,
   ) {}
 
   async record(id: string, task: string, retries: number, report: ProgressReport): Promise<void> {
-    const info = toTaskInfo(task, report);
-    let encoded: Uint8Array;
-    try {
-      encoded = this.codec.encode(info, "progress");
-    } catch (error) {
-      if (error instanceof CodecError) throw new ProgressReportError({ task, reason: `${error.path}: ${error.reason}` });
-      throw error;
-    }
-    await this.store.setState(id, task, "STARTED", retries === 0 ? { info: encoded } : { retries, info: encoded });
+    await this.store.setState(id, task, "STARTED", stateDetails(retries, encodeProgress(this.codec, task, report)));
+  }
+
+  /** Record a report already checked and encoded (by a pool's thread or child). */
+  recordEncoded(id: string, task: string, retries: number, info: Uint8Array): Promise<void> | void {
+    return this.store.setState(id, task, "STARTED", stateDetails(retries, info));
   }
 }
+
+const stateDetails = (retries: number, info: Uint8Array) => (retries === 0 ? { info } : { retries, info });
 
 /** How far along a task is, from its state and its last report. */
 export const fractionOf = (state: string, info: ProgressInfo | undefined): number => {

@@ -2,7 +2,7 @@ import { Effect } from "effect";
 import type { Clock, ClockTimer } from "../../broker/clock.ts";
 import { RetryRequest, SoftTimeLimitExceeded, TimeLimitExceeded } from "../errors.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
-import type { ProgressRecorder, ProgressReport } from "../task-progress.ts";
+import type { ProgressSink, ProgressReport } from "../task-progress.ts";
 
 /**
  * Calls one handler: sync, async or Effect, with its AbortSignal, soft and
@@ -37,7 +37,7 @@ class RunningTask implements TaskContext {
     readonly id: string,
     readonly name: string,
     readonly retries: number,
-    private readonly recorder: ProgressRecorder | undefined,
+    private readonly recorder: ProgressSink | undefined,
   ) {}
   get signal(): AbortSignal {
     return (this.controller ??= new AbortController()).signal;
@@ -108,7 +108,7 @@ export const invoke = (
   softTimeLimit: number | undefined,
   timeLimit: number | undefined,
   clock: Clock,
-  recorder?: ProgressRecorder,
+  recorder?: ProgressSink,
 ): InvocationOutcome | AsyncInvocation => {
   const context = new RunningTask(id, definition.name, retries, recorder);
   let returned: unknown;
