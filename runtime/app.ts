@@ -7,7 +7,7 @@ import { compile } from "../dsl/compile.ts";
 import type { ValueRef, MessageGraph } from "../dsl/graph.ts";
 
 import type { CallOptions, SendOptions } from "../dsl/options.ts";
-import { reserveSend, sendFacts } from "./send-reservation.ts";
+import { HeldTaskResult, reserveSend, sendFacts } from "./send-reservation.ts";
 import type { AsyncResult, RemoteErrorInfo, RevokeOptions } from "../dsl/result.ts";
 import { GroupResult, TaskResult, WorkflowResult, type ResultContext } from "./results/async-result.ts";
 import { TaskRegistrationError, TaskRevokedError, toErrorInfo } from "./errors.ts";
@@ -287,9 +287,9 @@ export const createApp = (options: AppOptions = {}): App => {
     // Arguments that cannot be sent must not take the keys first.
     checkArguments(codec, task, args);
     const reservation = await reserveSend(results, taskId, dedupe);
-    const result = new TaskResult<R>(reservation.id, context);
-    if (reservation.send) await publisher.publish({ id: reservation.id, task, args, options, retries: 0 });
-    return result;
+    if (!reservation.send) return new HeldTaskResult<R>(reservation.id, context);
+    await publisher.publish({ id: reservation.id, task, args, options, retries: 0 });
+    return new TaskResult<R>(reservation.id, context);
   };
 
   const resultOf = (graph: MessageGraph, ref: ValueRef, top: boolean): AsyncResult<unknown> => {

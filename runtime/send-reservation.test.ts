@@ -5,6 +5,8 @@ import { dropPrefix, redisSkipReason, testPrefix, TEST_REDIS_URL } from "../brok
 import { createApp, type App } from "./app.ts";
 import { serveResults } from "./results/result-service.ts";
 import { SendOptionError } from "./send-reservation.ts";
+import { TimeoutError } from "./errors.ts";
+import { Codec } from "../broker/codec.ts";
 
 /**
  * Two apps sharing a broker and result store (a producer and a worker side,
@@ -135,5 +137,20 @@ describe("bad send options", () => {
     assert.equal(await handle.get({ timeout: 10_000 }), "charged ok");
     await drained();
     assert.equal(runs.length, 1);
+  });
+});
+
+describe("a send that finds its key held", () => {
+  it("gets a handle that waits for the holder's task even before the holder has recorded it", async (t) => {
+    const { producer } = await counting(t, embedded);
+    // Another sender reserved the key and has not yet recorded or published its task.
+    await producer.results.reserve("dedupe:slow-holder", "holder-task", 60_000);
+    const handle = await producer.sendTask("charge", ["x"], { dedupe: { key: "slow-holder", ttl: 60_000 } });
+    assert.equal(handle.id, "holder-task");
+    await assert.rejects(handle.get({ timeout: 50 }), (error: unknown) => error instanceof TimeoutError);
+    const waiting = handle.get({ timeout: 5_000 });
+    await producer.results.setState("holder-task", "charge", "PENDING");
+    await producer.results.complete("holder-task", "charge", { state: "SUCCESS", value: new Codec().encode("charged by the holder") });
+    assert.equal(await waiting, "charged by the holder");
   });
 });

@@ -1,6 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { Data } from "effect";
 import type { CallOptions, SendOptions } from "../dsl/options.ts";
+import type { GetOptions } from "../dsl/result.ts";
+import { TimeoutError } from "./errors.ts";
+import { settle, TaskResult } from "./results/async-result.ts";
 import { DEFAULT_RESULT_TTL_MS, type ResultStore } from "./results/result-store.ts";
 
 /**
@@ -82,3 +85,18 @@ export const reserveSend = async (store: ResultStore, taskId: string | undefined
   }
   return { send: true, id };
 };
+
+/**
+ * The handle a send gets when another send holds its key. That send may not
+ * have recorded its task yet (it reserved, then records and publishes), so
+ * `get()` waits for the task rather than calling an id without a record
+ * unknown, as a handle made from a bare id does.
+ */
+export class HeldTaskResult<R> extends TaskResult<R> {
+  override async get(options: GetOptions = {}): Promise<R> {
+    const { store, codec } = this.context;
+    if ((await store.get(this.id)) !== undefined) return super.get(options);
+    const record = await store.waitFinal(this.id, options.timeout, () => new TimeoutError({ id: this.id, timeoutMs: options.timeout ?? 0 }));
+    return settle(record, codec) as R;
+  }
+}

@@ -35,7 +35,7 @@ export class TaskResult<R> implements AsyncResult<R> {
   readonly children: readonly AsyncResult<unknown>[] = [];
   constructor(
     readonly id: string,
-    private readonly context: ResultContext,
+    protected readonly context: ResultContext,
     /** Made on first use: a chain of 5,000 steps need not build 5,000 handles up front. */
     private readonly parentOf?: () => AsyncResult<unknown> | undefined,
   ) {}
