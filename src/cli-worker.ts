@@ -114,7 +114,9 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const { pool, concurrency: running } = worker.stats();
   console.error(`celerity worker ${worker.name}: consuming with concurrency ${running} on the ${pool} pool`);
   // A shutdown by remote control stops the worker itself; a signal starts a warm (then cold) shutdown.
-  await Promise.race([stopOnSignals(worker, shutdownTimeout, (line) => console.error(line)), worker.done]);
+  const byControl = worker.done.then(() => "control" as const);
+  const how = await Promise.race([stopOnSignals(worker, shutdownTimeout, (line) => console.error(line)).then(() => "signal" as const), byControl]);
+  if (how === "control") console.error(`celerity worker ${worker.name}: stopped (finishing running tasks), shut down by remote control`);
   await worker.done;
   await app.close();
   console.error(`celerity worker ${worker.name}: stopped`);
