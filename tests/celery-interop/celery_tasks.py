@@ -1,0 +1,50 @@
+"""The Python side of the interop tests: a Celery app on the Redis broker and
+result backend the test names (CELERITY_INTEROP_REDIS), with its default queue
+(CELERITY_INTEROP_QUEUE) of the test's own, and the tasks named py.*."""
+import os
+
+from celery import Celery
+
+app = Celery("interop", broker=os.environ["CELERITY_INTEROP_REDIS"], backend=os.environ["CELERITY_INTEROP_REDIS"])
+app.conf.update(
+    task_default_queue=os.environ["CELERITY_INTEROP_QUEUE"],
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    worker_redirect_stdouts=False,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    result_expires=600,
+)
+
+
+@app.task(name="py.add")
+def add(x, y):
+    return x + y
+
+
+@app.task(name="py.mul")
+def mul(x, y):
+    return x * y
+
+
+@app.task(name="py.tsum")
+def tsum(numbers):
+    return sum(numbers)
+
+
+@app.task(name="py.fail")
+def fail(reason):
+    raise ValueError(reason)
+
+
+@app.task(name="py.describe")
+def describe(name, greeting="hello", **extra):
+    return {"text": f"{greeting}, {name}", "extra": extra}
+
+
+@app.task(name="py.retry_once", bind=True)
+def retry_once(self, value):
+    if self.request.retries == 0:
+        raise self.retry(countdown=0.1, max_retries=3)
+    return {"value": value, "retries": self.request.retries}
