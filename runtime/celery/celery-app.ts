@@ -19,7 +19,12 @@ import { CeleryWorker, type CeleryHandler, type CeleryTaskContext, type CeleryWo
  * what Python sends. See docs/celery-interop.md.
  */
 
-/** Options of an app on Celery's protocol. */
+/**
+ * Options of an app on Celery's protocol.
+ *
+ * @example
+ * const options: CeleryAppOptions = { broker: "redis://127.0.0.1:6379/0", queue: "celery", resultExpires: 86_400 };
+ */
 export interface CeleryAppOptions {
   /** Redis, as kombu uses it: `redis://host:port/db`. */
   readonly broker: string;
@@ -33,7 +38,12 @@ export interface CeleryAppOptions {
   readonly clock?: Clock;
 }
 
-/** Per-call options on the Celery protocol: celerity's, plus keyword arguments for a Python task's `**kwargs`. */
+/**
+ * Per-call options on the Celery protocol: celerity's, plus keyword arguments for a Python task's `**kwargs`.
+ *
+ * @example
+ * await greet.applyAsync(["ada"], { kwargs: { greeting: "hi" }, countdown: 5_000 });
+ */
 export interface CeleryCallOptions extends CallOptions {
   readonly kwargs?: Readonly<Record<string, unknown>>;
 }

@@ -59,8 +59,12 @@ export interface CeleryTaskMessage {
 
 const ORIGIN = `gen${process.pid}@${hostname()}`;
 
-/** ISO-8601 with an explicit offset: Celery reads a naive time in its own time zone. */
-export const isoWithOffset = (epochMs: number): string => new Date(epochMs).toISOString().replace("Z", "+00:00");
+/**
+ * ISO-8601 with an explicit offset (Celery reads a naive time in its own time
+ * zone) and six fractional digits (Celery 5.2's parser reads the fraction as
+ * microseconds whatever its length).
+ */
+export const isoWithOffset = (epochMs: number): string => new Date(epochMs).toISOString().replace(/\.(\d{3})Z$/, ".$1000+00:00");
 
 /** Epoch ms from Celery's ISO-8601 (with an offset, or naive meaning UTC), or null. */
 export const parseCeleryTime = (value: unknown, field: string): number | null => {
@@ -152,7 +156,7 @@ export const parseCeleryMessage = (headers: unknown, body: unknown, queue: strin
   if (typeof task !== "string" || task.length === 0) throw new CeleryMessageError({ reason: "header 'task' is missing (task protocol 1 is not supported)" });
   if (typeof id !== "string" || id.length === 0) throw new CeleryMessageError({ reason: "header 'id' is missing" });
   if (!Array.isArray(body) || body.length < 2 || !Array.isArray(body[0]) || !isObject(body[1])) {
-    throw new CeleryMessageError({ id, reason: "the body is not [args, kwargs, embed]" });
+    throw new CeleryMessageError({ id, task, reason: "the body is not [args, kwargs, embed]" });
   }
   try {
     const retries = headers.retries ?? 0;

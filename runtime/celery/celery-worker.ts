@@ -15,7 +15,14 @@ import { decodeKombuEnvelope, priorityLists, queueOfList } from "./kombu-redis-e
  * A message it cannot run is logged and moved to `<queue>.dead-letter`.
  */
 
-/** What a handler on the Celery protocol sees as `this`. */
+/**
+ * What a handler on the Celery protocol sees as `this`: its id, retries, keyword arguments, signal and `retry()`.
+ *
+ * @example
+ * app.task("tasks.greet", function (name: string) {
+ *   return `${(this.kwargs.greeting as string | undefined) ?? "hello"}, ${name}`;
+ * });
+ */
 export interface CeleryTaskContext {
   readonly id: string;
   readonly name: string;
@@ -31,6 +38,12 @@ export interface CeleryTaskContext {
 
 export type CeleryHandler = (this: CeleryTaskContext, ...args: any[]) => unknown;
 
+/**
+ * Where and how much a worker on the Celery protocol consumes.
+ *
+ * @example
+ * await app.worker({ queues: ["celery", "reports"], concurrency: 8 }).start();
+ */
 export interface CeleryWorkerOptions {
   /** Queues to consume. Default: the app's queue. */
   readonly queues?: readonly string[];
@@ -54,6 +67,13 @@ class RetrySignal extends Error {
 
 const MAX_RETRIES_DEFAULT = 3;
 
+/**
+ * A worker on Celery's protocol, made by `app.worker()`: `start()` to consume, `stop()` to finish running tasks and end.
+ *
+ * @example
+ * const worker = await app.worker({ concurrency: 4 }).start();
+ * await worker.stop();
+ */
 export class CeleryWorker {
   readonly name = `celerity@${hostname()}`;
   private readonly queues: readonly string[];
@@ -120,8 +140,8 @@ export class CeleryWorker {
   }
 
   private async reject(queue: string, raw: string, error: CeleryMessageError, tag: string | undefined): Promise<void> {
-    this.deps.log(`celery message rejected (dead-lettered to '${queue}.dead-letter'): ${error.message}`);
     await this.deps.backend.deadLetter(queue, raw, error.message, this.deps.now());
+    this.deps.log(`celery message rejected (dead-lettered to '${queue}.dead-letter'): ${error.message}`);
     if (tag !== undefined) await this.deps.backend.ack(tag);
   }
 

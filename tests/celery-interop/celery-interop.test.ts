@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import { chain, chord, group } from "../../src/index.ts";
 import { redisSkipReason } from "../../broker/redis/redis-test-support.ts";
 import { RemoteTaskError } from "../../runtime/errors.ts";
+import { createApp } from "../../runtime/app.ts";
 import { createCeleryApp, type CeleryApp } from "../../runtime/celery/celery-app.ts";
 import { priorityLists } from "../../runtime/celery/kombu-redis-envelope.ts";
 import { INTEROP_REDIS, interopQueue, pythonCelerySkipReason, runPythonProducer, startPythonWorker, type PythonWorker } from "./python-celery.ts";
@@ -30,7 +31,7 @@ describe("TypeScript producer, Python Celery worker (Redis)", { skip }, () => {
 
   before(async () => {
     worker = await startPythonWorker(queue);
-    app = createCeleryApp({ broker: INTEROP_REDIS, queue, resultExpires: 600 });
+    app = createApp({ protocol: "celery", broker: INTEROP_REDIS, queue, resultExpires: 600 });
   });
   after(async () => {
     await app?.close();
@@ -91,11 +92,10 @@ describe("TypeScript producer, Python Celery worker (Redis)", { skip }, () => {
 
 describe("Python Celery producer, TypeScript worker (Redis)", { skip }, () => {
   const queue = interopQueue();
-  const logged: string[] = [];
   let app: CeleryApp;
 
   before(async () => {
-    app = createCeleryApp({ broker: INTEROP_REDIS, queue, resultExpires: 600, log: (line) => logged.push(line) });
+    app = createCeleryApp({ broker: INTEROP_REDIS, queue, resultExpires: 600 });
     app.task("ts.add", (x: number, y: number) => x + y);
     app.task("ts.mul", (x: number, y: number) => x * y);
     app.task("ts.tsum", (numbers: number[]) => numbers.reduce((a, b) => a + b, 0));
