@@ -7,6 +7,14 @@ import { ExchangeNotFoundError, InvalidArgumentError, UnroutableError } from "./
 
 const WAIT_MS = 2_000;
 
+/** What a transport (in some configuration) does not do, each with the reason, shown as a skipped test. */
+export interface ConformanceOptions {
+  readonly unsupported?: {
+    /** Ordering by priority. */
+    readonly priorities?: string;
+  };
+}
+
 /**
  * Registers, with `node:test`, the tests every Transport must pass: delivery
  * and ordering, prefetch, ack / nack / cancel, dead-lettering, delayed
@@ -18,7 +26,7 @@ const WAIT_MS = 2_000;
  * // broker/embedded/embedded-broker.test.ts
  * transportConformance("embedded", () => createEmbeddedBroker());
  */
-export function transportConformance(name: string, make: () => Promise<Transport> | Transport): void {
+export function transportConformance(name: string, make: () => Promise<Transport> | Transport, options: ConformanceOptions = {}): void {
   const withTransport = async (test: (transport: Transport) => Promise<void>): Promise<void> => {
     const transport = await make();
     try {
@@ -88,7 +96,7 @@ export function transportConformance(name: string, make: () => Promise<Transport
           assert.deepEqual(inbox.ids(), sent.map((e) => e.id));
         }));
 
-      it("delivers higher priorities first (9 before 0) and keeps publish order within a priority", () =>
+      it("delivers higher priorities first (9 before 0) and keeps publish order within a priority", { skip: options.unsupported?.priorities }, () =>
         withTransport(async (t) => {
           const queue = uniqueName("priority");
           const sent = [0, 5, 9, 5, 0, 9, 1].map((priority, i) => envelope(queue, { priority, headers: { i } }));

@@ -1,6 +1,7 @@
 import { nowOf, systemClock, type Clock } from "../broker/clock.ts";
 import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
 import { InvalidArgumentError } from "../broker/errors.ts";
+import { connectAmqp } from "../broker/amqp/connect-amqp.ts";
 import { NodeTransport } from "../broker/node/node-transport.ts";
 import { RedisTransport } from "../broker/redis/redis-transport.ts";
 import type { Transport } from "../broker/transport.ts";
@@ -16,6 +17,8 @@ import { MemoryResultStore, type ResultStore } from "./results/result-store.ts";
  *
  * - broker `celerity://host:port`: a broker node; results on the node.
  * - broker `redis://host:port/db` (or `rediss://`): the Redis transport; results in the same Redis.
+ * - broker `amqp://user:password@host:5672/vhost` (or `amqps://`): RabbitMQ; results in memory unless
+ *   `results` names a store every process shares (RabbitMQ keeps messages, not results).
  * - no broker: an embedded broker in this process; results in memory.
  * - results `redis://…`, `postgres://…` (or `postgresql://`), `memory`: that store, with any broker.
  */
@@ -33,7 +36,7 @@ export interface Connected {
   readonly results: ResultStore;
 }
 
-export const BROKER_SCHEMES = ["celerity://", "redis://", "rediss://"] as const;
+export const BROKER_SCHEMES = ["celerity://", "redis://", "rediss://", "amqp://", "amqps://"] as const;
 export const RESULT_SCHEMES = ["redis://", "rediss://", "postgres://", "postgresql://", "memory"] as const;
 
 /** The transport and result store the options ask for: options first, then CELERITY_BROKER_URL and CELERITY_RESULTS_URL. */
@@ -57,6 +60,9 @@ export const connect = (options: ConnectOptions): Connected => {
       const transport = RedisTransport.create(target, { log: options.log });
       return { broker: transport, results: explicit ?? new RedisResultStore(target, { connection: transport.redis, log: options.log }) };
     }
+    case "amqp":
+    case "amqps":
+      return { broker: connectAmqp(target, { log: options.log }), results: explicit ?? new MemoryResultStore({ now: nowOf(clock) }) };
     default:
       throw new InvalidArgumentError({
         argument: "broker url",

@@ -13,8 +13,9 @@ Usage:
 Options:
   --app <file>              module that exports the app (default export or 'app');
                             .ts files load directly
-  --broker <url>            broker node celerity://host:port, or Redis
-                            redis://host:port/db (or CELERITY_BROKER_URL)
+  --broker <url>            broker node celerity://host:port, Redis
+                            redis://host:port/db, or RabbitMQ
+                            amqp://user:password@host:5672/vhost (or CELERITY_BROKER_URL)
   --results <url>           result store, if not the broker's: redis://...,
                             postgres://... (or CELERITY_RESULTS_URL)
   --concurrency <n>         tasks run at once (default: number of CPUs)
@@ -62,7 +63,7 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const brokerUrl = values.broker ?? process.env.CELERITY_BROKER_URL;
   if (brokerUrl === undefined || brokerUrl === "") {
     throw new UsageError(
-      "no broker to consume from: pass --broker celerity://host:port (or redis://host:port/db) or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)",
+      "no broker to consume from: pass --broker celerity://host:port (or redis://host:port/db, amqp://host:5672) or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)",
     );
   }
   const { BROKER_SCHEMES } = await import("../runtime/connect.ts");

@@ -99,7 +99,7 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
   it("ships compiled JavaScript, declarations and source maps, and no tests or sources", async () => {
     const { stdout } = await run("tar", ["-tzf", join(scratch, tarball)]);
     const files = stdout.split("\n").filter(Boolean);
-    for (const entry of ["index", "node", "transport", "transport-conformance", "signing", "testing"]) {
+    for (const entry of ["index", "node", "transport", "transport-conformance", "signing", "amqp", "testing"]) {
       for (const suffix of [".js", ".d.ts", ".js.map"]) assert.ok(files.includes(`package/dist/src/${entry}${suffix}`), `missing dist/src/${entry}${suffix}`);
     }
     assert.ok(files.includes("package/dist/src/bin.js"));

@@ -25,9 +25,10 @@ import { CHAIN_LENGTH, type Instance, type System, type SystemConfig } from "./s
 import { beeQueue } from "./systems/bee-queue.ts";
 import { bullmq } from "./systems/bullmq.ts";
 import { celerityEmbedded, celerityNodeDurable, celerityNodeMemory, celerityRedis } from "./systems/celerity.ts";
+import { celerityAmqp } from "./systems/celerity-amqp.ts";
 import { celeryRabbitmq, celeryRedis } from "./systems/celery.ts";
 
-const SYSTEMS: readonly System[] = [celerityEmbedded, celerityNodeMemory, celerityNodeDurable, celerityRedis, bullmq, beeQueue, celeryRedis, celeryRabbitmq];
+const SYSTEMS: readonly System[] = [celerityEmbedded, celerityNodeMemory, celerityNodeDurable, celerityRedis, celerityAmqp, bullmq, beeQueue, celeryRedis, celeryRabbitmq];
 
 const { values: opts } = parseArgs({
   options: {

@@ -18,7 +18,7 @@ import { defineTasks, type PeerTasks } from "./celerity-tasks.ts";
 const VERSION = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 /** The producer's side, the same for every celerity system. */
-const producer = (app: App, tasks: PeerTasks) => ({
+export const producer = (app: App, tasks: PeerTasks) => ({
   async enqueue(n: number, mode: EnqueueMode, batch: number) {
     if (mode === "single") {
       for (let i = 0; i < n; i++) await tasks.noop.applyAsync([i], { queue: IDLE_QUEUE });
