@@ -9,6 +9,9 @@ import type { HandlerResult, Leading, Suffixes } from "../task.ts";
 import { CeleryCanvasError } from "./celery-errors.ts";
 import { EMPTY_EMBED, type CelerySignature, type CeleryTaskMessage } from "./celery-message.ts";
 import { CeleryRedis } from "./celery-redis.ts";
+import type { CeleryBroker } from "./celery-broker.ts";
+import { AmqpCeleryQueues } from "./celery-amqp-queues.ts";
+import { RedisCeleryQueues } from "./celery-redis-queues.ts";
 import { CeleryGroupResult, CeleryTaskResult } from "./celery-result.ts";
 import { CeleryWorker, type CeleryHandler, type CeleryTaskContext, type CeleryWorkerOptions } from "./celery-worker.ts";
 
@@ -26,9 +29,9 @@ import { CeleryWorker, type CeleryHandler, type CeleryTaskContext, type CeleryWo
  * const options: CeleryAppOptions = { broker: "redis://127.0.0.1:6379/0", queue: "celery", resultExpires: 86_400 };
  */
 export interface CeleryAppOptions {
-  /** Redis, as kombu uses it: `redis://host:port/db`. */
+  /** Redis, as kombu uses it (`redis://host:port/db`), or RabbitMQ (`amqp://user:password@host:port/vhost`). */
   readonly broker: string;
-  /** Celery's Redis result backend: `redis://host:port/db`. Default: the broker's Redis. */
+  /** Celery's Redis result backend: `redis://host:port/db`. Default: the broker's, when it is Redis; required with RabbitMQ. */
   readonly results?: string;
   /** The queue tasks go to and workers consume unless told otherwise: Celery's `task_default_queue`. Default "celery". */
   readonly queue?: string;
@@ -106,6 +109,9 @@ export interface CeleryApp {
   close(): Promise<void>;
 }
 
+const REDIS_URL = /^rediss?:\/\//i;
+const AMQP_URL = /^amqps?:\/\//i;
+
 const seconds = (ms: number | undefined): number | null => (ms === undefined ? null : ms / 1000);
 
 /**
@@ -115,16 +121,20 @@ const seconds = (ms: number | undefined): number | null => (ms === undefined ? n
  * const app = createCeleryApp({ broker: "redis://127.0.0.1:6379/0", queue: "celery" });
  */
 export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
-  if (typeof options.broker !== "string" || !/^rediss?:\/\//i.test(options.broker)) {
-    throw new InvalidArgumentError({ argument: "broker url", reason: `the celery protocol runs on Redis for now; give a redis:// url, not ${JSON.stringify(options.broker)}` });
+  const onRedis = typeof options.broker === "string" && REDIS_URL.test(options.broker);
+  const onAmqp = typeof options.broker === "string" && AMQP_URL.test(options.broker);
+  if (!onRedis && !onAmqp) {
+    throw new InvalidArgumentError({ argument: "broker url", reason: `the celery protocol runs on Redis (redis://) or RabbitMQ (amqp://), not ${JSON.stringify(options.broker)}` });
   }
-  if (options.results !== undefined && options.results !== options.broker) {
-    throw new InvalidArgumentError({ argument: "results url", reason: "the celery protocol keeps results in the broker's Redis for now; leave `results` unset or give the broker's url" });
+  const resultsUrl = options.results ?? (onRedis ? options.broker : undefined);
+  if (resultsUrl === undefined || !REDIS_URL.test(resultsUrl)) {
+    throw new InvalidArgumentError({ argument: "results url", reason: `the celery protocol keeps results in Celery's Redis result backend; give a redis:// url, not ${JSON.stringify(resultsUrl ?? null)}` });
   }
   const log = options.log ?? ((message: string) => console.error(message));
   const now = nowOf(options.clock ?? systemClock);
   const queue = options.queue ?? "celery";
-  const backend = new CeleryRedis(options.broker, options.resultExpires ?? 86_400);
+  const backend = new CeleryRedis(resultsUrl, options.resultExpires ?? 86_400);
+  const broker: CeleryBroker = onAmqp ? new AmqpCeleryQueues(options.broker) : new RedisCeleryQueues(backend, log, now);
   const handlers = new Map<string, CeleryHandler>();
   const workers: CeleryWorker[] = [];
 
@@ -177,7 +187,7 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
       switch (any.kind) {
         case "signature": {
           const id = randomUUID();
-          await backend.publish(signatureMessage(any, id, overrides, "the signature"));
+          await broker.publish(signatureMessage(any, id, overrides, "the signature"));
           return new CeleryTaskResult<R>(id, backend, any.task);
         }
         case "chain": {
@@ -186,7 +196,7 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
           const rest = any.steps.slice(1).map((step, index) => signatureOf(step, ids[index + 1]!, `a chain's step ${index + 2}`));
           const first = signatureMessage(any.steps[0]!, ids[0]!, overrides, "a chain's first step");
           // Celery keeps the steps still to run last first: the worker pops the next one off the end.
-          await backend.publish({ ...first, embed: { ...EMPTY_EMBED, chain: rest.length > 0 ? rest.reverse() : null } });
+          await broker.publish({ ...first, embed: { ...EMPTY_EMBED, chain: rest.length > 0 ? rest.reverse() : null } });
           let result: AsyncResult<unknown> | undefined;
           any.steps.forEach((step, index) => {
             result = new CeleryTaskResult(ids[index]!, backend, (step as Signature<any, any>).task, result);
@@ -197,7 +207,7 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
           const group = randomUUID();
           const ids = any.members.map(() => randomUUID());
           const messages = any.members.map((member, index) => ({ ...signatureMessage(member, ids[index]!, overrides, `a group's member ${index + 1}`), group, groupIndex: index }));
-          for (const message of messages) await backend.publish(message);
+          for (const message of messages) await broker.publish(message);
           return new CeleryGroupResult<R>(group, messages.map((message) => new CeleryTaskResult(message.id, backend, message.task)));
         }
         case "chord": {
@@ -210,7 +220,7 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
             members.map((member, index) => new CeleryTaskResult(randomUUID(), backend, (member as Signature<any, any>).task)),
           );
           if (members.length === 0) {
-            await backend.publish({ ...signatureMessage(any.body, bodyId, overrides, "a chord's body"), args: body.immutable ? body.args : [[], ...body.args] });
+            await broker.publish({ ...signatureMessage(any.body, bodyId, overrides, "a chord's body"), args: body.immutable ? body.args : [[], ...body.args] });
             return new CeleryTaskResult<R>(bodyId, backend, body.task, header);
           }
           const messages = members.map((member, index) => ({
@@ -222,7 +232,7 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
           for (let index = 0; index < messages.length; index++) {
             // Celery records the header's size just before the last member goes out.
             if (index === messages.length - 1) await backend.setChordSize(group, messages.length);
-            await backend.publish(messages[index]!);
+            await broker.publish(messages[index]!);
           }
           return new CeleryTaskResult<R>(bodyId, backend, body.task, header);
         }
@@ -244,14 +254,14 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
       return new CeleryTask(name, app, dispatcher);
     },
     worker(workerOptions) {
-      const worker = new CeleryWorker({ backend, handlers, defaultQueue: queue, log, now }, workerOptions);
+      const worker = new CeleryWorker({ broker, backend, handlers, defaultQueue: queue, log, now }, workerOptions);
       workers.push(worker);
       return worker;
     },
     async sendTask<R>(name: string, args: readonly unknown[], call: CeleryCallOptions = {}) {
       if (!Array.isArray(args)) throw new InvalidArgumentError({ argument: "args", reason: `the arguments of '${name}' must be a list` });
       const id = randomUUID();
-      await backend.publish(messageOf(id, name, args, call));
+      await broker.publish(messageOf(id, name, args, call));
       return new CeleryTaskResult<R>(id, backend, name);
     },
     result<R>(id: string) {
@@ -259,6 +269,7 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
     },
     async close() {
       await Promise.all(workers.map((worker) => worker.stop()));
+      await broker.close();
       await backend.close();
     },
   };

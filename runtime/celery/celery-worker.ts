@@ -1,11 +1,10 @@
-import type { Redis } from "ioredis";
 import { hostname } from "node:os";
 import { TimeLimitExceeded } from "../errors.ts";
 import { CeleryMessageError } from "./celery-errors.ts";
 import { messageOfSignature, parseCeleryMessage, type CeleryTaskMessage } from "./celery-message.ts";
+import type { CeleryBroker, CeleryConsumption, CeleryInbound } from "./celery-broker.ts";
 import type { CeleryRedis } from "./celery-redis.ts";
 import { EXCEPTION_STATES, fromCeleryException, resultMeta, toCeleryException, type CeleryState } from "./celery-result-meta.ts";
-import { decodeKombuEnvelope, priorityLists, queueOfList } from "./kombu-redis-envelope.ts";
 
 /**
  * A worker on Celery's protocol: pops task messages from kombu's Redis
@@ -52,6 +51,7 @@ export interface CeleryWorkerOptions {
 }
 
 interface Deps {
+  readonly broker: CeleryBroker;
   readonly backend: CeleryRedis;
   readonly handlers: ReadonlyMap<string, CeleryHandler>;
   readonly defaultQueue: string;
@@ -78,11 +78,7 @@ export class CeleryWorker {
   readonly name = `celerity@${hostname()}`;
   private readonly queues: readonly string[];
   private readonly concurrency: number;
-  private running = 0;
-  private stopping = false;
-  private loop: Promise<void> | undefined;
-  private connection: Redis | undefined;
-  private slotFreed: (() => void) | undefined;
+  private consumption: CeleryConsumption | undefined;
   private readonly active = new Set<Promise<void>>();
   private readonly aborts = new Set<AbortController>();
 
@@ -91,68 +87,40 @@ export class CeleryWorker {
     this.concurrency = options.concurrency ?? 4;
   }
 
-  /** Declare the queues and start consuming; resolves once the worker is popping messages. */
+  /** Declare the queues and start consuming; resolves once the worker is receiving messages. */
   async start(): Promise<this> {
-    if (this.loop !== undefined) return this;
-    for (const queue of this.queues) await this.deps.backend.bind(queue);
-    this.connection = this.deps.backend.blockingConnection();
-    await this.connection.ping();
-    this.loop = this.consume();
+    if (this.consumption !== undefined) return this;
+    this.consumption = await this.deps.broker.consume(this.queues, this.concurrency, (inbound) => {
+      const handled = this.handle(inbound).finally(() => this.active.delete(handled));
+      this.active.add(handled);
+    });
     return this;
   }
 
-  /** Stop popping, wait for running tasks to finish, and close the worker's connection. */
+  /** Stop receiving, wait for running tasks to finish, and close the worker's connection. */
   async stop(): Promise<void> {
-    this.stopping = true;
-    this.slotFreed?.();
-    this.connection?.disconnect();
-    await this.loop;
+    await this.consumption?.stop();
     await Promise.all(this.active);
   }
 
-  private async consume(): Promise<void> {
-    const lists = this.queues.flatMap(priorityLists);
-    while (!this.stopping) {
-      if (this.running >= this.concurrency) {
-        await new Promise<void>((resolve) => (this.slotFreed = resolve));
-        continue;
-      }
-      let popped: [string, string] | null;
-      try {
-        popped = (await this.connection!.brpop(...lists, 1)) as [string, string] | null;
-      } catch (error) {
-        if (this.stopping) return;
-        this.deps.log(`celery worker ${this.name}: popping from ${this.queues.join(", ")} failed: ${(error as Error).message}; retrying`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        continue;
-      }
-      if (popped === null) continue;
-      this.running++;
-      const handled = this.handle(queueOfList(popped[0]), popped[1]).finally(() => {
-        this.running--;
-        this.active.delete(handled);
-        const freed = this.slotFreed;
-        this.slotFreed = undefined;
-        freed?.();
-      });
-      this.active.add(handled);
-    }
+  private async reject(inbound: CeleryInbound, error: CeleryMessageError): Promise<void> {
+    await this.deps.broker.deadLetter(inbound.queue, inbound.raw, error.message, this.deps.now());
+    await inbound.ack();
+    this.deps.log(`celery message rejected (dead-lettered to '${inbound.queue}.dead-letter'): ${error.message}`);
   }
 
-  private async reject(queue: string, raw: string, error: CeleryMessageError, tag: string | undefined): Promise<void> {
-    await this.deps.backend.deadLetter(queue, raw, error.message, this.deps.now());
-    this.deps.log(`celery message rejected (dead-lettered to '${queue}.dead-letter'): ${error.message}`);
-    if (tag !== undefined) await this.deps.backend.ack(tag);
-  }
-
-  private async handle(queue: string, raw: string): Promise<void> {
+  private async handle(inbound: CeleryInbound): Promise<void> {
     const { backend } = this.deps;
-    let tag: string | undefined;
+    const { delivery, queue } = inbound;
     try {
-      const delivery = decodeKombuEnvelope(raw);
-      tag = delivery.deliveryTag;
-      await backend.markUnacked(tag, raw, delivery.exchange, delivery.routingKey, this.deps.now());
-      const message = parseCeleryMessage(delivery.headers, delivery.body, queue, delivery.priority);
+      if (delivery instanceof CeleryMessageError) return await this.reject(inbound, delivery);
+      let message: CeleryTaskMessage;
+      try {
+        message = parseCeleryMessage(delivery.headers, delivery.body, queue, delivery.priority);
+      } catch (error) {
+        if (error instanceof CeleryMessageError) return await this.reject(inbound, error);
+        throw error;
+      }
       const handler = this.deps.handlers.get(message.task);
       if (handler === undefined) {
         const known = [...this.deps.handlers.keys()].join(", ") || "(none)";
@@ -160,21 +128,19 @@ export class CeleryWorker {
         await backend.store(
           resultMeta(message.id, "FAILURE", { exc_type: "NotRegistered", exc_message: [message.task], exc_module: "celery.exceptions" }, { now: this.deps.now(), traceback: error.message }),
         );
-        await this.reject(queue, raw, error, tag);
-        return;
+        return await this.reject(inbound, error);
       }
       if (message.eta !== null && message.eta > this.deps.now()) await this.sleepUntil(message.eta);
       if (message.expires !== null && message.expires <= this.deps.now()) {
         await backend.store(resultMeta(message.id, "REVOKED", { exc_type: "TaskRevokedError", exc_message: ["expired"], exc_module: "celery.exceptions" }, { now: this.deps.now() }));
-        await backend.ack(tag);
-        return;
+        return await inbound.ack();
       }
       await this.run(message, handler);
-      await backend.ack(tag);
+      await inbound.ack();
     } catch (error) {
-      if (error instanceof CeleryMessageError) return this.reject(queue, raw, error, tag);
-      // A failure of Redis itself: the message stays in `unacked` for a restore.
-      this.deps.log(`celery worker ${this.name}: message on '${queue}' left unacknowledged: ${(error as Error).message}`);
+      // A failure of the broker or the result backend itself: the message is given back, not lost.
+      this.deps.log(`celery worker ${this.name}: message on '${queue}' given back unacknowledged: ${(error as Error).message}`);
+      await inbound.abandon().catch(() => undefined);
     }
   }
 
@@ -235,7 +201,7 @@ export class CeleryWorker {
     await this.deps.backend.store(
       resultMeta(message.id, "RETRY", { exc_type: "Retry", exc_message: [`retry in ${countdown} ms`], exc_module: "celery.exceptions" }, { now, group: message.group, parent: message.parentId }),
     );
-    await this.deps.backend.publish({ ...message, retries: message.retries + 1, eta: now + countdown });
+    await this.deps.broker.publish({ ...message, retries: message.retries + 1, eta: now + countdown });
   }
 
   private async succeeded(message: CeleryTaskMessage, value: unknown): Promise<void> {
@@ -246,12 +212,12 @@ export class CeleryWorker {
     if (chain !== null && chain.length > 0) {
       const rest = chain.slice(0, -1);
       const next = messageOfSignature(chain[chain.length - 1]!, { prepend: [value], chain: rest, parentId: message.id, rootId: message.rootId, queue: this.deps.defaultQueue });
-      await backend.publish({ ...next, priority: message.priority });
+      await this.deps.broker.publish({ ...next, priority: message.priority });
       children.push([[next.id, null], null]);
     }
     for (const callback of message.embed.callbacks ?? []) {
       const next = messageOfSignature(callback, { prepend: [value], parentId: message.id, rootId: message.rootId, queue: this.deps.defaultQueue });
-      await backend.publish(next);
+      await this.deps.broker.publish(next);
       children.push([[next.id, null], null]);
     }
     const json = JSON.stringify(value ?? null);
@@ -287,6 +253,6 @@ export class CeleryWorker {
       await backend.store(resultMeta(bodyMessage.id, "FAILURE", { exc_type: "ChordError", exc_message: [reason], exc_module: "celery.exceptions" }, { now: this.deps.now() }));
       return;
     }
-    await backend.publish(bodyMessage);
+    await this.deps.broker.publish(bodyMessage);
   }
 }
