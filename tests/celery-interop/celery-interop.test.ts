@@ -7,9 +7,23 @@ import { RemoteTaskError } from "../../runtime/errors.ts";
 import { createApp } from "../../runtime/app.ts";
 import { createCeleryApp, type CeleryApp } from "../../runtime/celery/celery-app.ts";
 import { priorityLists } from "../../runtime/celery/kombu-redis-envelope.ts";
+import { testVhost, type TestVhost } from "../../broker/amqp/amqp-test-broker.ts";
 import { INTEROP_REDIS, interopQueue, pythonCelerySkipReason, runPythonProducer, startPythonWorker, type PythonWorker } from "./python-celery.ts";
 
 const skip = (await redisSkipReason()) || pythonCelerySkipReason();
+const vhost: TestVhost | { readonly skip: string } = skip === false ? await testVhost("celery-interop") : { skip };
+const amqpSkip = "skip" in vhost ? vhost.skip : false;
+after(async () => {
+  if (!("skip" in vhost)) await vhost.dispose();
+});
+
+/** Each broker Celery's protocol runs on, with results in Redis either way. */
+const brokers = [
+  { name: "Redis", url: INTEROP_REDIS, skip },
+  { name: "RabbitMQ", url: "skip" in vhost ? "" : vhost.url, skip: skip || amqpSkip },
+] as const;
+
+for (const { name: brokerName, url: brokerUrl, skip: brokerSkip } of brokers) {
 
 /** Delete what a test's queue left in Redis (its lists, dead letters and binding). */
 const dropQueue = async (queue: string): Promise<void> => {
@@ -21,7 +35,7 @@ const dropQueue = async (queue: string): Promise<void> => {
   }
 };
 
-describe("TypeScript producer, Python Celery worker (Redis)", { skip }, () => {
+describe(`TypeScript producer, Python Celery worker (${brokerName})`, { skip: brokerSkip }, () => {
   const queue = interopQueue();
   let worker: PythonWorker;
   let app: CeleryApp;
@@ -30,8 +44,8 @@ describe("TypeScript producer, Python Celery worker (Redis)", { skip }, () => {
   const tsum = () => app.remoteTask<(numbers: number[]) => number>("py.tsum");
 
   before(async () => {
-    worker = await startPythonWorker(queue);
-    app = createApp({ protocol: "celery", broker: INTEROP_REDIS, queue, resultExpires: 600 });
+    worker = await startPythonWorker(queue, brokerUrl);
+    app = createApp({ protocol: "celery", broker: brokerUrl, results: INTEROP_REDIS, queue, resultExpires: 600 });
   });
   after(async () => {
     await app?.close();
@@ -90,12 +104,12 @@ describe("TypeScript producer, Python Celery worker (Redis)", { skip }, () => {
   });
 });
 
-describe("Python Celery producer, TypeScript worker (Redis)", { skip }, () => {
+describe(`Python Celery producer, TypeScript worker (${brokerName})`, { skip: brokerSkip }, () => {
   const queue = interopQueue();
   let app: CeleryApp;
 
   before(async () => {
-    app = createCeleryApp({ broker: INTEROP_REDIS, queue, resultExpires: 600 });
+    app = createCeleryApp({ broker: brokerUrl, results: INTEROP_REDIS, queue, resultExpires: 600 });
     app.task("ts.add", (x: number, y: number) => x + y);
     app.task("ts.mul", (x: number, y: number) => x * y);
     app.task("ts.tsum", (numbers: number[]) => numbers.reduce((a, b) => a + b, 0));
@@ -118,40 +132,41 @@ describe("Python Celery producer, TypeScript worker (Redis)", { skip }, () => {
   });
 
   it("serves a task Python sends, and Python's get() reads the result", async () => {
-    assert.deepEqual(await runPythonProducer(queue, "single"), { value: 5 });
+    assert.deepEqual(await runPythonProducer(queue, brokerUrl, "single"), { value: 5 });
   });
 
   it("hands keyword arguments to the handler as this.kwargs", async () => {
-    assert.deepEqual(await runPythonProducer(queue, "kwargs"), { value: "hi, ada" });
+    assert.deepEqual(await runPythonProducer(queue, brokerUrl, "kwargs"), { value: "hi, ada" });
   });
 
   it("stores a TypeScript failure so that Python's get() raises it with the message", async () => {
-    const outcome = await runPythonProducer(queue, "fail");
+    const outcome = await runPythonProducer(queue, brokerUrl, "fail");
     assert.ok("error" in outcome, JSON.stringify(outcome));
     assert.equal(outcome.error.type, "TypeError");
     assert.equal(outcome.error.message, "broken on purpose");
   });
 
   it("runs each step of a Python chain", async () => {
-    assert.deepEqual(await runPythonProducer(queue, "chain"), { value: 40 });
+    assert.deepEqual(await runPythonProducer(queue, brokerUrl, "chain"), { value: 40 });
   });
 
   it("runs a Python group", async () => {
-    assert.deepEqual(await runPythonProducer(queue, "group"), { value: [0, 2, 4, 6] });
+    assert.deepEqual(await runPythonProducer(queue, brokerUrl, "group"), { value: [0, 2, 4, 6] });
   });
 
   it("joins a Python chord on Celery's Redis counters and runs its body", async () => {
-    assert.deepEqual(await runPythonProducer(queue, "chord"), { value: 30 });
+    assert.deepEqual(await runPythonProducer(queue, brokerUrl, "chord"), { value: 30 });
   });
 
   it("fails a Python chord's body with ChordError when a member fails", async () => {
-    const outcome = await runPythonProducer(queue, "failing-chord");
+    const outcome = await runPythonProducer(queue, brokerUrl, "failing-chord");
     assert.ok("error" in outcome, JSON.stringify(outcome));
     assert.equal(outcome.error.type, "ChordError");
     assert.match(outcome.error.message, /member broke/);
   });
 
   it("retries a task with the retry count Python sees", async () => {
-    assert.deepEqual(await runPythonProducer(queue, "retry"), { value: { value: 7, retries: 1 } });
+    assert.deepEqual(await runPythonProducer(queue, brokerUrl, "retry"), { value: { value: 7, retries: 1 } });
   });
 });
+}

@@ -1,11 +1,12 @@
-"""The Python side of the interop tests: a Celery app on the Redis broker and
-result backend the test names (CELERITY_INTEROP_REDIS), with its default queue
-(CELERITY_INTEROP_QUEUE) of the test's own, and the tasks named py.*."""
+"""The Python side of the interop tests: a Celery app on the broker the test
+names (CELERITY_INTEROP_BROKER: Redis or RabbitMQ) with results in Redis
+(CELERITY_INTEROP_REDIS), its default queue (CELERITY_INTEROP_QUEUE) of the
+test's own, and the tasks named py.*."""
 import os
 
 from celery import Celery
 
-app = Celery("interop", broker=os.environ["CELERITY_INTEROP_REDIS"], backend=os.environ["CELERITY_INTEROP_REDIS"])
+app = Celery("interop", broker=os.environ["CELERITY_INTEROP_BROKER"], backend=os.environ["CELERITY_INTEROP_REDIS"])
 app.conf.update(
     task_default_queue=os.environ["CELERITY_INTEROP_QUEUE"],
     task_serializer="json",

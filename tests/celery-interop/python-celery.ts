@@ -23,7 +23,13 @@ export const pythonCelerySkipReason = (): string | false => {
 /** A queue name no other run shares. */
 export const interopQueue = (): string => `celerity-interop-${randomUUID().slice(0, 8)}`;
 
-const pythonEnv = (queue: string): NodeJS.ProcessEnv => ({ ...process.env, CELERITY_INTEROP_REDIS: INTEROP_REDIS, CELERITY_INTEROP_QUEUE: queue, PYTHONDONTWRITEBYTECODE: "1" });
+const pythonEnv = (queue: string, broker: string): NodeJS.ProcessEnv => ({
+  ...process.env,
+  CELERITY_INTEROP_BROKER: broker,
+  CELERITY_INTEROP_REDIS: INTEROP_REDIS,
+  CELERITY_INTEROP_QUEUE: queue,
+  PYTHONDONTWRITEBYTECODE: "1",
+});
 
 /** A running Python Celery worker on `queue`; `stop()` ends it. */
 export interface PythonWorker {
@@ -31,12 +37,12 @@ export interface PythonWorker {
   stop(): Promise<void>;
 }
 
-/** Start a Python Celery worker on `queue` and resolve once it reports ready (fails loudly after `ms`). */
-export const startPythonWorker = async (queue: string, ms = 30_000): Promise<PythonWorker> => {
+/** Start a Python Celery worker on `queue` of `broker` and resolve once it reports ready (fails loudly after `ms`). */
+export const startPythonWorker = async (queue: string, broker: string, ms = 30_000): Promise<PythonWorker> => {
   const child: ChildProcess = spawn(
     PYTHON,
     ["-m", "celery", "-A", "celery_tasks", "worker", "-Q", queue, "-P", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info", "-n", `${queue}@%h`],
-    { cwd: HERE, env: pythonEnv(queue), stdio: ["ignore", "pipe", "pipe"] },
+    { cwd: HERE, env: pythonEnv(queue, broker), stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -70,10 +76,10 @@ export const startPythonWorker = async (queue: string, ms = 30_000): Promise<Pyt
 /** What py_producer.py printed: the value Python's `get()` returned, or the exception it raised. */
 export type PythonOutcome = { readonly value: unknown } | { readonly error: { readonly type: string; readonly module: string; readonly message: string } };
 
-/** Run one of py_producer.py's workloads against the TypeScript worker on `queue`. */
-export const runPythonProducer = (queue: string, workload: string, ms = 45_000): Promise<PythonOutcome> =>
+/** Run one of py_producer.py's workloads against the TypeScript worker on `queue` of `broker`. */
+export const runPythonProducer = (queue: string, broker: string, workload: string, ms = 45_000): Promise<PythonOutcome> =>
   new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ["py_producer.py", workload], { cwd: HERE, env: pythonEnv(queue), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(PYTHON, ["py_producer.py", workload], { cwd: HERE, env: pythonEnv(queue, broker), stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     const timer = setTimeout(() => {
