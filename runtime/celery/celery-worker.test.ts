@@ -95,3 +95,38 @@ describe("a worker on the Celery protocol given bad messages", { skip }, () => {
     assert.equal(await (await chord(group(add.s(1, 1), add.s(2, 2), add.s(3, 3)), tsum.s()).apply()).get({ timeout: 10_000 }), 12);
   });
 });
+
+describe("a worker on the Celery protocol over RabbitMQ given bad messages", async () => {
+  const { testVhost } = await import("../../broker/amqp/amqp-test-broker.ts");
+  const redisSkip = await redisSkipReason();
+  const vhost = redisSkip === false ? await testVhost("celery-bad") : { skip: redisSkip };
+  after(async () => {
+    if (!("skip" in vhost)) await vhost.dispose();
+  });
+
+  it("dead-letters a pickled message and a malformed body, and keeps serving", { skip: "skip" in vhost ? vhost.skip : false }, async (t) => {
+    if ("skip" in vhost) return;
+    const queue = `celerity-celery-bad-${randomUUID().slice(0, 8)}`;
+    const logged = rejectionLog();
+    const app = createCeleryApp({ broker: vhost.url, results: TEST_REDIS_URL, queue, resultExpires: 60, log: logged.log });
+    const amqp = await import("amqplib");
+    const connection = await amqp.connect(vhost.url);
+    t.after(async () => {
+      await connection.close();
+      await app.close();
+    });
+    app.task("ts.add", (x: number, y: number) => x + y);
+    await app.worker().start();
+    const channel = await connection.createConfirmChannel();
+    const headers = { id: randomUUID(), task: "ts.add" };
+    channel.sendToQueue(queue, Buffer.from("\x80\x04pickle"), { contentType: "application/x-python-serialize", headers });
+    channel.sendToQueue(queue, Buffer.from('{"args": [1, 2]}'), { contentType: "application/json", headers });
+    await channel.waitForConfirms();
+    assert.equal(await (await app.sendTask<number>("ts.add", [1, 2])).get({ timeout: 10_000 }), 3);
+    await logged.seen(2);
+    assert.match(logged.lines.join("\n"), /content type "application\/x-python-serialize" is not supported/);
+    assert.match(logged.lines.join("\n"), /the body is not \[args, kwargs, embed\]/);
+    const dead = await channel.checkQueue(`${queue}.dead-letter`);
+    assert.equal(dead.messageCount, 2);
+  });
+});
