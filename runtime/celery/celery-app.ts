@@ -35,6 +35,8 @@ export interface CeleryAppOptions {
   readonly results?: string;
   /** The queue tasks go to and workers consume unless told otherwise: Celery's `task_default_queue`. Default "celery". */
   readonly queue?: string;
+  /** On Redis: seconds after which a message taken but never acknowledged (its worker died) is put back on its queue: kombu's `visibility_timeout`. Default 3600. */
+  readonly visibilityTimeout?: number;
   /** Seconds results are kept: Celery's `result_expires`. Default 86400. */
   readonly resultExpires?: number;
   readonly log?: (message: string) => void;
@@ -134,7 +136,7 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
   const now = nowOf(options.clock ?? systemClock);
   const queue = options.queue ?? "celery";
   const backend = new CeleryRedis(resultsUrl, options.resultExpires ?? 86_400);
-  const broker: CeleryBroker = onAmqp ? new AmqpCeleryQueues(options.broker) : new RedisCeleryQueues(backend, log, now);
+  const broker: CeleryBroker = onAmqp ? new AmqpCeleryQueues(options.broker) : new RedisCeleryQueues(backend, log, now, options.visibilityTimeout ?? 3_600);
   const handlers = new Map<string, CeleryHandler>();
   const workers: CeleryWorker[] = [];
 

@@ -5,6 +5,9 @@ import type { CeleryTaskMessage } from "./celery-message.ts";
 import type { CeleryRedis } from "./celery-redis.ts";
 import { decodeKombuEnvelope, priorityLists, queueOfList } from "./kombu-redis-envelope.ts";
 
+/** How often a worker looks for messages to restore (kombu looks every 10 s, and scans every tenth time). */
+const RESTORE_INTERVAL_MS = 60_000;
+
 /**
  * Celery's queues on Redis, as kombu keeps them: LPUSH to send, BRPOP
  * across a queue's priority sub-lists to receive, and the `unacked`
@@ -15,7 +18,19 @@ export class RedisCeleryQueues implements CeleryBroker {
     private readonly redis: CeleryRedis,
     private readonly log: (message: string) => void,
     private readonly now: () => number,
+    /** Seconds before an unacknowledged message is put back on its queue: kombu's `visibility_timeout`. */
+    private readonly visibilityTimeout: number,
   ) {}
+
+  /** Restore what dead workers left unacknowledged; a failure is logged and tried again on the next round. */
+  private restore(): Promise<void> {
+    return this.redis.restoreUnacked(this.visibilityTimeout, this.now()).then(
+      (count) => {
+        if (count > 0) this.log(`celery worker: put ${count} unacknowledged message(s) older than ${this.visibilityTimeout} s back on their queues`);
+      },
+      (error: unknown) => this.log(`celery worker: restoring unacknowledged messages failed: ${(error as Error).message}`),
+    );
+  }
 
   publish(message: CeleryTaskMessage): Promise<void> {
     return this.redis.publish(message);
@@ -29,10 +44,14 @@ export class RedisCeleryQueues implements CeleryBroker {
     for (const queue of queues) await this.redis.bind(queue);
     const connection = this.redis.blockingConnection();
     await connection.ping();
+    await this.restore();
+    const restoring = setInterval(() => void this.restore(), RESTORE_INTERVAL_MS);
+    restoring.unref();
     const state = { stopping: false, outstanding: 0, freed: undefined as (() => void) | undefined };
     const loop = this.pop(connection, queues.flatMap(priorityLists), prefetch, state, onMessage);
     return {
       stop: async () => {
+        clearInterval(restoring);
         state.stopping = true;
         state.freed?.();
         connection.disconnect();

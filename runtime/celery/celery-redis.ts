@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { newRedisClient } from "../../broker/redis/redis-client.ts";
 import { TimeoutError } from "../errors.ts";
@@ -131,6 +132,37 @@ export class CeleryRedis {
     await this.redis.multi().zrem("unacked_index", tag).hdel("unacked", tag).exec();
   }
 
+  /**
+   * Put back on their queues the messages taken more than `visibilityTimeout`
+   * seconds ago and never acknowledged (their worker died), as kombu does:
+   * under its `unacked_mutex` lock, at most `batch` at a time, each marked
+   * `redelivered` and pushed at the end that is popped next. Returns how many.
+   */
+  async restoreUnacked(visibilityTimeout: number, now: number, batch = 10): Promise<number> {
+    const token = randomUUID();
+    if ((await this.redis.set("unacked_mutex", token, "EX", 300, "NX")) === null) return 0;
+    let restored = 0;
+    try {
+      const tags = await this.redis.zrevrangebyscore("unacked_index", `(${now / 1000 - visibilityTimeout}`, 0, "LIMIT", 0, batch);
+      for (const tag of tags) {
+        const stored = await this.redis.hget("unacked", tag);
+        if (stored === null) {
+          await this.redis.zrem("unacked_index", tag);
+          continue;
+        }
+        const [envelope, , routingKey] = JSON.parse(stored) as [Record<string, any>, string, string];
+        envelope.headers = { ...envelope.headers, redelivered: true };
+        envelope.properties = { ...envelope.properties, delivery_info: { ...envelope.properties?.delivery_info, redelivered: true } };
+        const list = priorityList(routingKey, typeof envelope.properties.priority === "number" ? envelope.properties.priority : 0);
+        // Moved only if nobody acknowledged or restored it since it was read.
+        restored += (await this.redis.eval(RESTORE, 3, "unacked", "unacked_index", list, tag, stored, JSON.stringify(envelope))) as number;
+      }
+    } finally {
+      await this.redis.eval(UNLOCK, 1, "unacked_mutex", token);
+    }
+    return restored;
+  }
+
   /** Keep a message celerity cannot run, with the reason, on `<queue>.dead-letter`. */
   async deadLetter(queue: string, raw: string, reason: string, now: number): Promise<void> {
     await this.redis.lpush(`${queue}.dead-letter`, JSON.stringify({ reason, at: new Date(now).toISOString(), message: raw }));
@@ -175,3 +207,14 @@ export class CeleryRedis {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }
+
+const RESTORE = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+return 1`;
+
+const UNLOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0`;

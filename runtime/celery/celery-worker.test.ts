@@ -42,7 +42,7 @@ describe("a worker on the Celery protocol given bad messages", { skip }, () => {
     const app = createCeleryApp({ broker: TEST_REDIS_URL, queue, resultExpires: 60, log: logged.log });
     t.after(() => app.close());
     app.task("ts.add", (x: number, y: number) => x + y);
-    await redis.connect();
+    if (redis.status !== "ready") await redis.connect();
     const good = (id: string, task = "ts.add") =>
       JSON.parse(
         encodeKombuEnvelope({
@@ -78,6 +78,30 @@ describe("a worker on the Celery protocol given bad messages", { skip }, () => {
     assert.ok(kept.includes("{not json"));
     // An unknown task's result is a failure Python's get() raises (NotRegistered), not PENDING forever.
     await assert.rejects(app.result(unknown.headers.id as string).get({ timeout: 5_000 }), /NotRegistered: ts\.nope/);
+  });
+
+  it("puts back and runs a message a dead worker took and never acknowledged", async (t) => {
+    const restoreQueue = `${queue}-restore`;
+    const logged = rejectionLog();
+    const app = createCeleryApp({ broker: TEST_REDIS_URL, queue: restoreQueue, resultExpires: 60, visibilityTimeout: 5, log: logged.log });
+    t.after(async () => {
+      await app.close();
+      await redis.del(...priorityLists(restoreQueue), `_kombu.binding.${restoreQueue}`);
+    });
+    app.task("ts.add", (x: number, y: number) => x + y);
+    if (redis.status !== "ready") await redis.connect();
+    const id = randomUUID();
+    const raw = encodeKombuEnvelope({
+      id, task: "ts.add", args: [40, 2], kwargs: {}, embed: EMPTY_EMBED, rootId: id, parentId: null, group: null, groupIndex: null, retries: 0,
+      eta: null, expires: null, timeLimit: null, softTimeLimit: null, ignoreResult: false, queue: restoreQueue, priority: 0,
+    });
+    const tag = (JSON.parse(raw) as { properties: { delivery_tag: string } }).properties.delivery_tag;
+    // What a worker that died mid-task leaves behind: the message only in kombu's unacked bookkeeping, taken 10 s ago.
+    await redis.multi().zadd("unacked_index", Date.now() / 1000 - 10, tag).hset("unacked", tag, `[${raw}, "", ${JSON.stringify(restoreQueue)}]`).exec();
+    await app.worker().start();
+    assert.equal(await app.result<number>(id).get({ timeout: 10_000 }), 42);
+    assert.equal(await redis.hexists("unacked", tag), 0);
+    assert.ok(logged.lines.some((line) => /put \d+ unacknowledged message\(s\) older than 5 s back/.test(line)), logged.lines.join("\n"));
   });
 
   it("runs a TypeScript chain, group and chord whose steps are all TypeScript", async (t) => {
