@@ -260,13 +260,13 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
       workers.push(worker);
       return worker;
     },
-    async sendTask<R>(name: string, args: readonly unknown[], call: CeleryCallOptions = {}) {
+    async sendTask<R>(name: string, args: readonly unknown[], call: CeleryCallOptions = {}): Promise<AsyncResult<R>> {
       if (!Array.isArray(args)) throw new InvalidArgumentError({ argument: "args", reason: `the arguments of '${name}' must be a list` });
       const id = randomUUID();
       await broker.publish(messageOf(id, name, args, call));
       return new CeleryTaskResult<R>(id, backend, name);
     },
-    result<R>(id: string) {
+    result<R>(id: string): AsyncResult<R> {
       return new CeleryTaskResult<R>(id, backend);
     },
     async close() {

@@ -61,8 +61,11 @@ export class CeleryRedis {
     await this.redis.del(`${META_PREFIX}${id}`);
   }
 
-  /** Wait for a ready record: subscribe first, then read, so a result stored in between is not missed. */
-  async waitReady(id: string, timeoutMs?: number): Promise<CeleryResultMeta> {
+  /**
+   * Wait for a ready record: subscribe first, then read, so a result stored in
+   * between is not missed. `signal` ends the wait (rejecting with its reason).
+   */
+  async waitReady(id: string, timeoutMs?: number, signal?: AbortSignal): Promise<CeleryResultMeta> {
     const channel = `${META_PREFIX}${id}`;
     let wake!: (meta: CeleryResultMeta) => void;
     const woken = new Promise<CeleryResultMeta>((resolve) => (wake = resolve));
@@ -77,18 +80,25 @@ export class CeleryRedis {
     }
     set.add(onMeta);
     let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
     try {
       const stored = await this.read(id);
       if (stored !== undefined && READY.has(stored.status)) return stored;
-      if (timeoutMs === undefined) return await woken;
-      return await Promise.race([
-        woken,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new TimeoutError({ id, timeoutMs })), timeoutMs);
-        }),
-      ]);
+      const endings: Promise<never>[] = [];
+      if (timeoutMs !== undefined) endings.push(new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new TimeoutError({ id, timeoutMs })), timeoutMs))));
+      if (signal !== undefined) {
+        endings.push(
+          new Promise<never>((_, reject) => {
+            onAbort = () => reject(signal.reason);
+            if (signal.aborted) onAbort();
+            else signal.addEventListener("abort", onAbort, { once: true });
+          }),
+        );
+      }
+      return await (endings.length === 0 ? woken : Promise.race([woken, ...endings]));
     } finally {
       clearTimeout(timer);
+      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
       set.delete(onMeta);
       if (set.size === 0 && this.waiters.get(channel) === set) {
         this.waiters.delete(channel);

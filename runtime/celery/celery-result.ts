@@ -13,6 +13,11 @@ const stateOf = (meta: CeleryResultMeta | undefined): TaskState => {
   return meta.status === "IGNORED" ? "SUCCESS" : meta.status;
 };
 
+/** `get()` options within this module: a signal that ends the wait, so a chain's handle can stop waiting on its parents. */
+interface CeleryGetOptions extends GetOptions {
+  readonly signal?: AbortSignal;
+}
+
 const revocationNotSupported = (): Promise<never> =>
   Promise.reject(new Error("revoking is not supported on the celery protocol yet (Celery revokes through worker remote control); see docs/celery-interop.md"));
 
@@ -27,9 +32,29 @@ export class CeleryTaskResult<R> implements AsyncResult<R> {
     readonly parent?: AsyncResult<unknown>,
   ) {}
 
-  /** Wait for the value; a failure rejects with RemoteTaskError carrying the remote exception's type, message and traceback. */
-  async get(options: GetOptions = {}): Promise<R> {
-    const meta = await this.backend.waitReady(this.id, options.timeout);
+  /**
+   * Wait for the value; a failure rejects with RemoteTaskError carrying the
+   * remote exception's type, message and traceback. As in Celery, a step
+   * before this one that fails (a chain's, a chord's header) rejects it too:
+   * the step after a failure is never sent, so its own record never comes.
+   */
+  async get(options: CeleryGetOptions = {}): Promise<R> {
+    const outer = options.signal;
+    if (this.parent === undefined) return this.valueOf(await this.backend.waitReady(this.id, options.timeout, outer));
+    const done = new AbortController();
+    const stop = () => done.abort(outer?.reason);
+    outer?.addEventListener("abort", stop, { once: true });
+    try {
+      const parentFailed = this.parent.get({ ...options, signal: done.signal } as CeleryGetOptions).then(() => new Promise<never>(() => undefined));
+      parentFailed.catch(() => undefined);
+      return this.valueOf(await Promise.race([this.backend.waitReady(this.id, options.timeout, done.signal), parentFailed]));
+    } finally {
+      outer?.removeEventListener("abort", stop);
+      done.abort(new Error("no longer waited for"));
+    }
+  }
+
+  private valueOf(meta: CeleryResultMeta): R {
     if (meta.status === "SUCCESS" || meta.status === "IGNORED") return meta.result as R;
     if (meta.status === "REVOKED") throw new TaskRevokedError({ id: this.id, task: this.task, expired: false });
     throw new RemoteTaskError({ id: this.id, task: this.task, remote: fromCeleryException(meta.result, meta.traceback) });

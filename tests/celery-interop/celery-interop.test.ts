@@ -81,6 +81,12 @@ describe(`TypeScript producer, Python Celery worker (${brokerName})`, { skip: br
     assert.equal(await result.parent?.get({ timeout: 1_000 }), 4);
   });
 
+  it("rejects a chain's result with the error of the Python step that failed", async () => {
+    const fail = app.remoteTask<(x: number, reason: string) => number>("py.fail");
+    const result = await chain(add().s(1, 1), fail.s("step broke"), mul().s(10)).apply();
+    await assert.rejects(result.get({ timeout: 20_000 }), (error: unknown) => error instanceof RemoteTaskError && error.remote.name === "ValueError");
+  });
+
   it("runs a group in Python and gathers the results in order", async () => {
     const result = await group(add().s(1, 1), add().s(2, 2), mul().s(3, 3)).apply();
     assert.deepEqual(await result.get({ timeout: 20_000 }), [2, 4, 9]);
@@ -113,8 +119,9 @@ describe(`Python Celery producer, TypeScript worker (${brokerName})`, { skip: br
     app.task("ts.add", (x: number, y: number) => x + y);
     app.task("ts.mul", (x: number, y: number) => x * y);
     app.task("ts.tsum", (numbers: number[]) => numbers.reduce((a, b) => a + b, 0));
-    app.task("ts.fail", (reason: string) => {
-      throw new TypeError(reason);
+    // In a chain, the previous step's result comes first: the reason is the last argument.
+    app.task("ts.fail", (...args: unknown[]) => {
+      throw new TypeError(String(args[args.length - 1]));
     });
     app.task("ts.describe", function (name: string) {
       const greeting = (this.kwargs.greeting as string | undefined) ?? "hello";
@@ -148,6 +155,13 @@ describe(`Python Celery producer, TypeScript worker (${brokerName})`, { skip: br
 
   it("runs each step of a Python chain", async () => {
     assert.deepEqual(await runPythonProducer(queue, brokerUrl, "chain"), { value: 40 });
+  });
+
+  it("fails the rest of a Python chain when a TypeScript step fails, so Python's get() raises", async () => {
+    const outcome = await runPythonProducer(queue, brokerUrl, "failing-chain");
+    assert.ok("error" in outcome, JSON.stringify(outcome));
+    assert.equal(outcome.error.type, "TypeError");
+    assert.equal(outcome.error.message, "step broke");
   });
 
   it("runs a Python group", async () => {

@@ -35,8 +35,8 @@ def tsum(numbers):
 
 
 @app.task(name="py.fail")
-def fail(reason):
-    raise ValueError(reason)
+def fail(*args):
+    raise ValueError(args[-1])
 
 
 @app.task(name="py.describe")

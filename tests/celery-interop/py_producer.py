@@ -32,6 +32,8 @@ def run(workload):
         sent = chord([sig("ts.add", 1, 1), sig("ts.fail", "member broke")], sig("ts.tsum")).apply_async()
         # The body's own result, not its parents' (get() on the chord's handle re-raises the member's error first).
         return app.AsyncResult(sent.id).get(timeout=TIMEOUT)
+    if workload == "failing-chain":
+        return chain(sig("ts.add", 1, 1), sig("ts.fail", "step broke"), sig("ts.mul", 10)).apply_async().get(timeout=TIMEOUT)
     if workload == "retry":
         return app.send_task("ts.retry-once", args=(7,)).get(timeout=TIMEOUT)
     raise SystemExit(f"unknown workload {workload!r}")
