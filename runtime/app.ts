@@ -21,6 +21,7 @@ import { TaskCompletion } from "./worker/task-completion.ts";
 import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
+import { BodyFormat, TaskCodec, type BodyFormatOptions } from "./body-format.ts";
 import { createCeleryApp, type CeleryApp, type CeleryAppOptions } from "./celery/celery-app.ts";
 
 /**
@@ -31,7 +32,7 @@ import { createCeleryApp, type CeleryApp, type CeleryAppOptions } from "./celery
  * @example
  * const app = createApp({ broker: "celerity://127.0.0.1:5690", token: process.env.CELERITY_TOKEN });
  */
-export interface AppOptions {
+export interface AppOptions extends BodyFormatOptions {
   /** The message protocol: celerity's own (the default), or `"celery"` to share queues and results with Python Celery (docs/celery-interop.md). */
   readonly protocol?: "celerity";
   /**
@@ -155,7 +156,7 @@ const createNativeApp = (options: AppOptions): App => {
   const clock = options.clock ?? systemClock;
   const connected = connect({ broker: options.broker, results: options.results, token: options.token, log, clock });
   const { broker, results } = signed === undefined ? connected : signed(connected, log);
-  const codec = new Codec();
+  const codec = options.serializer === undefined && options.compressAbove === undefined ? new Codec() : new TaskCodec(new BodyFormat(options));
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
   const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS, nowOf(clock));
