@@ -23,6 +23,14 @@ export interface QueueOptions {
   readonly deadLetterQueue?: string;
   /** A message delivered this many times without an ack is dead-lettered instead of redelivered. Default 16. */
   readonly maxDeliveries?: number;
+  /**
+   * Delete the queue, with its messages and bindings, once its last consumer
+   * is cancelled (or the connection that consumed it ends), as in AMQP. Such
+   * a queue is never written to a durable log, and a message rejected from it
+   * is dropped rather than dead-lettered. For per-subscriber queues: event
+   * streams, control replies. Default false.
+   */
+  readonly autoDelete?: boolean;
 }
 
 /**

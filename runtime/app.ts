@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { Codec, CodecError } from "../broker/codec.ts";
 import { nowOf, systemClock, type Clock } from "../broker/clock.ts";
 import { connect } from "./connect.ts";
@@ -20,9 +19,22 @@ import { WorkflowExecutor } from "./workflow/workflow.ts";
 import { TaskCompletion } from "./worker/task-completion.ts";
 import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
+import { newTaskId } from "./task-id.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
 import { BodyFormat, TaskCodec, type BodyFormatOptions } from "./body-format.ts";
 import { createCeleryApp, type CeleryApp, type CeleryAppOptions } from "./celery/celery-app.ts";
+import { APP_TASKS } from "./pool/app-tasks.ts";
+import { schedulingFor, type Schedules } from "./schedule/app-schedules.ts";
+import { sealRunsWith } from "./schedule/sealed-runs.ts";
+import type { Beat, BeatOptions } from "./schedule/beat.ts";
+import type { ScheduledSignature, ScheduleOptions, When } from "./schedule/schedule-definition.ts";
+import { EventDispatcher, processName } from "./events/event-dispatcher.ts";
+import { subscribeEvents, type EventHandler, type EventSubscription, type SubscribeOptions } from "./events/event-subscription.ts";
+import { taskSentWire } from "./events/task-events.ts";
+import { ControlClient } from "./control/control-client.ts";
+import { inspectOf, remoteControlOf, type Inspect, type RemoteControl } from "./control/app-control.ts";
+import { queuesOf, type Queues } from "./control/queue-management.ts";
+import { startWorkerControl } from "./control/worker-control.ts";
 
 /**
  * The app: a registry of tasks bound to a broker and a result store. With no
@@ -54,11 +66,18 @@ export interface AppOptions extends BodyFormatOptions {
   readonly log?: (message: string) => void;
   /** Sign what this app publishes and run only what trusted keys signed (docs/security.md). */
   readonly signing?: SigningOptions;
+  /** Send a task-sent event for each task this app sends (docs/monitoring.md). Default false. Workers send theirs with `worker({ events: true })`. */
+  readonly events?: boolean;
   /**
    * The clock every time-dependent part reads: countdown and eta, retry backoff, expiry, time limits,
    * rate-limit buckets, result expiry. Default the system clock; `celerity/testing` passes a virtual one.
    */
   readonly clock?: Clock;
+  /**
+   * This module's URL (`import.meta.url`): a worker on a threads or process
+   * pool loads it in each thread or child to run the same tasks (docs/workers.md).
+   */
+  readonly module?: string;
 }
 
 /**
@@ -74,6 +93,8 @@ export interface AppOptions extends BodyFormatOptions {
 export interface App {
   readonly broker: Transport;
   readonly results: ResultStore;
+  /** The app's module, as given to createApp({ module }). */
+  readonly module: string | undefined;
   /** The clock this app's time-dependent parts read (AppOptions.clock): give it to anything else that schedules for the app. */
   readonly clock: Clock;
   /**
@@ -96,8 +117,12 @@ export interface App {
   sendTask<R = unknown>(name: string, args: readonly unknown[], options?: CallOptions): Promise<AsyncResult<R>>;
   /** Revoke tasks by id: queued or delayed ones never run; with `terminate`, running ones are aborted. */
   revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
-  /** Control of the workers at run time. */
-  readonly control: {
+  /** Ask the workers what they run, hold and know (docs/control.md). */
+  readonly inspect: Inspect;
+  /** Manage the queues: pause, resume, purge, list with depths, dead letters (docs/control.md). */
+  readonly queues: Queues;
+  /** Control of the workers at run time (docs/control.md). */
+  readonly control: RemoteControl & {
     /**
      * Change a task's rate limit on every worker, without a restart ("5/s",
      * { rate: "5/s", burst: 2 }, or null to remove it). Its scope and key stay as registered.
@@ -106,7 +131,34 @@ export interface App {
      * await app.control.rateLimit("fetch", "5/s");
      */
     rateLimit(task: string, limit: RateLimitChange): Promise<void>;
+    /** The same as `app.revoke`: every worker learns of it through the broker. */
+    revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
   };
+  /** The cluster's event stream (docs/monitoring.md). */
+  readonly events: {
+    /**
+     * Receive events as they are published, filtered by type and task;
+     * resolves once subscribed. Close the subscription when done.
+     *
+     * @example
+     * const sub = await app.events.subscribe((e) => console.log(e.type, e.uuid), { types: ["task-failed"] });
+     * await sub.close();
+     */
+    subscribe(handler: EventHandler, options?: SubscribeOptions): Promise<EventSubscription>;
+  };
+  /**
+   * Declare a periodic task: sent at each instant of `when` by whichever beat
+   * leads (docs/periodic-tasks.md). Stored in the broker when a beat of this
+   * app starts; throws ScheduleError at once if it cannot be kept.
+   *
+   * @example
+   * app.schedule("report", { cron: "0 3 * * 1-5", tz: "Europe/Berlin" }, report.s("daily"), { catchUp: "once" });
+   */
+  schedule(name: string, when: When, signature: ScheduledSignature, options?: ScheduleOptions): void;
+  /** The schedules kept in the broker: add, remove and list them at run time. */
+  readonly schedules: Schedules;
+  /** A beat sending this app's periodic tasks (one leads among all beats on the broker). */
+  beat(options?: BeatOptions): Beat;
   /** Stop this app's workers (gracefully, waiting at most `timeout` ms for running tasks if given) and close the broker and result store. */
   close(options?: StopOptions): Promise<void>;
 }
@@ -165,6 +217,21 @@ const createNativeApp = (options: AppOptions): App => {
   const completion = new TaskCompletion(results, publisher, workflows, codec, isRevoked, log);
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
   const rateLimits = rateLimitingFor(connected.broker, log, clock);
+  const scheduling = schedulingFor(connected.broker, codec, log, clock, signed === undefined ? undefined : sealRunsWith(signed, connected.results, log));
+  let eventDispatcher: EventDispatcher | undefined;
+  const events = (): EventDispatcher => (eventDispatcher ??= new EventDispatcher(broker, log));
+  const subscriptions = new Set<EventSubscription>();
+  const controlClient = new ControlClient(broker, log);
+  const startControl = (worker: Worker) => startWorkerControl({ transport: broker, codec, tasks, rateLimits, log }, worker);
+  if (options.events === true) {
+    const sender = processName();
+    publisher.beforePublish = (message, envelope) => {
+      const dispatcher = events();
+      dispatcher.sendWire(taskSentWire(sender, message, envelope));
+      // Out before the task's message (one batch for a burst of sends), so no worker's event about the task can overtake it.
+      return dispatcher.flushSoon();
+    };
+  }
 
   /**
    * Record the revocation with the broker (queued and delayed copies are never
@@ -190,7 +257,7 @@ const createNativeApp = (options: AppOptions): App => {
   const context: ResultContext = { store: results, codec, revoke };
 
   const send = <R>(task: string, args: readonly unknown[], callOptions: CallOptions | undefined): Promise<AsyncResult<R>> => {
-    const id = randomUUID();
+    const id = newTaskId();
     const result = new TaskResult<R>(id, context);
     return publisher.publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 }).then(() => result);
   };
@@ -201,7 +268,7 @@ const createNativeApp = (options: AppOptions): App => {
     return "node" in ref
       ? new TaskResult(graph.nodes[ref.node].id, context, parent)
       : new GroupResult(
-          top ? graph.id : randomUUID(),
+          top ? graph.id : newTaskId(),
           ref.list.map((item) => resultOf(graph, item, false)),
           ref.gate === undefined ? undefined : resultOf(graph, ref.gate, false),
           parent,
@@ -211,7 +278,7 @@ const createNativeApp = (options: AppOptions): App => {
   const dispatcher: Dispatcher = {
     async dispatch<R>(canvas: Canvas<any, R>, overrides?: CallOptions): Promise<AsyncResult<R>> {
       const graph = compile(canvas as AnyCanvas, {
-        newId: randomUUID,
+        newId: newTaskId,
         shapeOf: (name) => {
           const definition = tasks.get(name);
           return definition === undefined ? undefined : { minArgs: definition.minArgs };
@@ -231,6 +298,7 @@ const createNativeApp = (options: AppOptions): App => {
   const app: App = {
     broker,
     results,
+    module: options.module,
     clock,
     task(name, handler, taskOptions = {}) {
       if (typeof name !== "string" || name.length === 0) throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
@@ -243,7 +311,8 @@ const createNativeApp = (options: AppOptions): App => {
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const worker = new Worker({ transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock }, workerOptions);
+      const env = { transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock, events, startControl };
+      const worker = new Worker(options.module === undefined ? env : { ...env, appModule: options.module }, workerOptions);
       workers.push(worker);
       return worker;
     },
@@ -252,15 +321,40 @@ const createNativeApp = (options: AppOptions): App => {
     },
     sendTask: send,
     revoke,
+    inspect: inspectOf(controlClient),
+    queues: queuesOf(broker, results),
     control: {
+      ...remoteControlOf(controlClient),
       rateLimit: async (task, limit) => rateLimits.change(task, resolveChange(task, limit)),
+      revoke,
     },
+    events: {
+      async subscribe(handler, subscribeOptions = {}) {
+        const subscription = await subscribeEvents(broker, handler, subscribeOptions, log);
+        subscriptions.add(subscription);
+        return {
+          queue: subscription.queue,
+          close: async () => {
+            subscriptions.delete(subscription);
+            await subscription.close();
+          },
+        };
+      },
+    },
+    schedule: scheduling.schedule,
+    schedules: scheduling.schedules,
+    beat: scheduling.beat,
     async close(stopOptions) {
+      await scheduling.close();
       await Promise.all(workers.map((worker) => worker.stop(stopOptions)));
+      await Promise.all([...subscriptions].map((subscription) => subscription.close().catch(() => {})));
+      await controlClient.close().catch(() => {});
+      await eventDispatcher?.close();
       await broker.close();
       await results.close();
     },
   };
+  Object.defineProperty(app, APP_TASKS, { value: tasks });
   return app;
 };
 

@@ -1,5 +1,7 @@
 import { nowOf, systemClock, type Clock } from "../broker/clock.ts";
 import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
+import { DetachedTransport } from "./pool/detached-transport.ts";
+import { POOL_CHILD_ENV } from "./pool/pool-protocol.ts";
 import { InvalidArgumentError } from "../broker/errors.ts";
 import { connectAmqp } from "../broker/amqp/connect-amqp.ts";
 import { NodeTransport } from "../broker/node/node-transport.ts";
@@ -46,7 +48,9 @@ export const connect = (options: ConnectOptions): Connected => {
   const clock = options.clock ?? systemClock;
   const explicit = results === undefined ? undefined : typeof results === "string" ? openResultStore(results, clock) : results;
   if (target === undefined || typeof target !== "string") {
-    return { broker: target ?? new EmbeddedBroker({ clock }), results: explicit ?? new MemoryResultStore({ now: nowOf(clock) }) };
+    // In a pool's thread or child, an embedded broker of its own would swallow what its tasks send.
+    const broker = target ?? (process.env[POOL_CHILD_ENV] ? new DetachedTransport() : new EmbeddedBroker({ clock }));
+    return { broker, results: explicit ?? new MemoryResultStore({ now: nowOf(clock) }) };
   }
   const scheme = schemeOf(target);
   switch (scheme) {

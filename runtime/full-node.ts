@@ -4,6 +4,8 @@ import { DurableResultStore, type DurableResultStoreOptions } from "./results/du
 import { serveResults } from "./results/result-service.ts";
 import { MemoryResultStore, type MemoryResultStoreOptions, type ResultStore } from "./results/result-store.ts";
 import { serveRateLimits } from "./rate-limit/node-rate-limit-service.ts";
+import { ScheduleLog } from "./schedule/schedule-log.ts";
+import { serveSchedules } from "./schedule/schedule-service.ts";
 
 /**
  * What a full node is made of: the broker node's options, and how the results it serves are kept.
@@ -39,7 +41,8 @@ export interface FullNode {
 /**
  * Start a broker node that serves everything apps and workers use, as
  * `celerity broker` does: queues and exchanges, the result store (durable in
- * `<dataDir>/results` when `dataDir` is set) and the cluster's rate limits.
+ * `<dataDir>/results` when `dataDir` is set), the cluster's rate limits, and
+ * periodic task schedules (durable in `<dataDir>/schedules`).
  *
  * @example
  * import { startFullNode } from "celerity/node";
@@ -59,12 +62,24 @@ export const startFullNode = async (options: FullNodeOptions = {}): Promise<Full
           ...(nodeOptions.fsync !== undefined ? { fsync: nodeOptions.fsync } : {}),
           log: (message) => log(`results: ${message}`),
         });
+  const schedules =
+    nodeOptions.dataDir === undefined
+      ? undefined
+      : await ScheduleLog.open(join(nodeOptions.dataDir, "schedules"), {
+          ...(nodeOptions.fsync !== undefined ? { fsync: nodeOptions.fsync } : {}),
+          log: (message) => log(`schedules: ${message}`),
+        }).catch(async (error: unknown) => {
+          await results.close();
+          throw error;
+        });
   const node = await BrokerNode.start(nodeOptions).catch(async (error: unknown) => {
     await results.close();
+    await schedules?.close();
     throw error;
   });
   serveResults(node, results);
   serveRateLimits(node);
+  serveSchedules(node, schedules !== undefined ? { log: schedules } : {});
   return {
     node,
     results,
@@ -72,6 +87,7 @@ export const startFullNode = async (options: FullNodeOptions = {}): Promise<Full
     stop: async () => {
       await node.stop();
       await results.close();
+      await schedules?.close();
     },
   };
 };

@@ -25,6 +25,12 @@ export const callDefaults = (options: TaskOptions | undefined): CallOptions => {
  * cannot be serialized throws before anything is recorded or sent.
  */
 export class Publisher {
+  /**
+   * Called with each task message just before it is published (the app's
+   * task-sent event, when it sends events); a promise it returns delays the publish.
+   */
+  beforePublish: ((message: TaskMessage, envelope: Envelope) => void | Promise<void>) | undefined = undefined;
+
   constructor(
     private readonly transport: Transport,
     private readonly store: ResultStore,
@@ -51,12 +57,18 @@ export class Publisher {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (message.options.ignoreResult && message.workflow === undefined) return this.send(envelope, message.id, false);
+    if (message.options.ignoreResult && message.workflow === undefined) return this.send(envelope, message, false);
     const recorded = this.store.setState(message.id, message.task, message.retries > 0 ? "RETRY" : "PENDING", detailsOf(message));
-    return recorded instanceof Promise ? recorded.then(() => this.send(envelope, message.id, true)) : this.send(envelope, message.id, true);
+    return recorded instanceof Promise ? recorded.then(() => this.send(envelope, message, true)) : this.send(envelope, message, true);
   }
 
-  private send(envelope: Envelope, id: string, recorded: boolean): Promise<void> {
+  private send(envelope: Envelope, message: TaskMessage, recorded: boolean): Promise<void> {
+    const before = this.beforePublish?.(message, envelope);
+    if (before instanceof Promise) return before.then(() => this.confirm(envelope, message.id, recorded));
+    return this.confirm(envelope, message.id, recorded);
+  }
+
+  private confirm(envelope: Envelope, id: string, recorded: boolean): Promise<void> {
     const confirmed = this.transport.publish(envelope, MANDATORY);
     if (!recorded) return confirmed;
     return confirmed.catch(async (error: unknown) => {

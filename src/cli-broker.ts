@@ -10,8 +10,8 @@ Usage:
 Options:
   --port <n>          TCP port (default ${DEFAULT_NODE_PORT}; 0 picks a free one)
   --host <addr>       address to listen on (default 127.0.0.1)
-  --data-dir <dir>    keep messages, task results and workflow state in durable
-                      logs there (default: memory only)
+  --data-dir <dir>    keep messages, task results, workflow state and periodic
+                      task schedules in durable logs there (default: memory only)
   --fsync <policy>    "always" (default: fsync before every confirm, group commit)
                       or "interval:<ms>" (faster; may lose <ms> of confirmed
                       messages and stored results on power loss, see

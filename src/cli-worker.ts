@@ -1,8 +1,11 @@
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { App } from "../runtime/app.ts";
 import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./cli-options.ts";
+import { POOL_FLAGS, POOL_HELP, poolOptionsOf, shutdownTimeoutOf } from "./cli-worker-pool.ts";
+import { stopOnSignals } from "./cli-worker-shutdown.ts";
 import { importUserModule } from "./user-module.ts";
 
 export const WORKER_HELP = `celerity worker: run a worker process for an app module
@@ -20,13 +23,16 @@ Options:
                             postgres://... (or CELERITY_RESULTS_URL)
   --concurrency <n>         tasks run at once (default: number of CPUs)
   --queues <a,b>            queues to consume (default: celery)
-  --name <name>             worker name in logs and errors
+  --name <name>             worker name in logs, events and remote control
+                            (default <pid>@<host>)
+  --events                  send task and worker events (celerity events)
+  --without-control         answer no remote control (celerity inspect / control)
   --token-file <f>          token for the node (or CELERITY_TOKEN)
   --connect-timeout <s>     wait this long for a broker node to be reachable,
                             saying so while waiting, then exit with code 2
                             (default 60; 0 waits for ever)
   -h, --help                show this help
-
+${POOL_HELP}
 The module's createApp() picks the broker up from the environment, so the
 same module serves producers and workers.
 `;
@@ -35,7 +41,7 @@ const DEFAULT_CONNECT_TIMEOUT_S = 60;
 /** How long a worker that failed to start may take to close its app before the process exits anyway. */
 const CLOSE_AFTER_FAILURE_MS = 5_000;
 
-/** Run a worker until SIGINT or SIGTERM (then stop gracefully); resolves to the exit code. */
+/** Run a worker until SIGINT or SIGTERM (then stop warmly; a second signal stops it cold); resolves to the exit code. */
 export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const { values } = parseCommandLine("worker", argv, {
     app: { type: "string" },
@@ -46,6 +52,9 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     name: { type: "string" },
     "token-file": { type: "string" },
     "connect-timeout": { type: "string" },
+    events: { type: "boolean" },
+    "without-control": { type: "boolean" },
+    ...POOL_FLAGS,
   });
   if (values.help) {
     process.stdout.write(WORKER_HELP);
@@ -72,6 +81,9 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   }
   process.env.CELERITY_BROKER_URL = brokerUrl;
   if (values.results !== undefined) process.env.CELERITY_RESULTS_URL = values.results;
+  const pooling = poolOptionsOf(values);
+  const shutdownTimeout = shutdownTimeoutOf(values);
+  if (values.watch) return (await import("./cli-worker-watch.ts")).watchWorker(argv, path, (line) => console.error(line));
   if (values["token-file"] !== undefined) process.env.CELERITY_TOKEN = readTokenFile(values["token-file"]);
 
   const log = (message: string) => console.error(`celerity worker: ${message}`);
@@ -84,21 +96,30 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const module = await importUserModule(path);
   const app = isApp(module.default) ? module.default : isApp(module.app) ? module.app : undefined;
   if (app === undefined) throw new Error(`${values.app} exports no app: export it as the default export or as 'app'`);
-  const worker = app.worker({ concurrency, ...(queues !== undefined ? { queues } : {}), ...(values.name !== undefined ? { name: values.name } : {}) });
+  const worker = app.worker({
+    concurrency,
+    ...pooling,
+    appModule: pathToFileURL(path).href,
+    ...(queues !== undefined ? { queues } : {}),
+    ...(values.name !== undefined ? { name: values.name } : {}),
+    events: values.events === true,
+    control: values["without-control"] !== true,
+  });
   try {
     await worker.start();
   } catch (error) {
     await closeWithin(app, CLOSE_AFTER_FAILURE_MS);
     throw error;
   }
-  console.error(`celerity worker ${worker.name}: consuming with concurrency ${concurrency}`);
-  await new Promise<void>((done) => {
-    process.once("SIGINT", done);
-    process.once("SIGTERM", done);
-  });
-  console.error(`celerity worker ${worker.name}: stopping (finishing running tasks)`);
-  await worker.stop();
+  const { pool, concurrency: running } = worker.stats();
+  console.error(`celerity worker ${worker.name}: consuming with concurrency ${running} on the ${pool} pool`);
+  // A shutdown by remote control stops the worker itself; a signal starts a warm (then cold) shutdown.
+  const byControl = worker.done.then(() => "control" as const);
+  const how = await Promise.race([stopOnSignals(worker, shutdownTimeout, (line) => console.error(line)).then(() => "signal" as const), byControl]);
+  if (how === "control") console.error(`celerity worker ${worker.name}: stopped (finishing running tasks), shut down by remote control`);
+  await worker.done;
   await app.close();
+  console.error(`celerity worker ${worker.name}: stopped`);
   return 0;
 };
 

@@ -4,7 +4,10 @@
  * and a failure exits at once even while a connection to a node is open.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { BrokerNode } from "../broker/node/node-server.ts";
@@ -113,6 +116,16 @@ describe("celerity on bad input", () => {
       assert.match(output, new RegExp(`celerity ${args[0]}: --token-file: cannot read .*no-such-token: ENOENT`));
     });
   }
+
+  it("celerity broker exits 2 on an empty token file rather than run without a token", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "celerity-cli-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const empty = join(dir, "token");
+    writeFileSync(empty, "\n");
+    const { code, output } = await finished(["broker", "--port", "0", "--token-file", empty]);
+    assert.equal(code, 2, output);
+    assert.match(output, /celerity broker: the token file .*token is empty: put the token in it, or leave --token-file out/);
+  });
 
   it("celerity broker exits 2 on a port out of range or a bad fsync policy", async () => {
     const port = await finished(["broker", "--port", "70000"]);

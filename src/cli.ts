@@ -7,7 +7,13 @@ Usage:
   celerity run <file> [args...]              Run a workflow module (.js, or .ts directly) (celerity run --help).
   celerity broker [options]                  Run a standalone broker node (celerity broker --help).
   celerity worker --app <file> [options]     Run a worker for an app module (celerity worker --help).
+  celerity beat --app <file> [options]       Send an app's periodic tasks (celerity beat --help).
+  celerity beat list [--broker <url>]        List the schedules kept in the broker.
   celerity keygen --out <path>               Write an ed25519 key pair for signed messages (celerity keygen --help).
+  celerity events [options]                  Watch the cluster's events live (celerity events --help).
+  celerity inspect <command> [options]       Ask the workers: ping, active, stats, ... (celerity inspect --help).
+  celerity control <command> [options]       Steer the workers: shutdown, pool-grow, ... (celerity control --help).
+  celerity queues <command> [options]        List, pause, purge queues; dead letters (celerity queues --help).
   celerity --help                            Show this help.
   celerity --version                         Show the version.
 
@@ -20,7 +26,12 @@ const COMMANDS: Record<string, () => Promise<(argv: readonly string[]) => Promis
   run: async () => (await import("./cli-run.ts")).runWorkflow,
   broker: async () => (await import("./cli-broker.ts")).runBroker,
   worker: async () => (await import("./cli-worker.ts")).runWorker,
+  beat: async () => (await import("./cli-beat.ts")).runBeat,
   keygen: async () => (await import("./cli-keygen.ts")).runKeygen,
+  events: async () => (await import("./cli-events.ts")).runEvents,
+  inspect: async () => (await import("./cli-control.ts")).runInspect,
+  control: async () => (await import("./cli-control.ts")).runControl,
+  queues: async () => (await import("./cli-queues.ts")).runQueues,
 };
 
 /**

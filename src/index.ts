@@ -21,6 +21,9 @@ export { CeleryWorker, type CeleryTaskContext, type CeleryWorkerOptions } from "
 export { CeleryMessageError, CeleryCanvasError } from "../runtime/celery/celery-errors.ts";
 export { Task, type TaskContext, type TaskOptions, type RetryPolicy, type HandlerResult } from "../runtime/task.ts";
 export { Worker, type WorkerOptions, type WorkerStats, type StopOptions } from "../runtime/worker/worker.ts";
+export type { PoolKind, PoolOptions, AutoscaleOptions } from "../runtime/pool/pool-options.ts";
+export type { PoolStats } from "../runtime/pool/child-pool.ts";
+export { WorkerLostError, PoolStartError } from "../runtime/pool/pool-errors.ts";
 export { MemoryResultStore, type ResultStore, type ResultRecord, type MemoryResultStoreOptions } from "../runtime/results/result-store.ts";
 export { TaskResult, GroupResult } from "../runtime/results/async-result.ts";
 export {
@@ -68,3 +71,34 @@ export { SignatureError, SigningConfigError } from "../runtime/signing/signing-e
 export type { SigningOptions } from "../runtime/signing/signing-options.ts";
 export { RateLimitError, type RateLimitSetting, type RateLimitOptions, type RateScope } from "../runtime/rate-limit/rate-setting.ts";
 export type { RateLimitChange } from "../runtime/rate-limit/app-rate-limits.ts";
+export { Beat, type BeatOptions, type TickReport } from "../runtime/schedule/beat.ts";
+export { ManualClock, type BeatClock } from "../runtime/schedule/beat-clock.ts";
+export type { When, CatchUp, ScheduleOptions, ScheduleEntry, ScheduledSignature } from "../runtime/schedule/schedule-definition.ts";
+export { ScheduleError, LeaseLostError } from "../runtime/schedule/schedule-errors.ts";
+export type { Schedules, ScheduleInfo } from "../runtime/schedule/app-schedules.ts";
+export { runId as scheduledRunId } from "../runtime/schedule/run-id.ts";
+export type {
+  CelerityEvent,
+  TaskEvent,
+  WorkerEvent,
+  EventType,
+  TaskSentEvent,
+  TaskReceivedEvent,
+  TaskStartedEvent,
+  TaskSucceededEvent,
+  TaskFailedEvent,
+  TaskRetriedEvent,
+  TaskRevokedEvent,
+  TaskRejectedEvent,
+  WorkerOnlineEvent,
+  WorkerHeartbeatEvent,
+  WorkerOfflineEvent,
+} from "../runtime/events/event-types.ts";
+export { EVENT_TYPES, EVENTS_EXCHANGE } from "../runtime/events/event-types.ts";
+export type { EventHandler, EventSubscription, SubscribeOptions, ReceivedEvent } from "../runtime/events/event-subscription.ts";
+export { ClusterState, type WorkerView, type FailureView } from "../runtime/events/cluster-state.ts";
+export type { Inspect, RemoteControl, ControlOptions, Replies } from "../runtime/control/app-control.ts";
+export type { TaskInfo, ScheduledInfo, WorkerStatsInfo, QueueConsumed } from "../runtime/control/worker-commands.ts";
+export { ControlError, type ControlAnswer, type ControlReply } from "../runtime/control/control-protocol.ts";
+export { QueueManagementUnsupportedError, type Queues } from "../runtime/control/queue-management.ts";
+export { queueAdminOf, type QueueAdmin, type QueueInfo } from "../broker/queue-admin.ts";

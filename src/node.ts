@@ -1,6 +1,7 @@
 /**
  * celerity/node: the standalone broker node, from code. `startFullNode` runs
- * what `celerity broker` runs (queues, durable results, cluster rate limits);
+ * what `celerity broker` runs (queues, durable results, cluster rate limits,
+ * periodic task schedules);
  * the parts are here too for a node assembled by hand, and the client side
  * (`NodeTransport`, `RemoteResultStore`) for connection settings of your own.
  *
@@ -24,6 +25,8 @@ export { DurableResultStore, type DurableResultStoreOptions } from "../runtime/r
 export { MemoryResultStore, type ResultStore, type MemoryResultStoreOptions } from "../runtime/results/result-store.ts";
 export { serveResults } from "../runtime/results/result-service.ts";
 export { serveRateLimits } from "../runtime/rate-limit/node-rate-limit-service.ts";
+export { serveSchedules, type ScheduleServiceOptions } from "../runtime/schedule/schedule-service.ts";
+export { ScheduleLog } from "../runtime/schedule/schedule-log.ts";
 export { DataDirLockedError } from "../broker/log/data-dir-lock.ts";
 export {
   DirectoryNotWritableError,

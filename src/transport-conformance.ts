@@ -12,3 +12,5 @@
  * @module
  */
 export { transportConformance } from "../broker/conformance.ts";
+/** For transports that also manage queues (QueueAdmin): pause, purge, dead-letter requeue, auto-delete queues. */
+export { queueAdminConformance } from "../broker/queue-admin-conformance.ts";

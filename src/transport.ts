@@ -39,3 +39,4 @@ export {
   UnroutableError,
 } from "../broker/errors.ts";
 export { EmbeddedBroker, createEmbeddedBroker, type EmbeddedBrokerOptions, type BrokerTotals } from "../broker/embedded/embedded-broker.ts";
+export { queueAdminOf, type QueueAdmin, type QueueInfo } from "../broker/queue-admin.ts";

@@ -18,4 +18,6 @@ export interface BrokerJournal {
   /** A message moved to a dead-letter queue: `ref` is gone, `deadRef` now holds it. */
   deadLettered(ref: object, deadRef: object, dlq: string, letter: DeadLetter): void;
   revoked(ids: readonly string[], options: RevocationOptions): void;
+  /** `queue` was paused or resumed (see QueueAdmin.pause). */
+  paused?(queue: string, paused: boolean): void;
 }

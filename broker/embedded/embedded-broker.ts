@@ -15,6 +15,7 @@ import { Exchange } from "./exchange.ts";
 import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "./broker-arguments.ts";
 import type { BrokerJournal } from "./broker-journal.ts";
 import type { EmbeddedBrokerOptions } from "./embedded-broker-options.ts";
+import type { QueueAdmin, QueueInfo } from "../queue-admin.ts";
 import { QueuedMessage, QueueState } from "./queue-state.ts";
 import { DEFAULT_REVOCATION_TTL_MS, Revocations, type RevocationListener } from "../revocations.ts";
 import type {
@@ -61,6 +62,8 @@ type Queue = QueueState<EmbeddedConsumer>;
 interface DelayedMessage {
   readonly queue: Queue;
   readonly message: QueuedMessage;
+  /** The queue's purge generation when it was routed: a purge since drops it. */
+  readonly generation: number;
 }
 
 /**
@@ -82,7 +85,7 @@ interface DelayedMessage {
  * }, { prefetch: 8 });
  * await broker.publish({ id: randomUUID(), exchange: "", routingKey: "tasks", priority: 0, headers: {}, body });
  */
-export class EmbeddedBroker implements Transport {
+export class EmbeddedBroker implements Transport, QueueAdmin {
   private readonly now: () => number;
   private readonly defaultMaxDeliveries: number;
   private readonly onError: (error: unknown, context: string) => void;
@@ -117,7 +120,8 @@ export class EmbeddedBroker implements Transport {
       maxEntries: maxRevocations,
       onListenerError: (error) => this.onError(error, "a revocation listener threw"),
     });
-    this.delays = new DelayScheduler(clock, ({ queue, message }) => {
+    this.delays = new DelayScheduler(clock, ({ queue, message, generation }) => {
+      if (generation !== queue.generation || queue.deleted) return void this.journalOf(queue)?.removed(message);
       queue.delayed--;
       this.enqueueReady(queue, message);
     });
@@ -141,9 +145,17 @@ export class EmbeddedBroker implements Transport {
     const maxDeliveries = options.maxDeliveries === undefined ? undefined : checkMaxDeliveries(options.maxDeliveries, "maxDeliveries");
     const existing = this.queues.get(name);
     if (existing === undefined) {
+      if (options.autoDelete === true) {
+        // Transient: no dead-letter queue of its own (what it rejects is dropped) and nothing journalled.
+        this.createQueue(name, true, deadLetterQueue, maxDeliveries, false).autoDelete = true;
+        return;
+      }
       this.createQueue(name, true, deadLetterQueue, maxDeliveries);
       this.journal?.queueDeclared(name, options);
       return;
+    }
+    if (options.autoDelete !== undefined && options.autoDelete !== existing.autoDelete) {
+      throw new DeclarationConflictError({ kind: "queue", name, reason: `it is ${existing.autoDelete ? "" : "not "}auto-delete` });
     }
     if (existing.explicit) {
       if (deadLetterQueue !== undefined && deadLetterQueue !== existing.deadLetterQueue) {
@@ -199,7 +211,7 @@ export class EmbeddedBroker implements Transport {
     const state = this.queues.get(queue);
     if (state === undefined) throw new QueueNotFoundError({ queue });
     target.bind(state, pattern);
-    this.journal?.queueBound(queue, exchange, pattern);
+    this.journalOf(state)?.queueBound(queue, exchange, pattern);
   }
 
   publish(envelope: Envelope, options?: PublishOptions): Promise<void> {
@@ -299,6 +311,108 @@ export class EmbeddedBroker implements Transport {
     return { ready: state.ready.length, delayed: state.delayed, unacked: state.unacked, consumers: state.consumers.length };
   }
 
+  async listQueues(): Promise<readonly QueueInfo[]> {
+    this.assertOpen("list queues");
+    const infos: QueueInfo[] = [];
+    for (const state of this.queues.values()) {
+      infos.push({
+        name: state.name,
+        ready: state.ready.length,
+        delayed: state.delayed,
+        unacked: state.unacked,
+        consumers: state.consumers.length,
+        paused: state.paused,
+        deadLetterQueue: state.isDeadLetterQueue || state.autoDelete ? "" : state.deadLetterQueue,
+        isDeadLetterQueue: state.isDeadLetterQueue,
+        autoDelete: state.autoDelete,
+      });
+    }
+    return infos.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async purge(queue: string): Promise<number> {
+    this.assertOpen("purge a queue");
+    const state = this.queues.get(queue);
+    if (state === undefined) throw new QueueNotFoundError({ queue });
+    const journal = this.journalOf(state);
+    const purged = state.ready.length + state.delayed;
+    if (journal !== undefined) for (const message of state.ready) journal.removed(message);
+    state.ready.clear();
+    state.delayed = 0;
+    state.generation++;
+    return purged;
+  }
+
+  async pause(queue: string): Promise<void> {
+    this.setPaused(queue, true);
+  }
+
+  async resume(queue: string): Promise<void> {
+    this.setPaused(queue, false);
+  }
+
+  private setPaused(queue: string, paused: boolean): void {
+    this.assertOpen(paused ? "pause a queue" : "resume a queue");
+    checkQueueName(queue, "queue name");
+    const state = this.ensureQueue(queue);
+    if (state.paused === paused) return;
+    state.paused = paused;
+    this.journalOf(state)?.paused?.(queue, paused);
+    if (!paused) this.markPending(state);
+  }
+
+  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    this.assertOpen("requeue dead letters");
+    const taken = this.takeDeadLetters(queue, ids);
+    for (const message of taken) {
+      const letter = message.deadLetter as DeadLetter;
+      this.enqueue(this.ensureQueue(letter.queue), letter.envelope, message.priority);
+    }
+    return taken.length;
+  }
+
+  async discardDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    this.assertOpen("discard dead letters");
+    return this.takeDeadLetters(queue, ids).length;
+  }
+
+  /** Remove from `queue`'s dead-letter queue the ready dead letters `ids` selects (all without it), journalled as gone. */
+  private takeDeadLetters(queue: string, ids: readonly string[] | undefined): QueuedMessage[] {
+    if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== "string"))) {
+      throw new InvalidArgumentError({ argument: "ids", reason: "must be an array of message id strings" });
+    }
+    const named = this.queues.get(queue);
+    if (named === undefined) throw new QueueNotFoundError({ queue });
+    const dlq = named.isDeadLetterQueue ? named : this.queues.get(named.deadLetterQueue);
+    if (dlq === undefined) return [];
+    const wanted = ids === undefined ? undefined : new Set(ids);
+    const kept: QueuedMessage[] = [];
+    const taken: QueuedMessage[] = [];
+    for (const message of dlq.ready) {
+      if (message.deadLetter !== undefined && (wanted === undefined || wanted.has(message.envelope.id))) taken.push(message);
+      else kept.push(message);
+    }
+    if (taken.length === 0) return taken;
+    dlq.ready.clear();
+    for (const message of kept) dlq.ready.push(message, message.priority);
+    for (const message of taken) this.journal?.removed(message);
+    return taken;
+  }
+
+  /** Forget an auto-delete queue whose last consumer has gone: its messages and bindings go with it. */
+  private deleteQueue(state: Queue): void {
+    if (this.queues.get(state.name) !== state) return;
+    this.queues.delete(state.name);
+    state.deleted = true;
+    state.ready.clear();
+    for (const exchange of this.exchanges.values()) exchange.unbind(state);
+  }
+
+  /** The journal for changes to `state`: none for an auto-delete queue, which nothing must bring back after a restart. */
+  private journalOf(state: Queue): BrokerJournal | undefined {
+    return state.autoDelete ? undefined : this.journal;
+  }
+
   /** Broker-wide counters since creation, including messages dropped as unroutable. */
   totals(): BrokerTotals {
     return { ...this.counts };
@@ -364,11 +478,11 @@ export class EmbeddedBroker implements Transport {
 
   private enqueue(state: Queue, envelope: Envelope, priority: number): QueuedMessage {
     const message = new QueuedMessage(envelope, priority);
-    this.journal?.enqueued(message, state.name, envelope);
+    if (!state.autoDelete) this.journal?.enqueued(message, state.name, envelope);
     const eta = envelope.eta;
     if (eta !== undefined && eta > this.now()) {
       state.delayed++;
-      this.delays.add(eta, { queue: state, message });
+      this.delays.add(eta, { queue: state, message, generation: state.generation });
       return message;
     }
     this.enqueueReady(state, message);
@@ -381,8 +495,8 @@ export class EmbeddedBroker implements Transport {
   }
 
   private markPending(state: Queue): void {
-    // A queue without consumers has nobody to deliver to; adding a consumer marks it again.
-    if (state.pending || state.consumers.length === 0) return;
+    // A queue without consumers has nobody to deliver to; adding a consumer (or resuming) marks it again.
+    if (state.pending || state.paused || state.consumers.length === 0) return;
     state.pending = true;
     this.pendingQueues.push(state);
     this.drains.schedule();
@@ -408,6 +522,7 @@ export class EmbeddedBroker implements Transport {
   }
 
   private drainQueue(state: Queue, budget: number): number {
+    if (state.paused) return 0;
     let delivered = 0;
     while (delivered < budget && state.ready.length > 0) {
       const consumer = state.nextConsumerWithCapacity();
@@ -429,7 +544,7 @@ export class EmbeddedBroker implements Transport {
       const envelope = message.envelope;
       if (this.revocations.has(envelope.id)) {
         this.counts.discardedRevoked++;
-        this.journal?.removed(message);
+        this.journalOf(state)?.removed(message);
         continue;
       }
       // A dead letter stays readable in its dead-letter queue after it expires.
@@ -450,6 +565,7 @@ export class EmbeddedBroker implements Transport {
   }
 
   private deadLetter(state: Queue, message: QueuedMessage, reason: string): void {
+    if (state.autoDelete) return; // a transient queue's rejects are dropped (nothing journalled them)
     const target = this.ensureQueue(state.deadLetterQueue, false);
     target.isDeadLetterQueue = true;
     const dead = new QueuedMessage(message.envelope, message.priority);
@@ -462,15 +578,16 @@ export class EmbeddedBroker implements Transport {
   private consumerHost(): ConsumerHost {
     return {
       isClosed: () => this.closed,
-      detached: () => {
+      detached: (state) => {
         if (--this.activeConsumers === 0) this.delays.keepAlive(false);
+        if (state.autoDelete && state.consumers.length === 0) this.deleteQueue(state);
       },
       requeue: (state, messages) => {
         for (let i = messages.length - 1; i >= 0; i--) state.ready.unshift(messages[i], messages[i].priority);
         if (messages.length > 0) this.markPending(state);
       },
       deadLetter: (state, message, reason) => this.deadLetter(state, message, reason),
-      acked: (_state, message) => this.journal?.removed(message),
+      acked: (state, message) => this.journalOf(state)?.removed(message),
       settled: (state, acked) => {
         if (acked) this.counts.acked++;
         this.markPending(state);

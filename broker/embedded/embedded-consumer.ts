@@ -6,8 +6,8 @@ import type { Consumer, DeliveryHandler } from "../transport.ts";
 /** The broker operations a consumer calls back into. */
 export interface ConsumerHost {
   isClosed(): boolean;
-  /** The consumer was cancelled. */
-  detached(): void;
+  /** The consumer was cancelled (and has left `queue`'s consumers). */
+  detached(queue: QueueState<EmbeddedConsumer>): void;
   /** Put messages back at the head of `queue` (in the order given) and schedule a drain. */
   requeue(queue: QueueState<EmbeddedConsumer>, messages: readonly QueuedMessage[]): void;
   deadLetter(queue: QueueState<EmbeddedConsumer>, message: QueuedMessage, reason: string): void;
@@ -106,7 +106,7 @@ export class EmbeddedConsumer implements Consumer {
     if (!this.cancelled) {
       this.cancelled = true;
       this.state.removeConsumer(this);
-      this.host.detached();
+      this.host.detached(this.state);
       const returned = [...this.unacked.values()];
       this.unacked.clear();
       this.state.unacked -= returned.length;

@@ -38,6 +38,14 @@ export class QueueState<C extends QueueConsumer = QueueConsumer> {
   isDeadLetterQueue = false;
   /** Whether the queue is in the broker's list of queues to drain. */
   pending = false;
+  /** Paused queues keep receiving messages but deliver none until resumed. */
+  paused = false;
+  /** Deleted with its last consumer, and never journalled (see QueueOptions.autoDelete). */
+  autoDelete = false;
+  /** Set once an auto-delete queue is gone: delayed messages still due to it are dropped. */
+  deleted = false;
+  /** Bumped by a purge: delayed messages routed before it are dropped when due. */
+  generation = 0;
 
   constructor(
     readonly name: string,

@@ -34,4 +34,5 @@ export class HeldCount implements BrokerJournal, HeldMessages {
   /** The copy moves to the dead-letter queue: still held. */
   deadLettered(): void {}
   revoked(): void {}
+  paused(): void {}
 }

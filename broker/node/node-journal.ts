@@ -21,6 +21,7 @@ const Kind = {
   Remove: 5,
   Dead: 6,
   Revoke: 7,
+  Pause: 8,
 } as const;
 
 type JournalRecord =
@@ -31,7 +32,8 @@ type JournalRecord =
   | [typeof Kind.Enqueue, number, string, unknown, [from: string, reason: string, at: number]]
   | [typeof Kind.Remove, number]
   | [typeof Kind.Dead, number, number, string, string, string, number]
-  | [typeof Kind.Revoke, readonly string[], number, boolean];
+  | [typeof Kind.Revoke, readonly string[], number, boolean]
+  | [typeof Kind.Pause, string, boolean];
 
 const ignore = (): void => {};
 
@@ -148,6 +150,13 @@ export class NodeJournal implements BrokerJournal {
     // What a compaction keeps for it: the dead letter as a message of its own (not appended now).
     this.live.set(deadSeq, this.encoder.encode([Kind.Enqueue, deadSeq, dlq, envelopeToWire(letter.envelope), [letter.queue, letter.reason, letter.at]]));
   }
+  paused(queue: string, paused: boolean): void {
+    const key = `p\u0000${queue}`;
+    const bytes = this.write([Kind.Pause, queue, paused]);
+    // A compaction keeps only the pauses in force.
+    if (paused) this.structure.set(key, bytes);
+    else this.structure.delete(key);
+  }
   revoked(ids: readonly string[], options: RevocationOptions): void {
     const expiresAt = Date.now() + (options.ttlMs ?? DEFAULT_REVOCATION_TTL_MS);
     const bytes = this.write([Kind.Revoke, ids, expiresAt, options.terminate === true]);
@@ -184,6 +193,7 @@ export const replay = async (
   const bindings = new Map<string, [string, string, string]>();
   const live = new Map<number, LiveMessage>();
   const revocations = new Map<string, { expiresAt: number; terminate: boolean }>();
+  const paused = new Set<string>();
   for (let i = 0; i < records.length; i++) {
     let record: JournalRecord;
     try {
@@ -225,6 +235,10 @@ export const replay = async (
         case Kind.Revoke:
           for (const id of record[1]) revocations.set(id, { expiresAt: record[2], terminate: record[3] });
           break;
+        case Kind.Pause:
+          if (record[2]) paused.add(record[1]);
+          else paused.delete(record[1]);
+          break;
         default:
           report(`record ${i}: unknown kind ${String((record as unknown[])[0])}`);
       }
@@ -238,6 +252,7 @@ export const replay = async (
     if (!queues.has(queue)) await broker.declareQueue(queue);
     await broker.bindQueue(queue, exchange, pattern);
   }
+  for (const queue of paused) await broker.pause(queue);
   let revoked = 0;
   for (const [id, { expiresAt, terminate }] of revocations) {
     if (expiresAt <= now) continue;

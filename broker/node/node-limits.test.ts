@@ -53,9 +53,9 @@ describe("broker node: what strangers can cost", () => {
     const client = await raw(node.address.port);
     t.after(() => client.socket.destroy());
     const opened = Date.now();
-    // A Hello announced at 100 bytes, sent a byte a while: the heartbeat is fed, the Hello never completes.
+    // A Hello announced at 60,000 bytes, sent a byte a while: the heartbeat is fed, the Hello never completes.
     const header = Buffer.alloc(5);
-    header.writeUInt32BE(100);
+    header.writeUInt32BE(60_000);
     header[4] = FrameType.Hello;
     client.socket.write(header);
     const drip = setInterval(() => client.socket.write(Buffer.from([0])), 20);

@@ -10,7 +10,7 @@ import { NodeConnection, type ConnectionContext } from "./node-connection.ts";
 import { NodeJournal, replay } from "./node-journal.ts";
 import { HeldCount, type HeldMessages } from "./held-count.ts";
 import { envelopeToWire } from "./protocol.ts";
-import { type AnyOperation, brokerOperations, type WireDeadLetter } from "./operations.ts";
+import { type AnyOperation, brokerOperations, queueAdminOperations, type WireDeadLetter } from "./operations.ts";
 import { OperationTable, type OperationHandlers } from "./operation-table.ts";
 import { brokerNodeSettings, DEFAULT_NODE_PORT, type BrokerNodeSettings } from "./node-settings.ts";
 import { DEFAULT_REVOCATION_TTL_MS } from "../revocations.ts";
@@ -144,6 +144,14 @@ export class BrokerNode {
   }
 
   /**
+   * Publish from a service running on the node (the beat's `beat.fire`), as a
+   * client's publish is: journaled, and resolved once durable.
+   */
+  publishDurably(envelope: Envelope, mandatory: boolean): Promise<void> {
+    return this.durable(this.publish(envelope, mandatory, undefined)) ?? RESOLVED;
+  }
+
+  /**
    * Serve a group of operations (declared with `operationGroup`) besides the
    * node's own: the runtime's result store and rate limits are served so.
    */
@@ -249,6 +257,12 @@ export class BrokerNode {
     return write === undefined ? value : Promise.all([value, write]).then(([result]) => result);
   }
 
+  /** A change's answer, given once the records it wrote are durable. */
+  private afterDurableChange<T>(value: Promise<T>): Promise<T> {
+    this.maybeCompact();
+    return this.afterDurable(value);
+  }
+
   private writesSinceCheck = 0;
   private compactedSize = 0;
   private compacting: Promise<void> | undefined;
@@ -340,6 +354,14 @@ export class BrokerNode {
             .then((letters) => letters.map((letter): WireDeadLetter => [letter.queue, letter.reason, letter.at, envelopeToWire(letter.envelope)])),
         ),
       stats: ([queue]) => this.afterDurable(broker.stats(queue)),
+    });
+    this.operations.add(queueAdminOperations, {
+      listQueues: () => this.afterDurable(broker.listQueues()),
+      purge: ([queue]) => this.afterDurableChange(broker.purge(queue)),
+      pause: ([queue]) => this.durable(broker.pause(queue)),
+      resume: ([queue]) => this.durable(broker.resume(queue)),
+      requeueDeadLetters: ([queue, ids]) => this.afterDurableChange(broker.requeueDeadLetters(queue, ids ?? undefined)),
+      discardDeadLetters: ([queue, ids]) => this.afterDurableChange(broker.discardDeadLetters(queue, ids ?? undefined)),
     });
   }
 

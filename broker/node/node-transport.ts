@@ -1,9 +1,10 @@
 import type { DeadLetter, Delivery } from "../envelope.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";
 import { FrameType, envelopeFromWire, envelopeToWire } from "./protocol.ts";
-import { brokerOperations as ops } from "./operations.ts";
+import { brokerOperations as ops, queueAdminOperations as admin } from "./operations.ts";
 import { DEFAULT_LEASE_MS } from "./lease-table.ts";
 import { Revocations } from "../revocations.ts";
+import type { QueueAdmin, QueueInfo } from "../queue-admin.ts";
 import type {
   ConsumeOptions,
   Consumer,
@@ -26,7 +27,7 @@ import type {
  * @example
  * const transport = await NodeTransport.connect("celerity://127.0.0.1:5690", { token });
  */
-export class NodeTransport implements Transport {
+export class NodeTransport implements Transport, QueueAdmin {
   private readonly consumers = new Map<string, RemoteConsumer>();
   private readonly byRemoteTag = new Map<string, RemoteConsumer>();
   private readonly early = new Map<string, Delivery[]>();
@@ -34,6 +35,13 @@ export class NodeTransport implements Transport {
   private readonly revoked = new Revocations();
   private readonly revokeListeners = new Set<(id: string, options: { readonly terminate: boolean }) => void>();
   private localTags = 0;
+  /**
+   * Declarations this transport made that a node restart (in memory) or a
+   * lost connection (auto-delete queues go with it) would take away: made
+   * again on every reconnection, before consumers are reopened.
+   */
+  private readonly exchangesDeclared = new Map<string, ExchangeType>();
+  private readonly transientQueues = new Map<string, { options: QueueOptions; bindings: Set<string> }>();
 
   private constructor(readonly client: NodeClient) {
     client.onFrame(FrameType.Deliver, (payload) => this.onDeliver(payload as [string, number, number, string, unknown]));
@@ -48,6 +56,7 @@ export class NodeTransport implements Transport {
       // A new connection: the node's consumer tags start afresh, and nothing of the old one can still arrive.
       this.byRemoteTag.clear();
       this.early.clear();
+      await this.redeclare();
       for (const consumer of this.consumers.values()) await consumer.reopen();
     });
   }
@@ -72,12 +81,26 @@ export class NodeTransport implements Transport {
 
   async declareQueue(name: string, options: QueueOptions = {}): Promise<void> {
     await this.client.call(ops.declareQueue, [name, options]);
+    if (options.autoDelete === true && !this.transientQueues.has(name)) this.transientQueues.set(name, { options, bindings: new Set() });
   }
   async declareExchange(name: string, type: ExchangeType): Promise<void> {
     await this.client.call(ops.declareExchange, [name, type]);
+    this.exchangesDeclared.set(name, type);
   }
   async bindQueue(queue: string, exchange: string, pattern: string): Promise<void> {
     await this.client.call(ops.bindQueue, [queue, exchange, pattern]);
+    this.transientQueues.get(queue)?.bindings.add(`${exchange}\u0000${pattern}`);
+  }
+
+  private async redeclare(): Promise<void> {
+    for (const [name, type] of this.exchangesDeclared) await this.client.callNow(ops.declareExchange, [name, type]);
+    for (const [queue, { options, bindings }] of this.transientQueues) {
+      await this.client.callNow(ops.declareQueue, [queue, options]);
+      for (const binding of bindings) {
+        const [exchange, pattern] = binding.split("\u0000");
+        await this.client.callNow(ops.bindQueue, [queue, exchange, pattern]);
+      }
+    }
   }
   async publish(envelope: Parameters<Transport["publish"]>[0], options?: PublishOptions): Promise<void> {
     await this.client.call(ops.publish, [envelopeToWire(envelope), options?.mandatory === true]);
@@ -95,6 +118,8 @@ export class NodeTransport implements Transport {
       () => {
         this.consumers.delete(consumer.tag);
         this.byRemoteTag.delete(consumer.remoteTag);
+        // Its last consumer gone, an auto-delete queue is gone from the node too.
+        if (![...this.consumers.values()].some((other) => other.queue === queue)) this.transientQueues.delete(queue);
       },
     );
     // Listed for reopening only once open: a first connection made meanwhile would otherwise open it twice.
@@ -113,6 +138,11 @@ export class NodeTransport implements Transport {
     return this.revoked.has(id);
   }
 
+  /** The revocations in force as this transport mirrors them, with the ms each has left. */
+  activeRevocations(): [id: string, ttlMs: number][] {
+    return this.revoked.active();
+  }
+
   onRevoke(listener: (id: string, options: { readonly terminate: boolean }) => void): () => void {
     const subscription = (id: string, options: { readonly terminate: boolean }) => listener(id, options);
     this.revokeListeners.add(subscription);
@@ -128,6 +158,25 @@ export class NodeTransport implements Transport {
 
   async stats(queue: string): Promise<QueueStats> {
     return this.client.call(ops.stats, [queue]);
+  }
+
+  async listQueues(): Promise<readonly QueueInfo[]> {
+    return this.client.call(admin.listQueues, []);
+  }
+  async purge(queue: string): Promise<number> {
+    return this.client.call(admin.purge, [queue]);
+  }
+  async pause(queue: string): Promise<void> {
+    await this.client.call(admin.pause, [queue]);
+  }
+  async resume(queue: string): Promise<void> {
+    await this.client.call(admin.resume, [queue]);
+  }
+  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    return this.client.call(admin.requeueDeadLetters, [queue, ids ?? null]);
+  }
+  async discardDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    return this.client.call(admin.discardDeadLetters, [queue, ids ?? null]);
   }
 
   async close(): Promise<void> {

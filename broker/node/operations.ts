@@ -17,6 +17,7 @@
  * await client.call(greetings.hello, ["Ada"]); // "hello Ada"
  */
 import type { Envelope } from "../envelope.ts";
+import type { QueueInfo } from "../queue-admin.ts";
 import type { ExchangeType, QueueOptions, QueueStats, RevocationOptions } from "../transport.ts";
 import { ProtocolError, envelopeFromWire, type WireEnvelope } from "./protocol.ts";
 
@@ -171,4 +172,15 @@ export const brokerOperations = operationGroup("", {
   revocations: operation<[id: string, ttlMs: number][]>()(),
   deadLetters: operation<WireDeadLetter[]>()(check.string("queue")),
   stats: operation<QueueStats>()(check.string("queue")),
+});
+
+/** Queue management (QueueAdmin) over TCP: served by the node beside its broker operations. */
+export const queueAdminOperations = operationGroup("", {
+  listQueues: operation<readonly QueueInfo[]>()(),
+  purge: operation<number>()(check.string("queue")),
+  pause: operation<void>()(check.string("queue")),
+  resume: operation<void>()(check.string("queue")),
+  /** Dead letters of the queue, all (nil) or by message id, back to the queue each came from. */
+  requeueDeadLetters: operation<number>()(check.string("queue"), check.optional(check.strings("message ids"))),
+  discardDeadLetters: operation<number>()(check.string("queue"), check.optional(check.strings("message ids"))),
 });

@@ -115,6 +115,13 @@ export class RateGate {
     return this.heldCount;
   }
 
+  /** The deliveries held for a token, in each line's order (for `inspect`). */
+  *heldDeliveries(): IterableIterator<Delivery> {
+    for (const line of this.lines.values()) {
+      for (let i = line.head; i < line.items.length; i++) yield line.items[i].delivery;
+    }
+  }
+
   /**
    * Take `delivery` in if its task is rate-limited (then it runs or is handed
    * back later, through the host); false if it is not limited and the worker

@@ -13,7 +13,17 @@ import type { TaskContext, TaskDefinition } from "../task.ts";
  * asynchronous one gets an AsyncInvocation. This is the dispatch path, so it
  * makes as few objects as it can.
  */
-export type InvocationOutcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
+export type InvocationOutcome =
+  /** `encoded`: the value already encoded with the app's codec (by a pool's thread or child). */
+  | { readonly ok: true; readonly value: unknown; readonly encoded?: Uint8Array }
+  | { readonly ok: false; readonly error: unknown };
+
+/** A handler still running, here or in a pool: its outcome to come, and the means to give up on it. */
+export interface Invocation {
+  readonly outcome: Promise<InvocationOutcome>;
+  /** Settle the outcome with `reason` at once and stop the handler as far as its pool can. */
+  abandon(reason: unknown): void;
+}
 
 /**
  * The handler's `this`. The AbortController is made on first use: most tasks
@@ -40,7 +50,7 @@ class RunningTask implements TaskContext {
 }
 
 /** A handler still running: its outcome to come, and the means to give up on it. */
-export class AsyncInvocation {
+export class AsyncInvocation implements Invocation {
   readonly outcome: Promise<InvocationOutcome>;
   private settle!: (outcome: InvocationOutcome) => void;
   private timers: ClockTimer[] | undefined;

@@ -9,9 +9,11 @@ import { READY_STATES } from "../../dsl/result.ts";
 import { ResultTooLargeError, TaskRevokedError, UnknownTaskError, WorkerError, toErrorInfo } from "../errors.ts";
 import type { ResultStore } from "../results/result-store.ts";
 import { MAX_RESULT_BYTES, type Completed, type TaskCompletion } from "./task-completion.ts";
-import { AsyncInvocation, invoke, type InvocationOutcome } from "./task-invocation.ts";
+import { AsyncInvocation, invoke, type Invocation, type InvocationOutcome } from "./task-invocation.ts";
 import { fromEnvelope, type TaskMessage } from "../task-message.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
+import type { TaskEventSink } from "../events/task-events.ts";
+import type { PoolCall } from "../pool/child-pool.ts";
 
 /**
  * Runs one delivery from receipt to acknowledgement: decode, refuse what
@@ -41,17 +43,38 @@ export interface RunnerHost {
   readonly name: string;
   settle(consumer: Consumer, delivery: Delivery, how: Settlement): void;
   count(outcome: Completed | "rejected"): void;
+  /** Where handlers run when not on this event loop (a thread or process pool). */
+  readonly pool?: TaskPool;
+  /** Told when a handler ran synchronously on this event loop for longer than `blockWarnMs`. */
+  readonly blockWarnMs?: number;
+  blocked?(task: string, id: string, ms: number): void;
 }
 
-interface Running {
+/** What the runner hands a handler call to when it runs in a pool. */
+export interface TaskPool {
+  run(call: PoolCall): Invocation;
+}
+
+export interface Running {
   readonly task: string;
-  readonly invocation: AsyncInvocation;
+  readonly invocation: Invocation;
+  readonly message: TaskMessage;
+  readonly queue: string;
+  /** Epoch ms. */
+  readonly startedAt: number;
 }
 
 export class TaskRunner {
   /** Tasks whose handler is still running asynchronously, by task id (for terminate and shutdown). */
   readonly running = new Map<string, Running>();
+  /** The last task whose handler finished asynchronously, and how many have (for the event-loop watch). */
+  lastFinished: TaskMessage | undefined;
+  finishedCount = 0;
   private readonly mappers = new Map<string, TaskDefinition>();
+  /** Where task events go while the worker sends them; undefined (nothing to do) when it does not. */
+  events: TaskEventSink | undefined = undefined;
+  /** Time limits set at run time by remote control, by task name; they win over the message's. */
+  readonly timeLimits = new Map<string, { readonly soft: number | undefined; readonly hard: number | undefined }>();
   private readonly clock: Clock;
 
   constructor(
@@ -73,6 +96,7 @@ export class TaskRunner {
     if (delivery.redelivered) return this.runRedelivered(message, delivery, consumer);
     const revoked = env.transport.isRevoked(message.id);
     if (revoked || (message.expires !== undefined && message.expires < this.clock.now())) {
+      this.events?.skipped(message, !revoked);
       return env.completion.revoked(message, !revoked).then((completed) => {
         host.count(completed);
         host.settle(consumer, delivery, "ack");
@@ -81,7 +105,8 @@ export class TaskRunner {
     const definition = this.definitionOf(message);
     if (definition === undefined) return this.rejectUnknown(message, delivery, consumer);
 
-    const options = mergeOptions(definition.defaults, message.options);
+    let options = mergeOptions(definition.defaults, message.options);
+    if (this.timeLimits.size > 0) options = this.withTimeLimits(message.task, options);
     const acksLate = options.acksLate ?? true;
     if (!acksLate) host.settle(consumer, delivery, "ack");
     const keepsResult = !options.ignoreResult || message.workflow !== undefined;
@@ -123,13 +148,39 @@ export class TaskRunner {
     delivery: Delivery,
     consumer: Consumer,
   ): void | Promise<void> {
-    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit, this.clock);
-    if (!(invocation instanceof AsyncInvocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
-    this.running.set(message.id, { task: message.task, invocation });
+    this.events?.started(message);
+    const invocation = this.host.pool === undefined ? this.invokeHere(message, definition, options) : this.invokeInPool(message, options, keepsResult, delivery);
+    if (!("outcome" in invocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
+    this.running.set(message.id, { task: message.task, invocation, message, queue: delivery.queue, startedAt: this.clock.now() });
     return invocation.outcome.then((outcome) => {
       this.running.delete(message.id);
+      this.lastFinished = message;
+      this.finishedCount++;
       return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, outcome);
     });
+  }
+
+  private invokeHere(message: TaskMessage, definition: TaskDefinition, options: CallOptions): InvocationOutcome | AsyncInvocation {
+    const started = performance.now();
+    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit, this.clock);
+    const ms = performance.now() - started;
+    if (ms > (this.host.blockWarnMs ?? Infinity)) this.host.blocked?.(message.task, message.id, ms);
+    return invocation;
+  }
+
+  private invokeInPool(message: TaskMessage, options: CallOptions, keepsResult: boolean, delivery: Delivery): Invocation {
+    const call: { -readonly [K in keyof PoolCall]: PoolCall[K] } = {
+      id: message.id,
+      task: message.task,
+      retries: message.retries,
+      body: delivery.envelope.body,
+      encode: keepsResult,
+      needsValue: message.workflow !== undefined,
+    };
+    if (message.target !== undefined) call.target = message.target;
+    if (options.softTimeLimit !== undefined) call.softTimeLimit = options.softTimeLimit;
+    if (options.timeLimit !== undefined) call.timeLimit = options.timeLimit;
+    return this.host.pool!.run(call);
   }
 
   private finish(
@@ -144,7 +195,13 @@ export class TaskRunner {
   ): void | Promise<void> {
     const completed = this.complete(message, definition, options, keepsResult, acksLate, delivery, outcome);
     if (completed === undefined) return; // abandoned by shutdown: the broker takes a late-acked message back
-    if (completed instanceof Promise) return completed.then((done) => this.settled(done, acksLate, consumer, delivery));
+    if (completed instanceof Promise) {
+      return completed.then((done) => {
+        this.events?.finished(message, done, outcome);
+        this.settled(done, acksLate, consumer, delivery);
+      });
+    }
+    this.events?.finished(message, completed, outcome);
     this.settled(completed, acksLate, consumer, delivery);
   }
 
@@ -168,7 +225,7 @@ export class TaskRunner {
     if (outcome.ok) {
       let encoded: Uint8Array | undefined;
       try {
-        encoded = keepsResult ? codec.encode(outcome.value, `result of task '${message.task}'`) : undefined;
+        encoded = keepsResult ? (outcome.encoded ?? codec.encode(outcome.value, `result of task '${message.task}'`)) : undefined;
       } catch (error) {
         if (!(error instanceof CodecError)) throw error;
         return completion.failedOrRetry(message, options, priority, error, definition);
@@ -183,6 +240,11 @@ export class TaskRunner {
     if (error instanceof WorkerError) return acksLate ? undefined : completion.failed(message, toErrorInfo(error));
     if (error instanceof TaskRevokedError) return completion.revoked(message);
     return completion.failedOrRetry(message, options, priority, error, definition);
+  }
+
+  private withTimeLimits(task: string, options: CallOptions): CallOptions {
+    const limits = this.timeLimits.get(task);
+    return limits === undefined ? options : { ...options, softTimeLimit: limits.soft, timeLimit: limits.hard };
   }
 
   /**
@@ -203,6 +265,7 @@ export class TaskRunner {
     const info = toErrorInfo(error);
     this.host.count("rejected");
     this.env.log(`${this.host.name}: rejected to the dead-letter queue: ${info.message}`);
+    this.events?.rejected(delivery.envelope, info.message);
     this.host.settle(consumer, delivery, { reject: info.message });
     const task = typeof delivery.envelope.headers.task === "string" ? delivery.envelope.headers.task : "(unknown)";
     await this.env.store.complete(delivery.envelope.id, task, { state: "FAILURE", error: info });
@@ -217,6 +280,7 @@ export class TaskRunner {
     });
     this.host.count("rejected");
     this.env.log(`${this.host.name}: ${error.message}`);
+    this.events?.rejected(delivery.envelope, error.message);
     this.host.settle(consumer, delivery, { reject: error.message });
     await this.env.completion.failed(message, toErrorInfo(error));
   }
@@ -233,7 +297,7 @@ export class TaskRunner {
 }
 
 /** The built-in map / starmap: the target's handler over each item, one after another, in one task. */
-const mapperOf = (target: TaskDefinition, star: boolean): TaskDefinition => ({
+export const mapperOf = (target: TaskDefinition, star: boolean): TaskDefinition => ({
   name: `${star ? STARMAP_TASK : MAP_TASK}(${target.name})`,
   options: target.options,
   defaults: target.defaults,

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer } from "../../broker/transport.ts";
 import { systemClock } from "../../broker/clock.ts";
@@ -5,7 +6,13 @@ import { TaskRevokedError, WorkerError, WorkflowNotFoundError, toErrorInfo } fro
 import { RateGate } from "../rate-limit/rate-gate.ts";
 import type { RateLimiting } from "../rate-limit/app-rate-limits.ts";
 import { DEFAULT_QUEUE } from "../task-message.ts";
-import { TaskRunner, type RunnerEnvironment, type Settlement } from "./task-runner.ts";
+import { TaskRunner, type Running, type RunnerEnvironment, type Settlement } from "./task-runner.ts";
+import type { EventDispatcher } from "../events/event-dispatcher.ts";
+import { TaskEvents } from "../events/task-events.ts";
+import { WorkerPresence } from "../events/worker-presence.ts";
+import type { PoolStats } from "../pool/child-pool.ts";
+import { resolvePoolOptions, type PoolKind, type PoolOptions } from "../pool/pool-options.ts";
+import { WorkerPooling } from "../pool/worker-pooling.ts";
 
 /**
  * A worker consumes queues and runs tasks, at most `concurrency` at a time.
@@ -16,14 +23,22 @@ import { TaskRunner, type RunnerEnvironment, type Settlement } from "./task-runn
  * @example
  * await app.worker({ name: "images-1", queues: ["images", "celery"], concurrency: 16 }).start();
  */
-export interface WorkerOptions {
-  /** Shown in errors and logs. Default: "worker-<n>@<pid>". */
+export interface WorkerOptions extends PoolOptions {
+  /**
+   * The worker's name: in errors, logs, events (`hostname`) and as the
+   * destination of remote control. Default `<pid>@<host>`, as in Celery
+   * (`<pid>-<n>@<host>` for the n-th worker of one process).
+   */
   readonly name?: string;
+  /** Send task and worker events (docs/monitoring.md). Default false: then they cost nothing. */
+  readonly events?: boolean;
+  /** Answer remote control and inspection (docs/control.md). Default true. */
+  readonly control?: boolean;
   /** Queues to consume. Default ["celery"]. */
   readonly queues?: readonly string[];
-  /** Tasks run at once. Default 8. */
+  /** Tasks run at once (on a threads or process pool: its threads or children). Default 8; with `autoscale`, its `min`. */
   readonly concurrency?: number;
-  /** Unacknowledged messages held per queue (running plus waiting). Default concurrency x 4. */
+  /** Unacknowledged messages held per queue (running plus waiting). Default concurrency (autoscale: its max) x 4. */
   readonly prefetch?: number;
   /**
    * On a broker node: how long each delivery is leased to this worker. The
@@ -41,7 +56,12 @@ export interface WorkerOptions {
  * await worker.stop({ timeout: 10_000 });
  */
 export interface StopOptions {
-  /** Wait at most this many ms for running tasks; then abort them and return their messages to the queue. Default: wait for them. */
+  /**
+   * Wait at most this many ms for running tasks; then abort them (stopping
+   * the threads or children running them) and return their messages to the
+   * queue. Default: wait for them. Calling stop again while stopping with a
+   * shorter timeout (0: a cold shutdown) cuts the wait short.
+   */
   readonly timeout?: number;
 }
 
@@ -59,10 +79,28 @@ export interface WorkerStats {
   readonly retried: number;
   readonly revoked: number;
   readonly rejected: number;
+  /** Tasks the worker runs at once now (grows and shrinks with autoscale, poolGrow, poolShrink). */
+  readonly concurrency: number;
+  readonly pool: PoolKind;
+  /** A threads or process pool's own counts. */
+  readonly children?: PoolStats;
+}
+
+/** A worker's remote control, started by its app; closed when the worker stops. */
+export interface WorkerControlHandle {
+  close(): Promise<void>;
 }
 
 /** What a worker needs from its app. */
-export type WorkerEnvironment = RunnerEnvironment & { readonly rateLimits?: RateLimiting };
+export type WorkerEnvironment = RunnerEnvironment & {
+  readonly rateLimits?: RateLimiting;
+  /** The app's event dispatcher (made on first use). */
+  readonly events?: () => EventDispatcher;
+  /** Start answering remote control for `worker`. */
+  readonly startControl?: (worker: Worker) => Promise<WorkerControlHandle>;
+  /** The app's module (createApp({ module })), loaded by each thread or child of a pool. */
+  readonly appModule?: string;
+};
 
 interface Pending {
   readonly delivery: Delivery;
@@ -73,6 +111,8 @@ interface Pending {
 }
 
 let workerCount = 0;
+
+const defaultName = (): string => `${process.pid}${++workerCount === 1 ? "" : `-${workerCount}`}@${hostname()}`;
 
 /** A held message shows RECEIVED once it has waited through a full sweep interval. */
 const RECEIVED_SWEEP_MS = 10;
@@ -90,8 +130,8 @@ const RECEIVED_SWEEP_MS = 10;
  */
 export class Worker {
   readonly name: string;
-  private readonly queues: readonly string[];
-  private readonly concurrency: number;
+  private queues: readonly string[];
+  private concurrency: number;
   private readonly prefetch: number;
   private readonly leaseMs: number | undefined;
   private consumers: Consumer[] = [];
@@ -100,6 +140,11 @@ export class Worker {
   private runningCount = 0;
   private state: "idle" | "running" | "stopping" | "stopped" = "idle";
   private drained: (() => void) | undefined;
+  private stopping: Promise<void> | undefined;
+  /** Ends the wait for running tasks early: set while stopping. */
+  private hurry: ((afterMs: number) => void) | undefined;
+  /** The pool's threads or children, autoscaling, the async pool's block watch. */
+  private readonly pooling: WorkerPooling;
   private sweepScheduled = false;
   /** True while `next()` is starting held messages. */
   private starting = false;
@@ -108,23 +153,48 @@ export class Worker {
   private readonly gate: RateGate | undefined;
   private unsubscribeRevoke: (() => void) | undefined;
   private counts = { succeeded: 0, failed: 0, retried: 0, revoked: 0, rejected: 0 };
+  private readonly eventsAtStart: boolean;
+  private readonly controlled: boolean;
+  private presence: WorkerPresence | undefined;
+  private control: WorkerControlHandle | undefined;
+  private markDone!: () => void;
+  /** Epoch ms when the worker started consuming (0 before). */
+  startedAt = 0;
+  /** Resolves once the worker has stopped, however it was stopped (a signal, `stop()`, or a shutdown by remote control). */
+  readonly done: Promise<void> = new Promise((resolve) => (this.markDone = resolve));
 
   constructor(
     private readonly env: WorkerEnvironment,
     options: WorkerOptions = {},
   ) {
-    this.name = options.name ?? `worker-${++workerCount}@${process.pid}`;
+    this.name = options.name ?? defaultName();
+    this.eventsAtStart = options.events === true;
+    this.controlled = options.control !== false;
     this.queues = options.queues ?? [DEFAULT_QUEUE];
-    this.concurrency = options.concurrency ?? 8;
+    const pooling = resolvePoolOptions(this.name, options, env.appModule);
+    this.concurrency = pooling.autoscale?.min ?? options.concurrency ?? 8;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
       throw new WorkerError({ worker: this.name, reason: `concurrency must be a positive integer, got ${options.concurrency}` });
     }
-    this.prefetch = options.prefetch ?? this.concurrency * 4;
+    this.prefetch = options.prefetch ?? (pooling.autoscale?.max ?? this.concurrency) * 4;
     this.leaseMs = options.leaseMs;
+    this.pooling = new WorkerPooling(pooling, this.concurrency, {
+      name: this.name,
+      backlog: () => this.waiting.length - this.waitingHead,
+      busy: () => this.runningCount,
+      concurrency: () => this.concurrency,
+      resize: (size) => this.resize(size),
+      running: () => this.runner.running,
+      lastFinished: () => ({ task: this.runner.lastFinished, count: this.runner.finishedCount }),
+    }, env);
+    const { pool } = this.pooling;
     this.runner = new TaskRunner(env, {
       name: this.name,
       settle: (consumer, delivery, how) => this.settle(consumer, delivery, how),
       count: (outcome) => this.counts[outcome]++,
+      ...(pool !== undefined ? { pool } : {}),
+      blockWarnMs: this.pooling.blockWarnMs,
+      blocked: (task, id, ms) => this.pooling.blocked(task, id, ms),
     });
     if (this.queues.length === 0) throw new WorkerError({ worker: this.name, reason: "no queues to consume" });
     const limits = env.rateLimits;
@@ -149,34 +219,48 @@ export class Worker {
   async start(): Promise<void> {
     if (this.state !== "idle") throw new WorkerError({ worker: this.name, reason: `cannot start a worker that is ${this.state}` });
     this.state = "running";
+    try {
+      await this.pooling.start();
+    } catch (error) {
+      this.state = "idle";
+      throw error;
+    }
     this.unsubscribeRevoke = this.env.transport.onRevoke((id, revocation) => {
       if (revocation.terminate) this.terminate(id);
     });
     try {
       await this.consumeAll();
+      this.startedAt = Date.now();
+      if (this.eventsAtStart) this.enableEvents();
+      if (this.controlled && this.env.startControl !== undefined) this.control = await this.env.startControl(this);
     } catch (error) {
       // Nothing half-started: cancel what did start and let start() be called again.
       const started = this.consumers.splice(0);
       await Promise.all(started.map((consumer) => consumer.cancel().catch(() => {})));
       this.unsubscribeRevoke?.();
+      this.disableEvents(false);
+      await this.pooling.close();
       this.state = "idle";
       throw error;
     }
+    this.pooling.consuming();
   }
 
   private async consumeAll(): Promise<void> {
-    for (const queue of this.queues) {
-      // A transport may deliver before consume() resolves; hold those until the consumer is known.
-      let consumer: Consumer | undefined;
-      const early: Delivery[] = [];
-      consumer = await this.env.transport.consume(
-        queue,
-        (delivery) => (consumer === undefined ? early.push(delivery) : this.receive(delivery, consumer)),
-        this.leaseMs === undefined ? { prefetch: this.prefetch } : { prefetch: this.prefetch, leaseMs: this.leaseMs },
-      );
-      this.consumers.push(consumer);
-      for (const delivery of early) this.receive(delivery, consumer);
-    }
+    for (const queue of this.queues) await this.consumeQueue(queue);
+  }
+
+  private async consumeQueue(queue: string): Promise<void> {
+    // A transport may deliver before consume() resolves; hold those until the consumer is known.
+    let consumer: Consumer | undefined;
+    const early: Delivery[] = [];
+    consumer = await this.env.transport.consume(
+      queue,
+      (delivery) => (consumer === undefined ? early.push(delivery) : this.receive(delivery, consumer)),
+      this.leaseMs === undefined ? { prefetch: this.prefetch } : { prefetch: this.prefetch, leaseMs: this.leaseMs },
+    );
+    this.consumers.push(consumer);
+    for (const delivery of early) this.receive(delivery, consumer);
   }
 
   /**
@@ -184,21 +268,38 @@ export class Worker {
    * `timeout`), then hand every message not acknowledged back to the broker.
    */
   async stop(options: StopOptions = {}): Promise<void> {
+    if (this.state === "stopping") {
+      if (options.timeout !== undefined) this.hurry?.(options.timeout);
+      return this.stopping;
+    }
     if (this.state !== "running") return;
     this.state = "stopping";
+    this.stopping = this.shutdown(options);
+    return this.stopping;
+  }
+
+  private async shutdown(options: StopOptions): Promise<void> {
+    this.pooling.stopping();
     this.gate?.stop();
     if (this.runningCount > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
-      if (options.timeout === undefined) await drained;
-      else {
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), options.timeout)));
-        if ((await Promise.race([drained, timedOut])) === "timeout") {
-          const reason = new WorkerError({ worker: this.name, reason: "stopped before the task finished; its message goes back to the queue" });
-          for (const { invocation } of this.runner.running.values()) invocation.abandon(reason);
-        }
-        clearTimeout(timer);
+      let timer: NodeJS.Timeout | undefined;
+      let deadline = Infinity;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        this.hurry = (afterMs) => {
+          if (Date.now() + afterMs >= deadline) return;
+          deadline = Date.now() + afterMs;
+          clearTimeout(timer);
+          timer = setTimeout(() => resolve("timeout"), afterMs);
+        };
+      });
+      if (options.timeout !== undefined) this.hurry?.(options.timeout);
+      if ((await Promise.race([drained, timedOut])) === "timeout") {
+        const reason = new WorkerError({ worker: this.name, reason: "stopped before the task finished; its message goes back to the queue" });
+        for (const { invocation } of this.runner.running.values()) invocation.abandon(reason);
       }
+      clearTimeout(timer);
+      this.hurry = undefined;
     }
     this.unsubscribeRevoke?.();
     const consumers = this.consumers;
@@ -206,14 +307,148 @@ export class Worker {
     await Promise.all(consumers.map((consumer) => consumer.cancel()));
     this.waiting.length = 0;
     this.waitingHead = 0;
+    const control = this.control;
+    this.control = undefined;
+    await control?.close().catch((error: unknown) => this.env.log(`${this.name}: closing remote control: ${toErrorInfo(error).message}`));
+    this.disableEvents();
+    await this.pooling.close();
     this.state = "stopped";
+    this.markDone();
+  }
+
+  /** The queues consumed now. */
+  get consumedQueues(): readonly string[] {
+    return this.queues;
+  }
+
+  /** Unacknowledged messages held per queue at most. */
+  get prefetchCount(): number {
+    return this.prefetch;
+  }
+
+  /** Tasks run at once now (see `resize`). */
+  get poolSize(): number {
+    return this.concurrency;
+  }
+
+  /** Whether task and worker events are being sent. */
+  get sendsEvents(): boolean {
+    return this.presence !== undefined;
+  }
+
+  /** Start sending task and worker events (worker-online first). A no-op when already sending, or without an app's dispatcher. */
+  enableEvents(): void {
+    if (this.presence !== undefined || this.env.events === undefined) return;
+    const dispatcher = this.env.events();
+    this.runner.events = new TaskEvents(dispatcher, this.name, this.env.codec);
+    this.presence = new WorkerPresence(dispatcher, this.name, () => ({ active: this.runningCount, processed: this.processed() }));
+    this.presence.online();
+  }
+
+  /** Stop sending events (worker-offline last). */
+  disableEvents(sayOffline = true): void {
+    const presence = this.presence;
+    this.presence = undefined;
+    this.runner.events = undefined;
+    if (sayOffline) presence?.offline();
+  }
+
+  private processed(): number {
+    const { succeeded, failed, retried, revoked, rejected } = this.counts;
+    return succeeded + failed + retried + revoked + rejected;
+  }
+
+  /** Start consuming `queue` too. Resolves false when it was consumed already. */
+  async addConsumer(queue: string): Promise<boolean> {
+    if (this.state !== "running") throw new WorkerError({ worker: this.name, reason: `cannot add a consumer to a worker that is ${this.state}` });
+    if (typeof queue !== "string" || queue.length === 0) throw new WorkerError({ worker: this.name, reason: "a queue name is a non-empty string" });
+    if (this.queues.includes(queue)) return false;
+    await this.consumeQueue(queue);
+    this.queues = [...this.queues, queue];
+    return true;
+  }
+
+  /** Stop consuming `queue` (what this worker holds of it goes back to it). Resolves false when it was not consumed. */
+  async cancelConsumer(queue: string): Promise<boolean> {
+    const cancelled = this.consumers.filter((consumer) => consumer.queue === queue);
+    if (cancelled.length === 0) return false;
+    this.consumers = this.consumers.filter((consumer) => consumer.queue !== queue);
+    this.queues = this.queues.filter((name) => name !== queue);
+    // Held messages of that queue can no longer be settled: the broker has them back.
+    const kept = this.waiting.slice(this.waitingHead).filter((pending) => pending.consumer.queue !== queue);
+    this.waiting.length = 0;
+    this.waitingHead = 0;
+    this.waiting.push(...kept);
+    await Promise.all(cancelled.map((consumer) => consumer.cancel()));
+    return true;
+  }
+
+  /**
+   * Change `task`'s time limits on this worker (ms, as the task options
+   * `softTimeLimit` and `timeLimit`; undefined for none), winning over those its messages carry.
+   */
+  setTimeLimits(task: string, soft: number | undefined, hard: number | undefined): void {
+    for (const [name, value] of [["soft", soft], ["hard", hard]] as const) {
+      if (value !== undefined && !(typeof value === "number" && value > 0)) {
+        throw new WorkerError({ worker: this.name, reason: `a ${name} time limit must be a positive number of ms, got ${String(value)}` });
+      }
+    }
+    this.runner.timeLimits.set(task, { soft, hard });
+  }
+
+  /** The tasks running now, each with its message and start time. */
+  runningTasks(): IterableIterator<Running> {
+    return this.runner.running.values();
+  }
+
+  /** Deliveries held and not started: waiting for a free slot, and waiting for a rate-limit token. */
+  heldDeliveries(): { readonly waiting: readonly Delivery[]; readonly rateLimited: readonly Delivery[] } {
+    return {
+      waiting: this.waiting.slice(this.waitingHead).map((pending) => pending.delivery),
+      rateLimited: this.gate === undefined ? [] : [...this.gate.heldDeliveries()],
+    };
   }
 
   stats(): WorkerStats {
-    return { running: this.runningCount, waiting: this.waiting.length - this.waitingHead, ...this.counts };
+    const stats = { running: this.runningCount, waiting: this.waiting.length - this.waitingHead, ...this.counts, concurrency: this.concurrency, pool: this.pooling.kind };
+    const children = this.pooling.stats();
+    return children === undefined ? stats : { ...stats, children };
+  }
+
+  /**
+   * Run `n` more tasks at once (on a threads or process pool, start `n` more
+   * threads or children). Returns the new concurrency.
+   *
+   * @example
+   * worker.poolGrow(2);
+   */
+  poolGrow(n = 1): number {
+    this.resize(this.concurrency + this.checkedStep(n));
+    return this.concurrency;
+  }
+
+  /**
+   * Run `n` fewer tasks at once, never fewer than one (idle threads or children
+   * end now, busy ones after their task). Returns the new concurrency.
+   */
+  poolShrink(n = 1): number {
+    this.resize(Math.max(1, this.concurrency - this.checkedStep(n)));
+    return this.concurrency;
+  }
+
+  private checkedStep(n: number): number {
+    if (!Number.isInteger(n) || n < 1) throw new WorkerError({ worker: this.name, reason: `a pool grows or shrinks by a positive integer, got ${n}` });
+    return n;
+  }
+
+  private resize(size: number): void {
+    this.concurrency = size;
+    this.pooling.resize(size);
+    if (!this.starting) this.next();
   }
 
   private receive(delivery: Delivery, consumer: Consumer): void {
+    this.runner.events?.received(delivery);
     if (this.gate?.hold(delivery, consumer)) return;
     if (this.state === "running" && this.runningCount < this.concurrency) return this.run(delivery, consumer);
     this.waiting.push({ delivery, consumer });

@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { ClusterState } from "../runtime/events/cluster-state.ts";
+import type { CelerityEvent } from "../runtime/events/event-types.ts";
+import { renderView } from "./cli-events.ts";
+
+const cli = fileURLToPath(new URL("./cli.js", import.meta.url));
+const celerity = (...args: string[]) =>
+  spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...process.env, CELERITY_BROKER_URL: "" }, timeout: 30_000 });
+
+describe("celerity events / inspect / control / queues: bad input", () => {
+  it("exits 2 naming what is missing when no broker is given", () => {
+    const run = spawnSync(process.execPath, [cli, "inspect", "ping"], { encoding: "utf8", env: { ...process.env, CELERITY_BROKER_URL: undefined } as NodeJS.ProcessEnv, timeout: 30_000 });
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(run.stderr, /celerity inspect: no broker to talk to: pass --broker celerity:\/\/host:port or set CELERITY_BROKER_URL/);
+  });
+
+  it("exits 2 naming the commands for an unknown one", () => {
+    const run = celerity("inspect", "everything", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(run.status, 2);
+    assert.match(run.stderr, /unknown command 'everything'; the commands are ping, active, reserved, scheduled, registered, stats, revoked, active-queues/);
+    const control = celerity("control", "reboot", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(control.status, 2);
+    assert.match(control.stderr, /unknown command 'reboot'/);
+  });
+
+  it("refuses to purge or discard without --force, and a command without its queue", () => {
+    const purge = celerity("queues", "purge", "celery", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(purge.status, 2);
+    assert.match(purge.stderr, /queues purge deletes messages for good: pass --force to confirm/);
+    const missing = celerity("queues", "pause", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /queues pause: missing <queue>/);
+    const seconds = celerity("control", "time-limit", "add", "soon", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(seconds.status, 2);
+    assert.match(seconds.stderr, /soft must be a positive number of seconds or "none", got 'soon'/);
+  });
+
+  it("prints each command's help", () => {
+    for (const command of ["events", "inspect", "control", "queues"]) {
+      const run = celerity(command, "--help");
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stdout, new RegExp(`^celerity ${command}`));
+    }
+  });
+});
+
+describe("the live view of celerity events", () => {
+  it("shows workers with their status and load, task rates and totals, and the latest failures", () => {
+    let now = 1_700_000_000_000;
+    const state = new ClusterState(() => now);
+    const base = { utcoffset: 0, pid: 1, clock: 1 };
+    const at = (ms: number) => ms / 1000;
+    const events: CelerityEvent[] = [
+      { type: "worker-online", hostname: "w1", timestamp: at(now), freq: 2, sw_ident: "celerity", sw_ver: "0.1.0", sw_sys: "linux", ...base },
+      { type: "worker-heartbeat", hostname: "w1", timestamp: at(now), freq: 2, sw_ident: "celerity", sw_ver: "0.1.0", sw_sys: "linux", active: 3, processed: 41, loadavg: [0.5, 0.25, 0.125], ...base },
+      { type: "worker-online", hostname: "w2", timestamp: at(now - 60_000), freq: 2, sw_ident: "celerity", sw_ver: "0.1.0", sw_sys: "linux", ...base },
+      { type: "task-succeeded", hostname: "w1", timestamp: at(now), uuid: "u1", name: "add", result: "4", runtime: 0.001, ...base },
+      { type: "task-failed", hostname: "w1", timestamp: at(now), uuid: "u2", name: "div", exception: 'RangeError("zero")', traceback: "", ...base },
+    ];
+    for (const event of events) state.apply(event);
+    now += 500;
+    const view = renderView(state, "celerity://127.0.0.1:5690");
+    assert.match(view, /w1 +online +3 +41 +0\.50 0\.25 0\.13/);
+    assert.match(view, /w2 +lost/);
+    assert.match(view, /succeeded +0\.1 +1/);
+    assert.match(view, /div +u2 +on w1: RangeError\("zero"\)/);
+  });
+});
