@@ -23,6 +23,8 @@ import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-lim
 import { newTaskId } from "./task-id.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
 import { Hooks, type HookEvents, type HookListener } from "./hooks.ts";
+import { BodyFormat, TaskCodec, type BodyFormatOptions } from "./body-format.ts";
+import { createCeleryApp, type CeleryApp, type CeleryAppOptions } from "./celery/celery-app.ts";
 import { APP_TASKS } from "./pool/app-tasks.ts";
 import { schedulingFor, type Schedules } from "./schedule/app-schedules.ts";
 import { sealRunsWith } from "./schedule/sealed-runs.ts";
@@ -44,7 +46,9 @@ import { startWorkerControl } from "./control/worker-control.ts";
  * @example
  * const app = createApp({ broker: "celerity://127.0.0.1:5690", token: process.env.CELERITY_TOKEN });
  */
-export interface AppOptions {
+export interface AppOptions extends BodyFormatOptions {
+  /** The message protocol: celerity's own (the default), or `"celery"` to share queues and results with Python Celery (docs/celery-interop.md). */
+  readonly protocol?: "celerity";
   /**
    * The broker: a Transport, or a url: a broker node (`celerity://host:port`) or
    * Redis (`redis://host:port/db`), whose result store the app then uses too
@@ -209,23 +213,14 @@ const parentRef = (graph: MessageGraph, ref: ValueRef): ValueRef | undefined => 
   return heads.every((head) => head !== undefined && JSON.stringify(head) === key) ? first : undefined;
 };
 
-/**
- * Create an app. With no options everything runs in this process (an embedded
- * broker and an in-memory result store); given a broker's url (a node's, or
- * Redis's), or with CELERITY_BROKER_URL set, it connects to it and uses its
- * result store unless `results` names another (see connect.ts).
- *
- * @example
- * const local = createApp();
- * const remote = createApp({ broker: "celerity://127.0.0.1:5690" });
- */
-export const createApp = (options: AppOptions = {}): App => {
+/** An app on celerity's own protocol (see createApp below). */
+const createNativeApp = (options: AppOptions): App => {
   const log = options.log ?? ((message: string) => console.error(message));
   const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
   const clock = options.clock ?? systemClock;
   const connected = connect({ broker: options.broker, results: options.results, token: options.token, log, clock });
   const { broker, results } = signed === undefined ? connected : signed(connected, log);
-  const codec = new Codec();
+  const codec = options.serializer === undefined && options.compressAbove === undefined ? new Codec() : new TaskCodec(new BodyFormat(options));
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
   const hooks = new Hooks(log);
@@ -389,3 +384,31 @@ export const createApp = (options: AppOptions = {}): App => {
   return app;
 };
 
+/**
+ * The options of an app on Celery's protocol: `createApp({ protocol: "celery", broker: "redis://…" })`.
+ *
+ * @example
+ * const options: CeleryProtocolOptions = { protocol: "celery", broker: "redis://127.0.0.1:6379/0" };
+ */
+export interface CeleryProtocolOptions extends CeleryAppOptions {
+  readonly protocol: "celery";
+}
+
+/**
+ * Create an app. With no options everything runs in this process (an embedded
+ * broker and an in-memory result store); given a broker's url (a node's, or
+ * Redis's), or with CELERITY_BROKER_URL set, it connects to it and uses its
+ * result store unless `results` names another (see connect.ts). With
+ * `protocol: "celery"` it speaks Celery's protocol instead, sharing queues and
+ * results with Python Celery (docs/celery-interop.md).
+ *
+ * @example
+ * const local = createApp();
+ * const remote = createApp({ broker: "celerity://127.0.0.1:5690" });
+ * const withPython = createApp({ protocol: "celery", broker: "redis://127.0.0.1:6379/0" });
+ */
+export function createApp(options: CeleryProtocolOptions): CeleryApp;
+export function createApp(options?: AppOptions): App;
+export function createApp(options: AppOptions | CeleryProtocolOptions = {}): App | CeleryApp {
+  return options.protocol === "celery" ? createCeleryApp(options) : createNativeApp(options);
+}

@@ -15,7 +15,10 @@
  * await app.worker().start();
  * await (await chain(add.s(2, 2), add.s(4)).apply()).get(); // 8
  */
-export { createApp, type App, type AppOptions } from "../runtime/app.ts";
+export { createApp, type App, type AppOptions, type CeleryProtocolOptions } from "../runtime/app.ts";
+export { createCeleryApp, CeleryTask, type CeleryApp, type CeleryAppOptions, type CeleryCallOptions } from "../runtime/celery/celery-app.ts";
+export { CeleryWorker, type CeleryTaskContext, type CeleryWorkerOptions } from "../runtime/celery/celery-worker.ts";
+export { CeleryMessageError, CeleryCanvasError } from "../runtime/celery/celery-errors.ts";
 export { Task, type TaskContext, type TaskOptions, type RetryPolicy, type HandlerResult } from "../runtime/task.ts";
 export { Worker, type WorkerOptions, type WorkerStats, type StopOptions } from "../runtime/worker/worker.ts";
 export type { PoolKind, PoolOptions, AutoscaleOptions } from "../runtime/pool/pool-options.ts";
