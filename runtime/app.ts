@@ -6,7 +6,8 @@ import type { AnyCanvas, Canvas, Dispatcher } from "../dsl/canvas.ts";
 import { compile } from "../dsl/compile.ts";
 import type { ValueRef, MessageGraph } from "../dsl/graph.ts";
 
-import type { CallOptions } from "../dsl/options.ts";
+import type { CallOptions, SendOptions } from "../dsl/options.ts";
+import { HeldTaskResult, reserveSend, sendFacts } from "./send-reservation.ts";
 import type { AsyncResult, RemoteErrorInfo, RevokeOptions } from "../dsl/result.ts";
 import { GroupResult, TaskResult, WorkflowResult, type ResultContext } from "./results/async-result.ts";
 import { TaskRegistrationError, TaskRevokedError, toErrorInfo } from "./errors.ts";
@@ -21,6 +22,7 @@ import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
 import { newTaskId } from "./task-id.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
+import { Hooks, type HookEvents, type HookListener } from "./hooks.ts";
 import { BodyFormat, TaskCodec, type BodyFormatOptions } from "./body-format.ts";
 import { createCeleryApp, type CeleryApp, type CeleryAppOptions } from "./celery/celery-app.ts";
 import { APP_TASKS } from "./pool/app-tasks.ts";
@@ -114,9 +116,19 @@ export interface App {
   /** The handle on any task id (sent from this process or any other sharing the result store). */
   result<R = unknown>(id: string): AsyncResult<R>;
   /** Send a task by name (it need not be registered in this process). */
-  sendTask<R = unknown>(name: string, args: readonly unknown[], options?: CallOptions): Promise<AsyncResult<R>>;
+  sendTask<R = unknown>(name: string, args: readonly unknown[], options?: SendOptions): Promise<AsyncResult<R>>;
   /** Revoke tasks by id: queued or delayed ones never run; with `terminate`, running ones are aborted. */
   revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
+  /**
+   * Register a hook around execution, run by this app's workers (Celery's
+   * signals): `workerReady`, `workerShutdown`, `taskPrerun`, `taskSuccess`,
+   * `taskFailure`, `taskRetry`, `taskPostrun`. A failing hook is logged and
+   * never affects the task. Returns a function that removes the hook.
+   *
+   * @example
+   * app.on("taskFailure", ({ task, id, error }) => console.error(`${task}[${id}] failed`, error));
+   */
+  on<K extends keyof HookEvents>(hook: K, listener: HookListener<K>): () => void;
   /** Ask the workers what they run, hold and know (docs/control.md). */
   readonly inspect: Inspect;
   /** Manage the queues: pause, resume, purge, list with depths, dead letters (docs/control.md). */
@@ -211,6 +223,7 @@ const createNativeApp = (options: AppOptions): App => {
   const codec = options.serializer === undefined && options.compressAbove === undefined ? new Codec() : new TaskCodec(new BodyFormat(options));
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
+  const hooks = new Hooks(log);
   const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS, nowOf(clock));
   const isRevoked = (id: string) => broker.isRevoked(id);
   const workflows = new WorkflowExecutor(results, publisher, codec, isRevoked);
@@ -256,10 +269,22 @@ const createNativeApp = (options: AppOptions): App => {
 
   const context: ResultContext = { store: results, codec, revoke };
 
-  const send = <R>(task: string, args: readonly unknown[], callOptions: CallOptions | undefined): Promise<AsyncResult<R>> => {
+  const send = <R>(task: string, args: readonly unknown[], callOptions: SendOptions | undefined): Promise<AsyncResult<R>> => {
+    if (callOptions !== undefined && (callOptions.taskId !== undefined || callOptions.dedupe !== undefined)) return sendReserved(task, args, callOptions);
     const id = newTaskId();
     const result = new TaskResult<R>(id, context);
     return publisher.publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 }).then(() => result);
+  };
+
+  const sendReserved = async <R>(task: string, args: readonly unknown[], sendOptions: SendOptions): Promise<AsyncResult<R>> => {
+    const { call, taskId, dedupe } = sendFacts(task, sendOptions);
+    const options = publisher.optionsFor(task, call);
+    // Arguments that cannot be sent must not take the keys first.
+    checkArguments(codec, task, args);
+    const reservation = await reserveSend(results, taskId, dedupe);
+    if (!reservation.send) return new HeldTaskResult<R>(reservation.id, context);
+    await publisher.publish({ id: reservation.id, task, args, options, retries: 0 });
+    return new TaskResult<R>(reservation.id, context);
   };
 
   const resultOf = (graph: MessageGraph, ref: ValueRef, top: boolean): AsyncResult<unknown> => {
@@ -311,7 +336,7 @@ const createNativeApp = (options: AppOptions): App => {
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const env = { transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock, events, startControl };
+      const env = { transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock, events, startControl, hooks };
       const worker = new Worker(options.module === undefined ? env : { ...env, appModule: options.module }, workerOptions);
       workers.push(worker);
       return worker;
@@ -321,6 +346,7 @@ const createNativeApp = (options: AppOptions): App => {
     },
     sendTask: send,
     revoke,
+    on: (hook, listener) => hooks.on(hook, listener),
     inspect: inspectOf(controlClient),
     queues: queuesOf(broker, results),
     control: {

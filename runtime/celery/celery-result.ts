@@ -1,4 +1,5 @@
-import type { AsyncResult, GetOptions, Progress, RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
+import type { AsyncResult, GetOptions, Progress, ProgressInfo, ProgressWatchOptions, RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
+import { fractionOf, watchProgress } from "../task-progress.ts";
 import { RemoteTaskError, TaskRevokedError } from "../errors.ts";
 import type { CeleryRedis } from "./celery-redis.ts";
 import { EXCEPTION_STATES, fromCeleryException, READY, type CeleryResultMeta } from "./celery-result-meta.ts";
@@ -17,6 +18,9 @@ const stateOf = (meta: CeleryResultMeta | undefined): TaskState => {
 interface CeleryGetOptions extends GetOptions {
   readonly signal?: AbortSignal;
 }
+
+/** Celery's own states; any other is a task's custom one (update_state). */
+const STANDARD_STATES: ReadonlySet<string> = new Set(["PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "IGNORED"]);
 
 const revocationNotSupported = (): Promise<never> =>
   Promise.reject(new Error("revoking is not supported on the celery protocol yet (Celery revokes through worker remote control); see docs/celery-interop.md"));
@@ -76,7 +80,23 @@ export class CeleryTaskResult<R> implements AsyncResult<R> {
     const state = await this.state();
     const succeeded = state === "SUCCESS" ? 1 : 0;
     const failed = state === "FAILURE" || state === "REVOKED" ? 1 : 0;
-    return { total: 1, completed: succeeded + failed, succeeded, failed };
+    const info = await this.info();
+    return { total: 1, completed: succeeded + failed, succeeded, failed, fraction: fractionOf(state, info), ...(info !== undefined ? { info } : {}) };
+  }
+  /** A custom state a Celery task set with update_state, with its meta; undefined for the standard states. */
+  async info(): Promise<ProgressInfo | undefined> {
+    const meta = await this.backend.read(this.id);
+    if (meta === undefined || STANDARD_STATES.has(meta.status)) return undefined;
+    const fields = (typeof meta.result === "object" && meta.result !== null ? meta.result : {}) as { current?: unknown; total?: unknown };
+    return {
+      state: meta.status,
+      ...(typeof fields.current === "number" ? { done: fields.current } : {}),
+      ...(typeof fields.total === "number" ? { total: fields.total } : {}),
+      meta: meta.result,
+    };
+  }
+  onProgress(listener: (progress: Progress) => void, options?: ProgressWatchOptions): () => void {
+    return watchProgress(() => this.progress(), listener, options);
   }
   async error(): Promise<RemoteErrorInfo | undefined> {
     const meta = await this.backend.read(this.id);
@@ -117,12 +137,18 @@ export class CeleryGroupResult<R> implements AsyncResult<R> {
   }
   async progress(): Promise<Progress> {
     const all = await Promise.all(this.children.map((child) => child.progress()));
-    return all.reduce((sum, p) => ({ total: sum.total + p.total, completed: sum.completed + p.completed, succeeded: sum.succeeded + p.succeeded, failed: sum.failed + p.failed }), {
-      total: 0,
-      completed: 0,
-      succeeded: 0,
-      failed: 0,
-    });
+    const sum = all.reduce(
+      (acc, p) => ({ total: acc.total + p.total, completed: acc.completed + p.completed, succeeded: acc.succeeded + p.succeeded, failed: acc.failed + p.failed, done: acc.done + p.fraction * p.total }),
+      { total: 0, completed: 0, succeeded: 0, failed: 0, done: 0 },
+    );
+    const { done, ...counts } = sum;
+    return { ...counts, fraction: sum.total === 0 ? 1 : done / sum.total };
+  }
+  async info(): Promise<ProgressInfo | undefined> {
+    return undefined;
+  }
+  onProgress(listener: (progress: Progress) => void, options?: ProgressWatchOptions): () => void {
+    return watchProgress(() => this.progress(), listener, options);
   }
   async error(): Promise<RemoteErrorInfo | undefined> {
     for (const child of this.children) {
