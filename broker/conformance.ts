@@ -12,6 +12,8 @@ export interface ConformanceOptions {
   readonly unsupported?: {
     /** Ordering by priority. */
     readonly priorities?: string;
+    /** Delivering close etas (a couple of hundred ms apart) in eta order. */
+    readonly etaOrder?: string;
   };
 }
 
@@ -240,7 +242,7 @@ export function transportConformance(name: string, make: () => Promise<Transport
           assert.ok(Date.now() >= eta, `delivered ${eta - Date.now()} ms before its eta`);
         }));
 
-      it("delivers delayed messages in eta order, not publish order", () =>
+      it("delivers delayed messages in eta order, not publish order", { skip: options.unsupported?.etaOrder }, () =>
         withTransport(async (t) => {
           const queue = uniqueName("eta-order");
           // Far enough apart that a loaded machine publishing both still beats the earlier eta.

@@ -7,6 +7,9 @@ import type { Transport } from "./transport.ts";
  * broker and the broker node do); `queueAdminOf` finds them, looking through
  * wrappers such as the signing transport. Every transport that implements it
  * passes `queueAdminConformance` (queue-admin-conformance.ts).
+ *
+ * @example
+ * for (const queue of await app.queues.list()) console.log(queue.name, queue.ready, queue.delayed, queue.unacked, queue.paused ? "paused" : "");
  */
 export interface QueueInfo {
   readonly name: string;
@@ -22,6 +25,13 @@ export interface QueueInfo {
   readonly autoDelete: boolean;
 }
 
+/**
+ * The queue management operations of a transport, found with `queueAdminOf`; `app.queues` is built on them.
+ *
+ * @example
+ * const admin = queueAdminOf(app.broker);
+ * if (admin !== undefined) console.log(await admin.purge("emails"), "messages removed");
+ */
 export interface QueueAdmin {
   /** Every queue the broker holds, by name, with its depths. */
   listQueues(): Promise<readonly QueueInfo[]>;

@@ -52,6 +52,37 @@ export interface CallOptions {
   readonly acksLate?: boolean;
 }
 
+/**
+ * Options of a single send (`applyAsync`, `sendTask`): the call's options,
+ * plus the task's id and de-duplication, which name one send and so are never
+ * a task's defaults or a canvas step's.
+ *
+ * @example
+ * await charge.applyAsync([order.id], { taskId: `charge-${order.id}`, dedupe: { key: `charge-${order.id}`, ttl: 60_000 } });
+ */
+export interface SendOptions extends CallOptions {
+  /**
+   * The task's id, instead of a new UUID. While the id is taken (one day, as
+   * long as a result is kept by default) a second send of it publishes
+   * nothing and returns the handle of the first.
+   */
+  readonly taskId?: string;
+  /** A second send with the same `key` within `ttl` ms publishes nothing and returns the first's handle. */
+  readonly dedupe?: DedupeOptions;
+}
+
+/**
+ * De-duplication of sends: one run per key per window.
+ *
+ * @example
+ * await report.applyAsync([day], { dedupe: { key: `report-${day}`, ttl: 10 * 60_000 } });
+ */
+export interface DedupeOptions {
+  readonly key: string;
+  /** The window, in ms from the first send. */
+  readonly ttl: number;
+}
+
 /** Later options win; undefined fields never override defined ones. */
 export const mergeOptions = (base: CallOptions, override: CallOptions | undefined): CallOptions => {
   if (override === undefined) return base;

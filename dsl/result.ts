@@ -53,6 +53,40 @@ export interface Progress {
   readonly completed: number;
   readonly succeeded: number;
   readonly failed: number;
+  /**
+   * How far along, from 0 to 1: a finished task counts 1, a running one that
+   * reported `{ done, total }` counts done / total, any other 0; a group
+   * averages its members'.
+   */
+  readonly fraction: number;
+  /** For a single task: what it last reported of itself (`this.progress(...)`), if anything. */
+  readonly info?: ProgressInfo;
+}
+
+/**
+ * What a running task reported of itself with `this.progress(...)`: a state
+ * of its own ("PROGRESS" unless it named one), how far along it is, and any
+ * metadata. Read with `result.info()`; the task's `state()` stays `STARTED`.
+ *
+ * @example
+ * const info = await result.info(); // { state: "PROGRESS", done: 40, total: 100 }
+ */
+export interface ProgressInfo {
+  readonly state: string;
+  readonly done?: number;
+  readonly total?: number;
+  readonly meta?: unknown;
+}
+
+/**
+ * How often `onProgress` looks at the store, and for how long.
+ *
+ * @example
+ * const stop = result.onProgress((p) => console.log(p.fraction), { interval: 100 });
+ */
+export interface ProgressWatchOptions {
+  /** Ms between reads of the store. Default 250. */
+  readonly interval?: number;
 }
 
 /**
@@ -106,6 +140,14 @@ export interface AsyncResult<R> {
   failed(): Promise<boolean>;
   /** Counts of finished members (a single task counts as one; `failed` counts failed and revoked), for progress bars. */
   progress(): Promise<Progress>;
+  /** What the task last reported of itself with `this.progress(...)`; undefined if it reported nothing (and for a group). */
+  info(): Promise<ProgressInfo | undefined>;
+  /**
+   * Call `listener` with the progress each time it changes, from any process
+   * sharing the result store, and a last time once finished; returns a
+   * function that stops watching. Reads the store every `interval` ms.
+   */
+  onProgress(listener: (progress: Progress) => void, options?: ProgressWatchOptions): () => void;
   /** The stored failure (name, message, traceback), if the task failed. */
   error(): Promise<RemoteErrorInfo | undefined>;
   /** Drop the stored result. */

@@ -385,7 +385,7 @@ const checkCase = async (desc: Desc): Promise<void> => {
     const succeeded = expected.leaves.filter(Boolean).length;
     assert.deepStrictEqual(
       await result.progress(),
-      { total: expected.leaves.length, completed: expected.leaves.length, succeeded, failed: expected.leaves.length - succeeded },
+      { total: expected.leaves.length, completed: expected.leaves.length, succeeded, failed: expected.leaves.length - succeeded, fraction: 1 },
       `${where}: progress`,
     );
     assert.deepStrictEqual(logs, [], `${where}: the runtime reported trouble`);

@@ -6,7 +6,8 @@ import type { AnyCanvas, Canvas, Dispatcher } from "../dsl/canvas.ts";
 import { compile } from "../dsl/compile.ts";
 import type { ValueRef, MessageGraph } from "../dsl/graph.ts";
 
-import type { CallOptions } from "../dsl/options.ts";
+import type { CallOptions, SendOptions } from "../dsl/options.ts";
+import { HeldTaskResult, reserveSend, sendFacts } from "./send-reservation.ts";
 import type { AsyncResult, RemoteErrorInfo, RevokeOptions } from "../dsl/result.ts";
 import { GroupResult, TaskResult, WorkflowResult, type ResultContext } from "./results/async-result.ts";
 import { TaskRegistrationError, TaskRevokedError, toErrorInfo } from "./errors.ts";
@@ -21,6 +22,9 @@ import { resolveRateLimit } from "./rate-limit/rate-setting.ts";
 import { rateLimitingFor, resolveChange, type RateLimitChange } from "./rate-limit/app-rate-limits.ts";
 import { newTaskId } from "./task-id.ts";
 import { prepareSigning, type SigningOptions } from "./signing/signing-options.ts";
+import { Hooks, type HookEvents, type HookListener } from "./hooks.ts";
+import { BodyFormat, TaskCodec, type BodyFormatOptions } from "./body-format.ts";
+import { createCeleryApp, type CeleryApp, type CeleryAppOptions } from "./celery/celery-app.ts";
 import { APP_TASKS } from "./pool/app-tasks.ts";
 import { schedulingFor, type Schedules } from "./schedule/app-schedules.ts";
 import { sealRunsWith } from "./schedule/sealed-runs.ts";
@@ -42,7 +46,9 @@ import { startWorkerControl } from "./control/worker-control.ts";
  * @example
  * const app = createApp({ broker: "celerity://127.0.0.1:5690", token: process.env.CELERITY_TOKEN });
  */
-export interface AppOptions {
+export interface AppOptions extends BodyFormatOptions {
+  /** The message protocol: celerity's own (the default), or `"celery"` to share queues and results with Python Celery (docs/celery-interop.md). */
+  readonly protocol?: "celerity";
   /**
    * The broker: a Transport, or a url: a broker node (`celerity://host:port`) or
    * Redis (`redis://host:port/db`), whose result store the app then uses too
@@ -110,9 +116,19 @@ export interface App {
   /** The handle on any task id (sent from this process or any other sharing the result store). */
   result<R = unknown>(id: string): AsyncResult<R>;
   /** Send a task by name (it need not be registered in this process). */
-  sendTask<R = unknown>(name: string, args: readonly unknown[], options?: CallOptions): Promise<AsyncResult<R>>;
+  sendTask<R = unknown>(name: string, args: readonly unknown[], options?: SendOptions): Promise<AsyncResult<R>>;
   /** Revoke tasks by id: queued or delayed ones never run; with `terminate`, running ones are aborted. */
   revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
+  /**
+   * Register a hook around execution, run by this app's workers (Celery's
+   * signals): `workerReady`, `workerShutdown`, `taskPrerun`, `taskSuccess`,
+   * `taskFailure`, `taskRetry`, `taskPostrun`. A failing hook is logged and
+   * never affects the task. Returns a function that removes the hook.
+   *
+   * @example
+   * app.on("taskFailure", ({ task, id, error }) => console.error(`${task}[${id}] failed`, error));
+   */
+  on<K extends keyof HookEvents>(hook: K, listener: HookListener<K>): () => void;
   /** Ask the workers what they run, hold and know (docs/control.md). */
   readonly inspect: Inspect;
   /** Manage the queues: pause, resume, purge, list with depths, dead letters (docs/control.md). */
@@ -197,25 +213,17 @@ const parentRef = (graph: MessageGraph, ref: ValueRef): ValueRef | undefined => 
   return heads.every((head) => head !== undefined && JSON.stringify(head) === key) ? first : undefined;
 };
 
-/**
- * Create an app. With no options everything runs in this process (an embedded
- * broker and an in-memory result store); given a broker's url (a node's, or
- * Redis's), or with CELERITY_BROKER_URL set, it connects to it and uses its
- * result store unless `results` names another (see connect.ts).
- *
- * @example
- * const local = createApp();
- * const remote = createApp({ broker: "celerity://127.0.0.1:5690" });
- */
-export const createApp = (options: AppOptions = {}): App => {
+/** An app on celerity's own protocol (see createApp below). */
+const createNativeApp = (options: AppOptions): App => {
   const log = options.log ?? ((message: string) => console.error(message));
   const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
   const clock = options.clock ?? systemClock;
   const connected = connect({ broker: options.broker, results: options.results, token: options.token, log, clock });
   const { broker, results } = signed === undefined ? connected : signed(connected, log);
-  const codec = new Codec();
+  const codec = options.serializer === undefined && options.compressAbove === undefined ? new Codec() : new TaskCodec(new BodyFormat(options));
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
+  const hooks = new Hooks(log);
   const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS, nowOf(clock));
   const isRevoked = (id: string) => broker.isRevoked(id);
   const workflows = new WorkflowExecutor(results, publisher, codec, isRevoked);
@@ -261,10 +269,22 @@ export const createApp = (options: AppOptions = {}): App => {
 
   const context: ResultContext = { store: results, codec, revoke };
 
-  const send = <R>(task: string, args: readonly unknown[], callOptions: CallOptions | undefined): Promise<AsyncResult<R>> => {
+  const send = <R>(task: string, args: readonly unknown[], callOptions: SendOptions | undefined): Promise<AsyncResult<R>> => {
+    if (callOptions !== undefined && (callOptions.taskId !== undefined || callOptions.dedupe !== undefined)) return sendReserved(task, args, callOptions);
     const id = newTaskId();
     const result = new TaskResult<R>(id, context);
     return publisher.publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 }).then(() => result);
+  };
+
+  const sendReserved = async <R>(task: string, args: readonly unknown[], sendOptions: SendOptions): Promise<AsyncResult<R>> => {
+    const { call, taskId, dedupe } = sendFacts(task, sendOptions);
+    const options = publisher.optionsFor(task, call);
+    // Arguments that cannot be sent must not take the keys first.
+    checkArguments(codec, task, args);
+    const reservation = await reserveSend(results, taskId, dedupe);
+    if (!reservation.send) return new HeldTaskResult<R>(reservation.id, context);
+    await publisher.publish({ id: reservation.id, task, args, options, retries: 0 });
+    return new TaskResult<R>(reservation.id, context);
   };
 
   const resultOf = (graph: MessageGraph, ref: ValueRef, top: boolean): AsyncResult<unknown> => {
@@ -316,7 +336,7 @@ export const createApp = (options: AppOptions = {}): App => {
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const env = { transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock, events, startControl };
+      const env = { transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock, events, startControl, hooks };
       const worker = new Worker(options.module === undefined ? env : { ...env, appModule: options.module }, workerOptions);
       workers.push(worker);
       return worker;
@@ -326,6 +346,7 @@ export const createApp = (options: AppOptions = {}): App => {
     },
     sendTask: send,
     revoke,
+    on: (hook, listener) => hooks.on(hook, listener),
     inspect: inspectOf(controlClient),
     queues: queuesOf(broker, results),
     control: {
@@ -363,3 +384,31 @@ export const createApp = (options: AppOptions = {}): App => {
   return app;
 };
 
+/**
+ * The options of an app on Celery's protocol: `createApp({ protocol: "celery", broker: "redis://…" })`.
+ *
+ * @example
+ * const options: CeleryProtocolOptions = { protocol: "celery", broker: "redis://127.0.0.1:6379/0" };
+ */
+export interface CeleryProtocolOptions extends CeleryAppOptions {
+  readonly protocol: "celery";
+}
+
+/**
+ * Create an app. With no options everything runs in this process (an embedded
+ * broker and an in-memory result store); given a broker's url (a node's, or
+ * Redis's), or with CELERITY_BROKER_URL set, it connects to it and uses its
+ * result store unless `results` names another (see connect.ts). With
+ * `protocol: "celery"` it speaks Celery's protocol instead, sharing queues and
+ * results with Python Celery (docs/celery-interop.md).
+ *
+ * @example
+ * const local = createApp();
+ * const remote = createApp({ broker: "celerity://127.0.0.1:5690" });
+ * const withPython = createApp({ protocol: "celery", broker: "redis://127.0.0.1:6379/0" });
+ */
+export function createApp(options: CeleryProtocolOptions): CeleryApp;
+export function createApp(options?: AppOptions): App;
+export function createApp(options: AppOptions | CeleryProtocolOptions = {}): App | CeleryApp {
+  return options.protocol === "celery" ? createCeleryApp(options) : createNativeApp(options);
+}

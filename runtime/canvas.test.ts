@@ -50,7 +50,7 @@ describe("canvas: chains, groups and chords", () => {
     const r = await group(add.s(1, 1), add.s(2, 2)).apply();
     assert.deepEqual(await r.get(), [2, 4]);
     assert.equal(r.children.length, 2);
-    assert.deepEqual(await r.progress(), { total: 2, completed: 2, succeeded: 2, failed: 0 });
+    assert.deepEqual(await r.progress(), { total: 2, completed: 2, succeeded: 2, failed: 0, fraction: 1 });
     await app.close();
   });
 
@@ -219,7 +219,7 @@ describe("canvas: failure semantics", () => {
     const r = await group(add.s(1, 1), failWith.s("bad member")).apply();
     await assert.rejects(r.get(), /bad member/);
     assert.equal(await r.children[0].get(), 2);
-    assert.deepEqual(await r.progress(), { total: 2, completed: 2, succeeded: 1, failed: 1 });
+    assert.deepEqual(await r.progress(), { total: 2, completed: 2, succeeded: 1, failed: 1, fraction: 1 });
     await app.close();
   });
 });

@@ -3,12 +3,14 @@ import { CodecError, type Codec } from "../broker/codec.ts";
 import { clampPriority } from "../broker/envelope.ts";
 import type { CallOptions } from "../dsl/options.ts";
 import { MalformedMessageError } from "./errors.ts";
+import { DEFAULT_BODY_FORMAT, TaskCodec } from "./body-format.ts";
 
 /**
  * The runtime's message: what a worker needs to run one task, and how it maps
  * onto a broker Envelope. Routing facts and ids go in headers (the broker and
  * future wire bridges read them without decoding the body); arguments and the
- * per-call options travel in the msgpack body as `[args]` or `[args, options]`.
+ * per-call options travel in the body as `[args]` or `[args, options]`, in msgpack
+ * or JSON, maybe gzipped (body-format.ts).
  * Expiry is the worker's to enforce (header `expires`), not the broker's, so an
  * expired task is recorded as REVOKED instead of vanishing into a dead-letter queue.
  */
@@ -63,7 +65,8 @@ const headersOf = (message: TaskMessage, expiresAt: number | undefined): Record<
 /** Encode `[args]` or `[args, options]`, naming the argument (not the body's layout) when one cannot be sent. */
 const encodeBody = (codec: Codec, message: TaskMessage, carried: CallOptions | undefined): Uint8Array => {
   try {
-    return codec.encode(carried === undefined ? [message.args] : [message.args, carried], "body");
+    const format = codec instanceof TaskCodec ? codec.bodies : DEFAULT_BODY_FORMAT;
+    return format.encode(codec, carried === undefined ? [message.args] : [message.args, carried], "body");
   } catch (error) {
     if (!(error instanceof CodecError)) throw error;
     const argument = /^body\[0\]\[(\d+)\](.*)$/.exec(error.path);
@@ -102,7 +105,7 @@ const malformed = (envelope: Envelope, reason: string): MalformedMessageError =>
 
 const decodeBody = (envelope: Envelope, codec: Codec): unknown => {
   try {
-    return codec.decode(envelope.body);
+    return DEFAULT_BODY_FORMAT.decode(codec, envelope.body);
   } catch (error) {
     throw malformed(envelope, error instanceof Error ? error.message : String(error));
   }

@@ -2,9 +2,10 @@ import type { Effect } from "effect";
 import { Signature, type Dispatcher } from "../dsl/canvas.ts";
 import { chunksGroup, mapSignature, starmapSignature } from "../dsl/combinators.ts";
 import type { Group } from "../dsl/canvas.ts";
-import type { CallOptions, RetryOptions } from "../dsl/options.ts";
+import type { CallOptions, RetryOptions, SendOptions } from "../dsl/options.ts";
 import type { AsyncResult } from "../dsl/result.ts";
 import type { RateLimitSetting } from "./rate-limit/rate-setting.ts";
+import type { ProgressReport } from "./task-progress.ts";
 
 /**
  * A registered task: a name, a handler and default options. Calling it sends
@@ -33,6 +34,17 @@ export interface TaskContext {
    * `max` here, else the task's retry policy, else 3. When it is used up, the task fails with `cause` (or MaxRetriesExceededError).
    */
   retry(options?: { readonly countdown?: number; readonly max?: number; readonly cause?: unknown }): never;
+  /**
+   * Report how far along the task is, or a state of its own with metadata
+   * (Celery's `update_state`): read with `result.info()`, watched with
+   * `result.onProgress(...)` from any process. Resolves once recorded;
+   * rejects with a ProgressReportError for a report that cannot be recorded.
+   *
+   * @example
+   * await this.progress({ done: 40, total: 100 });
+   * await this.progress({ state: "UPLOADING", meta: { file: "a.png" } });
+   */
+  progress(report: ProgressReport): Promise<void>;
 }
 
 /** Handlers may be synchronous, async, or return an Effect (run with the task's AbortSignal). */
@@ -88,7 +100,7 @@ export interface TaskDefinition {
 }
 
 export interface TaskSender {
-  send<R>(task: string, args: readonly unknown[], options: CallOptions | undefined): Promise<AsyncResult<R>>;
+  send<R>(task: string, args: readonly unknown[], options: SendOptions | undefined): Promise<AsyncResult<R>>;
 }
 
 /**
@@ -122,8 +134,11 @@ export class Task<A extends readonly unknown[], R> {
     return this.sender.send(this.definition.name, args, undefined);
   }
 
-  /** Send with per-call options (queue, priority, countdown, eta, expires, retry, time limits, ...). */
-  applyAsync(args: A, options?: CallOptions): Promise<AsyncResult<R>> {
+  /**
+   * Send with per-call options (queue, priority, countdown, eta, expires, retry, time limits, ...),
+   * a chosen id (`taskId`) or de-duplication (`dedupe`): see SendOptions.
+   */
+  applyAsync(args: A, options?: SendOptions): Promise<AsyncResult<R>> {
     return this.sender.send(this.definition.name, args, options);
   }
 

@@ -15,7 +15,10 @@
  * await app.worker().start();
  * await (await chain(add.s(2, 2), add.s(4)).apply()).get(); // 8
  */
-export { createApp, type App, type AppOptions } from "../runtime/app.ts";
+export { createApp, type App, type AppOptions, type CeleryProtocolOptions } from "../runtime/app.ts";
+export { createCeleryApp, CeleryTask, type CeleryApp, type CeleryAppOptions, type CeleryCallOptions } from "../runtime/celery/celery-app.ts";
+export { CeleryWorker, type CeleryTaskContext, type CeleryWorkerOptions } from "../runtime/celery/celery-worker.ts";
+export { CeleryMessageError, CeleryCanvasError } from "../runtime/celery/celery-errors.ts";
 export { Task, type TaskContext, type TaskOptions, type RetryPolicy, type HandlerResult } from "../runtime/task.ts";
 export { Worker, type WorkerOptions, type WorkerStats, type StopOptions } from "../runtime/worker/worker.ts";
 export type { PoolKind, PoolOptions, AutoscaleOptions } from "../runtime/pool/pool-options.ts";
@@ -45,8 +48,34 @@ export { Signature, Chain, Group, Chord, type Canvas, type AnyCanvas } from "../
 export { CanvasError } from "../dsl/errors.ts";
 export { compile, type CompileOptions } from "../dsl/compile.ts";
 export type { MessageGraph, GraphNode, ValueRef } from "../dsl/graph.ts";
-export type { CallOptions, RetryOptions } from "../dsl/options.ts";
-export type { AsyncResult, TaskState, TaskFailure, RemoteErrorInfo, Progress, GetOptions, RevokeOptions } from "../dsl/result.ts";
+export type { CallOptions, RetryOptions, SendOptions, DedupeOptions } from "../dsl/options.ts";
+export { SendOptionError } from "../runtime/send-reservation.ts";
+export type { AsyncResult, TaskState, TaskFailure, RemoteErrorInfo, Progress, GetOptions, RevokeOptions, ProgressInfo, ProgressWatchOptions } from "../dsl/result.ts";
+export { ProgressReportError, type ProgressReport } from "../runtime/task-progress.ts";
+export { notifyFailures, FailureNotifier, type FailureNotifierOptions, type TaskFailed } from "../runtime/notifications/failure-notifier.ts";
+export type { FailureNotice, NotificationChannel } from "../runtime/notifications/failure-notice.ts";
+export { notifyFailuresFromEvents, errorOfEvent, type EventFailureNotifications } from "../runtime/notifications/event-failures.ts";
+export type { NotificationLimits } from "../runtime/notifications/notification-gate.ts";
+export { emailChannel, type EmailChannelOptions, type SmtpServerOptions } from "../runtime/notifications/email-channel.ts";
+export { webhookChannel, type WebhookChannelOptions } from "../runtime/notifications/webhook-channel.ts";
+export { httpTask, HttpTaskError, type HttpRequest, type HttpResponse, type HttpTaskOptions } from "../runtime/http/http-task.ts";
+export {
+  verifyHttpSignature,
+  signHttpBody,
+  HttpSignatureError,
+  SIGNATURE_HEADER,
+  DEFAULT_SIGNATURE_TOLERANCE_MS,
+  type HttpSignatureCheck,
+} from "../runtime/http/http-signature.ts";
+export type {
+  HookEvents,
+  HookListener,
+  WorkerHookEvent,
+  TaskHookEvent,
+  TaskPostrunEvent,
+  TaskSuccessEvent,
+  TaskErrorEvent,
+} from "../runtime/hooks.ts";
 export type { ResultOf, InputOf } from "../dsl/inference.ts";
 export { EmbeddedBroker, createEmbeddedBroker, type EmbeddedBrokerOptions, type BrokerTotals } from "../broker/embedded/embedded-broker.ts";
 export {

@@ -7,6 +7,9 @@ import type { QueueConsumed, ScheduledInfo, TaskInfo, WorkerStatsInfo } from "./
  * broadcasts one command and resolves, after the timeout (default 1 s) or
  * once every named worker has answered, with the answers keyed by worker
  * name. No worker answering is an empty object, not an error.
+ *
+ * @example
+ * await app.inspect.active({ destination: ["4121@web-1"], timeout: 3_000 });
  */
 export interface ControlOptions {
   /** Only these workers (by name). Default: every worker. */
@@ -15,9 +18,22 @@ export interface ControlOptions {
   readonly timeout?: number;
 }
 
-/** Answers keyed by the name of the worker that gave them. */
+/**
+ * Answers keyed by the name of the worker that gave them.
+ *
+ * @example
+ * const replies: Replies<"pong"> = await app.inspect.ping();
+ * console.log(Object.keys(replies)); // ["4121@web-1", "4388@web-2"]
+ */
 export type Replies<T> = Record<string, T>;
 
+/**
+ * `app.inspect`: ask the workers what they run, hold and know, each answer keyed by worker name.
+ *
+ * @example
+ * const running = await app.inspect.active();
+ * for (const [worker, tasks] of Object.entries(running)) console.log(worker, tasks.map((task) => task.name));
+ */
 export interface Inspect {
   /** `"pong"` from every worker that is up. */
   ping(options?: ControlOptions): Promise<Replies<"pong">>;
@@ -36,6 +52,16 @@ export interface Inspect {
   activeQueues(options?: ControlOptions): Promise<Replies<QueueConsumed[]>>;
 }
 
+/**
+ * The commands of `app.control` that change running workers: time limits,
+ * pool size, queues consumed, events, shutdown. Each answers `{ ok }` or
+ * `{ error }` per worker.
+ *
+ * @example
+ * await app.control.poolGrow(4, { destination: "4121@web-1" });
+ * await app.control.addConsumer("emails");
+ * await app.control.timeLimit("fetch", { soft: 10_000, hard: 15_000 });
+ */
 export interface RemoteControl {
   /** Change `task`'s time limits (ms; undefined for none) on the workers, winning over what messages carry. */
   timeLimit(task: string, limits: { readonly soft?: number; readonly hard?: number }, options?: ControlOptions): Promise<Replies<ControlAnswer>>;

@@ -40,6 +40,13 @@ export interface ControlRequest {
   readonly ticket: string;
 }
 
+/**
+ * One worker's raw reply to a command, as `app.control.broadcast` returns it: `value` when `ok`, else `error`.
+ *
+ * @example
+ * const replies = await app.control.broadcast("rate_limit", { task_name: "fetch", rate_limit: "5/s" });
+ * for (const reply of replies) console.log(reply.hostname, reply.ok ? reply.value : reply.error);
+ */
 export interface ControlReply {
   readonly ticket: string;
   readonly hostname: string;
@@ -50,10 +57,24 @@ export interface ControlReply {
   readonly error?: string;
 }
 
-/** A control command's answer from one worker, in Celery's form. */
+/**
+ * A control command's answer from one worker, in Celery's form.
+ *
+ * @example
+ * const answers = await app.control.addConsumer("emails");
+ * for (const [worker, answer] of Object.entries(answers)) console.log(worker, "ok" in answer ? answer.ok : answer.error);
+ */
 export type ControlAnswer = { readonly ok: string } | { readonly error: string };
 
-/** A worker answered an inspect command with an error. */
+/**
+ * A worker answered an inspect command with an error.
+ *
+ * @example
+ * await app.inspect.stats().catch((error) => {
+ *   if (!(error instanceof ControlError)) throw error;
+ *   console.error(`${error.worker} could not answer: ${error.reason}`);
+ * });
+ */
 export class ControlError extends Data.TaggedError("ControlError")<{
   readonly method: string;
   readonly worker: string;

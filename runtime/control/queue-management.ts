@@ -9,6 +9,11 @@ import type { ResultStore } from "../results/result-store.ts";
  * `app.queues`: the cluster's queues as an operator sees them. Pausing is
  * the broker's (so it holds for every worker, present and future, and a
  * durable node keeps it across a restart), not a message to each worker.
+ *
+ * @example
+ * await app.queues.pause("emails");
+ * console.log((await app.queues.list()).find((queue) => queue.name === "emails")?.ready, "emails waiting");
+ * await app.queues.resume("emails");
  */
 export interface Queues {
   /** Every queue with its depths: ready, delayed (eta), unacked, consumers, paused. */
@@ -32,7 +37,13 @@ export interface Queues {
   discard(queue: string, ids?: readonly string[]): Promise<number>;
 }
 
-/** The app's broker cannot manage queues (a transport without QueueAdmin). */
+/**
+ * The app's broker cannot manage queues (a transport without QueueAdmin).
+ *
+ * @example
+ * const app = createApp({ broker: "redis://127.0.0.1:6379/0" });
+ * await app.queues.pause("emails"); // throws QueueManagementUnsupportedError
+ */
 export class QueueManagementUnsupportedError extends Data.TaggedError("QueueManagementUnsupportedError")<{
   readonly transport: string;
   readonly operation: string;

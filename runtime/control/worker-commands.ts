@@ -25,7 +25,12 @@ export interface CommandContext {
   readonly rateLimits: RateLimiting | undefined;
 }
 
-/** A task as `inspect active` and `inspect reserved` show it (Celery's request info). */
+/**
+ * A task as `inspect active` and `inspect reserved` show it (Celery's request info).
+ *
+ * @example
+ * for (const task of Object.values(await app.inspect.active()).flat()) console.log(task.hostname, task.id, task.name, task.time_start);
+ */
 export interface TaskInfo {
   readonly id: string;
   readonly name: string;
@@ -39,14 +44,26 @@ export interface TaskInfo {
   readonly worker_pid: number;
 }
 
-/** A task the worker holds until a time (for a rate-limit token), as `inspect scheduled` shows it. */
+/**
+ * A task the worker holds until a time (for a rate-limit token), as `inspect scheduled` shows it.
+ *
+ * @example
+ * for (const { eta, request } of Object.values(await app.inspect.scheduled()).flat()) console.log(request.name, "waits until", eta);
+ */
 export interface ScheduledInfo {
   readonly eta: string | null;
   readonly priority: number;
   readonly request: TaskInfo;
 }
 
-/** What `inspect stats` answers. */
+/**
+ * What `inspect stats` answers.
+ *
+ * @example
+ * for (const [worker, stats] of Object.entries(await app.inspect.stats())) {
+ *   console.log(worker, `${stats.pool.running}/${stats.pool["max-concurrency"]} running`, stats.total.failed, "failed");
+ * }
+ */
 export interface WorkerStatsInfo {
   readonly hostname: string;
   readonly pid: number;
@@ -60,7 +77,13 @@ export interface WorkerStatsInfo {
   readonly rusage: { readonly utime: number; readonly stime: number; readonly maxrss: number };
 }
 
-/** A queue as `inspect active_queues` shows it. */
+/**
+ * A queue as `inspect active_queues` shows it.
+ *
+ * @example
+ * const consumed = await app.inspect.activeQueues({ destination: "4121@web-1" });
+ * console.log(consumed["4121@web-1"]?.map((queue) => queue.name)); // ["celerity", "emails"]
+ */
 export interface QueueConsumed {
   readonly name: string;
   readonly exchange: string;

@@ -22,6 +22,12 @@ export interface WorkerView {
   readonly lastSeen: number;
 }
 
+/**
+ * A task failure as `ClusterState.failures()` keeps it.
+ *
+ * @example
+ * for (const failure of state.failures()) console.log(failure.name, failure.uuid, failure.hostname, failure.exception);
+ */
 export interface FailureView {
   readonly uuid: string;
   readonly name: string;
@@ -42,6 +48,15 @@ interface WorkerEntry {
 /** Seconds of history kept for rates. */
 const WINDOW_S = 10;
 
+/**
+ * Folds events into what `celerity events` shows: the workers, each event
+ * type's rate and total, the latest failures (ten unless told).
+ *
+ * @example
+ * const state = new ClusterState();
+ * await app.events.subscribe((event) => state.apply(event));
+ * setInterval(() => console.log(state.rate("task-succeeded"), "tasks/s,", state.total("task-failed"), "failed"), 1_000);
+ */
 export class ClusterState {
   private readonly workerEntries = new Map<string, WorkerEntry>();
   private readonly counts = new Map<EventType, number>();

@@ -10,6 +10,9 @@ import { fromWire } from "./event-wire.ts";
  * delete, so it goes when the subscriber does) bound to the events exchange.
  * It sees the events published from the moment it is subscribed, in the
  * order each process sent them.
+ *
+ * @example
+ * await app.events.subscribe((event) => console.error(event.type, event.hostname), { types: ["task-failed", "task-retried"], tasks: "fetch" });
  */
 export interface SubscribeOptions {
   /** Only events of these types. Default: every type. */
@@ -18,7 +21,13 @@ export interface SubscribeOptions {
   readonly tasks?: string | readonly string[];
 }
 
-/** A running subscription. */
+/**
+ * A running subscription.
+ *
+ * @example
+ * const subscription = await app.events.subscribe((event) => console.log(event.type));
+ * await subscription.close(); // its queue, subscription.queue, is deleted
+ */
 export interface EventSubscription {
   /** The subscriber's own queue. */
   readonly queue: string;
@@ -26,9 +35,23 @@ export interface EventSubscription {
   close(): Promise<void>;
 }
 
-/** An event as a subscriber receives it: with the time it arrived (seconds, as `timestamp`). */
+/**
+ * An event as a subscriber receives it: with the time it arrived (seconds, as `timestamp`).
+ *
+ * @example
+ * await app.events.subscribe((event) => console.log(event.type, `${(event.local_received - event.timestamp).toFixed(3)} s in transit`));
+ */
 export type ReceivedEvent = CelerityEvent & { readonly local_received: number };
 
+/**
+ * What `app.events.subscribe` calls with each event; a handler that throws or rejects is logged and the stream goes on.
+ *
+ * @example
+ * const onFailure: EventHandler = async (event) => {
+ *   if (event.type === "task-failed") await notifyOnCall(event.name, event.exception);
+ * };
+ * await app.events.subscribe(onFailure, { types: "task-failed" });
+ */
 export type EventHandler = (event: ReceivedEvent) => void | Promise<void>;
 
 const PREFETCH = 64;

@@ -38,6 +38,8 @@ export interface ChildPoolOptions {
   readonly maxMemoryPerChild: number;
   readonly codec: Codec;
   readonly log: (message: string) => void;
+  /** Record a running task's progress report, sent by its thread or child. */
+  readonly progress?: (id: string, task: string, retries: number, info: Uint8Array) => void;
 }
 
 /**
@@ -239,6 +241,8 @@ export class ChildPool {
       }
       case "done":
         return this.onDone(child, message);
+      case "progress":
+        return this.options.progress?.(message.id, message.task, message.retries, message.info);
     }
   }
 

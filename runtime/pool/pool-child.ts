@@ -10,6 +10,7 @@ import { mapperOf } from "../worker/task-runner.ts";
 import { appTasksOfModule } from "./app-tasks.ts";
 import { toCrossing } from "./crossing-error.ts";
 import { POOL_CHILD_ENV, type FromChild, type ToChild } from "./pool-protocol.ts";
+import { encodeProgress, type ProgressSink } from "../task-progress.ts";
 
 /**
  * The body of a pool's thread or child process: load the app module once,
@@ -34,6 +35,13 @@ const send = (message: FromChild): void => {
 };
 
 const codec = new Codec();
+
+/** Reports go to the worker, which records them: this side holds no result store. Resolves once handed over. */
+const progress: ProgressSink = {
+  async record(id, task, retries, report) {
+    send({ type: "progress", id, task, retries, info: encodeProgress(codec, task, report) });
+  },
+};
 let tasks: ReadonlyMap<string, TaskDefinition> = new Map();
 let worker = "";
 const mappers = new Map<string, TaskDefinition>();
@@ -89,7 +97,7 @@ const run = async (message: Extract<ToChild, { type: "run" }>): Promise<void> =>
   } catch (error) {
     return answer(call, task, encode, { ok: false, error });
   }
-  const invocation = invoke(definition, id, retries, args, softTimeLimit, undefined, systemClock);
+  const invocation = invoke(definition, id, retries, args, softTimeLimit, undefined, systemClock, encode ? progress : undefined);
   answer(call, task, encode, invocation instanceof AsyncInvocation ? await invocation.outcome : invocation);
 };
 

@@ -1,3 +1,5 @@
+import type { ResultStore } from "../results/result-store.ts";
+import { ProgressRecorder } from "../task-progress.ts";
 import type { Codec } from "../../broker/codec.ts";
 import { Autoscaler } from "./autoscaler.ts";
 import { ChildPool, type PoolStats } from "./child-pool.ts";
@@ -39,7 +41,7 @@ export class WorkerPooling {
     options: ResolvedPoolOptions,
     size: number,
     private readonly worker: PooledWorker,
-    private readonly env: { readonly codec: Codec; readonly log: (message: string) => void },
+    private readonly env: { readonly codec: Codec; readonly log: (message: string) => void; readonly store?: ResultStore },
   ) {
     this.kind = options.kind;
     this.blockWarnMs = options.blockWarnMs;
@@ -55,6 +57,7 @@ export class WorkerPooling {
             maxMemoryPerChild: options.maxMemoryPerChild,
             codec: env.codec,
             log: env.log,
+            ...(env.store !== undefined ? { progress: progressRecording(new ProgressRecorder(env.store, env.codec), env.log) } : {}),
           });
     this.autoscaler =
       options.autoscale &&
@@ -125,3 +128,12 @@ export class WorkerPooling {
     );
   }
 }
+
+/** Record a pooled task's report; a failed write is logged (the task goes on, as a report is only ever informative). */
+const progressRecording =
+  (recorder: ProgressRecorder, log: (message: string) => void) =>
+  (id: string, task: string, retries: number, info: Uint8Array): void => {
+    Promise.resolve()
+      .then(() => recorder.recordEncoded(id, task, retries, info))
+      .catch((error: unknown) => log(`recording the progress of task '${task}' (${id}) failed: ${error instanceof Error ? error.message : String(error)}`));
+  };

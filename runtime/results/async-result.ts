@@ -1,8 +1,9 @@
 import type { Codec } from "../../broker/codec.ts";
-import type { AsyncResult, GetOptions, Progress, RemoteErrorInfo, RevokeOptions, TaskState } from "../../dsl/result.ts";
+import type { AsyncResult, GetOptions, Progress, ProgressWatchOptions, RemoteErrorInfo, RevokeOptions, ProgressInfo, TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 import { RemoteTaskError, TaskRevokedError, TimeoutError, UnknownResultError } from "../errors.ts";
 import type { ResultRecord, ResultStore } from "./result-store.ts";
+import { fractionOf, watchProgress } from "../task-progress.ts";
 
 /** What a result handle needs from its app. */
 export interface ResultContext {
@@ -34,7 +35,7 @@ export class TaskResult<R> implements AsyncResult<R> {
   readonly children: readonly AsyncResult<unknown>[] = [];
   constructor(
     readonly id: string,
-    private readonly context: ResultContext,
+    protected readonly context: ResultContext,
     /** Made on first use: a chain of 5,000 steps need not build 5,000 handles up front. */
     private readonly parentOf?: () => AsyncResult<unknown> | undefined,
   ) {}
@@ -66,13 +67,26 @@ export class TaskResult<R> implements AsyncResult<R> {
     return (await this.state()) === "FAILURE";
   }
   async progress(): Promise<Progress> {
-    const state = await this.state();
+    const record = await this.context.store.get(this.id);
+    const state = record?.state ?? "UNKNOWN";
+    const info = this.infoOf(record);
     return {
       total: 1,
       completed: READY_STATES.has(state) ? 1 : 0,
       succeeded: state === "SUCCESS" ? 1 : 0,
       failed: state === "FAILURE" || state === "REVOKED" ? 1 : 0,
+      fraction: fractionOf(state, info),
+      ...(info !== undefined ? { info } : {}),
     };
+  }
+  async info(): Promise<ProgressInfo | undefined> {
+    return this.infoOf(await this.context.store.get(this.id));
+  }
+  onProgress(listener: (progress: Progress) => void, options?: ProgressWatchOptions): () => void {
+    return watchProgress(() => this.progress(), listener, options);
+  }
+  private infoOf(record: ResultRecord | undefined): ProgressInfo | undefined {
+    return record?.info === undefined ? undefined : (this.context.codec.decode(record.info) as ProgressInfo);
   }
   async error(): Promise<RemoteErrorInfo | undefined> {
     return (await this.context.store.get(this.id))?.error;
@@ -151,15 +165,26 @@ export class GroupResult<R> implements AsyncResult<R> {
   }
   async progress(): Promise<Progress> {
     const parts = await Promise.all(this.children.map((child) => child.progress()));
-    return parts.reduce(
-      (sum, p) => ({
-        total: sum.total + p.total,
-        completed: sum.completed + p.completed,
-        succeeded: sum.succeeded + p.succeeded,
-        failed: sum.failed + p.failed,
-      }),
-      { total: 0, completed: 0, succeeded: 0, failed: 0 },
-    );
+    let total = 0;
+    let completed = 0;
+    let succeeded = 0;
+    let failed = 0;
+    // Weighted by leaves, so a nested group counts as many members as it holds.
+    let done = 0;
+    for (const p of parts) {
+      total += p.total;
+      completed += p.completed;
+      succeeded += p.succeeded;
+      failed += p.failed;
+      done += p.fraction * p.total;
+    }
+    return { total, completed, succeeded, failed, fraction: total === 0 ? 1 : done / total };
+  }
+  async info(): Promise<ProgressInfo | undefined> {
+    return undefined;
+  }
+  onProgress(listener: (progress: Progress) => void, options?: ProgressWatchOptions): () => void {
+    return watchProgress(() => this.progress(), listener, options);
   }
   async error(): Promise<RemoteErrorInfo | undefined> {
     for (const child of this.children) {
@@ -212,6 +237,12 @@ export class WorkflowResult<R> implements AsyncResult<R> {
   }
   progress(): Promise<Progress> {
     return this.output.progress();
+  }
+  info(): Promise<ProgressInfo | undefined> {
+    return this.output.info();
+  }
+  onProgress(listener: (progress: Progress) => void, options?: ProgressWatchOptions): () => void {
+    return this.output.onProgress(listener, options);
   }
   error(): Promise<RemoteErrorInfo | undefined> {
     return this.output.error();

@@ -198,6 +198,14 @@ export class DurableResultStore implements ResultStore {
     return this.write(logEntry.release(key));
   }
 
+  reserve(key: string, id: string, ttlMs: number): Promise<string> {
+    const until = this.now() + ttlMs;
+    const holder = this.memory.reserveNow(key, id, until);
+    // Found held: nothing changed, but the answer still waits for the write that took it to be durable.
+    if (holder !== id) return this.settled(holder);
+    return this.write(logEntry.reserve(key, id, until)).then(() => holder);
+  }
+
   /**
    * Replace the log by the records of what the store holds now; appends go on
    * meanwhile. Also runs by itself once the log has grown (compactAtBytes).

@@ -124,15 +124,25 @@ export class PostgresResultStore implements ResultStore {
     const t = `${this.schema}.results`;
     const result = await this.query(
       "setState",
-      `INSERT INTO ${t} AS r (id, task, state, retries, updated_at, workflow, node, expires_at)
-       VALUES ($1, $2, $3, COALESCE($4::integer, 0), $5, $6, $7, $8)
+      `INSERT INTO ${t} AS r (id, task, state, retries, updated_at, workflow, node, expires_at, info)
+       VALUES ($1, $2, $3, COALESCE($4::integer, 0), $5, $6, $7, $8, $9)
        ON CONFLICT (id) DO UPDATE SET task = EXCLUDED.task, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at,
          expires_at = EXCLUDED.expires_at, retries = COALESCE($4::integer, r.retries),
-         workflow = COALESCE($6, r.workflow), node = COALESCE($7, r.node),
+         workflow = COALESCE($6, r.workflow), node = COALESCE($7, r.node), info = COALESCE($9, CASE WHEN r.expires_at < $5 THEN NULL ELSE r.info END),
          value = CASE WHEN r.expires_at < $5 THEN NULL ELSE r.value END, error = CASE WHEN r.expires_at < $5 THEN NULL ELSE r.error END
        WHERE r.state NOT IN ${FINAL_STATES} OR r.expires_at < $5
        RETURNING id`,
-      [id, task, state, details?.retries ?? null, now, details?.workflow ?? null, details?.workflow === undefined ? null : (details.node ?? 0), now + this.ttl],
+      [
+        id,
+        task,
+        state,
+        details?.retries ?? null,
+        now,
+        details?.workflow ?? null,
+        details?.workflow === undefined ? null : (details.node ?? 0),
+        now + this.ttl,
+        details?.info === undefined ? null : Buffer.from(details.info.buffer, details.info.byteOffset, details.info.byteLength),
+      ],
     );
     return result.rowCount ?? 0;
   }
@@ -149,7 +159,8 @@ export class PostgresResultStore implements ResultStore {
          VALUES ($1, $2, $3, $4, $5::jsonb, 0, $6, $7)
          ON CONFLICT (id) DO UPDATE SET task = EXCLUDED.task, state = EXCLUDED.state, value = EXCLUDED.value, error = EXCLUDED.error,
            updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at,
-           retries = CASE WHEN r.expires_at < $6 THEN 0 ELSE r.retries END
+           retries = CASE WHEN r.expires_at < $6 THEN 0 ELSE r.retries END,
+           info = CASE WHEN r.expires_at < $6 THEN NULL ELSE r.info END
          WHERE (r.state NOT IN ${FINAL_STATES} AND NOT ($9::boolean AND r.state = 'STARTED')) OR r.expires_at < $6
          RETURNING id)
        SELECT pg_notify($8, id) FROM done`,
@@ -221,6 +232,21 @@ export class PostgresResultStore implements ResultStore {
     await this.query("release", `DELETE FROM ${this.schema}.claims WHERE key = $1`, [key]);
   }
 
+  async reserve(key: string, id: string, ttlMs: number): Promise<string> {
+    const now = Date.now();
+    // One statement: the row lock makes concurrent reservers of a key take turns, and each reads the holder it leaves.
+    const result = await this.query(
+      "reserve",
+      `INSERT INTO ${this.schema}.reservations AS k (key, id, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (key) DO UPDATE SET
+         id = CASE WHEN k.expires_at <= $4 THEN EXCLUDED.id ELSE k.id END,
+         expires_at = CASE WHEN k.expires_at <= $4 THEN EXCLUDED.expires_at ELSE k.expires_at END
+       RETURNING id`,
+      [key, id, now + Math.ceil(ttlMs), now],
+    );
+    return result.rows[0].id as string;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -235,11 +261,11 @@ export class PostgresResultStore implements ResultStore {
   private async read(id: string, operation: string): Promise<ResultRecord | undefined> {
     const result = await this.query(
       operation,
-      `SELECT task, state, value, error, retries, updated_at, workflow, node FROM ${this.schema}.results WHERE id = $1 AND expires_at >= $2`,
+      `SELECT task, state, value, error, retries, updated_at, workflow, node, info FROM ${this.schema}.results WHERE id = $1 AND expires_at >= $2`,
       [id, Date.now()],
     );
     if (result.rows.length === 0) return undefined;
-    const row = result.rows[0] as { task: string; state: TaskState; value: Buffer | null; error: RemoteErrorInfo | null; retries: number; updated_at: string; workflow: string | null; node: number | null };
+    const row = result.rows[0] as { task: string; state: TaskState; value: Buffer | null; error: RemoteErrorInfo | null; retries: number; updated_at: string; workflow: string | null; node: number | null; info: Buffer | null };
     const record: { -readonly [K in keyof ResultRecord]: ResultRecord[K] } = { id, task: row.task, state: row.state, retries: row.retries, updatedAt: Number(row.updated_at) };
     if (row.workflow !== null) {
       record.workflow = row.workflow;
@@ -247,6 +273,7 @@ export class PostgresResultStore implements ResultStore {
     }
     if (row.value !== null) record.value = new Uint8Array(row.value);
     if (row.error !== null) record.error = row.error;
+    if (row.info !== null) record.info = new Uint8Array(row.info);
     return record;
   }
 
@@ -298,7 +325,7 @@ export class PostgresResultStore implements ResultStore {
 
   private sweep(): void {
     const now = Date.now();
-    for (const table of ["results", "graphs", "joins", "claims"]) {
+    for (const table of ["results", "graphs", "joins", "claims", "reservations"]) {
       this.query("sweep", `DELETE FROM ${this.schema}.${table} WHERE expires_at < $1`, [now]).catch(() => {});
     }
   }
@@ -313,10 +340,13 @@ export class PostgresResultStore implements ResultStore {
       await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.results (
         id text PRIMARY KEY, task text NOT NULL, state text NOT NULL, value bytea, error jsonb,
         retries integer NOT NULL DEFAULT 0, updated_at bigint NOT NULL, workflow text, node integer, expires_at bigint NOT NULL)`);
+      // Added after the table's first release: a schema made before it gains the column here.
+      await client.query(`ALTER TABLE ${this.schema}.results ADD COLUMN IF NOT EXISTS info bytea`);
       await client.query(`CREATE INDEX IF NOT EXISTS results_expires_at ON ${this.schema}.results (expires_at)`);
       await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.graphs (id text PRIMARY KEY, graph bytea NOT NULL, expires_at bigint NOT NULL)`);
       await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.joins (key text PRIMARY KEY, members integer[] NOT NULL, expires_at bigint NOT NULL)`);
       await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.claims (key text PRIMARY KEY, expires_at bigint NOT NULL)`);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.reservations (key text PRIMARY KEY, id text NOT NULL, expires_at bigint NOT NULL)`);
       await client.query("COMMIT");
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {});

@@ -15,7 +15,7 @@ export const postgresSkipReason = async (): Promise<string | false> => {
       socket.destroy();
       resolve(ok);
     };
-    socket.setTimeout(1_000, () => done(false));
+    socket.setTimeout(5_000, () => done(false));
     socket.once("error", () => done(false));
     socket.connect(Number(url.port || 5432), url.hostname, () => done(true));
   });

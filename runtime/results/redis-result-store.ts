@@ -37,13 +37,13 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * A record is a hash `P t:<id>`: s (state), t (task), r (retries), u (updated at),
- * w and n (workflow and node), v (value bytes), e (msgpack error). The first
+ * w and n (workflow and node), v (value bytes), e (msgpack error), i (the task's own progress report). The first
  * final state wins inside the script, and the completion is published on
  * `P done:<id>` with the whole record, so waiters in any process wake on the write.
  */
 const FINAL = `local final = { SUCCESS = true, FAILURE = true, REVOKED = true }\n`;
 
-/** ARGV: P, id, task, state, now, ttl, retries or "", workflow or "", node or "" → 1 if written, 0 if a final state is recorded. */
+/** ARGV: P, id, task, state, now, ttl, retries or "", workflow or "", node or "", info or "" → 1 if written, 0 if a final state is recorded. */
 const setStateScript = new RedisScript(`${FINAL}
 local key = ARGV[1] .. 't:' .. ARGV[2]
 local current = redis.call('HGET', key, 's')
@@ -52,6 +52,7 @@ redis.call('HSET', key, 's', ARGV[4], 't', ARGV[3], 'u', ARGV[5])
 if not current then redis.call('HSETNX', key, 'r', '0') end
 if ARGV[7] ~= '' then redis.call('HSET', key, 'r', ARGV[7]) end
 if ARGV[8] ~= '' then redis.call('HSET', key, 'w', ARGV[8], 'n', ARGV[9]) end
+if ARGV[10] and ARGV[10] ~= '' then redis.call('HSET', key, 'i', ARGV[10]) end
 redis.call('PEXPIRE', key, ARGV[6])
 return 1
 `);
@@ -76,6 +77,15 @@ local key = ARGV[1] .. 'j:' .. ARGV[2]
 redis.call('SADD', key, ARGV[3])
 redis.call('PEXPIRE', key, ARGV[4])
 return redis.call('SCARD', key)
+`);
+
+/** ARGV: P, key, id, ttl → the id holding the key after the call. */
+const reserveScript = new RedisScript(`
+local key = ARGV[1] .. 'k:' .. ARGV[2]
+local held = redis.call('GET', key)
+if held then return held end
+redis.call('SET', key, ARGV[3], 'PX', ARGV[4])
+return ARGV[3]
 `);
 
 /**
@@ -144,6 +154,7 @@ export class RedisResultStore implements ResultStore {
         details?.retries ?? "",
         details?.workflow ?? "",
         details?.workflow === undefined ? "" : (details.node ?? 0),
+        details?.info === undefined ? "" : Buffer.from(details.info.buffer, details.info.byteOffset, details.info.byteLength),
       ]),
     );
   }
@@ -199,6 +210,10 @@ export class RedisResultStore implements ResultStore {
     await this.run("release", () => this.redis.del(`${this.prefix}c:${key}`));
   }
 
+  async reserve(key: string, id: string, ttlMs: number): Promise<string> {
+    return text(await this.run("reserve", () => reserveScript.run(this.redis, [this.prefix, key, id, Math.max(1, Math.ceil(ttlMs))])));
+  }
+
   async close(): Promise<void> {
     this.waiters.clear();
     await Promise.all([this.shared ? undefined : quit(this.redis), quit(this.subscriber)]);
@@ -241,6 +256,7 @@ export class RedisResultStore implements ResultStore {
     }
     if (fields.v !== undefined) record.value = new Uint8Array(fields.v);
     if (fields.e !== undefined) record.error = decode(fields.e) as RemoteErrorInfo;
+    if (fields.i !== undefined) record.info = new Uint8Array(fields.i);
     return record;
   }
 

@@ -76,6 +76,9 @@ export class RemoteResultStore implements ResultStore {
   async release(key: string): Promise<void> {
     await this.client.call(ops.release, [key]);
   }
+  async reserve(key: string, id: string, ttlMs: number): Promise<string> {
+    return this.client.call(ops.reserve, [key, id, ttlMs]);
+  }
   async close(): Promise<void> {
     this.waiters.clear();
   }

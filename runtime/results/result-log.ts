@@ -23,6 +23,7 @@ const Kind = {
   Arrive: 4,
   Claim: 5,
   Release: 6,
+  Reserve: 7,
 } as const;
 
 type Nullable<T> = T | null;
@@ -40,12 +41,15 @@ export type LogEntry =
       node: Nullable<number>,
       value: Nullable<Uint8Array>,
       error: Nullable<RemoteErrorInfo>,
+      // Absent in logs written before tasks could report progress.
+      info?: Nullable<Uint8Array>,
     ]
   | [typeof Kind.Forget, id: string]
   | [typeof Kind.Graph, graph: MessageGraph, at: number]
   | [typeof Kind.Arrive, key: string, members: readonly number[], at: number]
   | [typeof Kind.Claim, key: string, at: number]
-  | [typeof Kind.Release, key: string];
+  | [typeof Kind.Release, key: string]
+  | [typeof Kind.Reserve, key: string, id: string, until: number];
 
 /** The entries of each kind of write. */
 export const logEntry = {
@@ -60,12 +64,15 @@ export const logEntry = {
     record.node ?? null,
     record.value ?? null,
     record.error ?? null,
+    record.info ?? null,
   ],
   forget: (id: string): LogEntry => [Kind.Forget, id],
   graph: (graph: MessageGraph, at: number): LogEntry => [Kind.Graph, graph, at],
   arrive: (key: string, members: readonly number[], at: number): LogEntry => [Kind.Arrive, key, members, at],
   claim: (key: string, at: number): LogEntry => [Kind.Claim, key, at],
   release: (key: string): LogEntry => [Kind.Release, key],
+  /** What a reservation left: the key's holder and until when (the same after a call that found it held). */
+  reserve: (key: string, id: string, until: number): LogEntry => [Kind.Reserve, key, id, until],
   /** The entry that puts `entry` back (what a compaction writes). */
   of: (entry: StoreEntry): LogEntry => {
     switch (entry.kind) {
@@ -77,6 +84,8 @@ export const logEntry = {
         return logEntry.arrive(entry.key, entry.members, entry.at);
       case "claim":
         return logEntry.claim(entry.key, entry.at);
+      case "reservation":
+        return logEntry.reserve(entry.key, entry.id, entry.until);
     }
   },
 };
@@ -122,10 +131,11 @@ export interface ResultLogSummary {
   readonly graphs: number;
   readonly joins: number;
   readonly claims: number;
+  readonly reservations: number;
 }
 
 const recordOf = (r: Extract<LogEntry, { 0: typeof Kind.Record }>): ResultRecord => {
-  const [, id, task, state, retries, updatedAt, workflow, node, value, error] = r;
+  const [, id, task, state, retries, updatedAt, workflow, node, value, error, info] = r;
   if (typeof id !== "string" || typeof task !== "string" || typeof state !== "string" || typeof updatedAt !== "number") {
     throw new TypeError("a task record needs an id, a task, a state and a time");
   }
@@ -138,6 +148,7 @@ const recordOf = (r: Extract<LogEntry, { 0: typeof Kind.Record }>): ResultRecord
     ...(workflow !== null ? { workflow, node: node ?? undefined } : {}),
     ...(value !== null ? { value } : {}),
     ...(error !== null ? { error } : {}),
+    ...(info !== undefined && info !== null ? { info } : {}),
   };
 };
 
@@ -161,6 +172,7 @@ export const replayResultLog = (
   const graphs = new Map<string, { graph: MessageGraph; at: number }>();
   const joins = new Map<string, { members: Set<number>; at: number }>();
   const claims = new Map<string, number>();
+  const reservations = new Map<string, { id: string; until: number }>();
   const expired = (at: number, by: number) => by - at > ttlMs;
   for (let i = 0; i < records.length; i++) {
     let entries: LogEntry[];
@@ -211,6 +223,14 @@ export const replayResultLog = (
         case Kind.Release:
           claims.delete(record[1]);
           break;
+        case Kind.Reserve: {
+          // Logged as what the call left, so the last entry of a key is its holder.
+          const [, key, id, until] = record;
+          if (typeof key !== "string" || typeof id !== "string" || typeof until !== "number") throw new TypeError("a reservation needs a key, an id and a time");
+          reservations.delete(key);
+          reservations.set(key, { id, until });
+          break;
+        }
         default:
           report(`record ${i}, entry ${j}: unknown kind ${String((record as unknown[])[0])}`);
       }
@@ -224,6 +244,10 @@ export const replayResultLog = (
   for (const { graph, at } of graphs.values()) if (!expired(at, now)) entries.push({ kind: "graph", graph, at });
   for (const [key, { members, at }] of joins) if (!expired(at, now)) entries.push({ kind: "join", key, members: [...members], at });
   for (const [key, at] of claims) if (!expired(at, now)) entries.push({ kind: "claim", key, at });
+  for (const [key, { id, until }] of reservations) if (until > now) entries.push({ kind: "reservation", key, id, until });
   const count = (kind: StoreEntry["kind"]) => entries.filter((entry) => entry.kind === kind).length;
-  return { entries, summary: { records: count("record"), graphs: count("graph"), joins: count("join"), claims: count("claim") } };
+  return {
+    entries,
+    summary: { records: count("record"), graphs: count("graph"), joins: count("join"), claims: count("claim"), reservations: count("reservation") },
+  };
 };

@@ -30,4 +30,6 @@ export const resultOperations = operationGroup("results", {
   arrive: operation<number>()(check.string("join key"), check.number("member")),
   claim: operation<boolean>()(check.string("claim key")),
   release: operation<void>()(check.string("claim key")),
+  /** Answers the id holding the key after the call (see ResultStore.reserve). */
+  reserve: operation<string>()(check.string("reservation key"), check.string("task id"), check.number("reservation ttl")),
 });

@@ -40,6 +40,7 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(node: Br
     arrive: ([key, member]) => store.arrive(key, member),
     claim: ([key]) => store.claim(key),
     release: ([key]) => store.release(key),
+    reserve: ([key, id, ttlMs]) => store.reserve(key, id, ttlMs),
   });
   return store;
 };

@@ -53,6 +53,24 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
         assert.equal(typeof record?.updatedAt, "number");
       }));
 
+    it("keeps what a running task reports of itself, replaces it with the next report, and keeps the last once the task finishes", () =>
+      withStore(async ({ store }) => {
+        const id = randomUUID();
+        await store.start(id, "resize", { workflow: "wf-2", node: 1 });
+        await store.setState(id, "resize", "STARTED", { info: new Uint8Array([1, 0, 255]) });
+        let record = await store.get(id);
+        assert.deepEqual([...(record?.info ?? [])], [1, 0, 255]);
+        assert.deepEqual(pick(record), { id, task: "resize", state: "STARTED", retries: 0, workflow: "wf-2", node: 1 });
+        await store.setState(id, "resize", "STARTED", { info: new Uint8Array([2]) });
+        await store.setState(id, "resize", "STARTED");
+        assert.deepEqual([...((await store.get(id))?.info ?? [])], [2]);
+        await store.complete(id, "resize", { state: "SUCCESS", value: new Uint8Array([9]) });
+        await store.setState(id, "resize", "STARTED", { info: new Uint8Array([3]) });
+        record = await store.get(id);
+        assert.equal(record?.state, "SUCCESS");
+        assert.deepEqual([...(record?.info ?? [])], [2]);
+      }));
+
     it("keeps a result's bytes exactly and never lets a later state overwrite a final one", () =>
       withStore(async ({ store }) => {
         const id = randomUUID();
@@ -175,6 +193,32 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
         assert.equal(await store.claim(key), true);
       }));
 
+    it("gives a reserved key to exactly one of many concurrent reservers and tells every other its holder", () =>
+      withStore(async ({ store }) => {
+        const key = `dedupe-${randomUUID()}`;
+        const ids: string[] = Array.from({ length: 50 }, () => randomUUID());
+        const holders = await Promise.all(ids.map((id) => store.reserve(key, id, 60_000)));
+        assert.equal(new Set(holders).size, 1);
+        assert.ok(ids.includes(holders[0]));
+        assert.equal(await store.reserve(key, randomUUID(), 60_000), holders[0]);
+      }));
+
+    it("frees a reserved key once its time is up", () =>
+      withStore(async ({ store }) => {
+        const key = `dedupe-${randomUUID()}`;
+        const first = randomUUID();
+        assert.equal(await store.reserve(key, first, 40), first);
+        const deadline = Date.now() + WAIT_MS;
+        const second: string = randomUUID();
+        // Polling the store is the behaviour under test: expiry has no event to wait on.
+        let holder = await store.reserve(key, second, 60_000);
+        while (holder !== second && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          holder = await store.reserve(key, second, 60_000);
+        }
+        assert.equal(holder, second, `the key was still held by ${holder} ${WAIT_MS} ms after its 40 ms reservation`);
+      }));
+
     it("is shared: a second store on the same storage sees every write and wakes on a completion made by the first", async (t) => {
       const fixture = await make();
       try {
@@ -200,6 +244,8 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
         assert.equal(await peer.arrive(key, 2), 2);
         assert.equal(await store.claim(`c-${key}`), true);
         assert.equal(await peer.claim(`c-${key}`), false);
+        assert.equal(await store.reserve(`r-${key}`, "first", 60_000), "first");
+        assert.equal(await peer.reserve(`r-${key}`, "second", 60_000), "first");
       } finally {
         await fixture.done();
       }

@@ -28,12 +28,16 @@ export interface ResultRecord {
   /** For a step of a workflow: the workflow id and the step's node index. */
   readonly workflow?: string;
   readonly node?: number;
+  /** What the running task last reported of itself (`this.progress(...)`), encoded; kept once it finishes. */
+  readonly info?: Uint8Array;
 }
 
 export interface StateDetails {
   readonly retries?: number;
   readonly workflow?: string;
   readonly node?: number;
+  /** The task's own report of its progress, encoded: replaces the one recorded. */
+  readonly info?: Uint8Array;
 }
 
 export type FinalOutcome =
@@ -95,6 +99,14 @@ export interface ResultStore {
   claim(key: string): Promise<boolean>;
   /** Undo a claim whose action failed, so it can be tried again. */
   release(key: string): Promise<void>;
+  /**
+   * Hold `key` for task `id` for `ttlMs` unless another task holds it: resolves
+   * with the id that holds it after the call (`id` itself when this call took
+   * it). Atomic: among concurrent callers, from any process, exactly one takes
+   * a free key and every other is told its id. What de-duplicated sends and
+   * caller-chosen task ids rest on.
+   */
+  reserve(key: string, id: string, ttlMs: number): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -124,7 +136,8 @@ export type StoreEntry =
   | { readonly kind: "record"; readonly record: ResultRecord }
   | { readonly kind: "graph"; readonly graph: MessageGraph; readonly at: number }
   | { readonly kind: "join"; readonly key: string; readonly members: readonly number[]; readonly at: number }
-  | { readonly kind: "claim"; readonly key: string; readonly at: number };
+  | { readonly kind: "claim"; readonly key: string; readonly at: number }
+  | { readonly kind: "reservation"; readonly key: string; readonly id: string; readonly until: number };
 
 /** The store's own, mutable copy of a record; readers get snapshots. */
 type StoredRecord = { -readonly [K in keyof ResultRecord]: ResultRecord[K] };
@@ -143,6 +156,8 @@ export class MemoryResultStore implements ResultStore {
   private readonly graphs: LRUCache<string, MessageGraph>;
   private readonly counters: LRUCache<string, number>;
   private readonly joins: LRUCache<string, Set<number>>;
+  /** Reserved keys, each with the task holding it and until when; expiry read from `now`, so a virtual clock moves it. */
+  private readonly reservations: LRUCache<string, { readonly id: string; readonly until: number }>;
   private readonly waiters = new ResultWaiters();
   private readonly now: () => number;
   private readonly ttl: number;
@@ -157,6 +172,7 @@ export class MemoryResultStore implements ResultStore {
     this.graphs = new LRUCache({ max: Math.max(1, Math.ceil(max / 10)), ttl });
     this.counters = new LRUCache({ max, ttl });
     this.joins = new LRUCache({ max, ttl });
+    this.reservations = new LRUCache({ max });
   }
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
@@ -167,6 +183,7 @@ export class MemoryResultStore implements ResultStore {
         record.workflow = details.workflow;
         record.node = details.node;
       }
+      if (details?.info !== undefined) record.info = details.info;
       this.records.add(id, record);
     } else if (!READY_STATES.has(current.state)) {
       // In place: a state change of a record already held needs no second cache write.
@@ -178,6 +195,7 @@ export class MemoryResultStore implements ResultStore {
         current.workflow = details.workflow;
         current.node = details.node;
       }
+      if (details?.info !== undefined) current.info = details.info;
     }
   }
 
@@ -253,6 +271,18 @@ export class MemoryResultStore implements ResultStore {
     return Promise.resolve();
   }
 
+  reserve(key: string, id: string, ttlMs: number): Promise<string> {
+    return Promise.resolve(this.reserveNow(key, id, this.now() + ttlMs));
+  }
+
+  /** `reserve` without waiting a turn, to a given time (a durable store logs it). */
+  reserveNow(key: string, id: string, until: number): string {
+    const held = this.reservations.get(key);
+    if (held !== undefined && held.until > this.now()) return held.id;
+    this.reservations.set(key, { id, until });
+    return id;
+  }
+
   close(): Promise<void> {
     this.waiters.clear();
     return Promise.resolve();
@@ -272,10 +302,17 @@ export class MemoryResultStore implements ResultStore {
     for (const [id, graph] of this.graphs.rentries() as IterableIterator<[string, MessageGraph]>) yield { kind: "graph", graph, at: at(this.graphs, id) };
     for (const [key, members] of this.joins.rentries() as IterableIterator<[string, Set<number>]>) yield { kind: "join", key, members: [...members], at: at(this.joins, key) };
     for (const key of this.counters.rkeys()) yield { kind: "claim", key, at: at(this.counters, key) };
+    for (const [key, { id, until }] of this.reservations.rentries() as IterableIterator<[string, { id: string; until: number }]>) {
+      if (until > now) yield { kind: "reservation", key, id, until };
+    }
   }
 
   /** Put back an entry of `contents()` as written at its time: it expires when it would have (at once if it has). Oldest first. */
   restore(entry: StoreEntry): void {
+    if (entry.kind === "reservation") {
+      if (entry.until > this.now()) this.reservations.set(entry.key, { id: entry.id, until: entry.until });
+      return;
+    }
     const left = this.ttl - (this.now() - (entry.kind === "record" ? entry.record.updatedAt : entry.at));
     if (left <= 0) return;
     switch (entry.kind) {

@@ -127,6 +127,9 @@ export class ProtectedResultStore implements ResultStore {
   release(key: string): Promise<void> {
     return this.inner.release(key);
   }
+  reserve(key: string, id: string, ttlMs: number): Promise<string> {
+    return this.inner.reserve(key, id, ttlMs);
+  }
   close(): Promise<void> {
     return this.inner.close();
   }

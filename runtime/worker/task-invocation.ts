@@ -2,6 +2,7 @@ import { Effect } from "effect";
 import type { Clock, ClockTimer } from "../../broker/clock.ts";
 import { RetryRequest, SoftTimeLimitExceeded, TimeLimitExceeded } from "../errors.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
+import type { ProgressSink, ProgressReport } from "../task-progress.ts";
 
 /**
  * Calls one handler: sync, async or Effect, with its AbortSignal, soft and
@@ -36,6 +37,7 @@ class RunningTask implements TaskContext {
     readonly id: string,
     readonly name: string,
     readonly retries: number,
+    private readonly recorder: ProgressSink | undefined,
   ) {}
   get signal(): AbortSignal {
     return (this.controller ??= new AbortController()).signal;
@@ -46,6 +48,11 @@ class RunningTask implements TaskContext {
   }
   retry(options?: Parameters<TaskContext["retry"]>[0]): never {
     throw new RetryRequest(options ?? {});
+  }
+  progress(report: ProgressReport): Promise<void> {
+    // A task whose result is not kept (ignoreResult) has nowhere to report to.
+    if (this.recorder === undefined) return Promise.resolve();
+    return this.recorder.record(this.id, this.name, this.retries, report);
   }
 }
 
@@ -101,8 +108,9 @@ export const invoke = (
   softTimeLimit: number | undefined,
   timeLimit: number | undefined,
   clock: Clock,
+  recorder?: ProgressSink,
 ): InvocationOutcome | AsyncInvocation => {
-  const context = new RunningTask(id, definition.name, retries);
+  const context = new RunningTask(id, definition.name, retries, recorder);
   let returned: unknown;
   try {
     returned = definition.handler.apply(context, args as unknown[]);

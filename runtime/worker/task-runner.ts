@@ -12,6 +12,8 @@ import { MAX_RESULT_BYTES, type Completed, type TaskCompletion } from "./task-co
 import { AsyncInvocation, invoke, type Invocation, type InvocationOutcome } from "./task-invocation.ts";
 import { fromEnvelope, type TaskMessage } from "../task-message.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
+import { ProgressRecorder } from "../task-progress.ts";
+import type { Hooks } from "../hooks.ts";
 import type { TaskEventSink } from "../events/task-events.ts";
 import type { PoolCall } from "../pool/child-pool.ts";
 
@@ -33,6 +35,8 @@ export interface RunnerEnvironment {
   readonly log: (message: string) => void;
   /** The clock for expiry and time limits. Default the system clock. */
   readonly clock?: Clock;
+  /** The app's hooks around execution (runtime/hooks.ts). */
+  readonly hooks?: Hooks;
 }
 
 /** How a delivery is settled with the broker. */
@@ -76,12 +80,14 @@ export class TaskRunner {
   /** Time limits set at run time by remote control, by task name; they win over the message's. */
   readonly timeLimits = new Map<string, { readonly soft: number | undefined; readonly hard: number | undefined }>();
   private readonly clock: Clock;
+  private readonly progress: ProgressRecorder;
 
   constructor(
     private readonly env: RunnerEnvironment,
     private readonly host: RunnerHost,
   ) {
     this.clock = env.clock ?? systemClock;
+    this.progress = new ProgressRecorder(env.store, env.codec);
   }
 
   /** Run `delivery`; returns a promise only when something asynchronous is left to do. */
@@ -148,8 +154,10 @@ export class TaskRunner {
     delivery: Delivery,
     consumer: Consumer,
   ): void | Promise<void> {
+    const hooks = this.env.hooks;
+    if (hooks?.any) hooks.emit("taskPrerun", this.hookEvent(message));
     this.events?.started(message);
-    const invocation = this.host.pool === undefined ? this.invokeHere(message, definition, options) : this.invokeInPool(message, options, keepsResult, delivery);
+    const invocation = this.host.pool === undefined ? this.invokeHere(message, definition, options, keepsResult) : this.invokeInPool(message, options, keepsResult, delivery);
     if (!("outcome" in invocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
     this.running.set(message.id, { task: message.task, invocation, message, queue: delivery.queue, startedAt: this.clock.now() });
     return invocation.outcome.then((outcome) => {
@@ -160,9 +168,10 @@ export class TaskRunner {
     });
   }
 
-  private invokeHere(message: TaskMessage, definition: TaskDefinition, options: CallOptions): InvocationOutcome | AsyncInvocation {
+  private invokeHere(message: TaskMessage, definition: TaskDefinition, options: CallOptions, keepsResult: boolean): InvocationOutcome | AsyncInvocation {
     const started = performance.now();
-    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit, this.clock);
+    const recorder = keepsResult ? this.progress : undefined;
+    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit, this.clock, recorder);
     const ms = performance.now() - started;
     if (ms > (this.host.blockWarnMs ?? Infinity)) this.host.blocked?.(message.task, message.id, ms);
     return invocation;
@@ -198,11 +207,28 @@ export class TaskRunner {
     if (completed instanceof Promise) {
       return completed.then((done) => {
         this.events?.finished(message, done, outcome);
+        if (this.env.hooks?.any) this.afterRun(message, outcome, done);
         this.settled(done, acksLate, consumer, delivery);
       });
     }
     this.events?.finished(message, completed, outcome);
+    if (this.env.hooks?.any) this.afterRun(message, outcome, completed);
     this.settled(completed, acksLate, consumer, delivery);
+  }
+
+  private hookEvent(message: TaskMessage) {
+    return { id: message.id, task: message.task, args: message.args, retries: message.retries, worker: this.host.name };
+  }
+
+  /** The hooks after a run, once its outcome is recorded: success, failure or retry, then postrun. */
+  private afterRun(message: TaskMessage, outcome: InvocationOutcome, completed: Completed): void {
+    const hooks = this.env.hooks as Hooks;
+    const event = this.hookEvent(message);
+    const error = outcome.ok ? undefined : outcome.error;
+    if (completed === "succeeded") hooks.emit("taskSuccess", { ...event, result: outcome.ok ? outcome.value : undefined });
+    else if (completed === "failed") hooks.emit("taskFailure", { ...event, error });
+    else if (completed === "retried") hooks.emit("taskRetry", { ...event, error });
+    hooks.emit("taskPostrun", { ...event, outcome: completed });
   }
 
   private settled(completed: Completed, acksLate: boolean, consumer: Consumer, delivery: Delivery): void {

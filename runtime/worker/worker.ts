@@ -238,6 +238,7 @@ export class Worker {
       this.startedAt = Date.now();
       if (this.eventsAtStart) this.enableEvents();
       if (this.controlled && this.env.startControl !== undefined) this.control = await this.env.startControl(this);
+      this.env.hooks?.emit("workerReady", { worker: this.name });
     } catch (error) {
       // Nothing half-started: cancel what did start and let start() be called again.
       const started = this.consumers.splice(0);
@@ -323,6 +324,7 @@ export class Worker {
     this.disableEvents();
     await this.pooling.close();
     this.state = "stopped";
+    this.env.hooks?.emit("workerShutdown", { worker: this.name });
     this.markDone();
   }
 
