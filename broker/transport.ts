@@ -60,6 +60,15 @@ export interface ConsumeOptions {
    * redelivered to another consumer. Default 30 s. In-process brokers ignore it.
    */
   readonly leaseMs?: number;
+  /**
+   * The consumer calls `markStarted(deliveryTag)` as it begins to process each
+   * delivery. A delivery that goes back to its queue without having been
+   * started (its consumer was cancelled, or its process died, while it was
+   * only held) then does not count towards its queue's `maxDeliveries`, so a
+   * message that kills its consumer is dead-lettered alone, not with the
+   * messages held beside it. Default false: every delivery counts.
+   */
+  readonly marksStarted?: boolean;
 }
 
 /**
@@ -85,6 +94,13 @@ export interface Consumer {
   readonly queue: string;
   /** Acknowledge: the message is done and will never be delivered again. */
   ack(deliveryTag: number): void;
+  /**
+   * With `marksStarted`: processing of this delivery begins now, so it counts
+   * as delivered if it comes back unacknowledged. A remote transport sends the
+   * mark before returning, so it reaches the broker even if the work it
+   * precedes kills the process. Optional: a transport without it counts every delivery.
+   */
+  markStarted?(deliveryTag: number): void;
   /**
    * Negative acknowledgement. With `requeue` the message goes back to its queue
    * (redelivered, delivery count kept); without, it goes to the dead-letter queue with `reason`.
@@ -156,6 +172,13 @@ export interface Transport {
   isRevoked(id: string): boolean;
   /** Subscribe to revocations as they happen (to abort a task already running); returns an unsubscribe function. */
   onRevoke(listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void): () => void;
+  /**
+   * For a transport to a broker in another process: subscribe to the loss of
+   * its connection, after which every delivery its consumers held is back in
+   * its queue (and settling it does nothing). Returns an unsubscribe function.
+   * Optional: an in-process broker never loses its consumers' deliveries so.
+   */
+  onConnectionLost?(listener: (reason: string) => void): () => void;
   /** Read the messages of a dead-letter queue (by its name, e.g. "celery.dlq") without removing them. */
   deadLetters(queue: string): Promise<readonly DeadLetter[]>;
   stats(queue: string): Promise<QueueStats>;

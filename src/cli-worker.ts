@@ -41,6 +41,9 @@ const DEFAULT_CONNECT_TIMEOUT_S = 60;
 /** How long a worker that failed to start may take to close its app before the process exits anyway. */
 const CLOSE_AFTER_FAILURE_MS = 5_000;
 
+/** How long a stopped worker's process may linger for handles its tasks left open before it exits anyway. */
+const EXIT_AFTER_STOP_MS = 2_000;
+
 /** Run a worker until SIGINT or SIGTERM (then stop warmly; a second signal stops it cold); resolves to the exit code. */
 export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const { values } = parseCommandLine("worker", argv, {
@@ -112,14 +115,19 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     throw error;
   }
   const { pool, concurrency: running } = worker.stats();
-  console.error(`celerity worker ${worker.name}: consuming with concurrency ${running} on the ${pool} pool`);
   // A shutdown by remote control stops the worker itself; a signal starts a warm (then cold) shutdown.
   const byControl = worker.done.then(() => "control" as const);
-  const how = await Promise.race([stopOnSignals(worker, shutdownTimeout, (line) => console.error(line)).then(() => "signal" as const), byControl]);
+  // Signals are handled before the line that says the worker consumes: a SIGTERM sent on reading it stops the worker warmly.
+  const bySignal = stopOnSignals(worker, shutdownTimeout, (line) => console.error(line)).then(() => "signal" as const);
+  console.error(`celerity worker ${worker.name}: consuming with concurrency ${running} on the ${pool} pool`);
+  const how = await Promise.race([bySignal, byControl]);
   if (how === "control") console.error(`celerity worker ${worker.name}: stopped (finishing running tasks), shut down by remote control`);
   await worker.done;
   await app.close();
   console.error(`celerity worker ${worker.name}: stopped`);
+  // A handler abandoned on the way (its node was lost) may still hold a timer or a socket of its own:
+  // the process ends soon after a stop whatever such leftovers would keep it alive for.
+  setTimeout(() => process.exit(0), EXIT_AFTER_STOP_MS).unref();
   return 0;
 };
 

@@ -12,6 +12,13 @@ export interface BrokerJournal {
   exchangeDeclared(name: string, type: ExchangeType): void;
   queueBound(queue: string, exchange: string, pattern: string): void;
   /** A message entered `queue` (ready or delayed); `deadLetter` when it was restored as one. */
+  /**
+   * The pending write of the record just journalled, when records are made
+   * durable asynchronously: a message enqueued by a publish is delivered only
+   * once that write succeeds, and dropped if it fails (its publish is refused),
+   * so no consumer ever runs a message the broker would lose.
+   */
+  readonly lastWrite?: Promise<void> | undefined;
   enqueued(ref: object, queue: string, envelope: Envelope, deadLetter?: DeadLetter): void;
   /** A message left its queue for good: acknowledged, or discarded because it was revoked. */
   removed(ref: object): void;

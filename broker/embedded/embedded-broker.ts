@@ -53,6 +53,8 @@ export interface BrokerTotals {
 }
 
 const DEFAULT_MAX_DELIVERIES = 16;
+/** How many unstarted returns (see ConsumeOptions.marksStarted) weigh as much as one delivery. */
+const UNSTARTED_RETURNS_PER_DELIVERY = 4;
 const EXCHANGE_TYPES: ReadonlySet<string> = new Set<ExchangeType>(["direct", "topic", "fanout"]);
 /** What an operation applied at once returns (shared, so callers can tell it apart without awaiting). */
 export const RESOLVED: Promise<void> = Promise.resolve();
@@ -236,7 +238,7 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     return RESOLVED;
   }
 
-  async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
+  async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<EmbeddedConsumer> {
     this.assertOpen("consume");
     checkQueueName(queue, "queue name");
     if (typeof handler !== "function") {
@@ -247,7 +249,7 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
       throw new InvalidArgumentError({ argument: "prefetch", reason: `must be an integer of at least 1, got ${String(prefetch)}` });
     }
     const state = this.ensureQueue(queue);
-    const consumer = new EmbeddedConsumer(`ctag-${++this.consumerCount}`, state, handler, prefetch, this.host);
+    const consumer = new EmbeddedConsumer(`ctag-${++this.consumerCount}`, state, handler, prefetch, this.host, options.marksStarted === true);
     state.addConsumer(consumer);
     // Like an open connection to a remote broker: while someone consumes, a delayed message is work the process waits for.
     if (++this.activeConsumers === 1) this.delays.keepAlive(true);
@@ -478,8 +480,46 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
 
   private enqueue(state: Queue, envelope: Envelope, priority: number): QueuedMessage {
     const message = new QueuedMessage(envelope, priority);
-    if (!state.autoDelete) this.journal?.enqueued(message, state.name, envelope);
-    const eta = envelope.eta;
+    const journal = this.journal;
+    // A queue that deletes itself is not journalled (it does not outlive its consumers).
+    if (journal !== undefined && !state.autoDelete) {
+      journal.enqueued(message, state.name, envelope);
+      const write = journal.lastWrite;
+      if (write !== undefined && write !== RESOLVED) {
+        this.holdUntilDurable(write, state, message);
+        return message;
+      }
+    }
+    return this.place(state, message);
+  }
+
+  /** Messages whose record is being written, grouped by the write (a group commit shares one). */
+  private awaitingWrite: { readonly write: Promise<void>; readonly messages: [Queue, QueuedMessage][] } | undefined;
+
+  private holdUntilDurable(write: Promise<void>, state: Queue, message: QueuedMessage): void {
+    let group = this.awaitingWrite;
+    if (group === undefined || group.write !== write) {
+      const held: [Queue, QueuedMessage][] = [];
+      group = this.awaitingWrite = { write, messages: held };
+      write.then(
+        () => {
+          if (this.awaitingWrite?.messages === held) this.awaitingWrite = undefined;
+          if (this.closed) return;
+          for (let i = 0; i < held.length; i++) this.place(held[i][0], held[i][1]);
+        },
+        () => {
+          if (this.awaitingWrite?.messages === held) this.awaitingWrite = undefined;
+          // Never durable, so never confirmed: it must never run either.
+          for (let i = 0; i < held.length; i++) this.journal?.removed(held[i][1]);
+        },
+      );
+    }
+    group.messages.push([state, message]);
+  }
+
+  /** Into the ready queue, or the delay heap until its eta. */
+  private place(state: Queue, message: QueuedMessage): QueuedMessage {
+    const eta = message.envelope.eta;
     if (eta !== undefined && eta > this.now()) {
       state.delayed++;
       this.delays.add(eta, { queue: state, message, generation: state.generation });
@@ -502,9 +542,21 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     this.drains.schedule();
   }
 
+  private delivering = true;
+
+  /**
+   * Make no more deliveries (for good): messages stay where they are, and
+   * everything else goes on. The durable node stops so when its log fails,
+   * since an ack could no longer be recorded and the task would run again.
+   */
+  stopDelivering(): void {
+    this.delivering = false;
+    this.drains.stop();
+  }
+
   /** Make up to `budget` deliveries across the pending queues; returns how many were made. */
   private drain(budget: number): number {
-    if (this.closed) return 0;
+    if (this.closed || !this.delivering) return 0;
     let delivered = 0;
     while (this.pendingQueues.length > 0 && delivered < budget) {
       const queues = this.pendingQueues;
@@ -560,6 +612,16 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
         );
         continue;
       }
+      // A bound for when start marks are lost (a process killed mid-turn, before its marks went out):
+      // a poison message then comes back uncounted, and must not do so for ever.
+      if (message.unstartedReturns >= state.maxDeliveries * UNSTARTED_RETURNS_PER_DELIVERY) {
+        this.deadLetter(
+          state,
+          message,
+          `returned ${message.unstartedReturns} times by consumers that ended without starting it (at most maxDeliveries x ${UNSTARTED_RETURNS_PER_DELIVERY})`,
+        );
+        continue;
+      }
       return message;
     }
   }
@@ -584,6 +646,10 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
       },
       requeue: (state, messages) => {
         for (let i = messages.length - 1; i >= 0; i--) state.ready.unshift(messages[i], messages[i].priority);
+        if (messages.length > 0) this.markPending(state);
+      },
+      requeueAtTail: (state, messages) => {
+        for (let i = 0; i < messages.length; i++) state.ready.push(messages[i], messages[i].priority);
         if (messages.length > 0) this.markPending(state);
       },
       deadLetter: (state, message, reason) => this.deadLetter(state, message, reason),

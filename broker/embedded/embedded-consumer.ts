@@ -10,6 +10,8 @@ export interface ConsumerHost {
   detached(queue: QueueState<EmbeddedConsumer>): void;
   /** Put messages back at the head of `queue` (in the order given) and schedule a drain. */
   requeue(queue: QueueState<EmbeddedConsumer>, messages: readonly QueuedMessage[]): void;
+  /** Put messages back at the tail of `queue` (in the order given) and schedule a drain. */
+  requeueAtTail(queue: QueueState<EmbeddedConsumer>, messages: readonly QueuedMessage[]): void;
   deadLetter(queue: QueueState<EmbeddedConsumer>, message: QueuedMessage, reason: string): void;
   /** A message was acknowledged: it is gone for good. */
   acked(queue: QueueState<EmbeddedConsumer>, message: QueuedMessage): void;
@@ -21,6 +23,15 @@ export interface ConsumerHost {
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
   typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
 
+/** A delivery that goes back unstarted leaves no mark against its message. */
+const uncountIfUnstarted = (message: QueuedMessage): void => {
+  if (!message.started) {
+    message.deliveryCount--;
+    message.unstartedReturns++;
+    message.started = true;
+  }
+};
+
 /**
  * A consumer of the embedded broker: receives deliveries while it has fewer
  * than `prefetch` unacknowledged, names each with a tag unique to it, and
@@ -30,7 +41,7 @@ export class EmbeddedConsumer implements Consumer {
   private readonly unacked = new Map<number, QueuedMessage>();
   private nextTag = 1;
   /** Deliveries start on the turn after `consume` resolves, so a handler can use the consumer it was given. */
-  private started = false;
+  private attached = false;
   private cancelled = false;
 
   constructor(
@@ -39,6 +50,8 @@ export class EmbeddedConsumer implements Consumer {
     private readonly handler: DeliveryHandler,
     readonly prefetch: number,
     private readonly host: ConsumerHost,
+    /** Deliveries count towards maxDeliveries only once marked started (ConsumeOptions.marksStarted). */
+    private readonly marksStarted = false,
   ) {}
 
   get queue(): string {
@@ -56,15 +69,16 @@ export class EmbeddedConsumer implements Consumer {
   }
 
   start(): void {
-    this.started = true;
+    this.attached = true;
   }
 
   hasCapacity(): boolean {
-    return this.started && !this.cancelled && this.unacked.size < this.prefetch;
+    return this.attached && !this.cancelled && this.unacked.size < this.prefetch;
   }
 
   deliver(message: QueuedMessage): void {
     const deliveryCount = ++message.deliveryCount;
+    message.started = !this.marksStarted;
     const deliveryTag = this.nextTag++;
     this.unacked.set(deliveryTag, message);
     this.state.unacked++;
@@ -85,6 +99,12 @@ export class EmbeddedConsumer implements Consumer {
     }
   }
 
+  /** The holder began processing `deliveryTag` (ignored once it is settled or taken back). */
+  markStarted(deliveryTag: number): void {
+    const message = this.unacked.get(deliveryTag);
+    if (message !== undefined) message.started = true;
+  }
+
   ack(deliveryTag: number): void {
     const message = this.take("ack", deliveryTag);
     this.host.acked(this.state, message);
@@ -101,7 +121,11 @@ export class EmbeddedConsumer implements Consumer {
     this.host.settled(this.state, false);
   }
 
-  /** Stop receiving and return every unacknowledged delivery to the head of the queue, oldest first. */
+  /**
+   * Stop receiving and return every unacknowledged delivery to the head of
+   * the queue, oldest first; with marksStarted, those that were begun go to
+   * its back instead.
+   */
   cancel(): Promise<void> {
     if (!this.cancelled) {
       this.cancelled = true;
@@ -110,9 +134,35 @@ export class EmbeddedConsumer implements Consumer {
       const returned = [...this.unacked.values()];
       this.unacked.clear();
       this.state.unacked -= returned.length;
-      this.host.requeue(this.state, returned);
+      if (!this.marksStarted) {
+        this.host.requeue(this.state, returned);
+        return Promise.resolve();
+      }
+      // What was begun goes to the back: if one of them killed its consumer, the others running beside it
+      // must not be paired with it again on every redelivery (each pairing counts against them too).
+      const begun = returned.filter((message) => message.started);
+      const held = returned.filter((message) => !message.started);
+      for (let i = 0; i < held.length; i++) uncountIfUnstarted(held[i]);
+      this.host.requeue(this.state, held);
+      this.host.requeueAtTail(this.state, begun);
     }
     return Promise.resolve();
+  }
+
+  /**
+   * Take one delivery back from a holder that stopped answering for it (its
+   * lease ran out): back to the queue, counted as a delivery only if it was
+   * started. Returns whether the delivery was still held.
+   */
+  takeBack(deliveryTag: number): boolean {
+    const message = this.unacked.get(deliveryTag);
+    if (message === undefined) return false;
+    this.unacked.delete(deliveryTag);
+    this.state.unacked--;
+    uncountIfUnstarted(message);
+    this.host.requeue(this.state, [message]);
+    this.host.settled(this.state, false);
+    return true;
   }
 
   /**

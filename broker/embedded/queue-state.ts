@@ -5,6 +5,10 @@ import { ReadyQueue } from "./ready-queue.ts";
 export class QueuedMessage {
   /** How many times this copy has been handed to a consumer. */
   deliveryCount = 0;
+  /** Whether the consumer holding this copy began processing it (see ConsumeOptions.marksStarted). */
+  started = true;
+  /** Times this copy came back from a consumer that never started it (those do not count as deliveries). */
+  unstartedReturns = 0;
   /** Set when the message was moved into this queue by dead-lettering. */
   deadLetter: DeadLetter | undefined = undefined;
 

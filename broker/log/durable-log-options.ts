@@ -25,6 +25,13 @@ export interface DurableLogOptions {
   readonly maxRecordBytes?: number;
   /** Called for each corrupted or torn record found on open (also counted in the report). */
   readonly onCorruption?: (info: CorruptionReport) => void;
+  /**
+   * Called once when a write, fsync or file operation fails. The log never
+   * retries it (a retried fsync can report success for data the kernel has
+   * dropped): every later append is refused, and the next open finds what
+   * did reach the disk.
+   */
+  readonly onFailure?: (error: Error) => void;
 }
 
 /**
@@ -49,6 +56,7 @@ export interface Settings {
   readonly segmentBytes: number;
   readonly maxRecordBytes: number;
   readonly onCorruption?: (info: CorruptionReport) => void;
+  readonly onFailure?: (error: Error) => void;
   readonly openSegment: OpenSegment;
   readonly step: (name: string) => Promise<void>;
 }
@@ -82,6 +90,7 @@ export const settingsOf = (options: DurableLogOptions, internals: DurableLogInte
     // The header stores the length in 32 bits.
     maxRecordBytes: positiveInteger("maxRecordBytes", options.maxRecordBytes ?? 16 * MIB, 0xffffffff),
     onCorruption: options.onCorruption,
+    onFailure: options.onFailure,
     openSegment: internals.openSegment ?? openSegmentFile,
     step: async (name) => {
       await hook?.(name);

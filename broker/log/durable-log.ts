@@ -210,6 +210,7 @@ export class DurableLog {
     if (this.failure === undefined) {
       this.failure = error;
       this.failureSeen = seen;
+      this.settings.onFailure?.(error);
     }
     return error;
   }

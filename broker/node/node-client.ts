@@ -142,6 +142,16 @@ export class NodeClient {
     this.onConnectedHooks.push(hook);
   }
 
+  /** Run `hook` whenever an established connection drops (before reconnecting). */
+  onDisconnected(hook: (reason: string) => void): () => void {
+    this.onDisconnectedHooks.add(hook);
+    return () => {
+      this.onDisconnectedHooks.delete(hook);
+    };
+  }
+
+  private readonly onDisconnectedHooks = new Set<(reason: string) => void>();
+
   /** Receive frames of `type` (Deliver, Revoked, Notify). Several handlers of one type are called in the order added. */
   onFrame(type: number, handler: (payload: unknown) => void): void {
     const previous = this.frameHandlers.get(type);
@@ -186,6 +196,30 @@ export class NodeClient {
     } else if (keep && this.state !== "closed") {
       this.kept.push([op.name, args]);
     }
+  }
+
+  /** Write every frame queued now, rather than at the end of this event-loop turn. */
+  flush(): void {
+    if (this.welcomedOnSocket) this.writer!.flush();
+  }
+
+  private readonly exitHooks = new Set<() => void>();
+  private readonly onProcessExit = (): void => {
+    for (const hook of this.exitHooks) hook();
+    this.flush();
+  };
+
+  /**
+   * Run `hook`, then write what is queued, if the process exits (process.exit)
+   * before this turn's frames are sent: for frames that must not be lost
+   * with the process. Returns a function that removes the hook.
+   */
+  beforeExit(hook: () => void): () => void {
+    if (this.exitHooks.size === 0) process.on("exit", this.onProcessExit);
+    this.exitHooks.add(hook);
+    return () => {
+      if (this.exitHooks.delete(hook) && this.exitHooks.size === 0) process.off("exit", this.onProcessExit);
+    };
   }
 
   /** Tells kept for the next connection, sent before anything else once it is ready. */
@@ -341,6 +375,7 @@ export class NodeClient {
     this.heartbeat?.stop();
     socket.destroy();
     if (wasReady) this.settings.log?.(`lost the connection to ${this.url} (${reason}); reconnecting`);
+    if (wasReady) for (const hook of this.onDisconnectedHooks) hook(reason);
     for (const [id, pending] of this.pending) {
       this.pending.delete(id);
       clearTimeout(pending.timer);
@@ -355,6 +390,8 @@ export class NodeClient {
   /** Close for good: pending requests are rejected, no reconnection. */
   close(): void {
     if (this.state === "closed") return;
+    this.exitHooks.clear();
+    process.off("exit", this.onProcessExit);
     this.state = "closed";
     this.welcomedOnSocket = false;
     this.heartbeat?.stop();

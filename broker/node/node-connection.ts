@@ -2,6 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Delivery } from "../envelope.ts";
 import type { EmbeddedBroker } from "../embedded/embedded-broker.ts";
+import type { EmbeddedConsumer } from "../embedded/embedded-consumer.ts";
 import { FrameParser, FrameWriter } from "./wire-frame.ts";
 import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, envelopeToWire } from "./protocol.ts";
 import { errorToWire } from "./wire-errors.ts";
@@ -108,7 +109,7 @@ export class NodeConnection {
   }
 
   /** Register a consumer this connection opened; deliveries are framed to the client and leased for `leaseMs`. */
-  async consume(queue: string, prefetch: number, leaseMs: number = DEFAULT_LEASE_MS): Promise<string> {
+  async consume(queue: string, prefetch: number, leaseMs: number = DEFAULT_LEASE_MS, marksStarted = false): Promise<string> {
     if (!Number.isFinite(leaseMs) || leaseMs < 1) throw new ProtocolError({ reason: `a lease must be a positive number of ms, got ${leaseMs}` });
     const leases = new LeaseTable(leaseMs);
     let tag = "";
@@ -118,7 +119,7 @@ export class NodeConnection {
         leases.lease(delivery.deliveryTag, Date.now());
         this.deliver(tag, delivery);
       },
-      { prefetch },
+      { prefetch, marksStarted },
     );
     tag = consumer.tag;
     const sweep = setInterval(() => this.expireLeases(tag), Math.max(20, Math.floor(leaseMs / 4)));
@@ -139,6 +140,12 @@ export class NodeConnection {
     if (leases.wasExpired(deliveryTag)) return this.lateSettle("nack", consumer, deliveryTag);
     consumer.nack(deliveryTag, options);
     leases.release(deliveryTag);
+  }
+
+  /** The client began processing these deliveries: they count as delivered if they come back. */
+  started(tag: string, deliveryTags: readonly number[]): void {
+    const { consumer } = this.leased(tag);
+    for (let i = 0; i < deliveryTags.length; i++) consumer.markStarted(deliveryTags[i]);
   }
 
   /** Extend the leases of deliveries the client still holds; returns how many it did hold. */
@@ -165,7 +172,8 @@ export class NodeConnection {
     if (leased === undefined || leased.leases.size === 0) return;
     const expired = leased.leases.expire(Date.now());
     if (expired.length === 0) return;
-    for (const deliveryTag of expired) leased.consumer.nack(deliveryTag, { requeue: true });
+    // Unstarted ones go back without a mark against them: the holder never began them.
+    for (const deliveryTag of expired) leased.consumer.takeBack(deliveryTag);
     this.context.log(
       `${this.name}: lease of ${expired.length} ${expired.length === 1 ? "delivery" : "deliveries"} on ${leased.consumer.queue} ran out after ${leased.leases.leaseMs} ms without renewal; requeued for redelivery`,
     );
@@ -280,7 +288,7 @@ export class NodeConnection {
 }
 
 interface LeasedConsumer {
-  readonly consumer: Consumer;
+  readonly consumer: EmbeddedConsumer;
   readonly leases: LeaseTable;
   readonly sweep: NodeJS.Timeout;
 }

@@ -65,6 +65,20 @@ export class NodeJournal implements BrokerJournal {
     this.encodedBytes = bytes;
   }
 
+  /**
+   * Number the next message copy `seq` (recovery gives each restored copy the
+   * number it has in the log, so records appended later name it rightly even
+   * when the log is not rewritten at start); later copies are numbered after.
+   */
+  numberNext(seq: number): void {
+    this.nextSeq = seq;
+  }
+
+  /** Number copies after `seq` from now on (at least). */
+  numberAfter(seq: number): void {
+    if (this.nextSeq <= seq) this.nextSeq = seq + 1;
+  }
+
   /** Send records elsewhere from now on (recovery collects them, then the node appends). */
   redirect(sink: RecordSink): void {
     this.sink = sink;
@@ -186,7 +200,9 @@ export const replay = async (
   broker: EmbeddedBroker,
   report: (reason: string) => void,
   now: number = Date.now(),
+  journal?: NodeJournal,
 ): Promise<ReplaySummary> => {
+  let maxSeq = 0;
   const decoder = new Decoder();
   const queues = new Map<string, QueueOptions>();
   const exchanges = new Map<string, ExchangeType>();
@@ -209,6 +225,7 @@ export const replay = async (
           bindings.set(`${record[1]}\u0000${record[2]}\u0000${record[3]}`, [record[1], record[2], record[3]]);
           break;
         case Kind.Enqueue: {
+          if (record[1] > maxSeq) maxSeq = record[1];
           // Records are views into the log's read buffers: keep a copy of the body, not the whole buffer.
           const wire = envelopeFromWire(record[3]);
           const envelope = { ...wire, body: wire.body.slice() };
@@ -225,6 +242,7 @@ export const replay = async (
           break;
         case Kind.Dead: {
           const [, seq, deadSeq, dlq, from, reason, at] = record;
+          if (deadSeq > maxSeq) maxSeq = deadSeq;
           const message = live.get(seq);
           live.delete(seq);
           if (message !== undefined) {
@@ -262,9 +280,11 @@ export const replay = async (
   const seqs = [...live.keys()].sort((a, b) => a - b);
   for (const seq of seqs) {
     const message = live.get(seq) as LiveMessage;
+    journal?.numberNext(seq);
     // Whether it was delivered before the restart is not logged: count it as delivered once, so it arrives
     // marked redelivered and a worker checks for a result stored by an earlier run before running it again.
     broker.restore(message.queue, message.envelope, message.deadLetter === undefined ? { deliveryCount: 1 } : { deadLetter: message.deadLetter });
   }
+  journal?.numberAfter(maxSeq);
   return { messages: seqs.length, queues: queues.size, revocations: revoked };
 };

@@ -22,7 +22,7 @@ const silentConsumer = async (url: string, queue: string, leaseMs: number) => {
     deliveries.push([deliveryTag, wire[0] as string]);
     arrived?.();
   });
-  const tag = await client.call(brokerOperations.consume, [queue, 10, leaseMs]);
+  const tag = await client.call(brokerOperations.consume, [queue, 10, leaseMs, false]);
   const next = () => (deliveries.length > 0 ? Promise.resolve() : new Promise<void>((resolve) => (arrived = resolve)));
   return { client, tag, deliveries, next };
 };
@@ -124,7 +124,7 @@ describe("broker node: delivery leases", () => {
     const node = await BrokerNode.start({ port: 0, log: () => {} });
     const client = new NodeClient(node.url);
     await client.start();
-    await assert.rejects(client.call(brokerOperations.consume, ["q", 1, -5]), /a lease must be a positive number of ms, got -5/);
+    await assert.rejects(client.call(brokerOperations.consume, ["q", 1, -5, false]), /a lease must be a positive number of ms, got -5/);
     client.close();
     await node.stop();
   });

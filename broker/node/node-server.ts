@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { lockDataDir } from "../log/data-dir-lock.ts";
-import { DurableLog, type DurableLogOptions } from "../log/durable-log.ts";
+import { type DurableLog, type DurableLogInternals, type DurableLogOptions, openDurableLog } from "../log/durable-log.ts";
 import { describeCorruption } from "../log/log-recovery.ts";
 import { EmbeddedBroker, RESOLVED } from "../embedded/embedded-broker.ts";
 import { publishedEnvelopeBytes } from "./encoded-envelope.ts";
@@ -107,8 +107,8 @@ export class BrokerNode {
     this.serveBroker();
   }
 
-  /** Open the log (recovering what it holds), then listen. */
-  static async start(options: BrokerNodeOptions = {}): Promise<BrokerNode> {
+  /** Open the log (recovering what it holds), then listen. `internals` are the log's test seams (a faulty disk). */
+  static async start(options: BrokerNodeOptions = {}, internals: DurableLogInternals = {}): Promise<BrokerNode> {
     const settings = brokerNodeSettings(options);
     const log = settings.log;
     let node: BrokerNode;
@@ -118,18 +118,33 @@ export class BrokerNode {
       node = new BrokerNode(broker, journal, undefined, settings);
     } else {
       const lock = lockDataDir(options.dataDir);
-      const { log: durableLog, records, report } = await DurableLog.open(options.dataDir, {
-        fsync: settings.fsync,
-        onCorruption: (info) => log(describeCorruption(info)),
-      });
+      let broker: EmbeddedBroker | undefined;
+      const { log: durableLog, records, report } = await openDurableLog(
+        options.dataDir,
+        {
+          fsync: settings.fsync,
+          onCorruption: (info) => log(describeCorruption(info)),
+          onFailure: (error) => {
+            broker?.stopDelivering();
+            log(
+              `the log failed and is not retried (${error.message}): publishes are refused and nothing more is delivered, since acks can no longer be recorded; ` +
+                "free the disk (or replace it) and restart the node, which recovers everything that reached the disk",
+            );
+          },
+        },
+        internals,
+      );
       const collected: Uint8Array[] = [];
       const journal = new NodeJournal((record) => {
         collected.push(record);
         return RESOLVED;
       });
-      const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
-      const summary = await replay(records, broker, (reason) => log(`log: ${reason}`));
-      await durableLog.compact(collected);
+      broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
+      const summary = await replay(records, broker, (reason) => log(`log: ${reason}`), Date.now(), journal);
+      // Rewriting the log needs free space the size of what it holds: on a full disk, start from the log as it is.
+      await durableLog.compact(collected).catch((error: unknown) => {
+        log(`the log was not compacted at start (it is used as it is): ${error instanceof Error ? error.message : String(error)}`);
+      });
       journal.redirect((record) => durableLog.append(record));
       log(
         `recovered ${summary.messages} messages in ${summary.queues} declared queues and ${summary.revocations} revocations from ${records.length} records` +
@@ -338,7 +353,8 @@ export class BrokerNode {
         connection.nack(tag, deliveryTag, { requeue, ...(reason !== null ? { reason } : {}) });
         return replyWanted ? this.durable(undefined) : this.maybeCompact();
       },
-      consume: ([queue, prefetch, leaseMs], connection) => connection.consume(queue, prefetch, leaseMs ?? undefined),
+      consume: ([queue, prefetch, leaseMs, marksStarted], connection) => connection.consume(queue, prefetch, leaseMs ?? undefined, marksStarted === true),
+      started: ([tag, deliveryTags], connection) => connection.started(tag, deliveryTags),
       renew: ([tag, deliveryTags], connection) => connection.renew(tag, deliveryTags),
       cancel: ([tag], connection) => connection.cancel(tag),
       declareQueue: ([name, options]) => this.durable(broker.declareQueue(name, options ?? {})),

@@ -113,6 +113,7 @@ export class NodeTransport implements Transport, QueueAdmin {
       handler,
       options.prefetch,
       options.leaseMs ?? DEFAULT_LEASE_MS,
+      options.marksStarted === true,
       this.client,
       (previousTag) => this.adopt(consumer, previousTag),
       () => {
@@ -149,6 +150,10 @@ export class NodeTransport implements Transport, QueueAdmin {
     return () => {
       this.revokeListeners.delete(subscription);
     };
+  }
+
+  onConnectionLost(listener: (reason: string) => void): () => void {
+    return this.client.onDisconnected(listener);
   }
 
   async deadLetters(queue: string): Promise<readonly DeadLetter[]> {
@@ -232,10 +237,12 @@ class RemoteConsumer implements Consumer {
     private readonly handler: DeliveryHandler,
     private readonly prefetch: number,
     private readonly leaseMs: number,
+    private readonly marksStarted: boolean,
     private readonly client: NodeClient,
     private readonly adopted: (previousTag: string) => void,
     private readonly forget: () => void,
   ) {
+    if (marksStarted) this.forgetExitHook = client.beforeExit(this.sendStartMarks);
     // Three renewals per lease: one lost or late renewal never costs a delivery.
     this.renewal = setInterval(() => this.renewLeases(), Math.max(10, Math.floor(leaseMs / 3)));
     this.renewal.unref();
@@ -252,7 +259,7 @@ class RemoteConsumer implements Consumer {
     if (this.cancelled) return;
     this.nodeTags.clear();
     const previousTag = this.remoteTag;
-    const args: [string, number, number] = [this.queue, this.prefetch, this.leaseMs];
+    const args: [string, number, number, boolean] = [this.queue, this.prefetch, this.leaseMs, this.marksStarted];
     this.remoteTag = await (reconnecting ? this.client.callNow(ops.consume, args) : this.client.call(ops.consume, args));
     this.adopted(previousTag);
   }
@@ -274,6 +281,24 @@ class RemoteConsumer implements Consumer {
     this.handler({ ...delivery, deliveryTag: local });
   }
 
+  /** Start marks not yet sent: one request per event-loop turn carries them all. */
+  private startMarks: number[] = [];
+
+  markStarted(deliveryTag: number): void {
+    const nodeTag = this.nodeTags.get(deliveryTag);
+    if (nodeTag === undefined || !this.marksStarted) return;
+    // Sent with the acks of the turn; the client also sends them if a task ends the process first (see NodeClient.beforeExit).
+    if (this.startMarks.length === 0) queueMicrotask(this.sendStartMarks);
+    this.startMarks.push(nodeTag);
+  }
+
+  private readonly sendStartMarks = (): void => {
+    if (this.startMarks.length === 0) return;
+    const marks = this.startMarks;
+    this.startMarks = [];
+    this.client.tell(ops.started, [this.remoteTag, marks]);
+  };
+
   ack(deliveryTag: number): void {
     const tag = this.current(deliveryTag);
     if (tag !== undefined) this.client.tell(ops.ack, [this.remoteTag, tag]);
@@ -284,10 +309,13 @@ class RemoteConsumer implements Consumer {
     if (tag !== undefined) this.client.tell(ops.nack, [this.remoteTag, tag, options.requeue, options.reason ?? null]);
   }
 
+  private forgetExitHook: (() => void) | undefined;
+
   async cancel(): Promise<void> {
     if (this.cancelled) return;
     this.cancelled = true;
     clearInterval(this.renewal);
+    this.forgetExitHook?.();
     this.forget();
     if (this.client.connected) await this.client.call(ops.cancel, [this.remoteTag]);
   }

@@ -162,7 +162,14 @@ export const brokerOperations = operationGroup("", {
   /** Sent without a reply on the hot path. */
   ack: operation<void>()(check.string("consumer tag"), check.number("delivery tag")),
   nack: operation<void>()(check.string("consumer tag"), check.number("delivery tag"), check.boolean("requeue"), check.optional(check.string("reason"))),
-  consume: operation<string>()(check.string("queue"), check.number("prefetch"), check.optional(check.number("lease ms"))),
+  consume: operation<string>()(
+    check.string("queue"),
+    check.number("prefetch"),
+    check.optional(check.number("lease ms")),
+    check.optional(check.boolean("marks started")),
+  ),
+  /** Sent without a reply, before the consumer begins processing the deliveries named. */
+  started: operation<void>()(check.string("consumer tag"), check.numbers("delivery tags")),
   renew: operation<number>()(check.string("consumer tag"), check.numbers("delivery tags")),
   cancel: operation<void>()(check.string("consumer tag")),
   declareQueue: operation<void>()(check.string("queue"), check.optional(check.map<QueueOptions>("queue options"))),

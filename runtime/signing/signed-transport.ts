@@ -184,6 +184,9 @@ export class SignedTransport implements Transport {
   onRevoke(listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void): () => void {
     return this.inner.onRevoke(listener);
   }
+  onConnectionLost(listener: (reason: string) => void): () => void {
+    return this.inner.onConnectionLost?.(listener) ?? (() => {});
+  }
   deadLetters(queue: string): Promise<readonly DeadLetter[]> {
     return this.inner.deadLetters(queue);
   }

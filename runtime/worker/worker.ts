@@ -114,6 +114,9 @@ let workerCount = 0;
 
 const defaultName = (): string => `${process.pid}${++workerCount === 1 ? "" : `-${workerCount}`}@${hostname()}`;
 
+/** Longest wait before a message whose completion failed goes back to its queue. */
+const MAX_COMPLETION_BACKOFF_MS = 2_000;
+
 /** A held message shows RECEIVED once it has waited through a full sweep interval. */
 const RECEIVED_SWEEP_MS = 10;
 
@@ -153,6 +156,8 @@ export class Worker {
   private readonly gate: RateGate | undefined;
   private unsubscribeRevoke: (() => void) | undefined;
   private counts = { succeeded: 0, failed: 0, retried: 0, revoked: 0, rejected: 0 };
+  /** Completions that failed in a row (see run): the next one waits longer before its message goes back. */
+  private completionFailures = 0;
   private readonly eventsAtStart: boolean;
   private readonly controlled: boolean;
   private presence: WorkerPresence | undefined;
@@ -258,7 +263,7 @@ export class Worker {
     consumer = await this.env.transport.consume(
       queue,
       (delivery) => (consumer === undefined ? early.push(delivery) : this.receive(delivery, consumer)),
-      this.leaseMs === undefined ? { prefetch: this.prefetch } : { prefetch: this.prefetch, leaseMs: this.leaseMs },
+      this.leaseMs === undefined ? { prefetch: this.prefetch, marksStarted: true } : { prefetch: this.prefetch, leaseMs: this.leaseMs, marksStarted: true },
     );
     this.consumers.push(consumer);
     for (const delivery of early) this.receive(delivery, consumer);
@@ -282,6 +287,10 @@ export class Worker {
   private async shutdown(options: StopOptions): Promise<void> {
     this.pooling.stopping();
     this.gate?.stop();
+    // A broker that lost this worker took back every message it held: finishing those tasks can settle nothing.
+    const unsubscribeLost = this.env.transport.onConnectionLost?.(() =>
+      this.abandonRunning("lost its broker connection while stopping; the broker has returned the message to the queue"),
+    );
     if (this.runningCount > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
       let timer: NodeJS.Timeout | undefined;
@@ -302,6 +311,7 @@ export class Worker {
       clearTimeout(timer);
       this.hurry = undefined;
     }
+    unsubscribeLost?.();
     this.unsubscribeRevoke?.();
     const consumers = this.consumers;
     this.consumers = [];
@@ -411,6 +421,11 @@ export class Worker {
     };
   }
 
+  private abandonRunning(reason: string): void {
+    const error = new WorkerError({ worker: this.name, reason });
+    for (const { invocation } of this.runner.running.values()) invocation.abandon(error);
+  }
+
   stats(): WorkerStats {
     const stats = { running: this.runningCount, waiting: this.waiting.length - this.waitingHead, ...this.counts, concurrency: this.concurrency, pool: this.pooling.kind };
     const children = this.pooling.stats();
@@ -516,6 +531,8 @@ export class Worker {
 
   private run(delivery: Delivery, consumer: Consumer): void {
     this.runningCount++;
+    // Only what was begun counts against a message if this process dies: a poison task is dead-lettered alone.
+    consumer.markStarted?.(delivery.deliveryTag);
     let pending: void | Promise<void>;
     try {
       pending = this.runner.run(delivery, consumer);
@@ -525,10 +542,18 @@ export class Worker {
     }
     if (pending === undefined) return this.finished();
     pending.then(
-      () => this.finished(),
-      (error: unknown) => {
-        this.failedToComplete(delivery, consumer, error);
+      () => {
+        this.completionFailures = 0;
         this.finished();
+      },
+      (error: unknown) => {
+        // The store or broker cannot take outcomes (a full disk, say): hold the slot a while before the
+        // message goes back, rather than spin on its redelivery.
+        const backoffMs = Math.min(MAX_COMPLETION_BACKOFF_MS, 50 * 2 ** Math.min(16, this.completionFailures++));
+        setTimeout(() => {
+          this.failedToComplete(delivery, consumer, error);
+          this.finished();
+        }, backoffMs);
       },
     );
   }
