@@ -153,6 +153,8 @@ export class NodeTransport implements Transport, QueueAdmin {
   }
 
   onConnectionLost(listener: (reason: string) => void): () => void {
+    // Subscribed while the connection is already down: its deliveries are back in their queues now, so say so at once.
+    if (!this.client.connected) queueMicrotask(() => listener("the connection to the node is down"));
     return this.client.onDisconnected(listener);
   }
 
