@@ -49,16 +49,25 @@ const timeNext = (entries: readonly ScheduleEntry[], now: number): number => {
 };
 
 const nextInstants = (round: number): { define: number; interval: number; distinct: number; shared: number } => {
-  const define = (when: (i: number) => When) => Array.from({ length: SCHEDULES }, (_, i) => defineSchedule(`s${i}`, when(i), signature));
+  const define = (when: (i: number) => When) =>
+    Array.from({ length: SCHEDULES }, (_, i) => defineSchedule(`s${i}`, when(i), signature));
   const t0 = performance.now();
   // 10,000 different expressions (minute, hour, day of month), across five zones.
-  const distinct = define((i) => ({ cron: `${i % 60} ${Math.floor(i / 60) % 24} ${1 + (Math.floor(i / 1_440) % 28)} * *`, tz: ZONES[i % ZONES.length] }));
+  const distinct = define((i) => ({
+    cron: `${i % 60} ${Math.floor(i / 60) % 24} ${1 + (Math.floor(i / 1_440) % 28)} * *`,
+    tz: ZONES[i % ZONES.length],
+  }));
   const defineUs = ((performance.now() - t0) * 1_000) / SCHEDULES;
   const shared = define((i) => ({ cron: `${i % 20} 3 * * *`, tz: ZONES[i % ZONES.length] }));
   const intervals = define((i) => ({ every: `${10 + (i % 50)}s` }));
   // A new instant each round, so no round reads answers an earlier one computed.
   const now = Date.now() + round * 3_600_000;
-  return { define: defineUs, interval: timeNext(intervals, now), distinct: timeNext(distinct, now), shared: timeNext(shared, now) };
+  return {
+    define: defineUs,
+    interval: timeNext(intervals, now),
+    distinct: timeNext(distinct, now),
+    shared: timeNext(shared, now),
+  };
 };
 
 type Load = "quiet" | "busy";
@@ -74,9 +83,16 @@ const cpuPerSecond = async (load: Load, overNode: boolean): Promise<number> => {
   for (let i = 0; i < SCHEDULES; i++) {
     // Busy: every 10 s, the schedules' instants spread evenly over the 10 s (each counted from its own start).
     const when: When = load === "quiet" ? { cron: `${i % 60} 3 * * *`, tz: ZONES[i % ZONES.length] } : { every: "10s" };
-    app.schedule(`s${i}`, when, { ...signature, options: { queue } }, { catchUp: "skip", ...(load === "busy" ? { start: i } : {}) });
+    app.schedule(
+      `s${i}`,
+      when,
+      { ...signature, options: { queue } },
+      { catchUp: "skip", ...(load === "busy" ? { start: i } : {}) },
+    );
   }
-  const consumer = await app.broker.consume(queue, (delivery) => consumer.ack(delivery.deliveryTag), { prefetch: 1_000 });
+  const consumer = await app.broker.consume(queue, (delivery) => consumer.ack(delivery.deliveryTag), {
+    prefetch: 1_000,
+  });
   const beat = app.beat({ leaseMs: 3_000, graceMs: 60_000 });
   await beat.start();
   // Past the first tick (which stores the schedules): measure the steady state.
@@ -96,24 +112,57 @@ const cpuPerSecond = async (load: Load, overNode: boolean): Promise<number> => {
 const rows: { scenario: string; unit: string; median: number; min: number; max: number }[] = [];
 const report = (name: string, unit: string, xs: readonly number[]) => {
   rows.push({ scenario: name, unit, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
-  console.log(`${name.padEnd(52)} ${median(xs).toFixed(unit === "µs" ? 2 : 1).padStart(9)} ${unit}  (min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)})`);
+  console.log(
+    `${name.padEnd(52)} ${median(xs)
+      .toFixed(unit === "µs" ? 2 : 1)
+      .padStart(9)} ${unit}  (min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)})`,
+  );
 };
 
-console.log(`beat bench: ${SCHEDULES} schedules, ${RUNS} rounds, ${cpus().length} cpus, load ${loadavg()[0].toFixed(2)}`);
+console.log(
+  `beat bench: ${SCHEDULES} schedules, ${RUNS} rounds, ${cpus().length} cpus, load ${loadavg()[0].toFixed(2)}`,
+);
 const instants = Array.from({ length: RUNS }, (_, round) => nextInstants(round));
-report("define a schedule (validate, parse cron)", "µs", instants.map((r) => r.define));
-report("next instant, interval", "µs", instants.map((r) => r.interval));
-report("next instant, cron in a time zone, all different", "µs", instants.map((r) => r.distinct));
-report("next instant, cron in a time zone, 100 shared", "µs", instants.map((r) => r.shared));
+report(
+  "define a schedule (validate, parse cron)",
+  "µs",
+  instants.map((r) => r.define),
+);
+report(
+  "next instant, interval",
+  "µs",
+  instants.map((r) => r.interval),
+);
+report(
+  "next instant, cron in a time zone, all different",
+  "µs",
+  instants.map((r) => r.distinct),
+);
+report(
+  "next instant, cron in a time zone, 100 shared",
+  "µs",
+  instants.map((r) => r.shared),
+);
 for (const overNode of [false, true]) {
   for (const load of ["quiet", "busy"] as const) {
     const xs: number[] = [];
     for (let i = 0; i < RUNS; i++) xs.push(await cpuPerSecond(load, overNode));
-    report(`CPU per second of beat, ${load}${load === "busy" ? " (1,000 runs/s)" : ""}, ${overNode ? "node" : "embedded"}`, "ms/s", xs);
+    report(
+      `CPU per second of beat, ${load}${load === "busy" ? " (1,000 runs/s)" : ""}, ${overNode ? "node" : "embedded"}`,
+      "ms/s",
+      xs,
+    );
   }
 }
 
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
 const file = new URL(`./results/beat-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url);
-writeFileSync(file, JSON.stringify({ node: process.version, cores: cpus().length, load: loadavg()[0], schedules: SCHEDULES, rounds: RUNS, rows }, null, 2));
+writeFileSync(
+  file,
+  JSON.stringify(
+    { node: process.version, cores: cpus().length, load: loadavg()[0], schedules: SCHEDULES, rounds: RUNS, rows },
+    null,
+    2,
+  ),
+);
 console.log(`\nwrote ${file.pathname}`);

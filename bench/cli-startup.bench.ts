@@ -44,7 +44,10 @@ const commands: Record<string, string[]> = {
 
 const timeOnce = (script: string, args: string[]): number => {
   const started = process.hrtime.bigint();
-  const child = spawnSync(process.execPath, [script, ...args], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+  const child = spawnSync(process.execPath, [script, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+    encoding: "utf8",
+  });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   if (child.status !== 0) throw new Error(`${script} ${args.join(" ")} exited ${child.status}: ${child.stderr}`);
   return ms;
@@ -57,7 +60,8 @@ const stats = (times: number[]) => {
 const ms = (value: number) => value.toFixed(0);
 
 const load = loadavg()[0];
-const rows: Record<string, { compiled: ReturnType<typeof stats>; sources: ReturnType<typeof stats>; ratio: number }> = {};
+const rows: Record<string, { compiled: ReturnType<typeof stats>; sources: ReturnType<typeof stats>; ratio: number }> =
+  {};
 try {
   for (const [name, args] of Object.entries(commands)) {
     const compiled: number[] = [];
@@ -76,10 +80,14 @@ try {
   rmSync(scratch, { recursive: true, force: true });
 }
 
-console.log(`celerity start-up, ${runs} runs each, ms: median (min–max); load average ${load.toFixed(1)} at the start\n`);
+console.log(
+  `celerity start-up, ${runs} runs each, ms: median (min–max); load average ${load.toFixed(1)} at the start\n`,
+);
 console.log("| command | compiled (dist/) | sources through tsx | compiled / sources |\n|---|---|---|---|");
 for (const [name, { compiled, sources, ratio }] of Object.entries(rows)) {
-  console.log(`| ${name} | ${ms(compiled.median)} (${ms(compiled.min)}–${ms(compiled.max)}) | ${ms(sources.median)} (${ms(sources.min)}–${ms(sources.max)}) | ${(ratio * 100).toFixed(0)}% |`);
+  console.log(
+    `| ${name} | ${ms(compiled.median)} (${ms(compiled.min)}–${ms(compiled.max)}) | ${ms(sources.median)} (${ms(sources.min)}–${ms(sources.max)}) | ${(ratio * 100).toFixed(0)}% |`,
+  );
 }
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
 const file = new URL(`./results/cli-startup-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url);

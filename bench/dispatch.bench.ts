@@ -111,7 +111,18 @@ const scenarios: Scenario[] = [
       const results = [];
       for (let i = 0; i < chains; i++) {
         results.push(
-          chain(f.add.s(i, 1), f.add.s(1), f.add.s(1), f.add.s(1), f.add.s(1), f.add.s(1), f.add.s(1), f.add.s(1), f.add.s(1), f.add.s(1))
+          chain(
+            f.add.s(i, 1),
+            f.add.s(1),
+            f.add.s(1),
+            f.add.s(1),
+            f.add.s(1),
+            f.add.s(1),
+            f.add.s(1),
+            f.add.s(1),
+            f.add.s(1),
+            f.add.s(1),
+          )
             .apply()
             .then((r) => r.get()),
         );
@@ -170,7 +181,9 @@ const median = (xs: number[]) => {
 };
 
 const main = async () => {
-  console.log(`celerity dispatch bench: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${RUNS} runs each`);
+  console.log(
+    `celerity dispatch bench: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${RUNS} runs each`,
+  );
   const report: Record<string, unknown>[] = [];
   for (const scenario of scenarios) {
     const f = await fixture();
@@ -181,19 +194,39 @@ const main = async () => {
     if (scenario.unit === "ms") {
       const p50s = figures.map((x) => (x as { p50: number }).p50);
       const p99s = figures.map((x) => (x as { p99: number }).p99);
-      const row = { scenario: scenario.name, unit: "ms", p50: median(p50s), p99: median(p99s), p50Range: [Math.min(...p50s), Math.max(...p50s)], p99Range: [Math.min(...p99s), Math.max(...p99s)] };
+      const row = {
+        scenario: scenario.name,
+        unit: "ms",
+        p50: median(p50s),
+        p99: median(p99s),
+        p50Range: [Math.min(...p50s), Math.max(...p50s)],
+        p99Range: [Math.min(...p99s), Math.max(...p99s)],
+      };
       report.push(row);
-      console.log(`${scenario.name.padEnd(48)} p50 ${row.p50.toFixed(3)} ms (${row.p50Range.map((x) => x.toFixed(3)).join("–")})  p99 ${row.p99.toFixed(3)} ms (${row.p99Range.map((x) => x.toFixed(3)).join("–")})`);
+      console.log(
+        `${scenario.name.padEnd(48)} p50 ${row.p50.toFixed(3)} ms (${row.p50Range.map((x) => x.toFixed(3)).join("–")})  p99 ${row.p99.toFixed(3)} ms (${row.p99Range.map((x) => x.toFixed(3)).join("–")})`,
+      );
     } else {
       const xs = figures as number[];
-      const row = { scenario: scenario.name, unit: scenario.unit, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+      const row = {
+        scenario: scenario.name,
+        unit: scenario.unit,
+        median: median(xs),
+        min: Math.min(...xs),
+        max: Math.max(...xs),
+      };
       report.push(row);
-      console.log(`${scenario.name.padEnd(48)} ${String(row.median).padStart(9)} ${scenario.unit}  (min ${row.min}, max ${row.max})`);
+      console.log(
+        `${scenario.name.padEnd(48)} ${String(row.median).padStart(9)} ${scenario.unit}  (min ${row.min}, max ${row.max})`,
+      );
     }
   }
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
   const file = new URL(`./results/dispatch-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url);
-  writeFileSync(file, JSON.stringify({ node: process.version, cores: cpus().length, runs: RUNS, results: report }, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify({ node: process.version, cores: cpus().length, runs: RUNS, results: report }, null, 2),
+  );
   console.log(`\nwrote ${file.pathname}`);
 };
 

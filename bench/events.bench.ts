@@ -55,7 +55,11 @@ const run = async (setup: Setup, tasks = TASKS): Promise<{ rate: number; cpuRate
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(c0);
   await app.close();
-  return { rate: Math.round((tasks / ms) * 1000), cpuRate: Math.round((tasks / (cpu.user + cpu.system)) * 1e6), events };
+  return {
+    rate: Math.round((tasks / ms) * 1000),
+    cpuRate: Math.round((tasks / (cpu.user + cpu.system)) * 1e6),
+    events,
+  };
 };
 
 const median = (xs: number[]) => {
@@ -63,7 +67,9 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-console.log(`celerity events bench: node ${process.version}, ${cpus().length} cores, ${TASKS} tasks per run, ${RUNS} runs each (taking turns)`);
+console.log(
+  `celerity events bench: node ${process.version}, ${cpus().length} cores, ${TASKS} tasks per run, ${RUNS} runs each (taking turns)`,
+);
 for (const setup of SETUPS) await run(setup, 20_000); // warm-up, excluded
 const rates = new Map<string, number[]>(SETUPS.map((s) => [s.name, []]));
 const cpuRates = new Map<string, number[]>(SETUPS.map((s) => [s.name, []]));
@@ -76,12 +82,17 @@ for (let i = 0; i < RUNS; i++) {
     seen = Math.max(seen, events);
   }
 }
-for (const [unit, figures] of [["tasks/s", rates], ["tasks/CPU-s", cpuRates]] as const) {
+for (const [unit, figures] of [
+  ["tasks/s", rates],
+  ["tasks/CPU-s", cpuRates],
+] as const) {
   const base = median(figures.get(SETUPS[0].name)!);
   for (const setup of SETUPS) {
     const xs = figures.get(setup.name)!;
     const m = median(xs);
-    console.log(`${setup.name.padEnd(40)} ${String(m).padStart(9)} ${unit.padEnd(11)} (min ${Math.min(...xs)}, max ${Math.max(...xs)})  ratio ${(m / base).toFixed(3)}`);
+    console.log(
+      `${setup.name.padEnd(40)} ${String(m).padStart(9)} ${unit.padEnd(11)} (min ${Math.min(...xs)}, max ${Math.max(...xs)})  ratio ${(m / base).toFixed(3)}`,
+    );
   }
 }
 console.log(`the subscriber received ${seen} events in its busiest run (${(seen / TASKS).toFixed(1)} per task)`);

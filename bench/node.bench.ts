@@ -31,10 +31,28 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createApp, type App } from "../src/index.ts";
 import { defineTasks, type BenchTasks } from "./node/task-defs.ts";
-import { cpuMsOf, dirBytes, machineCpuMs, makeDataDir, memoryOf, removeDir, startNode, startWorker, type Child } from "./node/processes.ts";
+import {
+  cpuMsOf,
+  dirBytes,
+  machineCpuMs,
+  makeDataDir,
+  memoryOf,
+  removeDir,
+  startNode,
+  startWorker,
+  type Child,
+} from "./node/processes.ts";
 import { printSelfTimes } from "./node/profile-summary.ts";
 import { flood } from "./node/flood.ts";
-import { GET_TIMEOUT, SEND_BATCH, fireAndForget, pacedLatencies, percentile, rate, withResults } from "./node/workloads.ts";
+import {
+  GET_TIMEOUT,
+  SEND_BATCH,
+  fireAndForget,
+  pacedLatencies,
+  percentile,
+  rate,
+  withResults,
+} from "./node/workloads.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -95,10 +113,12 @@ const DURABLE: Config = { label: "durable, fsync always", durable: true };
 const INTERVAL: Config = { label: "durable, fsync interval:100", durable: true, fsync: "interval:100" };
 const MEMORY: Config = { label: "in memory", durable: false };
 
-
 const fixture = async (config: Config, profileDir?: string): Promise<Fixture> => {
   const dataDir = config.durable ? makeDataDir() : undefined;
-  const prof = (name: string) => (profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", `${name}.cpuprofile`]);
+  const prof = (name: string) =>
+    profileDir === undefined
+      ? []
+      : ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", `${name}.cpuprofile`];
   const node = await startNode({ dataDir, fsync: config.fsync }, { echo: opts.echo, nodeArgs: prof("node") });
   let worker: Child;
   try {
@@ -112,10 +132,14 @@ const fixture = async (config: Config, profileDir?: string): Promise<Fixture> =>
 };
 
 /** What node and worker say when all goes well; anything else they wrote is shown after the scenario. */
-const ROUTINE = /recovered \d+ (messages|task results)|listening on|consuming with concurrency|stopping|stopped|closed: the client closed the connection|SIGTERM received/;
+const ROUTINE =
+  /recovered \d+ (messages|task results)|listening on|consuming with concurrency|stopping|stopped|closed: the client closed the connection|SIGTERM received/;
 
 const showUnexpected = (who: string, child: Child) => {
-  const lines = child.output().split("\n").filter((line) => line.trim() !== "" && !ROUTINE.test(line));
+  const lines = child
+    .output()
+    .split("\n")
+    .filter((line) => line.trim() !== "" && !ROUTINE.test(line));
   if (lines.length === 0) return;
   console.log(`  ! the ${who} wrote ${lines.length} unexpected line(s) to stderr, the last ones:`);
   for (const line of lines.slice(-5)) console.log(`    ${line}`);
@@ -134,18 +158,71 @@ const teardown = async (f: Fixture) => {
 const latency = async (f: Fixture) => {
   const { toStart, roundTrip } = await pacedLatencies(f, LATENCY_RATE, LATENCY_TASKS);
   // min: a check on the clocks of the two processes (it must stay above zero).
-  return { p50: percentile(toStart, 0.5), p99: percentile(toStart, 0.99), roundTripP50: percentile(roundTrip, 0.5), roundTripP99: percentile(roundTrip, 0.99), min: toStart[0] };
+  return {
+    p50: percentile(toStart, 0.5),
+    p99: percentile(toStart, 0.99),
+    roundTripP50: percentile(roundTrip, 0.5),
+    roundTripP99: percentile(roundTrip, 0.99),
+    min: toStart[0],
+  };
 };
 
 const scenarios: Scenario[] = [
-  { name: "fire-and-forget, results stored", unit: "tasks/s", config: DURABLE, tasks: FIRE_AND_FORGET, run: (f) => fireAndForget(f, f.tasks.count, FIRE_AND_FORGET) },
-  { name: "fire-and-forget, ignoreResult", unit: "tasks/s", config: DURABLE, tasks: FIRE_AND_FORGET_QUIET, run: (f) => fireAndForget(f, f.tasks.quiet, FIRE_AND_FORGET_QUIET) },
-  { name: "with results awaited (delay + get)", unit: "tasks/s", config: DURABLE, tasks: WITH_RESULTS, run: (f) => withResults(f, WITH_RESULTS) },
-  { name: `send-to-start latency at ${LATENCY_RATE.toLocaleString("en")}/s`, unit: "ms", config: DURABLE, run: latency },
-  { name: "fire-and-forget, results stored", unit: "tasks/s", config: INTERVAL, tasks: FIRE_AND_FORGET, run: (f) => fireAndForget(f, f.tasks.count, FIRE_AND_FORGET) },
-  { name: "fire-and-forget, ignoreResult", unit: "tasks/s", config: INTERVAL, tasks: FIRE_AND_FORGET_QUIET, run: (f) => fireAndForget(f, f.tasks.quiet, FIRE_AND_FORGET_QUIET) },
-  { name: "fire-and-forget, results stored", unit: "tasks/s", config: MEMORY, tasks: FIRE_AND_FORGET, run: (f) => fireAndForget(f, f.tasks.count, FIRE_AND_FORGET) },
-  { name: "fire-and-forget, ignoreResult", unit: "tasks/s", config: MEMORY, tasks: FIRE_AND_FORGET_QUIET, run: (f) => fireAndForget(f, f.tasks.quiet, FIRE_AND_FORGET_QUIET) },
+  {
+    name: "fire-and-forget, results stored",
+    unit: "tasks/s",
+    config: DURABLE,
+    tasks: FIRE_AND_FORGET,
+    run: (f) => fireAndForget(f, f.tasks.count, FIRE_AND_FORGET),
+  },
+  {
+    name: "fire-and-forget, ignoreResult",
+    unit: "tasks/s",
+    config: DURABLE,
+    tasks: FIRE_AND_FORGET_QUIET,
+    run: (f) => fireAndForget(f, f.tasks.quiet, FIRE_AND_FORGET_QUIET),
+  },
+  {
+    name: "with results awaited (delay + get)",
+    unit: "tasks/s",
+    config: DURABLE,
+    tasks: WITH_RESULTS,
+    run: (f) => withResults(f, WITH_RESULTS),
+  },
+  {
+    name: `send-to-start latency at ${LATENCY_RATE.toLocaleString("en")}/s`,
+    unit: "ms",
+    config: DURABLE,
+    run: latency,
+  },
+  {
+    name: "fire-and-forget, results stored",
+    unit: "tasks/s",
+    config: INTERVAL,
+    tasks: FIRE_AND_FORGET,
+    run: (f) => fireAndForget(f, f.tasks.count, FIRE_AND_FORGET),
+  },
+  {
+    name: "fire-and-forget, ignoreResult",
+    unit: "tasks/s",
+    config: INTERVAL,
+    tasks: FIRE_AND_FORGET_QUIET,
+    run: (f) => fireAndForget(f, f.tasks.quiet, FIRE_AND_FORGET_QUIET),
+  },
+  {
+    name: "fire-and-forget, results stored",
+    unit: "tasks/s",
+    config: MEMORY,
+    tasks: FIRE_AND_FORGET,
+    run: (f) => fireAndForget(f, f.tasks.count, FIRE_AND_FORGET),
+  },
+  {
+    name: "fire-and-forget, ignoreResult",
+    unit: "tasks/s",
+    config: MEMORY,
+    tasks: FIRE_AND_FORGET_QUIET,
+    run: (f) => fireAndForget(f, f.tasks.quiet, FIRE_AND_FORGET_QUIET),
+  },
 ];
 
 const median = (xs: number[]) => {
@@ -188,9 +265,19 @@ const runScenario = async (scenario: Scenario): Promise<Record<string, unknown>>
     const others: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       await waitQuiet([f.node.pid, f.worker.pid]);
-      const before = { node: cpuMsOf(f.node.pid), worker: cpuMsOf(f.worker.pid), producer: process.cpuUsage(), machine: machineCpuMs(), at: performance.now() };
+      const before = {
+        node: cpuMsOf(f.node.pid),
+        worker: cpuMsOf(f.worker.pid),
+        producer: process.cpuUsage(),
+        machine: machineCpuMs(),
+        at: performance.now(),
+      };
       figures.push(await scenario.run(f));
-      const used = { node: cpuMsOf(f.node.pid) - before.node, worker: cpuMsOf(f.worker.pid) - before.worker, producer: process.cpuUsage(before.producer) };
+      const used = {
+        node: cpuMsOf(f.node.pid) - before.node,
+        worker: cpuMsOf(f.worker.pid) - before.worker,
+        producer: process.cpuUsage(before.producer),
+      };
       const producerMs = (used.producer.user + used.producer.system) / 1000;
       const elapsed = performance.now() - before.at;
       others.push(Math.max(0, (machineCpuMs() - before.machine - used.node - used.worker - producerMs) / elapsed));
@@ -200,25 +287,67 @@ const runScenario = async (scenario: Scenario): Promise<Record<string, unknown>>
       cpu.worker.push(perTask(used.worker));
       cpu.producer.push(perTask(producerMs));
     }
-    const otherLoad = { median: round2(median(others)), max: round2(Math.max(...others)), unit: "cores used by other processes during the runs" };
+    const otherLoad = {
+      median: round2(median(others)),
+      max: round2(Math.max(...others)),
+      unit: "cores used by other processes during the runs",
+    };
     const cpuPerTask =
-      scenario.tasks === undefined ? undefined : { node: median(cpu.node), worker: median(cpu.worker), producer: median(cpu.producer), unit: "µs CPU per task (median of runs)" };
+      scenario.tasks === undefined
+        ? undefined
+        : {
+            node: median(cpu.node),
+            worker: median(cpu.worker),
+            producer: median(cpu.producer),
+            unit: "µs CPU per task (median of runs)",
+          };
     if (scenario.unit === "ms") {
-      const pick = (key: "p50" | "p99" | "roundTripP50" | "roundTripP99" | "min") => figures.map((x) => (x as Exclude<Figure, number>)[key]);
+      const pick = (key: "p50" | "p99" | "roundTripP50" | "roundTripP99" | "min") =>
+        figures.map((x) => (x as Exclude<Figure, number>)[key]);
       const stat = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
-      const row = { scenario: scenario.name, node: scenario.config.label, unit: "ms", tasksPerRun: LATENCY_TASKS, ratePerSecond: LATENCY_RATE, p50: stat(pick("p50")), p99: stat(pick("p99")), roundTripP50: stat(pick("roundTripP50")), roundTripP99: stat(pick("roundTripP99")), minSendToStart: Math.min(...pick("min")), otherLoad };
-      const show = (s: { median: number; min: number; max: number }) => `${ms(s.median)} ms (${ms(s.min)}–${ms(s.max)})`;
+      const row = {
+        scenario: scenario.name,
+        node: scenario.config.label,
+        unit: "ms",
+        tasksPerRun: LATENCY_TASKS,
+        ratePerSecond: LATENCY_RATE,
+        p50: stat(pick("p50")),
+        p99: stat(pick("p99")),
+        roundTripP50: stat(pick("roundTripP50")),
+        roundTripP99: stat(pick("roundTripP99")),
+        minSendToStart: Math.min(...pick("min")),
+        otherLoad,
+      };
+      const show = (s: { median: number; min: number; max: number }) =>
+        `${ms(s.median)} ms (${ms(s.min)}–${ms(s.max)})`;
       console.log(`${label.padEnd(66)} p50 ${show(row.p50)}  p99 ${show(row.p99)}`);
-      console.log(`${"  (send to result received)".padEnd(66)} p50 ${show(row.roundTripP50)}  p99 ${show(row.roundTripP99)}`);
+      console.log(
+        `${"  (send to result received)".padEnd(66)} p50 ${show(row.roundTripP50)}  p99 ${show(row.roundTripP99)}`,
+      );
       console.log(`${"".padEnd(66)} ${loadNote(otherLoad)}`);
       return row;
     }
     const xs = figures as number[];
-    const row = { scenario: scenario.name, node: scenario.config.label, unit: scenario.unit, tasksPerRun: scenario.tasks, median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs, cpuPerTask, otherLoad };
-    console.log(`${label.padEnd(66)} ${String(row.median).padStart(9)} ${scenario.unit}  (min ${row.min}, max ${row.max})`);
+    const row = {
+      scenario: scenario.name,
+      node: scenario.config.label,
+      unit: scenario.unit,
+      tasksPerRun: scenario.tasks,
+      median: median(xs),
+      min: Math.min(...xs),
+      max: Math.max(...xs),
+      runs: xs,
+      cpuPerTask,
+      otherLoad,
+    };
+    console.log(
+      `${label.padEnd(66)} ${String(row.median).padStart(9)} ${scenario.unit}  (min ${row.min}, max ${row.max})`,
+    );
     if (cpuPerTask !== undefined) {
       const sum = cpuPerTask.node + cpuPerTask.worker + cpuPerTask.producer;
-      console.log(`${"".padEnd(66)} CPU per task: node ${cpuPerTask.node} µs, worker ${cpuPerTask.worker} µs, producer ${cpuPerTask.producer} µs (sum ${sum} µs); ${loadNote(otherLoad)}`);
+      console.log(
+        `${"".padEnd(66)} CPU per task: node ${cpuPerTask.node} µs, worker ${cpuPerTask.worker} µs, producer ${cpuPerTask.producer} µs (sum ${sum} µs); ${loadNote(otherLoad)}`,
+      );
     }
     return row;
   } finally {
@@ -275,8 +404,12 @@ const backlog = async (): Promise<Record<string, unknown>> => {
     console.log(
       `${row.scenario.padEnd(66)} RSS ${mb(before.rss)} MB before, ${mb(after.rss)} MB after publishing, ${mb(settled.rss)} MB 5 s later (peak ${mb(settled.peak)} MB)`,
     );
-    console.log(`${"".padEnd(66)} ${row.bytesPerMessage} bytes/message in RSS; log ${mb(logBytes)} MB on disk (${row.logBytesPerMessage} bytes/message)`);
-    console.log(`${"".padEnd(66)} published at ${publishRate} tasks/s; one worker then drained it at ${drainRate} tasks/s`);
+    console.log(
+      `${"".padEnd(66)} ${row.bytesPerMessage} bytes/message in RSS; log ${mb(logBytes)} MB on disk (${row.logBytesPerMessage} bytes/message)`,
+    );
+    console.log(
+      `${"".padEnd(66)} published at ${publishRate} tasks/s; one worker then drained it at ${drainRate} tasks/s`,
+    );
     return row;
   } finally {
     await app.close();
@@ -335,7 +468,9 @@ const main = async () => {
     `celerity node bench: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB; ` +
       `producer, node and worker (concurrency ${CONCURRENCY}) as three processes; ${RUNS} runs each; ` +
       `tasks per run: ${FIRE_AND_FORGET.toLocaleString("en")} fire-and-forget with results stored, ${FIRE_AND_FORGET_QUIET.toLocaleString("en")} with ignoreResult, ${WITH_RESULTS.toLocaleString("en")} with results awaited; ` +
-      `publishes in batches of ${SEND_BATCH.toLocaleString("en")} confirms; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`,
+      `publishes in batches of ${SEND_BATCH.toLocaleString("en")} confirms; load average ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")}`,
   );
   if (opts.profile) return profile();
   const report: Record<string, unknown>[] = [];
@@ -345,14 +480,35 @@ const main = async () => {
   }
   if (!opts["skip-backlog"] && (opts.only === undefined || "backlog".includes(opts.only))) report.push(await backlog());
   if (!opts["skip-backlog"] && (opts.only === undefined || "flood".includes(opts.only))) {
-    report.push(await flood({ total: Number(opts["flood-size"]), maxMessages: 100_000, window: 5_000, pressMs: 10_000, concurrency: CONCURRENCY, echo: opts.echo }));
+    report.push(
+      await flood({
+        total: Number(opts["flood-size"]),
+        maxMessages: 100_000,
+        window: 5_000,
+        pressMs: 10_000,
+        concurrency: CONCURRENCY,
+        echo: opts.echo,
+      }),
+    );
   }
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
   const file = new URL(`./results/node-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url);
   writeFileSync(
     file,
     JSON.stringify(
-      { node: process.version, cores: cpus().length, loadAverageAtStart: loadavg(), cpu: cpus()[0]?.model, runs: RUNS, concurrency: CONCURRENCY, fireAndForgetTasks: FIRE_AND_FORGET, fireAndForgetIgnoreResultTasks: FIRE_AND_FORGET_QUIET, withResultsTasks: WITH_RESULTS, sendBatch: SEND_BATCH, results: report },
+      {
+        node: process.version,
+        cores: cpus().length,
+        loadAverageAtStart: loadavg(),
+        cpu: cpus()[0]?.model,
+        runs: RUNS,
+        concurrency: CONCURRENCY,
+        fireAndForgetTasks: FIRE_AND_FORGET,
+        fireAndForgetIgnoreResultTasks: FIRE_AND_FORGET_QUIET,
+        withResultsTasks: WITH_RESULTS,
+        sendBatch: SEND_BATCH,
+        results: report,
+      },
       null,
       2,
     ),

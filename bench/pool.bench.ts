@@ -60,18 +60,26 @@ const rounds = calibrate();
 const cpu: Record<"async" | "threads", number[]> = { async: [], threads: [] };
 const overhead: Record<PoolKind, number[]> = { async: [], threads: [], process: [] };
 for (let run = 0; run < RUNS; run++) {
-  for (const pool of ["async", "threads"] as const) cpu[pool].push(await measure(pool, () => hash.delay(rounds), CPU_TASKS));
-  for (const pool of ["async", "threads", "process"] as const) overhead[pool].push(await measure(pool, () => noop.delay(), NOOP_TASKS));
+  for (const pool of ["async", "threads"] as const)
+    cpu[pool].push(await measure(pool, () => hash.delay(rounds), CPU_TASKS));
+  for (const pool of ["async", "threads", "process"] as const)
+    overhead[pool].push(await measure(pool, () => noop.delay(), NOOP_TASKS));
   process.stderr.write(`round ${run + 1}/${RUNS} done\n`);
 }
 await app.close();
 
 const ratios = (rates: number[], base: number[]) => median(rates.map((rate, i) => rate / base[i]));
-console.log(`pool bench: ${RUNS} rounds, ${cpus().length} cores, load ${loadavg()[0].toFixed(2)}; hashing ${rounds} rounds per task (~1 ms)`);
+console.log(
+  `pool bench: ${RUNS} rounds, ${cpus().length} cores, load ${loadavg()[0].toFixed(2)}; hashing ${rounds} rounds per task (~1 ms)`,
+);
 console.log(`CPU-bound (${CPU_TASKS} tasks):`);
 console.log(`  async   ${median(cpu.async).toFixed(0)} tasks/s`);
-console.log(`  threads ${median(cpu.threads).toFixed(0)} tasks/s  (x${ratios(cpu.threads, cpu.async).toFixed(2)} async, median of per-round ratios)`);
+console.log(
+  `  threads ${median(cpu.threads).toFixed(0)} tasks/s  (x${ratios(cpu.threads, cpu.async).toFixed(2)} async, median of per-round ratios)`,
+);
 console.log(`no-op (${NOOP_TASKS} tasks):`);
 for (const pool of ["async", "threads", "process"] as const) {
-  console.log(`  ${pool.padEnd(7)} ${median(overhead[pool]).toFixed(0)} tasks/s  (x${ratios(overhead[pool], overhead.async).toFixed(2)} async)`);
+  console.log(
+    `  ${pool.padEnd(7)} ${median(overhead[pool]).toFixed(0)} tasks/s  (x${ratios(overhead[pool], overhead.async).toFixed(2)} async)`,
+  );
 }

@@ -53,12 +53,14 @@ const throughput = async (variant: Variant): Promise<number> => {
   // Warm-up, excluded.
   counter.done = TASKS - 10_000;
   let finished = new Promise<void>((resolve) => (counter.wake = resolve));
-  for (let i = 0; i < 10_000; i += SEND_BATCH) await Promise.all(Array.from({ length: SEND_BATCH }, () => count.delay()));
+  for (let i = 0; i < 10_000; i += SEND_BATCH)
+    await Promise.all(Array.from({ length: SEND_BATCH }, () => count.delay()));
   await finished;
   counter.done = 0;
   finished = new Promise<void>((resolve) => (counter.wake = resolve));
   const t0 = performance.now();
-  for (let i = 0; i < TASKS; i += SEND_BATCH) await Promise.all(Array.from({ length: SEND_BATCH }, () => count.delay()));
+  for (let i = 0; i < TASKS; i += SEND_BATCH)
+    await Promise.all(Array.from({ length: SEND_BATCH }, () => count.delay()));
   await finished;
   const perS = Math.round((TASKS / (performance.now() - t0)) * 1_000);
   await app.close();
@@ -79,13 +81,43 @@ interface AccuracyCase {
 
 const ACCURACY: AccuracyCase[] = [
   { name: "embedded, global 10/s", limit: { rate: "10/s" }, perSecond: 10, expectedPerSecond: 10, over: "embedded" },
-  { name: "embedded, global 100/s", limit: { rate: "100/s" }, perSecond: 100, expectedPerSecond: 100, over: "embedded" },
-  { name: "embedded, global 1000/s", limit: { rate: "1000/s" }, perSecond: 1_000, expectedPerSecond: 1_000, over: "embedded" },
-  { name: "embedded, global 6000/m", limit: { rate: "6000/m" }, perSecond: 100, expectedPerSecond: 100, over: "embedded" },
-  { name: "embedded, worker 50/s (2 workers)", limit: { rate: "50/s", scope: "worker" }, perSecond: 50, expectedPerSecond: 100, over: "embedded" },
+  {
+    name: "embedded, global 100/s",
+    limit: { rate: "100/s" },
+    perSecond: 100,
+    expectedPerSecond: 100,
+    over: "embedded",
+  },
+  {
+    name: "embedded, global 1000/s",
+    limit: { rate: "1000/s" },
+    perSecond: 1_000,
+    expectedPerSecond: 1_000,
+    over: "embedded",
+  },
+  {
+    name: "embedded, global 6000/m",
+    limit: { rate: "6000/m" },
+    perSecond: 100,
+    expectedPerSecond: 100,
+    over: "embedded",
+  },
+  {
+    name: "embedded, worker 50/s (2 workers)",
+    limit: { rate: "50/s", scope: "worker" },
+    perSecond: 50,
+    expectedPerSecond: 100,
+    over: "embedded",
+  },
   { name: "tcp node, global 10/s", limit: { rate: "10/s" }, perSecond: 10, expectedPerSecond: 10, over: "tcp" },
   { name: "tcp node, global 100/s", limit: { rate: "100/s" }, perSecond: 100, expectedPerSecond: 100, over: "tcp" },
-  { name: "tcp node, global 1000/s", limit: { rate: "1000/s" }, perSecond: 1_000, expectedPerSecond: 1_000, over: "tcp" },
+  {
+    name: "tcp node, global 1000/s",
+    limit: { rate: "1000/s" },
+    perSecond: 1_000,
+    expectedPerSecond: 1_000,
+    over: "tcp",
+  },
 ];
 
 /** Seconds of steady demand measured per case (after the burst). */
@@ -114,7 +146,11 @@ const achievedRate = async (c: AccuracyCase): Promise<number> => {
   // Demand for longer than the run: the bucket is empty (the burst spent) a second after the sends.
   const total = Math.ceil(c.expectedPerSecond * (ACCURACY_SECONDS + 5)) + 100;
   for (let i = 0; i < total; i += SEND_BATCH) {
-    await Promise.all(Array.from({ length: Math.min(SEND_BATCH, total - i) }, () => producer.sendTask("limited", [], { ignoreResult: true })));
+    await Promise.all(
+      Array.from({ length: Math.min(SEND_BATCH, total - i) }, () =>
+        producer.sendTask("limited", [], { ignoreResult: true }),
+      ),
+    );
   }
   const from = performance.now() + 1_000;
   const until = from + ACCURACY_SECONDS * 1_000;
@@ -128,8 +164,13 @@ const achievedRate = async (c: AccuracyCase): Promise<number> => {
 // ---------------------------------------------------------------------------
 
 const main = async () => {
-  const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
-  console.log(`celerity rate limit bench: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${RUNS} rounds, load ${load()}`);
+  const load = () =>
+    loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ");
+  console.log(
+    `celerity rate limit bench: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${RUNS} rounds, load ${load()}`,
+  );
 
   const variants: Variant[] = ["alone", "limited type idle", "limited backlog waiting"];
   const figures = new Map<Variant, number[]>(variants.map((v) => [v, []]));
@@ -145,22 +186,31 @@ const main = async () => {
     ratios.idle.push(row.get("limited type idle")! / row.get("alone")!);
     ratios.backlog.push(row.get("limited backlog waiting")! / row.get("alone")!);
   }
-  console.log(`\nunlimited task type, fire-and-forget (${TASKS} tasks, concurrency 64; backlog: ${BACKLOG} tasks limited to 10/s)`);
+  console.log(
+    `\nunlimited task type, fire-and-forget (${TASKS} tasks, concurrency 64; backlog: ${BACKLOG} tasks limited to 10/s)`,
+  );
   for (const variant of variants) {
     const xs = figures.get(variant)!;
-    console.log(`  ${variant.padEnd(26)} ${String(median(xs)).padStart(8)} tasks/s  (min ${Math.min(...xs)}, max ${Math.max(...xs)})`);
+    console.log(
+      `  ${variant.padEnd(26)} ${String(median(xs)).padStart(8)} tasks/s  (min ${Math.min(...xs)}, max ${Math.max(...xs)})`,
+    );
   }
-  const showRatio = (xs: number[]) => `${median(xs).toFixed(3)} (min ${Math.min(...xs).toFixed(3)}, max ${Math.max(...xs).toFixed(3)})`;
+  const showRatio = (xs: number[]) =>
+    `${median(xs).toFixed(3)} (min ${Math.min(...xs).toFixed(3)}, max ${Math.max(...xs).toFixed(3)})`;
   console.log(`  ratio idle / alone         ${showRatio(ratios.idle)}`);
   console.log(`  ratio backlog / alone      ${showRatio(ratios.backlog)}`);
 
-  console.log(`\nachieved rate with demand always present (${ACCURACY_SECONDS} s, from 1 s after the last send; two workers)`);
+  console.log(
+    `\nachieved rate with demand always present (${ACCURACY_SECONDS} s, from 1 s after the last send; two workers)`,
+  );
   const accuracy: Record<string, unknown>[] = [];
   for (const c of ACCURACY) {
     const achieved = await achievedRate(c);
     const ratio = achieved / c.expectedPerSecond;
     accuracy.push({ case: c.name, limitPerSecond: c.expectedPerSecond, achievedPerSecond: achieved, ratio });
-    console.log(`  ${c.name.padEnd(36)} limit ${String(c.expectedPerSecond).padStart(5)}/s  achieved ${achieved.toFixed(1).padStart(7)}/s  (${(ratio * 100).toFixed(1)}%)`);
+    console.log(
+      `  ${c.name.padEnd(36)} limit ${String(c.expectedPerSecond).padStart(5)}/s  achieved ${achieved.toFixed(1).padStart(7)}/s  (${(ratio * 100).toFixed(1)}%)`,
+    );
   }
   console.log(`load after: ${load()}`);
 

@@ -70,7 +70,8 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const fireAndForgetOf = (n: number, quiet: boolean) => (f: Fixture) => fireAndForget(f, quiet ? f.tasks.quiet : f.tasks.count, n);
+const fireAndForgetOf = (n: number, quiet: boolean) => (f: Fixture) =>
+  fireAndForget(f, quiet ? f.tasks.quiet : f.tasks.count, n);
 const withResultsOf = (n: number) => (f: Fixture) => withResults(f, n);
 
 /** `total` stamp tasks at `perSecond`, paced by the clock; send-to-start times. */
@@ -94,7 +95,10 @@ const tcpScenarios: Scenario[] = [
 ];
 
 const embedded = async (mode: Mode): Promise<Fixture> => {
-  const app = createApp({ log: (line) => console.error(`embedded ${mode}: ${line}`), ...(mode === "signed" ? { signing: signingFor(producerKey.secretPath) } : {}) });
+  const app = createApp({
+    log: (line) => console.error(`embedded ${mode}: ${line}`),
+    ...(mode === "signed" ? { signing: signingFor(producerKey.secretPath) } : {}),
+  });
   const tasks = defineTasks(app);
   await app.worker({ concurrency: CONCURRENCY }).start();
   return { app, tasks, sent: 0, close: () => app.close() };
@@ -106,7 +110,12 @@ const overNode = async (mode: Mode): Promise<Fixture> => {
   let worker: Child;
   try {
     const env = { ...process.env };
-    if (mode === "signed") env.CELERITY_BENCH_SIGNING = JSON.stringify({ key: workerKey.secretPath, trusted, ...(encryption !== undefined ? { encryption: [] } : {}) });
+    if (mode === "signed")
+      env.CELERITY_BENCH_SIGNING = JSON.stringify({
+        key: workerKey.secretPath,
+        trusted,
+        ...(encryption !== undefined ? { encryption: [] } : {}),
+      });
     if (mode === "signed" && encryption !== undefined) {
       const boxFile = join(keyDir, "payload.key");
       writeFileSync(boxFile, `${encryption[0]}\n`, { mode: 0o600 });
@@ -117,7 +126,11 @@ const overNode = async (mode: Mode): Promise<Fixture> => {
     await node.child.stop();
     throw error;
   }
-  const app = createApp({ broker: node.url, log: (line) => console.error(`tcp ${mode} producer: ${line}`), ...(mode === "signed" ? { signing: signingFor(producerKey.secretPath) } : {}) });
+  const app = createApp({
+    broker: node.url,
+    log: (line) => console.error(`tcp ${mode} producer: ${line}`),
+    ...(mode === "signed" ? { signing: signingFor(producerKey.secretPath) } : {}),
+  });
   return {
     app,
     tasks: defineTasks(app),
@@ -152,12 +165,22 @@ const part = async (label: string, scenarios: readonly Scenario[], make: (mode: 
         const u = stat(figures.unsigned as number[]);
         const s = stat(figures.signed as number[]);
         const ratio = Math.round((s.median / u.median) * 100);
-        console.log(`  ${scenario.name.padEnd(40)} unsigned ${fmt(u.median)} (${u.min}–${u.max})  signed ${fmt(s.median)} (${s.min}–${s.max})  tasks/s  signed/unsigned ${ratio}%`);
+        console.log(
+          `  ${scenario.name.padEnd(40)} unsigned ${fmt(u.median)} (${u.min}–${u.max})  signed ${fmt(s.median)} (${s.min}–${s.max})  tasks/s  signed/unsigned ${ratio}%`,
+        );
         rows.push({ scenario: scenario.name, unit: "tasks/s", unsigned: u, signed: s, ratioPercent: ratio });
       } else {
-        const pick = (mode: Mode, key: "p50" | "p99") => median((figures[mode] as { p50: number; p99: number }[]).map((x) => x[key]));
-        const row = { scenario: scenario.name, unit: "ms", unsigned: { p50: pick("unsigned", "p50"), p99: pick("unsigned", "p99") }, signed: { p50: pick("signed", "p50"), p99: pick("signed", "p99") } };
-        console.log(`  ${scenario.name.padEnd(40)} unsigned p50 ${ms(row.unsigned.p50)} p99 ${ms(row.unsigned.p99)}  signed p50 ${ms(row.signed.p50)} p99 ${ms(row.signed.p99)}`);
+        const pick = (mode: Mode, key: "p50" | "p99") =>
+          median((figures[mode] as { p50: number; p99: number }[]).map((x) => x[key]));
+        const row = {
+          scenario: scenario.name,
+          unit: "ms",
+          unsigned: { p50: pick("unsigned", "p50"), p99: pick("unsigned", "p99") },
+          signed: { p50: pick("signed", "p50"), p99: pick("signed", "p99") },
+        };
+        console.log(
+          `  ${scenario.name.padEnd(40)} unsigned p50 ${ms(row.unsigned.p50)} p99 ${ms(row.unsigned.p99)}  signed p50 ${ms(row.signed.p50)} p99 ${ms(row.signed.p99)}`,
+        );
         rows.push(row);
       }
     } finally {
@@ -172,16 +195,30 @@ const main = async () => {
   console.log(
     `celerity signing bench: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}); ${RUNS} runs per mode, alternating; ` +
       `worker concurrency ${CONCURRENCY}; publishes in batches of ${SEND_BATCH} confirms; signed mode: ed25519 (node:crypto) per batch of up to 128` +
-      `${encryption !== undefined ? ", bodies and results sealed (secretbox)" : ""}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`,
+      `${encryption !== undefined ? ", bodies and results sealed (secretbox)" : ""}; load average ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")}`,
   );
-  const report: Record<string, unknown> = { node: process.version, cores: cpus().length, runs: RUNS, encryption: encryption !== undefined, loadAverageAtStart: loadavg() };
-  if (opts.only === undefined || opts.only === "embedded") report.embedded = await part("embedded broker, one process", embeddedScenarios, embedded);
-  if (opts.only === undefined || opts.only === "tcp") report.tcp = await part("broker node over TCP (durable, fsync always), three processes", tcpScenarios, overNode);
+  const report: Record<string, unknown> = {
+    node: process.version,
+    cores: cpus().length,
+    runs: RUNS,
+    encryption: encryption !== undefined,
+    loadAverageAtStart: loadavg(),
+  };
+  if (opts.only === undefined || opts.only === "embedded")
+    report.embedded = await part("embedded broker, one process", embeddedScenarios, embedded);
+  if (opts.only === undefined || opts.only === "tcp")
+    report.tcp = await part("broker node over TCP (durable, fsync always), three processes", tcpScenarios, overNode);
   report.loadAverageAtEnd = loadavg();
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
   const file = new URL(`./results/signing-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, import.meta.url);
   writeFileSync(file, JSON.stringify(report, null, 2));
-  console.log(`\nwrote ${file.pathname}; load average now ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+  console.log(
+    `\nwrote ${file.pathname}; load average now ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")}`,
+  );
 };
 
 await main();

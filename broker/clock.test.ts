@@ -46,7 +46,15 @@ describe("Clock", () => {
     const clock = new SteppedClock();
     const broker = new EmbeddedBroker({ clock });
     c.after(() => broker.close());
-    await broker.publish({ id: "m1", exchange: "", routingKey: "q", priority: 0, eta: clock.now() + 60_000, headers: {}, body: new Uint8Array() });
+    await broker.publish({
+      id: "m1",
+      exchange: "",
+      routingKey: "q",
+      priority: 0,
+      eta: clock.now() + 60_000,
+      headers: {},
+      body: new Uint8Array(),
+    });
     assert.deepEqual(await broker.stats("q"), { ready: 0, delayed: 1, unacked: 0, consumers: 0 });
     clock.step(59_999);
     assert.equal((await broker.stats("q")).delayed, 1);

@@ -55,5 +55,9 @@ export const clockOf = (options: { readonly clock?: Clock; readonly now?: () => 
   const clock = options.clock ?? systemClock;
   if (options.now === undefined || options.now === clock.now) return clock;
   const now = options.now;
-  return { now, setTimeout: (callback, ms) => clock.setTimeout(callback, ms), clearTimeout: (timer) => clock.clearTimeout(timer) };
+  return {
+    now,
+    setTimeout: (callback, ms) => clock.setTimeout(callback, ms),
+    clearTimeout: (timer) => clock.clearTimeout(timer),
+  };
 };

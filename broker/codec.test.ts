@@ -22,7 +22,19 @@ const rejects = (value: unknown, path: string, reason: RegExp, label?: string): 
 describe("Codec", () => {
   describe("round trip", () => {
     it("returns primitives unchanged", () => {
-      for (const value of [null, true, false, 0, 42, -7, 3.5, Number.MAX_SAFE_INTEGER, "", "héllo ✓", Number.POSITIVE_INFINITY]) {
+      for (const value of [
+        null,
+        true,
+        false,
+        0,
+        42,
+        -7,
+        3.5,
+        Number.MAX_SAFE_INTEGER,
+        "",
+        "héllo ✓",
+        Number.POSITIVE_INFINITY,
+      ]) {
         assert.equal(roundTrip(value), value);
       }
       assert.ok(Number.isNaN(roundTrip(Number.NaN)));
@@ -105,7 +117,12 @@ describe("Codec", () => {
 
   describe("decoding", () => {
     it("throws a DecodeError with the size for malformed bytes", () => {
-      for (const bytes of [new Uint8Array([0xc1]), new Uint8Array([0x92, 0x01]), new Uint8Array([]), new Uint8Array([0x01, 0x02])]) {
+      for (const bytes of [
+        new Uint8Array([0xc1]),
+        new Uint8Array([0x92, 0x01]),
+        new Uint8Array([]),
+        new Uint8Array([0x01, 0x02]),
+      ]) {
         assert.throws(
           () => codec.decode(bytes),
           (error: unknown) => {

@@ -70,8 +70,7 @@ const pathStack: (string | number)[] = [];
 
 const LONE_SURROGATE = "a lone surrogate (not well-formed UTF-16) cannot be sent";
 /** UTF-8 cannot carry a lone surrogate; msgpack would silently replace it with U+FFFD. */
-const isWellFormed = (text: string): boolean =>
-  (text as string & { isWellFormed(): boolean }).isWellFormed();
+const isWellFormed = (text: string): boolean => (text as string & { isWellFormed(): boolean }).isWellFormed();
 /** The objects on the way from the root to the value being checked; reused across calls (encoding is synchronous). */
 const visiting = new Set<object>();
 
@@ -104,7 +103,8 @@ const prepare = (value: unknown, root: string, depth: number): unknown => {
       return fail(root, describe(value));
   }
   if (value === null || value instanceof Uint8Array) return value;
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? fail(root, "an invalid Date cannot be sent") : value;
+  if (value instanceof Date)
+    return Number.isNaN(value.getTime()) ? fail(root, "an invalid Date cannot be sent") : value;
   if (depth > MAX_DEPTH) fail(root, `nested deeper than ${MAX_DEPTH} levels`);
   if (visiting.has(value)) fail(root, "circular reference");
   visiting.add(value);

@@ -28,7 +28,11 @@ export interface ConformanceOptions {
  * // broker/embedded/embedded-broker.test.ts
  * transportConformance("embedded", () => createEmbeddedBroker());
  */
-export function transportConformance(name: string, make: () => Promise<Transport> | Transport, options: ConformanceOptions = {}): void {
+export function transportConformance(
+  name: string,
+  make: () => Promise<Transport> | Transport,
+  options: ConformanceOptions = {},
+): void {
   const withTransport = async (test: (transport: Transport) => Promise<void>): Promise<void> => {
     const transport = await make();
     try {
@@ -44,7 +48,10 @@ export function transportConformance(name: string, make: () => Promise<Transport
         withTransport(async (t) => {
           const queue = uniqueName("roundtrip");
           await t.declareQueue(queue);
-          const sent = envelope(queue, { headers: { task: "add", retries: 2, eager: false, parent: null }, body: new Uint8Array([1, 2, 3]) });
+          const sent = envelope(queue, {
+            headers: { task: "add", retries: 2, eager: false, parent: null },
+            body: new Uint8Array([1, 2, 3]),
+          });
           await t.publish(sent);
           const inbox = await subscribe(t, queue, { prefetch: 1 });
           const [delivery] = await inbox.waitFor(1);
@@ -95,21 +102,36 @@ export function transportConformance(name: string, make: () => Promise<Transport
           for (const e of sent) await t.publish(e);
           const inbox = await subscribe(t, queue, { prefetch: 1, autoAck: true });
           await inbox.waitFor(sent.length);
-          assert.deepEqual(inbox.ids(), sent.map((e) => e.id));
-        }));
-
-      it("delivers higher priorities first (9 before 0) and keeps publish order within a priority", { skip: options.unsupported?.priorities }, () =>
-        withTransport(async (t) => {
-          const queue = uniqueName("priority");
-          const sent = [0, 5, 9, 5, 0, 9, 1].map((priority, i) => envelope(queue, { priority, headers: { i } }));
-          for (const e of sent) await t.publish(e);
-          const inbox = await subscribe(t, queue, { prefetch: 1, autoAck: true });
-          await inbox.waitFor(sent.length);
           assert.deepEqual(
-            inbox.deliveries.map((d) => [d.envelope.priority, d.envelope.headers.i]),
-            [[9, 2], [9, 5], [5, 1], [5, 3], [1, 6], [0, 0], [0, 4]],
+            inbox.ids(),
+            sent.map((e) => e.id),
           );
         }));
+
+      it(
+        "delivers higher priorities first (9 before 0) and keeps publish order within a priority",
+        { skip: options.unsupported?.priorities },
+        () =>
+          withTransport(async (t) => {
+            const queue = uniqueName("priority");
+            const sent = [0, 5, 9, 5, 0, 9, 1].map((priority, i) => envelope(queue, { priority, headers: { i } }));
+            for (const e of sent) await t.publish(e);
+            const inbox = await subscribe(t, queue, { prefetch: 1, autoAck: true });
+            await inbox.waitFor(sent.length);
+            assert.deepEqual(
+              inbox.deliveries.map((d) => [d.envelope.priority, d.envelope.headers.i]),
+              [
+                [9, 2],
+                [9, 5],
+                [5, 1],
+                [5, 3],
+                [1, 6],
+                [0, 0],
+                [0, 4],
+              ],
+            );
+          }),
+      );
 
       it("never has more than prefetch unacknowledged deliveries outstanding", () =>
         withTransport(async (t) => {
@@ -253,7 +275,8 @@ export function transportConformance(name: string, make: () => Promise<Transport
           const inbox = await subscribe(t, queue, { prefetch: 2 });
           await inbox.waitFor(2);
           assert.deepEqual(inbox.ids(), [sooner.id, later.id]);
-        }));
+        }),
+      );
 
       it('dead-letters a message whose expiry has passed, with reason "expired", instead of delivering it', () =>
         withTransport(async (t) => {
@@ -384,10 +407,13 @@ export function transportConformance(name: string, make: () => Promise<Transport
         withTransport(async (t) => {
           const exchange = uniqueName("mandatory");
           await t.declareExchange(exchange, "topic");
-          await assert.rejects(t.publish(envelope("nobody.listens", { exchange }), { mandatory: true }), (error: Error) => {
-            assert.ok(error.message.includes(exchange) && error.message.includes("nobody.listens"), error.message);
-            return true;
-          });
+          await assert.rejects(
+            t.publish(envelope("nobody.listens", { exchange }), { mandatory: true }),
+            (error: Error) => {
+              assert.ok(error.message.includes(exchange) && error.message.includes("nobody.listens"), error.message);
+              return true;
+            },
+          );
         }));
 
       it("rejects publishing to an exchange that was never declared, naming it", () =>
@@ -569,13 +595,20 @@ const withTimeout = <T>(promise: Promise<T>, what: string, timeoutMs = WAIT_MS):
 };
 
 /** Polls the dead-letter queue until it holds `count` messages; a transport may dead-letter asynchronously. */
-const eventuallyDeadLetters = async (transport: Transport, deadLetterQueue: string, count: number, timeoutMs = WAIT_MS) => {
+const eventuallyDeadLetters = async (
+  transport: Transport,
+  deadLetterQueue: string,
+  count: number,
+  timeoutMs = WAIT_MS,
+) => {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const letters = await transport.deadLetters(deadLetterQueue);
     if (letters.length >= count) return letters;
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${count} dead letters in "${deadLetterQueue}"; got ${letters.length}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${count} dead letters in "${deadLetterQueue}"; got ${letters.length}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 5));
   }

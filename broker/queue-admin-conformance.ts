@@ -16,7 +16,10 @@ const WAIT_MS = 2_000;
  * @example
  * queueAdminConformance("embedded", () => createEmbeddedBroker());
  */
-export function queueAdminConformance(name: string, make: () => Promise<Transport & QueueAdmin> | (Transport & QueueAdmin)): void {
+export function queueAdminConformance(
+  name: string,
+  make: () => Promise<Transport & QueueAdmin> | (Transport & QueueAdmin),
+): void {
   const withTransport = async (test: (transport: Transport & QueueAdmin) => Promise<void>): Promise<void> => {
     const transport = await make();
     try {
@@ -116,7 +119,10 @@ export function queueAdminConformance(name: string, make: () => Promise<Transpor
         const [, , again] = await inbox.waitFor(3);
         assert.equal(again.envelope.id, second.id);
         assert.equal(again.deliveryCount, 1);
-        assert.deepEqual((await t.deadLetters(queue)).map((l) => l.envelope.id), [first.id]);
+        assert.deepEqual(
+          (await t.deadLetters(queue)).map((l) => l.envelope.id),
+          [first.id],
+        );
         assert.equal(await t.requeueDeadLetters(`${queue}.dlq`), 1);
         const [, , , last] = await inbox.waitFor(4);
         assert.equal(last.envelope.id, first.id);
@@ -127,7 +133,9 @@ export function queueAdminConformance(name: string, make: () => Promise<Transpor
       withTransport(async (t) => {
         const queue = uniqueName("discard-dead");
         await t.declareQueue(queue);
-        await collect(t, queue, 2, (delivery, consumer) => consumer.nack(delivery.deliveryTag, { requeue: false, reason: "bad" }));
+        await collect(t, queue, 2, (delivery, consumer) =>
+          consumer.nack(delivery.deliveryTag, { requeue: false, reason: "bad" }),
+        );
         await t.publish(envelope(queue));
         await t.publish(envelope(queue));
         await eventuallyDeadLetters(t, queue, 2);
@@ -147,21 +155,32 @@ export function queueAdminConformance(name: string, make: () => Promise<Transpor
         await t.publish(envelope("any", { exchange }), { mandatory: true });
         await inbox.waitFor(1);
         await inbox.consumer.cancel();
-        await eventually(async () => !(await t.listQueues()).some((q) => q.name === queue), "the auto-delete queue to go");
-        await assert.rejects(t.publish(envelope("any", { exchange }), { mandatory: true }), /routes routing key "any" to no queue/);
+        await eventually(
+          async () => !(await t.listQueues()).some((q) => q.name === queue),
+          "the auto-delete queue to go",
+        );
+        await assert.rejects(
+          t.publish(envelope("any", { exchange }), { mandatory: true }),
+          /routes routing key "any" to no queue/,
+        );
       }));
 
     it("drops what an auto-delete queue rejects instead of keeping a dead-letter queue for it", () =>
       withTransport(async (t) => {
         const queue = uniqueName("transient-reject");
         await t.declareQueue(queue, { autoDelete: true });
-        const inbox = await collect(t, queue, 1, (delivery, consumer) => consumer.nack(delivery.deliveryTag, { requeue: false, reason: "no" }));
+        const inbox = await collect(t, queue, 1, (delivery, consumer) =>
+          consumer.nack(delivery.deliveryTag, { requeue: false, reason: "no" }),
+        );
         await t.publish(envelope(queue));
         await inbox.waitFor(1);
         const queues = await t.listQueues();
         assert.equal(queues.find((q) => q.name === queue)?.autoDelete, true);
         assert.equal(queues.find((q) => q.name === queue)?.ready, 0);
-        assert.equal(queues.some((q) => q.name === `${queue}.dlq`), false);
+        assert.equal(
+          queues.some((q) => q.name === `${queue}.dlq`),
+          false,
+        );
       }));
   });
 }
@@ -205,7 +224,11 @@ const collect = async (
         };
         const timer = setTimeout(() => {
           waiters.delete(wake);
-          reject(new Error(`timed out after ${WAIT_MS} ms waiting for ${count} deliveries on "${queue}"; got ${deliveries.length}`));
+          reject(
+            new Error(
+              `timed out after ${WAIT_MS} ms waiting for ${count} deliveries on "${queue}"; got ${deliveries.length}`,
+            ),
+          );
         }, WAIT_MS);
         waiters.add(wake);
         wake();
@@ -223,7 +246,10 @@ const eventually = async (predicate: () => Promise<boolean>, what: string): Prom
 
 const eventuallyDeadLetters = async (transport: Transport, queue: string, count: number) => {
   let letters = await transport.deadLetters(queue);
-  await eventually(async () => (letters = await transport.deadLetters(queue)).length >= count, `${count} dead letters of "${queue}"`);
+  await eventually(
+    async () => (letters = await transport.deadLetters(queue)).length >= count,
+    `${count} dead letters of "${queue}"`,
+  );
   return letters;
 };
 

@@ -65,7 +65,9 @@ export interface QueueAdmin {
 const ADMIN_METHODS = ["listQueues", "purge", "pause", "resume", "requeueDeadLetters", "discardDeadLetters"] as const;
 
 const implementsAdmin = (value: unknown): value is QueueAdmin =>
-  typeof value === "object" && value !== null && ADMIN_METHODS.every((method) => typeof (value as Record<string, unknown>)[method] === "function");
+  typeof value === "object" &&
+  value !== null &&
+  ADMIN_METHODS.every((method) => typeof (value as Record<string, unknown>)[method] === "function");
 
 /**
  * The queue management of `transport`, or undefined when it has none. A

@@ -10,7 +10,10 @@ export interface RevocationsOptions {
 }
 
 /** Told about each revocation as it is made; `terminate` asks to abort the task where it already runs. */
-export type RevocationListener = (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void;
+export type RevocationListener = (
+  id: string,
+  options: { readonly terminate: boolean; readonly ttlMs?: number },
+) => void;
 
 /** How long a revocation is remembered when nobody says otherwise: one day. */
 export const DEFAULT_REVOCATION_TTL_MS = 24 * 60 * 60 * 1000;

@@ -171,7 +171,9 @@ export interface Transport {
   /** Whether `id` is revoked, as this transport currently knows it (a synchronous look-up on the delivery path). */
   isRevoked(id: string): boolean;
   /** Subscribe to revocations as they happen (to abort a task already running); returns an unsubscribe function. */
-  onRevoke(listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void): () => void;
+  onRevoke(
+    listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void,
+  ): () => void;
   /**
    * For a transport to a broker in another process: subscribe to the loss of
    * its connection, after which every delivery its consumers held is back in

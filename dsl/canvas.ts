@@ -65,7 +65,8 @@ abstract class CanvasBase<In extends readonly unknown[], R> {
       return Promise.reject(
         new CanvasError({
           path: this.kind,
-          reason: "it holds no signature created by an app (task.s / task.si), so there is no app to send it with (an empty group sends nothing)",
+          reason:
+            "it holds no signature created by an app (task.s / task.si), so there is no app to send it with (an empty group sends nothing)",
         }),
       );
     }
@@ -98,12 +99,28 @@ export class Signature<In extends readonly unknown[], R> extends CanvasBase<In, 
   }
 
   protected withCallbacks(callbacks: Callbacks): this {
-    return new Signature(this.task, this.args, this.options, this.immutable, this.dispatcher, callbacks, this.target) as this;
+    return new Signature(
+      this.task,
+      this.args,
+      this.options,
+      this.immutable,
+      this.dispatcher,
+      callbacks,
+      this.target,
+    ) as this;
   }
 
   /** A copy with `options` merged over this signature's options. */
   set(options: CallOptions): Signature<In, R> {
-    return new Signature(this.task, this.args, mergeOptions(this.options, options), this.immutable, this.dispatcher, this.callbacks, this.target);
+    return new Signature(
+      this.task,
+      this.args,
+      mergeOptions(this.options, options),
+      this.immutable,
+      this.dispatcher,
+      this.callbacks,
+      this.target,
+    );
   }
 }
 
@@ -116,7 +133,10 @@ export class Signature<In extends readonly unknown[], R> extends CanvasBase<In, 
  */
 export class Chain<In extends readonly unknown[], R> extends CanvasBase<In, R> {
   readonly kind = "chain" as const;
-  constructor(readonly steps: readonly AnyCanvas[], readonly callbacks: Callbacks = noCallbacks) {
+  constructor(
+    readonly steps: readonly AnyCanvas[],
+    readonly callbacks: Callbacks = noCallbacks,
+  ) {
     super();
   }
   protected withCallbacks(callbacks: Callbacks): this {
@@ -133,7 +153,10 @@ export class Chain<In extends readonly unknown[], R> extends CanvasBase<In, R> {
  */
 export class Group<In extends readonly unknown[], R> extends CanvasBase<In, R> {
   readonly kind = "group" as const;
-  constructor(readonly members: readonly AnyCanvas[], readonly callbacks: Callbacks = noCallbacks) {
+  constructor(
+    readonly members: readonly AnyCanvas[],
+    readonly callbacks: Callbacks = noCallbacks,
+  ) {
     super();
   }
   protected withCallbacks(callbacks: Callbacks): this {
@@ -150,7 +173,11 @@ export class Group<In extends readonly unknown[], R> extends CanvasBase<In, R> {
  */
 export class Chord<In extends readonly unknown[], R> extends CanvasBase<In, R> {
   readonly kind = "chord" as const;
-  constructor(readonly header: Group<any, any>, readonly body: AnyCanvas, readonly callbacks: Callbacks = noCallbacks) {
+  constructor(
+    readonly header: Group<any, any>,
+    readonly body: AnyCanvas,
+    readonly callbacks: Callbacks = noCallbacks,
+  ) {
     super();
   }
   protected withCallbacks(callbacks: Callbacks): this {

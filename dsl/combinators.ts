@@ -23,7 +23,9 @@ type MembersInput<T extends readonly AnyCanvas[]> = T extends readonly [] ? [_?:
 /** Nested chains without callbacks are the same chain; flattening keeps graphs and errors simple. */
 const flattenChains = (steps: readonly AnyCanvas[]): AnyCanvas[] =>
   steps.flatMap((step) =>
-    step.kind === "chain" && step.callbacks.links.length === 0 && step.callbacks.errbacks.length === 0 ? flattenChains(step.steps) : [step],
+    step.kind === "chain" && step.callbacks.links.length === 0 && step.callbacks.errbacks.length === 0
+      ? flattenChains(step.steps)
+      : [step],
   );
 
 /**
@@ -37,7 +39,8 @@ const flattenChains = (steps: readonly AnyCanvas[]): AnyCanvas[] =>
 export function group<const T extends readonly AnyCanvas[]>(members: T): Group<MembersInput<T>, GroupResults<T>>;
 export function group<const T extends readonly AnyCanvas[]>(...members: T): Group<MembersInput<T>, GroupResults<T>>;
 export function group(...members: unknown[]): Group<any, any> {
-  const list = members.length === 1 && Array.isArray(members[0]) ? (members[0] as AnyCanvas[]) : (members as AnyCanvas[]);
+  const list =
+    members.length === 1 && Array.isArray(members[0]) ? (members[0] as AnyCanvas[]) : (members as AnyCanvas[]);
   return new Group([...list]);
 }
 
@@ -49,7 +52,10 @@ export function group(...members: unknown[]): Group<any, any> {
  * @example
  * await (await chord(group(add.s(1, 1), add.s(2, 2)), tsum.s()).apply()).get(); // 6
  */
-export function chord<H extends Group<any, any>, B extends AnyCanvas>(header: H, body: B & ChordBody<B, ResultOf<H>>): Chord<InputOf<H>, ResultOf<B>>;
+export function chord<H extends Group<any, any>, B extends AnyCanvas>(
+  header: H,
+  body: B & ChordBody<B, ResultOf<H>>,
+): Chord<InputOf<H>, ResultOf<B>>;
 export function chord<const T extends readonly AnyCanvas[], B extends AnyCanvas>(
   header: T,
   body: B & ChordBody<B, GroupResults<T>>,
@@ -59,7 +65,8 @@ export function chord(header: Group<any, any> | readonly AnyCanvas[], body: AnyC
   return new Chord(headerGroup, body);
 }
 
-type ChordBody<B, HeaderResult> = Accepts<B, HeaderResult> extends true ? unknown : StepMismatch<"chord body", HeaderResult, InputOf<B>>;
+type ChordBody<B, HeaderResult> =
+  Accepts<B, HeaderResult> extends true ? unknown : StepMismatch<"chord body", HeaderResult, InputOf<B>>;
 
 /** Name of the built-in task that applies a task to every item of a list, in one message. */
 export const MAP_TASK = "celerity.map";
@@ -72,7 +79,8 @@ export const mapSignature = <A, R>(
   items: readonly A[] | undefined,
   dispatcher: Dispatcher | undefined,
   options: CallOptions = {},
-): Signature<any, R[]> => new Signature(MAP_TASK, items === undefined ? [] : [items], options, false, dispatcher, undefined, target);
+): Signature<any, R[]> =>
+  new Signature(MAP_TASK, items === undefined ? [] : [items], options, false, dispatcher, undefined, target);
 
 /** A signature of the built-in starmap task: `target` applied to each argument tuple. */
 export const starmapSignature = <A extends readonly unknown[], R>(

@@ -60,7 +60,8 @@ export const compile = (canvas: AnyCanvas, options: CompileOptions): MessageGrap
   const visiting = new Set<AnyCanvas>();
 
   const check = (sig: Signature<any, any>, path: string, prepended: boolean) => {
-    if (typeof sig.task !== "string" || sig.task.length === 0) throw new CanvasError({ path, reason: "signature has no task name" });
+    if (typeof sig.task !== "string" || sig.task.length === 0)
+      throw new CanvasError({ path, reason: "signature has no task name" });
     if (options.shapeOf === undefined) return;
     for (const name of BUILTINS.has(sig.task) ? [sig.target ?? ""] : [sig.task]) {
       const shape = options.shapeOf(name);
@@ -69,11 +70,17 @@ export const compile = (canvas: AnyCanvas, options: CompileOptions): MessageGrap
       const given = sig.args.length + (prepended ? 1 : 0);
       if (given < shape.minArgs) {
         const from = prepended ? ` (${sig.args.length} given + the previous step's result)` : "";
-        throw new CanvasError({ path, reason: `task '${name}' takes at least ${shape.minArgs} argument(s) but would get ${given}${from}` });
+        throw new CanvasError({
+          path,
+          reason: `task '${name}' takes at least ${shape.minArgs} argument(s) but would get ${given}${from}`,
+        });
       }
     }
     if (BUILTINS.has(sig.task) && sig.args.length + (prepended ? 1 : 0) !== 1) {
-      throw new CanvasError({ path, reason: `${sig.task} of '${sig.target}' needs its list of items, given or from the previous step` });
+      throw new CanvasError({
+        path,
+        reason: `${sig.task} of '${sig.target}' needs its list of items, given or from the previous step`,
+      });
     }
   };
 
@@ -105,7 +112,8 @@ export const compile = (canvas: AnyCanvas, options: CompileOptions): MessageGrap
     canvas.callbacks.links.forEach((link, i) => visit(link, out, `${path}.link[${i}]`));
     canvas.callbacks.errbacks.forEach((errback, i) => {
       const where = `${path}.onError[${i}]`;
-      if (errback.kind !== "signature") throw new CanvasError({ path: where, reason: "an error callback must be a single signature" });
+      if (errback.kind !== "signature")
+        throw new CanvasError({ path: where, reason: "an error callback must be a single signature" });
       check(errback, where, !errback.immutable);
       const index = errbacks.length;
       errbacks.push({
@@ -122,7 +130,10 @@ export const compile = (canvas: AnyCanvas, options: CompileOptions): MessageGrap
 
   const visit = (canvas: AnyCanvas, after: ValueRef | undefined, path: string): ValueRef => {
     if (canvas === null || typeof canvas !== "object" || !("kind" in canvas)) {
-      throw new CanvasError({ path, reason: `expected a signature, chain, group or chord, got ${canvas === null ? "null" : typeof canvas}` });
+      throw new CanvasError({
+        path,
+        reason: `expected a signature, chain, group or chord, got ${canvas === null ? "null" : typeof canvas}`,
+      });
     }
     if (visiting.has(canvas)) throw new CanvasError({ path, reason: "the canvas contains itself (a cycle)" });
     visiting.add(canvas);
@@ -163,4 +174,5 @@ export const compile = (canvas: AnyCanvas, options: CompileOptions): MessageGrap
   return { id: options.newId(), nodes: nodes as readonly GraphNode[], errbacks, output };
 };
 
-const rootName = (canvas: AnyCanvas): string => (canvas && typeof canvas === "object" && "kind" in canvas ? String(canvas.kind) : "canvas");
+const rootName = (canvas: AnyCanvas): string =>
+  canvas && typeof canvas === "object" && "kind" in canvas ? String(canvas.kind) : "canvas";

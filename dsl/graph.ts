@@ -79,9 +79,9 @@ export const leavesOf = (ref: ValueRef, into: number[] = []): number[] => {
   return into;
 };
 
-/** Build a value from per-node results (`valueOf(index)`). */
-export const materialize = (ref: ValueRef, valueOf: (index: number) => unknown): unknown =>
-  "node" in ref ? valueOf(ref.node) : ref.list.map((item) => materialize(item, valueOf));
+/** Build a value from per-node results (`resultOf(index)`). */
+export const materialize = (ref: ValueRef, resultOf: (index: number) => unknown): unknown =>
+  "node" in ref ? resultOf(ref.node) : ref.list.map((item) => materialize(item, resultOf));
 
 /** Nodes with nothing to wait for: the ones sent when the workflow starts. */
 export const startNodes = (graph: MessageGraph): GraphNode[] => graph.nodes.filter((node) => node.waitsFor === 0);

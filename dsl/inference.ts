@@ -64,8 +64,14 @@ export type GroupResults<T extends readonly AnyCanvas[]> = { -readonly [K in key
 export type CallbackFor<C, P> = Accepts<C, P> extends true ? C : CallbackMismatch<P, InputOf<C>>;
 
 export interface NeedsInput<Expects> {
-  readonly "this canvas needs a parent's result; send it as a later step of a chain, or give all arguments": { expects: Expects };
+  readonly "this canvas needs a parent's result; send it as a later step of a chain, or give all arguments": {
+    expects: Expects;
+  };
 }
 
 /** `unknown` (no constraint) when a canvas with input `In` can be sent on its own. */
-export type StandaloneCheck<In> = 0 extends 1 & In ? unknown : false extends TakesNothingEach<In> ? NeedsInput<In> : unknown;
+export type StandaloneCheck<In> = 0 extends 1 & In
+  ? unknown
+  : false extends TakesNothingEach<In>
+    ? NeedsInput<In>
+    : unknown;

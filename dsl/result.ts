@@ -5,15 +5,7 @@
  * @example
  * if ((await result.state()) === "FAILURE") console.log(await result.error());
  */
-export type TaskState =
-  | "UNKNOWN"
-  | "PENDING"
-  | "RECEIVED"
-  | "STARTED"
-  | "RETRY"
-  | "SUCCESS"
-  | "FAILURE"
-  | "REVOKED";
+export type TaskState = "UNKNOWN" | "PENDING" | "RECEIVED" | "STARTED" | "RETRY" | "SUCCESS" | "FAILURE" | "REVOKED";
 
 export const READY_STATES: ReadonlySet<TaskState> = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
 

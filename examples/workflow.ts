@@ -18,9 +18,22 @@ const single = await add.delay(2, 2);
 show(`add(2, 2)  [id ${single.id.slice(0, 8)}…]`, await single.get({ timeout: 5_000 }));
 show("chain(add(2,2), add(4), add(8))", await (await chain(add.s(2, 2), add.s(4), add.s(8)).apply()).get());
 show("group(add(1,1), add(2,2))", await (await group(add.s(1, 1), add.s(2, 2)).apply()).get());
-show("chord(group(add(1,1), add(2,2)), tsum)", await (await chord(group(add.s(1, 1), add.s(2, 2)), tsum.s()).apply()).get());
+show(
+  "chord(group(add(1,1), add(2,2)), tsum)",
+  await (await chord(group(add.s(1, 1), add.s(2, 2)), tsum.s()).apply()).get(),
+);
 show("square.map([1..5])", await (await square.map([1, 2, 3, 4, 5]).apply()).get());
-show("add.chunks(10 pairs, 4)", await (await add.chunks(Array.from({ length: 10 }, (_, i) => [i, i] as [number, number]), 4).apply()).get());
+show(
+  "add.chunks(10 pairs, 4)",
+  await (
+    await add
+      .chunks(
+        Array.from({ length: 10 }, (_, i) => [i, i] as [number, number]),
+        4,
+      )
+      .apply()
+  ).get(),
+);
 
 const fan = await chord(
   Array.from({ length: 100 }, (_, i) => square.s(i)),

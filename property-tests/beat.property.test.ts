@@ -30,11 +30,31 @@ import { scaled } from "../tests/support/waits.ts";
 
 const LEASE_MS = 30_000;
 const ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"];
-const CRONS = ["*/5 * * * *", "30 2 * * *", "0 3 * * 1-5", "15 1,2,3 * * *", "0 0 1 * *", "*/20 * * * * *", "0 30 2 * * 0"];
+const CRONS = [
+  "*/5 * * * *",
+  "30 2 * * *",
+  "0 3 * * 1-5",
+  "15 1,2,3 * * *",
+  "0 0 1 * *",
+  "*/20 * * * * *",
+  "0 30 2 * * 0",
+];
 /** Around the daylight-saving changes of 2026 in the zones above. */
-const ORIGINS = ["2026-03-07T20:00:00Z", "2026-03-28T20:00:00Z", "2026-04-04T10:00:00Z", "2026-10-03T10:00:00Z", "2026-10-24T20:00:00Z", "2026-10-31T20:00:00Z"].map(Date.parse);
+const ORIGINS = [
+  "2026-03-07T20:00:00Z",
+  "2026-03-28T20:00:00Z",
+  "2026-04-04T10:00:00Z",
+  "2026-10-03T10:00:00Z",
+  "2026-10-24T20:00:00Z",
+  "2026-10-31T20:00:00Z",
+].map(Date.parse);
 
-type Op = { readonly advance: number } | { readonly restart: true } | { readonly crashAfter: number } | { readonly lostAnswer: true } | { readonly pauseMidTick: true };
+type Op =
+  | { readonly advance: number }
+  | { readonly restart: true }
+  | { readonly crashAfter: number }
+  | { readonly lostAnswer: true }
+  | { readonly pauseMidTick: true };
 
 interface Scenario {
   readonly entry: ScheduleEntry;
@@ -57,7 +77,12 @@ const scenario: fc.Arbitrary<Scenario> = fc
     graceMs: fc.constantFrom(0, 1_000, 60_000),
     ops: fc.array(
       fc.oneof(
-        { weight: 6, arbitrary: fc.oneof(fc.integer({ min: 1, max: 120_000 }), fc.integer({ min: 1, max: 8 * 3_600_000 })).map((advance): Op => ({ advance })) },
+        {
+          weight: 6,
+          arbitrary: fc
+            .oneof(fc.integer({ min: 1, max: 120_000 }), fc.integer({ min: 1, max: 8 * 3_600_000 }))
+            .map((advance): Op => ({ advance })),
+        },
         { weight: 1, arbitrary: fc.constant<Op>({ restart: true }) },
         { weight: 1, arbitrary: fc.integer({ min: 0, max: 3 }).map((crashAfter): Op => ({ crashAfter })) },
         { weight: 1, arbitrary: fc.constant<Op>({ lostAnswer: true }) },
@@ -69,12 +94,17 @@ const scenario: fc.Arbitrary<Scenario> = fc
   .map(({ when, catchUp, catchUpLimit, origin, startOffset, length, graceMs, ops }) => {
     const start = startOffset === undefined ? undefined : origin + startOffset;
     const end = start === undefined || length === undefined ? undefined : start + length;
-    const entry = defineSchedule("job", when, { task: "job", args: [], options: {} }, {
-      catchUp,
-      catchUpLimit,
-      ...(start !== undefined ? { start } : {}),
-      ...(end !== undefined ? { end } : {}),
-    });
+    const entry = defineSchedule(
+      "job",
+      when,
+      { task: "job", args: [], options: {} },
+      {
+        catchUp,
+        catchUpLimit,
+        ...(start !== undefined ? { start } : {}),
+        ...(end !== undefined ? { end } : {}),
+      },
+    );
     return { entry, origin, graceMs, ops };
   });
 
@@ -143,14 +173,19 @@ const crashing = (inner: ScheduleStore, fires: number): ScheduleStore => ({
 const run = async ({ entry, origin, graceMs, ops }: Scenario): Promise<void> => {
   const clock = new ManualClock(origin);
   const published: string[] = [];
-  const transport = { publish: (envelope: Envelope) => (published.push(envelope.id), Promise.resolve()) } as unknown as Transport;
+  const transport = {
+    publish: (envelope: Envelope) => (published.push(envelope.id), Promise.resolve()),
+  } as unknown as Transport;
   const store = new MemoryScheduleStore(transport, () => clock.now());
   const codec = new Codec();
   let incarnation = 0;
   const faults: Faults = { loseNext: false, pause: undefined };
   const faulty = faultyStore(store, faults);
   const beatOn = (on: ScheduleStore) =>
-    new Beat({ store: on, codec, declared: () => [entry], log: () => {} }, { id: `beat-${++incarnation}`, clock, leaseMs: LEASE_MS, graceMs, batchSize: 1 });
+    new Beat(
+      { store: on, codec, declared: () => [entry], log: () => {} },
+      { id: `beat-${++incarnation}`, clock, leaseMs: LEASE_MS, graceMs, batchSize: 1 },
+    );
 
   // The model: the runs expected, the last run recorded, and until when a dead leader's lease keeps others out.
   const expected: number[] = [];
@@ -163,7 +198,8 @@ const run = async ({ entry, origin, graceMs, ops }: Scenario): Promise<void> => 
     const onTime = due.slice(missed.length);
     const keep = entry.catchUp === "skip" ? 0 : entry.catchUp === "once" ? 1 : entry.catchUpLimit;
     const send = [...missed.slice(missed.length - Math.min(keep, missed.length)), ...onTime];
-    const records = send.length > 0 ? send.map((at) => ({ at, send: true })) : [{ at: due[due.length - 1], send: false }];
+    const records =
+      send.length > 0 ? send.map((at) => ({ at, send: true })) : [{ at: due[due.length - 1], send: false }];
     for (const record of crashAfter === undefined ? records : records.slice(0, crashAfter)) {
       if (record.send) expected.push(record.at);
       last = record.at;
@@ -231,7 +267,11 @@ const run = async ({ entry, origin, graceMs, ops }: Scenario): Promise<void> => 
     assert.ok(at !== undefined, `published a run (${id}) that is no instant of the schedule`);
     return at;
   });
-  assert.equal(new Set(sent).size, sent.length, `a run was sent twice: ${sent.map((at) => new Date(at).toISOString()).join(", ")}`);
+  assert.equal(
+    new Set(sent).size,
+    sent.length,
+    `a run was sent twice: ${sent.map((at) => new Date(at).toISOString()).join(", ")}`,
+  );
   assert.deepEqual(
     sent.map((at) => new Date(at).toISOString()),
     expected.map((at) => new Date(at).toISOString()),
@@ -239,7 +279,9 @@ const run = async ({ entry, origin, graceMs, ops }: Scenario): Promise<void> => 
 };
 
 describe("beat (property)", () => {
-  it("sends exactly the schedule's instants, each once, as the catch-up policy says, across advances, restarts and crashes mid-tick", { timeout: scaled(180_000) }, async () => {
+  it("sends exactly the schedule's instants, each once, as the catch-up policy says, across advances, restarts and crashes mid-tick", {
+    timeout: scaled(180_000),
+  }, async () => {
     await fc.assert(fc.asyncProperty(scenario, run), { numRuns: 150 });
   });
 });

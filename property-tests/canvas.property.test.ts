@@ -48,7 +48,13 @@ type InKind = "none" | "num" | "list";
 /** What a canvas produces. */
 type OutKind = "num" | "list";
 
-const sig = (task: TaskName, immutable: boolean, args: readonly unknown[]): SigDesc => ({ t: "sig", task, immutable, args, tag: "" });
+const sig = (task: TaskName, immutable: boolean, args: readonly unknown[]): SigDesc => ({
+  t: "sig",
+  task,
+  immutable,
+  args,
+  tag: "",
+});
 
 /** Number each signature depth first: t0, t1, ... */
 const tagged = (desc: Desc): Desc => {
@@ -103,16 +109,18 @@ const leafNumber = (input: InKind): fc.Arbitrary<SigDesc> => {
     .map(([[task, args], immutable]) => sig(task, immutable, args));
   const fed =
     input === "num"
-      ? fc.oneof(fc.constant(sig("inc", false, [])), small.map((y) => sig("add", false, [y])))
+      ? fc.oneof(
+          fc.constant(sig("inc", false, [])),
+          small.map((y) => sig("add", false, [y])),
+        )
       : input === "list"
         ? fc.constant(sig("sum", false, []))
         : undefined;
   const boom = fc.boolean().map((immutable) => sig("boom", immutable, []));
-  return fc.oneof(
-    { arbitrary: standalone, weight: 6 },
-    ...(fed !== undefined ? [{ arbitrary: fed, weight: 8 }] : []),
-    { arbitrary: boom, weight: 1 },
-  );
+  return fc.oneof({ arbitrary: standalone, weight: 6 }, ...(fed !== undefined ? [{ arbitrary: fed, weight: 8 }] : []), {
+    arbitrary: boom,
+    weight: 1,
+  });
 };
 
 interface GeneratorOptions {
@@ -132,15 +140,21 @@ const canvases = (options: GeneratorOptions) =>
     const depth = fc.createDepthIdentifier();
     const any = (input: InKind): fc.Arbitrary<Desc> => fc.oneof(tie(`${input}>num`), tie(`${input}>list`));
     const minMembers = (input: InKind) => (options.emptyGroups === "anywhere" || input === "none" ? 0 : 1);
-    const members = (input: InKind, arb: fc.Arbitrary<Desc>) => fc.array(arb, { minLength: minMembers(input), maxLength: 3 });
+    const members = (input: InKind, arb: fc.Arbitrary<Desc>) =>
+      fc.array(arb, { minLength: minMembers(input), maxLength: 3 });
     const chains = (input: InKind, out: OutKind): fc.Arbitrary<Desc> =>
-      fc.oneof(
-        ...outs.map((mid) => fc.tuple(tie(`${input}>${mid}`), tie(`${mid}>${out}`))),
-        ...outs.flatMap((a) => outs.map((b) => fc.tuple(tie(`${input}>${a}`), tie(`${a}>${b}`), tie(`${b}>${out}`)))),
-      ).map((steps): Desc => ({ t: "chain", steps: steps as readonly Desc[] }));
+      fc
+        .oneof(
+          ...outs.map((mid) => fc.tuple(tie(`${input}>${mid}`), tie(`${mid}>${out}`))),
+          ...outs.flatMap((a) => outs.map((b) => fc.tuple(tie(`${input}>${a}`), tie(`${a}>${b}`), tie(`${b}>${out}`)))),
+        )
+        .map((steps): Desc => ({ t: "chain", steps: steps as readonly Desc[] }));
     const chords = (input: InKind, out: OutKind): fc.Arbitrary<Desc> =>
-      fc.tuple(members(input, any(input)), tie(`list>${out}`)).map(([header, body]): Desc => ({ t: "chord", header, body }));
-    const groups = (input: InKind): fc.Arbitrary<Desc> => members(input, any(input)).map((ms): Desc => ({ t: "group", members: ms }));
+      fc
+        .tuple(members(input, any(input)), tie(`list>${out}`))
+        .map(([header, body]): Desc => ({ t: "chord", header, body }));
+    const groups = (input: InKind): fc.Arbitrary<Desc> =>
+      members(input, any(input)).map((ms): Desc => ({ t: "group", members: ms }));
     const flatGroup = (input: InKind): fc.Arbitrary<Desc> =>
       members(input, leafNumber(input)).map((ms): Desc => ({ t: "group", members: ms }));
 
@@ -148,8 +162,14 @@ const canvases = (options: GeneratorOptions) =>
       outs.map((out): [Key, fc.Arbitrary<Desc>] => {
         // The first alternative is what the generator falls back to at the maximum depth: no recursion.
         const leaf = out === "num" ? leafNumber(input) : flatGroup(input);
-        const rest = out === "num" ? [chains(input, out), chords(input, out)] : [groups(input), chains(input, out), chords(input, out)];
-        return [`${input}>${out}`, fc.oneof({ depthIdentifier: depth, maxDepth: 4, depthSize: "small", withCrossShrink: true }, leaf, ...rest)];
+        const rest =
+          out === "num"
+            ? [chains(input, out), chords(input, out)]
+            : [groups(input), chains(input, out), chords(input, out)];
+        return [
+          `${input}>${out}`,
+          fc.oneof({ depthIdentifier: depth, maxDepth: 4, depthSize: "small", withCrossShrink: true }, leaf, ...rest),
+        ];
       }),
     );
     return Object.fromEntries(entries) as Record<Key, fc.Arbitrary<Desc>>;
@@ -159,7 +179,10 @@ const canvases = (options: GeneratorOptions) =>
 const rootCanvas = (options: GeneratorOptions): fc.Arbitrary<Desc> => {
   const arbs = canvases(options);
   // A canvas without any signature cannot be applied (no app to send it with), so it is not a case.
-  return fc.oneof(arbs["none>num"], arbs["none>list"]).filter((d) => signatureCount(d) > 0).map(tagged);
+  return fc
+    .oneof(arbs["none>num"], arbs["none>list"])
+    .filter((d) => signatureCount(d) > 0)
+    .map(tagged);
 };
 
 const signatureCount = (d: Desc): number => {
@@ -269,11 +292,17 @@ const evaluate = (d: Desc, input: Input, expected: Expected): Outcome => {
       const results = d.members.map((m) => evaluate(m, input, expected));
       const leaves = results.flatMap((r) => r.leaves);
       const after = results.length === 0 ? afterOf(input) : results.flatMap((r) => r.after);
-      return results.every((r) => r.ok) ? { ok: true, value: results.map((r) => r.value), after, leaves } : { ok: false, after, leaves };
+      return results.every((r) => r.ok)
+        ? { ok: true, value: results.map((r) => r.value), after, leaves }
+        : { ok: false, after, leaves };
     }
     case "chord": {
       const header = evaluate({ t: "group", members: d.header }, input, expected);
-      return evaluate(d.body, header.ok ? { kind: "value", value: header.value, after: header.after } : { kind: "failed" }, expected);
+      return evaluate(
+        d.body,
+        header.ok ? { kind: "value", value: header.value, after: header.after } : { kind: "failed" },
+        expected,
+      );
     }
   }
 };
@@ -300,7 +329,8 @@ const setup = async () => {
   });
   const add = app.task("add", (x: number, y: number, tag: string) => {
     calls.push({ tag, args: [x, y, tag] });
-    if (typeof x !== "number" || typeof y !== "number") throw new TypeError(`add expects numbers, got ${JSON.stringify([x, y])}`);
+    if (typeof x !== "number" || typeof y !== "number")
+      throw new TypeError(`add expects numbers, got ${JSON.stringify([x, y])}`);
     return x + y;
   });
   const sum = app.task("sum", (xs: unknown, tag: string) => {
@@ -311,7 +341,10 @@ const setup = async () => {
     calls.push({ tag: tagOf(args), args });
     throw new Error(`boom ${tagOf(args)}`);
   });
-  const tasks: Record<TaskName, Task<any[], unknown>> = { inc, add, sum, boom } as unknown as Record<TaskName, Task<any[], unknown>>;
+  const tasks: Record<TaskName, Task<any[], unknown>> = { inc, add, sum, boom } as unknown as Record<
+    TaskName,
+    Task<any[], unknown>
+  >;
   await app.worker({ concurrency: 8 }).start();
   return { app, tasks, calls, logs };
 };
@@ -343,7 +376,8 @@ const quiescent = async (app: Awaited<ReturnType<typeof setup>>["app"], timeoutM
   for (;;) {
     const stats = await app.broker.stats("celery");
     if (stats.ready === 0 && stats.delayed === 0 && stats.unacked === 0) return;
-    if (Date.now() > deadline) throw new Error(`the workflow still has work after ${timeoutMs} ms: ${JSON.stringify(stats)}`);
+    if (Date.now() > deadline)
+      throw new Error(`the workflow still has work after ${timeoutMs} ms: ${JSON.stringify(stats)}`);
     await new Promise((resolve) => setImmediate(resolve));
   }
 };
@@ -379,13 +413,22 @@ const checkCase = async (desc: Desc): Promise<void> => {
     const position = new Map(calls.map((call, i) => [call.tag, i]));
     for (const [i, call] of calls.entries()) {
       for (const before of waitsFor.get(call.tag) ?? []) {
-        assert.ok((position.get(before) ?? Infinity) < i, `${where}: ${call.tag} ran before ${before}, which it waits for`);
+        assert.ok(
+          (position.get(before) ?? Infinity) < i,
+          `${where}: ${call.tag} ran before ${before}, which it waits for`,
+        );
       }
     }
     const succeeded = expected.leaves.filter(Boolean).length;
     assert.deepStrictEqual(
       await result.progress(),
-      { total: expected.leaves.length, completed: expected.leaves.length, succeeded, failed: expected.leaves.length - succeeded, fraction: 1 },
+      {
+        total: expected.leaves.length,
+        completed: expected.leaves.length,
+        succeeded,
+        failed: expected.leaves.length - succeeded,
+        fraction: 1,
+      },
       `${where}: progress`,
     );
     assert.deepStrictEqual(logs, [], `${where}: the runtime reported trouble`);
@@ -396,19 +439,43 @@ const checkCase = async (desc: Desc): Promise<void> => {
 
 // ---------------------------------------------------------------------------
 
-const s = (task: TaskName, tag: string, ...args: unknown[]): SigDesc => ({ t: "sig", task, immutable: false, args, tag });
-const si = (task: TaskName, tag: string, ...args: unknown[]): SigDesc => ({ t: "sig", task, immutable: true, args, tag });
+const s = (task: TaskName, tag: string, ...args: unknown[]): SigDesc => ({
+  t: "sig",
+  task,
+  immutable: false,
+  args,
+  tag,
+});
+const si = (task: TaskName, tag: string, ...args: unknown[]): SigDesc => ({
+  t: "sig",
+  task,
+  immutable: true,
+  args,
+  tag,
+});
 
 describe("canvas: a random canvas behaves like the reference evaluator", () => {
   it("the reference evaluator agrees with the documented examples (chain 16, nested group [[2, 4], 6], chord 6)", () => {
     const run = (d: Desc) => reference(d).outcome;
     assert.equal(run({ t: "chain", steps: [s("add", "a", 2, 2), s("add", "b", 4), s("add", "c", 8)] }).value, 16);
-    assert.deepEqual(run({ t: "group", members: [{ t: "group", members: [s("add", "a", 1, 1), s("add", "b", 2, 2)] }, s("add", "c", 3, 3)] }).value, [[2, 4], 6]);
+    assert.deepEqual(
+      run({
+        t: "group",
+        members: [{ t: "group", members: [s("add", "a", 1, 1), s("add", "b", 2, 2)] }, s("add", "c", 3, 3)],
+      }).value,
+      [[2, 4], 6],
+    );
     assert.equal(run({ t: "chord", header: [s("add", "a", 1, 1), s("add", "b", 2, 2)], body: s("sum", "c") }).value, 6);
     const failed = reference({ t: "chord", header: [s("inc", "a", 1), si("boom", "b")], body: s("sum", "c") });
     assert.deepEqual(failed.outcome, { ok: false, after: [], leaves: [false] });
-    assert.deepEqual(failed.calls.map((c) => c.tag), ["a", "b"]);
-    const waits = reference({ t: "chain", steps: [s("inc", "a", 1), { t: "group", members: [] }, si("add", "b", 1, 1)] });
+    assert.deepEqual(
+      failed.calls.map((c) => c.tag),
+      ["a", "b"],
+    );
+    const waits = reference({
+      t: "chain",
+      steps: [s("inc", "a", 1), { t: "group", members: [] }, si("add", "b", 1, 1)],
+    });
     assert.deepEqual(waits.waitsFor.get("b"), ["a"]);
   });
 
@@ -431,7 +498,11 @@ describe("canvas: a random canvas behaves like the reference evaluator", () => {
   });
 
   it("does not run a chord's body when a header member fails", async () => {
-    await checkCase({ t: "chord", header: [s("inc", "t0", 1), si("boom", "t1"), s("add", "t2", 1, 2)], body: s("sum", "t3") });
+    await checkCase({
+      t: "chord",
+      header: [s("inc", "t0", 1), si("boom", "t1"), s("add", "t2", 1, 2)],
+      body: s("sum", "t3"),
+    });
   });
 
   it("fails a chain whose failing step is followed by an empty group, and runs nothing after it", async () => {
@@ -443,7 +514,10 @@ describe("canvas: a random canvas behaves like the reference evaluator", () => {
   });
 
   it("runs a step that follows an empty group only after the steps before the group", async () => {
-    await checkCase({ t: "chain", steps: [s("add", "t0", 0, 0), s("inc", "t1"), { t: "group", members: [] }, si("sum", "t2", [])] });
+    await checkCase({
+      t: "chain",
+      steps: [s("add", "t0", 0, 0), s("inc", "t1"), { t: "group", members: [] }, si("sum", "t2", [])],
+    });
   });
 
   it("does not run a chord body's inner chord with an empty header when the outer header failed", async () => {
@@ -451,6 +525,10 @@ describe("canvas: a random canvas behaves like the reference evaluator", () => {
   });
 
   it("fails a chord whose header failed even when its body is an empty-header chord of an empty group", async () => {
-    await checkCase({ t: "chord", header: [s("boom", "t0")], body: { t: "chord", header: [], body: { t: "group", members: [] } } });
+    await checkCase({
+      t: "chord",
+      header: [s("boom", "t0")],
+      body: { t: "chord", header: [], body: { t: "group", members: [] } },
+    });
   });
 });

@@ -8,7 +8,16 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Chain, Chord, Group, Signature, compile, type AnyCanvas, type CallOptions, type MessageGraph } from "../src/index.ts";
+import {
+  Chain,
+  Chord,
+  Group,
+  Signature,
+  compile,
+  type AnyCanvas,
+  type CallOptions,
+  type MessageGraph,
+} from "../src/index.ts";
 import { Codec } from "../src/transport.ts";
 import { leavesOf, startNodes } from "../dsl/graph.ts";
 
@@ -16,9 +25,19 @@ import { leavesOf, startNodes } from "../dsl/graph.ts";
 // Random canvases, built from the DSL's own classes (no app: nothing is registered or sent)
 
 const taskName = fc.constantFrom("add", "inc", "sum", "fetch", "store");
-const argument = fc.oneof(fc.integer(), fc.string({ maxLength: 4 }), fc.array(fc.integer(), { maxLength: 3 }), fc.constant(null));
+const argument = fc.oneof(
+  fc.integer(),
+  fc.string({ maxLength: 4 }),
+  fc.array(fc.integer(), { maxLength: 3 }),
+  fc.constant(null),
+);
 const callOptions: fc.Arbitrary<CallOptions> = fc.record(
-  { queue: fc.constantFrom("celery", "io", "cpu"), priority: fc.integer({ min: 0, max: 9 }), countdown: fc.nat(1_000), ignoreResult: fc.boolean() },
+  {
+    queue: fc.constantFrom("celery", "io", "cpu"),
+    priority: fc.integer({ min: 0, max: 9 }),
+    countdown: fc.nat(1_000),
+    ignoreResult: fc.boolean(),
+  },
   { requiredKeys: [], noNullPrototype: true },
 );
 
@@ -28,32 +47,36 @@ const signature = fc
 
 /** Random canvases nested up to depth 4; groups and chord headers may be empty unless `nonEmptyGroups`. */
 const canvasesWith = ({ nonEmptyGroups }: { readonly nonEmptyGroups: boolean }) =>
-  fc.letrec<{ canvas: AnyCanvas; chain: AnyCanvas; group: AnyCanvas; chord: AnyCanvas; withCallbacks: AnyCanvas }>((tie) => {
-    const depth = fc.createDepthIdentifier();
-    const members = fc.array(tie("canvas"), { minLength: nonEmptyGroups ? 1 : 0, maxLength: 4 });
-    return {
-      canvas: fc.oneof(
-        { depthIdentifier: depth, maxDepth: 4, withCrossShrink: true },
-        { arbitrary: signature, weight: 3 },
-        { arbitrary: tie("chain"), weight: 2 },
-        { arbitrary: tie("group"), weight: 2 },
-        { arbitrary: tie("chord"), weight: 2 },
-        { arbitrary: tie("withCallbacks"), weight: 1 },
-      ),
-      chain: fc.array(tie("canvas"), { minLength: 1, maxLength: 4 }).map((steps) => new Chain<any, any>(steps)),
-      group: members.map((ms) => new Group<any, any>(ms)),
-      chord: fc.tuple(members, tie("canvas")).map(([header, body]) => new Chord<any, any>(new Group<any, any>(header), body)),
-      // `link` callbacks may be any canvas; `onError` callbacks must be signatures.
-      withCallbacks: fc
-        .tuple(tie("canvas"), fc.array(tie("canvas"), { maxLength: 2 }), fc.array(signature, { maxLength: 2 }))
-        .map(([base, links, errbacks]) => {
-          let out = base;
-          for (const link of links) out = out.link(link as never);
-          for (const errback of errbacks) out = out.onError(errback as never);
-          return out;
-        }),
-    };
-  }).canvas;
+  fc.letrec<{ canvas: AnyCanvas; chain: AnyCanvas; group: AnyCanvas; chord: AnyCanvas; withCallbacks: AnyCanvas }>(
+    (tie) => {
+      const depth = fc.createDepthIdentifier();
+      const members = fc.array(tie("canvas"), { minLength: nonEmptyGroups ? 1 : 0, maxLength: 4 });
+      return {
+        canvas: fc.oneof(
+          { depthIdentifier: depth, maxDepth: 4, withCrossShrink: true },
+          { arbitrary: signature, weight: 3 },
+          { arbitrary: tie("chain"), weight: 2 },
+          { arbitrary: tie("group"), weight: 2 },
+          { arbitrary: tie("chord"), weight: 2 },
+          { arbitrary: tie("withCallbacks"), weight: 1 },
+        ),
+        chain: fc.array(tie("canvas"), { minLength: 1, maxLength: 4 }).map((steps) => new Chain<any, any>(steps)),
+        group: members.map((ms) => new Group<any, any>(ms)),
+        chord: fc
+          .tuple(members, tie("canvas"))
+          .map(([header, body]) => new Chord<any, any>(new Group<any, any>(header), body)),
+        // `link` callbacks may be any canvas; `onError` callbacks must be signatures.
+        withCallbacks: fc
+          .tuple(tie("canvas"), fc.array(tie("canvas"), { maxLength: 2 }), fc.array(signature, { maxLength: 2 }))
+          .map(([base, links, errbacks]) => {
+            let out = base;
+            for (const link of links) out = out.link(link as never);
+            for (const errback of errbacks) out = out.onError(errback as never);
+            return out;
+          }),
+      };
+    },
+  ).canvas;
 
 const canvas = canvasesWith({ nonEmptyGroups: false });
 const canvasWithoutEmptyGroups = canvasesWith({ nonEmptyGroups: true });
@@ -64,7 +87,13 @@ const canvasWithoutEmptyGroups = canvasesWith({ nonEmptyGroups: true });
 /** How many onError callbacks the canvas holds, at any depth (link callbacks included). */
 const errbackCount = (c: AnyCanvas): number => {
   const parts: AnyCanvas[] =
-    c.kind === "signature" ? [] : c.kind === "chain" ? [...c.steps] : c.kind === "group" ? [...c.members] : [c.header, c.body];
+    c.kind === "signature"
+      ? []
+      : c.kind === "chain"
+        ? [...c.steps]
+        : c.kind === "group"
+          ? [...c.members]
+          : [c.header, c.body];
   return [...parts, ...c.callbacks.links].reduce((n, part) => n + errbackCount(part), c.callbacks.errbacks.length);
 };
 
@@ -98,9 +127,15 @@ const checkGraph = (graph: MessageGraph, c: AnyCanvas): void => {
 
   // `next` is exactly the inverse of the `after` leaves.
   const expectedNext = nodes.map(() => [] as number[]);
-  for (const node of nodes) for (const leaf of node.after === undefined ? [] : new Set(leavesOf(node.after))) expectedNext[leaf].push(node.index);
+  for (const node of nodes)
+    for (const leaf of node.after === undefined ? [] : new Set(leavesOf(node.after)))
+      expectedNext[leaf].push(node.index);
   for (const node of nodes) {
-    assert.deepStrictEqual([...node.next].sort((a, b) => a - b), expectedNext[node.index], `node ${node.index}: next`);
+    assert.deepStrictEqual(
+      [...node.next].sort((a, b) => a - b),
+      expectedNext[node.index],
+      `node ${node.index}: next`,
+    );
   }
 
   // Start nodes are those that wait for nothing.
@@ -122,9 +157,11 @@ const checkGraph = (graph: MessageGraph, c: AnyCanvas): void => {
   });
 
   // The output and the error callbacks point at real nodes / callbacks.
-  for (const leaf of leavesOf(graph.output)) assert.ok(leaf >= 0 && leaf < nodes.length, `output refers to node ${leaf}`);
+  for (const leaf of leavesOf(graph.output))
+    assert.ok(leaf >= 0 && leaf < nodes.length, `output refers to node ${leaf}`);
   graph.errbacks.forEach((errback, i) => assert.equal(errback.index, i));
-  for (const node of nodes) for (const e of node.errbacks) assert.ok(e >= 0 && e < graph.errbacks.length, `node ${node.index}: errback ${e}`);
+  for (const node of nodes)
+    for (const e of node.errbacks) assert.ok(e >= 0 && e < graph.errbacks.length, `node ${node.index}: errback ${e}`);
 
   // One errback per onError callback.
   assert.equal(graph.errbacks.length, errbackCount(c), "one errback per onError callback");
@@ -186,7 +223,10 @@ const reaches = (graph: MessageGraph, from: number, to: number): boolean => {
 const checkOrder = (graph: MessageGraph, c: AnyCanvas): void => {
   for (const [node, before] of requiredOrder(c)) {
     for (const b of before) {
-      assert.ok(reaches(graph, b, node), `node ${node} (${graph.nodes[node].task}) can start before node ${b} (${graph.nodes[b].task}) finished`);
+      assert.ok(
+        reaches(graph, b, node),
+        `node ${node} (${graph.nodes[node].task}) can start before node ${b} (${graph.nodes[b].task}) finished`,
+      );
     }
   }
 };
@@ -253,7 +293,11 @@ describe("compile: random canvases give well-formed graphs", () => {
   it("gives a chain's steps one after another and a chord's body all header members", () => {
     const sig = (task: string, immutable = false) => new Signature<any, any>(task, [], {}, immutable, undefined);
     const graph = compileIt(
-      new Chain<any, any>([sig("a"), new Chord<any, any>(new Group<any, any>([sig("b"), sig("c", true)]), sig("d")), sig("e", true)]),
+      new Chain<any, any>([
+        sig("a"),
+        new Chord<any, any>(new Group<any, any>([sig("b"), sig("c", true)]), sig("d")),
+        sig("e", true),
+      ]),
     );
     assert.deepStrictEqual(
       graph.nodes.map((n) => [n.task, n.after, n.waitsFor, n.next, n.passInput]),
@@ -271,7 +315,11 @@ describe("compile: random canvases give well-formed graphs", () => {
   it("orders a chain's step after the step before an empty group or empty-header chord between them", () => {
     const sig = (task: string) => new Signature<any, any>(task, [], {}, false, undefined);
     // chain(add, chord([], add), add): the chord's body must wait for the first step.
-    const viaChord = new Chain<any, any>([sig("add"), new Chord<any, any>(new Group<any, any>([]), sig("add")), sig("add")]);
+    const viaChord = new Chain<any, any>([
+      sig("add"),
+      new Chord<any, any>(new Group<any, any>([]), sig("add")),
+      sig("add"),
+    ]);
     checkOrder(compileIt(viaChord), viaChord);
     // chain(a, group([]), b): b must wait for a.
     const viaGroup = new Chain<any, any>([sig("a"), new Group<any, any>([]), sig("b")]);

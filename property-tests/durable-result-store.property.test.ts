@@ -21,7 +21,13 @@ const IDS = ["a", "b", "c", "d"];
 const KEYS = ["k1", "k2"];
 
 type Op =
-  | { readonly op: "setState"; readonly id: string; readonly state: TaskState; readonly retries?: number; readonly workflow?: boolean }
+  | {
+      readonly op: "setState";
+      readonly id: string;
+      readonly state: TaskState;
+      readonly retries?: number;
+      readonly workflow?: boolean;
+    }
   | { readonly op: "complete"; readonly id: string; readonly outcome: FinalOutcome }
   | { readonly op: "forget"; readonly id: string }
   | { readonly op: "saveGraph"; readonly id: string; readonly tag: number }
@@ -45,7 +51,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     id,
     outcome: fc.oneof(
       fc.uint8Array({ maxLength: 8 }).map((value): FinalOutcome => ({ state: "SUCCESS", value })),
-      fc.string({ maxLength: 8 }).map((message): FinalOutcome => ({ state: "FAILURE", error: { name: "Error", message } })),
+      fc
+        .string({ maxLength: 8 })
+        .map((message): FinalOutcome => ({ state: "FAILURE", error: { name: "Error", message } })),
       fc.constant<FinalOutcome>({ state: "REVOKED", error: { name: "TaskRevokedError", message: "revoked" } }),
     ),
   }),
@@ -59,7 +67,19 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 
 const graph = (graphId: string, tag: number): MessageGraph => ({
   id: graphId,
-  nodes: [{ index: 0, id: `${graphId}-0`, task: "t", args: [tag, "x"], options: {}, passInput: false, waitsFor: 0, next: [], errbacks: [] }],
+  nodes: [
+    {
+      index: 0,
+      id: `${graphId}-0`,
+      task: "t",
+      args: [tag, "x"],
+      options: {},
+      passInput: false,
+      waitsFor: 0,
+      next: [],
+      errbacks: [],
+    },
+  ],
   errbacks: [],
   output: { node: 0 },
 });
@@ -87,13 +107,20 @@ describe("DurableResultStore against an in-memory store that never restarts", ()
             const where = `step ${step} (${op.op})`;
             switch (op.op) {
               case "setState": {
-                const details = { ...(op.retries !== undefined ? { retries: op.retries } : {}), ...(op.workflow ? { workflow: "wf", node: 1 } : {}) };
+                const details = {
+                  ...(op.retries !== undefined ? { retries: op.retries } : {}),
+                  ...(op.workflow ? { workflow: "wf", node: 1 } : {}),
+                };
                 model.setState(op.id, "t", op.state, details);
                 await store.setState(op.id, "t", op.state, details);
                 break;
               }
               case "complete":
-                assert.equal(await store.complete(op.id, "t", op.outcome), model.complete(op.id, "t", op.outcome), where);
+                assert.equal(
+                  await store.complete(op.id, "t", op.outcome),
+                  model.complete(op.id, "t", op.outcome),
+                  where,
+                );
                 break;
               case "forget":
                 await Promise.all([store.forget(op.id), model.forget(op.id)]);
@@ -123,10 +150,14 @@ describe("DurableResultStore against an in-memory store that never restarts", ()
             }
           }
           store = await open();
-          for (const taskId of IDS) assert.deepEqual(await store.get(taskId), await model.get(taskId), `task ${taskId}`);
-          for (const graphId of ["g1", "g2"]) assert.deepEqual(await store.graph(graphId), await model.graph(graphId), `graph ${graphId}`);
-          for (const joinKey of KEYS) assert.equal(await store.arrive(joinKey, 99), await model.arrive(joinKey, 99), `join ${joinKey}`);
-          for (const claimKey of KEYS) assert.equal(await store.claim(claimKey), await model.claim(claimKey), `claim ${claimKey}`);
+          for (const taskId of IDS)
+            assert.deepEqual(await store.get(taskId), await model.get(taskId), `task ${taskId}`);
+          for (const graphId of ["g1", "g2"])
+            assert.deepEqual(await store.graph(graphId), await model.graph(graphId), `graph ${graphId}`);
+          for (const joinKey of KEYS)
+            assert.equal(await store.arrive(joinKey, 99), await model.arrive(joinKey, 99), `join ${joinKey}`);
+          for (const claimKey of KEYS)
+            assert.equal(await store.claim(claimKey), await model.claim(claimKey), `claim ${claimKey}`);
         } finally {
           for (const store of opened) await store.close().catch(() => undefined);
           rmSync(dir, { recursive: true, force: true });

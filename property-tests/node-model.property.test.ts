@@ -43,7 +43,6 @@ const envelope = (id: string): Envelope => ({
   body: new TextEncoder().encode(id),
 });
 
-
 // ---------------------------------------------------------------------------
 // The model
 
@@ -199,9 +198,15 @@ const quiet = async (model: Readonly<Model>, real: Real, after: string): Promise
   assert.equal(held.length, toHold, explain());
   const expectedSet = new Set(expected);
   for (const id of held) assert.ok(expectedSet.has(id), `held ${id} is not outstanding: ${explain()}`);
-  real.slots.forEach((slot, i) => assert.ok(slot.held.length <= model.slots[i].prefetch, `slot ${i} holds more than its prefetch: ${explain()}`));
+  real.slots.forEach((slot, i) =>
+    assert.ok(slot.held.length <= model.slots[i].prefetch, `slot ${i} holds more than its prefetch: ${explain()}`),
+  );
   const consumers = model.slots.filter((slot) => slot.prefetch > 0).length;
-  assert.deepEqual(stats[0], { ready: expected.length - toHold, delayed: 0, unacked: toHold, consumers }, `node stats ${explain()}`);
+  assert.deepEqual(
+    stats[0],
+    { ready: expected.length - toHold, delayed: 0, unacked: toHold, consumers },
+    `node stats ${explain()}`,
+  );
 };
 
 // ---------------------------------------------------------------------------
@@ -289,13 +294,18 @@ class Restart implements Cmd {
       await within(Promise.all(drops), QUIET_TIMEOUT_MS, () => "every client to notice the node stopped");
       await real.startNode(real.port);
       // Requests wait for the reconnection (consumers are reopened before they are sent).
-      await within(Promise.all(real.slots.map((slot) => slot.transport.stats(QUEUE))), QUIET_TIMEOUT_MS, () => "the clients to reconnect");
+      await within(
+        Promise.all(real.slots.map((slot) => slot.transport.stats(QUEUE))),
+        QUIET_TIMEOUT_MS,
+        () => "the clients to reconnect",
+      );
     } else {
       for (const slot of real.slots) slot.close();
       await real.node.stop();
       await real.startNode(0);
       real.slots = await Promise.all(real.slots.map(() => Slot.connect(real, real.url)));
-      for (let i = 0; i < SLOTS; i++) if (model.slots[i].prefetch > 0) await real.slots[i].consume(model.slots[i].prefetch);
+      for (let i = 0; i < SLOTS; i++)
+        if (model.slots[i].prefetch > 0) await real.slots[i].consume(model.slots[i].prefetch);
     }
     await quiet(model, real, this.toString());
   }
@@ -306,8 +316,12 @@ const slotArb = fc.integer({ min: 0, max: SLOTS - 1 });
 /** Weighted by repetition: publishes and acks are the common case, restarts and vanishing clients the faults. */
 const commandArbs: fc.Arbitrary<Cmd>[] = [
   ...Array.from({ length: 3 }, () => slotArb.map((slot): Cmd => new Publish(slot))),
-  ...Array.from({ length: 2 }, () => fc.tuple(slotArb, fc.integer({ min: 1, max: 3 })).map(([slot, prefetch]): Cmd => new Consume(slot, prefetch))),
-  ...Array.from({ length: 3 }, () => fc.tuple(slotArb, fc.nat(9)).map(([slot, pick]): Cmd => new Settle("ack", slot, pick))),
+  ...Array.from({ length: 2 }, () =>
+    fc.tuple(slotArb, fc.integer({ min: 1, max: 3 })).map(([slot, prefetch]): Cmd => new Consume(slot, prefetch)),
+  ),
+  ...Array.from({ length: 3 }, () =>
+    fc.tuple(slotArb, fc.nat(9)).map(([slot, pick]): Cmd => new Settle("ack", slot, pick)),
+  ),
   fc.tuple(slotArb, fc.nat(9)).map(([slot, pick]): Cmd => new Settle("nack", slot, pick)),
   slotArb.map((slot): Cmd => new Disconnect(slot)),
   fc.boolean().map((samePort): Cmd => new Restart(samePort)),
@@ -351,7 +365,9 @@ const drainAndCheck = async (model: Readonly<Model>, real: Real): Promise<void> 
 };
 
 describe("broker node against a model of its queue", () => {
-  it("loses no confirmed message, never redelivers an acked one, and delivers while a consumer has room", { timeout: 120_000 }, async () => {
+  it("loses no confirmed message, never redelivers an acked one, and delivers while a consumer has room", {
+    timeout: 120_000,
+  }, async () => {
     await fc.assert(
       fc.asyncProperty(fc.commands(commandArbs, { maxCommands: 25, size: "max" }), async (commands) => {
         const dataDir = mkdtempSync(join(tmpdir(), "celerity-model-"));
@@ -361,7 +377,12 @@ describe("broker node against a model of its queue", () => {
           real.slots = await Promise.all(Array.from({ length: SLOTS }, () => Slot.connect(real, real.url)));
           // Redeliveries (nacks, vanished clients) must never dead-letter a message within a run.
           await real.slots[0].transport.declareQueue(QUEUE, { maxDeliveries: 1_000 });
-          const model: Model = { nextId: 0, confirmed: new Set(), acked: new Set(), slots: Array.from({ length: SLOTS }, () => ({ prefetch: 0 })) };
+          const model: Model = {
+            nextId: 0,
+            confirmed: new Set(),
+            acked: new Set(),
+            slots: Array.from({ length: SLOTS }, () => ({ prefetch: 0 })),
+          };
           await fc.asyncModelRun(() => ({ model, real }), commands);
           await drainAndCheck(model, real);
         } finally {

@@ -63,7 +63,12 @@ const simulate = (scenario: Scenario): Start[] => {
   try {
     const clock = () => Date.now();
     const table = new RateLimitTable();
-    table.register("t", { ...scenario.limit, rate: "t", scope: scenario.scope, ...(scenario.keyed ? { key: (key: string) => key } : {}) });
+    table.register("t", {
+      ...scenario.limit,
+      rate: "t",
+      scope: scenario.scope,
+      ...(scenario.keyed ? { key: (key: string) => key } : {}),
+    });
     const global = new LocalTokenSource(new BucketTable({ now: clock }));
     const starts: Start[] = [];
     let durationIndex = 0;
@@ -125,21 +130,37 @@ const byBucket = (starts: readonly Start[], scope: RateScope): Start[][] => {
 };
 
 /** Fail if some window [from, from + T] holds more than burst + rate x T starts (only windows starting in [fromAt, untilAt)). */
-const assertUnderLimit = (group: readonly Start[], limit: BucketLimit, fromAt = -Infinity, untilAt = Infinity): void => {
+const assertUnderLimit = (
+  group: readonly Start[],
+  limit: BucketLimit,
+  fromAt = -Infinity,
+  untilAt = Infinity,
+): void => {
   for (let i = 0; i < group.length; i++) {
     if (group[i].at < fromAt || group[i].at >= untilAt) continue;
     for (let j = i; j < group.length; j++) {
       if (group[j].at >= untilAt) break;
       const windowMs = group[j].at - group[i].at;
       const allowed = limit.burst + (limit.count * windowMs) / limit.periodMs;
-      assert.ok(j - i + 1 <= allowed, `${j - i + 1} starts in ${windowMs} ms from ${group[i].at}; the limit allows ${allowed}`);
+      assert.ok(
+        j - i + 1 <= allowed,
+        `${j - i + 1} starts in ${windowMs} ms from ${group[i].at}; the limit allows ${allowed}`,
+      );
     }
   }
 };
 
 const limitArb = fc.oneof(
-  fc.record({ count: fc.integer({ min: 1, max: 40 }), periodMs: fc.constant(1_000), burst: fc.integer({ min: 1, max: 8 }) }),
-  fc.record({ count: fc.integer({ min: 30, max: 1_200 }), periodMs: fc.constant(60_000), burst: fc.integer({ min: 1, max: 5 }) }),
+  fc.record({
+    count: fc.integer({ min: 1, max: 40 }),
+    periodMs: fc.constant(1_000),
+    burst: fc.integer({ min: 1, max: 8 }),
+  }),
+  fc.record({
+    count: fc.integer({ min: 30, max: 1_200 }),
+    periodMs: fc.constant(60_000),
+    burst: fc.integer({ min: 1, max: 5 }),
+  }),
 );
 
 const scenarioArb = (withChange: boolean) =>
@@ -149,10 +170,15 @@ const scenarioArb = (withChange: boolean) =>
       scope: fc.constantFrom<RateScope>("global", "worker"),
       keyed: fc.boolean(),
       slots: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 3 }),
-      arrivals: fc.array(fc.record({ at: fc.integer({ min: 0, max: 1_500 }), worker: fc.nat(2), key: fc.nat(2) }), { minLength: 1, maxLength: 120 }),
+      arrivals: fc.array(fc.record({ at: fc.integer({ min: 0, max: 1_500 }), worker: fc.nat(2), key: fc.nat(2) }), {
+        minLength: 1,
+        maxLength: 120,
+      }),
       durations: fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 8 }),
       change: withChange
-        ? fc.record({ at: fc.integer({ min: 1, max: 1_500 }), limit: limitArb }).map((change) => change as Scenario["change"])
+        ? fc
+            .record({ at: fc.integer({ min: 1, max: 1_500 }), limit: limitArb })
+            .map((change) => change as Scenario["change"])
         : fc.constant(undefined),
     })
     .map((scenario): Scenario => ({ ...scenario, horizon: 2_000 }));
@@ -185,8 +211,17 @@ describe("rate limiting (property)", () => {
           const perWorkerAndKey = Math.ceil(expected) + 5;
           const arrivals = [];
           for (let worker = 0; worker < workers; worker++)
-            for (let key = 0; key < (keyed ? 2 : 1); key++) for (let n = 0; n < perWorkerAndKey; n++) arrivals.push({ at: 0, worker, key });
-          const starts = simulate({ limit, scope, keyed, slots: Array(workers).fill(4), arrivals, durations: [duration], horizon });
+            for (let key = 0; key < (keyed ? 2 : 1); key++)
+              for (let n = 0; n < perWorkerAndKey; n++) arrivals.push({ at: 0, worker, key });
+          const starts = simulate({
+            limit,
+            scope,
+            keyed,
+            slots: Array(workers).fill(4),
+            arrivals,
+            durations: [duration],
+            horizon,
+          });
           const groups = byBucket(starts, scope);
           assert.equal(groups.length, (keyed ? 2 : 1) * (scope === "worker" ? workers : 1));
           for (const group of groups) {
@@ -195,7 +230,10 @@ describe("rate limiting (property)", () => {
             // at worst one ms per token is lost. And the horizon's last token may fall a tick short of being taken.
             const tokenMs = limit.periodMs / limit.count;
             const atWorst = limit.burst + horizon / (tokenMs + 1);
-            assert.ok(group.length >= Math.floor(atWorst) - 1, `${group.length} starts in ${horizon} ms; the limit allows ${expected}, at worst ${atWorst}`);
+            assert.ok(
+              group.length >= Math.floor(atWorst) - 1,
+              `${group.length} starts in ${horizon} ms; the limit allows ${expected}, at worst ${atWorst}`,
+            );
           }
         },
       ),

@@ -19,7 +19,11 @@ const pair = generateKeyPair();
 const signer = new BatchSigner(pair, nativeEd25519, now);
 const verifier = new MessageVerifier([publicKeyOf(pair.publicKey)], nativeEd25519, { now });
 
-const text = fc.oneof(fc.string(), fc.string({ unit: "binary", maxLength: 12 }), fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 8 }));
+const text = fc.oneof(
+  fc.string(),
+  fc.string({ unit: "binary", maxLength: 12 }),
+  fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 8 }),
+);
 const headerKey = text.filter((k) => k !== "__proto__" && !k.startsWith("sig."));
 const headerValue: fc.Arbitrary<HeaderValue> = fc.oneof(text, fc.double({ noNaN: true }), fc.integer(), fc.boolean());
 
@@ -69,18 +73,30 @@ const placesOf = (e: Envelope): Place[] => {
   field("exchange");
   field("routingKey");
   places.push({ where: "priority", bits: 64, flip: (i) => ({ ...e, priority: flipNumber(e.priority, i) }) });
-  if (e.eta !== undefined) places.push({ where: "eta", bits: 64, flip: (i) => ({ ...e, eta: flipNumber(e.eta as number, i) }) });
-  if (e.expires !== undefined) places.push({ where: "expires", bits: 64, flip: (i) => ({ ...e, expires: flipNumber(e.expires as number, i) }) });
+  if (e.eta !== undefined)
+    places.push({ where: "eta", bits: 64, flip: (i) => ({ ...e, eta: flipNumber(e.eta as number, i) }) });
+  if (e.expires !== undefined)
+    places.push({ where: "expires", bits: 64, flip: (i) => ({ ...e, expires: flipNumber(e.expires as number, i) }) });
   // The signed body: the body as published, then the trailer with the proof and the batch signature.
-  places.push({ where: "body or its signature trailer", bits: e.body.length * 8, flip: (i) => ({ ...e, body: flipBytes(e.body, i) }) });
+  places.push({
+    where: "body or its signature trailer",
+    bits: e.body.length * 8,
+    flip: (i) => ({ ...e, body: flipBytes(e.body, i) }),
+  });
   for (const [key, value] of Object.entries(e.headers)) {
     const rest = Object.fromEntries(Object.entries(e.headers).filter(([k]) => k !== key));
-    places.push({ where: `header name '${key}'`, bits: key.length * 16, flip: (i) => ({ ...e, headers: { ...rest, [flipString(key, i)]: value } }) });
+    places.push({
+      where: `header name '${key}'`,
+      bits: key.length * 16,
+      flip: (i) => ({ ...e, headers: { ...rest, [flipString(key, i)]: value } }),
+    });
     const withValue = (v: HeaderValue): Envelope => ({ ...e, headers: { ...e.headers, [key]: v } });
     if (typeof value === "string") {
       places.push({ where: `header '${key}'`, bits: value.length * 16, flip: (i) => withValue(flipString(value, i)) });
-    } else if (typeof value === "number") places.push({ where: `header '${key}'`, bits: 64, flip: (i) => withValue(flipNumber(value, i)) });
-    else if (typeof value === "boolean") places.push({ where: `header '${key}'`, bits: 1, flip: () => withValue(!value) });
+    } else if (typeof value === "number")
+      places.push({ where: `header '${key}'`, bits: 64, flip: (i) => withValue(flipNumber(value, i)) });
+    else if (typeof value === "boolean")
+      places.push({ where: `header '${key}'`, bits: 1, flip: () => withValue(!value) });
   }
   return places.filter((p) => p.bits > 0);
 };
@@ -101,15 +117,21 @@ describe("signed envelopes (property)", () => {
 
   it("any single bit flipped anywhere in a signed message is refused, even once its batch root is cached", () => {
     fc.assert(
-      fc.property(fc.array(envelope, { minLength: 1, maxLength: 8 }), fc.nat(), fc.nat(), fc.nat(), (batch, which, placeSeed, bitSeed) => {
-        const signed = signer.sign(batch);
-        const target = signed[which % signed.length];
-        assert.equal(verifier.check(signed[0]).ok, true);
-        const places = placesOf(target);
-        const place = places[placeSeed % places.length];
-        const tampered = place.flip(bitSeed % place.bits);
-        assert.equal(verifier.check(tampered).ok, false, `a flip in ${place.where} was accepted`);
-      }),
+      fc.property(
+        fc.array(envelope, { minLength: 1, maxLength: 8 }),
+        fc.nat(),
+        fc.nat(),
+        fc.nat(),
+        (batch, which, placeSeed, bitSeed) => {
+          const signed = signer.sign(batch);
+          const target = signed[which % signed.length];
+          assert.equal(verifier.check(signed[0]).ok, true);
+          const places = placesOf(target);
+          const place = places[placeSeed % places.length];
+          const tampered = place.flip(bitSeed % place.bits);
+          assert.equal(verifier.check(tampered).ok, false, `a flip in ${place.where} was accepted`);
+        },
+      ),
       { numRuns: 2_000 },
     );
   });

@@ -89,7 +89,10 @@ describe("app: sending tasks and reading results", () => {
       return "done";
     });
     const r = await slow.delay();
-    await assert.rejects(r.get({ timeout: 20 }), (e: unknown) => e instanceof TimeoutError && /not ready after 20 ms/.test(e.message));
+    await assert.rejects(
+      r.get({ timeout: 20 }),
+      (e: unknown) => e instanceof TimeoutError && /not ready after 20 ms/.test(e.message),
+    );
     gate.resolve();
     assert.equal(await r.get({ timeout: 2_000 }), "done");
     await app.close();

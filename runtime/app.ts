@@ -31,7 +31,12 @@ import { sealRunsWith } from "./schedule/sealed-runs.ts";
 import type { Beat, BeatOptions } from "./schedule/beat.ts";
 import type { ScheduledSignature, ScheduleOptions, When } from "./schedule/schedule-definition.ts";
 import { EventDispatcher, processName } from "./events/event-dispatcher.ts";
-import { subscribeEvents, type EventHandler, type EventSubscription, type SubscribeOptions } from "./events/event-subscription.ts";
+import {
+  subscribeEvents,
+  type EventHandler,
+  type EventSubscription,
+  type SubscribeOptions,
+} from "./events/event-subscription.ts";
 import { taskSentWire } from "./events/task-events.ts";
 import { ControlClient } from "./control/control-client.ts";
 import { inspectOf, remoteControlOf, type Inspect, type RemoteControl } from "./control/app-control.ts";
@@ -197,7 +202,10 @@ const checkDepth = (graph: MessageGraph): void => {
   for (const ref of refs) {
     const depth = nestingOf(ref);
     if (depth > MAX_GROUP_NESTING) {
-      throw new CodecError({ path: "the workflow's graph", reason: `groups nested ${depth} deep; at most ${MAX_GROUP_NESTING} levels can be sent` });
+      throw new CodecError({
+        path: "the workflow's graph",
+        reason: `groups nested ${depth} deep; at most ${MAX_GROUP_NESTING} levels can be sent`,
+      });
     }
   }
 };
@@ -220,22 +228,38 @@ const createNativeApp = (options: AppOptions): App => {
   const clock = options.clock ?? systemClock;
   const connected = connect({ broker: options.broker, results: options.results, token: options.token, log, clock });
   const { broker, results } = signed === undefined ? connected : signed(connected, log);
-  const codec = options.serializer === undefined && options.compressAbove === undefined ? new Codec() : new TaskCodec(new BodyFormat(options));
+  const codec =
+    options.serializer === undefined && options.compressAbove === undefined
+      ? new Codec()
+      : new TaskCodec(new BodyFormat(options));
   const tasks = new Map<string, TaskDefinition>();
   const workers: Worker[] = [];
   const hooks = new Hooks(log);
-  const publisher = new Publisher(broker, results, codec, (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS, nowOf(clock));
+  const publisher = new Publisher(
+    broker,
+    results,
+    codec,
+    (name) => tasks.get(name)?.defaults ?? NO_DEFAULTS,
+    nowOf(clock),
+  );
   const isRevoked = (id: string) => broker.isRevoked(id);
   const workflows = new WorkflowExecutor(results, publisher, codec, isRevoked);
   const completion = new TaskCompletion(results, publisher, workflows, codec, isRevoked, log);
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
   const rateLimits = rateLimitingFor(connected.broker, log, clock);
-  const scheduling = schedulingFor(connected.broker, codec, log, clock, signed === undefined ? undefined : sealRunsWith(signed, connected.results, log));
+  const scheduling = schedulingFor(
+    connected.broker,
+    codec,
+    log,
+    clock,
+    signed === undefined ? undefined : sealRunsWith(signed, connected.results, log),
+  );
   let eventDispatcher: EventDispatcher | undefined;
   const events = (): EventDispatcher => (eventDispatcher ??= new EventDispatcher(broker, log));
   const subscriptions = new Set<EventSubscription>();
   const controlClient = new ControlClient(broker, log);
-  const startControl = (worker: Worker) => startWorkerControl({ transport: broker, codec, tasks, rateLimits, log }, worker);
+  const startControl = (worker: Worker) =>
+    startWorkerControl({ transport: broker, codec, tasks, rateLimits, log }, worker);
   if (options.events === true) {
     const sender = processName();
     publisher.beforePublish = (message, envelope) => {
@@ -261,7 +285,8 @@ const createNativeApp = (options: AppOptions): App => {
       const error = toErrorInfo(new TaskRevokedError({ id, task: record.task }));
       // unlessStarted: a worker may record STARTED between the read above and this write; then the task runs on.
       const first = await results.complete(id, record.task, { state: "REVOKED", error, unlessStarted: true });
-      if (first && record.workflow !== undefined) steps.push({ workflow: record.workflow, node: record.node as number, error });
+      if (first && record.workflow !== undefined)
+        steps.push({ workflow: record.workflow, node: record.node as number, error });
     }
     // Only after every named task is REVOKED: steps revoked together stay REVOKED instead of failing as each other's downstream.
     for (const step of steps) await workflows.failed(step.workflow, step.node, step.error);
@@ -269,14 +294,25 @@ const createNativeApp = (options: AppOptions): App => {
 
   const context: ResultContext = { store: results, codec, revoke };
 
-  const send = <R>(task: string, args: readonly unknown[], callOptions: SendOptions | undefined): Promise<AsyncResult<R>> => {
-    if (callOptions !== undefined && (callOptions.taskId !== undefined || callOptions.dedupe !== undefined)) return sendReserved(task, args, callOptions);
+  const send = <R>(
+    task: string,
+    args: readonly unknown[],
+    callOptions: SendOptions | undefined,
+  ): Promise<AsyncResult<R>> => {
+    if (callOptions !== undefined && (callOptions.taskId !== undefined || callOptions.dedupe !== undefined))
+      return sendReserved(task, args, callOptions);
     const id = newTaskId();
     const result = new TaskResult<R>(id, context);
-    return publisher.publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 }).then(() => result);
+    return publisher
+      .publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 })
+      .then(() => result);
   };
 
-  const sendReserved = async <R>(task: string, args: readonly unknown[], sendOptions: SendOptions): Promise<AsyncResult<R>> => {
+  const sendReserved = async <R>(
+    task: string,
+    args: readonly unknown[],
+    sendOptions: SendOptions,
+  ): Promise<AsyncResult<R>> => {
     const { call, taskId, dedupe } = sendFacts(task, sendOptions);
     const options = publisher.optionsFor(task, call);
     // Arguments that cannot be sent must not take the keys first.
@@ -316,7 +352,11 @@ const createNativeApp = (options: AppOptions): App => {
       for (const errback of graph.errbacks) checkArguments(codec, errback.task, errback.args);
       await workflows.start(graph);
       const output = resultOf(graph, graph.output, true);
-      return new WorkflowResult(output as AsyncResult<R>, graph.nodes.map((node) => node.id), context);
+      return new WorkflowResult(
+        output as AsyncResult<R>,
+        graph.nodes.map((node) => node.id),
+        context,
+      );
     },
   };
 
@@ -326,18 +366,44 @@ const createNativeApp = (options: AppOptions): App => {
     module: options.module,
     clock,
     task(name, handler, taskOptions = {}) {
-      if (typeof name !== "string" || name.length === 0) throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
-      if (typeof handler !== "function") throw new TaskRegistrationError({ task: name, reason: "the handler is not a function" });
-      if (tasks.has(name)) throw new TaskRegistrationError({ task: name, reason: "a task with this name is already registered" });
-      if (name.startsWith("celerity.")) throw new TaskRegistrationError({ task: name, reason: "names starting with 'celerity.' are reserved" });
-      const definition: TaskDefinition = { name, handler, options: taskOptions, defaults: callDefaults(taskOptions), minArgs: handler.length };
-      if (taskOptions.rateLimit !== undefined) rateLimits.table.register(name, resolveRateLimit(name, taskOptions.rateLimit));
+      if (typeof name !== "string" || name.length === 0)
+        throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
+      if (typeof handler !== "function")
+        throw new TaskRegistrationError({ task: name, reason: "the handler is not a function" });
+      if (tasks.has(name))
+        throw new TaskRegistrationError({ task: name, reason: "a task with this name is already registered" });
+      if (name.startsWith("celerity."))
+        throw new TaskRegistrationError({ task: name, reason: "names starting with 'celerity.' are reserved" });
+      const definition: TaskDefinition = {
+        name,
+        handler,
+        options: taskOptions,
+        defaults: callDefaults(taskOptions),
+        minArgs: handler.length,
+      };
+      if (taskOptions.rateLimit !== undefined)
+        rateLimits.table.register(name, resolveRateLimit(name, taskOptions.rateLimit));
       tasks.set(name, definition);
       return new Task(definition, { send }, dispatcher);
     },
     worker(workerOptions) {
-      const env = { transport: broker, store: results, codec, completion, tasks, log, rateLimits, clock, events, startControl, hooks };
-      const worker = new Worker(options.module === undefined ? env : { ...env, appModule: options.module }, workerOptions);
+      const env = {
+        transport: broker,
+        store: results,
+        codec,
+        completion,
+        tasks,
+        log,
+        rateLimits,
+        clock,
+        events,
+        startControl,
+        hooks,
+      };
+      const worker = new Worker(
+        options.module === undefined ? env : { ...env, appModule: options.module },
+        workerOptions,
+      );
       workers.push(worker);
       return worker;
     },

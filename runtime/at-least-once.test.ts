@@ -37,7 +37,11 @@ describe("redelivery and revocation inside workflows", () => {
     await first.stop({ timeout: 1 });
     const second = app.worker({ name: "second" });
     await second.start();
-    await eventually(() => second.stats().succeeded + broker.totals().acked >= 1, 2_000, "the redelivery to be handled");
+    await eventually(
+      () => second.stats().succeeded + broker.totals().acked >= 1,
+      2_000,
+      "the redelivery to be handled",
+    );
     assert.equal(runs, 1);
     assert.equal(await r.get(), "done");
     gate.resolve();
@@ -49,7 +53,9 @@ describe("redelivery and revocation inside workflows", () => {
     const ran: string[] = [];
     const step = app.task("step", (label: string) => ran.push(label));
     const notified = deferred<string>();
-    const notify = app.task("notify", (failure: { error: { message: string } }) => notified.resolve(failure.error.message));
+    const notify = app.task("notify", (failure: { error: { message: string } }) =>
+      notified.resolve(failure.error.message),
+    );
     const r = await chain(step.si("a"), step.si("b"), step.si("c")).onError(notify.s()).apply();
     const firstStepId = (await app.results.get(r.id))!;
     const graph = (await app.results.graph(firstStepId.workflow!))!;
@@ -86,7 +92,10 @@ describe("redelivery and revocation inside workflows", () => {
     const app = createApp({ log: () => {} });
     await app.broker.declareExchange("nowhere", "direct");
     const job = app.task("job", () => 1);
-    await assert.rejects(job.applyAsync([], { exchange: "nowhere", routingKey: "x" }), /routes routing key "x" to no queue/);
+    await assert.rejects(
+      job.applyAsync([], { exchange: "nowhere", routingKey: "x" }),
+      /routes routing key "x" to no queue/,
+    );
     await app.close();
   });
 
@@ -112,10 +121,14 @@ describe("redelivery and revocation inside workflows", () => {
   it("records an early-acked task abandoned by a stopping worker as failed, not started forever", async () => {
     const app = createApp({ log: () => {} });
     const started = deferred();
-    const job = app.task("job", () => {
-      started.resolve();
-      return new Promise<never>(() => {});
-    }, { acksLate: false });
+    const job = app.task(
+      "job",
+      () => {
+        started.resolve();
+        return new Promise<never>(() => {});
+      },
+      { acksLate: false },
+    );
     const worker = app.worker();
     await worker.start();
     const r = await job.delay();
@@ -182,7 +195,11 @@ describe("workflow sends and refusals", () => {
     await first.stop(); // the unacked 'a' goes back to the queue
     const second = app.worker({ name: "second" });
     await second.start();
-    await eventually(async () => (await broker.stats("celery")).unacked + (await broker.stats("celery")).ready === 0, 2_000, "the redelivery to be handled");
+    await eventually(
+      async () => (await broker.stats("celery")).unacked + (await broker.stats("celery")).ready === 0,
+      2_000,
+      "the redelivery to be handled",
+    );
     assert.equal(aRuns, 1, "a finished task is not run again");
     assert.equal(bRuns, 1, "the next step is not sent again");
     await app.close();
@@ -192,7 +209,13 @@ describe("workflow sends and refusals", () => {
     const app = createApp({ log: () => {} });
     const add = app.task("add", (x: number, y: number) => x + y);
     const take = app.task("take", (_x: number, _f: unknown) => 1);
-    await assert.rejects(chain(add.s(1, 1), take.s(() => 1)).apply(), /argument 1 of task 'take': a function cannot be sent/);
+    await assert.rejects(
+      chain(
+        add.s(1, 1),
+        take.s(() => 1),
+      ).apply(),
+      /argument 1 of task 'take': a function cannot be sent/,
+    );
     const stats = await app.broker.stats("celery").catch(() => ({ ready: 0, unacked: 0 }));
     assert.equal(stats.ready + stats.unacked, 0);
     await app.close();

@@ -37,7 +37,10 @@ describe("bad input gets a clear error and nothing is lost", () => {
   it("refuses arguments that cannot be serialized before anything is sent", async () => {
     const { app } = await setup();
     const take = app.task("take", (_value: unknown) => 1);
-    await assert.rejects(take.delay(() => 1), (e: unknown) => e instanceof CodecError && /argument 1 of task 'take': a function cannot be sent/.test(e.message));
+    await assert.rejects(
+      take.delay(() => 1),
+      (e: unknown) => e instanceof CodecError && /argument 1 of task 'take': a function cannot be sent/.test(e.message),
+    );
     await assert.rejects(take.delay(new Map()), /a Map instance cannot be sent/);
     const stats = await app.broker.stats("celery");
     assert.equal(stats.ready + stats.unacked, 0);
@@ -56,8 +59,22 @@ describe("bad input gets a clear error and nothing is lost", () => {
 
   it("dead-letters a malformed message and records why", async () => {
     const { app, logs } = await setup();
-    await app.broker.publish({ id: "m-1", exchange: "", routingKey: "celery", priority: 0, headers: { task: "add" }, body: new Uint8Array([0xc1]) });
-    await app.broker.publish({ id: "m-2", exchange: "", routingKey: "celery", priority: 0, headers: {}, body: new Uint8Array([0x90]) });
+    await app.broker.publish({
+      id: "m-1",
+      exchange: "",
+      routingKey: "celery",
+      priority: 0,
+      headers: { task: "add" },
+      body: new Uint8Array([0xc1]),
+    });
+    await app.broker.publish({
+      id: "m-2",
+      exchange: "",
+      routingKey: "celery",
+      priority: 0,
+      headers: {},
+      body: new Uint8Array([0x90]),
+    });
     await eventually(async () => (await app.broker.deadLetters("celery.dlq")).length === 2, 2_000, "two dead letters");
     const reasons = (await app.broker.deadLetters("celery.dlq")).map((d) => d.reason).sort();
     assert.match(reasons[0], /message m-1 is malformed: malformed message body/);
@@ -75,7 +92,10 @@ describe("bad input gets a clear error and nothing is lost", () => {
       (e: unknown) => e instanceof CanvasError && /chain\[1\]: task 'missing' is not registered/.test(e.message),
     );
     // Too few arguments: add needs two, the first step has nothing to prepend.
-    await assert.rejects((add.s(1) as unknown as Signature<[], number>).apply(), /takes at least 2 argument\(s\) but would get 1/);
+    await assert.rejects(
+      (add.s(1) as unknown as Signature<[], number>).apply(),
+      /takes at least 2 argument\(s\) but would get 1/,
+    );
     await assert.rejects(new Chain([]).apply(), /no signature created by an app/);
     const members: unknown[] = [add.s(1, 1)];
     const cyclic = new Group(members as never);

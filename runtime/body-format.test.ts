@@ -24,7 +24,11 @@ describe("task bodies on celerity's own protocol", () => {
     assert.ok(big.body.byteLength < 1_000, `a 10 kB repetitive body compressed to ${big.body.byteLength} bytes`);
     assert.notEqual(small.body[0], 0x1f);
     assert.equal((fromEnvelope(big, new Codec()).args[0] as string).length, 10_000);
-    const jsonGzipped = toEnvelope(message(["y".repeat(5_000)]), new TaskCodec(new BodyFormat({ serializer: "json", compressAbove: 0 })), 0);
+    const jsonGzipped = toEnvelope(
+      message(["y".repeat(5_000)]),
+      new TaskCodec(new BodyFormat({ serializer: "json", compressAbove: 0 })),
+      0,
+    );
     assert.equal((fromEnvelope(jsonGzipped, new Codec()).args[0] as string).length, 5_000);
   });
 
@@ -32,20 +36,29 @@ describe("task bodies on celerity's own protocol", () => {
     const codec = new TaskCodec(new BodyFormat({ serializer: "json" }));
     assert.throws(
       () => toEnvelope(message([1, { when: new Date(0) }]), codec, 0),
-      (error: unknown) => error instanceof CodecError && error.path === "argument 2 of task 'echo'.when" && /Date cannot be sent as JSON/.test(error.reason),
+      (error: unknown) =>
+        error instanceof CodecError &&
+        error.path === "argument 2 of task 'echo'.when" &&
+        /Date cannot be sent as JSON/.test(error.reason),
     );
     assert.throws(() => toEnvelope(message([undefined]), codec, 0), /undefined cannot be sent as JSON/);
     assert.throws(() => toEnvelope(message([Number.NaN]), codec, 0), /NaN cannot be sent as JSON/);
   });
 
   it("refuses unknown options with the option named", () => {
-    assert.throws(() => new BodyFormat({ serializer: "yaml" as "json" }), /"yaml" is not a serializer; use "msgpack" or "json"/);
+    assert.throws(
+      () => new BodyFormat({ serializer: "yaml" as "json" }),
+      /"yaml" is not a serializer; use "msgpack" or "json"/,
+    );
     assert.throws(() => new BodyFormat({ compressAbove: -1 }), /compressAbove: must be a whole number of bytes/);
   });
 
   it("dead-letters a body that claims gzip but does not inflate, as malformed", () => {
     const envelope = { ...toEnvelope(message([1]), new Codec(), 0), body: new Uint8Array([0x1f, 0x8b, 1, 2, 3]) };
-    assert.throws(() => fromEnvelope(envelope, new Codec()), /MalformedMessageError|malformed|incorrect header|unexpected end/i);
+    assert.throws(
+      () => fromEnvelope(envelope, new Codec()),
+      /MalformedMessageError|malformed|incorrect header|unexpected end/i,
+    );
     const notJson = { ...envelope, body: new TextEncoder().encode("[1, ") };
     assert.throws(() => fromEnvelope(notJson, new Codec()));
   });

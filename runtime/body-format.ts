@@ -36,10 +36,12 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 const checkJson = (value: unknown, path: string, depth: number): void => {
   if (value === null || typeof value === "string" || typeof value === "boolean") return;
   if (typeof value === "number") {
-    if (!Number.isFinite(value)) throw new CodecError({ path, reason: `${value} cannot be sent as JSON (use the msgpack serializer)` });
+    if (!Number.isFinite(value))
+      throw new CodecError({ path, reason: `${value} cannot be sent as JSON (use the msgpack serializer)` });
     return;
   }
-  if (value === undefined) throw new CodecError({ path, reason: "undefined cannot be sent as JSON (use null, or the msgpack serializer)" });
+  if (value === undefined)
+    throw new CodecError({ path, reason: "undefined cannot be sent as JSON (use null, or the msgpack serializer)" });
   if (typeof value !== "object") throw new CodecError({ path, reason: `a ${typeof value} cannot be sent` });
   if (depth > 64) throw new CodecError({ path, reason: "nested deeper than 64 levels" });
   if (Array.isArray(value)) {
@@ -49,9 +51,13 @@ const checkJson = (value: unknown, path: string, depth: number): void => {
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) {
     const name = (value as object).constructor?.name ?? "object";
-    throw new CodecError({ path, reason: `a ${name} cannot be sent as JSON (send plain data, e.g. a Date's ISO string, or use the msgpack serializer)` });
+    throw new CodecError({
+      path,
+      reason: `a ${name} cannot be sent as JSON (send plain data, e.g. a Date's ISO string, or use the msgpack serializer)`,
+    });
   }
-  for (const key in value as Record<string, unknown>) checkJson((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1);
+  for (const key in value as Record<string, unknown>)
+    checkJson((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1);
 };
 
 /** Writes and reads task bodies in an app's chosen format; reads any format. */
@@ -61,9 +67,15 @@ export class BodyFormat {
 
   constructor(options: BodyFormatOptions = {}) {
     if (options.serializer !== undefined && options.serializer !== "msgpack" && options.serializer !== "json") {
-      throw new CodecError({ path: "serializer", reason: `${JSON.stringify(options.serializer)} is not a serializer; use "msgpack" or "json"` });
+      throw new CodecError({
+        path: "serializer",
+        reason: `${JSON.stringify(options.serializer)} is not a serializer; use "msgpack" or "json"`,
+      });
     }
-    if (options.compressAbove !== undefined && !(Number.isInteger(options.compressAbove) && options.compressAbove >= 0)) {
+    if (
+      options.compressAbove !== undefined &&
+      !(Number.isInteger(options.compressAbove) && options.compressAbove >= 0)
+    ) {
       throw new CodecError({ path: "compressAbove", reason: "must be a whole number of bytes, 0 or more" });
     }
     this.json = options.serializer === "json";

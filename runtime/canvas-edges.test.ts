@@ -22,7 +22,11 @@ import { MAX_RESULT_BYTES } from "./worker/task-completion.ts";
 type Transport = "embedded" | "node";
 
 /** An app with a worker, on the embedded broker or over a node; closed (with its node) after the test. */
-const appOn = async (t: { after(fn: () => unknown): void }, transport: Transport, nodeOptions: { maxFrameBytes?: number } = {}) => {
+const appOn = async (
+  t: { after(fn: () => unknown): void },
+  transport: Transport,
+  nodeOptions: { maxFrameBytes?: number } = {},
+) => {
   const logs: string[] = [];
   let app: App;
   if (transport === "embedded") {
@@ -47,9 +51,11 @@ for (const transport of ["embedded", "node"] as const) {
     it("revoking a chain with terminate while its first step runs records every step REVOKED and gives its error callback a TaskRevokedError", async (t) => {
       const { app } = await appOn(t, transport);
       const started = deferred();
-      const hold = app.task("hold", function (x: number) {
+      const hold = app.task("hold", function (_x: number) {
         started.resolve();
-        return new Promise<number>((_, reject) => this.signal.addEventListener("abort", () => reject(this.signal.reason)));
+        return new Promise<number>((_, reject) =>
+          this.signal.addEventListener("abort", () => reject(this.signal.reason)),
+        );
       });
       const inc = app.task("inc", (x: number) => x + 1);
       const failures: TaskFailure[] = [];
@@ -83,7 +89,10 @@ for (const transport of ["embedded", "node"] as const) {
       );
       assert.ok(error instanceof RemoteTaskError, String(error));
       assert.equal(error.remote.name, "ResultTooLargeError");
-      assert.match(error.remote.message, /result of task 'big' .* is 16,777,2\d\d bytes \(16\.0 MiB\) encoded, over the limit of 16,777,216 bytes/);
+      assert.match(
+        error.remote.message,
+        /result of task 'big' .* is 16,777,2\d\d bytes \(16\.0 MiB\) encoded, over the limit of 16,777,216 bytes/,
+      );
       assert.equal(runs, 1);
       assert.equal(await r.state(), "FAILURE");
     });
@@ -142,7 +151,8 @@ for (const transport of ["embedded", "node"] as const) {
         throw error;
       });
       await app.worker().start();
-      const remote = async (r: { get(o: typeof GET): Promise<unknown> }) => ((await r.get(GET).catch((e: unknown) => e)) as RemoteTaskError).remote;
+      const remote = async (r: { get(o: typeof GET): Promise<unknown> }) =>
+        ((await r.get(GET).catch((e: unknown) => e)) as RemoteTaskError).remote;
       assert.equal((await remote(await quota.delay())).name, "QuotaExceeded");
       assert.equal((await remote(await odd.delay())).name, "42");
       assert.equal((await remote(await named.delay())).name, "Renamed");
@@ -161,7 +171,10 @@ for (const transport of ["embedded", "node"] as const) {
       assert.ok(error instanceof RemoteTaskError, String(error));
       assert.match(error.remote.message, /^previous step 'fail' \(.*\) failed: Error: x$/);
       const member = await chord([fail.si("y"), add.si(1, 1)], tsum.s()).apply();
-      assert.match(((await member.get(GET).catch((e: unknown) => e)) as RemoteTaskError).remote.message, /^chord member 'fail'/);
+      assert.match(
+        ((await member.get(GET).catch((e: unknown) => e)) as RemoteTaskError).remote.message,
+        /^chord member 'fail'/,
+      );
     });
 
     it("refuses groups nested deeper than can be sent with a CodecError, before anything is sent", async (t) => {
@@ -170,7 +183,10 @@ for (const transport of ["embedded", "node"] as const) {
       await app.worker().start();
       let canvas: AnyCanvas = add.s(1, 1);
       for (let i = 0; i < 120; i++) canvas = group(canvas as never) as unknown as AnyCanvas;
-      await assert.rejects((canvas as ReturnType<typeof group>).apply(), (e: unknown) => e instanceof CodecError && /nested 120 deep; at most 32/.test(e.message));
+      await assert.rejects(
+        (canvas as ReturnType<typeof group>).apply(),
+        (e: unknown) => e instanceof CodecError && /nested 120 deep; at most 32/.test(e.message),
+      );
       let fits: AnyCanvas = add.s(1, 1);
       for (let i = 0; i < 32; i++) fits = group(fits as never) as unknown as AnyCanvas;
       let expected: unknown = 2;
@@ -243,7 +259,14 @@ describe("a step whose result is refused because it was revoked while it ran", (
     await started.promise;
     await app.revoke([r.parent!.id]);
     release.resolve();
-    await eventually(() => logs.some((line) => /ran to completion after it was revoked: its result is discarded, and its workflow stops there/.test(line)), 5_000, "the worker's notice");
+    await eventually(
+      () =>
+        logs.some((line) =>
+          /ran to completion after it was revoked: its result is discarded, and its workflow stops there/.test(line),
+        ),
+      5_000,
+      "the worker's notice",
+    );
     assert.equal(await r.parent!.state(), "REVOKED");
     assert.equal(await r.state(), "FAILURE");
     assert.deepEqual(ran, ["slow"]);

@@ -142,10 +142,24 @@ describe("canvas: chains, groups and chords", () => {
     const { app, add, tsum, flat } = await setup();
     const double = app.task("double", (x: number) => x * 2);
     assert.deepEqual(await (await double.map([1, 2, 3]).apply()).get(), [2, 4, 6]);
-    assert.deepEqual(await (await add.starmap([[1, 2], [3, 4]]).apply()).get(), [3, 7]);
+    assert.deepEqual(
+      await (
+        await add
+          .starmap([
+            [1, 2],
+            [3, 4],
+          ])
+          .apply()
+      ).get(),
+      [3, 7],
+    );
     const pairs = Array.from({ length: 10 }, (_, i) => [i, i] as [number, number]);
     const chunks = await add.chunks(pairs, 4).apply();
-    assert.deepEqual(await chunks.get(), [[0, 2, 4, 6], [8, 10, 12, 14], [16, 18]]);
+    assert.deepEqual(await chunks.get(), [
+      [0, 2, 4, 6],
+      [8, 10, 12, 14],
+      [16, 18],
+    ]);
     const mapInChain = await chain(double.s(5), group(double.s(), double.s()), double.map(), tsum.s()).apply();
     assert.equal(await mapInChain.get(), 80);
     const chunked = await chord(add.chunks(pairs, 3), flat.s()).apply();
@@ -173,7 +187,10 @@ describe("canvas: failure semantics", () => {
   it("stops a chain at the failing step and fails the workflow naming that step", async () => {
     const { app, add, failWith, record, calls } = await setup();
     const r = await chain(add.s(1, 1), failWith.si("step two broke"), record.si("never")).apply();
-    await assert.rejects(r.get({ timeout: 2_000 }), (e: unknown) => e instanceof RemoteTaskError && /failWith/.test(e.message) && /step two broke/.test(e.message));
+    await assert.rejects(
+      r.get({ timeout: 2_000 }),
+      (e: unknown) => e instanceof RemoteTaskError && /failWith/.test(e.message) && /step two broke/.test(e.message),
+    );
     assert.equal(await r.state(), "FAILURE");
     assert.deepEqual(calls, []);
     await app.close();
@@ -181,7 +198,10 @@ describe("canvas: failure semantics", () => {
 
   it("fails a chord naming the first member to fail; the callback never runs; the errback fires once", async () => {
     const { app, worker, add, failWith, record, calls, onFail, failures } = await setup();
-    const r = await chord(group(add.s(1, 1), failWith.s("member A broke"), failWith.s("member B broke")), record.si("callback"))
+    const r = await chord(
+      group(add.s(1, 1), failWith.s("member A broke"), failWith.s("member B broke")),
+      record.si("callback"),
+    )
       .onError(onFail.s())
       .apply();
     const error = await r.get({ timeout: 2_000 }).then(
@@ -192,7 +212,11 @@ describe("canvas: failure semantics", () => {
     assert.match(error.message, /member [AB] broke/);
     await eventually(() => failures.length >= 1, 2_000, "the error callback");
     // Wait until both members have failed and the worker is idle: a second failure must not fire the errback again.
-    await eventually(() => worker.stats().failed >= 2 && worker.stats().running === 0, 2_000, "both failing members to have failed");
+    await eventually(
+      () => worker.stats().failed >= 2 && worker.stats().running === 0,
+      2_000,
+      "both failing members to have failed",
+    );
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(failures.length, 1);
     // The errback watches the chord's callback, which failed because a member did.

@@ -12,16 +12,25 @@ const log = () => {};
 
 describe("connecting by url", () => {
   it("refuses a broker url of a scheme it does not know, listing the ones it does", () => {
-    assert.throws(() => createApp({ broker: "kafka://127.0.0.1:9092", log }), /invalid broker url: "kafka:\/\/127.0.0.1:9092" has no scheme celerity knows; use one of celerity:\/\/, redis:\/\/, rediss:\/\//);
+    assert.throws(
+      () => createApp({ broker: "kafka://127.0.0.1:9092", log }),
+      /invalid broker url: "kafka:\/\/127.0.0.1:9092" has no scheme celerity knows; use one of celerity:\/\/, redis:\/\/, rediss:\/\//,
+    );
     assert.throws(() => createApp({ broker: "127.0.0.1:5690", log }), /invalid broker url: "127.0.0.1:5690"/);
   });
 
   it("refuses a results url of a scheme it does not know, listing the ones it does", () => {
-    assert.throws(() => createApp({ results: "mongodb://127.0.0.1/results", log }), /invalid results url: "mongodb:\/\/127.0.0.1\/results" names no result store celerity knows; use one of redis:\/\/, rediss:\/\/, postgres:\/\/, postgresql:\/\/, memory/);
+    assert.throws(
+      () => createApp({ results: "mongodb://127.0.0.1/results", log }),
+      /invalid results url: "mongodb:\/\/127.0.0.1\/results" names no result store celerity knows; use one of redis:\/\/, rediss:\/\/, postgres:\/\/, postgresql:\/\/, memory/,
+    );
   });
 
   it("refuses a PostgreSQL schema that is not a plain identifier, before connecting", () => {
-    assert.throws(() => openResultStore("postgres://postgres@127.0.0.1:5432/test?schema=results;drop"), /schema name "results;drop" is not a plain identifier/);
+    assert.throws(
+      () => openResultStore("postgres://postgres@127.0.0.1:5432/test?schema=results;drop"),
+      /schema name "results;drop" is not a plain identifier/,
+    );
   });
 
   it("opens the store each results url names, with any broker", async () => {

@@ -46,7 +46,8 @@ export const connect = (options: ConnectOptions): Connected => {
   const target = options.broker ?? process.env.CELERITY_BROKER_URL;
   const results = options.results ?? process.env.CELERITY_RESULTS_URL;
   const clock = options.clock ?? systemClock;
-  const explicit = results === undefined ? undefined : typeof results === "string" ? openResultStore(results, clock) : results;
+  const explicit =
+    results === undefined ? undefined : typeof results === "string" ? openResultStore(results, clock) : results;
   if (target === undefined || typeof target !== "string") {
     // In a pool's thread or child, an embedded broker of its own would swallow what its tasks send.
     const broker = target ?? (process.env[POOL_CHILD_ENV] ? new DetachedTransport() : new EmbeddedBroker({ clock }));
@@ -56,17 +57,27 @@ export const connect = (options: ConnectOptions): Connected => {
   switch (scheme) {
     case "celerity": {
       const token = options.token ?? process.env.CELERITY_TOKEN;
-      const transport = NodeTransport.create(target, { ...(token !== undefined ? { token } : {}), name: `app@${process.pid}`, log: options.log });
+      const transport = NodeTransport.create(target, {
+        ...(token !== undefined ? { token } : {}),
+        name: `app@${process.pid}`,
+        log: options.log,
+      });
       return { broker: transport, results: explicit ?? new RemoteResultStore(transport.client) };
     }
     case "redis":
     case "rediss": {
       const transport = RedisTransport.create(target, { log: options.log });
-      return { broker: transport, results: explicit ?? new RedisResultStore(target, { connection: transport.redis, log: options.log }) };
+      return {
+        broker: transport,
+        results: explicit ?? new RedisResultStore(target, { connection: transport.redis, log: options.log }),
+      };
     }
     case "amqp":
     case "amqps":
-      return { broker: connectAmqp(target, { log: options.log }), results: explicit ?? new MemoryResultStore({ now: nowOf(clock) }) };
+      return {
+        broker: connectAmqp(target, { log: options.log }),
+        results: explicit ?? new MemoryResultStore({ now: nowOf(clock) }),
+      };
     default:
       throw new InvalidArgumentError({
         argument: "broker url",

@@ -24,7 +24,11 @@ describe("documented: where options come from (docs/options.md)", () => {
     await job.s(2).set({ queue: "from-signature" }).apply();
     await job.s(3).set({ queue: "from-signature" }).apply({ queue: "from-call" });
     await job.applyAsync([4], { queue: undefined });
-    assert.equal((await app.broker.stats("from-task")).ready, 2, "the task's default, and a call whose queue is undefined");
+    assert.equal(
+      (await app.broker.stats("from-task")).ready,
+      2,
+      "the task's default, and a call whose queue is undefined",
+    );
     assert.equal((await app.broker.stats("from-signature")).ready, 1);
     assert.equal((await app.broker.stats("from-call")).ready, 1);
   });
@@ -150,25 +154,37 @@ describe("documented: WorkerOptions (docs/options.md)", () => {
     await assert.rejects((await bad.delay()).get());
     assert.equal(await within((await once.delay()).get(), 5_000, "the retried task"), "second time");
     const stats = worker.stats();
-    assert.deepEqual({ succeeded: stats.succeeded, failed: stats.failed, retried: stats.retried, running: stats.running }, { succeeded: 3, failed: 1, retried: 1, running: 0 });
+    assert.deepEqual(
+      { succeeded: stats.succeeded, failed: stats.failed, retried: stats.retried, running: stats.running },
+      { succeeded: 3, failed: 1, retried: 1, running: 0 },
+    );
   });
 });
 
 describe("documented: app options (docs/options.md)", () => {
   it("refuses a broker url of no scheme it knows with an InvalidArgumentError listing the schemes", () => {
-    assert.throws(() => createApp({ broker: "redis//nowhere" }), (error: unknown) => {
-      assert.ok(error instanceof InvalidArgumentError, String(error));
-      assert.match(error.message, /invalid broker url: "redis\/\/nowhere" has no scheme celerity knows; use one of celerity:\/\/, redis:\/\//);
-      return true;
-    });
+    assert.throws(
+      () => createApp({ broker: "redis//nowhere" }),
+      (error: unknown) => {
+        assert.ok(error instanceof InvalidArgumentError, String(error));
+        assert.match(
+          error.message,
+          /invalid broker url: "redis\/\/nowhere" has no scheme celerity knows; use one of celerity:\/\/, redis:\/\//,
+        );
+        return true;
+      },
+    );
   });
 
   it("refuses a node url it cannot read with a ProtocolError saying what it must look like", () => {
-    assert.throws(() => createApp({ broker: "celerity://nowhere" }), (error: unknown) => {
-      assert.ok(error instanceof ProtocolError, String(error));
-      assert.match(error.message, /broker url must look like celerity:\/\/host:port, got 'celerity:\/\/nowhere'/);
-      return true;
-    });
+    assert.throws(
+      () => createApp({ broker: "celerity://nowhere" }),
+      (error: unknown) => {
+        assert.ok(error instanceof ProtocolError, String(error));
+        assert.match(error.message, /broker url must look like celerity:\/\/host:port, got 'celerity:\/\/nowhere'/);
+        return true;
+      },
+    );
   });
 
   it("takes the node's token from CELERITY_TOKEN when none is given", async (t) => {
@@ -207,6 +223,11 @@ describe("documented: heartbeats (docs/protocol.md)", () => {
     const opened = Date.now();
     await within(closed, 5_000, "the node to close the silent connection");
     assert.ok(Date.now() - opened >= 150, `closed after ${Date.now() - opened} ms, before three intervals`);
-    assert.ok(logs.some((line) => /silent \(connection \d+\) closed: no frame from the client for \d+ ms \(heartbeat timeout\)/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) =>
+        /silent \(connection \d+\) closed: no frame from the client for \d+ ms \(heartbeat timeout\)/.test(line),
+      ),
+      logs.join("\n"),
+    );
   });
 });

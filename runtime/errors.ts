@@ -244,14 +244,17 @@ export const MAX_ERROR_TEXT = 64 * 1024;
  * is cut, saying how much was left out.
  */
 export const toErrorInfo = (error: unknown): RemoteErrorInfo => {
-  if (!(error instanceof Error)) return { name: "NonError", message: capped(typeof error === "string" ? error : safeString(error)) };
+  if (!(error instanceof Error))
+    return { name: "NonError", message: capped(typeof error === "string" ? error : safeString(error)) };
   const tag = read(error, "_tag");
   const name = typeof tag.value === "string" ? tag.value : nameOf(error);
   const message = read(error, "message");
   const stack = read(error, "stack");
   return {
     name,
-    message: capped(message.ok ? textOf(message.value) : `(the error's message could not be read: ${reasonOf(message.value)})`),
+    message: capped(
+      message.ok ? textOf(message.value) : `(the error's message could not be read: ${reasonOf(message.value)})`,
+    ),
     ...(stack.ok && stack.value !== undefined && stack.value !== "" ? { stack: capped(textOf(stack.value)) } : {}),
   };
 };
@@ -270,7 +273,7 @@ const nameOf = (error: Error): string => {
   if (!name.ok) return "Error";
   if (typeof name.value !== "string") return textOf(name.value);
   let holder: object | null = error;
-  while (holder !== null && !Object.prototype.hasOwnProperty.call(holder, "name")) holder = Object.getPrototypeOf(holder);
+  while (holder !== null && !Object.hasOwn(holder, "name")) holder = Object.getPrototypeOf(holder);
   if (holder !== Error.prototype) return name.value;
   const ctor = read(error, "constructor").value;
   return typeof ctor === "function" && typeof ctor.name === "string" && ctor.name !== "" ? ctor.name : name.value;
@@ -285,7 +288,9 @@ const reasonOf = (cause: unknown): string => {
 };
 
 const capped = (text: string): string =>
-  text.length <= MAX_ERROR_TEXT ? text : `${text.slice(0, MAX_ERROR_TEXT)}… (${text.length - MAX_ERROR_TEXT} more characters left out)`;
+  text.length <= MAX_ERROR_TEXT
+    ? text
+    : `${text.slice(0, MAX_ERROR_TEXT)}… (${text.length - MAX_ERROR_TEXT} more characters left out)`;
 
 const safeString = (value: unknown): string => {
   try {

@@ -28,7 +28,10 @@ const overNode: MakeApp = async (t, logs) => {
 const recordAll = (app: App, calls: string[]) => {
   app.on("workerReady", ({ worker }) => void calls.push(`workerReady ${worker}`));
   app.on("workerShutdown", ({ worker }) => void calls.push(`workerShutdown ${worker}`));
-  app.on("taskPrerun", ({ task, retries, args }) => void calls.push(`prerun ${task} try=${retries} args=${JSON.stringify(args)}`));
+  app.on(
+    "taskPrerun",
+    ({ task, retries, args }) => void calls.push(`prerun ${task} try=${retries} args=${JSON.stringify(args)}`),
+  );
   app.on("taskSuccess", ({ task, result }) => void calls.push(`success ${task} ${JSON.stringify(result)}`));
   app.on("taskFailure", ({ task, error }) => void calls.push(`failure ${task} ${(error as Error).message}`));
   app.on("taskRetry", ({ task, error }) => void calls.push(`retry ${task} ${(error as Error).message}`));
@@ -55,7 +58,13 @@ for (const [name, make] of [
       assert.equal(await (await add.delay(2, 3)).get({ timeout: 5_000 }), 5);
       await eventually(() => calls.includes("postrun add succeeded"), 2_000, "the postrun hook");
       await worker.stop();
-      assert.deepEqual(calls, ["workerReady w1", "prerun add try=0 args=[2,3]", "success add 5", "postrun add succeeded", "workerShutdown w1"]);
+      assert.deepEqual(calls, [
+        "workerReady w1",
+        "prerun add try=0 args=[2,3]",
+        "success add 5",
+        "postrun add succeeded",
+        "workerShutdown w1",
+      ]);
       await eventually(() => recordedAtSuccess !== undefined, 2_000, "the async success hook");
       assert.equal(recordedAtSuccess, "SUCCESS");
       assert.deepEqual(logs, []);
@@ -66,9 +75,13 @@ for (const [name, make] of [
       const app = await make(t, logs);
       const calls: string[] = [];
       recordAll(app, calls);
-      const flaky = app.task("flaky", function () {
-        throw new Error(`try ${this.retries + 1} failed`);
-      }, { retry: { max: 1, delay: 1 } });
+      const flaky = app.task(
+        "flaky",
+        function () {
+          throw new Error(`try ${this.retries + 1} failed`);
+        },
+        { retry: { max: 1, delay: 1 } },
+      );
       await app.worker({ name: "w2" }).start();
       await assert.rejects((await flaky.delay()).get({ timeout: 5_000 }), /try 2 failed/);
       await eventually(() => calls.includes("postrun flaky failed"), 2_000, "the last postrun hook");
@@ -102,14 +115,23 @@ describe("a failing hook", () => {
     const result = await double.delay(21);
     assert.equal(await result.get({ timeout: 5_000 }), 42);
     await eventually(() => logs.length === 2, 2_000, "both failures logged");
-    assert.match(logs.find((line) => line.includes("taskPrerun")) ?? "", new RegExp(`hook taskPrerun for task 'double' \\(${result.id}\\) on w3 failed: Error: prerun exploded`));
-    assert.match(logs.find((line) => line.includes("taskSuccess")) ?? "", /hook taskSuccess for task 'double' .* failed: Error: success rejected/);
+    assert.match(
+      logs.find((line) => line.includes("taskPrerun")) ?? "",
+      new RegExp(`hook taskPrerun for task 'double' \\(${result.id}\\) on w3 failed: Error: prerun exploded`),
+    );
+    assert.match(
+      logs.find((line) => line.includes("taskSuccess")) ?? "",
+      /hook taskSuccess for task 'double' .* failed: Error: success rejected/,
+    );
     assert.deepEqual(calls, ["postrun succeeded"]);
   });
 
   it("refuses an unknown hook name or a listener that is not a function, and can be removed", async (t) => {
     const app = await embedded(t, []);
-    assert.throws(() => app.on("taskStart" as never, () => {}), /unknown hook 'taskStart'; hooks: workerReady, workerShutdown, taskPrerun/);
+    assert.throws(
+      () => app.on("taskStart" as never, () => {}),
+      /unknown hook 'taskStart'; hooks: workerReady, workerShutdown, taskPrerun/,
+    );
     assert.throws(() => app.on("taskPrerun", "nope" as never), /hook taskPrerun: the listener is not a function/);
     const calls: string[] = [];
     const off = app.on("taskPrerun", ({ task }) => void calls.push(task));

@@ -87,11 +87,21 @@ export interface HookEvents {
  */
 export type HookListener<K extends keyof HookEvents> = (event: HookEvents[K]) => void | Promise<void>;
 
-export const HOOK_NAMES: readonly (keyof HookEvents)[] = ["workerReady", "workerShutdown", "taskPrerun", "taskPostrun", "taskSuccess", "taskFailure", "taskRetry"];
+export const HOOK_NAMES: readonly (keyof HookEvents)[] = [
+  "workerReady",
+  "workerShutdown",
+  "taskPrerun",
+  "taskPostrun",
+  "taskSuccess",
+  "taskFailure",
+  "taskRetry",
+];
 
 const describe = (name: keyof HookEvents, event: object): string => {
   const task = event as Partial<TaskHookEvent>;
-  return task.task !== undefined ? `hook ${name} for task '${task.task}' (${task.id}) on ${task.worker}` : `hook ${name} on ${(event as WorkerHookEvent).worker}`;
+  return task.task !== undefined
+    ? `hook ${name} for task '${task.task}' (${task.id}) on ${task.worker}`
+    : `hook ${name} on ${(event as WorkerHookEvent).worker}`;
 };
 
 const reason = (error: unknown): string => (error instanceof Error ? (error.stack ?? error.message) : String(error));
@@ -108,7 +118,8 @@ export class Hooks {
 
   /** Register `listener`; returns a function that removes it. */
   on<K extends keyof HookEvents>(name: K, listener: HookListener<K>): () => void {
-    if (!HOOK_NAMES.includes(name)) throw new TypeError(`unknown hook '${String(name)}'; hooks: ${HOOK_NAMES.join(", ")}`);
+    if (!HOOK_NAMES.includes(name))
+      throw new TypeError(`unknown hook '${String(name)}'; hooks: ${HOOK_NAMES.join(", ")}`);
     if (typeof listener !== "function") throw new TypeError(`hook ${name}: the listener is not a function`);
     const list = this.listeners.get(name) ?? [];
     list.push(listener as HookListener<never>);
@@ -128,7 +139,9 @@ export class Hooks {
       try {
         const returned = (listener as HookListener<K>)(event);
         if (returned !== undefined && typeof (returned as Promise<void>).then === "function") {
-          (returned as Promise<void>).then(undefined, (error: unknown) => this.log(`${describe(name, event)} failed: ${reason(error)}`));
+          (returned as Promise<void>).then(undefined, (error: unknown) =>
+            this.log(`${describe(name, event)} failed: ${reason(error)}`),
+          );
         }
       } catch (error) {
         this.log(`${describe(name, event)} failed: ${reason(error)}`);

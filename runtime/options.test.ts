@@ -91,9 +91,18 @@ describe("options: retries", () => {
 
   it("computes exponential backoff with a cap, and full jitter within it", () => {
     const policy = { max: 10, delay: 100, backoff: 2, maxDelay: 1_000 };
-    assert.deepEqual([0, 1, 2, 3, 4, 5].map((n) => retryDelay(policy, n)), [100, 200, 400, 800, 1_000, 1_000]);
-    assert.equal(retryDelay({ ...policy, jitter: true }, 2, () => 0.5), 200);
-    assert.equal(retryDelay({ ...policy, jitter: true }, 2, () => 0), 0);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 5].map((n) => retryDelay(policy, n)),
+      [100, 200, 400, 800, 1_000, 1_000],
+    );
+    assert.equal(
+      retryDelay({ ...policy, jitter: true }, 2, () => 0.5),
+      200,
+    );
+    assert.equal(
+      retryDelay({ ...policy, jitter: true }, 2, () => 0),
+      0,
+    );
   });
 });
 
@@ -175,7 +184,9 @@ describe("options: time limits and acknowledgement", () => {
     const soft = app.task(
       "soft",
       function () {
-        return new Promise<string>((resolve) => this.signal.addEventListener("abort", () => resolve(`aborted: ${(this.signal.reason as Error).name}`)));
+        return new Promise<string>((resolve) =>
+          this.signal.addEventListener("abort", () => resolve(`aborted: ${(this.signal.reason as Error).name}`)),
+        );
       },
       { softTimeLimit: 20 },
     );
@@ -201,10 +212,14 @@ describe("options: time limits and acknowledgement", () => {
   it("acknowledges early when acksLate is false, so a stopped worker does not redeliver", async () => {
     const app = quietApp();
     const started = deferred();
-    const early = app.task("early", () => {
-      started.resolve();
-      return new Promise<never>(() => {});
-    }, { acksLate: false });
+    const early = app.task(
+      "early",
+      () => {
+        started.resolve();
+        return new Promise<never>(() => {});
+      },
+      { acksLate: false },
+    );
     const worker = app.worker();
     await worker.start();
     await early.delay();

@@ -64,7 +64,10 @@ if ("skip" in server) {
       assert.equal(await (await chain(add.s(2, 2), add.s(4), add.s(8)).apply()).get({ timeout: 10_000 }), 16);
       assert.deepEqual(await (await group(add.s(1, 1), add.s(2, 2)).apply()).get({ timeout: 10_000 }), [2, 4]);
       assert.equal(await (await chord(group(add.s(1, 1), add.s(2, 2)), tsum.s()).apply()).get({ timeout: 10_000 }), 6);
-      await assert.rejects((await fail.delay()).get({ timeout: 10_000 }), (e: unknown) => e instanceof RemoteTaskError && /boom over amqp/.test(e.message));
+      await assert.rejects(
+        (await fail.delay()).get({ timeout: 10_000 }),
+        (e: unknown) => e instanceof RemoteTaskError && /boom over amqp/.test(e.message),
+      );
     });
 
     it("runs a task with a countdown no earlier than asked, and retries with a countdown", async (t) => {

@@ -39,11 +39,25 @@ describe("the runtime over a broker node", () => {
     const r = await producer.add.delay(2, 2);
     assert.equal(await r.get({ timeout: 5_000 }), 4);
     assert.equal(await workerSide.app.result(r.id).get({ timeout: 5_000 }), 4);
-    assert.equal(await (await chain(producer.add.s(2, 2), producer.add.s(4), producer.add.s(8)).apply()).get({ timeout: 5_000 }), 16);
-    assert.deepEqual(await (await group(producer.add.s(1, 1), producer.add.s(2, 2)).apply()).get({ timeout: 5_000 }), [2, 4]);
-    assert.equal(await (await chord(group(producer.add.s(1, 1), producer.add.s(2, 2)), producer.tsum.s()).apply()).get({ timeout: 5_000 }), 6);
+    assert.equal(
+      await (await chain(producer.add.s(2, 2), producer.add.s(4), producer.add.s(8)).apply()).get({ timeout: 5_000 }),
+      16,
+    );
+    assert.deepEqual(
+      await (await group(producer.add.s(1, 1), producer.add.s(2, 2)).apply()).get({ timeout: 5_000 }),
+      [2, 4],
+    );
+    assert.equal(
+      await (await chord(group(producer.add.s(1, 1), producer.add.s(2, 2)), producer.tsum.s()).apply()).get({
+        timeout: 5_000,
+      }),
+      6,
+    );
     const failed = await producer.fail.delay();
-    await assert.rejects(failed.get({ timeout: 5_000 }), (e: unknown) => e instanceof RemoteTaskError && /boom over tcp/.test(e.message));
+    await assert.rejects(
+      failed.get({ timeout: 5_000 }),
+      (e: unknown) => e instanceof RemoteTaskError && /boom over tcp/.test(e.message),
+    );
     assert.equal(await producer.app.result("00000000-0000-4000-8000-000000000000").state(), "UNKNOWN");
     await close();
   });

@@ -44,11 +44,25 @@ describe("the runtime over Redis", { skip: redisSkip }, () => {
     const r = await producer.add.delay(2, 2);
     assert.equal(await r.get({ timeout: 5_000 }), 4);
     assert.equal(await workerSide.app.result(r.id).get({ timeout: 5_000 }), 4);
-    assert.equal(await (await chain(producer.add.s(2, 2), producer.add.s(4), producer.add.s(8)).apply()).get({ timeout: 5_000 }), 16);
-    assert.deepEqual(await (await group(producer.add.s(1, 1), producer.add.s(2, 2)).apply()).get({ timeout: 5_000 }), [2, 4]);
-    assert.equal(await (await chord(group(producer.add.s(1, 1), producer.add.s(2, 2)), producer.tsum.s()).apply()).get({ timeout: 5_000 }), 6);
+    assert.equal(
+      await (await chain(producer.add.s(2, 2), producer.add.s(4), producer.add.s(8)).apply()).get({ timeout: 5_000 }),
+      16,
+    );
+    assert.deepEqual(
+      await (await group(producer.add.s(1, 1), producer.add.s(2, 2)).apply()).get({ timeout: 5_000 }),
+      [2, 4],
+    );
+    assert.equal(
+      await (await chord(group(producer.add.s(1, 1), producer.add.s(2, 2)), producer.tsum.s()).apply()).get({
+        timeout: 5_000,
+      }),
+      6,
+    );
     const failed = await producer.fail.delay();
-    await assert.rejects(failed.get({ timeout: 5_000 }), (e: unknown) => e instanceof RemoteTaskError && /boom over redis/.test(e.message));
+    await assert.rejects(
+      failed.get({ timeout: 5_000 }),
+      (e: unknown) => e instanceof RemoteTaskError && /boom over redis/.test(e.message),
+    );
     assert.equal(await producer.app.result("00000000-0000-4000-8000-000000000000").state(), "UNKNOWN");
   });
 
@@ -114,7 +128,10 @@ describe("the runtime over Redis", { skip: redisSkip }, () => {
     const producer = connect();
     const sides = [connect(), connect()];
     const ranAt: number[] = [];
-    for (const side of sides) side.app.task("limited", () => ranAt.push(Date.now()), { rateLimit: { rate: "10/s", burst: 1, scope: "global" } });
+    for (const side of sides)
+      side.app.task("limited", () => ranAt.push(Date.now()), {
+        rateLimit: { rate: "10/s", burst: 1, scope: "global" },
+      });
     const limited = producer.app.task("limited", () => 0, { rateLimit: { rate: "10/s", burst: 1, scope: "global" } });
     for (const side of sides) await side.app.worker({ concurrency: 4 }).start();
     const results = await Promise.all(Array.from({ length: 6 }, () => limited.delay()));
@@ -157,7 +174,12 @@ describe("the runtime over Redis", { skip: redisSkip }, () => {
     const producer = connect(open());
     const workerSide = connect(open());
     await workerSide.app.worker({ concurrency: 4 }).start();
-    assert.equal(await (await chord(group(producer.add.s(1, 1), producer.add.s(2, 2)), producer.tsum.s()).apply()).get({ timeout: 5_000 }), 6);
+    assert.equal(
+      await (await chord(group(producer.add.s(1, 1), producer.add.s(2, 2)), producer.tsum.s()).apply()).get({
+        timeout: 5_000,
+      }),
+      6,
+    );
     const r = await producer.add.delay(20, 22);
     assert.equal(await r.get({ timeout: 5_000 }), 42);
     const row = await stores[0].get(r.id);

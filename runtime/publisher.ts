@@ -58,8 +58,15 @@ export class Publisher {
       return Promise.reject(error);
     }
     if (message.options.ignoreResult && message.workflow === undefined) return this.send(envelope, message, false);
-    const recorded = this.store.setState(message.id, message.task, message.retries > 0 ? "RETRY" : "PENDING", detailsOf(message));
-    return recorded instanceof Promise ? recorded.then(() => this.send(envelope, message, true)) : this.send(envelope, message, true);
+    const recorded = this.store.setState(
+      message.id,
+      message.task,
+      message.retries > 0 ? "RETRY" : "PENDING",
+      detailsOf(message),
+    );
+    return recorded instanceof Promise
+      ? recorded.then(() => this.send(envelope, message, true))
+      : this.send(envelope, message, true);
   }
 
   private send(envelope: Envelope, message: TaskMessage, recorded: boolean): Promise<void> {

@@ -76,7 +76,11 @@ for (const [name, setup, skip] of [
   describe(`chosen task ids and de-duplication over the ${name}`, { skip }, () => {
     it("runs a task once when 100 concurrent sends share a de-duplication key, and gives every sender its handle", async (t) => {
       const { producer, runs, drained } = await counting(t, setup);
-      const handles = await Promise.all(Array.from({ length: 100 }, () => producer.sendTask("charge", ["order-1"], { dedupe: { key: "charge:order-1", ttl: 60_000 } })));
+      const handles = await Promise.all(
+        Array.from({ length: 100 }, () =>
+          producer.sendTask("charge", ["order-1"], { dedupe: { key: "charge:order-1", ttl: 60_000 } }),
+        ),
+      );
       const ids = new Set(handles.map((handle) => handle.id));
       assert.equal(ids.size, 1, `100 sends got ${ids.size} different task ids`);
       assert.equal(await handles[99].get({ timeout: 10_000 }), "charged order-1");
@@ -99,7 +103,9 @@ for (const [name, setup, skip] of [
       const first = await producer.sendTask("charge", ["order-2"], { taskId: id });
       assert.equal(first.id, id);
       assert.equal(await first.get({ timeout: 10_000 }), "charged order-2");
-      const concurrent = await Promise.all(Array.from({ length: 20 }, () => producer.sendTask("charge", ["other"], { taskId: id })));
+      const concurrent = await Promise.all(
+        Array.from({ length: 20 }, () => producer.sendTask("charge", ["other"], { taskId: id })),
+      );
       for (const handle of concurrent) assert.equal(handle.id, id);
       await drained();
       assert.deepEqual(runs, [`${id}:order-2`]);
@@ -121,7 +127,10 @@ describe("bad send options", () => {
       [{ dedupe: "k" }, /option 'dedupe' must be \{ key, ttl \}/],
     ];
     for (const [options, message] of bad) {
-      await assert.rejects(producer.sendTask("charge", ["x"], options as never), (error: unknown) => error instanceof SendOptionError && message.test(error.message));
+      await assert.rejects(
+        producer.sendTask("charge", ["x"], options as never),
+        (error: unknown) => error instanceof SendOptionError && message.test(error.message),
+      );
     }
     // Nothing was taken either: the same key and id work once fixed.
     const fixed = await producer.sendTask("charge", ["x"], { taskId: "fixed-id", dedupe: { key: "k", ttl: 1_000 } });
@@ -132,7 +141,10 @@ describe("bad send options", () => {
 
   it("refuses arguments that cannot be sent before taking the de-duplication key", async (t) => {
     const { producer, runs, drained } = await counting(t, embedded);
-    await assert.rejects(producer.sendTask("charge", [() => 1], { dedupe: { key: "fn", ttl: 60_000 } }), /argument 1 of task 'charge'/);
+    await assert.rejects(
+      producer.sendTask("charge", [() => 1], { dedupe: { key: "fn", ttl: 60_000 } }),
+      /argument 1 of task 'charge'/,
+    );
     const handle = await producer.sendTask("charge", ["ok"], { dedupe: { key: "fn", ttl: 60_000 } });
     assert.equal(await handle.get({ timeout: 10_000 }), "charged ok");
     await drained();
@@ -150,7 +162,10 @@ describe("a send that finds its key held", () => {
     await assert.rejects(handle.get({ timeout: 50 }), (error: unknown) => error instanceof TimeoutError);
     const waiting = handle.get({ timeout: 5_000 });
     await producer.results.setState("holder-task", "charge", "PENDING");
-    await producer.results.complete("holder-task", "charge", { state: "SUCCESS", value: new Codec().encode("charged by the holder") });
+    await producer.results.complete("holder-task", "charge", {
+      state: "SUCCESS",
+      value: new Codec().encode("charged by the holder"),
+    });
     assert.equal(await waiting, "charged by the holder");
   });
 });

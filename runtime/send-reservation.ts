@@ -39,8 +39,18 @@ export const TASK_ID_TTL_MS = DEFAULT_RESULT_TTL_MS;
 export type Reservation = { readonly send: true; readonly id: string } | { readonly send: false; readonly id: string };
 
 const checkKey = (task: string, option: string, value: unknown): string => {
-  if (typeof value !== "string" || value.length === 0) throw new SendOptionError({ task, option, reason: `must be a non-empty string (got ${value === "" ? "an empty string" : typeof value})` });
-  if (value.length > MAX_KEY_LENGTH) throw new SendOptionError({ task, option, reason: `is ${value.length} characters long; at most ${MAX_KEY_LENGTH}` });
+  if (typeof value !== "string" || value.length === 0)
+    throw new SendOptionError({
+      task,
+      option,
+      reason: `must be a non-empty string (got ${value === "" ? "an empty string" : typeof value})`,
+    });
+  if (value.length > MAX_KEY_LENGTH)
+    throw new SendOptionError({
+      task,
+      option,
+      reason: `is ${value.length} characters long; at most ${MAX_KEY_LENGTH}`,
+    });
   return value;
 };
 
@@ -51,16 +61,25 @@ const checkKey = (task: string, option: string, value: unknown): string => {
 export const sendFacts = (
   task: string,
   options: SendOptions,
-): { readonly call: CallOptions; readonly taskId?: string; readonly dedupe?: { readonly key: string; readonly ttl: number } } => {
+): {
+  readonly call: CallOptions;
+  readonly taskId?: string;
+  readonly dedupe?: { readonly key: string; readonly ttl: number };
+} => {
   const { taskId, dedupe, ...call } = options;
   const facts: { call: CallOptions; taskId?: string; dedupe?: { key: string; ttl: number } } = { call };
   if (taskId !== undefined) facts.taskId = checkKey(task, "taskId", taskId);
   if (dedupe !== undefined) {
-    if (typeof dedupe !== "object" || dedupe === null) throw new SendOptionError({ task, option: "dedupe", reason: "must be { key, ttl }" });
+    if (typeof dedupe !== "object" || dedupe === null)
+      throw new SendOptionError({ task, option: "dedupe", reason: "must be { key, ttl }" });
     const key = checkKey(task, "dedupe.key", dedupe.key);
     const ttl = dedupe.ttl;
     if (typeof ttl !== "number" || !Number.isFinite(ttl) || ttl <= 0) {
-      throw new SendOptionError({ task, option: "dedupe.ttl", reason: `must be a positive number of milliseconds (got ${String(ttl)})` });
+      throw new SendOptionError({
+        task,
+        option: "dedupe.ttl",
+        reason: `must be a positive number of milliseconds (got ${String(ttl)})`,
+      });
     }
     facts.dedupe = { key, ttl };
   }
@@ -73,7 +92,11 @@ export const sendFacts = (
  * a token of this send's own, since the id itself cannot tell this send from
  * an earlier one of the same id.
  */
-export const reserveSend = async (store: ResultStore, taskId: string | undefined, dedupe: { readonly key: string; readonly ttl: number } | undefined): Promise<Reservation> => {
+export const reserveSend = async (
+  store: ResultStore,
+  taskId: string | undefined,
+  dedupe: { readonly key: string; readonly ttl: number } | undefined,
+): Promise<Reservation> => {
   const id = taskId ?? randomUUID();
   if (dedupe !== undefined) {
     const holder = await store.reserve(`dedupe:${dedupe.key}`, id, dedupe.ttl);
@@ -96,7 +119,11 @@ export class HeldTaskResult<R> extends TaskResult<R> {
   override async get(options: GetOptions = {}): Promise<R> {
     const { store, codec } = this.context;
     if ((await store.get(this.id)) !== undefined) return super.get(options);
-    const record = await store.waitFinal(this.id, options.timeout, () => new TimeoutError({ id: this.id, timeoutMs: options.timeout ?? 0 }));
+    const record = await store.waitFinal(
+      this.id,
+      options.timeout,
+      () => new TimeoutError({ id: this.id, timeoutMs: options.timeout ?? 0 }),
+    );
     return settle(record, codec) as R;
   }
 }

@@ -86,9 +86,19 @@ export const toEnvelope = (message: TaskMessage, codec: Codec, now: number): Env
   const { options } = message;
   const carried = bodyOptions(options);
   const body = encodeBody(codec, message, carried);
-  const eta = options.eta !== undefined ? toEpoch(options.eta) : options.countdown !== undefined ? now + options.countdown : undefined;
+  const eta =
+    options.eta !== undefined
+      ? toEpoch(options.eta)
+      : options.countdown !== undefined
+        ? now + options.countdown
+        : undefined;
   const expiresAt =
-    message.expires ?? (options.expires === undefined ? undefined : options.expires instanceof Date ? options.expires.getTime() : now + options.expires);
+    message.expires ??
+    (options.expires === undefined
+      ? undefined
+      : options.expires instanceof Date
+        ? options.expires.getTime()
+        : now + options.expires);
   const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = {
     id: message.id,
     exchange: options.exchange ?? "",
@@ -101,7 +111,8 @@ export const toEnvelope = (message: TaskMessage, codec: Codec, now: number): Env
   return envelope;
 };
 
-const malformed = (envelope: Envelope, reason: string): MalformedMessageError => new MalformedMessageError({ id: envelope.id, reason });
+const malformed = (envelope: Envelope, reason: string): MalformedMessageError =>
+  new MalformedMessageError({ id: envelope.id, reason });
 
 const decodeBody = (envelope: Envelope, codec: Codec): unknown => {
   try {
@@ -117,7 +128,8 @@ export const fromEnvelope = (envelope: Envelope, codec: Codec): TaskMessage => {
   const task = headers.task;
   if (typeof task !== "string" || task.length === 0) throw malformed(envelope, "header 'task' is missing");
   const retries = headers.retries ?? 0;
-  if (typeof retries !== "number" || !Number.isInteger(retries) || retries < 0) throw malformed(envelope, "header 'retries' is not a non-negative integer");
+  if (typeof retries !== "number" || !Number.isInteger(retries) || retries < 0)
+    throw malformed(envelope, "header 'retries' is not a non-negative integer");
   const decoded = decodeBody(envelope, codec);
   if (!Array.isArray(decoded) || decoded.length < 1 || decoded.length > 2 || !Array.isArray(decoded[0])) {
     throw malformed(envelope, "body is not [args] or [args, options]");
@@ -128,8 +140,10 @@ export const fromEnvelope = (envelope: Envelope, codec: Codec): TaskMessage => {
     throw malformed(envelope, "options in the body are not an object");
   }
   const { expires, workflow, node, target } = headers;
-  if (expires !== undefined && typeof expires !== "number") throw malformed(envelope, "header 'expires' is not a number");
-  if (workflow !== undefined && (typeof workflow !== "string" || typeof node !== "number")) throw malformed(envelope, "workflow headers are malformed");
+  if (expires !== undefined && typeof expires !== "number")
+    throw malformed(envelope, "header 'expires' is not a number");
+  if (workflow !== undefined && (typeof workflow !== "string" || typeof node !== "number"))
+    throw malformed(envelope, "workflow headers are malformed");
   const message: { -readonly [K in keyof TaskMessage]: TaskMessage[K] } = {
     id: envelope.id,
     task,

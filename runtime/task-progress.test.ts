@@ -46,7 +46,10 @@ describe("a task's own progress", () => {
     const batch = await group(work.s(1), work.s(3)).apply();
     await eventually(() => reported === 2, 5_000, "both members to report");
     const progress = await batch.progress();
-    assert.deepEqual({ ...progress }, { total: 2, completed: 0, succeeded: 0, failed: 0, fraction: (1 / 4 + 3 / 4) / 2 });
+    assert.deepEqual(
+      { ...progress },
+      { total: 2, completed: 0, succeeded: 0, failed: 0, fraction: (1 / 4 + 3 / 4) / 2 },
+    );
     const seen: number[] = [];
     const stop = batch.onProgress((p) => seen.push(p.fraction), { interval: 10 });
     t.after(stop);
@@ -61,7 +64,14 @@ describe("a task's own progress", () => {
     t.after(() => app.close());
     const messages: string[] = [];
     const careful = app.task("careful", async function () {
-      for (const report of [{ done: -1 }, { total: Number.NaN }, { state: "" }, { state: "x".repeat(65) }, { meta: () => 1 }, null]) {
+      for (const report of [
+        { done: -1 },
+        { total: Number.NaN },
+        { state: "" },
+        { state: "x".repeat(65) },
+        { meta: () => 1 },
+        null,
+      ]) {
         try {
           await this.progress(report as never);
           messages.push("recorded");
@@ -77,7 +87,10 @@ describe("a task's own progress", () => {
     assert.equal(await result.get({ timeout: 5_000 }), "went on");
     assert.equal(await result.info(), undefined);
     assert.equal(messages.length, 6);
-    assert.match(messages[0], /task 'careful' reported progress that cannot be recorded: 'done' must be a finite number of at least 0 \(got -1\)/);
+    assert.match(
+      messages[0],
+      /task 'careful' reported progress that cannot be recorded: 'done' must be a finite number of at least 0 \(got -1\)/,
+    );
     assert.match(messages[1], /'total' must be a finite number/);
     assert.match(messages[2], /'state' must be a string of 1 to 64 characters/);
     assert.match(messages[3], /'state' must be a string of 1 to 64 characters/);
@@ -102,6 +115,9 @@ describe("a task's own progress", () => {
   it("refuses a watch interval that is not a positive number", async (t) => {
     const app = createApp({ log: () => {} });
     t.after(() => app.close());
-    assert.throws(() => app.result("x").onProgress(() => {}, { interval: 0 }), /'interval' must be a positive number of ms \(got 0\)/);
+    assert.throws(
+      () => app.result("x").onProgress(() => {}, { interval: 0 }),
+      /'interval' must be a positive number of ms \(got 0\)/,
+    );
   });
 });

@@ -46,13 +46,17 @@ const MAX_STATE_LENGTH = 64;
 
 const checkCount = (task: string, name: string, value: unknown): void => {
   if (value !== undefined && (typeof value !== "number" || !Number.isFinite(value) || value < 0)) {
-    throw new ProgressReportError({ task, reason: `'${name}' must be a finite number of at least 0 (got ${String(value)})` });
+    throw new ProgressReportError({
+      task,
+      reason: `'${name}' must be a finite number of at least 0 (got ${String(value)})`,
+    });
   }
 };
 
 /** The report as stored, refusing what is not a report with a ProgressReportError. */
 export const toTaskInfo = (task: string, report: ProgressReport): ProgressInfo => {
-  if (typeof report !== "object" || report === null) throw new ProgressReportError({ task, reason: "a report is an object such as { done, total }" });
+  if (typeof report !== "object" || report === null)
+    throw new ProgressReportError({ task, reason: "a report is an object such as { done, total }" });
   const state = report.state ?? "PROGRESS";
   if (typeof state !== "string" || state.length === 0 || state.length > MAX_STATE_LENGTH) {
     throw new ProgressReportError({ task, reason: `'state' must be a string of 1 to ${MAX_STATE_LENGTH} characters` });

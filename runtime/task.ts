@@ -48,7 +48,10 @@ export interface TaskContext {
 }
 
 /** Handlers may be synchronous, async, or return an Effect (run with the task's AbortSignal). */
-export type Handler<A extends readonly unknown[], R> = (this: TaskContext, ...args: A) => R | Promise<R> | Effect.Effect<R, unknown, never>;
+export type Handler<A extends readonly unknown[], R> = (
+  this: TaskContext,
+  ...args: A
+) => R | Promise<R> | Effect.Effect<R, unknown, never>;
 
 /**
  * A task's retry defaults: the per-call RetryOptions, plus which errors to retry.
@@ -79,7 +82,9 @@ export interface TaskOptions extends Omit<CallOptions, "retry"> {
  * first. `Suffixes<A>` are the argument lists `s()` accepts; `Leading<A, P>`
  * is what is left for the parent to supply.
  */
-export type Suffixes<A extends readonly unknown[]> = A extends readonly [unknown, ...infer Rest] ? A | Suffixes<Rest> : A;
+export type Suffixes<A extends readonly unknown[]> = A extends readonly [unknown, ...infer Rest]
+  ? A | Suffixes<Rest>
+  : A;
 
 type DropLast<A extends readonly unknown[], P extends readonly unknown[]> = P extends readonly [unknown, ...infer PRest]
   ? A extends readonly [...infer Head, unknown]
@@ -87,7 +92,9 @@ type DropLast<A extends readonly unknown[], P extends readonly unknown[]> = P ex
     : []
   : A;
 
-export type Leading<A extends readonly unknown[], P extends readonly unknown[]> = P extends readonly [] ? A : DropLast<Required<A>, P>;
+export type Leading<A extends readonly unknown[], P extends readonly unknown[]> = P extends readonly []
+  ? A
+  : DropLast<Required<A>, P>;
 
 export interface TaskDefinition {
   readonly name: string;

@@ -4,5 +4,8 @@ import { deferred, eventually as eventuallyWith, scaled } from "../tests/support
 export { deferred };
 
 /** Resolve when `predicate` holds; fail loudly naming `what` after `timeoutMs` (scaled for the machine). */
-export const eventually = (predicate: () => boolean | Promise<boolean>, timeoutMs = 2_000, what = "condition"): Promise<void> =>
-  eventuallyWith(predicate, { timeoutMs: scaled(timeoutMs), what });
+export const eventually = (
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 2_000,
+  what = "condition",
+): Promise<void> => eventuallyWith(predicate, { timeoutMs: scaled(timeoutMs), what });

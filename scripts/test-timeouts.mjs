@@ -19,7 +19,12 @@ const withTimeout = (define) => {
     if (typeof first === "function") return define({ timeout }, first);
     if (typeof second === "function" || second === undefined) return define(first, { timeout }, ...args.slice(1));
     if (typeof second === "object" && second !== null) {
-      const own = second.timeout === undefined ? timeout : Number.isFinite(second.timeout) ? Math.round(second.timeout * scale) : second.timeout;
+      const own =
+        second.timeout === undefined
+          ? timeout
+          : Number.isFinite(second.timeout)
+            ? Math.round(second.timeout * scale)
+            : second.timeout;
       return define(first, { ...second, timeout: own }, ...args.slice(2));
     }
     return define(...args);
@@ -48,5 +53,8 @@ nodeTest.after(() => {
 if (process.env.CELERITY_PROPERTY_SEED) {
   const fc = (await import("fast-check")).default;
   const path = process.env.CELERITY_PROPERTY_PATH;
-  fc.configureGlobal({ seed: Number(process.env.CELERITY_PROPERTY_SEED), ...(path ? { path, endOnFailure: true } : {}) });
+  fc.configureGlobal({
+    seed: Number(process.env.CELERITY_PROPERTY_SEED),
+    ...(path ? { path, endOnFailure: true } : {}),
+  });
 }

@@ -1,4 +1,5 @@
-// Runs the whole suite: type check (including the DSL's type tests), then every
+// Runs the whole suite: type check (including the DSL's type tests), lint and
+// format check (Biome, biome.jsonc), then every
 // *.test.ts under the source folders with node's built-in test runner, each
 // test bounded in time (scripts/test-runner-args.mjs).
 import { spawnSync } from "node:child_process";
@@ -30,6 +31,11 @@ const tsc = run("npx", ["tsc", "--noEmit", "-p", "."]);
 if (tsc !== 0) {
   console.error("type check failed");
   process.exit(tsc);
+}
+const lint = run("npx", ["biome", "check", "."]);
+if (lint !== 0) {
+  console.error("lint or format check failed: `npm run format` applies the fixes Biome can make");
+  process.exit(lint);
 }
 const only = process.argv.slice(2);
 process.exit(run(process.execPath, runnerArgs(only.length ? only : files)));

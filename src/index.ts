@@ -16,7 +16,13 @@
  * await (await chain(add.s(2, 2), add.s(4)).apply()).get(); // 8
  */
 export { createApp, type App, type AppOptions, type CeleryProtocolOptions } from "../runtime/app.ts";
-export { createCeleryApp, CeleryTask, type CeleryApp, type CeleryAppOptions, type CeleryCallOptions } from "../runtime/celery/celery-app.ts";
+export {
+  createCeleryApp,
+  CeleryTask,
+  type CeleryApp,
+  type CeleryAppOptions,
+  type CeleryCallOptions,
+} from "../runtime/celery/celery-app.ts";
 export { CeleryWorker, type CeleryTaskContext, type CeleryWorkerOptions } from "../runtime/celery/celery-worker.ts";
 export { CeleryMessageError, CeleryCanvasError } from "../runtime/celery/celery-errors.ts";
 export { Task, type TaskContext, type TaskOptions, type RetryPolicy, type HandlerResult } from "../runtime/task.ts";
@@ -24,7 +30,12 @@ export { Worker, type WorkerOptions, type WorkerStats, type StopOptions } from "
 export type { PoolKind, PoolOptions, AutoscaleOptions } from "../runtime/pool/pool-options.ts";
 export type { PoolStats } from "../runtime/pool/child-pool.ts";
 export { WorkerLostError, PoolStartError } from "../runtime/pool/pool-errors.ts";
-export { MemoryResultStore, type ResultStore, type ResultRecord, type MemoryResultStoreOptions } from "../runtime/results/result-store.ts";
+export {
+  MemoryResultStore,
+  type ResultStore,
+  type ResultRecord,
+  type MemoryResultStoreOptions,
+} from "../runtime/results/result-store.ts";
 export { TaskResult, GroupResult } from "../runtime/results/async-result.ts";
 export {
   UnknownTaskError,
@@ -50,15 +61,44 @@ export { compile, type CompileOptions } from "../dsl/compile.ts";
 export type { MessageGraph, GraphNode, ValueRef } from "../dsl/graph.ts";
 export type { CallOptions, RetryOptions, SendOptions, DedupeOptions } from "../dsl/options.ts";
 export { SendOptionError } from "../runtime/send-reservation.ts";
-export type { AsyncResult, TaskState, TaskFailure, RemoteErrorInfo, Progress, GetOptions, RevokeOptions, ProgressInfo, ProgressWatchOptions } from "../dsl/result.ts";
+export type {
+  AsyncResult,
+  TaskState,
+  TaskFailure,
+  RemoteErrorInfo,
+  Progress,
+  GetOptions,
+  RevokeOptions,
+  ProgressInfo,
+  ProgressWatchOptions,
+} from "../dsl/result.ts";
 export { ProgressReportError, type ProgressReport } from "../runtime/task-progress.ts";
-export { notifyFailures, FailureNotifier, type FailureNotifierOptions, type TaskFailed } from "../runtime/notifications/failure-notifier.ts";
+export {
+  notifyFailures,
+  FailureNotifier,
+  type FailureNotifierOptions,
+  type TaskFailed,
+} from "../runtime/notifications/failure-notifier.ts";
 export type { FailureNotice, NotificationChannel } from "../runtime/notifications/failure-notice.ts";
-export { notifyFailuresFromEvents, errorOfEvent, type EventFailureNotifications } from "../runtime/notifications/event-failures.ts";
+export {
+  notifyFailuresFromEvents,
+  errorOfEvent,
+  type EventFailureNotifications,
+} from "../runtime/notifications/event-failures.ts";
 export type { NotificationLimits } from "../runtime/notifications/notification-gate.ts";
-export { emailChannel, type EmailChannelOptions, type SmtpServerOptions } from "../runtime/notifications/email-channel.ts";
+export {
+  emailChannel,
+  type EmailChannelOptions,
+  type SmtpServerOptions,
+} from "../runtime/notifications/email-channel.ts";
 export { webhookChannel, type WebhookChannelOptions } from "../runtime/notifications/webhook-channel.ts";
-export { httpTask, HttpTaskError, type HttpRequest, type HttpResponse, type HttpTaskOptions } from "../runtime/http/http-task.ts";
+export {
+  httpTask,
+  HttpTaskError,
+  type HttpRequest,
+  type HttpResponse,
+  type HttpTaskOptions,
+} from "../runtime/http/http-task.ts";
 export {
   verifyHttpSignature,
   signHttpBody,
@@ -77,7 +117,12 @@ export type {
   TaskErrorEvent,
 } from "../runtime/hooks.ts";
 export type { ResultOf, InputOf } from "../dsl/inference.ts";
-export { EmbeddedBroker, createEmbeddedBroker, type EmbeddedBrokerOptions, type BrokerTotals } from "../broker/embedded/embedded-broker.ts";
+export {
+  EmbeddedBroker,
+  createEmbeddedBroker,
+  type EmbeddedBrokerOptions,
+  type BrokerTotals,
+} from "../broker/embedded/embedded-broker.ts";
 export {
   BrokerClosedError,
   InvalidArgumentError,
@@ -95,11 +140,22 @@ export { ConnectionRefusedError, RemoteBrokerError, ProtocolError } from "../bro
 export { FrameTooLargeError } from "../broker/node/wire-frame.ts";
 export { SignatureError, SigningConfigError } from "../runtime/signing/signing-errors.ts";
 export type { SigningOptions } from "../runtime/signing/signing-options.ts";
-export { RateLimitError, type RateLimitSetting, type RateLimitOptions, type RateScope } from "../runtime/rate-limit/rate-setting.ts";
+export {
+  RateLimitError,
+  type RateLimitSetting,
+  type RateLimitOptions,
+  type RateScope,
+} from "../runtime/rate-limit/rate-setting.ts";
 export type { RateLimitChange } from "../runtime/rate-limit/app-rate-limits.ts";
 export { Beat, type BeatOptions, type TickReport } from "../runtime/schedule/beat.ts";
 export { ManualClock, type BeatClock } from "../runtime/schedule/beat-clock.ts";
-export type { When, CatchUp, ScheduleOptions, ScheduleEntry, ScheduledSignature } from "../runtime/schedule/schedule-definition.ts";
+export type {
+  When,
+  CatchUp,
+  ScheduleOptions,
+  ScheduleEntry,
+  ScheduledSignature,
+} from "../runtime/schedule/schedule-definition.ts";
 export { ScheduleError, LeaseLostError } from "../runtime/schedule/schedule-errors.ts";
 export type { Schedules, ScheduleInfo } from "../runtime/schedule/app-schedules.ts";
 export { runId as scheduledRunId } from "../runtime/schedule/run-id.ts";
@@ -121,7 +177,12 @@ export type {
   WorkerOfflineEvent,
 } from "../runtime/events/event-types.ts";
 export { EVENT_TYPES, EVENTS_EXCHANGE } from "../runtime/events/event-types.ts";
-export type { EventHandler, EventSubscription, SubscribeOptions, ReceivedEvent } from "../runtime/events/event-subscription.ts";
+export type {
+  EventHandler,
+  EventSubscription,
+  SubscribeOptions,
+  ReceivedEvent,
+} from "../runtime/events/event-subscription.ts";
 export { ClusterState, type WorkerView, type FailureView } from "../runtime/events/cluster-state.ts";
 export type { Inspect, RemoteControl, ControlOptions, Replies } from "../runtime/control/app-control.ts";
 export type { TaskInfo, ScheduledInfo, WorkerStatsInfo, QueueConsumed } from "../runtime/control/worker-commands.ts";

@@ -71,9 +71,18 @@ expectType<Equal<ResultOf<typeof fanOut>, [number, number]>>();
 chain(add.s(1, 1), group(add.s(1), len.s()));
 
 // map / starmap / chunks.
-const m = add.starmap([[1, 2], [3, 4]]);
+const m = add.starmap([
+  [1, 2],
+  [3, 4],
+]);
 expectType<Equal<ResultOf<typeof m>, number[]>>();
-const chunks = add.chunks([[1, 2], [3, 4]], 1);
+const chunks = add.chunks(
+  [
+    [1, 2],
+    [3, 4],
+  ],
+  1,
+);
 expectType<Equal<ResultOf<typeof chunks>, number[][]>>();
 const mapped = len.map(["a", "bb"]);
 expectType<Equal<ResultOf<typeof mapped>, number[]>>();

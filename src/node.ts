@@ -39,6 +39,11 @@ export {
 export type { DurableLogOptions } from "../broker/log/durable-log-options.ts";
 export { NodeTransport } from "../broker/node/node-transport.ts";
 export { RemoteResultStore } from "../runtime/results/remote-result-store.ts";
-export { ConnectionLostError, RequestTimeoutError, ClientClosedError, type NodeClientOptions } from "../broker/node/node-client.ts";
+export {
+  ConnectionLostError,
+  RequestTimeoutError,
+  ClientClosedError,
+  type NodeClientOptions,
+} from "../broker/node/node-client.ts";
 export { ConnectionRefusedError, RemoteBrokerError, ProtocolError, PROTOCOL_VERSION } from "../broker/node/protocol.ts";
 export { FrameTooLargeError, MalformedFrameError } from "../broker/node/wire-frame.ts";

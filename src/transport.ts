@@ -26,7 +26,14 @@ export type {
   QueueStats,
   RevocationOptions,
 } from "../broker/transport.ts";
-export { MIN_PRIORITY, MAX_PRIORITY, type Envelope, type Delivery, type DeadLetter, type HeaderValue } from "../broker/envelope.ts";
+export {
+  MIN_PRIORITY,
+  MAX_PRIORITY,
+  type Envelope,
+  type Delivery,
+  type DeadLetter,
+  type HeaderValue,
+} from "../broker/envelope.ts";
 export { Codec, CodecError, DecodeError } from "../broker/codec.ts";
 export { systemClock, type Clock, type ClockTimer } from "../broker/clock.ts";
 export {
@@ -38,5 +45,10 @@ export {
   UnknownDeliveryError,
   UnroutableError,
 } from "../broker/errors.ts";
-export { EmbeddedBroker, createEmbeddedBroker, type EmbeddedBrokerOptions, type BrokerTotals } from "../broker/embedded/embedded-broker.ts";
+export {
+  EmbeddedBroker,
+  createEmbeddedBroker,
+  type EmbeddedBrokerOptions,
+  type BrokerTotals,
+} from "../broker/embedded/embedded-broker.ts";
 export { queueAdminOf, type QueueAdmin, type QueueInfo } from "../broker/queue-admin.ts";

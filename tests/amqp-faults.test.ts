@@ -42,11 +42,20 @@ class WorkerProcess {
   readonly exited: Promise<void>;
   private readonly listeners = new Set<() => void>();
 
-  constructor(readonly name: string, brokerUrl: string, resultsUrl: string, concurrency = 4) {
-    this.process = spawn(process.execPath, [CLI, "worker", "--app", APP, "--broker", brokerUrl, "--concurrency", String(concurrency), "--name", name], {
-      cwd: ROOT,
-      env: { ...process.env, CELERITY_RESULTS_NODE: resultsUrl },
-    });
+  constructor(
+    readonly name: string,
+    brokerUrl: string,
+    resultsUrl: string,
+    concurrency = 4,
+  ) {
+    this.process = spawn(
+      process.execPath,
+      [CLI, "worker", "--app", APP, "--broker", brokerUrl, "--concurrency", String(concurrency), "--name", name],
+      {
+        cwd: ROOT,
+        env: { ...process.env, CELERITY_RESULTS_NODE: resultsUrl },
+      },
+    );
     children.add(this.process);
     for (const stream of [this.process.stdout, this.process.stderr]) {
       let partial = "";
@@ -90,7 +99,10 @@ class WorkerProcess {
   }
 
   tail(): string {
-    return this.lines.slice(-20).map((line) => `  [${this.name}] ${line}`).join("\n");
+    return this.lines
+      .slice(-20)
+      .map((line) => `  [${this.name}] ${line}`)
+      .join("\n");
   }
 }
 
@@ -116,7 +128,10 @@ if ("skip" in server) {
       rmSync(dir, { recursive: true, force: true });
     });
     const start = async (count: number, brokerUrl = server.url): Promise<WorkerProcess[]> => {
-      const started = Array.from({ length: count }, (_, i) => new WorkerProcess(`w${workers.length + i + 1}`, brokerUrl, node.url));
+      const started = Array.from(
+        { length: count },
+        (_, i) => new WorkerProcess(`w${workers.length + i + 1}`, brokerUrl, node.url),
+      );
       workers.push(...started);
       await Promise.all(started.map((worker) => worker.line(/consuming with concurrency/)));
       return started;
@@ -126,23 +141,43 @@ if ("skip" in server) {
   };
 
   describe("RabbitMQ faults", () => {
-    it("runs every confirmed task once a worker is killed with SIGKILL mid-task: the task it held runs on another", { timeout: scaled(240_000) }, async (t) => {
+    it("runs every confirmed task once a worker is killed with SIGKILL mid-task: the task it held runs on another", {
+      timeout: scaled(240_000),
+    }, async (t) => {
       const { producer, start, dir, tails } = await setup(t);
       const [a, b] = await start(2);
       const hang = producer.task("amqp.hang-once", (_marker: string) => "unused");
       const echo = producer.task("amqp.echo", (value: string, _ms: number) => value);
       const held = await hang.delay(join(dir, "marker"));
       const batch = await Promise.all(Array.from({ length: 100 }, (_, i) => echo.delay(`e${i}`, 5)));
-      const started = await within(Promise.race([a.line(/started amqp.hang-once (\d+)/), b.line(/started amqp.hang-once (\d+)/)]), START_TIMEOUT_MS, "the hanging task to start", tails);
+      const started = await within(
+        Promise.race([a.line(/started amqp.hang-once (\d+)/), b.line(/started amqp.hang-once (\d+)/)]),
+        START_TIMEOUT_MS,
+        "the hanging task to start",
+        tails,
+      );
       const victim = Number(started[1]) === a.pid ? a : b;
       const survivor = victim === a ? b : a;
       await victim.kill();
-      assert.equal(await within(held.get({ timeout: scaled(60_000) }), scaled(65_000), "the killed worker's task", tails), `finished by pid ${survivor.pid}`);
-      const values = await within(Promise.all(batch.map((r) => r.get({ timeout: scaled(60_000) }))), scaled(65_000), "the batch", tails);
-      assert.deepEqual(values, Array.from({ length: 100 }, (_, i) => `e${i}`));
+      assert.equal(
+        await within(held.get({ timeout: scaled(60_000) }), scaled(65_000), "the killed worker's task", tails),
+        `finished by pid ${survivor.pid}`,
+      );
+      const values = await within(
+        Promise.all(batch.map((r) => r.get({ timeout: scaled(60_000) }))),
+        scaled(65_000),
+        "the batch",
+        tails,
+      );
+      assert.deepEqual(
+        values,
+        Array.from({ length: 100 }, (_, i) => `e${i}`),
+      );
     });
 
-    it("loses no confirmed task when the workers' connections are cut, and the workers resume on their own", { timeout: scaled(240_000) }, async (t) => {
+    it("loses no confirmed task when the workers' connections are cut, and the workers resume on their own", {
+      timeout: scaled(240_000),
+    }, async (t) => {
       const { producer, start, tails } = await setup(t);
       const proxy = await CutProxy.start(server.url);
       t.after(() => proxy.close());
@@ -154,11 +189,21 @@ if ("skip" in server) {
         if (round > 0) proxy.cut(round === 1 ? 0 : 300);
         for (let i = 0; i < 50; i++) results.push(await add.delay(round, i));
       }
-      const values = await within(Promise.all(results.map((r) => r.get({ timeout: scaled(80_000) }))), scaled(85_000), "every task after the cuts", tails);
-      assert.deepEqual(values, Array.from({ length: 200 }, (_, k) => Math.floor(k / 50) + (k % 50)));
+      const values = await within(
+        Promise.all(results.map((r) => r.get({ timeout: scaled(80_000) }))),
+        scaled(85_000),
+        "every task after the cuts",
+        tails,
+      );
+      assert.deepEqual(
+        values,
+        Array.from({ length: 200 }, (_, k) => Math.floor(k / 50) + (k % 50)),
+      );
     });
 
-    it("runs a chain, a group and a chord of 1,000 steps each across three worker processes", { timeout: scaled(300_000) }, async (t) => {
+    it("runs a chain, a group and a chord of 1,000 steps each across three worker processes", {
+      timeout: scaled(300_000),
+    }, async (t) => {
       const { producer, start, tails } = await setup(t);
       await start(3);
       const add = producer.task("amqp.add", (a: number, b: number) => a + b);
@@ -171,13 +216,20 @@ if ("skip" in server) {
       ]);
       const expectedSum = (999 * 1_000) / 2 + 1_000;
       const [chainValue, groupValue, chordValue] = await within(
-        Promise.all([chained.get({ timeout: scaled(200_000) }), grouped.get({ timeout: scaled(200_000) }), chorded.get({ timeout: scaled(200_000) })]),
+        Promise.all([
+          chained.get({ timeout: scaled(200_000) }),
+          grouped.get({ timeout: scaled(200_000) }),
+          chorded.get({ timeout: scaled(200_000) }),
+        ]),
         scaled(205_000),
         "the 1,000-step canvases",
         tails,
       );
       assert.equal(chainValue, 1_000);
-      assert.deepEqual(groupValue, Array.from({ length: 1_000 }, (_, i) => i + 1));
+      assert.deepEqual(
+        groupValue,
+        Array.from({ length: 1_000 }, (_, i) => i + 1),
+      );
       assert.equal(chordValue, expectedSum);
     });
   });

@@ -31,7 +31,10 @@ class Child {
   private readonly lines: string[] = [];
   private readonly waiters = new Set<{ pattern: RegExp; resolve: (match: RegExpExecArray) => void }>();
 
-  constructor(readonly name: string, args: readonly string[]) {
+  constructor(
+    readonly name: string,
+    args: readonly string[],
+  ) {
     this.process = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
     for (const stream of [this.process.stdout, this.process.stderr]) {
       let partial = "";
@@ -60,7 +63,11 @@ class Child {
       if (match !== null) return Promise.resolve(match);
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${this.name} to print ${pattern}\n${this.tail()}`)), ms);
+      const timer = setTimeout(
+        () =>
+          reject(new Error(`timed out after ${ms} ms waiting for ${this.name} to print ${pattern}\n${this.tail()}`)),
+        ms,
+      );
       this.waiters.add({ pattern, resolve: (match) => (clearTimeout(timer), resolve(match)) });
     });
   }
@@ -71,7 +78,10 @@ class Child {
   }
 
   tail(): string {
-    return this.lines.slice(-20).map((line) => `  [${this.name}] ${line}`).join("\n");
+    return this.lines
+      .slice(-20)
+      .map((line) => `  [${this.name}] ${line}`)
+      .join("\n");
   }
 
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
@@ -83,7 +93,12 @@ class Child {
 }
 
 /** Resolve when `predicate` holds, checking every few ms; fail with `detail()` after `ms`. */
-const until = async (predicate: () => boolean | Promise<boolean>, ms: number, what: string, detail: () => string): Promise<void> => {
+const until = async (
+  predicate: () => boolean | Promise<boolean>,
+  ms: number,
+  what: string,
+  detail: () => string,
+): Promise<void> => {
   const deadline = Date.now() + ms;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}\n${detail()}`);
@@ -92,7 +107,9 @@ const until = async (predicate: () => boolean | Promise<boolean>, ms: number, wh
 };
 
 describe("beat processes for availability", () => {
-  it("sends every instant of a schedule once when the leading beat is killed with SIGKILL halfway", { timeout: scaled(150_000) }, async () => {
+  it("sends every instant of a schedule once when the leading beat is killed with SIGKILL halfway", {
+    timeout: scaled(150_000),
+  }, async () => {
     const children: Child[] = [];
     const dataDir = mkdtempSync(join(tmpdir(), "celerity-beat-"));
     let app: App | undefined;
@@ -101,7 +118,18 @@ describe("beat processes for availability", () => {
       const broker = new Child("broker", ["broker", "--port", "0", "--data-dir", dataDir]);
       children.push(broker);
       const [, url] = await broker.waitFor(/listening on (celerity:\/\/[\d.]+:\d+)/, START_TIMEOUT_MS);
-      const beatArgs = (id: string) => ["beat", "--app", BEAT_APP, "--broker", url, "--id", id, "--lease", `${LEASE_MS}`, "--log-runs"];
+      const beatArgs = (id: string) => [
+        "beat",
+        "--app",
+        BEAT_APP,
+        "--broker",
+        url,
+        "--id",
+        id,
+        "--lease",
+        `${LEASE_MS}`,
+        "--log-runs",
+      ];
       const first = new Child("beat-a", beatArgs("a"));
       children.push(first);
       await first.waitFor(/beat a: started \(leading\)/, START_TIMEOUT_MS);
@@ -111,17 +139,26 @@ describe("beat processes for availability", () => {
 
       app = createApp({ broker: url, log: () => {} });
       const received: string[] = [];
-      const consumer = await app.broker.consume(QUEUE, (delivery) => {
-        received.push(delivery.envelope.id);
-        consumer.ack(delivery.deliveryTag);
-      }, { prefetch: 100 });
+      const consumer = await app.broker.consume(
+        QUEUE,
+        (delivery) => {
+          received.push(delivery.envelope.id);
+          consumer.ack(delivery.deliveryTag);
+        },
+        { prefetch: 100 },
+      );
       const start = Math.ceil((Date.now() + 1_500) / 1_000) * 1_000;
       const instants = Array.from({ length: 10 }, (_, i) => start + i * 1_000);
-      await app.schedules.add("every-second", { every: "1s" }, { task: "beat.tick", args: [], options: { queue: QUEUE } }, {
-        catchUp: "all",
-        start,
-        end: instants[9],
-      });
+      await app.schedules.add(
+        "every-second",
+        { every: "1s" },
+        { task: "beat.tick", args: [], options: { queue: QUEUE } },
+        {
+          catchUp: "all",
+          start,
+          end: instants[9],
+        },
+      );
 
       await until(() => received.length >= 5, scaled(15_000), "five runs before the kill", detail);
       await first.kill("SIGKILL");
@@ -129,15 +166,27 @@ describe("beat processes for availability", () => {
       await until(() => new Set(received).size >= 10, scaled(20_000), "the ten runs", detail);
       // Stopped, the second beat has sent all it ever will: once the node's queue is drained, `received` is complete.
       await second.kill("SIGTERM");
-      await until(async () => {
-        const stats = await app!.broker.stats(QUEUE);
-        return stats.ready === 0 && stats.unacked === 0 && stats.delayed === 0;
-      }, scaled(5_000), "the queue to drain", detail);
+      await until(
+        async () => {
+          const stats = await app!.broker.stats(QUEUE);
+          return stats.ready === 0 && stats.unacked === 0 && stats.delayed === 0;
+        },
+        scaled(5_000),
+        "the queue to drain",
+        detail,
+      );
       await consumer.cancel();
 
       const expected = instants.map((instant) => runId("every-second", instant));
-      assert.deepEqual([...received].sort(), [...expected].sort(), `each instant sent once, none twice, none missing\n${detail()}`);
-      assert.ok(second.count(/beat b: sent 'every-second'/) >= 1, `the second beat sent the runs after the kill\n${detail()}`);
+      assert.deepEqual(
+        [...received].sort(),
+        [...expected].sort(),
+        `each instant sent once, none twice, none missing\n${detail()}`,
+      );
+      assert.ok(
+        second.count(/beat b: sent 'every-second'/) >= 1,
+        `the second beat sent the runs after the kill\n${detail()}`,
+      );
       const last = (await app.schedules.list())[0];
       assert.equal(last.lastRun, instants[9]);
       assert.equal(last.nextRun, undefined, "the schedule has ended");

@@ -33,10 +33,14 @@ class WorkerProcess {
   private readonly listeners = new Set<() => void>();
 
   constructor(url: string, concurrency: number) {
-    this.child = spawn(process.execPath, [CLI, "worker", "--app", CANVAS_APP, "--broker", url, "--concurrency", String(concurrency)], {
-      cwd: ROOT,
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    this.child = spawn(
+      process.execPath,
+      [CLI, "worker", "--app", CANVAS_APP, "--broker", url, "--concurrency", String(concurrency)],
+      {
+        cwd: ROOT,
+        stdio: ["pipe", "pipe", "pipe"],
+      },
+    );
     for (const stream of ["stdout", "stderr"] as const) {
       let partial = "";
       this.child[stream].setEncoding("utf8");
@@ -92,7 +96,9 @@ const setup = async (t: { after(fn: () => unknown): void }, concurrency: number)
     await app.close().catch(() => {});
     await node.stop();
   });
-  await within(worker.waitFor("stderr", /consuming with concurrency/), START_TIMEOUT_MS, "the worker to start", () => worker.tail());
+  await within(worker.waitFor("stderr", /consuming with concurrency/), START_TIMEOUT_MS, "the worker to start", () =>
+    worker.tail(),
+  );
   const step = app.task("canvas.step", (tag: string) => tag);
   const next = app.task("canvas.next", (value: string) => value);
   const hold = app.task("canvas.hold", (path: string) => path);
@@ -136,7 +142,9 @@ describe("revoking workflow steps while a worker in another process runs them", 
       );
     }
     await worker.stop();
-    const ran = new Set(worker.lines.filter((l) => l.stream === "stdout" && l.line.startsWith("ran ")).map((l) => l.line.slice(4)));
+    const ran = new Set(
+      worker.lines.filter((l) => l.stream === "stdout" && l.line.startsWith("ran ")).map((l) => l.line.slice(4)),
+    );
     let revoked = 0;
     let succeeded = 0;
     for (const { first, second } of chains) {
@@ -166,12 +174,23 @@ describe("revoking workflow steps while a worker in another process runs them", 
     const dir = mkdtempSync(join(tmpdir(), "celerity-canvas-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const r = await chain(hold.s(join(dir, "never")), next.s(), next.s()).apply();
-    await within(worker.waitFor("stdout", new RegExp(`holding ${r.parent!.parent!.id}`)), scaled(10_000), "the first step to run", () => worker.tail());
+    await within(
+      worker.waitFor("stdout", new RegExp(`holding ${r.parent!.parent!.id}`)),
+      scaled(10_000),
+      "the first step to run",
+      () => worker.tail(),
+    );
     await r.revoke({ terminate: true });
-    await assert.rejects(within(r.get(), scaled(10_000), "the chain to settle", () => worker.tail()), TaskRevokedError);
+    await assert.rejects(
+      within(r.get(), scaled(10_000), "the chain to settle", () => worker.tail()),
+      TaskRevokedError,
+    );
     for (const id of [r.parent!.parent!.id, r.parent!.id, r.id]) {
       // The running step is recorded by its worker once it has abandoned it: wait for that write.
-      await assert.rejects(within(app.result(id).get(), scaled(10_000), `step ${id} to settle`, () => worker.tail()), TaskRevokedError);
+      await assert.rejects(
+        within(app.result(id).get(), scaled(10_000), `step ${id} to settle`, () => worker.tail()),
+        TaskRevokedError,
+      );
       assert.equal(await app.result(id).state(), "REVOKED", `step ${id}`);
     }
     writeFileSync(join(dir, "never"), "");

@@ -18,7 +18,10 @@ export class CliChild {
   ) {
     this.process = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
     this.exited = new Promise((resolve) => this.process.once("close", (code) => resolve(code)));
-    for (const [stream, isStdout] of [[this.process.stdout, true], [this.process.stderr, false]] as const) {
+    for (const [stream, isStdout] of [
+      [this.process.stdout, true],
+      [this.process.stderr, false],
+    ] as const) {
       let partial = "";
       stream.setEncoding("utf8");
       stream.on("data", (chunk: string) => {
@@ -46,7 +49,11 @@ export class CliChild {
       if (match !== null) return Promise.resolve(match);
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${this.name} to print ${pattern}\n${this.tail()}`)), ms);
+      const timer = setTimeout(
+        () =>
+          reject(new Error(`timed out after ${ms} ms waiting for ${this.name} to print ${pattern}\n${this.tail()}`)),
+        ms,
+      );
       this.waiters.add({ pattern, resolve: (match) => (clearTimeout(timer), resolve(match)) });
     });
   }
@@ -55,7 +62,10 @@ export class CliChild {
   async exitCode(ms: number): Promise<number | null> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${this.name} to exit\n${this.tail()}`)), ms);
+      timer = setTimeout(
+        () => reject(new Error(`timed out after ${ms} ms waiting for ${this.name} to exit\n${this.tail()}`)),
+        ms,
+      );
     });
     try {
       return await Promise.race([this.exited, timeout]);
@@ -65,7 +75,10 @@ export class CliChild {
   }
 
   tail(): string {
-    return this.lines.slice(-20).map((line) => `  [${this.name}] ${line}`).join("\n");
+    return this.lines
+      .slice(-20)
+      .map((line) => `  [${this.name}] ${line}`)
+      .join("\n");
   }
 
   async kill(): Promise<void> {
@@ -76,7 +89,10 @@ export class CliChild {
 }
 
 /** Run a CLI command to its end: its exit code and output, or a failure after `ms`. */
-export const runCli = async (args: readonly string[], ms: number): Promise<{ code: number | null; stdout: string; output: string }> => {
+export const runCli = async (
+  args: readonly string[],
+  ms: number,
+): Promise<{ code: number | null; stdout: string; output: string }> => {
   const child = new CliChild(args[0], args);
   try {
     const code = await child.exitCode(ms);

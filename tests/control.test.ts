@@ -18,14 +18,30 @@ const START_MS = 20_000;
 const RUN_MS = 20_000;
 
 describe("watching and steering worker processes", () => {
-  it("inspects, pauses, watches and shuts down two worker processes through the CLI", { timeout: 180_000 }, async () => {
+  it("inspects, pauses, watches and shuts down two worker processes through the CLI", {
+    timeout: 180_000,
+  }, async () => {
     const children: CliChild[] = [];
     let app: App | undefined;
     try {
       const broker = new CliChild("broker", ["broker", "--port", "0"]);
       children.push(broker);
       const [, url] = await broker.waitFor(/listening on (celerity:\/\/[\d.]+:\d+)/, START_MS);
-      const workers = ["w1", "w2"].map((name) => new CliChild(name, ["worker", "--app", APP, "--broker", url, "--concurrency", "2", "--name", name, "--events"]));
+      const workers = ["w1", "w2"].map(
+        (name) =>
+          new CliChild(name, [
+            "worker",
+            "--app",
+            APP,
+            "--broker",
+            url,
+            "--concurrency",
+            "2",
+            "--name",
+            name,
+            "--events",
+          ]),
+      );
       children.push(...workers);
       await Promise.all(workers.map((worker) => worker.waitFor(/consuming with concurrency/, START_MS)));
       const cli = (...args: string[]) => runCli([...args, "--broker", url], RUN_MS);
@@ -42,28 +58,51 @@ describe("watching and steering worker processes", () => {
       assert.match(registered.stdout, /-> w2: OK\n {4}\* "ctl\.add"\n {4}\* "ctl\.sleep"/);
 
       // events: a subscriber process sees a task's events from the worker that ran it.
-      const watcher = new CliChild("events", ["events", "--broker", url, "--json", "--types", "task-received,task-succeeded", "--limit", "2"]);
+      const watcher = new CliChild("events", [
+        "events",
+        "--broker",
+        url,
+        "--json",
+        "--types",
+        "task-received,task-succeeded",
+        "--limit",
+        "2",
+      ]);
       children.push(watcher);
       await watcher.waitFor(/subscribed to/, START_MS);
       app = createApp({ broker: url, log: () => {} });
       const sum = await app.sendTask<number>("ctl.add", [2, 3]);
       assert.equal(await sum.get({ timeout: RUN_MS }), 5);
       assert.equal(await watcher.exitCode(RUN_MS), 0);
-      const seen = watcher.stdout.map((line) => JSON.parse(line) as { type: string; uuid: string; hostname: string; result?: string });
-      assert.deepEqual(seen.map((e) => [e.type, e.uuid]), [["task-received", sum.id], ["task-succeeded", sum.id]]);
+      const seen = watcher.stdout.map(
+        (line) => JSON.parse(line) as { type: string; uuid: string; hostname: string; result?: string },
+      );
+      assert.deepEqual(
+        seen.map((e) => [e.type, e.uuid]),
+        [
+          ["task-received", sum.id],
+          ["task-succeeded", sum.id],
+        ],
+      );
       assert.ok(["w1", "w2"].includes(seen[0].hostname));
       assert.equal(seen[1].result, "5");
 
       // inspect active from this process while a task runs on one of the workers.
       const sleeping = await app.sendTask<number>("ctl.sleep", [1_500]);
-      await eventually(async () => Object.values(await app!.inspect.active()).some((tasks) => tasks.some((t) => t.id === sleeping.id)), RUN_MS, "the task to show as active");
+      await eventually(
+        async () => Object.values(await app!.inspect.active()).some((tasks) => tasks.some((t) => t.id === sleeping.id)),
+        RUN_MS,
+        "the task to show as active",
+      );
       await sleeping.get({ timeout: RUN_MS });
 
       // pause: no worker takes the queue's messages until it is resumed.
       assert.equal((await cli("queues", "pause", "celery")).code, 0);
       const held = await Promise.all([1, 2, 3].map((n) => app!.sendTask<number>("ctl.add", [n, n])));
       const listed = await cli("queues", "list", "--json");
-      const celery = (JSON.parse(listed.stdout) as { name: string; ready: number; paused: boolean; consumers: number }[]).find((q) => q.name === "celery");
+      const celery = (
+        JSON.parse(listed.stdout) as { name: string; ready: number; paused: boolean; consumers: number }[]
+      ).find((q) => q.name === "celery");
       assert.deepEqual([celery?.ready, celery?.paused, celery?.consumers], [3, true, 2]);
       assert.equal((await cli("queues", "resume", "celery")).code, 0);
       assert.deepEqual(await Promise.all(held.map((r) => r.get({ timeout: RUN_MS }))), [2, 4, 6]);

@@ -33,11 +33,19 @@ interface Example {
   readonly runnable: boolean;
 }
 
-const pages = (): string[] => ["README.md", ...readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md")).sort().map((f) => `docs/${f}`)];
+const pages = (): string[] => [
+  "README.md",
+  ...readdirSync(join(root, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
 
 /** Examples that need a service, the network, files or arguments are type-checked only. */
 const needsMoreThanTheEmbeddedBroker = (code: string): boolean =>
-  /celerity:\/\/|CELERITY_BROKER_URL|amqp:\/\/|redis:\/\/|postgres:\/\/|process\.argv|node:net|readFileSync\(|\bfetch\(|\.\/keys\//.test(code);
+  /celerity:\/\/|CELERITY_BROKER_URL|amqp:\/\/|redis:\/\/|postgres:\/\/|process\.argv|node:net|readFileSync\(|\bfetch\(|\.\/keys\//.test(
+    code,
+  );
 
 const withoutClose = (code: string): string => code.replace(/^await \w+\.close\(\);?\s*$/gm, "");
 
@@ -53,7 +61,11 @@ const IMPORT = /^import (type )?\{([^}]*)\} from "([^"]+)";?\s*$/gm;
 const addImports = (imports: Map<string, Set<string>>, code: string): string =>
   code.replace(IMPORT, (_line, typeOnly: string | undefined, names: string, module: string) => {
     const set = imports.get(module) ?? new Set<string>();
-    for (const name of names.split(",").map((n) => n.trim()).filter(Boolean)) set.add(typeOnly ? `type ${name.replace(/^type /, "")}` : name);
+    for (const name of names
+      .split(",")
+      .map((n) => n.trim())
+      .filter(Boolean))
+      set.add(typeOnly ? `type ${name.replace(/^type /, "")}` : name);
     imports.set(module, set);
     return "";
   });
@@ -62,7 +74,11 @@ const addImports = (imports: Map<string, Set<string>>, code: string): string =>
 const taskDeclarations = (code: string): { tasks: string[]; rest: string } => {
   const tasks: string[] = [];
   let rest = code;
-  for (let match = /^const \w+ = app\.task\(/m.exec(rest); match !== null; match = /^const \w+ = app\.task\(/m.exec(rest)) {
+  for (
+    let match = /^const \w+ = app\.task\(/m.exec(rest);
+    match !== null;
+    match = /^const \w+ = app\.task\(/m.exec(rest)
+  ) {
     let depth = 0;
     let i = match.index + match[0].length - 1;
     for (; i < rest.length; i++) {
@@ -118,13 +134,20 @@ const extract = (): Example[] => {
       }
       const file = join(dir, named?.[1] ?? `example-${start + 1}.ts`);
       // `export {}` makes every example a module, so top-level await type-checks.
-      writeFileSync(file, `// ${page}:${start + 1}\nexport {};\n${code}\n${needsClose(code) ? "await app.close();\n" : ""}`);
+      writeFileSync(
+        file,
+        `// ${page}:${start + 1}\nexport {};\n${code}\n${needsClose(code) ? "await app.close();\n" : ""}`,
+      );
       examples.push({
         page,
         line: start + 1,
         file,
         // An example of compile errors is for the type checker only.
-        runnable: named === null && !needsMoreThanTheEmbeddedBroker(code) && /\bcreate(Test)?App\(/.test(code) && !/@ts-expect-error/.test(code),
+        runnable:
+          named === null &&
+          !needsMoreThanTheEmbeddedBroker(code) &&
+          /\bcreate(Test)?App\(/.test(code) &&
+          !/@ts-expect-error/.test(code),
       });
     }
   }
@@ -136,12 +159,16 @@ const needsClose = (code: string): boolean => /\bconst app = createApp\(/.test(c
 
 /** Each entry of package.json's exports, resolved to its source: dist/src/<name>.js is built from src/<name>.ts. */
 const exportedEntries = (): Record<string, string[]> => {
-  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { exports: Record<string, string | { default: string }> };
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+    exports: Record<string, string | { default: string }>;
+  };
   const paths: Record<string, string[]> = {};
   for (const [subpath, target] of Object.entries(pkg.exports)) {
     const built = typeof target === "string" ? target : target.default;
     if (!built.startsWith("./dist/") || !built.endsWith(".js")) continue;
-    paths[subpath === "." ? "celerity" : `celerity/${subpath.slice(2)}`] = [join(root, built.slice("./dist/".length).replace(/\.js$/, ".ts"))];
+    paths[subpath === "." ? "celerity" : `celerity/${subpath.slice(2)}`] = [
+      join(root, built.slice("./dist/".length).replace(/\.js$/, ".ts")),
+    ];
   }
   return paths;
 };
@@ -169,19 +196,33 @@ describe("the examples in README.md and docs/", { concurrency: 2 }, () => {
         include: ["**/*.ts"],
       }),
     );
-    const tsc = spawnSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", work], { encoding: "utf8" });
+    const tsc = spawnSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", work], {
+      encoding: "utf8",
+    });
     const errors = `${tsc.stdout}${tsc.stderr}`.trim();
-    assert.equal(tsc.status, 0, `examples that do not type-check (the first line of each file names its page and line):\n${errors}`);
+    assert.equal(
+      tsc.status,
+      0,
+      `examples that do not type-check (the first line of each file names its page and line):\n${errors}`,
+    );
   });
 
   for (const example of examples.filter((e) => e.runnable)) {
     it(`runs ${example.page}:${example.line} to its end`, async () => {
-      const child = spawn(process.execPath, ["--import", "tsx", example.file], { cwd: dirname(example.file), stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(process.execPath, ["--import", "tsx", example.file], {
+        cwd: dirname(example.file),
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       let output = "";
       child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
       child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
       try {
-        const code = await within(new Promise<number | null>((resolve) => child.on("close", resolve)), scaled(30_000), `${example.page}:${example.line} to finish`, () => output);
+        const code = await within(
+          new Promise<number | null>((resolve) => child.on("close", resolve)),
+          scaled(30_000),
+          `${example.page}:${example.line} to finish`,
+          () => output,
+        );
         assert.equal(code, 0, `${example.page}:${example.line} failed:\n${output}`);
       } finally {
         child.kill("SIGKILL");

@@ -43,7 +43,10 @@ const until = async <T>(read: () => Promise<T>, expected: T, ms: number, what: s
   const deadline = Date.now() + ms;
   let seen = await read();
   while (seen !== expected) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} to be ${String(expected)}; last seen ${String(seen)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${ms} ms waiting for ${what} to be ${String(expected)}; last seen ${String(seen)}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 10));
     seen = await read();
   }
@@ -132,7 +135,11 @@ class Child {
         running.delete(this.process);
         this.exit = { code, signal };
         for (const waiter of this.waiters) {
-          waiter.reject(new Error(`${this.name} exited (code ${code}, signal ${signal}) before printing ${waiter.pattern}\n${this.tail()}`));
+          waiter.reject(
+            new Error(
+              `${this.name} exited (code ${code}, signal ${signal}) before printing ${waiter.pattern}\n${this.tail()}`,
+            ),
+          );
         }
         this.waiters.clear();
         resolve({ code, signal });
@@ -152,7 +159,11 @@ class Child {
       if (match !== null) return Promise.resolve(match);
     }
     if (this.exit !== undefined) {
-      return Promise.reject(new Error(`${this.name} has exited (code ${this.exit.code}, signal ${this.exit.signal}) without printing ${pattern}\n${this.tail()}`));
+      return Promise.reject(
+        new Error(
+          `${this.name} has exited (code ${this.exit.code}, signal ${this.exit.signal}) without printing ${pattern}\n${this.tail()}`,
+        ),
+      );
     }
     return new Promise((resolve, reject) => {
       const waiter: LineWaiter = {
@@ -194,23 +205,56 @@ class Child {
   }
 }
 
-const tails = (...children: (Child | undefined)[]) => () => children.map((child) => child?.tail() ?? "").filter(Boolean).join("\n");
+const tails =
+  (...children: (Child | undefined)[]) =>
+  () =>
+    children
+      .map((child) => child?.tail() ?? "")
+      .filter(Boolean)
+      .join("\n");
 
 /** A `celerity broker` process; resolves once it listens (the url is parsed from its log line). */
-const startBroker = async (scope: Scope, name: string, options: { dataDir?: string; port?: number; slowDisk?: boolean } = {}) => {
+const startBroker = async (
+  scope: Scope,
+  name: string,
+  options: { dataDir?: string; port?: number; slowDisk?: boolean } = {},
+) => {
   const args = ["--port", String(options.port ?? 0)];
   if (options.dataDir !== undefined) args.push("--data-dir", options.dataDir);
-  const child = options.slowDisk ? new Child(name, args, ["--import", "tsx", SLOW_DISK_BROKER]) : new Child(name, ["broker", ...args]);
+  const child = options.slowDisk
+    ? new Child(name, args, ["--import", "tsx", SLOW_DISK_BROKER])
+    : new Child(name, ["broker", ...args]);
   scope.defer(() => child.kill());
-  const [, url] = await within(child.waitFor("stderr", /listening on (celerity:\/\/[\d.]+:\d+)/), START_TIMEOUT_MS, `${name} to listen`, tails(child));
+  const [, url] = await within(
+    child.waitFor("stderr", /listening on (celerity:\/\/[\d.]+:\d+)/),
+    START_TIMEOUT_MS,
+    `${name} to listen`,
+    tails(child),
+  );
   return { child, url };
 };
 
 /** A `celerity worker` process for the fault app; resolves once it consumes. */
 const startWorker = async (scope: Scope, name: string, url: string, extra: readonly string[] = []) => {
-  const child = new Child(name, ["worker", "--app", FAULT_APP, "--broker", url, "--concurrency", "1", "--name", name, ...extra]);
+  const child = new Child(name, [
+    "worker",
+    "--app",
+    FAULT_APP,
+    "--broker",
+    url,
+    "--concurrency",
+    "1",
+    "--name",
+    name,
+    ...extra,
+  ]);
   scope.defer(() => child.kill());
-  await within(child.waitFor("stderr", /consuming with concurrency/), START_TIMEOUT_MS, `${name} to start consuming`, tails(child));
+  await within(
+    child.waitFor("stderr", /consuming with concurrency/),
+    START_TIMEOUT_MS,
+    `${name} to start consuming`,
+    tails(child),
+  );
   return child;
 };
 
@@ -388,12 +432,17 @@ const publishRetrying = async (transport: NodeTransport, message: Envelope): Pro
 // ---------------------------------------------------------------------------
 
 describe("fault tolerance across processes", { concurrency: false }, () => {
-  it("hands the task of a worker killed with SIGKILL mid-task to another worker process, and get() returns its value", { timeout: 30_000 }, async () => {
+  it("hands the task of a worker killed with SIGKILL mid-task to another worker process, and get() returns its value", {
+    timeout: 30_000,
+  }, async () => {
     const scope = new Scope();
     try {
       const marker = join(scope.tempDir(), "hang-once.marker");
       const broker = await startBroker(scope, "broker");
-      const [first, second] = await Promise.all([startWorker(scope, "w1", broker.url), startWorker(scope, "w2", broker.url)]);
+      const [first, second] = await Promise.all([
+        startWorker(scope, "w1", broker.url),
+        startWorker(scope, "w2", broker.url),
+      ]);
       const logs: string[] = [];
       const producer = producerApp(scope, broker.url, logs);
       const detail = tails(broker.child, first, second);
@@ -415,18 +464,28 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
 
       const exit = await started.kill("SIGKILL");
       assert.equal(exit.signal, "SIGKILL");
-      const value = await within(result.get({ timeout: 10_000 }), 12_000, "the surviving worker to complete the task", detail);
+      const value = await within(
+        result.get({ timeout: 10_000 }),
+        12_000,
+        "the surviving worker to complete the task",
+        detail,
+      );
       assert.equal(value, `finished by pid ${survivor.pid}`);
       assert.equal(await result.state(), "SUCCESS");
       // The survivor still serves new tasks.
       const next = await producer.sendTask<string>("fault.echo", ["after the kill"]);
-      assert.equal(await within(next.get({ timeout: 5_000 }), 6_000, "an echo after the kill", detail), `after the kill from pid ${survivor.pid}`);
+      assert.equal(
+        await within(next.get({ timeout: 5_000 }), 6_000, "an echo after the kill", detail),
+        `after the kill from pid ${survivor.pid}`,
+      );
     } finally {
       await scope.close();
     }
   });
 
-  it("after a SIGKILL of the node, a restart on the same data dir delivers every confirmed message and none that was acked", { timeout: 30_000 }, async () => {
+  it("after a SIGKILL of the node, a restart on the same data dir delivers every confirmed message and none that was acked", {
+    timeout: 30_000,
+  }, async () => {
     const scope = new Scope();
     try {
       const dataDir = scope.tempDir();
@@ -505,13 +564,19 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
         "q",
         (delivery) => {
           seen.push(delivery.envelope.id);
-          if (new TextDecoder().decode(delivery.envelope.body) !== `${delivery.envelope.id}:${"x".repeat(32)}`) damaged.push(delivery.envelope.id);
+          if (new TextDecoder().decode(delivery.envelope.body) !== `${delivery.envelope.id}:${"x".repeat(32)}`)
+            damaged.push(delivery.envelope.id);
           if (seen.length === ready) drained.resolve();
         },
         { prefetch: 1_000 },
       );
       if (ready === 0) drained.resolve();
-      await within(drained.promise, 5_000, `${ready} deliveries after the restart`, () => `got ${seen.length}\n${second.child.tail()}`);
+      await within(
+        drained.promise,
+        5_000,
+        `${ready} deliveries after the restart`,
+        () => `got ${seen.length}\n${second.child.tail()}`,
+      );
       assert.deepEqual(await drainer.stats("q"), { ready: 0, delayed: 0, unacked: ready, consumers: 1 });
 
       assert.deepEqual(damaged, [], "bodies changed across the restart");
@@ -523,62 +588,63 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
       assert.deepEqual(lost, [], "confirmed messages were lost");
       const unknown = seen.filter((id) => !publishedIds.has(id));
       assert.deepEqual(unknown, [], "messages never published were delivered");
-      assert.ok(second.child.output.some(({ line }) => /recovered \d+ messages/.test(line)), second.child.tail());
+      assert.ok(
+        second.child.output.some(({ line }) => /recovered \d+ messages/.test(line)),
+        second.child.tail(),
+      );
     } finally {
       await scope.close();
     }
   });
 
-  it(
-    "acks answered by a later stats round trip survive a SIGKILL of the node",
-    {
-      timeout: 30_000,
-    },
-    async () => {
-      const scope = new Scope();
-      try {
-        const dataDir = scope.tempDir();
-        // Every fsync takes 300 ms longer: a busy disk.
-        const first = await startBroker(scope, "slow-disk-broker", { dataDir, slowDisk: true });
-        const producer = await NodeTransport.connect(first.url, { reconnectMinMs: 10_000 });
-        scope.defer(() => producer.client.close());
-        const other = await NodeTransport.connect(first.url, { reconnectMinMs: 10_000 });
-        scope.defer(() => other.client.close());
-        await producer.declareQueue("q");
-        await Promise.all(Array.from({ length: 100 }, (_, i) => producer.publish(envelope(`m-${i}`))));
-        const delivered: Delivery[] = [];
-        const all = deferred();
-        const consumer = await producer.consume(
-          "q",
-          (delivery) => {
-            delivered.push(delivery);
-            if (delivered.length === 100) all.resolve();
-          },
-          { prefetch: 100 },
-        );
-        await within(all.promise, 5_000, "100 deliveries");
-        // Another client's publish: once its stats round trip is answered, its record is being written and fsynced.
-        const busy = other.publish(envelope("busy", "other")).catch(() => {});
-        await other.stats("other");
-        for (const delivery of delivered) consumer.ack(delivery.deliveryTag);
-        // The round trip that proves the acks applied:
-        assert.equal((await producer.stats("q")).unacked, 0);
-        await first.child.kill("SIGKILL");
-        await busy;
-        producer.client.close();
+  it("acks answered by a later stats round trip survive a SIGKILL of the node", {
+    timeout: 30_000,
+  }, async () => {
+    const scope = new Scope();
+    try {
+      const dataDir = scope.tempDir();
+      // Every fsync takes 300 ms longer: a busy disk.
+      const first = await startBroker(scope, "slow-disk-broker", { dataDir, slowDisk: true });
+      const producer = await NodeTransport.connect(first.url, { reconnectMinMs: 10_000 });
+      scope.defer(() => producer.client.close());
+      const other = await NodeTransport.connect(first.url, { reconnectMinMs: 10_000 });
+      scope.defer(() => other.client.close());
+      await producer.declareQueue("q");
+      await Promise.all(Array.from({ length: 100 }, (_, i) => producer.publish(envelope(`m-${i}`))));
+      const delivered: Delivery[] = [];
+      const all = deferred();
+      const consumer = await producer.consume(
+        "q",
+        (delivery) => {
+          delivered.push(delivery);
+          if (delivered.length === 100) all.resolve();
+        },
+        { prefetch: 100 },
+      );
+      await within(all.promise, 5_000, "100 deliveries");
+      // Another client's publish: once its stats round trip is answered, its record is being written and fsynced.
+      const busy = other.publish(envelope("busy", "other")).catch(() => {});
+      await other.stats("other");
+      for (const delivery of delivered) consumer.ack(delivery.deliveryTag);
+      // The round trip that proves the acks applied:
+      assert.equal((await producer.stats("q")).unacked, 0);
+      await first.child.kill("SIGKILL");
+      await busy;
+      producer.client.close();
 
-        const second = await startBroker(scope, "broker-2", { dataDir });
-        const checker = await NodeTransport.connect(second.url);
-        scope.defer(() => checker.client.close());
-        const { ready } = await checker.stats("q");
-        assert.equal(ready, 0, `${ready} of the ${delivered.length} acked messages came back after the restart`);
-      } finally {
-        await scope.close();
-      }
-    },
-  );
+      const second = await startBroker(scope, "broker-2", { dataDir });
+      const checker = await NodeTransport.connect(second.url);
+      scope.defer(() => checker.client.close());
+      const { ready } = await checker.stats("q");
+      assert.equal(ready, 0, `${ready} of the ${delivered.length} acked messages came back after the restart`);
+    } finally {
+      await scope.close();
+    }
+  });
 
-  it("keeps publishing and consuming through connections cut at random points (every confirmed message is delivered)", { timeout: 30_000 }, async () => {
+  it("keeps publishing and consuming through connections cut at random points (every confirmed message is delivered)", {
+    timeout: 30_000,
+  }, async () => {
     const scope = new Scope();
     const SEED = 0x5eed_c0de;
     const random = seeded(SEED);
@@ -625,7 +691,10 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
 
       const detail = () =>
         `seed ${SEED}; producer cuts ${producerProxy.cuts} at ${producerProxy.cutAt.join(",")}; consumer cuts ${consumerProxy.cuts} at ${consumerProxy.cutAt.join(",")}; ` +
-        `confirmed ${confirmed.size}, distinct received ${received.size}, missing ${[...confirmed].filter((id) => !received.has(id)).slice(0, 10).join(",")}\n${broker.child.tail()}`;
+        `confirmed ${confirmed.size}, distinct received ${received.size}, missing ${[...confirmed]
+          .filter((id) => !received.has(id))
+          .slice(0, 10)
+          .join(",")}\n${broker.child.tail()}`;
 
       // Eight publishers, 300 messages.
       const N = 300;
@@ -659,7 +728,8 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
       waitingFor = { ids: new Set(["sentinel"]), done: sentinel.resolve };
       await publishRetrying(producer, envelope("sentinel"));
       await within(sentinel.promise, 5_000, "the sentinel after the last cut", detail);
-      for (const count of deliveriesAtCut) assert.ok(deliveries > count, `no delivery after the cut at delivery ${count}`);
+      for (const count of deliveriesAtCut)
+        assert.ok(deliveries > count, `no delivery after the cut at delivery ${count}`);
     } finally {
       await scope.close();
     }
@@ -675,7 +745,10 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
       const logs: string[] = [];
       const producer = producerApp(scope, first.url, logs);
       const before = await producer.sendTask<string>("fault.echo", ["before"]);
-      assert.equal(await within(before.get({ timeout: 5_000 }), 6_000, "a task before the restart", tails(first.child, worker)), `before from pid ${worker.pid}`);
+      assert.equal(
+        await within(before.get({ timeout: 5_000 }), 6_000, "a task before the restart", tails(first.child, worker)),
+        `before from pid ${worker.pid}`,
+      );
 
       // Graceful stop (SIGTERM: the node closes every connection), then a new node process on the same port and data dir.
       const exit = await within(first.child.kill("SIGTERM"), 10_000, "the node to stop on SIGTERM", tails(first.child));
@@ -684,220 +757,257 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
       assert.equal(second.url, first.url);
 
       const detail = tails(second.child, worker);
-      const after = await Promise.all(["after-1", "after-2", "after-3"].map((value) => producer.sendTask<string>("fault.echo", [value])));
-      const values = await within(Promise.all(after.map((r) => r.get({ timeout: 15_000 }))), 16_000, "tasks sent after the restart", detail);
-      assert.deepEqual(values, ["after-1", "after-2", "after-3"].map((value) => `${value} from pid ${worker.pid}`));
+      const after = await Promise.all(
+        ["after-1", "after-2", "after-3"].map((value) => producer.sendTask<string>("fault.echo", [value])),
+      );
+      const values = await within(
+        Promise.all(after.map((r) => r.get({ timeout: 15_000 }))),
+        16_000,
+        "tasks sent after the restart",
+        detail,
+      );
+      assert.deepEqual(
+        values,
+        ["after-1", "after-2", "after-3"].map((value) => `${value} from pid ${worker.pid}`),
+      );
 
       // And once more, killed this time.
       await second.child.kill("SIGKILL");
       const third = await startBroker(scope, "broker-3", { dataDir, port });
       const last = await producer.sendTask<string>("fault.echo", ["after-kill"]);
-      assert.equal(await within(last.get({ timeout: 15_000 }), 16_000, "a task after a SIGKILL restart", tails(third.child, worker)), `after-kill from pid ${worker.pid}`);
+      assert.equal(
+        await within(
+          last.get({ timeout: 15_000 }),
+          16_000,
+          "a task after a SIGKILL restart",
+          tails(third.child, worker),
+        ),
+        `after-kill from pid ${worker.pid}`,
+      );
       assert.equal(worker.process.exitCode, null, "the worker process is still running");
     } finally {
       await scope.close();
     }
   });
 
-  it(
-    "a transport consuming two queues keeps both consumers after a node restart that numbers consumers differently",
-    {
-      timeout: 15_000,
-    },
-    async () => {
-      const scope = new Scope();
-      try {
-        const dataDir = scope.tempDir();
-        let node = await BrokerNode.start({ port: 0, dataDir, log: () => {} });
-        scope.defer(() => node.stop());
-        const port = node.address.port;
-        // The worker reaches the node through a gate, so the test decides when it reconnects.
-        const gate = new Gate(port);
-        scope.defer(() => gate.stop());
-        const worker = await NodeTransport.connect(await gate.start(), { reconnectMinMs: 10, reconnectMaxMs: 20 });
-        scope.defer(() => worker.client.close());
-        const seen: string[] = [];
-        const arrivals = new Map<string, () => void>();
-        const consumers: Record<string, Consumer> = {};
-        for (const queue of ["first", "second"]) {
-          consumers[queue] = await worker.consume(
-            queue,
-            (delivery) => {
-              seen.push(`${queue}:${delivery.envelope.id}`);
-              consumers[queue].ack(delivery.deliveryTag);
-              arrivals.get(delivery.envelope.id)?.();
-            },
-            { prefetch: 10 },
-          );
-        }
-        // Node consumer tags: first = ctag-1, second = ctag-2.
-        gate.open = false;
-        await node.stop();
-        node = await BrokerNode.start({ port, dataDir, log: () => {} });
-        // Another client consumes first on the new node and takes ctag-1; the worker's consumers become ctag-2 and ctag-3.
-        const other = await NodeTransport.connect(node.url);
-        scope.defer(() => other.client.close());
-        await other.consume("elsewhere", () => {}, { prefetch: 1 });
-        gate.open = true;
-        await within(worker.stats("first"), 5_000, "the worker to reconnect");
-
-        const wait = (id: string) => new Promise<void>((resolve) => arrivals.set(id, resolve));
-        const toSecond = wait("to-second");
-        const toFirst = wait("to-first");
-        await other.publish(envelope("to-second", "second"));
-        await other.publish(envelope("to-first", "first"));
-        await within(toSecond, 3_000, "the delivery to the second queue's consumer", () => seen.join(","));
-        await within(toFirst, 3_000, "the delivery to the first queue's consumer", () => `seen ${seen.join(",")}`);
-        assert.deepEqual(seen.sort(), ["first:to-first", "second:to-second"]);
-      } finally {
-        await scope.close();
-      }
-    },
-  );
-
-  it(
-    "acks made by a consumer's handler for deliveries that arrive while the transport reopens its consumers reach the node",
-    {
-      timeout: 15_000,
-    },
-    async () => {
-      const scope = new Scope();
-      try {
-        const { node, nextLine } = await nodeWithLog(scope);
-        const gate = new Gate(node.address.port);
-        scope.defer(() => gate.stop());
-        const consumerSide = await NodeTransport.connect(await gate.start(), { reconnectMinMs: 10, reconnectMaxMs: 20 });
-        scope.defer(() => consumerSide.client.close());
-        const producer = await NodeTransport.connect(node.url);
-        scope.defer(() => producer.client.close());
-        const seen: string[] = [];
-        let wake = (): void => {};
-        const consumer: Consumer = await consumerSide.consume(
-          "q",
+  it("a transport consuming two queues keeps both consumers after a node restart that numbers consumers differently", {
+    timeout: 15_000,
+  }, async () => {
+    const scope = new Scope();
+    try {
+      const dataDir = scope.tempDir();
+      let node = await BrokerNode.start({ port: 0, dataDir, log: () => {} });
+      scope.defer(() => node.stop());
+      const port = node.address.port;
+      // The worker reaches the node through a gate, so the test decides when it reconnects.
+      const gate = new Gate(port);
+      scope.defer(() => gate.stop());
+      const worker = await NodeTransport.connect(await gate.start(), { reconnectMinMs: 10, reconnectMaxMs: 20 });
+      scope.defer(() => worker.client.close());
+      const seen: string[] = [];
+      const arrivals = new Map<string, () => void>();
+      const consumers: Record<string, Consumer> = {};
+      for (const queue of ["first", "second"]) {
+        consumers[queue] = await worker.consume(
+          queue,
           (delivery) => {
-            seen.push(delivery.envelope.id);
-            consumer.ack(delivery.deliveryTag);
-            wake();
+            seen.push(`${queue}:${delivery.envelope.id}`);
+            consumers[queue].ack(delivery.deliveryTag);
+            arrivals.get(delivery.envelope.id)?.();
           },
           { prefetch: 10 },
         );
-        // The connection drops; three messages are queued before the consumer gets back.
-        const noticed = nextLine(/closed/);
-        gate.open = false;
-        gate.cut();
-        await within(noticed, 5_000, "the node to notice the dropped connection");
-        for (const id of ["m-1", "m-2", "m-3"]) await producer.publish(envelope(id));
-        const three = new Promise<void>((resolve) => (wake = () => void (seen.length === 3 && resolve())));
-        gate.open = true;
-        await within(three, 5_000, "the three deliveries after the reconnection", () => `seen ${seen.join(",")}`);
-        // A round trip on the consumer's connection: every ack it sent before is applied.
-        await consumerSide.stats("q");
-        assert.deepEqual(await producer.stats("q"), { ready: 0, delayed: 0, unacked: 0, consumers: 1 }, "the acks were dropped");
-      } finally {
-        await scope.close();
       }
-    },
-  );
+      // Node consumer tags: first = ctag-1, second = ctag-2.
+      gate.open = false;
+      await node.stop();
+      node = await BrokerNode.start({ port, dataDir, log: () => {} });
+      // Another client consumes first on the new node and takes ctag-1; the worker's consumers become ctag-2 and ctag-3.
+      const other = await NodeTransport.connect(node.url);
+      scope.defer(() => other.client.close());
+      await other.consume("elsewhere", () => {}, { prefetch: 1 });
+      gate.open = true;
+      await within(worker.stats("first"), 5_000, "the worker to reconnect");
 
-  it(
-    "a worker keeps running tasks that ignore their result after its connection to the node drops",
-    {
-      timeout: 15_000,
-    },
-    async () => {
-      const scope = new Scope();
-      try {
-        const { node, nextLine } = await nodeWithLog(scope);
-        serveResults(node);
-        const gate = new Gate(node.address.port);
-        scope.defer(() => gate.stop());
-        const logs: string[] = [];
-        const workerApp = createApp({ broker: await gate.start(), log: (line) => logs.push(line) });
-        scope.defer(() => workerApp.close({ timeout: 100 }));
-        const ran = new Set<number>();
-        let waiting: { count: number; done: () => void } | undefined;
-        workerApp.task(
-          "fault.fire",
-          (n: number) => {
-            ran.add(n);
-            if (waiting !== undefined && ran.size >= waiting.count) waiting.done();
-          },
-          { ignoreResult: true },
-        );
-        await workerApp.worker({ concurrency: 1 }).start();
-        const producer = producerApp(scope, node.url, logs);
-        const ranAll = (count: number) => new Promise<void>((resolve) => (waiting = { count, done: resolve }));
+      const wait = (id: string) => new Promise<void>((resolve) => arrivals.set(id, resolve));
+      const toSecond = wait("to-second");
+      const toFirst = wait("to-first");
+      await other.publish(envelope("to-second", "second"));
+      await other.publish(envelope("to-first", "first"));
+      await within(toSecond, 3_000, "the delivery to the second queue's consumer", () => seen.join(","));
+      await within(toFirst, 3_000, "the delivery to the first queue's consumer", () => `seen ${seen.join(",")}`);
+      assert.deepEqual(seen.sort(), ["first:to-first", "second:to-second"]);
+    } finally {
+      await scope.close();
+    }
+  });
 
-        const first = ranAll(1);
-        await producer.sendTask("fault.fire", [0], { ignoreResult: true });
-        await within(first, 5_000, "the task before the drop");
-        // A round trip on the worker's connection: its ack is applied before the drop.
-        await workerApp.broker.stats("celery");
-        assert.equal((await producer.broker.stats("celery")).unacked, 0);
-        const noticed = nextLine(/closed/);
-        gate.open = false;
-        gate.cut();
-        // Sent once the node has dropped the worker's consumer: they reach the worker only after it reconnects.
-        await within(noticed, 5_000, "the node to notice the dropped connection");
-        const rest = ranAll(11);
-        for (let n = 1; n <= 10; n++) await producer.sendTask("fault.fire", [n], { ignoreResult: true });
-        gate.open = true;
-        await within(rest, 3_000, "the ten tasks sent while the worker was disconnected", () => {
-          const missing = Array.from({ length: 10 }, (_, i) => i + 1).filter((n) => !ran.has(n));
-          return `never ran: ${missing.join(",")}\n${logs.join("\n")}`;
-        });
-        // Every task ran; a round trip on the worker's connection, and the node must hold none of them unacked.
-        await workerApp.broker.stats("celery");
-        const { unacked } = await producer.broker.stats("celery");
-        assert.equal(unacked, 0, `the node still counts ${unacked} of the tasks the worker ran as unacked: their acks were dropped`);
-      } finally {
-        await scope.close();
-      }
-    },
-  );
+  it("acks made by a consumer's handler for deliveries that arrive while the transport reopens its consumers reach the node", {
+    timeout: 15_000,
+  }, async () => {
+    const scope = new Scope();
+    try {
+      const { node, nextLine } = await nodeWithLog(scope);
+      const gate = new Gate(node.address.port);
+      scope.defer(() => gate.stop());
+      const consumerSide = await NodeTransport.connect(await gate.start(), { reconnectMinMs: 10, reconnectMaxMs: 20 });
+      scope.defer(() => consumerSide.client.close());
+      const producer = await NodeTransport.connect(node.url);
+      scope.defer(() => producer.client.close());
+      const seen: string[] = [];
+      let wake = (): void => {};
+      const consumer: Consumer = await consumerSide.consume(
+        "q",
+        (delivery) => {
+          seen.push(delivery.envelope.id);
+          consumer.ack(delivery.deliveryTag);
+          wake();
+        },
+        { prefetch: 10 },
+      );
+      // The connection drops; three messages are queued before the consumer gets back.
+      const noticed = nextLine(/closed/);
+      gate.open = false;
+      gate.cut();
+      await within(noticed, 5_000, "the node to notice the dropped connection");
+      for (const id of ["m-1", "m-2", "m-3"]) await producer.publish(envelope(id));
+      const three = new Promise<void>((resolve) => (wake = () => void (seen.length === 3 && resolve())));
+      gate.open = true;
+      await within(three, 5_000, "the three deliveries after the reconnection", () => `seen ${seen.join(",")}`);
+      // A round trip on the consumer's connection: every ack it sent before is applied.
+      await consumerSide.stats("q");
+      assert.deepEqual(
+        await producer.stats("q"),
+        { ready: 0, delayed: 0, unacked: 0, consumers: 1 },
+        "the acks were dropped",
+      );
+    } finally {
+      await scope.close();
+    }
+  });
+
+  it("a worker keeps running tasks that ignore their result after its connection to the node drops", {
+    timeout: 15_000,
+  }, async () => {
+    const scope = new Scope();
+    try {
+      const { node, nextLine } = await nodeWithLog(scope);
+      serveResults(node);
+      const gate = new Gate(node.address.port);
+      scope.defer(() => gate.stop());
+      const logs: string[] = [];
+      const workerApp = createApp({ broker: await gate.start(), log: (line) => logs.push(line) });
+      scope.defer(() => workerApp.close({ timeout: 100 }));
+      const ran = new Set<number>();
+      let waiting: { count: number; done: () => void } | undefined;
+      workerApp.task(
+        "fault.fire",
+        (n: number) => {
+          ran.add(n);
+          if (waiting !== undefined && ran.size >= waiting.count) waiting.done();
+        },
+        { ignoreResult: true },
+      );
+      await workerApp.worker({ concurrency: 1 }).start();
+      const producer = producerApp(scope, node.url, logs);
+      const ranAll = (count: number) => new Promise<void>((resolve) => (waiting = { count, done: resolve }));
+
+      const first = ranAll(1);
+      await producer.sendTask("fault.fire", [0], { ignoreResult: true });
+      await within(first, 5_000, "the task before the drop");
+      // A round trip on the worker's connection: its ack is applied before the drop.
+      await workerApp.broker.stats("celery");
+      assert.equal((await producer.broker.stats("celery")).unacked, 0);
+      const noticed = nextLine(/closed/);
+      gate.open = false;
+      gate.cut();
+      // Sent once the node has dropped the worker's consumer: they reach the worker only after it reconnects.
+      await within(noticed, 5_000, "the node to notice the dropped connection");
+      const rest = ranAll(11);
+      for (let n = 1; n <= 10; n++) await producer.sendTask("fault.fire", [n], { ignoreResult: true });
+      gate.open = true;
+      await within(rest, 3_000, "the ten tasks sent while the worker was disconnected", () => {
+        const missing = Array.from({ length: 10 }, (_, i) => i + 1).filter((n) => !ran.has(n));
+        return `never ran: ${missing.join(",")}\n${logs.join("\n")}`;
+      });
+      // Every task ran; a round trip on the worker's connection, and the node must hold none of them unacked.
+      await workerApp.broker.stats("celery");
+      const { unacked } = await producer.broker.stats("celery");
+      assert.equal(
+        unacked,
+        0,
+        `the node still counts ${unacked} of the tasks the worker ran as unacked: their acks were dropped`,
+      );
+    } finally {
+      await scope.close();
+    }
+  });
 });
 
 describe("durable results across a node crash", { concurrency: false }, () => {
-  it(
-    "a chain and a chord in flight when the node is killed with SIGKILL finish with the right result after it restarts, and a result stored before the crash is still there",
-    { timeout: 90_000 },
-    async () => {
-      const scope = new Scope();
-      try {
-        const dataDir = scope.tempDir();
-        const gate = join(scope.tempDir(), "gate");
-        const broker = await startBroker(scope, "broker", { dataDir });
-        const port = Number(/:(\d+)$/.exec(broker.url)?.[1]);
-        const worker = await startWorker(scope, "w1", broker.url, ["--concurrency", "4"]);
-        const logs: string[] = [];
-        const producer = producerApp(scope, broker.url, logs);
-        // The producer's own definitions only give the signatures their types; the worker process runs them.
-        const add = producer.task("fault.add", (a: number, b: number) => a + b);
-        const tsum = producer.task("fault.tsum", (xs: number[]) => xs.reduce((sum, x) => sum + x, 0));
-        const waitFile = producer.task("fault.wait-file", (value: number, _path: string) => value);
-        const detail = tails(broker.child, worker);
+  it("a chain and a chord in flight when the node is killed with SIGKILL finish with the right result after it restarts, and a result stored before the crash is still there", {
+    timeout: 90_000,
+  }, async () => {
+    const scope = new Scope();
+    try {
+      const dataDir = scope.tempDir();
+      const gate = join(scope.tempDir(), "gate");
+      const broker = await startBroker(scope, "broker", { dataDir });
+      const port = Number(/:(\d+)$/.exec(broker.url)?.[1]);
+      const worker = await startWorker(scope, "w1", broker.url, ["--concurrency", "4"]);
+      const logs: string[] = [];
+      const producer = producerApp(scope, broker.url, logs);
+      // The producer's own definitions only give the signatures their types; the worker process runs them.
+      const add = producer.task("fault.add", (a: number, b: number) => a + b);
+      const tsum = producer.task("fault.tsum", (xs: number[]) => xs.reduce((sum, x) => sum + x, 0));
+      const waitFile = producer.task("fault.wait-file", (value: number, _path: string) => value);
+      const detail = tails(broker.child, worker);
 
-        const before = await producer.sendTask<string>("fault.echo", ["before the crash"]);
-        assert.equal(await within(before.get({ timeout: 10_000 }), 12_000, "the task before the crash", detail), `before the crash from pid ${worker.pid}`);
+      const before = await producer.sendTask<string>("fault.echo", ["before the crash"]);
+      assert.equal(
+        await within(before.get({ timeout: 10_000 }), 12_000, "the task before the crash", detail),
+        `before the crash from pid ${worker.pid}`,
+      );
 
-        const chained = await chain(add.s(1, 2), waitFile.s(gate), add.s(10)).apply();
-        const chorded = await chord([add.s(1, 1), waitFile.s(5, gate)], tsum.s()).apply();
-        // Both waiting steps are running: the chain's first step is done and its graph, like the chord's, is stored.
-        await within(Promise.all([worker.waitFor("stdout", /^waiting 3$/), worker.waitFor("stdout", /^waiting 5$/)]), 15_000, "both workflows to reach their waiting step", detail);
+      const chained = await chain(add.s(1, 2), waitFile.s(gate), add.s(10)).apply();
+      const chorded = await chord([add.s(1, 1), waitFile.s(5, gate)], tsum.s()).apply();
+      // Both waiting steps are running: the chain's first step is done and its graph, like the chord's, is stored.
+      await within(
+        Promise.all([worker.waitFor("stdout", /^waiting 3$/), worker.waitFor("stdout", /^waiting 5$/)]),
+        15_000,
+        "both workflows to reach their waiting step",
+        detail,
+      );
 
-        assert.equal((await broker.child.kill("SIGKILL")).signal, "SIGKILL");
-        writeFileSync(gate, "");
-        const restarted = await startBroker(scope, "broker-restarted", { dataDir, port });
-        const after = tails(restarted.child, worker);
-        assert.equal(await within(chained.get({ timeout: 30_000 }), 32_000, "the chain to finish after the restart", after), 13);
-        assert.equal(await within(chorded.get({ timeout: 30_000 }), 32_000, "the chord to finish after the restart", after), 7);
-        // A process that connects only now reads the result stored before the crash.
-        const reader = producerApp(scope, restarted.url, logs);
-        assert.equal(await within(reader.result<string>(before.id).get({ timeout: 10_000 }), 12_000, "the result stored before the crash", after), `before the crash from pid ${worker.pid}`);
-        assert.match(restarted.child.output.map(({ line }) => line).join("\n"), /results: recovered \d+ task results, 2 workflow graphs/);
-      } finally {
-        await scope.close();
-      }
-    },
-  );
+      assert.equal((await broker.child.kill("SIGKILL")).signal, "SIGKILL");
+      writeFileSync(gate, "");
+      const restarted = await startBroker(scope, "broker-restarted", { dataDir, port });
+      const after = tails(restarted.child, worker);
+      assert.equal(
+        await within(chained.get({ timeout: 30_000 }), 32_000, "the chain to finish after the restart", after),
+        13,
+      );
+      assert.equal(
+        await within(chorded.get({ timeout: 30_000 }), 32_000, "the chord to finish after the restart", after),
+        7,
+      );
+      // A process that connects only now reads the result stored before the crash.
+      const reader = producerApp(scope, restarted.url, logs);
+      assert.equal(
+        await within(
+          reader.result<string>(before.id).get({ timeout: 10_000 }),
+          12_000,
+          "the result stored before the crash",
+          after,
+        ),
+        `before the crash from pid ${worker.pid}`,
+      );
+      assert.match(
+        restarted.child.output.map(({ line }) => line).join("\n"),
+        /results: recovered \d+ task results, 2 workflow graphs/,
+      );
+    } finally {
+      await scope.close();
+    }
+  });
 });

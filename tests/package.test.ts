@@ -31,7 +31,8 @@ let project = "";
 let tarball = "";
 
 /** Node in the scratch project, as `node <file>` there. */
-const node = (file: string, ...args: string[]) => run(process.execPath, [file, ...args], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
+const node = (file: string, ...args: string[]) =>
+  run(process.execPath, [file, ...args], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
 const bin = () => join(project, "node_modules", ".bin", "celerity");
 
 /**
@@ -43,7 +44,9 @@ const scratchLockfile = (tarballName: string): { manifest: object; lockfile: obj
   const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
   const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8"));
   const spec = `file:../${tarballName}`;
-  const integrity = `sha512-${createHash("sha512").update(readFileSync(join(scratch, tarballName))).digest("base64")}`;
+  const integrity = `sha512-${createHash("sha512")
+    .update(readFileSync(join(scratch, tarballName)))
+    .digest("base64")}`;
   const dependencies = { celerity: spec, "@types/node": lock.packages["node_modules/@types/node"].version };
   const packages: Record<string, object> = {
     "": { name: "scratch", dependencies },
@@ -83,7 +86,10 @@ const scratchLockfile = (tarballName: string): { manifest: object; lockfile: obj
 describe("the installed package", { timeout: scaled(180_000) }, () => {
   before(async () => {
     scratch = mkdtempSync(join(tmpdir(), "celerity-package-"));
-    const packed = await run("npm", ["pack", "--json", "--pack-destination", scratch], { cwd: ROOT, timeout: STEP_TIMEOUT_MS });
+    const packed = await run("npm", ["pack", "--json", "--pack-destination", scratch], {
+      cwd: ROOT,
+      timeout: STEP_TIMEOUT_MS,
+    });
     // The JSON report follows whatever the prepack build printed.
     tarball = (JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[/m))) as { filename: string }[])[0].filename;
     project = join(scratch, "project");
@@ -100,10 +106,14 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
     const { stdout } = await run("tar", ["-tzf", join(scratch, tarball)]);
     const files = stdout.split("\n").filter(Boolean);
     for (const entry of ["index", "node", "transport", "transport-conformance", "signing", "amqp", "testing"]) {
-      for (const suffix of [".js", ".d.ts", ".js.map"]) assert.ok(files.includes(`package/dist/src/${entry}${suffix}`), `missing dist/src/${entry}${suffix}`);
+      for (const suffix of [".js", ".d.ts", ".js.map"])
+        assert.ok(files.includes(`package/dist/src/${entry}${suffix}`), `missing dist/src/${entry}${suffix}`);
     }
     assert.ok(files.includes("package/dist/src/bin.js"));
-    assert.deepEqual(files.filter((file) => /\.test\.|test-support|fixtures|bench|property-tests|(?<!\.d)\.ts$/.test(file)), []);
+    assert.deepEqual(
+      files.filter((file) => /\.test\.|test-support|fixtures|bench|property-tests|(?<!\.d)\.ts$/.test(file)),
+      [],
+    );
     const kb = Math.round(statSync(join(scratch, tarball)).size / 1024);
     console.log(`package: ${tarball}, ${kb} kB, ${files.length} files`);
   });
@@ -121,8 +131,11 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
   for (const resolution of ["nodenext", "bundler"]) {
     it(`type-checks strictly under ${resolution} resolution, with the DSL's inference and its errors intact`, async () => {
       // inference.ts holds @ts-expect-error lines: a check that lost the inference fails on them as unused.
-      const check = await run(process.execPath, [TSC, "-p", `tsconfig.${resolution}.json`], { cwd: project, timeout: STEP_TIMEOUT_MS }).catch(
-        (error: { stdout?: string; stderr?: string }) => assert.fail(`tsc failed:\n${error.stdout ?? ""}${error.stderr ?? ""}`),
+      const check = await run(process.execPath, [TSC, "-p", `tsconfig.${resolution}.json`], {
+        cwd: project,
+        timeout: STEP_TIMEOUT_MS,
+      }).catch((error: { stdout?: string; stderr?: string }) =>
+        assert.fail(`tsc failed:\n${error.stdout ?? ""}${error.stderr ?? ""}`),
       );
       assert.equal(check.stdout, "");
     });
@@ -130,16 +143,26 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
 
   it("runs the testing toolkit's tests under node:test, from celerity/testing", async () => {
     const { NODE_TEST_CONTEXT: _parent, ...env } = process.env;
-    const { stdout } = await run(process.execPath, ["--test", "--test-reporter=spec", "testing.test.mjs"], { cwd: project, timeout: PROCESS_TIMEOUT_MS, env });
+    const { stdout } = await run(process.execPath, ["--test", "--test-reporter=spec", "testing.test.mjs"], {
+      cwd: project,
+      timeout: PROCESS_TIMEOUT_MS,
+      env,
+    });
     assert.match(stdout, /ℹ pass 2\b/, stdout);
     assert.match(stdout, /ℹ fail 0\b/, stdout);
   });
 
   it("answers npx celerity --help and --version", async () => {
-    const { stdout } = await run("npx", ["--offline", "celerity", "--help"], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
+    const { stdout } = await run("npx", ["--offline", "celerity", "--help"], {
+      cwd: project,
+      timeout: PROCESS_TIMEOUT_MS,
+    });
     assert.match(stdout, /^celerity: a distributed task queue/);
     assert.match(stdout, /celerity worker --app <file>/);
-    const version = await run("npx", ["--offline", "celerity", "--version"], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
+    const version = await run("npx", ["--offline", "celerity", "--version"], {
+      cwd: project,
+      timeout: PROCESS_TIMEOUT_MS,
+    });
     assert.equal(version.stdout.trim(), JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version);
   });
 
@@ -147,7 +170,12 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
     const broker = new WatchedProcess("broker", bin(), ["broker", "--port", "0"], { cwd: project });
     t.after(() => broker.kill());
     const [, url] = await broker.waitFor(/listening on (celerity:\/\/\S+)/, PROCESS_TIMEOUT_MS);
-    const worker = new WatchedProcess("worker", bin(), ["worker", "--app", "./tasks.mjs", "--broker", url, "--concurrency", "2"], { cwd: project });
+    const worker = new WatchedProcess(
+      "worker",
+      bin(),
+      ["worker", "--app", "./tasks.mjs", "--broker", url, "--concurrency", "2"],
+      { cwd: project },
+    );
     t.after(() => worker.kill());
     await worker.waitFor(/consuming with concurrency 2/, PROCESS_TIMEOUT_MS);
     const { stdout } = await run(process.execPath, ["producer.mjs"], {
@@ -161,7 +189,10 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
   });
 
   it("runs a TypeScript workflow with celerity run, and registers no TypeScript loader for JavaScript", async () => {
-    const typescript = await run(bin(), ["run", "./workflow.ts", "a", "b"], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
+    const typescript = await run(bin(), ["run", "./workflow.ts", "a", "b"], {
+      cwd: project,
+      timeout: PROCESS_TIMEOUT_MS,
+    });
     assert.equal(typescript.stdout.trim(), "total 6 from a,b");
     const javascript = await run(bin(), ["run", "./loader-free.mjs"], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
     assert.equal(javascript.stdout.trim(), "typescript loader registered: false");

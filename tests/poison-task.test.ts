@@ -20,7 +20,10 @@ const MAX_DELIVERIES = 4;
 
 /** Run one worker process until it exits; resolves to its exit code. */
 const runWorker = (url: string, queue: string, children: Set<ReturnType<typeof spawn>>): Promise<number | null> => {
-  const child = spawn(process.execPath, ["--import", "tsx", WORKER, url, queue], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", WORKER, url, queue], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.add(child);
   let output = "";
   child.stdout.on("data", (chunk) => (output += chunk));
@@ -35,7 +38,9 @@ const runWorker = (url: string, queue: string, children: Set<ReturnType<typeof s
 };
 
 describe("a poison task", () => {
-  it("is dead-lettered alone: no healthy task held beside it is dead-lettered, and every one runs", { timeout: scaled(120_000) }, async (t) => {
+  it("is dead-lettered alone: no healthy task held beside it is dead-lettered, and every one runs", {
+    timeout: scaled(120_000),
+  }, async (t) => {
     const full = await startFullNode({ port: 0, log: () => {} });
     t.after(() => full.stop());
     const children = new Set<ReturnType<typeof spawn>>();
@@ -63,11 +68,15 @@ describe("a poison task", () => {
     void runWorker(full.url, queue, children);
     const done = Promise.all(healthy.map((result) => result.get({ timeout: scaled(100_000) })));
     const values = await within(done, scaled(100_000), "every healthy task to finish");
-    assert.deepEqual(values, Array.from({ length: 100 }, (_, i) => i));
+    assert.deepEqual(
+      values,
+      Array.from({ length: 100 }, (_, i) => i),
+    );
     // The next worker finds the poison delivered maxDeliveries times: it is dead-lettered, not run.
     await within(
       (async () => {
-        while ((await admin.deadLetters(`${queue}.dlq`)).length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+        while ((await admin.deadLetters(`${queue}.dlq`)).length === 0)
+          await new Promise((resolve) => setTimeout(resolve, 10));
       })(),
       scaled(30_000),
       "the poison to be dead-lettered",

@@ -18,7 +18,9 @@ const TASK_MS = Number(process.env.CELERITY_POOL_LONG_TASK_MS ?? 8_000);
 const LEASE_MS = 1_000;
 
 describe("a pooled worker over a broker node", () => {
-  it(`keeps the lease of a ${TASK_MS / 1000}-second CPU-bound task with a ${LEASE_MS} ms lease: it runs once, never redelivered`, { timeout: scaled(TASK_MS + 60_000) }, async (t) => {
+  it(`keeps the lease of a ${TASK_MS / 1000}-second CPU-bound task with a ${LEASE_MS} ms lease: it runs once, never redelivered`, {
+    timeout: scaled(TASK_MS + 60_000),
+  }, async (t) => {
     const nodeLog: string[] = [];
     const node = await BrokerNode.start({ port: 0, log: (line) => nodeLog.push(line) });
     serveResults(node);

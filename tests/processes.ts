@@ -15,7 +15,12 @@ export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const START_TIMEOUT_MS = 30_000;
 
 /** `promise`, or a rejection naming `what` (and whatever `detail` tells) after `ms`. */
-export const within = <T>(promise: Promise<T>, ms: number, what: string, detail: () => string = () => ""): Promise<T> => {
+export const within = <T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+  detail: () => string = () => "",
+): Promise<T> => {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -60,14 +65,23 @@ export class Child {
   readonly output: { stream: Stream; line: string }[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  private readonly waiters = new Set<{ stream: Stream; pattern: RegExp; resolve(m: RegExpExecArray): void; reject(e: unknown): void }>();
+  private readonly waiters = new Set<{
+    stream: Stream;
+    pattern: RegExp;
+    resolve(m: RegExpExecArray): void;
+    reject(e: unknown): void;
+  }>();
 
   constructor(
     readonly name: string,
     args: readonly string[],
     env: Record<string, string> = {},
   ) {
-    this.process = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+    this.process = spawn(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    });
     running.add(this.process);
     for (const stream of ["stdout", "stderr"] as const) {
       let partial = "";
@@ -83,7 +97,12 @@ export class Child {
       this.process.once("exit", (code, signal) => {
         running.delete(this.process);
         this.exit = { code, signal };
-        for (const waiter of this.waiters) waiter.reject(new Error(`${this.name} exited (code ${code}, signal ${signal}) before printing ${waiter.pattern}\n${this.tail()}`));
+        for (const waiter of this.waiters)
+          waiter.reject(
+            new Error(
+              `${this.name} exited (code ${code}, signal ${signal}) before printing ${waiter.pattern}\n${this.tail()}`,
+            ),
+          );
         this.waiters.clear();
         resolve({ code, signal });
       });
@@ -100,7 +119,8 @@ export class Child {
       const match = s === stream ? pattern.exec(line) : null;
       if (match !== null) return Promise.resolve(match);
     }
-    if (this.exit !== undefined) return Promise.reject(new Error(`${this.name} has exited without printing ${pattern}\n${this.tail()}`));
+    if (this.exit !== undefined)
+      return Promise.reject(new Error(`${this.name} has exited without printing ${pattern}\n${this.tail()}`));
     return new Promise((resolve, reject) => {
       const waiter = {
         stream,
@@ -139,7 +159,13 @@ export class Child {
   }
 }
 
-export const tails = (...children: (Child | undefined)[]) => () => children.map((child) => child?.tail() ?? "").filter(Boolean).join("\n");
+export const tails =
+  (...children: (Child | undefined)[]) =>
+  () =>
+    children
+      .map((child) => child?.tail() ?? "")
+      .filter(Boolean)
+      .join("\n");
 
 /** Small seeded generator (mulberry32): the same seed cuts at the same byte counts. */
 export const seeded = (seed: number) => () => {

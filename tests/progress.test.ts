@@ -25,7 +25,9 @@ it("shows a task's progress, custom state and metadata, reported by a worker pro
     await caller.close();
     await node.stop();
   });
-  await within(worker.waitFor("stderr", /consuming with concurrency/), START_TIMEOUT_MS, "the worker to start", () => worker.tail());
+  await within(worker.waitFor("stderr", /consuming with concurrency/), START_TIMEOUT_MS, "the worker to start", () =>
+    worker.tail(),
+  );
 
   const path = join(tmpdir(), `celerity-progress-${randomUUID()}`);
   const result = await caller.sendTask<string>("progress.steps", [path]);
@@ -56,7 +58,12 @@ it("shows a task's progress, custom state and metadata, reported by a worker pro
   assert.equal(await result.state(), "STARTED");
   writeFileSync(`${path}.1`, "");
   await observed((p) => p.info?.state === "UPLOADING", "the custom state");
-  assert.deepEqual(await result.info(), { state: "UPLOADING", done: 2, total: 3, meta: { file: "a.png", bytes: 1024 } });
+  assert.deepEqual(await result.info(), {
+    state: "UPLOADING",
+    done: 2,
+    total: 3,
+    meta: { file: "a.png", bytes: 1024 },
+  });
   const before = seen.at(-1) as Progress;
   assert.ok(Math.abs(before.fraction - 2 / 3) < 1e-9, `fraction ${before.fraction}`);
   writeFileSync(`${path}.2`, "");
@@ -67,6 +74,9 @@ it("shows a task's progress, custom state and metadata, reported by a worker pro
   assert.equal(last.succeeded, 1);
   // Reports arrive in order, and each change is told once.
   const dones = seen.map((p) => p.info?.done ?? 0);
-  assert.deepEqual(dones, [...dones].sort((a, b) => a - b));
+  assert.deepEqual(
+    dones,
+    [...dones].sort((a, b) => a - b),
+  );
   assert.equal(new Set(seen.map((p) => JSON.stringify(p))).size, seen.length);
 });

@@ -14,7 +14,9 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 /** The source file of each entry: dist/src/<name>.js is built from src/<name>.ts. */
 const entrySources = (): string[] => {
-  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { exports: Record<string, string | { default: string }> };
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+    exports: Record<string, string | { default: string }>;
+  };
   return Object.values(pkg.exports)
     .map((target) => (typeof target === "string" ? target : target.default))
     .filter((target) => target.startsWith("./dist/") && target.endsWith(".js"))
@@ -39,7 +41,9 @@ const docOf = (name: string, file: string, seen = new Set<string>()): { doc: str
   if (seen.has(key)) return { doc: undefined, where: key };
   seen.add(key);
   const text = read(file);
-  const declaration = new RegExp(`(?:^|\\n)export\\s+(?:declare\\s+)?(?:abstract\\s+)?(?:class|const|function|interface|type|let|enum)\\s+${name}\\b`).exec(text);
+  const declaration = new RegExp(
+    `(?:^|\\n)export\\s+(?:declare\\s+)?(?:abstract\\s+)?(?:class|const|function|interface|type|let|enum)\\s+${name}\\b`,
+  ).exec(text);
   if (declaration !== null) {
     const before = text.slice(0, declaration.index + (text[declaration.index] === "\n" ? 1 : 0));
     const doc = /\/\*\*((?:(?!\*\/)[\s\S])*)\*\/\s*$/.exec(before)?.[1];
@@ -49,7 +53,9 @@ const docOf = (name: string, file: string, seen = new Set<string>()): { doc: str
     const found = namesIn(match[1]).find((entry) => entry.exported === name);
     if (found === undefined) continue;
     if (match[2] !== undefined) return docOf(found.original, resolve(dirname(file), match[2]), seen);
-    const imported = new RegExp(`import\\s+(?:type\\s+)?\\{[^}]*\\b${found.original}\\b[^}]*\\}\\s+from\\s+"([^"]+)"`).exec(text);
+    const imported = new RegExp(
+      `import\\s+(?:type\\s+)?\\{[^}]*\\b${found.original}\\b[^}]*\\}\\s+from\\s+"([^"]+)"`,
+    ).exec(text);
     if (imported !== null) return docOf(found.original, resolve(dirname(file), imported[1]), seen);
   }
   return { doc: undefined, where: `${file.slice(ROOT.length)}: ${name} (declaration not found)` };

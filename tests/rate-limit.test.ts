@@ -25,7 +25,10 @@ class Child {
   private readonly lines: string[] = [];
   private readonly waiters = new Set<{ pattern: RegExp; resolve: (match: RegExpExecArray) => void }>();
 
-  constructor(readonly name: string, args: readonly string[]) {
+  constructor(
+    readonly name: string,
+    args: readonly string[],
+  ) {
     this.process = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
     for (const stream of [this.process.stdout, this.process.stderr]) {
       let partial = "";
@@ -54,13 +57,20 @@ class Child {
       if (match !== null) return Promise.resolve(match);
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${this.name} to print ${pattern}\n${this.tail()}`)), ms);
+      const timer = setTimeout(
+        () =>
+          reject(new Error(`timed out after ${ms} ms waiting for ${this.name} to print ${pattern}\n${this.tail()}`)),
+        ms,
+      );
       this.waiters.add({ pattern, resolve: (match) => (clearTimeout(timer), resolve(match)) });
     });
   }
 
   tail(): string {
-    return this.lines.slice(-20).map((line) => `  [${this.name}] ${line}`).join("\n");
+    return this.lines
+      .slice(-20)
+      .map((line) => `  [${this.name}] ${line}`)
+      .join("\n");
   }
 
   async kill(): Promise<void> {
@@ -89,7 +99,20 @@ describe("a global rate limit across worker processes", () => {
       const broker = new Child("broker", ["broker", "--port", "0"]);
       children.push(broker);
       const [, url] = await broker.waitFor(/listening on (celerity:\/\/[\d.]+:\d+)/, START_TIMEOUT_MS);
-      const workers = [1, 2, 3].map((n) => new Child(`worker-${n}`, ["worker", "--app", RATE_APP, "--broker", url, "--concurrency", "2", "--name", `w${n}`]));
+      const workers = [1, 2, 3].map(
+        (n) =>
+          new Child(`worker-${n}`, [
+            "worker",
+            "--app",
+            RATE_APP,
+            "--broker",
+            url,
+            "--concurrency",
+            "2",
+            "--name",
+            `w${n}`,
+          ]),
+      );
       children.push(...workers);
       await Promise.all(workers.map((worker) => worker.waitFor(/consuming with concurrency/, START_TIMEOUT_MS)));
 
@@ -107,7 +130,10 @@ describe("a global rate limit across worker processes", () => {
       for (const windowMs of [0, 25, 50, 100, 250, 500, 1_000, 2_000]) {
         const most = mostInWindow(starts, windowMs);
         const limit = BURST + (RATE_PER_S * (windowMs + lagMs)) / 1_000;
-        assert.ok(most <= limit, `${most} starts within ${windowMs} ms across ${pids.size} workers; the limit allows ${limit}`);
+        assert.ok(
+          most <= limit,
+          `${most} starts within ${windowMs} ms across ${pids.size} workers; the limit allows ${limit}`,
+        );
       }
       // Per-worker buckets would have let the three run at three times the rate.
       const spanMs = starts[starts.length - 1] - starts[0];

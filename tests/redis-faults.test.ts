@@ -29,9 +29,24 @@ const isolated = (scope: Scope, base = TEST_REDIS_URL): { url: string; prefix: s
 };
 
 const startWorker = async (scope: Scope, name: string, url: string, concurrency = 1): Promise<Child> => {
-  const child = new Child(name, ["worker", "--app", FAULT_APP, "--broker", url, "--concurrency", String(concurrency), "--name", name]);
+  const child = new Child(name, [
+    "worker",
+    "--app",
+    FAULT_APP,
+    "--broker",
+    url,
+    "--concurrency",
+    String(concurrency),
+    "--name",
+    name,
+  ]);
   scope.defer(() => child.kill());
-  await within(child.waitFor("stderr", /consuming with concurrency/), START_TIMEOUT_MS, `${name} to start consuming`, tails(child));
+  await within(
+    child.waitFor("stderr", /consuming with concurrency/),
+    START_TIMEOUT_MS,
+    `${name} to start consuming`,
+    tails(child),
+  );
   return child;
 };
 
@@ -44,7 +59,9 @@ const producerApp = (scope: Scope, url: string): App => {
 const skip = await redisSkipReason();
 
 describe("fault tolerance on Redis across processes", { concurrency: false, skip }, () => {
-  it("hands the task of a worker killed with SIGKILL mid-task to another worker once its lease runs out, and runs every other task once", { timeout: 60_000 }, async () => {
+  it("hands the task of a worker killed with SIGKILL mid-task to another worker once its lease runs out, and runs every other task once", {
+    timeout: 60_000,
+  }, async () => {
     const scope = new Scope();
     try {
       const dir = mkdtempSync(join(tmpdir(), "celerity-redis-faults-"));
@@ -53,13 +70,28 @@ describe("fault tolerance on Redis across processes", { concurrency: false, skip
       const first = await startWorker(scope, "w1", url);
       const producer = producerApp(scope, url);
       const hung = await producer.sendTask<string>("fault.hang-once", [join(dir, "hang-once.marker")]);
-      await within(first.waitFor("stdout", /^started fault\.hang-once \d+$/), 10_000, "w1 to start the task", tails(first));
-      const queued = await Promise.all(Array.from({ length: 20 }, (_, i) => producer.sendTask<string>("fault.echo", [`echo ${i}`])));
+      await within(
+        first.waitFor("stdout", /^started fault\.hang-once \d+$/),
+        10_000,
+        "w1 to start the task",
+        tails(first),
+      );
+      const queued = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => producer.sendTask<string>("fault.echo", [`echo ${i}`])),
+      );
       await first.kill("SIGKILL");
       const second = await startWorker(scope, "w2", url);
       const detail = tails(first, second);
-      assert.equal(await within(hung.get({ timeout: 20_000 }), 25_000, "w2 to finish the hung task", detail), `finished by pid ${second.pid}`);
-      const echoes = await within(Promise.all(queued.map((r) => r.get({ timeout: 20_000 }))), 25_000, "every queued echo", detail);
+      assert.equal(
+        await within(hung.get({ timeout: 20_000 }), 25_000, "w2 to finish the hung task", detail),
+        `finished by pid ${second.pid}`,
+      );
+      const echoes = await within(
+        Promise.all(queued.map((r) => r.get({ timeout: 20_000 }))),
+        25_000,
+        "every queued echo",
+        detail,
+      );
       assert.deepEqual(
         echoes.map((value) => value.replace(/ from pid \d+$/, "")),
         Array.from({ length: 20 }, (_, i) => `echo ${i}`),
@@ -69,7 +101,9 @@ describe("fault tolerance on Redis across processes", { concurrency: false, skip
     }
   });
 
-  it("loses no confirmed task while a proxy cuts the producer's and the worker's connections at random points, and the worker resumes by itself", { timeout: 90_000 }, async () => {
+  it("loses no confirmed task while a proxy cuts the producer's and the worker's connections at random points, and the worker resumes by itself", {
+    timeout: 90_000,
+  }, async () => {
     const scope = new Scope();
     try {
       const target = new URL(TEST_REDIS_URL);
@@ -107,7 +141,9 @@ describe("fault tolerance on Redis across processes", { concurrency: false, skip
     }
   });
 
-  it("runs a chain, a group and a chord of 1,000 steps across three worker processes", { timeout: 120_000 }, async () => {
+  it("runs a chain, a group and a chord of 1,000 steps across three worker processes", {
+    timeout: 120_000,
+  }, async () => {
     const scope = new Scope();
     try {
       const { url } = isolated(scope);
@@ -118,12 +154,30 @@ describe("fault tolerance on Redis across processes", { concurrency: false, skip
       const detail = tails(...workers);
       const n = 1_000;
       const members = Array.from({ length: n }, (_, i) => add.s(i, 1));
-      const grouped = await within((await group(...members).apply()).get({ timeout: 60_000 }), 65_000, "the group of 1,000", detail);
-      assert.deepEqual(grouped, Array.from({ length: n }, (_, i) => i + 1));
-      const joined = await within((await chord(group(...members), tsum.s()).apply()).get({ timeout: 60_000 }), 65_000, "the chord of 1,000", detail);
+      const grouped = await within(
+        (await group(...members).apply()).get({ timeout: 60_000 }),
+        65_000,
+        "the group of 1,000",
+        detail,
+      );
+      assert.deepEqual(
+        grouped,
+        Array.from({ length: n }, (_, i) => i + 1),
+      );
+      const joined = await within(
+        (await chord(group(...members), tsum.s()).apply()).get({ timeout: 60_000 }),
+        65_000,
+        "the chord of 1,000",
+        detail,
+      );
       assert.equal(joined, (n * (n + 1)) / 2);
       const steps = [add.s(0, 1), ...Array.from({ length: n - 1 }, () => add.s(1))] as const;
-      const chained = await within((await (chain as (...s: unknown[]) => ReturnType<typeof chain>)(...steps).apply()).get({ timeout: 90_000 }), 95_000, "the chain of 1,000", detail);
+      const chained = await within(
+        (await (chain as (...s: unknown[]) => ReturnType<typeof chain>)(...steps).apply()).get({ timeout: 90_000 }),
+        95_000,
+        "the chain of 1,000",
+        detail,
+      );
       assert.equal(chained, n);
     } finally {
       await scope.close();

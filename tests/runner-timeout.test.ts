@@ -1,4 +1,3 @@
-import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -10,13 +9,19 @@ const NEVER_SETTLES = fileURLToPath(new URL("./fixtures/never-settles.ts", impor
 
 describe("the test runner", () => {
   it("fails a test that never settles by its name within the timeout, instead of hanging the run", async () => {
-    const child = spawn(process.execPath, (runnerArgs as (files: string[], options: { timeoutMs: number }) => string[])([NEVER_SETTLES], { timeoutMs: 500 }), {
-      stdio: ["ignore", "pipe", "pipe"],
-      // A process group of its own, so the file's process (which stays alive by design) goes with it.
-      detached: true,
-      // Without the parent runner's context, or the child would take itself for a nested run.
-      env: { ...withoutRunnerContext(process.env), CELERITY_TEST_TIMEOUT_MS: "500" },
-    });
+    const child = spawn(
+      process.execPath,
+      (runnerArgs as (files: string[], options: { timeoutMs: number }) => string[])([NEVER_SETTLES], {
+        timeoutMs: 500,
+      }),
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+        // A process group of its own, so the file's process (which stays alive by design) goes with it.
+        detached: true,
+        // Without the parent runner's context, or the child would take itself for a nested run.
+        env: { ...withoutRunnerContext(process.env), CELERITY_TEST_TIMEOUT_MS: "500" },
+      },
+    );
     let output = "";
     const named = /not ok \d+ - waits for a promise nobody resolves[\s\S]*?test timed out after 500ms/;
     const failedByName = new Promise<void>((resolve) => {

@@ -25,7 +25,11 @@ const runNode = (args: readonly string[], env: Record<string, string> = {}): Pro
   new Promise((resolve, reject) => {
     // Without the parent runner's NODE_TEST_CONTEXT, which would make a child node:test skip its files.
     const { NODE_TEST_CONTEXT: _parent, ...inherited } = process.env;
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...inherited, ...env, FORCE_COLOR: "0", NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...inherited, ...env, FORCE_COLOR: "0", NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
@@ -51,7 +55,13 @@ const binOf = (pkg: string, bin: string): string => {
 
 describe("the testing toolkit's examples", () => {
   it("pass under node:test", async () => {
-    const { code, output } = await runNode(["--import", "tsx", "--test", "--test-reporter=spec", "examples/testing/node-test.test.ts"]);
+    const { code, output } = await runNode([
+      "--import",
+      "tsx",
+      "--test",
+      "--test-reporter=spec",
+      "examples/testing/node-test.test.ts",
+    ]);
     assert.equal(code, 0, output);
     assert.match(output, /ℹ pass 3\b/, output);
     assert.match(output, /ℹ fail 0\b/, output);
@@ -64,7 +74,9 @@ describe("the testing toolkit's examples", () => {
   });
 
   it("pass under jest", async () => {
-    const { code, output } = await runNode([binOf("jest", "jest"), "-c", "examples/testing/jest.config.mjs"], { NODE_OPTIONS: "--experimental-vm-modules" });
+    const { code, output } = await runNode([binOf("jest", "jest"), "-c", "examples/testing/jest.config.mjs"], {
+      NODE_OPTIONS: "--experimental-vm-modules",
+    });
     assert.equal(code, 0, output);
     assert.match(output, /Tests:\s+2 passed, 2 total/, output);
   });

@@ -22,7 +22,12 @@ const startPair = async (t: { after: (fn: () => unknown) => void }) => {
   const broker = new WatchedProcess("broker", process.execPath, [CLI, "broker", "--port", "0"], { cwd: ROOT });
   t.after(() => broker.kill());
   const [, url] = await broker.waitFor(/listening on (celerity:\/\/\S+)/, START_MS);
-  const worker = new WatchedProcess("worker", process.execPath, [CLI, "worker", "--app", FAULT_APP, "--broker", url, "--concurrency", "2"], { cwd: ROOT });
+  const worker = new WatchedProcess(
+    "worker",
+    process.execPath,
+    [CLI, "worker", "--app", FAULT_APP, "--broker", url, "--concurrency", "2"],
+    { cwd: ROOT },
+  );
   t.after(() => worker.kill());
   await worker.waitFor(/consuming with concurrency/, START_MS);
   return { broker, worker, url };
@@ -46,7 +51,9 @@ describe("a stopping worker process", () => {
     assert.equal(exit.signal, null, `the worker exited by itself\n${worker.tail()}`);
   });
 
-  it("exits when its node stops while a task runs, and the task then finishes", { timeout: scaled(90_000) }, async (t) => {
+  it("exits when its node stops while a task runs, and the task then finishes", {
+    timeout: scaled(90_000),
+  }, async (t) => {
     const { broker, worker, url } = await startPair(t);
     const dir = mkdtempSync(join(tmpdir(), "celerity-exit-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -61,6 +68,9 @@ describe("a stopping worker process", () => {
     const started = Date.now();
     const exit = await worker.exit(scaled(20_000));
     assert.equal(exit.signal, null, `the worker exited by itself\n${worker.tail()}`);
-    assert.ok(Date.now() - started < 10_000, `the worker exited in ${Date.now() - started} ms, without waiting out a request timeout`);
+    assert.ok(
+      Date.now() - started < 10_000,
+      `the worker exited in ${Date.now() - started} ms, without waiting out a request timeout`,
+    );
   });
 });

@@ -28,9 +28,13 @@ const setup = async (t: TestContext) => {
   const dir = mkdtempSync(join(tmpdir(), "celerity-signals-"));
   const producer = createApp({ broker: node.url, log: () => {} });
   let output = "";
-  const worker: ChildProcess = spawn(process.execPath, [CLI, "worker", "--app", APP, "--broker", node.url, "--pool", "threads", "--concurrency", "2"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const worker: ChildProcess = spawn(
+    process.execPath,
+    [CLI, "worker", "--app", APP, "--broker", node.url, "--pool", "threads", "--concurrency", "2"],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   const exited = new Promise<number | null>((resolve) => worker.on("exit", (code) => resolve(code)));
   const lines: ((line: string) => void)[] = [];
   for (const stream of [worker.stdout!, worker.stderr!]) {
@@ -90,7 +94,11 @@ describe("celerity worker stopped by signals", () => {
     worker.kill("SIGINT");
     assert.equal(await within(exited, scaled(20_000), "the worker to exit", output), 0);
     assert.match(output(), /cold shutdown: aborting 2 running tasks/);
-    assert.deepEqual(await Promise.all(sent.map((r) => r.state())), ["STARTED", "STARTED"], "neither finished nor failed");
+    assert.deepEqual(
+      await Promise.all(sent.map((r) => r.state())),
+      ["STARTED", "STARTED"],
+      "neither finished nor failed",
+    );
     assert.equal((await producer.broker.stats("celery")).ready, 2, "both messages are back in the queue");
   });
 });

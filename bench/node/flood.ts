@@ -45,7 +45,13 @@ export const flood = async (options: FloodOptions): Promise<Record<string, unkno
     const t0 = performance.now();
     const pumps = Promise.all(Array.from({ length: options.window }, pump));
     await new Promise((resolve) => setTimeout(resolve, options.pressMs));
-    const pressed = { confirmed, sent, rss: memoryOf(node.child.pid).rss, peakRss, stats: await app.broker.stats("celery") };
+    const pressed = {
+      confirmed,
+      sent,
+      rss: memoryOf(node.child.pid).rss,
+      peakRss,
+      stats: await app.broker.stats("celery"),
+    };
     worker = await startWorker(node.url, options.concurrency, { echo: options.echo });
     await pumps;
     await (await tasks.reached.delay(options.total)).get({ timeout: 300_000 });

@@ -70,7 +70,12 @@ export interface SpawnOptions {
 }
 
 /** Start `node src/cli.js ...args` and wait until a line of its stderr matches `ready` (rejects if it exits first or after `timeoutMs`). */
-const start = (args: readonly string[], ready: RegExp, options: SpawnOptions, timeoutMs = 30_000): Promise<{ child: Child; match: RegExpExecArray }> => {
+const start = (
+  args: readonly string[],
+  ready: RegExp,
+  options: SpawnOptions,
+  timeoutMs = 30_000,
+): Promise<{ child: Child; match: RegExpExecArray }> => {
   const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], {
     cwd: ROOT,
     stdio: ["ignore", "inherit", "pipe"],
@@ -118,7 +123,9 @@ const start = (args: readonly string[], ready: RegExp, options: SpawnOptions, ti
       // From now on an exit not asked for ends the bench: its figures would be meaningless, and waiting on it could take minutes.
       proc.once("exit", (code, signal) => {
         if (stopping) return;
-        process.stderr.write(`\n'celerity ${args.join(" ")}' (pid ${proc.pid}) exited unexpectedly with ${code ?? signal}; its last output:\n${stderr.slice(-4_000)}\n`);
+        process.stderr.write(
+          `\n'celerity ${args.join(" ")}' (pid ${proc.pid}) exited unexpectedly with ${code ?? signal}; its last output:\n${stderr.slice(-4_000)}\n`,
+        );
         process.exit(1);
       });
       resolve({ child, match });
@@ -136,7 +143,10 @@ export interface NodeConfig {
 }
 
 /** Start a broker node on a free port; resolves with its url once it listens. */
-export const startNode = async (config: NodeConfig, options: SpawnOptions = {}): Promise<{ child: Child; url: string }> => {
+export const startNode = async (
+  config: NodeConfig,
+  options: SpawnOptions = {},
+): Promise<{ child: Child; url: string }> => {
   const args = ["broker", "--port", "0"];
   if (config.dataDir !== undefined) args.push("--data-dir", config.dataDir);
   if (config.fsync !== undefined) args.push("--fsync", config.fsync);

@@ -10,7 +10,12 @@ import { ROOT } from "./processes.ts";
 
 interface ProfileNode {
   readonly id: number;
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number; readonly columnNumber: number };
+  readonly callFrame: {
+    readonly functionName: string;
+    readonly url: string;
+    readonly lineNumber: number;
+    readonly columnNumber: number;
+  };
   readonly children?: readonly number[];
 }
 
@@ -87,7 +92,9 @@ export const printSelfTimes = (label: string, file: string, count = 15): SelfTim
   const { top, busyMs, idleMs } = selfTimes(file);
   console.log(`\n${label}: ${file}\n  busy ${busyMs.toFixed(0)} ms, idle ${idleMs.toFixed(0)} ms; top self time:`);
   for (const entry of top.slice(0, count)) {
-    console.log(`  ${entry.percent.toFixed(1).padStart(5)}%  ${entry.ms.toFixed(0).padStart(6)} ms  ${`${entry.fn} ${entry.where}`.padEnd(58)} <- ${entry.caller}`);
+    console.log(
+      `  ${entry.percent.toFixed(1).padStart(5)}%  ${entry.ms.toFixed(0).padStart(6)} ms  ${`${entry.fn} ${entry.where}`.padEnd(58)} <- ${entry.caller}`,
+    );
   }
   return top.slice(0, count);
 };

@@ -17,7 +17,8 @@ export interface WorkloadFixture {
 
 export const rate = (count: number, ms: number): number => Math.round((count / ms) * 1000);
 
-export const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+export const percentile = (sorted: readonly number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 
 /** Wait until the worker has run every counted task sent so far. */
 export const allRun = async (f: WorkloadFixture): Promise<void> => {
@@ -42,7 +43,8 @@ export const withResults = async (f: WorkloadFixture, n: number): Promise<number
   const t0 = performance.now();
   for (let i = 0; i < n; i += SEND_BATCH) {
     const sends = [];
-    for (let j = 0; j < SEND_BATCH; j++) sends.push(f.tasks.add.delay(i, j).then((r) => r.get({ timeout: GET_TIMEOUT })));
+    for (let j = 0; j < SEND_BATCH; j++)
+      sends.push(f.tasks.add.delay(i, j).then((r) => r.get({ timeout: GET_TIMEOUT })));
     await Promise.all(sends);
   }
   return rate(n, performance.now() - t0);
@@ -53,7 +55,11 @@ export const withResults = async (f: WorkloadFixture, n: number): Promise<number
  * millisecond), each result awaited: the send-to-start and send-to-result
  * times in ms, each sorted.
  */
-export const pacedLatencies = async (f: WorkloadFixture, perSecond: number, total: number): Promise<{ toStart: number[]; roundTrip: number[] }> => {
+export const pacedLatencies = async (
+  f: WorkloadFixture,
+  perSecond: number,
+  total: number,
+): Promise<{ toStart: number[]; roundTrip: number[] }> => {
   const toStart: number[] = [];
   const roundTrip: number[] = [];
   const perMs = perSecond / 1000;

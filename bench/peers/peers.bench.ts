@@ -28,7 +28,17 @@ import { celerityEmbedded, celerityNodeDurable, celerityNodeMemory, celerityRedi
 import { celerityAmqp } from "./systems/celerity-amqp.ts";
 import { celeryRabbitmq, celeryRedis } from "./systems/celery.ts";
 
-const SYSTEMS: readonly System[] = [celerityEmbedded, celerityNodeMemory, celerityNodeDurable, celerityRedis, celerityAmqp, bullmq, beeQueue, celeryRedis, celeryRabbitmq];
+const SYSTEMS: readonly System[] = [
+  celerityEmbedded,
+  celerityNodeMemory,
+  celerityNodeDurable,
+  celerityRedis,
+  celerityAmqp,
+  bullmq,
+  beeQueue,
+  celeryRedis,
+  celeryRabbitmq,
+];
 
 const { values: opts } = parseArgs({
   options: {
@@ -191,8 +201,12 @@ const fail = (message: string): never => {
 
 const pick = <T extends { id: string }>(all: readonly T[], list: string | undefined, flag: string): readonly T[] => {
   if (list === undefined) return all;
-  const ids = list.split(",").map((x) => x.trim()).filter(Boolean);
-  for (const id of ids) if (!all.some((x) => x.id === id)) fail(`${flag}: unknown '${id}'; known: ${all.map((x) => x.id).join(", ")}`);
+  const ids = list
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
+  for (const id of ids)
+    if (!all.some((x) => x.id === id)) fail(`${flag}: unknown '${id}'; known: ${all.map((x) => x.id).join(", ")}`);
   return all.filter((x) => ids.includes(x.id));
 };
 
@@ -200,7 +214,8 @@ const RUNS = Number(opts.runs);
 const CONCURRENCY = Number(opts.concurrency);
 const SCALE = Number(opts.scale);
 if (!Number.isInteger(RUNS) || RUNS < 1) fail(`--runs must be a positive integer, got '${opts.runs}'`);
-if (!Number.isInteger(CONCURRENCY) || CONCURRENCY < 1) fail(`--concurrency must be a positive integer, got '${opts.concurrency}'`);
+if (!Number.isInteger(CONCURRENCY) || CONCURRENCY < 1)
+  fail(`--concurrency must be a positive integer, got '${opts.concurrency}'`);
 if (!(SCALE > 0)) fail(`--scale must be a positive number, got '${opts.scale}'`);
 
 const sizeFor = (w: Workload, s: System) => {
@@ -222,11 +237,22 @@ const runWorkload = async (system: System, inst: Instance, w: Workload, state: {
   const figures: (number | number[])[] = [];
   for (let i = 0; i < RUNS; i++) figures.push(await w.run(inst, n));
   if (w.id === "latency") {
-    const p = (q: number) => figures.map((xs) => percentile([...(xs as number[])].sort((a, b) => a - b), q));
+    const p = (q: number) =>
+      figures.map((xs) =>
+        percentile(
+          [...(xs as number[])].sort((a, b) => a - b),
+          q,
+        ),
+      );
     return { kind: "latency", tasksPerRun: n, rate: LATENCY_RATE, p50: stat(p(0.5)), p99: stat(p(0.99)) };
   }
   const runs = (figures as number[]).map((x) => Math.round(x));
-  return { kind: "rate", tasksPerRun: w.id === "chain" ? n * CHAIN_LENGTH : w.id === "chord" ? n * (CHORD_SIZE + 1) : n, runs, stat: stat(runs) };
+  return {
+    kind: "rate",
+    tasksPerRun: w.id === "chain" ? n * CHAIN_LENGTH : w.id === "chord" ? n * (CHORD_SIZE + 1) : n,
+    runs,
+    stat: stat(runs),
+  };
 };
 
 const show = (cell: Cell) =>
@@ -236,7 +262,11 @@ const show = (cell: Cell) =>
       ? `p50 ${cell.p50.median.toFixed(2)} ms, p99 ${cell.p99.median.toFixed(2)} ms (p99 min ${cell.p99.min.toFixed(2)}, max ${cell.p99.max.toFixed(2)})`
       : `n/a: ${cell.reason}`;
 
-const runSystem = async (system: System, workloads: readonly Workload[], config: SystemConfig): Promise<SystemResult> => {
+const runSystem = async (
+  system: System,
+  workloads: readonly Workload[],
+  config: SystemConfig,
+): Promise<SystemResult> => {
   const base = { id: system.id, label: system.label, setup: system.setup };
   const reason = await system.unavailable();
   if (reason !== undefined) {
@@ -244,7 +274,11 @@ const runSystem = async (system: System, workloads: readonly Workload[], config:
     return { ...base, versions: {}, skipped: reason, cells: {} };
   }
   const versions = await system.versions();
-  console.log(`\n${system.label} (${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(", ")}): ${system.setup}`);
+  console.log(
+    `\n${system.label} (${Object.entries(versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ")}): ${system.setup}`,
+  );
   const cells: Record<string, Cell> = {};
   let inst: Instance;
   try {
@@ -267,7 +301,11 @@ const runSystem = async (system: System, workloads: readonly Workload[], config:
       console.log(`  ${w.label.padEnd(42)} ${show(cells[w.id])}  [${((performance.now() - t0) / 1000).toFixed(1)} s]`);
     }
   } finally {
-    await inst.close().catch((error: unknown) => console.log(`  ! closing ${system.label} failed: ${error instanceof Error ? error.message : String(error)}`));
+    await inst
+      .close()
+      .catch((error: unknown) =>
+        console.log(`  ! closing ${system.label} failed: ${error instanceof Error ? error.message : String(error)}`),
+      );
   }
   return { ...base, versions, cells };
 };
@@ -280,14 +318,21 @@ const runSystem = async (system: System, workloads: readonly Workload[], config:
 const profile = async (root: string, workload: Workload) => {
   const dir = join(root, `profiles-peers-${workload.id}-${stamp()}`);
   mkdirSync(dir, { recursive: true });
-  const nodeArgs = (who: "node" | "worker") => ["--cpu-prof", "--cpu-prof-dir", dir, "--cpu-prof-name", `${who}.cpuprofile`];
+  const nodeArgs = (who: "node" | "worker") => [
+    "--cpu-prof",
+    "--cpu-prof-dir",
+    dir,
+    "--cpu-prof-name",
+    `${who}.cpuprofile`,
+  ];
   const n = workload.fixed ? workload.base : sizeFor(workload, celerityNodeMemory) * 2;
   const inst = await celerityNodeMemory.start({ concurrency: CONCURRENCY, echo: opts.echo, nodeArgs });
   try {
     if (workload.worker) await inst.startWorker();
     await workload.run(inst, Math.max(workload.min, Math.round(n / 4))); // warm-up
     const figure = await workload.run(inst, n);
-    const shown = typeof figure === "number" ? `${Math.round(figure).toLocaleString("en")} tasks/s` : `${figure.length} latencies`;
+    const shown =
+      typeof figure === "number" ? `${Math.round(figure).toLocaleString("en")} tasks/s` : `${figure.length} latencies`;
     console.log(`\nprofiled ${workload.label} (${n.toLocaleString("en")}) on celerity node (in memory): ${shown}`);
   } finally {
     await inst.close(); // node and worker write their profiles as they exit
@@ -301,12 +346,20 @@ const stamp = () => new Date().toISOString().replace(/[:.]/g, "-");
 
 const main = async () => {
   if (opts.help) {
-    console.log(`npm run bench:peers -- [--runs N] [--only ${SYSTEMS.map((s) => s.id).join(",")}] [--workloads ${WORKLOADS.map((w) => w.id).join(",")}] [--concurrency N] [--scale X] [--profile] [--echo]`);
+    console.log(
+      `npm run bench:peers -- [--runs N] [--only ${SYSTEMS.map((s) => s.id).join(",")}] [--workloads ${WORKLOADS.map((w) => w.id).join(",")}] [--concurrency N] [--scale X] [--profile] [--echo]`,
+    );
     return;
   }
   const systems = pick(SYSTEMS, opts.only, "--only");
   const workloads = pick(WORKLOADS, opts.workloads, "--workloads");
-  const machine = { cpu: cpus()[0]?.model ?? "?", cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform} ${process.arch}` };
+  const machine = {
+    cpu: cpus()[0]?.model ?? "?",
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+  };
   const loadAtStart = loadavg();
   console.log(
     `celerity peers bench: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, node ${machine.node}; ` +
@@ -316,7 +369,8 @@ const main = async () => {
   const results = new URL("../results/", import.meta.url).pathname;
   mkdirSync(results, { recursive: true });
   if (opts.profile) {
-    if (workloads.length > 1 && opts.workloads !== undefined) fail("--profile takes one workload (--workloads backlog, say)");
+    if (workloads.length > 1 && opts.workloads !== undefined)
+      fail("--profile takes one workload (--workloads backlog, say)");
     return profile(results, opts.workloads === undefined ? WORKLOADS.find((w) => w.id === "backlog")! : workloads[0]);
   }
   const config: SystemConfig = { concurrency: CONCURRENCY, echo: opts.echo };
@@ -336,11 +390,38 @@ const main = async () => {
     ...(targets.length > 0 ? ["Against the targets:", "", ...targets, ""] : []),
     "Versions:",
     "",
-    ...report.filter((s) => s.skipped === undefined).map((s) => `- ${s.label}: ${Object.entries(s.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; ${s.setup}`),
+    ...report
+      .filter((s) => s.skipped === undefined)
+      .map(
+        (s) =>
+          `- ${s.label}: ${Object.entries(s.versions)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(", ")}; ${s.setup}`,
+      ),
   ].join("\n");
   console.log(`\n${markdown}`);
   const base = join(results, `peers-${stamp()}`);
-  writeFileSync(`${base}.json`, JSON.stringify({ when, machine, loadAtStart, loadAtEnd, runs: RUNS, concurrency: CONCURRENCY, batch: BATCH, scale: SCALE, latencyRate: LATENCY_RATE, workloads: workloads.map(({ id, label, short }) => ({ id, label, short })), systems: report, targets }, null, 2));
+  writeFileSync(
+    `${base}.json`,
+    JSON.stringify(
+      {
+        when,
+        machine,
+        loadAtStart,
+        loadAtEnd,
+        runs: RUNS,
+        concurrency: CONCURRENCY,
+        batch: BATCH,
+        scale: SCALE,
+        latencyRate: LATENCY_RATE,
+        workloads: workloads.map(({ id, label, short }) => ({ id, label, short })),
+        systems: report,
+        targets,
+      },
+      null,
+      2,
+    ),
+  );
   writeFileSync(`${base}.md`, `${markdown}\n`);
   const svg = svgChart(report, workloads, subtitle);
   writeFileSync(`${base}.svg`, svg);

@@ -52,7 +52,9 @@ export const redisUnavailable = async (): Promise<string | undefined> => {
   if (closed !== undefined) return `Redis ${closed}`;
   try {
     const reply = await redisCommand(REDIS.host, REDIS.port, "PING");
-    return reply.startsWith("+PONG") ? undefined : `Redis at ${REDIS.host}:${REDIS.port} answered PING with ${JSON.stringify(reply.trim())}`;
+    return reply.startsWith("+PONG")
+      ? undefined
+      : `Redis at ${REDIS.host}:${REDIS.port} answered PING with ${JSON.stringify(reply.trim())}`;
   } catch (error) {
     return `Redis at ${REDIS.host}:${REDIS.port}: ${error instanceof Error ? error.message : String(error)}`;
   }
@@ -71,7 +73,11 @@ export const redisVersion = async (): Promise<string> => {
 export const packageVersion = async (name: string): Promise<string> => {
   const { readFileSync } = await import("node:fs");
   try {
-    return (JSON.parse(readFileSync(new URL(`./node_modules/${name}/package.json`, import.meta.url), "utf8")) as { version: string }).version;
+    return (
+      JSON.parse(readFileSync(new URL(`./node_modules/${name}/package.json`, import.meta.url), "utf8")) as {
+        version: string;
+      }
+    ).version;
   } catch {
     return "not installed";
   }

@@ -4,15 +4,57 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { markdownTable, median, percentile, stat, svgChart, targetLines, type SystemResult } from "./report.ts";
 
-const rate = (median: number, min = median, max = median) => ({ kind: "rate" as const, tasksPerRun: 1_000, runs: [min, median, max], stat: { median, min, max } });
-const latency = (p50: number, p99: number) => ({ kind: "latency" as const, tasksPerRun: 2_000, rate: 500, p50: { median: p50, min: p50, max: p50 }, p99: { median: p99, min: p99, max: p99 } });
+const rate = (median: number, min = median, max = median) => ({
+  kind: "rate" as const,
+  tasksPerRun: 1_000,
+  runs: [min, median, max],
+  stat: { median, min, max },
+});
+const latency = (p50: number, p99: number) => ({
+  kind: "latency" as const,
+  tasksPerRun: 2_000,
+  rate: 500,
+  p50: { median: p50, min: p50, max: p50 },
+  p99: { median: p99, min: p99, max: p99 },
+});
 
 const systems: SystemResult[] = [
-  { id: "celerity-node", label: "celerity node", setup: "", versions: {}, cells: { backlog: rate(100_000, 90_000, 110_000), latency: latency(0.2, 3) } },
-  { id: "bullmq", label: "BullMQ (Redis)", setup: "", versions: {}, cells: { backlog: rate(5_000), latency: latency(0.6, 40) } },
-  { id: "celery-redis", label: "Celery (Redis)", setup: "", versions: {}, cells: { backlog: rate(8_000), latency: latency(1, 2) } },
-  { id: "bee-queue", label: "bee-queue (Redis)", setup: "", versions: {}, cells: { chain: { kind: "skipped", reason: "no workflows" } } },
-  { id: "celery-rabbitmq", label: "Celery (RabbitMQ)", setup: "", versions: {}, skipped: "RabbitMQ 127.0.0.1:5672 is not reachable", cells: {} },
+  {
+    id: "celerity-node",
+    label: "celerity node",
+    setup: "",
+    versions: {},
+    cells: { backlog: rate(100_000, 90_000, 110_000), latency: latency(0.2, 3) },
+  },
+  {
+    id: "bullmq",
+    label: "BullMQ (Redis)",
+    setup: "",
+    versions: {},
+    cells: { backlog: rate(5_000), latency: latency(0.6, 40) },
+  },
+  {
+    id: "celery-redis",
+    label: "Celery (Redis)",
+    setup: "",
+    versions: {},
+    cells: { backlog: rate(8_000), latency: latency(1, 2) },
+  },
+  {
+    id: "bee-queue",
+    label: "bee-queue (Redis)",
+    setup: "",
+    versions: {},
+    cells: { chain: { kind: "skipped", reason: "no workflows" } },
+  },
+  {
+    id: "celery-rabbitmq",
+    label: "Celery (RabbitMQ)",
+    setup: "",
+    versions: {},
+    skipped: "RabbitMQ 127.0.0.1:5672 is not reachable",
+    cells: {},
+  },
 ];
 const workloads = [
   { id: "backlog", label: "process a backlog" },
@@ -47,7 +89,11 @@ test("the target lines say met or short, and lower or not, from the medians", ()
 });
 
 test("the chart is one SVG document with a bar per figure and the labels escaped", () => {
-  const svg = svgChart([...systems, { id: "x", label: "a<b", setup: "", versions: {}, cells: { backlog: rate(10) } }], workloads, "2 cores & more");
+  const svg = svgChart(
+    [...systems, { id: "x", label: "a<b", setup: "", versions: {}, cells: { backlog: rate(10) } }],
+    workloads,
+    "2 cores & more",
+  );
   assert.match(svg, /^<svg [^>]*>/);
   assert.match(svg, /<\/svg>$/);
   assert.match(svg, /2 cores &amp; more/);

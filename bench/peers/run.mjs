@@ -7,7 +7,10 @@ import { fileURLToPath } from "node:url";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const root = fileURLToPath(new URL("../../", import.meta.url));
-if (!existsSync(`${here}node_modules/bullmq/package.json`) || !existsSync(`${here}node_modules/bee-queue/package.json`)) {
+if (
+  !existsSync(`${here}node_modules/bullmq/package.json`) ||
+  !existsSync(`${here}node_modules/bee-queue/package.json`)
+) {
   console.error("bench:peers: installing the peers' libraries (npm ci --prefix bench/peers)");
   const npm = process.platform === "win32" ? "npm.cmd" : "npm";
   const install = spawnSync(npm, ["ci", "--prefix", here, "--no-audit", "--no-fund"], { stdio: "inherit", cwd: root });
@@ -16,5 +19,8 @@ if (!existsSync(`${here}node_modules/bullmq/package.json`) || !existsSync(`${her
     process.exit(install.status ?? 1);
   }
 }
-const run = spawnSync(process.execPath, ["--import", "tsx", `${here}peers.bench.ts`, ...process.argv.slice(2)], { stdio: "inherit", cwd: root });
+const run = spawnSync(process.execPath, ["--import", "tsx", `${here}peers.bench.ts`, ...process.argv.slice(2)], {
+  stdio: "inherit",
+  cwd: root,
+});
 process.exit(run.status ?? 1);

@@ -13,7 +13,9 @@ import type { WorkerFactory, WorkerRequest } from "./worker-link.ts";
 
 const [modulePath, optionsJson] = process.argv.slice(2);
 if (modulePath === undefined || optionsJson === undefined || process.send === undefined) {
-  console.error("usage: node --import tsx bench/peers/worker-child.ts <worker-module> '<options as JSON>' (started by the peers bench, with an IPC channel)");
+  console.error(
+    "usage: node --import tsx bench/peers/worker-child.ts <worker-module> '<options as JSON>' (started by the peers bench, with an IPC channel)",
+  );
   process.exit(2);
 }
 const send = (message: unknown) => process.send?.(message);

@@ -46,7 +46,9 @@ export interface WorkerLink {
 }
 
 /** The parts of an Instance that a worker process behind `link` answers. */
-export const workerControls = (link: WorkerLink): Pick<Instance, "startWorker" | "stopWorker" | "reset" | "waitFor" | "latencies"> => ({
+export const workerControls = (
+  link: WorkerLink,
+): Pick<Instance, "startWorker" | "stopWorker" | "reset" | "waitFor" | "latencies"> => ({
   startWorker: () => link.start(),
   stopWorker: () => link.stop(),
   reset: () => link.reset(),
@@ -55,10 +57,18 @@ export const workerControls = (link: WorkerLink): Pick<Instance, "startWorker" |
 });
 
 /** Start a worker process for `module` (a file exporting `createWorker`); resolves once it is ready (not yet consuming). */
-export const spawnWorker = (module: string, options: Record<string, unknown>, spawnOptions: { nodeArgs?: readonly string[]; echo?: boolean } = {}): Promise<WorkerLink> => {
-  const proc = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), "--import", TSX, CHILD, module, JSON.stringify(options)], {
-    stdio: ["ignore", "inherit", "pipe", "ipc"],
-  });
+export const spawnWorker = (
+  module: string,
+  options: Record<string, unknown>,
+  spawnOptions: { nodeArgs?: readonly string[]; echo?: boolean } = {},
+): Promise<WorkerLink> => {
+  const proc = spawn(
+    process.execPath,
+    [...(spawnOptions.nodeArgs ?? []), "--import", TSX, CHILD, module, JSON.stringify(options)],
+    {
+      stdio: ["ignore", "inherit", "pipe", "ipc"],
+    },
+  );
   live.add(proc);
   let stderr = "";
   proc.stderr!.setEncoding("utf8");
@@ -72,7 +82,8 @@ export const spawnWorker = (module: string, options: Record<string, unknown>, sp
   const exited = new Promise<void>((resolve) =>
     proc.once("exit", (code, signal) => {
       live.delete(proc);
-      for (const p of pending.values()) p.reject(new Error(`worker process exited with ${code ?? signal}: ${stderr.slice(-2_000)}`));
+      for (const p of pending.values())
+        p.reject(new Error(`worker process exited with ${code ?? signal}: ${stderr.slice(-2_000)}`));
       pending.clear();
       resolve();
     }),

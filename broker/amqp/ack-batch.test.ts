@@ -6,7 +6,9 @@ import { AckBatch } from "./ack-batch.ts";
 /** A channel that records the acks sent on it. */
 const recorder = () => {
   const sent: [number, boolean][] = [];
-  const channel = { ack: (message: Message, multiple?: boolean) => sent.push([message.fields.deliveryTag, multiple === true]) } as unknown as Channel;
+  const channel = {
+    ack: (message: Message, multiple?: boolean) => sent.push([message.fields.deliveryTag, multiple === true]),
+  } as unknown as Channel;
   return { sent, channel };
 };
 
@@ -24,7 +26,11 @@ describe("ack batch", () => {
     const batch = new AckBatch(channel);
     for (const tag of [1, 2, 4, 5]) batch.ack(tag); // 3 is still running
     batch.flush();
-    assert.deepEqual(sent, [[2, true], [4, false], [5, false]]);
+    assert.deepEqual(sent, [
+      [2, true],
+      [4, false],
+      [5, false],
+    ]);
     batch.ack(3);
     batch.flush();
     // Not 5: RabbitMQ refuses a multiple ack whose own tag was acked already.
@@ -39,7 +45,10 @@ describe("ack batch", () => {
     batch.settled(1);
     batch.ack(3);
     batch.flush();
-    assert.deepEqual(sent, [[2, false], [3, true]]);
+    assert.deepEqual(sent, [
+      [2, false],
+      [3, true],
+    ]);
   });
 
   it("lets a delivery settled by a nack close the gap", () => {
@@ -55,7 +64,11 @@ describe("ack batch", () => {
     const { sent, channel } = recorder();
     new AckBatch(channel).flush();
     assert.deepEqual(sent, []);
-    const closed = new AckBatch({ ack: () => { throw new Error("Channel closed"); } } as unknown as Channel);
+    const closed = new AckBatch({
+      ack: () => {
+        throw new Error("Channel closed");
+      },
+    } as unknown as Channel);
     closed.ack(1);
     assert.doesNotThrow(() => closed.flush());
   });

@@ -74,7 +74,9 @@ export class AmqpConsumer implements Consumer {
     this.forgetHeld();
     const connection = await this.host.link.current("consume");
     const channel = await connection.createChannel();
-    channel.on("error", (error: Error) => this.host.log(`consumer of "${this.queue}": channel error: ${error.message}`));
+    channel.on("error", (error: Error) =>
+      this.host.log(`consumer of "${this.queue}": channel error: ${error.message}`),
+    );
     let consuming = false;
     channel.on("close", () => {
       if (this.channel !== channel || this.cancelled) return;
@@ -86,7 +88,13 @@ export class AmqpConsumer implements Consumer {
       if (!consuming) return;
       const generation = this.host.link.generation;
       setTimeout(() => {
-        if (this.cancelled || this.channel !== undefined || !this.host.link.connected || this.host.link.generation !== generation) return;
+        if (
+          this.cancelled ||
+          this.channel !== undefined ||
+          !this.host.link.connected ||
+          this.host.link.generation !== generation
+        )
+          return;
         this.open().catch((error) => this.host.log(`consumer of "${this.queue}" could not reopen: ${String(error)}`));
       }, REOPEN_DELAY_MS);
     });
@@ -120,8 +128,13 @@ export class AmqpConsumer implements Consumer {
     const held = this.take("nack", deliveryTag);
     if (held === undefined) return;
     const { maxDeliveries } = this.host.settingsOf(this.queue);
-    if (!options.requeue) return this.settleBy(held, this.host.deadLetter(held.envelope, this.queue, options.reason ?? "rejected"));
-    if (held.deliveryCount >= maxDeliveries) return this.settleBy(held, this.host.deadLetter(held.envelope, this.queue, tooManyDeliveries(held.deliveryCount, maxDeliveries)));
+    if (!options.requeue)
+      return this.settleBy(held, this.host.deadLetter(held.envelope, this.queue, options.reason ?? "rejected"));
+    if (held.deliveryCount >= maxDeliveries)
+      return this.settleBy(
+        held,
+        this.host.deadLetter(held.envelope, this.queue, tooManyDeliveries(held.deliveryCount, maxDeliveries)),
+      );
     if (this.host.countedByQueue) {
       this.requeueOn(held.channel, held.message);
       return;
@@ -133,7 +146,8 @@ export class AmqpConsumer implements Consumer {
     if (this.cancelled) return;
     this.cancelled = true;
     this.host.cancelled(this);
-    if (this.channel !== undefined && this.consumerTag !== "") await this.channel.cancel(this.consumerTag).catch(() => {});
+    if (this.channel !== undefined && this.consumerTag !== "")
+      await this.channel.cancel(this.consumerTag).catch(() => {});
     // Let copies in flight be confirmed and their originals acked first, or closing would requeue those too.
     await Promise.allSettled([...this.moving]);
     const channel = this.channel;
@@ -160,9 +174,10 @@ export class AmqpConsumer implements Consumer {
       // RabbitMQ gives it back after a consumer went away without acking: count that delivery before anyone runs it.
       const deliveries = previousDeliveries + 1;
       const { maxDeliveries } = this.host.settingsOf(this.queue);
-      const next = deliveries >= maxDeliveries
-        ? this.host.deadLetter(envelope, this.queue, tooManyDeliveries(deliveries, maxDeliveries))
-        : this.host.requeue(envelope, this.queue, deliveries);
+      const next =
+        deliveries >= maxDeliveries
+          ? this.host.deadLetter(envelope, this.queue, tooManyDeliveries(deliveries, maxDeliveries))
+          : this.host.requeue(envelope, this.queue, deliveries);
       return this.settleBy({ message, channel }, next, false);
     }
     if (this.host.isRevoked(envelope.id)) return this.ackOn(channel, message);
@@ -173,7 +188,13 @@ export class AmqpConsumer implements Consumer {
     const deliveryCount = previousDeliveries + 1;
     this.deliveries.set(deliveryTag, { message, channel, deliveryCount, envelope });
     this.host.held(this.queue, 1);
-    const delivery: Delivery = { envelope, queue: this.queue, deliveryTag, redelivered: deliveryCount > 1, deliveryCount };
+    const delivery: Delivery = {
+      envelope,
+      queue: this.queue,
+      deliveryTag,
+      redelivered: deliveryCount > 1,
+      deliveryCount,
+    };
     this.handler(delivery);
   }
 
@@ -185,7 +206,9 @@ export class AmqpConsumer implements Consumer {
       },
       (error) => {
         if (logFailure || !(error instanceof Error && /closed/.test(error.message))) {
-          this.host.log(`consumer of "${this.queue}": could not move message ${String(held.message.properties.messageId)}: ${String(error)}; it stays in the queue`);
+          this.host.log(
+            `consumer of "${this.queue}": could not move message ${String(held.message.properties.messageId)}: ${String(error)}; it stays in the queue`,
+          );
         }
         this.requeueOn(held.channel, held.message);
       },
@@ -202,7 +225,8 @@ export class AmqpConsumer implements Consumer {
       return held;
     }
     if (Number.isInteger(deliveryTag) && deliveryTag > 0 && deliveryTag < this.firstLiveTag) return undefined;
-    const reason = deliveryTag >= 1 && deliveryTag < this.nextTag ? "it was already settled" : "no such delivery was made";
+    const reason =
+      deliveryTag >= 1 && deliveryTag < this.nextTag ? "it was already settled" : "no such delivery was made";
     throw new UnknownDeliveryError({ operation, deliveryTag, consumer: this.tag, queue: this.queue, reason });
   }
 

@@ -67,11 +67,16 @@ export type Subject =
  * 404 on a queue or exchange is its NotFound error, 406 on a declaration is a
  * DeclarationConflictError; anything else keeps RabbitMQ's code and text.
  */
-export const mapAmqpError = (error: unknown, operation: string, subject: Subject): Error & { readonly _tag: string } => {
+export const mapAmqpError = (
+  error: unknown,
+  operation: string,
+  subject: Subject,
+): Error & { readonly _tag: string } => {
   const code = replyCode(error);
   const text = error instanceof Error ? error.message : String(error);
   if (code === ReplyCode.notFound && subject.kind === "queue") return new QueueNotFoundError({ queue: subject.name });
-  if (code === ReplyCode.notFound && subject.kind === "exchange") return new ExchangeNotFoundError({ exchange: subject.name });
+  if (code === ReplyCode.notFound && subject.kind === "exchange")
+    return new ExchangeNotFoundError({ exchange: subject.name });
   if (code === ReplyCode.preconditionFailed && subject.kind !== "other") {
     return new DeclarationConflictError({ kind: subject.kind, name: subject.name, reason: inequivalence(text) });
   }

@@ -66,7 +66,12 @@ export class AmqpLink {
       };
       const timer = setTimeout(() => {
         this.waiting = this.waiting.filter((w) => w !== entry);
-        reject(new AmqpConnectionError({ url: redactUrl(this.options.url), reason: `no connection within ${this.options.connectTimeoutMs} ms; last error: ${this.lastError}` }));
+        reject(
+          new AmqpConnectionError({
+            url: redactUrl(this.options.url),
+            reason: `no connection within ${this.options.connectTimeoutMs} ms; last error: ${this.lastError}`,
+          }),
+        );
       }, this.options.connectTimeoutMs);
       this.waiting.push(entry);
     });
@@ -107,7 +112,8 @@ export class AmqpLink {
         const refused = typeof (error as { code?: unknown } | null)?.code === "number";
         if (refused || this.closed || attempt >= MAX_CHANNEL_ATTEMPTS) throw error;
         // Wait for the connection's loss to be noticed, then for the next one.
-        if (this.connection === connection) await new Promise((resolve) => setTimeout(resolve, this.options.reconnectInitialMs));
+        if (this.connection === connection)
+          await new Promise((resolve) => setTimeout(resolve, this.options.reconnectInitialMs));
       }
     }
   }
@@ -129,7 +135,8 @@ export class AmqpLink {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.retryTimer);
-    for (const waiter of this.waiting.splice(0)) waiter.reject(new BrokerClosedError({ operation: "use the connection" }));
+    for (const waiter of this.waiting.splice(0))
+      waiter.reject(new BrokerClosedError({ operation: "use the connection" }));
     const connection = this.connection;
     this.connection = undefined;
     this.publisher = undefined;
@@ -143,7 +150,9 @@ export class AmqpLink {
     try {
       const url = new URL(this.options.url);
       url.searchParams.set("heartbeat", String(this.options.heartbeatSeconds));
-      connection = await connect(url.toString(), { clientProperties: { connection_name: this.options.connectionName } });
+      connection = await connect(url.toString(), {
+        clientProperties: { connection_name: this.options.connectionName },
+      });
     } catch (error) {
       this.lastError = error instanceof Error ? error.message : String(error);
       return this.retry();

@@ -15,7 +15,10 @@ const envelope: Envelope = {
 };
 
 /** What RabbitMQ hands a consumer for a message published with `options`. */
-const delivered = (options: ReturnType<typeof publishOptions>, fields = { exchange: "orders", routingKey: "eu.created", redelivered: false }) => ({
+const delivered = (
+  options: ReturnType<typeof publishOptions>,
+  fields = { exchange: "orders", routingKey: "eu.created", redelivered: false },
+) => ({
   fields,
   properties: { messageId: options.messageId, priority: options.priority, headers: options.headers },
   content: Buffer.from(envelope.body),
@@ -31,14 +34,20 @@ describe("amqp message mapping", () => {
 
   it("keeps the original exchange and routing key of a copy sent straight to a queue", () => {
     const options = publishOptions(envelope, true, { ...originHeaders(envelope), [Header.deliveries]: 3 });
-    const { envelope: back, previousDeliveries } = envelopeOf(delivered(options, { exchange: "", routingKey: "q", redelivered: false }));
+    const { envelope: back, previousDeliveries } = envelopeOf(
+      delivered(options, { exchange: "", routingKey: "q", redelivered: false }),
+    );
     assert.equal(back.exchange, "orders");
     assert.equal(back.routingKey, "eu.created");
     assert.equal(previousDeliveries, 3);
   });
 
   it("hides the transport's and RabbitMQ's own headers from the consumer", () => {
-    const options = publishOptions(envelope, true, { "celerity-delay-3": "1", "celerity-delay-route": "queue:q", [Header.deliveries]: 1 });
+    const options = publishOptions(envelope, true, {
+      "celerity-delay-3": "1",
+      "celerity-delay-route": "queue:q",
+      [Header.deliveries]: 1,
+    });
     (options.headers as Record<string, unknown>)["x-death"] = [{ queue: "app.delay.3" }];
     const { envelope: back } = envelopeOf(delivered(options));
     assert.deepEqual(Object.keys(back.headers).sort(), ["eager", "parent", "ratio", "retries", "task"]);
@@ -49,8 +58,16 @@ describe("amqp message mapping", () => {
   });
 
   it("reads a dead letter's reason, queue and time", () => {
-    const options = publishOptions(envelope, true, { ...originHeaders(envelope), [Header.deadReason]: "expired", [Header.deadQueue]: "tasks", [Header.deadAt]: 42 });
+    const options = publishOptions(envelope, true, {
+      ...originHeaders(envelope),
+      [Header.deadReason]: "expired",
+      [Header.deadQueue]: "tasks",
+      [Header.deadAt]: 42,
+    });
     const letter = deadLetterOf(delivered(options, { exchange: "", routingKey: "tasks.dlq", redelivered: false }));
-    assert.deepEqual([letter.reason, letter.queue, letter.at, letter.envelope.routingKey], ["expired", "tasks", 42, "eu.created"]);
+    assert.deepEqual(
+      [letter.reason, letter.queue, letter.at, letter.envelope.routingKey],
+      ["expired", "tasks", 42, "eu.created"],
+    );
   });
 });

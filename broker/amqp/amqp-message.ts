@@ -26,17 +26,34 @@ export const Header = {
 const OWN_PREFIX = "x-celerity-";
 /** Headers RabbitMQ or the delay ladder add on the way, dropped before a consumer sees the envelope. */
 const ROUTING_PREFIX = "celerity-delay-";
-const BROKER_HEADERS = new Set(["x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count"]);
+const BROKER_HEADERS = new Set([
+  "x-death",
+  "x-first-death-exchange",
+  "x-first-death-queue",
+  "x-first-death-reason",
+  "x-last-death-exchange",
+  "x-last-death-queue",
+  "x-last-death-reason",
+  "x-delivery-count",
+]);
 
 /** The facts of an AMQP message the transport reads: its fields, properties and body. */
 export interface AmqpMessageLike {
   readonly fields: { readonly exchange: string; readonly routingKey: string; readonly redelivered: boolean };
-  readonly properties: { readonly messageId?: string; readonly priority?: number; readonly headers?: Record<string, unknown> };
+  readonly properties: {
+    readonly messageId?: string;
+    readonly priority?: number;
+    readonly headers?: Record<string, unknown>;
+  };
   readonly content: Buffer;
 }
 
 /** The AMQP properties of `envelope`, with `extra` transport headers. */
-export const publishOptions = (envelope: Envelope, persistent: boolean, extra?: Record<string, unknown>): Options.Publish => {
+export const publishOptions = (
+  envelope: Envelope,
+  persistent: boolean,
+  extra?: Record<string, unknown>,
+): Options.Publish => {
   const headers: Record<string, unknown> = {};
   for (const key in envelope.headers) {
     const value = envelope.headers[key];
@@ -53,7 +70,9 @@ export const publishOptions = (envelope: Envelope, persistent: boolean, extra?: 
  * before this one: those recorded in the message by a requeue, plus those a
  * quorum queue counted itself (`x-delivery-count`, when `countedByQueue`).
  */
-export const envelopeOf = (message: AmqpMessageLike): { envelope: Envelope; previousDeliveries: number; countedByQueue: boolean } => {
+export const envelopeOf = (
+  message: AmqpMessageLike,
+): { envelope: Envelope; previousDeliveries: number; countedByQueue: boolean } => {
   const raw = message.properties.headers ?? {};
   const headers: Record<string, HeaderValue> = {};
   for (const key in raw) {
@@ -77,7 +96,11 @@ export const envelopeOf = (message: AmqpMessageLike): { envelope: Envelope; prev
     body: message.content,
   };
   const countedByQueue = typeof counted === "number";
-  return { envelope, previousDeliveries: (typeof deliveries === "number" ? deliveries : 0) + (countedByQueue ? counted : 0), countedByQueue };
+  return {
+    envelope,
+    previousDeliveries: (typeof deliveries === "number" ? deliveries : 0) + (countedByQueue ? counted : 0),
+    countedByQueue,
+  };
 };
 
 /** A message of a dead-letter queue as the contract's DeadLetter. */
@@ -88,7 +111,7 @@ export const deadLetterOf = (message: AmqpMessageLike): DeadLetter => {
   const at = raw[Header.deadAt];
   return {
     envelope: envelopeOf(message).envelope,
-    queue: typeof queue === "string" ? queue : deathQueue(raw) ?? "",
+    queue: typeof queue === "string" ? queue : (deathQueue(raw) ?? ""),
     reason: typeof reason === "string" ? reason : deathReason(raw),
     at: typeof at === "number" ? at : deathTime(raw),
   };
@@ -102,7 +125,8 @@ export const originHeaders = (envelope: Envelope): Record<string, unknown> => ({
 
 // Header values from other publishers may be of AMQP types the contract does not have.
 const headerValue = (value: unknown): HeaderValue => {
-  if (value === null || typeof value === "string" || typeof value === "number" || typeof value === "boolean") return value;
+  if (value === null || typeof value === "string" || typeof value === "number" || typeof value === "boolean")
+    return value;
   if (Buffer.isBuffer(value)) return value.toString("utf8");
   return JSON.stringify(value);
 };
@@ -115,13 +139,16 @@ const deathQueue = (headers: Record<string, unknown>): string | undefined => {
 
 const deathReason = (headers: Record<string, unknown>): string => {
   const reason = headers["x-first-death-reason"];
-  if (reason === "delivery_limit") return "delivered more times than its queue's delivery limit (maxDeliveries) without an acknowledgement";
+  if (reason === "delivery_limit")
+    return "delivered more times than its queue's delivery limit (maxDeliveries) without an acknowledgement";
   return typeof reason === "string" ? `dead-lettered by RabbitMQ: ${reason}` : "dead-lettered";
 };
 
 /** When RabbitMQ dead-lettered the message: x-death's time, an AMQP timestamp in seconds. */
 const deathTime = (headers: Record<string, unknown>): number => {
   const deaths = headers["x-death"];
-  const time = Array.isArray(deaths) ? (deaths[0] as { time?: { value?: unknown } } | undefined)?.time?.value : undefined;
+  const time = Array.isArray(deaths)
+    ? (deaths[0] as { time?: { value?: unknown } } | undefined)?.time?.value
+    : undefined;
   return typeof time === "number" ? time * 1000 : 0;
 };

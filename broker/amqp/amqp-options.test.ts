@@ -6,7 +6,10 @@ import { redactUrl, resolveAmqpOptions } from "./amqp-options.ts";
 
 describe("amqp options", () => {
   it("refuses a url that is not amqp://, naming it", () => {
-    assert.throws(() => resolveAmqpOptions("redis://127.0.0.1:6379"), (error: Error) => error instanceof InvalidArgumentError && /redis:\/\/127/.test(error.message));
+    assert.throws(
+      () => resolveAmqpOptions("redis://127.0.0.1:6379"),
+      (error: Error) => error instanceof InvalidArgumentError && /redis:\/\/127/.test(error.message),
+    );
     assert.throws(() => resolveAmqpOptions("not a url"), /not a url/);
   });
 
@@ -21,11 +24,27 @@ describe("amqp options", () => {
 
   it("maps RabbitMQ's refusals to the contract's errors", () => {
     const refusal = (code: number, text: string) => Object.assign(new Error(text), { code });
-    assert.equal(mapAmqpError(refusal(404, "NOT_FOUND - no exchange 'x'"), "publish", { kind: "exchange", name: "x" })._tag, "ExchangeNotFoundError");
-    assert.equal(mapAmqpError(refusal(404, "NOT_FOUND - no queue 'q'"), "queue.declare", { kind: "queue", name: "q" })._tag, "QueueNotFoundError");
-    const conflict = mapAmqpError(refusal(406, "Channel closed by server: 406 (PRECONDITION-FAILED) with message \"PRECONDITION_FAILED - inequivalent arg 'x-max-priority'\""), "queue.declare", { kind: "queue", name: "q" });
+    assert.equal(
+      mapAmqpError(refusal(404, "NOT_FOUND - no exchange 'x'"), "publish", { kind: "exchange", name: "x" })._tag,
+      "ExchangeNotFoundError",
+    );
+    assert.equal(
+      mapAmqpError(refusal(404, "NOT_FOUND - no queue 'q'"), "queue.declare", { kind: "queue", name: "q" })._tag,
+      "QueueNotFoundError",
+    );
+    const conflict = mapAmqpError(
+      refusal(
+        406,
+        "Channel closed by server: 406 (PRECONDITION-FAILED) with message \"PRECONDITION_FAILED - inequivalent arg 'x-max-priority'\"",
+      ),
+      "queue.declare",
+      { kind: "queue", name: "q" },
+    );
     assert.equal(conflict._tag, "DeclarationConflictError");
     assert.match(conflict.message, /"q" is already declared differently: inequivalent arg 'x-max-priority'/);
-    assert.equal(mapAmqpError(refusal(403, "ACCESS_REFUSED"), "publish", { kind: "queue", name: "q" })._tag, "AmqpRefusedError");
+    assert.equal(
+      mapAmqpError(refusal(403, "ACCESS_REFUSED"), "publish", { kind: "queue", name: "q" })._tag,
+      "AmqpRefusedError",
+    );
   });
 });

@@ -65,24 +65,39 @@ export const resolveAmqpOptions = (url: string, options: AmqpTransportOptions = 
   try {
     parsed = new URL(url);
   } catch {
-    throw new InvalidArgumentError({ argument: "broker url", reason: `${JSON.stringify(url)} is not a url (expected amqp://user:password@host:5672/vhost)` });
+    throw new InvalidArgumentError({
+      argument: "broker url",
+      reason: `${JSON.stringify(url)} is not a url (expected amqp://user:password@host:5672/vhost)`,
+    });
   }
   if (parsed.protocol !== "amqp:" && parsed.protocol !== "amqps:") {
-    throw new InvalidArgumentError({ argument: "broker url", reason: `${JSON.stringify(url)} is not an amqp:// or amqps:// url` });
+    throw new InvalidArgumentError({
+      argument: "broker url",
+      reason: `${JSON.stringify(url)} is not an amqp:// or amqps:// url`,
+    });
   }
   const positive = (argument: string, value: number | undefined, fallback: number): number => {
     if (value === undefined) return fallback;
-    if (!Number.isFinite(value) || value < 0) throw new InvalidArgumentError({ argument, reason: `must be a non-negative number, got ${String(value)}` });
+    if (!Number.isFinite(value) || value < 0)
+      throw new InvalidArgumentError({ argument, reason: `must be a non-negative number, got ${String(value)}` });
     return value;
   };
   const prefix = options.prefix ?? "celerity";
-  if (typeof prefix !== "string" || prefix.length === 0) throw new InvalidArgumentError({ argument: "prefix", reason: "must be a non-empty string" });
+  if (typeof prefix !== "string" || prefix.length === 0)
+    throw new InvalidArgumentError({ argument: "prefix", reason: "must be a non-empty string" });
   const retention = options.revocationRetention ?? "7D";
   if (!/^\d+[YMDhms]$/.test(retention)) {
-    throw new InvalidArgumentError({ argument: "revocationRetention", reason: `must be a number and a unit among Y M D h m s (e.g. "7D"), got ${JSON.stringify(retention)}` });
+    throw new InvalidArgumentError({
+      argument: "revocationRetention",
+      reason: `must be a number and a unit among Y M D h m s (e.g. "7D"), got ${JSON.stringify(retention)}`,
+    });
   }
   const queueType = options.queueType ?? "classic";
-  if (queueType !== "classic" && queueType !== "quorum") throw new InvalidArgumentError({ argument: "queueType", reason: `must be "classic" or "quorum", got ${JSON.stringify(queueType)}` });
+  if (queueType !== "classic" && queueType !== "quorum")
+    throw new InvalidArgumentError({
+      argument: "queueType",
+      reason: `must be "classic" or "quorum", got ${JSON.stringify(queueType)}`,
+    });
   return {
     url,
     queueType,

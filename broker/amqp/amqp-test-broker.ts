@@ -39,7 +39,8 @@ export const testVhost = async (label: string): Promise<TestVhost | { readonly s
     socket.once("timeout", () => (socket.destroy(), resolve(false)));
   });
   const missing = (reason: string) => {
-    if (process.env.CELERITY_REQUIRE_SERVICES === "1") throw new Error(`RabbitMQ is required (CELERITY_REQUIRE_SERVICES=1) but ${reason}`);
+    if (process.env.CELERITY_REQUIRE_SERVICES === "1")
+      throw new Error(`RabbitMQ is required (CELERITY_REQUIRE_SERVICES=1) but ${reason}`);
     console.log(`# skipping RabbitMQ tests: ${reason}`);
     return { skip: `RabbitMQ tests skipped: ${reason}` };
   };
@@ -50,7 +51,9 @@ export const testVhost = async (label: string): Promise<TestVhost | { readonly s
     await run("rabbitmqctl", ["add_vhost", vhost]);
     await run("rabbitmqctl", ["set_permissions", "-p", vhost, user, ".*", ".*", ".*"]);
   } catch (error) {
-    return missing(`could not make a vhost with rabbitmqctl (${error instanceof Error ? error.message.split("\n")[0] : String(error)})`);
+    return missing(
+      `could not make a vhost with rabbitmqctl (${error instanceof Error ? error.message.split("\n")[0] : String(error)})`,
+    );
   }
   const url = new URL(AMQP_TEST_URL);
   url.pathname = `/${encodeURIComponent(vhost)}`;

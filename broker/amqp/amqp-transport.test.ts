@@ -62,7 +62,11 @@ const record = async (t: AmqpTransport, queue: string, options: { ack?: boolean;
     deliveries,
     consumer: box.consumer,
     async waitFor(count: number, ms = WAIT_MS): Promise<Delivery[]> {
-      const { done, poke } = waitUntil(() => deliveries.length >= count, `${count} deliveries on "${queue}" (got ${deliveries.length})`, ms);
+      const { done, poke } = waitUntil(
+        () => deliveries.length >= count,
+        `${count} deliveries on "${queue}" (got ${deliveries.length})`,
+        ms,
+      );
       waiters.add(poke);
       try {
         await done;
@@ -78,8 +82,17 @@ if ("skip" in server) {
   it("keeps the RabbitMQ transport's promises", { skip: server.skip }, () => {});
 } else {
   after(() => server.dispose());
-  const open = async (t: TestContext, url = server.url, queueType: "classic" | "quorum" = "classic"): Promise<AmqpTransport> => {
-    const transport = await AmqpTransport.connect(url, { log: () => {}, reconnectInitialMs: 20, reconnectMaxMs: 200, queueType });
+  const open = async (
+    t: TestContext,
+    url = server.url,
+    queueType: "classic" | "quorum" = "classic",
+  ): Promise<AmqpTransport> => {
+    const transport = await AmqpTransport.connect(url, {
+      log: () => {},
+      reconnectInitialMs: 20,
+      reconnectMaxMs: 200,
+      queueType,
+    });
     t.after(() => transport.close());
     return transport;
   };
@@ -126,7 +139,10 @@ if ("skip" in server) {
       assert.equal(later.isRevoked(revoked.id), true);
       const inbox = await record(later, queue);
       await inbox.waitFor(1);
-      assert.deepEqual(inbox.deliveries.map((d) => d.envelope.id), [kept.id]);
+      assert.deepEqual(
+        inbox.deliveries.map((d) => d.envelope.id),
+        [kept.id],
+      );
     });
 
     it("tells every running transport of a revocation, with terminate", async (t) => {
@@ -197,10 +213,14 @@ if ("skip" in server) {
       const late = envelope(queue);
       sent.push(late.id);
       await viaProxy.publish(late);
-      const { done, poke } = waitUntil(() => {
-        for (const d of inbox.deliveries) seen.add(d.envelope.id);
-        return sent.every((id) => seen.has(id));
-      }, "every confirmed message to be delivered after the cuts", 15_000);
+      const { done, poke } = waitUntil(
+        () => {
+          for (const d of inbox.deliveries) seen.add(d.envelope.id);
+          return sent.every((id) => seen.has(id));
+        },
+        "every confirmed message to be delivered after the cuts",
+        15_000,
+      );
       const timer = setInterval(poke, 20);
       try {
         await done;
@@ -231,10 +251,18 @@ if ("skip" in server) {
     it("fails to connect to a server that is not there within its timeout, naming the url without its password", async () => {
       const started = Date.now();
       await assert.rejects(
-        AmqpTransport.connect("amqp://guest:secret@127.0.0.1:1/", { log: () => {}, connectTimeoutMs: 300, reconnectInitialMs: 20, reconnectMaxMs: 50 }),
+        AmqpTransport.connect("amqp://guest:secret@127.0.0.1:1/", {
+          log: () => {},
+          connectTimeoutMs: 300,
+          reconnectInitialMs: 20,
+          reconnectMaxMs: 50,
+        }),
         (error: Error & { _tag?: string }) => {
           assert.equal(error._tag, "AmqpConnectionError");
-          assert.match(error.message, /RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1\/ is unreachable: not ready within 300 ms; last error: .*ECONNREFUSED/);
+          assert.match(
+            error.message,
+            /RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1\/ is unreachable: not ready within 300 ms; last error: .*ECONNREFUSED/,
+          );
           return true;
         },
       );
@@ -261,10 +289,19 @@ if ("skip" in server) {
     it("rejects bad arguments with errors naming them, and settles a delivery only once", async (t) => {
       const transport = await open(t);
       const queue = name("bad-input");
-      await assert.rejects(transport.consume(queue, () => {}, { prefetch: 0 }), /invalid prefetch: must be an integer of at least 1, got 0/);
-      await assert.rejects(transport.publish(envelope(queue, { eta: Date.now() + 2 ** 40 })), /invalid eta: a delay must be between/);
+      await assert.rejects(
+        transport.consume(queue, () => {}, { prefetch: 0 }),
+        /invalid prefetch: must be an integer of at least 1, got 0/,
+      );
+      await assert.rejects(
+        transport.publish(envelope(queue, { eta: Date.now() + 2 ** 40 })),
+        /invalid eta: a delay must be between/,
+      );
       await assert.rejects(transport.publish(envelope(queue, { id: "" })), /invalid envelope id/);
-      await assert.rejects(transport.declareQueue(queue, { deadLetterQueue: queue }), /cannot be its own dead-letter queue/);
+      await assert.rejects(
+        transport.declareQueue(queue, { deadLetterQueue: queue }),
+        /cannot be its own dead-letter queue/,
+      );
       await assert.rejects(transport.stats(name("never-declared")), /is not declared/);
       await transport.publish(envelope(queue));
       const inbox = await record(transport, queue, { ack: false });

@@ -17,7 +17,17 @@
 import type { DeadLetter, Envelope } from "../envelope.ts";
 import { BrokerClosedError, InvalidArgumentError } from "../errors.ts";
 import { DEFAULT_REVOCATION_TTL_MS, Revocations } from "../revocations.ts";
-import type { ConsumeOptions, Consumer, DeliveryHandler, ExchangeType, PublishOptions, QueueOptions, QueueStats, RevocationOptions, Transport } from "../transport.ts";
+import type {
+  ConsumeOptions,
+  Consumer,
+  DeliveryHandler,
+  ExchangeType,
+  PublishOptions,
+  QueueOptions,
+  QueueStats,
+  RevocationOptions,
+  Transport,
+} from "../transport.ts";
 import { AmqpConsumer, type ConsumerHost } from "./amqp-consumer.ts";
 import { AmqpConnectionError, ReplyCode, mapAmqpError, replyCode } from "./amqp-errors.ts";
 import { AmqpLink } from "./amqp-link.ts";
@@ -70,13 +80,21 @@ export class AmqpTransport implements Transport {
     this.link = new AmqpLink(this.options);
     this.publisher = new ConfirmedPublisher(this.link);
     this.ladder = new DelayLadder(this.options.prefix, this.options.queueType);
-    this.stream = new RevocationStream(this.link, this.publisher, `${this.options.prefix}.revocations`, this.options.revocationRetention, this.revocations, this.options.log);
+    this.stream = new RevocationStream(
+      this.link,
+      this.publisher,
+      `${this.options.prefix}.revocations`,
+      this.options.revocationRetention,
+      this.revocations,
+      this.options.log,
+    );
     this.host = {
       link: this.link,
       isRevoked: (id) => this.revocations.has(id),
       settingsOf: (queue) => this.settingsOf(queue),
       deadLetter: (envelope, queue, reason) => this.deadLetter(envelope, queue, reason),
-      requeue: (envelope, queue, deliveries) => this.send(envelope, queue, { ...originHeaders(envelope), [Header.deliveries]: deliveries }),
+      requeue: (envelope, queue, deliveries) =>
+        this.send(envelope, queue, { ...originHeaders(envelope), [Header.deliveries]: deliveries }),
       countedByQueue: this.options.queueType === "quorum",
       held: (queue, change) => this.heldCounts.set(queue, (this.heldCounts.get(queue) ?? 0) + change),
       cancelled: (consumer) => this.consumers.delete(consumer),
@@ -89,7 +107,11 @@ export class AmqpTransport implements Transport {
       connected();
       for (const consumer of this.consumers) {
         // One consumer that cannot reopen (its queue was deleted) must not keep the others closed.
-        await consumer.open().catch((error) => this.options.log(`consumer of "${consumer.queue}" could not reopen after reconnecting: ${String(error)}`));
+        await consumer
+          .open()
+          .catch((error) =>
+            this.options.log(`consumer of "${consumer.queue}" could not reopen after reconnecting: ${String(error)}`),
+          );
       }
     });
     this.link.start();
@@ -117,9 +139,17 @@ export class AmqpTransport implements Transport {
     checkName("queue name", name);
     const deadLetterQueue = options.deadLetterQueue ?? `${name}.dlq`;
     checkName("deadLetterQueue", deadLetterQueue);
-    if (deadLetterQueue === name) throw new InvalidArgumentError({ argument: "deadLetterQueue", reason: `queue "${name}" cannot be its own dead-letter queue` });
+    if (deadLetterQueue === name)
+      throw new InvalidArgumentError({
+        argument: "deadLetterQueue",
+        reason: `queue "${name}" cannot be its own dead-letter queue`,
+      });
     const maxDeliveries = options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES;
-    if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) throw new InvalidArgumentError({ argument: "maxDeliveries", reason: `must be an integer of at least 1, got ${String(maxDeliveries)}` });
+    if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1)
+      throw new InvalidArgumentError({
+        argument: "maxDeliveries",
+        reason: `must be an integer of at least 1, got ${String(maxDeliveries)}`,
+      });
     const type = this.options.queueType;
     await this.link.withChannel("declare a queue", async (channel) => {
       for (const [queue, args] of [
@@ -138,9 +168,16 @@ export class AmqpTransport implements Transport {
   async declareExchange(name: string, type: ExchangeType): Promise<void> {
     this.open("declare an exchange");
     if (typeof name !== "string" || name.length === 0) {
-      throw new InvalidArgumentError({ argument: "exchange name", reason: 'must be a non-empty string (the default exchange "" always exists)' });
+      throw new InvalidArgumentError({
+        argument: "exchange name",
+        reason: 'must be a non-empty string (the default exchange "" always exists)',
+      });
     }
-    if (!EXCHANGE_TYPES.includes(type)) throw new InvalidArgumentError({ argument: "exchange type", reason: `must be "direct", "topic" or "fanout", got ${JSON.stringify(type)}` });
+    if (!EXCHANGE_TYPES.includes(type))
+      throw new InvalidArgumentError({
+        argument: "exchange type",
+        reason: `must be "direct", "topic" or "fanout", got ${JSON.stringify(type)}`,
+      });
     await this.link.withChannel("declare an exchange", (channel) =>
       channel.assertExchange(name, type, { durable: true }).catch((error) => {
         throw mapAmqpError(error, "exchange.declare", { kind: "exchange", name });
@@ -152,13 +189,25 @@ export class AmqpTransport implements Transport {
   async bindQueue(queue: string, exchange: string, pattern: string): Promise<void> {
     this.open("bind a queue");
     checkName("queue name", queue);
-    if (exchange === "") throw new InvalidArgumentError({ argument: "exchange", reason: 'queues cannot be bound to the default exchange "" (it routes by queue name already)' });
+    if (exchange === "")
+      throw new InvalidArgumentError({
+        argument: "exchange",
+        reason: 'queues cannot be bound to the default exchange "" (it routes by queue name already)',
+      });
     checkName("exchange", exchange);
-    if (typeof pattern !== "string") throw new InvalidArgumentError({ argument: "binding pattern", reason: `must be a string, got ${typeof pattern}` });
+    if (typeof pattern !== "string")
+      throw new InvalidArgumentError({
+        argument: "binding pattern",
+        reason: `must be a string, got ${typeof pattern}`,
+      });
     await this.link.withChannel("bind a queue", (channel) =>
       channel.bindQueue(queue, exchange, pattern).catch((error) => {
         const missingQueue = replyCode(error) === ReplyCode.notFound && /no queue/.test(String(error));
-        throw mapAmqpError(error, "queue.bind", missingQueue ? { kind: "queue", name: queue } : { kind: "exchange", name: exchange });
+        throw mapAmqpError(
+          error,
+          "queue.bind",
+          missingQueue ? { kind: "queue", name: queue } : { kind: "exchange", name: exchange },
+        );
       }),
     );
   }
@@ -170,9 +219,11 @@ export class AmqpTransport implements Transport {
     } catch (error) {
       return Promise.reject(error);
     }
-    const known = envelope.exchange === "" ? this.knownQueues.has(envelope.routingKey) : this.knownExchanges.has(envelope.exchange);
+    const known =
+      envelope.exchange === "" ? this.knownQueues.has(envelope.routingKey) : this.knownExchanges.has(envelope.exchange);
     // The hot path (a known destination, no delay) publishes at once; the rest first checks or declares.
-    if (!known || (envelope.eta !== undefined && envelope.eta > Date.now())) return this.publishFirst(envelope, options);
+    if (!known || (envelope.eta !== undefined && envelope.eta > Date.now()))
+      return this.publishFirst(envelope, options);
     return this.publishNow(envelope, options);
   }
 
@@ -182,7 +233,9 @@ export class AmqpTransport implements Transport {
       envelope.routingKey,
       bufferOf(envelope.body),
       { ...publishOptions(envelope, this.options.persistent), mandatory: options.mandatory === true },
-      envelope.exchange === "" ? { kind: "queue", name: envelope.routingKey } : { kind: "exchange", name: envelope.exchange },
+      envelope.exchange === ""
+        ? { kind: "queue", name: envelope.routingKey }
+        : { kind: "exchange", name: envelope.exchange },
     );
   }
 
@@ -197,9 +250,14 @@ export class AmqpTransport implements Transport {
   async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
     this.open("consume");
     checkName("queue name", queue);
-    if (typeof handler !== "function") throw new InvalidArgumentError({ argument: "handler", reason: `must be a function, got ${typeof handler}` });
+    if (typeof handler !== "function")
+      throw new InvalidArgumentError({ argument: "handler", reason: `must be a function, got ${typeof handler}` });
     const prefetch = options?.prefetch;
-    if (!Number.isInteger(prefetch) || prefetch < 1) throw new InvalidArgumentError({ argument: "prefetch", reason: `must be an integer of at least 1, got ${String(prefetch)}` });
+    if (!Number.isInteger(prefetch) || prefetch < 1)
+      throw new InvalidArgumentError({
+        argument: "prefetch",
+        reason: `must be an integer of at least 1, got ${String(prefetch)}`,
+      });
     await this.whenReady("consume");
     await this.ensureQueue(queue);
     this.open("consume");
@@ -217,7 +275,11 @@ export class AmqpTransport implements Transport {
       throw new InvalidArgumentError({ argument: "ids", reason: "must be an array of non-empty message id strings" });
     }
     const ttlMs = options.ttlMs ?? DEFAULT_REVOCATION_TTL_MS;
-    if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new InvalidArgumentError({ argument: "ttlMs", reason: `must be a positive number of ms, got ${String(ttlMs)}` });
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0)
+      throw new InvalidArgumentError({
+        argument: "ttlMs",
+        reason: `must be a positive number of ms, got ${String(ttlMs)}`,
+      });
     const terminate = options.terminate === true;
     for (const id of ids) this.revocations.revoke(id, ttlMs, terminate);
     await this.whenReady("revoke");
@@ -228,7 +290,9 @@ export class AmqpTransport implements Transport {
     return this.revocations.has(id);
   }
 
-  onRevoke(listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void): () => void {
+  onRevoke(
+    listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void,
+  ): () => void {
     return this.revocations.onRevoke(listener);
   }
 
@@ -295,7 +359,13 @@ export class AmqpTransport implements Transport {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new AmqpConnectionError({ url: redactUrl(this.options.url), reason: `not ready within ${this.options.connectTimeoutMs} ms; last error: ${this.link.lastError}` })),
+        () =>
+          reject(
+            new AmqpConnectionError({
+              url: redactUrl(this.options.url),
+              reason: `not ready within ${this.options.connectTimeoutMs} ms; last error: ${this.link.lastError}`,
+            }),
+          ),
         this.options.connectTimeoutMs,
       );
     });
@@ -315,15 +385,19 @@ export class AmqpTransport implements Transport {
   private async ensureQueue(queue: string, role: "work" | "dead-letter" = "work"): Promise<void> {
     if (this.knownQueues.has(queue)) return;
     // A quorum queue dead-letters by itself: its dead-letter queue must exist before anything is dropped there.
-    if (role === "work" && this.options.queueType === "quorum") await this.ensureQueue(this.settingsOf(queue).deadLetterQueue, "dead-letter");
+    if (role === "work" && this.options.queueType === "quorum")
+      await this.ensureQueue(this.settingsOf(queue).deadLetterQueue, "dead-letter");
     try {
       await this.link.withChannel("check a queue", (channel) => channel.checkQueue(queue));
     } catch (error) {
-      if (replyCode(error) !== ReplyCode.notFound) throw mapAmqpError(error, "queue.declare", { kind: "queue", name: queue });
+      if (replyCode(error) !== ReplyCode.notFound)
+        throw mapAmqpError(error, "queue.declare", { kind: "queue", name: queue });
       await this.link.withChannel("declare a queue", (channel) =>
-        channel.assertQueue(queue, { durable: true, arguments: this.defaultArguments(queue, role) }).catch((declareError) => {
-          throw mapAmqpError(declareError, "queue.declare", { kind: "queue", name: queue });
-        }),
+        channel
+          .assertQueue(queue, { durable: true, arguments: this.defaultArguments(queue, role) })
+          .catch((declareError) => {
+            throw mapAmqpError(declareError, "queue.declare", { kind: "queue", name: queue });
+          }),
       );
     }
     this.knownQueues.add(queue);
@@ -361,7 +435,9 @@ export class AmqpTransport implements Transport {
     const entry = this.ladder.entry(delayMs, route);
     await this.ensureLadder();
     if (!this.routes.has(route)) {
-      await this.link.withChannel("bind a delay route", (channel) => this.ladder.bindRoute(channel, envelope.exchange, envelope.routingKey));
+      await this.link.withChannel("bind a delay route", (channel) =>
+        this.ladder.bindRoute(channel, envelope.exchange, envelope.routingKey),
+      );
       this.routes.add(route);
     }
     await this.publisher.send(
@@ -386,23 +462,46 @@ export class AmqpTransport implements Transport {
 
   /** Publish a copy of `envelope` straight to `queue` (a requeue or a dead letter). */
   private send(envelope: Envelope, queue: string, extra: Record<string, unknown>): Promise<void> {
-    return this.publisher.send("", queue, bufferOf(envelope.body), { ...publishOptions(envelope, this.options.persistent, extra), mandatory: true }, { kind: "queue", name: queue });
+    return this.publisher.send(
+      "",
+      queue,
+      bufferOf(envelope.body),
+      { ...publishOptions(envelope, this.options.persistent, extra), mandatory: true },
+      { kind: "queue", name: queue },
+    );
   }
 }
 
 const checkName = (argument: string, name: unknown): void => {
-  if (typeof name !== "string" || name.length === 0) throw new InvalidArgumentError({ argument, reason: `must be a non-empty string, got ${JSON.stringify(name)}` });
-  if (Buffer.byteLength(name) > 255) throw new InvalidArgumentError({ argument, reason: `RabbitMQ names are at most 255 bytes, got ${Buffer.byteLength(name)}` });
+  if (typeof name !== "string" || name.length === 0)
+    throw new InvalidArgumentError({ argument, reason: `must be a non-empty string, got ${JSON.stringify(name)}` });
+  if (Buffer.byteLength(name) > 255)
+    throw new InvalidArgumentError({
+      argument,
+      reason: `RabbitMQ names are at most 255 bytes, got ${Buffer.byteLength(name)}`,
+    });
 };
 
 const checkEnvelope = (envelope: Envelope): void => {
-  if (envelope === null || typeof envelope !== "object") throw new InvalidArgumentError({ argument: "envelope", reason: "must be an object" });
-  if (typeof envelope.id !== "string" || envelope.id.length === 0) throw new InvalidArgumentError({ argument: "envelope id", reason: "must be a non-empty string" });
-  if (typeof envelope.exchange !== "string") throw new InvalidArgumentError({ argument: "envelope exchange", reason: `must be a string, got ${typeof envelope.exchange}` });
+  if (envelope === null || typeof envelope !== "object")
+    throw new InvalidArgumentError({ argument: "envelope", reason: "must be an object" });
+  if (typeof envelope.id !== "string" || envelope.id.length === 0)
+    throw new InvalidArgumentError({ argument: "envelope id", reason: "must be a non-empty string" });
+  if (typeof envelope.exchange !== "string")
+    throw new InvalidArgumentError({
+      argument: "envelope exchange",
+      reason: `must be a string, got ${typeof envelope.exchange}`,
+    });
   if (envelope.exchange === "") checkName("routing key (the queue, on the default exchange)", envelope.routingKey);
-  else if (typeof envelope.routingKey !== "string") throw new InvalidArgumentError({ argument: "routing key", reason: `must be a string, got ${typeof envelope.routingKey}` });
-  if (!(envelope.body instanceof Uint8Array)) throw new InvalidArgumentError({ argument: "envelope body", reason: "must be a Uint8Array" });
+  else if (typeof envelope.routingKey !== "string")
+    throw new InvalidArgumentError({
+      argument: "routing key",
+      reason: `must be a string, got ${typeof envelope.routingKey}`,
+    });
+  if (!(envelope.body instanceof Uint8Array))
+    throw new InvalidArgumentError({ argument: "envelope body", reason: "must be a Uint8Array" });
 };
 
 /** The body as a Buffer over the same bytes (no copy). */
-const bufferOf = (body: Uint8Array): Buffer => (Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+const bufferOf = (body: Uint8Array): Buffer =>
+  Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);

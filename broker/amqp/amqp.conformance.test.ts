@@ -9,10 +9,15 @@ if ("skip" in server) {
 } else {
   after(() => server.dispose());
   transportConformance("amqp (classic queues)", () => AmqpTransport.connect(server.url, { log: () => {} }));
-  transportConformance("amqp (quorum queues)", () => AmqpTransport.connect(server.url, { log: () => {}, queueType: "quorum" }), {
-    unsupported: {
-      priorities: "RabbitMQ 3.x quorum queues do not order by priority (classic queues do)",
-      etaOrder: "each delay hop on a quorum queue is a replicated dead-lettering: etas close together can swap (docs/scaling.md)",
+  transportConformance(
+    "amqp (quorum queues)",
+    () => AmqpTransport.connect(server.url, { log: () => {}, queueType: "quorum" }),
+    {
+      unsupported: {
+        priorities: "RabbitMQ 3.x quorum queues do not order by priority (classic queues do)",
+        etaOrder:
+          "each delay hop on a quorum queue is a replicated dead-lettering: etas close together can swap (docs/scaling.md)",
+      },
     },
-  });
+  );
 }

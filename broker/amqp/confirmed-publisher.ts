@@ -25,7 +25,13 @@ export class ConfirmedPublisher {
   constructor(private readonly link: AmqpLink) {}
 
   /** Publish and resolve on RabbitMQ's confirm; `subject` names what a refusal was about. */
-  send(exchange: string, routingKey: string, content: Buffer, options: Options.Publish, subject: Subject): Promise<void> {
+  send(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish,
+    subject: Subject,
+  ): Promise<void> {
     const channel = this.link.openPublisher;
     // The common case, kept free of awaits: a channel is open, and the confirm settles the publish.
     if (channel !== undefined) {
@@ -50,11 +56,17 @@ export class ConfirmedPublisher {
   ): Promise<void> {
     for (;;) {
       if (attempt > 0) {
-        if (error instanceof UnroutableError || error instanceof BrokerClosedError || error instanceof AmqpConnectionError) throw error;
+        if (
+          error instanceof UnroutableError ||
+          error instanceof BrokerClosedError ||
+          error instanceof AmqpConnectionError
+        )
+          throw error;
         // A refusal (a code from the server) is the caller's to know; a lost channel or connection is retried.
         if (replyCode(error) !== undefined && !lostConnection(error)) throw mapAmqpError(error, "publish", subject);
         // The same connection losing channel after channel is not a cut that a retry outlives.
-        if (generation === this.link.generation && attempt >= MAX_ATTEMPTS_PER_CONNECTION) throw mapAmqpError(error, "publish", subject);
+        if (generation === this.link.generation && attempt >= MAX_ATTEMPTS_PER_CONNECTION)
+          throw mapAmqpError(error, "publish", subject);
       }
       attempt++;
       try {
@@ -68,7 +80,13 @@ export class ConfirmedPublisher {
     }
   }
 
-  private sendOn(channel: ConfirmChannel, exchange: string, routingKey: string, content: Buffer, options: Options.Publish): Promise<void> {
+  private sendOn(
+    channel: ConfirmChannel,
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish,
+  ): Promise<void> {
     let returns = returnsOf.get(channel);
     if (returns === undefined) {
       const map = new Map<string, number>();

@@ -16,4 +16,5 @@ export { isAmqpUrl } from "./amqp-url.ts";
  * @example
  * const broker = connectAmqp("amqp://guest:guest@127.0.0.1:5672/%2F");
  */
-export const connectAmqp = (url: string, options: AmqpTransportOptions = {}): AmqpTransport => AmqpTransport.create(url, options);
+export const connectAmqp = (url: string, options: AmqpTransportOptions = {}): AmqpTransport =>
+  AmqpTransport.create(url, options);

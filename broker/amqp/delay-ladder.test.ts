@@ -33,7 +33,10 @@ describe("delay ladder", () => {
 
   it("reads bits above 2^31 correctly (delays of weeks)", () => {
     const threeWeeks = 21 * 24 * 3600 * 1000 + 7;
-    assert.equal(levelsPassed(threeWeeks).reduce((sum, n) => sum + 2 ** n, 0), threeWeeks);
+    assert.equal(
+      levelsPassed(threeWeeks).reduce((sum, n) => sum + 2 ** n, 0),
+      threeWeeks,
+    );
   });
 
   it("carries the route it is handed on by", () => {

@@ -48,7 +48,10 @@ export class DelayLadder {
    */
   entry(delayMs: number, route: string): { exchange: string; headers: Record<string, string> } {
     if (!Number.isInteger(delayMs) || delayMs < 1 || delayMs > MAX_DELAY_MS) {
-      throw new InvalidArgumentError({ argument: "eta", reason: `a delay must be between 1 ms and ${MAX_DELAY_MS} ms (about two years), got ${delayMs} ms` });
+      throw new InvalidArgumentError({
+        argument: "eta",
+        reason: `a delay must be between 1 ms and ${MAX_DELAY_MS} ms (about two years), got ${delayMs} ms`,
+      });
     }
     const top = Math.floor(Math.log2(delayMs));
     const headers: Record<string, string> = { [ROUTE_HEADER]: route };
@@ -84,8 +87,13 @@ export class DelayLadder {
 
   /** Let the out exchange hand messages for `exchange` ("" for the default exchange, then `queue`) to it. */
   async bindRoute(channel: Channel, exchange: string, queue: string): Promise<void> {
-    if (exchange === "") await channel.bindQueue(queue, this.out, "", { "x-match": "all", [ROUTE_HEADER]: routeOf("", queue) });
-    else await channel.bindExchange(exchange, this.out, "", { "x-match": "all", [ROUTE_HEADER]: routeOf(exchange, queue) });
+    if (exchange === "")
+      await channel.bindQueue(queue, this.out, "", { "x-match": "all", [ROUTE_HEADER]: routeOf("", queue) });
+    else
+      await channel.bindExchange(exchange, this.out, "", {
+        "x-match": "all",
+        [ROUTE_HEADER]: routeOf(exchange, queue),
+      });
   }
 
   /** Every level's queue: the messages waiting in them are the transport's delayed messages. */
@@ -95,7 +103,8 @@ export class DelayLadder {
 }
 
 /** The route a delayed message is handed on by: its exchange, or for the default exchange its queue. */
-export const routeOf = (exchange: string, routingKey: string): string => (exchange === "" ? `queue:${routingKey}` : `exchange:${exchange}`);
+export const routeOf = (exchange: string, routingKey: string): string =>
+  exchange === "" ? `queue:${routingKey}` : `exchange:${exchange}`;
 
 // Not "x-" names: a headers exchange ignores binding arguments that start with "x-".
 const ROUTE_HEADER = "celerity-delay-route";

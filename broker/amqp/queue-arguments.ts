@@ -18,7 +18,11 @@
 export type QueueType = "classic" | "quorum";
 
 /** A work queue's arguments: `maxDeliveries` is enforced by RabbitMQ itself on a quorum queue. */
-export const workQueueArguments = (type: QueueType, deadLetterQueue: string, maxDeliveries: number): Record<string, unknown> =>
+export const workQueueArguments = (
+  type: QueueType,
+  deadLetterQueue: string,
+  maxDeliveries: number,
+): Record<string, unknown> =>
   type === "classic"
     ? { "x-max-priority": 9 }
     : {
@@ -40,4 +44,10 @@ export const deadLetterQueueArguments = (type: QueueType): Record<string, unknow
 export const ladderQueueArguments = (type: QueueType, ttlMs: number, next: string): Record<string, unknown> =>
   type === "classic"
     ? { "x-message-ttl": ttlMs, "x-dead-letter-exchange": next }
-    : { "x-queue-type": "quorum", "x-message-ttl": ttlMs, "x-dead-letter-exchange": next, "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
+    : {
+        "x-queue-type": "quorum",
+        "x-message-ttl": ttlMs,
+        "x-dead-letter-exchange": next,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+      };

@@ -51,7 +51,11 @@ export class RevocationStream {
       await this.link.withChannel("declare the revocation stream", (channel) =>
         channel.assertQueue(this.name, {
           durable: true,
-          arguments: { "x-queue-type": "stream", "x-max-age": this.retention, "x-stream-max-segment-size-bytes": 1_000_000 },
+          arguments: {
+            "x-queue-type": "stream",
+            "x-max-age": this.retention,
+            "x-stream-max-segment-size-bytes": 1_000_000,
+          },
         }),
       );
       this.declared = true;
@@ -62,7 +66,10 @@ export class RevocationStream {
     // Streams require a prefetch; acks only return credit.
     await channel.prefetch(1_000);
     this.channel = channel;
-    await channel.consume(this.name, (message) => this.receive(channel, message), { noAck: false, arguments: { "x-stream-offset": this.nextOffset } });
+    await channel.consume(this.name, (message) => this.receive(channel, message), {
+      noAck: false,
+      arguments: { "x-stream-offset": this.nextOffset },
+    });
     await this.catchUp();
   }
 
@@ -72,7 +79,13 @@ export class RevocationStream {
     this.own.add(messageId);
     const record: RevocationRecord = { ids, ttlMs, terminate, at: Date.now() };
     try {
-      await this.publisher.send("", this.name, Buffer.from(JSON.stringify(record)), { messageId, persistent: true, mandatory: true }, { kind: "queue", name: this.name });
+      await this.publisher.send(
+        "",
+        this.name,
+        Buffer.from(JSON.stringify(record)),
+        { messageId, persistent: true, mandatory: true },
+        { kind: "queue", name: this.name },
+      );
     } catch (error) {
       this.own.delete(messageId);
       throw error;
@@ -91,10 +104,24 @@ export class RevocationStream {
     const seen = new Promise<void>((resolve) => this.markers.set(marker, resolve));
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`did not read its own marker back from the revocation stream "${this.name}" within ${CATCH_UP_MS / 1000} s`)), CATCH_UP_MS);
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `did not read its own marker back from the revocation stream "${this.name}" within ${CATCH_UP_MS / 1000} s`,
+            ),
+          ),
+        CATCH_UP_MS,
+      );
     });
     try {
-      await this.publisher.send("", this.name, Buffer.from(JSON.stringify({ marker })), { messageId: marker, persistent: true, mandatory: true }, { kind: "queue", name: this.name });
+      await this.publisher.send(
+        "",
+        this.name,
+        Buffer.from(JSON.stringify({ marker })),
+        { messageId: marker, persistent: true, mandatory: true },
+        { kind: "queue", name: this.name },
+      );
       await Promise.race([seen, late]);
     } finally {
       clearTimeout(timer);
@@ -126,6 +153,7 @@ export class RevocationStream {
     if (!Array.isArray(record.ids) || typeof record.ttlMs !== "number" || typeof record.at !== "number") return;
     const remaining = record.at + record.ttlMs - Date.now();
     if (remaining <= 0) return;
-    for (const id of record.ids) if (typeof id === "string") this.revocations.revoke(id, remaining, record.terminate === true);
+    for (const id of record.ids)
+      if (typeof id === "string") this.revocations.revoke(id, remaining, record.terminate === true);
   }
 }

@@ -10,7 +10,10 @@ export const checkQueueName = (name: unknown, argument: string): void => {
 
 export const checkMaxDeliveries = (value: number, argument: string): number => {
   if (value !== Number.POSITIVE_INFINITY && (!Number.isInteger(value) || value < 1)) {
-    throw new InvalidArgumentError({ argument, reason: `must be an integer of at least 1 (or Infinity), got ${value}` });
+    throw new InvalidArgumentError({
+      argument,
+      reason: `must be an integer of at least 1 (or Infinity), got ${value}`,
+    });
   }
   return value;
 };
@@ -24,13 +27,15 @@ export const checkTtl = (value: number, argument: string): number => {
 
 export const checkEnvelope = (envelope: Envelope): InvalidArgumentError | undefined => {
   if (typeof envelope !== "object" || envelope === null) return invalidEnvelope("envelope", "must be an object");
-  if (typeof envelope.id !== "string" || envelope.id === "") return invalidEnvelope("envelope.id", "must be a non-empty string");
+  if (typeof envelope.id !== "string" || envelope.id === "")
+    return invalidEnvelope("envelope.id", "must be a non-empty string");
   if (typeof envelope.exchange !== "string") return invalidEnvelope("envelope.exchange", "must be a string");
   if (typeof envelope.routingKey !== "string") return invalidEnvelope("envelope.routingKey", "must be a string");
   if (envelope.exchange === "" && envelope.routingKey === "") {
     return invalidEnvelope("envelope.routingKey", 'must name a queue when publishing to the default exchange ""');
   }
-  if (envelope.eta !== undefined && !Number.isFinite(envelope.eta)) return invalidEnvelope("envelope.eta", "must be epoch milliseconds");
+  if (envelope.eta !== undefined && !Number.isFinite(envelope.eta))
+    return invalidEnvelope("envelope.eta", "must be epoch milliseconds");
   if (envelope.expires !== undefined && !Number.isFinite(envelope.expires)) {
     return invalidEnvelope("envelope.expires", "must be epoch milliseconds");
   }
@@ -38,4 +43,5 @@ export const checkEnvelope = (envelope: Envelope): InvalidArgumentError | undefi
   return undefined;
 };
 
-const invalidEnvelope = (argument: string, reason: string): InvalidArgumentError => new InvalidArgumentError({ argument, reason });
+const invalidEnvelope = (argument: string, reason: string): InvalidArgumentError =>
+  new InvalidArgumentError({ argument, reason });

@@ -52,7 +52,12 @@ const setup = async (
   const received = (count: number, timeoutMs = 2_000): Promise<Delivery[]> =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`timed out waiting for ${count} deliveries; got ${deliveries.map((d) => d.envelope.id).join(", ")}`)),
+        () =>
+          reject(
+            new Error(
+              `timed out waiting for ${count} deliveries; got ${deliveries.map((d) => d.envelope.id).join(", ")}`,
+            ),
+          ),
         timeoutMs,
       );
       const check = (): void => {
@@ -87,7 +92,10 @@ describe("embedded broker", () => {
 
     it("throws on ack of a delivery tag that was never issued", async () => {
       const { broker, consumer } = await setup("q", 1);
-      assert.throws(() => consumer.ack(99), /cannot ack delivery 99 on consumer ctag-\d+ \(queue "q"\): no delivery with this tag was ever issued/);
+      assert.throws(
+        () => consumer.ack(99),
+        /cannot ack delivery 99 on consumer ctag-\d+ \(queue "q"\): no delivery with this tag was ever issued/,
+      );
       assert.throws(() => consumer.nack(99, { requeue: true }), /cannot nack delivery 99/);
       await broker.close();
     });
@@ -131,7 +139,10 @@ describe("embedded broker", () => {
       const ids: string[] = [];
       const c2 = await broker.consume("q", (d) => ids.push(d.envelope.id), { prefetch: 10 });
       await new Promise((resolve) => setImmediate(resolve));
-      assert.deepEqual(ids, sent.map((e) => e.id));
+      assert.deepEqual(
+        ids,
+        sent.map((e) => e.id),
+      );
       await c2.cancel();
       await broker.close();
     });
@@ -232,7 +243,10 @@ describe("embedded broker", () => {
       for (let i = 0; i < total; i++) void broker.publish(envelope("q"));
       setImmediate(() => (deliveredWhenLoopTurned = delivered));
       await done;
-      assert.ok(deliveredWhenLoopTurned > 0 && deliveredWhenLoopTurned < total, `the loop turned after ${deliveredWhenLoopTurned} deliveries`);
+      assert.ok(
+        deliveredWhenLoopTurned > 0 && deliveredWhenLoopTurned < total,
+        `the loop turned after ${deliveredWhenLoopTurned} deliveries`,
+      );
       await broker.close();
     });
   });
@@ -245,7 +259,9 @@ describe("embedded broker", () => {
       await broker.publish(envelope("q", { id: "negative", priority: -3 }));
       await broker.publish(envelope("q", { id: "zero", priority: 0 }));
       const got: [string, number][] = [];
-      const consumer = await broker.consume("q", (d) => got.push([d.envelope.id, d.envelope.priority]), { prefetch: 10 });
+      const consumer = await broker.consume("q", (d) => got.push([d.envelope.id, d.envelope.priority]), {
+        prefetch: 10,
+      });
       await new Promise((resolve) => setImmediate(resolve));
       assert.deepEqual(got, [
         ["huge", 9],
@@ -290,8 +306,14 @@ describe("embedded broker", () => {
       await broker.publish(envelope("jobs", { id: "late", expires: 1 }));
       await broker.consume("jobs", () => {}, { prefetch: 1 });
       await new Promise((resolve) => setImmediate(resolve));
-      assert.deepEqual((await broker.deadLetters("graveyard")).map((l) => l.envelope.id), ["late"]);
-      assert.deepEqual((await broker.deadLetters("jobs")).map((l) => l.envelope.id), ["late"]);
+      assert.deepEqual(
+        (await broker.deadLetters("graveyard")).map((l) => l.envelope.id),
+        ["late"],
+      );
+      assert.deepEqual(
+        (await broker.deadLetters("jobs")).map((l) => l.envelope.id),
+        ["late"],
+      );
       await broker.close();
     });
 
@@ -321,10 +343,17 @@ describe("embedded broker", () => {
     const runScript = (body: string) =>
       promisify(execFile)(
         process.execPath,
-        ["--import", "tsx", "--input-type=module", "-e", `import { createEmbeddedBroker } from ${JSON.stringify(brokerModule)};\n${body}`],
+        [
+          "--import",
+          "tsx",
+          "--input-type=module",
+          "-e",
+          `import { createEmbeddedBroker } from ${JSON.stringify(brokerModule)};\n${body}`,
+        ],
         { timeout: 10_000 },
       );
-    const message = (eta: string) => `{ id: "x", exchange: "", routingKey: "q", priority: 0, headers: {}, body: new Uint8Array(), eta: ${eta} }`;
+    const message = (eta: string) =>
+      `{ id: "x", exchange: "", routingKey: "q", priority: 0, headers: {}, body: new Uint8Array(), eta: ${eta} }`;
 
     it("lets the process exit while a delayed message waits and nobody consumes", async () => {
       const started = Date.now();
@@ -384,15 +413,24 @@ describe("embedded broker", () => {
     it("rejects an empty queue name", async () => {
       const broker = createEmbeddedBroker();
       await assert.rejects(broker.declareQueue(""), InvalidArgumentError);
-      await assert.rejects(broker.consume("", () => {}, { prefetch: 1 }), /invalid queue name/);
+      await assert.rejects(
+        broker.consume("", () => {}, { prefetch: 1 }),
+        /invalid queue name/,
+      );
       await assert.rejects(broker.publish(envelope("")), /invalid envelope.routingKey/);
       await broker.close();
     });
 
     it("rejects a prefetch below 1 or not an integer", async () => {
       const broker = createEmbeddedBroker();
-      await assert.rejects(broker.consume("q", () => {}, { prefetch: 0 }), /invalid prefetch: must be an integer of at least 1, got 0/);
-      await assert.rejects(broker.consume("q", () => {}, { prefetch: 1.5 }), InvalidArgumentError);
+      await assert.rejects(
+        broker.consume("q", () => {}, { prefetch: 0 }),
+        /invalid prefetch: must be an integer of at least 1, got 0/,
+      );
+      await assert.rejects(
+        broker.consume("q", () => {}, { prefetch: 1.5 }),
+        InvalidArgumentError,
+      );
       await broker.close();
     });
 
@@ -418,7 +456,10 @@ describe("embedded broker", () => {
       await broker.declareQueue("q");
       await assert.rejects(broker.declareQueue("q", { maxDeliveries: 4 }), DeclarationConflictError);
       await broker.declareExchange("events", "topic");
-      await assert.rejects(broker.declareExchange("events", "fanout"), /exchange "events" is already declared differently: it is a topic exchange/);
+      await assert.rejects(
+        broker.declareExchange("events", "fanout"),
+        /exchange "events" is already declared differently: it is a topic exchange/,
+      );
       await broker.close();
     });
 

@@ -20,7 +20,6 @@ import { QueuedMessage, QueueState } from "./queue-state.ts";
 import { DEFAULT_REVOCATION_TTL_MS, Revocations, type RevocationListener } from "../revocations.ts";
 import type {
   ConsumeOptions,
-  Consumer,
   DeliveryHandler,
   ExchangeType,
   PublishOptions,
@@ -101,7 +100,14 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
   private consumerCount = 0;
   private activeConsumers = 0;
   private closed = false;
-  private readonly counts = { published: 0, unroutable: 0, delivered: 0, acked: 0, deadLettered: 0, discardedRevoked: 0 };
+  private readonly counts = {
+    published: 0,
+    unroutable: 0,
+    delivered: 0,
+    acked: 0,
+    deadLettered: 0,
+    discardedRevoked: 0,
+  };
   private readonly host: ConsumerHost;
   private readonly journal: BrokerJournal | undefined;
 
@@ -109,13 +115,20 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     const clock = clockOf(options);
     this.now = nowOf(clock);
     this.journal = options.journal;
-    this.defaultMaxDeliveries = checkMaxDeliveries(options.defaultMaxDeliveries ?? DEFAULT_MAX_DELIVERIES, "defaultMaxDeliveries");
+    this.defaultMaxDeliveries = checkMaxDeliveries(
+      options.defaultMaxDeliveries ?? DEFAULT_MAX_DELIVERIES,
+      "defaultMaxDeliveries",
+    );
     const revocationTtlMs = checkTtl(options.revocationTtlMs ?? DEFAULT_REVOCATION_TTL_MS, "revocationTtlMs");
     const maxRevocations = options.maxRevocations ?? 100_000;
     if (!Number.isInteger(maxRevocations) || maxRevocations < 1) {
-      throw new InvalidArgumentError({ argument: "maxRevocations", reason: `must be a positive integer, got ${maxRevocations}` });
+      throw new InvalidArgumentError({
+        argument: "maxRevocations",
+        reason: `must be a positive integer, got ${maxRevocations}`,
+      });
     }
-    this.onError = options.onError ?? ((error, context) => console.error(`celerity embedded broker: ${context}`, error));
+    this.onError =
+      options.onError ?? ((error, context) => console.error(`celerity embedded broker: ${context}`, error));
     this.revocations = new Revocations({
       now: this.now,
       defaultTtlMs: revocationTtlMs,
@@ -141,10 +154,14 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     if (deadLetterQueue !== undefined) {
       checkQueueName(deadLetterQueue, "deadLetterQueue");
       if (deadLetterQueue === name) {
-        throw new InvalidArgumentError({ argument: "deadLetterQueue", reason: `queue "${name}" cannot be its own dead-letter queue` });
+        throw new InvalidArgumentError({
+          argument: "deadLetterQueue",
+          reason: `queue "${name}" cannot be its own dead-letter queue`,
+        });
       }
     }
-    const maxDeliveries = options.maxDeliveries === undefined ? undefined : checkMaxDeliveries(options.maxDeliveries, "maxDeliveries");
+    const maxDeliveries =
+      options.maxDeliveries === undefined ? undefined : checkMaxDeliveries(options.maxDeliveries, "maxDeliveries");
     const existing = this.queues.get(name);
     if (existing === undefined) {
       if (options.autoDelete === true) {
@@ -157,7 +174,11 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
       return;
     }
     if (options.autoDelete !== undefined && options.autoDelete !== existing.autoDelete) {
-      throw new DeclarationConflictError({ kind: "queue", name, reason: `it is ${existing.autoDelete ? "" : "not "}auto-delete` });
+      throw new DeclarationConflictError({
+        kind: "queue",
+        name,
+        reason: `it is ${existing.autoDelete ? "" : "not "}auto-delete`,
+      });
     }
     if (existing.explicit) {
       if (deadLetterQueue !== undefined && deadLetterQueue !== existing.deadLetterQueue) {
@@ -168,7 +189,11 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
         });
       }
       if (maxDeliveries !== undefined && maxDeliveries !== existing.maxDeliveries) {
-        throw new DeclarationConflictError({ kind: "queue", name, reason: `its maxDeliveries is ${existing.maxDeliveries}, not ${maxDeliveries}` });
+        throw new DeclarationConflictError({
+          kind: "queue",
+          name,
+          reason: `its maxDeliveries is ${existing.maxDeliveries}, not ${maxDeliveries}`,
+        });
       }
       return;
     }
@@ -185,17 +210,27 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
   async declareExchange(name: string, type: ExchangeType): Promise<void> {
     this.assertOpen("declare an exchange");
     if (typeof name !== "string" || name === "") {
-      throw new InvalidArgumentError({ argument: "exchange name", reason: 'must be a non-empty string (the default exchange "" always exists)' });
+      throw new InvalidArgumentError({
+        argument: "exchange name",
+        reason: 'must be a non-empty string (the default exchange "" always exists)',
+      });
     }
     if (!EXCHANGE_TYPES.has(type)) {
-      throw new InvalidArgumentError({ argument: "exchange type", reason: `must be "direct", "topic" or "fanout", got ${JSON.stringify(type)}` });
+      throw new InvalidArgumentError({
+        argument: "exchange type",
+        reason: `must be "direct", "topic" or "fanout", got ${JSON.stringify(type)}`,
+      });
     }
     const existing = this.exchanges.get(name);
     if (existing === undefined) {
       this.exchanges.set(name, new Exchange<Queue>(name, type));
       this.journal?.exchangeDeclared(name, type);
     } else if (existing.type !== type) {
-      throw new DeclarationConflictError({ kind: "exchange", name, reason: `it is a ${existing.type} exchange, not ${type}` });
+      throw new DeclarationConflictError({
+        kind: "exchange",
+        name,
+        reason: `it is a ${existing.type} exchange, not ${type}`,
+      });
     }
   }
 
@@ -203,10 +238,16 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     this.assertOpen("bind a queue");
     checkQueueName(queue, "queue name");
     if (exchange === "") {
-      throw new InvalidArgumentError({ argument: "exchange", reason: 'queues cannot be bound to the default exchange "" (it routes by queue name already)' });
+      throw new InvalidArgumentError({
+        argument: "exchange",
+        reason: 'queues cannot be bound to the default exchange "" (it routes by queue name already)',
+      });
     }
     if (typeof pattern !== "string") {
-      throw new InvalidArgumentError({ argument: "binding pattern", reason: `must be a string, got ${typeof pattern}` });
+      throw new InvalidArgumentError({
+        argument: "binding pattern",
+        reason: `must be a string, got ${typeof pattern}`,
+      });
     }
     const target = this.exchanges.get(exchange);
     if (target === undefined) throw new ExchangeNotFoundError({ exchange });
@@ -230,7 +271,8 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
       const targets = exchange.route(accepted.routingKey);
       if (targets.length === 0) {
         this.counts.unroutable++;
-        if (options?.mandatory) return Promise.reject(new UnroutableError({ exchange: accepted.exchange, routingKey: accepted.routingKey }));
+        if (options?.mandatory)
+          return Promise.reject(new UnroutableError({ exchange: accepted.exchange, routingKey: accepted.routingKey }));
       }
       for (let i = 0; i < targets.length; i++) this.enqueue(targets[i], accepted, priority);
     }
@@ -246,10 +288,20 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     }
     const prefetch = options?.prefetch;
     if (typeof prefetch !== "number" || !Number.isInteger(prefetch) || prefetch < 1) {
-      throw new InvalidArgumentError({ argument: "prefetch", reason: `must be an integer of at least 1, got ${String(prefetch)}` });
+      throw new InvalidArgumentError({
+        argument: "prefetch",
+        reason: `must be an integer of at least 1, got ${String(prefetch)}`,
+      });
     }
     const state = this.ensureQueue(queue);
-    const consumer = new EmbeddedConsumer(`ctag-${++this.consumerCount}`, state, handler, prefetch, this.host, options.marksStarted === true);
+    const consumer = new EmbeddedConsumer(
+      `ctag-${++this.consumerCount}`,
+      state,
+      handler,
+      prefetch,
+      this.host,
+      options.marksStarted === true,
+    );
     state.addConsumer(consumer);
     // Like an open connection to a remote broker: while someone consumes, a delayed message is work the process waits for.
     if (++this.activeConsumers === 1) this.delays.keepAlive(true);
@@ -310,7 +362,12 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     this.assertOpen("read queue stats");
     const state = this.queues.get(queue);
     if (state === undefined) throw new QueueNotFoundError({ queue });
-    return { ready: state.ready.length, delayed: state.delayed, unacked: state.unacked, consumers: state.consumers.length };
+    return {
+      ready: state.ready.length,
+      delayed: state.delayed,
+      unacked: state.unacked,
+      consumers: state.consumers.length,
+    };
   }
 
   async listQueues(): Promise<readonly QueueInfo[]> {
@@ -391,7 +448,8 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     const kept: QueuedMessage[] = [];
     const taken: QueuedMessage[] = [];
     for (const message of dlq.ready) {
-      if (message.deadLetter !== undefined && (wanted === undefined || wanted.has(message.envelope.id))) taken.push(message);
+      if (message.deadLetter !== undefined && (wanted === undefined || wanted.has(message.envelope.id)))
+        taken.push(message);
       else kept.push(message);
     }
     if (taken.length === 0) return taken;
@@ -451,7 +509,12 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     maxDeliveries: number | undefined,
     withDeadLetterQueue = true,
   ): Queue {
-    const state: Queue = new QueueState(name, explicit, deadLetterQueue ?? `${name}.dlq`, maxDeliveries ?? this.defaultMaxDeliveries);
+    const state: Queue = new QueueState(
+      name,
+      explicit,
+      deadLetterQueue ?? `${name}.dlq`,
+      maxDeliveries ?? this.defaultMaxDeliveries,
+    );
     this.queues.set(name, state);
     // Created with its queue so it can be consumed and inspected at once; a dead-letter queue's own one waits for first use.
     if (withDeadLetterQueue) this.ensureQueue(state.deadLetterQueue, false).isDeadLetterQueue = true;
@@ -463,7 +526,11 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
    * before a restart: with the delivery count given, or as a dead letter. For
    * the durable node's recovery; the journal is told as for a publish.
    */
-  restore(queue: string, envelope: Envelope, state: { readonly deliveryCount?: number; readonly deadLetter?: DeadLetter } = {}): void {
+  restore(
+    queue: string,
+    envelope: Envelope,
+    state: { readonly deliveryCount?: number; readonly deadLetter?: DeadLetter } = {},
+  ): void {
     this.assertOpen("restore");
     const target = this.ensureQueue(queue, state.deadLetter === undefined);
     if (state.deadLetter !== undefined) {

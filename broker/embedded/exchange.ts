@@ -42,7 +42,8 @@ export class Exchange<T> {
 
   /** Remove every binding of `target` (its queue was deleted). */
   unbind(target: T): void {
-    for (let i = this.bindings.length - 1; i >= 0; i--) if (this.bindings[i].target === target) this.bindings.splice(i, 1);
+    for (let i = this.bindings.length - 1; i >= 0; i--)
+      if (this.bindings[i].target === target) this.bindings.splice(i, 1);
     this.cache.clear();
     this.fanoutTargets = this.fanoutTargets.filter((t) => t !== target);
   }

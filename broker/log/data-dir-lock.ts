@@ -38,7 +38,8 @@ export const lockDataDir = (dir: string): { release(): void } => {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     const holder = Number(readFileSync(path, "utf8").trim());
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) throw new DataDirLockedError({ dir, pid: holder });
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder))
+      throw new DataDirLockedError({ dir, pid: holder });
     writeFileSync(path, String(process.pid));
   }
   let released = false;

@@ -80,7 +80,10 @@ export const settingsOf = (options: DurableLogOptions, internals: DurableLogInte
   const always = fsync === "always";
   const intervalMs = always ? 0 : fsync.intervalMs;
   if (!always && !(Number.isFinite(intervalMs) && intervalMs > 0)) {
-    throw new InvalidArgumentError({ argument: "fsync.intervalMs", reason: `expected a positive number, got ${intervalMs}` });
+    throw new InvalidArgumentError({
+      argument: "fsync.intervalMs",
+      reason: `expected a positive number, got ${intervalMs}`,
+    });
   }
   const hook = internals.onCompactionStep;
   return {

@@ -7,7 +7,17 @@ import { LogRecoveryError, LogWriteError, RecordTooLargeError } from "./durable-
 import { DurableLog, openDurableLog } from "./durable-log.ts";
 import { COMPACTION_MARKER, segmentName, stagedSegmentName } from "./log-directory.ts";
 import { frameBytes, RECORD_HEADER_BYTES } from "./log-record.ts";
-import { instrumentedDisk, osError, recordFor, recordsUpTo, reopen, segmentFiles, tempDir, text, within } from "./durable-log-test-support.ts";
+import {
+  instrumentedDisk,
+  osError,
+  recordFor,
+  recordsUpTo,
+  reopen,
+  segmentFiles,
+  tempDir,
+  text,
+  within,
+} from "./durable-log-test-support.ts";
 
 describe("DurableLog", () => {
   describe("recovery", () => {
@@ -79,7 +89,10 @@ describe("DurableLog", () => {
             assert.equal(report.kind, last ? "torn" : "damaged");
             if (!last) {
               const end = offsets[damaged] + frameBytes(written[damaged].length);
-              assert.deepEqual(Uint8Array.from(await readFile(report.quarantine as string)), Uint8Array.from(bytes.subarray(offsets[damaged], end)));
+              assert.deepEqual(
+                Uint8Array.from(await readFile(report.quarantine as string)),
+                Uint8Array.from(bytes.subarray(offsets[damaged], end)),
+              );
               assert.notDeepEqual(bytes.subarray(offsets[damaged], end), original.subarray(offsets[damaged], end));
             }
             await again.log.close();
@@ -152,7 +165,11 @@ describe("DurableLog", () => {
       assert.equal(report.offset, firstFrame);
       assert.equal(report.kind, "damaged");
       assert.match(report.reason, /checksum mismatch/);
-      assert.equal((await stat(second)).size, size, "nothing is cut from a segment with intact records after the damage");
+      assert.equal(
+        (await stat(second)).size,
+        size,
+        "nothing is cut from a segment with intact records after the damage",
+      );
       assert.equal((await readFile(report.quarantine as string)).length, frameBytes(written[damaged].length));
       await again.log.close();
     });
@@ -201,13 +218,19 @@ describe("DurableLog", () => {
       const live = written.filter((_, i) => i % 3 === 0);
       await log.compact(live);
       assert.ok(log.size < before / 2, `size ${log.size} did not shrink from ${before}`);
-      assert.equal(log.size, live.reduce((sum, r) => sum + frameBytes(r.length), 0));
+      assert.equal(
+        log.size,
+        live.reduce((sum, r) => sum + frameBytes(r.length), 0),
+      );
       await log.append(text.encode("after compaction"));
       await log.close();
 
       const files = await readdir(dir);
       for (const name of oldFiles) assert.ok(!files.includes(name), `old segment ${name} is still there`);
-      assert.deepEqual(files.filter((name) => !name.endsWith(".log")), []);
+      assert.deepEqual(
+        files.filter((name) => !name.endsWith(".log")),
+        [],
+      );
       const again = await reopen(dir, { segmentBytes: 2048 });
       assert.deepEqual(again.records, [...live, text.encode("after compaction")]);
       await again.log.close();
@@ -247,7 +270,10 @@ describe("DurableLog", () => {
       await log.compact(live);
       await log.close();
 
-      assert.ok(steps.some((s) => s.startsWith("staged")) && steps.some((s) => s.startsWith("removed")), steps.join(", "));
+      assert.ok(
+        steps.some((s) => s.startsWith("staged")) && steps.some((s) => s.startsWith("removed")),
+        steps.join(", "),
+      );
       const committed = steps.indexOf("committed");
       assert.ok(committed > 0);
       for (let i = 0; i < steps.length; i++) {
@@ -326,5 +352,4 @@ describe("DurableLog", () => {
       await again.log.close();
     });
   });
-
 });

@@ -24,7 +24,8 @@ export const recordsUpTo = (n: number): Uint8Array[] => Array.from({ length: n }
 
 export { within } from "../../tests/support/waits.ts";
 
-export const segmentFiles = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((name) => name.endsWith(".log")).sort();
+export const segmentFiles = async (dir: string): Promise<string[]> =>
+  (await readdir(dir)).filter((name) => name.endsWith(".log")).sort();
 
 export const reopen = async (dir: string, options = {}) => {
   const corruptions: CorruptionReport[] = [];
@@ -43,7 +44,8 @@ export const instrumentedDisk = (behaviour: DiskBehaviour = {}) => {
   const openSegment: OpenSegment = async (path) => {
     const file = await openSegmentFile(path);
     return {
-      write: (data, position) => (behaviour.write ? behaviour.write(file, path, data, position) : file.write(data, position)),
+      write: (data, position) =>
+        behaviour.write ? behaviour.write(file, path, data, position) : file.write(data, position),
       datasync: async () => {
         stats.datasyncs += 1;
         try {
@@ -60,8 +62,8 @@ export const instrumentedDisk = (behaviour: DiskBehaviour = {}) => {
   return { openSegment, stats, nextSync };
 };
 
-export const osError = (code: string, detail: string): Error => Object.assign(new Error(`${code}: ${detail}`), { code });
-
+export const osError = (code: string, detail: string): Error =>
+  Object.assign(new Error(`${code}: ${detail}`), { code });
 
 /**
  * A disk that loses, at a power cut, every write not yet covered by an

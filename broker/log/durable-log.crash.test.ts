@@ -29,7 +29,12 @@ interface Run {
  * it; resolves once its output is fully read. Fails loudly if the writer dies on
  * its own or takes longer than `timeoutMs`.
  */
-const appendUntilKilled = (dir: string, mode: "always" | "interval", target: number, timeoutMs = 15_000): Promise<Run> =>
+const appendUntilKilled = (
+  dir: string,
+  mode: "always" | "interval",
+  target: number,
+  timeoutMs = 15_000,
+): Promise<Run> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", writer, dir, mode], {
       cwd: root,
@@ -42,7 +47,9 @@ const appendUntilKilled = (dir: string, mode: "always" | "interval", target: num
     let killed = false;
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`writer confirmed ${confirmed.length} of ${target} appends in ${timeoutMs} ms; stderr: ${stderr}`));
+      reject(
+        new Error(`writer confirmed ${confirmed.length} of ${target} appends in ${timeoutMs} ms; stderr: ${stderr}`),
+      );
     }, timeoutMs);
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
@@ -72,19 +79,23 @@ const assertRecovered = async (dir: string, run: Run): Promise<number> => {
   assert.equal(run.signal, "SIGKILL");
   assert.ok(run.opened >= 0, "the writer never reported opening the log");
   const highest = Math.max(...run.confirmed);
-  assert.ok(run.confirmed.every((i) => i >= run.opened), "the writer confirmed a record from before it opened");
+  assert.ok(
+    run.confirmed.every((i) => i >= run.opened),
+    "the writer confirmed a record from before it opened",
+  );
   assert.ok(
     records.length > highest,
     `record ${highest} was confirmed but only ${records.length} records were recovered`,
   );
   for (let i = 0; i < records.length; i++) {
-    if (!Buffer.from(records[i]).equals(recordFor(i))) assert.fail(`recovered record ${i} is not the record appended ${i}th`);
+    if (!Buffer.from(records[i]).equals(recordFor(i)))
+      assert.fail(`recovered record ${i} is not the record appended ${i}th`);
   }
   return records.length;
 };
 
 describe("DurableLog after the process is killed", () => {
-  it("recovers every confirmed append, in order, under fsync \"always\", over repeated kills", async () => {
+  it('recovers every confirmed append, in order, under fsync "always", over repeated kills', async () => {
     const dir = await mkdtemp(join(tmpdir(), "celerity-crash-"));
     dirs.push(dir);
     let recovered = 0;

@@ -7,13 +7,29 @@ import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { crc32, portableCrc32 } from "./crc32.ts";
-import { DirectoryNotWritableError, LogClosedError, LogUnusableError, LogWriteError, RecordTooLargeError } from "./durable-log-errors.ts";
+import {
+  DirectoryNotWritableError,
+  LogClosedError,
+  LogUnusableError,
+  LogWriteError,
+  RecordTooLargeError,
+} from "./durable-log-errors.ts";
 import { DurableLog, openDurableLog } from "./durable-log.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { segmentName } from "./log-directory.ts";
 import { frameBytes } from "./log-record.ts";
 import { skipUnless } from "../../tests/support/prerequisites.ts";
-import { instrumentedDisk, osError, recordFor, recordsUpTo, reopen, segmentFiles, tempDir, text, within } from "./durable-log-test-support.ts";
+import {
+  instrumentedDisk,
+  osError,
+  recordFor,
+  recordsUpTo,
+  reopen,
+  segmentFiles,
+  tempDir,
+  text,
+  within,
+} from "./durable-log-test-support.ts";
 
 describe("crc32", () => {
   const vectors: [string, number][] = [
@@ -56,7 +72,8 @@ describe("DurableLog", () => {
     const files = await segmentFiles(dir);
     assert.ok(files.length > 20, `expected many segments, got ${files.length}`);
     assert.equal(files[0], segmentName(1));
-    for (const name of files) assert.ok((await stat(join(dir, name))).size <= 1024, `${name} is larger than segmentBytes`);
+    for (const name of files)
+      assert.ok((await stat(join(dir, name))).size <= 1024, `${name} is larger than segmentBytes`);
 
     const again = await reopen(dir, { segmentBytes: 1024 });
     assert.deepEqual(again.records, written);
@@ -265,7 +282,9 @@ describe("DurableLog", () => {
       await healed.log.close();
     });
 
-    it("rejects with the OS code when the disk itself reports ENOSPC (a segment on /dev/full)", { skip: skipUnless(existsSync("/dev/full"), "/dev/full is missing on this machine") }, async () => {
+    it("rejects with the OS code when the disk itself reports ENOSPC (a segment on /dev/full)", {
+      skip: skipUnless(existsSync("/dev/full"), "/dev/full is missing on this machine"),
+    }, async () => {
       const dir = await tempDir();
       const { log } = await DurableLog.open(dir, { segmentBytes: 256 });
       await log.appendMany(recordsUpTo(2));
@@ -378,7 +397,8 @@ const openWithoutPrivileges = (dir: string): OpenOutcome => {
     ["--bounding-set=-dac_override,-dac_read_search,-fowner", "--", process.execPath, "--import", "tsx", fixture, dir],
     { encoding: "utf8", timeout: 30_000 },
   );
-  if (child.error !== undefined) throw new Error(`could not run the fixture under setpriv (util-linux): ${child.error.message}`);
+  if (child.error !== undefined)
+    throw new Error(`could not run the fixture under setpriv (util-linux): ${child.error.message}`);
   const line = child.stdout.trim().split("\n").at(-1) ?? "";
   if (!line.startsWith("{")) throw new Error(`the fixture printed no outcome (exit ${child.status}): ${child.stderr}`);
   return JSON.parse(line) as OpenOutcome;

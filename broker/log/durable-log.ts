@@ -53,7 +53,12 @@ export const openDurableLog = async (
     // The new first segment must survive a power loss as much as the records in it.
     await syncDirectory(root).catch(async (cause: unknown) => {
       await file.close().catch(() => undefined);
-      throw new LogWriteError({ segment: root, operation: "fsync", code: errorCode(cause), detail: errorDetail(cause) });
+      throw new LogWriteError({
+        segment: root,
+        operation: "fsync",
+        code: errorCode(cause),
+        detail: errorDetail(cause),
+      });
     });
   }
   const log = new DurableLog(root, settings, file, recovered.lastSeq, recovered.lastBytes, recovered.totalBytes);
@@ -172,7 +177,11 @@ export class DurableLog {
     if (this.timer) clearInterval(this.timer);
     this.closing = this.commit.exclusive(async () => {
       let error: unknown;
-      if (!this.failure && this.dirty) error = await this.syncActive().then(() => undefined, (e: unknown) => e);
+      if (!this.failure && this.dirty)
+        error = await this.syncActive().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       const file = this.file;
       this.file = undefined;
       await file?.close().catch((cause: unknown) => {

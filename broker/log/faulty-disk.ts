@@ -43,7 +43,8 @@ export const seededRandom = (seed: number): (() => number) => {
   };
 };
 
-const osError = (code: string, detail: string): Error => Object.assign(new Error(`${code}: ${detail} (injected)`), { code });
+const osError = (code: string, detail: string): Error =>
+  Object.assign(new Error(`${code}: ${detail} (injected)`), { code });
 
 export const faultyDisk = (seed: number, plan: FaultPlan = {}) => {
   const random = seededRandom(seed);
@@ -63,7 +64,10 @@ export const faultyDisk = (seed: number, plan: FaultPlan = {}) => {
       land: async (count: number, tornAt: number | undefined) => {
         for (let i = 0; i < count && i < unsynced.length; i++) {
           const { data, position } = unsynced[i];
-          await file.write(i === count - 1 && tornAt !== undefined ? data.subarray(0, Math.floor(data.length * tornAt)) : data, position);
+          await file.write(
+            i === count - 1 && tornAt !== undefined ? data.subarray(0, Math.floor(data.length * tornAt)) : data,
+            position,
+          );
         }
         unsynced = [];
       },
@@ -95,7 +99,10 @@ export const faultyDisk = (seed: number, plan: FaultPlan = {}) => {
           // Write-back failed: some of the dirty pages may have reached the disk, the rest are dropped for good.
           const landed = Math.floor(random() * (unsynced.length + 1));
           await cache.land(landed, undefined);
-          events.push({ op, what: `fsync failed with ${code}; ${landed} unsynced writes landed, the rest were dropped` });
+          events.push({
+            op,
+            what: `fsync failed with ${code}; ${landed} unsynced writes landed, the rest were dropped`,
+          });
           throw osError(code, "fsync failed");
         }
         await cache.land(unsynced.length, undefined);
@@ -118,12 +125,20 @@ export const faultyDisk = (seed: number, plan: FaultPlan = {}) => {
     for (const cache of caches) {
       const count = Math.floor(random() * (cache.size() + 1));
       const torn = random() < 0.5 ? random() : undefined;
-      events.push({ op: ++ops, what: `power cut: ${count} of ${cache.size()} unsynced writes landed${torn === undefined ? "" : ", the last torn"}` });
+      events.push({
+        op: ++ops,
+        what: `power cut: ${count} of ${cache.size()} unsynced writes landed${torn === undefined ? "" : ", the last torn"}`,
+      });
       await cache.land(count, torn);
     }
   };
 
-  return { openSegment, cut, events, get operations() {
-    return ops;
-  } };
+  return {
+    openSegment,
+    cut,
+    events,
+    get operations() {
+      return ops;
+    },
+  };
 };

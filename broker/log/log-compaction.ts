@@ -43,11 +43,7 @@ export interface WrittenSegment {
 
 const CHUNK_BYTES = 1 << 20;
 
-const wrapWrite = async <T>(
-  operation: LogWriteError["operation"],
-  path: string,
-  run: () => Promise<T>,
-): Promise<T> => {
+const wrapWrite = async <T>(operation: LogWriteError["operation"], path: string, run: () => Promise<T>): Promise<T> => {
   try {
     return await run();
   } catch (cause) {
@@ -240,7 +236,10 @@ export const settleCompaction = async (dir: string): Promise<void> => {
   try {
     text = await readFile(join(dir, COMPACTION_MARKER), "utf8");
   } catch (cause) {
-    throw new LogRecoveryError({ dir, reason: `cannot read the compaction marker: ${errorCode(cause)} (${errorDetail(cause)})` });
+    throw new LogRecoveryError({
+      dir,
+      reason: `cannot read the compaction marker: ${errorCode(cause)} (${errorDetail(cause)})`,
+    });
   }
   const match = MARKER_PATTERN.exec(text);
   if (!match) {

@@ -143,7 +143,9 @@ const intactRecordAt = (bytes: Uint8Array, at: number, maxRecordBytes: number): 
   const length = u32(bytes, at + 4);
   if (length > maxRecordBytes || length > bytes.length - at - RECORD_HEADER_BYTES) return -1;
   const start = at + RECORD_HEADER_BYTES;
-  return crc32(bytes.subarray(start, start + length), crc32(bytes.subarray(at, at + 8))) === u32(bytes, at + 8) ? start + length : -1;
+  return crc32(bytes.subarray(start, start + length), crc32(bytes.subarray(at, at + 8))) === u32(bytes, at + 8)
+    ? start + length
+    : -1;
 };
 
 export const scanSegment = (bytes: Uint8Array, maxRecordBytes: number): SegmentScan => {
@@ -156,7 +158,11 @@ export const scanSegment = (bytes: Uint8Array, maxRecordBytes: number): SegmentS
     if (scan.damage === undefined) return { records, damaged, end: bytes.length };
     const from = at + scan.damage.offset;
     let next = -1;
-    for (let candidate = bytes.indexOf(MAGIC, from + 1); candidate !== -1; candidate = bytes.indexOf(MAGIC, candidate + 1)) {
+    for (
+      let candidate = bytes.indexOf(MAGIC, from + 1);
+      candidate !== -1;
+      candidate = bytes.indexOf(MAGIC, candidate + 1)
+    ) {
       if (intactRecordAt(bytes, candidate, maxRecordBytes) !== -1) {
         next = candidate;
         break;

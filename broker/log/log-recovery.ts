@@ -53,7 +53,10 @@ const quarantine = async (dir: string, segment: string, offset: number, bytes: U
       if (error.code !== "EEXIST") throw error;
     });
   } catch (cause) {
-    throw new LogRecoveryError({ dir, reason: `cannot keep the damaged bytes of ${segment} at offset ${offset} in ${path}: ${errorCode(cause)} (${errorDetail(cause)})` });
+    throw new LogRecoveryError({
+      dir,
+      reason: `cannot keep the damaged bytes of ${segment} at offset ${offset} in ${path}: ${errorCode(cause)} (${errorDetail(cause)})`,
+    });
   }
   return path;
 };
@@ -118,7 +121,12 @@ const cutTail = async (openSegment: OpenSegment, dir: string, path: string, leng
     await file.truncate(length);
     await file.datasync();
   } catch (cause) {
-    throw new LogWriteError({ segment: path, operation: "truncate", code: errorCode(cause), detail: errorDetail(cause) });
+    throw new LogWriteError({
+      segment: path,
+      operation: "truncate",
+      code: errorCode(cause),
+      detail: errorDetail(cause),
+    });
   } finally {
     await file.close().catch(() => undefined);
   }
@@ -155,7 +163,10 @@ export const recoverLog = async (
     try {
       bytes = await readFile(path);
     } catch (cause) {
-      throw new LogRecoveryError({ dir, reason: `cannot read segment ${path}: ${errorCode(cause)} (${errorDetail(cause)})` });
+      throw new LogRecoveryError({
+        dir,
+        reason: `cannot read segment ${path}: ${errorCode(cause)} (${errorDetail(cause)})`,
+      });
     }
     const scan = scanSegment(bytes, settings.maxRecordBytes);
     for (const record of scan.records) records.push(record);
@@ -167,7 +178,12 @@ export const recoverLog = async (
         reason: region.reason,
         length: region.length,
         droppedBytes: 0,
-        quarantine: await quarantine(dir, path, region.offset, bytes.subarray(region.offset, region.offset + region.length)),
+        quarantine: await quarantine(
+          dir,
+          path,
+          region.offset,
+          bytes.subarray(region.offset, region.offset + region.length),
+        ),
       };
       corrupted.push(info);
       settings.onCorruption?.(info);

@@ -39,7 +39,9 @@ class NodeSegmentFile implements SegmentFile {
   async write(data: Uint8Array, position: number): Promise<void> {
     let done = 0;
     while (done < data.length) {
-      const written = await call<number>((cb) => fs.write(this.fd, data, done, data.length - done, position + done, cb));
+      const written = await call<number>((cb) =>
+        fs.write(this.fd, data, done, data.length - done, position + done, cb),
+      );
       // A regular file only writes short when the device is full; the next call reports why.
       if (written === 0) {
         throw Object.assign(new Error("ENOSPC: no space left on device, write returned 0 bytes"), { code: "ENOSPC" });

@@ -32,7 +32,10 @@ describe("encoded envelopes", () => {
   it("declines any other layout, so the caller encodes the envelope itself", () => {
     assert.equal(publishedEnvelopeBytes(encoder.encode([1, "publisH", [envelopeToWire(envelope), false]])), undefined);
     assert.equal(publishedEnvelopeBytes(encoder.encode([1, "publish", [envelopeToWire(envelope)]])), undefined);
-    assert.equal(publishedEnvelopeBytes(encoder.encode([1, "publish", [envelopeToWire(envelope), false, 1]])), undefined);
+    assert.equal(
+      publishedEnvelopeBytes(encoder.encode([1, "publish", [envelopeToWire(envelope), false, 1]])),
+      undefined,
+    );
     assert.equal(publishedEnvelopeBytes(encoder.encode([-1, "publish", [envelopeToWire(envelope), false]])), undefined);
     assert.equal(publishedEnvelopeBytes(encoder.encode([1, "publish", [[1, 2], false]])), undefined);
     assert.equal(publishedEnvelopeBytes(new Uint8Array(3)), undefined);

@@ -31,7 +31,11 @@ describe("heartbeat", () => {
   it("pings every interval while the peer is heard from", () => {
     const { clock, advance } = fakeClock();
     let pings = 0;
-    const heartbeat = new Heartbeat(100, { ping: () => pings++, silent: () => assert.fail("the peer was heard from") }, clock);
+    const heartbeat = new Heartbeat(
+      100,
+      { ping: () => pings++, silent: () => assert.fail("the peer was heard from") },
+      clock,
+    );
     heartbeat.start();
     for (let i = 0; i < 10; i++) {
       advance(100);

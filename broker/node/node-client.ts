@@ -1,11 +1,24 @@
 import { connect, type Socket } from "node:net";
 import { Data } from "effect";
-import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, ConnectionRefusedError, type WireError } from "./protocol.ts";
+import {
+  FrameCodec,
+  FrameType,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  ConnectionRefusedError,
+  type WireError,
+} from "./protocol.ts";
 import type { AnswerOf, AnyOperation, SentOf } from "./operations.ts";
 import { errorFromWire } from "./wire-errors.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { DEFAULT_HEARTBEAT_MS, nodeClientSettings, type NodeClientSettings } from "./node-settings.ts";
-import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameParser, FrameTooLargeError, FrameWriter } from "./wire-frame.ts";
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  FRAME_HEADER_BYTES,
+  FrameParser,
+  FrameTooLargeError,
+  FrameWriter,
+} from "./wire-frame.ts";
 
 /**
  * The client's connection to a broker node: handshake, heartbeats, requests
@@ -96,7 +109,8 @@ interface Pending {
 /** Parse `celerity://host:port`. */
 export const parseNodeUrl = (url: string): { host: string; port: number } => {
   const match = /^celerity:\/\/([^:/]+|\[[^\]]+\]):(\d+)\/?$/.exec(url);
-  if (match === null) throw new ProtocolError({ reason: `broker url must look like celerity://host:port, got '${url}'` });
+  if (match === null)
+    throw new ProtocolError({ reason: `broker url must look like celerity://host:port, got '${url}'` });
   return { host: match[1].replace(/^\[|\]$/g, ""), port: Number(match[2]) };
 };
 
@@ -241,7 +255,9 @@ export class NodeClient {
     const payload = this.codec.encode([id, op, args]);
     // Refused here rather than sent: the node would close the whole connection over it.
     if (payload.byteLength + FRAME_HEADER_BYTES > this.maxFrameBytes) {
-      return Promise.reject(new FrameTooLargeError({ size: payload.byteLength + FRAME_HEADER_BYTES, max: this.maxFrameBytes }));
+      return Promise.reject(
+        new FrameTooLargeError({ size: payload.byteLength + FRAME_HEADER_BYTES, max: this.maxFrameBytes }),
+      );
     }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -294,7 +310,10 @@ export class NodeClient {
     this.writer = writer;
     const parser = new FrameParser(DEFAULT_MAX_FRAME_BYTES, (type, payload) => this.onFrameReceived(type, payload));
     socket.on("connect", () => {
-      writer.send(FrameType.Hello, this.codec.encode({ version: PROTOCOL_VERSION, token: this.settings.token, name: this.settings.name }));
+      writer.send(
+        FrameType.Hello,
+        this.codec.encode({ version: PROTOCOL_VERSION, token: this.settings.token, name: this.settings.name }),
+      );
     });
     socket.on("data", (chunk: Buffer) => {
       this.heartbeat?.heard();
@@ -363,7 +382,8 @@ export class NodeClient {
     }
     if (this.state !== "connecting") return;
     this.state = "ready";
-    for (const [op, args] of this.kept.splice(0)) this.writer!.send(FrameType.Request, this.codec.encode([0, op, args]));
+    for (const [op, args] of this.kept.splice(0))
+      this.writer!.send(FrameType.Request, this.codec.encode([0, op, args]));
     this.markReady();
   }
 

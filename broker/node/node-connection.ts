@@ -31,7 +31,13 @@ export interface ConnectionContext {
   /** The handshake completed: the connection no longer counts as unauthenticated. */
   authenticated(connection: NodeConnection): void;
   /** Run a request; throws a tagged error to refuse it. `replyWanted` is false for requests with id 0. */
-  handle(op: string, args: unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown | Promise<unknown>;
+  handle(
+    op: string,
+    args: unknown[],
+    connection: NodeConnection,
+    replyWanted: boolean,
+    payload: Uint8Array,
+  ): unknown | Promise<unknown>;
   log(message: string): void;
   closed(connection: NodeConnection): void;
 }
@@ -65,7 +71,10 @@ export class NodeConnection {
     socket.setNoDelay(true);
     // Until the handshake, a stranger may send a Hello and nothing larger.
     this.parser = new FrameParser(context.maxHelloBytes, (type, payload) => this.onFrame(type, payload));
-    this.handshakeDeadline = setTimeout(() => this.close(`no handshake within ${context.handshakeTimeoutMs} ms`), context.handshakeTimeoutMs);
+    this.handshakeDeadline = setTimeout(
+      () => this.close(`no handshake within ${context.handshakeTimeoutMs} ms`),
+      context.handshakeTimeoutMs,
+    );
     this.handshakeDeadline.unref();
     this.writer = new FrameWriter(socket, () => {
       // The client reads too slowly: stop reading its requests until our replies drain.
@@ -86,7 +95,8 @@ export class NodeConnection {
       ping: () => {
         // A client that keeps the connection alive with a trickle of bytes, never finishing a frame, is as good as silent.
         const pendingMs = this.parser.pendingForMs(Date.now());
-        if (pendingMs > context.heartbeatMs * MISSED_BEATS) this.close(`a frame has been arriving for ${pendingMs} ms (${this.parser.buffered} bytes so far): too slow`);
+        if (pendingMs > context.heartbeatMs * MISSED_BEATS)
+          this.close(`a frame has been arriving for ${pendingMs} ms (${this.parser.buffered} bytes so far): too slow`);
         else this.writer.send(FrameType.Ping);
       },
       silent: (silentMs) => this.close(`no frame from the client for ${silentMs} ms (heartbeat timeout)`),
@@ -109,8 +119,14 @@ export class NodeConnection {
   }
 
   /** Register a consumer this connection opened; deliveries are framed to the client and leased for `leaseMs`. */
-  async consume(queue: string, prefetch: number, leaseMs: number = DEFAULT_LEASE_MS, marksStarted = false): Promise<string> {
-    if (!Number.isFinite(leaseMs) || leaseMs < 1) throw new ProtocolError({ reason: `a lease must be a positive number of ms, got ${leaseMs}` });
+  async consume(
+    queue: string,
+    prefetch: number,
+    leaseMs: number = DEFAULT_LEASE_MS,
+    marksStarted = false,
+  ): Promise<string> {
+    if (!Number.isFinite(leaseMs) || leaseMs < 1)
+      throw new ProtocolError({ reason: `a lease must be a positive number of ms, got ${leaseMs}` });
     const leases = new LeaseTable(leaseMs);
     let tag = "";
     const consumer = await this.context.broker.consume(
@@ -188,7 +204,13 @@ export class NodeConnection {
   private deliver(tag: string, delivery: Delivery): void {
     this.writer.send(
       FrameType.Deliver,
-      this.codec.encode([tag, delivery.deliveryTag, delivery.deliveryCount, delivery.queue, envelopeToWire(delivery.envelope)]),
+      this.codec.encode([
+        tag,
+        delivery.deliveryTag,
+        delivery.deliveryCount,
+        delivery.queue,
+        envelopeToWire(delivery.envelope),
+      ]),
     );
   }
 
@@ -212,7 +234,10 @@ export class NodeConnection {
     const hello = this.codec.decode(payload) as { version?: unknown; token?: unknown; name?: unknown } | null;
     if (hello === null || typeof hello !== "object") throw new ProtocolError({ reason: "Hello must be a map" });
     if (hello.version !== PROTOCOL_VERSION) {
-      return this.refuse("unsupported-version", `this node speaks protocol version ${PROTOCOL_VERSION}, the client ${String(hello.version)}`);
+      return this.refuse(
+        "unsupported-version",
+        `this node speaks protocol version ${PROTOCOL_VERSION}, the client ${String(hello.version)}`,
+      );
     }
     if (!tokenMatches(this.context.token, hello.token)) {
       const reason = hello.token === undefined ? "this node requires a token" : "wrong token";
@@ -230,7 +255,12 @@ export class NodeConnection {
     this.context.authenticated(this);
     this.writer.send(
       FrameType.Welcome,
-      this.codec.encode({ version: PROTOCOL_VERSION, node: this.context.nodeId, heartbeatMs: this.context.heartbeatMs, maxFrameBytes: this.context.maxFrameBytes }),
+      this.codec.encode({
+        version: PROTOCOL_VERSION,
+        node: this.context.nodeId,
+        heartbeatMs: this.context.heartbeatMs,
+        maxFrameBytes: this.context.maxFrameBytes,
+      }),
     );
   }
 
@@ -242,7 +272,13 @@ export class NodeConnection {
 
   private onRequest(payload: Uint8Array): void {
     const request = this.codec.decode(payload);
-    if (!Array.isArray(request) || request.length !== 3 || typeof request[0] !== "number" || typeof request[1] !== "string" || !Array.isArray(request[2])) {
+    if (
+      !Array.isArray(request) ||
+      request.length !== 3 ||
+      typeof request[0] !== "number" ||
+      typeof request[1] !== "string" ||
+      !Array.isArray(request[2])
+    ) {
       throw new ProtocolError({ reason: "a Request is [id, op, args]" });
     }
     const [id, op, args] = request as [number, string, unknown[]];
@@ -254,7 +290,11 @@ export class NodeConnection {
     }
     if (!(result instanceof Promise)) this.reply(id, op, true, result);
     else if (id === NO_REPLY) result.then(undefined, (error: unknown) => this.reply(id, op, false, error));
-    else result.then((value) => this.reply(id, op, true, value), (error: unknown) => this.reply(id, op, false, error));
+    else
+      result.then(
+        (value) => this.reply(id, op, true, value),
+        (error: unknown) => this.reply(id, op, false, error),
+      );
   }
 
   private reply(id: number, op: string, ok: boolean, value: unknown): void {

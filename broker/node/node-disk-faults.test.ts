@@ -10,7 +10,14 @@ import { within } from "../../tests/support/waits.ts";
 import { BrokerNode } from "./node-server.ts";
 import { NodeTransport } from "./node-transport.ts";
 
-const envelope = (queue: string, id: string): Envelope => ({ id, exchange: "", routingKey: queue, priority: 0, headers: {}, body: new Uint8Array([7]) });
+const envelope = (queue: string, id: string): Envelope => ({
+  id,
+  exchange: "",
+  routingKey: queue,
+  priority: 0,
+  headers: {},
+  body: new Uint8Array([7]),
+});
 
 /** A consumer that records what it is given and acks each (acks is false: holds them). */
 const collect = async (transport: NodeTransport, queue: string, acks = true) => {
@@ -38,11 +45,20 @@ const waitFor = async (what: string, ready: () => boolean | Promise<boolean>, ms
 
 const faultyNode = async (dir: string, fault: { code?: string; on?: "write" | "datasync" }) => {
   const disk = instrumentedDisk({
-    write: (file, _path, data, position) => (fault.code !== undefined && fault.on === "write" ? Promise.reject(osError(fault.code, "injected")) : file.write(data, position)),
-    datasync: (file) => (fault.code !== undefined && fault.on === "datasync" ? Promise.reject(osError(fault.code, "injected")) : file.datasync()),
+    write: (file, _path, data, position) =>
+      fault.code !== undefined && fault.on === "write"
+        ? Promise.reject(osError(fault.code, "injected"))
+        : file.write(data, position),
+    datasync: (file) =>
+      fault.code !== undefined && fault.on === "datasync"
+        ? Promise.reject(osError(fault.code, "injected"))
+        : file.datasync(),
   });
   const logs: string[] = [];
-  const node = await BrokerNode.start({ port: 0, dataDir: dir, log: (line) => logs.push(line) }, { openSegment: disk.openSegment });
+  const node = await BrokerNode.start(
+    { port: 0, dataDir: dir, log: (line) => logs.push(line) },
+    { openSegment: disk.openSegment },
+  );
   return { node, logs };
 };
 
@@ -63,10 +79,15 @@ describe("broker node on a full or failing disk", () => {
       t.after(() => client.close());
       for (let i = 0; i < 5; i++) await client.publish(envelope(queue, `kept-${i}`));
       fault.code = code;
-      const refused = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => client.publish(envelope(queue, `lost-${i}`))));
+      const refused = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => client.publish(envelope(queue, `lost-${i}`))),
+      );
       assert.equal(refused.filter((r) => r.status === "fulfilled").length, 0, "no publish confirmed");
       for (const r of refused) assert.match(String((r as PromiseRejectedResult).reason), new RegExp(code));
-      assert.ok(logs.some((line) => /the log failed and is not retried/.test(line)), logs.join("\n"));
+      assert.ok(
+        logs.some((line) => /the log failed and is not retried/.test(line)),
+        logs.join("\n"),
+      );
       // Acks could no longer be recorded, so nothing is delivered: a consumer does not spin on the full disk.
       const { got } = await collect(client, queue);
       for (let i = 0; i < 3; i++) await client.stats(queue).catch(() => undefined);
@@ -108,17 +129,24 @@ describe("broker node on a full or failing disk", () => {
     // The start-up rewrite fails (no room for new segments), the log is used as it is.
     let full = true;
     const disk = instrumentedDisk({
-      write: (file, path, data, position) => (full && path.includes("compact") ? Promise.reject(osError("ENOSPC", "injected")) : file.write(data, position)),
+      write: (file, path, data, position) =>
+        full && path.includes("compact") ? Promise.reject(osError("ENOSPC", "injected")) : file.write(data, position),
     });
     const logs: string[] = [];
-    const node = await BrokerNode.start({ port: 0, dataDir: dir, log: (line) => logs.push(line) }, {
-      openSegment: async (path) => {
-        if (full && !path.endsWith(".log")) throw osError("ENOSPC", "injected");
-        return disk.openSegment(path);
+    const node = await BrokerNode.start(
+      { port: 0, dataDir: dir, log: (line) => logs.push(line) },
+      {
+        openSegment: async (path) => {
+          if (full && !path.endsWith(".log")) throw osError("ENOSPC", "injected");
+          return disk.openSegment(path);
+        },
       },
-    });
+    );
     full = false;
-    assert.ok(logs.some((line) => /recovered 20 messages/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) => /recovered 20 messages/.test(line)),
+      logs.join("\n"),
+    );
     const client = await NodeTransport.connect(node.url);
     t.after(() => client.close());
     const { got, consumer } = await collect(client, queue, false);

@@ -129,7 +129,10 @@ export class NodeJournal implements BrokerJournal {
     this.structure.set(`x\u0000${name}`, this.write([Kind.Exchange, name, type]));
   }
   queueBound(queue: string, exchange: string, pattern: string): void {
-    this.structure.set(`b\u0000${queue}\u0000${exchange}\u0000${pattern}`, this.write([Kind.Bind, queue, exchange, pattern]));
+    this.structure.set(
+      `b\u0000${queue}\u0000${exchange}\u0000${pattern}`,
+      this.write([Kind.Bind, queue, exchange, pattern]),
+    );
   }
   enqueued(ref: object, queue: string, envelope: Envelope, deadLetter?: DeadLetter): void {
     this.held++;
@@ -142,8 +145,14 @@ export class NodeJournal implements BrokerJournal {
       return;
     }
     const wire = envelopeToWire(envelope);
-    const letter = deadLetter === undefined ? undefined : ([deadLetter.queue, deadLetter.reason, deadLetter.at] as [string, string, number]);
-    this.live.set(seq, this.write(letter === undefined ? [Kind.Enqueue, seq, queue, wire] : [Kind.Enqueue, seq, queue, wire, letter]));
+    const letter =
+      deadLetter === undefined
+        ? undefined
+        : ([deadLetter.queue, deadLetter.reason, deadLetter.at] as [string, string, number]);
+    this.live.set(
+      seq,
+      this.write(letter === undefined ? [Kind.Enqueue, seq, queue, wire] : [Kind.Enqueue, seq, queue, wire, letter]),
+    );
   }
   removed(ref: object): void {
     this.held--;
@@ -162,7 +171,16 @@ export class NodeJournal implements BrokerJournal {
     this.live.delete(seq);
     this.write([Kind.Dead, seq, deadSeq, dlq, letter.queue, letter.reason, letter.at]);
     // What a compaction keeps for it: the dead letter as a message of its own (not appended now).
-    this.live.set(deadSeq, this.encoder.encode([Kind.Enqueue, deadSeq, dlq, envelopeToWire(letter.envelope), [letter.queue, letter.reason, letter.at]]));
+    this.live.set(
+      deadSeq,
+      this.encoder.encode([
+        Kind.Enqueue,
+        deadSeq,
+        dlq,
+        envelopeToWire(letter.envelope),
+        [letter.queue, letter.reason, letter.at],
+      ]),
+    );
   }
   paused(queue: string, paused: boolean): void {
     const key = `p\u0000${queue}`;
@@ -246,7 +264,11 @@ export const replay = async (
           const message = live.get(seq);
           live.delete(seq);
           if (message !== undefined) {
-            live.set(deadSeq, { queue: dlq, envelope: message.envelope, deadLetter: { envelope: message.envelope, queue: from, reason, at } });
+            live.set(deadSeq, {
+              queue: dlq,
+              envelope: message.envelope,
+              deadLetter: { envelope: message.envelope, queue: from, reason, at },
+            });
           }
           break;
         }
@@ -283,7 +305,11 @@ export const replay = async (
     journal?.numberNext(seq);
     // Whether it was delivered before the restart is not logged: count it as delivered once, so it arrives
     // marked redelivered and a worker checks for a result stored by an earlier run before running it again.
-    broker.restore(message.queue, message.envelope, message.deadLetter === undefined ? { deliveryCount: 1 } : { deadLetter: message.deadLetter });
+    broker.restore(
+      message.queue,
+      message.envelope,
+      message.deadLetter === undefined ? { deliveryCount: 1 } : { deadLetter: message.deadLetter },
+    );
   }
   journal?.numberAfter(maxSeq);
   return { messages: seqs.length, queues: queues.size, revocations: revoked };

@@ -9,7 +9,14 @@ import { NodeTransport } from "./node-transport.ts";
 import { FrameType } from "./protocol.ts";
 import { within } from "../../tests/support/waits.ts";
 
-const envelope = (id: string, queue = "q"): Envelope => ({ id, exchange: "", routingKey: queue, priority: 0, headers: { task: "t" }, body: new Uint8Array([1]) });
+const envelope = (id: string, queue = "q"): Envelope => ({
+  id,
+  exchange: "",
+  routingKey: queue,
+  priority: 0,
+  headers: { task: "t" },
+  body: new Uint8Array([1]),
+});
 
 /** A client that consumes over the raw protocol and never renews a lease (a stuck or foreign consumer). */
 const silentConsumer = async (url: string, queue: string, leaseMs: number) => {
@@ -69,10 +76,16 @@ describe("broker node: delivery leases", () => {
     assert.equal(delivery.envelope.id, "stuck");
     assert.equal(delivery.redelivered, true);
     assert.equal(delivery.deliveryCount, 2);
-    assert.ok(logs.some((line) => /lease of 1 delivery on q ran out after 150 ms/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) => /lease of 1 delivery on q ran out after 150 ms/.test(line)),
+      logs.join("\n"),
+    );
     silent.client.tell(brokerOperations.ack, [silent.tag, silent.deliveries[0][0]]);
     await producer.stats("q"); // a round trip after the late ack
-    assert.ok(logs.some((line) => /ack of delivery \d+ on q came after its lease ran out/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) => /ack of delivery \d+ on q came after its lease ran out/.test(line)),
+      logs.join("\n"),
+    );
     assert.equal((await producer.stats("q")).unacked, 1, "the redelivery is still held by the second consumer");
   });
 
@@ -124,7 +137,10 @@ describe("broker node: delivery leases", () => {
     const node = await BrokerNode.start({ port: 0, log: () => {} });
     const client = new NodeClient(node.url);
     await client.start();
-    await assert.rejects(client.call(brokerOperations.consume, ["q", 1, -5, false]), /a lease must be a positive number of ms, got -5/);
+    await assert.rejects(
+      client.call(brokerOperations.consume, ["q", 1, -5, false]),
+      /a lease must be a positive number of ms, got -5/,
+    );
     client.close();
     await node.stop();
   });

@@ -10,7 +10,11 @@ import { FrameCodec, FrameType, PROTOCOL_VERSION } from "./protocol.ts";
 import { encodeFrame } from "./wire-frame.ts";
 
 const codec = new FrameCodec();
-const hello = (token?: string) => encodeFrame(FrameType.Hello, codec.encode({ version: PROTOCOL_VERSION, name: "raw", ...(token !== undefined ? { token } : {}) }));
+const hello = (token?: string) =>
+  encodeFrame(
+    FrameType.Hello,
+    codec.encode({ version: PROTOCOL_VERSION, name: "raw", ...(token !== undefined ? { token } : {}) }),
+  );
 
 const start = async (options: BrokerNodeOptions = {}) => {
   const logs: string[] = [];
@@ -44,7 +48,10 @@ describe("broker node: what strangers can cost", () => {
     header.writeUInt32BE(16 * 1024 * 1024 - 4);
     client.socket.write(header);
     await within(client.closed, 5_000, "the node to close the connection");
-    assert.ok(logs.some((line) => /closed: frame of 16777216 bytes exceeds the maximum of 65536 bytes/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) => /closed: frame of 16777216 bytes exceeds the maximum of 65536 bytes/.test(line)),
+      logs.join("\n"),
+    );
   });
 
   it("closes a connection that does not complete its handshake in time", async (t) => {
@@ -62,7 +69,10 @@ describe("broker node: what strangers can cost", () => {
     t.after(() => clearInterval(drip));
     await within(client.closed, 5_000, "the node to close the connection");
     assert.ok(Date.now() - opened >= 100);
-    assert.ok(logs.some((line) => /closed: no handshake within 100 ms/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) => /closed: no handshake within 100 ms/.test(line)),
+      logs.join("\n"),
+    );
   });
 
   it("turns away connections past its maximum of unauthenticated ones, and serves those that complete a handshake", async (t) => {
@@ -72,13 +82,22 @@ describe("broker node: what strangers can cost", () => {
     t.after(() => strangers.forEach((s) => s.socket.destroy()));
     const fourth = await raw(node.address.port);
     await within(fourth.closed, 5_000, "the fourth stranger to be turned away");
-    assert.ok(logs.some((line) => /turned away 1 connection\(s\): 3 connections have not completed their handshake \(maximum 3\)/.test(line)), logs.join("\n"));
-    assert.deepEqual(strangers.map((s) => s.state.closedAt), [undefined, undefined, undefined]);
+    assert.ok(
+      logs.some((line) =>
+        /turned away 1 connection\(s\): 3 connections have not completed their handshake \(maximum 3\)/.test(line),
+      ),
+      logs.join("\n"),
+    );
+    assert.deepEqual(
+      strangers.map((s) => s.state.closedAt),
+      [undefined, undefined, undefined],
+    );
     // Once one of them completes its handshake, there is room again.
     strangers[0].socket.write(hello());
     await within(
       (async () => {
-        while (!strangers[0].state.received.includes(FrameType.Welcome)) await new Promise((resolve) => setTimeout(resolve, 5));
+        while (!strangers[0].state.received.includes(FrameType.Welcome))
+          await new Promise((resolve) => setTimeout(resolve, 5));
       })(),
       5_000,
       "the Welcome",
@@ -96,7 +115,10 @@ describe("broker node: what strangers can cost", () => {
     t.after(() => Promise.all([a.close(), b.close()]));
     const third = await raw(node.address.port);
     await within(third.closed, 5_000, "the third connection to be turned away");
-    assert.ok(logs.some((line) => /the node holds its maximum of 2 connections/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) => /the node holds its maximum of 2 connections/.test(line)),
+      logs.join("\n"),
+    );
   });
 
   it("closes a client that trickles a frame too slowly to finish it, after its handshake", async (t) => {
@@ -111,25 +133,40 @@ describe("broker node: what strangers can cost", () => {
     const drip = setInterval(() => client.socket.write(frame.subarray(sent, ++sent)), 10);
     t.after(() => clearInterval(drip));
     await within(client.closed, 5_000, "the node to close the slow connection");
-    assert.ok(logs.some((line) => /closed: a frame has been arriving for \d+ ms \(\d+ bytes so far\): too slow/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) => /closed: a frame has been arriving for \d+ ms \(\d+ bytes so far\): too slow/.test(line)),
+      logs.join("\n"),
+    );
   });
 
   it("answers a wrong token only after a delay, and logs the refusal", async (t) => {
     const { node, logs } = await start({ token: "right", refusalDelayMs: 300 });
     t.after(() => node.stop());
     const began = Date.now();
-    await assert.rejects(NodeTransport.connect(node.url, { token: "wrong" }), /refused the connection \(unauthorized\): wrong token/);
+    await assert.rejects(
+      NodeTransport.connect(node.url, { token: "wrong" }),
+      /refused the connection \(unauthorized\): wrong token/,
+    );
     assert.ok(Date.now() - began >= 300, `refused after ${Date.now() - began} ms`);
-    assert.ok(logs.some((line) => /closed: refused \(unauthorized\): wrong token/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) => /closed: refused \(unauthorized\): wrong token/.test(line)),
+      logs.join("\n"),
+    );
   });
 
   it("refuses to listen beyond loopback without a token, unless told to allow anyone", async (t) => {
     await assert.rejects(BrokerNode.start({ port: 0, host: "0.0.0.0", log: () => {} }), (error: unknown) => {
       assert.ok(error instanceof InvalidArgumentError);
-      assert.match(error.message, /a node listening on 0\.0\.0\.0 can be reached from other machines and must require a token/);
+      assert.match(
+        error.message,
+        /a node listening on 0\.0\.0\.0 can be reached from other machines and must require a token/,
+      );
       return true;
     });
-    await assert.rejects(BrokerNode.start({ port: 0, host: "0.0.0.0", token: "", log: () => {} }), InvalidArgumentError);
+    await assert.rejects(
+      BrokerNode.start({ port: 0, host: "0.0.0.0", token: "", log: () => {} }),
+      InvalidArgumentError,
+    );
     const open = await BrokerNode.start({ port: 0, host: "0.0.0.0", allowAnonymous: true, log: () => {} });
     t.after(() => open.stop());
     const guarded = await BrokerNode.start({ port: 0, host: "0.0.0.0", token: "s3cret", log: () => {} });

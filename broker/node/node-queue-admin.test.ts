@@ -7,7 +7,8 @@ import { BrokerNode } from "./node-server.ts";
 import { nodeWithTransport, tempDir } from "./node-test-support.ts";
 import { NodeTransport } from "./node-transport.ts";
 
-const admin = async (options: { durable?: boolean } = {}) => (await nodeWithTransport(options)) as Transport & QueueAdmin;
+const admin = async (options: { durable?: boolean } = {}) =>
+  (await nodeWithTransport(options)) as Transport & QueueAdmin;
 
 queueAdminConformance("tcp node (in memory)", () => admin());
 queueAdminConformance("tcp node (durable log)", () => admin({ durable: true }));
@@ -23,7 +24,15 @@ describe("queue management on a durable node", () => {
       await transport.pause("mail");
       await transport.pause("other");
       await transport.resume("other");
-      for (const id of ["a", "b"]) await transport.publish({ id, exchange: "", routingKey: "other", priority: 0, headers: {}, body: new Uint8Array([0x90]) });
+      for (const id of ["a", "b"])
+        await transport.publish({
+          id,
+          exchange: "",
+          routingKey: "other",
+          priority: 0,
+          headers: {},
+          body: new Uint8Array([0x90]),
+        });
       assert.equal(await transport.purge("other"), 2);
       await transport.close();
       await node.stop();

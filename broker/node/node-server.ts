@@ -1,7 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { lockDataDir } from "../log/data-dir-lock.ts";
-import { type DurableLog, type DurableLogInternals, type DurableLogOptions, openDurableLog } from "../log/durable-log.ts";
+import {
+  type DurableLog,
+  type DurableLogInternals,
+  type DurableLogOptions,
+  openDurableLog,
+} from "../log/durable-log.ts";
 import { describeCorruption } from "../log/log-recovery.ts";
 import { EmbeddedBroker, RESOLVED } from "../embedded/embedded-broker.ts";
 import { publishedEnvelopeBytes } from "./encoded-envelope.ts";
@@ -119,7 +124,11 @@ export class BrokerNode {
     } else {
       const lock = lockDataDir(options.dataDir);
       let broker: EmbeddedBroker | undefined;
-      const { log: durableLog, records, report } = await openDurableLog(
+      const {
+        log: durableLog,
+        records,
+        report,
+      } = await openDurableLog(
         options.dataDir,
         {
           fsync: settings.fsync,
@@ -143,7 +152,9 @@ export class BrokerNode {
       const summary = await replay(records, broker, (reason) => log(`log: ${reason}`), Date.now(), journal);
       // Rewriting the log needs free space the size of what it holds: on a full disk, start from the log as it is.
       await durableLog.compact(collected).catch((error: unknown) => {
-        log(`the log was not compacted at start (it is used as it is): ${error instanceof Error ? error.message : String(error)}`);
+        log(
+          `the log was not compacted at start (it is used as it is): ${error instanceof Error ? error.message : String(error)}`,
+        );
       });
       journal.redirect((record) => durableLog.append(record));
       log(
@@ -193,7 +204,8 @@ export class BrokerNode {
       handshakeTimeoutMs: this.settings.handshakeTimeoutMs,
       refusalDelayMs: this.settings.refusalDelayMs,
       authenticated: () => this.unauthenticated--,
-      handle: (op, args, connection, replyWanted, payload) => this.operations.run(op, args, connection, replyWanted, payload),
+      handle: (op, args, connection, replyWanted, payload) =>
+        this.operations.run(op, args, connection, replyWanted, payload),
       log: this.log,
       closed: (connection) => {
         this.connections.delete(connection);
@@ -201,7 +213,8 @@ export class BrokerNode {
       },
     };
     this.stopRevocations = this.broker.onRevoke((id, { terminate, ttlMs }) => {
-      for (const connection of this.connections) connection.sendRevoked(id, terminate, ttlMs ?? DEFAULT_REVOCATION_TTL_MS);
+      for (const connection of this.connections)
+        connection.sendRevoked(id, terminate, ttlMs ?? DEFAULT_REVOCATION_TTL_MS);
     });
     const server = createServer((socket) => this.accept(socket, context));
     this.server = server;
@@ -212,7 +225,9 @@ export class BrokerNode {
         resolve();
       });
     });
-    this.log(`listening on ${this.url}${this.durableLog ? ` with data in ${this.settings.dataDir}` : " (in memory only)"}`);
+    this.log(
+      `listening on ${this.url}${this.durableLog ? ` with data in ${this.settings.dataDir}` : " (in memory only)"}`,
+    );
   }
 
   /** Connections that have not completed their handshake. */
@@ -297,7 +312,10 @@ export class BrokerNode {
           this.compactedSize = log.size;
           this.log(`compacted the log from ${before} to ${log.size} bytes`);
         },
-        (error: unknown) => this.log(`compaction failed (the log is unchanged): ${error instanceof Error ? error.message : String(error)}`),
+        (error: unknown) =>
+          this.log(
+            `compaction failed (the log is unchanged): ${error instanceof Error ? error.message : String(error)}`,
+          ),
       )
       .finally(() => (this.compacting = undefined));
   }
@@ -322,7 +340,10 @@ export class BrokerNode {
    */
   private publish(envelope: Envelope, mandatory: boolean, payload: Uint8Array | undefined): Promise<void> {
     const journal = this.journal;
-    const encoded = payload !== undefined && clampPriority(envelope.priority) === envelope.priority ? publishedEnvelopeBytes(payload) : undefined;
+    const encoded =
+      payload !== undefined && clampPriority(envelope.priority) === envelope.priority
+        ? publishedEnvelopeBytes(payload)
+        : undefined;
     if (encoded === undefined || !(journal instanceof NodeJournal)) return this.broker.publish(envelope, { mandatory });
     journal.encodedAs(envelope, encoded);
     try {
@@ -353,7 +374,8 @@ export class BrokerNode {
         connection.nack(tag, deliveryTag, { requeue, ...(reason !== null ? { reason } : {}) });
         return replyWanted ? this.durable(undefined) : this.maybeCompact();
       },
-      consume: ([queue, prefetch, leaseMs, marksStarted], connection) => connection.consume(queue, prefetch, leaseMs ?? undefined, marksStarted === true),
+      consume: ([queue, prefetch, leaseMs, marksStarted], connection) =>
+        connection.consume(queue, prefetch, leaseMs ?? undefined, marksStarted === true),
       started: ([tag, deliveryTags], connection) => connection.started(tag, deliveryTags),
       renew: ([tag, deliveryTags], connection) => connection.renew(tag, deliveryTags),
       cancel: ([tag], connection) => connection.cancel(tag),
@@ -367,7 +389,11 @@ export class BrokerNode {
         this.afterDurable(
           broker
             .deadLetters(queue)
-            .then((letters) => letters.map((letter): WireDeadLetter => [letter.queue, letter.reason, letter.at, envelopeToWire(letter.envelope)])),
+            .then((letters) =>
+              letters.map(
+                (letter): WireDeadLetter => [letter.queue, letter.reason, letter.at, envelopeToWire(letter.envelope)],
+              ),
+            ),
         ),
       stats: ([queue]) => this.afterDurable(broker.stats(queue)),
     });

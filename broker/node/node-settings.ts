@@ -24,19 +24,23 @@ export const DEFAULT_NODE_PORT = 5690;
 export const DEFAULT_HEARTBEAT_MS = 5_000;
 
 const positive = (argument: string, value: number): number => {
-  if (typeof value !== "number" || !(value > 0)) throw new InvalidArgumentError({ argument, reason: `expected a positive number, got ${value}` });
+  if (typeof value !== "number" || !(value > 0))
+    throw new InvalidArgumentError({ argument, reason: `expected a positive number, got ${value}` });
   return value;
 };
 const positiveInteger = (argument: string, value: number): number => {
-  if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError({ argument, reason: `expected a whole number of at least 1, got ${value}` });
+  if (!Number.isInteger(value) || value < 1)
+    throw new InvalidArgumentError({ argument, reason: `expected a whole number of at least 1, got ${value}` });
   return value;
 };
 const nonNegative = (argument: string, value: number): number => {
-  if (typeof value !== "number" || !(value >= 0)) throw new InvalidArgumentError({ argument, reason: `expected a number of at least 0, got ${value}` });
+  if (typeof value !== "number" || !(value >= 0))
+    throw new InvalidArgumentError({ argument, reason: `expected a number of at least 0, got ${value}` });
   return value;
 };
 const port = (value: number): number => {
-  if (!Number.isInteger(value) || value < 0 || value > 65_535) throw new InvalidArgumentError({ argument: "port", reason: `expected 0 to 65535, got ${value}` });
+  if (!Number.isInteger(value) || value < 0 || value > 65_535)
+    throw new InvalidArgumentError({ argument: "port", reason: `expected 0 to 65535, got ${value}` });
   return value;
 };
 
@@ -59,7 +63,8 @@ export interface BrokerNodeSettings {
 }
 
 /** Addresses only this machine can reach. */
-const isLoopback = (host: string): boolean => host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+const isLoopback = (host: string): boolean =>
+  host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 
 export const brokerNodeSettings = (options: BrokerNodeOptions): BrokerNodeSettings => {
   const host = options.host ?? "127.0.0.1";
@@ -82,7 +87,10 @@ const resolved = (options: BrokerNodeOptions, host: string, token: string | unde
   dataDir: options.dataDir,
   token,
   maxConnections: positiveInteger("maxConnections", options.maxConnections ?? 10_000),
-  maxUnauthenticatedConnections: positiveInteger("maxUnauthenticatedConnections", options.maxUnauthenticatedConnections ?? 256),
+  maxUnauthenticatedConnections: positiveInteger(
+    "maxUnauthenticatedConnections",
+    options.maxUnauthenticatedConnections ?? 256,
+  ),
   maxHelloBytes: positiveInteger("maxHelloBytes", options.maxHelloBytes ?? 64 * 1024),
   handshakeTimeoutMs: positive("handshakeTimeoutMs", options.handshakeTimeoutMs ?? 10_000),
   refusalDelayMs: nonNegative("refusalDelayMs", options.refusalDelayMs ?? 1_000),

@@ -22,10 +22,21 @@ import { NodeTransport } from "./node-transport.ts";
 
 const QUEUE = "faults";
 const RUNS = Number(process.env.CELERITY_FAULT_RUNS ?? 20);
-const FIRST_SEED = process.env.CELERITY_FAULT_SEED === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(process.env.CELERITY_FAULT_SEED);
-const SEEDS = process.env.CELERITY_FAULT_SEED === undefined ? Array.from({ length: RUNS }, (_, i) => FIRST_SEED + i) : [FIRST_SEED];
+const FIRST_SEED =
+  process.env.CELERITY_FAULT_SEED === undefined
+    ? Math.floor(Math.random() * 2 ** 31)
+    : Number(process.env.CELERITY_FAULT_SEED);
+const SEEDS =
+  process.env.CELERITY_FAULT_SEED === undefined ? Array.from({ length: RUNS }, (_, i) => FIRST_SEED + i) : [FIRST_SEED];
 
-const envelope = (id: string): Envelope => ({ id, exchange: "", routingKey: QUEUE, priority: 0, headers: {}, body: new TextEncoder().encode(id) });
+const envelope = (id: string): Envelope => ({
+  id,
+  exchange: "",
+  routingKey: QUEUE,
+  priority: 0,
+  headers: {},
+  body: new TextEncoder().encode(id),
+});
 
 interface Outcome {
   readonly published: Set<string>;
@@ -40,11 +51,20 @@ interface Outcome {
 const runUntilCut = async (seed: number, dir: string): Promise<Outcome> => {
   const random = seededRandom(seed ^ 0x5bd1e995);
   const disk = faultyDisk(seed, { faultRate: 0.04 });
-  const outcome: Outcome = { published: new Set(), confirmed: new Set(), durablyAcked: new Set(), ackSent: new Set(), story: [] };
+  const outcome: Outcome = {
+    published: new Set(),
+    confirmed: new Set(),
+    durablyAcked: new Set(),
+    ackSent: new Set(),
+    story: [],
+  };
   let cut = false;
   let node: BrokerNode;
   try {
-    node = await BrokerNode.start({ port: 0, dataDir: dir, log: (line) => outcome.story.push(`node: ${line}`) }, { openSegment: disk.openSegment });
+    node = await BrokerNode.start(
+      { port: 0, dataDir: dir, log: (line) => outcome.story.push(`node: ${line}`) },
+      { openSegment: disk.openSegment },
+    );
   } catch (error) {
     outcome.story.push(`start failed: ${String(error)}`);
     await disk.cut();
@@ -79,7 +99,9 @@ const runUntilCut = async (seed: number, dir: string): Promise<Outcome> => {
           () => false,
         );
         if (proven && !cut) for (const delivery of acking) outcome.durablyAcked.add(delivery.envelope.id);
-        outcome.story.push(`step ${step}: acked ${acking.map((d) => d.envelope.id).join(", ") || "nothing"}: ${proven ? "durable" : "not proven"}`);
+        outcome.story.push(
+          `step ${step}: acked ${acking.map((d) => d.envelope.id).join(", ") || "nothing"}: ${proven ? "durable" : "not proven"}`,
+        );
       }
     }
   } finally {
@@ -119,14 +141,19 @@ const recovered = async (dir: string): Promise<string[]> => {
 };
 
 describe("broker node under injected storage faults and power cuts", () => {
-  it(`loses no confirmed message and brings back no durably acked one (${SEEDS.length} seeded runs from seed ${FIRST_SEED})`, { timeout: 300_000 }, async (t) => {
-    t.diagnostic(`fault-injection seeds ${SEEDS[0]}..${SEEDS[SEEDS.length - 1]}; replay one with CELERITY_FAULT_SEED=<seed>`);
+  it(`loses no confirmed message and brings back no durably acked one (${SEEDS.length} seeded runs from seed ${FIRST_SEED})`, {
+    timeout: 300_000,
+  }, async (t) => {
+    t.diagnostic(
+      `fault-injection seeds ${SEEDS[0]}..${SEEDS[SEEDS.length - 1]}; replay one with CELERITY_FAULT_SEED=<seed>`,
+    );
     for (const seed of SEEDS) {
       const dir = await tempDir();
       const outcome = await runUntilCut(seed, dir);
       const present = await recovered(dir);
       const presentSet = new Set(present);
-      const why = () => `seed ${seed} (replay: CELERITY_FAULT_SEED=${seed})\n${outcome.story.join("\n")}\nrecovered: ${present.join(", ")}`;
+      const why = () =>
+        `seed ${seed} (replay: CELERITY_FAULT_SEED=${seed})\n${outcome.story.join("\n")}\nrecovered: ${present.join(", ")}`;
       for (const id of outcome.confirmed) {
         if (!outcome.ackSent.has(id)) assert.ok(presentSet.has(id), `confirmed message ${id} was lost; ${why()}`);
       }

@@ -6,10 +6,19 @@ import { NodeTransport } from "./node-transport.ts";
 import type { Transport } from "../transport.ts";
 
 /** A node on a free port with a fresh data dir (if durable), and a transport connected to it, closed together. For tests. */
-export const nodeWithTransport = async (options: BrokerNodeOptions & { readonly durable?: boolean } = {}): Promise<Transport> => {
+export const nodeWithTransport = async (
+  options: BrokerNodeOptions & { readonly durable?: boolean } = {},
+): Promise<Transport> => {
   const dataDir = options.durable ? mkdtempSync(join(tmpdir(), "celerity-node-")) : undefined;
-  const node = await BrokerNode.start({ port: 0, log: () => {}, ...options, ...(dataDir !== undefined ? { dataDir } : {}) });
-  const transport = await NodeTransport.connect(node.url, { ...(options.token !== undefined ? { token: options.token } : {}) });
+  const node = await BrokerNode.start({
+    port: 0,
+    log: () => {},
+    ...options,
+    ...(dataDir !== undefined ? { dataDir } : {}),
+  });
+  const transport = await NodeTransport.connect(node.url, {
+    ...(options.token !== undefined ? { token: options.token } : {}),
+  });
   const close = transport.close.bind(transport);
   transport.close = async () => {
     await close();

@@ -44,7 +44,9 @@ export class NodeTransport implements Transport, QueueAdmin {
   private readonly transientQueues = new Map<string, { options: QueueOptions; bindings: Set<string> }>();
 
   private constructor(readonly client: NodeClient) {
-    client.onFrame(FrameType.Deliver, (payload) => this.onDeliver(payload as [string, number, number, string, unknown]));
+    client.onFrame(FrameType.Deliver, (payload) =>
+      this.onDeliver(payload as [string, number, number, string, unknown]),
+    );
     client.onFrame(FrameType.Revoked, (payload) => {
       const [id, terminate, ttlMs] = payload as [string, boolean, number];
       this.revoked.revoke(id, ttlMs);
@@ -81,7 +83,8 @@ export class NodeTransport implements Transport, QueueAdmin {
 
   async declareQueue(name: string, options: QueueOptions = {}): Promise<void> {
     await this.client.call(ops.declareQueue, [name, options]);
-    if (options.autoDelete === true && !this.transientQueues.has(name)) this.transientQueues.set(name, { options, bindings: new Set() });
+    if (options.autoDelete === true && !this.transientQueues.has(name))
+      this.transientQueues.set(name, { options, bindings: new Set() });
   }
   async declareExchange(name: string, type: ExchangeType): Promise<void> {
     await this.client.call(ops.declareExchange, [name, type]);
@@ -160,7 +163,12 @@ export class NodeTransport implements Transport, QueueAdmin {
 
   async deadLetters(queue: string): Promise<readonly DeadLetter[]> {
     const letters = await this.client.call(ops.deadLetters, [queue]);
-    return letters.map(([from, reason, at, envelope]) => ({ queue: from, reason, at, envelope: envelopeFromWire(envelope) }));
+    return letters.map(([from, reason, at, envelope]) => ({
+      queue: from,
+      reason,
+      at,
+      envelope: envelopeFromWire(envelope),
+    }));
   }
 
   async stats(queue: string): Promise<QueueStats> {
@@ -191,8 +199,20 @@ export class NodeTransport implements Transport, QueueAdmin {
     this.client.close();
   }
 
-  private onDeliver([remoteTag, deliveryTag, deliveryCount, queue, envelope]: [string, number, number, string, unknown]): void {
-    const delivery: Delivery = { envelope: envelopeFromWire(envelope), queue, deliveryTag, redelivered: deliveryCount > 1, deliveryCount };
+  private onDeliver([remoteTag, deliveryTag, deliveryCount, queue, envelope]: [
+    string,
+    number,
+    number,
+    string,
+    unknown,
+  ]): void {
+    const delivery: Delivery = {
+      envelope: envelopeFromWire(envelope),
+      queue,
+      deliveryTag,
+      redelivered: deliveryCount > 1,
+      deliveryCount,
+    };
     const consumer = this.byRemoteTag.get(remoteTag);
     if (consumer !== undefined) return consumer.receive(delivery);
     // The node's answer to `consume` and its first deliveries can arrive in one read, before the
@@ -262,7 +282,9 @@ class RemoteConsumer implements Consumer {
     this.nodeTags.clear();
     const previousTag = this.remoteTag;
     const args: [string, number, number, boolean] = [this.queue, this.prefetch, this.leaseMs, this.marksStarted];
-    this.remoteTag = await (reconnecting ? this.client.callNow(ops.consume, args) : this.client.call(ops.consume, args));
+    this.remoteTag = await (reconnecting
+      ? this.client.callNow(ops.consume, args)
+      : this.client.call(ops.consume, args));
     this.adopted(previousTag);
   }
 

@@ -21,27 +21,36 @@ const envelope = (id: string, queue = "q"): Envelope => ({
 
 /** Resolve with the next `count` deliveries of `queue` (not acked). */
 const take = (transport: NodeTransport, queue: string, count: number, timeoutMs = 3_000) =>
-  new Promise<{ deliveries: Delivery[]; consumer: Awaited<ReturnType<NodeTransport["consume"]>> }>((resolve, reject) => {
-    const deliveries: Delivery[] = [];
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${count} deliveries of ${queue}, got ${deliveries.length}`)), timeoutMs);
-    let consumer: Awaited<ReturnType<NodeTransport["consume"]>> | undefined;
-    let done = false;
-    const finish = () => {
-      if (done || consumer === undefined || deliveries.length < count) return;
-      done = true;
-      clearTimeout(timer);
-      resolve({ deliveries, consumer });
-    };
-    transport
-      .consume(queue, (d) => {
-        deliveries.push(d);
-        finish();
-      }, { prefetch: 1_000 })
-      .then((c) => {
-        consumer = c;
-        finish();
-      }, reject);
-  });
+  new Promise<{ deliveries: Delivery[]; consumer: Awaited<ReturnType<NodeTransport["consume"]>> }>(
+    (resolve, reject) => {
+      const deliveries: Delivery[] = [];
+      const timer = setTimeout(
+        () => reject(new Error(`timed out waiting for ${count} deliveries of ${queue}, got ${deliveries.length}`)),
+        timeoutMs,
+      );
+      let consumer: Awaited<ReturnType<NodeTransport["consume"]>> | undefined;
+      let done = false;
+      const finish = () => {
+        if (done || consumer === undefined || deliveries.length < count) return;
+        done = true;
+        clearTimeout(timer);
+        resolve({ deliveries, consumer });
+      };
+      transport
+        .consume(
+          queue,
+          (d) => {
+            deliveries.push(d);
+            finish();
+          },
+          { prefetch: 1_000 },
+        )
+        .then((c) => {
+          consumer = c;
+          finish();
+        }, reject);
+    },
+  );
 
 /** Connect raw bytes to the node and resolve when the node closes the socket. */
 const rawSession = (port: number, bytes: Uint8Array) =>
@@ -81,7 +90,12 @@ describe("broker node: durability", () => {
         .filter((id) => id !== "m50")
         .sort(),
     );
-    assert.ok(logs.some((line) => /damaged record in .* every intact record after them kept; the damaged bytes are in .*quarantine/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) =>
+        /damaged record in .* every intact record after them kept; the damaged bytes are in .*quarantine/.test(line),
+      ),
+      logs.join("\n"),
+    );
   });
 
   it("keeps every confirmed, unacknowledged message across a restart, and never brings back an acknowledged one", async () => {
@@ -100,7 +114,10 @@ describe("broker node: durability", () => {
       const restarted = await BrokerNode.start({ port: 0, dataDir: dir.path, log: () => {} });
       const consumerSide = await NodeTransport.connect(restarted.url);
       const { deliveries: again } = await take(consumerSide, "q", 15);
-      assert.deepEqual(again.map((d) => d.envelope.id).sort(), Array.from({ length: 15 }, (_, i) => `m${i + 5}`).sort());
+      assert.deepEqual(
+        again.map((d) => d.envelope.id).sort(),
+        Array.from({ length: 15 }, (_, i) => `m${i + 5}`).sort(),
+      );
       assert.deepEqual([...again[0].envelope.body], [1, 2, 3]);
       assert.equal((await consumerSide.stats("q")).ready, 0);
       await consumerSide.close();
@@ -159,7 +176,11 @@ describe("broker node: what survives, what expires", () => {
         node = await BrokerNode.start({ port: 0, dataDir: dir.path, log: () => {} });
         t = await NodeTransport.connect(node.url);
         const dead = await t.deadLetters("jobs.dlq");
-        assert.deepEqual(dead.map((d) => [d.envelope.id, d.queue, d.reason]), [["poison", "jobs", "cannot parse"]], `after restart ${restart + 1}`);
+        assert.deepEqual(
+          dead.map((d) => [d.envelope.id, d.queue, d.reason]),
+          [["poison", "jobs", "cannot parse"]],
+          `after restart ${restart + 1}`,
+        );
       }
       await t.close();
       await node.stop();
@@ -206,7 +227,10 @@ describe("broker node: what survives, what expires", () => {
   it("refuses an oversized publish locally and keeps the connection", async () => {
     const node = await BrokerNode.start({ port: 0, maxFrameBytes: 4_096, log: () => {} });
     const t = await NodeTransport.connect(node.url);
-    await assert.rejects(t.publish({ ...envelope("huge"), body: new Uint8Array(10_000) }), /exceeds the maximum of 4096 bytes/);
+    await assert.rejects(
+      t.publish({ ...envelope("huge"), body: new Uint8Array(10_000) }),
+      /exceeds the maximum of 4096 bytes/,
+    );
     await t.publish(envelope("small"));
     assert.equal((await t.stats("q")).ready, 1);
     await t.close();
@@ -227,7 +251,12 @@ describe("broker node: compaction while running", () => {
     const dir = tempDir();
     const logs: string[] = [];
     try {
-      const node = await BrokerNode.start({ port: 0, dataDir: dir.path, compactAtBytes: 64 * 1024, log: (line) => logs.push(line) });
+      const node = await BrokerNode.start({
+        port: 0,
+        dataDir: dir.path,
+        compactAtBytes: 64 * 1024,
+        log: (line) => logs.push(line),
+      });
       const t = await NodeTransport.connect(node.url);
       await t.declareQueue("keep");
       await t.declareQueue("churn");
@@ -241,7 +270,10 @@ describe("broker node: compaction while running", () => {
         assert.equal((await t.stats("churn")).ready + (await t.stats("churn")).unacked, 0);
       }
       await t.publish(envelope("kept-2", "keep"));
-      assert.ok(logs.some((line) => /compacted the log from \d+ to \d+ bytes/.test(line)), logs.join("\n"));
+      assert.ok(
+        logs.some((line) => /compacted the log from \d+ to \d+ bytes/.test(line)),
+        logs.join("\n"),
+      );
       await t.close();
       await node.stop();
       const restarted = await BrokerNode.start({ port: 0, dataDir: dir.path, log: () => {} });
@@ -350,7 +382,10 @@ describe("broker node: connections", () => {
 
   it("refuses a client with a wrong or missing token, saying so", async () => {
     const node = await BrokerNode.start({ port: 0, token: "s3cret", log: () => {} });
-    await assert.rejects(NodeTransport.connect(node.url, { token: "wrong" }), /refused the connection \(unauthorized\): wrong token/);
+    await assert.rejects(
+      NodeTransport.connect(node.url, { token: "wrong" }),
+      /refused the connection \(unauthorized\): wrong token/,
+    );
     await assert.rejects(NodeTransport.connect(node.url), /requires a token/);
     const ok = await NodeTransport.connect(node.url, { token: "s3cret" });
     await ok.declareQueue("fine");
@@ -363,18 +398,24 @@ describe("broker node: connections", () => {
     const node = await BrokerNode.start({ port: 0, maxFrameBytes: 1024, log: (line) => logs.push(line) });
     const bystander = await NodeTransport.connect(node.url);
     const port = node.address.port;
-    const after = async (bytes: Buffer, why: RegExp) => {
+    const closesAfter = async (bytes: Buffer, why: RegExp) => {
       const seen = logs.length;
       await rawSession(port, bytes);
       await eventually(() => logs.slice(seen).some((line) => why.test(line)), { what: `a log line matching ${why}` });
     };
     // Text where a frame header belongs reads as an absurd length.
-    await after(Buffer.from("GET / HTTP/1.1\r\n\r\n"), /closed: frame of 1195725860 bytes exceeds the maximum of 1024 bytes/);
-    await after(Buffer.from([0, 1, 0, 0, 1]), /closed: frame of 65540 bytes exceeds the maximum of 1024 bytes/);
+    await closesAfter(
+      Buffer.from("GET / HTTP/1.1\r\n\r\n"),
+      /closed: frame of 1195725860 bytes exceeds the maximum of 1024 bytes/,
+    );
+    await closesAfter(Buffer.from([0, 1, 0, 0, 1]), /closed: frame of 65540 bytes exceeds the maximum of 1024 bytes/);
     // A Hello frame with no payload at all.
-    await after(Buffer.from([0, 0, 0, 1, 1]), /closed: protocol error: undecodable payload \(0 bytes\)/);
+    await closesAfter(Buffer.from([0, 0, 0, 1, 1]), /closed: protocol error: undecodable payload \(0 bytes\)/);
     // A frame of a type no protocol version has, where the Hello belongs.
-    await after(Buffer.from([0, 0, 0, 1, 99, 0xc0]), /closed: protocol error: expected a Hello frame first, got type 99/);
+    await closesAfter(
+      Buffer.from([0, 0, 0, 1, 99, 0xc0]),
+      /closed: protocol error: expected a Hello frame first, got type 99/,
+    );
     // A client that vanishes mid-frame: half a header, then gone.
     await new Promise<void>((resolve) => {
       const socket = connect({ host: "127.0.0.1", port }, () => {
@@ -392,8 +433,17 @@ describe("broker node: connections", () => {
 
 describe("node and client options", () => {
   it("refuses a nonsensical option of the node or the client, naming it", async () => {
-    await assert.rejects(BrokerNode.start({ port: 0, heartbeatMs: 0, log: () => {} }), /invalid heartbeatMs: expected a positive number, got 0/);
-    await assert.rejects(BrokerNode.start({ port: 70_000, log: () => {} }), /invalid port: expected 0 to 65535, got 70000/);
-    assert.throws(() => new NodeClient("celerity://127.0.0.1:5690", { maxInFlight: 0.5 }), /invalid maxInFlight: expected a whole number of at least 1, got 0.5/);
+    await assert.rejects(
+      BrokerNode.start({ port: 0, heartbeatMs: 0, log: () => {} }),
+      /invalid heartbeatMs: expected a positive number, got 0/,
+    );
+    await assert.rejects(
+      BrokerNode.start({ port: 70_000, log: () => {} }),
+      /invalid port: expected 0 to 65535, got 70000/,
+    );
+    assert.throws(
+      () => new NodeClient("celerity://127.0.0.1:5690", { maxInFlight: 0.5 }),
+      /invalid maxInFlight: expected a whole number of at least 1, got 0.5/,
+    );
   });
 });

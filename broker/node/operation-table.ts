@@ -21,7 +21,9 @@ export type OperationHandler<O extends AnyOperation> = (
 ) => AnswerOf<O> | Promise<AnswerOf<O>> | (AnswerOf<O> extends void ? Promise<unknown> | undefined : never);
 
 /** A handler for every operation of a group. */
-export type OperationHandlers<G> = { readonly [K in keyof G]: G[K] extends AnyOperation ? OperationHandler<G[K]> : never };
+export type OperationHandlers<G> = {
+  readonly [K in keyof G]: G[K] extends AnyOperation ? OperationHandler<G[K]> : never;
+};
 
 interface Entry {
   readonly op: AnyOperation;

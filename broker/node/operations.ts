@@ -41,14 +41,17 @@ export interface Operation<Sent extends readonly unknown[], Received extends rea
   readonly types?: { readonly sent: Sent; readonly received: Received; readonly answer: Answer };
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: the widest operation, for tables of mixed operations.
 export type AnyOperation = Operation<any, any, any>;
 export type SentOf<O> = O extends Operation<infer S, infer _R, infer _A> ? S : never;
 export type ReceivedOf<O> = O extends Operation<infer _S, infer R, infer _A> ? R : never;
 export type AnswerOf<O> = O extends Operation<infer _S, infer _R, infer A> ? A : never;
 
-type SentTuple<C extends readonly ArgumentCheck<unknown, unknown>[]> = { -readonly [K in keyof C]: C[K] extends ArgumentCheck<infer S, infer _R> ? S : never };
-type ReceivedTuple<C extends readonly ArgumentCheck<unknown, unknown>[]> = { -readonly [K in keyof C]: C[K] extends ArgumentCheck<infer _S, infer R> ? R : never };
+type SentTuple<C extends readonly ArgumentCheck<unknown, unknown>[]> = {
+  -readonly [K in keyof C]: C[K] extends ArgumentCheck<infer S, infer _R> ? S : never;
+};
+type ReceivedTuple<C extends readonly ArgumentCheck<unknown, unknown>[]> = {
+  -readonly [K in keyof C]: C[K] extends ArgumentCheck<infer _S, infer R> ? R : never;
+};
 
 /** An operation not yet named: `operationGroup` names it after its key. */
 export interface UnnamedOperation<Sent extends readonly unknown[], Received extends readonly unknown[], Answer> {
@@ -62,20 +65,26 @@ export interface UnnamedOperation<Sent extends readonly unknown[], Received exte
  */
 export const operation =
   <Answer>() =>
-  // biome-ignore lint/suspicious/noExplicitAny: checks of any argument types.
-  <const C extends readonly ArgumentCheck<any, any>[]>(...checks: C): UnnamedOperation<SentTuple<C>, ReceivedTuple<C>, Answer> => ({ checks });
+  <const C extends readonly ArgumentCheck<any, any>[]>(
+    ...checks: C
+  ): UnnamedOperation<SentTuple<C>, ReceivedTuple<C>, Answer> => ({ checks });
 
 /** Operations named `${prefix}.${key}` (no prefix: named by their key alone). */
-export type OperationGroup<T extends Record<string, UnnamedOperation<readonly unknown[], readonly unknown[], unknown>>> = {
+export type OperationGroup<
+  T extends Record<string, UnnamedOperation<readonly unknown[], readonly unknown[], unknown>>,
+> = {
   readonly [K in keyof T]: T[K] extends UnnamedOperation<infer S, infer R, infer A> ? Operation<S, R, A> : never;
 };
 
-export const operationGroup = <T extends Record<string, UnnamedOperation<readonly unknown[], readonly unknown[], unknown>>>(
+export const operationGroup = <
+  T extends Record<string, UnnamedOperation<readonly unknown[], readonly unknown[], unknown>>,
+>(
   prefix: string,
   operations: T,
 ): OperationGroup<T> => {
   const named: Record<string, Operation<readonly unknown[], readonly unknown[], unknown>> = {};
-  for (const [key, op] of Object.entries(operations)) named[key] = { name: prefix === "" ? key : `${prefix}.${key}`, checks: op.checks };
+  for (const [key, op] of Object.entries(operations))
+    named[key] = { name: prefix === "" ? key : `${prefix}.${key}`, checks: op.checks };
   return named as OperationGroup<T>;
 };
 
@@ -85,7 +94,8 @@ export const operationGroup = <T extends Record<string, UnnamedOperation<readonl
  */
 export const checkArguments = <O extends AnyOperation>(op: O, args: unknown[]): ReceivedOf<O> => {
   const { checks, name } = op;
-  if (args.length > checks.length) throw new ProtocolError({ reason: `${name} takes ${checks.length} arguments, got ${args.length}` });
+  if (args.length > checks.length)
+    throw new ProtocolError({ reason: `${name} takes ${checks.length} arguments, got ${args.length}` });
   for (let i = 0; i < checks.length; i++) args[i] = checks[i].check(args[i], name);
   return args as ReceivedOf<O>;
 };
@@ -98,7 +108,9 @@ const describe = (value: unknown): string => {
   if (value === null || value === undefined) return "nothing";
   if (Array.isArray(value)) return "an array";
   if (value instanceof Uint8Array) return "binary";
-  return typeof value === "string" ? `the string '${value.length > 40 ? `${value.slice(0, 40)}…` : value}'` : `a ${typeof value}`;
+  return typeof value === "string"
+    ? `the string '${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`
+    : `a ${typeof value}`;
 };
 
 const isMap = (value: unknown): value is Record<string, unknown> =>
@@ -112,7 +124,8 @@ export const check = {
   }),
   number: (what: string): ArgumentCheck<number> => ({
     what,
-    check: (value, op) => (typeof value === "number" && !Number.isNaN(value) ? value : refuse(op, what, "a number", value)),
+    check: (value, op) =>
+      typeof value === "number" && !Number.isNaN(value) ? value : refuse(op, what, "a number", value),
   }),
   boolean: (what: string): ArgumentCheck<boolean> => ({
     what,
@@ -121,12 +134,16 @@ export const check = {
   strings: (what: string): ArgumentCheck<readonly string[]> => ({
     what,
     check: (value, op) =>
-      Array.isArray(value) && value.every((item) => typeof item === "string") ? (value as string[]) : refuse(op, what, "an array of strings", value),
+      Array.isArray(value) && value.every((item) => typeof item === "string")
+        ? (value as string[])
+        : refuse(op, what, "an array of strings", value),
   }),
   numbers: (what: string): ArgumentCheck<readonly number[]> => ({
     what,
     check: (value, op) =>
-      Array.isArray(value) && value.every((item) => typeof item === "number") ? (value as number[]) : refuse(op, what, "an array of numbers", value),
+      Array.isArray(value) && value.every((item) => typeof item === "number")
+        ? (value as number[])
+        : refuse(op, what, "an array of numbers", value),
   }),
   /** A map whose fields the handler reads itself (and the layer below checks). */
   map: <T>(what: string): ArgumentCheck<T> => ({
@@ -140,7 +157,8 @@ export const check = {
   }),
   oneOf: <const T extends string>(what: string, allowed: readonly T[]): ArgumentCheck<T> => ({
     what,
-    check: (value, op) => (allowed.includes(value as T) ? (value as T) : refuse(op, what, `one of ${allowed.join(", ")}`, value)),
+    check: (value, op) =>
+      allowed.includes(value as T) ? (value as T) : refuse(op, what, `one of ${allowed.join(", ")}`, value),
   }),
   /** Any msgpack value: for values the layer above stores as they are. */
   value: <T>(what: string): ArgumentCheck<T> => ({ what, check: (value) => value as T }),
@@ -150,7 +168,10 @@ export const check = {
     check: (value, op) => (value === null || value === undefined ? null : inner.check(value, op)),
   }),
   /** An envelope in its wire form, decoded and validated (throws naming the bad field). */
-  envelope: (what: string): ArgumentCheck<WireEnvelope, Envelope> => ({ what, check: (value) => envelopeFromWire(value) }),
+  envelope: (what: string): ArgumentCheck<WireEnvelope, Envelope> => ({
+    what,
+    check: (value) => envelopeFromWire(value),
+  }),
 } as const;
 
 /** A dead letter on the wire: [queue, reason, at, envelope]. */
@@ -161,7 +182,12 @@ export const brokerOperations = operationGroup("", {
   publish: operation<void>()(check.envelope("envelope"), check.optional(check.boolean("mandatory"))),
   /** Sent without a reply on the hot path. */
   ack: operation<void>()(check.string("consumer tag"), check.number("delivery tag")),
-  nack: operation<void>()(check.string("consumer tag"), check.number("delivery tag"), check.boolean("requeue"), check.optional(check.string("reason"))),
+  nack: operation<void>()(
+    check.string("consumer tag"),
+    check.number("delivery tag"),
+    check.boolean("requeue"),
+    check.optional(check.string("reason")),
+  ),
   consume: operation<string>()(
     check.string("queue"),
     check.number("prefetch"),
@@ -173,9 +199,15 @@ export const brokerOperations = operationGroup("", {
   renew: operation<number>()(check.string("consumer tag"), check.numbers("delivery tags")),
   cancel: operation<void>()(check.string("consumer tag")),
   declareQueue: operation<void>()(check.string("queue"), check.optional(check.map<QueueOptions>("queue options"))),
-  declareExchange: operation<void>()(check.string("exchange"), check.oneOf<ExchangeType>("exchange type", ["direct", "topic", "fanout"])),
+  declareExchange: operation<void>()(
+    check.string("exchange"),
+    check.oneOf<ExchangeType>("exchange type", ["direct", "topic", "fanout"]),
+  ),
   bindQueue: operation<void>()(check.string("queue"), check.string("exchange"), check.string("binding pattern")),
-  revoke: operation<void>()(check.strings("task ids"), check.optional(check.map<RevocationOptions>("revocation options"))),
+  revoke: operation<void>()(
+    check.strings("task ids"),
+    check.optional(check.map<RevocationOptions>("revocation options")),
+  ),
   revocations: operation<[id: string, ttlMs: number][]>()(),
   deadLetters: operation<WireDeadLetter[]>()(check.string("queue")),
   stats: operation<QueueStats>()(check.string("queue")),

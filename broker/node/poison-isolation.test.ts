@@ -8,7 +8,14 @@ import { BrokerNode } from "./node-server.ts";
 import { NodeTransport } from "./node-transport.ts";
 import { within } from "../../tests/support/waits.ts";
 
-const envelope = (queue: string, id: string): Envelope => ({ id, exchange: "", routingKey: queue, priority: 0, headers: {}, body: new Uint8Array([1]) });
+const envelope = (queue: string, id: string): Envelope => ({
+  id,
+  exchange: "",
+  routingKey: queue,
+  priority: 0,
+  headers: {},
+  body: new Uint8Array([1]),
+});
 
 /** A consumer that takes `count` deliveries, marks the one of `poison` started, and returns what it got. */
 const holdWindow = async (transport: Transport, queue: string, count: number, poison: string, prefetch = count) => {
@@ -22,10 +29,14 @@ const holdWindow = async (transport: Transport, queue: string, count: number, po
     if (delivery.envelope.id === poison) consumer!.markStarted?.(delivery.deliveryTag);
     if (deliveries.length === count) full();
   };
-  consumer = await transport.consume(queue, (delivery) => (consumer === undefined ? early.push(delivery) : take(delivery)), {
-    prefetch,
-    marksStarted: true,
-  });
+  consumer = await transport.consume(
+    queue,
+    (delivery) => (consumer === undefined ? early.push(delivery) : take(delivery)),
+    {
+      prefetch,
+      marksStarted: true,
+    },
+  );
   for (const delivery of early) take(delivery);
   await within(filled, 5_000, `${count} deliveries on ${queue}`, () => `got ${deliveries.length}`);
   return { consumer, deliveries };
@@ -48,7 +59,8 @@ describe("poison isolation", () => {
       const { deliveries } = await holdWindow(worker, queue, 16, poison);
       const counts = new Map(deliveries.map((d) => [d.envelope.id, d.deliveryCount]));
       assert.equal(counts.get(poison), death, `the poison is on its delivery ${death}`);
-      for (const id of ids) if (id !== poison) assert.equal(counts.get(id), 1, `${id} was never started, so never counted`);
+      for (const id of ids)
+        if (id !== poison) assert.equal(counts.get(id), 1, `${id} was never started, so never counted`);
       // The process dies: its connection drops without a cancel.
       worker.client.close();
       await within(
@@ -66,15 +78,22 @@ describe("poison isolation", () => {
     const { deliveries } = await holdWindow(survivor, queue, 15, "none", 16);
     await within(
       (async () => {
-        while ((await producer.deadLetters(`${queue}.dlq`)).length === 0) await new Promise((resolve) => setImmediate(resolve));
+        while ((await producer.deadLetters(`${queue}.dlq`)).length === 0)
+          await new Promise((resolve) => setImmediate(resolve));
       })(),
       5_000,
       "the poison to be dead-lettered",
     );
     assert.deepEqual(deliveries.map((d) => d.envelope.id).sort(), ids.filter((id) => id !== poison).sort());
-    assert.ok(deliveries.every((d) => !d.redelivered), "the healthy messages arrive as first deliveries");
+    assert.ok(
+      deliveries.every((d) => !d.redelivered),
+      "the healthy messages arrive as first deliveries",
+    );
     const letters = await producer.deadLetters(`${queue}.dlq`);
-    assert.deepEqual(letters.map((letter) => letter.envelope.id), [poison]);
+    assert.deepEqual(
+      letters.map((letter) => letter.envelope.id),
+      [poison],
+    );
     assert.match(letters[0].reason, /delivered 3 times without an ack/);
   });
 
@@ -128,7 +147,10 @@ describe("poison isolation", () => {
     );
     await within(
       (async () => {
-        while (!seen.some((d) => d.envelope.id === "begun" && d.deliveryCount >= 3) || !seen.some((d) => d.envelope.id === "held" && d.deliveryCount === 1))
+        while (
+          !seen.some((d) => d.envelope.id === "begun" && d.deliveryCount >= 3) ||
+          !seen.some((d) => d.envelope.id === "held" && d.deliveryCount === 1)
+        )
           await new Promise((resolve) => setTimeout(resolve, 5));
       })(),
       5_000,
@@ -136,7 +158,8 @@ describe("poison isolation", () => {
       () => JSON.stringify(seen.map((d) => [d.envelope.id, d.deliveryCount])),
     );
     await consumer.cancel();
-    for (const d of seen) if (d.envelope.id === "held") assert.equal(d.deliveryCount, 1, "the unstarted delivery never counts");
+    for (const d of seen)
+      if (d.envelope.id === "held") assert.equal(d.deliveryCount, 1, "the unstarted delivery never counts");
   });
 
   it("dead-letters a message returned unstarted maxDeliveries x 4 times, so a lost start mark cannot loop for ever", async () => {
@@ -161,7 +184,8 @@ describe("poison isolation", () => {
     await broker.consume(queue, (d) => late.push(d), { prefetch: 1, marksStarted: true });
     await within(
       (async () => {
-        while ((await broker.deadLetters(`${queue}.dlq`)).length === 0) await new Promise((resolve) => setImmediate(resolve));
+        while ((await broker.deadLetters(`${queue}.dlq`)).length === 0)
+          await new Promise((resolve) => setImmediate(resolve));
       })(),
       2_000,
       "the dead letter",

@@ -121,17 +121,28 @@ const isRecord = (value: unknown): value is Record<string, HeaderValue> =>
 
 /** Validate and rebuild an envelope from the wire; throws ProtocolError naming the bad field. */
 export const envelopeFromWire = (wire: unknown): Envelope => {
-  if (!Array.isArray(wire) || wire.length !== 8) throw new ProtocolError({ reason: "an envelope is an array of 8 fields" });
+  if (!Array.isArray(wire) || wire.length !== 8)
+    throw new ProtocolError({ reason: "an envelope is an array of 8 fields" });
   const [id, exchange, routingKey, priority, eta, expires, headers, body] = wire as unknown[];
-  if (typeof id !== "string" || id === "") throw new ProtocolError({ reason: "envelope id must be a non-empty string" });
+  if (typeof id !== "string" || id === "")
+    throw new ProtocolError({ reason: "envelope id must be a non-empty string" });
   if (typeof exchange !== "string") throw new ProtocolError({ reason: "envelope exchange must be a string" });
   if (typeof routingKey !== "string") throw new ProtocolError({ reason: "envelope routing key must be a string" });
   if (typeof priority !== "number") throw new ProtocolError({ reason: "envelope priority must be a number" });
-  if (eta !== null && typeof eta !== "number") throw new ProtocolError({ reason: "envelope eta must be a number or nil" });
-  if (expires !== null && typeof expires !== "number") throw new ProtocolError({ reason: "envelope expires must be a number or nil" });
+  if (eta !== null && typeof eta !== "number")
+    throw new ProtocolError({ reason: "envelope eta must be a number or nil" });
+  if (expires !== null && typeof expires !== "number")
+    throw new ProtocolError({ reason: "envelope expires must be a number or nil" });
   if (!isRecord(headers)) throw new ProtocolError({ reason: "envelope headers must be a map" });
   if (!(body instanceof Uint8Array)) throw new ProtocolError({ reason: "envelope body must be binary" });
-  const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = { id, exchange, routingKey, priority, headers, body };
+  const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = {
+    id,
+    exchange,
+    routingKey,
+    priority,
+    headers,
+    body,
+  };
   if (eta !== null) envelope.eta = eta as number;
   if (expires !== null) envelope.expires = expires as number;
   return envelope;
@@ -153,7 +164,9 @@ export class FrameCodec {
     try {
       return this.decoder.decode(payload);
     } catch (cause) {
-      throw new ProtocolError({ reason: `undecodable payload (${payload.byteLength} bytes): ${cause instanceof Error ? cause.message : String(cause)}` });
+      throw new ProtocolError({
+        reason: `undecodable payload (${payload.byteLength} bytes): ${cause instanceof Error ? cause.message : String(cause)}`,
+      });
     }
   }
 }

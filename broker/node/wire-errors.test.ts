@@ -5,7 +5,10 @@ import { DeclarationConflictError, QueueNotFoundError } from "../errors.ts";
 import { RemoteBrokerError } from "./protocol.ts";
 import { errorFromWire, errorToWire, registerWireErrors } from "./wire-errors.ts";
 
-class ServiceRefusedError extends Data.TaggedError("ServiceRefusedError")<{ readonly id: string; readonly attempts: number }> {
+class ServiceRefusedError extends Data.TaggedError("ServiceRefusedError")<{
+  readonly id: string;
+  readonly attempts: number;
+}> {
   override get message(): string {
     return `service refused ${this.id} after ${this.attempts} attempts`;
   }
@@ -16,7 +19,10 @@ describe("errors across the wire", () => {
     const sent = new DeclarationConflictError({ kind: "queue", name: "q", reason: "durable differs" });
     const received = errorFromWire(errorToWire(sent), "declareQueue");
     assert.ok(received instanceof DeclarationConflictError);
-    assert.deepEqual({ kind: received.kind, name: received.name, reason: received.reason }, { kind: "queue", name: "q", reason: "durable differs" });
+    assert.deepEqual(
+      { kind: received.kind, name: received.name, reason: received.reason },
+      { kind: "queue", name: "q", reason: "durable differs" },
+    );
     assert.equal(received.message, sent.message);
   });
 
@@ -28,7 +34,10 @@ describe("errors across the wire", () => {
   });
 
   it("turns an unknown tag into a RemoteBrokerError carrying the tag, message and operation", () => {
-    const received = errorFromWire({ tag: "NewerNodeError", message: "something only a newer node says", fields: {} }, "stats");
+    const received = errorFromWire(
+      { tag: "NewerNodeError", message: "something only a newer node says", fields: {} },
+      "stats",
+    );
     assert.ok(received instanceof RemoteBrokerError);
     assert.equal(received.tag, "NewerNodeError");
     assert.equal(received.op, "stats");

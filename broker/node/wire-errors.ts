@@ -24,7 +24,6 @@ import {
 import { ProtocolError, RemoteBrokerError, type WireError } from "./protocol.ts";
 
 /** A tagged error class, built from its fields (as `Data.TaggedError` classes are). */
-// biome-ignore lint/suspicious/noExplicitAny: constructors of any field type.
 export type WireErrorClass = new (fields: any) => Error;
 
 const known = new Map<string, WireErrorClass>();

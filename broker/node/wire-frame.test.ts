@@ -24,7 +24,10 @@ describe("wire frames", () => {
             parser.push(bytes.subarray(offset, offset + size));
             offset += size;
           }
-          assert.deepEqual(seen, frames.map(([type, payload]) => [type, [...payload]]));
+          assert.deepEqual(
+            seen,
+            frames.map(([type, payload]) => [type, [...payload]]),
+          );
           assert.equal(parser.buffered, 0);
         },
       ),
@@ -34,13 +37,18 @@ describe("wire frames", () => {
 
   it("parses a frame of megabytes arriving in socket-sized chunks, with the frames around it", () => {
     const big = new Uint8Array(3 * 2 ** 20 + 7).map((_, i) => i % 251);
-    const bytes = Buffer.concat([encodeFrame(1, Uint8Array.of(9)), encodeFrame(2, big), encodeFrame(3, Uint8Array.of(8, 7))]);
+    const bytes = Buffer.concat([
+      encodeFrame(1, Uint8Array.of(9)),
+      encodeFrame(2, big),
+      encodeFrame(3, Uint8Array.of(8, 7)),
+    ]);
     const seen: [number, Uint8Array][] = [];
     const parser = new FrameParser(4 * 2 ** 20, (type, payload) => seen.push([type, payload]));
     const chunk = 64 * 1024;
     for (let offset = 0; offset < bytes.length; offset += chunk) {
       parser.push(bytes.subarray(offset, offset + chunk));
-      if (seen.length === 1) assert.equal(parser.buffered, Math.min(offset + chunk, bytes.length) - 6, "bytes held for the large frame");
+      if (seen.length === 1)
+        assert.equal(parser.buffered, Math.min(offset + chunk, bytes.length) - 6, "bytes held for the large frame");
     }
     assert.deepEqual(
       seen.map(([type, payload]) => [type, payload.byteLength]),
@@ -58,7 +66,10 @@ describe("wire frames", () => {
     const { parser } = collect(64);
     const header = Buffer.alloc(4);
     header.writeUInt32BE(1_000_000);
-    assert.throws(() => parser.push(header), (e: unknown) => e instanceof FrameTooLargeError && e.size === 1_000_004 && e.max === 64);
+    assert.throws(
+      () => parser.push(header),
+      (e: unknown) => e instanceof FrameTooLargeError && e.size === 1_000_004 && e.max === 64,
+    );
   });
 
   it("refuses a zero-length frame", () => {

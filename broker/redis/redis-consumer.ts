@@ -79,7 +79,8 @@ export class RedisConsumer implements Consumer {
           // More is ready (or messages skipped as revoked or expired made this fetch short): fetch again.
           if (this.receive(reply as unknown[]) > 0) this.again = true;
         },
-        (error: unknown) => this.host.log(`redis consumer ${this.tag} of "${this.queue}": fetching failed: ${describe(error)}`),
+        (error: unknown) =>
+          this.host.log(`redis consumer ${this.tag} of "${this.queue}": fetching failed: ${describe(error)}`),
       )
       .finally(() => {
         this.fetching = undefined;
@@ -99,7 +100,13 @@ export class RedisConsumer implements Consumer {
       if (this.cancelled) continue;
       let delivery: Delivery;
       try {
-        delivery = { envelope: decodeEnvelope(reply[i + 2] as Buffer), queue: this.queue, deliveryTag: tag, redelivered: deliveryCount > 1, deliveryCount };
+        delivery = {
+          envelope: decodeEnvelope(reply[i + 2] as Buffer),
+          queue: this.queue,
+          deliveryTag: tag,
+          redelivered: deliveryCount > 1,
+          deliveryCount,
+        };
       } catch (error) {
         this.nack(tag, { requeue: false, reason: `not an envelope: ${describe(error)}` });
         continue;
@@ -107,7 +114,9 @@ export class RedisConsumer implements Consumer {
       try {
         this.handler(delivery);
       } catch (error) {
-        this.host.log(`redis consumer ${this.tag} of "${this.queue}": the handler threw, requeueing: ${describe(error)}`);
+        this.host.log(
+          `redis consumer ${this.tag} of "${this.queue}": the handler threw, requeueing: ${describe(error)}`,
+        );
         if (this.held.has(tag)) this.nack(tag, { requeue: true });
       }
     }
@@ -119,11 +128,14 @@ export class RedisConsumer implements Consumer {
     if (at < 0 || at >= this.wakeAt || this.cancelled) return;
     if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
     this.wakeAt = at;
-    this.wakeTimer = setTimeout(() => {
-      this.wakeTimer = undefined;
-      this.wakeAt = Number.POSITIVE_INFINITY;
-      this.pump();
-    }, Math.max(1, at - Date.now() + 1));
+    this.wakeTimer = setTimeout(
+      () => {
+        this.wakeTimer = undefined;
+        this.wakeAt = Number.POSITIVE_INFINITY;
+        this.pump();
+      },
+      Math.max(1, at - Date.now() + 1),
+    );
     this.wakeTimer.unref();
   }
 
@@ -141,7 +153,9 @@ export class RedisConsumer implements Consumer {
     const pairs = this.acks;
     this.acks = [];
     ackScript.run(this.host.redis, [this.host.prefix, this.queue, ...pairs]).catch((error: unknown) => {
-      this.host.log(`redis consumer ${this.tag} of "${this.queue}": ack failed (the messages will be redelivered when their leases run out): ${describe(error)}`);
+      this.host.log(
+        `redis consumer ${this.tag} of "${this.queue}": ack failed (the messages will be redelivered when their leases run out): ${describe(error)}`,
+      );
     });
   };
 
@@ -160,9 +174,19 @@ export class RedisConsumer implements Consumer {
     const { seq, token } = this.take("nack", deliveryTag);
     this.flushAcks();
     nackScript
-      .run(this.host.redis, [this.host.prefix, this.queue, seq, token, options.requeue ? "1" : "0", options.reason ?? "rejected by consumer", Date.now()])
+      .run(this.host.redis, [
+        this.host.prefix,
+        this.queue,
+        seq,
+        token,
+        options.requeue ? "1" : "0",
+        options.reason ?? "rejected by consumer",
+        Date.now(),
+      ])
       .catch((error: unknown) => {
-        this.host.log(`redis consumer ${this.tag} of "${this.queue}": nack failed (the message will be redelivered when its lease runs out): ${describe(error)}`);
+        this.host.log(
+          `redis consumer ${this.tag} of "${this.queue}": nack failed (the message will be redelivered when its lease runs out): ${describe(error)}`,
+        );
       });
     this.refill();
   }
@@ -188,9 +212,11 @@ export class RedisConsumer implements Consumer {
     const pairs: string[] = [];
     for (const { seq, token } of this.held.values()) pairs.push(seq, token);
     const deadline = Date.now() + this.leaseMs;
-    renewScript.run(this.host.redis, [this.host.prefix, this.queue, this.tag, deadline, deadline, ...pairs]).catch((error: unknown) => {
-      this.host.log(`redis consumer ${this.tag} of "${this.queue}": renewing leases failed: ${describe(error)}`);
-    });
+    renewScript
+      .run(this.host.redis, [this.host.prefix, this.queue, this.tag, deadline, deadline, ...pairs])
+      .catch((error: unknown) => {
+        this.host.log(`redis consumer ${this.tag} of "${this.queue}": renewing leases failed: ${describe(error)}`);
+      });
   }
 
   private take(operation: "ack" | "nack", deliveryTag: number): Held {

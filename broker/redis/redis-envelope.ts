@@ -28,10 +28,16 @@ export const decodeEnvelope = (bytes: Uint8Array): Envelope => {
   const wire = decoder.decode(bytes);
   if (!Array.isArray(wire) || wire.length !== 8) throw new Error("a stored envelope is an array of 8 fields");
   const [id, exchange, routingKey, priority, eta, expires, headers, body] = wire as unknown[];
-  if (typeof id !== "string" || typeof exchange !== "string" || typeof routingKey !== "string" || typeof priority !== "number") {
+  if (
+    typeof id !== "string" ||
+    typeof exchange !== "string" ||
+    typeof routingKey !== "string" ||
+    typeof priority !== "number"
+  ) {
     throw new Error("a stored envelope's id, exchange, routing key or priority has the wrong type");
   }
-  if (!(body instanceof Uint8Array) || headers === null || typeof headers !== "object") throw new Error("a stored envelope's headers or body has the wrong type");
+  if (!(body instanceof Uint8Array) || headers === null || typeof headers !== "object")
+    throw new Error("a stored envelope's headers or body has the wrong type");
   const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = {
     id,
     exchange,

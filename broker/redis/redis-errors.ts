@@ -27,5 +27,9 @@ export class RedisConnectionLostError extends Data.TaggedError("ConnectionLostEr
 /** Redis answered with an error (ReplyError) or the connection failed: the first is rethrown as is, the second becomes RedisConnectionLostError. */
 export const connectionLoss = (url: string, operation: string, error: unknown): unknown => {
   if (error instanceof Error && error.name === "ReplyError") return error;
-  return new RedisConnectionLostError({ url, operation, reason: error instanceof Error ? error.message : String(error) });
+  return new RedisConnectionLostError({
+    url,
+    operation,
+    reason: error instanceof Error ? error.message : String(error),
+  });
 };

@@ -60,14 +60,23 @@ export const parseRedisUrl = (url: string, prefix?: string): RedisTarget => {
   try {
     parsed = new URL(url);
   } catch {
-    throw new InvalidArgumentError({ argument: "redis url", reason: `cannot parse ${JSON.stringify(url)} (expected redis://host:port/db)` });
+    throw new InvalidArgumentError({
+      argument: "redis url",
+      reason: `cannot parse ${JSON.stringify(url)} (expected redis://host:port/db)`,
+    });
   }
   if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
-    throw new InvalidArgumentError({ argument: "redis url", reason: `${JSON.stringify(url)} is not a redis:// or rediss:// url` });
+    throw new InvalidArgumentError({
+      argument: "redis url",
+      reason: `${JSON.stringify(url)} is not a redis:// or rediss:// url`,
+    });
   }
   const db = parsed.pathname.replace(/^\//, "");
   if (db !== "" && !/^\d+$/.test(db)) {
-    throw new InvalidArgumentError({ argument: "redis url", reason: `the database in ${JSON.stringify(url)} must be a number, got ${JSON.stringify(db)}` });
+    throw new InvalidArgumentError({
+      argument: "redis url",
+      reason: `the database in ${JSON.stringify(url)} must be a number, got ${JSON.stringify(db)}`,
+    });
   }
   const named = parsed.searchParams.get("prefix");
   parsed.searchParams.delete("prefix");
@@ -75,7 +84,10 @@ export const parseRedisUrl = (url: string, prefix?: string): RedisTarget => {
   parsed.searchParams.delete("leaseMs");
   const leaseMs = lease === null ? undefined : Number(lease);
   if (leaseMs !== undefined && !(Number.isInteger(leaseMs) && leaseMs > 0)) {
-    throw new InvalidArgumentError({ argument: "redis url", reason: `leaseMs in ${JSON.stringify(url)} must be a positive integer of milliseconds, got ${JSON.stringify(lease)}` });
+    throw new InvalidArgumentError({
+      argument: "redis url",
+      reason: `leaseMs in ${JSON.stringify(url)} must be a positive integer of milliseconds, got ${JSON.stringify(lease)}`,
+    });
   }
   const chosen = prefix ?? (named === null ? DEFAULT_PREFIX : `${named}:`);
   if (chosen.length === 0) throw new InvalidArgumentError({ argument: "prefix", reason: "must not be empty" });

@@ -38,14 +38,27 @@ const firstDelivery = async (transport: RedisTransport, queue: string, ms = 3_00
 
 describe("redis url", () => {
   it("reads the database, the prefix and the default lease, and keeps the rest for the client", () => {
-    assert.deepEqual(parseRedisUrl("redis://127.0.0.1:6379/2?prefix=shop&leaseMs=5000"), { url: "redis://127.0.0.1:6379/2", prefix: "shop:", leaseMs: 5000 });
-    assert.deepEqual(parseRedisUrl("rediss://:secret@cache:6380"), { url: "rediss://:secret@cache:6380", prefix: "{celerity}:" });
+    assert.deepEqual(parseRedisUrl("redis://127.0.0.1:6379/2?prefix=shop&leaseMs=5000"), {
+      url: "redis://127.0.0.1:6379/2",
+      prefix: "shop:",
+      leaseMs: 5000,
+    });
+    assert.deepEqual(parseRedisUrl("rediss://:secret@cache:6380"), {
+      url: "rediss://:secret@cache:6380",
+      prefix: "{celerity}:",
+    });
   });
 
   it("refuses a url that is not redis, a database that is not a number and a lease that is not a positive integer, naming each", () => {
-    assert.throws(() => parseRedisUrl("amqp://127.0.0.1"), /invalid redis url: "amqp:\/\/127.0.0.1" is not a redis:\/\/ or rediss:\/\/ url/);
+    assert.throws(
+      () => parseRedisUrl("amqp://127.0.0.1"),
+      /invalid redis url: "amqp:\/\/127.0.0.1" is not a redis:\/\/ or rediss:\/\/ url/,
+    );
     assert.throws(() => parseRedisUrl("redis://127.0.0.1/cache"), /the database in .* must be a number, got "cache"/);
-    assert.throws(() => parseRedisUrl("redis://127.0.0.1/0?leaseMs=soon"), /leaseMs in .* must be a positive integer of milliseconds, got "soon"/);
+    assert.throws(
+      () => parseRedisUrl("redis://127.0.0.1/0?leaseMs=soon"),
+      /leaseMs in .* must be a positive integer of milliseconds, got "soon"/,
+    );
     assert.throws(() => parseRedisUrl("not a url"), /cannot parse "not a url"/);
   });
 });
@@ -81,7 +94,9 @@ describe("redis transport", { skip }, () => {
     await arrived;
     const other = await transport.consume(queue, (d) => deliveries.push(d), { prefetch: 1, leaseMs: 150 });
     // Three lease lengths: without renewal the other consumer would have taken it.
-    const stats = await new Promise<Awaited<ReturnType<RedisTransport["stats"]>>>((resolve) => setTimeout(() => resolve(transport.stats(queue)), 450));
+    const stats = await new Promise<Awaited<ReturnType<RedisTransport["stats"]>>>((resolve) =>
+      setTimeout(() => resolve(transport.stats(queue)), 450),
+    );
     assert.equal(deliveries.length, 1);
     assert.deepEqual(stats, { ready: 0, delayed: 0, unacked: 1, consumers: 2 });
     holder.ack(deliveries[0].deliveryTag);
@@ -93,14 +108,26 @@ describe("redis transport", { skip }, () => {
     t.after(() => transport.close());
     const queue = `garbage-${randomUUID().slice(0, 8)}`;
     await transport.declareQueue(queue);
-    await publishScript.run(transport.redis, [transport.prefix, "", queue, 0, "", "", "garbage-id", Buffer.from("not msgpack \xc1", "latin1"), Date.now(), "0"]);
+    await publishScript.run(transport.redis, [
+      transport.prefix,
+      "",
+      queue,
+      0,
+      "",
+      "",
+      "garbage-id",
+      Buffer.from("not msgpack \xc1", "latin1"),
+      Date.now(),
+      "0",
+    ]);
     const kept = envelope(queue);
     await transport.publish(kept);
     const delivery = await firstDelivery(transport, queue);
     assert.equal(delivery.envelope.id, kept.id);
     const deadline = Date.now() + 3_000;
     let letters = await transport.deadLetters(queue);
-    while (letters.length === 0 && Date.now() < deadline) letters = await new Promise((resolve) => setTimeout(() => resolve(transport.deadLetters(queue)), 20));
+    while (letters.length === 0 && Date.now() < deadline)
+      letters = await new Promise((resolve) => setTimeout(() => resolve(transport.deadLetters(queue)), 20));
     assert.equal(letters.length, 1);
     assert.match(letters[0].reason, /^not an envelope: /);
     assert.equal(letters[0].envelope.id, "garbage-id");
@@ -140,24 +167,45 @@ describe("redis transport", { skip }, () => {
     const transport = await isolatedTransport();
     t.after(() => transport.close());
     await transport.declareQueue("orders", { maxDeliveries: 3 });
-    await assert.rejects(transport.declareQueue("orders", { maxDeliveries: 5 }), /queue "orders" is already declared differently: its maxDeliveries is 3, not 5/);
-    await assert.rejects(transport.declareQueue("orders", { deadLetterQueue: "elsewhere" }), /its dead-letter queue is "orders.dlq", not "elsewhere"/);
+    await assert.rejects(
+      transport.declareQueue("orders", { maxDeliveries: 5 }),
+      /queue "orders" is already declared differently: its maxDeliveries is 3, not 5/,
+    );
+    await assert.rejects(
+      transport.declareQueue("orders", { deadLetterQueue: "elsewhere" }),
+      /its dead-letter queue is "orders.dlq", not "elsewhere"/,
+    );
     await transport.declareExchange("events", "topic");
-    await assert.rejects(transport.declareExchange("events", "fanout"), /exchange "events" is already declared differently: it is a topic exchange, not fanout/);
+    await assert.rejects(
+      transport.declareExchange("events", "fanout"),
+      /exchange "events" is already declared differently: it is a topic exchange, not fanout/,
+    );
   });
 
   it("rejects bad arguments and unknown queues or exchanges with errors that name them", async (t) => {
     const transport = await isolatedTransport();
     t.after(() => transport.close());
     await assert.rejects(transport.declareQueue(""), /invalid queue name: must be a non-empty string/);
-    await assert.rejects(transport.declareQueue("self", { deadLetterQueue: "self" }), /queue "self" cannot be its own dead-letter queue/);
-    await assert.rejects(transport.declareExchange("x", "headers" as "topic"), /exchange type: must be "direct", "topic" or "fanout", got "headers"/);
+    await assert.rejects(
+      transport.declareQueue("self", { deadLetterQueue: "self" }),
+      /queue "self" cannot be its own dead-letter queue/,
+    );
+    await assert.rejects(
+      transport.declareExchange("x", "headers" as "topic"),
+      /exchange type: must be "direct", "topic" or "fanout", got "headers"/,
+    );
     await assert.rejects(transport.bindQueue("nowhere", "x", "#"), /queue "nowhere" is not declared/);
     await transport.declareQueue("here");
-    await assert.rejects(transport.bindQueue("here", "missing-exchange", "#"), /exchange "missing-exchange" is not declared/);
+    await assert.rejects(
+      transport.bindQueue("here", "missing-exchange", "#"),
+      /exchange "missing-exchange" is not declared/,
+    );
     await assert.rejects(transport.stats("never-declared"), /queue "never-declared" is not declared/);
     await assert.rejects(transport.deadLetters("never-declared"), /queue "never-declared" is not declared/);
-    await assert.rejects(transport.consume("here", () => {}, { prefetch: 0 }), /invalid prefetch: must be an integer of at least 1, got 0/);
+    await assert.rejects(
+      transport.consume("here", () => {}, { prefetch: 0 }),
+      /invalid prefetch: must be an integer of at least 1, got 0/,
+    );
     await assert.rejects(transport.publish({ ...envelope("here"), id: "" }), /envelope.id/);
     await assert.rejects(transport.revoke([""]), /invalid ids/);
   });
@@ -181,7 +229,10 @@ describe("redis transport", { skip }, () => {
     try {
       await assert.rejects(transport.stats("q"), (error: Error & { _tag?: string }) => {
         assert.equal(error._tag, "ConnectionLostError");
-        assert.match(error.message, /lost the connection to Redis at redis:\/\/127\.0\.0\.1:1\/0 during read queue stats/);
+        assert.match(
+          error.message,
+          /lost the connection to Redis at redis:\/\/127\.0\.0\.1:1\/0 during read queue stats/,
+        );
         return true;
       });
     } finally {

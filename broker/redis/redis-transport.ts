@@ -76,7 +76,9 @@ export class RedisTransport implements Transport {
   private readonly leaseMs: number;
   private readonly byQueue = new Map<string, Set<RedisConsumer>>();
   private readonly revoked = new Revocations();
-  private readonly revokeListeners = new Set<(id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void>();
+  private readonly revokeListeners = new Set<
+    (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void
+  >();
   /** Names this transport in revocation announcements, so it does not hear its own twice. */
   private readonly origin = randomUUID();
   private readonly host: ConsumerHost;
@@ -90,7 +92,10 @@ export class RedisTransport implements Transport {
     this.log = options.log ?? ((message) => console.error(message));
     this.pollMs = options.pollMs ?? 1_000;
     this.leaseMs = options.leaseMs ?? target.leaseMs ?? DEFAULT_LEASE_MS;
-    this.redis = newRedisClient(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
+    this.redis = newRedisClient(target.url, {
+      enableAutoPipelining: true,
+      maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
+    });
     this.subscriber = newRedisClient(target.url, { maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
     this.redis.on("error", () => {});
     this.subscriber.on("error", () => {});
@@ -100,7 +105,9 @@ export class RedisTransport implements Transport {
     this.subscriber.on("ready", () => {
       if (!connectedBefore) return;
       // Back after a lost connection: revocations made meanwhile and notifications missed are caught up.
-      this.loadRevocations().catch((error: unknown) => this.log(`redis transport: reloading revocations failed: ${describe(error)}`));
+      this.loadRevocations().catch((error: unknown) =>
+        this.log(`redis transport: reloading revocations failed: ${describe(error)}`),
+      );
       for (const consumers of this.byQueue.values()) for (const consumer of consumers) consumer.pump();
     });
     this.ready = this.start(revokeChannel).then(() => {
@@ -142,29 +149,61 @@ export class RedisTransport implements Transport {
     const { deadLetterQueue, maxDeliveries } = options;
     if (deadLetterQueue !== undefined) {
       checkQueueName(deadLetterQueue, "deadLetterQueue");
-      if (deadLetterQueue === name) throw new InvalidArgumentError({ argument: "deadLetterQueue", reason: `queue "${name}" cannot be its own dead-letter queue` });
+      if (deadLetterQueue === name)
+        throw new InvalidArgumentError({
+          argument: "deadLetterQueue",
+          reason: `queue "${name}" cannot be its own dead-letter queue`,
+        });
     }
-    const max = maxDeliveries === undefined ? "" : Math.min(UNLIMITED, checkMaxDeliveries(maxDeliveries, "maxDeliveries"));
-    const reply = (await this.run("declare a queue", () => declareQueueScript.run(this.redis, [this.prefix, name, deadLetterQueue ?? "", max]))) as unknown[];
-    if (text(reply[0]) === "conflict") throw new DeclarationConflictError({ kind: "queue", name, reason: text(reply[1]) });
+    const max =
+      maxDeliveries === undefined ? "" : Math.min(UNLIMITED, checkMaxDeliveries(maxDeliveries, "maxDeliveries"));
+    const reply = (await this.run("declare a queue", () =>
+      declareQueueScript.run(this.redis, [this.prefix, name, deadLetterQueue ?? "", max]),
+    )) as unknown[];
+    if (text(reply[0]) === "conflict")
+      throw new DeclarationConflictError({ kind: "queue", name, reason: text(reply[1]) });
   }
 
   async declareExchange(name: string, type: ExchangeType): Promise<void> {
     this.assertOpen("declare an exchange");
     if (typeof name !== "string" || name === "") {
-      throw new InvalidArgumentError({ argument: "exchange name", reason: 'must be a non-empty string (the default exchange "" always exists)' });
+      throw new InvalidArgumentError({
+        argument: "exchange name",
+        reason: 'must be a non-empty string (the default exchange "" always exists)',
+      });
     }
-    if (!EXCHANGE_TYPES.has(type)) throw new InvalidArgumentError({ argument: "exchange type", reason: `must be "direct", "topic" or "fanout", got ${JSON.stringify(type)}` });
-    const reply = (await this.run("declare an exchange", () => declareExchangeScript.run(this.redis, [this.prefix, name, type]))) as unknown[];
-    if (text(reply[0]) === "conflict") throw new DeclarationConflictError({ kind: "exchange", name, reason: `it is a ${text(reply[1])} exchange, not ${type}` });
+    if (!EXCHANGE_TYPES.has(type))
+      throw new InvalidArgumentError({
+        argument: "exchange type",
+        reason: `must be "direct", "topic" or "fanout", got ${JSON.stringify(type)}`,
+      });
+    const reply = (await this.run("declare an exchange", () =>
+      declareExchangeScript.run(this.redis, [this.prefix, name, type]),
+    )) as unknown[];
+    if (text(reply[0]) === "conflict")
+      throw new DeclarationConflictError({
+        kind: "exchange",
+        name,
+        reason: `it is a ${text(reply[1])} exchange, not ${type}`,
+      });
   }
 
   async bindQueue(queue: string, exchange: string, pattern: string): Promise<void> {
     this.assertOpen("bind a queue");
     checkQueueName(queue, "queue name");
-    if (exchange === "") throw new InvalidArgumentError({ argument: "exchange", reason: 'queues cannot be bound to the default exchange "" (it routes by queue name already)' });
-    if (typeof pattern !== "string") throw new InvalidArgumentError({ argument: "binding pattern", reason: `must be a string, got ${typeof pattern}` });
-    const reply = (await this.run("bind a queue", () => bindQueueScript.run(this.redis, [this.prefix, queue, exchange, pattern]))) as unknown[];
+    if (exchange === "")
+      throw new InvalidArgumentError({
+        argument: "exchange",
+        reason: 'queues cannot be bound to the default exchange "" (it routes by queue name already)',
+      });
+    if (typeof pattern !== "string")
+      throw new InvalidArgumentError({
+        argument: "binding pattern",
+        reason: `must be a string, got ${typeof pattern}`,
+      });
+    const reply = (await this.run("bind a queue", () =>
+      bindQueueScript.run(this.redis, [this.prefix, queue, exchange, pattern]),
+    )) as unknown[];
     const outcome = text(reply[0]);
     if (outcome === "noqueue") throw new QueueNotFoundError({ queue });
     if (outcome === "noexchange") throw new ExchangeNotFoundError({ exchange });
@@ -192,18 +231,31 @@ export class RedisTransport implements Transport {
     )) as unknown[];
     const outcome = text(reply[0]);
     if (outcome === "noexchange") throw new ExchangeNotFoundError({ exchange: envelope.exchange });
-    if (outcome === "unroutable") throw new UnroutableError({ exchange: envelope.exchange, routingKey: envelope.routingKey });
+    if (outcome === "unroutable")
+      throw new UnroutableError({ exchange: envelope.exchange, routingKey: envelope.routingKey });
   }
 
   async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
     this.assertOpen("consume");
     checkQueueName(queue, "queue name");
-    if (typeof handler !== "function") throw new InvalidArgumentError({ argument: "handler", reason: `must be a function, got ${typeof handler}` });
+    if (typeof handler !== "function")
+      throw new InvalidArgumentError({ argument: "handler", reason: `must be a function, got ${typeof handler}` });
     const { prefetch } = options;
-    if (!Number.isInteger(prefetch) || prefetch < 1) throw new InvalidArgumentError({ argument: "prefetch", reason: `must be an integer of at least 1, got ${String(prefetch)}` });
+    if (!Number.isInteger(prefetch) || prefetch < 1)
+      throw new InvalidArgumentError({
+        argument: "prefetch",
+        reason: `must be an integer of at least 1, got ${String(prefetch)}`,
+      });
     const leaseMs = options.leaseMs === undefined ? this.leaseMs : checkTtl(options.leaseMs, "leaseMs");
     await this.run("consume", () => this.ready);
-    const consumer = new RedisConsumer(`${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, queue, handler, prefetch, leaseMs, this.host);
+    const consumer = new RedisConsumer(
+      `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+      queue,
+      handler,
+      prefetch,
+      leaseMs,
+      this.host,
+    );
     let consumers = this.byQueue.get(queue);
     if (consumers === undefined) {
       this.byQueue.set(queue, (consumers = new Set()));
@@ -223,7 +275,9 @@ export class RedisTransport implements Transport {
     const ttlMs = Math.ceil(options.ttlMs === undefined ? DEFAULT_REVOCATION_TTL_MS : checkTtl(options.ttlMs, "ttlMs"));
     const terminate = options.terminate === true;
     if (ids.length === 0) return;
-    await this.run("revoke", () => revokeScript.run(this.redis, [this.prefix, ttlMs, Date.now(), this.origin, terminate ? "1" : "0", ...ids]));
+    await this.run("revoke", () =>
+      revokeScript.run(this.redis, [this.prefix, ttlMs, Date.now(), this.origin, terminate ? "1" : "0", ...ids]),
+    );
     for (const id of ids) this.revokedHere(id, terminate, ttlMs);
   }
 
@@ -231,8 +285,11 @@ export class RedisTransport implements Transport {
     return this.revoked.has(id);
   }
 
-  onRevoke(listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void): () => void {
-    const subscription = (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => listener(id, options);
+  onRevoke(
+    listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void,
+  ): () => void {
+    const subscription = (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) =>
+      listener(id, options);
     this.revokeListeners.add(subscription);
     return () => {
       this.revokeListeners.delete(subscription);
@@ -248,7 +305,12 @@ export class RedisTransport implements Transport {
     const letters: DeadLetter[] = [];
     for (let i = 0; i + 4 < fields.length; i += 5) {
       const from = text(fields[i + 1]);
-      letters.push({ envelope: storedEnvelope(fields[i] as Buffer, text(fields[i + 4]), from), queue: from, reason: text(fields[i + 2]), at: Number(text(fields[i + 3])) });
+      letters.push({
+        envelope: storedEnvelope(fields[i] as Buffer, text(fields[i + 4]), from),
+        queue: from,
+        reason: text(fields[i + 2]),
+        at: Number(text(fields[i + 3])),
+      });
     }
     return letters.sort((a, b) => a.at - b.at);
   }
@@ -256,7 +318,9 @@ export class RedisTransport implements Transport {
   async stats(queue: string): Promise<QueueStats> {
     this.assertOpen("read queue stats");
     checkQueueName(queue, "queue name");
-    const reply = await this.run("read queue stats", () => statsScript.run(this.redis, [this.prefix, queue, Date.now()]));
+    const reply = await this.run("read queue stats", () =>
+      statsScript.run(this.redis, [this.prefix, queue, Date.now()]),
+    );
     if (reply === -1) throw new QueueNotFoundError({ queue });
     const [ready, delayed, unacked, consumers] = reply as number[];
     return { ready, delayed, unacked, consumers };
@@ -267,7 +331,15 @@ export class RedisTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     const consumers = [...this.byQueue.values()].flatMap((set) => [...set]);
-    await Promise.all(consumers.map((consumer) => consumer.cancel().catch((error: unknown) => this.log(`redis transport: cancelling ${consumer.tag} failed: ${describe(error)}`))));
+    await Promise.all(
+      consumers.map((consumer) =>
+        consumer
+          .cancel()
+          .catch((error: unknown) =>
+            this.log(`redis transport: cancelling ${consumer.tag} failed: ${describe(error)}`),
+          ),
+      ),
+    );
     await Promise.all([quit(this.redis), quit(this.subscriber)]);
   }
 
@@ -339,7 +411,8 @@ export class RedisTransport implements Transport {
         await this.loadRevocations();
         return;
       } catch (error) {
-        if ((error instanceof Error && error.name === "ReplyError") || Date.now() > deadline || this.closed) throw error;
+        if ((error instanceof Error && error.name === "ReplyError") || Date.now() > deadline || this.closed)
+          throw error;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }
@@ -349,7 +422,8 @@ export class RedisTransport implements Transport {
   private async loadRevocations(): Promise<void> {
     const now = Date.now();
     const entries = await this.redis.zrangebyscore(`${this.prefix}revocations`, now, "+inf", "WITHSCORES");
-    for (let i = 0; i + 1 < entries.length; i += 2) this.revoked.revoke(entries[i], Math.max(1, Number(entries[i + 1]) - now));
+    for (let i = 0; i + 1 < entries.length; i += 2)
+      this.revoked.revoke(entries[i], Math.max(1, Number(entries[i + 1]) - now));
   }
 
   private async run<T>(operation: string, command: () => Promise<T>): Promise<T> {
@@ -372,7 +446,14 @@ const storedEnvelope = (bytes: Buffer, id: string, queue: string): Envelope => {
   try {
     return decodeEnvelope(bytes);
   } catch {
-    return { id, exchange: "", routingKey: queue, priority: 0, headers: { malformed: true }, body: new Uint8Array(bytes) };
+    return {
+      id,
+      exchange: "",
+      routingKey: queue,
+      priority: 0,
+      headers: { malformed: true },
+      body: new Uint8Array(bytes),
+    };
   }
 };
 

@@ -64,13 +64,20 @@ export class AmqpCeleryQueues implements CeleryBroker {
     const dead = `${queue}.dead-letter`;
     await channel.assertQueue(dead, { durable: true });
     await new Promise<void>((resolve, reject) => {
-      channel.sendToQueue(dead, Buffer.from(raw, "utf8"), { persistent: true, headers: { reason, at: new Date(now).toISOString() } }, (error) =>
-        error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(),
+      channel.sendToQueue(
+        dead,
+        Buffer.from(raw, "utf8"),
+        { persistent: true, headers: { reason, at: new Date(now).toISOString() } },
+        (error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()),
       );
     });
   }
 
-  async consume(queues: readonly string[], prefetch: number, onMessage: (inbound: CeleryInbound) => void): Promise<CeleryConsumption> {
+  async consume(
+    queues: readonly string[],
+    prefetch: number,
+    onMessage: (inbound: CeleryInbound) => void,
+  ): Promise<CeleryConsumption> {
     const connection = await this.connect();
     const channel = await connection.createConfirmChannel();
     for (const queue of queues) await this.declare(channel, queue);
@@ -117,10 +124,15 @@ const readDelivery = (received: ConsumeMessage): KombuDelivery | CeleryMessageEr
   const headers = (received.properties.headers ?? {}) as Record<string, unknown>;
   const id = typeof headers.id === "string" ? headers.id : undefined;
   const task = typeof headers.task === "string" ? headers.task : undefined;
-  const fail = (reason: string) => new CeleryMessageError({ reason, ...(id !== undefined ? { id } : {}), ...(task !== undefined ? { task } : {}) });
+  const fail = (reason: string) =>
+    new CeleryMessageError({ reason, ...(id !== undefined ? { id } : {}), ...(task !== undefined ? { task } : {}) });
   const contentType = received.properties.contentType as unknown;
-  if (contentType !== "application/json") return fail(`content type ${JSON.stringify(contentType ?? null)} is not supported; send application/json (Celery's task_serializer='json')`);
-  if (headers.compression !== undefined && headers.compression !== null) return fail(`compression ${JSON.stringify(headers.compression)} is not supported on RabbitMQ`);
+  if (contentType !== "application/json")
+    return fail(
+      `content type ${JSON.stringify(contentType ?? null)} is not supported; send application/json (Celery's task_serializer='json')`,
+    );
+  if (headers.compression !== undefined && headers.compression !== null)
+    return fail(`compression ${JSON.stringify(headers.compression)} is not supported on RabbitMQ`);
   let body: unknown;
   try {
     body = JSON.parse(received.content.toString("utf8"));

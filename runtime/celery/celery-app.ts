@@ -98,9 +98,14 @@ export class CeleryTask<A extends readonly unknown[], R> {
 export interface CeleryApp {
   readonly protocol: "celery";
   /** Register a task this process runs; `this.kwargs` holds the keyword arguments a message carried. */
-  task<F extends (this: CeleryTaskContext, ...args: any[]) => unknown>(name: string, handler: F): CeleryTask<Parameters<F>, HandlerResult<ReturnType<F>>>;
+  task<F extends (this: CeleryTaskContext, ...args: any[]) => unknown>(
+    name: string,
+    handler: F,
+  ): CeleryTask<Parameters<F>, HandlerResult<ReturnType<F>>>;
   /** Declare a task another process or language implements: typed like a local task, with no handler here. */
-  remoteTask<F extends (...args: any[]) => unknown>(name: string): CeleryTask<Parameters<F>, HandlerResult<ReturnType<F>>>;
+  remoteTask<F extends (...args: any[]) => unknown>(
+    name: string,
+  ): CeleryTask<Parameters<F>, HandlerResult<ReturnType<F>>>;
   /** A worker running this app's tasks from its queues. */
   worker(options?: CeleryWorkerOptions): CeleryWorker;
   /** Send a task by name. */
@@ -126,24 +131,45 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
   const onRedis = typeof options.broker === "string" && REDIS_URL.test(options.broker);
   const onAmqp = typeof options.broker === "string" && AMQP_URL.test(options.broker);
   if (!onRedis && !onAmqp) {
-    throw new InvalidArgumentError({ argument: "broker url", reason: `the celery protocol runs on Redis (redis://) or RabbitMQ (amqp://), not ${JSON.stringify(options.broker)}` });
+    throw new InvalidArgumentError({
+      argument: "broker url",
+      reason: `the celery protocol runs on Redis (redis://) or RabbitMQ (amqp://), not ${JSON.stringify(options.broker)}`,
+    });
   }
   const resultsUrl = options.results ?? (onRedis ? options.broker : undefined);
   if (resultsUrl === undefined || !REDIS_URL.test(resultsUrl)) {
-    throw new InvalidArgumentError({ argument: "results url", reason: `the celery protocol keeps results in Celery's Redis result backend; give a redis:// url, not ${JSON.stringify(resultsUrl ?? null)}` });
+    throw new InvalidArgumentError({
+      argument: "results url",
+      reason: `the celery protocol keeps results in Celery's Redis result backend; give a redis:// url, not ${JSON.stringify(resultsUrl ?? null)}`,
+    });
   }
   const log = options.log ?? ((message: string) => console.error(message));
   const now = nowOf(options.clock ?? systemClock);
   const queue = options.queue ?? "celery";
   const backend = new CeleryRedis(resultsUrl, options.resultExpires ?? 86_400);
-  const broker: CeleryBroker = onAmqp ? new AmqpCeleryQueues(options.broker) : new RedisCeleryQueues(backend, log, now, options.visibilityTimeout ?? 3_600);
+  const broker: CeleryBroker = onAmqp
+    ? new AmqpCeleryQueues(options.broker)
+    : new RedisCeleryQueues(backend, log, now, options.visibilityTimeout ?? 3_600);
   const handlers = new Map<string, CeleryHandler>();
   const workers: CeleryWorker[] = [];
 
-  const messageOf = (id: string, task: string, args: readonly unknown[], call: CeleryCallOptions): CeleryTaskMessage => {
+  const messageOf = (
+    id: string,
+    task: string,
+    args: readonly unknown[],
+    call: CeleryCallOptions,
+  ): CeleryTaskMessage => {
     const at = now();
-    const eta = call.eta !== undefined ? (call.eta instanceof Date ? call.eta.getTime() : call.eta) : call.countdown !== undefined ? at + call.countdown : null;
-    const expires = call.expires === undefined ? null : call.expires instanceof Date ? call.expires.getTime() : at + call.expires;
+    const eta =
+      call.eta !== undefined
+        ? call.eta instanceof Date
+          ? call.eta.getTime()
+          : call.eta
+        : call.countdown !== undefined
+          ? at + call.countdown
+          : null;
+    const expires =
+      call.expires === undefined ? null : call.expires instanceof Date ? call.expires.getTime() : at + call.expires;
     return {
       id,
       task,
@@ -166,26 +192,42 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
   };
 
   const signatureOf = (canvas: AnyCanvas, id: string, where: string): CelerySignature => {
-    if (canvas.kind !== "signature") throw new CeleryCanvasError({ reason: `${where} must be a signature, not a ${canvas.kind}` });
+    if (canvas.kind !== "signature")
+      throw new CeleryCanvasError({ reason: `${where} must be a signature, not a ${canvas.kind}` });
     const call = canvas.options as CeleryCallOptions;
     const sigOptions: Record<string, unknown> = { task_id: id };
     if (call.queue !== undefined) sigOptions.queue = call.queue;
     if (call.priority !== undefined) sigOptions.priority = call.priority;
     if (call.timeLimit !== undefined) sigOptions.time_limit = call.timeLimit / 1000;
     if (call.softTimeLimit !== undefined) sigOptions.soft_time_limit = call.softTimeLimit / 1000;
-    return { task: canvas.task, args: canvas.args, kwargs: call.kwargs ?? {}, options: sigOptions, subtask_type: null, immutable: canvas.immutable };
+    return {
+      task: canvas.task,
+      args: canvas.args,
+      kwargs: call.kwargs ?? {},
+      options: sigOptions,
+      subtask_type: null,
+      immutable: canvas.immutable,
+    };
   };
 
-  const signatureMessage = (canvas: AnyCanvas, id: string, overrides: CallOptions | undefined, where: string): CeleryTaskMessage => {
-    if (canvas.kind !== "signature") throw new CeleryCanvasError({ reason: `${where} must be a signature, not a ${canvas.kind}` });
-    if (canvas.callbacks.links.length > 0 || canvas.callbacks.errbacks.length > 0) throw new CeleryCanvasError({ reason: "link / onError are not supported on the celery protocol yet" });
+  const signatureMessage = (
+    canvas: AnyCanvas,
+    id: string,
+    overrides: CallOptions | undefined,
+    where: string,
+  ): CeleryTaskMessage => {
+    if (canvas.kind !== "signature")
+      throw new CeleryCanvasError({ reason: `${where} must be a signature, not a ${canvas.kind}` });
+    if (canvas.callbacks.links.length > 0 || canvas.callbacks.errbacks.length > 0)
+      throw new CeleryCanvasError({ reason: "link / onError are not supported on the celery protocol yet" });
     return messageOf(id, canvas.task, canvas.args, mergeOptions(canvas.options, overrides) as CeleryCallOptions);
   };
 
   const dispatcher: Dispatcher = {
     async dispatch<R>(canvas: Canvas<any, R>, overrides?: CallOptions): Promise<AsyncResult<R>> {
       const any = canvas as AnyCanvas;
-      if (any.callbacks.links.length > 0 || any.callbacks.errbacks.length > 0) throw new CeleryCanvasError({ reason: "link / onError are not supported on the celery protocol yet" });
+      if (any.callbacks.links.length > 0 || any.callbacks.errbacks.length > 0)
+        throw new CeleryCanvasError({ reason: "link / onError are not supported on the celery protocol yet" });
       switch (any.kind) {
         case "signature": {
           const id = randomUUID();
@@ -195,7 +237,9 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
         case "chain": {
           if (any.steps.length === 0) throw new CeleryCanvasError({ reason: "an empty chain sends nothing" });
           const ids = any.steps.map(() => randomUUID());
-          const rest = any.steps.slice(1).map((step, index) => signatureOf(step, ids[index + 1]!, `a chain's step ${index + 2}`));
+          const rest = any.steps
+            .slice(1)
+            .map((step, index) => signatureOf(step, ids[index + 1]!, `a chain's step ${index + 2}`));
           const first = signatureMessage(any.steps[0]!, ids[0]!, overrides, "a chain's first step");
           // Celery keeps the steps still to run last first: the worker pops the next one off the end.
           await broker.publish({ ...first, embed: { ...EMPTY_EMBED, chain: rest.length > 0 ? rest.reverse() : null } });
@@ -208,9 +252,16 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
         case "group": {
           const group = randomUUID();
           const ids = any.members.map(() => randomUUID());
-          const messages = any.members.map((member, index) => ({ ...signatureMessage(member, ids[index]!, overrides, `a group's member ${index + 1}`), group, groupIndex: index }));
+          const messages = any.members.map((member, index) => ({
+            ...signatureMessage(member, ids[index]!, overrides, `a group's member ${index + 1}`),
+            group,
+            groupIndex: index,
+          }));
           for (const message of messages) await broker.publish(message);
-          return new CeleryGroupResult<R>(group, messages.map((message) => new CeleryTaskResult(message.id, backend, message.task)));
+          return new CeleryGroupResult<R>(
+            group,
+            messages.map((message) => new CeleryTaskResult(message.id, backend, message.task)),
+          );
         }
         case "chord": {
           const group = randomUUID();
@@ -219,10 +270,15 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
           const members = any.header.members;
           const header = new CeleryGroupResult(
             group,
-            members.map((member, index) => new CeleryTaskResult(randomUUID(), backend, (member as Signature<any, any>).task)),
+            members.map(
+              (member, _index) => new CeleryTaskResult(randomUUID(), backend, (member as Signature<any, any>).task),
+            ),
           );
           if (members.length === 0) {
-            await broker.publish({ ...signatureMessage(any.body, bodyId, overrides, "a chord's body"), args: body.immutable ? body.args : [[], ...body.args] });
+            await broker.publish({
+              ...signatureMessage(any.body, bodyId, overrides, "a chord's body"),
+              args: body.immutable ? body.args : [[], ...body.args],
+            });
             return new CeleryTaskResult<R>(bodyId, backend, body.task, header);
           }
           const messages = members.map((member, index) => ({
@@ -245,14 +301,18 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
   const app: CeleryApp = {
     protocol: "celery",
     task(name, handler) {
-      if (typeof name !== "string" || name.length === 0) throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
-      if (typeof handler !== "function") throw new TaskRegistrationError({ task: name, reason: "the handler is not a function" });
-      if (handlers.has(name)) throw new TaskRegistrationError({ task: name, reason: "a task with this name is already registered" });
+      if (typeof name !== "string" || name.length === 0)
+        throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
+      if (typeof handler !== "function")
+        throw new TaskRegistrationError({ task: name, reason: "the handler is not a function" });
+      if (handlers.has(name))
+        throw new TaskRegistrationError({ task: name, reason: "a task with this name is already registered" });
       handlers.set(name, handler as CeleryHandler);
       return new CeleryTask(name, app, dispatcher);
     },
     remoteTask(name) {
-      if (typeof name !== "string" || name.length === 0) throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
+      if (typeof name !== "string" || name.length === 0)
+        throw new TaskRegistrationError({ task: String(name), reason: "a task needs a non-empty name" });
       return new CeleryTask(name, app, dispatcher);
     },
     worker(workerOptions) {
@@ -261,7 +321,8 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
       return worker;
     },
     async sendTask<R>(name: string, args: readonly unknown[], call: CeleryCallOptions = {}): Promise<AsyncResult<R>> {
-      if (!Array.isArray(args)) throw new InvalidArgumentError({ argument: "args", reason: `the arguments of '${name}' must be a list` });
+      if (!Array.isArray(args))
+        throw new InvalidArgumentError({ argument: "args", reason: `the arguments of '${name}' must be a list` });
       const id = randomUUID();
       await broker.publish(messageOf(id, name, args, call));
       return new CeleryTaskResult<R>(id, backend, name);

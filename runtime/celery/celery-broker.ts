@@ -29,7 +29,11 @@ export interface CeleryBroker {
   /** Send a task message to its queue. */
   publish(message: CeleryTaskMessage): Promise<void>;
   /** Declare the queues as Celery does and receive their messages, at most `prefetch` unacknowledged at once. */
-  consume(queues: readonly string[], prefetch: number, onMessage: (inbound: CeleryInbound) => void): Promise<CeleryConsumption>;
+  consume(
+    queues: readonly string[],
+    prefetch: number,
+    onMessage: (inbound: CeleryInbound) => void,
+  ): Promise<CeleryConsumption>;
   /** Keep a message that cannot run, with the reason, on `<queue>.dead-letter`. */
   deadLetter(queue: string, raw: string, reason: string, now: number): Promise<void>;
   close(): Promise<void>;

@@ -15,7 +15,12 @@ export class CeleryMessageError extends Data.TaggedError("CeleryMessageError")<{
   readonly task?: string;
 }> {
   override get message(): string {
-    const about = this.task !== undefined ? ` (task '${this.task}', id ${this.id ?? "?"})` : this.id !== undefined ? ` (id ${this.id})` : "";
+    const about =
+      this.task !== undefined
+        ? ` (task '${this.task}', id ${this.id ?? "?"})`
+        : this.id !== undefined
+          ? ` (id ${this.id})`
+          : "";
     return `${this.reason}${about}`;
   }
 }

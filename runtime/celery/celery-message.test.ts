@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { CeleryMessageError } from "./celery-errors.ts";
-import { EMPTY_EMBED, isoWithOffset, messageOfSignature, parseCeleryMessage, parseCeleryTime, type CeleryTaskMessage } from "./celery-message.ts";
+import {
+  EMPTY_EMBED,
+  isoWithOffset,
+  messageOfSignature,
+  parseCeleryMessage,
+  parseCeleryTime,
+  type CeleryTaskMessage,
+} from "./celery-message.ts";
 import { decodeKombuEnvelope, encodeKombuEnvelope, priorityList, priorityLists } from "./kombu-redis-envelope.ts";
 import { fromCeleryException, resultMeta, toCeleryException } from "./celery-result-meta.ts";
 import { pythonRepr } from "./python-repr.ts";
@@ -57,7 +64,9 @@ describe("Celery's task message in kombu's Redis envelope", () => {
 
   it("writes eta and expires with a time-zone offset and time limits as [hard, soft] seconds", () => {
     const at = Date.UTC(2026, 10, 29, 4, 32, 1, 139);
-    const headers = JSON.parse(encodeKombuEnvelope(message({ eta: at, expires: at + 90_000, timeLimit: 10, softTimeLimit: 5 }))).headers;
+    const headers = JSON.parse(
+      encodeKombuEnvelope(message({ eta: at, expires: at + 90_000, timeLimit: 10, softTimeLimit: 5 })),
+    ).headers;
     assert.equal(headers.eta, "2026-11-29T04:32:01.139000+00:00");
     assert.equal(headers.expires, "2026-11-29T04:33:31.139000+00:00");
     assert.deepEqual(headers.timelimit, [10, 5]);
@@ -81,13 +90,20 @@ describe("Celery's task message in kombu's Redis envelope", () => {
   it("refuses an envelope without a delivery_tag, naming it", () => {
     const broken = JSON.parse(CAPTURED);
     delete broken.properties.delivery_tag;
-    assert.throws(() => decodeKombuEnvelope(JSON.stringify(broken)), (error: unknown) => error instanceof CeleryMessageError && /delivery_tag/.test(error.message) && /tasks\.add/.test(error.message));
+    assert.throws(
+      () => decodeKombuEnvelope(JSON.stringify(broken)),
+      (error: unknown) =>
+        error instanceof CeleryMessageError && /delivery_tag/.test(error.message) && /tasks\.add/.test(error.message),
+    );
   });
 
   it("refuses a content type other than JSON, a body that is not JSON, and text that is not an envelope", () => {
     const pickled = JSON.parse(CAPTURED);
     pickled["content-type"] = "application/x-python-serialize";
-    assert.throws(() => decodeKombuEnvelope(JSON.stringify(pickled)), /content type "application\/x-python-serialize" is not supported/);
+    assert.throws(
+      () => decodeKombuEnvelope(JSON.stringify(pickled)),
+      /content type "application\/x-python-serialize" is not supported/,
+    );
     const garbled = JSON.parse(CAPTURED);
     garbled.body = Buffer.from("[[1, 2], {").toString("base64");
     assert.throws(() => decodeKombuEnvelope(JSON.stringify(garbled)), /the body is not JSON/);
@@ -96,37 +112,84 @@ describe("Celery's task message in kombu's Redis envelope", () => {
 
   it("refuses a body that is not [args, kwargs, embed] and a message without a task header", () => {
     const headers = { id: "x", task: "tasks.add" };
-    assert.throws(() => parseCeleryMessage(headers, { args: [1] }, "celery", 0), /the body is not \[args, kwargs, embed\] \(task 'tasks.add', id x\)/);
+    assert.throws(
+      () => parseCeleryMessage(headers, { args: [1] }, "celery", 0),
+      /the body is not \[args, kwargs, embed\] \(task 'tasks.add', id x\)/,
+    );
     assert.throws(() => parseCeleryMessage({ id: "x" }, [[], {}, null], "celery", 0), /header 'task' is missing/);
-    assert.throws(() => parseCeleryMessage({ ...headers, timelimit: ["ten", null] }, [[], {}, null], "celery", 0), /header 'timelimit' has a hard limit/);
+    assert.throws(
+      () => parseCeleryMessage({ ...headers, timelimit: ["ten", null] }, [[], {}, null], "celery", 0),
+      /header 'timelimit' has a hard limit/,
+    );
   });
 
   it("continues a chain: the next step gets the result first, keeps its frozen id and the rest of the chain", () => {
-    const last = { task: "tasks.mul", args: [10], kwargs: {}, options: { task_id: "id-3" }, subtask_type: null, immutable: false } as const;
-    const next = { task: "tasks.add", args: [2], kwargs: {}, options: { task_id: "id-2" }, subtask_type: null, immutable: false } as const;
-    const sent = messageOfSignature(next, { prepend: [2], chain: [last], parentId: "id-1", rootId: "id-1", queue: "celery" });
+    const last = {
+      task: "tasks.mul",
+      args: [10],
+      kwargs: {},
+      options: { task_id: "id-3" },
+      subtask_type: null,
+      immutable: false,
+    } as const;
+    const next = {
+      task: "tasks.add",
+      args: [2],
+      kwargs: {},
+      options: { task_id: "id-2" },
+      subtask_type: null,
+      immutable: false,
+    } as const;
+    const sent = messageOfSignature(next, {
+      prepend: [2],
+      chain: [last],
+      parentId: "id-1",
+      rootId: "id-1",
+      queue: "celery",
+    });
     assert.equal(sent.id, "id-2");
     assert.deepEqual(sent.args, [2, 2]);
     assert.deepEqual(sent.embed.chain, [last]);
     assert.equal(sent.parentId, "id-1");
-    const fixed = messageOfSignature({ ...next, immutable: true }, { prepend: [2], parentId: "id-1", rootId: "id-1", queue: "celery" });
+    const fixed = messageOfSignature(
+      { ...next, immutable: true },
+      { prepend: [2], parentId: "id-1", rootId: "id-1", queue: "celery" },
+    );
     assert.deepEqual(fixed.args, [2]);
   });
 });
 
 describe("Celery's Redis result format", () => {
   it("stores a JavaScript error so Python rebuilds an exception of its name with its message", () => {
-    assert.deepEqual(toCeleryException(new TypeError("bad")), { exc_type: "TypeError", exc_message: ["bad"], exc_module: null });
+    assert.deepEqual(toCeleryException(new TypeError("bad")), {
+      exc_type: "TypeError",
+      exc_message: ["bad"],
+      exc_module: null,
+    });
   });
 
   it("reads a Python exception's type (qualified unless builtin), message and traceback", () => {
-    assert.deepEqual(fromCeleryException({ exc_type: "ValueError", exc_message: ["no"], exc_module: "builtins" }, "Traceback"), { name: "ValueError", message: "no", stack: "Traceback" });
-    assert.equal(fromCeleryException({ exc_type: "ChordError", exc_message: ["x"], exc_module: "celery.exceptions" }, null).name, "celery.exceptions.ChordError");
+    assert.deepEqual(
+      fromCeleryException({ exc_type: "ValueError", exc_message: ["no"], exc_module: "builtins" }, "Traceback"),
+      { name: "ValueError", message: "no", stack: "Traceback" },
+    );
+    assert.equal(
+      fromCeleryException({ exc_type: "ChordError", exc_message: ["x"], exc_module: "celery.exceptions" }, null).name,
+      "celery.exceptions.ChordError",
+    );
   });
 
   it("writes the fields Celery's backend writes, date_done only once ready", () => {
     const meta = resultMeta("id", "SUCCESS", 5, { now: 0, parent: "p" });
-    assert.deepEqual(meta, { status: "SUCCESS", result: 5, traceback: null, children: [], date_done: "1970-01-01T00:00:00.000+00:00", task_id: "id", parent_id: "p" });
+    assert.deepEqual(meta, {
+      status: "SUCCESS",
+      result: 5,
+      traceback: null,
+      children: [],
+      date_done: "1970-01-01T00:00:00.000+00:00",
+      task_id: "id",
+      parent_id: "p",
+    });
     assert.equal(resultMeta("id", "RETRY", null, { now: 0 }).date_done, null);
   });
 

@@ -64,15 +64,18 @@ const ORIGIN = `gen${process.pid}@${hostname()}`;
  * zone) and six fractional digits (Celery 5.2's parser reads the fraction as
  * microseconds whatever its length).
  */
-export const isoWithOffset = (epochMs: number): string => new Date(epochMs).toISOString().replace(/\.(\d{3})Z$/, ".$1000+00:00");
+export const isoWithOffset = (epochMs: number): string =>
+  new Date(epochMs).toISOString().replace(/\.(\d{3})Z$/, ".$1000+00:00");
 
 /** Epoch ms from Celery's ISO-8601 (with an offset, or naive meaning UTC), or null. */
 export const parseCeleryTime = (value: unknown, field: string): number | null => {
   if (value === null || value === undefined) return null;
-  if (typeof value !== "string") throw new CeleryMessageError({ reason: `header '${field}' is not an ISO-8601 string` });
+  if (typeof value !== "string")
+    throw new CeleryMessageError({ reason: `header '${field}' is not an ISO-8601 string` });
   const zoned = /(?:Z|[+-]\d\d:?\d\d)$/i.test(value) ? value : `${value}Z`;
   const ms = Date.parse(zoned);
-  if (Number.isNaN(ms)) throw new CeleryMessageError({ reason: `header '${field}' is not an ISO-8601 time: ${JSON.stringify(value)}` });
+  if (Number.isNaN(ms))
+    throw new CeleryMessageError({ reason: `header '${field}' is not an ISO-8601 time: ${JSON.stringify(value)}` });
   return ms;
 };
 
@@ -97,9 +100,11 @@ export const celeryHeaders = (message: CeleryTaskMessage): Record<string, unknow
 });
 
 /** The JSON body `[args, kwargs, embed]`. */
-export const celeryBody = (message: CeleryTaskMessage): string => JSON.stringify([message.args, message.kwargs, message.embed]);
+export const celeryBody = (message: CeleryTaskMessage): string =>
+  JSON.stringify([message.args, message.kwargs, message.embed]);
 
-const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === "object" && !Array.isArray(value);
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === "object" && !Array.isArray(value);
 
 const optionalString = (headers: Record<string, unknown>, field: string): string | null => {
   const value = headers[field];
@@ -110,12 +115,16 @@ const optionalString = (headers: Record<string, unknown>, field: string): string
 
 const seconds = (value: unknown, which: string): number | null => {
   if (value === null || value === undefined) return null;
-  if (typeof value !== "number" || !(value > 0)) throw new CeleryMessageError({ reason: `header 'timelimit' has a ${which} limit that is not a positive number of seconds` });
+  if (typeof value !== "number" || !(value > 0))
+    throw new CeleryMessageError({
+      reason: `header 'timelimit' has a ${which} limit that is not a positive number of seconds`,
+    });
   return value;
 };
 
 const signatureOf = (value: unknown, where: string): CelerySignature => {
-  if (!isObject(value) || typeof value.task !== "string") throw new CeleryMessageError({ reason: `${where} is not a signature (an object with a 'task' name)` });
+  if (!isObject(value) || typeof value.task !== "string")
+    throw new CeleryMessageError({ reason: `${where} is not a signature (an object with a 'task' name)` });
   const args = value.args ?? [];
   const kwargs = value.kwargs ?? {};
   if (!Array.isArray(args)) throw new CeleryMessageError({ reason: `${where}'s args are not a list` });
@@ -149,22 +158,31 @@ const embedOf = (value: unknown): CeleryEmbed => {
  * Read a protocol-2 task message from its headers and decoded JSON body.
  * Throws CeleryMessageError naming the field that is wrong.
  */
-export const parseCeleryMessage = (headers: unknown, body: unknown, queue: string, priority: number): CeleryTaskMessage => {
-  if (!isObject(headers)) throw new CeleryMessageError({ reason: "the message has no headers object (task protocol 1 is not supported)" });
+export const parseCeleryMessage = (
+  headers: unknown,
+  body: unknown,
+  queue: string,
+  priority: number,
+): CeleryTaskMessage => {
+  if (!isObject(headers))
+    throw new CeleryMessageError({ reason: "the message has no headers object (task protocol 1 is not supported)" });
   const id = headers.id;
   const task = headers.task;
-  if (typeof task !== "string" || task.length === 0) throw new CeleryMessageError({ reason: "header 'task' is missing (task protocol 1 is not supported)" });
+  if (typeof task !== "string" || task.length === 0)
+    throw new CeleryMessageError({ reason: "header 'task' is missing (task protocol 1 is not supported)" });
   if (typeof id !== "string" || id.length === 0) throw new CeleryMessageError({ reason: "header 'id' is missing" });
   if (!Array.isArray(body) || body.length < 2 || !Array.isArray(body[0]) || !isObject(body[1])) {
     throw new CeleryMessageError({ id, task, reason: "the body is not [args, kwargs, embed]" });
   }
   try {
     const retries = headers.retries ?? 0;
-    if (typeof retries !== "number" || !Number.isInteger(retries) || retries < 0) throw new CeleryMessageError({ reason: "header 'retries' is not a non-negative integer" });
+    if (typeof retries !== "number" || !Number.isInteger(retries) || retries < 0)
+      throw new CeleryMessageError({ reason: "header 'retries' is not a non-negative integer" });
     const limits = headers.timelimit ?? [null, null];
     if (!Array.isArray(limits)) throw new CeleryMessageError({ reason: "header 'timelimit' is not [hard, soft]" });
     const groupIndex = headers.group_index ?? null;
-    if (groupIndex !== null && typeof groupIndex !== "number") throw new CeleryMessageError({ reason: "header 'group_index' is not a number" });
+    if (groupIndex !== null && typeof groupIndex !== "number")
+      throw new CeleryMessageError({ reason: "header 'group_index' is not a number" });
     return {
       id,
       task,
@@ -185,7 +203,8 @@ export const parseCeleryMessage = (headers: unknown, body: unknown, queue: strin
       priority,
     };
   } catch (error) {
-    if (error instanceof CeleryMessageError && error.id === undefined) throw new CeleryMessageError({ id, task, reason: error.reason });
+    if (error instanceof CeleryMessageError && error.id === undefined)
+      throw new CeleryMessageError({ id, task, reason: error.reason });
     throw error;
   }
 };
@@ -193,12 +212,24 @@ export const parseCeleryMessage = (headers: unknown, body: unknown, queue: strin
 /** A message to send for a signature taken from an embed (a chain's next step, a callback, a chord body). */
 export const messageOfSignature = (
   signature: CelerySignature,
-  extra: { readonly prepend?: readonly unknown[]; readonly chain?: readonly CelerySignature[] | null; readonly parentId: string | null; readonly rootId: string | null; readonly queue: string },
+  extra: {
+    readonly prepend?: readonly unknown[];
+    readonly chain?: readonly CelerySignature[] | null;
+    readonly parentId: string | null;
+    readonly rootId: string | null;
+    readonly queue: string;
+  },
 ): CeleryTaskMessage => {
   const options = signature.options;
   const id = typeof options.task_id === "string" ? options.task_id : randomUUID();
-  const args = extra.prepend !== undefined && !signature.immutable ? [...extra.prepend, ...signature.args] : signature.args;
-  const chain = extra.chain === undefined ? (Array.isArray(options.chain) ? (options.chain as CelerySignature[]) : null) : extra.chain;
+  const args =
+    extra.prepend !== undefined && !signature.immutable ? [...extra.prepend, ...signature.args] : signature.args;
+  const chain =
+    extra.chain === undefined
+      ? Array.isArray(options.chain)
+        ? (options.chain as CelerySignature[])
+        : null
+      : extra.chain;
   const chord = isObject(options.chord) ? (options.chord as unknown as CelerySignature) : null;
   return {
     id,

@@ -26,9 +26,13 @@ export class RedisCeleryQueues implements CeleryBroker {
   private restore(): Promise<void> {
     return this.redis.restoreUnacked(this.visibilityTimeout, this.now()).then(
       (count) => {
-        if (count > 0) this.log(`celery worker: put ${count} unacknowledged message(s) older than ${this.visibilityTimeout} s back on their queues`);
+        if (count > 0)
+          this.log(
+            `celery worker: put ${count} unacknowledged message(s) older than ${this.visibilityTimeout} s back on their queues`,
+          );
       },
-      (error: unknown) => this.log(`celery worker: restoring unacknowledged messages failed: ${(error as Error).message}`),
+      (error: unknown) =>
+        this.log(`celery worker: restoring unacknowledged messages failed: ${(error as Error).message}`),
     );
   }
 
@@ -40,7 +44,11 @@ export class RedisCeleryQueues implements CeleryBroker {
     return this.redis.deadLetter(queue, raw, reason, now);
   }
 
-  async consume(queues: readonly string[], prefetch: number, onMessage: (inbound: CeleryInbound) => void): Promise<CeleryConsumption> {
+  async consume(
+    queues: readonly string[],
+    prefetch: number,
+    onMessage: (inbound: CeleryInbound) => void,
+  ): Promise<CeleryConsumption> {
     for (const queue of queues) await this.redis.bind(queue);
     const connection = this.redis.blockingConnection();
     await connection.ping();

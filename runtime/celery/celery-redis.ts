@@ -85,7 +85,12 @@ export class CeleryRedis {
       const stored = await this.read(id);
       if (stored !== undefined && READY.has(stored.status)) return stored;
       const endings: Promise<never>[] = [];
-      if (timeoutMs !== undefined) endings.push(new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new TimeoutError({ id, timeoutMs })), timeoutMs))));
+      if (timeoutMs !== undefined)
+        endings.push(
+          new Promise<never>(
+            (_, reject) => (timer = setTimeout(() => reject(new TimeoutError({ id, timeoutMs })), timeoutMs)),
+          ),
+        );
       if (signal !== undefined) {
         endings.push(
           new Promise<never>((_, reject) => {
@@ -153,7 +158,14 @@ export class CeleryRedis {
     if ((await this.redis.set("unacked_mutex", token, "EX", 300, "NX")) === null) return 0;
     let restored = 0;
     try {
-      const tags = await this.redis.zrevrangebyscore("unacked_index", `(${now / 1000 - visibilityTimeout}`, 0, "LIMIT", 0, batch);
+      const tags = await this.redis.zrevrangebyscore(
+        "unacked_index",
+        `(${now / 1000 - visibilityTimeout}`,
+        0,
+        "LIMIT",
+        0,
+        batch,
+      );
       for (const tag of tags) {
         const stored = await this.redis.hget("unacked", tag);
         if (stored === null) {
@@ -162,10 +174,25 @@ export class CeleryRedis {
         }
         const [envelope, , routingKey] = JSON.parse(stored) as [Record<string, any>, string, string];
         envelope.headers = { ...envelope.headers, redelivered: true };
-        envelope.properties = { ...envelope.properties, delivery_info: { ...envelope.properties?.delivery_info, redelivered: true } };
-        const list = priorityList(routingKey, typeof envelope.properties.priority === "number" ? envelope.properties.priority : 0);
+        envelope.properties = {
+          ...envelope.properties,
+          delivery_info: { ...envelope.properties?.delivery_info, redelivered: true },
+        };
+        const list = priorityList(
+          routingKey,
+          typeof envelope.properties.priority === "number" ? envelope.properties.priority : 0,
+        );
         // Moved only if nobody acknowledged or restored it since it was read.
-        restored += (await this.redis.eval(RESTORE, 3, "unacked", "unacked_index", list, tag, stored, JSON.stringify(envelope))) as number;
+        restored += (await this.redis.eval(
+          RESTORE,
+          3,
+          "unacked",
+          "unacked_index",
+          list,
+          tag,
+          stored,
+          JSON.stringify(envelope),
+        )) as number;
       }
     } finally {
       await this.redis.eval(UNLOCK, 1, "unacked_mutex", token);
@@ -175,7 +202,10 @@ export class CeleryRedis {
 
   /** Keep a message celerity cannot run, with the reason, on `<queue>.dead-letter`. */
   async deadLetter(queue: string, raw: string, reason: string, now: number): Promise<void> {
-    await this.redis.lpush(`${queue}.dead-letter`, JSON.stringify({ reason, at: new Date(now).toISOString(), message: raw }));
+    await this.redis.lpush(
+      `${queue}.dead-letter`,
+      JSON.stringify({ reason, at: new Date(now).toISOString(), message: raw }),
+    );
   }
 
   /**

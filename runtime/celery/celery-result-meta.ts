@@ -35,14 +35,18 @@ export const EXCEPTION_STATES: ReadonlySet<CeleryState> = new Set(["FAILURE", "R
  * raises with the error's message.
  */
 export const toCeleryException = (error: unknown): CeleryException => {
-  if (error instanceof Error) return { exc_type: error.name || "Error", exc_message: [error.message], exc_module: null };
+  if (error instanceof Error)
+    return { exc_type: error.name || "Error", exc_message: [error.message], exc_module: null };
   return { exc_type: "Error", exc_message: [String(error)], exc_module: null };
 };
 
 /** Python's `str(exc)` for Celery's stored `exc_message`. */
 const messageOf = (message: unknown): string => {
   if (typeof message === "string") return message;
-  if (Array.isArray(message)) return message.length === 1 ? String(message[0]) : message.map((item) => (typeof item === "string" ? item : JSON.stringify(item))).join(", ");
+  if (Array.isArray(message))
+    return message.length === 1
+      ? String(message[0])
+      : message.map((item) => (typeof item === "string" ? item : JSON.stringify(item))).join(", ");
   return message === undefined || message === null ? "" : JSON.stringify(message);
 };
 
@@ -50,8 +54,13 @@ const messageOf = (message: unknown): string => {
 export const fromCeleryException = (stored: unknown, traceback: string | null): RemoteErrorInfo => {
   const exception = (stored ?? {}) as Partial<CeleryException>;
   const type = typeof exception.exc_type === "string" ? exception.exc_type : "Exception";
-  const module = typeof exception.exc_module === "string" && exception.exc_module !== "builtins" ? `${exception.exc_module}.` : "";
-  return { name: `${module}${type}`, message: messageOf(exception.exc_message), ...(traceback !== null ? { stack: traceback } : {}) };
+  const module =
+    typeof exception.exc_module === "string" && exception.exc_module !== "builtins" ? `${exception.exc_module}.` : "";
+  return {
+    name: `${module}${type}`,
+    message: messageOf(exception.exc_message),
+    ...(traceback !== null ? { stack: traceback } : {}),
+  };
 };
 
 /** `date_done` as Celery 5.3+ writes it (aware, UTC). */
@@ -62,7 +71,13 @@ export const resultMeta = (
   id: string,
   status: CeleryState,
   result: unknown,
-  facts: { readonly traceback?: string | null; readonly children?: readonly unknown[]; readonly group?: string | null; readonly parent?: string | null; readonly now: number },
+  facts: {
+    readonly traceback?: string | null;
+    readonly children?: readonly unknown[];
+    readonly group?: string | null;
+    readonly parent?: string | null;
+    readonly now: number;
+  },
 ): CeleryResultMeta => {
   const meta: { -readonly [K in keyof CeleryResultMeta]: CeleryResultMeta[K] } = {
     status,

@@ -1,4 +1,12 @@
-import type { AsyncResult, GetOptions, Progress, ProgressInfo, ProgressWatchOptions, RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
+import type {
+  AsyncResult,
+  GetOptions,
+  Progress,
+  ProgressInfo,
+  ProgressWatchOptions,
+  RemoteErrorInfo,
+  TaskState,
+} from "../../dsl/result.ts";
 import { fractionOf, watchProgress } from "../task-progress.ts";
 import { RemoteTaskError, TaskRevokedError } from "../errors.ts";
 import type { CeleryRedis } from "./celery-redis.ts";
@@ -20,10 +28,23 @@ interface CeleryGetOptions extends GetOptions {
 }
 
 /** Celery's own states; any other is a task's custom one (update_state). */
-const STANDARD_STATES: ReadonlySet<string> = new Set(["PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "IGNORED"]);
+const STANDARD_STATES: ReadonlySet<string> = new Set([
+  "PENDING",
+  "RECEIVED",
+  "STARTED",
+  "RETRY",
+  "SUCCESS",
+  "FAILURE",
+  "REVOKED",
+  "IGNORED",
+]);
 
 const revocationNotSupported = (): Promise<never> =>
-  Promise.reject(new Error("revoking is not supported on the celery protocol yet (Celery revokes through worker remote control); see docs/celery-interop.md"));
+  Promise.reject(
+    new Error(
+      "revoking is not supported on the celery protocol yet (Celery revokes through worker remote control); see docs/celery-interop.md",
+    ),
+  );
 
 /** The handle on one task's result in Celery's format. */
 export class CeleryTaskResult<R> implements AsyncResult<R> {
@@ -49,9 +70,13 @@ export class CeleryTaskResult<R> implements AsyncResult<R> {
     const stop = () => done.abort(outer?.reason);
     outer?.addEventListener("abort", stop, { once: true });
     try {
-      const parentFailed = this.parent.get({ ...options, signal: done.signal } as CeleryGetOptions).then(() => new Promise<never>(() => undefined));
+      const parentFailed = this.parent
+        .get({ ...options, signal: done.signal } as CeleryGetOptions)
+        .then(() => new Promise<never>(() => undefined));
       parentFailed.catch(() => undefined);
-      return this.valueOf(await Promise.race([this.backend.waitReady(this.id, options.timeout, done.signal), parentFailed]));
+      return this.valueOf(
+        await Promise.race([this.backend.waitReady(this.id, options.timeout, done.signal), parentFailed]),
+      );
     } finally {
       outer?.removeEventListener("abort", stop);
       done.abort(new Error("no longer waited for"));
@@ -61,7 +86,11 @@ export class CeleryTaskResult<R> implements AsyncResult<R> {
   private valueOf(meta: CeleryResultMeta): R {
     if (meta.status === "SUCCESS" || meta.status === "IGNORED") return meta.result as R;
     if (meta.status === "REVOKED") throw new TaskRevokedError({ id: this.id, task: this.task, expired: false });
-    throw new RemoteTaskError({ id: this.id, task: this.task, remote: fromCeleryException(meta.result, meta.traceback) });
+    throw new RemoteTaskError({
+      id: this.id,
+      task: this.task,
+      remote: fromCeleryException(meta.result, meta.traceback),
+    });
   }
   async state(): Promise<TaskState> {
     return stateOf(await this.backend.read(this.id));
@@ -81,13 +110,23 @@ export class CeleryTaskResult<R> implements AsyncResult<R> {
     const succeeded = state === "SUCCESS" ? 1 : 0;
     const failed = state === "FAILURE" || state === "REVOKED" ? 1 : 0;
     const info = await this.info();
-    return { total: 1, completed: succeeded + failed, succeeded, failed, fraction: fractionOf(state, info), ...(info !== undefined ? { info } : {}) };
+    return {
+      total: 1,
+      completed: succeeded + failed,
+      succeeded,
+      failed,
+      fraction: fractionOf(state, info),
+      ...(info !== undefined ? { info } : {}),
+    };
   }
   /** A custom state a Celery task set with update_state, with its meta; undefined for the standard states. */
   async info(): Promise<ProgressInfo | undefined> {
     const meta = await this.backend.read(this.id);
     if (meta === undefined || STANDARD_STATES.has(meta.status)) return undefined;
-    const fields = (typeof meta.result === "object" && meta.result !== null ? meta.result : {}) as { current?: unknown; total?: unknown };
+    const fields = (typeof meta.result === "object" && meta.result !== null ? meta.result : {}) as {
+      current?: unknown;
+      total?: unknown;
+    };
     return {
       state: meta.status,
       ...(typeof fields.current === "number" ? { done: fields.current } : {}),
@@ -100,7 +139,9 @@ export class CeleryTaskResult<R> implements AsyncResult<R> {
   }
   async error(): Promise<RemoteErrorInfo | undefined> {
     const meta = await this.backend.read(this.id);
-    return meta !== undefined && EXCEPTION_STATES.has(meta.status) ? fromCeleryException(meta.result, meta.traceback) : undefined;
+    return meta !== undefined && EXCEPTION_STATES.has(meta.status)
+      ? fromCeleryException(meta.result, meta.traceback)
+      : undefined;
   }
   forget(): Promise<void> {
     return this.backend.forget(this.id);
@@ -138,7 +179,13 @@ export class CeleryGroupResult<R> implements AsyncResult<R> {
   async progress(): Promise<Progress> {
     const all = await Promise.all(this.children.map((child) => child.progress()));
     const sum = all.reduce(
-      (acc, p) => ({ total: acc.total + p.total, completed: acc.completed + p.completed, succeeded: acc.succeeded + p.succeeded, failed: acc.failed + p.failed, done: acc.done + p.fraction * p.total }),
+      (acc, p) => ({
+        total: acc.total + p.total,
+        completed: acc.completed + p.completed,
+        succeeded: acc.succeeded + p.succeeded,
+        failed: acc.failed + p.failed,
+        done: acc.done + p.fraction * p.total,
+      }),
       { total: 0, completed: 0, succeeded: 0, failed: 0, done: 0 },
     );
     const { done, ...counts } = sum;

@@ -4,7 +4,13 @@ import { CeleryMessageError } from "./celery-errors.ts";
 import { messageOfSignature, parseCeleryMessage, type CeleryTaskMessage } from "./celery-message.ts";
 import type { CeleryBroker, CeleryConsumption, CeleryInbound } from "./celery-broker.ts";
 import type { CeleryRedis } from "./celery-redis.ts";
-import { EXCEPTION_STATES, fromCeleryException, resultMeta, toCeleryException, type CeleryState } from "./celery-result-meta.ts";
+import {
+  EXCEPTION_STATES,
+  fromCeleryException,
+  resultMeta,
+  toCeleryException,
+  type CeleryState,
+} from "./celery-result-meta.ts";
 
 /**
  * A worker on Celery's protocol: pops task messages from kombu's Redis
@@ -60,7 +66,10 @@ interface Deps {
 }
 
 class RetrySignal extends Error {
-  constructor(readonly countdown: number, readonly max: number | undefined) {
+  constructor(
+    readonly countdown: number,
+    readonly max: number | undefined,
+  ) {
     super("retry requested");
   }
 }
@@ -82,7 +91,10 @@ export class CeleryWorker {
   private readonly active = new Set<Promise<void>>();
   private readonly aborts = new Set<AbortController>();
 
-  constructor(private readonly deps: Deps, options: CeleryWorkerOptions = {}) {
+  constructor(
+    private readonly deps: Deps,
+    options: CeleryWorkerOptions = {},
+  ) {
     this.queues = options.queues ?? [deps.defaultQueue];
     this.concurrency = options.concurrency ?? 4;
   }
@@ -124,22 +136,40 @@ export class CeleryWorker {
       const handler = this.deps.handlers.get(message.task);
       if (handler === undefined) {
         const known = [...this.deps.handlers.keys()].join(", ") || "(none)";
-        const error = new CeleryMessageError({ id: message.id, task: message.task, reason: `task '${message.task}' is not registered on worker ${this.name}; registered: ${known}` });
+        const error = new CeleryMessageError({
+          id: message.id,
+          task: message.task,
+          reason: `task '${message.task}' is not registered on worker ${this.name}; registered: ${known}`,
+        });
         await backend.store(
-          resultMeta(message.id, "FAILURE", { exc_type: "NotRegistered", exc_message: [message.task], exc_module: "celery.exceptions" }, { now: this.deps.now(), traceback: error.message }),
+          resultMeta(
+            message.id,
+            "FAILURE",
+            { exc_type: "NotRegistered", exc_message: [message.task], exc_module: "celery.exceptions" },
+            { now: this.deps.now(), traceback: error.message },
+          ),
         );
         return await this.reject(inbound, error);
       }
       if (message.eta !== null && message.eta > this.deps.now()) await this.sleepUntil(message.eta);
       if (message.expires !== null && message.expires <= this.deps.now()) {
-        await backend.store(resultMeta(message.id, "REVOKED", { exc_type: "TaskRevokedError", exc_message: ["expired"], exc_module: "celery.exceptions" }, { now: this.deps.now() }));
+        await backend.store(
+          resultMeta(
+            message.id,
+            "REVOKED",
+            { exc_type: "TaskRevokedError", exc_message: ["expired"], exc_module: "celery.exceptions" },
+            { now: this.deps.now() },
+          ),
+        );
         return await inbound.ack();
       }
       await this.run(message, handler);
       await inbound.ack();
     } catch (error) {
       // A failure of the broker or the result backend itself: the message is given back, not lost.
-      this.deps.log(`celery worker ${this.name}: message on '${queue}' given back unacknowledged: ${(error as Error).message}`);
+      this.deps.log(
+        `celery worker ${this.name}: message on '${queue}' given back unacknowledged: ${(error as Error).message}`,
+      );
       await inbound.abandon().catch(() => undefined);
     }
   }
@@ -166,7 +196,8 @@ export class CeleryWorker {
       };
       const invoked = Promise.resolve().then(() => handler.apply(context, [...message.args]));
       const limits: Promise<never>[] = [];
-      if (message.softTimeLimit !== null) timers.push(setTimeout(() => abort.abort(new Error("soft time limit exceeded")), message.softTimeLimit * 1000));
+      if (message.softTimeLimit !== null)
+        timers.push(setTimeout(() => abort.abort(new Error("soft time limit exceeded")), message.softTimeLimit * 1000));
       if (message.timeLimit !== null) {
         const hard = message.timeLimit * 1000;
         limits.push(
@@ -191,7 +222,10 @@ export class CeleryWorker {
     if (outcome.error instanceof RetrySignal) {
       const max = outcome.error.max ?? MAX_RETRIES_DEFAULT;
       if (message.retries < max) return this.retry(message, outcome.error.countdown);
-      return this.failed(message, new Error(`task '${message.task}' (${message.id}) gave up after ${message.retries} retries`));
+      return this.failed(
+        message,
+        new Error(`task '${message.task}' (${message.id}) gave up after ${message.retries} retries`),
+      );
     }
     return this.failed(message, outcome.error);
   }
@@ -199,7 +233,12 @@ export class CeleryWorker {
   private async retry(message: CeleryTaskMessage, countdown: number): Promise<void> {
     const now = this.deps.now();
     await this.deps.backend.store(
-      resultMeta(message.id, "RETRY", { exc_type: "Retry", exc_message: [`retry in ${countdown} ms`], exc_module: "celery.exceptions" }, { now, group: message.group, parent: message.parentId }),
+      resultMeta(
+        message.id,
+        "RETRY",
+        { exc_type: "Retry", exc_message: [`retry in ${countdown} ms`], exc_module: "celery.exceptions" },
+        { now, group: message.group, parent: message.parentId },
+      ),
     );
     await this.deps.broker.publish({ ...message, retries: message.retries + 1, eta: now + countdown });
   }
@@ -211,29 +250,58 @@ export class CeleryWorker {
     // Celery sends what follows before storing this result, so `children` is complete once it is readable.
     if (chain !== null && chain.length > 0) {
       const rest = chain.slice(0, -1);
-      const next = messageOfSignature(chain[chain.length - 1]!, { prepend: [value], chain: rest, parentId: message.id, rootId: message.rootId, queue: this.deps.defaultQueue });
+      const next = messageOfSignature(chain[chain.length - 1]!, {
+        prepend: [value],
+        chain: rest,
+        parentId: message.id,
+        rootId: message.rootId,
+        queue: this.deps.defaultQueue,
+      });
       await this.deps.broker.publish({ ...next, priority: message.priority });
       children.push([[next.id, null], null]);
     }
     for (const callback of message.embed.callbacks ?? []) {
-      const next = messageOfSignature(callback, { prepend: [value], parentId: message.id, rootId: message.rootId, queue: this.deps.defaultQueue });
+      const next = messageOfSignature(callback, {
+        prepend: [value],
+        parentId: message.id,
+        rootId: message.rootId,
+        queue: this.deps.defaultQueue,
+      });
       await this.deps.broker.publish(next);
       children.push([[next.id, null], null]);
     }
     const json = JSON.stringify(value ?? null);
     const stored = json === undefined ? null : (JSON.parse(json) as unknown);
-    if (!message.ignoreResult) await backend.store(resultMeta(message.id, "SUCCESS", stored, { now: this.deps.now(), children, group: message.group, parent: message.parentId }));
+    if (!message.ignoreResult)
+      await backend.store(
+        resultMeta(message.id, "SUCCESS", stored, {
+          now: this.deps.now(),
+          children,
+          group: message.group,
+          parent: message.parentId,
+        }),
+      );
     await this.chordPart(message, "SUCCESS", stored);
   }
 
   private async failed(message: CeleryTaskMessage, error: unknown): Promise<void> {
     const exception = toCeleryException(error);
     const traceback = error instanceof Error && error.stack !== undefined ? error.stack : null;
-    await this.deps.backend.store(resultMeta(message.id, "FAILURE", exception, { now: this.deps.now(), traceback, group: message.group, parent: message.parentId }));
+    await this.deps.backend.store(
+      resultMeta(message.id, "FAILURE", exception, {
+        now: this.deps.now(),
+        traceback,
+        group: message.group,
+        parent: message.parentId,
+      }),
+    );
     // The rest of the chain will never run: record it as failed, as Celery's worker does, so its get() does not wait forever.
     for (const step of message.embed.chain ?? []) {
       const id = step.options.task_id;
-      if (typeof id === "string") await this.deps.backend.store(resultMeta(id, "FAILURE", exception, { now: this.deps.now(), traceback, parent: message.id }));
+      if (typeof id === "string")
+        await this.deps.backend.store(
+          resultMeta(id, "FAILURE", exception, { now: this.deps.now(), traceback, parent: message.id }),
+        );
     }
     await this.chordPart(message, "FAILURE", exception);
   }
@@ -242,15 +310,33 @@ export class CeleryWorker {
     const body = message.embed.chord;
     if (body === null || message.group === null) return;
     const { backend } = this.deps;
-    const complete = await backend.chordPart(message.group, message.groupIndex, JSON.stringify([1, message.id, state, result]));
+    const complete = await backend.chordPart(
+      message.group,
+      message.groupIndex,
+      JSON.stringify([1, message.id, state, result]),
+    );
     if (!complete) return;
-    const entries = (await backend.chordEntries(message.group)).map((entry) => JSON.parse(entry) as [number, string, CeleryState, unknown]);
+    const entries = (await backend.chordEntries(message.group)).map(
+      (entry) => JSON.parse(entry) as [number, string, CeleryState, unknown],
+    );
     const failed = entries.find((entry) => EXCEPTION_STATES.has(entry[2]));
-    const bodyMessage = messageOfSignature(body, { prepend: [entries.map((entry) => entry[3])], parentId: null, rootId: message.rootId, queue: this.deps.defaultQueue });
+    const bodyMessage = messageOfSignature(body, {
+      prepend: [entries.map((entry) => entry[3])],
+      parentId: null,
+      rootId: message.rootId,
+      queue: this.deps.defaultQueue,
+    });
     if (failed !== undefined) {
       const cause = fromCeleryException(failed[3], null);
       const reason = `Dependency ${failed[1]} raised ${cause.name}(${JSON.stringify(cause.message)})`;
-      await backend.store(resultMeta(bodyMessage.id, "FAILURE", { exc_type: "ChordError", exc_message: [reason], exc_module: "celery.exceptions" }, { now: this.deps.now() }));
+      await backend.store(
+        resultMeta(
+          bodyMessage.id,
+          "FAILURE",
+          { exc_type: "ChordError", exc_message: [reason], exc_module: "celery.exceptions" },
+          { now: this.deps.now() },
+        ),
+      );
       return;
     }
     await this.deps.broker.publish(bodyMessage);

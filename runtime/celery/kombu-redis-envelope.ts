@@ -71,7 +71,8 @@ export const decodeKombuEnvelope = (raw: string): KombuDelivery => {
   } catch (error) {
     throw new CeleryMessageError({ reason: `the message is not kombu's JSON envelope: ${(error as Error).message}` });
   }
-  if (envelope === null || typeof envelope !== "object" || Array.isArray(envelope)) throw new CeleryMessageError({ reason: "the message is not kombu's envelope (a JSON object)" });
+  if (envelope === null || typeof envelope !== "object" || Array.isArray(envelope))
+    throw new CeleryMessageError({ reason: "the message is not kombu's envelope (a JSON object)" });
   const { body, headers, properties } = envelope as Record<string, unknown>;
   const contentType = (envelope as Record<string, unknown>)["content-type"];
   const props = (properties ?? {}) as Record<string, unknown>;
@@ -79,10 +80,18 @@ export const decodeKombuEnvelope = (raw: string): KombuDelivery => {
   const id = typeof headerObject.id === "string" ? headerObject.id : undefined;
   const task = typeof headerObject.task === "string" ? headerObject.task : undefined;
   const fail = (reason: string): never => {
-    throw new CeleryMessageError({ reason, ...(id !== undefined ? { id } : {}), ...(task !== undefined ? { task } : {}) });
+    throw new CeleryMessageError({
+      reason,
+      ...(id !== undefined ? { id } : {}),
+      ...(task !== undefined ? { task } : {}),
+    });
   };
-  if (typeof props.delivery_tag !== "string" || props.delivery_tag.length === 0) fail("the envelope has no properties.delivery_tag");
-  if (contentType !== "application/json") fail(`content type ${JSON.stringify(contentType)} is not supported; send application/json (Celery's task_serializer='json')`);
+  if (typeof props.delivery_tag !== "string" || props.delivery_tag.length === 0)
+    fail("the envelope has no properties.delivery_tag");
+  if (contentType !== "application/json")
+    fail(
+      `content type ${JSON.stringify(contentType)} is not supported; send application/json (Celery's task_serializer='json')`,
+    );
   if (typeof body !== "string") fail("the envelope's body is not a string");
   const encoding = props.body_encoding ?? null;
   let bytes: Buffer;
@@ -91,7 +100,8 @@ export const decodeKombuEnvelope = (raw: string): KombuDelivery => {
   else return fail(`body encoding ${JSON.stringify(encoding)} is not supported (base64 or none)`);
   const compression = headerObject.compression;
   if (compression !== undefined && compression !== null) {
-    if (typeof compression !== "string" || !SUPPORTED_COMPRESSION.has(compression)) fail(`compression ${JSON.stringify(compression)} is not supported (zlib)`);
+    if (typeof compression !== "string" || !SUPPORTED_COMPRESSION.has(compression))
+      fail(`compression ${JSON.stringify(compression)} is not supported (zlib)`);
     try {
       bytes = inflateSync(bytes);
     } catch (error) {

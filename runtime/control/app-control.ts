@@ -64,7 +64,11 @@ export interface Inspect {
  */
 export interface RemoteControl {
   /** Change `task`'s time limits (ms; undefined for none) on the workers, winning over what messages carry. */
-  timeLimit(task: string, limits: { readonly soft?: number; readonly hard?: number }, options?: ControlOptions): Promise<Replies<ControlAnswer>>;
+  timeLimit(
+    task: string,
+    limits: { readonly soft?: number; readonly hard?: number },
+    options?: ControlOptions,
+  ): Promise<Replies<ControlAnswer>>;
   /** Stop the workers gracefully: running tasks finish, held messages go back to their queues; a `celerity worker` process then exits 0. */
   shutdown(options?: ControlOptions): Promise<Replies<ControlAnswer>>;
   /** Run `n` more tasks at once on each worker (default 1). */
@@ -82,7 +86,11 @@ export interface RemoteControl {
    * arguments; the raw replies. For a rate limit on chosen workers only:
    * `broadcast("rate_limit", { task_name: "fetch", rate_limit: "5/s" }, { destination: "w1@host" })`.
    */
-  broadcast(method: string, args?: Readonly<Record<string, unknown>>, options?: ControlOptions): Promise<ControlReply[]>;
+  broadcast(
+    method: string,
+    args?: Readonly<Record<string, unknown>>,
+    options?: ControlOptions,
+  ): Promise<ControlReply[]>;
 }
 
 const toBroadcast = (options: ControlOptions | undefined): BroadcastOptions => ({
@@ -97,16 +105,23 @@ const inspectCall =
     const replies = await client.broadcast(method, {}, toBroadcast(options));
     const answers: Replies<T> = {};
     for (const reply of replies) {
-      if (!reply.ok) throw new ControlError({ method, worker: reply.hostname, reason: reply.error ?? "no reason given" });
+      if (!reply.ok)
+        throw new ControlError({ method, worker: reply.hostname, reason: reply.error ?? "no reason given" });
       answers[reply.hostname] = reply.value as T;
     }
     return answers;
   };
 
-const controlCall = async (client: ControlClient, method: string, args: Record<string, unknown>, options?: ControlOptions): Promise<Replies<ControlAnswer>> => {
+const controlCall = async (
+  client: ControlClient,
+  method: string,
+  args: Record<string, unknown>,
+  options?: ControlOptions,
+): Promise<Replies<ControlAnswer>> => {
   const replies = await client.broadcast(method, args, toBroadcast(options));
   const answers: Replies<ControlAnswer> = {};
-  for (const reply of replies) answers[reply.hostname] = reply.ok ? (reply.value as ControlAnswer) : { error: reply.error ?? "no reason given" };
+  for (const reply of replies)
+    answers[reply.hostname] = reply.ok ? (reply.value as ControlAnswer) : { error: reply.error ?? "no reason given" };
   return answers;
 };
 
@@ -122,7 +137,13 @@ export const inspectOf = (client: ControlClient): Inspect => ({
 });
 
 export const remoteControlOf = (client: ControlClient): RemoteControl => ({
-  timeLimit: (task, limits, options) => controlCall(client, "time_limit", { task_name: task, soft: limits.soft ?? null, hard: limits.hard ?? null }, options),
+  timeLimit: (task, limits, options) =>
+    controlCall(
+      client,
+      "time_limit",
+      { task_name: task, soft: limits.soft ?? null, hard: limits.hard ?? null },
+      options,
+    ),
   shutdown: (options) => controlCall(client, "shutdown", {}, options),
   poolGrow: (n = 1, options) => controlCall(client, "pool_grow", { n }, options),
   poolShrink: (n = 1, options) => controlCall(client, "pool_shrink", { n }, options),

@@ -42,18 +42,33 @@ export class ControlClient {
    * timeout has passed, or as soon as `limit` workers have replied. No worker
    * (or none of those named) gives an empty list after the timeout.
    */
-  async broadcast(method: string, args: Readonly<Record<string, unknown>> = {}, options: BroadcastOptions = {}): Promise<ControlReply[]> {
+  async broadcast(
+    method: string,
+    args: Readonly<Record<string, unknown>> = {},
+    options: BroadcastOptions = {},
+  ): Promise<ControlReply[]> {
     if (this.closed) throw new Error("remote control: the app is closed");
-    const destination = options.destination === undefined ? null : typeof options.destination === "string" ? [options.destination] : [...options.destination];
-    if (destination !== null && (destination.length === 0 || destination.some((name) => typeof name !== "string" || name === ""))) {
+    const destination =
+      options.destination === undefined
+        ? null
+        : typeof options.destination === "string"
+          ? [options.destination]
+          : [...options.destination];
+    if (
+      destination !== null &&
+      (destination.length === 0 || destination.some((name) => typeof name !== "string" || name === ""))
+    ) {
       throw new TypeError("remote control: destination must be a worker name or a non-empty list of worker names");
     }
     const timeout = options.timeout ?? DEFAULT_CONTROL_TIMEOUT_MS;
-    if (!(typeof timeout === "number" && timeout >= 0 && Number.isFinite(timeout))) throw new TypeError(`remote control: timeout must be a number of ms, got ${String(timeout)}`);
+    if (!(typeof timeout === "number" && timeout >= 0 && Number.isFinite(timeout)))
+      throw new TypeError(`remote control: timeout must be a number of ms, got ${String(timeout)}`);
     await this.transport.declareExchange(CONTROL_EXCHANGE, "fanout");
     const ticket = randomUUID();
     if (options.reply === false) {
-      await this.transport.publish(requestEnvelope(ticket, { method, arguments: args, destination, reply_to: null, ticket }));
+      await this.transport.publish(
+        requestEnvelope(ticket, { method, arguments: args, destination, reply_to: null, ticket }),
+      );
       return [];
     }
     const { queue } = await this.replyQueue();
@@ -65,7 +80,9 @@ export class ControlClient {
       timer = setTimeout(resolve, timeout);
     });
     try {
-      await this.transport.publish(requestEnvelope(ticket, { method, arguments: args, destination, reply_to: queue, ticket }));
+      await this.transport.publish(
+        requestEnvelope(ticket, { method, arguments: args, destination, reply_to: queue, ticket }),
+      );
       await finished;
     } finally {
       clearTimeout(timer);
@@ -89,7 +106,9 @@ export class ControlClient {
         try {
           reply = readReply(delivery.envelope.body);
         } catch (error) {
-          return this.log(`remote control: dropped an unreadable reply: ${error instanceof Error ? error.message : String(error)}`);
+          return this.log(
+            `remote control: dropped an unreadable reply: ${error instanceof Error ? error.message : String(error)}`,
+          );
         }
         const call = this.calls.get(reply.ticket);
         if (call === undefined) return; // late: its call has timed out

@@ -14,7 +14,16 @@ export const CONTROL_EXCHANGE = "celerity.control";
 export const REPLY_EXCHANGE = "celerity.reply";
 
 /** The commands a worker answers: Celery's inspect and control names. */
-export const INSPECT_METHODS = ["ping", "active", "reserved", "scheduled", "registered", "stats", "revoked", "active_queues"] as const;
+export const INSPECT_METHODS = [
+  "ping",
+  "active",
+  "reserved",
+  "scheduled",
+  "registered",
+  "stats",
+  "revoked",
+  "active_queues",
+] as const;
 export const CONTROL_METHODS = [
   "rate_limit",
   "time_limit",
@@ -105,7 +114,8 @@ export const replyEnvelope = (id: string, replyTo: string, reply: ControlReply):
   body: encode(reply, { ignoreUndefined: true }),
 });
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
 
 /** Read a request; throws TypeError naming what is wrong. */
 export const readRequest = (body: Uint8Array): ControlRequest => {
@@ -114,18 +124,35 @@ export const readRequest = (body: Uint8Array): ControlRequest => {
   const { method, arguments: args, destination, reply_to, ticket } = value;
   if (typeof method !== "string") throw new TypeError("a control request's method is a string");
   if (typeof ticket !== "string") throw new TypeError("a control request's ticket is a string");
-  if (args !== undefined && args !== null && !isRecord(args)) throw new TypeError("a control request's arguments are a map");
-  if (destination !== null && destination !== undefined && (!Array.isArray(destination) || destination.some((d) => typeof d !== "string"))) {
+  if (args !== undefined && args !== null && !isRecord(args))
+    throw new TypeError("a control request's arguments are a map");
+  if (
+    destination !== null &&
+    destination !== undefined &&
+    (!Array.isArray(destination) || destination.some((d) => typeof d !== "string"))
+  ) {
     throw new TypeError("a control request's destination is a list of worker names");
   }
-  if (reply_to !== null && reply_to !== undefined && typeof reply_to !== "string") throw new TypeError("a control request's reply_to is a queue name");
-  return { method, arguments: (args ?? {}) as Record<string, unknown>, destination: (destination ?? null) as string[] | null, reply_to: (reply_to ?? null) as string | null, ticket };
+  if (reply_to !== null && reply_to !== undefined && typeof reply_to !== "string")
+    throw new TypeError("a control request's reply_to is a queue name");
+  return {
+    method,
+    arguments: (args ?? {}) as Record<string, unknown>,
+    destination: (destination ?? null) as string[] | null,
+    reply_to: (reply_to ?? null) as string | null,
+    ticket,
+  };
 };
 
 /** Read a reply; throws TypeError naming what is wrong. */
 export const readReply = (body: Uint8Array): ControlReply => {
   const value = decode(body);
-  if (!isRecord(value) || typeof value.ticket !== "string" || typeof value.hostname !== "string" || typeof value.ok !== "boolean") {
+  if (
+    !isRecord(value) ||
+    typeof value.ticket !== "string" ||
+    typeof value.hostname !== "string" ||
+    typeof value.ok !== "boolean"
+  ) {
     throw new TypeError("a control reply is a map with ticket, hostname and ok");
   }
   return value as unknown as ControlReply;

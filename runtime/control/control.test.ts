@@ -75,9 +75,16 @@ for (const [transport, make] of [
       const held = await task.delay(2);
       await eventually(() => started.length === 1, WAIT_MS, "the first task to start");
       const active = (await app.inspect.active())["busy@test"];
-      assert.deepEqual(active.map((info) => [info.id, info.name, info.args, info.hostname]), [[running.id, "block", "[1]", "busy@test"]]);
+      assert.deepEqual(
+        active.map((info) => [info.id, info.name, info.args, info.hostname]),
+        [[running.id, "block", "[1]", "busy@test"]],
+      );
       assert.ok(active[0].time_start !== null && Math.abs(active[0].time_start - Date.now() / 1000) < 10);
-      await eventually(async () => ((await app.inspect.reserved())["busy@test"] ?? []).length === 1, WAIT_MS, "the held task to show");
+      await eventually(
+        async () => ((await app.inspect.reserved())["busy@test"] ?? []).length === 1,
+        WAIT_MS,
+        "the held task to show",
+      );
       const [reserved] = (await app.inspect.reserved())["busy@test"];
       assert.deepEqual([reserved.id, reserved.args, reserved.time_start], [held.id, "[2]", null]);
       release();
@@ -91,10 +98,20 @@ for (const [transport, make] of [
       await app.worker({ name: "w@test", queues: ["celery", "extra"], concurrency: 3 }).start();
       await app.revoke(["some-id"]);
       assert.deepEqual(await app.inspect.registered(), { "w@test": ["a.task", "b.task"] });
-      assert.deepEqual((await app.inspect.activeQueues())["w@test"].map((q) => q.name), ["celery", "extra"]);
+      assert.deepEqual(
+        (await app.inspect.activeQueues())["w@test"].map((q) => q.name),
+        ["celery", "extra"],
+      );
       const stats = (await app.inspect.stats())["w@test"];
-      assert.deepEqual([stats.hostname, stats.pid, stats.pool["max-concurrency"], stats.prefetch_count, stats.events], ["w@test", process.pid, 3, 12, false]);
-      await eventually(async () => ((await app.inspect.revoked())["w@test"] ?? []).includes("some-id"), WAIT_MS, "the revocation to show");
+      assert.deepEqual(
+        [stats.hostname, stats.pid, stats.pool["max-concurrency"], stats.prefetch_count, stats.events],
+        ["w@test", process.pid, 3, 12, false],
+      );
+      await eventually(
+        async () => ((await app.inspect.revoked())["w@test"] ?? []).includes("some-id"),
+        WAIT_MS,
+        "the revocation to show",
+      );
     });
 
     it("grows and shrinks a worker's pool: a held task starts once the pool grows", async (t) => {
@@ -105,7 +122,9 @@ for (const [transport, make] of [
       await task.delay(1);
       await task.delay(2);
       await eventually(() => started.length === 1, WAIT_MS, "the first task to start");
-      assert.deepEqual(await app.control.poolGrow(1, { destination: "pool@test" }), { "pool@test": { ok: "pool will grow to 2" } });
+      assert.deepEqual(await app.control.poolGrow(1, { destination: "pool@test" }), {
+        "pool@test": { ok: "pool will grow to 2" },
+      });
       await eventually(() => started.length === 2, WAIT_MS, "the held task to start after the pool grew");
       assert.deepEqual(await app.control.poolShrink(5), { "pool@test": { ok: "pool will shrink to 1" } });
       assert.equal(worker.poolSize, 1);
@@ -119,7 +138,10 @@ for (const [transport, make] of [
       assert.deepEqual(await app.control.addConsumer("side"), { "q@test": { ok: "add consumer side" } });
       assert.equal(await (await echo.applyAsync([7], { queue: "side" })).get({ timeout: WAIT_MS }), 7);
       assert.deepEqual(await app.control.cancelConsumer("side"), { "q@test": { ok: "no longer consuming from side" } });
-      assert.deepEqual((await app.inspect.activeQueues())["q@test"].map((q) => q.name), ["celery"]);
+      assert.deepEqual(
+        (await app.inspect.activeQueues())["q@test"].map((q) => q.name),
+        ["celery"],
+      );
     });
 
     it("shuts a worker down gracefully: its running task finishes and what it held goes back to the queue", async (t) => {
@@ -130,7 +152,9 @@ for (const [transport, make] of [
       const running = await task.delay(1);
       const held = await task.delay(2);
       await eventually(() => started.length === 1, WAIT_MS, "the first task to start");
-      assert.deepEqual(await app.control.shutdown({ destination: "first@test" }), { "first@test": { ok: "shutting down" } });
+      assert.deepEqual(await app.control.shutdown({ destination: "first@test" }), {
+        "first@test": { ok: "shutting down" },
+      });
       release();
       await first.done;
       assert.equal(await running.get({ timeout: WAIT_MS }), 1);
@@ -144,9 +168,13 @@ for (const [transport, make] of [
 describe("remote control", () => {
   it("sets a task's time limits on a worker, above what its messages carry", async (t) => {
     const app = embeddedApp(t);
-    const sleepy = app.task("sleepy", () => new Promise((resolve) => setTimeout(resolve, 10_000).unref()), { timeLimit: 60_000 });
+    const sleepy = app.task("sleepy", () => new Promise((resolve) => setTimeout(resolve, 10_000).unref()), {
+      timeLimit: 60_000,
+    });
     await app.worker({ name: "tl@test" }).start();
-    assert.deepEqual(await app.control.timeLimit("sleepy", { hard: 50 }), { "tl@test": { ok: "time limits set successfully" } });
+    assert.deepEqual(await app.control.timeLimit("sleepy", { hard: 50 }), {
+      "tl@test": { ok: "time limits set successfully" },
+    });
     const result = await sleepy.delay();
     await assert.rejects(result.get({ timeout: WAIT_MS }), /TimeLimitExceeded|time limit/i);
   });
@@ -156,7 +184,10 @@ describe("remote control", () => {
     app.task("fetch", () => 1);
     await app.worker({ name: "rl@test" }).start();
     const replies = await app.control.broadcast("rate_limit", { task_name: "fetch", rate_limit: "5/s" });
-    assert.deepEqual(replies.map((r) => [r.hostname, r.ok, r.value]), [["rl@test", true, { ok: "new rate limit set successfully" }]]);
+    assert.deepEqual(
+      replies.map((r) => [r.hostname, r.ok, r.value]),
+      [["rl@test", true, { ok: "new rate limit set successfully" }]],
+    );
   });
 
   it("answers an unknown command or a bad argument with an error naming it", async (t) => {
@@ -165,8 +196,14 @@ describe("remote control", () => {
     const [unknown] = await app.control.broadcast("reboot");
     assert.equal(unknown.ok, false);
     assert.match(unknown.error ?? "", /unknown command 'reboot'/);
-    assert.match(((await app.control.poolGrow(0))["err@test"] as { error: string }).error, /argument 'n' must be a positive integer/);
-    assert.match(((await app.control.timeLimit("nope", { hard: 5 }))["err@test"] as { error: string }).error, /'nope' is not registered/);
+    assert.match(
+      ((await app.control.poolGrow(0))["err@test"] as { error: string }).error,
+      /argument 'n' must be a positive integer/,
+    );
+    assert.match(
+      ((await app.control.timeLimit("nope", { hard: 5 }))["err@test"] as { error: string }).error,
+      /'nope' is not registered/,
+    );
     await assert.rejects(app.inspect.ping({ destination: [] }), /destination must be a worker name/);
   });
 
@@ -183,7 +220,11 @@ describe("remote control", () => {
   it("works between signed apps, and a worker ignores a request its trusted keys did not sign", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "celerity-control-signed-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const keys = { admin: writeKeyPair(join(dir, "admin")), worker: writeKeyPair(join(dir, "worker")), stranger: writeKeyPair(join(dir, "other", "stranger")) };
+    const keys = {
+      admin: writeKeyPair(join(dir, "admin")),
+      worker: writeKeyPair(join(dir, "worker")),
+      stranger: writeKeyPair(join(dir, "other", "stranger")),
+    };
     const broker = new EmbeddedBroker();
     const signed = (key: string, trusted: string) => embeddedApp(t, { broker, signing: { key, trusted: [trusted] } });
     const workerApp = signed(keys.worker.secretPath, join(dir, "*.pub"));
@@ -209,7 +250,11 @@ describe("queue management", () => {
     await app.worker({ name: "two@test" }).start();
     await app.queues.pause("celery");
     const results = await Promise.all([1, 2, 3, 4].map((n) => echo.delay(n)));
-    await eventually(async () => (await app.queues.list()).find((q) => q.name === "celery")?.ready === 4, WAIT_MS, "four messages waiting");
+    await eventually(
+      async () => (await app.queues.list()).find((q) => q.name === "celery")?.ready === 4,
+      WAIT_MS,
+      "four messages waiting",
+    );
     assert.deepEqual(
       (await app.queues.list()).filter((q) => q.name === "celery").map((q) => [q.paused, q.consumers, q.unacked]),
       [[true, 2, 0]],

@@ -56,7 +56,8 @@ export class QueueManagementUnsupportedError extends Data.TaggedError("QueueMana
 export const queuesOf = (transport: Transport, results: ResultStore): Queues => {
   const admin = (operation: string) => {
     const found = queueAdminOf(transport);
-    if (found === undefined) throw new QueueManagementUnsupportedError({ transport: transport.constructor.name, operation });
+    if (found === undefined)
+      throw new QueueManagementUnsupportedError({ transport: transport.constructor.name, operation });
     return found;
   };
   return {
@@ -68,7 +69,9 @@ export const queuesOf = (transport: Transport, results: ResultStore): Queues => 
     requeue: async (queue, ids) => {
       const queues = admin(`requeue the dead letters of '${queue}'`);
       const wanted = ids === undefined ? undefined : new Set(ids);
-      const letters = (await transport.deadLetters(queue)).filter((letter) => wanted === undefined || wanted.has(letter.envelope.id));
+      const letters = (await transport.deadLetters(queue)).filter(
+        (letter) => wanted === undefined || wanted.has(letter.envelope.id),
+      );
       for (const { envelope } of letters) {
         const task = envelope.headers.task;
         if (typeof task !== "string") continue;
@@ -77,7 +80,10 @@ export const queuesOf = (transport: Transport, results: ResultStore): Queues => 
         await results.forget(envelope.id);
         await results.setState(envelope.id, task, "PENDING");
       }
-      return queues.requeueDeadLetters(queue, letters.map((letter) => letter.envelope.id));
+      return queues.requeueDeadLetters(
+        queue,
+        letters.map((letter) => letter.envelope.id),
+      );
     },
     discard: async (queue, ids) => admin(`discard the dead letters of '${queue}'`).discardDeadLetters(queue, ids),
   };

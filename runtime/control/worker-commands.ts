@@ -71,7 +71,13 @@ export interface WorkerStatsInfo {
   readonly uptime: number;
   readonly pool: { readonly "max-concurrency": number; readonly running: number; readonly waiting: number };
   readonly prefetch_count: number;
-  readonly total: { readonly succeeded: number; readonly failed: number; readonly retried: number; readonly revoked: number; readonly rejected: number };
+  readonly total: {
+    readonly succeeded: number;
+    readonly failed: number;
+    readonly retried: number;
+    readonly revoked: number;
+    readonly rejected: number;
+  };
   readonly events: boolean;
   readonly queues: readonly string[];
   readonly rusage: { readonly utime: number; readonly stime: number; readonly maxrss: number };
@@ -116,20 +122,23 @@ const heldInfo = (context: CommandContext, delivery: Delivery): TaskInfo => {
 
 const stringArgument = (args: Readonly<Record<string, unknown>>, name: string): string => {
   const value = args[name];
-  if (typeof value !== "string" || value.length === 0) throw new TypeError(`argument '${name}' must be a non-empty string, got ${repr(value)}`);
+  if (typeof value !== "string" || value.length === 0)
+    throw new TypeError(`argument '${name}' must be a non-empty string, got ${repr(value)}`);
   return value;
 };
 
 const countArgument = (args: Readonly<Record<string, unknown>>): number => {
   const n = args.n ?? 1;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 1) throw new TypeError(`argument 'n' must be a positive integer, got ${repr(n)}`);
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1)
+    throw new TypeError(`argument 'n' must be a positive integer, got ${repr(n)}`);
   return n;
 };
 
 const optionalMs = (args: Readonly<Record<string, unknown>>, name: string): number | undefined => {
   const value = args[name];
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== "number" || !(value > 0)) throw new TypeError(`argument '${name}' must be a positive number of ms, got ${repr(value)}`);
+  if (typeof value !== "number" || !(value > 0))
+    throw new TypeError(`argument '${name}' must be a positive number of ms, got ${repr(value)}`);
   return value;
 };
 
@@ -150,7 +159,10 @@ export const COMMANDS: { readonly [M in Method]: Command } = {
   active: (context): TaskInfo[] =>
     [...context.worker.runningTasks()].map((running) => ({
       id: running.message.id,
-      name: running.message.target === undefined ? running.message.task : `${running.message.task}(${running.message.target})`,
+      name:
+        running.message.target === undefined
+          ? running.message.task
+          : `${running.message.task}(${running.message.target})`,
       args: repr(running.message.args),
       kwargs: "{}",
       hostname: context.worker.name,
@@ -159,7 +171,8 @@ export const COMMANDS: { readonly [M in Method]: Command } = {
       delivery_info: { routing_key: running.queue, redelivered: false, priority: 0 },
       worker_pid: process.pid,
     })),
-  reserved: (context): TaskInfo[] => context.worker.heldDeliveries().waiting.map((delivery) => heldInfo(context, delivery)),
+  reserved: (context): TaskInfo[] =>
+    context.worker.heldDeliveries().waiting.map((delivery) => heldInfo(context, delivery)),
   scheduled: (context): ScheduledInfo[] =>
     context.worker.heldDeliveries().rateLimited.map((delivery) => ({
       eta: delivery.envelope.eta === undefined ? null : new Date(delivery.envelope.eta).toISOString(),
@@ -177,25 +190,49 @@ export const COMMANDS: { readonly [M in Method]: Command } = {
       uptime: Math.round((Date.now() - worker.startedAt) / 1000),
       pool: { "max-concurrency": worker.poolSize, running: stats.running, waiting: stats.waiting },
       prefetch_count: worker.prefetchCount,
-      total: { succeeded: stats.succeeded, failed: stats.failed, retried: stats.retried, revoked: stats.revoked, rejected: stats.rejected },
+      total: {
+        succeeded: stats.succeeded,
+        failed: stats.failed,
+        retried: stats.retried,
+        revoked: stats.revoked,
+        rejected: stats.rejected,
+      },
       events: worker.sendsEvents,
       queues: worker.consumedQueues,
       rusage: { utime: usage.userCPUTime / 1e6, stime: usage.systemCPUTime / 1e6, maxrss: usage.maxRSS },
     };
   },
   revoked: (context): string[] => revokedIds(context.transport),
-  active_queues: (context): QueueConsumed[] => context.worker.consumedQueues.map((name) => ({ name, exchange: "", routing_key: name })),
+  active_queues: (context): QueueConsumed[] =>
+    context.worker.consumedQueues.map((name) => ({ name, exchange: "", routing_key: name })),
 
   rate_limit: (context, args) => {
     const task = stringArgument(args, "task_name");
-    if (!context.tasks.has(task)) throw new UnknownTaskError({ task, queue: "", worker: context.worker.name, registered: [...context.tasks.keys()] });
+    if (!context.tasks.has(task))
+      throw new UnknownTaskError({
+        task,
+        queue: "",
+        worker: context.worker.name,
+        registered: [...context.tasks.keys()],
+      });
     if (context.rateLimits === undefined) throw new Error("this worker keeps no rate limits");
     context.rateLimits.table.override(task, resolveChange(task, (args.rate_limit ?? null) as RateLimitChange));
-    return { ok: args.rate_limit === null || args.rate_limit === undefined ? "rate limit disabled successfully" : "new rate limit set successfully" };
+    return {
+      ok:
+        args.rate_limit === null || args.rate_limit === undefined
+          ? "rate limit disabled successfully"
+          : "new rate limit set successfully",
+    };
   },
   time_limit: (context, args) => {
     const task = stringArgument(args, "task_name");
-    if (!context.tasks.has(task)) throw new UnknownTaskError({ task, queue: "", worker: context.worker.name, registered: [...context.tasks.keys()] });
+    if (!context.tasks.has(task))
+      throw new UnknownTaskError({
+        task,
+        queue: "",
+        worker: context.worker.name,
+        registered: [...context.tasks.keys()],
+      });
     context.worker.setTimeLimits(task, optionalMs(args, "soft"), optionalMs(args, "hard"));
     return { ok: "time limits set successfully" };
   },
@@ -208,11 +245,15 @@ export const COMMANDS: { readonly [M in Method]: Command } = {
   pool_shrink: (context, args) => ({ ok: `pool will shrink to ${context.worker.poolShrink(countArgument(args))}` }),
   add_consumer: async (context, args) => {
     const queue = stringArgument(args, "queue");
-    return (await context.worker.addConsumer(queue)) ? { ok: `add consumer ${queue}` } : { ok: `already consuming from ${queue}` };
+    return (await context.worker.addConsumer(queue))
+      ? { ok: `add consumer ${queue}` }
+      : { ok: `already consuming from ${queue}` };
   },
   cancel_consumer: async (context, args) => {
     const queue = stringArgument(args, "queue");
-    return (await context.worker.cancelConsumer(queue)) ? { ok: `no longer consuming from ${queue}` } : { ok: `was not consuming from ${queue}` };
+    return (await context.worker.cancelConsumer(queue))
+      ? { ok: `no longer consuming from ${queue}` }
+      : { ok: `was not consuming from ${queue}` };
   },
   enable_events: (context) => {
     const already = context.worker.sendsEvents;

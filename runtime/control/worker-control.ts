@@ -3,7 +3,14 @@ import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer } from "../../broker/transport.ts";
 import { toErrorInfo } from "../errors.ts";
 import type { Worker, WorkerControlHandle } from "../worker/worker.ts";
-import { CONTROL_EXCHANGE, REPLY_EXCHANGE, readRequest, replyEnvelope, type ControlReply, type Method } from "./control-protocol.ts";
+import {
+  CONTROL_EXCHANGE,
+  REPLY_EXCHANGE,
+  readRequest,
+  replyEnvelope,
+  type ControlReply,
+  type Method,
+} from "./control-protocol.ts";
 import { COMMANDS, type CommandContext } from "./worker-commands.ts";
 
 /**
@@ -16,7 +23,10 @@ import { COMMANDS, type CommandContext } from "./worker-commands.ts";
 export type ControlEnvironment = Omit<CommandContext, "worker"> & { readonly log: (message: string) => void };
 
 /** Start answering remote control for `worker`; what the app hands its workers as `startControl`. */
-export const startWorkerControl = async (environment: ControlEnvironment, worker: Worker): Promise<WorkerControlHandle> => {
+export const startWorkerControl = async (
+  environment: ControlEnvironment,
+  worker: Worker,
+): Promise<WorkerControlHandle> => {
   const { transport, log } = environment;
   const context: CommandContext = { ...environment, worker };
   const queue = `${CONTROL_EXCHANGE}.${worker.name}.${randomUUID().slice(0, 8)}`;
@@ -28,7 +38,9 @@ export const startWorkerControl = async (environment: ControlEnvironment, worker
   const reply = (to: string, fields: Omit<ControlReply, "hostname">) =>
     transport
       .publish(replyEnvelope(randomUUID(), to, { ...fields, hostname: worker.name }))
-      .catch((error: unknown) => log(`${worker.name}: could not reply to remote control: ${toErrorInfo(error).message}`));
+      .catch((error: unknown) =>
+        log(`${worker.name}: could not reply to remote control: ${toErrorInfo(error).message}`),
+      );
 
   const handle = async (delivery: Delivery): Promise<void> => {
     let request;
@@ -41,7 +53,11 @@ export const startWorkerControl = async (environment: ControlEnvironment, worker
     const command = Object.hasOwn(COMMANDS, request.method) ? COMMANDS[request.method as Method] : undefined;
     let answer: Omit<ControlReply, "hostname">;
     if (command === undefined) {
-      answer = { ticket: request.ticket, ok: false, error: `unknown command '${request.method}'; the commands are ${Object.keys(COMMANDS).join(", ")}` };
+      answer = {
+        ticket: request.ticket,
+        ok: false,
+        error: `unknown command '${request.method}'; the commands are ${Object.keys(COMMANDS).join(", ")}`,
+      };
     } else {
       try {
         answer = { ticket: request.ticket, ok: true, value: await command(context, request.arguments) };

@@ -91,20 +91,34 @@ export class ClusterState {
 
   private workerOf(name: string, timestamp: number): WorkerEntry {
     let worker = this.workerEntries.get(name);
-    if (worker === undefined) this.workerEntries.set(name, (worker = { status: "online", active: 0, processed: 0, loadavg: [], lastSeen: timestamp, freq: 2 }));
+    if (worker === undefined)
+      this.workerEntries.set(
+        name,
+        (worker = { status: "online", active: 0, processed: 0, loadavg: [], lastSeen: timestamp, freq: 2 }),
+      );
     worker.lastSeen = Math.max(worker.lastSeen, timestamp);
     return worker;
   }
 
   private failed(event: TaskFailedEvent): void {
-    this.latestFailures.unshift({ uuid: event.uuid, name: event.name, hostname: event.hostname, exception: event.exception, timestamp: event.timestamp });
+    this.latestFailures.unshift({
+      uuid: event.uuid,
+      name: event.name,
+      hostname: event.hostname,
+      exception: event.exception,
+      timestamp: event.timestamp,
+    });
     if (this.latestFailures.length > this.keepFailures) this.latestFailures.length = this.keepFailures;
   }
 
   private countRecent(type: EventType): void {
     const second = Math.floor(this.now() / 1000);
     let ring = this.buckets.get(type);
-    if (ring === undefined) this.buckets.set(type, (ring = { second: new Array<number>(WINDOW_S).fill(-1), count: new Array<number>(WINDOW_S).fill(0) }));
+    if (ring === undefined)
+      this.buckets.set(
+        type,
+        (ring = { second: new Array<number>(WINDOW_S).fill(-1), count: new Array<number>(WINDOW_S).fill(0) }),
+      );
     const slot = second % WINDOW_S;
     if (ring.second[slot] !== second) {
       ring.second[slot] = second;

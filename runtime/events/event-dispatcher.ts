@@ -51,7 +51,9 @@ export class EventDispatcher {
       (error: unknown) => {
         this.disabled = true;
         this.writer.take();
-        this.log(`events: could not declare the '${EVENTS_EXCHANGE}' exchange, so no event is sent: ${messageOf(error)}`);
+        this.log(
+          `events: could not declare the '${EVENTS_EXCHANGE}' exchange, so no event is sent: ${messageOf(error)}`,
+        );
       },
     );
   }
@@ -129,14 +131,24 @@ export class EventDispatcher {
     const count = this.writer.length - 3;
     const body = this.writer.take();
     const published = this.transport
-      .publish({ id: randomUUID(), exchange: EVENTS_EXCHANGE, routingKey: "events", priority: 0, headers: { kind: EVENTS_HEADER }, body })
+      .publish({
+        id: randomUUID(),
+        exchange: EVENTS_EXCHANGE,
+        routingKey: "events",
+        priority: 0,
+        headers: { kind: EVENTS_HEADER },
+        body,
+      })
       .then(
         () => {
           this.failures = 0;
         },
         (error: unknown) => {
           // Said once per run of failures, not once per batch: a broker that is down would flood the log.
-          if (this.failures++ === 0 && !this.closed) this.log(`events: ${count} events could not be published (later failures are not logged until one succeeds): ${messageOf(error)}`);
+          if (this.failures++ === 0 && !this.closed)
+            this.log(
+              `events: ${count} events could not be published (later failures are not logged until one succeeds): ${messageOf(error)}`,
+            );
         },
       );
     this.inFlight.add(published);

@@ -16,7 +16,10 @@ export const repr = (value: unknown, max = MAX_REPR): string => {
   else if (typeof value === "number" || typeof value === "boolean" || value === null) text = String(value);
   else {
     try {
-      text = JSON.stringify(value, (_key, item: unknown) => (typeof item === "bigint" ? `${item}n` : item instanceof Uint8Array ? `<${item.byteLength} bytes>` : item)) ?? String(value);
+      text =
+        JSON.stringify(value, (_key, item: unknown) =>
+          typeof item === "bigint" ? `${item}n` : item instanceof Uint8Array ? `<${item.byteLength} bytes>` : item,
+        ) ?? String(value);
     } catch {
       text = Object.prototype.toString.call(value);
     }
@@ -28,4 +31,5 @@ export const repr = (value: unknown, max = MAX_REPR): string => {
 export const exceptionRepr = (name: string, message: string): string => `${name}(${JSON.stringify(message)})`;
 
 /** An epoch-ms time as ISO 8601, or null. */
-export const isoOrNull = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+export const isoOrNull = (ms: number | undefined): string | null =>
+  ms === undefined ? null : new Date(ms).toISOString();

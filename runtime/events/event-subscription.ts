@@ -56,12 +56,18 @@ export type EventHandler = (event: ReceivedEvent) => void | Promise<void>;
 
 const PREFETCH = 64;
 
-const asSet = <T extends string>(value: T | readonly T[] | undefined, what: string, known?: readonly string[]): ReadonlySet<string> | undefined => {
+const asSet = <T extends string>(
+  value: T | readonly T[] | undefined,
+  what: string,
+  known?: readonly string[],
+): ReadonlySet<string> | undefined => {
   if (value === undefined) return undefined;
   const list = typeof value === "string" ? [value] : value;
-  if (!Array.isArray(list) || list.some((item) => typeof item !== "string")) throw new TypeError(`events.subscribe: ${what} must be a string or an array of strings`);
+  if (!Array.isArray(list) || list.some((item) => typeof item !== "string"))
+    throw new TypeError(`events.subscribe: ${what} must be a string or an array of strings`);
   for (const item of list) {
-    if (known !== undefined && !known.includes(item)) throw new TypeError(`events.subscribe: unknown event type '${item}'; the types are ${known.join(", ")}`);
+    if (known !== undefined && !known.includes(item))
+      throw new TypeError(`events.subscribe: unknown event type '${item}'; the types are ${known.join(", ")}`);
   }
   return new Set(list);
 };
@@ -90,11 +96,15 @@ export const subscribeEvents = async (
   await transport.bindQueue(queue, EVENTS_EXCHANGE, "");
   const decoder = new Decoder();
   const wanted = (event: CelerityEvent): boolean =>
-    (types === undefined || types.has(event.type)) && (tasks === undefined || !isTaskEvent(event) || tasks.has(event.name));
+    (types === undefined || types.has(event.type)) &&
+    (tasks === undefined || !isTaskEvent(event) || tasks.has(event.name));
   const deliver = (event: ReceivedEvent): void => {
     try {
       const done = handler(event);
-      if (done instanceof Promise) done.catch((error: unknown) => log(`events: a subscriber's handler failed on ${event.type}: ${messageOf(error)}`));
+      if (done instanceof Promise)
+        done.catch((error: unknown) =>
+          log(`events: a subscriber's handler failed on ${event.type}: ${messageOf(error)}`),
+        );
     } catch (error) {
       log(`events: a subscriber's handler failed on ${event.type}: ${messageOf(error)}`);
     }

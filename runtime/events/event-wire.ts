@@ -17,7 +17,20 @@ export const EVENT_WIRE_VERSION = 1;
 
 /** The fields of each type beyond the common ones, in wire order. */
 export const EVENT_FIELDS: { readonly [T in EventType]: readonly string[] } = {
-  "task-sent": ["uuid", "name", "args", "kwargs", "retries", "eta", "expires", "queue", "exchange", "routing_key", "root_id", "parent_id"],
+  "task-sent": [
+    "uuid",
+    "name",
+    "args",
+    "kwargs",
+    "retries",
+    "eta",
+    "expires",
+    "queue",
+    "exchange",
+    "routing_key",
+    "root_id",
+    "parent_id",
+  ],
   "task-received": ["uuid", "name", "args", "kwargs", "retries", "eta", "expires", "root_id", "parent_id"],
   "task-started": ["uuid", "name"],
   "task-succeeded": ["uuid", "name", "result", "runtime"],
@@ -31,7 +44,9 @@ export const EVENT_FIELDS: { readonly [T in EventType]: readonly string[] } = {
 };
 
 /** The wire code of each type: its index in EVENT_TYPES. */
-export const EVENT_CODE = Object.fromEntries(EVENT_TYPES.map((type, code) => [type, code])) as { readonly [T in EventType]: number };
+export const EVENT_CODE = Object.fromEntries(EVENT_TYPES.map((type, code) => [type, code])) as {
+  readonly [T in EventType]: number;
+};
 
 /** Index of the timestamp and the clock in a wire event (the dispatcher stamps them). */
 export const TIMESTAMP_AT = 2;
@@ -64,7 +79,8 @@ const argsText = (value: unknown): string => {
 
 /** Read a batch back into events; throws TypeError naming what is wrong with a batch that is not one. */
 export const fromWire = (batch: unknown): CelerityEvent[] => {
-  if (!Array.isArray(batch) || batch[0] !== EVENT_WIRE_VERSION) throw new TypeError(`not an event batch of wire version ${EVENT_WIRE_VERSION}`);
+  if (!Array.isArray(batch) || batch[0] !== EVENT_WIRE_VERSION)
+    throw new TypeError(`not an event batch of wire version ${EVENT_WIRE_VERSION}`);
   const pid = batch[1] as number;
   const utcoffset = batch[2] as number;
   const events: CelerityEvent[] = [];
@@ -73,7 +89,14 @@ export const fromWire = (batch: unknown): CelerityEvent[] => {
     if (!Array.isArray(wire)) continue;
     const type = EVENT_TYPES[wire[0] as number];
     if (type === undefined) continue; // a type from a newer sender: skipped, not fatal
-    const event: Record<string, unknown> = { type, hostname: wire[1], timestamp: wire[TIMESTAMP_AT], utcoffset, pid, clock: wire[CLOCK_AT] };
+    const event: Record<string, unknown> = {
+      type,
+      hostname: wire[1],
+      timestamp: wire[TIMESTAMP_AT],
+      utcoffset,
+      pid,
+      clock: wire[CLOCK_AT],
+    };
     const names = EVENT_FIELDS[type];
     for (let f = 0; f < names.length; f++) event[names[f]] = wire[4 + f] ?? null;
     if ("args" in event) event.args = argsText(event.args);

@@ -31,7 +31,9 @@ const record = async (app: App, options: Parameters<App["events"]["subscribe"]>[
       };
       const timer = setTimeout(() => {
         waiters.delete(wake);
-        reject(new Error(`timed out after ${WAIT_MS} ms waiting for ${what}; got ${events.map((e) => e.type).join(", ")}`));
+        reject(
+          new Error(`timed out after ${WAIT_MS} ms waiting for ${what}; got ${events.map((e) => e.type).join(", ")}`),
+        );
       }, WAIT_MS);
       waiters.add(wake);
       wake();
@@ -58,7 +60,10 @@ const nodeApp = async (t: TestContext, options: Parameters<typeof createApp>[0] 
   return app;
 };
 
-const ofType = <T extends CelerityEvent["type"]>(event: ReceivedEvent, type: T): Extract<CelerityEvent, { type: T }> => {
+const ofType = <T extends CelerityEvent["type"]>(
+  event: ReceivedEvent,
+  type: T,
+): Extract<CelerityEvent, { type: T }> => {
   assert.equal(event.type, type);
   return event as unknown as Extract<CelerityEvent, { type: T }>;
 };
@@ -78,12 +83,25 @@ for (const [transport, make] of [
       await result.get({ timeout: WAIT_MS });
       await stream.until((e) => e.type === "task-succeeded" && e.uuid === result.id, "task-succeeded");
       const events = stream.of(result.id);
-      assert.deepEqual(events.map((e) => e.type), ["task-sent", "task-received", "task-started", "task-succeeded"]);
+      assert.deepEqual(
+        events.map((e) => e.type),
+        ["task-sent", "task-received", "task-started", "task-succeeded"],
+      );
       const [sent, received, started, succeeded] = events;
       const sentEvent = ofType(sent, "task-sent");
       assert.equal(sentEvent.hostname, processName());
       assert.deepEqual(
-        [sentEvent.name, sentEvent.args, sentEvent.kwargs, sentEvent.retries, sentEvent.queue, sentEvent.routing_key, sentEvent.exchange, sentEvent.root_id, sentEvent.eta],
+        [
+          sentEvent.name,
+          sentEvent.args,
+          sentEvent.kwargs,
+          sentEvent.retries,
+          sentEvent.queue,
+          sentEvent.routing_key,
+          sentEvent.exchange,
+          sentEvent.root_id,
+          sentEvent.eta,
+        ],
         ["add", "[2,2]", "{}", 0, "celery", "celery", "", result.id, null],
       );
       const receivedEvent = ofType(received, "task-received");
@@ -115,7 +133,16 @@ for (const [transport, make] of [
       await stream.until((e) => e.type === "task-failed" && e.uuid === result.id, "task-failed");
       const types = stream.of(result.id).map((e) => e.type);
       // As in Celery, the retry's message (and its task-sent) goes out before the worker reports task-retried.
-      assert.deepEqual(types, ["task-sent", "task-received", "task-started", "task-sent", "task-retried", "task-received", "task-started", "task-failed"]);
+      assert.deepEqual(types, [
+        "task-sent",
+        "task-received",
+        "task-started",
+        "task-sent",
+        "task-retried",
+        "task-received",
+        "task-started",
+        "task-failed",
+      ]);
       const failed = ofType(stream.of(result.id).at(-1)!, "task-failed");
       assert.equal(failed.exception, 'RangeError("boom")');
       assert.match(failed.traceback, /RangeError: boom/);
@@ -143,9 +170,15 @@ describe("task events", () => {
     const running = await slow.delay();
     await stream.until((e) => e.type === "task-started" && e.uuid === running.id, "the slow task to start");
     await app.revoke([running.id], { terminate: true });
-    const terminated = ofType(await stream.until((e) => e.type === "task-revoked" && e.uuid === running.id, "terminated"), "task-revoked");
+    const terminated = ofType(
+      await stream.until((e) => e.type === "task-revoked" && e.uuid === running.id, "terminated"),
+      "task-revoked",
+    );
     assert.deepEqual([terminated.terminated, terminated.expired, terminated.signum], [true, false, null]);
-    const lapsed = ofType(await stream.until((e) => e.type === "task-revoked" && e.uuid === expired.id, "expired"), "task-revoked");
+    const lapsed = ofType(
+      await stream.until((e) => e.type === "task-revoked" && e.uuid === expired.id, "expired"),
+      "task-revoked",
+    );
     assert.deepEqual([lapsed.terminated, lapsed.expired], [false, true]);
     gate.resolve();
     // The revoked delayed message is discarded by the broker: no worker ever sees it, so no event.
@@ -157,7 +190,10 @@ describe("task events", () => {
     await app.worker({ events: true }).start();
     const stream = await record(app);
     const result = await app.sendTask("nobody.knows", []);
-    const rejected = ofType(await stream.until((e) => e.type === "task-rejected" && e.uuid === result.id, "task-rejected"), "task-rejected");
+    const rejected = ofType(
+      await stream.until((e) => e.type === "task-rejected" && e.uuid === result.id, "task-rejected"),
+      "task-rejected",
+    );
     assert.equal(rejected.requeue, false);
     assert.equal(rejected.name, "nobody.knows");
     assert.match(rejected.reason, /not registered/);
@@ -172,7 +208,10 @@ describe("task events", () => {
     await (await add.delay(1, 1)).get({ timeout: WAIT_MS });
     const online = ofType(await stream.until((e) => e.type === "worker-online", "worker-online"), "worker-online");
     assert.deepEqual([online.hostname, online.sw_ident, online.freq], ["beating@test", "celerity", 2]);
-    const beat = ofType(await stream.until((e) => e.type === "worker-heartbeat", "a heartbeat (every 2 s)"), "worker-heartbeat");
+    const beat = ofType(
+      await stream.until((e) => e.type === "worker-heartbeat", "a heartbeat (every 2 s)"),
+      "worker-heartbeat",
+    );
     assert.deepEqual([beat.active, beat.processed, beat.loadavg.length], [0, 1, 3]);
     await worker.stop();
     await stream.until((e) => e.type === "worker-offline" && e.hostname === "beating@test", "worker-offline");
@@ -190,12 +229,18 @@ describe("task events", () => {
     await all.until((e) => e.type === "task-succeeded" && e.uuid === a.id, "add to finish");
     await onlyMul.until((e) => e.type === "task-succeeded" && e.uuid === m.id, "mul to finish");
     await all.until((e) => e.type === "task-succeeded" && e.uuid === m.id, "mul to finish");
-    assert.deepEqual(onlyMul.events.map((e) => [e.type, "name" in e ? e.name : undefined]), [["task-succeeded", "mul"]]);
+    assert.deepEqual(
+      onlyMul.events.map((e) => [e.type, "name" in e ? e.name : undefined]),
+      [["task-succeeded", "mul"]],
+    );
   });
 
   it("refuses a subscription to an event type that does not exist, naming it", async (t) => {
     const app = embeddedApp(t);
-    await assert.rejects(app.events.subscribe(() => {}, { types: ["task-done" as "task-sent"] }), /unknown event type 'task-done'/);
+    await assert.rejects(
+      app.events.subscribe(() => {}, { types: ["task-done" as "task-sent"] }),
+      /unknown event type 'task-done'/,
+    );
   });
 
   it("publishes nothing but the tasks' own messages when events are off", async (t) => {
@@ -205,7 +250,10 @@ describe("task events", () => {
     await app.worker().start();
     for (let i = 0; i < 5; i++) await (await add.delay(i, i)).get({ timeout: WAIT_MS });
     assert.equal(broker.totals().published, 5);
-    assert.equal((await broker.listQueues()).some((q) => q.name.startsWith("celerity.events")), false);
+    assert.equal(
+      (await broker.listQueues()).some((q) => q.name.startsWith("celerity.events")),
+      false,
+    );
   });
 
   it("starts and stops a worker's events while it runs", async (t) => {

@@ -93,8 +93,14 @@ export class TaskEvents implements TaskEventSink {
       }
       case "failed":
       case "retried": {
-        const error = outcome.ok ? { name: "CodecError", message: "the result could not be encoded", stack: "" } : toErrorInfo(outcome.error);
-        const w = this.dispatcher.event(this.hostname, CODE[completed === "failed" ? "task-failed" : "task-retried"], 4);
+        const error = outcome.ok
+          ? { name: "CodecError", message: "the result could not be encoded", stack: "" }
+          : toErrorInfo(outcome.error);
+        const w = this.dispatcher.event(
+          this.hostname,
+          CODE[completed === "failed" ? "task-failed" : "task-retried"],
+          4,
+        );
         w.string(message.id);
         w.string(nameOf(message));
         w.string(exceptionRepr(error.name, error.message));
@@ -130,9 +136,11 @@ export class TaskEvents implements TaskEventSink {
 }
 
 /** An epoch-ms time as ISO 8601, or nil. */
-const optionalTime = (w: EventWriter, ms: number | undefined): void => (ms === undefined ? w.nil() : w.string(new Date(ms).toISOString()));
+const optionalTime = (w: EventWriter, ms: number | undefined): void =>
+  ms === undefined ? w.nil() : w.string(new Date(ms).toISOString());
 
-const nameOf = (message: TaskMessage): string => (message.target === undefined ? message.task : `${message.task}(${message.target})`);
+const nameOf = (message: TaskMessage): string =>
+  message.target === undefined ? message.task : `${message.task}(${message.target})`;
 
 /** The task-sent event, in its wire form, for a message about to be published as `envelope`. */
 export const taskSentWire = (hostname: string, message: TaskMessage, envelope: Envelope): WireEvent => [

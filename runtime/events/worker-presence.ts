@@ -7,7 +7,8 @@ export const HEARTBEAT_SECONDS = 2;
 
 const VERSION = ((): string => {
   try {
-    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string })
+      .version;
   } catch {
     return "unknown";
   }
@@ -44,7 +45,13 @@ export class WorkerPresence {
   beat(): void {
     const { active, processed } = this.load();
     const [one, five, fifteen] = loadavg();
-    this.dispatcher.send(this.hostname, { type: "worker-heartbeat", ...this.identity(), active, processed, loadavg: [one, five, fifteen] });
+    this.dispatcher.send(this.hostname, {
+      type: "worker-heartbeat",
+      ...this.identity(),
+      active,
+      processed,
+      loadavg: [one, five, fifteen],
+    });
   }
 
   offline(): void {

@@ -34,7 +34,8 @@ const digest = (secret: string | Uint8Array, at: number, body: string | Uint8Arr
  * @example
  * const header = signHttpBody("s3cret", JSON.stringify({ ok: true }), Date.now()); // "t=1700000000000,v1=9f2c…"
  */
-export const signHttpBody = (secret: string | Uint8Array, body: string | Uint8Array, at: number): string => `t=${at},v1=${digest(secret, at, body).toString("hex")}`;
+export const signHttpBody = (secret: string | Uint8Array, body: string | Uint8Array, at: number): string =>
+  `t=${at},v1=${digest(secret, at, body).toString("hex")}`;
 
 /**
  * A request's signature did not verify; `reason` says which check failed.
@@ -85,14 +86,22 @@ export interface HttpSignatureCheck {
  */
 export const verifyHttpSignature = (check: HttpSignatureCheck): void => {
   const header = Array.isArray(check.header) ? check.header[0] : check.header;
-  if (typeof header !== "string" || header.length === 0) throw new HttpSignatureError({ reason: "missing", detail: `no ${SIGNATURE_HEADER} header` });
+  if (typeof header !== "string" || header.length === 0)
+    throw new HttpSignatureError({ reason: "missing", detail: `no ${SIGNATURE_HEADER} header` });
   const match = /^t=(\d{1,16}),v1=([0-9a-f]{64})$/.exec(header.trim());
-  if (match === null) throw new HttpSignatureError({ reason: "malformed", detail: `expected 't=<epoch ms>,v1=<64 hex digits>', got '${header.slice(0, 100)}'` });
+  if (match === null)
+    throw new HttpSignatureError({
+      reason: "malformed",
+      detail: `expected 't=<epoch ms>,v1=<64 hex digits>', got '${header.slice(0, 100)}'`,
+    });
   const at = Number(match[1]);
   const tolerance = check.toleranceMs ?? DEFAULT_SIGNATURE_TOLERANCE_MS;
   const now = check.now ?? Date.now();
   if (Math.abs(now - at) > tolerance) {
-    throw new HttpSignatureError({ reason: "expired", detail: `signed at ${new Date(at).toISOString()}, more than ${tolerance} ms from now` });
+    throw new HttpSignatureError({
+      reason: "expired",
+      detail: `signed at ${new Date(at).toISOString()}, more than ${tolerance} ms from now`,
+    });
   }
   const expected = digest(check.secret, at, check.body);
   if (!timingSafeEqual(expected, Buffer.from(match[2], "hex"))) {

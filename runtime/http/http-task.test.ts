@@ -24,7 +24,12 @@ const serve = async (t: TestContext, answer: (request: Received, n: number, resp
   const server = createServer(async (request, response) => {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
-    const got = { method: request.method ?? "", url: request.url ?? "", headers: request.headers, body: Buffer.concat(chunks) };
+    const got = {
+      method: request.method ?? "",
+      url: request.url ?? "",
+      headers: request.headers,
+      body: Buffer.concat(chunks),
+    };
     received.push(got);
     answer(got, received.length, response);
   });
@@ -98,7 +103,10 @@ describe("HTTP tasks", () => {
     const result = await http.delay({ url: `${server.url}/missing` });
     await assert.rejects(result.get({ timeout: 10_000 }), (error: unknown) => {
       assert.ok(error instanceof RemoteTaskError);
-      assert.match(error.message, new RegExp(`HTTP call to ${server.url}/missing failed: status 404 Not Found \\(not retried\\)`));
+      assert.match(
+        error.message,
+        new RegExp(`HTTP call to ${server.url}/missing failed: status 404 Not Found \\(not retried\\)`),
+      );
       return true;
     });
     assert.equal(server.received.length, 1);
@@ -163,7 +171,10 @@ describe("verifying an HTTP task's signature on the receiving side", () => {
 
   it("rejects a missing, malformed, stale, tampered or differently keyed signature, saying which", () => {
     const rejects = (check: Parameters<typeof verifyHttpSignature>[0], reason: string) =>
-      assert.throws(() => verifyHttpSignature(check), (error: unknown) => error instanceof HttpSignatureError && error.reason === reason);
+      assert.throws(
+        () => verifyHttpSignature(check),
+        (error: unknown) => error instanceof HttpSignatureError && error.reason === reason,
+      );
     rejects({ secret: SECRET, header: undefined, body, now }, "missing");
     rejects({ secret: SECRET, header: "sha256=abc", body, now }, "malformed");
     rejects({ secret: SECRET, header, body, now: now + 5 * 60 * 1_000 + 1 }, "expired");

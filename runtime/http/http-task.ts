@@ -85,31 +85,47 @@ const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]);
 const RETRYABLE_STATUS = (status: number) => status === 408 || status === 429 || status >= 500;
 
 const checkRequest = (request: HttpRequest): { url: URL; method: string } => {
-  const bad = (reason: string, url = String((request as { url?: unknown } | null)?.url)) => new HttpTaskError({ url, reason, retryable: false });
-  if (typeof request !== "object" || request === null) throw bad("the argument must be { url, method?, headers?, body? }");
+  const bad = (reason: string, url = String((request as { url?: unknown } | null)?.url)) =>
+    new HttpTaskError({ url, reason, retryable: false });
+  if (typeof request !== "object" || request === null)
+    throw bad("the argument must be { url, method?, headers?, body? }");
   let url: URL;
   try {
     url = new URL(request.url);
   } catch {
     throw bad(`'${String(request.url)}' is not a URL`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw bad(`only http: and https: URLs can be called, not ${url.protocol}`);
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw bad(`only http: and https: URLs can be called, not ${url.protocol}`);
   const method = (request.method ?? (request.body === undefined ? "GET" : "POST")).toUpperCase();
   if (!METHODS.has(method)) throw bad(`unknown method '${request.method}'; one of ${[...METHODS].join(", ")}`);
-  if ((method === "GET" || method === "HEAD") && request.body !== undefined) throw bad(`a ${method} request cannot have a body`);
+  if ((method === "GET" || method === "HEAD") && request.body !== undefined)
+    throw bad(`a ${method} request cannot have a body`);
   return { url, method };
 };
 
 /** Read at most `max` bytes of the body; a larger one is an error, not a truncated result. */
 const readBody = async (response: Response, url: string, max: number): Promise<string> => {
   const declared = Number(response.headers.get("content-length") ?? "0");
-  if (declared > max) throw new HttpTaskError({ url, status: response.status, reason: `response body of ${declared} bytes exceeds maxResponseBytes ${max}`, retryable: false });
+  if (declared > max)
+    throw new HttpTaskError({
+      url,
+      status: response.status,
+      reason: `response body of ${declared} bytes exceeds maxResponseBytes ${max}`,
+      retryable: false,
+    });
   if (response.body === null) return "";
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
     size += chunk.byteLength;
-    if (size > max) throw new HttpTaskError({ url, status: response.status, reason: `response body exceeds maxResponseBytes ${max}`, retryable: false });
+    if (size > max)
+      throw new HttpTaskError({
+        url,
+        status: response.status,
+        reason: `response body exceeds maxResponseBytes ${max}`,
+        retryable: false,
+      });
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString("utf8");
@@ -139,32 +155,50 @@ const retryAfterMs = (value: string | null, now: number): number | undefined => 
  */
 export const httpTask = (app: App, options: HttpTaskOptions = {}): Task<[request: HttpRequest], HttpResponse> => {
   const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
-  if (!(timeout > 0) || !Number.isFinite(timeout)) throw new RangeError(`httpTask: 'timeout' must be a positive number of ms (got ${String(options.timeout)})`);
+  if (!(timeout > 0) || !Number.isFinite(timeout))
+    throw new RangeError(`httpTask: 'timeout' must be a positive number of ms (got ${String(options.timeout)})`);
   const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const secret = options.secret;
   const handler = async function (this: TaskContext, request: HttpRequest): Promise<HttpResponse> {
     const { url, method } = checkRequest(request);
     const href = url.href;
     const body = request.body === undefined ? undefined : JSON.stringify(request.body);
-    const headers: Record<string, string> = { "user-agent": "celerity-http-task", "x-celerity-task-id": this.id, ...request.headers };
+    const headers: Record<string, string> = {
+      "user-agent": "celerity-http-task",
+      "x-celerity-task-id": this.id,
+      ...request.headers,
+    };
     if (body !== undefined) headers["content-type"] ??= "application/json";
     if (secret !== undefined) headers[SIGNATURE_HEADER] = signHttpBody(secret, body ?? "", Date.now());
     const signal = AbortSignal.any([this.signal, AbortSignal.timeout(timeout)]);
     let response: Response;
     try {
-      response = await fetch(href, { method, headers, ...(body !== undefined ? { body } : {}), signal, redirect: "follow" });
+      response = await fetch(href, {
+        method,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        signal,
+        redirect: "follow",
+      });
     } catch (error) {
       if (this.signal.aborted) throw this.signal.reason;
       const timedOut = (error as { name?: string }).name === "TimeoutError";
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      const reason = timedOut ? `no answer within ${timeout} ms` : `${(error as Error).message}${cause?.code !== undefined ? ` (${cause.code})` : ""}`;
+      const reason = timedOut
+        ? `no answer within ${timeout} ms`
+        : `${(error as Error).message}${cause?.code !== undefined ? ` (${cause.code})` : ""}`;
       throw new HttpTaskError({ url: href, reason, retryable: true });
     }
     if (!response.ok) {
       // The body is not kept on failure, but it must be read (or cancelled) to free the connection.
       await response.body?.cancel().catch(() => {});
       const retryable = RETRYABLE_STATUS(response.status);
-      const error = new HttpTaskError({ url: href, status: response.status, reason: `status ${response.status} ${response.statusText}`.trim(), retryable });
+      const error = new HttpTaskError({
+        url: href,
+        status: response.status,
+        reason: `status ${response.status} ${response.statusText}`.trim(),
+        retryable,
+      });
       const after = retryable ? retryAfterMs(response.headers.get("retry-after"), Date.now()) : undefined;
       if (after !== undefined) this.retry({ countdown: after, cause: error });
       throw error;
@@ -185,7 +219,11 @@ export const httpTask = (app: App, options: HttpTaskOptions = {}): Task<[request
   };
   return app.task(options.name ?? "http.request", handler, {
     timeLimit: timeout * 2,
-    retry: { ...DEFAULT_RETRY, ...options.retry, retryOn: (error) => error instanceof HttpTaskError && error.retryable },
+    retry: {
+      ...DEFAULT_RETRY,
+      ...options.retry,
+      retryOn: (error) => error instanceof HttpTaskError && error.retryable,
+    },
     ...(options.queue !== undefined ? { queue: options.queue } : {}),
   });
 };

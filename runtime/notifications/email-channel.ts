@@ -41,18 +41,28 @@ export interface EmailChannelOptions {
  * notifyFailures(app, { channels: [emailChannel({ smtp: "smtp://127.0.0.1:2525", from: "celerity@example.com", to: "ops@example.com" })] });
  */
 export const emailChannel = (options: EmailChannelOptions): NotificationChannel => {
-  if (typeof options.from !== "string" || options.from.length === 0) throw new TypeError("emailChannel: 'from' must be an address");
+  if (typeof options.from !== "string" || options.from.length === 0)
+    throw new TypeError("emailChannel: 'from' must be an address");
   const to = typeof options.to === "string" ? [options.to] : [...options.to];
-  if (to.length === 0 || to.some((address) => typeof address !== "string" || address.length === 0)) throw new TypeError("emailChannel: 'to' must name at least one address");
+  if (to.length === 0 || to.some((address) => typeof address !== "string" || address.length === 0))
+    throw new TypeError("emailChannel: 'to' must name at least one address");
   const prefix = options.subjectPrefix ?? "[celerity]";
   // Loaded on the first notice: an app that never sends one does not pay for the SMTP client at start-up.
   let transport: Promise<Transporter> | undefined;
-  const connect = () => (transport ??= import("nodemailer").then(({ default: nodemailer }) => nodemailer.createTransport(options.smtp as never)));
+  const connect = () =>
+    (transport ??= import("nodemailer").then(({ default: nodemailer }) =>
+      nodemailer.createTransport(options.smtp as never),
+    ));
   return {
     name: `email to ${to.join(", ")}`,
     async send(notice: FailureNotice) {
       const more = notice.suppressed > 0 ? ` (+${notice.suppressed} more)` : "";
-      await (await connect()).sendMail({ from: options.from, to, subject: `${prefix} ${summaryOf(notice)}${more}`, text: textOf(notice) });
+      await (await connect()).sendMail({
+        from: options.from,
+        to,
+        subject: `${prefix} ${summaryOf(notice)}${more}`,
+        text: textOf(notice),
+      });
     },
     async close() {
       if (transport !== undefined) (await transport).close();

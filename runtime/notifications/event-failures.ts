@@ -55,12 +55,21 @@ export const errorOfEvent = (event: TaskFailedEvent): RemoteErrorInfo => {
  *   rate: { max: 10, perMs: 60 * 60_000 },
  * });
  */
-export const notifyFailuresFromEvents = async (app: App, options: FailureNotifierOptions): Promise<EventFailureNotifications> => {
+export const notifyFailuresFromEvents = async (
+  app: App,
+  options: FailureNotifierOptions,
+): Promise<EventFailureNotifications> => {
   const notifier = new FailureNotifier(options);
   const subscription = await app.events.subscribe(
     (event) => {
       if (event.type !== "task-failed") return;
-      notifier.failed({ id: event.uuid, task: event.name, error: errorOfEvent(event), worker: event.hostname, at: Math.round(event.timestamp * 1_000) });
+      notifier.failed({
+        id: event.uuid,
+        task: event.name,
+        error: errorOfEvent(event),
+        worker: event.hostname,
+        at: Math.round(event.timestamp * 1_000),
+      });
     },
     { types: ["task-failed"], ...(options.tasks !== undefined ? { tasks: options.tasks } : {}) },
   );

@@ -46,7 +46,9 @@ export const textOf = (notice: FailureNotice): string =>
     `task id: ${notice.id}`,
     ...(notice.worker !== undefined ? [`worker: ${notice.worker}`] : []),
     `at: ${new Date(notice.at).toISOString()}`,
-    ...(notice.suppressed > 0 ? [`${notice.suppressed} more failures like this one were not notified since the last notice about them`] : []),
+    ...(notice.suppressed > 0
+      ? [`${notice.suppressed} more failures like this one were not notified since the last notice about them`]
+      : []),
     "",
     notice.error.stack ?? `${notice.error.name}: ${notice.error.message}`,
   ].join("\n");

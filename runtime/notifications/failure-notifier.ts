@@ -59,7 +59,8 @@ export class FailureNotifier {
   private heard = 0;
 
   constructor(private readonly options: FailureNotifierOptions) {
-    if (!Array.isArray(options.channels) || options.channels.length === 0) throw new TypeError("notifications: give at least one channel");
+    if (!Array.isArray(options.channels) || options.channels.length === 0)
+      throw new TypeError("notifications: give at least one channel");
     this.now = options.now ?? Date.now;
     this.gate = new NotificationGate(options, this.now());
     this.tasks = options.tasks === undefined ? undefined : new Set(options.tasks);
@@ -81,14 +82,27 @@ export class FailureNotifier {
     if (this.tasks !== undefined && !this.tasks.has(failure.task)) return;
     this.heard++;
     const at = failure.at ?? this.now();
-    const suppressed = this.gate.admit(`${failure.task}\u0000${failure.error.name}\u0000${failure.error.message}`, this.now());
+    const suppressed = this.gate.admit(
+      `${failure.task}\u0000${failure.error.name}\u0000${failure.error.message}`,
+      this.now(),
+    );
     if (suppressed === undefined) return;
-    const notice: FailureNotice = { id: failure.id, task: failure.task, error: failure.error, at, suppressed, ...(failure.worker !== undefined ? { worker: failure.worker } : {}) };
+    const notice: FailureNotice = {
+      id: failure.id,
+      task: failure.task,
+      error: failure.error,
+      at,
+      suppressed,
+      ...(failure.worker !== undefined ? { worker: failure.worker } : {}),
+    };
     this.sent++;
     for (const channel of this.options.channels) {
       const delivery = channel.send(notice).then(
         () => undefined,
-        (error: unknown) => this.log(`notifications: ${channel.name} could not deliver the notice of ${summaryOf(notice)} (${notice.id}): ${error instanceof Error ? error.message : String(error)}`),
+        (error: unknown) =>
+          this.log(
+            `notifications: ${channel.name} could not deliver the notice of ${summaryOf(notice)} (${notice.id}): ${error instanceof Error ? error.message : String(error)}`,
+          ),
       );
       this.pending.add(delivery);
       void delivery.finally(() => this.pending.delete(delivery));
@@ -123,7 +137,12 @@ export class FailureNotifier {
 export const notifyFailures = (app: App, options: FailureNotifierOptions): FailureNotifier => {
   const notifier = new FailureNotifier(options);
   app.on("taskFailure", ({ id, task, error, worker }) => {
-    notifier.failed({ id, task, worker, error: toErrorInfo(error ?? new Error("the task's result could not be recorded")) });
+    notifier.failed({
+      id,
+      task,
+      worker,
+      error: toErrorInfo(error ?? new Error("the task's result could not be recorded")),
+    });
   });
   return notifier;
 };

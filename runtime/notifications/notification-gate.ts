@@ -39,11 +39,15 @@ export class NotificationGate {
   constructor(limits: NotificationLimits, now: number) {
     const window = limits.dedupeWindowMs ?? DEFAULT_WINDOW_MS;
     if (typeof window !== "number" || !Number.isFinite(window) || window < 0) {
-      throw new RangeError(`notifications: 'dedupeWindowMs' must be a number of ms of at least 0 (got ${String(window)})`);
+      throw new RangeError(
+        `notifications: 'dedupeWindowMs' must be a number of ms of at least 0 (got ${String(window)})`,
+      );
     }
     const rate = limits.rate ?? DEFAULT_RATE;
     if (!Number.isInteger(rate.max) || rate.max < 1 || !(rate.perMs > 0) || !Number.isFinite(rate.perMs)) {
-      throw new RangeError(`notifications: 'rate' must be { max: a positive integer, perMs: a positive number } (got ${JSON.stringify(rate)})`);
+      throw new RangeError(
+        `notifications: 'rate' must be { max: a positive integer, perMs: a positive number } (got ${JSON.stringify(rate)})`,
+      );
     }
     this.window = window;
     this.bucket = new TokenBucket({ count: rate.max, periodMs: rate.perMs, burst: rate.max }, now);

@@ -96,7 +96,10 @@ for (const [name, make] of [
       const hook = await receiver(t);
       const app = await make(t, logs);
       const notifier = notifyFailures(app, {
-        channels: [emailChannel({ smtp, from: "celerity@example.com", to: ["ops@example.com"] }), webhookChannel({ url: hook.url, secret: SECRET })],
+        channels: [
+          emailChannel({ smtp, from: "celerity@example.com", to: ["ops@example.com"] }),
+          webhookChannel({ url: hook.url, secret: SECRET }),
+        ],
       });
       t.after(() => notifier.close());
       const charge = app.task("charge", (order: string) => {
@@ -117,7 +120,10 @@ for (const [name, make] of [
       assert.equal(posted.type, "task-failed");
       assert.equal(posted.id, result.id);
       assert.equal(posted.task, "charge");
-      assert.deepEqual({ name: (posted.error as { name: string }).name, message: (posted.error as { message: string }).message }, { name: "Error", message: "card declined for o-7" });
+      assert.deepEqual(
+        { name: (posted.error as { name: string }).name, message: (posted.error as { message: string }).message },
+        { name: "Error", message: "card declined for o-7" },
+      );
       assert.equal(posted.suppressed, 0);
       assert.deepEqual(logs, []);
     });
@@ -130,7 +136,10 @@ describe("a failure storm", () => {
     const hook = await receiver(t);
     const app = await embedded(t, []);
     const notifier = notifyFailures(app, {
-      channels: [emailChannel({ smtp, from: "celerity@example.com", to: "ops@example.com" }), webhookChannel({ url: hook.url, secret: SECRET })],
+      channels: [
+        emailChannel({ smtp, from: "celerity@example.com", to: "ops@example.com" }),
+        webhookChannel({ url: hook.url, secret: SECRET }),
+      ],
       dedupeWindowMs: 0,
       rate: { max: 5, perMs: 60 * 60_000 },
     });
@@ -140,7 +149,14 @@ describe("a failure storm", () => {
     });
     await app.worker({ concurrency: 16 }).start();
     const results = await Promise.all(Array.from({ length: 1_000 }, (_, i) => broken.delay(i)));
-    const failed = await Promise.all(results.map((r) => r.get({ timeout: 30_000 }).then(() => false, () => true)));
+    const failed = await Promise.all(
+      results.map((r) =>
+        r.get({ timeout: 30_000 }).then(
+          () => false,
+          () => true,
+        ),
+      ),
+    );
     assert.equal(failed.filter(Boolean).length, 1_000);
     await notifier.idle();
     assert.equal(notifier.notified, 5);
@@ -152,7 +168,11 @@ describe("a failure storm", () => {
     const hook = await receiver(t);
     const app = await embedded(t, []);
     let now = 1_000_000;
-    const notifier = notifyFailures(app, { channels: [webhookChannel({ url: hook.url, secret: SECRET })], dedupeWindowMs: 60_000, now: () => now });
+    const notifier = notifyFailures(app, {
+      channels: [webhookChannel({ url: hook.url, secret: SECRET })],
+      dedupeWindowMs: 60_000,
+      now: () => now,
+    });
     t.after(() => notifier.close());
     const same = app.task("same", () => {
       throw new Error("database unreachable");
@@ -195,17 +215,31 @@ describe("notification choices and failures", () => {
     await assert.rejects(result.get({ timeout: 5_000 }), /boom/);
     await eventually(() => delivered.length === 1 && logs.length === 1, 5_000, "the delivery and the logged failure");
     assert.deepEqual(delivered, ["watched"]);
-    assert.match(logs[0], new RegExp(`notifications: broken channel could not deliver the notice of task 'watched' failed: Error: boom \\(${result.id}\\): connection refused`));
+    assert.match(
+      logs[0],
+      new RegExp(
+        `notifications: broken channel could not deliver the notice of task 'watched' failed: Error: boom \\(${result.id}\\): connection refused`,
+      ),
+    );
     assert.equal(await result.state(), "FAILURE");
   });
 
   it("refuses limits and channels that cannot work, naming them", () => {
     assert.throws(() => new FailureNotifier({ channels: [] }), /give at least one channel/);
     const channels = [{ name: "x", send: async () => {} }];
-    assert.throws(() => new FailureNotifier({ channels, dedupeWindowMs: -1 }), /'dedupeWindowMs' must be a number of ms of at least 0 \(got -1\)/);
-    assert.throws(() => new FailureNotifier({ channels, rate: { max: 0, perMs: 1_000 } }), /'rate' must be \{ max: a positive integer/);
+    assert.throws(
+      () => new FailureNotifier({ channels, dedupeWindowMs: -1 }),
+      /'dedupeWindowMs' must be a number of ms of at least 0 \(got -1\)/,
+    );
+    assert.throws(
+      () => new FailureNotifier({ channels, rate: { max: 0, perMs: 1_000 } }),
+      /'rate' must be \{ max: a positive integer/,
+    );
     assert.throws(() => webhookChannel({ url: "ftp://example.com" }), /only http: and https: URLs, not ftp:/);
-    assert.throws(() => emailChannel({ smtp: "smtp://127.0.0.1:1", from: "a@b.c", to: [] }), /'to' must name at least one address/);
+    assert.throws(
+      () => emailChannel({ smtp: "smtp://127.0.0.1:1", from: "a@b.c", to: [] }),
+      /'to' must name at least one address/,
+    );
   });
 
   it("admits a kind again after its window and refills the rate over time", () => {
@@ -264,12 +298,31 @@ describe("failure notifications from the events stream", () => {
   });
 
   it("reads the error's name, message and stack back from an event", () => {
-    const base = { type: "task-failed" as const, uuid: "u", name: "t", hostname: "w", timestamp: 1, utcoffset: 0, pid: 1, clock: 1 };
-    assert.deepEqual(errorOfEvent({ ...base, exception: 'TypeError("bad (really) \\"input\\"")', traceback: "TypeError: bad\n  at x" }), {
-      name: "TypeError",
-      message: 'bad (really) "input"',
-      stack: "TypeError: bad\n  at x",
+    const base = {
+      type: "task-failed" as const,
+      uuid: "u",
+      name: "t",
+      hostname: "w",
+      timestamp: 1,
+      utcoffset: 0,
+      pid: 1,
+      clock: 1,
+    };
+    assert.deepEqual(
+      errorOfEvent({
+        ...base,
+        exception: 'TypeError("bad (really) \\"input\\"")',
+        traceback: "TypeError: bad\n  at x",
+      }),
+      {
+        name: "TypeError",
+        message: 'bad (really) "input"',
+        stack: "TypeError: bad\n  at x",
+      },
+    );
+    assert.deepEqual(errorOfEvent({ ...base, exception: "something else", traceback: "" }), {
+      name: "Error",
+      message: "something else",
     });
-    assert.deepEqual(errorOfEvent({ ...base, exception: "something else", traceback: "" }), { name: "Error", message: "something else" });
   });
 });

@@ -30,13 +30,17 @@ export const webhookChannel = (options: WebhookChannelOptions): NotificationChan
   } catch {
     throw new TypeError(`webhookChannel: '${String(options.url)}' is not a URL`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new TypeError(`webhookChannel: only http: and https: URLs, not ${url.protocol}`);
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new TypeError(`webhookChannel: only http: and https: URLs, not ${url.protocol}`);
   const timeout = options.timeout ?? 10_000;
   return {
     name: `webhook ${url.origin}${url.pathname}`,
     async send(notice: FailureNotice) {
       const body = JSON.stringify({ type: "task-failed", ...notice });
-      const headers: Record<string, string> = { "content-type": "application/json", "user-agent": "celerity-notifications" };
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        "user-agent": "celerity-notifications",
+      };
       if (options.secret !== undefined) headers[SIGNATURE_HEADER] = signHttpBody(options.secret, body, Date.now());
       const response = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(timeout) });
       await response.body?.cancel().catch(() => {});

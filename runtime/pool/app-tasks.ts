@@ -19,6 +19,8 @@ export const tasksOf = (value: unknown): ReadonlyMap<string, TaskDefinition> | u
 export const appTasksOfModule = (exports: Record<string, unknown>): ReadonlyMap<string, TaskDefinition> | undefined => {
   const preferred = tasksOf(exports.default) ?? tasksOf(exports.app);
   if (preferred !== undefined) return preferred;
-  const found = Object.values(exports).map(tasksOf).filter((tasks) => tasks !== undefined);
+  const found = Object.values(exports)
+    .map(tasksOf)
+    .filter((tasks) => tasks !== undefined);
   return found.length === 1 ? found[0] : undefined;
 };

@@ -20,7 +20,10 @@ describe("a worker on the async pool", () => {
     const r = await burn.delay(250);
     await r.get({ timeout: 5_000 });
     assert.equal(logs.length, 1);
-    assert.match(logs[0], new RegExp(`task 'burn' \\(${r.id}\\) blocked the event loop for \\d+ ms \\(warning at 100 ms\\)`));
+    assert.match(
+      logs[0],
+      new RegExp(`task 'burn' \\(${r.id}\\) blocked the event loop for \\d+ ms \\(warning at 100 ms\\)`),
+    );
     assert.match(logs[0], /threads or process pool/);
   });
 });

@@ -6,7 +6,12 @@ const scaled = (options: { max: number; min: number; idleMs: number }) => {
   const state = { size: options.min, backlog: 0, busy: 0, now: 0 };
   const autoscaler = new Autoscaler(
     { ...options, intervalMs: 10 },
-    { backlog: () => state.backlog, busy: () => state.busy, size: () => state.size, resize: (size) => (state.size = size) },
+    {
+      backlog: () => state.backlog,
+      busy: () => state.busy,
+      size: () => state.size,
+      resize: (size) => (state.size = size),
+    },
     () => state.now,
   );
   return { state, autoscaler };

@@ -150,7 +150,11 @@ export class ChildPool {
 
   /** Keep `size` threads or children: start more now, or retire idle ones now and busy ones after their task. */
   resize(size: number): void {
-    if (!Number.isInteger(size) || size < 1) throw new WorkerError({ worker: this.options.worker, reason: `a pool needs at least one child, asked for ${size}` });
+    if (!Number.isInteger(size) || size < 1)
+      throw new WorkerError({
+        worker: this.options.worker,
+        reason: `a pool needs at least one child, asked for ${size}`,
+      });
     this.target = size;
     this.balance();
   }
@@ -189,8 +193,12 @@ export class ChildPool {
   async close(): Promise<void> {
     this.closing = true;
     clearTimeout(this.respawnTimer);
-    const stopped = new WorkerError({ worker: this.options.worker, reason: "the pool closed before the task finished" });
-    for (const invocation of [...this.queue, ...this.byNumber.values()]) invocation.settle({ ok: false, error: stopped });
+    const stopped = new WorkerError({
+      worker: this.options.worker,
+      reason: "the pool closed before the task finished",
+    });
+    for (const invocation of [...this.queue, ...this.byNumber.values()])
+      invocation.settle({ ok: false, error: stopped });
     this.queue.length = 0;
     this.byNumber.clear();
     const exits = [...this.children].map((child) => child.exited);
@@ -232,7 +240,11 @@ export class ChildPool {
         this.balance();
         return this.dispatch();
       case "load-failed": {
-        const error = new PoolStartError({ worker: this.options.worker, module: this.options.appModule, reason: message.reason });
+        const error = new PoolStartError({
+          worker: this.options.worker,
+          module: this.options.appModule,
+          reason: message.reason,
+        });
         child.state = "retiring";
         child.link.kill();
         if (this.startFailed !== undefined) return this.startFailed(error);
@@ -351,7 +363,10 @@ export class ChildPool {
       this.byNumber.set(invocation.number, invocation);
       if (call.timeLimit !== undefined) {
         const limitMs = call.timeLimit;
-        invocation.timer = setTimeout(() => this.abandon(invocation, new TimeLimitExceeded({ task: call.task, limitMs })), limitMs);
+        invocation.timer = setTimeout(
+          () => this.abandon(invocation, new TimeLimitExceeded({ task: call.task, limitMs })),
+          limitMs,
+        );
       }
       child.link.send({
         type: "run",
@@ -361,7 +376,10 @@ export class ChildPool {
         ...(call.target !== undefined ? { target: call.target } : {}),
         retries: call.retries,
         // A view into a larger buffer (a network read) would carry the whole buffer across.
-        body: call.body.byteOffset === 0 && call.body.byteLength === call.body.buffer.byteLength ? call.body : call.body.slice(),
+        body:
+          call.body.byteOffset === 0 && call.body.byteLength === call.body.buffer.byteLength
+            ? call.body
+            : call.body.slice(),
         ...(call.softTimeLimit !== undefined ? { softTimeLimit: call.softTimeLimit } : {}),
         encode: call.encode,
       });

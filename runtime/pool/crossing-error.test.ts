@@ -34,7 +34,9 @@ describe("an error crossing from a pool's thread or child", () => {
   });
 
   it("drops fields that cannot cross (functions) instead of failing the task", () => {
-    const error = across(Object.assign(new Error("with a callback"), { retryLater: () => {} })) as Error & { retryLater?: unknown };
+    const error = across(Object.assign(new Error("with a callback"), { retryLater: () => {} })) as Error & {
+      retryLater?: unknown;
+    };
     assert.equal(error.retryLater, undefined);
     assert.equal(error.message, "with a callback");
   });

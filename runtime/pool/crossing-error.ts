@@ -42,7 +42,10 @@ const KNOWN: Record<string, Rebuild> = {
 const NESTED = "__crossingError";
 
 const crossValue = (value: unknown, depth: number): unknown => {
-  if (value instanceof Error) return depth > 4 ? { [NESTED]: { name: value.name, message: value.message } } : { [NESTED]: toCrossing(value, depth + 1) };
+  if (value instanceof Error)
+    return depth > 4
+      ? { [NESTED]: { name: value.name, message: value.message } }
+      : { [NESTED]: toCrossing(value, depth + 1) };
   if (typeof value === "function" || typeof value === "symbol") return undefined;
   return value;
 };
@@ -50,7 +53,12 @@ const crossValue = (value: unknown, depth: number): unknown => {
 /** The crossing form of anything thrown. */
 export const toCrossing = (error: unknown, depth = 0): CrossingError => {
   if (!(error instanceof Error)) {
-    return { name: "NonError", message: typeof error === "string" ? error : String(error), fields: { value: crossValue(error, depth) }, nonError: true };
+    return {
+      name: "NonError",
+      message: typeof error === "string" ? error : String(error),
+      fields: { value: crossValue(error, depth) },
+      nonError: true,
+    };
   }
   let fields: Record<string, unknown> | undefined;
   // `cause` is an own property that is not enumerable (Error's own option, and Effect's tagged errors).
@@ -61,16 +69,24 @@ export const toCrossing = (error: unknown, depth = 0): CrossingError => {
     if (value !== undefined) (fields ??= {})[key] = value;
   }
   const tag = (error as { _tag?: unknown })._tag;
-  return { name: typeof tag === "string" ? tag : error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}), ...(fields ? { fields } : {}) };
+  return {
+    name: typeof tag === "string" ? tag : error.name,
+    message: error.message,
+    ...(error.stack ? { stack: error.stack } : {}),
+    ...(fields ? { fields } : {}),
+  };
 };
 
 const restoreValue = (value: unknown): unknown =>
-  value !== null && typeof value === "object" && NESTED in value ? fromCrossing((value as Record<string, CrossingError>)[NESTED]) : value;
+  value !== null && typeof value === "object" && NESTED in value
+    ? fromCrossing((value as Record<string, CrossingError>)[NESTED])
+    : value;
 
 /** The error to hand to the retry policy and the result store, rebuilt from its crossing form. */
 export const fromCrossing = (crossing: CrossingError): unknown => {
   const fields: Record<string, unknown> = {};
-  if (crossing.fields !== undefined) for (const key of Object.keys(crossing.fields)) fields[key] = restoreValue(crossing.fields[key]);
+  if (crossing.fields !== undefined)
+    for (const key of Object.keys(crossing.fields)) fields[key] = restoreValue(crossing.fields[key]);
   if (crossing.nonError) return fields.value ?? crossing.message;
   const Known = Object.hasOwn(KNOWN, crossing.name) ? KNOWN[crossing.name] : undefined;
   let error: Error;
@@ -80,8 +96,10 @@ export const fromCrossing = (crossing: CrossingError): unknown => {
   } else {
     error = new Error(crossing.message);
     Object.assign(error, fields);
-    if (error.name !== crossing.name) Object.defineProperty(error, "name", { value: crossing.name, configurable: true, writable: true });
+    if (error.name !== crossing.name)
+      Object.defineProperty(error, "name", { value: crossing.name, configurable: true, writable: true });
   }
-  if (crossing.stack !== undefined) Object.defineProperty(error, "stack", { value: crossing.stack, configurable: true, writable: true });
+  if (crossing.stack !== undefined)
+    Object.defineProperty(error, "stack", { value: crossing.stack, configurable: true, writable: true });
   return error;
 };

@@ -53,7 +53,11 @@ export class EventLoopWatch {
     this.runningBefore = this.options.running();
     if (late <= this.options.warnMs || this.options.lastReported() > now - late) return;
     // Running at the tick before, or started and finished since (the block is usually over, and its task with it, by this tick).
-    const suspects = new Set([...before, ...(finishedSince !== undefined ? [finishedSince] : []), ...this.runningBefore]);
+    const suspects = new Set([
+      ...before,
+      ...(finishedSince !== undefined ? [finishedSince] : []),
+      ...this.runningBefore,
+    ]);
     if (suspects.size > 0) this.options.report(late, [...suspects]);
   }
 }

@@ -51,9 +51,13 @@ const memory = (): number => (isMainThread ? process.memoryUsage.rss() : process
 const load = async (appModule: string): Promise<void> => {
   process.env[POOL_CHILD_ENV] = isMainThread ? "process" : "threads";
   try {
-    const url = /^[a-z][a-z0-9+.-]*:/i.test(appModule) && !/^[a-z]:[\\/]/i.test(appModule) ? appModule : pathToFileURL(appModule).href;
+    const url =
+      /^[a-z][a-z0-9+.-]*:/i.test(appModule) && !/^[a-z]:[\\/]/i.test(appModule)
+        ? appModule
+        : pathToFileURL(appModule).href;
     const found = appTasksOfModule((await import(url)) as Record<string, unknown>);
-    if (found === undefined) return send({ type: "load-failed", reason: "it exports no app: export it as the default export or as 'app'" });
+    if (found === undefined)
+      return send({ type: "load-failed", reason: "it exports no app: export it as the default export or as 'app'" });
     tasks = found;
     send({ type: "ready", tasks: [...tasks.keys()] });
   } catch (error) {
@@ -88,7 +92,12 @@ const run = async (message: Extract<ToChild, { type: "run" }>): Promise<void> =>
   const definition = definitionOf(task, target);
   if (definition === undefined) {
     // The worker's own copy of the app has the task: this child loaded another version of the module.
-    const error = new UnknownTaskError({ task: target ?? task, queue: "(pool)", worker, registered: [...tasks.keys()] });
+    const error = new UnknownTaskError({
+      task: target ?? task,
+      queue: "(pool)",
+      worker,
+      registered: [...tasks.keys()],
+    });
     return answer(call, task, encode, { ok: false, error });
   }
   let args: unknown[];
@@ -97,7 +106,16 @@ const run = async (message: Extract<ToChild, { type: "run" }>): Promise<void> =>
   } catch (error) {
     return answer(call, task, encode, { ok: false, error });
   }
-  const invocation = invoke(definition, id, retries, args, softTimeLimit, undefined, systemClock, encode ? progress : undefined);
+  const invocation = invoke(
+    definition,
+    id,
+    retries,
+    args,
+    softTimeLimit,
+    undefined,
+    systemClock,
+    encode ? progress : undefined,
+  );
   answer(call, task, encode, invocation instanceof AsyncInvocation ? await invocation.outcome : invocation);
 };
 

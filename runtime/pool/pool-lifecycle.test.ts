@@ -24,7 +24,10 @@ describe("a worker on a process pool", () => {
     const worker = await pooled(t, "process.hard-limit", { pool: "process" });
     const on = { queue: "process.hard-limit" };
     const stuck = await spin.applyAsync([], { ...on, timeLimit: 200 });
-    await assert.rejects(stuck.get({ timeout: RESULT_MS }), (e: unknown) => e instanceof RemoteTaskError && e.remote.name === "TimeLimitExceeded");
+    await assert.rejects(
+      stuck.get({ timeout: RESULT_MS }),
+      (e: unknown) => e instanceof RemoteTaskError && e.remote.name === "TimeLimitExceeded",
+    );
     assert.equal(await (await add.applyAsync([2, 3], on)).get({ timeout: RESULT_MS }), 5);
     assert.equal(worker.stats().children?.killed, 1);
   });
@@ -35,7 +38,10 @@ describe("a worker on a process pool", () => {
     const before = await (await whereami.applyAsync([], on)).get({ timeout: RESULT_MS });
     await assert.rejects(
       (await exit.applyAsync([7], on)).get({ timeout: RESULT_MS }),
-      (e: unknown) => e instanceof RemoteTaskError && e.remote.name === "WorkerLostError" && /process \d+ .*exited with code 7/.test(e.remote.message),
+      (e: unknown) =>
+        e instanceof RemoteTaskError &&
+        e.remote.name === "WorkerLostError" &&
+        /process \d+ .*exited with code 7/.test(e.remote.message),
     );
     const afterwards = await (await whereami.applyAsync([], on)).get({ timeout: RESULT_MS });
     assert.notEqual(afterwards.split("/")[0], before.split("/")[0]);
@@ -75,7 +81,11 @@ describe("shutting a pooled worker down", () => {
     const warm = worker.stop();
     const cold = worker.stop({ timeout: 0 });
     await within(Promise.all([warm, cold]), RESULT_MS, "the cold shutdown");
-    assert.deepEqual(await Promise.all(results.map((r) => r.state())), ["STARTED", "STARTED"], "neither failed nor finished");
+    assert.deepEqual(
+      await Promise.all(results.map((r) => r.state())),
+      ["STARTED", "STARTED"],
+      "neither failed nor finished",
+    );
     assert.equal((await app.broker.stats(queue)).ready, 2, "both messages are back in the queue");
     assert.equal(worker.stats().children?.killed, 2);
   });
@@ -84,12 +94,23 @@ describe("shutting a pooled worker down", () => {
 describe("an autoscaled pool", () => {
   it("grows with the backlog up to max and shrinks back to min when idle", async (t) => {
     const queue = "lifecycle.autoscale";
-    const worker = await pooled(t, queue, { pool: "threads", autoscale: { max: 3, min: 1, idleMs: 300, intervalMs: 50 } });
+    const worker = await pooled(t, queue, {
+      pool: "threads",
+      autoscale: { max: 3, min: 1, idleMs: 300, intervalMs: 50 },
+    });
     assert.equal(worker.stats().concurrency, 1);
     const results = await Promise.all([0, 1, 2, 3, 4, 5].map(() => wait.applyAsync([3_000], { queue })));
-    await eventually(() => worker.stats().concurrency === 3 && worker.stats().children?.size === 3, RESULT_MS, "the pool to grow to 3");
+    await eventually(
+      () => worker.stats().concurrency === 3 && worker.stats().children?.size === 3,
+      RESULT_MS,
+      "the pool to grow to 3",
+    );
     // The new threads take the backlog once they have loaded the app (seconds on a loaded machine).
-    await eventually(() => (worker.stats().children?.busy ?? 0) >= 2, RESULT_MS, "tasks running on two threads at once");
+    await eventually(
+      () => (worker.stats().children?.busy ?? 0) >= 2,
+      RESULT_MS,
+      "tasks running on two threads at once",
+    );
     for (const r of results) await r.get({ timeout: RESULT_MS * 2 });
     await eventually(() => worker.stats().concurrency === 1, RESULT_MS, "the pool to shrink back to 1");
     await eventually(() => worker.stats().children?.size === 1, RESULT_MS, "one thread kept");

@@ -79,9 +79,14 @@ export interface ResolvedPoolOptions {
   readonly blockWarnMs: number;
 }
 
-const positiveInteger = (value: unknown): value is number => typeof value === "number" && Number.isInteger(value) && value >= 1;
+const positiveInteger = (value: unknown): value is number =>
+  typeof value === "number" && Number.isInteger(value) && value >= 1;
 
-export const resolvePoolOptions = (worker: string, options: PoolOptions, appModule: string | undefined): ResolvedPoolOptions => {
+export const resolvePoolOptions = (
+  worker: string,
+  options: PoolOptions,
+  appModule: string | undefined,
+): ResolvedPoolOptions => {
   const fail = (reason: string): never => {
     throw new WorkerError({ worker, reason });
   };
@@ -100,14 +105,21 @@ export const resolvePoolOptions = (worker: string, options: PoolOptions, appModu
     fail(`maxMemoryPerChild must be a positive number of bytes, got ${options.maxMemoryPerChild}`);
   }
   const blockWarnMs = options.blockWarnMs ?? DEFAULT_BLOCK_WARN_MS;
-  if (!(typeof blockWarnMs === "number" && blockWarnMs > 0)) fail(`blockWarnMs must be a positive number of ms, got ${options.blockWarnMs}`);
+  if (!(typeof blockWarnMs === "number" && blockWarnMs > 0))
+    fail(`blockWarnMs must be a positive number of ms, got ${options.blockWarnMs}`);
   let autoscale: Required<AutoscaleOptions> | undefined;
   if (options.autoscale !== undefined) {
-    const { max, min, idleMs = DEFAULT_AUTOSCALE_IDLE_MS, intervalMs = DEFAULT_AUTOSCALE_INTERVAL_MS } = options.autoscale;
+    const {
+      max,
+      min,
+      idleMs = DEFAULT_AUTOSCALE_IDLE_MS,
+      intervalMs = DEFAULT_AUTOSCALE_INTERVAL_MS,
+    } = options.autoscale;
     if (!positiveInteger(max) || !positiveInteger(min) || min > max) {
       fail(`autoscale needs positive integers with min <= max, got max ${max}, min ${min}`);
     }
-    if (!(idleMs > 0) || !(intervalMs > 0)) fail(`autoscale idleMs and intervalMs must be positive, got ${idleMs} and ${intervalMs}`);
+    if (!(idleMs > 0) || !(intervalMs > 0))
+      fail(`autoscale idleMs and intervalMs must be positive, got ${idleMs} and ${intervalMs}`);
     autoscale = { max, min, idleMs, intervalMs };
   }
   return {
@@ -120,7 +132,16 @@ export const resolvePoolOptions = (worker: string, options: PoolOptions, appModu
   };
 };
 
-const UNITS: Record<string, number> = { "": 1, b: 1, kb: 1024, k: 1024, mb: 1024 ** 2, m: 1024 ** 2, gb: 1024 ** 3, g: 1024 ** 3 };
+const UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  kb: 1024,
+  k: 1024,
+  mb: 1024 ** 2,
+  m: 1024 ** 2,
+  gb: 1024 ** 3,
+  g: 1024 ** 3,
+};
 
 /**
  * Bytes in "512MB", "1.5GB", "200k" or "1048576" (units are powers of 1024).
@@ -131,6 +152,7 @@ const UNITS: Record<string, number> = { "": 1, b: 1, kb: 1024, k: 1024, mb: 1024
 export const parseByteSize = (text: string): number => {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
   const unit = match === null ? undefined : UNITS[match[2].toLowerCase()];
-  if (match === null || unit === undefined) throw new Error(`'${text}' is not a size: write bytes or a number with KB, MB or GB (for example 512MB)`);
+  if (match === null || unit === undefined)
+    throw new Error(`'${text}' is not a size: write bytes or a number with KB, MB or GB (for example 512MB)`);
   return Math.round(Number(match[1]) * unit);
 };

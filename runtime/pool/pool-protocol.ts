@@ -43,9 +43,21 @@ export type FromChild =
       /** Bytes in use after the task: the thread's V8 heap, or the child's resident set. */
       readonly memory: number;
     }
-  | { readonly type: "done"; readonly call: number; readonly ok: false; readonly error: CrossingError; readonly memory: number }
+  | {
+      readonly type: "done";
+      readonly call: number;
+      readonly ok: false;
+      readonly error: CrossingError;
+      readonly memory: number;
+    }
   /** A running task's `this.progress(...)`, checked and encoded in the child; the worker records it. */
-  | { readonly type: "progress"; readonly id: string; readonly task: string; readonly retries: number; readonly info: Uint8Array };
+  | {
+      readonly type: "progress";
+      readonly id: string;
+      readonly task: string;
+      readonly retries: number;
+      readonly info: Uint8Array;
+    };
 
 /** Set in a pool's thread or child while it loads the app, so `createApp` there opens no embedded broker of its own. */
 export const POOL_CHILD_ENV = "CELERITY_POOL_CHILD";

@@ -4,7 +4,19 @@ import { RemoteTaskError } from "../errors.ts";
 import { eventually } from "../test-support.ts";
 import type { WorkerOptions } from "../worker/worker.ts";
 import { scaled, within } from "../../tests/support/waits.ts";
-import { add, app, exit, fail, hold, retrying, send, softly, spin, unclonable, whereami } from "./test-fixtures/pool-app.ts";
+import {
+  add,
+  app,
+  exit,
+  fail,
+  hold,
+  retrying,
+  send,
+  softly,
+  spin,
+  unclonable,
+  whereami,
+} from "./test-fixtures/pool-app.ts";
 
 /** Starting a thread loads the app module through the TypeScript loader: seconds on a loaded machine. */
 const START_MS = scaled(30_000);
@@ -49,14 +61,21 @@ describe("a worker on a threads pool", () => {
     const stuck = await spin.applyAsync([], { queue: "threads.terminate" });
     await eventually(async () => (await stuck.state()) === "STARTED", RESULT_MS, "the task to start");
     await stuck.revoke({ terminate: true });
-    await assert.rejects(stuck.get({ timeout: RESULT_MS }), (e: unknown) => e instanceof Error && e.name === "TaskRevokedError");
+    await assert.rejects(
+      stuck.get({ timeout: RESULT_MS }),
+      (e: unknown) => e instanceof Error && e.name === "TaskRevokedError",
+    );
     assert.equal(worker.stats().children?.killed, 1);
     assert.equal(await (await add.applyAsync([1, 2], { queue: "threads.terminate" })).get({ timeout: RESULT_MS }), 3);
   });
 
   it("applies the retry policy to a task stopped by its hard time limit", async (t) => {
     await threadWorker(t, "threads.limit-retry");
-    const stuck = await spin.applyAsync([], { queue: "threads.limit-retry", timeLimit: 100, retry: { max: 1, delay: 0 } });
+    const stuck = await spin.applyAsync([], {
+      queue: "threads.limit-retry",
+      timeLimit: 100,
+      retry: { max: 1, delay: 0 },
+    });
     const error = await failureOf(stuck.get({ timeout: RESULT_MS }));
     assert.equal(error.remote.name, "TimeLimitExceeded");
     assert.equal((await app.results.get(stuck.id))?.retries, 1, "it ran once more before failing for good");
@@ -85,7 +104,9 @@ describe("a worker on a threads pool", () => {
 
   it("aborts the task's signal in its thread at the soft time limit", async (t) => {
     await threadWorker(t, "threads.soft");
-    const error = await failureOf((await softly.applyAsync([10_000], { queue: "threads.soft", softTimeLimit: 100 })).get({ timeout: RESULT_MS }));
+    const error = await failureOf(
+      (await softly.applyAsync([10_000], { queue: "threads.soft", softTimeLimit: 100 })).get({ timeout: RESULT_MS }),
+    );
     assert.equal(error.remote.name, "SoftTimeLimitExceeded");
   });
 
@@ -111,10 +132,18 @@ describe("a worker on a threads pool", () => {
     const worker = await threadWorker(t, "threads.max-memory", { maxMemoryPerChild: 100 * 2 ** 20 });
     const on = { queue: "threads.max-memory" };
     const small = await (await hold.applyAsync([1], on)).get({ timeout: RESULT_MS });
-    assert.equal(await (await whereami.applyAsync([], on)).get({ timeout: RESULT_MS }), small, "under the cap the thread stays");
+    assert.equal(
+      await (await whereami.applyAsync([], on)).get({ timeout: RESULT_MS }),
+      small,
+      "under the cap the thread stays",
+    );
     const big = await (await hold.applyAsync([128], on)).get({ timeout: RESULT_MS });
     assert.equal(big, small);
-    assert.notEqual(await (await whereami.applyAsync([], on)).get({ timeout: RESULT_MS }), big, "past the cap the thread was replaced");
+    assert.notEqual(
+      await (await whereami.applyAsync([], on)).get({ timeout: RESULT_MS }),
+      big,
+      "past the cap the thread was replaced",
+    );
     assert.equal(worker.stats().children?.recycled, 1);
   });
 
@@ -123,7 +152,9 @@ describe("a worker on a threads pool", () => {
     assert.equal(worker.poolGrow(2), 3);
     assert.equal(worker.stats().children?.size, 3);
     const on = { queue: "threads.resize" };
-    const where = await Promise.all([0, 1, 2].map(async () => (await whereami.applyAsync([], on)).get({ timeout: RESULT_MS })));
+    const where = await Promise.all(
+      [0, 1, 2].map(async () => (await whereami.applyAsync([], on)).get({ timeout: RESULT_MS })),
+    );
     assert.equal(where.length, 3);
     assert.equal(worker.poolShrink(5), 1, "never fewer than one");
     assert.equal(worker.stats().concurrency, 1);

@@ -41,7 +41,11 @@ export class WorkerPooling {
     options: ResolvedPoolOptions,
     size: number,
     private readonly worker: PooledWorker,
-    private readonly env: { readonly codec: Codec; readonly log: (message: string) => void; readonly store?: ResultStore },
+    private readonly env: {
+      readonly codec: Codec;
+      readonly log: (message: string) => void;
+      readonly store?: ResultStore;
+    },
   ) {
     this.kind = options.kind;
     this.blockWarnMs = options.blockWarnMs;
@@ -57,7 +61,9 @@ export class WorkerPooling {
             maxMemoryPerChild: options.maxMemoryPerChild,
             codec: env.codec,
             log: env.log,
-            ...(env.store !== undefined ? { progress: progressRecording(new ProgressRecorder(env.store, env.codec), env.log) } : {}),
+            ...(env.store !== undefined
+              ? { progress: progressRecording(new ProgressRecorder(env.store, env.codec), env.log) }
+              : {}),
           });
     this.autoscaler =
       options.autoscale &&
@@ -73,7 +79,8 @@ export class WorkerPooling {
             warnMs: this.blockWarnMs,
             running: () => {
               const names: string[] = [];
-              for (const [id, { task }] of worker.running()) if (names.push(`'${task}' (${id})`) === SUSPECTS_NAMED) break;
+              for (const [id, { task }] of worker.running())
+                if (names.push(`'${task}' (${id})`) === SUSPECTS_NAMED) break;
               return names;
             },
             lastFinished: () => {
@@ -81,7 +88,8 @@ export class WorkerPooling {
               return { label: task && `'${task.task}' (${task.id})`, count };
             },
             lastReported: () => this.lastReported,
-            report: (ms, suspects) => this.warn(suspects.length === 1 ? `task ${suspects[0]}` : `one of the tasks ${suspects.join(", ")}`, ms),
+            report: (ms, suspects) =>
+              this.warn(suspects.length === 1 ? `task ${suspects[0]}` : `one of the tasks ${suspects.join(", ")}`, ms),
           })
         : undefined;
   }
@@ -135,5 +143,9 @@ const progressRecording =
   (id: string, task: string, retries: number, info: Uint8Array): void => {
     Promise.resolve()
       .then(() => recorder.recordEncoded(id, task, retries, info))
-      .catch((error: unknown) => log(`recording the progress of task '${task}' (${id}) failed: ${error instanceof Error ? error.message : String(error)}`));
+      .catch((error: unknown) =>
+        log(
+          `recording the progress of task '${task}' (${id}) failed: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
   };

@@ -65,7 +65,10 @@ describe("rate limits on a worker", () => {
     const quicks = await Promise.all([1, 2, 3].map((n) => quick.delay(n)));
     for (const r of quicks) await r.get({ timeout: 8_000 });
     const elapsedS = (Date.now() - started) / 1_000;
-    assert.ok(limitedStarted <= 1 + Math.ceil(elapsedS), `${limitedStarted} limited tasks started in ${elapsedS} s at 1/s`);
+    assert.ok(
+      limitedStarted <= 1 + Math.ceil(elapsedS),
+      `${limitedStarted} limited tasks started in ${elapsedS} s at 1/s`,
+    );
     assert.ok(limitedStarted < 20);
     await app.close();
   });
@@ -108,7 +111,11 @@ describe("rate limits on a worker", () => {
     ran = 0;
     const more = [await slow.delay(), await slow.delay(), await slow.delay()];
     // The bucket raised to a burst of 1000 is clamped to the new burst of 1: at most one runs, the others wait.
-    await eventually(async () => (await app.broker.stats("celery")).unacked + ran === 3, 5_000, "the three tasks run or held");
+    await eventually(
+      async () => (await app.broker.stats("celery")).unacked + ran === 3,
+      5_000,
+      "the three tasks run or held",
+    );
     assert.ok(ran <= 1, `${ran} ran after the limit was lowered to a burst of 1`);
     await app.control.rateLimit("slow", null);
     for (const r of more) await r.get({ timeout: 5_000 });
@@ -116,7 +123,10 @@ describe("rate limits on a worker", () => {
   });
 
   it("gives each worker its own bucket with scope 'worker', and all of them one with scope 'global'", async () => {
-    for (const [scope, expected] of [["worker", 4], ["global", 2]] as const) {
+    for (const [scope, expected] of [
+      ["worker", 4],
+      ["global", 2],
+    ] as const) {
       const app = createApp();
       let started = 0;
       const t = app.task("t", () => void started++, { rateLimit: { rate: "1/h", burst: 2, scope } });
@@ -124,7 +134,11 @@ describe("rate limits on a worker", () => {
       await app.worker({ concurrency: 2, prefetch: 1 }).start();
       await app.worker({ concurrency: 2, prefetch: 1 }).start();
       for (let i = 0; i < 6; i++) await t.delay();
-      await eventually(async () => started === expected && (await queueIsHeld(app, 6 - expected)), 5_000, `${expected} started with scope ${scope}`);
+      await eventually(
+        async () => started === expected && (await queueIsHeld(app, 6 - expected)),
+        5_000,
+        `${expected} started with scope ${scope}`,
+      );
       assert.equal(started, expected);
       await app.close();
     }
@@ -137,7 +151,14 @@ describe("rate limits on a worker", () => {
       rateLimit: { rate: "1/h", burst: 1, key: (host: string) => host },
     });
     await app.worker().start();
-    for (const [host, path] of [["a", "/1"], ["a", "/2"], ["b", "/1"], ["c", "/1"], ["b", "/2"]]) await fetch.delay(host, path);
+    for (const [host, path] of [
+      ["a", "/1"],
+      ["a", "/2"],
+      ["b", "/1"],
+      ["c", "/1"],
+      ["b", "/2"],
+    ])
+      await fetch.delay(host, path);
     await eventually(async () => started.length === 3 && (await queueIsHeld(app, 2)), 5_000, "one task per host");
     assert.deepEqual([...started].sort(), ["a", "b", "c"]);
     await app.close();
@@ -178,7 +199,10 @@ describe("rate limits on a worker", () => {
     });
     await app.worker().start();
     assert.equal(await (await fetch.delay("bad")).get({ timeout: 5_000 }), "bad");
-    assert.ok(logs.some((line) => /rate limit key of task 'fetch' failed .*no host/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) => /rate limit key of task 'fetch' failed .*no host/.test(line)),
+      logs.join("\n"),
+    );
     await app.close();
   });
 });

@@ -35,7 +35,11 @@ export interface RateLimiting {
 // Apps sharing one embedded broker share its global buckets, as workers sharing a node do.
 const localSources = new WeakMap<Transport, LocalTokenSource>();
 
-export const rateLimitingFor = (broker: Transport, log: (message: string) => void, clock: Clock = systemClock): RateLimiting => {
+export const rateLimitingFor = (
+  broker: Transport,
+  log: (message: string) => void,
+  clock: Clock = systemClock,
+): RateLimiting => {
   const table = new RateLimitTable();
   if (broker instanceof NodeTransport) {
     const remote = new RemoteRateLimits(broker.client, table, log);
@@ -60,7 +64,8 @@ export const rateLimitingFor = (broker: Transport, log: (message: string) => voi
     };
   }
   let global = localSources.get(broker);
-  if (global === undefined) localSources.set(broker, (global = new LocalTokenSource(new BucketTable({ now: nowOf(clock) }))));
+  if (global === undefined)
+    localSources.set(broker, (global = new LocalTokenSource(new BucketTable({ now: nowOf(clock) }))));
   return {
     table,
     global,
@@ -72,11 +77,13 @@ export const rateLimitingFor = (broker: Transport, log: (message: string) => voi
 
 /** Resolve a `app.control.rateLimit` argument; throws RateLimitError naming the task and the value. */
 export const resolveChange = (task: string, change: RateLimitChange): LimitOverride => {
-  if (typeof task !== "string" || task.length === 0) throw new RateLimitError({ task: String(task), value: String(task), reason: "a task name is a non-empty string" });
+  if (typeof task !== "string" || task.length === 0)
+    throw new RateLimitError({ task: String(task), value: String(task), reason: "a task name is a non-empty string" });
   if (change === null) return null;
   const rate = typeof change === "object" ? change.rate : change;
   const parsed = parseRate(task, rate);
   const burst = typeof change === "object" ? change.burst : undefined;
-  if (burst !== undefined && (!Number.isInteger(burst) || burst < 1)) throw new RateLimitError({ task, value: String(burst), reason: "burst must be a positive integer" });
+  if (burst !== undefined && (!Number.isInteger(burst) || burst < 1))
+    throw new RateLimitError({ task, value: String(burst), reason: "burst must be a positive integer" });
   return { ...parsed, burst: burst ?? defaultBurst(parsed) };
 };

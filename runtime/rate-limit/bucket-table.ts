@@ -68,4 +68,5 @@ export class BucketTable {
 }
 
 /** The id of a task's bucket, per key when the task has one. */
-export const bucketId = (task: string, key: string | undefined): string => (key === undefined ? task : `${task}\u0000${key}`);
+export const bucketId = (task: string, key: string | undefined): string =>
+  key === undefined ? task : `${task}\u0000${key}`;

@@ -37,7 +37,10 @@ export class RemoteRateLimits implements TokenSource {
         const changes = await client.callNow(ops.watch, []);
         for (const [task, limit] of changes) table.override(task, fromWire(limit));
       } catch (error) {
-        if (!isUnknownOp(error)) log(`rate limits: could not subscribe to limit changes: ${error instanceof Error ? error.message : String(error)}`);
+        if (!isUnknownOp(error))
+          log(
+            `rate limits: could not subscribe to limit changes: ${error instanceof Error ? error.message : String(error)}`,
+          );
       }
     });
   }
@@ -69,7 +72,9 @@ export class RemoteRateLimits implements TokenSource {
   }
 }
 
-const toWire = (limit: LimitOverride): WireLimit | null => (limit === null ? null : [limit.count, limit.periodMs, limit.burst]);
-const fromWire = (limit: WireLimit | null): LimitOverride => (limit === null ? null : { count: limit[0], periodMs: limit[1], burst: limit[2] });
+const toWire = (limit: LimitOverride): WireLimit | null =>
+  limit === null ? null : [limit.count, limit.periodMs, limit.burst];
+const fromWire = (limit: WireLimit | null): LimitOverride =>
+  limit === null ? null : { count: limit[0], periodMs: limit[1], burst: limit[2] };
 
 const isUnknownOp = (error: unknown): boolean => error instanceof Error && /unknown op 'rate\./.test(error.message);

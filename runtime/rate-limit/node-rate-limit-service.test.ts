@@ -30,7 +30,11 @@ const setup = async (options: { rateLimits?: boolean; signing?: SigningOptions }
   if (options.rateLimits !== false) serveRateLimits(node);
   const apps: App[] = [];
   const connect = (logs: string[] = []) => {
-    const app = createApp({ broker: node.url, log: (line) => logs.push(line), ...(options.signing ? { signing: options.signing } : {}) });
+    const app = createApp({
+      broker: node.url,
+      log: (line) => logs.push(line),
+      ...(options.signing ? { signing: options.signing } : {}),
+    });
     apps.push(app);
     return app;
   };
@@ -63,7 +67,11 @@ describe("rate limits over a broker node", () => {
     const producer = connect();
     const results = [];
     for (let i = 0; i < 6; i++) results.push(await producer.sendTask("t", []));
-    await eventually(async () => started === 2 && (await inBroker(producer)) === 4, 5_000, "two started in all, four waiting");
+    await eventually(
+      async () => started === 2 && (await inBroker(producer)) === 4,
+      5_000,
+      "two started in all, four waiting",
+    );
     // Removed from the producer: the node forgets the limit, and pushes the change to both workers.
     await producer.control.rateLimit("t", null);
     for (const r of results) await r.get({ timeout: 5_000 });
@@ -83,7 +91,11 @@ describe("rate limits over a broker node", () => {
       }
       const producer = connect();
       for (let i = 0; i < 6; i++) await producer.sendTask("t", []);
-      await eventually(async () => started === 2 && (await inBroker(producer)) === 4, 5_000, "two started in all, four waiting");
+      await eventually(
+        async () => started === 2 && (await inBroker(producer)) === 4,
+        5_000,
+        "two started in all, four waiting",
+      );
       // A bucket per process would have let each worker start two.
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.equal(started, 2);
@@ -127,7 +139,10 @@ describe("rate limits over a broker node", () => {
     await app.worker().start();
     for (let i = 0; i < 4; i++) await t.delay();
     await eventually(async () => started === 2 && (await inBroker(app)) === 2, 5_000, "two started, two waiting");
-    assert.ok(logs.some((line) => /does not keep rate limits .*serveRateLimits/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) => /does not keep rate limits .*serveRateLimits/.test(line)),
+      logs.join("\n"),
+    );
     await close();
   });
 
@@ -136,15 +151,24 @@ describe("rate limits over a broker node", () => {
     const transport = await NodeTransport.connect(node.url);
     await assert.rejects(transport.client.call(rateLimitOperations.set, ["t", [0, 1_000, 1]]), (error: Error) => {
       assert.ok(error instanceof InvalidArgumentError, `an InvalidArgumentError, got ${error.name}`);
-      assert.match(error.message, /a rate limit needs a positive count, period and integer burst, got 0 per 1000 ms, burst 1/);
+      assert.match(
+        error.message,
+        /a rate limit needs a positive count, period and integer burst, got 0 per 1000 ms, burst 1/,
+      );
       return true;
     });
-    await assert.rejects(transport.client.call(rateLimitOperations.take, ["t", null, 1, 1_000, 1, 0]), /rate\.take wants at least 1 token, got 0/);
-    await assert.rejects(transport.client.call(rateLimitOperations.take, ["t", null, "1" as unknown as number, 1_000, 1, 1]), (error: Error) => {
-      assert.ok(error instanceof ProtocolError, `a ProtocolError, got ${error.name}`);
-      assert.match(error.message, /rate\.take: count must be a number, got the string '1'/);
-      return true;
-    });
+    await assert.rejects(
+      transport.client.call(rateLimitOperations.take, ["t", null, 1, 1_000, 1, 0]),
+      /rate\.take wants at least 1 token, got 0/,
+    );
+    await assert.rejects(
+      transport.client.call(rateLimitOperations.take, ["t", null, "1" as unknown as number, 1_000, 1, 1]),
+      (error: Error) => {
+        assert.ok(error instanceof ProtocolError, `a ProtocolError, got ${error.name}`);
+        assert.match(error.message, /rate\.take: count must be a number, got the string '1'/);
+        return true;
+      },
+    );
     const undeclared = operationGroup("rate", { nothing: operation<null>()() });
     await assert.rejects(transport.client.call(undeclared.nothing, []), /unknown op 'rate\.nothing'/);
     await transport.close();

@@ -35,7 +35,11 @@ export const serveRateLimits = (node: BrokerNode, options: BucketTableOptions = 
   const watchers = new Set<NodeConnection>();
   node.serve(rateLimitOperations, {
     take: ([task, key, count, periodMs, burst, want]) => {
-      if (!(want >= 1)) throw new InvalidArgumentError({ argument: "tokens wanted", reason: `rate.take wants at least 1 token, got ${want}` });
+      if (!(want >= 1))
+        throw new InvalidArgumentError({
+          argument: "tokens wanted",
+          reason: `rate.take wants at least 1 token, got ${want}`,
+        });
       const changed = changes.get(task);
       if (changed === null) return [want, 0];
       const limit = changed ?? checkedLimit(count, periodMs, burst);
@@ -57,7 +61,10 @@ export const serveRateLimits = (node: BrokerNode, options: BucketTableOptions = 
         watchers.add(connection);
         connection.onClose(() => watchers.delete(connection));
       }
-      return [...changes].map(([task, limit]) => [task, limit === null ? null : [limit.count, limit.periodMs, limit.burst]]);
+      return [...changes].map(([task, limit]) => [
+        task,
+        limit === null ? null : [limit.count, limit.periodMs, limit.burst],
+      ]);
     },
   });
   return buckets;

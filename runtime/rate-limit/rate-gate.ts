@@ -202,7 +202,9 @@ export class RateGate {
           },
           (error: unknown) => {
             line.asking = false;
-            this.host.log(`${this.host.name}: rate limit of '${line.task}': ${toErrorInfo(error).message}; asking again in a second`);
+            this.host.log(
+              `${this.host.name}: rate limit of '${line.task}': ${toErrorInfo(error).message}; asking again in a second`,
+            );
             this.wait(line, 1_000);
           },
         );
@@ -284,12 +286,15 @@ export class RateGate {
     const due = Math.ceil(Math.max(this.handedBackUntil.get(lineId) ?? 0, now + ahead * tokenMs) + tokenMs);
     const eta = Math.min(due, now + (this.options.maxHandBackMs ?? 1_000));
     this.handedBackUntil.set(lineId, eta);
-    if (this.handedBackUntil.size > 1_024) for (const [id, until] of this.handedBackUntil) if (until < now) this.handedBackUntil.delete(id);
+    if (this.handedBackUntil.size > 1_024)
+      for (const [id, until] of this.handedBackUntil) if (until < now) this.handedBackUntil.delete(id);
     const copy = { ...delivery.envelope, exchange: "", routingKey: delivery.queue, eta };
     this.host.transport.publish(copy, { mandatory: true }).then(
       () => this.host.settle(consumer, delivery, "ack"),
       (error: unknown) => {
-        this.host.log(`${this.host.name}: could not hand rate-limited task ${delivery.envelope.id} back to its queue (${toErrorInfo(error).message}); requeued`);
+        this.host.log(
+          `${this.host.name}: could not hand rate-limited task ${delivery.envelope.id} back to its queue (${toErrorInfo(error).message}); requeued`,
+        );
         this.host.settle(consumer, delivery, "requeue");
       },
     );
@@ -301,9 +306,13 @@ export class RateGate {
       const message = fromEnvelope(delivery.envelope, this.host.codec);
       const key: unknown = (limit.key as (...args: readonly unknown[]) => unknown)(...message.args);
       if (typeof key === "string") return key;
-      this.host.log(`${this.host.name}: the rate limit key of task '${task}' returned ${typeof key}, not a string; task ${delivery.envelope.id} uses the task's shared bucket`);
+      this.host.log(
+        `${this.host.name}: the rate limit key of task '${task}' returned ${typeof key}, not a string; task ${delivery.envelope.id} uses the task's shared bucket`,
+      );
     } catch (error) {
-      this.host.log(`${this.host.name}: the rate limit key of task '${task}' failed for task ${delivery.envelope.id} (${toErrorInfo(error).message}); it uses the task's shared bucket`);
+      this.host.log(
+        `${this.host.name}: the rate limit key of task '${task}' failed for task ${delivery.envelope.id} (${toErrorInfo(error).message}); it uses the task's shared bucket`,
+      );
     }
     return undefined;
   }

@@ -27,14 +27,18 @@ describe("rate limit options", () => {
     it(`refuses the rate '${bad}', naming the task and the string`, () => {
       assert.throws(
         () => parseRate("fetch", bad),
-        (error: unknown) => error instanceof RateLimitError && error.message.includes("'fetch'") && error.message.includes(`'${bad}'`),
+        (error: unknown) =>
+          error instanceof RateLimitError && error.message.includes("'fetch'") && error.message.includes(`'${bad}'`),
       );
     });
   }
 
   it("refuses a bad burst, scope or key, and a rate that is neither a string nor a number", () => {
     const refuses = (setting: unknown, what: RegExp) =>
-      assert.throws(() => resolveRateLimit("fetch", setting as never), (error: unknown) => error instanceof RateLimitError && what.test(error.message));
+      assert.throws(
+        () => resolveRateLimit("fetch", setting as never),
+        (error: unknown) => error instanceof RateLimitError && what.test(error.message),
+      );
     refuses({ rate: "1/s", burst: 0 }, /burst must be a positive integer, got 0/);
     refuses({ rate: "1/s", burst: 1.5 }, /burst must be a positive integer/);
     refuses({ rate: "1/s", scope: "cluster" }, /scope must be "global" or "worker", got 'cluster'/);
@@ -48,7 +52,10 @@ describe("rate limit options", () => {
     const app = createApp();
     assert.throws(
       () => app.task("fetch", () => 1, { rateLimit: "10 per second" }),
-      (error: unknown) => error instanceof RateLimitError && error.message === `rate limit of task 'fetch': a rate looks like "10/s", "100/m" or "1000/h" (or a bare number, per second), got '10 per second'`,
+      (error: unknown) =>
+        error instanceof RateLimitError &&
+        error.message ===
+          `rate limit of task 'fetch': a rate looks like "10/s", "100/m" or "1000/h" (or a bare number, per second), got '10 per second'`,
     );
     // Registering again under the same name works: the failed registration left nothing behind.
     app.task("fetch", () => 1, { rateLimit: "10/s" });
@@ -56,14 +63,25 @@ describe("rate limit options", () => {
 
   it("refuses a bad rate at run time, naming the task", async () => {
     const app = createApp();
-    await assert.rejects(app.control.rateLimit("fetch", "fast"), (error: unknown) => error instanceof RateLimitError && /task 'fetch'.*got 'fast'/.test(error.message));
-    await assert.rejects(app.control.rateLimit("", "1/s"), (error: unknown) => error instanceof RateLimitError && /non-empty/.test(error.message));
-    await assert.rejects(app.control.rateLimit("fetch", { rate: "1/s", burst: -1 }), /burst must be a positive integer/);
+    await assert.rejects(
+      app.control.rateLimit("fetch", "fast"),
+      (error: unknown) => error instanceof RateLimitError && /task 'fetch'.*got 'fast'/.test(error.message),
+    );
+    await assert.rejects(
+      app.control.rateLimit("", "1/s"),
+      (error: unknown) => error instanceof RateLimitError && /non-empty/.test(error.message),
+    );
+    await assert.rejects(
+      app.control.rateLimit("fetch", { rate: "1/s", burst: -1 }),
+      /burst must be a positive integer/,
+    );
   });
 
   it("keeps the limit out of the message: a key function does not make the task unsendable", async () => {
     const app = createApp();
-    const fetch = app.task("fetch", (host: string) => host, { rateLimit: { rate: "100/s", key: (host: string) => host } });
+    const fetch = app.task("fetch", (host: string) => host, {
+      rateLimit: { rate: "100/s", key: (host: string) => host },
+    });
     await app.worker().start();
     assert.equal(await (await fetch.delay("a")).get({ timeout: 5_000 }), "a");
     await app.close();

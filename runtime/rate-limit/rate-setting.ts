@@ -71,19 +71,40 @@ const RATE = /^(\d+(?:\.\d+)?)(?:\/([smh]))?$/;
 /** Parse a rate ("10/s", "100/m", "1000/h", "5", 5) into tokens per period; throws RateLimitError naming the task and the value. */
 export const parseRate = (task: string, rate: unknown): { count: number; periodMs: number } => {
   if (typeof rate === "number") {
-    if (!Number.isFinite(rate) || rate <= 0) throw new RateLimitError({ task, value: String(rate), reason: "a rate must be a positive number of executions per second" });
+    if (!Number.isFinite(rate) || rate <= 0)
+      throw new RateLimitError({
+        task,
+        value: String(rate),
+        reason: "a rate must be a positive number of executions per second",
+      });
     return { count: rate, periodMs: 1_000 };
   }
-  if (typeof rate !== "string") throw new RateLimitError({ task, value: describe(rate), reason: 'a rate is a string like "10/s", "100/m" or "1000/h", or a number per second' });
+  if (typeof rate !== "string")
+    throw new RateLimitError({
+      task,
+      value: describe(rate),
+      reason: 'a rate is a string like "10/s", "100/m" or "1000/h", or a number per second',
+    });
   const match = RATE.exec(rate);
-  if (match === null) throw new RateLimitError({ task, value: `'${rate}'`, reason: 'a rate looks like "10/s", "100/m" or "1000/h" (or a bare number, per second)' });
+  if (match === null)
+    throw new RateLimitError({
+      task,
+      value: `'${rate}'`,
+      reason: 'a rate looks like "10/s", "100/m" or "1000/h" (or a bare number, per second)',
+    });
   const count = Number(match[1]);
-  if (count <= 0) throw new RateLimitError({ task, value: `'${rate}'`, reason: "a rate must be above zero (to remove a limit, set it to null)" });
+  if (count <= 0)
+    throw new RateLimitError({
+      task,
+      value: `'${rate}'`,
+      reason: "a rate must be above zero (to remove a limit, set it to null)",
+    });
   return { count, periodMs: PERIOD_MS[match[2] ?? "s"] };
 };
 
 /** One second's worth of the rate, at least one token. */
-export const defaultBurst = (limit: { count: number; periodMs: number }): number => Math.max(1, Math.floor((limit.count * 1_000) / limit.periodMs));
+export const defaultBurst = (limit: { count: number; periodMs: number }): number =>
+  Math.max(1, Math.floor((limit.count * 1_000) / limit.periodMs));
 
 /** Resolve a `rateLimit` option; throws RateLimitError naming the task and what is wrong. */
 export const resolveRateLimit = (task: string, setting: RateLimitSetting): RateLimit => {
@@ -91,12 +112,24 @@ export const resolveRateLimit = (task: string, setting: RateLimitSetting): RateL
     const parsed = parseRate(task, setting);
     return { ...parsed, burst: defaultBurst(parsed), rate: String(setting), scope: "global" };
   }
-  if (setting === null || typeof setting !== "object") throw new RateLimitError({ task, value: describe(setting), reason: "rateLimit is a rate string or { rate, burst?, scope?, key? }" });
+  if (setting === null || typeof setting !== "object")
+    throw new RateLimitError({
+      task,
+      value: describe(setting),
+      reason: "rateLimit is a rate string or { rate, burst?, scope?, key? }",
+    });
   const parsed = parseRate(task, setting.rate);
   const { burst, scope, key } = setting;
-  if (burst !== undefined && (!Number.isInteger(burst) || burst < 1)) throw new RateLimitError({ task, value: describe(burst), reason: "burst must be a positive integer" });
-  if (scope !== undefined && scope !== "global" && scope !== "worker") throw new RateLimitError({ task, value: describe(scope), reason: 'scope must be "global" or "worker"' });
-  if (key !== undefined && typeof key !== "function") throw new RateLimitError({ task, value: describe(key), reason: "key must be a function of the task's arguments returning a string" });
+  if (burst !== undefined && (!Number.isInteger(burst) || burst < 1))
+    throw new RateLimitError({ task, value: describe(burst), reason: "burst must be a positive integer" });
+  if (scope !== undefined && scope !== "global" && scope !== "worker")
+    throw new RateLimitError({ task, value: describe(scope), reason: 'scope must be "global" or "worker"' });
+  if (key !== undefined && typeof key !== "function")
+    throw new RateLimitError({
+      task,
+      value: describe(key),
+      reason: "key must be a function of the task's arguments returning a string",
+    });
   return {
     ...parsed,
     burst: burst ?? defaultBurst(parsed),
@@ -106,4 +139,9 @@ export const resolveRateLimit = (task: string, setting: RateLimitSetting): RateL
   };
 };
 
-const describe = (value: unknown): string => (typeof value === "string" ? `'${value}'` : typeof value === "function" ? "a function" : JSON.stringify(value) ?? String(value));
+const describe = (value: unknown): string =>
+  typeof value === "string"
+    ? `'${value}'`
+    : typeof value === "function"
+      ? "a function"
+      : (JSON.stringify(value) ?? String(value));

@@ -60,7 +60,8 @@ return 1
 `);
 
 /** A limit as Redis keeps it: "count periodMs burst", or "" for a removed limit. */
-const toText = (limit: LimitOverride): string => (limit === null ? "" : `${limit.count} ${limit.periodMs} ${limit.burst}`);
+const toText = (limit: LimitOverride): string =>
+  limit === null ? "" : `${limit.count} ${limit.periodMs} ${limit.burst}`;
 const fromText = (text: string): LimitOverride => {
   if (text === "") return null;
   const [count, periodMs, burst] = text.split(" ").map(Number);
@@ -77,26 +78,47 @@ export class RedisRateLimits implements TokenSource {
     private readonly log: (message: string) => void,
   ) {
     this.ready = this.watch();
-    this.ready.catch((error: unknown) => log(`rate limits: could not read limit changes from Redis: ${error instanceof Error ? error.message : String(error)}`));
+    this.ready.catch((error: unknown) =>
+      log(
+        `rate limits: could not read limit changes from Redis: ${error instanceof Error ? error.message : String(error)}`,
+      ),
+    );
   }
 
   take(task: string, key: string | undefined, limit: BucketLimit, want: number): Promise<Grant> {
-    return takeScript.run(this.transport.redis, [this.transport.prefix, bucketId(task, key), limit.count, limit.periodMs, limit.burst, want]).then((reply) => {
-      const [granted, waitMs] = reply as [number, number];
-      return { granted, waitMs };
-    });
+    return takeScript
+      .run(this.transport.redis, [
+        this.transport.prefix,
+        bucketId(task, key),
+        limit.count,
+        limit.periodMs,
+        limit.burst,
+        want,
+      ])
+      .then((reply) => {
+        const [granted, waitMs] = reply as [number, number];
+        return { granted, waitMs };
+      });
   }
 
   refund(task: string, key: string | undefined, tokens: number): void {
-    refundScript.run(this.transport.redis, [this.transport.prefix, bucketId(task, key), tokens]).catch((error: unknown) => {
-      this.log(`rate limits: refunding ${tokens} tokens of '${task}' failed: ${error instanceof Error ? error.message : String(error)}`);
-    });
+    refundScript
+      .run(this.transport.redis, [this.transport.prefix, bucketId(task, key), tokens])
+      .catch((error: unknown) => {
+        this.log(
+          `rate limits: refunding ${tokens} tokens of '${task}' failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      });
   }
 
   /** Record a change in Redis and announce it to every process on the same prefix. */
   async change(task: string, limit: LimitOverride): Promise<void> {
     const text = toText(limit);
-    await this.transport.redis.multi().hset(`${this.transport.prefix}rate-limits`, task, text).publish(`${this.transport.prefix}rate-limit`, `${task}\t${text}`).exec();
+    await this.transport.redis
+      .multi()
+      .hset(`${this.transport.prefix}rate-limits`, task, text)
+      .publish(`${this.transport.prefix}rate-limit`, `${task}\t${text}`)
+      .exec();
   }
 
   private async watch(): Promise<void> {

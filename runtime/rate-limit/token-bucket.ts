@@ -96,4 +96,5 @@ export class TokenBucket {
 }
 
 /** Two limits are the same limit. */
-export const sameLimit = (a: BucketLimit, b: BucketLimit): boolean => a.count === b.count && a.periodMs === b.periodMs && a.burst === b.burst;
+export const sameLimit = (a: BucketLimit, b: BucketLimit): boolean =>
+  a.count === b.count && a.periodMs === b.periodMs && a.burst === b.burst;

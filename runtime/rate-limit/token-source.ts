@@ -25,4 +25,3 @@ export class LocalTokenSource implements TokenSource {
     this.buckets.refund(bucketId(task, key), tokens);
   }
 }
-

@@ -1,5 +1,14 @@
 import type { Codec } from "../../broker/codec.ts";
-import type { AsyncResult, GetOptions, Progress, ProgressWatchOptions, RemoteErrorInfo, RevokeOptions, ProgressInfo, TaskState } from "../../dsl/result.ts";
+import type {
+  AsyncResult,
+  GetOptions,
+  Progress,
+  ProgressWatchOptions,
+  RemoteErrorInfo,
+  RevokeOptions,
+  ProgressInfo,
+  TaskState,
+} from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 import { RemoteTaskError, TaskRevokedError, TimeoutError, UnknownResultError } from "../errors.ts";
 import type { ResultRecord, ResultStore } from "./result-store.ts";
@@ -20,7 +29,11 @@ export const settle = (record: ResultRecord, codec: Codec): unknown => {
     case "REVOKED":
       throw new TaskRevokedError({ id: record.id, task: record.task });
     default:
-      throw new RemoteTaskError({ id: record.id, task: record.task, remote: record.error ?? { name: "Error", message: "unknown failure" } });
+      throw new RemoteTaskError({
+        id: record.id,
+        task: record.task,
+        remote: record.error ?? { name: "Error", message: "unknown failure" },
+      });
   }
 };
 
@@ -50,7 +63,11 @@ export class TaskResult<R> implements AsyncResult<R> {
     if (current === undefined) throw new UnknownResultError({ id: this.id });
     const record = READY_STATES.has(current.state)
       ? current
-      : await store.waitFinal(this.id, options.timeout, () => new TimeoutError({ id: this.id, timeoutMs: options.timeout ?? 0 }));
+      : await store.waitFinal(
+          this.id,
+          options.timeout,
+          () => new TimeoutError({ id: this.id, timeoutMs: options.timeout ?? 0 }),
+        );
     return settle(record, codec) as R;
   }
 

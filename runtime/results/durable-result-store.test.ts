@@ -18,8 +18,29 @@ const text = (value: Uint8Array | undefined) => (value === undefined ? undefined
 const graph = (id: string): MessageGraph => ({
   id,
   nodes: [
-    { index: 0, id: `${id}-a`, task: "add", args: [1, 2], options: {}, passInput: false, waitsFor: 0, next: [1], errbacks: [] },
-    { index: 1, id: `${id}-b`, task: "add", args: [3], options: {}, after: { node: 0 }, passInput: true, waitsFor: 1, next: [], errbacks: [] },
+    {
+      index: 0,
+      id: `${id}-a`,
+      task: "add",
+      args: [1, 2],
+      options: {},
+      passInput: false,
+      waitsFor: 0,
+      next: [1],
+      errbacks: [],
+    },
+    {
+      index: 1,
+      id: `${id}-b`,
+      task: "add",
+      args: [3],
+      options: {},
+      after: { node: 0 },
+      passInput: true,
+      waitsFor: 1,
+      next: [],
+      errbacks: [],
+    },
   ],
   errbacks: [],
   output: { node: 1 },
@@ -58,7 +79,10 @@ describe("DurableResultStore", () => {
       await before.setState("pending", "add", "PENDING");
       await before.setState("started", "add", "STARTED", { retries: 2, workflow: "wf", node: 1 });
       assert.equal(await before.complete("done", "add", { state: "SUCCESS", value: bytes("42") }), true);
-      await before.complete("failed", "add", { state: "FAILURE", error: { name: "Error", message: "boom", stack: "at x" } });
+      await before.complete("failed", "add", {
+        state: "FAILURE",
+        error: { name: "Error", message: "boom", stack: "at x" },
+      });
       await before.saveGraph(graph("wf"));
       await before.arrive("wf:3", 0);
       await before.arrive("wf:3", 2);
@@ -93,7 +117,8 @@ describe("DurableResultStore", () => {
     const f = await fixture();
     try {
       const store = await f.open();
-      for (let i = 0; i < 100; i++) await store.complete(`task-${i}`, "add", { state: "SUCCESS", value: bytes(`value-${i}`) });
+      for (let i = 0; i < 100; i++)
+        await store.complete(`task-${i}`, "add", { state: "SUCCESS", value: bytes(`value-${i}`) });
       await store.close();
       const [segment] = (await readdir(f.path)).filter((name) => name.endsWith(".log"));
       const contents = await readFile(join(f.path, segment));
@@ -103,9 +128,13 @@ describe("DurableResultStore", () => {
       await writeFile(join(f.path, segment), contents);
       const after = await f.open();
       const missing: string[] = [];
-      for (let i = 0; i < 100; i++) if (text((await after.get(`task-${i}`))?.value) !== `value-${i}`) missing.push(`task-${i}`);
+      for (let i = 0; i < 100; i++)
+        if (text((await after.get(`task-${i}`))?.value) !== `value-${i}`) missing.push(`task-${i}`);
       assert.deepEqual(missing, ["task-50"]);
-      assert.ok(f.logs.some((line) => /damaged record in .*quarantine/.test(line)), f.logs.join("\n"));
+      assert.ok(
+        f.logs.some((line) => /damaged record in .*quarantine/.test(line)),
+        f.logs.join("\n"),
+      );
     } finally {
       await f.done();
     }
@@ -137,7 +166,10 @@ describe("DurableResultStore", () => {
       await first.complete("t", "add", { state: "SUCCESS", value: bytes("first") });
       // A redelivered copy of the task reports again.
       await first.setState("t", "add", "STARTED");
-      assert.equal(await first.complete("t", "add", { state: "FAILURE", error: { name: "Error", message: "late" } }), false);
+      assert.equal(
+        await first.complete("t", "add", { state: "FAILURE", error: { name: "Error", message: "late" } }),
+        false,
+      );
       await first.close();
 
       const second = await f.open();
@@ -228,7 +260,12 @@ describe("DurableResultStore", () => {
       assert.equal(text((await after.get("kept-1"))?.value), "1");
       assert.equal(text((await after.get("kept-2"))?.value), "2");
       assert.equal(await after.get("torn"), undefined);
-      assert.ok(f.logs.some((line) => /torn tail in .*\.log at offset \d+ \(.+\): \d+ bytes of an unfinished write cut off/.test(line)), f.logs.join("\n"));
+      assert.ok(
+        f.logs.some((line) =>
+          /torn tail in .*\.log at offset \d+ \(.+\): \d+ bytes of an unfinished write cut off/.test(line),
+        ),
+        f.logs.join("\n"),
+      );
       assert.match(f.logs.at(-1) ?? "", /recovered 2 task results, .* \(1 corrupted records reported\)/);
     } finally {
       await f.done();
@@ -264,7 +301,8 @@ describe("DurableResultStore", () => {
       const file = await openSegmentFile(path);
       return {
         write: (data, position) => file.write(data, position),
-        datasync: () => (failing ? Promise.reject(Object.assign(new Error("EIO: i/o error"), { code: "EIO" })) : file.datasync()),
+        datasync: () =>
+          failing ? Promise.reject(Object.assign(new Error("EIO: i/o error"), { code: "EIO" })) : file.datasync(),
         truncate: (length) => file.truncate(length),
         close: () => file.close(),
       };
@@ -274,7 +312,11 @@ describe("DurableResultStore", () => {
       await store.complete("before", "add", { state: "SUCCESS", value: bytes("1") });
       failing = true;
       await assert.rejects(store.complete("refused", "add", { state: "SUCCESS", value: bytes("2") }), /fsync.*EIO/);
-      await assert.rejects(store.get("before"), /fsync.*EIO/, "a read after the failure must not answer as if all were well");
+      await assert.rejects(
+        store.get("before"),
+        /fsync.*EIO/,
+        "a read after the failure must not answer as if all were well",
+      );
       await assert.rejects(store.claim("later"), /EIO|unusable/);
       await store.close().catch(() => undefined);
     } finally {
@@ -290,7 +332,10 @@ describe("DurableResultStore", () => {
       await writeFile(join(f.path, "LOCK"), String(process.ppid));
       await assert.rejects(f.open(), (error: unknown) => {
         assert.ok(error instanceof DataDirLockedError);
-        assert.match(error.message, new RegExp(`data directory .*results is in use by process ${process.ppid}: run one node per data directory`));
+        assert.match(
+          error.message,
+          new RegExp(`data directory .*results is in use by process ${process.ppid}: run one node per data directory`),
+        );
         return true;
       });
     } finally {
@@ -304,7 +349,10 @@ describe("DurableResultStore", () => {
     const records = [new Uint8Array([0xc1]), new Uint8Array([0x92, 0x92, 0x63, 0x01, 0x05]), ...good];
     const { entries } = replayResultLog(records, 1_000, 0, (reason) => reasons.push(reason));
     assert.deepEqual(entries, [{ kind: "claim", key: "kept", at: 0 }]);
-    assert.deepEqual(reasons.map((reason) => reason.replace(/: .*$/, "")), ["record 0 cannot be read", "record 1, entry 0", "record 1, entry 1 cannot be read"]);
+    assert.deepEqual(
+      reasons.map((reason) => reason.replace(/: .*$/, "")),
+      ["record 0 cannot be read", "record 1, entry 0", "record 1, entry 1 cannot be read"],
+    );
     assert.match(reasons[1], /unknown kind 99/);
   });
 
@@ -338,7 +386,13 @@ describe("DurableResultStore", () => {
       const logged = records.reduce((sum, record) => sum + (decode(record) as unknown[]).length, 0);
       assert.equal(logged, entries.length, "one entry per live record or piece of bookkeeping, nothing dead");
       assert.deepEqual(
-        entries.map((entry) => (entry.kind === "record" ? entry.record.id : entry.kind === "graph" ? `graph ${entry.graph.id}` : `${entry.kind} ${entry.key}`)),
+        entries.map((entry) =>
+          entry.kind === "record"
+            ? entry.record.id
+            : entry.kind === "graph"
+              ? `graph ${entry.graph.id}`
+              : `${entry.kind} ${entry.key}`,
+        ),
         [...held, "graph wf", "join wf:1", "claim wf:sent:1"],
       );
     } finally {
@@ -355,7 +409,10 @@ describe("DurableResultStore", () => {
         await store.complete(`t${i}`, "add", { state: "SUCCESS", value: bytes("result") });
         if (i % 500 === 0) largest = Math.max(largest, await rawSize(f.path));
       }
-      assert.ok(f.logs.some((line) => /compacted the results log from \d+ to \d+ bytes/.test(line)), f.logs.join("\n"));
+      assert.ok(
+        f.logs.some((line) => /compacted the results log from \d+ to \d+ bytes/.test(line)),
+        f.logs.join("\n"),
+      );
       assert.ok(largest < 6_000 * 40, `the log reached ${largest} bytes`);
       await store.close();
       const after = await f.open();

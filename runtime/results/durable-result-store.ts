@@ -1,7 +1,12 @@
 import { lockDataDir } from "../../broker/log/data-dir-lock.ts";
 import { describeCorruption } from "../../broker/log/log-recovery.ts";
 import { PendingBatch } from "../../broker/log/pending-batch.ts";
-import { openDurableLog, type DurableLog, type DurableLogInternals, type DurableLogOptions } from "../../broker/log/durable-log.ts";
+import {
+  openDurableLog,
+  type DurableLog,
+  type DurableLogInternals,
+  type DurableLogOptions,
+} from "../../broker/log/durable-log.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
 import { logEntry, ResultLogEncoder, replayResultLog, type LogEntry } from "./result-log.ts";
@@ -105,7 +110,11 @@ export class DurableResultStore implements ResultStore {
    * @example
    * const results = await DurableResultStore.open(join(dataDir, "results"), { log: (m) => console.error(m) });
    */
-  static async open(dir: string, options: DurableResultStoreOptions = {}, internals: DurableLogInternals = {}): Promise<DurableResultStore> {
+  static async open(
+    dir: string,
+    options: DurableResultStoreOptions = {},
+    internals: DurableLogInternals = {},
+  ): Promise<DurableResultStore> {
     const say = options.log ?? ((message: string) => console.error(`celerity results: ${message}`));
     const now = options.now ?? Date.now;
     const lock = lockDataDir(dir);
@@ -223,7 +232,10 @@ export class DurableResultStore implements ResultStore {
           this.compactedSize = this.log.size;
           this.say(`compacted the results log from ${before} to ${this.log.size} bytes`);
         },
-        (error: unknown) => this.say(`compaction of the results log failed (the log is unchanged): ${error instanceof Error ? error.message : String(error)}`),
+        (error: unknown) =>
+          this.say(
+            `compaction of the results log failed (the log is unchanged): ${error instanceof Error ? error.message : String(error)}`,
+          ),
       )
       .finally(() => (this.compacting = undefined));
     return this.compacting;
@@ -231,7 +243,8 @@ export class DurableResultStore implements ResultStore {
 
   /** Write what is gathered, flush the log and close it; waiters are dropped. */
   async close(): Promise<void> {
-    while (this.gathering !== undefined || this.writing !== undefined) await (this.writing ?? this.gathering?.promise)?.catch(() => undefined);
+    while (this.gathering !== undefined || this.writing !== undefined)
+      await (this.writing ?? this.gathering?.promise)?.catch(() => undefined);
     await this.compacting;
     await this.memory.close();
     try {

@@ -18,7 +18,8 @@ export class GenerationalMap<K, V> {
   private readonly half: number;
 
   constructor(readonly max: number) {
-    if (!Number.isInteger(max) || max < 2) throw new RangeError(`GenerationalMap: max must be an integer of at least 2, got ${max}`);
+    if (!Number.isInteger(max) || max < 2)
+      throw new RangeError(`GenerationalMap: max must be an integer of at least 2, got ${max}`);
     this.half = Math.floor(max / 2);
   }
 

@@ -141,7 +141,9 @@ export class PostgresResultStore implements ResultStore {
         details?.workflow ?? null,
         details?.workflow === undefined ? null : (details.node ?? 0),
         now + this.ttl,
-        details?.info === undefined ? null : Buffer.from(details.info.buffer, details.info.byteOffset, details.info.byteLength),
+        details?.info === undefined
+          ? null
+          : Buffer.from(details.info.buffer, details.info.byteOffset, details.info.byteLength),
       ],
     );
     return result.rowCount ?? 0;
@@ -150,7 +152,10 @@ export class PostgresResultStore implements ResultStore {
   async complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
     const now = Date.now();
     const t = `${this.schema}.results`;
-    const value = outcome.state === "SUCCESS" ? Buffer.from(outcome.value.buffer, outcome.value.byteOffset, outcome.value.byteLength) : null;
+    const value =
+      outcome.state === "SUCCESS"
+        ? Buffer.from(outcome.value.buffer, outcome.value.byteOffset, outcome.value.byteLength)
+        : null;
     const error = outcome.state === "SUCCESS" ? null : JSON.stringify(outcome.error);
     const result = await this.query(
       "complete",
@@ -164,7 +169,17 @@ export class PostgresResultStore implements ResultStore {
          WHERE (r.state NOT IN ${FINAL_STATES} AND NOT ($9::boolean AND r.state = 'STARTED')) OR r.expires_at < $6
          RETURNING id)
        SELECT pg_notify($8, id) FROM done`,
-      [id, task, outcome.state, value, error, now, now + this.ttl, this.channel, outcome.state === "REVOKED" && outcome.unlessStarted === true],
+      [
+        id,
+        task,
+        outcome.state,
+        value,
+        error,
+        now,
+        now + this.ttl,
+        this.channel,
+        outcome.state === "REVOKED" && outcome.unlessStarted === true,
+      ],
     );
     return result.rowCount === 1;
   }
@@ -199,7 +214,11 @@ export class PostgresResultStore implements ResultStore {
   }
 
   async graph(id: string): Promise<MessageGraph | undefined> {
-    const result = await this.query("graph", `SELECT graph FROM ${this.schema}.graphs WHERE id = $1 AND expires_at >= $2`, [id, Date.now()]);
+    const result = await this.query(
+      "graph",
+      `SELECT graph FROM ${this.schema}.graphs WHERE id = $1 AND expires_at >= $2`,
+      [id, Date.now()],
+    );
     return result.rows.length === 0 ? undefined : (decode(result.rows[0].graph as Buffer) as MessageGraph);
   }
 
@@ -265,8 +284,24 @@ export class PostgresResultStore implements ResultStore {
       [id, Date.now()],
     );
     if (result.rows.length === 0) return undefined;
-    const row = result.rows[0] as { task: string; state: TaskState; value: Buffer | null; error: RemoteErrorInfo | null; retries: number; updated_at: string; workflow: string | null; node: number | null; info: Buffer | null };
-    const record: { -readonly [K in keyof ResultRecord]: ResultRecord[K] } = { id, task: row.task, state: row.state, retries: row.retries, updatedAt: Number(row.updated_at) };
+    const row = result.rows[0] as {
+      task: string;
+      state: TaskState;
+      value: Buffer | null;
+      error: RemoteErrorInfo | null;
+      retries: number;
+      updated_at: string;
+      workflow: string | null;
+      node: number | null;
+      info: Buffer | null;
+    };
+    const record: { -readonly [K in keyof ResultRecord]: ResultRecord[K] } = {
+      id,
+      task: row.task,
+      state: row.state,
+      retries: row.retries,
+      updatedAt: Number(row.updated_at),
+    };
     if (row.workflow !== null) {
       record.workflow = row.workflow;
       record.node = row.node ?? 0;
@@ -303,7 +338,10 @@ export class PostgresResultStore implements ResultStore {
       () => client.query(`LISTEN "${this.channel}"`).then(() => undefined),
       (error: unknown) => {
         if (this.listener === client) this.listener = undefined;
-        throw new PostgresConnectionLostError({ operation: "waitFinal", reason: error instanceof Error ? error.message : String(error) });
+        throw new PostgresConnectionLostError({
+          operation: "waitFinal",
+          reason: error instanceof Error ? error.message : String(error),
+        });
       },
     );
   }
@@ -318,7 +356,9 @@ export class PostgresResultStore implements ResultStore {
         if (record !== undefined && READY_STATES.has(record.state)) this.waiters.wake(id, record);
       }
     } catch (error) {
-      this.log(`postgres results: reconnecting the notification connection failed: ${error instanceof Error ? error.message : String(error)}`);
+      this.log(
+        `postgres results: reconnecting the notification connection failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
       setTimeout(() => this.catchUp(), 1_000).unref();
     }
   }
@@ -343,10 +383,18 @@ export class PostgresResultStore implements ResultStore {
       // Added after the table's first release: a schema made before it gains the column here.
       await client.query(`ALTER TABLE ${this.schema}.results ADD COLUMN IF NOT EXISTS info bytea`);
       await client.query(`CREATE INDEX IF NOT EXISTS results_expires_at ON ${this.schema}.results (expires_at)`);
-      await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.graphs (id text PRIMARY KEY, graph bytea NOT NULL, expires_at bigint NOT NULL)`);
-      await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.joins (key text PRIMARY KEY, members integer[] NOT NULL, expires_at bigint NOT NULL)`);
-      await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.claims (key text PRIMARY KEY, expires_at bigint NOT NULL)`);
-      await client.query(`CREATE TABLE IF NOT EXISTS ${this.schema}.reservations (key text PRIMARY KEY, id text NOT NULL, expires_at bigint NOT NULL)`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.schema}.graphs (id text PRIMARY KEY, graph bytea NOT NULL, expires_at bigint NOT NULL)`,
+      );
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.schema}.joins (key text PRIMARY KEY, members integer[] NOT NULL, expires_at bigint NOT NULL)`,
+      );
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.schema}.claims (key text PRIMARY KEY, expires_at bigint NOT NULL)`,
+      );
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.schema}.reservations (key text PRIMARY KEY, id text NOT NULL, expires_at bigint NOT NULL)`,
+      );
       await client.query("COMMIT");
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {});
@@ -361,7 +409,9 @@ export class PostgresResultStore implements ResultStore {
       await this.ready;
       return await this.pool.query(sql, params);
     } catch (error) {
-      throw isConnectionLoss(error) ? new PostgresConnectionLostError({ operation, reason: error instanceof Error ? error.message : String(error) }) : error;
+      throw isConnectionLoss(error)
+        ? new PostgresConnectionLostError({ operation, reason: error instanceof Error ? error.message : String(error) })
+        : error;
     }
   }
 }

@@ -116,7 +116,9 @@ export class RedisResultStore implements ResultStore {
     this.ttl = Math.ceil(options.ttlMs ?? DAY_MS);
     this.shared = options.connection !== undefined;
     this.log = options.log ?? ((message) => console.error(message));
-    this.redis = options.connection ?? newRedisClient(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
+    this.redis =
+      options.connection ??
+      newRedisClient(target.url, { enableAutoPipelining: true, maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
     this.subscriber = newRedisClient(target.url, { maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
     this.redis.on("error", () => {});
     this.subscriber.on("error", () => {});
@@ -134,7 +136,11 @@ export class RedisResultStore implements ResultStore {
   setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> | void {
     const written = this.write(id, task, state, details).then(() => undefined);
     if (!this.shared) return written;
-    written.catch((error: unknown) => this.log(`redis results: recording ${state} for task ${id} failed: ${error instanceof Error ? error.message : String(error)}`));
+    written.catch((error: unknown) =>
+      this.log(
+        `redis results: recording ${state} for task ${id} failed: ${error instanceof Error ? error.message : String(error)}`,
+      ),
+    );
   }
 
   async start(id: string, task: string, details?: StateDetails): Promise<boolean> {
@@ -154,16 +160,33 @@ export class RedisResultStore implements ResultStore {
         details?.retries ?? "",
         details?.workflow ?? "",
         details?.workflow === undefined ? "" : (details.node ?? 0),
-        details?.info === undefined ? "" : Buffer.from(details.info.buffer, details.info.byteOffset, details.info.byteLength),
+        details?.info === undefined
+          ? ""
+          : Buffer.from(details.info.buffer, details.info.byteOffset, details.info.byteLength),
       ]),
     );
   }
 
   async complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
-    const value = outcome.state === "SUCCESS" ? Buffer.from(outcome.value.buffer, outcome.value.byteOffset, outcome.value.byteLength) : "";
+    const value =
+      outcome.state === "SUCCESS"
+        ? Buffer.from(outcome.value.buffer, outcome.value.byteOffset, outcome.value.byteLength)
+        : "";
     const error = outcome.state === "SUCCESS" ? "" : Buffer.from(encode(outcome.error));
     const unlessStarted = outcome.state === "REVOKED" && outcome.unlessStarted === true ? "1" : "0";
-    const first = await this.run("complete", () => completeScript.run(this.redis, [this.prefix, id, task, outcome.state, Date.now(), this.ttl, value, error, unlessStarted]));
+    const first = await this.run("complete", () =>
+      completeScript.run(this.redis, [
+        this.prefix,
+        id,
+        task,
+        outcome.state,
+        Date.now(),
+        this.ttl,
+        value,
+        error,
+        unlessStarted,
+      ]),
+    );
     return first === 1;
   }
 
@@ -190,7 +213,9 @@ export class RedisResultStore implements ResultStore {
   }
 
   async saveGraph(graph: MessageGraph): Promise<void> {
-    await this.run("saveGraph", () => this.redis.set(`${this.prefix}g:${graph.id}`, Buffer.from(encode(graph)), "PX", this.ttl));
+    await this.run("saveGraph", () =>
+      this.redis.set(`${this.prefix}g:${graph.id}`, Buffer.from(encode(graph)), "PX", this.ttl),
+    );
   }
 
   async graph(id: string): Promise<MessageGraph | undefined> {
@@ -203,7 +228,9 @@ export class RedisResultStore implements ResultStore {
   }
 
   async claim(key: string): Promise<boolean> {
-    return (await this.run("claim", () => this.redis.set(`${this.prefix}c:${key}`, "1", "PX", this.ttl, "NX"))) === "OK";
+    return (
+      (await this.run("claim", () => this.redis.set(`${this.prefix}c:${key}`, "1", "PX", this.ttl, "NX"))) === "OK"
+    );
   }
 
   async release(key: string): Promise<void> {
@@ -211,7 +238,11 @@ export class RedisResultStore implements ResultStore {
   }
 
   async reserve(key: string, id: string, ttlMs: number): Promise<string> {
-    return text(await this.run("reserve", () => reserveScript.run(this.redis, [this.prefix, key, id, Math.max(1, Math.ceil(ttlMs))])));
+    return text(
+      await this.run("reserve", () =>
+        reserveScript.run(this.redis, [this.prefix, key, id, Math.max(1, Math.ceil(ttlMs))]),
+      ),
+    );
   }
 
   async close(): Promise<void> {

@@ -136,7 +136,12 @@ export interface ResultLogSummary {
 
 const recordOf = (r: Extract<LogEntry, { 0: typeof Kind.Record }>): ResultRecord => {
   const [, id, task, state, retries, updatedAt, workflow, node, value, error, info] = r;
-  if (typeof id !== "string" || typeof task !== "string" || typeof state !== "string" || typeof updatedAt !== "number") {
+  if (
+    typeof id !== "string" ||
+    typeof task !== "string" ||
+    typeof state !== "string" ||
+    typeof updatedAt !== "number"
+  ) {
     throw new TypeError("a task record needs an id, a task, a state and a time");
   }
   return {
@@ -187,53 +192,54 @@ export const replayResultLog = (
     for (let j = 0; j < entries.length; j++) {
       const record = entries[j];
       try {
-      if (!Array.isArray(record)) throw new TypeError("not an array");
-      switch (record[0]) {
-        case Kind.Record: {
-          const result = recordOf(record);
-          // Re-inserted, so the map's order is the order of last writes.
-          results.delete(result.id);
-          results.set(result.id, result);
-          break;
-        }
-        case Kind.Forget:
-          results.delete(record[1]);
-          break;
-        case Kind.Graph:
-          graphs.delete(record[1].id);
-          graphs.set(record[1].id, { graph: record[1], at: record[2] });
-          break;
-        case Kind.Arrive: {
-          const [, key, members, at] = record;
-          const join = joins.get(key);
-          // As in the store: a join that expired before this arrival starts again from it.
-          if (join === undefined || expired(join.at, at)) joins.set(key, { members: new Set(members), at });
-          else for (const member of members) join.members.add(member);
-          break;
-        }
-        case Kind.Claim: {
-          const [, key, at] = record;
-          const claimed = claims.get(key);
-          if (claimed === undefined || expired(claimed, at)) {
-            claims.delete(key);
-            claims.set(key, at);
+        if (!Array.isArray(record)) throw new TypeError("not an array");
+        switch (record[0]) {
+          case Kind.Record: {
+            const result = recordOf(record);
+            // Re-inserted, so the map's order is the order of last writes.
+            results.delete(result.id);
+            results.set(result.id, result);
+            break;
           }
-          break;
+          case Kind.Forget:
+            results.delete(record[1]);
+            break;
+          case Kind.Graph:
+            graphs.delete(record[1].id);
+            graphs.set(record[1].id, { graph: record[1], at: record[2] });
+            break;
+          case Kind.Arrive: {
+            const [, key, members, at] = record;
+            const join = joins.get(key);
+            // As in the store: a join that expired before this arrival starts again from it.
+            if (join === undefined || expired(join.at, at)) joins.set(key, { members: new Set(members), at });
+            else for (const member of members) join.members.add(member);
+            break;
+          }
+          case Kind.Claim: {
+            const [, key, at] = record;
+            const claimed = claims.get(key);
+            if (claimed === undefined || expired(claimed, at)) {
+              claims.delete(key);
+              claims.set(key, at);
+            }
+            break;
+          }
+          case Kind.Release:
+            claims.delete(record[1]);
+            break;
+          case Kind.Reserve: {
+            // Logged as what the call left, so the last entry of a key is its holder.
+            const [, key, id, until] = record;
+            if (typeof key !== "string" || typeof id !== "string" || typeof until !== "number")
+              throw new TypeError("a reservation needs a key, an id and a time");
+            reservations.delete(key);
+            reservations.set(key, { id, until });
+            break;
+          }
+          default:
+            report(`record ${i}, entry ${j}: unknown kind ${String((record as unknown[])[0])}`);
         }
-        case Kind.Release:
-          claims.delete(record[1]);
-          break;
-        case Kind.Reserve: {
-          // Logged as what the call left, so the last entry of a key is its holder.
-          const [, key, id, until] = record;
-          if (typeof key !== "string" || typeof id !== "string" || typeof until !== "number") throw new TypeError("a reservation needs a key, an id and a time");
-          reservations.delete(key);
-          reservations.set(key, { id, until });
-          break;
-        }
-        default:
-          report(`record ${i}, entry ${j}: unknown kind ${String((record as unknown[])[0])}`);
-      }
       } catch (error) {
         report(`record ${i}, entry ${j} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
       }
@@ -242,12 +248,20 @@ export const replayResultLog = (
   const entries: StoreEntry[] = [];
   for (const record of results.values()) if (!expired(record.updatedAt, now)) entries.push({ kind: "record", record });
   for (const { graph, at } of graphs.values()) if (!expired(at, now)) entries.push({ kind: "graph", graph, at });
-  for (const [key, { members, at }] of joins) if (!expired(at, now)) entries.push({ kind: "join", key, members: [...members], at });
+  for (const [key, { members, at }] of joins)
+    if (!expired(at, now)) entries.push({ kind: "join", key, members: [...members], at });
   for (const [key, at] of claims) if (!expired(at, now)) entries.push({ kind: "claim", key, at });
-  for (const [key, { id, until }] of reservations) if (until > now) entries.push({ kind: "reservation", key, id, until });
+  for (const [key, { id, until }] of reservations)
+    if (until > now) entries.push({ kind: "reservation", key, id, until });
   const count = (kind: StoreEntry["kind"]) => entries.filter((entry) => entry.kind === kind).length;
   return {
     entries,
-    summary: { records: count("record"), graphs: count("graph"), joins: count("join"), claims: count("claim"), reservations: count("reservation") },
+    summary: {
+      records: count("record"),
+      graphs: count("graph"),
+      joins: count("join"),
+      claims: count("claim"),
+      reservations: count("reservation"),
+    },
   };
 };

@@ -19,8 +19,16 @@ export const resultOperations = operationGroup("results", {
     check.optional(check.map<StateDetails>("state details")),
   ),
   /** Answered: the worker runs the task only if STARTED was recorded (no final state was there first). */
-  start: operation<boolean>()(check.string("task id"), check.string("task name"), check.optional(check.map<StateDetails>("state details"))),
-  complete: operation<boolean>()(check.string("task id"), check.string("task name"), check.map<FinalOutcome>("outcome")),
+  start: operation<boolean>()(
+    check.string("task id"),
+    check.string("task name"),
+    check.optional(check.map<StateDetails>("state details")),
+  ),
+  complete: operation<boolean>()(
+    check.string("task id"),
+    check.string("task name"),
+    check.map<FinalOutcome>("outcome"),
+  ),
   get: operation<ResultRecord | null>()(check.string("task id")),
   /** Subscribe this connection to the task's final record (pushed as a Notify on topic "result"). */
   watch: operation<null>()(check.string("task id")),
@@ -31,5 +39,9 @@ export const resultOperations = operationGroup("results", {
   claim: operation<boolean>()(check.string("claim key")),
   release: operation<void>()(check.string("claim key")),
   /** Answers the id holding the key after the call (see ResultStore.reserve). */
-  reserve: operation<string>()(check.string("reservation key"), check.string("task id"), check.number("reservation ttl")),
+  reserve: operation<string>()(
+    check.string("reservation key"),
+    check.string("task id"),
+    check.number("reservation ttl"),
+  ),
 });

@@ -19,7 +19,10 @@ export const RESULT_TOPIC = "result";
  * const node = await BrokerNode.start({ port: 5690, dataDir: "./data" });
  * serveResults(node, await DurableResultStore.open("./data/results"));
  */
-export const serveResults = <S extends ResultStore = MemoryResultStore>(node: BrokerNode, store: S = new MemoryResultStore() as ResultStore as S): S => {
+export const serveResults = <S extends ResultStore = MemoryResultStore>(
+  node: BrokerNode,
+  store: S = new MemoryResultStore() as ResultStore as S,
+): S => {
   node.serve(resultOperations, {
     setState: ([id, task, state, details]) => store.setState(id, task, state, details ?? undefined),
     start: ([id, task, details]) => store.start(id, task, details ?? undefined),
@@ -28,9 +31,11 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(node: Br
     watch: ([id], connection) => {
       let done = false;
       // Resolves now if final, else when the write that finishes the task lands.
-      store.waitFinal(id, undefined, () => new Error("unreachable")).then((record: ResultRecord) => {
-        if (!done) connection.notify(RESULT_TOPIC, [id, record]);
-      });
+      store
+        .waitFinal(id, undefined, () => new Error("unreachable"))
+        .then((record: ResultRecord) => {
+          if (!done) connection.notify(RESULT_TOPIC, [id, record]);
+        });
       connection.onClose(() => (done = true));
       return null;
     },

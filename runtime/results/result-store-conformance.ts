@@ -102,7 +102,10 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
         assert.equal(await store.start(id, "add", { retries: 1 }), true);
         assert.deepEqual(pick(await store.get(id)), { id, task: "add", state: "STARTED", retries: 1 });
         const revoked = randomUUID();
-        await store.complete(revoked, "add", { state: "REVOKED", error: { name: "TaskRevokedError", message: "revoked" } });
+        await store.complete(revoked, "add", {
+          state: "REVOKED",
+          error: { name: "TaskRevokedError", message: "revoked" },
+        });
         assert.equal(await store.start(revoked, "add"), false);
         assert.equal((await store.get(revoked))?.state, "REVOKED");
       }));
@@ -123,7 +126,11 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
     it("lets exactly one of many concurrent completions win", () =>
       withStore(async ({ store }) => {
         const id = randomUUID();
-        const wins = await Promise.all(Array.from({ length: 20 }, (_, i) => store.complete(id, "race", { state: "SUCCESS", value: new Uint8Array([i]) })));
+        const wins = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            store.complete(id, "race", { state: "SUCCESS", value: new Uint8Array([i]) }),
+          ),
+        );
         assert.equal(wins.filter(Boolean).length, 1);
         const winner = wins.indexOf(true);
         assert.deepEqual([...((await store.get(id))?.value ?? [])], [winner]);
@@ -231,7 +238,11 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
         const id = randomUUID();
         await store.setState(id, "add", "STARTED", { workflow: "wf", node: 0 });
         assert.equal((await peer.get(id))?.state, "STARTED");
-        const waiting = peer.waitFinal(id, WAIT_MS, () => new Error(`the peer store did not wake for ${id} within ${WAIT_MS} ms`));
+        const waiting = peer.waitFinal(
+          id,
+          WAIT_MS,
+          () => new Error(`the peer store did not wake for ${id} within ${WAIT_MS} ms`),
+        );
         // Let the peer's subscription reach the storage before the write it must hear.
         await peer.get(id);
         await store.complete(id, "add", { state: "SUCCESS", value: new Uint8Array([42]) });
@@ -256,14 +267,42 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
 const pick = (record: ResultRecord | undefined) => {
   if (record === undefined) return undefined;
   const { id, task, state, retries, workflow, node } = record;
-  return { id, task, state, retries, ...(workflow !== undefined ? { workflow } : {}), ...(node !== undefined ? { node } : {}) };
+  return {
+    id,
+    task,
+    state,
+    retries,
+    ...(workflow !== undefined ? { workflow } : {}),
+    ...(node !== undefined ? { node } : {}),
+  };
 };
 
 const graph = (id: string): MessageGraph => ({
   id,
   nodes: [
-    { index: 0, id: `${id}-a`, task: "add", args: [1, 2], options: {}, passInput: false, waitsFor: 0, next: [1], errbacks: [] },
-    { index: 1, id: `${id}-b`, task: "add", args: [3], options: { countdown: 5 }, after: { node: 0 }, passInput: true, waitsFor: 1, next: [], errbacks: [] },
+    {
+      index: 0,
+      id: `${id}-a`,
+      task: "add",
+      args: [1, 2],
+      options: {},
+      passInput: false,
+      waitsFor: 0,
+      next: [1],
+      errbacks: [],
+    },
+    {
+      index: 1,
+      id: `${id}-b`,
+      task: "add",
+      args: [3],
+      options: { countdown: 5 },
+      after: { node: 0 },
+      passInput: true,
+      waitsFor: 1,
+      next: [],
+      errbacks: [],
+    },
   ],
   errbacks: [],
   output: { node: 1 },

@@ -142,7 +142,6 @@ export type StoreEntry =
 /** The store's own, mutable copy of a record; readers get snapshots. */
 type StoredRecord = { -readonly [K in keyof ResultRecord]: ResultRecord[K] };
 
-
 /**
  * The in-memory result store: bounded (the least recently written records go
  * first once `maxResults` is reached) and expiring. Waiters are woken by
@@ -208,7 +207,12 @@ export class MemoryResultStore implements ResultStore {
 
   complete(id: string, task: string, outcome: FinalOutcome): boolean {
     let record = this.fresh(this.records.get(id));
-    if (record !== undefined && (READY_STATES.has(record.state) || (record.state === "STARTED" && outcome.state === "REVOKED" && outcome.unlessStarted))) return false;
+    if (
+      record !== undefined &&
+      (READY_STATES.has(record.state) ||
+        (record.state === "STARTED" && outcome.state === "REVOKED" && outcome.unlessStarted))
+    )
+      return false;
     if (record === undefined) record = { id, task, state: outcome.state, retries: 0, updatedAt: 0 };
     record.task = task;
     record.state = outcome.state;
@@ -296,13 +300,19 @@ export class MemoryResultStore implements ResultStore {
   /** Everything held that has not expired, with its write time; records and bookkeeping each least recently written first. */
   *contents(): IterableIterator<StoreEntry> {
     const now = this.now();
-    for (const record of this.records.values()) if (now - record.updatedAt <= this.ttl) yield { kind: "record", record };
+    for (const record of this.records.values())
+      if (now - record.updatedAt <= this.ttl) yield { kind: "record", record };
     // The caches know how long an entry has left, so its write time is ttl - remaining before now.
-    const at = (cache: { getRemainingTTL(key: string): number }, key: string) => now - (this.ttl - cache.getRemainingTTL(key));
-    for (const [id, graph] of this.graphs.rentries() as IterableIterator<[string, MessageGraph]>) yield { kind: "graph", graph, at: at(this.graphs, id) };
-    for (const [key, members] of this.joins.rentries() as IterableIterator<[string, Set<number>]>) yield { kind: "join", key, members: [...members], at: at(this.joins, key) };
+    const at = (cache: { getRemainingTTL(key: string): number }, key: string) =>
+      now - (this.ttl - cache.getRemainingTTL(key));
+    for (const [id, graph] of this.graphs.rentries() as IterableIterator<[string, MessageGraph]>)
+      yield { kind: "graph", graph, at: at(this.graphs, id) };
+    for (const [key, members] of this.joins.rentries() as IterableIterator<[string, Set<number>]>)
+      yield { kind: "join", key, members: [...members], at: at(this.joins, key) };
     for (const key of this.counters.rkeys()) yield { kind: "claim", key, at: at(this.counters, key) };
-    for (const [key, { id, until }] of this.reservations.rentries() as IterableIterator<[string, { id: string; until: number }]>) {
+    for (const [key, { id, until }] of this.reservations.rentries() as IterableIterator<
+      [string, { id: string; until: number }]
+    >) {
       if (until > now) yield { kind: "reservation", key, id, until };
     }
   }

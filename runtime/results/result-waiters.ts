@@ -10,7 +10,11 @@ export class ResultWaiters {
   private readonly waiting = new Map<string, Set<(record: ResultRecord) => void>>();
 
   /** Wait for `id`; `first` is true when nobody was waiting for it yet (a remote store subscribes then). */
-  wait(id: string, timeoutMs: number | undefined, onTimeout: () => Error): { readonly promise: Promise<ResultRecord>; readonly first: boolean } {
+  wait(
+    id: string,
+    timeoutMs: number | undefined,
+    onTimeout: () => Error,
+  ): { readonly promise: Promise<ResultRecord>; readonly first: boolean } {
     let set = this.waiting.get(id);
     const first = set === undefined;
     if (set === undefined) this.waiting.set(id, (set = new Set()));

@@ -4,7 +4,13 @@ import { beatClockOf } from "./beat-clock.ts";
 import { NodeTransport } from "../../broker/node/node-transport.ts";
 import type { Transport } from "../../broker/transport.ts";
 import { Beat, type BeatOptions } from "./beat.ts";
-import { defineSchedule, type ScheduledSignature, type ScheduleEntry, type ScheduleOptions, type When } from "./schedule-definition.ts";
+import {
+  defineSchedule,
+  type ScheduledSignature,
+  type ScheduleEntry,
+  type ScheduleOptions,
+  type When,
+} from "./schedule-definition.ts";
 import { ScheduleError } from "./schedule-errors.ts";
 import { nextInstant } from "./schedule-instants.ts";
 import { MemoryScheduleStore, type ScheduleStore } from "./schedule-store.ts";
@@ -59,7 +65,13 @@ export interface AppScheduling {
   close(): Promise<void>;
 }
 
-export const schedulingFor = (broker: Transport, codec: Codec, log: (message: string) => void, clock: Clock, seal?: SealRun): AppScheduling => {
+export const schedulingFor = (
+  broker: Transport,
+  codec: Codec,
+  log: (message: string) => void,
+  clock: Clock,
+  seal?: SealRun,
+): AppScheduling => {
   const store: ScheduleStore =
     broker instanceof NodeTransport
       ? new RemoteScheduleStore(broker.client)
@@ -75,7 +87,10 @@ export const schedulingFor = (broker: Transport, codec: Codec, log: (message: st
     try {
       codec.encode(entry.args, "args");
     } catch (error) {
-      throw new ScheduleError({ schedule: entry.name, reason: `its arguments cannot be sent: ${error instanceof Error ? error.message : String(error)}` });
+      throw new ScheduleError({
+        schedule: entry.name,
+        reason: `its arguments cannot be sent: ${error instanceof Error ? error.message : String(error)}`,
+      });
     }
     return entry;
   };
@@ -83,7 +98,11 @@ export const schedulingFor = (broker: Transport, codec: Codec, log: (message: st
     store,
     schedule(name, when, signature, options) {
       const entry = check(defineSchedule(name, when, signature, options));
-      if (declared.has(name)) throw new ScheduleError({ schedule: name, reason: "a schedule with this name is already declared in this app" });
+      if (declared.has(name))
+        throw new ScheduleError({
+          schedule: name,
+          reason: "a schedule with this name is already declared in this app",
+        });
       declared.set(name, entry);
     },
     schedules: {
@@ -94,7 +113,12 @@ export const schedulingFor = (broker: Transport, codec: Codec, log: (message: st
       async list() {
         const stored = await store.list();
         return stored
-          .map((s) => ({ name: s.entry.name, entry: s.entry, lastRun: s.lastRun, nextRun: nextInstant(s.entry, s.lastRun ?? s.addedAt) }))
+          .map((s) => ({
+            name: s.entry.name,
+            entry: s.entry,
+            lastRun: s.lastRun,
+            nextRun: nextInstant(s.entry, s.lastRun ?? s.addedAt),
+          }))
           .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       },
     },
@@ -119,6 +143,19 @@ export const schedulingFor = (broker: Transport, codec: Codec, log: (message: st
  */
 const unsupported = (broker: string): ScheduleStore => {
   const refuse = (): Promise<never> =>
-    Promise.reject(new Error(`periodic tasks need schedules kept by the broker, and ${broker} keeps none yet: run the beat with a celerity node (celerity://) or the embedded broker`));
-  return { put: refuse, remove: refuse, list: refuse, changes: refuse, acquire: refuse, release: refuse, fire: refuse, close: async () => {} };
+    Promise.reject(
+      new Error(
+        `periodic tasks need schedules kept by the broker, and ${broker} keeps none yet: run the beat with a celerity node (celerity://) or the embedded broker`,
+      ),
+    );
+  return {
+    put: refuse,
+    remove: refuse,
+    list: refuse,
+    changes: refuse,
+    acquire: refuse,
+    release: refuse,
+    fire: refuse,
+    close: async () => {},
+  };
 };

@@ -67,7 +67,11 @@ describe("beat", () => {
     const broker = new EmbeddedBroker();
     MemoryScheduleStore.of(broker, () => clock.now());
     const { publicKey, secretKey } = generateKeyPair();
-    const app = createApp({ broker, log: () => {}, signing: { key: secretKey, trusted: [publicKey], encryption: [generateBoxKey()] } });
+    const app = createApp({
+      broker,
+      log: () => {},
+      signing: { key: secretKey, trusted: [publicKey], encryption: [generateBoxKey()] },
+    });
     t.after(() => app.close());
     const ping = app.task("ping", (n: number) => n + 1);
     app.schedule("signed", { every: "1m" }, ping.s(41));
@@ -87,7 +91,10 @@ describe("beat", () => {
     await t.app.beat().start();
     await t.clock.advance("3m");
     await t.drain();
-    assert.deepEqual(t.sentOf("ping").map((sent) => sent.id), [1, 2, 3].map((m) => runId("tick", T0 + m * 60_000)));
+    assert.deepEqual(
+      t.sentOf("ping").map((sent) => sent.id),
+      [1, 2, 3].map((m) => runId("tick", T0 + m * 60_000)),
+    );
   });
 
   it("lets one beat lead among several, and another take over when the leader stops", async (t) => {
@@ -99,13 +106,19 @@ describe("beat", () => {
     assert.equal((await first.tick()).leader, true);
     assert.equal((await second.tick()).leader, false);
     await clock.advance(1_000);
-    assert.deepEqual((await first.tick()).sent.map((r) => r.instant), [T0 + 1_000]);
+    assert.deepEqual(
+      (await first.tick()).sent.map((r) => r.instant),
+      [T0 + 1_000],
+    );
     assert.deepEqual((await second.tick()).sent, []);
     await first.stop();
     await clock.advance(1_000);
     const report = await second.tick();
     assert.equal(report.leader, true);
-    assert.deepEqual(report.sent.map((r) => r.instant), [T0 + 2_000]);
+    assert.deepEqual(
+      report.sent.map((r) => r.instant),
+      [T0 + 2_000],
+    );
   });
 
   it("hands over after a silent leader's lease expires, sending the runs it missed once", async (t) => {
@@ -121,7 +134,10 @@ describe("beat", () => {
     await clock.advance(1_500);
     const report = await second.tick();
     assert.equal(report.leader, true);
-    assert.deepEqual(report.sent.map((r) => r.instant), [T0 + 2_000, T0 + 3_000, T0 + 4_000]);
+    assert.deepEqual(
+      report.sent.map((r) => r.instant),
+      [T0 + 2_000, T0 + 3_000, T0 + 4_000],
+    );
   });
 
   it("refuses runs from a beat whose lease was taken over (fencing), recording and sending nothing", async (t) => {
@@ -135,7 +151,10 @@ describe("beat", () => {
     await clock.advance(2_000);
     const taken = await store.acquire("new", 1_000);
     assert.ok(taken.token > lease.token);
-    await assert.rejects(store.fire("old", lease.token, [{ schedule: "tick", instant: T0 + 1_000, send: false, envelope: undefined }]), LeaseLostError);
+    await assert.rejects(
+      store.fire("old", lease.token, [{ schedule: "tick", instant: T0 + 1_000, send: false, envelope: undefined }]),
+      LeaseLostError,
+    );
     assert.equal((await store.list())[0].lastRun, undefined);
   });
 
@@ -153,13 +172,19 @@ describe("beat", () => {
     await clock.advance(2_500);
     beat = app.beat({ clock, id: "b", leaseMs: 10_000 });
     sent.push(...(await beat.tick()).sent.map((r) => r.instant));
-    assert.deepEqual(sent, [1, 2, 3, 4, 5].map((s) => T0 + s * 1_000));
+    assert.deepEqual(
+      sent,
+      [1, 2, 3, 4, 5].map((s) => T0 + s * 1_000),
+    );
   });
 
   describe("catch-up of runs missed while no beat ran", () => {
     const missed = async (t: TestContext, catchUp: "skip" | "once" | "all", catchUpLimit?: number) => {
       const { clock, app, ping, logs } = setup(t);
-      app.schedule("tick", { every: "1m" }, ping.s(1), { catchUp, ...(catchUpLimit !== undefined ? { catchUpLimit } : {}) });
+      app.schedule("tick", { every: "1m" }, ping.s(1), {
+        catchUp,
+        ...(catchUpLimit !== undefined ? { catchUpLimit } : {}),
+      });
       const beat = app.beat({ clock, graceMs: 30_000 });
       await beat.tick();
       await clock.advance(10 * 60_000 + 10_000); // ten missed, the last 10 s ago (on time)
@@ -170,7 +195,12 @@ describe("beat", () => {
     it("skip: sends only the runs still on time and logs the others", async (t) => {
       const { sent, logs } = await missed(t, "skip");
       assert.deepEqual(sent, [10]);
-      assert.ok(logs.some((line) => /'tick': 9 missed runs from 2026-03-02T00:01:00.000Z not sent \(catchUp: skip\)/.test(line)), logs.join("\n"));
+      assert.ok(
+        logs.some((line) =>
+          /'tick': 9 missed runs from 2026-03-02T00:01:00.000Z not sent \(catchUp: skip\)/.test(line),
+        ),
+        logs.join("\n"),
+      );
     });
 
     it("once: sends one run for the missed ones", async (t) => {
@@ -205,7 +235,12 @@ describe("beat", () => {
         await clock.advance(3_600_000);
         sent.push(...(await beat.tick()).sent.map((r) => new Date(r.instant).toISOString()));
       }
-      assert.deepEqual(sent, ["2026-03-28T01:30:00.000Z", "2026-03-29T01:30:00.000Z", "2026-03-30T00:30:00.000Z", "2026-03-31T00:30:00.000Z"]);
+      assert.deepEqual(sent, [
+        "2026-03-28T01:30:00.000Z",
+        "2026-03-29T01:30:00.000Z",
+        "2026-03-30T00:30:00.000Z",
+        "2026-03-31T00:30:00.000Z",
+      ]);
     });
 
     it("runs a daily 02:30 job once, not twice, on the fall-back day", async (t) => {
@@ -230,23 +265,33 @@ describe("beat", () => {
     await clock.advance(60_000);
     assert.equal((await beat.tick()).sent.length, 1);
     let list = await app.schedules.list();
-    assert.deepEqual(list.map((s) => [s.name, s.lastRun, s.nextRun]), [
-      ["a", T0 + 60_000, T0 + 120_000],
-      ["b", undefined, Date.parse("2026-03-02T02:00:00Z")],
-    ]);
+    assert.deepEqual(
+      list.map((s) => [s.name, s.lastRun, s.nextRun]),
+      [
+        ["a", T0 + 60_000, T0 + 120_000],
+        ["b", undefined, Date.parse("2026-03-02T02:00:00Z")],
+      ],
+    );
     await app.schedules.add("a", { every: "2m" }, ping.s(1));
     assert.equal((await app.schedules.list())[0].lastRun, T0 + 60_000, "a replaced schedule keeps its last run");
     assert.equal(await app.schedules.remove("a"), true);
     assert.equal(await app.schedules.remove("a"), false);
     list = await app.schedules.list();
-    assert.deepEqual(list.map((s) => s.name), ["b"]);
+    assert.deepEqual(
+      list.map((s) => s.name),
+      ["b"],
+    );
     await clock.advance(3 * 60_000);
     assert.deepEqual((await beat.tick()).sent, []);
   });
 
   it("sends no run before start nor after end, and expires a run not started in time", async (t) => {
     const { clock, app, ping, broker } = setup(t);
-    app.schedule("window", { every: "1m" }, ping.s(1), { start: T0 + 3 * 60_000, end: T0 + 5 * 60_000, expires: "30s" });
+    app.schedule("window", { every: "1m" }, ping.s(1), {
+      start: T0 + 3 * 60_000,
+      end: T0 + 5 * 60_000,
+      expires: "30s",
+    });
     const beat = app.beat({ clock });
     const sent: number[] = [];
     await beat.tick();
@@ -256,13 +301,20 @@ describe("beat", () => {
     }
     assert.deepEqual(sent, [3, 4, 5]);
     const received: unknown[] = [];
-    const consumer = await broker.consume("celery", (delivery) => {
-      received.push(delivery.envelope.headers.expires);
-      consumer.ack(delivery.deliveryTag);
-    }, { prefetch: 10 });
+    const consumer = await broker.consume(
+      "celery",
+      (delivery) => {
+        received.push(delivery.envelope.headers.expires);
+        consumer.ack(delivery.deliveryTag);
+      },
+      { prefetch: 10 },
+    );
     await eventually(() => received.length === 3, 2_000, "three runs in the queue");
     await consumer.cancel();
-    assert.deepEqual(received, [3, 4, 5].map((m) => T0 + m * 60_000 + 30_000));
+    assert.deepEqual(
+      received,
+      [3, 4, 5].map((m) => T0 + m * 60_000 + 30_000),
+    );
   });
 
   it("delays each run by its jitter, the same on every beat", async (t) => {
@@ -278,22 +330,57 @@ describe("beat", () => {
 
   describe("bad input", () => {
     const cases: [string, (app: App, ping: ReturnType<typeof setup>["ping"]) => void, RegExp][] = [
-      ["a cron expression with too few fields", (app, ping) => app.schedule("x", { cron: "0 3 * *" }, ping.s(1)), /schedule 'x': cron "0 3 \* \*": Invalid number of segments/],
-      ["an unknown time zone", (app, ping) => app.schedule("x", { cron: "0 3 * * *", tz: "Mars/Olympus" }, ping.s(1)), /in Mars\/Olympus: Invalid time zone/],
-      ["an interval that is no duration", (app, ping) => app.schedule("x", { every: "soon" }, ping.s(1)), /every must be a positive whole number of ms or a duration like "30s".*got "soon"/],
+      [
+        "a cron expression with too few fields",
+        (app, ping) => app.schedule("x", { cron: "0 3 * *" }, ping.s(1)),
+        /schedule 'x': cron "0 3 \* \*": Invalid number of segments/,
+      ],
+      [
+        "an unknown time zone",
+        (app, ping) => app.schedule("x", { cron: "0 3 * * *", tz: "Mars/Olympus" }, ping.s(1)),
+        /in Mars\/Olympus: Invalid time zone/,
+      ],
+      [
+        "an interval that is no duration",
+        (app, ping) => app.schedule("x", { every: "soon" }, ping.s(1)),
+        /every must be a positive whole number of ms or a duration like "30s".*got "soon"/,
+      ],
       ["a zero interval", (app, ping) => app.schedule("x", { every: 0 }, ping.s(1)), /every must be a positive/],
-      ["neither every nor cron", (app, ping) => app.schedule("x", {} as never, ping.s(1)), /when must be \{ every: "30s" \} or \{ cron/],
-      ["an unknown catch-up policy", (app, ping) => app.schedule("x", { every: "1s" }, ping.s(1), { catchUp: "some" as never }), /catchUp must be "skip", "once" or "all", got "some"/],
-      ["a catch-up limit of zero", (app, ping) => app.schedule("x", { every: "1s" }, ping.s(1), { catchUp: "all", catchUpLimit: 0 }), /catchUpLimit must be a whole number from 1 to 10000, got 0/],
-      ["an end before the start", (app, ping) => app.schedule("x", { every: "1s" }, ping.s(1), { start: T0, end: T0 - 1 }), /end \(.*\) is before start/],
-      ["arguments that cannot be sent", (app, ping) => app.schedule("x", { every: "1s" }, ping.s(new Map() as never)), /'x': its arguments cannot be sent/],
+      [
+        "neither every nor cron",
+        (app, ping) => app.schedule("x", {} as never, ping.s(1)),
+        /when must be \{ every: "30s" \} or \{ cron/,
+      ],
+      [
+        "an unknown catch-up policy",
+        (app, ping) => app.schedule("x", { every: "1s" }, ping.s(1), { catchUp: "some" as never }),
+        /catchUp must be "skip", "once" or "all", got "some"/,
+      ],
+      [
+        "a catch-up limit of zero",
+        (app, ping) => app.schedule("x", { every: "1s" }, ping.s(1), { catchUp: "all", catchUpLimit: 0 }),
+        /catchUpLimit must be a whole number from 1 to 10000, got 0/,
+      ],
+      [
+        "an end before the start",
+        (app, ping) => app.schedule("x", { every: "1s" }, ping.s(1), { start: T0, end: T0 - 1 }),
+        /end \(.*\) is before start/,
+      ],
+      [
+        "arguments that cannot be sent",
+        (app, ping) => app.schedule("x", { every: "1s" }, ping.s(new Map() as never)),
+        /'x': its arguments cannot be sent/,
+      ],
       ["no signature", (app) => app.schedule("x", { every: "1s" }, "ping" as never), /must be a task signature/],
       ["an empty name", (app, ping) => app.schedule("", { every: "1s" }, ping.s(1)), /needs a name/],
     ];
     for (const [what, act, message] of cases) {
       it(`refuses ${what} with a ScheduleError naming it, storing nothing`, async (t) => {
         const { app, ping } = setup(t);
-        assert.throws(() => act(app, ping), (error: unknown) => error instanceof ScheduleError && message.test(error.message));
+        assert.throws(
+          () => act(app, ping),
+          (error: unknown) => error instanceof ScheduleError && message.test(error.message),
+        );
         await app.beat().start();
         assert.deepEqual(await app.schedules.list(), []);
       });
@@ -302,7 +389,10 @@ describe("beat", () => {
     it("refuses a schedule declared twice in one app", (t) => {
       const { app, ping } = setup(t);
       app.schedule("x", { every: "1s" }, ping.s(1));
-      assert.throws(() => app.schedule("x", { every: "2s" }, ping.s(1)), /schedule 'x': a schedule with this name is already declared/);
+      assert.throws(
+        () => app.schedule("x", { every: "2s" }, ping.s(1)),
+        /schedule 'x': a schedule with this name is already declared/,
+      );
     });
 
     it("refuses the same mistakes from schedules.add, rejecting", async (t) => {

@@ -114,7 +114,10 @@ export class Beat {
     this.id = options.id ?? `beat@${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.leaseMs = positive("leaseMs", options.leaseMs ?? DEFAULT_LEASE_MS);
     this.graceMs = positive("graceMs", options.graceMs ?? 30_000, true);
-    this.maxIntervalMs = positive("maxIntervalMs", options.maxIntervalMs ?? Math.min(5_000, Math.floor(this.leaseMs / 3)));
+    this.maxIntervalMs = positive(
+      "maxIntervalMs",
+      options.maxIntervalMs ?? Math.min(5_000, Math.floor(this.leaseMs / 3)),
+    );
     this.batchSize = positive("batchSize", options.batchSize ?? 500);
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? context.log;
@@ -145,7 +148,10 @@ export class Beat {
     this.loop = undefined;
     const token = this.token;
     this.token = undefined;
-    if (token !== undefined) await this.context.store.release(this.id, token).catch((error: unknown) => this.log(`beat ${this.id}: could not release the lease: ${messageOf(error)}`));
+    if (token !== undefined)
+      await this.context.store
+        .release(this.id, token)
+        .catch((error: unknown) => this.log(`beat ${this.id}: could not release the lease: ${messageOf(error)}`));
   }
 
   /** The app's declared schedules go into the store once, before this beat's first tick. */
@@ -158,7 +164,10 @@ export class Beat {
   private async run(report: TickReport | undefined, signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       const now = this.clock.now();
-      const wake = report?.leader === true && report.nextDue !== undefined ? Math.min(report.nextDue - now, this.maxIntervalMs) : this.maxIntervalMs;
+      const wake =
+        report?.leader === true && report.nextDue !== undefined
+          ? Math.min(report.nextDue - now, this.maxIntervalMs)
+          : this.maxIntervalMs;
       await this.clock.sleep(wake, signal);
       if (signal.aborted) break;
       report = await this.tickSafely();
@@ -197,7 +206,8 @@ export class Beat {
     if (this.token === undefined || started - this.renewedAt >= this.leaseMs / 3) {
       const lease = await store.acquire(this.id, this.leaseMs);
       if (lease.holder !== this.id) {
-        if (this.token !== undefined) this.log(`beat ${this.id}: no longer leads; ${lease.holder} leads with token ${lease.token}`);
+        if (this.token !== undefined)
+          this.log(`beat ${this.id}: no longer leads; ${lease.holder} leads with token ${lease.token}`);
         this.token = undefined;
         return { leader: false, sent: [], skipped: 0, nextDue: undefined };
       }
@@ -243,10 +253,14 @@ export class Beat {
         const run = batch[j];
         const result = results[j];
         this.recorded(run, result.outcome);
-        if (result.error !== undefined) this.log(`beat ${this.id}: schedule '${run.schedule}': the broker refused the run at ${iso(run.instant)} (it is not sent again): ${result.error}`);
+        if (result.error !== undefined)
+          this.log(
+            `beat ${this.id}: schedule '${run.schedule}': the broker refused the run at ${iso(run.instant)} (it is not sent again): ${result.error}`,
+          );
         else if (result.outcome === "sent") {
           sent.push({ schedule: run.schedule, instant: run.instant, id: run.envelope!.id });
-          if (this.logRuns) this.log(`beat ${this.id}: sent '${run.schedule}' run at ${iso(run.instant)} as task ${run.envelope!.id}`);
+          if (this.logRuns)
+            this.log(`beat ${this.id}: sent '${run.schedule}' run at ${iso(run.instant)} as task ${run.envelope!.id}`);
         }
       }
     }
@@ -288,7 +302,8 @@ export class Beat {
   private recorded(run: ScheduledRun, outcome: RunOutcome): void {
     const schedule = this.known.get(run.schedule);
     if ((outcome === "sent" || outcome === "passed") && schedule !== undefined) {
-      if (schedule.lastRun === undefined || run.instant > schedule.lastRun) this.known.set(run.schedule, { ...schedule, lastRun: run.instant });
+      if (schedule.lastRun === undefined || run.instant > schedule.lastRun)
+        this.known.set(run.schedule, { ...schedule, lastRun: run.instant });
     } else {
       this.refreshedAt = -Infinity;
     }
@@ -309,8 +324,10 @@ export class Beat {
         `beat ${this.id}: schedule '${name}': ${due.estimated ? "about " : ""}${due.skipped} missed run${due.skipped === 1 ? "" : "s"} from ${iso(due.skippedFrom!)} not sent (catchUp: ${entry.catchUp})`,
       );
     }
-    for (const instant of due.send) runs.push({ schedule: name, instant, send: true, envelope: this.envelopeOf(entry, instant, now) });
-    if (due.send.length === 0 || due.send[due.send.length - 1] !== due.last) runs.push({ schedule: name, instant: due.last, send: false, envelope: undefined });
+    for (const instant of due.send)
+      runs.push({ schedule: name, instant, send: true, envelope: this.envelopeOf(entry, instant, now) });
+    if (due.send.length === 0 || due.send[due.send.length - 1] !== due.last)
+      runs.push({ schedule: name, instant: due.last, send: false, envelope: undefined });
     // As the store will have it once these runs are fired (a refused fire makes the next tick read the whole table again).
     const next = nextInstant(entry, due.last);
     this.nextOf.set(name, { from: `${schedule.revision}:${due.last}`, next });
@@ -319,7 +336,10 @@ export class Beat {
   }
 
   private envelopeOf(entry: ScheduleEntry, instant: number, now: number): Envelope {
-    const options = entry.jitterMs > 0 ? { ...entry.options, eta: instant + jitterOf(entry.name, instant, entry.jitterMs) } : entry.options;
+    const options =
+      entry.jitterMs > 0
+        ? { ...entry.options, eta: instant + jitterOf(entry.name, instant, entry.jitterMs) }
+        : entry.options;
     return toEnvelope(
       {
         id: runId(entry.name, instant),
@@ -345,7 +365,8 @@ const jitterOf = (name: string, instant: number, maxMs: number): number => {
 };
 
 const positive = (name: string, value: number, allowZero = false): number => {
-  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) throw new RangeError(`beat option ${name} must be a positive number of ms, got ${value}`);
+  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0))
+    throw new RangeError(`beat option ${name} must be a positive number of ms, got ${value}`);
   return value;
 };
 

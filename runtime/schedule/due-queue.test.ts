@@ -27,7 +27,10 @@ describe("due queue", () => {
 
   it("agrees with a sorted list for any sequence of sets and takes", () => {
     const op = fc.oneof(
-      fc.record({ name: fc.constantFrom("a", "b", "c", "d", "e"), at: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }) }),
+      fc.record({
+        name: fc.constantFrom("a", "b", "c", "d", "e"),
+        at: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
+      }),
       fc.record({ take: fc.integer({ min: 0, max: 100 }) }),
     );
     fc.assert(
@@ -39,7 +42,10 @@ describe("due queue", () => {
             const due = [...model].filter(([, at]) => at <= step.take).sort((x, y) => x[1] - y[1] || 0);
             const taken = queue.takeDue(step.take);
             assert.deepEqual(new Set(taken), new Set(due.map(([name]) => name)));
-            assert.deepEqual(taken.map((name) => model.get(name)), due.map(([, at]) => at));
+            assert.deepEqual(
+              taken.map((name) => model.get(name)),
+              due.map(([, at]) => at),
+            );
             for (const [name] of due) model.delete(name);
           } else if (step.at === undefined) {
             model.delete(step.name);

@@ -42,7 +42,9 @@ export class RemoteScheduleStore implements ScheduleStore {
   }
 
   async fire(holder: string, token: number, runs: readonly ScheduledRun[]): Promise<FireResult[]> {
-    const wire = runs.map((run): WireRun => [run.schedule, run.instant, run.envelope === undefined ? null : envelopeToWire(run.envelope)]);
+    const wire = runs.map(
+      (run): WireRun => [run.schedule, run.instant, run.envelope === undefined ? null : envelopeToWire(run.envelope)],
+    );
     const answer = await this.call(ops.fire, [holder, token, wire]);
     return answer.map(([outcome, error]) => (error === null ? { outcome } : { outcome, error }));
   }
@@ -52,7 +54,9 @@ export class RemoteScheduleStore implements ScheduleStore {
   private call<O extends AnyOperation>(op: O, args: SentOf<O>): Promise<AnswerOf<O>> {
     return this.client.call(op, args).catch((error: unknown) => {
       if (error instanceof Error && /unknown op 'beat\./.test(error.message)) {
-        throw new Error(`the node at ${this.client.url} does not keep schedules (start it with 'celerity broker', or call serveSchedules(node))`);
+        throw new Error(
+          `the node at ${this.client.url} does not keep schedules (start it with 'celerity broker', or call serveSchedules(node))`,
+        );
       }
       throw error;
     });
@@ -60,4 +64,5 @@ export class RemoteScheduleStore implements ScheduleStore {
 }
 
 // msgpack carries no undefined at the top of a map value: a schedule never run arrives without its lastRun.
-const withLastRun = (schedule: StoredSchedule): StoredSchedule => (schedule.lastRun === undefined ? { ...schedule, lastRun: undefined } : schedule);
+const withLastRun = (schedule: StoredSchedule): StoredSchedule =>
+  schedule.lastRun === undefined ? { ...schedule, lastRun: undefined } : schedule;

@@ -99,6 +99,7 @@ export interface ScheduledSignature {
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: a schedule name may hold no NUL.
 const NAME = /^[^\s\u0000]{1,200}$/;
 
 /** A duration in ms from "30s", "5m", "1.5h", "2d", "250ms" or a number of ms; throws ScheduleError naming `what`. */
@@ -134,7 +135,8 @@ export const cronOf = (expression: string, tz: string | undefined): Cron.Cron =>
 
 const toEpoch = (schedule: string, what: string, value: unknown): number => {
   const ms = value instanceof Date ? value.getTime() : value;
-  if (typeof ms !== "number" || !Number.isFinite(ms)) throw new ScheduleError({ schedule, reason: `${what} must be a Date or epoch ms, got ${describe(value)}` });
+  if (typeof ms !== "number" || !Number.isFinite(ms))
+    throw new ScheduleError({ schedule, reason: `${what} must be a Date or epoch ms, got ${describe(value)}` });
   return ms;
 };
 
@@ -142,12 +144,28 @@ const toEpoch = (schedule: string, what: string, value: unknown): number => {
  * Check and resolve what a user wrote into a ScheduleEntry; throws
  * ScheduleError naming the schedule and what is wrong.
  */
-export const defineSchedule = (name: string, when: When, signature: ScheduledSignature, options: ScheduleOptions = {}): ScheduleEntry => {
+export const defineSchedule = (
+  name: string,
+  when: When,
+  signature: ScheduledSignature,
+  options: ScheduleOptions = {},
+): ScheduleEntry => {
   if (typeof name !== "string" || !NAME.test(name)) {
-    throw new ScheduleError({ schedule: String(name), reason: "a schedule needs a name of 1 to 200 characters without spaces" });
+    throw new ScheduleError({
+      schedule: String(name),
+      reason: "a schedule needs a name of 1 to 200 characters without spaces",
+    });
   }
-  if (signature === null || typeof signature !== "object" || typeof signature.task !== "string" || !Array.isArray(signature.args)) {
-    throw new ScheduleError({ schedule: name, reason: "the third argument must be a task signature, such as report.s('daily')" });
+  if (
+    signature === null ||
+    typeof signature !== "object" ||
+    typeof signature.task !== "string" ||
+    !Array.isArray(signature.args)
+  ) {
+    throw new ScheduleError({
+      schedule: name,
+      reason: "the third argument must be a task signature, such as report.s('daily')",
+    });
   }
   const entry: { -readonly [K in keyof ScheduleEntry]: ScheduleEntry[K] } = {
     name,
@@ -162,23 +180,45 @@ export const defineSchedule = (name: string, when: When, signature: ScheduledSig
   if (when !== null && typeof when === "object" && "every" in when) {
     entry.every = parseDuration(name, "every", when.every);
   } else if (when !== null && typeof when === "object" && "cron" in when) {
-    if (typeof when.cron !== "string") throw new ScheduleError({ schedule: name, reason: `cron must be a string like "0 3 * * 1-5", got ${describe(when.cron)}` });
-    if (when.tz !== undefined && typeof when.tz !== "string") throw new ScheduleError({ schedule: name, reason: `tz must be an IANA time zone name, got ${describe(when.tz)}` });
+    if (typeof when.cron !== "string")
+      throw new ScheduleError({
+        schedule: name,
+        reason: `cron must be a string like "0 3 * * 1-5", got ${describe(when.cron)}`,
+      });
+    if (when.tz !== undefined && typeof when.tz !== "string")
+      throw new ScheduleError({
+        schedule: name,
+        reason: `tz must be an IANA time zone name, got ${describe(when.tz)}`,
+      });
     const parsed = Cron.parse(when.cron, when.tz ?? "UTC");
-    if (Result.isFailure(parsed)) throw new ScheduleError({ schedule: name, reason: `cron "${when.cron}"${when.tz !== undefined ? ` in ${when.tz}` : ""}: ${parsed.failure.message}` });
+    if (Result.isFailure(parsed))
+      throw new ScheduleError({
+        schedule: name,
+        reason: `cron "${when.cron}"${when.tz !== undefined ? ` in ${when.tz}` : ""}: ${parsed.failure.message}`,
+      });
     entry.cron = when.cron;
     if (when.tz !== undefined) entry.tz = when.tz;
   } else {
-    throw new ScheduleError({ schedule: name, reason: `when must be { every: "30s" } or { cron: "0 3 * * *", tz?: "Europe/Berlin" }, got ${describe(when)}` });
+    throw new ScheduleError({
+      schedule: name,
+      reason: `when must be { every: "30s" } or { cron: "0 3 * * *", tz?: "Europe/Berlin" }, got ${describe(when)}`,
+    });
   }
   const { catchUp, catchUpLimit, jitter, expires, start, end } = options;
   if (catchUp !== undefined) {
-    if (catchUp !== "skip" && catchUp !== "once" && catchUp !== "all") throw new ScheduleError({ schedule: name, reason: `catchUp must be "skip", "once" or "all", got ${describe(catchUp)}` });
+    if (catchUp !== "skip" && catchUp !== "once" && catchUp !== "all")
+      throw new ScheduleError({
+        schedule: name,
+        reason: `catchUp must be "skip", "once" or "all", got ${describe(catchUp)}`,
+      });
     entry.catchUp = catchUp;
   }
   if (catchUpLimit !== undefined) {
     if (!Number.isInteger(catchUpLimit) || catchUpLimit < 1 || catchUpLimit > 10_000) {
-      throw new ScheduleError({ schedule: name, reason: `catchUpLimit must be a whole number from 1 to 10000, got ${describe(catchUpLimit)}` });
+      throw new ScheduleError({
+        schedule: name,
+        reason: `catchUpLimit must be a whole number from 1 to 10000, got ${describe(catchUpLimit)}`,
+      });
     }
     entry.catchUpLimit = catchUpLimit;
   }
@@ -187,7 +227,10 @@ export const defineSchedule = (name: string, when: When, signature: ScheduledSig
   if (start !== undefined) entry.startAt = toEpoch(name, "start", start);
   if (end !== undefined) entry.endAt = toEpoch(name, "end", end);
   if (entry.startAt !== undefined && entry.endAt !== undefined && entry.endAt < entry.startAt) {
-    throw new ScheduleError({ schedule: name, reason: `end (${new Date(entry.endAt).toISOString()}) is before start (${new Date(entry.startAt).toISOString()})` });
+    throw new ScheduleError({
+      schedule: name,
+      reason: `end (${new Date(entry.endAt).toISOString()}) is before start (${new Date(entry.startAt).toISOString()})`,
+    });
   }
   return entry;
 };

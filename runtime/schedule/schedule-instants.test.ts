@@ -3,7 +3,8 @@ import { describe, it } from "node:test";
 import { defineSchedule, type ScheduleOptions, type When } from "./schedule-definition.ts";
 import { dueRuns, nextInstant } from "./schedule-instants.ts";
 
-const entry = (when: When, options: ScheduleOptions = {}) => defineSchedule("job", when, { task: "job", args: [], options: {} }, options);
+const entry = (when: When, options: ScheduleOptions = {}) =>
+  defineSchedule("job", when, { task: "job", args: [], options: {} }, options);
 const T0 = Date.parse("2026-01-01T00:00:00Z");
 
 describe("schedule instants", () => {

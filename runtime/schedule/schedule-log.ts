@@ -33,14 +33,20 @@ export class ScheduleLog {
   }
 
   /** Lock `dir`, read its log back into a table, and compact it. */
-  static async open(dir: string, options: { readonly fsync?: DurableLogOptions["fsync"]; readonly log?: (message: string) => void } = {}): Promise<ScheduleLog> {
+  static async open(
+    dir: string,
+    options: { readonly fsync?: DurableLogOptions["fsync"]; readonly log?: (message: string) => void } = {},
+  ): Promise<ScheduleLog> {
     const say = options.log ?? ((message: string) => console.error(`celerity schedules: ${message}`));
     const lock = lockDataDir(dir);
     let log: DurableLog | undefined;
     try {
       const opened = await DurableLog.open(dir, {
         ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
-        onCorruption: (info) => say(`corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`),
+        onCorruption: (info) =>
+          say(
+            `corrupted record in ${info.segment} at offset ${info.offset} (${info.reason}); ${info.droppedBytes} bytes after it dropped`,
+          ),
       });
       log = opened.log;
       const keeper = new ScheduleLog(log, say, () => lock.release());
@@ -69,11 +75,15 @@ export class ScheduleLog {
   private append(change: TableChange): void {
     const written = this.log.append(this.codec.encode(change, "schedule change"));
     written.catch((error: unknown) => {
-      if (this.failure === undefined) this.say(`a write failed; schedule changes are refused from now on: ${error instanceof Error ? error.message : String(error)}`);
+      if (this.failure === undefined)
+        this.say(
+          `a write failed; schedule changes are refused from now on: ${error instanceof Error ? error.message : String(error)}`,
+        );
       this.failure ??= error;
     });
     this.lastWrite = written;
-    if (++this.sinceCompaction > Math.max(10_000, this.table.size * 4) && this.compacting === undefined) void this.compact();
+    if (++this.sinceCompaction > Math.max(10_000, this.table.size * 4) && this.compacting === undefined)
+      void this.compact();
   }
 
   /** Replace the log by the records that rebuild the table as it is now. */
@@ -84,7 +94,10 @@ export class ScheduleLog {
         () => {
           this.sinceCompaction = 0;
         },
-        (error: unknown) => this.say(`compaction failed (the log is unchanged): ${error instanceof Error ? error.message : String(error)}`),
+        (error: unknown) =>
+          this.say(
+            `compaction failed (the log is unchanged): ${error instanceof Error ? error.message : String(error)}`,
+          ),
       )
       .finally(() => (this.compacting = undefined));
     return this.compacting;

@@ -29,7 +29,14 @@ export const scheduleOperations = operationGroup("beat", {
   remove: operation<boolean>()(check.string("schedule name")),
   list: operation<StoredSchedule[]>()(),
   changes: operation<TableChanges>()(check.optional(check.string("epoch")), check.number("version")),
-  acquire: operation<[holder: string, token: number, expiresAt: number]>()(check.string("holder"), check.number("lease ms")),
+  acquire: operation<[holder: string, token: number, expiresAt: number]>()(
+    check.string("holder"),
+    check.number("lease ms"),
+  ),
   release: operation<null>()(check.string("holder"), check.number("token")),
-  fire: operation<[outcome: RunOutcome, error: string | null][]>()(check.string("holder"), check.number("token"), check.array<readonly WireRun[]>("runs")),
+  fire: operation<[outcome: RunOutcome, error: string | null][]>()(
+    check.string("holder"),
+    check.number("token"),
+    check.array<readonly WireRun[]>("runs"),
+  ),
 });

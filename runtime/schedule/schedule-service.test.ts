@@ -40,7 +40,10 @@ describe("schedules on a broker node", () => {
     await worker.worker().start();
     const beat = connect().beat({ clock, id: "b1" });
     await beat.tick();
-    assert.deepEqual((await worker.schedules.list()).map((s) => s.name), ["double"]);
+    assert.deepEqual(
+      (await worker.schedules.list()).map((s) => s.name),
+      ["double"],
+    );
     await clock.advance(60_000);
     const report = await beat.tick();
     assert.equal(report.sent.length, 1);
@@ -62,14 +65,20 @@ describe("schedules on a broker node", () => {
     assert.equal((await second.tick()).leader, true);
     assert.deepEqual((await second.tick()).sent, [], "the runs were sent by the tick that took the lead");
     const store = new RemoteScheduleStore((a.broker as NodeTransport).client);
-    await assert.rejects(store.fire("first", 1, [{ schedule: "tick", instant: clock.now() + 1_000, send: false, envelope: undefined }]), LeaseLostError);
+    await assert.rejects(
+      store.fire("first", 1, [{ schedule: "tick", instant: clock.now() + 1_000, send: false, envelope: undefined }]),
+      LeaseLostError,
+    );
     assert.equal((await a.schedules.list())[0].lastRun, clock.now(), "nothing recorded for the fenced beat");
   });
 
   it("says so when the node keeps no schedules", async (t) => {
     const { connect } = await setup(t, { schedules: false });
     const app = connect();
-    await assert.rejects(app.schedules.list(), /does not keep schedules \(start it with 'celerity broker', or call serveSchedules\(node\)\)/);
+    await assert.rejects(
+      app.schedules.list(),
+      /does not keep schedules \(start it with 'celerity broker', or call serveSchedules\(node\)\)/,
+    );
   });
 
   it("keeps schedules while beats come and go", async (t) => {
@@ -86,7 +95,14 @@ describe("schedules on a broker node", () => {
     sent.push(...(await beat.tick()).sent.map((r) => r.instant));
     await beat.stop();
     const start = Date.parse("2026-03-02T00:00:00Z");
-    assert.deepEqual(sent, [1, 2, 3, 4].map((s) => start + s * 1_000));
-    await eventually(async () => (await app.schedules.list())[0].lastRun === start + 4_000, 2_000, "the last run on the node");
+    assert.deepEqual(
+      sent,
+      [1, 2, 3, 4].map((s) => start + s * 1_000),
+    );
+    await eventually(
+      async () => (await app.schedules.list())[0].lastRun === start + 4_000,
+      2_000,
+      "the last run on the node",
+    );
   });
 });

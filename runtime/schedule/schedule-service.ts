@@ -48,7 +48,11 @@ export const serveSchedules = (node: BrokerNode, options: ScheduleServiceOptions
     list: () => table.list(),
     changes: ([epoch, since]) => table.changesSince(epoch ?? undefined, since),
     acquire: ([holder, ttlMs]) => {
-      if (!(ttlMs > 0)) throw new InvalidArgumentError({ argument: "lease ms", reason: `beat.acquire needs a positive lease, got ${ttlMs}` });
+      if (!(ttlMs > 0))
+        throw new InvalidArgumentError({
+          argument: "lease ms",
+          reason: `beat.acquire needs a positive lease, got ${ttlMs}`,
+        });
       const lease = table.acquire(holder, ttlMs, now());
       return durable<[string, number, number]>([lease.holder, lease.token, lease.expiresAt]);
     },
@@ -68,7 +72,9 @@ export const serveSchedules = (node: BrokerNode, options: ScheduleServiceOptions
       const outcomes = table.fire(holder, token, runs, now(), (run) => {
         published.set(run, node.publishDurably(run.envelope as Envelope, true));
       });
-      return settleAll(runs, outcomes, published).then((results) => durable(results.map((r): [typeof r.outcome, string | null] => [r.outcome, r.error ?? null])));
+      return settleAll(runs, outcomes, published).then((results) =>
+        durable(results.map((r): [typeof r.outcome, string | null] => [r.outcome, r.error ?? null])),
+      );
     },
   });
   return table;
@@ -82,10 +88,16 @@ const ownedEnvelope = (wire: unknown): Envelope => {
 
 const checkedEntry = (entry: ScheduleEntry): ScheduleEntry => {
   if (typeof entry.name !== "string" || typeof entry.task !== "string" || !Array.isArray(entry.args)) {
-    throw new InvalidArgumentError({ argument: "schedule", reason: "beat.put needs a schedule entry with a name, a task and args" });
+    throw new InvalidArgumentError({
+      argument: "schedule",
+      reason: "beat.put needs a schedule entry with a name, a task and args",
+    });
   }
   if ((entry.every === undefined) === (entry.cron === undefined)) {
-    throw new InvalidArgumentError({ argument: "schedule", reason: `schedule '${entry.name}' needs exactly one of every and cron` });
+    throw new InvalidArgumentError({
+      argument: "schedule",
+      reason: `schedule '${entry.name}' needs exactly one of every and cron`,
+    });
   }
   return entry;
 };

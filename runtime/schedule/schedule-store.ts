@@ -1,7 +1,14 @@
 import type { Envelope } from "../../broker/envelope.ts";
 import type { Transport } from "../../broker/transport.ts";
 import type { ScheduleEntry } from "./schedule-definition.ts";
-import { ScheduleTable, type Lease, type RunOutcome, type RunRequest, type StoredSchedule, type TableChanges } from "./schedule-table.ts";
+import {
+  ScheduleTable,
+  type Lease,
+  type RunOutcome,
+  type RunRequest,
+  type StoredSchedule,
+  type TableChanges,
+} from "./schedule-table.ts";
 
 /**
  * Where schedules, their last runs and the beat lease are kept, shared by
@@ -69,7 +76,8 @@ export class MemoryScheduleStore implements ScheduleStore {
   /** The store shared by everything on `transport` (created on first use, with `now` as its clock). */
   static of(transport: Transport, now: () => number = Date.now): MemoryScheduleStore {
     let store = MemoryScheduleStore.byTransport.get(transport);
-    if (store === undefined) MemoryScheduleStore.byTransport.set(transport, (store = new MemoryScheduleStore(transport, now)));
+    if (store === undefined)
+      MemoryScheduleStore.byTransport.set(transport, (store = new MemoryScheduleStore(transport, now)));
     return store;
   }
 
@@ -114,7 +122,11 @@ export class MemoryScheduleStore implements ScheduleStore {
 }
 
 /** Each run's outcome once its publish (if any) is confirmed or refused. */
-export const settleAll = (runs: readonly RunRequest[], outcomes: readonly RunOutcome[], published: Map<RunRequest, Promise<void>>): Promise<FireResult[]> =>
+export const settleAll = (
+  runs: readonly RunRequest[],
+  outcomes: readonly RunOutcome[],
+  published: Map<RunRequest, Promise<void>>,
+): Promise<FireResult[]> =>
   Promise.all(
     runs.map((run, i): FireResult | Promise<FireResult> => {
       const confirm = published.get(run);

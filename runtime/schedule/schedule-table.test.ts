@@ -23,9 +23,18 @@ describe("schedule table", () => {
     const { token } = table.acquire("a", 10_000, 0);
     const published: number[] = [];
     const run = { schedule: "job", instant: 1_000, send: true };
-    assert.deepEqual(table.fire("a", token, [run], 1_000, (r) => published.push(r.instant)), ["sent"]);
-    assert.deepEqual(table.fire("a", token, [run], 1_000, (r) => published.push(r.instant)), ["stale"]);
-    assert.deepEqual(table.fire("a", token, [{ schedule: "gone", instant: 1, send: true }], 1_000, () => {}), ["removed"]);
+    assert.deepEqual(
+      table.fire("a", token, [run], 1_000, (r) => published.push(r.instant)),
+      ["sent"],
+    );
+    assert.deepEqual(
+      table.fire("a", token, [run], 1_000, (r) => published.push(r.instant)),
+      ["stale"],
+    );
+    assert.deepEqual(
+      table.fire("a", token, [{ schedule: "gone", instant: 1, send: true }], 1_000, () => {}),
+      ["removed"],
+    );
     assert.deepEqual(published, [1_000]);
   });
 
@@ -33,7 +42,10 @@ describe("schedule table", () => {
     const table = new ScheduleTable();
     table.put(entry("job"), 0);
     const { token } = table.acquire("a", 1_000, 0);
-    assert.throws(() => table.fire("a", token, [{ schedule: "job", instant: 1_000, send: true }], 1_000, () => {}), LeaseLostError);
+    assert.throws(
+      () => table.fire("a", token, [{ schedule: "job", instant: 1_000, send: true }], 1_000, () => {}),
+      LeaseLostError,
+    );
     assert.equal(table.get("job")?.lastRun, undefined);
   });
 
@@ -43,13 +55,19 @@ describe("schedule table", () => {
     table.put(entry("b"), 0);
     const first = table.changesSince(undefined, 0);
     assert.equal(first.full, true);
-    assert.deepEqual(first.schedules.map((s) => s.entry.name), ["a", "b"]);
+    assert.deepEqual(
+      first.schedules.map((s) => s.entry.name),
+      ["a", "b"],
+    );
     const { token } = table.acquire("beat", 10_000, 0);
     table.fire("beat", token, [{ schedule: "a", instant: 1_000, send: false }], 1_000, () => {});
     table.remove("b");
     const next = table.changesSince(first.epoch, first.version);
     assert.equal(next.full, false);
-    assert.deepEqual(next.schedules.map((s) => [s.entry.name, s.lastRun]), [["a", 1_000]]);
+    assert.deepEqual(
+      next.schedules.map((s) => [s.entry.name, s.lastRun]),
+      [["a", 1_000]],
+    );
     assert.deepEqual(next.removed, ["b"]);
     assert.deepEqual(table.changesSince(next.epoch, next.version).schedules, []);
     assert.equal(new ScheduleTable().changesSince(next.epoch, next.version).full, true);

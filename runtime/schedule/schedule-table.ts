@@ -74,7 +74,12 @@ export class ScheduleTable {
   /** Add a schedule, or replace its definition keeping when it was added and its last run. */
   put(entry: ScheduleEntry, now: number): StoredSchedule {
     const existing = this.schedules.get(entry.name);
-    const schedule: StoredSchedule = { entry, addedAt: existing?.addedAt ?? now, lastRun: existing?.lastRun, revision: this.note(entry.name) };
+    const schedule: StoredSchedule = {
+      entry,
+      addedAt: existing?.addedAt ?? now,
+      lastRun: existing?.lastRun,
+      revision: this.note(entry.name),
+    };
     this.schedules.set(entry.name, schedule);
     this.onChange({ kind: "put", schedule });
     return schedule;
@@ -175,7 +180,13 @@ export class ScheduleTable {
    * its schedule's last run is "stale" and must not be sent. `publish` is
    * called for each run to send, in the same step, before the next is looked at.
    */
-  fire<R extends RunRequest>(holder: string, token: number, runs: readonly R[], now: number, publish: (run: R) => void): RunOutcome[] {
+  fire<R extends RunRequest>(
+    holder: string,
+    token: number,
+    runs: readonly R[],
+    now: number,
+    publish: (run: R) => void,
+  ): RunOutcome[] {
     const lease = this.currentLease(now);
     if (lease === undefined || lease.token !== token || lease.holder !== holder) {
       throw new LeaseLostError({ holder, token, current: lease?.token ?? this.lastToken });

@@ -13,7 +13,10 @@ export type SealRun = (envelope: Envelope) => Promise<Envelope>;
  * around a transport that only hands each signed envelope back.
  */
 export const sealRunsWith = (
-  wrap: (connected: { readonly broker: Transport; readonly results: ResultStore }, log: (message: string) => void) => Signed,
+  wrap: (
+    connected: { readonly broker: Transport; readonly results: ResultStore },
+    log: (message: string) => void,
+  ) => Signed,
   results: ResultStore,
   log: (message: string) => void,
 ): SealRun => {

@@ -11,12 +11,17 @@ const redisUp = await new Promise<boolean>((resolve) => {
 });
 
 describe("periodic tasks on a broker that keeps no schedules", () => {
-  it("refuse every schedule operation and the beat on Redis, naming the brokers that keep them", { skip: skipUnless(redisUp, "Redis is not running on 127.0.0.1:6379") }, async (t) => {
+  it("refuse every schedule operation and the beat on Redis, naming the brokers that keep them", {
+    skip: skipUnless(redisUp, "Redis is not running on 127.0.0.1:6379"),
+  }, async (t) => {
     const app = createApp({ broker: "redis://127.0.0.1:6379/14", log: () => {} });
     t.after(() => app.close());
     const ping = app.task("ping", () => 1);
     app.schedule("tick", { every: "1s" }, ping.s());
-    await assert.rejects(app.schedules.list(), /Redis keeps none yet: run the beat with a celerity node \(celerity:\/\/\) or the embedded broker/);
+    await assert.rejects(
+      app.schedules.list(),
+      /Redis keeps none yet: run the beat with a celerity node \(celerity:\/\/\) or the embedded broker/,
+    );
     await assert.rejects(app.beat().start(), /Redis keeps none yet/);
   });
 });

@@ -53,8 +53,19 @@ const reference = (e: Envelope): Buffer => {
   return Buffer.concat(parts);
 };
 
-const text = fc.oneof(fc.string(), fc.string({ unit: "binary", maxLength: 80 }), fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 100 }));
-const value: fc.Arbitrary<HeaderValue> = fc.oneof(text, fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined));
+const text = fc.oneof(
+  fc.string(),
+  fc.string({ unit: "binary", maxLength: 80 }),
+  fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 100 }),
+);
+const value: fc.Arbitrary<HeaderValue> = fc.oneof(
+  text,
+  fc.double(),
+  fc.integer(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.constant(undefined),
+);
 
 describe("canonical envelope bytes", () => {
   it("follow the documented layout for any envelope", () => {
@@ -68,7 +79,11 @@ describe("canonical envelope bytes", () => {
             priority: fc.double(),
             eta: fc.double(),
             expires: fc.double(),
-            headers: fc.dictionary(text.filter((k) => k !== "__proto__"), value, { maxKeys: 8 }),
+            headers: fc.dictionary(
+              text.filter((k) => k !== "__proto__"),
+              value,
+              { maxKeys: 8 },
+            ),
             body: fc.uint8Array({ maxLength: 200 }),
           },
           { requiredKeys: ["id", "exchange", "routingKey", "priority", "headers", "body"] },
@@ -81,10 +96,16 @@ describe("canonical envelope bytes", () => {
 
   it("treat a header that is null like one that is absent (msgpack turns undefined into null on the wire)", () => {
     const plain = Buffer.from(canonicalBytes(sampleEnvelope()));
-    assert.deepEqual(Buffer.from(canonicalBytes(sampleEnvelope({ headers: { task: "add", retries: 0, parent: null } }))), plain);
+    assert.deepEqual(
+      Buffer.from(canonicalBytes(sampleEnvelope({ headers: { task: "add", retries: 0, parent: null } }))),
+      plain,
+    );
   });
 
   it("refuse a header value that is neither string, number, boolean nor null", () => {
-    assert.throws(() => canonicalBytes(sampleEnvelope({ headers: { task: ["add"] as never } })), /header value of type array cannot be signed/);
+    assert.throws(
+      () => canonicalBytes(sampleEnvelope({ headers: { task: ["add"] as never } })),
+      /header value of type array cannot be signed/,
+    );
   });
 });

@@ -98,7 +98,8 @@ const value = (v: HeaderValue): void => {
     f64(v);
   } else if (v === true) byte(0x74);
   else if (v === false) byte(0x66);
-  else throw new UnsignableHeaderError(`a header value of type ${Array.isArray(v) ? "array" : typeof v} cannot be signed`);
+  else
+    throw new UnsignableHeaderError(`a header value of type ${Array.isArray(v) ? "array" : typeof v} cannot be signed`);
 };
 
 const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -107,13 +108,15 @@ const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0
  * The canonical bytes of `envelope`. The returned buffer is a view of shared
  * scratch space: hash it before the next call.
  */
-export const canonicalBytes = (envelope: Envelope, body: Uint8Array = envelope.body): Buffer => encode(envelope, body).subarray(1);
+export const canonicalBytes = (envelope: Envelope, body: Uint8Array = envelope.body): Buffer =>
+  encode(envelope, body).subarray(1);
 
 /**
  * The envelope's leaf hash in a signed batch: SHA-256 of the leaf prefix and
  * its canonical bytes, hashed in place (this runs for every message on both sides).
  */
-export const envelopeLeaf = (envelope: Envelope, body: Uint8Array = envelope.body): Buffer => sha256(encode(envelope, body));
+export const envelopeLeaf = (envelope: Envelope, body: Uint8Array = envelope.body): Buffer =>
+  sha256(encode(envelope, body));
 
 /** The leaf prefix byte, then the canonical bytes. */
 const encode = (envelope: Envelope, body: Uint8Array): Buffer => {

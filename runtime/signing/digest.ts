@@ -8,6 +8,8 @@ import * as crypto from "node:crypto";
 const oneShot = (crypto as { hash?: (algorithm: string, data: Uint8Array, encoding: "buffer") => Buffer }).hash;
 
 export const sha256: (data: Uint8Array) => Buffer =
-  typeof oneShot === "function" ? (data) => oneShot("sha256", data, "buffer") : (data) => crypto.createHash("sha256").update(data).digest();
+  typeof oneShot === "function"
+    ? (data) => oneShot("sha256", data, "buffer")
+    : (data) => crypto.createHash("sha256").update(data).digest();
 
 export const DIGEST_BYTES = 32;

@@ -3,7 +3,9 @@ import { describe, it } from "node:test";
 import nacl from "tweetnacl";
 import { defaultEd25519, naclEd25519, nativeEd25519 } from "./ed25519.ts";
 
-const message = new TextEncoder().encode("a 163-byte-ish celerity message: task add, args [2, 2], and a few headers to make it look real");
+const message = new TextEncoder().encode(
+  "a 163-byte-ish celerity message: task add, args [2, 2], and a few headers to make it look real",
+);
 
 describe("ed25519 backends", () => {
   it("produce byte-identical signatures, and each accepts the other's", () => {

@@ -1,4 +1,10 @@
-import { createPrivateKey, createPublicKey, sign as nativeSign, verify as nativeVerify, type KeyObject } from "node:crypto";
+import {
+  createPrivateKey,
+  createPublicKey,
+  sign as nativeSign,
+  verify as nativeVerify,
+  type KeyObject,
+} from "node:crypto";
 import nacl from "tweetnacl";
 
 /**
@@ -61,7 +67,8 @@ export const naclEd25519: Ed25519 = {
   },
   verifier(publicKey) {
     const key = Uint8Array.from(publicKey);
-    return (message, signature) => signature.length === SIGNATURE_BYTES && nacl.sign.detached.verify(message, signature, key);
+    return (message, signature) =>
+      signature.length === SIGNATURE_BYTES && nacl.sign.detached.verify(message, signature, key);
   },
 };
 
@@ -75,7 +82,10 @@ const nativeWorks = (): boolean => {
     const pair = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(7));
     const probe = new TextEncoder().encode("celerity ed25519 probe");
     const signature = nativeEd25519.signer(pair.secretKey)(probe);
-    return nacl.sign.detached.verify(probe, signature, pair.publicKey) && nativeEd25519.verifier(pair.publicKey)(probe, signature);
+    return (
+      nacl.sign.detached.verify(probe, signature, pair.publicKey) &&
+      nativeEd25519.verifier(pair.publicKey)(probe, signature)
+    );
   } catch {
     return false;
   }

@@ -52,7 +52,8 @@ export const buildBatch = (leaves: readonly Buffer[]): Batch => {
   const levels: Buffer[][] = [leaves as Buffer[]];
   for (let level = levels[0]; level.length > 1; ) {
     const next: Buffer[] = [];
-    for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? innerHash(level[i], level[i + 1]) : level[i]);
+    for (let i = 0; i < level.length; i += 2)
+      next.push(i + 1 < level.length ? innerHash(level[i], level[i + 1]) : level[i]);
     levels.push(next);
     level = next;
   }
@@ -85,6 +86,7 @@ export const stepUp = (node: Buffer, proof: Uint8Array, offset: number): Buffer 
 export const rootFromProof = (leaf: Buffer, proof: Uint8Array): Buffer | undefined => {
   if (proof.length % PROOF_STEP_BYTES !== 0) return undefined;
   let node: Buffer | undefined = leaf;
-  for (let offset = 0; offset < proof.length && node !== undefined; offset += PROOF_STEP_BYTES) node = stepUp(node, proof, offset);
+  for (let offset = 0; offset < proof.length && node !== undefined; offset += PROOF_STEP_BYTES)
+    node = stepUp(node, proof, offset);
   return node;
 };

@@ -20,7 +20,11 @@ const setup = () => {
 
 const batchOf = (n: number): Envelope[] =>
   Array.from({ length: n }, (_, i) =>
-    sampleEnvelope({ id: `id-${i}`, headers: { task: "add", retries: 0, workflow: "wf", node: i }, body: new Uint8Array([i, 1, 2, 3]) }),
+    sampleEnvelope({
+      id: `id-${i}`,
+      headers: { task: "add", retries: 0, workflow: "wf", node: i },
+      body: new Uint8Array([i, 1, 2, 3]),
+    }),
   );
 
 const rejects = (verifier: MessageVerifier, envelope: Envelope, pattern: RegExp) => {
@@ -114,7 +118,11 @@ describe("signed envelopes", () => {
 
   it("are refused outside the time window: too old, or from too far in the future; a delayed one counts from its eta", () => {
     const { producer } = setup();
-    const windowed = new MessageVerifier([producer.trusted], nativeEd25519, { now, maxAgeMs: 60_000, maxSkewMs: 1_000 });
+    const windowed = new MessageVerifier([producer.trusted], nativeEd25519, {
+      now,
+      maxAgeMs: 60_000,
+      maxSkewMs: 1_000,
+    });
     const own = new BatchSigner(producer.pair, nativeEd25519, now);
     const [signed] = own.sign(batchOf(1));
     const [delayed] = own.sign([{ ...batchOf(1)[0], eta: NOW + 600_000 }]);

@@ -53,7 +53,8 @@ interface VerifiedNode {
 
 /** Whether `proof` from byte `at` on is the proof above `known`, byte for byte. */
 const sameSteps = (known: VerifiedNode, proof: Uint8Array, at: number): boolean =>
-  known.proof.length - known.from === proof.length - at && known.proof.compare(proof, at, proof.length, known.from) === 0;
+  known.proof.length - known.from === proof.length - at &&
+  known.proof.compare(proof, at, proof.length, known.from) === 0;
 
 interface TrustedKey {
   readonly key: PublicKey;
@@ -91,7 +92,7 @@ export class MessageVerifier {
   /** Whether `signature` is `keyId`'s signature of `message` (for what is signed whole, such as a workflow graph); false for an untrusted key. */
   verifyDetached(keyId: string, message: Uint8Array, signature: Uint8Array): boolean {
     const trusted = this.trusted.get(keyId);
-    return trusted !== undefined && trusted.verify(message, signature);
+    return trusted?.verify(message, signature) ?? false;
   }
 
   get trustedKeyIds(): string[] {
@@ -103,13 +104,25 @@ export class MessageVerifier {
     const keyId = headers["sig.key"];
     if (typeof keyId !== "string") return { ok: false, keyId: "(none)", reason: "the message is not signed" };
     const trusted = this.trusted.get(keyId);
-    if (trusted === undefined) return { ok: false, keyId, reason: `key ${keyId} is not trusted here (trusted: ${this.trustedKeyIds.join(", ") || "none"})` };
+    if (trusted === undefined)
+      return {
+        ok: false,
+        keyId,
+        reason: `key ${keyId} is not trusted here (trusted: ${this.trustedKeyIds.join(", ") || "none"})`,
+      };
     const at = headers["sig.at"];
-    if (typeof at !== "number" || !Number.isFinite(at)) return { ok: false, keyId, reason: "the message has no signing time (sig.at)" };
+    if (typeof at !== "number" || !Number.isFinite(at))
+      return { ok: false, keyId, reason: "the message has no signing time (sig.at)" };
     const now = this.now();
-    if (at - now > this.maxSkewMs) return { ok: false, keyId, reason: `signed ${at - now} ms in the future, beyond the allowed clock skew of ${this.maxSkewMs} ms` };
+    if (at - now > this.maxSkewMs)
+      return {
+        ok: false,
+        keyId,
+        reason: `signed ${at - now} ms in the future, beyond the allowed clock skew of ${this.maxSkewMs} ms`,
+      };
     const since = Math.max(at, envelope.eta ?? at);
-    if (now - since > this.maxAgeMs) return { ok: false, keyId, reason: `signed ${now - since} ms ago, outside the window of ${this.maxAgeMs} ms` };
+    if (now - since > this.maxAgeMs)
+      return { ok: false, keyId, reason: `signed ${now - since} ms ago, outside the window of ${this.maxAgeMs} ms` };
     const trailer = readTrailer(envelope.body);
     if (trailer === undefined) return { ok: false, keyId, reason: "the body carries no signature trailer" };
     const { body, proof, signature } = trailer;
@@ -127,7 +140,12 @@ export class MessageVerifier {
     for (let step = 0; ; step++) {
       if (step > 0 || steps === 0) {
         const known = this.nodes.get(node.toString("latin1"));
-        if (known !== undefined && known.keyId === keyId && known.signature.equals(signature) && sameSteps(known, proof, step * PROOF_STEP_BYTES)) {
+        if (
+          known !== undefined &&
+          known.keyId === keyId &&
+          known.signature.equals(signature) &&
+          sameSteps(known, proof, step * PROOF_STEP_BYTES)
+        ) {
           // Verified through this node: the nodes walked below it are verified too, so the next message of the batch stops lower.
           this.remember(path, keyId, signature, proof);
           return { ok: true, keyId, digest: leaf.toString("latin1"), body };
@@ -140,7 +158,11 @@ export class MessageVerifier {
       node = up;
     }
     if (!trusted.verify(rootMessage(node), signature)) {
-      return { ok: false, keyId, reason: `the signature does not match the message (altered in transit, or not signed by key ${keyId})` };
+      return {
+        ok: false,
+        keyId,
+        reason: `the signature does not match the message (altered in transit, or not signed by key ${keyId})`,
+      };
     }
     this.remember(path, keyId, signature, proof);
     return { ok: true, keyId, digest: leaf.toString("latin1"), body };
@@ -154,7 +176,12 @@ export class MessageVerifier {
     const signatureCopy = Buffer.from(signature);
     const proofCopy = Buffer.from(proof);
     for (let i = 0; i < path.length; i++) {
-      this.nodes.add(path[i].toString("latin1"), { keyId, signature: signatureCopy, proof: proofCopy, from: (i + first) * PROOF_STEP_BYTES });
+      this.nodes.add(path[i].toString("latin1"), {
+        keyId,
+        signature: signatureCopy,
+        proof: proofCopy,
+        from: (i + first) * PROOF_STEP_BYTES,
+      });
     }
   }
 }

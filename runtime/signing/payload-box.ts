@@ -39,7 +39,10 @@ export class PayloadBox {
   constructor(keys: readonly Uint8Array[]) {
     if (keys.length === 0) throw new SigningConfigError({ reason: "encryption needs at least one key" });
     for (const key of keys) {
-      if (key.length !== BOX_KEY_BYTES) throw new SigningConfigError({ reason: `an encryption key is ${key.length} bytes; secretbox keys are ${BOX_KEY_BYTES}` });
+      if (key.length !== BOX_KEY_BYTES)
+        throw new SigningConfigError({
+          reason: `an encryption key is ${key.length} bytes; secretbox keys are ${BOX_KEY_BYTES}`,
+        });
     }
     this.keys = new Map(keys.map((key) => [boxKeyIdOf(key).toString("hex"), Uint8Array.from(key)]));
     this.sealing = { id: boxKeyIdOf(keys[0]), key: Uint8Array.from(keys[0]) };
@@ -62,8 +65,14 @@ export class PayloadBox {
     const id = Buffer.from(sealed.subarray(MAGIC.length, MAGIC.length + ID_BYTES)).toString("hex");
     const key = this.keys.get(id);
     if (key === undefined) return { reason: `the payload is encrypted with key ${id}, which this app does not hold` };
-    const plain = nacl.secretbox.open(sealed.subarray(HEADER_BYTES), sealed.subarray(MAGIC.length + ID_BYTES, HEADER_BYTES), key);
-    return plain ?? { reason: "the encrypted payload does not open (altered, or sealed with another key of the same id)" };
+    const plain = nacl.secretbox.open(
+      sealed.subarray(HEADER_BYTES),
+      sealed.subarray(MAGIC.length + ID_BYTES, HEADER_BYTES),
+      key,
+    );
+    return (
+      plain ?? { reason: "the encrypted payload does not open (altered, or sealed with another key of the same id)" }
+    );
   }
 }
 
@@ -83,14 +92,19 @@ export const generateBoxKey = (): Uint8Array => nacl.randomBytes(BOX_KEY_BYTES);
  */
 export const readBoxKey = (path: string): Uint8Array => {
   const full = resolve(path);
-  if (!existsSync(full)) throw new SigningConfigError({ reason: `cannot read the encryption key ${full}: no such file` });
+  if (!existsSync(full))
+    throw new SigningConfigError({ reason: `cannot read the encryption key ${full}: no such file` });
   if (process.platform !== "win32" && (statSync(full).mode & 0o077) !== 0) {
-    throw new SigningConfigError({ reason: `encryption key ${full} is readable by others (mode ${(statSync(full).mode & 0o777).toString(8)}); run chmod 600 on it` });
+    throw new SigningConfigError({
+      reason: `encryption key ${full} is readable by others (mode ${(statSync(full).mode & 0o777).toString(8)}); run chmod 600 on it`,
+    });
   }
   const text = readFileSync(full, "utf8").trim();
   const bytes = /^[A-Za-z0-9+/]+={0,2}$/.test(text) ? Buffer.from(text, "base64") : undefined;
   if (bytes === undefined || bytes.length !== BOX_KEY_BYTES) {
-    throw new SigningConfigError({ reason: `${full} is not an encryption key: expected ${BOX_KEY_BYTES} bytes in base64 on one line (celerity keygen --encryption)` });
+    throw new SigningConfigError({
+      reason: `${full} is not an encryption key: expected ${BOX_KEY_BYTES} bytes in base64 on one line (celerity keygen --encryption)`,
+    });
   }
   return new Uint8Array(bytes);
 };

@@ -35,7 +35,8 @@ interface StoredGraph extends MessageGraph {
 }
 
 const GRAPH_DOMAIN = Buffer.from("celerity/graph/1\0", "latin1");
-const graphMessage = (id: string, body: Uint8Array): Buffer => Buffer.concat([GRAPH_DOMAIN, Buffer.from(id, "utf16le"), Buffer.from([0, 0]), body]);
+const graphMessage = (id: string, body: Uint8Array): Buffer =>
+  Buffer.concat([GRAPH_DOMAIN, Buffer.from(id, "utf16le"), Buffer.from([0, 0]), body]);
 
 export class ProtectedResultStore implements ResultStore {
   private readonly codec = new Codec();
@@ -55,7 +56,11 @@ export class ProtectedResultStore implements ResultStore {
 
   complete(id: string, task: string, outcome: FinalOutcome): MaybePromise<boolean> {
     const { box } = this.options;
-    return this.inner.complete(id, task, box !== undefined && outcome.state === "SUCCESS" ? { state: "SUCCESS", value: box.seal(outcome.value) } : outcome);
+    return this.inner.complete(
+      id,
+      task,
+      box !== undefined && outcome.state === "SUCCESS" ? { state: "SUCCESS", value: box.seal(outcome.value) } : outcome,
+    );
   }
 
   get(id: string): Promise<ResultRecord | undefined> {
@@ -72,13 +77,25 @@ export class ProtectedResultStore implements ResultStore {
     const plain = box.open(record.value);
     if (plain instanceof Uint8Array) return { ...record, value: plain };
     const { value: _sealed, ...rest } = record;
-    return { ...rest, state: "FAILURE", error: { name: "SignatureError", message: `the result of task '${record.task}' (${record.id}) cannot be read: ${plain.reason}` } };
+    return {
+      ...rest,
+      state: "FAILURE",
+      error: {
+        name: "SignatureError",
+        message: `the result of task '${record.task}' (${record.id}) cannot be read: ${plain.reason}`,
+      },
+    };
   }
 
   saveGraph(graph: MessageGraph): Promise<void> {
     const { signer, box } = this.options;
     if (signer === undefined) {
-      return Promise.reject(new SigningConfigError({ reason: "this app has trusted keys but no signing key (signing.key), so it cannot apply a canvas in signed mode" }));
+      return Promise.reject(
+        new SigningConfigError({
+          reason:
+            "this app has trusted keys but no signing key (signing.key), so it cannot apply a canvas in signed mode",
+        }),
+      );
     }
     let body: Uint8Array;
     try {
@@ -88,18 +105,33 @@ export class ProtectedResultStore implements ResultStore {
     }
     if (box !== undefined) body = box.seal(body);
     const signature = Buffer.from(signer.signDetached(graphMessage(graph.id, body))).toString("base64");
-    const stored: StoredGraph = { id: graph.id, nodes: [], errbacks: [], output: { list: [] }, signed: { key: signer.keyId, signature, body } };
+    const stored: StoredGraph = {
+      id: graph.id,
+      nodes: [],
+      errbacks: [],
+      output: { list: [] },
+      signed: { key: signer.keyId, signature, body },
+    };
     return this.inner.saveGraph(stored);
   }
 
   async graph(id: string): Promise<MessageGraph | undefined> {
     const stored = (await this.inner.graph(id)) as Partial<StoredGraph> | undefined;
     if (stored === undefined) return undefined;
-    const refuse = (keyId: string, reason: string) => new SignatureError({ id, task: "(workflow graph)", keyId, reason });
+    const refuse = (keyId: string, reason: string) =>
+      new SignatureError({ id, task: "(workflow graph)", keyId, reason });
     const { verifier, box } = this.options;
-    if (verifier === undefined) throw new SigningConfigError({ reason: "this app has no trusted keys (signing.trusted), so it cannot read a workflow graph in signed mode" });
+    if (verifier === undefined)
+      throw new SigningConfigError({
+        reason: "this app has no trusted keys (signing.trusted), so it cannot read a workflow graph in signed mode",
+      });
     const signed = stored.signed;
-    if (signed === undefined || typeof signed.key !== "string" || typeof signed.signature !== "string" || !(signed.body instanceof Uint8Array)) {
+    if (
+      signed === undefined ||
+      typeof signed.key !== "string" ||
+      typeof signed.signature !== "string" ||
+      !(signed.body instanceof Uint8Array)
+    ) {
       throw refuse("(none)", "the workflow graph in the result store is not signed");
     }
     const signature = Buffer.from(signed.signature, "base64");
@@ -109,7 +141,8 @@ export class ProtectedResultStore implements ResultStore {
     let body = signed.body;
     if (box !== undefined) {
       const plain = box.open(body);
-      if (!(plain instanceof Uint8Array)) throw refuse(signed.key, `the workflow graph cannot be read: ${plain.reason}`);
+      if (!(plain instanceof Uint8Array))
+        throw refuse(signed.key, `the workflow graph cannot be read: ${plain.reason}`);
       body = plain;
     }
     return this.codec.decode(body) as MessageGraph;

@@ -25,7 +25,8 @@ export const MAX_PROOF_STEPS = 255;
 
 export const withTrailer = (body: Uint8Array, proof: Uint8Array, signature: Uint8Array): Uint8Array => {
   const steps = proof.length / PROOF_STEP_BYTES;
-  if (!Number.isInteger(steps) || steps > MAX_PROOF_STEPS) throw new RangeError(`a proof of ${proof.length} bytes cannot be carried`);
+  if (!Number.isInteger(steps) || steps > MAX_PROOF_STEPS)
+    throw new RangeError(`a proof of ${proof.length} bytes cannot be carried`);
   const out = new Uint8Array(body.length + proof.length + FIXED);
   out.set(body, 0);
   out.set(proof, body.length);

@@ -32,7 +32,11 @@ const deployment = () => {
   const inner = new EmbeddedBroker();
   const published: Envelope[] = [];
   const broker: Transport = Object.create(inner, {
-    publish: { value: (envelope: Envelope, options?: unknown) => (published.push(envelope), inner.publish(envelope, options as never)) },
+    publish: {
+      value: (envelope: Envelope, options?: unknown) => (
+        published.push(envelope), inner.publish(envelope, options as never)
+      ),
+    },
     close: { value: async () => {} },
   });
   const results = new MemoryResultStore();
@@ -77,8 +81,16 @@ describe("signed mode", () => {
     const worker = d.app({ signing: { key: keys.worker.secretPath, trusted: keys.trusted } });
     await worker.app.worker({ concurrency: 4 }).start();
     assert.equal(await (await producer.add.delay(2, 2)).get({ timeout: 5_000 }), 4);
-    assert.equal(await (await chain(producer.add.s(1, 1), producer.add.s(1), producer.add.s(1)).apply()).get({ timeout: 5_000 }), 4);
-    assert.equal(await (await chord(group(producer.add.s(1, 1), producer.add.s(2, 2)), producer.tsum.s()).apply()).get({ timeout: 5_000 }), 6);
+    assert.equal(
+      await (await chain(producer.add.s(1, 1), producer.add.s(1), producer.add.s(1)).apply()).get({ timeout: 5_000 }),
+      4,
+    );
+    assert.equal(
+      await (await chord(group(producer.add.s(1, 1), producer.add.s(2, 2)), producer.tsum.s()).apply()).get({
+        timeout: 5_000,
+      }),
+      6,
+    );
     const signers = new Set(d.published.map((e) => e.headers["sig.key"]));
     assert.deepEqual([...signers].sort(), [keys.producer.keyId, keys.worker.keyId].sort());
     assert.deepEqual(await d.inner.deadLetters("celery.dlq"), []);
@@ -91,11 +103,17 @@ describe("signed mode", () => {
     const plain = d.app();
     const worker = d.app({ signing: { key: keys.worker.secretPath, trusted: keys.trusted } });
     await worker.app.worker().start();
-    await refusedWith(await plain.add.delay(2, 2), /task 'add', key \(none\)\) was refused and not run: the message is not signed/);
+    await refusedWith(
+      await plain.add.delay(2, 2),
+      /task 'add', key \(none\)\) was refused and not run: the message is not signed/,
+    );
     assert.equal(d.ran(), 0);
     const [letter] = await d.inner.deadLetters("celery.dlq");
     assert.match(letter.reason, /not signed/);
-    assert.ok(d.logs.some((line) => /refused to the dead-letter queue of 'celery'.*task 'add', key \(none\)/.test(line)), d.logs.join("\n"));
+    assert.ok(
+      d.logs.some((line) => /refused to the dead-letter queue of 'celery'.*task 'add', key \(none\)/.test(line)),
+      d.logs.join("\n"),
+    );
     await d.close();
   });
 
@@ -106,7 +124,10 @@ describe("signed mode", () => {
     const producer = d.app({ signing: { key: stranger.secretPath } });
     const worker = d.app({ signing: { key: keys.worker.secretPath, trusted: keys.trusted } });
     await worker.app.worker().start();
-    await refusedWith(await producer.add.delay(1, 2), new RegExp(`key ${stranger.keyId}\\) was refused and not run: key ${stranger.keyId} is not trusted`));
+    await refusedWith(
+      await producer.add.delay(1, 2),
+      new RegExp(`key ${stranger.keyId}\\) was refused and not run: key ${stranger.keyId} is not trusted`),
+    );
     assert.equal(d.ran(), 0);
     await d.close();
   });
@@ -120,7 +141,11 @@ describe("signed mode", () => {
     assert.equal(await (await producer.add.delay(20, 22)).get({ timeout: 5_000 }), 42);
     const original = d.published.find((e) => e.headers.task === "add") as Envelope;
     await d.inner.publish(original);
-    await eventually(async () => (await d.inner.deadLetters("celery.dlq")).length === 1, 5_000, "the replay to be dead-lettered");
+    await eventually(
+      async () => (await d.inner.deadLetters("celery.dlq")).length === 1,
+      5_000,
+      "the replay to be dead-lettered",
+    );
     const [letter] = await d.inner.deadLetters("celery.dlq");
     assert.match(letter.reason, /a replay/);
     assert.equal(d.ran(), 1);
@@ -131,7 +156,10 @@ describe("signed mode", () => {
     const keys = keyRing();
     const d = deployment();
     const keyOnly = d.app({ signing: { key: keys.producer.secretPath } });
-    await assert.rejects(keyOnly.app.worker().start(), (e: unknown) => e instanceof SigningConfigError && /needs trusted public keys/.test(e.message));
+    await assert.rejects(
+      keyOnly.app.worker().start(),
+      (e: unknown) => e instanceof SigningConfigError && /needs trusted public keys/.test(e.message),
+    );
     const trustOnly = d.app({ signing: { trusted: keys.trusted } });
     await assert.rejects(trustOnly.add.delay(1, 1), /no signing key \(signing\.key\)/);
     await d.close();
@@ -140,9 +168,15 @@ describe("signed mode", () => {
   it("fails createApp on unusable signing options, naming what is wrong", () => {
     const keys = keyRing();
     assert.throws(() => createApp({ signing: {} }), /needs a key to sign with/);
-    assert.throws(() => createApp({ signing: { key: join(keys.ring, "nope.secret") } }), /cannot read an ed25519 secret key/);
+    assert.throws(
+      () => createApp({ signing: { key: join(keys.ring, "nope.secret") } }),
+      /cannot read an ed25519 secret key/,
+    );
     assert.throws(() => createApp({ signing: { trusted: [join(keys.ring, "*.pem")] } }), /matches no file/);
-    assert.throws(() => createApp({ signing: { key: keys.producer.secretPath, maxAgeMs: -1 } }), /maxAgeMs must be a positive number/);
+    assert.throws(
+      () => createApp({ signing: { key: keys.producer.secretPath, maxAgeMs: -1 } }),
+      /maxAgeMs must be a positive number/,
+    );
   });
 
   it("rotates keys: both trusted during the change, then a message signed by the retired key is refused", async () => {
@@ -186,7 +220,9 @@ describe("signed mode", () => {
     const d = deployment();
     const clear = d.app({ signing: { key: keys.producer.secretPath } });
     const otherKey = d.app({ signing: { key: keys.producer.secretPath, encryption: [generateBoxKey()] } });
-    const worker = d.app({ signing: { key: keys.worker.secretPath, trusted: keys.trusted, encryption: [generateBoxKey()] } });
+    const worker = d.app({
+      signing: { key: keys.worker.secretPath, trusted: keys.trusted, encryption: [generateBoxKey()] },
+    });
     await worker.app.worker().start();
     await refusedWith(await clear.echo.delay("x"), /not encrypted/);
     await refusedWith(await otherKey.echo.delay("x"), /encrypted with key [0-9a-f]{16}, which this app does not hold/);
@@ -207,7 +243,14 @@ describe("signed mode", () => {
     const stored = (await d.results.graph(workflow)) as unknown as { signed: { body: Uint8Array } };
     stored.signed.body[stored.signed.body.length - 1] ^= 1;
     gate.resolve();
-    await eventually(() => d.logs.some((line) => /workflow graph in the result store is not signed by a trusted key, or was altered/.test(line)), 5_000, "the refusal of the graph");
+    await eventually(
+      () =>
+        d.logs.some((line) =>
+          /workflow graph in the result store is not signed by a trusted key, or was altered/.test(line),
+        ),
+      5_000,
+      "the refusal of the graph",
+    );
     assert.equal(d.ran(), 0);
     await d.close();
   });

@@ -26,8 +26,16 @@ describe("signed mode over a broker node", () => {
     const trusted = [join(dir, "*.pub")];
     const box = generateBoxKey();
     const logs: string[] = [];
-    const producer = createApp({ broker: node.url, log: () => {}, signing: { key: producerKey.secretPath, trusted, encryption: [box] } });
-    const workerSide = createApp({ broker: node.url, log: (line) => logs.push(line), signing: { key: workerKey.secretPath, trusted, encryption: [box] } });
+    const producer = createApp({
+      broker: node.url,
+      log: () => {},
+      signing: { key: producerKey.secretPath, trusted, encryption: [box] },
+    });
+    const workerSide = createApp({
+      broker: node.url,
+      log: (line) => logs.push(line),
+      signing: { key: workerKey.secretPath, trusted, encryption: [box] },
+    });
     const add = producer.task("add", (x: number, y: number) => x + y);
     workerSide.task("add", (x: number, y: number) => x + y);
     await workerSide.worker({ concurrency: 4 }).start();
@@ -49,7 +57,10 @@ describe("signed mode over a broker node", () => {
       );
       assert.ok(error instanceof RemoteTaskError);
       assert.match(error.message, /SignatureError: .*does not match the message/);
-      assert.ok(logs.some((line) => line.includes(producerKey.keyId) && line.includes("'add'")), logs.join("\n"));
+      assert.ok(
+        logs.some((line) => line.includes(producerKey.keyId) && line.includes("'add'")),
+        logs.join("\n"),
+      );
     } finally {
       await raw.close();
       await producer.close();

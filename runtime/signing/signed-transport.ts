@@ -66,9 +66,14 @@ export class SignedTransport implements Transport {
 
   publish(envelope: Envelope, options?: PublishOptions): Promise<void> {
     if (this.options.signer === undefined) {
-      return Promise.reject(new SigningConfigError({ reason: "this app has trusted keys but no signing key (signing.key), so it cannot publish in signed mode" }));
+      return Promise.reject(
+        new SigningConfigError({
+          reason: "this app has trusted keys but no signing key (signing.key), so it cannot publish in signed mode",
+        }),
+      );
     }
-    const sealed = this.options.box === undefined ? envelope : { ...envelope, body: this.options.box.seal(envelope.body) };
+    const sealed =
+      this.options.box === undefined ? envelope : { ...envelope, body: this.options.box.seal(envelope.body) };
     let prepared: Prepared;
     try {
       prepared = this.options.signer.prepare(sealed);
@@ -100,13 +105,17 @@ export class SignedTransport implements Transport {
       for (const q of batch) q.reject(error);
       return;
     }
-    for (let i = 0; i < batch.length; i++) this.inner.publish(signed[i], batch[i].options).then(batch[i].resolve, batch[i].reject);
+    for (let i = 0; i < batch.length; i++)
+      this.inner.publish(signed[i], batch[i].options).then(batch[i].resolve, batch[i].reject);
   }
 
   async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
     const verifier = this.options.verifier;
     if (verifier === undefined || verifier.trustedKeyIds.length === 0) {
-      throw new SigningConfigError({ reason: "a worker in signed mode needs trusted public keys (signing.trusted); refusing to consume rather than run unverified messages" });
+      throw new SigningConfigError({
+        reason:
+          "a worker in signed mode needs trusted public keys (signing.trusted); refusing to consume rather than run unverified messages",
+      });
     }
     const digests = new Map<number, string>();
     let consumer: Consumer | undefined;
@@ -181,7 +190,9 @@ export class SignedTransport implements Transport {
   isRevoked(id: string): boolean {
     return this.inner.isRevoked(id);
   }
-  onRevoke(listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void): () => void {
+  onRevoke(
+    listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void,
+  ): () => void {
     return this.inner.onRevoke(listener);
   }
   onConnectionLost(listener: (reason: string) => void): () => void {

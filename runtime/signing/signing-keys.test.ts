@@ -31,14 +31,20 @@ describe("signing keys", () => {
   it("refuses a secret key file that others can read", () => {
     const { secretPath } = writeKeyPair(join(dir, "loose"));
     chmodSync(secretPath, 0o644);
-    assert.throws(() => readSecretKey(secretPath), (e: unknown) => e instanceof SigningConfigError && /readable by others.*chmod 600/.test(e.message));
+    assert.throws(
+      () => readSecretKey(secretPath),
+      (e: unknown) => e instanceof SigningConfigError && /readable by others.*chmod 600/.test(e.message),
+    );
   });
 
   it("names the file and the expected size when a key file is not a key", () => {
     const path = join(dir, "bad.pub");
     writeFileSync(path, "not a key\n");
     assert.throws(() => readPublicKeys([path]), /bad\.pub is not an ed25519 public key: expected 32 bytes/);
-    assert.throws(() => readSecretKey(join(dir, "missing.secret")), /cannot read an ed25519 secret key .*missing\.secret/);
+    assert.throws(
+      () => readSecretKey(join(dir, "missing.secret")),
+      /cannot read an ed25519 secret key .*missing\.secret/,
+    );
   });
 
   it("refuses a secret key whose public half does not match its seed", () => {
@@ -61,6 +67,9 @@ describe("signing keys", () => {
   it("derives a 16-hex-digit key id from the public key", () => {
     const pair = generateKeyPair();
     assert.match(keyIdOf(pair.publicKey), /^[0-9a-f]{16}$/);
-    assert.equal(readFileSync(writeKeyPair(join(dir, "id"), pair).publicPath, "utf8").trim(), Buffer.from(pair.publicKey).toString("base64"));
+    assert.equal(
+      readFileSync(writeKeyPair(join(dir, "id"), pair).publicPath, "utf8").trim(),
+      Buffer.from(pair.publicKey).toString("base64"),
+    );
   });
 });

@@ -45,7 +45,8 @@ export interface PublicKey {
  * @example
  * keyIdOf(generateKeyPair().publicKey); // e.g. "3f2a9c0e5b7d1a48"
  */
-export const keyIdOf = (publicKey: Uint8Array): string => createHash("sha256").update(publicKey).digest("hex").slice(0, 16);
+export const keyIdOf = (publicKey: Uint8Array): string =>
+  createHash("sha256").update(publicKey).digest("hex").slice(0, 16);
 
 /**
  * A new ed25519 key pair, in memory.
@@ -62,7 +63,9 @@ export const generateKeyPair = (): KeyPair => {
 /** A key pair from a 64-byte secret key (its public half is its last 32 bytes, checked against the seed). */
 export const keyPairOf = (secretKey: Uint8Array, source = "the secret key"): KeyPair => {
   if (secretKey.length !== SECRET_KEY_BYTES) {
-    throw new SigningConfigError({ reason: `${source} is ${secretKey.length} bytes; an ed25519 secret key (tweetnacl format) is ${SECRET_KEY_BYTES}` });
+    throw new SigningConfigError({
+      reason: `${source} is ${secretKey.length} bytes; an ed25519 secret key (tweetnacl format) is ${SECRET_KEY_BYTES}`,
+    });
   }
   const derived = nacl.sign.keyPair.fromSeed(secretKey.subarray(0, 32));
   if (!Buffer.from(derived.publicKey).equals(Buffer.from(secretKey.subarray(32)))) {
@@ -73,7 +76,9 @@ export const keyPairOf = (secretKey: Uint8Array, source = "the secret key"): Key
 
 export const publicKeyOf = (publicKey: Uint8Array, source = "a trusted key"): PublicKey => {
   if (publicKey.length !== PUBLIC_KEY_BYTES) {
-    throw new SigningConfigError({ reason: `${source} is ${publicKey.length} bytes; an ed25519 public key is ${PUBLIC_KEY_BYTES}` });
+    throw new SigningConfigError({
+      reason: `${source} is ${publicKey.length} bytes; an ed25519 public key is ${PUBLIC_KEY_BYTES}`,
+    });
   }
   return { keyId: keyIdOf(publicKey), publicKey: Uint8Array.from(publicKey), source };
 };
@@ -84,11 +89,15 @@ export const publicKeyOf = (publicKey: Uint8Array, source = "a trusted key"): Pu
  * @example
  * const { secretPath, publicPath } = writeKeyPair("./keys/producer"); // keys/producer.secret, keys/producer.pub
  */
-export const writeKeyPair = (out: string, pair: KeyPair = generateKeyPair()): { secretPath: string; publicPath: string; keyId: string } => {
+export const writeKeyPair = (
+  out: string,
+  pair: KeyPair = generateKeyPair(),
+): { secretPath: string; publicPath: string; keyId: string } => {
   const secretPath = resolve(`${out}.secret`);
   const publicPath = resolve(`${out}.pub`);
   for (const path of [secretPath, publicPath]) {
-    if (existsSync(path)) throw new SigningConfigError({ reason: `${path} already exists; remove it first or choose another --out` });
+    if (existsSync(path))
+      throw new SigningConfigError({ reason: `${path} already exists; remove it first or choose another --out` });
   }
   mkdirSync(dirname(secretPath), { recursive: true });
   writeFileSync(secretPath, `${Buffer.from(pair.secretKey).toString("base64")}\n`, { mode: 0o600, flag: "wx" });
@@ -105,7 +114,9 @@ const readKeyFile = (path: string, expected: number, what: string): Uint8Array =
   }
   const bytes = /^[A-Za-z0-9+/]+={0,2}$/.test(text) ? Buffer.from(text, "base64") : undefined;
   if (bytes === undefined || bytes.length !== expected) {
-    throw new SigningConfigError({ reason: `${path} is not ${what}: expected ${expected} bytes in base64 on one line (as written by celerity keygen)` });
+    throw new SigningConfigError({
+      reason: `${path} is not ${what}: expected ${expected} bytes in base64 on one line (as written by celerity keygen)`,
+    });
   }
   return new Uint8Array(bytes);
 };
@@ -120,7 +131,9 @@ export const readSecretKey = (path: string): KeyPair => {
   const full = resolve(path);
   if (process.platform !== "win32" && existsSync(full) && (statSync(full).mode & 0o077) !== 0) {
     const mode = (statSync(full).mode & 0o777).toString(8);
-    throw new SigningConfigError({ reason: `secret key ${full} is readable by others (mode ${mode}); run chmod 600 on it` });
+    throw new SigningConfigError({
+      reason: `secret key ${full} is readable by others (mode ${mode}); run chmod 600 on it`,
+    });
   }
   return keyPairOf(readKeyFile(full, SECRET_KEY_BYTES, "an ed25519 secret key"), full);
 };
@@ -149,7 +162,8 @@ export const readPublicKeys = (patterns: readonly string[]): PublicKey[] => {
   const keys = new Map<string, PublicKey>();
   for (const pattern of patterns) {
     const files = expand(pattern);
-    if (files.length === 0) throw new SigningConfigError({ reason: `trusted key pattern '${pattern}' matches no file` });
+    if (files.length === 0)
+      throw new SigningConfigError({ reason: `trusted key pattern '${pattern}' matches no file` });
     for (const file of files) {
       const key = readPublicKey(file);
       keys.set(key.keyId, key);
@@ -161,14 +175,25 @@ export const readPublicKeys = (patterns: readonly string[]): PublicKey[] => {
 const expand = (pattern: string): string[] => {
   const dir = dirname(pattern);
   const name = basename(pattern);
-  if (/[*?[]/.test(dir)) throw new SigningConfigError({ reason: `trusted key pattern '${pattern}': wildcards are only allowed in the file name` });
+  if (/[*?[]/.test(dir))
+    throw new SigningConfigError({
+      reason: `trusted key pattern '${pattern}': wildcards are only allowed in the file name`,
+    });
   if (!/[*?]/.test(name)) return existsSync(pattern) ? [resolve(pattern)] : [];
-  const matcher = new RegExp(`^${name.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")}$`);
+  const matcher = new RegExp(
+    `^${name
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, "[^/]*")
+      .replace(/\?/g, "[^/]")}$`,
+  );
   let entries: string[];
   try {
     entries = readdirSync(dir);
   } catch {
     return [];
   }
-  return entries.filter((entry) => matcher.test(entry)).sort().map((entry) => resolve(join(dir, entry)));
+  return entries
+    .filter((entry) => matcher.test(entry))
+    .sort()
+    .map((entry) => resolve(join(dir, entry)));
 };

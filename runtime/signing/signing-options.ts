@@ -59,7 +59,8 @@ const trustedKeys = (trusted: readonly (string | Uint8Array)[]): PublicKey[] => 
 };
 
 const positive = (name: string, value: number | undefined): void => {
-  if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw new SigningConfigError({ reason: `${name} must be a positive number, got ${value}` });
+  if (value !== undefined && !(Number.isFinite(value) && value > 0))
+    throw new SigningConfigError({ reason: `${name} must be a positive number, got ${value}` });
 };
 
 /**
@@ -69,16 +70,26 @@ const positive = (name: string, value: number | undefined): void => {
  */
 export const prepareSigning = (
   options: SigningOptions,
-): ((connected: { readonly broker: Transport; readonly results: ResultStore }, log: (message: string) => void) => Signed) => {
+): ((
+  connected: { readonly broker: Transport; readonly results: ResultStore },
+  log: (message: string) => void,
+) => Signed) => {
   if (options.key === undefined && (options.trusted === undefined || options.trusted.length === 0)) {
-    throw new SigningConfigError({ reason: "signing needs a key to sign with (signing.key), trusted keys to verify with (signing.trusted), or both" });
+    throw new SigningConfigError({
+      reason: "signing needs a key to sign with (signing.key), trusted keys to verify with (signing.trusted), or both",
+    });
   }
   positive("signing.maxAgeMs", options.maxAgeMs);
   positive("signing.maxSkewMs", options.maxSkewMs);
   positive("signing.replayCacheSize", options.replayCacheSize);
   positive("signing.batchSize", options.batchSize);
   const backend = options.backend ?? defaultEd25519();
-  const key = options.key === undefined ? undefined : typeof options.key === "string" ? readSecretKey(options.key) : keyPairOf(options.key);
+  const key =
+    options.key === undefined
+      ? undefined
+      : typeof options.key === "string"
+        ? readSecretKey(options.key)
+        : keyPairOf(options.key);
   const trusted = options.trusted === undefined ? [] : trustedKeys(options.trusted);
   const box =
     options.encryption === undefined || options.encryption.length === 0
@@ -86,8 +97,15 @@ export const prepareSigning = (
       : new PayloadBox(options.encryption.map((entry) => (typeof entry === "string" ? readBoxKey(entry) : entry)));
   return (connected, log) => {
     const signer = key === undefined ? undefined : new BatchSigner(key, backend);
-    const verifier = trusted.length === 0 ? undefined : new MessageVerifier(trusted, backend, { maxAgeMs: options.maxAgeMs, maxSkewMs: options.maxSkewMs });
-    const parts = { ...(signer !== undefined ? { signer } : {}), ...(verifier !== undefined ? { verifier } : {}), ...(box !== undefined ? { box } : {}) };
+    const verifier =
+      trusted.length === 0
+        ? undefined
+        : new MessageVerifier(trusted, backend, { maxAgeMs: options.maxAgeMs, maxSkewMs: options.maxSkewMs });
+    const parts = {
+      ...(signer !== undefined ? { signer } : {}),
+      ...(verifier !== undefined ? { verifier } : {}),
+      ...(box !== undefined ? { box } : {}),
+    };
     const results = new ProtectedResultStore(connected.results, parts);
     const broker = new SignedTransport(connected.broker, {
       ...parts,
@@ -101,12 +119,19 @@ export const prepareSigning = (
 };
 
 /** Fail the result of a refused message if one is recorded and not final, so a waiting get() fails with the reason. */
-const failRecord = (results: ResultStore, envelope: Envelope, error: SignatureError, log: (message: string) => void): void => {
+const failRecord = (
+  results: ResultStore,
+  envelope: Envelope,
+  error: SignatureError,
+  log: (message: string) => void,
+): void => {
   results
     .get(envelope.id)
     .then((record) => {
       if (record === undefined || READY_STATES.has(record.state)) return;
       return results.complete(envelope.id, record.task, { state: "FAILURE", error: toErrorInfo(error) });
     })
-    .catch((cause: unknown) => log(`could not record the refusal of message ${envelope.id}: ${toErrorInfo(cause).message}`));
+    .catch((cause: unknown) =>
+      log(`could not record the refusal of message ${envelope.id}: ${toErrorInfo(cause).message}`),
+    );
 };

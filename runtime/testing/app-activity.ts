@@ -46,10 +46,12 @@ export class AppActivity {
   async describe(): Promise<string[]> {
     const busy: string[] = [];
     const realNow = Date.now();
-    for (const [id, { task, since }] of this.stubs.running) busy.push(`task '${task}' (${id}) running for ${realNow - since} ms`);
+    for (const [id, { task, since }] of this.stubs.running)
+      busy.push(`task '${task}' (${id}) running for ${realNow - since} ms`);
     for (const worker of this.workers) {
       const { running, waiting } = worker.stats();
-      if (running > 0 || waiting > 0) busy.push(`worker ${worker.name}: ${running} running, ${waiting} held for a free slot`);
+      if (running > 0 || waiting > 0)
+        busy.push(`worker ${worker.name}: ${running} running, ${waiting} held for a free slot`);
     }
     for (const queue of this.queues) {
       const ready = await readyIn(this.broker.inner, queue);

@@ -84,7 +84,9 @@ describe("the virtual clock runs work as the real clock does", () => {
     await real.worker({ concurrency: 8 }).start();
     const onReal = await scenario(real, Date.now);
     // Waits on each result's own completion (a failure or revocation settles it too).
-    await Promise.all(Object.values(onReal.results).map((result) => result.get({ timeout: scaled(5_000) }).catch(() => undefined)));
+    await Promise.all(
+      Object.values(onReal.results).map((result) => result.get({ timeout: scaled(5_000) }).catch(() => undefined)),
+    );
     const realOutcome = await outcomes(onReal.results);
 
     const t = await createTestApp({ log: () => {} });

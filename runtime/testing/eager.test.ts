@@ -55,7 +55,10 @@ describe("eager mode: delay runs the task before it resolves", () => {
     );
     const result = await broken.delay();
     assert.equal(await result.state(), "FAILURE");
-    await assert.rejects(result.get({ timeout: 0 }), (error: unknown) => error instanceof RemoteTaskError && error.remote.message === "always");
+    await assert.rejects(
+      result.get({ timeout: 0 }),
+      (error: unknown) => error instanceof RemoteTaskError && error.remote.message === "always",
+    );
     assert.deepEqual(
       t.sentOf(broken).map((sent) => sent.retries),
       [0, 1, 2],
@@ -142,7 +145,11 @@ describe("eager mode: delay runs the task before it resolves", () => {
   it("lets sends made at the same time each resolve once their own task has run", async (c) => {
     const t = await eagerApp(c);
     const add = t.app.task("add", (x: number, y: number) => x + y);
-    const results = await Promise.all([add.delay(1, 1), add.applyAsync([2, 2], { countdown: 60_000 }), add.delay(3, 3)]);
+    const results = await Promise.all([
+      add.delay(1, 1),
+      add.applyAsync([2, 2], { countdown: 60_000 }),
+      add.delay(3, 3),
+    ]);
     assert.deepEqual(await Promise.all(results.map((result) => result.state())), ["SUCCESS", "SUCCESS", "SUCCESS"]);
   });
 });
@@ -157,8 +164,14 @@ describe("matchers for vitest and jest", () => {
     assert.match(hit.message(), /expected task 'add' with arguments \[ 2, 2 \] not to have been sent/);
     const miss = celerityMatchers.toHaveSent(t.sent, "add", [9, 9]);
     assert.equal(miss.pass, false);
-    assert.match(miss.message(), /expected task 'add' with arguments \[ 9, 9 \] to have been sent; sent:\n {2}1\. add\(2, 2\)/);
+    assert.match(
+      miss.message(),
+      /expected task 'add' with arguments \[ 9, 9 \] to have been sent; sent:\n {2}1\. add\(2, 2\)/,
+    );
     assert.equal(celerityMatchers.toHaveSent(t, "mul").pass, false);
-    assert.throws(() => celerityMatchers.toHaveSent(42 as never, "add"), /toHaveSent expects a test app \(from createTestApp\) or its 'sent' list, got 42/);
+    assert.throws(
+      () => celerityMatchers.toHaveSent(42 as never, "add"),
+      /toHaveSent expects a test app \(from createTestApp\) or its 'sent' list, got 42/,
+    );
   });
 });

@@ -18,7 +18,9 @@ const sentOf = (received: unknown): readonly SentTask[] => {
   if (Array.isArray(received)) return received as readonly SentTask[];
   const sent = (received as { sent?: unknown } | null)?.sent;
   if (Array.isArray(sent)) return sent as readonly SentTask[];
-  throw new TypeError(`toHaveSent expects a test app (from createTestApp) or its 'sent' list, got ${inspect(received, { depth: 1 })}`);
+  throw new TypeError(
+    `toHaveSent expects a test app (from createTestApp) or its 'sent' list, got ${inspect(received, { depth: 1 })}`,
+  );
 };
 
 const named = (task: TaskRef): string => (typeof task === "string" ? task : task.name);

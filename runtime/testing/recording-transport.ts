@@ -5,7 +5,17 @@
  * `drain` must wait for).
  */
 import type { DeadLetter, Envelope } from "../../broker/envelope.ts";
-import type { ConsumeOptions, Consumer, DeliveryHandler, ExchangeType, PublishOptions, QueueOptions, QueueStats, RevocationOptions, Transport } from "../../broker/transport.ts";
+import type {
+  ConsumeOptions,
+  Consumer,
+  DeliveryHandler,
+  ExchangeType,
+  PublishOptions,
+  QueueOptions,
+  QueueStats,
+  RevocationOptions,
+  Transport,
+} from "../../broker/transport.ts";
 
 export class RecordingTransport implements Transport {
   /** Publishes not yet confirmed or refused. */
@@ -48,7 +58,9 @@ export class RecordingTransport implements Transport {
   isRevoked(id: string): boolean {
     return this.inner.isRevoked(id);
   }
-  onRevoke(listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void): () => void {
+  onRevoke(
+    listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void,
+  ): () => void {
     return this.inner.onRevoke(listener);
   }
   deadLetters(queue: string): Promise<readonly DeadLetter[]> {

@@ -143,7 +143,9 @@ export class SentLog {
  */
 export const findSent = (sent: readonly SentTask[], task: TaskRef, args?: readonly unknown[]): SentTask | undefined => {
   const name = nameOf(task);
-  return sent.find((s) => (s.task === name || s.target === name) && (args === undefined || isDeepStrictEqual(s.args, args)));
+  return sent.find(
+    (s) => (s.task === name || s.target === name) && (args === undefined || isDeepStrictEqual(s.args, args)),
+  );
 };
 
 const show = (value: unknown): string => inspect(value, { depth: 4, breakLength: Infinity });
@@ -178,5 +180,7 @@ export const assertSent = (sent: readonly SentTask[], task: TaskRef, args?: read
  */
 export const assertNotSent = (sent: readonly SentTask[], task: TaskRef, args?: readonly unknown[]): void => {
   if (findSent(sent, task, args) === undefined) return;
-  throw new AssertionError({ message: `expected task ${wanted(task, args)} not to have been sent; ${describeSent(sent)}` });
+  throw new AssertionError({
+    message: `expected task ${wanted(task, args)} not to have been sent; ${describeSent(sent)}`,
+  });
 };

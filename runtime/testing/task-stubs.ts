@@ -39,7 +39,9 @@ interface RunningHandler {
 }
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as PromiseLike<unknown>).then === "function";
+  value !== null &&
+  (typeof value === "object" || typeof value === "function") &&
+  typeof (value as PromiseLike<unknown>).then === "function";
 
 export class TaskStubs {
   private readonly stubs = new Map<string, StubEntry>();
@@ -62,15 +64,15 @@ export class TaskStubs {
     const standIn = function (this: TaskContext, ...args: unknown[]): unknown {
       const stub = stubs.get(task);
       stub?.calls.push(args);
-      const context = this;
-      return inside.run(context.id, () => {
-        let value = (stub?.handler ?? handler).apply(context, args);
+      return inside.run(this.id, () => {
+        let value = (stub?.handler ?? handler).apply(this, args);
         // Run here rather than in the worker, so that the Effect too runs inside the task's async context.
-        if (Effect.isEffect(value)) value = Effect.runPromise(value as Effect.Effect<unknown, unknown, never>, { signal: context.signal });
+        if (Effect.isEffect(value))
+          value = Effect.runPromise(value as Effect.Effect<unknown, unknown, never>, { signal: this.signal });
         if (!isThenable(value)) return value;
-        running.set(context.id, { task, since: Date.now() });
-        context.signal.addEventListener("abort", () => running.delete(context.id), { once: true });
-        return Promise.resolve(value).finally(() => running.delete(context.id));
+        running.set(this.id, { task, since: Date.now() });
+        this.signal.addEventListener("abort", () => running.delete(this.id), { once: true });
+        return Promise.resolve(value).finally(() => running.delete(this.id));
       });
     };
     Object.defineProperty(standIn, "length", { value: handler.length });
@@ -81,7 +83,10 @@ export class TaskStubs {
   /** Put `handler` in the place of task `task`'s handler until restored (a later stub of the same task replaces it). */
   stub<A extends readonly unknown[]>(task: string, handler: AnyHandler): Stub<A> {
     if (!this.registered.has(task)) {
-      throw new StubError(task, `it is not registered on the test app; registered: ${[...this.registered].join(", ") || "(none)"}`);
+      throw new StubError(
+        task,
+        `it is not registered on the test app; registered: ${[...this.registered].join(", ") || "(none)"}`,
+      );
     }
     if (typeof handler !== "function") throw new StubError(task, `the stub must be a function, got ${typeof handler}`);
     const entry: StubEntry = { handler, calls: [] };

@@ -255,7 +255,11 @@ describe("t.sent: what the app sent", () => {
     t.assertNotSent(email);
     assert.throws(
       () => t.assertSent(add, [3, 3]),
-      (error: unknown) => error instanceof AssertionError && /expected task 'add' with arguments \[ 3, 3 \] to have been sent; sent:\n {2}1\. add\(2, 2\)/.test(error.message),
+      (error: unknown) =>
+        error instanceof AssertionError &&
+        /expected task 'add' with arguments \[ 3, 3 \] to have been sent; sent:\n {2}1\. add\(2, 2\)/.test(
+          error.message,
+        ),
     );
     assert.throws(() => t.assertNotSent("add"), /expected task 'add' not to have been sent/);
     t.clearSent();
@@ -265,7 +269,14 @@ describe("t.sent: what the app sent", () => {
 
   it("leaves out envelopes that are not task messages, which the worker refuses", async (c) => {
     const t = await testApp(c);
-    await t.app.broker.publish({ id: "raw-1", exchange: "", routingKey: "celery", priority: 0, headers: {}, body: new Uint8Array([1, 2, 3]) });
+    await t.app.broker.publish({
+      id: "raw-1",
+      exchange: "",
+      routingKey: "celery",
+      priority: 0,
+      headers: {},
+      body: new Uint8Array([1, 2, 3]),
+    });
     await t.drain();
     assert.equal(t.sent.length, 0);
     assert.equal((await t.app.broker.deadLetters("celery")).length, 1);
@@ -307,7 +318,10 @@ describe("t.stub(): replace a handler for a test", () => {
     const t = await testApp(c);
     const save = t.app.task("save", (_record: unknown) => "saved");
     t.stub(save, () => "stubbed");
-    await assert.rejects(save.delay({ at: () => 1 }), (error: unknown) => error instanceof CodecError && /argument 1 of task 'save'/.test(error.message));
+    await assert.rejects(
+      save.delay({ at: () => 1 }),
+      (error: unknown) => error instanceof CodecError && /argument 1 of task 'save'/.test(error.message),
+    );
     const leaky = t.app.task("leaky", () => 1 as unknown);
     t.stub(leaky, () => new Map([[1, 2]]));
     const result = await leaky.delay();
@@ -318,23 +332,41 @@ describe("t.stub(): replace a handler for a test", () => {
   it("refuses a task the test app does not know, naming those it does", async (c) => {
     const t = await testApp(c);
     t.app.task("known", () => 1);
-    assert.throws(() => t.stub("unknown", () => 1), (error: unknown) => error instanceof StubError && /'unknown'.*registered: known/.test(error.message));
+    assert.throws(
+      () => t.stub("unknown", () => 1),
+      (error: unknown) => error instanceof StubError && /'unknown'.*registered: known/.test(error.message),
+    );
     assert.throws(() => t.stub("known", 42 as never), /the stub must be a function, got number/);
   });
 });
 
 describe("bad input to the toolkit", () => {
   it("refuses options that are not what they should be, naming the option", async () => {
-    await assert.rejects(createTestApp({ settleTimeout: -1 }), /'settleTimeout' must be a number of real milliseconds \(0 or more\), got -1/);
-    await assert.rejects(createTestApp({ patience: Number.NaN }), /'patience' must be a number of real milliseconds \(0 or more\), got NaN/);
-    await assert.rejects(createTestApp({ tasks: {} as never }), /'tasks' must be a function of the app that registers its tasks, got object/);
-    await assert.rejects(createTestApp({ startAt: Number.NaN }), /a virtual clock starts at a finite epoch time, got NaN/);
+    await assert.rejects(
+      createTestApp({ settleTimeout: -1 }),
+      /'settleTimeout' must be a number of real milliseconds \(0 or more\), got -1/,
+    );
+    await assert.rejects(
+      createTestApp({ patience: Number.NaN }),
+      /'patience' must be a number of real milliseconds \(0 or more\), got NaN/,
+    );
+    await assert.rejects(
+      createTestApp({ tasks: {} as never }),
+      /'tasks' must be a function of the app that registers its tasks, got object/,
+    );
+    await assert.rejects(
+      createTestApp({ startAt: Number.NaN }),
+      /a virtual clock starts at a finite epoch time, got NaN/,
+    );
   });
 
   it("refuses a duration it cannot read, and leaves the clock where it was", async (c) => {
     const t = await testApp(c);
     const before = t.clock.now();
-    await assert.rejects(t.clock.advance("soon"), (error: unknown) => error instanceof DurationError && /invalid duration "soon"/.test(error.message));
+    await assert.rejects(
+      t.clock.advance("soon"),
+      (error: unknown) => error instanceof DurationError && /invalid duration "soon"/.test(error.message),
+    );
     await assert.rejects(t.clock.advance(-5), DurationError);
     assert.equal(t.clock.now(), before);
     await t.clock.advance("1s");

@@ -93,14 +93,19 @@ export class TestClock implements Clock {
   }
 }
 
-type HandlerOf<A extends readonly unknown[], R> = (this: TaskContext, ...args: A) => R | Promise<R> | Effect.Effect<R, unknown, never>;
+type HandlerOf<A extends readonly unknown[], R> = (
+  this: TaskContext,
+  ...args: A
+) => R | Promise<R> | Effect.Effect<R, unknown, never>;
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const realMs = (option: string, value: number | undefined, fallback: number): number => {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-    throw new RangeError(`createTestApp: '${option}' must be a number of real milliseconds (0 or more), got ${String(value)}`);
+    throw new RangeError(
+      `createTestApp: '${option}' must be a number of real milliseconds (0 or more), got ${String(value)}`,
+    );
   }
   return value;
 };
@@ -136,12 +141,16 @@ export class TestApp<T = undefined> {
     this.settleTimeout = realMs("settleTimeout", options.settleTimeout, 5_000);
     this.patience = realMs("patience", options.patience, 25);
     if (options.tasks !== undefined && typeof options.tasks !== "function") {
-      throw new TypeError(`createTestApp: 'tasks' must be a function of the app that registers its tasks, got ${typeof options.tasks}`);
+      throw new TypeError(
+        `createTestApp: 'tasks' must be a function of the app that registers its tasks, got ${typeof options.tasks}`,
+      );
     }
     const virtual = (this.virtual = new VirtualClock(options.startAt ?? Date.now()));
     this.sentLog = new SentLog(new Codec(), virtual.now);
     // The app is given the TestClock, so that app.clock handed on (to a scheduler, say) advances with the drains between timers.
-    const clock = (this.clock = new TestClock(virtual, (duration) => this.exclusive("clock.advance()", () => virtual.advance(duration, this.settleOrWait))));
+    const clock = (this.clock = new TestClock(virtual, (duration) =>
+      this.exclusive("clock.advance()", () => virtual.advance(duration, this.settleOrWait)),
+    ));
     const broker = new RecordingTransport(new EmbeddedBroker({ clock }), (envelope) => this.sentLog.record(envelope));
     this.activity = new AppActivity(broker, virtual, this.stubs);
     const app = createApp({ broker, clock, ...(options.log !== undefined ? { log: options.log } : {}) });

@@ -73,7 +73,9 @@ export class StubError extends Error {
 export class ReentrantDrainError extends Error {
   readonly _tag = "ReentrantDrainError";
   constructor(readonly operation: string) {
-    super(`${operation} was called from inside a task the test app is running, and would wait for that task itself; call it from the test instead`);
+    super(
+      `${operation} was called from inside a task the test app is running, and would wait for that task itself; call it from the test instead`,
+    );
     this.name = "ReentrantDrainError";
   }
 }

@@ -101,7 +101,9 @@ describe("durations", () => {
     for (const bad of ["", "1 hour", "10", "h", "-1s", "1h x", -5, Number.NaN, Number.POSITIVE_INFINITY, null, {}]) {
       assert.throws(
         () => toMilliseconds(bad as never),
-        (error: unknown) => error instanceof DurationError && /invalid duration .* give milliseconds .* units ms, s, m, h, d/.test(error.message),
+        (error: unknown) =>
+          error instanceof DurationError &&
+          /invalid duration .* give milliseconds .* units ms, s, m, h, d/.test(error.message),
         `accepted ${String(bad)}`,
       );
     }

@@ -61,7 +61,8 @@ export class VirtualClock implements Clock {
 
   constructor(start: number | Date = Date.now()) {
     this.time = start instanceof Date ? start.getTime() : start;
-    if (!Number.isFinite(this.time)) throw new RangeError(`a virtual clock starts at a finite epoch time, got ${String(start)}`);
+    if (!Number.isFinite(this.time))
+      throw new RangeError(`a virtual clock starts at a finite epoch time, got ${String(start)}`);
   }
 
   /** The virtual time (epoch ms). Bound, so it can be handed around as a `() => number`. */
@@ -118,7 +119,10 @@ export class VirtualClock implements Clock {
    */
   async advance(duration: Duration, settle: Settle = yieldTurns): Promise<void> {
     const target = this.time + toMilliseconds(duration);
-    if (this.advancing) throw new Error("the virtual clock is already being advanced: await the advance in progress before starting another");
+    if (this.advancing)
+      throw new Error(
+        "the virtual clock is already being advanced: await the advance in progress before starting another",
+      );
     this.advancing = true;
     try {
       await settle();

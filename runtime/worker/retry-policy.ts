@@ -13,7 +13,7 @@ export const retryDelay = (policy: RetryOptions, attempt: number, random: () => 
   const base = policy.delay ?? DEFAULT_RETRY_DELAY;
   const factor = policy.backoff ?? 1;
   const cap = policy.maxDelay ?? DEFAULT_MAX_RETRY_DELAY;
-  const computed = Math.min(cap, base * Math.pow(factor, attempt));
+  const computed = Math.min(cap, base * factor ** attempt);
   return policy.jitter ? Math.floor(random() * computed) : computed;
 };
 

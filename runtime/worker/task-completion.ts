@@ -2,7 +2,13 @@ import type { Codec } from "../../broker/codec.ts";
 import type { CallOptions } from "../../dsl/options.ts";
 import type { RemoteErrorInfo } from "../../dsl/result.ts";
 import { FrameTooLargeError, DEFAULT_MAX_FRAME_BYTES } from "../../broker/node/wire-frame.ts";
-import { MaxRetriesExceededError, ResultTooLargeError, RetryRequest, TaskRevokedError, toErrorInfo } from "../errors.ts";
+import {
+  MaxRetriesExceededError,
+  ResultTooLargeError,
+  RetryRequest,
+  TaskRevokedError,
+  toErrorInfo,
+} from "../errors.ts";
 import type { Publisher } from "../publisher.ts";
 import type { ResultRecord, ResultStore } from "../results/result-store.ts";
 import { mayRetry, retryDelay } from "./retry-policy.ts";
@@ -45,13 +51,21 @@ export class TaskCompletion {
    * revoked while it ran (the revocation was recorded first) stops it there.
    */
   succeeded(message: TaskMessage, value: unknown, encoded: Uint8Array | undefined): Completed | Promise<Completed> {
-    const stored = encoded === undefined ? undefined : this.store.complete(message.id, message.task, { state: "SUCCESS", value: encoded });
+    const stored =
+      encoded === undefined
+        ? undefined
+        : this.store.complete(message.id, message.task, { state: "SUCCESS", value: encoded });
     if (stored instanceof Promise) return this.afterStore(stored, message, value, encoded as Uint8Array);
     if (stored === false) return this.refused(message, value);
     return message.workflow === undefined ? "succeeded" : this.advance(message, value);
   }
 
-  private async afterStore(stored: Promise<boolean>, message: TaskMessage, value: unknown, encoded: Uint8Array): Promise<Completed> {
+  private async afterStore(
+    stored: Promise<boolean>,
+    message: TaskMessage,
+    value: unknown,
+    encoded: Uint8Array,
+  ): Promise<Completed> {
     let first: boolean;
     try {
       first = await stored;
@@ -59,7 +73,12 @@ export class TaskCompletion {
       // A node whose frame limit is below MAX_RESULT_BYTES refuses the value before it is sent: fail the task once,
       // with the sizes, rather than leave it STARTED and its message redelivered to fail the same way again.
       if (!(error instanceof FrameTooLargeError)) throw error;
-      return this.failed(message, toErrorInfo(new ResultTooLargeError({ task: message.task, id: message.id, size: encoded.byteLength, max: error.max })));
+      return this.failed(
+        message,
+        toErrorInfo(
+          new ResultTooLargeError({ task: message.task, id: message.id, size: encoded.byteLength, max: error.max }),
+        ),
+      );
     }
     if (!first) return this.refused(message, value);
     return message.workflow === undefined ? "succeeded" : this.advance(message, value);
@@ -75,7 +94,8 @@ export class TaskCompletion {
     const record = await this.store.get(message.id);
     if (record?.state === "SUCCESS") {
       // Recorded by an earlier delivery of this message: finish what it may not have, as a redelivery does.
-      if (message.workflow !== undefined) await this.workflows.succeeded(message.workflow, message.node as number, value);
+      if (message.workflow !== undefined)
+        await this.workflows.succeeded(message.workflow, message.node as number, value);
       return "succeeded";
     }
     const state = record?.state ?? "forgotten";
@@ -86,7 +106,13 @@ export class TaskCompletion {
   }
 
   /** Retry if the error and the policy allow it; otherwise fail for good. */
-  async failedOrRetry(message: TaskMessage, options: CallOptions, priority: number, error: unknown, definition: TaskDefinition): Promise<Completed> {
+  async failedOrRetry(
+    message: TaskMessage,
+    options: CallOptions,
+    priority: number,
+    error: unknown,
+    definition: TaskDefinition,
+  ): Promise<Completed> {
     const policy = options.retry;
     const requested = error instanceof RetryRequest ? error : undefined;
     const retryOn = definition.options.retry?.retryOn;
@@ -106,20 +132,25 @@ export class TaskCompletion {
     const cause =
       requested === undefined
         ? error
-        : (requested.cause ?? new MaxRetriesExceededError({ task: message.task, id: message.id, retries: message.retries }));
+        : (requested.cause ??
+          new MaxRetriesExceededError({ task: message.task, id: message.id, retries: message.retries }));
     return this.failed(message, toErrorInfo(cause));
   }
 
   async failed(message: TaskMessage, error: RemoteErrorInfo): Promise<"failed"> {
     const first = await this.store.complete(message.id, message.task, { state: "FAILURE", error });
-    if (first && message.workflow !== undefined) await this.workflows.failed(message.workflow, message.node as number, error);
+    if (first && message.workflow !== undefined)
+      await this.workflows.failed(message.workflow, message.node as number, error);
     return "failed";
   }
 
   async revoked(message: TaskMessage, expired = false): Promise<"revoked"> {
-    const error = toErrorInfo(new TaskRevokedError({ id: message.id, task: message.task, ...(expired ? { expired } : {}) }));
+    const error = toErrorInfo(
+      new TaskRevokedError({ id: message.id, task: message.task, ...(expired ? { expired } : {}) }),
+    );
     const first = await this.store.complete(message.id, message.task, { state: "REVOKED", error });
-    if (first && message.workflow !== undefined) await this.workflows.failed(message.workflow, message.node as number, error);
+    if (first && message.workflow !== undefined)
+      await this.workflows.failed(message.workflow, message.node as number, error);
     return "revoked";
   }
 

@@ -84,10 +84,17 @@ export class AsyncInvocation implements Invocation {
     if (softTimeLimit === undefined && timeLimit === undefined) return;
     this.clock = clock;
     if (softTimeLimit !== undefined) {
-      (this.timers ??= []).push(clock.setTimeout(() => this.context.abort(new SoftTimeLimitExceeded({ task, limitMs: softTimeLimit })), softTimeLimit));
+      (this.timers ??= []).push(
+        clock.setTimeout(
+          () => this.context.abort(new SoftTimeLimitExceeded({ task, limitMs: softTimeLimit })),
+          softTimeLimit,
+        ),
+      );
     }
     if (timeLimit !== undefined) {
-      (this.timers ??= []).push(clock.setTimeout(() => this.abandon(new TimeLimitExceeded({ task, limitMs: timeLimit })), timeLimit));
+      (this.timers ??= []).push(
+        clock.setTimeout(() => this.abandon(new TimeLimitExceeded({ task, limitMs: timeLimit })), timeLimit),
+      );
     }
   }
 
@@ -98,7 +105,9 @@ export class AsyncInvocation implements Invocation {
 }
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as PromiseLike<unknown>).then === "function";
+  value !== null &&
+  (typeof value === "object" || typeof value === "function") &&
+  typeof (value as PromiseLike<unknown>).then === "function";
 
 export const invoke = (
   definition: TaskDefinition,
@@ -117,7 +126,8 @@ export const invoke = (
   } catch (error) {
     return { ok: false, error };
   }
-  if (Effect.isEffect(returned)) returned = Effect.runPromise(returned as Effect.Effect<unknown, unknown, never>, { signal: context.signal });
+  if (Effect.isEffect(returned))
+    returned = Effect.runPromise(returned as Effect.Effect<unknown, unknown, never>, { signal: context.signal });
   if (!isThenable(returned)) return { ok: true, value: returned };
   const invocation = new AsyncInvocation(context, returned);
   invocation.limit(definition.name, softTimeLimit, timeLimit, clock);

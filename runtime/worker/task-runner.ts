@@ -9,7 +9,7 @@ import { READY_STATES } from "../../dsl/result.ts";
 import { ResultTooLargeError, TaskRevokedError, UnknownTaskError, WorkerError, toErrorInfo } from "../errors.ts";
 import type { ResultStore } from "../results/result-store.ts";
 import { MAX_RESULT_BYTES, type Completed, type TaskCompletion } from "./task-completion.ts";
-import { AsyncInvocation, invoke, type Invocation, type InvocationOutcome } from "./task-invocation.ts";
+import { type AsyncInvocation, invoke, type Invocation, type InvocationOutcome } from "./task-invocation.ts";
 import { fromEnvelope, type TaskMessage } from "../task-message.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
 import { ProgressRecorder } from "../task-progress.ts";
@@ -116,8 +116,11 @@ export class TaskRunner {
     const acksLate = options.acksLate ?? true;
     if (!acksLate) host.settle(consumer, delivery, "ack");
     const keepsResult = !options.ignoreResult || message.workflow !== undefined;
-    const started = keepsResult ? env.store.start(message.id, message.task, message.retries === 0 ? undefined : { retries: message.retries }) : true;
-    if (started === true) return this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer);
+    const started = keepsResult
+      ? env.store.start(message.id, message.task, message.retries === 0 ? undefined : { retries: message.retries })
+      : true;
+    if (started === true)
+      return this.invokeAndFinish(message, definition, options, keepsResult, acksLate, delivery, consumer);
     if (started === false) return this.skipFinished(message, acksLate, delivery, consumer);
     return started.then((ok) => {
       if (!ok) return this.skipFinished(message, acksLate, delivery, consumer);
@@ -127,7 +130,12 @@ export class TaskRunner {
     });
   }
 
-  private async revokedBeforeRun(message: TaskMessage, acksLate: boolean, delivery: Delivery, consumer: Consumer): Promise<void> {
+  private async revokedBeforeRun(
+    message: TaskMessage,
+    acksLate: boolean,
+    delivery: Delivery,
+    consumer: Consumer,
+  ): Promise<void> {
     this.host.count(await this.env.completion.revoked(message));
     if (acksLate) this.host.settle(consumer, delivery, "ack");
   }
@@ -138,7 +146,12 @@ export class TaskRunner {
    * arrived. It does not run; its workflow is advanced from the stored state
    * (safe to repeat), as for a redelivered message.
    */
-  private async skipFinished(message: TaskMessage, acksLate: boolean, delivery: Delivery, consumer: Consumer): Promise<void> {
+  private async skipFinished(
+    message: TaskMessage,
+    acksLate: boolean,
+    delivery: Delivery,
+    consumer: Consumer,
+  ): Promise<void> {
     const record = await this.env.store.get(message.id);
     if (record !== undefined) await this.env.completion.resume(message, record);
     this.host.count(record?.state === "SUCCESS" ? "succeeded" : record?.state === "FAILURE" ? "failed" : "revoked");
@@ -157,9 +170,19 @@ export class TaskRunner {
     const hooks = this.env.hooks;
     if (hooks?.any) hooks.emit("taskPrerun", this.hookEvent(message));
     this.events?.started(message);
-    const invocation = this.host.pool === undefined ? this.invokeHere(message, definition, options, keepsResult) : this.invokeInPool(message, options, keepsResult, delivery);
-    if (!("outcome" in invocation)) return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
-    this.running.set(message.id, { task: message.task, invocation, message, queue: delivery.queue, startedAt: this.clock.now() });
+    const invocation =
+      this.host.pool === undefined
+        ? this.invokeHere(message, definition, options, keepsResult)
+        : this.invokeInPool(message, options, keepsResult, delivery);
+    if (!("outcome" in invocation))
+      return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
+    this.running.set(message.id, {
+      task: message.task,
+      invocation,
+      message,
+      queue: delivery.queue,
+      startedAt: this.clock.now(),
+    });
     return invocation.outcome.then((outcome) => {
       this.running.delete(message.id);
       this.lastFinished = message;
@@ -168,16 +191,35 @@ export class TaskRunner {
     });
   }
 
-  private invokeHere(message: TaskMessage, definition: TaskDefinition, options: CallOptions, keepsResult: boolean): InvocationOutcome | AsyncInvocation {
+  private invokeHere(
+    message: TaskMessage,
+    definition: TaskDefinition,
+    options: CallOptions,
+    keepsResult: boolean,
+  ): InvocationOutcome | AsyncInvocation {
     const started = performance.now();
     const recorder = keepsResult ? this.progress : undefined;
-    const invocation = invoke(definition, message.id, message.retries, message.args, options.softTimeLimit, options.timeLimit, this.clock, recorder);
+    const invocation = invoke(
+      definition,
+      message.id,
+      message.retries,
+      message.args,
+      options.softTimeLimit,
+      options.timeLimit,
+      this.clock,
+      recorder,
+    );
     const ms = performance.now() - started;
     if (ms > (this.host.blockWarnMs ?? Infinity)) this.host.blocked?.(message.task, message.id, ms);
     return invocation;
   }
 
-  private invokeInPool(message: TaskMessage, options: CallOptions, keepsResult: boolean, delivery: Delivery): Invocation {
+  private invokeInPool(
+    message: TaskMessage,
+    options: CallOptions,
+    keepsResult: boolean,
+    delivery: Delivery,
+  ): Invocation {
     const call: { -readonly [K in keyof PoolCall]: PoolCall[K] } = {
       id: message.id,
       task: message.task,
@@ -225,7 +267,8 @@ export class TaskRunner {
     const hooks = this.env.hooks as Hooks;
     const event = this.hookEvent(message);
     const error = outcome.ok ? undefined : outcome.error;
-    if (completed === "succeeded") hooks.emit("taskSuccess", { ...event, result: outcome.ok ? outcome.value : undefined });
+    if (completed === "succeeded")
+      hooks.emit("taskSuccess", { ...event, result: outcome.ok ? outcome.value : undefined });
     else if (completed === "failed") hooks.emit("taskFailure", { ...event, error });
     else if (completed === "retried") hooks.emit("taskRetry", { ...event, error });
     hooks.emit("taskPostrun", { ...event, outcome: completed });
@@ -251,14 +294,26 @@ export class TaskRunner {
     if (outcome.ok) {
       let encoded: Uint8Array | undefined;
       try {
-        encoded = keepsResult ? (outcome.encoded ?? codec.encode(outcome.value, `result of task '${message.task}'`)) : undefined;
+        encoded = keepsResult
+          ? (outcome.encoded ?? codec.encode(outcome.value, `result of task '${message.task}'`))
+          : undefined;
       } catch (error) {
         if (!(error instanceof CodecError)) throw error;
         return completion.failedOrRetry(message, options, priority, error, definition);
       }
       // The same limit in one process as across processes: a value that could not reach a node's result store fails here too.
       if (encoded !== undefined && encoded.byteLength > MAX_RESULT_BYTES) {
-        return completion.failed(message, toErrorInfo(new ResultTooLargeError({ task: message.task, id: message.id, size: encoded.byteLength, max: MAX_RESULT_BYTES })));
+        return completion.failed(
+          message,
+          toErrorInfo(
+            new ResultTooLargeError({
+              task: message.task,
+              id: message.id,
+              size: encoded.byteLength,
+              max: MAX_RESULT_BYTES,
+            }),
+          ),
+        );
       }
       return completion.succeeded(message, outcome.value, encoded);
     }
@@ -329,12 +384,15 @@ export const mapperOf = (target: TaskDefinition, star: boolean): TaskDefinition 
   defaults: target.defaults,
   minArgs: 1,
   async handler(this: TaskContext, items: unknown) {
-    if (!Array.isArray(items)) throw new TypeError(`${star ? "starmap" : "map"} of '${target.name}' expects a list, got ${typeof items}`);
+    if (!Array.isArray(items))
+      throw new TypeError(`${star ? "starmap" : "map"} of '${target.name}' expects a list, got ${typeof items}`);
     const results: unknown[] = [];
     for (const item of items) {
-      if (star && !Array.isArray(item)) throw new TypeError(`starmap of '${target.name}' expects argument tuples, got ${typeof item}`);
+      if (star && !Array.isArray(item))
+        throw new TypeError(`starmap of '${target.name}' expects argument tuples, got ${typeof item}`);
       let value = target.handler.apply(this, star ? (item as unknown[]) : [item]);
-      if (Effect.isEffect(value)) value = Effect.runPromise(value as Effect.Effect<unknown, unknown, never>, { signal: this.signal });
+      if (Effect.isEffect(value))
+        value = Effect.runPromise(value as Effect.Effect<unknown, unknown, never>, { signal: this.signal });
       results.push(await value);
     }
     return results;

@@ -179,19 +179,27 @@ export class Worker {
     const pooling = resolvePoolOptions(this.name, options, env.appModule);
     this.concurrency = pooling.autoscale?.min ?? options.concurrency ?? 8;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
-      throw new WorkerError({ worker: this.name, reason: `concurrency must be a positive integer, got ${options.concurrency}` });
+      throw new WorkerError({
+        worker: this.name,
+        reason: `concurrency must be a positive integer, got ${options.concurrency}`,
+      });
     }
     this.prefetch = options.prefetch ?? (pooling.autoscale?.max ?? this.concurrency) * 4;
     this.leaseMs = options.leaseMs;
-    this.pooling = new WorkerPooling(pooling, this.concurrency, {
-      name: this.name,
-      backlog: () => this.waiting.length - this.waitingHead,
-      busy: () => this.runningCount,
-      concurrency: () => this.concurrency,
-      resize: (size) => this.resize(size),
-      running: () => this.runner.running,
-      lastFinished: () => ({ task: this.runner.lastFinished, count: this.runner.finishedCount }),
-    }, env);
+    this.pooling = new WorkerPooling(
+      pooling,
+      this.concurrency,
+      {
+        name: this.name,
+        backlog: () => this.waiting.length - this.waitingHead,
+        busy: () => this.runningCount,
+        concurrency: () => this.concurrency,
+        resize: (size) => this.resize(size),
+        running: () => this.runner.running,
+        lastFinished: () => ({ task: this.runner.lastFinished, count: this.runner.finishedCount }),
+      },
+      env,
+    );
     const { pool } = this.pooling;
     this.runner = new TaskRunner(env, {
       name: this.name,
@@ -206,7 +214,12 @@ export class Worker {
     this.gate =
       limits &&
       new RateGate(
-        { table: limits.table, global: limits.global, maxHeld: Math.max(1, Math.floor(this.prefetch / 2)), clock: env.clock ?? systemClock },
+        {
+          table: limits.table,
+          global: limits.global,
+          maxHeld: Math.max(1, Math.floor(this.prefetch / 2)),
+          clock: env.clock ?? systemClock,
+        },
         {
           name: this.name,
           transport: env.transport,
@@ -222,7 +235,8 @@ export class Worker {
 
   /** Start consuming. Resolves once every queue is being consumed. */
   async start(): Promise<void> {
-    if (this.state !== "idle") throw new WorkerError({ worker: this.name, reason: `cannot start a worker that is ${this.state}` });
+    if (this.state !== "idle")
+      throw new WorkerError({ worker: this.name, reason: `cannot start a worker that is ${this.state}` });
     this.state = "running";
     try {
       await this.pooling.start();
@@ -263,7 +277,9 @@ export class Worker {
     consumer = await this.env.transport.consume(
       queue,
       (delivery) => (consumer === undefined ? early.push(delivery) : this.receive(delivery, consumer)),
-      this.leaseMs === undefined ? { prefetch: this.prefetch, marksStarted: true } : { prefetch: this.prefetch, leaseMs: this.leaseMs, marksStarted: true },
+      this.leaseMs === undefined
+        ? { prefetch: this.prefetch, marksStarted: true }
+        : { prefetch: this.prefetch, leaseMs: this.leaseMs, marksStarted: true },
     );
     this.consumers.push(consumer);
     for (const delivery of early) this.receive(delivery, consumer);
@@ -289,7 +305,9 @@ export class Worker {
     this.gate?.stop();
     // A broker that lost this worker took back every message it held: finishing those tasks can settle nothing.
     const unsubscribeLost = this.env.transport.onConnectionLost?.(() =>
-      this.abandonRunning("lost its broker connection while stopping; the broker has returned the message to the queue"),
+      this.abandonRunning(
+        "lost its broker connection while stopping; the broker has returned the message to the queue",
+      ),
     );
     if (this.runningCount > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
@@ -305,7 +323,10 @@ export class Worker {
       });
       if (options.timeout !== undefined) this.hurry?.(options.timeout);
       if ((await Promise.race([drained, timedOut])) === "timeout") {
-        const reason = new WorkerError({ worker: this.name, reason: "stopped before the task finished; its message goes back to the queue" });
+        const reason = new WorkerError({
+          worker: this.name,
+          reason: "stopped before the task finished; its message goes back to the queue",
+        });
         for (const { invocation } of this.runner.running.values()) invocation.abandon(reason);
       }
       clearTimeout(timer);
@@ -320,7 +341,9 @@ export class Worker {
     this.waitingHead = 0;
     const control = this.control;
     this.control = undefined;
-    await control?.close().catch((error: unknown) => this.env.log(`${this.name}: closing remote control: ${toErrorInfo(error).message}`));
+    await control
+      ?.close()
+      .catch((error: unknown) => this.env.log(`${this.name}: closing remote control: ${toErrorInfo(error).message}`));
     this.disableEvents();
     await this.pooling.close();
     this.state = "stopped";
@@ -353,7 +376,10 @@ export class Worker {
     if (this.presence !== undefined || this.env.events === undefined) return;
     const dispatcher = this.env.events();
     this.runner.events = new TaskEvents(dispatcher, this.name, this.env.codec);
-    this.presence = new WorkerPresence(dispatcher, this.name, () => ({ active: this.runningCount, processed: this.processed() }));
+    this.presence = new WorkerPresence(dispatcher, this.name, () => ({
+      active: this.runningCount,
+      processed: this.processed(),
+    }));
     this.presence.online();
   }
 
@@ -372,8 +398,10 @@ export class Worker {
 
   /** Start consuming `queue` too. Resolves false when it was consumed already. */
   async addConsumer(queue: string): Promise<boolean> {
-    if (this.state !== "running") throw new WorkerError({ worker: this.name, reason: `cannot add a consumer to a worker that is ${this.state}` });
-    if (typeof queue !== "string" || queue.length === 0) throw new WorkerError({ worker: this.name, reason: "a queue name is a non-empty string" });
+    if (this.state !== "running")
+      throw new WorkerError({ worker: this.name, reason: `cannot add a consumer to a worker that is ${this.state}` });
+    if (typeof queue !== "string" || queue.length === 0)
+      throw new WorkerError({ worker: this.name, reason: "a queue name is a non-empty string" });
     if (this.queues.includes(queue)) return false;
     await this.consumeQueue(queue);
     this.queues = [...this.queues, queue];
@@ -400,9 +428,15 @@ export class Worker {
    * `softTimeLimit` and `timeLimit`; undefined for none), winning over those its messages carry.
    */
   setTimeLimits(task: string, soft: number | undefined, hard: number | undefined): void {
-    for (const [name, value] of [["soft", soft], ["hard", hard]] as const) {
+    for (const [name, value] of [
+      ["soft", soft],
+      ["hard", hard],
+    ] as const) {
       if (value !== undefined && !(typeof value === "number" && value > 0)) {
-        throw new WorkerError({ worker: this.name, reason: `a ${name} time limit must be a positive number of ms, got ${String(value)}` });
+        throw new WorkerError({
+          worker: this.name,
+          reason: `a ${name} time limit must be a positive number of ms, got ${String(value)}`,
+        });
       }
     }
     this.runner.timeLimits.set(task, { soft, hard });
@@ -427,7 +461,13 @@ export class Worker {
   }
 
   stats(): WorkerStats {
-    const stats = { running: this.runningCount, waiting: this.waiting.length - this.waitingHead, ...this.counts, concurrency: this.concurrency, pool: this.pooling.kind };
+    const stats = {
+      running: this.runningCount,
+      waiting: this.waiting.length - this.waitingHead,
+      ...this.counts,
+      concurrency: this.concurrency,
+      pool: this.pooling.kind,
+    };
     const children = this.pooling.stats();
     return children === undefined ? stats : { ...stats, children };
   }
@@ -454,7 +494,8 @@ export class Worker {
   }
 
   private checkedStep(n: number): number {
-    if (!Number.isInteger(n) || n < 1) throw new WorkerError({ worker: this.name, reason: `a pool grows or shrinks by a positive integer, got ${n}` });
+    if (!Number.isInteger(n) || n < 1)
+      throw new WorkerError({ worker: this.name, reason: `a pool grows or shrinks by a positive integer, got ${n}` });
     return n;
   }
 
@@ -497,7 +538,9 @@ export class Worker {
       if (typeof task !== "string") continue;
       // Only a task whose result is kept has a PENDING record to advance (one that ignores its result must not get one).
       Promise.resolve(this.env.store.get(id))
-        .then((record) => (record?.state === "PENDING" && !pending.started ? this.env.store.setState(id, task, "RECEIVED") : undefined))
+        .then((record) =>
+          record?.state === "PENDING" && !pending.started ? this.env.store.setState(id, task, "RECEIVED") : undefined,
+        )
         .catch((error: unknown) => this.env.log(`${this.name}: ${toErrorInfo(error).message}`));
     }
     if (unmarked) this.scheduleSweep();
@@ -565,7 +608,9 @@ export class Worker {
       this.settle(consumer, delivery, "ack");
       return;
     }
-    this.env.log(`${this.name}: message ${delivery.envelope.id} could not be completed and goes back to the queue: ${toErrorInfo(error).message}`);
+    this.env.log(
+      `${this.name}: message ${delivery.envelope.id} could not be completed and goes back to the queue: ${toErrorInfo(error).message}`,
+    );
     this.settle(consumer, delivery, "requeue");
   }
 

@@ -29,9 +29,17 @@ export class WorkflowExecutor {
   async start(graph: MessageGraph): Promise<void> {
     this.graphs.set(graph.id, graph);
     await this.store.saveGraph(graph);
-    await Promise.all(graph.nodes.map((node) => this.store.setState(node.id, node.task, "PENDING", { workflow: graph.id, node: node.index })));
+    await Promise.all(
+      graph.nodes.map((node) =>
+        this.store.setState(node.id, node.task, "PENDING", { workflow: graph.id, node: node.index }),
+      ),
+    );
     // A start node that still has an `after` waits on an empty group with nothing before it: its input is that empty list.
-    await Promise.all(startNodes(graph).map((node) => this.publish(graph, node, node.after && materialize(node.after, () => undefined))));
+    await Promise.all(
+      startNodes(graph).map((node) =>
+        this.publish(graph, node, node.after && materialize(node.after, () => undefined)),
+      ),
+    );
   }
 
   /** Step `nodeIndex` of workflow `workflow` succeeded with `value`. Safe to repeat: a step counts once per join. */
@@ -58,8 +66,18 @@ export class WorkflowExecutor {
       // A step revoked itself (a whole workflow revoked while one of its steps ran) reads REVOKED, not as its upstream's failure.
       const own = this.isRevoked(node.id)
         ? toErrorInfo(new TaskRevokedError({ id: node.id, task: node.task }))
-        : toErrorInfo(new UpstreamFailure({ kind: failedAs(node, origin.index), failedId: origin.id, failedTask: origin.task, cause: error }));
-      const outcome = own.name === "TaskRevokedError" ? { state: "REVOKED" as const, error: own } : { state: "FAILURE" as const, error: own };
+        : toErrorInfo(
+            new UpstreamFailure({
+              kind: failedAs(node, origin.index),
+              failedId: origin.id,
+              failedTask: origin.task,
+              cause: error,
+            }),
+          );
+      const outcome =
+        own.name === "TaskRevokedError"
+          ? { state: "REVOKED" as const, error: own }
+          : { state: "FAILURE" as const, error: own };
       // First failure wins: a step already failed by another member has already propagated.
       if (!(await this.store.complete(node.id, node.task, outcome))) continue;
       await this.fireErrbacks(graph, node, own);
@@ -92,7 +110,10 @@ export class WorkflowExecutor {
     const records = await Promise.all(leaves.map((leaf) => this.store.get(graph.nodes[leaf].id)));
     leaves.forEach((leaf, i) => {
       const record = records[i];
-      if (record?.state !== "SUCCESS") throw new Error(`workflow ${graph.id}: result of step ${graph.nodes[leaf].id} is missing (expired or forgotten)`);
+      if (record?.state !== "SUCCESS")
+        throw new Error(
+          `workflow ${graph.id}: result of step ${graph.nodes[leaf].id} is missing (expired or forgotten)`,
+        );
       values.set(leaf, record.value === undefined ? undefined : this.codec.decode(record.value));
     });
     return materialize(after, (index) => values.get(index));
@@ -116,7 +137,8 @@ export class WorkflowExecutor {
         throw error;
       }
       const info = toErrorInfo(error);
-      if (await this.store.complete(node.id, node.task, { state: "FAILURE", error: info })) await this.failed(graph.id, node.index, info);
+      if (await this.store.complete(node.id, node.task, { state: "FAILURE", error: info }))
+        await this.failed(graph.id, node.index, info);
     }
   }
 

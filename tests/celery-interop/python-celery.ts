@@ -17,7 +17,10 @@ export const INTEROP_REDIS = process.env.CELERITY_INTEROP_REDIS ?? "redis://127.
 /** A skip reason unless Python can import celery and redis (with CELERITY_REQUIRE_SERVICES=1 the tests run and fail instead). */
 export const pythonCelerySkipReason = (): string | false => {
   const probe = spawnSync(PYTHON, ["-c", "import celery, redis"], { encoding: "utf8" });
-  return skipUnless(probe.status === 0, `Python Celery is not importable by ${PYTHON} (apt-get install python3-celery python3-redis)`);
+  return skipUnless(
+    probe.status === 0,
+    `Python Celery is not importable by ${PYTHON} (apt-get install python3-celery python3-redis)`,
+  );
 };
 
 /** A queue name no other run shares. */
@@ -41,13 +44,33 @@ export interface PythonWorker {
 export const startPythonWorker = async (queue: string, broker: string, ms = 30_000): Promise<PythonWorker> => {
   const child: ChildProcess = spawn(
     PYTHON,
-    ["-m", "celery", "-A", "celery_tasks", "worker", "-Q", queue, "-P", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info", "-n", `${queue}@%h`],
+    [
+      "-m",
+      "celery",
+      "-A",
+      "celery_tasks",
+      "worker",
+      "-Q",
+      queue,
+      "-P",
+      "solo",
+      "--without-gossip",
+      "--without-mingle",
+      "--without-heartbeat",
+      "-l",
+      "info",
+      "-n",
+      `${queue}@%h`,
+    ],
     { cwd: HERE, env: pythonEnv(queue, broker), stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the Python Celery worker did not report ready within ${ms} ms:\n${output}`)), ms);
+    const timer = setTimeout(
+      () => reject(new Error(`the Python Celery worker did not report ready within ${ms} ms:\n${output}`)),
+      ms,
+    );
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       if (/ ready\.\s*$/m.test(output)) {
@@ -74,12 +97,23 @@ export const startPythonWorker = async (queue: string, broker: string, ms = 30_0
 };
 
 /** What py_producer.py printed: the value Python's `get()` returned, or the exception it raised. */
-export type PythonOutcome = { readonly value: unknown } | { readonly error: { readonly type: string; readonly module: string; readonly message: string } };
+export type PythonOutcome =
+  | { readonly value: unknown }
+  | { readonly error: { readonly type: string; readonly module: string; readonly message: string } };
 
 /** Run one of py_producer.py's workloads against the TypeScript worker on `queue` of `broker`. */
-export const runPythonProducer = (queue: string, broker: string, workload: string, ms = 45_000): Promise<PythonOutcome> =>
+export const runPythonProducer = (
+  queue: string,
+  broker: string,
+  workload: string,
+  ms = 45_000,
+): Promise<PythonOutcome> =>
   new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ["py_producer.py", workload], { cwd: HERE, env: pythonEnv(queue, broker), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(PYTHON, ["py_producer.py", workload], {
+      cwd: HERE,
+      env: pythonEnv(queue, broker),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     const timer = setTimeout(() => {
@@ -94,7 +128,9 @@ export const runPythonProducer = (queue: string, broker: string, workload: strin
       try {
         resolve(JSON.parse(line) as PythonOutcome);
       } catch {
-        reject(new Error(`py_producer.py ${workload} exited with ${code} and printed no outcome:\n${stdout}\n${stderr}`));
+        reject(
+          new Error(`py_producer.py ${workload} exited with ${code} and printed no outcome:\n${stdout}\n${stderr}`),
+        );
       }
     });
   });

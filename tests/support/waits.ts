@@ -24,7 +24,12 @@ export const scaled = (ms: number): number => Math.round(ms * TIME_SCALE);
  * that moment) once `ms` pass. `ms` is taken as written: scale it with
  * `scaled` where the wait depends on the machine's speed.
  */
-export const within = <T>(promise: Promise<T>, ms: number, what: string | (() => string), detail: () => string = () => ""): Promise<T> => {
+export const within = <T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string | (() => string),
+  detail: () => string = () => "",
+): Promise<T> => {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -45,11 +50,15 @@ export interface EventuallyOptions {
 }
 
 /** Resolve once `predicate` holds; fail naming `what` when it has not by the limit. */
-export const eventually = async (predicate: () => boolean | Promise<boolean>, options: EventuallyOptions = {}): Promise<void> => {
+export const eventually = async (
+  predicate: () => boolean | Promise<boolean>,
+  options: EventuallyOptions = {},
+): Promise<void> => {
   const timeoutMs = options.timeoutMs ?? scaled(2_000);
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what ?? "a condition"}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what ?? "a condition"}`);
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 2));
   }
 };

@@ -21,7 +21,10 @@ export class WatchedProcess {
     args: readonly string[],
     options: Omit<SpawnOptions, "stdio"> = {},
   ) {
-    this.child = spawn(command, args, { ...options, stdio: ["pipe", "pipe", "pipe"] }) as ChildProcessWithoutNullStreams;
+    this.child = spawn(command, args, {
+      ...options,
+      stdio: ["pipe", "pipe", "pipe"],
+    }) as ChildProcessWithoutNullStreams;
     this.exited = new Promise((resolve) => this.child.once("close", (code, signal) => resolve({ code, signal })));
     for (const stream of [this.child.stdout, this.child.stderr]) {
       let partial = "";
@@ -50,7 +53,11 @@ export class WatchedProcess {
       if (match !== null) return Promise.resolve(match);
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${this.name} to print ${pattern}\n${this.tail()}`)), ms);
+      const timer = setTimeout(
+        () =>
+          reject(new Error(`timed out after ${ms} ms waiting for ${this.name} to print ${pattern}\n${this.tail()}`)),
+        ms,
+      );
       this.waiters.add({ pattern, resolve: (match) => (clearTimeout(timer), resolve(match)) });
     });
   }

@@ -4,7 +4,16 @@ import type { WorkerFactory } from "../worker-link.ts";
 import { WORK_QUEUE } from "../system.ts";
 import { BEE_SETTINGS } from "./bee-queue.ts";
 
-const WORKER = { ...BEE_SETTINGS, isWorker: true, getEvents: false, sendEvents: false, storeJobs: false, activateDelayedJobs: false, removeOnSuccess: true, removeOnFailure: true };
+const WORKER = {
+  ...BEE_SETTINGS,
+  isWorker: true,
+  getEvents: false,
+  sendEvents: false,
+  storeJobs: false,
+  activateDelayedJobs: false,
+  removeOnSuccess: true,
+  removeOnFailure: true,
+};
 
 export const createWorker: WorkerFactory = async (options, probe) => {
   let queue: BeeQueue | undefined;

@@ -13,7 +13,14 @@ import { IDLE_QUEUE, WORK_QUEUE, type Instance, type System, type SystemConfig }
 import { spawnWorker, workerControls } from "../worker-link.ts";
 
 export const BEE_SETTINGS = { redis: { host: REDIS.host, port: REDIS.port, db: 11 }, prefix: "celerity-peers-bq" };
-const PRODUCER = { ...BEE_SETTINGS, isWorker: false, getEvents: false, sendEvents: false, storeJobs: false, activateDelayedJobs: false };
+const PRODUCER = {
+  ...BEE_SETTINGS,
+  isWorker: false,
+  getEvents: false,
+  sendEvents: false,
+  storeJobs: false,
+  activateDelayedJobs: false,
+};
 
 const WORKER_MODULE = fileURLToPath(new URL("./bee-queue-worker.ts", import.meta.url));
 const NO_WORKFLOWS = "no workflow primitives";
@@ -25,7 +32,11 @@ export const beeQueue: System = {
   speed: 0.08,
   unsupported: { chain: NO_WORKFLOWS, chord: NO_WORKFLOWS },
   unavailable: redisUnavailable,
-  versions: async () => ({ "bee-queue": await packageVersion("bee-queue"), redis: await redisVersion(), node: process.version }),
+  versions: async () => ({
+    "bee-queue": await packageVersion("bee-queue"),
+    redis: await redisVersion(),
+    node: process.version,
+  }),
   async start(config: SystemConfig): Promise<Instance> {
     const work = new BeeQueue(WORK_QUEUE, PRODUCER);
     const idle = new BeeQueue(IDLE_QUEUE, PRODUCER);
@@ -37,7 +48,8 @@ export const beeQueue: System = {
         const jobs = [];
         for (let j = 0; j < batch && i + j < n; j++) jobs.push(queue.createJob({ n: i + j }));
         const errors = await queue.saveAll(jobs);
-        if (errors.size > 0) throw new Error(`bee-queue saveAll failed for ${errors.size} jobs: ${[...errors.values()][0]?.message}`);
+        if (errors.size > 0)
+          throw new Error(`bee-queue saveAll failed for ${errors.size} jobs: ${[...errors.values()][0]?.message}`);
       }
     };
     return {

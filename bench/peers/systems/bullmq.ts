@@ -27,10 +27,23 @@ export const bullmq: System = {
   speed: 0.08,
   unsupported: {},
   unavailable: redisUnavailable,
-  versions: async () => ({ bullmq: await packageVersion("bullmq"), ioredis: await packageVersion("ioredis"), redis: await redisVersion(), node: process.version }),
+  versions: async () => ({
+    bullmq: await packageVersion("bullmq"),
+    ioredis: await packageVersion("ioredis"),
+    redis: await redisVersion(),
+    node: process.version,
+  }),
   async start(config: SystemConfig): Promise<Instance> {
-    const work = new Queue(WORK_QUEUE, { connection: BULLMQ_CONNECTION, prefix: BULLMQ_PREFIX, defaultJobOptions: JOB_OPTIONS });
-    const idle = new Queue(IDLE_QUEUE, { connection: BULLMQ_CONNECTION, prefix: BULLMQ_PREFIX, defaultJobOptions: JOB_OPTIONS });
+    const work = new Queue(WORK_QUEUE, {
+      connection: BULLMQ_CONNECTION,
+      prefix: BULLMQ_PREFIX,
+      defaultJobOptions: JOB_OPTIONS,
+    });
+    const idle = new Queue(IDLE_QUEUE, {
+      connection: BULLMQ_CONNECTION,
+      prefix: BULLMQ_PREFIX,
+      defaultJobOptions: JOB_OPTIONS,
+    });
     const flows = new FlowProducer({ connection: BULLMQ_CONNECTION, prefix: BULLMQ_PREFIX });
     await work.obliterate({ force: true });
     await idle.obliterate({ force: true });
@@ -62,7 +75,8 @@ export const bullmq: System = {
         for (let i = 0; i < k; i++) {
           // The first step is the innermost child: BullMQ runs children before their parent.
           let job: FlowJob = { name: "add", queueName: WORK_QUEUE, data: { x: i, y: 1 }, prefix: BULLMQ_PREFIX };
-          for (let step = 1; step < CHAIN_LENGTH; step++) job = { name: "add", queueName: WORK_QUEUE, data: { y: 1 }, prefix: BULLMQ_PREFIX, children: [job] };
+          for (let step = 1; step < CHAIN_LENGTH; step++)
+            job = { name: "add", queueName: WORK_QUEUE, data: { y: 1 }, prefix: BULLMQ_PREFIX, children: [job] };
           sends.push(flows.add(job));
         }
         await Promise.all(sends);
@@ -73,7 +87,12 @@ export const bullmq: System = {
           queueName: WORK_QUEUE,
           data: {},
           prefix: BULLMQ_PREFIX,
-          children: Array.from({ length: n }, (_, i) => ({ name: "add", queueName: WORK_QUEUE, data: { x: i, y: i }, prefix: BULLMQ_PREFIX })),
+          children: Array.from({ length: n }, (_, i) => ({
+            name: "add",
+            queueName: WORK_QUEUE,
+            data: { x: i, y: i },
+            prefix: BULLMQ_PREFIX,
+          })),
         });
       },
       async paced(n, rate) {

@@ -9,7 +9,11 @@ import { defineTasks } from "./celerity-tasks.ts";
 export const createWorker: WorkerFactory = async (options, probe) => {
   const client = new NodeClient(options.results as string, { name: "bench-worker-results" });
   await client.start();
-  const app = createApp({ broker: options.url as string, results: new RemoteResultStore(client), log: (message) => console.error(`celerity worker: ${message}`) });
+  const app = createApp({
+    broker: options.url as string,
+    results: new RemoteResultStore(client),
+    log: (message) => console.error(`celerity worker: ${message}`),
+  });
   defineTasks(app, probe);
   let worker: Worker | undefined;
   return {

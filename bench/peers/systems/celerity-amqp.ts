@@ -20,13 +20,16 @@ import { producer } from "./celerity.ts";
 import { defineTasks } from "./celerity-tasks.ts";
 
 const run = promisify(execFile);
-const VERSION = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
 const WORKER_MODULE = fileURLToPath(new URL("./celerity-amqp-worker.ts", import.meta.url));
 
 export const celerityAmqp: System = {
   id: "celerity-amqp",
   label: "celerity (RabbitMQ)",
-  setup: "AmqpTransport: durable priority queues, persistent messages, publisher confirms, manual acks; a worker process, this process as producer; results on a `celerity broker` in memory",
+  setup:
+    "AmqpTransport: durable priority queues, persistent messages, publisher confirms, manual acks; a worker process, this process as producer; results on a `celerity broker` in memory",
   speed: 0.15,
   unsupported: {},
   async unavailable() {
@@ -49,10 +52,18 @@ export const celerityAmqp: System = {
     await run("rabbitmqctl", ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]);
     const url = `amqp://guest:guest@${AMQP.host}:${AMQP.port}/${vhost}`;
     const node = await startNode({}, { echo: config.echo });
-    const link = await spawnWorker(WORKER_MODULE, { url, results: node.url, concurrency: config.concurrency }, { echo: config.echo });
+    const link = await spawnWorker(
+      WORKER_MODULE,
+      { url, results: node.url, concurrency: config.concurrency },
+      { echo: config.echo },
+    );
     const client = new NodeClient(node.url, { name: "bench-producer-results" });
     await client.start();
-    const app = createApp({ broker: url, results: new RemoteResultStore(client), log: (message) => console.error(`celerity producer: ${message}`) });
+    const app = createApp({
+      broker: url,
+      results: new RemoteResultStore(client),
+      log: (message) => console.error(`celerity producer: ${message}`),
+    });
     const tasks = defineTasks(app);
     return {
       ...producer(app, tasks),

@@ -5,7 +5,10 @@ import { WORK_QUEUE } from "../system.ts";
 import { defineTasks } from "./celerity-tasks.ts";
 
 export const createWorker: WorkerFactory = async (options, probe) => {
-  const app = createApp({ broker: options.url as string, log: (message) => console.error(`celerity worker: ${message}`) });
+  const app = createApp({
+    broker: options.url as string,
+    log: (message) => console.error(`celerity worker: ${message}`),
+  });
   defineTasks(app, probe);
   let worker: Worker | undefined;
   return {

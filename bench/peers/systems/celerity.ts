@@ -11,11 +11,21 @@ import { chain, chord, createApp, type App, type Worker } from "../../../src/ind
 import { makeDataDir, removeDir, startNode, type Child } from "../../node/processes.ts";
 import { Probe, wallClock } from "../probe.ts";
 import { REDIS, redisUnavailable, redisVersion } from "../reachable.ts";
-import { CHAIN_LENGTH, IDLE_QUEUE, WORK_QUEUE, type EnqueueMode, type Instance, type System, type SystemConfig } from "../system.ts";
+import {
+  CHAIN_LENGTH,
+  IDLE_QUEUE,
+  WORK_QUEUE,
+  type EnqueueMode,
+  type Instance,
+  type System,
+  type SystemConfig,
+} from "../system.ts";
 import { spawnWorker, workerControls, type WorkerLink } from "../worker-link.ts";
 import { defineTasks, type PeerTasks } from "./celerity-tasks.ts";
 
-const VERSION = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
 
 /** The producer's side, the same for every celerity system. */
 export const producer = (app: App, tasks: PeerTasks) => ({
@@ -33,7 +43,9 @@ export const producer = (app: App, tasks: PeerTasks) => ({
   },
   /** Consume and ack everything in the idle queue (untimed). */
   async purgeIdle() {
-    const consumer = await app.broker.consume(IDLE_QUEUE, (delivery) => consumer.ack(delivery.deliveryTag), { prefetch: 10_000 });
+    const consumer = await app.broker.consume(IDLE_QUEUE, (delivery) => consumer.ack(delivery.deliveryTag), {
+      prefetch: 10_000,
+    });
     for (;;) {
       const stats = await app.broker.stats(IDLE_QUEUE);
       if (stats.ready === 0 && stats.unacked === 0) break;
@@ -127,10 +139,17 @@ const celerityNode = (durable: boolean): System => ({
   versions: async () => ({ celerity: VERSION, node: process.version }),
   async start(config: SystemConfig): Promise<Instance> {
     const dataDir = durable ? makeDataDir() : undefined;
-    const node: { child: Child; url: string } = await startNode({ dataDir }, { echo: config.echo, nodeArgs: config.nodeArgs?.("node") ?? [] });
+    const node: { child: Child; url: string } = await startNode(
+      { dataDir },
+      { echo: config.echo, nodeArgs: config.nodeArgs?.("node") ?? [] },
+    );
     let link: WorkerLink;
     try {
-      link = await spawnWorker(WORKER_MODULE, { url: node.url, concurrency: config.concurrency }, { echo: config.echo, nodeArgs: config.nodeArgs?.("worker") ?? [] });
+      link = await spawnWorker(
+        WORKER_MODULE,
+        { url: node.url, concurrency: config.concurrency },
+        { echo: config.echo, nodeArgs: config.nodeArgs?.("worker") ?? [] },
+      );
     } catch (error) {
       await node.child.stop();
       throw error;
@@ -175,7 +194,8 @@ const dropRedisPrefix = async (prefix: string) => {
 export const celerityRedis: System = {
   id: "celerity-redis",
   label: "celerity on Redis",
-  setup: "the Redis transport with results in the same Redis (db 12, a prefix of its own), a worker process, this process as producer",
+  setup:
+    "the Redis transport with results in the same Redis (db 12, a prefix of its own), a worker process, this process as producer",
   speed: 0.25,
   unsupported: {},
   unavailable: redisUnavailable,
@@ -184,7 +204,11 @@ export const celerityRedis: System = {
     const prefix = `celerity-peers-${process.pid}`;
     await dropRedisPrefix(`${prefix}:`);
     const url = `redis://${REDIS.host}:${REDIS.port}/${CELERITY_REDIS_DB}?prefix=${prefix}`;
-    const link = await spawnWorker(WORKER_MODULE, { url, concurrency: config.concurrency }, { echo: config.echo, nodeArgs: config.nodeArgs?.("worker") ?? [] });
+    const link = await spawnWorker(
+      WORKER_MODULE,
+      { url, concurrency: config.concurrency },
+      { echo: config.echo, nodeArgs: config.nodeArgs?.("worker") ?? [] },
+    );
     const app = createApp({ broker: url, log: (message) => console.error(`celerity producer: ${message}`) });
     const tasks = defineTasks(app);
     return {

@@ -29,13 +29,20 @@ process.on("exit", () => {
 /** Whether Debian's interpreter has Celery and the broker's client; undefined when it has. */
 const pythonUnavailable = (): Promise<string | undefined> =>
   new Promise((resolve) => {
-    if (!existsSync(PYTHON)) return resolve(`${PYTHON} does not exist (install Debian's python3-celery and python3-redis: apt-get install -y python3-celery python3-redis)`);
+    if (!existsSync(PYTHON))
+      return resolve(
+        `${PYTHON} does not exist (install Debian's python3-celery and python3-redis: apt-get install -y python3-celery python3-redis)`,
+      );
     const check = spawn(PYTHON, ["-c", "import celery, kombu, amqp, redis"], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     check.stderr.on("data", (chunk) => (stderr += chunk));
     check.once("error", (error) => resolve(`${PYTHON}: ${error.message}`));
     check.once("exit", (code) =>
-      resolve(code === 0 ? undefined : `${PYTHON} cannot import Celery or its broker clients (apt-get install -y python3-celery python3-redis): ${stderr.trim().split("\n").pop()}`),
+      resolve(
+        code === 0
+          ? undefined
+          : `${PYTHON} cannot import Celery or its broker clients (apt-get install -y python3-celery python3-redis): ${stderr.trim().split("\n").pop()}`,
+      ),
     );
   });
 
@@ -67,15 +74,37 @@ class Driver {
 
   async close(): Promise<void> {
     this.proc.stdin!.end();
-    await new Promise((resolve) => (this.proc.exitCode !== null ? resolve(undefined) : this.proc.once("exit", resolve)));
+    await new Promise((resolve) =>
+      this.proc.exitCode !== null ? resolve(undefined) : this.proc.once("exit", resolve),
+    );
   }
 }
 
 /** Start `celery worker` and wait for its ready line. */
 const startWorker = (env: NodeJS.ProcessEnv, echo: boolean): Promise<ChildProcess> =>
   new Promise((resolve, reject) => {
-    const args = ["-m", "celery", "-A", "peers_celery", "worker", "--pool", "prefork", "--concurrency", String(PROCESSES), "--prefetch-multiplier", "64", "-O", "fair",
-      "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING", "--hostname", `peers-${process.pid}@%h`];
+    const args = [
+      "-m",
+      "celery",
+      "-A",
+      "peers_celery",
+      "worker",
+      "--pool",
+      "prefork",
+      "--concurrency",
+      String(PROCESSES),
+      "--prefetch-multiplier",
+      "64",
+      "-O",
+      "fair",
+      "--without-gossip",
+      "--without-mingle",
+      "--without-heartbeat",
+      "--loglevel",
+      "WARNING",
+      "--hostname",
+      `peers-${process.pid}@%h`,
+    ];
     // Its banner goes to stdout: left out; warnings and errors come on stderr.
     const proc = spawn(PYTHON, args, { cwd: DIR, env, stdio: ["ignore", "ignore", "pipe"] });
     live.add(proc);
@@ -178,7 +207,8 @@ const environment = (broker: "rabbitmq" | "redis", probeDir: string): NodeJS.Pro
   ...process.env,
   PYTHONPATH: DIR,
   PYTHONDONTWRITEBYTECODE: "1",
-  CELERITY_PEERS_BROKER: broker === "rabbitmq" ? `amqp://guest:guest@${AMQP.host}:${AMQP.port}//` : `redis://${REDIS.host}:${REDIS.port}/12`,
+  CELERITY_PEERS_BROKER:
+    broker === "rabbitmq" ? `amqp://guest:guest@${AMQP.host}:${AMQP.port}//` : `redis://${REDIS.host}:${REDIS.port}/12`,
   CELERITY_PEERS_BACKEND: `redis://${REDIS.host}:${REDIS.port}/13`,
   CELERITY_PEERS_PROBE: join(probeDir, "probe"),
   CELERITY_PEERS_REDIS_PORT: String(REDIS.port),

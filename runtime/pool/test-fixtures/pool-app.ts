@@ -36,7 +36,10 @@ export const retrying = app.task(
     return this.retries;
   },
 );
-export const wait = app.task("wait", (ms: number) => new Promise<string>((resolve) => setTimeout(() => resolve(`${process.pid}/${threadId}`), ms)));
+export const wait = app.task(
+  "wait",
+  (ms: number) => new Promise<string>((resolve) => setTimeout(() => resolve(`${process.pid}/${threadId}`), ms)),
+);
 export const softly = app.task("softly", function (this: { signal: AbortSignal }, ms: number) {
   return new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => resolve("finished"), ms);
@@ -51,7 +54,9 @@ export const send = app.task("send", async () => {
   return "sent";
 });
 /** Bytes the pool weighs this thread or child at (the V8 heap of a thread, the resident set of a child). */
-export const weight = app.task("weight", () => (threadId === 0 ? process.memoryUsage.rss() : process.memoryUsage().heapUsed));
+export const weight = app.task("weight", () =>
+  threadId === 0 ? process.memoryUsage.rss() : process.memoryUsage().heapUsed,
+);
 /** Throws an error carrying a field structured clone refuses (a class instance holding a function). */
 export const unclonable = app.task("unclonable", () => {
   throw Object.assign(new Error("carries a socket"), { handle: { close: () => {} } });

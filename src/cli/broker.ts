@@ -1,6 +1,6 @@
-import { DEFAULT_NODE_PORT } from "../broker/node/node-server.ts";
-import { startFullNode } from "../runtime/full-node.ts";
-import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./cli-options.ts";
+import { DEFAULT_NODE_PORT } from "../../broker/node/node-server.ts";
+import { startFullNode } from "../../runtime/full-node.ts";
+import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./options.ts";
 
 export const BROKER_HELP = `celerity broker: run a standalone broker node
 
@@ -41,9 +41,13 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     return 0;
   }
   const port = values.port === undefined ? DEFAULT_NODE_PORT : integerOption("port", values.port, 0, 65_535);
-  const maxMessages = values["max-messages"] === undefined ? undefined : integerOption("max-messages", values["max-messages"], 1);
+  const maxMessages =
+    values["max-messages"] === undefined ? undefined : integerOption("max-messages", values["max-messages"], 1);
   const token = values["token-file"] !== undefined ? readTokenFile(values["token-file"]) : process.env.CELERITY_TOKEN;
-  if (values["token-file"] !== undefined && token === "") throw new UsageError(`the token file ${values["token-file"]} is empty: put the token in it, or leave --token-file out`);
+  if (values["token-file"] !== undefined && token === "")
+    throw new UsageError(
+      `the token file ${values["token-file"]} is empty: put the token in it, or leave --token-file out`,
+    );
   const full = await startFullNode({
     port,
     ...(values.host !== undefined ? { host: values.host } : {}),

@@ -5,12 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { readBoxKey } from "../runtime/signing/payload-box.ts";
-import { readPublicKeys, readSecretKey } from "../runtime/signing/signing-keys.ts";
+import { readBoxKey } from "../../runtime/signing/payload-box.ts";
+import { readPublicKeys, readSecretKey } from "../../runtime/signing/signing-keys.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "celerity-keygen-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
-const cli = fileURLToPath(new URL("./cli.js", import.meta.url));
+const cli = fileURLToPath(new URL("../cli.js", import.meta.url));
 const celerity = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8" });
 
 describe("celerity keygen", () => {

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { CONNECT_HELP, CONNECT_OPTIONS, connectApp } from "./cli-connect.ts";
+import { CONNECT_HELP, CONNECT_OPTIONS, connectApp } from "./connect.ts";
 
 export const QUEUES_HELP = `celerity queues <command>: manage a cluster's queues
 
@@ -21,7 +21,8 @@ ${CONNECT_HELP}
   --force               confirm purge and discard
 `;
 
-const pad = (text: string | number, width: number, right = false) => (right ? String(text).padStart(width) : String(text).padEnd(width));
+const pad = (text: string | number, width: number, right = false) =>
+  right ? String(text).padStart(width) : String(text).padEnd(width);
 
 /** `celerity queues <command>`; resolves to the exit code. */
 export const runQueues = async (argv: readonly string[]): Promise<number> => {
@@ -44,7 +45,8 @@ export const runQueues = async (argv: readonly string[]): Promise<number> => {
     return command === undefined && !values.help ? 2 : 0;
   }
   const commands = ["list", "pause", "resume", "purge", "dead-letters", "requeue", "discard"];
-  if (!commands.includes(command)) throw new Error(`unknown command '${command}'; the commands are ${commands.join(", ")}`);
+  if (!commands.includes(command))
+    throw new Error(`unknown command '${command}'; the commands are ${commands.join(", ")}`);
   if (command !== "list" && queue === undefined) throw new Error(`queues ${command}: missing <queue>`);
   const name = queue as string;
   if ((command === "purge" || command === "discard") && !values.force) {
@@ -57,17 +59,25 @@ export const runQueues = async (argv: readonly string[]): Promise<number> => {
     switch (command) {
       case "list": {
         const queues = (await app.queues.list()).filter((q) => values.all || !q.name.startsWith("celerity."));
-        if (json) return out(JSON.stringify(queues)), 0;
-        out(`${pad("QUEUE", 32)} ${pad("READY", 8, true)} ${pad("DELAYED", 8, true)} ${pad("UNACKED", 8, true)} ${pad("CONSUMERS", 9, true)}  STATE`);
+        if (json) return (out(JSON.stringify(queues)), 0);
+        out(
+          `${pad("QUEUE", 32)} ${pad("READY", 8, true)} ${pad("DELAYED", 8, true)} ${pad("UNACKED", 8, true)} ${pad("CONSUMERS", 9, true)}  STATE`,
+        );
         for (const q of queues) {
-          out(`${pad(q.name, 32)} ${pad(q.ready, 8, true)} ${pad(q.delayed, 8, true)} ${pad(q.unacked, 8, true)} ${pad(q.consumers, 9, true)}  ${q.paused ? "paused" : "running"}`);
+          out(
+            `${pad(q.name, 32)} ${pad(q.ready, 8, true)} ${pad(q.delayed, 8, true)} ${pad(q.unacked, 8, true)} ${pad(q.consumers, 9, true)}  ${q.paused ? "paused" : "running"}`,
+          );
         }
         return 0;
       }
       case "pause":
       case "resume":
         await (command === "pause" ? app.queues.pause(name) : app.queues.resume(name));
-        out(json ? JSON.stringify({ queue: name, paused: command === "pause" }) : `${command === "pause" ? "paused" : "resumed"} ${name}`);
+        out(
+          json
+            ? JSON.stringify({ queue: name, paused: command === "pause" })
+            : `${command === "pause" ? "paused" : "resumed"} ${name}`,
+        );
         return 0;
       case "purge": {
         const purged = await app.queues.purge(name);
@@ -76,16 +86,27 @@ export const runQueues = async (argv: readonly string[]): Promise<number> => {
       }
       case "dead-letters": {
         const letters = await app.queues.deadLetters(name);
-        const rows = letters.map((l) => ({ id: l.envelope.id, task: l.envelope.headers.task ?? null, from: l.queue, reason: l.reason, at: new Date(l.at).toISOString() }));
-        if (json) return out(JSON.stringify(rows)), 0;
+        const rows = letters.map((l) => ({
+          id: l.envelope.id,
+          task: l.envelope.headers.task ?? null,
+          from: l.queue,
+          reason: l.reason,
+          at: new Date(l.at).toISOString(),
+        }));
+        if (json) return (out(JSON.stringify(rows)), 0);
         if (rows.length === 0) out(`no dead letters in ${name}`);
         for (const row of rows) out(`${row.at}  ${row.id}  ${String(row.task)}  from ${row.from}: ${row.reason}`);
         return 0;
       }
       case "requeue":
       case "discard": {
-        const count = command === "requeue" ? await app.queues.requeue(name, values.id) : await app.queues.discard(name, values.id);
-        out(json ? JSON.stringify({ queue: name, [command === "requeue" ? "requeued" : "discarded"]: count }) : `${command === "requeue" ? "requeued" : "discarded"} ${count} dead letter(s) of ${name}`);
+        const count =
+          command === "requeue" ? await app.queues.requeue(name, values.id) : await app.queues.discard(name, values.id);
+        out(
+          json
+            ? JSON.stringify({ queue: name, [command === "requeue" ? "requeued" : "discarded"]: count })
+            : `${command === "requeue" ? "requeued" : "discarded"} ${count} dead letter(s) of ${name}`,
+        );
         return 0;
       }
     }

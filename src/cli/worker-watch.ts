@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
  * the worker and every thread or child of its pool load the new code.
  * Signals sent to the watcher stop the worker the same way and end.
  */
-const CLI = fileURLToPath(new URL("./cli.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../cli.js", import.meta.url));
 const SETTLE_MS = 200;
 const IGNORED = /(^|[\\/])(node_modules|\.git)([\\/]|$)/;
 
@@ -34,7 +34,9 @@ export const watchWorker = (argv: readonly string[], appPath: string, log: (line
           restarting = false;
           return start();
         }
-        log(`celerity worker --watch: the worker exited with code ${code}; waiting for a change to ${root} to start it again`);
+        log(
+          `celerity worker --watch: the worker exited with code ${code}; waiting for a change to ${root} to start it again`,
+        );
       });
     };
 

@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { boxKeyIdOf, generateBoxKey } from "../runtime/signing/payload-box.ts";
-import { writeKeyPair } from "../runtime/signing/signing-keys.ts";
-import { parseCommandLine, UsageError } from "./cli-options.ts";
+import { boxKeyIdOf, generateBoxKey } from "../../runtime/signing/payload-box.ts";
+import { writeKeyPair } from "../../runtime/signing/signing-keys.ts";
+import { parseCommandLine, UsageError } from "./options.ts";
 
 export const KEYGEN_HELP = `celerity keygen: write an ed25519 key pair for signed messages
 
@@ -26,14 +26,17 @@ export const runKeygen = async (argv: readonly string[]): Promise<number> => {
     process.stdout.write(KEYGEN_HELP);
     return 0;
   }
-  if (values.out === undefined || values.out === "") throw new UsageError("missing --out <path> (celerity keygen --out ./keys/producer)");
+  if (values.out === undefined || values.out === "")
+    throw new UsageError("missing --out <path> (celerity keygen --out ./keys/producer)");
   if (values.encryption) {
     const path = resolve(`${values.out}.key`);
     if (existsSync(path)) throw new Error(`${path} already exists; remove it first or choose another --out`);
     const key = generateBoxKey();
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, `${Buffer.from(key).toString("base64")}\n`, { mode: 0o600, flag: "wx" });
-    process.stdout.write(`wrote ${path} (encryption key ${boxKeyIdOf(key).toString("hex")}); share it only with the apps of this deployment\n`);
+    process.stdout.write(
+      `wrote ${path} (encryption key ${boxKeyIdOf(key).toString("hex")}); share it only with the apps of this deployment\n`,
+    );
     return 0;
   }
   const { secretPath, publicPath, keyId } = writeKeyPair(values.out);

@@ -1,6 +1,6 @@
-import type { WorkerOptions } from "../runtime/worker/worker.ts";
-import { POOL_KINDS, parseByteSize, type PoolKind } from "../runtime/pool/pool-options.ts";
-import { UsageError } from "./cli-options.ts";
+import type { WorkerOptions } from "../../runtime/worker/worker.ts";
+import { POOL_KINDS, parseByteSize, type PoolKind } from "../../runtime/pool/pool-options.ts";
+import { UsageError } from "./options.ts";
 
 /**
  * The pool and lifecycle flags of `celerity worker`: declared, documented
@@ -43,7 +43,8 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
 
 const positiveInteger = (flag: string, text: string): number => {
   const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new UsageError(`--${flag} must be a positive integer, got '${text}'`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new UsageError(`--${flag} must be a positive integer, got '${text}'`);
   return value;
 };
 
@@ -51,18 +52,21 @@ const positiveInteger = (flag: string, text: string): number => {
 export const poolOptionsOf = (flags: PoolFlags): WorkerOptions => {
   const options: { -readonly [K in keyof WorkerOptions]: WorkerOptions[K] } = {};
   if (flags.pool !== undefined) {
-    if (!POOL_KINDS.includes(flags.pool as PoolKind)) throw new UsageError(`--pool must be one of ${POOL_KINDS.join(", ")}, got '${flags.pool}'`);
+    if (!POOL_KINDS.includes(flags.pool as PoolKind))
+      throw new UsageError(`--pool must be one of ${POOL_KINDS.join(", ")}, got '${flags.pool}'`);
     options.pool = flags.pool as PoolKind;
   }
   if (flags.autoscale !== undefined) {
     const parts = flags.autoscale.split(",");
-    if (parts.length !== 2) throw new UsageError(`--autoscale takes max,min (for example 8,2), got '${flags.autoscale}'`);
+    if (parts.length !== 2)
+      throw new UsageError(`--autoscale takes max,min (for example 8,2), got '${flags.autoscale}'`);
     const max = positiveInteger("autoscale", parts[0].trim());
     const min = positiveInteger("autoscale", parts[1].trim());
     if (min > max) throw new UsageError(`--autoscale takes max,min with min <= max, got '${flags.autoscale}'`);
     options.autoscale = { max, min };
   }
-  if (flags["max-tasks-per-child"] !== undefined) options.maxTasksPerChild = positiveInteger("max-tasks-per-child", flags["max-tasks-per-child"]);
+  if (flags["max-tasks-per-child"] !== undefined)
+    options.maxTasksPerChild = positiveInteger("max-tasks-per-child", flags["max-tasks-per-child"]);
   if (flags["max-memory-per-child"] !== undefined) {
     try {
       options.maxMemoryPerChild = parseByteSize(flags["max-memory-per-child"]);
@@ -77,6 +81,7 @@ export const shutdownTimeoutOf = (flags: PoolFlags): number => {
   const text = flags["shutdown-timeout"];
   if (text === undefined) return DEFAULT_SHUTDOWN_TIMEOUT_MS;
   const value = Number(text);
-  if (!Number.isFinite(value) || value < 0) throw new UsageError(`--shutdown-timeout must be a number of ms (0 or more), got '${text}'`);
+  if (!Number.isFinite(value) || value < 0)
+    throw new UsageError(`--shutdown-timeout must be a number of ms (0 or more), got '${text}'`);
   return value;
 };

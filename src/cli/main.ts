@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { UsageError } from "./cli-options.ts";
+import { UsageError } from "./options.ts";
 
 const HELP = `celerity: a distributed task queue for TypeScript
 
@@ -23,15 +23,15 @@ top level (see docs/getting-started.md). It runs to completion like any script.
 
 /** The commands, each loaded only when it runs. */
 const COMMANDS: Record<string, () => Promise<(argv: readonly string[]) => Promise<number>>> = {
-  run: async () => (await import("./cli-run.ts")).runWorkflow,
-  broker: async () => (await import("./cli-broker.ts")).runBroker,
-  worker: async () => (await import("./cli-worker.ts")).runWorker,
-  beat: async () => (await import("./cli-beat.ts")).runBeat,
-  keygen: async () => (await import("./cli-keygen.ts")).runKeygen,
-  events: async () => (await import("./cli-events.ts")).runEvents,
-  inspect: async () => (await import("./cli-control.ts")).runInspect,
-  control: async () => (await import("./cli-control.ts")).runControl,
-  queues: async () => (await import("./cli-queues.ts")).runQueues,
+  run: async () => (await import("./run.ts")).runWorkflow,
+  broker: async () => (await import("./broker.ts")).runBroker,
+  worker: async () => (await import("./worker.ts")).runWorker,
+  beat: async () => (await import("./beat.ts")).runBeat,
+  keygen: async () => (await import("./keygen.ts")).runKeygen,
+  events: async () => (await import("./events.ts")).runEvents,
+  inspect: async () => (await import("./control.ts")).runInspect,
+  control: async () => (await import("./control.ts")).runControl,
+  queues: async () => (await import("./queues.ts")).runQueues,
 };
 
 /**
@@ -61,15 +61,16 @@ export const main = async (argv: readonly string[]): Promise<number> => {
   try {
     return await (await load())(rest);
   } catch (error) {
-    const message = error instanceof UsageError ? error.message : error instanceof Error ? error.message : String(error);
+    const message =
+      error instanceof UsageError ? error.message : error instanceof Error ? error.message : String(error);
     process.stderr.write(`celerity ${command}: ${message}\n`);
     return 2;
   }
 };
 
-/** The version in celerity's package.json: two folders up once compiled (dist/src/), one up in the sources. */
+/** The version in celerity's package.json: three folders up once compiled (dist/src/cli/), two up in the sources. */
 const packageVersion = (): string => {
-  for (const relative of ["../package.json", "../../package.json"]) {
+  for (const relative of ["../../package.json", "../../../package.json"]) {
     const url = new URL(relative, import.meta.url);
     if (!existsSync(url)) continue;
     const pkg = JSON.parse(readFileSync(url, "utf8")) as { name?: string; version?: string };

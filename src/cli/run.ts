@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { UsageError } from "./cli-options.ts";
+import { UsageError } from "./options.ts";
 import { importUserModule } from "./user-module.ts";
 
 export const RUN_HELP = `celerity run: run a workflow module to completion
@@ -34,7 +34,9 @@ export const runWorkflow = async (argv: readonly string[]): Promise<number> => {
     if (typeof module.default === "function") await (module.default as () => unknown)();
     return 0;
   } catch (error) {
-    process.stderr.write(`celerity run: ${file} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `celerity run: ${file} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     return 1;
   }
 };

@@ -10,19 +10,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { BrokerNode } from "../broker/node/node-server.ts";
-import { scaled } from "../tests/support/waits.ts";
-import { WatchedProcess } from "../tests/support/watched-process.ts";
+import { BrokerNode } from "../../broker/node/node-server.ts";
+import { scaled } from "../../tests/support/waits.ts";
+import { WatchedProcess } from "../../tests/support/watched-process.ts";
 
-const CLI = fileURLToPath(new URL("./cli.js", import.meta.url));
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const fixture = (name: string) => fileURLToPath(new URL(`../tests/fixtures/${name}`, import.meta.url));
+const CLI = fileURLToPath(new URL("../cli.js", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const fixture = (name: string) => fileURLToPath(new URL(`../../tests/fixtures/${name}`, import.meta.url));
 const EXIT_TIMEOUT_MS = scaled(20_000);
 
 /** The CLI with this test's environment only: no broker url or token inherited from the shell. */
 const celerity = (args: readonly string[], env: NodeJS.ProcessEnv = {}) => {
   const { CELERITY_BROKER_URL: _url, CELERITY_TOKEN: _token, ...inherited } = process.env;
-  return new WatchedProcess(`celerity ${args[0] ?? ""}`, process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...inherited, ...env } });
+  return new WatchedProcess(`celerity ${args[0] ?? ""}`, process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { ...inherited, ...env },
+  });
 };
 
 /** Run the CLI to its end; a process still running after the timeout fails the test (and is killed). */
@@ -58,7 +61,8 @@ describe("celerity --help", () => {
   it("celerity --help lists every command", async () => {
     const { code, output } = await finished(["--help"]);
     assert.equal(code, 0, output);
-    for (const command of ["run", "broker", "worker", "keygen"]) assert.match(output, new RegExp(`celerity ${command} `));
+    for (const command of ["run", "broker", "worker", "keygen"])
+      assert.match(output, new RegExp(`celerity ${command} `));
   });
 });
 
@@ -67,7 +71,10 @@ describe("celerity on bad input", () => {
     it(`celerity ${command} exits 2 naming an unknown option`, async () => {
       const { code, output } = await finished([command, "--colour", "blue"]);
       assert.equal(code, 2, output);
-      assert.match(output, new RegExp(`celerity ${command}: Unknown option '--colour' \\(see celerity ${command} --help\\)`));
+      assert.match(
+        output,
+        new RegExp(`celerity ${command}: Unknown option '--colour' \\(see celerity ${command} --help\\)`),
+      );
     });
   }
 
@@ -88,7 +95,15 @@ describe("celerity on bad input", () => {
     ["--queues", ",", /--queues names no queue/],
   ] as const) {
     it(`celerity worker ${flag} ${value} exits 2 before loading the app`, async () => {
-      const { code, output } = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", "celerity://127.0.0.1:1", flag, value]);
+      const { code, output } = await finished([
+        "worker",
+        "--app",
+        fixture("cli-app.ts"),
+        "--broker",
+        "celerity://127.0.0.1:1",
+        flag,
+        value,
+      ]);
       assert.equal(code, 2, output);
       assert.match(output, message);
     });
@@ -100,7 +115,10 @@ describe("celerity on bad input", () => {
     assert.match(none.output, /no broker to consume from: pass --broker/);
     const unknown = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", "kafka://localhost"]);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.output, /--broker: "kafka:\/\/localhost" has no scheme celerity knows; use one of celerity:\/\/, redis:\/\//);
+    assert.match(
+      unknown.output,
+      /--broker: "kafka:\/\/localhost" has no scheme celerity knows; use one of celerity:\/\/, redis:\/\//,
+    );
     const malformed = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", "celerity://localhost"]);
     assert.equal(malformed.code, 2);
     assert.match(malformed.output, /broker url must look like celerity:\/\/host:port, got 'celerity:\/\/localhost'/);
@@ -124,7 +142,10 @@ describe("celerity on bad input", () => {
     writeFileSync(empty, "\n");
     const { code, output } = await finished(["broker", "--port", "0", "--token-file", empty]);
     assert.equal(code, 2, output);
-    assert.match(output, /celerity broker: the token file .*token is empty: put the token in it, or leave --token-file out/);
+    assert.match(
+      output,
+      /celerity broker: the token file .*token is empty: put the token in it, or leave --token-file out/,
+    );
   });
 
   it("celerity broker exits 2 on a port out of range or a bad fsync policy", async () => {
@@ -146,26 +167,47 @@ describe("celerity worker and run against a broker node", () => {
 
   it("a worker whose broker is down says what it waits for, then exits 2 after --connect-timeout", async () => {
     const url = `celerity://127.0.0.1:${await deadPort()}`;
-    const { code, output } = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", url, "--connect-timeout", "1"]);
+    const { code, output } = await finished([
+      "worker",
+      "--app",
+      fixture("cli-app.ts"),
+      "--broker",
+      url,
+      "--connect-timeout",
+      "1",
+    ]);
     assert.equal(code, 2, output);
-    assert.match(output, new RegExp(`celerity worker: waiting for the broker node at ${url} \\(.*ECONNREFUSED.*\\); retrying, giving up 1 s from now`));
+    assert.match(
+      output,
+      new RegExp(
+        `celerity worker: waiting for the broker node at ${url} \\(.*ECONNREFUSED.*\\); retrying, giving up 1 s from now`,
+      ),
+    );
     assert.match(output, new RegExp(`celerity worker: no broker node at ${url} after 1 s`));
   });
 
   it("a worker the node refuses (wrong token) exits 2 with the refusal", async () => {
-    const { code, output } = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", node.url], { CELERITY_TOKEN: "wrong" });
+    const { code, output } = await finished(["worker", "--app", fixture("cli-app.ts"), "--broker", node.url], {
+      CELERITY_TOKEN: "wrong",
+    });
     assert.equal(code, 2, output);
     assert.match(output, /celerity worker: .*token/i);
   });
 
   it("a worker whose module exports no app exits 2, though the module's app is connected", async () => {
-    const { code, output } = await finished(["worker", "--app", fixture("cli-app-unexported.ts"), "--broker", node.url], { CELERITY_TOKEN: "secret" });
+    const { code, output } = await finished(
+      ["worker", "--app", fixture("cli-app-unexported.ts"), "--broker", node.url],
+      { CELERITY_TOKEN: "secret" },
+    );
     assert.equal(code, 2, output);
     assert.match(output, /cli-app-unexported\.ts exports no app: export it as the default export or as 'app'/);
   });
 
   it("celerity run exits 1 with the stack when the workflow throws while connected", async () => {
-    const { code, output } = await finished(["run", fixture("cli-failing-workflow.ts")], { CELERITY_BROKER_URL: node.url, CELERITY_TOKEN: "secret" });
+    const { code, output } = await finished(["run", fixture("cli-failing-workflow.ts")], {
+      CELERITY_BROKER_URL: node.url,
+      CELERITY_TOKEN: "secret",
+    });
     assert.equal(code, 1, output);
     assert.match(output, /celerity run: .*cli-failing-workflow\.ts failed: Error: the workflow failed on purpose/);
   });

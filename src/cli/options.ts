@@ -47,7 +47,8 @@ export const parseCommandLine = <O extends OptionSpecs>(
 export const integerOption = (option: string, raw: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
   const value = /^-?\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`;
+    const range =
+      max === Number.MAX_SAFE_INTEGER ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`;
     throw new UsageError(`--${option} must be ${range}, got '${raw}'`);
   }
   return value;
@@ -58,6 +59,8 @@ export const readTokenFile = (file: string): string => {
   try {
     return readFileSync(file, "utf8").trim();
   } catch (error) {
-    throw new UsageError(`--token-file: cannot read ${resolve(file)}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new UsageError(
+      `--token-file: cannot read ${resolve(file)}: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 };

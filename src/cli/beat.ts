@@ -1,10 +1,10 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import type { App } from "../runtime/app.ts";
-import type { BeatOptions } from "../runtime/schedule/beat.ts";
-import { describeWhen, parseDuration } from "../runtime/schedule/schedule-definition.ts";
-import { ScheduleError } from "../runtime/schedule/schedule-errors.ts";
-import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./cli-options.ts";
+import type { App } from "../../runtime/app.ts";
+import type { BeatOptions } from "../../runtime/schedule/beat.ts";
+import { describeWhen, parseDuration } from "../../runtime/schedule/schedule-definition.ts";
+import { ScheduleError } from "../../runtime/schedule/schedule-errors.ts";
+import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./options.ts";
 import { importUserModule } from "./user-module.ts";
 
 export const BEAT_HELP = `celerity beat: send an app's periodic tasks (docs/periodic-tasks.md)
@@ -57,12 +57,15 @@ export const runBeat = async (argv: readonly string[]): Promise<number> => {
     return 0;
   }
   if (positionals.length > 1 || (positionals.length === 1 && positionals[0] !== "list")) {
-    throw new UsageError(`unexpected '${positionals.join(" ")}': the only subcommand is 'list' (see celerity beat --help)`);
+    throw new UsageError(
+      `unexpected '${positionals.join(" ")}': the only subcommand is 'list' (see celerity beat --help)`,
+    );
   }
   const listing = positionals[0] === "list";
   // Everything is checked before the app module loads: once it has, its connection would keep a failed process alive.
   const path = values.app === undefined ? undefined : resolve(values.app);
-  if (path === undefined && !listing) throw new UsageError("--app is required: the module that exports the app (celerity beat --app ./tasks.ts)");
+  if (path === undefined && !listing)
+    throw new UsageError("--app is required: the module that exports the app (celerity beat --app ./tasks.ts)");
   if (path !== undefined && !existsSync(path)) throw new UsageError(`--app: no such file: ${path}`);
   const options: BeatOptions = {
     ...(values.id !== undefined ? { id: values.id } : {}),
@@ -72,18 +75,26 @@ export const runBeat = async (argv: readonly string[]): Promise<number> => {
     log: (message) => console.error(`celerity ${message}`),
   };
   const connectTimeoutS =
-    values["connect-timeout"] === undefined ? DEFAULT_CONNECT_TIMEOUT_S : integerOption("connect-timeout", values["connect-timeout"], 0);
+    values["connect-timeout"] === undefined
+      ? DEFAULT_CONNECT_TIMEOUT_S
+      : integerOption("connect-timeout", values["connect-timeout"], 0);
   const brokerUrl = values.broker ?? process.env.CELERITY_BROKER_URL;
   if (brokerUrl === undefined || brokerUrl === "") {
-    throw new UsageError("no broker: pass --broker celerity://host:port or set CELERITY_BROKER_URL (schedules live in the broker every beat shares)");
+    throw new UsageError(
+      "no broker: pass --broker celerity://host:port or set CELERITY_BROKER_URL (schedules live in the broker every beat shares)",
+    );
   }
   process.env.CELERITY_BROKER_URL = brokerUrl;
   if (values["token-file"] !== undefined) process.env.CELERITY_TOKEN = readTokenFile(values["token-file"]);
 
   // Loaded only now (they bring in the node's client), so that --help and usage errors answer at once.
   const { waitForNode } = await import("./wait-for-node.ts");
-  await waitForNode(brokerUrl, { timeoutMs: connectTimeoutS * 1_000, log: (message) => console.error(`celerity beat: ${message}`) });
-  const app = path === undefined ? (await import("../runtime/app.ts")).createApp() : await loadApp(path, values.app as string);
+  await waitForNode(brokerUrl, {
+    timeoutMs: connectTimeoutS * 1_000,
+    log: (message) => console.error(`celerity beat: ${message}`),
+  });
+  const app =
+    path === undefined ? (await import("../../runtime/app.ts")).createApp() : await loadApp(path, values.app as string);
   if (listing) return list(app, values.json === true);
   const beat = app.beat(options);
   try {
@@ -114,10 +125,23 @@ const list = async (app: App, json: boolean): Promise<number> => {
       process.stdout.write("no schedules\n");
       return 0;
     }
-    const rows = schedules.map((s) => [s.name, describeWhen(s.entry), s.entry.task, s.entry.catchUp, at(s.lastRun), at(s.nextRun)]);
+    const rows = schedules.map((s) => [
+      s.name,
+      describeWhen(s.entry),
+      s.entry.task,
+      s.entry.catchUp,
+      at(s.lastRun),
+      at(s.nextRun),
+    ]);
     const header = ["NAME", "WHEN", "TASK", "CATCH-UP", "LAST RUN", "NEXT RUN"];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-    for (const row of [header, ...rows]) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()}\n`);
+    for (const row of [header, ...rows])
+      process.stdout.write(
+        `${row
+          .map((cell, i) => cell.padEnd(widths[i]))
+          .join("  ")
+          .trimEnd()}\n`,
+      );
     return 0;
   } finally {
     await app.close();
@@ -142,4 +166,7 @@ const loadApp = async (path: string, file: string): Promise<App> => {
 };
 
 const isApp = (value: unknown): value is App =>
-  value !== null && typeof value === "object" && typeof (value as App).beat === "function" && typeof (value as App).task === "function";
+  value !== null &&
+  typeof value === "object" &&
+  typeof (value as App).beat === "function" &&
+  typeof (value as App).task === "function";

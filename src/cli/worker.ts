@@ -2,10 +2,10 @@ import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { App } from "../runtime/app.ts";
-import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./cli-options.ts";
-import { POOL_FLAGS, POOL_HELP, poolOptionsOf, shutdownTimeoutOf } from "./cli-worker-pool.ts";
-import { stopOnSignals } from "./cli-worker-shutdown.ts";
+import type { App } from "../../runtime/app.ts";
+import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./options.ts";
+import { POOL_FLAGS, POOL_HELP, poolOptionsOf, shutdownTimeoutOf } from "./worker-pool.ts";
+import { stopOnSignals } from "./worker-shutdown.ts";
 import { importUserModule } from "./user-module.ts";
 
 export const WORKER_HELP = `celerity worker: run a worker process for an app module
@@ -64,29 +64,38 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     return 0;
   }
   // Everything is checked before the app module loads: once it has, its connection would keep a failed process alive.
-  if (values.app === undefined) throw new UsageError("--app is required: the module that exports the app (celerity worker --app ./tasks.ts)");
+  if (values.app === undefined)
+    throw new UsageError("--app is required: the module that exports the app (celerity worker --app ./tasks.ts)");
   const path = resolve(values.app);
   if (!existsSync(path)) throw new UsageError(`--app: no such file: ${path}`);
-  const concurrency = values.concurrency === undefined ? cpus().length : integerOption("concurrency", values.concurrency, 1);
-  const queues = values.queues?.split(",").map((q) => q.trim()).filter(Boolean);
+  const concurrency =
+    values.concurrency === undefined ? cpus().length : integerOption("concurrency", values.concurrency, 1);
+  const queues = values.queues
+    ?.split(",")
+    .map((q) => q.trim())
+    .filter(Boolean);
   if (queues !== undefined && queues.length === 0) throw new UsageError(`--queues names no queue: '${values.queues}'`);
   const connectTimeoutS =
-    values["connect-timeout"] === undefined ? DEFAULT_CONNECT_TIMEOUT_S : integerOption("connect-timeout", values["connect-timeout"], 0);
+    values["connect-timeout"] === undefined
+      ? DEFAULT_CONNECT_TIMEOUT_S
+      : integerOption("connect-timeout", values["connect-timeout"], 0);
   const brokerUrl = values.broker ?? process.env.CELERITY_BROKER_URL;
   if (brokerUrl === undefined || brokerUrl === "") {
     throw new UsageError(
       "no broker to consume from: pass --broker celerity://host:port (or redis://host:port/db, amqp://host:5672) or set CELERITY_BROKER_URL (a worker process has no use for a broker of its own)",
     );
   }
-  const { BROKER_SCHEMES } = await import("../runtime/connect.ts");
+  const { BROKER_SCHEMES } = await import("../../runtime/connect.ts");
   if (!BROKER_SCHEMES.some((scheme) => brokerUrl.startsWith(scheme))) {
-    throw new UsageError(`--broker: ${JSON.stringify(brokerUrl)} has no scheme celerity knows; use one of ${BROKER_SCHEMES.join(", ")}`);
+    throw new UsageError(
+      `--broker: ${JSON.stringify(brokerUrl)} has no scheme celerity knows; use one of ${BROKER_SCHEMES.join(", ")}`,
+    );
   }
   process.env.CELERITY_BROKER_URL = brokerUrl;
   if (values.results !== undefined) process.env.CELERITY_RESULTS_URL = values.results;
   const pooling = poolOptionsOf(values);
   const shutdownTimeout = shutdownTimeoutOf(values);
-  if (values.watch) return (await import("./cli-worker-watch.ts")).watchWorker(argv, path, (line) => console.error(line));
+  if (values.watch) return (await import("./worker-watch.ts")).watchWorker(argv, path, (line) => console.error(line));
   if (values["token-file"] !== undefined) process.env.CELERITY_TOKEN = readTokenFile(values["token-file"]);
 
   const log = (message: string) => console.error(`celerity worker: ${message}`);
@@ -121,7 +130,8 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   const bySignal = stopOnSignals(worker, shutdownTimeout, (line) => console.error(line)).then(() => "signal" as const);
   console.error(`celerity worker ${worker.name}: consuming with concurrency ${running} on the ${pool} pool`);
   const how = await Promise.race([bySignal, byControl]);
-  if (how === "control") console.error(`celerity worker ${worker.name}: stopped (finishing running tasks), shut down by remote control`);
+  if (how === "control")
+    console.error(`celerity worker ${worker.name}: stopped (finishing running tasks), shut down by remote control`);
   await worker.done;
   await app.close();
   console.error(`celerity worker ${worker.name}: stopped`);
@@ -143,4 +153,7 @@ const closeWithin = async (app: App, ms: number): Promise<void> => {
 };
 
 const isApp = (value: unknown): value is App =>
-  value !== null && typeof value === "object" && typeof (value as App).worker === "function" && typeof (value as App).task === "function";
+  value !== null &&
+  typeof value === "object" &&
+  typeof (value as App).worker === "function" &&
+  typeof (value as App).task === "function";

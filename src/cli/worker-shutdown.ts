@@ -1,4 +1,4 @@
-import type { Worker } from "../runtime/worker/worker.ts";
+import type { Worker } from "../../runtime/worker/worker.ts";
 
 /**
  * A worker process's graceful lifecycle. The first SIGTERM or SIGINT is a
@@ -27,7 +27,9 @@ export const stopOnSignals = (worker: Worker, timeoutMs: number, log: (line: str
         );
         return;
       }
-      log(`celerity worker ${worker.name}: ${signal}: cold shutdown: aborting ${worker.stats().running} running tasks; their messages go back to the queue`);
+      log(
+        `celerity worker ${worker.name}: ${signal}: cold shutdown: aborting ${worker.stats().running} running tasks; their messages go back to the queue`,
+      );
       void worker.stop({ timeout: 0 });
     };
     process.on("SIGINT", onSignal);

@@ -2,25 +2,39 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ClusterState } from "../runtime/events/cluster-state.ts";
-import type { CelerityEvent } from "../runtime/events/event-types.ts";
-import { renderView } from "./cli-events.ts";
+import { ClusterState } from "../../runtime/events/cluster-state.ts";
+import type { CelerityEvent } from "../../runtime/events/event-types.ts";
+import { renderView } from "./events.ts";
 
-const cli = fileURLToPath(new URL("./cli.js", import.meta.url));
+const cli = fileURLToPath(new URL("../cli.js", import.meta.url));
 const celerity = (...args: string[]) =>
-  spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...process.env, CELERITY_BROKER_URL: "" }, timeout: 30_000 });
+  spawnSync(process.execPath, [cli, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, CELERITY_BROKER_URL: "" },
+    timeout: 30_000,
+  });
 
 describe("celerity events / inspect / control / queues: bad input", () => {
   it("exits 2 naming what is missing when no broker is given", () => {
-    const run = spawnSync(process.execPath, [cli, "inspect", "ping"], { encoding: "utf8", env: { ...process.env, CELERITY_BROKER_URL: undefined } as NodeJS.ProcessEnv, timeout: 30_000 });
+    const run = spawnSync(process.execPath, [cli, "inspect", "ping"], {
+      encoding: "utf8",
+      env: { ...process.env, CELERITY_BROKER_URL: undefined } as NodeJS.ProcessEnv,
+      timeout: 30_000,
+    });
     assert.equal(run.status, 2, run.stderr);
-    assert.match(run.stderr, /celerity inspect: no broker to talk to: pass --broker celerity:\/\/host:port or set CELERITY_BROKER_URL/);
+    assert.match(
+      run.stderr,
+      /celerity inspect: no broker to talk to: pass --broker celerity:\/\/host:port or set CELERITY_BROKER_URL/,
+    );
   });
 
   it("exits 2 naming the commands for an unknown one", () => {
     const run = celerity("inspect", "everything", "--broker", "celerity://127.0.0.1:1");
     assert.equal(run.status, 2);
-    assert.match(run.stderr, /unknown command 'everything'; the commands are ping, active, reserved, scheduled, registered, stats, revoked, active-queues/);
+    assert.match(
+      run.stderr,
+      /unknown command 'everything'; the commands are ping, active, reserved, scheduled, registered, stats, revoked, active-queues/,
+    );
     const control = celerity("control", "reboot", "--broker", "celerity://127.0.0.1:1");
     assert.equal(control.status, 2);
     assert.match(control.stderr, /unknown command 'reboot'/);
@@ -54,11 +68,59 @@ describe("the live view of celerity events", () => {
     const base = { utcoffset: 0, pid: 1, clock: 1 };
     const at = (ms: number) => ms / 1000;
     const events: CelerityEvent[] = [
-      { type: "worker-online", hostname: "w1", timestamp: at(now), freq: 2, sw_ident: "celerity", sw_ver: "0.1.0", sw_sys: "linux", ...base },
-      { type: "worker-heartbeat", hostname: "w1", timestamp: at(now), freq: 2, sw_ident: "celerity", sw_ver: "0.1.0", sw_sys: "linux", active: 3, processed: 41, loadavg: [0.5, 0.25, 0.125], ...base },
-      { type: "worker-online", hostname: "w2", timestamp: at(now - 60_000), freq: 2, sw_ident: "celerity", sw_ver: "0.1.0", sw_sys: "linux", ...base },
-      { type: "task-succeeded", hostname: "w1", timestamp: at(now), uuid: "u1", name: "add", result: "4", runtime: 0.001, ...base },
-      { type: "task-failed", hostname: "w1", timestamp: at(now), uuid: "u2", name: "div", exception: 'RangeError("zero")', traceback: "", ...base },
+      {
+        type: "worker-online",
+        hostname: "w1",
+        timestamp: at(now),
+        freq: 2,
+        sw_ident: "celerity",
+        sw_ver: "0.1.0",
+        sw_sys: "linux",
+        ...base,
+      },
+      {
+        type: "worker-heartbeat",
+        hostname: "w1",
+        timestamp: at(now),
+        freq: 2,
+        sw_ident: "celerity",
+        sw_ver: "0.1.0",
+        sw_sys: "linux",
+        active: 3,
+        processed: 41,
+        loadavg: [0.5, 0.25, 0.125],
+        ...base,
+      },
+      {
+        type: "worker-online",
+        hostname: "w2",
+        timestamp: at(now - 60_000),
+        freq: 2,
+        sw_ident: "celerity",
+        sw_ver: "0.1.0",
+        sw_sys: "linux",
+        ...base,
+      },
+      {
+        type: "task-succeeded",
+        hostname: "w1",
+        timestamp: at(now),
+        uuid: "u1",
+        name: "add",
+        result: "4",
+        runtime: 0.001,
+        ...base,
+      },
+      {
+        type: "task-failed",
+        hostname: "w1",
+        timestamp: at(now),
+        uuid: "u2",
+        name: "div",
+        exception: 'RangeError("zero")',
+        traceback: "",
+        ...base,
+      },
     ];
     for (const event of events) state.apply(event);
     now += 500;

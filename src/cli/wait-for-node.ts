@@ -1,5 +1,5 @@
 import { connect } from "node:net";
-import { parseNodeUrl } from "../broker/node/node-client.ts";
+import { parseNodeUrl } from "../../broker/node/node-client.ts";
 
 /** No broker node answered at `url` within the time allowed. */
 export class NodeUnreachableError extends Error {
@@ -29,7 +29,10 @@ export interface WaitForNodeOptions {
  * backoff (100 ms doubling to 2 s). Resolves at once when it is up; rejects
  * with NodeUnreachableError after `timeoutMs`.
  */
-export const waitForNode = async (url: string, { timeoutMs, log, reportEveryMs = 5_000 }: WaitForNodeOptions): Promise<void> => {
+export const waitForNode = async (
+  url: string,
+  { timeoutMs, log, reportEveryMs = 5_000 }: WaitForNodeOptions,
+): Promise<void> => {
   const { host, port } = parseNodeUrl(url);
   const started = Date.now();
   let lastReport = 0;
@@ -43,11 +46,14 @@ export const waitForNode = async (url: string, { timeoutMs, log, reportEveryMs =
     if (timeoutMs > 0 && waited >= timeoutMs) throw new NodeUnreachableError(url, waited, failure);
     if (attempt === 0 || Date.now() - lastReport >= reportEveryMs) {
       lastReport = Date.now();
-      const limit = timeoutMs > 0 ? `giving up ${Math.round((timeoutMs - waited) / 1000)} s from now` : "without a time limit";
+      const limit =
+        timeoutMs > 0 ? `giving up ${Math.round((timeoutMs - waited) / 1000)} s from now` : "without a time limit";
       log(`waiting for the broker node at ${url} (${failure}); retrying, ${limit}`);
     }
     const delay = Math.min(2_000, 100 * 2 ** attempt);
-    await new Promise((resolve) => setTimeout(resolve, timeoutMs > 0 ? Math.min(delay, Math.max(0, timeoutMs - waited)) : delay));
+    await new Promise((resolve) =>
+      setTimeout(resolve, timeoutMs > 0 ? Math.min(delay, Math.max(0, timeoutMs - waited)) : delay),
+    );
   }
 };
 

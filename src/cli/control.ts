@@ -1,9 +1,9 @@
 import { parseArgs } from "node:util";
-import type { App } from "../runtime/app.ts";
-import type { ControlOptions, Replies } from "../runtime/control/app-control.ts";
-import { DEFAULT_CONTROL_TIMEOUT_MS } from "../runtime/control/control-client.ts";
-import type { ControlAnswer } from "../runtime/control/control-protocol.ts";
-import { CONNECT_HELP, CONNECT_OPTIONS, connectApp, intOption, listOption } from "./cli-connect.ts";
+import type { App } from "../../runtime/app.ts";
+import type { ControlOptions, Replies } from "../../runtime/control/app-control.ts";
+import { DEFAULT_CONTROL_TIMEOUT_MS } from "../../runtime/control/control-client.ts";
+import type { ControlAnswer } from "../../runtime/control/control-protocol.ts";
+import { CONNECT_HELP, CONNECT_OPTIONS, connectApp, intOption, listOption } from "./connect.ts";
 
 /** Celery's exit code when no worker replied (EX_UNAVAILABLE). */
 export const NO_REPLY_EXIT = 69;
@@ -81,7 +81,10 @@ const parse = (argv: readonly string[]) =>
 
 const controlOptions = (values: ReturnType<typeof parse>["values"]): ControlOptions => {
   const destination = listOption(values.destination);
-  return { timeout: intOption("timeout", values.timeout, DEFAULT_CONTROL_TIMEOUT_MS), ...(destination !== undefined ? { destination } : {}) };
+  return {
+    timeout: intOption("timeout", values.timeout, DEFAULT_CONTROL_TIMEOUT_MS),
+    ...(destination !== undefined ? { destination } : {}),
+  };
 };
 
 /** Print replies as Celery does (`-> worker: OK` and the value), or as JSON; the exit code. */
@@ -96,11 +99,17 @@ const report = (replies: Replies<unknown>, json: boolean, timeout: number): numb
   let failed = false;
   for (const worker of workers) {
     const value = replies[worker];
-    const error = value !== null && typeof value === "object" && "error" in value ? (value as { error: string }).error : undefined;
+    const error =
+      value !== null && typeof value === "object" && "error" in value ? (value as { error: string }).error : undefined;
     failed ||= error !== undefined;
     process.stdout.write(`-> ${worker}: ${error === undefined ? "OK" : "ERROR"}\n`);
-    const body = error ?? (value !== null && typeof value === "object" && "ok" in value ? (value as { ok: string }).ok : value);
-    const lines = Array.isArray(body) ? (body.length === 0 ? ["- empty -"] : body.map((item) => `* ${JSON.stringify(item)}`)) : [typeof body === "string" ? body : JSON.stringify(body, null, 2)];
+    const body =
+      error ?? (value !== null && typeof value === "object" && "ok" in value ? (value as { ok: string }).ok : value);
+    const lines = Array.isArray(body)
+      ? body.length === 0
+        ? ["- empty -"]
+        : body.map((item) => `* ${JSON.stringify(item)}`)
+      : [typeof body === "string" ? body : JSON.stringify(body, null, 2)];
     for (const line of lines.join("\n").split("\n")) process.stdout.write(`    ${line}\n`);
   }
   return failed ? 1 : 0;
@@ -114,8 +123,11 @@ export const runInspect = async (argv: readonly string[]): Promise<number> => {
     process.stdout.write(INSPECT_HELP);
     return command === undefined && !values.help ? 2 : 0;
   }
-  const call = Object.hasOwn(INSPECT_COMMANDS, command) ? INSPECT_COMMANDS[command as keyof typeof INSPECT_COMMANDS] : undefined;
-  if (call === undefined) throw new Error(`unknown command '${command}'; the commands are ${Object.keys(INSPECT_COMMANDS).join(", ")}`);
+  const call = Object.hasOwn(INSPECT_COMMANDS, command)
+    ? INSPECT_COMMANDS[command as keyof typeof INSPECT_COMMANDS]
+    : undefined;
+  if (call === undefined)
+    throw new Error(`unknown command '${command}'; the commands are ${Object.keys(INSPECT_COMMANDS).join(", ")}`);
   const options = controlOptions(values);
   const app = connectApp(values);
   try {
@@ -153,7 +165,9 @@ export const runControl = async (argv: readonly string[]): Promise<number> => {
       const rate = args[1] === "none" ? null : args[1];
       send = async (app) => {
         const replies = await app.control.broadcast("rate_limit", { task_name: args[0], rate_limit: rate }, options);
-        return Object.fromEntries(replies.map((r) => [r.hostname, r.ok ? (r.value as ControlAnswer) : { error: r.error ?? "" }]));
+        return Object.fromEntries(
+          replies.map((r) => [r.hostname, r.ok ? (r.value as ControlAnswer) : { error: r.error ?? "" }]),
+        );
       };
       break;
     }
@@ -161,7 +175,12 @@ export const runControl = async (argv: readonly string[]): Promise<number> => {
       needs(command, args, 2, "<task> <soft> [hard]");
       const soft = seconds("soft", args[1]);
       const hard = seconds("hard", args[2]);
-      send = (app) => app.control.timeLimit(args[0], { ...(soft !== undefined ? { soft } : {}), ...(hard !== undefined ? { hard } : {}) }, options);
+      send = (app) =>
+        app.control.timeLimit(
+          args[0],
+          { ...(soft !== undefined ? { soft } : {}), ...(hard !== undefined ? { hard } : {}) },
+          options,
+        );
       break;
     }
     case "revoke": {
@@ -169,7 +188,11 @@ export const runControl = async (argv: readonly string[]): Promise<number> => {
       const app = connectApp(values);
       try {
         await app.revoke(args, { terminate: values.terminate === true });
-        process.stdout.write(json ? `${JSON.stringify({ revoked: args, terminate: values.terminate === true })}\n` : `revoked ${args.length} task(s)${values.terminate ? ", terminating them where they run" : ""}\n`);
+        process.stdout.write(
+          json
+            ? `${JSON.stringify({ revoked: args, terminate: values.terminate === true })}\n`
+            : `revoked ${args.length} task(s)${values.terminate ? ", terminating them where they run" : ""}\n`,
+        );
         return 0;
       } finally {
         await app.close();
@@ -187,7 +210,10 @@ export const runControl = async (argv: readonly string[]): Promise<number> => {
     case "add-consumer":
     case "cancel-consumer":
       needs(command, args, 1, "<queue>");
-      send = (app) => (command === "add-consumer" ? app.control.addConsumer(args[0], options) : app.control.cancelConsumer(args[0], options));
+      send = (app) =>
+        command === "add-consumer"
+          ? app.control.addConsumer(args[0], options)
+          : app.control.cancelConsumer(args[0], options);
       break;
     case "enable-events":
       send = (app) => app.control.enableEvents(options);

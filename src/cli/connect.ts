@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { createApp, type App } from "../runtime/app.ts";
+import { createApp, type App } from "../../runtime/app.ts";
 
 /** The options every command that talks to a running cluster takes. */
 export const CONNECT_OPTIONS = {
@@ -13,14 +13,25 @@ export const CONNECT_HELP = `  --broker <url>        broker node, celerity://hos
 /** An app on the cluster's broker node, for the commands that watch and steer it; throws with what to pass when there is none. */
 export const connectApp = (values: { readonly broker?: string; readonly "token-file"?: string }): App => {
   const broker = values.broker ?? process.env.CELERITY_BROKER_URL;
-  if (broker === undefined) throw new Error("no broker to talk to: pass --broker celerity://host:port or set CELERITY_BROKER_URL");
-  const token = values["token-file"] !== undefined ? readFileSync(values["token-file"], "utf8").trim() : process.env.CELERITY_TOKEN;
-  return createApp({ broker, ...(token !== undefined ? { token } : {}), log: (message) => process.stderr.write(`${message}\n`) });
+  if (broker === undefined)
+    throw new Error("no broker to talk to: pass --broker celerity://host:port or set CELERITY_BROKER_URL");
+  const token =
+    values["token-file"] !== undefined ? readFileSync(values["token-file"], "utf8").trim() : process.env.CELERITY_TOKEN;
+  return createApp({
+    broker,
+    ...(token !== undefined ? { token } : {}),
+    log: (message) => process.stderr.write(`${message}\n`),
+  });
 };
 
 /** A comma-separated list option, or undefined. */
 export const listOption = (value: string | undefined): string[] | undefined =>
-  value === undefined ? undefined : value.split(",").map((item) => item.trim()).filter(Boolean);
+  value === undefined
+    ? undefined
+    : value
+        .split(",")
+        .map((item) => item.trim())
+        .filter(Boolean);
 
 /** A positive integer option; throws naming the option. */
 export const intOption = (name: string, value: string | undefined, fallback: number): number => {

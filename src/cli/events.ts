@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
-import { ClusterState } from "../runtime/events/cluster-state.ts";
-import type { ReceivedEvent } from "../runtime/events/event-subscription.ts";
-import { EVENT_TYPES, type EventType } from "../runtime/events/event-types.ts";
-import { CONNECT_HELP, CONNECT_OPTIONS, connectApp, intOption, listOption } from "./cli-connect.ts";
+import { ClusterState } from "../../runtime/events/cluster-state.ts";
+import type { ReceivedEvent } from "../../runtime/events/event-subscription.ts";
+import { EVENT_TYPES, type EventType } from "../../runtime/events/event-types.ts";
+import { CONNECT_HELP, CONNECT_OPTIONS, connectApp, intOption, listOption } from "./connect.ts";
 
 export const EVENTS_HELP = `celerity events: watch a cluster's event stream
 
@@ -38,12 +38,16 @@ export const renderView = (state: ClusterState, broker: string): string => {
   lines.push(`${pad("WORKER", 32)} ${pad("STATUS", 8)} ${pad("ACTIVE", 6, true)} ${pad("PROCESSED", 10, true)}  LOAD`);
   if (workers.length === 0) lines.push("(no worker has sent an event yet: start workers with --events)");
   for (const w of workers) {
-    lines.push(`${pad(w.name, 32)} ${pad(w.status, 8)} ${pad(w.active, 6, true)} ${pad(w.processed, 10, true)}  ${w.loadavg.map((l) => l.toFixed(2)).join(" ")}`);
+    lines.push(
+      `${pad(w.name, 32)} ${pad(w.status, 8)} ${pad(w.active, 6, true)} ${pad(w.processed, 10, true)}  ${w.loadavg.map((l) => l.toFixed(2)).join(" ")}`,
+    );
   }
   lines.push("", `${pad("TASKS", 16)} ${pad("PER SECOND", 10, true)} ${pad("TOTAL", 10, true)}`);
   for (const type of EVENT_TYPES) {
     if (!type.startsWith("task-")) continue;
-    lines.push(`${pad(type.slice(5), 16)} ${pad(state.rate(type).toFixed(1), 10, true)} ${pad(state.total(type), 10, true)}`);
+    lines.push(
+      `${pad(type.slice(5), 16)} ${pad(state.rate(type).toFixed(1), 10, true)} ${pad(state.total(type), 10, true)}`,
+    );
   }
   lines.push("", "RECENT FAILURES");
   const failures = state.failures();
@@ -61,7 +65,14 @@ const plainLine = (event: ReceivedEvent): string => {
 export const runEvents = async (argv: readonly string[]): Promise<number> => {
   const { values } = parseArgs({
     args: [...argv],
-    options: { ...CONNECT_OPTIONS, json: { type: "boolean" }, types: { type: "string" }, tasks: { type: "string" }, limit: { type: "string" }, help: { type: "boolean" } },
+    options: {
+      ...CONNECT_OPTIONS,
+      json: { type: "boolean" },
+      types: { type: "string" },
+      tasks: { type: "string" },
+      limit: { type: "string" },
+      help: { type: "boolean" },
+    },
     strict: true,
   });
   if (values.help) {
