@@ -12,7 +12,7 @@ import type {
 } from "../../broker/transport.ts";
 import type { BatchSigner, Prepared } from "./message-signer.ts";
 import type { MessageVerifier } from "./message-verifier.ts";
-import type { PayloadBox } from "./payload-box.ts";
+import { sealContext, type PayloadBox } from "./payload-box.ts";
 import type { ReplayGuard } from "./replay-guard.ts";
 import { SignatureError, SigningConfigError } from "./signing-errors.ts";
 
@@ -73,7 +73,9 @@ export class SignedTransport implements Transport {
       );
     }
     const sealed =
-      this.options.box === undefined ? envelope : { ...envelope, body: this.options.box.seal(envelope.body) };
+      this.options.box === undefined
+        ? envelope
+        : { ...envelope, body: this.options.box.seal(envelope.body, sealContext("args", envelope.id)) };
     let prepared: Prepared;
     try {
       prepared = this.options.signer.prepare(sealed);
@@ -138,7 +140,7 @@ export class SignedTransport implements Transport {
       digests.set(delivery.deliveryTag, checked.digest);
       let body = checked.body;
       if (this.options.box !== undefined) {
-        const plain = this.options.box.open(body);
+        const plain = this.options.box.open(body, sealContext("args", delivery.envelope.id));
         if (!(plain instanceof Uint8Array)) {
           digests.delete(delivery.deliveryTag);
           this.options.replay.release(checked.digest, true);

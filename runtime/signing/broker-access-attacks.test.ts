@@ -1,0 +1,205 @@
+/**
+ * Signed mode against an attacker who can use the broker and the result
+ * store (no node token, or the node's data directory) but holds no trusted
+ * key: each test plays one attack of docs/security.md and checks that it no
+ * longer steers what runs.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { Codec } from "../../broker/codec.ts";
+import { EmbeddedBroker } from "../../broker/embedded/embedded-broker.ts";
+import type { Delivery, Envelope } from "../../broker/envelope.ts";
+import type { Consumer, Transport } from "../../broker/transport.ts";
+import { chain, chord, group } from "../../dsl/combinators.ts";
+import { createApp, type App, type AppOptions } from "../app.ts";
+import { RemoteTaskError } from "../errors.ts";
+import { MemoryResultStore } from "../results/result-store.ts";
+import { eventually } from "../test-support.ts";
+import { generateBoxKey } from "./payload-box.ts";
+import { writeKeyPair } from "./signing-keys.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "celerity-attacks-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const codec = new Codec();
+
+const keyRing = () => {
+  const ring = join(dir, `ring-${++n}`);
+  const producer = writeKeyPair(join(ring, "producer"));
+  const worker = writeKeyPair(join(ring, "worker"));
+  return { ring, producer, worker, trusted: [join(ring, "*.pub")] };
+};
+
+/** A deployment on one embedded broker and result store, every publish recorded, and what ran with which arguments. */
+const deployment = (encryption?: Uint8Array) => {
+  const inner = new EmbeddedBroker();
+  const published: Envelope[] = [];
+  const broker: Transport = Object.create(inner, {
+    publish: {
+      value: (envelope: Envelope, options?: unknown) => (
+        published.push(envelope), inner.publish(envelope, options as never)
+      ),
+    },
+    close: { value: async () => {} },
+  });
+  const results = new MemoryResultStore();
+  const logs: string[] = [];
+  const apps: App[] = [];
+  const ran: { task: string; args: unknown[] }[] = [];
+  const keys = keyRing();
+  const app = (role: "producer" | "worker", options: Omit<AppOptions, "broker" | "results"> = {}) => {
+    const created = createApp({
+      broker,
+      results,
+      log: (line) => logs.push(line),
+      signing: {
+        key: keys[role].secretPath,
+        trusted: keys.trusted,
+        ...(encryption !== undefined ? { encryption: [encryption] } : {}),
+      },
+      ...options,
+    });
+    apps.push(created);
+    const record =
+      <A extends unknown[], R>(name: string, fn: (...args: A) => R) =>
+      (...args: A): R => {
+        ran.push({ task: name, args });
+        return fn(...args);
+      };
+    return {
+      app: created,
+      add: created.task(
+        "add",
+        record("add", (x: number, y: number) => x + y),
+      ),
+      tsum: created.task(
+        "tsum",
+        record("tsum", (xs: number[]) => xs.reduce((a, b) => a + b, 0)),
+      ),
+      echo: created.task(
+        "echo",
+        record("echo", (text: string) => text),
+      ),
+      rm: created.task(
+        "rm",
+        record("rm", (path: string) => `removed ${path}`),
+      ),
+    };
+  };
+  /** A consumer of `queue` that is no worker: it takes deliveries and holds them. */
+  const capture = async (queue = "celery") => {
+    const held: Delivery[] = [];
+    const consumer: Consumer = await inner.consume(queue, (delivery) => void held.push(delivery), { prefetch: 1_000 });
+    return { held, consumer };
+  };
+  const close = async () => {
+    for (const a of apps) await a.close();
+    await inner.close();
+  };
+  return { inner, broker, results, published, logs, ran, keys, app, capture, close };
+};
+
+const rejectsAsSignatureError = async (promise: Promise<unknown>, pattern: RegExp) => {
+  const error = await promise.then(
+    (value) => assert.fail(`expected a SignatureError, got the value ${JSON.stringify(value)}`),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof RemoteTaskError, String(error));
+  assert.equal(error.remote.name, "SignatureError", error.message);
+  assert.match(error.message, pattern);
+};
+
+describe("signed mode against an attacker with broker access", () => {
+  it("a chain's next step never runs with a result the attacker wrote for the step before", async () => {
+    const d = deployment();
+    const producer = d.app("producer");
+    const worker = d.app("worker");
+    const thief = await d.capture();
+    const r = await chain(producer.echo.s("/tmp/scratch"), producer.rm.s()).apply();
+    await eventually(() => thief.held.length === 1, 2_000, "step 1 held by the competing consumer");
+    const step1 = thief.held[0].envelope.id;
+    await d.results.complete(step1, "echo", { state: "SUCCESS", value: codec.encode("/") });
+    await worker.app.worker().start();
+    await thief.consumer.cancel(); // step 1 goes back, redelivered, and finds its result "recorded"
+    await rejectsAsSignatureError(producer.app.result(step1).get({ timeout: 5_000 }), /cannot be trusted.*not signed/);
+    await assert.rejects(r.get({ timeout: 5_000 }), /SignatureError/);
+    assert.deepEqual(
+      d.ran.filter((run) => run.task === "rm"),
+      [],
+    );
+    await d.close();
+  });
+
+  it("a chord callback is never built from header results the attacker wrote", async () => {
+    const d = deployment();
+    const producer = d.app("producer");
+    const worker = d.app("worker");
+    const thief = await d.capture();
+    const r = await chord(
+      group(producer.add.s(1, 1), producer.add.s(2, 2), producer.add.s(3, 3)),
+      producer.tsum.s(),
+    ).apply();
+    await eventually(() => thief.held.length === 3, 2_000, "the chord's header held by the competing consumer");
+    // The attacker records the first member's "result" and lets the others run.
+    await d.results.complete(thief.held[0].envelope.id, "add", { state: "SUCCESS", value: codec.encode(1e9) });
+    await worker.app.worker().start();
+    await thief.consumer.cancel();
+    await assert.rejects(r.get({ timeout: 5_000 }), /SignatureError/);
+    assert.deepEqual(
+      d.ran.filter((run) => run.task === "tsum"),
+      [],
+    );
+    await d.close();
+  });
+
+  it("get() reports a forged, moved or empty SUCCESS record as a SignatureError, never as a value", async () => {
+    const d = deployment();
+    const producer = d.app("producer");
+    const worker = d.app("worker");
+    await worker.app.worker().start();
+    const real = await producer.echo.delay("genuine");
+    assert.equal(await real.get({ timeout: 5_000 }), "genuine");
+    const genuine = (await d.results.get(real.id))?.value as Uint8Array;
+
+    const thief = await d.capture();
+    await worker.app.close();
+    const forged = await producer.echo.delay("x");
+    const moved = await producer.echo.delay("y");
+    const empty = await producer.echo.delay("z");
+    await d.results.complete(forged.id, "echo", { state: "SUCCESS", value: codec.encode("forged") });
+    await d.results.complete(moved.id, "echo", { state: "SUCCESS", value: genuine });
+    await d.results.complete(empty.id, "echo", { state: "SUCCESS" } as never);
+    await rejectsAsSignatureError(forged.get({ timeout: 5_000 }), /the value is not signed/);
+    await rejectsAsSignatureError(moved.get({ timeout: 5_000 }), /forged, altered, or moved from another record/);
+    await rejectsAsSignatureError(empty.get({ timeout: 5_000 }), /recorded SUCCESS with no value/);
+    await thief.consumer.cancel();
+    await d.close();
+  });
+
+  it("with encryption, a sealed result or sealed arguments moved into another record do not open", async () => {
+    const d = deployment(generateBoxKey());
+    const producer = d.app("producer");
+    const worker = d.app("worker");
+    await worker.app.worker().start();
+    const real = await producer.echo.delay("genuine");
+    assert.equal(await real.get({ timeout: 5_000 }), "genuine");
+    const sealedResult = (await d.results.get(real.id))?.value as Uint8Array;
+    await worker.app.close();
+
+    const thief = await d.capture();
+    const target = await producer.echo.delay("x");
+    const other = await producer.echo.delay("y");
+    await eventually(() => thief.held.length === 2, 2_000, "both messages held");
+    await d.results.complete(target.id, "echo", { state: "SUCCESS", value: sealedResult });
+    // The sealed arguments of a message (its body without the signature trailer) as a result value.
+    const sealedArgs = Buffer.from(thief.held[1].envelope.body);
+    await d.results.complete(other.id, "echo", { state: "SUCCESS", value: sealedArgs });
+    await rejectsAsSignatureError(target.get({ timeout: 5_000 }), /cannot be trusted/);
+    await rejectsAsSignatureError(other.get({ timeout: 5_000 }), /cannot be trusted/);
+    await thief.consumer.cancel();
+    await d.close();
+  });
+});
