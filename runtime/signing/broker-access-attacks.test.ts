@@ -17,7 +17,8 @@ import { chain, chord, group } from "../../dsl/combinators.ts";
 import { createApp, type App, type AppOptions } from "../app.ts";
 import { RemoteTaskError } from "../errors.ts";
 import { MemoryResultStore } from "../results/result-store.ts";
-import { eventually } from "../test-support.ts";
+import { deferred, eventually } from "../test-support.ts";
+import { scaled } from "../../tests/support/waits.ts";
 import { generateBoxKey } from "./payload-box.ts";
 import { writeKeyPair } from "./signing-keys.ts";
 
@@ -90,9 +91,9 @@ const deployment = (encryption?: Uint8Array) => {
     };
   };
   /** A consumer of `queue` that is no worker: it takes deliveries and holds them. */
-  const capture = async (queue = "celery") => {
+  const capture = async (prefetch = 1_000, queue = "celery") => {
     const held: Delivery[] = [];
-    const consumer: Consumer = await inner.consume(queue, (delivery) => void held.push(delivery), { prefetch: 1_000 });
+    const consumer: Consumer = await inner.consume(queue, (delivery) => void held.push(delivery), { prefetch });
     return { held, consumer };
   };
   const close = async () => {
@@ -200,6 +201,107 @@ describe("signed mode against an attacker with broker access", () => {
     await rejectsAsSignatureError(target.get({ timeout: 5_000 }), /cannot be trusted/);
     await rejectsAsSignatureError(other.get({ timeout: 5_000 }), /cannot be trusted/);
     await thief.consumer.cancel();
+    await d.close();
+  });
+
+  it("runs a message at most once per worker process, even when a held original comes back redelivered while a copy runs", async () => {
+    const d = deployment();
+    const producer = d.app("producer");
+    const worker = d.app("worker");
+    const gate = deferred();
+    let runs = 0;
+    worker.app.task("slow", async (x: number) => (runs++, await gate.promise, x));
+    const slow = producer.app.task("slow", (x: number) => x);
+    const thief = await d.capture(1);
+    const r = await slow.delay(7);
+    await eventually(() => thief.held.length === 1, 2_000, "the original held by the competing consumer");
+    await worker.app.worker({ concurrency: 4 }).start();
+    await d.inner.publish(thief.held[0].envelope); // an exact copy: it runs
+    await eventually(() => runs === 1, 2_000, "the copy to start");
+    await thief.consumer.cancel(); // the original comes back, marked redelivered
+    await eventually(async () => (await d.inner.stats("celery")).unacked === 2, 2_000, "both deliveries at the worker");
+    gate.resolve();
+    assert.equal(await r.get({ timeout: 5_000 }), 7);
+    await eventually(
+      async () => {
+        const stats = await d.inner.stats("celery");
+        return stats.unacked === 0 && stats.ready === 0;
+      },
+      5_000,
+      "the redelivered original to be settled",
+    );
+    assert.equal(runs, 1);
+    await d.close();
+  });
+
+  it("a handed-back message keeps its original signature and time: it is refused once the original's window closes", async () => {
+    const d = deployment();
+    const producer = d.app("producer");
+    const windowed = createApp({
+      broker: d.broker,
+      results: d.results,
+      log: (line) => d.logs.push(line),
+      signing: { key: d.keys.worker.secretPath, trusted: d.keys.trusted, maxAgeMs: scaled(1_500) },
+    });
+    let runs = 0;
+    windowed.task("limited", () => void runs++, { rateLimit: { rate: "1/h", burst: 1 } });
+    const limited = producer.app.task("limited", () => undefined);
+    await windowed.worker({ concurrency: 1, prefetch: 2 }).start();
+    const [first, , third] = [await limited.delay(), await limited.delay(), await limited.delay()];
+    await first.get({ timeout: 5_000 });
+    // The third is handed back, again and again (the second is held for a token); the copies carry the producer's signature.
+    await eventually(
+      () => d.published.some((e) => e.id === third.id && e.headers["sig.handedBack"] === true),
+      5_000,
+      "a hand-back of the third",
+    );
+    const handedBack = d.published.filter((e) => e.id === third.id && e.headers["sig.handedBack"] === true);
+    assert.ok(handedBack.every((e) => e.headers["sig.key"] === d.keys.worker.keyId));
+    const original = d.published.find(
+      (e) => e.id === third.id && e.headers["sig.handedBack"] === undefined,
+    ) as Envelope;
+    assert.equal(original.headers["sig.key"], d.keys.producer.keyId);
+    await eventually(
+      async () =>
+        (await d.inner.deadLetters("celery.dlq")).some(
+          (letter) =>
+            letter.envelope.id === third.id && /handed back: signed \d+ ms ago, outside the window/.test(letter.reason),
+        ),
+      scaled(10_000),
+      "the handed-back copy to be refused once the original's window closed",
+    );
+    await rejectsAsSignatureError(third.get({ timeout: 5_000 }), /outside the window/);
+    assert.equal(runs, 1);
+    await windowed.close();
+    await d.close();
+  });
+
+  it("a worker refuses a signed message that reaches its queue through a binding its app did not make", async () => {
+    const d = deployment();
+    const producer = d.app("producer");
+    const worker = d.app("worker");
+    const auditor = d.app("worker");
+    await worker.app.broker.declareQueue("celery");
+    await worker.app.broker.declareExchange("tasks", "topic");
+    await worker.app.broker.bindQueue("celery", "tasks", "add");
+    await worker.app.worker().start();
+    // The attacker adds a binding on the broker itself; the audit pool consumes what it receives.
+    await d.inner.declareQueue("audit-only");
+    await d.inner.bindQueue("audit-only", "tasks", "#");
+    await auditor.app.worker({ queues: ["audit-only"] }).start();
+    const r = await producer.add.applyAsync([2, 3], { exchange: "tasks", routingKey: "add" });
+    assert.equal(await r.get({ timeout: 5_000 }), 5);
+    await eventually(
+      async () => (await d.inner.deadLetters("audit-only.dlq")).length === 1,
+      5_000,
+      "the copy on audit-only to be refused",
+    );
+    const [letter] = await d.inner.deadLetters("audit-only.dlq");
+    assert.match(
+      letter.reason,
+      /signed for exchange 'tasks' with routing key 'add', which does not lead to queue 'audit-only'/,
+    );
+    assert.equal(d.ran.filter((run) => run.task === "add").length, 1);
     await d.close();
   });
 });

@@ -40,6 +40,8 @@ export type Checked =
       readonly digest: string;
       /** The body as published, without the signature trailer. */
       readonly body: Uint8Array;
+      /** Epoch ms after which this message falls outside the window (for a stored record: never). */
+      readonly until: number;
     }
   | { readonly ok: false; readonly keyId: string; readonly reason: string };
 
@@ -125,7 +127,7 @@ export class MessageVerifier {
       return { ok: false, keyId, reason: `signed ${now - since} ms ago, outside the window of ${this.maxAgeMs} ms` };
     if (headers["sig.role"] !== undefined)
       return { ok: false, keyId, reason: `a signed ${String(headers["sig.role"])} record, not a message` };
-    return this.checkProof(envelope, keyId, trusted);
+    return this.checkProof(envelope, keyId, trusted, since + this.maxAgeMs);
   }
 
   /**
@@ -145,10 +147,10 @@ export class MessageVerifier {
         reason: `key ${keyId} is not trusted here (trusted: ${this.trustedKeyIds.join(", ") || "none"})`,
       };
     if (envelope.headers["sig.role"] !== role) return { ok: false, keyId, reason: `not a signed ${role}` };
-    return this.checkProof(envelope, keyId, trusted);
+    return this.checkProof(envelope, keyId, trusted, Number.POSITIVE_INFINITY);
   }
 
-  private checkProof(envelope: Envelope, keyId: string, trusted: TrustedKey): Checked {
+  private checkProof(envelope: Envelope, keyId: string, trusted: TrustedKey, until: number): Checked {
     const trailer = readTrailer(envelope.body);
     if (trailer === undefined) return { ok: false, keyId, reason: "the body carries no signature trailer" };
     const { body, proof, signature } = trailer;
@@ -174,7 +176,7 @@ export class MessageVerifier {
         ) {
           // Verified through this node: the nodes walked below it are verified too, so the next message of the batch stops lower.
           this.remember(path, keyId, signature, proof);
-          return { ok: true, keyId, digest: leaf.toString("latin1"), body };
+          return { ok: true, keyId, digest: leaf.toString("latin1"), body, until };
         }
         path.push(node);
       }
@@ -191,7 +193,7 @@ export class MessageVerifier {
       };
     }
     this.remember(path, keyId, signature, proof);
-    return { ok: true, keyId, digest: leaf.toString("latin1"), body };
+    return { ok: true, keyId, digest: leaf.toString("latin1"), body, until };
   }
 
   /** Cache the nodes of a verified walk: path[i] is the node i + 1 steps up (or the leaf itself, alone, for a batch of one). */

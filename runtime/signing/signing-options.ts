@@ -7,6 +7,7 @@ import { defaultEd25519, type Ed25519 } from "./ed25519.ts";
 import { BatchSigner } from "./message-signer.ts";
 import { MessageVerifier } from "./message-verifier.ts";
 import { PayloadBox, readBoxKey } from "./payload-box.ts";
+import type { TrustedBinding } from "./known-routes.ts";
 import { ReplayGuard } from "./replay-guard.ts";
 import { ProtectedResultStore } from "./protected-result-store.ts";
 import { SignedTransport } from "./signed-transport.ts";
@@ -30,8 +31,20 @@ export interface SigningOptions {
   readonly maxAgeMs?: number;
   /** Accept a message signed up to this far in the future (clock skew between machines). Default 30,000. */
   readonly maxSkewMs?: number;
-  /** Settled messages remembered to refuse replays (a bounded set). Default 250,000. */
+  /**
+   * Settled messages a worker process remembers to refuse replays, each until
+   * it leaves the `maxAgeMs` window. Beyond this many, the oldest are forgotten
+   * and messages as old are refused from then on. Default 250,000.
+   */
   readonly replayCacheSize?: number;
+  /**
+   * Bindings made outside this app (by an admin script, another app) through
+   * which its workers accept signed messages. A worker runs a signed message
+   * only from a queue its signed routing reaches: the default exchange's
+   * queue named by the routing key, or a queue bound to the named exchange by
+   * this app's own `bindQueue` or listed here.
+   */
+  readonly bindings?: readonly TrustedBinding[];
   /** Most messages signed under one signature. Default 128. */
   readonly batchSize?: number;
   /**
@@ -110,6 +123,7 @@ export const prepareSigning = (
     const broker = new SignedTransport(connected.broker, {
       ...parts,
       replay: new ReplayGuard(options.replayCacheSize),
+      ...(options.bindings !== undefined ? { bindings: options.bindings } : {}),
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       log,
       refused: (envelope, error) => failRecord(results, envelope, error, log),
