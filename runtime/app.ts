@@ -227,7 +227,8 @@ const createNativeApp = (options: AppOptions): App => {
   const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
   const clock = options.clock ?? systemClock;
   const connected = connect({ broker: options.broker, results: options.results, token: options.token, log, clock });
-  const { broker, results } = signed === undefined ? connected : signed(connected, log);
+  const signedParts = signed === undefined ? undefined : signed(connected, log);
+  const { broker, results } = signedParts ?? connected;
   const codec =
     options.serializer === undefined && options.compressAbove === undefined
       ? new Codec()
@@ -395,6 +396,9 @@ const createNativeApp = (options: AppOptions): App => {
         tasks,
         log,
         rateLimits,
+        ...(signedParts?.rateLimitKeyDigest !== undefined
+          ? { rateLimitKeyDigest: signedParts.rateLimitKeyDigest }
+          : {}),
         clock,
         events,
         startControl,

@@ -14,7 +14,10 @@ import { EmbeddedBroker } from "../../broker/embedded/embedded-broker.ts";
 import type { Delivery, Envelope } from "../../broker/envelope.ts";
 import type { Consumer, Transport } from "../../broker/transport.ts";
 import { chain, chord, group } from "../../dsl/combinators.ts";
+import { BrokerNode } from "../../broker/node/node-server.ts";
 import { createApp, type App, type AppOptions } from "../app.ts";
+import { serveRateLimits } from "../rate-limit/node-rate-limit-service.ts";
+import { serveResults } from "../results/result-service.ts";
 import { RemoteTaskError } from "../errors.ts";
 import { MemoryResultStore } from "../results/result-store.ts";
 import { deferred, eventually } from "../test-support.ts";
@@ -303,5 +306,41 @@ describe("signed mode against an attacker with broker access", () => {
     );
     assert.equal(d.ran.filter((run) => run.task === "add").length, 1);
     await d.close();
+  });
+
+  it("with encryption, a keyed rate limit's key (derived from the arguments) reaches the node only as a keyed hash", async () => {
+    const node = await BrokerNode.start({ port: 0, log: () => {} });
+    serveResults(node);
+    const buckets = serveRateLimits(node);
+    const seen: string[] = [];
+    const take = buckets.take.bind(buckets);
+    buckets.take = (id, limit, want) => (seen.push(id), take(id, limit, want));
+    const keys = keyRing();
+    const box = generateBoxKey();
+    const signing = (role: "producer" | "worker") => ({
+      key: keys[role].secretPath,
+      trusted: keys.trusted,
+      encryption: [box],
+    });
+    const producer = createApp({ broker: node.url, log: () => {}, signing: signing("producer") });
+    const worker = createApp({ broker: node.url, log: () => {}, signing: signing("worker") });
+    const rateLimit = { rate: "100/s", key: (card: string) => card };
+    const charge = producer.task("charge", (card: string) => card.length, { rateLimit });
+    worker.task("charge", (card: string) => card.length, { rateLimit });
+    await worker.worker().start();
+    try {
+      assert.equal(await (await charge.delay("4111111111111111")).get({ timeout: 5_000 }), 16);
+      assert.equal(await (await charge.delay("4111111111111111")).get({ timeout: 5_000 }), 16);
+      assert.ok(seen.length >= 1, "the worker took its tokens from the node");
+      assert.ok(
+        seen.every((id) => !id.includes("4111")),
+        seen.join(", "),
+      );
+      assert.equal(new Set(seen).size, 1, "the same key gives the same bucket");
+    } finally {
+      await worker.close();
+      await producer.close();
+      await node.stop();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import nacl from "tweetnacl";
@@ -58,6 +58,18 @@ export class PayloadBox {
     }
     this.keys = new Map(keys.map((key) => [boxKeyIdOf(key).toString("hex"), Uint8Array.from(key)]));
     this.sealing = { id: boxKeyIdOf(keys[0]), key: Uint8Array.from(keys[0]) };
+  }
+
+  /**
+   * A keyed hash for values that must be compared elsewhere without being
+   * revealed (a rate limit's key, derived from arguments, on the node): the
+   * same input gives the same digest in every app holding the sealing key;
+   * without the key it cannot be reversed or tested against guesses.
+   */
+  keyedDigest(purpose: string): (task: string, value: string) => string {
+    const key = createHmac("sha256", this.sealing.key).update(`celerity/${purpose}`).digest();
+    return (task, value) =>
+      createHmac("sha256", key).update(task).update("\0").update(value).digest("base64url").slice(0, 32);
   }
 
   /** `plain`, sealed for `context` (see sealContext). */

@@ -60,6 +60,8 @@ export interface SigningOptions {
 export interface Signed {
   readonly broker: SignedTransport;
   readonly results: ResultStore;
+  /** With encryption: what a keyed rate limit's key is sent as, a keyed hash of task and key. */
+  readonly rateLimitKeyDigest?: (task: string, key: string) => string;
 }
 
 const trustedKeys = (trusted: readonly (string | Uint8Array)[]): PublicKey[] => {
@@ -128,7 +130,9 @@ export const prepareSigning = (
       log,
       refused: (envelope, error) => failRecord(results, envelope, error, log),
     });
-    return { broker, results };
+    return box === undefined
+      ? { broker, results }
+      : { broker, results, rateLimitKeyDigest: box.keyedDigest("rate-limit-key") };
   };
 };
 

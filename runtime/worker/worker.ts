@@ -94,6 +94,8 @@ export interface WorkerControlHandle {
 /** What a worker needs from its app. */
 export type WorkerEnvironment = RunnerEnvironment & {
   readonly rateLimits?: RateLimiting;
+  /** What a keyed rate limit's key becomes before it leaves the process (signed mode with encryption: a keyed hash). */
+  readonly rateLimitKeyDigest?: (task: string, key: string) => string;
   /** The app's event dispatcher (made on first use). */
   readonly events?: () => EventDispatcher;
   /** Start answering remote control for `worker`. */
@@ -219,6 +221,7 @@ export class Worker {
           global: limits.global,
           maxHeld: Math.max(1, Math.floor(this.prefetch / 2)),
           clock: env.clock ?? systemClock,
+          ...(env.rateLimitKeyDigest !== undefined ? { keyDigest: env.rateLimitKeyDigest } : {}),
         },
         {
           name: this.name,
