@@ -226,7 +226,14 @@ const createNativeApp = (options: AppOptions): App => {
   const log = options.log ?? ((message: string) => console.error(message));
   const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
   const clock = options.clock ?? systemClock;
-  const connected = connect({ broker: options.broker, results: options.results, token: options.token, log, clock });
+  const connected = connect({
+    broker: options.broker,
+    results: options.results,
+    token: options.token,
+    signed: signed !== undefined,
+    log,
+    clock,
+  });
   const signedParts = signed === undefined ? undefined : signed(connected, log);
   const { broker, results } = signedParts ?? connected;
   const codec =

@@ -67,6 +67,7 @@ export const serveRateLimits = (node: BrokerNode, options: BucketTableOptions = 
       ]);
     },
   });
+  node.requireAdmin(rateLimitOperations, ["set"]);
   return buckets;
 };
 

@@ -15,6 +15,8 @@ import type { Delivery, Envelope } from "../../broker/envelope.ts";
 import type { Consumer, Transport } from "../../broker/transport.ts";
 import { chain, chord, group } from "../../dsl/combinators.ts";
 import { BrokerNode } from "../../broker/node/node-server.ts";
+import { OperationNotPermittedError } from "../../broker/node/protocol.ts";
+import { startFullNode } from "../full-node.ts";
 import { createApp, type App, type AppOptions } from "../app.ts";
 import { serveRateLimits } from "../rate-limit/node-rate-limit-service.ts";
 import { serveResults } from "../results/result-service.ts";
@@ -341,6 +343,36 @@ describe("signed mode against an attacker with broker access", () => {
       await worker.close();
       await producer.close();
       await node.stop();
+    }
+  });
+
+  it("with an admin token on the node, a client holding only the token cannot revoke, throttle, bind or rewrite results", async () => {
+    const full = await startFullNode({ port: 0, token: "client", adminToken: "admin", log: () => {} });
+    const keys = keyRing();
+    const signing = (role: "producer" | "worker") => ({ key: keys[role].secretPath, trusted: keys.trusted });
+    const producer = createApp({ broker: full.url, token: "client", log: () => {}, signing: signing("producer") });
+    const worker = createApp({ broker: full.url, token: "client", log: () => {}, signing: signing("worker") });
+    const attacker = createApp({ broker: full.url, token: "client", log: () => {} });
+    const admin = createApp({ broker: full.url, token: "admin", log: () => {}, signing: signing("producer") });
+    const add = producer.task("add", (x: number, y: number) => x + y);
+    worker.task("add", (x: number, y: number) => x + y);
+    try {
+      await worker.worker().start(); // binds its control queue: open to clients
+      const r = await add.delay(1, 2);
+      assert.equal(await r.get({ timeout: 5_000 }), 3);
+      const permitted = (op: string) => (error: unknown) =>
+        error instanceof OperationNotPermittedError && error.op === op;
+      await assert.rejects(attacker.revoke([r.id]), permitted("revoke"));
+      await assert.rejects(attacker.control.rateLimit("add", "1/h"), permitted("rate.set"));
+      await assert.rejects(attacker.broker.bindQueue("audit-only", "celery", "#"), permitted("bindQueue"));
+      await assert.rejects(attacker.result(r.id).forget(), permitted("results.forget"));
+      assert.equal(await r.get({ timeout: 5_000 }), 3);
+      // The administrator can.
+      await admin.revoke([r.id]);
+      await admin.result(r.id).forget();
+    } finally {
+      for (const app of [producer, worker, attacker, admin]) await app.close();
+      await full.stop();
     }
   });
 });
