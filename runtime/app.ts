@@ -406,6 +406,7 @@ const createNativeApp = (options: AppOptions): App => {
         ...(signedParts?.rateLimitKeyDigest !== undefined
           ? { rateLimitKeyDigest: signedParts.rateLimitKeyDigest }
           : {}),
+        ...(signedParts !== undefined ? { signedRefusals: () => signedParts.broker.refusals } : {}),
         clock,
         events,
         startControl,

@@ -293,7 +293,8 @@ describe("signed mode against an attacker with broker access", () => {
     // The attacker adds a binding on the broker itself; the audit pool consumes what it receives.
     await d.inner.declareQueue("audit-only");
     await d.inner.bindQueue("audit-only", "tasks", "#");
-    await auditor.app.worker({ queues: ["audit-only"] }).start();
+    const auditWorker = auditor.app.worker({ queues: ["audit-only"] });
+    await auditWorker.start();
     const r = await producer.add.applyAsync([2, 3], { exchange: "tasks", routingKey: "add" });
     assert.equal(await r.get({ timeout: 5_000 }), 5);
     await eventually(
@@ -307,6 +308,7 @@ describe("signed mode against an attacker with broker access", () => {
       /signed for exchange 'tasks' with routing key 'add', which does not lead to queue 'audit-only'/,
     );
     assert.equal(d.ran.filter((run) => run.task === "add").length, 1);
+    assert.equal(auditWorker.stats().refused, 1, "the refusal is counted in the worker's stats");
     await d.close();
   });
 

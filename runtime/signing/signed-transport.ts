@@ -16,7 +16,7 @@ import { KnownRoutes, type TrustedBinding } from "./known-routes.ts";
 import type { Checked, MessageVerifier } from "./message-verifier.ts";
 import { sealContext, type PayloadBox } from "./payload-box.ts";
 import type { ReplayGuard } from "./replay-guard.ts";
-import { SignatureError, SigningConfigError } from "./signing-errors.ts";
+import { SignatureError, SigningConfigError, refusalMessage } from "./signing-errors.ts";
 
 /**
  * A Transport that signs what it publishes and lets through to its consumers
@@ -45,8 +45,8 @@ export interface SignedTransportOptions {
   /** Most envelopes signed under one signature. Default 128. */
   readonly batchSize?: number;
   readonly log: (message: string) => void;
-  /** Called for each refused delivery, after it was dead-lettered. */
-  readonly refused: (envelope: Envelope, error: SignatureError) => void;
+  /** Called for each refused delivery that is not what it claims, after it was dead-lettered; `error` makes its error. */
+  readonly refused: (envelope: Envelope, error: () => SignatureError) => void;
 }
 
 interface Queued {
@@ -167,11 +167,13 @@ export class SignedTransport implements Transport {
     const refuse = (delivery: Delivery, keyId: string, reason: string, failResult: boolean) => {
       const { envelope } = delivery;
       const task = typeof envelope.headers.task === "string" ? envelope.headers.task : "(unknown)";
-      const error = new SignatureError({ id: envelope.id, task, keyId, reason });
+      // Costs about what the failed check did: the error (with its stack) is made only if a result needs it.
+      const message = refusalMessage(envelope.id, task, keyId, reason);
       this.refusals++;
-      (inner as Consumer).nack(delivery.deliveryTag, { requeue: false, reason: error.message });
-      log(`refused to the dead-letter queue of '${delivery.queue}': ${error.message}`);
-      if (failResult) this.options.refused(envelope, error);
+      (inner as Consumer).nack(delivery.deliveryTag, { requeue: false, reason: message });
+      log(`refused to the dead-letter queue of '${delivery.queue}': ${message}`);
+      if (failResult)
+        this.options.refused(envelope, () => new SignatureError({ id: envelope.id, task, keyId, reason }));
     };
     const handOn = (delivery: Delivery, original: Envelope, checked: Verified) => {
       let body = checked.body;

@@ -140,14 +140,14 @@ export const prepareSigning = (
 const failRecord = (
   results: ResultStore,
   envelope: Envelope,
-  error: SignatureError,
+  error: () => SignatureError,
   log: (message: string) => void,
 ): void => {
   results
     .get(envelope.id)
     .then((record) => {
       if (record === undefined || READY_STATES.has(record.state)) return;
-      return results.complete(envelope.id, record.task, { state: "FAILURE", error: toErrorInfo(error) });
+      return results.complete(envelope.id, record.task, { state: "FAILURE", error: toErrorInfo(error()) });
     })
     .catch((cause: unknown) =>
       log(`could not record the refusal of message ${envelope.id}: ${toErrorInfo(cause).message}`),
