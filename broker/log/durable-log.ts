@@ -321,7 +321,7 @@ export class DurableLog {
     let written;
     try {
       written = await stageCompaction(context, base, live);
-      await prepareCompaction(context, base);
+      await prepareCompaction(context, base, written[written.length - 1].seq);
     } catch (error) {
       // Not committed: the old segments are still the log and appends go on there.
       await abandonCompaction(dir).catch(() => undefined);
