@@ -5,7 +5,13 @@ import type pg from "pg";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
-import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
+import {
+  DEFAULT_RESULT_TTL_MS,
+  type FinalOutcome,
+  type ResultRecord,
+  type ResultStore,
+  type StateDetails,
+} from "./result-store.ts";
 import { ResultWaiters } from "./result-waiters.ts";
 
 /**
@@ -55,8 +61,6 @@ export class PostgresSchemaNameError extends Data.TaggedError("PostgresSchemaNam
   }
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
-
 const require = createRequire(import.meta.url);
 let client: typeof pg | undefined;
 /** node-postgres, loaded on first use: an app that keeps no results in PostgreSQL does not pay for loading it. */
@@ -99,7 +103,7 @@ export class PostgresResultStore implements ResultStore {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(schema)) throw new PostgresSchemaNameError({ schema });
     this.schema = schema;
     this.channel = `celerity_results_${schema}`.toLowerCase();
-    this.ttl = Math.ceil(options.ttlMs ?? DAY_MS);
+    this.ttl = Math.ceil(options.ttlMs ?? DEFAULT_RESULT_TTL_MS);
     this.log = options.log ?? ((message) => console.error(message));
     this.connectionString = parsed.toString();
     this.pool = new (postgres().Pool)({ connectionString: this.connectionString, max: options.poolSize ?? 10 });

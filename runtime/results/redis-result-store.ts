@@ -7,7 +7,13 @@ import { RedisScript, text } from "../../broker/redis/redis-script.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
-import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
+import {
+  DEFAULT_RESULT_TTL_MS,
+  type FinalOutcome,
+  type ResultRecord,
+  type ResultStore,
+  type StateDetails,
+} from "./result-store.ts";
 import { ResultWaiters } from "./result-waiters.ts";
 
 /**
@@ -32,8 +38,6 @@ export interface RedisResultStoreOptions {
   /** Where a failed unanswered write is reported. Default console.error. */
   readonly log?: (message: string) => void;
 }
-
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * A record is a hash `P t:<id>`: s (state), t (task), r (retries), u (updated at),
@@ -113,7 +117,7 @@ export class RedisResultStore implements ResultStore {
     const target = parseRedisUrl(url, options.prefix);
     this.url = url;
     this.prefix = target.prefix;
-    this.ttl = Math.ceil(options.ttlMs ?? DAY_MS);
+    this.ttl = Math.ceil(options.ttlMs ?? DEFAULT_RESULT_TTL_MS);
     this.shared = options.connection !== undefined;
     this.log = options.log ?? ((message) => console.error(message));
     this.redis =
