@@ -1,3 +1,5 @@
+// The embedded broker: the in-process Transport and QueueAdmin (queues, exchanges, delays,
+// prefetch, dead letters, revocations) that apps use alone and the broker node serves over TCP.
 import { clockOf, nowOf } from "../clock.ts";
 import { DelayScheduler } from "./delay-scheduler.ts";
 import { DrainScheduler } from "./drain-scheduler.ts";

@@ -1,3 +1,5 @@
+// The durable log: an append-only sequence of records in segment files, with group commit,
+// recovery on open and compaction. It stores bytes; what a record means is its user's business.
 import { join, resolve } from "node:path";
 import {
   errorCode,

@@ -1,3 +1,15 @@
+// Compaction replaces every segment by new ones, numbered above all old ones,
+// without a moment where a crash leaves a mix:
+//
+//   1. stage    write the live records to "<seq>.log.compact" files, fsync them and the directory
+//   2. prepare  write the marker "compaction.commit.tmp" naming the first new segment, fsync it
+//   3. commit   rename it to "compaction.commit", fsync the directory   <- the atomic switch
+//   4. finish   rename the staged files to "<seq>.log", remove the segments below the
+//               first new one, remove the marker, fsync the directory after each phase
+//
+// On open, a marker means the compaction committed: step 4 is run again (each of
+// its moves is idempotent). No marker means it did not: staged files and the
+// temporary marker are removed and the old segments are the log.
 import { readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "./crc32.ts";
@@ -11,21 +23,6 @@ import {
 } from "./log-directory.ts";
 import { frameBytes, writeRecord } from "./log-record.ts";
 import { type OpenSegment, type SegmentFile, syncDirectory } from "./segment-file.ts";
-
-/*
- * Compaction replaces every segment by new ones, numbered above all old ones,
- * without a moment where a crash leaves a mix:
- *
- *   1. stage    write the live records to "<seq>.log.compact" files, fsync them and the directory
- *   2. prepare  write the marker "compaction.commit.tmp" naming the first new segment, fsync it
- *   3. commit   rename it to "compaction.commit", fsync the directory   <- the atomic switch
- *   4. finish   rename the staged files to "<seq>.log", remove the segments below the
- *               first new one, remove the marker, fsync the directory after each phase
- *
- * On open, a marker means the compaction committed: step 4 is run again (each of
- * its moves is idempotent). No marker means it did not: staged files and the
- * temporary marker are removed and the old segments are the log.
- */
 
 /** Where a compaction works and how it reports its durable steps (a test seam). */
 export interface CompactionContext {

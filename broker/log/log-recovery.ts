@@ -1,3 +1,5 @@
+// Opening a log directory: settle an interrupted compaction, scan every segment, cut a torn
+// tail, quarantine damaged stretches, and report what was found.
 import { constants } from "node:fs";
 import { access, mkdir, readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";

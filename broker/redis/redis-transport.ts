@@ -1,3 +1,5 @@
+// The Transport on Redis: queues, exchanges, delays, priorities, leases and dead letters
+// kept in Redis and changed only by Lua scripts (redis-broker-scripts.ts).
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Redis } from "ioredis";

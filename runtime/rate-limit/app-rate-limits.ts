@@ -1,3 +1,7 @@
+// An app's rate limiting: the table of limits in force, where "global"
+// buckets live, and how a limit is changed at run time. With the embedded
+// broker the global buckets are in this process (shared by every app on the
+// same broker object); with a broker node they are on the node; with Redis, in Redis.
 import { NodeTransport } from "../../broker/node/node-transport.ts";
 import { RedisTransport } from "../../broker/redis/redis-transport.ts";
 import { RedisRateLimits } from "./redis-rate-limits.ts";
@@ -9,12 +13,6 @@ import { RateLimitError, defaultBurst, parseRate } from "./rate-setting.ts";
 import { RemoteRateLimits } from "./node-rate-limit-client.ts";
 import { LocalTokenSource, type TokenSource } from "./token-source.ts";
 
-/**
- * An app's rate limiting: the table of limits in force, where "global"
- * buckets live, and how a limit is changed at run time. With the embedded
- * broker the global buckets are in this process (shared by every app on the
- * same broker object); with a broker node they are on the node; with Redis, in Redis.
- */
 /**
  * A new limit for `app.control.rateLimit`: a rate ("5/s"), a rate and a burst, or null to remove the limit.
  *

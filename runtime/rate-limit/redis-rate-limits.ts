@@ -1,3 +1,13 @@
+// Rate limiting through Redis, for apps on the Redis transport: the buckets
+// of global-scope limits live in Redis (`P tb:<bucket>`), taken from and
+// refunded to by Lua scripts on Redis's own clock, so any number of workers
+// on any number of machines together stay under a limit. Limit changes made
+// with `app.control.rateLimit` are kept in `P rate-limits` (read by
+// processes that start later) and published on `P rate-limit`.
+//
+// The bucket is TokenBucket's arithmetic (credit in token × periodMs, exact
+// for integer rates): a new bucket starts full, a changed limit keeps the
+// tokens earned up to the new burst, and an idle bucket expires once full.
 import { RedisScript } from "../../broker/redis/redis-script.ts";
 import type { RedisTransport } from "../../broker/redis/redis-transport.ts";
 import { bucketId } from "./bucket-table.ts";
@@ -5,18 +15,6 @@ import type { LimitOverride, RateLimitTable } from "./limits-in-force.ts";
 import type { TokenSource } from "./token-source.ts";
 import type { BucketLimit, Grant } from "./token-bucket.ts";
 
-/**
- * Rate limiting through Redis, for apps on the Redis transport: the buckets
- * of global-scope limits live in Redis (`P tb:<bucket>`), taken from and
- * refunded to by Lua scripts on Redis's own clock, so any number of workers
- * on any number of machines together stay under a limit. Limit changes made
- * with `app.control.rateLimit` are kept in `P rate-limits` (read by
- * processes that start later) and published on `P rate-limit`.
- *
- * The bucket is TokenBucket's arithmetic (credit in token × periodMs, exact
- * for integer rates): a new bucket starts full, a changed limit keeps the
- * tokens earned up to the new burst, and an idle bucket expires once full.
- */
 const BUCKET = `
 local key = ARGV[1] .. 'tb:' .. ARGV[2]
 local t = redis.call('TIME')

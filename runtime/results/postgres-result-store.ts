@@ -1,3 +1,5 @@
+// The result store on PostgreSQL: atomic writes decided by row locks, waiters woken by
+// pg_notify on the commit, rows queryable with SQL and expired after their last write.
 import { decode, encode } from "@msgpack/msgpack";
 import { Data } from "effect";
 import { createRequire } from "node:module";

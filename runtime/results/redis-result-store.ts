@@ -1,3 +1,5 @@
+// The result store on Redis, shared by every process on the same Redis and prefix: atomic
+// writes as Lua scripts, waiters woken through pub/sub, everything expiring.
 import { decode, encode } from "@msgpack/msgpack";
 import type { Redis } from "ioredis";
 import { newRedisClient } from "../../broker/redis/redis-client.ts";

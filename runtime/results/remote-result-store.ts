@@ -1,3 +1,5 @@
+// The result store of a broker node, from a client: every call a request to the node,
+// waiting for a result a subscription to the node's push.
 import { FrameType } from "../../broker/node/protocol.ts";
 import type { NodeClient } from "../../broker/node/node-client.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";

@@ -1,14 +1,15 @@
+// What a periodic task is: when it runs, the task and arguments it sends, and
+// what happens to the runs no beat was there to send. A `ScheduleEntry` is
+// plain data (it is stored in the broker and read by every beat), built from
+// what a user writes by `defineSchedule`, which refuses anything it cannot
+// keep with a ScheduleError.
 import { Cron, Result } from "effect";
 import type { CallOptions } from "../../dsl/options.ts";
 import { durationTextMs, formatDurationMs } from "../duration.ts";
 import { ScheduleError } from "./schedule-errors.ts";
 
 /**
- * What a periodic task is: when it runs, the task and arguments it sends, and
- * what happens to the runs no beat was there to send. A `ScheduleEntry` is
- * plain data (it is stored in the broker and read by every beat), built from
- * what a user writes by `defineSchedule`, which refuses anything it cannot
- * keep with a ScheduleError.
+ * When a schedule runs: at a fixed interval, or by a cron expression in a time zone.
  *
  * @example
  * app.schedule("cleanup", { every: "30s" }, cleanup.s());

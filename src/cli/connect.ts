@@ -1,3 +1,5 @@
+// What the commands that talk to a running cluster share: the --broker and --token-file
+// options, the app they connect with, and reading their list and integer options.
 import { readFileSync } from "node:fs";
 import { createApp, type App } from "../../runtime/app.ts";
 

@@ -1,3 +1,5 @@
+// `celerity inspect` and `celerity control`: ask the workers questions and give them
+// orders through remote control, printing each worker's reply.
 import { parseArgs } from "node:util";
 import type { App } from "../../runtime/app.ts";
 import type { ControlOptions, Replies } from "../../runtime/control/app-control.ts";

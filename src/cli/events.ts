@@ -1,3 +1,5 @@
+// `celerity events`: watch a cluster's event stream, as a live view of workers and task
+// rates in a terminal, or one line per event.
 import { parseArgs } from "node:util";
 import { ClusterState } from "../../runtime/events/cluster-state.ts";
 import type { ReceivedEvent } from "../../runtime/events/event-subscription.ts";

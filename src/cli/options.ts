@@ -1,3 +1,5 @@
+// The CLI's one option parser (strict, every command with --help), UsageError for a
+// mistake in a command line, and the checks of integer and token-file options.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";

@@ -1,3 +1,5 @@
+// `celerity queues`: list a cluster's queues, pause, resume and purge them, and list,
+// requeue or discard their dead letters.
 import { parseArgs } from "node:util";
 import { CONNECT_HELP, CONNECT_OPTIONS, connectApp } from "./connect.ts";
 
