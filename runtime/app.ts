@@ -248,7 +248,7 @@ const createNativeApp = (options: AppOptions): App => {
   const workflows = new WorkflowExecutor(results, publisher, codec, isRevoked);
   const completion = new TaskCompletion(results, publisher, workflows, codec, isRevoked, log);
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
-  const rateLimits = rateLimitingFor(connected.broker, log, clock);
+  const rateLimits = rateLimitingFor(connected.broker, log, clock, connected.results);
   const scheduling = schedulingFor(
     connected.broker,
     codec,

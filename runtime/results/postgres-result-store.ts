@@ -94,6 +94,7 @@ export class PostgresResultStore implements ResultStore {
   private readonly log: (message: string) => void;
   private readonly connectionString: string;
   private listener: pg.Client | undefined;
+  private readonly channelListeners = new Map<string, Set<(payload: string) => void>>();
   private readonly ready: Promise<void>;
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
@@ -318,12 +319,62 @@ export class PostgresResultStore implements ResultStore {
     return record;
   }
 
+  /**
+   * Run one statement on the store's pool, after its schema is made (for
+   * what keeps state beside the results in the same schema: global
+   * rate-limit buckets). `schema` names the schema to write it for.
+   *
+   * @example
+   * const { rows } = await store.sql("count", `SELECT count(*) FROM ${store.schemaName}.results`, []);
+   */
+  sql(operation: string, text: string, params: unknown[]): Promise<pg.QueryResult> {
+    return this.query(operation, text, params);
+  }
+
+  /** The schema holding the store's tables. */
+  get schemaName(): string {
+    return this.schema;
+  }
+
+  /**
+   * Hear the notifications sent on this store's channel for `name`
+   * (`pg_notify(store.channelFor(name), payload)`). Resolves once listening;
+   * the returned function stops listening.
+   *
+   * @example
+   * const stop = await store.listen("rate_limit", (payload) => console.log(payload));
+   */
+  async listen(name: string, listener: (payload: string) => void): Promise<() => void> {
+    const channel = this.channelFor(name);
+    let listeners = this.channelListeners.get(channel);
+    if (listeners === undefined) {
+      this.channelListeners.set(channel, (listeners = new Set()));
+      await this.listening();
+      await this.listener?.query(`LISTEN "${channel}"`);
+    }
+    const subscription = (payload: string) => listener(payload);
+    listeners.add(subscription);
+    return () => {
+      listeners.delete(subscription);
+    };
+  }
+
+  /** The notification channel `listen(name)` hears. */
+  channelFor(name: string): string {
+    return `${this.channel}_${name}`;
+  }
+
   /** The connection that LISTENs for completions, opened on first wait and reopened (catching up every waiter) if it breaks. */
   private listening(): Promise<void> {
     if (this.listener !== undefined) return Promise.resolve();
     const client = new (postgres().Client)({ connectionString: this.connectionString });
     this.listener = client;
     client.on("notification", (message) => {
+      const listeners = this.channelListeners.get(message.channel);
+      if (listeners !== undefined) {
+        for (const listener of listeners) listener(message.payload ?? "");
+        return;
+      }
       const id = message.payload;
       if (id === undefined || !this.waiters.has(id)) return;
       this.get(id).then(
@@ -341,7 +392,10 @@ export class PostgresResultStore implements ResultStore {
       setTimeout(() => this.catchUp(), 500).unref();
     });
     return client.connect().then(
-      () => client.query(`LISTEN "${this.channel}"`).then(() => undefined),
+      async () => {
+        await client.query(`LISTEN "${this.channel}"`);
+        for (const channel of this.channelListeners.keys()) await client.query(`LISTEN "${channel}"`);
+      },
       (error: unknown) => {
         if (this.listener === client) this.listener = undefined;
         throw new PostgresConnectionLostError({

@@ -106,9 +106,12 @@ return ARGV[3]
  * const app = createApp({ broker: "redis://127.0.0.1:6379/0", results: "redis://127.0.0.1:6379/0" });
  */
 export class RedisResultStore implements ResultStore {
-  private readonly redis: Redis;
+  /** The command connection, shared with what else keeps state beside the results (global rate-limit buckets). */
+  readonly redis: Redis;
   private readonly subscriber: Redis;
-  private readonly prefix: string;
+  /** Prefix of every key and channel. */
+  readonly prefix: string;
+  private readonly listeners = new Map<string, Set<(message: string) => void>>();
   private readonly ttl: number;
   private readonly waiters = new ResultWaiters();
   private readonly url: string;
@@ -134,9 +137,33 @@ export class RedisResultStore implements ResultStore {
       if (connectedBefore) for (const id of [...this.waiters.ids()]) this.recheck(id);
       connectedBefore = true;
     });
-    this.subscriber.on("message", (channel: string) => {
-      this.recheck(channel.slice(this.prefix.length + 5));
+    this.subscriber.on("message", (channel: string, message: string) => {
+      const listeners = this.listeners.get(channel);
+      if (listeners !== undefined) for (const listener of listeners) listener(message);
+      else this.recheck(channel.slice(this.prefix.length + 5));
     });
+  }
+
+  /**
+   * Hear what is published on `<prefix><name>` (rate-limit changes, for apps
+   * whose broker keeps no shared state). Resolves once subscribed; the
+   * returned function stops listening.
+   *
+   * @example
+   * const stop = await store.listen("rate-limit", (message) => console.log(message));
+   */
+  async listen(name: string, listener: (message: string) => void): Promise<() => void> {
+    const channel = `${this.prefix}${name}`;
+    let listeners = this.listeners.get(channel);
+    if (listeners === undefined) {
+      this.listeners.set(channel, (listeners = new Set()));
+      await this.run("listen", () => this.subscriber.subscribe(channel));
+    }
+    const subscription = (message: string) => listener(message);
+    listeners.add(subscription);
+    return () => {
+      listeners.delete(subscription);
+    };
   }
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> | void {

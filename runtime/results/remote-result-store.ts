@@ -22,7 +22,8 @@ import { ResultWaiters } from "./result-waiters.ts";
 export class RemoteResultStore implements ResultStore {
   private readonly waiters = new ResultWaiters();
 
-  constructor(private readonly client: NodeClient) {
+  /** @param client the node connection results go through; global rate-limit buckets use it too when the broker keeps none. */
+  constructor(readonly client: NodeClient) {
     client.onFrame(FrameType.Notify, (payload) => {
       const [topic, body] = payload as [string, unknown];
       if (topic !== RESULT_TOPIC) return;
