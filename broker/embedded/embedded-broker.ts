@@ -14,7 +14,7 @@ import {
   UnroutableError,
 } from "../errors.ts";
 import { Exchange } from "./exchange.ts";
-import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "./broker-arguments.ts";
+import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "../broker-arguments.ts";
 import type { BrokerJournal } from "./broker-journal.ts";
 import type { EmbeddedBrokerOptions } from "./embedded-broker-options.ts";
 import type { QueueAdmin, QueueInfo } from "../queue-admin.ts";

@@ -13,7 +13,7 @@ import {
   QueueNotFoundError,
   UnroutableError,
 } from "../errors.ts";
-import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "../embedded/broker-arguments.ts";
+import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "../broker-arguments.ts";
 import { DEFAULT_REVOCATION_TTL_MS, Revocations } from "../revocations.ts";
 import type {
   ConsumeOptions,

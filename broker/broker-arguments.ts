@@ -1,8 +1,8 @@
 // Validation of what callers hand a broker (queue names, delivery limits, ttls, envelopes),
 // shared by the embedded broker and the Redis transport: each failure is an
-// InvalidArgumentError naming the argument and why. It belongs beside the contract.
-import type { Envelope } from "../envelope.ts";
-import { InvalidArgumentError } from "../errors.ts";
+// InvalidArgumentError naming the argument and why.
+import type { Envelope } from "./envelope.ts";
+import { InvalidArgumentError } from "./errors.ts";
 
 export const checkQueueName = (name: unknown, argument: string): void => {
   if (typeof name !== "string" || name === "") {
