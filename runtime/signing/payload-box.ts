@@ -1,32 +1,25 @@
+// Payload encryption with tweetnacl's secretbox (XSalsa20-Poly1305): task
+// arguments and result values cross the broker sealed, so the broker (and
+// anyone reading its log) never sees them in the clear. Secretbox is
+// authenticated, so a sealed value also cannot be forged or altered without
+// the key. Every app that sends or runs the tasks shares the key.
+//
+// Several keys may be held at once for rotation: the first seals, every one
+// opens. A sealed payload is
+//   "cbx2" | key id (8 bytes) | nonce (24 bytes) | box
+// where the key id is a hash of the key (it does not reveal it).
+//
+// Each payload is sealed for a context: what it is and whose it is (a
+// message's arguments, a task's result, a workflow graph, each with its id).
+// The context is sealed in front of the plain bytes and checked on opening,
+// so a sealed value pasted into another record, or a message's arguments
+// pasted in as a result, does not open.
 import { createHash, createHmac } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import nacl from "tweetnacl";
 import { SigningConfigError } from "./signing-errors.ts";
 
-/**
- * Payload encryption with tweetnacl's secretbox (XSalsa20-Poly1305): task
- * arguments and result values cross the broker sealed, so the broker (and
- * anyone reading its log) never sees them in the clear. Secretbox is
- * authenticated, so a sealed value also cannot be forged or altered without
- * the key. Every app that sends or runs the tasks shares the key.
- *
- * Several keys may be held at once for rotation: the first seals, every one
- * opens. A sealed payload is
- *   "cbx2" | key id (8 bytes) | nonce (24 bytes) | box
- * where the key id is a hash of the key (it does not reveal it).
- *
- * Each payload is sealed for a context: what it is and whose it is (a
- * message's arguments, a task's result, a workflow graph, each with its id).
- * The context is sealed in front of the plain bytes and checked on opening,
- * so a sealed value pasted into another record, or a message's arguments
- * pasted in as a result, does not open.
- *
- * @example
- * const box = new PayloadBox([readBoxKey("./keys/payload.key")]);
- * const sealed = box.seal(bytes, sealContext("result", id));
- * box.open(sealed, sealContext("result", id)); // bytes
- */
 const MAGIC = Buffer.from("cbx2", "latin1");
 const ID_BYTES = 8;
 const HEADER_BYTES = MAGIC.length + ID_BYTES + nacl.secretbox.nonceLength;
@@ -44,6 +37,14 @@ export const sealContext = (role: SealRole, id: string): Buffer => Buffer.from(`
 export const isSealed = (bytes: Uint8Array): boolean =>
   bytes.length >= HEADER_BYTES && MAGIC.equals(Buffer.from(bytes.buffer, bytes.byteOffset, MAGIC.length));
 
+/**
+ * Seals and opens payloads with the keys it holds: the first seals, every one opens.
+ *
+ * @example
+ * const box = new PayloadBox([readBoxKey("./keys/payload.key")]);
+ * const sealed = box.seal(bytes, sealContext("result", id));
+ * box.open(sealed, sealContext("result", id)); // bytes
+ */
 export class PayloadBox {
   private readonly keys: Map<string, Uint8Array>;
   private readonly sealing: { readonly id: Buffer; readonly key: Uint8Array };

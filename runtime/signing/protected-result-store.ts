@@ -1,3 +1,21 @@
+// The result store of an app in signed mode. Two things in the store decide
+// what a worker does next, and both are protected here:
+//
+// - Workflow graphs: a worker sends (and signs) the later steps of a canvas
+//   from the graph stored when it was applied, so a graph altered in the
+//   store would make workers sign arguments nobody sent. The graph is stored
+//   encoded and signed by the app that applied the canvas (sealed too, with
+//   encryption), and read back only when a trusted key signed it.
+// - Result values: a later step's input and a chord callback's arguments are
+//   read from the store, as is what `get()` returns. A worker stores each
+//   SUCCESS value signed with its key, bound to the task's id and name
+//   (signed-result.ts), and sealed for that task's result with encryption;
+//   a value read back that no trusted key signed for this task (forged,
+//   altered, moved from another record, missing) or that does not open reads
+//   as a FAILURE naming why (a SignatureError), never as a value.
+//
+// Failures' error text and join counters pass through unchanged (see docs/security.md).
+//
 import { Codec } from "../../broker/codec.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
@@ -8,25 +26,7 @@ import { sealContext, type PayloadBox } from "./payload-box.ts";
 import { ResultSigner, readSignedResult } from "./signed-result.ts";
 import { SignatureError, SigningConfigError } from "./signing-errors.ts";
 
-/**
- * The result store of an app in signed mode. Two things in the store decide
- * what a worker does next, and both are protected here:
- *
- * - Workflow graphs: a worker sends (and signs) the later steps of a canvas
- *   from the graph stored when it was applied, so a graph altered in the
- *   store would make workers sign arguments nobody sent. The graph is stored
- *   encoded and signed by the app that applied the canvas (sealed too, with
- *   encryption), and read back only when a trusted key signed it.
- * - Result values: a later step's input and a chord callback's arguments are
- *   read from the store, as is what `get()` returns. A worker stores each
- *   SUCCESS value signed with its key, bound to the task's id and name
- *   (signed-result.ts), and sealed for that task's result with encryption;
- *   a value read back that no trusted key signed for this task (forged,
- *   altered, moved from another record, missing) or that does not open reads
- *   as a FAILURE naming why (a SignatureError), never as a value.
- *
- * Failures' error text and join counters pass through unchanged (see docs/security.md).
- */
+/** What protects the store: the app's signer and verifier, and its payload box when it encrypts. */
 export interface ProtectedStoreOptions {
   readonly signer?: BatchSigner;
   readonly verifier?: MessageVerifier;
