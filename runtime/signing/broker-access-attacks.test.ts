@@ -377,4 +377,40 @@ describe("signed mode against an attacker with broker access", () => {
       await full.stop();
     }
   });
+
+  it("a worker acts only on revocations a trusted key signed: a forged one neither aborts nor revokes a task", async () => {
+    const d = deployment();
+    const producer = d.app("producer");
+    const worker = d.app("worker");
+    const gates = [deferred(), deferred()];
+    let aborted = 0;
+    worker.app.task("wait", async function (this: { signal: AbortSignal }, i: number) {
+      this.signal.addEventListener("abort", () => aborted++);
+      await gates[i].promise;
+      return i;
+    });
+    const wait = producer.app.task("wait", (i: number) => i);
+    await worker.app.worker({ concurrency: 4 }).start();
+    const forged = await wait.delay(0);
+    const genuine = await wait.delay(1);
+    await eventually(
+      async () =>
+        (await d.results.get(genuine.id))?.state === "STARTED" && (await d.results.get(forged.id))?.state === "STARTED",
+      5_000,
+      "both tasks to start",
+    );
+    // Someone with broker access revokes the first task on the broker itself, asking for it to be aborted.
+    await d.inner.revoke([forged.id], { terminate: true });
+    assert.equal(worker.app.broker.isRevoked(forged.id), false);
+    gates[0].resolve();
+    assert.equal(await forged.get({ timeout: 5_000 }), 0);
+    assert.equal(aborted, 0);
+    // The producer's own revocation is signed, and is honoured.
+    await producer.app.revoke([genuine.id], { terminate: true });
+    await eventually(() => aborted === 1, 5_000, "the signed revocation to abort the task");
+    assert.equal(worker.app.broker.isRevoked(genuine.id), true);
+    gates[1].resolve();
+    await assert.rejects(genuine.get({ timeout: 5_000 }), /revoked/i);
+    await d.close();
+  });
 });

@@ -26,6 +26,7 @@ import type {
 import type { BatchSigner, Prepared } from "./message-signer.ts";
 import { HANDED_BACK, handBackOf, originalOf } from "./handed-back.ts";
 import { KnownRoutes, type TrustedBinding } from "./known-routes.ts";
+import { SignedRevocations } from "./signed-revocations.ts";
 import type { Checked, MessageVerifier } from "./message-verifier.ts";
 import { sealContext, type PayloadBox } from "./payload-box.ts";
 import type { ReplayGuard } from "./replay-guard.ts";
@@ -78,6 +79,7 @@ export class SignedTransport implements Transport {
   private queued: Queued[] = [];
   private readonly delivered = new WeakMap<Uint8Array, Delivered>();
   private readonly routes: KnownRoutes;
+  private readonly revocations: SignedRevocations;
   private flushScheduled = false;
   private readonly batchSize: number;
 
@@ -87,6 +89,11 @@ export class SignedTransport implements Transport {
   ) {
     this.batchSize = options.batchSize ?? 128;
     this.routes = new KnownRoutes(options.bindings);
+    this.revocations = new SignedRevocations(inner, {
+      ...(options.signer !== undefined ? { signer: options.signer } : {}),
+      ...(options.verifier !== undefined ? { verifier: options.verifier } : {}),
+      log: options.log,
+    });
   }
 
   publish(envelope: Envelope, options?: PublishOptions): Promise<void> {
@@ -268,16 +275,17 @@ export class SignedTransport implements Transport {
     this.routes.bind(queue, exchange, pattern);
     return this.inner.bindQueue(queue, exchange, pattern);
   }
+  /** Revocations are signed, and only those a trusted key signed take effect here (signed-revocations.ts). */
   revoke(ids: readonly string[], options?: RevocationOptions): Promise<void> {
-    return this.inner.revoke(ids, options);
+    return this.revocations.revoke(ids, options);
   }
   isRevoked(id: string): boolean {
-    return this.inner.isRevoked(id);
+    return this.revocations.isRevoked(id);
   }
   onRevoke(
     listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void,
   ): () => void {
-    return this.inner.onRevoke(listener);
+    return this.revocations.onRevoke(listener);
   }
   onConnectionLost(listener: (reason: string) => void): () => void {
     return this.inner.onConnectionLost?.(listener) ?? (() => {});
@@ -290,6 +298,7 @@ export class SignedTransport implements Transport {
   }
   async close(): Promise<void> {
     this.flush();
+    this.revocations.close();
     await this.inner.close();
   }
 }
