@@ -16,6 +16,7 @@ import { HttpApiError, badRequest, notFound } from "./http-api-errors.ts";
 import { authenticate, challengeOf, checkAuthOptions, type HttpAuth } from "./http-auth.ts";
 import { errorResponse, jsonResponse } from "./http-response.ts";
 import type { MonitorState } from "./monitor-state.ts";
+import type { LiveUpdates } from "./live-updates.ts";
 import { openApiDocument } from "./openapi.ts";
 import {
   limitParameter,
@@ -94,8 +95,8 @@ const normalizedBase = (basePath: string | undefined): string => {
   return basePath.replace(/\/+$/, "");
 };
 
-/** A thrown error as the response the client gets. */
-const responseForError = (error: unknown, auth: HttpAuth | undefined): Response => {
+/** A thrown error as the response the client gets (its status, `{ error, message }`). */
+export const responseForError = (error: unknown, auth: HttpAuth | undefined): Response => {
   if (error instanceof HttpApiError)
     return errorResponse(error, error.status === 401 && auth !== undefined ? challengeOf(auth) : {});
   if (error instanceof QueueManagementUnsupportedError)
@@ -133,6 +134,11 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { method: "PUT", path: "/api/rate-limits/{task}", summary: "Change a task's rate limit on every worker" },
   {
     method: "GET",
+    path: "/api/live",
+    summary: "Live updates (Server-Sent Events): a snapshot of the cluster each second",
+  },
+  {
+    method: "GET",
     path: "/api/stats",
     summary: "Task counts by state, event totals and rates, throughput and latency",
   },
@@ -157,10 +163,17 @@ export const API_ROUTES: readonly ApiRoute[] = [
 export const createHttpHandler = (
   app: App,
   options: HttpHandlerOptions = {},
+): ((request: Request) => Promise<Response>) => httpHandlerWith(app, options, new ApiQueries(app, options));
+
+/** The API over `queries`, which the monitor shares with its live updates. */
+export const httpHandlerWith = (
+  app: App,
+  options: HttpHandlerOptions,
+  queries: ApiQueries,
+  live?: LiveUpdates,
 ): ((request: Request) => Promise<Response>) => {
   checkAuthOptions(options.auth);
   const base = normalizedBase(options.basePath);
-  const queries = new ApiQueries(app, options);
   const state = options.state;
   const needState = (what: string): MonitorState => {
     if (state === undefined)
@@ -250,6 +263,11 @@ export const createHttpHandler = (
       const body = await readJsonObject(request);
       onlyFields(body, ["rate", "burst"]);
       return jsonResponse(await queries.changeRateLimit(task, body.rate, body.burst));
+    },
+    "GET /api/live": async () => {
+      if (live === undefined)
+        throw notFound("no_live_updates", "live updates are served by 'celerity monitor' (createMonitorHandler)");
+      return live.stream();
     },
     "GET /api/stats": async () => {
       const history = needState("throughput and task counts");

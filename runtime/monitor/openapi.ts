@@ -104,6 +104,11 @@ const DETAILS: Record<
     answer: "The limit now in force",
     errors: [400],
   },
+  "GET /api/live": {
+    answer:
+      "text/event-stream: an 'update' event each second with workers, queues, task counts and the per-second series",
+    errors: [404],
+  },
   "GET /api/stats": { answer: "Counts and per-second series", errors: [404] },
 };
 
@@ -133,7 +138,10 @@ export const openApiDocument = (routes: readonly ApiRoute[], basePath: string, o
     const responses: Record<string, unknown> = {
       [route.method === "POST" && route.path === "/api/apply/{task}" ? "202" : "200"]: {
         description: details.answer,
-        content: { "application/json": { schema: details.answerSchema ?? { type: "object" } } },
+        content:
+          route.path === "/api/live"
+            ? { "text/event-stream": { schema: { type: "string" } } }
+            : { "application/json": { schema: details.answerSchema ?? { type: "object" } } },
       },
     };
     for (const status of details.errors ?? []) responses[String(status)] = errorAnswer(STATUS_TEXT[status] ?? "Error");

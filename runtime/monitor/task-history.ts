@@ -19,7 +19,12 @@ import type { TaskEvent } from "../events/event-types.ts";
  */
 export type MonitoredState = TaskState | "REJECTED";
 
-/** Every state a monitored task can be in, in the order of a task's life. */
+/**
+ * Every state a monitored task can be in, in the order of a task's life.
+ *
+ * @example
+ * for (const state of MONITORED_STATES) console.log(state, monitor.state.tasks.counts()[state]);
+ */
 export const MONITORED_STATES: readonly MonitoredState[] = [
   "PENDING",
   "RECEIVED",
