@@ -185,6 +185,11 @@ const drawChart = (node, series, lines) => {
       }
       d += `${pen ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
       pen = true;
+      // A second between two empty ones is no line at all: mark it.
+      const before = i > 0 ? line.value(series[i - 1]) : null;
+      const after = i < series.length - 1 ? line.value(series[i + 1]) : null;
+      if (before === null && after === null)
+        children.push(svg("circle", { cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 2.5, fill: line.color }));
     });
     children.push(svg("path", { d, fill: "none", stroke: line.color, "stroke-width": 1.6 }));
   }
