@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { HttpAuth } from "../../runtime/monitor/http-auth.ts";
-import { startMonitor } from "../../runtime/monitor/start-monitor.ts";
+import { isLoopback, MonitorExposedError, startMonitor } from "../../runtime/monitor/start-monitor.ts";
 import { CONNECT_HELP, connectApp } from "./connect.ts";
 import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./options.ts";
 
@@ -63,7 +63,7 @@ export const runMonitor = async (argv: readonly string[]): Promise<number> => {
   const maxTasks = values["max-tasks"] === undefined ? undefined : integerOption("max-tasks", values["max-tasks"], 1);
   const token =
     values["auth-token-file"] !== undefined
-      ? readTokenFile(values["auth-token-file"])
+      ? readTokenFile(values["auth-token-file"], "auth-token-file")
       : process.env.CELERITY_MONITOR_TOKEN || undefined;
   if (token !== undefined && token.length === 0) throw new UsageError("--auth-token-file: the file is empty");
   const basic = values["basic-auth-file"] === undefined ? undefined : basicAuthOf(values["basic-auth-file"]);
@@ -72,6 +72,7 @@ export const runMonitor = async (argv: readonly string[]): Promise<number> => {
       ? undefined
       : { ...(token !== undefined ? { token } : {}), ...(basic !== undefined ? { basic } : {}) };
   const host = values.host ?? "127.0.0.1";
+  if (!isLoopback(host) && auth === undefined) throw new UsageError(new MonitorExposedError({ host }).message);
   const app = connectApp(values);
   try {
     const monitor = await startMonitor(app, {

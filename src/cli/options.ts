@@ -54,13 +54,13 @@ export const integerOption = (option: string, raw: string, min: number, max = Nu
   return value;
 };
 
-/** The token in the file given to `--token-file` (surrounding whitespace trimmed), or a UsageError saying why it cannot be read. */
-export const readTokenFile = (file: string): string => {
+/** The token in the file given to `--token-file` (or `option`; surrounding whitespace trimmed), or a UsageError saying why it cannot be read. */
+export const readTokenFile = (file: string, option = "token-file"): string => {
   try {
     return readFileSync(file, "utf8").trim();
   } catch (error) {
     throw new UsageError(
-      `--token-file: cannot read ${resolve(file)}: ${error instanceof Error ? error.message : String(error)}`,
+      `--${option}: cannot read ${resolve(file)}: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
 };
