@@ -7,14 +7,14 @@ import { Data } from "effect";
 
 /**
  * A request the API refuses: bad input (400), an id or name it does not
- * know (404), a missing or wrong credential (401), something the broker
- * cannot do (501).
+ * know (404), a missing or wrong credential (401), a change sent by a page
+ * of another origin (403), something the broker cannot do (501).
  *
  * @example
  * throw new HttpApiError({ status: 404, code: "unknown_task", reason: "no task with id 'x' is known" });
  */
 export class HttpApiError extends Data.TaggedError("HttpApiError")<{
-  readonly status: 400 | 401 | 404 | 405 | 501;
+  readonly status: 400 | 401 | 403 | 404 | 405 | 501;
   readonly code: string;
   readonly reason: string;
 }> {

@@ -309,6 +309,20 @@ describe("the HTTP API: routes, documents, credentials", () => {
     assert.equal((await call("GET", "/openapi.json")).status, 200);
   });
 
+  it("refuses changes sent by a page of another origin, unless allowed, and reads from anywhere", async (t) => {
+    const { call } = await cluster(t, { allowedOrigins: ["https://ops.example.com"] });
+    const forged = await call("POST", "/api/queues/celery/purge", undefined, { origin: "https://evil.example" });
+    assert.equal(forged.status, 403);
+    assert.equal(forged.body.error, "cross_origin");
+    assert.match(forged.body.message, /a page of https:\/\/evil\.example may not send changes to this API/);
+    assert.equal((await call("POST", "/api/queues/celery/pause", undefined, { origin: BASE })).status, 200);
+    assert.equal(
+      (await call("POST", "/api/queues/celery/resume", undefined, { origin: "https://ops.example.com" })).status,
+      200,
+    );
+    assert.equal((await call("GET", "/api/queues", undefined, { origin: "https://evil.example" })).status, 200);
+  });
+
   it("accepts basic authentication when configured", async (t) => {
     const { call } = await cluster(t, { auth: { basic: { username: "ops", password: "pw" } } });
     const basic = (user: string, password: string) => ({

@@ -51,6 +51,14 @@ export interface HttpHandlerOptions {
   readonly controlTimeoutMs?: number;
   /** Serves `/metrics` when given (Prometheus); without it `/metrics` is 404 saying metrics are not enabled. */
   readonly metrics?: (request: Request) => Promise<Response>;
+  /**
+   * Origins (`https://ops.example.com`) whose pages may send changes (POST,
+   * PUT) besides the API's own. A browser names the page's origin on such
+   * requests; one from elsewhere is refused (403), so a page on another site
+   * cannot purge queues through a visitor's browser. Requests without an
+   * Origin (curl, servers) are not concerned. Default none.
+   */
+  readonly allowedOrigins?: readonly string[];
 }
 
 /** A route's handler: the request, its URL and the path's parameters. */
@@ -93,6 +101,19 @@ const normalizedBase = (basePath: string | undefined): string => {
   if (basePath === undefined || basePath === "" || basePath === "/") return "";
   if (!basePath.startsWith("/")) throw new RangeError(`basePath must start with '/', got '${basePath}'`);
   return basePath.replace(/\/+$/, "");
+};
+
+/** Refuse a change sent by a page of another host than the API's own, unless its origin is allowed (403). */
+const checkOrigin = (request: Request, url: URL, allowed: readonly string[]): void => {
+  const origin = request.headers.get("origin");
+  if (origin === null || allowed.includes(origin)) return;
+  // The host alone: behind a proxy that ends TLS the page is https and the request reaching here http.
+  if (URL.canParse(origin) && new URL(origin).host === url.host) return;
+  throw new HttpApiError({
+    status: 403,
+    code: "cross_origin",
+    reason: `a page of ${origin} may not send changes to this API (it is served at ${url.host}); add it to allowedOrigins to let it`,
+  });
 };
 
 /** A thrown error as the response the client gets (its status, `{ error, message }`). */
@@ -316,6 +337,7 @@ export const httpHandlerWith = (
         );
       }
       if (found.route.public !== true) authenticate(request, options.auth);
+      if (request.method !== "GET") checkOrigin(request, url, options.allowedOrigins ?? []);
       return await found.route.handle(request, url, found.params);
     } catch (error) {
       return responseForError(error, options.auth);

@@ -114,6 +114,7 @@ const DETAILS: Record<
 
 const STATUS_TEXT: Record<number, string> = {
   400: "Bad input: the message names what was wrong",
+  403: "A change sent by a page of another origin",
   404: "Unknown id or name",
   501: "The broker cannot do this",
 };
@@ -145,6 +146,7 @@ export const openApiDocument = (routes: readonly ApiRoute[], basePath: string, o
       },
     };
     for (const status of details.errors ?? []) responses[String(status)] = errorAnswer(STATUS_TEXT[status] ?? "Error");
+    if (route.method !== "GET") responses["403"] = errorAnswer(STATUS_TEXT[403]);
     if (route.public !== true)
       responses["401"] = errorAnswer("Missing or wrong credentials (when the server asks for them)");
     paths[route.path] ??= {};

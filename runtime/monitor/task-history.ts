@@ -102,6 +102,9 @@ const STATE_OF_EVENT: { readonly [T in TaskEvent["type"]]: MonitoredState } = {
 
 const isFinal = (state: MonitoredState): boolean => state === "REJECTED" || READY_STATES.has(state);
 
+/** Distinct names and hostnames shared rather than copied per task; past this many, new ones are kept as they come. */
+const MAX_SHARED_STRINGS = 10_000;
+
 /**
  * Filters for `TaskHistory.list`.
  *
@@ -129,6 +132,8 @@ export interface TaskQuery {
 export class TaskHistory {
   private readonly tasks: LRUCache<string, MutableView>;
   private readonly stateCounts = new Map<MonitoredState, number>();
+  /** Each decoded event brings its own copy of the task's name and the worker's; 100,000 tasks share a few. */
+  private readonly shared = new Map<string, string>();
 
   constructor(readonly maxTasks = 100_000) {
     if (!Number.isSafeInteger(maxTasks) || maxTasks < 1)
@@ -139,11 +144,24 @@ export class TaskHistory {
     });
   }
 
+  private share(text: string): string {
+    const known = this.shared.get(text);
+    if (known !== undefined) return known;
+    if (this.shared.size < MAX_SHARED_STRINGS) this.shared.set(text, text);
+    return text;
+  }
+
   /** Fold one task event in; returns the task as it now stands. */
   apply(event: TaskEvent): TaskView {
     let view = this.tasks.get(event.uuid);
     if (view === undefined) {
-      view = { id: event.uuid, name: event.name, state: STATE_OF_EVENT[event.type], retries: 0, timeline: [] };
+      view = {
+        id: event.uuid,
+        name: this.share(event.name),
+        state: STATE_OF_EVENT[event.type],
+        retries: 0,
+        timeline: [],
+      };
       this.count(view.state, 1);
       this.tasks.set(event.uuid, view);
     } else {
@@ -163,20 +181,20 @@ export class TaskHistory {
   }
 
   private record(view: MutableView, event: TaskEvent): void {
-    view.name = event.name;
+    const hostname = this.share(event.hostname);
     let detail: string | undefined;
     switch (event.type) {
       case "task-sent":
         view.sentAt ??= event.timestamp;
         view.args = event.args;
         view.kwargs = event.kwargs;
-        view.queue = event.queue;
+        view.queue = this.share(event.queue);
         if (event.root_id !== event.uuid) view.rootId = event.root_id;
         if (event.parent_id !== null) view.parentId = event.parent_id;
         break;
       case "task-received":
         view.receivedAt = event.timestamp;
-        view.hostname = event.hostname;
+        view.hostname = hostname;
         view.args ??= event.args;
         view.kwargs ??= event.kwargs;
         view.retries = Math.max(view.retries, event.retries);
@@ -185,7 +203,7 @@ export class TaskHistory {
         break;
       case "task-started":
         view.startedAt = event.timestamp;
-        view.hostname = event.hostname;
+        view.hostname = hostname;
         break;
       case "task-succeeded":
         view.finishedAt = event.timestamp;
@@ -217,7 +235,7 @@ export class TaskHistory {
     const entry: TimelineEntry = {
       type: event.type,
       timestamp: event.timestamp,
-      hostname: event.hostname,
+      hostname,
       ...(detail !== undefined ? { detail } : {}),
     };
     view.timeline.push(entry);
