@@ -146,7 +146,11 @@ export interface FrameSink {
 /**
  * Collects frames and writes them in one batch per event-loop turn, so a
  * burst of publishes or deliveries costs one syscall rather than one each.
- * Frames are written straight into the batch's buffer (no buffer per frame).
+ * A frame someone waits on (a request, its answer) may be sent `promptly`:
+ * written at once when it is the first of its turn, so a lone request waits
+ * for nothing; the frames that follow it in the turn join the batch.
+ * Batched frames are written straight into the batch's buffer (no buffer
+ * per frame).
  * `write` returning false (the socket's buffer is full) is reported through
  * `onBackpressure` so the owner can stop producing until it drains.
  */
@@ -161,7 +165,21 @@ export class FrameWriter {
     private readonly onBackpressure: () => void = () => {},
   ) {}
 
+  /** Write the frame at once if it is the first of this turn; else add it to the turn's batch. */
+  sendPromptly(type: number, payload?: Uint8Array): void {
+    if (this.scheduled) return this.send(type, payload);
+    // Frames that follow this one in the turn wait for the batch.
+    this.scheduled = true;
+    setImmediate(this.flushAtTurnEnd);
+    if (!this.sink.write(encodeFrame(type, payload))) this.onBackpressure();
+  }
+
+  /** Add the frame to this turn's batch, written at the end of the turn (or at `flush`). */
   send(type: number, payload?: Uint8Array): void {
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushAtTurnEnd);
+    }
     const size = payload?.byteLength ?? 0;
     const needed = this.length + FRAME_HEADER_BYTES + size;
     if (needed > this.batch.byteLength) this.grow(needed);
@@ -169,15 +187,15 @@ export class FrameWriter {
     this.batch[this.length + 4] = type;
     if (payload !== undefined) this.batch.set(payload, this.length + FRAME_HEADER_BYTES);
     this.length = needed;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
   }
+
+  private readonly flushAtTurnEnd = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
 
   /** Write everything queued now. */
   flush(): void {
-    this.scheduled = false;
     if (this.length === 0) return;
     const bytes = this.batch.subarray(0, this.length);
     // The socket keeps the bytes until they are sent: the next batch gets a buffer of its own.
