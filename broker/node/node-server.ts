@@ -178,6 +178,46 @@ export class BrokerNode {
   }
 
   /**
+   * Publish envelopes that arrived in a request to a service on the node (the
+   * result service's send), as the node's own `publish` does: under flow
+   * control, journaled, resolved once durable. Each envelope is published in
+   * order; one refused (a mandatory message no queue takes) rejects the call
+   * after the others are published, and `refused` is told its index first.
+   */
+  publishReceived(
+    envelopes: readonly Envelope[],
+    mandatory: boolean,
+    refused?: (index: number, error: unknown) => Promise<unknown> | undefined,
+  ): Promise<void> {
+    const room = this.room();
+    return room === undefined
+      ? this.publishAll(envelopes, mandatory, refused)
+      : room.then(() => this.publishAll(envelopes, mandatory, refused));
+  }
+
+  private publishAll(
+    envelopes: readonly Envelope[],
+    mandatory: boolean,
+    refused: ((index: number, error: unknown) => Promise<unknown> | undefined) | undefined,
+  ): Promise<void> {
+    let refusals: Promise<unknown>[] | undefined;
+    for (let index = 0; index < envelopes.length; index++) {
+      const envelope = envelopes[index];
+      // The body arrived as a view into a socket chunk: keep a copy of its own, not the whole chunk.
+      const done = this.publish({ ...envelope, body: envelope.body.slice() }, mandatory, undefined);
+      if (done === RESOLVED) continue;
+      (refusals ??= []).push(
+        done.catch(async (error: unknown) => {
+          await refused?.(index, error);
+          throw error;
+        }),
+      );
+    }
+    const written = this.durable(undefined) ?? RESOLVED;
+    return refusals === undefined ? written : Promise.all([written, ...refusals]).then(() => undefined);
+  }
+
+  /**
    * Serve a group of operations (declared with `operationGroup`) besides the
    * node's own: the runtime's result store and rate limits are served so.
    */
@@ -365,6 +405,7 @@ export class BrokerNode {
         // By then the payload, a view into a socket read, may have been reused: the envelope is encoded again.
         return room.then(() => this.durable(this.publish(owned, mandatory === true, undefined)));
       },
+      publishMany: ([envelopes, mandatory]) => this.publishReceived(envelopes, mandatory === true),
       // Settled without an answer (the hot path): a later read's answer proves them durable (see afterDurable).
       ack: ([tag, deliveryTag], connection, replyWanted) => {
         connection.ack(tag, deliveryTag);
