@@ -1,13 +1,17 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CodecError } from "../broker/codec.ts";
 import { UnroutableError } from "../broker/errors.ts";
 import { NodeTransport } from "../broker/node/node-transport.ts";
 import { BrokerNode } from "../broker/node/node-server.ts";
 import { ProtocolError } from "../broker/node/protocol.ts";
-import { envelopeToWire } from "../broker/node/protocol.ts";
+import { envelopeBytes } from "../broker/node/encoded-envelope.ts";
 import { createApp } from "./app.ts";
 import { BulkSendError } from "./errors.ts";
+import { startFullNode } from "./full-node.ts";
 import type { RemoteResultStore } from "./results/remote-result-store.ts";
 import { resultOperations } from "./results/result-operations.ts";
 import { serveResults } from "./results/result-service.ts";
@@ -71,7 +75,7 @@ describe("sending a task over a broker node", () => {
   it("refuses a malformed send with a ProtocolError naming the bad item, and records nothing", async () => {
     const { app, client, close } = await overNode();
     try {
-      const envelope = envelopeToWire({
+      const envelope = envelopeBytes({
         id: "t-1",
         exchange: "",
         routingKey: "celery",
@@ -87,6 +91,11 @@ describe("sending a task over a broker node", () => {
       await assert.rejects(
         client.call(resultOperations.send, [[[envelope, ["t-1", "add", "SUCCESS", null]]] as never, true]),
         (error: unknown) => error instanceof ProtocolError && /state must be PENDING or RETRY/.test(error.reason),
+      );
+      await assert.rejects(
+        client.call(resultOperations.send, [[[new Uint8Array([0xc1]), null]], true]),
+        (error: unknown) =>
+          error instanceof ProtocolError && /sent tasks\[0\]: undecodable envelope/.test(error.reason),
       );
       assert.equal(await app.result("t-1").state(), "UNKNOWN");
       assert.equal((await app.broker.stats("celery").catch(() => ({ ready: 0 }))).ready, 0);
@@ -115,6 +124,37 @@ describe("sending many tasks at once", () => {
       );
     } finally {
       await close();
+    }
+  });
+
+  it("keeps every message of a confirmed bulk send on a durable node across a restart", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "celerity-bulk-"));
+    try {
+      const first = await startFullNode({ port: 0, dataDir, log: () => {} });
+      const producer = createApp({ broker: first.url, log: () => {} });
+      producer.task("add", (x: number, y: number) => x + y, { queue: "sums" });
+      await producer.broker.declareQueue("sums");
+      const sent = await producer.sendMany<number>("add", [
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ]);
+      await producer.close();
+      await first.stop();
+
+      const second = await startFullNode({ port: 0, dataDir, log: () => {} });
+      const app = createApp({ broker: second.url, log: () => {} });
+      try {
+        app.task("add", (x: number, y: number) => x + y, { queue: "sums" });
+        await app.worker({ queues: ["sums"], concurrency: 2 }).start();
+        const values = await Promise.all(sent.map((r) => app.result<number>(r.id).get({ timeout: 10_000 })));
+        assert.deepEqual(values, [3, 7, 11]);
+      } finally {
+        await app.close();
+        await second.stop();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 

@@ -1,4 +1,6 @@
-import type { Encoder } from "@msgpack/msgpack";
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import type { Envelope } from "../envelope.ts";
+import { envelopeFromWire, envelopeToWire, ProtocolError } from "./protocol.ts";
 
 /**
  * A published envelope's msgpack bytes, found in the publish request, so
@@ -65,4 +67,27 @@ export const encodeWithEnvelope = (encoder: Encoder, head: readonly unknown[], e
   bytes[0] = 0x90 | (head.length + 1);
   bytes.set(envelope, encodedHead.length);
   return bytes;
+};
+
+const envelopeEncoder = new Encoder({ ignoreUndefined: true });
+const envelopeDecoder = new Decoder();
+
+/**
+ * An envelope's wire form as msgpack bytes of their own: what an operation
+ * sends as `bin` when the node is to journal the envelope as it came (see
+ * `results.send`), rather than decode it and encode it again.
+ */
+export const envelopeBytes = (envelope: Envelope): Uint8Array => envelopeEncoder.encode(envelopeToWire(envelope));
+
+/** The envelope in `bytes` (as `envelopeBytes` writes them), decoded and validated; throws ProtocolError. */
+export const envelopeFromBytes = (bytes: Uint8Array): Envelope => {
+  let wire: unknown;
+  try {
+    wire = envelopeDecoder.decode(bytes);
+  } catch (cause) {
+    throw new ProtocolError({
+      reason: `undecodable envelope: ${cause instanceof Error ? cause.message : String(cause)}`,
+    });
+  }
+  return envelopeFromWire(wire);
 };

@@ -1,5 +1,6 @@
 import type { Envelope } from "../../broker/envelope.ts";
-import { envelopeToWire, FrameType } from "../../broker/node/protocol.ts";
+import { envelopeBytes } from "../../broker/node/encoded-envelope.ts";
+import { FrameType } from "../../broker/node/protocol.ts";
 import type { NodeClient } from "../../broker/node/node-client.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
@@ -54,7 +55,7 @@ export class RemoteResultStore implements ResultStore {
    */
   async send(sent: readonly SentTask[], mandatory: boolean): Promise<void> {
     const wire: WireSentTask[] = new Array(sent.length);
-    for (let i = 0; i < sent.length; i++) wire[i] = [envelopeToWire(sent[i].envelope), sent[i].record ?? null];
+    for (let i = 0; i < sent.length; i++) wire[i] = [envelopeBytes(sent[i].envelope), sent[i].record ?? null];
     await this.client.call(ops.send, [wire, mandatory]);
   }
 

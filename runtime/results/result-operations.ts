@@ -5,7 +5,8 @@
  */
 import type { Envelope } from "../../broker/envelope.ts";
 import { type ArgumentCheck, check, operation, operationGroup } from "../../broker/node/operations.ts";
-import { envelopeFromWire, ProtocolError, type WireEnvelope } from "../../broker/node/protocol.ts";
+import { envelopeFromBytes } from "../../broker/node/encoded-envelope.ts";
+import { ProtocolError } from "../../broker/node/protocol.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
 import type { FinalOutcome, ResultRecord, StateDetails } from "./result-store.ts";
@@ -18,12 +19,18 @@ export type SentState = "PENDING" | "RETRY";
 /** A sent task's record: `[id, task, state, details]`. */
 export type SentRecord = readonly [id: string, task: string, state: SentState, details: StateDetails | null];
 
-/** A task message on its way, and the record made of it as it is published (none for a task whose result is ignored). */
-export type WireSentTask = readonly [envelope: WireEnvelope, record: SentRecord | null];
+/**
+ * A task message on its way, and the record made of it as it is published
+ * (none for a task whose result is ignored). The envelope is its wire form
+ * encoded on its own (`envelopeBytes`), sent as `bin`, so the node journals
+ * those bytes as they came.
+ */
+export type WireSentTask = readonly [envelope: Uint8Array, record: SentRecord | null];
 
-/** A sent task as the node's handler receives it: the envelope decoded and checked. */
+/** A sent task as the node's handler receives it: the envelope decoded and checked, and its bytes (a view into the request). */
 export interface ReceivedSentTask {
   readonly envelope: Envelope;
+  readonly encoded: Uint8Array;
   readonly record: SentRecord | null;
 }
 
@@ -55,10 +62,11 @@ const sentTasks = (what: string): ArgumentCheck<readonly WireSentTask[], Receive
     for (let i = 0; i < value.length; i++) {
       const item = value[i] as unknown;
       if (!Array.isArray(item) || item.length !== 2) refuse(`${what}[${i}] must be [envelope, record or nil]`);
-      const [wire, record] = item as [unknown, unknown];
+      const [encoded, record] = item as [unknown, unknown];
+      if (!(encoded instanceof Uint8Array)) return refuse(`${what}[${i}]: its envelope must be msgpack bytes (bin)`);
       let envelope: Envelope;
       try {
-        envelope = envelopeFromWire(wire);
+        envelope = envelopeFromBytes(encoded);
       } catch (error) {
         return refuse(`${what}[${i}]: ${error instanceof ProtocolError ? error.reason : String(error)}`);
       }
@@ -68,7 +76,7 @@ const sentTasks = (what: string): ArgumentCheck<readonly WireSentTask[], Receive
         if ((record as SentRecord)[0] !== envelope.id)
           refuse(`${what}[${i}]: its record names task ${(record as SentRecord)[0]}, its envelope ${envelope.id}`);
       }
-      received[i] = { envelope, record: (record ?? null) as SentRecord | null };
+      received[i] = { envelope, encoded, record: (record ?? null) as SentRecord | null };
     }
     return received;
   },

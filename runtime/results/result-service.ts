@@ -36,10 +36,13 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
       const published = node.publishReceived(
         sent.map((task) => task.envelope),
         mandatory === true,
-        // Refused, so never sent: leave no record that would wait for ever.
-        (index) => {
-          const record = sent[index].record;
-          return record === null ? undefined : store.forget(record[0]);
+        {
+          encoded: sent.map((task) => task.encoded),
+          // Refused, so never sent: leave no record that would wait for ever.
+          refused: (index) => {
+            const record = sent[index].record;
+            return record === null ? undefined : store.forget(record[0]);
+          },
         },
       );
       if (writes.size === 0) return published;
