@@ -1,3 +1,5 @@
+// The result store of a broker node, from a client: every call a request to the node,
+// waiting for a result a subscription to the node's push.
 import type { Envelope } from "../../broker/envelope.ts";
 import { envelopeBytes } from "../../broker/node/encoded-envelope.ts";
 import { FrameType } from "../../broker/node/protocol.ts";
@@ -28,6 +30,7 @@ export interface SentTask {
 export class RemoteResultStore implements ResultStore {
   private readonly waiters = new ResultWaiters();
 
+  /** @param client the node connection results go through; global rate-limit buckets use it too when the broker keeps none. */
   constructor(readonly client: NodeClient) {
     client.onFrame(FrameType.Notify, (payload) => {
       const [topic, body] = payload as [string, unknown];
