@@ -125,6 +125,15 @@ describe("wire frames", () => {
     assert.equal(writes.length, 4);
   });
 
+  it("writes the frames another writer gathered before a prompt frame that follows them", () => {
+    const writes: string[] = [];
+    const told = new FrameWriter({ write: () => (writes.push("told"), true) });
+    const asked = new FrameWriter({ write: () => (writes.push("asked"), true) });
+    told.send(7, new Uint8Array([1]));
+    asked.sendPromptly(7, new Uint8Array([2]));
+    assert.deepEqual(writes, ["told", "asked"]);
+  });
+
   it("reports backpressure when the sink's buffer is full", async () => {
     let pressed = 0;
     const writer = new FrameWriter({ write: () => false }, () => pressed++);

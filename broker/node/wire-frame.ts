@@ -173,9 +173,16 @@ export class FrameWriter {
     private readonly onBackpressure: () => void = () => {},
   ) {}
 
-  /** Write the frame at once if it is the first of this turn; else add it to the turn's batch. */
+  /**
+   * Write the frame at once if it is the first of this turn; else add it to
+   * the turn's batch. The batches other writers of this process gather are
+   * written first: a frame sent earlier on another connection (a state told
+   * to the node) still leaves before this one (a read of it from a second
+   * connection).
+   */
   sendPromptly(type: number, payload?: Uint8Array): void {
     if (this.scheduled) return this.send(type, payload);
+    for (const writer of gathering) writer.flush();
     // Frames that follow this one in the turn wait for the batch.
     this.scheduled = true;
     setImmediate(this.flushAtTurnEnd);
@@ -188,6 +195,7 @@ export class FrameWriter {
       this.scheduled = true;
       setImmediate(this.flushAtTurnEnd);
     }
+    if (this.length === 0) gathering.add(this);
     const size = payload?.byteLength ?? 0;
     const needed = this.length + FRAME_HEADER_BYTES + size;
     if (needed > this.batch.byteLength) this.grow(needed);
@@ -205,6 +213,7 @@ export class FrameWriter {
   /** Write everything queued now. */
   flush(): void {
     if (this.length === 0) return;
+    gathering.delete(this);
     const bytes = this.batch.subarray(0, this.length);
     // The socket keeps the bytes until they are sent: the next batch gets a buffer of its own.
     this.batch = new Uint8Array(Math.max(INITIAL_BATCH_BYTES, Math.min(this.batch.byteLength, MAX_KEPT_BATCH_BYTES)));
@@ -220,6 +229,9 @@ export class FrameWriter {
     this.view = new DataView(bigger.buffer);
   }
 }
+
+/** The writers of this process holding frames not yet written. */
+const gathering = new Set<FrameWriter>();
 
 const INITIAL_BATCH_BYTES = 16 * 1024;
 const MAX_KEPT_BATCH_BYTES = 1024 * 1024;
