@@ -165,10 +165,13 @@ return {'ok'}
 `);
 
 /**
- * ARGV: P, exchange, routingKey, priority, eta or "", expires or "", id, envelope bytes, now, mandatory "1"/"0"
+ * Lua: route an envelope and enqueue a copy in each queue reached (ready, or
+ * delayed until its eta), as one publish does; shared by the publish script
+ * and the beat's fire script (which records runs and sends them in one step).
+ * publish(exchange, routingKey, priority, eta text or "", expires or "", id, envelope bytes, now, mandatory "1"/"0")
  * → {"ok", queues reached} | {"noexchange"} | {"unroutable"}.
  */
-export const publishScript = script(`
+export const PUBLISH_LUA = `
 local function split(s)
   local t, start = {}, 1
   while true do
@@ -191,43 +194,52 @@ local function topic(pattern, key)
   while pi <= #p and p[pi] == '#' do pi = pi + 1 end
   return pi > #p
 end
-local exchange, rk = ARGV[2], ARGV[3]
-local prio, eta, now = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[9])
-local queues = {}
-if exchange == '' then
-  ensure(rk, true)
-  queues[1] = rk
-else
-  local kind = redis.call('HGET', P .. 'exchanges', exchange)
-  if not kind then return {'noexchange'} end
-  local seen = {}
-  for _, b in ipairs(redis.call('SMEMBERS', P .. 'b:' .. exchange)) do
-    local sep = string.find(b, '\\n', 1, true)
-    local q, pattern = string.sub(b, 1, sep - 1), string.sub(b, sep + 1)
-    if not seen[q] and (kind == 'fanout' or (kind == 'direct' and pattern == rk) or (kind == 'topic' and topic(pattern, rk))) then
-      seen[q] = true
-      queues[#queues + 1] = q
+local function publish(exchange, rk, prio, etaText, expires, id, bytes, now, mandatory)
+  local eta = tonumber(etaText)
+  local queues = {}
+  if exchange == '' then
+    ensure(rk, true)
+    queues[1] = rk
+  else
+    local kind = redis.call('HGET', P .. 'exchanges', exchange)
+    if not kind then return {'noexchange'} end
+    local seen = {}
+    for _, b in ipairs(redis.call('SMEMBERS', P .. 'b:' .. exchange)) do
+      local sep = string.find(b, '\\n', 1, true)
+      local q, pattern = string.sub(b, 1, sep - 1), string.sub(b, sep + 1)
+      if not seen[q] and (kind == 'fanout' or (kind == 'direct' and pattern == rk) or (kind == 'topic' and topic(pattern, rk))) then
+        seen[q] = true
+        queues[#queues + 1] = q
+      end
     end
   end
-end
-if #queues == 0 then
-  if ARGV[10] == '1' then return {'unroutable'} end
-  return {'ok', 0}
-end
-for _, q in ipairs(queues) do
-  local seq = redis.call('INCR', P .. 'seq')
-  local m = P .. 'm:' .. seq
-  if eta and eta > now then
-    redis.call('HSET', m, 'e', ARGV[8], 'q', q, 'p', prio, 'n', 0, 'i', ARGV[7], 'x', ARGV[6])
-    redis.call('ZADD', P .. 'd:' .. q, ARGV[5], seq)
-    redis.call('PUBLISH', P .. 'n:' .. q, '')
-  else
-    local score = (9 - prio) * SHIFT + seq
-    redis.call('HSET', m, 'e', ARGV[8], 'q', q, 'p', prio, 'n', 0, 'i', ARGV[7], 'x', ARGV[6], 's', num(score))
-    ready(q, seq, score)
+  if #queues == 0 then
+    if mandatory == '1' then return {'unroutable'} end
+    return {'ok', 0}
   end
+  for _, q in ipairs(queues) do
+    local seq = redis.call('INCR', P .. 'seq')
+    local m = P .. 'm:' .. seq
+    if eta and eta > now then
+      redis.call('HSET', m, 'e', bytes, 'q', q, 'p', prio, 'n', 0, 'i', id, 'x', expires)
+      redis.call('ZADD', P .. 'd:' .. q, etaText, seq)
+      redis.call('PUBLISH', P .. 'n:' .. q, '')
+    else
+      local score = (9 - prio) * SHIFT + seq
+      redis.call('HSET', m, 'e', bytes, 'q', q, 'p', prio, 'n', 0, 'i', id, 'x', expires, 's', num(score))
+      ready(q, seq, score)
+    end
+  end
+  return {'ok', #queues}
 end
-return {'ok', #queues}
+`;
+
+/**
+ * ARGV: P, exchange, routingKey, priority, eta or "", expires or "", id, envelope bytes, now, mandatory "1"/"0"
+ * → {"ok", queues reached} | {"noexchange"} | {"unroutable"}.
+ */
+export const publishScript = script(`${PUBLISH_LUA}
+return publish(ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10])
 `);
 
 /**
