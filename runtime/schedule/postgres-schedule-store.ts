@@ -1,3 +1,5 @@
+// The schedule store in PostgreSQL, with any broker: one transaction per operation under the
+// beat_state row lock; fire commits its runs only once the broker confirmed their messages.
 import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import type pg from "pg";

@@ -1,3 +1,5 @@
+// The schedule store of an app on the Redis transport: schedules, last runs and the beat lease in
+// the transport's Redis, each operation one script (redis-schedule-scripts.ts).
 import { Codec } from "../../broker/codec.ts";
 import type { Envelope } from "../../broker/envelope.ts";
 import { ExchangeNotFoundError, UnroutableError } from "../../broker/errors.ts";
