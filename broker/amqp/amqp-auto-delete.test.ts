@@ -17,6 +17,7 @@ const server = await testVhost("auto-delete");
 
 describe("auto-delete queues on rabbitmq", () => {
   it("deletes a subscriber's queue and its binding once the subscriber is killed", {
+    timeout: scaled(120_000),
     skip: "skip" in server ? server.skip : false,
   }, async (t) => {
     if ("skip" in server) return;
@@ -34,7 +35,7 @@ describe("auto-delete queues on rabbitmq", () => {
       exchange,
     ]);
     t.after(() => subscriber.kill());
-    await subscriber.waitFor(/consuming/, scaled(15_000));
+    await subscriber.waitFor(/consuming/, scaled(60_000));
     const listed = (await transport.listQueues()).find((q) => q.name === queue);
     assert.deepEqual([listed?.autoDelete, listed?.consumers], [true, 1]);
     await subscriber.stop("SIGKILL", scaled(5_000));

@@ -108,7 +108,11 @@ export class AmqpConsumer implements Consumer {
     this.consumerTag = "";
     try {
       // A paused queue's consumer keeps its channel and starts consuming when the queue is resumed.
-      if (!this.host.isPaused(this.queue)) await this.consumeOn(channel);
+      if (!this.host.isPaused(this.queue)) {
+        await this.consumeOn(channel);
+        // Paused while the consume was under way: paused() found nothing to cancel yet.
+        if (this.host.isPaused(this.queue)) await this.paused(true);
+      }
       consuming = true;
     } catch (error) {
       if (this.channel === channel) this.channel = undefined;

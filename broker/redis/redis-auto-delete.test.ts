@@ -16,6 +16,7 @@ const skip = await redisSkipReason();
 
 describe("auto-delete queues on redis", () => {
   it("deletes a subscriber's queue and its binding within its lease after the subscriber is killed", {
+    timeout: scaled(120_000),
     skip,
   }, async (t) => {
     const prefix = testPrefix("autodelete");
@@ -33,11 +34,11 @@ describe("auto-delete queues on redis", () => {
       prefix,
     ]);
     t.after(() => subscriber.kill());
-    await subscriber.waitFor(/consuming/, scaled(15_000));
+    await subscriber.waitFor(/consuming/, scaled(60_000));
     const listed = (await transport.listQueues()).find((q) => q.name === queue);
     assert.deepEqual([listed?.autoDelete, listed?.consumers], [true, 1]);
     await subscriber.stop("SIGKILL", scaled(5_000));
-    // The lease is 1 s and the sweep runs every 100 ms: the queue goes within about a second.
+    // The lease is 1 s and the sweep runs every 500 ms (five polls of 100 ms): the queue goes within about 1.5 s.
     await eventually(async () => !(await transport.listQueues()).some((q) => q.name === queue), {
       timeoutMs: scaled(5_000),
       what: `the killed subscriber's auto-delete queue "${queue}" to be deleted`,

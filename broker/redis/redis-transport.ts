@@ -54,6 +54,8 @@ import { text } from "./redis-script.ts";
 export const DEFAULT_LEASE_MS = 30_000;
 /** maxDeliveries: Infinity is kept as this (no message is delivered 2^31 times). */
 const UNLIMITED = 2 ** 31;
+/** Auto-delete queues whose consumers have all gone are swept every this many poll intervals. */
+const SWEEP_POLLS = 5;
 /** How long a new transport keeps trying to make its first connection before its calls fail. */
 const CONNECT_TIMEOUT_MS = 30_000;
 const EXCHANGE_TYPES: ReadonlySet<string> = new Set(["direct", "topic", "fanout"]);
@@ -122,7 +124,8 @@ export class RedisTransport implements Transport, QueueAdmin {
       connectedBefore = true;
     });
     this.ready.catch(() => {});
-    this.sweeper = setInterval(() => this.sweep(), Math.max(this.pollMs, 100));
+    // Every transport sweeps, so each does it rarely: abandoned queues go within a lease and a few poll intervals.
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_POLLS * Math.max(this.pollMs, 100));
     this.sweeper.unref();
     const self = this;
     this.host = {
