@@ -14,8 +14,10 @@ import type { Transport } from "./transport.ts";
 export interface QueueInfo {
   readonly name: string;
   readonly ready: number;
-  readonly delayed: number;
-  readonly unacked: number;
+  /** Waiting for their eta; undefined where the broker cannot count them by queue (RabbitMQ: docs/control.md). */
+  readonly delayed: number | undefined;
+  /** Delivered and not yet acknowledged; undefined where the broker cannot tell (RabbitMQ without its management plugin). */
+  readonly unacked: number | undefined;
   readonly consumers: number;
   /** Paused: messages are kept, none is delivered until the queue is resumed. */
   readonly paused: boolean;

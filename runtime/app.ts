@@ -30,6 +30,7 @@ import { BodyFormat, TaskCodec, type BodyFormatOptions } from "./body-format.ts"
 import { createCeleryApp, type CeleryApp, type CeleryAppOptions } from "./celery/celery-app.ts";
 import { APP_TASKS } from "./pool/app-tasks.ts";
 import { schedulingFor, type Schedules } from "./schedule/app-schedules.ts";
+import type { ScheduleStore } from "./schedule/schedule-store.ts";
 import { sealRunsWith } from "./schedule/sealed-runs.ts";
 import type { Beat, BeatOptions } from "./schedule/beat.ts";
 import type { ScheduledSignature, ScheduleOptions, When } from "./schedule/schedule-definition.ts";
@@ -71,6 +72,14 @@ export interface AppOptions extends BodyFormatOptions {
    * else the broker's (the node's, Redis's) or, with an embedded broker, in memory.
    */
   readonly results?: ResultStore | string;
+  /**
+   * Where schedules, their last runs and the beat lease are kept
+   * (docs/periodic-tasks.md): a PostgreSQL url (`postgres://…`, `?schema=`
+   * chooses the schema) or a ScheduleStore. Default: the environment
+   * variable CELERITY_SCHEDULES_URL if set, else the broker (the node,
+   * Redis, the embedded broker; RabbitMQ keeps none: give PostgreSQL).
+   */
+  readonly schedules?: ScheduleStore | string;
   /** Where the runtime reports messages it had to reject or requeue. Default: console.error. */
   readonly log?: (message: string) => void;
   /** Sign what this app publishes and run only what trusted keys signed (docs/security.md). */
@@ -283,6 +292,7 @@ const createNativeApp = (options: AppOptions): App => {
   const rateLimits = rateLimitingFor(connected.broker, log, clock, connected.results);
   const scheduling = schedulingFor(
     connected.broker,
+    options.schedules ?? process.env.CELERITY_SCHEDULES_URL,
     codec,
     log,
     clock,

@@ -157,7 +157,12 @@ export type {
   ScheduleEntry,
   ScheduledSignature,
 } from "../runtime/schedule/schedule-definition.ts";
-export { ScheduleError, LeaseLostError } from "../runtime/schedule/schedule-errors.ts";
+export {
+  ScheduleError,
+  LeaseLostError,
+  ScheduleStoreConnectionLostError,
+} from "../runtime/schedule/schedule-errors.ts";
+export type { ScheduleStore } from "../runtime/schedule/schedule-store.ts";
 export type { Schedules, ScheduleInfo } from "../runtime/schedule/app-schedules.ts";
 export { runId as scheduledRunId } from "../runtime/schedule/run-id.ts";
 export type {

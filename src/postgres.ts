@@ -1,8 +1,9 @@
 /**
- * celerity/postgres: results kept in PostgreSQL, durable and queryable
- * with SQL, with any broker. `createApp({ results: "postgres://…" })` needs
- * none of this; the store is here for settings of your own (schema, pool size,
- * time to live) and its errors.
+ * celerity/postgres: results and beat schedules kept in PostgreSQL, durable
+ * and queryable with SQL, with any broker. `createApp({ results:
+ * "postgres://…", schedules: "postgres://…" })` needs none of this; the
+ * stores are here for settings of your own (schema, pool size, time to
+ * live) and their errors.
  *
  * @example
  * import { createApp } from "celerity";
@@ -19,3 +20,7 @@ export {
   PostgresSchemaNameError,
   type PostgresResultStoreOptions,
 } from "../runtime/results/postgres-result-store.ts";
+export {
+  PostgresScheduleStore,
+  type PostgresScheduleStoreOptions,
+} from "../runtime/schedule/postgres-schedule-store.ts";

@@ -16,7 +16,7 @@ import type { Delivery, Envelope } from "../envelope.ts";
 import { UnknownDeliveryError } from "../errors.ts";
 import type { Consumer, DeliveryHandler } from "../transport.ts";
 import { AckBatch } from "./ack-batch.ts";
-import { envelopeOf } from "./amqp-message.ts";
+import { envelopeOf, Header } from "./amqp-message.ts";
 import type { AmqpLink } from "./amqp-link.ts";
 
 /** What a consumer needs from its transport. */
@@ -35,6 +35,10 @@ export interface ConsumerHost {
   held(queue: string, change: 1 | -1): void;
   /** The consumer was cancelled: it is not to be reopened after a reconnection. */
   cancelled(consumer: AmqpConsumer): void;
+  /** Whether `queue` is paused (QueueAdmin.pause): its consumers receive nothing until it is resumed. */
+  isPaused(queue: string): boolean;
+  /** When `queue` was last purged: a delayed message sent before then is dropped when it comes due. */
+  purgedAt(queue: string): number | undefined;
   log(message: string): void;
 }
 
@@ -101,13 +105,39 @@ export class AmqpConsumer implements Consumer {
     await channel.prefetch(this.prefetch);
     // Set before consuming: deliveries can arrive before consume() resolves, and are settled on this channel.
     this.channel = channel;
+    this.consumerTag = "";
     try {
-      const reply = await channel.consume(this.queue, (message) => this.onMessage(channel, message), { noAck: false });
-      this.consumerTag = reply.consumerTag;
+      // A paused queue's consumer keeps its channel and starts consuming when the queue is resumed.
+      if (!this.host.isPaused(this.queue)) {
+        await this.consumeOn(channel);
+        // Paused while the consume was under way: paused() found nothing to cancel yet.
+        if (this.host.isPaused(this.queue)) await this.paused(true);
+      }
       consuming = true;
     } catch (error) {
       if (this.channel === channel) this.channel = undefined;
       throw error;
+    }
+  }
+
+  private async consumeOn(channel: Channel): Promise<void> {
+    const reply = await channel.consume(this.queue, (message) => this.onMessage(channel, message), { noAck: false });
+    this.consumerTag = reply.consumerTag;
+  }
+
+  /**
+   * The queue was paused (stop: RabbitMQ delivers nothing more; what it
+   * delivered is still settled on this channel) or resumed (consume again).
+   */
+  async paused(paused: boolean): Promise<void> {
+    const channel = this.channel;
+    if (this.cancelled || channel === undefined) return;
+    if (paused && this.consumerTag !== "") {
+      const tag = this.consumerTag;
+      this.consumerTag = "";
+      await channel.cancel(tag);
+    } else if (!paused && this.consumerTag === "") {
+      await this.consumeOn(channel);
     }
   }
 
@@ -181,6 +211,9 @@ export class AmqpConsumer implements Consumer {
       return this.settleBy({ message, channel }, next, false);
     }
     if (this.host.isRevoked(envelope.id)) return this.ackOn(channel, message);
+    const sentAt = message.properties.headers?.[Header.sentAt];
+    if (typeof sentAt === "number" && sentAt <= (this.host.purgedAt(this.queue) ?? Number.NEGATIVE_INFINITY))
+      return this.ackOn(channel, message); // delayed past a purge of its queue
     if (envelope.expires !== undefined && envelope.expires <= Date.now()) {
       return this.settleBy({ message, channel }, this.host.deadLetter(envelope, this.queue, "expired"), false);
     }

@@ -21,6 +21,8 @@ export const Header = {
   deadReason: "x-celerity-dead-reason",
   deadQueue: "x-celerity-dead-queue",
   deadAt: "x-celerity-dead-at",
+  /** When a delayed message was published: a purge of its queue after this drops it when it comes due. */
+  sentAt: "x-celerity-sent-at",
 } as const;
 
 const OWN_PREFIX = "x-celerity-";

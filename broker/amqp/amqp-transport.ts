@@ -15,7 +15,8 @@
  * @module
  */
 import type { DeadLetter, Envelope } from "../envelope.ts";
-import { BrokerClosedError, InvalidArgumentError } from "../errors.ts";
+import { BrokerClosedError, InvalidArgumentError, QueueNotFoundError } from "../errors.ts";
+import type { QueueAdmin, QueueInfo } from "../queue-admin.ts";
 import { DEFAULT_REVOCATION_TTL_MS, Revocations } from "../revocations.ts";
 import type {
   ConsumeOptions,
@@ -36,6 +37,7 @@ import { redactUrl, resolveAmqpOptions, type AmqpTransportOptions, type Resolved
 import { ConfirmedPublisher } from "./confirmed-publisher.ts";
 import { DelayLadder, routeOf } from "./delay-ladder.ts";
 import { RevocationStream } from "./revocation-stream.ts";
+import { QueueRegistry } from "./queue-registry.ts";
 import { deadLetterQueueArguments, workQueueArguments } from "./queue-arguments.ts";
 
 const DEFAULT_MAX_DELIVERIES = 16;
@@ -53,15 +55,16 @@ const EXCHANGE_TYPES: readonly ExchangeType[] = ["direct", "topic", "fanout"];
  * const app = createApp({ broker, results });
  * await app.close(); // closes the transport too
  */
-export class AmqpTransport implements Transport {
+export class AmqpTransport implements Transport, QueueAdmin {
   private readonly options: ResolvedAmqpOptions;
   private readonly link: AmqpLink;
   private readonly publisher: ConfirmedPublisher;
   private readonly ladder: DelayLadder;
   private readonly revocations = new Revocations();
   private readonly stream: RevocationStream;
+  private readonly registry: QueueRegistry;
   private readonly consumers = new Set<AmqpConsumer>();
-  private readonly settings = new Map<string, { deadLetterQueue: string; maxDeliveries: number }>();
+  private readonly settings = new Map<string, QueueSettings>();
   /** Names known to exist on RabbitMQ, so a publish checks each at most once. */
   private readonly knownQueues = new Set<string>();
   private readonly knownExchanges = new Set<string>();
@@ -88,8 +91,22 @@ export class AmqpTransport implements Transport {
       this.revocations,
       this.options.log,
     );
+    this.registry = new QueueRegistry(this.link, this.publisher, `${this.options.prefix}.queues`, this.options.log);
+    this.registry.onPause((queue, paused) => {
+      for (const consumer of this.consumers)
+        if (consumer.queue === queue)
+          consumer
+            .paused(paused)
+            .catch((error) =>
+              this.options.log(
+                `consumer of "${queue}" could not ${paused ? "pause" : "resume"}: ${error instanceof Error ? error.message : String(error)}`,
+              ),
+            );
+    });
     this.host = {
       link: this.link,
+      isPaused: (queue) => this.registry.isPaused(queue),
+      purgedAt: (queue) => this.registry.purgedAt(queue),
       isRevoked: (id) => this.revocations.has(id),
       settingsOf: (queue) => this.settingsOf(queue),
       deadLetter: (envelope, queue, reason) => this.deadLetter(envelope, queue, reason),
@@ -104,6 +121,7 @@ export class AmqpTransport implements Transport {
     this.ready = new Promise<void>((resolve) => (connected = resolve));
     this.link.onConnected(async () => {
       await this.stream.open();
+      await this.registry.open();
       connected();
       for (const consumer of this.consumers) {
         // One consumer that cannot reopen (its queue was deleted) must not keep the others closed.
@@ -150,6 +168,7 @@ export class AmqpTransport implements Transport {
         argument: "maxDeliveries",
         reason: `must be an integer of at least 1, got ${String(maxDeliveries)}`,
       });
+    if (options.autoDelete === true) return this.declareTransientQueue(name, maxDeliveries);
     const type = this.options.queueType;
     await this.link.withChannel("declare a queue", async (channel) => {
       for (const [queue, args] of [
@@ -162,7 +181,36 @@ export class AmqpTransport implements Transport {
         this.knownQueues.add(queue);
       }
     });
-    this.settings.set(name, { deadLetterQueue, maxDeliveries });
+    this.settings.set(name, { deadLetterQueue, maxDeliveries, autoDelete: false });
+    await this.whenReady("declare a queue");
+    await this.registry.declare({
+      name: deadLetterQueue,
+      deadLetterQueue: "",
+      isDeadLetterQueue: true,
+      autoDelete: false,
+    });
+    await this.registry.declare({ name, deadLetterQueue, isDeadLetterQueue: false, autoDelete: false });
+  }
+
+  /**
+   * An auto-delete queue: RabbitMQ deletes it (with its bindings) when its
+   * last consumer is cancelled or its connection closes, also when the
+   * process dies. It is a classic, non-durable queue whatever the queue
+   * type (quorum queues cannot be), with no dead-letter queue: what it
+   * rejects is dropped.
+   */
+  private async declareTransientQueue(name: string, maxDeliveries: number): Promise<void> {
+    await this.link.withChannel("declare a queue", (channel) =>
+      channel
+        .assertQueue(name, { durable: false, autoDelete: true, arguments: { "x-max-priority": 9 } })
+        .catch((error) => {
+          throw mapAmqpError(error, "queue.declare", { kind: "queue", name });
+        }),
+    );
+    this.knownQueues.add(name);
+    this.settings.set(name, { deadLetterQueue: "", maxDeliveries, autoDelete: true });
+    await this.whenReady("declare a queue");
+    await this.registry.declare({ name, deadLetterQueue: "", isDeadLetterQueue: false, autoDelete: true });
   }
 
   async declareExchange(name: string, type: ExchangeType): Promise<void> {
@@ -304,13 +352,14 @@ export class AmqpTransport implements Transport {
   async deadLetters(queue: string): Promise<readonly DeadLetter[]> {
     this.open("read dead letters");
     checkName("queue name", queue);
+    await this.whenReady("read dead letters");
+    if (!(await this.exists(queue))) throw new QueueNotFoundError({ queue });
+    const deadLetterQueue = this.deadLetterQueueOf(queue);
+    if (deadLetterQueue === "" || (deadLetterQueue !== queue && !(await this.exists(deadLetterQueue)))) return [];
     return this.link.withChannel("read dead letters", async (channel) => {
-      await channel.checkQueue(queue).catch((error) => {
-        throw mapAmqpError(error, "queue.declare", { kind: "queue", name: queue });
-      });
       const letters: DeadLetter[] = [];
       for (;;) {
-        const message = await channel.get(queue, { noAck: false });
+        const message = await channel.get(deadLetterQueue, { noAck: false });
         if (message === false) return letters;
         letters.push(deadLetterOf(message));
       }
@@ -341,10 +390,137 @@ export class AmqpTransport implements Transport {
     });
   }
 
+  /**
+   * The queues declared through celerity on this vhost and prefix (AMQP has
+   * no way to list queues; the queue registry keeps them), each with `ready`
+   * and `consumers` as RabbitMQ counts them. `delayed` and `unacked` are
+   * undefined: delayed messages wait in the shared delay ladder, not counted
+   * by destination, and AMQP reports no unacknowledged count (RabbitMQ's
+   * management plugin does: docs/control.md).
+   */
+  async listQueues(): Promise<readonly QueueInfo[]> {
+    this.open("list queues");
+    await this.whenReady("list queues");
+    const infos: QueueInfo[] = [];
+    for (const queue of this.registry.list()) {
+      const counted = await this.link
+        .withChannel("list queues", (channel) => channel.checkQueue(queue.name))
+        .catch((error: unknown) => {
+          if (replyCode(error) !== ReplyCode.notFound)
+            throw mapAmqpError(error, "queue.declare", { kind: "queue", name: queue.name });
+          return undefined;
+        });
+      if (counted === undefined) {
+        // Deleted with its last consumer (auto-delete), or by someone else: forgotten for every transport.
+        await this.registry.gone(queue.name);
+        continue;
+      }
+      infos.push({
+        name: queue.name,
+        ready: counted.messageCount,
+        delayed: undefined,
+        unacked: undefined,
+        consumers: counted.consumerCount,
+        paused: this.registry.isPaused(queue.name),
+        deadLetterQueue: queue.deadLetterQueue,
+        isDeadLetterQueue: queue.isDeadLetterQueue,
+        autoDelete: queue.autoDelete,
+      });
+    }
+    return infos;
+  }
+
+  /**
+   * Remove the ready messages of `queue` (RabbitMQ's purge) and resolve to
+   * how many; its delayed messages, in the delay ladder, are dropped when
+   * they come due (not counted: nothing can count them by destination).
+   */
+  async purge(queue: string): Promise<number> {
+    this.open("purge a queue");
+    checkName("queue name", queue);
+    await this.whenReady("purge a queue");
+    const at = Date.now();
+    const { messageCount } = await this.link.withChannel("purge a queue", async (channel) => {
+      await channel.checkQueue(queue).catch((error) => {
+        throw mapAmqpError(error, "queue.declare", { kind: "queue", name: queue });
+      });
+      return channel.purgeQueue(queue);
+    });
+    await this.registry.purge(queue, at);
+    return messageCount;
+  }
+
+  async pause(queue: string): Promise<void> {
+    await this.setPaused("pause a queue", queue, true);
+  }
+
+  async resume(queue: string): Promise<void> {
+    await this.setPaused("resume a queue", queue, false);
+  }
+
+  private async setPaused(operation: string, queue: string, paused: boolean): Promise<void> {
+    this.open(operation);
+    checkName("queue name", queue);
+    await this.whenReady(operation);
+    await this.ensureQueue(queue);
+    await this.registry.setPaused(queue, paused);
+  }
+
+  requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    return this.takeDeadLetters("requeue dead letters", queue, ids, (letter) =>
+      this.send(letter.envelope, letter.queue, originHeaders(letter.envelope)),
+    );
+  }
+
+  discardDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    return this.takeDeadLetters("discard dead letters", queue, ids, async () => {});
+  }
+
+  /**
+   * Take the dead letters `ids` selects (all without it) out of the
+   * dead-letter queue of `queue` (or `queue` itself, if it is one): each is
+   * fetched, handed to `move` and acknowledged once `move` resolves; the
+   * others go back when the fetching channel closes. Dead letters a
+   * consumer holds are not fetched.
+   */
+  private async takeDeadLetters(
+    operation: string,
+    queue: string,
+    ids: readonly string[] | undefined,
+    move: (letter: DeadLetter) => Promise<void>,
+  ): Promise<number> {
+    this.open(operation);
+    checkName("queue name", queue);
+    if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")))
+      throw new InvalidArgumentError({ argument: "ids", reason: "must be an array of message id strings" });
+    await this.whenReady(operation);
+    await this.link
+      .withChannel(operation, (channel) => channel.checkQueue(queue))
+      .catch((error) => {
+        throw mapAmqpError(error, "queue.declare", { kind: "queue", name: queue });
+      });
+    const deadLetterQueue = this.deadLetterQueueOf(queue);
+    if (deadLetterQueue === "" || !(await this.exists(deadLetterQueue))) return 0;
+    const wanted = ids === undefined ? undefined : new Set(ids);
+    return this.link.withChannel(operation, async (channel) => {
+      let taken = 0;
+      for (;;) {
+        const message = await channel.get(deadLetterQueue, { noAck: false });
+        if (message === false) return taken;
+        const letter = deadLetterOf(message);
+        if (wanted !== undefined && !wanted.has(letter.envelope.id)) continue;
+        await move(letter);
+        channel.ack(message);
+        taken++;
+      }
+    });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const consumer of [...this.consumers]) await consumer.cancel().catch(() => {});
+    await this.registry.close();
     await this.stream.close();
     await this.link.close();
   }
@@ -377,8 +553,37 @@ export class AmqpTransport implements Transport {
     if (this.closed) throw new BrokerClosedError({ operation });
   }
 
-  private settingsOf(queue: string): { deadLetterQueue: string; maxDeliveries: number } {
-    return this.settings.get(queue) ?? { deadLetterQueue: `${queue}.dlq`, maxDeliveries: DEFAULT_MAX_DELIVERIES };
+  /** `queue` itself if it is a dead-letter queue (or one celerity did not declare), else where its dead letters go ("" for none). */
+  private deadLetterQueueOf(queue: string): string {
+    const registered = this.registry.get(queue);
+    if (registered === undefined) return this.settings.get(queue)?.deadLetterQueue ?? queue;
+    return registered.isDeadLetterQueue ? queue : registered.deadLetterQueue;
+  }
+
+  /** Whether RabbitMQ holds `queue` (asked on a channel of its own: RabbitMQ closes one that asks about a missing queue). */
+  private exists(queue: string): Promise<boolean> {
+    return this.link
+      .withChannel("check a queue", (channel) => channel.checkQueue(queue))
+      .then(
+        () => true,
+        (error: unknown) => {
+          if (replyCode(error) === ReplyCode.notFound) return false;
+          throw mapAmqpError(error, "queue.declare", { kind: "queue", name: queue });
+        },
+      );
+  }
+
+  private settingsOf(queue: string): QueueSettings {
+    const declared = this.settings.get(queue);
+    if (declared !== undefined) return declared;
+    const registered = this.registry.get(queue);
+    if (registered?.autoDelete === true)
+      return { deadLetterQueue: "", maxDeliveries: DEFAULT_MAX_DELIVERIES, autoDelete: true };
+    return {
+      deadLetterQueue: registered?.deadLetterQueue || `${queue}.dlq`,
+      maxDeliveries: DEFAULT_MAX_DELIVERIES,
+      autoDelete: false,
+    };
   }
 
   /** Declare `queue` with the defaults unless it exists (declared by anyone, with any settings). */
@@ -401,6 +606,16 @@ export class AmqpTransport implements Transport {
       );
     }
     this.knownQueues.add(queue);
+    if (this.registry.get(queue) === undefined) {
+      // Found or declared here with the defaults: listed from now on (an auto-delete queue registers itself when declared).
+      const { deadLetterQueue } = this.settingsOf(queue);
+      await this.whenReady("declare a queue");
+      await this.registry.declare(
+        role === "dead-letter"
+          ? { name: queue, deadLetterQueue: "", isDeadLetterQueue: true, autoDelete: false }
+          : { name: queue, deadLetterQueue, isDeadLetterQueue: false, autoDelete: false },
+      );
+    }
   }
 
   private defaultArguments(queue: string, role: "work" | "dead-letter"): Record<string, unknown> {
@@ -444,13 +659,18 @@ export class AmqpTransport implements Transport {
       entry.exchange,
       envelope.routingKey,
       bufferOf(envelope.body),
-      publishOptions(envelope, this.options.persistent, { ...entry.headers, [Header.exchange]: envelope.exchange }),
+      publishOptions(envelope, this.options.persistent, {
+        ...entry.headers,
+        [Header.exchange]: envelope.exchange,
+        [Header.sentAt]: Date.now(),
+      }),
       { kind: "exchange", name: entry.exchange },
     );
   }
 
   private async deadLetter(envelope: Envelope, queue: string, reason: string): Promise<void> {
-    const { deadLetterQueue } = this.settingsOf(queue);
+    const { deadLetterQueue, autoDelete } = this.settingsOf(queue);
+    if (autoDelete) return; // a transient queue's rejects are dropped
     await this.ensureQueue(deadLetterQueue, "dead-letter");
     await this.send(envelope, deadLetterQueue, {
       ...originHeaders(envelope),
@@ -470,6 +690,14 @@ export class AmqpTransport implements Transport {
       { kind: "queue", name: queue },
     );
   }
+}
+
+/** What this transport knows of a queue's dead-lettering. */
+interface QueueSettings {
+  /** "" for an auto-delete queue: what it rejects is dropped. */
+  readonly deadLetterQueue: string;
+  readonly maxDeliveries: number;
+  readonly autoDelete: boolean;
 }
 
 const checkName = (argument: string, name: unknown): void => {

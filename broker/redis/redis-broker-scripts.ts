@@ -4,8 +4,11 @@
 // are built from it (one hash tag, so one slot on a cluster).
 //
 // Keys under the prefix P:
-// - `P queues`       hash: queue → "deadLetterQueue \t maxDeliveries \t explicit \t isDeadLetterQueue"
-// - `P exchanges`    hash: exchange → type; `P b:<exchange>` set of "queue \n pattern"
+// - `P queues`       hash: queue → "deadLetterQueue \t maxDeliveries \t explicit \t isDeadLetterQueue \t autoDelete"
+// - `P exchanges`    hash: exchange → type; `P b:<exchange>` set of "queue \n pattern";
+//                    `P qb:<queue>` the same bindings by queue, "exchange \n pattern"
+// - `P paused`       set of paused queues (see QueueAdmin.pause)
+// - `P ad`           hash: auto-delete queue → "1" once a consumer attached ("0" before)
 // - `P seq`          counter naming messages and ordering them
 // - `P m:<seq>`      hash, one copy of a message in one queue: e (envelope bytes), q (queue), p (priority),
 //                    s (ready score), n (deliveries so far), i (id), x (expires), o (the delivery holding it),
@@ -29,11 +32,11 @@ local function num(x) return string.format('%.0f', x) end
 local function qdef(name)
   local d = redis.call('HGET', P .. 'queues', name)
   if not d then return nil end
-  local dlq, max, explicit, isdlq = string.match(d, '^(.-)\\t(%d+)\\t(%d)\\t(%d)$')
-  return { dlq = dlq, max = tonumber(max), explicit = explicit == '1', isdlq = isdlq == '1' }
+  local dlq, max, explicit, isdlq, ad = string.match(d, '^(.-)\\t(%d+)\\t(%d)\\t(%d)\\t?(%d?)$')
+  return { dlq = dlq, max = tonumber(max), explicit = explicit == '1', isdlq = isdlq == '1', ad = ad == '1' }
 end
 local function save(name, d)
-  redis.call('HSET', P .. 'queues', name, d.dlq .. '\\t' .. d.max .. '\\t' .. (d.explicit and '1' or '0') .. '\\t' .. (d.isdlq and '1' or '0'))
+  redis.call('HSET', P .. 'queues', name, d.dlq .. '\\t' .. d.max .. '\\t' .. (d.explicit and '1' or '0') .. '\\t' .. (d.isdlq and '1' or '0') .. '\\t' .. (d.ad and '1' or '0'))
 end
 local function mark_dlq(name)
   local dd = qdef(name)
@@ -62,6 +65,8 @@ end
 local function dead_letter(q, seq, reason, now)
   local m = P .. 'm:' .. seq
   local d = ensure(q, true)
+  -- An auto-delete queue has no dead-letter queue: what it rejects is dropped.
+  if d.ad then redis.call('DEL', m); return end
   mark_dlq(d.dlq)
   local prio = tonumber(redis.call('HGET', m, 'p')) or 0
   local score = fresh_score(prio)
@@ -80,14 +85,51 @@ local function requeue(q, seq, now)
   redis.call('HDEL', m, 'o')
   ready(q, seq, tonumber(redis.call('HGET', m, 's')))
 end
+-- Consumers of q whose registration is still in force (the lapsed ones are forgotten).
+local function live_consumers(q, now)
+  local ckey = P .. 'c:' .. q
+  local c = redis.call('HGETALL', ckey)
+  local live = 0
+  for i = 1, #c, 2 do
+    if tonumber(c[i + 1]) >= now then live = live + 1 else redis.call('HDEL', ckey, c[i]) end
+  end
+  return live
+end
+-- Delete an auto-delete queue that a consumer attached to and none is left on: its messages and bindings go with it.
+local function drop_if_abandoned(q, now)
+  if redis.call('HGET', P .. 'ad', q) ~= '1' or live_consumers(q, now) > 0 then return 0 end
+  for _, prefix in ipairs({'r:', 'd:', 'l:'}) do
+    for _, seq in ipairs(redis.call('ZRANGE', P .. prefix .. q, 0, -1)) do redis.call('DEL', P .. 'm:' .. seq) end
+    redis.call('DEL', P .. prefix .. q)
+  end
+  for _, b in ipairs(redis.call('SMEMBERS', P .. 'qb:' .. q)) do
+    local sep = string.find(b, '\\n', 1, true)
+    redis.call('SREM', P .. 'b:' .. string.sub(b, 1, sep - 1), q .. '\\n' .. string.sub(b, sep + 1))
+  end
+  redis.call('DEL', P .. 'qb:' .. q, P .. 'c:' .. q)
+  redis.call('HDEL', P .. 'queues', q)
+  redis.call('HDEL', P .. 'ad', q)
+  redis.call('SREM', P .. 'paused', q)
+  return 1
+end
 `;
 
-const script = (body: string): RedisScript => new RedisScript(COMMON + body);
+/** A script with the shared Lua (queue definitions, scores, requeue, dead-lettering) before `body`. */
+export const brokerScript = (body: string): RedisScript => new RedisScript(COMMON + body);
+const script = brokerScript;
 
-/** ARGV: P, name, deadLetterQueue or "", maxDeliveries or "" → {"ok"} | {"conflict", reason}. */
+/** ARGV: P, name, deadLetterQueue or "", maxDeliveries or "", autoDelete "1"/"0"/"" → {"ok"} | {"conflict", reason}. */
 export const declareQueueScript = script(`
-local name, dlq, max = ARGV[2], ARGV[3], ARGV[4]
+local name, dlq, max, ad = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local d = qdef(name)
+if d and ad ~= '' and (d.ad and '1' or '0') ~= ad then
+  return {'conflict', 'it is ' .. (d.ad and '' or 'not ') .. 'auto-delete'}
+end
+if not d and ad == '1' then
+  save(name, { dlq = '', max = max ~= '' and tonumber(max) or 16, explicit = true, isdlq = false, ad = true })
+  redis.call('HSET', P .. 'ad', name, '0')
+  return {'ok'}
+end
 if d and d.explicit then
   if dlq ~= '' and dlq ~= d.dlq then return {'conflict', 'its dead-letter queue is "' .. d.dlq .. '", not "' .. dlq .. '"'} end
   if max ~= '' and tonumber(max) ~= d.max then return {'conflict', 'its maxDeliveries is ' .. d.max .. ', not ' .. max} end
@@ -115,14 +157,18 @@ export const bindQueueScript = script(`
 if not qdef(ARGV[2]) then return {'noqueue'} end
 if not redis.call('HGET', P .. 'exchanges', ARGV[3]) then return {'noexchange'} end
 redis.call('SADD', P .. 'b:' .. ARGV[3], ARGV[2] .. '\\n' .. ARGV[4])
+redis.call('SADD', P .. 'qb:' .. ARGV[2], ARGV[3] .. '\\n' .. ARGV[4])
 return {'ok'}
 `);
 
 /**
- * ARGV: P, exchange, routingKey, priority, eta or "", expires or "", id, envelope bytes, now, mandatory "1"/"0"
+ * Lua: route an envelope and enqueue a copy in each queue reached (ready, or
+ * delayed until its eta), as one publish does; shared by the publish script
+ * and the beat's fire script (which records runs and sends them in one step).
+ * publish(exchange, routingKey, priority, eta text or "", expires or "", id, envelope bytes, now, mandatory "1"/"0")
  * → {"ok", queues reached} | {"noexchange"} | {"unroutable"}.
  */
-export const publishScript = script(`
+export const PUBLISH_LUA = `
 local function split(s)
   local t, start = {}, 1
   while true do
@@ -145,43 +191,52 @@ local function topic(pattern, key)
   while pi <= #p and p[pi] == '#' do pi = pi + 1 end
   return pi > #p
 end
-local exchange, rk = ARGV[2], ARGV[3]
-local prio, eta, now = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[9])
-local queues = {}
-if exchange == '' then
-  ensure(rk, true)
-  queues[1] = rk
-else
-  local kind = redis.call('HGET', P .. 'exchanges', exchange)
-  if not kind then return {'noexchange'} end
-  local seen = {}
-  for _, b in ipairs(redis.call('SMEMBERS', P .. 'b:' .. exchange)) do
-    local sep = string.find(b, '\\n', 1, true)
-    local q, pattern = string.sub(b, 1, sep - 1), string.sub(b, sep + 1)
-    if not seen[q] and (kind == 'fanout' or (kind == 'direct' and pattern == rk) or (kind == 'topic' and topic(pattern, rk))) then
-      seen[q] = true
-      queues[#queues + 1] = q
+local function publish(exchange, rk, prio, etaText, expires, id, bytes, now, mandatory)
+  local eta = tonumber(etaText)
+  local queues = {}
+  if exchange == '' then
+    ensure(rk, true)
+    queues[1] = rk
+  else
+    local kind = redis.call('HGET', P .. 'exchanges', exchange)
+    if not kind then return {'noexchange'} end
+    local seen = {}
+    for _, b in ipairs(redis.call('SMEMBERS', P .. 'b:' .. exchange)) do
+      local sep = string.find(b, '\\n', 1, true)
+      local q, pattern = string.sub(b, 1, sep - 1), string.sub(b, sep + 1)
+      if not seen[q] and (kind == 'fanout' or (kind == 'direct' and pattern == rk) or (kind == 'topic' and topic(pattern, rk))) then
+        seen[q] = true
+        queues[#queues + 1] = q
+      end
     end
   end
-end
-if #queues == 0 then
-  if ARGV[10] == '1' then return {'unroutable'} end
-  return {'ok', 0}
-end
-for _, q in ipairs(queues) do
-  local seq = redis.call('INCR', P .. 'seq')
-  local m = P .. 'm:' .. seq
-  if eta and eta > now then
-    redis.call('HSET', m, 'e', ARGV[8], 'q', q, 'p', prio, 'n', 0, 'i', ARGV[7], 'x', ARGV[6])
-    redis.call('ZADD', P .. 'd:' .. q, ARGV[5], seq)
-    redis.call('PUBLISH', P .. 'n:' .. q, '')
-  else
-    local score = (9 - prio) * SHIFT + seq
-    redis.call('HSET', m, 'e', ARGV[8], 'q', q, 'p', prio, 'n', 0, 'i', ARGV[7], 'x', ARGV[6], 's', num(score))
-    ready(q, seq, score)
+  if #queues == 0 then
+    if mandatory == '1' then return {'unroutable'} end
+    return {'ok', 0}
   end
+  for _, q in ipairs(queues) do
+    local seq = redis.call('INCR', P .. 'seq')
+    local m = P .. 'm:' .. seq
+    if eta and eta > now then
+      redis.call('HSET', m, 'e', bytes, 'q', q, 'p', prio, 'n', 0, 'i', id, 'x', expires)
+      redis.call('ZADD', P .. 'd:' .. q, etaText, seq)
+      redis.call('PUBLISH', P .. 'n:' .. q, '')
+    else
+      local score = (9 - prio) * SHIFT + seq
+      redis.call('HSET', m, 'e', bytes, 'q', q, 'p', prio, 'n', 0, 'i', id, 'x', expires, 's', num(score))
+      ready(q, seq, score)
+    end
+  end
+  return {'ok', #queues}
 end
-return {'ok', #queues}
+`;
+
+/**
+ * ARGV: P, exchange, routingKey, priority, eta or "", expires or "", id, envelope bytes, now, mandatory "1"/"0"
+ * → {"ok", queues reached} | {"noexchange"} | {"unroutable"}.
+ */
+export const publishScript = script(`${PUBLISH_LUA}
+return publish(ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10])
 `);
 
 /**
@@ -210,6 +265,8 @@ for _, seq in ipairs(redis.call('ZRANGEBYSCORE', lkey, '-inf', ARGV[4], 'LIMIT',
 end
 local out = {0, 0}
 local got = 0
+-- A paused queue delivers nothing (and reports nothing ready, so its consumers wait for the resume's notification).
+if redis.call('SISMEMBER', P .. 'paused', q) == 1 then want = 0 end
 local anyrevoked = redis.call('EXISTS', P .. 'revocations') == 1
 while got < want do
   local popped = redis.call('ZPOPMIN', rkey, want - got)
@@ -235,7 +292,7 @@ while got < want do
     end
   end
 end
-out[2] = redis.call('ZCARD', rkey)
+if want > 0 then out[2] = redis.call('ZCARD', rkey) end
 local wake = -1
 local nd = redis.call('ZRANGE', dkey, 0, 0, 'WITHSCORES')
 if nd[2] then wake = tonumber(nd[2]) end
@@ -278,7 +335,26 @@ for i = 5, #ARGV, 2 do
     requeue(q, ARGV[i], tonumber(ARGV[4]))
   end
 end
+drop_if_abandoned(q, tonumber(ARGV[4]))
 return 1
+`);
+
+/** Register a new consumer (marking an auto-delete queue as consumed). ARGV: P, queue, consumer, consumer deadline. */
+export const attachScript = script(`
+redis.call('HSET', P .. 'c:' .. ARGV[2], ARGV[3], ARGV[4])
+if redis.call('HEXISTS', P .. 'ad', ARGV[2]) == 1 then redis.call('HSET', P .. 'ad', ARGV[2], '1') end
+return 1
+`);
+
+/**
+ * Delete the auto-delete queues whose consumers have all gone, also those
+ * whose process died (their registrations lapse with their leases).
+ * ARGV: P, now → how many queues were deleted.
+ */
+export const sweepScript = script(`
+local dropped = 0
+for _, q in ipairs(redis.call('HKEYS', P .. 'ad')) do dropped = dropped + drop_if_abandoned(q, tonumber(ARGV[2])) end
+return dropped
 `);
 
 /** Keep a consumer registered and its deliveries leased. ARGV: P, queue, consumer, consumer deadline, lease deadline, then pairs of seq and token. */
@@ -297,12 +373,7 @@ return 1
 export const statsScript = script(`
 local q = ARGV[2]
 if not qdef(q) then return -1 end
-local ckey = P .. 'c:' .. q
-local c = redis.call('HGETALL', ckey)
-local live = 0
-for i = 1, #c, 2 do
-  if tonumber(c[i + 1]) >= tonumber(ARGV[3]) then live = live + 1 else redis.call('HDEL', ckey, c[i]) end
-end
+local live = live_consumers(q, tonumber(ARGV[3]))
 return {redis.call('ZCARD', P .. 'r:' .. q), redis.call('ZCARD', P .. 'd:' .. q), redis.call('ZCARD', P .. 'l:' .. q), live}
 `);
 

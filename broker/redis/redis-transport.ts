@@ -26,7 +26,9 @@ import type {
   RevocationOptions,
   Transport,
 } from "../transport.ts";
+import type { QueueAdmin, QueueInfo } from "../queue-admin.ts";
 import {
+  attachScript,
   bindQueueScript,
   deadLettersScript,
   declareExchangeScript,
@@ -34,7 +36,9 @@ import {
   publishScript,
   revokeScript,
   statsScript,
+  sweepScript,
 } from "./redis-broker-scripts.ts";
+import { listQueuesScript, purgeScript, setPausedScript, takeDeadLettersScript } from "./redis-queue-admin-scripts.ts";
 import { RedisConsumer, type ConsumerHost } from "./redis-consumer.ts";
 import { decodeEnvelope, encodeEnvelope } from "./redis-envelope.ts";
 import { connectionLoss } from "./redis-errors.ts";
@@ -50,6 +54,8 @@ import { text } from "./redis-script.ts";
 export const DEFAULT_LEASE_MS = 30_000;
 /** maxDeliveries: Infinity is kept as this (no message is delivered 2^31 times). */
 const UNLIMITED = 2 ** 31;
+/** Auto-delete queues whose consumers have all gone are swept every this many poll intervals. */
+const SWEEP_POLLS = 5;
 /** How long a new transport keeps trying to make its first connection before its calls fail. */
 const CONNECT_TIMEOUT_MS = 30_000;
 const EXCHANGE_TYPES: ReadonlySet<string> = new Set(["direct", "topic", "fanout"]);
@@ -65,7 +71,7 @@ const EXCHANGE_TYPES: ReadonlySet<string> = new Set(["direct", "topic", "fanout"
  * const transport = await RedisTransport.connect("redis://127.0.0.1:6379/0");
  * const app = createApp({ broker: transport });
  */
-export class RedisTransport implements Transport {
+export class RedisTransport implements Transport, QueueAdmin {
   /** The connection for commands and scripts (shared with the Redis rate limits of an app on this transport). */
   readonly redis: Redis;
   readonly prefix: string;
@@ -86,6 +92,8 @@ export class RedisTransport implements Transport {
   private readonly host: ConsumerHost;
   private readonly listeners = new Map<string, Set<(message: string) => void>>();
   private closed = false;
+  /** Deletes the auto-delete queues whose consumers are gone, also those of processes that died. */
+  private readonly sweeper: NodeJS.Timeout;
 
   private constructor(url: string, options: RedisTransportOptions) {
     const target = parseRedisUrl(url, options.prefix);
@@ -116,6 +124,9 @@ export class RedisTransport implements Transport {
       connectedBefore = true;
     });
     this.ready.catch(() => {});
+    // Every transport sweeps, so each does it rarely: abandoned queues go within a lease and a few poll intervals.
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_POLLS * Math.max(this.pollMs, 100));
+    this.sweeper.unref();
     const self = this;
     this.host = {
       redis: this.redis,
@@ -148,7 +159,7 @@ export class RedisTransport implements Transport {
   async declareQueue(name: string, options: QueueOptions = {}): Promise<void> {
     this.assertOpen("declare a queue");
     checkQueueName(name, "queue name");
-    const { deadLetterQueue, maxDeliveries } = options;
+    const { deadLetterQueue, maxDeliveries, autoDelete } = options;
     if (deadLetterQueue !== undefined) {
       checkQueueName(deadLetterQueue, "deadLetterQueue");
       if (deadLetterQueue === name)
@@ -160,7 +171,13 @@ export class RedisTransport implements Transport {
     const max =
       maxDeliveries === undefined ? "" : Math.min(UNLIMITED, checkMaxDeliveries(maxDeliveries, "maxDeliveries"));
     const reply = (await this.run("declare a queue", () =>
-      declareQueueScript.run(this.redis, [this.prefix, name, deadLetterQueue ?? "", max]),
+      declareQueueScript.run(this.redis, [
+        this.prefix,
+        name,
+        deadLetterQueue ?? "",
+        max,
+        autoDelete === undefined ? "" : autoDelete ? "1" : "0",
+      ]),
     )) as unknown[];
     if (text(reply[0]) === "conflict")
       throw new DeclarationConflictError({ kind: "queue", name, reason: text(reply[1]) });
@@ -250,14 +267,9 @@ export class RedisTransport implements Transport {
       });
     const leaseMs = options.leaseMs === undefined ? this.leaseMs : checkTtl(options.leaseMs, "leaseMs");
     await this.run("consume", () => this.ready);
-    const consumer = new RedisConsumer(
-      `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
-      queue,
-      handler,
-      prefetch,
-      leaseMs,
-      this.host,
-    );
+    const tag = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    await this.run("consume", () => attachScript.run(this.redis, [this.prefix, queue, tag, Date.now() + leaseMs]));
+    const consumer = new RedisConsumer(tag, queue, handler, prefetch, leaseMs, this.host);
     let consumers = this.byQueue.get(queue);
     if (consumers === undefined) {
       this.byQueue.set(queue, (consumers = new Set()));
@@ -328,10 +340,95 @@ export class RedisTransport implements Transport {
     return { ready, delayed, unacked, consumers };
   }
 
+  async listQueues(): Promise<readonly QueueInfo[]> {
+    this.assertOpen("list queues");
+    const fields = (await this.run("list queues", () =>
+      listQueuesScript.run(this.redis, [this.prefix, Date.now()]),
+    )) as unknown[];
+    const queues: QueueInfo[] = [];
+    for (let i = 0; i + 8 < fields.length; i += 9) {
+      queues.push({
+        name: text(fields[i]),
+        ready: Number(fields[i + 1]),
+        delayed: Number(fields[i + 2]),
+        unacked: Number(fields[i + 3]),
+        consumers: Number(fields[i + 4]),
+        paused: Number(fields[i + 5]) === 1,
+        deadLetterQueue: text(fields[i + 6]),
+        isDeadLetterQueue: Number(fields[i + 7]) === 1,
+        autoDelete: Number(fields[i + 8]) === 1,
+      });
+    }
+    return queues.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async purge(queue: string): Promise<number> {
+    this.assertOpen("purge a queue");
+    checkQueueName(queue, "queue name");
+    const removed = await this.run("purge a queue", () => purgeScript.run(this.redis, [this.prefix, queue]));
+    if (removed === -1) throw new QueueNotFoundError({ queue });
+    return Number(removed);
+  }
+
+  async pause(queue: string): Promise<void> {
+    await this.setPaused(queue, true);
+  }
+
+  async resume(queue: string): Promise<void> {
+    await this.setPaused(queue, false);
+  }
+
+  private async setPaused(queue: string, paused: boolean): Promise<void> {
+    const operation = paused ? "pause a queue" : "resume a queue";
+    this.assertOpen(operation);
+    checkQueueName(queue, "queue name");
+    await this.run(operation, () => setPausedScript.run(this.redis, [this.prefix, queue, paused ? "1" : "0"]));
+  }
+
+  requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    return this.takeDeadLetters("requeue dead letters", "requeue", queue, ids);
+  }
+
+  discardDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    return this.takeDeadLetters("discard dead letters", "discard", queue, ids);
+  }
+
+  private async takeDeadLetters(
+    operation: string,
+    fate: "requeue" | "discard",
+    queue: string,
+    ids: readonly string[] | undefined,
+  ): Promise<number> {
+    this.assertOpen(operation);
+    checkQueueName(queue, "queue name");
+    if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")))
+      throw new InvalidArgumentError({ argument: "ids", reason: "must be an array of message id strings" });
+    if (ids !== undefined && ids.length === 0) return 0;
+    const taken = await this.run(operation, () =>
+      takeDeadLettersScript.run(this.redis, [
+        this.prefix,
+        queue,
+        fate,
+        ids === undefined ? "all" : "some",
+        ...(ids ?? []),
+      ]),
+    );
+    if (taken === -1) throw new QueueNotFoundError({ queue });
+    return Number(taken);
+  }
+
+  private sweep(): void {
+    if (this.closed || this.redis.status !== "ready") return;
+    sweepScript
+      .run(this.redis, [this.prefix, Date.now()])
+      .catch((error: unknown) => this.log(`redis transport: deleting abandoned queues failed: ${describe(error)}`));
+  }
+
   /** Cancel this transport's consumers (their deliveries go back to their queues) and disconnect. Messages stay in Redis. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.sweeper);
     const consumers = [...this.byQueue.values()].flatMap((set) => [...set]);
     await Promise.all(
       consumers.map((consumer) =>

@@ -10,6 +10,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeKeyPair } from "../signing/signing-keys.ts";
+import { testVhost } from "../../broker/amqp/amqp-test-broker.ts";
+import { dropPrefix, redisSkipReason, testPrefix, TEST_REDIS_URL } from "../../broker/redis/redis-test-support.ts";
 
 const WAIT_MS = 5_000;
 
@@ -242,63 +244,124 @@ describe("remote control", () => {
   });
 });
 
-describe("queue management", () => {
-  it("pauses a queue for every worker and resumes it", async (t) => {
-    const app = embeddedApp(t);
-    const echo = app.task("echo", (x: number) => x);
-    await app.worker({ name: "one@test" }).start();
-    await app.worker({ name: "two@test" }).start();
-    await app.queues.pause("celery");
-    const results = await Promise.all([1, 2, 3, 4].map((n) => echo.delay(n)));
-    await eventually(
-      async () => (await app.queues.list()).find((q) => q.name === "celery")?.ready === 4,
-      WAIT_MS,
-      "four messages waiting",
-    );
-    assert.deepEqual(
-      (await app.queues.list()).filter((q) => q.name === "celery").map((q) => [q.paused, q.consumers, q.unacked]),
-      [[true, 2, 0]],
-    );
-    await app.queues.resume("celery");
-    assert.deepEqual(await Promise.all(results.map((r) => r.get({ timeout: WAIT_MS }))), [1, 2, 3, 4]);
-  });
+/** Apps on one broker and one result store, each standing for a process of its own; all closed, then the broker, when the test ends. */
+type Cluster = (t: TestContext) => Promise<() => App>;
 
-  it("purges a queue and says how many messages went", async (t) => {
-    const app = embeddedApp(t);
-    const echo = app.task("echo", (x: number) => x);
-    await echo.delay(1);
-    await echo.applyAsync([2], { countdown: 60_000 });
-    assert.equal(await app.queues.purge("celery"), 2);
-    await assert.rejects(app.queues.purge("never-declared"), /queue "never-declared" is not declared/);
-  });
+const cluster =
+  (start: () => Promise<{ options: AppOptions; dispose: () => Promise<void> }>): Cluster =>
+  async (t) => {
+    const { options, dispose } = await start();
+    const apps: App[] = [];
+    t.after(async () => {
+      for (const app of apps) await app.close();
+      await dispose();
+    });
+    return () => {
+      const app = createApp({ log: () => {}, ...options });
+      apps.push(app);
+      return app;
+    };
+  };
 
-  it("runs a dead-lettered task again once it is requeued, keeping the new outcome", async (t) => {
-    const broker = new EmbeddedBroker();
-    const results = new MemoryResultStore();
-    const old = embeddedApp(t, { broker, results });
-    const oldWorker = old.worker({ name: "old@test" });
-    await oldWorker.start();
-    const sent = await old.sendTask<number>("late.task", [20]);
-    await assert.rejects(sent.get({ timeout: WAIT_MS }), /not registered/);
-    const [letter] = await old.queues.deadLetters("celery");
-    assert.equal(letter.envelope.id, sent.id);
-    await oldWorker.stop();
+const embeddedCluster = cluster(async () => ({
+  options: { broker: new EmbeddedBroker(), results: new MemoryResultStore() },
+  dispose: async () => {},
+}));
 
-    const fixed = createApp({ broker, results, log: () => {} });
-    t.after(() => fixed.close());
-    fixed.task("late.task", (x: number) => x + 1);
-    await fixed.worker({ name: "new@test" }).start();
-    assert.equal(await fixed.queues.requeue("celery", [sent.id]), 1);
-    assert.equal(await fixed.result<number>(sent.id).get({ timeout: WAIT_MS }), 21);
-    assert.deepEqual(await fixed.queues.deadLetters("celery"), []);
-  });
-
-  it("discards dead letters", async (t) => {
-    const app = embeddedApp(t);
-    await app.worker().start();
-    const sent = await app.sendTask("nobody.knows", []);
-    await assert.rejects(sent.get({ timeout: WAIT_MS }), /not registered/);
-    assert.equal(await app.queues.discard("celery.dlq"), 1);
-    assert.deepEqual(await app.queues.deadLetters("celery"), []);
-  });
+const nodeCluster = cluster(async () => {
+  const node = await BrokerNode.start({ port: 0, log: () => {} });
+  serveResults(node, new MemoryResultStore());
+  return { options: { broker: node.url }, dispose: () => node.stop() };
 });
+
+const redisCluster = cluster(async () => {
+  const prefix = testPrefix("queues");
+  return {
+    options: { broker: `${TEST_REDIS_URL}?prefix=${encodeURIComponent(prefix.slice(0, -1))}` },
+    dispose: () => dropPrefix(prefix),
+  };
+});
+
+const rabbitCluster = cluster(async () => {
+  const server = await testVhost("queue-management");
+  if ("skip" in server) throw new Error(server.skip);
+  return { options: { broker: server.url, results: new MemoryResultStore() }, dispose: () => server.dispose() };
+});
+
+const redisSkip = await redisSkipReason();
+const rabbitProbe = await testVhost("queue-management-probe");
+const rabbitSkip = "skip" in rabbitProbe ? rabbitProbe.skip : (await rabbitProbe.dispose(), false);
+
+// On RabbitMQ a paused queue's workers cancel their RabbitMQ consumers until it is resumed: it counts none meanwhile.
+for (const [transport, makeCluster, skip, pausedConsumers] of [
+  ["the embedded broker", embeddedCluster, false, 2],
+  ["a broker node", nodeCluster, false, 2],
+  ["Redis", redisCluster, redisSkip, 2],
+  ["RabbitMQ", rabbitCluster, rabbitSkip, 0],
+] as const) {
+  describe(`queue management over ${transport}`, { skip }, () => {
+    it("pauses a queue for every worker, also one started later, and resumes it", async (t) => {
+      const connect = await makeCluster(t);
+      const app = connect();
+      const one = connect();
+      const two = connect();
+      for (const each of [one, two]) each.task("echo", (x: number) => x);
+      const echo = app.task("echo", (x: number) => x);
+      await one.worker({ name: "one@test" }).start();
+      await app.queues.pause("celery");
+      await two.worker({ name: "two@test" }).start();
+      const results = await Promise.all([1, 2, 3, 4].map((n) => echo.delay(n)));
+      await eventually(
+        async () => (await app.queues.list()).find((q) => q.name === "celery")?.ready === 4,
+        WAIT_MS,
+        "four messages waiting",
+      );
+      const celery = (await app.queues.list()).find((q) => q.name === "celery");
+      assert.deepEqual([celery?.paused, celery?.consumers], [true, pausedConsumers]);
+      assert.ok(celery?.unacked === 0 || celery?.unacked === undefined, "nothing was delivered");
+      await app.queues.resume("celery");
+      assert.deepEqual(await Promise.all(results.map((r) => r.get({ timeout: WAIT_MS }))), [1, 2, 3, 4]);
+    });
+
+    it("purges a queue and says how many messages went", async (t) => {
+      const app = (await makeCluster(t))();
+      const echo = app.task("echo", (x: number) => x);
+      await echo.delay(1);
+      await echo.applyAsync([2], { countdown: 60_000 });
+      const countsDelayed = (await app.queues.list()).find((q) => q.name === "celery")?.delayed !== undefined;
+      assert.equal(await app.queues.purge("celery"), countsDelayed ? 2 : 1);
+      await assert.rejects(app.queues.purge("never-declared"), /queue "never-declared" is not declared/);
+    });
+
+    it("runs a dead-lettered task again once it is requeued, keeping the new outcome", async (t) => {
+      const connect = await makeCluster(t);
+      const old = connect();
+      const oldWorker = old.worker({ name: "old@test" });
+      await oldWorker.start();
+      const sent = await old.sendTask<number>("late.task", [20]);
+      await assert.rejects(sent.get({ timeout: WAIT_MS }), /not registered/);
+      // The failure is recorded as the message is dead-lettered: on a remote broker the letter may land a moment later.
+      await eventually(async () => (await old.queues.deadLetters("celery")).length === 1, WAIT_MS, "the dead letter");
+      const [letter] = await old.queues.deadLetters("celery");
+      assert.equal(letter.envelope.id, sent.id);
+      await oldWorker.stop();
+
+      const fixed = connect();
+      fixed.task("late.task", (x: number) => x + 1);
+      await fixed.worker({ name: "new@test" }).start();
+      assert.equal(await fixed.queues.requeue("celery", [sent.id]), 1);
+      assert.equal(await fixed.result<number>(sent.id).get({ timeout: WAIT_MS }), 21);
+      assert.deepEqual(await fixed.queues.deadLetters("celery"), []);
+    });
+
+    it("discards dead letters", async (t) => {
+      const app = (await makeCluster(t))();
+      await app.worker().start();
+      const sent = await app.sendTask("nobody.knows", []);
+      await assert.rejects(sent.get({ timeout: WAIT_MS }), /not registered/);
+      await eventually(async () => (await app.queues.deadLetters("celery")).length === 1, WAIT_MS, "the dead letter");
+      assert.equal(await app.queues.discard("celery.dlq"), 1);
+      assert.deepEqual(await app.queues.deadLetters("celery"), []);
+    });
+  });
+}

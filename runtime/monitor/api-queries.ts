@@ -263,7 +263,7 @@ export class ApiQueries {
         const deadLetters = queue.deadLetterQueue === "" ? undefined : byName.get(queue.deadLetterQueue);
         return {
           ...queue,
-          deadLettered: deadLetters === undefined ? 0 : deadLetters.ready + deadLetters.unacked,
+          deadLettered: deadLetters === undefined ? 0 : deadLetters.ready + (deadLetters.unacked ?? 0),
         };
       });
   }

@@ -20,6 +20,9 @@ import { RemoteScheduleStore } from "./remote-schedule-store.ts";
 import { RedisTransport } from "../../broker/redis/redis-transport.ts";
 import { AmqpTransport } from "../../broker/amqp/amqp-transport.ts";
 import type { SealRun } from "./sealed-runs.ts";
+import { RedisScheduleStore } from "./redis-schedule-store.ts";
+import { PostgresScheduleStore } from "./postgres-schedule-store.ts";
+import { InvalidArgumentError } from "../../broker/errors.ts";
 
 /**
  * A schedule as `app.schedules.list()` shows it.
@@ -69,19 +72,25 @@ export interface AppScheduling {
 
 export const schedulingFor = (
   broker: Transport,
+  schedules: ScheduleStore | string | undefined,
   codec: Codec,
   log: (message: string) => void,
   clock: Clock,
   seal?: SealRun,
 ): AppScheduling => {
+  const now = clock === systemClock ? undefined : nowOf(clock);
+  const owned = typeof schedules === "string" ? scheduleStoreAt(schedules, broker, now) : undefined;
   const store: ScheduleStore =
-    broker instanceof NodeTransport
-      ? new RemoteScheduleStore(broker.client)
-      : broker instanceof RedisTransport
-        ? unsupported("Redis")
-        : broker instanceof AmqpTransport
-          ? unsupported("RabbitMQ")
-          : MemoryScheduleStore.of(broker, nowOf(clock));
+    owned ??
+    (typeof schedules === "object"
+      ? schedules
+      : broker instanceof NodeTransport
+        ? new RemoteScheduleStore(broker.client)
+        : broker instanceof RedisTransport
+          ? new RedisScheduleStore(broker, now)
+          : broker instanceof AmqpTransport
+            ? unsupported("RabbitMQ")
+            : MemoryScheduleStore.of(broker, nowOf(clock)));
   const beatClock = clock === systemClock ? undefined : beatClockOf(clock);
   const declared = new Map<string, ScheduleEntry>();
   const beats: Beat[] = [];
@@ -134,12 +143,23 @@ export const schedulingFor = (
     },
     async close() {
       await Promise.all(beats.map((beat) => beat.stop()));
+      await owned?.close();
     },
   };
 };
 
+/** The store a `schedules` url names: PostgreSQL, publishing runs to `broker`. */
+const scheduleStoreAt = (url: string, broker: Transport, now: (() => number) | undefined): ScheduleStore => {
+  if (!/^postgres(ql)?:\/\//.test(url))
+    throw new InvalidArgumentError({
+      argument: "schedules",
+      reason: `must be a postgres:// url (schedules are otherwise kept by the broker), got ${JSON.stringify(url)}`,
+    });
+  return new PostgresScheduleStore(url, broker, now === undefined ? {} : { now });
+};
+
 /**
- * A broker whose processes share no schedule store yet: a store in this
+ * A broker whose processes share no schedule store: a store in this
  * process would let a beat in every process lead, and send each run once per
  * process, so every operation is refused instead.
  */
@@ -147,7 +167,7 @@ const unsupported = (broker: string): ScheduleStore => {
   const refuse = (): Promise<never> =>
     Promise.reject(
       new Error(
-        `periodic tasks need schedules kept by the broker, and ${broker} keeps none yet: run the beat with a celerity node (celerity://) or the embedded broker`,
+        `periodic tasks need schedules kept by the broker, and ${broker} keeps none: keep them in PostgreSQL (createApp({ schedules: "postgres://…" }), celerity beat --schedules postgres://…), or use a celerity node, Redis or the embedded broker`,
       ),
     );
   return {

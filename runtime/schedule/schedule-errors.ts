@@ -35,3 +35,21 @@ export class LeaseLostError extends Data.TaggedError("LeaseLostError")<{
     return `beat '${this.holder}' no longer leads: its lease token ${this.token} is fenced off (current token ${this.current})`;
   }
 }
+
+/**
+ * The store keeping the schedules (PostgreSQL) could not be reached, or the
+ * connection broke before its answer: the change may or may not have been
+ * made. A beat tries again at its next tick, reading the table afresh.
+ *
+ * @example
+ * await app.schedules.list().catch((error) => error instanceof ScheduleStoreConnectionLostError); // PostgreSQL is down
+ */
+export class ScheduleStoreConnectionLostError extends Data.TaggedError("ConnectionLostError")<{
+  readonly store: string;
+  readonly operation: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `lost the connection to ${this.store} keeping the schedules during beat.${this.operation} (it may or may not have been applied): ${this.reason}`;
+  }
+}

@@ -15,10 +15,14 @@ import {
 /**
  * Where schedules, their last runs and the beat lease are kept, shared by
  * every beat and app on one broker: `MemoryScheduleStore` beside an embedded
- * broker, `RemoteScheduleStore` on a broker node (ops `beat.*`). Another
- * broker's store (Redis, PostgreSQL) implements this interface: each method
- * one atomic step, `fire` checking the lease and recording each run in the
- * same step as it publishes the run's message.
+ * broker, `RemoteScheduleStore` on a broker node (ops `beat.*`),
+ * `RedisScheduleStore` on Redis, `PostgresScheduleStore` in PostgreSQL with
+ * any broker. Each method is one atomic step, `fire` checking the lease and
+ * recording each run in the same step as it publishes the run's message;
+ * every store passes `scheduleStoreConformance`.
+ *
+ * @example
+ * const app = createApp({ broker, schedules: new PostgresScheduleStore(url, broker, { schema: "ops" }) });
  */
 export interface ScheduleStore {
   /** Add a schedule or replace its definition (its last run is kept). */

@@ -70,16 +70,25 @@ describe("celerity beat", () => {
   });
 
   it("exits 2 naming what is missing or wrong", { timeout: scaled(120_000) }, async () => {
-    const [noBroker, noApp, badLease] = await Promise.all([
+    const [noBroker, noApp, badLease, badScheme, badSchedules, rabbitAlone] = await Promise.all([
       celerity(["beat", "--app", BEAT_APP]),
       celerity(["beat", "--broker", "celerity://127.0.0.1:1"]),
       celerity(["beat", "--app", BEAT_APP, "--broker", "celerity://127.0.0.1:1", "--lease", "soon"]),
+      celerity(["beat", "--app", BEAT_APP, "--broker", "kafka://127.0.0.1:1"]),
+      celerity(["beat", "--app", BEAT_APP, "--broker", "redis://127.0.0.1:1", "--schedules", "redis://127.0.0.1:1"]),
+      celerity(["beat", "--app", BEAT_APP, "--broker", "amqp://127.0.0.1:1"]),
     ]);
     assert.equal(noBroker.status, 2);
     assert.match(
       noBroker.stderr,
-      /celerity beat: no broker: pass --broker celerity:\/\/host:port or set CELERITY_BROKER_URL/,
+      /celerity beat: no broker: pass --broker celerity:\/\/host:port \(or redis:\/\/…, amqp:\/\/… with --schedules postgres:\/\/…\) or set CELERITY_BROKER_URL/,
     );
+    assert.equal(badScheme.status, 2);
+    assert.match(badScheme.stderr, /--broker: "kafka:\/\/127.0.0.1:1" has no scheme celerity knows/);
+    assert.equal(badSchedules.status, 2);
+    assert.match(badSchedules.stderr, /--schedules: "redis:\/\/127.0.0.1:1" is not a postgres:\/\/ url/);
+    assert.equal(rabbitAlone.status, 2);
+    assert.match(rabbitAlone.stderr, /RabbitMQ keeps no schedules: pass --schedules postgres:\/\/…/);
     assert.equal(noApp.status, 2);
     assert.match(noApp.stderr, /celerity beat: --app is required/);
     assert.equal(badLease.status, 2);

@@ -18,7 +18,12 @@ Usage:
 Options:
   --app <file>              module that exports the app (default export or 'app');
                             its app.schedule(...) declarations are stored at start
-  --broker <url>            broker node, celerity://host:port (or CELERITY_BROKER_URL)
+  --broker <url>            the broker the runs are sent to (or CELERITY_BROKER_URL):
+                            celerity://host:port or redis://host:port/db keep the
+                            schedules too; amqp://… needs --schedules
+  --schedules <url>         keep schedules and the lease in PostgreSQL instead of
+                            the broker, postgres://…[?schema=] (or
+                            CELERITY_SCHEDULES_URL)
   --id <name>               this beat's name in the lease and logs
   --lease <duration>        lease length ("10s", or ms): another beat takes over
                             within this long after the leader dies (default 10s)
@@ -44,6 +49,7 @@ export const runBeat = async (argv: readonly string[]): Promise<number> => {
     {
       app: { type: "string" },
       broker: { type: "string" },
+      schedules: { type: "string" },
       id: { type: "string" },
       lease: { type: "string" },
       grace: { type: "string" },
@@ -83,18 +89,39 @@ export const runBeat = async (argv: readonly string[]): Promise<number> => {
   const brokerUrl = values.broker ?? process.env.CELERITY_BROKER_URL;
   if (brokerUrl === undefined || brokerUrl === "") {
     throw new UsageError(
-      "no broker: pass --broker celerity://host:port or set CELERITY_BROKER_URL (schedules live in the broker every beat shares)",
+      "no broker: pass --broker celerity://host:port (or redis://…, amqp://… with --schedules postgres://…) or set CELERITY_BROKER_URL (schedules live in the broker every beat shares)",
+    );
+  }
+  const { BROKER_SCHEMES } = await import("../../runtime/connect.ts");
+  if (!BROKER_SCHEMES.some((scheme) => brokerUrl.startsWith(scheme))) {
+    throw new UsageError(
+      `--broker: ${JSON.stringify(brokerUrl)} has no scheme celerity knows; use one of ${BROKER_SCHEMES.join(", ")}`,
+    );
+  }
+  const schedulesUrl = values.schedules ?? process.env.CELERITY_SCHEDULES_URL;
+  if (schedulesUrl !== undefined && !/^postgres(ql)?:\/\//.test(schedulesUrl)) {
+    throw new UsageError(
+      `--schedules: ${JSON.stringify(schedulesUrl)} is not a postgres:// url (without --schedules the broker keeps them)`,
+    );
+  }
+  if (schedulesUrl === undefined && /^amqps?:\/\//.test(brokerUrl)) {
+    throw new UsageError(
+      "RabbitMQ keeps no schedules: pass --schedules postgres://… (or set CELERITY_SCHEDULES_URL) to keep them in PostgreSQL",
     );
   }
   process.env.CELERITY_BROKER_URL = brokerUrl;
+  if (schedulesUrl !== undefined) process.env.CELERITY_SCHEDULES_URL = schedulesUrl;
   if (values["token-file"] !== undefined) process.env.CELERITY_TOKEN = readTokenFile(values["token-file"]);
 
   // Loaded only now (they bring in the node's client), so that --help and usage errors answer at once.
-  const { waitForNode } = await import("./wait-for-node.ts");
-  await waitForNode(brokerUrl, {
-    timeoutMs: connectTimeoutS * 1_000,
-    log: (message) => console.error(`celerity beat: ${message}`),
-  });
+  if (brokerUrl.startsWith("celerity://")) {
+    // Other brokers' transports keep trying to connect by themselves (Redis: for 30 s) before the beat's start fails.
+    const { waitForNode } = await import("./wait-for-node.ts");
+    await waitForNode(brokerUrl, {
+      timeoutMs: connectTimeoutS * 1_000,
+      log: (message) => console.error(`celerity beat: ${message}`),
+    });
+  }
   const app =
     path === undefined ? (await import("../../runtime/app.ts")).createApp() : await loadApp(path, values.app as string);
   if (listing) return list(app, values.json === true);

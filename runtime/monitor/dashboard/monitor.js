@@ -256,6 +256,9 @@ const queueAction = (queue, action) => {
   );
 };
 
+/** A figure the broker cannot count by queue (RabbitMQ's delayed and unacked): shown as such, not as 0. */
+const uncounted = () => el("span", { title: "this broker does not count it by queue (docs/control.md)" }, "?");
+
 const renderQueues = () => {
   const problem = $("#queue-error");
   problem.hidden = snapshot.queueError === undefined;
@@ -267,8 +270,8 @@ const renderQueues = () => {
       { "data-queue": queue.name },
       el("td", {}, queue.name),
       el("td", { class: "num ready" }, queue.ready),
-      el("td", { class: "num unacked" }, queue.unacked),
-      el("td", { class: "num delayed" }, queue.delayed),
+      el("td", { class: "num unacked" }, queue.unacked ?? uncounted()),
+      el("td", { class: "num delayed" }, queue.delayed ?? uncounted()),
       el(
         "td",
         { class: "num dead-lettered" },
