@@ -4,6 +4,7 @@ import type { Transport } from "../broker/transport.ts";
 import { mergeOptions, type CallOptions } from "../dsl/options.ts";
 import type { ResultStore } from "./results/result-store.ts";
 import { toEnvelope, type TaskMessage } from "./task-message.ts";
+import { tracePublish } from "./tracing/task-tracing.ts";
 import type { TaskOptions } from "./task.ts";
 
 // A task message that no queue receives would leave its result pending forever: refuse it instead.
@@ -57,6 +58,18 @@ export class Publisher {
     } catch (error) {
       return Promise.reject(error);
     }
+    const traced = tracePublish(message, envelope);
+    if (traced === undefined) return this.recordAndSend(envelope, message);
+    return this.recordAndSend(traced.envelope, message).then(
+      () => traced.end(),
+      (error: unknown) => {
+        traced.end(error);
+        throw error;
+      },
+    );
+  }
+
+  private recordAndSend(envelope: Envelope, message: TaskMessage): Promise<void> {
     if (message.options.ignoreResult && message.workflow === undefined) return this.send(envelope, message, false);
     const recorded = this.store.setState(
       message.id,
