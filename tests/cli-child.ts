@@ -1,3 +1,5 @@
+// Running the `celerity` CLI from the sources as a child process in multi-process tests:
+// a child whose output lines can be waited on, and a run to completion.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { fileURLToPath } from "node:url";
 

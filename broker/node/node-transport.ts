@@ -1,3 +1,5 @@
+// The client's Transport and QueueAdmin over a broker node: the embedded broker's contract
+// across TCP, with consumers and declarations restored after every reconnection.
 import type { DeadLetter, Delivery } from "../envelope.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";
 import { FrameType, envelopeFromWire, envelopeToWire } from "./protocol.ts";

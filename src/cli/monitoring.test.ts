@@ -52,6 +52,28 @@ describe("celerity events / inspect / control / queues: bad input", () => {
     assert.match(seconds.stderr, /soft must be a positive number of seconds or "none", got 'soon'/);
   });
 
+  it("checks options as every other command does: unknown ones, bad integers, an unreadable token file", () => {
+    const unknown = celerity("events", "--colour", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /celerity events: Unknown option '--colour' \(see celerity events --help\)/);
+    const timeout = celerity("inspect", "ping", "--timeout=-5", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(timeout.status, 2);
+    assert.match(timeout.stderr, /--timeout must be an integer of at least 0, got '-5'/);
+    const grow = celerity("control", "pool-grow", "0", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(grow.status, 2);
+    assert.match(grow.stderr, /--n must be an integer of at least 1, got '0'/);
+    const token = celerity(
+      "queues",
+      "list",
+      "--broker",
+      "celerity://127.0.0.1:1",
+      "--token-file",
+      "/nonexistent/token",
+    );
+    assert.equal(token.status, 2);
+    assert.match(token.stderr, /--token-file: cannot read \/nonexistent\/token/);
+  });
+
   it("prints each command's help", () => {
     for (const command of ["events", "inspect", "control", "queues"]) {
       const run = celerity(command, "--help");
