@@ -20,7 +20,7 @@ import {
   trace,
   type Tracer,
 } from "@opentelemetry/api";
-import type { Envelope, HeaderValue } from "../../broker/envelope.ts";
+import type { Envelope } from "../../broker/envelope.ts";
 import type { TaskMessage } from "../task-message.ts";
 
 /** The instrumentation scope spans are reported under. */
@@ -46,12 +46,11 @@ export const tracingRegistered = (): boolean => {
   return registered !== undefined && (registered.trace !== undefined || registered.propagation !== undefined);
 };
 
-let tracer: Tracer | undefined;
-/** A proxy tracer: made once, it follows whichever provider is registered, then or later. */
-const tracerOf = (): Tracer => (tracer ??= trace.getTracer(TRACER_NAME));
+/** Asked for each span (only while tracing): a tracer kept from before `trace.disable()` would feed the provider that was replaced. */
+const tracerOf = (): Tracer => trace.getTracer(TRACER_NAME);
 
 /** Reads string headers only: a propagator's fields are strings, and a number in a header of that name is not one of them. */
-const headerGetter: TextMapGetter<Readonly<Record<string, HeaderValue>>> = {
+const headerGetter: TextMapGetter<Readonly<Record<string, unknown>>> = {
   keys: (headers) => Object.keys(headers),
   get: (headers, key) => {
     const value = headers[key];
@@ -59,7 +58,14 @@ const headerGetter: TextMapGetter<Readonly<Record<string, HeaderValue>>> = {
   },
 };
 
-const taskAttributes = (message: TaskMessage, queue: string, operation: "publish" | "process") => ({
+/** What a span needs to know of a task's message, in either protocol. */
+export interface TracedTask {
+  readonly id: string;
+  readonly task: string;
+  readonly retries: number;
+}
+
+const taskAttributes = (message: TracedTask, queue: string, operation: "publish" | "process") => ({
   "messaging.system": "celerity",
   "messaging.operation.type": operation,
   "messaging.destination.name": queue,
@@ -68,6 +74,28 @@ const taskAttributes = (message: TaskMessage, queue: string, operation: "publish
   "celerity.task.id": message.id,
   "celerity.task.retries": message.retries,
 });
+
+/** A send being traced: the headers that carry its span's context (what the propagator writes), and the span's end. */
+export interface PublishSpan {
+  readonly headers: Readonly<Record<string, string>>;
+  end(error?: unknown): void;
+}
+
+/**
+ * Start the `publish <task>` span of a message sent to `destination` (a
+ * child of the caller's active span, if any), with the headers that carry
+ * its context. Undefined when tracing is off.
+ */
+export const startPublishSpan = (message: TracedTask, destination: string): PublishSpan | undefined => {
+  if (!tracingRegistered()) return undefined;
+  const span = tracerOf().startSpan(`publish ${message.task}`, {
+    kind: SpanKind.PRODUCER,
+    attributes: taskAttributes(message, destination, "publish"),
+  });
+  const headers: Record<string, string> = {};
+  propagation.inject(trace.setSpan(context.active(), span), headers);
+  return { headers, end: (error) => endSpan(span, error) };
+};
 
 /**
  * A send being traced: its span, and the envelope to publish, which carries
@@ -79,23 +107,29 @@ export interface PublishTrace {
 }
 
 /**
- * Start the `publish <task>` span of `message` (a child of the caller's
- * active span, if any) and write its context into a copy of the envelope's
- * headers. Undefined when tracing is off: the envelope goes as it is.
+ * Start the `publish <task>` span of `message` and write its context into a
+ * copy of the envelope's headers. Undefined when tracing is off: the
+ * envelope goes as it is.
  */
 export const tracePublish = (message: TaskMessage, envelope: Envelope): PublishTrace | undefined => {
+  const span = startPublishSpan(message, envelope.exchange === "" ? envelope.routingKey : envelope.exchange);
+  if (span === undefined) return undefined;
+  return { envelope: { ...envelope, headers: { ...envelope.headers, ...span.headers } }, end: span.end };
+};
+
+/**
+ * The trace headers among a received message's `headers` (the fields of the
+ * registered propagator that hold strings), to keep with the message;
+ * undefined when tracing is off or there are none.
+ */
+export const traceHeadersOf = (headers: Readonly<Record<string, unknown>>): Record<string, string> | undefined => {
   if (!tracingRegistered()) return undefined;
-  const queue = envelope.exchange === "" ? envelope.routingKey : envelope.exchange;
-  const span = tracerOf().startSpan(`publish ${message.task}`, {
-    kind: SpanKind.PRODUCER,
-    attributes: taskAttributes(message, queue, "publish"),
-  });
-  const headers: Record<string, HeaderValue> = { ...envelope.headers };
-  propagation.inject(trace.setSpan(context.active(), span), headers);
-  return {
-    envelope: { ...envelope, headers },
-    end: (error) => endSpan(span, error),
-  };
+  let found: Record<string, string> | undefined;
+  for (const field of propagation.fields()) {
+    const value = headers[field];
+    if (typeof value === "string") (found ??= {})[field] = value;
+  }
+  return found;
 };
 
 /** A run being traced: the context its handler runs in (the span active), and the end of the span. */
@@ -111,8 +145,8 @@ export interface RunTrace {
  * Undefined when tracing is off.
  */
 export const traceRun = (
-  message: TaskMessage,
-  headers: Readonly<Record<string, HeaderValue>>,
+  message: TracedTask,
+  headers: Readonly<Record<string, unknown>>,
   queue: string,
 ): RunTrace | undefined => {
   if (!tracingRegistered()) return undefined;
