@@ -7,6 +7,7 @@ import { BrokerNode } from "../../broker/node/node-server.ts";
 import { skipUnless } from "../../tests/support/prerequisites.ts";
 import { eventually, scaled } from "../../tests/support/waits.ts";
 import { createApp, type App } from "../app.ts";
+import { startMonitor } from "../monitor/start-monitor.ts";
 import { serveResults } from "../results/result-service.ts";
 import { collectMetrics, type AppMetrics } from "./app-metrics.ts";
 import { MetricsOptionError } from "./metrics-errors.ts";
@@ -364,6 +365,27 @@ describe("the metrics handler", () => {
       (error: unknown) =>
         error instanceof MetricsOptionError && /"metrics" is not a path starting with '\/'/.test(error.message),
     );
+  });
+});
+
+describe("the monitor's /metrics", () => {
+  it("serves the metrics handler at /metrics of the monitor", async (t) => {
+    const { app, add } = appWithTasks(t);
+    await app.worker({ concurrency: 1, events: true }).start();
+    const monitor = await startMonitor(app, { port: 0, metrics: createMetricsHandler(app) });
+    t.after(() => monitor.close());
+    await (await add.delay(2, 2)).get({ timeout: 5_000 });
+    let samples: Sample[] = [];
+    await eventually(
+      async () => {
+        const response = await fetch(`${monitor.url}/metrics`);
+        assert.equal(response.status, 200);
+        samples = parseExposition(await response.text()).samples;
+        return readSample(samples, "celerity_tasks_total", { task: "add", state: "succeeded" }) === 1;
+      },
+      { what: "the monitor's /metrics to count the task", timeoutMs: scaled(5_000), intervalMs: 20 },
+    );
+    assert.equal(readSample(samples, "celerity_workers_online"), 1);
   });
 });
 
