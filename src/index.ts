@@ -47,6 +47,7 @@ export {
   TimeLimitExceeded,
   MalformedMessageError,
   TaskRegistrationError,
+  BulkSendError,
   RetryRequest,
   UpstreamFailure,
   WorkerError,
