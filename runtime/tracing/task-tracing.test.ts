@@ -172,6 +172,26 @@ describe("tasks traced with an OpenTelemetry SDK", () => {
     await app.close();
   });
 
+  it("gives each message of a bulk send its publish span, the parent of its run span", async () => {
+    const app = createApp({ log: () => {} });
+    const { add } = registerTasks(app);
+    await app.worker({ concurrency: 2 }).start();
+    exporter.reset();
+    const results = await add.delayMany([
+      [1, 1],
+      [2, 2],
+    ]);
+    assert.deepEqual(await Promise.all(results.map((result) => result.get({ timeout: 5_000 }))), [2, 4]);
+    const publishes = await spansNamed("publish add", 2);
+    const runs = await spansNamed("run add", 2);
+    for (const result of results) {
+      const publish = publishes.find((span) => span.attributes["celerity.task.id"] === result.id) as ReadableSpan;
+      const run = runs.find((span) => span.attributes["celerity.task.id"] === result.id) as ReadableSpan;
+      assertParent(run, publish);
+    }
+    await app.close();
+  });
+
   it("makes the producer's publish span the parent of the worker's run span across a broker node", async () => {
     const node = await BrokerNode.start({ port: 0, log: () => {} });
     serveResults(node);
