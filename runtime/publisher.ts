@@ -9,6 +9,7 @@ import { RemoteResultStore, type SentTask } from "./results/remote-result-store.
 import type { SentRecord, SentState } from "./results/result-operations.ts";
 import type { ResultStore } from "./results/result-store.ts";
 import { toEnvelope, type TaskMessage } from "./task-message.ts";
+import { type PublishTrace, tracePublish, tracingRegistered } from "./tracing/task-tracing.ts";
 import type { TaskOptions } from "./task.ts";
 
 // A task message that no queue receives would leave its result pending forever: refuse it instead.
@@ -87,6 +88,12 @@ export class Publisher {
     } catch (error) {
       return Promise.reject(error);
     }
+    const traced = tracePublish(message, envelope);
+    if (traced === undefined) return this.publishOne(message, envelope);
+    return endingSpans([traced], this.publishOne(message, traced.envelope));
+  }
+
+  private publishOne(message: TaskMessage, envelope: Envelope): Promise<void> {
     if (this.recordedSend !== undefined) return this.sendRecorded([message], [envelope]);
     return this.publishEncoded(message, envelope);
   }
@@ -106,6 +113,18 @@ export class Publisher {
     } catch (error) {
       return Promise.reject(error);
     }
+    if (!tracingRegistered()) return this.publishManyEncoded(messages, envelopes);
+    const traces: PublishTrace[] = [];
+    for (let i = 0; i < messages.length; i++) {
+      const traced = tracePublish(messages[i], envelopes[i]);
+      if (traced === undefined) continue;
+      traces.push(traced);
+      envelopes[i] = traced.envelope;
+    }
+    return endingSpans(traces, this.publishManyEncoded(messages, envelopes));
+  }
+
+  private publishManyEncoded(messages: readonly TaskMessage[], envelopes: Envelope[]): Promise<void> {
     if (this.recordedSend === undefined) {
       const publishMany = this.transport.publishMany;
       if (publishMany !== undefined && this.beforePublish === undefined && messages.every(isUnrecorded))
@@ -193,3 +212,15 @@ const isConnectionLoss = (error: unknown): boolean => {
   const tag = (error as { _tag?: unknown } | null)?._tag;
   return tag === "ConnectionLostError" || tag === "RequestTimeoutError";
 };
+
+/** `sent`, ending each publish span when it settles (with its error if it rejects). */
+const endingSpans = (traces: readonly PublishTrace[], sent: Promise<void>): Promise<void> =>
+  sent.then(
+    () => {
+      for (const traced of traces) traced.end();
+    },
+    (error: unknown) => {
+      for (const traced of traces) traced.end(error);
+      throw error;
+    },
+  );

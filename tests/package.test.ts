@@ -105,7 +105,16 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
   it("ships compiled JavaScript, declarations and source maps, and no tests or sources", async () => {
     const { stdout } = await run("tar", ["-tzf", join(scratch, tarball)]);
     const files = stdout.split("\n").filter(Boolean);
-    for (const entry of ["index", "node", "transport", "transport-conformance", "signing", "amqp", "testing"]) {
+    for (const entry of [
+      "index",
+      "node",
+      "transport",
+      "transport-conformance",
+      "signing",
+      "amqp",
+      "testing",
+      "metrics",
+    ]) {
       for (const suffix of [".js", ".d.ts", ".js.map"])
         assert.ok(files.includes(`package/dist/src/${entry}${suffix}`), `missing dist/src/${entry}${suffix}`);
     }
@@ -197,6 +206,14 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
     assert.equal(typescript.stdout.trim(), "total 6 from a,b");
     const javascript = await run(bin(), ["run", "./loader-free.mjs"], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
     assert.equal(javascript.stdout.trim(), "typescript loader registered: false");
+  });
+
+  it("serves an app's Prometheus metrics from celerity/metrics", async () => {
+    const { stdout } = await node("metrics.mjs");
+    assert.deepEqual(JSON.parse(stdout), {
+      status: 200,
+      succeeded: 'celerity_tasks_total{task="add",state="succeeded"} 2',
+    });
   });
 
   it("starts a durable broker node from code with public imports only, and keeps results across a restart", async () => {

@@ -14,6 +14,7 @@ import { CeleryCanvasError } from "./celery-errors.ts";
 import { EMPTY_EMBED, type CelerySignature, type CeleryTaskMessage } from "./celery-message.ts";
 import { CeleryRedis } from "./celery-redis.ts";
 import type { CeleryBroker } from "./celery-broker.ts";
+import { tracedCeleryBroker } from "./celery-tracing.ts";
 import { AmqpCeleryQueues } from "./celery-amqp-queues.ts";
 import { RedisCeleryQueues } from "./celery-redis-queues.ts";
 import { CeleryGroupResult, CeleryTaskResult } from "./celery-result.ts";
@@ -144,9 +145,11 @@ export const createCeleryApp = (options: CeleryAppOptions): CeleryApp => {
   const now = nowOf(options.clock ?? systemClock);
   const queue = options.queue ?? "celery";
   const backend = new CeleryRedis(resultsUrl, options.resultExpires ?? 86_400);
-  const broker: CeleryBroker = onAmqp
-    ? new AmqpCeleryQueues(options.broker)
-    : new RedisCeleryQueues(backend, log, now, options.visibilityTimeout ?? 3_600);
+  const broker: CeleryBroker = tracedCeleryBroker(
+    onAmqp
+      ? new AmqpCeleryQueues(options.broker)
+      : new RedisCeleryQueues(backend, log, now, options.visibilityTimeout ?? 3_600),
+  );
   const handlers = new Map<string, CeleryHandler>();
   const workers: CeleryWorker[] = [];
 

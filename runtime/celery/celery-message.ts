@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { CeleryMessageError } from "./celery-errors.ts";
 import { pythonRepr } from "./python-repr.ts";
+import { traceHeadersOf } from "../tracing/task-tracing.ts";
 
 /** A signature as Celery serializes it: a task call with its options, inside an embed. */
 export interface CelerySignature {
@@ -52,6 +53,8 @@ export interface CeleryTaskMessage {
   readonly queue: string;
   /** 0..9; on Redis a lower number is served first, as Celery does there. */
   readonly priority: number;
+  /** The trace context it carries (`traceparent`, `tracestate`: runtime/tracing/), as extra headers. */
+  readonly trace?: Readonly<Record<string, string>>;
 }
 
 const ORIGIN = `gen${process.pid}@${hostname()}`;
@@ -77,7 +80,13 @@ export const parseCeleryTime = (value: unknown, field: string): number | null =>
 };
 
 /** The headers Celery 5.2's `as_task_v2` writes, in its order, with `lang: "js"`. */
-export const celeryHeaders = (message: CeleryTaskMessage): Record<string, unknown> => ({
+export const celeryHeaders = (message: CeleryTaskMessage): Record<string, unknown> => {
+  const headers = celeryOwnHeaders(message);
+  // Celery keeps headers it does not know in the task's request, where its OpenTelemetry instrumentation reads them.
+  return message.trace === undefined ? headers : { ...headers, ...message.trace };
+};
+
+const celeryOwnHeaders = (message: CeleryTaskMessage): Record<string, unknown> => ({
   lang: "js",
   task: message.task,
   id: message.id,
@@ -99,6 +108,11 @@ export const celeryHeaders = (message: CeleryTaskMessage): Record<string, unknow
 /** The JSON body `[args, kwargs, embed]`. */
 export const celeryBody = (message: CeleryTaskMessage): string =>
   JSON.stringify([message.args, message.kwargs, message.embed]);
+
+const tracedBy = (headers: Record<string, unknown>): { trace?: Record<string, string> } => {
+  const trace = traceHeadersOf(headers);
+  return trace === undefined ? {} : { trace };
+};
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
   value !== null && typeof value === "object" && !Array.isArray(value);
@@ -198,6 +212,7 @@ export const parseCeleryMessage = (
       ignoreResult: headers.ignore_result === true,
       queue,
       priority,
+      ...tracedBy(headers),
     };
   } catch (error) {
     if (error instanceof CeleryMessageError && error.id === undefined)

@@ -7,6 +7,8 @@ import { hostname } from "node:os";
 import { TimeLimitExceeded } from "../errors.ts";
 import { CeleryMessageError } from "./celery-errors.ts";
 import { messageOfSignature, parseCeleryMessage, type CeleryTaskMessage } from "./celery-message.ts";
+import { context as otelContext } from "@opentelemetry/api";
+import { traceRun } from "../tracing/task-tracing.ts";
 import type { CeleryBroker, CeleryConsumption, CeleryInbound } from "./celery-broker.ts";
 import type { CeleryRedis } from "./celery-redis.ts";
 import {
@@ -72,6 +74,14 @@ class RetrySignal extends Error {
 }
 
 const MAX_RETRIES_DEFAULT = 3;
+
+/** How a run ended, for its span. */
+interface Ran {
+  readonly outcome: "succeeded" | "failed" | "retried";
+  readonly error?: unknown;
+}
+
+const NO_TRACE: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
  * A worker on Celery's protocol, made by `app.worker()`: `start()` to consume, `stop()` to finish running tasks and end.
@@ -175,7 +185,21 @@ export class CeleryWorker {
     return new Promise((resolve) => setTimeout(resolve, Math.max(0, at - this.deps.now())));
   }
 
+  /** Run `message`, traced (a `run <task>` span, a child of the context it carries) when an OpenTelemetry SDK is registered. */
   private async run(message: CeleryTaskMessage, handler: CeleryHandler): Promise<void> {
+    const traced = traceRun(message, message.trace ?? NO_TRACE, message.queue);
+    if (traced === undefined) return void (await this.execute(message, handler));
+    let ran: Ran;
+    try {
+      ran = await otelContext.with(traced.context, () => this.execute(message, handler));
+    } catch (error) {
+      traced.end("abandoned", error);
+      throw error;
+    }
+    traced.end(ran.outcome, ran.error);
+  }
+
+  private async execute(message: CeleryTaskMessage, handler: CeleryHandler): Promise<Ran> {
     const abort = new AbortController();
     this.aborts.add(abort);
     const timers: NodeJS.Timeout[] = [];
@@ -215,16 +239,22 @@ export class CeleryWorker {
       for (const timer of timers) clearTimeout(timer);
       this.aborts.delete(abort);
     }
-    if (outcome.ok) return this.succeeded(message, outcome.value);
+    if (outcome.ok) {
+      await this.succeeded(message, outcome.value);
+      return { outcome: "succeeded" };
+    }
     if (outcome.error instanceof RetrySignal) {
       const max = outcome.error.max ?? MAX_RETRIES_DEFAULT;
-      if (message.retries < max) return this.retry(message, outcome.error.countdown);
-      return this.failed(
-        message,
-        new Error(`task '${message.task}' (${message.id}) gave up after ${message.retries} retries`),
-      );
+      if (message.retries < max) {
+        await this.retry(message, outcome.error.countdown);
+        return { outcome: "retried", error: outcome.error };
+      }
+      const gaveUp = new Error(`task '${message.task}' (${message.id}) gave up after ${message.retries} retries`);
+      await this.failed(message, gaveUp);
+      return { outcome: "failed", error: gaveUp };
     }
-    return this.failed(message, outcome.error);
+    await this.failed(message, outcome.error);
+    return { outcome: "failed", error: outcome.error };
   }
 
   private async retry(message: CeleryTaskMessage, countdown: number): Promise<void> {

@@ -23,6 +23,8 @@ import { ProgressRecorder } from "../task-progress.ts";
 import type { Hooks } from "../hooks.ts";
 import type { TaskEventSink } from "../events/task-events.ts";
 import type { PoolCall } from "../pool/child-pool.ts";
+import { type RunTrace, traceRun } from "../tracing/task-tracing.ts";
+import { context } from "@opentelemetry/api";
 
 /**
  * What the runner works with: the app's transport, result store, codec, tasks, completion, log, clock and hooks.
@@ -171,12 +173,15 @@ export class TaskRunner {
     const hooks = this.env.hooks;
     if (hooks?.any) hooks.emit("taskPrerun", this.hookEvent(message));
     this.events?.started(message);
+    const traced = traceRun(message, delivery.envelope.headers, delivery.queue);
     const invocation =
-      this.host.pool === undefined
-        ? this.invokeHere(message, definition, options, keepsResult)
-        : this.invokeInPool(message, options, keepsResult, delivery);
+      this.host.pool !== undefined
+        ? this.invokeInPool(message, options, keepsResult, delivery)
+        : traced === undefined
+          ? this.invokeHere(message, definition, options, keepsResult)
+          : context.with(traced.context, () => this.invokeHere(message, definition, options, keepsResult));
     if (!("outcome" in invocation))
-      return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation);
+      return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, invocation, traced);
     this.running.set(message.id, {
       task: message.task,
       invocation,
@@ -188,7 +193,7 @@ export class TaskRunner {
       this.running.delete(message.id);
       this.lastFinished = message;
       this.finishedCount++;
-      return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, outcome);
+      return this.finish(message, definition, options, keepsResult, acksLate, delivery, consumer, outcome, traced);
     });
   }
 
@@ -244,16 +249,28 @@ export class TaskRunner {
     delivery: Delivery,
     consumer: Consumer,
     outcome: InvocationOutcome,
+    traced: RunTrace | undefined,
   ): void | Promise<void> {
-    const completed = this.complete(message, definition, options, keepsResult, acksLate, delivery, outcome);
-    if (completed === undefined) return; // abandoned by shutdown: the broker takes a late-acked message back
+    // Traced, what the run sends next (a retry, a workflow's next steps) is sent in the run's context.
+    const completed =
+      traced === undefined
+        ? this.complete(message, definition, options, keepsResult, acksLate, delivery, outcome)
+        : context.with(traced.context, () =>
+            this.complete(message, definition, options, keepsResult, acksLate, delivery, outcome),
+          );
+    if (completed === undefined) {
+      traced?.end("abandoned", outcome.ok ? undefined : outcome.error);
+      return; // abandoned by shutdown: the broker takes a late-acked message back
+    }
     if (completed instanceof Promise) {
       return completed.then((done) => {
+        traced?.end(done, outcome.ok ? undefined : outcome.error);
         this.events?.finished(message, done, outcome);
         if (this.env.hooks?.any) this.afterRun(message, outcome, done);
         this.settled(done, acksLate, consumer, delivery);
       });
     }
+    traced?.end(completed, outcome.ok ? undefined : outcome.error);
     this.events?.finished(message, completed, outcome);
     if (this.env.hooks?.any) this.afterRun(message, outcome, completed);
     this.settled(completed, acksLate, consumer, delivery);

@@ -77,9 +77,12 @@ export const runMonitor = async (argv: readonly string[]): Promise<number> => {
   if (!isLoopback(host) && auth === undefined) throw new UsageError(new MonitorExposedError({ host }).message);
   const app = connectApp(values);
   try {
+    // The monitor sees the event stream: its metrics are the cluster's (docs/metrics.md).
+    const { createMetricsHandler } = await import("../metrics.ts");
     const monitor = await startMonitor(app, {
       port,
       host,
+      metrics: createMetricsHandler(app),
       ...(auth !== undefined ? { auth } : {}),
       ...(maxTasks !== undefined ? { maxTasks } : {}),
     }).catch((error: unknown) => {

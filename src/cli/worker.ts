@@ -9,6 +9,7 @@ import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./op
 import { POOL_FLAGS, POOL_HELP, poolOptionsOf, shutdownTimeoutOf } from "./worker-pool.ts";
 import { stopOnSignals } from "./worker-shutdown.ts";
 import { importUserModule } from "./user-module.ts";
+import type { MetricsServer } from "../../runtime/metrics/metrics-server.ts";
 
 export const WORKER_HELP = `celerity worker: run a worker process for an app module
 
@@ -29,6 +30,10 @@ Options:
                             (default <pid>@<host>)
   --events                  send task and worker events (celerity events)
   --without-control         answer no remote control (celerity inspect / control)
+  --metrics-port <port>     serve Prometheus metrics of this worker's tasks and
+                            queues at http://127.0.0.1:<port>/metrics
+  --metrics-host <host>     the interface for --metrics-port (default 127.0.0.1;
+                            0.0.0.0 to be scraped from other machines)
   --token-file <f>          token for the node (or CELERITY_TOKEN)
   --connect-timeout <s>     wait this long for a broker node to be reachable,
                             saying so while waiting, then exit with code 2
@@ -59,6 +64,8 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     "connect-timeout": { type: "string" },
     events: { type: "boolean" },
     "without-control": { type: "boolean" },
+    "metrics-port": { type: "string" },
+    "metrics-host": { type: "string" },
     ...POOL_FLAGS,
   });
   if (values.help) {
@@ -81,6 +88,10 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     values["connect-timeout"] === undefined
       ? DEFAULT_CONNECT_TIMEOUT_S
       : integerOption("connect-timeout", values["connect-timeout"], 0);
+  const metricsPort =
+    values["metrics-port"] === undefined ? undefined : integerOption("metrics-port", values["metrics-port"], 0, 65_535);
+  if (values["metrics-host"] !== undefined && metricsPort === undefined)
+    throw new UsageError("--metrics-host needs --metrics-port: the port to serve the metrics on");
   const brokerUrl = values.broker ?? process.env.CELERITY_BROKER_URL;
   if (brokerUrl === undefined || brokerUrl === "") {
     throw new UsageError(
@@ -119,9 +130,13 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     events: values.events === true,
     control: values["without-control"] !== true,
   });
+  let metrics: MetricsServer | undefined;
   try {
+    if (metricsPort !== undefined)
+      metrics = await serveWorkerMetrics(app, metricsPort, values["metrics-host"], queues, worker.name);
     await worker.start();
   } catch (error) {
+    await metrics?.close();
     await closeWithin(app, CLOSE_AFTER_FAILURE_MS);
     throw error;
   }
@@ -135,12 +150,36 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   if (how === "control")
     console.error(`celerity worker ${worker.name}: stopped (finishing running tasks), shut down by remote control`);
   await worker.done;
+  await metrics?.close();
   await app.close();
   console.error(`celerity worker ${worker.name}: stopped`);
   // A handler abandoned on the way (its node was lost) may still hold a timer or a socket of its own:
   // the process ends soon after a stop whatever such leftovers would keep it alive for.
   setTimeout(() => process.exit(0), EXIT_AFTER_STOP_MS).unref();
   return 0;
+};
+
+/** Serve the worker's own metrics (fed by its hooks: it needs no events) on `port`; loaded only when asked for. */
+const serveWorkerMetrics = async (
+  app: App,
+  port: number,
+  host: string | undefined,
+  queues: readonly string[] | undefined,
+  name: string,
+): Promise<MetricsServer> => {
+  const { collectMetrics, createMetricsHandler, serveMetrics } = await import("../metrics.ts");
+  const { DEFAULT_QUEUE } = await import("../../runtime/task-message.ts");
+  const metrics = await collectMetrics(app, { feed: "workers", queues: queues ?? [DEFAULT_QUEUE] });
+  const server = await serveMetrics(createMetricsHandler(metrics), {
+    port,
+    ...(host === undefined ? {} : { host }),
+  }).catch((error: NodeJS.ErrnoException) => {
+    throw new Error(
+      `--metrics-port ${port}: cannot listen on ${host ?? "127.0.0.1"}:${port} (${error.code ?? error.message})`,
+    );
+  });
+  console.error(`celerity worker ${name}: metrics at ${server.url}`);
+  return server;
 };
 
 const closeWithin = async (app: App, ms: number): Promise<void> => {

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { propagation, trace } from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { Redis } from "ioredis";
 import { chain, chord, group } from "../../src/index.ts";
 import { redisSkipReason } from "../../broker/redis/redis-test-support.ts";
@@ -61,6 +64,20 @@ for (const { name: brokerName, url: brokerUrl, skip: brokerSkip } of brokers) {
 
     it("runs a task a Python worker implements and reads its result", async () => {
       assert.equal(await (await add().delay(2, 3)).get({ timeout: 20_000 }), 5);
+    });
+
+    it("hands a producer's trace context to Python Celery in the traceparent header its instrumentation reads", async (t) => {
+      const exporter = new InMemorySpanExporter();
+      propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+      trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
+      t.after(() => {
+        trace.disable();
+        propagation.disable();
+      });
+      const seen = await (await app.remoteTask<() => string | null>("py.traceparent").delay()).get({ timeout: 20_000 });
+      const publish = exporter.getFinishedSpans().find((span) => span.name === "publish py.traceparent");
+      assert.ok(publish, "the send made a publish span");
+      assert.equal(seen, `00-${publish.spanContext().traceId}-${publish.spanContext().spanId}-01`);
     });
 
     it("sends keyword arguments to a Python task", async () => {

@@ -49,3 +49,9 @@ def retry_once(self, value):
     if self.request.retries == 0:
         raise self.retry(countdown=0.1, max_retries=3)
     return {"value": value, "retries": self.request.retries}
+
+
+@app.task(name="py.traceparent", bind=True)
+def traceparent(self):
+    # Where Celery's OpenTelemetry instrumentation reads the caller's context: the request, from the headers.
+    return getattr(self.request, "traceparent", None)
