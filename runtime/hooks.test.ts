@@ -1,28 +1,8 @@
 import assert from "node:assert/strict";
-import { describe, it, type TestContext } from "node:test";
-import { BrokerNode } from "../broker/node/node-server.ts";
-import { createApp, type App } from "./app.ts";
-import { serveResults } from "./results/result-service.ts";
+import { describe, it } from "node:test";
+import type { App } from "./app.ts";
 import { eventually } from "./test-support.ts";
-
-type MakeApp = (t: TestContext, logs: string[]) => Promise<App>;
-
-const embedded: MakeApp = async (t, logs) => {
-  const app = createApp({ log: (line) => logs.push(line) });
-  t.after(() => app.close());
-  return app;
-};
-
-const overNode: MakeApp = async (t, logs) => {
-  const node = await BrokerNode.start({ port: 0, log: () => {} });
-  serveResults(node);
-  const app = createApp({ broker: node.url, log: (line) => logs.push(line) });
-  t.after(async () => {
-    await app.close();
-    await node.stop();
-  });
-  return app;
-};
+import { APPS_ON_BROKERS, embeddedApp } from "../tests/support/apps-on-brokers.ts";
 
 /** Every hook, recording "<hook> <task> <detail>" in order. */
 const recordAll = (app: App, calls: string[]) => {
@@ -38,10 +18,7 @@ const recordAll = (app: App, calls: string[]) => {
   app.on("taskPostrun", ({ task, outcome }) => void calls.push(`postrun ${task} ${outcome}`));
 };
 
-for (const [name, make] of [
-  ["embedded broker", embedded],
-  ["broker node", overNode],
-] as const) {
+for (const [name, make] of APPS_ON_BROKERS) {
   describe(`hooks around execution over the ${name}`, () => {
     it("calls workerReady, then prerun, success and postrun around a task with its result recorded, then workerShutdown", async (t) => {
       const logs: string[] = [];
@@ -82,17 +59,33 @@ for (const [name, make] of [
         },
         { retry: { max: 1, delay: 1 } },
       );
+      // The hooks of each try, by the try's number: the next try may start before the last hooks of the one it
+      // retries have run (the retry is published first), so the order is promised within a try.
+      const tries: string[][] = [[], []];
+      app.on("taskPrerun", ({ retries }) => void tries[retries].push("prerun"));
+      app.on("taskRetry", ({ retries, error }) => void tries[retries].push(`retry: ${(error as Error).message}`));
+      app.on("taskFailure", ({ retries, error }) => void tries[retries].push(`failure: ${(error as Error).message}`));
+      app.on("taskPostrun", ({ retries, outcome }) => void tries[retries].push(`postrun ${outcome}`));
       await app.worker({ name: "w2" }).start();
       await assert.rejects((await flaky.delay()).get({ timeout: 5_000 }), /try 2 failed/);
-      await eventually(() => calls.includes("postrun flaky failed"), 2_000, "the last postrun hook");
-      assert.deepEqual(calls, [
-        "workerReady w2",
-        "prerun flaky try=0 args=[]",
-        "retry flaky try 1 failed",
-        "postrun flaky retried",
-        "prerun flaky try=1 args=[]",
+      await eventually(
+        () => calls.includes("postrun flaky failed") && calls.includes("postrun flaky retried"),
+        2_000,
+        "the postrun hooks of both tries",
+      );
+      assert.deepEqual(tries, [
+        ["prerun", "retry: try 1 failed", "postrun retried"],
+        ["prerun", "failure: try 2 failed", "postrun failed"],
+      ]);
+      assert.deepEqual(calls.slice(0, 2), ["workerReady w2", "prerun flaky try=0 args=[]"]);
+      assert.deepEqual(calls.filter((call) => !call.startsWith("workerShutdown")).sort(), [
         "failure flaky try 2 failed",
         "postrun flaky failed",
+        "postrun flaky retried",
+        "prerun flaky try=0 args=[]",
+        "prerun flaky try=1 args=[]",
+        "retry flaky try 1 failed",
+        "workerReady w2",
       ]);
     });
   });
@@ -101,7 +94,7 @@ for (const [name, make] of [
 describe("a failing hook", () => {
   it("is logged with the hook and the task, and neither the task nor the other hooks are affected", async (t) => {
     const logs: string[] = [];
-    const app = await embedded(t, logs);
+    const app = await embeddedApp(t, logs);
     const calls: string[] = [];
     app.on("taskPrerun", () => {
       throw new Error("prerun exploded");
@@ -127,7 +120,7 @@ describe("a failing hook", () => {
   });
 
   it("refuses an unknown hook name or a listener that is not a function, and can be removed", async (t) => {
-    const app = await embedded(t, []);
+    const app = await embeddedApp(t, []);
     assert.throws(
       () => app.on("taskStart" as never, () => {}),
       /unknown hook 'taskStart'; hooks: workerReady, workerShutdown, taskPrerun/,
