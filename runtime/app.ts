@@ -227,7 +227,7 @@ const createNativeApp = (options: AppOptions): App => {
   const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
   const clock = options.clock ?? systemClock;
   const connected = connect({ broker: options.broker, results: options.results, token: options.token, log, clock });
-  const { broker, results } = signed === undefined ? connected : signed(connected, log);
+  const { broker, results } = signed === undefined ? connected : signed(connected, log, clock);
   const codec =
     options.serializer === undefined && options.compressAbove === undefined
       ? new Codec()
@@ -252,7 +252,7 @@ const createNativeApp = (options: AppOptions): App => {
     codec,
     log,
     clock,
-    signed === undefined ? undefined : sealRunsWith(signed, connected.results, log),
+    signed === undefined ? undefined : sealRunsWith(signed, connected.results, log, clock),
   );
   let eventDispatcher: EventDispatcher | undefined;
   const events = (): EventDispatcher => (eventDispatcher ??= new EventDispatcher(broker, log));

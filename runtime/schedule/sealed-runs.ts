@@ -1,3 +1,4 @@
+import type { Clock } from "../../broker/clock.ts";
 import type { Envelope } from "../../broker/envelope.ts";
 import type { PublishOptions, Transport } from "../../broker/transport.ts";
 import type { ResultStore } from "../results/result-store.ts";
@@ -16,9 +17,12 @@ export const sealRunsWith = (
   wrap: (
     connected: { readonly broker: Transport; readonly results: ResultStore },
     log: (message: string) => void,
+    clock?: Clock,
   ) => Signed,
   results: ResultStore,
   log: (message: string) => void,
+  /** The app's clock, which signing times are stamped by. */
+  clock?: Clock,
 ): SealRun => {
   const sealed = new Map<string, Envelope>();
   const handBack = {
@@ -27,7 +31,7 @@ export const sealRunsWith = (
       return Promise.resolve();
     },
   } as unknown as Transport;
-  const { broker } = wrap({ broker: handBack, results }, log);
+  const { broker } = wrap({ broker: handBack, results }, log, clock);
   return async (envelope) => {
     await broker.publish(envelope);
     const out = sealed.get(envelope.id) as Envelope;
