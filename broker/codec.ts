@@ -1,3 +1,5 @@
+// The strict msgpack codec for message bodies and results: one encoder and decoder,
+// reused, that refuse any value which would not come back unchanged.
 import { Decoder, Encoder, ExtensionCodec } from "@msgpack/msgpack";
 import { Data } from "effect";
 

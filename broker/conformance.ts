@@ -1,3 +1,5 @@
+// The contract suite every Transport runs (registered with node:test): delivery and
+// ordering, prefetch, acks, dead letters, delays, expiry, revocation, exchange routing.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";

@@ -1,3 +1,5 @@
+// The tagged errors every transport raises for the same mistakes (closed broker, bad
+// argument, unknown queue or exchange, conflicting declaration, unknown delivery, unroutable).
 import { Data } from "effect";
 
 /**

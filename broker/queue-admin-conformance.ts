@@ -1,3 +1,5 @@
+// The queue-management suite every transport implementing QueueAdmin runs (registered
+// with node:test): pause and resume, purge, listing, dead-letter requeue and discard.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";

@@ -1,12 +1,12 @@
+// Queue management: what an operator does to a running cluster's queues rather than
+// what producers and consumers do with them. A transport that supports it implements
+// QueueAdmin beside Transport (the embedded broker and the broker node do); `queueAdminOf`
+// finds it through wrappers such as the signing transport. Its suite: queue-admin-conformance.ts.
 import type { Transport } from "./transport.ts";
 
 /**
- * Queue management: what an operator does to a running cluster's queues
- * rather than what producers and consumers do with them. A transport that
- * supports it implements these methods beside `Transport` (the embedded
- * broker and the broker node do); `queueAdminOf` finds them, looking through
- * wrappers such as the signing transport. Every transport that implements it
- * passes `queueAdminConformance` (queue-admin-conformance.ts).
+ * A queue as an operator sees it: its depths (ready, delayed, unacked), its consumers,
+ * whether it is paused, and where its dead letters go.
  *
  * @example
  * for (const queue of await app.queues.list()) console.log(queue.name, queue.ready, queue.delayed, queue.unacked, queue.paused ? "paused" : "");

@@ -1,10 +1,11 @@
+// The contract every broker implements: the embedded broker, the broker node's client,
+// the Redis and RabbitMQ transports. The runtime talks to nothing else, so the conformance
+// suite over this interface (conformance.ts) proves a transport fit for the runtime.
 import type { DeadLetter, Delivery, Envelope } from "./envelope.ts";
 
 /**
- * The contract every broker implements: the embedded in-process broker today,
- * and every network transport or adapter to an existing broker after it. The runtime talks to
- * nothing else, so a conformance suite over this interface (conformance.ts)
- * proves a transport fit for the runtime.
+ * How an exchange routes a message: `direct` to the queues bound with exactly its routing
+ * key, `topic` by pattern (`*` one word, `#` zero or more), `fanout` to every bound queue.
  *
  * @example
  * await broker.declareExchange("events", "topic");

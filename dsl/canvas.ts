@@ -1,16 +1,15 @@
+// Canvases: signatures, chains, groups and chords as data. A canvas is plain data plus
+// two phantom types: `In`, the arguments it still expects from a parent (a tuple: `[]`
+// takes nothing, `[x: P]` takes the parent's result), and `R`, the value it produces.
+// Nothing here does I/O: `apply()` hands the canvas to the Dispatcher the runtime bound
+// to its signatures.
 import type { CallOptions } from "./options.ts";
 import { mergeOptions } from "./options.ts";
 import type { CallbackFor, StandaloneCheck } from "./inference.ts";
 import type { AsyncResult, TaskFailure } from "./result.ts";
 import { CanvasError } from "./errors.ts";
 
-/**
- * Canvases: signatures and the ways to compose them. A canvas is plain data
- * plus two phantom types: `In`, the arguments it still expects from a parent
- * (a tuple: `[]` takes nothing, `[x: P]` takes the parent's result), and `R`,
- * the value it produces. Nothing here does I/O: `apply()` hands the canvas to
- * the Dispatcher the runtime bound to its signatures.
- */
+/** What `apply()` hands a canvas to: the runtime's dispatcher, bound to the canvas's signatures. */
 export interface Dispatcher {
   dispatch<R>(canvas: Canvas<any, R>, options?: CallOptions): Promise<AsyncResult<R>>;
 }

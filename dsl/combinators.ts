@@ -1,3 +1,5 @@
+// The ways to compose canvases: chain, group and chord with the types that check each step
+// against the one before, and the signatures behind map, starmap and chunks.
 import { Chain, Chord, Group, Signature, type AnyCanvas, type Dispatcher } from "./canvas.ts";
 import type { ChainSteps, GroupResults, InputOf, Last, ResultOf, StepMismatch, Accepts } from "./inference.ts";
 import type { CallOptions } from "./options.ts";

@@ -1,3 +1,5 @@
+// The compiler from a canvas to its message graph: ids, input wiring, join counters and
+// callbacks, with calls checked against the registered tasks before anything is sent.
 import type { AnyCanvas, Signature } from "./canvas.ts";
 import { MAP_TASK, STARMAP_TASK } from "./combinators.ts";
 import { CanvasError } from "./errors.ts";

@@ -1,3 +1,4 @@
+// The DSL's one error: a canvas that cannot be compiled, naming the offending step.
 import { Data } from "effect";
 
 /**

@@ -1,10 +1,7 @@
+// The compiled, serializable form of a canvas: task nodes with their dependencies and
+// join counters. The runtime stores it once per workflow and advances it as results
+// arrive; nothing in it refers back to the canvas.
 import type { CallOptions } from "./options.ts";
-
-/**
- * The compiled, serializable form of a canvas: task nodes with their
- * dependencies and join counters. The runtime stores it once per workflow and
- * advances it as results arrive; nothing in it refers back to the canvas.
- */
 
 /**
  * Where a value comes from: one node's result, or the ordered list of several

@@ -1,3 +1,6 @@
+// The app: a registry of tasks bound to a broker and a result store. With no options it
+// runs everything in this process (an embedded broker and an in-memory result store): no
+// infrastructure for tests and small apps.
 import { Codec, CodecError } from "../broker/codec.ts";
 import { nowOf, systemClock, type Clock } from "../broker/clock.ts";
 import { connect } from "./connect.ts";
@@ -44,9 +47,8 @@ import { queuesOf, type Queues } from "./control/queue-management.ts";
 import { startWorkerControl } from "./control/worker-control.ts";
 
 /**
- * The app: a registry of tasks bound to a broker and a result store. With no
- * options it runs everything in this process (an embedded broker and an
- * in-memory result store): no infrastructure for tests and small apps.
+ * How an app is set up: its protocol, broker and result store, message signing, body
+ * format, events, clock and log; every field is optional.
  *
  * @example
  * const app = createApp({ broker: "celerity://127.0.0.1:5690", token: process.env.CELERITY_TOKEN });
@@ -246,7 +248,7 @@ const createNativeApp = (options: AppOptions): App => {
   const workflows = new WorkflowExecutor(results, publisher, codec, isRevoked);
   const completion = new TaskCompletion(results, publisher, workflows, codec, isRevoked, log);
   // The transport as connected, not its signed wrapper: a node's shared buckets are reached through it.
-  const rateLimits = rateLimitingFor(connected.broker, log, clock);
+  const rateLimits = rateLimitingFor(connected.broker, log, clock, connected.results);
   const scheduling = schedulingFor(
     connected.broker,
     codec,

@@ -1,14 +1,11 @@
+// How a task message's body is written on celerity's own protocol: msgpack
+// (the default: it carries Date, Uint8Array and undefined) or JSON (readable
+// by any language and by eye), optionally gzipped above a size. A body says
+// which it is by its first bytes (gzip's magic 1f 8b; JSON's `[`; msgpack's
+// array marker otherwise: a body is always an array, so these never collide),
+// so every worker reads every app's bodies whatever the app chose.
 import { gunzipSync, gzipSync } from "node:zlib";
 import { Codec, CodecError } from "../broker/codec.ts";
-
-/**
- * How a task message's body is written on celerity's own protocol: msgpack
- * (the default: it carries Date, Uint8Array and undefined) or JSON (readable
- * by any language and by eye), optionally gzipped above a size. A body says
- * which it is by its first bytes (gzip's magic 1f 8b; JSON's `[`; msgpack's
- * array marker otherwise: a body is always an array, so these never collide),
- * so every worker reads every app's bodies whatever the app chose.
- */
 
 /**
  * The body options of an app (`createApp({ serializer, compressAbove })`).

@@ -1,3 +1,12 @@
+// Where an app's options (or the environment) point it: the transport for each broker url
+// scheme, and the result store that goes with it unless `results` names another.
+//
+// - broker `celerity://host:port`: a broker node; results on the node.
+// - broker `redis://host:port/db` (or `rediss://`): the Redis transport; results in the same Redis.
+// - broker `amqp://user:password@host:5672/vhost` (or `amqps://`): RabbitMQ; results in memory unless
+//   `results` names a store every process shares (RabbitMQ keeps messages, not results).
+// - no broker: an embedded broker in this process; results in memory.
+// - results `redis://…`, `postgres://…` (or `postgresql://`), `memory`: that store, with any broker.
 import { nowOf, systemClock, type Clock } from "../broker/clock.ts";
 import { EmbeddedBroker } from "../broker/embedded/embedded-broker.ts";
 import { DetachedTransport } from "./pool/detached-transport.ts";
@@ -12,18 +21,7 @@ import { RedisResultStore } from "./results/redis-result-store.ts";
 import { RemoteResultStore } from "./results/remote-result-store.ts";
 import { MemoryResultStore, type ResultStore } from "./results/result-store.ts";
 
-/**
- * Where an app's options (or the environment) point it: the transport for
- * each broker url scheme, and the result store that goes with it unless
- * `results` names another. One function per direction, one case per engine.
- *
- * - broker `celerity://host:port`: a broker node; results on the node.
- * - broker `redis://host:port/db` (or `rediss://`): the Redis transport; results in the same Redis.
- * - broker `amqp://user:password@host:5672/vhost` (or `amqps://`): RabbitMQ; results in memory unless
- *   `results` names a store every process shares (RabbitMQ keeps messages, not results).
- * - no broker: an embedded broker in this process; results in memory.
- * - results `redis://…`, `postgres://…` (or `postgresql://`), `memory`: that store, with any broker.
- */
+/** What `connect` is given: the app's broker and results, as objects or urls, and its token, log and clock. */
 export interface ConnectOptions {
   readonly broker?: Transport | string;
   readonly results?: ResultStore | string;

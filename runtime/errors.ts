@@ -1,10 +1,7 @@
+// Errors the runtime raises or stores. Each is a tagged value carrying the
+// facts needed to act, and a real Error whose message says what to do.
 import { Data } from "effect";
 import type { RemoteErrorInfo } from "../dsl/result.ts";
-
-/**
- * Errors the runtime raises or stores. Each is a tagged value carrying the
- * facts needed to act, and a real Error whose message says what to do.
- */
 
 /**
  * A worker received a task it has no handler for; the message goes to the dead-letter queue.

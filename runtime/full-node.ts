@@ -1,3 +1,5 @@
+// A full node: a broker node that also serves what apps and workers need besides messages
+// (results and workflow state, rate limits, periodic task schedules), durable with a data dir.
 import { join } from "node:path";
 import { BrokerNode, type BrokerNodeOptions } from "../broker/node/node-server.ts";
 import { DurableResultStore, type DurableResultStoreOptions } from "./results/durable-result-store.ts";

@@ -12,7 +12,13 @@ import { chain, chord, group } from "../dsl/combinators.ts";
 import { createApp, type App } from "./app.ts";
 import { RemoteTaskError } from "./errors.ts";
 import { RemoteResultStore } from "./results/remote-result-store.ts";
+import { serveRateLimits } from "./rate-limit/node-rate-limit-service.ts";
 import { serveResults } from "./results/result-service.ts";
+import { dropPrefix, redisSkipReason, TEST_REDIS_URL, testPrefix } from "../broker/redis/redis-test-support.ts";
+import { PostgresResultStore } from "./results/postgres-result-store.ts";
+import { dropSchema, postgresSkipReason, TEST_POSTGRES_URL, testSchema } from "./results/postgres-test-support.ts";
+import { RedisResultStore } from "./results/redis-result-store.ts";
+import type { ResultStore } from "./results/result-store.ts";
 import { deferred } from "./test-support.ts";
 
 const server = await testVhost("runtime");
@@ -132,6 +138,107 @@ if ("skip" in server) {
       await firstWorker.stop({ timeout: 10 });
       await second.worker({ name: "second" }).start();
       assert.equal(await r.get({ timeout: 10_000 }), "finished by the second worker");
+    });
+  });
+
+  const redisSkip = await redisSkipReason();
+  const postgresSkip = await postgresSkipReason();
+
+  /** Result stores every process shares, each opened anew per app (as each process would) and cleaned up after. */
+  const sharedStores: {
+    readonly name: string;
+    readonly skip: string | false;
+    readonly open: (t: TestContext) => Promise<() => ResultStore>;
+  }[] = [
+    {
+      name: "a broker node",
+      skip: false,
+      async open(t) {
+        const node = await BrokerNode.start({ port: 0, log: () => {} });
+        serveResults(node);
+        serveRateLimits(node);
+        const clients: NodeClient[] = [];
+        t.after(async () => {
+          for (const client of clients) client.close();
+          await node.stop();
+        });
+        return () => {
+          const client = new NodeClient(node.url, { name: "results" });
+          void client.start().catch(() => {});
+          clients.push(client);
+          return new RemoteResultStore(client);
+        };
+      },
+    },
+    {
+      name: "Redis",
+      skip: redisSkip,
+      async open(t) {
+        const prefix = testPrefix("amqp-rates");
+        t.after(() => dropPrefix(prefix));
+        return () => new RedisResultStore(TEST_REDIS_URL, { prefix });
+      },
+    },
+    {
+      name: "PostgreSQL",
+      skip: postgresSkip,
+      async open(t) {
+        const schema = testSchema();
+        t.after(() => dropSchema(schema));
+        return () => new PostgresResultStore(`${TEST_POSTGRES_URL}?schema=${schema}`, { poolSize: 3 });
+      },
+    },
+  ];
+
+  describe("global rate limits on RabbitMQ, kept in the shared result store", () => {
+    for (const store of sharedStores) {
+      it(`holds workers of different processes to one limit, with results on ${store.name}`, {
+        skip: store.skip,
+      }, async (t) => {
+        const openStore = await store.open(t);
+        const apps: App[] = [];
+        t.after(async () => {
+          for (const app of apps) await app.close();
+        });
+        const connect = () => {
+          const app = createApp({ broker: server.url, results: openStore(), log: () => {} });
+          apps.push(app);
+          return app;
+        };
+        const producer = connect();
+        const sides = [connect(), connect()];
+        const ranAt: number[] = [];
+        const limit = { rate: "10/s", burst: 1, scope: "global" } as const;
+        for (const side of sides) side.task("limited", () => ranAt.push(Date.now()), { rateLimit: limit });
+        const limited = producer.task("limited", () => 0, { rateLimit: limit });
+        for (const side of sides) await side.worker({ concurrency: 4 }).start();
+        const results = await Promise.all(Array.from({ length: 6 }, () => limited.delay()));
+        for (const r of results) await r.get({ timeout: 20_000 });
+        ranAt.sort((a, b) => a - b);
+        // Six tasks at 10/s with a burst of one: the first at once, the other five a token (100 ms) apart.
+        assert.ok(ranAt[5] - ranAt[0] >= 450, `six tasks ran within ${ranAt[5] - ranAt[0]} ms`);
+
+        // A change made in one process reaches the others: at 1/m, with the bucket just emptied, none of three more runs.
+        await producer.control.rateLimit("limited", { rate: "1/m", burst: 1 });
+        const before = ranAt.length;
+        const more = await Promise.all(Array.from({ length: 3 }, () => limited.delay()));
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        assert.equal(ranAt.length, before, "at 10/s all three would have run within 300 ms");
+        for (const r of more) await r.revoke();
+      });
+    }
+
+    it("says once that limits are per process when no shared store holds them", async (t) => {
+      const logs: string[] = [];
+      const app = createApp({ broker: server.url, log: (line) => logs.push(line) });
+      t.after(() => app.close());
+      const limited = app.task("limited-alone", () => 1, { rateLimit: { rate: "100/s", scope: "global" } });
+      await app.worker({ concurrency: 2 }).start();
+      for (const r of await Promise.all(Array.from({ length: 3 }, () => limited.delay())))
+        await r.get({ timeout: 10_000 });
+      const said = logs.filter((line) => /global limits are kept in each process/.test(line));
+      assert.equal(said.length, 1, logs.join("\n"));
+      assert.match(said[0], /give results a redis:\/\/, postgres:\/\/ or celerity:\/\/ url/);
     });
   });
 }

@@ -1,3 +1,5 @@
+// Sending task messages: record the task as PENDING, then publish and wait for the
+// broker's confirm; a message no queue receives is refused rather than lost.
 import type { Codec } from "../broker/codec.ts";
 import type { Envelope } from "../broker/envelope.ts";
 import type { Transport } from "../broker/transport.ts";

@@ -1,3 +1,7 @@
+// Caller-chosen task ids and de-duplicated sends: before a task with
+// `{ taskId }` or `{ dedupe }` is published, its keys are reserved in the
+// result store (atomically, so every process sharing the store agrees), and
+// a send that finds a key held publishes nothing and hands back the holder.
 import { randomUUID } from "node:crypto";
 import { Data } from "effect";
 import type { CallOptions, SendOptions } from "../dsl/options.ts";
@@ -5,13 +9,6 @@ import type { GetOptions } from "../dsl/result.ts";
 import { TimeoutError } from "./errors.ts";
 import { settle, TaskResult } from "./results/async-result.ts";
 import { DEFAULT_RESULT_TTL_MS, type ResultStore } from "./results/result-store.ts";
-
-/**
- * Caller-chosen task ids and de-duplicated sends: before a task with
- * `{ taskId }` or `{ dedupe }` is published, its keys are reserved in the
- * result store (atomically, so every process sharing the store agrees), and
- * a send that finds a key held publishes nothing and hands back the holder.
- */
 
 /**
  * A send's `taskId` or `dedupe` option cannot be used; nothing was sent.

@@ -1,3 +1,9 @@
+// The runtime's message: what a worker needs to run one task, and how it maps onto a
+// broker Envelope. Routing facts and ids go in headers (the broker and future wire bridges
+// read them without decoding the body); arguments and the per-call options travel in the
+// body as `[args]` or `[args, options]`, in msgpack or JSON, maybe gzipped (body-format.ts).
+// Expiry is the worker's to enforce (header `expires`), not the broker's, so an expired
+// task is recorded as REVOKED instead of vanishing into a dead-letter queue.
 import type { Envelope, HeaderValue } from "../broker/envelope.ts";
 import { CodecError, type Codec } from "../broker/codec.ts";
 import { clampPriority } from "../broker/envelope.ts";
@@ -5,15 +11,7 @@ import type { CallOptions } from "../dsl/options.ts";
 import { MalformedMessageError } from "./errors.ts";
 import { DEFAULT_BODY_FORMAT, TaskCodec } from "./body-format.ts";
 
-/**
- * The runtime's message: what a worker needs to run one task, and how it maps
- * onto a broker Envelope. Routing facts and ids go in headers (the broker and
- * future wire bridges read them without decoding the body); arguments and the
- * per-call options travel in the body as `[args]` or `[args, options]`, in msgpack
- * or JSON, maybe gzipped (body-format.ts).
- * Expiry is the worker's to enforce (header `expires`), not the broker's, so an
- * expired task is recorded as REVOKED instead of vanishing into a dead-letter queue.
- */
+/** What a worker needs to run one task. */
 export interface TaskMessage {
   readonly id: string;
   readonly task: string;

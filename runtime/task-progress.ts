@@ -1,13 +1,10 @@
+// A task's own report of its progress: how it is recorded (encoded on its
+// result record, never over a final state), read back, and watched.
 import { Data } from "effect";
 import { CodecError, type Codec } from "../broker/codec.ts";
 import type { AsyncResult, Progress, ProgressWatchOptions, ProgressInfo, RemoteErrorInfo } from "../dsl/result.ts";
 import { READY_STATES } from "../dsl/result.ts";
 import type { ResultStore } from "./results/result-store.ts";
-
-/**
- * A task's own report of its progress: how it is recorded (encoded on its
- * result record, never over a final state), read back, and watched.
- */
 
 /**
  * What a running task may report: `this.progress({ done: 3, total: 10 })`,

@@ -1,3 +1,5 @@
+// A registered task: a name, a handler and default options. Calling it sends
+// a message (`delay`, `applyAsync`); `s` / `si` make signatures for canvases.
 import type { Effect } from "effect";
 import { Signature, type Dispatcher } from "../dsl/canvas.ts";
 import { chunksGroup, mapSignature, starmapSignature } from "../dsl/combinators.ts";
@@ -6,11 +8,6 @@ import type { CallOptions, RetryOptions, SendOptions } from "../dsl/options.ts";
 import type { AsyncResult } from "../dsl/result.ts";
 import type { RateLimitSetting } from "./rate-limit/rate-setting.ts";
 import type { ProgressReport } from "./task-progress.ts";
-
-/**
- * A registered task: a name, a handler and default options. Calling it sends
- * a message (`delay`, `applyAsync`); `s` / `si` make signatures for canvases.
- */
 
 /**
  * What a handler sees as `this`: the running task's facts, its AbortSignal and `retry()`.

@@ -1,3 +1,5 @@
+// The app the pool bench measures, loaded by the bench and by every thread or child of
+// its pools: a CPU-bound hashing task and a no-op, to weigh work against dispatch.
 import { createHash } from "node:crypto";
 import { createApp } from "../../src/index.ts";
 

@@ -1,3 +1,5 @@
+// The hook through which the embedded broker reports every change to what it holds, so
+// the durable node can log the changes and replay them after a restart.
 import type { DeadLetter, Envelope } from "../envelope.ts";
 import type { ExchangeType, QueueOptions, RevocationOptions } from "../transport.ts";
 

@@ -1,3 +1,4 @@
+// The min-heap by eta behind delayed delivery: equal etas come out in publish order.
 interface Entry<T> {
   readonly eta: number;
   readonly seq: number;

@@ -1,3 +1,5 @@
+// Delayed delivery's timing: items held until their eta behind one timer for the earliest,
+// handed out in eta order. What is due and when only; delivering is the broker's job.
 import type { Clock, ClockTimer } from "../clock.ts";
 import { DelayHeap } from "./delay-heap.ts";
 

@@ -1,3 +1,5 @@
+// The settings of the embedded broker (clock, delivery limits, revocation memory, error
+// sink, journal), every one optional; their defaults are applied by the broker.
 import type { Clock } from "../clock.ts";
 import type { BrokerJournal } from "./broker-journal.ts";
 

@@ -1,3 +1,5 @@
+// The embedded broker: the in-process Transport and QueueAdmin (queues, exchanges, delays,
+// prefetch, dead letters, revocations) that apps use alone and the broker node serves over TCP.
 import { clockOf, nowOf } from "../clock.ts";
 import { DelayScheduler } from "./delay-scheduler.ts";
 import { DrainScheduler } from "./drain-scheduler.ts";
@@ -12,7 +14,7 @@ import {
   UnroutableError,
 } from "../errors.ts";
 import { Exchange } from "./exchange.ts";
-import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "./broker-arguments.ts";
+import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "../broker-arguments.ts";
 import type { BrokerJournal } from "./broker-journal.ts";
 import type { EmbeddedBrokerOptions } from "./embedded-broker-options.ts";
 import type { QueueAdmin, QueueInfo } from "../queue-admin.ts";

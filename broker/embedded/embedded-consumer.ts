@@ -1,3 +1,5 @@
+// One consumer of the embedded broker: its prefetch window, unacked deliveries, ack, nack
+// and cancel; it calls back into the broker (ConsumerHost) for anything touching a queue.
 import type { Delivery } from "../envelope.ts";
 import { BrokerClosedError, UnknownDeliveryError } from "../errors.ts";
 import type { QueuedMessage, QueueState } from "./queue-state.ts";

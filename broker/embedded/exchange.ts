@@ -1,3 +1,5 @@
+// An exchange of the embedded broker and its bindings: routing a key to its target queues
+// (direct, topic, fanout), with topic routes cached per key.
 import { topicMatches } from "../topic.ts";
 import type { ExchangeType } from "../transport.ts";
 

@@ -1,3 +1,5 @@
+// One queue of the embedded broker: its ready messages and counts, its consumers in
+// round-robin order, where its dead letters go, and the copy of a message it holds.
 import type { DeadLetter, Envelope } from "../envelope.ts";
 import { ReadyQueue } from "./ready-queue.ts";
 

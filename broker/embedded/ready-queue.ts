@@ -1,3 +1,4 @@
+// A queue's ready messages in delivery order: by priority (9 first), FIFO within one.
 import { Deque } from "./deque.ts";
 import { MAX_PRIORITY, MIN_PRIORITY } from "../envelope.ts";
 

@@ -1,3 +1,5 @@
+// CRC-32 for the log's record checksums: node's zlib.crc32 where the runtime has it, a
+// table-driven one in JavaScript where it does not, both giving the same value.
 import * as zlib from "node:zlib";
 
 const TABLE = (() => {

@@ -1,12 +1,13 @@
+// One node per data directory: a LOCK file holding the owner's pid. A lock left by a
+// process that no longer exists (a node killed with SIGKILL) is taken over; one held by
+// a live process refuses the second node.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Data } from "effect";
 
 /**
- * One node per data directory: a LOCK file holding the owner's pid. A lock
- * left by a process that no longer exists (a node killed with SIGKILL) is
- * taken over; one held by a live process refuses the second node, since two
- * writers would corrupt the log.
+ * A live process already holds the data directory's lock: a second node there would
+ * be a second writer, and two writers would corrupt the log.
  *
  * @example
  * const lock = lockDataDir("./data"); // throws DataDirLockedError if a live node holds it

@@ -1,3 +1,5 @@
+// The tagged errors of the durable log (record too large, closed, write failed, unusable,
+// directory not writable, recovery failed), and how an OS error's code and detail are read.
 import { Data } from "effect";
 
 /**

@@ -1,3 +1,5 @@
+// The durable log's options (fsync policy, segment and record sizes, corruption and failure
+// listeners), its test seams, and the settings they resolve to with their defaults.
 import { InvalidArgumentError } from "../errors.ts";
 import type { CorruptionReport } from "./log-recovery.ts";
 import { type OpenSegment, openSegmentFile } from "./segment-file.ts";

@@ -312,9 +312,81 @@ describe("DurableLog", () => {
       await writeFile(join(dir, COMPACTION_MARKER), "garbage");
       await assert.rejects(DurableLog.open(dir), (error: unknown) => {
         assert.ok(error instanceof LogRecoveryError);
-        assert.match(error.message, /compaction marker compaction\.commit is unreadable/);
+        assert.match(error.message, /compaction marker compaction\.commit is damaged \("garbage"\)/);
         return true;
       });
+    });
+
+    it("refuses to finish a compaction whose marker names other segments than it wrote, and changes nothing", async () => {
+      const dir = await tempDir();
+      const { log } = await DurableLog.open(dir, { segmentBytes: 1024 });
+      await log.appendMany(recordsUpTo(100));
+      await log.close();
+      const before = await segmentFiles(dir);
+      assert.ok(before.length >= 3);
+      // An intact-looking marker whose first segment lies past every segment here: finishing would remove them all.
+      const first = Number(before.at(-1)!.slice(0, 16)) + 5;
+      const line = `celerity durable log compaction: first segment ${segmentName(first)}, last segment ${segmentName(first)}`;
+      const { crc32 } = await import("./crc32.ts");
+      const crc = crc32(text.encode(line)).toString(16).padStart(8, "0");
+      await writeFile(join(dir, COMPACTION_MARKER), `${line}, crc32 ${crc}\n`);
+      await assert.rejects(DurableLog.open(dir), (error: unknown) => {
+        assert.ok(error instanceof LogRecoveryError);
+        assert.match(error.message, new RegExp(`${segmentName(first)} is in neither its staged nor its final form`));
+        assert.match(error.message, /nothing was changed/);
+        return true;
+      });
+      assert.deepEqual(await segmentFiles(dir), before);
+      // A flipped digit in a real marker fails its checksum the same way.
+      const flipped = `${line.replace(segmentName(first), segmentName(first - 4))}, crc32 ${crc}\n`;
+      await writeFile(join(dir, COMPACTION_MARKER), flipped);
+      await assert.rejects(DurableLog.open(dir), /compaction marker compaction\.commit is damaged/);
+      assert.deepEqual(await segmentFiles(dir), before);
+    });
+
+    it("refuses to start over a gap in the segments' numbers, naming the missing one, and changes nothing", async () => {
+      const dir = await tempDir();
+      const { log } = await DurableLog.open(dir, { segmentBytes: 512 });
+      await log.appendMany(recordsUpTo(60));
+      await log.close();
+      const files = await segmentFiles(dir);
+      assert.ok(files.length >= 3);
+      await rm(join(dir, files[1]));
+      await assert.rejects(DurableLog.open(dir, { segmentBytes: 512 }), (error: unknown) => {
+        assert.ok(error instanceof LogRecoveryError);
+        assert.match(error.message, new RegExp(`segment ${files[1].replace(".", "\\.")} is missing between`));
+        return true;
+      });
+      assert.deepEqual(await segmentFiles(dir), [files[0], ...files.slice(2)]);
+    });
+
+    it("quarantines an unreadable tail of an earlier segment instead of cutting it", async () => {
+      const dir = await tempDir();
+      const written = recordsUpTo(60);
+      const { log } = await DurableLog.open(dir, { segmentBytes: 512 });
+      await log.appendMany(written);
+      await log.close();
+      const files = await segmentFiles(dir);
+      const first = join(dir, files[0]);
+      const bytes = await readFile(first);
+      let count = 0;
+      let lastFrame = 0;
+      for (let at = 0; at < bytes.length; count++) {
+        lastFrame = at;
+        at += frameBytes(bytes.readUInt32LE(at + 4));
+      }
+      bytes[lastFrame + RECORD_HEADER_BYTES] ^= 0x01; // the payload of the segment's last record
+      await writeFile(first, bytes);
+
+      const again = await reopen(dir, { segmentBytes: 512 });
+      assert.deepEqual(again.records, [...written.slice(0, count - 1), ...written.slice(count)]);
+      const [report] = again.report.corrupted;
+      assert.equal(again.report.corrupted.length, 1);
+      assert.equal(report.kind, "damaged");
+      assert.equal(report.droppedBytes, 0);
+      assert.equal((await stat(first)).size, bytes.length, "nothing is cut from a segment appends went past");
+      assert.deepEqual(await readFile(report.quarantine as string), bytes.subarray(lastFrame));
+      await again.log.close();
     });
 
     it("leaves the old log intact and usable when writing the new segments fails", async () => {

@@ -1,3 +1,5 @@
+// The durable log: an append-only sequence of records in segment files, with group commit,
+// recovery on open and compaction. It stores bytes; what a record means is its user's business.
 import { join, resolve } from "node:path";
 import {
   errorCode,
@@ -321,7 +323,7 @@ export class DurableLog {
     let written;
     try {
       written = await stageCompaction(context, base, live);
-      await prepareCompaction(context, base);
+      await prepareCompaction(context, base, written[written.length - 1].seq);
     } catch (error) {
       // Not committed: the old segments are still the log and appends go on there.
       await abandonCompaction(dir).catch(() => undefined);

@@ -1,3 +1,5 @@
+// Group commit: appends that arrive while a write is in flight go together into the next
+// write, so one write and one fsync serve them all.
 import { PendingBatch } from "./pending-batch.ts";
 
 /** Work that runs alone, between batches. */

@@ -1,5 +1,18 @@
+// Compaction replaces every segment by new ones, numbered above all old ones,
+// without a moment where a crash leaves a mix:
+//
+//   1. stage    write the live records to "<seq>.log.compact" files, fsync them and the directory
+//   2. prepare  write the marker "compaction.commit.tmp" naming the first new segment, fsync it
+//   3. commit   rename it to "compaction.commit", fsync the directory   <- the atomic switch
+//   4. finish   rename the staged files to "<seq>.log", remove the segments below the
+//               first new one, remove the marker, fsync the directory after each phase
+//
+// On open, a marker means the compaction committed: step 4 is run again (each of
+// its moves is idempotent). No marker means it did not: staged files and the
+// temporary marker are removed and the old segments are the log.
 import { readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { crc32 } from "./crc32.ts";
 import { errorCode, errorDetail, LogRecoveryError, LogWriteError, RecordTooLargeError } from "./durable-log-errors.ts";
 import {
   COMPACTION_MARKER,
@@ -10,21 +23,6 @@ import {
 } from "./log-directory.ts";
 import { frameBytes, writeRecord } from "./log-record.ts";
 import { type OpenSegment, type SegmentFile, syncDirectory } from "./segment-file.ts";
-
-/*
- * Compaction replaces every segment by new ones, numbered above all old ones,
- * without a moment where a crash leaves a mix:
- *
- *   1. stage    write the live records to "<seq>.log.compact" files, fsync them and the directory
- *   2. prepare  write the marker "compaction.commit.tmp" naming the first new segment, fsync it
- *   3. commit   rename it to "compaction.commit", fsync the directory   <- the atomic switch
- *   4. finish   rename the staged files to "<seq>.log", remove the segments below the
- *               first new one, remove the marker, fsync the directory after each phase
- *
- * On open, a marker means the compaction committed: step 4 is run again (each of
- * its moves is idempotent). No marker means it did not: staged files and the
- * temporary marker are removed and the old segments are the log.
- */
 
 /** Where a compaction works and how it reports its durable steps (a test seam). */
 export interface CompactionContext {
@@ -51,8 +49,25 @@ const wrapWrite = async <T>(operation: LogWriteError["operation"], path: string,
   }
 };
 
-const MARKER_TEXT = (base: number): string => `celerity durable log compaction: first segment ${segmentName(base)}\n`;
-const MARKER_PATTERN = /^celerity durable log compaction: first segment (\d{16})\.log\n$/;
+const MARKER_LINE = (first: number, last: number): string =>
+  `celerity durable log compaction: first segment ${segmentName(first)}, last segment ${segmentName(last)}`;
+const hex8 = (n: number): string => n.toString(16).padStart(8, "0");
+const MARKER_TEXT = (first: number, last: number): string => {
+  const line = MARKER_LINE(first, last);
+  return `${line}, crc32 ${hex8(crc32(new TextEncoder().encode(line)))}\n`;
+};
+const MARKER_PATTERN =
+  /^(celerity durable log compaction: first segment (\d{16})\.log, last segment (\d{16})\.log), crc32 ([0-9a-f]{8})\n$/;
+
+/** The segments a committed compaction wrote, read from its marker; undefined when the marker is not intact. */
+const readMarker = (text: string): { first: number; last: number } | undefined => {
+  const match = MARKER_PATTERN.exec(text);
+  if (!match) return undefined;
+  if (hex8(crc32(new TextEncoder().encode(match[1]))) !== match[4]) return undefined;
+  const first = Number(match[2]);
+  const last = Number(match[3]);
+  return last >= first ? { first, last } : undefined;
+};
 
 /**
  * Step 1: write `live` into staged segments numbered from `base`, each fsynced,
@@ -132,14 +147,14 @@ export const stageCompaction = async (
  * segment of the compacted log. Nothing is committed yet.
  *
  * @example
- * await prepareCompaction(context, base);
+ * await prepareCompaction(context, base, written.at(-1)!.seq);
  */
-export const prepareCompaction = async (context: CompactionContext, base: number): Promise<void> => {
+export const prepareCompaction = async (context: CompactionContext, base: number, last: number): Promise<void> => {
   const path = join(context.dir, COMPACTION_MARKER_TEMP);
   const file = await wrapWrite("open", path, () => context.openSegment(path));
   try {
     await wrapWrite("truncate", path, () => file.truncate(0));
-    await wrapWrite("write", path, () => file.write(new TextEncoder().encode(MARKER_TEXT(base)), 0));
+    await wrapWrite("write", path, () => file.write(new TextEncoder().encode(MARKER_TEXT(base, last)), 0));
     await wrapWrite("fsync", path, () => file.datasync());
   } finally {
     await file.close().catch(() => undefined);
@@ -241,12 +256,22 @@ export const settleCompaction = async (dir: string): Promise<void> => {
       reason: `cannot read the compaction marker: ${errorCode(cause)} (${errorDetail(cause)})`,
     });
   }
-  const match = MARKER_PATTERN.exec(text);
-  if (!match) {
+  const marker = readMarker(text);
+  if (marker === undefined) {
     throw new LogRecoveryError({
       dir,
-      reason: `the compaction marker ${COMPACTION_MARKER} is unreadable, so it is unknown whether the last compaction committed`,
+      reason: `the compaction marker ${COMPACTION_MARKER} is damaged (${JSON.stringify(text.slice(0, 120))}), so it is unknown whether the last compaction committed or which segments it replaced; nothing was changed`,
     });
   }
-  await finishCompaction(dir, Number(match[1]), async () => {});
+  // Finishing removes every segment before the compacted ones: only when all of those are here.
+  const present = new Set([...listing.staged, ...listing.segments]);
+  for (let seq = marker.first; seq <= marker.last; seq++) {
+    if (!present.has(seq)) {
+      throw new LogRecoveryError({
+        dir,
+        reason: `the committed compaction wrote ${segmentName(marker.first)} to ${segmentName(marker.last)}, but ${segmentName(seq)} is in neither its staged nor its final form; finishing would remove the older segments, so nothing was changed`,
+      });
+    }
+  }
+  await finishCompaction(dir, marker.first, async () => {});
 };

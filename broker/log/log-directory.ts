@@ -1,3 +1,5 @@
+// The names of the files in a log directory (segments, staged segments, the compaction
+// marker) and reading which of them are there.
 import { readdir } from "node:fs/promises";
 
 const DIGITS = 16;

@@ -1,17 +1,18 @@
+// On-disk framing of one log record, and scanning a segment's bytes back into records
+// and damaged stretches. A record is a 12-byte header then the payload:
+//
+//   0      magic 0xCE (a zero-filled or foreign tail fails here)
+//   1      format version (1)
+//   2..3   reserved, written as 0
+//   4..7   payload length, u32 little-endian
+//   8..11  CRC-32 of bytes 0..7 followed by the payload, u32 little-endian
+//
+// The checksum covers the header fields as well as the payload, so a flipped bit in the
+// length cannot make a shorter or longer slice of the file pass as a record.
 import { crc32 } from "./crc32.ts";
 
 /**
- * On-disk framing of one log record: a 12-byte header then the payload.
- *
- *   0      magic 0xCE (a zero-filled or foreign tail fails here)
- *   1      format version (1)
- *   2..3   reserved, written as 0
- *   4..7   payload length, u32 little-endian
- *   8..11  CRC-32 of bytes 0..7 followed by the payload, u32 little-endian
- *
- * The checksum covers the header fields as well as the payload, so a flipped
- * bit in the length cannot make a shorter or longer slice of the file pass as
- * a record.
+ * Bytes of a record's header, in front of its payload.
  *
  * @example
  * const frame = new Uint8Array(RECORD_HEADER_BYTES + payload.length);

@@ -1,3 +1,5 @@
+// Opening a log directory: settle an interrupted compaction, scan every segment, cut a torn
+// tail, quarantine damaged stretches, and report what was found.
 import { constants } from "node:fs";
 import { access, mkdir, readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
@@ -59,6 +61,38 @@ const quarantine = async (dir: string, segment: string, offset: number, bytes: U
     });
   }
   return path;
+};
+
+const keepDamaged = async (
+  dir: string,
+  segment: string,
+  offset: number,
+  reason: string,
+  damaged: Uint8Array,
+): Promise<CorruptionReport> => ({
+  kind: "damaged",
+  segment,
+  offset,
+  reason,
+  length: damaged.length,
+  droppedBytes: 0,
+  quarantine: await quarantine(dir, segment, offset, damaged),
+});
+
+/**
+ * Segments are numbered without gaps (appends and compactions both number the
+ * next one on), so a missing number is a file removed or renamed by hand:
+ * recovery cannot tell what it held, and refuses rather than start without it.
+ */
+const refuseGaps = (dir: string, segments: readonly number[]): void => {
+  for (let i = 1; i < segments.length; i++) {
+    if (segments[i] === segments[i - 1] + 1) continue;
+    const missing = segmentName(segments[i - 1] + 1);
+    throw new LogRecoveryError({
+      dir,
+      reason: `segment ${missing} is missing between ${segmentName(segments[i - 1])} and ${segmentName(segments[i])} (removed or renamed?): restore it, or move the segments after the gap aside to start without them; nothing was changed`,
+    });
+  }
 };
 
 /** What `open` found: intact records returned, segments read, and every corruption cut away. */
@@ -136,8 +170,10 @@ const cutTail = async (openSegment: OpenSegment, dir: string, path: string, leng
  * Bring `dir` to one whole log (settling an interrupted compaction), then read
  * every segment in order, keeping every intact record. Damage in the middle
  * of a segment is reported and its bytes quarantined, and reading resumes at
- * the next intact record; only a torn tail (no intact record behind it) is
- * cut off. The next segment is read as usual.
+ * the next intact record; only a torn tail of the last segment (no intact
+ * record behind it) is cut off: the same in an earlier segment is damage, and
+ * is quarantined like the rest. A gap in the segments' numbers, or a damaged
+ * compaction marker, stops recovery with a LogRecoveryError and nothing changed.
  *
  * @example
  * const { records, report } = await recoverLog(dir, { maxRecordBytes: 1 << 24, openSegment: openSegmentFile });
@@ -153,6 +189,7 @@ export const recoverLog = async (
   await ensureWritableDirectory(dir);
   await settleCompaction(dir);
   const { segments } = await listLogDirectory(dir);
+  refuseGaps(dir, segments);
   const records: Uint8Array[] = [];
   const corrupted: CorruptionReport[] = [];
   let totalBytes = 0;
@@ -171,24 +208,18 @@ export const recoverLog = async (
     const scan = scanSegment(bytes, settings.maxRecordBytes);
     for (const record of scan.records) records.push(record);
     for (const region of scan.damaged) {
-      const info: CorruptionReport = {
-        kind: "damaged",
-        segment: path,
-        offset: region.offset,
-        reason: region.reason,
-        length: region.length,
-        droppedBytes: 0,
-        quarantine: await quarantine(
-          dir,
-          path,
-          region.offset,
-          bytes.subarray(region.offset, region.offset + region.length),
-        ),
-      };
+      const damaged = bytes.subarray(region.offset, region.offset + region.length);
+      const info = await keepDamaged(dir, path, region.offset, region.reason, damaged);
       corrupted.push(info);
       settings.onCorruption?.(info);
     }
-    if (scan.torn) {
+    const sealed = seq !== segments[segments.length - 1];
+    if (scan.torn && sealed) {
+      // Appends went on in a later segment, so these bytes were not the write a crash cut short.
+      const info = await keepDamaged(dir, path, scan.torn.offset, scan.torn.reason, bytes.subarray(scan.end));
+      corrupted.push(info);
+      settings.onCorruption?.(info);
+    } else if (scan.torn) {
       const info: CorruptionReport = {
         kind: "torn",
         segment: path,
@@ -202,7 +233,7 @@ export const recoverLog = async (
       corrupted.push(info);
       settings.onCorruption?.(info);
     }
-    totalBytes += scan.end;
+    totalBytes += sealed ? bytes.length : scan.end;
     lastBytes = scan.end;
   }
   const created = segments.length === 0;

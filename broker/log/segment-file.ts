@@ -1,3 +1,5 @@
+// The log's only way to the disk: one open segment file written at explicit positions, and
+// fsync of a directory. A test puts a failing disk behind the same interface.
 import * as fs from "node:fs";
 
 /**

@@ -1,14 +1,11 @@
+// A published envelope's msgpack bytes, found in the publish request, so the node's log
+// record can take them as they are: the node decodes a published envelope once (it must
+// read the routing fields) and does not encode it again for the log. The bytes are exactly
+// the wire form (protocol.ts, `WireEnvelope`), so a record built from them reads back the
+// same as one encoded from the fields. They are a view into a socket read, used at once
+// and never kept (a kept view would keep the whole read).
 import type { Encoder } from "@msgpack/msgpack";
 
-/**
- * A published envelope's msgpack bytes, found in the publish request, so
- * the node's log record can take them as they are: the node decodes a
- * published envelope once (it must read the routing fields) and does not
- * encode it again for the log. The bytes are exactly the wire form
- * (protocol.ts, `WireEnvelope`), so a record built from them reads back the
- * same as one encoded from the fields. They are a view into a socket read,
- * used at once and never kept (a kept view would keep the whole read).
- */
 const FIXARRAY_3 = 0x93;
 const FIXARRAY_2 = 0x92;
 const FIXARRAY_8 = 0x98;

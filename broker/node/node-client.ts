@@ -1,3 +1,8 @@
+// The client's connection to a broker node: handshake, heartbeats, requests matched to
+// responses, and reconnection with exponential backoff. Requests made while disconnected
+// wait for the next connection (up to `requestTimeoutMs`); requests in flight when a
+// connection dies are rejected with ConnectionLostError. After each (re)connection the
+// `onConnected` hooks run first, so consumers are re-established before anything else is sent.
 import { connect, type Socket } from "node:net";
 import { Data } from "effect";
 import type { Clock } from "../clock.ts";
@@ -22,13 +27,8 @@ import {
 } from "./wire-frame.ts";
 
 /**
- * The client's connection to a broker node: handshake, heartbeats, requests
- * matched to responses, and reconnection with exponential backoff. Requests
- * made while disconnected wait for the next connection (up to
- * `requestTimeoutMs`); requests in flight when a connection dies are rejected
- * with ConnectionLostError, since the client cannot know whether the node
- * acted on them. After each (re)connection the `onConnected` hooks run first,
- * so consumers are re-established before anything else is sent.
+ * A request was in flight when the connection to the node died: the client cannot know
+ * whether the node acted on it.
  *
  * @example
  * try {

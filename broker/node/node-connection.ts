@@ -1,3 +1,7 @@
+// One client connection to the node, from the node's side: the handshake, heartbeats,
+// requests, and the consumers it opened. When the connection ends, however it ends, its
+// consumers are cancelled, so every delivery it had not acknowledged goes back to its
+// queue for another consumer.
 import { timingSafeEqual } from "node:crypto";
 import type { Socket } from "node:net";
 import { nowOf, repeatEvery, type Clock, type RepeatingTimer } from "../clock.ts";
@@ -11,12 +15,7 @@ import type { Consumer } from "../transport.ts";
 import { DEFAULT_LEASE_MS, LeaseTable } from "./lease-table.ts";
 import { Heartbeat, MISSED_BEATS } from "./heartbeat.ts";
 
-/**
- * One client connection to the node, from the node's side: the handshake,
- * heartbeats, requests, and the consumers it opened. When the connection
- * ends, however it ends, its consumers are cancelled, so every delivery it
- * had not acknowledged goes back to its queue for another consumer.
- */
+/** What a connection needs of the node that accepted it: its broker, settings and request handler. */
 export interface ConnectionContext {
   readonly broker: EmbeddedBroker;
   readonly nodeId: string;

@@ -1,3 +1,8 @@
+// The durable node's record of everything its broker holds, as a sequence of small
+// msgpack records in the durable log: declarations, each message copy that entered a
+// queue (with a sequence number), each copy that left for good, dead-lettering,
+// revocations. Replaying the records rebuilds the broker; the live state is then
+// written back compactly.
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import { DEFAULT_REVOCATION_TTL_MS } from "../revocations.ts";
 import type { DeadLetter, Envelope } from "../envelope.ts";
@@ -6,13 +11,6 @@ import { envelopeFromWire, envelopeToWire } from "./protocol.ts";
 import { encodeWithEnvelope } from "./encoded-envelope.ts";
 import type { ExchangeType, QueueOptions, RevocationOptions } from "../transport.ts";
 
-/**
- * The durable node's record of everything its broker holds, as a sequence of
- * small msgpack records in the durable log: declarations, each message copy
- * that entered a queue (with a sequence number), each copy that left for good,
- * dead-lettering, revocations. Replaying the records rebuilds the broker; the
- * live state is then written back compactly.
- */
 const Kind = {
   Queue: 1,
   Exchange: 2,

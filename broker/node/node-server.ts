@@ -1,3 +1,8 @@
+// The standalone broker node: an embedded broker served over TCP, made durable by a
+// journal in an append-only log. A publish is confirmed only once the record holding it
+// is durable (fsync before confirm by default, with group commit); on restart the log is
+// replayed, so every confirmed and unacknowledged message is back and none that was
+// acknowledged is.
 import { randomUUID } from "node:crypto";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Clock } from "../clock.ts";
@@ -21,18 +26,6 @@ import { OperationTable, type OperationHandlers } from "./operation-table.ts";
 import { brokerNodeSettings, DEFAULT_NODE_PORT, type BrokerNodeSettings } from "./node-settings.ts";
 import { DEFAULT_REVOCATION_TTL_MS } from "../revocations.ts";
 
-/**
- * The standalone broker node: an embedded broker served over TCP, made
- * durable by a journal in an append-only log. A publish is confirmed only
- * once the record holding it is durable (fsync before confirm by default,
- * with group commit); on restart the log is replayed, so every confirmed
- * and unacknowledged message is back and none that was acknowledged is.
- *
- * @example
- * const node = await BrokerNode.start({ port: 5690, dataDir: "./data" });
- * // createApp({ broker: "celerity://127.0.0.1:5690" }) in producers and workers
- * await node.stop();
- */
 export { DEFAULT_NODE_PORT };
 
 /**
@@ -96,8 +89,8 @@ export interface BrokerNodeOptions {
  * results and rate limits, as `celerity broker` does.
  *
  * @example
- * const node = await BrokerNode.start({ port: 0 });
- * console.log(node.url); // celerity://127.0.0.1:<port>
+ * const node = await BrokerNode.start({ port: 5690, dataDir: "./data" });
+ * // createApp({ broker: "celerity://127.0.0.1:5690" }) in producers and workers
  * await node.stop();
  */
 export class BrokerNode {

@@ -1,3 +1,5 @@
+// Test helpers for the broker node: a node on a free port with a transport connected to
+// it, closed together, and temporary data directories.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -1,3 +1,5 @@
+// The client's Transport and QueueAdmin over a broker node: the embedded broker's contract
+// across TCP, with consumers and declarations restored after every reconnection.
 import { repeatEvery, type RepeatingTimer } from "../clock.ts";
 import type { DeadLetter, Delivery } from "../envelope.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";

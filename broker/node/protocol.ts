@@ -1,13 +1,10 @@
+// The node's wire protocol, version 1 (docs/protocol.md): the frame types, the envelope's
+// wire form, the protocol's errors and the payload codec. Every frame (see wire-frame.ts)
+// carries one of the types below and a msgpack payload. Hot frames (publish, deliver, ack)
+// use positional arrays: smaller and faster to encode than maps.
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import { Data } from "effect";
 import type { Envelope, HeaderValue } from "../envelope.ts";
-
-/**
- * The node's wire protocol, version 1 (docs/protocol.md). Every frame (see
- * wire-frame.ts) carries one of the types below and a msgpack payload. Hot
- * frames (publish, deliver, ack) use positional arrays: smaller and faster
- * to encode than maps.
- */
 
 /**
  * The wire protocol's version, sent in the handshake; a node refuses a client of another version.

@@ -1,14 +1,15 @@
+// The wire frame: `[u32 length, big-endian][u8 type][payload]`, where length counts the
+// type byte and the payload; the parser and the batching writer. The parser is
+// hand-written and allocation-aware: it reads frames straight out of the socket's chunks
+// and copies only a frame that straddles two chunks.
 import { Data } from "effect";
 
 /**
- * The wire frame: `[u32 length, big-endian][u8 type][payload]`, where length
- * counts the type byte and the payload. The parser is hand-written and
- * allocation-aware: it reads frames straight out of the socket's chunks and
- * copies only a frame that straddles two chunks.
+ * A frame longer than the receiver's maximum (`maxFrameBytes`): the connection that sent
+ * it is closed with this reason.
  *
  * @example
- * const parser = new FrameParser(1 << 20, (type, payload) => handle(type, payload));
- * socket.on("data", (chunk) => parser.push(chunk));
+ * // logged by the node: "connection-2 closed: frame of 33554432 bytes exceeds the maximum of 16777216 bytes"
  */
 export class FrameTooLargeError extends Data.TaggedError("FrameTooLargeError")<{
   readonly size: number;
@@ -38,6 +39,13 @@ export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
 export type FrameHandler = (type: number, payload: Uint8Array) => void;
 
+/**
+ * Reads frames straight out of a socket's chunks, copying only a frame that straddles two.
+ *
+ * @example
+ * const parser = new FrameParser(1 << 20, (type, payload) => handle(type, payload));
+ * socket.on("data", (chunk) => parser.push(chunk));
+ */
 export class FrameParser {
   /** The frame being reassembled across chunks, sized once its length is known; `filled` bytes of it arrived. */
   private partial: Uint8Array | undefined;

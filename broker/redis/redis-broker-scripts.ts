@@ -1,28 +1,25 @@
+// The Redis transport's operations, each one Lua script run atomically on
+// the server, so any number of producers and workers share the queues with
+// no lock of their own. Every script's ARGV[1] is the key prefix; all keys
+// are built from it (one hash tag, so one slot on a cluster).
+//
+// Keys under the prefix P:
+// - `P queues`       hash: queue → "deadLetterQueue \t maxDeliveries \t explicit \t isDeadLetterQueue"
+// - `P exchanges`    hash: exchange → type; `P b:<exchange>` set of "queue \n pattern"
+// - `P seq`          counter naming messages and ordering them
+// - `P m:<seq>`      hash, one copy of a message in one queue: e (envelope bytes), q (queue), p (priority),
+//                    s (ready score), n (deliveries so far), i (id), x (expires), o (the delivery holding it),
+//                    dr/dq/da (dead-letter reason, source queue, time)
+// - `P r:<queue>`    sorted set of ready messages by (9 - priority) · 2^48 + sequence: highest priority first, FIFO within
+// - `P d:<queue>`    sorted set of delayed messages by eta
+// - `P l:<queue>`    sorted set of delivered, unacknowledged messages by lease deadline
+// - `P c:<queue>`    hash: consumer → deadline of its registration (renewed with its leases)
+// - `P rv:<id>`      a revocation, expiring with its ttl; `P revocations` the same by expiry, for late joiners
+// - channels `P n:<queue>` (the queue's first ready message, or a delayed one, arrived) and `P revoke`
+//
+// Time is the callers' epoch milliseconds (as for eta and expires): the
+// machines' clocks must agree, as Celery also requires.
 import { RedisScript } from "./redis-script.ts";
-
-/**
- * The Redis transport's operations, each one Lua script run atomically on
- * the server, so any number of producers and workers share the queues with
- * no lock of their own. Every script's ARGV[1] is the key prefix; all keys
- * are built from it (one hash tag, so one slot on a cluster).
- *
- * Keys under the prefix P:
- * - `P queues`       hash: queue → "deadLetterQueue \t maxDeliveries \t explicit \t isDeadLetterQueue"
- * - `P exchanges`    hash: exchange → type; `P b:<exchange>` set of "queue \n pattern"
- * - `P seq`          counter naming messages and ordering them
- * - `P m:<seq>`      hash, one copy of a message in one queue: e (envelope bytes), q (queue), p (priority),
- *                    s (ready score), n (deliveries so far), i (id), x (expires), o (the delivery holding it),
- *                    dr/dq/da (dead-letter reason, source queue, time)
- * - `P r:<queue>`    sorted set of ready messages by (9 - priority) · 2^48 + sequence: highest priority first, FIFO within
- * - `P d:<queue>`    sorted set of delayed messages by eta
- * - `P l:<queue>`    sorted set of delivered, unacknowledged messages by lease deadline
- * - `P c:<queue>`    hash: consumer → deadline of its registration (renewed with its leases)
- * - `P rv:<id>`      a revocation, expiring with its ttl; `P revocations` the same by expiry, for late joiners
- * - channels `P n:<queue>` (the queue's first ready message, or a delayed one, arrived) and `P revoke`
- *
- * Time is the callers' epoch milliseconds (as for eta and expires): the
- * machines' clocks must agree, as Celery also requires.
- */
 
 /** Lua shared by the scripts: queue definitions, scores, requeue and dead-lettering. */
 const COMMON = `

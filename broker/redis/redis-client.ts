@@ -1,3 +1,5 @@
+// Makes the ioredis clients of the Redis transport and stores, loading ioredis on first use
+// so that an app which never talks to Redis does not pay for loading it.
 import { createRequire } from "node:module";
 import type { Redis, RedisOptions } from "ioredis";
 

@@ -1,3 +1,5 @@
+// One consumer of a Redis queue: pulls leased deliveries up to its free prefetch when woken
+// or polled, renews their leases while the process lives, and settles them by script.
 import type { Redis } from "ioredis";
 import type { Delivery } from "../envelope.ts";
 import { UnknownDeliveryError } from "../errors.ts";

@@ -1,11 +1,9 @@
+// An envelope as Redis stores it: one msgpack array
+// `[id, exchange, routingKey, priority, eta|nil, expires|nil, headers, body]`.
+// The scripts never read it; the routing facts they need travel beside it.
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { Envelope, HeaderValue } from "../envelope.ts";
 
-/**
- * An envelope as Redis stores it: one msgpack array
- * `[id, exchange, routingKey, priority, eta|nil, expires|nil, headers, body]`.
- * The scripts never read it; the routing facts they need travel beside it.
- */
 const encoder = new Encoder();
 const decoder = new Decoder();
 

@@ -1,3 +1,5 @@
+// The Redis transport's one error of its own: a command whose outcome is unknown because
+// the connection was lost; Redis's own refusals pass through unchanged.
 import { Data } from "effect";
 
 /**

@@ -1,3 +1,5 @@
+// The Redis transport's settings (prefix, poll interval, lease), their defaults, and the
+// `redis://` url with its `?prefix=` and `?leaseMs=` read into a connection target.
 import { InvalidArgumentError } from "../errors.ts";
 
 /**

@@ -1,3 +1,5 @@
+// Running a Lua script on Redis by its SHA1 (EVALSHA), sending its text (EVAL) when the
+// server does not know it, with replies kept raw so binary envelopes survive.
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 

@@ -1,3 +1,5 @@
+// Test helpers for the Redis transport and stores: the tests' Redis url, the skip when it
+// is unreachable, a key prefix per test and its cleanup, a transport isolated under one.
 import { randomUUID } from "node:crypto";
 import { serviceSkipReason } from "../../tests/support/service-probe.ts";
 import { Redis } from "ioredis";

@@ -1,3 +1,5 @@
+// The Transport on Redis: queues, exchanges, delays, priorities, leases and dead letters
+// kept in Redis and changed only by Lua scripts (redis-broker-scripts.ts).
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Redis } from "ioredis";
@@ -11,7 +13,7 @@ import {
   QueueNotFoundError,
   UnroutableError,
 } from "../errors.ts";
-import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "../embedded/broker-arguments.ts";
+import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "../broker-arguments.ts";
 import { DEFAULT_REVOCATION_TTL_MS, Revocations } from "../revocations.ts";
 import type {
   ConsumeOptions,

@@ -1,3 +1,5 @@
+// Celery's queues on RabbitMQ (the CeleryBroker of an app or worker on amqp://): declared,
+// published to and consumed exactly as Celery does, so Python workers share them.
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
 import { CeleryMessageError } from "./celery-errors.ts";
 import type { CeleryBroker, CeleryConsumption, CeleryInbound } from "./celery-broker.ts";

@@ -1,3 +1,7 @@
+// An app that speaks Celery's protocol: task messages in Celery's task
+// protocol 2 on kombu's Redis lists or RabbitMQ queues, results in Celery's Redis
+// result backend. Python Celery workers serve what it sends, and its workers serve
+// what Python sends. See docs/celery-interop.md.
 import { randomUUID } from "node:crypto";
 import { Signature, type AnyCanvas, type Canvas, type Dispatcher } from "../../dsl/canvas.ts";
 import { mergeOptions, type CallOptions } from "../../dsl/options.ts";
@@ -14,13 +18,6 @@ import { AmqpCeleryQueues } from "./celery-amqp-queues.ts";
 import { RedisCeleryQueues } from "./celery-redis-queues.ts";
 import { CeleryGroupResult, CeleryTaskResult } from "./celery-result.ts";
 import { CeleryWorker, type CeleryHandler, type CeleryTaskContext, type CeleryWorkerOptions } from "./celery-worker.ts";
-
-/**
- * An app that speaks Celery's protocol: task messages in Celery's task
- * protocol 2 inside kombu's Redis envelope, results in Celery's Redis result
- * backend. Python Celery workers serve what it sends, and its workers serve
- * what Python sends. See docs/celery-interop.md.
- */
 
 /**
  * Options of an app on Celery's protocol.

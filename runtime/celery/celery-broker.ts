@@ -1,12 +1,9 @@
+// Where Celery's task messages travel: kombu's Redis lists or RabbitMQ
+// queues. The worker and the app program against this; results stay in
+// Celery's Redis result backend either way.
 import type { CeleryMessageError } from "./celery-errors.ts";
 import type { CeleryTaskMessage } from "./celery-message.ts";
 import type { KombuDelivery } from "./kombu-redis-envelope.ts";
-
-/**
- * Where Celery's task messages travel: kombu's Redis lists or RabbitMQ
- * queues. The worker and the app program against this; results stay in
- * Celery's Redis result backend either way.
- */
 
 /** One message received: read (or the reason it could not be), with the raw form kept for a dead letter. */
 export interface CeleryInbound {

@@ -1,3 +1,5 @@
+// The Celery protocol's errors: a message on a Celery queue that cannot be read, and a
+// canvas that cannot be expressed as Celery's messages.
 import { Data } from "effect";
 
 /**

@@ -1,14 +1,11 @@
+// Celery's task message, protocol version 2: the headers Celery's worker reads
+// and the JSON body `[args, kwargs, embed]`, where the embed carries the rest
+// of a canvas (the chain still to run, callbacks, the chord body). Transport
+// neutral: kombu-redis-envelope.ts wraps it for Redis.
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { CeleryMessageError } from "./celery-errors.ts";
 import { pythonRepr } from "./python-repr.ts";
-
-/**
- * Celery's task message, protocol version 2: the headers Celery's worker reads
- * and the JSON body `[args, kwargs, embed]`, where the embed carries the rest
- * of a canvas (the chain still to run, callbacks, the chord body). Transport
- * neutral: kombu-redis-envelope.ts wraps it for Redis.
- */
 
 /** A signature as Celery serializes it: a task call with its options, inside an embed. */
 export interface CelerySignature {

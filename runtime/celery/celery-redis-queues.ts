@@ -1,3 +1,5 @@
+// Celery's queues on Redis (the CeleryBroker of an app or worker on redis://): kombu's
+// lists, with what dead workers left unacknowledged restored periodically.
 import type { Redis } from "ioredis";
 import { CeleryMessageError } from "./celery-errors.ts";
 import type { CeleryBroker, CeleryConsumption, CeleryInbound } from "./celery-broker.ts";

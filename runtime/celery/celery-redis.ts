@@ -1,3 +1,5 @@
+// The keys Celery and kombu keep in Redis, read and written as they do: queues, the
+// `unacked` bookkeeping, bindings, results with their channel, chord counters.
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { newRedisClient } from "../../broker/redis/redis-client.ts";

@@ -1,9 +1,8 @@
+// A task's result in the format of Celery's Redis result backend: the JSON
+// under `celery-task-meta-<id>`, published on the channel of the same name.
 import type { RemoteErrorInfo } from "../../dsl/result.ts";
 
-/**
- * A task's result in the format of Celery's Redis result backend: the JSON
- * under `celery-task-meta-<id>`, published on the channel of the same name.
- */
+/** Celery's task states, as its result backend records them. */
 export type CeleryState = "PENDING" | "RECEIVED" | "STARTED" | "RETRY" | "SUCCESS" | "FAILURE" | "REVOKED" | "IGNORED";
 
 export interface CeleryResultMeta {

@@ -1,3 +1,5 @@
+// Handles on results in Celery's Redis result backend: written by a Python
+// worker or by a celerity worker on the Celery protocol, read the same way.
 import type {
   AsyncResult,
   GetOptions,
@@ -11,11 +13,6 @@ import { firstError, fractionOf, groupProgress, watchProgress } from "../task-pr
 import { RemoteTaskError, TaskRevokedError } from "../errors.ts";
 import type { CeleryRedis } from "./celery-redis.ts";
 import { EXCEPTION_STATES, fromCeleryException, READY, type CeleryResultMeta } from "./celery-result-meta.ts";
-
-/**
- * Handles on results in Celery's Redis result backend: written by a Python
- * worker or by a celerity worker on the Celery protocol, read the same way.
- */
 
 const stateOf = (meta: CeleryResultMeta | undefined): TaskState => {
   if (meta === undefined) return "PENDING";

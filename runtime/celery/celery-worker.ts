@@ -1,3 +1,8 @@
+// A worker on Celery's protocol: takes task messages from its CeleryBroker (kombu's Redis
+// lists or RabbitMQ queues), runs the handlers registered here, stores results in Celery's
+// format, and carries a canvas on as Celery's worker does (the next chain step and the
+// callbacks before storing the result, the chord join after). A message it cannot run is
+// logged and moved to `<queue>.dead-letter`.
 import { hostname } from "node:os";
 import { TimeLimitExceeded } from "../errors.ts";
 import { CeleryMessageError } from "./celery-errors.ts";
@@ -11,14 +16,6 @@ import {
   toCeleryException,
   type CeleryState,
 } from "./celery-result-meta.ts";
-
-/**
- * A worker on Celery's protocol: pops task messages from kombu's Redis
- * lists, runs the handlers registered here, stores results in Celery's
- * format, and carries a canvas on as Celery's worker does (the next chain
- * step and the callbacks before storing the result, the chord join after).
- * A message it cannot run is logged and moved to `<queue>.dead-letter`.
- */
 
 /**
  * What a handler on the Celery protocol sees as `this`: its id, retries, keyword arguments, signal and `retry()`.

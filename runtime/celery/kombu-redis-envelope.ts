@@ -1,14 +1,11 @@
+// kombu's Redis envelope: a JSON object holding the base64 body, the content
+// type, Celery's headers and kombu's properties (`delivery_tag`,
+// `delivery_info`, `priority`), pushed on a list named after the queue, or
+// on one of its priority sub-lists.
 import { randomUUID } from "node:crypto";
 import { inflateSync } from "node:zlib";
 import { CeleryMessageError } from "./celery-errors.ts";
 import { celeryBody, celeryHeaders, type CeleryTaskMessage } from "./celery-message.ts";
-
-/**
- * kombu's Redis envelope: a JSON object holding the base64 body, the content
- * type, Celery's headers and kombu's properties (`delivery_tag`,
- * `delivery_info`, `priority`), pushed on a list named after the queue, or
- * on one of its priority sub-lists.
- */
 
 /** kombu's separator in priority sub-list names and binding members. */
 export const KOMBU_SEP = "\x06\x16";

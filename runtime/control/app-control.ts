@@ -1,12 +1,13 @@
+// `app.inspect` and the remote control part of `app.control`: each call
+// broadcasts one command and resolves, after the timeout (default 1 s) or
+// once every named worker has answered, with the answers keyed by worker
+// name. No worker answering is an empty object, not an error.
 import { DEFAULT_CONTROL_TIMEOUT_MS, type BroadcastOptions, type ControlClient } from "./control-client.ts";
 import { ControlError, type ControlAnswer, type ControlReply } from "./control-protocol.ts";
 import type { QueueConsumed, ScheduledInfo, TaskInfo, WorkerStatsInfo } from "./worker-commands.ts";
 
 /**
- * `app.inspect` and the remote control part of `app.control`: each call
- * broadcasts one command and resolves, after the timeout (default 1 s) or
- * once every named worker has answered, with the answers keyed by worker
- * name. No worker answering is an empty object, not an error.
+ * Which workers a call asks, and how long it waits for their answers.
  *
  * @example
  * await app.inspect.active({ destination: ["4121@web-1"], timeout: 3_000 });

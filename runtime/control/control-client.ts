@@ -1,13 +1,12 @@
+// The caller's side of remote control: broadcasts a command and gathers the
+// replies that arrive within the timeout. One reply queue per client (auto-
+// delete, made on first use), replies matched to their call by ticket.
 import { randomUUID } from "node:crypto";
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer, Transport } from "../../broker/transport.ts";
 import { CONTROL_EXCHANGE, REPLY_EXCHANGE, readReply, requestEnvelope, type ControlReply } from "./control-protocol.ts";
 
-/**
- * The caller's side of remote control: broadcasts a command and gathers the
- * replies that arrive within the timeout. One reply queue per client (auto-
- * delete, made on first use), replies matched to their call by ticket.
- */
+/** Which workers a broadcast asks, how long and for how many replies it waits. */
 export interface BroadcastOptions {
   /** Only these workers answer (by name). Default: every worker. */
   readonly destination?: string | readonly string[];

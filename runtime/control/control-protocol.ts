@@ -1,15 +1,13 @@
+// Remote control on the wire, as in Celery's pidbox: a request is published
+// to a fanout exchange that every worker's control queue (auto-delete, one
+// per worker) is bound to; a worker whose name the request's `destination`
+// lists (or every worker, without one) runs the command and publishes its
+// reply to the reply exchange, keyed by the caller's reply queue. Bodies are
+// msgpack maps with Celery's field names.
 import { decode, encode } from "@msgpack/msgpack";
 import { Data } from "effect";
 import type { Envelope } from "../../broker/envelope.ts";
 
-/**
- * Remote control on the wire, as in Celery's pidbox: a request is published
- * to a fanout exchange that every worker's control queue (auto-delete, one
- * per worker) is bound to; a worker whose name the request's `destination`
- * lists (or every worker, without one) runs the command and publishes its
- * reply to the reply exchange, keyed by the caller's reply queue. Bodies are
- * msgpack maps with Celery's field names.
- */
 export const CONTROL_EXCHANGE = "celerity.control";
 export const REPLY_EXCHANGE = "celerity.reply";
 

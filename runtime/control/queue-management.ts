@@ -1,3 +1,5 @@
+// `app.queues`: the cluster's queues as an operator sees them (list, pause, resume, purge,
+// dead letters), through the transport's QueueAdmin.
 import { Data } from "effect";
 import type { DeadLetter } from "../../broker/envelope.ts";
 import { queueAdminOf, type QueueInfo } from "../../broker/queue-admin.ts";

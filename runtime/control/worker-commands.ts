@@ -1,3 +1,8 @@
+// What a worker answers to each remote control command: Celery's inspect
+// commands (what it runs, holds, knows) and control commands (change a
+// limit, the pool, the queues consumed, events; shut down). Each takes the
+// request's arguments and returns the reply's value; a throw is replied as
+// an error naming the worker.
 import type { Codec } from "../../broker/codec.ts";
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Transport } from "../../broker/transport.ts";
@@ -10,13 +15,7 @@ import type { TaskDefinition } from "../task.ts";
 import type { Worker } from "../worker/worker.ts";
 import type { Method } from "./control-protocol.ts";
 
-/**
- * What a worker answers to each remote control command: Celery's inspect
- * commands (what it runs, holds, knows) and control commands (change a
- * limit, the pool, the queues consumed, events; shut down). Each takes the
- * request's arguments and returns the reply's value; a throw is replied as
- * an error naming the worker.
- */
+/** What a command runs against: the worker, its transport, codec, tasks and rate limits. */
 export interface CommandContext {
   readonly worker: Worker;
   readonly transport: Transport;

@@ -1,3 +1,8 @@
+// A worker's end of remote control: its own auto-delete queue bound to the
+// control exchange (gone with the worker, even when it dies), the commands it
+// is addressed by run in arrival order, and each reply published to the
+// caller's reply queue. A request for other workers is acknowledged and
+// ignored; one that cannot be read is logged and dropped.
 import { randomUUID } from "node:crypto";
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer } from "../../broker/transport.ts";
@@ -13,13 +18,7 @@ import {
 } from "./control-protocol.ts";
 import { COMMANDS, type CommandContext } from "./worker-commands.ts";
 
-/**
- * A worker's end of remote control: its own auto-delete queue bound to the
- * control exchange (gone with the worker, even when it dies), the commands it
- * is addressed by run in arrival order, and each reply published to the
- * caller's reply queue. A request for other workers is acknowledged and
- * ignored; one that cannot be read is logged and dropped.
- */
+/** What a worker's control needs of its app: the command context without the worker, and a log. */
 export type ControlEnvironment = Omit<CommandContext, "worker"> & { readonly log: (message: string) => void };
 
 /** Start answering remote control for `worker`; what the app hands its workers as `startControl`. */

@@ -1,10 +1,11 @@
+// The picture of a cluster that its event stream draws: the workers (online,
+// offline, or lost when their heartbeats stopped), how many events of each
+// type arrived per second lately and in all, and the latest failures. What
+// `celerity events` shows; a monitor can fold the stream into one the same way.
 import type { CelerityEvent, EventType, TaskFailedEvent } from "./event-types.ts";
 
 /**
- * The picture of a cluster that its event stream draws: the workers (online,
- * offline, or lost when their heartbeats stopped), how many events of each
- * type arrived per second lately and in all, and the latest failures. What
- * `celerity events` shows; a monitor can fold the stream into one the same way.
+ * A worker as `ClusterState.workers()` shows it.
  *
  * @example
  * const state = new ClusterState();

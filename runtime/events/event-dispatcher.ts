@@ -1,3 +1,13 @@
+// The event dispatcher: publishes events to the events exchange. Events sent in one
+// event-loop turn go out together, in one envelope (see event-wire.ts for its body): a
+// worker emits three events per task, and one publish per event would cost more than
+// running a small task. A batch is also flushed once it holds `maxBatch` events, and on
+// `flush()` / `flushSoon()` (the app's task-sent events go out before the tasks' own
+// messages, so no worker's event about a task can overtake its task-sent).
+//
+// With nobody subscribed, the exchange routes a batch to no queue and the broker drops
+// it. One dispatcher serves an app and its workers, so the events of one process keep
+// their order.
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Transport } from "../../broker/transport.ts";
@@ -5,18 +15,6 @@ import { EVENTS_EXCHANGE, type CelerityEvent, type EventFields } from "./event-t
 import { EVENT_WIRE_VERSION, toWire, type WireEvent } from "./event-wire.ts";
 import { EventWriter } from "./event-writer.ts";
 
-/**
- * Publishes events to the events exchange. Events sent in one event-loop
- * turn go out together, in one envelope (see event-wire.ts for its body): a worker emits three events per task, and one publish per event
- * would cost more than running a small task. A batch is also flushed once it
- * holds `maxBatch` events, and on `flush()` / `flushSoon()` (the app's
- * task-sent events go out before the tasks' own messages, so no worker's
- * event about a task can overtake its task-sent).
- *
- * With nobody subscribed, the exchange routes a batch to no queue and the
- * broker drops it. One dispatcher serves an app and its workers, so the
- * events of one process keep their order.
- */
 export const EVENTS_HEADER = "celerity-events";
 
 const DEFAULT_MAX_BATCH = 512;

@@ -1,3 +1,7 @@
+// Receiving the event stream: each subscriber has a queue of its own (auto-
+// delete, so it goes when the subscriber does) bound to the events exchange.
+// It sees the events published from the moment it is subscribed, in the
+// order each process sent them.
 import { randomUUID } from "node:crypto";
 import { Decoder } from "@msgpack/msgpack";
 import type { Delivery } from "../../broker/envelope.ts";
@@ -6,10 +10,7 @@ import { EVENTS_EXCHANGE, EVENT_TYPES, isTaskEvent, type CelerityEvent, type Eve
 import { fromWire } from "./event-wire.ts";
 
 /**
- * Receiving the event stream: each subscriber has a queue of its own (auto-
- * delete, so it goes when the subscriber does) bound to the events exchange.
- * It sees the events published from the moment it is subscribed, in the
- * order each process sent them.
+ * Which events a subscriber receives.
  *
  * @example
  * await app.events.subscribe((event) => console.error(event.type, event.hostname), { types: ["task-failed", "task-retried"], tasks: "fetch" });

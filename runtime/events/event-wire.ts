@@ -1,18 +1,17 @@
+// The events' wire form: a batch is the msgpack array
+// `[1, pid, utcoffset, ...events]`, each event the array
+// `[typeCode, hostname, timestamp, clock, ...fields]` with the fields of its
+// type in the order of EVENT_FIELDS. Positional, because encoding each
+// event's field names cost the worker more than everything else an event
+// does. `args` may travel as the task message's own body (msgpack bytes of
+// `[args]` or `[args, options]`), which the receiver turns into text: the
+// worker then neither decodes nor formats them. A nil `root_id` stands for
+// the task's own id.
 import { Decoder } from "@msgpack/msgpack";
 import { repr } from "./event-repr.ts";
 import { EVENT_TYPES, type CelerityEvent, type EventType } from "./event-types.ts";
 
-/**
- * The events' wire form: a batch is the msgpack array
- * `[1, pid, utcoffset, ...events]`, each event the array
- * `[typeCode, hostname, timestamp, clock, ...fields]` with the fields of its
- * type in the order of EVENT_FIELDS. Positional, because encoding each
- * event's field names cost the worker more than everything else an event
- * does. `args` may travel as the task message's own body (msgpack bytes of
- * `[args]` or `[args, options]`), which the receiver turns into text: the
- * worker then neither decodes nor formats them. A nil `root_id` stands for
- * the task's own id.
- */
+/** The first element of every batch: the version of this wire form. */
 export const EVENT_WIRE_VERSION = 1;
 
 /** The fields of each type beyond the common ones, in wire order. */

@@ -1,3 +1,7 @@
+// A worker's task events: what its runner reports at each step of a task's
+// life, turned into Celery's events and handed to the dispatcher. A worker
+// with events off has none of this (its runner's `events` is undefined), so
+// the step costs one comparison.
 import type { Codec } from "../../broker/codec.ts";
 import type { Delivery, Envelope } from "../../broker/envelope.ts";
 import { toErrorInfo } from "../errors.ts";
@@ -9,12 +13,7 @@ import type { EventWriter } from "./event-writer.ts";
 import { exceptionRepr, isoOrNull, repr } from "./event-repr.ts";
 import { EVENT_CODE, type WireEvent } from "./event-wire.ts";
 
-/**
- * A worker's task events: what its runner reports at each step of a task's
- * life, turned into Celery's events and handed to the dispatcher. A worker
- * with events off has none of this (its runner's `events` is undefined), so
- * the step costs one comparison.
- */
+/** What a worker's runner reports at each step of a task's life. */
 export interface TaskEventSink {
   received(delivery: Delivery): void;
   started(message: TaskMessage): void;

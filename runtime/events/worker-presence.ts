@@ -1,3 +1,5 @@
+// A worker's presence in the event stream: worker-online, a heartbeat every few seconds
+// with its load, worker-offline.
 import { loadavg } from "node:os";
 import { readFileSync } from "node:fs";
 import type { EventDispatcher } from "./event-dispatcher.ts";

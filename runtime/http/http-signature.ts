@@ -1,13 +1,10 @@
+// The HMAC signature an HTTP task puts on its requests, and its check on the
+// receiving side. The header reads `t=<epoch ms>,v1=<hex>`, where the hex is
+// HMAC-SHA256 under the shared secret of `<t>.<body>`: the time is signed
+// with the body, so a captured request cannot be replayed once it is older
+// than the receiver's tolerance.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { Data } from "effect";
-
-/**
- * The HMAC signature an HTTP task puts on its requests, and its check on the
- * receiving side. The header reads `t=<epoch ms>,v1=<hex>`, where the hex is
- * HMAC-SHA256 under the shared secret of `<t>.<body>`: the time is signed
- * with the body, so a captured request cannot be replayed once it is older
- * than the receiver's tolerance.
- */
 
 /**
  * The header carrying the signature.

@@ -1,13 +1,10 @@
+// HTTP tasks, Celery's webhooks: a task that calls a URL, retrying on
+// failures worth retrying, within a timeout, signed with HMAC, and whose
+// result is the response.
 import { Data } from "effect";
 import type { App } from "../app.ts";
 import type { Task, TaskContext, RetryPolicy } from "../task.ts";
 import { SIGNATURE_HEADER, signHttpBody } from "./http-signature.ts";
-
-/**
- * HTTP tasks, Celery's webhooks: a task that calls a URL, retrying on
- * failures worth retrying, within a timeout, signed with HMAC, and whose
- * result is the response.
- */
 
 /**
  * One HTTP call: the task's argument.

@@ -1,3 +1,5 @@
+// The e-mail channel of failure notifications: each notice sent as a mail through an SMTP
+// server (nodemailer, loaded on first use).
 import type { Transporter } from "nodemailer";
 import { summaryOf, textOf, type FailureNotice, type NotificationChannel } from "./failure-notice.ts";
 

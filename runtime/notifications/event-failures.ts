@@ -1,14 +1,11 @@
+// Failure notifications from the events stream: one process (a monitor, an
+// ops service) subscribes to every worker's `task-failed` events and
+// notifies them, so de-duplication and the rate limit hold for the whole
+// cluster, not per worker.
 import type { RemoteErrorInfo } from "../../dsl/result.ts";
 import type { App } from "../app.ts";
 import type { TaskFailedEvent } from "../events/event-types.ts";
 import { FailureNotifier, type FailureNotifierOptions } from "./failure-notifier.ts";
-
-/**
- * Failure notifications from the events stream: one process (a monitor, an
- * ops service) subscribes to every worker's `task-failed` events and
- * notifies them, so de-duplication and the rate limit hold for the whole
- * cluster, not per worker.
- */
 
 /**
  * A notifier subscribed to the events stream.

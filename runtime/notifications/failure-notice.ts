@@ -1,3 +1,5 @@
+// What a failure notification tells (FailureNotice), the channel it goes through
+// (NotificationChannel), and its summary line and text as channels write them.
 import type { RemoteErrorInfo } from "../../dsl/result.ts";
 
 /**

@@ -1,13 +1,10 @@
+// Failure notifications: a subscriber to task failures that sends a notice
+// through each channel, de-duplicated and rate-limited (NotificationGate).
 import type { RemoteErrorInfo } from "../../dsl/result.ts";
 import type { App } from "../app.ts";
 import { toErrorInfo } from "../errors.ts";
 import { summaryOf, type FailureNotice, type NotificationChannel } from "./failure-notice.ts";
 import { NotificationGate, type NotificationLimits } from "./notification-gate.ts";
-
-/**
- * Failure notifications: a subscriber to task failures that sends a notice
- * through each channel, de-duplicated and rate-limited (NotificationGate).
- */
 
 /**
  * What to notify, where, and how often.

@@ -1,12 +1,9 @@
+// Decides which failures are notified, so a failure storm does not send a
+// thousand mails: one notice per kind of failure (task and error) per
+// de-duplication window, and at most `max` notices per `perMs` in all. A
+// held-back failure is counted against its kind and reported with the next
+// notice of that kind.
 import { TokenBucket } from "../rate-limit/token-bucket.ts";
-
-/**
- * Decides which failures are notified, so a failure storm does not send a
- * thousand mails: one notice per kind of failure (task and error) per
- * de-duplication window, and at most `max` notices per `perMs` in all. A
- * held-back failure is counted against its kind and reported with the next
- * notice of that kind.
- */
 
 /**
  * How many notifications go out.

@@ -1,3 +1,5 @@
+// The webhook channel of failure notifications: each notice POSTed as JSON to a url,
+// signed like an HTTP task's requests when given a secret.
 import { SIGNATURE_HEADER, signHttpBody } from "../http/http-signature.ts";
 import type { FailureNotice, NotificationChannel } from "./failure-notice.ts";
 

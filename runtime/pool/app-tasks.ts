@@ -1,10 +1,11 @@
+// How a pool's thread or child finds the tasks of the app its module created: the
+// symbol an app keeps them under, and which export of a module is the app.
 import type { TaskDefinition } from "../task.ts";
 
 /**
- * How a pool's thread or child finds the tasks of the app its module
- * created. A symbol from the global registry, not a module-local WeakMap:
- * the app module may reach celerity by another path (the package, a link)
- * than the pool's own code, and both must agree.
+ * The symbol an app keeps its tasks under. From the global registry, not a module-local
+ * WeakMap: the app module may reach celerity by another path (the package, a link) than
+ * the pool's own code, and both must agree.
  */
 export const APP_TASKS = Symbol.for("celerity.app.tasks");
 

@@ -1,3 +1,5 @@
+// The worker's end of one pool thread or child process: spawning it with the app module,
+// sending it calls, hearing its answers and its end, and killing it.
 import { spawn, type ChildProcess } from "node:child_process";
 import { Worker as Thread } from "node:worker_threads";
 import type { FromChild, ToChild } from "./pool-protocol.ts";

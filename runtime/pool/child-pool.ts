@@ -1,3 +1,9 @@
+// A pool of threads or child processes, each with the app module loaded,
+// each running one task at a time. The worker stays on its own event loop
+// (consuming, heartbeats, lease renewals, acknowledgement); the pool only
+// runs handlers. A hard time limit, a terminate-revoke or a cold shutdown
+// stops the thread or child running the task and starts a fresh one; so do
+// `maxTasksPerChild` and `maxMemoryPerChild`, between tasks.
 import type { Codec } from "../../broker/codec.ts";
 import { TimeLimitExceeded, WorkerError } from "../errors.ts";
 import type { Invocation, InvocationOutcome } from "../worker/task-invocation.ts";
@@ -6,14 +12,7 @@ import { fromCrossing } from "./crossing-error.ts";
 import { PoolStartError, WorkerLostError } from "./pool-errors.ts";
 import type { FromChild } from "./pool-protocol.ts";
 
-/**
- * A pool of threads or child processes, each with the app module loaded,
- * each running one task at a time. The worker stays on its own event loop
- * (consuming, heartbeats, lease renewals, acknowledgement); the pool only
- * runs handlers. A hard time limit, a terminate-revoke or a cold shutdown
- * stops the thread or child running the task and starts a fresh one; so do
- * `maxTasksPerChild` and `maxMemoryPerChild`, between tasks.
- */
+/** One task for the pool to run: its message body, its time limits, and what to do with its value. */
 export interface PoolCall {
   readonly id: string;
   readonly task: string;

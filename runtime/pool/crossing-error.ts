@@ -1,3 +1,5 @@
+// Errors as they cross back from a pool's thread or child to the worker, rebuilt there as
+// the runtime's own classes where they are one.
 import { CodecError, DecodeError } from "../../broker/codec.ts";
 import {
   MaxRetriesExceededError,

@@ -1,3 +1,5 @@
+// The broker of an app loaded in a pool's thread or child when the app uses the embedded
+// broker: every call fails, saying why and what to use instead.
 import type { DeadLetter, Envelope } from "../../broker/envelope.ts";
 import type { Consumer, ExchangeType, QueueStats, Transport } from "../../broker/transport.ts";
 import { WorkerError } from "../errors.ts";

@@ -1,3 +1,7 @@
+// The body of a pool's thread or child process: load the app module once,
+// then run the calls the worker sends, one at a time, and answer each with
+// its encoded value or its error. Time limits beyond the soft one, leases and
+// acknowledgement stay with the worker: this side only runs handlers.
 import { isMainThread, parentPort } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
 import { systemClock } from "../../broker/clock.ts";
@@ -11,13 +15,6 @@ import { appTasksOfModule } from "./app-tasks.ts";
 import { toCrossing } from "./crossing-error.ts";
 import { POOL_CHILD_ENV, type FromChild, type ToChild } from "./pool-protocol.ts";
 import { encodeProgress, type ProgressSink } from "../task-progress.ts";
-
-/**
- * The body of a pool's thread or child process: load the app module once,
- * then run the calls the worker sends, one at a time, and answer each with
- * its encoded value or its error. Time limits beyond the soft one, leases and
- * acknowledgement stay with the worker: this side only runs handlers.
- */
 
 const post: (message: FromChild) => void = isMainThread
   ? (message) => process.send!(message)

@@ -1,3 +1,5 @@
+// The pools' errors: a thread or child that ended while running a task (WorkerLostError),
+// and a pool that could not start (PoolStartError).
 import { Data } from "effect";
 
 /**

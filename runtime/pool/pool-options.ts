@@ -1,10 +1,7 @@
+// How a worker runs its tasks, and the limits of its threads or children.
+// Defaults live here, in one place; `resolvePoolOptions` checks what a user
+// gave and says what is wrong.
 import { WorkerError } from "../errors.ts";
-
-/**
- * How a worker runs its tasks, and the limits of its threads or children.
- * Defaults live here, in one place; `resolvePoolOptions` checks what a user
- * gave and says what is wrong.
- */
 
 /**
  * Where a worker runs its tasks. `"async"`: on the worker's own event loop

@@ -1,11 +1,8 @@
+// The messages between a worker and one of its pool's threads or children.
+// The same for both kinds: a thread gets them by postMessage, a child process
+// over its IPC channel with the "advanced" (structured clone) serialization,
+// so byte arrays cross as bytes.
 import type { CrossingError } from "./crossing-error.ts";
-
-/**
- * The messages between a worker and one of its pool's threads or children.
- * The same for both kinds: a thread gets them by postMessage, a child process
- * over its IPC channel with the "advanced" (structured clone) serialization,
- * so byte arrays cross as bytes.
- */
 
 /** Worker to child. */
 export type ToChild =

@@ -1,3 +1,7 @@
+// What a worker runs beside its consumers, by its pool options: the threads
+// or child processes of a pool, the autoscaler, and on the async pool the
+// watch for a blocked event loop. The worker calls it at start and stop and
+// hands the runner `pool`, `blockWarnMs` and `blocked`.
 import type { ResultStore } from "../results/result-store.ts";
 import { ProgressRecorder } from "../task-progress.ts";
 import type { Codec } from "../../broker/codec.ts";
@@ -6,12 +10,7 @@ import { ChildPool, type PoolStats } from "./child-pool.ts";
 import { EventLoopWatch } from "./event-loop-watch.ts";
 import type { PoolKind, ResolvedPoolOptions } from "./pool-options.ts";
 
-/**
- * What a worker runs beside its consumers, by its pool options: the threads
- * or child processes of a pool, the autoscaler, and on the async pool the
- * watch for a blocked event loop. The worker calls it at start and stop and
- * hands the runner `pool`, `blockWarnMs` and `blocked`.
- */
+/** What the pooling reads of its worker, and the one thing it changes (its size). */
 export interface PooledWorker {
   readonly name: string;
   /** Messages held for a free slot. */

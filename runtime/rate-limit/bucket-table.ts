@@ -1,21 +1,20 @@
+// Token buckets by id (a task, or a task and a key), bounded in memory. A
+// bucket left alone long enough to refill completely is forgotten (swept
+// as the table grows): a new one starts full, so forgetting it changes
+// nothing. Past `max` buckets at once, the least recently used is dropped
+// early (and would start full again): `max` is a memory bound, to be set
+// well above the number of keys active at once.
+//
+// Expiry is checked against the buckets' own clock, not a cache TTL: a TTL
+// measured by a coarser clock could drop a bucket before it is full, and
+// hand out its burst again.
+//
+// A bucket follows the limit it is asked with: a changed limit is applied
+// with TokenBucket.setLimit, so a lowered limit never lets the old burst through.
 import { LRUCache } from "lru-cache";
 import { TokenBucket, sameLimit, type BucketLimit, type Grant } from "./token-bucket.ts";
 
-/**
- * Token buckets by id (a task, or a task and a key), bounded in memory. A
- * bucket left alone long enough to refill completely is forgotten (swept
- * as the table grows): a new one starts full, so forgetting it changes
- * nothing. Past `max` buckets at once, the least recently used is dropped
- * early (and would start full again): `max` is a memory bound, to be set
- * well above the number of keys active at once.
- *
- * Expiry is checked against the buckets' own clock, not a cache TTL: a TTL
- * measured by a coarser clock could drop a bucket before it is full, and
- * hand out its burst again.
- *
- * A bucket follows the limit it is asked with: a changed limit is applied
- * with TokenBucket.setLimit, so a lowered limit never lets the old burst through.
- */
+/** How many buckets a table keeps at most, and the clock it reads. */
 export interface BucketTableOptions {
   /** Most buckets kept. Default 100,000. */
   readonly max?: number;

@@ -1,12 +1,11 @@
+// The rate limits in force in this process, by task: each task's registered
+// limit, overridden at run time by `app.control.rateLimit` (directly with
+// the embedded broker; pushed by the broker node to every process
+// otherwise). `get` is on every delivery's path: one Map look-up.
 import type { RateLimit } from "./rate-setting.ts";
 import type { BucketLimit } from "./token-bucket.ts";
 
-/**
- * The rate limits in force in this process, by task: each task's registered
- * limit, overridden at run time by `app.control.rateLimit` (directly with
- * the embedded broker; pushed by the broker node to every process
- * otherwise). `get` is on every delivery's path: one Map look-up.
- */
+/** A task's limit as changed at run time: a new limit, or null for none. */
 export type LimitOverride = BucketLimit | null;
 
 export class RateLimitTable {

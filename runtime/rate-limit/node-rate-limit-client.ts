@@ -1,3 +1,5 @@
+// Rate limiting through a broker node, from a client: global buckets taken from the node,
+// limit changes pushed by it, and a local fallback when the node serves no rate limits.
 import { FrameType } from "../../broker/node/protocol.ts";
 import type { NodeClient } from "../../broker/node/node-client.ts";
 import { bucketId } from "./bucket-table.ts";

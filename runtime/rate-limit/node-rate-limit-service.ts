@@ -1,3 +1,10 @@
+// The rate limits a broker node keeps for every process connected to it
+// (ops `rate.*`, declared in rate-limit-operations.ts): the buckets of
+// global-scope limits, so that any number of workers together stay under a
+// limit, and the limit changes made at run time, pushed (Notify, topic
+// "rate-limit") to every subscribed connection.
+//
+// A change made with `rate.set` wins over the limit a worker asks with.
 import type { BrokerNode } from "../../broker/node/node-server.ts";
 import type { NodeConnection } from "../../broker/node/node-connection.ts";
 import { BucketTable, bucketId, type BucketTableOptions } from "./bucket-table.ts";
@@ -6,13 +13,7 @@ import { InvalidArgumentError } from "../../broker/errors.ts";
 import { rateLimitOperations } from "./rate-limit-operations.ts";
 
 /**
- * The rate limits a broker node keeps for every process connected to it
- * (ops `rate.*`, declared in rate-limit-operations.ts): the buckets of
- * global-scope limits, so that any number of workers together stay under a
- * limit, and the limit changes made at run time, pushed (Notify, topic
- * "rate-limit") to every subscribed connection.
- *
- * A change made with `rate.set` wins over the limit a worker asks with.
+ * The Notify topic on which the node pushes limit changes to subscribed connections.
  *
  * @example
  * const node = await BrokerNode.start({ port: 5690 });

@@ -1,3 +1,15 @@
+// A worker's rate gate: deliveries of rate-limited tasks wait here for a
+// token, outside the worker's concurrency count, so they never hold a slot
+// that a task of another type could use. A token is taken only when the
+// worker has a free slot, and the task starts at once: a token taken is an
+// execution started, which is what keeps starts under the limit.
+//
+// Deliveries held here still count against the consumer's prefetch, so the
+// gate holds at most `maxHeld` (half the prefetch by default). Past that, a
+// limited delivery is handed back to its queue with an eta at about the time
+// its token is due (acknowledged once the copy is confirmed): the messages
+// behind it in the queue keep flowing. A hand-back is not a retry (the retry
+// count is unchanged) and not a failure.
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer, Transport } from "../../broker/transport.ts";
 import type { Codec } from "../../broker/codec.ts";
@@ -12,18 +24,7 @@ import type { Grant } from "./token-bucket.ts";
 import { LocalTokenSource, type TokenSource } from "./token-source.ts";
 
 /**
- * A worker's rate gate: deliveries of rate-limited tasks wait here for a
- * token, outside the worker's concurrency count, so they never hold a slot
- * that a task of another type could use. A token is taken only when the
- * worker has a free slot, and the task starts at once: a token taken is an
- * execution started, which is what keeps starts under the limit.
- *
- * Deliveries held here still count against the consumer's prefetch, so the
- * gate holds at most `maxHeld` (half the prefetch by default). Past that, a
- * limited delivery is handed back to its queue with an eta at about the time
- * its token is due (acknowledged once the copy is confirmed): the messages
- * behind it in the queue keep flowing. A hand-back is not a retry (the retry
- * count is unchanged) and not a failure.
+ * What the gate needs of its worker: its transport and codec, free slots, and ways to run or settle a delivery.
  */
 export interface GateHost {
   readonly name: string;

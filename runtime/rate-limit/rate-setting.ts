@@ -1,10 +1,12 @@
+// A task's rate limit, as a user writes it and as the runtime keeps it.
+// Rates are Celery's strings: "10/s", "100/m", "1000/h", or a bare number
+// (or numeric string) meaning per second.
 import { Data } from "effect";
 import type { BucketLimit } from "./token-bucket.ts";
 
 /**
- * A task's rate limit, as a user writes it and as the runtime keeps it.
- * Rates are Celery's strings: "10/s", "100/m", "1000/h", or a bare number
- * (or numeric string) meaning per second.
+ * Where a limit's bucket lives: "global", one for every worker together (kept by the broker
+ * node, Redis, or this process with the embedded broker), or "worker", one per worker.
  *
  * @example
  * app.task("fetch", fetchPage, { rateLimit: "10/s" });

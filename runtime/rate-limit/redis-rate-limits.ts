@@ -1,22 +1,20 @@
+// Rate limiting through Redis, for apps on the Redis transport or with their
+// results in Redis: the buckets of global-scope limits live in Redis (`P tb:<bucket>`), taken from and
+// refunded to by Lua scripts on Redis's own clock, so any number of workers
+// on any number of machines together stay under a limit. Limit changes made
+// with `app.control.rateLimit` are kept in `P rate-limits` (read by
+// processes that start later) and published on `P rate-limit`.
+//
+// The bucket is TokenBucket's arithmetic (credit in token × periodMs, exact
+// for integer rates): a new bucket starts full, a changed limit keeps the
+// tokens earned up to the new burst, and an idle bucket expires once full.
 import { RedisScript } from "../../broker/redis/redis-script.ts";
-import type { RedisTransport } from "../../broker/redis/redis-transport.ts";
+import type { Redis } from "ioredis";
 import { bucketId } from "./bucket-table.ts";
 import type { LimitOverride, RateLimitTable } from "./limits-in-force.ts";
 import type { TokenSource } from "./token-source.ts";
 import type { BucketLimit, Grant } from "./token-bucket.ts";
 
-/**
- * Rate limiting through Redis, for apps on the Redis transport: the buckets
- * of global-scope limits live in Redis (`P tb:<bucket>`), taken from and
- * refunded to by Lua scripts on Redis's own clock, so any number of workers
- * on any number of machines together stay under a limit. Limit changes made
- * with `app.control.rateLimit` are kept in `P rate-limits` (read by
- * processes that start later) and published on `P rate-limit`.
- *
- * The bucket is TokenBucket's arithmetic (credit in token × periodMs, exact
- * for integer rates): a new bucket starts full, a changed limit keeps the
- * tokens earned up to the new burst, and an idle bucket expires once full.
- */
 const BUCKET = `
 local key = ARGV[1] .. 'tb:' .. ARGV[2]
 local t = redis.call('TIME')
@@ -68,12 +66,23 @@ const fromText = (text: string): LimitOverride => {
   return { count, periodMs, burst };
 };
 
+/**
+ * Where the buckets live: a Redis connection, the key prefix, and a channel
+ * to hear limit changes on. The Redis transport is one, and so is the Redis
+ * result store (for apps on a broker that keeps no shared state).
+ */
+export interface RedisBucketHost {
+  readonly redis: Redis;
+  readonly prefix: string;
+  listen(name: string, listener: (message: string) => void): Promise<() => void>;
+}
+
 export class RedisRateLimits implements TokenSource {
   /** Settles once the changes made so far are applied and later ones will be heard. */
   readonly ready: Promise<void>;
 
   constructor(
-    private readonly transport: RedisTransport,
+    private readonly transport: RedisBucketHost,
     private readonly table: RateLimitTable,
     private readonly log: (message: string) => void,
   ) {

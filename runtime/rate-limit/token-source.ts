@@ -1,3 +1,5 @@
+// Where the tokens of a rate limit come from (TokenSource), and the source of buckets in
+// this process (LocalTokenSource).
 import { BucketTable, bucketId } from "./bucket-table.ts";
 import type { BucketLimit, Grant } from "./token-bucket.ts";
 

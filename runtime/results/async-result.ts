@@ -1,3 +1,5 @@
+// Result handles on one task, a group and a workflow: state, value, progress and error read
+// from the result store, forgetting and revoking through the app.
 import type { Codec } from "../../broker/codec.ts";
 import type {
   AsyncResult,

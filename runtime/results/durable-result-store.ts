@@ -1,3 +1,5 @@
+// The result store of a broker node with a data directory: the in-memory store made to
+// survive a restart by a durable log of its writes, every answer waiting for the disk.
 import { lockDataDir } from "../../broker/log/data-dir-lock.ts";
 import { describeCorruption } from "../../broker/log/log-recovery.ts";
 import { PendingBatch } from "../../broker/log/pending-batch.ts";

@@ -1,3 +1,5 @@
+// The result store on PostgreSQL: atomic writes decided by row locks, waiters woken by
+// pg_notify on the commit, rows queryable with SQL and expired after their last write.
 import { decode, encode } from "@msgpack/msgpack";
 import { Data } from "effect";
 import { createRequire } from "node:module";
@@ -5,7 +7,13 @@ import type pg from "pg";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
-import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
+import {
+  DEFAULT_RESULT_TTL_MS,
+  type FinalOutcome,
+  type ResultRecord,
+  type ResultStore,
+  type StateDetails,
+} from "./result-store.ts";
 import { ResultWaiters } from "./result-waiters.ts";
 
 /**
@@ -55,8 +63,6 @@ export class PostgresSchemaNameError extends Data.TaggedError("PostgresSchemaNam
   }
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
-
 const require = createRequire(import.meta.url);
 let client: typeof pg | undefined;
 /** node-postgres, loaded on first use: an app that keeps no results in PostgreSQL does not pay for loading it. */
@@ -88,6 +94,7 @@ export class PostgresResultStore implements ResultStore {
   private readonly log: (message: string) => void;
   private readonly connectionString: string;
   private listener: pg.Client | undefined;
+  private readonly channelListeners = new Map<string, Set<(payload: string) => void>>();
   private readonly ready: Promise<void>;
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
@@ -99,7 +106,7 @@ export class PostgresResultStore implements ResultStore {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(schema)) throw new PostgresSchemaNameError({ schema });
     this.schema = schema;
     this.channel = `celerity_results_${schema}`.toLowerCase();
-    this.ttl = Math.ceil(options.ttlMs ?? DAY_MS);
+    this.ttl = Math.ceil(options.ttlMs ?? DEFAULT_RESULT_TTL_MS);
     this.log = options.log ?? ((message) => console.error(message));
     this.connectionString = parsed.toString();
     this.pool = new (postgres().Pool)({ connectionString: this.connectionString, max: options.poolSize ?? 10 });
@@ -312,12 +319,62 @@ export class PostgresResultStore implements ResultStore {
     return record;
   }
 
+  /**
+   * Run one statement on the store's pool, after its schema is made (for
+   * what keeps state beside the results in the same schema: global
+   * rate-limit buckets). `schema` names the schema to write it for.
+   *
+   * @example
+   * const { rows } = await store.sql("count", `SELECT count(*) FROM ${store.schemaName}.results`, []);
+   */
+  sql(operation: string, text: string, params: unknown[]): Promise<pg.QueryResult> {
+    return this.query(operation, text, params);
+  }
+
+  /** The schema holding the store's tables. */
+  get schemaName(): string {
+    return this.schema;
+  }
+
+  /**
+   * Hear the notifications sent on this store's channel for `name`
+   * (`pg_notify(store.channelFor(name), payload)`). Resolves once listening;
+   * the returned function stops listening.
+   *
+   * @example
+   * const stop = await store.listen("rate_limit", (payload) => console.log(payload));
+   */
+  async listen(name: string, listener: (payload: string) => void): Promise<() => void> {
+    const channel = this.channelFor(name);
+    let listeners = this.channelListeners.get(channel);
+    if (listeners === undefined) {
+      this.channelListeners.set(channel, (listeners = new Set()));
+      await this.listening();
+      await this.listener?.query(`LISTEN "${channel}"`);
+    }
+    const subscription = (payload: string) => listener(payload);
+    listeners.add(subscription);
+    return () => {
+      listeners.delete(subscription);
+    };
+  }
+
+  /** The notification channel `listen(name)` hears. */
+  channelFor(name: string): string {
+    return `${this.channel}_${name}`;
+  }
+
   /** The connection that LISTENs for completions, opened on first wait and reopened (catching up every waiter) if it breaks. */
   private listening(): Promise<void> {
     if (this.listener !== undefined) return Promise.resolve();
     const client = new (postgres().Client)({ connectionString: this.connectionString });
     this.listener = client;
     client.on("notification", (message) => {
+      const listeners = this.channelListeners.get(message.channel);
+      if (listeners !== undefined) {
+        for (const listener of listeners) listener(message.payload ?? "");
+        return;
+      }
       const id = message.payload;
       if (id === undefined || !this.waiters.has(id)) return;
       this.get(id).then(
@@ -335,7 +392,10 @@ export class PostgresResultStore implements ResultStore {
       setTimeout(() => this.catchUp(), 500).unref();
     });
     return client.connect().then(
-      () => client.query(`LISTEN "${this.channel}"`).then(() => undefined),
+      async () => {
+        await client.query(`LISTEN "${this.channel}"`);
+        for (const channel of this.channelListeners.keys()) await client.query(`LISTEN "${channel}"`);
+      },
       (error: unknown) => {
         if (this.listener === client) this.listener = undefined;
         throw new PostgresConnectionLostError({

@@ -1,3 +1,5 @@
+// Test helpers for the PostgreSQL result store: the tests' database url, the skip when it
+// is unreachable, a schema per test and its removal.
 import { randomUUID } from "node:crypto";
 import { serviceSkipReason } from "../../tests/support/service-probe.ts";
 import pg from "pg";

@@ -1,3 +1,5 @@
+// The result store on Redis, shared by every process on the same Redis and prefix: atomic
+// writes as Lua scripts, waiters woken through pub/sub, everything expiring.
 import { decode, encode } from "@msgpack/msgpack";
 import type { Redis } from "ioredis";
 import { newRedisClient } from "../../broker/redis/redis-client.ts";
@@ -7,7 +9,13 @@ import { RedisScript, text } from "../../broker/redis/redis-script.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
-import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
+import {
+  DEFAULT_RESULT_TTL_MS,
+  type FinalOutcome,
+  type ResultRecord,
+  type ResultStore,
+  type StateDetails,
+} from "./result-store.ts";
 import { ResultWaiters } from "./result-waiters.ts";
 
 /**
@@ -32,8 +40,6 @@ export interface RedisResultStoreOptions {
   /** Where a failed unanswered write is reported. Default console.error. */
   readonly log?: (message: string) => void;
 }
-
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * A record is a hash `P t:<id>`: s (state), t (task), r (retries), u (updated at),
@@ -100,9 +106,12 @@ return ARGV[3]
  * const app = createApp({ broker: "redis://127.0.0.1:6379/0", results: "redis://127.0.0.1:6379/0" });
  */
 export class RedisResultStore implements ResultStore {
-  private readonly redis: Redis;
+  /** The command connection, shared with what else keeps state beside the results (global rate-limit buckets). */
+  readonly redis: Redis;
   private readonly subscriber: Redis;
-  private readonly prefix: string;
+  /** Prefix of every key and channel. */
+  readonly prefix: string;
+  private readonly listeners = new Map<string, Set<(message: string) => void>>();
   private readonly ttl: number;
   private readonly waiters = new ResultWaiters();
   private readonly url: string;
@@ -113,7 +122,7 @@ export class RedisResultStore implements ResultStore {
     const target = parseRedisUrl(url, options.prefix);
     this.url = url;
     this.prefix = target.prefix;
-    this.ttl = Math.ceil(options.ttlMs ?? DAY_MS);
+    this.ttl = Math.ceil(options.ttlMs ?? DEFAULT_RESULT_TTL_MS);
     this.shared = options.connection !== undefined;
     this.log = options.log ?? ((message) => console.error(message));
     this.redis =
@@ -128,9 +137,33 @@ export class RedisResultStore implements ResultStore {
       if (connectedBefore) for (const id of [...this.waiters.ids()]) this.recheck(id);
       connectedBefore = true;
     });
-    this.subscriber.on("message", (channel: string) => {
-      this.recheck(channel.slice(this.prefix.length + 5));
+    this.subscriber.on("message", (channel: string, message: string) => {
+      const listeners = this.listeners.get(channel);
+      if (listeners !== undefined) for (const listener of listeners) listener(message);
+      else this.recheck(channel.slice(this.prefix.length + 5));
     });
+  }
+
+  /**
+   * Hear what is published on `<prefix><name>` (rate-limit changes, for apps
+   * whose broker keeps no shared state). Resolves once subscribed; the
+   * returned function stops listening.
+   *
+   * @example
+   * const stop = await store.listen("rate-limit", (message) => console.log(message));
+   */
+  async listen(name: string, listener: (message: string) => void): Promise<() => void> {
+    const channel = `${this.prefix}${name}`;
+    let listeners = this.listeners.get(channel);
+    if (listeners === undefined) {
+      this.listeners.set(channel, (listeners = new Set()));
+      await this.run("listen", () => this.subscriber.subscribe(channel));
+    }
+    const subscription = (message: string) => listener(message);
+    listeners.add(subscription);
+    return () => {
+      listeners.delete(subscription);
+    };
   }
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> | void {

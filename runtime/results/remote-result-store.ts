@@ -1,3 +1,5 @@
+// The result store of a broker node, from a client: every call a request to the node,
+// waiting for a result a subscription to the node's push.
 import { FrameType } from "../../broker/node/protocol.ts";
 import type { NodeClient } from "../../broker/node/node-client.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
@@ -20,7 +22,8 @@ import { ResultWaiters } from "./result-waiters.ts";
 export class RemoteResultStore implements ResultStore {
   private readonly waiters = new ResultWaiters();
 
-  constructor(private readonly client: NodeClient) {
+  /** @param client the node connection results go through; global rate-limit buckets use it too when the broker keeps none. */
+  constructor(readonly client: NodeClient) {
     client.onFrame(FrameType.Notify, (payload) => {
       const [topic, body] = payload as [string, unknown];
       if (topic !== RESULT_TOPIC) return;

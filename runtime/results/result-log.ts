@@ -1,21 +1,19 @@
+// The log of a durable result store: each log record is a msgpack array of
+// entries, the writes one group commit carries, and the replay folds the
+// entries back into store entries.
+//
+// A task's entry is what the writes left (the whole record), not the calls:
+// replaying it never depends on what the store held before, so a record the
+// store had evicted or expired comes back exactly as it was last written,
+// and a final state logged once is only ever replaced by a record that was
+// also written live. Workflow bookkeeping (graphs, join arrivals, claims) is
+// logged as the call with its time, and the replay applies the same rules as
+// the in-memory store, expiry included.
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
 import type { ResultRecord, StoreEntry } from "./result-store.ts";
 
-/**
- * The log of a durable result store: each log record is a msgpack array of
- * entries, the writes one group commit carries, and the replay folds the
- * entries back into store entries.
- *
- * A task's entry is what the writes left (the whole record), not the calls:
- * replaying it never depends on what the store held before, so a record the
- * store had evicted or expired comes back exactly as it was last written,
- * and a final state logged once is only ever replaced by a record that was
- * also written live. Workflow bookkeeping (graphs, join arrivals, claims) is
- * logged as the call with its time, and the replay applies the same rules as
- * the in-memory store, expiry included.
- */
 const Kind = {
   Record: 1,
   Forget: 2,

@@ -1,13 +1,14 @@
+// The result store a broker node serves to every process connected to it
+// (ops `results.*`): a MemoryResultStore on the node (a DurableResultStore
+// when the node has a data directory), and a push (Notify
+// frame, topic "result") to each connection waiting for a task to finish,
+// so a `get()` from any process wakes on the write, never by polling.
 import type { BrokerNode } from "../../broker/node/node-server.ts";
 import { MemoryResultStore, type ResultRecord, type ResultStore } from "./result-store.ts";
 import { resultOperations } from "./result-operations.ts";
 
 /**
- * The result store a broker node serves to every process connected to it
- * (ops `results.*`): a MemoryResultStore on the node (a DurableResultStore
- * when the node has a data directory), and a push (Notify
- * frame, topic "result") to each connection waiting for a task to finish,
- * so a `get()` from any process wakes on the write, never by polling.
+ * The Notify topic on which the node pushes a finished task's record to the connections waiting for it.
  */
 export const RESULT_TOPIC = "result";
 

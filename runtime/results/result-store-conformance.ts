@@ -1,3 +1,5 @@
+// The contract suite every ResultStore runs (registered with node:test), including the
+// checks that stores shared between processes see and wake on each other's writes.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";

@@ -1,3 +1,8 @@
+// Where task states, results and workflow bookkeeping live: the ResultStore interface and
+// the in-memory store. The interface is asynchronous so a remote store (the broker node's)
+// can implement it; the in-memory store answers at once. Values are stored encoded
+// (msgpack), so every reader gets its own copy and a value that cannot cross a process
+// boundary fails the task that produced it, here as it would over a network.
 import { LRUCache } from "lru-cache";
 import { GenerationalMap } from "./generational-map.ts";
 import { ResultWaiters } from "./result-waiters.ts";
@@ -6,11 +11,7 @@ import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 
 /**
- * Where task states, results and workflow bookkeeping live. The interface is
- * asynchronous so a remote store (the broker node's) can implement it; the
- * in-memory store below answers at once. Values are stored encoded (msgpack),
- * so every reader gets its own copy and a value that cannot cross a process
- * boundary fails the task that produced it, here as it would over a network.
+ * A task's state as a result store keeps it: its value or error, retries, workflow step and progress.
  *
  * @example
  * const record = await app.results.get(result.id); // { state: "SUCCESS", ... } once finished

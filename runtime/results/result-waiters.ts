@@ -1,3 +1,5 @@
+// Callers waiting for tasks to finish, by task id, woken by the write (or push) that
+// finishes the task or by their own timeout; every result store keeps one.
 import type { ResultRecord } from "./result-store.ts";
 
 /**

@@ -1,3 +1,5 @@
+// An app's periodic tasks: `app.schedule`, `app.schedules` (changed at run time) and
+// `app.beat`, with the schedule store chosen by the app's broker.
 import { nowOf, systemClock, type Clock } from "../../broker/clock.ts";
 import type { Codec } from "../../broker/codec.ts";
 import { beatClockOf } from "./beat-clock.ts";

@@ -1,3 +1,5 @@
+// The clock a beat runs on: the app's clock by default, ManualClock (advanced by hand) in
+// tests, so a test of a daily schedule takes no day.
 import type { Clock } from "../../broker/clock.ts";
 
 /**

@@ -1,3 +1,5 @@
+// The beat: leads through a lease held in the broker, finds each schedule's due runs,
+// applies the catch-up policy, and sends each run once, fenced by its lease token.
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import type { Codec } from "../../broker/codec.ts";

@@ -1,3 +1,4 @@
+// The task id of a schedule's run at one instant, the same on every beat.
 import { createHash } from "node:crypto";
 
 /**

@@ -1,13 +1,15 @@
+// What a periodic task is: when it runs, the task and arguments it sends, and
+// what happens to the runs no beat was there to send. A `ScheduleEntry` is
+// plain data (it is stored in the broker and read by every beat), built from
+// what a user writes by `defineSchedule`, which refuses anything it cannot
+// keep with a ScheduleError.
 import { Cron, Result } from "effect";
 import type { CallOptions } from "../../dsl/options.ts";
+import { durationTextMs, formatDurationMs } from "../duration.ts";
 import { ScheduleError } from "./schedule-errors.ts";
 
 /**
- * What a periodic task is: when it runs, the task and arguments it sends, and
- * what happens to the runs no beat was there to send. A `ScheduleEntry` is
- * plain data (it is stored in the broker and read by every beat), built from
- * what a user writes by `defineSchedule`, which refuses anything it cannot
- * keep with a ScheduleError.
+ * When a schedule runs: at a fixed interval, or by a cron expression in a time zone.
  *
  * @example
  * app.schedule("cleanup", { every: "30s" }, cleanup.s());
@@ -97,19 +99,14 @@ export interface ScheduledSignature {
   readonly target?: string;
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: a schedule name may hold no NUL.
 const NAME = /^[^\s\u0000]{1,200}$/;
 
-/** A duration in ms from "30s", "5m", "1.5h", "2d", "250ms" or a number of ms; throws ScheduleError naming `what`. */
+/** A duration in ms from "30s", "5m", "1.5h", "2d", "250ms", "1h30m" or a number of ms; throws ScheduleError naming `what`. */
 export const parseDuration = (schedule: string, what: string, value: unknown, allowZero = false): number => {
   let ms: number | undefined;
   if (typeof value === "number") ms = value;
-  else if (typeof value === "string") {
-    const match = DURATION.exec(value.trim());
-    if (match !== null) ms = Number(match[1]) * UNIT_MS[match[2]];
-  }
+  else if (typeof value === "string") ms = durationTextMs(value);
   if (ms === undefined || !Number.isFinite(ms) || ms < 0 || (!allowZero && ms === 0) || !Number.isInteger(ms)) {
     throw new ScheduleError({
       schedule,
@@ -237,12 +234,7 @@ export const defineSchedule = (
 
 /** How a schedule's timing reads in a list: "every 30000 ms" or "cron 0 3 * * 1-5 (Europe/Berlin)". */
 export const describeWhen = (entry: ScheduleEntry): string =>
-  entry.every !== undefined ? `every ${formatDuration(entry.every)}` : `cron "${entry.cron}" (${entry.tz ?? "UTC"})`;
-
-const formatDuration = (ms: number): string => {
-  for (const unit of ["d", "h", "m", "s"]) if (ms % UNIT_MS[unit] === 0) return `${ms / UNIT_MS[unit]}${unit}`;
-  return `${ms}ms`;
-};
+  entry.every !== undefined ? `every ${formatDurationMs(entry.every)}` : `cron "${entry.cron}" (${entry.tz ?? "UTC"})`;
 
 const describe = (value: unknown): string => {
   if (typeof value === "string") return JSON.stringify(value);

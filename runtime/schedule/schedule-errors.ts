@@ -1,3 +1,5 @@
+// The errors of periodic tasks: a schedule that cannot be kept as given (ScheduleError),
+// and a beat whose lease was taken over (LeaseLostError).
 import { Data } from "effect";
 
 /**

@@ -13,6 +13,11 @@ describe("schedule instants", () => {
     assert.equal(nextInstant(entry({ every: "30s" }), T0 + 30_000), T0 + 60_000);
   });
 
+  it("reads an interval written in several units as their sum, as the testing clock does", () => {
+    assert.equal(nextInstant(entry({ every: "1h30m" }), T0 + 1), T0 + 5_400_000);
+    assert.throws(() => entry({ every: "1h thirty" }), /every must be a positive whole number of ms/);
+  });
+
   it("counts an interval from its start when it has one, and ends at its end", () => {
     const job = entry({ every: "1m" }, { start: T0 + 7, end: T0 + 7 + 120_000 });
     assert.equal(nextInstant(job, 0), T0 + 7);

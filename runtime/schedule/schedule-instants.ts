@@ -1,15 +1,17 @@
+// The instants a schedule runs at, and the runs due at a tick under its catch-up policy.
+// An interval counts from its `start` (or the Unix epoch), so every beat finds the same
+// instants without asking anyone; a cron expression is Effect's `Cron`, in the schedule's
+// time zone.
+//
+// Daylight-saving time, as Effect's Cron resolves it: a wall-clock time the
+// clocks skip (02:30 on the spring-forward day in Europe/Berlin) runs once,
+// shifted forward by the gap (03:30 local); a time that occurs twice on the
+// fall-back day runs once, at its first occurrence.
 import { Cron } from "effect";
 import { cronOf, type ScheduleEntry } from "./schedule-definition.ts";
 
 /**
- * The instants a schedule runs at. An interval counts from its `start` (or
- * the Unix epoch), so every beat finds the same instants without asking
- * anyone; a cron expression is Effect's `Cron`, in the schedule's time zone.
- *
- * Daylight-saving time, as Effect's Cron resolves it: a wall-clock time the
- * clocks skip (02:30 on the spring-forward day in Europe/Berlin) runs once,
- * shifted forward by the gap (03:30 local); a time that occurs twice on the
- * fall-back day runs once, at its first occurrence.
+ * The first instant of `entry`'s schedule strictly after `after`, or undefined past its end.
  *
  * @example
  * nextInstant(entry, Date.now()); // the first instant strictly after now, or undefined past `end`

@@ -1,3 +1,5 @@
+// `serveSchedules`: the schedule table kept on a broker node for every beat and app
+// connected to it, publishing fired runs into the node's broker.
 import { InvalidArgumentError } from "../../broker/errors.ts";
 import type { Envelope } from "../../broker/envelope.ts";
 import type { BrokerNode } from "../../broker/node/node-server.ts";

@@ -1,3 +1,5 @@
+// Where schedules, their last runs and the beat lease are kept (the ScheduleStore
+// interface), and the store beside an embedded broker (MemoryScheduleStore).
 import type { Envelope } from "../../broker/envelope.ts";
 import type { Transport } from "../../broker/transport.ts";
 import type { ScheduleEntry } from "./schedule-definition.ts";

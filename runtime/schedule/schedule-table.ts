@@ -1,18 +1,17 @@
+// The state every beat shares, kept by the broker: the schedules, the last
+// run of each, and the beat lease. Whoever keeps it (this process for the
+// embedded broker, the node for a node) runs each operation as one atomic
+// step; `fire` checks the lease's fencing token and records the runs in the
+// same step as the caller publishes them, so a beat that lost its lease (a
+// pause past its expiry, a new leader after a SIGKILL) can neither send a run
+// twice nor record one it did not send.
+//
+// Every change is reported to `onChange` (the node appends it to its log).
 import { randomUUID } from "node:crypto";
 import { LeaseLostError } from "./schedule-errors.ts";
 import type { ScheduleEntry } from "./schedule-definition.ts";
 
-/**
- * The state every beat shares, kept by the broker: the schedules, the last
- * run of each, and the beat lease. Whoever keeps it (this process for the
- * embedded broker, the node for a node) runs each operation as one atomic
- * step; `fire` checks the lease's fencing token and records the runs in the
- * same step as the caller publishes them, so a beat that lost its lease (a
- * pause past its expiry, a new leader after a SIGKILL) can neither send a run
- * twice nor record one it did not send.
- *
- * Every change is reported to `onChange` (the node appends it to its log).
- */
+/** A schedule as the table keeps it: its entry, when it was added, its last run, its revision. */
 export interface StoredSchedule {
   readonly entry: ScheduleEntry;
   /** When the schedule was first added: instants before this never count as missed. */

@@ -1,3 +1,5 @@
+// Signing a beat's runs in a signed app: the beat publishes through its schedule store,
+// so its messages are sealed here first with the app's signing setup.
 import type { Clock } from "../../broker/clock.ts";
 import type { Envelope } from "../../broker/envelope.ts";
 import type { PublishOptions, Transport } from "../../broker/transport.ts";

@@ -1,27 +1,24 @@
+// The bytes a signature covers: every field of an envelope, in one
+// unambiguous encoding. That is the routing fields (id, exchange, routing
+// key, priority, eta, expires), every header (task, retries, workflow and
+// node, expires, the signing time...) and the body, so a broker that
+// re-targets, re-times or re-prioritizes a signed message breaks its
+// signature. The proof and the batch signature travel after the body (see
+// signature-trailer.ts) and are not part of these bytes.
+//
+// Layout (lengths u32 big-endian, numbers float64 big-endian, strings as
+// their byte length then UTF-16LE code units):
+//   "celerity/envelope/1" 0x00
+//   str id, str exchange, str routingKey, f64 priority,
+//   opt eta, opt expires                 (opt: 0x00 absent | 0x01 f64)
+//   u32 header count, then per header in code-unit order of its key:
+//     str key, then 0x73 str | 0x6e f64 | 0x74 (true) | 0x66 (false)
+//   u32 body length, body
+// A header whose value is null or undefined counts as absent: msgpack on the
+// wire turns one into the other.
 import type { Envelope, HeaderValue } from "../../broker/envelope.ts";
 import { sha256 } from "./digest.ts";
 import { LEAF_PREFIX } from "./merkle-batch.ts";
-
-/**
- * The bytes a signature covers: every field of an envelope, in one
- * unambiguous encoding. That is the routing fields (id, exchange, routing
- * key, priority, eta, expires), every header (task, retries, workflow and
- * node, expires, the signing time...) and the body, so a broker that
- * re-targets, re-times or re-prioritizes a signed message breaks its
- * signature. The proof and the batch signature travel after the body (see
- * signature-trailer.ts) and are not part of these bytes.
- *
- * Layout (lengths u32 big-endian, numbers float64 big-endian, strings as
- * their byte length then UTF-16LE code units):
- *   "celerity/envelope/1" 0x00
- *   str id, str exchange, str routingKey, f64 priority,
- *   opt eta, opt expires                 (opt: 0x00 absent | 0x01 f64)
- *   u32 header count, then per header in code-unit order of its key:
- *     str key, then 0x73 str | 0x6e f64 | 0x74 (true) | 0x66 (false)
- *   u32 body length, body
- * A header whose value is null or undefined counts as absent: msgpack on the
- * wire turns one into the other.
- */
 
 /** A header holds something other than a string, number, boolean or null (possible only from outside the runtime). */
 export class UnsignableHeaderError extends TypeError {}

@@ -1,3 +1,12 @@
+// Ed25519 behind one interface: node:crypto's native implementation where
+// the runtime has it, tweetnacl's where it does not. Ed25519 is
+// deterministic, so both produce the same 64 bytes for the same key and
+// message, and each accepts the other's signatures (ed25519.test.ts holds
+// them to it). Keys are in tweetnacl's format: a 64-byte secret key (the
+// 32-byte seed followed by the public key) and a 32-byte public key.
+//
+// A signer or verifier is made once per key: node:crypto's key objects cost
+// more to build than a signature does to check.
 import {
   createPrivateKey,
   createPublicKey,
@@ -8,15 +17,7 @@ import {
 import nacl from "tweetnacl";
 
 /**
- * Ed25519 behind one interface: node:crypto's native implementation where
- * the runtime has it, tweetnacl's where it does not. Ed25519 is
- * deterministic, so both produce the same 64 bytes for the same key and
- * message, and each accepts the other's signatures (ed25519.test.ts holds
- * them to it). Keys are in tweetnacl's format: a 64-byte secret key (the
- * 32-byte seed followed by the public key) and a 32-byte public key.
- *
- * A signer or verifier is made once per key: node:crypto's key objects cost
- * more to build than a signature does to check.
+ * One Ed25519 implementation: it makes a signer per secret key and a verifier per public key.
  *
  * @example
  * const backend = defaultEd25519();

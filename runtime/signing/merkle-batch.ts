@@ -1,18 +1,19 @@
+// A Merkle tree over a batch of messages, so that one signature covers the
+// whole batch and each message carries only its inclusion proof: the
+// sibling hashes from its leaf up to the root. A verifier rebuilds the root
+// from a message and its proof (log2 N hashes) and checks the root's
+// signature once per batch.
+//
+// Leaves and inner nodes hash with different prefixes (0x00 and 0x01, as in
+// RFC 6962), so no leaf can pass for an inner node. A level with an odd
+// count carries its last node up unchanged.
+//
+// A proof is a byte string of 33-byte steps: a side byte (0x00: the sibling
+// is on the left, 0x01: on the right) and the sibling's 32-byte hash.
 import { DIGEST_BYTES, sha256 } from "./digest.ts";
 
 /**
- * A Merkle tree over a batch of messages, so that one signature covers the
- * whole batch and each message carries only its inclusion proof: the
- * sibling hashes from its leaf up to the root. A verifier rebuilds the root
- * from a message and its proof (log2 N hashes) and checks the root's
- * signature once per batch.
- *
- * Leaves and inner nodes hash with different prefixes (0x00 and 0x01, as in
- * RFC 6962), so no leaf can pass for an inner node. A level with an odd
- * count carries its last node up unchanged.
- *
- * A proof is a byte string of 33-byte steps: a side byte (0x00: the sibling
- * is on the left, 0x01: on the right) and the sibling's 32-byte hash.
+ * The prefix of a leaf's hash (an inner node's is 0x01).
  *
  * @example
  * const leaves = messages.map(leafHash);

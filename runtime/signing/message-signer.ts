@@ -1,3 +1,9 @@
+// Signs envelopes a batch at a time: each envelope gets its key id
+// (`sig.key`) and signing time (`sig.at`) as headers, both covered by the
+// signature; the tree over the batch's canonical bytes is built, and its
+// root is signed once. Each envelope then carries the root's signature and
+// its own inclusion proof in a trailer after its body (signature-trailer.ts),
+// so it verifies on its own, in any order, on any worker.
 import type { Envelope, HeaderValue } from "../../broker/envelope.ts";
 import { envelopeLeaf } from "./canonical-envelope.ts";
 import type { Ed25519 } from "./ed25519.ts";
@@ -5,23 +11,18 @@ import { buildBatch } from "./merkle-batch.ts";
 import { withTrailer } from "./signature-trailer.ts";
 import type { KeyPair } from "./signing-keys.ts";
 
-/**
- * Signs envelopes a batch at a time: each envelope gets its key id
- * (`sig.key`) and signing time (`sig.at`) as headers, both covered by the
- * signature; the tree over the batch's canonical bytes is built, and its
- * root is signed once. Each envelope then carries the root's signature and
- * its own inclusion proof in a trailer after its body (signature-trailer.ts),
- * so it verifies on its own, in any order, on any worker.
- *
- * @example
- * const signer = new BatchSigner(readSecretKey("./keys/producer.secret"), defaultEd25519());
- * const [signed] = signer.sign([envelope]);
- */
 export const ROOT_DOMAIN = Buffer.from("celerity/batch-root/1\0", "latin1");
 
 /** The bytes a batch's signature is made over: a domain tag, then the root. */
 export const rootMessage = (root: Uint8Array): Buffer => Buffer.concat([ROOT_DOMAIN, root]);
 
+/**
+ * Signs envelopes a batch at a time, one signature per batch, with one key.
+ *
+ * @example
+ * const signer = new BatchSigner(readSecretKey("./keys/producer.secret"), defaultEd25519());
+ * const [signed] = signer.sign([envelope]);
+ */
 export class BatchSigner {
   readonly keyId: string;
   private readonly signRoot: (message: Uint8Array) => Uint8Array;

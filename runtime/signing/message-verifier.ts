@@ -1,3 +1,11 @@
+// Checks a signed envelope: a trusted key id, a signing time inside the
+// window, a proof that leads from the envelope's canonical bytes to a root,
+// and a signature of that root by the named key. The nodes of trees already
+// verified are cached with the key, the signature and the proof text above
+// them, so a message's walk stops at the first verified node whose proof
+// above matches its own, byte for byte: a batch of N costs one signature
+// check and about 2N hashes instead of N log2 N, and still no byte of any
+// message, proof or signature goes unchecked.
 import type { Envelope } from "../../broker/envelope.ts";
 import { UnsignableHeaderError, envelopeLeaf } from "./canonical-envelope.ts";
 import type { Ed25519 } from "./ed25519.ts";
@@ -8,14 +16,7 @@ import type { PublicKey } from "./signing-keys.ts";
 import { GenerationalMap } from "../results/generational-map.ts";
 
 /**
- * Checks a signed envelope: a trusted key id, a signing time inside the
- * window, a proof that leads from the envelope's canonical bytes to a root,
- * and a signature of that root by the named key. The nodes of trees already
- * verified are cached with the key, the signature and the proof text above
- * them, so a message's walk stops at the first verified node whose proof
- * above matches its own, byte for byte: a batch of N costs one signature
- * check and about 2N hashes instead of N log2 N, and still no byte of any
- * message, proof or signature goes unchecked.
+ * The time window a verifier accepts, and how many verified tree nodes it remembers.
  *
  * @example
  * const verifier = new MessageVerifier(readPublicKeys(["./keys/*.pub"]), defaultEd25519());

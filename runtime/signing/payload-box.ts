@@ -1,26 +1,19 @@
+// Payload encryption with tweetnacl's secretbox (XSalsa20-Poly1305): task
+// arguments and result values cross the broker sealed, so the broker (and
+// anyone reading its log) never sees them in the clear. Secretbox is
+// authenticated, so a sealed value also cannot be forged or altered without
+// the key. Every app that sends or runs the tasks shares the key.
+//
+// Several keys may be held at once for rotation: the first seals, every one
+// opens. A sealed payload is
+//   "cbx1" | key id (8 bytes) | nonce (24 bytes) | box
+// where the key id is a hash of the key (it does not reveal it).
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import nacl from "tweetnacl";
 import { SigningConfigError } from "./signing-errors.ts";
 
-/**
- * Payload encryption with tweetnacl's secretbox (XSalsa20-Poly1305): task
- * arguments and result values cross the broker sealed, so the broker (and
- * anyone reading its log) never sees them in the clear. Secretbox is
- * authenticated, so a sealed value also cannot be forged or altered without
- * the key. Every app that sends or runs the tasks shares the key.
- *
- * Several keys may be held at once for rotation: the first seals, every one
- * opens. A sealed payload is
- *   "cbx1" | key id (8 bytes) | nonce (24 bytes) | box
- * where the key id is a hash of the key (it does not reveal it).
- *
- * @example
- * const box = new PayloadBox([readBoxKey("./keys/payload.key")]);
- * const sealed = box.seal(bytes);
- * box.open(sealed); // bytes
- */
 const MAGIC = Buffer.from("cbx1", "latin1");
 const ID_BYTES = 8;
 const HEADER_BYTES = MAGIC.length + ID_BYTES + nacl.secretbox.nonceLength;
@@ -32,6 +25,14 @@ export const boxKeyIdOf = (key: Uint8Array): Buffer =>
 export const isSealed = (bytes: Uint8Array): boolean =>
   bytes.length >= HEADER_BYTES && MAGIC.equals(Buffer.from(bytes.buffer, bytes.byteOffset, MAGIC.length));
 
+/**
+ * Seals and opens payloads with the keys it holds: the first seals, every one opens.
+ *
+ * @example
+ * const box = new PayloadBox([readBoxKey("./keys/payload.key")]);
+ * const sealed = box.seal(bytes);
+ * box.open(sealed); // bytes
+ */
 export class PayloadBox {
   private readonly keys: Map<string, Uint8Array>;
   private readonly sealing: { readonly id: Buffer; readonly key: Uint8Array };

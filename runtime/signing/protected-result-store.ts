@@ -1,3 +1,17 @@
+// The result store of an app in signed mode. Two things in the store decide
+// what a worker does next, and both are protected here:
+//
+// - Workflow graphs: a worker sends (and signs) the later steps of a canvas
+//   from the graph stored when it was applied, so a graph altered in the
+//   store would make workers sign arguments nobody sent. The graph is stored
+//   encoded and signed by the app that applied the canvas (sealed too, with
+//   encryption), and read back only when a trusted key signed it.
+// - With encryption, result values: sealed before they reach the store (the
+//   broker node's, over the network) and opened when read. A value that does
+//   not open (altered, forged, sealed with a key this app does not hold, or
+//   not sealed) reads as a FAILURE naming why, never as a value.
+//
+// States, failures' error text and join counters pass through unchanged (see docs/security.md).
 import { Codec } from "../../broker/codec.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
@@ -7,22 +21,7 @@ import type { MessageVerifier } from "./message-verifier.ts";
 import type { PayloadBox } from "./payload-box.ts";
 import { SignatureError, SigningConfigError } from "./signing-errors.ts";
 
-/**
- * The result store of an app in signed mode. Two things in the store decide
- * what a worker does next, and both are protected here:
- *
- * - Workflow graphs: a worker sends (and signs) the later steps of a canvas
- *   from the graph stored when it was applied, so a graph altered in the
- *   store would make workers sign arguments nobody sent. The graph is stored
- *   encoded and signed by the app that applied the canvas (sealed too, with
- *   encryption), and read back only when a trusted key signed it.
- * - With encryption, result values: sealed before they reach the store (the
- *   broker node's, over the network) and opened when read. A value that does
- *   not open (altered, forged, sealed with a key this app does not hold, or
- *   not sealed) reads as a FAILURE naming why, never as a value.
- *
- * States, failures' error text and join counters pass through unchanged (see docs/security.md).
- */
+/** What protects the store: the app's signer and verifier, and its payload box when it encrypts. */
 export interface ProtectedStoreOptions {
   readonly signer?: BatchSigner;
   readonly verifier?: MessageVerifier;

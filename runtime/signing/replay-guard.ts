@@ -1,3 +1,5 @@
+// Refusing replayed signed messages: the digests this process settled or holds, bounded in
+// memory, told apart from the broker's own redeliveries.
 import { GenerationalMap } from "../results/generational-map.ts";
 
 /**

@@ -1,28 +1,29 @@
+// Where a signed message carries its proof and its batch's signature: in a
+// trailer after the body, as raw bytes. Headers would need them as base64
+// text (headers hold strings, not bytes), which a broker node decodes and
+// encodes again for every message, and which costs each end an encoding.
+// The broker moves the body as an opaque byte string, so the trailer costs
+// it nothing but its length (7 * 33 + 67 bytes for a batch of 128).
+//
+//   body | proof (33 bytes a step) | signature (64) | step count (u8) | 0xc5 0x16
+//
+// The trailer is not covered by the signature (it is made from it); any
+// change to it changes the root the proof leads to or the signature checked.
 import { SIGNATURE_BYTES } from "./ed25519.ts";
 import { PROOF_STEP_BYTES } from "./merkle-batch.ts";
 
-/**
- * Where a signed message carries its proof and its batch's signature: in a
- * trailer after the body, as raw bytes. Headers would need them as base64
- * text (headers hold strings, not bytes), which a broker node decodes and
- * encodes again for every message, and which costs each end an encoding.
- * The broker moves the body as an opaque byte string, so the trailer costs
- * it nothing but its length (7 * 33 + 67 bytes for a batch of 128).
- *
- *   body | proof (33 bytes a step) | signature (64) | step count (u8) | 0xc5 0x16
- *
- * The trailer is not covered by the signature (it is made from it); any
- * change to it changes the root the proof leads to or the signature checked.
- *
- * @example
- * const signedBody = withTrailer(body, proof, signature);
- * const { body, proof, signature } = readTrailer(signedBody)!;
- */
 const MAGIC_0 = 0xc5;
 const MAGIC_1 = 0x16;
 const FIXED = SIGNATURE_BYTES + 3;
 export const MAX_PROOF_STEPS = 255;
 
+/**
+ * `body` followed by the trailer holding its proof and its batch's signature.
+ *
+ * @example
+ * const signedBody = withTrailer(body, proof, signature);
+ * const { body, proof, signature } = readTrailer(signedBody)!;
+ */
 export const withTrailer = (body: Uint8Array, proof: Uint8Array, signature: Uint8Array): Uint8Array => {
   const steps = proof.length / PROOF_STEP_BYTES;
   if (!Number.isInteger(steps) || steps > MAX_PROOF_STEPS)

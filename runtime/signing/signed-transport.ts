@@ -1,3 +1,16 @@
+// A Transport that signs what it publishes and lets through to its consumers
+// only what verifies: the app wraps its broker in one when it is given
+// signing options, so publisher, workflows and workers are unchanged.
+//
+// Publishing: envelopes published in one event-loop turn (up to `batchSize`)
+// are signed together, one signature per batch (see message-signer.ts); each
+// publish resolves with the broker's confirm of its own envelope. With a
+// payload box the body is sealed first, so the signature covers the sealed body.
+//
+// Consuming: a delivery with a missing, invalid or untrusted signature, one
+// outside the time window, a replay, or a body that does not open is never
+// handed on: it is dead-lettered with the reason, logged with its key id and
+// task, and reported to `refused` (the app fails its result there).
 import type { DeadLetter, Delivery, Envelope } from "../../broker/envelope.ts";
 import type {
   ConsumeOptions,
@@ -16,21 +29,7 @@ import type { PayloadBox } from "./payload-box.ts";
 import type { ReplayGuard } from "./replay-guard.ts";
 import { SignatureError, SigningConfigError } from "./signing-errors.ts";
 
-/**
- * A Transport that signs what it publishes and lets through to its consumers
- * only what verifies: the app wraps its broker in one when it is given
- * signing options, so publisher, workflows and workers are unchanged.
- *
- * Publishing: envelopes published in one event-loop turn (up to `batchSize`)
- * are signed together, one signature per batch (see message-signer.ts); each
- * publish resolves with the broker's confirm of its own envelope. With a
- * payload box the body is sealed first, so the signature covers the sealed body.
- *
- * Consuming: a delivery with a missing, invalid or untrusted signature, one
- * outside the time window, a replay, or a body that does not open is never
- * handed on: it is dead-lettered with the reason, logged with its key id and
- * task, and reported to `refused` (the app fails its result there).
- */
+/** What a signed transport signs, checks and seals with, and where it reports what it refuses. */
 export interface SignedTransportOptions {
   /** Signs outgoing envelopes; without one, publishing is refused (signed mode needs a key to send). */
   readonly signer?: BatchSigner;

@@ -1,11 +1,8 @@
+// Errors of message signing. A SignatureError is what a worker records for a
+// message it refused to run; a SigningConfigError is a setup mistake (a key
+// file that is missing, malformed or readable by others, a worker with
+// nothing to trust), raised before anything is sent or consumed.
 import { Data } from "effect";
-
-/**
- * Errors of message signing. A SignatureError is what a worker records for a
- * message it refused to run; a SigningConfigError is a setup mistake (a key
- * file that is missing, malformed or readable by others, a worker with
- * nothing to trust), raised before anything is sent or consumed.
- */
 
 /**
  * A delivered message was refused: no signature, a bad one, an untrusted key, a replay, or outside the time window.

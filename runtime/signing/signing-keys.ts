@@ -1,3 +1,10 @@
+// Ed25519 key pairs and their files. A key file holds the raw key in
+// tweetnacl's format (64-byte secret key = seed || public key; 32-byte public
+// key), base64 on one line. `<name>.secret` is written readable by its owner
+// only, and refused when it is readable by anyone else, as ssh does.
+//
+// A key id names a public key in a message: the first 8 bytes of its SHA-256,
+// in hex. It is a label for looking up the trusted key, not a secret.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -6,13 +13,7 @@ import { PUBLIC_KEY_BYTES, SECRET_KEY_BYTES } from "./ed25519.ts";
 import { SigningConfigError } from "./signing-errors.ts";
 
 /**
- * Ed25519 key pairs and their files. A key file holds the raw key in
- * tweetnacl's format (64-byte secret key = seed || public key; 32-byte public
- * key), base64 on one line. `<name>.secret` is written readable by its owner
- * only, and refused when it is readable by anyone else, as ssh does.
- *
- * A key id names a public key in a message: the first 8 bytes of its SHA-256,
- * in hex. It is a label for looking up the trusted key, not a secret.
+ * An Ed25519 key pair (tweetnacl's format), with its key id.
  *
  * @example
  * const { secretPath, publicPath } = writeKeyPair("./keys/producer"); // keys/producer.secret, keys/producer.pub

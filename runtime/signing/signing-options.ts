@@ -1,3 +1,5 @@
+// The `signing` option of createApp, and what it sets up: keys read, the signed transport
+// around the broker, the protected result store, refused messages failed in the store.
 import { nowOf, systemClock, type Clock } from "../../broker/clock.ts";
 import type { Envelope } from "../../broker/envelope.ts";
 import type { Transport } from "../../broker/transport.ts";

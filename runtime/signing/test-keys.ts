@@ -1,7 +1,8 @@
+// Key pairs and envelopes for the signing tests.
 import type { Envelope } from "../../broker/envelope.ts";
 import { generateKeyPair, publicKeyOf, type KeyPair } from "./signing-keys.ts";
 
-/** Key pairs and envelopes for the signing tests. */
+/** A new key pair, and its public key as a trusted key. */
 export const freshKeys = (): { pair: KeyPair; trusted: ReturnType<typeof publicKeyOf> } => {
   const pair = generateKeyPair();
   return { pair, trusted: publicKeyOf(pair.publicKey, "test key") };

@@ -3,6 +3,7 @@
  * ("500ms", "30s", "10m", "1h", "2d"), summed when several are given
  * ("1h30m").
  */
+import { durationTextMs } from "../duration.ts";
 
 /**
  * A duration: milliseconds, or a string such as "10m" or "1h30m".
@@ -30,9 +31,6 @@ export class DurationError extends Error {
   }
 }
 
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const PART = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)/y;
-
 /**
  * The milliseconds of `duration`; throws DurationError on anything else.
  *
@@ -44,17 +42,7 @@ export const toMilliseconds = (duration: Duration): number => {
     if (!Number.isFinite(duration) || duration < 0) throw new DurationError(duration);
     return duration;
   }
-  if (typeof duration !== "string") throw new DurationError(duration);
-  const text = duration.trim();
-  if (text === "") throw new DurationError(duration);
-  let total = 0;
-  PART.lastIndex = 0;
-  while (PART.lastIndex < text.length) {
-    const start = PART.lastIndex;
-    const match = PART.exec(text);
-    if (match === null || match.index !== start) throw new DurationError(duration);
-    total += Number(match[1]) * UNIT_MS[match[2]];
-    while (text[PART.lastIndex] === " ") PART.lastIndex++;
-  }
-  return Math.round(total);
+  const ms = typeof duration === "string" ? durationTextMs(duration) : undefined;
+  if (ms === undefined) throw new DurationError(duration);
+  return Math.round(ms);
 };

@@ -1,10 +1,8 @@
+// When to retry and how long to wait: exponential backoff capped at
+// `maxDelay`, with optional full jitter (a delay drawn from [0, computed]),
+// which spreads a burst of failing tasks instead of retrying them in lockstep.
 import type { RetryOptions } from "../../dsl/options.ts";
 
-/**
- * When to retry and how long to wait: exponential backoff capped at
- * `maxDelay`, with optional full jitter (a delay drawn from [0, computed]),
- * which spreads a burst of failing tasks instead of retrying them in lockstep.
- */
 export const DEFAULT_RETRY_DELAY = 1_000;
 export const DEFAULT_MAX_RETRY_DELAY = 10 * 60 * 1_000;
 

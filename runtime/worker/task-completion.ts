@@ -1,3 +1,7 @@
+// What happens after a task ran: its outcome is stored, a failure is retried
+// when its policy allows, and a workflow step advances its workflow. Every
+// method is safe to repeat for a redelivered message: the store keeps the
+// first final state and workflow joins count each step once.
 import type { Codec } from "../../broker/codec.ts";
 import type { CallOptions } from "../../dsl/options.ts";
 import type { RemoteErrorInfo } from "../../dsl/result.ts";
@@ -16,12 +20,7 @@ import type { TaskMessage } from "../task-message.ts";
 import type { TaskDefinition } from "../task.ts";
 import type { WorkflowExecutor } from "../workflow/workflow.ts";
 
-/**
- * What happens after a task ran: its outcome is stored, a failure is retried
- * when its policy allows, and a workflow step advances its workflow. Every
- * method is safe to repeat for a redelivered message: the store keeps the
- * first final state and workflow joins count each step once.
- */
+/** How a task's run ended, as its completion recorded it. */
 export type Completed = "succeeded" | "failed" | "retried" | "revoked";
 
 /**

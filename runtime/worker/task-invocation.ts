@@ -1,19 +1,18 @@
+// Calls one handler: sync, async or Effect, with its AbortSignal, soft and
+// hard time limits, and a way to abandon it from outside (revoke with
+// terminate, shutdown). JavaScript cannot kill a running function, so a hard
+// limit abandons the handler: its result is ignored and the slot is freed.
+//
+// A handler that returns a plain value gives its outcome at once; only an
+// asynchronous one gets an AsyncInvocation. This is the dispatch path, so it
+// makes as few objects as it can.
 import { Effect } from "effect";
 import type { Clock, ClockTimer } from "../../broker/clock.ts";
 import { RetryRequest, SoftTimeLimitExceeded, TimeLimitExceeded } from "../errors.ts";
 import type { TaskContext, TaskDefinition } from "../task.ts";
 import type { ProgressSink, ProgressReport } from "../task-progress.ts";
 
-/**
- * Calls one handler: sync, async or Effect, with its AbortSignal, soft and
- * hard time limits, and a way to abandon it from outside (revoke with
- * terminate, shutdown). JavaScript cannot kill a running function, so a hard
- * limit abandons the handler: its result is ignored and the slot is freed.
- *
- * A handler that returns a plain value gives its outcome at once; only an
- * asynchronous one gets an AsyncInvocation. This is the dispatch path, so it
- * makes as few objects as it can.
- */
+/** How a handler ended: its value, or what it threw. */
 export type InvocationOutcome =
   /** `encoded`: the value already encoded with the app's codec (by a pool's thread or child). */
   | { readonly ok: true; readonly value: unknown; readonly encoded?: Uint8Array }

@@ -1,3 +1,10 @@
+// Runs one delivery from receipt to acknowledgement: decode, refuse what
+// cannot run (malformed, unknown task, revoked, expired), call the handler,
+// record the outcome, settle with the broker.
+//
+// The common case (a handler that returns a value, an in-memory result store)
+// completes synchronously, with no promise made: this path is what bounds a
+// worker's throughput. Anything asynchronous continues in `finishLater`.
 import { Effect } from "effect";
 import { CodecError, type Codec } from "../../broker/codec.ts";
 import type { Delivery } from "../../broker/envelope.ts";
@@ -18,13 +25,7 @@ import type { TaskEventSink } from "../events/task-events.ts";
 import type { PoolCall } from "../pool/child-pool.ts";
 
 /**
- * Runs one delivery from receipt to acknowledgement: decode, refuse what
- * cannot run (malformed, unknown task, revoked, expired), call the handler,
- * record the outcome, settle with the broker.
- *
- * The common case (a handler that returns a value, an in-memory result store)
- * completes synchronously, with no promise made: this path is what bounds a
- * worker's throughput. Anything asynchronous continues in `finishLater`.
+ * What the runner works with: the app's transport, result store, codec, tasks, completion, log, clock and hooks.
  */
 export interface RunnerEnvironment {
   readonly transport: Transport;

@@ -1,3 +1,7 @@
+// A worker consumes queues and runs tasks, at most `concurrency` at a time.
+// Acknowledgement is late by default: a message is acked only after its
+// result is stored and its workflow advanced, so a worker that dies or stops
+// mid-task leaves the message to be redelivered, never dropped.
 import { hostname } from "node:os";
 import type { Delivery } from "../../broker/envelope.ts";
 import type { Consumer } from "../../broker/transport.ts";
@@ -15,10 +19,7 @@ import { resolvePoolOptions, type PoolKind, type PoolOptions } from "../pool/poo
 import { WorkerPooling } from "../pool/worker-pooling.ts";
 
 /**
- * A worker consumes queues and runs tasks, at most `concurrency` at a time.
- * Acknowledgement is late by default: a message is acked only after its
- * result is stored and its workflow advanced, so a worker that dies or stops
- * mid-task leaves the message to be redelivered, never dropped.
+ * How a worker runs: its name, queues, concurrency, prefetch, lease, events, control and pool; every field is optional.
  *
  * @example
  * await app.worker({ name: "images-1", queues: ["images", "celery"], concurrency: 16 }).start();

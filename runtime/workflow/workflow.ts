@@ -1,3 +1,5 @@
+// The workflow executor: starts a compiled workflow, and when a step finishes, advances the
+// joins waiting on it and sends what they complete, or fails what lies downstream.
 import type { Codec } from "../../broker/codec.ts";
 import { leavesOf, materialize, startNodes, type GraphNode, type MessageGraph } from "../../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskFailure } from "../../dsl/result.ts";

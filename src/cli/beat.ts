@@ -1,3 +1,5 @@
+// `celerity beat`: run a beat that sends an app's periodic tasks (several may run, one
+// leads), or list the schedules kept in the broker.
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { App } from "../../runtime/app.ts";

@@ -1,3 +1,5 @@
+// `celerity broker`: run a standalone broker node (with results, rate limits and
+// schedules) until SIGINT or SIGTERM.
 import { DEFAULT_NODE_PORT } from "../../broker/node/node-server.ts";
 import { startFullNode } from "../../runtime/full-node.ts";
 import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./options.ts";

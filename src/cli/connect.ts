@@ -1,5 +1,7 @@
-import { readFileSync } from "node:fs";
+// What the commands that talk to a running cluster share: the --broker and --token-file
+// options, the app they connect with, and reading their list options.
 import { createApp, type App } from "../../runtime/app.ts";
+import { readTokenFile, UsageError } from "./options.ts";
 
 /** The options every command that talks to a running cluster takes. */
 export const CONNECT_OPTIONS = {
@@ -14,9 +16,8 @@ export const CONNECT_HELP = `  --broker <url>        broker node, celerity://hos
 export const connectApp = (values: { readonly broker?: string; readonly "token-file"?: string }): App => {
   const broker = values.broker ?? process.env.CELERITY_BROKER_URL;
   if (broker === undefined)
-    throw new Error("no broker to talk to: pass --broker celerity://host:port or set CELERITY_BROKER_URL");
-  const token =
-    values["token-file"] !== undefined ? readFileSync(values["token-file"], "utf8").trim() : process.env.CELERITY_TOKEN;
+    throw new UsageError("no broker to talk to: pass --broker celerity://host:port or set CELERITY_BROKER_URL");
+  const token = values["token-file"] !== undefined ? readTokenFile(values["token-file"]) : process.env.CELERITY_TOKEN;
   return createApp({
     broker,
     ...(token !== undefined ? { token } : {}),
@@ -32,11 +33,3 @@ export const listOption = (value: string | undefined): string[] | undefined =>
         .split(",")
         .map((item) => item.trim())
         .filter(Boolean);
-
-/** A positive integer option; throws naming the option. */
-export const intOption = (name: string, value: string | undefined, fallback: number): number => {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got '${value}'`);
-  return n;
-};

@@ -1,9 +1,11 @@
-import { parseArgs } from "node:util";
+// `celerity inspect` and `celerity control`: ask the workers questions and give them
+// orders through remote control, printing each worker's reply.
 import type { App } from "../../runtime/app.ts";
 import type { ControlOptions, Replies } from "../../runtime/control/app-control.ts";
 import { DEFAULT_CONTROL_TIMEOUT_MS } from "../../runtime/control/control-client.ts";
 import type { ControlAnswer } from "../../runtime/control/control-protocol.ts";
-import { CONNECT_HELP, CONNECT_OPTIONS, connectApp, intOption, listOption } from "./connect.ts";
+import { CONNECT_HELP, CONNECT_OPTIONS, connectApp, listOption } from "./connect.ts";
+import { integerOptionOr, parseCommandLine, UsageError } from "./options.ts";
 
 /** Celery's exit code when no worker replied (EX_UNAVAILABLE). */
 export const NO_REPLY_EXIT = 69;
@@ -64,25 +66,24 @@ const INSPECT_COMMANDS = {
   "active-queues": (app: App, options: ControlOptions) => app.inspect.activeQueues(options),
 } as const;
 
-const parse = (argv: readonly string[]) =>
-  parseArgs({
-    args: [...argv],
-    options: {
+const parse = (command: string, argv: readonly string[]) =>
+  parseCommandLine(
+    command,
+    argv,
+    {
       ...CONNECT_OPTIONS,
       destination: { type: "string", short: "d" },
       timeout: { type: "string" },
       json: { type: "boolean" },
       terminate: { type: "boolean" },
-      help: { type: "boolean" },
     },
-    allowPositionals: true,
-    strict: true,
-  });
+    { positionals: true },
+  );
 
 const controlOptions = (values: ReturnType<typeof parse>["values"]): ControlOptions => {
   const destination = listOption(values.destination);
   return {
-    timeout: intOption("timeout", values.timeout, DEFAULT_CONTROL_TIMEOUT_MS),
+    timeout: integerOptionOr("timeout", values.timeout, DEFAULT_CONTROL_TIMEOUT_MS),
     ...(destination !== undefined ? { destination } : {}),
   };
 };
@@ -117,7 +118,7 @@ const report = (replies: Replies<unknown>, json: boolean, timeout: number): numb
 
 /** `celerity inspect <command>`; resolves to the exit code. */
 export const runInspect = async (argv: readonly string[]): Promise<number> => {
-  const { values, positionals } = parse(argv);
+  const { values, positionals } = parse("inspect", argv);
   const [command] = positionals;
   if (values.help || command === undefined) {
     process.stdout.write(INSPECT_HELP);
@@ -127,7 +128,7 @@ export const runInspect = async (argv: readonly string[]): Promise<number> => {
     ? INSPECT_COMMANDS[command as keyof typeof INSPECT_COMMANDS]
     : undefined;
   if (call === undefined)
-    throw new Error(`unknown command '${command}'; the commands are ${Object.keys(INSPECT_COMMANDS).join(", ")}`);
+    throw new UsageError(`unknown command '${command}'; the commands are ${Object.keys(INSPECT_COMMANDS).join(", ")}`);
   const options = controlOptions(values);
   const app = connectApp(values);
   try {
@@ -140,17 +141,17 @@ export const runInspect = async (argv: readonly string[]): Promise<number> => {
 const seconds = (name: string, value: string | undefined): number | undefined => {
   if (value === undefined || value === "none") return undefined;
   const n = Number(value);
-  if (!(n > 0)) throw new Error(`${name} must be a positive number of seconds or "none", got '${value}'`);
+  if (!(n > 0)) throw new UsageError(`${name} must be a positive number of seconds or "none", got '${value}'`);
   return n * 1000;
 };
 
 const needs = (command: string, args: readonly string[], count: number, what: string): void => {
-  if (args.length < count) throw new Error(`control ${command}: missing ${what}`);
+  if (args.length < count) throw new UsageError(`control ${command}: missing ${what}`);
 };
 
 /** `celerity control <command> [args]`; resolves to the exit code. */
 export const runControl = async (argv: readonly string[]): Promise<number> => {
-  const { values, positionals } = parse(argv);
+  const { values, positionals } = parse("control", argv);
   const [command, ...args] = positionals;
   if (values.help || command === undefined) {
     process.stdout.write(CONTROL_HELP);
@@ -203,7 +204,7 @@ export const runControl = async (argv: readonly string[]): Promise<number> => {
       break;
     case "pool-grow":
     case "pool-shrink": {
-      const n = intOption("n", args[0], 1);
+      const n = integerOptionOr("n", args[0], 1, 1);
       send = (app) => (command === "pool-grow" ? app.control.poolGrow(n, options) : app.control.poolShrink(n, options));
       break;
     }
@@ -222,7 +223,7 @@ export const runControl = async (argv: readonly string[]): Promise<number> => {
       send = (app) => app.control.disableEvents(options);
       break;
     default:
-      throw new Error(
+      throw new UsageError(
         `unknown command '${command}'; the commands are rate-limit, time-limit, revoke, shutdown, pool-grow, pool-shrink, add-consumer, cancel-consumer, enable-events, disable-events`,
       );
   }

@@ -1,8 +1,10 @@
-import { parseArgs } from "node:util";
+// `celerity events`: watch a cluster's event stream, as a live view of workers and task
+// rates in a terminal, or one line per event.
 import { ClusterState } from "../../runtime/events/cluster-state.ts";
 import type { ReceivedEvent } from "../../runtime/events/event-subscription.ts";
 import { EVENT_TYPES, type EventType } from "../../runtime/events/event-types.ts";
-import { CONNECT_HELP, CONNECT_OPTIONS, connectApp, intOption, listOption } from "./connect.ts";
+import { CONNECT_HELP, CONNECT_OPTIONS, connectApp, listOption } from "./connect.ts";
+import { integerOptionOr, parseCommandLine } from "./options.ts";
 
 export const EVENTS_HELP = `celerity events: watch a cluster's event stream
 
@@ -63,17 +65,12 @@ const plainLine = (event: ReceivedEvent): string => {
 
 /** Watch events until SIGINT or SIGTERM (or --limit); resolves to the exit code. */
 export const runEvents = async (argv: readonly string[]): Promise<number> => {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      ...CONNECT_OPTIONS,
-      json: { type: "boolean" },
-      types: { type: "string" },
-      tasks: { type: "string" },
-      limit: { type: "string" },
-      help: { type: "boolean" },
-    },
-    strict: true,
+  const { values } = parseCommandLine("events", argv, {
+    ...CONNECT_OPTIONS,
+    json: { type: "boolean" },
+    types: { type: "string" },
+    tasks: { type: "string" },
+    limit: { type: "string" },
   });
   if (values.help) {
     process.stdout.write(EVENTS_HELP);
@@ -81,7 +78,7 @@ export const runEvents = async (argv: readonly string[]): Promise<number> => {
   }
   const types = listOption(values.types) as EventType[] | undefined;
   const tasks = listOption(values.tasks);
-  const limit = intOption("limit", values.limit, 0);
+  const limit = integerOptionOr("limit", values.limit, 0);
   const app = connectApp(values);
   const live = !values.json && process.stdout.isTTY === true;
   const state = new ClusterState();

@@ -12,7 +12,7 @@ const dir = mkdtempSync(join(tmpdir(), "celerity-keygen-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const celerity = (...args: string[]) => runCelerity(args, scaled(30_000));
 
-describe("celerity keygen", async () => {
+describe("celerity keygen", () => {
   it("writes <out>.secret readable by its owner only and <out>.pub, a pair that signs and verifies", async () => {
     const out = join(dir, "keys", "producer");
     const run = await celerity("keygen", "--out", out);

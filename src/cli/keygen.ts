@@ -1,3 +1,5 @@
+// `celerity keygen`: write an ed25519 key pair for signed messages, or a key for
+// payload encryption.
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { boxKeyIdOf, generateBoxKey } from "../../runtime/signing/payload-box.ts";

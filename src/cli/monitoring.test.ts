@@ -9,7 +9,7 @@ import { renderView } from "./events.ts";
 /** Run the CLI to its end, with no broker url from the shell. */
 const celerity = (...args: string[]) => runCelerity(args, scaled(30_000), { withoutEnv: ["CELERITY_BROKER_URL"] });
 
-describe("celerity events / inspect / control / queues: bad input", async () => {
+describe("celerity events / inspect / control / queues: bad input", () => {
   it("exits 2 naming what is missing when no broker is given", async () => {
     const run = await celerity("inspect", "ping");
     assert.equal(run.code, 2, run.stderr);
@@ -41,6 +41,28 @@ describe("celerity events / inspect / control / queues: bad input", async () => 
     const seconds = await celerity("control", "time-limit", "add", "soon", "--broker", "celerity://127.0.0.1:1");
     assert.equal(seconds.code, 2);
     assert.match(seconds.stderr, /soft must be a positive number of seconds or "none", got 'soon'/);
+  });
+
+  it("checks options as every other command does: unknown ones, bad integers, an unreadable token file", async () => {
+    const unknown = await celerity("events", "--colour", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /celerity events: Unknown option '--colour' \(see celerity events --help\)/);
+    const timeout = await celerity("inspect", "ping", "--timeout=-5", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(timeout.code, 2);
+    assert.match(timeout.stderr, /--timeout must be an integer of at least 0, got '-5'/);
+    const grow = await celerity("control", "pool-grow", "0", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(grow.code, 2);
+    assert.match(grow.stderr, /--n must be an integer of at least 1, got '0'/);
+    const token = await celerity(
+      "queues",
+      "list",
+      "--broker",
+      "celerity://127.0.0.1:1",
+      "--token-file",
+      "/nonexistent/token",
+    );
+    assert.equal(token.code, 2);
+    assert.match(token.stderr, /--token-file: cannot read \/nonexistent\/token/);
   });
 
   it("prints each command's help", async () => {

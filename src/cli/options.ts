@@ -1,3 +1,5 @@
+// The CLI's one option parser (strict, every command with --help), UsageError for a
+// mistake in a command line, and the checks of integer and token-file options.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
@@ -14,7 +16,9 @@ type OptionSpecs = NonNullable<ParseArgsConfig["options"]>;
 
 /** The values of a command line parsed against `options`, plus `--help`. */
 export type ParsedOptions<O extends OptionSpecs> = {
-  readonly values: { [K in keyof O]?: O[K]["type"] extends "boolean" ? boolean : string } & { readonly help?: boolean };
+  readonly values: {
+    [K in keyof O]?: O[K]["type"] extends "boolean" ? boolean : O[K]["multiple"] extends true ? string[] : string;
+  } & { readonly help?: boolean };
   readonly positionals: readonly string[];
 };
 
@@ -53,6 +57,10 @@ export const integerOption = (option: string, raw: string, min: number, max = Nu
   }
   return value;
 };
+
+/** `raw` as an integer of at least `min`, or `fallback` when the option was not given; a UsageError naming the option otherwise. */
+export const integerOptionOr = (option: string, raw: string | undefined, fallback: number, min = 0): number =>
+  raw === undefined ? fallback : integerOption(option, raw, min);
 
 /** The token in the file given to `--token-file` (surrounding whitespace trimmed), or a UsageError saying why it cannot be read. */
 export const readTokenFile = (file: string): string => {

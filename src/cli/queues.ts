@@ -1,5 +1,7 @@
-import { parseArgs } from "node:util";
+// `celerity queues`: list a cluster's queues, pause, resume and purge them, and list,
+// requeue or discard their dead letters.
 import { CONNECT_HELP, CONNECT_OPTIONS, connectApp } from "./connect.ts";
+import { parseCommandLine, UsageError } from "./options.ts";
 
 export const QUEUES_HELP = `celerity queues <command>: manage a cluster's queues
 
@@ -26,19 +28,18 @@ const pad = (text: string | number, width: number, right = false) =>
 
 /** `celerity queues <command>`; resolves to the exit code. */
 export const runQueues = async (argv: readonly string[]): Promise<number> => {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    options: {
+  const { values, positionals } = parseCommandLine(
+    "queues",
+    argv,
+    {
       ...CONNECT_OPTIONS,
       json: { type: "boolean" },
       all: { type: "boolean" },
       id: { type: "string", multiple: true },
       force: { type: "boolean" },
-      help: { type: "boolean" },
     },
-    allowPositionals: true,
-    strict: true,
-  });
+    { positionals: true },
+  );
   const [command, queue] = positionals;
   if (values.help || command === undefined) {
     process.stdout.write(QUEUES_HELP);
@@ -46,11 +47,11 @@ export const runQueues = async (argv: readonly string[]): Promise<number> => {
   }
   const commands = ["list", "pause", "resume", "purge", "dead-letters", "requeue", "discard"];
   if (!commands.includes(command))
-    throw new Error(`unknown command '${command}'; the commands are ${commands.join(", ")}`);
-  if (command !== "list" && queue === undefined) throw new Error(`queues ${command}: missing <queue>`);
+    throw new UsageError(`unknown command '${command}'; the commands are ${commands.join(", ")}`);
+  if (command !== "list" && queue === undefined) throw new UsageError(`queues ${command}: missing <queue>`);
   const name = queue as string;
   if ((command === "purge" || command === "discard") && !values.force) {
-    throw new Error(`queues ${command} deletes messages for good: pass --force to confirm`);
+    throw new UsageError(`queues ${command} deletes messages for good: pass --force to confirm`);
   }
   const json = values.json === true;
   const out = (text: string) => process.stdout.write(`${text}\n`);

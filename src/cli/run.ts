@@ -1,3 +1,5 @@
+// `celerity run`: run a workflow module to completion, calling its default export if it
+// is a function; the exit code says whether it completed.
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { UsageError } from "./options.ts";

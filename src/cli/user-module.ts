@@ -1,3 +1,5 @@
+// Importing a user's module (a workflow or an app) by path, registering a TypeScript
+// loader first only when the module is TypeScript.
 import { pathToFileURL } from "node:url";
 
 const TYPESCRIPT_FILE = /\.[cm]?tsx?$/;

@@ -1,11 +1,11 @@
+// The pool and lifecycle flags of `celerity worker` (--pool, --autoscale, recycling,
+// --shutdown-timeout, --watch): declared, documented and read here, apart from the
+// command's other flags, into the worker's options.
 import type { WorkerOptions } from "../../runtime/worker/worker.ts";
 import { POOL_KINDS, parseByteSize, type PoolKind } from "../../runtime/pool/pool-options.ts";
 import { UsageError } from "./options.ts";
 
-/**
- * The pool and lifecycle flags of `celerity worker`: declared, documented
- * and read here, apart from the command's other flags.
- */
+/** The pool and lifecycle flags, as the option parser takes them. */
 export const POOL_FLAGS = {
   pool: { type: "string" },
   autoscale: { type: "string" },

@@ -1,3 +1,5 @@
+// A worker process's answer to SIGTERM and SIGINT: a warm shutdown on the first signal, a
+// cold one (running tasks aborted and requeued) on the second.
 import type { Worker } from "../../runtime/worker/worker.ts";
 
 /**

@@ -1,14 +1,12 @@
+// `celerity worker --watch`: run the worker as a child process and, when a file beside
+// the app module changes, stop it warmly and start it again, so the worker and every
+// thread or child of its pool load the new code. Signals sent to the watcher stop the
+// worker the same way and end.
 import { spawn, type ChildProcess } from "node:child_process";
 import { watch } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/**
- * `celerity worker --watch`: run the worker as a child process and, when a
- * file beside the app module changes, stop it warmly and start it again, so
- * the worker and every thread or child of its pool load the new code.
- * Signals sent to the watcher stop the worker the same way and end.
- */
 const CLI = fileURLToPath(new URL("../cli.js", import.meta.url));
 const SETTLE_MS = 200;
 const IGNORED = /(^|[\\/])(node_modules|\.git)([\\/]|$)/;

@@ -1,3 +1,5 @@
+// `celerity worker`: run a worker process for an app module, with its broker, result
+// store, queues, concurrency, events, remote control and pool options.
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { resolve } from "node:path";

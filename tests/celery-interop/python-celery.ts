@@ -1,12 +1,13 @@
+// Python Celery for the interop tests (Debian's python3-celery and python3-redis): the
+// skip when it is missing, a Python worker to start and a Python producer to run.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { skipUnless } from "../support/prerequisites.ts";
 
 /**
- * Python Celery for the interop tests: Debian's python3-celery and
- * python3-redis, run with /usr/bin/python3 (Debian ships no `celery` script,
- * and the `python3` first on PATH may not see Debian's packages).
+ * The Python that runs Celery: CELERITY_INTEROP_PYTHON, else /usr/bin/python3 (Debian
+ * ships no `celery` script, and the `python3` first on PATH may not see Debian's packages).
  */
 export const PYTHON = process.env.CELERITY_INTEROP_PYTHON ?? "/usr/bin/python3";
 const HERE = fileURLToPath(new URL(".", import.meta.url));

@@ -1,3 +1,5 @@
+// The app the pool tests run, with one task per behaviour a pool must handle: where it
+// ran, failing, retrying, blocking, exiting, holding memory, soft limits, sending tasks.
 import { threadId } from "node:worker_threads";
 import { createApp } from "../../app.ts";
 

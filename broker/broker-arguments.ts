@@ -1,7 +1,9 @@
-import type { Envelope } from "../envelope.ts";
-import { InvalidArgumentError } from "../errors.ts";
+// Validation of what callers hand a broker (queue names, delivery limits, ttls, envelopes),
+// shared by the embedded broker and the Redis transport: each failure is an
+// InvalidArgumentError naming the argument and why.
+import type { Envelope } from "./envelope.ts";
+import { InvalidArgumentError } from "./errors.ts";
 
-/** Validation of what callers hand the embedded broker: each failure names the argument and why. */
 export const checkQueueName = (name: unknown, argument: string): void => {
   if (typeof name !== "string" || name === "") {
     throw new InvalidArgumentError({ argument, reason: `must be a non-empty string, got ${JSON.stringify(name)}` });
