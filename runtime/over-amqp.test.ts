@@ -218,12 +218,13 @@ if ("skip" in server) {
         // Six tasks at 10/s with a burst of one: the first at once, the other five a token (100 ms) apart.
         assert.ok(ranAt[5] - ranAt[0] >= 450, `six tasks ran within ${ranAt[5] - ranAt[0]} ms`);
 
-        // A change made in one process reaches the others: at 1/m, with the bucket just emptied, none of three more runs.
+        // A change made in one process reaches the others: at 1/m, at most one of three more runs in a second (the
+        // token earned under the old limit while the change was on its way); at 10/s all three would, within 300 ms.
         await producer.control.rateLimit("limited", { rate: "1/m", burst: 1 });
         const before = ranAt.length;
         const more = await Promise.all(Array.from({ length: 3 }, () => limited.delay()));
         await new Promise((resolve) => setTimeout(resolve, 1_000));
-        assert.equal(ranAt.length, before, "at 10/s all three would have run within 300 ms");
+        assert.ok(ranAt.length - before <= 1, `${ranAt.length - before} of three ran under a limit of one a minute`);
         for (const r of more) await r.revoke();
       });
     }
