@@ -12,10 +12,11 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { BrokerNode } from "../../broker/node/node-server.ts";
 import { scaled } from "../../tests/support/waits.ts";
-import { celerity as celerityProcess, runCelerity } from "../../tests/support/watched-process.ts";
+import { celerity as celerityProcess, runCelerity, START_TIMEOUT_MS } from "../../tests/support/watched-process.ts";
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../tests/fixtures/${name}`, import.meta.url));
-const EXIT_TIMEOUT_MS = scaled(20_000);
+/** A bad-input exit comes right after startup (tsx compiles the CLI): the start limit, and a little more. */
+const EXIT_TIMEOUT_MS = START_TIMEOUT_MS + scaled(5_000);
 /** The CLI with this test's environment only: no broker url or token inherited from the shell. */
 const ISOLATED = ["CELERITY_BROKER_URL", "CELERITY_TOKEN"];
 
