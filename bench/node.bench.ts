@@ -5,7 +5,8 @@
  * --concurrency 64` on bench/node/tasks.ts, each a child process.
  *
  * Scenarios: fire-and-forget end to end (tasks/s, done once the worker has
- * run every task), with results awaited (tasks/s), send-to-start latency at a
+ * run every task), 100 senders each awaiting one send at a time (tasks/s),
+ * with results awaited (tasks/s), send-to-start latency at a
  * fixed moderate rate (p50/p99), the fire-and-forget scenario again with
  * `--fsync interval:100` and with the node in memory, and the node's memory
  * under a backlog of 1,000,000 messages with no worker (about 30 s;
@@ -47,6 +48,7 @@ import { flood } from "./node/flood.ts";
 import {
   GET_TIMEOUT,
   SEND_BATCH,
+  concurrentSenders,
   fireAndForget,
   pacedLatencies,
   percentile,
@@ -78,6 +80,9 @@ const FIRE_AND_FORGET = sized(60_000);
 const FIRE_AND_FORGET_QUIET = sized(150_000);
 /** Tasks per run with results awaited. */
 const WITH_RESULTS = sized(40_000);
+/** Callers each awaiting one send at a time, and the tasks they send in all per run. */
+const CONCURRENT_SENDERS = 100;
+const CONCURRENT_SENDS = sized(20_000);
 const LATENCY_RATE = 2_000;
 const LATENCY_TASKS = 6_000;
 const BACKLOG = Number(opts["backlog-size"]);
@@ -181,6 +186,13 @@ const scenarios: Scenario[] = [
     config: DURABLE,
     tasks: FIRE_AND_FORGET_QUIET,
     run: (f) => fireAndForget(f, f.tasks.quiet, FIRE_AND_FORGET_QUIET),
+  },
+  {
+    name: `${CONCURRENT_SENDERS} senders, each awaiting one send at a time, results stored`,
+    unit: "tasks/s",
+    config: DURABLE,
+    tasks: CONCURRENT_SENDS,
+    run: (f) => concurrentSenders(f, f.tasks.count, CONCURRENT_SENDERS, CONCURRENT_SENDS),
   },
   {
     name: "with results awaited (delay + get)",

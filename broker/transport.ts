@@ -163,6 +163,13 @@ export interface Transport {
    */
   publish(envelope: Envelope, options?: PublishOptions): Promise<void>;
   /**
+   * Publish several envelopes in order in one request, confirmed together:
+   * resolves once the broker has accepted all of them; rejects if any is
+   * refused (the others are published). Optional: without it, callers
+   * publish each one.
+   */
+  publishMany?(envelopes: readonly Envelope[], options?: PublishOptions): Promise<void>;
+  /**
    * Start consuming `queue`; the handler receives deliveries until the consumer is cancelled.
    * No delivery is made before the returned promise resolves, so the handler can always ack through the Consumer.
    */

@@ -13,8 +13,8 @@ import type { CallOptions, SendOptions } from "../dsl/options.ts";
 import { HeldTaskResult, reserveSend, sendFacts } from "./send-reservation.ts";
 import type { AsyncResult, RemoteErrorInfo, RevokeOptions } from "../dsl/result.ts";
 import { GroupResult, TaskResult, WorkflowResult, type ResultContext } from "./results/async-result.ts";
-import { TaskRegistrationError, TaskRevokedError, toErrorInfo } from "./errors.ts";
-import { checkArguments } from "./task-message.ts";
+import { BulkSendError, TaskRegistrationError, TaskRevokedError, toErrorInfo } from "./errors.ts";
+import { checkArguments, type TaskMessage } from "./task-message.ts";
 import { Publisher, callDefaults } from "./publisher.ts";
 import type { ResultStore } from "./results/result-store.ts";
 import { Task, type HandlerResult, type TaskContext, type TaskDefinition, type TaskOptions } from "./task.ts";
@@ -124,6 +124,19 @@ export interface App {
   result<R = unknown>(id: string): AsyncResult<R>;
   /** Send a task by name (it need not be registered in this process). */
   sendTask<R = unknown>(name: string, args: readonly unknown[], options?: SendOptions): Promise<AsyncResult<R>>;
+  /**
+   * Send a task by name once per argument list, in one request and one
+   * confirm over a broker node (`task.delayMany` when the task is registered).
+   * Resolves with a result per list, in order, once all are confirmed.
+   *
+   * @example
+   * const results = await app.sendMany("add", [[1, 2], [3, 4]], { queue: "math" });
+   */
+  sendMany<R = unknown>(
+    name: string,
+    argsList: readonly (readonly unknown[])[],
+    options?: CallOptions,
+  ): Promise<AsyncResult<R>[]>;
   /** Revoke tasks by id: queued or delayed ones never run; with `terminate`, running ones are aborted. */
   revoke(ids: readonly string[], options?: RevokeOptions): Promise<void>;
   /**
@@ -223,6 +236,17 @@ const parentRef = (graph: MessageGraph, ref: ValueRef): ValueRef | undefined => 
   return heads.every((head) => head !== undefined && JSON.stringify(head) === key) ? first : undefined;
 };
 
+/** Why a bulk send cannot be made as asked (undefined when it can). */
+const bulkRefusal = (argsList: unknown, options: CallOptions | undefined): string | undefined => {
+  if (!Array.isArray(argsList)) return "the argument lists must be an array of arrays";
+  const notList = argsList.findIndex((args) => !Array.isArray(args));
+  if (notList >= 0) return `argument list ${notList} is not an array`;
+  const { taskId, dedupe } = (options ?? {}) as SendOptions;
+  if (taskId !== undefined || dedupe !== undefined)
+    return "taskId and dedupe name one task: send such tasks one at a time (applyAsync)";
+  return undefined;
+};
+
 /** An app on celerity's own protocol (see createApp below). */
 const createNativeApp = (options: AppOptions): App => {
   const log = options.log ?? ((message: string) => console.error(message));
@@ -310,6 +334,24 @@ const createNativeApp = (options: AppOptions): App => {
       .then(() => result);
   };
 
+  const sendMany = <R>(
+    task: string,
+    argsList: readonly (readonly unknown[])[],
+    callOptions: CallOptions | undefined,
+  ): Promise<AsyncResult<R>[]> => {
+    const refusal = bulkRefusal(argsList, callOptions);
+    if (refusal !== undefined) return Promise.reject(new BulkSendError({ task, reason: refusal }));
+    const options = publisher.optionsFor(task, callOptions);
+    const messages: TaskMessage[] = new Array(argsList.length);
+    const sent: AsyncResult<R>[] = new Array(argsList.length);
+    for (let i = 0; i < argsList.length; i++) {
+      const id = newTaskId();
+      messages[i] = { id, task, args: argsList[i], options, retries: 0 };
+      sent[i] = new TaskResult<R>(id, context);
+    }
+    return publisher.publishMany(messages).then(() => sent);
+  };
+
   const sendReserved = async <R>(
     task: string,
     args: readonly unknown[],
@@ -386,7 +428,7 @@ const createNativeApp = (options: AppOptions): App => {
       if (taskOptions.rateLimit !== undefined)
         rateLimits.table.register(name, resolveRateLimit(name, taskOptions.rateLimit));
       tasks.set(name, definition);
-      return new Task(definition, { send }, dispatcher);
+      return new Task(definition, { send, sendMany }, dispatcher);
     },
     worker(workerOptions) {
       const env = {
@@ -413,6 +455,7 @@ const createNativeApp = (options: AppOptions): App => {
       return new TaskResult<R>(id, context);
     },
     sendTask: send,
+    sendMany,
     revoke,
     on: (hook, listener) => hooks.on(hook, listener),
     inspect: inspectOf(controlClient),

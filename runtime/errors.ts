@@ -163,6 +163,21 @@ export class TaskRegistrationError extends Data.TaggedError("TaskRegistrationErr
 }
 
 /**
+ * A bulk send (`task.delayMany`, `task.applyAsyncMany`, `app.sendMany`) that cannot be made as asked: nothing is sent.
+ *
+ * @example
+ * await add.applyAsyncMany([[1, 2]], { taskId: "x" } as never); // rejects with BulkSendError: cannot send 'add' in bulk: ...
+ */
+export class BulkSendError extends Data.TaggedError("BulkSendError")<{
+  readonly task: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `cannot send '${this.task}' in bulk: ${this.reason}`;
+  }
+}
+
+/**
  * A worker's own failure: options it cannot run with, or a task it abandoned when a stop timed out (the abort reason of the task's signal).
  *
  * @example

@@ -2,8 +2,11 @@
 // broker's confirm; a message no queue receives is refused rather than lost.
 import type { Codec } from "../broker/codec.ts";
 import type { Envelope } from "../broker/envelope.ts";
+import { NodeTransport } from "../broker/node/node-transport.ts";
 import type { Transport } from "../broker/transport.ts";
 import { mergeOptions, type CallOptions } from "../dsl/options.ts";
+import { RemoteResultStore, type SentTask } from "./results/remote-result-store.ts";
+import type { SentRecord, SentState } from "./results/result-operations.ts";
 import type { ResultStore } from "./results/result-store.ts";
 import { toEnvelope, type TaskMessage } from "./task-message.ts";
 import type { TaskOptions } from "./task.ts";
@@ -22,9 +25,33 @@ export const callDefaults = (options: TaskOptions | undefined): CallOptions => {
 };
 
 /**
+ * Sends the messages of tasks and records each task's state (PENDING, or
+ * RETRY) in one request (see RemoteResultStore.send): what an app connected
+ * to a node uses instead of a state write and a publish.
+ */
+export type RecordedSend = (sent: readonly SentTask[], mandatory: boolean) => Promise<void>;
+
+/**
+ * The one-request send of an app whose transport and result store are a
+ * node's, on one connection; undefined otherwise (another broker or store,
+ * or a transport wrapped to sign what it publishes, whose publish must not
+ * be bypassed).
+ */
+export const recordedSendOf = (transport: Transport, store: ResultStore): RecordedSend | undefined =>
+  transport instanceof NodeTransport && store instanceof RemoteResultStore && store.client === transport.client
+    ? (sent, mandatory) => store.send(sent, mandatory)
+    : undefined;
+
+/** Bytes of bodies a bulk send puts in one request at most (a frame holds 16 MiB); a larger bulk takes several. */
+const BULK_REQUEST_BYTES = 1024 * 1024;
+/** Allowance per message for its envelope's other fields and its record. */
+const ENVELOPE_OVERHEAD_BYTES = 256;
+
+/**
  * Sends task messages: records the task as PENDING (so its id is known, not
- * "unknown"), then publishes and waits for the broker's confirm. A value that
- * cannot be serialized throws before anything is recorded or sent.
+ * "unknown"), then publishes and waits for the broker's confirm; over a node,
+ * both in one request. A value that cannot be serialized throws before
+ * anything is recorded or sent.
  */
 export class Publisher {
   /**
@@ -39,6 +66,7 @@ export class Publisher {
     private readonly codec: Codec,
     private readonly defaultsOf: (task: string) => CallOptions,
     private readonly now: () => number = Date.now,
+    private readonly recordedSend: RecordedSend | undefined = recordedSendOf(transport, store),
   ) {}
 
   /** The options a message of `task` is sent with: the task's defaults, then `options` over them. */
@@ -59,13 +87,69 @@ export class Publisher {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (message.options.ignoreResult && message.workflow === undefined) return this.send(envelope, message, false);
-    const recorded = this.store.setState(
-      message.id,
-      message.task,
-      message.retries > 0 ? "RETRY" : "PENDING",
-      detailsOf(message),
+    if (this.recordedSend !== undefined) return this.sendRecorded([message], [envelope]);
+    return this.publishEncoded(message, envelope);
+  }
+
+  /**
+   * Publish many messages: over a node, in one request per megabyte of
+   * bodies, confirmed together; elsewhere each as `publish` does, all at
+   * once. Every message is encoded before anything is sent, so a value that
+   * cannot be serialized sends none. Rejects if any is refused (the others
+   * are sent).
+   */
+  publishMany(messages: readonly TaskMessage[]): Promise<void> {
+    const envelopes: Envelope[] = new Array(messages.length);
+    try {
+      const now = this.now();
+      for (let i = 0; i < messages.length; i++) envelopes[i] = toEnvelope(messages[i], this.codec, now);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.recordedSend === undefined) {
+      const publishMany = this.transport.publishMany;
+      if (publishMany !== undefined && this.beforePublish === undefined && messages.every(isUnrecorded))
+        return publishMany.call(this.transport, envelopes, MANDATORY);
+      const sends: Promise<void>[] = new Array(messages.length);
+      for (let i = 0; i < messages.length; i++) sends[i] = this.publishEncoded(messages[i], envelopes[i]);
+      return Promise.all(sends).then(() => undefined);
+    }
+    const requests: Promise<void>[] = [];
+    let from = 0;
+    let bytes = 0;
+    for (let i = 0; i < envelopes.length; i++) {
+      const size = envelopes[i].body.byteLength + ENVELOPE_OVERHEAD_BYTES;
+      if (i > from && bytes + size > BULK_REQUEST_BYTES) {
+        requests.push(this.sendRecorded(messages.slice(from, i), envelopes.slice(from, i)));
+        from = i;
+        bytes = 0;
+      }
+      bytes += size;
+    }
+    requests.push(
+      from === 0
+        ? this.sendRecorded(messages, envelopes)
+        : this.sendRecorded(messages.slice(from), envelopes.slice(from)),
     );
+    return requests.length === 1 ? requests[0] : Promise.all(requests).then(() => undefined);
+  }
+
+  private sendRecorded(messages: readonly TaskMessage[], envelopes: readonly Envelope[]): Promise<void> {
+    const sent: SentTask[] = new Array(messages.length);
+    let before: Promise<void>[] | undefined;
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i];
+      sent[i] = { envelope: envelopes[i], record: recordOf(message) };
+      const waited = this.beforePublish?.(message, envelopes[i]);
+      if (waited instanceof Promise) (before ??= []).push(waited);
+    }
+    const send = this.recordedSend as RecordedSend;
+    return before === undefined ? send(sent, true) : Promise.all(before).then(() => send(sent, true));
+  }
+
+  private publishEncoded(message: TaskMessage, envelope: Envelope): Promise<void> {
+    if (isUnrecorded(message)) return this.send(envelope, message, false);
+    const recorded = this.store.setState(message.id, message.task, stateOf(message), detailsOf(message));
     return recorded instanceof Promise
       ? recorded.then(() => this.send(envelope, message, true))
       : this.send(envelope, message, true);
@@ -88,6 +172,15 @@ export class Publisher {
     });
   }
 }
+
+const isUnrecorded = (message: TaskMessage): boolean =>
+  message.options.ignoreResult === true && message.workflow === undefined;
+
+const stateOf = (message: TaskMessage): SentState => (message.retries > 0 ? "RETRY" : "PENDING");
+
+/** The record a message's publish makes: none for a task whose result is ignored (outside a workflow). */
+const recordOf = (message: TaskMessage): SentRecord | undefined =>
+  isUnrecorded(message) ? undefined : [message.id, message.task, stateOf(message), detailsOf(message) ?? null];
 
 const detailsOf = (message: TaskMessage) =>
   message.workflow !== undefined

@@ -105,6 +105,11 @@ export interface TaskDefinition {
 
 export interface TaskSender {
   send<R>(task: string, args: readonly unknown[], options: SendOptions | undefined): Promise<AsyncResult<R>>;
+  sendMany<R>(
+    task: string,
+    argsList: readonly (readonly unknown[])[],
+    options: CallOptions | undefined,
+  ): Promise<AsyncResult<R>[]>;
 }
 
 /**
@@ -144,6 +149,30 @@ export class Task<A extends readonly unknown[], R> {
    */
   applyAsync(args: A, options?: SendOptions): Promise<AsyncResult<R>> {
     return this.sender.send(this.definition.name, args, options);
+  }
+
+  /**
+   * Send the task once per argument list, with the task's default options, in
+   * one request and one confirm (over a broker node; each its own publish
+   * elsewhere). Resolves once every message is confirmed, with a result per
+   * list, in order. Every list is serialized before anything is sent.
+   *
+   * @example
+   * const results = await add.delayMany([[1, 2], [3, 4]]); // AsyncResult<number>[]
+   */
+  delayMany(argsList: readonly A[]): Promise<AsyncResult<R>[]> {
+    return this.sender.sendMany(this.definition.name, argsList, undefined);
+  }
+
+  /**
+   * `delayMany` with per-call options for every message (queue, priority,
+   * countdown, …). A chosen id or de-duplication is for one send at a time.
+   *
+   * @example
+   * await add.applyAsyncMany([[1, 2], [3, 4]], { queue: "math", priority: 5 });
+   */
+  applyAsyncMany(argsList: readonly A[], options?: CallOptions): Promise<AsyncResult<R>[]> {
+    return this.sender.sendMany(this.definition.name, argsList, options);
   }
 
   /**

@@ -2,7 +2,7 @@
 // through "prepack"): the entries and everything they import, as ESM
 // JavaScript with declarations and source maps.
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -16,6 +16,11 @@ if (build.status !== 0) {
   console.error("build: tsc failed");
   process.exit(build.status ?? 1);
 }
+
+// The monitor's page is plain files beside its module, read at run time: copied as they are.
+cpSync(join(root, "runtime", "monitor", "dashboard"), join(dist, "runtime", "monitor", "dashboard"), {
+  recursive: true,
+});
 
 // The compiler rewrites the sources' relative `.ts` specifiers to `.js` in the
 // JavaScript only; declarations keep `.ts`. TypeScript accepts those, but other

@@ -47,6 +47,7 @@ export {
   TimeLimitExceeded,
   MalformedMessageError,
   TaskRegistrationError,
+  BulkSendError,
   RetryRequest,
   UpstreamFailure,
   WorkerError,
@@ -189,3 +190,28 @@ export type { TaskInfo, ScheduledInfo, WorkerStatsInfo, QueueConsumed } from "..
 export { ControlError, type ControlAnswer, type ControlReply } from "../runtime/control/control-protocol.ts";
 export { QueueManagementUnsupportedError, type Queues } from "../runtime/control/queue-management.ts";
 export { queueAdminOf, type QueueAdmin, type QueueInfo } from "../broker/queue-admin.ts";
+export {
+  createHttpHandler,
+  type HttpHandlerOptions,
+  type ApiRoute,
+} from "../runtime/monitor/http-api.ts";
+export { HttpApiError } from "../runtime/monitor/http-api-errors.ts";
+export type { HttpAuth } from "../runtime/monitor/http-auth.ts";
+export type { TaskDetail } from "../runtime/monitor/api-queries.ts";
+export { MonitorState, type MonitorStateOptions } from "../runtime/monitor/monitor-state.ts";
+export {
+  TaskHistory,
+  MONITORED_STATES,
+  type MonitoredState,
+  type TaskView,
+  type TaskQuery,
+  type TimelineEntry,
+} from "../runtime/monitor/task-history.ts";
+export { ThroughputSeries, type ThroughputPoint } from "../runtime/monitor/throughput-series.ts";
+export {
+  startMonitor,
+  MonitorExposedError,
+  type MonitorOptions,
+  type RunningMonitor,
+} from "../runtime/monitor/start-monitor.ts";
+export type { LiveSnapshot } from "../runtime/monitor/live-updates.ts";

@@ -185,6 +185,7 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
         assert.ok(files.includes(`package/dist/src/${entry}${suffix}`), `missing dist/src/${entry}${suffix}`);
     }
     assert.ok(files.includes("package/dist/src/bin.js"));
+    assert.ok(files.includes("package/dist/runtime/monitor/dashboard/monitor.js"), "the monitor's page ships");
     assert.deepEqual(
       files.filter((file) => /\.test\.|test-support|fixtures|bench|property-tests|(?<!\.d)\.ts$/.test(file)),
       [],

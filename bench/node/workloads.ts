@@ -38,6 +38,29 @@ export const fireAndForget = async (f: WorkloadFixture, task: BenchTasks["count"
   return rate(n, performance.now() - t0);
 };
 
+/**
+ * `senders` callers, each awaiting one send at a time (a web server's
+ * handlers, say), `n` tasks in all; tasks/s once the worker has run them.
+ * On a durable node every send waits for an fsync, which group commit shares
+ * between the sends in flight.
+ */
+export const concurrentSenders = async (
+  f: WorkloadFixture,
+  task: BenchTasks["count"],
+  senders: number,
+  n: number,
+): Promise<number> => {
+  const t0 = performance.now();
+  let next = 0;
+  const sender = async () => {
+    while (next < n) await task.delay(next++);
+  };
+  await Promise.all(Array.from({ length: senders }, sender));
+  f.sent += n;
+  await allRun(f);
+  return rate(n, performance.now() - t0);
+};
+
 /** `n` tasks, SEND_BATCH at a time, each result awaited; tasks/s. */
 export const withResults = async (f: WorkloadFixture, n: number): Promise<number> => {
   const t0 = performance.now();

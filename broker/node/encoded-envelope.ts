@@ -3,8 +3,11 @@
 // read the routing fields) and does not encode it again for the log. The bytes are exactly
 // the wire form (protocol.ts, `WireEnvelope`), so a record built from them reads back the
 // same as one encoded from the fields. They are a view into a socket read, used at once
-// and never kept (a kept view would keep the whole read).
-import type { Encoder } from "@msgpack/msgpack";
+// and never kept (a kept view would keep the whole read). Also an envelope's bytes of their
+// own, for an operation that carries envelopes as bin for the same reason (`results.send`).
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import type { Envelope } from "../envelope.ts";
+import { envelopeFromWire, envelopeToWire, ProtocolError } from "./protocol.ts";
 
 const FIXARRAY_3 = 0x93;
 const FIXARRAY_2 = 0x92;
@@ -62,4 +65,27 @@ export const encodeWithEnvelope = (encoder: Encoder, head: readonly unknown[], e
   bytes[0] = 0x90 | (head.length + 1);
   bytes.set(envelope, encodedHead.length);
   return bytes;
+};
+
+const envelopeEncoder = new Encoder({ ignoreUndefined: true });
+const envelopeDecoder = new Decoder();
+
+/**
+ * An envelope's wire form as msgpack bytes of their own: what an operation
+ * sends as `bin` when the node is to journal the envelope as it came (see
+ * `results.send`), rather than decode it and encode it again.
+ */
+export const envelopeBytes = (envelope: Envelope): Uint8Array => envelopeEncoder.encode(envelopeToWire(envelope));
+
+/** The envelope in `bytes` (as `envelopeBytes` writes them), decoded and validated; throws ProtocolError. */
+export const envelopeFromBytes = (bytes: Uint8Array): Envelope => {
+  let wire: unknown;
+  try {
+    wire = envelopeDecoder.decode(bytes);
+  } catch (cause) {
+    throw new ProtocolError({
+      reason: `undecodable envelope: ${cause instanceof Error ? cause.message : String(cause)}`,
+    });
+  }
+  return envelopeFromWire(wire);
 };

@@ -280,7 +280,7 @@ export class NodeClient {
       timer.unref();
       this.pending.set(id, { op, resolve, reject, timer });
       this.inFlight++;
-      this.writer!.send(FrameType.Request, payload);
+      this.writer!.sendPromptly(FrameType.Request, payload);
     });
   }
 

@@ -305,7 +305,10 @@ export class NodeConnection {
       if (!ok) this.context.log(`${this.name}: ${op} failed: ${errorToWire(value).message}`);
       return;
     }
-    this.writer.send(FrameType.Response, this.codec.encode(ok ? [id, 1, value ?? null] : [id, 0, errorToWire(value)]));
+    this.writer.sendPromptly(
+      FrameType.Response,
+      this.codec.encode(ok ? [id, 1, value ?? null] : [id, 0, errorToWire(value)]),
+    );
   }
 
   /** End the connection (idempotent): log why, cancel its consumers so their unacked deliveries are requeued. */

@@ -83,6 +83,14 @@ export interface BrokerNodeOptions {
   readonly log?: (message: string) => void;
 }
 
+/** How `BrokerNode.publishReceived` publishes envelopes a service received. */
+export interface PublishReceivedOptions {
+  /** Each envelope's msgpack bytes as they arrived (views into the request, used at once), for the journal to take as they are. */
+  readonly encoded?: readonly Uint8Array[];
+  /** Told the index of a refused envelope (and why) before the call rejects. */
+  readonly refused?: (index: number, error: unknown) => Promise<unknown> | undefined;
+}
+
 /**
  * A running broker node (see above): `BrokerNode.start` listens, `stop` closes
  * every connection and the log. `startFullNode` in `celerity/node` also serves
@@ -175,6 +183,48 @@ export class BrokerNode {
    */
   publishDurably(envelope: Envelope, mandatory: boolean): Promise<void> {
     return this.durable(this.publish(envelope, mandatory, undefined)) ?? RESOLVED;
+  }
+
+  /**
+   * Publish envelopes that arrived in a request to a service on the node (the
+   * result service's send), as the node's own `publish` does: under flow
+   * control, journaled, resolved once durable. Each envelope is published in
+   * order; one refused (a mandatory message no queue takes) rejects the call
+   * after the others are published, and `refused` is told its index first.
+   */
+  publishReceived(
+    envelopes: readonly Envelope[],
+    mandatory: boolean,
+    options: PublishReceivedOptions = {},
+  ): Promise<void> {
+    const room = this.room();
+    // Held for room, the request's bytes may have been reused by then: the envelopes are encoded afresh.
+    return room === undefined
+      ? this.publishAll(envelopes, mandatory, options.encoded, options.refused)
+      : room.then(() => this.publishAll(envelopes, mandatory, undefined, options.refused));
+  }
+
+  private publishAll(
+    envelopes: readonly Envelope[],
+    mandatory: boolean,
+    encoded: readonly Uint8Array[] | undefined,
+    refused: PublishReceivedOptions["refused"],
+  ): Promise<void> {
+    let refusals: Promise<unknown>[] | undefined;
+    for (let index = 0; index < envelopes.length; index++) {
+      const envelope = envelopes[index];
+      // The body arrived as a view into a socket chunk: keep a copy of its own, not the whole chunk.
+      const done = this.publish({ ...envelope, body: envelope.body.slice() }, mandatory, encoded?.[index]);
+      if (done === RESOLVED) continue;
+      (refusals ??= []).push(
+        done.catch(async (error: unknown) => {
+          await refused?.(index, error);
+          throw error;
+        }),
+      );
+    }
+    const written = this.durable(undefined) ?? RESOLVED;
+    return refusals === undefined ? written : Promise.all([written, ...refusals]).then(() => undefined);
   }
 
   /**
@@ -335,17 +385,18 @@ export class BrokerNode {
   }
 
   /**
-   * Publish, letting the journal take the envelope's bytes from the request
-   * `payload` (when given) rather than encode the envelope again; a priority
+   * Publish, letting the journal take the envelope's bytes as they arrived
+   * (`encoded`, when given) rather than encode the envelope again; a priority
    * the broker clamps changes the envelope, so it is encoded afresh.
    */
-  private publish(envelope: Envelope, mandatory: boolean, payload: Uint8Array | undefined): Promise<void> {
+  private publish(envelope: Envelope, mandatory: boolean, encoded: Uint8Array | undefined): Promise<void> {
     const journal = this.journal;
-    const encoded =
-      payload !== undefined && clampPriority(envelope.priority) === envelope.priority
-        ? publishedEnvelopeBytes(payload)
-        : undefined;
-    if (encoded === undefined || !(journal instanceof NodeJournal)) return this.broker.publish(envelope, { mandatory });
+    if (
+      encoded === undefined ||
+      clampPriority(envelope.priority) !== envelope.priority ||
+      !(journal instanceof NodeJournal)
+    )
+      return this.broker.publish(envelope, { mandatory });
     journal.encodedAs(envelope, encoded);
     try {
       return this.broker.publish(envelope, { mandatory });
@@ -362,10 +413,12 @@ export class BrokerNode {
         // The body arrived as a view into a socket chunk: keep a copy of its own, not the whole chunk.
         const owned = { ...envelope, body: envelope.body.slice() };
         const room = this.room();
-        if (room === undefined) return this.durable(this.publish(owned, mandatory === true, payload));
+        if (room === undefined)
+          return this.durable(this.publish(owned, mandatory === true, publishedEnvelopeBytes(payload)));
         // By then the payload, a view into a socket read, may have been reused: the envelope is encoded again.
         return room.then(() => this.durable(this.publish(owned, mandatory === true, undefined)));
       },
+      publishMany: ([envelopes, mandatory]) => this.publishReceived(envelopes, mandatory === true),
       // Settled without an answer (the hot path): a later read's answer proves them durable (see afterDurable).
       ack: ([tag, deliveryTag], connection, replyWanted) => {
         connection.ack(tag, deliveryTag);

@@ -1,7 +1,7 @@
 // The client's Transport and QueueAdmin over a broker node: the embedded broker's contract
 // across TCP, with consumers and declarations restored after every reconnection.
 import { repeatEvery, type RepeatingTimer } from "../clock.ts";
-import type { DeadLetter, Delivery } from "../envelope.ts";
+import type { DeadLetter, Delivery, Envelope } from "../envelope.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";
 import { FrameType, envelopeFromWire, envelopeToWire } from "./protocol.ts";
 import { brokerOperations as ops, queueAdminOperations as admin } from "./operations.ts";
@@ -110,6 +110,11 @@ export class NodeTransport implements Transport, QueueAdmin {
   }
   async publish(envelope: Parameters<Transport["publish"]>[0], options?: PublishOptions): Promise<void> {
     await this.client.call(ops.publish, [envelopeToWire(envelope), options?.mandatory === true]);
+  }
+
+  /** Every envelope in one `publishMany` request, confirmed once all are durable. */
+  async publishMany(envelopes: readonly Envelope[], options?: PublishOptions): Promise<void> {
+    await this.client.call(ops.publishMany, [envelopes.map(envelopeToWire), options?.mandatory === true]);
   }
 
   async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {

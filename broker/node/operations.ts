@@ -172,6 +172,24 @@ export const check = {
     what,
     check: (value) => envelopeFromWire(value),
   }),
+  /** Envelopes in their wire form, each decoded and validated (throws naming the bad one and its field). */
+  envelopes: (what: string): ArgumentCheck<readonly WireEnvelope[], Envelope[]> => ({
+    what,
+    check: (value, op) => {
+      if (!Array.isArray(value)) return refuse(op, what, "an array of envelopes", value);
+      const envelopes: Envelope[] = new Array(value.length);
+      for (let i = 0; i < value.length; i++) {
+        try {
+          envelopes[i] = envelopeFromWire(value[i]);
+        } catch (error) {
+          throw new ProtocolError({
+            reason: `${op}: ${what}[${i}]: ${error instanceof ProtocolError ? error.reason : String(error)}`,
+          });
+        }
+      }
+      return envelopes;
+    },
+  }),
 } as const;
 
 /** A dead letter on the wire: [queue, reason, at, envelope]. */
@@ -180,6 +198,8 @@ export type WireDeadLetter = [queue: string, reason: string, at: number, envelop
 /** The node's own operations: the transport contract, served over TCP. */
 export const brokerOperations = operationGroup("", {
   publish: operation<void>()(check.envelope("envelope"), check.optional(check.boolean("mandatory"))),
+  /** Several envelopes in one request, confirmed together once all are durable. */
+  publishMany: operation<void>()(check.envelopes("envelopes"), check.optional(check.boolean("mandatory"))),
   /** Sent without a reply on the hot path. */
   ack: operation<void>()(check.string("consumer tag"), check.number("delivery tag")),
   nack: operation<void>()(

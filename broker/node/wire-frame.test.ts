@@ -90,6 +90,50 @@ describe("wire frames", () => {
     assert.deepEqual(frames[42], [7, [42]]);
   });
 
+  it("writes a lone prompt frame at once, without waiting for the end of the turn", () => {
+    const writes: Uint8Array[] = [];
+    const writer = new FrameWriter({ write: (bytes) => (writes.push(bytes), true) });
+    writer.sendPromptly(7, new Uint8Array([1, 2, 3]));
+    assert.equal(writes.length, 1);
+    const { frames, parser } = collect();
+    parser.push(writes[0]);
+    assert.deepEqual(frames, [[7, [1, 2, 3]]]);
+  });
+
+  it("batches prompt frames that follow another frame of the same turn, in order", async () => {
+    const writes: Uint8Array[] = [];
+    const writer = new FrameWriter({ write: (bytes) => (writes.push(bytes), true) });
+    writer.sendPromptly(7, new Uint8Array([0]));
+    for (let i = 1; i < 100; i++) writer.sendPromptly(7, new Uint8Array([i]));
+    assert.equal(writes.length, 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(writes.length, 2);
+    const { frames, parser } = collect();
+    for (const bytes of writes) parser.push(bytes);
+    assert.deepEqual(
+      frames.map(([, payload]) => payload[0]),
+      Array.from({ length: 100 }, (_, i) => i),
+    );
+    // A batched frame first: a prompt one joins it rather than overtaking it.
+    writer.send(8, new Uint8Array([1]));
+    writer.sendPromptly(7, new Uint8Array([2]));
+    assert.equal(writes.length, 2);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(writes.length, 3);
+    // The next turn's first prompt frame goes out at once again.
+    writer.sendPromptly(7, new Uint8Array([3]));
+    assert.equal(writes.length, 4);
+  });
+
+  it("writes the frames another writer gathered before a prompt frame that follows them", () => {
+    const writes: string[] = [];
+    const told = new FrameWriter({ write: () => (writes.push("told"), true) });
+    const asked = new FrameWriter({ write: () => (writes.push("asked"), true) });
+    told.send(7, new Uint8Array([1]));
+    asked.sendPromptly(7, new Uint8Array([2]));
+    assert.deepEqual(writes, ["told", "asked"]);
+  });
+
   it("reports backpressure when the sink's buffer is full", async () => {
     let pressed = 0;
     const writer = new FrameWriter({ write: () => false }, () => pressed++);

@@ -154,7 +154,11 @@ export interface FrameSink {
 /**
  * Collects frames and writes them in one batch per event-loop turn, so a
  * burst of publishes or deliveries costs one syscall rather than one each.
- * Frames are written straight into the batch's buffer (no buffer per frame).
+ * A frame someone waits on (a request, its answer) may be sent `promptly`:
+ * written at once when it is the first of its turn, so a lone request waits
+ * for nothing; the frames that follow it in the turn join the batch.
+ * Batched frames are written straight into the batch's buffer (no buffer
+ * per frame).
  * `write` returning false (the socket's buffer is full) is reported through
  * `onBackpressure` so the owner can stop producing until it drains.
  */
@@ -169,7 +173,29 @@ export class FrameWriter {
     private readonly onBackpressure: () => void = () => {},
   ) {}
 
+  /**
+   * Write the frame at once if it is the first of this turn; else add it to
+   * the turn's batch. The batches other writers of this process gather are
+   * written first: a frame sent earlier on another connection (a state told
+   * to the node) still leaves before this one (a read of it from a second
+   * connection).
+   */
+  sendPromptly(type: number, payload?: Uint8Array): void {
+    if (this.scheduled) return this.send(type, payload);
+    for (const writer of gathering) writer.flush();
+    // Frames that follow this one in the turn wait for the batch.
+    this.scheduled = true;
+    setImmediate(this.flushAtTurnEnd);
+    if (!this.sink.write(encodeFrame(type, payload))) this.onBackpressure();
+  }
+
+  /** Add the frame to this turn's batch, written at the end of the turn (or at `flush`). */
   send(type: number, payload?: Uint8Array): void {
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushAtTurnEnd);
+    }
+    if (this.length === 0) gathering.add(this);
     const size = payload?.byteLength ?? 0;
     const needed = this.length + FRAME_HEADER_BYTES + size;
     if (needed > this.batch.byteLength) this.grow(needed);
@@ -177,16 +203,17 @@ export class FrameWriter {
     this.batch[this.length + 4] = type;
     if (payload !== undefined) this.batch.set(payload, this.length + FRAME_HEADER_BYTES);
     this.length = needed;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
   }
+
+  private readonly flushAtTurnEnd = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
 
   /** Write everything queued now. */
   flush(): void {
-    this.scheduled = false;
     if (this.length === 0) return;
+    gathering.delete(this);
     const bytes = this.batch.subarray(0, this.length);
     // The socket keeps the bytes until they are sent: the next batch gets a buffer of its own.
     this.batch = new Uint8Array(Math.max(INITIAL_BATCH_BYTES, Math.min(this.batch.byteLength, MAX_KEPT_BATCH_BYTES)));
@@ -202,6 +229,9 @@ export class FrameWriter {
     this.view = new DataView(bigger.buffer);
   }
 }
+
+/** The writers of this process holding frames not yet written. */
+const gathering = new Set<FrameWriter>();
 
 const INITIAL_BATCH_BYTES = 16 * 1024;
 const MAX_KEPT_BATCH_BYTES = 1024 * 1024;

@@ -1,5 +1,7 @@
 // The result store of a broker node, from a client: every call a request to the node,
 // waiting for a result a subscription to the node's push.
+import type { Envelope } from "../../broker/envelope.ts";
+import { envelopeBytes } from "../../broker/node/encoded-envelope.ts";
 import { FrameType } from "../../broker/node/protocol.ts";
 import type { NodeClient } from "../../broker/node/node-client.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
@@ -7,8 +9,14 @@ import type { TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
 import { RESULT_TOPIC } from "./result-service.ts";
-import { resultOperations as ops } from "./result-operations.ts";
+import { resultOperations as ops, type SentRecord, type WireSentTask } from "./result-operations.ts";
 import { ResultWaiters } from "./result-waiters.ts";
+
+/** A task message to send, and the record to make of it as it is published (none when its result is ignored). */
+export interface SentTask {
+  readonly envelope: Envelope;
+  readonly record: SentRecord | undefined;
+}
 
 /**
  * The result store of a broker node, from a client: every call is a request
@@ -44,6 +52,16 @@ export class RemoteResultStore implements ResultStore {
   setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
     this.client.tell(ops.setState, [id, task, state, details ?? null], true);
   }
+  /**
+   * Publish task messages and record each one's state in one request to the
+   * node (op `results.send`); resolves once the node has made both durable.
+   */
+  async send(sent: readonly SentTask[], mandatory: boolean): Promise<void> {
+    const wire: WireSentTask[] = new Array(sent.length);
+    for (let i = 0; i < sent.length; i++) wire[i] = [envelopeBytes(sent[i].envelope), sent[i].record ?? null];
+    await this.client.call(ops.send, [wire, mandatory]);
+  }
+
   /** A request, not a tell: the worker must know whether it may run the task. */
   async start(id: string, task: string, details?: StateDetails): Promise<boolean> {
     return this.client.call(ops.start, [id, task, details ?? null]);

@@ -3,12 +3,84 @@
  * declared once for the node's result service and the remote store that
  * calls it.
  */
-import { check, operation, operationGroup } from "../../broker/node/operations.ts";
+import type { Envelope } from "../../broker/envelope.ts";
+import { type ArgumentCheck, check, operation, operationGroup } from "../../broker/node/operations.ts";
+import { envelopeFromBytes } from "../../broker/node/encoded-envelope.ts";
+import { ProtocolError } from "../../broker/node/protocol.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
 import type { FinalOutcome, ResultRecord, StateDetails } from "./result-store.ts";
 
 const TASK_STATES: readonly TaskState[] = ["PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"];
+
+/** The state a task is recorded in as its message is sent: PENDING, or RETRY for a retry's message. */
+export type SentState = "PENDING" | "RETRY";
+
+/** A sent task's record: `[id, task, state, details]`. */
+export type SentRecord = readonly [id: string, task: string, state: SentState, details: StateDetails | null];
+
+/**
+ * A task message on its way, and the record made of it as it is published
+ * (none for a task whose result is ignored). The envelope is its wire form
+ * encoded on its own (`envelopeBytes`), sent as `bin`, so the node journals
+ * those bytes as they came.
+ */
+export type WireSentTask = readonly [envelope: Uint8Array, record: SentRecord | null];
+
+/** A sent task as the node's handler receives it: the envelope decoded and checked, and its bytes (a view into the request). */
+export interface ReceivedSentTask {
+  readonly envelope: Envelope;
+  readonly encoded: Uint8Array;
+  readonly record: SentRecord | null;
+}
+
+const SENT_STATES: readonly unknown[] = ["PENDING", "RETRY"] satisfies SentState[];
+
+const isMap = (value: unknown): boolean =>
+  value !== null && typeof value === "object" && !Array.isArray(value) && !(value instanceof Uint8Array);
+
+/** Why `record` is not a sent task's record, or undefined if it is one. */
+const recordFault = (record: unknown): string | undefined => {
+  if (!Array.isArray(record) || record.length !== 4) return "its record must be [id, task, state, details]";
+  const [id, task, state, details] = record as unknown[];
+  if (typeof id !== "string" || id === "") return "its record's task id must be a non-empty string";
+  if (typeof task !== "string") return "its record's task name must be a string";
+  if (!SENT_STATES.includes(state)) return `its record's state must be PENDING or RETRY, got ${String(state)}`;
+  if (details !== null && !isMap(details)) return "its record's details must be a map or nil";
+  return undefined;
+};
+
+/** Sent tasks: each an envelope in its wire form and its record or nil, all checked (a ProtocolError names the first bad one). */
+const sentTasks = (what: string): ArgumentCheck<readonly WireSentTask[], ReceivedSentTask[]> => ({
+  what,
+  check: (value, op) => {
+    const refuse = (reason: string): never => {
+      throw new ProtocolError({ reason: `${op}: ${reason}` });
+    };
+    if (!Array.isArray(value)) return refuse(`${what} must be an array`);
+    const received: ReceivedSentTask[] = new Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i] as unknown;
+      if (!Array.isArray(item) || item.length !== 2) refuse(`${what}[${i}] must be [envelope, record or nil]`);
+      const [encoded, record] = item as [unknown, unknown];
+      if (!(encoded instanceof Uint8Array)) return refuse(`${what}[${i}]: its envelope must be msgpack bytes (bin)`);
+      let envelope: Envelope;
+      try {
+        envelope = envelopeFromBytes(encoded);
+      } catch (error) {
+        return refuse(`${what}[${i}]: ${error instanceof ProtocolError ? error.reason : String(error)}`);
+      }
+      if (record !== null && record !== undefined) {
+        const fault = recordFault(record);
+        if (fault !== undefined) refuse(`${what}[${i}]: ${fault}`);
+        if ((record as SentRecord)[0] !== envelope.id)
+          refuse(`${what}[${i}]: its record names task ${(record as SentRecord)[0]}, its envelope ${envelope.id}`);
+      }
+      received[i] = { envelope, encoded, record: (record ?? null) as SentRecord | null };
+    }
+    return received;
+  },
+});
 
 export const resultOperations = operationGroup("results", {
   /** Sent without waiting for an answer (see RemoteResultStore.setState). */
@@ -18,6 +90,13 @@ export const resultOperations = operationGroup("results", {
     check.oneOf<TaskState>("state", TASK_STATES),
     check.optional(check.map<StateDetails>("state details")),
   ),
+  /**
+   * Publish task messages, recording each one's state (PENDING, or RETRY)
+   * as part of its publish: one request for what took a state write and a
+   * publish each. Answered once every record and message is durable; a
+   * refused message (mandatory, and no queue takes it) leaves no record.
+   */
+  send: operation<void>()(sentTasks("sent tasks"), check.optional(check.boolean("mandatory"))),
   /** Answered: the worker runs the task only if STARTED was recorded (no final state was there first). */
   start: operation<boolean>()(
     check.string("task id"),

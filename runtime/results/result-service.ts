@@ -26,6 +26,35 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
 ): S => {
   node.serve(resultOperations, {
     setState: ([id, task, state, details]) => store.setState(id, task, state, details ?? undefined),
+    send: ([sent, mandatory]) => {
+      // Recorded before the publish: a fast worker's STARTED and SUCCESS always land after it.
+      const writes = new Set<Promise<void>>();
+      for (const { record } of sent) {
+        if (record === null) continue;
+        const written = store.setState(record[0], record[1], record[2], record[3] ?? undefined);
+        if (written instanceof Promise) writes.add(written);
+      }
+      const published = node.publishReceived(
+        sent.map((task) => task.envelope),
+        mandatory === true,
+        {
+          encoded: sent.map((task) => task.encoded),
+          // Refused, so never sent: leave no record that would wait for ever.
+          refused: (index) => {
+            const record = sent[index].record;
+            return record === null ? undefined : store.forget(record[0]);
+          },
+        },
+      );
+      if (writes.size === 0) return published;
+      // Answered once the messages are durable, as when the state was sent without a reply: the
+      // message is what a crash must not lose. A record that fails first fails the answer; one
+      // that fails later fails every later answer of the store.
+      return new Promise<void>((resolve, reject) => {
+        published.then(resolve, reject);
+        for (const write of writes) write.catch(reject);
+      });
+    },
     start: ([id, task, details]) => store.start(id, task, details ?? undefined),
     complete: ([id, task, outcome]) => store.complete(id, task, outcome),
     get: ([id]) => store.get(id).then((record) => record ?? null),

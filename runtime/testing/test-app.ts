@@ -300,6 +300,15 @@ export class TestApp<T = undefined> {
     const eagerSender = {
       send: <R>(task: string, args: readonly unknown[], options: CallOptions | undefined) =>
         app.sendTask<R>(task, args, options).then((result) => this.runEagerly(result)),
+      sendMany: async <R>(
+        task: string,
+        argsList: readonly (readonly unknown[])[],
+        options: CallOptions | undefined,
+      ): Promise<AsyncResult<R>[]> => {
+        const sent = await app.sendMany<R>(task, argsList, options);
+        for (const result of sent) await this.runEagerly(result);
+        return sent;
+      },
     };
     const eagerDispatcher: Dispatcher = {
       dispatch: <R>(canvas: Canvas<any, R>, options?: CallOptions) =>
@@ -320,6 +329,7 @@ export class TestApp<T = undefined> {
         return worker;
       },
       sendTask: eager ? eagerSender.send : app.sendTask,
+      sendMany: eager ? eagerSender.sendMany : app.sendMany,
     };
   }
 }

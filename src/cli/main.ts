@@ -16,6 +16,7 @@ Usage:
   celerity inspect <command> [options]       Ask the workers: ping, active, stats, ... (celerity inspect --help).
   celerity control <command> [options]       Steer the workers: shutdown, pool-grow, ... (celerity control --help).
   celerity queues <command> [options]        List, pause, purge queues; dead letters (celerity queues --help).
+  celerity monitor --broker <url> [options]  Serve the web dashboard and HTTP API (celerity monitor --help).
   celerity --help                            Show this help.
   celerity --version                         Show the version.
 
@@ -34,6 +35,7 @@ const COMMANDS: Record<string, () => Promise<(argv: readonly string[]) => Promis
   inspect: async () => (await import("./control.ts")).runInspect,
   control: async () => (await import("./control.ts")).runControl,
   queues: async () => (await import("./queues.ts")).runQueues,
+  monitor: async () => (await import("./monitor.ts")).runMonitor,
 };
 
 /**

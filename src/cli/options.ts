@@ -62,13 +62,13 @@ export const integerOption = (option: string, raw: string, min: number, max = Nu
 export const integerOptionOr = (option: string, raw: string | undefined, fallback: number, min = 0): number =>
   raw === undefined ? fallback : integerOption(option, raw, min);
 
-/** The token in the file given to `--token-file` (surrounding whitespace trimmed), or a UsageError saying why it cannot be read. */
-export const readTokenFile = (file: string): string => {
+/** The token in the file given to `--token-file` (or `option`; surrounding whitespace trimmed), or a UsageError saying why it cannot be read. */
+export const readTokenFile = (file: string, option = "token-file"): string => {
   try {
     return readFileSync(file, "utf8").trim();
   } catch (error) {
     throw new UsageError(
-      `--token-file: cannot read ${resolve(file)}: ${error instanceof Error ? error.message : String(error)}`,
+      `--${option}: cannot read ${resolve(file)}: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
 };

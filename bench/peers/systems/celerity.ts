@@ -27,6 +27,9 @@ const VERSION = (
   JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }
 ).version;
 
+/** `count` argument lists of the no-op task, numbered from `from`. */
+const argsLists = (from: number, count: number): [number][] => Array.from({ length: count }, (_, j) => [from + j]);
+
 /** The producer's side, the same for every celerity system. */
 export const producer = (app: App, tasks: PeerTasks) => ({
   async enqueue(n: number, mode: EnqueueMode, batch: number) {
@@ -34,12 +37,9 @@ export const producer = (app: App, tasks: PeerTasks) => ({
       for (let i = 0; i < n; i++) await tasks.noop.applyAsync([i], { queue: IDLE_QUEUE });
       return;
     }
-    // No bulk call: a batch is `batch` sends issued in one turn, which the client writes (node) or queues (embedded) together.
-    for (let i = 0; i < n; i += batch) {
-      const sends = [];
-      for (let j = 0; j < batch && i + j < n; j++) sends.push(tasks.noop.applyAsync([i + j], { queue: IDLE_QUEUE }));
-      await Promise.all(sends);
-    }
+    // The bulk call: one request and one confirm per batch over a node.
+    for (let i = 0; i < n; i += batch)
+      await tasks.noop.applyAsyncMany(argsLists(i, Math.min(batch, n - i)), { queue: IDLE_QUEUE });
   },
   /** Consume and ack everything in the idle queue (untimed). */
   async purgeIdle() {
@@ -54,11 +54,7 @@ export const producer = (app: App, tasks: PeerTasks) => ({
     await consumer.cancel();
   },
   async fill(n: number, batch: number) {
-    for (let i = 0; i < n; i += batch) {
-      const sends = [];
-      for (let j = 0; j < batch && i + j < n; j++) sends.push(tasks.noop.delay(i + j));
-      await Promise.all(sends);
-    }
+    for (let i = 0; i < n; i += batch) await tasks.noop.delayMany(argsLists(i, Math.min(batch, n - i)));
   },
   async send(n: number, inFlight: number) {
     for (let i = 0; i < n; i += inFlight) {
