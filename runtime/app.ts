@@ -252,8 +252,16 @@ const createNativeApp = (options: AppOptions): App => {
   const log = options.log ?? ((message: string) => console.error(message));
   const signed = options.signing === undefined ? undefined : prepareSigning(options.signing);
   const clock = options.clock ?? systemClock;
-  const connected = connect({ broker: options.broker, results: options.results, token: options.token, log, clock });
-  const { broker, results } = signed === undefined ? connected : signed(connected, log, clock);
+  const connected = connect({
+    broker: options.broker,
+    results: options.results,
+    token: options.token,
+    signed: signed !== undefined,
+    log,
+    clock,
+  });
+  const signedParts = signed === undefined ? undefined : signed(connected, log, clock);
+  const { broker, results } = signedParts ?? connected;
   const codec =
     options.serializer === undefined && options.compressAbove === undefined
       ? new Codec()
@@ -439,6 +447,10 @@ const createNativeApp = (options: AppOptions): App => {
         tasks,
         log,
         rateLimits,
+        ...(signedParts?.rateLimitKeyDigest !== undefined
+          ? { rateLimitKeyDigest: signedParts.rateLimitKeyDigest }
+          : {}),
+        ...(signedParts !== undefined ? { signedRefusals: () => signedParts.broker.refusals } : {}),
         clock,
         events,
         startControl,

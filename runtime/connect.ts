@@ -26,6 +26,8 @@ export interface ConnectOptions {
   readonly broker?: Transport | string;
   readonly results?: ResultStore | string;
   readonly token?: string;
+  /** The app runs in signed mode (a broker node without a token then warns). */
+  readonly signed?: boolean;
   readonly log: (message: string) => void;
   /** The clock of the in-process broker and result store (a virtual one in tests). Default the system's. */
   readonly clock?: Clock;
@@ -57,6 +59,7 @@ export const connect = (options: ConnectOptions): Connected => {
       const token = options.token ?? process.env.CELERITY_TOKEN;
       const transport = NodeTransport.create(target, {
         ...(token !== undefined ? { token } : {}),
+        ...(options.signed === true ? { signed: true } : {}),
         name: `app@${process.pid}`,
         log: options.log,
       });

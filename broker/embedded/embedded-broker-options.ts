@@ -20,6 +20,14 @@ export interface EmbeddedBrokerOptions {
   readonly revocationTtlMs?: number;
   /** At most this many revocations are remembered (oldest forgotten first). Default 100 000. */
   readonly maxRevocations?: number;
+  /**
+   * Most dead letters a dead-letter queue keeps; past it, the next in line
+   * (the oldest of the highest priority) is dropped for each new one, so a
+   * flood of refused messages cannot fill the broker. Default 10,000.
+   */
+  readonly maxDeadLetters?: number;
+  /** Most bytes of message bodies a dead-letter queue keeps, dropped the same way. Default 64 MiB. */
+  readonly maxDeadLetterBytes?: number;
   /** Receives failures of consumer handlers and revocation listeners. Default: console.error. */
   readonly onError?: (error: unknown, context: string) => void;
   /** Told of every change of state (see BrokerJournal); used by the durable node. */

@@ -51,9 +51,19 @@ export interface BrokerTotals {
   readonly deadLettered: number;
   /** Revoked messages discarded instead of delivered. */
   readonly discardedRevoked: number;
+  /** Dead letters dropped to keep a dead-letter queue within maxDeadLetters and maxDeadLetterBytes. */
+  readonly deadLettersDropped: number;
 }
 
 const DEFAULT_MAX_DELIVERIES = 16;
+const DEFAULT_MAX_DEAD_LETTERS = 10_000;
+const DEFAULT_MAX_DEAD_LETTER_BYTES = 64 * 1024 * 1024;
+
+const positiveBound = (value: number, argument: string): number => {
+  if (!Number.isInteger(value) || value < 1)
+    throw new InvalidArgumentError({ argument, reason: `must be a positive integer, got ${value}` });
+  return value;
+};
 /** How many unstarted returns (see ConsumeOptions.marksStarted) weigh as much as one delivery. */
 const UNSTARTED_RETURNS_PER_DELIVERY = 4;
 const EXCHANGE_TYPES: ReadonlySet<string> = new Set<ExchangeType>(["direct", "topic", "fanout"]);
@@ -109,7 +119,12 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     acked: 0,
     deadLettered: 0,
     discardedRevoked: 0,
+    deadLettersDropped: 0,
   };
+  /** Per dead-letter queue: an upper estimate of the body bytes it holds (recounted when it passes the bound). */
+  private readonly deadBytes = new Map<string, number>();
+  private readonly maxDeadLetters: number;
+  private readonly maxDeadLetterBytes: number;
   private readonly host: ConsumerHost;
   private readonly journal: BrokerJournal | undefined;
 
@@ -129,6 +144,11 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
         reason: `must be a positive integer, got ${maxRevocations}`,
       });
     }
+    this.maxDeadLetters = positiveBound(options.maxDeadLetters ?? DEFAULT_MAX_DEAD_LETTERS, "maxDeadLetters");
+    this.maxDeadLetterBytes = positiveBound(
+      options.maxDeadLetterBytes ?? DEFAULT_MAX_DEAD_LETTER_BYTES,
+      "maxDeadLetterBytes",
+    );
     this.onError =
       options.onError ?? ((error, context) => console.error(`celerity embedded broker: ${context}`, error));
     this.revocations = new Revocations({
@@ -704,6 +724,29 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     this.counts.deadLettered++;
     this.journal?.deadLettered(message, dead, target.name, dead.deadLetter);
     this.enqueueReady(target, dead);
+    this.boundDeadLetters(target, message.envelope.body.byteLength);
+  }
+
+  /**
+   * Keep a dead-letter queue within its bounds: past either, drop letters
+   * (next in line first) down to nine tenths of it, so the byte count is
+   * recounted once per tenth of the bound rather than on every letter.
+   */
+  private boundDeadLetters(target: Queue, added: number): void {
+    const maxCount = this.maxDeadLetters;
+    const maxBytes = this.maxDeadLetterBytes;
+    let bytes = (this.deadBytes.get(target.name) ?? 0) + added;
+    if (target.ready.length <= maxCount && bytes <= maxBytes) return void this.deadBytes.set(target.name, bytes);
+    bytes = 0;
+    for (const message of target.ready) bytes += message.envelope.body.byteLength;
+    if (target.ready.length <= maxCount && bytes <= maxBytes) return void this.deadBytes.set(target.name, bytes);
+    while (target.ready.length > 0 && (target.ready.length > maxCount * 0.9 || bytes > maxBytes * 0.9)) {
+      const dropped = target.ready.shift() as QueuedMessage;
+      bytes -= dropped.envelope.body.byteLength;
+      this.counts.deadLettersDropped++;
+      this.journalOf(target)?.removed(dropped);
+    }
+    this.deadBytes.set(target.name, bytes);
   }
 
   private consumerHost(): ConsumerHost {

@@ -87,6 +87,8 @@ export class ClientClosedError extends Data.TaggedError("ClientClosedError")<{
  */
 export interface NodeClientOptions {
   readonly token?: string;
+  /** The client runs in signed mode: a node without a token says so loudly. */
+  readonly signed?: boolean;
   /** Shown in the node's logs. */
   readonly name?: string;
   readonly heartbeatMs?: number;
@@ -323,7 +325,12 @@ export class NodeClient {
     socket.on("connect", () => {
       writer.send(
         FrameType.Hello,
-        this.codec.encode({ version: PROTOCOL_VERSION, token: this.settings.token, name: this.settings.name }),
+        this.codec.encode({
+          version: PROTOCOL_VERSION,
+          token: this.settings.token,
+          name: this.settings.name,
+          ...(this.settings.signed ? { signed: true } : {}),
+        }),
       );
     });
     socket.on("data", (chunk: Buffer) => {

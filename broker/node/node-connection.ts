@@ -20,6 +20,10 @@ export interface ConnectionContext {
   readonly broker: EmbeddedBroker;
   readonly nodeId: string;
   readonly token: string | undefined;
+  /** Connections presenting this token may run admin operations; without one, every connection may. */
+  readonly adminToken: string | undefined;
+  /** A client in signed mode completed its handshake. */
+  signedClient(connection: NodeConnection): void;
   readonly heartbeatMs: number;
   readonly maxFrameBytes: number;
   /** Largest frame a client may send before its handshake completes. */
@@ -55,6 +59,8 @@ export class NodeConnection {
   counted = false;
   /** The handshake completed (and stays true once it has). */
   handshaken = false;
+  /** Whether the connection may run admin operations: it presented the admin token, or the node has none. */
+  admin = false;
   name = `connection-${this.id}`;
   private readonly parser: FrameParser;
   private readonly writer: FrameWriter;
@@ -241,7 +247,8 @@ export class NodeConnection {
         `this node speaks protocol version ${PROTOCOL_VERSION}, the client ${String(hello.version)}`,
       );
     }
-    if (!tokenMatches(this.context.token, hello.token)) {
+    const isAdmin = this.context.adminToken !== undefined && tokenMatches(this.context.adminToken, hello.token);
+    if (!isAdmin && !tokenMatches(this.context.token, hello.token)) {
       const reason = hello.token === undefined ? "this node requires a token" : "wrong token";
       this.state = "refusing";
       const delay = setTimeout(() => this.refuse("unauthorized", reason), this.context.refusalDelayMs);
@@ -250,6 +257,8 @@ export class NodeConnection {
       return;
     }
     if (typeof hello.name === "string" && hello.name !== "") this.name = `${hello.name} (connection ${this.id})`;
+    this.admin = isAdmin || this.context.adminToken === undefined;
+    if ((hello as { signed?: unknown }).signed === true) this.context.signedClient(this);
     this.state = "ready";
     clearTimeout(this.handshakeDeadline);
     this.parser.maxFrameBytes = this.context.maxFrameBytes;

@@ -44,6 +44,14 @@ export interface BrokerNodeOptions {
   /** Clients must present this token in their handshake. An empty token means none. */
   readonly token?: string;
   /**
+   * The token of administrators. With it, a client presenting `token` (or any
+   * client, without one) may produce and consume only; revoking, binding a
+   * queue to an exchange other than the runtime's own `celerity.*` ones,
+   * purging, pausing, dead-letter requeues and discards, rate changes and
+   * forgetting results need this token. Without it, every client may do everything.
+   */
+  readonly adminToken?: string;
+  /**
    * Let a node listening on an address other machines can reach run without
    * a token. Without it such a node refuses to start. Default false.
    */
@@ -104,7 +112,7 @@ export interface PublishReceivedOptions {
 export class BrokerNode {
   readonly id = randomUUID();
   private readonly connections = new Set<NodeConnection>();
-  private readonly operations = new OperationTable();
+  private readonly operations = new OperationTable(mayRunAdmin);
   private server: Server | undefined;
   private releaseLock: (() => void) | undefined;
   private stopRevocations: (() => void) | undefined;
@@ -235,6 +243,11 @@ export class BrokerNode {
     this.operations.add(group, handlers);
   }
 
+  /** Let only connections holding the admin token (when the node has one) run these operations of a served group. */
+  requireAdmin<G extends Readonly<Record<string, AnyOperation>>>(group: G, admin: readonly (keyof G)[]): void {
+    this.operations.requireAdmin(group, admin);
+  }
+
   get address(): AddressInfo {
     return this.server?.address() as AddressInfo;
   }
@@ -248,6 +261,8 @@ export class BrokerNode {
       broker: this.broker,
       nodeId: this.id,
       token: this.settings.token,
+      adminToken: this.settings.adminToken,
+      signedClient: (connection) => this.warnSignedWithoutToken(connection),
       heartbeatMs: this.settings.heartbeatMs,
       maxFrameBytes: this.settings.maxFrameBytes,
       maxHelloBytes: Math.min(this.settings.maxHelloBytes, this.settings.maxFrameBytes),
@@ -459,6 +474,27 @@ export class BrokerNode {
       requeueDeadLetters: ([queue, ids]) => this.afterDurableChange(broker.requeueDeadLetters(queue, ids ?? undefined)),
       discardDeadLetters: ([queue, ids]) => this.afterDurableChange(broker.discardDeadLetters(queue, ids ?? undefined)),
     });
+    this.operations.requireAdmin(brokerOperations, ["revoke", "bindQueue"]);
+    this.operations.requireAdmin(queueAdminOperations, [
+      "purge",
+      "pause",
+      "resume",
+      "requeueDeadLetters",
+      "discardDeadLetters",
+    ]);
+  }
+
+  private warnedSigned = false;
+
+  /** Say loudly, once, that signed apps use a node anyone can reach: signatures stop forgery, not what the node lets clients do. */
+  private warnSignedWithoutToken(connection: NodeConnection): void {
+    if (this.warnedSigned || this.settings.token !== undefined || this.settings.adminToken !== undefined) return;
+    this.warnedSigned = true;
+    this.log(
+      `WARNING: ${connection.name} runs in signed mode, but this node has no token: anyone who can connect can ` +
+        "take and hold messages, revoke tasks, change rate limits, bind queues, purge them and rewrite results. " +
+        "Give the node a token and an admin token (--token-file, --admin-token-file; see docs/security.md).",
+    );
   }
 
   /** Stop listening, close every connection (their unacked deliveries are requeued and logged), flush and close the log. */
@@ -473,3 +509,14 @@ export class BrokerNode {
     this.log("stopped");
   }
 }
+
+/**
+ * What a connection without the admin role may still do among admin
+ * operations: bind a queue to the runtime's own broadcast exchanges
+ * (`celerity.control`, `celerity.reply`, `celerity.events`), as every worker
+ * and control client does; tasks are never routed through those.
+ */
+const mayRunAdmin = (name: string, args: readonly unknown[]): string | undefined => {
+  if (name === "bindQueue" && typeof args[1] === "string" && args[1].startsWith("celerity.")) return undefined;
+  return "it needs the node's admin token";
+};

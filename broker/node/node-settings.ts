@@ -50,6 +50,7 @@ export interface BrokerNodeSettings {
   readonly host: string;
   readonly dataDir: string | undefined;
   readonly token: string | undefined;
+  readonly adminToken: string | undefined;
   readonly maxConnections: number;
   readonly maxUnauthenticatedConnections: number;
   readonly maxHelloBytes: number;
@@ -80,14 +81,26 @@ export const brokerNodeSettings = (options: BrokerNodeOptions): BrokerNodeSettin
         "give it one (celerity broker --token-file <file>, or CELERITY_TOKEN), or allow anyone in with allowAnonymous (--allow-anonymous)",
     });
   }
-  return resolved(options, host, token);
+  const adminToken = options.adminToken === "" ? undefined : options.adminToken;
+  if (adminToken !== undefined && adminToken === token)
+    throw new InvalidArgumentError({
+      argument: "adminToken",
+      reason: "the admin token must differ from the token: a client holding the token would be an administrator",
+    });
+  return resolved(options, host, token, adminToken);
 };
 
-const resolved = (options: BrokerNodeOptions, host: string, token: string | undefined): BrokerNodeSettings => ({
+const resolved = (
+  options: BrokerNodeOptions,
+  host: string,
+  token: string | undefined,
+  adminToken: string | undefined,
+): BrokerNodeSettings => ({
   port: port(options.port ?? DEFAULT_NODE_PORT),
   host,
   dataDir: options.dataDir,
   token,
+  adminToken,
   maxConnections: positiveInteger("maxConnections", options.maxConnections ?? 10_000),
   maxUnauthenticatedConnections: positiveInteger(
     "maxUnauthenticatedConnections",
@@ -107,6 +120,7 @@ const resolved = (options: BrokerNodeOptions, host: string, token: string | unde
 
 export interface NodeClientSettings {
   readonly token: string | undefined;
+  readonly signed: boolean;
   readonly name: string | undefined;
   /** Undefined: the node's interval, from its Welcome. */
   readonly heartbeatMs: number | undefined;
@@ -120,6 +134,7 @@ export interface NodeClientSettings {
 
 export const nodeClientSettings = (options: NodeClientOptions): NodeClientSettings => ({
   token: options.token,
+  signed: options.signed === true,
   name: options.name,
   heartbeatMs: options.heartbeatMs === undefined ? undefined : positive("heartbeatMs", options.heartbeatMs),
   reconnectMinMs: positive("reconnectMinMs", options.reconnectMinMs ?? 50),

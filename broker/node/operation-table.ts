@@ -6,7 +6,7 @@
  */
 import type { NodeConnection } from "./node-connection.ts";
 import { type AnswerOf, type AnyOperation, type ReceivedOf, checkArguments } from "./operations.ts";
-import { ProtocolError } from "./protocol.ts";
+import { OperationNotPermittedError, ProtocolError } from "./protocol.ts";
 
 /**
  * Serves one operation. `replyWanted` is false for requests sent without
@@ -28,17 +28,33 @@ export type OperationHandlers<G> = {
 interface Entry {
   readonly op: AnyOperation;
   readonly handler: OperationHandler<AnyOperation>;
+  /** Only a connection that presented the admin token may run it (when the node has one). */
+  admin: boolean;
 }
+
+/** Decides whether a connection may run an admin operation with these arguments; a reason when not. */
+export type AdminCheck = (name: string, args: readonly unknown[], connection: NodeConnection) => string | undefined;
 
 export class OperationTable {
   private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly mayRunAdmin: AdminCheck = () => undefined) {}
 
   /** Serve every operation of `group`; an operation served twice is a programming error. */
   add<G extends Readonly<Record<string, AnyOperation>>>(group: G, handlers: OperationHandlers<G>): void {
     for (const key of Object.keys(group)) {
       const op = group[key];
       if (this.entries.has(op.name)) throw new Error(`operation '${op.name}' is already served by this node`);
-      this.entries.set(op.name, { op, handler: handlers[key] as OperationHandler<AnyOperation> });
+      this.entries.set(op.name, { op, handler: handlers[key] as OperationHandler<AnyOperation>, admin: false });
+    }
+  }
+
+  /** Let only administrators run these operations of `group` (already added). */
+  requireAdmin<G extends Readonly<Record<string, AnyOperation>>>(group: G, admin: readonly (keyof G)[]): void {
+    for (const key of admin) {
+      const entry = this.entries.get(group[key].name);
+      if (entry === undefined) throw new Error(`operation '${group[key].name}' is not served by this node`);
+      entry.admin = true;
     }
   }
 
@@ -50,6 +66,11 @@ export class OperationTable {
   run(name: string, args: unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown {
     const entry = this.entries.get(name);
     if (entry === undefined) throw new ProtocolError({ reason: `unknown op '${name}'` });
-    return entry.handler(checkArguments(entry.op, args), connection, replyWanted, payload);
+    const checked = checkArguments(entry.op, args);
+    if (entry.admin && !connection.admin) {
+      const refused = this.mayRunAdmin(name, checked, connection);
+      if (refused !== undefined) throw new OperationNotPermittedError({ op: name, reason: refused });
+    }
+    return entry.handler(checked, connection, replyWanted, payload);
   }
 }

@@ -76,6 +76,23 @@ export class RemoteBrokerError extends Data.TaggedError("RemoteBrokerError")<{
 }
 
 /**
+ * The connection may not run this operation: the node has an admin token,
+ * and the operation (revoke, binding a queue to a task exchange, purging, a
+ * rate change, rewriting a result) needs it.
+ *
+ * @example
+ * await app.revoke([id]).catch((error) => error instanceof OperationNotPermittedError); // true without the admin token
+ */
+export class OperationNotPermittedError extends Data.TaggedError("OperationNotPermittedError")<{
+  readonly op: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `the broker node does not let this connection run '${this.op}': ${this.reason}`;
+  }
+}
+
+/**
  * The node refused the connection (wrong token, unsupported version).
  *
  * @example

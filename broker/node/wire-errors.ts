@@ -21,7 +21,7 @@ import {
   UnknownDeliveryError,
   UnroutableError,
 } from "../errors.ts";
-import { ProtocolError, RemoteBrokerError, type WireError } from "./protocol.ts";
+import { OperationNotPermittedError, ProtocolError, RemoteBrokerError, type WireError } from "./protocol.ts";
 
 /** A tagged error class, built from its fields (as `Data.TaggedError` classes are). */
 export type WireErrorClass = new (fields: any) => Error;
@@ -42,6 +42,7 @@ registerWireErrors({
   UnknownDeliveryError,
   UnroutableError,
   ProtocolError,
+  OperationNotPermittedError,
 });
 
 const isPlainValue = (value: unknown, depth = 0): boolean => {

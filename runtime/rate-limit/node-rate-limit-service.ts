@@ -68,6 +68,7 @@ export const serveRateLimits = (node: BrokerNode, options: BucketTableOptions = 
       ]);
     },
   });
+  node.requireAdmin(rateLimitOperations, ["set"]);
   return buckets;
 };
 

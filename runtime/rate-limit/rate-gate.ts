@@ -56,6 +56,12 @@ export interface RateGateOptions {
   readonly maxHandBackMs?: number;
   /** The clock for tokens due and hand-back etas. Default the system clock. */
   readonly clock?: Clock;
+  /**
+   * What a keyed limit's key becomes before it is used (and sent to a node's
+   * shared buckets): in signed mode with encryption a keyed hash, so nothing
+   * derived from a task's arguments leaves the worker in the clear. Default: the key itself.
+   */
+  readonly keyDigest?: (task: string, key: string) => string;
   /** Only the clock's time (ms). Default `clock.now`. */
   readonly now?: () => number;
 }
@@ -306,7 +312,8 @@ export class RateGate {
     try {
       const message = fromEnvelope(delivery.envelope, this.host.codec);
       const key: unknown = (limit.key as (...args: readonly unknown[]) => unknown)(...message.args);
-      if (typeof key === "string") return key;
+      if (typeof key === "string")
+        return this.options.keyDigest === undefined ? key : this.options.keyDigest(task, key);
       this.host.log(
         `${this.host.name}: the rate limit key of task '${task}' returned ${typeof key}, not a string; task ${delivery.envelope.id} uses the task's shared bucket`,
       );

@@ -77,5 +77,7 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
     release: ([key]) => store.release(key),
     reserve: ([key, id, ttlMs]) => store.reserve(key, id, ttlMs),
   });
+  // Forgetting a final record lets it be written again: a result rewrite, for administrators when the node has roles.
+  node.requireAdmin(resultOperations, ["forget"]);
   return store;
 };

@@ -41,6 +41,8 @@ export type Checked =
       readonly digest: string;
       /** The body as published, without the signature trailer. */
       readonly body: Uint8Array;
+      /** Epoch ms after which this message falls outside the window (for a stored record: never). */
+      readonly until: number;
     }
   | { readonly ok: false; readonly keyId: string; readonly reason: string };
 
@@ -124,6 +126,32 @@ export class MessageVerifier {
     const since = Math.max(at, envelope.eta ?? at);
     if (now - since > this.maxAgeMs)
       return { ok: false, keyId, reason: `signed ${now - since} ms ago, outside the window of ${this.maxAgeMs} ms` };
+    if (headers["sig.role"] !== undefined)
+      return { ok: false, keyId, reason: `a signed ${String(headers["sig.role"])} record, not a message` };
+    return this.checkProof(envelope, keyId, trusted, since + this.maxAgeMs);
+  }
+
+  /**
+   * Check a signed record kept in a store (a task's result): a trusted key,
+   * and a proof and signature over its bytes, but no time window (a result
+   * is read long after it was written). The record must name `role`
+   * (header `sig.role`), so a message cannot pass for a record or the reverse.
+   */
+  checkStored(envelope: Envelope, role: string): Checked {
+    const keyId = envelope.headers["sig.key"];
+    if (typeof keyId !== "string") return { ok: false, keyId: "(none)", reason: "the record is not signed" };
+    const trusted = this.trusted.get(keyId);
+    if (trusted === undefined)
+      return {
+        ok: false,
+        keyId,
+        reason: `key ${keyId} is not trusted here (trusted: ${this.trustedKeyIds.join(", ") || "none"})`,
+      };
+    if (envelope.headers["sig.role"] !== role) return { ok: false, keyId, reason: `not a signed ${role}` };
+    return this.checkProof(envelope, keyId, trusted, Number.POSITIVE_INFINITY);
+  }
+
+  private checkProof(envelope: Envelope, keyId: string, trusted: TrustedKey, until: number): Checked {
     const trailer = readTrailer(envelope.body);
     if (trailer === undefined) return { ok: false, keyId, reason: "the body carries no signature trailer" };
     const { body, proof, signature } = trailer;
@@ -149,7 +177,7 @@ export class MessageVerifier {
         ) {
           // Verified through this node: the nodes walked below it are verified too, so the next message of the batch stops lower.
           this.remember(path, keyId, signature, proof);
-          return { ok: true, keyId, digest: leaf.toString("latin1"), body };
+          return { ok: true, keyId, digest: leaf.toString("latin1"), body, until };
         }
         path.push(node);
       }
@@ -166,7 +194,7 @@ export class MessageVerifier {
       };
     }
     this.remember(path, keyId, signature, proof);
-    return { ok: true, keyId, digest: leaf.toString("latin1"), body };
+    return { ok: true, keyId, digest: leaf.toString("latin1"), body, until };
   }
 
   /** Cache the nodes of a verified walk: path[i] is the node i + 1 steps up (or the leaf itself, alone, for a batch of one). */

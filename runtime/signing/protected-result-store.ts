@@ -6,19 +6,24 @@
 //   store would make workers sign arguments nobody sent. The graph is stored
 //   encoded and signed by the app that applied the canvas (sealed too, with
 //   encryption), and read back only when a trusted key signed it.
-// - With encryption, result values: sealed before they reach the store (the
-//   broker node's, over the network) and opened when read. A value that does
-//   not open (altered, forged, sealed with a key this app does not hold, or
-//   not sealed) reads as a FAILURE naming why, never as a value.
+// - Result values: a later step's input and a chord callback's arguments are
+//   read from the store, as is what `get()` returns. A worker stores each
+//   SUCCESS value signed with its key, bound to the task's id and name
+//   (signed-result.ts), and sealed for that task's result with encryption;
+//   a value read back that no trusted key signed for this task (forged,
+//   altered, moved from another record, missing) or that does not open reads
+//   as a FAILURE naming why (a SignatureError), never as a value.
 //
-// States, failures' error text and join counters pass through unchanged (see docs/security.md).
+// Failures' error text and join counters pass through unchanged (see docs/security.md).
+//
 import { Codec } from "../../broker/codec.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
 import type { FinalOutcome, MaybePromise, ResultRecord, ResultStore, StateDetails } from "../results/result-store.ts";
 import type { BatchSigner } from "./message-signer.ts";
 import type { MessageVerifier } from "./message-verifier.ts";
-import type { PayloadBox } from "./payload-box.ts";
+import { sealContext, type PayloadBox } from "./payload-box.ts";
+import { ResultSigner, readSignedResult } from "./signed-result.ts";
 import { SignatureError, SigningConfigError } from "./signing-errors.ts";
 
 /** What protects the store: the app's signer and verifier, and its payload box when it encrypts. */
@@ -39,11 +44,14 @@ const graphMessage = (id: string, body: Uint8Array): Buffer =>
 
 export class ProtectedResultStore implements ResultStore {
   private readonly codec = new Codec();
+  private readonly results: ResultSigner | undefined;
 
   constructor(
     private readonly inner: ResultStore,
     private readonly options: ProtectedStoreOptions,
-  ) {}
+  ) {
+    this.results = options.signer === undefined ? undefined : new ResultSigner(options.signer);
+  }
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): MaybePromise<void> {
     return this.inner.setState(id, task, state, details);
@@ -54,12 +62,14 @@ export class ProtectedResultStore implements ResultStore {
   }
 
   complete(id: string, task: string, outcome: FinalOutcome): MaybePromise<boolean> {
+    if (outcome.state !== "SUCCESS") return this.inner.complete(id, task, outcome);
     const { box } = this.options;
-    return this.inner.complete(
-      id,
-      task,
-      box !== undefined && outcome.state === "SUCCESS" ? { state: "SUCCESS", value: box.seal(outcome.value) } : outcome,
-    );
+    const payload = box === undefined ? outcome.value : box.seal(outcome.value, sealContext("result", id));
+    // Without a signing key the value is stored as it is, and readers refuse it as unsigned.
+    if (this.results === undefined) return this.inner.complete(id, task, { state: "SUCCESS", value: payload });
+    return this.results
+      .sign(id, task, payload)
+      .then((value) => this.inner.complete(id, task, { state: "SUCCESS", value }));
   }
 
   get(id: string): Promise<ResultRecord | undefined> {
@@ -70,20 +80,30 @@ export class ProtectedResultStore implements ResultStore {
     return this.inner.waitFinal(id, timeoutMs, onTimeout).then((record) => this.opened(record));
   }
 
+  /** The record with its value verified and opened; a SUCCESS whose value cannot be trusted reads as a FAILURE naming why. */
   private opened(record: ResultRecord): ResultRecord {
-    const { box } = this.options;
-    if (box === undefined || record.value === undefined) return record;
-    const plain = box.open(record.value);
-    if (plain instanceof Uint8Array) return { ...record, value: plain };
-    const { value: _sealed, ...rest } = record;
-    return {
+    const { value: stored, ...rest } = record;
+    if (record.state !== "SUCCESS") return rest;
+    const { verifier, box } = this.options;
+    const refuse = (keyId: string, reason: string): ResultRecord => ({
       ...rest,
       state: "FAILURE",
       error: {
         name: "SignatureError",
-        message: `the result of task '${record.task}' (${record.id}) cannot be read: ${plain.reason}`,
+        message: new SignatureError({ id: record.id, task: record.task, keyId, reason }).message.replace(
+          "was refused and not run",
+          "has a result that cannot be trusted",
+        ),
       },
-    };
+    });
+    if (verifier === undefined)
+      return refuse("(none)", "this app has no trusted keys (signing.trusted) to verify results with");
+    const read = readSignedResult(verifier, record);
+    if (!read.ok) return refuse(read.keyId, read.reason);
+    if (box === undefined) return { ...rest, value: read.payload };
+    const plain = box.open(read.payload, sealContext("result", record.id));
+    if (!(plain instanceof Uint8Array)) return refuse(read.keyId, plain.reason);
+    return { ...rest, value: plain };
   }
 
   saveGraph(graph: MessageGraph): Promise<void> {
@@ -102,7 +122,7 @@ export class ProtectedResultStore implements ResultStore {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (box !== undefined) body = box.seal(body);
+    if (box !== undefined) body = box.seal(body, sealContext("graph", graph.id));
     const signature = Buffer.from(signer.signDetached(graphMessage(graph.id, body))).toString("base64");
     const stored: StoredGraph = {
       id: graph.id,
@@ -139,7 +159,7 @@ export class ProtectedResultStore implements ResultStore {
     }
     let body = signed.body;
     if (box !== undefined) {
-      const plain = box.open(body);
+      const plain = box.open(body, sealContext("graph", id));
       if (!(plain instanceof Uint8Array))
         throw refuse(signed.key, `the workflow graph cannot be read: ${plain.reason}`);
       body = plain;

@@ -200,8 +200,9 @@ describe("signed mode", () => {
     const keys = keyRing();
     const next = writeKeyPair(join(keys.ring, "producer-2"));
     const d = deployment();
-    const oldProducer = d.app({ signing: { key: keys.producer.secretPath } });
-    const newProducer = d.app({ signing: { key: next.secretPath } });
+    // Producers trust the workers' key: the results they read are signed with it.
+    const oldProducer = d.app({ signing: { key: keys.producer.secretPath, trusted: [keys.worker.publicPath] } });
+    const newProducer = d.app({ signing: { key: next.secretPath, trusted: [keys.worker.publicPath] } });
     const during = d.app({ signing: { key: keys.worker.secretPath, trusted: keys.trusted } });
     const duringWorker = during.app.worker();
     await duringWorker.start();
@@ -276,8 +277,9 @@ describe("signed mode", () => {
     const keys = keyRing();
     const pair = readSecretKey(keys.producer.secretPath);
     const d = deployment();
-    const producer = d.app({ signing: { key: pair.secretKey } });
-    const worker = d.app({ signing: { key: keys.worker.secretPath, trusted: [pair.publicKey] } });
+    const workerPair = readSecretKey(keys.worker.secretPath);
+    const producer = d.app({ signing: { key: pair.secretKey, trusted: [workerPair.publicKey] } });
+    const worker = d.app({ signing: { key: workerPair.secretKey, trusted: [pair.publicKey] } });
     await worker.app.worker().start();
     assert.equal(await (await producer.add.delay(5, 5)).get({ timeout: 5_000 }), 10);
     await d.close();

@@ -24,10 +24,13 @@ import type {
   Transport,
 } from "../../broker/transport.ts";
 import type { BatchSigner, Prepared } from "./message-signer.ts";
-import type { MessageVerifier } from "./message-verifier.ts";
-import type { PayloadBox } from "./payload-box.ts";
+import { HANDED_BACK, handBackOf, originalOf } from "./handed-back.ts";
+import { KnownRoutes, type TrustedBinding } from "./known-routes.ts";
+import { SignedRevocations } from "./signed-revocations.ts";
+import type { Checked, MessageVerifier } from "./message-verifier.ts";
+import { sealContext, type PayloadBox } from "./payload-box.ts";
 import type { ReplayGuard } from "./replay-guard.ts";
-import { SignatureError, SigningConfigError } from "./signing-errors.ts";
+import { SignatureError, SigningConfigError, refusalMessage } from "./signing-errors.ts";
 
 /** What a signed transport signs, checks and seals with, and where it reports what it refuses. */
 export interface SignedTransportOptions {
@@ -36,12 +39,14 @@ export interface SignedTransportOptions {
   /** Checks incoming deliveries; without one, consuming is refused (signed mode needs trusted keys to run). */
   readonly verifier?: MessageVerifier;
   readonly replay: ReplayGuard;
+  /** Bindings made outside this app that its workers accept signed messages through (signing.bindings). */
+  readonly bindings?: readonly TrustedBinding[];
   readonly box?: PayloadBox;
   /** Most envelopes signed under one signature. Default 128. */
   readonly batchSize?: number;
   readonly log: (message: string) => void;
-  /** Called for each refused delivery, after it was dead-lettered. */
-  readonly refused: (envelope: Envelope, error: SignatureError) => void;
+  /** Called for each refused delivery that is not what it claims, after it was dead-lettered; `error` makes its error. */
+  readonly refused: (envelope: Envelope, error: () => SignatureError) => void;
 }
 
 interface Queued {
@@ -51,8 +56,30 @@ interface Queued {
   readonly reject: (error: unknown) => void;
 }
 
+/** A delivery handed on to the worker and not yet settled. */
+interface Holding {
+  readonly digest: string;
+  readonly until: number;
+  /** Handed back to its queue by the worker (published again, then acknowledged): not settled for good. */
+  handedBack: boolean;
+}
+
+/** What a delivered body (as handed to the worker) came from: the signed envelope as received. */
+interface Delivered {
+  readonly original: Envelope;
+  readonly deliveryTag: number;
+  readonly held: Map<number, Holding>;
+}
+
+type Verified = Extract<Checked, { ok: true }>;
+
 export class SignedTransport implements Transport {
+  /** Deliveries refused (dead-lettered without running) since start: forged, untrusted, outside the window, replayed, misrouted. */
+  refusals = 0;
   private queued: Queued[] = [];
+  private readonly delivered = new WeakMap<Uint8Array, Delivered>();
+  private readonly routes: KnownRoutes;
+  private readonly revocations: SignedRevocations;
   private flushScheduled = false;
   private readonly batchSize: number;
 
@@ -61,6 +88,12 @@ export class SignedTransport implements Transport {
     private readonly options: SignedTransportOptions,
   ) {
     this.batchSize = options.batchSize ?? 128;
+    this.routes = new KnownRoutes(options.bindings);
+    this.revocations = new SignedRevocations(inner, {
+      ...(options.signer !== undefined ? { signer: options.signer } : {}),
+      ...(options.verifier !== undefined ? { verifier: options.verifier } : {}),
+      log: options.log,
+    });
   }
 
   publish(envelope: Envelope, options?: PublishOptions): Promise<void> {
@@ -71,8 +104,18 @@ export class SignedTransport implements Transport {
         }),
       );
     }
-    const sealed =
-      this.options.box === undefined ? envelope : { ...envelope, body: this.options.box.seal(envelope.body) };
+    const delivered = this.delivered.get(envelope.body);
+    let sealed: Envelope;
+    if (delivered !== undefined && delivered.original.id === envelope.id) {
+      // A delivered message handed back to a queue: its original signed bytes go, wrapped, never signed anew.
+      const holding = delivered.held.get(delivered.deliveryTag);
+      if (holding !== undefined) holding.handedBack = true;
+      sealed = handBackOf(delivered.original, envelope);
+    } else
+      sealed =
+        this.options.box === undefined
+          ? envelope
+          : { ...envelope, body: this.options.box.seal(envelope.body, sealContext("args", envelope.id)) };
     let prepared: Prepared;
     try {
       prepared = this.options.signer.prepare(sealed);
@@ -116,58 +159,105 @@ export class SignedTransport implements Transport {
           "a worker in signed mode needs trusted public keys (signing.trusted); refusing to consume rather than run unverified messages",
       });
     }
-    const digests = new Map<number, string>();
+    const { replay, box, log } = this.options;
+    /** Deliveries handed on and not yet settled, by delivery tag. */
+    const held = new Map<number, Holding>();
     let consumer: Consumer | undefined;
+    let inner: Consumer | undefined;
     const early: Delivery[] = [];
-    const refuse = (delivery: Delivery, keyId: string, reason: string) => {
+    /**
+     * Dead-letter a delivery that is not run. `failResult`: fail its task's
+     * result too (a message that is not what it claims); not for a replay or a
+     * misrouted copy of a genuine message, whose own delivery still runs.
+     */
+    const refuse = (delivery: Delivery, keyId: string, reason: string, failResult: boolean) => {
       const { envelope } = delivery;
       const task = typeof envelope.headers.task === "string" ? envelope.headers.task : "(unknown)";
-      const error = new SignatureError({ id: envelope.id, task, keyId, reason });
-      (consumer as Consumer).nack(delivery.deliveryTag, { requeue: false, reason: error.message });
-      this.options.log(`refused to the dead-letter queue of '${delivery.queue}': ${error.message}`);
-      this.options.refused(envelope, error);
+      // Costs about what the failed check did: the error (with its stack) is made only if a result needs it.
+      const message = refusalMessage(envelope.id, task, keyId, reason);
+      this.refusals++;
+      (inner as Consumer).nack(delivery.deliveryTag, { requeue: false, reason: message });
+      log(`refused to the dead-letter queue of '${delivery.queue}': ${message}`);
+      if (failResult)
+        this.options.refused(envelope, () => new SignatureError({ id: envelope.id, task, keyId, reason }));
     };
-    const receive = (delivery: Delivery) => {
-      if (consumer === undefined) return void early.push(delivery);
-      const checked = verifier.check(delivery.envelope);
-      if (!checked.ok) return refuse(delivery, checked.keyId, checked.reason);
-      if (!this.options.replay.admit(checked.digest, delivery.redelivered)) {
-        return refuse(delivery, checked.keyId, "a replay: this worker has already received this exact signed message");
-      }
-      digests.set(delivery.deliveryTag, checked.digest);
+    const handOn = (delivery: Delivery, original: Envelope, checked: Verified) => {
       let body = checked.body;
-      if (this.options.box !== undefined) {
-        const plain = this.options.box.open(body);
+      if (box !== undefined) {
+        const plain = box.open(body, sealContext("args", original.id));
         if (!(plain instanceof Uint8Array)) {
-          digests.delete(delivery.deliveryTag);
-          this.options.replay.release(checked.digest, true);
-          return refuse(delivery, checked.keyId, plain.reason);
+          replay.release(checked.digest, true, checked.until);
+          return refuse(delivery, checked.keyId, plain.reason, true);
         }
         body = plain;
       }
-      handler({ ...delivery, envelope: { ...delivery.envelope, body } });
+      held.set(delivery.deliveryTag, { digest: checked.digest, until: checked.until, handedBack: false });
+      this.delivered.set(body, { original, deliveryTag: delivery.deliveryTag, held });
+      handler({ ...delivery, envelope: { ...original, body } });
     };
-    const inner = await this.inner.consume(queue, receive, options);
+    const receive = (delivery: Delivery) => {
+      if (consumer === undefined) return void early.push(delivery);
+      let original = delivery.envelope;
+      let checked = verifier.check(original);
+      if (!checked.ok) return refuse(delivery, checked.keyId, checked.reason, true);
+      if (original.headers[HANDED_BACK] === true) {
+        // A wrapper a worker handed back: what runs is the original inside, checked as if it had just arrived.
+        const unwrapped = originalOf(original, checked.body);
+        if (!("id" in unwrapped)) return refuse(delivery, checked.keyId, unwrapped.reason, true);
+        original = unwrapped;
+        checked = verifier.check(original);
+        if (!checked.ok) return refuse(delivery, checked.keyId, `handed back: ${checked.reason}`, true);
+      }
+      if (!this.routes.reaches(original, delivery.queue)) {
+        const via = original.exchange === "" ? "the default exchange" : `exchange '${original.exchange}'`;
+        return refuse(
+          delivery,
+          checked.keyId,
+          `signed for ${via} with routing key '${original.routingKey}', which does not lead to queue '${delivery.queue}' (a binding this app did not make)`,
+          false,
+        );
+      }
+      const verified = checked;
+      const admission = replay.admit(verified.digest, verified.until, delivery.redelivered);
+      switch (admission.kind) {
+        case "run":
+          return handOn(delivery, original, verified);
+        case "replay":
+          return refuse(delivery, verified.keyId, admission.reason, false);
+        case "ran":
+          log(`dropped a redelivery of message ${original.id}: this worker process has already run it`);
+          return (inner as Consumer).ack(delivery.deliveryTag);
+        case "wait":
+          // The same message, taken back from a consumer that held it while this process still runs it: run at most once.
+          void admission.settled.then((final) => {
+            if (final) return (inner as Consumer).ack(delivery.deliveryTag);
+            handOn(delivery, original, verified);
+          });
+      }
+    };
+    inner = await this.inner.consume(queue, receive, options);
     const settle = (deliveryTag: number, final: boolean) => {
-      const digest = digests.get(deliveryTag);
-      if (digest === undefined) return;
-      digests.delete(deliveryTag);
-      this.options.replay.release(digest, final);
+      const holding = held.get(deliveryTag);
+      if (holding === undefined) return;
+      held.delete(deliveryTag);
+      // Acknowledged after a hand-back: the message is not settled, its copy runs later.
+      replay.release(holding.digest, final && !holding.handedBack, holding.until);
     };
+    const live = inner;
     consumer = {
-      tag: inner.tag,
-      queue: inner.queue,
+      tag: live.tag,
+      queue: live.queue,
       ack(deliveryTag) {
         settle(deliveryTag, true);
-        inner.ack(deliveryTag);
+        live.ack(deliveryTag);
       },
       nack(deliveryTag, how) {
         settle(deliveryTag, !how.requeue);
-        inner.nack(deliveryTag, how);
+        live.nack(deliveryTag, how);
       },
       cancel: async () => {
-        await inner.cancel();
-        for (const tag of [...digests.keys()]) settle(tag, false);
+        await live.cancel();
+        for (const tag of [...held.keys()]) settle(tag, false);
       },
     };
     for (const delivery of early.splice(0)) receive(delivery);
@@ -178,21 +268,24 @@ export class SignedTransport implements Transport {
     return this.inner.declareQueue(name, options);
   }
   declareExchange(name: string, type: ExchangeType): Promise<void> {
+    this.routes.declared(name, type);
     return this.inner.declareExchange(name, type);
   }
   bindQueue(queue: string, exchange: string, pattern: string): Promise<void> {
+    this.routes.bind(queue, exchange, pattern);
     return this.inner.bindQueue(queue, exchange, pattern);
   }
+  /** Revocations are signed, and only those a trusted key signed take effect here (signed-revocations.ts). */
   revoke(ids: readonly string[], options?: RevocationOptions): Promise<void> {
-    return this.inner.revoke(ids, options);
+    return this.revocations.revoke(ids, options);
   }
   isRevoked(id: string): boolean {
-    return this.inner.isRevoked(id);
+    return this.revocations.isRevoked(id);
   }
   onRevoke(
     listener: (id: string, options: { readonly terminate: boolean; readonly ttlMs?: number }) => void,
   ): () => void {
-    return this.inner.onRevoke(listener);
+    return this.revocations.onRevoke(listener);
   }
   onConnectionLost(listener: (reason: string) => void): () => void {
     return this.inner.onConnectionLost?.(listener) ?? (() => {});
@@ -205,6 +298,7 @@ export class SignedTransport implements Transport {
   }
   async close(): Promise<void> {
     this.flush();
+    this.revocations.close();
     await this.inner.close();
   }
 }

@@ -19,9 +19,13 @@ export class SignatureError extends Data.TaggedError("SignatureError")<{
   readonly reason: string;
 }> {
   override get message(): string {
-    return `message ${this.id} (task '${this.task}', key ${this.keyId}) was refused and not run: ${this.reason}`;
+    return refusalMessage(this.id, this.task, this.keyId, this.reason);
   }
 }
+
+/** A SignatureError's message, without making the error (and its stack) on a refusal's path. */
+export const refusalMessage = (id: string, task: string, keyId: string, reason: string): string =>
+  `message ${id} (task '${task}', key ${keyId}) was refused and not run: ${reason}`;
 
 /**
  * The signing options cannot be used as given.

@@ -10,6 +10,7 @@ import { defaultEd25519, type Ed25519 } from "./ed25519.ts";
 import { BatchSigner } from "./message-signer.ts";
 import { MessageVerifier } from "./message-verifier.ts";
 import { PayloadBox, readBoxKey } from "./payload-box.ts";
+import type { TrustedBinding } from "./known-routes.ts";
 import { ReplayGuard } from "./replay-guard.ts";
 import { ProtectedResultStore } from "./protected-result-store.ts";
 import { SignedTransport } from "./signed-transport.ts";
@@ -33,8 +34,20 @@ export interface SigningOptions {
   readonly maxAgeMs?: number;
   /** Accept a message signed up to this far in the future (clock skew between machines). Default 30,000. */
   readonly maxSkewMs?: number;
-  /** Settled messages remembered to refuse replays (a bounded set). Default 250,000. */
+  /**
+   * Settled messages a worker process remembers to refuse replays, each until
+   * it leaves the `maxAgeMs` window. Beyond this many, the oldest are forgotten
+   * and messages as old are refused from then on. Default 250,000.
+   */
   readonly replayCacheSize?: number;
+  /**
+   * Bindings made outside this app (by an admin script, another app) through
+   * which its workers accept signed messages. A worker runs a signed message
+   * only from a queue its signed routing reaches: the default exchange's
+   * queue named by the routing key, or a queue bound to the named exchange by
+   * this app's own `bindQueue` or listed here.
+   */
+  readonly bindings?: readonly TrustedBinding[];
   /** Most messages signed under one signature. Default 128. */
   readonly batchSize?: number;
   /**
@@ -50,6 +63,8 @@ export interface SigningOptions {
 export interface Signed {
   readonly broker: SignedTransport;
   readonly results: ResultStore;
+  /** With encryption: what a keyed rate limit's key is sent as, a keyed hash of task and key. */
+  readonly rateLimitKeyDigest?: (task: string, key: string) => string;
 }
 
 const trustedKeys = (trusted: readonly (string | Uint8Array)[]): PublicKey[] => {
@@ -116,11 +131,14 @@ export const prepareSigning = (
     const broker = new SignedTransport(connected.broker, {
       ...parts,
       replay: new ReplayGuard(options.replayCacheSize),
+      ...(options.bindings !== undefined ? { bindings: options.bindings } : {}),
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       log,
       refused: (envelope, error) => failRecord(results, envelope, error, log),
     });
-    return { broker, results };
+    return box === undefined
+      ? { broker, results }
+      : { broker, results, rateLimitKeyDigest: box.keyedDigest("rate-limit-key") };
   };
 };
 
@@ -128,14 +146,14 @@ export const prepareSigning = (
 const failRecord = (
   results: ResultStore,
   envelope: Envelope,
-  error: SignatureError,
+  error: () => SignatureError,
   log: (message: string) => void,
 ): void => {
   results
     .get(envelope.id)
     .then((record) => {
       if (record === undefined || READY_STATES.has(record.state)) return;
-      return results.complete(envelope.id, record.task, { state: "FAILURE", error: toErrorInfo(error) });
+      return results.complete(envelope.id, record.task, { state: "FAILURE", error: toErrorInfo(error()) });
     })
     .catch((cause: unknown) =>
       log(`could not record the refusal of message ${envelope.id}: ${toErrorInfo(cause).message}`),

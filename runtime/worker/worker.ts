@@ -80,6 +80,12 @@ export interface WorkerStats {
   readonly retried: number;
   readonly revoked: number;
   readonly rejected: number;
+  /**
+   * In signed mode: deliveries refused before they reached a worker of this
+   * app (unsigned, forged, untrusted, outside the window, replayed, misrouted),
+   * dead-lettered without running.
+   */
+  readonly refused?: number;
   /** Tasks the worker runs at once now (grows and shrinks with autoscale, poolGrow, poolShrink). */
   readonly concurrency: number;
   readonly pool: PoolKind;
@@ -95,6 +101,10 @@ export interface WorkerControlHandle {
 /** What a worker needs from its app. */
 export type WorkerEnvironment = RunnerEnvironment & {
   readonly rateLimits?: RateLimiting;
+  /** What a keyed rate limit's key becomes before it leaves the process (signed mode with encryption: a keyed hash). */
+  readonly rateLimitKeyDigest?: (task: string, key: string) => string;
+  /** In signed mode: how many deliveries the app's signed transport refused so far. */
+  readonly signedRefusals?: () => number;
   /** The app's event dispatcher (made on first use). */
   readonly events?: () => EventDispatcher;
   /** Start answering remote control for `worker`. */
@@ -220,6 +230,7 @@ export class Worker {
           global: limits.global,
           maxHeld: Math.max(1, Math.floor(this.prefetch / 2)),
           clock: env.clock ?? systemClock,
+          ...(env.rateLimitKeyDigest !== undefined ? { keyDigest: env.rateLimitKeyDigest } : {}),
         },
         {
           name: this.name,
@@ -468,6 +479,7 @@ export class Worker {
       ...this.counts,
       concurrency: this.concurrency,
       pool: this.pooling.kind,
+      ...(this.env.signedRefusals !== undefined ? { refused: this.env.signedRefusals() } : {}),
     };
     const children = this.pooling.stats();
     return children === undefined ? stats : { ...stats, children };

@@ -21,6 +21,11 @@ Options:
   --token-file <f>    clients must present the token in this file
                       (or set CELERITY_TOKEN); required with a --host other
                       machines can reach
+  --admin-token-file <f>
+                      administrators present the token in this file (or set
+                      CELERITY_ADMIN_TOKEN); with it, --token holders produce
+                      and consume only: revoking, binding task queues,
+                      purging, rate changes and forgetting results need it
   --allow-anonymous   let a node on such a --host run without a token
   --max-messages <n>  past this many messages held, hold back publish
                       confirms until consumers make room (default 2000000)
@@ -35,6 +40,7 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     "data-dir": { type: "string" },
     fsync: { type: "string" },
     "token-file": { type: "string" },
+    "admin-token-file": { type: "string" },
     "max-messages": { type: "string" },
     "allow-anonymous": { type: "boolean" },
   });
@@ -50,12 +56,19 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     throw new UsageError(
       `the token file ${values["token-file"]} is empty: put the token in it, or leave --token-file out`,
     );
+  const adminToken =
+    values["admin-token-file"] !== undefined
+      ? readTokenFile(values["admin-token-file"])
+      : process.env.CELERITY_ADMIN_TOKEN;
+  if (values["admin-token-file"] !== undefined && adminToken === "")
+    throw new UsageError(`the admin token file ${values["admin-token-file"]} is empty: put the token in it`);
   const full = await startFullNode({
     port,
     ...(values.host !== undefined ? { host: values.host } : {}),
     ...(values["data-dir"] !== undefined ? { dataDir: values["data-dir"] } : {}),
     ...(values.fsync !== undefined ? { fsync: parseFsync(values.fsync) } : {}),
     ...(token !== undefined && token !== "" ? { token } : {}),
+    ...(adminToken !== undefined && adminToken !== "" ? { adminToken } : {}),
     ...(maxMessages !== undefined ? { maxMessages } : {}),
     ...(values["allow-anonymous"] === true ? { allowAnonymous: true } : {}),
   });

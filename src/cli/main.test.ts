@@ -136,6 +136,21 @@ describe("celerity on bad input", () => {
     );
   });
 
+  it("celerity broker exits 2 on an empty admin token file, or an admin token equal to the token", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "celerity-cli-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const empty = join(dir, "admin-empty");
+    writeFileSync(empty, "\n");
+    const same = join(dir, "same");
+    writeFileSync(same, "s3cret\n");
+    const emptyRun = await finished(["broker", "--port", "0", "--admin-token-file", empty]);
+    assert.equal(emptyRun.code, 2, emptyRun.output);
+    assert.match(emptyRun.output, /the admin token file .*admin-empty is empty: put the token in it/);
+    const sameRun = await finished(["broker", "--port", "0", "--token-file", same, "--admin-token-file", same]);
+    assert.notEqual(sameRun.code, 0, sameRun.output);
+    assert.match(sameRun.output, /the admin token must differ from the token/);
+  });
+
   it("celerity broker exits 2 on a port out of range or a bad fsync policy", async () => {
     const port = await finished(["broker", "--port", "70000"]);
     assert.equal(port.code, 2);

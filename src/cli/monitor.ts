@@ -1,3 +1,5 @@
+// `celerity monitor`: serves the web dashboard, its live updates and the HTTP JSON API for a
+// cluster on one port, with its own credentials (separate from the broker node's token).
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { HttpAuth } from "../../runtime/monitor/http-auth.ts";
