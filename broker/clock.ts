@@ -61,3 +61,45 @@ export const clockOf = (options: { readonly clock?: Clock; readonly now?: () => 
     clearTimeout: (timer) => clock.clearTimeout(timer),
   };
 };
+
+/**
+ * A callback that runs every so often on a clock until stopped.
+ *
+ * @example
+ * const sweep = repeatEvery(clock, 100, () => expire());
+ * sweep.stop();
+ */
+export interface RepeatingTimer {
+  stop(): void;
+}
+
+/**
+ * Call `callback` every `ms` on `clock` until stopped, without keeping the
+ * process alive. On the system clock this is one Node interval; on another
+ * clock each run arms the next, so a virtual clock runs it once per `ms` it
+ * is advanced.
+ */
+export const repeatEvery = (clock: Clock, ms: number, callback: () => void): RepeatingTimer => {
+  if (clock === systemClock) {
+    const interval = setInterval(callback, ms);
+    interval.unref();
+    return { stop: () => clearInterval(interval) };
+  }
+  let stopped = false;
+  let timer: ClockTimer;
+  const arm = (): void => {
+    timer = clock.setTimeout(() => {
+      if (stopped) return;
+      arm();
+      callback();
+    }, ms);
+    timer.unref();
+  };
+  arm();
+  return {
+    stop: () => {
+      stopped = true;
+      clock.clearTimeout(timer);
+    },
+  };
+};

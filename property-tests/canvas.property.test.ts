@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { RemoteTaskError, chain, chord, createApp, group, type AnyCanvas, type Task } from "../src/index.ts";
+import { scaled } from "../tests/support/waits.ts";
 
 // ---------------------------------------------------------------------------
 // Canvas descriptions
@@ -371,7 +372,7 @@ const build = (d: Desc, tasks: Record<TaskName, Task<any[], unknown>>): AnyCanva
 };
 
 /** Resolve once nothing is queued, delayed or unacknowledged: every step that will run has run and been advanced. */
-const quiescent = async (app: Awaited<ReturnType<typeof setup>>["app"], timeoutMs = 2_000): Promise<void> => {
+const quiescent = async (app: Awaited<ReturnType<typeof setup>>["app"], timeoutMs = scaled(2_000)): Promise<void> => {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const stats = await app.broker.stats("celery");
@@ -390,7 +391,7 @@ const checkCase = async (desc: Desc): Promise<void> => {
   const { app, tasks, calls, logs } = await setup();
   try {
     const result = await build(desc, tasks).apply();
-    const got = await result.get({ timeout: 3_000 }).then(
+    const got = await result.get({ timeout: scaled(3_000) }).then(
       (value) => ({ ok: true as const, value }),
       (error: unknown) => ({ ok: false as const, error }),
     );
@@ -454,6 +455,12 @@ const si = (task: TaskName, tag: string, ...args: unknown[]): SigDesc => ({
   tag,
 });
 
+/**
+ * A property test's time is its runs' CPU: on a machine whose cores other work takes (a whole suite beside two
+ * busy processes) it may run several times as long as alone, with nothing stuck. Its limit says so.
+ */
+const PROPERTY_TIMEOUT_MS = 240_000;
+
 describe("canvas: a random canvas behaves like the reference evaluator", () => {
   it("the reference evaluator agrees with the documented examples (chain 16, nested group [[2, 4], 6], chord 6)", () => {
     const run = (d: Desc) => reference(d).outcome;
@@ -479,14 +486,18 @@ describe("canvas: a random canvas behaves like the reference evaluator", () => {
     assert.deepEqual(waits.waitsFor.get("b"), ["a"]);
   });
 
-  it("gives the reference's value, final state, progress and invocations (empty groups only without a parent step)", async () => {
+  it("gives the reference's value, final state, progress and invocations (empty groups only without a parent step)", {
+    timeout: PROPERTY_TIMEOUT_MS,
+  }, async () => {
     await fc.assert(
       fc.asyncProperty(rootCanvas({ emptyGroups: "without-parent" }), (desc) => checkCase(desc)),
       { numRuns: 100, includeErrorInReport: true },
     );
   });
 
-  it("gives the reference's value, final state, progress and invocations with empty groups anywhere", async () => {
+  it("gives the reference's value, final state, progress and invocations with empty groups anywhere", {
+    timeout: PROPERTY_TIMEOUT_MS,
+  }, async () => {
     await fc.assert(
       fc.asyncProperty(rootCanvas({ emptyGroups: "anywhere" }), (desc) => checkCase(desc)),
       { numRuns: 60, includeErrorInReport: true },

@@ -4,6 +4,7 @@ import { Effect } from "effect";
 import { createApp } from "./app.ts";
 import { RemoteTaskError, TimeoutError, UnknownResultError } from "./errors.ts";
 import { deferred } from "./test-support.ts";
+import { scaled, within } from "../tests/support/waits.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -38,17 +39,24 @@ describe("app: sending tasks and reading results", () => {
     const effect = app.task("effect", (x: number) => Effect.succeed(x + 3));
     const failing = app.task("effectFails", () => Effect.fail(new Error("effect said no")));
     assert.deepEqual(
-      await Promise.all([(await sync.delay(1)).get(), (await later.delay(1)).get(), (await effect.delay(1)).get()]),
+      await Promise.all([
+        within((await sync.delay(1)).get(), scaled(5_000), "the sync handler's result"),
+        within((await later.delay(1)).get(), scaled(5_000), "the async handler's result"),
+        within((await effect.delay(1)).get(), scaled(5_000), "the Effect handler's result"),
+      ]),
       [2, 3, 4],
     );
-    await assert.rejects((await failing.delay()).get(), /effect said no/);
+    await assert.rejects(
+      within((await failing.delay()).get(), scaled(5_000), "the failing Effect handler's result"),
+      /effect said no/,
+    );
     await app.close();
   });
 
   it("stores a failure with the remote error's name, message and stack", async () => {
     const { app, fail } = await setup();
     const r = await fail.delay();
-    const error = await r.get().then(
+    const error = await within(r.get(), scaled(5_000), "the failed task's result").then(
       () => assert.fail("expected a failure"),
       (e: unknown) => e,
     );
@@ -66,7 +74,7 @@ describe("app: sending tasks and reading results", () => {
     const { app } = await setup();
     const r = app.result("4b3c2a10-0000-4000-8000-000000000000");
     assert.equal(await r.state(), "UNKNOWN");
-    await assert.rejects(r.get(), UnknownResultError);
+    await assert.rejects(within(r.get(), scaled(5_000), "the get() of an id never sent"), UnknownResultError);
     await app.close();
   });
 
@@ -110,14 +118,14 @@ describe("app: sending tasks and reading results", () => {
     await started.promise;
     assert.equal(await r.state(), "STARTED");
     gate.resolve();
-    await r.get();
+    await within(r.get(), scaled(5_000), "the running task's result");
     await app.close();
   });
 
   it("forgets a result on request", async () => {
     const { app, add } = await setup();
     const r = await add.delay(1, 2);
-    await r.get();
+    await within(r.get(), scaled(5_000), "the result before it is forgotten");
     await r.forget();
     assert.equal(await r.state(), "UNKNOWN");
     await app.close();
@@ -139,7 +147,11 @@ describe("app: sending tasks and reading results", () => {
       return { id: this.id, name: this.name, retries: this.retries };
     });
     const r = await whoami.delay();
-    assert.deepEqual(await r.get(), { id: r.id, name: "whoami", retries: 0 });
+    assert.deepEqual(await within(r.get(), scaled(5_000), "the result of the task reading its context"), {
+      id: r.id,
+      name: "whoami",
+      retries: 0,
+    });
     await app.close();
   });
 

@@ -269,7 +269,7 @@ const createNativeApp = (options: AppOptions): App => {
     log,
     clock,
   });
-  const signedParts = signed === undefined ? undefined : signed(connected, log);
+  const signedParts = signed === undefined ? undefined : signed(connected, log, clock);
   const { broker, results } = signedParts ?? connected;
   const codec =
     options.serializer === undefined && options.compressAbove === undefined
@@ -296,7 +296,7 @@ const createNativeApp = (options: AppOptions): App => {
     codec,
     log,
     clock,
-    signed === undefined ? undefined : sealRunsWith(signed, connected.results, log),
+    signed === undefined ? undefined : sealRunsWith(signed, connected.results, log, clock),
   );
   let eventDispatcher: EventDispatcher | undefined;
   const events = (): EventDispatcher => (eventDispatcher ??= new EventDispatcher(broker, log));

@@ -7,6 +7,7 @@ import { chain, chord, group } from "../dsl/combinators.ts";
 import { createApp } from "./app.ts";
 import { MemoryResultStore } from "./results/result-store.ts";
 import { deferred, eventually } from "./test-support.ts";
+import { scaled, within } from "../tests/support/waits.ts";
 
 describe("redelivery and revocation inside workflows", () => {
   it("counts a chord member once even if its completion is reported twice", async () => {
@@ -43,7 +44,7 @@ describe("redelivery and revocation inside workflows", () => {
       "the redelivery to be handled",
     );
     assert.equal(runs, 1);
-    assert.equal(await r.get(), "done");
+    assert.equal(await within(r.get(), scaled(5_000), "the task's result after the redelivery"), "done");
     gate.resolve();
     await app.close();
   });
@@ -114,7 +115,13 @@ describe("redelivery and revocation inside workflows", () => {
     const b = await job.delay(2);
     await eventually(async () => (await b.state()) === "RECEIVED", 2_000, "RECEIVED");
     gate.resolve();
-    assert.deepEqual([await a.get(), await b.get()], [1, 2]);
+    assert.deepEqual(
+      [
+        await within(a.get(), scaled(5_000), "the first task's result"),
+        await within(b.get(), scaled(5_000), "the result of the task held for a free slot"),
+      ],
+      [1, 2],
+    );
     await app.close();
   });
 
@@ -154,8 +161,22 @@ describe("redelivery and revocation inside workflows", () => {
     const add = app.task("add", (x: number, y: number) => x + y);
     const label = app.task("label", (n: number, unit: string) => `${n} ${unit}`);
     await app.worker().start();
-    assert.equal(await (await chain(add.s(1, 1), label.s("kg")).apply()).get(), "2 kg");
-    assert.deepEqual(await (await chord(group(add.s(1, 1)), add.si(0, 0)).apply()).get(), 0);
+    assert.equal(
+      await within(
+        (await chain(add.s(1, 1), label.s("kg")).apply()).get(),
+        scaled(5_000),
+        "the chain with a partial step",
+      ),
+      "2 kg",
+    );
+    assert.deepEqual(
+      await within(
+        (await chord(group(add.s(1, 1)), add.si(0, 0)).apply()).get(),
+        scaled(5_000),
+        "the chord with an immutable callback",
+      ),
+      0,
+    );
     await app.close();
   });
 });
@@ -298,7 +319,10 @@ describe("a workflow whose graph is gone", () => {
     store.graph = async () => undefined; // the store lost it (expired, or restarted) before the worker needs it
     await workerSide.worker().start();
     await eventually(() => logs.some((line) => line.includes("later steps cannot be sent")), 2_000, "the log line");
-    assert.equal(await workerSide.result(graph.nodes[0].id).get(), 1);
+    assert.equal(
+      await within(workerSide.result(graph.nodes[0].id).get(), scaled(5_000), "the finished step's result"),
+      1,
+    );
     const stats = await broker.stats("celery");
     assert.equal(stats.ready + stats.unacked, 0);
     await producer.close();

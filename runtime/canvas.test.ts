@@ -5,6 +5,7 @@ import type { TaskFailure } from "../dsl/result.ts";
 import { createApp } from "./app.ts";
 import { RemoteTaskError } from "./errors.ts";
 import { deferred, eventually } from "./test-support.ts";
+import { scaled, within } from "../tests/support/waits.ts";
 
 const setup = async () => {
   const app = createApp({ log: () => {} });
@@ -40,7 +41,7 @@ describe("canvas: chains, groups and chords", () => {
   it("passes nothing to an immutable step, which still waits its turn", async () => {
     const { app, add, record, calls } = await setup();
     const r = await chain(record.s("first"), record.si("second"), add.si(1, 1)).apply();
-    assert.equal(await r.get(), 2);
+    assert.equal(await within(r.get(), scaled(5_000), "the chain with an immutable step"), 2);
     assert.deepEqual(calls, ["first", "second"]);
     await app.close();
   });
@@ -48,7 +49,7 @@ describe("canvas: chains, groups and chords", () => {
   it("returns a group's results in member order", async () => {
     const { app, add } = await setup();
     const r = await group(add.s(1, 1), add.s(2, 2)).apply();
-    assert.deepEqual(await r.get(), [2, 4]);
+    assert.deepEqual(await within(r.get(), scaled(5_000), "the group's results"), [2, 4]);
     assert.equal(r.children.length, 2);
     assert.deepEqual(await r.progress(), { total: 2, completed: 2, succeeded: 2, failed: 0, fraction: 1 });
     await app.close();
@@ -67,7 +68,7 @@ describe("canvas: chains, groups and chords", () => {
     await eventually(async () => (await r.progress()).completed === 1, 2_000, "one member done");
     gates[0].resolve();
     gates[2].resolve();
-    assert.deepEqual(await r.get(), [0, 1, 2]);
+    assert.deepEqual(await within(r.get(), scaled(5_000), "the group's results"), [0, 1, 2]);
     assert.equal((await r.progress()).completed, 3);
     await app.close();
   });
@@ -75,7 +76,7 @@ describe("canvas: chains, groups and chords", () => {
   it("passes a chord's header results, in order, to its callback", async () => {
     const { app, add, tsum } = await setup();
     const r = await chord(group(add.s(1, 1), add.s(2, 2)), tsum.s()).apply();
-    assert.equal(await r.get(), 6);
+    assert.equal(await within(r.get(), scaled(5_000), "the chord's callback"), 6);
     await app.close();
   });
 
@@ -99,19 +100,19 @@ describe("canvas: chains, groups and chords", () => {
   it("nests: a chord inside a chain, a chain inside a group, a group of chains, a chord of chords", async () => {
     const { app, add, mul, tsum } = await setup();
     const chordInChain = await chain(add.s(1, 1), chord(group(add.s(1), mul.s(10)), tsum.s()), add.s(100)).apply();
-    assert.equal(await chordInChain.get(), 2 + 1 + 20 + 100);
+    assert.equal(await within(chordInChain.get(), scaled(5_000), "the chord in a chain"), 2 + 1 + 20 + 100);
 
     const groupOfChains = await group(chain(add.s(1, 1), mul.s(3)), chain(add.s(2, 2), mul.s(5))).apply();
-    assert.deepEqual(await groupOfChains.get(), [6, 20]);
+    assert.deepEqual(await within(groupOfChains.get(), scaled(5_000), "the group of chains"), [6, 20]);
 
     const chordOfChords = await chord(
       group(chord(group(add.s(1, 1), add.s(1, 2)), tsum.s()), chord(group(add.s(2, 2), add.s(2, 3)), tsum.s())),
       tsum.s(),
     ).apply();
-    assert.equal(await chordOfChords.get(), 5 + 9);
+    assert.equal(await within(chordOfChords.get(), scaled(5_000), "the chord of chords"), 5 + 9);
 
     const fanOutIn = await chain(add.s(1, 1), group(add.s(1), add.s(2), add.s(3)), tsum.s()).apply();
-    assert.equal(await fanOutIn.get(), 3 + 4 + 5);
+    assert.equal(await within(fanOutIn.get(), scaled(5_000), "the fan-out and fan-in"), 3 + 4 + 5);
     await app.close();
   });
 
@@ -134,36 +135,43 @@ describe("canvas: chains, groups and chords", () => {
   it("gives a group nested in a group a nested list", async () => {
     const { app, add } = await setup();
     const r = await group(group(add.s(1, 1), add.s(2, 2)), add.s(3, 3)).apply();
-    assert.deepEqual(await r.get(), [[2, 4], 6]);
+    assert.deepEqual(await within(r.get(), scaled(5_000), "the nested group's results"), [[2, 4], 6]);
     await app.close();
   });
 
   it("maps, starmaps and chunks", async () => {
     const { app, add, tsum, flat } = await setup();
     const double = app.task("double", (x: number) => x * 2);
-    assert.deepEqual(await (await double.map([1, 2, 3]).apply()).get(), [2, 4, 6]);
     assert.deepEqual(
-      await (
-        await add
-          .starmap([
-            [1, 2],
-            [3, 4],
-          ])
-          .apply()
-      ).get(),
+      await within((await double.map([1, 2, 3]).apply()).get(), scaled(5_000), "the map's results"),
+      [2, 4, 6],
+    );
+    assert.deepEqual(
+      await within(
+        (
+          await add
+            .starmap([
+              [1, 2],
+              [3, 4],
+            ])
+            .apply()
+        ).get(),
+        scaled(5_000),
+        "the starmap's results",
+      ),
       [3, 7],
     );
     const pairs = Array.from({ length: 10 }, (_, i) => [i, i] as [number, number]);
     const chunks = await add.chunks(pairs, 4).apply();
-    assert.deepEqual(await chunks.get(), [
+    assert.deepEqual(await within(chunks.get(), scaled(5_000), "the chunks' results"), [
       [0, 2, 4, 6],
       [8, 10, 12, 14],
       [16, 18],
     ]);
     const mapInChain = await chain(double.s(5), group(double.s(), double.s()), double.map(), tsum.s()).apply();
-    assert.equal(await mapInChain.get(), 80);
+    assert.equal(await within(mapInChain.get(), scaled(5_000), "the map in a chain"), 80);
     const chunked = await chord(add.chunks(pairs, 3), flat.s()).apply();
-    assert.equal((await chunked.get()).length, 10);
+    assert.equal((await within(chunked.get(), scaled(5_000), "the chunked results")).length, 10);
     await app.close();
   });
 
@@ -175,7 +183,7 @@ describe("canvas: chains, groups and chords", () => {
       done.resolve();
     });
     const r = await add.s(2, 3).link(seen.s()).apply();
-    assert.equal(await r.get(), 5);
+    assert.equal(await within(r.get(), scaled(5_000), "the linked task's result"), 5);
     await done.promise;
     assert.deepEqual(calls, ["seen 5"]);
     void record;
@@ -230,7 +238,7 @@ describe("canvas: failure semantics", () => {
   it("fires a single task's error callback with the failure's id, task and error", async () => {
     const { app, failWith, onFail, failures } = await setup();
     const r = await failWith.s("nope").onError(onFail.s()).apply();
-    await assert.rejects(r.get(), /nope/);
+    await assert.rejects(within(r.get(), scaled(5_000), "the failing task with an error callback"), /nope/);
     await eventually(() => failures.length === 1, 2_000, "the error callback");
     assert.equal(failures[0].id, r.id);
     assert.equal(failures[0].task, "failWith");
@@ -241,8 +249,8 @@ describe("canvas: failure semantics", () => {
   it("rejects a group's get with the first failure while the other members still finish", async () => {
     const { app, add, failWith } = await setup();
     const r = await group(add.s(1, 1), failWith.s("bad member")).apply();
-    await assert.rejects(r.get(), /bad member/);
-    assert.equal(await r.children[0].get(), 2);
+    await assert.rejects(within(r.get(), scaled(5_000), "the group with a failing member"), /bad member/);
+    assert.equal(await within(r.children[0].get(), scaled(5_000), "the group's succeeding member"), 2);
     assert.deepEqual(await r.progress(), { total: 2, completed: 2, succeeded: 1, failed: 1, fraction: 1 });
     await app.close();
   });

@@ -7,7 +7,7 @@ import { BrokerNode } from "../broker/node/node-server.ts";
 import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError } from "../broker/node/protocol.ts";
 import { FrameParser, FrameWriter } from "../broker/node/wire-frame.ts";
 import { chain } from "../dsl/combinators.ts";
-import { eventually, within } from "../tests/support/waits.ts";
+import { eventually, scaled, within } from "../tests/support/waits.ts";
 import { createApp } from "./app.ts";
 import { RemoteTaskError, UnknownResultError, WorkerError } from "./errors.ts";
 import { serveResults } from "./results/result-service.ts";
@@ -149,9 +149,9 @@ describe("documented: WorkerOptions (docs/options.md)", () => {
     );
     const worker = app.worker();
     await worker.start();
-    await (await ok.delay()).get();
-    await (await ok.delay()).get();
-    await assert.rejects((await bad.delay()).get());
+    await within((await ok.delay()).get(), scaled(5_000), "the first succeeding task");
+    await within((await ok.delay()).get(), scaled(5_000), "the second succeeding task");
+    await assert.rejects(within((await bad.delay()).get(), scaled(5_000), "the failing task"));
     assert.equal(await within((await once.delay()).get(), 5_000, "the retried task"), "second time");
     const stats = worker.stats();
     assert.deepEqual(

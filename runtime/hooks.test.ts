@@ -1,28 +1,8 @@
 import assert from "node:assert/strict";
-import { describe, it, type TestContext } from "node:test";
-import { BrokerNode } from "../broker/node/node-server.ts";
-import { createApp, type App } from "./app.ts";
-import { serveResults } from "./results/result-service.ts";
+import { describe, it } from "node:test";
+import type { App } from "./app.ts";
 import { eventually } from "./test-support.ts";
-
-type MakeApp = (t: TestContext, logs: string[]) => Promise<App>;
-
-const embedded: MakeApp = async (t, logs) => {
-  const app = createApp({ log: (line) => logs.push(line) });
-  t.after(() => app.close());
-  return app;
-};
-
-const overNode: MakeApp = async (t, logs) => {
-  const node = await BrokerNode.start({ port: 0, log: () => {} });
-  serveResults(node);
-  const app = createApp({ broker: node.url, log: (line) => logs.push(line) });
-  t.after(async () => {
-    await app.close();
-    await node.stop();
-  });
-  return app;
-};
+import { APPS_ON_BROKERS, embeddedApp } from "../tests/support/apps-on-brokers.ts";
 
 /** Every hook, recording "<hook> <task> <detail>" in order. */
 const recordAll = (app: App, calls: string[]) => {
@@ -38,10 +18,7 @@ const recordAll = (app: App, calls: string[]) => {
   app.on("taskPostrun", ({ task, outcome }) => void calls.push(`postrun ${task} ${outcome}`));
 };
 
-for (const [name, make] of [
-  ["embedded broker", embedded],
-  ["broker node", overNode],
-] as const) {
+for (const [name, make] of APPS_ON_BROKERS) {
   describe(`hooks around execution over the ${name}`, () => {
     it("calls workerReady, then prerun, success and postrun around a task with its result recorded, then workerShutdown", async (t) => {
       const logs: string[] = [];
@@ -103,7 +80,7 @@ for (const [name, make] of [
 describe("a failing hook", () => {
   it("is logged with the hook and the task, and neither the task nor the other hooks are affected", async (t) => {
     const logs: string[] = [];
-    const app = await embedded(t, logs);
+    const app = await embeddedApp(t, logs);
     const calls: string[] = [];
     app.on("taskPrerun", () => {
       throw new Error("prerun exploded");
@@ -129,7 +106,7 @@ describe("a failing hook", () => {
   });
 
   it("refuses an unknown hook name or a listener that is not a function, and can be removed", async (t) => {
-    const app = await embedded(t, []);
+    const app = await embeddedApp(t, []);
     assert.throws(
       () => app.on("taskStart" as never, () => {}),
       /unknown hook 'taskStart'; hooks: workerReady, workerShutdown, taskPrerun/,

@@ -106,3 +106,17 @@ describe("the runtime over a broker node", () => {
     await close();
   });
 });
+
+describe("an app on a node that keeps no results", () => {
+  it("is told so when it sends, with the node that would keep them", async (t) => {
+    const node = await BrokerNode.start({ port: 0, log: () => {} });
+    t.after(() => node.stop());
+    const app = createApp({ broker: node.url, log: () => {} });
+    t.after(() => app.close());
+    const add = app.task("add", (x: number, y: number) => x + y);
+    await assert.rejects(
+      add.delay(1, 2),
+      /this node does not serve the 'results' operations \(a node started by `celerity broker` or startFullNode serves them all\)/,
+    );
+  });
+});

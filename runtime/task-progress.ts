@@ -2,7 +2,7 @@
 // result record, never over a final state), read back, and watched.
 import { Data } from "effect";
 import { CodecError, type Codec } from "../broker/codec.ts";
-import type { Progress, ProgressWatchOptions, ProgressInfo } from "../dsl/result.ts";
+import type { AsyncResult, Progress, ProgressWatchOptions, ProgressInfo, RemoteErrorInfo } from "../dsl/result.ts";
 import { READY_STATES } from "../dsl/result.ts";
 import type { ResultStore } from "./results/result-store.ts";
 
@@ -107,6 +107,39 @@ export class ProgressRecorder implements ProgressSink {
 const stateDetails = (retries: number, info: Uint8Array) => (retries === 0 ? { info } : { retries, info });
 
 /** How far along a task is, from its state and its last report. */
+/**
+ * The progress of a group from its members': counts added up, the fraction
+ * weighted by leaves (a nested group counts as many members as it holds); an
+ * empty group is done.
+ *
+ * @example
+ * groupProgress([{ total: 1, completed: 1, succeeded: 1, failed: 0, fraction: 1 }]); // fraction 1
+ */
+export const groupProgress = (parts: readonly Progress[]): Progress => {
+  let total = 0;
+  let completed = 0;
+  let succeeded = 0;
+  let failed = 0;
+  let done = 0;
+  for (const p of parts) {
+    total += p.total;
+    completed += p.completed;
+    succeeded += p.succeeded;
+    failed += p.failed;
+    done += p.fraction * p.total;
+  }
+  return { total, completed, succeeded, failed, fraction: total === 0 ? 1 : done / total };
+};
+
+/** The error of the first member (in order) that has one, for a group's `error()`. */
+export const firstError = async (members: readonly AsyncResult<unknown>[]): Promise<RemoteErrorInfo | undefined> => {
+  for (const member of members) {
+    const error = await member.error();
+    if (error !== undefined) return error;
+  }
+  return undefined;
+};
+
 export const fractionOf = (state: string, info: ProgressInfo | undefined): number => {
   if (READY_STATES.has(state as never)) return 1;
   if (info?.done === undefined || info.total === undefined || info.total <= 0) return 0;

@@ -7,7 +7,6 @@
  * every process started is killed when the test ends, even when it fails.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,90 +20,21 @@ import { createApp, type App } from "../runtime/app.ts";
 import { RemoteResultStore } from "../runtime/results/remote-result-store.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
 import { scaled, within } from "./support/waits.ts";
+import { celerity, type WatchedProcess } from "./support/watched-process.ts";
 
-const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const APP = fileURLToPath(new URL("./fixtures/amqp-app.ts", import.meta.url));
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** A worker process compiles the app with tsx as it starts: seconds on a quiet machine, far more on a loaded one. */
 const START_TIMEOUT_MS = scaled(60_000);
 
 const server = await testVhost("faults");
 
-const children = new Set<ChildProcessWithoutNullStreams>();
-process.on("exit", () => {
-  for (const child of children) child.kill("SIGKILL");
-});
-
-/** A `celerity worker` process, its output kept in lines. */
-class WorkerProcess {
-  readonly process: ChildProcessWithoutNullStreams;
-  readonly lines: string[] = [];
-  readonly exited: Promise<void>;
-  private readonly listeners = new Set<() => void>();
-
-  constructor(
-    readonly name: string,
-    brokerUrl: string,
-    resultsUrl: string,
-    concurrency = 4,
-  ) {
-    this.process = spawn(
-      process.execPath,
-      [CLI, "worker", "--app", APP, "--broker", brokerUrl, "--concurrency", String(concurrency), "--name", name],
-      {
-        cwd: ROOT,
-        env: { ...process.env, CELERITY_RESULTS_NODE: resultsUrl },
-      },
-    );
-    children.add(this.process);
-    for (const stream of [this.process.stdout, this.process.stderr]) {
-      let partial = "";
-      stream.setEncoding("utf8");
-      stream.on("data", (chunk: string) => {
-        const parts = (partial + chunk).split("\n");
-        partial = parts.pop() ?? "";
-        this.lines.push(...parts);
-        for (const listener of this.listeners) listener();
-      });
-    }
-    this.exited = new Promise((resolve) => this.process.once("exit", () => (children.delete(this.process), resolve())));
-  }
-
-  get pid(): number {
-    return this.process.pid as number;
-  }
-
-  /** The first line matching `pattern`, waiting for it (and failing if the process exits first). */
-  line(pattern: RegExp, ms = START_TIMEOUT_MS): Promise<RegExpExecArray> {
-    const found = new Promise<RegExpExecArray>((resolve, reject) => {
-      const check = () => {
-        for (const line of this.lines) {
-          const match = pattern.exec(line);
-          if (match !== null) {
-            this.listeners.delete(check);
-            return resolve(match);
-          }
-        }
-      };
-      this.listeners.add(check);
-      void this.exited.then(() => reject(new Error(`${this.name} exited before printing ${pattern}\n${this.tail()}`)));
-      check();
-    });
-    return within(found, ms, `${this.name} to print ${pattern}`, () => this.tail());
-  }
-
-  async kill(): Promise<void> {
-    this.process.kill("SIGKILL");
-    await this.exited;
-  }
-
-  tail(): string {
-    return this.lines
-      .slice(-20)
-      .map((line) => `  [${this.name}] ${line}`)
-      .join("\n");
-  }
-}
+/** A `celerity worker` process for the fault app, its results kept on the broker node at `resultsUrl`. */
+const workerProcess = (name: string, brokerUrl: string, resultsUrl: string, concurrency = 4): WatchedProcess =>
+  celerity(
+    name,
+    ["worker", "--app", APP, "--broker", brokerUrl, "--concurrency", String(concurrency), "--name", name],
+    { env: { CELERITY_RESULTS_NODE: resultsUrl } },
+  );
 
 if ("skip" in server) {
   it("survives faults on RabbitMQ", { skip: server.skip }, () => {});
@@ -118,7 +48,7 @@ if ("skip" in server) {
     const client = new NodeClient(node.url, { name: "producer-results" });
     await client.start();
     const producer: App = createApp({ broker: server.url, results: new RemoteResultStore(client), log: () => {} });
-    const workers: WorkerProcess[] = [];
+    const workers: WatchedProcess[] = [];
     const dir = mkdtempSync(join(tmpdir(), "celerity-amqp-faults-"));
     t.after(async () => {
       await Promise.all(workers.map((worker) => worker.kill()));
@@ -127,13 +57,12 @@ if ("skip" in server) {
       await node.stop();
       rmSync(dir, { recursive: true, force: true });
     });
-    const start = async (count: number, brokerUrl = server.url): Promise<WorkerProcess[]> => {
-      const started = Array.from(
-        { length: count },
-        (_, i) => new WorkerProcess(`w${workers.length + i + 1}`, brokerUrl, node.url),
+    const start = async (count: number, brokerUrl = server.url): Promise<WatchedProcess[]> => {
+      const started = Array.from({ length: count }, (_, i) =>
+        workerProcess(`w${workers.length + i + 1}`, brokerUrl, node.url),
       );
       workers.push(...started);
-      await Promise.all(started.map((worker) => worker.line(/consuming with concurrency/)));
+      await Promise.all(started.map((worker) => worker.waitFor(/consuming with concurrency/, START_TIMEOUT_MS)));
       return started;
     };
     const tails = () => workers.map((worker) => worker.tail()).join("\n");
@@ -150,12 +79,9 @@ if ("skip" in server) {
       const echo = producer.task("amqp.echo", (value: string, _ms: number) => value);
       const held = await hang.delay(join(dir, "marker"));
       const batch = await Promise.all(Array.from({ length: 100 }, (_, i) => echo.delay(`e${i}`, 5)));
-      const started = await within(
-        Promise.race([a.line(/started amqp.hang-once (\d+)/), b.line(/started amqp.hang-once (\d+)/)]),
-        START_TIMEOUT_MS,
-        "the hanging task to start",
-        tails,
-      );
+      const startedBy = (worker: WatchedProcess) =>
+        worker.waitFor(/started amqp.hang-once (\d+)/, START_TIMEOUT_MS, { detail: tails });
+      const started = await Promise.race([startedBy(a), startedBy(b)]);
       const victim = Number(started[1]) === a.pid ? a : b;
       const survivor = victim === a ? b : a;
       await victim.kill();

@@ -6,7 +6,6 @@
  * fails.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,101 +16,41 @@ import { chain } from "../dsl/combinators.ts";
 import { createApp } from "../runtime/app.ts";
 import { TaskRevokedError } from "../runtime/errors.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
+import { seeded } from "./support/seeded-random.ts";
 import { scaled, within } from "./support/waits.ts";
+import { celerity, START_TIMEOUT_MS, type WatchedProcess } from "./support/watched-process.ts";
 
-const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const CANVAS_APP = fileURLToPath(new URL("./fixtures/canvas-app.ts", import.meta.url));
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-/** Startup of a child (tsx compiles on the fly) takes about a second; allow for a loaded machine. */
-const START_TIMEOUT_MS = scaled(20_000);
 
-/** A `celerity worker` child for the canvas app, its output kept line by line. */
-class WorkerProcess {
-  readonly lines: { stream: "stdout" | "stderr"; line: string }[] = [];
-  readonly exited: Promise<void>;
-  private readonly child: ChildProcessWithoutNullStreams;
-  private readonly listeners = new Set<() => void>();
-
-  constructor(url: string, concurrency: number) {
-    this.child = spawn(
-      process.execPath,
-      [CLI, "worker", "--app", CANVAS_APP, "--broker", url, "--concurrency", String(concurrency)],
-      {
-        cwd: ROOT,
-        stdio: ["pipe", "pipe", "pipe"],
-      },
-    );
-    for (const stream of ["stdout", "stderr"] as const) {
-      let partial = "";
-      this.child[stream].setEncoding("utf8");
-      this.child[stream].on("data", (chunk: string) => {
-        const lines = (partial + chunk).split("\n");
-        partial = lines.pop() ?? "";
-        for (const line of lines) this.lines.push({ stream, line });
-        for (const listener of this.listeners) listener();
-      });
-    }
-    this.exited = new Promise((resolve) => this.child.once("exit", () => resolve()));
-  }
-
-  /** Resolve once a line of `stream` matches `pattern`. */
-  waitFor(stream: "stdout" | "stderr", pattern: RegExp): Promise<void> {
-    const seen = () => this.lines.some((l) => l.stream === stream && pattern.test(l.line));
-    if (seen()) return Promise.resolve();
-    return new Promise((resolve) => {
-      const listener = () => {
-        if (!seen()) return;
-        this.listeners.delete(listener);
-        resolve();
-      };
-      this.listeners.add(listener);
-    });
-  }
-
-  /** Stop gracefully (the worker finishes its running tasks) and wait for the exit: all its output is then read. */
-  async stop(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGTERM");
-    await within(this.exited, scaled(15_000), "the worker to exit", () => this.tail()).catch(() => {
-      this.child.kill("SIGKILL");
-      return this.exited;
-    });
-  }
-
-  tail(count = 30): string {
-    return this.lines
-      .slice(-count)
-      .map(({ stream, line }) => `  [worker ${stream}] ${line}`)
-      .join("\n");
-  }
-}
+/** Stop a worker gracefully (it finishes its running tasks) and wait for the exit: all its output is then read. */
+const stopWorker = async (worker: WatchedProcess): Promise<void> => {
+  await worker.stop("SIGTERM", scaled(15_000)).catch(() => worker.kill());
+};
 
 const setup = async (t: { after(fn: () => unknown): void }, concurrency: number) => {
   const node = await BrokerNode.start({ port: 0, log: () => {} });
   serveResults(node);
-  const worker = new WorkerProcess(node.url, concurrency);
+  const worker = celerity("worker", [
+    "worker",
+    "--app",
+    CANVAS_APP,
+    "--broker",
+    node.url,
+    "--concurrency",
+    String(concurrency),
+  ]);
   const logs: string[] = [];
   const app = createApp({ broker: node.url, log: (line) => logs.push(line) });
   t.after(async () => {
-    await worker.stop();
+    await stopWorker(worker);
     await app.close().catch(() => {});
     await node.stop();
   });
-  await within(worker.waitFor("stderr", /consuming with concurrency/), START_TIMEOUT_MS, "the worker to start", () =>
-    worker.tail(),
-  );
+  await worker.waitFor(/consuming with concurrency/, START_TIMEOUT_MS, { stream: "stderr" });
   const step = app.task("canvas.step", (tag: string) => tag);
   const next = app.task("canvas.next", (value: string) => value);
   const hold = app.task("canvas.hold", (path: string) => path);
   return { app, worker, step, next, hold };
-};
-
-/** Small seeded generator (mulberry32), so a failing run can be repeated with its seed. */
-const seeded = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
 };
 
 describe("revoking workflow steps while a worker in another process runs them", () => {
@@ -133,7 +72,7 @@ describe("revoking workflow steps while a worker in another process runs them", 
           if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait - 1));
           await app.revoke([first]);
           await within(
-            r.get().catch(() => undefined),
+            within(r.get(), scaled(5_000), "the step raced by its revocation").catch(() => undefined),
             scaled(20_000),
             `chain ${b * BATCH + i} to settle`,
             () => worker.tail(),
@@ -141,9 +80,9 @@ describe("revoking workflow steps while a worker in another process runs them", 
         }),
       );
     }
-    await worker.stop();
+    await stopWorker(worker);
     const ran = new Set(
-      worker.lines.filter((l) => l.stream === "stdout" && l.line.startsWith("ran ")).map((l) => l.line.slice(4)),
+      worker.printed.filter((l) => l.stream === "stdout" && l.line.startsWith("ran ")).map((l) => l.line.slice(4)),
     );
     let revoked = 0;
     let succeeded = 0;
@@ -174,12 +113,7 @@ describe("revoking workflow steps while a worker in another process runs them", 
     const dir = mkdtempSync(join(tmpdir(), "celerity-canvas-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const r = await chain(hold.s(join(dir, "never")), next.s(), next.s()).apply();
-    await within(
-      worker.waitFor("stdout", new RegExp(`holding ${r.parent!.parent!.id}`)),
-      scaled(10_000),
-      "the first step to run",
-      () => worker.tail(),
-    );
+    await worker.waitFor(new RegExp(`holding ${r.parent!.parent!.id}`), scaled(10_000), { stream: "stdout" });
     await r.revoke({ terminate: true });
     await assert.rejects(
       within(r.get(), scaled(10_000), "the chain to settle", () => worker.tail()),

@@ -11,40 +11,28 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createApp, type App } from "../runtime/app.ts";
 import { eventually } from "../runtime/test-support.ts";
-import { CliChild, runCli } from "./cli-child.ts";
+import { scaled } from "./support/waits.ts";
+import { celerity, runCelerity, START_TIMEOUT_MS, type WatchedProcess } from "./support/watched-process.ts";
 
 const APP = fileURLToPath(new URL("./fixtures/control-app.ts", import.meta.url));
-const START_MS = 20_000;
-const RUN_MS = 20_000;
+const RUN_MS = scaled(20_000);
 
 describe("watching and steering worker processes", () => {
   it("inspects, pauses, watches and shuts down two worker processes through the CLI", {
     timeout: 180_000,
   }, async () => {
-    const children: CliChild[] = [];
+    const children: WatchedProcess[] = [];
     let app: App | undefined;
     try {
-      const broker = new CliChild("broker", ["broker", "--port", "0"]);
+      const broker = celerity("broker", ["broker", "--port", "0"]);
       children.push(broker);
-      const [, url] = await broker.waitFor(/listening on (celerity:\/\/[\d.]+:\d+)/, START_MS);
-      const workers = ["w1", "w2"].map(
-        (name) =>
-          new CliChild(name, [
-            "worker",
-            "--app",
-            APP,
-            "--broker",
-            url,
-            "--concurrency",
-            "2",
-            "--name",
-            name,
-            "--events",
-          ]),
+      const [, url] = await broker.waitFor(/listening on (celerity:\/\/[\d.]+:\d+)/, START_TIMEOUT_MS);
+      const workers = ["w1", "w2"].map((name) =>
+        celerity(name, ["worker", "--app", APP, "--broker", url, "--concurrency", "2", "--name", name, "--events"]),
       );
       children.push(...workers);
-      await Promise.all(workers.map((worker) => worker.waitFor(/consuming with concurrency/, START_MS)));
-      const cli = (...args: string[]) => runCli([...args, "--broker", url], RUN_MS);
+      await Promise.all(workers.map((worker) => worker.waitFor(/consuming with concurrency/, START_TIMEOUT_MS)));
+      const cli = (...args: string[]) => runCelerity([...args, "--broker", url], RUN_MS);
 
       // inspect: both answer; a destination that matches no worker is an empty answer after the timeout, exit 69.
       const ping = await cli("inspect", "ping", "--json");
@@ -58,7 +46,7 @@ describe("watching and steering worker processes", () => {
       assert.match(registered.stdout, /-> w2: OK\n {4}\* "ctl\.add"\n {4}\* "ctl\.sleep"/);
 
       // events: a subscriber process sees a task's events from the worker that ran it.
-      const watcher = new CliChild("events", [
+      const watcher = celerity("events", [
         "events",
         "--broker",
         url,
@@ -69,14 +57,15 @@ describe("watching and steering worker processes", () => {
         "2",
       ]);
       children.push(watcher);
-      await watcher.waitFor(/subscribed to/, START_MS);
+      await watcher.waitFor(/subscribed to/, START_TIMEOUT_MS);
       app = createApp({ broker: url, log: () => {} });
       const sum = await app.sendTask<number>("ctl.add", [2, 3]);
       assert.equal(await sum.get({ timeout: RUN_MS }), 5);
-      assert.equal(await watcher.exitCode(RUN_MS), 0);
-      const seen = watcher.stdout.map(
-        (line) => JSON.parse(line) as { type: string; uuid: string; hostname: string; result?: string },
-      );
+      assert.equal((await watcher.exit(RUN_MS)).code, 0);
+      const seen = watcher
+        .text("stdout")
+        .split("\n")
+        .map((line) => JSON.parse(line) as { type: string; uuid: string; hostname: string; result?: string });
       assert.deepEqual(
         seen.map((e) => [e.type, e.uuid]),
         [
@@ -111,7 +100,7 @@ describe("watching and steering worker processes", () => {
       const shutdown = await cli("control", "shutdown", "-d", "w2", "--timeout", "5000");
       assert.equal(shutdown.code, 0, shutdown.output);
       assert.match(shutdown.stdout, /-> w2: OK\n {4}shutting down/);
-      assert.equal(await workers[1].exitCode(RUN_MS), 0);
+      assert.equal((await workers[1].exit(RUN_MS)).code, 0);
       await workers[1].waitFor(/shut down by remote control/, RUN_MS);
       assert.deepEqual(await app.inspect.ping(), { w1: "pong" });
     } finally {

@@ -10,10 +10,8 @@
  * even when it fails.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -25,18 +23,17 @@ import type { Consumer } from "../broker/transport.ts";
 import { chain, chord } from "../dsl/combinators.ts";
 import { createApp, type App } from "../runtime/app.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
-import { within } from "./support/waits.ts";
+import { CuttingProxy } from "./support/cutting-proxy.ts";
+import { Scope } from "./support/scope.ts";
+import { seeded } from "./support/seeded-random.ts";
+import { deferred, within } from "./support/waits.ts";
+import { celerity, nodeProcess, START_TIMEOUT_MS, tails, type WatchedProcess } from "./support/watched-process.ts";
 
-const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const FAULT_APP = fileURLToPath(new URL("./fixtures/fault-app.ts", import.meta.url));
 const SLOW_DISK_BROKER = fileURLToPath(new URL("./fixtures/slow-disk-broker.ts", import.meta.url));
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-
-/** Startup of a child (tsx compiles on the fly) takes about a second; allow for a loaded machine. */
-const START_TIMEOUT_MS = 15_000;
 
 // ---------------------------------------------------------------------------
-// Helpers: deadlines, cleanup scopes, child processes, a connection-cutting proxy.
+// Helpers: brokers and workers as processes, a gate in front of a node.
 
 /** Resolve once `read()` gives `expected` (a state written by another process lands a moment later), or fail naming what was seen. */
 const until = async <T>(read: () => Promise<T>, expected: T, ms: number, what: string): Promise<void> => {
@@ -52,167 +49,6 @@ const until = async <T>(read: () => Promise<T>, expected: T, ms: number, what: s
   }
 };
 
-const deferred = <T = void>() => {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-};
-
-/** Cleanups run in reverse order, each even if an earlier one failed. */
-class Scope {
-  private readonly cleanups: (() => unknown)[] = [];
-
-  defer(cleanup: () => unknown): void {
-    this.cleanups.push(cleanup);
-  }
-
-  async close(): Promise<void> {
-    const errors: unknown[] = [];
-    for (const cleanup of this.cleanups.splice(0).reverse()) {
-      try {
-        await cleanup();
-      } catch (error) {
-        errors.push(error);
-      }
-    }
-    if (errors.length > 0) throw new AggregateError(errors, "cleanup failed");
-  }
-
-  tempDir(): string {
-    const path = mkdtempSync(join(tmpdir(), "celerity-faults-"));
-    this.defer(() => rmSync(path, { recursive: true, force: true }));
-    return path;
-  }
-}
-
-/** Every child still running; killed if this process exits without cleaning up (a crash of the test runner). */
-const running = new Set<ChildProcessWithoutNullStreams>();
-process.on("exit", () => {
-  for (const child of running) child.kill("SIGKILL");
-});
-
-type Stream = "stdout" | "stderr";
-
-interface LineWaiter {
-  readonly stream: Stream;
-  readonly pattern: RegExp;
-  readonly from: number;
-  resolve(match: RegExpExecArray): void;
-  reject(error: unknown): void;
-}
-
-/** A node child process (the CLI unless told otherwise), with its output split into lines and waits on them. */
-class Child {
-  readonly process: ChildProcessWithoutNullStreams;
-  readonly output: { stream: Stream; line: string }[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  private readonly waiters = new Set<LineWaiter>();
-
-  constructor(
-    readonly name: string,
-    args: readonly string[],
-    nodeArgs: readonly string[] = [CLI],
-  ) {
-    this.process = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
-    running.add(this.process);
-    for (const stream of ["stdout", "stderr"] as const) {
-      let partial = "";
-      this.process[stream].setEncoding("utf8");
-      this.process[stream].on("data", (chunk: string) => {
-        partial += chunk;
-        const lines = partial.split("\n");
-        partial = lines.pop() ?? "";
-        for (const line of lines) this.received(stream, line);
-      });
-    }
-    this.exited = new Promise((resolve) => {
-      this.process.once("exit", (code, signal) => {
-        running.delete(this.process);
-        this.exit = { code, signal };
-        for (const waiter of this.waiters) {
-          waiter.reject(
-            new Error(
-              `${this.name} exited (code ${code}, signal ${signal}) before printing ${waiter.pattern}\n${this.tail()}`,
-            ),
-          );
-        }
-        this.waiters.clear();
-        resolve({ code, signal });
-      });
-    });
-  }
-
-  get pid(): number {
-    return this.process.pid as number;
-  }
-
-  /** The first line of `stream` (from `from` on) that matches `pattern`. */
-  waitFor(stream: Stream, pattern: RegExp, from = 0): Promise<RegExpExecArray> {
-    for (let i = from; i < this.output.length; i++) {
-      const { stream: s, line } = this.output[i];
-      const match = s === stream ? pattern.exec(line) : null;
-      if (match !== null) return Promise.resolve(match);
-    }
-    if (this.exit !== undefined) {
-      return Promise.reject(
-        new Error(
-          `${this.name} has exited (code ${this.exit.code}, signal ${this.exit.signal}) without printing ${pattern}\n${this.tail()}`,
-        ),
-      );
-    }
-    return new Promise((resolve, reject) => {
-      const waiter: LineWaiter = {
-        stream,
-        pattern,
-        from,
-        resolve: (match) => {
-          this.waiters.delete(waiter);
-          resolve(match);
-        },
-        reject,
-      };
-      this.waiters.add(waiter);
-    });
-  }
-
-  /** SIGKILL (or `signal`) and wait for the exit. */
-  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.exit === undefined) this.process.kill(signal);
-    return this.exited;
-  }
-
-  /** The last lines of output, for failure messages. */
-  tail(lines = 30): string {
-    return this.output
-      .slice(-lines)
-      .map(({ stream, line }) => `  [${this.name} ${stream}] ${line}`)
-      .join("\n");
-  }
-
-  private received(stream: Stream, line: string): void {
-    const index = this.output.length;
-    this.output.push({ stream, line });
-    for (const waiter of [...this.waiters]) {
-      if (waiter.stream !== stream || index < waiter.from) continue;
-      const match = waiter.pattern.exec(line);
-      if (match !== null) waiter.resolve(match);
-    }
-  }
-}
-
-const tails =
-  (...children: (Child | undefined)[]) =>
-  () =>
-    children
-      .map((child) => child?.tail() ?? "")
-      .filter(Boolean)
-      .join("\n");
-
 /** A `celerity broker` process; resolves once it listens (the url is parsed from its log line). */
 const startBroker = async (
   scope: Scope,
@@ -222,21 +58,21 @@ const startBroker = async (
   const args = ["--port", String(options.port ?? 0)];
   if (options.dataDir !== undefined) args.push("--data-dir", options.dataDir);
   const child = options.slowDisk
-    ? new Child(name, args, ["--import", "tsx", SLOW_DISK_BROKER])
-    : new Child(name, ["broker", ...args]);
+    ? nodeProcess(name, ["--import", "tsx", SLOW_DISK_BROKER, ...args])
+    : celerity(name, ["broker", ...args]);
   scope.defer(() => child.kill());
-  const [, url] = await within(
-    child.waitFor("stderr", /listening on (celerity:\/\/[\d.]+:\d+)/),
-    START_TIMEOUT_MS,
-    `${name} to listen`,
-    tails(child),
-  );
+  const [, url] = await child.waitFor(/listening on (celerity:\/\/[\d.]+:\d+)/, START_TIMEOUT_MS, { stream: "stderr" });
   return { child, url };
 };
 
 /** A `celerity worker` process for the fault app; resolves once it consumes. */
-const startWorker = async (scope: Scope, name: string, url: string, extra: readonly string[] = []) => {
-  const child = new Child(name, [
+const startWorker = async (
+  scope: Scope,
+  name: string,
+  url: string,
+  extra: readonly string[] = [],
+): Promise<WatchedProcess> => {
+  const child = celerity(name, [
     "worker",
     "--app",
     FAULT_APP,
@@ -249,12 +85,7 @@ const startWorker = async (scope: Scope, name: string, url: string, extra: reado
     ...extra,
   ]);
   scope.defer(() => child.kill());
-  await within(
-    child.waitFor("stderr", /consuming with concurrency/),
-    START_TIMEOUT_MS,
-    `${name} to start consuming`,
-    tails(child),
-  );
+  await child.waitFor(/consuming with concurrency/, START_TIMEOUT_MS, { stream: "stderr" });
   return child;
 };
 
@@ -273,86 +104,6 @@ const envelope = (id: string, queue = "q", bytes = 32): Envelope => ({
   headers: { task: "fault" },
   body: new TextEncoder().encode(`${id}:${"x".repeat(bytes)}`),
 });
-
-/** Small seeded generator (mulberry32): the same seed cuts at the same byte counts. */
-const seeded = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-};
-
-/**
- * A TCP proxy to a node that cuts each connection once it has forwarded a
- * random number of bytes (both directions together), until `maxCuts`
- * connections have been cut; after that it only forwards. A cut forwards the
- * bytes up to the cut point (often mid-frame), then closes both sides.
- */
-class CuttingProxy {
-  cuts = 0;
-  readonly cutAt: number[] = [];
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-
-  constructor(
-    private readonly targetPort: number,
-    private readonly random: () => number,
-    private readonly maxCuts: number,
-    private readonly onCut: () => void = () => {},
-  ) {}
-
-  async start(): Promise<string> {
-    const server = createServer((client) => this.accept(client));
-    this.server = server;
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-    return `celerity://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  }
-
-  /** A cut point: often inside the handshake or the first requests, else a few kilobytes in. */
-  private threshold(): number {
-    return this.random() < 0.25 ? 1 + Math.floor(this.random() * 300) : 1_000 + Math.floor(this.random() * 5_000);
-  }
-
-  private accept(client: Socket): void {
-    const upstream = connect({ host: "127.0.0.1", port: this.targetPort });
-    this.sockets.add(client).add(upstream);
-    const limit = this.cuts < this.maxCuts ? this.threshold() : Number.POSITIVE_INFINITY;
-    let forwarded = 0;
-    let cut = false;
-    const forward = (from: Socket, to: Socket) => (chunk: Buffer) => {
-      if (cut) return;
-      if (forwarded + chunk.length < limit || this.cuts >= this.maxCuts) {
-        forwarded += chunk.length;
-        to.write(chunk);
-        return;
-      }
-      cut = true;
-      this.cuts++;
-      this.cutAt.push(limit);
-      this.onCut();
-      to.end(chunk.subarray(0, limit - forwarded), () => to.destroy());
-      from.destroy();
-    };
-    client.on("data", forward(client, upstream));
-    upstream.on("data", forward(upstream, client));
-    for (const [socket, other] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      socket.on("error", () => {});
-      socket.on("close", () => {
-        this.sockets.delete(socket);
-        if (!cut) other.destroy();
-      });
-    }
-  }
-
-  async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-}
 
 /** A TCP proxy to a node that the test can close (refusing new connections) and cut (dropping every open one). */
 class Gate {
@@ -437,7 +188,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
   }, async () => {
     const scope = new Scope();
     try {
-      const marker = join(scope.tempDir(), "hang-once.marker");
+      const marker = join(scope.tempDir("celerity-faults-"), "hang-once.marker");
       const broker = await startBroker(scope, "broker");
       const [first, second] = await Promise.all([
         startWorker(scope, "w1", broker.url),
@@ -449,15 +200,9 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
 
       const result = await producer.sendTask<string>("fault.hang-once", [marker]);
       // Whichever worker got the task prints that it started (and then hangs).
-      const started = await within(
-        Promise.race([
-          first.waitFor("stdout", /^started fault\.hang-once (\d+)$/).then(() => first),
-          second.waitFor("stdout", /^started fault\.hang-once (\d+)$/).then(() => second),
-        ]),
-        10_000,
-        "a worker to start the task",
-        detail,
-      );
+      const startedBy = (worker: WatchedProcess) =>
+        worker.waitFor(/^started fault\.hang-once (\d+)$/, 10_000, { stream: "stdout", detail }).then(() => worker);
+      const started = await Promise.race([startedBy(first), startedBy(second)]);
       const survivor = started === first ? second : first;
       // The worker prints before its STARTED write (on its own connection) has reached the node.
       await until(() => result.state(), "STARTED", 5_000, "the task's state");
@@ -488,7 +233,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
   }, async () => {
     const scope = new Scope();
     try {
-      const dataDir = scope.tempDir();
+      const dataDir = scope.tempDir("celerity-faults-");
       const first = await startBroker(scope, "broker-1", { dataDir });
       const producer = await NodeTransport.connect(first.url, { reconnectMinMs: 10_000 });
       scope.defer(() => producer.client.close());
@@ -589,7 +334,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
       const unknown = seen.filter((id) => !publishedIds.has(id));
       assert.deepEqual(unknown, [], "messages never published were delivered");
       assert.ok(
-        second.child.output.some(({ line }) => /recovered \d+ messages/.test(line)),
+        second.child.printed.some(({ line }) => /recovered \d+ messages/.test(line)),
         second.child.tail(),
       );
     } finally {
@@ -602,7 +347,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
   }, async () => {
     const scope = new Scope();
     try {
-      const dataDir = scope.tempDir();
+      const dataDir = scope.tempDir("celerity-faults-");
       // Every fsync takes 300 ms longer: a busy disk.
       const first = await startBroker(scope, "slow-disk-broker", { dataDir, slowDisk: true });
       const producer = await NodeTransport.connect(first.url, { reconnectMinMs: 10_000 });
@@ -654,12 +399,15 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
       const received = new Map<string, number>();
       let deliveries = 0;
       const deliveriesAtCut: number[] = [];
-      const producerProxy = new CuttingProxy(port, random, 4);
-      const consumerProxy = new CuttingProxy(port, random, 4, () => deliveriesAtCut.push(deliveries));
+      const producerProxy = new CuttingProxy(port, random, 4, { lateCutBytes: 5_000 });
+      const consumerProxy = new CuttingProxy(port, random, 4, {
+        lateCutBytes: 5_000,
+        onCut: () => deliveriesAtCut.push(deliveries),
+      });
       scope.defer(() => producerProxy.stop());
       scope.defer(() => consumerProxy.stop());
-      const producerUrl = await producerProxy.start();
-      const consumerUrl = await consumerProxy.start();
+      const producerUrl = `celerity://127.0.0.1:${await producerProxy.start()}`;
+      const consumerUrl = `celerity://127.0.0.1:${await consumerProxy.start()}`;
       const clientOptions = { reconnectMinMs: 5, reconnectMaxMs: 100, requestTimeoutMs: 10_000 };
       const producer = await NodeTransport.connect(producerUrl, clientOptions);
       scope.defer(() => producer.client.close());
@@ -735,10 +483,10 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
     }
   });
 
-  it("a worker process keeps consuming after the node process restarts", { timeout: 30_000 }, async () => {
+  it("a worker process keeps consuming after the node process restarts", { timeout: 90_000 }, async () => {
     const scope = new Scope();
     try {
-      const dataDir = scope.tempDir();
+      const dataDir = scope.tempDir("celerity-faults-");
       const first = await startBroker(scope, "broker-1", { dataDir });
       const port = Number(/:(\d+)$/.exec(first.url)?.[1]);
       const worker = await startWorker(scope, "worker", first.url);
@@ -784,7 +532,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
         ),
         `after-kill from pid ${worker.pid}`,
       );
-      assert.equal(worker.process.exitCode, null, "the worker process is still running");
+      assert.equal(worker.child.exitCode, null, "the worker process is still running");
     } finally {
       await scope.close();
     }
@@ -795,7 +543,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
   }, async () => {
     const scope = new Scope();
     try {
-      const dataDir = scope.tempDir();
+      const dataDir = scope.tempDir("celerity-faults-");
       let node = await BrokerNode.start({ port: 0, dataDir, log: () => {} });
       scope.defer(() => node.stop());
       const port = node.address.port;
@@ -950,8 +698,8 @@ describe("durable results across a node crash", { concurrency: false }, () => {
   }, async () => {
     const scope = new Scope();
     try {
-      const dataDir = scope.tempDir();
-      const gate = join(scope.tempDir(), "gate");
+      const dataDir = scope.tempDir("celerity-faults-");
+      const gate = join(scope.tempDir("celerity-faults-"), "gate");
       const broker = await startBroker(scope, "broker", { dataDir });
       const port = Number(/:(\d+)$/.exec(broker.url)?.[1]);
       const worker = await startWorker(scope, "w1", broker.url, ["--concurrency", "4"]);
@@ -973,7 +721,10 @@ describe("durable results across a node crash", { concurrency: false }, () => {
       const chorded = await chord([add.s(1, 1), waitFile.s(5, gate)], tsum.s()).apply();
       // Both waiting steps are running: the chain's first step is done and its graph, like the chord's, is stored.
       await within(
-        Promise.all([worker.waitFor("stdout", /^waiting 3$/), worker.waitFor("stdout", /^waiting 5$/)]),
+        Promise.all([
+          worker.waitFor(/^waiting 3$/, 15_000, { stream: "stdout" }),
+          worker.waitFor(/^waiting 5$/, 15_000, { stream: "stdout" }),
+        ]),
         15_000,
         "both workflows to reach their waiting step",
         detail,
@@ -1002,10 +753,7 @@ describe("durable results across a node crash", { concurrency: false }, () => {
         ),
         `before the crash from pid ${worker.pid}`,
       );
-      assert.match(
-        restarted.child.output.map(({ line }) => line).join("\n"),
-        /results: recovered \d+ task results, 2 workflow graphs/,
-      );
+      assert.match(restarted.child.output, /results: recovered \d+ task results, 2 workflow graphs/);
     } finally {
       await scope.close();
     }

@@ -34,10 +34,72 @@ let tarball = "";
 const node = (file: string, ...args: string[]) =>
   run(process.execPath, [file, ...args], { cwd: project, timeout: PROCESS_TIMEOUT_MS });
 const bin = () => join(project, "node_modules", ".bin", "celerity");
+/** Where the toolkit's runner examples are copied in the scratch project. */
+const RUNNER_EXAMPLES = "runner-examples";
+
+/** `node <args>` in the scratch project to its end, with its output, without this runner's test context. */
+const runInProject = async (name: string, args: readonly string[]) => {
+  const { NODE_TEST_CONTEXT: _parent, ...env } = process.env;
+  const child = new WatchedProcess(name, process.execPath, args, {
+    cwd: project,
+    env: { ...env, FORCE_COLOR: "0", NO_COLOR: "1", CI: "1" },
+  });
+  try {
+    const { code } = await child.exit(STEP_TIMEOUT_MS);
+    return { code, output: child.output };
+  } finally {
+    await child.kill();
+  }
+};
+
+/** The test runners the toolkit's examples run under, installed beside the package as a user would. */
+const RUNNERS = ["vitest", "jest", "@jest/globals", "@babel/preset-typescript"] as const;
+
+type LockEntry = {
+  dev?: boolean;
+  devOptional?: boolean;
+  peer?: boolean;
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+};
+
+/**
+ * The lockfile paths of `roots` and of everything they need, found as Node
+ * resolves a dependency: from the package's own node_modules up to the top.
+ * An optional dependency the lockfile has no entry for (another platform's
+ * binary) is left out.
+ */
+const closureOf = (pinned: Record<string, LockEntry>, roots: readonly string[]): Set<string> => {
+  const found = new Set<string>();
+  const resolve = (from: string, name: string): string | undefined => {
+    for (let base = from; ; ) {
+      const candidate = `${base === "" ? "" : `${base}/`}node_modules/${name}`;
+      if (pinned[candidate] !== undefined) return candidate;
+      if (base === "") return undefined;
+      const up = base.lastIndexOf("/node_modules/");
+      base = up < 0 ? "" : base.slice(0, up);
+    }
+  };
+  const visit = (path: string | undefined) => {
+    if (path === undefined || found.has(path)) return;
+    found.add(path);
+    const entry = pinned[path];
+    for (const name of Object.keys({
+      ...entry.dependencies,
+      ...entry.optionalDependencies,
+      ...entry.peerDependencies,
+    }))
+      visit(resolve(path, name));
+  };
+  for (const root of roots) visit(resolve("", root));
+  return found;
+};
 
 /**
  * The scratch project's lockfile: the tarball, plus every package the
- * repository's lockfile pins for it (its dependencies, and Node's types), so
+ * repository's lockfile pins for it (its dependencies, Node's types, and the
+ * test runners of the toolkit's examples with what they need), so
  * `npm ci --offline` finds each one in the cache by its integrity.
  */
 const scratchLockfile = (tarballName: string): { manifest: object; lockfile: object } => {
@@ -47,9 +109,12 @@ const scratchLockfile = (tarballName: string): { manifest: object; lockfile: obj
   const integrity = `sha512-${createHash("sha512")
     .update(readFileSync(join(scratch, tarballName)))
     .digest("base64")}`;
-  const dependencies = { celerity: spec, "@types/node": lock.packages["node_modules/@types/node"].version };
+  const pinned = lock.packages as Record<string, LockEntry>;
+  const versionOf = (name: string): string => (pinned[`node_modules/${name}`] as { version: string }).version;
+  const dependencies = { celerity: spec, "@types/node": versionOf("@types/node") };
+  const devDependencies = Object.fromEntries(RUNNERS.map((name) => [name, versionOf(name)]));
   const packages: Record<string, object> = {
-    "": { name: "scratch", dependencies },
+    "": { name: "scratch", dependencies, devDependencies },
     "node_modules/celerity": {
       version: pkg.version,
       resolved: spec,
@@ -62,25 +127,34 @@ const scratchLockfile = (tarballName: string): { manifest: object; lockfile: obj
       peerDependenciesMeta: pkg.peerDependenciesMeta,
     },
   };
-  type Entry = { dev?: boolean; devOptional?: boolean; dependencies?: Record<string, string> };
-  const pinned = lock.packages as Record<string, Entry>;
-  // Node's types and what they need, though the repository has them as development tools only.
-  const types = new Set<string>();
-  const addTypes = (path: string) => {
-    if (types.has(path) || pinned[path] === undefined) return;
-    types.add(path);
-    for (const name of Object.keys(pinned[path].dependencies ?? {})) addTypes(`node_modules/${name}`);
-  };
-  addTypes("node_modules/@types/node");
+  // Node's types and the runners, though the repository has them as development tools only.
+  const tools = closureOf(pinned, ["@types/node", ...RUNNERS]);
   for (const [path, entry] of Object.entries(pinned)) {
-    if (path === "" || ((entry.dev === true || entry.devOptional === true) && !types.has(path))) continue;
-    const { dev: _dev, devOptional: _devOptional, ...kept } = entry;
+    if (path === "" || ((entry.dev === true || entry.devOptional === true) && !tools.has(path))) continue;
+    const { dev: _dev, devOptional: _devOptional, peer: _peer, ...kept } = entry;
     packages[path] = kept;
   }
   return {
-    manifest: { name: "scratch", private: true, type: "module", dependencies },
+    manifest: { name: "scratch", private: true, type: "module", dependencies, devDependencies },
     lockfile: { name: "scratch", lockfileVersion: 3, requires: true, packages },
   };
+};
+
+/**
+ * The toolkit's vitest and jest examples (examples/testing/), copied into the
+ * scratch project with their imports of the repository's sources turned into
+ * imports of the installed package, as docs/testing.md tells a user to write them.
+ */
+const copyRunnerExamples = (into: string): void => {
+  const examples = join(ROOT, "examples", "testing");
+  mkdirSync(join(project, into));
+  for (const file of ["tasks.ts", "vitest.test.ts", "jest.test.ts"]) {
+    const source = readFileSync(join(examples, file), "utf8")
+      .replaceAll('"../../src/testing.ts"', '"celerity/testing"')
+      .replaceAll('"../../src/index.ts"', '"celerity"');
+    assert.doesNotMatch(source, /\.\.\/\.\.\/src\//, `${file} imports the repository's sources another way`);
+    writeFileSync(join(project, into, file), source);
+  }
 };
 
 describe("the installed package", { timeout: scaled(180_000) }, () => {
@@ -98,6 +172,7 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
     const { manifest, lockfile } = scratchLockfile(tarball);
     writeFileSync(join(project, "package.json"), JSON.stringify(manifest, null, 2));
     writeFileSync(join(project, "package-lock.json"), JSON.stringify(lockfile, null, 2));
+    copyRunnerExamples(RUNNER_EXAMPLES);
     await run("npm", ["ci", "--offline", "--no-audit", "--no-fund"], { cwd: project, timeout: STEP_TIMEOUT_MS });
   });
   after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -160,6 +235,39 @@ describe("the installed package", { timeout: scaled(180_000) }, () => {
     });
     assert.match(stdout, /ℹ pass 2\b/, stdout);
     assert.match(stdout, /ℹ fail 0\b/, stdout);
+  });
+
+  it("runs the testing toolkit's vitest example under vitest 3, from celerity/testing", async () => {
+    const { code, output } = await runInProject("vitest", [
+      join("node_modules", "vitest", "vitest.mjs"),
+      "run",
+      `${RUNNER_EXAMPLES}/vitest.test.ts`,
+    ]);
+    assert.equal(code, 0, output);
+    assert.match(output, /Tests\s+2 passed \(2\)/, output);
+  });
+
+  it("runs the testing toolkit's jest example under jest, from celerity/testing", async () => {
+    // As docs/testing.md shows: TypeScript through babel-jest's TypeScript preset, ES modules through Node's VM modules.
+    writeFileSync(
+      join(project, "jest.config.mjs"),
+      `export default ${JSON.stringify({
+        testMatch: [`<rootDir>/${RUNNER_EXAMPLES}/jest.test.ts`],
+        extensionsToTreatAsEsm: [".ts"],
+        transform: {
+          "\\.ts$": ["babel-jest", { presets: [["@babel/preset-typescript", { allowDeclareFields: true }]] }],
+        },
+        testEnvironment: "node",
+      })};\n`,
+    );
+    const { code, output } = await runInProject("jest", [
+      "--experimental-vm-modules",
+      join("node_modules", "jest", "bin", "jest.js"),
+      "-c",
+      "jest.config.mjs",
+    ]);
+    assert.equal(code, 0, output);
+    assert.match(output, /Tests:\s+2 passed, 2 total/, output);
   });
 
   it("answers npx celerity --help and --version", async () => {

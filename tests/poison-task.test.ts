@@ -5,7 +5,6 @@
  * `maxDeliveries` times and every healthy task beside it runs.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -13,28 +12,16 @@ import { NodeTransport } from "../broker/node/node-transport.ts";
 import { createApp } from "../runtime/app.ts";
 import { startFullNode } from "../runtime/full-node.ts";
 import { scaled, within } from "./support/waits.ts";
+import { nodeProcess, type WatchedProcess } from "./support/watched-process.ts";
 
 const WORKER = fileURLToPath(new URL("./fixtures/poison-worker.ts", import.meta.url));
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MAX_DELIVERIES = 4;
 
-/** Run one worker process until it exits; resolves to its exit code. */
-const runWorker = (url: string, queue: string, children: Set<ReturnType<typeof spawn>>): Promise<number | null> => {
-  const child = spawn(process.execPath, ["--import", "tsx", WORKER, url, queue], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  let output = "";
-  child.stdout.on("data", (chunk) => (output += chunk));
-  child.stderr.on("data", (chunk) => (output += chunk));
-  return new Promise((resolve) =>
-    child.once("exit", (code) => {
-      children.delete(child);
-      if (code !== 3) console.error(output);
-      resolve(code);
-    }),
-  );
+/** One worker process on `queue`, stopped when the test ends. */
+const startWorker = (t: { after(fn: () => unknown): void }, url: string, queue: string): WatchedProcess => {
+  const worker = nodeProcess("poison worker", ["--import", "tsx", WORKER, url, queue]);
+  t.after(() => worker.kill());
+  return worker;
 };
 
 describe("a poison task", () => {
@@ -43,10 +30,6 @@ describe("a poison task", () => {
   }, async (t) => {
     const full = await startFullNode({ port: 0, log: () => {} });
     t.after(() => full.stop());
-    const children = new Set<ReturnType<typeof spawn>>();
-    t.after(() => {
-      for (const child of children) child.kill("SIGKILL");
-    });
     const queue = `poison-${randomUUID()}`;
     const admin = await NodeTransport.connect(full.url);
     t.after(() => admin.close());
@@ -62,10 +45,12 @@ describe("a poison task", () => {
     // Each worker dies on the poison, maxDeliveries times; the next one finds it dead-lettered.
     let deaths = 0;
     while (deaths < MAX_DELIVERIES) {
-      assert.equal(await runWorker(full.url, queue, children), 3, "the worker died on the poison task");
+      const worker = startWorker(t, full.url, queue);
+      const { code } = await worker.exit(scaled(30_000));
+      assert.equal(code, 3, `the worker died on the poison task\n${worker.tail()}`);
       deaths++;
     }
-    void runWorker(full.url, queue, children);
+    const last = startWorker(t, full.url, queue);
     const done = Promise.all(healthy.map((result) => result.get({ timeout: scaled(100_000) })));
     const values = await within(done, scaled(100_000), "every healthy task to finish");
     assert.deepEqual(
@@ -87,6 +72,6 @@ describe("a poison task", () => {
       [poison.id],
       `only the poison is dead-lettered (healthy tasks dead-lettered beside it: ${letters.length - 1})`,
     );
-    for (const child of children) child.kill("SIGTERM");
+    last.child.kill("SIGTERM");
   });
 });

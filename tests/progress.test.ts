@@ -8,8 +8,8 @@ import { BrokerNode } from "../broker/node/node-server.ts";
 import type { Progress } from "../dsl/result.ts";
 import { createApp } from "../runtime/app.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
-import { Child, START_TIMEOUT_MS, within } from "./processes.ts";
-import { scaled } from "./support/waits.ts";
+import { scaled, within } from "./support/waits.ts";
+import { celerity, START_TIMEOUT_MS } from "./support/watched-process.ts";
 
 const APP = "tests/fixtures/progress-app.ts";
 
@@ -17,7 +17,7 @@ it("shows a task's progress, custom state and metadata, reported by a worker pro
   const node = await BrokerNode.start({ port: 0, log: () => {} });
   serveResults(node);
   const caller = createApp({ broker: node.url, log: () => {} });
-  const worker = new Child("worker", ["worker", "--app", APP, "--broker", node.url, "--concurrency", "1"]);
+  const worker = celerity("worker", ["worker", "--app", APP, "--broker", node.url, "--concurrency", "1"]);
   const stops: (() => void)[] = [];
   t.after(async () => {
     for (const stop of stops) stop();
@@ -25,9 +25,7 @@ it("shows a task's progress, custom state and metadata, reported by a worker pro
     await caller.close();
     await node.stop();
   });
-  await within(worker.waitFor("stderr", /consuming with concurrency/), START_TIMEOUT_MS, "the worker to start", () =>
-    worker.tail(),
-  );
+  await worker.waitFor(/consuming with concurrency/, START_TIMEOUT_MS, { stream: "stderr" });
 
   const path = join(tmpdir(), `celerity-progress-${randomUUID()}`);
   const result = await caller.sendTask<string>("progress.steps", [path]);

@@ -7,15 +7,17 @@
  * when it fails.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { dropPrefix, redisSkipReason, testPrefix, TEST_REDIS_URL } from "../broker/redis/redis-test-support.ts";
 import { chain, chord, group } from "../dsl/combinators.ts";
 import { createApp, type App } from "../runtime/app.ts";
-import { Child, CuttingProxy, Scope, seeded, START_TIMEOUT_MS, tails, within } from "./processes.ts";
+import { CuttingProxy } from "./support/cutting-proxy.ts";
+import { Scope } from "./support/scope.ts";
+import { seeded } from "./support/seeded-random.ts";
+import { scaled, within } from "./support/waits.ts";
+import { celerity, START_TIMEOUT_MS, tails, type WatchedProcess } from "./support/watched-process.ts";
 
 const FAULT_APP = fileURLToPath(new URL("./fixtures/fault-app.ts", import.meta.url));
 /** Short leases, so that a killed worker's task comes back within the test's patience. */
@@ -28,8 +30,8 @@ const isolated = (scope: Scope, base = TEST_REDIS_URL): { url: string; prefix: s
   return { url: `${base}?prefix=${prefix.slice(0, -1)}&leaseMs=${LEASE_MS}`, prefix };
 };
 
-const startWorker = async (scope: Scope, name: string, url: string, concurrency = 1): Promise<Child> => {
-  const child = new Child(name, [
+const startWorker = async (scope: Scope, name: string, url: string, concurrency = 1): Promise<WatchedProcess> => {
+  const child = celerity(name, [
     "worker",
     "--app",
     FAULT_APP,
@@ -41,12 +43,7 @@ const startWorker = async (scope: Scope, name: string, url: string, concurrency 
     name,
   ]);
   scope.defer(() => child.kill());
-  await within(
-    child.waitFor("stderr", /consuming with concurrency/),
-    START_TIMEOUT_MS,
-    `${name} to start consuming`,
-    tails(child),
-  );
+  await child.waitFor(/consuming with concurrency/, START_TIMEOUT_MS, { stream: "stderr" });
   return child;
 };
 
@@ -64,18 +61,12 @@ describe("fault tolerance on Redis across processes", { concurrency: false, skip
   }, async () => {
     const scope = new Scope();
     try {
-      const dir = mkdtempSync(join(tmpdir(), "celerity-redis-faults-"));
-      scope.defer(() => rmSync(dir, { recursive: true, force: true }));
+      const dir = scope.tempDir("celerity-redis-faults-");
       const { url } = isolated(scope);
       const first = await startWorker(scope, "w1", url);
       const producer = producerApp(scope, url);
       const hung = await producer.sendTask<string>("fault.hang-once", [join(dir, "hang-once.marker")]);
-      await within(
-        first.waitFor("stdout", /^started fault\.hang-once \d+$/),
-        10_000,
-        "w1 to start the task",
-        tails(first),
-      );
+      await first.waitFor(/^started fault\.hang-once \d+$/, scaled(10_000), { stream: "stdout" });
       const queued = await Promise.all(
         Array.from({ length: 20 }, (_, i) => producer.sendTask<string>("fault.echo", [`echo ${i}`])),
       );

@@ -5,47 +5,29 @@
  * package's name. Each child is bounded by a timeout and killed at the end.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { scaled } from "./support/waits.ts";
+import { nodeProcess } from "./support/watched-process.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RUN_TIMEOUT_MS = scaled(90_000);
 const require = createRequire(import.meta.url);
 
-interface Run {
-  readonly code: number | null;
-  readonly output: string;
-}
-
-/** Run `node args` in the repository; resolves with its exit code and output, or fails after RUN_TIMEOUT_MS. */
-const runNode = (args: readonly string[], env: Record<string, string> = {}): Promise<Run> =>
-  new Promise((resolve, reject) => {
-    // Without the parent runner's NODE_TEST_CONTEXT, which would make a child node:test skip its files.
-    const { NODE_TEST_CONTEXT: _parent, ...inherited } = process.env;
-    const child = spawn(process.execPath, args, {
-      cwd: ROOT,
-      env: { ...inherited, ...env, FORCE_COLOR: "0", NO_COLOR: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`node ${args.join(" ")} did not finish within ${RUN_TIMEOUT_MS} ms; output:\n${output}`));
-    }, RUN_TIMEOUT_MS);
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
+/** Run `node args` in the repository to its end: its exit code and output, or a failure after RUN_TIMEOUT_MS. */
+const runNode = async (args: readonly string[], env: Record<string, string> = {}) => {
+  // Without the parent runner's NODE_TEST_CONTEXT, which would make a child node:test skip its files.
+  const child = nodeProcess(`node ${args.at(-1)}`, args, {
+    env: { ...env, FORCE_COLOR: "0", NO_COLOR: "1" },
+    withoutEnv: ["NODE_TEST_CONTEXT"],
   });
+  try {
+    const { code } = await child.exit(RUN_TIMEOUT_MS);
+    return { code, output: child.output };
+  } finally {
+    await child.kill();
+  }
+};
 
 const binOf = (pkg: string, bin: string): string => {
   const manifest = require.resolve(`${pkg}/package.json`);

@@ -11,25 +11,17 @@ import { createApp } from "../runtime/app.ts";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { scaled } from "./support/waits.ts";
-import { WatchedProcess } from "./support/watched-process.ts";
+import { celerity, START_TIMEOUT_MS } from "./support/watched-process.ts";
 
-const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const FAULT_APP = fileURLToPath(new URL("./fixtures/fault-app.ts", import.meta.url));
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const START_MS = scaled(20_000);
 
 const startPair = async (t: { after: (fn: () => unknown) => void }) => {
-  const broker = new WatchedProcess("broker", process.execPath, [CLI, "broker", "--port", "0"], { cwd: ROOT });
+  const broker = celerity("broker", ["broker", "--port", "0"]);
   t.after(() => broker.kill());
-  const [, url] = await broker.waitFor(/listening on (celerity:\/\/\S+)/, START_MS);
-  const worker = new WatchedProcess(
-    "worker",
-    process.execPath,
-    [CLI, "worker", "--app", FAULT_APP, "--broker", url, "--concurrency", "2"],
-    { cwd: ROOT },
-  );
+  const [, url] = await broker.waitFor(/listening on (celerity:\/\/\S+)/, START_TIMEOUT_MS);
+  const worker = celerity("worker", ["worker", "--app", FAULT_APP, "--broker", url, "--concurrency", "2"]);
   t.after(() => worker.kill());
-  await worker.waitFor(/consuming with concurrency/, START_MS);
+  await worker.waitFor(/consuming with concurrency/, START_TIMEOUT_MS);
   return { broker, worker, url };
 };
 
@@ -60,7 +52,7 @@ describe("a stopping worker process", () => {
     const producer = createApp({ broker: url });
     t.after(() => producer.close({ timeout: 1_000 }).catch(() => {}));
     await producer.sendTask("fault.wait-file", [7, join(dir, "go")]);
-    await worker.waitFor(/waiting 7/, START_MS);
+    await worker.waitFor(/waiting 7/, START_TIMEOUT_MS);
     broker.child.kill("SIGTERM");
     worker.child.kill("SIGTERM");
     await broker.exit(scaled(15_000));

@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { transportConformance } from "../conformance.ts";
 import { createEmbeddedBroker, EmbeddedBroker, type EmbeddedBrokerOptions } from "./embedded-broker.ts";
 import type { Delivery, Envelope } from "../envelope.ts";
@@ -15,6 +13,8 @@ import {
   UnknownDeliveryError,
 } from "../errors.ts";
 import type { Consumer } from "../transport.ts";
+import { scaled } from "../../tests/support/waits.ts";
+import { nodeProcess, START_TIMEOUT_MS } from "../../tests/support/watched-process.ts";
 
 transportConformance("embedded", () => createEmbeddedBroker());
 
@@ -340,34 +340,42 @@ describe("embedded broker", () => {
 
   describe("process lifetime", () => {
     const brokerModule = fileURLToPath(new URL("./embedded-broker.ts", import.meta.url));
-    const runScript = (body: string) =>
-      promisify(execFile)(
-        process.execPath,
-        [
-          "--import",
-          "tsx",
-          "--input-type=module",
-          "-e",
-          `import { createEmbeddedBroker } from ${JSON.stringify(brokerModule)};\n${body}`,
-        ],
-        { timeout: 10_000 },
-      );
+    /** A script run by node, bounded: its startup (tsx compiles) by START_TIMEOUT_MS, then what it does by `ms`. */
+    const runScript = async (t: { after(fn: () => unknown): void }, body: string, ready: RegExp, ms: number) => {
+      const script = nodeProcess("script", [
+        "--import",
+        "tsx",
+        "--input-type=module",
+        "-e",
+        `import { createEmbeddedBroker } from ${JSON.stringify(brokerModule)};\n${body}`,
+      ]);
+      t.after(() => script.kill());
+      await script.waitFor(ready, START_TIMEOUT_MS);
+      const exit = await script.exit(ms);
+      return { ...exit, stdout: script.text("stdout") };
+    };
     const message = (eta: string) =>
       `{ id: "x", exchange: "", routingKey: "q", priority: 0, headers: {}, body: new Uint8Array(), eta: ${eta} }`;
 
-    it("lets the process exit while a delayed message waits and nobody consumes", async () => {
-      const started = Date.now();
-      const { stdout } = await runScript(`
+    it("lets the process exit while a delayed message waits and nobody consumes", async (t) => {
+      // The message is due in a minute: a timer that kept the process alive would hold it that long.
+      const run = await runScript(
+        t,
+        `
         const broker = createEmbeddedBroker();
         await broker.publish(${message("Date.now() + 60_000")});
         console.log("published");
-      `);
-      assert.equal(stdout.trim(), "published");
-      assert.ok(Date.now() - started < 10_000);
+      `,
+        /^published$/,
+        scaled(10_000),
+      );
+      assert.deepEqual([run.code, run.stdout.trim()], [0, "published"]);
     });
 
-    it("keeps the process alive for a delayed message while a consumer is attached", async () => {
-      const { stdout } = await runScript(`
+    it("keeps the process alive for a delayed message while a consumer is attached", async (t) => {
+      const run = await runScript(
+        t,
+        `
         const broker = createEmbeddedBroker();
         const consumer = await broker.consume("q", (d) => {
           consumer.ack(d.deliveryTag);
@@ -375,8 +383,11 @@ describe("embedded broker", () => {
           void broker.close();
         }, { prefetch: 1 });
         await broker.publish(${message("Date.now() + 50")});
-      `);
-      assert.equal(stdout.trim(), "delivered");
+      `,
+        /^delivered$/,
+        scaled(10_000),
+      );
+      assert.deepEqual([run.code, run.stdout.trim()], [0, "delivered"]);
     });
   });
 

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { scaled } from "../../tests/support/waits.ts";
 import { DurableLog } from "./durable-log.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -27,13 +28,15 @@ interface Run {
 /**
  * Run the writer on `dir` until it has confirmed `target` appends, then SIGKILL
  * it; resolves once its output is fully read. Fails loudly if the writer dies on
- * its own or takes longer than `timeoutMs`.
+ * its own, or stalls: prints nothing for `stallMs` (its startup included). A
+ * limit on progress, not on the whole run: on a loaded machine 1,500 fsyncs
+ * may take long, and a writer that still confirms is not stuck.
  */
 const appendUntilKilled = (
   dir: string,
   mode: "always" | "interval",
   target: number,
-  timeoutMs = 15_000,
+  stallMs = scaled(15_000),
 ): Promise<Run> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", writer, dir, mode], {
@@ -45,14 +48,19 @@ const appendUntilKilled = (
     let pending = "";
     let stderr = "";
     let killed = false;
-    const timer = setTimeout(() => {
+    const stalled = () => {
       child.kill("SIGKILL");
       reject(
-        new Error(`writer confirmed ${confirmed.length} of ${target} appends in ${timeoutMs} ms; stderr: ${stderr}`),
+        new Error(
+          `writer confirmed ${confirmed.length} of ${target} appends, then nothing for ${stallMs} ms; stderr: ${stderr}`,
+        ),
       );
-    }, timeoutMs);
+    };
+    let timer = setTimeout(stalled, stallMs);
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      clearTimeout(timer);
+      if (!killed) timer = setTimeout(stalled, stallMs);
       const lines = (pending + chunk).split("\n");
       pending = lines.pop() ?? "";
       for (const line of lines) {
@@ -61,6 +69,7 @@ const appendUntilKilled = (
       }
       if (!killed && confirmed.length >= target) {
         killed = true;
+        clearTimeout(timer);
         child.kill("SIGKILL");
       }
     });

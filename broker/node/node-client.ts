@@ -5,6 +5,7 @@
 // `onConnected` hooks run first, so consumers are re-established before anything else is sent.
 import { connect, type Socket } from "node:net";
 import { Data } from "effect";
+import type { Clock } from "../clock.ts";
 import {
   FrameCodec,
   FrameType,
@@ -98,6 +99,11 @@ export interface NodeClientOptions {
   readonly requestTimeoutMs?: number;
   /** Requests awaiting an answer at most; more wait for room (flow control). Default 10,000. */
   readonly maxInFlight?: number;
+  /**
+   * What renewals of delivery leases are timed by. Default the system clock;
+   * a test hands in the node's virtual clock to run leases on virtual time.
+   */
+  readonly clock?: Clock;
   readonly log?: (message: string) => void;
 }
 
@@ -180,6 +186,11 @@ export class NodeClient {
             handler(payload);
           },
     );
+  }
+
+  /** The clock this client's lease renewals run on. */
+  get clock(): Clock {
+    return this.settings.clock;
   }
 
   get connected(): boolean {

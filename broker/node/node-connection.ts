@@ -4,6 +4,7 @@
 // queue for another consumer.
 import { timingSafeEqual } from "node:crypto";
 import type { Socket } from "node:net";
+import { nowOf, repeatEvery, type Clock, type RepeatingTimer } from "../clock.ts";
 import type { Delivery } from "../envelope.ts";
 import type { EmbeddedBroker } from "../embedded/embedded-broker.ts";
 import type { EmbeddedConsumer } from "../embedded/embedded-consumer.ts";
@@ -31,6 +32,8 @@ export interface ConnectionContext {
   readonly handshakeTimeoutMs: number;
   /** How long a refusal for a wrong or missing token waits before it is sent (slows down guessing). */
   readonly refusalDelayMs: number;
+  /** What delivery leases are timed by: when a lease is granted, renewed, and found run out. */
+  readonly clock: Clock;
   /** The handshake completed: the connection no longer counts as unauthenticated. */
   authenticated(connection: NodeConnection): void;
   /** Run a request; throws a tagged error to refuse it. `replyWanted` is false for requests with id 0. */
@@ -133,18 +136,18 @@ export class NodeConnection {
     if (!Number.isFinite(leaseMs) || leaseMs < 1)
       throw new ProtocolError({ reason: `a lease must be a positive number of ms, got ${leaseMs}` });
     const leases = new LeaseTable(leaseMs);
+    const now = nowOf(this.context.clock);
     let tag = "";
     const consumer = await this.context.broker.consume(
       queue,
       (delivery) => {
-        leases.lease(delivery.deliveryTag, Date.now());
+        leases.lease(delivery.deliveryTag, now());
         this.deliver(tag, delivery);
       },
       { prefetch, marksStarted },
     );
     tag = consumer.tag;
-    const sweep = setInterval(() => this.expireLeases(tag), Math.max(20, Math.floor(leaseMs / 4)));
-    sweep.unref();
+    const sweep = repeatEvery(this.context.clock, Math.max(20, Math.floor(leaseMs / 4)), () => this.expireLeases(tag));
     this.consumers.set(tag, { consumer, leases, sweep });
     return tag;
   }
@@ -171,13 +174,13 @@ export class NodeConnection {
 
   /** Extend the leases of deliveries the client still holds; returns how many it did hold. */
   renew(tag: string, deliveryTags: readonly number[]): number {
-    return this.leased(tag).leases.renew(deliveryTags, Date.now());
+    return this.leased(tag).leases.renew(deliveryTags, this.context.clock.now());
   }
 
   async cancel(tag: string): Promise<void> {
     const { consumer, sweep } = this.leased(tag);
     this.consumers.delete(tag);
-    clearInterval(sweep);
+    sweep.stop();
     await consumer.cancel();
   }
 
@@ -191,7 +194,7 @@ export class NodeConnection {
   private expireLeases(tag: string): void {
     const leased = this.consumers.get(tag);
     if (leased === undefined || leased.leases.size === 0) return;
-    const expired = leased.leases.expire(Date.now());
+    const expired = leased.leases.expire(this.context.clock.now());
     if (expired.length === 0) return;
     // Unstarted ones go back without a mark against them: the holder never began them.
     for (const deliveryTag of expired) leased.consumer.takeBack(deliveryTag);
@@ -329,7 +332,7 @@ export class NodeConnection {
     this.socket.end();
     this.socket.destroySoon?.();
     for (const { consumer, sweep } of this.consumers.values()) {
-      clearInterval(sweep);
+      sweep.stop();
       consumer.cancel().catch(() => {});
     }
     this.consumers.clear();
@@ -341,7 +344,7 @@ export class NodeConnection {
 interface LeasedConsumer {
   readonly consumer: EmbeddedConsumer;
   readonly leases: LeaseTable;
-  readonly sweep: NodeJS.Timeout;
+  readonly sweep: RepeatingTimer;
 }
 
 const tokenMatches = (expected: string | undefined, given: unknown): boolean => {

@@ -7,7 +7,8 @@ import { NodeClient } from "./node-client.ts";
 import { BrokerNode } from "./node-server.ts";
 import { NodeTransport } from "./node-transport.ts";
 import { FrameType } from "./protocol.ts";
-import { within } from "../../tests/support/waits.ts";
+import { eventually, scaled, within } from "../../tests/support/waits.ts";
+import { VirtualClock } from "../../runtime/testing/virtual-clock.ts";
 
 const envelope = (id: string, queue = "q"): Envelope => ({
   id,
@@ -61,18 +62,22 @@ describe("lease table", () => {
 describe("broker node: delivery leases", () => {
   it("redelivers to another consumer a message whose lease runs out unrenewed, and ignores the late ack", async (t) => {
     const logs: string[] = [];
-    const node = await BrokerNode.start({ port: 0, log: (line) => logs.push(line) });
+    const clock = new VirtualClock();
+    const node = await BrokerNode.start({ port: 0, log: (line) => logs.push(line), clock });
     t.after(() => node.stop());
     const silent = await silentConsumer(node.url, "q", 150);
     t.after(() => silent.client.close());
     const producer = await NodeTransport.connect(node.url);
     t.after(() => producer.close());
     await producer.publish(envelope("stuck"));
-    await within(silent.next(), 3_000, "the first delivery");
+    await within(silent.next(), scaled(3_000), "the first delivery");
     const second = await NodeTransport.connect(node.url);
     t.after(() => second.close());
     const redelivered = new Promise<Delivery>((resolve) => void second.consume("q", resolve, { prefetch: 1 }));
-    const delivery = await within(redelivered, 3_000, "the redelivery after the lease ran out");
+    await clock.advance(149);
+    assert.equal((await producer.stats("q")).unacked, 1, "the lease holds until it has run its length");
+    await clock.advance(50);
+    const delivery = await within(redelivered, scaled(3_000), "the redelivery after the lease ran out");
     assert.equal(delivery.envelope.id, "stuck");
     assert.equal(delivery.redelivered, true);
     assert.equal(delivery.deliveryCount, 2);
@@ -90,10 +95,11 @@ describe("broker node: delivery leases", () => {
   });
 
   it("keeps a long-running delivery with its consumer while the consumer's process renews the lease", async (t) => {
-    const node = await BrokerNode.start({ port: 0, log: () => {} });
+    const clock = new VirtualClock();
+    const node = await BrokerNode.start({ port: 0, log: () => {}, clock });
     t.after(() => node.stop());
-    const worker = await NodeTransport.connect(node.url);
-    const other = await NodeTransport.connect(node.url);
+    const worker = await NodeTransport.connect(node.url, { clock });
+    const other = await NodeTransport.connect(node.url, { clock });
     const producer = await NodeTransport.connect(node.url);
     t.after(() => Promise.all([worker.close(), other.close(), producer.close()]));
     let held: Delivery | undefined;
@@ -101,11 +107,16 @@ describe("broker node: delivery leases", () => {
     const first = new Promise<void>((resolve) => (arrived = resolve));
     const consumer = await worker.consume("q", (d) => ((held = d), arrived()), { prefetch: 1, leaseMs: 400 });
     await producer.publish(envelope("long"));
-    await within(first, 3_000, "the delivery");
+    await within(first, scaled(3_000), "the delivery");
     const stolen: Delivery[] = [];
     await other.consume("q", (d) => stolen.push(d), { prefetch: 1, leaseMs: 400 });
-    // Four lease lengths, while the "task" runs.
-    await new Promise((resolve) => setTimeout(resolve, 1_600));
+    // Four lease lengths while the "task" runs, in steps shorter than a renewal period; after each step a round
+    // trip on the worker's connection, so the renewal it sent has reached the node before time moves on.
+    for (let elapsed = 0; elapsed < 1_600; elapsed += 100) {
+      await clock.advance(100);
+      await worker.stats("q");
+    }
+    await other.stats("q"); // a redelivery to the other consumer would have arrived before this answer
     assert.deepEqual(stolen, [], "no other consumer got the message while its holder was alive");
     consumer.ack(held!.deliveryTag);
     const stats = await producer.stats("q");
@@ -114,7 +125,8 @@ describe("broker node: delivery leases", () => {
   });
 
   it("dead-letters a message whose lease keeps running out, past the queue's maximum deliveries", async (t) => {
-    const node = await BrokerNode.start({ port: 0, log: () => {} });
+    const clock = new VirtualClock();
+    const node = await BrokerNode.start({ port: 0, log: () => {}, clock });
     t.after(() => node.stop());
     const producer = await NodeTransport.connect(node.url);
     t.after(() => producer.close());
@@ -122,14 +134,16 @@ describe("broker node: delivery leases", () => {
     await producer.publish(envelope("poison-pill", "poison"));
     const silent = await silentConsumer(node.url, "poison", 60);
     t.after(() => silent.client.close());
-    const deadline = Date.now() + 5_000;
+    await within(silent.next(), scaled(3_000), "the first delivery");
     let letters = await producer.deadLetters("poison.dlq");
-    while (letters.length === 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    // Each step runs a lease out; the node redelivers at once to the same consumer, which again never renews.
+    for (let step = 0; step < 10 && letters.length === 0; step++) {
+      await clock.advance(100);
       letters = await producer.deadLetters("poison.dlq");
     }
     assert.equal(letters.length, 1, "the message reached the dead-letter queue");
     assert.equal(letters[0].envelope.id, "poison-pill");
+    await eventually(() => silent.deliveries.length >= 2, { what: "the second delivery to reach the consumer" });
     assert.equal(silent.deliveries.length, 2, "delivered exactly maxDeliveries times");
   });
 

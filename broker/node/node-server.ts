@@ -5,6 +5,7 @@
 // acknowledged is.
 import { randomUUID } from "node:crypto";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import type { Clock } from "../clock.ts";
 import { lockDataDir } from "../log/data-dir-lock.ts";
 import {
   type DurableLog,
@@ -81,6 +82,12 @@ export interface BrokerNodeOptions {
    * the node's memory growing without bound. Default 2,000,000.
    */
   readonly maxMessages?: number;
+  /**
+   * What delivery leases are timed by. Default the system clock; a test hands
+   * in a virtual clock (`VirtualClock` of `celerity/testing`) to run a lease
+   * out without waiting for it.
+   */
+  readonly clock?: Clock;
   readonly log?: (message: string) => void;
 }
 
@@ -261,6 +268,7 @@ export class BrokerNode {
       maxHelloBytes: Math.min(this.settings.maxHelloBytes, this.settings.maxFrameBytes),
       handshakeTimeoutMs: this.settings.handshakeTimeoutMs,
       refusalDelayMs: this.settings.refusalDelayMs,
+      clock: this.settings.clock,
       authenticated: () => this.unauthenticated--,
       handle: (op, args, connection, replyWanted, payload) =>
         this.operations.run(op, args, connection, replyWanted, payload),

@@ -7,6 +7,7 @@
  * @example
  * nodeClientSettings({ requestTimeoutMs: 0 }); // throws: invalid requestTimeoutMs: expected a positive number, got 0
  */
+import { systemClock, type Clock } from "../clock.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { DurableLogOptions } from "../log/durable-log.ts";
 import type { NodeClientOptions } from "./node-client.ts";
@@ -60,6 +61,7 @@ export interface BrokerNodeSettings {
   readonly heartbeatMs: number;
   readonly maxFrameBytes: number;
   readonly maxMessages: number;
+  readonly clock: Clock;
   readonly log: (message: string) => void;
 }
 
@@ -112,6 +114,7 @@ const resolved = (
   heartbeatMs: positive("heartbeatMs", options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS),
   maxFrameBytes: positiveInteger("maxFrameBytes", options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES),
   maxMessages: positiveInteger("maxMessages", options.maxMessages ?? 2_000_000),
+  clock: options.clock ?? systemClock,
   log: options.log ?? ((message: string) => console.error(`celerity broker: ${message}`)),
 });
 
@@ -125,6 +128,7 @@ export interface NodeClientSettings {
   readonly reconnectMaxMs: number;
   readonly requestTimeoutMs: number;
   readonly maxInFlight: number;
+  readonly clock: Clock;
   readonly log: ((message: string) => void) | undefined;
 }
 
@@ -137,5 +141,6 @@ export const nodeClientSettings = (options: NodeClientOptions): NodeClientSettin
   reconnectMaxMs: positive("reconnectMaxMs", options.reconnectMaxMs ?? 2_000),
   requestTimeoutMs: positive("requestTimeoutMs", options.requestTimeoutMs ?? 30_000),
   maxInFlight: positiveInteger("maxInFlight", options.maxInFlight ?? 10_000),
+  clock: options.clock ?? systemClock,
   log: options.log,
 });

@@ -1,5 +1,6 @@
 // The client's Transport and QueueAdmin over a broker node: the embedded broker's contract
 // across TCP, with consumers and declarations restored after every reconnection.
+import { repeatEvery, type RepeatingTimer } from "../clock.ts";
 import type { DeadLetter, Delivery, Envelope } from "../envelope.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";
 import { FrameType, envelopeFromWire, envelopeToWire } from "./protocol.ts";
@@ -258,7 +259,7 @@ class RemoteConsumer implements Consumer {
   private readonly nodeTags = new Map<number, number>();
   private nextLocalTag = 1;
   private held: Delivery[] | undefined = [];
-  private readonly renewal: NodeJS.Timeout;
+  private readonly renewal: RepeatingTimer;
 
   constructor(
     readonly tag: string,
@@ -273,8 +274,7 @@ class RemoteConsumer implements Consumer {
   ) {
     if (marksStarted) this.forgetExitHook = client.beforeExit(this.sendStartMarks);
     // Three renewals per lease: one lost or late renewal never costs a delivery.
-    this.renewal = setInterval(() => this.renewLeases(), Math.max(10, Math.floor(leaseMs / 3)));
-    this.renewal.unref();
+    this.renewal = repeatEvery(client.clock, Math.max(10, Math.floor(leaseMs / 3)), () => this.renewLeases());
   }
 
   /** Extend, on the node, the lease of every delivery this process still holds (however long its task runs). */
@@ -345,7 +345,7 @@ class RemoteConsumer implements Consumer {
   async cancel(): Promise<void> {
     if (this.cancelled) return;
     this.cancelled = true;
-    clearInterval(this.renewal);
+    this.renewal.stop();
     this.forgetExitHook?.();
     this.forget();
     if (this.client.connected) await this.client.call(ops.cancel, [this.remoteTag]);

@@ -65,7 +65,7 @@ export class OperationTable {
   /** Run the request `[name, args]`: throws ProtocolError for an unknown operation or malformed arguments. */
   run(name: string, args: unknown[], connection: NodeConnection, replyWanted: boolean, payload: Uint8Array): unknown {
     const entry = this.entries.get(name);
-    if (entry === undefined) throw new ProtocolError({ reason: `unknown op '${name}'` });
+    if (entry === undefined) throw new ProtocolError({ reason: unknownOperation(name) });
     const checked = checkArguments(entry.op, args);
     if (entry.admin && !connection.admin) {
       const refused = this.mayRunAdmin(name, checked, connection);
@@ -74,3 +74,10 @@ export class OperationTable {
     return entry.handler(checked, connection, replyWanted, payload);
   }
 }
+
+/** What an unknown operation means: a group this node was started without (results, schedules…), or no operation at all. */
+const unknownOperation = (name: string): string => {
+  const dot = name.indexOf(".");
+  if (dot <= 0) return `unknown op '${name}'`;
+  return `unknown op '${name}': this node does not serve the '${name.slice(0, dot)}' operations (a node started by \`celerity broker\` or startFullNode serves them all)`;
+};

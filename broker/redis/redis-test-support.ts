@@ -1,8 +1,7 @@
 // Test helpers for the Redis transport and stores: the tests' Redis url, the skip when it
 // is unreachable, a key prefix per test and its cleanup, a transport isolated under one.
 import { randomUUID } from "node:crypto";
-import { Socket } from "node:net";
-import { skipUnless } from "../../tests/support/prerequisites.ts";
+import { serviceSkipReason } from "../../tests/support/service-probe.ts";
 import { Redis } from "ioredis";
 import { RedisTransport } from "./redis-transport.ts";
 import type { RedisTransportOptions } from "./redis-options.ts";
@@ -15,20 +14,8 @@ export const TEST_REDIS_URL = process.env.CELERITY_TEST_REDIS_URL ?? "redis://12
  * it skip with this reason, unless CELERITY_REQUIRE_SERVICES=1 (CI), where
  * they run and fail.
  */
-export const redisSkipReason = async (): Promise<string | false> => {
-  const url = new URL(TEST_REDIS_URL);
-  const reachable = await new Promise<boolean>((resolve) => {
-    const socket = new Socket();
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(5_000, () => done(false));
-    socket.once("error", () => done(false));
-    socket.connect(Number(url.port || 6379), url.hostname, () => done(true));
-  });
-  return skipUnless(reachable, `Redis is not reachable at ${TEST_REDIS_URL} (set CELERITY_TEST_REDIS_URL)`);
-};
+export const redisSkipReason = (): Promise<string | false> =>
+  serviceSkipReason("Redis", TEST_REDIS_URL, 6379, "CELERITY_TEST_REDIS_URL");
 
 /** A key prefix no other test shares. */
 export const testPrefix = (label = "test"): string => `celerity-${label}-${randomUUID().slice(0, 8)}:`;

@@ -6,6 +6,7 @@ import { fetchScript, publishScript } from "./redis-broker-scripts.ts";
 import { parseRedisUrl } from "./redis-options.ts";
 import { isolatedTransport, redisSkipReason, testPrefix, TEST_REDIS_URL } from "./redis-test-support.ts";
 import { RedisTransport } from "./redis-transport.ts";
+import { scaled } from "../../tests/support/waits.ts";
 
 const envelope = (queue: string, overrides: Partial<Envelope> = {}): Envelope => ({
   id: randomUUID(),
@@ -90,12 +91,16 @@ describe("redis transport", { skip }, () => {
     const deliveries: Delivery[] = [];
     let first!: () => void;
     const arrived = new Promise<void>((resolve) => (first = resolve));
-    const holder = await transport.consume(queue, (d) => (deliveries.push(d), first()), { prefetch: 1, leaseMs: 150 });
+    // The transport renews on real timers, three times a lease: the lease must outlast the stalls of a loaded
+    // machine's event loop (a 150 ms lease did not), or a live holder loses it as a dead one would.
+    const leaseMs = scaled(1_500);
+    const holder = await transport.consume(queue, (d) => (deliveries.push(d), first()), { prefetch: 1, leaseMs });
     await arrived;
-    const other = await transport.consume(queue, (d) => deliveries.push(d), { prefetch: 1, leaseMs: 150 });
+    const other = await transport.consume(queue, (d) => deliveries.push(d), { prefetch: 1, leaseMs });
+    t.after(() => other.cancel());
     // Three lease lengths: without renewal the other consumer would have taken it.
     const stats = await new Promise<Awaited<ReturnType<RedisTransport["stats"]>>>((resolve) =>
-      setTimeout(() => resolve(transport.stats(queue)), 450),
+      setTimeout(() => resolve(transport.stats(queue)), 3 * leaseMs),
     );
     assert.equal(deliveries.length, 1);
     assert.deepEqual(stats, { ready: 0, delayed: 0, unacked: 1, consumers: 2 });

@@ -9,7 +9,7 @@ import type {
   RemoteErrorInfo,
   TaskState,
 } from "../../dsl/result.ts";
-import { fractionOf, watchProgress } from "../task-progress.ts";
+import { firstError, fractionOf, groupProgress, watchProgress } from "../task-progress.ts";
 import { RemoteTaskError, TaskRevokedError } from "../errors.ts";
 import type { CeleryRedis } from "./celery-redis.ts";
 import { EXCEPTION_STATES, fromCeleryException, READY, type CeleryResultMeta } from "./celery-result-meta.ts";
@@ -174,19 +174,7 @@ export class CeleryGroupResult<R> implements AsyncResult<R> {
     return (await this.state()) === "FAILURE";
   }
   async progress(): Promise<Progress> {
-    const all = await Promise.all(this.children.map((child) => child.progress()));
-    const sum = all.reduce(
-      (acc, p) => ({
-        total: acc.total + p.total,
-        completed: acc.completed + p.completed,
-        succeeded: acc.succeeded + p.succeeded,
-        failed: acc.failed + p.failed,
-        done: acc.done + p.fraction * p.total,
-      }),
-      { total: 0, completed: 0, succeeded: 0, failed: 0, done: 0 },
-    );
-    const { done, ...counts } = sum;
-    return { ...counts, fraction: sum.total === 0 ? 1 : done / sum.total };
+    return groupProgress(await Promise.all(this.children.map((child) => child.progress())));
   }
   async info(): Promise<ProgressInfo | undefined> {
     return undefined;
@@ -194,12 +182,8 @@ export class CeleryGroupResult<R> implements AsyncResult<R> {
   onProgress(listener: (progress: Progress) => void, options?: ProgressWatchOptions): () => void {
     return watchProgress(() => this.progress(), listener, options);
   }
-  async error(): Promise<RemoteErrorInfo | undefined> {
-    for (const child of this.children) {
-      const error = await child.error();
-      if (error !== undefined) return error;
-    }
-    return undefined;
+  error(): Promise<RemoteErrorInfo | undefined> {
+    return firstError(this.children);
   }
   async forget(): Promise<void> {
     await Promise.all(this.children.map((child) => child.forget()));

@@ -9,6 +9,7 @@ import { deferred } from "../test-support.ts";
 import type { ReceivedEvent } from "./event-subscription.ts";
 import type { CelerityEvent } from "./event-types.ts";
 import { processName } from "./event-dispatcher.ts";
+import { VirtualClock } from "../testing/virtual-clock.ts";
 
 const WAIT_MS = 5_000;
 
@@ -152,7 +153,8 @@ for (const [transport, make] of [
 
 describe("task events", () => {
   it("sends task-revoked for a task revoked before it ran, one that expired, and one terminated while running", async (t) => {
-    const app = embeddedApp(t);
+    const clock = new VirtualClock();
+    const app = embeddedApp(t, { clock });
     const gate = deferred();
     const slow = app.task("slow", async function () {
       await new Promise((resolve, reject) => {
@@ -165,7 +167,7 @@ describe("task events", () => {
     const revoked = await quick.applyAsync([], { countdown: 30_000 });
     await app.revoke([revoked.id]);
     const expired = await quick.applyAsync([], { expires: 1 });
-    await new Promise((resolve) => setTimeout(resolve, 5)); // its expiry is 1 ms after it was sent
+    await clock.advance(5); // past its expiry, 1 ms after it was sent
     await app.worker({ events: true, concurrency: 2 }).start();
     const running = await slow.delay();
     await stream.until((e) => e.type === "task-started" && e.uuid === running.id, "the slow task to start");

@@ -2,12 +2,10 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, it, type TestContext } from "node:test";
-import { BrokerNode } from "../../broker/node/node-server.ts";
-import { createApp, type App } from "../app.ts";
 import { RemoteTaskError } from "../errors.ts";
-import { serveResults } from "../results/result-service.ts";
 import { HttpSignatureError, signHttpBody, verifyHttpSignature } from "./http-signature.ts";
 import { httpTask } from "./http-task.ts";
+import { APPS_ON_BROKERS, embeddedApp } from "../../tests/support/apps-on-brokers.ts";
 
 const SECRET = "test-secret";
 
@@ -41,27 +39,7 @@ const serve = async (t: TestContext, answer: (request: Received, n: number, resp
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received };
 };
 
-type MakeApp = (t: TestContext) => Promise<App>;
-const embedded: MakeApp = async (t) => {
-  const app = createApp({ log: () => {} });
-  t.after(() => app.close());
-  return app;
-};
-const overNode: MakeApp = async (t) => {
-  const node = await BrokerNode.start({ port: 0, log: () => {} });
-  serveResults(node);
-  const app = createApp({ broker: node.url, log: () => {} });
-  t.after(async () => {
-    await app.close();
-    await node.stop();
-  });
-  return app;
-};
-
-for (const [name, make] of [
-  ["embedded broker", embedded],
-  ["broker node", overNode],
-] as const) {
+for (const [name, make] of APPS_ON_BROKERS) {
   describe(`HTTP tasks over the ${name}`, () => {
     it("retries a server that fails twice, then stores its answer; every request is signed and verifies", async (t) => {
       const server = await serve(t, (request, n, response) => {
@@ -97,7 +75,7 @@ describe("HTTP tasks", () => {
       response.statusCode = 404;
       response.end("no such hook");
     });
-    const app = await embedded(t);
+    const app = await embeddedApp(t);
     const http = httpTask(app, { retry: { max: 3, delay: 5 } });
     await app.worker().start();
     const result = await http.delay({ url: `${server.url}/missing` });
@@ -117,7 +95,7 @@ describe("HTTP tasks", () => {
     const server = await serve(t, () => {
       // Never answers.
     });
-    const app = await embedded(t);
+    const app = await embeddedApp(t);
     const http = httpTask(app, { timeout: 100, retry: { max: 1, delay: 5 } });
     await app.worker().start();
     const result = await http.delay({ url: server.url });
@@ -134,7 +112,7 @@ describe("HTTP tasks", () => {
       }
       response.end("ok");
     });
-    const app = await embedded(t);
+    const app = await embeddedApp(t);
     const http = httpTask(app, { retry: { max: 2, delay: 60_000 } });
     await app.worker().start();
     const response = await (await http.delay({ url: server.url })).get({ timeout: 10_000 });
@@ -142,7 +120,7 @@ describe("HTTP tasks", () => {
   });
 
   it("refuses a request that is not one, without calling anything or retrying", async (t) => {
-    const app = await embedded(t);
+    const app = await embeddedApp(t);
     const http = httpTask(app, { retry: { max: 3, delay: 5 } });
     await app.worker().start();
     const cases: [unknown, RegExp][] = [

@@ -13,6 +13,7 @@ import { FailureNotifier, notifyFailures } from "./failure-notifier.ts";
 import { NotificationGate } from "./notification-gate.ts";
 import { errorOfEvent, notifyFailuresFromEvents } from "./event-failures.ts";
 import { webhookChannel } from "./webhook-channel.ts";
+import { APPS_ON_BROKERS, embeddedApp } from "../../tests/support/apps-on-brokers.ts";
 
 const SECRET = "hook-secret";
 
@@ -68,27 +69,7 @@ const receiver = async (t: TestContext) => {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/failures`, bodies, rejected };
 };
 
-type MakeApp = (t: TestContext, logs: string[]) => Promise<App>;
-const embedded: MakeApp = async (t, logs) => {
-  const app = createApp({ log: (line) => logs.push(line) });
-  t.after(() => app.close());
-  return app;
-};
-const overNode: MakeApp = async (t, logs) => {
-  const node = await BrokerNode.start({ port: 0, log: () => {} });
-  serveResults(node);
-  const app = createApp({ broker: node.url, log: (line) => logs.push(line) });
-  t.after(async () => {
-    await app.close();
-    await node.stop();
-  });
-  return app;
-};
-
-for (const [name, make] of [
-  ["embedded broker", embedded],
-  ["broker node", overNode],
-] as const) {
+for (const [name, make] of APPS_ON_BROKERS) {
   describe(`failure notifications over the ${name}`, () => {
     it("e-mails a local SMTP server and posts a signed webhook when a task fails", async (t) => {
       const logs: string[] = [];
@@ -134,7 +115,7 @@ describe("a failure storm", () => {
   it("sends at most the configured number of notices for 1,000 failures", async (t) => {
     const { mails, smtp } = await smtpServer(t);
     const hook = await receiver(t);
-    const app = await embedded(t, []);
+    const app = await embeddedApp(t, []);
     const notifier = notifyFailures(app, {
       channels: [
         emailChannel({ smtp, from: "celerity@example.com", to: "ops@example.com" }),
@@ -166,7 +147,7 @@ describe("a failure storm", () => {
 
   it("notifies one failure of a kind per window, and tells the next notice how many were held back", async (t) => {
     const hook = await receiver(t);
-    const app = await embedded(t, []);
+    const app = await embeddedApp(t, []);
     let now = 1_000_000;
     const notifier = notifyFailures(app, {
       channels: [webhookChannel({ url: hook.url, secret: SECRET })],
@@ -192,7 +173,7 @@ describe("a failure storm", () => {
 describe("notification choices and failures", () => {
   it("notifies only the tasks named, and logs a channel that cannot deliver without touching the task", async (t) => {
     const logs: string[] = [];
-    const app = await embedded(t, logs);
+    const app = await embeddedApp(t, logs);
     const delivered: string[] = [];
     const notifier = notifyFailures(app, {
       tasks: ["watched"],

@@ -14,7 +14,7 @@ import type {
 import { READY_STATES } from "../../dsl/result.ts";
 import { RemoteTaskError, TaskRevokedError, TimeoutError, UnknownResultError } from "../errors.ts";
 import type { ResultRecord, ResultStore } from "./result-store.ts";
-import { fractionOf, watchProgress } from "../task-progress.ts";
+import { firstError, fractionOf, groupProgress, watchProgress } from "../task-progress.ts";
 
 /** What a result handle needs from its app. */
 export interface ResultContext {
@@ -183,21 +183,7 @@ export class GroupResult<R> implements AsyncResult<R> {
     return (await this.state()) === "FAILURE";
   }
   async progress(): Promise<Progress> {
-    const parts = await Promise.all(this.children.map((child) => child.progress()));
-    let total = 0;
-    let completed = 0;
-    let succeeded = 0;
-    let failed = 0;
-    // Weighted by leaves, so a nested group counts as many members as it holds.
-    let done = 0;
-    for (const p of parts) {
-      total += p.total;
-      completed += p.completed;
-      succeeded += p.succeeded;
-      failed += p.failed;
-      done += p.fraction * p.total;
-    }
-    return { total, completed, succeeded, failed, fraction: total === 0 ? 1 : done / total };
+    return groupProgress(await Promise.all(this.children.map((child) => child.progress())));
   }
   async info(): Promise<ProgressInfo | undefined> {
     return undefined;
@@ -205,12 +191,8 @@ export class GroupResult<R> implements AsyncResult<R> {
   onProgress(listener: (progress: Progress) => void, options?: ProgressWatchOptions): () => void {
     return watchProgress(() => this.progress(), listener, options);
   }
-  async error(): Promise<RemoteErrorInfo | undefined> {
-    for (const child of this.children) {
-      const error = await child.error();
-      if (error !== undefined) return error;
-    }
-    return undefined;
+  error(): Promise<RemoteErrorInfo | undefined> {
+    return firstError(this.children);
   }
   async forget(): Promise<void> {
     await Promise.all(this.children.map((child) => child.forget()));

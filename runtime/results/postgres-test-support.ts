@@ -1,28 +1,15 @@
 // Test helpers for the PostgreSQL result store: the tests' database url, the skip when it
 // is unreachable, a schema per test and its removal.
 import { randomUUID } from "node:crypto";
-import { Socket } from "node:net";
-import { skipUnless } from "../../tests/support/prerequisites.ts";
+import { serviceSkipReason } from "../../tests/support/service-probe.ts";
 import pg from "pg";
 
 /** The PostgreSQL the tests use: CELERITY_TEST_POSTGRES_URL, else database "test" on loopback (each test in a schema of its own). */
 export const TEST_POSTGRES_URL = process.env.CELERITY_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
 /** Why the PostgreSQL tests skip (it does not answer), or false; with CELERITY_REQUIRE_SERVICES=1 they run (and fail) instead. */
-export const postgresSkipReason = async (): Promise<string | false> => {
-  const url = new URL(TEST_POSTGRES_URL);
-  const reachable = await new Promise<boolean>((resolve) => {
-    const socket = new Socket();
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(5_000, () => done(false));
-    socket.once("error", () => done(false));
-    socket.connect(Number(url.port || 5432), url.hostname, () => done(true));
-  });
-  return skipUnless(reachable, `PostgreSQL is not reachable at ${TEST_POSTGRES_URL} (set CELERITY_TEST_POSTGRES_URL)`);
-};
+export const postgresSkipReason = (): Promise<string | false> =>
+  serviceSkipReason("PostgreSQL", TEST_POSTGRES_URL, 5432, "CELERITY_TEST_POSTGRES_URL");
 
 /** A schema name no other test shares. */
 export const testSchema = (): string => `celerity_test_${randomUUID().replace(/-/g, "").slice(0, 12)}`;

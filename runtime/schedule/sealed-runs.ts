@@ -1,5 +1,6 @@
 // Signing a beat's runs in a signed app: the beat publishes through its schedule store,
 // so its messages are sealed here first with the app's signing setup.
+import type { Clock } from "../../broker/clock.ts";
 import type { Envelope } from "../../broker/envelope.ts";
 import type { PublishOptions, Transport } from "../../broker/transport.ts";
 import type { ResultStore } from "../results/result-store.ts";
@@ -18,9 +19,12 @@ export const sealRunsWith = (
   wrap: (
     connected: { readonly broker: Transport; readonly results: ResultStore },
     log: (message: string) => void,
+    clock?: Clock,
   ) => Signed,
   results: ResultStore,
   log: (message: string) => void,
+  /** The app's clock, which signing times are stamped by. */
+  clock?: Clock,
 ): SealRun => {
   const sealed = new Map<string, Envelope>();
   const handBack = {
@@ -29,7 +33,7 @@ export const sealRunsWith = (
       return Promise.resolve();
     },
   } as unknown as Transport;
-  const { broker } = wrap({ broker: handBack, results }, log);
+  const { broker } = wrap({ broker: handBack, results }, log, clock);
   return async (envelope) => {
     await broker.publish(envelope);
     const out = sealed.get(envelope.id) as Envelope;

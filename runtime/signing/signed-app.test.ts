@@ -11,6 +11,7 @@ import { createApp, type App, type AppOptions } from "../app.ts";
 import { RemoteTaskError } from "../errors.ts";
 import { MemoryResultStore } from "../results/result-store.ts";
 import { deferred, eventually } from "../test-support.ts";
+import { VirtualClock } from "../testing/virtual-clock.ts";
 import { generateBoxKey } from "./payload-box.ts";
 import { SigningConfigError } from "./signing-errors.ts";
 import { readSecretKey, writeKeyPair } from "./signing-keys.ts";
@@ -148,6 +149,22 @@ describe("signed mode", () => {
     );
     const [letter] = await d.inner.deadLetters("celery.dlq");
     assert.match(letter.reason, /a replay/);
+    assert.equal(d.ran(), 1);
+    await d.close();
+  });
+
+  it("refuses a message signed longer ago than the window, measured on the app's clock", async () => {
+    const keys = keyRing();
+    const d = deployment();
+    const clock = new VirtualClock();
+    const window = { trusted: keys.trusted, maxAgeMs: 60_000 };
+    const producer = d.app({ clock, signing: { key: keys.producer.secretPath, ...window } });
+    const worker = d.app({ clock, signing: { key: keys.worker.secretPath, ...window } });
+    const late = await producer.add.delay(1, 1);
+    await clock.advance("61s");
+    await worker.app.worker().start();
+    await refusedWith(late, /was refused and not run: signed 61000 ms ago, outside the window of 60000 ms/);
+    assert.equal(await (await producer.add.delay(2, 2)).get({ timeout: 5_000 }), 4, "a message signed now runs");
     assert.equal(d.ran(), 1);
     await d.close();
   });

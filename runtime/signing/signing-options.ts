@@ -1,5 +1,6 @@
 // The `signing` option of createApp, and what it sets up: keys read, the signed transport
 // around the broker, the protected result store, refused messages failed in the store.
+import { nowOf, systemClock, type Clock } from "../../broker/clock.ts";
 import type { Envelope } from "../../broker/envelope.ts";
 import type { Transport } from "../../broker/transport.ts";
 import { READY_STATES } from "../../dsl/result.ts";
@@ -90,6 +91,8 @@ export const prepareSigning = (
 ): ((
   connected: { readonly broker: Transport; readonly results: ResultStore },
   log: (message: string) => void,
+  /** What signing times are stamped and checked by (the app's clock). Default the system clock. */
+  clock?: Clock,
 ) => Signed) => {
   if (options.key === undefined && (options.trusted === undefined || options.trusted.length === 0)) {
     throw new SigningConfigError({
@@ -112,12 +115,13 @@ export const prepareSigning = (
     options.encryption === undefined || options.encryption.length === 0
       ? undefined
       : new PayloadBox(options.encryption.map((entry) => (typeof entry === "string" ? readBoxKey(entry) : entry)));
-  return (connected, log) => {
-    const signer = key === undefined ? undefined : new BatchSigner(key, backend);
+  return (connected, log, clock = systemClock) => {
+    const now = nowOf(clock);
+    const signer = key === undefined ? undefined : new BatchSigner(key, backend, now);
     const verifier =
       trusted.length === 0
         ? undefined
-        : new MessageVerifier(trusted, backend, { maxAgeMs: options.maxAgeMs, maxSkewMs: options.maxSkewMs });
+        : new MessageVerifier(trusted, backend, { maxAgeMs: options.maxAgeMs, maxSkewMs: options.maxSkewMs, now });
     const parts = {
       ...(signer !== undefined ? { signer } : {}),
       ...(verifier !== undefined ? { verifier } : {}),

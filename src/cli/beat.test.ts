@@ -1,33 +1,17 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { BrokerNode } from "../../broker/node/node-server.ts";
 import { createApp } from "../../runtime/app.ts";
 import { serveSchedules } from "../../runtime/schedule/schedule-service.ts";
-import { scaled, within } from "../../tests/support/waits.ts";
+import { scaled } from "../../tests/support/waits.ts";
+import { runCelerity } from "../../tests/support/watched-process.ts";
 
-const cli = fileURLToPath(new URL("../cli.js", import.meta.url));
 const BEAT_APP = fileURLToPath(new URL("../../tests/fixtures/beat-app.ts", import.meta.url));
 
-/** Run the CLI to its exit (the node under test runs in this process, so no spawnSync). */
-const celerity = (args: readonly string[], env: NodeJS.ProcessEnv = {}) => {
-  const { CELERITY_BROKER_URL: _ours, ...inherited } = process.env;
-  const child = spawn(process.execPath, [cli, ...args], {
-    env: { ...inherited, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.once("exit", (status) => resolve({ status, stdout, stderr })),
-  );
-  return within(exited, scaled(60_000), `celerity ${args.join(" ")} to exit`, () => `${stdout}\n${stderr}`).finally(
-    () => child.kill("SIGKILL"),
-  );
-};
+/** Run the CLI to its exit, without a broker url inherited from the shell (the node under test runs in this process). */
+const celerity = (args: readonly string[], env: Record<string, string> = {}) =>
+  runCelerity(args, scaled(60_000), { env, withoutEnv: ["CELERITY_BROKER_URL"] });
 
 describe("celerity beat", () => {
   it("lists the schedules kept on a node, with their last and next runs, as a table or JSON", {
@@ -49,7 +33,7 @@ describe("celerity beat", () => {
     await app.schedules.add("often", { every: "30s" }, { task: "ping", args: [], options: {} });
 
     const table = await celerity(["beat", "list", "--broker", node.url]);
-    assert.equal(table.status, 0, table.stderr);
+    assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trimEnd().split("\n");
     assert.match(lines[0], /^NAME\s+WHEN\s+TASK\s+CATCH-UP\s+LAST RUN\s+NEXT RUN$/);
     assert.match(
@@ -59,7 +43,7 @@ describe("celerity beat", () => {
     assert.match(lines[2], /^often\s+every 30s\s+ping\s+once\s+-\s+2026-03-02T00:00:30.000Z$/);
 
     const json = await celerity(["beat", "list", "--json"], { CELERITY_BROKER_URL: node.url });
-    assert.equal(json.status, 0, json.stderr);
+    assert.equal(json.code, 0, json.stderr);
     assert.deepEqual(
       (JSON.parse(json.stdout) as { name: string; nextRun: number }[]).map((s) => [s.name, s.nextRun]),
       [
@@ -78,20 +62,20 @@ describe("celerity beat", () => {
       celerity(["beat", "--app", BEAT_APP, "--broker", "redis://127.0.0.1:1", "--schedules", "redis://127.0.0.1:1"]),
       celerity(["beat", "--app", BEAT_APP, "--broker", "amqp://127.0.0.1:1"]),
     ]);
-    assert.equal(noBroker.status, 2);
+    assert.equal(noBroker.code, 2);
     assert.match(
       noBroker.stderr,
       /celerity beat: no broker: pass --broker celerity:\/\/host:port \(or redis:\/\/…, amqp:\/\/… with --schedules postgres:\/\/…\) or set CELERITY_BROKER_URL/,
     );
-    assert.equal(badScheme.status, 2);
+    assert.equal(badScheme.code, 2);
     assert.match(badScheme.stderr, /--broker: "kafka:\/\/127.0.0.1:1" has no scheme celerity knows/);
-    assert.equal(badSchedules.status, 2);
+    assert.equal(badSchedules.code, 2);
     assert.match(badSchedules.stderr, /--schedules: "redis:\/\/127.0.0.1:1" is not a postgres:\/\/ url/);
-    assert.equal(rabbitAlone.status, 2);
+    assert.equal(rabbitAlone.code, 2);
     assert.match(rabbitAlone.stderr, /RabbitMQ keeps no schedules: pass --schedules postgres:\/\/…/);
-    assert.equal(noApp.status, 2);
+    assert.equal(noApp.code, 2);
     assert.match(noApp.stderr, /celerity beat: --app is required/);
-    assert.equal(badLease.status, 2);
+    assert.equal(badLease.code, 2);
     assert.match(
       badLease.stderr,
       /celerity beat: --lease must be a positive whole number of ms or a duration like "30s".*got "soon"/,

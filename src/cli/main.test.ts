@@ -11,33 +11,22 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { BrokerNode } from "../../broker/node/node-server.ts";
+import { type FullNode, startFullNode } from "../../runtime/full-node.ts";
 import { scaled } from "../../tests/support/waits.ts";
-import { WatchedProcess } from "../../tests/support/watched-process.ts";
+import { celerity as celerityProcess, runCelerity, START_TIMEOUT_MS } from "../../tests/support/watched-process.ts";
 
-const CLI = fileURLToPath(new URL("../cli.js", import.meta.url));
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`../../tests/fixtures/${name}`, import.meta.url));
-const EXIT_TIMEOUT_MS = scaled(20_000);
-
+/** A bad-input exit comes right after startup (tsx compiles the CLI): the start limit, and a little more. */
+const EXIT_TIMEOUT_MS = START_TIMEOUT_MS + scaled(5_000);
 /** The CLI with this test's environment only: no broker url or token inherited from the shell. */
-const celerity = (args: readonly string[], env: NodeJS.ProcessEnv = {}) => {
-  const { CELERITY_BROKER_URL: _url, CELERITY_TOKEN: _token, ...inherited } = process.env;
-  return new WatchedProcess(`celerity ${args[0] ?? ""}`, process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    env: { ...inherited, ...env },
-  });
-};
+const ISOLATED = ["CELERITY_BROKER_URL", "CELERITY_TOKEN"];
+
+const celerity = (args: readonly string[], env: Record<string, string> = {}) =>
+  celerityProcess(`celerity ${args[0] ?? ""}`, args, { env, withoutEnv: ISOLATED });
 
 /** Run the CLI to its end; a process still running after the timeout fails the test (and is killed). */
-const finished = async (args: readonly string[], env?: NodeJS.ProcessEnv) => {
-  const cli = celerity(args, env);
-  try {
-    const { code } = await cli.exit(EXIT_TIMEOUT_MS);
-    return { code, output: cli.output };
-  } finally {
-    await cli.kill();
-  }
-};
+const finished = (args: readonly string[], env: Record<string, string> = {}) =>
+  runCelerity(args, EXIT_TIMEOUT_MS, { env, withoutEnv: ISOLATED });
 
 /** A port nothing listens on: one the OS just handed out and took back. */
 const deadPort = async (): Promise<number> => {
@@ -174,9 +163,10 @@ describe("celerity on bad input", () => {
 });
 
 describe("celerity worker and run against a broker node", () => {
-  let node: BrokerNode;
+  // The node `celerity broker` runs: an app keeps its results there.
+  let node: FullNode;
   before(async () => {
-    node = await BrokerNode.start({ port: 0, token: "secret", log: () => {} });
+    node = await startFullNode({ port: 0, token: "secret", log: () => {} });
   });
   after(() => node.stop());
 

@@ -1,68 +1,59 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { ClusterState } from "../../runtime/events/cluster-state.ts";
 import type { CelerityEvent } from "../../runtime/events/event-types.ts";
+import { scaled } from "../../tests/support/waits.ts";
+import { runCelerity } from "../../tests/support/watched-process.ts";
 import { renderView } from "./events.ts";
 
-const cli = fileURLToPath(new URL("../cli.js", import.meta.url));
-const celerity = (...args: string[]) =>
-  spawnSync(process.execPath, [cli, ...args], {
-    encoding: "utf8",
-    env: { ...process.env, CELERITY_BROKER_URL: "" },
-    timeout: 30_000,
-  });
+/** Run the CLI to its end, with no broker url from the shell. */
+const celerity = (...args: string[]) => runCelerity(args, scaled(30_000), { withoutEnv: ["CELERITY_BROKER_URL"] });
 
 describe("celerity events / inspect / control / queues: bad input", () => {
-  it("exits 2 naming what is missing when no broker is given", () => {
-    const run = spawnSync(process.execPath, [cli, "inspect", "ping"], {
-      encoding: "utf8",
-      env: { ...process.env, CELERITY_BROKER_URL: undefined } as NodeJS.ProcessEnv,
-      timeout: 30_000,
-    });
-    assert.equal(run.status, 2, run.stderr);
+  it("exits 2 naming what is missing when no broker is given", async () => {
+    const run = await celerity("inspect", "ping");
+    assert.equal(run.code, 2, run.stderr);
     assert.match(
       run.stderr,
       /celerity inspect: no broker to talk to: pass --broker celerity:\/\/host:port or set CELERITY_BROKER_URL/,
     );
   });
 
-  it("exits 2 naming the commands for an unknown one", () => {
-    const run = celerity("inspect", "everything", "--broker", "celerity://127.0.0.1:1");
-    assert.equal(run.status, 2);
+  it("exits 2 naming the commands for an unknown one", async () => {
+    const run = await celerity("inspect", "everything", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(run.code, 2);
     assert.match(
       run.stderr,
       /unknown command 'everything'; the commands are ping, active, reserved, scheduled, registered, stats, revoked, active-queues/,
     );
-    const control = celerity("control", "reboot", "--broker", "celerity://127.0.0.1:1");
-    assert.equal(control.status, 2);
+    const control = await celerity("control", "reboot", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(control.code, 2);
     assert.match(control.stderr, /unknown command 'reboot'/);
   });
 
-  it("refuses to purge or discard without --force, and a command without its queue", () => {
-    const purge = celerity("queues", "purge", "celery", "--broker", "celerity://127.0.0.1:1");
-    assert.equal(purge.status, 2);
+  it("refuses to purge or discard without --force, and a command without its queue", async () => {
+    const purge = await celerity("queues", "purge", "celery", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(purge.code, 2);
     assert.match(purge.stderr, /queues purge deletes messages for good: pass --force to confirm/);
-    const missing = celerity("queues", "pause", "--broker", "celerity://127.0.0.1:1");
-    assert.equal(missing.status, 2);
+    const missing = await celerity("queues", "pause", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(missing.code, 2);
     assert.match(missing.stderr, /queues pause: missing <queue>/);
-    const seconds = celerity("control", "time-limit", "add", "soon", "--broker", "celerity://127.0.0.1:1");
-    assert.equal(seconds.status, 2);
+    const seconds = await celerity("control", "time-limit", "add", "soon", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(seconds.code, 2);
     assert.match(seconds.stderr, /soft must be a positive number of seconds or "none", got 'soon'/);
   });
 
-  it("checks options as every other command does: unknown ones, bad integers, an unreadable token file", () => {
-    const unknown = celerity("events", "--colour", "--broker", "celerity://127.0.0.1:1");
-    assert.equal(unknown.status, 2);
+  it("checks options as every other command does: unknown ones, bad integers, an unreadable token file", async () => {
+    const unknown = await celerity("events", "--colour", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /celerity events: Unknown option '--colour' \(see celerity events --help\)/);
-    const timeout = celerity("inspect", "ping", "--timeout=-5", "--broker", "celerity://127.0.0.1:1");
-    assert.equal(timeout.status, 2);
+    const timeout = await celerity("inspect", "ping", "--timeout=-5", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(timeout.code, 2);
     assert.match(timeout.stderr, /--timeout must be an integer of at least 0, got '-5'/);
-    const grow = celerity("control", "pool-grow", "0", "--broker", "celerity://127.0.0.1:1");
-    assert.equal(grow.status, 2);
+    const grow = await celerity("control", "pool-grow", "0", "--broker", "celerity://127.0.0.1:1");
+    assert.equal(grow.code, 2);
     assert.match(grow.stderr, /--n must be an integer of at least 1, got '0'/);
-    const token = celerity(
+    const token = await celerity(
       "queues",
       "list",
       "--broker",
@@ -70,14 +61,14 @@ describe("celerity events / inspect / control / queues: bad input", () => {
       "--token-file",
       "/nonexistent/token",
     );
-    assert.equal(token.status, 2);
+    assert.equal(token.code, 2);
     assert.match(token.stderr, /--token-file: cannot read \/nonexistent\/token/);
   });
 
-  it("prints each command's help", () => {
+  it("prints each command's help", async () => {
     for (const command of ["events", "inspect", "control", "queues"]) {
-      const run = celerity(command, "--help");
-      assert.equal(run.status, 0, run.stderr);
+      const run = await celerity(command, "--help");
+      assert.equal(run.code, 0, run.stderr);
       assert.match(run.stdout, new RegExp(`^celerity ${command}`));
     }
   });

@@ -47,6 +47,8 @@ export interface EventuallyOptions {
   readonly what?: string;
   /** Between checks; default 2 ms (a check per event-loop turn would spin a loaded machine's CPU). */
   readonly intervalMs?: number;
+  /** More to say on a failure (e.g. the output of the processes involved), read when the limit passes. */
+  readonly detail?: () => string;
 }
 
 /** Resolve once `predicate` holds; fail naming `what` when it has not by the limit. */
@@ -57,8 +59,12 @@ export const eventually = async (
   const timeoutMs = options.timeoutMs ?? scaled(2_000);
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what ?? "a condition"}`);
+    if (Date.now() > deadline) {
+      const more = options.detail?.() ?? "";
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${options.what ?? "a condition"}${more === "" ? "" : `\n${more}`}`,
+      );
+    }
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 2));
   }
 };
