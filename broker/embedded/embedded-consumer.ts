@@ -125,8 +125,8 @@ export class EmbeddedConsumer implements Consumer {
 
   /**
    * Stop receiving and return every unacknowledged delivery to the head of
-   * the queue, oldest first; with marksStarted, those that were begun go to
-   * its back instead.
+   * the queue, oldest first; with marksStarted, the newest of those that were
+   * begun goes to its back instead, so no two begun ones stay side by side.
    */
   cancel(): Promise<void> {
     if (!this.cancelled) {
@@ -140,13 +140,15 @@ export class EmbeddedConsumer implements Consumer {
         this.host.requeue(this.state, returned);
         return Promise.resolve();
       }
-      // What was begun goes to the back: if one of them killed its consumer, the others running beside it
-      // must not be paired with it again on every redelivery (each pairing counts against them too).
+      // What was begun is split up: if one of them killed its consumer, the others running beside it must not
+      // be paired with it again on every redelivery (each pairing counts against them too). The newest goes to
+      // the back; the others to the head, where the next consumer starts each beside a different neighbour.
       const begun = returned.filter((message) => message.started);
       const held = returned.filter((message) => !message.started);
       for (let i = 0; i < held.length; i++) uncountIfUnstarted(held[i]);
-      this.host.requeue(this.state, held);
-      this.host.requeueAtTail(this.state, begun);
+      const newest = begun.pop();
+      this.host.requeue(this.state, begun.length === 0 ? held : [...begun, ...held]);
+      if (newest !== undefined) this.host.requeueAtTail(this.state, [newest]);
     }
     return Promise.resolve();
   }
