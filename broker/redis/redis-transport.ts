@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Redis } from "ioredis";
+import { ChannelListeners } from "./channel-listeners.ts";
 import { newRedisClient } from "./redis-client.ts";
 import { clampPriority, type DeadLetter, type Envelope } from "../envelope.ts";
 import {
@@ -90,7 +91,7 @@ export class RedisTransport implements Transport, QueueAdmin {
   /** Names this transport in revocation announcements, so it does not hear its own twice. */
   private readonly origin = randomUUID();
   private readonly host: ConsumerHost;
-  private readonly listeners = new Map<string, Set<(message: string) => void>>();
+  private readonly channels: ChannelListeners;
   private closed = false;
   /** Deletes the auto-delete queues whose consumers are gone, also those of processes that died. */
   private readonly sweeper: NodeJS.Timeout;
@@ -109,6 +110,7 @@ export class RedisTransport implements Transport, QueueAdmin {
     this.subscriber = newRedisClient(target.url, { maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
     this.redis.on("error", () => {});
     this.subscriber.on("error", () => {});
+    this.channels = new ChannelListeners((channel) => this.run("listen", () => this.subscriber.subscribe(channel)));
     this.subscriber.on("message", (channel: string, message: string) => this.heard(channel, message));
     const revokeChannel = `${this.prefix}revoke`;
     let connectedBefore = false;
@@ -447,18 +449,8 @@ export class RedisTransport implements Transport, QueueAdmin {
    * over the transport's subscriber connection, for services that share the
    * transport's Redis (an app's rate-limit changes). Returns the unsubscribe.
    */
-  async listen(name: string, listener: (message: string) => void): Promise<() => void> {
-    const channel = `${this.prefix}${name}`;
-    let listeners = this.listeners.get(channel);
-    if (listeners === undefined) {
-      this.listeners.set(channel, (listeners = new Set()));
-      await this.run("listen", () => this.subscriber.subscribe(channel));
-    }
-    const subscription = (message: string) => listener(message);
-    listeners.add(subscription);
-    return () => {
-      listeners.delete(subscription);
-    };
+  listen(name: string, listener: (message: string) => void): Promise<() => void> {
+    return this.channels.listen(`${this.prefix}${name}`, listener);
   }
 
   private channel(queue: string): string {
@@ -475,11 +467,7 @@ export class RedisTransport implements Transport, QueueAdmin {
   }
 
   private heard(channel: string, message: string): void {
-    const listeners = this.listeners.get(channel);
-    if (listeners !== undefined) {
-      for (const listener of listeners) listener(message);
-      return;
-    }
+    if (this.channels.deliver(channel, message)) return;
     if (channel === `${this.prefix}revoke`) {
       const [origin, terminate, ttl, ...rest] = message.split("\t");
       if (origin === this.origin) return;

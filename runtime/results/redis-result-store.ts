@@ -2,6 +2,7 @@
 // writes as Lua scripts, waiters woken through pub/sub, everything expiring.
 import { decode, encode } from "@msgpack/msgpack";
 import type { Redis } from "ioredis";
+import { ChannelListeners } from "../../broker/redis/channel-listeners.ts";
 import { newRedisClient } from "../../broker/redis/redis-client.ts";
 import { connectionLoss } from "../../broker/redis/redis-errors.ts";
 import { MAX_RETRIES_PER_REQUEST, parseRedisUrl } from "../../broker/redis/redis-options.ts";
@@ -111,7 +112,7 @@ export class RedisResultStore implements ResultStore {
   private readonly subscriber: Redis;
   /** Prefix of every key and channel. */
   readonly prefix: string;
-  private readonly listeners = new Map<string, Set<(message: string) => void>>();
+  private readonly channels: ChannelListeners;
   private readonly ttl: number;
   private readonly waiters = new ResultWaiters();
   private readonly url: string;
@@ -137,10 +138,9 @@ export class RedisResultStore implements ResultStore {
       if (connectedBefore) for (const id of [...this.waiters.ids()]) this.recheck(id);
       connectedBefore = true;
     });
+    this.channels = new ChannelListeners((channel) => this.run("listen", () => this.subscriber.subscribe(channel)));
     this.subscriber.on("message", (channel: string, message: string) => {
-      const listeners = this.listeners.get(channel);
-      if (listeners !== undefined) for (const listener of listeners) listener(message);
-      else this.recheck(channel.slice(this.prefix.length + 5));
+      if (!this.channels.deliver(channel, message)) this.recheck(channel.slice(this.prefix.length + 5));
     });
   }
 
@@ -152,18 +152,8 @@ export class RedisResultStore implements ResultStore {
    * @example
    * const stop = await store.listen("rate-limit", (message) => console.log(message));
    */
-  async listen(name: string, listener: (message: string) => void): Promise<() => void> {
-    const channel = `${this.prefix}${name}`;
-    let listeners = this.listeners.get(channel);
-    if (listeners === undefined) {
-      this.listeners.set(channel, (listeners = new Set()));
-      await this.run("listen", () => this.subscriber.subscribe(channel));
-    }
-    const subscription = (message: string) => listener(message);
-    listeners.add(subscription);
-    return () => {
-      listeners.delete(subscription);
-    };
+  listen(name: string, listener: (message: string) => void): Promise<() => void> {
+    return this.channels.listen(`${this.prefix}${name}`, listener);
   }
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> | void {
