@@ -2,7 +2,20 @@
 // listeners), its test seams, and the settings they resolve to with their defaults.
 import { InvalidArgumentError } from "../errors.ts";
 import type { CorruptionReport } from "./log-recovery.ts";
+import { DEFAULT_REOPEN_BACKOFF, type ReopenBackoff } from "./log-reopen.ts";
 import { type OpenSegment, openSegmentFile } from "./segment-file.ts";
+
+/**
+ * A failed log written to again: what failed, how many attempts the reopen
+ * took, the fresh segment appends now go to, and the bytes written into it
+ * again (writes answered but not yet fsynced under an interval policy).
+ */
+export interface LogReopened {
+  readonly failure: Error;
+  readonly attempts: number;
+  readonly segment: string;
+  readonly rewrittenBytes: number;
+}
 
 /**
  * How a durable log writes: when an append counts as durable, how large
@@ -28,12 +41,20 @@ export interface DurableLogOptions {
   /** Called for each corrupted or torn record found on open (also counted in the report). */
   readonly onCorruption?: (info: CorruptionReport) => void;
   /**
-   * Called once when a write, fsync or file operation fails. The log never
-   * retries it (a retried fsync can report success for data the kernel has
-   * dropped): every later append is refused, and the next open finds what
-   * did reach the disk.
+   * Called when a write, fsync or file operation fails. The log never retries
+   * it (a retried fsync can report success for data the kernel has dropped):
+   * appends are refused while the log reopens itself from what the last
+   * successful fsync covered (after 100 ms, doubling to 5 s between attempts);
+   * `onReopen` says when it is written to again.
    */
   readonly onFailure?: (error: Error) => void;
+  /** Called when an attempt to reopen a failed log fails too (another follows, later). */
+  readonly onReopenFailed?: (error: Error, attempts: number) => void;
+  /**
+   * Called when a failed log is reopened and takes appends again, before any
+   * other append: records appended from here go first.
+   */
+  readonly onReopen?: (info: LogReopened) => void;
 }
 
 /**
@@ -47,6 +68,8 @@ export interface DurableLogOptions {
 export interface DurableLogInternals {
   readonly openSegment?: OpenSegment;
   readonly onCompactionStep?: (step: string) => void | Promise<void>;
+  /** The waits between attempts to reopen a failed log (default 100 ms doubling to 5 s). */
+  readonly reopenBackoff?: ReopenBackoff;
 }
 
 const MIB = 1024 * 1024;
@@ -59,6 +82,9 @@ export interface Settings {
   readonly maxRecordBytes: number;
   readonly onCorruption?: (info: CorruptionReport) => void;
   readonly onFailure?: (error: Error) => void;
+  readonly onReopenFailed?: (error: Error, attempts: number) => void;
+  readonly onReopen?: (info: LogReopened) => void;
+  readonly reopenBackoff: ReopenBackoff;
   readonly openSegment: OpenSegment;
   readonly step: (name: string) => Promise<void>;
 }
@@ -96,6 +122,9 @@ export const settingsOf = (options: DurableLogOptions, internals: DurableLogInte
     maxRecordBytes: positiveInteger("maxRecordBytes", options.maxRecordBytes ?? 16 * MIB, 0xffffffff),
     onCorruption: options.onCorruption,
     onFailure: options.onFailure,
+    onReopenFailed: options.onReopenFailed,
+    onReopen: options.onReopen,
+    reopenBackoff: internals.reopenBackoff ?? DEFAULT_REOPEN_BACKOFF,
     openSegment: internals.openSegment ?? openSegmentFile,
     step: async (name) => {
       await hook?.(name);
