@@ -70,7 +70,26 @@ export interface DurableLogInternals {
   readonly onCompactionStep?: (step: string) => void | Promise<void>;
   /** The waits between attempts to reopen a failed log (default 100 ms doubling to 5 s). */
   readonly reopenBackoff?: ReopenBackoff;
+  /** What times those waits (default Node's timers): a test fires them when it chooses, for a run it can replay. */
+  readonly reopenTimers?: ReopenTimers;
 }
+
+/**
+ * Timers for the waits before reopening a failed log; a `Clock` of the
+ * broker fits.
+ *
+ * @example
+ * const timers: ReopenTimers = { setTimeout: (run) => (pending = run, { unref: () => {} }), clearTimeout: () => {} };
+ */
+export interface ReopenTimers {
+  setTimeout(run: () => void, ms: number): { unref(): unknown };
+  clearTimeout(timer: { unref(): unknown }): void;
+}
+
+const nodeTimers: ReopenTimers = {
+  setTimeout: (run, ms) => setTimeout(run, ms),
+  clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout),
+};
 
 const MIB = 1024 * 1024;
 
@@ -85,6 +104,7 @@ export interface Settings {
   readonly onReopenFailed?: (error: Error, attempts: number) => void;
   readonly onReopen?: (info: LogReopened) => void;
   readonly reopenBackoff: ReopenBackoff;
+  readonly reopenTimers: ReopenTimers;
   readonly openSegment: OpenSegment;
   readonly step: (name: string) => Promise<void>;
 }
@@ -125,6 +145,7 @@ export const settingsOf = (options: DurableLogOptions, internals: DurableLogInte
     onReopenFailed: options.onReopenFailed,
     onReopen: options.onReopen,
     reopenBackoff: internals.reopenBackoff ?? DEFAULT_REOPEN_BACKOFF,
+    reopenTimers: internals.reopenTimers ?? nodeTimers,
     openSegment: internals.openSegment ?? openSegmentFile,
     step: async (name) => {
       await hook?.(name);

@@ -102,7 +102,7 @@ export class DurableLog {
   /** False once a failure leaves nothing known to reopen from (a compaction that failed after committing). */
   private reopenable = true;
   private reopenAttempts = 0;
-  private reopenTimer: NodeJS.Timeout | undefined;
+  private reopenTimer: { unref(): unknown } | undefined;
 
   /** Use `DurableLog.open`. */
   constructor(
@@ -190,7 +190,7 @@ export class DurableLog {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     if (this.timer) clearInterval(this.timer);
-    if (this.reopenTimer) clearTimeout(this.reopenTimer);
+    if (this.reopenTimer) this.settings.reopenTimers.clearTimeout(this.reopenTimer);
     this.closing = this.commit.exclusive(async () => {
       let error: unknown;
       if (!this.failure && this.dirty)
@@ -257,7 +257,7 @@ export class DurableLog {
   private scheduleReopen(): void {
     if (!this.reopenable || this.closing) return;
     const delay = reopenDelay(this.settings.reopenBackoff, this.reopenAttempts);
-    this.reopenTimer = setTimeout(() => {
+    this.reopenTimer = this.settings.reopenTimers.setTimeout(() => {
       this.reopenTimer = undefined;
       void this.commit.exclusive(() => this.reopen());
     }, delay);
