@@ -5,16 +5,11 @@ import type { CorruptionReport } from "./log-recovery.ts";
 import { DEFAULT_REOPEN_BACKOFF, type ReopenBackoff } from "./log-reopen.ts";
 import { type OpenSegment, openSegmentFile } from "./segment-file.ts";
 
-/**
- * A failed log written to again: what failed, how many attempts the reopen
- * took, the fresh segment appends now go to, and the bytes written into it
- * again (writes answered but not yet fsynced under an interval policy).
- */
+/** A failed log written to again: what failed, how many attempts the reopen took, the fresh segment appends now go to. */
 export interface LogReopened {
   readonly failure: Error;
   readonly attempts: number;
   readonly segment: string;
-  readonly rewrittenBytes: number;
 }
 
 /**
@@ -30,8 +25,9 @@ export interface DurableLogOptions {
    * fsynced (fdatasync), with group commit so one fsync covers every record
    * that arrived meanwhile. `{ intervalMs }`: appends resolve once written and
    * an fsync runs every intervalMs. Risk: up to intervalMs of acknowledged
-   * records are lost on power loss or a kernel crash; a process crash loses
-   * nothing, since the OS already has the writes.
+   * records are lost on power loss or a kernel crash, or when that fsync
+   * fails (the log reopens from the last successful one); a process crash
+   * loses nothing, since the OS already has the writes.
    */
   readonly fsync?: "always" | { readonly intervalMs: number };
   /** Start a new segment file past this size. Default 64 MiB. */

@@ -97,8 +97,6 @@ export class DurableLog {
   /** The end of what a successful fsync covered: a reopen after a failure cuts the log back to it. */
   private syncedSeq: number;
   private syncedBytes: number;
-  /** Writes answered but not yet fsynced (interval policy only): a reopen writes them again. */
-  private readonly unsynced: Uint8Array[] = [];
   /** False once a failure leaves nothing known to reopen from (a compaction that failed after committing). */
   private reopenable = true;
   private reopenAttempts = 0;
@@ -273,32 +271,29 @@ export class DurableLog {
     await failed?.close().catch(() => undefined);
     let reopened;
     try {
-      reopened = await reopenFromDurable(
-        this.dir,
-        this.settings.openSegment,
-        { seq: this.syncedSeq, bytes: this.syncedBytes },
-        this.unsynced,
-      );
+      reopened = await reopenFromDurable(this.dir, this.settings.openSegment, {
+        seq: this.syncedSeq,
+        bytes: this.syncedBytes,
+      });
     } catch (error) {
       this.settings.onReopenFailed?.(this.writeError("open", this.path, error), this.reopenAttempts);
       this.scheduleReopen();
       return;
     }
-    // What the segments held past the durable point is gone; the fresh segment holds the rewritten writes.
+    // What the segments held past the durable point is gone.
     const lost = this.seq === this.syncedSeq ? this.activeBytes - this.syncedBytes : this.activeBytes;
-    this.totalBytes = Math.max(reopened.bytes, this.totalBytes - lost + reopened.bytes);
+    this.totalBytes = Math.max(0, this.totalBytes - lost);
     this.file = reopened.file;
     this.seq = this.syncedSeq = reopened.seq;
     this.path = join(this.dir, segmentName(reopened.seq));
-    this.activeBytes = this.syncedBytes = reopened.bytes;
-    this.unsynced.length = 0;
+    this.activeBytes = this.syncedBytes = 0;
     this.dirty = false;
     this.failure = undefined;
     this.failureSeen = true;
     const attempts = this.reopenAttempts;
     this.reopenAttempts = 0;
     // Told before any other append can come in: what the listener appends goes first.
-    this.settings.onReopen?.({ failure, attempts, segment: this.path, rewrittenBytes: reopened.bytes });
+    this.settings.onReopen?.({ failure, attempts, segment: this.path });
   }
 
   private async io(operation: LogWriteError["operation"], path: string, run: () => Promise<void>): Promise<void> {
@@ -318,7 +313,6 @@ export class DurableLog {
 
   private async writeBatch(records: Uint8Array[]): Promise<void> {
     if (this.failure) throw this.unusable();
-    const unsyncedBefore = this.unsynced.length;
     try {
       let next = 0;
       while (next < records.length) {
@@ -344,13 +338,10 @@ export class DurableLog {
         this.activeBytes += bytes;
         this.totalBytes += bytes;
         this.dirty = true;
-        if (!this.settings.always) this.unsynced.push(buffer);
         next = end;
       }
       if (this.settings.always && this.dirty) await this.syncActive();
     } catch (error) {
-      // The failed batch is refused, so a reopen must not write its records again.
-      this.unsynced.length = unsyncedBefore;
       throw this.fail(this.writeError("write", this.path, error), true);
     }
   }
@@ -361,7 +352,6 @@ export class DurableLog {
     this.dirty = false;
     await this.io("fsync", this.path, () => file.datasync());
     this.syncedBytes = upTo;
-    this.unsynced.length = 0;
   }
 
   // Records of a segment are durable before any later segment holds records, so
@@ -428,7 +418,6 @@ export class DurableLog {
       });
       this.activeBytes = this.syncedBytes = last.bytes;
       this.syncedSeq = last.seq;
-      this.unsynced.length = 0;
       this.totalBytes = written.reduce((sum, segment) => sum + segment.bytes, 0);
       this.dirty = false;
     } catch (error) {

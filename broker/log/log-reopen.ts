@@ -32,11 +32,10 @@ export const DEFAULT_REOPEN_BACKOFF: ReopenBackoff = { firstMs: 100, maxMs: 5_00
 export const reopenDelay = (backoff: ReopenBackoff, attempt: number): number =>
   Math.min(backoff.maxMs, backoff.firstMs * 2 ** Math.min(attempt, 30));
 
-/** A reopened log: the fresh segment appends go to, and the bytes already in it. */
+/** A reopened log: the fresh, empty segment appends go to. */
 export interface ReopenedSegment {
   readonly file: SegmentFile;
   readonly seq: number;
-  readonly bytes: number;
 }
 
 const attempt = async <T>(operation: LogWriteError["operation"], path: string, run: () => Promise<T>): Promise<T> => {
@@ -76,18 +75,16 @@ const cutToDurable = async (dir: string, openSegment: OpenSegment, point: Durabl
 /**
  * Reopen a failed log from what is known durable: cut the failed segment back
  * to `point` (dropping whatever the failed writes left), then start segment
- * `point.seq + 1`, write `confirmed` into it (writes already answered but not
- * yet fsynced, under an interval fsync policy) and fsync it and the directory.
- * Safe to run again after it fails part-way.
+ * `point.seq + 1`, empty, and fsync it and the directory. Safe to run again
+ * after it fails part-way.
  *
  * @example
- * const { file, seq, bytes } = await reopenFromDurable(dir, openSegmentFile, { seq: 3, bytes: 4096 }, []);
+ * const { file, seq } = await reopenFromDurable(dir, openSegmentFile, { seq: 3, bytes: 4096 });
  */
 export const reopenFromDurable = async (
   dir: string,
   openSegment: OpenSegment,
   point: DurablePoint,
-  confirmed: readonly Uint8Array[],
 ): Promise<ReopenedSegment> => {
   await cutToDurable(dir, openSegment, point);
   const seq = point.seq + 1;
@@ -96,15 +93,9 @@ export const reopenFromDurable = async (
   try {
     // An earlier attempt may have left bytes here.
     await attempt("truncate", path, () => file.truncate(0));
-    let bytes = 0;
-    for (const write of confirmed) {
-      const at = bytes;
-      await attempt("write", path, () => file.write(write, at));
-      bytes += write.length;
-    }
     await attempt("fsync", path, () => file.datasync());
     await attempt("fsync", dir, () => syncDirectory(dir));
-    return { file, seq, bytes };
+    return { file, seq };
   } catch (error) {
     await file.close().catch(() => undefined);
     throw error;
