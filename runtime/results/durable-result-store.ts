@@ -108,8 +108,9 @@ export class DurableResultStore implements ResultStore {
     records: readonly Uint8Array[],
     share: LogShare,
     options: DurableResultStoreOptions,
-    closeLog: () => Promise<void> = async () => {},
+    opener: { readonly closeLog?: () => Promise<void>; readonly corrupted?: number } = {},
   ): DurableResultStore {
+    const corrupted = opener.corrupted ?? 0;
     const say = options.log ?? ((message: string) => console.error(`celerity results: ${message}`));
     const now = options.now ?? Date.now;
     const memory = new MemoryResultStore({ ...options, now });
@@ -117,9 +118,10 @@ export class DurableResultStore implements ResultStore {
     const { entries, summary } = replayResultLog(records, ttl, now(), (reason) => say(`log: ${reason}`));
     for (const entry of entries) memory.restore(entry);
     say(
-      `recovered ${summary.records} task results, ${summary.graphs} workflow graphs, ${summary.joins} joins and ${summary.claims} claims from ${records.length} records`,
+      `recovered ${summary.records} task results, ${summary.graphs} workflow graphs, ${summary.joins} joins and ${summary.claims} claims from ${records.length} records` +
+        (corrupted > 0 ? ` (${corrupted} corrupted records reported)` : ""),
     );
-    const store = new DurableResultStore(memory, now, closeLog);
+    const store = new DurableResultStore(memory, now, opener.closeLog ?? (async () => {}));
     store.share = share;
     return store;
   }
@@ -159,27 +161,16 @@ export class DurableResultStore implements ResultStore {
       });
       let store: DurableResultStore | undefined;
       const share = shared.share(0, () => store?.snapshot() ?? []);
-      const corrupted = opened.report.corrupted.length;
-      store = DurableResultStore.restore(
-        opened.records,
-        share,
-        {
-          ...options,
-          log: (message) =>
-            say(
-              message.startsWith("recovered") && corrupted > 0
-                ? `${message} (${corrupted} corrupted records reported)`
-                : message,
-            ),
-        },
-        async () => {
+      store = DurableResultStore.restore(opened.records, share, options, {
+        corrupted: opened.report.corrupted.length,
+        closeLog: async () => {
           try {
             await own.close();
           } finally {
             lock.release();
           }
         },
-      );
+      });
       await own.compact(shared.liveRecords());
       shared.compacted();
       return store;
