@@ -108,9 +108,12 @@ export class SharedLog {
     this.compactedSize = this.log.size;
   }
 
-  /** Every owner's live records as they are now, marked. */
-  *liveRecords(): Iterable<Uint8Array> {
-    for (const [owner, snapshot] of this.snapshots) for (const record of snapshot()) yield markRecord(owner, record);
+  /** Every owner's live records as they are now, marked (all taken at once). */
+  liveRecords(): Uint8Array[] {
+    const records: Uint8Array[] = [];
+    for (const [owner, snapshot] of this.snapshots)
+      for (const record of snapshot()) records.push(markRecord(owner, record));
+    return records;
   }
 
   /** Count writes; every so many, compact if the log has grown enough (appends go on meanwhile). */
