@@ -20,6 +20,7 @@
  *   node --import tsx bench/node.bench.ts --only flood      # memory under a flood against --max-messages
  *   node --import tsx bench/node.bench.ts --scale 0.2      # smaller runs, for a quick look
  *   node --import tsx bench/node.bench.ts --profile        # CPU profiles of node, worker and producer
+ *   node --import tsx bench/node.bench.ts --profile --only 100-senders
  *   node --import tsx bench/node.bench.ts --echo           # show the children's stderr
  *   node --import tsx bench/node.bench.ts --wait-quiet     # on a shared machine: before each run, wait (up to 60 s)
  *                                                          # until other processes use under 0.2 cores
@@ -434,7 +435,8 @@ const backlog = async (): Promise<Record<string, unknown>> => {
 };
 
 /**
- * The fire-and-forget scenarios on the durable node, each once after a
+ * The fire-and-forget scenarios and the concurrent senders on the durable
+ * node (`--only` picks by name: results-stored, ignore-result, 100-senders), each once after a
  * warm-up, with node, worker and this process under the CPU profiler; prints
  * the top self-time functions of each. The node's and the worker's profiles
  * cover their whole life (start-up and warm-up too), this process's only the
@@ -446,23 +448,26 @@ const profile = async () => {
   const session = new Session();
   session.connect();
   await session.post("Profiler.enable");
-  for (const [name, task, n] of [
-    ["results-stored", "count", FIRE_AND_FORGET],
-    ["ignore-result", "quiet", FIRE_AND_FORGET_QUIET],
-  ] as const) {
+  const runs: [name: string, run: (f: Fixture) => Promise<Figure>][] = [
+    ["results-stored", (f) => fireAndForget(f, f.tasks.count, FIRE_AND_FORGET)],
+    ["ignore-result", (f) => fireAndForget(f, f.tasks.quiet, FIRE_AND_FORGET_QUIET)],
+    [`${CONCURRENT_SENDERS}-senders`, (f) => concurrentSenders(f, f.tasks.count, CONCURRENT_SENDERS, CONCURRENT_SENDS)],
+  ];
+  for (const [name, run] of runs) {
+    if (opts.only !== undefined && !name.includes(opts.only)) continue;
     const dir = join(root, name);
     mkdirSync(dir, { recursive: true });
     const f = await fixture(DURABLE, dir);
     try {
-      await fireAndForget(f, f.tasks[task], n); // warm-up
+      await run(f); // warm-up
       await session.post("Profiler.start");
       const nodeCpu = cpuMsOf(f.node.pid);
       const workerCpu = cpuMsOf(f.worker.pid);
-      const figure = await fireAndForget(f, f.tasks[task], n);
+      const figure = await run(f);
       const { profile: producerProfile } = await session.post("Profiler.stop");
       writeFileSync(join(dir, "producer.cpuprofile"), JSON.stringify(producerProfile));
       console.log(
-        `\n=== fire-and-forget, ${name} [${DURABLE.label}], profiled run: ${figure} tasks/s; ` +
+        `\n=== ${name} [${DURABLE.label}], profiled run: ${JSON.stringify(figure)} tasks/s; ` +
           `CPU in that run: node ${Math.round(cpuMsOf(f.node.pid) - nodeCpu)} ms, worker ${Math.round(cpuMsOf(f.worker.pid) - workerCpu)} ms`,
       );
     } finally {

@@ -2,7 +2,8 @@
 // (results and workflow state, rate limits, periodic task schedules), durable with a data dir.
 import { join } from "node:path";
 import { BrokerNode, type BrokerNodeOptions } from "../broker/node/node-server.ts";
-import { DurableResultStore, type DurableResultStoreOptions } from "./results/durable-result-store.ts";
+import type { DurableResultStoreOptions } from "./results/durable-result-store.ts";
+import { NodeLogResults } from "./results/node-log-results.ts";
 import { serveResults } from "./results/result-service.ts";
 import { MemoryResultStore, type MemoryResultStoreOptions, type ResultStore } from "./results/result-store.ts";
 import { serveRateLimits } from "./rate-limit/node-rate-limit-service.ts";
@@ -18,8 +19,9 @@ import { serveSchedules } from "./schedule/schedule-service.ts";
 export interface FullNodeOptions extends BrokerNodeOptions {
   /**
    * Bounds and expiry of the result store. With `dataDir`, results and
-   * workflow state are kept in a durable log in `<dataDir>/results`, with the
-   * node's `fsync` policy; without it, in memory only.
+   * workflow state are kept in the node's own log, beside its messages (one
+   * fsync covers both; the log's segment size and compaction threshold are
+   * then the node's own); without it, in memory only.
    */
   readonly results?: MemoryResultStoreOptions & Pick<DurableResultStoreOptions, "segmentBytes" | "compactAtBytes">;
 }
@@ -55,33 +57,39 @@ export interface FullNode {
 export const startFullNode = async (options: FullNodeOptions = {}): Promise<FullNode> => {
   const { results: resultOptions = {}, ...nodeOptions } = options;
   const log = nodeOptions.log ?? ((message: string) => console.error(`celerity broker: ${message}`));
-  // Opened before the node listens, so no client ever finds the results ops missing; its own lock guards it meanwhile.
-  const results =
-    nodeOptions.dataDir === undefined
-      ? new MemoryResultStore(resultOptions)
-      : await DurableResultStore.open(join(nodeOptions.dataDir, "results"), {
-          ...resultOptions,
-          ...(nodeOptions.fsync !== undefined ? { fsync: nodeOptions.fsync } : {}),
-          log: (message) => log(`results: ${message}`),
-        });
-  const schedules =
-    nodeOptions.dataDir === undefined
+  const dataDir = nodeOptions.dataDir;
+  // Durable results are a guest in the node's log: one fsync covers a send's message and its record.
+  const guest =
+    dataDir === undefined
       ? undefined
-      : await ScheduleLog.open(join(nodeOptions.dataDir, "schedules"), {
+      : new NodeLogResults(
+          { ...resultOptions, log: (message) => log(`results: ${message}`) },
+          join(dataDir, "results"),
+        );
+  await guest?.readEarlier();
+  const schedules =
+    dataDir === undefined
+      ? undefined
+      : await ScheduleLog.open(join(dataDir, "schedules"), {
           ...(nodeOptions.fsync !== undefined ? { fsync: nodeOptions.fsync } : {}),
           log: (message) => log(`schedules: ${message}`),
-        }).catch(async (error: unknown) => {
-          await results.close();
-          throw error;
         });
-  const node = await BrokerNode.start(nodeOptions).catch(async (error: unknown) => {
-    await results.close();
-    await schedules?.close();
-    throw error;
-  });
+  // The node opens its log, and with it the results, before it listens: no client ever finds the results ops missing.
+  const node = await BrokerNode.start(nodeOptions, {}, guest === undefined ? [] : [guest]).catch(
+    async (error: unknown) => {
+      await schedules?.close();
+      throw error;
+    },
+  );
+  const results: ResultStore = guest?.store ?? new MemoryResultStore(resultOptions);
   serveResults(node, results);
   serveRateLimits(node);
   serveSchedules(node, schedules !== undefined ? { log: schedules } : {});
+  await guest?.retireEarlier().catch((error: unknown) => {
+    log(
+      `results: the earlier results log was kept where it is: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  });
   return {
     node,
     results,

@@ -22,6 +22,7 @@ import { NodeTransport } from "../broker/node/node-transport.ts";
 import type { Consumer } from "../broker/transport.ts";
 import { chain, chord } from "../dsl/combinators.ts";
 import { createApp, type App } from "../runtime/app.ts";
+import { RemoteResultStore } from "../runtime/results/remote-result-store.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
 import { CuttingProxy } from "./support/cutting-proxy.ts";
 import { Scope } from "./support/scope.ts";
@@ -754,6 +755,69 @@ describe("durable results across a node crash", { concurrency: false }, () => {
         `before the crash from pid ${worker.pid}`,
       );
       assert.match(restarted.child.output, /results: recovered \d+ task results, 2 workflow graphs/);
+    } finally {
+      await scope.close();
+    }
+  });
+});
+
+describe("sends and results in one log across a node crash", { concurrency: false }, () => {
+  it("every send confirmed before a SIGKILL of the node has both its message and its PENDING record after the restart", {
+    timeout: 60_000,
+  }, async () => {
+    const scope = new Scope();
+    try {
+      const dataDir = scope.tempDir("celerity-faults-");
+      const first = await startBroker(scope, "broker-1", { dataDir });
+      const producer = await NodeTransport.connect(first.url, { reconnectMinMs: 10_000 });
+      scope.defer(() => producer.client.close());
+      await producer.declareQueue("q");
+      const results = new RemoteResultStore(producer.client);
+      const confirmed = new Set<string>();
+      const enough = deferred();
+      const inFlight: Promise<void>[] = [];
+      for (let i = 0; i < 400; i++) {
+        const id = `s-${i}`;
+        inFlight.push(
+          results.send([{ envelope: envelope(id), record: [id, "fault.echo", "PENDING", null] }], false).then(
+            () => {
+              confirmed.add(id);
+              if (confirmed.size >= 50) enough.resolve();
+            },
+            (error: unknown) => {
+              if (!(error instanceof ConnectionLostError)) throw error;
+            },
+          ),
+        );
+      }
+      await within(enough.promise, 10_000, "50 confirmed sends", tails(first.child));
+      const exit = await first.child.kill("SIGKILL");
+      assert.equal(exit.signal, "SIGKILL");
+      await within(Promise.all(inFlight), 5_000, "the sends in flight to settle");
+      producer.client.close();
+
+      const second = await startBroker(scope, "broker-2", { dataDir });
+      const reader = await NodeTransport.connect(second.url);
+      scope.defer(() => reader.client.close());
+      const store = new RemoteResultStore(reader.client);
+      const { ready } = await reader.stats("q");
+      const queued = new Set<string>();
+      const drained = deferred();
+      await reader.consume(
+        "q",
+        (delivery) => {
+          queued.add(delivery.envelope.id);
+          if (queued.size === ready) drained.resolve();
+        },
+        { prefetch: 1_000 },
+      );
+      if (ready === 0) drained.resolve();
+      await within(drained.promise, 5_000, `${ready} deliveries after the restart`, tails(second.child));
+      const noMessage = [...confirmed].filter((id) => !queued.has(id));
+      assert.deepEqual(noMessage, [], "confirmed sends whose message was lost");
+      const noRecord: string[] = [];
+      for (const id of confirmed) if ((await store.get(id))?.state !== "PENDING") noRecord.push(id);
+      assert.deepEqual(noRecord, [], "confirmed sends whose PENDING record was lost");
     } finally {
       await scope.close();
     }

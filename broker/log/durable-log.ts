@@ -166,6 +166,28 @@ export class DurableLog {
   }
 
   /**
+   * Append the records `produce` returns when the batch being gathered is cut,
+   * just before its write: a writer folds the changes it gathers until then
+   * into fewer records, and they share that batch's write and fsync with every
+   * other append. Resolves as `append` does. A produced record over the size
+   * limit fails the whole batch (the log stays usable), so a writer should
+   * keep its records within `maxRecordBytes`.
+   *
+   * @example
+   * await log.appendDeferred(() => [encode(changesSoFar())]);
+   */
+  appendDeferred(produce: () => readonly Uint8Array[]): Promise<void> {
+    return (
+      this.refuse("append") ??
+      this.commit.addDeferred(() => {
+        const records = produce();
+        for (const record of records) if (record.length > this.settings.maxRecordBytes) throw this.oversize(record);
+        return records;
+      })
+    );
+  }
+
+  /**
    * Replace the whole log by `live` (new segments written and fsynced, then the
    * old ones removed). A crash at any step leaves either the old or the new log
    * for the next open, never a mix. Appends issued before `compact` belong to
@@ -218,8 +240,11 @@ export class DurableLog {
   }
 
   private tooLarge(record: Uint8Array): Promise<never> | undefined {
-    const max = this.settings.maxRecordBytes;
-    return record.length > max ? Promise.reject(new RecordTooLargeError({ size: record.length, max })) : undefined;
+    return record.length > this.settings.maxRecordBytes ? Promise.reject(this.oversize(record)) : undefined;
+  }
+
+  private oversize(record: Uint8Array): RecordTooLargeError {
+    return new RecordTooLargeError({ size: record.length, max: this.settings.maxRecordBytes });
   }
 
   private writeError(operation: LogWriteError["operation"], path: string, cause: unknown): LogWriteError {

@@ -45,6 +45,18 @@ export class GroupCommit<T> {
     return batch.promise;
   }
 
+  /**
+   * Add to the batch being gathered the items `produce` returns when that
+   * batch is cut (just before its flush): a writer whose changes go on until
+   * then folds them into what it produces. The items follow those added
+   * before the cut; a throw from `produce` fails the batch.
+   */
+  addDeferred(produce: () => readonly T[]): Promise<void> {
+    const batch = this.gathering();
+    (batch.deferred ??= []).push(produce);
+    return batch.promise;
+  }
+
   /** Run `job` once everything added so far is flushed, holding back what is added after. */
   exclusive<R>(job: () => Promise<R>): Promise<R> {
     this.open = undefined;
@@ -82,6 +94,8 @@ export class GroupCommit<T> {
       }
       if (next === this.open) this.open = undefined;
       try {
+        if (next.deferred !== undefined)
+          for (const produce of next.deferred) for (const item of produce()) next.items.push(item);
         await this.flush(next.items);
         next.resolve();
       } catch (error) {

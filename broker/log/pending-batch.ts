@@ -6,6 +6,8 @@
  */
 export class PendingBatch<T> {
   readonly items: T[] = [];
+  /** What adds its items only when the batch is cut (see GroupCommit.addDeferred). */
+  deferred: (() => readonly T[])[] | undefined;
   readonly promise: Promise<void>;
   resolve!: () => void;
   reject!: (error: unknown) => void;

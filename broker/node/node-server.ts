@@ -7,13 +7,9 @@ import { randomUUID } from "node:crypto";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Clock } from "../clock.ts";
 import { lockDataDir } from "../log/data-dir-lock.ts";
-import {
-  type DurableLog,
-  type DurableLogInternals,
-  type DurableLogOptions,
-  openDurableLog,
-} from "../log/durable-log.ts";
+import { type DurableLogInternals, type DurableLogOptions, openDurableLog } from "../log/durable-log.ts";
 import { describeCorruption } from "../log/log-recovery.ts";
+import { type LogGuest, recordsByOwner, SharedLog } from "../log/shared-log.ts";
 import { EmbeddedBroker, RESOLVED } from "../embedded/embedded-broker.ts";
 import { publishedEnvelopeBytes } from "./encoded-envelope.ts";
 import { clampPriority, type Envelope } from "../envelope.ts";
@@ -121,15 +117,25 @@ export class BrokerNode {
   private constructor(
     readonly broker: EmbeddedBroker,
     private readonly journal: HeldMessages,
-    private readonly durableLog: DurableLog | undefined,
+    private readonly sharedLog: SharedLog | undefined,
     private readonly settings: BrokerNodeSettings,
   ) {
     this.log = settings.log;
     this.serveBroker();
   }
 
-  /** Open the log (recovering what it holds), then listen. `internals` are the log's test seams (a faulty disk). */
-  static async start(options: BrokerNodeOptions = {}, internals: DurableLogInternals = {}): Promise<BrokerNode> {
+  /**
+   * Open the log (recovering what it holds), then listen. `internals` are the
+   * log's test seams (a faulty disk). With a data dir, `guests` keep their
+   * records in the node's log (a full node's result store): each gets its own
+   * back before the node listens, and one fsync covers theirs and the
+   * journal's; without one they are not used.
+   */
+  static async start(
+    options: BrokerNodeOptions = {},
+    internals: DurableLogInternals = {},
+    guests: readonly LogGuest[] = [],
+  ): Promise<BrokerNode> {
     const settings = brokerNodeSettings(options);
     const log = settings.log;
     let node: BrokerNode;
@@ -141,6 +147,7 @@ export class BrokerNode {
       const lock = lockDataDir(options.dataDir);
       let broker: EmbeddedBroker | undefined;
       let journal: NodeJournal | undefined;
+      const maxRecordBytes = Math.max(0, ...guests.map((guest) => guest.maxRecordBytes ?? 0));
       const {
         log: durableLog,
         records,
@@ -149,6 +156,7 @@ export class BrokerNode {
         options.dataDir,
         {
           fsync: settings.fsync,
+          ...(maxRecordBytes > 0 ? { maxRecordBytes } : {}),
           onCorruption: (info) => log(describeCorruption(info)),
           onFailure: (error) => {
             broker?.pauseDelivering();
@@ -161,6 +169,7 @@ export class BrokerNode {
             log(`the log is not reopened yet (attempt ${attempts}): ${error.message}`),
           onReopen: (info) => {
             journal?.recordRefusedRemovals();
+            for (const guest of guests) guest.reopened?.(info);
             broker?.resumeDelivering();
             log(
               `the log is written again after ${info.attempts} attempt(s) (it had failed: ${info.failure.message}); ` +
@@ -170,27 +179,35 @@ export class BrokerNode {
         },
         internals,
       );
-      const collected: Uint8Array[] = [];
-      journal = new NodeJournal((record) => {
-        collected.push(record);
-        return RESOLVED;
-      });
+      const owners = recordsByOwner(records, 1 + Math.max(0, ...guests.map((guest) => guest.owner)), (reason) =>
+        log(`log: ${reason}`),
+      );
+      const held = new NodeJournal(() => RESOLVED);
+      journal = held;
       broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
-      const summary = await replay(records, broker, (reason) => log(`log: ${reason}`), Date.now(), journal);
+      const summary = await replay(owners[0], broker, (reason) => log(`log: ${reason}`), Date.now(), journal);
+      const shared = new SharedLog(durableLog, { compactAtBytes: settings.compactAtBytes, name: "the log", say: log });
+      shared.share(0, () => held.snapshot());
+      for (const guest of guests) {
+        await guest.recover(
+          owners[guest.owner],
+          shared.share(guest.owner, () => guest.snapshot()),
+        );
+      }
       // Rewriting the log needs free space the size of what it holds: on a full disk, start from the log as it is.
-      await durableLog.compact(collected).catch((error: unknown) => {
+      await durableLog.compact(shared.liveRecords()).catch((error: unknown) => {
         log(
           `the log was not compacted at start (it is used as it is): ${error instanceof Error ? error.message : String(error)}`,
         );
       });
+      shared.compacted();
       journal.redirect((record) => durableLog.append(record));
       log(
-        `recovered ${summary.messages} messages in ${summary.queues} declared queues and ${summary.revocations} revocations from ${records.length} records` +
+        `recovered ${summary.messages} messages in ${summary.queues} declared queues and ${summary.revocations} revocations from ${owners[0].length} records` +
           (report.corrupted.length > 0 ? ` (${report.corrupted.length} corrupted records reported)` : ""),
       );
-      node = new BrokerNode(broker, journal, durableLog, settings);
+      node = new BrokerNode(broker, journal, shared, settings);
       node.releaseLock = () => lock.release();
-      node.compactedSize = durableLog.size;
     }
     await node.listen();
     return node;
@@ -303,7 +320,7 @@ export class BrokerNode {
       });
     });
     this.log(
-      `listening on ${this.url}${this.durableLog ? ` with data in ${this.settings.dataDir}` : " (in memory only)"}`,
+      `listening on ${this.url}${this.sharedLog ? ` with data in ${this.settings.dataDir}` : " (in memory only)"}`,
     );
   }
 
@@ -370,31 +387,9 @@ export class BrokerNode {
     return this.afterDurable(value);
   }
 
-  private writesSinceCheck = 0;
-  private compactedSize = 0;
-  private compacting: Promise<void> | undefined;
-
-  /** Every so many writes, see whether the log has grown enough to compact (appends go on meanwhile). */
+  /** Count a write towards the log's next look at its size (compaction runs while appends go on). */
   private maybeCompact(): void {
-    const log = this.durableLog;
-    if (log === undefined || this.compacting !== undefined || ++this.writesSinceCheck < 1_024) return;
-    this.writesSinceCheck = 0;
-    const threshold = Math.max(this.settings.compactAtBytes, this.compactedSize * 4);
-    if (log.size < threshold) return;
-    const before = log.size;
-    this.compacting = log
-      .compact((this.journal as NodeJournal).snapshot())
-      .then(
-        () => {
-          this.compactedSize = log.size;
-          this.log(`compacted the log from ${before} to ${log.size} bytes`);
-        },
-        (error: unknown) =>
-          this.log(
-            `compaction failed (the log is unchanged): ${error instanceof Error ? error.message : String(error)}`,
-          ),
-      )
-      .finally(() => (this.compacting = undefined));
+    this.sharedLog?.wrote();
   }
 
   /**
@@ -511,11 +506,11 @@ export class BrokerNode {
   /** Stop listening, close every connection (their unacked deliveries are requeued and logged), flush and close the log. */
   async stop(): Promise<void> {
     this.stopRevocations?.();
-    await this.compacting;
+    await this.sharedLog?.compacting;
     for (const connection of [...this.connections]) connection.close("the node is stopping");
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.broker.close();
-    await this.durableLog?.close();
+    await this.sharedLog?.log.close();
     this.releaseLock?.();
     this.log("stopped");
   }

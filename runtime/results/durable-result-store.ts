@@ -2,7 +2,6 @@
 // survive a restart by a durable log of its writes, every answer waiting for the disk.
 import { lockDataDir } from "../../broker/log/data-dir-lock.ts";
 import { describeCorruption } from "../../broker/log/log-recovery.ts";
-import { PendingBatch } from "../../broker/log/pending-batch.ts";
 import {
   openDurableLog,
   type DurableLog,
@@ -10,6 +9,7 @@ import {
   type DurableLogOptions,
   type LogReopened,
 } from "../../broker/log/durable-log.ts";
+import { type LogShare, SharedLog } from "../../broker/log/shared-log.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
 import { logEntry, ResultLogEncoder, replayResultLog, type LogEntry } from "./result-log.ts";
@@ -45,7 +45,7 @@ export interface DurableResultStoreOptions extends MemoryResultStoreOptions {
 }
 
 /** A result can be as large as a frame (16 MiB): its entry must still fit in a record. */
-const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+export const MAX_RESULT_RECORD_BYTES = 64 * 1024 * 1024;
 
 /**
  * A write waiting for its hand-over: the id of a task whose record (as it is
@@ -59,17 +59,17 @@ type Change = string | LogEntry;
  * arrivals, once-only claims and their release) is appended to a durable log
  * before it is answered, and replayed when the store is opened again. The log
  * is the broker's (CRC-checked records, group commit, fsync before the answer
- * by default, crash-safe compaction), in a directory of its own, so the node's
- * queue journal knows nothing of tasks. The log stays bounded: it is compacted
- * to the records the store still holds, which the store itself bounds and
- * expires.
+ * by default, crash-safe compaction): a directory of its own (`open`), or a
+ * full node's own log, beside the message journal (`restore`), where one
+ * fsync covers both. The log stays bounded: it is compacted to the records
+ * the store still holds, which the store itself bounds and expires.
  *
  * Writes change the store at once, as in memory; what waits for the disk is
  * every answer, reads and pushes to waiters included, so nobody acts on a
- * state that a crash could take back. Writes are handed to the log one batch
- * at a time, a batch gathering while the one before is written and fsynced,
- * and a task's record is encoded at the hand-over: the states a task goes
- * through within one batch (PENDING, STARTED, SUCCESS) cost one entry.
+ * state that a crash could take back. Writes gather while the log writes and
+ * fsyncs the batch before them, and a task's record is encoded when the log
+ * cuts the next batch: the states a task goes through meanwhile (PENDING,
+ * STARTED, SUCCESS) cost one entry.
  *
  * @example
  * const results = await DurableResultStore.open("./data/results");
@@ -82,25 +82,50 @@ export class DurableResultStore implements ResultStore {
   /** Writes since the last hand-over, in order; a task's id is one key however often it was written. */
   private readonly changes = new Map<string, Change>();
   private nextChange = 0;
-  /** The answers waiting for `changes`. */
-  /** The answers to the writes gathered for one hand-over to the log. */
-  private gathering: PendingBatch<never> | undefined;
-  /** The hand-over being written: settles once its batch is durable (or has failed). */
+  /** The log's batch the writes since the last hand-over go into (it takes them when it is cut). */
+  private gathering: Promise<void> | undefined;
+  /** The batch last handed over, until it is durable (or has failed). */
   private writing: Promise<void> | undefined;
   /** Why the log failed, if it did: every answer fails with it until the log is reopened. */
   private failure: unknown;
-  private compactedSize: number;
-  private compacting: Promise<void> | undefined;
+  private share!: LogShare;
 
   private constructor(
     private readonly memory: MemoryResultStore,
-    private readonly log: DurableLog,
     private readonly now: () => number,
-    private readonly options: DurableResultStoreOptions,
     private readonly say: (message: string) => void,
-    private readonly releaseLock: () => void,
-  ) {
-    this.compactedSize = log.size;
+    private readonly closeLog: () => Promise<void>,
+  ) {}
+
+  /**
+   * A store holding what `records` (a results log's, oldest first) hold, that
+   * writes through `share` from then on: a full node's result store, in the
+   * node's own log. Closing it leaves the log to its opener. What was found is
+   * said through `options.log`.
+   *
+   * @example
+   * await BrokerNode.start({ dataDir }, {}, [{ owner: 1, recover: (records, share) => { store = DurableResultStore.restore(records, share, {}); }, snapshot: () => store.snapshot() }]);
+   */
+  static restore(
+    records: readonly Uint8Array[],
+    share: LogShare,
+    options: DurableResultStoreOptions,
+    opener: { readonly closeLog?: () => Promise<void>; readonly corrupted?: number } = {},
+  ): DurableResultStore {
+    const corrupted = opener.corrupted ?? 0;
+    const say = options.log ?? ((message: string) => console.error(`celerity results: ${message}`));
+    const now = options.now ?? Date.now;
+    const memory = new MemoryResultStore({ ...options, now });
+    const ttl = options.ttlMs ?? DEFAULT_RESULT_TTL_MS;
+    const { entries, summary } = replayResultLog(records, ttl, now(), (reason) => say(`log: ${reason}`));
+    for (const entry of entries) memory.restore(entry);
+    say(
+      `recovered ${summary.records} task results, ${summary.graphs} workflow graphs, ${summary.joins} joins and ${summary.claims} claims from ${records.length} records` +
+        (corrupted > 0 ? ` (${corrupted} corrupted records reported)` : ""),
+    );
+    const store = new DurableResultStore(memory, now, say, opener.closeLog ?? (async () => {}));
+    store.share = share;
+    return store;
   }
 
   /**
@@ -119,15 +144,14 @@ export class DurableResultStore implements ResultStore {
     internals: DurableLogInternals = {},
   ): Promise<DurableResultStore> {
     const say = options.log ?? ((message: string) => console.error(`celerity results: ${message}`));
-    const now = options.now ?? Date.now;
     const lock = lockDataDir(dir);
     let log: DurableLog | undefined;
-    let reopened: ((info: LogReopened) => void) | undefined;
+    let store: DurableResultStore | undefined;
     try {
       const logOptions: DurableLogOptions = {
         ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
         ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
-        maxRecordBytes: MAX_RECORD_BYTES,
+        maxRecordBytes: MAX_RESULT_RECORD_BYTES,
         onCorruption: (info) => say(describeCorruption(info)),
         onFailure: (error) =>
           say(
@@ -135,23 +159,29 @@ export class DurableResultStore implements ResultStore {
           ),
         onReopenFailed: (error, attempts) =>
           say(`the results log is not reopened yet (attempt ${attempts}): ${error.message}`),
-        onReopen: (info) => reopened?.(info),
+        onReopen: (info) => store?.reopened(info),
       };
       const opened = await openDurableLog(dir, logOptions, internals);
-      log = opened.log;
-      const memory = new MemoryResultStore({ ...options, now });
-      const ttl = options.ttlMs ?? DEFAULT_RESULT_TTL_MS;
-      const { entries, summary } = replayResultLog(opened.records, ttl, now(), (reason) => say(`log: ${reason}`));
-      for (const entry of entries) memory.restore(entry);
-      const store = new DurableResultStore(memory, log, now, options, say, () => lock.release());
-      reopened = (info) => store.reopened(info);
-      await log.compact(store.snapshot());
-      store.compactedSize = log.size;
-      const corrupted = opened.report.corrupted.length;
-      say(
-        `recovered ${summary.records} task results, ${summary.graphs} workflow graphs, ${summary.joins} joins and ${summary.claims} claims from ${opened.records.length} records` +
-          (corrupted > 0 ? ` (${corrupted} corrupted records reported)` : ""),
-      );
+      const own = opened.log;
+      log = own;
+      const shared = new SharedLog(own, {
+        compactAtBytes: options.compactAtBytes ?? 64 * 1024 * 1024,
+        name: "the results log",
+        say,
+      });
+      const share = shared.share(0, () => store?.snapshot() ?? []);
+      store = DurableResultStore.restore(opened.records, share, options, {
+        corrupted: opened.report.corrupted.length,
+        closeLog: async () => {
+          try {
+            await own.close();
+          } finally {
+            lock.release();
+          }
+        },
+      });
+      await own.compact(shared.liveRecords());
+      shared.compacted();
       return store;
     } catch (error) {
       await log?.close().catch(() => undefined);
@@ -228,37 +258,24 @@ export class DurableResultStore implements ResultStore {
   }
 
   /**
-   * Replace the log by the records of what the store holds now; appends go on
-   * meanwhile. Also runs by itself once the log has grown (compactAtBytes).
+   * Replace the log by the records of what the store holds now (and, in a
+   * node's log, of what the node holds); appends go on meanwhile. Also runs by
+   * itself once the log has grown (compactAtBytes).
    *
    * @example
    * await results.compact();
    */
   compact(): Promise<void> {
-    if (this.compacting !== undefined) return this.compacting;
-    const before = this.log.size;
-    this.compacting = this.log
-      .compact(this.snapshot())
-      .then(
-        () => {
-          this.compactedSize = this.log.size;
-          this.say(`compacted the results log from ${before} to ${this.log.size} bytes`);
-        },
-        (error: unknown) =>
-          this.say(
-            `compaction of the results log failed (the log is unchanged): ${error instanceof Error ? error.message : String(error)}`,
-          ),
-      )
-      .finally(() => (this.compacting = undefined));
-    return this.compacting;
+    return this.share.compact();
   }
 
   /**
-   * The log takes writes again: answer again, and rewrite the whole store into
-   * it, since the writes refused meanwhile changed the store but not the log
-   * (a task's final state, once held, is never logged again by itself).
+   * Its log takes writes again (told by the log's opener): answer again, and
+   * rewrite the whole store into the log, since the writes refused meanwhile
+   * changed the store but not the log (a task's final state, once held, is
+   * never logged again by itself).
    */
-  private reopened(info: LogReopened): void {
+  reopened(info: LogReopened): void {
     this.failure = undefined;
     this.say(
       `the results log is written again after ${info.attempts} attempt(s) (it had failed: ${info.failure.message}); rewriting the store into it`,
@@ -266,21 +283,19 @@ export class DurableResultStore implements ResultStore {
     void this.compact();
   }
 
-  /** Write what is gathered, flush the log and close it; waiters are dropped. */
+  /** Write what is gathered, then close the log if the store opened it; waiters are dropped. */
   async close(): Promise<void> {
     while (this.gathering !== undefined || this.writing !== undefined)
-      await (this.writing ?? this.gathering?.promise)?.catch(() => undefined);
-    await this.compacting;
+      await (this.gathering ?? this.writing)?.catch(() => undefined);
     await this.memory.close();
-    try {
-      await this.log.close();
-    } finally {
-      this.releaseLock();
-    }
+    await this.closeLog();
   }
 
-  /** The records that rebuild the store as it is now (taken at once: writes made after it follow it in the log). */
-  private snapshot(): Uint8Array[] {
+  /**
+   * The records that rebuild the store as it is now (taken at once: writes
+   * made after it follow it in the log), for a compaction.
+   */
+  snapshot(): Uint8Array[] {
     const entries: LogEntry[] = [];
     for (const entry of this.memory.contents()) entries.push(logEntry.of(entry));
     return this.encoder.encode(entries);
@@ -298,19 +313,29 @@ export class DurableResultStore implements ResultStore {
     return this.gather();
   }
 
-  /** The batch the latest write belongs to; handed over at once if the log is idle, else when it is. */
+  /**
+   * The log's batch the latest write goes into. The writes gather until the
+   * log cuts that batch (while the one before it is written and fsynced), so
+   * they share its write and fsync with the node's own records.
+   */
   private gather(): Promise<void> {
-    if (this.gathering === undefined) {
-      this.gathering = new PendingBatch<never>();
-      // A microtask, not at once: the writes of one event-loop turn share the hand-over.
-      if (this.writing === undefined) queueMicrotask(() => this.handOver());
-    }
-    return this.gathering.promise;
+    if (this.gathering !== undefined) return this.gathering;
+    const batch = this.share.appendDeferred(() => this.handOver());
+    this.gathering = batch;
+    batch.then(
+      () => this.afterWrite(batch),
+      (error: unknown) => {
+        // Every later answer fails with it too, until the log is reopened.
+        this.failure ??= error;
+        this.afterWrite(batch);
+      },
+    );
+    return batch;
   }
 
-  private handOver(): void {
-    const batch = this.gathering;
-    if (batch === undefined) return;
+  /** The entries gathered, as records, taken when the log cuts the batch. */
+  private handOver(): Uint8Array[] {
+    this.writing = this.gathering;
     this.gathering = undefined;
     const entries: LogEntry[] = [];
     for (const change of this.changes.values()) {
@@ -321,31 +346,23 @@ export class DurableResultStore implements ResultStore {
       }
     }
     this.changes.clear();
-    this.writing = this.log.appendMany(this.encoder.encode(entries)).then(
-      () => {
-        batch.resolve();
-        this.afterWrite();
-      },
-      (error: unknown) => {
-        // Every later answer fails with it too, until the log is reopened.
-        this.failure ??= error;
-        batch.reject(error);
-        this.afterWrite();
-      },
-    );
+    this.share.wrote(entries.length);
+    return this.encoder.encode(entries);
   }
 
-  private afterWrite(): void {
-    this.writing = undefined;
-    const threshold = Math.max(this.options.compactAtBytes ?? 64 * 1024 * 1024, this.compactedSize * 4);
-    if (this.compacting === undefined && this.log.size >= threshold) void this.compact();
-    if (this.gathering !== undefined) this.handOver();
+  private afterWrite(batch: Promise<void>): void {
+    if (this.writing === batch) this.writing = undefined;
+    // Refused before it was cut (the log is closed or failed): what it gathered is not written.
+    if (this.gathering === batch) {
+      this.gathering = undefined;
+      this.changes.clear();
+    }
   }
 
   /** `value` once every write made so far is durable. */
   private settled<T>(value: T): Promise<T> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    const pending = this.gathering?.promise ?? this.writing;
+    const pending = this.gathering ?? this.writing;
     return pending === undefined ? Promise.resolve(value) : pending.then(() => value);
   }
 }
