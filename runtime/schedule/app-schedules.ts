@@ -16,12 +16,12 @@ import {
 import { ScheduleError } from "./schedule-errors.ts";
 import { nextInstant } from "./schedule-instants.ts";
 import { MemoryScheduleStore, type ScheduleStore } from "./schedule-store.ts";
-import { RemoteScheduleStore } from "./remote-schedule-store.ts";
+import { RemoteScheduleStore } from "./stores/remote-schedule-store.ts";
 import { RedisTransport } from "../../broker/redis/redis-transport.ts";
 import { AmqpTransport } from "../../broker/amqp/amqp-transport.ts";
 import type { SealRun } from "./sealed-runs.ts";
-import { RedisScheduleStore } from "./redis-schedule-store.ts";
-import { PostgresScheduleStore } from "./postgres-schedule-store.ts";
+import { RedisScheduleStore } from "./stores/redis-schedule-store.ts";
+import { PostgresScheduleStore } from "./stores/postgres-schedule-store.ts";
 import { InvalidArgumentError } from "../../broker/errors.ts";
 
 /**

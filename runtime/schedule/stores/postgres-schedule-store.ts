@@ -3,15 +3,15 @@
 import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import type pg from "pg";
-import { Codec } from "../../broker/codec.ts";
-import type { Envelope } from "../../broker/envelope.ts";
-import { InvalidArgumentError } from "../../broker/errors.ts";
-import type { Transport } from "../../broker/transport.ts";
-import { PostgresSchemaNameError } from "../results/postgres-result-store.ts";
-import type { ScheduleEntry } from "./schedule-definition.ts";
-import { LeaseLostError, ScheduleStoreConnectionLostError } from "./schedule-errors.ts";
-import { settleAll, type FireResult, type ScheduledRun, type ScheduleStore } from "./schedule-store.ts";
-import type { Lease, RunOutcome, RunRequest, StoredSchedule, TableChanges } from "./schedule-table.ts";
+import { Codec } from "../../../broker/codec.ts";
+import type { Envelope } from "../../../broker/envelope.ts";
+import { InvalidArgumentError } from "../../../broker/errors.ts";
+import type { Transport } from "../../../broker/transport.ts";
+import { PostgresSchemaNameError } from "../../results/postgres-result-store.ts";
+import type { ScheduleEntry } from "../schedule-definition.ts";
+import { LeaseLostError, ScheduleStoreConnectionLostError } from "../schedule-errors.ts";
+import { settleAll, type FireResult, type ScheduledRun, type ScheduleStore } from "../schedule-store.ts";
+import type { Lease, RunOutcome, RunRequest, StoredSchedule, TableChanges } from "../schedule-table.ts";
 
 /**
  * Settings of a PostgresScheduleStore; every field is optional.
