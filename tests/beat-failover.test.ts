@@ -9,7 +9,6 @@
  * the test fails.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,95 +24,12 @@ import {
   TEST_POSTGRES_URL,
 } from "../runtime/results/postgres-test-support.ts";
 import { runId } from "../runtime/schedule/run-id.ts";
-import { scaled } from "./support/waits.ts";
+import { eventually, scaled } from "./support/waits.ts";
+import { celerity, START_TIMEOUT_MS, type WatchedProcess } from "./support/watched-process.ts";
 
-const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const BEAT_APP = fileURLToPath(new URL("./fixtures/beat-app.ts", import.meta.url));
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const START_TIMEOUT_MS = scaled(20_000);
 const LEASE_MS = 2_000;
 const QUEUE = "beat-failover";
-
-/** A CLI child whose output lines can be waited on. */
-class Child {
-  readonly process: ChildProcessWithoutNullStreams;
-  private readonly lines: string[] = [];
-  private readonly waiters = new Set<{ pattern: RegExp; resolve: (match: RegExpExecArray) => void }>();
-
-  constructor(
-    readonly name: string,
-    args: readonly string[],
-  ) {
-    this.process = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
-    for (const stream of [this.process.stdout, this.process.stderr]) {
-      let partial = "";
-      stream.setEncoding("utf8");
-      stream.on("data", (chunk: string) => {
-        const parts = (partial + chunk).split("\n");
-        partial = parts.pop() ?? "";
-        for (const line of parts) {
-          this.lines.push(line);
-          for (const waiter of [...this.waiters]) {
-            const match = waiter.pattern.exec(line);
-            if (match !== null) {
-              this.waiters.delete(waiter);
-              waiter.resolve(match);
-            }
-          }
-        }
-      });
-    }
-  }
-
-  /** The first line matching `pattern`, or a failure with the output after `ms`. */
-  waitFor(pattern: RegExp, ms: number): Promise<RegExpExecArray> {
-    for (const line of this.lines) {
-      const match = pattern.exec(line);
-      if (match !== null) return Promise.resolve(match);
-    }
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(new Error(`timed out after ${ms} ms waiting for ${this.name} to print ${pattern}\n${this.tail()}`)),
-        ms,
-      );
-      this.waiters.add({ pattern, resolve: (match) => (clearTimeout(timer), resolve(match)) });
-    });
-  }
-
-  /** How many lines printed so far match `pattern`. */
-  count(pattern: RegExp): number {
-    return this.lines.filter((line) => pattern.test(line)).length;
-  }
-
-  tail(): string {
-    return this.lines
-      .slice(-20)
-      .map((line) => `  [${this.name}] ${line}`)
-      .join("\n");
-  }
-
-  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.process.once("exit", resolve));
-    this.process.kill(signal);
-    await exited;
-  }
-}
-
-/** Resolve when `predicate` holds, checking every few ms; fail with `detail()` after `ms`. */
-const until = async (
-  predicate: () => boolean | Promise<boolean>,
-  ms: number,
-  what: string,
-  detail: () => string,
-): Promise<void> => {
-  const deadline = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}\n${detail()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-};
 
 /** Where the beats keep their schedules: the broker url the beats and the test use, extra beat arguments, and the cleanup. */
 interface Keeper {
@@ -126,7 +42,7 @@ interface Keeper {
  * Two beats with `keeper`'s schedules; the leader is SIGKILLed after five of
  * ten runs. Every instant must reach the queue once, none twice, none missing.
  */
-const failover = async (children: Child[], keeper: Keeper): Promise<void> => {
+const failover = async (children: WatchedProcess[], keeper: Keeper): Promise<void> => {
   let app: App | undefined;
   const detail = () => children.map((child) => child.tail()).join("\n");
   try {
@@ -143,10 +59,10 @@ const failover = async (children: Child[], keeper: Keeper): Promise<void> => {
       `${LEASE_MS}`,
       "--log-runs",
     ];
-    const first = new Child("beat-a", beatArgs("a"));
+    const first = celerity("beat-a", beatArgs("a"));
     children.push(first);
     await first.waitFor(/beat a: started \(leading\)/, START_TIMEOUT_MS);
-    const second = new Child("beat-b", beatArgs("b"));
+    const second = celerity("beat-b", beatArgs("b"));
     children.push(second);
     await second.waitFor(/beat b: started \(standing by\)/, START_TIMEOUT_MS);
 
@@ -178,20 +94,22 @@ const failover = async (children: Child[], keeper: Keeper): Promise<void> => {
       },
     );
 
-    await until(() => received.length >= 5, scaled(15_000), "five runs before the kill", detail);
+    await eventually(() => received.length >= 5, {
+      timeoutMs: scaled(15_000),
+      what: "five runs before the kill",
+      detail,
+    });
     await first.kill("SIGKILL");
     await second.waitFor(/beat b: leads/, scaled(LEASE_MS * 5));
-    await until(() => new Set(received).size >= 10, scaled(20_000), "the ten runs", detail);
+    await eventually(() => new Set(received).size >= 10, { timeoutMs: scaled(20_000), what: "the ten runs", detail });
     // Stopped, the second beat has sent all it ever will: once the queue is drained, `received` is complete.
     await second.kill("SIGTERM");
-    await until(
+    await eventually(
       async () => {
         const stats = await app!.broker.stats(QUEUE);
         return stats.ready === 0 && stats.unacked === 0 && stats.delayed === 0;
       },
-      scaled(5_000),
-      "the queue to drain",
-      detail,
+      { timeoutMs: scaled(5_000), what: "the queue to drain", detail, intervalMs: 20 },
     );
     await consumer.cancel();
 
@@ -223,9 +141,9 @@ describe("beat processes for availability", () => {
   it("send every instant of a schedule once when the leading beat is killed with SIGKILL halfway (schedules on a node)", {
     timeout: scaled(150_000),
   }, async () => {
-    const children: Child[] = [];
+    const children: WatchedProcess[] = [];
     const dataDir = mkdtempSync(join(tmpdir(), "celerity-beat-"));
-    const broker = new Child("broker", ["broker", "--port", "0", "--data-dir", dataDir]);
+    const broker = celerity("broker", ["broker", "--port", "0", "--data-dir", dataDir]);
     children.push(broker);
     const [, url] = await broker.waitFor(/listening on (celerity:\/\/[\d.]+:\d+)/, START_TIMEOUT_MS);
     await failover(children, {
