@@ -66,6 +66,12 @@ export interface AppScheduling {
   schedule(name: string, when: When, signature: ScheduledSignature, options?: ScheduleOptions): void;
   readonly schedules: Schedules;
   beat(options?: BeatOptions): Beat;
+  /**
+   * The store's once-only claim of a run's task id, for a worker to run a
+   * run its store may have sent twice only once; absent when the store sends
+   * each run once (the worker then claims in the result store).
+   */
+  readonly claimRun?: (id: string) => Promise<boolean>;
   /** Stop this app's beats. */
   close(): Promise<void>;
 }
@@ -107,6 +113,7 @@ export const schedulingFor = (
   };
   return {
     store,
+    ...(store.claimRun !== undefined ? { claimRun: store.claimRun.bind(store) } : {}),
     schedule(name, when, signature, options) {
       const entry = check(defineSchedule(name, when, signature, options));
       if (declared.has(name))
