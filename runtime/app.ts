@@ -465,6 +465,7 @@ const createNativeApp = (options: AppOptions): App => {
         events,
         startControl,
         hooks,
+        ...(scheduling.claimRun !== undefined ? { claimOnce: scheduling.claimRun } : {}),
       };
       const worker = new Worker(
         options.module === undefined ? env : { ...env, appModule: options.module },

@@ -7,7 +7,7 @@ import { NodeLogResults } from "./results/node-log-results.ts";
 import { serveResults } from "./results/result-service.ts";
 import { MemoryResultStore, type MemoryResultStoreOptions, type ResultStore } from "./results/result-store.ts";
 import { serveRateLimits } from "./rate-limit/node-rate-limit-service.ts";
-import { ScheduleLog } from "./schedule/schedule-log.ts";
+import { ScheduleLog } from "./schedule/stores/schedule-log.ts";
 import { serveSchedules } from "./schedule/schedule-service.ts";
 
 /**

@@ -25,6 +25,13 @@ export interface TaskMessage {
   readonly target?: string;
   /** Epoch ms after which the task must not start (it is revoked instead). */
   readonly expires?: number;
+  /**
+   * Set on a message that may be published more than once under the same id
+   * (a beat's run whose schedule store resends runs it could not confirm):
+   * a worker runs it only after a once-only claim of its id, and acks any
+   * other copy without running it.
+   */
+  readonly claimOnce?: true;
 }
 
 export const DEFAULT_QUEUE = "celery";
@@ -48,6 +55,9 @@ const bodyOptions = (options: CallOptions): CallOptions | undefined => {
   return carried as CallOptions | undefined;
 };
 
+/** The header marking a message a worker claims once before running (TaskMessage.claimOnce). */
+const CLAIM_ONCE_HEADER = "claim-once";
+
 /** The message headers, built in one object (this runs once per publish). */
 const headersOf = (message: TaskMessage, expiresAt: number | undefined): Record<string, HeaderValue> => {
   const headers: Record<string, HeaderValue> = { task: message.task, retries: message.retries };
@@ -57,6 +67,7 @@ const headersOf = (message: TaskMessage, expiresAt: number | undefined): Record<
   }
   if (message.target !== undefined) headers.target = message.target;
   if (expiresAt !== undefined) headers.expires = expiresAt;
+  if (message.claimOnce === true) headers[CLAIM_ONCE_HEADER] = true;
   return headers;
 };
 
@@ -155,5 +166,6 @@ export const fromEnvelope = (envelope: Envelope, codec: Codec): TaskMessage => {
   }
   if (typeof target === "string") message.target = target;
   if (typeof expires === "number") message.expires = expires;
+  if (headers[CLAIM_ONCE_HEADER] === true) message.claimOnce = true;
   return message;
 };

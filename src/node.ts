@@ -26,7 +26,7 @@ export { MemoryResultStore, type ResultStore, type MemoryResultStoreOptions } fr
 export { serveResults } from "../runtime/results/result-service.ts";
 export { serveRateLimits } from "../runtime/rate-limit/node-rate-limit-service.ts";
 export { serveSchedules, type ScheduleServiceOptions } from "../runtime/schedule/schedule-service.ts";
-export { ScheduleLog } from "../runtime/schedule/schedule-log.ts";
+export { ScheduleLog } from "../runtime/schedule/stores/schedule-log.ts";
 export { DataDirLockedError } from "../broker/log/data-dir-lock.ts";
 export {
   DirectoryNotWritableError,

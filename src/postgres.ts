@@ -23,4 +23,4 @@ export {
 export {
   PostgresScheduleStore,
   type PostgresScheduleStoreOptions,
-} from "../runtime/schedule/postgres-schedule-store.ts";
+} from "../runtime/schedule/stores/postgres-schedule-store.ts";

@@ -18,4 +18,4 @@ export { RedisTransport, DEFAULT_LEASE_MS } from "../broker/redis/redis-transpor
 export type { RedisTransportOptions } from "../broker/redis/redis-options.ts";
 export { RedisConnectionLostError } from "../broker/redis/redis-errors.ts";
 export { RedisResultStore, type RedisResultStoreOptions } from "../runtime/results/redis-result-store.ts";
-export { RedisScheduleStore } from "../runtime/schedule/redis-schedule-store.ts";
+export { RedisScheduleStore } from "../runtime/schedule/stores/redis-schedule-store.ts";

@@ -16,12 +16,12 @@ import {
 import { ScheduleError } from "./schedule-errors.ts";
 import { nextInstant } from "./schedule-instants.ts";
 import { MemoryScheduleStore, type ScheduleStore } from "./schedule-store.ts";
-import { RemoteScheduleStore } from "./remote-schedule-store.ts";
+import { RemoteScheduleStore } from "./stores/remote-schedule-store.ts";
 import { RedisTransport } from "../../broker/redis/redis-transport.ts";
 import { AmqpTransport } from "../../broker/amqp/amqp-transport.ts";
 import type { SealRun } from "./sealed-runs.ts";
-import { RedisScheduleStore } from "./redis-schedule-store.ts";
-import { PostgresScheduleStore } from "./postgres-schedule-store.ts";
+import { RedisScheduleStore } from "./stores/redis-schedule-store.ts";
+import { PostgresScheduleStore } from "./stores/postgres-schedule-store.ts";
 import { InvalidArgumentError } from "../../broker/errors.ts";
 
 /**
@@ -66,6 +66,12 @@ export interface AppScheduling {
   schedule(name: string, when: When, signature: ScheduledSignature, options?: ScheduleOptions): void;
   readonly schedules: Schedules;
   beat(options?: BeatOptions): Beat;
+  /**
+   * The store's once-only claim of a run's task id, for a worker to run a
+   * run its store may have sent twice only once; absent when the store sends
+   * each run once (the worker then claims in the result store).
+   */
+  readonly claimRun?: (id: string) => Promise<boolean>;
   /** Stop this app's beats. */
   close(): Promise<void>;
 }
@@ -107,6 +113,7 @@ export const schedulingFor = (
   };
   return {
     store,
+    ...(store.claimRun !== undefined ? { claimRun: store.claimRun.bind(store) } : {}),
     schedule(name, when, signature, options) {
       const entry = check(defineSchedule(name, when, signature, options));
       if (declared.has(name))

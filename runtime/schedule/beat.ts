@@ -9,7 +9,7 @@ import { systemClock, type BeatClock } from "./beat-clock.ts";
 import type { ScheduleEntry } from "./schedule-definition.ts";
 import { LeaseLostError } from "./schedule-errors.ts";
 import { dueRuns, nextInstant } from "./schedule-instants.ts";
-import type { ScheduledRun, ScheduleStore } from "./schedule-store.ts";
+import type { ResentRun, ScheduledRun, ScheduleStore } from "./schedule-store.ts";
 import type { RunOutcome, StoredSchedule } from "./schedule-table.ts";
 import { runId } from "./run-id.ts";
 import { DueQueue } from "./due-queue.ts";
@@ -51,6 +51,8 @@ export interface TickReport {
   readonly leader: boolean;
   /** Runs sent in this tick (recorded and confirmed by the broker). */
   readonly sent: readonly { readonly schedule: string; readonly instant: number; readonly id: string }[];
+  /** Runs recorded earlier whose send was never confirmed (their sender died), sent again in this tick under the same task id. */
+  readonly resent: readonly { readonly schedule: string; readonly instant: number; readonly id: string }[];
   /** Missed runs passed over by their schedule's catch-up policy. */
   readonly skipped: number;
   /** When the next run is due (epoch ms), if any schedule has one. */
@@ -78,7 +80,10 @@ const DEFAULT_LEASE_MS = 10_000;
  * derived from the schedule's name and the run's instant. Sending a run and
  * recording it as the schedule's last run are one step in the broker, taken
  * only while this beat's fencing token is current: a beat paused past its
- * lease, or a new leader after a crash, sends every run once.
+ * lease, or a new leader after a crash, sends every run once. A store apart
+ * from the broker (PostgreSQL) records runs as unconfirmed before sending
+ * them instead: a new leader first sends again what was never confirmed,
+ * and workers claim each such run once (ScheduleStore.resendUnconfirmed).
  *
  * @example
  * const beat = app.beat();
@@ -96,6 +101,8 @@ export class Beat {
   private readonly log: (message: string) => void;
   private readonly logRuns: boolean;
   private token: number | undefined;
+  /** Whether this beat has sent again the runs its store held unconfirmed since it took the lease (or since a failed tick). */
+  private unconfirmedChecked = false;
   private declaredPut = false;
   /** The schedules as of the last changes read, and where those changes ended. */
   private readonly known = new Map<string, StoredSchedule>();
@@ -196,6 +203,7 @@ export class Beat {
     } catch (error) {
       // A fire whose answer was lost may or may not have been recorded: read the whole table again.
       this.cursor = undefined;
+      this.unconfirmedChecked = false;
       throw error;
     }
   }
@@ -211,17 +219,29 @@ export class Beat {
         if (this.token !== undefined)
           this.log(`beat ${this.id}: no longer leads; ${lease.holder} leads with token ${lease.token}`);
         this.token = undefined;
-        return { leader: false, sent: [], skipped: 0, nextDue: undefined };
+        return { leader: false, sent: [], resent: [], skipped: 0, nextDue: undefined };
       }
       if (this.token !== lease.token) {
         this.log(`beat ${this.id}: leads (lease token ${lease.token})`);
         // What this beat knew may have moved on while another led: read the whole table again.
         this.cursor = undefined;
+        this.unconfirmedChecked = false;
       }
       this.token = lease.token;
       this.renewedAt = started;
     }
     const token = this.token;
+    let resent: readonly ResentRun[] = [];
+    if (!this.unconfirmedChecked && store.resendUnconfirmed !== undefined) {
+      try {
+        resent = await store.resendUnconfirmed(this.id, token);
+      } catch (error) {
+        if (!(error instanceof LeaseLostError)) throw error;
+        return this.leaseLost(error, [], [], 0);
+      }
+      this.unconfirmedChecked = true;
+      for (const run of resent) this.logResent(run);
+    }
     const now = this.clock.now();
     // Changes made elsewhere (schedules added, replaced, removed) are read at least every maxIntervalMs.
     if (this.cursor === undefined || now - this.refreshedAt >= this.maxIntervalMs) {
@@ -246,10 +266,7 @@ export class Beat {
         results = await store.fire(this.id, token, batch);
       } catch (error) {
         if (!(error instanceof LeaseLostError)) throw error;
-        this.log(`beat ${this.id}: ${error.message}; sending nothing more`);
-        this.token = undefined;
-        this.cursor = undefined;
-        return { leader: false, sent, skipped, nextDue: undefined };
+        return this.leaseLost(error, sent, resent, skipped);
       }
       for (let j = 0; j < batch.length; j++) {
         const run = batch[j];
@@ -266,7 +283,43 @@ export class Beat {
         }
       }
     }
-    return { leader: true, sent, skipped, nextDue: this.queue.peek() };
+    return {
+      leader: true,
+      sent,
+      resent: resent.filter((run) => run.error === undefined),
+      skipped,
+      nextDue: this.queue.peek(),
+    };
+  }
+
+  /** The lease was taken over while this beat sent: it sends nothing more and reads everything again once it leads. */
+  private leaseLost(
+    error: LeaseLostError,
+    sent: TickReport["sent"],
+    resent: readonly ResentRun[],
+    skipped: number,
+  ): TickReport {
+    this.log(`beat ${this.id}: ${error.message}; sending nothing more`);
+    this.token = undefined;
+    this.cursor = undefined;
+    return {
+      leader: false,
+      sent,
+      resent: resent.filter((run) => run.error === undefined),
+      skipped,
+      nextDue: undefined,
+    };
+  }
+
+  private logResent(run: ResentRun): void {
+    if (run.error !== undefined)
+      this.log(
+        `beat ${this.id}: schedule '${run.schedule}': the broker refused the unconfirmed run at ${iso(run.instant)} (it is not sent again): ${run.error}`,
+      );
+    else
+      this.log(
+        `beat ${this.id}: sent '${run.schedule}' run at ${iso(run.instant)} again as task ${run.id}: its send was never confirmed (a worker runs one copy)`,
+      );
   }
 
   /** Bring the schedules and their next instants up to date with the changes in the store since the last look. */
@@ -349,6 +402,8 @@ export class Beat {
         args: entry.args,
         options,
         retries: 0,
+        // A store that resends unconfirmed runs may send one twice: workers then claim it before running it.
+        ...(this.context.store.resendUnconfirmed !== undefined ? { claimOnce: true as const } : {}),
         ...(entry.target !== undefined ? { target: entry.target } : {}),
         ...(entry.expiresMs !== undefined ? { expires: instant + entry.expiresMs } : {}),
       },

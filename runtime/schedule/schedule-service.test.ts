@@ -8,7 +8,7 @@ import { ManualClock } from "./beat-clock.ts";
 import { runId } from "./run-id.ts";
 import { serveSchedules } from "./schedule-service.ts";
 import { LeaseLostError } from "./schedule-errors.ts";
-import { RemoteScheduleStore } from "./remote-schedule-store.ts";
+import { RemoteScheduleStore } from "./stores/remote-schedule-store.ts";
 import type { NodeTransport } from "../../broker/node/node-transport.ts";
 
 /** A node keeping schedules on a virtual clock, and apps connected to it, each standing for a process. */

@@ -5,7 +5,7 @@ import type { Envelope } from "../../broker/envelope.ts";
 import type { BrokerNode } from "../../broker/node/node-server.ts";
 import { envelopeFromWire } from "../../broker/node/protocol.ts";
 import type { ScheduleEntry } from "./schedule-definition.ts";
-import type { ScheduleLog } from "./schedule-log.ts";
+import type { ScheduleLog } from "./stores/schedule-log.ts";
 import { scheduleOperations } from "./schedule-operations.ts";
 import { settleAll } from "./schedule-store.ts";
 import { ScheduleTable, type RunRequest } from "./schedule-table.ts";

@@ -18,8 +18,10 @@ import {
  * broker, `RemoteScheduleStore` on a broker node (ops `beat.*`),
  * `RedisScheduleStore` on Redis, `PostgresScheduleStore` in PostgreSQL with
  * any broker. Each method is one atomic step, `fire` checking the lease and
- * recording each run in the same step as it publishes the run's message;
- * every store passes `scheduleStoreConformance`.
+ * recording each run in the same step as it publishes the run's message
+ * (PostgreSQL, a system apart from the broker, records first and resends
+ * what was never confirmed: see `resendUnconfirmed`); every store passes
+ * `scheduleStoreConformance`.
  *
  * @example
  * const app = createApp({ broker, schedules: new PostgresScheduleStore(url, broker, { schema: "ops" }) });
@@ -42,11 +44,35 @@ export interface ScheduleStore {
   release(holder: string, token: number): Promise<void>;
   /**
    * For the holder of the lease with `token`: record each run and publish the
-   * message of each run to send, in one step; rejects with LeaseLostError,
-   * recording and sending nothing, if the lease is no longer theirs.
+   * message of each run to send, in one step (or, on a store with
+   * `resendUnconfirmed`, recording the run as unconfirmed first); rejects with
+   * LeaseLostError, recording and sending nothing, if the lease is no longer theirs.
    */
   fire(holder: string, token: number, runs: readonly ScheduledRun[]): Promise<FireResult[]>;
+  /**
+   * Only on a store whose `fire` records runs apart from publishing them
+   * (PostgreSQL with another broker): such a store records each run to send
+   * as unconfirmed before publishing it, and forgets it once the broker
+   * confirms. For the holder of the lease with `token`: publish again every
+   * run still unconfirmed (its sender died between the two), under the same
+   * task id. Its runs are marked `claimOnce`, so a worker runs one copy.
+   */
+  resendUnconfirmed?(holder: string, token: number): Promise<ResentRun[]>;
+  /**
+   * Only on a store with `resendUnconfirmed`: true the first time a run's
+   * task id is claimed, false ever after; what a worker claims before running
+   * a run marked `claimOnce`.
+   */
+  claimRun?(id: string): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** A run published again by `resendUnconfirmed`; `error` says why the broker refused it (it is not sent again). */
+export interface ResentRun {
+  readonly schedule: string;
+  readonly instant: number;
+  readonly id: string;
+  readonly error?: string;
 }
 
 /** A run with the message to publish when it is sent. */

@@ -40,6 +40,12 @@ export interface RunnerEnvironment {
   readonly clock?: Clock;
   /** The app's hooks around execution (runtime/hooks.ts). */
   readonly hooks?: Hooks;
+  /**
+   * The once-only claim of a message marked `claimOnce`: true for the first
+   * copy of its id, false for every later one. Default: the result store's
+   * `claim`.
+   */
+  readonly claimOnce?: (id: string) => Promise<boolean>;
 }
 
 /** How a delivery is settled with the broker. */
@@ -95,7 +101,7 @@ export class TaskRunner {
 
   /** Run `delivery`; returns a promise only when something asynchronous is left to do. */
   run(delivery: Delivery, consumer: Consumer): void | Promise<void> {
-    const { env, host } = this;
+    const { env } = this;
     let message: TaskMessage;
     try {
       message = fromEnvelope(delivery.envelope, env.codec);
@@ -103,6 +109,13 @@ export class TaskRunner {
       return this.rejectMalformed(delivery, consumer, error);
     }
     if (delivery.redelivered) return this.runRedelivered(message, delivery, consumer);
+    if (message.claimOnce === true && message.retries === 0) return this.runClaimed(message, delivery, consumer);
+    return this.runDelivered(message, delivery, consumer);
+  }
+
+  /** Run a message on its first delivery (or one known not to have finished). */
+  private runDelivered(message: TaskMessage, delivery: Delivery, consumer: Consumer): void | Promise<void> {
+    const { env, host } = this;
     const revoked = env.transport.isRevoked(message.id);
     if (revoked || (message.expires !== undefined && message.expires < this.clock.now())) {
       this.events?.skipped(message, !revoked);
@@ -357,7 +370,24 @@ export class TaskRunner {
       this.host.settle(consumer, delivery, "ack");
       return;
     }
-    await this.run({ ...delivery, redelivered: false }, consumer);
+    await this.runDelivered(message, { ...delivery, redelivered: false }, consumer);
+  }
+
+  /**
+   * A message that may have been published more than once: only the copy
+   * that claims its id runs, and any other is acked without running. A
+   * redelivery of the copy that claimed (its worker died) does not claim
+   * again: it goes by the task's stored state, as every redelivery does.
+   */
+  private async runClaimed(message: TaskMessage, delivery: Delivery, consumer: Consumer): Promise<void> {
+    const claimed = await (this.env.claimOnce ?? ((id: string) => this.env.store.claim(`claim-once:${id}`)))(
+      message.id,
+    );
+    if (claimed) return this.runDelivered(message, delivery, consumer);
+    this.env.log(
+      `${this.host.name}: task '${message.task}' ${message.id} not run: another copy of it was claimed first (a scheduled run sent again)`,
+    );
+    this.host.settle(consumer, delivery, "ack");
   }
 
   private async rejectMalformed(delivery: Delivery, consumer: Consumer, error: unknown): Promise<void> {

@@ -24,6 +24,10 @@ Options:
                             amqp://user:password@host:5672/vhost (or CELERITY_BROKER_URL)
   --results <url>           result store, if not the broker's: redis://...,
                             postgres://... (or CELERITY_RESULTS_URL)
+  --schedules <url>         the PostgreSQL of the beat's schedules (postgres://...,
+                            or CELERITY_SCHEDULES_URL): each scheduled run is
+                            claimed there before it runs, so a run a beat sent
+                            twice runs once
   --concurrency <n>         tasks run at once (default: number of CPUs)
   --queues <a,b>            queues to consume (default: celery)
   --name <name>             worker name in logs, events and remote control
@@ -57,6 +61,7 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
     app: { type: "string" },
     broker: { type: "string" },
     results: { type: "string" },
+    schedules: { type: "string" },
     concurrency: { type: "string" },
     queues: { type: "string" },
     name: { type: "string" },
@@ -106,6 +111,11 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   }
   process.env.CELERITY_BROKER_URL = brokerUrl;
   if (values.results !== undefined) process.env.CELERITY_RESULTS_URL = values.results;
+  if (values.schedules !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(values.schedules))
+      throw new UsageError(`--schedules: ${JSON.stringify(values.schedules)} is not a postgres:// url`);
+    process.env.CELERITY_SCHEDULES_URL = values.schedules;
+  }
   const pooling = poolOptionsOf(values);
   const shutdownTimeout = shutdownTimeoutOf(values);
   if (values.watch) return (await import("./worker-watch.ts")).watchWorker(argv, path, (line) => console.error(line));

@@ -1,16 +1,16 @@
 // The schedule store of an app on the Redis transport: schedules, last runs and the beat lease in
 // the transport's Redis, each operation one script (redis-schedule-scripts.ts).
-import { Codec } from "../../broker/codec.ts";
-import type { Envelope } from "../../broker/envelope.ts";
-import { ExchangeNotFoundError, UnroutableError } from "../../broker/errors.ts";
-import { encodeEnvelope } from "../../broker/redis/redis-envelope.ts";
-import { connectionLoss } from "../../broker/redis/redis-errors.ts";
-import { text } from "../../broker/redis/redis-script.ts";
-import type { RedisTransport } from "../../broker/redis/redis-transport.ts";
-import { clampPriority } from "../../broker/envelope.ts";
+import { Codec } from "../../../broker/codec.ts";
+import type { Envelope } from "../../../broker/envelope.ts";
+import { ExchangeNotFoundError, UnroutableError } from "../../../broker/errors.ts";
+import { encodeEnvelope } from "../../../broker/redis/redis-envelope.ts";
+import { connectionLoss } from "../../../broker/redis/redis-errors.ts";
+import { text } from "../../../broker/redis/redis-script.ts";
+import type { RedisTransport } from "../../../broker/redis/redis-transport.ts";
+import { clampPriority } from "../../../broker/envelope.ts";
 import { randomUUID } from "node:crypto";
-import type { ScheduleEntry } from "./schedule-definition.ts";
-import { LeaseLostError } from "./schedule-errors.ts";
+import type { ScheduleEntry } from "../schedule-definition.ts";
+import { LeaseLostError } from "../schedule-errors.ts";
 import {
   acquireScript,
   changesScript,
@@ -19,8 +19,8 @@ import {
   releaseScript,
   removeScript,
 } from "./redis-schedule-scripts.ts";
-import type { FireResult, ScheduledRun, ScheduleStore } from "./schedule-store.ts";
-import type { Lease, RunOutcome, StoredSchedule, TableChanges } from "./schedule-table.ts";
+import type { FireResult, ScheduledRun, ScheduleStore } from "../schedule-store.ts";
+import type { Lease, RunOutcome, StoredSchedule, TableChanges } from "../schedule-table.ts";
 
 /**
  * The schedule store of an app on the Redis transport: schedules, last runs

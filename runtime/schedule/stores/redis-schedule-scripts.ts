@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { brokerScript, PUBLISH_LUA } from "../../broker/redis/redis-broker-scripts.ts";
+import { brokerScript, PUBLISH_LUA } from "../../../broker/redis/redis-broker-scripts.ts";
 
 const BEAT = `
 -- The keeper's clock: the time given (a store on a test's virtual clock), else the Redis server's.

@@ -1,17 +1,24 @@
 // The schedule store in PostgreSQL, with any broker: one transaction per operation under the
-// beat_state row lock; fire commits its runs only once the broker confirmed their messages.
+// beat_state row lock; fire records its runs as unconfirmed before publishing them, a new
+// leader resends what was never confirmed, and workers claim each run once.
 import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import type pg from "pg";
-import { Codec } from "../../broker/codec.ts";
-import type { Envelope } from "../../broker/envelope.ts";
-import { InvalidArgumentError } from "../../broker/errors.ts";
-import type { Transport } from "../../broker/transport.ts";
-import { PostgresSchemaNameError } from "../results/postgres-result-store.ts";
-import type { ScheduleEntry } from "./schedule-definition.ts";
-import { LeaseLostError, ScheduleStoreConnectionLostError } from "./schedule-errors.ts";
-import { settleAll, type FireResult, type ScheduledRun, type ScheduleStore } from "./schedule-store.ts";
-import type { Lease, RunOutcome, RunRequest, StoredSchedule, TableChanges } from "./schedule-table.ts";
+import { Codec } from "../../../broker/codec.ts";
+import type { Envelope } from "../../../broker/envelope.ts";
+import { InvalidArgumentError } from "../../../broker/errors.ts";
+import type { Transport } from "../../../broker/transport.ts";
+import { PostgresSchemaNameError } from "../../results/postgres-result-store.ts";
+import type { ScheduleEntry } from "../schedule-definition.ts";
+import { LeaseLostError, ScheduleStoreConnectionLostError } from "../schedule-errors.ts";
+import {
+  settleAll,
+  type FireResult,
+  type ResentRun,
+  type ScheduledRun,
+  type ScheduleStore,
+} from "../schedule-store.ts";
+import type { Lease, RunOutcome, RunRequest, StoredSchedule, TableChanges } from "../schedule-table.ts";
 
 /**
  * Settings of a PostgresScheduleStore; every field is optional.
@@ -37,6 +44,8 @@ let client: typeof pg | undefined;
 const postgres = (): typeof pg => (client ??= require("pg") as typeof pg);
 
 const MANDATORY = { mandatory: true } as const;
+/** How long a run's claim is kept: far longer than any resend can come after the first send. */
+const CLAIM_KEPT_MS = 24 * 60 * 60 * 1000;
 /** The table's clock in SQL: the time given ($n), else the server's, in epoch ms. */
 const keeperNow = (param: string) =>
   `COALESCE(${param}::bigint, (extract(epoch from clock_timestamp()) * 1000)::bigint)`;
@@ -48,18 +57,23 @@ const keeperNow = (param: string) =>
  * postgres://…`. Tables in its schema: `beat_schedules` (one row per
  * schedule: the entry as msgpack, when it was added, its revision, its last
  * run and the version of its last change), `beat_removed` (removed
- * schedules, for readers catching up) and `beat_state` (one row: the table's
- * epoch and version, the lease and its fencing token).
+ * schedules, for readers catching up), `beat_state` (one row: the table's
+ * epoch and version, the lease and its fencing token), `beat_unconfirmed`
+ * (runs recorded whose send the broker has not confirmed yet, with their
+ * messages) and `beat_claims` (the task ids of runs a worker has claimed,
+ * kept a day).
  *
  * Every operation is one transaction that locks the `beat_state` row first,
- * so changes are serialized. `fire` checks the lease under that lock,
- * records each run, publishes the runs' messages to the broker and waits for
- * its confirms, and only then commits: a beat killed before the commit has
- * recorded nothing (PostgreSQL rolls back with the lost connection), and
- * the next leader sends those runs. The store and the broker are two
- * systems, so one window remains: killed after the broker confirmed and
- * before the commit landed (one round trip), a run is sent again, under the
- * same task id (docs/periodic-tasks.md).
+ * so changes are serialized. The store and the broker are two systems, so a
+ * run cannot be recorded and published in one step: `fire` checks the lease
+ * under that lock, records each run as the schedule's last run and, for a run
+ * to send, its message in `beat_unconfirmed`, commits, then publishes and
+ * forgets the runs the broker confirmed. A beat killed before the commit has
+ * recorded and sent nothing; killed after it, its runs stay unconfirmed and
+ * the next leader sends them again (`resendUnconfirmed`), under the same
+ * task id and marked `claimOnce`, so a run sent twice is run once: the
+ * worker claims its id in `beat_claims` first (`claimRun`) and acks a copy
+ * whose id is claimed without running it (docs/periodic-tasks.md).
  *
  * @example
  * const app = createApp({ broker: "amqp://guest:guest@127.0.0.1:5672", schedules: "postgres://postgres@127.0.0.1:5432/app" });
@@ -168,8 +182,8 @@ export class PostgresScheduleStore implements ScheduleStore {
     );
   }
 
-  fire(holder: string, token: number, runs: readonly ScheduledRun[]): Promise<FireResult[]> {
-    return this.transaction("fire", async (db, version, state) => {
+  async fire(holder: string, token: number, runs: readonly ScheduledRun[]): Promise<FireResult[]> {
+    const { outcomes, toSend } = await this.transaction("fire", async (db, version, state) => {
       if (state.holder !== holder || state.token !== token || state.expiresAt <= state.now)
         throw new LeaseLostError({ holder, token, current: state.lastToken });
       const names = [...new Set(runs.map((run) => run.schedule))];
@@ -184,7 +198,7 @@ export class PostgresScheduleStore implements ScheduleStore {
         ]),
       );
       const outcomes: RunOutcome[] = [];
-      const published = new Map<RunRequest, Promise<void>>();
+      const toSend: ScheduledRun[] = [];
       for (const run of runs) {
         if (!lastRuns.has(run.schedule)) {
           outcomes.push("removed");
@@ -201,17 +215,101 @@ export class PostgresScheduleStore implements ScheduleStore {
           run.instant,
           await version(),
         ]);
-        if (run.send) published.set(run, this.broker.publish(run.envelope as Envelope, MANDATORY));
+        if (run.send) toSend.push(run);
         outcomes.push(run.send ? "sent" : "passed");
       }
-      // Committed only once the broker has confirmed (or refused) every message: killed before, nothing is recorded.
-      return settleAll(runs, outcomes, published);
+      if (toSend.length > 0) {
+        await this.recordUnconfirmed(db, toSend);
+        await this.forgetOldClaims(db, state.now);
+      }
+      return { outcomes, toSend };
     });
+    // Recorded as unconfirmed before publishing: a beat killed from here on leaves its runs for the next leader to resend.
+    const published = new Map<RunRequest, Promise<void>>();
+    for (const run of toSend) published.set(run, this.broker.publish(run.envelope as Envelope, MANDATORY));
+    const results = await settleAll(runs, outcomes, published);
+    await this.confirm(toSend.map((run) => (run.envelope as Envelope).id));
+    return results;
+  }
+
+  async resendUnconfirmed(holder: string, token: number): Promise<ResentRun[]> {
+    const unconfirmed = await this.transaction("resend", async (db, _version, state) => {
+      if (state.holder !== holder || state.token !== token || state.expiresAt <= state.now)
+        throw new LeaseLostError({ holder, token, current: state.lastToken });
+      const { rows } = await db.query(
+        `SELECT schedule, instant, envelope FROM ${this.schema}.beat_unconfirmed ORDER BY instant, run_id`,
+      );
+      return rows.map((row: { schedule: string; instant: string; envelope: Buffer }) => ({
+        schedule: row.schedule,
+        instant: Number(row.instant),
+        envelope: this.codec.decode(row.envelope) as Envelope,
+      }));
+    });
+    const resent = await Promise.all(
+      unconfirmed.map(({ schedule, instant, envelope }) =>
+        this.broker.publish(envelope, MANDATORY).then(
+          (): ResentRun => ({ schedule, instant, id: envelope.id }),
+          (error: unknown): ResentRun => ({
+            schedule,
+            instant,
+            id: envelope.id,
+            error: error instanceof Error ? error.message : String(error),
+          }),
+        ),
+      ),
+    );
+    await this.confirm(resent.map((run) => run.id));
+    return resent;
+  }
+
+  async claimRun(id: string): Promise<boolean> {
+    try {
+      await this.ready;
+      const { rowCount } = await this.pool.query(
+        `INSERT INTO ${this.schema}.beat_claims (run_id, claimed_at) VALUES ($1, ${keeperNow("$2")})
+         ON CONFLICT (run_id) DO NOTHING`,
+        [id, this.keeperNow()],
+      );
+      return rowCount === 1;
+    } catch (error) {
+      throw isConnectionError(error) ? lost("claim", error) : error;
+    }
   }
 
   async close(): Promise<void> {
     await this.ready.catch(() => {});
     await this.pool.end();
+  }
+
+  /** Record runs about to be published as unconfirmed, with their messages, in the fire's transaction. */
+  private async recordUnconfirmed(db: pg.PoolClient, runs: readonly ScheduledRun[]): Promise<void> {
+    const envelopes = runs.map((run) => run.envelope as Envelope);
+    await db.query(
+      `INSERT INTO ${this.schema}.beat_unconfirmed (run_id, schedule, instant, envelope)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[])
+       ON CONFLICT (run_id) DO NOTHING`,
+      [
+        envelopes.map((envelope) => envelope.id),
+        runs.map((run) => run.schedule),
+        runs.map((run) => run.instant),
+        envelopes.map((envelope) => Buffer.from(this.codec.encode(envelope, "envelope"))),
+      ],
+    );
+  }
+
+  /** Forget runs the broker confirmed (or refused: those are not sent again). */
+  private async confirm(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    try {
+      await this.pool.query(`DELETE FROM ${this.schema}.beat_unconfirmed WHERE run_id = ANY($1::text[])`, [ids]);
+    } catch (error) {
+      throw isConnectionError(error) ? lost("fire", error) : error;
+    }
+  }
+
+  /** A run is resent within a lease or two of its instant: its claim is kept a day, then dropped. */
+  private async forgetOldClaims(db: pg.PoolClient, now: number): Promise<void> {
+    await db.query(`DELETE FROM ${this.schema}.beat_claims WHERE claimed_at < $1`, [now - CLAIM_KEPT_MS]);
   }
 
   private keeperNow(): number | null {
@@ -309,6 +407,12 @@ export class PostgresScheduleStore implements ScheduleStore {
         revision bigint NOT NULL, last_run bigint, version bigint NOT NULL)`);
       await db.query(`CREATE INDEX IF NOT EXISTS beat_schedules_version ON ${s}.beat_schedules (version)`);
       await db.query(`CREATE TABLE IF NOT EXISTS ${s}.beat_removed (name text PRIMARY KEY, version bigint NOT NULL)`);
+      await db.query(`CREATE TABLE IF NOT EXISTS ${s}.beat_unconfirmed (
+        run_id text PRIMARY KEY, schedule text NOT NULL, instant bigint NOT NULL, envelope bytea NOT NULL)`);
+      await db.query(
+        `CREATE TABLE IF NOT EXISTS ${s}.beat_claims (run_id text PRIMARY KEY, claimed_at bigint NOT NULL)`,
+      );
+      await db.query(`CREATE INDEX IF NOT EXISTS beat_claims_claimed_at ON ${s}.beat_claims (claimed_at)`);
       await db.query(`CREATE TABLE IF NOT EXISTS ${s}.beat_state (
         id integer PRIMARY KEY CHECK (id = 1), epoch text NOT NULL, version bigint NOT NULL DEFAULT 0,
         forgotten bigint NOT NULL DEFAULT 0, holder text, token bigint NOT NULL DEFAULT 0,

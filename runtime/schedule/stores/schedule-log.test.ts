@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { tempDir } from "../../broker/node/node-test-support.ts";
-import { defineSchedule } from "./schedule-definition.ts";
+import { tempDir } from "../../../broker/node/node-test-support.ts";
+import { defineSchedule } from "../schedule-definition.ts";
 import { ScheduleLog } from "./schedule-log.ts";
 
 const entry = (name: string) =>

@@ -1,9 +1,9 @@
 // The schedules, last runs and lease of a node with a data directory, made durable: every
 // change appended to a log in `<data-dir>/schedules`, replayed on start, compacted.
-import { Codec } from "../../broker/codec.ts";
-import { lockDataDir } from "../../broker/log/data-dir-lock.ts";
-import { DurableLog, type DurableLogOptions } from "../../broker/log/durable-log.ts";
-import { ScheduleTable, type TableChange } from "./schedule-table.ts";
+import { Codec } from "../../../broker/codec.ts";
+import { lockDataDir } from "../../../broker/log/data-dir-lock.ts";
+import { DurableLog, type DurableLogOptions } from "../../../broker/log/durable-log.ts";
+import { ScheduleTable, type TableChange } from "../schedule-table.ts";
 
 /**
  * The schedules, last runs and lease of a node with a data directory, made to

@@ -11,17 +11,17 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it, type TestContext } from "node:test";
-import { Codec } from "../../broker/codec.ts";
-import type { Envelope } from "../../broker/envelope.ts";
-import type { Transport } from "../../broker/transport.ts";
-import { eventually } from "../../tests/support/waits.ts";
-import { Beat } from "./beat.ts";
-import { ManualClock } from "./beat-clock.ts";
-import { runId } from "./run-id.ts";
-import type { ScheduleEntry } from "./schedule-definition.ts";
-import { defineSchedule } from "./schedule-definition.ts";
-import { LeaseLostError } from "./schedule-errors.ts";
-import type { ScheduleStore } from "./schedule-store.ts";
+import { Codec } from "../../../broker/codec.ts";
+import type { Envelope } from "../../../broker/envelope.ts";
+import type { Transport } from "../../../broker/transport.ts";
+import { eventually } from "../../../tests/support/waits.ts";
+import { Beat } from "../beat.ts";
+import { ManualClock } from "../beat-clock.ts";
+import { runId } from "../run-id.ts";
+import type { ScheduleEntry } from "../schedule-definition.ts";
+import { defineSchedule } from "../schedule-definition.ts";
+import { LeaseLostError } from "../schedule-errors.ts";
+import type { ScheduleStore } from "../schedule-store.ts";
 
 /** A store on a fresh, empty table keeping time by `now`, and the broker it publishes runs to. */
 export interface StoreUnderTest {

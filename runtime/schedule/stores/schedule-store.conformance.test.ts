@@ -1,15 +1,15 @@
 import { test } from "node:test";
-import { EmbeddedBroker } from "../../broker/embedded/embedded-broker.ts";
-import { BrokerNode } from "../../broker/node/node-server.ts";
-import { NodeTransport } from "../../broker/node/node-transport.ts";
-import { isolatedTransport, redisSkipReason } from "../../broker/redis/redis-test-support.ts";
-import { dropSchema, postgresSkipReason, testSchema, TEST_POSTGRES_URL } from "../results/postgres-test-support.ts";
+import { EmbeddedBroker } from "../../../broker/embedded/embedded-broker.ts";
+import { BrokerNode } from "../../../broker/node/node-server.ts";
+import { NodeTransport } from "../../../broker/node/node-transport.ts";
+import { isolatedTransport, redisSkipReason } from "../../../broker/redis/redis-test-support.ts";
+import { dropSchema, postgresSkipReason, testSchema, TEST_POSTGRES_URL } from "../../results/postgres-test-support.ts";
 import { PostgresScheduleStore } from "./postgres-schedule-store.ts";
 import { RedisScheduleStore } from "./redis-schedule-store.ts";
 import { RemoteScheduleStore } from "./remote-schedule-store.ts";
 import { scheduleStoreConformance } from "./schedule-store-conformance.ts";
-import { serveSchedules } from "./schedule-service.ts";
-import { MemoryScheduleStore } from "./schedule-store.ts";
+import { serveSchedules } from "../schedule-service.ts";
+import { MemoryScheduleStore } from "../schedule-store.ts";
 
 scheduleStoreConformance("embedded broker", async (now) => {
   const broker = new EmbeddedBroker();
