@@ -16,16 +16,17 @@ import {
 } from "../errors.ts";
 import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "../broker-arguments.ts";
 import { DEFAULT_REVOCATION_TTL_MS, Revocations } from "../revocations.ts";
-import type {
-  ConsumeOptions,
-  Consumer,
-  DeliveryHandler,
-  ExchangeType,
-  PublishOptions,
-  QueueOptions,
-  QueueStats,
-  RevocationOptions,
-  Transport,
+import {
+  DEFAULT_LEASE_MS,
+  type ConsumeOptions,
+  type Consumer,
+  type DeliveryHandler,
+  type ExchangeType,
+  type PublishOptions,
+  type QueueOptions,
+  type QueueStats,
+  type RevocationOptions,
+  type Transport,
 } from "../transport.ts";
 import type { QueueAdmin, QueueInfo } from "../queue-admin.ts";
 import {
@@ -46,13 +47,6 @@ import { connectionLoss } from "./redis-errors.ts";
 import { MAX_RETRIES_PER_REQUEST, parseRedisUrl, type RedisTransportOptions } from "./redis-options.ts";
 import { text } from "./redis-script.ts";
 
-/**
- * A delivery's lease when the consumer names none: 30 s, renewed while its process lives.
- *
- * @example
- * app.worker({ leaseMs: DEFAULT_LEASE_MS * 2 }); // a dead worker's tasks come back after a minute
- */
-export const DEFAULT_LEASE_MS = 30_000;
 /** maxDeliveries: Infinity is kept as this (no message is delivered 2^31 times). */
 const UNLIMITED = 2 ** 31;
 /** Auto-delete queues whose consumers have all gone are swept every this many poll intervals. */
