@@ -46,6 +46,16 @@ export interface PublishOptions {
 }
 
 /**
+ * A delivery's lease when the consumer names none (ConsumeOptions.leaseMs),
+ * on every transport whose consumers are in other processes (a broker node,
+ * Redis): 30 s, renewed while the consumer's process lives.
+ *
+ * @example
+ * app.worker({ leaseMs: DEFAULT_LEASE_MS * 2 }); // a dead worker's tasks come back after a minute
+ */
+export const DEFAULT_LEASE_MS = 30_000;
+
+/**
  * Options for one consumer.
  *
  * @example
@@ -58,7 +68,7 @@ export interface ConsumeOptions {
    * Where the consumer is in another process (a broker node): each delivery is
    * leased for this long, and the lease of every delivery still held is renewed
    * while the consumer's process is alive. A delivery whose lease runs out is
-   * redelivered to another consumer. Default 30 s. In-process brokers ignore it.
+   * redelivered to another consumer. Default DEFAULT_LEASE_MS (30 s). In-process brokers ignore it.
    */
   readonly leaseMs?: number;
   /**

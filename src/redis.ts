@@ -14,7 +14,8 @@
  *
  * @module
  */
-export { RedisTransport, DEFAULT_LEASE_MS } from "../broker/redis/redis-transport.ts";
+export { RedisTransport } from "../broker/redis/redis-transport.ts";
+export { DEFAULT_LEASE_MS } from "../broker/transport.ts";
 export type { RedisTransportOptions } from "../broker/redis/redis-options.ts";
 export { RedisConnectionLostError } from "../broker/redis/redis-errors.ts";
 export { RedisResultStore, type RedisResultStoreOptions } from "../runtime/results/redis-result-store.ts";

@@ -11,15 +11,18 @@
  *   npm run bench:peers -- --runs 5 --only celerity-node,bullmq --workloads backlog,latency
  *   npm run bench:peers -- --profile                      # CPU profiles of celerity's node and worker during the backlog workload
  *   npm run bench:peers -- --profile --workloads chord    # ... or during another workload
+ *   npm run bench:peers -- --profile --only celerity-redis --workloads concurrent  # producer, worker and Redis CPU a task, and profiles
  *
  * Writes bench/results/peers-<time>.{json,md,svg}; a full run (no --only,
  * no --workloads) also updates docs/peers.svg.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { printSelfTimes } from "../node/profile-summary.ts";
+import { cpuPerTask, readCpu } from "./cpu-cost.ts";
 import { markdownTable, percentile, stat, svgChart, targetLines, type Cell, type SystemResult } from "./report.ts";
 import { CHAIN_LENGTH, type Instance, type System, type SystemConfig } from "./system.ts";
 import { beeQueue } from "./systems/bee-queue.ts";
@@ -310,36 +313,61 @@ const runSystem = async (
   return { ...base, versions, cells };
 };
 
+/** The systems --profile can run: their workers have processes of their own. */
+const PROFILED: readonly System[] = [celerityNodeMemory, celerityRedis, celerityAmqp, bullmq];
+
 /**
- * One workload (backlog unless --workloads names another) on celerity's node
- * (in memory) with node and worker under `node --cpu-prof`; prints the top
- * self-time functions of each.
+ * One workload (backlog unless --workloads names another) on one system
+ * (celerity's node unless --only names another of PROFILED), with its
+ * worker (and celerity's node) under `node --cpu-prof` and the producer,
+ * this process, profiled during the measured run; prints the CPU each task
+ * cost the producer, the worker and (on Redis) the Redis server, then the
+ * top self-time functions of each profile.
  */
-const profile = async (root: string, workload: Workload) => {
-  const dir = join(root, `profiles-peers-${workload.id}-${stamp()}`);
+const profile = async (root: string, system: System, workload: Workload) => {
+  const reason = await system.unavailable();
+  if (reason !== undefined) fail(`--profile: ${system.label} cannot run here: ${reason}`);
+  const dir = join(root, `profiles-peers-${system.id}-${workload.id}-${stamp()}`);
   mkdirSync(dir, { recursive: true });
-  const nodeArgs = (who: "node" | "worker") => [
-    "--cpu-prof",
-    "--cpu-prof-dir",
-    dir,
-    "--cpu-prof-name",
-    `${who}.cpuprofile`,
-  ];
-  const n = workload.fixed ? workload.base : sizeFor(workload, celerityNodeMemory) * 2;
-  const inst = await celerityNodeMemory.start({ concurrency: CONCURRENCY, echo: opts.echo, nodeArgs });
+  // A directory per process: tsx's loader thread writes a profile too, named by its thread id beside the main thread's.
+  const nodeArgs = (who: "node" | "worker") => ["--cpu-prof", "--cpu-prof-dir", join(dir, who)];
+  const n = workload.fixed ? workload.base : sizeFor(workload, system) * 2;
+  const onRedis = system === celerityRedis || system === bullmq;
+  const inst = await system.start({ concurrency: CONCURRENCY, echo: opts.echo, nodeArgs });
+  const producer = new Session();
+  producer.connect();
   try {
     if (workload.worker) await inst.startWorker();
     await workload.run(inst, Math.max(workload.min, Math.round(n / 4))); // warm-up
+    await producer.post("Profiler.enable");
+    await producer.post("Profiler.start");
+    const before = await readCpu(inst.workerCpu?.bind(inst), onRedis);
     const figure = await workload.run(inst, n);
+    const after = await readCpu(inst.workerCpu?.bind(inst), onRedis);
+    const { profile: taken } = await producer.post("Profiler.stop");
+    writeFileSync(join(dir, "producer.cpuprofile"), JSON.stringify(taken));
     const shown =
       typeof figure === "number" ? `${Math.round(figure).toLocaleString("en")} tasks/s` : `${figure.length} latencies`;
-    console.log(`\nprofiled ${workload.label} (${n.toLocaleString("en")}) on celerity node (in memory): ${shown}`);
+    console.log(`\nprofiled ${workload.label} (${n.toLocaleString("en")}) on ${system.label}: ${shown}`);
+    console.log(
+      `CPU during the profiled run (load average ${loadavg()[0].toFixed(2)}; ${onRedis ? "the Redis server's counters include any other client's work" : "the broker's own CPU is not counted"}):`,
+    );
+    for (const line of cpuPerTask(before, after, workload.id === "chord" ? n * (CHORD_SIZE + 1) : n)) console.log(line);
   } finally {
-    await inst.close(); // node and worker write their profiles as they exit
+    producer.disconnect();
+    await inst.close(); // the worker (and node) write their profiles as they exit
   }
-  console.log("(the profiles cover each process's whole life: start-up, warm-up and the profiled run)");
-  printSelfTimes("node (celerity broker)", join(dir, "node.cpuprofile"), 15);
-  printSelfTimes("worker (celerity worker)", join(dir, "worker.cpuprofile"), 15);
+  console.log("(the worker's and node's profiles cover each process's whole life; the producer's, the profiled run)");
+  printSelfTimes("producer (this process)", join(dir, "producer.cpuprofile"), 15);
+  if (system === celerityNodeMemory) printSelfTimes("node (celerity broker)", mainThreadProfile(join(dir, "node")), 15);
+  printSelfTimes(`worker (${system.label})`, mainThreadProfile(join(dir, "worker")), 15);
+};
+
+/** The main thread's profile in a `--cpu-prof-dir` (default names end in `.<pid>.<thread id>.<seq>.cpuprofile`; the main thread is 0). */
+const mainThreadProfile = (dir: string): string => {
+  const main = readdirSync(dir).find((name) => /\.\d+\.0\.\d+\.cpuprofile$/.test(name));
+  if (main === undefined) fail(`no main-thread profile in ${dir}`);
+  return join(dir, main as string);
 };
 
 const stamp = () => new Date().toISOString().replace(/[:.]/g, "-");
@@ -371,7 +399,14 @@ const main = async () => {
   if (opts.profile) {
     if (workloads.length > 1 && opts.workloads !== undefined)
       fail("--profile takes one workload (--workloads backlog, say)");
-    return profile(results, opts.workloads === undefined ? WORKLOADS.find((w) => w.id === "backlog")! : workloads[0]);
+    const profiled = opts.only === undefined ? [celerityNodeMemory] : systems;
+    if (profiled.length !== 1 || !PROFILED.includes(profiled[0]))
+      fail(`--profile takes one system of ${PROFILED.map((x) => x.id).join(", ")} (--only celerity-redis, say)`);
+    return profile(
+      results,
+      profiled[0],
+      opts.workloads === undefined ? WORKLOADS.find((w) => w.id === "backlog")! : workloads[0],
+    );
   }
   const config: SystemConfig = { concurrency: CONCURRENCY, echo: opts.echo };
   const report: SystemResult[] = [];

@@ -43,13 +43,15 @@ export interface Instance {
   paced(n: number, rate: number): Promise<void>;
   /** Send-to-start latencies (ms) recorded since the reset. */
   latencies(): Promise<number[]>;
+  /** The worker process's CPU time so far (µs), where the worker has a process of its own (for --profile). */
+  workerCpu?(): Promise<number>;
   close(): Promise<void>;
 }
 
 export interface SystemConfig {
   readonly concurrency: number;
   readonly echo: boolean;
-  /** Extra node options for the processes of a celerity node system (e.g. --cpu-prof ...), by process: "node" or "worker". */
+  /** Extra node options for a system's Node processes (e.g. --cpu-prof ...), by process: "node" (celerity's broker node) or "worker". */
   readonly nodeArgs?: (process: "node" | "worker") => readonly string[];
 }
 

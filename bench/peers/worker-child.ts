@@ -2,7 +2,7 @@
  * A worker process of the peers bench for the Node-based systems (celerity's
  * TCP node, BullMQ, bee-queue): loads the system's worker side, then obeys
  * the harness over the IPC channel (start, stop, reset, wait, latencies,
- * exit). Consuming stops and starts within this one process, so a worker
+ * cpu, exit). Consuming stops and starts within this one process, so a worker
  * stays warmed up (JIT-compiled) from one run to the next.
  *
  *   node --import tsx bench/peers/worker-child.ts <worker-module> '<options as JSON>'
@@ -45,6 +45,11 @@ process.on("message", async (request: WorkerRequest) => {
       case "latencies":
         value = probe.latencies();
         break;
+      case "cpu": {
+        const { user, system } = process.cpuUsage();
+        value = user + system;
+        break;
+      }
       case "exit":
         await worker.close();
         send({ id: request.id, ok: true });

@@ -21,7 +21,7 @@ export interface WorkerSide {
 export type WorkerFactory = (options: Record<string, unknown>, probe: Probe) => Promise<WorkerSide>;
 
 export type WorkerRequest =
-  | { readonly id: number; readonly op: "start" | "stop" | "reset" | "latencies" | "exit" }
+  | { readonly id: number; readonly op: "start" | "stop" | "reset" | "latencies" | "cpu" | "exit" }
   | { readonly id: number; readonly op: "wait"; readonly count: number; readonly timeoutMs: number };
 
 type Reply = { id: number; ok: true; value?: unknown } | { id: number; ok: false; error: string };
@@ -41,6 +41,8 @@ export interface WorkerLink {
   reset(): Promise<void>;
   waitFor(count: number, timeoutMs: number): Promise<Window>;
   latencies(): Promise<number[]>;
+  /** The worker process's CPU time so far (user + system, µs). */
+  cpu(): Promise<number>;
   /** Close the worker side and let the process exit (a clean exit, so a --cpu-prof profile gets written). */
   exit(): Promise<void>;
 }
@@ -48,12 +50,13 @@ export interface WorkerLink {
 /** The parts of an Instance that a worker process behind `link` answers. */
 export const workerControls = (
   link: WorkerLink,
-): Pick<Instance, "startWorker" | "stopWorker" | "reset" | "waitFor" | "latencies"> => ({
+): Pick<Instance, "startWorker" | "stopWorker" | "reset" | "waitFor" | "latencies" | "workerCpu"> => ({
   startWorker: () => link.start(),
   stopWorker: () => link.stop(),
   reset: () => link.reset(),
   waitFor: (count, timeoutMs) => link.waitFor(count, timeoutMs),
   latencies: () => link.latencies(),
+  workerCpu: () => link.cpu(),
 });
 
 /** Start a worker process for `module` (a file exporting `createWorker`); resolves once it is ready (not yet consuming). */
@@ -109,6 +112,7 @@ export const spawnWorker = (
     reset: async () => void (await request("reset")),
     waitFor: async (count, timeoutMs) => (await request("wait", { count, timeoutMs })) as Window,
     latencies: async () => (await request("latencies")) as number[],
+    cpu: async () => (await request("cpu")) as number,
     async exit() {
       if (exiting) return exited;
       exiting = true;

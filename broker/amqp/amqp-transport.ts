@@ -32,6 +32,8 @@ import type {
 import { AmqpConsumer, type ConsumerHost } from "./amqp-consumer.ts";
 import { AmqpConnectionError, ReplyCode, mapAmqpError, replyCode } from "./amqp-errors.ts";
 import { AmqpLink } from "./amqp-link.ts";
+import { checkName } from "./amqp-names.ts";
+import { AmqpQueueAdmin } from "./amqp-queue-admin.ts";
 import { Header, deadLetterOf, originHeaders, publishOptions } from "./amqp-message.ts";
 import { redactUrl, resolveAmqpOptions, type AmqpTransportOptions, type ResolvedAmqpOptions } from "./amqp-options.ts";
 import { ConfirmedPublisher } from "./confirmed-publisher.ts";
@@ -74,6 +76,7 @@ export class AmqpTransport implements Transport, QueueAdmin {
   private consumerTags = 0;
   private closed = false;
   private readonly host: ConsumerHost;
+  private readonly admin: AmqpQueueAdmin;
 
   /** Resolves once connected and caught up with the revocation stream. */
   readonly ready: Promise<void>;
@@ -117,6 +120,16 @@ export class AmqpTransport implements Transport, QueueAdmin {
       cancelled: (consumer) => this.consumers.delete(consumer),
       log: this.options.log,
     };
+    this.admin = new AmqpQueueAdmin({
+      link: this.link,
+      registry: this.registry,
+      open: (operation) => this.open(operation),
+      whenReady: (operation) => this.whenReady(operation),
+      ensureQueue: (queue) => this.ensureQueue(queue),
+      deadLetterQueueOf: (queue) => this.deadLetterQueueOf(queue),
+      exists: (queue) => this.exists(queue),
+      requeue: (letter) => this.send(letter.envelope, letter.queue, originHeaders(letter.envelope)),
+    });
     let connected!: () => void;
     this.ready = new Promise<void>((resolve) => (connected = resolve));
     this.link.onConnected(async () => {
@@ -390,130 +403,28 @@ export class AmqpTransport implements Transport, QueueAdmin {
     });
   }
 
-  /**
-   * The queues declared through celerity on this vhost and prefix (AMQP has
-   * no way to list queues; the queue registry keeps them), each with `ready`
-   * and `consumers` as RabbitMQ counts them. `delayed` and `unacked` are
-   * undefined: delayed messages wait in the shared delay ladder, not counted
-   * by destination, and AMQP reports no unacknowledged count (RabbitMQ's
-   * management plugin does: docs/control.md).
-   */
-  async listQueues(): Promise<readonly QueueInfo[]> {
-    this.open("list queues");
-    await this.whenReady("list queues");
-    const infos: QueueInfo[] = [];
-    for (const queue of this.registry.list()) {
-      const counted = await this.link
-        .withChannel("list queues", (channel) => channel.checkQueue(queue.name))
-        .catch((error: unknown) => {
-          if (replyCode(error) !== ReplyCode.notFound)
-            throw mapAmqpError(error, "queue.declare", { kind: "queue", name: queue.name });
-          return undefined;
-        });
-      if (counted === undefined) {
-        // Deleted with its last consumer (auto-delete), or by someone else: forgotten for every transport.
-        await this.registry.gone(queue.name);
-        continue;
-      }
-      infos.push({
-        name: queue.name,
-        ready: counted.messageCount,
-        delayed: undefined,
-        unacked: undefined,
-        consumers: counted.consumerCount,
-        paused: this.registry.isPaused(queue.name),
-        deadLetterQueue: queue.deadLetterQueue,
-        isDeadLetterQueue: queue.isDeadLetterQueue,
-        autoDelete: queue.autoDelete,
-      });
-    }
-    return infos;
+  listQueues(): Promise<readonly QueueInfo[]> {
+    return this.admin.listQueues();
   }
 
-  /**
-   * Remove the ready messages of `queue` (RabbitMQ's purge) and resolve to
-   * how many; its delayed messages, in the delay ladder, are dropped when
-   * they come due (not counted: nothing can count them by destination).
-   */
-  async purge(queue: string): Promise<number> {
-    this.open("purge a queue");
-    checkName("queue name", queue);
-    await this.whenReady("purge a queue");
-    const at = Date.now();
-    const { messageCount } = await this.link.withChannel("purge a queue", async (channel) => {
-      await channel.checkQueue(queue).catch((error) => {
-        throw mapAmqpError(error, "queue.declare", { kind: "queue", name: queue });
-      });
-      return channel.purgeQueue(queue);
-    });
-    await this.registry.purge(queue, at);
-    return messageCount;
+  purge(queue: string): Promise<number> {
+    return this.admin.purge(queue);
   }
 
-  async pause(queue: string): Promise<void> {
-    await this.setPaused("pause a queue", queue, true);
+  pause(queue: string): Promise<void> {
+    return this.admin.pause(queue);
   }
 
-  async resume(queue: string): Promise<void> {
-    await this.setPaused("resume a queue", queue, false);
-  }
-
-  private async setPaused(operation: string, queue: string, paused: boolean): Promise<void> {
-    this.open(operation);
-    checkName("queue name", queue);
-    await this.whenReady(operation);
-    await this.ensureQueue(queue);
-    await this.registry.setPaused(queue, paused);
+  resume(queue: string): Promise<void> {
+    return this.admin.resume(queue);
   }
 
   requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    return this.takeDeadLetters("requeue dead letters", queue, ids, (letter) =>
-      this.send(letter.envelope, letter.queue, originHeaders(letter.envelope)),
-    );
+    return this.admin.requeueDeadLetters(queue, ids);
   }
 
   discardDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    return this.takeDeadLetters("discard dead letters", queue, ids, async () => {});
-  }
-
-  /**
-   * Take the dead letters `ids` selects (all without it) out of the
-   * dead-letter queue of `queue` (or `queue` itself, if it is one): each is
-   * fetched, handed to `move` and acknowledged once `move` resolves; the
-   * others go back when the fetching channel closes. Dead letters a
-   * consumer holds are not fetched.
-   */
-  private async takeDeadLetters(
-    operation: string,
-    queue: string,
-    ids: readonly string[] | undefined,
-    move: (letter: DeadLetter) => Promise<void>,
-  ): Promise<number> {
-    this.open(operation);
-    checkName("queue name", queue);
-    if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")))
-      throw new InvalidArgumentError({ argument: "ids", reason: "must be an array of message id strings" });
-    await this.whenReady(operation);
-    await this.link
-      .withChannel(operation, (channel) => channel.checkQueue(queue))
-      .catch((error) => {
-        throw mapAmqpError(error, "queue.declare", { kind: "queue", name: queue });
-      });
-    const deadLetterQueue = this.deadLetterQueueOf(queue);
-    if (deadLetterQueue === "" || !(await this.exists(deadLetterQueue))) return 0;
-    const wanted = ids === undefined ? undefined : new Set(ids);
-    return this.link.withChannel(operation, async (channel) => {
-      let taken = 0;
-      for (;;) {
-        const message = await channel.get(deadLetterQueue, { noAck: false });
-        if (message === false) return taken;
-        const letter = deadLetterOf(message);
-        if (wanted !== undefined && !wanted.has(letter.envelope.id)) continue;
-        await move(letter);
-        channel.ack(message);
-        taken++;
-      }
-    });
+    return this.admin.discardDeadLetters(queue, ids);
   }
 
   async close(): Promise<void> {
@@ -699,16 +610,6 @@ interface QueueSettings {
   readonly maxDeliveries: number;
   readonly autoDelete: boolean;
 }
-
-const checkName = (argument: string, name: unknown): void => {
-  if (typeof name !== "string" || name.length === 0)
-    throw new InvalidArgumentError({ argument, reason: `must be a non-empty string, got ${JSON.stringify(name)}` });
-  if (Buffer.byteLength(name) > 255)
-    throw new InvalidArgumentError({
-      argument,
-      reason: `RabbitMQ names are at most 255 bytes, got ${Buffer.byteLength(name)}`,
-    });
-};
 
 const checkEnvelope = (envelope: Envelope): void => {
   if (envelope === null || typeof envelope !== "object")

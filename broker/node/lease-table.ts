@@ -68,6 +68,3 @@ export class LeaseTable {
     this.expiredTags.add(tag);
   }
 }
-
-/** Default lease of a delivery on the node when the consumer names none. */
-export const DEFAULT_LEASE_MS = 30_000;

@@ -11,8 +11,8 @@ import type { EmbeddedConsumer } from "../embedded/embedded-consumer.ts";
 import { FrameParser, FrameWriter } from "./wire-frame.ts";
 import { FrameCodec, FrameType, PROTOCOL_VERSION, ProtocolError, envelopeToWire } from "./protocol.ts";
 import { errorToWire } from "./wire-errors.ts";
-import type { Consumer } from "../transport.ts";
-import { DEFAULT_LEASE_MS, LeaseTable } from "./lease-table.ts";
+import { DEFAULT_LEASE_MS, type Consumer } from "../transport.ts";
+import { LeaseTable } from "./lease-table.ts";
 import { Heartbeat, MISSED_BEATS } from "./heartbeat.ts";
 
 /** What a connection needs of the node that accepted it: its broker, settings and request handler. */

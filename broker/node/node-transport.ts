@@ -5,19 +5,19 @@ import type { DeadLetter, Delivery, Envelope } from "../envelope.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";
 import { FrameType, envelopeFromWire, envelopeToWire } from "./protocol.ts";
 import { brokerOperations as ops, queueAdminOperations as admin } from "./operations.ts";
-import { DEFAULT_LEASE_MS } from "./lease-table.ts";
 import { Revocations } from "../revocations.ts";
 import type { QueueAdmin, QueueInfo } from "../queue-admin.ts";
-import type {
-  ConsumeOptions,
-  Consumer,
-  DeliveryHandler,
-  ExchangeType,
-  PublishOptions,
-  QueueOptions,
-  QueueStats,
-  RevocationOptions,
-  Transport,
+import {
+  DEFAULT_LEASE_MS,
+  type ConsumeOptions,
+  type Consumer,
+  type DeliveryHandler,
+  type ExchangeType,
+  type PublishOptions,
+  type QueueOptions,
+  type QueueStats,
+  type RevocationOptions,
+  type Transport,
 } from "../transport.ts";
 
 /**

@@ -56,8 +56,15 @@ end
 local function fresh_score(prio)
   return (9 - prio) * SHIFT + redis.call('INCR', P .. 'seq')
 end
+-- Set by a script that makes many messages ready (publishBatch): queue → whether it was empty before; woken once at the end.
+local wakes = nil
 local function ready(q, seq, score)
   local key = P .. 'r:' .. q
+  if wakes then
+    if wakes[q] == nil then wakes[q] = redis.call('ZCARD', key) == 0 end
+    redis.call('ZADD', key, num(score), seq)
+    return
+  end
   redis.call('ZADD', key, num(score), seq)
   -- Only the first ready message wakes consumers: one that finds more fetches again until a fetch comes back short.
   if redis.call('ZCARD', key) == 1 then redis.call('PUBLISH', P .. 'n:' .. q, '') end
@@ -191,11 +198,13 @@ local function topic(pattern, key)
   while pi <= #p and p[pi] == '#' do pi = pi + 1 end
   return pi > #p
 end
+-- Queues known to exist in this run of the script: a batch to one queue looks its definition up once.
+local ensured = {}
 local function publish(exchange, rk, prio, etaText, expires, id, bytes, now, mandatory)
   local eta = tonumber(etaText)
   local queues = {}
   if exchange == '' then
-    ensure(rk, true)
+    if not ensured[rk] then ensure(rk, true); ensured[rk] = true end
     queues[1] = rk
   else
     local kind = redis.call('HGET', P .. 'exchanges', exchange)
@@ -240,6 +249,30 @@ return publish(ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], A
 `);
 
 /**
+ * Many publishes in one script call, each as publishScript does it, with
+ * the consumers of each queue woken once at the end. ARGV: P, now, then the
+ * messages as 8 fields each (exchange, routingKey, priority, eta or "",
+ * expires or "", id, envelope bytes, mandatory "1"/"0"), every field a
+ * 4-byte big-endian length and its bytes (redis-publish-batch.ts writes them)
+ * → per message, in order: "ok" | "noexchange" | "unroutable".
+ */
+export const publishBatchScript = script(`${PUBLISH_LUA}
+local data, now = ARGV[3], tonumber(ARGV[2])
+local out, at, size = {}, 1, #data
+local f = {}
+wakes = {}
+while at <= size do
+  for i = 1, 8 do f[i], at = struct.unpack('>I4c0', data, at) end
+  local r = publish(f[1], f[2], tonumber(f[3]), f[4], f[5], f[6], f[7], now, f[8])
+  out[#out + 1] = r[1]
+end
+for q, empty in pairs(wakes) do
+  if empty then redis.call('PUBLISH', P .. 'n:' .. q, '') end
+end
+return out
+`);
+
+/**
  * Move due delayed messages to ready, return lapsed leases to the queue,
  * then lease up to `want` ready messages to the consumer.
  * ARGV: P, queue, want, now, lease deadline, consumer, consumer deadline
@@ -268,6 +301,8 @@ local got = 0
 -- A paused queue delivers nothing (and reports nothing ready, so its consumers wait for the resume's notification).
 if redis.call('SISMEMBER', P .. 'paused', q) == 1 then want = 0 end
 local anyrevoked = redis.call('EXISTS', P .. 'revocations') == 1
+-- Deadline and seq of each delivery leased here, added to the lease set in one ZADD.
+local leased = {}
 while got < want do
   local popped = redis.call('ZPOPMIN', rkey, want - got)
   if #popped == 0 then break end
@@ -283,7 +318,8 @@ while got < want do
       else
         local n = tonumber(f[4]) + 1
         redis.call('HSET', m, 'n', n, 'o', owner .. ':' .. n)
-        redis.call('ZADD', lkey, ARGV[5], seq)
+        leased[#leased + 1] = ARGV[5]
+        leased[#leased + 1] = seq
         out[#out + 1] = seq
         out[#out + 1] = n
         out[#out + 1] = f[3]
@@ -292,6 +328,7 @@ while got < want do
     end
   end
 end
+for from = 1, #leased, 1000 do redis.call('ZADD', lkey, unpack(leased, from, math.min(from + 999, #leased))) end
 if want > 0 then out[2] = redis.call('ZCARD', rkey) end
 local wake = -1
 local nd = redis.call('ZRANGE', dkey, 0, 0, 'WITHSCORES')
@@ -304,16 +341,22 @@ return out
 
 /** ARGV: P, queue, then pairs of seq and delivery token → how many were still held and are now done. */
 export const ackScript = script(`
-local done = 0
+local lkey = P .. 'l:' .. ARGV[2]
+local seqs, keys = {}, {}
 for i = 3, #ARGV, 2 do
   local m = P .. 'm:' .. ARGV[i]
   if redis.call('HGET', m, 'o') == ARGV[i + 1] then
-    redis.call('ZREM', P .. 'l:' .. ARGV[2], ARGV[i])
-    redis.call('DEL', m)
-    done = done + 1
+    seqs[#seqs + 1] = ARGV[i]
+    keys[#keys + 1] = m
   end
 end
-return done
+-- One ZREM and one DEL for many (in slices: unpack is bounded by Lua's stack).
+for from = 1, #seqs, 1000 do
+  local to = math.min(from + 999, #seqs)
+  redis.call('ZREM', lkey, unpack(seqs, from, to))
+  redis.call('DEL', unpack(keys, from, to))
+end
+return #seqs
 `);
 
 /** ARGV: P, queue, seq, delivery token, requeue "1"/"0", reason, now → 1 if the delivery was still held. */

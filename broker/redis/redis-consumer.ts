@@ -14,6 +14,8 @@ export interface ConsumerHost {
   readonly prefix: string;
   readonly pollMs: number;
   readonly log: (message: string) => void;
+  /** Send the publishes gathered so far: a delivery is settled after what was published before its settling. */
+  flushPublishes(): void;
   /** The consumer is cancelled: stop waking it. */
   forget(consumer: RedisConsumer): void;
 }
@@ -152,6 +154,7 @@ export class RedisConsumer implements Consumer {
   /** Send the acks gathered so far (in one script call), ahead of whatever is sent next. */
   readonly flushAcks = (): void => {
     if (this.acks.length === 0) return;
+    this.host.flushPublishes();
     const pairs = this.acks;
     this.acks = [];
     ackScript.run(this.host.redis, [this.host.prefix, this.queue, ...pairs]).catch((error: unknown) => {
@@ -175,6 +178,7 @@ export class RedisConsumer implements Consumer {
   nack(deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void {
     const { seq, token } = this.take("nack", deliveryTag);
     this.flushAcks();
+    this.host.flushPublishes();
     nackScript
       .run(this.host.redis, [
         this.host.prefix,

@@ -5,7 +5,7 @@ import { hostname } from "node:os";
 import type { Redis } from "ioredis";
 import { ChannelListeners } from "./channel-listeners.ts";
 import { newRedisClient } from "./redis-client.ts";
-import { clampPriority, type DeadLetter, type Envelope } from "../envelope.ts";
+import type { DeadLetter, Envelope } from "../envelope.ts";
 import {
   BrokerClosedError,
   DeclarationConflictError,
@@ -16,16 +16,17 @@ import {
 } from "../errors.ts";
 import { checkEnvelope, checkMaxDeliveries, checkQueueName, checkTtl } from "../broker-arguments.ts";
 import { DEFAULT_REVOCATION_TTL_MS, Revocations } from "../revocations.ts";
-import type {
-  ConsumeOptions,
-  Consumer,
-  DeliveryHandler,
-  ExchangeType,
-  PublishOptions,
-  QueueOptions,
-  QueueStats,
-  RevocationOptions,
-  Transport,
+import {
+  DEFAULT_LEASE_MS,
+  type ConsumeOptions,
+  type Consumer,
+  type DeliveryHandler,
+  type ExchangeType,
+  type PublishOptions,
+  type QueueOptions,
+  type QueueStats,
+  type RevocationOptions,
+  type Transport,
 } from "../transport.ts";
 import type { QueueAdmin, QueueInfo } from "../queue-admin.ts";
 import {
@@ -34,25 +35,18 @@ import {
   deadLettersScript,
   declareExchangeScript,
   declareQueueScript,
-  publishScript,
   revokeScript,
   statsScript,
   sweepScript,
 } from "./redis-broker-scripts.ts";
 import { listQueuesScript, purgeScript, setPausedScript, takeDeadLettersScript } from "./redis-queue-admin-scripts.ts";
 import { RedisConsumer, type ConsumerHost } from "./redis-consumer.ts";
-import { decodeEnvelope, encodeEnvelope } from "./redis-envelope.ts";
+import { PublishBatch, type PublishOutcome } from "./redis-publish-batch.ts";
+import { decodeEnvelope } from "./redis-envelope.ts";
 import { connectionLoss } from "./redis-errors.ts";
 import { MAX_RETRIES_PER_REQUEST, parseRedisUrl, type RedisTransportOptions } from "./redis-options.ts";
 import { text } from "./redis-script.ts";
 
-/**
- * A delivery's lease when the consumer names none: 30 s, renewed while its process lives.
- *
- * @example
- * app.worker({ leaseMs: DEFAULT_LEASE_MS * 2 }); // a dead worker's tasks come back after a minute
- */
-export const DEFAULT_LEASE_MS = 30_000;
 /** maxDeliveries: Infinity is kept as this (no message is delivered 2^31 times). */
 const UNLIMITED = 2 ** 31;
 /** Auto-delete queues whose consumers have all gone are swept every this many poll intervals. */
@@ -92,6 +86,8 @@ export class RedisTransport implements Transport, QueueAdmin {
   private readonly origin = randomUUID();
   private readonly host: ConsumerHost;
   private readonly channels: ChannelListeners;
+  /** This turn's publishes, sent together at its end. */
+  private readonly publishes: PublishBatch;
   private closed = false;
   /** Deletes the auto-delete queues whose consumers are gone, also those of processes that died. */
   private readonly sweeper: NodeJS.Timeout;
@@ -107,6 +103,7 @@ export class RedisTransport implements Transport, QueueAdmin {
       enableAutoPipelining: true,
       maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
     });
+    this.publishes = new PublishBatch(this.redis, this.prefix, (error) => connectionLoss(url, "publish", error));
     this.subscriber = newRedisClient(target.url, { maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST });
     this.redis.on("error", () => {});
     this.subscriber.on("error", () => {});
@@ -135,6 +132,7 @@ export class RedisTransport implements Transport, QueueAdmin {
       prefix: this.prefix,
       pollMs: this.pollMs,
       log: this.log,
+      flushPublishes: () => this.publishes.flush(),
       forget(consumer) {
         self.detach(consumer);
       },
@@ -234,26 +232,22 @@ export class RedisTransport implements Transport, QueueAdmin {
     this.assertOpen("publish");
     const invalid = checkEnvelope(envelope);
     if (invalid !== undefined) throw invalid;
-    const priority = clampPriority(envelope.priority);
-    const stored = priority === envelope.priority ? envelope : { ...envelope, priority };
-    const reply = (await this.run("publish", () =>
-      publishScript.run(this.redis, [
-        this.prefix,
-        envelope.exchange,
-        envelope.routingKey,
-        priority,
-        envelope.eta ?? "",
-        envelope.expires ?? "",
-        envelope.id,
-        encodeEnvelope(stored),
-        Date.now(),
-        options?.mandatory === true ? "1" : "0",
-      ]),
-    )) as unknown[];
-    const outcome = text(reply[0]);
-    if (outcome === "noexchange") throw new ExchangeNotFoundError({ exchange: envelope.exchange });
-    if (outcome === "unroutable")
-      throw new UnroutableError({ exchange: envelope.exchange, routingKey: envelope.routingKey });
+    this.flushAcks();
+    const outcome = await this.publishes.add(envelope, options?.mandatory === true);
+    if (outcome !== "ok") throw refusal(outcome, envelope);
+  }
+
+  /** Every envelope in the same script call (or a few, for a large batch); rejects with the first refusal, the others stored. */
+  async publishMany(envelopes: readonly Envelope[], options?: PublishOptions): Promise<void> {
+    this.assertOpen("publish");
+    for (const envelope of envelopes) {
+      const invalid = checkEnvelope(envelope);
+      if (invalid !== undefined) throw invalid;
+    }
+    this.flushAcks();
+    const mandatory = options?.mandatory === true;
+    const outcomes = await Promise.all(envelopes.map((envelope) => this.publishes.add(envelope, mandatory)));
+    for (let i = 0; i < outcomes.length; i++) if (outcomes[i] !== "ok") throw refusal(outcomes[i], envelopes[i]);
   }
 
   async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
@@ -513,9 +507,15 @@ export class RedisTransport implements Transport, QueueAdmin {
       this.revoked.revoke(entries[i], Math.max(1, Number(entries[i + 1]) - now));
   }
 
-  private async run<T>(operation: string, command: () => Promise<T>): Promise<T> {
-    // Acks gathered this turn go first, so that a command issued after an ack sees it applied.
+  /** Acks gathered this turn go out before what is sent next. */
+  private flushAcks(): void {
     for (const consumers of this.byQueue.values()) for (const consumer of consumers) consumer.flushAcks();
+  }
+
+  private async run<T>(operation: string, command: () => Promise<T>): Promise<T> {
+    // Acks and publishes gathered this turn go first, so that a command issued after them sees them applied.
+    this.flushAcks();
+    this.publishes.flush();
     try {
       return await command();
     } catch (error) {
@@ -543,6 +543,12 @@ const storedEnvelope = (bytes: Buffer, id: string, queue: string): Envelope => {
     };
   }
 };
+
+/** The contract's error for a publish the script refused. */
+const refusal = (outcome: PublishOutcome, envelope: Envelope): Error =>
+  outcome === "noexchange"
+    ? new ExchangeNotFoundError({ exchange: envelope.exchange })
+    : new UnroutableError({ exchange: envelope.exchange, routingKey: envelope.routingKey });
 
 const quit = async (redis: Redis): Promise<void> => {
   // Not connected: nothing to finish, and QUIT would wait for a reconnection.

@@ -47,7 +47,11 @@ export const bullmq: System = {
     const flows = new FlowProducer({ connection: BULLMQ_CONNECTION, prefix: BULLMQ_PREFIX });
     await work.obliterate({ force: true });
     await idle.obliterate({ force: true });
-    const link = await spawnWorker(WORKER_MODULE, { concurrency: config.concurrency }, { echo: config.echo });
+    const link = await spawnWorker(
+      WORKER_MODULE,
+      { concurrency: config.concurrency },
+      { echo: config.echo, nodeArgs: config.nodeArgs?.("worker") ?? [] },
+    );
     const bulk = async (queue: Queue, n: number, batch: number) => {
       for (let i = 0; i < n; i += batch) {
         const jobs = [];

@@ -55,7 +55,7 @@ export const celerityAmqp: System = {
     const link = await spawnWorker(
       WORKER_MODULE,
       { url, results: node.url, concurrency: config.concurrency },
-      { echo: config.echo },
+      { echo: config.echo, nodeArgs: config.nodeArgs?.("worker") ?? [] },
     );
     const client = new NodeClient(node.url, { name: "bench-producer-results" });
     await client.start();
