@@ -12,7 +12,7 @@ import { MessageVerifier } from "./message-verifier.ts";
 import { PayloadBox, readBoxKey } from "./payload-box.ts";
 import type { TrustedBinding } from "./known-routes.ts";
 import { ReplayGuard } from "./replay-guard.ts";
-import { ProtectedResultStore } from "./protected-result-store.ts";
+import { ProtectedResultStore } from "./results/protected-result-store.ts";
 import { SignedTransport } from "./signed-transport.ts";
 import type { SignatureError } from "./signing-errors.ts";
 import { SigningConfigError } from "./signing-errors.ts";

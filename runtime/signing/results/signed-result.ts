@@ -20,9 +20,9 @@
  * const stored = await results.sign(id, task, encoded);
  * const read = readSignedResult(verifier, { id, task, value: stored }); // { ok: true, payload }
  */
-import type { Envelope } from "../../broker/envelope.ts";
-import type { BatchSigner, Prepared } from "./message-signer.ts";
-import type { MessageVerifier } from "./message-verifier.ts";
+import type { Envelope } from "../../../broker/envelope.ts";
+import type { BatchSigner, Prepared } from "../message-signer.ts";
+import type { MessageVerifier } from "../message-verifier.ts";
 
 const MAGIC = Buffer.from("csr1", "latin1");
 const KEY_ID_BYTES = 8;

@@ -16,15 +16,21 @@
 //
 // Failures' error text and join counters pass through unchanged (see docs/security.md).
 //
-import { Codec } from "../../broker/codec.ts";
-import type { MessageGraph } from "../../dsl/graph.ts";
-import type { TaskState } from "../../dsl/result.ts";
-import type { FinalOutcome, MaybePromise, ResultRecord, ResultStore, StateDetails } from "../results/result-store.ts";
-import type { BatchSigner } from "./message-signer.ts";
-import type { MessageVerifier } from "./message-verifier.ts";
-import { sealContext, type PayloadBox } from "./payload-box.ts";
+import { Codec } from "../../../broker/codec.ts";
+import type { MessageGraph } from "../../../dsl/graph.ts";
+import type { TaskState } from "../../../dsl/result.ts";
+import type {
+  FinalOutcome,
+  MaybePromise,
+  ResultRecord,
+  ResultStore,
+  StateDetails,
+} from "../../results/result-store.ts";
+import type { BatchSigner } from "../message-signer.ts";
+import type { MessageVerifier } from "../message-verifier.ts";
+import { sealContext, type PayloadBox } from "../payload-box.ts";
 import { ResultSigner, readSignedResult } from "./signed-result.ts";
-import { SignatureError, SigningConfigError } from "./signing-errors.ts";
+import { SignatureError, SigningConfigError } from "../signing-errors.ts";
 
 /** What protects the store: the app's signer and verifier, and its payload box when it encrypts. */
 export interface ProtectedStoreOptions {
