@@ -82,6 +82,10 @@ export interface BrokerNodeOptions {
    * the node's memory growing without bound. Default 2,000,000.
    */
   readonly maxMessages?: number;
+  /** Most dead letters each dead-letter queue keeps; past it the next in line is dropped and counted. Default 10,000. */
+  readonly maxDeadLetters?: number;
+  /** Most bytes of message bodies each dead-letter queue keeps, dropped the same way. Default 64 MiB. */
+  readonly maxDeadLetterBytes?: number;
   /**
    * What delivery leases are timed by. Default the system clock; a test hands
    * in a virtual clock (`VirtualClock` of `celerity/testing`) to run a lease
@@ -90,6 +94,11 @@ export interface BrokerNodeOptions {
   readonly clock?: Clock;
   readonly log?: (message: string) => void;
 }
+
+const brokerError =
+  (log: (message: string) => void) =>
+  (error: unknown, context: string): void =>
+    log(`${context}: ${String(error)}`);
 
 /** How `BrokerNode.publishReceived` publishes envelopes a service received. */
 export interface PublishReceivedOptions {
@@ -135,7 +144,7 @@ export class BrokerNode {
     let node: BrokerNode;
     if (options.dataDir === undefined) {
       const journal = new HeldCount();
-      const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
+      const broker = new EmbeddedBroker({ ...settings.deadLetterBounds, journal, onError: brokerError(log) });
       node = new BrokerNode(broker, journal, undefined, settings);
     } else {
       const lock = lockDataDir(options.dataDir);
@@ -164,7 +173,7 @@ export class BrokerNode {
         collected.push(record);
         return RESOLVED;
       });
-      broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
+      broker = new EmbeddedBroker({ ...settings.deadLetterBounds, journal, onError: brokerError(log) });
       const summary = await replay(records, broker, (reason) => log(`log: ${reason}`), Date.now(), journal);
       // Rewriting the log needs free space the size of what it holds: on a full disk, start from the log as it is.
       await durableLog.compact(collected).catch((error: unknown) => {
