@@ -3,7 +3,8 @@
 // signing options, so publisher, workflows and workers are unchanged.
 //
 // Publishing: envelopes published in one event-loop turn (up to `batchSize`)
-// are signed together, one signature per batch (see message-signer.ts); each
+// are signed together with the results stored in that turn, one signature
+// per batch (see signing-batch.ts); each
 // publish resolves with the broker's confirm of its own envelope. With a
 // payload box the body is sealed first, so the signature covers the sealed body.
 //
@@ -24,6 +25,7 @@ import type {
   Transport,
 } from "../../broker/transport.ts";
 import type { BatchSigner, Prepared } from "./message-signer.ts";
+import { SigningBatch } from "./signing-batch.ts";
 import { HANDED_BACK, handBackOf, originalOf } from "./handed-back.ts";
 import { KnownRoutes, type TrustedBinding } from "./known-routes.ts";
 import { SignedRevocations } from "./signed-revocations.ts";
@@ -42,18 +44,11 @@ export interface SignedTransportOptions {
   /** Bindings made outside this app that its workers accept signed messages through (signing.bindings). */
   readonly bindings?: readonly TrustedBinding[];
   readonly box?: PayloadBox;
-  /** Most envelopes signed under one signature. Default 128. */
-  readonly batchSize?: number;
+  /** The batch outgoing envelopes are signed in, shared with the app's results; one of `signer`'s own without it. */
+  readonly batch?: SigningBatch;
   readonly log: (message: string) => void;
   /** Called for each refused delivery that is not what it claims, after it was dead-lettered; `error` makes its error. */
   readonly refused: (envelope: Envelope, error: () => SignatureError) => void;
-}
-
-interface Queued {
-  readonly prepared: Prepared;
-  readonly options: PublishOptions | undefined;
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
 }
 
 /** A delivery handed on to the worker and not yet settled. */
@@ -76,18 +71,16 @@ type Verified = Extract<Checked, { ok: true }>;
 export class SignedTransport implements Transport {
   /** Deliveries refused (dead-lettered without running) since start: forged, untrusted, outside the window, replayed, misrouted. */
   refusals = 0;
-  private queued: Queued[] = [];
   private readonly delivered = new WeakMap<Uint8Array, Delivered>();
   private readonly routes: KnownRoutes;
   private readonly revocations: SignedRevocations;
-  private flushScheduled = false;
-  private readonly batchSize: number;
+  private readonly batch: SigningBatch | undefined;
 
   constructor(
     readonly inner: Transport,
     private readonly options: SignedTransportOptions,
   ) {
-    this.batchSize = options.batchSize ?? 128;
+    this.batch = options.batch ?? (options.signer === undefined ? undefined : new SigningBatch(options.signer));
     this.routes = new KnownRoutes(options.bindings);
     this.revocations = new SignedRevocations(inner, {
       ...(options.signer !== undefined ? { signer: options.signer } : {}),
@@ -97,7 +90,8 @@ export class SignedTransport implements Transport {
   }
 
   publish(envelope: Envelope, options?: PublishOptions): Promise<void> {
-    if (this.options.signer === undefined) {
+    const batch = this.batch;
+    if (batch === undefined) {
       return Promise.reject(
         new SigningConfigError({
           reason: "this app has trusted keys but no signing key (signing.key), so it cannot publish in signed mode",
@@ -118,37 +112,13 @@ export class SignedTransport implements Transport {
           : { ...envelope, body: this.options.box.seal(envelope.body, sealContext("args", envelope.id)) };
     let prepared: Prepared;
     try {
-      prepared = this.options.signer.prepare(sealed);
+      prepared = batch.signer.prepare(sealed);
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise<void>((resolve, reject) => {
-      this.queued.push({ prepared, options, resolve, reject });
-      if (this.queued.length >= this.batchSize) this.flush();
-      else if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => {
-          this.flushScheduled = false;
-          this.flush();
-        });
-      }
-    });
-  }
-
-  /** Sign and send what is queued. */
-  private flush(): void {
-    const batch = this.queued;
-    if (batch.length === 0) return;
-    this.queued = [];
-    let signed: Envelope[];
-    try {
-      signed = (this.options.signer as BatchSigner).signBatch(batch.map((q) => q.prepared));
-    } catch (error) {
-      for (const q of batch) q.reject(error);
-      return;
-    }
-    for (let i = 0; i < batch.length; i++)
-      this.inner.publish(signed[i], batch[i].options).then(batch[i].resolve, batch[i].reject);
+    return new Promise<void>((resolve, reject) =>
+      batch.add(prepared, (signed) => this.inner.publish(signed, options).then(resolve, reject), reject),
+    );
   }
 
   async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
@@ -297,7 +267,7 @@ export class SignedTransport implements Transport {
     return this.inner.stats(queue);
   }
   async close(): Promise<void> {
-    this.flush();
+    this.batch?.flush();
     this.revocations.close();
     await this.inner.close();
   }

@@ -14,6 +14,7 @@ import type { TrustedBinding } from "./known-routes.ts";
 import { ReplayGuard } from "./replay-guard.ts";
 import { ProtectedResultStore } from "./results/protected-result-store.ts";
 import { SignedTransport } from "./signed-transport.ts";
+import { SigningBatch } from "./signing-batch.ts";
 import type { SignatureError } from "./signing-errors.ts";
 import { SigningConfigError } from "./signing-errors.ts";
 import { keyPairOf, publicKeyOf, readPublicKeys, readSecretKey, type PublicKey } from "./signing-keys.ts";
@@ -122,8 +123,10 @@ export const prepareSigning = (
       trusted.length === 0
         ? undefined
         : new MessageVerifier(trusted, backend, { maxAgeMs: options.maxAgeMs, maxSkewMs: options.maxSkewMs, now });
+    const batch = signer === undefined ? undefined : new SigningBatch(signer, options.batchSize);
     const parts = {
       ...(signer !== undefined ? { signer } : {}),
+      ...(batch !== undefined ? { batch } : {}),
       ...(verifier !== undefined ? { verifier } : {}),
       ...(box !== undefined ? { box } : {}),
     };
@@ -132,7 +135,6 @@ export const prepareSigning = (
       ...parts,
       replay: new ReplayGuard(options.replayCacheSize),
       ...(options.bindings !== undefined ? { bindings: options.bindings } : {}),
-      ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       log,
       refused: (envelope, error) => failRecord(results, envelope, error, log),
     });
