@@ -32,6 +32,7 @@ import { SignedRevocations } from "./signed-revocations.ts";
 import type { Checked, MessageVerifier } from "./message-verifier.ts";
 import { sealContext, type PayloadBox } from "./payload-box.ts";
 import type { ReplayGuard } from "./replay-guard.ts";
+import type { SharedClaims } from "./shared-claims.ts";
 import { SignatureError, SigningConfigError, refusalMessage } from "./signing-errors.ts";
 
 /** What a signed transport signs, checks and seals with, and where it reports what it refuses. */
@@ -41,6 +42,8 @@ export interface SignedTransportOptions {
   /** Checks incoming deliveries; without one, consuming is refused (signed mode needs trusted keys to run). */
   readonly verifier?: MessageVerifier;
   readonly replay: ReplayGuard;
+  /** Claims of messages in a store the worker pool shares: a copy another process took is refused (shared-claims.ts). */
+  readonly claims?: SharedClaims;
   /** Bindings made outside this app that its workers accept signed messages through (signing.bindings). */
   readonly bindings?: readonly TrustedBinding[];
   readonly box?: PayloadBox;
@@ -129,7 +132,7 @@ export class SignedTransport implements Transport {
           "a worker in signed mode needs trusted public keys (signing.trusted); refusing to consume rather than run unverified messages",
       });
     }
-    const { replay, box, log } = this.options;
+    const { replay, claims, box, log } = this.options;
     /** Deliveries handed on and not yet settled, by delivery tag. */
     const held = new Map<number, Holding>();
     let consumer: Consumer | undefined;
@@ -165,11 +168,40 @@ export class SignedTransport implements Transport {
       this.delivered.set(body, { original, deliveryTag: delivery.deliveryTag, held });
       handler({ ...delivery, envelope: { ...original, body } });
     };
+    /**
+     * Run a delivery this process admitted once the pool's shared store says
+     * no other process took it. A redelivery is the broker's own (the
+     * process that held it did not settle it): it is not claimed again.
+     */
+    const claimThenHandOn = (delivery: Delivery, original: Envelope, verified: Verified, received: string) => {
+      if (claims === undefined || delivery.redelivered) return handOn(delivery, original, verified);
+      claims.claim(received, verified.until).then(
+        (first) => {
+          if (first) return handOn(delivery, original, verified);
+          replay.release(verified.digest, true, verified.until);
+          refuse(
+            delivery,
+            verified.keyId,
+            "a replay: another worker process of this pool has already taken this exact signed message",
+            false,
+          );
+        },
+        (error: unknown) => {
+          replay.release(verified.digest, false, verified.until);
+          log(
+            `returned message ${original.id} to queue '${delivery.queue}': the shared store could not say whether another worker process took it (${error instanceof Error ? error.message : String(error)})`,
+          );
+          (inner as Consumer).nack(delivery.deliveryTag, { requeue: true });
+        },
+      );
+    };
     const receive = (delivery: Delivery) => {
       if (consumer === undefined) return void early.push(delivery);
       let original = delivery.envelope;
       let checked = verifier.check(original);
       if (!checked.ok) return refuse(delivery, checked.keyId, checked.reason, true);
+      // Claimed in the pool by the bytes received: a handed-back wrapper is a new message, its original is not.
+      const received = checked.digest;
       if (original.headers[HANDED_BACK] === true) {
         // A wrapper a worker handed back: what runs is the original inside, checked as if it had just arrived.
         const unwrapped = originalOf(original, checked.body);
@@ -191,7 +223,7 @@ export class SignedTransport implements Transport {
       const admission = replay.admit(verified.digest, verified.until, delivery.redelivered);
       switch (admission.kind) {
         case "run":
-          return handOn(delivery, original, verified);
+          return claimThenHandOn(delivery, original, verified, received);
         case "replay":
           return refuse(delivery, verified.keyId, admission.reason, false);
         case "ran":

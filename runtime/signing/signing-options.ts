@@ -5,7 +5,7 @@ import type { Envelope } from "../../broker/envelope.ts";
 import type { Transport } from "../../broker/transport.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 import { toErrorInfo } from "../errors.ts";
-import type { ResultStore } from "../results/result-store.ts";
+import { MemoryResultStore, type ResultStore } from "../results/result-store.ts";
 import { defaultEd25519, type Ed25519 } from "./ed25519.ts";
 import { BatchSigner } from "./message-signer.ts";
 import { MessageVerifier } from "./message-verifier.ts";
@@ -13,6 +13,7 @@ import { PayloadBox, readBoxKey } from "./payload-box.ts";
 import type { TrustedBinding } from "./known-routes.ts";
 import { ReplayGuard } from "./replay-guard.ts";
 import { ProtectedResultStore } from "./results/protected-result-store.ts";
+import { SharedClaims } from "./shared-claims.ts";
 import { SignedTransport } from "./signed-transport.ts";
 import { SigningBatch } from "./signing-batch.ts";
 import type { SignatureError } from "./signing-errors.ts";
@@ -134,6 +135,10 @@ export const prepareSigning = (
     const broker = new SignedTransport(connected.broker, {
       ...parts,
       replay: new ReplayGuard(options.replayCacheSize),
+      // A store in this process is shared by no other worker process: the replay guard covers it alone.
+      ...(connected.results instanceof MemoryResultStore
+        ? {}
+        : { claims: new SharedClaims((key, id, ttlMs) => connected.results.reserve(key, id, ttlMs), now) }),
       ...(options.bindings !== undefined ? { bindings: options.bindings } : {}),
       log,
       refused: (envelope, error) => failRecord(results, envelope, error, log),
