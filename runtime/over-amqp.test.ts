@@ -8,9 +8,7 @@ import { after, describe, it, type TestContext } from "node:test";
 import { testVhost } from "../broker/amqp/amqp-test-broker.ts";
 import { NodeClient } from "../broker/node/node-client.ts";
 import { BrokerNode } from "../broker/node/node-server.ts";
-import { chain, chord, group } from "../dsl/combinators.ts";
 import { createApp, type App } from "./app.ts";
-import { RemoteTaskError } from "./errors.ts";
 import { RemoteResultStore } from "./results/remote-result-store.ts";
 import { serveRateLimits } from "./rate-limit/node-rate-limit-service.ts";
 import { serveResults } from "./results/result-service.ts";
@@ -19,7 +17,7 @@ import { PostgresResultStore } from "./results/postgres-result-store.ts";
 import { dropSchema, postgresSkipReason, TEST_POSTGRES_URL, testSchema } from "./results/postgres-test-support.ts";
 import { RedisResultStore } from "./results/redis-result-store.ts";
 import type { ResultStore } from "./results/result-store.ts";
-import { deferred } from "./test-support.ts";
+import { crossProcessConformance } from "./cross-process-conformance.ts";
 
 const server = await testVhost("runtime");
 
@@ -54,28 +52,9 @@ if ("skip" in server) {
     tsum: app.task("tsum", (xs: number[]) => xs.reduce((a, b) => a + b, 0)),
   });
 
-  describe("the runtime over RabbitMQ", () => {
-    it("runs tasks and canvases sent by one app on the worker of another", async (t) => {
-      const connect = await setup(t);
-      const producer = connect();
-      const worker = connect();
-      const { add, tsum } = arithmetic(producer);
-      arithmetic(worker);
-      worker.task("fail", () => {
-        throw new Error("boom over amqp");
-      });
-      const fail = producer.task("fail", () => 0);
-      await worker.worker({ concurrency: 4 }).start();
-      assert.equal(await (await add.delay(2, 2)).get({ timeout: 10_000 }), 4);
-      assert.equal(await (await chain(add.s(2, 2), add.s(4), add.s(8)).apply()).get({ timeout: 10_000 }), 16);
-      assert.deepEqual(await (await group(add.s(1, 1), add.s(2, 2)).apply()).get({ timeout: 10_000 }), [2, 4]);
-      assert.equal(await (await chord(group(add.s(1, 1), add.s(2, 2)), tsum.s()).apply()).get({ timeout: 10_000 }), 6);
-      await assert.rejects(
-        (await fail.delay()).get({ timeout: 10_000 }),
-        (e: unknown) => e instanceof RemoteTaskError && /boom over amqp/.test(e.message),
-      );
-    });
+  crossProcessConformance("RabbitMQ", setup);
 
+  describe("the runtime over RabbitMQ", () => {
     it("runs a task with a countdown no earlier than asked, and retries with a countdown", async (t) => {
       const connect = await setup(t);
       const producer = connect();
@@ -96,48 +75,6 @@ if ("skip" in server) {
       assert.equal(await later.get({ timeout: 10_000 }), 3);
       assert.ok(Date.now() - before >= 300, `ran ${Date.now() - before} ms after sending, before its countdown`);
       assert.equal(await (await sent.delay()).get({ timeout: 10_000 }), "done after 3");
-    });
-
-    it("revokes a queued task from another process: the worker started later never runs it", async (t) => {
-      const connect = await setup(t);
-      const producer = connect();
-      const ran: number[] = [];
-      const record = producer.task("record", (n: number) => ran.push(n));
-      const revoked = await record.delay(1);
-      await revoked.revoke();
-      const worker = connect();
-      worker.task("record", (n: number) => ran.push(n));
-      await worker.worker().start();
-      await (await record.delay(2)).get({ timeout: 10_000 });
-      assert.deepEqual(ran, [2]);
-      assert.equal(await revoked.state(), "REVOKED");
-    });
-
-    it("hands a task whose worker stops mid-task to another worker, which completes it", async (t) => {
-      const connect = await setup(t);
-      const producer = connect();
-      const first = connect();
-      const second = connect();
-      const started = deferred();
-      let runs = 0;
-      for (const side of [first, second]) {
-        side.task("slow", async () => {
-          runs++;
-          if (runs === 1) {
-            started.resolve();
-            return new Promise<string>(() => {});
-          }
-          return "finished by the second worker";
-        });
-      }
-      const slow = producer.task("slow", async () => "unused");
-      const firstWorker = first.worker({ name: "first" });
-      await firstWorker.start();
-      const r = await slow.delay();
-      await started.promise;
-      await firstWorker.stop({ timeout: 10 });
-      await second.worker({ name: "second" }).start();
-      assert.equal(await r.get({ timeout: 10_000 }), "finished by the second worker");
     });
   });
 

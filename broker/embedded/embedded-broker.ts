@@ -1,6 +1,7 @@
 // The embedded broker: the in-process Transport and QueueAdmin (queues, exchanges, delays,
 // prefetch, dead letters, revocations) that apps use alone and the broker node serves over TCP.
 import { clockOf, nowOf } from "../clock.ts";
+import { DeadLetterBounds, lettersIn, takeLetters } from "./dead-letter-queues.ts";
 import { DelayScheduler } from "./delay-scheduler.ts";
 import { DrainScheduler } from "./drain-scheduler.ts";
 import { EmbeddedConsumer, type ConsumerHost } from "./embedded-consumer.ts";
@@ -56,14 +57,6 @@ export interface BrokerTotals {
 }
 
 const DEFAULT_MAX_DELIVERIES = 16;
-const DEFAULT_MAX_DEAD_LETTERS = 10_000;
-const DEFAULT_MAX_DEAD_LETTER_BYTES = 64 * 1024 * 1024;
-
-const positiveBound = (value: number, argument: string): number => {
-  if (!Number.isInteger(value) || value < 1)
-    throw new InvalidArgumentError({ argument, reason: `must be a positive integer, got ${value}` });
-  return value;
-};
 /** How many unstarted returns (see ConsumeOptions.marksStarted) weigh as much as one delivery. */
 const UNSTARTED_RETURNS_PER_DELIVERY = 4;
 const EXCHANGE_TYPES: ReadonlySet<string> = new Set<ExchangeType>(["direct", "topic", "fanout"]);
@@ -121,10 +114,7 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     discardedRevoked: 0,
     deadLettersDropped: 0,
   };
-  /** Per dead-letter queue: an upper estimate of the body bytes it holds (recounted when it passes the bound). */
-  private readonly deadBytes = new Map<string, number>();
-  private readonly maxDeadLetters: number;
-  private readonly maxDeadLetterBytes: number;
+  private readonly deadLetterBounds: DeadLetterBounds;
   private readonly host: ConsumerHost;
   private readonly journal: BrokerJournal | undefined;
 
@@ -144,11 +134,7 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
         reason: `must be a positive integer, got ${maxRevocations}`,
       });
     }
-    this.maxDeadLetters = positiveBound(options.maxDeadLetters ?? DEFAULT_MAX_DEAD_LETTERS, "maxDeadLetters");
-    this.maxDeadLetterBytes = positiveBound(
-      options.maxDeadLetterBytes ?? DEFAULT_MAX_DEAD_LETTER_BYTES,
-      "maxDeadLetterBytes",
-    );
+    this.deadLetterBounds = new DeadLetterBounds(options.maxDeadLetters, options.maxDeadLetterBytes);
     this.onError =
       options.onError ?? ((error, context) => console.error(`celerity embedded broker: ${context}`, error));
     this.revocations = new Revocations({
@@ -371,43 +357,19 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     const named = this.queues.get(queue);
     if (named === undefined) throw new QueueNotFoundError({ queue });
     const dlq = named.isDeadLetterQueue ? named : this.queues.get(named.deadLetterQueue);
-    if (dlq === undefined) return [];
-    const letters: DeadLetter[] = [];
-    for (const consumer of dlq.consumers) {
-      for (const message of consumer.unackedMessages()) if (message.deadLetter) letters.push(message.deadLetter);
-    }
-    for (const message of dlq.ready) if (message.deadLetter) letters.push(message.deadLetter);
-    return letters;
+    return dlq === undefined ? [] : lettersIn(dlq);
   }
 
   async stats(queue: string): Promise<QueueStats> {
     this.assertOpen("read queue stats");
     const state = this.queues.get(queue);
     if (state === undefined) throw new QueueNotFoundError({ queue });
-    return {
-      ready: state.ready.length,
-      delayed: state.delayed,
-      unacked: state.unacked,
-      consumers: state.consumers.length,
-    };
+    return state.stats();
   }
 
   async listQueues(): Promise<readonly QueueInfo[]> {
     this.assertOpen("list queues");
-    const infos: QueueInfo[] = [];
-    for (const state of this.queues.values()) {
-      infos.push({
-        name: state.name,
-        ready: state.ready.length,
-        delayed: state.delayed,
-        unacked: state.unacked,
-        consumers: state.consumers.length,
-        paused: state.paused,
-        deadLetterQueue: state.isDeadLetterQueue || state.autoDelete ? "" : state.deadLetterQueue,
-        isDeadLetterQueue: state.isDeadLetterQueue,
-        autoDelete: state.autoDelete,
-      });
-    }
+    const infos = [...this.queues.values()].map((state) => state.info());
     return infos.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -459,24 +421,11 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
 
   /** Remove from `queue`'s dead-letter queue the ready dead letters `ids` selects (all without it), journalled as gone. */
   private takeDeadLetters(queue: string, ids: readonly string[] | undefined): QueuedMessage[] {
-    if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== "string"))) {
-      throw new InvalidArgumentError({ argument: "ids", reason: "must be an array of message id strings" });
-    }
     const named = this.queues.get(queue);
     if (named === undefined) throw new QueueNotFoundError({ queue });
     const dlq = named.isDeadLetterQueue ? named : this.queues.get(named.deadLetterQueue);
     if (dlq === undefined) return [];
-    const wanted = ids === undefined ? undefined : new Set(ids);
-    const kept: QueuedMessage[] = [];
-    const taken: QueuedMessage[] = [];
-    for (const message of dlq.ready) {
-      if (message.deadLetter !== undefined && (wanted === undefined || wanted.has(message.envelope.id)))
-        taken.push(message);
-      else kept.push(message);
-    }
-    if (taken.length === 0) return taken;
-    dlq.ready.clear();
-    for (const message of kept) dlq.ready.push(message, message.priority);
+    const taken = takeLetters(dlq, ids);
     for (const message of taken) this.journal?.removed(message);
     return taken;
   }
@@ -724,29 +673,10 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     this.counts.deadLettered++;
     this.journal?.deadLettered(message, dead, target.name, dead.deadLetter);
     this.enqueueReady(target, dead);
-    this.boundDeadLetters(target, message.envelope.body.byteLength);
-  }
-
-  /**
-   * Keep a dead-letter queue within its bounds: past either, drop letters
-   * (next in line first) down to nine tenths of it, so the byte count is
-   * recounted once per tenth of the bound rather than on every letter.
-   */
-  private boundDeadLetters(target: Queue, added: number): void {
-    const maxCount = this.maxDeadLetters;
-    const maxBytes = this.maxDeadLetterBytes;
-    let bytes = (this.deadBytes.get(target.name) ?? 0) + added;
-    if (target.ready.length <= maxCount && bytes <= maxBytes) return void this.deadBytes.set(target.name, bytes);
-    bytes = 0;
-    for (const message of target.ready) bytes += message.envelope.body.byteLength;
-    if (target.ready.length <= maxCount && bytes <= maxBytes) return void this.deadBytes.set(target.name, bytes);
-    while (target.ready.length > 0 && (target.ready.length > maxCount * 0.9 || bytes > maxBytes * 0.9)) {
-      const dropped = target.ready.shift() as QueuedMessage;
-      bytes -= dropped.envelope.body.byteLength;
+    for (const dropped of this.deadLetterBounds.admit(target, message.envelope.body.byteLength)) {
       this.counts.deadLettersDropped++;
       this.journalOf(target)?.removed(dropped);
     }
-    this.deadBytes.set(target.name, bytes);
   }
 
   private consumerHost(): ConsumerHost {

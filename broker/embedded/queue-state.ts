@@ -1,6 +1,8 @@
 // One queue of the embedded broker: its ready messages and counts, its consumers in
 // round-robin order, where its dead letters go, and the copy of a message it holds.
 import type { DeadLetter, Envelope } from "../envelope.ts";
+import type { QueueInfo } from "../queue-admin.ts";
+import type { QueueStats } from "../transport.ts";
 import { ReadyQueue } from "./ready-queue.ts";
 
 /** One copy of a published message as it sits in one queue. */
@@ -79,5 +81,22 @@ export class QueueState<C extends QueueConsumer = QueueConsumer> {
 
   removeConsumer(consumer: C): void {
     this.consumers = this.consumers.filter((c) => c !== consumer);
+  }
+
+  /** Its counts, as `Transport.stats` reports them. */
+  stats(): QueueStats {
+    return { ready: this.ready.length, delayed: this.delayed, unacked: this.unacked, consumers: this.consumers.length };
+  }
+
+  /** Its counts and settings, as `QueueAdmin.listQueues` reports them. */
+  info(): QueueInfo {
+    return {
+      name: this.name,
+      ...this.stats(),
+      paused: this.paused,
+      deadLetterQueue: this.isDeadLetterQueue || this.autoDelete ? "" : this.deadLetterQueue,
+      isDeadLetterQueue: this.isDeadLetterQueue,
+      autoDelete: this.autoDelete,
+    };
   }
 }

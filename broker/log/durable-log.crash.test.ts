@@ -28,15 +28,18 @@ interface Run {
 /**
  * Run the writer on `dir` until it has confirmed `target` appends, then SIGKILL
  * it; resolves once its output is fully read. Fails loudly if the writer dies on
- * its own, or stalls: prints nothing for `stallMs` (its startup included). A
- * limit on progress, not on the whole run: on a loaded machine 1,500 fsyncs
- * may take long, and a writer that still confirms is not stuck.
+ * its own, does not open the log within `startMs` (loading TypeScript through
+ * tsx takes seconds on a loaded machine), or stalls: prints nothing for
+ * `stallMs` after that. Limits on progress, not on the whole run: on a loaded
+ * machine 1,500 fsyncs may take long, and a writer that still confirms is not
+ * stuck.
  */
 const appendUntilKilled = (
   dir: string,
   mode: "always" | "interval",
   target: number,
   stallMs = scaled(15_000),
+  startMs = scaled(60_000),
 ): Promise<Run> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", writer, dir, mode], {
@@ -48,19 +51,19 @@ const appendUntilKilled = (
     let pending = "";
     let stderr = "";
     let killed = false;
-    const stalled = () => {
+    const stalled = (ms: number) => () => {
       child.kill("SIGKILL");
       reject(
         new Error(
-          `writer confirmed ${confirmed.length} of ${target} appends, then nothing for ${stallMs} ms; stderr: ${stderr}`,
+          `writer ${opened < 0 ? "did not open the log" : `confirmed ${confirmed.length} of ${target} appends, then nothing`} for ${ms} ms; stderr: ${stderr}`,
         ),
       );
     };
-    let timer = setTimeout(stalled, stallMs);
+    let timer = setTimeout(stalled(startMs), startMs);
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
       clearTimeout(timer);
-      if (!killed) timer = setTimeout(stalled, stallMs);
+      if (!killed) timer = setTimeout(stalled(stallMs), stallMs);
       const lines = (pending + chunk).split("\n");
       pending = lines.pop() ?? "";
       for (const line of lines) {
@@ -104,7 +107,10 @@ const assertRecovered = async (dir: string, run: Run): Promise<number> => {
 };
 
 describe("DurableLog after the process is killed", () => {
-  it('recovers every confirmed append, in order, under fsync "always", over repeated kills', async () => {
+  // Three writers, each started through tsx and making 1,500 fsyncs: minutes on a loaded machine.
+  it('recovers every confirmed append, in order, under fsync "always", over repeated kills', {
+    timeout: 240_000,
+  }, async () => {
     const dir = await mkdtemp(join(tmpdir(), "celerity-crash-"));
     dirs.push(dir);
     let recovered = 0;
@@ -115,7 +121,9 @@ describe("DurableLog after the process is killed", () => {
     }
   });
 
-  it("recovers every confirmed append, in order, under { intervalMs } (the OS has the writes)", async () => {
+  it("recovers every confirmed append, in order, under { intervalMs } (the OS has the writes)", {
+    timeout: 120_000,
+  }, async () => {
     const dir = await mkdtemp(join(tmpdir(), "celerity-crash-"));
     dirs.push(dir);
     const run = await appendUntilKilled(dir, "interval", 5_000);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { mkdir, rm, stat, symlink, writeFile, chmod } from "node:fs/promises";
 import { join } from "node:path";
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -19,6 +19,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import { segmentName } from "./log-directory.ts";
 import { frameBytes } from "./log-record.ts";
 import { skipUnless } from "../../tests/support/prerequisites.ts";
+import { scaled } from "../../tests/support/waits.ts";
 import {
   instrumentedDisk,
   osError,
@@ -347,14 +348,14 @@ describe("DurableLog", () => {
       });
     });
 
-    it("refuses a log directory without write permission", async () => {
+    it("refuses a log directory without write permission", { timeout: 180_000 }, async () => {
       const dir = await tempDir();
       const target = join(dir, "log");
       await mkdir(target);
       await chmod(target, 0o555);
       try {
         // Root writes through permission bits: as root, open the log in a child without the capabilities that allow it.
-        const outcome = process.getuid?.() === 0 ? openWithoutPrivileges(target) : await openHere(target);
+        const outcome = process.getuid?.() === 0 ? await openWithoutPrivileges(target) : await openHere(target);
         assert.equal(outcome.tag, "DirectoryNotWritableError", JSON.stringify(outcome));
         assert.equal(outcome.code, "EACCES");
         assert.match(outcome.message ?? "", new RegExp(`^log directory ${target} is not writable: EACCES`));
@@ -390,16 +391,19 @@ const openHere = async (dir: string): Promise<OpenOutcome> => {
   }
 };
 
-const openWithoutPrivileges = (dir: string): OpenOutcome => {
+/** Open `dir` in a child process without root's power to bypass file permissions (the suite runs as root in CI). */
+const openWithoutPrivileges = (dir: string): Promise<OpenOutcome> => {
   const fixture = fileURLToPath(new URL("./test-fixtures/open-log.ts", import.meta.url));
-  const child = spawnSync(
-    "setpriv",
-    ["--bounding-set=-dac_override,-dac_read_search,-fowner", "--", process.execPath, "--import", "tsx", fixture, dir],
-    { encoding: "utf8", timeout: 30_000 },
-  );
-  if (child.error !== undefined)
-    throw new Error(`could not run the fixture under setpriv (util-linux): ${child.error.message}`);
-  const line = child.stdout.trim().split("\n").at(-1) ?? "";
-  if (!line.startsWith("{")) throw new Error(`the fixture printed no outcome (exit ${child.status}): ${child.stderr}`);
-  return JSON.parse(line) as OpenOutcome;
+  const args = ["--bounding-set=-dac_override,-dac_read_search,-fowner", "--", process.execPath, "--import", "tsx"];
+  // Started through tsx: many seconds on a loaded machine.
+  const options = { encoding: "utf8" as const, timeout: scaled(120_000) };
+  return new Promise((resolve, reject) => {
+    execFile("setpriv", [...args, fixture, dir], options, (error, stdout, stderr) => {
+      const line = stdout.trim().split("\n").at(-1) ?? "";
+      if (line.startsWith("{")) return resolve(JSON.parse(line) as OpenOutcome);
+      if (error !== null)
+        return reject(new Error(`could not run the fixture under setpriv (util-linux): ${error.message}; ${stderr}`));
+      reject(new Error(`the fixture printed no outcome: ${stderr}`));
+    });
+  });
 };
