@@ -9,18 +9,31 @@
  * `SET NX PX` on Redis. The one process that gets the claim runs the
  * message; any other refuses it as a replay.
  *
- * Claims made in one event-loop turn (a delivery batch) are sent together,
- * back to back without waiting for answers in between, so a batch costs
- * about one round trip to the store, not one per message.
+ * Claims made in one event-loop turn (a delivery batch) go to the store in
+ * one call (`reserveAll`: one request to a node), so a batch costs one
+ * round trip, not one per message.
  *
  * @example
- * const claims = new SharedClaims((key, id, ttlMs) => results.reserve(key, id, ttlMs));
+ * const claims = new SharedClaims(reserveAllOf(results));
  * if (await claims.claim(checked.digest, checked.until)) run(delivery);
  */
 import { randomUUID } from "node:crypto";
+import type { ResultStore } from "../results/result-store.ts";
 
-/** Reserve `key` for `id` for `ttlMs` unless someone holds it; resolves to the holder afterwards (ResultStore.reserve). */
-export type Reserve = (key: string, id: string, ttlMs: number) => PromiseLike<string>;
+/** Reserve each key for `id` for its ttl unless someone holds it; resolves to each key's holder afterwards (ResultStore.reserveAll). */
+export type ReserveAll = (
+  keys: readonly string[],
+  id: string,
+  ttlsMs: readonly number[],
+) => PromiseLike<readonly string[]>;
+
+/** A store's `reserveAll`, or its `reserve` once per key where it has none. */
+export const reserveAllOf =
+  (store: Pick<ResultStore, "reserve" | "reserveAll">): ReserveAll =>
+  (keys, id, ttlsMs) =>
+    store.reserveAll !== undefined
+      ? store.reserveAll(keys, id, ttlsMs)
+      : Promise.all(keys.map((key, i) => store.reserve(key, id, ttlsMs[i])));
 
 interface Pending {
   readonly key: string;
@@ -41,7 +54,7 @@ export class SharedClaims {
   private pending: Pending[] = [];
 
   constructor(
-    private readonly reserve: Reserve,
+    private readonly reserveAll: ReserveAll,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -57,12 +70,21 @@ export class SharedClaims {
   private send(): void {
     const batch = this.pending;
     this.pending = [];
-    for (const { key, ttlMs, resolve, reject } of batch) {
-      this.reserve(key, this.claimant, ttlMs).then((holder) => {
-        const first = holder === this.claimant;
-        if (!first) this.lost++;
-        resolve(first);
-      }, reject);
-    }
+    this.reserveAll(
+      batch.map((p) => p.key),
+      this.claimant,
+      batch.map((p) => p.ttlMs),
+    ).then(
+      (holders) => {
+        for (let i = 0; i < batch.length; i++) {
+          const first = holders[i] === this.claimant;
+          if (!first) this.lost++;
+          batch[i].resolve(first);
+        }
+      },
+      (error: unknown) => {
+        for (const pending of batch) pending.reject(error);
+      },
+    );
   }
 }

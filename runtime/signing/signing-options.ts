@@ -13,7 +13,7 @@ import { PayloadBox, readBoxKey } from "./payload-box.ts";
 import type { TrustedBinding } from "./known-routes.ts";
 import { ReplayGuard } from "./replay-guard.ts";
 import { ProtectedResultStore } from "./results/protected-result-store.ts";
-import { SharedClaims } from "./shared-claims.ts";
+import { SharedClaims, reserveAllOf } from "./shared-claims.ts";
 import { SignedTransport } from "./signed-transport.ts";
 import { SigningBatch } from "./signing-batch.ts";
 import type { SignatureError } from "./signing-errors.ts";
@@ -138,7 +138,7 @@ export const prepareSigning = (
       // A store in this process is shared by no other worker process: the replay guard covers it alone.
       ...(connected.results instanceof MemoryResultStore
         ? {}
-        : { claims: new SharedClaims((key, id, ttlMs) => connected.results.reserve(key, id, ttlMs), now) }),
+        : { claims: new SharedClaims(reserveAllOf(connected.results), now) }),
       ...(options.bindings !== undefined ? { bindings: options.bindings } : {}),
       log,
       refused: (envelope, error) => failRecord(results, envelope, error, log),
