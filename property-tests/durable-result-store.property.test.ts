@@ -87,7 +87,7 @@ const graph = (graphId: string, tag: number): MessageGraph => ({
 describe("DurableResultStore against an in-memory store that never restarts", () => {
   // Its time is its runs' CPU and disk: on a machine whose cores other work takes it may run several times as
   // long as alone, with nothing stuck.
-  it("answers every call the same way, across restarts, crashes and compactions", { timeout: 240_000 }, async () => {
+  it("answers every call the same way, across restarts, crashes and compactions", { timeout: 480_000 }, async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 30 }), async (ops) => {
         const dir = mkdtempSync(join(tmpdir(), "celerity-results-prop-"));

@@ -366,7 +366,7 @@ const drainAndCheck = async (model: Readonly<Model>, real: Real): Promise<void> 
 
 describe("broker node against a model of its queue", () => {
   it("loses no confirmed message, never redelivers an acked one, and delivers while a consumer has room", {
-    timeout: 120_000,
+    timeout: 300_000, // a hundred runs of a node and its clients: CPU-bound, minutes on a loaded machine
   }, async () => {
     await fc.assert(
       fc.asyncProperty(fc.commands(commandArbs, { maxCommands: 25, size: "max" }), async (commands) => {

@@ -20,11 +20,9 @@ import { createApp, type App } from "../runtime/app.ts";
 import { RemoteResultStore } from "../runtime/results/remote-result-store.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
 import { scaled, within } from "./support/waits.ts";
-import { celerity, type WatchedProcess } from "./support/watched-process.ts";
+import { celerity, START_TIMEOUT_MS, type WatchedProcess } from "./support/watched-process.ts";
 
 const APP = fileURLToPath(new URL("./fixtures/amqp-app.ts", import.meta.url));
-/** A worker process compiles the app with tsx as it starts: seconds on a quiet machine, far more on a loaded one. */
-const START_TIMEOUT_MS = scaled(60_000);
 
 const server = await testVhost("faults");
 

@@ -184,7 +184,7 @@ const publishRetrying = async (transport: NodeTransport, message: Envelope): Pro
 
 describe("fault tolerance across processes", { concurrency: false }, () => {
   it("hands the task of a worker killed with SIGKILL mid-task to another worker process, and get() returns its value", {
-    timeout: 30_000,
+    timeout: 120_000,
   }, async () => {
     const scope = new Scope();
     try {
@@ -229,7 +229,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
   });
 
   it("after a SIGKILL of the node, a restart on the same data dir delivers every confirmed message and none that was acked", {
-    timeout: 30_000,
+    timeout: 120_000,
   }, async () => {
     const scope = new Scope();
     try {
@@ -343,7 +343,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
   });
 
   it("acks answered by a later stats round trip survive a SIGKILL of the node", {
-    timeout: 30_000,
+    timeout: 120_000,
   }, async () => {
     const scope = new Scope();
     try {
@@ -388,7 +388,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
   });
 
   it("keeps publishing and consuming through connections cut at random points (every confirmed message is delivered)", {
-    timeout: 30_000,
+    timeout: 120_000,
   }, async () => {
     const scope = new Scope();
     const SEED = 0x5eed_c0de;
@@ -483,7 +483,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
     }
   });
 
-  it("a worker process keeps consuming after the node process restarts", { timeout: 90_000 }, async () => {
+  it("a worker process keeps consuming after the node process restarts", { timeout: 180_000 }, async () => {
     const scope = new Scope();
     try {
       const dataDir = scope.tempDir("celerity-faults-");
@@ -539,7 +539,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
   });
 
   it("a transport consuming two queues keeps both consumers after a node restart that numbers consumers differently", {
-    timeout: 15_000,
+    timeout: 60_000,
   }, async () => {
     const scope = new Scope();
     try {
@@ -591,7 +591,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
   });
 
   it("acks made by a consumer's handler for deliveries that arrive while the transport reopens its consumers reach the node", {
-    timeout: 15_000,
+    timeout: 60_000,
   }, async () => {
     const scope = new Scope();
     try {
@@ -635,7 +635,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
   });
 
   it("a worker keeps running tasks that ignore their result after its connection to the node drops", {
-    timeout: 15_000,
+    timeout: 60_000,
   }, async () => {
     const scope = new Scope();
     try {
@@ -694,7 +694,7 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
 
 describe("durable results across a node crash", { concurrency: false }, () => {
   it("a chain and a chord in flight when the node is killed with SIGKILL finish with the right result after it restarts, and a result stored before the crash is still there", {
-    timeout: 90_000,
+    timeout: 180_000,
   }, async () => {
     const scope = new Scope();
     try {

@@ -57,7 +57,7 @@ const skip = await redisSkipReason();
 
 describe("fault tolerance on Redis across processes", { concurrency: false, skip }, () => {
   it("hands the task of a worker killed with SIGKILL mid-task to another worker once its lease runs out, and runs every other task once", {
-    timeout: 60_000,
+    timeout: 180_000,
   }, async () => {
     const scope = new Scope();
     try {
@@ -93,7 +93,7 @@ describe("fault tolerance on Redis across processes", { concurrency: false, skip
   });
 
   it("loses no confirmed task while a proxy cuts the producer's and the worker's connections at random points, and the worker resumes by itself", {
-    timeout: 90_000,
+    timeout: 180_000,
   }, async () => {
     const scope = new Scope();
     try {
@@ -133,7 +133,7 @@ describe("fault tolerance on Redis across processes", { concurrency: false, skip
   });
 
   it("runs a chain, a group and a chord of 1,000 steps across three worker processes", {
-    timeout: 120_000,
+    timeout: 300_000,
   }, async () => {
     const scope = new Scope();
     try {

@@ -11,13 +11,10 @@ import { fileURLToPath } from "node:url";
 import { BrokerNode } from "../broker/node/node-server.ts";
 import { createApp } from "../runtime/app.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
-import { WatchedProcess } from "./support/watched-process.ts";
+import { CLI, ROOT, START_TIMEOUT_MS, WatchedProcess } from "./support/watched-process.ts";
 import { eventually, scaled } from "./support/waits.ts";
 
-const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const APP = fileURLToPath(new URL("./fixtures/cli-app.ts", import.meta.url));
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const START_TIMEOUT_MS = scaled(30_000);
 
 /** The value of the sample `line` starts with (name and labels as written), or undefined when there is none. */
 const sample = (text: string, line: string): number | undefined => {
@@ -26,7 +23,9 @@ const sample = (text: string, line: string): number | undefined => {
 };
 
 describe("celerity worker --metrics-port", () => {
-  it("serves the worker's task counts and its queue's depth for Prometheus to scrape", async (t) => {
+  it("serves the worker's task counts and its queue's depth for Prometheus to scrape", {
+    timeout: 180_000,
+  }, async (t) => {
     const node = await BrokerNode.start({ port: 0, log: () => {} });
     serveResults(node);
     const producer = createApp({ broker: node.url, log: () => {} });

@@ -96,10 +96,11 @@ describe("HTTP tasks", () => {
       // Never answers.
     });
     const app = await embeddedApp(t);
-    const http = httpTask(app, { timeout: 100, retry: { max: 1, delay: 5 } });
+    // A second long enough for each request to reach the server, in this process, on a loaded machine.
+    const http = httpTask(app, { timeout: 1_000, retry: { max: 1, delay: 5 } });
     await app.worker().start();
     const result = await http.delay({ url: server.url });
-    await assert.rejects(result.get({ timeout: 10_000 }), /HTTP call to .* failed: no answer within 100 ms/);
+    await assert.rejects(result.get({ timeout: 10_000 }), /HTTP call to .* failed: no answer within 1000 ms/);
     assert.equal(server.received.length, 2);
   });
 

@@ -7,6 +7,7 @@ import { BrokerNode } from "../../broker/node/node-server.ts";
 import { createApp, type App } from "../app.ts";
 import { serveResults } from "../results/result-service.ts";
 import { eventually } from "../test-support.ts";
+import { scaled } from "../../tests/support/waits.ts";
 import { verifyHttpSignature } from "../http/http-signature.ts";
 import { emailChannel } from "./email-channel.ts";
 import { FailureNotifier, notifyFailures } from "./failure-notifier.ts";
@@ -88,8 +89,12 @@ for (const [name, make] of APPS_ON_BROKERS) {
       });
       await app.worker({ name: "w-notify" }).start();
       const result = await charge.delay("o-7");
-      await assert.rejects(result.get({ timeout: 5_000 }), /card declined/);
-      await eventually(() => mails.length === 1 && hook.bodies.length === 1, 5_000, "the e-mail and the webhook");
+      await assert.rejects(result.get({ timeout: scaled(30_000) }), /card declined/);
+      await eventually(
+        () => mails.length === 1 && hook.bodies.length === 1,
+        scaled(30_000),
+        "the e-mail and the webhook",
+      );
       await notifier.idle();
       assert.deepEqual(mails[0].to, ["ops@example.com"]);
       assert.equal(mails[0].from, "celerity@example.com");
@@ -164,8 +169,8 @@ describe("a failure storm", () => {
     await notifier.idle();
     assert.equal(hook.bodies.length, 1);
     now += 60_000;
-    await assert.rejects((await same.delay()).get({ timeout: 5_000 }));
-    await eventually(() => hook.bodies.length === 2, 5_000, "the notice after the window");
+    await assert.rejects((await same.delay()).get({ timeout: scaled(30_000) }));
+    await eventually(() => hook.bodies.length === 2, scaled(30_000), "the notice after the window");
     assert.equal(hook.bodies[1].suppressed, 199);
   });
 });
@@ -191,10 +196,14 @@ describe("notification choices and failures", () => {
       throw new Error("boom");
     });
     await app.worker().start();
-    await assert.rejects((await ignored.delay()).get({ timeout: 5_000 }), /boom/);
+    await assert.rejects((await ignored.delay()).get({ timeout: scaled(30_000) }), /boom/);
     const result = await watched.delay();
-    await assert.rejects(result.get({ timeout: 5_000 }), /boom/);
-    await eventually(() => delivered.length === 1 && logs.length === 1, 5_000, "the delivery and the logged failure");
+    await assert.rejects(result.get({ timeout: scaled(30_000) }), /boom/);
+    await eventually(
+      () => delivered.length === 1 && logs.length === 1,
+      scaled(30_000),
+      "the delivery and the logged failure",
+    );
     assert.deepEqual(delivered, ["watched"]);
     assert.match(
       logs[0],

@@ -19,8 +19,11 @@ import { scaled } from "./waits.ts";
 export const CLI = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
 /** The repository's root, the working directory of every child by default. */
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-/** Startup of a child (tsx compiles on the fly) takes about a second, and 15 s on a machine loaded by a whole test run. */
-export const START_TIMEOUT_MS = scaled(30_000);
+/**
+ * Startup of a child (tsx compiles on the fly) takes about a second, 15 s on a machine loaded by a whole test run,
+ * and over 30 s with a test run and other work beside it; a test starting children allows for this many ms each.
+ */
+export const START_TIMEOUT_MS = scaled(60_000);
 
 export type OutputStream = "stdout" | "stderr";
 
