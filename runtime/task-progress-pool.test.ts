@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
 import { scaled, within } from "../tests/support/waits.ts";
+import { START_TIMEOUT_MS } from "../tests/support/watched-process.ts";
 import { eventually } from "./test-support.ts";
 import { app, steps } from "./test-fixtures/progress-pool-app.ts";
 
@@ -13,7 +14,7 @@ after(() => app.close({ timeout: 0 }));
 it("records the progress a task reports from a thread pool's thread", async (t) => {
   const worker = app.worker({ pool: "threads", concurrency: 1, queues: ["progress.threads"] });
   t.after(() => worker.stop({ timeout: 0 }));
-  await within(worker.start(), scaled(30_000), "the pool to start");
+  await within(worker.start(), START_TIMEOUT_MS, "the pool to start");
   const path = join(tmpdir(), `celerity-pooled-progress-${randomUUID()}`);
   t.after(() => rmSync(path, { force: true }));
   const result = await steps.applyAsync([path], { queue: "progress.threads" });

@@ -12,6 +12,7 @@ import { describe, it } from "node:test";
 import { BrokerNode } from "../broker/node/node-server.ts";
 import { serveResults } from "../runtime/results/result-service.ts";
 import { scaled, within } from "./support/waits.ts";
+import { START_TIMEOUT_MS } from "./support/watched-process.ts";
 
 /** How long the task computes: 8 lease periods by default; CELERITY_POOL_LONG_TASK_MS=60000 for the full minute. */
 const TASK_MS = Number(process.env.CELERITY_POOL_LONG_TASK_MS ?? 8_000);
@@ -34,7 +35,7 @@ describe("a pooled worker over a broker node", () => {
       rmSync(dir, { recursive: true, force: true });
     });
     const worker = app.worker({ pool: "threads", concurrency: 1, leaseMs: LEASE_MS });
-    await within(worker.start(), scaled(30_000), "the pool to start");
+    await within(worker.start(), START_TIMEOUT_MS, "the pool to start");
     const runs = join(dir, "runs");
     const result = await crunch.delay(TASK_MS, runs);
     assert.equal(await result.get({ timeout: TASK_MS + scaled(30_000) }), true);

@@ -40,6 +40,13 @@ export class DrainScheduler {
     this.stopped = true;
   }
 
+  /** Run again after `stop`, picking up the work that waited meanwhile. */
+  resume(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    if (this.hasWork()) this.schedule();
+  }
+
   private readonly runAfterYield = (): void => {
     this.turnWork = 0;
     this.runNow();

@@ -583,13 +583,20 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
   private delivering = true;
 
   /**
-   * Make no more deliveries (for good): messages stay where they are, and
-   * everything else goes on. The durable node stops so when its log fails,
-   * since an ack could no longer be recorded and the task would run again.
+   * Make no more deliveries until `resumeDelivering`: messages stay where they
+   * are, and everything else goes on. The durable node pauses so while its log
+   * cannot record acks, since a task run then would run again after a restart.
    */
-  stopDelivering(): void {
+  pauseDelivering(): void {
     this.delivering = false;
     this.drains.stop();
+  }
+
+  /** Deliver again after `pauseDelivering`, starting with what waited meanwhile. */
+  resumeDelivering(): void {
+    if (this.delivering || this.closed) return;
+    this.delivering = true;
+    this.drains.resume();
   }
 
   /** Make up to `budget` deliveries across the pending queues; returns how many were made. */

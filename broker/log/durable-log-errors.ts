@@ -56,20 +56,23 @@ export class LogWriteError extends Data.TaggedError("LogWriteError")<{
 }
 
 /**
- * An earlier write or fsync failed, so the log stopped accepting records: what
- * the file holds past the last durable record is unknown until `open` scans it
- * again. Reopen the log to go on.
+ * An earlier write or fsync failed, so the log refuses records until it has
+ * reopened itself from what is known durable (`reopening`), or for good when
+ * nothing is known to reopen from (then open it again to recover).
  *
  * @example
  * await log.append(a); // rejects with LogWriteError (ENOSPC)
- * await log.append(b); // rejects: durable log at ... stopped after a failed write ... reopen it
+ * await log.append(b); // rejects: durable log at ... refuses records since a write failed (...): reopening ...
  */
 export class LogUnusableError extends Data.TaggedError("LogUnusableError")<{
   readonly dir: string;
   readonly failure: LogWriteError;
+  readonly reopening: boolean;
 }> {
   override get message(): string {
-    return `durable log at ${this.dir} stopped accepting records after an earlier failure (${this.failure.message}); reopen it to recover`;
+    return this.reopening
+      ? `durable log at ${this.dir} refuses records since a write failed (${this.failure.message}): it is reopening from what is known durable, retrying until the disk takes writes again`
+      : `durable log at ${this.dir} stopped accepting records after an earlier failure (${this.failure.message}); open it again to recover`;
   }
 }
 

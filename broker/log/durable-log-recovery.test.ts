@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { cp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { LogRecoveryError, LogWriteError, RecordTooLargeError } from "./durable-log-errors.ts";
@@ -342,6 +343,60 @@ describe("DurableLog", () => {
       await writeFile(join(dir, COMPACTION_MARKER), flipped);
       await assert.rejects(DurableLog.open(dir), /compaction marker compaction\.commit is damaged/);
       assert.deepEqual(await segmentFiles(dir), before);
+    });
+
+    describe("a compaction marker in the previous release's format", () => {
+      const fixture = async (name: string): Promise<string> => {
+        const dir = await tempDir();
+        await cp(fileURLToPath(new URL(`./test-fixtures/old-compaction-marker/${name}/`, import.meta.url)), dir, {
+          recursive: true,
+        });
+        return dir;
+      };
+      const compacted = Array.from({ length: 10 }, (_, i) => text.encode(`old release record ${20 + i}`));
+
+      for (const name of ["committed", "old-segments-removed"]) {
+        it(`finishes the compaction it committed when the segments confirm the marker (${name})`, async () => {
+          const dir = await fixture(name);
+          const opened = await reopen(dir);
+          assert.deepEqual(opened.records, compacted);
+          assert.equal(opened.report.corrupted.length, 0);
+          assert.deepEqual((await readdir(dir)).filter((f) => f !== "LOCK").sort(), [segmentName(6), segmentName(7)]);
+          await opened.log.append(text.encode("new"));
+          await opened.log.close();
+          const again = await reopen(dir);
+          assert.deepEqual(again.records, [...compacted, text.encode("new")]);
+          await again.log.close();
+        });
+      }
+
+      it("refuses, changing nothing, when the segments cannot confirm the marker (partly renamed)", async () => {
+        const dir = await fixture("partly-renamed");
+        const before = (await readdir(dir)).sort();
+        await assert.rejects(DurableLog.open(dir), (error: unknown) => {
+          assert.ok(error instanceof LogRecoveryError);
+          assert.match(
+            error.message,
+            /compaction marker compaction\.commit is in the previous release's format, naming 0000000000000006\.log .* do not confirm it: finishing would remove every segment below it; nothing was changed/,
+          );
+          return true;
+        });
+        assert.deepEqual((await readdir(dir)).sort(), before);
+      });
+
+      it("refuses an old-format marker whose digits are damaged, or that names another segment than the staged ones", async () => {
+        const dir = await fixture("committed");
+        const before = (await readdir(dir)).sort();
+        for (const [marker, reason] of [
+          ["celerity durable log compaction: first segment 00000000000x0006.log\n", /is damaged/],
+          ["celerity durable log compaction: first segment 0000000000000004.log\n", /do not confirm it/],
+          ["celerity durable log compaction: first segment 0000000000000007.log\n", /do not confirm it/],
+        ] as const) {
+          await writeFile(join(dir, COMPACTION_MARKER), marker);
+          await assert.rejects(DurableLog.open(dir), reason);
+          assert.deepEqual((await readdir(dir)).sort(), before);
+        }
+      });
     });
 
     it("refuses to start over a gap in the segments' numbers, naming the missing one, and changes nothing", async () => {

@@ -22,10 +22,12 @@ import {
 import { segmentName } from "./log-directory.ts";
 import { frameBytes, writeRecord } from "./log-record.ts";
 import { openFailure, type RecoveryReport, recoverLog } from "./log-recovery.ts";
+import { reopenDelay, reopenFromDurable } from "./log-reopen.ts";
 import { type SegmentFile, syncDirectory } from "./segment-file.ts";
 
 export type { DurableLogInternals, DurableLogOptions } from "./durable-log-options.ts";
 export type { CorruptionReport, RecoveryReport } from "./log-recovery.ts";
+export type { LogReopened } from "./durable-log-options.ts";
 
 /** One write's buffer at most; a larger batch takes several writes, still with one fsync. */
 const MAX_WRITE_BYTES = 4 * 1024 * 1024;
@@ -92,6 +94,13 @@ export class DurableLog {
   private failure: LogWriteError | undefined;
   /** False while a failure is known only to the log (a background fsync), so `close` must still report it. */
   private failureSeen = true;
+  /** The end of what a successful fsync covered: a reopen after a failure cuts the log back to it. */
+  private syncedSeq: number;
+  private syncedBytes: number;
+  /** False once a failure leaves nothing known to reopen from (a compaction that failed after committing). */
+  private reopenable = true;
+  private reopenAttempts = 0;
+  private reopenTimer: { unref(): unknown } | undefined;
 
   /** Use `DurableLog.open`. */
   constructor(
@@ -104,6 +113,8 @@ export class DurableLog {
   ) {
     this.file = file;
     this.path = join(dir, segmentName(seq));
+    this.syncedSeq = seq;
+    this.syncedBytes = activeBytes;
     if (!settings.always) {
       this.timer = setInterval(() => this.syncInBackground(), settings.intervalMs);
       this.timer.unref();
@@ -177,6 +188,7 @@ export class DurableLog {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     if (this.timer) clearInterval(this.timer);
+    if (this.reopenTimer) this.settings.reopenTimers.clearTimeout(this.reopenTimer);
     this.closing = this.commit.exclusive(async () => {
       let error: unknown;
       if (!this.failure && this.dirty)
@@ -200,7 +212,7 @@ export class DurableLog {
     if (this.closing) return Promise.reject(new LogClosedError({ dir: this.dir, operation }));
     if (this.failure) {
       this.failureSeen = true;
-      return Promise.reject(new LogUnusableError({ dir: this.dir, failure: this.failure }));
+      return Promise.reject(this.unusable());
     }
     return undefined;
   }
@@ -216,14 +228,72 @@ export class DurableLog {
       : new LogWriteError({ segment: path, operation, code: errorCode(cause), detail: errorDetail(cause) });
   }
 
-  /** Stop the log: what the file holds past the last fsync is unknown until the next open scans it. */
+  private unusable(): LogUnusableError {
+    return new LogUnusableError({
+      dir: this.dir,
+      failure: this.failure as LogWriteError,
+      reopening: this.reopenable && this.closing === undefined,
+    });
+  }
+
+  /**
+   * Refuse appends from now on: what the file holds past the last fsync is
+   * unknown. A later fsync is never trusted (the kernel may have dropped the
+   * pages it could not write back and would report success), so the log is
+   * reopened from what is known durable instead, after a backoff.
+   */
   private fail(error: LogWriteError, seen: boolean): LogWriteError {
     if (this.failure === undefined) {
       this.failure = error;
       this.failureSeen = seen;
       this.settings.onFailure?.(error);
+      this.scheduleReopen();
     }
     return error;
+  }
+
+  private scheduleReopen(): void {
+    if (!this.reopenable || this.closing) return;
+    const delay = reopenDelay(this.settings.reopenBackoff, this.reopenAttempts);
+    this.reopenTimer = this.settings.reopenTimers.setTimeout(() => {
+      this.reopenTimer = undefined;
+      void this.commit.exclusive(() => this.reopen());
+    }, delay);
+    this.reopenTimer.unref();
+  }
+
+  private async reopen(): Promise<void> {
+    const failure = this.failure;
+    if (failure === undefined || this.closing) return;
+    this.reopenAttempts += 1;
+    const failed = this.file;
+    this.file = undefined;
+    await failed?.close().catch(() => undefined);
+    let reopened;
+    try {
+      reopened = await reopenFromDurable(this.dir, this.settings.openSegment, {
+        seq: this.syncedSeq,
+        bytes: this.syncedBytes,
+      });
+    } catch (error) {
+      this.settings.onReopenFailed?.(this.writeError("open", this.path, error), this.reopenAttempts);
+      this.scheduleReopen();
+      return;
+    }
+    // What the segments held past the durable point is gone.
+    const lost = this.seq === this.syncedSeq ? this.activeBytes - this.syncedBytes : this.activeBytes;
+    this.totalBytes = Math.max(0, this.totalBytes - lost);
+    this.file = reopened.file;
+    this.seq = this.syncedSeq = reopened.seq;
+    this.path = join(this.dir, segmentName(reopened.seq));
+    this.activeBytes = this.syncedBytes = 0;
+    this.dirty = false;
+    this.failure = undefined;
+    this.failureSeen = true;
+    const attempts = this.reopenAttempts;
+    this.reopenAttempts = 0;
+    // Told before any other append can come in: what the listener appends goes first.
+    this.settings.onReopen?.({ failure, attempts, segment: this.path });
   }
 
   private async io(operation: LogWriteError["operation"], path: string, run: () => Promise<void>): Promise<void> {
@@ -242,7 +312,7 @@ export class DurableLog {
   }
 
   private async writeBatch(records: Uint8Array[]): Promise<void> {
-    if (this.failure) throw new LogUnusableError({ dir: this.dir, failure: this.failure });
+    if (this.failure) throw this.unusable();
     try {
       let next = 0;
       while (next < records.length) {
@@ -278,8 +348,10 @@ export class DurableLog {
 
   private async syncActive(): Promise<void> {
     const file = this.activeFile();
+    const upTo = this.activeBytes;
     this.dirty = false;
     await this.io("fsync", this.path, () => file.datasync());
+    this.syncedBytes = upTo;
   }
 
   // Records of a segment are durable before any later segment holds records, so
@@ -299,6 +371,8 @@ export class DurableLog {
     }
     this.activeBytes = 0;
     await this.io("fsync", this.dir, () => syncDirectory(this.dir));
+    this.syncedSeq = this.seq;
+    this.syncedBytes = 0;
   }
 
   private syncInBackground(): void {
@@ -316,7 +390,7 @@ export class DurableLog {
   }
 
   private async replaceBy(live: Iterable<Uint8Array>): Promise<void> {
-    if (this.failure) throw new LogUnusableError({ dir: this.dir, failure: this.failure });
+    if (this.failure) throw this.unusable();
     const { dir, settings } = this;
     const context: CompactionContext = { dir, ...settings };
     const base = this.seq + 1;
@@ -342,10 +416,13 @@ export class DurableLog {
       this.file = await settings.openSegment(path).catch((cause: unknown) => {
         throw this.writeError("open", path, cause);
       });
-      this.activeBytes = last.bytes;
+      this.activeBytes = this.syncedBytes = last.bytes;
+      this.syncedSeq = last.seq;
       this.totalBytes = written.reduce((sum, segment) => sum + segment.bytes, 0);
       this.dirty = false;
     } catch (error) {
+      // Committed but not finished: the next open finishes it; until then nothing here is known to reopen from.
+      this.reopenable = false;
       throw this.fail(this.writeError("write", this.path, error), true);
     }
   }

@@ -9,6 +9,8 @@
  * retried afterwards would report success for data that is gone). `cut()` is
  * a power cut: nothing more reaches the disk, and of the writes not yet
  * synced only a seeded prefix lands, the last of them possibly torn.
+ * An outage is a fault that lasts: the disk is full (or failing) for a seeded
+ * number of operations, then takes writes again, as when space is freed.
  *
  * The same seed and the same sequence of operations give the same faults.
  *
@@ -23,6 +25,10 @@ import { type OpenSegment, openSegmentFile } from "./segment-file.ts";
 export interface FaultPlan {
   /** Probability that a write or an fsync fails. Default 0. */
   readonly faultRate?: number;
+  /** Probability that an outage starts at a write, fsync or truncate. Default 0. */
+  readonly outageRate?: number;
+  /** An outage lasts from 1 to this many operations (seeded). Default 8. */
+  readonly outageOps?: number;
 }
 
 /** What the disk did, for a test's failure message. */
@@ -49,8 +55,25 @@ const osError = (code: string, detail: string): Error =>
 export const faultyDisk = (seed: number, plan: FaultPlan = {}) => {
   const random = seededRandom(seed);
   const faultRate = plan.faultRate ?? 0;
+  const outageRate = plan.outageRate ?? 0;
+  const outageOps = plan.outageOps ?? 8;
   const events: FaultEvent[] = [];
   let ops = 0;
+  /** Operations the current outage still fails, and with what. */
+  let outageLeft = 0;
+  let outageCode = "ENOSPC";
+  /** The code operation `op` fails with because of an outage, if it does (drawing whether one starts). */
+  const outage = (op: number): string | undefined => {
+    if (outageLeft === 0 && outageRate > 0 && random() < outageRate) {
+      outageLeft = 1 + Math.floor(random() * outageOps);
+      outageCode = random() < 0.7 ? "ENOSPC" : "EIO";
+      events.push({ op, what: `outage: ${outageCode} for ${outageLeft} operations` });
+    }
+    if (outageLeft === 0) return undefined;
+    outageLeft -= 1;
+    if (outageLeft === 0) events.push({ op, what: "outage ends after this operation" });
+    return outageCode;
+  };
   let powered = true;
   /** Unsynced writes of every open file, so a power cut can land a prefix of each. */
   const caches = new Set<{ land: (count: number, tornAt: number | undefined) => Promise<void>; size: () => number }>();
@@ -77,6 +100,11 @@ export const faultyDisk = (seed: number, plan: FaultPlan = {}) => {
       write: async (data, position) => {
         if (!powered) return;
         const op = ++ops;
+        const down = outage(op);
+        if (down !== undefined) {
+          events.push({ op, what: `write failed with ${down} (outage)` });
+          throw osError(down, "write failed");
+        }
         if (random() < faultRate) {
           const kind = random();
           if (kind < 0.4) {
@@ -94,8 +122,9 @@ export const faultyDisk = (seed: number, plan: FaultPlan = {}) => {
       datasync: async () => {
         if (!powered) return;
         const op = ++ops;
-        if (random() < faultRate) {
-          const code = random() < 0.5 ? "EIO" : "ENOSPC";
+        const down = outage(op);
+        if (down !== undefined || random() < faultRate) {
+          const code = down ?? (random() < 0.5 ? "EIO" : "ENOSPC");
           // Write-back failed: some of the dirty pages may have reached the disk, the rest are dropped for good.
           const landed = Math.floor(random() * (unsynced.length + 1));
           await cache.land(landed, undefined);
@@ -108,7 +137,24 @@ export const faultyDisk = (seed: number, plan: FaultPlan = {}) => {
         await cache.land(unsynced.length, undefined);
         await file.datasync();
       },
-      truncate: (length) => (powered ? file.truncate(length) : Promise.resolve()),
+      truncate: async (length) => {
+        if (!powered) return;
+        const op = ++ops;
+        const down = outage(op);
+        if (down !== undefined) {
+          events.push({ op, what: `truncate failed with ${down} (outage)` });
+          throw osError(down, "truncate failed");
+        }
+        // What is cut off is cut from the cache too, or a later fsync would bring it back.
+        unsynced = unsynced
+          .filter(({ position }) => position < length)
+          .map((write) =>
+            write.position + write.data.length <= length
+              ? write
+              : { data: write.data.subarray(0, length - write.position), position: write.position },
+          );
+        await file.truncate(length);
+      },
       close: async () => {
         caches.delete(cache);
         // A file closed without an fsync keeps its dirty pages in the cache, where a power cut finds them.

@@ -69,6 +69,36 @@ const readMarker = (text: string): { first: number; last: number } | undefined =
   return last >= first ? { first, last } : undefined;
 };
 
+/** The marker of the release before checksummed markers: the first compacted segment only. */
+const OLD_MARKER_PATTERN = /^celerity durable log compaction: first segment (\d{16})\.log\n$/;
+
+/**
+ * The first segment an old-format marker names, when the directory confirms
+ * it: that marker has no checksum, so a flipped digit would pass, and
+ * finishing removes every segment below the one it names. It is trusted only
+ * where the file names alone say the same: no staged segment renamed yet (the
+ * staged ones start right at it, every final one is below it), or every one
+ * renamed and every older one removed (the first segment is it). Otherwise
+ * the reason it cannot be confirmed.
+ */
+const confirmOldMarker = (
+  text: string,
+  listing: { readonly segments: readonly number[]; readonly staged: readonly number[] },
+): { first: number } | { reason: string } | undefined => {
+  const match = OLD_MARKER_PATTERN.exec(text);
+  if (!match) return undefined;
+  const first = Number(match[1]);
+  const { segments, staged } = listing;
+  const contiguous = staged.every((seq, i) => seq === staged[0] + i);
+  if (staged.length > 0 && staged[0] === first && contiguous && segments.every((seq) => seq < first)) return { first };
+  if (staged.length === 0 && segments[0] === first) return { first };
+  const found = (names: readonly number[], form: string) =>
+    names.length === 0 ? `no ${form} segments` : `${form} ${names.map(segmentName).join(", ")}`;
+  return {
+    reason: `the compaction marker ${COMPACTION_MARKER} is in the previous release's format, naming ${segmentName(first)} as the first compacted segment without a checksum, and the segments here (${found(segments, "final")}; ${found(staged, "staged")}) do not confirm it: finishing would remove every segment below it; nothing was changed`,
+  };
+};
+
 /**
  * Step 1: write `live` into staged segments numbered from `base`, each fsynced,
  * then fsync the directory. Returns the segments written (at least one, maybe
@@ -255,6 +285,12 @@ export const settleCompaction = async (dir: string): Promise<void> => {
       dir,
       reason: `cannot read the compaction marker: ${errorCode(cause)} (${errorDetail(cause)})`,
     });
+  }
+  const old = confirmOldMarker(text, listing);
+  if (old !== undefined && "reason" in old) throw new LogRecoveryError({ dir, reason: old.reason });
+  if (old !== undefined) {
+    await finishCompaction(dir, old.first, async () => {});
+    return;
   }
   const marker = readMarker(text);
   if (marker === undefined) {

@@ -157,9 +157,40 @@ export class NodeJournal implements BrokerJournal {
     const seq = this.seqs.get(ref);
     if (seq !== undefined) {
       this.live.delete(seq);
-      this.write([Kind.Remove, seq]);
+      this.writeRemoval(seq);
     }
     this.onRemoved?.();
+  }
+
+  /** Acks whose remove record the log refused (it had failed): written again once it reopens. */
+  private readonly refusedRemovals: number[] = [];
+  private removalsWrite: Promise<void> | undefined;
+  private removalsOfWrite: number[] = [];
+
+  // One list and one handler per write (a group commit's records share it), not per ack: this is the hot path.
+  private writeRemoval(seq: number): void {
+    this.write([Kind.Remove, seq]);
+    const write = this.lastWrite as Promise<void>;
+    if (write !== this.removalsWrite) {
+      const seqs: number[] = [];
+      this.removalsWrite = write;
+      this.removalsOfWrite = seqs;
+      write.catch(() => {
+        for (let i = 0; i < seqs.length; i++) this.refusedRemovals.push(seqs[i]);
+      });
+    }
+    this.removalsOfWrite.push(seq);
+  }
+
+  /**
+   * Write again the remove records the log refused while it had failed, so
+   * the messages acked meanwhile do not come back after a restart. A remove
+   * names its copy's sequence number, which is never reused, so writing one
+   * late is the same as writing it on time.
+   */
+  recordRefusedRemovals(): void {
+    const seqs = this.refusedRemovals.splice(0);
+    for (let i = 0; i < seqs.length; i++) this.writeRemoval(seqs[i]);
   }
   deadLettered(ref: object, deadRef: object, dlq: string, letter: DeadLetter): void {
     const seq = this.seqs.get(ref);

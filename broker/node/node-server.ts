@@ -149,6 +149,7 @@ export class BrokerNode {
     } else {
       const lock = lockDataDir(options.dataDir);
       let broker: EmbeddedBroker | undefined;
+      let journal: NodeJournal | undefined;
       const {
         log: durableLog,
         records,
@@ -159,17 +160,27 @@ export class BrokerNode {
           fsync: settings.fsync,
           onCorruption: (info) => log(describeCorruption(info)),
           onFailure: (error) => {
-            broker?.stopDelivering();
+            broker?.pauseDelivering();
             log(
-              `the log failed and is not retried (${error.message}): publishes are refused and nothing more is delivered, since acks can no longer be recorded; ` +
-                "free the disk (or replace it) and restart the node, which recovers everything that reached the disk",
+              `the log failed (${error.message}): publishes are refused and nothing is delivered until it is reopened, since acks cannot be recorded meanwhile; ` +
+                "it reopens from what the last successful fsync covered, trying again after 100 ms, doubling to 5 s, until the disk takes writes",
+            );
+          },
+          onReopenFailed: (error, attempts) =>
+            log(`the log is not reopened yet (attempt ${attempts}): ${error.message}`),
+          onReopen: (info) => {
+            journal?.recordRefusedRemovals();
+            broker?.resumeDelivering();
+            log(
+              `the log is written again after ${info.attempts} attempt(s) (it had failed: ${info.failure.message}); ` +
+                `appends go to ${info.segment}: publishes are accepted and deliveries resume`,
             );
           },
         },
         internals,
       );
       const collected: Uint8Array[] = [];
-      const journal = new NodeJournal((record) => {
+      journal = new NodeJournal((record) => {
         collected.push(record);
         return RESOLVED;
       });

@@ -1,25 +1,27 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { after, describe, it, type TestContext } from "node:test";
 import { RemoteTaskError } from "../errors.ts";
 import { eventually } from "../test-support.ts";
 import type { Worker, WorkerOptions } from "../worker/worker.ts";
 import { scaled, within } from "../../tests/support/waits.ts";
-import { add, app, burn, exit, spin, wait, whereami } from "./test-fixtures/pool-app.ts";
+import { START_TIMEOUT_MS } from "../../tests/support/watched-process.ts";
+import { add, app, burn, exit, gate, spin, wait, whereami } from "./test-fixtures/pool-app.ts";
 
-/** Starting a thread or child loads the app module through the TypeScript loader: seconds on a loaded machine. */
-const START_MS = scaled(30_000);
 /**
  * A result, or a state, that may wait for a thread or child the pool starts now (after a kill, a crash, a
  * recycle, or to grow): such a start loads the app, as the pool's first start does, so its limit is part of this one.
  */
-const RESULT_MS = START_MS + scaled(20_000);
+const RESULT_MS = START_TIMEOUT_MS + scaled(20_000);
 
 after(() => app.close({ timeout: 0 }));
 
 const pooled = async (t: TestContext, queue: string, options: WorkerOptions): Promise<Worker> => {
   const worker = app.worker({ concurrency: 1, queues: [queue], ...options });
   t.after(() => worker.stop({ timeout: 0 }));
-  await within(worker.start(), START_MS, "the pool to start");
+  await within(worker.start(), START_TIMEOUT_MS, "the pool to start");
   return worker;
 };
 
@@ -103,7 +105,10 @@ describe("an autoscaled pool", () => {
       autoscale: { max: 3, min: 1, idleMs: 300, intervalMs: 50 },
     });
     assert.equal(worker.stats().concurrency, 1);
-    const results = await Promise.all([0, 1, 2, 3, 4, 5].map(() => wait.applyAsync([3_000], { queue })));
+    // The backlog runs until released, so it outlasts the new threads' start however long that takes.
+    const release = join(mkdtempSync(join(tmpdir(), "celerity-autoscale-")), "release");
+    t.after(() => rmSync(dirname(release), { recursive: true, force: true }));
+    const results = await Promise.all([0, 1, 2, 3, 4, 5].map(() => gate.applyAsync([release], { queue })));
     await eventually(
       () => worker.stats().concurrency === 3 && worker.stats().children?.size === 3,
       RESULT_MS,
@@ -115,6 +120,7 @@ describe("an autoscaled pool", () => {
       RESULT_MS,
       "tasks running on two threads at once",
     );
+    writeFileSync(release, "");
     for (const r of results) await r.get({ timeout: RESULT_MS * 2 });
     await eventually(() => worker.stats().concurrency === 1, RESULT_MS, "the pool to shrink back to 1");
     await eventually(() => worker.stats().children?.size === 1, RESULT_MS, "one thread kept");

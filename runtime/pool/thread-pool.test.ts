@@ -4,6 +4,7 @@ import { RemoteTaskError } from "../errors.ts";
 import { eventually } from "../test-support.ts";
 import type { WorkerOptions } from "../worker/worker.ts";
 import { scaled, within } from "../../tests/support/waits.ts";
+import { START_TIMEOUT_MS } from "../../tests/support/watched-process.ts";
 import {
   add,
   app,
@@ -19,12 +20,11 @@ import {
 } from "./test-fixtures/pool-app.ts";
 
 /** Starting a thread loads the app module through the TypeScript loader: seconds on a loaded machine. */
-const START_MS = scaled(30_000);
 /**
  * A result, or a state, that may wait for a thread or child the pool starts now (after a kill, a crash, a
  * recycle, or to grow): such a start loads the app, as the pool's first start does, so its limit is part of this one.
  */
-const RESULT_MS = START_MS + scaled(20_000);
+const RESULT_MS = START_TIMEOUT_MS + scaled(20_000);
 
 after(() => app.close({ timeout: 0 }));
 
@@ -32,7 +32,7 @@ after(() => app.close({ timeout: 0 }));
 const threadWorker = async (t: TestContext, queue: string, options: WorkerOptions = {}) => {
   const worker = app.worker({ pool: "threads", concurrency: 1, queues: [queue], ...options });
   t.after(() => worker.stop({ timeout: 0 }));
-  await within(worker.start(), START_MS, "the pool to start");
+  await within(worker.start(), START_TIMEOUT_MS, "the pool to start");
   return worker;
 };
 

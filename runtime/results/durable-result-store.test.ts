@@ -8,6 +8,7 @@ import { DataDirLockedError } from "../../broker/log/data-dir-lock.ts";
 import { DurableLog } from "../../broker/log/durable-log.ts";
 import { openSegmentFile, type OpenSegment } from "../../broker/log/segment-file.ts";
 import { tempDir } from "../../broker/node/node-test-support.ts";
+import { scaled, within } from "../../tests/support/waits.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import { DurableResultStore, type DurableResultStoreOptions } from "./durable-result-store.ts";
 import { logEntry, ResultLogEncoder, replayResultLog } from "./result-log.ts";
@@ -319,6 +320,71 @@ describe("DurableResultStore", () => {
       );
       await assert.rejects(store.claim("later"), /EIO|unusable/);
       await store.close().catch(() => undefined);
+    } finally {
+      await f.done();
+    }
+  });
+
+  it("answers again once its failed log is reopened, and keeps across a restart the writes it refused meanwhile", async () => {
+    const f = await fixture();
+    let failing = false;
+    const openSegment: OpenSegment = async (path) => {
+      const file = await openSegmentFile(path);
+      return {
+        write: (data, position) => file.write(data, position),
+        datasync: () =>
+          failing ? Promise.reject(Object.assign(new Error("EIO: i/o error"), { code: "EIO" })) : file.datasync(),
+        truncate: (length) => file.truncate(length),
+        close: () => file.close(),
+      };
+    };
+    try {
+      const logs: string[] = [];
+      const store = await DurableResultStore.open(
+        f.path,
+        { log: (line) => logs.push(line) },
+        { openSegment, reopenBackoff: { firstMs: 5, maxMs: 20 } },
+      );
+      await store.complete("before", "add", { state: "SUCCESS", value: bytes("1") });
+      failing = true;
+      // Held in memory, refused on disk: a task's final state is never logged again by itself.
+      await assert.rejects(store.complete("refused", "add", { state: "SUCCESS", value: bytes("2") }), /fsync.*EIO/);
+      assert.ok(
+        logs.some((line) => /the results log failed \(.*EIO/.test(line)),
+        logs.join("\n"),
+      );
+      failing = false;
+      await within(
+        (async () => {
+          for (;;) {
+            if (
+              await store.get("before").then(
+                () => true,
+                () => false,
+              )
+            )
+              return;
+            await new Promise((resolve) => setTimeout(resolve, 5));
+          }
+        })(),
+        scaled(5_000),
+        "the store to answer again",
+        () => logs.join("\n"),
+      );
+      assert.ok(
+        logs.some((line) => /the results log is written again after \d+ attempt/.test(line)),
+        logs.join("\n"),
+      );
+      await store.complete("after", "add", { state: "SUCCESS", value: bytes("3") });
+      await store.close();
+      const again = await f.open();
+      for (const [id, value] of [
+        ["before", "1"],
+        ["refused", "2"],
+        ["after", "3"],
+      ]) {
+        assert.equal(text((await again.get(id))?.value), value, `${id} after the restart`);
+      }
     } finally {
       await f.done();
     }

@@ -8,6 +8,7 @@ import {
   type DurableLog,
   type DurableLogInternals,
   type DurableLogOptions,
+  type LogReopened,
 } from "../../broker/log/durable-log.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
@@ -86,7 +87,7 @@ export class DurableResultStore implements ResultStore {
   private gathering: PendingBatch<never> | undefined;
   /** The hand-over being written: settles once its batch is durable (or has failed). */
   private writing: Promise<void> | undefined;
-  /** Why the log failed, if it did: every answer from then on fails with it. */
+  /** Why the log failed, if it did: every answer fails with it until the log is reopened. */
   private failure: unknown;
   private compactedSize: number;
   private compacting: Promise<void> | undefined;
@@ -121,12 +122,20 @@ export class DurableResultStore implements ResultStore {
     const now = options.now ?? Date.now;
     const lock = lockDataDir(dir);
     let log: DurableLog | undefined;
+    let reopened: ((info: LogReopened) => void) | undefined;
     try {
       const logOptions: DurableLogOptions = {
         ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
         ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
         maxRecordBytes: MAX_RECORD_BYTES,
         onCorruption: (info) => say(describeCorruption(info)),
+        onFailure: (error) =>
+          say(
+            `the results log failed (${error.message}): writes are refused until it is reopened from what the last successful fsync covered, trying again after 100 ms, doubling to 5 s`,
+          ),
+        onReopenFailed: (error, attempts) =>
+          say(`the results log is not reopened yet (attempt ${attempts}): ${error.message}`),
+        onReopen: (info) => reopened?.(info),
       };
       const opened = await openDurableLog(dir, logOptions, internals);
       log = opened.log;
@@ -135,6 +144,7 @@ export class DurableResultStore implements ResultStore {
       const { entries, summary } = replayResultLog(opened.records, ttl, now(), (reason) => say(`log: ${reason}`));
       for (const entry of entries) memory.restore(entry);
       const store = new DurableResultStore(memory, log, now, options, say, () => lock.release());
+      reopened = (info) => store.reopened(info);
       await log.compact(store.snapshot());
       store.compactedSize = log.size;
       const corrupted = opened.report.corrupted.length;
@@ -243,6 +253,19 @@ export class DurableResultStore implements ResultStore {
     return this.compacting;
   }
 
+  /**
+   * The log takes writes again: answer again, and rewrite the whole store into
+   * it, since the writes refused meanwhile changed the store but not the log
+   * (a task's final state, once held, is never logged again by itself).
+   */
+  private reopened(info: LogReopened): void {
+    this.failure = undefined;
+    this.say(
+      `the results log is written again after ${info.attempts} attempt(s) (it had failed: ${info.failure.message}); rewriting the store into it`,
+    );
+    void this.compact();
+  }
+
   /** Write what is gathered, flush the log and close it; waiters are dropped. */
   async close(): Promise<void> {
     while (this.gathering !== undefined || this.writing !== undefined)
@@ -304,7 +327,7 @@ export class DurableResultStore implements ResultStore {
         this.afterWrite();
       },
       (error: unknown) => {
-        // The log is unusable from now on: every later answer fails with it too.
+        // Every later answer fails with it too, until the log is reopened.
         this.failure ??= error;
         batch.reject(error);
         this.afterWrite();

@@ -1,5 +1,6 @@
 // The app the pool tests run, with one task per behaviour a pool must handle: where it
 // ran, failing, retrying, blocking, exiting, holding memory, soft limits, sending tasks.
+import { existsSync } from "node:fs";
 import { threadId } from "node:worker_threads";
 import { createApp } from "../../app.ts";
 
@@ -41,6 +42,15 @@ export const retrying = app.task(
 export const wait = app.task(
   "wait",
   (ms: number) => new Promise<string>((resolve) => setTimeout(() => resolve(`${process.pid}/${threadId}`), ms)),
+);
+/** Wait until the file `path` exists (checked every 10 ms), then say where it ran: a test decides when it ends. */
+export const gate = app.task(
+  "gate",
+  (path: string) =>
+    new Promise<string>((resolve) => {
+      const check = () => (existsSync(path) ? resolve(`${process.pid}/${threadId}`) : setTimeout(check, 10));
+      check();
+    }),
 );
 export const softly = app.task("softly", function (this: { signal: AbortSignal }, ms: number) {
   return new Promise<string>((resolve, reject) => {
