@@ -78,6 +78,10 @@ export interface BrokerNodeOptions {
    * the node's memory growing without bound. Default 2,000,000.
    */
   readonly maxMessages?: number;
+  /** Most dead letters each dead-letter queue keeps; past it the next in line is dropped and counted. Default 10,000. */
+  readonly maxDeadLetters?: number;
+  /** Most bytes of message bodies each dead-letter queue keeps, dropped the same way. Default 64 MiB. */
+  readonly maxDeadLetterBytes?: number;
   /**
    * What delivery leases are timed by. Default the system clock; a test hands
    * in a virtual clock (`VirtualClock` of `celerity/testing`) to run a lease
@@ -86,6 +90,11 @@ export interface BrokerNodeOptions {
   readonly clock?: Clock;
   readonly log?: (message: string) => void;
 }
+
+const brokerError =
+  (log: (message: string) => void) =>
+  (error: unknown, context: string): void =>
+    log(`${context}: ${String(error)}`);
 
 /** How `BrokerNode.publishReceived` publishes envelopes a service received. */
 export interface PublishReceivedOptions {
@@ -141,7 +150,7 @@ export class BrokerNode {
     let node: BrokerNode;
     if (options.dataDir === undefined) {
       const journal = new HeldCount();
-      const broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
+      const broker = new EmbeddedBroker({ ...settings.deadLetterBounds, journal, onError: brokerError(log) });
       node = new BrokerNode(broker, journal, undefined, settings);
     } else {
       const lock = lockDataDir(options.dataDir);
@@ -184,7 +193,7 @@ export class BrokerNode {
       );
       const held = new NodeJournal(() => RESOLVED);
       journal = held;
-      broker = new EmbeddedBroker({ journal, onError: (error, context) => log(`${context}: ${String(error)}`) });
+      broker = new EmbeddedBroker({ ...settings.deadLetterBounds, journal, onError: brokerError(log) });
       const summary = await replay(owners[0], broker, (reason) => log(`log: ${reason}`), Date.now(), journal);
       const shared = new SharedLog(durableLog, { compactAtBytes: settings.compactAtBytes, name: "the log", say: log });
       shared.share(0, () => held.snapshot());

@@ -61,6 +61,8 @@ export interface BrokerNodeSettings {
   readonly heartbeatMs: number;
   readonly maxFrameBytes: number;
   readonly maxMessages: number;
+  /** The dead-letter bounds given, for the node's broker (which holds their defaults). */
+  readonly deadLetterBounds: { readonly maxDeadLetters?: number; readonly maxDeadLetterBytes?: number };
   readonly clock: Clock;
   readonly log: (message: string) => void;
 }
@@ -114,6 +116,14 @@ const resolved = (
   heartbeatMs: positive("heartbeatMs", options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS),
   maxFrameBytes: positiveInteger("maxFrameBytes", options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES),
   maxMessages: positiveInteger("maxMessages", options.maxMessages ?? 2_000_000),
+  deadLetterBounds: {
+    ...(options.maxDeadLetters !== undefined
+      ? { maxDeadLetters: positiveInteger("maxDeadLetters", options.maxDeadLetters) }
+      : {}),
+    ...(options.maxDeadLetterBytes !== undefined
+      ? { maxDeadLetterBytes: positiveInteger("maxDeadLetterBytes", options.maxDeadLetterBytes) }
+      : {}),
+  },
   clock: options.clock ?? systemClock,
   log: options.log ?? ((message: string) => console.error(`celerity broker: ${message}`)),
 });

@@ -100,6 +100,9 @@ export class RemoteResultStore implements ResultStore {
   async reserve(key: string, id: string, ttlMs: number): Promise<string> {
     return this.client.call(ops.reserve, [key, id, ttlMs]);
   }
+  async reserveAll(keys: readonly string[], id: string, ttlsMs: readonly number[]): Promise<readonly string[]> {
+    return this.client.call(ops.reserveAll, [keys, id, ttlsMs]);
+  }
   async close(): Promise<void> {
     this.waiters.clear();
   }

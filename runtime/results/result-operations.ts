@@ -123,4 +123,10 @@ export const resultOperations = operationGroup("results", {
     check.string("task id"),
     check.number("reservation ttl"),
   ),
+  /** Several reservations for one id in one request: the holder of each key after the call, in order. */
+  reserveAll: operation<string[]>()(
+    check.strings("reservation keys"),
+    check.string("task id"),
+    check.numbers("reservation ttls"),
+  ),
 });

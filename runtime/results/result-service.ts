@@ -3,6 +3,7 @@
 // when the node has a data directory), and a push (Notify
 // frame, topic "result") to each connection waiting for a task to finish,
 // so a `get()` from any process wakes on the write, never by polling.
+import { InvalidArgumentError } from "../../broker/errors.ts";
 import type { BrokerNode } from "../../broker/node/node-server.ts";
 import { MemoryResultStore, type ResultRecord, type ResultStore } from "./result-store.ts";
 import { resultOperations } from "./result-operations.ts";
@@ -76,6 +77,14 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
     claim: ([key]) => store.claim(key),
     release: ([key]) => store.release(key),
     reserve: ([key, id, ttlMs]) => store.reserve(key, id, ttlMs),
+    reserveAll: ([keys, id, ttlsMs]) => {
+      if (ttlsMs.length !== keys.length)
+        throw new InvalidArgumentError({
+          argument: "reservation ttls",
+          reason: `${ttlsMs.length} ttls for ${keys.length} keys: give one per key`,
+        });
+      return Promise.all(keys.map((key, i) => store.reserve(key, id, ttlsMs[i])));
+    },
   });
   // Forgetting a final record lets it be written again: a result rewrite, for administrators when the node has roles.
   node.requireAdmin(resultOperations, ["forget"]);

@@ -212,6 +212,19 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
         assert.equal(await store.reserve(key, randomUUID(), 60_000), holders[0]);
       }));
 
+    it("reserves several keys in one call, each to its first reserver, telling the holder of each", () =>
+      withStore(async ({ store }) => {
+        const keys = [0, 1, 2].map((i) => `dedupe-${i}-${randomUUID()}`);
+        const [first, second] = [randomUUID(), randomUUID()];
+        assert.equal(await store.reserve(keys[1], second, 60_000), second);
+        const reserveAll =
+          store.reserveAll?.bind(store) ??
+          ((all: readonly string[], id: string, ttls: readonly number[]) =>
+            Promise.all(all.map((key, i) => store.reserve(key, id, ttls[i]))));
+        assert.deepEqual(await reserveAll(keys, first, [60_000, 60_000, 60_000]), [first, second, first]);
+        assert.equal(await store.reserve(keys[2], second, 60_000), first);
+      }));
+
     it("frees a reserved key once its time is up", () =>
       withStore(async ({ store }) => {
         const key = `dedupe-${randomUUID()}`;

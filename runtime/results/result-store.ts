@@ -108,6 +108,12 @@ export interface ResultStore {
    * caller-chosen task ids rest on.
    */
   reserve(key: string, id: string, ttlMs: number): Promise<string>;
+  /**
+   * `reserve` of several keys for `id`, each with its own time, in one call
+   * (one request to a node): resolves with each key's holder, in order.
+   * Stores without it are called once per key.
+   */
+  reserveAll?(keys: readonly string[], id: string, ttlsMs: readonly number[]): Promise<readonly string[]>;
   close(): Promise<void>;
 }
 

@@ -3,7 +3,8 @@
 // signing options, so publisher, workflows and workers are unchanged.
 //
 // Publishing: envelopes published in one event-loop turn (up to `batchSize`)
-// are signed together, one signature per batch (see message-signer.ts); each
+// are signed together with the results stored in that turn, one signature
+// per batch (see signing-batch.ts); each
 // publish resolves with the broker's confirm of its own envelope. With a
 // payload box the body is sealed first, so the signature covers the sealed body.
 //
@@ -24,12 +25,14 @@ import type {
   Transport,
 } from "../../broker/transport.ts";
 import type { BatchSigner, Prepared } from "./message-signer.ts";
+import { SigningBatch } from "./signing-batch.ts";
 import { HANDED_BACK, handBackOf, originalOf } from "./handed-back.ts";
 import { KnownRoutes, type TrustedBinding } from "./known-routes.ts";
 import { SignedRevocations } from "./signed-revocations.ts";
 import type { Checked, MessageVerifier } from "./message-verifier.ts";
 import { sealContext, type PayloadBox } from "./payload-box.ts";
 import type { ReplayGuard } from "./replay-guard.ts";
+import type { SharedClaims } from "./shared-claims.ts";
 import { SignatureError, SigningConfigError, refusalMessage } from "./signing-errors.ts";
 
 /** What a signed transport signs, checks and seals with, and where it reports what it refuses. */
@@ -39,21 +42,16 @@ export interface SignedTransportOptions {
   /** Checks incoming deliveries; without one, consuming is refused (signed mode needs trusted keys to run). */
   readonly verifier?: MessageVerifier;
   readonly replay: ReplayGuard;
+  /** Claims of messages in a store the worker pool shares: a copy another process took is refused (shared-claims.ts). */
+  readonly claims?: SharedClaims;
   /** Bindings made outside this app that its workers accept signed messages through (signing.bindings). */
   readonly bindings?: readonly TrustedBinding[];
   readonly box?: PayloadBox;
-  /** Most envelopes signed under one signature. Default 128. */
-  readonly batchSize?: number;
+  /** The batch outgoing envelopes are signed in, shared with the app's results; one of `signer`'s own without it. */
+  readonly batch?: SigningBatch;
   readonly log: (message: string) => void;
   /** Called for each refused delivery that is not what it claims, after it was dead-lettered; `error` makes its error. */
   readonly refused: (envelope: Envelope, error: () => SignatureError) => void;
-}
-
-interface Queued {
-  readonly prepared: Prepared;
-  readonly options: PublishOptions | undefined;
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
 }
 
 /** A delivery handed on to the worker and not yet settled. */
@@ -76,18 +74,16 @@ type Verified = Extract<Checked, { ok: true }>;
 export class SignedTransport implements Transport {
   /** Deliveries refused (dead-lettered without running) since start: forged, untrusted, outside the window, replayed, misrouted. */
   refusals = 0;
-  private queued: Queued[] = [];
   private readonly delivered = new WeakMap<Uint8Array, Delivered>();
   private readonly routes: KnownRoutes;
   private readonly revocations: SignedRevocations;
-  private flushScheduled = false;
-  private readonly batchSize: number;
+  private readonly batch: SigningBatch | undefined;
 
   constructor(
     readonly inner: Transport,
     private readonly options: SignedTransportOptions,
   ) {
-    this.batchSize = options.batchSize ?? 128;
+    this.batch = options.batch ?? (options.signer === undefined ? undefined : new SigningBatch(options.signer));
     this.routes = new KnownRoutes(options.bindings);
     this.revocations = new SignedRevocations(inner, {
       ...(options.signer !== undefined ? { signer: options.signer } : {}),
@@ -97,7 +93,8 @@ export class SignedTransport implements Transport {
   }
 
   publish(envelope: Envelope, options?: PublishOptions): Promise<void> {
-    if (this.options.signer === undefined) {
+    const batch = this.batch;
+    if (batch === undefined) {
       return Promise.reject(
         new SigningConfigError({
           reason: "this app has trusted keys but no signing key (signing.key), so it cannot publish in signed mode",
@@ -118,37 +115,13 @@ export class SignedTransport implements Transport {
           : { ...envelope, body: this.options.box.seal(envelope.body, sealContext("args", envelope.id)) };
     let prepared: Prepared;
     try {
-      prepared = this.options.signer.prepare(sealed);
+      prepared = batch.signer.prepare(sealed);
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise<void>((resolve, reject) => {
-      this.queued.push({ prepared, options, resolve, reject });
-      if (this.queued.length >= this.batchSize) this.flush();
-      else if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => {
-          this.flushScheduled = false;
-          this.flush();
-        });
-      }
-    });
-  }
-
-  /** Sign and send what is queued. */
-  private flush(): void {
-    const batch = this.queued;
-    if (batch.length === 0) return;
-    this.queued = [];
-    let signed: Envelope[];
-    try {
-      signed = (this.options.signer as BatchSigner).signBatch(batch.map((q) => q.prepared));
-    } catch (error) {
-      for (const q of batch) q.reject(error);
-      return;
-    }
-    for (let i = 0; i < batch.length; i++)
-      this.inner.publish(signed[i], batch[i].options).then(batch[i].resolve, batch[i].reject);
+    return new Promise<void>((resolve, reject) =>
+      batch.add(prepared, (signed) => this.inner.publish(signed, options).then(resolve, reject), reject),
+    );
   }
 
   async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
@@ -159,7 +132,7 @@ export class SignedTransport implements Transport {
           "a worker in signed mode needs trusted public keys (signing.trusted); refusing to consume rather than run unverified messages",
       });
     }
-    const { replay, box, log } = this.options;
+    const { replay, claims, box, log } = this.options;
     /** Deliveries handed on and not yet settled, by delivery tag. */
     const held = new Map<number, Holding>();
     let consumer: Consumer | undefined;
@@ -195,11 +168,40 @@ export class SignedTransport implements Transport {
       this.delivered.set(body, { original, deliveryTag: delivery.deliveryTag, held });
       handler({ ...delivery, envelope: { ...original, body } });
     };
+    /**
+     * Run a delivery this process admitted once the pool's shared store says
+     * no other process took it. A redelivery is the broker's own (the
+     * process that held it did not settle it): it is not claimed again.
+     */
+    const claimThenHandOn = (delivery: Delivery, original: Envelope, verified: Verified, received: string) => {
+      if (claims === undefined || delivery.redelivered) return handOn(delivery, original, verified);
+      claims.claim(received, verified.until).then(
+        (first) => {
+          if (first) return handOn(delivery, original, verified);
+          replay.release(verified.digest, true, verified.until);
+          refuse(
+            delivery,
+            verified.keyId,
+            "a replay: another worker process of this pool has already taken this exact signed message",
+            false,
+          );
+        },
+        (error: unknown) => {
+          replay.release(verified.digest, false, verified.until);
+          log(
+            `returned message ${original.id} to queue '${delivery.queue}': the shared store could not say whether another worker process took it (${error instanceof Error ? error.message : String(error)})`,
+          );
+          (inner as Consumer).nack(delivery.deliveryTag, { requeue: true });
+        },
+      );
+    };
     const receive = (delivery: Delivery) => {
       if (consumer === undefined) return void early.push(delivery);
       let original = delivery.envelope;
       let checked = verifier.check(original);
       if (!checked.ok) return refuse(delivery, checked.keyId, checked.reason, true);
+      // Claimed in the pool by the bytes received: a handed-back wrapper is a new message, its original is not.
+      const received = checked.digest;
       if (original.headers[HANDED_BACK] === true) {
         // A wrapper a worker handed back: what runs is the original inside, checked as if it had just arrived.
         const unwrapped = originalOf(original, checked.body);
@@ -221,7 +223,7 @@ export class SignedTransport implements Transport {
       const admission = replay.admit(verified.digest, verified.until, delivery.redelivered);
       switch (admission.kind) {
         case "run":
-          return handOn(delivery, original, verified);
+          return claimThenHandOn(delivery, original, verified, received);
         case "replay":
           return refuse(delivery, verified.keyId, admission.reason, false);
         case "ran":
@@ -297,7 +299,7 @@ export class SignedTransport implements Transport {
     return this.inner.stats(queue);
   }
   async close(): Promise<void> {
-    this.flush();
+    this.batch?.flush();
     this.revocations.close();
     await this.inner.close();
   }

@@ -5,15 +5,17 @@ import type { Envelope } from "../../broker/envelope.ts";
 import type { Transport } from "../../broker/transport.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 import { toErrorInfo } from "../errors.ts";
-import type { ResultStore } from "../results/result-store.ts";
+import { MemoryResultStore, type ResultStore } from "../results/result-store.ts";
 import { defaultEd25519, type Ed25519 } from "./ed25519.ts";
 import { BatchSigner } from "./message-signer.ts";
 import { MessageVerifier } from "./message-verifier.ts";
 import { PayloadBox, readBoxKey } from "./payload-box.ts";
 import type { TrustedBinding } from "./known-routes.ts";
 import { ReplayGuard } from "./replay-guard.ts";
-import { ProtectedResultStore } from "./protected-result-store.ts";
+import { ProtectedResultStore } from "./results/protected-result-store.ts";
+import { SharedClaims, reserveAllOf } from "./shared-claims.ts";
 import { SignedTransport } from "./signed-transport.ts";
+import { SigningBatch } from "./signing-batch.ts";
 import type { SignatureError } from "./signing-errors.ts";
 import { SigningConfigError } from "./signing-errors.ts";
 import { keyPairOf, publicKeyOf, readPublicKeys, readSecretKey, type PublicKey } from "./signing-keys.ts";
@@ -122,8 +124,10 @@ export const prepareSigning = (
       trusted.length === 0
         ? undefined
         : new MessageVerifier(trusted, backend, { maxAgeMs: options.maxAgeMs, maxSkewMs: options.maxSkewMs, now });
+    const batch = signer === undefined ? undefined : new SigningBatch(signer, options.batchSize);
     const parts = {
       ...(signer !== undefined ? { signer } : {}),
+      ...(batch !== undefined ? { batch } : {}),
       ...(verifier !== undefined ? { verifier } : {}),
       ...(box !== undefined ? { box } : {}),
     };
@@ -131,8 +135,11 @@ export const prepareSigning = (
     const broker = new SignedTransport(connected.broker, {
       ...parts,
       replay: new ReplayGuard(options.replayCacheSize),
+      // A store in this process is shared by no other worker process: the replay guard covers it alone.
+      ...(connected.results instanceof MemoryResultStore
+        ? {}
+        : { claims: new SharedClaims(reserveAllOf(connected.results), now) }),
       ...(options.bindings !== undefined ? { bindings: options.bindings } : {}),
-      ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       log,
       refused: (envelope, error) => failRecord(results, envelope, error, log),
     });

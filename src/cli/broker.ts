@@ -29,6 +29,12 @@ Options:
   --allow-anonymous   let a node on such a --host run without a token
   --max-messages <n>  past this many messages held, hold back publish
                       confirms until consumers make room (default 2000000)
+  --max-dead-letters <n>
+                      most dead letters each dead-letter queue keeps; past
+                      it the next in line is dropped (default 10000)
+  --max-dead-letter-bytes <n>
+                      most bytes of message bodies each dead-letter queue
+                      keeps, dropped the same way (default 67108864, 64 MiB)
   -h, --help          show this help
 `;
 
@@ -42,6 +48,8 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     "token-file": { type: "string" },
     "admin-token-file": { type: "string" },
     "max-messages": { type: "string" },
+    "max-dead-letters": { type: "string" },
+    "max-dead-letter-bytes": { type: "string" },
     "allow-anonymous": { type: "boolean" },
   });
   if (values.help) {
@@ -51,6 +59,14 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
   const port = values.port === undefined ? DEFAULT_NODE_PORT : integerOption("port", values.port, 0, 65_535);
   const maxMessages =
     values["max-messages"] === undefined ? undefined : integerOption("max-messages", values["max-messages"], 1);
+  const maxDeadLetters =
+    values["max-dead-letters"] === undefined
+      ? undefined
+      : integerOption("max-dead-letters", values["max-dead-letters"], 1);
+  const maxDeadLetterBytes =
+    values["max-dead-letter-bytes"] === undefined
+      ? undefined
+      : integerOption("max-dead-letter-bytes", values["max-dead-letter-bytes"], 1);
   const token = values["token-file"] !== undefined ? readTokenFile(values["token-file"]) : process.env.CELERITY_TOKEN;
   if (values["token-file"] !== undefined && token === "")
     throw new UsageError(
@@ -70,6 +86,8 @@ export const runBroker = async (argv: readonly string[]): Promise<number> => {
     ...(token !== undefined && token !== "" ? { token } : {}),
     ...(adminToken !== undefined && adminToken !== "" ? { adminToken } : {}),
     ...(maxMessages !== undefined ? { maxMessages } : {}),
+    ...(maxDeadLetters !== undefined ? { maxDeadLetters } : {}),
+    ...(maxDeadLetterBytes !== undefined ? { maxDeadLetterBytes } : {}),
     ...(values["allow-anonymous"] === true ? { allowAnonymous: true } : {}),
   });
   await new Promise<void>((resolve) => {

@@ -10,9 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import type { Delivery } from "../../broker/envelope.ts";
 import { BrokerNode } from "../../broker/node/node-server.ts";
+import { NodeTransport } from "../../broker/node/node-transport.ts";
 import { type FullNode, startFullNode } from "../../runtime/full-node.ts";
-import { scaled } from "../../tests/support/waits.ts";
+import { eventually, scaled } from "../../tests/support/waits.ts";
 import { celerity as celerityProcess, runCelerity, START_TIMEOUT_MS } from "../../tests/support/watched-process.ts";
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../tests/fixtures/${name}`, import.meta.url));
@@ -159,6 +161,49 @@ describe("celerity on bad input", () => {
     const fsync = await finished(["broker", "--port", "0", "--fsync", "sometimes"]);
     assert.equal(fsync.code, 2);
     assert.match(fsync.output, /--fsync must be "always" or "interval:<ms>", got 'sometimes'/);
+  });
+  it("celerity broker exits 2 on a dead-letter bound that is not a positive integer, naming the flag", async () => {
+    const count = await finished(["broker", "--port", "0", "--max-dead-letters", "0"]);
+    assert.equal(count.code, 2, count.output);
+    assert.match(count.output, /--max-dead-letters must be an integer of at least 1, got '0'/);
+    const bytes = await finished(["broker", "--port", "0", "--max-dead-letter-bytes", "64MiB"]);
+    assert.equal(bytes.code, 2, bytes.output);
+    assert.match(bytes.output, /--max-dead-letter-bytes must be an integer of at least 1, got '64MiB'/);
+  });
+});
+
+describe("celerity broker's dead-letter bounds", () => {
+  it("--max-dead-letters caps what a dead-letter queue keeps on the node", async (t) => {
+    const broker = celerity(["broker", "--port", "0", "--max-dead-letters", "3"]);
+    t.after(() => broker.kill());
+    const [, url] = await broker.waitFor(/listening on (celerity:\/\/[\d.]+:\d+)/, EXIT_TIMEOUT_MS);
+    const client = await NodeTransport.connect(url);
+    t.after(() => client.close());
+    await client.declareQueue("work");
+    for (let i = 0; i < 10; i++)
+      await client.publish({
+        id: `m${i}`,
+        exchange: "",
+        routingKey: "work",
+        priority: 0,
+        headers: {},
+        body: new Uint8Array(8),
+      });
+    const held: Delivery[] = [];
+    const consumer = await client.consume("work", (delivery) => void held.push(delivery), { prefetch: 100 });
+    await eventually(() => held.length === 10, { what: "10 deliveries" });
+    for (const delivery of held) consumer.nack(delivery.deliveryTag, { requeue: false, reason: "refused" });
+    await eventually(async () => (await client.stats("work")).unacked === 0, {
+      what: "the 10 messages rejected",
+      intervalMs: 20,
+      timeoutMs: scaled(10_000),
+    });
+    const letters = await client.deadLetters("work.dlq");
+    assert.ok(letters.length >= 2 && letters.length <= 3, `${letters.length} dead letters kept, at most 3 expected`);
+    assert.ok(
+      letters.some((letter) => letter.envelope.id === "m9"),
+      "the newest dead letter is kept",
+    );
   });
 });
 

@@ -6,8 +6,8 @@
  * used, so a value written into the store by anyone without a trusted key,
  * or moved there from another task, is never taken for a result.
  *
- * Results are signed like messages, a batch per event-loop turn under one
- * signature over a Merkle root (message-signer.ts), as a record that could
+ * Results are signed like messages, in the app's signing batch with its
+ * messages, one signature per event-loop turn (signing-batch.ts), as a record that could
  * never pass for a message: it names its role (`sig.role: "result"`), which
  * the message verifier refuses. Reading one costs about two hashes once the
  * batch's signature was checked (the verifier caches verified tree nodes).
@@ -17,12 +17,13 @@
  * where the payload is the encoded value, or the sealed one with encryption.
  *
  * @example
- * const stored = await results.sign(id, task, encoded);
+ * const stored = await new ResultSigner(batch).sign(id, task, encoded);
  * const read = readSignedResult(verifier, { id, task, value: stored }); // { ok: true, payload }
  */
-import type { Envelope } from "../../broker/envelope.ts";
-import type { BatchSigner, Prepared } from "./message-signer.ts";
-import type { MessageVerifier } from "./message-verifier.ts";
+import type { Envelope } from "../../../broker/envelope.ts";
+import type { Prepared } from "../message-signer.ts";
+import type { MessageVerifier } from "../message-verifier.ts";
+import type { SigningBatch } from "../signing-batch.ts";
 
 const MAGIC = Buffer.from("csr1", "latin1");
 const KEY_ID_BYTES = 8;
@@ -44,65 +45,31 @@ const resultEnvelope = (id: string, task: string, body: Uint8Array, signedAt?: n
   body,
 });
 
-interface Queued {
-  readonly prepared: Prepared;
-  readonly resolve: (stored: Uint8Array) => void;
-  readonly reject: (error: unknown) => void;
-}
-
-/** Signs result values, those stored in one event-loop turn (up to `batchSize`) under one signature. */
+/** Signs result values through the app's signing batch, so they share its signatures (signing-batch.ts). */
 export class ResultSigner {
-  private queued: Queued[] = [];
-  private flushScheduled = false;
-
-  constructor(
-    private readonly signer: BatchSigner,
-    private readonly batchSize = 128,
-  ) {}
+  constructor(private readonly batch: SigningBatch) {}
 
   /** The value to store for task `id`'s SUCCESS: `payload`, signed. */
   sign(id: string, task: string, payload: Uint8Array): Promise<Uint8Array> {
     let prepared: Prepared;
     try {
-      prepared = this.signer.prepare(resultEnvelope(id, task, payload));
+      prepared = this.batch.signer.prepare(resultEnvelope(id, task, payload));
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise((resolve, reject) => {
-      this.queued.push({ prepared, resolve, reject });
-      if (this.queued.length >= this.batchSize) this.flush();
-      else if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => {
-          this.flushScheduled = false;
-          this.flush();
-        });
-      }
-    });
-  }
-
-  private flush(): void {
-    const batch = this.queued;
-    if (batch.length === 0) return;
-    this.queued = [];
-    let signed: Envelope[];
-    try {
-      signed = this.signer.signBatch(batch.map((q) => q.prepared));
-    } catch (error) {
-      for (const q of batch) q.reject(error);
-      return;
-    }
-    for (let i = 0; i < batch.length; i++) {
-      const { headers, body } = signed[i];
-      const stored = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-      MAGIC.copy(stored, 0);
-      stored.writeDoubleBE(headers["sig.at"] as number, MAGIC.length);
-      stored.write(headers["sig.key"] as string, MAGIC.length + 8, KEY_ID_BYTES, "hex");
-      stored.set(body, HEADER_BYTES);
-      batch[i].resolve(stored);
-    }
+    return new Promise((resolve, reject) => this.batch.add(prepared, (signed) => resolve(storedValue(signed)), reject));
   }
 }
+
+/** The stored layout of a signed result record. */
+const storedValue = ({ headers, body }: Envelope): Uint8Array => {
+  const stored = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+  MAGIC.copy(stored, 0);
+  stored.writeDoubleBE(headers["sig.at"] as number, MAGIC.length);
+  stored.write(headers["sig.key"] as string, MAGIC.length + 8, KEY_ID_BYTES, "hex");
+  stored.set(body, HEADER_BYTES);
+  return stored;
+};
 
 export type ReadResult =
   | { readonly ok: true; readonly keyId: string; readonly payload: Uint8Array }

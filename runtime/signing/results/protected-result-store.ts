@@ -16,19 +16,28 @@
 //
 // Failures' error text and join counters pass through unchanged (see docs/security.md).
 //
-import { Codec } from "../../broker/codec.ts";
-import type { MessageGraph } from "../../dsl/graph.ts";
-import type { TaskState } from "../../dsl/result.ts";
-import type { FinalOutcome, MaybePromise, ResultRecord, ResultStore, StateDetails } from "../results/result-store.ts";
-import type { BatchSigner } from "./message-signer.ts";
-import type { MessageVerifier } from "./message-verifier.ts";
-import { sealContext, type PayloadBox } from "./payload-box.ts";
+import { Codec } from "../../../broker/codec.ts";
+import type { MessageGraph } from "../../../dsl/graph.ts";
+import type { TaskState } from "../../../dsl/result.ts";
+import type {
+  FinalOutcome,
+  MaybePromise,
+  ResultRecord,
+  ResultStore,
+  StateDetails,
+} from "../../results/result-store.ts";
+import type { BatchSigner } from "../message-signer.ts";
+import { SigningBatch } from "../signing-batch.ts";
+import type { MessageVerifier } from "../message-verifier.ts";
+import { sealContext, type PayloadBox } from "../payload-box.ts";
 import { ResultSigner, readSignedResult } from "./signed-result.ts";
-import { SignatureError, SigningConfigError } from "./signing-errors.ts";
+import { SignatureError, SigningConfigError } from "../signing-errors.ts";
 
-/** What protects the store: the app's signer and verifier, and its payload box when it encrypts. */
+/** What protects the store: the app's signer (and its signing batch) and verifier, and its payload box when it encrypts. */
 export interface ProtectedStoreOptions {
   readonly signer?: BatchSigner;
+  /** The batch results are signed in, shared with the app's messages; one of the signer's own without it. */
+  readonly batch?: SigningBatch;
   readonly verifier?: MessageVerifier;
   readonly box?: PayloadBox;
 }
@@ -45,12 +54,24 @@ const graphMessage = (id: string, body: Uint8Array): Buffer =>
 export class ProtectedResultStore implements ResultStore {
   private readonly codec = new Codec();
   private readonly results: ResultSigner | undefined;
+  /**
+   * Values this app signed and stored, by the identity of the stored buffer,
+   * with the task they were signed for and the value before signing. A store
+   * in this process hands back the very buffer it was given: reading it needs
+   * neither a check nor an opening, and what is returned is what was signed,
+   * whatever became of the buffer's bytes. Any other buffer is verified.
+   */
+  private readonly ownValues = new WeakMap<
+    Uint8Array,
+    { readonly id: string; readonly task: string; readonly value: Uint8Array }
+  >();
 
   constructor(
     private readonly inner: ResultStore,
     private readonly options: ProtectedStoreOptions,
   ) {
-    this.results = options.signer === undefined ? undefined : new ResultSigner(options.signer);
+    const batch = options.batch ?? (options.signer === undefined ? undefined : new SigningBatch(options.signer));
+    this.results = batch === undefined ? undefined : new ResultSigner(batch);
   }
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): MaybePromise<void> {
@@ -67,9 +88,10 @@ export class ProtectedResultStore implements ResultStore {
     const payload = box === undefined ? outcome.value : box.seal(outcome.value, sealContext("result", id));
     // Without a signing key the value is stored as it is, and readers refuse it as unsigned.
     if (this.results === undefined) return this.inner.complete(id, task, { state: "SUCCESS", value: payload });
-    return this.results
-      .sign(id, task, payload)
-      .then((value) => this.inner.complete(id, task, { state: "SUCCESS", value }));
+    return this.results.sign(id, task, payload).then((value) => {
+      this.ownValues.set(value, { id, task, value: outcome.value });
+      return this.inner.complete(id, task, { state: "SUCCESS", value });
+    });
   }
 
   get(id: string): Promise<ResultRecord | undefined> {
@@ -82,8 +104,11 @@ export class ProtectedResultStore implements ResultStore {
 
   /** The record with its value verified and opened; a SUCCESS whose value cannot be trusted reads as a FAILURE naming why. */
   private opened(record: ResultRecord): ResultRecord {
+    if (record.state !== "SUCCESS" && record.value === undefined) return record;
     const { value: stored, ...rest } = record;
     if (record.state !== "SUCCESS") return rest;
+    const own = stored === undefined ? undefined : this.ownValues.get(stored);
+    if (own !== undefined && own.id === record.id && own.task === record.task) return { ...rest, value: own.value };
     const { verifier, box } = this.options;
     const refuse = (keyId: string, reason: string): ResultRecord => ({
       ...rest,
