@@ -1,13 +1,45 @@
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 // @ts-expect-error: a plain .mjs script without declarations.
 import { runnerArgs } from "../scripts/test-runner-args.mjs";
-import { within } from "./support/waits.ts";
+import { scaled, within } from "./support/waits.ts";
 
 const NEVER_SETTLES = fileURLToPath(new URL("./fixtures/never-settles.ts", import.meta.url));
+const SUITES_AROUND_AN_AWAIT = fileURLToPath(new URL("./fixtures/suites-around-an-await.ts", import.meta.url));
+
+/** Run `file` under the suite's runner settings; its output once the run ends, or a failure naming what it printed. */
+const runFile = (file: string, limitMs: number): Promise<string> => {
+  const child = spawn(process.execPath, (runnerArgs as (files: string[]) => string[])([file]), {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+    env: withoutRunnerContext(process.env),
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<string>((resolve) => child.on("close", () => resolve(output)));
+  return within(exited, limitMs, `the run of ${file} to end`, () => output).finally(() => {
+    if (child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  });
+};
 
 describe("the test runner", () => {
+  it("runs every suite of a file that awaits between them, though a test outlasts the wait for open handles", {
+    timeout: 60_000,
+  }, async () => {
+    const output = await runFile(SUITES_AROUND_AN_AWAIT, scaled(45_000));
+    assert.match(output, /ok \d+ - passes after longer than the idle wait/, output);
+    assert.match(output, /# tests 2\n/, output);
+    assert.match(output, /# pass 2\n/, output);
+  });
+
   it("fails a test that never settles by its name within the timeout, instead of hanging the run", async () => {
     const child = spawn(
       process.execPath,
