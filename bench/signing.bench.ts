@@ -11,6 +11,10 @@
  *   npm run bench:signing                      # both parts, 5 runs each
  *   npm run bench:signing -- --runs 3 --only tcp
  *   npm run bench:signing -- --encryption      # signed mode also seals bodies and results
+ *   npm run bench:signing -- --only tcp --scenario ignoreResult --profile
+ *                                              # CPU profiles of node and worker per mode, top self times printed
+ *
+ * Over TCP each row also gives the CPU the node and the worker spent per task in the timed runs.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -20,13 +24,16 @@ import { createApp, type App, type SigningOptions } from "../src/index.ts";
 import { writeKeyPair } from "../src/signing.ts";
 import { generateBoxKey } from "../runtime/signing/payload-box.ts";
 import { defineTasks, type BenchTasks } from "./node/task-defs.ts";
-import { makeDataDir, removeDir, startNode, startWorker, type Child } from "./node/processes.ts";
+import { cpuMsOf, makeDataDir, removeDir, startNode, startWorker, type Child } from "./node/processes.ts";
+import { printSelfTimes } from "./node/profile-summary.ts";
 import { SEND_BATCH, fireAndForget, pacedLatencies, percentile, withResults } from "./node/workloads.ts";
 
 const { values: opts } = parseArgs({
   options: {
     runs: { type: "string", default: "5" },
     only: { type: "string" },
+    scenario: { type: "string" },
+    profile: { type: "boolean", default: false },
     scale: { type: "string", default: "1" },
     encryption: { type: "boolean", default: false },
   },
@@ -35,6 +42,11 @@ const { values: opts } = parseArgs({
 const RUNS = Number(opts.runs);
 const sized = (n: number) => Math.max(1_000, Math.round((n * Number(opts.scale)) / 1_000) * 1_000);
 const CONCURRENCY = 64;
+const profileDir = opts.profile
+  ? new URL(`./results/signing-profiles-${new Date().toISOString().replace(/[:.]/g, "-")}/`, import.meta.url).pathname
+  : undefined;
+const profileArgs = (name: string) =>
+  profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", `${name}.cpuprofile`];
 
 const keyDir = mkdtempSync(join(tmpdir(), "celerity-signing-bench-"));
 process.on("exit", () => rmSync(keyDir, { recursive: true, force: true }));
@@ -56,6 +68,8 @@ interface Fixture {
   readonly app: App;
   readonly tasks: BenchTasks;
   sent: number;
+  /** The node's and the worker's process ids (over TCP). */
+  readonly pids?: { readonly node: number; readonly worker: number };
   close(): Promise<void>;
 }
 
@@ -104,9 +118,9 @@ const embedded = async (mode: Mode): Promise<Fixture> => {
   return { app, tasks, sent: 0, close: () => app.close() };
 };
 
-const overNode = async (mode: Mode): Promise<Fixture> => {
+const overNode = async (mode: Mode, slug: string): Promise<Fixture> => {
   const dataDir = makeDataDir();
-  const node = await startNode({ dataDir });
+  const node = await startNode({ dataDir }, { nodeArgs: profileArgs(`${slug}-${mode}-node`) });
   let worker: Child;
   try {
     const env = { ...process.env };
@@ -121,7 +135,7 @@ const overNode = async (mode: Mode): Promise<Fixture> => {
       writeFileSync(boxFile, `${encryption[0]}\n`, { mode: 0o600 });
       env.CELERITY_BENCH_SIGNING = JSON.stringify({ key: workerKey.secretPath, trusted, encryption: [boxFile] });
     }
-    worker = await startWorker(node.url, CONCURRENCY, { env });
+    worker = await startWorker(node.url, CONCURRENCY, { env, nodeArgs: profileArgs(`${slug}-${mode}-worker`) });
   } catch (error) {
     await node.child.stop();
     throw error;
@@ -135,6 +149,7 @@ const overNode = async (mode: Mode): Promise<Fixture> => {
     app,
     tasks: defineTasks(app),
     sent: 0,
+    pids: { node: node.child.pid, worker: worker.pid },
     async close() {
       await app.close();
       await worker.stop();
@@ -147,26 +162,59 @@ const overNode = async (mode: Mode): Promise<Fixture> => {
 const fmt = (figure: number) => String(figure).padStart(8);
 const ms = (x: number) => `${x.toFixed(3)} ms`;
 
-const part = async (label: string, scenarios: readonly Scenario[], make: (mode: Mode) => Promise<Fixture>) => {
+const slugOf = (name: string) => name.replace(/[^a-z0-9]+/gi, "-").replace(/^-|-$/g, "");
+
+/** CPU µs per task of the node and the worker over the timed runs, or "" when the fixture has no processes. */
+const cpuNote = (f: Fixture, cpu: { node: number; worker: number } | undefined, tasks: number) =>
+  f.pids === undefined || cpu === undefined || tasks === 0
+    ? ""
+    : ` [node ${Math.round((cpu.node * 1000) / tasks)} / worker ${Math.round((cpu.worker * 1000) / tasks)} µs/task]`;
+
+const part = async (
+  label: string,
+  scenarios: readonly Scenario[],
+  make: (mode: Mode, slug: string) => Promise<Fixture>,
+) => {
   console.log(`\n${label}`);
   const rows: Record<string, unknown>[] = [];
   for (const scenario of scenarios) {
-    const fixtures = { unsigned: await make("unsigned"), signed: await make("signed") };
+    if (opts.scenario !== undefined && !scenario.name.includes(opts.scenario)) continue;
+    const slug = slugOf(scenario.name);
+    const fixtures = { unsigned: await make("unsigned", slug), signed: await make("signed", slug) };
+    const cpuOf = (mode: Mode) => {
+      const pids = fixtures[mode].pids;
+      return pids === undefined ? undefined : { node: cpuMsOf(pids.node), worker: cpuMsOf(pids.worker) };
+    };
+    const cpu: Record<Mode, { node: number; worker: number } | undefined> = { unsigned: undefined, signed: undefined };
+    let profiled = false;
     try {
       const figures: Record<Mode, Figure[]> = { unsigned: [], signed: [] };
       for (const mode of ["unsigned", "signed"] as const) await scenario.run(fixtures[mode]); // warm-up, excluded
+      const sentBefore = { unsigned: fixtures.unsigned.sent, signed: fixtures.signed.sent };
       for (let i = 0; i < RUNS; i++) {
         // Alternate which mode goes first, so neither always runs after the other.
         const order: Mode[] = i % 2 === 0 ? ["unsigned", "signed"] : ["signed", "unsigned"];
-        for (const mode of order) figures[mode].push(await scenario.run(fixtures[mode]));
+        for (const mode of order) {
+          const before = cpuOf(mode);
+          figures[mode].push(await scenario.run(fixtures[mode]));
+          const after = cpuOf(mode);
+          if (before !== undefined && after !== undefined) {
+            const sum = cpu[mode] ?? { node: 0, worker: 0 };
+            cpu[mode] = {
+              node: sum.node + after.node - before.node,
+              worker: sum.worker + after.worker - before.worker,
+            };
+          }
+        }
       }
+      const tasksOf = (mode: Mode) => fixtures[mode].sent - sentBefore[mode];
       if (scenario.unit === "tasks/s") {
         const stat = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
         const u = stat(figures.unsigned as number[]);
         const s = stat(figures.signed as number[]);
         const ratio = Math.round((s.median / u.median) * 100);
         console.log(
-          `  ${scenario.name.padEnd(40)} unsigned ${fmt(u.median)} (${u.min}–${u.max})  signed ${fmt(s.median)} (${s.min}–${s.max})  tasks/s  signed/unsigned ${ratio}%`,
+          `  ${scenario.name.padEnd(40)} unsigned ${fmt(u.median)} (${u.min}–${u.max})${cpuNote(fixtures.unsigned, cpu.unsigned, tasksOf("unsigned"))}  signed ${fmt(s.median)} (${s.min}–${s.max})${cpuNote(fixtures.signed, cpu.signed, tasksOf("signed"))}  tasks/s  signed/unsigned ${ratio}%`,
         );
         rows.push({ scenario: scenario.name, unit: "tasks/s", unsigned: u, signed: s, ratioPercent: ratio });
       } else {
@@ -183,10 +231,19 @@ const part = async (label: string, scenarios: readonly Scenario[], make: (mode: 
         );
         rows.push(row);
       }
+      profiled = profileDir !== undefined && fixtures.unsigned.pids !== undefined;
     } finally {
       await fixtures.unsigned.close();
       await fixtures.signed.close();
     }
+    if (profiled && profileDir !== undefined)
+      for (const mode of ["unsigned", "signed"] as const)
+        for (const role of ["node", "worker"])
+          printSelfTimes(
+            `${scenario.name}, ${mode} ${role}`,
+            join(profileDir, `${slug}-${mode}-${role}.cpuprofile`),
+            15,
+          );
   }
   return rows;
 };

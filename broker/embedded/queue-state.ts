@@ -15,6 +15,8 @@ export class QueuedMessage {
   unstartedReturns = 0;
   /** Set when the message was moved into this queue by dead-lettering. */
   deadLetter: DeadLetter | undefined = undefined;
+  /** The durable node's number for this copy in its log (see BrokerJournal); 0 when not journalled. */
+  journalSeq = 0;
 
   constructor(
     readonly envelope: Envelope,

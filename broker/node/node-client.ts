@@ -197,8 +197,13 @@ export class NodeClient {
     return this.state === "ready";
   }
 
-  /** Call operation `op` (declared in operations.ts or by a service) and wait for its answer. */
-  async call<O extends AnyOperation>(op: O, args: SentOf<O>): Promise<AnswerOf<O>> {
+  /**
+   * Call operation `op` (declared in operations.ts or by a service) and wait for its answer.
+   * A lone request is written at once; `batched` lets it wait for the end of
+   * the event-loop turn instead, with the other frames of the turn (for a
+   * request made alongside a burst of acks, where one write beats two).
+   */
+  async call<O extends AnyOperation>(op: O, args: SentOf<O>, batched = false): Promise<AnswerOf<O>> {
     const name = op.name;
     if (this.state === "closed") throw this.refusal ?? new ClientClosedError({ url: this.url });
     if (this.state !== "ready") await this.waitReady(name);
@@ -207,7 +212,7 @@ export class NodeClient {
       // The connection may have dropped while this request waited for room.
       if (this.state !== "ready") await this.waitReady(name);
     }
-    return this.send(name, args) as Promise<AnswerOf<O>>;
+    return this.send(name, args, batched) as Promise<AnswerOf<O>>;
   }
 
   /**
@@ -262,7 +267,7 @@ export class NodeClient {
     return this.send(op.name, args) as Promise<AnswerOf<O>>;
   }
 
-  private send(op: string, args: readonly unknown[]): Promise<unknown> {
+  private send(op: string, args: readonly unknown[], batched = false): Promise<unknown> {
     const id = this.nextId++;
     const timeoutMs = this.settings.requestTimeoutMs;
     const payload = this.codec.encode([id, op, args]);
@@ -282,7 +287,8 @@ export class NodeClient {
       timer.unref();
       this.pending.set(id, { op, resolve, reject, timer });
       this.inFlight++;
-      this.writer!.sendPromptly(FrameType.Request, payload);
+      if (batched) this.writer!.send(FrameType.Request, payload);
+      else this.writer!.sendPromptly(FrameType.Request, payload);
     });
   }
 

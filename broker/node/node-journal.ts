@@ -7,6 +7,7 @@ import { Decoder, Encoder } from "@msgpack/msgpack";
 import { DEFAULT_REVOCATION_TTL_MS } from "../revocations.ts";
 import type { DeadLetter, Envelope } from "../envelope.ts";
 import type { BrokerJournal, EmbeddedBroker } from "../embedded/embedded-broker.ts";
+import type { JournalRef } from "../embedded/broker-journal.ts";
 import { envelopeFromWire, envelopeToWire } from "./protocol.ts";
 import { encodeWithEnvelope } from "./encoded-envelope.ts";
 import type { ExchangeType, QueueOptions, RevocationOptions } from "../transport.ts";
@@ -40,7 +41,6 @@ export type RecordSink = (record: Uint8Array) => Promise<void>;
 
 export class NodeJournal implements BrokerJournal {
   private readonly encoder = new Encoder();
-  private readonly seqs = new WeakMap<object, number>();
   private nextSeq = 1;
   /** The append made by the last journalled change (what a confirm must wait for). */
   lastWrite: Promise<void> | undefined;
@@ -132,10 +132,10 @@ export class NodeJournal implements BrokerJournal {
       this.write([Kind.Bind, queue, exchange, pattern]),
     );
   }
-  enqueued(ref: object, queue: string, envelope: Envelope, deadLetter?: DeadLetter): void {
+  enqueued(ref: JournalRef, queue: string, envelope: Envelope, deadLetter?: DeadLetter): void {
     this.held++;
     const seq = this.nextSeq++;
-    this.seqs.set(ref, seq);
+    ref.journalSeq = seq;
     if (deadLetter === undefined && envelope === this.encodedEnvelope) {
       const bytes = encodeWithEnvelope(this.encoder, [Kind.Enqueue, seq, queue], this.encodedBytes!);
       this.lastWrite = this.sinkWrite(bytes);
@@ -152,10 +152,10 @@ export class NodeJournal implements BrokerJournal {
       this.write(letter === undefined ? [Kind.Enqueue, seq, queue, wire] : [Kind.Enqueue, seq, queue, wire, letter]),
     );
   }
-  removed(ref: object): void {
+  removed(ref: JournalRef): void {
     this.held--;
-    const seq = this.seqs.get(ref);
-    if (seq !== undefined) {
+    const seq = ref.journalSeq;
+    if (seq !== 0) {
       this.live.delete(seq);
       this.writeRemoval(seq);
     }
@@ -192,11 +192,11 @@ export class NodeJournal implements BrokerJournal {
     const seqs = this.refusedRemovals.splice(0);
     for (let i = 0; i < seqs.length; i++) this.writeRemoval(seqs[i]);
   }
-  deadLettered(ref: object, deadRef: object, dlq: string, letter: DeadLetter): void {
-    const seq = this.seqs.get(ref);
+  deadLettered(ref: JournalRef, deadRef: JournalRef, dlq: string, letter: DeadLetter): void {
+    const seq = ref.journalSeq;
     const deadSeq = this.nextSeq++;
-    this.seqs.set(deadRef, deadSeq);
-    if (seq === undefined) return;
+    deadRef.journalSeq = deadSeq;
+    if (seq === 0) return;
     this.live.delete(seq);
     this.write([Kind.Dead, seq, deadSeq, dlq, letter.queue, letter.reason, letter.at]);
     // What a compaction keeps for it: the dead letter as a message of its own (not appended now).

@@ -257,6 +257,23 @@ export class DurableResultStore implements ResultStore {
     return this.write(logEntry.reserve(key, id, until)).then(() => holder);
   }
 
+  /** `reserve` of each key, with one answer once every write so far is durable. */
+  reserveAll(keys: readonly string[], id: string, ttlsMs: readonly number[]): Promise<string[]> {
+    const now = this.now();
+    const holders: string[] = [];
+    let wrote = false;
+    for (let i = 0; i < keys.length; i++) {
+      const until = now + ttlsMs[i];
+      const holder = this.memory.reserveNow(keys[i], id, until);
+      if (holder === id) {
+        this.changes.set(`w${this.nextChange++}`, logEntry.reserve(keys[i], id, until));
+        wrote = true;
+      }
+      holders.push(holder);
+    }
+    return wrote ? this.gather().then(() => holders) : this.settled(holders);
+  }
+
   /**
    * Replace the log by the records of what the store holds now (and, in a
    * node's log, of what the node holds); appends go on meanwhile. Also runs by

@@ -123,8 +123,13 @@ export const resultOperations = operationGroup("results", {
     check.string("task id"),
     check.number("reservation ttl"),
   ),
-  /** Several reservations for one id in one request: the holder of each key after the call, in order. */
-  reserveAll: operation<string[]>()(
+  /**
+   * Several reservations for one id in one request: for each key in order,
+   * `true` when the caller's id holds it after the call, else the id that
+   * does (a batch of claims mostly wins, and a boolean is one byte to send
+   * and no string to decode).
+   */
+  reserveAll: operation<(string | true)[]>()(
     check.strings("reservation keys"),
     check.string("task id"),
     check.numbers("reservation ttls"),

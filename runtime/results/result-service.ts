@@ -83,7 +83,9 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
           argument: "reservation ttls",
           reason: `${ttlsMs.length} ttls for ${keys.length} keys: give one per key`,
         });
-      return Promise.all(keys.map((key, i) => store.reserve(key, id, ttlsMs[i])));
+      const held = (holders: readonly string[]) => holders.map((holder) => (holder === id ? true : holder));
+      if (store.reserveAll !== undefined) return store.reserveAll(keys, id, ttlsMs).then(held);
+      return Promise.all(keys.map((key, i) => store.reserve(key, id, ttlsMs[i]))).then(held);
     },
   });
   // Forgetting a final record lets it be written again: a result rewrite, for administrators when the node has roles.

@@ -286,6 +286,11 @@ export class MemoryResultStore implements ResultStore {
     return Promise.resolve(this.reserveNow(key, id, this.now() + ttlMs));
   }
 
+  reserveAll(keys: readonly string[], id: string, ttlsMs: readonly number[]): Promise<string[]> {
+    const now = this.now();
+    return Promise.resolve(keys.map((key, i) => this.reserveNow(key, id, now + ttlsMs[i])));
+  }
+
   /** `reserve` without waiting a turn, to a given time (a durable store logs it). */
   reserveNow(key: string, id: string, until: number): string {
     const held = this.reservations.get(key);

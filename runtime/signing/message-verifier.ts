@@ -102,10 +102,10 @@ export class MessageVerifier {
     return [...this.trusted.keys()];
   }
 
-  check(envelope: Envelope): Checked {
-    const { headers } = envelope;
-    const keyId = headers["sig.key"];
-    if (typeof keyId !== "string") return { ok: false, keyId: "(none)", reason: "the message is not signed" };
+  /** The trusted key that signed `envelope` (header `sig.key`), or the refusal naming why there is none. */
+  private signerOf(envelope: Envelope, what: string): { keyId: string; trusted: TrustedKey } | Checked {
+    const keyId = envelope.headers["sig.key"];
+    if (typeof keyId !== "string") return { ok: false, keyId: "(none)", reason: `the ${what} is not signed` };
     const trusted = this.trusted.get(keyId);
     if (trusted === undefined)
       return {
@@ -113,6 +113,14 @@ export class MessageVerifier {
         keyId,
         reason: `key ${keyId} is not trusted here (trusted: ${this.trustedKeyIds.join(", ") || "none"})`,
       };
+    return { keyId, trusted };
+  }
+
+  check(envelope: Envelope): Checked {
+    const signer = this.signerOf(envelope, "message");
+    if ("ok" in signer) return signer;
+    const { keyId, trusted } = signer;
+    const { headers } = envelope;
     const at = headers["sig.at"];
     if (typeof at !== "number" || !Number.isFinite(at))
       return { ok: false, keyId, reason: "the message has no signing time (sig.at)" };
@@ -138,15 +146,9 @@ export class MessageVerifier {
    * (header `sig.role`), so a message cannot pass for a record or the reverse.
    */
   checkStored(envelope: Envelope, role: string): Checked {
-    const keyId = envelope.headers["sig.key"];
-    if (typeof keyId !== "string") return { ok: false, keyId: "(none)", reason: "the record is not signed" };
-    const trusted = this.trusted.get(keyId);
-    if (trusted === undefined)
-      return {
-        ok: false,
-        keyId,
-        reason: `key ${keyId} is not trusted here (trusted: ${this.trustedKeyIds.join(", ") || "none"})`,
-      };
+    const signer = this.signerOf(envelope, "record");
+    if ("ok" in signer) return signer;
+    const { keyId, trusted } = signer;
     if (envelope.headers["sig.role"] !== role) return { ok: false, keyId, reason: `not a signed ${role}` };
     return this.checkProof(envelope, keyId, trusted, Number.POSITIVE_INFINITY);
   }

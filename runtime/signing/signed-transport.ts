@@ -58,6 +58,8 @@ export interface SignedTransportOptions {
 interface Holding {
   readonly digest: string;
   readonly until: number;
+  /** The body handed to the worker (its key in `delivered`). */
+  readonly body: Uint8Array;
   /** Handed back to its queue by the worker (published again, then acknowledged): not settled for good. */
   handedBack: boolean;
 }
@@ -74,7 +76,12 @@ type Verified = Extract<Checked, { ok: true }>;
 export class SignedTransport implements Transport {
   /** Deliveries refused (dead-lettered without running) since start: forged, untrusted, outside the window, replayed, misrouted. */
   refusals = 0;
-  private readonly delivered = new WeakMap<Uint8Array, Delivered>();
+  /**
+   * Bodies handed on and not yet settled. A Map rather than a WeakMap, emptied
+   * as deliveries settle: a WeakMap entry per delivery cost the garbage
+   * collector more than the rest of the bookkeeping.
+   */
+  private readonly delivered = new Map<Uint8Array, Delivered>();
   private readonly routes: KnownRoutes;
   private readonly revocations: SignedRevocations;
   private readonly batch: SigningBatch | undefined;
@@ -164,7 +171,7 @@ export class SignedTransport implements Transport {
         }
         body = plain;
       }
-      held.set(delivery.deliveryTag, { digest: checked.digest, until: checked.until, handedBack: false });
+      held.set(delivery.deliveryTag, { digest: checked.digest, until: checked.until, body, handedBack: false });
       this.delivered.set(body, { original, deliveryTag: delivery.deliveryTag, held });
       handler({ ...delivery, envelope: { ...original, body } });
     };
@@ -242,6 +249,7 @@ export class SignedTransport implements Transport {
       const holding = held.get(deliveryTag);
       if (holding === undefined) return;
       held.delete(deliveryTag);
+      this.delivered.delete(holding.body);
       // Acknowledged after a hand-back: the message is not settled, its copy runs later.
       replay.release(holding.digest, final && !holding.handedBack, holding.until);
     };

@@ -5,6 +5,7 @@ import type { Envelope } from "../../broker/envelope.ts";
 import type { Transport } from "../../broker/transport.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 import { toErrorInfo } from "../errors.ts";
+import { DurableResultStore } from "../results/durable-result-store.ts";
 import { MemoryResultStore, type ResultStore } from "../results/result-store.ts";
 import { defaultEd25519, type Ed25519 } from "./ed25519.ts";
 import { BatchSigner } from "./message-signer.ts";
@@ -131,7 +132,8 @@ export const prepareSigning = (
       ...(verifier !== undefined ? { verifier } : {}),
       ...(box !== undefined ? { box } : {}),
     };
-    const results = new ProtectedResultStore(connected.results, parts);
+    const inProcess = connected.results instanceof MemoryResultStore || connected.results instanceof DurableResultStore;
+    const results = new ProtectedResultStore(connected.results, { ...parts, inProcess });
     const broker = new SignedTransport(connected.broker, {
       ...parts,
       replay: new ReplayGuard(options.replayCacheSize),

@@ -40,6 +40,13 @@ export interface ProtectedStoreOptions {
   readonly batch?: SigningBatch;
   readonly verifier?: MessageVerifier;
   readonly box?: PayloadBox;
+  /**
+   * The store is in this process and hands back the very buffers it was
+   * given, so this app's own values are known on sight (default true). A
+   * store over a connection decodes a new buffer for every read, so keeping
+   * them would cost a weak entry per result and never be used.
+   */
+  readonly inProcess?: boolean;
 }
 
 /** The stored stand-in of a graph: its id, nothing to run, and the signed (and perhaps sealed) encoding. */
@@ -89,7 +96,7 @@ export class ProtectedResultStore implements ResultStore {
     // Without a signing key the value is stored as it is, and readers refuse it as unsigned.
     if (this.results === undefined) return this.inner.complete(id, task, { state: "SUCCESS", value: payload });
     return this.results.sign(id, task, payload).then((value) => {
-      this.ownValues.set(value, { id, task, value: outcome.value });
+      if (this.options.inProcess !== false) this.ownValues.set(value, { id, task, value: outcome.value });
       return this.inner.complete(id, task, { state: "SUCCESS", value });
     });
   }
