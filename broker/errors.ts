@@ -113,3 +113,20 @@ export class UnroutableError extends Data.TaggedError("UnroutableError")<{
     return `exchange "${this.exchange}" routes routing key "${this.routingKey}" to no queue (bind a queue to it), so the message was not accepted`;
   }
 }
+
+/**
+ * Whether a failed call's outcome is unknown: the connection was lost (or no
+ * answer came in time) after the request may have reached the broker, so it
+ * may or may not have been applied. Every transport raises these under the
+ * same tags: `ConnectionLostError` (the node, Redis), `RequestTimeoutError`
+ * (the node), `AmqpConnectionError` (RabbitMQ, after its own retries). A
+ * publish that failed this way is safe to send again only where a copy is
+ * recognised (a task id claimed once).
+ *
+ * @example
+ * await broker.publish(envelope).catch((error) => (outcomeUnknown(error) ? keepForResend(envelope) : drop(envelope)));
+ */
+export const outcomeUnknown = (error: unknown): boolean => {
+  const tag = (error as { _tag?: unknown } | null)?._tag;
+  return tag === "ConnectionLostError" || tag === "RequestTimeoutError" || tag === "AmqpConnectionError";
+};

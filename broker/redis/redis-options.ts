@@ -13,7 +13,8 @@ export interface RedisTransportOptions {
    * Prefix of every key and channel the transport uses, so several apps (or
    * tests) share one Redis without meeting. Default `{celerity}:`; the braces
    * make it a hash tag, which keeps every key in one slot of a cluster. The
-   * url's `?prefix=` sets it too.
+   * url's `?prefix=` sets it too. A prefix that does not end in `:` gets one
+   * (`shop` and `shop:` both mean `shop:`), in the option as in the url.
    */
   readonly prefix?: string;
   /**
@@ -52,7 +53,8 @@ export const MAX_RETRIES_PER_REQUEST = 4;
 
 /**
  * Read a `redis://[:password@]host[:port][/db][?prefix=name&leaseMs=n]` (or `rediss://`) url:
- * the url for the client, the key prefix and the default lease.
+ * the url for the client, the key prefix (`prefix`, when given, instead of the url's; either
+ * ends in `:`, added if missing) and the default lease.
  *
  * @example
  * parseRedisUrl("redis://127.0.0.1:6379/2?prefix=shop"); // { url: "redis://127.0.0.1:6379/2", prefix: "shop:" }
@@ -91,7 +93,9 @@ export const parseRedisUrl = (url: string, prefix?: string): RedisTarget => {
       reason: `leaseMs in ${JSON.stringify(url)} must be a positive integer of milliseconds, got ${JSON.stringify(lease)}`,
     });
   }
-  const chosen = prefix ?? (named === null ? DEFAULT_PREFIX : `${named}:`);
-  if (chosen.length === 0) throw new InvalidArgumentError({ argument: "prefix", reason: "must not be empty" });
+  const given = prefix ?? named ?? DEFAULT_PREFIX;
+  if (given.length === 0) throw new InvalidArgumentError({ argument: "prefix", reason: "must not be empty" });
+  // The option and the url's parameter name the same keys: "shop" and "shop:" both mean "shop:".
+  const chosen = given.endsWith(":") ? given : `${given}:`;
   return { url: parsed.toString(), prefix: chosen, ...(leaseMs !== undefined ? { leaseMs } : {}) };
 };

@@ -54,6 +54,20 @@ describe("redis url", () => {
     });
   });
 
+  it("gives the prefix option and the url's ?prefix= the same keys, with or without the closing colon", () => {
+    const url = "redis://127.0.0.1:6379/2";
+    for (const prefix of [
+      parseRedisUrl(url, "shop").prefix,
+      parseRedisUrl(url, "shop:").prefix,
+      parseRedisUrl(`${url}?prefix=shop`).prefix,
+      parseRedisUrl(`${url}?prefix=shop:`).prefix,
+    ])
+      assert.equal(prefix, "shop:");
+    assert.equal(parseRedisUrl(`${url}?prefix=url`, "option").prefix, "option:", "the option wins over the url");
+    assert.throws(() => parseRedisUrl(url, ""), /prefix: must not be empty/);
+    assert.throws(() => parseRedisUrl(`${url}?prefix=`), /prefix: must not be empty/);
+  });
+
   it("refuses a url that is not redis, a database that is not a number and a lease that is not a positive integer, naming each", () => {
     assert.throws(
       () => parseRedisUrl("amqp://127.0.0.1"),

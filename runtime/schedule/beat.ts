@@ -241,6 +241,8 @@ export class Beat {
       }
       this.unconfirmedChecked = true;
       for (const run of resent) this.logResent(run);
+      // Lost with the connection again: still unconfirmed, tried again at the next tick.
+      if (resent.some((run) => run.kept === true)) this.unconfirmedChecked = false;
     }
     const now = this.clock.now();
     // Changes made elsewhere (schedules added, replaced, removed) are read at least every maxIntervalMs.
@@ -272,7 +274,13 @@ export class Beat {
         const run = batch[j];
         const result = results[j];
         this.recorded(run, result.outcome);
-        if (result.error !== undefined)
+        if (result.kept === true) {
+          // Its outcome is unknown: it stays unconfirmed in the store, and the next tick sends it again.
+          this.unconfirmedChecked = false;
+          this.log(
+            `beat ${this.id}: schedule '${run.schedule}': the send of the run at ${iso(run.instant)} may not have reached the broker (${result.error}); it is kept and sent again at the next tick (a worker runs one copy)`,
+          );
+        } else if (result.error !== undefined)
           this.log(
             `beat ${this.id}: schedule '${run.schedule}': the broker refused the run at ${iso(run.instant)} (it is not sent again): ${result.error}`,
           );
@@ -312,7 +320,11 @@ export class Beat {
   }
 
   private logResent(run: ResentRun): void {
-    if (run.error !== undefined)
+    if (run.kept === true)
+      this.log(
+        `beat ${this.id}: schedule '${run.schedule}': the unconfirmed run at ${iso(run.instant)} may again not have reached the broker (${run.error}); it is kept and sent again at the next tick`,
+      );
+    else if (run.error !== undefined)
       this.log(
         `beat ${this.id}: schedule '${run.schedule}': the broker refused the unconfirmed run at ${iso(run.instant)} (it is not sent again): ${run.error}`,
       );

@@ -67,12 +67,17 @@ export interface ScheduleStore {
   close(): Promise<void>;
 }
 
-/** A run published again by `resendUnconfirmed`; `error` says why the broker refused it (it is not sent again). */
+/**
+ * A run published again by `resendUnconfirmed`; `error` says why it failed:
+ * refused by the broker (not sent again), or, with `kept`, lost with the
+ * connection (it stays unconfirmed and is sent again at the next tick).
+ */
 export interface ResentRun {
   readonly schedule: string;
   readonly instant: number;
   readonly id: string;
   readonly error?: string;
+  readonly kept?: true;
 }
 
 /** A run with the message to publish when it is sent. */
@@ -80,10 +85,16 @@ export interface ScheduledRun extends RunRequest {
   readonly envelope: Envelope | undefined;
 }
 
-/** A run's outcome; `error` says why a message recorded as sent was refused by the broker. */
+/**
+ * A run's outcome; `error` says why a message recorded as sent failed:
+ * refused by the broker (not sent again), or, with `kept` (a store that
+ * resends unconfirmed runs), lost with the connection: it stays unconfirmed
+ * and the beat sends it again at its next tick.
+ */
 export interface FireResult {
   readonly outcome: RunOutcome;
   readonly error?: string;
+  readonly kept?: true;
 }
 
 const MANDATORY = { mandatory: true } as const;

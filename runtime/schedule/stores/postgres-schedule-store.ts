@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import type pg from "pg";
 import { Codec } from "../../../broker/codec.ts";
 import type { Envelope } from "../../../broker/envelope.ts";
-import { InvalidArgumentError } from "../../../broker/errors.ts";
+import { InvalidArgumentError, outcomeUnknown } from "../../../broker/errors.ts";
 import type { Transport } from "../../../broker/transport.ts";
 import { PostgresSchemaNameError } from "../../results/postgres-result-store.ts";
 import type { ScheduleEntry } from "../schedule-definition.ts";
@@ -226,10 +226,27 @@ export class PostgresScheduleStore implements ScheduleStore {
     });
     // Recorded as unconfirmed before publishing: a beat killed from here on leaves its runs for the next leader to resend.
     const published = new Map<RunRequest, Promise<void>>();
-    for (const run of toSend) published.set(run, this.broker.publish(run.envelope as Envelope, MANDATORY));
+    const inDoubt = new Set<string>();
+    for (const run of toSend) published.set(run, this.publishKeepingDoubt(run.envelope as Envelope, inDoubt));
     const results = await settleAll(runs, outcomes, published);
-    await this.confirm(toSend.map((run) => (run.envelope as Envelope).id));
-    return results;
+    await this.confirm(toSend.map((run) => (run.envelope as Envelope).id).filter((id) => !inDoubt.has(id)));
+    if (inDoubt.size === 0) return results;
+    return results.map((result, i) => {
+      const id = (runs[i] as ScheduledRun).envelope?.id;
+      return id !== undefined && inDoubt.has(id) ? { ...result, kept: true } : result;
+    });
+  }
+
+  /**
+   * Publish a recorded run; one whose outcome is unknown (the connection was
+   * lost) is noted in `inDoubt` and stays unconfirmed, to be sent again: a
+   * copy that did arrive is claimed once by the workers.
+   */
+  private publishKeepingDoubt(envelope: Envelope, inDoubt: Set<string>): Promise<void> {
+    return this.broker.publish(envelope, MANDATORY).catch((error: unknown) => {
+      if (outcomeUnknown(error)) inDoubt.add(envelope.id);
+      throw error;
+    });
   }
 
   async resendUnconfirmed(holder: string, token: number): Promise<ResentRun[]> {
@@ -254,11 +271,12 @@ export class PostgresScheduleStore implements ScheduleStore {
             instant,
             id: envelope.id,
             error: error instanceof Error ? error.message : String(error),
+            ...(outcomeUnknown(error) ? { kept: true as const } : {}),
           }),
         ),
       ),
     );
-    await this.confirm(resent.map((run) => run.id));
+    await this.confirm(resent.filter((run) => run.kept !== true).map((run) => run.id));
     return resent;
   }
 
