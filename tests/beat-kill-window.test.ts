@@ -9,19 +9,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { BrokerNode } from "../broker/node/node-server.ts";
-import { NodeTransport } from "../broker/node/node-transport.ts";
-import { createApp } from "../runtime/app.ts";
 import type { TaskContext } from "../runtime/task.ts";
-import {
-  dropSchema,
-  postgresSkipReason,
-  testSchema,
-  TEST_POSTGRES_URL,
-} from "../runtime/results/postgres-test-support.ts";
-import { ManualClock } from "../runtime/schedule/beat-clock.ts";
+import { postgresSkipReason, TEST_POSTGRES_URL } from "../runtime/results/postgres-test-support.ts";
 import { runId } from "../runtime/schedule/run-id.ts";
-import { PostgresScheduleStore } from "../runtime/schedule/stores/postgres-schedule-store.ts";
+import { postgresBeatApp } from "./support/postgres-beat.ts";
 import { deferred, eventually, scaled } from "./support/waits.ts";
 import { nodeProcess, START_TIMEOUT_MS } from "./support/watched-process.ts";
 
@@ -36,19 +27,7 @@ describe("a beat with its schedules in PostgreSQL", { skip: postgresSkip }, () =
   it("runs an instant once when its leader is killed after the broker confirmed the run and before PostgreSQL recorded it", {
     timeout: scaled(120_000),
   }, async (t) => {
-    const node = await BrokerNode.start({ port: 0, log: () => {} });
-    t.after(() => node.stop());
-    const schema = testSchema();
-    t.after(() => dropSchema(schema));
-    const clock = new ManualClock(T0);
-    const broker = await NodeTransport.connect(node.url);
-    const store = new PostgresScheduleStore(TEST_POSTGRES_URL, broker, { schema, now: () => clock.now() });
-    const logs: string[] = [];
-    const app = createApp({ broker, schedules: store, log: (line) => logs.push(line) });
-    t.after(async () => {
-      await app.close();
-      await store.close();
-    });
+    const { node, schema, clock, app, logs } = await postgresBeatApp(t, T0);
     // A run that takes a while: a second copy arrives while the first still runs, and a result recorded
     // once it finishes cannot be what keeps the second from running.
     const ran: string[] = [];

@@ -11,20 +11,11 @@ import { describe, it } from "node:test";
 import type { Envelope } from "../broker/envelope.ts";
 import { UnroutableError } from "../broker/errors.ts";
 import { ConnectionLostError } from "../broker/node/node-client.ts";
-import { BrokerNode } from "../broker/node/node-server.ts";
-import { NodeTransport } from "../broker/node/node-transport.ts";
 import type { PublishOptions, Transport } from "../broker/transport.ts";
-import { createApp } from "../runtime/app.ts";
 import type { TaskContext } from "../runtime/task.ts";
-import {
-  dropSchema,
-  postgresSkipReason,
-  testSchema,
-  TEST_POSTGRES_URL,
-} from "../runtime/results/postgres-test-support.ts";
-import { ManualClock } from "../runtime/schedule/beat-clock.ts";
+import { postgresSkipReason } from "../runtime/results/postgres-test-support.ts";
 import { runId } from "../runtime/schedule/run-id.ts";
-import { PostgresScheduleStore } from "../runtime/schedule/stores/postgres-schedule-store.ts";
+import { postgresBeatApp } from "./support/postgres-beat.ts";
 import { eventually, scaled } from "./support/waits.ts";
 
 const T0 = Date.parse("2026-03-02T00:00:00Z");
@@ -58,23 +49,8 @@ const postgresSkip = await postgresSkipReason();
 
 describe("a beat with its schedules in PostgreSQL, when a publish fails", { skip: postgresSkip }, () => {
   const setup = async (t: { after: (fn: () => unknown) => void }) => {
-    const node = await BrokerNode.start({ port: 0, log: () => {} });
-    t.after(() => node.stop());
-    const schema = testSchema();
-    t.after(() => dropSchema(schema));
-    const clock = new ManualClock(T0);
-    const broker = await NodeTransport.connect(node.url);
     const failing: { now: Failure } = { now: "none" };
-    const store = new PostgresScheduleStore(TEST_POSTGRES_URL, failingPublishes(broker, failing), {
-      schema,
-      now: () => clock.now(),
-    });
-    const logs: string[] = [];
-    const app = createApp({ broker, schedules: store, log: (line) => logs.push(line) });
-    t.after(async () => {
-      await app.close();
-      await store.close();
-    });
+    const { clock, app, logs } = await postgresBeatApp(t, T0, (broker) => failingPublishes(broker, failing));
     const ran: string[] = [];
     const tick = app.task("publish-lost.tick", function (this: TaskContext) {
       ran.push(this.id);
