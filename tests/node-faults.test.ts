@@ -181,6 +181,34 @@ const publishRetrying = async (transport: NodeTransport, message: Envelope): Pro
   }
 };
 
+/**
+ * Track `sending` (a publish or send of message `id`): `id` joins `confirmed`
+ * once the node answers, and `onConfirmed` runs; a send cut off by the node's
+ * death is neither (it may or may not have been applied).
+ */
+const confirmedUnlessCut = (
+  sending: Promise<unknown>,
+  id: string,
+  confirmed: Set<string>,
+  onConfirmed: () => void,
+): Promise<void> =>
+  sending.then(
+    () => {
+      confirmed.add(id);
+      onConfirmed();
+    },
+    (error: unknown) => {
+      if (!(error instanceof ConnectionLostError)) throw error;
+    },
+  );
+
+/** SIGKILL the node, then wait for the sends that were in flight to settle. */
+const killWithSendsInFlight = async (child: WatchedProcess, inFlight: Promise<void>[], what: string): Promise<void> => {
+  const exit = await child.kill("SIGKILL");
+  assert.equal(exit.signal, "SIGKILL");
+  await within(Promise.all(inFlight), 5_000, what);
+};
+
 // ---------------------------------------------------------------------------
 
 describe("fault tolerance across processes", { concurrency: false }, () => {
@@ -280,21 +308,13 @@ describe("fault tolerance across processes", { concurrency: false }, () => {
         const id = `u-${i}`;
         publishedIds.add(id);
         inFlight.push(
-          producer.publish(envelope(id)).then(
-            () => {
-              confirmed.add(id);
-              if (confirmed.size >= 201 + 20) enough.resolve();
-            },
-            (error: unknown) => {
-              if (!(error instanceof ConnectionLostError)) throw error;
-            },
-          ),
+          confirmedUnlessCut(producer.publish(envelope(id)), id, confirmed, () => {
+            if (confirmed.size >= 201 + 20) enough.resolve();
+          }),
         );
       }
       await within(enough.promise, 5_000, "20 confirms of the in-flight publishes", tails(first.child));
-      const exit = await first.child.kill("SIGKILL");
-      assert.equal(exit.signal, "SIGKILL");
-      await within(Promise.all(inFlight), 5_000, "the in-flight publishes to settle");
+      await killWithSendsInFlight(first.child, inFlight, "the in-flight publishes to settle");
       producer.client.close();
 
       // 4. Restart on the same data dir and drain.
@@ -778,22 +798,15 @@ describe("sends and results in one log across a node crash", { concurrency: fals
       const inFlight: Promise<void>[] = [];
       for (let i = 0; i < 400; i++) {
         const id = `s-${i}`;
+        const sending = results.send([{ envelope: envelope(id), record: [id, "fault.echo", "PENDING", null] }], false);
         inFlight.push(
-          results.send([{ envelope: envelope(id), record: [id, "fault.echo", "PENDING", null] }], false).then(
-            () => {
-              confirmed.add(id);
-              if (confirmed.size >= 50) enough.resolve();
-            },
-            (error: unknown) => {
-              if (!(error instanceof ConnectionLostError)) throw error;
-            },
-          ),
+          confirmedUnlessCut(sending, id, confirmed, () => {
+            if (confirmed.size >= 50) enough.resolve();
+          }),
         );
       }
       await within(enough.promise, 10_000, "50 confirmed sends", tails(first.child));
-      const exit = await first.child.kill("SIGKILL");
-      assert.equal(exit.signal, "SIGKILL");
-      await within(Promise.all(inFlight), 5_000, "the sends in flight to settle");
+      await killWithSendsInFlight(first.child, inFlight, "the sends in flight to settle");
       producer.client.close();
 
       const second = await startBroker(scope, "broker-2", { dataDir });

@@ -72,6 +72,24 @@ const rawLog = async (path: string) => {
   return records;
 };
 
+/** Segments on the real disk whose fsync fails with EIO while `failing` is set. */
+const failingFsync = (): { failing: boolean; openSegment: OpenSegment } => {
+  const disk: { failing: boolean; openSegment: OpenSegment } = {
+    failing: false,
+    openSegment: (async (path) => {
+      const file = await openSegmentFile(path);
+      return {
+        write: (data, position) => file.write(data, position),
+        datasync: () =>
+          disk.failing ? Promise.reject(Object.assign(new Error("EIO: i/o error"), { code: "EIO" })) : file.datasync(),
+        truncate: (length) => file.truncate(length),
+        close: () => file.close(),
+      };
+    }) as OpenSegment,
+  };
+  return disk;
+};
+
 describe("DurableResultStore", () => {
   it("keeps task states, results, errors, workflow graphs, join counts and claims across a restart", async () => {
     const f = await fixture();
@@ -297,21 +315,12 @@ describe("DurableResultStore", () => {
 
   it("fails the answer to a write the disk refused, and every answer after it, naming the failure", async () => {
     const f = await fixture();
-    let failing = false;
-    const openSegment: OpenSegment = async (path) => {
-      const file = await openSegmentFile(path);
-      return {
-        write: (data, position) => file.write(data, position),
-        datasync: () =>
-          failing ? Promise.reject(Object.assign(new Error("EIO: i/o error"), { code: "EIO" })) : file.datasync(),
-        truncate: (length) => file.truncate(length),
-        close: () => file.close(),
-      };
-    };
+    const disk = failingFsync();
+    const { openSegment } = disk;
     try {
       const store = await DurableResultStore.open(f.path, { log: () => {} }, { openSegment });
       await store.complete("before", "add", { state: "SUCCESS", value: bytes("1") });
-      failing = true;
+      disk.failing = true;
       await assert.rejects(store.complete("refused", "add", { state: "SUCCESS", value: bytes("2") }), /fsync.*EIO/);
       await assert.rejects(
         store.get("before"),
@@ -327,17 +336,8 @@ describe("DurableResultStore", () => {
 
   it("answers again once its failed log is reopened, and keeps across a restart the writes it refused meanwhile", async () => {
     const f = await fixture();
-    let failing = false;
-    const openSegment: OpenSegment = async (path) => {
-      const file = await openSegmentFile(path);
-      return {
-        write: (data, position) => file.write(data, position),
-        datasync: () =>
-          failing ? Promise.reject(Object.assign(new Error("EIO: i/o error"), { code: "EIO" })) : file.datasync(),
-        truncate: (length) => file.truncate(length),
-        close: () => file.close(),
-      };
-    };
+    const disk = failingFsync();
+    const { openSegment } = disk;
     try {
       const logs: string[] = [];
       const store = await DurableResultStore.open(
@@ -346,14 +346,14 @@ describe("DurableResultStore", () => {
         { openSegment, reopenBackoff: { firstMs: 5, maxMs: 20 } },
       );
       await store.complete("before", "add", { state: "SUCCESS", value: bytes("1") });
-      failing = true;
+      disk.failing = true;
       // Held in memory, refused on disk: a task's final state is never logged again by itself.
       await assert.rejects(store.complete("refused", "add", { state: "SUCCESS", value: bytes("2") }), /fsync.*EIO/);
       assert.ok(
         logs.some((line) => /the results log failed \(.*EIO/.test(line)),
         logs.join("\n"),
       );
-      failing = false;
+      disk.failing = false;
       await within(
         (async () => {
           for (;;) {
