@@ -14,7 +14,7 @@ import { ReplyCode, mapAmqpError, replyCode } from "./amqp-errors.ts";
 import type { AmqpLink } from "./amqp-link.ts";
 import { deadLetterOf } from "./amqp-message.ts";
 import { checkName } from "./amqp-names.ts";
-import type { QueueRegistry } from "./queue-registry.ts";
+import type { QueueRegistry } from "./streams/queue-registry.ts";
 
 /** What queue management needs of its transport. */
 export interface QueueAdminHost {

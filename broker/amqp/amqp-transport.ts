@@ -38,8 +38,8 @@ import { Header, deadLetterOf, originHeaders, publishOptions } from "./amqp-mess
 import { redactUrl, resolveAmqpOptions, type AmqpTransportOptions, type ResolvedAmqpOptions } from "./amqp-options.ts";
 import { ConfirmedPublisher } from "./confirmed-publisher.ts";
 import { DelayLadder, routeOf } from "./delay-ladder.ts";
-import { RevocationStream } from "./revocation-stream.ts";
-import { QueueRegistry } from "./queue-registry.ts";
+import { RevocationStream } from "./streams/revocation-stream.ts";
+import { QueueRegistry } from "./streams/queue-registry.ts";
 import { deadLetterQueueArguments, workQueueArguments } from "./queue-arguments.ts";
 
 const DEFAULT_MAX_DELIVERIES = 16;

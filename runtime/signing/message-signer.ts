@@ -5,10 +5,10 @@
 // its own inclusion proof in a trailer after its body (signature-trailer.ts),
 // so it verifies on its own, in any order, on any worker.
 import type { Envelope, HeaderValue } from "../../broker/envelope.ts";
-import { envelopeLeaf } from "./canonical-envelope.ts";
+import { envelopeLeaf } from "./proofs/canonical-envelope.ts";
 import type { Ed25519 } from "./ed25519.ts";
-import { buildBatch } from "./merkle-batch.ts";
-import { withTrailer } from "./signature-trailer.ts";
+import { buildBatch } from "./proofs/merkle-batch.ts";
+import { withTrailer } from "./proofs/signature-trailer.ts";
 import type { KeyPair } from "./signing-keys.ts";
 
 export const ROOT_DOMAIN = Buffer.from("celerity/batch-root/1\0", "latin1");

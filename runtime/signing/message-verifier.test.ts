@@ -4,7 +4,7 @@ import type { Envelope } from "../../broker/envelope.ts";
 import { naclEd25519, nativeEd25519 } from "./ed25519.ts";
 import { BatchSigner } from "./message-signer.ts";
 import { MessageVerifier } from "./message-verifier.ts";
-import { readTrailer } from "./signature-trailer.ts";
+import { readTrailer } from "./proofs/signature-trailer.ts";
 import { freshKeys, sampleEnvelope } from "./test-keys.ts";
 
 const NOW = 1_750_000_000_000;

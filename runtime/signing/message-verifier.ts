@@ -7,10 +7,10 @@
 // check and about 2N hashes instead of N log2 N, and still no byte of any
 // message, proof or signature goes unchecked.
 import type { Envelope } from "../../broker/envelope.ts";
-import { UnsignableHeaderError, envelopeLeaf } from "./canonical-envelope.ts";
+import { UnsignableHeaderError, envelopeLeaf } from "./proofs/canonical-envelope.ts";
 import type { Ed25519 } from "./ed25519.ts";
-import { PROOF_STEP_BYTES, stepUp } from "./merkle-batch.ts";
-import { readTrailer } from "./signature-trailer.ts";
+import { PROOF_STEP_BYTES, stepUp } from "./proofs/merkle-batch.ts";
+import { readTrailer } from "./proofs/signature-trailer.ts";
 import { rootMessage } from "./message-signer.ts";
 import type { PublicKey } from "./signing-keys.ts";
 import { GenerationalMap } from "../results/generational-map.ts";

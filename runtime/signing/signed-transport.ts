@@ -31,8 +31,8 @@ import { KnownRoutes, type TrustedBinding } from "./known-routes.ts";
 import { SignedRevocations } from "./signed-revocations.ts";
 import type { Checked, MessageVerifier } from "./message-verifier.ts";
 import { sealContext, type PayloadBox } from "./payload-box.ts";
-import type { ReplayGuard } from "./replay-guard.ts";
-import type { SharedClaims } from "./shared-claims.ts";
+import type { ReplayGuard } from "./replay/replay-guard.ts";
+import type { SharedClaims } from "./replay/shared-claims.ts";
 import { SignatureError, SigningConfigError, refusalMessage } from "./signing-errors.ts";
 
 /** What a signed transport signs, checks and seals with, and where it reports what it refuses. */

@@ -6,8 +6,8 @@ import type { App } from "../../runtime/app.ts";
 import type { BeatOptions } from "../../runtime/schedule/beat.ts";
 import { describeWhen, parseDuration } from "../../runtime/schedule/schedule-definition.ts";
 import { ScheduleError } from "../../runtime/schedule/schedule-errors.ts";
-import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./options.ts";
-import { importUserModule } from "./user-module.ts";
+import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./support/options.ts";
+import { importUserModule } from "./support/user-module.ts";
 
 export const BEAT_HELP = `celerity beat: send an app's periodic tasks (docs/periodic-tasks.md)
 
@@ -116,7 +116,7 @@ export const runBeat = async (argv: readonly string[]): Promise<number> => {
   // Loaded only now (they bring in the node's client), so that --help and usage errors answer at once.
   if (brokerUrl.startsWith("celerity://")) {
     // Other brokers' transports keep trying to connect by themselves (Redis: for 30 s) before the beat's start fails.
-    const { waitForNode } = await import("./wait-for-node.ts");
+    const { waitForNode } = await import("./support/wait-for-node.ts");
     await waitForNode(brokerUrl, {
       timeoutMs: connectTimeoutS * 1_000,
       log: (message) => console.error(`celerity beat: ${message}`),

@@ -2,7 +2,7 @@
 // schedules) until SIGINT or SIGTERM.
 import { DEFAULT_NODE_PORT } from "../../broker/node/node-server.ts";
 import { startFullNode } from "../../runtime/full-node.ts";
-import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./options.ts";
+import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./support/options.ts";
 
 export const BROKER_HELP = `celerity broker: run a standalone broker node
 

@@ -4,8 +4,8 @@ import type { App } from "../../runtime/app.ts";
 import type { ControlOptions, Replies } from "../../runtime/control/app-control.ts";
 import { DEFAULT_CONTROL_TIMEOUT_MS } from "../../runtime/control/control-client.ts";
 import type { ControlAnswer } from "../../runtime/control/control-protocol.ts";
-import { CONNECT_HELP, CONNECT_OPTIONS, connectApp, listOption } from "./connect.ts";
-import { integerOptionOr, parseCommandLine, UsageError } from "./options.ts";
+import { CONNECT_HELP, CONNECT_OPTIONS, connectApp, listOption } from "./support/connect.ts";
+import { integerOptionOr, parseCommandLine, UsageError } from "./support/options.ts";
 
 /** Celery's exit code when no worker replied (EX_UNAVAILABLE). */
 export const NO_REPLY_EXIT = 69;

@@ -3,8 +3,8 @@
 import { ClusterState } from "../../runtime/events/cluster-state.ts";
 import type { ReceivedEvent } from "../../runtime/events/event-subscription.ts";
 import { EVENT_TYPES, type EventType } from "../../runtime/events/event-types.ts";
-import { CONNECT_HELP, CONNECT_OPTIONS, connectApp, listOption } from "./connect.ts";
-import { integerOptionOr, parseCommandLine } from "./options.ts";
+import { CONNECT_HELP, CONNECT_OPTIONS, connectApp, listOption } from "./support/connect.ts";
+import { integerOptionOr, parseCommandLine } from "./support/options.ts";
 
 export const EVENTS_HELP = `celerity events: watch a cluster's event stream
 

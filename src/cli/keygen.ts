@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { boxKeyIdOf, generateBoxKey } from "../../runtime/signing/payload-box.ts";
 import { writeKeyPair } from "../../runtime/signing/signing-keys.ts";
-import { parseCommandLine, UsageError } from "./options.ts";
+import { parseCommandLine, UsageError } from "./support/options.ts";
 
 export const KEYGEN_HELP = `celerity keygen: write an ed25519 key pair for signed messages
 

@@ -1,7 +1,7 @@
 // The `celerity` command line: the top-level help and version, and dispatch to the
 // commands, each loaded only when it runs. Usage errors exit with code 2.
 import { existsSync, readFileSync } from "node:fs";
-import { UsageError } from "./options.ts";
+import { UsageError } from "./support/options.ts";
 
 const HELP = `celerity: a distributed task queue for TypeScript
 

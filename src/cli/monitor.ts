@@ -4,8 +4,8 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { HttpAuth } from "../../runtime/monitor/http-auth.ts";
 import { isLoopback, MonitorExposedError, startMonitor } from "../../runtime/monitor/start-monitor.ts";
-import { CONNECT_HELP, connectApp } from "./connect.ts";
-import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./options.ts";
+import { CONNECT_HELP, connectApp } from "./support/connect.ts";
+import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./support/options.ts";
 
 export const MONITOR_HELP = `celerity monitor: a live web dashboard and HTTP API for a cluster
 

@@ -1,7 +1,7 @@
 // `celerity queues`: list a cluster's queues, pause, resume and purge them, and list,
 // requeue or discard their dead letters.
-import { CONNECT_HELP, CONNECT_OPTIONS, connectApp } from "./connect.ts";
-import { parseCommandLine, UsageError } from "./options.ts";
+import { CONNECT_HELP, CONNECT_OPTIONS, connectApp } from "./support/connect.ts";
+import { parseCommandLine, UsageError } from "./support/options.ts";
 
 export const QUEUES_HELP = `celerity queues <command>: manage a cluster's queues
 

@@ -2,8 +2,8 @@
 // is a function; the exit code says whether it completed.
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { UsageError } from "./options.ts";
-import { importUserModule } from "./user-module.ts";
+import { UsageError } from "./support/options.ts";
+import { importUserModule } from "./support/user-module.ts";
 
 export const RUN_HELP = `celerity run: run a workflow module to completion
 

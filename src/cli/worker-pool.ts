@@ -3,7 +3,7 @@
 // command's other flags, into the worker's options.
 import type { WorkerOptions } from "../../runtime/worker/worker.ts";
 import { POOL_KINDS, parseByteSize, type PoolKind } from "../../runtime/pool/pool-options.ts";
-import { UsageError } from "./options.ts";
+import { UsageError } from "./support/options.ts";
 
 /** The pool and lifecycle flags, as the option parser takes them. */
 export const POOL_FLAGS = {

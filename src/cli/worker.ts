@@ -5,10 +5,10 @@ import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { App } from "../../runtime/app.ts";
-import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./options.ts";
+import { integerOption, parseCommandLine, readTokenFile, UsageError } from "./support/options.ts";
 import { POOL_FLAGS, POOL_HELP, poolOptionsOf, shutdownTimeoutOf } from "./worker-pool.ts";
 import { stopOnSignals } from "./worker-shutdown.ts";
-import { importUserModule } from "./user-module.ts";
+import { importUserModule } from "./support/user-module.ts";
 import type { MetricsServer } from "../../runtime/metrics/metrics-server.ts";
 
 export const WORKER_HELP = `celerity worker: run a worker process for an app module
@@ -125,7 +125,7 @@ export const runWorker = async (argv: readonly string[]): Promise<number> => {
   // Loaded only now (it brings in the node's client), so that --help and usage errors answer at once.
   if (brokerUrl.startsWith("celerity://")) {
     // Other brokers' transports keep trying to connect by themselves (Redis: for 30 s) before the worker's start fails.
-    const { waitForNode } = await import("./wait-for-node.ts");
+    const { waitForNode } = await import("./support/wait-for-node.ts");
     await waitForNode(brokerUrl, { timeoutMs: connectTimeoutS * 1_000, log });
   }
   const module = await importUserModule(path);

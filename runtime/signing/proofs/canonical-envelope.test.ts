@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import type { Envelope, HeaderValue } from "../../broker/envelope.ts";
+import type { Envelope, HeaderValue } from "../../../broker/envelope.ts";
 import { canonicalBytes } from "./canonical-envelope.ts";
-import { sampleEnvelope } from "./test-keys.ts";
+import { sampleEnvelope } from "../test-keys.ts";
 
 /** The layout documented in canonical-envelope.ts, written plainly with Buffer's own methods, to hold the fast encoder to it. */
 const reference = (e: Envelope): Buffer => {

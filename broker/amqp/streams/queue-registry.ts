@@ -11,8 +11,8 @@
  *
  * @module
  */
-import type { AmqpLink } from "./amqp-link.ts";
-import type { ConfirmedPublisher } from "./confirmed-publisher.ts";
+import type { AmqpLink } from "../amqp-link.ts";
+import type { ConfirmedPublisher } from "../confirmed-publisher.ts";
 import { RecordStream } from "./record-stream.ts";
 
 /** What the registry knows of one queue. */

@@ -16,7 +16,7 @@
 //   u32 body length, body
 // A header whose value is null or undefined counts as absent: msgpack on the
 // wire turns one into the other.
-import type { Envelope, HeaderValue } from "../../broker/envelope.ts";
+import type { Envelope, HeaderValue } from "../../../broker/envelope.ts";
 import { sha256 } from "./digest.ts";
 import { LEAF_PREFIX } from "./merkle-batch.ts";
 

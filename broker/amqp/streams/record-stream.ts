@@ -13,8 +13,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Channel, ConsumeMessage } from "amqplib";
-import type { AmqpLink } from "./amqp-link.ts";
-import type { ConfirmedPublisher } from "./confirmed-publisher.ts";
+import type { AmqpLink } from "../amqp-link.ts";
+import type { ConfirmedPublisher } from "../confirmed-publisher.ts";
 
 /** How long opening waits to read back its own marker. */
 const CATCH_UP_MS = 30_000;

@@ -18,7 +18,7 @@
  * if (await claims.claim(checked.digest, checked.until)) run(delivery);
  */
 import { randomUUID } from "node:crypto";
-import type { ResultStore } from "../results/result-store.ts";
+import type { ResultStore } from "../../results/result-store.ts";
 
 /** Reserve each key for `id` for its ttl unless someone holds it; resolves to each key's holder afterwards (ResultStore.reserveAll). */
 export type ReserveAll = (

@@ -1,6 +1,6 @@
 // What the commands that talk to a running cluster share: the --broker and --token-file
 // options, the app they connect with, and reading their list options.
-import { createApp, type App } from "../../runtime/app.ts";
+import { createApp, type App } from "../../../runtime/app.ts";
 import { readTokenFile, UsageError } from "./options.ts";
 
 /** The options every command that talks to a running cluster takes. */

@@ -9,7 +9,7 @@
 //
 // The trailer is not covered by the signature (it is made from it); any
 // change to it changes the root the proof leads to or the signature checked.
-import { SIGNATURE_BYTES } from "./ed25519.ts";
+import { SIGNATURE_BYTES } from "../ed25519.ts";
 import { PROOF_STEP_BYTES } from "./merkle-batch.ts";
 
 const MAGIC_0 = 0xc5;

@@ -7,9 +7,9 @@
  *
  * @module
  */
-import type { Revocations } from "../revocations.ts";
-import type { AmqpLink } from "./amqp-link.ts";
-import type { ConfirmedPublisher } from "./confirmed-publisher.ts";
+import type { Revocations } from "../../revocations.ts";
+import type { AmqpLink } from "../amqp-link.ts";
+import type { ConfirmedPublisher } from "../confirmed-publisher.ts";
 import { RecordStream } from "./record-stream.ts";
 
 export class RevocationStream {
