@@ -261,17 +261,15 @@ export class DurableResultStore implements ResultStore {
   reserveAll(keys: readonly string[], id: string, ttlsMs: readonly number[]): Promise<string[]> {
     const now = this.now();
     const holders: string[] = [];
-    let wrote = false;
+    // Every write of the loop goes into the same gathering batch: its promise is the last one's.
+    let written: Promise<void> | undefined;
     for (let i = 0; i < keys.length; i++) {
       const until = now + ttlsMs[i];
       const holder = this.memory.reserveNow(keys[i], id, until);
-      if (holder === id) {
-        this.changes.set(`w${this.nextChange++}`, logEntry.reserve(keys[i], id, until));
-        wrote = true;
-      }
+      if (holder === id) written = this.write(logEntry.reserve(keys[i], id, until));
       holders.push(holder);
     }
-    return wrote ? this.gather().then(() => holders) : this.settled(holders);
+    return written === undefined ? this.settled(holders) : written.then(() => holders);
   }
 
   /**
