@@ -14,7 +14,7 @@
  *   npm run bench:signing -- --only tcp --scenario ignoreResult --profile
  *                                              # CPU profiles of node and worker per mode, top self times printed
  *
- * Over TCP each row also gives the CPU the node and the worker spent per task in the timed runs.
+ * Over TCP each row also gives the CPU the producer (this process), the node and the worker spent per task in the timed runs.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -164,11 +164,18 @@ const ms = (x: number) => `${x.toFixed(3)} ms`;
 
 const slugOf = (name: string) => name.replace(/[^a-z0-9]+/gi, "-").replace(/^-|-$/g, "");
 
-/** CPU µs per task of the node and the worker over the timed runs, or "" when the fixture has no processes. */
-const cpuNote = (f: Fixture, cpu: { node: number; worker: number } | undefined, tasks: number) =>
-  f.pids === undefined || cpu === undefined || tasks === 0
-    ? ""
-    : ` [node ${Math.round((cpu.node * 1000) / tasks)} / worker ${Math.round((cpu.worker * 1000) / tasks)} µs/task]`;
+interface CpuMs {
+  readonly producer: number;
+  readonly node: number;
+  readonly worker: number;
+}
+
+/** CPU µs per task of the producer (this process), the node and the worker over the timed runs, or "" when the fixture has no processes. */
+const cpuNote = (f: Fixture, cpu: CpuMs | undefined, tasks: number) => {
+  if (f.pids === undefined || cpu === undefined || tasks === 0) return "";
+  const per = (ms: number) => Math.round((ms * 1000) / tasks);
+  return ` [producer ${per(cpu.producer)} / node ${per(cpu.node)} / worker ${per(cpu.worker)} µs/task]`;
+};
 
 const part = async (
   label: string,
@@ -181,11 +188,13 @@ const part = async (
     if (opts.scenario !== undefined && !scenario.name.includes(opts.scenario)) continue;
     const slug = slugOf(scenario.name);
     const fixtures = { unsigned: await make("unsigned", slug), signed: await make("signed", slug) };
-    const cpuOf = (mode: Mode) => {
+    const cpuOf = (mode: Mode): CpuMs | undefined => {
       const pids = fixtures[mode].pids;
-      return pids === undefined ? undefined : { node: cpuMsOf(pids.node), worker: cpuMsOf(pids.worker) };
+      if (pids === undefined) return undefined;
+      const own = process.cpuUsage();
+      return { producer: (own.user + own.system) / 1000, node: cpuMsOf(pids.node), worker: cpuMsOf(pids.worker) };
     };
-    const cpu: Record<Mode, { node: number; worker: number } | undefined> = { unsigned: undefined, signed: undefined };
+    const cpu: Record<Mode, CpuMs | undefined> = { unsigned: undefined, signed: undefined };
     let profiled = false;
     try {
       const figures: Record<Mode, Figure[]> = { unsigned: [], signed: [] };
@@ -199,8 +208,9 @@ const part = async (
           figures[mode].push(await scenario.run(fixtures[mode]));
           const after = cpuOf(mode);
           if (before !== undefined && after !== undefined) {
-            const sum = cpu[mode] ?? { node: 0, worker: 0 };
+            const sum = cpu[mode] ?? { producer: 0, node: 0, worker: 0 };
             cpu[mode] = {
+              producer: sum.producer + after.producer - before.producer,
               node: sum.node + after.node - before.node,
               worker: sum.worker + after.worker - before.worker,
             };

@@ -132,6 +132,41 @@ describe("DurableResultStore", () => {
     }
   });
 
+  it("keeps reserved members across a restart and a compaction, each with its holder, and drops a set whose time is up", async () => {
+    let now = 1_000_000;
+    const f = await fixture({ now: () => now });
+    try {
+      const before = await f.open();
+      assert.deepEqual(await before.reserveMembers("batch-a", [1, 2], "worker-1", 60_000), [true, true]);
+      assert.deepEqual(await before.reserveMembers("batch-a", [2, 3], "worker-2", 60_000), [false, true]);
+      assert.deepEqual(await before.reserveMembers("batch-short", [1], "worker-1", 1_000), [true]);
+      await before.close();
+
+      now += 2_000;
+      const after = await f.open();
+      assert.deepEqual(
+        await after.reserveMembers("batch-a", [1, 2, 3, 4], "worker-3", 60_000),
+        [false, false, false, true],
+        "members taken before the restart are still held",
+      );
+      assert.deepEqual(await after.reserveMembers("batch-a", [3], "worker-2", 60_000), [true], "by their own holder");
+      assert.deepEqual(await after.reserveMembers("batch-short", [1], "worker-3", 60_000), [true], "its time was up");
+      await after.compact();
+      await after.close();
+
+      const compacted = await f.open();
+      assert.deepEqual(await compacted.reserveMembers("batch-a", [1, 3, 4, 5], "worker-1", 60_000), [
+        true,
+        false,
+        false,
+        true,
+      ]);
+      assert.deepEqual(await compacted.reserveMembers("batch-short", [1], "worker-1", 60_000), [false]);
+    } finally {
+      await f.done();
+    }
+  });
+
   it("keeps every other result when one record in the middle of the results log is damaged", async () => {
     const f = await fixture();
     try {

@@ -272,6 +272,15 @@ export class DurableResultStore implements ResultStore {
     return written === undefined ? this.settled(holders) : written.then(() => holders);
   }
 
+  /** `reserveMembers`, answered once every write so far is durable. */
+  reserveMembers(key: string, members: readonly number[], id: string, ttlMs: number): Promise<boolean[]> {
+    const until = this.now() + ttlMs;
+    const { held, taken } = this.memory.reserveMembersNow(key, members, id, until);
+    // Logged when it took a member; one that took none still waits for what took them to be durable.
+    if (taken.length === 0) return this.settled(held);
+    return this.write(logEntry.reserveMembers(key, id, taken, until)).then(() => held);
+  }
+
   /**
    * Replace the log by the records of what the store holds now (and, in a
    * node's log, of what the node holds); appends go on meanwhile. Also runs by

@@ -12,7 +12,7 @@
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
-import type { ResultRecord, StoreEntry } from "./result-store.ts";
+import { MemoryResultStore, type ResultRecord, type StoreEntry } from "./result-store.ts";
 
 const Kind = {
   Record: 1,
@@ -22,6 +22,7 @@ const Kind = {
   Claim: 5,
   Release: 6,
   Reserve: 7,
+  ReserveMembers: 8,
 } as const;
 
 type Nullable<T> = T | null;
@@ -47,7 +48,8 @@ export type LogEntry =
   | [typeof Kind.Arrive, key: string, members: readonly number[], at: number]
   | [typeof Kind.Claim, key: string, at: number]
   | [typeof Kind.Release, key: string]
-  | [typeof Kind.Reserve, key: string, id: string, until: number];
+  | [typeof Kind.Reserve, key: string, id: string, until: number]
+  | [typeof Kind.ReserveMembers, key: string, id: string, members: readonly number[], until: number];
 
 /** The entries of each kind of write. */
 export const logEntry = {
@@ -71,6 +73,14 @@ export const logEntry = {
   release: (key: string): LogEntry => [Kind.Release, key],
   /** What a reservation left: the key's holder and until when (the same after a call that found it held). */
   reserve: (key: string, id: string, until: number): LogEntry => [Kind.Reserve, key, id, until],
+  /** Members of the set `key` that `id` took, the set kept to `until` (a call that took none and kept the time logs nothing). */
+  reserveMembers: (key: string, id: string, members: readonly number[], until: number): LogEntry => [
+    Kind.ReserveMembers,
+    key,
+    id,
+    members,
+    until,
+  ],
   /** The entry that puts `entry` back (what a compaction writes). */
   of: (entry: StoreEntry): LogEntry => {
     switch (entry.kind) {
@@ -84,6 +94,8 @@ export const logEntry = {
         return logEntry.claim(entry.key, entry.at);
       case "reservation":
         return logEntry.reserve(entry.key, entry.id, entry.until);
+      case "members":
+        return logEntry.reserveMembers(entry.key, entry.id, entry.members, entry.until);
     }
   },
 };
@@ -130,6 +142,7 @@ export interface ResultLogSummary {
   readonly joins: number;
   readonly claims: number;
   readonly reservations: number;
+  readonly memberReservations: number;
 }
 
 const recordOf = (r: Extract<LogEntry, { 0: typeof Kind.Record }>): ResultRecord => {
@@ -176,6 +189,8 @@ export const replayResultLog = (
   const joins = new Map<string, { members: Set<number>; at: number }>();
   const claims = new Map<string, number>();
   const reservations = new Map<string, { id: string; until: number }>();
+  // Replayed into a store of its own, which applies the same rules as when the calls were made.
+  const memberSets = new MemoryResultStore({ now: () => now });
   const expired = (at: number, by: number) => by - at > ttlMs;
   for (let i = 0; i < records.length; i++) {
     let entries: LogEntry[];
@@ -235,6 +250,19 @@ export const replayResultLog = (
             reservations.set(key, { id, until });
             break;
           }
+          case Kind.ReserveMembers: {
+            const [, key, id, members, until] = record;
+            if (
+              typeof key !== "string" ||
+              typeof id !== "string" ||
+              !Array.isArray(members) ||
+              !members.every((member) => typeof member === "number") ||
+              typeof until !== "number"
+            )
+              throw new TypeError("a reservation of members needs a key, an id, numbers and a time");
+            memberSets.restore({ kind: "members", key, id, members, until });
+            break;
+          }
           default:
             report(`record ${i}, entry ${j}: unknown kind ${String((record as unknown[])[0])}`);
         }
@@ -251,6 +279,7 @@ export const replayResultLog = (
   for (const [key, at] of claims) if (!expired(at, now)) entries.push({ kind: "claim", key, at });
   for (const [key, { id, until }] of reservations)
     if (until > now) entries.push({ kind: "reservation", key, id, until });
+  for (const entry of memberSets.contents()) entries.push(entry);
   const count = (kind: StoreEntry["kind"]) => entries.filter((entry) => entry.kind === kind).length;
   return {
     entries,
@@ -260,6 +289,7 @@ export const replayResultLog = (
       joins: count("join"),
       claims: count("claim"),
       reservations: count("reservation"),
+      memberReservations: count("members"),
     },
   };
 };

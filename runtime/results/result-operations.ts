@@ -134,4 +134,11 @@ export const resultOperations = operationGroup("results", {
     check.string("task id"),
     check.numbers("reservation ttls"),
   ),
+  /** Answers, for each member in order, whether the id holds it after the call (see ResultStore.reserveMembers). */
+  reserveMembers: operation<boolean[]>()(
+    check.string("reservation key"),
+    check.numbers("members"),
+    check.string("task id"),
+    check.number("reservation ttl"),
+  ),
 });

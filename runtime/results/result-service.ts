@@ -6,6 +6,7 @@
 import { InvalidArgumentError } from "../../broker/errors.ts";
 import type { BrokerNode } from "../../broker/node/node-server.ts";
 import { MemoryResultStore, type ResultRecord, type ResultStore } from "./result-store.ts";
+import { reserveMembersOf } from "./member-reservations.ts";
 import { resultOperations } from "./result-operations.ts";
 
 /**
@@ -25,6 +26,7 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
   node: BrokerNode,
   store: S = new MemoryResultStore() as ResultStore as S,
 ): S => {
+  const reserveMembers = reserveMembersOf(store);
   node.serve(resultOperations, {
     setState: ([id, task, state, details]) => store.setState(id, task, state, details ?? undefined),
     send: ([sent, mandatory]) => {
@@ -87,6 +89,8 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
       if (store.reserveAll !== undefined) return store.reserveAll(keys, id, ttlsMs).then(held);
       return Promise.all(keys.map((key, i) => store.reserve(key, id, ttlsMs[i]))).then(held);
     },
+    reserveMembers: ([key, members, id, ttlMs]) =>
+      reserveMembers(key, members, id, ttlMs).then((held) => held as boolean[]),
   });
   // Forgetting a final record lets it be written again: a result rewrite, for administrators when the node has roles.
   node.requireAdmin(resultOperations, ["forget"]);

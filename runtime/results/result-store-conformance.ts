@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import type { MessageGraph } from "../../dsl/graph.ts";
+import { reserveMembersOf } from "./member-reservations.ts";
 import type { ResultRecord, ResultStore } from "./result-store.ts";
 
 /** What a result-store suite needs: a fresh store, and optionally a second view of the same storage (another process's). */
@@ -223,6 +224,47 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
             Promise.all(all.map((key, i) => store.reserve(key, id, ttls[i]))));
         assert.deepEqual(await reserveAll(keys, first, [60_000, 60_000, 60_000]), [first, second, first]);
         assert.equal(await store.reserve(keys[2], second, 60_000), first);
+      }));
+
+    it("reserves members of a set, each to its first reserver, and tells each caller which it holds", () =>
+      withStore(async ({ store, peer }) => {
+        const key = `batch-${randomUUID()}`;
+        const [first, second] = [randomUUID(), randomUUID()];
+        const reserve = reserveMembersOf(store);
+        // Large members too: a signing worker claims 48-bit numbers.
+        const big = 2 ** 48 - 1;
+        assert.deepEqual(await reserve(key, [1, 2, big], first, 60_000), [true, true, true]);
+        assert.deepEqual(await reserve(key, [2, 3, big], second, 60_000), [false, true, false]);
+        assert.deepEqual(await reserve(key, [1, 3], first, 60_000), [true, false], "a holder asking again still holds");
+        const concurrent = await Promise.all(Array.from({ length: 20 }, () => reserve(key, [7], randomUUID(), 60_000)));
+        assert.equal(concurrent.filter(([held]) => held).length, 1, "member 7 went to exactly one of 20 reservers");
+        if (peer !== undefined)
+          assert.deepEqual(await reserveMembersOf(await peer())(key, [1, 3, 8], randomUUID(), 60_000), [
+            false,
+            false,
+            true,
+          ]);
+      }));
+
+    it("frees a reserved set once its time is up, and keeps it while a later call extends it", () =>
+      withStore(async ({ store }) => {
+        const reserve = reserveMembersOf(store);
+        const short = `batch-${randomUUID()}`;
+        const extended = `batch-${randomUUID()}`;
+        const first = randomUUID();
+        assert.deepEqual(await reserve(short, [1], first, 40), [true]);
+        assert.deepEqual(await reserve(extended, [1], first, 40), [true]);
+        assert.deepEqual(await reserve(extended, [2], first, 60_000), [true]);
+        const deadline = Date.now() + WAIT_MS;
+        const second = randomUUID();
+        // Polling the store is the behaviour under test: expiry has no event to wait on.
+        let held = await reserve(short, [1], second, 60_000);
+        while (!held[0] && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          held = await reserve(short, [1], second, 60_000);
+        }
+        assert.deepEqual(held, [true], `member 1 was still held ${WAIT_MS} ms after its 40 ms reservation`);
+        assert.deepEqual(await reserve(extended, [2], second, 60_000), [false], "the extended member is still held");
       }));
 
     it("frees a reserved key once its time is up", () =>

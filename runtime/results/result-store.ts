@@ -114,6 +114,16 @@ export interface ResultStore {
    * Stores without it are called once per key.
    */
   reserveAll?(keys: readonly string[], id: string, ttlsMs: readonly number[]): Promise<readonly string[]>;
+  /**
+   * `reserve` of members of the set `key` for `id`: for each member in order,
+   * whether `id` holds it after the call (true when this call took it or `id`
+   * already held it; false when another id does). A call that takes a member
+   * keeps the set at least `ttlMs` from now (never shorter than before); one
+   * that finds every member held changes nothing. One entry
+   * per set rather than per member: what a signing worker pool claims the
+   * messages of one signed batch with. Stores without it reserve one key per member.
+   */
+  reserveMembers?(key: string, members: readonly number[], id: string, ttlMs: number): Promise<readonly boolean[]>;
   close(): Promise<void>;
 }
 
@@ -144,7 +154,20 @@ export type StoreEntry =
   | { readonly kind: "graph"; readonly graph: MessageGraph; readonly at: number }
   | { readonly kind: "join"; readonly key: string; readonly members: readonly number[]; readonly at: number }
   | { readonly kind: "claim"; readonly key: string; readonly at: number }
-  | { readonly kind: "reservation"; readonly key: string; readonly id: string; readonly until: number };
+  | { readonly kind: "reservation"; readonly key: string; readonly id: string; readonly until: number }
+  | {
+      readonly kind: "members";
+      readonly key: string;
+      readonly id: string;
+      readonly members: readonly number[];
+      readonly until: number;
+    };
+
+/** A set of members reserved under one key (reserveMembers): each member's holder, and until when the set is kept. */
+interface MemberSet {
+  readonly holders: Map<number, string>;
+  until: number;
+}
 
 /** The store's own, mutable copy of a record; readers get snapshots. */
 type StoredRecord = { -readonly [K in keyof ResultRecord]: ResultRecord[K] };
@@ -164,6 +187,7 @@ export class MemoryResultStore implements ResultStore {
   private readonly joins: LRUCache<string, Set<number>>;
   /** Reserved keys, each with the task holding it and until when; expiry read from `now`, so a virtual clock moves it. */
   private readonly reservations: LRUCache<string, { readonly id: string; readonly until: number }>;
+  private readonly memberSets: LRUCache<string, MemberSet>;
   private readonly waiters = new ResultWaiters();
   private readonly now: () => number;
   private readonly ttl: number;
@@ -179,6 +203,7 @@ export class MemoryResultStore implements ResultStore {
     this.counters = new LRUCache({ max, ttl });
     this.joins = new LRUCache({ max, ttl });
     this.reservations = new LRUCache({ max });
+    this.memberSets = new LRUCache({ max });
   }
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
@@ -299,6 +324,42 @@ export class MemoryResultStore implements ResultStore {
     return id;
   }
 
+  reserveMembers(key: string, members: readonly number[], id: string, ttlMs: number): Promise<boolean[]> {
+    return Promise.resolve(this.reserveMembersNow(key, members, id, this.now() + ttlMs).held);
+  }
+
+  /**
+   * `reserveMembers` without waiting a turn, the set kept to at least `until`
+   * when the call takes a member: which
+   * members `id` holds after the call, and those this call took (what a
+   * durable store logs).
+   */
+  reserveMembersNow(
+    key: string,
+    members: readonly number[],
+    id: string,
+    until: number,
+  ): { held: boolean[]; taken: number[] } {
+    let set = this.memberSets.get(key);
+    if (set === undefined || set.until <= this.now()) {
+      set = { holders: new Map(), until };
+      this.memberSets.set(key, set);
+    }
+    const held: boolean[] = new Array(members.length);
+    const taken: number[] = [];
+    for (let i = 0; i < members.length; i++) {
+      const holder = set.holders.get(members[i]);
+      if (holder === undefined) {
+        set.holders.set(members[i], id);
+        taken.push(members[i]);
+      }
+      held[i] = holder === undefined || holder === id;
+    }
+    // Kept longer only for what this call took: a call that finds every member held changes nothing.
+    if (taken.length > 0 && until > set.until) set.until = until;
+    return { held, taken };
+  }
+
   close(): Promise<void> {
     this.waiters.clear();
     return Promise.resolve();
@@ -327,12 +388,26 @@ export class MemoryResultStore implements ResultStore {
     >) {
       if (until > now) yield { kind: "reservation", key, id, until };
     }
+    for (const [key, set] of this.memberSets.rentries() as IterableIterator<[string, MemberSet]>) {
+      if (set.until <= now) continue;
+      const byHolder = new Map<string, number[]>();
+      for (const [member, holder] of set.holders) {
+        const members = byHolder.get(holder);
+        if (members === undefined) byHolder.set(holder, [member]);
+        else members.push(member);
+      }
+      for (const [id, members] of byHolder) yield { kind: "members", key, id, members, until: set.until };
+    }
   }
 
   /** Put back an entry of `contents()` as written at its time: it expires when it would have (at once if it has). Oldest first. */
   restore(entry: StoreEntry): void {
     if (entry.kind === "reservation") {
       if (entry.until > this.now()) this.reservations.set(entry.key, { id: entry.id, until: entry.until });
+      return;
+    }
+    if (entry.kind === "members") {
+      if (entry.until > this.now()) this.reserveMembersNow(entry.key, entry.members, entry.id, entry.until);
       return;
     }
     const left = this.ttl - (this.now() - (entry.kind === "record" ? entry.record.updatedAt : entry.at));

@@ -39,6 +39,10 @@ export type Checked =
       readonly keyId: string;
       /** The message's leaf hash (latin1): what the replay guard remembers. */
       readonly digest: string;
+      /** The root of the signed batch the message came in (base64url): with `member`, what a worker pool claims it by. */
+      readonly batch: string;
+      /** The message within its batch: the first 48 bits of its leaf hash, as a number. */
+      readonly member: number;
       /** The body as published, without the signature trailer. */
       readonly body: Uint8Array;
       /** Epoch ms after which this message falls outside the window (for a stored record: never). */
@@ -52,12 +56,24 @@ interface VerifiedNode {
   /** The proof of the walk that verified the node; its steps from `from` on lead from the node to the root. */
   readonly proof: Buffer;
   readonly from: number;
+  /** The root the walk led to (base64url). */
+  readonly root: string;
 }
 
 /** Whether `proof` from byte `at` on is the proof above `known`, byte for byte. */
 const sameSteps = (known: VerifiedNode, proof: Uint8Array, at: number): boolean =>
   known.proof.length - known.from === proof.length - at &&
   known.proof.compare(proof, at, proof.length, known.from) === 0;
+
+const verified = (keyId: string, leaf: Buffer, batch: string, body: Uint8Array, until: number): Checked => ({
+  ok: true,
+  keyId,
+  digest: leaf.toString("latin1"),
+  batch,
+  member: leaf.readUIntBE(0, 6),
+  body,
+  until,
+});
 
 interface TrustedKey {
   readonly key: PublicKey;
@@ -178,8 +194,8 @@ export class MessageVerifier {
           sameSteps(known, proof, step * PROOF_STEP_BYTES)
         ) {
           // Verified through this node: the nodes walked below it are verified too, so the next message of the batch stops lower.
-          this.remember(path, keyId, signature, proof);
-          return { ok: true, keyId, digest: leaf.toString("latin1"), body, until };
+          this.remember(path, keyId, signature, proof, known.root);
+          return verified(keyId, leaf, known.root, body, until);
         }
         path.push(node);
       }
@@ -195,12 +211,19 @@ export class MessageVerifier {
         reason: `the signature does not match the message (altered in transit, or not signed by key ${keyId})`,
       };
     }
-    this.remember(path, keyId, signature, proof);
-    return { ok: true, keyId, digest: leaf.toString("latin1"), body, until };
+    const root = node.toString("base64url");
+    this.remember(path, keyId, signature, proof, root);
+    return verified(keyId, leaf, root, body, until);
   }
 
   /** Cache the nodes of a verified walk: path[i] is the node i + 1 steps up (or the leaf itself, alone, for a batch of one). */
-  private remember(path: readonly Buffer[], keyId: string, signature: Uint8Array, proof: Uint8Array): void {
+  private remember(
+    path: readonly Buffer[],
+    keyId: string,
+    signature: Uint8Array,
+    proof: Uint8Array,
+    root: string,
+  ): void {
     if (path.length === 0) return;
     const first = proof.length === 0 ? 0 : 1;
     // One copy per walk, shared by its nodes: the delivered body the views point into is not kept alive.
@@ -212,6 +235,7 @@ export class MessageVerifier {
         signature: signatureCopy,
         proof: proofCopy,
         from: (i + first) * PROOF_STEP_BYTES,
+        root,
       });
     }
   }

@@ -180,9 +180,9 @@ export class SignedTransport implements Transport {
      * no other process took it. A redelivery is the broker's own (the
      * process that held it did not settle it): it is not claimed again.
      */
-    const claimThenHandOn = (delivery: Delivery, original: Envelope, verified: Verified, received: string) => {
+    const claimThenHandOn = (delivery: Delivery, original: Envelope, verified: Verified, received: Verified) => {
       if (claims === undefined || delivery.redelivered) return handOn(delivery, original, verified);
-      claims.claim(received, verified.until).then(
+      claims.claim(received.batch, received.member, verified.until).then(
         (first) => {
           if (first) return handOn(delivery, original, verified);
           replay.release(verified.digest, true, verified.until);
@@ -208,7 +208,7 @@ export class SignedTransport implements Transport {
       let checked = verifier.check(original);
       if (!checked.ok) return refuse(delivery, checked.keyId, checked.reason, true);
       // Claimed in the pool by the bytes received: a handed-back wrapper is a new message, its original is not.
-      const received = checked.digest;
+      const received = checked;
       if (original.headers[HANDED_BACK] === true) {
         // A wrapper a worker handed back: what runs is the original inside, checked as if it had just arrived.
         const unwrapped = originalOf(original, checked.body);

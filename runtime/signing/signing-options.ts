@@ -14,7 +14,8 @@ import { PayloadBox, readBoxKey } from "./payload-box.ts";
 import type { TrustedBinding } from "./known-routes.ts";
 import { ReplayGuard } from "./replay/replay-guard.ts";
 import { ProtectedResultStore } from "./results/protected-result-store.ts";
-import { SharedClaims, reserveAllOf } from "./replay/shared-claims.ts";
+import { SharedClaims } from "./replay/shared-claims.ts";
+import { reserveMembersOf } from "../results/member-reservations.ts";
 import { SignedTransport } from "./signed-transport.ts";
 import { SigningBatch } from "./signing-batch.ts";
 import type { SignatureError } from "./signing-errors.ts";
@@ -140,7 +141,7 @@ export const prepareSigning = (
       // A store in this process is shared by no other worker process: the replay guard covers it alone.
       ...(connected.results instanceof MemoryResultStore
         ? {}
-        : { claims: new SharedClaims(reserveAllOf(connected.results), now) }),
+        : { claims: new SharedClaims(reserveMembersOf(connected.results), now) }),
       ...(options.bindings !== undefined ? { bindings: options.bindings } : {}),
       log,
       refused: (envelope, error) => failRecord(results, envelope, error, log),

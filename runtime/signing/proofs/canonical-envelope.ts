@@ -26,36 +26,34 @@ export class UnsignableHeaderError extends TypeError {}
 const MAGIC = Buffer.from("celerity/envelope/1\0", "latin1");
 
 // One growable buffer reused across calls: encoding runs once per message on
-// both the publishing and the verifying side, and is synchronous.
-let scratch = Buffer.allocUnsafe(4096);
-let at = 0;
+// both the publishing and the verifying side, and is synchronous. Its first
+// bytes (the leaf prefix and the magic) never change, so they are written
+// once. Plain typed-array stores and a DataView rather than Buffer's write
+// methods: their per-call checks cost more than the few bytes they write.
+const HEAD = 1 + MAGIC.length;
+let scratch = new Uint8Array(4096);
+let view = new DataView(scratch.buffer);
+scratch[0] = LEAF_PREFIX;
+scratch.set(MAGIC, 1);
+let at = HEAD;
 
 const ensure = (n: number): void => {
   if (at + n <= scratch.length) return;
-  const bigger = Buffer.allocUnsafe(Math.max(scratch.length * 2, at + n));
-  scratch.copy(bigger, 0, 0, at);
+  const bigger = new Uint8Array(Math.max(scratch.length * 2, at + n));
+  bigger.set(scratch.subarray(0, at));
   scratch = bigger;
+  view = new DataView(scratch.buffer);
 };
 
-// Written by hand rather than with Buffer's write methods: their per-call checks cost more than the
-// few bytes they write, and this runs a dozen times per message on each side.
 const u32 = (n: number): void => {
   ensure(4);
-  scratch[at] = n >>> 24;
-  scratch[at + 1] = n >>> 16;
-  scratch[at + 2] = n >>> 8;
-  scratch[at + 3] = n;
+  view.setUint32(at, n);
   at += 4;
 };
 
-const float = new Float64Array(1);
-const floatBytes = new Uint8Array(float.buffer);
-const bigEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;
-
 const f64 = (n: number): void => {
   ensure(8);
-  float[0] = n;
-  for (let i = 0; i < 8; i++) scratch[at + i] = floatBytes[bigEndian ? i : 7 - i];
+  view.setFloat64(at, n);
   at += 8;
 };
 
@@ -66,18 +64,17 @@ const byte = (b: number): void => {
 
 // UTF-16 code units rather than UTF-8: every JavaScript string, lone surrogates included, then has its own bytes.
 const str = (s: string): void => {
-  const bytes = s.length * 2;
-  u32(bytes);
-  ensure(bytes);
-  if (s.length > 64) scratch.write(s, at, "utf16le");
-  else {
-    for (let i = 0, o = at; i < s.length; i++, o += 2) {
-      const c = s.charCodeAt(i);
-      scratch[o] = c;
-      scratch[o + 1] = c >>> 8;
-    }
+  const length = s.length;
+  ensure(4 + 2 * length);
+  view.setUint32(at, 2 * length);
+  const bytes = scratch;
+  let o = at + 4;
+  for (let i = 0; i < length; i++, o += 2) {
+    const c = s.charCodeAt(i);
+    bytes[o] = c;
+    bytes[o + 1] = c >>> 8;
   }
-  at += bytes;
+  at = o;
 };
 
 const opt = (n: number | undefined | null): void => {
@@ -99,13 +96,25 @@ const value = (v: HeaderValue): void => {
     throw new UnsignableHeaderError(`a header value of type ${Array.isArray(v) ? "array" : typeof v} cannot be signed`);
 };
 
-const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+/** The keys of the headers present (not null or undefined), in code-unit order (an insertion sort: a message has a handful). */
+const presentKeys = (headers: Envelope["headers"]): string[] => {
+  const keys: string[] = [];
+  for (const key in headers) {
+    const v = headers[key];
+    if (v === undefined || v === null) continue;
+    let i = keys.length;
+    keys.push(key);
+    for (; i > 0 && keys[i - 1] > key; i--) keys[i] = keys[i - 1];
+    keys[i] = key;
+  }
+  return keys;
+};
 
 /**
  * The canonical bytes of `envelope`. The returned buffer is a view of shared
  * scratch space: hash it before the next call.
  */
-export const canonicalBytes = (envelope: Envelope, body: Uint8Array = envelope.body): Buffer =>
+export const canonicalBytes = (envelope: Envelope, body: Uint8Array = envelope.body): Uint8Array =>
   encode(envelope, body).subarray(1);
 
 /**
@@ -116,12 +125,8 @@ export const envelopeLeaf = (envelope: Envelope, body: Uint8Array = envelope.bod
   sha256(encode(envelope, body));
 
 /** The leaf prefix byte, then the canonical bytes. */
-const encode = (envelope: Envelope, body: Uint8Array): Buffer => {
-  at = 0;
-  ensure(1 + MAGIC.length);
-  scratch[0] = LEAF_PREFIX;
-  MAGIC.copy(scratch, 1);
-  at = 1 + MAGIC.length;
+const encode = (envelope: Envelope, body: Uint8Array): Uint8Array => {
+  at = HEAD;
   str(envelope.id);
   str(envelope.exchange);
   str(envelope.routingKey);
@@ -129,12 +134,7 @@ const encode = (envelope: Envelope, body: Uint8Array): Buffer => {
   opt(envelope.eta);
   opt(envelope.expires);
   const headers = envelope.headers;
-  const keys: string[] = [];
-  for (const key in headers) {
-    const v = headers[key];
-    if (v !== undefined && v !== null) keys.push(key);
-  }
-  keys.sort(byCodeUnit);
+  const keys = presentKeys(headers);
   u32(keys.length);
   for (const key of keys) {
     str(key);

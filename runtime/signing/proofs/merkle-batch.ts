@@ -11,6 +11,7 @@
 // A proof is a byte string of 33-byte steps: a side byte (0x00: the sibling
 // is on the left, 0x01: on the right) and the sibling's 32-byte hash.
 import { DIGEST_BYTES, sha256 } from "./digest.ts";
+import { innerNodeHash } from "./inner-node-hash.ts";
 
 /**
  * The prefix of a leaf's hash (an inner node's is 0x01).
@@ -21,7 +22,6 @@ import { DIGEST_BYTES, sha256 } from "./digest.ts";
  * rootFromProof(leaves[3], proofs[3]); // equals root
  */
 export const LEAF_PREFIX = 0x00;
-const INNER = 0x01;
 export const PROOF_STEP_BYTES = 1 + DIGEST_BYTES;
 
 /** The leaf hash of a message's canonical bytes. */
@@ -32,14 +32,7 @@ export const leafHash = (canonical: Uint8Array): Buffer => {
   return sha256(input);
 };
 
-const inner = Buffer.allocUnsafe(1 + 2 * DIGEST_BYTES);
-inner[0] = INNER;
-
-const innerHash = (left: Uint8Array, right: Uint8Array): Buffer => {
-  inner.set(left, 1);
-  inner.set(right, 1 + DIGEST_BYTES);
-  return sha256(inner);
-};
+const innerHash = (left: Uint8Array, right: Uint8Array): Buffer => innerNodeHash(left, 0, right, 0);
 
 export interface Batch {
   readonly root: Buffer;
@@ -79,8 +72,13 @@ export const buildBatch = (leaves: readonly Buffer[]): Batch => {
 /** The node one step of `proof` (at byte `offset`) leads to from `node`; undefined for a side byte other than 0 or 1. */
 export const stepUp = (node: Buffer, proof: Uint8Array, offset: number): Buffer | undefined => {
   const side = proof[offset];
-  const sibling = proof.subarray(offset + 1, offset + PROOF_STEP_BYTES);
-  return side === 1 ? innerHash(node, sibling) : side === 0 ? innerHash(sibling, node) : undefined;
+  const sibling = offset + 1;
+  if (offset + PROOF_STEP_BYTES > proof.length) return undefined;
+  return side === 1
+    ? innerNodeHash(node, 0, proof, sibling)
+    : side === 0
+      ? innerNodeHash(proof, sibling, node, 0)
+      : undefined;
 };
 
 /** The root that `leaf` and `proof` lead to, or undefined when the proof is not a whole number of well-formed steps. */

@@ -3,88 +3,85 @@
  * keeps a signed message to one run per process; a copy delivered to
  * another process of the pool is refused only if the processes share a
  * record of what was taken. Where the app's result store is shared (a
- * broker node, Redis, PostgreSQL), each worker claims a message's digest
- * there before running it, for as long as the verifier would accept the
- * message (`maxAgeMs` from its signing time or eta): the store's `reserve`,
- * `SET NX PX` on Redis. The one process that gets the claim runs the
- * message; any other refuses it as a replay.
+ * broker node, Redis, PostgreSQL), each worker claims a message there before
+ * running it, for as long as the verifier would accept the message
+ * (`maxAgeMs` from its signing time or eta). The one process that gets the
+ * claim runs the message; any other refuses it as a replay.
  *
- * Claims made in one event-loop turn (a delivery batch) go to the store in
- * one call (`reserveAll`: one request to a node), so a batch costs one
- * round trip, not one per message.
+ * A message is claimed as a member of its signed batch: the set is the
+ * batch's root, the member the first 48 bits of the message's leaf hash
+ * (both checked by the verifier, so a copy claims exactly what its original
+ * did). Claims made in one event-loop turn (a delivery batch) go to the
+ * store in one call per batch (`reserveMembers`: one entry for the batch on a
+ * node, sent with the turn's acks), not one per message. Stores without it
+ * keep one reservation per message (member-reservations.ts).
  *
  * @example
- * const claims = new SharedClaims(reserveAllOf(results));
- * if (await claims.claim(checked.digest, checked.until)) run(delivery);
+ * const claims = new SharedClaims(reserveMembersOf(results));
+ * if (await claims.claim(checked.batch, checked.member, checked.until)) run(delivery);
  */
 import { randomUUID } from "node:crypto";
-import type { ResultStore } from "../../results/result-store.ts";
-
-/** Reserve each key for `id` for its ttl unless someone holds it; resolves to each key's holder afterwards (ResultStore.reserveAll). */
-export type ReserveAll = (
-  keys: readonly string[],
-  id: string,
-  ttlsMs: readonly number[],
-) => PromiseLike<readonly string[]>;
-
-/** A store's `reserveAll`, or its `reserve` once per key where it has none. */
-export const reserveAllOf =
-  (store: Pick<ResultStore, "reserve" | "reserveAll">): ReserveAll =>
-  (keys, id, ttlsMs) =>
-    store.reserveAll !== undefined
-      ? store.reserveAll(keys, id, ttlsMs)
-      : Promise.all(keys.map((key, i) => store.reserve(key, id, ttlsMs[i])));
+import type { ReserveMembers } from "../../results/member-reservations.ts";
 
 interface Pending {
-  readonly key: string;
-  readonly ttlMs: number;
+  readonly member: number;
   readonly resolve: (first: boolean) => void;
   readonly reject: (error: unknown) => void;
 }
 
-/** The key a message's digest is claimed under. */
-export const claimKey = (digest: string): string =>
-  `celerity.seen.${Buffer.from(digest, "latin1").toString("base64url")}`;
+/** The claims of one batch in one turn. */
+interface BatchClaims {
+  ttlMs: number;
+  readonly pending: Pending[];
+}
+
+/** The key the messages of the signed batch with `root` (base64url) are claimed under. */
+export const claimKey = (root: string): string => `celerity.seen.${root}`;
 
 export class SharedClaims {
   /** This process's name as a claimant. */
   readonly claimant = randomUUID();
   /** Claims lost to another process since start. */
   lost = 0;
-  private pending: Pending[] = [];
+  private pending = new Map<string, BatchClaims>();
 
   constructor(
-    private readonly reserveAll: ReserveAll,
+    private readonly reserveMembers: ReserveMembers,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Claim the message with `digest` (latin1), accepted until `until` (epoch ms): true if this process is the first. */
-  claim(digest: string, until: number): Promise<boolean> {
+  /** Claim `member` of the signed batch `batch` (its root), accepted until `until` (epoch ms): true if this process is the first. */
+  claim(batch: string, member: number, until: number): Promise<boolean> {
     const ttlMs = Math.max(1, Math.ceil(until - this.now()));
     return new Promise((resolve, reject) => {
-      if (this.pending.length === 0) queueMicrotask(() => this.send());
-      this.pending.push({ key: claimKey(digest), ttlMs, resolve, reject });
+      if (this.pending.size === 0) queueMicrotask(() => this.send());
+      let claims = this.pending.get(batch);
+      if (claims === undefined) this.pending.set(batch, (claims = { ttlMs, pending: [] }));
+      else if (ttlMs > claims.ttlMs) claims.ttlMs = ttlMs;
+      claims.pending.push({ member, resolve, reject });
     });
   }
 
   private send(): void {
-    const batch = this.pending;
-    this.pending = [];
-    this.reserveAll(
-      batch.map((p) => p.key),
-      this.claimant,
-      batch.map((p) => p.ttlMs),
-    ).then(
-      (holders) => {
-        for (let i = 0; i < batch.length; i++) {
-          const first = holders[i] === this.claimant;
-          if (!first) this.lost++;
-          batch[i].resolve(first);
-        }
-      },
-      (error: unknown) => {
-        for (const pending of batch) pending.reject(error);
-      },
-    );
+    const batches = this.pending;
+    this.pending = new Map();
+    for (const [batch, { ttlMs, pending }] of batches) {
+      this.reserveMembers(
+        claimKey(batch),
+        pending.map((p) => p.member),
+        this.claimant,
+        ttlMs,
+      ).then(
+        (held) => {
+          for (let i = 0; i < pending.length; i++) {
+            if (!held[i]) this.lost++;
+            pending[i].resolve(held[i] === true);
+          }
+        },
+        (error: unknown) => {
+          for (const claim of pending) claim.reject(error);
+        },
+      );
+    }
   }
 }
