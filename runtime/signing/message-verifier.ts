@@ -194,7 +194,7 @@ export class MessageVerifier {
           sameSteps(known, proof, step * PROOF_STEP_BYTES)
         ) {
           // Verified through this node: the nodes walked below it are verified too, so the next message of the batch stops lower.
-          this.remember(path, keyId, signature, proof, known.root);
+          this.remember(path, keyId, known.signature, proof, known.root);
           return verified(keyId, leaf, known.root, body, until);
         }
         path.push(node);
@@ -212,27 +212,21 @@ export class MessageVerifier {
       };
     }
     const root = node.toString("base64url");
-    this.remember(path, keyId, signature, proof, root);
+    this.remember(path, keyId, Buffer.from(signature), proof, root);
     return verified(keyId, leaf, root, body, until);
   }
 
   /** Cache the nodes of a verified walk: path[i] is the node i + 1 steps up (or the leaf itself, alone, for a batch of one). */
-  private remember(
-    path: readonly Buffer[],
-    keyId: string,
-    signature: Uint8Array,
-    proof: Uint8Array,
-    root: string,
-  ): void {
+  /** `signature` is a copy of the batch's own (or of a node already cached), never a view into a delivered body. */
+  private remember(path: readonly Buffer[], keyId: string, signature: Buffer, proof: Uint8Array, root: string): void {
     if (path.length === 0) return;
     const first = proof.length === 0 ? 0 : 1;
     // One copy per walk, shared by its nodes: the delivered body the views point into is not kept alive.
-    const signatureCopy = Buffer.from(signature);
     const proofCopy = Buffer.from(proof);
     for (let i = 0; i < path.length; i++) {
       this.nodes.add(path[i].toString("latin1"), {
         keyId,
-        signature: signatureCopy,
+        signature,
         proof: proofCopy,
         from: (i + first) * PROOF_STEP_BYTES,
         root,

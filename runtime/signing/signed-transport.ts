@@ -182,8 +182,8 @@ export class SignedTransport implements Transport {
      */
     const claimThenHandOn = (delivery: Delivery, original: Envelope, verified: Verified, received: Verified) => {
       if (claims === undefined || delivery.redelivered) return handOn(delivery, original, verified);
-      claims.claim(received.batch, received.member, verified.until).then(
-        (first) => {
+      claims.claim(received.batch, received.member, verified.until, {
+        taken: (first) => {
           if (first) return handOn(delivery, original, verified);
           replay.release(verified.digest, true, verified.until);
           refuse(
@@ -193,14 +193,14 @@ export class SignedTransport implements Transport {
             false,
           );
         },
-        (error: unknown) => {
+        failed: (error) => {
           replay.release(verified.digest, false, verified.until);
           log(
             `returned message ${original.id} to queue '${delivery.queue}': the shared store could not say whether another worker process took it (${error instanceof Error ? error.message : String(error)})`,
           );
           (inner as Consumer).nack(delivery.deliveryTag, { requeue: true });
         },
-      );
+      });
     };
     const receive = (delivery: Delivery) => {
       if (consumer === undefined) return void early.push(delivery);

@@ -28,6 +28,9 @@ export type Admission =
   /** A redelivery of a message this process holds: `settled` resolves true if that one settled for good (drop this one), false if it went back unsettled (then this one is held in its place and runs). */
   | { readonly kind: "wait"; readonly settled: Promise<boolean> };
 
+/** The waiters of a message held with none waiting: shared, never pushed to (admit replaces it first). */
+const NO_WAITERS: ((final: boolean) => void)[] = [];
+
 /** Digests forgotten together: those leaving the window within the same slice of time. */
 const SLICE_MS = 10_000;
 
@@ -64,13 +67,15 @@ export class ReplayGuard {
         kind: "replay",
         reason: `older than this worker process can tell from a replay (it remembers ${this.size} messages; raise signing.replayCacheSize or lower signing.maxAgeMs)`,
       };
-    const held = this.holding.get(digest);
+    let held = this.holding.get(digest);
     if (held !== undefined) {
       if (!redelivered)
         return { kind: "replay", reason: "a replay: this worker process holds this exact signed message right now" };
-      return { kind: "wait", settled: new Promise((resolve) => held.push(resolve)) };
+      if (held === NO_WAITERS) this.holding.set(digest, (held = []));
+      const waiters = held;
+      return { kind: "wait", settled: new Promise((resolve) => waiters.push(resolve)) };
     }
-    this.holding.set(digest, []);
+    this.holding.set(digest, NO_WAITERS);
     return { kind: "run" };
   }
 

@@ -18,15 +18,23 @@
  *
  * @example
  * const claims = new SharedClaims(reserveMembersOf(results));
- * if (await claims.claim(checked.batch, checked.member, checked.until)) run(delivery);
+ * claims.claim(checked.batch, checked.member, checked.until, {
+ *   taken: (first) => (first ? run(delivery) : refuse(delivery)),
+ *   failed: () => requeue(delivery),
+ * });
  */
 import { randomUUID } from "node:crypto";
 import type { ReserveMembers } from "../../results/member-reservations.ts";
 
+/** Told whether this process got the claim (true) or another has it (false), or why the store could not say. */
+export interface ClaimOutcome {
+  taken(first: boolean): void;
+  failed(error: unknown): void;
+}
+
 interface Pending {
   readonly member: number;
-  readonly resolve: (first: boolean) => void;
-  readonly reject: (error: unknown) => void;
+  readonly outcome: ClaimOutcome;
 }
 
 /** The claims of one batch in one turn. */
@@ -34,6 +42,17 @@ interface BatchClaims {
   ttlMs: number;
   readonly pending: Pending[];
 }
+
+/** Tell one claimant; one that throws is reported as uncaught without keeping the others of its batch from being told. */
+const tell = (told: () => void): void => {
+  try {
+    told();
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
+};
 
 /** The key the messages of the signed batch with `root` (base64url) are claimed under. */
 export const claimKey = (root: string): string => `celerity.seen.${root}`;
@@ -50,16 +69,18 @@ export class SharedClaims {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Claim `member` of the signed batch `batch` (its root), accepted until `until` (epoch ms): true if this process is the first. */
-  claim(batch: string, member: number, until: number): Promise<boolean> {
+  /**
+   * Claim `member` of the signed batch `batch` (its root), accepted until
+   * `until` (epoch ms); `outcome` is told whether this process is the first.
+   * A callback rather than a promise: this runs for every signed delivery.
+   */
+  claim(batch: string, member: number, until: number, outcome: ClaimOutcome): void {
     const ttlMs = Math.max(1, Math.ceil(until - this.now()));
-    return new Promise((resolve, reject) => {
-      if (this.pending.size === 0) queueMicrotask(() => this.send());
-      let claims = this.pending.get(batch);
-      if (claims === undefined) this.pending.set(batch, (claims = { ttlMs, pending: [] }));
-      else if (ttlMs > claims.ttlMs) claims.ttlMs = ttlMs;
-      claims.pending.push({ member, resolve, reject });
-    });
+    if (this.pending.size === 0) queueMicrotask(() => this.send());
+    let claims = this.pending.get(batch);
+    if (claims === undefined) this.pending.set(batch, (claims = { ttlMs, pending: [] }));
+    else if (ttlMs > claims.ttlMs) claims.ttlMs = ttlMs;
+    claims.pending.push({ member, outcome });
   }
 
   private send(): void {
@@ -75,11 +96,11 @@ export class SharedClaims {
         (held) => {
           for (let i = 0; i < pending.length; i++) {
             if (!held[i]) this.lost++;
-            pending[i].resolve(held[i] === true);
+            tell(() => pending[i].outcome.taken(held[i] === true));
           }
         },
         (error: unknown) => {
-          for (const claim of pending) claim.reject(error);
+          for (const claim of pending) tell(() => claim.outcome.failed(error));
         },
       );
     }
