@@ -33,17 +33,39 @@ export type OpenSegment = (path: string) => Promise<SegmentFile>;
 const call = <T>(run: (done: (error: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> =>
   new Promise((resolve, reject) => run((error, value) => (error ? reject(error) : resolve(value as T))));
 
+/**
+ * Writes up to this size go to the page cache on the calling thread: a write
+ * that small returns in microseconds, while a trip through libuv's thread
+ * pool (queue, wake a thread, signal back) cost about as much again as the
+ * fdatasync that follows it. Larger writes (a compaction, a big batch) stay
+ * off the event loop.
+ */
+const INLINE_WRITE_BYTES = 64 * 1024;
+
 // The callback API on a raw descriptor, not FileHandle: measured the same speed
 // for write + fdatasync, with one allocation less per call and no handle to leak.
 class NodeSegmentFile implements SegmentFile {
   constructor(private readonly fd: number) {}
 
   async write(data: Uint8Array, position: number): Promise<void> {
+    if (data.length <= INLINE_WRITE_BYTES) return this.writeInline(data, position);
     let done = 0;
     while (done < data.length) {
       const written = await call<number>((cb) =>
         fs.write(this.fd, data, done, data.length - done, position + done, cb),
       );
+      // A regular file only writes short when the device is full; the next call reports why.
+      if (written === 0) {
+        throw Object.assign(new Error("ENOSPC: no space left on device, write returned 0 bytes"), { code: "ENOSPC" });
+      }
+      done += written;
+    }
+  }
+
+  private writeInline(data: Uint8Array, position: number): void {
+    let done = 0;
+    while (done < data.length) {
+      const written = fs.writeSync(this.fd, data, done, data.length - done, position + done);
       // A regular file only writes short when the device is full; the next call reports why.
       if (written === 0) {
         throw Object.assign(new Error("ENOSPC: no space left on device, write returned 0 bytes"), { code: "ENOSPC" });
