@@ -33,6 +33,10 @@ export type OpenSegment = (path: string) => Promise<SegmentFile>;
 const call = <T>(run: (done: (error: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> =>
   new Promise((resolve, reject) => run((error, value) => (error ? reject(error) : resolve(value as T))));
 
+// A regular file only writes short when the device is full; the next call would report why.
+const deviceFull = (): Error =>
+  Object.assign(new Error("ENOSPC: no space left on device, write returned 0 bytes"), { code: "ENOSPC" });
+
 /**
  * Writes up to this size go to the page cache on the calling thread: a write
  * that small returns in microseconds, while a trip through libuv's thread
@@ -54,10 +58,7 @@ class NodeSegmentFile implements SegmentFile {
       const written = await call<number>((cb) =>
         fs.write(this.fd, data, done, data.length - done, position + done, cb),
       );
-      // A regular file only writes short when the device is full; the next call reports why.
-      if (written === 0) {
-        throw Object.assign(new Error("ENOSPC: no space left on device, write returned 0 bytes"), { code: "ENOSPC" });
-      }
+      if (written === 0) throw deviceFull();
       done += written;
     }
   }
@@ -66,10 +67,7 @@ class NodeSegmentFile implements SegmentFile {
     let done = 0;
     while (done < data.length) {
       const written = fs.writeSync(this.fd, data, done, data.length - done, position + done);
-      // A regular file only writes short when the device is full; the next call reports why.
-      if (written === 0) {
-        throw Object.assign(new Error("ENOSPC: no space left on device, write returned 0 bytes"), { code: "ENOSPC" });
-      }
+      if (written === 0) throw deviceFull();
       done += written;
     }
   }

@@ -135,7 +135,7 @@ export const resultOperations = operationGroup("results", {
     check.numbers("reservation ttls"),
   ),
   /** Answers, for each member in order, whether the id holds it after the call (see ResultStore.reserveMembers). */
-  reserveMembers: operation<boolean[]>()(
+  reserveMembers: operation<readonly boolean[]>()(
     check.string("reservation key"),
     check.numbers("members"),
     check.string("task id"),

@@ -89,8 +89,7 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
       if (store.reserveAll !== undefined) return store.reserveAll(keys, id, ttlsMs).then(held);
       return Promise.all(keys.map((key, i) => store.reserve(key, id, ttlsMs[i]))).then(held);
     },
-    reserveMembers: ([key, members, id, ttlMs]) =>
-      reserveMembers(key, members, id, ttlMs).then((held) => held as boolean[]),
+    reserveMembers: ([key, members, id, ttlMs]) => reserveMembers(key, members, id, ttlMs),
   });
   // Forgetting a final record lets it be written again: a result rewrite, for administrators when the node has roles.
   node.requireAdmin(resultOperations, ["forget"]);

@@ -330,9 +330,8 @@ export class MemoryResultStore implements ResultStore {
 
   /**
    * `reserveMembers` without waiting a turn, the set kept to at least `until`
-   * when the call takes a member: which
-   * members `id` holds after the call, and those this call took (what a
-   * durable store logs).
+   * when the call takes a member: which members `id` holds after the call,
+   * and those this call took (what a durable store logs).
    */
   reserveMembersNow(
     key: string,

@@ -216,8 +216,11 @@ export class MessageVerifier {
     return verified(keyId, leaf, root, body, until);
   }
 
-  /** Cache the nodes of a verified walk: path[i] is the node i + 1 steps up (or the leaf itself, alone, for a batch of one). */
-  /** `signature` is a copy of the batch's own (or of a node already cached), never a view into a delivered body. */
+  /**
+   * Cache the nodes of a verified walk: path[i] is the node i + 1 steps up (or
+   * the leaf itself, alone, for a batch of one). `signature` is a copy (the
+   * batch's own, or a cached node's), never a view into a delivered body.
+   */
   private remember(path: readonly Buffer[], keyId: string, signature: Buffer, proof: Uint8Array, root: string): void {
     if (path.length === 0) return;
     const first = proof.length === 0 ? 0 : 1;

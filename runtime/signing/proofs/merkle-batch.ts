@@ -10,27 +10,19 @@
 //
 // A proof is a byte string of 33-byte steps: a side byte (0x00: the sibling
 // is on the left, 0x01: on the right) and the sibling's 32-byte hash.
-import { DIGEST_BYTES, sha256 } from "./digest.ts";
+import { DIGEST_BYTES } from "./digest.ts";
 import { innerNodeHash } from "./inner-node-hash.ts";
 
 /**
- * The prefix of a leaf's hash (an inner node's is 0x01).
+ * The prefix of a leaf's hash (an inner node's is 0x01, inner-node-hash.ts).
  *
  * @example
- * const leaves = messages.map(leafHash);
+ * const leaves = envelopes.map((envelope) => envelopeLeaf(envelope)); // canonical-envelope.ts
  * const { root, proofs } = buildBatch(leaves);
  * rootFromProof(leaves[3], proofs[3]); // equals root
  */
 export const LEAF_PREFIX = 0x00;
 export const PROOF_STEP_BYTES = 1 + DIGEST_BYTES;
-
-/** The leaf hash of a message's canonical bytes. */
-export const leafHash = (canonical: Uint8Array): Buffer => {
-  const input = Buffer.allocUnsafe(1 + canonical.length);
-  input[0] = LEAF_PREFIX;
-  input.set(canonical, 1);
-  return sha256(input);
-};
 
 const innerHash = (left: Uint8Array, right: Uint8Array): Buffer => innerNodeHash(left, 0, right, 0);
 
