@@ -187,7 +187,9 @@ export class MemoryResultStore implements ResultStore {
   private readonly joins: LRUCache<string, Set<number>>;
   /** Reserved keys, each with the task holding it and until when; expiry read from `now`, so a virtual clock moves it. */
   private readonly reservations: LRUCache<string, { readonly id: string; readonly until: number }>;
-  private readonly memberSets: LRUCache<string, MemberSet>;
+  /** Made on first use: an LRU cache allocates for its bound up front, and only a node serving signing workers reserves members. */
+  private memberSets: LRUCache<string, MemberSet> | undefined;
+  private readonly max: number;
   private readonly waiters = new ResultWaiters();
   private readonly now: () => number;
   private readonly ttl: number;
@@ -203,7 +205,7 @@ export class MemoryResultStore implements ResultStore {
     this.counters = new LRUCache({ max, ttl });
     this.joins = new LRUCache({ max, ttl });
     this.reservations = new LRUCache({ max });
-    this.memberSets = new LRUCache({ max });
+    this.max = max;
   }
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
@@ -339,10 +341,11 @@ export class MemoryResultStore implements ResultStore {
     id: string,
     until: number,
   ): { held: boolean[]; taken: number[] } {
-    let set = this.memberSets.get(key);
+    const sets = (this.memberSets ??= new LRUCache({ max: this.max }));
+    let set = sets.get(key);
     if (set === undefined || set.until <= this.now()) {
       set = { holders: new Map(), until };
-      this.memberSets.set(key, set);
+      sets.set(key, set);
     }
     const held: boolean[] = new Array(members.length);
     const taken: number[] = [];
@@ -387,7 +390,8 @@ export class MemoryResultStore implements ResultStore {
     >) {
       if (until > now) yield { kind: "reservation", key, id, until };
     }
-    for (const [key, set] of this.memberSets.rentries() as IterableIterator<[string, MemberSet]>) {
+    const sets = this.memberSets?.rentries() ?? [];
+    for (const [key, set] of sets as Iterable<[string, MemberSet]>) {
       if (set.until <= now) continue;
       const byHolder = new Map<string, number[]>();
       for (const [member, holder] of set.holders) {
