@@ -46,12 +46,30 @@ const deviceFull = (): Error =>
  */
 const INLINE_WRITE_BYTES = 64 * 1024;
 
+/**
+ * A batch of up to this many bytes is fdatasynced on the calling thread too,
+ * while the disk's syncs take at most INLINE_SYNC_MAX_NS (a running average):
+ * a lone send then waits for the sync alone, not also for a thread's wake-up
+ * and the signal back (on the machines measured, a fifth of a durable send).
+ * A larger batch means more work is arriving, which the event loop gets on
+ * with while a thread syncs; a slow disk would stall the loop, so it never
+ * syncs inline.
+ */
+const INLINE_SYNC_BYTES = 4 * 1024;
+const INLINE_SYNC_MAX_NS = 500_000;
+
 // The callback API on a raw descriptor, not FileHandle: measured the same speed
 // for write + fdatasync, with one allocation less per call and no handle to leak.
 class NodeSegmentFile implements SegmentFile {
   constructor(private readonly fd: number) {}
 
+  /** Bytes written since the last fdatasync began. */
+  private unsynced = 0;
+  /** A running average of how long an fdatasync took, in ns. */
+  private syncNs = 0;
+
   async write(data: Uint8Array, position: number): Promise<void> {
+    this.unsynced += data.length;
     if (data.length <= INLINE_WRITE_BYTES) return this.writeInline(data, position);
     let done = 0;
     while (done < data.length) {
@@ -73,7 +91,23 @@ class NodeSegmentFile implements SegmentFile {
   }
 
   datasync(): Promise<void> {
-    return call((cb) => fs.fdatasync(this.fd, cb));
+    const inline = this.unsynced <= INLINE_SYNC_BYTES && this.syncNs <= INLINE_SYNC_MAX_NS;
+    this.unsynced = 0;
+    const started = process.hrtime.bigint();
+    if (inline) {
+      try {
+        fs.fdatasyncSync(this.fd);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      this.timed(started);
+      return Promise.resolve();
+    }
+    return call((cb) => fs.fdatasync(this.fd, cb)).then(() => this.timed(started));
+  }
+
+  private timed(started: bigint): void {
+    this.syncNs += (Number(process.hrtime.bigint() - started) - this.syncNs) / 8;
   }
 
   truncate(length: number): Promise<void> {

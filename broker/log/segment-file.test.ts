@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { tempDir as newTempDir } from "./durable-log-test-support.ts";
+import { openSegmentFile } from "./segment-file.ts";
+
+/** Whether a turn of the event loop passed while `run` was awaited. */
+const loopTurnedDuring = async (run: () => Promise<void>): Promise<boolean> => {
+  let turned = false;
+  const immediate = setImmediate(() => {
+    turned = true;
+  });
+  await run();
+  clearImmediate(immediate);
+  return turned;
+};
+
+describe("openSegmentFile", () => {
+  const dirs: string[] = [];
+  const tempDir = async () => {
+    const dir = await newTempDir();
+    dirs.push(dir);
+    return dir;
+  };
+  after(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+  it("writes small and large batches where they are asked, and syncs them", async () => {
+    const path = join(await tempDir(), "segment.log");
+    const file = await openSegmentFile(path);
+    const small = new Uint8Array(200).fill(1);
+    const large = new Uint8Array(200_000).fill(2);
+    await file.write(small, 0);
+    await file.datasync();
+    await file.write(large, small.length);
+    await file.datasync();
+    await file.close();
+    const bytes = readFileSync(path);
+    assert.equal(bytes.length, small.length + large.length);
+    assert.deepEqual(bytes.subarray(0, small.length), Buffer.from(small));
+    assert.deepEqual(bytes.subarray(small.length), Buffer.from(large));
+  });
+
+  it("syncs a small batch without waiting for the thread pool, and a large one off the event loop", async () => {
+    const file = await openSegmentFile(join(await tempDir(), "segment.log"));
+    await file.write(new Uint8Array(200), 0);
+    assert.equal(await loopTurnedDuring(() => file.datasync()), false);
+    await file.write(new Uint8Array(100_000), 200);
+    assert.equal(await loopTurnedDuring(() => file.datasync()), true);
+    await file.close();
+  });
+
+  it("rejects a sync that fails, small batch or large", async () => {
+    const small = await openSegmentFile(join(await tempDir(), "small.log"));
+    await small.write(new Uint8Array(10), 0);
+    await small.close();
+    await assert.rejects(small.datasync(), { code: "EBADF" });
+
+    const large = await openSegmentFile(join(await tempDir(), "large.log"));
+    await large.write(new Uint8Array(100_000), 0);
+    await large.close();
+    await assert.rejects(large.datasync(), { code: "EBADF" });
+  });
+});
