@@ -175,25 +175,51 @@ describe("DurableLog", () => {
       await again.log.close();
     });
 
-    it("stops at a foreign or zero-filled tail and names it", async () => {
+    it("stops at a foreign tail and names it", async () => {
       const dir = await tempDir();
       const { log } = await DurableLog.open(dir);
       await log.appendMany(recordsUpTo(3));
       await log.close();
       const path = join(dir, segmentName(1));
       const size = (await stat(path)).size;
-      await writeFile(path, new Uint8Array(4096), { flag: "a" });
+      await writeFile(path, new Uint8Array(4096).fill(0x41), { flag: "a" });
       const again = await reopen(dir);
       assert.deepEqual(again.records, recordsUpTo(3));
       assert.deepEqual(
-        again.report.corrupted.map(({ offset, droppedBytes, reason }) => ({ offset, droppedBytes, reason })),
-        [{ offset: size, droppedBytes: 4096, reason: "bad magic byte 0x00" }],
-      );
-      assert.deepEqual(
-        again.report.corrupted.map(({ kind }) => kind),
-        ["torn"],
+        again.report.corrupted.map(({ kind, offset, droppedBytes, reason }) => ({
+          kind,
+          offset,
+          droppedBytes,
+          reason,
+        })),
+        [{ kind: "torn", offset: size, droppedBytes: 4096, reason: "bad magic byte 0x41" }],
       );
       await again.log.close();
+    });
+
+    it("cuts the zero tail a crash leaves in a segment grown ahead of its writes, silently, and appends where the records end", async () => {
+      const dir = await tempDir();
+      const { log } = await DurableLog.open(dir);
+      await log.appendMany(recordsUpTo(3));
+      const path = join(dir, segmentName(1));
+      const written = recordsUpTo(3).reduce((sum, r) => sum + frameBytes(r.length), 0);
+      assert.ok((await stat(path)).size > written, "the open segment is grown ahead of its writes");
+      // A crash: the segment is left as it is, grown, with no close to cut it back.
+      const copy = await tempDir();
+      await cp(dir, copy, { recursive: true });
+      await log.close();
+      assert.equal((await stat(path)).size, written, "close cuts the segment back to what was written");
+
+      await rm(join(copy, "LOCK"), { force: true });
+      const again = await reopen(copy);
+      assert.deepEqual(again.records, recordsUpTo(3));
+      assert.deepEqual(again.report.corrupted, []);
+      await again.log.append(text.encode("after the crash"));
+      await again.log.close();
+      const healed = await reopen(copy);
+      assert.deepEqual(healed.records, [...recordsUpTo(3), text.encode("after the crash")]);
+      assert.deepEqual(healed.report.corrupted, []);
+      await healed.log.close();
     });
 
     it("treats a length field above maxRecordBytes as damage", async () => {

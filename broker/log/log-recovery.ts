@@ -166,13 +166,20 @@ const cutTail = async (openSegment: OpenSegment, dir: string, path: string, leng
   }
 };
 
+/** Whether every byte of `bytes` from `from` on is zero. */
+const isZeroFilled = (bytes: Uint8Array, from: number): boolean => {
+  for (let i = from; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+};
+
 /**
  * Bring `dir` to one whole log (settling an interrupted compaction), then read
  * every segment in order, keeping every intact record. Damage in the middle
  * of a segment is reported and its bytes quarantined, and reading resumes at
  * the next intact record; only a torn tail of the last segment (no intact
- * record behind it) is cut off: the same in an earlier segment is damage, and
- * is quarantined like the rest. A gap in the segments' numbers, or a damaged
+ * record behind it) is cut off, and a tail of zeros there silently (the part
+ * of a segment grown ahead of its writes that a crash leaves): the same in an
+ * earlier segment is damage, and is quarantined like the rest. A gap in the segments' numbers, or a damaged
  * compaction marker, stops recovery with a LogRecoveryError and nothing changed.
  *
  * @example
@@ -219,6 +226,9 @@ export const recoverLog = async (
       const info = await keepDamaged(dir, path, scan.torn.offset, scan.torn.reason, bytes.subarray(scan.end));
       corrupted.push(info);
       settings.onCorruption?.(info);
+    } else if (scan.torn && isZeroFilled(bytes, scan.end)) {
+      // What a segment grown ahead of its writes (segment-file.ts) holds past them after a crash: no write was cut short.
+      await cutTail(settings.openSegment, dir, path, scan.end);
     } else if (scan.torn) {
       const info: CorruptionReport = {
         kind: "torn",

@@ -58,10 +58,30 @@ const INLINE_WRITE_BYTES = 64 * 1024;
 const INLINE_SYNC_BYTES = 4 * 1024;
 const INLINE_SYNC_MAX_NS = 500_000;
 
+/**
+ * The file is grown ahead of its writes in steps of this size, so that the
+ * fdatasync after an append has only data to flush: an append that moves the
+ * file's size also has the inode's new size to journal, which measured about
+ * half as much again per sync (ext4: 120 against 78 µs for a 174-byte append).
+ * The grown part is a hole, taking no disk space and read back as zeros;
+ * close() cuts the file back to what was written, and recovery cuts the zero
+ * tail a crash leaves behind.
+ */
+const GROW_BYTES = 1024 * 1024;
+
 // The callback API on a raw descriptor, not FileHandle: measured the same speed
 // for write + fdatasync, with one allocation less per call and no handle to leak.
 class NodeSegmentFile implements SegmentFile {
-  constructor(private readonly fd: number) {}
+  /** Where the bytes written end: the segment's length once closed. */
+  private written: number;
+
+  constructor(
+    private readonly fd: number,
+    /** The file's size, past `written` while grown ahead of the writes. */
+    private size: number,
+  ) {
+    this.written = size;
+  }
 
   /** Bytes written since the last fdatasync began. */
   private unsynced = 0;
@@ -70,6 +90,7 @@ class NodeSegmentFile implements SegmentFile {
 
   async write(data: Uint8Array, position: number): Promise<void> {
     this.unsynced += data.length;
+    this.growFor(position + data.length);
     if (data.length <= INLINE_WRITE_BYTES) return this.writeInline(data, position);
     let done = 0;
     while (done < data.length) {
@@ -78,6 +99,19 @@ class NodeSegmentFile implements SegmentFile {
       );
       if (written === 0) throw deviceFull();
       done += written;
+    }
+    this.written = Math.max(this.written, position + done);
+  }
+
+  /** Grow the file ahead of a write that would pass its size (see GROW_BYTES). */
+  private growFor(end: number): void {
+    if (end <= this.size) return;
+    const size = Math.ceil(end / GROW_BYTES) * GROW_BYTES;
+    try {
+      fs.ftruncateSync(this.fd, size);
+      this.size = size;
+    } catch {
+      // Only a speed-up: the write itself grows the file, and reports what is wrong with it.
     }
   }
 
@@ -88,6 +122,7 @@ class NodeSegmentFile implements SegmentFile {
       if (written === 0) throw deviceFull();
       done += written;
     }
+    this.written = Math.max(this.written, position + done);
   }
 
   datasync(): Promise<void> {
@@ -110,12 +145,23 @@ class NodeSegmentFile implements SegmentFile {
     this.syncNs += (Number(process.hrtime.bigint() - started) - this.syncNs) / 8;
   }
 
-  truncate(length: number): Promise<void> {
-    return call((cb) => fs.ftruncate(this.fd, length, cb));
+  async truncate(length: number): Promise<void> {
+    await call((cb) => fs.ftruncate(this.fd, length, cb));
+    this.size = length;
+    this.written = length;
   }
 
-  close(): Promise<void> {
-    return call((cb) => fs.close(this.fd, cb));
+  /** Cut the part grown ahead and not written, durably (a later segment must never follow a zero tail), then close. */
+  async close(): Promise<void> {
+    try {
+      if (this.size > this.written) {
+        await call((cb) => fs.ftruncate(this.fd, this.written, cb));
+        this.size = this.written;
+        await call((cb) => fs.fdatasync(this.fd, cb));
+      }
+    } finally {
+      await call((cb) => fs.close(this.fd, cb));
+    }
   }
 }
 
@@ -128,7 +174,13 @@ class NodeSegmentFile implements SegmentFile {
  */
 export const openSegmentFile: OpenSegment = async (path) => {
   const fd = await call<number>((cb) => fs.open(path, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644, cb));
-  return new NodeSegmentFile(fd);
+  try {
+    const { size } = await call<fs.Stats>((cb) => fs.fstat(fd, cb));
+    return new NodeSegmentFile(fd, size);
+  } catch (error) {
+    fs.close(fd, () => {});
+    throw error;
+  }
 };
 
 /**

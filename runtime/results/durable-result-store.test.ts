@@ -524,9 +524,10 @@ describe("DurableResultStore", () => {
   });
 });
 
-/** Bytes in the log's segments. */
+/** Disk space the log's segments take (the hole an open segment is grown by takes none). */
 const rawSize = async (path: string): Promise<number> => {
   let total = 0;
-  for (const name of await readdir(path)) if (name.endsWith(".log")) total += (await stat(join(path, name))).size;
+  for (const name of await readdir(path))
+    if (name.endsWith(".log")) total += (await stat(join(path, name))).blocks * 512;
   return total;
 };
