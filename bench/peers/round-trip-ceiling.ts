@@ -14,6 +14,12 @@
  * it. Run it beside `npm run bench:peers -- --workloads enqueue-single`.
  *
  *   node --import tsx bench/peers/round-trip-ceiling.ts [--calls 20000] [--runs 3]
+ *   taskset -c 0 node --import tsx bench/peers/round-trip-ceiling.ts   # the echo on this process's core
+ *
+ * Where the scheduler puts the two processes of a round trip can change it
+ * severalfold (waking a process on another core is the slow part on a VM):
+ * the echo server is a child of this process, so `taskset` keeps it on the
+ * same core; Redis stays wherever it runs.
  */
 import { fork } from "node:child_process";
 import { connect, createServer } from "node:net";
