@@ -222,6 +222,7 @@ export class NodeClient {
    * order, once connected.
    */
   tell<O extends AnyOperation>(op: O, args: SentOf<O>, keep = false): void {
+    this.sendDeferred();
     // Welcomed is enough: acks made while consumers are being reopened must go out.
     if (this.welcomedOnSocket) {
       this.writer!.send(FrameType.Request, this.codec.encode([0, op.name, args]));
@@ -232,7 +233,26 @@ export class NodeClient {
 
   /** Write every frame queued now, rather than at the end of this event-loop turn. */
   flush(): void {
+    this.sendDeferred();
     if (this.welcomedOnSocket) this.writer!.flush();
+  }
+
+  private deferred: (() => void)[] = [];
+
+  /**
+   * Run `send` before this client next sends anything (a request, a tell, a
+   * flush): for requests gathered over a run and sent as one (a consumer's
+   * acks), which must still reach the node before anything asked after them.
+   */
+  beforeNextSend(send: () => void): void {
+    this.deferred.push(send);
+  }
+
+  private sendDeferred(): void {
+    if (this.deferred.length === 0) return;
+    const sends = this.deferred;
+    this.deferred = [];
+    for (const send of sends) send();
   }
 
   private readonly exitHooks = new Set<() => void>();
@@ -257,6 +277,9 @@ export class NodeClient {
   /** Tells kept for the next connection, sent before anything else once it is ready. */
   private kept: [string, readonly unknown[]][] = [];
 
+  /** Whether the node takes several acks in one request (`acks`, from its Welcome); an older node takes one at a time. */
+  batchedAcks = false;
+
   /** The node's frame limit (from its Welcome). */
   private maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
   /** Why the node refused us, for every later call. */
@@ -268,6 +291,7 @@ export class NodeClient {
   }
 
   private send(op: string, args: readonly unknown[], batched = false): Promise<unknown> {
+    this.sendDeferred();
     const id = this.nextId++;
     const timeoutMs = this.settings.requestTimeoutMs;
     const payload = this.codec.encode([id, op, args]);
@@ -354,7 +378,9 @@ export class NodeClient {
   private onFrameReceived(type: number, payload: Uint8Array): void {
     switch (type) {
       case FrameType.Welcome:
-        return void this.welcomed(this.codec.decode(payload) as { heartbeatMs: number; maxFrameBytes?: number });
+        return void this.welcomed(
+          this.codec.decode(payload) as { heartbeatMs: number; maxFrameBytes?: number; batchedAcks?: boolean },
+        );
       case FrameType.Refused: {
         const refusal = this.codec.decode(payload) as { code: string; message: string };
         const error = new ConnectionRefusedError({ code: refusal.code, reason: refusal.message });
@@ -389,10 +415,15 @@ export class NodeClient {
   /** True from the node's Welcome until this connection drops. */
   private welcomedOnSocket = false;
 
-  private async welcomed(welcome: { heartbeatMs: number; maxFrameBytes?: number }): Promise<void> {
+  private async welcomed(welcome: {
+    heartbeatMs: number;
+    maxFrameBytes?: number;
+    batchedAcks?: boolean;
+  }): Promise<void> {
     this.attempt = 0;
     this.welcomedOnSocket = true;
     if (typeof welcome.maxFrameBytes === "number") this.maxFrameBytes = welcome.maxFrameBytes;
+    this.batchedAcks = welcome.batchedAcks === true;
     const socket = this.socket!;
     this.heartbeat = new Heartbeat(this.settings.heartbeatMs ?? welcome.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, {
       ping: () => this.writer?.send(FrameType.Ping),

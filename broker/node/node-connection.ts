@@ -159,6 +159,19 @@ export class NodeConnection {
     leases.release(deliveryTag);
   }
 
+  /** Ack each of `deliveryTags`: one that cannot be acked does not stop the others; the first such error is thrown after. */
+  ackAll(tag: string, deliveryTags: readonly number[]): void {
+    let failure: unknown;
+    for (const deliveryTag of deliveryTags) {
+      try {
+        this.ack(tag, deliveryTag);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+
   nack(tag: string, deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void {
     const { consumer, leases } = this.leased(tag);
     if (leases.wasExpired(deliveryTag)) return this.lateSettle("nack", consumer, deliveryTag);
@@ -271,6 +284,7 @@ export class NodeConnection {
         node: this.context.nodeId,
         heartbeatMs: this.context.heartbeatMs,
         maxFrameBytes: this.context.maxFrameBytes,
+        batchedAcks: true,
       }),
     );
   }

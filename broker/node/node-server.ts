@@ -454,6 +454,10 @@ export class BrokerNode {
         connection.ack(tag, deliveryTag);
         return replyWanted ? this.durable(undefined) : this.maybeCompact();
       },
+      acks: ([tag, deliveryTags], connection, replyWanted) => {
+        connection.ackAll(tag, deliveryTags);
+        return replyWanted ? this.durable(undefined) : this.maybeCompact();
+      },
       nack: ([tag, deliveryTag, requeue, reason], connection, replyWanted) => {
         connection.nack(tag, deliveryTag, { requeue, ...(reason !== null ? { reason } : {}) });
         return replyWanted ? this.durable(undefined) : this.maybeCompact();

@@ -272,7 +272,12 @@ class RemoteConsumer implements Consumer {
     private readonly adopted: (previousTag: string) => void,
     private readonly forget: () => void,
   ) {
-    if (marksStarted) this.forgetExitHook = client.beforeExit(this.sendStartMarks);
+    if (marksStarted)
+      this.forgetExitHook = client.beforeExit(() => {
+        this.sendStartMarks();
+        this.sendAcks();
+      });
+    this.acksPerRequest = Math.max(1, Math.floor(prefetch / 4));
     // Three renewals per lease: one lost or late renewal never costs a delivery.
     this.renewal = repeatEvery(client.clock, Math.max(10, Math.floor(leaseMs / 3)), () => this.renewLeases());
   }
@@ -330,10 +335,42 @@ class RemoteConsumer implements Consumer {
     this.client.tell(ops.started, [this.remoteTag, marks]);
   };
 
+  /**
+   * Acks not yet sent: one request carries them, at the end of the run that
+   * made them, once there are `acksPerRequest`, or before anything else this
+   * client sends.
+   */
+  private acks: number[] = [];
+  /**
+   * A quarter of the prefetch: the node refills that much of the window
+   * while this process works through the rest of a read, rather than the
+   * two sides taking turns, a whole window at a time.
+   */
+  private readonly acksPerRequest: number;
+
   ack(deliveryTag: number): void {
     const tag = this.current(deliveryTag);
-    if (tag !== undefined) this.client.tell(ops.ack, [this.remoteTag, tag]);
+    if (tag === undefined) return;
+    if (!this.client.batchedAcks) return this.client.tell(ops.ack, [this.remoteTag, tag]);
+    if (this.acks.length === 0) {
+      queueMicrotask(this.sendAcks);
+      this.client.beforeNextSend(this.sendAcks);
+    }
+    this.acks.push(tag);
+    if (this.acks.length >= this.acksPerRequest) {
+      // The start marks of these deliveries first, as at the end of the run.
+      this.sendStartMarks();
+      this.sendAcks();
+      this.client.flush();
+    }
   }
+
+  private readonly sendAcks = (): void => {
+    if (this.acks.length === 0) return;
+    const tags = this.acks;
+    this.acks = [];
+    this.client.tell(ops.acks, [this.remoteTag, tags]);
+  };
 
   nack(deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void {
     const tag = this.current(deliveryTag);
@@ -344,6 +381,8 @@ class RemoteConsumer implements Consumer {
 
   async cancel(): Promise<void> {
     if (this.cancelled) return;
+    // Before the cancel: the node would otherwise requeue deliveries that were settled.
+    this.sendAcks();
     this.cancelled = true;
     this.renewal.stop();
     this.forgetExitHook?.();

@@ -202,6 +202,8 @@ export const brokerOperations = operationGroup("", {
   publishMany: operation<void>()(check.envelopes("envelopes"), check.optional(check.boolean("mandatory"))),
   /** Sent without a reply on the hot path. */
   ack: operation<void>()(check.string("consumer tag"), check.number("delivery tag")),
+  /** Several acks of one consumer in one request, sent without a reply; to a node whose Welcome says `batchedAcks`. */
+  acks: operation<void>()(check.string("consumer tag"), check.numbers("delivery tags")),
   nack: operation<void>()(
     check.string("consumer tag"),
     check.number("delivery tag"),
