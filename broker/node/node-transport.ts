@@ -2,6 +2,7 @@
 // across TCP, with consumers and declarations restored after every reconnection.
 import { repeatEvery, type RepeatingTimer } from "../clock.ts";
 import type { DeadLetter, Delivery, Envelope } from "../envelope.ts";
+import { LocalTags } from "./local-tags.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";
 import { FrameType, envelopeFromWire, envelopeToWire } from "./protocol.ts";
 import { brokerOperations as ops, queueAdminOperations as admin } from "./operations.ts";
@@ -253,11 +254,10 @@ class RemoteConsumer implements Consumer {
   private cancelled = false;
   /**
    * Tags handed to the runtime are local numbers mapped to the node's tags of
-   * the current connection; the map is emptied on reconnection, so a stale
+   * the current connection; they are forgotten on reconnection, so a stale
    * tag cannot ack some other delivery that reused its number.
    */
-  private readonly nodeTags = new Map<number, number>();
-  private nextLocalTag = 1;
+  private readonly nodeTags = new LocalTags();
   private held: Delivery[] | undefined = [];
   private readonly renewal: RepeatingTimer;
 
@@ -285,7 +285,7 @@ class RemoteConsumer implements Consumer {
   /** Extend, on the node, the lease of every delivery this process still holds (however long its task runs). */
   private renewLeases(): void {
     if (this.nodeTags.size === 0 || this.remoteTag === "") return;
-    this.client.tell(ops.renew, [this.remoteTag, [...this.nodeTags.values()]]);
+    this.client.tell(ops.renew, [this.remoteTag, this.nodeTags.values()]);
   }
 
   /** Open (again) on the node. `reconnecting`: called while the connection is being set up, before it counts as ready. */
@@ -312,8 +312,7 @@ class RemoteConsumer implements Consumer {
       this.held.push(delivery);
       return;
     }
-    const local = this.nextLocalTag++;
-    this.nodeTags.set(local, delivery.deliveryTag);
+    const local = this.nodeTags.add(delivery.deliveryTag);
     this.handler({ ...delivery, deliveryTag: local });
   }
 
@@ -392,8 +391,6 @@ class RemoteConsumer implements Consumer {
 
   /** The node's tag for a delivery made on the current connection, or undefined for a stale one. */
   private current(deliveryTag: number): number | undefined {
-    const nodeTag = this.nodeTags.get(deliveryTag);
-    if (nodeTag !== undefined) this.nodeTags.delete(deliveryTag);
-    return nodeTag;
+    return this.nodeTags.take(deliveryTag);
   }
 }
