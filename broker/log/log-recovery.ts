@@ -178,9 +178,10 @@ const isZeroFilled = (bytes: Uint8Array, from: number): boolean => {
  * of a segment is reported and its bytes quarantined, and reading resumes at
  * the next intact record; only a torn tail of the last segment (no intact
  * record behind it) is cut off, and a tail of zeros there silently (the part
- * of a segment grown ahead of its writes that a crash leaves): the same in an
- * earlier segment is damage, and is quarantined like the rest. A gap in the segments' numbers, or a damaged
- * compaction marker, stops recovery with a LogRecoveryError and nothing changed.
+ * of a segment grown ahead of its writes that a crash leaves): the same in
+ * an earlier segment is damage, and is quarantined like the rest. A gap in
+ * the segments' numbers, or a damaged compaction marker, stops recovery with
+ * a LogRecoveryError and nothing changed.
  *
  * @example
  * const { records, report } = await recoverLog(dir, { maxRecordBytes: 1 << 24, openSegment: openSegmentFile });

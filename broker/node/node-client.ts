@@ -240,20 +240,22 @@ export class NodeClient {
   private deferred: (() => void)[] = [];
 
   /**
-   * Run `send` before this client next sends anything (a request, a tell, a
-   * flush): for requests gathered over a run and sent as one (a consumer's
-   * acks), which must still reach the node before anything asked after them.
+   * Run `send` at the end of this run of code, or before this client sends
+   * anything else (a request, a tell, a flush) if that comes first: for
+   * requests gathered over a run and sent as one (a consumer's acks and start
+   * marks), which must still reach the node before anything asked after them.
    */
-  beforeNextSend(send: () => void): void {
+  sendSoon(send: () => void): void {
+    if (this.deferred.length === 0) queueMicrotask(this.sendDeferred);
     this.deferred.push(send);
   }
 
-  private sendDeferred(): void {
+  private readonly sendDeferred = (): void => {
     if (this.deferred.length === 0) return;
     const sends = this.deferred;
     this.deferred = [];
     for (const send of sends) send();
-  }
+  };
 
   private readonly exitHooks = new Set<() => void>();
   private readonly onProcessExit = (): void => {

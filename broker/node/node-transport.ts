@@ -272,11 +272,7 @@ class RemoteConsumer implements Consumer {
     private readonly adopted: (previousTag: string) => void,
     private readonly forget: () => void,
   ) {
-    if (marksStarted)
-      this.forgetExitHook = client.beforeExit(() => {
-        this.sendStartMarks();
-        this.sendAcks();
-      });
+    if (marksStarted) this.forgetExitHook = client.beforeExit(this.sendStartMarks);
     this.acksPerRequest = Math.max(1, Math.floor(prefetch / 4));
     // Three renewals per lease: one lost or late renewal never costs a delivery.
     this.renewal = repeatEvery(client.clock, Math.max(10, Math.floor(leaseMs / 3)), () => this.renewLeases());
@@ -322,8 +318,8 @@ class RemoteConsumer implements Consumer {
   markStarted(deliveryTag: number): void {
     const nodeTag = this.nodeTags.get(deliveryTag);
     if (nodeTag === undefined || !this.marksStarted) return;
-    // Sent with the acks of the turn; the client also sends them if a task ends the process first (see NodeClient.beforeExit).
-    if (this.startMarks.length === 0) queueMicrotask(this.sendStartMarks);
+    // Sent at the end of this run, ahead of the acks; the client also sends them if a task ends the process first (see NodeClient.beforeExit).
+    if (this.startMarks.length === 0) this.client.sendSoon(this.sendStartMarks);
     this.startMarks.push(nodeTag);
   }
 
@@ -351,17 +347,10 @@ class RemoteConsumer implements Consumer {
     const tag = this.current(deliveryTag);
     if (tag === undefined) return;
     if (!this.client.batchedAcks) return this.client.tell(ops.ack, [this.remoteTag, tag]);
-    if (this.acks.length === 0) {
-      queueMicrotask(this.sendAcks);
-      this.client.beforeNextSend(this.sendAcks);
-    }
+    if (this.acks.length === 0) this.client.sendSoon(this.sendAcks);
     this.acks.push(tag);
-    if (this.acks.length >= this.acksPerRequest) {
-      // The start marks of these deliveries first, as at the end of the run.
-      this.sendStartMarks();
-      this.sendAcks();
-      this.client.flush();
-    }
+    // Sends these acks, after the start marks gathered before them.
+    if (this.acks.length >= this.acksPerRequest) this.client.flush();
   }
 
   private readonly sendAcks = (): void => {
@@ -380,8 +369,6 @@ class RemoteConsumer implements Consumer {
 
   async cancel(): Promise<void> {
     if (this.cancelled) return;
-    // Before the cancel: the node would otherwise requeue deliveries that were settled.
-    this.sendAcks();
     this.cancelled = true;
     this.renewal.stop();
     this.forgetExitHook?.();
