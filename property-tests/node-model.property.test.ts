@@ -25,7 +25,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { Delivery, Envelope } from "../broker/envelope.ts";
 import { BrokerNode } from "../broker/node/node-server.ts";
-import { NodeTransport } from "../broker/node/node-transport.ts";
+import { NodeTransport } from "../broker/node/client/node-transport.ts";
 import type { Consumer } from "../broker/transport.ts";
 import { within } from "../tests/support/waits.ts";
 

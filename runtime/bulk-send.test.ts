@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CodecError } from "../broker/codec.ts";
 import { UnroutableError } from "../broker/errors.ts";
-import { NodeTransport } from "../broker/node/node-transport.ts";
+import { NodeTransport } from "../broker/node/client/node-transport.ts";
 import { BrokerNode } from "../broker/node/node-server.ts";
 import { ProtocolError } from "../broker/node/protocol.ts";
 import { envelopeBytes } from "../broker/node/encoded-envelope.ts";

@@ -13,7 +13,7 @@ import { DetachedTransport } from "./pool/detached-transport.ts";
 import { POOL_CHILD_ENV } from "./pool/pool-protocol.ts";
 import { InvalidArgumentError } from "../broker/errors.ts";
 import { connectAmqp } from "../broker/amqp/connect-amqp.ts";
-import { NodeTransport } from "../broker/node/node-transport.ts";
+import { NodeTransport } from "../broker/node/client/node-transport.ts";
 import { RedisTransport } from "../broker/redis/redis-transport.ts";
 import type { Transport } from "../broker/transport.ts";
 import { PostgresResultStore } from "./results/postgres-result-store.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it, type TestContext } from "node:test";
 import { testVhost } from "../broker/amqp/amqp-test-broker.ts";
-import { NodeClient } from "../broker/node/node-client.ts";
+import { NodeClient } from "../broker/node/client/node-client.ts";
 import { BrokerNode } from "../broker/node/node-server.ts";
 import { createApp, type App } from "./app.ts";
 import { RemoteResultStore } from "./results/remote-result-store.ts";

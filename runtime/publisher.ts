@@ -2,7 +2,7 @@
 // broker's confirm; a message no queue receives is refused rather than lost.
 import type { Codec } from "../broker/codec.ts";
 import type { Envelope } from "../broker/envelope.ts";
-import { NodeTransport } from "../broker/node/node-transport.ts";
+import { NodeTransport } from "../broker/node/client/node-transport.ts";
 import type { Transport } from "../broker/transport.ts";
 import { mergeOptions, type CallOptions } from "../dsl/options.ts";
 import { RemoteResultStore, type SentTask } from "./results/remote-result-store.ts";

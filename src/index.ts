@@ -136,7 +136,7 @@ export {
 export type { Transport, ExchangeType, QueueOptions, QueueStats, RevocationOptions } from "../broker/transport.ts";
 export { systemClock, type Clock, type ClockTimer } from "../broker/clock.ts";
 export { CodecError } from "../broker/codec.ts";
-export { ConnectionLostError, RequestTimeoutError, ClientClosedError } from "../broker/node/node-client.ts";
+export { ConnectionLostError, RequestTimeoutError, ClientClosedError } from "../broker/node/client/node-client.ts";
 export { ConnectionRefusedError, RemoteBrokerError, ProtocolError } from "../broker/node/protocol.ts";
 export { FrameTooLargeError } from "../broker/node/wire-frame.ts";
 export { SignatureError, SigningConfigError } from "../runtime/signing/signing-errors.ts";

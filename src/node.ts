@@ -37,13 +37,13 @@ export {
   RecordTooLargeError,
 } from "../broker/log/durable-log-errors.ts";
 export type { DurableLogOptions } from "../broker/log/durable-log-options.ts";
-export { NodeTransport } from "../broker/node/node-transport.ts";
+export { NodeTransport } from "../broker/node/client/node-transport.ts";
 export { RemoteResultStore } from "../runtime/results/remote-result-store.ts";
 export {
   ConnectionLostError,
   RequestTimeoutError,
   ClientClosedError,
   type NodeClientOptions,
-} from "../broker/node/node-client.ts";
+} from "../broker/node/client/node-client.ts";
 export { ConnectionRefusedError, RemoteBrokerError, ProtocolError, PROTOCOL_VERSION } from "../broker/node/protocol.ts";
 export { FrameTooLargeError, MalformedFrameError } from "../broker/node/wire-frame.ts";

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, describe, it, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { CutProxy, testVhost } from "../broker/amqp/amqp-test-broker.ts";
-import { NodeClient } from "../broker/node/node-client.ts";
+import { NodeClient } from "../broker/node/client/node-client.ts";
 import { BrokerNode } from "../broker/node/node-server.ts";
 import { chain, chord, group } from "../dsl/combinators.ts";
 import { createApp, type App } from "../runtime/app.ts";

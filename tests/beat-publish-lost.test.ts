@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Envelope } from "../broker/envelope.ts";
 import { UnroutableError } from "../broker/errors.ts";
-import { ConnectionLostError } from "../broker/node/node-client.ts";
+import { ConnectionLostError } from "../broker/node/client/node-client.ts";
 import type { PublishOptions, Transport } from "../broker/transport.ts";
 import type { TaskContext } from "../runtime/task.ts";
 import { postgresSkipReason } from "../runtime/results/postgres-test-support.ts";

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { NodeTransport } from "../broker/node/node-transport.ts";
+import { NodeTransport } from "../broker/node/client/node-transport.ts";
 import { createApp } from "../runtime/app.ts";
 import { startFullNode } from "../runtime/full-node.ts";
 import { scaled, within } from "./support/waits.ts";

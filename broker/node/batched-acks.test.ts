@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { eventually } from "../../tests/support/waits.ts";
 import type { Delivery, Envelope } from "../envelope.ts";
-import { NodeClient } from "./node-client.ts";
+import { NodeClient } from "./client/node-client.ts";
 import { BrokerNode } from "./node-server.ts";
-import { NodeTransport } from "./node-transport.ts";
+import { NodeTransport } from "./client/node-transport.ts";
 import { brokerOperations } from "./operations.ts";
 import { FrameType } from "./protocol.ts";
 

@@ -9,7 +9,7 @@ import { instrumentedDisk, osError, tempDir } from "../log/durable-log-test-supp
 import type { Consumer } from "../transport.ts";
 import { within } from "../../tests/support/waits.ts";
 import { BrokerNode } from "./node-server.ts";
-import { NodeTransport } from "./node-transport.ts";
+import { NodeTransport } from "./client/node-transport.ts";
 
 const envelope = (queue: string, id: string): Envelope => ({
   id,

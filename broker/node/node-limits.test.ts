@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { within } from "../../tests/support/waits.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { BrokerNode, type BrokerNodeOptions } from "./node-server.ts";
-import { NodeTransport } from "./node-transport.ts";
+import { NodeTransport } from "./client/node-transport.ts";
 import { FrameCodec, FrameType, PROTOCOL_VERSION } from "./protocol.ts";
 import { encodeFrame } from "./wire-frame.ts";
 

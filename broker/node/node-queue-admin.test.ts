@@ -5,7 +5,7 @@ import type { QueueAdmin } from "../queue-admin.ts";
 import type { Transport } from "../transport.ts";
 import { BrokerNode } from "./node-server.ts";
 import { nodeWithTransport, tempDir } from "./node-test-support.ts";
-import { NodeTransport } from "./node-transport.ts";
+import { NodeTransport } from "./client/node-transport.ts";
 
 const admin = async (options: { durable?: boolean } = {}) =>
   (await nodeWithTransport(options)) as Transport & QueueAdmin;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { BrokerNode } from "./node-server.ts";
-import { NodeTransport } from "./node-transport.ts";
+import { NodeTransport } from "./client/node-transport.ts";
 import { OperationNotPermittedError } from "./protocol.ts";
 
 const notPermitted = (op: string) => (error: unknown) => {

@@ -10,7 +10,7 @@
 import { systemClock, type Clock } from "../clock.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { DurableLogOptions } from "../log/durable-log.ts";
-import type { NodeClientOptions } from "./node-client.ts";
+import type { NodeClientOptions } from "./client/node-client.ts";
 import type { BrokerNodeOptions } from "./node-server.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "./wire-frame.ts";
 

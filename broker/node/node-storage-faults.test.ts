@@ -27,7 +27,7 @@ import { tempDir } from "../log/durable-log-test-support.ts";
 import type { Consumer } from "../transport.ts";
 import { scaled, within } from "../../tests/support/waits.ts";
 import { BrokerNode } from "./node-server.ts";
-import { NodeTransport } from "./node-transport.ts";
+import { NodeTransport } from "./client/node-transport.ts";
 
 const QUEUE = "faults";
 const RUNS = Number(process.env.CELERITY_FAULT_RUNS ?? 20);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BrokerNode, type BrokerNodeOptions } from "./node-server.ts";
-import { NodeTransport } from "./node-transport.ts";
+import { NodeTransport } from "./client/node-transport.ts";
 import type { Transport } from "../transport.ts";
 
 /** A node on a free port with a fresh data dir (if durable), and a transport connected to it, closed together. For tests. */

@@ -4,11 +4,11 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { NodeClient } from "./node-client.ts";
+import { NodeClient } from "./client/node-client.ts";
 import type { Delivery, Envelope } from "../envelope.ts";
 import { BrokerNode } from "./node-server.ts";
 import { tempDir } from "./node-test-support.ts";
-import { NodeTransport } from "./node-transport.ts";
+import { NodeTransport } from "./client/node-transport.ts";
 
 const envelope = (id: string, queue = "q"): Envelope => ({
   id,

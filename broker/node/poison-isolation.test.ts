@@ -5,7 +5,7 @@ import type { Delivery, Envelope } from "../envelope.ts";
 import { createEmbeddedBroker } from "../embedded/embedded-broker.ts";
 import type { Consumer, Transport } from "../transport.ts";
 import { BrokerNode } from "./node-server.ts";
-import { NodeTransport } from "./node-transport.ts";
+import { NodeTransport } from "./client/node-transport.ts";
 import { within } from "../../tests/support/waits.ts";
 
 const envelope = (queue: string, id: string): Envelope => ({

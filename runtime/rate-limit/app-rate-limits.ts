@@ -2,7 +2,7 @@
 // buckets live, and how a limit is changed at run time. With the embedded
 // broker the global buckets are in this process (shared by every app on the
 // same broker object); with a broker node they are on the node; with Redis, in Redis.
-import { NodeTransport } from "../../broker/node/node-transport.ts";
+import { NodeTransport } from "../../broker/node/client/node-transport.ts";
 import { RedisTransport } from "../../broker/redis/redis-transport.ts";
 import { AmqpTransport } from "../../broker/amqp/amqp-transport.ts";
 import { PostgresResultStore } from "../results/postgres-result-store.ts";

@@ -1,7 +1,7 @@
 // Rate limiting through a broker node, from a client: global buckets taken from the node,
 // limit changes pushed by it, and a local fallback when the node serves no rate limits.
 import { FrameType } from "../../broker/node/protocol.ts";
-import type { NodeClient } from "../../broker/node/node-client.ts";
+import type { NodeClient } from "../../broker/node/client/node-client.ts";
 import { bucketId } from "./bucket-table.ts";
 import type { LimitOverride, RateLimitTable } from "./limits-in-force.ts";
 import { LocalTokenSource, type TokenSource } from "./token-source.ts";

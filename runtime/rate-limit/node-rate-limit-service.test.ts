@@ -5,7 +5,7 @@ import { ProtocolError } from "../../broker/node/protocol.ts";
 import { rateLimitOperations } from "./rate-limit-operations.ts";
 import { afterEach, describe, it } from "node:test";
 import { BrokerNode } from "../../broker/node/node-server.ts";
-import { NodeTransport } from "../../broker/node/node-transport.ts";
+import { NodeTransport } from "../../broker/node/client/node-transport.ts";
 import { createApp, type App } from "../app.ts";
 import { serveRateLimits } from "./node-rate-limit-service.ts";
 import { serveResults } from "../results/result-service.ts";

@@ -3,7 +3,7 @@
 import type { Envelope } from "../../broker/envelope.ts";
 import { envelopeBytes } from "../../broker/node/encoded-envelope.ts";
 import { FrameType } from "../../broker/node/protocol.ts";
-import type { NodeClient } from "../../broker/node/node-client.ts";
+import type { NodeClient } from "../../broker/node/client/node-client.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";

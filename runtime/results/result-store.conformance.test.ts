@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import { redisSkipReason, testPrefix, dropPrefix, TEST_REDIS_URL } from "../../broker/redis/redis-test-support.ts";
 import { BrokerNode } from "../../broker/node/node-server.ts";
-import { NodeTransport } from "../../broker/node/node-transport.ts";
+import { NodeTransport } from "../../broker/node/client/node-transport.ts";
 import { tempDir } from "../../broker/node/node-test-support.ts";
 import { DurableResultStore } from "./durable-result-store.ts";
 import { PostgresResultStore } from "./postgres-result-store.ts";

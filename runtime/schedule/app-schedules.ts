@@ -3,7 +3,7 @@
 import { nowOf, systemClock, type Clock } from "../../broker/clock.ts";
 import type { Codec } from "../../broker/codec.ts";
 import { beatClockOf } from "./beat-clock.ts";
-import { NodeTransport } from "../../broker/node/node-transport.ts";
+import { NodeTransport } from "../../broker/node/client/node-transport.ts";
 import type { Transport } from "../../broker/transport.ts";
 import { Beat, type BeatOptions } from "./beat.ts";
 import {

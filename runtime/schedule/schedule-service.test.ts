@@ -9,7 +9,7 @@ import { runId } from "./run-id.ts";
 import { serveSchedules } from "./schedule-service.ts";
 import { LeaseLostError } from "./schedule-errors.ts";
 import { RemoteScheduleStore } from "./stores/remote-schedule-store.ts";
-import type { NodeTransport } from "../../broker/node/node-transport.ts";
+import type { NodeTransport } from "../../broker/node/client/node-transport.ts";
 
 /** A node keeping schedules on a virtual clock, and apps connected to it, each standing for a process. */
 const setup = async (t: TestContext, options: { schedules?: boolean } = {}) => {

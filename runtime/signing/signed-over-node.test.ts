@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { BrokerNode } from "../../broker/node/node-server.ts";
-import { NodeTransport } from "../../broker/node/node-transport.ts";
+import { NodeTransport } from "../../broker/node/client/node-transport.ts";
 import type { Envelope } from "../../broker/envelope.ts";
 import { dropPrefix, redisSkipReason, TEST_REDIS_URL, testPrefix } from "../../broker/redis/redis-test-support.ts";
 import { RedisTransport } from "../../broker/redis/redis-transport.ts";

@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Delivery } from "../../broker/envelope.ts";
 import { BrokerNode } from "../../broker/node/node-server.ts";
-import { NodeTransport } from "../../broker/node/node-transport.ts";
+import { NodeTransport } from "../../broker/node/client/node-transport.ts";
 import { type FullNode, startFullNode } from "../../runtime/full-node.ts";
 import { eventually, scaled } from "../../tests/support/waits.ts";
 import { celerity as celerityProcess, runCelerity, START_TIMEOUT_MS } from "../../tests/support/watched-process.ts";

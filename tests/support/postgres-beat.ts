@@ -5,7 +5,7 @@
  * the test ends, passed or not.
  */
 import { BrokerNode } from "../../broker/node/node-server.ts";
-import { NodeTransport } from "../../broker/node/node-transport.ts";
+import { NodeTransport } from "../../broker/node/client/node-transport.ts";
 import type { Transport } from "../../broker/transport.ts";
 import { createApp, type App } from "../../runtime/app.ts";
 import { dropSchema, testSchema, TEST_POSTGRES_URL } from "../../runtime/results/postgres-test-support.ts";

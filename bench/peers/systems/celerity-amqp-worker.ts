@@ -1,5 +1,5 @@
 /** The worker side of celerity on RabbitMQ in a worker process (worker-child.ts): the broker on RabbitMQ, results on a celerity node. */
-import { NodeClient } from "../../../broker/node/node-client.ts";
+import { NodeClient } from "../../../broker/node/client/node-client.ts";
 import { createApp, type Worker } from "../../../src/index.ts";
 import { RemoteResultStore } from "../../../src/node.ts";
 import type { WorkerFactory } from "../worker-link.ts";

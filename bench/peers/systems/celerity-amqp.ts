@@ -9,7 +9,7 @@ import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { NodeClient } from "../../../broker/node/node-client.ts";
+import { NodeClient } from "../../../broker/node/client/node-client.ts";
 import { createApp } from "../../../src/index.ts";
 import { RemoteResultStore } from "../../../src/node.ts";
 import { startNode } from "../../node/processes.ts";

@@ -1,6 +1,6 @@
 // The schedule store of an app connected to a broker node: every call a request to the
 // node (ops `beat.*`), so every beat and app on it shares one set of schedules and one lease.
-import type { NodeClient } from "../../../broker/node/node-client.ts";
+import type { NodeClient } from "../../../broker/node/client/node-client.ts";
 import type { AnyOperation, AnswerOf, SentOf } from "../../../broker/node/operations.ts";
 import { envelopeToWire } from "../../../broker/node/protocol.ts";
 import type { ScheduleEntry } from "../schedule-definition.ts";

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import { EmbeddedBroker } from "../../../broker/embedded/embedded-broker.ts";
 import { BrokerNode } from "../../../broker/node/node-server.ts";
-import { NodeTransport } from "../../../broker/node/node-transport.ts";
+import { NodeTransport } from "../../../broker/node/client/node-transport.ts";
 import { isolatedTransport, redisSkipReason } from "../../../broker/redis/redis-test-support.ts";
 import { dropSchema, postgresSkipReason, testSchema, TEST_POSTGRES_URL } from "../../results/postgres-test-support.ts";
 import { PostgresScheduleStore } from "./postgres-schedule-store.ts";

@@ -1,7 +1,7 @@
 // A worker's or beat's wait for its broker node to accept connections: retried, reported
 // while it lasts, and ended by a NodeUnreachableError after the time allowed.
 import { connect } from "node:net";
-import { parseNodeUrl } from "../../../broker/node/node-client.ts";
+import { parseNodeUrl } from "../../../broker/node/client/node-client.ts";
 
 /** No broker node answered at `url` within the time allowed. */
 export class NodeUnreachableError extends Error {

@@ -5,7 +5,7 @@
 // `onConnected` hooks run first, so consumers are re-established before anything else is sent.
 import { connect, type Socket } from "node:net";
 import { Data } from "effect";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../../clock.ts";
 import {
   FrameCodec,
   FrameType,
@@ -13,18 +13,18 @@ import {
   ProtocolError,
   ConnectionRefusedError,
   type WireError,
-} from "./protocol.ts";
-import type { AnswerOf, AnyOperation, SentOf } from "./operations.ts";
-import { errorFromWire } from "./wire-errors.ts";
-import { Heartbeat } from "./heartbeat.ts";
-import { DEFAULT_HEARTBEAT_MS, nodeClientSettings, type NodeClientSettings } from "./node-settings.ts";
+} from "../protocol.ts";
+import type { AnswerOf, AnyOperation, SentOf } from "../operations.ts";
+import { errorFromWire } from "../wire-errors.ts";
+import { Heartbeat } from "../heartbeat.ts";
+import { DEFAULT_HEARTBEAT_MS, nodeClientSettings, type NodeClientSettings } from "../node-settings.ts";
 import {
   DEFAULT_MAX_FRAME_BYTES,
   FRAME_HEADER_BYTES,
   FrameParser,
   FrameTooLargeError,
   FrameWriter,
-} from "./wire-frame.ts";
+} from "../wire-frame.ts";
 
 /**
  * A request was in flight when the connection to the node died: the client cannot know

@@ -1,13 +1,13 @@
 // The client's Transport and QueueAdmin over a broker node: the embedded broker's contract
 // across TCP, with consumers and declarations restored after every reconnection.
-import { repeatEvery, type RepeatingTimer } from "../clock.ts";
-import type { DeadLetter, Delivery, Envelope } from "../envelope.ts";
+import { repeatEvery, type RepeatingTimer } from "../../clock.ts";
+import type { DeadLetter, Delivery, Envelope } from "../../envelope.ts";
 import { LocalTags } from "./local-tags.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";
-import { FrameType, envelopeFromWire, envelopeToWire } from "./protocol.ts";
-import { brokerOperations as ops, queueAdminOperations as admin } from "./operations.ts";
-import { Revocations } from "../revocations.ts";
-import type { QueueAdmin, QueueInfo } from "../queue-admin.ts";
+import { FrameType, envelopeFromWire, envelopeToWire } from "../protocol.ts";
+import { brokerOperations as ops, queueAdminOperations as admin } from "../operations.ts";
+import { Revocations } from "../../revocations.ts";
+import type { QueueAdmin, QueueInfo } from "../../queue-admin.ts";
 import {
   DEFAULT_LEASE_MS,
   type ConsumeOptions,
@@ -19,7 +19,7 @@ import {
   type QueueStats,
   type RevocationOptions,
   type Transport,
-} from "../transport.ts";
+} from "../../transport.ts";
 
 /**
  * The Transport of a broker node over TCP: the same contract as the
