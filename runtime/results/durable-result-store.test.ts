@@ -212,6 +212,42 @@ describe("DurableResultStore", () => {
     }
   });
 
+  it("lets a worker start a task before STARTED is durable, while readers and refusals still wait for the disk", async () => {
+    const f = await fixture();
+    let release: () => void = () => {};
+    const held = { on: false };
+    const openSegment = (async (path) => {
+      const file = await openSegmentFile(path);
+      return {
+        write: (data, position) => file.write(data, position),
+        datasync: () =>
+          held.on ? new Promise<void>((resolve) => (release = resolve)).then(() => file.datasync()) : file.datasync(),
+        truncate: (length) => file.truncate(length),
+        close: () => file.close(),
+      };
+    }) as OpenSegment;
+    try {
+      const store = await DurableResultStore.open(f.path, { log: () => {} }, { openSegment });
+      await store.complete("done", "add", { state: "SUCCESS", value: bytes("1") });
+      held.on = true;
+      assert.equal(await store.start("t1", "add"), true, "answered while the fsync of STARTED is held");
+      let read: string | undefined;
+      const reading = store.get("t1").then((record) => (read = record?.state));
+      let refused: boolean | undefined;
+      const refusing = Promise.resolve(store.start("done", "add")).then((answer) => (refused = answer));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(read, undefined, "a reader must not see STARTED before it is durable");
+      assert.equal(refused, undefined, "a refusal waits for the disk as every other answer");
+      held.on = false;
+      release();
+      await Promise.all([reading, refusing]);
+      assert.equal(read, "STARTED");
+      assert.equal(refused, false, "a task with a final state does not start again");
+    } finally {
+      await f.done();
+    }
+  });
+
   it("keeps the first final state across restarts: later states and outcomes do not replace it", async () => {
     const f = await fixture();
     try {

@@ -196,9 +196,19 @@ export class DurableResultStore implements ResultStore {
     return this.memory.peek(id)?.state === state ? this.record(id) : this.settled(undefined);
   }
 
-  start(id: string, task: string, details?: StateDetails): Promise<boolean> {
-    const started = this.memory.start(id, task, details);
-    return (started ? this.record(id) : this.settled(undefined)).then(() => started);
+  /**
+   * Answered without waiting for STARTED to be durable, the one answer that
+   * does not wait: a crash that took STARTED back leaves the task where a
+   * crash during its run leaves it (PENDING or STARTED, neither final, its
+   * message redelivered when acked late), so the worker may act on it as on a
+   * durable one. Readers still see STARTED only once it is durable, and a
+   * refusal (a final state is there) waits as every answer does.
+   */
+  start(id: string, task: string, details?: StateDetails): boolean | Promise<boolean> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (!this.memory.start(id, task, details)) return this.settled(false);
+    void this.record(id);
+    return true;
   }
 
   complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
