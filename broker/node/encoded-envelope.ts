@@ -5,8 +5,9 @@
 // same as one encoded from the fields. They are a view into a socket read, used at once
 // and never kept (a kept view would keep the whole read). Also an envelope's bytes of their
 // own, for an operation that carries envelopes as bin for the same reason (`results.send`).
-import { Decoder, Encoder } from "@msgpack/msgpack";
+import { Encoder } from "@msgpack/msgpack";
 import type { Envelope } from "../envelope.ts";
+import { FrameDecoder } from "./frame-decoder.ts";
 import { envelopeFromWire, envelopeToWire, ProtocolError } from "./protocol.ts";
 
 const FIXARRAY_3 = 0x93;
@@ -68,7 +69,7 @@ export const encodeWithEnvelope = (encoder: Encoder, head: readonly unknown[], e
 };
 
 const envelopeEncoder = new Encoder({ ignoreUndefined: true });
-const envelopeDecoder = new Decoder();
+const envelopeDecoder = new FrameDecoder();
 
 /**
  * An envelope's wire form as msgpack bytes of their own: what an operation
