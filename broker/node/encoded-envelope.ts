@@ -5,9 +5,10 @@
 // same as one encoded from the fields. They are a view into a socket read, used at once
 // and never kept (a kept view would keep the whole read). Also an envelope's bytes of their
 // own, for an operation that carries envelopes as bin for the same reason (`results.send`).
-import { Encoder } from "@msgpack/msgpack";
+import type { Encoder } from "@msgpack/msgpack";
 import type { Envelope } from "../envelope.ts";
 import { FrameDecoder } from "./frame-decoder.ts";
+import { FrameEncoder } from "./frame-encoder.ts";
 import { envelopeFromWire, envelopeToWire, ProtocolError } from "./protocol.ts";
 
 const FIXARRAY_3 = 0x93;
@@ -68,7 +69,7 @@ export const encodeWithEnvelope = (encoder: Encoder, head: readonly unknown[], e
   return bytes;
 };
 
-const envelopeEncoder = new Encoder({ ignoreUndefined: true });
+const envelopeEncoder = new FrameEncoder();
 const envelopeDecoder = new FrameDecoder();
 
 /**

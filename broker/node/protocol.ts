@@ -2,10 +2,10 @@
 // wire form, the protocol's errors and the payload codec. Every frame (see wire-frame.ts)
 // carries one of the types below and a msgpack payload. Hot frames (publish, deliver, ack)
 // use positional arrays: smaller and faster to encode than maps.
-import { Encoder } from "@msgpack/msgpack";
 import { Data } from "effect";
 import type { Envelope, HeaderValue } from "../envelope.ts";
 import { FrameDecoder } from "./frame-decoder.ts";
+import { FrameEncoder } from "./frame-encoder.ts";
 
 /**
  * The wire protocol's version, sent in the handshake; a node refuses a client of another version.
@@ -168,7 +168,7 @@ export const envelopeFromWire = (wire: unknown): Envelope => {
  * frames are encoded and decoded one at a time, synchronously.
  */
 export class FrameCodec {
-  private readonly encoder = new Encoder({ ignoreUndefined: true });
+  private readonly encoder = new FrameEncoder();
   private readonly decoder = new FrameDecoder();
 
   encode(value: unknown): Uint8Array {

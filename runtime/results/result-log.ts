@@ -9,7 +9,8 @@
 // also written live. Workflow bookkeeping (graphs, join arrivals, claims) is
 // logged as the call with its time, and the replay applies the same rules as
 // the in-memory store, expiry included.
-import { Decoder, Encoder } from "@msgpack/msgpack";
+import { Decoder } from "@msgpack/msgpack";
+import { FrameEncoder } from "../../broker/node/frame-encoder.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
 import { MemoryResultStore, type ResultRecord, type StoreEntry } from "./result-store.ts";
@@ -112,7 +113,7 @@ const RECORD_BYTES = 1024 * 1024;
  */
 export class ResultLogEncoder {
   // Fields left undefined are left out, as on the wire, so a graph reads back exactly as it was saved.
-  private readonly encoder = new Encoder({ ignoreUndefined: true });
+  private readonly encoder = new FrameEncoder();
 
   /** `entries` as log records, in order, each about RECORD_BYTES at most. */
   encode(entries: readonly LogEntry[]): Uint8Array[] {
