@@ -50,31 +50,36 @@ const recordFault = (record: unknown): string | undefined => {
   return undefined;
 };
 
+const refuseSent = (op: string, reason: string): never => {
+  throw new ProtocolError({ reason: `${op}: ${reason}` });
+};
+
 /** Sent tasks: each an envelope in its wire form and its record or nil, all checked (a ProtocolError names the first bad one). */
 const sentTasks = (what: string): ArgumentCheck<readonly WireSentTask[], ReceivedSentTask[]> => ({
   what,
   check: (value, op) => {
-    const refuse = (reason: string): never => {
-      throw new ProtocolError({ reason: `${op}: ${reason}` });
-    };
-    if (!Array.isArray(value)) return refuse(`${what} must be an array`);
+    if (!Array.isArray(value)) return refuseSent(op, `${what} must be an array`);
     const received: ReceivedSentTask[] = new Array(value.length);
     for (let i = 0; i < value.length; i++) {
       const item = value[i] as unknown;
-      if (!Array.isArray(item) || item.length !== 2) refuse(`${what}[${i}] must be [envelope, record or nil]`);
+      if (!Array.isArray(item) || item.length !== 2) refuseSent(op, `${what}[${i}] must be [envelope, record or nil]`);
       const [encoded, record] = item as [unknown, unknown];
-      if (!(encoded instanceof Uint8Array)) return refuse(`${what}[${i}]: its envelope must be msgpack bytes (bin)`);
+      if (!(encoded instanceof Uint8Array))
+        return refuseSent(op, `${what}[${i}]: its envelope must be msgpack bytes (bin)`);
       let envelope: Envelope;
       try {
         envelope = envelopeFromBytes(encoded);
       } catch (error) {
-        return refuse(`${what}[${i}]: ${error instanceof ProtocolError ? error.reason : String(error)}`);
+        return refuseSent(op, `${what}[${i}]: ${error instanceof ProtocolError ? error.reason : String(error)}`);
       }
       if (record !== null && record !== undefined) {
         const fault = recordFault(record);
-        if (fault !== undefined) refuse(`${what}[${i}]: ${fault}`);
+        if (fault !== undefined) refuseSent(op, `${what}[${i}]: ${fault}`);
         if ((record as SentRecord)[0] !== envelope.id)
-          refuse(`${what}[${i}]: its record names task ${(record as SentRecord)[0]}, its envelope ${envelope.id}`);
+          refuseSent(
+            op,
+            `${what}[${i}]: its record names task ${(record as SentRecord)[0]}, its envelope ${envelope.id}`,
+          );
       }
       received[i] = { envelope, encoded, record: (record ?? null) as SentRecord | null };
     }

@@ -7,12 +7,34 @@ import { InvalidArgumentError } from "../../broker/errors.ts";
 import type { BrokerNode } from "../../broker/node/node-server.ts";
 import { MemoryResultStore, type ResultRecord, type ResultStore } from "./result-store.ts";
 import { reserveMembersOf } from "./member-reservations.ts";
-import { resultOperations } from "./result-operations.ts";
+import { type ReceivedSentTask, resultOperations } from "./result-operations.ts";
 
 /**
  * The Notify topic on which the node pushes a finished task's record to the connections waiting for it.
  */
 export const RESULT_TOPIC = "result";
+
+const envelopeOf = (task: ReceivedSentTask) => task.envelope;
+const encodedOf = (task: ReceivedSentTask) => task.encoded;
+
+/** Refused, so never sent: leave no record that would wait for ever. */
+const forgetRefused =
+  (store: ResultStore, sent: readonly ReceivedSentTask[]) =>
+  (index: number): Promise<void> | undefined => {
+    const record = sent[index].record;
+    return record === null ? undefined : Promise.resolve(store.forget(record[0]));
+  };
+
+/**
+ * Answered once the messages are durable, as when the state was sent without a
+ * reply: the message is what a crash must not lose. A record that fails first
+ * fails the answer; one that fails later fails every later answer of the store.
+ */
+const answeredWhenPublished = (published: Promise<void>, writes: readonly Promise<void>[]): Promise<void> =>
+  new Promise<void>((resolve, reject) => {
+    published.then(resolve, reject);
+    for (const write of writes) write.catch(reject);
+  });
 
 /**
  * Serve a result store on a broker node (ops `results.*`) to every process
@@ -31,32 +53,22 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
     setState: ([id, task, state, details]) => store.setState(id, task, state, details ?? undefined),
     send: ([sent, mandatory]) => {
       // Recorded before the publish: a fast worker's STARTED and SUCCESS always land after it.
-      const writes = new Set<Promise<void>>();
+      let writes: Promise<void>[] | undefined;
+      let recorded = false;
       for (const { record } of sent) {
         if (record === null) continue;
+        recorded = true;
         const written = store.setState(record[0], record[1], record[2], record[3] ?? undefined);
-        if (written instanceof Promise) writes.add(written);
+        if (written instanceof Promise && !writes?.includes(written)) (writes ??= []).push(written);
       }
       const published = node.publishReceived(
-        sent.map((task) => task.envelope),
+        sent.map(envelopeOf),
         mandatory === true,
-        {
-          encoded: sent.map((task) => task.encoded),
-          // Refused, so never sent: leave no record that would wait for ever.
-          refused: (index) => {
-            const record = sent[index].record;
-            return record === null ? undefined : store.forget(record[0]);
-          },
-        },
+        recorded
+          ? { encoded: sent.map(encodedOf), refused: forgetRefused(store, sent) }
+          : { encoded: sent.map(encodedOf) },
       );
-      if (writes.size === 0) return published;
-      // Answered once the messages are durable, as when the state was sent without a reply: the
-      // message is what a crash must not lose. A record that fails first fails the answer; one
-      // that fails later fails every later answer of the store.
-      return new Promise<void>((resolve, reject) => {
-        published.then(resolve, reject);
-        for (const write of writes) write.catch(reject);
-      });
+      return writes === undefined ? published : answeredWhenPublished(published, writes);
     },
     start: ([id, task, details]) => store.start(id, task, details ?? undefined),
     complete: ([id, task, outcome]) => store.complete(id, task, outcome),
