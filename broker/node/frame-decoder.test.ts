@@ -45,14 +45,14 @@ const values = fc.letrec((tie) => ({
 })).value;
 
 describe("FrameDecoder", () => {
-  it("decodes every value as the msgpack library does", () => {
+  it("decodes every value as the msgpack library does, or fails with its error (a key __proto__)", () => {
     const decoder = new FrameDecoder();
     fc.assert(
       fc.property(fc.array(values, { minLength: 1, maxLength: 4 }), (frames) => {
         // One decoder across frames, as a connection uses it: its cache of strings must never answer a stale one.
         for (const value of frames) {
           const bytes = encoder.encode(value);
-          assert.deepEqual(decoder.decode(bytes), library.decode(bytes));
+          assert.deepEqual(answer(decoder, bytes), libraryAnswer(bytes));
         }
       }),
       { numRuns: 2_000 },

@@ -90,48 +90,114 @@ describe("wire frames", () => {
     assert.deepEqual(frames[42], [7, [42]]);
   });
 
-  it("writes a lone prompt frame at once, without waiting for the end of the turn", () => {
+  it("writes a lone prompt frame once the code running now has run, before the turn ends", async () => {
     const writes: Uint8Array[] = [];
     const writer = new FrameWriter({ write: (bytes) => (writes.push(bytes), true) });
+    let turnEnded = false;
+    setImmediate(() => (turnEnded = true));
     writer.sendPromptly(7, new Uint8Array([1, 2, 3]));
+    await Promise.resolve();
     assert.equal(writes.length, 1);
+    assert.equal(turnEnded, false);
     const { frames, parser } = collect();
     parser.push(writes[0]);
     assert.deepEqual(frames, [[7, [1, 2, 3]]]);
   });
 
-  it("batches prompt frames that follow another frame of the same turn, in order", async () => {
+  it("writes in one write, in order, the prompt frames that one run of code and its promise callbacks send", async () => {
     const writes: Uint8Array[] = [];
     const writer = new FrameWriter({ write: (bytes) => (writes.push(bytes), true) });
-    writer.sendPromptly(7, new Uint8Array([0]));
-    for (let i = 1; i < 100; i++) writer.sendPromptly(7, new Uint8Array([i]));
+    // As the answers one fsync releases: callbacks of one promise, each sending one.
+    let release: () => void = () => {};
+    const durable = new Promise<void>((resolve) => (release = resolve));
+    const answered = Array.from({ length: 100 }, (_, i) =>
+      durable.then(() => writer.sendPromptly(7, new Uint8Array([i]))),
+    );
+    release();
+    await Promise.all(answered);
     assert.equal(writes.length, 1);
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(writes.length, 2);
     const { frames, parser } = collect();
-    for (const bytes of writes) parser.push(bytes);
+    parser.push(writes[0]);
     assert.deepEqual(
       frames.map(([, payload]) => payload[0]),
       Array.from({ length: 100 }, (_, i) => i),
     );
-    // A batched frame first: a prompt one joins it rather than overtaking it.
+    // Next turn, a batched frame first: the prompt one takes it along, behind it.
+    await new Promise((resolve) => setImmediate(resolve));
     writer.send(8, new Uint8Array([1]));
     writer.sendPromptly(7, new Uint8Array([2]));
+    await Promise.resolve();
     assert.equal(writes.length, 2);
+    const next = collect();
+    next.parser.push(writes[1]);
+    assert.deepEqual(next.frames, [
+      [8, [1]],
+      [7, [2]],
+    ]);
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(writes.length, 3);
-    // The next turn's first prompt frame goes out at once again.
-    writer.sendPromptly(7, new Uint8Array([3]));
-    assert.equal(writes.length, 4);
+    assert.equal(writes.length, 2, "nothing is left for the end of the turn");
   });
 
-  it("writes the frames another writer gathered before a prompt frame that follows them", () => {
+  it("makes one prompt write a turn: later prompt frames of the turn join its batch", async () => {
+    const writes: Uint8Array[] = [];
+    const writer = new FrameWriter({ write: (bytes) => (writes.push(bytes), true) });
+    writer.sendPromptly(7, new Uint8Array([1]));
+    await Promise.resolve();
+    assert.equal(writes.length, 1);
+    // A cascade of callbacks, each sending one after the write above.
+    for (let i = 2; i <= 10; i++) {
+      await Promise.resolve();
+      writer.sendPromptly(7, new Uint8Array([i]));
+    }
+    await Promise.resolve();
+    assert.equal(writes.length, 1, "waiting for the end of the turn");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(writes.length, 2);
+    // The next turn's first prompt frame is prompt again.
+    writer.sendPromptly(7, new Uint8Array([11]));
+    await Promise.resolve();
+    assert.equal(writes.length, 3);
+    const { frames, parser } = collect();
+    for (const bytes of writes) parser.push(bytes);
+    assert.deepEqual(
+      frames.map(([, payload]) => payload[0]),
+      Array.from({ length: 11 }, (_, i) => i + 1),
+    );
+  });
+
+  it("writes the frames another writer gathered before a prompt frame that follows them", async () => {
     const writes: string[] = [];
     const told = new FrameWriter({ write: () => (writes.push("told"), true) });
     const asked = new FrameWriter({ write: () => (writes.push("asked"), true) });
     told.send(7, new Uint8Array([1]));
     asked.sendPromptly(7, new Uint8Array([2]));
+    await Promise.resolve();
     assert.deepEqual(writes, ["told", "asked"]);
+  });
+
+  it("keeps its buffer across small writes, and gives each write bytes of its own", async () => {
+    const writes: Uint8Array[] = [];
+    const writer = new FrameWriter({ write: (bytes) => (writes.push(bytes), true) });
+    writer.send(7, new Uint8Array([1]));
+    writer.flush();
+    writer.send(7, new Uint8Array([2]));
+    writer.flush();
+    writer.send(7, new Uint8Array(5_000).fill(3));
+    writer.flush();
+    writer.send(7, new Uint8Array([4]));
+    writer.flush();
+    const { frames, parser } = collect();
+    for (const bytes of writes) parser.push(bytes);
+    assert.deepEqual(
+      frames.map(([, payload]) => [payload.length, payload[0]]),
+      [
+        [1, 1],
+        [1, 2],
+        [5_000, 3],
+        [1, 4],
+      ],
+      "a later batch must not overwrite the bytes of an earlier write",
+    );
   });
 
   it("reports backpressure when the sink's buffer is full", async () => {

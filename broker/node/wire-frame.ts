@@ -155,8 +155,10 @@ export interface FrameSink {
  * Collects frames and writes them in one batch per event-loop turn, so a
  * burst of publishes or deliveries costs one syscall rather than one each.
  * A frame someone waits on (a request, its answer) may be sent `promptly`:
- * written at once when it is the first of its turn, so a lone request waits
- * for nothing; the frames that follow it in the turn join the batch.
+ * the first such frame of a turn is written once the code running now and
+ * the promise callbacks it queued have run, so a lone request waits for
+ * nothing, and the answers one fsync releases together leave together; the
+ * frames that follow join the turn's batch.
  * Batched frames are written straight into the batch's buffer (no buffer
  * per frame).
  * `write` returning false (the socket's buffer is full) is reported through
@@ -167,6 +169,8 @@ export class FrameWriter {
   private view = new DataView(this.batch.buffer);
   private length = 0;
   private scheduled = false;
+  /** A prompt write is made (or due) this turn. */
+  private promptThisTurn = false;
 
   constructor(
     private readonly sink: FrameSink,
@@ -174,20 +178,26 @@ export class FrameWriter {
   ) {}
 
   /**
-   * Write the frame at once if it is the first of this turn; else add it to
-   * the turn's batch. The batches other writers of this process gather are
+   * Add the frame to the batch; for the first prompt frame of the turn,
+   * write the batch at the end of the current run of code and its promise
+   * callbacks rather than at the end of the turn. The batches other writers of this process gather are
    * written first: a frame sent earlier on another connection (a state told
    * to the node) still leaves before this one (a read of it from a second
    * connection).
    */
   sendPromptly(type: number, payload?: Uint8Array): void {
-    if (this.scheduled) return this.send(type, payload);
-    for (const writer of gathering) writer.flush();
-    // Frames that follow this one in the turn wait for the batch.
-    this.scheduled = true;
-    setImmediate(this.flushAtTurnEnd);
-    if (!this.sink.write(encodeFrame(type, payload))) this.onBackpressure();
+    this.send(type, payload);
+    // Once a turn: the prompt frames after that write join the turn's batch, so a cascade of
+    // callbacks sending one each costs two writes a turn at most.
+    if (this.promptThisTurn) return;
+    this.promptThisTurn = true;
+    queueMicrotask(this.flushPromptly);
   }
+
+  private readonly flushPromptly = (): void => {
+    for (const writer of gathering) if (writer !== this) writer.flush();
+    this.flush();
+  };
 
   /** Add the frame to this turn's batch, written at the end of the turn (or at `flush`). */
   send(type: number, payload?: Uint8Array): void {
@@ -207,6 +217,7 @@ export class FrameWriter {
 
   private readonly flushAtTurnEnd = (): void => {
     this.scheduled = false;
+    this.promptThisTurn = false;
     this.flush();
   };
 
@@ -214,10 +225,15 @@ export class FrameWriter {
   flush(): void {
     if (this.length === 0) return;
     gathering.delete(this);
-    const bytes = this.batch.subarray(0, this.length);
-    // The socket keeps the bytes until they are sent: the next batch gets a buffer of its own.
-    this.batch = new Uint8Array(Math.max(INITIAL_BATCH_BYTES, Math.min(this.batch.byteLength, MAX_KEPT_BATCH_BYTES)));
-    this.view = new DataView(this.batch.buffer);
+    let bytes: Uint8Array;
+    // The socket keeps the bytes until they are sent: a small batch is copied out, a large one
+    // keeps its buffer and the next batch gets a new one.
+    if (this.length <= COPIED_BATCH_BYTES) bytes = this.batch.slice(0, this.length);
+    else {
+      bytes = this.batch.subarray(0, this.length);
+      this.batch = new Uint8Array(Math.max(INITIAL_BATCH_BYTES, Math.min(this.batch.byteLength, MAX_KEPT_BATCH_BYTES)));
+      this.view = new DataView(this.batch.buffer);
+    }
     this.length = 0;
     if (!this.sink.write(bytes)) this.onBackpressure();
   }
@@ -234,4 +250,6 @@ export class FrameWriter {
 const gathering = new Set<FrameWriter>();
 
 const INITIAL_BATCH_BYTES = 16 * 1024;
+/** A batch up to this size is written as a copy, so the writer keeps its buffer (no 16 KiB to zero per answer). */
+const COPIED_BATCH_BYTES = 2 * 1024;
 const MAX_KEPT_BATCH_BYTES = 1024 * 1024;
