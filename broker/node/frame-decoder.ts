@@ -81,9 +81,9 @@ export class FrameDecoder {
       case 0xc6:
         return this.readBinary(this.readLength(4));
       case 0xca:
-        return this.dataView(4).getFloat32(this.advance(4));
+        return this.dataView().getFloat32(this.advance(4));
       case 0xcb:
-        return this.dataView(8).getFloat64(this.advance(8));
+        return this.dataView().getFloat64(this.advance(8));
       case 0xcc:
         return this.readLength(1);
       case 0xcd:
@@ -91,18 +91,18 @@ export class FrameDecoder {
       case 0xce:
         return this.readLength(4);
       case 0xcf: {
-        const view = this.dataView(8);
+        const view = this.dataView();
         const at = this.advance(8);
         return view.getUint32(at) * 4294967296 + view.getUint32(at + 4);
       }
       case 0xd0:
-        return this.dataView(1).getInt8(this.advance(1));
+        return this.dataView().getInt8(this.advance(1));
       case 0xd1:
-        return this.dataView(2).getInt16(this.advance(2));
+        return this.dataView().getInt16(this.advance(2));
       case 0xd2:
-        return this.dataView(4).getInt32(this.advance(4));
+        return this.dataView().getInt32(this.advance(4));
       case 0xd3: {
-        const view = this.dataView(8);
+        const view = this.dataView();
         const at = this.advance(8);
         return view.getInt32(at) * 4294967296 + view.getUint32(at + 4);
       }
@@ -143,8 +143,8 @@ export class FrameDecoder {
     return at;
   }
 
-  private dataView(size: number): DataView {
-    if (this.pos + size > this.bytes.length) throw ELSEWHERE;
+  /** A view of the payload, made on first use (only floats and 64-bit integers need one); `advance` checks the bounds. */
+  private dataView(): DataView {
     const bytes = this.bytes;
     this.view ??= new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     return this.view;

@@ -22,7 +22,7 @@ const forgetRefused =
   (store: ResultStore, sent: readonly ReceivedSentTask[]) =>
   (index: number): Promise<void> | undefined => {
     const record = sent[index].record;
-    return record === null ? undefined : Promise.resolve(store.forget(record[0]));
+    return record === null ? undefined : store.forget(record[0]);
   };
 
 /**
@@ -54,20 +54,15 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
     send: ([sent, mandatory]) => {
       // Recorded before the publish: a fast worker's STARTED and SUCCESS always land after it.
       let writes: Promise<void>[] | undefined;
-      let recorded = false;
       for (const { record } of sent) {
         if (record === null) continue;
-        recorded = true;
         const written = store.setState(record[0], record[1], record[2], record[3] ?? undefined);
         if (written instanceof Promise && !writes?.includes(written)) (writes ??= []).push(written);
       }
-      const published = node.publishReceived(
-        sent.map(envelopeOf),
-        mandatory === true,
-        recorded
-          ? { encoded: sent.map(encodedOf), refused: forgetRefused(store, sent) }
-          : { encoded: sent.map(encodedOf) },
-      );
+      const published = node.publishReceived(sent.map(envelopeOf), mandatory === true, {
+        encoded: sent.map(encodedOf),
+        refused: forgetRefused(store, sent),
+      });
       return writes === undefined ? published : answeredWhenPublished(published, writes);
     },
     start: ([id, task, details]) => store.start(id, task, details ?? undefined),
