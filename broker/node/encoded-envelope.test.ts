@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import { encodeWithEnvelope, publishedEnvelopeBytes } from "./encoded-envelope.ts";
+import { FrameEncoder } from "./frame-encoder.ts";
 import { envelopeFromWire, envelopeToWire } from "./protocol.ts";
 import type { Envelope } from "../envelope.ts";
 
@@ -42,7 +43,11 @@ describe("encoded envelopes", () => {
   });
 
   it("encodes a record around given envelope bytes that reads back as if encoded whole", () => {
-    const bytes = encodeWithEnvelope(new Encoder(), [4, 12_345, "queue"], encoder.encode(envelopeToWire(envelope)));
+    const bytes = encodeWithEnvelope(
+      new FrameEncoder(),
+      [4, 12_345, "queue"],
+      encoder.encode(envelopeToWire(envelope)),
+    );
     const [kind, seq, queue, wire] = decoder.decode(bytes) as [number, number, string, unknown];
     assert.deepEqual([kind, seq, queue], [4, 12_345, "queue"]);
     assert.deepEqual(envelopeFromWire(wire), envelope);

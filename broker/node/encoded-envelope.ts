@@ -5,7 +5,6 @@
 // same as one encoded from the fields. They are a view into a socket read, used at once
 // and never kept (a kept view would keep the whole read). Also an envelope's bytes of their
 // own, for an operation that carries envelopes as bin for the same reason (`results.send`).
-import type { Encoder } from "@msgpack/msgpack";
 import type { Envelope } from "../envelope.ts";
 import { FrameDecoder } from "./frame-decoder.ts";
 import { FrameEncoder } from "./frame-encoder.ts";
@@ -60,7 +59,11 @@ export const publishedEnvelopeBytes = (payload: Uint8Array): Uint8Array | undefi
  * already encoded: `head` is encoded as an array (of at most 14 items) and its
  * header widened by one, then the envelope's bytes follow.
  */
-export const encodeWithEnvelope = (encoder: Encoder, head: readonly unknown[], envelope: Uint8Array): Uint8Array => {
+export const encodeWithEnvelope = (
+  encoder: FrameEncoder,
+  head: readonly unknown[],
+  envelope: Uint8Array,
+): Uint8Array => {
   const encodedHead = encoder.encodeSharedRef(head);
   const bytes = new Uint8Array(encodedHead.length + envelope.length);
   bytes.set(encodedHead);

@@ -10,6 +10,7 @@ import type { BrokerJournal, EmbeddedBroker } from "../embedded/embedded-broker.
 import type { JournalRef } from "../embedded/broker-journal.ts";
 import { envelopeFromWire, envelopeToWire } from "./protocol.ts";
 import { encodeWithEnvelope } from "./encoded-envelope.ts";
+import { FrameEncoder } from "./frame-encoder.ts";
 import type { ExchangeType, QueueOptions, RevocationOptions } from "../transport.ts";
 
 const Kind = {
@@ -41,6 +42,8 @@ export type RecordSink = (record: Uint8Array) => Promise<void>;
 
 export class NodeJournal implements BrokerJournal {
   private readonly encoder = new Encoder();
+  /** For the records of every message (enqueue and remove): arrays of numbers and strings, which it writes by hand, byte for byte as the library. */
+  private readonly messageEncoder = new FrameEncoder();
   private nextSeq = 1;
   /** The append made by the last journalled change (what a confirm must wait for). */
   lastWrite: Promise<void> | undefined;
@@ -82,8 +85,8 @@ export class NodeJournal implements BrokerJournal {
     this.sink = sink;
   }
 
-  private write(record: JournalRecord): Uint8Array {
-    const bytes = this.encoder.encode(record);
+  private write(record: JournalRecord, encoder: Encoder | FrameEncoder = this.encoder): Uint8Array {
+    const bytes = encoder.encode(record);
     this.lastWrite = this.sinkWrite(bytes);
     return bytes;
   }
@@ -137,7 +140,7 @@ export class NodeJournal implements BrokerJournal {
     const seq = this.nextSeq++;
     ref.journalSeq = seq;
     if (deadLetter === undefined && envelope === this.encodedEnvelope) {
-      const bytes = encodeWithEnvelope(this.encoder, [Kind.Enqueue, seq, queue], this.encodedBytes!);
+      const bytes = encodeWithEnvelope(this.messageEncoder, [Kind.Enqueue, seq, queue], this.encodedBytes!);
       this.lastWrite = this.sinkWrite(bytes);
       this.live.set(seq, bytes);
       return;
@@ -169,7 +172,7 @@ export class NodeJournal implements BrokerJournal {
 
   // One list and one handler per write (a group commit's records share it), not per ack: this is the hot path.
   private writeRemoval(seq: number): void {
-    this.write([Kind.Remove, seq]);
+    this.write([Kind.Remove, seq], this.messageEncoder);
     const write = this.lastWrite as Promise<void>;
     if (write !== this.removalsWrite) {
       const seqs: number[] = [];

@@ -9,7 +9,14 @@ import type { TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
 import { RESULT_TOPIC } from "./result-service.ts";
-import { resultOperations as ops, type SentRecord, type WireSentTask } from "./result-operations.ts";
+import { BatchedCalls } from "./batched-calls.ts";
+import {
+  resultOperations as ops,
+  type SentRecord,
+  type WireCompletion,
+  type WireSentTask,
+  type WireStart,
+} from "./result-operations.ts";
 import { ResultWaiters } from "./result-waiters.ts";
 
 /** A task message to send, and the record to make of it as it is published (none when its result is ignored). */
@@ -17,6 +24,15 @@ export interface SentTask {
   readonly envelope: Envelope;
   readonly record: SentRecord | undefined;
 }
+
+/** A value at most this long is sent in a batch of completions; a longer one in a request of its own. */
+const BATCHED_VALUE_BYTES = 4_096;
+
+/** Whether `error` is a node's answer that it does not serve operation `name` (a node older than it). */
+const lacks =
+  (name: string) =>
+  (error: unknown): boolean =>
+    error instanceof Error && error.message.includes(`unknown op '${name}'`);
 
 /**
  * The result store of a broker node, from a client: every call is a request
@@ -29,9 +45,23 @@ export interface SentTask {
  */
 export class RemoteResultStore implements ResultStore {
   private readonly waiters = new ResultWaiters();
+  /** A turn's starts, as one `results.startAll` (a worker starts a burst of deliveries at once). */
+  private readonly starts: BatchedCalls<WireStart>;
+  /** A turn's successes with small values, as one `results.completeAll`. */
+  private readonly completions: BatchedCalls<WireCompletion>;
 
   /** @param client the node connection results go through; global rate-limit buckets use it too when the broker keeps none. */
   constructor(readonly client: NodeClient) {
+    this.starts = new BatchedCalls(
+      (batch) => client.call(ops.startAll, [batch]),
+      (start) => client.call(ops.start, start),
+      lacks(ops.startAll.name),
+    );
+    this.completions = new BatchedCalls(
+      (batch) => client.call(ops.completeAll, [batch]),
+      (completion) => client.call(ops.complete, completion),
+      lacks(ops.completeAll.name),
+    );
     client.onFrame(FrameType.Notify, (payload) => {
       const [topic, body] = payload as [string, unknown];
       if (topic !== RESULT_TOPIC) return;
@@ -62,11 +92,14 @@ export class RemoteResultStore implements ResultStore {
     await this.client.call(ops.send, [wire, mandatory]);
   }
 
-  /** A request, not a tell: the worker must know whether it may run the task. */
-  async start(id: string, task: string, details?: StateDetails): Promise<boolean> {
-    return this.client.call(ops.start, [id, task, details ?? null]);
+  /** A request, not a tell: the worker must know whether it may run the task. Sent with the turn's other starts. */
+  start(id: string, task: string, details?: StateDetails): Promise<boolean> {
+    return this.starts.add([id, task, details ?? null]);
   }
-  async complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
+  /** A success with a small value goes with the turn's others; anything else on its own (a failure's traceback has no bound). */
+  complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
+    if (outcome.state === "SUCCESS" && outcome.value.byteLength <= BATCHED_VALUE_BYTES)
+      return this.completions.add([id, task, outcome], outcome.value.byteLength + id.length + task.length);
     return this.client.call(ops.complete, [id, task, outcome]);
   }
   async get(id: string): Promise<ResultRecord | undefined> {

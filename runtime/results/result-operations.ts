@@ -87,6 +87,36 @@ const sentTasks = (what: string): ArgumentCheck<readonly WireSentTask[], Receive
   },
 });
 
+/** A start in a batch (`results.startAll`): `[id, task, details or nil]`. */
+export type WireStart = [id: string, task: string, details: StateDetails | null];
+
+/** A completion in a batch (`results.completeAll`): `[id, task, outcome]`. */
+export type WireCompletion = [id: string, task: string, outcome: FinalOutcome];
+
+/** Why `entry` is not `[id, task, map]` (the map optional when `mapOptional`), or undefined if it is. */
+const entryFault = (entry: unknown, third: string, mapOptional: boolean): string | undefined => {
+  if (!Array.isArray(entry) || entry.length !== 3) return `must be [task id, task name, ${third}]`;
+  const [id, task, map] = entry as unknown[];
+  if (typeof id !== "string" || id === "") return "its task id must be a non-empty string";
+  if (typeof task !== "string") return "its task name must be a string";
+  if (mapOptional ? map !== null && map !== undefined && !isMap(map) : !isMap(map))
+    return `its ${third} must be a map${mapOptional ? " or nil" : ""}`;
+  return undefined;
+};
+
+/** A batch of `[id, task, map]` entries, all checked (a ProtocolError names the first bad one). */
+const entries = <T>(what: string, third: string, mapOptional: boolean): ArgumentCheck<readonly T[], T[]> => ({
+  what,
+  check: (value, op) => {
+    if (!Array.isArray(value)) return refuseSent(op, `${what} must be an array`);
+    for (let i = 0; i < value.length; i++) {
+      const fault = entryFault(value[i], third, mapOptional);
+      if (fault !== undefined) refuseSent(op, `${what}[${i}] ${fault}`);
+    }
+    return value as T[];
+  },
+});
+
 export const resultOperations = operationGroup("results", {
   /** Sent without waiting for an answer (see RemoteResultStore.setState). */
   setState: operation<void>()(
@@ -113,6 +143,14 @@ export const resultOperations = operationGroup("results", {
     check.string("task name"),
     check.map<FinalOutcome>("outcome"),
   ),
+  /**
+   * Several starts in one request (a worker's starts of one turn): answers,
+   * for each in order, what `start` would. A node without it (an older one)
+   * answers "unknown op", and the remote store sends each start on its own.
+   */
+  startAll: operation<boolean[]>()(entries<WireStart>("starts", "state details", true)),
+  /** Several completions in one request, answered as `startAll` is: what `complete` would, for each in order. */
+  completeAll: operation<boolean[]>()(entries<WireCompletion>("completions", "outcome", false)),
   get: operation<ResultRecord | null>()(check.string("task id")),
   /** Subscribe this connection to the task's final record (pushed as a Notify on topic "result"). */
   watch: operation<null>()(check.string("task id")),

@@ -36,6 +36,21 @@ const answeredWhenPublished = (published: Promise<void>, writes: readonly Promis
     for (const write of writes) write.catch(reject);
   });
 
+/** `answer` of each entry in order: at once when every answer is, else once they all are. */
+const answerEach = <E>(
+  entries: readonly E[],
+  answer: (entry: E) => boolean | Promise<boolean>,
+): boolean[] | Promise<boolean[]> => {
+  const answers: (boolean | Promise<boolean>)[] = new Array(entries.length);
+  let waits = false;
+  for (let i = 0; i < entries.length; i++) {
+    const answered = answer(entries[i]);
+    if (answered instanceof Promise) waits = true;
+    answers[i] = answered;
+  }
+  return waits ? Promise.all(answers) : (answers as boolean[]);
+};
+
 /**
  * Serve a result store on a broker node (ops `results.*`) to every process
  * connected to it; returns the store. Default: a new MemoryResultStore.
@@ -67,6 +82,8 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
     },
     start: ([id, task, details]) => store.start(id, task, details ?? undefined),
     complete: ([id, task, outcome]) => store.complete(id, task, outcome),
+    startAll: ([starts]) => answerEach(starts, (start) => store.start(start[0], start[1], start[2] ?? undefined)),
+    completeAll: ([completions]) => answerEach(completions, (done) => store.complete(done[0], done[1], done[2])),
     get: ([id]) => store.get(id).then((record) => record ?? null),
     watch: ([id], connection) => {
       let done = false;

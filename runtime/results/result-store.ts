@@ -209,7 +209,17 @@ export class MemoryResultStore implements ResultStore {
   }
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
-    const current = this.fresh(this.records.get(id));
+    this.write(this.fresh(this.records.get(id)), id, task, state, details);
+  }
+
+  /** Record `state` over `current`, the record held for `id` (one look-up, made by the caller). */
+  private write(
+    current: StoredRecord | undefined,
+    id: string,
+    task: string,
+    state: TaskState,
+    details: StateDetails | undefined,
+  ): void {
     if (current === undefined) {
       const record: StoredRecord = { id, task, state, retries: details?.retries ?? 0, updatedAt: this.now() };
       if (details?.workflow !== undefined) {
@@ -235,7 +245,7 @@ export class MemoryResultStore implements ResultStore {
   start(id: string, task: string, details?: StateDetails): boolean {
     const current = this.fresh(this.records.get(id));
     if (current !== undefined && READY_STATES.has(current.state)) return false;
-    this.setState(id, task, "STARTED", details);
+    this.write(current, id, task, "STARTED", details);
     return true;
   }
 

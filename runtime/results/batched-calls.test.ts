@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ProtocolError } from "../../broker/node/protocol.ts";
+import { BatchedCalls } from "./batched-calls.ts";
+
+const unknownOp = () => new ProtocolError({ reason: "unknown op 'x.all'" });
+
+/** Batched calls whose requests are recorded; `answer` answers each entry. */
+const recorded = (answer: (entry: string) => boolean, options: { lacksBatch?: boolean; maxEntries?: number } = {}) => {
+  const batches: string[][] = [];
+  const singles: string[] = [];
+  const calls = new BatchedCalls<string>(
+    async (batch) => {
+      if (options.lacksBatch) throw unknownOp();
+      batches.push(batch);
+      return batch.map(answer);
+    },
+    async (entry) => {
+      singles.push(entry);
+      return answer(entry);
+    },
+    (error) => error instanceof ProtocolError && error.reason.startsWith("unknown op"),
+    1_000,
+    options.maxEntries ?? 100,
+  );
+  return { calls, batches, singles };
+};
+
+describe("BatchedCalls", () => {
+  it("sends the calls of one turn as one request and answers each in order", async () => {
+    const { calls, batches, singles } = recorded((entry) => entry !== "b");
+    const answers = await Promise.all(["a", "b", "c"].map((entry) => calls.add(entry)));
+    assert.deepEqual(answers, [true, false, true]);
+    assert.deepEqual(batches, [["a", "b", "c"]]);
+    assert.deepEqual(singles, []);
+  });
+
+  it("sends a lone call on its own, and calls of a later turn in a request of their own", async () => {
+    const { calls, batches, singles } = recorded(() => true);
+    assert.equal(await calls.add("a"), true);
+    await Promise.all([calls.add("b"), calls.add("c")]);
+    assert.deepEqual(singles, ["a"]);
+    assert.deepEqual(batches, [["b", "c"]]);
+  });
+
+  it("sends a batch early once it holds the most entries or bytes allowed", async () => {
+    const { calls, batches } = recorded(() => true, { maxEntries: 2 });
+    await Promise.all(["a", "b", "c", "d", "e"].map((entry) => calls.add(entry)));
+    assert.deepEqual(batches, [
+      ["a", "b"],
+      ["c", "d"],
+    ]);
+    const bySize = recorded(() => true);
+    await Promise.all([bySize.calls.add("a", 600), bySize.calls.add("b", 600), bySize.calls.add("c", 10)]);
+    assert.deepEqual(bySize.batches, [["a", "b"]]);
+    assert.deepEqual(bySize.singles, ["c"]);
+  });
+
+  it("sends each call on its own, from then on, when the node does not serve the batch", async () => {
+    const { calls, batches, singles } = recorded((entry) => entry !== "b", { lacksBatch: true });
+    assert.deepEqual(await Promise.all(["a", "b"].map((entry) => calls.add(entry))), [true, false]);
+    assert.deepEqual(await Promise.all(["c", "d"].map((entry) => calls.add(entry))), [true, true]);
+    assert.deepEqual(batches, []);
+    assert.deepEqual(singles, ["a", "b", "c", "d"]);
+  });
+
+  it("fails every call of a batch the node fails, and keeps batching", async () => {
+    let fail = true;
+    const calls = new BatchedCalls<string>(
+      async (batch) => {
+        if (fail) throw new Error("the log failed");
+        return batch.map(() => true);
+      },
+      async () => true,
+      () => false,
+    );
+    const failed = await Promise.allSettled([calls.add("a"), calls.add("b")]);
+    assert.deepEqual(
+      failed.map((settled) => settled.status === "rejected" && (settled.reason as Error).message),
+      ["the log failed", "the log failed"],
+    );
+    fail = false;
+    assert.deepEqual(await Promise.all([calls.add("c"), calls.add("d")]), [true, true]);
+  });
+
+  it("fails a batch answered with the wrong number of answers, naming both counts", async () => {
+    const calls = new BatchedCalls<string>(
+      async () => [true],
+      async () => true,
+      () => false,
+    );
+    const failed = await Promise.allSettled([calls.add("a"), calls.add("b")]);
+    for (const settled of failed) {
+      assert.equal(settled.status, "rejected");
+      assert.match(((settled as PromiseRejectedResult).reason as ProtocolError).reason, /a batch of 2 with 1 answers/);
+    }
+  });
+});
