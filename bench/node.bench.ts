@@ -139,7 +139,7 @@ const fixture = async (config: Config, profileDir?: string): Promise<Fixture> =>
 
 /** What node and worker say when all goes well; anything else they wrote is shown after the scenario. */
 const ROUTINE =
-  /recovered \d+ (messages|task results)|listening on|consuming with concurrency|stopping|stopped|closed: the client closed the connection|SIGTERM received/;
+  /recovered \d+ (messages|task results|schedules)|listening on|consuming with concurrency|stopping|stopped|closed: the client closed the connection|SIGTERM received|SIGTERM: warm shutdown/;
 
 const showUnexpected = (who: string, child: Child) => {
   const lines = child
