@@ -6,12 +6,16 @@ import { BatchedCalls } from "./batched-calls.ts";
 const unknownOp = () => new ProtocolError({ reason: "unknown op 'x.all'" });
 
 /** Batched calls whose requests are recorded; `answer` answers each entry. */
-const recorded = (answer: (entry: string) => boolean, options: { lacksBatch?: boolean; maxEntries?: number } = {}) => {
+const recorded = (
+  answer: (entry: string) => boolean,
+  options: { lacksBatch?: boolean; largestBatch?: number; maxEntries?: number } = {},
+) => {
   const batches: string[][] = [];
   const singles: string[] = [];
   const calls = new BatchedCalls<string>(
     async (batch) => {
       if (options.lacksBatch) throw unknownOp();
+      if (batch.length > (options.largestBatch ?? Number.POSITIVE_INFINITY)) throw new RangeError("frame too large");
       batches.push(batch);
       return batch.map(answer);
     },
@@ -19,7 +23,12 @@ const recorded = (answer: (entry: string) => boolean, options: { lacksBatch?: bo
       singles.push(entry);
       return answer(entry);
     },
-    (error) => error instanceof ProtocolError && error.reason.startsWith("unknown op"),
+    (error) =>
+      error instanceof RangeError
+        ? "too large"
+        : error instanceof ProtocolError && error.reason.startsWith("unknown op")
+          ? "unserved"
+          : "failed",
     1_000,
     options.maxEntries ?? 100,
   );
@@ -64,6 +73,14 @@ describe("BatchedCalls", () => {
     assert.deepEqual(singles, ["a", "b", "c", "d"]);
   });
 
+  it("sends the entries of a batch too large for a frame on their own, and batches the next turn again", async () => {
+    const { calls, batches, singles } = recorded((entry) => entry !== "b", { largestBatch: 2 });
+    assert.deepEqual(await Promise.all(["a", "b", "c"].map((entry) => calls.add(entry))), [true, false, true]);
+    assert.deepEqual(await Promise.all(["d", "e"].map((entry) => calls.add(entry))), [true, true]);
+    assert.deepEqual(singles, ["a", "b", "c"]);
+    assert.deepEqual(batches, [["d", "e"]]);
+  });
+
   it("fails every call of a batch the node fails, and keeps batching", async () => {
     let fail = true;
     const calls = new BatchedCalls<string>(
@@ -72,7 +89,7 @@ describe("BatchedCalls", () => {
         return batch.map(() => true);
       },
       async () => true,
-      () => false,
+      () => "failed",
     );
     const failed = await Promise.allSettled([calls.add("a"), calls.add("b")]);
     assert.deepEqual(
@@ -87,7 +104,7 @@ describe("BatchedCalls", () => {
     const calls = new BatchedCalls<string>(
       async () => [true],
       async () => true,
-      () => false,
+      () => "failed",
     );
     const failed = await Promise.allSettled([calls.add("a"), calls.add("b")]);
     for (const settled of failed) {

@@ -14,6 +14,13 @@ import { ProtocolError } from "../../broker/node/protocol.ts";
  * );
  * await starts.add([id, task, null]); // true: STARTED recorded
  */
+/**
+ * What a failed batch means: the node does not serve the batched operation
+ * ("unserved"), the batch was over its frame limit ("too large"), or each
+ * entry failed with it ("failed").
+ */
+export type BatchFailure = "unserved" | "too large" | "failed";
+
 export class BatchedCalls<E> {
   private entries: E[] = [];
   private resolvers: ((answer: boolean) => void)[] = [];
@@ -26,13 +33,14 @@ export class BatchedCalls<E> {
   /**
    * @param sendAll one request for a batch, answering each entry in order
    * @param sendOne one request for one entry (a node without the batched operation)
-   * @param lacksBatch whether an error from `sendAll` says the node does not serve it
+   * @param afterFailure what a failed `sendAll` means: the node does not serve it (send each entry on its own
+   * from now on), this batch was too large for it (send these entries on their own), or a failure of each entry
    * @param maxBytes a batch is sent early once the sizes given to `add` reach this
    */
   constructor(
     private readonly sendAll: (batch: E[]) => Promise<boolean[]>,
     private readonly sendOne: (entry: E) => Promise<boolean>,
-    private readonly lacksBatch: (error: unknown) => boolean,
+    private readonly afterFailure: (error: unknown) => BatchFailure,
     private readonly maxBytes = 256 * 1024,
     private readonly maxEntries = 1_024,
   ) {}
@@ -71,11 +79,12 @@ export class BatchedCalls<E> {
         for (let i = 0; i < resolvers.length; i++) resolvers[i](answers[i] === true);
       },
       (error: unknown) => {
-        if (!this.lacksBatch(error)) {
+        const failure = this.afterFailure(error);
+        if (failure === "failed") {
           for (const reject of rejecters) reject(error);
           return;
         }
-        this.singly = true;
+        if (failure === "unserved") this.singly = true;
         for (let i = 0; i < entries.length; i++) this.sendOne(entries[i]).then(resolvers[i], rejecters[i]);
       },
     );

@@ -12,8 +12,12 @@ import { serveResults } from "./result-service.ts";
  * A node serving results (without the batched operations when `older`, as a
  * node from before them), and an app on it whose requests are counted by name.
  */
-const overNode = async (older = false) => {
-  const node = await BrokerNode.start({ port: 0, log: () => {} });
+const overNode = async (older = false, maxFrameBytes?: number) => {
+  const node = await BrokerNode.start({
+    port: 0,
+    log: () => {},
+    ...(maxFrameBytes === undefined ? {} : { maxFrameBytes }),
+  });
   if (older) {
     const withoutBatches = Object.create(node) as BrokerNode;
     withoutBatches.serve = (group, handlers) => {
@@ -79,6 +83,24 @@ describe("a worker's starts and completions over a broker node", () => {
       await assert.rejects(failed.get({ timeout: 5_000 }), /no/);
       assert.equal(sent.get("results.start"), 21);
       assert.equal(sent.get("results.complete"), 21);
+    } finally {
+      await close();
+    }
+  });
+
+  it("go on their own when a turn's completions would not fit in one of the node's frames", async () => {
+    const { app, sent, close } = await overNode(false, 64 * 1024);
+    try {
+      const big = app.task("big", (n: number) => `${n}:${"x".repeat(3_000)}`);
+      await app.broker.declareQueue("celery");
+      const results = await big.delayMany(Array.from({ length: 40 }, (_, i) => [i] as [number]));
+      await app.worker({ concurrency: 40 }).start();
+      const values = await Promise.all(results.map((r) => r.get({ timeout: 5_000 })));
+      assert.deepEqual(
+        values.map((value) => value.slice(0, value.indexOf(":"))),
+        Array.from({ length: 40 }, (_, i) => String(i)),
+      );
+      assert.ok((sent.get("results.complete") ?? 0) > 0, `no completion on its own: ${JSON.stringify([...sent])}`);
     } finally {
       await close();
     }

@@ -3,13 +3,14 @@
 import type { Envelope } from "../../broker/envelope.ts";
 import { envelopeBytes } from "../../broker/node/encoded-envelope.ts";
 import { FrameType } from "../../broker/node/protocol.ts";
+import { FrameTooLargeError } from "../../broker/node/wire-frame.ts";
 import type { NodeClient } from "../../broker/node/client/node-client.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
 import { RESULT_TOPIC } from "./result-service.ts";
-import { BatchedCalls } from "./batched-calls.ts";
+import { type BatchFailure, BatchedCalls } from "./batched-calls.ts";
 import {
   resultOperations as ops,
   type SentRecord,
@@ -28,11 +29,15 @@ export interface SentTask {
 /** A value at most this long is sent in a batch of completions; a longer one in a request of its own. */
 const BATCHED_VALUE_BYTES = 4_096;
 
-/** Whether `error` is a node's answer that it does not serve operation `name` (a node older than it). */
-const lacks =
+/** What a failed batch of operation `name` means: an older node that lacks it, a frame over the node's limit, or neither. */
+const batchFailure =
   (name: string) =>
-  (error: unknown): boolean =>
-    error instanceof Error && error.message.includes(`unknown op '${name}'`);
+  (error: unknown): BatchFailure =>
+    error instanceof FrameTooLargeError
+      ? "too large"
+      : error instanceof Error && error.message.includes(`unknown op '${name}'`)
+        ? "unserved"
+        : "failed";
 
 /**
  * The result store of a broker node, from a client: every call is a request
@@ -55,12 +60,12 @@ export class RemoteResultStore implements ResultStore {
     this.starts = new BatchedCalls(
       (batch) => client.call(ops.startAll, [batch]),
       (start) => client.call(ops.start, start),
-      lacks(ops.startAll.name),
+      batchFailure(ops.startAll.name),
     );
     this.completions = new BatchedCalls(
       (batch) => client.call(ops.completeAll, [batch]),
       (completion) => client.call(ops.complete, completion),
-      lacks(ops.completeAll.name),
+      batchFailure(ops.completeAll.name),
     );
     client.onFrame(FrameType.Notify, (payload) => {
       const [topic, body] = payload as [string, unknown];
