@@ -1,3 +1,4 @@
+// Calls of one kind made in one event-loop turn, gathered into one request to the node.
 import { ProtocolError } from "../../broker/node/protocol.ts";
 
 /**
