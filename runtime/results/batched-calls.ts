@@ -1,5 +1,12 @@
-// Calls of one kind made in one event-loop turn, gathered into one request to the node.
+// A turn's calls of one kind as one request to the node, each answered as its own would be.
 import { ProtocolError } from "../../broker/node/protocol.ts";
+
+/**
+ * What a failed batch means: the node does not serve the batched operation
+ * ("unserved"), the batch was over its frame limit ("too large"), or each
+ * entry failed with it ("failed").
+ */
+export type BatchFailure = "unserved" | "too large" | "failed";
 
 /**
  * Calls of one kind made in one event-loop turn, sent to the node as one
@@ -12,16 +19,10 @@ import { ProtocolError } from "../../broker/node/protocol.ts";
  * const starts = new BatchedCalls<WireStart>(
  *   (batch) => client.call(ops.startAll, [batch]),
  *   (start) => client.call(ops.start, start),
+ *   (error) => (error instanceof FrameTooLargeError ? "too large" : "failed"),
  * );
  * await starts.add([id, task, null]); // true: STARTED recorded
  */
-/**
- * What a failed batch means: the node does not serve the batched operation
- * ("unserved"), the batch was over its frame limit ("too large"), or each
- * entry failed with it ("failed").
- */
-export type BatchFailure = "unserved" | "too large" | "failed";
-
 export class BatchedCalls<E> {
   private entries: E[] = [];
   private resolvers: ((answer: boolean) => void)[] = [];

@@ -50,7 +50,7 @@ const recordFault = (record: unknown): string | undefined => {
   return undefined;
 };
 
-const refuseSent = (op: string, reason: string): never => {
+const refuse = (op: string, reason: string): never => {
   throw new ProtocolError({ reason: `${op}: ${reason}` });
 };
 
@@ -58,28 +58,25 @@ const refuseSent = (op: string, reason: string): never => {
 const sentTasks = (what: string): ArgumentCheck<readonly WireSentTask[], ReceivedSentTask[]> => ({
   what,
   check: (value, op) => {
-    if (!Array.isArray(value)) return refuseSent(op, `${what} must be an array`);
+    if (!Array.isArray(value)) return refuse(op, `${what} must be an array`);
     const received: ReceivedSentTask[] = new Array(value.length);
     for (let i = 0; i < value.length; i++) {
       const item = value[i] as unknown;
-      if (!Array.isArray(item) || item.length !== 2) refuseSent(op, `${what}[${i}] must be [envelope, record or nil]`);
+      if (!Array.isArray(item) || item.length !== 2) refuse(op, `${what}[${i}] must be [envelope, record or nil]`);
       const [encoded, record] = item as [unknown, unknown];
       if (!(encoded instanceof Uint8Array))
-        return refuseSent(op, `${what}[${i}]: its envelope must be msgpack bytes (bin)`);
+        return refuse(op, `${what}[${i}]: its envelope must be msgpack bytes (bin)`);
       let envelope: Envelope;
       try {
         envelope = envelopeFromBytes(encoded);
       } catch (error) {
-        return refuseSent(op, `${what}[${i}]: ${error instanceof ProtocolError ? error.reason : String(error)}`);
+        return refuse(op, `${what}[${i}]: ${error instanceof ProtocolError ? error.reason : String(error)}`);
       }
       if (record !== null && record !== undefined) {
         const fault = recordFault(record);
-        if (fault !== undefined) refuseSent(op, `${what}[${i}]: ${fault}`);
+        if (fault !== undefined) refuse(op, `${what}[${i}]: ${fault}`);
         if ((record as SentRecord)[0] !== envelope.id)
-          refuseSent(
-            op,
-            `${what}[${i}]: its record names task ${(record as SentRecord)[0]}, its envelope ${envelope.id}`,
-          );
+          refuse(op, `${what}[${i}]: its record names task ${(record as SentRecord)[0]}, its envelope ${envelope.id}`);
       }
       received[i] = { envelope, encoded, record: (record ?? null) as SentRecord | null };
     }
@@ -108,10 +105,10 @@ const entryFault = (entry: unknown, third: string, mapOptional: boolean): string
 const entries = <T>(what: string, third: string, mapOptional: boolean): ArgumentCheck<readonly T[], T[]> => ({
   what,
   check: (value, op) => {
-    if (!Array.isArray(value)) return refuseSent(op, `${what} must be an array`);
+    if (!Array.isArray(value)) return refuse(op, `${what} must be an array`);
     for (let i = 0; i < value.length; i++) {
       const fault = entryFault(value[i], third, mapOptional);
-      if (fault !== undefined) refuseSent(op, `${what}[${i}] ${fault}`);
+      if (fault !== undefined) refuse(op, `${what}[${i}] ${fault}`);
     }
     return value as T[];
   },
