@@ -2,6 +2,8 @@
 // reused, that refuse any value which would not come back unchanged.
 import { Decoder, Encoder, ExtensionCodec } from "@msgpack/msgpack";
 import { Data } from "effect";
+import { MsgpackReader } from "./msgpack/msgpack-reader.ts";
+import { MsgpackWriter } from "./msgpack/msgpack-writer.ts";
 
 /**
  * msgpack codec for message bodies and results. It accepts exactly the values
@@ -150,31 +152,48 @@ const prepare = (value: unknown, root: string, depth: number): unknown => {
   }
 };
 
+// msgpack's own depth limit sits above ours, so ours (with a path) is the one users meet.
+const libraryEncoder = new Encoder({ extensionCodec, maxDepth: MAX_DEPTH + 10 });
+
 /**
- * The strict msgpack codec (see CodecError for the values it accepts): one
- * encoder and decoder, reused.
+ * The strict codec's encoding done the long way: every value checked with the path
+ * to it kept, then written by the library. It gives the same bytes as the hand-written
+ * writer for the values that writer takes, and the one CodecError users meet for the
+ * values nobody may send.
+ *
+ * @example
+ * encodeThroughLibrary({ at: new Date(0) }, "value"); // the bytes Codec.encode gives
+ */
+export const encodeThroughLibrary = (value: unknown, path: string): Uint8Array => {
+  pathStack.length = 0;
+  visiting.clear();
+  const prepared = value === undefined ? undefinedMarker : prepare(value, path, 0);
+  return libraryEncoder.encode(prepared);
+};
+
+/**
+ * The strict msgpack codec (see CodecError for the values it accepts): plain
+ * values are written and read by hand (msgpack/), anything else (a Date, a
+ * non-ASCII string, a value that must be refused) goes through the library with
+ * every check; both give the same bytes.
  *
  * @example
  * const codec = new Codec();
  * codec.decode(codec.encode({ at: new Date(0), bytes: new Uint8Array([1]) })); // the same value back
  */
 export class Codec {
-  // msgpack's own depth limit sits above ours, so ours (with a path) is the one users meet.
-  private readonly encoder = new Encoder({ extensionCodec, maxDepth: MAX_DEPTH + 10 });
-  private readonly decoder = new Decoder({ extensionCodec });
+  private readonly writer = new MsgpackWriter("extension");
+  private readonly reader = new MsgpackReader(new Decoder({ extensionCodec }), true);
 
   /** Encode `value`; `path` names it in errors (e.g. "args of add"). Throws CodecError. */
   encode(value: unknown, path = "value"): Uint8Array {
-    pathStack.length = 0;
-    visiting.clear();
-    const prepared = value === undefined ? undefinedMarker : prepare(value, path, 0);
-    return this.encoder.encode(prepared);
+    return this.writer.writeShared(value)?.slice() ?? encodeThroughLibrary(value, path);
   }
 
   /** Decode bytes produced by `encode`. Throws DecodeError on malformed input. */
   decode(bytes: Uint8Array): unknown {
     try {
-      return this.decoder.decode(bytes);
+      return this.reader.decode(bytes);
     } catch (cause) {
       throw new DecodeError({ size: bytes.byteLength, reason: cause instanceof Error ? cause.message : String(cause) });
     }

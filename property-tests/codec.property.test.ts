@@ -6,7 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { Decoder, ExtensionCodec } from "@msgpack/msgpack";
 import fc from "fast-check";
+import { encodeThroughLibrary } from "../broker/codec.ts";
 import { Codec, CodecError, DecodeError } from "../src/transport.ts";
 
 const codec = new Codec();
@@ -367,5 +369,111 @@ describe("codec: decoding arbitrary bytes", () => {
     // fixmap of one entry: "__proto__" -> 1
     const bytes = Uint8Array.from([0x81, 0xa9, ...Buffer.from("__proto__"), 0x01]);
     assert.throws(() => codec.decode(bytes), DecodeError);
+  });
+});
+
+describe("codec: the hand-written path and the library agree", () => {
+  /** What a codec answers for `value`: its bytes, or its error. */
+  const encodeAnswer = (encode: () => Uint8Array): { bytes: string } | { error: string } => {
+    try {
+      return { bytes: hex(encode()) };
+    } catch (error) {
+      return { error: `${(error as Error).name}: ${(error as Error).message}` };
+    }
+  };
+  const agrees = (v: unknown): void =>
+    assert.deepEqual(
+      encodeAnswer(() => codec.encode(v, "args")),
+      encodeAnswer(() => encodeThroughLibrary(v, "args")),
+    );
+
+  it("writes every value byte for byte as the checked library path does, and refuses what it refuses with the same error", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          value,
+          valueWithAnyText,
+          planted.map((p) => p.value),
+        ),
+        agrees,
+      ),
+      { numRuns: 3_000 },
+    );
+  });
+
+  it("agrees on the edges: holes, Buffers, null prototypes, symbol and __proto__ keys, deep nesting, cycles", () => {
+    const cycle: Record<string, unknown> = { a: 1 };
+    cycle.self = cycle;
+    const symbolKeyed = { a: 1, [Symbol("s")]: 2 };
+    const holed = new Array<number>(3);
+    holed[0] = 1;
+    holed[2] = 3;
+    const bare = Object.assign(Object.create(null), { a: [1, undefined] });
+    const nest = (depth: number): unknown => {
+      let nested: unknown = "x";
+      for (let i = 0; i < depth; i++) nested = [nested];
+      return nested;
+    };
+    for (const v of [
+      holed,
+      Buffer.from("buffer"),
+      bare,
+      symbolKeyed,
+      JSON.parse('{"__proto__": 1}'),
+      { nested: JSON.parse('{"__proto__": 1}') },
+      nest(99),
+      nest(100),
+      nest(101),
+      nest(150),
+      cycle,
+      [cycle],
+      undefined,
+      { gone: undefined },
+      "é",
+      "a".repeat(40_000),
+      new Date(-1),
+      2 ** 53,
+      -(2 ** 31) - 1,
+      Number.NaN,
+    ]) {
+      agrees(v);
+    }
+  });
+
+  it("reads any bytes as the library does, value or error", () => {
+    const extensionCodec = new ExtensionCodec();
+    extensionCodec.register({ type: 0, encode: () => null, decode: () => undefined });
+    const library = new Decoder({ extensionCodec });
+    /** `v` with each invalid Date named, since deepStrictEqual never finds two of them equal. */
+    const comparable = (v: unknown): unknown => {
+      if (v instanceof Date) return Number.isNaN(v.getTime()) ? "Invalid Date" : v;
+      if (Array.isArray(v)) return v.map(comparable);
+      if (v !== null && typeof v === "object" && !(v instanceof Uint8Array)) {
+        return Object.fromEntries(Object.entries(v).map(([k, item]) => [k, comparable(item)]));
+      }
+      return v;
+    };
+    const decodeAnswer = (decode: () => unknown): { value: unknown } | { error: string } => {
+      try {
+        return { value: comparable(decode()) };
+      } catch (error) {
+        return { error: (error as Error).message };
+      }
+    };
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          anyBytes,
+          value.map((v) => codec.encode(v)),
+        ),
+        (bytes) => {
+          const ours = decodeAnswer(() => codec.decode(bytes));
+          const theirs = decodeAnswer(() => library.decode(bytes));
+          if ("error" in theirs) assert.ok("error" in ours && ours.error.endsWith(theirs.error), hex(bytes));
+          else assert.deepStrictEqual(ours, theirs, hex(bytes));
+        },
+      ),
+      { numRuns: 3_000 },
+    );
   });
 });

@@ -1,16 +1,9 @@
-// msgpack encoding of frame payloads, the counterpart of frame-decoder.ts: nil, booleans,
-// numbers, ASCII strings, Uint8Arrays, arrays and plain objects are written here, byte for
-// byte as @msgpack/msgpack's Encoder({ ignoreUndefined: true }) writes them; a value holding
-// anything else (a non-ASCII string, a Date or other extension, a class instance, another
-// kind of typed array, a bigint) is encoded by the library instead, errors included.
+// msgpack encoding of frame payloads, the counterpart of frame-decoder.ts: byte for byte
+// as @msgpack/msgpack's Encoder({ ignoreUndefined: true }) writes them, by hand for the
+// values frames carry (msgpack/msgpack-writer.ts) and by the library for anything else,
+// errors included.
 import { Encoder } from "@msgpack/msgpack";
-
-/** Thrown inside the encoder to hand the value to the library. */
-const ELSEWHERE = Symbol("encoded elsewhere");
-
-/** As the library's default: deeper values are refused (by the library, with its error). */
-const MAX_DEPTH = 100;
-const INITIAL_BYTES = 2048;
+import { MsgpackWriter } from "../msgpack/msgpack-writer.ts";
 
 /**
  * Encodes msgpack exactly as `new Encoder({ ignoreUndefined: true })` does,
@@ -22,9 +15,7 @@ const INITIAL_BYTES = 2048;
  */
 export class FrameEncoder {
   private readonly library = new Encoder({ ignoreUndefined: true });
-  private bytes = new Uint8Array(INITIAL_BYTES);
-  private view = new DataView(this.bytes.buffer);
-  private pos = 0;
+  private readonly writer = new MsgpackWriter("nil");
 
   /** The bytes in a buffer of their own. */
   encode(value: unknown): Uint8Array {
@@ -33,158 +24,6 @@ export class FrameEncoder {
 
   /** The bytes as a view of this encoder's buffer: valid until its next call. */
   encodeSharedRef(value: unknown): Uint8Array {
-    this.pos = 0;
-    try {
-      this.write(value, 1);
-    } catch (error) {
-      if (error !== ELSEWHERE) throw error;
-      return this.library.encodeSharedRef(value);
-    }
-    return this.bytes.subarray(0, this.pos);
-  }
-
-  private write(value: unknown, depth: number): void {
-    if (value === null || value === undefined) return this.byte(0xc0);
-    switch (typeof value) {
-      case "boolean":
-        return this.byte(value ? 0xc3 : 0xc2);
-      case "number":
-        return this.number(value);
-      case "string":
-        return this.string(value);
-      case "object":
-        break;
-      default:
-        throw ELSEWHERE;
-    }
-    if (depth > MAX_DEPTH) throw ELSEWHERE;
-    if (Array.isArray(value)) return this.array(value, depth);
-    if (value instanceof Uint8Array) return this.binary(value);
-    const prototype = Object.getPrototypeOf(value);
-    if (prototype !== Object.prototype && prototype !== null) throw ELSEWHERE;
-    return this.map(value as Record<string, unknown>, depth);
-  }
-
-  private number(value: number): void {
-    if (!Number.isSafeInteger(value)) {
-      this.room(9);
-      this.bytes[this.pos] = 0xcb;
-      this.view.setFloat64(this.pos + 1, value);
-      this.pos += 9;
-      return;
-    }
-    if (value >= 0) {
-      if (value < 0x80) return this.byte(value);
-      if (value < 0x100) return this.head(0xcc, value, 1);
-      if (value < 0x10000) return this.head(0xcd, value, 2);
-      if (value < 0x100000000) return this.head(0xce, value, 4);
-      this.room(9);
-      this.bytes[this.pos] = 0xcf;
-      this.view.setUint32(this.pos + 1, value / 4294967296);
-      this.view.setUint32(this.pos + 5, value);
-      this.pos += 9;
-      return;
-    }
-    if (value >= -0x20) return this.byte(0xe0 | (value + 0x20));
-    this.room(9);
-    const at = this.pos;
-    if (value >= -0x80) {
-      this.bytes[at] = 0xd0;
-      this.view.setInt8(at + 1, value);
-      this.pos += 2;
-    } else if (value >= -0x8000) {
-      this.bytes[at] = 0xd1;
-      this.view.setInt16(at + 1, value);
-      this.pos += 3;
-    } else if (value >= -0x80000000) {
-      this.bytes[at] = 0xd2;
-      this.view.setInt32(at + 1, value);
-      this.pos += 5;
-    } else {
-      this.bytes[at] = 0xd3;
-      this.view.setUint32(at + 1, Math.floor(value / 4294967296));
-      this.view.setUint32(at + 5, value);
-      this.pos += 9;
-    }
-  }
-
-  private string(value: string): void {
-    const length = value.length;
-    if (length < 32) this.byte(0xa0 + length);
-    else if (length < 0x100) this.head(0xd9, length, 1);
-    else if (length < 0x10000) this.head(0xda, length, 2);
-    else this.head(0xdb, length, 4);
-    this.room(length);
-    const bytes = this.bytes;
-    const at = this.pos;
-    for (let i = 0; i < length; i++) {
-      const code = value.charCodeAt(i);
-      if (code >= 0x80) throw ELSEWHERE; // its UTF-8 length differs from its length: the library writes it
-      bytes[at + i] = code;
-    }
-    this.pos = at + length;
-  }
-
-  private binary(value: Uint8Array): void {
-    const size = value.byteLength;
-    if (size < 0x100) this.head(0xc4, size, 1);
-    else if (size < 0x10000) this.head(0xc5, size, 2);
-    else this.head(0xc6, size, 4);
-    this.room(size);
-    this.bytes.set(value, this.pos);
-    this.pos += size;
-  }
-
-  private array(value: readonly unknown[], depth: number): void {
-    const size = value.length;
-    if (size < 16) this.byte(0x90 + size);
-    else if (size < 0x10000) this.head(0xdc, size, 2);
-    else this.head(0xdd, size, 4);
-    for (let i = 0; i < size; i++) this.write(value[i], depth + 1);
-  }
-
-  private map(value: Record<string, unknown>, depth: number): void {
-    const keys = Object.keys(value);
-    let size = 0;
-    for (let i = 0; i < keys.length; i++) if (value[keys[i]] !== undefined) size++;
-    if (size < 16) this.byte(0x80 + size);
-    else if (size < 0x10000) this.head(0xde, size, 2);
-    else this.head(0xdf, size, 4);
-    for (let i = 0; i < keys.length; i++) {
-      const item = value[keys[i]];
-      if (item === undefined) continue;
-      this.string(keys[i]);
-      this.write(item, depth + 1);
-    }
-  }
-
-  private byte(value: number): void {
-    if (this.pos >= this.bytes.length) this.grow(1);
-    this.bytes[this.pos++] = value;
-  }
-
-  /** A type byte followed by a big-endian unsigned integer of `size` (1, 2 or 4) bytes. */
-  private head(type: number, value: number, size: number): void {
-    this.room(1 + size);
-    const bytes = this.bytes;
-    const at = this.pos;
-    bytes[at] = type;
-    if (size === 1) bytes[at + 1] = value;
-    else if (size === 2) {
-      bytes[at + 1] = value >>> 8;
-      bytes[at + 2] = value & 0xff;
-    } else this.view.setUint32(at + 1, value);
-    this.pos = at + 1 + size;
-  }
-
-  private room(size: number): void {
-    if (this.pos + size > this.bytes.length) this.grow(size);
-  }
-
-  private grow(size: number): void {
-    const bigger = new Uint8Array(Math.max((this.pos + size) * 2, INITIAL_BYTES));
-    bigger.set(this.bytes.subarray(0, this.pos));
-    this.bytes = bigger;
-    this.view = new DataView(bigger.buffer);
+    return this.writer.writeShared(value) ?? this.library.encodeSharedRef(value);
   }
 }
