@@ -1,5 +1,6 @@
 // One consumer of the embedded broker: its prefetch window, unacked deliveries, ack, nack
 // and cancel; it calls back into the broker (ConsumerHost) for anything touching a queue.
+import { DeliveryTags } from "../delivery-tags.ts";
 import type { Delivery } from "../envelope.ts";
 import { BrokerClosedError, UnknownDeliveryError } from "../errors.ts";
 import type { QueuedMessage, QueueState } from "./queue-state.ts";
@@ -40,8 +41,7 @@ const uncountIfUnstarted = (message: QueuedMessage): void => {
  * settles them with ack / nack. Created by `EmbeddedBroker.consume`.
  */
 export class EmbeddedConsumer implements Consumer {
-  private readonly unacked = new Map<number, QueuedMessage>();
-  private nextTag = 1;
+  private readonly unacked = new DeliveryTags<QueuedMessage>();
   /** Deliveries start on the turn after `consume` resolves, so a handler can use the consumer it was given. */
   private attached = false;
   private cancelled = false;
@@ -66,7 +66,7 @@ export class EmbeddedConsumer implements Consumer {
   }
 
   /** The messages handed out and not yet settled, oldest first. */
-  unackedMessages(): IterableIterator<QueuedMessage> {
+  unackedMessages(): readonly QueuedMessage[] {
     return this.unacked.values();
   }
 
@@ -81,8 +81,7 @@ export class EmbeddedConsumer implements Consumer {
   deliver(message: QueuedMessage): void {
     const deliveryCount = ++message.deliveryCount;
     message.started = !this.marksStarted;
-    const deliveryTag = this.nextTag++;
-    this.unacked.set(deliveryTag, message);
+    const deliveryTag = this.unacked.add(message);
     this.state.unacked++;
     const delivery: Delivery = {
       envelope: message.envelope,
@@ -133,7 +132,7 @@ export class EmbeddedConsumer implements Consumer {
       this.cancelled = true;
       this.state.removeConsumer(this);
       this.host.detached(this.state);
-      const returned = [...this.unacked.values()];
+      const returned = this.unacked.values();
       this.unacked.clear();
       this.state.unacked -= returned.length;
       if (!this.marksStarted) {
@@ -159,9 +158,8 @@ export class EmbeddedConsumer implements Consumer {
    * started. Returns whether the delivery was still held.
    */
   takeBack(deliveryTag: number): boolean {
-    const message = this.unacked.get(deliveryTag);
+    const message = this.unacked.take(deliveryTag);
     if (message === undefined) return false;
-    this.unacked.delete(deliveryTag);
     this.state.unacked--;
     uncountIfUnstarted(message);
     this.host.requeue(this.state, [message]);
@@ -174,18 +172,16 @@ export class EmbeddedConsumer implements Consumer {
    * settled before the failure surfaced. Returns whether it was requeued.
    */
   requeueFailed(deliveryTag: number): boolean {
-    const message = this.unacked.get(deliveryTag);
+    const message = this.unacked.take(deliveryTag);
     if (message === undefined) return false;
-    this.unacked.delete(deliveryTag);
     this.state.unacked--;
     this.host.requeue(this.state, [message]);
     return true;
   }
 
   private take(operation: "ack" | "nack", deliveryTag: number): QueuedMessage {
-    const message = this.unacked.get(deliveryTag);
+    const message = this.unacked.take(deliveryTag);
     if (message !== undefined) {
-      this.unacked.delete(deliveryTag);
       this.state.unacked--;
       return message;
     }
@@ -200,7 +196,7 @@ export class EmbeddedConsumer implements Consumer {
   }
 
   private unknownReason(deliveryTag: number): string {
-    if (!Number.isInteger(deliveryTag) || deliveryTag < 1 || deliveryTag >= this.nextTag) {
+    if (!Number.isInteger(deliveryTag) || deliveryTag < 1 || deliveryTag > this.unacked.issued) {
       return "no delivery with this tag was ever issued to this consumer";
     }
     if (this.cancelled) {

@@ -2,7 +2,7 @@
 // across TCP, with consumers and declarations restored after every reconnection.
 import { repeatEvery, type RepeatingTimer } from "../../clock.ts";
 import type { DeadLetter, Delivery, Envelope } from "../../envelope.ts";
-import { LocalTags } from "./local-tags.ts";
+import { DeliveryTags } from "../../delivery-tags.ts";
 import { NodeClient, type NodeClientOptions } from "./node-client.ts";
 import { FrameType, envelopeFromWire, envelopeToWire } from "../protocol.ts";
 import { brokerOperations as ops, queueAdminOperations as admin } from "../operations.ts";
@@ -257,7 +257,7 @@ class RemoteConsumer implements Consumer {
    * the current connection; they are forgotten on reconnection, so a stale
    * tag cannot ack some other delivery that reused its number.
    */
-  private readonly nodeTags = new LocalTags();
+  private readonly nodeTags = new DeliveryTags<number>();
   private held: Delivery[] | undefined = [];
   private readonly renewal: RepeatingTimer;
 

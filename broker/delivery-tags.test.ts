@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { LocalTags } from "./local-tags.ts";
+import { DeliveryTags } from "./delivery-tags.ts";
 
 type Step = { op: "add"; nodeTag: number } | { op: "take" | "get"; pick: number } | { op: "clear" };
 
@@ -12,11 +12,11 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant("clear" as const) }) },
 );
 
-describe("LocalTags", () => {
-  it("answers as a map from local tags to node tags would, through any adds, takes, stale look-ups and clears", () => {
+describe("DeliveryTags", () => {
+  it("answers as a map from tags to what they stand for would, through any adds, takes, stale look-ups and clears", () => {
     fc.assert(
       fc.property(fc.array(step, { maxLength: 3_000 }), (steps) => {
-        const tags = new LocalTags();
+        const tags = new DeliveryTags<number>();
         const model = new Map<number, number>();
         let next = 1;
         for (const s of steps) {
@@ -45,7 +45,7 @@ describe("LocalTags", () => {
   });
 
   it("keeps a long run of settles in order at a bounded size, and forgets stale tags after a clear", () => {
-    const tags = new LocalTags();
+    const tags = new DeliveryTags<number>();
     const locals: number[] = [];
     for (let i = 1; i <= 10_000; i++) {
       locals.push(tags.add(i));
