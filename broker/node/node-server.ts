@@ -102,6 +102,11 @@ export interface PublishReceivedOptions {
   readonly encoded?: readonly Uint8Array[];
   /** Told the index of a refused envelope (and why) before the call rejects. */
   readonly refused?: (index: number, error: unknown) => Promise<unknown> | undefined;
+  /**
+   * A refused envelope does not fail the call: it is only told to `refused`,
+   * and the call answers for the others (for requests answered per message).
+   */
+  readonly refusalsTold?: boolean;
 }
 
 /**
@@ -245,15 +250,15 @@ export class BrokerNode {
     const room = this.room();
     // Held for room, the request's bytes may have been reused by then: the envelopes are encoded afresh.
     return room === undefined
-      ? this.publishAll(envelopes, mandatory, options.encoded, options.refused)
-      : room.then(() => this.publishAll(envelopes, mandatory, undefined, options.refused));
+      ? this.publishAll(envelopes, mandatory, options.encoded, options)
+      : room.then(() => this.publishAll(envelopes, mandatory, undefined, options));
   }
 
   private publishAll(
     envelopes: readonly Envelope[],
     mandatory: boolean,
     encoded: readonly Uint8Array[] | undefined,
-    refused: PublishReceivedOptions["refused"],
+    { refused, refusalsTold }: PublishReceivedOptions,
   ): Promise<void> {
     let refusals: Promise<unknown>[] | undefined;
     for (let index = 0; index < envelopes.length; index++) {
@@ -264,7 +269,7 @@ export class BrokerNode {
       (refusals ??= []).push(
         done.catch(async (error: unknown) => {
           await refused?.(index, error);
-          throw error;
+          if (!refusalsTold) throw error;
         }),
       );
     }

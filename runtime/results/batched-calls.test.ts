@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ProtocolError } from "../../broker/node/protocol.ts";
-import { BatchedCalls } from "./batched-calls.ts";
+import { BatchedCalls, booleanAnswer } from "./batched-calls.ts";
 
 const unknownOp = () => new ProtocolError({ reason: "unknown op 'x.all'" });
 
@@ -12,7 +12,7 @@ const recorded = (
 ) => {
   const batches: string[][] = [];
   const singles: string[] = [];
-  const calls = new BatchedCalls<string>(
+  const calls = new BatchedCalls<string, boolean>(
     async (batch) => {
       if (options.lacksBatch) throw unknownOp();
       if (batch.length > (options.largestBatch ?? Number.POSITIVE_INFINITY)) throw new RangeError("frame too large");
@@ -29,6 +29,8 @@ const recorded = (
         : error instanceof ProtocolError && error.reason.startsWith("unknown op")
           ? "unserved"
           : "failed",
+    booleanAnswer,
+    queueMicrotask,
     1_000,
     options.maxEntries ?? 100,
   );
@@ -83,13 +85,15 @@ describe("BatchedCalls", () => {
 
   it("fails every call of a batch the node fails, and keeps batching", async () => {
     let fail = true;
-    const calls = new BatchedCalls<string>(
+    const calls = new BatchedCalls<string, boolean>(
       async (batch) => {
         if (fail) throw new Error("the log failed");
         return batch.map(() => true);
       },
       async () => true,
       () => "failed",
+      booleanAnswer,
+      queueMicrotask,
     );
     const failed = await Promise.allSettled([calls.add("a"), calls.add("b")]);
     assert.deepEqual(
@@ -101,15 +105,56 @@ describe("BatchedCalls", () => {
   });
 
   it("fails a batch answered with the wrong number of answers, naming both counts", async () => {
-    const calls = new BatchedCalls<string>(
+    const calls = new BatchedCalls<string, boolean>(
       async () => [true],
       async () => true,
       () => "failed",
+      booleanAnswer,
+      queueMicrotask,
     );
     const failed = await Promise.allSettled([calls.add("a"), calls.add("b")]);
     for (const settled of failed) {
       assert.equal(settled.status, "rejected");
       assert.match(((settled as PromiseRejectedResult).reason as ProtocolError).reason, /a batch of 2 with 1 answers/);
     }
+  });
+
+  it("rejects only the entries whose answer says they failed, and resolves the others", async () => {
+    const calls = new BatchedCalls<string, string>(
+      async (batch) => batch.map((entry) => (entry.startsWith("bad") ? { refused: entry } : null)),
+      async (entry) => entry,
+      () => "failed",
+      (answer) => {
+        if (answer !== null) throw new Error(`refused ${(answer as { refused: string }).refused}`);
+        return "sent";
+      },
+      queueMicrotask,
+    );
+    const settled = await Promise.allSettled([calls.add("a"), calls.add("bad-b"), calls.add("c")]);
+    assert.deepEqual(
+      settled.map((one) => (one.status === "fulfilled" ? one.value : (one.reason as Error).message)),
+      ["sent", "refused bad-b", "sent"],
+    );
+  });
+
+  it("flushes through the schedule it is given, once per batch", async () => {
+    const scheduled: (() => void)[] = [];
+    const batches: string[][] = [];
+    const calls = new BatchedCalls<string, boolean>(
+      async (batch) => {
+        batches.push(batch);
+        return batch.map(() => true);
+      },
+      async () => true,
+      () => "failed",
+      booleanAnswer,
+      (flush) => scheduled.push(flush),
+    );
+    const answers = Promise.all([calls.add("a"), calls.add("b")]);
+    assert.equal(scheduled.length, 1);
+    assert.deepEqual(batches, [], "nothing is sent before the schedule runs the flush");
+    scheduled[0]();
+    assert.deepEqual(await answers, [true, true]);
+    assert.deepEqual(batches, [["a", "b"]]);
   });
 });

@@ -8,24 +8,34 @@ import { ProtocolError } from "../../broker/node/protocol.ts";
  */
 export type BatchFailure = "unserved" | "too large" | "failed";
 
+/** How a batch's answer for one entry becomes that entry's: the value its own call would give, or a throw of its error. */
+export type EntryAnswer<A> = (answer: unknown) => A;
+
+/** The answer of `startAll` and `completeAll` for one entry: what `start` or `complete` would answer. */
+export const booleanAnswer: EntryAnswer<boolean> = (answer) => answer === true;
+
 /**
- * Calls of one kind made in one event-loop turn, sent to the node as one
+ * Calls of one kind made in one run of code, sent to the node as one
  * request: a worker starts (and completes) a burst of deliveries together,
- * and one frame with one answer costs the node and the worker far less than
- * a request and an answer each. The batch goes out when the turn's
- * microtasks run, so a call waits for no timer and no other event.
+ * an app sends a burst of tasks, and one frame with one answer costs the
+ * node and the caller far less than a request and an answer each. The batch
+ * goes out through `schedule` (the client's `sendSoon`: at the end of the
+ * run, or before the client sends anything else), so a call waits for no
+ * timer and no other event, and nothing asked after it overtakes it.
  *
  * @example
- * const starts = new BatchedCalls<WireStart>(
+ * const starts = new BatchedCalls<WireStart, boolean>(
  *   (batch) => client.call(ops.startAll, [batch]),
  *   (start) => client.call(ops.start, start),
  *   (error) => (error instanceof FrameTooLargeError ? "too large" : "failed"),
+ *   booleanAnswer,
+ *   (flush) => client.sendSoon(flush),
  * );
  * await starts.add([id, task, null]); // true: STARTED recorded
  */
-export class BatchedCalls<E> {
+export class BatchedCalls<E, A> {
   private entries: E[] = [];
-  private resolvers: ((answer: boolean) => void)[] = [];
+  private resolvers: ((answer: A) => void)[] = [];
   private rejecters: ((error: unknown) => void)[] = [];
   private bytes = 0;
   /** Whether the node lacks the batched operation: set by its "unknown op" answer, for good. */
@@ -34,24 +44,28 @@ export class BatchedCalls<E> {
 
   /**
    * @param sendAll one request for a batch, answering each entry in order
-   * @param sendOne one request for one entry (a node without the batched operation)
+   * @param sendOne one request for one entry (a lone one, or a node without the batched operation)
    * @param afterFailure what a failed `sendAll` means: the node does not serve it (send each entry on its own
    * from now on), this batch was too large for it (send these entries on their own), or a failure of each entry
+   * @param answerOf turns the batch's answer for an entry into that entry's
+   * @param schedule runs the flush of a batch begun now, soon
    * @param maxBytes a batch is sent early once the sizes given to `add` reach this
    */
   constructor(
-    private readonly sendAll: (batch: E[]) => Promise<boolean[]>,
-    private readonly sendOne: (entry: E) => Promise<boolean>,
+    private readonly sendAll: (batch: E[]) => Promise<readonly unknown[]>,
+    private readonly sendOne: (entry: E) => Promise<A>,
     private readonly afterFailure: (error: unknown) => BatchFailure,
+    private readonly answerOf: EntryAnswer<A>,
+    private readonly schedule: (flush: () => void) => void,
     private readonly maxBytes = 256 * 1024,
     private readonly maxEntries = 1_024,
   ) {}
 
   /** Answer `entry` with the turn's others; `bytes`, its rough size on the wire, bounds the batch's frame. */
-  add(entry: E, bytes = 0): Promise<boolean> {
+  add(entry: E, bytes = 0): Promise<A> {
     if (this.singly) return this.sendOne(entry);
-    if (this.entries.length === 0) queueMicrotask(this.flushNow);
-    const answer = new Promise<boolean>((resolve, reject) => {
+    if (this.entries.length === 0) this.schedule(this.flushNow);
+    const answer = new Promise<A>((resolve, reject) => {
       this.resolvers.push(resolve);
       this.rejecters.push(reject);
     });
@@ -68,8 +82,11 @@ export class BatchedCalls<E> {
     this.resolvers = [];
     this.rejecters = [];
     this.bytes = 0;
-    const sent = entries.length === 1 ? this.sendOne(entries[0]).then((one) => [one]) : this.sendAll(entries);
-    sent.then(
+    if (entries.length === 1) {
+      this.sendOne(entries[0]).then(resolvers[0], rejecters[0]);
+      return;
+    }
+    this.sendAll(entries).then(
       (answers) => {
         if (!Array.isArray(answers) || answers.length !== resolvers.length) {
           const error = new ProtocolError({
@@ -78,7 +95,16 @@ export class BatchedCalls<E> {
           for (const reject of rejecters) reject(error);
           return;
         }
-        for (let i = 0; i < resolvers.length; i++) resolvers[i](answers[i] === true);
+        for (let i = 0; i < resolvers.length; i++) {
+          let answer: A;
+          try {
+            answer = this.answerOf(answers[i]);
+          } catch (error) {
+            rejecters[i](error);
+            continue;
+          }
+          resolvers[i](answer);
+        }
       },
       (error: unknown) => {
         const failure = this.afterFailure(error);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { UnroutableError } from "../../broker/errors.ts";
 import { BrokerNode } from "../../broker/node/node-server.ts";
 import { ProtocolError } from "../../broker/node/protocol.ts";
 import type { AnyOperation } from "../../broker/node/operations.ts";
@@ -21,8 +22,8 @@ const overNode = async (older = false, maxFrameBytes?: number) => {
   if (older) {
     const withoutBatches = Object.create(node) as BrokerNode;
     withoutBatches.serve = (group, handlers) => {
-      const { startAll: _s, completeAll: _c, ...rest } = group as Record<string, AnyOperation>;
-      const { startAll: _hs, completeAll: _hc, ...served } = handlers as Record<string, unknown>;
+      const { startAll: _s, completeAll: _c, sendEach: _e, ...rest } = group as Record<string, AnyOperation>;
+      const { startAll: _hs, completeAll: _hc, sendEach: _he, ...served } = handlers as Record<string, unknown>;
       node.serve(rest, served as never);
     };
     serveResults(withoutBatches);
@@ -172,6 +173,95 @@ describe("a worker's starts and completions over a broker node", () => {
         (error: unknown) =>
           error instanceof ProtocolError &&
           /completions\[0\] must be \[task id, task name, outcome\]/.test(error.reason),
+      );
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe("an app's sends over a broker node", () => {
+  it("go to the node as one request for the sends of a run, each answered with its own task", async () => {
+    const { app, sent, close } = await overNode();
+    try {
+      const add = app.task("add", (x: number, y: number) => x + y);
+      await app.broker.declareQueue("celery");
+      const results = await Promise.all(Array.from({ length: 30 }, (_, i) => add.delay(i, 1)));
+      assert.equal(new Set(results.map((r) => r.id)).size, 30);
+      assert.equal(sent.get("results.sendEach"), 1, JSON.stringify([...sent]));
+      assert.equal(sent.get("results.send"), undefined);
+      assert.equal(await results[3].state(), "PENDING");
+      await app.worker({ concurrency: 10 }).start();
+      assert.deepEqual(
+        await Promise.all(results.map((r) => r.get({ timeout: 5_000 }))),
+        Array.from({ length: 30 }, (_, i) => i + 1),
+      );
+    } finally {
+      await close();
+    }
+  });
+
+  it("fail one at a time: a refused send rejects as it would alone, and the others of its run are published", async () => {
+    const { app, sent, close } = await overNode();
+    try {
+      const add = app.task("add", (x: number, y: number) => x + y);
+      await app.broker.declareQueue("celery");
+      await app.broker.declareExchange("nowhere", "direct");
+      const settled = await Promise.allSettled([
+        add.delay(1, 1),
+        add.applyAsync([2, 2], { exchange: "nowhere", routingKey: "nobody" }),
+        add.delay(3, 3),
+      ]);
+      assert.equal(sent.get("results.sendEach"), 1);
+      assert.equal(settled[1].status, "rejected");
+      assert.ok((settled[1] as PromiseRejectedResult).reason instanceof UnroutableError);
+      const alone = await add.applyAsync([2, 2], { exchange: "nowhere", routingKey: "nobody" }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      const refusal = (settled[1] as PromiseRejectedResult).reason as Error & { _tag: string };
+      assert.equal(refusal._tag, (alone as { _tag: string })._tag);
+      assert.equal(refusal.message, (alone as Error).message);
+      await app.worker({ concurrency: 2 }).start();
+      const fine = settled.filter((one) => one.status === "fulfilled").map((one) => one.value);
+      assert.deepEqual(await Promise.all(fine.map((r) => r.get({ timeout: 5_000 }))), [2, 6]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("are not overtaken by a request made after them in the same run", async () => {
+    const { app, close } = await overNode();
+    try {
+      const ran: number[] = [];
+      const note = app.task("note", (n: number) => {
+        ran.push(n);
+      });
+      await app.broker.declareQueue("celery");
+      const first = note.delay(1);
+      const then = note.delayMany([[2], [3]]);
+      await Promise.all([first, then]);
+      await app.worker({ concurrency: 1 }).start();
+      const deadline = Date.now() + 5_000;
+      while (ran.length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(ran, [1, 2, 3]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("each go on its own to a node without sendEach, with the same results", async () => {
+    const { app, sent, close } = await overNode(true);
+    try {
+      const add = app.task("add", (x: number, y: number) => x + y);
+      await app.broker.declareQueue("celery");
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => add.delay(i, 1)));
+      assert.ok((sent.get("results.sendEach") ?? 0) <= 1);
+      assert.equal(sent.get("results.send"), 10);
+      await app.worker({ concurrency: 10 }).start();
+      assert.deepEqual(
+        await Promise.all(results.map((r) => r.get({ timeout: 5_000 }))),
+        Array.from({ length: 10 }, (_, i) => i + 1),
       );
     } finally {
       await close();

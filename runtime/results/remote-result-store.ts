@@ -2,15 +2,16 @@
 // waiting for a result a subscription to the node's push.
 import type { Envelope } from "../../broker/envelope.ts";
 import { envelopeBytes } from "../../broker/node/encoded-envelope.ts";
-import { FrameType } from "../../broker/node/protocol.ts";
+import { FrameType, type WireError } from "../../broker/node/protocol.ts";
 import { FrameTooLargeError } from "../../broker/node/wire-frame.ts";
+import { errorFromWire } from "../../broker/node/wire-errors.ts";
 import type { NodeClient } from "../../broker/node/client/node-client.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 import type { FinalOutcome, ResultRecord, ResultStore, StateDetails } from "./result-store.ts";
 import { RESULT_TOPIC } from "./result-service.ts";
-import { type BatchFailure, BatchedCalls } from "./batched-calls.ts";
+import { type BatchFailure, BatchedCalls, booleanAnswer, type EntryAnswer } from "./batched-calls.ts";
 import {
   resultOperations as ops,
   type SentRecord,
@@ -39,6 +40,11 @@ const batchFailure =
         ? "unserved"
         : "failed";
 
+/** The answer of `sendEach` for one message: nil when it was published, else the error its own `send` would have failed with. */
+const sendAnswer: EntryAnswer<void> = (answer) => {
+  if (answer !== null) throw errorFromWire(answer as WireError, ops.send.name);
+};
+
 /**
  * The result store of a broker node, from a client: every call is a request
  * to the node, and waiting for a result subscribes to the node's push, so
@@ -51,9 +57,11 @@ const batchFailure =
 export class RemoteResultStore implements ResultStore {
   private readonly waiters = new ResultWaiters();
   /** A turn's starts, as one `results.startAll` (a worker starts a burst of deliveries at once). */
-  private readonly starts: BatchedCalls<WireStart>;
+  private readonly starts: BatchedCalls<WireStart, boolean>;
   /** A turn's successes with small values, as one `results.completeAll`. */
-  private readonly completions: BatchedCalls<WireCompletion>;
+  private readonly completions: BatchedCalls<WireCompletion, boolean>;
+  /** A run's sends of one task each, as one `results.sendEach`. */
+  private readonly sends: BatchedCalls<WireSentTask, void>;
 
   /** @param client the node connection results go through; global rate-limit buckets use it too when the broker keeps none. */
   constructor(readonly client: NodeClient) {
@@ -61,11 +69,23 @@ export class RemoteResultStore implements ResultStore {
       (batch) => client.call(ops.startAll, [batch]),
       (start) => client.call(ops.start, start),
       batchFailure(ops.startAll.name),
+      booleanAnswer,
+      queueMicrotask,
     );
     this.completions = new BatchedCalls(
       (batch) => client.call(ops.completeAll, [batch]),
       (completion) => client.call(ops.complete, completion),
       batchFailure(ops.completeAll.name),
+      booleanAnswer,
+      queueMicrotask,
+    );
+    // Through sendSoon: nothing the app asks of the node after a send overtakes it.
+    this.sends = new BatchedCalls(
+      (batch) => client.call(ops.sendEach, [batch, true]),
+      (sent) => client.call(ops.send, [[sent], true]),
+      batchFailure(ops.sendEach.name),
+      sendAnswer,
+      (flush) => client.sendSoon(flush),
     );
     client.onFrame(FrameType.Notify, (payload) => {
       const [topic, body] = payload as [string, unknown];
@@ -92,6 +112,10 @@ export class RemoteResultStore implements ResultStore {
    * node (op `results.send`); resolves once the node has made both durable.
    */
   async send(sent: readonly SentTask[], mandatory: boolean): Promise<void> {
+    if (sent.length === 1 && mandatory) {
+      const envelope = envelopeBytes(sent[0].envelope);
+      return this.sends.add([envelope, sent[0].record ?? null], envelope.byteLength);
+    }
     const wire: WireSentTask[] = new Array(sent.length);
     for (let i = 0; i < sent.length; i++) wire[i] = [envelopeBytes(sent[i].envelope), sent[i].record ?? null];
     await this.client.call(ops.send, [wire, mandatory]);

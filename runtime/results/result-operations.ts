@@ -6,7 +6,7 @@
 import type { Envelope } from "../../broker/envelope.ts";
 import { type ArgumentCheck, check, operation, operationGroup } from "../../broker/node/operations.ts";
 import { envelopeFromBytes } from "../../broker/node/encoded-envelope.ts";
-import { ProtocolError } from "../../broker/node/protocol.ts";
+import { ProtocolError, type WireError } from "../../broker/node/protocol.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
 import type { FinalOutcome, ResultRecord, StateDetails } from "./result-store.ts";
@@ -129,6 +129,13 @@ export const resultOperations = operationGroup("results", {
    * refused message (mandatory, and no queue takes it) leaves no record.
    */
   send: operation<void>()(sentTasks("sent tasks"), check.optional(check.boolean("mandatory"))),
+  /**
+   * As `send`, answered for each message in order: nil, or the error a
+   * `send` of that message alone would have failed with (a refused one). An
+   * app's sends of one turn go as one request; a node without it (an older
+   * one) answers "unknown op", and each send goes on its own.
+   */
+  sendEach: operation<(WireError | null)[]>()(sentTasks("sent tasks"), check.optional(check.boolean("mandatory"))),
   /** Answered: the worker runs the task only if STARTED was recorded (no final state was there first). */
   start: operation<boolean>()(
     check.string("task id"),

@@ -4,7 +4,9 @@
 // frame, topic "result") to each connection waiting for a task to finish,
 // so a `get()` from any process wakes on the write, never by polling.
 import { InvalidArgumentError } from "../../broker/errors.ts";
-import type { BrokerNode } from "../../broker/node/node-server.ts";
+import type { BrokerNode, PublishReceivedOptions } from "../../broker/node/node-server.ts";
+import type { WireError } from "../../broker/node/protocol.ts";
+import { errorToWire } from "../../broker/node/wire-errors.ts";
 import { MemoryResultStore, type ResultRecord, type ResultStore } from "./result-store.ts";
 import { reserveMembersOf } from "./member-reservations.ts";
 import { type ReceivedSentTask, resultOperations } from "./result-operations.ts";
@@ -52,6 +54,33 @@ const answerEach = <E>(
 };
 
 /**
+ * Record each sent task's state, then publish the messages; answered once
+ * both are durable. A refused message leaves no record, and fails the answer
+ * unless `options` have it told instead.
+ */
+const publishRecorded = (
+  node: BrokerNode,
+  store: ResultStore,
+  sent: readonly ReceivedSentTask[],
+  mandatory: boolean,
+  options: Pick<PublishReceivedOptions, "refused" | "refusalsTold">,
+): Promise<void> => {
+  // Recorded before the publish: a fast worker's STARTED and SUCCESS always land after it.
+  let writes: Promise<void>[] | undefined;
+  for (const { record } of sent) {
+    if (record === null) continue;
+    const written = store.setState(record[0], record[1], record[2], record[3] ?? undefined);
+    if (written instanceof Promise && !writes?.includes(written)) (writes ??= []).push(written);
+  }
+  const published = node.publishReceived(sent.map(envelopeOf), mandatory, {
+    encoded: sent.map(encodedOf),
+    refused: options.refused ?? forgetRefused(store, sent),
+    refusalsTold: options.refusalsTold,
+  });
+  return writes === undefined ? published : answeredWhenPublished(published, writes);
+};
+
+/**
  * Serve a result store on a broker node (ops `results.*`) to every process
  * connected to it; returns the store. Default: a new MemoryResultStore.
  *
@@ -66,19 +95,16 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
   const reserveMembers = reserveMembersOf(store);
   node.serve(resultOperations, {
     setState: ([id, task, state, details]) => store.setState(id, task, state, details ?? undefined),
-    send: ([sent, mandatory]) => {
-      // Recorded before the publish: a fast worker's STARTED and SUCCESS always land after it.
-      let writes: Promise<void>[] | undefined;
-      for (const { record } of sent) {
-        if (record === null) continue;
-        const written = store.setState(record[0], record[1], record[2], record[3] ?? undefined);
-        if (written instanceof Promise && !writes?.includes(written)) (writes ??= []).push(written);
-      }
-      const published = node.publishReceived(sent.map(envelopeOf), mandatory === true, {
-        encoded: sent.map(encodedOf),
-        refused: forgetRefused(store, sent),
-      });
-      return writes === undefined ? published : answeredWhenPublished(published, writes);
+    send: ([sent, mandatory]) => publishRecorded(node, store, sent, mandatory === true, {}),
+    sendEach: ([sent, mandatory]) => {
+      const answers: (WireError | null)[] = new Array(sent.length).fill(null);
+      const told = (index: number, error: unknown) => {
+        answers[index] = errorToWire(error);
+        return forgetRefused(store, sent)(index);
+      };
+      return publishRecorded(node, store, sent, mandatory === true, { refused: told, refusalsTold: true }).then(
+        () => answers,
+      );
     },
     start: ([id, task, details]) => store.start(id, task, details ?? undefined),
     complete: ([id, task, outcome]) => store.complete(id, task, outcome),
