@@ -4,7 +4,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { tempDir as newTempDir } from "./durable-log-test-support.ts";
-import { openSegmentFile } from "./segment-file.ts";
+import { openSegmentFile, SyncPlacement } from "./segment-file.ts";
 
 /** Whether a turn of the event loop passed while `run` was awaited. */
 const loopTurnedDuring = async (run: () => Promise<void>): Promise<boolean> => {
@@ -61,5 +61,40 @@ describe("openSegmentFile", () => {
     await large.write(new Uint8Array(100_000), 0);
     await large.close();
     await assert.rejects(large.datasync(), { code: "EBADF" });
+  });
+});
+
+describe("SyncPlacement", () => {
+  it("syncs small batches inline while inline syncs are quick, and large ones in the pool", () => {
+    const placement = new SyncPlacement();
+    assert.equal(placement.inline(200), true);
+    placement.timedInline(150_000);
+    assert.equal(placement.inline(4_096), true);
+    assert.equal(placement.inline(4_097), false);
+  });
+
+  it("moves small batches to the pool once inline syncs are slow, and measures inline again now and then", () => {
+    const placement = new SyncPlacement();
+    for (let i = 0; i < 20; i++) placement.timedInline(3_000_000);
+    const placed = Array.from({ length: 64 }, () => placement.inline(200));
+    assert.deepEqual(
+      placed.flatMap((inline, i) => (inline ? [i] : [])),
+      [31, 63],
+      "one small batch in 32 is synced inline to measure the disk again",
+    );
+    // The disk is quick again: the probes' times bring the average back under the bound.
+    let probes = 0;
+    let inARow = 0;
+    for (let i = 0; i < 10_000 && inARow < 5; i++) {
+      if (!placement.inline(200)) {
+        inARow = 0;
+        continue;
+      }
+      inARow++;
+      probes++;
+      placement.timedInline(100_000);
+    }
+    assert.equal(inARow, 5, "small batches never came back inline");
+    assert.ok(probes > 0 && probes < 20, `${probes} probes`);
   });
 });

@@ -57,6 +57,44 @@ const INLINE_WRITE_BYTES = 64 * 1024;
  */
 const INLINE_SYNC_BYTES = 4 * 1024;
 const INLINE_SYNC_MAX_NS = 500_000;
+/**
+ * Once syncs are slow, every this many small batches one is synced inline
+ * anyway, to measure the disk again: a sync through the pool is timed with
+ * its hand-off, so its times cannot tell when the disk is fast again (a few
+ * slow syncs at start-up used to keep a fast disk on the pool for good).
+ */
+const INLINE_SYNC_PROBE_EVERY = 32;
+
+/**
+ * Where each fdatasync runs: on the calling thread for a small batch while
+ * inline syncs average at most INLINE_SYNC_MAX_NS (and now and then to
+ * measure again), else in the thread pool.
+ *
+ * @example
+ * const placement = new SyncPlacement();
+ * placement.inline(200); // true: a small batch, and no slow sync seen
+ * placement.timedInline(2_000_000); // a 2 ms sync moves the average towards it
+ */
+export class SyncPlacement {
+  /** A running average of how long an inline fdatasync took, in ns. */
+  private averageNs = 0;
+  /** Small batches sent to the pool since the last inline sync. */
+  private pooled = 0;
+
+  /** Whether a sync of `bytes` unsynced bytes runs inline; a caller that syncs inline reports its time to `timedInline`. */
+  inline(bytes: number): boolean {
+    if (bytes > INLINE_SYNC_BYTES) return false;
+    if (this.averageNs <= INLINE_SYNC_MAX_NS || ++this.pooled >= INLINE_SYNC_PROBE_EVERY) {
+      this.pooled = 0;
+      return true;
+    }
+    return false;
+  }
+
+  timedInline(ns: number): void {
+    this.averageNs += (ns - this.averageNs) / 8;
+  }
+}
 
 /**
  * The file is grown ahead of its writes in steps of this size, so that the
@@ -85,8 +123,7 @@ class NodeSegmentFile implements SegmentFile {
 
   /** Bytes written since the last fdatasync began. */
   private unsynced = 0;
-  /** A running average of how long an fdatasync took, in ns. */
-  private syncNs = 0;
+  private readonly placement = new SyncPlacement();
 
   async write(data: Uint8Array, position: number): Promise<void> {
     this.unsynced += data.length;
@@ -126,23 +163,17 @@ class NodeSegmentFile implements SegmentFile {
   }
 
   datasync(): Promise<void> {
-    const inline = this.unsynced <= INLINE_SYNC_BYTES && this.syncNs <= INLINE_SYNC_MAX_NS;
+    const inline = this.placement.inline(this.unsynced);
     this.unsynced = 0;
+    if (!inline) return call((cb) => fs.fdatasync(this.fd, cb));
     const started = process.hrtime.bigint();
-    if (inline) {
-      try {
-        fs.fdatasyncSync(this.fd);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      this.timed(started);
-      return Promise.resolve();
+    try {
+      fs.fdatasyncSync(this.fd);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return call((cb) => fs.fdatasync(this.fd, cb)).then(() => this.timed(started));
-  }
-
-  private timed(started: bigint): void {
-    this.syncNs += (Number(process.hrtime.bigint() - started) - this.syncNs) / 8;
+    this.placement.timedInline(Number(process.hrtime.bigint() - started));
+    return Promise.resolve();
   }
 
   async truncate(length: number): Promise<void> {
