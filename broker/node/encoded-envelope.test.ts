@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import { encodeWithEnvelope, publishedEnvelopeBytes } from "./encoded-envelope.ts";
+import { RecordArena } from "./record-arena.ts";
 import { FrameEncoder } from "./frame-encoder.ts";
 import { envelopeFromWire, envelopeToWire } from "./protocol.ts";
 import type { Envelope } from "../envelope.ts";
@@ -47,6 +48,7 @@ describe("encoded envelopes", () => {
       new FrameEncoder(),
       [4, 12_345, "queue"],
       encoder.encode(envelopeToWire(envelope)),
+      new RecordArena(),
     );
     const [kind, seq, queue, wire] = decoder.decode(bytes) as [number, number, string, unknown];
     assert.deepEqual([kind, seq, queue], [4, 12_345, "queue"]);

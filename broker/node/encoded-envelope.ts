@@ -8,6 +8,7 @@
 import type { Envelope } from "../envelope.ts";
 import { FrameDecoder } from "./frame-decoder.ts";
 import { FrameEncoder } from "./frame-encoder.ts";
+import type { RecordArena } from "./record-arena.ts";
 import { envelopeFromWire, envelopeToWire, ProtocolError } from "./protocol.ts";
 
 const FIXARRAY_3 = 0x93;
@@ -57,15 +58,16 @@ export const publishedEnvelopeBytes = (payload: Uint8Array): Uint8Array | undefi
 /**
  * msgpack of the array `[...head, <envelope>]`, where the envelope is given
  * already encoded: `head` is encoded as an array (of at most 14 items) and its
- * header widened by one, then the envelope's bytes follow.
+ * header widened by one, then the envelope's bytes follow; made in `arena`.
  */
 export const encodeWithEnvelope = (
   encoder: FrameEncoder,
   head: readonly unknown[],
   envelope: Uint8Array,
+  arena: RecordArena,
 ): Uint8Array => {
   const encodedHead = encoder.encodeSharedRef(head);
-  const bytes = new Uint8Array(encodedHead.length + envelope.length);
+  const bytes = arena.alloc(encodedHead.length + envelope.length);
   bytes.set(encodedHead);
   bytes[0] = 0x90 | (head.length + 1);
   bytes.set(envelope, encodedHead.length);

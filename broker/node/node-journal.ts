@@ -11,6 +11,7 @@ import type { JournalRef } from "../embedded/broker-journal.ts";
 import { envelopeFromWire, envelopeToWire } from "./protocol.ts";
 import { encodeWithEnvelope } from "./encoded-envelope.ts";
 import { FrameEncoder } from "./frame-encoder.ts";
+import { RecordArena } from "./record-arena.ts";
 import type { ExchangeType, QueueOptions, RevocationOptions } from "../transport.ts";
 
 const Kind = {
@@ -44,6 +45,8 @@ export class NodeJournal implements BrokerJournal {
   private readonly encoder = new Encoder();
   /** For the records of every message (enqueue and remove): arrays of numbers and strings, which it writes by hand, byte for byte as the library. */
   private readonly messageEncoder = new FrameEncoder();
+  /** Where the records of messages still held are kept; a new one at each snapshot (see RecordArena). */
+  private arena = new RecordArena();
   private nextSeq = 1;
   /** The append made by the last journalled change (what a confirm must wait for). */
   lastWrite: Promise<void> | undefined;
@@ -104,7 +107,9 @@ export class NodeJournal implements BrokerJournal {
    * The records that rebuild the current state, for compaction: declarations,
    * revocations still in force, and the record of every message copy held
    * (the very bytes appended for it, so its sequence number stays the same and
-   * an ack appended after the compaction still names it).
+   * an ack appended after the compaction still names it). Those records move
+   * to a fresh arena, so the chunks of the old one go with the records that
+   * have left them.
    */
   snapshot(now: number = Date.now()): Uint8Array[] {
     const revocations = new Set<Uint8Array>();
@@ -112,7 +117,14 @@ export class NodeJournal implements BrokerJournal {
       if (expiresAt > now) revocations.add(bytes);
       else this.revocations.delete(id);
     }
-    return [...this.structure.values(), ...revocations, ...this.live.values()];
+    const records = [...this.structure.values(), ...revocations];
+    this.arena = new RecordArena();
+    for (const [seq, bytes] of this.live) {
+      const moved = this.arena.copy(bytes);
+      this.live.set(seq, moved);
+      records.push(moved);
+    }
+    return records;
   }
 
   /** Declarations and bindings, one record each (a repeat replaces the earlier one). */
@@ -140,7 +152,7 @@ export class NodeJournal implements BrokerJournal {
     const seq = this.nextSeq++;
     ref.journalSeq = seq;
     if (deadLetter === undefined && envelope === this.encodedEnvelope) {
-      const bytes = encodeWithEnvelope(this.messageEncoder, [Kind.Enqueue, seq, queue], this.encodedBytes!);
+      const bytes = encodeWithEnvelope(this.messageEncoder, [Kind.Enqueue, seq, queue], this.encodedBytes!, this.arena);
       this.lastWrite = this.sinkWrite(bytes);
       this.live.set(seq, bytes);
       return;

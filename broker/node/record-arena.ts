@@ -1,0 +1,42 @@
+/**
+ * Room for many small records in a few large buffers: a record is a view of
+ * the arena's current chunk, so making one costs a view (about 0.2 µs) where
+ * a buffer of its own cost about 2 µs (a backing store per array, on the
+ * Node.js this runs on). A chunk lives while any record in it does, so a
+ * record held for long keeps its neighbours' room too: whoever holds records
+ * for long moves them to a fresh arena now and then (`copy`), as the node's
+ * journal does at every compaction, which bounds the waste to what was
+ * written since.
+ *
+ * @example
+ * const arena = new RecordArena();
+ * const record = arena.alloc(150); // a view of 150 bytes, to fill
+ * const moved = new RecordArena().copy(record); // the same bytes, in another arena
+ */
+export class RecordArena {
+  private chunk = new Uint8Array(0);
+  private used = 0;
+
+  /** Uninitialised room for one record of `size` bytes. */
+  alloc(size: number): Uint8Array {
+    if (size > MAX_SHARED_BYTES) return new Uint8Array(size);
+    if (this.used + size > this.chunk.length) {
+      this.chunk = new Uint8Array(CHUNK_BYTES);
+      this.used = 0;
+    }
+    const at = this.used;
+    this.used = at + size;
+    return this.chunk.subarray(at, at + size);
+  }
+
+  /** `bytes` copied into this arena. */
+  copy(bytes: Uint8Array): Uint8Array {
+    const copy = this.alloc(bytes.length);
+    copy.set(bytes);
+    return copy;
+  }
+}
+
+const CHUNK_BYTES = 16 * 1024;
+/** Larger records get buffers of their own: they would leave much of a chunk unused. */
+const MAX_SHARED_BYTES = 2 * 1024;
