@@ -348,7 +348,7 @@ const createNativeApp = (options: AppOptions): App => {
     const id = newTaskId();
     const result = new TaskResult<R>(id, context);
     return publisher
-      .publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0 })
+      .publish({ id, task, args, options: publisher.optionsFor(task, callOptions), retries: 0, newId: true })
       .then(() => result);
   };
 
@@ -364,7 +364,7 @@ const createNativeApp = (options: AppOptions): App => {
     const sent: AsyncResult<R>[] = new Array(argsList.length);
     for (let i = 0; i < argsList.length; i++) {
       const id = newTaskId();
-      messages[i] = { id, task, args: argsList[i], options, retries: 0 };
+      messages[i] = { id, task, args: argsList[i], options, retries: 0, newId: true };
       sent[i] = new TaskResult<R>(id, context);
     }
     return publisher.publishMany(messages).then(() => sent);

@@ -7,7 +7,7 @@ import type { Transport } from "../broker/transport.ts";
 import { mergeOptions, type CallOptions } from "../dsl/options.ts";
 import { RemoteResultStore, type SentTask } from "./results/remote-result-store.ts";
 import type { SentRecord, SentState } from "./results/result-operations.ts";
-import type { ResultStore } from "./results/result-store.ts";
+import type { ResultStore, StateDetails } from "./results/result-store.ts";
 import { toEnvelope, type TaskMessage } from "./task-message.ts";
 import { type PublishTrace, tracePublish, tracingRegistered } from "./tracing/task-tracing.ts";
 import type { TaskOptions } from "./task.ts";
@@ -201,12 +201,16 @@ const stateOf = (message: TaskMessage): SentState => (message.retries > 0 ? "RET
 const recordOf = (message: TaskMessage): SentRecord | undefined =>
   isUnrecorded(message) ? undefined : [message.id, message.task, stateOf(message), detailsOf(message) ?? null];
 
-const detailsOf = (message: TaskMessage) =>
+const NEW_ID: StateDetails = Object.freeze({ newId: true });
+
+const detailsOf = (message: TaskMessage): StateDetails | undefined =>
   message.workflow !== undefined
     ? { retries: message.retries, workflow: message.workflow, node: message.node as number }
-    : message.retries === 0
-      ? undefined
-      : { retries: message.retries };
+    : message.retries !== 0
+      ? { retries: message.retries }
+      : message.newId === true
+        ? NEW_ID
+        : undefined;
 
 const isConnectionLoss = (error: unknown): boolean => {
   const tag = (error as { _tag?: unknown } | null)?._tag;

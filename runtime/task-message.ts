@@ -32,6 +32,8 @@ export interface TaskMessage {
    * other copy without running it.
    */
   readonly claimOnce?: true;
+  /** The id was made for this send (it never travels): the store records PENDING without looking for a record first. */
+  readonly newId?: true;
 }
 
 export const DEFAULT_QUEUE = "celery";

@@ -79,8 +79,12 @@ type Change = string | LogEntry;
  */
 export class DurableResultStore implements ResultStore {
   private readonly encoder = new ResultLogEncoder();
-  /** Writes since the last hand-over, in order; a task's id is one key however often it was written. */
-  private readonly changes = new Map<string, Change>();
+  /**
+   * Writes since the last hand-over, in order: a task's record under its id
+   * (one key however often it was written), each other write under a number
+   * (the id as it came is the key: no key string to build and hash per write).
+   */
+  private readonly changes = new Map<string | number, Change>();
   private nextChange = 0;
   /** The log's batch the writes since the last hand-over go into (it takes them when it is cut). */
   private gathering: Promise<void> | undefined;
@@ -338,12 +342,12 @@ export class DurableResultStore implements ResultStore {
   /** Log task `id`'s record as it is at the next hand-over. */
   private record(id: string): Promise<void> {
     // Keyed by id: a task written again before the hand-over keeps its one place.
-    this.changes.set(`r${id}`, id);
+    this.changes.set(id, id);
     return this.gather();
   }
 
   private write(entry: LogEntry): Promise<void> {
-    this.changes.set(`w${this.nextChange++}`, entry);
+    this.changes.set(this.nextChange++, entry);
     return this.gather();
   }
 

@@ -39,6 +39,11 @@ export interface StateDetails {
   readonly node?: number;
   /** The task's own report of its progress, encoded: replaces the one recorded. */
   readonly info?: Uint8Array;
+  /**
+   * The id was made for this send just now, so nothing is recorded under it
+   * yet: a store may record the state without looking for a record first.
+   */
+  readonly newId?: true;
 }
 
 export type FinalOutcome =
@@ -209,7 +214,9 @@ export class MemoryResultStore implements ResultStore {
   }
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
-    this.write(this.fresh(this.records.get(id)), id, task, state, details);
+    // A new id's look-up would miss in both generations: on the dispatch path, the costliest of the store's calls.
+    const current = details?.newId === true ? undefined : this.fresh(this.records.get(id));
+    this.write(current, id, task, state, details);
   }
 
   /** Record `state` over `current`, the record held for `id` (one look-up, made by the caller). */

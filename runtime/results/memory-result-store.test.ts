@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { MemoryResultStore } from "./result-store.ts";
+
+describe("MemoryResultStore", () => {
+  it("records a new id's state without a look-up, and it reads back and moves on as any record", async () => {
+    const store = new MemoryResultStore();
+    store.setState("t-1", "add", "PENDING", { newId: true });
+    const pending = await store.get("t-1");
+    assert.equal(pending?.state, "PENDING");
+    assert.equal(pending?.task, "add");
+    assert.equal("newId" in (pending as object), false, "the hint is not kept in the record");
+    assert.equal(await store.start("t-1", "add"), true);
+    assert.equal(await store.complete("t-1", "add", { state: "SUCCESS", value: Uint8Array.of(3) }), true);
+    assert.equal((await store.get("t-1"))?.state, "SUCCESS");
+  });
+
+  it("keeps the newest record when a hint was wrong and the id was held already", async () => {
+    const store = new MemoryResultStore({ maxResults: 4 });
+    store.setState("t-1", "add", "PENDING");
+    // Two more writes age "t-1" into the old generation; a wrong hint then writes it anew.
+    store.setState("t-2", "add", "PENDING");
+    store.setState("t-3", "add", "PENDING");
+    store.setState("t-1", "add", "RETRY", { newId: true, retries: 1 });
+    const record = await store.get("t-1");
+    assert.equal(record?.state, "RETRY");
+    assert.equal(record?.retries, 1);
+  });
+});
