@@ -26,4 +26,19 @@ describe("MemoryResultStore", () => {
     assert.equal(record?.state, "RETRY");
     assert.equal(record?.retries, 1);
   });
+
+  it("keeps the values of tasks that returned nothing as one shared array, and every other value as given", async () => {
+    const store = new MemoryResultStore();
+    const nothing = () => Uint8Array.of(0xc7, 0, 0);
+    store.complete("a", "t", { state: "SUCCESS", value: nothing() });
+    store.complete("b", "t", { state: "SUCCESS", value: nothing() });
+    store.complete("c", "t", { state: "SUCCESS", value: Uint8Array.of(0xc0) });
+    const three = Uint8Array.of(3);
+    store.complete("d", "t", { state: "SUCCESS", value: three });
+    const [a, b, c, d] = await Promise.all(["a", "b", "c", "d"].map((id) => store.get(id)));
+    assert.equal(a?.value, b?.value, "one array for both");
+    assert.deepEqual([...(a?.value ?? [])], [0xc7, 0, 0]);
+    assert.deepEqual([...(c?.value ?? [])], [0xc0]);
+    assert.equal(d?.value, three);
+  });
 });

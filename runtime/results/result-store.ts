@@ -20,7 +20,7 @@ export interface ResultRecord {
   readonly id: string;
   readonly task: string;
   readonly state: TaskState;
-  /** Encoded value, on SUCCESS. */
+  /** Encoded value, on SUCCESS (read it, never write into it: a store may share one between records). */
   readonly value?: Uint8Array;
   /** On FAILURE (and REVOKED): what went wrong, with the remote stack. */
   readonly error?: RemoteErrorInfo;
@@ -177,6 +177,22 @@ interface MemberSet {
 /** The store's own, mutable copy of a record; readers get snapshots. */
 type StoredRecord = { -readonly [K in keyof ResultRecord]: ResultRecord[K] };
 
+/** msgpack of `undefined` (the strict codec's empty extension 0) and of `null`: what a task that returns nothing leaves. */
+const UNDEFINED_VALUE = Uint8Array.of(0xc7, 0, 0);
+const NULL_VALUE = Uint8Array.of(0xc0);
+
+/**
+ * The value as a record keeps it: one array for all the tasks that returned
+ * nothing, since each small array a store holds for long costs the collector
+ * about a microsecond (most of what storing the results of fire-and-forget
+ * tasks cost, measured on the dispatch path).
+ */
+const sharedIfNothing = (value: Uint8Array): Uint8Array => {
+  if (value.length === 3 && value[0] === 0xc7 && value[1] === 0 && value[2] === 0) return UNDEFINED_VALUE;
+  if (value.length === 1 && value[0] === 0xc0) return NULL_VALUE;
+  return value;
+};
+
 /**
  * The in-memory result store: bounded (the least recently written records go
  * first once `maxResults` is reached) and expiring. Waiters are woken by
@@ -268,7 +284,7 @@ export class MemoryResultStore implements ResultStore {
     record.task = task;
     record.state = outcome.state;
     record.updatedAt = this.now();
-    if (outcome.state === "SUCCESS") record.value = outcome.value;
+    if (outcome.state === "SUCCESS") record.value = sharedIfNothing(outcome.value);
     else record.error = outcome.error;
     // Its time to live counts from updatedAt; touching keeps a finished record among the recently written.
     this.records.touch(id, record);
