@@ -76,4 +76,16 @@ describe("FrameEncoder", () => {
     encoder.encodeSharedRef(["c", 3]);
     assert.deepEqual([...own], [...library.encode(["a", 1])], "encode's bytes outlive later calls");
   });
+
+  it("gives plain Uint8Arrays from encode, which never share bytes with each other, and whose slice is a copy", () => {
+    const encoder = new FrameEncoder();
+    const encoded = Array.from({ length: 200 }, (_, i) => encoder.encode(["item", i, "x".repeat(i % 50)]));
+    encoded.forEach((bytes, i) => {
+      assert.equal(Object.getPrototypeOf(bytes), Uint8Array.prototype);
+      assert.deepEqual([...bytes], [...library.encode(["item", i, "x".repeat(i % 50)])], `encode ${i}`);
+    });
+    const copy = encoded[0].slice();
+    copy[0] = 0;
+    assert.notEqual(encoded[0][0], 0);
+  });
 });

@@ -17,9 +17,18 @@ export class FrameEncoder {
   private readonly library = new Encoder({ ignoreUndefined: true });
   private readonly writer = new MsgpackWriter("nil");
 
-  /** The bytes in a buffer of their own. */
+  /**
+   * The bytes in an array of their own, made in Node's shared buffer pool: a
+   * backing store of its own costs about 2 µs, a slice of the pool a fifth of
+   * that. For bytes held briefly (a request's envelope until its batch goes, a
+   * record until the log writes it): a slice keeps its 8 KiB pool alive.
+   */
   encode(value: unknown): Uint8Array {
-    return this.encodeSharedRef(value).slice();
+    const bytes = this.encodeSharedRef(value);
+    const pooled = Buffer.allocUnsafe(bytes.length);
+    pooled.set(bytes);
+    // A plain Uint8Array: a Buffer's slice() is a view, where callers of a Uint8Array expect a copy.
+    return new Uint8Array(pooled.buffer, pooled.byteOffset, bytes.length);
   }
 
   /** The bytes as a view of this encoder's buffer: valid until its next call. */
