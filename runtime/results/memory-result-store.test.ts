@@ -41,4 +41,12 @@ describe("MemoryResultStore", () => {
     assert.deepEqual([...(c?.value ?? [])], [0xc0]);
     assert.equal(d?.value, three);
   });
+
+  it("keeps a SUCCESS that came with no value, or with no bytes, as it came", async () => {
+    const store = new MemoryResultStore();
+    assert.equal(store.complete("a", "t", { state: "SUCCESS" } as never), true);
+    assert.equal(store.complete("b", "t", { state: "SUCCESS", value: "not bytes" } as never), true);
+    assert.equal((await store.get("a"))?.value, undefined);
+    assert.equal((await store.get("b"))?.value as unknown, "not bytes");
+  });
 });

@@ -188,6 +188,8 @@ const NULL_VALUE = Uint8Array.of(0xc0);
  * tasks cost, measured on the dispatch path).
  */
 const sharedIfNothing = (value: Uint8Array): Uint8Array => {
+  // A SUCCESS sent to a node may hold anything, or nothing: kept as it came, for the reader to refuse.
+  if (!(value instanceof Uint8Array)) return value;
   if (value.length === 3 && value[0] === 0xc7 && value[1] === 0 && value[2] === 0) return UNDEFINED_VALUE;
   if (value.length === 1 && value[0] === 0xc0) return NULL_VALUE;
   return value;
