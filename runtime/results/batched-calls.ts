@@ -1,4 +1,4 @@
-// A turn's calls of one kind as one request to the node, each answered as its own would be.
+// A run's calls of one kind as one request to the node, each answered as its own would be.
 import { ProtocolError } from "../../broker/node/protocol.ts";
 
 /**
@@ -19,9 +19,10 @@ export const booleanAnswer: EntryAnswer<boolean> = (answer) => answer === true;
  * request: a worker starts (and completes) a burst of deliveries together,
  * an app sends a burst of tasks, and one frame with one answer costs the
  * node and the caller far less than a request and an answer each. The batch
- * goes out through `schedule` (the client's `sendSoon`: at the end of the
- * run, or before the client sends anything else), so a call waits for no
- * timer and no other event, and nothing asked after it overtakes it.
+ * goes out through `schedule`, so a call waits for no timer and no other
+ * event: `queueMicrotask` sends it once the run's promise callbacks have
+ * run; the client's `sendSoon` also sends it before anything else the
+ * client is asked, so nothing asked after it overtakes it (an app's sends).
  *
  * @example
  * const starts = new BatchedCalls<WireStart, boolean>(
@@ -29,7 +30,7 @@ export const booleanAnswer: EntryAnswer<boolean> = (answer) => answer === true;
  *   (start) => client.call(ops.start, start),
  *   (error) => (error instanceof FrameTooLargeError ? "too large" : "failed"),
  *   booleanAnswer,
- *   (flush) => client.sendSoon(flush),
+ *   queueMicrotask,
  * );
  * await starts.add([id, task, null]); // true: STARTED recorded
  */

@@ -4,7 +4,7 @@
 // frame, topic "result") to each connection waiting for a task to finish,
 // so a `get()` from any process wakes on the write, never by polling.
 import { InvalidArgumentError } from "../../broker/errors.ts";
-import type { BrokerNode, PublishReceivedOptions } from "../../broker/node/node-server.ts";
+import type { BrokerNode } from "../../broker/node/node-server.ts";
 import type { WireError } from "../../broker/node/protocol.ts";
 import { errorToWire } from "../../broker/node/wire-errors.ts";
 import { MemoryResultStore, type ResultRecord, type ResultStore } from "./result-store.ts";
@@ -55,15 +55,16 @@ const answerEach = <E>(
 
 /**
  * Record each sent task's state, then publish the messages; answered once
- * both are durable. A refused message leaves no record, and fails the answer
- * unless `options` have it told instead.
+ * both are durable. A refused message leaves no record, and fails the answer,
+ * unless `tell` is given: then it is told the refusal, and the answer is for
+ * the others.
  */
 const publishRecorded = (
   node: BrokerNode,
   store: ResultStore,
   sent: readonly ReceivedSentTask[],
   mandatory: boolean,
-  options: Pick<PublishReceivedOptions, "refused" | "refusalsTold">,
+  tell?: (index: number, error: unknown) => void,
 ): Promise<void> => {
   // Recorded before the publish: a fast worker's STARTED and SUCCESS always land after it.
   let writes: Promise<void>[] | undefined;
@@ -72,10 +73,14 @@ const publishRecorded = (
     const written = store.setState(record[0], record[1], record[2], record[3] ?? undefined);
     if (written instanceof Promise && !writes?.includes(written)) (writes ??= []).push(written);
   }
+  const forget = forgetRefused(store, sent);
   const published = node.publishReceived(sent.map(envelopeOf), mandatory, {
     encoded: sent.map(encodedOf),
-    refused: options.refused ?? forgetRefused(store, sent),
-    refusalsTold: options.refusalsTold,
+    refused: (index, error) => {
+      tell?.(index, error);
+      return forget(index);
+    },
+    refusalsTold: tell !== undefined,
   });
   return writes === undefined ? published : answeredWhenPublished(published, writes);
 };
@@ -95,16 +100,12 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
   const reserveMembers = reserveMembersOf(store);
   node.serve(resultOperations, {
     setState: ([id, task, state, details]) => store.setState(id, task, state, details ?? undefined),
-    send: ([sent, mandatory]) => publishRecorded(node, store, sent, mandatory === true, {}),
+    send: ([sent, mandatory]) => publishRecorded(node, store, sent, mandatory === true),
     sendEach: ([sent, mandatory]) => {
       const answers: (WireError | null)[] = new Array(sent.length).fill(null);
-      const told = (index: number, error: unknown) => {
+      return publishRecorded(node, store, sent, mandatory === true, (index, error) => {
         answers[index] = errorToWire(error);
-        return forgetRefused(store, sent)(index);
-      };
-      return publishRecorded(node, store, sent, mandatory === true, { refused: told, refusalsTold: true }).then(
-        () => answers,
-      );
+      }).then(() => answers);
     },
     start: ([id, task, details]) => store.start(id, task, details ?? undefined),
     complete: ([id, task, outcome]) => store.complete(id, task, outcome),
