@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import { encodeWithEnvelope, publishedEnvelopeBytes } from "./encoded-envelope.ts";
-import { RecordArena } from "./record-arena.ts";
+import { RecordArena } from "./pooled-bytes.ts";
 import { FrameEncoder } from "./frame-encoder.ts";
 import { envelopeFromWire, envelopeToWire } from "./protocol.ts";
 import type { Envelope } from "../envelope.ts";

@@ -8,7 +8,7 @@
 import type { Envelope } from "../envelope.ts";
 import { FrameDecoder } from "./frame-decoder.ts";
 import { FrameEncoder } from "./frame-encoder.ts";
-import type { RecordArena } from "./record-arena.ts";
+import type { RecordArena } from "./pooled-bytes.ts";
 import { envelopeFromWire, envelopeToWire, ProtocolError } from "./protocol.ts";
 
 const FIXARRAY_3 = 0x93;

@@ -4,6 +4,7 @@
 // errors included.
 import { Encoder } from "@msgpack/msgpack";
 import { MsgpackWriter } from "../msgpack/msgpack-writer.ts";
+import { pooledCopy } from "./pooled-bytes.ts";
 
 /**
  * Encodes msgpack exactly as `new Encoder({ ignoreUndefined: true })` does,
@@ -17,18 +18,9 @@ export class FrameEncoder {
   private readonly library = new Encoder({ ignoreUndefined: true });
   private readonly writer = new MsgpackWriter("nil");
 
-  /**
-   * The bytes in an array of their own, made in Node's shared buffer pool: a
-   * backing store of its own costs about 2 µs, a slice of the pool a fifth of
-   * that. For bytes held briefly (a request's envelope until its batch goes, a
-   * record until the log writes it): a slice keeps its 8 KiB pool alive.
-   */
+  /** The bytes in an array of their own, in Node's buffer pool (`pooledCopy`): for bytes held briefly. */
   encode(value: unknown): Uint8Array {
-    const bytes = this.encodeSharedRef(value);
-    const pooled = Buffer.allocUnsafe(bytes.length);
-    pooled.set(bytes);
-    // A plain Uint8Array: a Buffer's slice() is a view, where callers of a Uint8Array expect a copy.
-    return new Uint8Array(pooled.buffer, pooled.byteOffset, bytes.length);
+    return pooledCopy(this.encodeSharedRef(value));
   }
 
   /** The bytes as a view of this encoder's buffer: valid until its next call. */

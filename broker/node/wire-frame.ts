@@ -2,6 +2,7 @@
 // type byte and the payload; the parser and the batching writer. The parser is
 // hand-written and allocation-aware: it reads frames straight out of the socket's chunks
 // and copies only a frame that straddles two chunks.
+import { pooledCopy } from "./pooled-bytes.ts";
 import { Data } from "effect";
 
 /**
@@ -226,13 +227,10 @@ export class FrameWriter {
     if (this.length === 0) return;
     gathering.delete(this);
     let bytes: Uint8Array;
-    // The socket keeps the bytes until they are sent: a small batch is copied out (into Node's
-    // pool: a buffer of its own would cost a backing store, about 2 µs), a large one keeps its
-    // buffer and the next batch gets a new one.
-    if (this.length <= COPIED_BATCH_BYTES) {
-      bytes = Buffer.allocUnsafe(this.length);
-      bytes.set(this.batch.subarray(0, this.length));
-    } else {
+    // The socket keeps the bytes until they are sent: a small batch is copied out (pooledCopy), a
+    // large one keeps its buffer and the next batch gets a new one.
+    if (this.length <= COPIED_BATCH_BYTES) bytes = pooledCopy(this.batch.subarray(0, this.length));
+    else {
       bytes = this.batch.subarray(0, this.length);
       this.batch = new Uint8Array(Math.max(INITIAL_BATCH_BYTES, Math.min(this.batch.byteLength, MAX_KEPT_BATCH_BYTES)));
       this.view = new DataView(this.batch.buffer);

@@ -1,6 +1,6 @@
 // The journal of a node kept in memory only: it writes nothing and counts the message
 // copies the broker holds, which is all the node's flow control and confirms read of it.
-import type { BrokerJournal } from "../embedded/broker-journal.ts";
+import type { BrokerJournal } from "../../embedded/broker-journal.ts";
 
 /** What the node's flow control and confirms read of its journal. */
 export interface HeldMessages {

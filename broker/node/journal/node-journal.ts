@@ -4,15 +4,15 @@
 // revocations. Replaying the records rebuilds the broker; the live state is then
 // written back compactly.
 import { Decoder, Encoder } from "@msgpack/msgpack";
-import { DEFAULT_REVOCATION_TTL_MS } from "../revocations.ts";
-import type { DeadLetter, Envelope } from "../envelope.ts";
-import type { BrokerJournal, EmbeddedBroker } from "../embedded/embedded-broker.ts";
-import type { JournalRef } from "../embedded/broker-journal.ts";
-import { envelopeFromWire, envelopeToWire } from "./protocol.ts";
-import { encodeWithEnvelope } from "./encoded-envelope.ts";
-import { FrameEncoder } from "./frame-encoder.ts";
-import { RecordArena } from "./record-arena.ts";
-import type { ExchangeType, QueueOptions, RevocationOptions } from "../transport.ts";
+import { DEFAULT_REVOCATION_TTL_MS } from "../../revocations.ts";
+import type { DeadLetter, Envelope } from "../../envelope.ts";
+import type { BrokerJournal, EmbeddedBroker } from "../../embedded/embedded-broker.ts";
+import type { JournalRef } from "../../embedded/broker-journal.ts";
+import { envelopeFromWire, envelopeToWire } from "../protocol.ts";
+import { encodeWithEnvelope } from "../encoded-envelope.ts";
+import { FrameEncoder } from "../frame-encoder.ts";
+import { RecordArena } from "../pooled-bytes.ts";
+import type { ExchangeType, QueueOptions, RevocationOptions } from "../../transport.ts";
 
 const Kind = {
   Queue: 1,

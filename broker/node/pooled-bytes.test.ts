@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { RecordArena } from "./record-arena.ts";
+import { pooledCopy, RecordArena } from "./pooled-bytes.ts";
 
 describe("RecordArena", () => {
   it("hands out room that never overlaps, across chunks, and keeps what was written there", () => {
@@ -36,5 +36,21 @@ describe("RecordArena", () => {
     const moved = new RecordArena().copy(record);
     assert.deepEqual([...moved], [1, 2, 3, 4, 5]);
     assert.notEqual(moved.buffer, record.buffer);
+  });
+});
+
+describe("pooledCopy", () => {
+  it("copies into a plain Uint8Array that later copies never overwrite, and whose slice copies", () => {
+    const copies = Array.from({ length: 300 }, (_, i) => pooledCopy(new Uint8Array(50).fill(i % 256)));
+    copies.forEach((copy, i) => {
+      assert.equal(Object.getPrototypeOf(copy), Uint8Array.prototype);
+      assert.ok(
+        copy.every((byte) => byte === i % 256),
+        `copy ${i} was overwritten`,
+      );
+    });
+    const sliced = copies[0].slice();
+    sliced[0] = 99;
+    assert.equal(copies[0][0], 0);
   });
 });
