@@ -175,14 +175,17 @@ export class Publisher {
   }
 
   private send(envelope: Envelope, message: TaskMessage, recorded: boolean): Promise<void> {
+    // A workflow's step is the workflow's to record: a refused one is recorded FAILURE by it, and
+    // forgetting it first would show a reader, for a moment, a step nobody knows.
+    const forgetIfRefused = recorded && message.workflow === undefined;
     const before = this.beforePublish?.(message, envelope);
-    if (before instanceof Promise) return before.then(() => this.confirm(envelope, message.id, recorded));
-    return this.confirm(envelope, message.id, recorded);
+    if (before instanceof Promise) return before.then(() => this.confirm(envelope, message.id, forgetIfRefused));
+    return this.confirm(envelope, message.id, forgetIfRefused);
   }
 
-  private confirm(envelope: Envelope, id: string, recorded: boolean): Promise<void> {
+  private confirm(envelope: Envelope, id: string, forgetIfRefused: boolean): Promise<void> {
     const confirmed = this.transport.publish(envelope, MANDATORY);
-    if (!recorded) return confirmed;
+    if (!forgetIfRefused) return confirmed;
     return confirmed.catch(async (error: unknown) => {
       // Refused, so never sent: leave no record that would wait for ever. A lost connection is
       // different: the publish may have gone through and its task may even have finished.

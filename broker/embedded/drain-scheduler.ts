@@ -7,7 +7,10 @@ export const DEFAULT_TURN_BUDGET = 4096;
  * batch right after the publishing code yields; once a single event-loop turn
  * has made `turnBudget` deliveries (a handler that acks as soon as it
  * receives can keep the broker busy indefinitely) further runs wait for
- * `setImmediate`, so timers and I/O are never starved.
+ * `setImmediate`, so timers and I/O are never starved. `nextTurn` tells
+ * a publisher when that deferred run has been made, so a producer in the same
+ * process that awaits it is paced by its consumers instead of running ahead
+ * of them for as long as it likes.
  *
  * @example
  * const drains = new DrainScheduler((budget) => deliverUpTo(budget), () => hasWork());
@@ -19,6 +22,9 @@ export class DrainScheduler {
   private stopped = false;
   private turnWork = 0;
   private turnResetPending = false;
+  /** A run waits for `setImmediate` (this turn's budget is spent). */
+  private deferred = false;
+  private turnWaiter: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined;
 
   constructor(
     /** Makes at most `budget` deliveries and returns how many it made. */
@@ -33,11 +39,30 @@ export class DrainScheduler {
     if (this.scheduled || this.running || this.stopped) return;
     this.scheduled = true;
     if (this.turnWork < this.turnBudget) queueMicrotask(this.runNow);
-    else setImmediate(this.runAfterYield);
+    else {
+      this.deferred = true;
+      setImmediate(this.runAfterYield);
+    }
+  }
+
+  /**
+   * While a run waits for the next event-loop turn: a promise that resolves
+   * once that run has been made (shared by every caller of the turn).
+   * Undefined while deliveries keep up.
+   */
+  nextTurn(): Promise<void> | undefined {
+    if (!this.deferred) return undefined;
+    if (this.turnWaiter === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((done) => (resolve = done));
+      this.turnWaiter = { promise, resolve };
+    }
+    return this.turnWaiter.promise;
   }
 
   stop(): void {
     this.stopped = true;
+    this.releaseTurnWaiter();
   }
 
   /** Run again after `stop`, picking up the work that waited meanwhile. */
@@ -49,8 +74,22 @@ export class DrainScheduler {
 
   private readonly runAfterYield = (): void => {
     this.turnWork = 0;
-    this.runNow();
+    this.deferred = false;
+    const waiter = this.turnWaiter;
+    this.turnWaiter = undefined;
+    try {
+      this.runNow();
+    } finally {
+      waiter?.resolve();
+    }
   };
+
+  private releaseTurnWaiter(): void {
+    this.deferred = false;
+    const waiter = this.turnWaiter;
+    this.turnWaiter = undefined;
+    waiter?.resolve();
+  }
 
   private readonly runNow = (): void => {
     this.scheduled = false;

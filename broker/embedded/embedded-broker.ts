@@ -117,11 +117,13 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
   private readonly deadLetterBounds: DeadLetterBounds;
   private readonly host: ConsumerHost;
   private readonly journal: BrokerJournal | undefined;
+  private readonly paceSenders: boolean;
 
   constructor(options: EmbeddedBrokerOptions = {}) {
     const clock = clockOf(options);
     this.now = nowOf(clock);
     this.journal = options.journal;
+    this.paceSenders = options.paceSenders !== false;
     this.defaultMaxDeliveries = checkMaxDeliveries(
       options.defaultMaxDeliveries ?? DEFAULT_MAX_DELIVERIES,
       "defaultMaxDeliveries",
@@ -285,7 +287,9 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
       for (let i = 0; i < targets.length; i++) this.enqueue(targets[i], accepted, priority);
     }
     this.counts.published++;
-    return RESOLVED;
+    if (!this.paceSenders) return RESOLVED;
+    // Sent while a consumer is being attached or deliveries wait for the next turn: confirmed after them.
+    return this.attaching?.started ?? this.drains.nextTurn() ?? RESOLVED;
   }
 
   async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<EmbeddedConsumer> {
@@ -314,11 +318,29 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     // Like an open connection to a remote broker: while someone consumes, a delayed message is work the process waits for.
     if (++this.activeConsumers === 1) this.delays.keepAlive(true);
     // A macrotask, so the caller's `await consume(...)` has its consumer before the first delivery.
-    setImmediate(() => {
-      consumer.start();
-      this.markPending(state);
-    });
+    const attached = this.attaching ?? this.attachOnNextTurn();
+    attached.consumers.push([consumer, state]);
     return consumer;
+  }
+
+  /** Consumers made this turn, started on the next; paced publishers wait for `started`. */
+  private attaching: { readonly consumers: [EmbeddedConsumer, Queue][]; readonly started: Promise<void> } | undefined;
+
+  private attachOnNextTurn(): NonNullable<EmbeddedBroker["attaching"]> {
+    const consumers: [EmbeddedConsumer, Queue][] = [];
+    let resolve!: () => void;
+    const started = new Promise<void>((done) => (resolve = done));
+    const attaching = { consumers, started };
+    this.attaching = attaching;
+    setImmediate(() => {
+      this.attaching = undefined;
+      for (const [consumer, state] of consumers) {
+        consumer.start();
+        this.markPending(state);
+      }
+      resolve();
+    });
+    return attaching;
   }
 
   async revoke(ids: readonly string[], options: RevocationOptions = {}): Promise<void> {

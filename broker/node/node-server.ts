@@ -155,7 +155,12 @@ export class BrokerNode {
     let node: BrokerNode;
     if (options.dataDir === undefined) {
       const journal = new HeldCount();
-      const broker = new EmbeddedBroker({ ...settings.deadLetterBounds, journal, onError: brokerError(log) });
+      const broker = new EmbeddedBroker({
+        ...settings.deadLetterBounds,
+        journal,
+        onError: brokerError(log),
+        paceSenders: false,
+      });
       node = new BrokerNode(broker, journal, undefined, settings);
     } else {
       const lock = lockDataDir(options.dataDir);
@@ -198,7 +203,12 @@ export class BrokerNode {
       );
       const held = new NodeJournal(() => RESOLVED);
       journal = held;
-      broker = new EmbeddedBroker({ ...settings.deadLetterBounds, journal, onError: brokerError(log) });
+      broker = new EmbeddedBroker({
+        ...settings.deadLetterBounds,
+        journal,
+        onError: brokerError(log),
+        paceSenders: false,
+      });
       const summary = await replay(owners[0], broker, (reason) => log(`log: ${reason}`), Date.now(), journal);
       const shared = new SharedLog(durableLog, { compactAtBytes: settings.compactAtBytes, name: "the log", say: log });
       shared.share(0, () => held.snapshot());
