@@ -233,20 +233,22 @@ export class MemoryResultStore implements ResultStore {
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): void {
     // A new id's look-up would miss in both generations: on the dispatch path, the costliest of the store's calls.
-    const current = details?.newId === true ? undefined : this.fresh(this.records.get(id));
-    this.write(current, id, task, state, details);
+    const now = this.now();
+    const current = details?.newId === true ? undefined : this.fresh(this.records.get(id), now);
+    this.write(current, id, task, state, details, now);
   }
 
-  /** Record `state` over `current`, the record held for `id` (one look-up, made by the caller). */
+  /** Record `state` over `current`, the record held for `id` (one look-up and one clock reading, made by the caller). */
   private write(
     current: StoredRecord | undefined,
     id: string,
     task: string,
     state: TaskState,
     details: StateDetails | undefined,
+    now: number,
   ): void {
     if (current === undefined) {
-      const record: StoredRecord = { id, task, state, retries: details?.retries ?? 0, updatedAt: this.now() };
+      const record: StoredRecord = { id, task, state, retries: details?.retries ?? 0, updatedAt: now };
       if (details?.workflow !== undefined) {
         record.workflow = details.workflow;
         record.node = details.node;
@@ -257,7 +259,7 @@ export class MemoryResultStore implements ResultStore {
       // In place: a state change of a record already held needs no second cache write.
       current.state = state;
       current.task = task;
-      current.updatedAt = this.now();
+      current.updatedAt = now;
       if (details?.retries !== undefined) current.retries = details.retries;
       if (details?.workflow !== undefined) {
         current.workflow = details.workflow;
@@ -268,14 +270,16 @@ export class MemoryResultStore implements ResultStore {
   }
 
   start(id: string, task: string, details?: StateDetails): boolean {
-    const current = this.fresh(this.records.get(id));
+    const now = this.now();
+    const current = this.fresh(this.records.get(id), now);
     if (current !== undefined && READY_STATES.has(current.state)) return false;
-    this.write(current, id, task, "STARTED", details);
+    this.write(current, id, task, "STARTED", details, now);
     return true;
   }
 
   complete(id: string, task: string, outcome: FinalOutcome): boolean {
-    let record = this.fresh(this.records.get(id));
+    const now = this.now();
+    let record = this.fresh(this.records.get(id), now);
     if (
       record !== undefined &&
       (READY_STATES.has(record.state) ||
@@ -285,7 +289,7 @@ export class MemoryResultStore implements ResultStore {
     if (record === undefined) record = { id, task, state: outcome.state, retries: 0, updatedAt: 0 };
     record.task = task;
     record.state = outcome.state;
-    record.updatedAt = this.now();
+    record.updatedAt = now;
     if (outcome.state === "SUCCESS") record.value = sharedIfNothing(outcome.value);
     else record.error = outcome.error;
     // Its time to live counts from updatedAt; touching keeps a finished record among the recently written.
@@ -306,8 +310,8 @@ export class MemoryResultStore implements ResultStore {
   }
 
   /** The record unless it has outlived the time to live (then it is dropped). */
-  private fresh(record: StoredRecord | undefined): StoredRecord | undefined {
-    if (record === undefined || this.now() - record.updatedAt <= this.ttl) return record;
+  private fresh(record: StoredRecord | undefined, now = this.now()): StoredRecord | undefined {
+    if (record === undefined || now - record.updatedAt <= this.ttl) return record;
     this.records.delete(record.id);
     return undefined;
   }
