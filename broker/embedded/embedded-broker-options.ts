@@ -31,12 +31,13 @@ export interface EmbeddedBrokerOptions {
   /** Receives failures of consumer handlers and revocation listeners. Default: console.error. */
   readonly onError?: (error: unknown, context: string) => void;
   /**
-   * While the broker has spent an event-loop turn's deliveries and waits for
-   * the next turn to make more (or attaches a new consumer on the next turn),
-   * a publish confirms on that turn, after those deliveries: a producer in the same process that awaits its confirms then
-   * gives its consumers (and timers and I/O) their turn rather than filling
-   * the queues for as long as it sends. Default true; the broker node, whose
-   * producers are paced by the network, turns it off.
+   * A publish into a queue that holds 1,024 ready messages (a quarter of a turn's deliveries),
+   * made while the broker waits for the next event-loop turn to deliver more
+   * (or to attach a consumer made this turn), confirms on that turn, after
+   * those deliveries: a producer in the same process that awaits its confirms
+   * then gives its consumers (and timers and I/O) their turn rather than
+   * filling the queue for as long as it sends. Default true; the broker node,
+   * whose producers are paced by the network, turns it off.
    */
   readonly paceSenders?: boolean;
   /** Told of every change of state (see BrokerJournal); used by the durable node. */

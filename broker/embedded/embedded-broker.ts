@@ -3,7 +3,7 @@
 import { clockOf, nowOf } from "../clock.ts";
 import { DeadLetterBounds, lettersIn, takeLetters } from "./dead-letter-queues.ts";
 import { DelayScheduler } from "./delay-scheduler.ts";
-import { DrainScheduler } from "./drain-scheduler.ts";
+import { DEFAULT_TURN_BUDGET, DrainScheduler } from "./drain-scheduler.ts";
 import { EmbeddedConsumer, type ConsumerHost } from "./embedded-consumer.ts";
 import { clampPriority, type DeadLetter, type Envelope } from "../envelope.ts";
 import {
@@ -64,6 +64,14 @@ const EXCHANGE_TYPES: ReadonlySet<string> = new Set<ExchangeType>(["direct", "to
 export const RESOLVED: Promise<void> = Promise.resolve();
 
 type Queue = QueueState<EmbeddedConsumer>;
+
+/**
+ * Ready messages a queue holds before a paced publish into it waits for the
+ * next turn (see EmbeddedBrokerOptions.paceSenders): a burst below it (the
+ * next steps of a thousand chains, a group of a thousand) is never held up;
+ * a producer that runs further ahead keeps less in memory the lower it is.
+ */
+const PACED_BACKLOG = DEFAULT_TURN_BUDGET / 4;
 
 interface DelayedMessage {
   readonly queue: Queue;
@@ -273,8 +281,10 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     if (invalid !== undefined) return Promise.reject(invalid);
     const priority = clampPriority(envelope.priority);
     const accepted = priority === envelope.priority ? envelope : { ...envelope, priority };
+    let backlog: Queue | undefined;
     if (accepted.exchange === "") {
-      this.enqueue(this.ensureQueue(accepted.routingKey), accepted, priority);
+      backlog = this.ensureQueue(accepted.routingKey);
+      this.enqueue(backlog, accepted, priority);
     } else {
       const exchange = this.exchanges.get(accepted.exchange);
       if (exchange === undefined) return Promise.reject(new ExchangeNotFoundError({ exchange: accepted.exchange }));
@@ -285,10 +295,11 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
           return Promise.reject(new UnroutableError({ exchange: accepted.exchange, routingKey: accepted.routingKey }));
       }
       for (let i = 0; i < targets.length; i++) this.enqueue(targets[i], accepted, priority);
+      backlog = targets.length === 1 ? targets[0] : targets.find((target) => target.ready.length >= PACED_BACKLOG);
     }
     this.counts.published++;
-    if (!this.paceSenders) return RESOLVED;
-    // Sent while a consumer is being attached or deliveries wait for the next turn: confirmed after them.
+    if (!this.paceSenders || backlog === undefined || backlog.ready.length < PACED_BACKLOG) return RESOLVED;
+    // Into a backlog while a consumer is being attached or deliveries wait for the next turn: confirmed after them.
     return this.attaching?.started ?? this.drains.nextTurn() ?? RESOLVED;
   }
 
