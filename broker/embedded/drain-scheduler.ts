@@ -1,3 +1,5 @@
+import { TurnLatch } from "./turn-latch.ts";
+
 /** Deliveries per event-loop turn before the broker yields to timers and I/O. */
 export const DEFAULT_TURN_BUDGET = 4096;
 
@@ -24,7 +26,7 @@ export class DrainScheduler {
   private turnResetPending = false;
   /** A run waits for `setImmediate` (this turn's budget is spent). */
   private deferred = false;
-  private turnWaiter: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined;
+  private turnWaiter: TurnLatch | undefined;
 
   constructor(
     /** Makes at most `budget` deliveries and returns how many it made. */
@@ -52,17 +54,13 @@ export class DrainScheduler {
    */
   nextTurn(): Promise<void> | undefined {
     if (!this.deferred) return undefined;
-    if (this.turnWaiter === undefined) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((done) => (resolve = done));
-      this.turnWaiter = { promise, resolve };
-    }
-    return this.turnWaiter.promise;
+    this.turnWaiter ??= new TurnLatch();
+    return this.turnWaiter.released;
   }
 
   stop(): void {
     this.stopped = true;
-    this.releaseTurnWaiter();
+    this.takeTurnWaiter()?.release();
   }
 
   /** Run again after `stop`, picking up the work that waited meanwhile. */
@@ -74,21 +72,21 @@ export class DrainScheduler {
 
   private readonly runAfterYield = (): void => {
     this.turnWork = 0;
-    this.deferred = false;
-    const waiter = this.turnWaiter;
-    this.turnWaiter = undefined;
+    // Taken before the run: a sender told to wait during it waits for the turn after.
+    const waiter = this.takeTurnWaiter();
     try {
       this.runNow();
     } finally {
-      waiter?.resolve();
+      waiter?.release();
     }
   };
 
-  private releaseTurnWaiter(): void {
+  /** No run waits for the next turn any longer: hand over the latch of the senders that waited for one. */
+  private takeTurnWaiter(): TurnLatch | undefined {
     this.deferred = false;
     const waiter = this.turnWaiter;
     this.turnWaiter = undefined;
-    waiter?.resolve();
+    return waiter;
   }
 
   private readonly runNow = (): void => {

@@ -2,6 +2,7 @@
 // prefetch, dead letters, revocations) that apps use alone and the broker node serves over TCP.
 import { clockOf, nowOf } from "../clock.ts";
 import { DeadLetterBounds, lettersIn, takeLetters } from "./dead-letter-queues.ts";
+import { ConsumerAttachments } from "./consumer-attachments.ts";
 import { DelayScheduler } from "./delay-scheduler.ts";
 import { DEFAULT_TURN_BUDGET, DrainScheduler } from "./drain-scheduler.ts";
 import { EmbeddedConsumer, type ConsumerHost } from "./embedded-consumer.ts";
@@ -72,6 +73,7 @@ type Queue = QueueState<EmbeddedConsumer>;
  * a producer that runs further ahead keeps less in memory the lower it is.
  */
 const PACED_BACKLOG = DEFAULT_TURN_BUDGET / 4;
+const isBacklogged = (queue: Queue): boolean => queue.ready.length >= PACED_BACKLOG;
 
 interface DelayedMessage {
   readonly queue: Queue;
@@ -126,6 +128,10 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
   private readonly host: ConsumerHost;
   private readonly journal: BrokerJournal | undefined;
   private readonly paceSenders: boolean;
+  private readonly attachments = new ConsumerAttachments<[EmbeddedConsumer, Queue]>(([consumer, queue]) => {
+    consumer.start();
+    this.markPending(queue);
+  });
 
   constructor(options: EmbeddedBrokerOptions = {}) {
     const clock = clockOf(options);
@@ -281,10 +287,11 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     if (invalid !== undefined) return Promise.reject(invalid);
     const priority = clampPriority(envelope.priority);
     const accepted = priority === envelope.priority ? envelope : { ...envelope, priority };
-    let backlog: Queue | undefined;
+    let backlogged: boolean;
     if (accepted.exchange === "") {
-      backlog = this.ensureQueue(accepted.routingKey);
-      this.enqueue(backlog, accepted, priority);
+      const queue = this.ensureQueue(accepted.routingKey);
+      this.enqueue(queue, accepted, priority);
+      backlogged = isBacklogged(queue);
     } else {
       const exchange = this.exchanges.get(accepted.exchange);
       if (exchange === undefined) return Promise.reject(new ExchangeNotFoundError({ exchange: accepted.exchange }));
@@ -295,12 +302,12 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
           return Promise.reject(new UnroutableError({ exchange: accepted.exchange, routingKey: accepted.routingKey }));
       }
       for (let i = 0; i < targets.length; i++) this.enqueue(targets[i], accepted, priority);
-      backlog = targets.length === 1 ? targets[0] : targets.find((target) => target.ready.length >= PACED_BACKLOG);
+      backlogged = targets.some(isBacklogged);
     }
     this.counts.published++;
-    if (!this.paceSenders || backlog === undefined || backlog.ready.length < PACED_BACKLOG) return RESOLVED;
+    if (!this.paceSenders || !backlogged) return RESOLVED;
     // Into a backlog while a consumer is being attached or deliveries wait for the next turn: confirmed after them.
-    return this.attaching?.started ?? this.drains.nextTurn() ?? RESOLVED;
+    return this.attachments.started ?? this.drains.nextTurn() ?? RESOLVED;
   }
 
   async consume(queue: string, handler: DeliveryHandler, options: ConsumeOptions): Promise<EmbeddedConsumer> {
@@ -328,30 +335,8 @@ export class EmbeddedBroker implements Transport, QueueAdmin {
     state.addConsumer(consumer);
     // Like an open connection to a remote broker: while someone consumes, a delayed message is work the process waits for.
     if (++this.activeConsumers === 1) this.delays.keepAlive(true);
-    // A macrotask, so the caller's `await consume(...)` has its consumer before the first delivery.
-    const attached = this.attaching ?? this.attachOnNextTurn();
-    attached.consumers.push([consumer, state]);
+    this.attachments.add([consumer, state]);
     return consumer;
-  }
-
-  /** Consumers made this turn, started on the next; paced publishers wait for `started`. */
-  private attaching: { readonly consumers: [EmbeddedConsumer, Queue][]; readonly started: Promise<void> } | undefined;
-
-  private attachOnNextTurn(): NonNullable<EmbeddedBroker["attaching"]> {
-    const consumers: [EmbeddedConsumer, Queue][] = [];
-    let resolve!: () => void;
-    const started = new Promise<void>((done) => (resolve = done));
-    const attaching = { consumers, started };
-    this.attaching = attaching;
-    setImmediate(() => {
-      this.attaching = undefined;
-      for (const [consumer, state] of consumers) {
-        consumer.start();
-        this.markPending(state);
-      }
-      resolve();
-    });
-    return attaching;
   }
 
   async revoke(ids: readonly string[], options: RevocationOptions = {}): Promise<void> {

@@ -16,6 +16,20 @@ const envelope = (routingKey: string): Envelope => ({
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** A consumer of `queue` that acks each delivery as it comes; `received` lists the ids delivered, in order. */
+const ackingConsumer = async (broker: EmbeddedBroker, queue: string, prefetch = 64) => {
+  const received: string[] = [];
+  const consumer = await broker.consume(
+    queue,
+    (d) => {
+      received.push(d.envelope.id);
+      consumer.ack(d.deliveryTag);
+    },
+    { prefetch },
+  );
+  return received;
+};
+
 /** Publish `total` messages in batches of `batch`, awaiting each batch's confirms as a producer does; returns the largest backlog seen. */
 const produce = async (
   broker: EmbeddedBroker,
@@ -84,18 +98,10 @@ describe("a producer in the same process is paced by its consumers", () => {
 
   it("a consumer receives while a producer sends in a loop, so the backlog stays within two turns' deliveries", async () => {
     const broker = new EmbeddedBroker();
-    let delivered = 0;
-    const consumer = await broker.consume(
-      "paced",
-      (d) => {
-        delivered++;
-        consumer.ack(d.deliveryTag);
-      },
-      { prefetch: 64 },
-    );
+    const received = await ackingConsumer(broker, "paced");
     await nextTurn();
     const total = 8 * DEFAULT_TURN_BUDGET;
-    const largestBacklog = await produce(broker, "paced", total, 1_000, () => delivered);
+    const largestBacklog = await produce(broker, "paced", total, 1_000, () => received.length);
     assert.ok(
       largestBacklog <= 2 * DEFAULT_TURN_BUDGET + 1_000,
       `the producer ran ${largestBacklog} messages ahead of its consumer`,
@@ -105,7 +111,7 @@ describe("a producer in the same process is paced by its consumers", () => {
 
   it("while deliveries wait for the next turn, only a publish into a backlog of a turn's deliveries waits with them", async () => {
     const broker = new EmbeddedBroker();
-    const consumer = await broker.consume("big", (d) => consumer.ack(d.deliveryTag), { prefetch: 64 });
+    await ackingConsumer(broker, "big");
     await nextTurn();
     for (let i = 0; i < 2 * DEFAULT_TURN_BUDGET + 500; i++) void broker.publish(envelope("big"));
     // The first run delivers a turn's budget; the rest waits for the next turn.
@@ -120,15 +126,7 @@ describe("a producer in the same process is paced by its consumers", () => {
 
   it("a flood sent while a consumer is being attached is confirmed once that consumer has some of it", async () => {
     const broker = new EmbeddedBroker();
-    const received: string[] = [];
-    const consumer = await broker.consume(
-      "attaching",
-      (d) => {
-        received.push(d.envelope.id);
-        consumer.ack(d.deliveryTag);
-      },
-      { prefetch: 8 },
-    );
+    const received = await ackingConsumer(broker, "attaching", 8);
     const first = envelope("attaching");
     assert.equal(broker.publish(first), RESOLVED, "a lone send is not held up");
     await Promise.all(Array.from({ length: DEFAULT_TURN_BUDGET }, () => broker.publish(envelope("attaching"))));
@@ -138,19 +136,11 @@ describe("a producer in the same process is paced by its consumers", () => {
 
   it("with paceSenders off (the broker node), every publish confirms at once", async () => {
     const broker = new EmbeddedBroker({ paceSenders: false });
-    let delivered = 0;
-    const consumer = await broker.consume(
-      "unpaced",
-      (d) => {
-        delivered++;
-        consumer.ack(d.deliveryTag);
-      },
-      { prefetch: 64 },
-    );
+    const received = await ackingConsumer(broker, "unpaced");
     assert.equal(broker.publish(envelope("unpaced")), RESOLVED);
     await nextTurn();
     const total = 4 * DEFAULT_TURN_BUDGET;
-    const largestBacklog = await produce(broker, "unpaced", total, 1_000, () => delivered);
+    const largestBacklog = await produce(broker, "unpaced", total, 1_000, () => received.length);
     assert.ok(largestBacklog > 2 * DEFAULT_TURN_BUDGET + 1_000, `backlog ${largestBacklog}: the producer was paced`);
     await broker.close();
   });
