@@ -1,3 +1,4 @@
+// Starting the embedded broker's new consumers on the turn after `consume`, together.
 import { TurnLatch } from "./turn-latch.ts";
 
 /**

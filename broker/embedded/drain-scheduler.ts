@@ -1,3 +1,5 @@
+// When the embedded broker makes its deliveries: batched on a microtask, yielding to the event
+// loop after a turn's budget, and telling paced senders when the deferred run has been made.
 import { TurnLatch } from "./turn-latch.ts";
 
 /** Deliveries per event-loop turn before the broker yields to timers and I/O. */
