@@ -55,6 +55,13 @@ export type Settlement = "ack" | "requeue" | { readonly reject: string };
 export interface RunnerHost {
   readonly name: string;
   settle(consumer: Consumer, delivery: Delivery, how: Settlement): void;
+  /**
+   * Told that a run's handler has returned while its outcome is still being
+   * recorded (`settling`, which the host now watches for failure): true if
+   * the host freed the run's slot, false if the run is to keep it until
+   * `settling` ends.
+   */
+  settleAside?(delivery: Delivery, consumer: Consumer, settling: Promise<void>): boolean;
   count(outcome: Completed | "rejected"): void;
   /** Where handlers run when not on this event loop (a thread or process pool). */
   readonly pool?: TaskPool;
@@ -276,12 +283,13 @@ export class TaskRunner {
       return; // abandoned by shutdown: the broker takes a late-acked message back
     }
     if (completed instanceof Promise) {
-      return completed.then((done) => {
+      const settling = completed.then((done) => {
         traced?.end(done, outcome.ok ? undefined : outcome.error);
         this.events?.finished(message, done, outcome);
         if (this.env.hooks?.any) this.afterRun(message, outcome, done);
         this.settled(done, acksLate, consumer, delivery);
       });
+      return this.host.settleAside?.(delivery, consumer, settling) === true ? undefined : settling;
     }
     traced?.end(completed, outcome.ok ? undefined : outcome.error);
     this.events?.finished(message, completed, outcome);

@@ -69,6 +69,11 @@ export class Worker {
   private readonly waiting: Pending[] = [];
   private waitingHead = 0;
   private runningCount = 0;
+  /**
+   * Runs whose handler has returned and whose outcome is still being recorded
+   * (a remote store's answer): out of their slot, at most `prefetch` of them.
+   */
+  private settlingCount = 0;
   private state: "idle" | "running" | "stopping" | "stopped" = "idle";
   private drained: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
@@ -132,6 +137,7 @@ export class Worker {
     this.runner = new TaskRunner(env, {
       name: this.name,
       settle: (consumer, delivery, how) => this.settle(consumer, delivery, how),
+      settleAside: (delivery, consumer, settling) => this.settleAside(delivery, consumer, settling),
       count: (outcome) => this.counts[outcome]++,
       ...(pool !== undefined ? { pool } : {}),
       blockWarnMs: this.pooling.blockWarnMs,
@@ -238,7 +244,7 @@ export class Worker {
         "lost its broker connection while stopping; the broker has returned the message to the queue",
       ),
     );
-    if (this.runningCount > 0) {
+    if (this.runningCount > 0 || this.settlingCount > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
       let timer: NodeJS.Timeout | undefined;
       let deadline = Infinity;
@@ -514,18 +520,36 @@ export class Worker {
       return this.finished();
     }
     if (pending === undefined) return this.finished();
+    this.whenSettled(pending, delivery, consumer, this.onFinished);
+  }
+
+  /**
+   * Take a run whose handler has returned out of its slot while its outcome is
+   * recorded and its message settled (`settling`), so that the next task
+   * starts without waiting for a remote store's answer. False (the run keeps
+   * its slot) once `prefetch` runs are settling: what bounds them when
+   * messages are acknowledged early.
+   */
+  private settleAside(delivery: Delivery, consumer: Consumer, settling: Promise<void>): boolean {
+    if (this.settlingCount >= this.prefetch) return false;
+    this.settlingCount++;
+    this.whenSettled(settling, delivery, consumer, this.onSettled);
+    return true;
+  }
+
+  private whenSettled(pending: Promise<void>, delivery: Delivery, consumer: Consumer, done: () => void): void {
     pending.then(
       () => {
         this.completionFailures = 0;
-        this.finished();
+        done();
       },
       (error: unknown) => {
-        // The store or broker cannot take outcomes (a full disk, say): hold the slot a while before the
+        // The store or broker cannot take outcomes (a full disk, say): wait a while before the
         // message goes back, rather than spin on its redelivery.
         const backoffMs = Math.min(MAX_COMPLETION_BACKOFF_MS, 50 * 2 ** Math.min(16, this.completionFailures++));
         setTimeout(() => {
           this.failedToComplete(delivery, consumer, error);
-          this.finished();
+          done();
         }, backoffMs);
       },
     );
@@ -546,8 +570,19 @@ export class Worker {
 
   private finished(): void {
     this.runningCount--;
-    if (this.state === "stopping" && this.runningCount === 0) this.drained?.();
+    if (this.state === "stopping") this.drainedIfIdle();
     else if (!this.starting) this.next();
+  }
+
+  private readonly onFinished = () => this.finished();
+
+  private readonly onSettled = () => {
+    this.settlingCount--;
+    if (this.state === "stopping") this.drainedIfIdle();
+  };
+
+  private drainedIfIdle(): void {
+    if (this.runningCount === 0 && this.settlingCount === 0) this.drained?.();
   }
 
   private settle(consumer: Consumer, delivery: Delivery, how: Settlement): void {
