@@ -196,8 +196,8 @@ export class DurableResultStore implements ResultStore {
 
   setState(id: string, task: string, state: TaskState, details?: StateDetails): Promise<void> {
     this.memory.setState(id, task, state, details);
-    // A final record is left as it was: nothing to log, only wait as any answer does.
-    return this.memory.peek(id)?.state === state ? this.record(id) : this.settled(undefined);
+    // A new id's state is always written; otherwise a final record is left as it was: nothing to log, only wait as any answer does.
+    return details?.newId === true || this.memory.peek(id)?.state === state ? this.record(id) : this.settled(undefined);
   }
 
   /**
