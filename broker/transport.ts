@@ -91,6 +91,18 @@ export interface ConsumeOptions {
 export type DeliveryHandler = (delivery: Delivery) => void;
 
 /**
+ * A delivery as the broker that made it names it, for a result store on the
+ * same connection to acknowledge along with the task's outcome (see
+ * `Consumer.outcomeAck`).
+ */
+export interface OutcomeAck {
+  /** The connection the delivery came over: only a store writing through it may use the rest. */
+  readonly via: unknown;
+  readonly consumerTag: string;
+  readonly deliveryTag: number;
+}
+
+/**
  * A subscription to one queue, returned by `consume`: settles its deliveries (`ack`, `nack`) and ends with `cancel`.
  *
  * @example
@@ -117,6 +129,17 @@ export interface Consumer {
    * (redelivered, delivery count kept); without, it goes to the dead-letter queue with `reason`.
    */
   nack(deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void;
+  /**
+   * What lets the broker acknowledge this delivery itself once its task's
+   * outcome is recorded, in the request that records it (a broker node that
+   * serves the result store over the consumer's own connection); undefined
+   * where it cannot. The delivery stays held here meanwhile: once the
+   * outcome is recorded, `ackedWithOutcome` lets it go without a request;
+   * if recording fails, ack or nack it as usual.
+   */
+  outcomeAck?(deliveryTag: number): OutcomeAck | undefined;
+  /** The broker acknowledged this delivery with its task's outcome (see `outcomeAck`): forget it here. */
+  ackedWithOutcome?(deliveryTag: number): void;
   /**
    * Stop receiving. Deliveries not yet acknowledged are returned to the queue and
    * redelivered to another consumer, so stopping never loses a message.

@@ -285,6 +285,7 @@ export class NodeConnection {
         heartbeatMs: this.context.heartbeatMs,
         maxFrameBytes: this.context.maxFrameBytes,
         batchedAcks: true,
+        acksWithOutcomes: true,
       }),
     );
   }

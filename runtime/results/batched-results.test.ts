@@ -172,7 +172,7 @@ describe("a worker's starts and completions over a broker node", () => {
         client.call(ops.completeAll, [[["t-4", "add"]] as never]),
         (error: unknown) =>
           error instanceof ProtocolError &&
-          /completions\[0\] must be \[task id, task name, outcome\]/.test(error.reason),
+          /completions\[0\] must be \[task id, task name, outcome, delivery to acknowledge\?\]/.test(error.reason),
       );
     } finally {
       await close();

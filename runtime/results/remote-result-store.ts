@@ -1,6 +1,7 @@
 // The result store of a broker node, from a client: every call a request to the node,
 // waiting for a result a subscription to the node's push.
 import type { Envelope } from "../../broker/envelope.ts";
+import type { OutcomeAck } from "../../broker/transport.ts";
 import { envelopeBytes } from "../../broker/node/encoded-envelope.ts";
 import { FrameType, type WireError } from "../../broker/node/protocol.ts";
 import { FrameTooLargeError } from "../../broker/node/wire-frame.ts";
@@ -16,6 +17,7 @@ import {
   resultOperations as ops,
   type SentRecord,
   type WireCompletion,
+  type WireOutcomeAck,
   type WireSentTask,
   type WireStart,
 } from "./result-operations.ts";
@@ -46,6 +48,14 @@ const sendAnswer: EntryAnswer<void> = (answer) => {
 };
 
 /**
+ * `results.complete` of one completion: sent with three items unless it
+ * acknowledges a delivery, since a node without `acksWithOutcomes` takes no
+ * fourth.
+ */
+const completeOne = (client: NodeClient, completion: WireCompletion): Promise<boolean> =>
+  client.call(ops.complete, completion as [string, string, FinalOutcome, WireOutcomeAck | null]);
+
+/**
  * The result store of a broker node, from a client: every call is a request
  * to the node, and waiting for a result subscribes to the node's push, so
  * `app.result(id).get()` works from any process connected to the node.
@@ -74,7 +84,7 @@ export class RemoteResultStore implements ResultStore {
     );
     this.completions = new BatchedCalls(
       (batch) => client.call(ops.completeAll, [batch]),
-      (completion) => client.call(ops.complete, completion),
+      (completion) => completeOne(client, completion),
       batchFailure(ops.completeAll.name),
       booleanAnswer,
       queueMicrotask,
@@ -129,7 +139,20 @@ export class RemoteResultStore implements ResultStore {
   complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
     if (outcome.state === "SUCCESS" && outcome.value.byteLength <= BATCHED_VALUE_BYTES)
       return this.completions.add([id, task, outcome], outcome.value.byteLength + id.length + task.length);
-    return this.client.call(ops.complete, [id, task, outcome]);
+    return completeOne(this.client, [id, task, outcome]);
+  }
+  /**
+   * A success with a small value, sent with the turn's others, and the
+   * delivery the node acknowledges once it has recorded it: when `ack` came
+   * over this store's own connection to a node that takes it (else undefined).
+   */
+  completeAndAck(id: string, task: string, outcome: FinalOutcome, ack: OutcomeAck): Promise<boolean> | undefined {
+    if (ack.via !== this.client || !this.client.acksWithOutcomes) return undefined;
+    if (outcome.state !== "SUCCESS" || outcome.value.byteLength > BATCHED_VALUE_BYTES) return undefined;
+    return this.completions.add(
+      [id, task, outcome, [ack.consumerTag, ack.deliveryTag]],
+      outcome.value.byteLength + id.length + task.length,
+    );
   }
   async get(id: string): Promise<ResultRecord | undefined> {
     return (await this.client.call(ops.get, [id])) ?? undefined;

@@ -87,32 +87,68 @@ const sentTasks = (what: string): ArgumentCheck<readonly WireSentTask[], Receive
 /** A start in a batch (`results.startAll`): `[id, task, details or nil]`. */
 export type WireStart = [id: string, task: string, details: StateDetails | null];
 
-/** A completion in a batch (`results.completeAll`): `[id, task, outcome]`. */
-export type WireCompletion = [id: string, task: string, outcome: FinalOutcome];
+/**
+ * The delivery a completion's connection holds, `[consumer tag, delivery
+ * tag]` as the node named them: acknowledged by the node once the outcome is
+ * recorded (see `Consumer.outcomeAck`).
+ */
+export type WireOutcomeAck = readonly [consumerTag: string, deliveryTag: number];
 
-/** Why `entry` is not `[id, task, map]` (the map optional when `mapOptional`), or undefined if it is. */
-const entryFault = (entry: unknown, third: string, mapOptional: boolean): string | undefined => {
-  if (!Array.isArray(entry) || entry.length !== 3) return `must be [task id, task name, ${third}]`;
+/** A completion in a batch (`results.completeAll`): `[id, task, outcome]`, and the delivery to acknowledge with it. */
+export type WireCompletion = [id: string, task: string, outcome: FinalOutcome, ack?: WireOutcomeAck];
+
+const isOutcomeAck = (value: unknown): value is WireOutcomeAck =>
+  Array.isArray(value) &&
+  value.length === 2 &&
+  typeof value[0] === "string" &&
+  Number.isInteger(value[1]) &&
+  (value[1] as number) >= 0;
+
+/**
+ * Why `entry` is not `[id, task, map]` (the map optional when `mapOptional`;
+ * a fourth item, a delivery to acknowledge, when `acks`), or undefined if it is.
+ */
+const entryFault = (entry: unknown, third: string, mapOptional: boolean, acks: boolean): string | undefined => {
+  const shape = `must be [task id, task name, ${third}${acks ? ", delivery to acknowledge?" : ""}]`;
+  if (!Array.isArray(entry) || !(entry.length === 3 || (acks && entry.length === 4))) return shape;
   const [id, task, map] = entry as unknown[];
   if (typeof id !== "string" || id === "") return "its task id must be a non-empty string";
   if (typeof task !== "string") return "its task name must be a string";
   if (mapOptional ? map !== null && map !== undefined && !isMap(map) : !isMap(map))
     return `its ${third} must be a map${mapOptional ? " or nil" : ""}`;
+  if (entry.length === 4 && entry[3] !== null && !isOutcomeAck(entry[3]))
+    return "its delivery to acknowledge must be [consumer tag, delivery tag] or nil";
   return undefined;
 };
 
 /** A batch of `[id, task, map]` entries, all checked (a ProtocolError names the first bad one). */
-const entries = <T>(what: string, third: string, mapOptional: boolean): ArgumentCheck<readonly T[], T[]> => ({
+const entries = <T>(
+  what: string,
+  third: string,
+  mapOptional: boolean,
+  acks = false,
+): ArgumentCheck<readonly T[], T[]> => ({
   what,
   check: (value, op) => {
     if (!Array.isArray(value)) return refuse(op, `${what} must be an array`);
     for (let i = 0; i < value.length; i++) {
-      const fault = entryFault(value[i], third, mapOptional);
+      const fault = entryFault(value[i], third, mapOptional, acks);
       if (fault !== undefined) refuse(op, `${what}[${i}] ${fault}`);
     }
     return value as T[];
   },
 });
+
+/** A delivery to acknowledge with a completion, or nil. */
+const outcomeAck: ArgumentCheck<WireOutcomeAck | null> = {
+  what: "delivery to acknowledge",
+  check: (value, op) =>
+    value === null || value === undefined
+      ? null
+      : isOutcomeAck(value)
+        ? value
+        : refuse(op, "delivery to acknowledge must be [consumer tag, delivery tag] or nil"),
+};
 
 export const resultOperations = operationGroup("results", {
   /** Sent without waiting for an answer (see RemoteResultStore.setState). */
@@ -142,10 +178,16 @@ export const resultOperations = operationGroup("results", {
     check.string("task name"),
     check.optional(check.map<StateDetails>("state details")),
   ),
+  /**
+   * Record a final state; with a delivery of this connection, acknowledge it
+   * once the outcome is recorded (not if recording fails), so the worker
+   * sends no ack of its own.
+   */
   complete: operation<boolean>()(
     check.string("task id"),
     check.string("task name"),
     check.map<FinalOutcome>("outcome"),
+    outcomeAck,
   ),
   /**
    * Several starts in one request (a worker's starts of one turn): answers,
@@ -154,7 +196,7 @@ export const resultOperations = operationGroup("results", {
    */
   startAll: operation<boolean[]>()(entries<WireStart>("starts", "state details", true)),
   /** Several completions in one request, answered as `startAll` is: what `complete` would, for each in order. */
-  completeAll: operation<boolean[]>()(entries<WireCompletion>("completions", "outcome", false)),
+  completeAll: operation<boolean[]>()(entries<WireCompletion>("completions", "outcome", false, true)),
   get: operation<ResultRecord | null>()(check.string("task id")),
   /** Subscribe this connection to the task's final record (pushed as a Notify on topic "result"). */
   watch: operation<null>()(check.string("task id")),

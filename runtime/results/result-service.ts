@@ -4,12 +4,13 @@
 // frame, topic "result") to each connection waiting for a task to finish,
 // so a `get()` from any process wakes on the write, never by polling.
 import { InvalidArgumentError } from "../../broker/errors.ts";
+import type { NodeConnection } from "../../broker/node/node-connection.ts";
 import type { BrokerNode } from "../../broker/node/node-server.ts";
 import type { WireError } from "../../broker/node/protocol.ts";
 import { errorToWire } from "../../broker/node/wire-errors.ts";
 import { MemoryResultStore, type ResultRecord, type ResultStore } from "./result-store.ts";
 import { reserveMembersOf } from "./member-reservations.ts";
-import { type ReceivedSentTask, resultOperations } from "./result-operations.ts";
+import { type ReceivedSentTask, resultOperations, type WireOutcomeAck } from "./result-operations.ts";
 
 /**
  * The Notify topic on which the node pushes a finished task's record to the connections waiting for it.
@@ -86,6 +87,36 @@ const publishRecorded = (
 };
 
 /**
+ * A completion's answer, having acknowledged the delivery it names (if any)
+ * once the outcome is recorded: a failed write acknowledges nothing, and the
+ * worker settles the delivery itself.
+ */
+const ackedOnceRecorded = (
+  answered: boolean | Promise<boolean>,
+  ack: WireOutcomeAck | null | undefined,
+  connection: NodeConnection,
+): boolean | Promise<boolean> => {
+  if (ack === null || ack === undefined) return answered;
+  if (!(answered instanceof Promise)) {
+    ackQuietly(connection, ack);
+    return answered;
+  }
+  return answered.then((first) => {
+    ackQuietly(connection, ack);
+    return first;
+  });
+};
+
+const ackQuietly = (connection: NodeConnection, [consumerTag, deliveryTag]: WireOutcomeAck): void => {
+  try {
+    connection.ack(consumerTag, deliveryTag);
+  } catch {
+    // Cancelled or closed meanwhile: the delivery went back to its queue, and the outcome now recorded
+    // lets its redelivery finish without running the task again.
+  }
+};
+
+/**
  * Serve a result store on a broker node (ops `results.*`) to every process
  * connected to it; returns the store. Default: a new MemoryResultStore.
  *
@@ -108,9 +139,13 @@ export const serveResults = <S extends ResultStore = MemoryResultStore>(
       }).then(() => answers);
     },
     start: ([id, task, details]) => store.start(id, task, details ?? undefined),
-    complete: ([id, task, outcome]) => store.complete(id, task, outcome),
+    complete: ([id, task, outcome, ack], connection) =>
+      ackedOnceRecorded(store.complete(id, task, outcome), ack, connection),
     startAll: ([starts]) => answerEach(starts, (start) => store.start(start[0], start[1], start[2] ?? undefined)),
-    completeAll: ([completions]) => answerEach(completions, (done) => store.complete(done[0], done[1], done[2])),
+    completeAll: ([completions], connection) =>
+      answerEach(completions, (done) =>
+        ackedOnceRecorded(store.complete(done[0], done[1], done[2]), done[3], connection),
+      ),
     get: ([id]) => store.get(id).then((record) => record ?? null),
     watch: ([id], connection) => {
       let done = false;

@@ -4,6 +4,7 @@
 // (msgpack), so every reader gets its own copy and a value that cannot cross a process
 // boundary fails the task that produced it, here as it would over a network.
 import { LRUCache } from "lru-cache";
+import type { OutcomeAck } from "../../broker/transport.ts";
 import { GenerationalMap } from "./generational-map.ts";
 import { ResultWaiters } from "./result-waiters.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
@@ -93,6 +94,14 @@ export interface ResultStore {
    * `unlessStarted` finds the task STARTED.
    */
   complete(id: string, task: string, outcome: FinalOutcome): MaybePromise<boolean>;
+  /**
+   * `complete`, and the broker acknowledges `ack`'s delivery once the
+   * outcome is recorded (never if recording fails), so the worker sends no
+   * ack of its own: one request where there were two, one after the other.
+   * Undefined, having done nothing, when this store cannot (a store not on
+   * the delivery's connection, an older node): then call `complete`.
+   */
+  completeAndAck?(id: string, task: string, outcome: FinalOutcome, ack: OutcomeAck): Promise<boolean> | undefined;
   get(id: string): Promise<ResultRecord | undefined>;
   /** Resolve with the record once it is final; reject with `onTimeout()` after `timeoutMs`. */
   waitFinal(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<ResultRecord>;

@@ -3,6 +3,7 @@
 // method is safe to repeat for a redelivered message: the store keeps the
 // first final state and workflow joins count each step once.
 import type { Codec } from "../../broker/codec.ts";
+import type { OutcomeAck } from "../../broker/transport.ts";
 import type { CallOptions } from "../../dsl/options.ts";
 import type { RemoteErrorInfo } from "../../dsl/result.ts";
 import { FrameTooLargeError, DEFAULT_MAX_FRAME_BYTES } from "../../broker/node/wire-frame.ts";
@@ -57,6 +58,32 @@ export class TaskCompletion {
     if (stored instanceof Promise) return this.afterStore(stored, message, value, encoded as Uint8Array);
     if (stored === false) return this.refused(message, value);
     return message.workflow === undefined ? "succeeded" : this.advance(message, value);
+  }
+
+  /**
+   * `succeeded` for a task outside a workflow, its delivery acknowledged by
+   * the broker along with the outcome (`ResultStore.completeAndAck`);
+   * `acked` is called once it is. Undefined, having done nothing, when the
+   * store cannot: then call `succeeded`.
+   */
+  succeededAcking(
+    message: TaskMessage,
+    value: unknown,
+    encoded: Uint8Array,
+    ack: OutcomeAck,
+    acked: () => void,
+  ): Promise<Completed> | undefined {
+    const stored = this.store.completeAndAck?.(message.id, message.task, { state: "SUCCESS", value: encoded }, ack);
+    if (stored === undefined) return undefined;
+    return this.afterStore(
+      stored.then((first) => {
+        acked();
+        return first;
+      }),
+      message,
+      value,
+      encoded,
+    );
   }
 
   private async afterStore(

@@ -274,9 +274,9 @@ export class TaskRunner {
     // Traced, what the run sends next (a retry, a workflow's next steps) is sent in the run's context.
     const completed =
       traced === undefined
-        ? this.complete(message, definition, options, keepsResult, acksLate, delivery, outcome)
+        ? this.complete(message, definition, options, keepsResult, acksLate, delivery, consumer, outcome)
         : context.with(traced.context, () =>
-            this.complete(message, definition, options, keepsResult, acksLate, delivery, outcome),
+            this.complete(message, definition, options, keepsResult, acksLate, delivery, consumer, outcome),
           );
     if (completed === undefined) {
       traced?.end("abandoned", outcome.ok ? undefined : outcome.error);
@@ -326,6 +326,7 @@ export class TaskRunner {
     keepsResult: boolean,
     acksLate: boolean,
     delivery: Delivery,
+    consumer: Consumer,
     outcome: InvocationOutcome,
   ): Completed | Promise<Completed> | undefined {
     const { completion, codec } = this.env;
@@ -353,6 +354,16 @@ export class TaskRunner {
             }),
           ),
         );
+      }
+      if (acksLate && encoded !== undefined && message.workflow === undefined) {
+        // Nothing follows the outcome but the ack: the broker may make both in one request.
+        const ack = consumer.outcomeAck?.(delivery.deliveryTag);
+        const acking =
+          ack &&
+          completion.succeededAcking(message, outcome.value, encoded, ack, () =>
+            consumer.ackedWithOutcome?.(delivery.deliveryTag),
+          );
+        if (acking) return acking;
       }
       return completion.succeeded(message, outcome.value, encoded);
     }

@@ -282,6 +282,13 @@ export class NodeClient {
   /** Whether the node takes several acks in one request (`acks`, from its Welcome); an older node takes one at a time. */
   batchedAcks = false;
 
+  /**
+   * Whether the node acknowledges a delivery named in a task's completion
+   * once that outcome is recorded (from its Welcome); an older node takes
+   * acks only as acks.
+   */
+  acksWithOutcomes = false;
+
   /** The node's frame limit (from its Welcome). */
   private maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
   /** Why the node refused us, for every later call. */
@@ -380,9 +387,7 @@ export class NodeClient {
   private onFrameReceived(type: number, payload: Uint8Array): void {
     switch (type) {
       case FrameType.Welcome:
-        return void this.welcomed(
-          this.codec.decode(payload) as { heartbeatMs: number; maxFrameBytes?: number; batchedAcks?: boolean },
-        );
+        return void this.welcomed(this.codec.decode(payload) as Parameters<NodeClient["welcomed"]>[0]);
       case FrameType.Refused: {
         const refusal = this.codec.decode(payload) as { code: string; message: string };
         const error = new ConnectionRefusedError({ code: refusal.code, reason: refusal.message });
@@ -421,11 +426,13 @@ export class NodeClient {
     heartbeatMs: number;
     maxFrameBytes?: number;
     batchedAcks?: boolean;
+    acksWithOutcomes?: boolean;
   }): Promise<void> {
     this.attempt = 0;
     this.welcomedOnSocket = true;
     if (typeof welcome.maxFrameBytes === "number") this.maxFrameBytes = welcome.maxFrameBytes;
     this.batchedAcks = welcome.batchedAcks === true;
+    this.acksWithOutcomes = welcome.acksWithOutcomes === true;
     const socket = this.socket!;
     this.heartbeat = new Heartbeat(this.settings.heartbeatMs ?? welcome.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, {
       ping: () => this.writer?.send(FrameType.Ping),

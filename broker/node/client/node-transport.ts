@@ -14,6 +14,7 @@ import {
   type Consumer,
   type DeliveryHandler,
   type ExchangeType,
+  type OutcomeAck,
   type PublishOptions,
   type QueueOptions,
   type QueueStats,
@@ -359,6 +360,16 @@ class RemoteConsumer implements Consumer {
     this.acks = [];
     this.client.tell(ops.acks, [this.remoteTag, tags]);
   };
+
+  outcomeAck(deliveryTag: number): OutcomeAck | undefined {
+    if (!this.client.acksWithOutcomes) return undefined;
+    const nodeTag = this.nodeTags.get(deliveryTag);
+    return nodeTag === undefined ? undefined : { via: this.client, consumerTag: this.remoteTag, deliveryTag: nodeTag };
+  }
+
+  ackedWithOutcome(deliveryTag: number): void {
+    this.nodeTags.take(deliveryTag);
+  }
 
   nack(deliveryTag: number, options: { readonly requeue: boolean; readonly reason?: string }): void {
     const tag = this.current(deliveryTag);
