@@ -96,7 +96,10 @@ export type DeliveryHandler = (delivery: Delivery) => void;
  * `Consumer.outcomeAck`).
  */
 export interface OutcomeAck {
-  /** The connection the delivery came over: only a store writing through it may use the rest. */
+  /**
+   * The connection the delivery came over, as an identity: the tags hold only
+   * on it, so a store names the delivery only in a request written to it.
+   */
   readonly via: unknown;
   readonly consumerTag: string;
   readonly deliveryTag: number;

@@ -36,6 +36,11 @@ const overNode = async (older = false, maxFrameBytes?: number) => {
     sent.set(op.name, (sent.get(op.name) ?? 0) + 1);
     return call(op, args, batched);
   };
+  const callWith = client.callWith.bind(client);
+  client.callWith = (op, makeArgs) => {
+    sent.set(op.name, (sent.get(op.name) ?? 0) + 1);
+    return callWith(op, makeArgs);
+  };
   const close = async () => {
     await app.close();
     await node.stop();

@@ -40,6 +40,13 @@ const overNode = async (store?: ResultStore) => {
     sent.push([op.name, args]);
     tell(op, args, keep);
   };
+  const callWith = client.callWith.bind(client);
+  client.callWith = (op, makeArgs) =>
+    callWith(op, () => {
+      const args = makeArgs();
+      sent.push([op.name, args]);
+      return args;
+    });
   const close = async () => {
     await app.close();
     await node.stop();
@@ -117,6 +124,42 @@ describe("a task's outcome recorded on a broker node", () => {
         sent.some(([op]) => op === "ack" || op === "acks"),
         "the worker sent no ack, and nothing else acknowledged the delivery",
       );
+    } finally {
+      await close();
+    }
+  });
+
+  it("names no delivery in a completion written after a reconnection, whose tags belong to the lost connection", async () => {
+    const { app, client, sent, close, queue } = await overNode();
+    try {
+      let runs = 0;
+      const job = app.task("job", async () => {
+        runs++;
+        if (runs === 1) {
+          // The connection drops while the task runs, and the client knows it before the task ends:
+          // its completion waits for the next connection.
+          (client as unknown as { socket: { destroy(): void } }).socket.destroy();
+          await eventually(() => !client.connected, { what: "the client to see its connection lost" });
+        }
+        return "done";
+      });
+      await app.worker({ concurrency: 1 }).start();
+      const r = await job.delay();
+      await eventually(async () => (await r.state().catch(() => "unknown: reconnecting")) === "SUCCESS", {
+        what: "the task's success, recorded over the new connection",
+      });
+      assert.equal(await r.get({ timeout: 10_000 }), "done");
+      const outcomes = completions(sent);
+      assert.ok(outcomes.length >= 1);
+      assert.equal(outcomes[0].length, 3, "the completion named a delivery of the lost connection");
+      await eventually(
+        async () => {
+          const { ready, unacked } = await queue();
+          return ready + unacked === 0;
+        },
+        { what: "the redelivered message to be settled" },
+      );
+      assert.ok(runs <= 2);
     } finally {
       await close();
     }

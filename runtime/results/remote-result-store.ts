@@ -47,13 +47,30 @@ const sendAnswer: EntryAnswer<void> = (answer) => {
   if (answer !== null) throw errorFromWire(answer as WireError, ops.send.name);
 };
 
+/** A completion waiting to be sent, with the delivery the node is to acknowledge with it, if any. */
+type PendingCompletion = readonly [id: string, task: string, outcome: FinalOutcome, ack?: OutcomeAck];
+
+/**
+ * A completion as it is written to the node now: naming its delivery only
+ * if the request goes over the connection the delivery came on (after a
+ * reconnection, its tags may name another delivery, and the node has put it
+ * back in its queue already).
+ */
+const onConnection = (client: NodeClient, [id, task, outcome, ack]: PendingCompletion): WireCompletion =>
+  ack !== undefined && ack.via === client.connection
+    ? [id, task, outcome, [ack.consumerTag, ack.deliveryTag]]
+    : [id, task, outcome];
+
 /**
  * `results.complete` of one completion: sent with three items unless it
  * acknowledges a delivery, since a node without `acksWithOutcomes` takes no
  * fourth.
  */
-const completeOne = (client: NodeClient, completion: WireCompletion): Promise<boolean> =>
-  client.call(ops.complete, completion as [string, string, FinalOutcome, WireOutcomeAck | null]);
+const completeOne = (client: NodeClient, completion: PendingCompletion): Promise<boolean> =>
+  client.callWith(
+    ops.complete,
+    () => onConnection(client, completion) as [string, string, FinalOutcome, WireOutcomeAck | null],
+  );
 
 /**
  * The result store of a broker node, from a client: every call is a request
@@ -69,7 +86,7 @@ export class RemoteResultStore implements ResultStore {
   /** A turn's starts, as one `results.startAll` (a worker starts a burst of deliveries at once). */
   private readonly starts: BatchedCalls<WireStart, boolean>;
   /** A turn's successes with small values, as one `results.completeAll`. */
-  private readonly completions: BatchedCalls<WireCompletion, boolean>;
+  private readonly completions: BatchedCalls<PendingCompletion, boolean>;
   /** A run's sends of one task each, as one `results.sendEach`. */
   private readonly sends: BatchedCalls<WireSentTask, void>;
 
@@ -83,7 +100,10 @@ export class RemoteResultStore implements ResultStore {
       queueMicrotask,
     );
     this.completions = new BatchedCalls(
-      (batch) => client.call(ops.completeAll, [batch]),
+      (batch) =>
+        client.callWith(ops.completeAll, (): [WireCompletion[]] => [
+          batch.map((completion) => onConnection(client, completion)),
+        ]),
       (completion) => completeOne(client, completion),
       batchFailure(ops.completeAll.name),
       booleanAnswer,
@@ -147,12 +167,9 @@ export class RemoteResultStore implements ResultStore {
    * over this store's own connection to a node that takes it (else undefined).
    */
   completeAndAck(id: string, task: string, outcome: FinalOutcome, ack: OutcomeAck): Promise<boolean> | undefined {
-    if (ack.via !== this.client || !this.client.acksWithOutcomes) return undefined;
+    if (ack.via !== this.client.connection || !this.client.acksWithOutcomes) return undefined;
     if (outcome.state !== "SUCCESS" || outcome.value.byteLength > BATCHED_VALUE_BYTES) return undefined;
-    return this.completions.add(
-      [id, task, outcome, [ack.consumerTag, ack.deliveryTag]],
-      outcome.value.byteLength + id.length + task.length,
-    );
+    return this.completions.add([id, task, outcome, ack], outcome.value.byteLength + id.length + task.length);
   }
   async get(id: string): Promise<ResultRecord | undefined> {
     return (await this.client.call(ops.get, [id])) ?? undefined;

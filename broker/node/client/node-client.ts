@@ -204,15 +204,38 @@ export class NodeClient {
    * request made alongside a burst of acks, where one write beats two).
    */
   async call<O extends AnyOperation>(op: O, args: SentOf<O>, batched = false): Promise<AnswerOf<O>> {
-    const name = op.name;
+    if (this.mustWait()) await this.waitToSend(op.name);
+    return this.send(op.name, args, batched) as Promise<AnswerOf<O>>;
+  }
+
+  /**
+   * `call`, with its arguments made as the request is written: for arguments
+   * that hold only on the connection they are written to (a delivery's tags,
+   * see `connection`), after a wait for a connection or for room.
+   */
+  async callWith<O extends AnyOperation>(op: O, makeArgs: () => SentOf<O>): Promise<AnswerOf<O>> {
+    if (this.mustWait()) await this.waitToSend(op.name);
+    return this.send(op.name, makeArgs()) as Promise<AnswerOf<O>>;
+  }
+
+  /** The current connection, as an identity only: a new one after every reconnection, and what a delivery's tags hold on. */
+  get connection(): object | undefined {
+    return this.socket;
+  }
+
+  /** Whether a request has to wait before it is written (throws once the client is closed). */
+  private mustWait(): boolean {
     if (this.state === "closed") throw this.refusal ?? new ClientClosedError({ url: this.url });
+    return this.state !== "ready" || this.inFlight >= this.settings.maxInFlight;
+  }
+
+  private async waitToSend(name: string): Promise<void> {
     if (this.state !== "ready") await this.waitReady(name);
     if (this.inFlight >= this.settings.maxInFlight) {
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
       // The connection may have dropped while this request waited for room.
       if (this.state !== "ready") await this.waitReady(name);
     }
-    return this.send(name, args, batched) as Promise<AnswerOf<O>>;
   }
 
   /**

@@ -364,7 +364,10 @@ class RemoteConsumer implements Consumer {
   outcomeAck(deliveryTag: number): OutcomeAck | undefined {
     if (!this.client.acksWithOutcomes) return undefined;
     const nodeTag = this.nodeTags.get(deliveryTag);
-    return nodeTag === undefined ? undefined : { via: this.client, consumerTag: this.remoteTag, deliveryTag: nodeTag };
+    const via = this.client.connection;
+    return nodeTag === undefined || via === undefined
+      ? undefined
+      : { via, consumerTag: this.remoteTag, deliveryTag: nodeTag };
   }
 
   ackedWithOutcome(deliveryTag: number): void {
