@@ -52,8 +52,21 @@ const overNode = async (store?: ResultStore) => {
     await node.stop();
   };
   const queue = () => app.broker.stats("celery");
-  return { node, app, client, sent, close, queue };
+  /** Wait until the queue holds nothing, ready or delivered. */
+  const emptied = (what: string) =>
+    eventually(
+      async () => {
+        const { ready, unacked } = await queue();
+        return ready + unacked === 0;
+      },
+      { what },
+    );
+  return { node, app, client, sent, close, queue, emptied };
 };
+
+/** The worker's own acknowledgements among the requests sent. */
+const acksSent = (sent: readonly [string, readonly unknown[]][]) =>
+  sent.filter(([op]) => op === "ack" || op === "acks");
 
 const completions = (sent: readonly [string, readonly unknown[]][]) =>
   sent.flatMap(([op, args]) =>
@@ -75,18 +88,14 @@ describe("a task's outcome recorded on a broker node", () => {
       const outcomes = completions(sent);
       assert.equal(outcomes.length, 20);
       for (const completion of outcomes) assert.equal(completion.length, 4, "each completion names its delivery");
-      assert.deepEqual(
-        sent.filter(([op]) => op === "ack" || op === "acks"),
-        [],
-        "the worker acknowledged a delivery the node had acknowledged",
-      );
+      assert.deepEqual(acksSent(sent), [], "the worker acknowledged a delivery the node had acknowledged");
     } finally {
       await close();
     }
   });
 
   it("leaves the delivery unacknowledged when the outcome cannot be recorded, so it runs again", async () => {
-    const { app, close, queue } = await overNode(refusingStore(1));
+    const { app, close, emptied } = await overNode(refusingStore(1));
     try {
       let runs = 0;
       const job = app.task("job", () => {
@@ -97,13 +106,7 @@ describe("a task's outcome recorded on a broker node", () => {
       const r = await job.delay();
       assert.equal(await r.get({ timeout: 10_000 }), "done");
       assert.equal(runs, 2, "the message was not redelivered after its outcome was refused");
-      await eventually(
-        async () => {
-          const { ready, unacked } = await queue();
-          return ready + unacked === 0;
-        },
-        { what: "the queue to empty" },
-      );
+      await emptied("the queue to empty");
     } finally {
       await close();
     }
@@ -120,17 +123,14 @@ describe("a task's outcome recorded on a broker node", () => {
       assert.equal(await r.get({ timeout: 5_000 }), 5);
       await eventually(async () => (await queue()).unacked === 0, { what: "the delivery acknowledged" });
       for (const completion of completions(sent)) assert.equal(completion.length, 3);
-      assert.ok(
-        sent.some(([op]) => op === "ack" || op === "acks"),
-        "the worker sent no ack, and nothing else acknowledged the delivery",
-      );
+      assert.ok(acksSent(sent).length > 0, "the worker sent no ack, and nothing else acknowledged the delivery");
     } finally {
       await close();
     }
   });
 
   it("names no delivery in a completion written after a reconnection, whose tags belong to the lost connection", async () => {
-    const { app, client, sent, close, queue } = await overNode();
+    const { app, client, sent, close, emptied } = await overNode();
     try {
       let runs = 0;
       const job = app.task("job", async () => {
@@ -152,13 +152,7 @@ describe("a task's outcome recorded on a broker node", () => {
       const outcomes = completions(sent);
       assert.ok(outcomes.length >= 1);
       assert.equal(outcomes[0].length, 3, "the completion named a delivery of the lost connection");
-      await eventually(
-        async () => {
-          const { ready, unacked } = await queue();
-          return ready + unacked === 0;
-        },
-        { what: "the redelivered message to be settled" },
-      );
+      await emptied("the redelivered message to be settled");
       assert.ok(runs <= 2);
     } finally {
       await close();
