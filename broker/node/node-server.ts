@@ -11,6 +11,7 @@ import { type DurableLogInternals, type DurableLogOptions, openDurableLog } from
 import { describeCorruption } from "../log/log-recovery.ts";
 import { type LogGuest, recordsByOwner, SharedLog } from "../log/shared-log.ts";
 import { EmbeddedBroker, RESOLVED } from "../embedded/embedded-broker.ts";
+import type { BrokerJournal } from "../embedded/broker-journal.ts";
 import { publishedEnvelopeBytes } from "./encoded-envelope.ts";
 import { clampPriority, type Envelope } from "../envelope.ts";
 import { NodeConnection, type ConnectionContext } from "./node-connection.ts";
@@ -96,6 +97,15 @@ const brokerError =
   (error: unknown, context: string): void =>
     log(`${context}: ${String(error)}`);
 
+/** The node's broker, telling `journal` of every change; it does not pace senders, whom the network paces. */
+const nodeBroker = (settings: BrokerNodeSettings, journal: BrokerJournal): EmbeddedBroker =>
+  new EmbeddedBroker({
+    ...settings.deadLetterBounds,
+    journal,
+    onError: brokerError(settings.log),
+    paceSenders: false,
+  });
+
 /** How `BrokerNode.publishReceived` publishes envelopes a service received. */
 export interface PublishReceivedOptions {
   /** Each envelope's msgpack bytes as they arrived (views into the request, used at once), for the journal to take as they are. */
@@ -155,12 +165,7 @@ export class BrokerNode {
     let node: BrokerNode;
     if (options.dataDir === undefined) {
       const journal = new HeldCount();
-      const broker = new EmbeddedBroker({
-        ...settings.deadLetterBounds,
-        journal,
-        onError: brokerError(log),
-        paceSenders: false,
-      });
+      const broker = nodeBroker(settings, journal);
       node = new BrokerNode(broker, journal, undefined, settings);
     } else {
       const lock = lockDataDir(options.dataDir);
@@ -203,12 +208,7 @@ export class BrokerNode {
       );
       const held = new NodeJournal(() => RESOLVED);
       journal = held;
-      broker = new EmbeddedBroker({
-        ...settings.deadLetterBounds,
-        journal,
-        onError: brokerError(log),
-        paceSenders: false,
-      });
+      broker = nodeBroker(settings, journal);
       const summary = await replay(owners[0], broker, (reason) => log(`log: ${reason}`), Date.now(), journal);
       const shared = new SharedLog(durableLog, { compactAtBytes: settings.compactAtBytes, name: "the log", say: log });
       shared.share(0, () => held.snapshot());

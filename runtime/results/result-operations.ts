@@ -139,15 +139,11 @@ const entries = <T>(
   },
 });
 
-/** A delivery to acknowledge with a completion, or nil. */
-const outcomeAck: ArgumentCheck<WireOutcomeAck | null> = {
+/** A delivery to acknowledge with a completion. */
+const outcomeAck: ArgumentCheck<WireOutcomeAck> = {
   what: "delivery to acknowledge",
   check: (value, op) =>
-    value === null || value === undefined
-      ? null
-      : isOutcomeAck(value)
-        ? value
-        : refuse(op, "delivery to acknowledge must be [consumer tag, delivery tag] or nil"),
+    isOutcomeAck(value) ? value : refuse(op, "delivery to acknowledge must be [consumer tag, delivery tag] or nil"),
 };
 
 export const resultOperations = operationGroup("results", {
@@ -187,7 +183,7 @@ export const resultOperations = operationGroup("results", {
     check.string("task id"),
     check.string("task name"),
     check.map<FinalOutcome>("outcome"),
-    outcomeAck,
+    check.optional(outcomeAck),
   ),
   /**
    * Several starts in one request (a worker's starts of one turn): answers,
