@@ -10,7 +10,7 @@ import { openSegmentFile, type OpenSegment } from "../../broker/log/segment-file
 import { tempDir } from "../../broker/node/node-test-support.ts";
 import { scaled, within } from "../../tests/support/waits.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
-import { DurableResultStore, type DurableResultStoreOptions } from "./durable-result-store.ts";
+import { DurableResultStore, STARTED_LOG_DELAY_MS, type DurableResultStoreOptions } from "./durable-result-store.ts";
 import { logEntry, ResultLogEncoder, replayResultLog } from "./result-log.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -243,6 +243,68 @@ describe("DurableResultStore", () => {
       await Promise.all([reading, refusing]);
       assert.equal(read, "STARTED");
       assert.equal(refused, false, "a task with a final state does not start again");
+    } finally {
+      await f.done();
+    }
+  });
+
+  it("logs STARTED only for a task still running after a while: one that finishes first costs its final record alone", async () => {
+    const f = await fixture();
+    try {
+      const disk = powerCutDisk();
+      const store = await DurableResultStore.open(f.path, { log: () => {} }, { openSegment: disk.openSegment });
+      assert.equal(await store.start("quick", "add"), true);
+      assert.equal(await store.start("slow", "add"), true);
+      // Another write made durable: a STARTED logged as soon as it was made would be on disk now.
+      await store.setState("other", "add", "PENDING", { newId: true });
+      await store.complete("quick", "add", { state: "SUCCESS", value: bytes("1") });
+      await new Promise((resolve) => setTimeout(resolve, 3 * STARTED_LOG_DELAY_MS));
+      await store.setState("later", "add", "PENDING", { newId: true });
+      disk.cut();
+      // No close (it would log what is held back): the disk holds what the store logged by itself.
+      const records = await rawLog(f.path);
+      const logged = records.flatMap((record) =>
+        (decode(record) as unknown[][]).map((entry) => `${entry[1]} ${entry[3]}`),
+      );
+      assert.deepEqual(logged, ["other PENDING", "quick SUCCESS", "slow STARTED", "later PENDING"]);
+      const after = await f.open();
+      assert.equal(
+        (await after.get("slow"))?.state,
+        "STARTED",
+        "a task still running has its STARTED logged after the delay",
+      );
+    } finally {
+      await f.done();
+    }
+  });
+
+  it("makes STARTED durable before refusing a revocation because the task started: a crash cannot take back the refusal", async () => {
+    const f = await fixture();
+    try {
+      const disk = powerCutDisk();
+      const store = await DurableResultStore.open(f.path, { log: () => {} }, { openSegment: disk.openSegment });
+      assert.equal(await store.start("t", "add"), true);
+      const revoked = await store.complete("t", "add", {
+        state: "REVOKED",
+        error: { name: "TaskRevokedError", message: "revoked" },
+        unlessStarted: true,
+      });
+      assert.equal(revoked, false, "the task had started");
+      disk.cut();
+      const after = await f.open();
+      assert.equal((await after.get("t"))?.state, "STARTED");
+    } finally {
+      await f.done();
+    }
+  });
+
+  it("logs a task's held-back STARTED when the store closes", async () => {
+    const f = await fixture();
+    try {
+      const store = await f.open();
+      assert.equal(await store.start("t", "add"), true);
+      await store.close();
+      assert.equal((await (await f.open()).get("t"))?.state, "STARTED");
     } finally {
       await f.done();
     }

@@ -12,6 +12,7 @@ import {
 import { type LogShare, SharedLog } from "../../broker/log/shared-log.ts";
 import type { MessageGraph } from "../../dsl/graph.ts";
 import type { TaskState } from "../../dsl/result.ts";
+import { DeferredStarts } from "./deferred-starts.ts";
 import { logEntry, ResultLogEncoder, replayResultLog, type LogEntry } from "./result-log.ts";
 import {
   MemoryResultStore,
@@ -44,6 +45,12 @@ export interface DurableResultStoreOptions extends MemoryResultStoreOptions {
   readonly log?: (message: string) => void;
 }
 
+/**
+ * How long a task's STARTED waits before it is logged: one that finishes
+ * sooner has its final record logged instead, and its STARTED never is.
+ */
+export const STARTED_LOG_DELAY_MS = 100;
+
 /** A result can be as large as a frame (16 MiB): its entry must still fit in a record. */
 export const MAX_RESULT_RECORD_BYTES = 64 * 1024 * 1024;
 
@@ -69,7 +76,9 @@ type Change = string | LogEntry;
  * state that a crash could take back. Writes gather while the log writes and
  * fsyncs the batch before them, and a task's record is encoded when the log
  * cuts the next batch: the states a task goes through meanwhile (PENDING,
- * STARTED, SUCCESS) cost one entry.
+ * STARTED, SUCCESS) cost one entry. STARTED waits longer
+ * (STARTED_LOG_DELAY_MS): most tasks finish first, and their final record
+ * makes it moot; a read of the task logs it at once.
  *
  * @example
  * const results = await DurableResultStore.open("./data/results");
@@ -93,6 +102,10 @@ export class DurableResultStore implements ResultStore {
   /** Why the log failed, if it did: every answer fails with it until the log is reopened. */
   private failure: unknown;
   private share!: LogShare;
+  /** Tasks whose STARTED is held in memory only, for now. */
+  private readonly starts = new DeferredStarts(STARTED_LOG_DELAY_MS, (ids) => {
+    for (const id of ids) this.logIfStarted(id);
+  });
 
   private constructor(
     private readonly memory: MemoryResultStore,
@@ -200,27 +213,41 @@ export class DurableResultStore implements ResultStore {
     return details?.newId === true || this.memory.peek(id)?.state === state ? this.record(id) : this.settled(undefined);
   }
 
+  /** Log `id`'s STARTED now if it is still held back: an answer is about to rest on it. */
+  private startedNow(id: string): void {
+    if (this.starts.size > 0 && this.starts.take(id)) this.logIfStarted(id);
+  }
+
+  private logIfStarted(id: string): void {
+    if (this.memory.peek(id)?.state === "STARTED") void this.record(id);
+  }
+
   /**
    * Answered without waiting for STARTED to be durable, the one answer that
    * does not wait: a crash that took STARTED back leaves the task where a
    * crash during its run leaves it (PENDING or STARTED, neither final, its
    * message redelivered when acked late), so the worker may act on it as on a
-   * durable one. Readers still see STARTED only once it is durable, and a
-   * refusal (a final state is there) waits as every answer does.
+   * durable one. It is logged after STARTED_LOG_DELAY_MS if the task is
+   * still running then, or at once when an answer rests on it (a read, a
+   * revocation refused because the task started): readers still see STARTED
+   * only once it is durable. A refusal (a final state is there) waits as
+   * every answer does.
    */
   start(id: string, task: string, details?: StateDetails): boolean | Promise<boolean> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (!this.memory.start(id, task, details)) return this.settled(false);
-    void this.record(id);
+    this.starts.add(id);
     return true;
   }
 
   complete(id: string, task: string, outcome: FinalOutcome): Promise<boolean> {
     const first = this.memory.complete(id, task, outcome);
+    if (!first) this.startedNow(id);
     return (first ? this.record(id) : this.settled(undefined)).then(() => first);
   }
 
   get(id: string): Promise<ResultRecord | undefined> {
+    this.startedNow(id);
     return this.memory.get(id).then((record) => this.settled(record));
   }
 
@@ -323,6 +350,8 @@ export class DurableResultStore implements ResultStore {
 
   /** Write what is gathered, then close the log if the store opened it; waiters are dropped. */
   async close(): Promise<void> {
+    if (this.failure === undefined) for (const id of this.starts.takeAll()) this.logIfStarted(id);
+    this.starts.stop();
     while (this.gathering !== undefined || this.writing !== undefined)
       await (this.gathering ?? this.writing)?.catch(() => undefined);
     await this.memory.close();
