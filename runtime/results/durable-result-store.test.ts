@@ -62,7 +62,13 @@ const fixture = async (options: DurableResultStoreOptions = {}) => {
     for (const store of opened) await store.close().catch(() => undefined);
     dir.remove();
   };
-  return { path, logs, open, done };
+  /** A store on a disk that keeps only what was fsynced when `disk.cut()` is called (never closed: the cut is its end). */
+  const openCuttable = async () => {
+    const disk = powerCutDisk();
+    const store = await DurableResultStore.open(path, { log: () => {} }, { openSegment: disk.openSegment });
+    return { store, disk };
+  };
+  return { path, logs, open, openCuttable, done };
 };
 
 /** The log records in `path`, decoded, read without replaying them into a store. */
@@ -198,8 +204,7 @@ describe("DurableResultStore", () => {
     const f = await fixture();
     try {
       // Writes reach the file only when fsynced: a write answered before its fsync is lost at the cut.
-      const disk = powerCutDisk();
-      const crashed = await DurableResultStore.open(f.path, { log: () => {} }, { openSegment: disk.openSegment });
+      const { store: crashed, disk } = await f.openCuttable();
       await crashed.complete("t1", "add", { state: "SUCCESS", value: bytes("1") });
       await crashed.saveGraph(graph("wf"));
       disk.cut();
@@ -251,8 +256,7 @@ describe("DurableResultStore", () => {
   it("logs STARTED only for a task still running after a while: one that finishes first costs its final record alone", async () => {
     const f = await fixture();
     try {
-      const disk = powerCutDisk();
-      const store = await DurableResultStore.open(f.path, { log: () => {} }, { openSegment: disk.openSegment });
+      const { store, disk } = await f.openCuttable();
       assert.equal(await store.start("quick", "add"), true);
       assert.equal(await store.start("slow", "add"), true);
       // Another write made durable: a STARTED logged as soon as it was made would be on disk now.
@@ -281,8 +285,7 @@ describe("DurableResultStore", () => {
   it("makes STARTED durable before refusing a revocation because the task started: a crash cannot take back the refusal", async () => {
     const f = await fixture();
     try {
-      const disk = powerCutDisk();
-      const store = await DurableResultStore.open(f.path, { log: () => {} }, { openSegment: disk.openSegment });
+      const { store, disk } = await f.openCuttable();
       assert.equal(await store.start("t", "add"), true);
       const revoked = await store.complete("t", "add", {
         state: "REVOKED",
