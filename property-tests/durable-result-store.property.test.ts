@@ -14,7 +14,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { MessageGraph } from "../dsl/graph.ts";
 import type { TaskState } from "../dsl/result.ts";
-import { DurableResultStore } from "../runtime/results/durable-result-store.ts";
+import { DurableResultStore } from "../runtime/results/durable/durable-result-store.ts";
 import { MemoryResultStore, type FinalOutcome } from "../runtime/results/result-store.ts";
 
 const IDS = ["a", "b", "c", "d"];

@@ -7,8 +7,8 @@ import { instrumentedDisk, powerCutDisk, tempDir } from "../broker/log/durable-l
 import type { DurableLogInternals } from "../broker/log/durable-log.ts";
 import { BrokerNode } from "../broker/node/node-server.ts";
 import { startFullNode } from "./full-node.ts";
-import { DurableResultStore } from "./results/durable-result-store.ts";
-import { NodeLogResults } from "./results/node-log-results.ts";
+import { DurableResultStore } from "./results/durable/durable-result-store.ts";
+import { NodeLogResults } from "./results/durable/node-log-results.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (value: Uint8Array | undefined) => (value === undefined ? undefined : new TextDecoder().decode(value));

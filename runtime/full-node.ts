@@ -2,8 +2,8 @@
 // (results and workflow state, rate limits, periodic task schedules), durable with a data dir.
 import { join } from "node:path";
 import { BrokerNode, type BrokerNodeOptions } from "../broker/node/node-server.ts";
-import type { DurableResultStoreOptions } from "./results/durable-result-store.ts";
-import { NodeLogResults } from "./results/node-log-results.ts";
+import type { DurableResultStoreOptions } from "./results/durable/durable-result-store.ts";
+import { NodeLogResults } from "./results/durable/node-log-results.ts";
 import { serveResults } from "./results/result-service.ts";
 import { MemoryResultStore, type MemoryResultStoreOptions, type ResultStore } from "./results/result-store.ts";
 import { serveRateLimits } from "./rate-limit/node-rate-limit-service.ts";

@@ -21,7 +21,7 @@
  */
 export { startFullNode, type FullNode, type FullNodeOptions } from "../runtime/full-node.ts";
 export { BrokerNode, DEFAULT_NODE_PORT, type BrokerNodeOptions } from "../broker/node/node-server.ts";
-export { DurableResultStore, type DurableResultStoreOptions } from "../runtime/results/durable-result-store.ts";
+export { DurableResultStore, type DurableResultStoreOptions } from "../runtime/results/durable/durable-result-store.ts";
 export { MemoryResultStore, type ResultStore, type MemoryResultStoreOptions } from "../runtime/results/result-store.ts";
 export { serveResults } from "../runtime/results/result-service.ts";
 export { serveRateLimits } from "../runtime/rate-limit/node-rate-limit-service.ts";

@@ -3,7 +3,7 @@ import { redisSkipReason, testPrefix, dropPrefix, TEST_REDIS_URL } from "../../b
 import { BrokerNode } from "../../broker/node/node-server.ts";
 import { NodeTransport } from "../../broker/node/client/node-transport.ts";
 import { tempDir } from "../../broker/node/node-test-support.ts";
-import { DurableResultStore } from "./durable-result-store.ts";
+import { DurableResultStore } from "./durable/durable-result-store.ts";
 import { PostgresResultStore } from "./postgres-result-store.ts";
 import { dropSchema, postgresSkipReason, testSchema, TEST_POSTGRES_URL } from "./postgres-test-support.ts";
 import { RedisResultStore } from "./redis-result-store.ts";

@@ -5,7 +5,7 @@ import type { Envelope } from "../../broker/envelope.ts";
 import type { Transport } from "../../broker/transport.ts";
 import { READY_STATES } from "../../dsl/result.ts";
 import { toErrorInfo } from "../errors.ts";
-import { DurableResultStore } from "../results/durable-result-store.ts";
+import { DurableResultStore } from "../results/durable/durable-result-store.ts";
 import { MemoryResultStore, type ResultStore } from "../results/result-store.ts";
 import { defaultEd25519, type Ed25519 } from "./ed25519.ts";
 import { BatchSigner } from "./message-signer.ts";

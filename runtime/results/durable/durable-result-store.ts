@@ -1,17 +1,17 @@
 // The result store of a broker node with a data directory: the in-memory store made to
 // survive a restart by a durable log of its writes, every answer waiting for the disk.
-import { lockDataDir } from "../../broker/log/data-dir-lock.ts";
-import { describeCorruption } from "../../broker/log/log-recovery.ts";
+import { lockDataDir } from "../../../broker/log/data-dir-lock.ts";
+import { describeCorruption } from "../../../broker/log/log-recovery.ts";
 import {
   openDurableLog,
   type DurableLog,
   type DurableLogInternals,
   type DurableLogOptions,
   type LogReopened,
-} from "../../broker/log/durable-log.ts";
-import { type LogShare, SharedLog } from "../../broker/log/shared-log.ts";
-import type { MessageGraph } from "../../dsl/graph.ts";
-import type { TaskState } from "../../dsl/result.ts";
+} from "../../../broker/log/durable-log.ts";
+import { type LogShare, SharedLog } from "../../../broker/log/shared-log.ts";
+import type { MessageGraph } from "../../../dsl/graph.ts";
+import type { TaskState } from "../../../dsl/result.ts";
 import { DeferredStarts } from "./deferred-starts.ts";
 import { logEntry, ResultLogEncoder, replayResultLog, type LogEntry } from "./result-log.ts";
 import {
@@ -22,7 +22,7 @@ import {
   type ResultStore,
   type StateDetails,
   DEFAULT_RESULT_TTL_MS,
-} from "./result-store.ts";
+} from "../result-store.ts";
 
 /**
  * How a durable result store keeps its log: the in-memory store's bounds and

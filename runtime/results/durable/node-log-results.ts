@@ -3,9 +3,9 @@
 // results log that an earlier version kept in `<dataDir>/results` into it.
 import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import { type LogReopened, openDurableLog } from "../../broker/log/durable-log.ts";
-import { describeCorruption } from "../../broker/log/log-recovery.ts";
-import type { LogGuest, LogShare } from "../../broker/log/shared-log.ts";
+import { type LogReopened, openDurableLog } from "../../../broker/log/durable-log.ts";
+import { describeCorruption } from "../../../broker/log/log-recovery.ts";
+import type { LogGuest, LogShare } from "../../../broker/log/shared-log.ts";
 import { DurableResultStore, type DurableResultStoreOptions, MAX_RESULT_RECORD_BYTES } from "./durable-result-store.ts";
 
 /** The results' owner number in a node's log (the journal's records are owner 0's). */

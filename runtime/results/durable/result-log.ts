@@ -10,10 +10,10 @@
 // logged as the call with its time, and the replay applies the same rules as
 // the in-memory store, expiry included.
 import { Decoder } from "@msgpack/msgpack";
-import { FrameEncoder } from "../../broker/node/frame-encoder.ts";
-import type { MessageGraph } from "../../dsl/graph.ts";
-import type { RemoteErrorInfo, TaskState } from "../../dsl/result.ts";
-import { MemoryResultStore, type ResultRecord, type StoreEntry } from "./result-store.ts";
+import { FrameEncoder } from "../../../broker/node/frame-encoder.ts";
+import type { MessageGraph } from "../../../dsl/graph.ts";
+import type { RemoteErrorInfo, TaskState } from "../../../dsl/result.ts";
+import { MemoryResultStore, type ResultRecord, type StoreEntry } from "../result-store.ts";
 
 const Kind = {
   Record: 1,

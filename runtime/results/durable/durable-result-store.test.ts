@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
-import { powerCutDisk } from "../../broker/log/durable-log-test-support.ts";
+import { powerCutDisk } from "../../../broker/log/durable-log-test-support.ts";
 import { decode } from "@msgpack/msgpack";
 import { appendFile, mkdir, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { DataDirLockedError } from "../../broker/log/data-dir-lock.ts";
-import { DurableLog } from "../../broker/log/durable-log.ts";
-import { openSegmentFile, type OpenSegment } from "../../broker/log/segment-file.ts";
-import { tempDir } from "../../broker/node/node-test-support.ts";
-import { scaled, within } from "../../tests/support/waits.ts";
-import type { MessageGraph } from "../../dsl/graph.ts";
+import { DataDirLockedError } from "../../../broker/log/data-dir-lock.ts";
+import { DurableLog } from "../../../broker/log/durable-log.ts";
+import { openSegmentFile, type OpenSegment } from "../../../broker/log/segment-file.ts";
+import { tempDir } from "../../../broker/node/node-test-support.ts";
+import { scaled, within } from "../../../tests/support/waits.ts";
+import type { MessageGraph } from "../../../dsl/graph.ts";
 import { DurableResultStore, STARTED_LOG_DELAY_MS, type DurableResultStoreOptions } from "./durable-result-store.ts";
 import { logEntry, ResultLogEncoder, replayResultLog } from "./result-log.ts";
 
