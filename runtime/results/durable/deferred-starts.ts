@@ -41,13 +41,9 @@ export class DeferredStarts {
     for (const id of this.recent) all.add(id);
     this.older = new Set();
     this.recent = new Set();
-    this.stop();
-    return all;
-  }
-
-  stop(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    return all;
   }
 
   private tick(): void {

@@ -350,8 +350,8 @@ export class DurableResultStore implements ResultStore {
 
   /** Write what is gathered, then close the log if the store opened it; waiters are dropped. */
   async close(): Promise<void> {
-    if (this.failure === undefined) for (const id of this.starts.takeAll()) this.logIfStarted(id);
-    this.starts.stop();
+    const held = this.starts.takeAll();
+    if (this.failure === undefined) for (const id of held) this.logIfStarted(id);
     while (this.gathering !== undefined || this.writing !== undefined)
       await (this.gathering ?? this.writing)?.catch(() => undefined);
     await this.memory.close();
