@@ -169,7 +169,7 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
 
     it("keeps a workflow graph as it was saved", () =>
       withStore(async ({ store }) => {
-        const saved = graph(randomUUID());
+        const saved = twoStepGraph(randomUUID());
         await store.saveGraph(saved);
         assert.deepEqual(await store.graph(saved.id), saved);
         assert.equal(await store.graph(randomUUID()), undefined);
@@ -304,7 +304,7 @@ export function resultStoreConformance(name: string, make: () => Promise<ResultS
         await peer.get(id);
         await store.complete(id, "add", { state: "SUCCESS", value: new Uint8Array([42]) });
         assert.deepEqual([...((await waiting).value ?? [])], [42]);
-        const saved = graph(randomUUID());
+        const saved = twoStepGraph(randomUUID());
         await store.saveGraph(saved);
         assert.deepEqual(await peer.graph(saved.id), saved);
         const key = `join-${randomUUID()}`;
@@ -334,7 +334,8 @@ const pick = (record: ResultRecord | undefined) => {
   };
 };
 
-const graph = (id: string): MessageGraph => ({
+/** A two-step workflow graph (`add(1, 2)` then `add(3)` with the first's result), for the stores' tests to save and read back. */
+export const twoStepGraph = (id: string): MessageGraph => ({
   id,
   nodes: [
     {

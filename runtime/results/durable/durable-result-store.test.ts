@@ -9,43 +9,12 @@ import { DurableLog } from "../../../broker/log/durable-log.ts";
 import { openSegmentFile, type OpenSegment } from "../../../broker/log/segment-file.ts";
 import { tempDir } from "../../../broker/node/node-test-support.ts";
 import { scaled, within } from "../../../tests/support/waits.ts";
-import type { MessageGraph } from "../../../dsl/graph.ts";
 import { DurableResultStore, STARTED_LOG_DELAY_MS, type DurableResultStoreOptions } from "./durable-result-store.ts";
 import { logEntry, ResultLogEncoder, replayResultLog } from "./result-log.ts";
+import { twoStepGraph } from "../result-store-conformance.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (value: Uint8Array | undefined) => (value === undefined ? undefined : new TextDecoder().decode(value));
-
-const graph = (id: string): MessageGraph => ({
-  id,
-  nodes: [
-    {
-      index: 0,
-      id: `${id}-a`,
-      task: "add",
-      args: [1, 2],
-      options: {},
-      passInput: false,
-      waitsFor: 0,
-      next: [1],
-      errbacks: [],
-    },
-    {
-      index: 1,
-      id: `${id}-b`,
-      task: "add",
-      args: [3],
-      options: {},
-      after: { node: 0 },
-      passInput: true,
-      waitsFor: 1,
-      next: [],
-      errbacks: [],
-    },
-  ],
-  errbacks: [],
-  output: { node: 1 },
-});
 
 /** A store in a fresh directory, reopened on demand; every store opened is closed and the directory removed by `done`. */
 const fixture = async (options: DurableResultStoreOptions = {}) => {
@@ -108,7 +77,7 @@ describe("DurableResultStore", () => {
         state: "FAILURE",
         error: { name: "Error", message: "boom", stack: "at x" },
       });
-      await before.saveGraph(graph("wf"));
+      await before.saveGraph(twoStepGraph("wf"));
       await before.arrive("wf:3", 0);
       await before.arrive("wf:3", 2);
       await before.arrive("wf:3", 2);
@@ -128,7 +97,7 @@ describe("DurableResultStore", () => {
       assert.equal(text(done?.value), "42");
       assert.deepEqual((await after.get("failed"))?.error, { name: "Error", message: "boom", stack: "at x" });
       assert.equal(await after.get("forgotten"), undefined);
-      assert.deepEqual(await after.graph("wf"), graph("wf"));
+      assert.deepEqual(await after.graph("wf"), twoStepGraph("wf"));
       assert.equal(await after.arrive("wf:3", 1), 3, "two members had arrived before the restart");
       assert.equal(await after.claim("wf:sent:1"), false, "a claim made before the restart still holds");
       assert.equal(await after.claim("wf:sent:2"), true, "a released claim can be claimed again");
@@ -206,12 +175,12 @@ describe("DurableResultStore", () => {
       // Writes reach the file only when fsynced: a write answered before its fsync is lost at the cut.
       const { store: crashed, disk } = await f.openCuttable();
       await crashed.complete("t1", "add", { state: "SUCCESS", value: bytes("1") });
-      await crashed.saveGraph(graph("wf"));
+      await crashed.saveGraph(twoStepGraph("wf"));
       disk.cut();
       // No close: the next open reads what the disk holds.
       const after = await f.open();
       assert.equal(text((await after.get("t1"))?.value), "1");
-      assert.deepEqual(await after.graph("wf"), graph("wf"));
+      assert.deepEqual(await after.graph("wf"), twoStepGraph("wf"));
     } finally {
       await f.done();
     }
@@ -382,18 +351,18 @@ describe("DurableResultStore", () => {
     const f = await fixture({ ttlMs: 10_000, now: () => now });
     try {
       const store = await f.open();
-      await store.saveGraph(graph("old"));
+      await store.saveGraph(twoStepGraph("old"));
       await store.claim("old:sent:1");
       await store.arrive("old:1", 0);
       now += 6_000;
-      await store.saveGraph(graph("young"));
+      await store.saveGraph(twoStepGraph("young"));
       await store.close();
       now += 6_000;
       const after = await f.open();
       assert.equal(await after.graph("old"), undefined);
       assert.equal(await after.claim("old:sent:1"), true);
       assert.equal(await after.arrive("old:1", 1), 1);
-      assert.deepEqual(await after.graph("young"), graph("young"));
+      assert.deepEqual(await after.graph("young"), twoStepGraph("young"));
     } finally {
       await f.done();
     }
@@ -571,7 +540,7 @@ describe("DurableResultStore", () => {
         await store.complete(`t${i}`, "add", { state: "SUCCESS", value: bytes(String(i)) });
       }
       await store.forget("t19");
-      await store.saveGraph(graph("wf"));
+      await store.saveGraph(twoStepGraph("wf"));
       await store.arrive("wf:1", 0);
       await store.claim("wf:sent:1");
       await store.claim("wf:sent:2");
